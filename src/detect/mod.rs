@@ -1,0 +1,419 @@
+//! The scan detector: probes in, detections out. **Pure**; its clock is each probe's capture
+//! timestamp, so a capture file replays the same way every time.
+//!
+//! Scoring is per source (an address, or its prefix when IPv6 sources are aggregated) over a
+//! sliding window, on *distinct* trap ports rather than packets: each new port adds
+//! `port weight × evidence weight` (privileged ports and stealth flag sets weigh more, after
+//! scanlogd), a port probed again with stronger evidence is upgraded, and ports whose first probe
+//! left the window stop counting. A source whose score reaches the threshold is a
+//! [`Detection`]; while it keeps scanning it is reported again at most once per window.
+//!
+//! Memory is bounded whatever the traffic: at most `max_sources` tracked sources (the one idle
+//! longest is evicted for a new one) and at most `max_ports_per_source` ports each (the oldest is
+//! dropped), with counters of both. Worst case ≈ `max_sources × (160 + 16 × max_ports_per_source)`
+//! bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
+//! so neither ignored sources nor ordinary traffic ever create state here.
+
+pub mod traps;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hashlink::LinkedHashMap;
+use ipnet::IpNet;
+
+use crate::time::Timestamp;
+use crate::wire::{Evidence, ProbeKind, Proto};
+
+/// One unsolicited packet to a trap port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// Capture time.
+    pub at: Timestamp,
+    /// Who sent it.
+    pub src: IpAddr,
+    /// The local address it was sent to.
+    pub dst: IpAddr,
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The trap port.
+    pub dst_port: u16,
+    /// What kind of probe it is.
+    pub kind: ProbeKind,
+}
+
+/// Weights of the score: `port × evidence` per distinct port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weights {
+    /// Ports below 1024.
+    pub privileged_port: u16,
+    /// Ports from 1024.
+    pub unprivileged_port: u16,
+    /// SYN and UDP probes.
+    pub ordinary: u16,
+    /// FIN, Maimon and other odd flag sets.
+    pub stealth: u16,
+    /// NULL, XMAS, SYN+FIN, SYN+RST: flag sets no TCP stack sends to open a connection.
+    pub impossible: u16,
+}
+
+impl Weights {
+    /// scanlogd's port weights (3 and 1), doubled for stealth probes, and an impossible flag set
+    /// on a privileged port reaching the default threshold (21) on its own.
+    pub const DEFAULT: Weights = Weights {
+        privileged_port: 3,
+        unprivileged_port: 1,
+        ordinary: 1,
+        stealth: 2,
+        impossible: 7,
+    };
+
+    /// The score one probe of `evidence` to `port` adds.
+    pub fn of(&self, port: u16, evidence: Evidence) -> u32 {
+        let port_weight = if port < 1024 {
+            self.privileged_port
+        } else {
+            self.unprivileged_port
+        };
+        let evidence_weight = match evidence {
+            Evidence::Ordinary => self.ordinary,
+            Evidence::Stealth => self.stealth,
+            Evidence::Impossible => self.impossible,
+        };
+        u32::from(port_weight) * u32::from(evidence_weight)
+    }
+}
+
+/// The detector's settings (validated by `config`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectorConfig {
+    /// Score at which a source is a scanner.
+    pub threshold: u32,
+    /// How long a port keeps counting after its first probe.
+    pub window: Duration,
+    /// The weights.
+    pub weights: Weights,
+    /// How many sources are tracked at most.
+    pub max_sources: usize,
+    /// How many distinct ports are kept per source at most.
+    pub max_ports_per_source: usize,
+    /// IPv4 sources are counted per prefix of this length (32: per address).
+    pub ipv4_prefix: u8,
+    /// IPv6 sources are counted per prefix of this length (64 by default).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            threshold: 21,
+            window: Duration::from_secs(60),
+            weights: Weights::DEFAULT,
+            max_sources: 32_768,
+            max_ports_per_source: 64,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+/// A set of scan kinds, as seen in one source's probes.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ScanKinds(u8);
+
+impl ScanKinds {
+    const NAMES: [&'static str; 7] = ["syn", "fin", "null", "xmas", "maimon", "odd-flags", "udp"];
+
+    fn bit(kind: ProbeKind) -> u8 {
+        match kind {
+            ProbeKind::Syn => 1,
+            ProbeKind::Fin => 1 << 1,
+            ProbeKind::Null => 1 << 2,
+            ProbeKind::Xmas => 1 << 3,
+            ProbeKind::Maimon => 1 << 4,
+            ProbeKind::Odd(_) => 1 << 5,
+            ProbeKind::Udp => 1 << 6,
+        }
+    }
+
+    /// The set holding `kind`.
+    pub fn of(kind: ProbeKind) -> Self {
+        ScanKinds(Self::bit(kind))
+    }
+
+    /// Adds the kinds of `other`.
+    pub fn insert(&mut self, other: ScanKinds) {
+        self.0 |= other.0;
+    }
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: ProbeKind) -> bool {
+        self.0 & Self::bit(kind) != 0
+    }
+
+    /// The names in the set: `syn`, `fin`, `null`, `xmas`, `maimon`, `odd-flags`, `udp`.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, name)| name)
+    }
+}
+
+impl fmt::Display for ScanKinds {
+    /// `syn`, or `syn+udp` for a mix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.names().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ScanKinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScanKinds({self})")
+    }
+}
+
+/// A source recognised as a scanner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Detection {
+    /// What was counted: the address (a host prefix) or, when aggregated, its network.
+    pub source: IpNet,
+    /// The address of the probe that crossed the threshold.
+    pub addr: IpAddr,
+    /// The kinds of probe seen in the window.
+    pub kinds: ScanKinds,
+    /// The distinct trap ports in the window, sorted.
+    pub ports: Vec<(Proto, u16)>,
+    /// The first probe of the window.
+    pub first_seen: Timestamp,
+    /// The probe that crossed the threshold.
+    pub last_seen: Timestamp,
+    /// Probes from this source since it was first tracked or last reported.
+    pub packets: u64,
+    /// The score that crossed the threshold.
+    pub score: u32,
+}
+
+impl Detection {
+    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`.
+    pub fn summary(&self) -> String {
+        let span = self.last_seen.saturating_since(self.first_seen);
+        format!(
+            "{} scan, {} port{} in {:.1}s",
+            self.kinds,
+            self.ports.len(),
+            if self.ports.len() == 1 { "" } else { "s" },
+            span.as_secs_f64()
+        )
+    }
+}
+
+/// Counters of the detector's memory management.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DetectorStats {
+    /// Sources tracked now.
+    pub tracked: usize,
+    /// Sources dropped to make room for a new one.
+    pub evicted_sources: u64,
+    /// Ports dropped because a source reached its port cap.
+    pub evicted_ports: u64,
+    /// Sources forgotten after a window without probes.
+    pub expired_sources: u64,
+    /// Detections made.
+    pub detections: u64,
+}
+
+/// One distinct trap port of a source. 16 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    at: Timestamp,
+    port: u16,
+    proto: Proto,
+    kinds: ScanKinds,
+    weight: u32,
+}
+
+#[derive(Debug)]
+struct Source {
+    /// Distinct ports in the window, oldest first.
+    hits: VecDeque<Hit>,
+    score: u32,
+    last_seen: Timestamp,
+    packets: u64,
+    /// No new detection before this time (one window after the last).
+    quiet_until: Timestamp,
+}
+
+/// The detector: a bounded table of sources and their windows.
+#[derive(Debug)]
+pub struct Detector {
+    config: DetectorConfig,
+    sources: LinkedHashMap<IpAddr, Source, foldhash::quality::RandomState>,
+    stats: DetectorStats,
+}
+
+impl Detector {
+    /// A detector with no state.
+    ///
+    /// # Panics
+    ///
+    /// If `max_sources` or `max_ports_per_source` is 0 (validated configurations never are).
+    pub fn new(config: DetectorConfig) -> Self {
+        assert!(config.max_sources > 0, "max_sources must be positive");
+        assert!(
+            config.max_ports_per_source > 0,
+            "max_ports_per_source must be positive"
+        );
+        Detector {
+            sources: LinkedHashMap::with_hasher(foldhash::quality::RandomState::default()),
+            config,
+            stats: DetectorStats::default(),
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Counts one probe; returns a detection when its source crosses the threshold.
+    pub fn observe(&mut self, probe: &Probe) -> Option<Detection> {
+        let key = self.key(probe.src);
+        let prefix_len = self.prefix_len(key);
+        let weight = self.config.weights.of(probe.dst_port, probe.kind.evidence());
+        let window = self.config.window;
+        let max_ports = self.config.max_ports_per_source;
+
+        let source = match self.sources.to_back(&key) {
+            Some(source) => source,
+            None => {
+                if self.sources.len() >= self.config.max_sources {
+                    self.sources.pop_front();
+                    self.stats.evicted_sources += 1;
+                }
+                self.sources.entry(key).or_insert(Source {
+                    hits: VecDeque::new(),
+                    score: 0,
+                    last_seen: probe.at,
+                    packets: 0,
+                    quiet_until: Timestamp::ZERO,
+                })
+            }
+        };
+
+        // Slide the window: ports first probed more than a window ago stop counting.
+        let horizon = probe.at.saturating_sub(window);
+        while source.hits.front().is_some_and(|h| h.at < horizon) {
+            if let Some(old) = source.hits.pop_front() {
+                source.score -= old.weight;
+            }
+        }
+
+        let kinds = ScanKinds::of(probe.kind);
+        match source
+            .hits
+            .iter_mut()
+            .find(|h| h.port == probe.dst_port && h.proto == probe.proto)
+        {
+            Some(hit) => {
+                hit.kinds.insert(kinds);
+                if weight > hit.weight {
+                    source.score += weight - hit.weight;
+                    hit.weight = weight;
+                }
+            }
+            None => {
+                if source.hits.len() >= max_ports {
+                    if let Some(old) = source.hits.pop_front() {
+                        source.score -= old.weight;
+                    }
+                    self.stats.evicted_ports += 1;
+                }
+                source.hits.push_back(Hit {
+                    at: probe.at,
+                    port: probe.dst_port,
+                    proto: probe.proto,
+                    kinds,
+                    weight,
+                });
+                source.score += weight;
+            }
+        }
+        source.packets += 1;
+        // Capture timestamps may step back a little; never move last_seen backwards.
+        source.last_seen = source.last_seen.max(probe.at);
+
+        if source.score < self.config.threshold || probe.at < source.quiet_until {
+            return None;
+        }
+        source.quiet_until = probe.at.saturating_add(window);
+        let mut kinds = ScanKinds::default();
+        let mut ports: Vec<(Proto, u16)> = Vec::with_capacity(source.hits.len());
+        for h in &source.hits {
+            kinds.insert(h.kinds);
+            ports.push((h.proto, h.port));
+        }
+        ports.sort_unstable();
+        let detection = Detection {
+            source: IpNet::new(key, prefix_len).expect("prefix lengths are validated"),
+            addr: probe.src,
+            kinds,
+            ports,
+            first_seen: source.hits.front().map_or(probe.at, |h| h.at),
+            last_seen: probe.at,
+            packets: source.packets,
+            score: source.score,
+        };
+        source.packets = 0;
+        self.stats.detections += 1;
+        Some(detection)
+    }
+
+    /// Forgets sources with no probe for a whole window. Cheap: sources are kept in order of
+    /// last activity, so only the expired ones are visited.
+    pub fn expire(&mut self, now: Timestamp) {
+        let horizon = now.saturating_sub(self.config.window);
+        while self
+            .sources
+            .front()
+            .is_some_and(|(_, s)| s.last_seen < horizon)
+        {
+            self.sources.pop_front();
+            self.stats.expired_sources += 1;
+        }
+    }
+
+    /// Counters, and the number of sources tracked now.
+    pub fn stats(&self) -> DetectorStats {
+        DetectorStats {
+            tracked: self.sources.len(),
+            ..self.stats
+        }
+    }
+
+    /// The key a source is counted under: its address, masked to the configured prefix.
+    fn key(&self, src: IpAddr) -> IpAddr {
+        let src = src.to_canonical();
+        let len = self.prefix_len(src);
+        IpNet::new(src, len).map_or(src, |n| n.network())
+    }
+
+    fn prefix_len(&self, addr: IpAddr) -> u8 {
+        match addr {
+            IpAddr::V4(_) => self.config.ipv4_prefix,
+            IpAddr::V6(_) => self.config.ipv6_prefix,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+use super::*;
+use crate::wire::TcpFlags;
+
+fn ms(n: u64) -> Timestamp {
+    Timestamp::from_micros(1_700_000_000_000_000 + n * 1000)
+}
+
+fn probe(at_ms: u64, src: &str, port: u16, kind: ProbeKind) -> Probe {
+    Probe {
+        at: ms(at_ms),
+        src: src.parse().unwrap(),
+        dst: "198.51.100.1".parse().unwrap(),
+        proto: if kind == ProbeKind::Udp {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        },
+        dst_port: port,
+        kind,
+    }
+}
+
+/// Feeds `(ms, port, kind)` probes from one source; returns the index of each probe that made a
+/// detection, and the detections.
+fn feed(
+    d: &mut Detector,
+    src: &str,
+    probes: impl IntoIterator<Item = (u64, u16, ProbeKind)>,
+) -> (Vec<usize>, Vec<Detection>) {
+    let mut at = Vec::new();
+    let mut found = Vec::new();
+    for (i, (t, port, kind)) in probes.into_iter().enumerate() {
+        if let Some(det) = d.observe(&probe(t, src, port, kind)) {
+            at.push(i);
+            found.push(det);
+        }
+    }
+    (at, found)
+}
+
+/// `case!(name, [probes], expected indices of detections)`: one line per behaviour.
+macro_rules! case {
+    ($name:ident, $probes:expr, $expect:expr) => {
+        #[test]
+        fn $name() {
+            let mut d = Detector::new(DetectorConfig::default());
+            let (at, _) = feed(&mut d, "203.0.113.7", $probes);
+            let expected: Vec<usize> = $expect;
+            assert_eq!(at, expected);
+        }
+    };
+}
+
+const SYN: ProbeKind = ProbeKind::Syn;
+const FIN: ProbeKind = ProbeKind::Fin;
+const NULL: ProbeKind = ProbeKind::Null;
+const UDP: ProbeKind = ProbeKind::Udp;
+
+fn ports(kind: ProbeKind, list: impl IntoIterator<Item = u16>) -> Vec<(u64, u16, ProbeKind)> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, p)| (i as u64 * 10, p, kind))
+        .collect()
+}
+
+case!(seven_privileged_syn_ports_cross_the_threshold, ports(SYN, 1..=7), vec![6]);
+case!(six_privileged_syn_ports_do_not, ports(SYN, 1..=6), vec![]);
+case!(twenty_one_unprivileged_syn_ports_cross_it, ports(SYN, 2000..=2020), vec![20]);
+case!(twenty_unprivileged_syn_ports_do_not, ports(SYN, 2000..=2019), vec![]);
+case!(repeated_probes_of_one_port_never_add_up, ports(SYN, [23; 500]), vec![]);
+case!(four_privileged_fin_ports_weigh_as_much_as_eight_syn, ports(FIN, 1..=4), vec![3]);
+case!(one_null_probe_to_a_privileged_port_is_enough, ports(NULL, [111]), vec![0]);
+case!(three_null_probes_to_unprivileged_ports_are_enough, ports(NULL, 5000..=5002), vec![2]);
+case!(udp_weighs_like_syn, ports(UDP, 1..=7), vec![6]);
+case!(
+    a_port_probed_again_with_stronger_evidence_is_upgraded,
+    vec![(0, 23, SYN), (10, 23, NULL)],
+    vec![1]
+);
+case!(
+    ports_that_left_the_window_stop_counting,
+    (1..=6)
+        .map(|p| (0, p, SYN))
+        .chain([(60_001, 7, SYN)])
+        .collect::<Vec<_>>(),
+    vec![]
+);
+case!(
+    ports_inside_the_window_still_count,
+    (1..=6)
+        .map(|p| (0, p, SYN))
+        .chain([(59_999, 7, SYN)])
+        .collect::<Vec<_>>(),
+    vec![6]
+);
+case!(
+    odd_flags_with_syn_and_fin_are_impossible,
+    vec![(0, 80, ProbeKind::Odd(TcpFlags::SYN | TcpFlags::FIN))],
+    vec![0]
+);
+
+#[test]
+fn a_detection_says_who_what_where_and_when() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (_, found) = feed(
+        &mut d,
+        "203.0.113.7",
+        [
+            (0, 25, SYN),
+            (500, 22, SYN),
+            (500, 22, SYN),
+            (1000, 21, FIN),
+            (2000, 23, FIN),
+            (3000, 80, SYN),
+        ],
+    );
+    assert_eq!(found.len(), 1);
+    let det = &found[0];
+    assert_eq!(det.source, "203.0.113.7/32".parse::<IpNet>().unwrap());
+    assert_eq!(det.addr, "203.0.113.7".parse::<IpAddr>().unwrap());
+    assert_eq!(det.kinds.to_string(), "syn+fin");
+    assert_eq!(
+        det.ports,
+        vec![
+            (Proto::Tcp, 21),
+            (Proto::Tcp, 22),
+            (Proto::Tcp, 23),
+            (Proto::Tcp, 25),
+            (Proto::Tcp, 80)
+        ]
+    );
+    assert_eq!((det.first_seen, det.last_seen), (ms(0), ms(3000)));
+    assert_eq!(det.packets, 6);
+    assert_eq!(det.score, 3 + 3 + 6 + 6 + 3);
+    assert_eq!(det.summary(), "syn+fin scan, 5 ports in 3.0s");
+}
+
+#[test]
+fn a_continuing_scan_is_reported_again_once_per_window() {
+    let mut d = Detector::new(DetectorConfig::default());
+    // One new privileged port every second for three minutes.
+    let (at, found) = feed(
+        &mut d,
+        "203.0.113.7",
+        (0..180u16).map(|i| (u64::from(i) * 1000, i + 1, SYN)),
+    );
+    // First at the 7th port (6 s), then one window (60 s) later, and again.
+    assert_eq!(at, vec![6, 66, 126]);
+    assert_eq!(found[1].packets, 60, "packets since the previous report");
+    assert_eq!(found[1].ports.len(), 61, "ports first probed within the window");
+}
+
+#[test]
+fn ipv6_sources_are_counted_per_64_by_default() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let mut found = Vec::new();
+    for i in 1..=7u16 {
+        // Seven addresses of one /64, one privileged port each.
+        let src = format!("2001:db8:0:1::{i:x}");
+        found.extend(d.observe(&probe(u64::from(i), &src, i, SYN)));
+    }
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].source, "2001:db8:0:1::/64".parse::<IpNet>().unwrap());
+    assert_eq!(found[0].addr, "2001:db8:0:1::7".parse::<IpAddr>().unwrap());
+
+    let mut per_address = Detector::new(DetectorConfig {
+        ipv6_prefix: 128,
+        ..DetectorConfig::default()
+    });
+    for i in 1..=7u16 {
+        let src = format!("2001:db8:0:1::{i:x}");
+        assert_eq!(per_address.observe(&probe(u64::from(i), &src, i, SYN)), None);
+    }
+}
+
+#[test]
+fn a_million_spoofed_sources_never_exceed_the_source_capacity() {
+    let config = DetectorConfig {
+        max_sources: 4096,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(config);
+    let mut max_tracked = 0;
+    for i in 0..1_000_000u32 {
+        // Each spoofed source sends one SYN to one privileged port: never a detection.
+        let src = IpAddr::V4(std::net::Ipv4Addr::from(0xcb00_7100 ^ i.rotate_left(8)));
+        let p = Probe {
+            src,
+            ..probe(u64::from(i / 1000), "203.0.113.1", 23, SYN)
+        };
+        assert_eq!(d.observe(&p), None);
+        max_tracked = max_tracked.max(d.stats().tracked);
+    }
+    let stats = d.stats();
+    assert_eq!(max_tracked, 4096);
+    assert_eq!(stats.tracked, 4096);
+    assert_eq!(stats.evicted_sources, 1_000_000 - 4096);
+    assert_eq!(stats.detections, 0);
+    // A real scan during the flood is still found.
+    let (at, _) = feed(&mut d, "198.51.100.66", ports(SYN, 1..=7));
+    assert_eq!(at, vec![6]);
+}
+
+#[test]
+fn the_port_cap_keeps_the_newest_ports_and_still_detects() {
+    let mut d = Detector::new(DetectorConfig {
+        max_ports_per_source: 21,
+        threshold: 21,
+        ..DetectorConfig::default()
+    });
+    let (at, found) = feed(&mut d, "203.0.113.9", ports(SYN, 1024..=1124));
+    assert_eq!(at, vec![20]);
+    assert_eq!(found[0].ports.len(), 21);
+    assert_eq!(d.stats().evicted_ports, 101 - 21);
+}
+
+#[test]
+fn expire_forgets_only_idle_sources() {
+    let mut d = Detector::new(DetectorConfig::default());
+    d.observe(&probe(0, "203.0.113.1", 1, SYN));
+    d.observe(&probe(30_000, "203.0.113.2", 1, SYN));
+    d.expire(ms(70_000));
+    assert_eq!(d.stats().tracked, 1);
+    assert_eq!(d.stats().expired_sources, 1);
+    d.expire(ms(100_000));
+    assert_eq!(d.stats().tracked, 0);
+}
+
+#[test]
+fn a_clock_stepping_back_does_not_panic_or_unblock_the_window() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (at, _) = feed(
+        &mut d,
+        "203.0.113.1",
+        [
+            (10_000, 1, SYN),
+            (0, 2, SYN),
+            (5_000, 3, SYN),
+            (0, 4, SYN),
+            (0, 5, SYN),
+            (1, 6, SYN),
+            (2, 7, SYN),
+        ],
+    );
+    assert_eq!(at, vec![6]);
+}

@@ -1,0 +1,286 @@
+//! The never-block list: addresses and networks that scansentry must never act on, each with the
+//! reason it is there. **Pure.**
+//!
+//! Lookups ([`IgnoreList::contains`]) run on every probe before any per-source state exists, so
+//! they are a binary search over merged ranges, allocation-free. [`IgnoreList::why`] answers the
+//! administrator's question (which entries, and why) and may be slower.
+//!
+//! IPv4-mapped IPv6 addresses (`::ffff:198.51.100.7`) are looked up as the IPv4 address they carry.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+/// Why an address is on the never-block list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Loopback (127.0.0.0/8, ::1).
+    Loopback,
+    /// An address of one of this host's interfaces.
+    Interface(String),
+    /// A default gateway, on the named interface.
+    Gateway(String),
+    /// A nameserver, from the named file.
+    Nameserver(PathBuf),
+    /// The `ignore` list of the configuration file.
+    Config,
+    /// A line of the ignore file.
+    IgnoreFile {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line number.
+        line: usize,
+    },
+    /// A local address given for an offline replay (`--local`, or inferred from the capture).
+    ReplayLocal,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Loopback => f.write_str("loopback"),
+            Reason::Interface(name) => write!(f, "address of interface {name}"),
+            Reason::Gateway(name) => write!(f, "default gateway on {name}"),
+            Reason::Nameserver(path) => write!(f, "nameserver in {}", path.display()),
+            Reason::Config => f.write_str("`ignore` in the configuration"),
+            Reason::IgnoreFile { path, line } => {
+                write!(f, "ignore file {} line {line}", path.display())
+            }
+            Reason::ReplayLocal => f.write_str("local address of the replayed capture"),
+        }
+    }
+}
+
+/// One never-block entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The address (as a host-length prefix) or network.
+    pub net: IpNet,
+    /// Why it is there.
+    pub reason: Reason,
+}
+
+/// A set of never-block entries with fast membership tests.
+#[derive(Clone, Debug, Default)]
+pub struct IgnoreList {
+    entries: Vec<Entry>,
+    /// Merged, sorted, non-overlapping inclusive ranges.
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+impl IgnoreList {
+    /// The list with the loopback networks only.
+    pub fn loopback() -> Self {
+        IgnoreList::new(loopback_entries())
+    }
+
+    /// Builds a list from its entries (duplicates and overlaps are fine).
+    pub fn new(entries: Vec<Entry>) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for e in &entries {
+            match e.net.trunc() {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
+            }
+        }
+        IgnoreList {
+            entries,
+            v4: merge(v4),
+            v6: merge(v6),
+        }
+    }
+
+    /// Whether `ip` is on the list.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip.to_canonical() {
+            IpAddr::V4(a) => covered(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => covered(&self.v6, u128::from(a)),
+        }
+    }
+
+    /// Whether any address of `net` is on the list (so blocking `net` would block one of them).
+    pub fn overlaps(&self, net: IpNet) -> bool {
+        match net.trunc() {
+            IpNet::V4(n) => overlapping(&self.v4, u32::from(n.network()), u32::from(n.broadcast())),
+            IpNet::V6(n) => {
+                overlapping(&self.v6, u128::from(n.network()), u128::from(n.broadcast()))
+            }
+        }
+    }
+
+    /// Every entry that covers `ip`, in the order they were given.
+    pub fn why(&self, ip: IpAddr) -> impl Iterator<Item = &Entry> {
+        let ip = ip.to_canonical();
+        self.entries.iter().filter(move |e| e.net.contains(&ip))
+    }
+
+    /// All entries, in the order they were given.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+/// 127.0.0.0/8 and ::1, always on the list.
+pub fn loopback_entries() -> Vec<Entry> {
+    ["127.0.0.0/8", "::1/128"]
+        .into_iter()
+        .map(|s| Entry {
+            net: s.parse().expect("literal networks parse"),
+            reason: Reason::Loopback,
+        })
+        .collect()
+}
+
+fn merge<T: Ord + Copy + PlusOne>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            // Overlapping or adjacent (`prev_hi + 1 == lo`): extend.
+            Some((_, prev_hi)) if lo <= prev_hi.plus_one() => {
+                *prev_hi = (*prev_hi).max(hi);
+            }
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+fn covered<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
+    // The last range starting at or before x.
+    let i = ranges.partition_point(|&(lo, _)| lo <= x);
+    i > 0 && x <= ranges[i - 1].1
+}
+
+fn overlapping<T: Ord + Copy>(ranges: &[(T, T)], lo: T, hi: T) -> bool {
+    let i = ranges.partition_point(|&(start, _)| start <= hi);
+    i > 0 && ranges[i - 1].1 >= lo
+}
+
+/// `x + 1`, saturating, for [`merge`].
+trait PlusOne {
+    fn plus_one(self) -> Self;
+}
+
+impl PlusOne for u32 {
+    fn plus_one(self) -> u32 {
+        self.saturating_add(1)
+    }
+}
+
+impl PlusOne for u128 {
+    fn plus_one(self) -> u128 {
+        self.saturating_add(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(nets: &[&str]) -> IgnoreList {
+        IgnoreList::new(
+            nets.iter()
+                .map(|s| Entry {
+                    net: s.parse().unwrap(),
+                    reason: Reason::Config,
+                })
+                .collect(),
+        )
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_and_cidrs_of_both_families() {
+        let l = list(&[
+            "198.51.100.1/32",
+            "203.0.113.0/25",
+            "2001:db8:1::/48",
+            "2001:db8::7/128",
+        ]);
+        for yes in [
+            "198.51.100.1",
+            "203.0.113.0",
+            "203.0.113.127",
+            "2001:db8:1:ffff::1",
+            "2001:db8::7",
+            "::ffff:203.0.113.5",
+        ] {
+            assert!(l.contains(ip(yes)), "{yes} should be on the list");
+        }
+        for no in [
+            "198.51.100.2",
+            "203.0.113.128",
+            "2001:db8:2::1",
+            "2001:db8::8",
+            "0.0.0.0",
+            "255.255.255.255",
+        ] {
+            assert!(!l.contains(ip(no)), "{no} should not be on the list");
+        }
+    }
+
+    #[test]
+    fn overlapping_and_adjacent_entries_merge_without_losing_coverage() {
+        let l = list(&["198.51.100.0/25", "198.51.100.128/25", "198.51.100.7/32"]);
+        assert_eq!(l.v4.len(), 1);
+        assert!(l.contains(ip("198.51.100.255")));
+        let all = list(&["0.0.0.0/0", "::/0"]);
+        assert!(all.contains(ip("255.255.255.255")));
+        assert!(all.contains(ip("ffff::1")));
+    }
+
+    #[test]
+    fn why_names_every_matching_entry() {
+        let mut entries = loopback_entries();
+        entries.push(Entry {
+            net: "127.0.0.53/32".parse().unwrap(),
+            reason: Reason::Nameserver("/etc/resolv.conf".into()),
+        });
+        let l = IgnoreList::new(entries);
+        let reasons: Vec<String> = l.why(ip("127.0.0.53")).map(|e| e.reason.to_string()).collect();
+        assert_eq!(reasons, ["loopback", "nameserver in /etc/resolv.conf"]);
+        assert_eq!(l.why(ip("203.0.113.1")).count(), 0);
+    }
+
+    #[test]
+    fn overlaps_detects_a_network_that_would_cover_an_entry() {
+        let l = list(&["2001:db8::1/128", "198.51.100.1/32"]);
+        assert!(l.overlaps("2001:db8::/64".parse().unwrap()));
+        assert!(!l.overlaps("2001:db8:0:1::/64".parse().unwrap()));
+        assert!(l.overlaps("198.51.100.0/24".parse().unwrap()));
+        assert!(!l.overlaps("203.0.113.0/24".parse().unwrap()));
+    }
+
+    #[test]
+    fn lookup_agrees_with_a_linear_scan() {
+        // A deterministic pseudo-random mix of networks, checked against IpNet::contains.
+        let mut x: u32 = 0x1234_5678;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let nets: Vec<String> = (0..200)
+            .map(|_| {
+                let a = std::net::Ipv4Addr::from(next() & 0xffff_00ff | 0xc633_0000);
+                format!("{a}/{}", 16 + next() % 17)
+            })
+            .collect();
+        let refs: Vec<&str> = nets.iter().map(String::as_str).collect();
+        let l = list(&refs);
+        for _ in 0..20_000 {
+            let a = IpAddr::V4(std::net::Ipv4Addr::from(next() & 0xffff_00ff | 0xc633_0000));
+            let linear = l.entries().iter().any(|e| e.net.contains(&a));
+            assert_eq!(l.contains(a), linear, "{a}");
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! scansentry: recognise port scans in captured packets and answer them in the firewall.
+//!
+//! The crate is a functional core with an imperative shell (see `DESIGN.md` in the project's
+//! shared notes). Pure modules take plain data and time as arguments and return plain data;
+//! only the shell modules do I/O.
+//!
+//! | module | pure? | owns |
+//! |---|---|---|
+//! | [`time`] | yes (plus the one system clock) | `Timestamp`, the `Clock` trait |
+//! | [`wire`] | yes | link/IP/TCP/UDP parsing, TCP flag classification |
+//! | [`ignore`] | yes | the never-block list: CIDR lookup with a reason per entry |
+//! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
+//! | [`pipeline`] | yes | packet → (local? reply? ignored?) → detector, with counters |
+//! | [`respond`] | yes | detections → block decisions (`Action`s) |
+//! | [`config`] | yes (plus file reading) | TOML → validated, typed `Config` |
+//! | [`capture`] | shell | packet sources: capture files (live capture comes later) |
+//! | [`replay`] | shell | `sentryd --replay`: the pipeline over a capture file |
+//! | [`daemon`], [`ctl`] | shell | the two binaries' entry points |
+//!
+//! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
+//! wire concrete types together. Nothing pure imports `pcap`, sockets or the clock.
+
+pub mod time;
+pub mod wire;
+pub mod daemon;
+pub mod ctl;
+pub mod detect;
+pub mod ignore;

@@ -1,0 +1,241 @@
+//! Packet parsing: captured bytes in, a small plain [`Packet`] out. **Pure.**
+//!
+//! The layers are sliced by `etherparse` in its *lax* mode, so a capture cut short by the snap
+//! length still yields its addresses, ports and flags. Link types: Ethernet (with up to three
+//! VLAN tags), Linux cooked capture v1 and v2 (what pcap gives on the `any` device), raw IP and
+//! the loopback encapsulations. IPv6 extension headers are walked.
+//!
+//! TCP flags are read as the raw bits of the header ([`TcpFlags`]) and classified here by
+//! [`classify_tcp`]: a validating TCP parser would reject or normalise exactly the odd flag sets
+//! that betray a scanner.
+//!
+//! Invariants callers rely on: [`parse`] never panics and never allocates, whatever the bytes;
+//! every frame that does not yield a TCP or UDP packet is reported as one [`Skip`] reason so the
+//! caller can count it.
+
+mod flags;
+
+pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
+
+use std::net::IpAddr;
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+/// How the frames of a capture are encapsulated (pcap's `DLT_*` / `LINKTYPE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    /// Ethernet II, possibly with VLAN tags (`DLT_EN10MB`).
+    Ethernet,
+    /// Linux cooked capture v1, 16-byte header (`DLT_LINUX_SLL`).
+    LinuxSll,
+    /// Linux cooked capture v2, 20-byte header (`DLT_LINUX_SLL2`).
+    LinuxSll2,
+    /// The frame starts with the IPv4 or IPv6 header (`DLT_RAW`, `LINKTYPE_IPV4/6`).
+    RawIp,
+    /// BSD loopback: a 4-byte address family, then IP (`DLT_NULL`, `DLT_LOOP`).
+    Loopback,
+}
+
+impl LinkType {
+    /// Maps a pcap data-link type number to a supported link type.
+    pub fn from_dlt(dlt: i32) -> Option<LinkType> {
+        match dlt {
+            1 => Some(LinkType::Ethernet),
+            113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
+            // DLT_RAW is 12 on most systems and 14 on OpenBSD; 101 is LINKTYPE_RAW in files.
+            12 | 14 | 101 | 228 | 229 => Some(LinkType::RawIp),
+            0 | 108 => Some(LinkType::Loopback),
+            _ => None,
+        }
+    }
+}
+
+/// The transport protocol of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// `"tcp"` or `"udp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// What was read from one frame: addresses, ports and, for TCP, the raw flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// TCP flags, or `None` for UDP.
+    pub tcp_flags: Option<TcpFlags>,
+}
+
+impl Packet {
+    /// The transport protocol.
+    pub fn proto(&self) -> Proto {
+        if self.tcp_flags.is_some() {
+            Proto::Tcp
+        } else {
+            Proto::Udp
+        }
+    }
+
+    /// What kind of probe this packet would be if nobody had asked for it, or `None` for the
+    /// traffic of ordinary conversations (SYN+ACK, ACK, RST, PSH+ACK, …). Every UDP datagram is
+    /// a candidate; whether it is unsolicited is for the caller to decide.
+    pub fn probe_kind(&self) -> Option<ProbeKind> {
+        match self.tcp_flags {
+            Some(flags) => classify_tcp(flags),
+            None => Some(ProbeKind::Udp),
+        }
+    }
+}
+
+/// Why a frame yielded no [`Packet`]. Each is counted by the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// A header was cut short (by the snap length or by the sender).
+    Truncated,
+    /// A header was present but invalid (bad version, bad length field, …).
+    Malformed,
+    /// Not IPv4 or IPv6 (ARP, LLDP, …).
+    NotIp,
+    /// IP, but neither TCP nor UDP (ICMP, …), or an unknown IPv6 extension header.
+    OtherProtocol,
+    /// An IP fragment: its transport header is not (wholly) in this frame.
+    Fragment,
+}
+
+impl Skip {
+    /// Every reason, in display order.
+    pub const ALL: [Skip; 5] = [
+        Skip::Truncated,
+        Skip::Malformed,
+        Skip::NotIp,
+        Skip::OtherProtocol,
+        Skip::Fragment,
+    ];
+
+    /// A short lower-case name, for counters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Truncated => "truncated",
+            Skip::Malformed => "malformed",
+            Skip::NotIp => "not-ip",
+            Skip::OtherProtocol => "other-protocol",
+            Skip::Fragment => "fragment",
+        }
+    }
+}
+
+/// Length of the Linux cooked capture v1 header; its protocol type is at offset 14.
+const SLL_HEADER_LEN: usize = 16;
+/// Length of the Linux cooked capture v2 header; its protocol type is at offset 0.
+const SLL2_HEADER_LEN: usize = 20;
+
+/// Parses one captured frame.
+///
+/// # Errors
+///
+/// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
+pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
+    let sliced = match link {
+        LinkType::Ethernet => {
+            LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Truncated)?
+        }
+        LinkType::LinuxSll => cooked(frame, 14, SLL_HEADER_LEN)?,
+        LinkType::LinuxSll2 => cooked(frame, 0, SLL2_HEADER_LEN)?,
+        LinkType::RawIp => from_ip(frame)?,
+        LinkType::Loopback => from_ip(frame.get(4..).ok_or(Skip::Truncated)?)?,
+    };
+    packet_from(&sliced)
+}
+
+/// Slices a Linux cooked capture frame (v1 or v2). Both carry the payload's EtherType in a
+/// big-endian field and nothing else we need; the hardware type is deliberately not checked,
+/// since `any` captures include loopback (ARPHRD 772) and tunnels. A protocol field that is not
+/// an IP EtherType (netlink, for instance) comes out as [`Skip::NotIp`].
+fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<LaxSlicedPacket<'_>, Skip> {
+    let (Some(proto), Some(payload)) = (frame.get(proto_at..proto_at + 2), frame.get(header_len..))
+    else {
+        return Err(Skip::Truncated);
+    };
+    let ether_type = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
+    Ok(LaxSlicedPacket::from_ether_type(ether_type, payload))
+}
+
+fn from_ip(bytes: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+    LaxSlicedPacket::from_ip(bytes).map_err(|e| match e {
+        etherparse::err::ip::LaxHeaderSliceError::Len(_) => Skip::Truncated,
+        etherparse::err::ip::LaxHeaderSliceError::Content(_) => Skip::Malformed,
+    })
+}
+
+fn packet_from(sliced: &LaxSlicedPacket<'_>) -> Result<Packet, Skip> {
+    let (src, dst, payload) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                ip.payload(),
+            )
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                ip.payload(),
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
+        None => return Err(stop_reason(sliced).unwrap_or(Skip::NotIp)),
+    };
+    match &sliced.transport {
+        Some(TransportSlice::Tcp(tcp)) => Ok(Packet {
+            src,
+            dst,
+            src_port: tcp.source_port(),
+            dst_port: tcp.destination_port(),
+            tcp_flags: Some(TcpFlags::from_header(tcp.header_slice())),
+        }),
+        Some(TransportSlice::Udp(udp)) => Ok(Packet {
+            src,
+            dst,
+            src_port: udp.source_port(),
+            dst_port: udp.destination_port(),
+            tcp_flags: None,
+        }),
+        Some(_) => Err(Skip::OtherProtocol),
+        None if payload.fragmented => Err(Skip::Fragment),
+        None => Err(stop_reason(sliced).unwrap_or(Skip::OtherProtocol)),
+    }
+}
+
+/// Maps where and why lax slicing stopped to a skip reason.
+fn stop_reason(sliced: &LaxSlicedPacket<'_>) -> Option<Skip> {
+    use etherparse::err::packet::SliceError;
+    sliced.stop_err.as_ref().map(|(err, _layer)| match err {
+        SliceError::Len(_) => Skip::Truncated,
+        _ => Skip::Malformed,
+    })
+}
+
+#[cfg(test)]
+mod tests;

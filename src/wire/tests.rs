@@ -1,0 +1,245 @@
+use super::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Bytes from `tcpdump -xx` output (whitespace-separated hex groups).
+fn hex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(u8::is_ascii_hexdigit)
+        .map(|b| match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => b - b'A' + 10,
+        })
+        .collect();
+    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
+}
+
+/// masscan SYN to port 697 from ../shared/pcaps/tcp_0_1000_20190821.pcap: Ethernet, one VLAN
+/// tag (id 943), IPv4, TCP.
+const MASSCAN_SYN: &str = "407c 7db1 e9b7 0024 3898 cb00 8100 03af
+    0800 4500 0028 9c44 0000 fc06 087a ac1f 0f66 c67c 980f c8ce 02b9 7dba 06f2 0000
+    0000 5002 0400 419d 0000 0000 1631 eeb5";
+
+/// `tcpdump -i any -y LINUX_SLL2`: 127.0.0.1:53802 > 127.0.0.1:7 SYN.
+const SLL2_SYN: &str = "0800 0000 0000 0001 0304 0006 0000 0000
+    0000 0000 4500 003c c161 4000 4006 7b58 7f00 0001 7f00 0001 d22a 0007 6806 30db
+    0000 0000 a002 ffd7 fe30 0000 0204 ffd7 0402 080a 9afd c2f0 0000 0000 0103 030a";
+
+/// `tcpdump -i any -y LINUX_SLL`: [::1]:51416 > [::1]:9 SYN.
+const SLL_SYN6: &str = "0000 0304 0006 0000 0000 0000 0000 86dd
+    600d 785b 0028 0640 0000 0000 0000 0000 0000 0000 0000 0001 0000 0000 0000 0000
+    0000 0000 0000 0001 c8d8 0009 c7d2 8a25 0000 0000 a002 ffc4 0030 0000 0204 ffc4
+    0402 080a 195b d7cf 0000 0000 0103 030a";
+
+/// Same capture: the RST+ACK answer, [::1]:9 > [::1]:51416.
+const SLL_RSTACK6: &str = "0000 0304 0006 0000 0000 0000 0000 86dd
+    6007 37f5 0014 0640 0000 0000 0000 0000 0000 0000 0000 0001 0000 0000 0000 0000
+    0000 0000 0000 0001 0009 c8d8 0000 0000 c7d2 8a26 5014 0000 001c 0000";
+
+/// Raw IPv6 2001:db8::1 > 2001:db8::2 with a hop-by-hop and a destination-options header
+/// (each 8 bytes of PadN), then a TCP FIN from port 40000 to port 22.
+const RAW6_EXT_FIN: &str = "6000 0000 0024 0040
+    2001 0db8 0000 0000 0000 0000 0000 0001 2001 0db8 0000 0000 0000 0000 0000 0002
+    3c00 0104 0000 0000  0600 0104 0000 0000
+    9c40 0016 0000 0001 0000 0000 5001 0400 0000 0000";
+
+/// BSD loopback (family 2, little endian), IPv4 198.51.100.1:53 > 198.51.100.2:5353 UDP.
+const NULL_UDP: &str = "0200 0000
+    4500 001c 0000 4000 4011 0000 c633 6401 c633 6402 0035 14e9 0008 0000";
+
+#[test]
+fn ethernet_vlan_ipv4_syn_from_masscan() {
+    let p = parse(LinkType::Ethernet, &hex(MASSCAN_SYN)).expect("parses");
+    assert_eq!(p.src, IpAddr::V4(Ipv4Addr::new(172, 31, 15, 102)));
+    assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::new(198, 124, 152, 15)));
+    assert_eq!((p.src_port, p.dst_port), (51406, 697));
+    assert_eq!(p.tcp_flags, Some(TcpFlags::SYN));
+    assert_eq!(p.probe_kind(), Some(ProbeKind::Syn));
+}
+
+#[test]
+fn linux_cooked_v2_ipv4_syn() {
+    let p = parse(LinkType::LinuxSll2, &hex(SLL2_SYN)).expect("parses");
+    assert_eq!(p.src, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!((p.src_port, p.dst_port), (53802, 7));
+    assert_eq!(p.probe_kind(), Some(ProbeKind::Syn));
+}
+
+#[test]
+fn linux_cooked_v1_ipv6_syn_and_its_rst_ack_answer() {
+    let syn = parse(LinkType::LinuxSll, &hex(SLL_SYN6)).expect("parses");
+    assert_eq!(syn.dst, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    assert_eq!((syn.src_port, syn.dst_port), (51416, 9));
+    assert_eq!(syn.probe_kind(), Some(ProbeKind::Syn));
+
+    let rst = parse(LinkType::LinuxSll, &hex(SLL_RSTACK6)).expect("parses");
+    assert_eq!(rst.tcp_flags, Some(TcpFlags::RST | TcpFlags::ACK));
+    assert_eq!(rst.probe_kind(), None, "an RST+ACK answer is not a probe");
+}
+
+#[test]
+fn raw_ipv6_extension_headers_are_walked() {
+    let p = parse(LinkType::RawIp, &hex(RAW6_EXT_FIN)).expect("parses");
+    assert_eq!(p.src, "2001:db8::1".parse::<IpAddr>().unwrap());
+    assert_eq!((p.src_port, p.dst_port), (40000, 22));
+    assert_eq!(p.probe_kind(), Some(ProbeKind::Fin));
+}
+
+#[test]
+fn loopback_udp() {
+    let p = parse(LinkType::Loopback, &hex(NULL_UDP)).expect("parses");
+    assert_eq!(p.proto(), Proto::Udp);
+    assert_eq!((p.src_port, p.dst_port), (53, 5353));
+    assert_eq!(p.probe_kind(), Some(ProbeKind::Udp));
+}
+
+#[test]
+fn every_prefix_of_a_frame_is_skipped_as_truncated_and_never_panics() {
+    for (link, frame) in [
+        (LinkType::Ethernet, hex(MASSCAN_SYN)),
+        (LinkType::LinuxSll2, hex(SLL2_SYN)),
+        (LinkType::LinuxSll, hex(SLL_SYN6)),
+        (LinkType::RawIp, hex(RAW6_EXT_FIN)),
+    ] {
+        // The frame parses once the TCP header is complete; the masscan frame has 6 bytes of
+        // Ethernet padding after it.
+        let complete = frame.len() - if link == LinkType::Ethernet { 6 } else { 0 };
+        // SLL frames carry TCP options; the header ends 20 + options bytes into TCP.
+        let min_ok = (0..=frame.len())
+            .find(|&n| parse(link, &frame[..n]).is_ok())
+            .expect("the full frame parses");
+        assert!(min_ok <= complete, "{link:?}: needed {min_ok} of {complete}");
+        for n in 0..min_ok {
+            assert_eq!(
+                parse(link, &frame[..n]),
+                Err(Skip::Truncated),
+                "{link:?} cut at {n} bytes"
+            );
+        }
+    }
+}
+
+#[test]
+fn garbage_never_panics() {
+    // A deterministic xorshift stream, so a failure reproduces.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut buf = [0u8; 128];
+    for round in 0..20_000 {
+        for b in buf.iter_mut() {
+            *b = next().to_le_bytes()[0];
+        }
+        let len = usize::try_from(next() % 129).expect("fits");
+        // Make half of the rounds look like IPv4/IPv6 so the deeper layers are reached too.
+        if round % 2 == 0 && len > 0 {
+            buf[0] = if round % 4 == 0 { 0x45 } else { 0x60 };
+        }
+        for link in [
+            LinkType::Ethernet,
+            LinkType::LinuxSll,
+            LinkType::LinuxSll2,
+            LinkType::RawIp,
+            LinkType::Loopback,
+        ] {
+            let _ = parse(link, &buf[..len]);
+        }
+    }
+}
+
+#[test]
+fn ipv4_fragment_is_skipped_as_fragment() {
+    let mut frame = hex(MASSCAN_SYN);
+    // Set More Fragments in the IPv4 header (byte 6 after the 18-byte Ethernet+VLAN header).
+    frame[18 + 6] |= 0x20;
+    assert_eq!(parse(LinkType::Ethernet, &frame), Err(Skip::Fragment));
+}
+
+#[test]
+fn icmp_and_arp_are_skipped_with_their_reason() {
+    let mut icmp = hex(NULL_UDP);
+    icmp[4 + 9] = 1; // protocol ICMP
+    assert_eq!(parse(LinkType::Loopback, &icmp), Err(Skip::OtherProtocol));
+
+    let mut arp = hex(MASSCAN_SYN);
+    arp[16] = 0x08;
+    arp[17] = 0x06; // ethertype ARP after the VLAN tag
+    assert!(matches!(
+        parse(LinkType::Ethernet, &arp),
+        Err(Skip::NotIp | Skip::Truncated | Skip::Malformed)
+    ));
+    let mut lldp = hex(MASSCAN_SYN);
+    lldp[16] = 0x88;
+    lldp[17] = 0xcc;
+    assert_eq!(parse(LinkType::Ethernet, &lldp), Err(Skip::NotIp));
+}
+
+#[test]
+fn bad_ip_version_is_malformed() {
+    let mut frame = hex(NULL_UDP);
+    frame[4] = 0x75; // version 7
+    assert_eq!(parse(LinkType::Loopback, &frame), Err(Skip::Malformed));
+}
+
+/// The specification of [`classify_tcp`] over the 64 sets of the six control flags, one
+/// character each, indexed by `URG ACK PSH RST SYN FIN` as a number:
+/// `S` syn, `F` fin, `N` null, `X` xmas, `M` maimon, `o` odd (stealth), `!` odd (impossible),
+/// `.` conversation traffic (not a probe).
+const SPEC: [&str; 4] = [
+    "NFS!.o!!ooo!oo!!", // 0x00..0x0f: no ACK, no URG
+    ".M.!..!!...!..!!", // 0x10..0x1f: ACK
+    "ooo!oo!!oXo!oo!!", // 0x20..0x2f: URG
+    "...!..!!...!..!!", // 0x30..0x3f: URG+ACK
+];
+
+fn spec_char(kind: Option<ProbeKind>) -> char {
+    match kind {
+        None => '.',
+        Some(ProbeKind::Syn) => 'S',
+        Some(ProbeKind::Fin) => 'F',
+        Some(ProbeKind::Null) => 'N',
+        Some(ProbeKind::Xmas) => 'X',
+        Some(ProbeKind::Maimon) => 'M',
+        Some(k @ ProbeKind::Odd(_)) if k.evidence() == Evidence::Impossible => '!',
+        Some(ProbeKind::Odd(_)) => 'o',
+        Some(ProbeKind::Udp) => 'U',
+    }
+}
+
+#[test]
+fn all_64_control_flag_sets_are_classified_as_specified() {
+    for bits in 0u16..64 {
+        let expected = SPEC[usize::from(bits / 16)]
+            .chars()
+            .nth(usize::from(bits % 16))
+            .expect("16 per row");
+        let got = spec_char(classify_tcp(TcpFlags::from_bits(bits)));
+        assert_eq!(got, expected, "flags {}", TcpFlags::from_bits(bits));
+    }
+}
+
+#[test]
+fn ecn_bits_never_change_the_classification() {
+    for bits in 0u16..512 {
+        let with = spec_char(classify_tcp(TcpFlags::from_bits(bits)));
+        let without = spec_char(classify_tcp(TcpFlags::from_bits(bits & 0x3f)));
+        assert_eq!(with, without, "flags {}", TcpFlags::from_bits(bits));
+    }
+    let ecn_syn = TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR;
+    assert_eq!(classify_tcp(ecn_syn), Some(ProbeKind::Syn));
+}
+
+#[test]
+fn flags_display_like_an_administrator_reads_them() {
+    assert_eq!(TcpFlags::from_bits(0).to_string(), "none");
+    assert_eq!(
+        (TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG).to_string(),
+        "FIN|PSH|URG"
+    );
+    assert_eq!(TcpFlags::from_header(&hex(SLL_RSTACK6)[56..]).to_string(), "RST|ACK");
+}
