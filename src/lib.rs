@@ -26,3 +26,5 @@ pub mod daemon;
 pub mod ctl;
 pub mod detect;
 pub mod ignore;
+pub mod config;
+pub mod exit;

@@ -1,0 +1,515 @@
+//! Configuration: `/etc/scansentry/scansentry.toml` → a validated, typed [`Config`].
+//!
+//! Loading happens in two stages. [`raw::RawConfig`] is serde only: TOML types and key names,
+//! with unknown keys rejected by line and column. [`Config::try_from`] then checks meaning
+//! (ports, ranges, durations, CIDRs, limits), collects *every* problem, and fails with all of
+//! them at once so an administrator fixes the file in one pass.
+//!
+//! When no file exists at the default path the daemon runs on [`Config::default`], which is safe
+//! on any host: `unused` traps minus PortSentry's noisy ports, a one-hour block.
+//!
+//! **Pure**, except [`load`], which reads the file (and its permissions).
+
+pub mod ports;
+pub mod raw;
+
+use std::fmt;
+use std::io;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::detect::traps::{PortSet, TrapMode, Traps};
+use crate::detect::{DetectorConfig, Weights};
+use raw::{RawConfig, RawPort};
+
+/// Where the daemon looks for its configuration.
+pub const DEFAULT_PATH: &str = "/etc/scansentry/scansentry.toml";
+
+/// Linux's default `net.ipv4.ip_local_port_range`, used for `ephemeral-udp = "auto"` when the
+/// kernel's own value is not at hand (an offline replay).
+pub const LINUX_EPHEMERAL_PORTS: RangeInclusive<u16> = 32768..=60999;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Scoring, window and memory limits.
+    pub detector: DetectorConfig,
+    /// Which ports are traps.
+    pub traps: TrapsConfig,
+    /// What happens on a detection.
+    pub respond: RespondConfig,
+    /// Addresses never acted on, beyond those discovered on the host.
+    pub never_block: NeverBlockConfig,
+}
+
+/// `[detect]`'s trap settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrapsConfig {
+    /// `unused` or `listed` (with its ports).
+    pub mode: TrapMode,
+    /// TCP ports that are never traps.
+    pub exclude_tcp: PortSet,
+    /// UDP ports that are never traps.
+    pub exclude_udp: PortSet,
+    /// The UDP ephemeral-range exemption.
+    pub ephemeral_udp: EphemeralUdp,
+}
+
+impl TrapsConfig {
+    /// The trap decision, with `auto` resolved to `local_range` (the kernel's
+    /// `ip_local_port_range`, or [`LINUX_EPHEMERAL_PORTS`]).
+    pub fn build(&self, local_range: RangeInclusive<u16>) -> Traps {
+        let ephemeral = match &self.ephemeral_udp {
+            EphemeralUdp::Auto => Some(local_range),
+            EphemeralUdp::None => None,
+            EphemeralUdp::Range(r) => Some(r.clone()),
+        };
+        Traps::new(
+            self.mode.clone(),
+            self.exclude_tcp.clone(),
+            self.exclude_udp.clone(),
+            ephemeral,
+        )
+    }
+}
+
+/// Which UDP ports are exempt as the local ephemeral range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EphemeralUdp {
+    /// The kernel's `ip_local_port_range`.
+    Auto,
+    /// No exemption.
+    None,
+    /// This range.
+    Range(RangeInclusive<u16>),
+}
+
+/// `[respond]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RespondConfig {
+    /// How long a block lasts.
+    pub block_for: Duration,
+    /// Log "would block" and touch nothing.
+    pub dry_run: bool,
+}
+
+/// `[never-block]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeverBlockConfig {
+    /// Addresses (as host prefixes) and networks.
+    pub addresses: Vec<IpNet>,
+    /// A file of further addresses and networks.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::try_from(RawConfig::default()).expect("the built-in default configuration is valid")
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Not TOML, a wrong type, or an unknown key (toml's message has line, column and a snippet).
+    #[error("invalid configuration in {}\n{message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's report.
+        message: String,
+    },
+    /// Valid TOML whose values do not make sense; every problem found.
+    #[error("{}", Problems { path, problems })]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// One line per problem: `[section] key = value: what is expected`.
+        problems: Vec<String>,
+    },
+}
+
+struct Problems<'a> {
+    path: &'a Path,
+    problems: &'a [String],
+}
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{}: {p}", self.path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a loaded configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A file.
+    File(PathBuf),
+    /// No file at the default path: the built-in default.
+    BuiltIn,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::BuiltIn => write!(f, "built-in default (no {DEFAULT_PATH})"),
+        }
+    }
+}
+
+/// A configuration, where it came from, and anything worth a warning.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Its origin.
+    pub origin: Origin,
+    /// Warnings (a file writable by other users).
+    pub warnings: Vec<String>,
+}
+
+/// Loads `path`, or the default path (falling back to the built-in default when that file does
+/// not exist).
+///
+/// # Errors
+///
+/// When a file that exists (or was named explicitly) cannot be read, parsed or validated.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let (path, explicit) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_PATH), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => {
+            return Ok(Loaded {
+                config: Config::default(),
+                origin: Origin::BuiltIn,
+                warnings: Vec::new(),
+            });
+        }
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let config = from_toml(&text, &path)?;
+    let mut warnings = Vec::new();
+    if let Ok(meta) = std::fs::metadata(&path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o002 != 0 {
+            warnings.push(format!(
+                "{} is writable by other users, and it controls the firewall: chmod o-w {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(Loaded {
+        config,
+        origin: Origin::File(path),
+        warnings,
+    })
+}
+
+/// Parses and validates configuration text; `path` is only used in messages.
+///
+/// # Errors
+///
+/// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    Config::try_from(raw).map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = Vec<String>;
+
+    /// Validates every value; the error lists every problem found.
+    fn try_from(raw: RawConfig) -> Result<Config, Vec<String>> {
+        let mut v = Validator::default();
+        let d = &raw.detect;
+
+        let weights = Weights {
+            privileged_port: v.weight("privileged-port", d.weights.privileged_port),
+            unprivileged_port: v.weight("unprivileged-port", d.weights.unprivileged_port),
+            ordinary: v.weight("ordinary", d.weights.ordinary),
+            stealth: v.weight("stealth", d.weights.stealth),
+            impossible: v.weight("impossible", d.weights.impossible),
+        };
+        let threshold = v.integer("[detect] threshold", d.threshold, 1, 1_000_000);
+        let window = v.duration("[detect] window", &d.window, Duration::from_secs(1), DAY);
+        let max_sources = v.integer("[detect] max-sources", d.max_sources, 1, 10_000_000);
+        let max_ports = v.integer(
+            "[detect] max-ports-per-source",
+            d.max_ports_per_source,
+            1,
+            65_536,
+        );
+        let ipv4_prefix = v.integer("[detect] ipv4-prefix", d.ipv4_prefix, 16, 32);
+        let ipv6_prefix = v.integer("[detect] ipv6-prefix", d.ipv6_prefix, 32, 128);
+        let heaviest = [weights.privileged_port, weights.unprivileged_port]
+            .into_iter()
+            .max()
+            .map_or(0, u64::from)
+            * [weights.ordinary, weights.stealth, weights.impossible]
+                .into_iter()
+                .max()
+                .map_or(0, u64::from);
+        if v.ok() && (max_ports as u64).saturating_mul(heaviest) < threshold {
+            v.problem(format!(
+                "[detect] threshold = {threshold}: can never be reached with \
+                 max-ports-per-source = {max_ports} and these weights"
+            ));
+        }
+
+        let mode = match d.mode.as_str() {
+            "unused" => {
+                if d.preset.is_some() || !d.tcp_ports.is_empty() || !d.udp_ports.is_empty() {
+                    v.problem(
+                        "[detect] mode = \"unused\": preset, tcp-ports and udp-ports only \
+                         apply to mode = \"listed\""
+                            .into(),
+                    );
+                }
+                TrapMode::Unused
+            }
+            "listed" => {
+                let mut tcp = v.ports("[detect] tcp-ports", &d.tcp_ports);
+                let mut udp = v.ports("[detect] udp-ports", &d.udp_ports);
+                match d.preset.as_deref().map(|name| (name, ports::preset(name))) {
+                    Some((_, Some(p))) => {
+                        p.tcp.iter().for_each(|&port| tcp.insert(port));
+                        p.udp.iter().for_each(|&port| udp.insert(port));
+                    }
+                    Some((name, None)) => v.problem(format!(
+                        "[detect] preset = {name:?}: unknown preset, expected one of {}",
+                        ports::PRESETS.map(|p| format!("{:?}", p.name)).join(", ")
+                    )),
+                    None => {}
+                }
+                if v.ok() && tcp.is_empty() && udp.is_empty() {
+                    v.problem(
+                        "[detect] mode = \"listed\": no trap ports; set tcp-ports, udp-ports \
+                         or a preset"
+                            .into(),
+                    );
+                }
+                TrapMode::Listed { tcp, udp }
+            }
+            other => {
+                v.problem(format!(
+                    "[detect] mode = {other:?}: expected \"unused\" or \"listed\""
+                ));
+                TrapMode::Unused
+            }
+        };
+        let exclude_tcp = v.ports("[detect] exclude-tcp", &d.exclude_tcp);
+        let exclude_udp = v.ports("[detect] exclude-udp", &d.exclude_udp);
+        let ephemeral_udp = match d.ephemeral_udp.as_str() {
+            "auto" => EphemeralUdp::Auto,
+            "none" => EphemeralUdp::None,
+            text => match ports::parse_port_spec(&RawPort::Text(text.into())) {
+                Ok(r) => EphemeralUdp::Range(r),
+                Err(e) => {
+                    v.problem(format!(
+                        "[detect] ephemeral-udp = {text:?}: {e}; or \"auto\", or \"none\""
+                    ));
+                    EphemeralUdp::None
+                }
+            },
+        };
+
+        let r = &raw.respond;
+        let block_for = v.duration(
+            "[respond] block-for",
+            &r.block_for,
+            Duration::from_secs(1),
+            365 * DAY,
+        );
+
+        let nb = &raw.never_block;
+        let mut addresses = Vec::with_capacity(nb.addresses.len());
+        for text in &nb.addresses {
+            match parse_net(text) {
+                Some(net) => addresses.push(net),
+                None => v.problem(format!(
+                    "[never-block] addresses: {text:?} is not an IP address or CIDR \
+                     (like \"198.51.100.7\" or \"2001:db8::/32\")"
+                )),
+            }
+        }
+        let file = match nb.file.as_deref() {
+            Some("") => {
+                v.problem("[never-block] file = \"\": give a path, or leave the key out".into());
+                None
+            }
+            Some(p) if !p.starts_with('/') => {
+                v.problem(format!(
+                    "[never-block] file = {p:?}: must be an absolute path"
+                ));
+                None
+            }
+            other => other.map(PathBuf::from),
+        };
+
+        v.finish(Config {
+            detector: DetectorConfig {
+                threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
+                window,
+                weights,
+                max_sources: usize::try_from(max_sources).unwrap_or(usize::MAX),
+                max_ports_per_source: usize::try_from(max_ports).unwrap_or(usize::MAX),
+                ipv4_prefix: u8::try_from(ipv4_prefix).unwrap_or(32),
+                ipv6_prefix: u8::try_from(ipv6_prefix).unwrap_or(128),
+            },
+            traps: TrapsConfig {
+                mode,
+                exclude_tcp,
+                exclude_udp,
+                ephemeral_udp,
+            },
+            respond: RespondConfig {
+                block_for,
+                dry_run: r.dry_run,
+            },
+            never_block: NeverBlockConfig { addresses, file },
+        })
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// An address (as a host prefix) or a network; host bits of a network are an error, since
+/// `198.51.100.7/24` is more likely a typo than a wish to cover the /24.
+pub fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
+        return Some(IpNet::from(addr));
+    }
+    text.parse::<IpNet>().ok().filter(|n| n.trunc() == *n)
+}
+
+/// Collects problems while producing placeholder values, so validation goes on after the first.
+#[derive(Default)]
+struct Validator {
+    problems: Vec<String>,
+}
+
+impl Validator {
+    fn problem(&mut self, p: String) {
+        self.problems.push(p);
+    }
+
+    fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn finish(self, config: Config) -> Result<Config, Vec<String>> {
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(self.problems)
+        }
+    }
+
+    fn integer(&mut self, key: &str, value: i64, min: i64, max: i64) -> u64 {
+        if value < min || value > max {
+            self.problem(format!("{key} = {value}: must be from {min} to {max}"));
+        }
+        u64::try_from(value.clamp(min, max)).unwrap_or(0)
+    }
+
+    fn weight(&mut self, key: &str, value: i64) -> u16 {
+        let w = self.integer(&format!("[detect.weights] {key}"), value, 1, 1000);
+        u16::try_from(w).unwrap_or(1)
+    }
+
+    fn duration(&mut self, key: &str, text: &str, min: Duration, max: Duration) -> Duration {
+        match humantime::parse_duration(text) {
+            Ok(d) if d < min => {
+                self.problem(format!(
+                    "{key} = {text:?}: must be at least {}",
+                    humantime::format_duration(min)
+                ));
+                min
+            }
+            Ok(d) if d > max => {
+                self.problem(format!(
+                    "{key} = {text:?}: must be at most {}",
+                    humantime::format_duration(max)
+                ));
+                max
+            }
+            Ok(d) => d,
+            Err(e) => {
+                let why = match e {
+                    humantime::DurationError::UnknownUnit { unit, .. } => {
+                        format!(" (unknown unit {unit:?})")
+                    }
+                    humantime::DurationError::NumberOverflow => " (too large)".into(),
+                    _ => String::new(),
+                };
+                self.problem(format!(
+                    "{key} = {text:?}: not a duration{why}; write it like \"90s\", \"15m\", \
+                     \"1h\" or \"7d\""
+                ));
+                min
+            }
+        }
+    }
+
+    fn ports(&mut self, key: &str, specs: &[RawPort]) -> PortSet {
+        let mut set = PortSet::new();
+        for spec in specs {
+            match ports::parse_port_spec(spec) {
+                Ok(range) => range.for_each(|p| set.insert(p)),
+                Err(e) => self.problem(format!("{key}: {e}")),
+            }
+        }
+        set
+    }
+}
+
+/// The shared body of `sentryd --check-config [FILE]` and `sentryctl validate [FILE]`: prints
+/// warnings and the verdict, and returns the exit code (0, or 78 for a bad configuration).
+pub fn check_command(program: &str, path: Option<&Path>) -> std::process::ExitCode {
+    match load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{program}: warning: {w}");
+            }
+            println!("{}: configuration is valid", loaded.origin);
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            crate::exit::report(program, &e);
+            crate::exit::CONFIG.into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

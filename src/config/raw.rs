@@ -1,0 +1,218 @@
+//! The configuration file as written: serde only, no validation beyond TOML types and the key
+//! names (unknown keys are rejected with their line and column). Every field has a named default.
+
+use serde::Deserialize;
+
+use crate::detect::{DetectorConfig, Weights};
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[detect]`.
+    #[serde(default)]
+    pub detect: RawDetect,
+    /// `[respond]`.
+    #[serde(default)]
+    pub respond: RawRespond,
+    /// `[never-block]`.
+    #[serde(default)]
+    pub never_block: RawNeverBlock,
+}
+
+/// `[detect]`: which ports are traps, and how probes are scored.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawDetect {
+    /// `"unused"` or `"listed"`.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// A named PortSentry port list, for `listed` mode.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// TCP trap ports for `listed` mode: numbers or `"lo-hi"` strings.
+    #[serde(default)]
+    pub tcp_ports: Vec<RawPort>,
+    /// UDP trap ports for `listed` mode.
+    #[serde(default)]
+    pub udp_ports: Vec<RawPort>,
+    /// TCP ports that are never traps.
+    #[serde(default = "default_exclude_tcp")]
+    pub exclude_tcp: Vec<RawPort>,
+    /// UDP ports that are never traps.
+    #[serde(default = "default_exclude_udp")]
+    pub exclude_udp: Vec<RawPort>,
+    /// UDP ports exempt as the local ephemeral range: `"auto"`, `"none"` or `"lo-hi"`.
+    #[serde(default = "default_ephemeral_udp")]
+    pub ephemeral_udp: String,
+    /// Score at which a source is a scanner.
+    #[serde(default = "default_threshold")]
+    pub threshold: i64,
+    /// Sliding window, humantime.
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// Sources tracked at most.
+    #[serde(default = "default_max_sources")]
+    pub max_sources: i64,
+    /// Distinct ports kept per source at most.
+    #[serde(default = "default_max_ports_per_source")]
+    pub max_ports_per_source: i64,
+    /// IPv4 sources are counted per prefix of this length.
+    #[serde(default = "default_ipv4_prefix")]
+    pub ipv4_prefix: i64,
+    /// IPv6 sources are counted per prefix of this length.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: i64,
+    /// `[detect.weights]`.
+    #[serde(default)]
+    pub weights: RawWeights,
+}
+
+impl Default for RawDetect {
+    fn default() -> Self {
+        RawDetect {
+            mode: default_mode(),
+            preset: None,
+            tcp_ports: Vec::new(),
+            udp_ports: Vec::new(),
+            exclude_tcp: default_exclude_tcp(),
+            exclude_udp: default_exclude_udp(),
+            ephemeral_udp: default_ephemeral_udp(),
+            threshold: default_threshold(),
+            window: default_window(),
+            max_sources: default_max_sources(),
+            max_ports_per_source: default_max_ports_per_source(),
+            ipv4_prefix: default_ipv4_prefix(),
+            ipv6_prefix: default_ipv6_prefix(),
+            weights: RawWeights::default(),
+        }
+    }
+}
+
+/// A port or a range, as written.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RawPort {
+    /// `22`
+    Number(i64),
+    /// `"6000-6063"` (or `"22"`).
+    Text(String),
+}
+
+/// `[detect.weights]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawWeights {
+    /// Ports below 1024.
+    #[serde(default = "default_weight_privileged")]
+    pub privileged_port: i64,
+    /// Ports from 1024.
+    #[serde(default = "default_weight_unprivileged")]
+    pub unprivileged_port: i64,
+    /// SYN and UDP.
+    #[serde(default = "default_weight_ordinary")]
+    pub ordinary: i64,
+    /// FIN, Maimon, other odd flag sets.
+    #[serde(default = "default_weight_stealth")]
+    pub stealth: i64,
+    /// NULL, XMAS, SYN+FIN, SYN+RST.
+    #[serde(default = "default_weight_impossible")]
+    pub impossible: i64,
+}
+
+impl Default for RawWeights {
+    fn default() -> Self {
+        RawWeights {
+            privileged_port: default_weight_privileged(),
+            unprivileged_port: default_weight_unprivileged(),
+            ordinary: default_weight_ordinary(),
+            stealth: default_weight_stealth(),
+            impossible: default_weight_impossible(),
+        }
+    }
+}
+
+/// `[respond]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawRespond {
+    /// How long a block lasts, humantime.
+    #[serde(default = "default_block_for")]
+    pub block_for: String,
+    /// Log "would block" instead of blocking.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Default for RawRespond {
+    fn default() -> Self {
+        RawRespond {
+            block_for: default_block_for(),
+            dry_run: false,
+        }
+    }
+}
+
+/// `[never-block]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawNeverBlock {
+    /// Addresses and CIDRs.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// A file with one address or CIDR per line.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+fn default_mode() -> String {
+    "unused".into()
+}
+/// PortSentry's ADVANCED_EXCLUDE_TCP: ident (mail and IRC servers call back) and NetBIOS.
+fn default_exclude_tcp() -> Vec<RawPort> {
+    [113, 139].map(RawPort::Number).to_vec()
+}
+/// PortSentry's ADVANCED_EXCLUDE_UDP (DHCP server, NetBIOS, RIP) plus the DHCP client port.
+fn default_exclude_udp() -> Vec<RawPort> {
+    [67, 68, 137, 138, 520].map(RawPort::Number).to_vec()
+}
+fn default_ephemeral_udp() -> String {
+    "auto".into()
+}
+fn default_threshold() -> i64 {
+    i64::from(DetectorConfig::default().threshold)
+}
+/// The detector's default window, written as an administrator would.
+fn default_window() -> String {
+    format!("{}s", DetectorConfig::default().window.as_secs())
+}
+fn default_max_sources() -> i64 {
+    i64::try_from(DetectorConfig::default().max_sources).unwrap_or(i64::MAX)
+}
+fn default_max_ports_per_source() -> i64 {
+    i64::try_from(DetectorConfig::default().max_ports_per_source).unwrap_or(i64::MAX)
+}
+fn default_ipv4_prefix() -> i64 {
+    i64::from(DetectorConfig::default().ipv4_prefix)
+}
+fn default_ipv6_prefix() -> i64 {
+    i64::from(DetectorConfig::default().ipv6_prefix)
+}
+fn default_weight_privileged() -> i64 {
+    i64::from(Weights::DEFAULT.privileged_port)
+}
+fn default_weight_unprivileged() -> i64 {
+    i64::from(Weights::DEFAULT.unprivileged_port)
+}
+fn default_weight_ordinary() -> i64 {
+    i64::from(Weights::DEFAULT.ordinary)
+}
+fn default_weight_stealth() -> i64 {
+    i64::from(Weights::DEFAULT.stealth)
+}
+fn default_weight_impossible() -> i64 {
+    i64::from(Weights::DEFAULT.impossible)
+}
+fn default_block_for() -> String {
+    "1h".into()
+}

@@ -1,0 +1,198 @@
+use super::*;
+
+fn check(text: &str) -> Result<Config, String> {
+    from_toml(text, Path::new("/etc/scansentry/scansentry.toml")).map_err(|e| e.to_string())
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match from_toml(text, Path::new("t.toml")) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected semantic problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_empty_file_is_the_built_in_default() {
+    assert_eq!(check("").expect("valid"), Config::default());
+}
+
+#[test]
+fn the_default_matches_the_detector_defaults_and_is_safe() {
+    let c = Config::default();
+    assert_eq!(c.detector, DetectorConfig::default());
+    assert_eq!(c.traps.mode, TrapMode::Unused);
+    assert!(c.traps.exclude_tcp.contains(113) && c.traps.exclude_udp.contains(137));
+    assert_eq!(c.traps.ephemeral_udp, EphemeralUdp::Auto);
+    assert_eq!(c.respond.block_for, Duration::from_secs(3600));
+    assert!(!c.respond.dry_run);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_column() {
+    let err = check("[detect]\nthreshold = 5\ntreshold = 20\n").unwrap_err();
+    assert!(
+        err.starts_with(
+            "invalid configuration in /etc/scansentry/scansentry.toml\n\
+             TOML parse error at line 3, column 1"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("unknown field `treshold`"), "{err}");
+    let err = check("[detcet]\n").unwrap_err();
+    assert!(err.contains("line 1, column 2") && err.contains("unknown field `detcet`"), "{err}");
+}
+
+#[test]
+fn wrong_types_are_parse_errors_with_a_position() {
+    let err = check("[respond]\ndry-run = \"yes\"\n").unwrap_err();
+    assert!(err.contains("line 2, column 11"), "{err}");
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once() {
+    let p = problems(
+        r#"
+[detect]
+mode = "listed"
+preset = "anal"
+tcp-ports = [0, "6063-6000", 70000, "ssh", 22]
+window = "0s"
+threshold = 0
+ipv6-prefix = 8
+
+[detect.weights]
+stealth = 0
+
+[respond]
+block-for = "1 fortnight"
+
+[never-block]
+addresses = ["198.51.100.7", "10.0.0.300/8", "198.51.100.7/24", "2001:db8::/32"]
+"#,
+    );
+    assert_eq!(
+        p,
+        [
+            "[detect.weights] stealth = 0: must be from 1 to 1000",
+            "[detect] threshold = 0: must be from 1 to 1000000",
+            "[detect] window = \"0s\": must be at least 1s",
+            "[detect] ipv6-prefix = 8: must be from 32 to 128",
+            "[detect] tcp-ports: port 0 is not a valid port (1-65535)",
+            "[detect] tcp-ports: range \"6063-6000\" is backwards (write \"6000-6063\")",
+            "[detect] tcp-ports: 70000 is not a valid port (1-65535)",
+            "[detect] tcp-ports: \"ssh\" is not a port or a range like \"6000-6063\"",
+            "[detect] preset = \"anal\": unknown preset, expected one of \"paranoid\", \"aware\", \"bare-bones\"",
+            "[respond] block-for = \"1 fortnight\": not a duration (unknown unit \"fortnight\"); write it like \"90s\", \"15m\", \"1h\" or \"7d\"",
+            "[never-block] addresses: \"10.0.0.300/8\" is not an IP address or CIDR (like \"198.51.100.7\" or \"2001:db8::/32\")",
+            "[never-block] addresses: \"198.51.100.7/24\" is not an IP address or CIDR (like \"198.51.100.7\" or \"2001:db8::/32\")",
+        ]
+    );
+}
+
+#[test]
+fn invalid_errors_print_one_line_per_problem_with_the_path() {
+    let err = check("[detect]\nwindow = \"0s\"\nthreshold = 0\n").unwrap_err();
+    assert_eq!(
+        err,
+        "/etc/scansentry/scansentry.toml: [detect] threshold = 0: must be from 1 to 1000000\n\
+         /etc/scansentry/scansentry.toml: [detect] window = \"0s\": must be at least 1s"
+    );
+}
+
+#[test]
+fn listed_mode_with_a_preset_and_extra_ports() {
+    let c = check(
+        "[detect]\nmode = \"listed\"\npreset = \"aware\"\ntcp-ports = [\"6000-6063\", 8080]\n",
+    )
+    .expect("valid");
+    let TrapMode::Listed { tcp, udp } = &c.traps.mode else {
+        panic!("listed mode expected");
+    };
+    assert!(tcp.contains(31337) && tcp.contains(6000) && tcp.contains(6063) && tcp.contains(8080));
+    assert!(!tcp.contains(6064));
+    assert!(udp.contains(31335));
+}
+
+#[test]
+fn listed_mode_needs_ports_and_unused_mode_refuses_them() {
+    assert_eq!(
+        problems("[detect]\nmode = \"listed\"\n"),
+        ["[detect] mode = \"listed\": no trap ports; set tcp-ports, udp-ports or a preset"]
+    );
+    assert_eq!(
+        problems("[detect]\ntcp-ports = [1]\n"),
+        ["[detect] mode = \"unused\": preset, tcp-ports and udp-ports only apply to mode = \"listed\""]
+    );
+    assert_eq!(
+        problems("[detect]\nmode = \"stealth\"\n"),
+        ["[detect] mode = \"stealth\": expected \"unused\" or \"listed\""]
+    );
+}
+
+#[test]
+fn a_threshold_that_can_never_be_reached_is_refused() {
+    assert_eq!(
+        problems("[detect]\nthreshold = 1000\nmax-ports-per-source = 10\n"),
+        ["[detect] threshold = 1000: can never be reached with max-ports-per-source = 10 and these weights"]
+    );
+}
+
+#[test]
+fn ephemeral_udp_accepts_auto_none_or_a_range() {
+    let range = |t: &str| check(&format!("[detect]\nephemeral-udp = {t:?}\n"));
+    assert_eq!(range("none").unwrap().traps.ephemeral_udp, EphemeralUdp::None);
+    assert_eq!(
+        range("49152-65535").unwrap().traps.ephemeral_udp,
+        EphemeralUdp::Range(49152..=65535)
+    );
+    assert_eq!(
+        problems("[detect]\nephemeral-udp = \"high\"\n"),
+        ["[detect] ephemeral-udp = \"high\": \"high\" is not a port or a range like \"6000-6063\"; or \"auto\", or \"none\""]
+    );
+}
+
+#[test]
+fn never_block_file_must_be_absolute() {
+    assert_eq!(
+        problems("[never-block]\nfile = \"ignore.txt\"\n"),
+        ["[never-block] file = \"ignore.txt\": must be an absolute path"]
+    );
+    let c = check("[never-block]\nfile = \"/etc/scansentry/ignore\"\naddresses = [\"2001:db8::1\"]\n")
+        .unwrap();
+    assert_eq!(c.never_block.file.as_deref(), Some(Path::new("/etc/scansentry/ignore")));
+    assert_eq!(c.never_block.addresses, ["2001:db8::1/128".parse::<IpNet>().unwrap()]);
+}
+
+#[test]
+fn the_shipped_example_validates_and_differs_from_nothing_it_claims() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/scansentry.toml");
+    let text = std::fs::read_to_string(&path).expect("packaging/scansentry.toml exists");
+    let c = from_toml(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    // The example documents the defaults: loading it must give the built-in default.
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn load_falls_back_to_the_default_only_for_the_default_path() {
+    let missing = Path::new("/nonexistent/scansentry.toml");
+    let err = load(Some(missing)).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert_eq!(err.to_string(), "cannot read configuration /nonexistent/scansentry.toml");
+}
+
+#[test]
+fn a_file_writable_by_others_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("scansentry-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scansentry.toml");
+    std::fs::write(&path, "[respond]\nblock-for = \"2h\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let loaded = load(Some(&path)).unwrap();
+    assert_eq!(loaded.config.respond.block_for, Duration::from_secs(7200));
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].contains("writable by other users"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(load(Some(&path)).unwrap().warnings.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,32 @@
+//! Exit codes (sysexits, as sshguard and ntpd-rs use them) and the one way errors are printed.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+/// A failed operation.
+pub const FAILURE: u8 = 1;
+/// Bad command-line arguments (clap's own code).
+pub const USAGE: u8 = 2;
+/// EX_UNAVAILABLE: the daemon cannot be reached.
+pub const UNAVAILABLE: u8 = 69;
+/// EX_NOPERM: not allowed.
+pub const NOPERM: u8 = 77;
+/// EX_CONFIG: a bad configuration.
+pub const CONFIG: u8 = 78;
+
+/// Prints `program: error: …` with the error's whole chain of causes, once, on stderr.
+pub fn report(program: &str, err: &dyn Error) {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    eprintln!("{program}: error: {line}");
+}
+
+/// `code` as a process exit code.
+pub fn code(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
