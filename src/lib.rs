@@ -20,11 +20,15 @@
 //! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
 //! wire concrete types together. Nothing pure imports `pcap`, sockets or the clock.
 
+pub mod capture;
+pub mod config;
+pub mod ctl;
+pub mod daemon;
+pub mod detect;
+pub mod exit;
+pub mod ignore;
+pub mod pipeline;
+pub mod replay;
+pub mod respond;
 pub mod time;
 pub mod wire;
-pub mod daemon;
-pub mod ctl;
-pub mod detect;
-pub mod ignore;
-pub mod config;
-pub mod exit;

@@ -1,1 +1,108 @@
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! `sentryd`'s entry point: arguments, then one of the daemon's modes. **Shell.**
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config;
+use crate::exit;
+use crate::replay::{self, ReplayOptions};
+
+/// scansentry's daemon: recognises port scans in captured packets and blocks the scanners in
+/// nftables.
+#[derive(Debug, Parser)]
+#[command(name = "sentryd", version, about, max_term_width = 100)]
+pub struct Args {
+    /// Configuration file (when the default one is absent, the built-in default is used).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (FILE, or the one -c names, or the default), print the verdict
+    /// and exit: 0 if valid, 78 if not.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub check_config: Option<Option<PathBuf>>,
+
+    /// Run the detection pipeline over a capture file (pcap or pcapng) and print what would be
+    /// blocked. Nothing is blocked.
+    #[arg(long, value_name = "FILE.pcap", conflicts_with = "check_config")]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay: an address of the protected host (repeatable). By default the
+    /// destinations of the probes in the capture.
+    #[arg(long = "local", value_name = "ADDR", requires = "replay")]
+    pub locals: Vec<IpAddr>,
+
+    /// With --replay: print one JSON object per line instead of text.
+    #[arg(long, requires = "replay")]
+    pub json: bool,
+}
+
+/// Runs `sentryd` and returns its exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = args.check_config {
+        return config::check_command("sentryd", path.as_deref().or(args.config.as_deref()));
+    }
+    let loaded = match config::load(args.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            exit::report("sentryd", &e);
+            return exit::code(exit::CONFIG);
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("sentryd: warning: {w}");
+    }
+    match args.replay {
+        Some(capture) => run_replay(ReplayOptions {
+            capture,
+            config: loaded.config,
+            locals: args.locals,
+        }, args.json),
+        None => {
+            eprintln!(
+                "sentryd: error: live capture is not available in this version yet; \
+                 use --replay FILE.pcap to run the detector over a capture, or --check-config"
+            );
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
+fn run_replay(options: ReplayOptions, json: bool) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut write_failed = false;
+    let result = replay::run(&options, |detection, decision| {
+        let text = if json {
+            replay::json(detection, decision).to_string()
+        } else {
+            replay::line(detection, decision)
+        };
+        write_failed |= writeln!(out, "{text}").is_err();
+    });
+    match result {
+        Ok(summary) => {
+            for w in &summary.warnings {
+                eprintln!("sentryd: warning: {w}");
+            }
+            let text = if json {
+                summary.json().to_string()
+            } else {
+                summary.text(&options.capture)
+            };
+            if write_failed || writeln!(out, "{text}").is_err() {
+                // stdout closed (a pipe into `head`): nothing more to say.
+                return exit::code(exit::FAILURE);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            exit::report("sentryd", &e);
+            exit::code(exit::FAILURE)
+        }
+    }
+}

@@ -124,6 +124,35 @@ impl IgnoreList {
     }
 }
 
+/// Parses an ignore file: one address or CIDR per line; `#` starts a comment; blank lines are
+/// fine. Returns the entries, and one message per bad line (with its number) so that the rest
+/// still loads.
+pub fn parse_file(text: &str, path: &std::path::Path) -> (Vec<Entry>, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let content = line.split('#').next().unwrap_or_default().trim();
+        if content.is_empty() {
+            continue;
+        }
+        match crate::config::parse_net(content) {
+            Some(net) => entries.push(Entry {
+                net,
+                reason: Reason::IgnoreFile {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                },
+            }),
+            None => problems.push(format!(
+                "{}:{}: {content:?} is not an IP address or CIDR; line skipped",
+                path.display(),
+                i + 1
+            )),
+        }
+    }
+    (entries, problems)
+}
+
 /// 127.0.0.0/8 and ::1, always on the list.
 pub fn loopback_entries() -> Vec<Entry> {
     ["127.0.0.0/8", "::1/128"]
@@ -248,6 +277,22 @@ mod tests {
         let reasons: Vec<String> = l.why(ip("127.0.0.53")).map(|e| e.reason.to_string()).collect();
         assert_eq!(reasons, ["loopback", "nameserver in /etc/resolv.conf"]);
         assert_eq!(l.why(ip("203.0.113.1")).count(), 0);
+    }
+
+    #[test]
+    fn ignore_file_keeps_good_lines_and_reports_bad_ones_by_number() {
+        let path = std::path::Path::new("/etc/scansentry/ignore");
+        let text = "# gateways\n198.51.100.1\n\n2001:db8::/48  # lab\nnot-an-ip\n203.0.113.0/33\n";
+        let (entries, problems) = parse_file(text, path);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].reason.to_string(), "ignore file /etc/scansentry/ignore line 4");
+        assert_eq!(
+            problems,
+            [
+                "/etc/scansentry/ignore:5: \"not-an-ip\" is not an IP address or CIDR; line skipped",
+                "/etc/scansentry/ignore:6: \"203.0.113.0/33\" is not an IP address or CIDR; line skipped",
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,381 @@
+//! The per-packet path from parsed packet to detection. **Pure**; used unchanged by the live
+//! daemon and by `sentryd --replay`.
+//!
+//! For each packet, in this order:
+//! 1. frames that did not parse are counted by reason;
+//! 2. packets *from* a local address are never acted on; they are remembered as conversations
+//!    so that the answers to them are not mistaken for probes;
+//! 3. packets to an address that is not local (transit, broadcast) are ignored;
+//! 4. conversation traffic (ACK, SYN+ACK, RST, …) is not a probe;
+//! 5. an answer to something we sent (the reversed 4-tuple was seen recently) is not a probe;
+//! 6. **the never-block list is checked before any per-source state exists**;
+//! 7. probes of ports that are not traps do not count;
+//! 8. what is left is a [`Probe`] for the [`Detector`].
+//!
+//! Memory: the conversation memory is a fixed, direct-mapped table ([`RecentFlows`]); the
+//! detector bounds its own.
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::detect::traps::Traps;
+use crate::detect::{Detection, Detector, DetectorConfig, DetectorStats, Probe};
+use crate::ignore::IgnoreList;
+use crate::time::Timestamp;
+use crate::wire::{self, LinkType, Packet, Skip};
+
+/// What happened to the packets seen so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Frames handed to the pipeline.
+    pub frames: u64,
+    /// Frames skipped because they were cut short.
+    pub truncated: u64,
+    /// Frames skipped because a header was invalid.
+    pub malformed: u64,
+    /// Frames that were not IPv4 or IPv6.
+    pub not_ip: u64,
+    /// IP packets that were neither TCP nor UDP.
+    pub other_protocol: u64,
+    /// IP fragments.
+    pub fragments: u64,
+    /// Packets sent by a local address.
+    pub outbound: u64,
+    /// Packets to an address that is not local.
+    pub not_local: u64,
+    /// Conversation traffic (ACK, SYN+ACK, RST, …).
+    pub conversation: u64,
+    /// Probe-like packets that answered something we sent.
+    pub replies: u64,
+    /// Probes from never-block sources.
+    pub ignored: u64,
+    /// Probes of ports that are not traps.
+    pub not_trap: u64,
+    /// Probes counted by the detector.
+    pub probes: u64,
+    /// Detections.
+    pub detections: u64,
+}
+
+impl Counters {
+    fn skipped(&mut self, reason: Skip) {
+        match reason {
+            Skip::Truncated => self.truncated += 1,
+            Skip::Malformed => self.malformed += 1,
+            Skip::NotIp => self.not_ip += 1,
+            Skip::OtherProtocol => self.other_protocol += 1,
+            Skip::Fragment => self.fragments += 1,
+        }
+    }
+}
+
+/// Conversation memory: which 4-tuples local addresses sent from, recently.
+///
+/// A direct-mapped table of `2^bits` slots holding a 64-bit fingerprint and a time: O(1), no
+/// allocation after construction, and a fixed size whatever the traffic. A collision evicts the
+/// older flow; the cost is that an answer to it may be examined as a probe, which the trap and
+/// threshold checks still stand between.
+#[derive(Debug)]
+pub struct RecentFlows {
+    slots: Box<[(u64, Timestamp)]>,
+    mask: u64,
+    ttl: Duration,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl RecentFlows {
+    /// A table of `2^bits` slots (16 bytes each) remembering flows for `ttl`. `seed` keys the
+    /// hash, so that remote parties cannot aim collisions at a given flow.
+    pub fn new(bits: u8, ttl: Duration, seed: u64) -> Self {
+        let len = 1usize << bits.min(24);
+        RecentFlows {
+            slots: vec![(0, Timestamp::ZERO); len].into_boxed_slice(),
+            mask: (len as u64) - 1,
+            ttl,
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+        }
+    }
+
+    fn fingerprint(&self, src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, tcp: bool) -> u64 {
+        let a = match src.to_canonical() {
+            IpAddr::V4(v4) => u128::from(v4.to_bits()),
+            IpAddr::V6(v6) => v6.to_bits(),
+        };
+        let b = match dst.to_canonical() {
+            IpAddr::V4(v4) => u128::from(v4.to_bits()),
+            IpAddr::V6(v6) => v6.to_bits(),
+        };
+        self.hasher.hash_one((a, b, src_port, dst_port, tcp))
+    }
+
+    fn slot(&self, fp: u64) -> usize {
+        usize::try_from(fp & self.mask).expect("the mask fits the table length")
+    }
+
+    /// Records that `p` was sent (by a local address) at `at`.
+    pub fn remember(&mut self, at: Timestamp, p: &Packet) {
+        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
+        let i = self.slot(fp);
+        self.slots[i] = (fp, at);
+    }
+
+    /// Whether `p` travels the reverse way of a flow remembered within the last `ttl`.
+    pub fn is_answer(&self, at: Timestamp, p: &Packet) -> bool {
+        let fp = self.fingerprint(p.dst, p.dst_port, p.src, p.src_port, p.tcp_flags.is_some());
+        let (stored, when) = self.slots[self.slot(fp)];
+        stored == fp && when != Timestamp::ZERO && at.saturating_since(when) <= self.ttl
+    }
+}
+
+/// Size of the conversation memory: 2^16 flows, 1 MiB.
+const FLOW_BITS: u8 = 16;
+/// How long a flow we started is remembered after its last outbound packet.
+const FLOW_TTL: Duration = Duration::from_secs(300);
+/// How often idle sources are expired, in capture time.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+
+/// The per-packet pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    locals: HashSet<IpAddr, foldhash::fast::RandomState>,
+    flows: RecentFlows,
+    ignore: IgnoreList,
+    traps: Traps,
+    detector: Detector,
+    counters: Counters,
+    next_expire: Timestamp,
+}
+
+impl Pipeline {
+    /// A pipeline with no state. `seed` keys the conversation memory's hash (the daemon passes a
+    /// random one; replays a fixed one so that they are repeatable).
+    pub fn new(
+        detector: DetectorConfig,
+        traps: Traps,
+        ignore: IgnoreList,
+        locals: impl IntoIterator<Item = IpAddr>,
+        seed: u64,
+    ) -> Self {
+        Pipeline {
+            locals: locals.into_iter().map(|a| a.to_canonical()).collect(),
+            flows: RecentFlows::new(FLOW_BITS, FLOW_TTL, seed),
+            ignore,
+            traps,
+            detector: Detector::new(detector),
+            counters: Counters::default(),
+            next_expire: Timestamp::ZERO,
+        }
+    }
+
+    /// Parses and processes one frame.
+    pub fn process_frame(&mut self, at: Timestamp, link: LinkType, frame: &[u8]) -> Option<Detection> {
+        self.process(at, wire::parse(link, frame))
+    }
+
+    /// Processes one parsed frame (or the reason it did not parse).
+    pub fn process(&mut self, at: Timestamp, parsed: Result<Packet, Skip>) -> Option<Detection> {
+        let c = &mut self.counters;
+        c.frames += 1;
+        if at >= self.next_expire {
+            self.detector.expire(at);
+            self.next_expire = at.saturating_add(EXPIRE_EVERY);
+        }
+        let p = match parsed {
+            Ok(p) => p,
+            Err(reason) => {
+                c.skipped(reason);
+                return None;
+            }
+        };
+        if self.locals.contains(&p.src.to_canonical()) {
+            c.outbound += 1;
+            self.flows.remember(at, &p);
+            return None;
+        }
+        if !self.locals.contains(&p.dst.to_canonical()) {
+            c.not_local += 1;
+            return None;
+        }
+        let Some(kind) = p.probe_kind() else {
+            c.conversation += 1;
+            return None;
+        };
+        if self.flows.is_answer(at, &p) {
+            c.replies += 1;
+            return None;
+        }
+        if self.ignore.contains(p.src) {
+            c.ignored += 1;
+            return None;
+        }
+        let proto = p.proto();
+        if !self.traps.is_trap(proto, p.dst, p.dst_port) {
+            c.not_trap += 1;
+            return None;
+        }
+        c.probes += 1;
+        let detection = self.detector.observe(&Probe {
+            at,
+            src: p.src,
+            dst: p.dst,
+            proto,
+            dst_port: p.dst_port,
+            kind,
+        });
+        if detection.is_some() {
+            self.counters.detections += 1;
+        }
+        detection
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The detector's memory counters.
+    pub fn detector_stats(&self) -> DetectorStats {
+        self.detector.stats()
+    }
+
+    /// The never-block list in use.
+    pub fn ignore(&self) -> &IgnoreList {
+        &self.ignore
+    }
+
+    /// The trap decision in use.
+    pub fn traps(&self) -> &Traps {
+        &self.traps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::traps::{Listeners, PortSet, TrapMode};
+    use crate::ignore::{Entry, Reason};
+    use crate::wire::{Proto, TcpFlags};
+
+    const LOCAL: &str = "198.51.100.1";
+    const SCANNER: &str = "203.0.113.7";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn pipeline(ignore: &[&str]) -> Pipeline {
+        let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
+        let mut listeners = Listeners::new();
+        listeners.insert(Proto::Tcp, None, 22);
+        traps.set_listeners(listeners);
+        let ignore = IgnoreList::new(
+            ignore
+                .iter()
+                .map(|s| Entry {
+                    net: s.parse().unwrap(),
+                    reason: Reason::Config,
+                })
+                .collect(),
+        );
+        Pipeline::new(DetectorConfig::default(), traps, ignore, [ip(LOCAL)], 7)
+    }
+
+    fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet {
+        Packet {
+            src: ip(src),
+            dst: ip(dst),
+            src_port: sport,
+            dst_port: dport,
+            tcp_flags: Some(flags),
+        }
+    }
+
+    fn at(s: u64) -> Timestamp {
+        Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000)
+    }
+
+    #[test]
+    fn a_syn_scan_of_closed_ports_is_detected() {
+        let mut p = pipeline(&[]);
+        let found: Vec<_> = (1..=7)
+            .filter_map(|port| p.process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN))))
+            .collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(p.counters().probes, 7);
+    }
+
+    #[test]
+    fn the_never_block_list_comes_before_any_state() {
+        let mut p = pipeline(&["203.0.113.0/24"]);
+        for port in 1..=100 {
+            assert_eq!(p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, port, TcpFlags::SYN))), None);
+        }
+        assert_eq!(p.counters().ignored, 100);
+        assert_eq!(p.detector_stats().tracked, 0, "no per-source state for an ignored source");
+    }
+
+    #[test]
+    fn listeners_outbound_transit_and_conversation_never_count() {
+        let mut p = pipeline(&[]);
+        let c = |p: &Pipeline| *p.counters();
+        p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 22, TcpFlags::SYN)));
+        assert_eq!(c(&p).not_trap, 1);
+        p.process(at(0), Ok(tcp(LOCAL, 1, SCANNER, 23, TcpFlags::SYN)));
+        assert_eq!(c(&p).outbound, 1);
+        p.process(at(0), Ok(tcp(SCANNER, 1, "198.51.100.99", 23, TcpFlags::SYN)));
+        assert_eq!(c(&p).not_local, 1);
+        p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 23, TcpFlags::ACK)));
+        p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 23, TcpFlags::RST)));
+        assert_eq!(c(&p).conversation, 2);
+        p.process(at(0), Err(Skip::Truncated));
+        assert_eq!(c(&p).truncated, 1);
+        assert_eq!(c(&p).probes, 0);
+        assert_eq!(c(&p).frames, 6);
+    }
+
+    #[test]
+    fn answers_to_our_own_packets_are_not_probes_until_the_flow_is_forgotten() {
+        let mut p = pipeline(&[]);
+        // We closed a connection from port 80; the peer's FIN+ACK (Maimon-shaped) answers it.
+        p.process(at(0), Ok(tcp(LOCAL, 80, SCANNER, 50000, TcpFlags::FIN | TcpFlags::ACK)));
+        let answer = tcp(SCANNER, 50000, LOCAL, 80, TcpFlags::FIN | TcpFlags::ACK);
+        p.process(at(1), Ok(answer));
+        assert_eq!(p.counters().replies, 1);
+        assert_eq!(p.counters().probes, 0);
+        // Long after, the same packet is unsolicited.
+        p.process(at(1 + 301), Ok(answer));
+        assert_eq!(p.counters().probes, 1);
+        // A UDP answer to a query we sent is not a probe either.
+        let query = Packet {
+            src: ip(LOCAL),
+            dst: ip(SCANNER),
+            src_port: 5353,
+            dst_port: 53,
+            tcp_flags: None,
+        };
+        p.process(at(400), Ok(query));
+        let reply = Packet {
+            src: ip(SCANNER),
+            dst: ip(LOCAL),
+            src_port: 53,
+            dst_port: 5353,
+            tcp_flags: None,
+        };
+        p.process(at(400), Ok(reply));
+        assert_eq!(p.counters().replies, 2);
+    }
+
+    #[test]
+    fn flows_table_forgets_by_ttl_and_by_collision_only() {
+        let mut flows = RecentFlows::new(4, Duration::from_secs(10), 1);
+        let out = tcp(LOCAL, 1, SCANNER, 2, TcpFlags::ACK);
+        let back = tcp(SCANNER, 2, LOCAL, 1, TcpFlags::ACK);
+        assert!(!flows.is_answer(at(0), &back));
+        flows.remember(at(0), &out);
+        assert!(flows.is_answer(at(10), &back));
+        assert!(!flows.is_answer(at(11), &back));
+        assert!(!flows.is_answer(at(1), &out), "the same direction is not an answer");
+    }
+}

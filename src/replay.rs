@@ -1,0 +1,356 @@
+//! `sentryd --replay FILE`: the live pipeline over a capture file, decisions only (nothing is
+//! blocked). **Shell** (reads the file); the work is done by the pure [`Pipeline`] and
+//! [`Responder`], with the capture timestamps as the clock, so a replay is repeatable.
+//!
+//! A capture does not say which addresses were "ours". Unless `--local` names them, they are
+//! inferred in a first pass: the destinations of probe-shaped packets that answer nothing.
+//! Listening ports are inferred the same way, from SYN+ACKs and UDP answers sent by those
+//! addresses, so that a service in the capture is not mistaken for a trap.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::capture::{CaptureError, PcapFile};
+use crate::config::{Config, LINUX_EPHEMERAL_PORTS};
+use crate::detect::traps::Listeners;
+use crate::detect::{Detection, DetectorStats};
+use crate::ignore::{self, Entry, IgnoreList, Reason};
+use crate::pipeline::{Counters, Pipeline, RecentFlows};
+use crate::respond::{Decision, Responder};
+use crate::time::Timestamp;
+use crate::wire::{self, Proto, TcpFlags};
+
+/// The hash seed of a replay's conversation memory: fixed, so that replays repeat exactly.
+const REPLAY_SEED: u64 = 0x5ca7_5e47_7e57_da7a;
+
+/// What to replay, and how.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// The capture file.
+    pub capture: PathBuf,
+    /// The configuration to run.
+    pub config: Config,
+    /// The local addresses; empty to infer them from the capture.
+    pub locals: Vec<IpAddr>,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The capture could not be read.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The never-block file named by the configuration could not be read.
+    #[error("cannot read never-block file {}", path.display())]
+    IgnoreFile {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a replay found, besides the detections it reported as it went.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The local addresses used.
+    pub locals: Vec<IpAddr>,
+    /// Whether they were inferred from the capture (rather than given).
+    pub inferred: bool,
+    /// Listening sockets inferred from the capture.
+    pub listeners: Vec<(Proto, IpAddr, u16)>,
+    /// Timestamps of the first and last frames.
+    pub span: Option<(Timestamp, Timestamp)>,
+    /// The pipeline's counters.
+    pub counters: Counters,
+    /// The detector's memory counters.
+    pub detector: DetectorStats,
+    /// Decisions made: blocks, already blocked, never-block.
+    pub blocks: u64,
+    /// Detections of sources that were blocked already.
+    pub already_blocked: u64,
+    /// Detections of never-block sources.
+    pub never_block: u64,
+    /// Warnings (bad lines of the never-block file).
+    pub warnings: Vec<String>,
+}
+
+/// Runs the replay, calling `report` for every detection with the decision taken.
+///
+/// # Errors
+///
+/// When the capture or the never-block file cannot be read.
+pub fn run(
+    options: &ReplayOptions,
+    mut report: impl FnMut(&Detection, &Decision),
+) -> Result<Summary, ReplayError> {
+    let config = &options.config;
+    let inferred = infer(&options.capture)?;
+    let (locals, was_inferred) = if options.locals.is_empty() {
+        (inferred.locals.iter().copied().collect::<Vec<_>>(), true)
+    } else {
+        (options.locals.clone(), false)
+    };
+    let listened: Vec<(Proto, IpAddr, u16)> = inferred
+        .listeners
+        .iter()
+        .filter(|(_, addr, _)| locals.contains(addr))
+        .copied()
+        .collect();
+    let mut listeners = Listeners::new();
+    for &(proto, addr, port) in &listened {
+        listeners.insert(proto, Some(addr), port);
+    }
+    let mut traps = config.traps.build(LINUX_EPHEMERAL_PORTS);
+    traps.set_listeners(listeners);
+
+    let (ignore, warnings) = never_block_list(config, &locals)?;
+    let mut pipeline = Pipeline::new(
+        config.detector.clone(),
+        traps,
+        ignore,
+        locals.iter().copied(),
+        REPLAY_SEED,
+    );
+    let mut responder = Responder::new(&config.respond);
+    let mut summary = Summary {
+        locals,
+        inferred: was_inferred,
+        listeners: listened,
+        span: None,
+        counters: Counters::default(),
+        detector: DetectorStats::default(),
+        blocks: 0,
+        already_blocked: 0,
+        never_block: 0,
+        warnings,
+    };
+
+    let mut file = PcapFile::open(&options.capture)?;
+    let link = file.link();
+    while let Some(frame) = file.next_frame()? {
+        summary.span = Some(match summary.span {
+            None => (frame.at, frame.at),
+            Some((first, _)) => (first, frame.at),
+        });
+        if let Some(detection) = pipeline.process_frame(frame.at, link, frame.data) {
+            let decision = responder.on_detection(&detection, pipeline.ignore(), frame.at);
+            match decision {
+                Decision::Block { .. } => summary.blocks += 1,
+                Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
+                Decision::NeverBlock { .. } => summary.never_block += 1,
+            }
+            report(&detection, &decision);
+        }
+    }
+    summary.counters = *pipeline.counters();
+    summary.detector = pipeline.detector_stats();
+    Ok(summary)
+}
+
+/// Loopback, the local addresses, and the configuration's never-block addresses and file.
+fn never_block_list(
+    config: &Config,
+    locals: &[IpAddr],
+) -> Result<(IgnoreList, Vec<String>), ReplayError> {
+    let mut entries = ignore::loopback_entries();
+    entries.extend(locals.iter().map(|&a| Entry {
+        net: a.into(),
+        reason: Reason::ReplayLocal,
+    }));
+    entries.extend(config.never_block.addresses.iter().map(|&net| Entry {
+        net,
+        reason: Reason::Config,
+    }));
+    let mut warnings = Vec::new();
+    if let Some(path) = &config.never_block.file {
+        let text = std::fs::read_to_string(path).map_err(|source| ReplayError::IgnoreFile {
+            path: path.clone(),
+            source,
+        })?;
+        let (more, problems) = ignore::parse_file(&text, path);
+        entries.extend(more);
+        warnings.extend(problems);
+    }
+    Ok((IgnoreList::new(entries), warnings))
+}
+
+/// Local addresses and listening sockets, as far as a capture shows them.
+#[derive(Debug, Default)]
+struct Inferred {
+    locals: BTreeSet<IpAddr>,
+    listeners: BTreeSet<(Proto, IpAddr, u16)>,
+}
+
+/// The first pass: every packet is remembered as a flow; a probe-shaped packet that answers
+/// no earlier flow makes its destination local; a SYN+ACK or UDP datagram that answers one
+/// shows a listening socket at its source.
+fn infer(path: &Path) -> Result<Inferred, CaptureError> {
+    let mut file = PcapFile::open(path)?;
+    let link = file.link();
+    let mut flows = RecentFlows::new(16, Duration::from_secs(300), REPLAY_SEED);
+    let mut found = Inferred::default();
+    while let Some(frame) = file.next_frame()? {
+        let Ok(p) = wire::parse(link, frame.data) else {
+            continue;
+        };
+        if flows.is_answer(frame.at, &p) {
+            let opens = match p.tcp_flags {
+                Some(f) => f.contains(TcpFlags::SYN | TcpFlags::ACK),
+                None => true,
+            };
+            if opens {
+                found.listeners.insert((p.proto(), p.src.to_canonical(), p.src_port));
+            }
+        } else if p.probe_kind().is_some() {
+            found.locals.insert(p.dst.to_canonical());
+        }
+        flows.remember(frame.at, &p);
+    }
+    Ok(found)
+}
+
+/// A duration as an administrator reads it: `1h`, `59m 12s`.
+pub fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// The detection's source as written in a log line: the bare address for a host prefix.
+pub fn source_text(net: &ipnet::IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+/// One log line for a detection and its decision.
+pub fn line(d: &Detection, decision: &Decision) -> String {
+    match decision {
+        Decision::Block { net, ttl } => format!(
+            "{} would block {} for {}: {}",
+            d.last_seen,
+            source_text(net),
+            human(*ttl),
+            d.summary()
+        ),
+        Decision::AlreadyBlocked { net, remaining } => format!(
+            "{} {} still scanning, already blocked for {} more: {}",
+            d.last_seen,
+            source_text(net),
+            human(*remaining),
+            d.summary()
+        ),
+        Decision::NeverBlock { addr, reason } => format!(
+            "{} not blocking {addr}: on never-block list ({reason}): {}",
+            d.last_seen,
+            d.summary()
+        ),
+    }
+}
+
+/// The detection and its decision as one JSON object.
+pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
+    let (action, net, secs) = match decision {
+        Decision::Block { net, ttl } => ("block", Some(*net), Some(ttl.as_secs())),
+        Decision::AlreadyBlocked { net, remaining } => {
+            ("already-blocked", Some(*net), Some(remaining.as_secs()))
+        }
+        Decision::NeverBlock { .. } => ("never-block", None, None),
+    };
+    serde_json::json!({
+        "type": "detection",
+        "at": d.last_seen.to_string(),
+        "source": d.source.to_string(),
+        "addr": d.addr.to_string(),
+        "kinds": d.kinds.names().collect::<Vec<_>>(),
+        "ports": d.ports.iter().map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port})).collect::<Vec<_>>(),
+        "first_seen": d.first_seen.to_string(),
+        "last_seen": d.last_seen.to_string(),
+        "packets": d.packets,
+        "score": d.score,
+        "action": action,
+        "target": net.map(|n| n.to_string()),
+        "seconds": secs,
+        "never_block_reason": match decision { Decision::NeverBlock { reason, .. } => Some(reason.as_str()), _ => None },
+    })
+}
+
+impl Summary {
+    /// The human summary printed after the detections.
+    pub fn text(&self, capture: &Path) -> String {
+        let c = &self.counters;
+        let span = self.span.map_or(Duration::ZERO, |(a, b)| b.saturating_since(a));
+        let locals = if self.locals.is_empty() {
+            "none".to_string()
+        } else {
+            self.locals.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let listeners = if self.listeners.is_empty() {
+            "none".to_string()
+        } else {
+            self.listeners
+                .iter()
+                .map(|(proto, addr, port)| format!("{}/{} on {addr}", port, proto.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = format!(
+            "replayed {}: {} frames over {:.1}s\n\
+             local addresses ({}): {locals}\n\
+             listening (inferred from answers): {listeners}\n\
+             probes counted: {}; not traps: {}; answers to local traffic: {}; conversation: {}; \
+             never-block sources: {}; outbound: {}; to other hosts: {}\n\
+             skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols, {} fragments\n\
+             detections: {} (would block {}, already blocked {}, never-block {})",
+            capture.display(),
+            c.frames,
+            span.as_secs_f64(),
+            if self.inferred { "inferred from the capture" } else { "given" },
+            c.probes,
+            c.not_trap,
+            c.replies,
+            c.conversation,
+            c.ignored,
+            c.outbound,
+            c.not_local,
+            c.truncated,
+            c.malformed,
+            c.not_ip,
+            c.other_protocol,
+            c.fragments,
+            c.detections,
+            self.blocks,
+            self.already_blocked,
+            self.never_block,
+        );
+        if self.detector.evicted_sources > 0 || self.detector.evicted_ports > 0 {
+            out.push_str(&format!(
+                "\ndetector memory: {} sources evicted, {} ports evicted",
+                self.detector.evicted_sources, self.detector.evicted_ports
+            ));
+        }
+        out
+    }
+
+    /// The summary as one JSON object.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "summary",
+            "locals": self.locals.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "locals_inferred": self.inferred,
+            "listeners": self.listeners.iter().map(|(proto, addr, port)| serde_json::json!({"proto": proto.as_str(), "addr": addr.to_string(), "port": port})).collect::<Vec<_>>(),
+            "first_frame": self.span.map(|(a, _)| a.to_string()),
+            "last_frame": self.span.map(|(_, b)| b.to_string()),
+            "counters": self.counters,
+            "evicted_sources": self.detector.evicted_sources,
+            "evicted_ports": self.detector.evicted_ports,
+            "blocks": self.blocks,
+            "already_blocked": self.already_blocked,
+            "never_block": self.never_block,
+        })
+    }
+}

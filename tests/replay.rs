@@ -1,0 +1,289 @@
+//! End to end, offline: real captures → `PcapFile` → parser → pipeline → responder.
+//!
+//! The captures in `../shared/pcaps` are real traffic; `tests/data` holds small captures made on
+//! this project's machines (`tcpdump -i any -y LINUX_SLL/LINUX_SLL2`, and `lo`).
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use scansentry::capture::PcapFile;
+use scansentry::config::{self, Config};
+use scansentry::detect::Detection;
+use scansentry::replay::{self, ReplayOptions, Summary};
+use scansentry::respond::Decision;
+use scansentry::wire::{self, Evidence, ProbeKind, Proto};
+
+fn shared(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps").join(name)
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn replay_with(
+    capture: &Path,
+    config: Config,
+    locals: &[&str],
+) -> (Vec<(Detection, Decision)>, Summary) {
+    let mut found = Vec::new();
+    let summary = replay::run(
+        &ReplayOptions {
+            capture: capture.to_path_buf(),
+            config,
+            locals: locals.iter().map(|s| ip(s)).collect(),
+        },
+        |d, decision| found.push((d.clone(), decision.clone())),
+    )
+    .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));
+    (found, summary)
+}
+
+fn replay(capture: &Path, locals: &[&str]) -> (Vec<(Detection, Decision)>, Summary) {
+    replay_with(capture, Config::default(), locals)
+}
+
+#[test]
+fn masscan_sweep_of_ports_0_to_1000_is_one_syn_scan_detection() {
+    let (found, summary) = replay(&shared("tcp_0_1000_20190821.pcap"), &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (d, decision) = &found[0];
+    assert_eq!(d.addr, ip("172.31.15.102"));
+    assert_eq!(d.kinds.to_string(), "syn");
+    assert!(d.ports.iter().all(|(proto, _)| *proto == Proto::Tcp));
+    assert_eq!(
+        *decision,
+        Decision::Block {
+            net: "172.31.15.102/32".parse().unwrap(),
+            ttl: Duration::from_secs(3600)
+        }
+    );
+    assert_eq!(summary.locals, [ip("198.124.152.15")]);
+    assert!(summary.inferred);
+    let c = summary.counters;
+    assert_eq!(c.frames, 1005);
+    // 1001 SYNs (ports 0-1000) of which 113 and 139 are excluded by default; 4 RSTs.
+    assert_eq!((c.probes, c.not_trap, c.conversation), (999, 2, 4));
+    assert_eq!(c.truncated + c.malformed + c.not_ip + c.other_protocol + c.fragments, 0);
+}
+
+#[test]
+fn nmap_a_of_one_open_web_port_is_not_a_port_scan() {
+    // This capture is `nmap -A -p 80` seen from the scanner: 35 SYNs, all with the Linux
+    // kernel's own window (29200) and options, i.e. connect() calls, to ports 80 and 443, both
+    // of which answered SYN+ACK, then HTTP service probes. It holds no stealth or OS-detection
+    // probe and no closed port: a detector that counts distinct *trap* ports rightly sees a
+    // client of two open services.
+    let (found, summary) = replay(&shared("nmap_80_all.pcap"), &[]);
+    assert_eq!(found, []);
+    assert_eq!(summary.locals, [ip("130.211.223.103")]);
+    let open: BTreeSet<_> = summary.listeners.iter().map(|&(_, _, port)| port).collect();
+    assert_eq!(open, BTreeSet::from([80, 443]));
+    assert_eq!(summary.counters.not_trap, 35, "every SYN went to an open port");
+    assert_eq!(summary.counters.probes, 0);
+}
+
+#[test]
+fn nmap_capture_from_the_scanners_side_never_blocks_the_web_server() {
+    // Taking the scanner as the protected host: the web server's answers are all replies.
+    let (found, summary) = replay(&shared("nmap_80_all.pcap"), &["10.87.1.10"]);
+    assert_eq!(found, []);
+    assert_eq!(summary.counters.probes, 0);
+}
+
+#[test]
+fn whois_exchange_gives_no_detection_from_either_side() {
+    for locals in [&[][..], &["10.87.1.50"][..]] {
+        let (found, summary) = replay(&shared("whois.pcap"), locals);
+        assert_eq!(found, [], "locals {locals:?}");
+        assert_eq!(summary.counters.probes, 0, "locals {locals:?}");
+    }
+}
+
+#[test]
+fn two_way_flag_capture_never_makes_the_answering_server_a_scanner() {
+    // The server 10.0.0.80 answers each of the client's 63 flag sets with each of 63 flag sets,
+    // including NULL, XMAS and SYN+FIN, to 3969 distinct client ports. Seen from the client,
+    // every one of those is an answer to the client's own packet.
+    let (found, summary) = replay(&shared("two_way_all_flags.pcap"), &["10.0.0.10"]);
+    assert_eq!(found, []);
+    assert_eq!(summary.counters.outbound, 3969);
+    assert_eq!(summary.counters.probes, 0);
+    // The probe-shaped answers were recognised as answers; the rest is conversation traffic.
+    assert_eq!(summary.counters.replies + summary.counters.conversation, 3969);
+
+    // Seen from the server: port 80 answered, so it is a service, not a trap.
+    let (found, summary) = replay(&shared("two_way_all_flags.pcap"), &[]);
+    assert_eq!(found, []);
+    assert_eq!(summary.locals, [ip("10.0.0.80")]);
+}
+
+#[test]
+fn one_way_flag_capture_makes_its_sender_a_stealth_scanner() {
+    // 63 crafted flag sets to a port that never answers: the first, a NULL probe of a
+    // privileged port, is evidence enough.
+    let (found, _) = replay(&shared("one_way_all_flags.pcap"), &[]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0.addr, ip("10.0.0.10"));
+    assert_eq!(found[0].0.kinds.to_string(), "null");
+}
+
+/// Classifies every TCP segment of a capture: a histogram of spec characters (see
+/// `wire::tests::SPEC`) and the set of distinct flag values.
+fn flag_histogram(capture: &Path) -> (HashMap<char, usize>, BTreeSet<u16>) {
+    let mut file = PcapFile::open(capture).unwrap();
+    let link = file.link();
+    let mut histogram = HashMap::new();
+    let mut seen = BTreeSet::new();
+    while let Some(frame) = file.next_frame().unwrap() {
+        let p = wire::parse(link, frame.data).expect("every frame of these captures parses");
+        let flags = p.tcp_flags.expect("TCP only");
+        seen.insert(flags.bits());
+        let c = match p.probe_kind() {
+            None => '.',
+            Some(ProbeKind::Syn) => 'S',
+            Some(ProbeKind::Fin) => 'F',
+            Some(ProbeKind::Null) => 'N',
+            Some(ProbeKind::Xmas) => 'X',
+            Some(ProbeKind::Maimon) => 'M',
+            Some(k @ ProbeKind::Odd(_)) if k.evidence() == Evidence::Impossible => '!',
+            Some(ProbeKind::Odd(_)) => 'o',
+            Some(ProbeKind::Udp) => 'U',
+        };
+        *histogram.entry(c).or_insert(0) += 1;
+    }
+    (histogram, seen)
+}
+
+#[test]
+fn every_flag_combination_in_the_flag_captures_is_classified_as_specified() {
+    // Of the 63 flag sets 0x00..0x3e: SYN, FIN, NULL, XMAS and Maimon once each; 20 are
+    // conversation traffic (ACK-bearing, or a bare RST); 23 carry SYN with FIN or RST, or are
+    // otherwise impossible; 15 are other odd sets.
+    let once = HashMap::from([
+        ('S', 1),
+        ('F', 1),
+        ('N', 1),
+        ('X', 1),
+        ('M', 1),
+        ('.', 20),
+        ('!', 23),
+        ('o', 15),
+    ]);
+    let (histogram, seen) = flag_histogram(&shared("one_way_all_flags.pcap"));
+    assert_eq!(histogram, once);
+    assert_eq!(seen, (0..0x3f).collect());
+
+    // Two-way: each set sent 63 times by the client and 63 times by the server.
+    let (histogram, seen) = flag_histogram(&shared("two_way_all_flags.pcap"));
+    let twice: HashMap<char, usize> = once.iter().map(|(&c, &n)| (c, n * 126)).collect();
+    assert_eq!(histogram, twice);
+    assert_eq!(seen, (0..0x3f).collect());
+}
+
+#[test]
+fn cooked_and_loopback_captures_parse_without_a_skip() {
+    for name in ["any_linux_sll.pcap", "any_linux_sll2.pcap", "lo_ethernet.pcap"] {
+        let (_, summary) = replay(&data(name), &[]);
+        let c = summary.counters;
+        assert!(c.frames >= 2, "{name}");
+        assert_eq!(c.truncated + c.malformed + c.not_ip + c.other_protocol, 0, "{name}");
+    }
+}
+
+#[test]
+fn replays_repeat_exactly() {
+    let first = replay(&shared("tcp_0_1000_20190821.pcap"), &[]).0;
+    let second = replay(&shared("tcp_0_1000_20190821.pcap"), &[]).0;
+    assert_eq!(first, second);
+}
+
+fn temp_pcap(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scansentry-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn an_ipv6_scan_from_one_64_is_one_detection_of_the_prefix() {
+    let victim = ip("2001:db8::1");
+    let frames: Vec<(u64, Vec<u8>)> = (1..=7u16)
+        .map(|i| {
+            let src = ip(&format!("2001:db8:bad:1::{i:x}"));
+            (
+                1_700_000_000_000_000 + u64::from(i) * 1000,
+                support::frames::tcp_frame(src, victim, 40000, i, 0x02),
+            )
+        })
+        .collect();
+    let path = temp_pcap("ipv6_64.pcap");
+    support::frames::write_pcap(&path, &frames);
+    let (found, _) = replay(&path, &[]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].1,
+        Decision::Block {
+            net: "2001:db8:bad:1::/64".parse().unwrap(),
+            ttl: Duration::from_secs(3600)
+        }
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn never_block_addresses_from_the_config_are_never_blocked() {
+    let config = config::from_toml(
+        "[never-block]\naddresses = [\"172.31.0.0/16\"]\n",
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    let (found, summary) = replay_with(&shared("tcp_0_1000_20190821.pcap"), config, &[]);
+    assert_eq!(found, []);
+    // Every SYN, excluded ports included: the never-block check comes first.
+    assert_eq!(summary.counters.ignored, 1001);
+}
+
+#[test]
+fn listed_mode_counts_only_listed_ports() {
+    // masscan covers ports 0-1000; the "aware" preset has 11 TCP ports below 1001, of which
+    // 7 privileged ones are enough.
+    let config = config::from_toml(
+        "[detect]\nmode = \"listed\"\npreset = \"aware\"\n",
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    let (found, summary) = replay_with(&shared("tcp_0_1000_20190821.pcap"), config, &[]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(summary.counters.probes, 9);
+    let listed = [1, 11, 15, 79, 111, 119, 143, 540, 635];
+    assert!(found[0].0.ports.iter().all(|(_, p)| listed.contains(p)));
+}
+
+#[test]
+fn a_truncated_capture_is_an_error_not_a_panic() {
+    let bytes = std::fs::read(shared("two_way_all_flags.pcap")).unwrap();
+    let path = temp_pcap("truncated.pcap");
+    std::fs::write(&path, &bytes[..30_000]).unwrap();
+    let err = replay::run(
+        &ReplayOptions {
+            capture: path.clone(),
+            config: Config::default(),
+            locals: Vec::new(),
+        },
+        |_, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("cannot read capture"),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}

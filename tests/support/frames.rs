@@ -1,0 +1,78 @@
+//! Synthetic frames and capture files for tests and benchmarks, built with etherparse's
+//! `PacketBuilder` (so they are independent of our own parser).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use etherparse::{PacketBuilder, TcpHeader};
+
+const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa];
+const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
+
+/// An Ethernet frame holding a TCP segment with the raw `flags` (FIN = 0x01 … CWR = 0x80).
+pub fn tcp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u16) -> Vec<u8> {
+    let mut h = TcpHeader::new(sport, dport, 0x1234_5678, 1024);
+    h.fin = flags & 0x01 != 0;
+    h.syn = flags & 0x02 != 0;
+    h.rst = flags & 0x04 != 0;
+    h.psh = flags & 0x08 != 0;
+    h.ack = flags & 0x10 != 0;
+    h.urg = flags & 0x20 != 0;
+    h.ece = flags & 0x40 != 0;
+    h.cwr = flags & 0x80 != 0;
+    let mut out = Vec::with_capacity(80);
+    let eth = PacketBuilder::ethernet2(MAC_A, MAC_B);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .tcp_header(h)
+            .write(&mut out, &[]),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .tcp_header(h)
+            .write(&mut out, &[]),
+        _ => panic!("mixed address families"),
+    }
+    .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// An Ethernet frame holding an empty UDP datagram.
+pub fn udp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let eth = PacketBuilder::ethernet2(MAC_A, MAC_B);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .udp(sport, dport)
+            .write(&mut out, &[]),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .udp(sport, dport)
+            .write(&mut out, &[]),
+        _ => panic!("mixed address families"),
+    }
+    .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Writes Ethernet frames with their capture times (microseconds since the epoch) as a pcap file.
+pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
+    let mut file = dead.savefile(path).expect("create the capture file");
+    for (micros, data) in frames {
+        let header = pcap::PacketHeader {
+            ts: libc_timeval(*micros),
+            caplen: u32::try_from(data.len()).expect("small frame"),
+            len: u32::try_from(data.len()).expect("small frame"),
+        };
+        file.write(&pcap::Packet::new(&header, data));
+    }
+    file.flush().expect("flush the capture file");
+}
+
+fn libc_timeval(micros: u64) -> libc::timeval {
+    let secs = i64::try_from(micros / 1_000_000).expect("fits");
+    let usecs = i64::try_from(micros % 1_000_000).expect("fits");
+    libc::timeval { tv_sec: secs, tv_usec: usecs }
+}
