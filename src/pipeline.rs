@@ -98,7 +98,14 @@ impl RecentFlows {
         }
     }
 
-    fn fingerprint(&self, src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, tcp: bool) -> u64 {
+    fn fingerprint(
+        &self,
+        src: IpAddr,
+        src_port: u16,
+        dst: IpAddr,
+        dst_port: u16,
+        tcp: bool,
+    ) -> u64 {
         let a = match src.to_canonical() {
             IpAddr::V4(v4) => u128::from(v4.to_bits()),
             IpAddr::V6(v6) => v6.to_bits(),
@@ -129,6 +136,37 @@ impl RecentFlows {
     }
 }
 
+/// The host's own addresses. A host has a handful, so a linear scan beats hashing; a hash set
+/// takes over past [`Locals::LINEAR`].
+#[derive(Debug)]
+enum Locals {
+    Few(Vec<IpAddr>),
+    Many(HashSet<IpAddr, foldhash::fast::RandomState>),
+}
+
+impl Locals {
+    const LINEAR: usize = 16;
+
+    fn new(addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        let mut v: Vec<IpAddr> = addrs.into_iter().map(|a| a.to_canonical()).collect();
+        v.sort_unstable();
+        v.dedup();
+        if v.len() <= Self::LINEAR {
+            Locals::Few(v)
+        } else {
+            Locals::Many(v.into_iter().collect())
+        }
+    }
+
+    fn contains(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        match self {
+            Locals::Few(v) => v.contains(&addr),
+            Locals::Many(set) => set.contains(&addr),
+        }
+    }
+}
+
 /// Size of the conversation memory: 2^16 flows, 1 MiB.
 const FLOW_BITS: u8 = 16;
 /// How long a flow we started is remembered after its last outbound packet.
@@ -139,7 +177,7 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// The per-packet pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
-    locals: HashSet<IpAddr, foldhash::fast::RandomState>,
+    locals: Locals,
     flows: RecentFlows,
     ignore: IgnoreList,
     traps: Traps,
@@ -159,7 +197,7 @@ impl Pipeline {
         seed: u64,
     ) -> Self {
         Pipeline {
-            locals: locals.into_iter().map(|a| a.to_canonical()).collect(),
+            locals: Locals::new(locals),
             flows: RecentFlows::new(FLOW_BITS, FLOW_TTL, seed),
             ignore,
             traps,
@@ -170,7 +208,12 @@ impl Pipeline {
     }
 
     /// Parses and processes one frame.
-    pub fn process_frame(&mut self, at: Timestamp, link: LinkType, frame: &[u8]) -> Option<Detection> {
+    pub fn process_frame(
+        &mut self,
+        at: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+    ) -> Option<Detection> {
         self.process(at, wire::parse(link, frame))
     }
 
@@ -189,12 +232,12 @@ impl Pipeline {
                 return None;
             }
         };
-        if self.locals.contains(&p.src.to_canonical()) {
+        if self.locals.contains(p.src) {
             c.outbound += 1;
             self.flows.remember(at, &p);
             return None;
         }
-        if !self.locals.contains(&p.dst.to_canonical()) {
+        if !self.locals.contains(p.dst) {
             c.not_local += 1;
             return None;
         }
@@ -300,7 +343,9 @@ mod tests {
     fn a_syn_scan_of_closed_ports_is_detected() {
         let mut p = pipeline(&[]);
         let found: Vec<_> = (1..=7)
-            .filter_map(|port| p.process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN))))
+            .filter_map(|port| {
+                p.process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN)))
+            })
             .collect();
         assert_eq!(found.len(), 1);
         assert_eq!(p.counters().probes, 7);
@@ -310,10 +355,17 @@ mod tests {
     fn the_never_block_list_comes_before_any_state() {
         let mut p = pipeline(&["203.0.113.0/24"]);
         for port in 1..=100 {
-            assert_eq!(p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, port, TcpFlags::SYN))), None);
+            assert_eq!(
+                p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, port, TcpFlags::SYN))),
+                None
+            );
         }
         assert_eq!(p.counters().ignored, 100);
-        assert_eq!(p.detector_stats().tracked, 0, "no per-source state for an ignored source");
+        assert_eq!(
+            p.detector_stats().tracked,
+            0,
+            "no per-source state for an ignored source"
+        );
     }
 
     #[test]
@@ -324,7 +376,10 @@ mod tests {
         assert_eq!(c(&p).not_trap, 1);
         p.process(at(0), Ok(tcp(LOCAL, 1, SCANNER, 23, TcpFlags::SYN)));
         assert_eq!(c(&p).outbound, 1);
-        p.process(at(0), Ok(tcp(SCANNER, 1, "198.51.100.99", 23, TcpFlags::SYN)));
+        p.process(
+            at(0),
+            Ok(tcp(SCANNER, 1, "198.51.100.99", 23, TcpFlags::SYN)),
+        );
         assert_eq!(c(&p).not_local, 1);
         p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 23, TcpFlags::ACK)));
         p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 23, TcpFlags::RST)));
@@ -339,7 +394,16 @@ mod tests {
     fn answers_to_our_own_packets_are_not_probes_until_the_flow_is_forgotten() {
         let mut p = pipeline(&[]);
         // We closed a connection from port 80; the peer's FIN+ACK (Maimon-shaped) answers it.
-        p.process(at(0), Ok(tcp(LOCAL, 80, SCANNER, 50000, TcpFlags::FIN | TcpFlags::ACK)));
+        p.process(
+            at(0),
+            Ok(tcp(
+                LOCAL,
+                80,
+                SCANNER,
+                50000,
+                TcpFlags::FIN | TcpFlags::ACK,
+            )),
+        );
         let answer = tcp(SCANNER, 50000, LOCAL, 80, TcpFlags::FIN | TcpFlags::ACK);
         p.process(at(1), Ok(answer));
         assert_eq!(p.counters().replies, 1);
@@ -376,6 +440,9 @@ mod tests {
         flows.remember(at(0), &out);
         assert!(flows.is_answer(at(10), &back));
         assert!(!flows.is_answer(at(11), &back));
-        assert!(!flows.is_answer(at(1), &out), "the same direction is not an answer");
+        assert!(
+            !flows.is_answer(at(1), &out),
+            "the same direction is not an answer"
+        );
     }
 }

@@ -203,7 +203,9 @@ fn infer(path: &Path) -> Result<Inferred, CaptureError> {
                 None => true,
             };
             if opens {
-                found.listeners.insert((p.proto(), p.src.to_canonical(), p.src_port));
+                found
+                    .listeners
+                    .insert((p.proto(), p.src.to_canonical(), p.src_port));
             }
         } else if p.probe_kind().is_some() {
             found.locals.insert(p.dst.to_canonical());
@@ -283,11 +285,17 @@ impl Summary {
     /// The human summary printed after the detections.
     pub fn text(&self, capture: &Path) -> String {
         let c = &self.counters;
-        let span = self.span.map_or(Duration::ZERO, |(a, b)| b.saturating_since(a));
+        let span = self
+            .span
+            .map_or(Duration::ZERO, |(a, b)| b.saturating_since(a));
         let locals = if self.locals.is_empty() {
             "none".to_string()
         } else {
-            self.locals.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            self.locals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let listeners = if self.listeners.is_empty() {
             "none".to_string()
@@ -309,7 +317,11 @@ impl Summary {
             capture.display(),
             c.frames,
             span.as_secs_f64(),
-            if self.inferred { "inferred from the capture" } else { "given" },
+            if self.inferred {
+                "inferred from the capture"
+            } else {
+                "given"
+            },
             c.probes,
             c.not_trap,
             c.replies,

@@ -130,7 +130,10 @@ mod tests {
             Timestamp::from_micros(u64::MAX)
         );
         assert_eq!(Timestamp::ZERO.saturating_since(t), Duration::ZERO);
-        assert_eq!(t.saturating_since(Timestamp::ZERO), Duration::from_micros(5));
+        assert_eq!(
+            t.saturating_since(Timestamp::ZERO),
+            Duration::from_micros(5)
+        );
     }
 
     #[test]

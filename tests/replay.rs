@@ -18,11 +18,15 @@ use scansentry::respond::Decision;
 use scansentry::wire::{self, Evidence, ProbeKind, Proto};
 
 fn shared(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/pcaps")
+        .join(name)
 }
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -72,7 +76,10 @@ fn masscan_sweep_of_ports_0_to_1000_is_one_syn_scan_detection() {
     assert_eq!(c.frames, 1005);
     // 1001 SYNs (ports 0-1000) of which 113 and 139 are excluded by default; 4 RSTs.
     assert_eq!((c.probes, c.not_trap, c.conversation), (999, 2, 4));
-    assert_eq!(c.truncated + c.malformed + c.not_ip + c.other_protocol + c.fragments, 0);
+    assert_eq!(
+        c.truncated + c.malformed + c.not_ip + c.other_protocol + c.fragments,
+        0
+    );
 }
 
 #[test]
@@ -87,7 +94,10 @@ fn nmap_a_of_one_open_web_port_is_not_a_port_scan() {
     assert_eq!(summary.locals, [ip("130.211.223.103")]);
     let open: BTreeSet<_> = summary.listeners.iter().map(|&(_, _, port)| port).collect();
     assert_eq!(open, BTreeSet::from([80, 443]));
-    assert_eq!(summary.counters.not_trap, 35, "every SYN went to an open port");
+    assert_eq!(
+        summary.counters.not_trap, 35,
+        "every SYN went to an open port"
+    );
     assert_eq!(summary.counters.probes, 0);
 }
 
@@ -118,7 +128,10 @@ fn two_way_flag_capture_never_makes_the_answering_server_a_scanner() {
     assert_eq!(summary.counters.outbound, 3969);
     assert_eq!(summary.counters.probes, 0);
     // The probe-shaped answers were recognised as answers; the rest is conversation traffic.
-    assert_eq!(summary.counters.replies + summary.counters.conversation, 3969);
+    assert_eq!(
+        summary.counters.replies + summary.counters.conversation,
+        3969
+    );
 
     // Seen from the server: port 80 answered, so it is a service, not a trap.
     let (found, summary) = replay(&shared("two_way_all_flags.pcap"), &[]);
@@ -191,11 +204,19 @@ fn every_flag_combination_in_the_flag_captures_is_classified_as_specified() {
 
 #[test]
 fn cooked_and_loopback_captures_parse_without_a_skip() {
-    for name in ["any_linux_sll.pcap", "any_linux_sll2.pcap", "lo_ethernet.pcap"] {
+    for name in [
+        "any_linux_sll.pcap",
+        "any_linux_sll2.pcap",
+        "lo_ethernet.pcap",
+    ] {
         let (_, summary) = replay(&data(name), &[]);
         let c = summary.counters;
         assert!(c.frames >= 2, "{name}");
-        assert_eq!(c.truncated + c.malformed + c.not_ip + c.other_protocol, 0, "{name}");
+        assert_eq!(
+            c.truncated + c.malformed + c.not_ip + c.other_protocol,
+            0,
+            "{name}"
+        );
     }
 }
 
@@ -281,9 +302,6 @@ fn a_truncated_capture_is_an_error_not_a_panic() {
         |_, _| {},
     )
     .unwrap_err();
-    assert!(
-        err.to_string().starts_with("cannot read capture"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("cannot read capture"), "{err}");
     std::fs::remove_file(&path).unwrap();
 }

@@ -278,7 +278,7 @@ impl TryFrom<RawConfig> for Config {
                 .into_iter()
                 .max()
                 .map_or(0, u64::from);
-        if v.ok() && (max_ports as u64).saturating_mul(heaviest) < threshold {
+        if v.ok() && max_ports.saturating_mul(heaviest) < threshold {
             v.problem(format!(
                 "[detect] threshold = {threshold}: can never be reached with \
                  max-ports-per-source = {max_ports} and these weights"

@@ -48,8 +48,7 @@ pub const PRESETS: [Preset; 3] = [
             32772, 32773, 32774, 49724, 54320,
         ],
         udp: &[
-            1, 7, 9, 69, 161, 162, 513, 640, 700, 32770, 32771, 32772, 32773, 32774, 31337,
-            54321,
+            1, 7, 9, 69, 161, 162, 513, 640, 700, 32770, 32771, 32772, 32773, 32774, 31337, 54321,
         ],
     },
 ];
@@ -122,7 +121,10 @@ mod tests {
             text("ssh"),
             Err("\"ssh\" is not a port or a range like \"6000-6063\"".into())
         );
-        assert_eq!(text("0-10"), Err("port 0 is not a valid port (1-65535)".into()));
+        assert_eq!(
+            text("0-10"),
+            Err("port 0 is not a valid port (1-65535)".into())
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ fn unknown_key_names_file_line_and_column() {
     );
     assert!(err.contains("unknown field `treshold`"), "{err}");
     let err = check("[detcet]\n").unwrap_err();
-    assert!(err.contains("line 1, column 2") && err.contains("unknown field `detcet`"), "{err}");
+    assert!(
+        err.contains("line 1, column 2") && err.contains("unknown field `detcet`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,7 +124,9 @@ fn listed_mode_needs_ports_and_unused_mode_refuses_them() {
     );
     assert_eq!(
         problems("[detect]\ntcp-ports = [1]\n"),
-        ["[detect] mode = \"unused\": preset, tcp-ports and udp-ports only apply to mode = \"listed\""]
+        [
+            "[detect] mode = \"unused\": preset, tcp-ports and udp-ports only apply to mode = \"listed\""
+        ]
     );
     assert_eq!(
         problems("[detect]\nmode = \"stealth\"\n"),
@@ -133,21 +138,28 @@ fn listed_mode_needs_ports_and_unused_mode_refuses_them() {
 fn a_threshold_that_can_never_be_reached_is_refused() {
     assert_eq!(
         problems("[detect]\nthreshold = 1000\nmax-ports-per-source = 10\n"),
-        ["[detect] threshold = 1000: can never be reached with max-ports-per-source = 10 and these weights"]
+        [
+            "[detect] threshold = 1000: can never be reached with max-ports-per-source = 10 and these weights"
+        ]
     );
 }
 
 #[test]
 fn ephemeral_udp_accepts_auto_none_or_a_range() {
     let range = |t: &str| check(&format!("[detect]\nephemeral-udp = {t:?}\n"));
-    assert_eq!(range("none").unwrap().traps.ephemeral_udp, EphemeralUdp::None);
+    assert_eq!(
+        range("none").unwrap().traps.ephemeral_udp,
+        EphemeralUdp::None
+    );
     assert_eq!(
         range("49152-65535").unwrap().traps.ephemeral_udp,
         EphemeralUdp::Range(49152..=65535)
     );
     assert_eq!(
         problems("[detect]\nephemeral-udp = \"high\"\n"),
-        ["[detect] ephemeral-udp = \"high\": \"high\" is not a port or a range like \"6000-6063\"; or \"auto\", or \"none\""]
+        [
+            "[detect] ephemeral-udp = \"high\": \"high\" is not a port or a range like \"6000-6063\"; or \"auto\", or \"none\""
+        ]
     );
 }
 
@@ -157,10 +169,17 @@ fn never_block_file_must_be_absolute() {
         problems("[never-block]\nfile = \"ignore.txt\"\n"),
         ["[never-block] file = \"ignore.txt\": must be an absolute path"]
     );
-    let c = check("[never-block]\nfile = \"/etc/scansentry/ignore\"\naddresses = [\"2001:db8::1\"]\n")
-        .unwrap();
-    assert_eq!(c.never_block.file.as_deref(), Some(Path::new("/etc/scansentry/ignore")));
-    assert_eq!(c.never_block.addresses, ["2001:db8::1/128".parse::<IpNet>().unwrap()]);
+    let c =
+        check("[never-block]\nfile = \"/etc/scansentry/ignore\"\naddresses = [\"2001:db8::1\"]\n")
+            .unwrap();
+    assert_eq!(
+        c.never_block.file.as_deref(),
+        Some(Path::new("/etc/scansentry/ignore"))
+    );
+    assert_eq!(
+        c.never_block.addresses,
+        ["2001:db8::1/128".parse::<IpNet>().unwrap()]
+    );
 }
 
 #[test]
@@ -177,7 +196,10 @@ fn load_falls_back_to_the_default_only_for_the_default_path() {
     let missing = Path::new("/nonexistent/scansentry.toml");
     let err = load(Some(missing)).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
-    assert_eq!(err.to_string(), "cannot read configuration /nonexistent/scansentry.toml");
+    assert_eq!(
+        err.to_string(),
+        "cannot read configuration /nonexistent/scansentry.toml"
+    );
 }
 
 #[test]

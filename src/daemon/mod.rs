@@ -57,11 +57,14 @@ pub fn main() -> ExitCode {
         eprintln!("sentryd: warning: {w}");
     }
     match args.replay {
-        Some(capture) => run_replay(ReplayOptions {
-            capture,
-            config: loaded.config,
-            locals: args.locals,
-        }, args.json),
+        Some(capture) => run_replay(
+            ReplayOptions {
+                capture,
+                config: loaded.config,
+                locals: args.locals,
+            },
+            args.json,
+        ),
         None => {
             eprintln!(
                 "sentryd: error: live capture is not available in this version yet; \

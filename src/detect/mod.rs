@@ -18,7 +18,7 @@ pub mod traps;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use hashlink::LinkedHashMap;
@@ -257,8 +257,10 @@ struct Source {
 #[derive(Debug)]
 pub struct Detector {
     config: DetectorConfig,
-    sources: LinkedHashMap<IpAddr, Source, foldhash::quality::RandomState>,
+    sources: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
     stats: DetectorStats,
+    mask4: u32,
+    mask6: u128,
 }
 
 impl Detector {
@@ -274,7 +276,9 @@ impl Detector {
             "max_ports_per_source must be positive"
         );
         Detector {
-            sources: LinkedHashMap::with_hasher(foldhash::quality::RandomState::default()),
+            sources: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
+            mask4: mask4(config.ipv4_prefix),
+            mask6: mask6(config.ipv6_prefix),
             config,
             stats: DetectorStats::default(),
         }
@@ -289,7 +293,10 @@ impl Detector {
     pub fn observe(&mut self, probe: &Probe) -> Option<Detection> {
         let key = self.key(probe.src);
         let prefix_len = self.prefix_len(key);
-        let weight = self.config.weights.of(probe.dst_port, probe.kind.evidence());
+        let weight = self
+            .config
+            .weights
+            .of(probe.dst_port, probe.kind.evidence());
         let window = self.config.window;
         let max_ports = self.config.max_ports_per_source;
 
@@ -302,6 +309,7 @@ impl Detector {
                 }
                 self.sources.entry(key).or_insert(Source {
                     hits: VecDeque::new(),
+
                     score: 0,
                     last_seen: probe.at,
                     packets: 0,
@@ -402,9 +410,10 @@ impl Detector {
 
     /// The key a source is counted under: its address, masked to the configured prefix.
     fn key(&self, src: IpAddr) -> IpAddr {
-        let src = src.to_canonical();
-        let len = self.prefix_len(src);
-        IpNet::new(src, len).map_or(src, |n| n.network())
+        match src.to_canonical() {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from_bits(a.to_bits() & self.mask4)),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from_bits(a.to_bits() & self.mask6)),
+        }
     }
 
     fn prefix_len(&self, addr: IpAddr) -> u8 {
@@ -415,5 +424,32 @@ impl Detector {
     }
 }
 
+/// The IPv4 network mask of a prefix length (0-32).
+fn mask4(len: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0)
+}
+
+/// The IPv6 network mask of a prefix length (0-128).
+fn mask6(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod mask_tests {
+    #[test]
+    fn masks_of_every_length() {
+        assert_eq!(super::mask4(0), 0);
+        assert_eq!(super::mask4(24), 0xffff_ff00);
+        assert_eq!(super::mask4(32), u32::MAX);
+        assert_eq!(super::mask6(64), u128::MAX << 64);
+        assert_eq!(super::mask6(128), u128::MAX);
+        assert_eq!(super::mask6(0), 0);
+    }
+}

@@ -63,14 +63,42 @@ fn ports(kind: ProbeKind, list: impl IntoIterator<Item = u16>) -> Vec<(u64, u16,
         .collect()
 }
 
-case!(seven_privileged_syn_ports_cross_the_threshold, ports(SYN, 1..=7), vec![6]);
+case!(
+    seven_privileged_syn_ports_cross_the_threshold,
+    ports(SYN, 1..=7),
+    vec![6]
+);
 case!(six_privileged_syn_ports_do_not, ports(SYN, 1..=6), vec![]);
-case!(twenty_one_unprivileged_syn_ports_cross_it, ports(SYN, 2000..=2020), vec![20]);
-case!(twenty_unprivileged_syn_ports_do_not, ports(SYN, 2000..=2019), vec![]);
-case!(repeated_probes_of_one_port_never_add_up, ports(SYN, [23; 500]), vec![]);
-case!(four_privileged_fin_ports_weigh_as_much_as_eight_syn, ports(FIN, 1..=4), vec![3]);
-case!(one_null_probe_to_a_privileged_port_is_enough, ports(NULL, [111]), vec![0]);
-case!(three_null_probes_to_unprivileged_ports_are_enough, ports(NULL, 5000..=5002), vec![2]);
+case!(
+    twenty_one_unprivileged_syn_ports_cross_it,
+    ports(SYN, 2000..=2020),
+    vec![20]
+);
+case!(
+    twenty_unprivileged_syn_ports_do_not,
+    ports(SYN, 2000..=2019),
+    vec![]
+);
+case!(
+    repeated_probes_of_one_port_never_add_up,
+    ports(SYN, [23; 500]),
+    vec![]
+);
+case!(
+    four_privileged_fin_ports_weigh_as_much_as_eight_syn,
+    ports(FIN, 1..=4),
+    vec![3]
+);
+case!(
+    one_null_probe_to_a_privileged_port_is_enough,
+    ports(NULL, [111]),
+    vec![0]
+);
+case!(
+    three_null_probes_to_unprivileged_ports_are_enough,
+    ports(NULL, 5000..=5002),
+    vec![2]
+);
 case!(udp_weighs_like_syn, ports(UDP, 1..=7), vec![6]);
 case!(
     a_port_probed_again_with_stronger_evidence_is_upgraded,
@@ -147,7 +175,11 @@ fn a_continuing_scan_is_reported_again_once_per_window() {
     // First at the 7th port (6 s), then one window (60 s) later, and again.
     assert_eq!(at, vec![6, 66, 126]);
     assert_eq!(found[1].packets, 60, "packets since the previous report");
-    assert_eq!(found[1].ports.len(), 61, "ports first probed within the window");
+    assert_eq!(
+        found[1].ports.len(),
+        61,
+        "ports first probed within the window"
+    );
 }
 
 #[test]
@@ -160,7 +192,10 @@ fn ipv6_sources_are_counted_per_64_by_default() {
         found.extend(d.observe(&probe(u64::from(i), &src, i, SYN)));
     }
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].source, "2001:db8:0:1::/64".parse::<IpNet>().unwrap());
+    assert_eq!(
+        found[0].source,
+        "2001:db8:0:1::/64".parse::<IpNet>().unwrap()
+    );
     assert_eq!(found[0].addr, "2001:db8:0:1::7".parse::<IpAddr>().unwrap());
 
     let mut per_address = Detector::new(DetectorConfig {
@@ -169,7 +204,10 @@ fn ipv6_sources_are_counted_per_64_by_default() {
     });
     for i in 1..=7u16 {
         let src = format!("2001:db8:0:1::{i:x}");
-        assert_eq!(per_address.observe(&probe(u64::from(i), &src, i, SYN)), None);
+        assert_eq!(
+            per_address.observe(&probe(u64::from(i), &src, i, SYN)),
+            None
+        );
     }
 }
 

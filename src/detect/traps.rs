@@ -167,10 +167,14 @@ impl Traps {
             (Proto::Tcp, TrapMode::Unused) => (&self.exclude_tcp, true),
             (Proto::Udp, TrapMode::Unused) => (&self.exclude_udp, true),
         };
+        let ephemeral = proto == Proto::Udp
+            && self
+                .ephemeral_udp
+                .as_ref()
+                .is_some_and(|r| r.contains(&port));
         listed
             && !excluded.contains(port)
-            && !(proto == Proto::Udp
-                && self.ephemeral_udp.as_ref().is_some_and(|r| r.contains(&port)))
+            && !ephemeral
             && !self.listeners.contains(proto, dst, port)
     }
 }
@@ -213,12 +217,21 @@ mod tests {
         assert!(t.is_trap(Proto::Tcp, a, 23));
         assert!(!t.is_trap(Proto::Tcp, a, 22), "wildcard listener");
         assert!(!t.is_trap(Proto::Tcp, a, 113), "excluded");
-        assert!(t.is_trap(Proto::Udp, a, 113), "TCP excludes do not touch UDP");
+        assert!(
+            t.is_trap(Proto::Udp, a, 113),
+            "TCP excludes do not touch UDP"
+        );
         assert!(!t.is_trap(Proto::Udp, a, 138), "excluded");
         assert!(!t.is_trap(Proto::Udp, a, 53), "listener on this address");
-        assert!(t.is_trap(Proto::Udp, b, 53), "the listener is bound to another address");
+        assert!(
+            t.is_trap(Proto::Udp, b, 53),
+            "the listener is bound to another address"
+        );
         assert!(!t.is_trap(Proto::Udp, a, 40000), "ephemeral UDP");
-        assert!(t.is_trap(Proto::Tcp, a, 40000), "ephemeral exemption is UDP only");
+        assert!(
+            t.is_trap(Proto::Tcp, a, 40000),
+            "ephemeral exemption is UDP only"
+        );
         assert!(t.is_trap(Proto::Udp, a, 61000));
     }
 
@@ -241,6 +254,9 @@ mod tests {
         let mut l = Listeners::new();
         l.insert(Proto::Tcp, Some(ip("::")), 6667);
         t.set_listeners(l);
-        assert!(!t.is_trap(Proto::Tcp, a, 6667), "a started service is never a trap");
+        assert!(
+            !t.is_trap(Proto::Tcp, a, 6667),
+            "a started service is never a trap"
+        );
     }
 }

@@ -274,7 +274,10 @@ mod tests {
             reason: Reason::Nameserver("/etc/resolv.conf".into()),
         });
         let l = IgnoreList::new(entries);
-        let reasons: Vec<String> = l.why(ip("127.0.0.53")).map(|e| e.reason.to_string()).collect();
+        let reasons: Vec<String> = l
+            .why(ip("127.0.0.53"))
+            .map(|e| e.reason.to_string())
+            .collect();
         assert_eq!(reasons, ["loopback", "nameserver in /etc/resolv.conf"]);
         assert_eq!(l.why(ip("203.0.113.1")).count(), 0);
     }
@@ -285,7 +288,10 @@ mod tests {
         let text = "# gateways\n198.51.100.1\n\n2001:db8::/48  # lab\nnot-an-ip\n203.0.113.0/33\n";
         let (entries, problems) = parse_file(text, path);
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].reason.to_string(), "ignore file /etc/scansentry/ignore line 4");
+        assert_eq!(
+            entries[1].reason.to_string(),
+            "ignore file /etc/scansentry/ignore line 4"
+        );
         assert_eq!(
             problems,
             [

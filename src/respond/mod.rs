@@ -162,7 +162,10 @@ mod tests {
                 remaining: Duration::from_secs(3540)
             }
         );
-        assert!(matches!(r.on_detection(&d, &none, t(3610)), Decision::Block { .. }));
+        assert!(matches!(
+            r.on_detection(&d, &none, t(3610)),
+            Decision::Block { .. }
+        ));
     }
 
     #[test]

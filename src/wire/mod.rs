@@ -1,7 +1,7 @@
 //! Packet parsing: captured bytes in, a small plain [`Packet`] out. **Pure.**
 //!
-//! The layers are sliced by `etherparse` in its *lax* mode, so a capture cut short by the snap
-//! length still yields its addresses, ports and flags. Link types: Ethernet (with up to three
+//! Each layer is sliced by `etherparse` (IP in its *lax* mode, so a capture cut short by the snap
+//! length still yields its addresses, ports and flags as long as the transport header is whole). Link types: Ethernet (with up to three
 //! VLAN tags), Linux cooked capture v1 and v2 (what pcap gives on the `any` device), raw IP and
 //! the loopback encapsulations. IPv6 extension headers are walked.
 //!
@@ -19,7 +19,10 @@ pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
 
 use std::net::IpAddr;
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, Ethernet2Header, Ethernet2HeaderSlice, IpNumber, LaxIpSlice, SingleVlanHeader,
+    SingleVlanHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+};
 
 /// How the frames of a capture are encapsulated (pcap's `DLT_*` / `LINKTYPE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +150,8 @@ impl Skip {
 const SLL_HEADER_LEN: usize = 16;
 /// Length of the Linux cooked capture v2 header; its protocol type is at offset 0.
 const SLL2_HEADER_LEN: usize = 20;
+/// At most this many VLAN tags are walked (QinQ and one more).
+const MAX_VLAN_TAGS: usize = 3;
 
 /// Parses one captured frame.
 ///
@@ -154,87 +159,97 @@ const SLL2_HEADER_LEN: usize = 20;
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
-    let sliced = match link {
+    let ip = match link {
         LinkType::Ethernet => {
-            LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Truncated)?
+            let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Truncated)?;
+            let payload = frame.get(Ethernet2Header::LEN..).unwrap_or_default();
+            ether_payload(eth.ether_type(), payload)?
         }
         LinkType::LinuxSll => cooked(frame, 14, SLL_HEADER_LEN)?,
         LinkType::LinuxSll2 => cooked(frame, 0, SLL2_HEADER_LEN)?,
-        LinkType::RawIp => from_ip(frame)?,
-        LinkType::Loopback => from_ip(frame.get(4..).ok_or(Skip::Truncated)?)?,
+        LinkType::RawIp => frame,
+        LinkType::Loopback => frame.get(4..).ok_or(Skip::Truncated)?,
     };
-    packet_from(&sliced)
+    packet_from_ip(ip)
+}
+
+/// Walks VLAN tags (802.1Q, 802.1ad, the old QinQ 0x9100) to the IP header.
+fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8], Skip> {
+    for _ in 0..=MAX_VLAN_TAGS {
+        match ether_type {
+            EtherType::IPV4 | EtherType::IPV6 => return Ok(payload),
+            EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+                let tag =
+                    SingleVlanHeaderSlice::from_slice(payload).map_err(|_| Skip::Truncated)?;
+                ether_type = tag.ether_type();
+                payload = payload.get(SingleVlanHeader::LEN..).unwrap_or_default();
+            }
+            _ => return Err(Skip::NotIp),
+        }
+    }
+    Err(Skip::NotIp)
 }
 
 /// Slices a Linux cooked capture frame (v1 or v2). Both carry the payload's EtherType in a
 /// big-endian field and nothing else we need; the hardware type is deliberately not checked,
 /// since `any` captures include loopback (ARPHRD 772) and tunnels. A protocol field that is not
 /// an IP EtherType (netlink, for instance) comes out as [`Skip::NotIp`].
-fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<LaxSlicedPacket<'_>, Skip> {
+fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Skip> {
     let (Some(proto), Some(payload)) = (frame.get(proto_at..proto_at + 2), frame.get(header_len..))
     else {
         return Err(Skip::Truncated);
     };
-    let ether_type = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
-    Ok(LaxSlicedPacket::from_ether_type(ether_type, payload))
+    ether_payload(EtherType(u16::from_be_bytes([proto[0], proto[1]])), payload)
 }
 
-fn from_ip(bytes: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    LaxSlicedPacket::from_ip(bytes).map_err(|e| match e {
-        etherparse::err::ip::LaxHeaderSliceError::Len(_) => Skip::Truncated,
-        etherparse::err::ip::LaxHeaderSliceError::Content(_) => Skip::Malformed,
-    })
-}
-
-fn packet_from(sliced: &LaxSlicedPacket<'_>) -> Result<Packet, Skip> {
-    let (src, dst, payload) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
-                ip.payload(),
-            )
-        }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-                ip.payload(),
-            )
-        }
-        Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
-        None => return Err(stop_reason(sliced).unwrap_or(Skip::NotIp)),
-    };
-    match &sliced.transport {
-        Some(TransportSlice::Tcp(tcp)) => Ok(Packet {
-            src,
-            dst,
-            src_port: tcp.source_port(),
-            dst_port: tcp.destination_port(),
-            tcp_flags: Some(TcpFlags::from_header(tcp.header_slice())),
-        }),
-        Some(TransportSlice::Udp(udp)) => Ok(Packet {
-            src,
-            dst,
-            src_port: udp.source_port(),
-            dst_port: udp.destination_port(),
-            tcp_flags: None,
-        }),
-        Some(_) => Err(Skip::OtherProtocol),
-        None if payload.fragmented => Err(Skip::Fragment),
-        None => Err(stop_reason(sliced).unwrap_or(Skip::OtherProtocol)),
+/// From the start of the IP header: addresses, then the TCP or UDP header. IPv6 extension
+/// headers are walked by etherparse; a payload cut short by the snap length is fine as long as
+/// the transport header is whole.
+fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
+    use etherparse::err::ip::LaxHeaderSliceError;
+    let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
+        LaxHeaderSliceError::Len(_) => Skip::Truncated,
+        LaxHeaderSliceError::Content(_) => Skip::Malformed,
+    })?;
+    let payload = ip.payload();
+    if let Some((err, _layer)) = ext_err {
+        return Err(match err {
+            etherparse::err::ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated,
+            etherparse::err::ipv6_exts::HeaderSliceError::Content(_) => Skip::Malformed,
+        });
     }
-}
-
-/// Maps where and why lax slicing stopped to a skip reason.
-fn stop_reason(sliced: &LaxSlicedPacket<'_>) -> Option<Skip> {
-    use etherparse::err::packet::SliceError;
-    sliced.stop_err.as_ref().map(|(err, _layer)| match err {
-        SliceError::Len(_) => Skip::Truncated,
-        _ => Skip::Malformed,
-    })
+    if payload.fragmented {
+        return Err(Skip::Fragment);
+    }
+    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    match payload.ip_number {
+        IpNumber::TCP => {
+            let tcp = TcpHeaderSlice::from_slice(payload.payload).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
+            })?;
+            Ok(Packet {
+                src,
+                dst,
+                src_port: tcp.source_port(),
+                dst_port: tcp.destination_port(),
+                tcp_flags: Some(TcpFlags::from_header(tcp.slice())),
+            })
+        }
+        IpNumber::UDP => {
+            let udp = UdpHeaderSlice::from_slice(payload.payload).map_err(|_| Skip::Truncated)?;
+            Ok(Packet {
+                src,
+                dst,
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+                tcp_flags: None,
+            })
+        }
+        _ => Err(Skip::OtherProtocol),
+    }
 }
 
 #[cfg(test)]

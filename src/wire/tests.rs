@@ -109,7 +109,10 @@ fn every_prefix_of_a_frame_is_skipped_as_truncated_and_never_panics() {
         let min_ok = (0..=frame.len())
             .find(|&n| parse(link, &frame[..n]).is_ok())
             .expect("the full frame parses");
-        assert!(min_ok <= complete, "{link:?}: needed {min_ok} of {complete}");
+        assert!(
+            min_ok <= complete,
+            "{link:?}: needed {min_ok} of {complete}"
+        );
         for n in 0..min_ok {
             assert_eq!(
                 parse(link, &frame[..n]),
@@ -241,5 +244,8 @@ fn flags_display_like_an_administrator_reads_them() {
         (TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG).to_string(),
         "FIN|PSH|URG"
     );
-    assert_eq!(TcpFlags::from_header(&hex(SLL_RSTACK6)[56..]).to_string(), "RST|ACK");
+    assert_eq!(
+        TcpFlags::from_header(&hex(SLL_RSTACK6)[56..]).to_string(),
+        "RST|ACK"
+    );
 }

@@ -74,5 +74,8 @@ pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
 fn libc_timeval(micros: u64) -> libc::timeval {
     let secs = i64::try_from(micros / 1_000_000).expect("fits");
     let usecs = i64::try_from(micros % 1_000_000).expect("fits");
-    libc::timeval { tv_sec: secs, tv_usec: usecs }
+    libc::timeval {
+        tv_sec: secs,
+        tv_usec: usecs,
+    }
 }

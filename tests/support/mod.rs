@@ -1,4 +1,7 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, reason = "each test binary uses a different part of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the helpers"
+)]
 
 pub mod frames;
