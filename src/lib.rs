@@ -11,9 +11,11 @@
 //! | [`ignore`] | yes | the never-block list: CIDR lookup with a reason per entry |
 //! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
 //! | [`pipeline`] | yes | packet → (local? reply? ignored?) → detector, with counters |
-//! | [`respond`] | yes | detections → block decisions (`Action`s) |
+//! | [`respond`] | yes | detections → block decisions |
+//! | [`report`] | yes | log lines and JSON for detections and decisions |
+//! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets |
 //! | [`config`] | yes (plus file reading) | TOML → validated, typed `Config` |
-//! | [`capture`] | shell | packet sources: capture files (live capture comes later) |
+//! | [`capture`] | shell | packet sources: capture files and live libpcap capture |
 //! | [`replay`] | shell | `sentryd --replay`: the pipeline over a capture file |
 //! | [`daemon`], [`ctl`] | shell | the two binaries' entry points |
 //!
@@ -26,9 +28,11 @@ pub mod ctl;
 pub mod daemon;
 pub mod detect;
 pub mod exit;
+pub mod host;
 pub mod ignore;
 pub mod pipeline;
 pub mod replay;
+pub mod report;
 pub mod respond;
 pub mod time;
 pub mod wire;

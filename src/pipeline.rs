@@ -273,6 +273,11 @@ impl Pipeline {
         detection
     }
 
+    /// Replaces the set of local listening sockets.
+    pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
+        self.traps.set_listeners(listeners);
+    }
+
     /// The counters so far.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -16,7 +16,7 @@ use crate::capture::{CaptureError, PcapFile};
 use crate::config::{Config, LINUX_EPHEMERAL_PORTS};
 use crate::detect::traps::Listeners;
 use crate::detect::{Detection, DetectorStats};
-use crate::ignore::{self, Entry, IgnoreList, Reason};
+use crate::ignore::{self, Entry, Reason};
 use crate::pipeline::{Counters, Pipeline, RecentFlows};
 use crate::respond::{Decision, Responder};
 use crate::time::Timestamp;
@@ -43,14 +43,8 @@ pub enum ReplayError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
     /// The never-block file named by the configuration could not be read.
-    #[error("cannot read never-block file {}", path.display())]
-    IgnoreFile {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    IgnoreFile(#[from] ignore::IgnoreFileError),
 }
 
 /// What a replay found, besides the detections it reported as it went.
@@ -107,7 +101,11 @@ pub fn run(
     let mut traps = config.traps.build(LINUX_EPHEMERAL_PORTS);
     traps.set_listeners(listeners);
 
-    let (ignore, warnings) = never_block_list(config, &locals)?;
+    let discovered = locals.iter().map(|&a| Entry {
+        net: a.into(),
+        reason: Reason::ReplayLocal,
+    });
+    let (ignore, warnings) = ignore::load(&config.never_block, discovered.collect())?;
     let mut pipeline = Pipeline::new(
         config.detector.clone(),
         traps,
@@ -151,33 +149,6 @@ pub fn run(
     Ok(summary)
 }
 
-/// Loopback, the local addresses, and the configuration's never-block addresses and file.
-fn never_block_list(
-    config: &Config,
-    locals: &[IpAddr],
-) -> Result<(IgnoreList, Vec<String>), ReplayError> {
-    let mut entries = ignore::loopback_entries();
-    entries.extend(locals.iter().map(|&a| Entry {
-        net: a.into(),
-        reason: Reason::ReplayLocal,
-    }));
-    entries.extend(config.never_block.addresses.iter().map(|&net| Entry {
-        net,
-        reason: Reason::Config,
-    }));
-    let mut warnings = Vec::new();
-    if let Some(path) = &config.never_block.file {
-        let text = std::fs::read_to_string(path).map_err(|source| ReplayError::IgnoreFile {
-            path: path.clone(),
-            source,
-        })?;
-        let (more, problems) = ignore::parse_file(&text, path);
-        entries.extend(more);
-        warnings.extend(problems);
-    }
-    Ok((IgnoreList::new(entries), warnings))
-}
-
 /// Local addresses and listening sockets, as far as a capture shows them.
 #[derive(Debug, Default)]
 struct Inferred {
@@ -213,72 +184,6 @@ fn infer(path: &Path) -> Result<Inferred, CaptureError> {
         flows.remember(frame.at, &p);
     }
     Ok(found)
-}
-
-/// A duration as an administrator reads it: `1h`, `59m 12s`.
-pub fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-}
-
-/// The detection's source as written in a log line: the bare address for a host prefix.
-pub fn source_text(net: &ipnet::IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
-}
-
-/// One log line for a detection and its decision.
-pub fn line(d: &Detection, decision: &Decision) -> String {
-    match decision {
-        Decision::Block { net, ttl } => format!(
-            "{} would block {} for {}: {}",
-            d.last_seen,
-            source_text(net),
-            human(*ttl),
-            d.summary()
-        ),
-        Decision::AlreadyBlocked { net, remaining } => format!(
-            "{} {} still scanning, already blocked for {} more: {}",
-            d.last_seen,
-            source_text(net),
-            human(*remaining),
-            d.summary()
-        ),
-        Decision::NeverBlock { addr, reason } => format!(
-            "{} not blocking {addr}: on never-block list ({reason}): {}",
-            d.last_seen,
-            d.summary()
-        ),
-    }
-}
-
-/// The detection and its decision as one JSON object.
-pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
-    let (action, net, secs) = match decision {
-        Decision::Block { net, ttl } => ("block", Some(*net), Some(ttl.as_secs())),
-        Decision::AlreadyBlocked { net, remaining } => {
-            ("already-blocked", Some(*net), Some(remaining.as_secs()))
-        }
-        Decision::NeverBlock { .. } => ("never-block", None, None),
-    };
-    serde_json::json!({
-        "type": "detection",
-        "at": d.last_seen.to_string(),
-        "source": d.source.to_string(),
-        "addr": d.addr.to_string(),
-        "kinds": d.kinds.names().collect::<Vec<_>>(),
-        "ports": d.ports.iter().map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port})).collect::<Vec<_>>(),
-        "first_seen": d.first_seen.to_string(),
-        "last_seen": d.last_seen.to_string(),
-        "packets": d.packets,
-        "score": d.score,
-        "action": action,
-        "target": net.map(|n| n.to_string()),
-        "seconds": secs,
-        "never_block_reason": match decision { Decision::NeverBlock { reason, .. } => Some(reason.as_str()), _ => None },
-    })
 }
 
 impl Summary {

@@ -119,3 +119,148 @@ impl PcapFile {
         }
     }
 }
+
+/// Settings of a live capture.
+#[derive(Clone, Debug)]
+pub struct LiveSettings {
+    /// The device: `any`, or an interface name.
+    pub device: String,
+    /// Bytes kept of each frame: enough for every header up to TCP's flags.
+    pub snaplen: i32,
+    /// Kernel buffer, bytes: at 8 MiB no drops were seen up to ~450k probes/s.
+    pub buffer: i32,
+    /// How long the kernel may hold captured frames before handing them over, ms: the bound on
+    /// capture latency, and how often an idle loop wakes.
+    pub timeout_ms: i32,
+    /// The kernel (BPF) filter.
+    pub filter: String,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            device: "any".into(),
+            snaplen: 160,
+            buffer: 8 << 20,
+            timeout_ms: 5,
+            filter: "tcp or udp".into(),
+        }
+    }
+}
+
+/// A live capture through libpcap.
+pub struct LiveCapture {
+    capture: pcap::Capture<pcap::Active>,
+    link: LinkType,
+    device: String,
+}
+
+/// Why a live capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The device could not be opened (commonly: no permission).
+    #[error("cannot capture on {device}")]
+    Open {
+        /// The device.
+        device: String,
+        /// libpcap's reason.
+        #[source]
+        source: pcap::Error,
+    },
+    /// The capture's link type is not one scansentry parses.
+    #[error("cannot capture on {device}: link type {dlt} is not supported")]
+    UnsupportedLink {
+        /// The device.
+        device: String,
+        /// The DLT number.
+        dlt: i32,
+    },
+    /// Reading failed.
+    #[error("capture on {device} failed")]
+    Read {
+        /// The device.
+        device: String,
+        /// libpcap's reason.
+        #[source]
+        source: pcap::Error,
+    },
+}
+
+impl LiveError {
+    /// Whether the failure is a missing privilege (CAP_NET_RAW).
+    pub fn is_permission(&self) -> bool {
+        match self {
+            LiveError::Open { source, .. } => {
+                let text = source.to_string();
+                text.contains("permission") || text.contains("not permitted")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl LiveCapture {
+    /// Opens a live capture with `settings`.
+    ///
+    /// # Errors
+    ///
+    /// When the device cannot be opened or the filter compiled.
+    pub fn open(settings: &LiveSettings) -> Result<Self, LiveError> {
+        let open_err = |source| LiveError::Open {
+            device: settings.device.clone(),
+            source,
+        };
+        let mut capture = pcap::Capture::from_device(settings.device.as_str())
+            .map_err(open_err)?
+            .snaplen(settings.snaplen)
+            .buffer_size(settings.buffer)
+            .timeout(settings.timeout_ms)
+            .open()
+            .map_err(open_err)?;
+        capture.filter(&settings.filter, true).map_err(open_err)?;
+        let dlt = capture.get_datalink().0;
+        let link = LinkType::from_dlt(dlt).ok_or_else(|| LiveError::UnsupportedLink {
+            device: settings.device.clone(),
+            dlt,
+        })?;
+        Ok(LiveCapture {
+            capture,
+            link,
+            device: settings.device.clone(),
+        })
+    }
+
+    /// The link type of every frame.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next frame, or `None` when the buffer timeout passed without one.
+    ///
+    /// # Errors
+    ///
+    /// When reading fails.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let ts = packet.header.ts;
+                Ok(Some(Frame {
+                    at: Timestamp::from_timeval(ts.tv_sec, ts.tv_usec),
+                    data: packet.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(source) => Err(LiveError::Read {
+                device: self.device.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Frames the kernel dropped because the buffer was full, and those the interface dropped.
+    pub fn drops(&mut self) -> (u32, u32) {
+        self.capture
+            .stats()
+            .map_or((0, 0), |s| (s.dropped, s.if_dropped))
+    }
+}

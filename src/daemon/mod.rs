@@ -1,5 +1,7 @@
 //! `sentryd`'s entry point: arguments, then one of the daemon's modes. **Shell.**
 
+mod live;
+
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use clap::Parser;
 use crate::config;
 use crate::exit;
 use crate::replay::{self, ReplayOptions};
+use crate::report;
 
 /// scansentry's daemon: recognises port scans in captured packets and blocks the scanners in
 /// nftables.
@@ -65,13 +68,7 @@ pub fn main() -> ExitCode {
             },
             args.json,
         ),
-        None => {
-            eprintln!(
-                "sentryd: error: live capture is not available in this version yet; \
-                 use --replay FILE.pcap to run the detector over a capture, or --check-config"
-            );
-            exit::code(exit::FAILURE)
-        }
+        None => live::run(&loaded),
     }
 }
 
@@ -81,9 +78,9 @@ fn run_replay(options: ReplayOptions, json: bool) -> ExitCode {
     let mut write_failed = false;
     let result = replay::run(&options, |detection, decision| {
         let text = if json {
-            replay::json(detection, decision).to_string()
+            report::json(detection, decision).to_string()
         } else {
-            replay::line(detection, decision)
+            report::line(detection, decision)
         };
         write_failed |= writeln!(out, "{text}").is_err();
     });

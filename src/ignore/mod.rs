@@ -1,5 +1,5 @@
 //! The never-block list: addresses and networks that scansentry must never act on, each with the
-//! reason it is there. **Pure.**
+//! reason it is there. **Pure**, except [`load`], which reads the ignore file.
 //!
 //! Lookups ([`IgnoreList::contains`]) run on every probe before any per-source state exists, so
 //! they are a binary search over merged ranges, allocation-free. [`IgnoreList::why`] answers the
@@ -151,6 +151,47 @@ pub fn parse_file(text: &str, path: &std::path::Path) -> (Vec<Entry>, Vec<String
         }
     }
     (entries, problems)
+}
+
+/// The never-block file named by the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read never-block file {}", path.display())]
+pub struct IgnoreFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Builds the never-block list: loopback, the `discovered` entries (the host's own addresses,
+/// gateways, …), the configuration's addresses, and the lines of its file. **Shell**: reads
+/// the file. Bad lines of the file come back as warnings; the rest still loads.
+///
+/// # Errors
+///
+/// When the configured file cannot be read.
+pub fn load(
+    config: &crate::config::NeverBlockConfig,
+    discovered: Vec<Entry>,
+) -> Result<(IgnoreList, Vec<String>), IgnoreFileError> {
+    let mut entries = loopback_entries();
+    entries.extend(discovered);
+    entries.extend(config.addresses.iter().map(|&net| Entry {
+        net,
+        reason: Reason::Config,
+    }));
+    let mut warnings = Vec::new();
+    if let Some(path) = &config.file {
+        let text = std::fs::read_to_string(path).map_err(|source| IgnoreFileError {
+            path: path.clone(),
+            source,
+        })?;
+        let (more, problems) = parse_file(&text, path);
+        entries.extend(more);
+        warnings.extend(problems);
+    }
+    Ok((IgnoreList::new(entries), warnings))
 }
 
 /// 127.0.0.0/8 and ::1, always on the list.

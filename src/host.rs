@@ -1,0 +1,183 @@
+//! What the host has: its addresses and its listening sockets. The parsers are **pure** (text in,
+//! data out, tested on fixtures); the readers are **shell**.
+//!
+//! Listening sockets come from the kernel's socket tables as `/proc/net/{tcp,tcp6,udp,udp6}`
+//! show them for the reader's network namespace: TCP sockets in LISTEN, and every bound UDP
+//! socket (a UDP port in use is never a trap).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::detect::traps::Listeners;
+use crate::wire::Proto;
+
+/// One listening socket: protocol, bound address (`None` for the wildcard), port.
+pub type Listening = (Proto, Option<IpAddr>, u16);
+
+/// TCP state number of LISTEN in `/proc/net/tcp`.
+const TCP_LISTEN: u8 = 0x0a;
+
+/// Parses the text of `/proc/net/tcp`, `tcp6`, `udp` or `udp6`. Lines that do not parse are
+/// skipped (the format has been stable since Linux 2.2, but a reader must not die on it).
+pub fn parse_proc_net(text: &str, proto: Proto) -> Vec<Listening> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let state = u8::from_str_radix(fields.nth(1)?, 16).ok()?;
+            if proto == Proto::Tcp && state != TCP_LISTEN {
+                return None;
+            }
+            let (addr, port) = local.split_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            let addr = parse_proc_addr(addr)?;
+            Some((proto, (!addr.is_unspecified()).then_some(addr), port))
+        })
+        .collect()
+}
+
+/// `/proc/net` writes addresses as the hex of the in-memory 32-bit words, each in host order
+/// (little-endian on the machines this runs on).
+fn parse_proc_addr(hex: &str) -> Option<IpAddr> {
+    let word = |i: usize| -> Option<[u8; 4]> {
+        let w = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+        Some(w.to_le_bytes())
+    };
+    match hex.len() {
+        8 => Some(IpAddr::V4(Ipv4Addr::from(word(0)?))),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical())
+        }
+        _ => None,
+    }
+}
+
+/// Reads the listening sockets of the current network namespace.
+///
+/// # Errors
+///
+/// When `/proc/net/tcp` cannot be read (no `/proc`). Missing IPv6 tables (IPv6 disabled) are
+/// fine.
+pub fn read_listeners() -> io::Result<Listeners> {
+    let mut listeners = Listeners::new();
+    for (file, proto, required) in [
+        ("/proc/net/tcp", Proto::Tcp, true),
+        ("/proc/net/tcp6", Proto::Tcp, false),
+        ("/proc/net/udp", Proto::Udp, true),
+        ("/proc/net/udp6", Proto::Udp, false),
+    ] {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                for (proto, addr, port) in parse_proc_net(&text, proto) {
+                    listeners.insert(proto, addr, port);
+                }
+            }
+            Err(e) if !required && e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{file}: {e}"))),
+        }
+    }
+    Ok(listeners)
+}
+
+/// The local port range for outgoing connections (`net.ipv4.ip_local_port_range`), or Linux's
+/// default when it cannot be read.
+pub fn local_port_range() -> std::ops::RangeInclusive<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(str::parse::<u16>);
+            match (it.next(), it.next()) {
+                (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => Some(lo..=hi),
+                _ => None,
+            }
+        })
+        .unwrap_or(crate::config::LINUX_EPHEMERAL_PORTS)
+}
+
+/// Every address of every interface, with the interface's name.
+///
+/// # Errors
+///
+/// When libpcap cannot list the interfaces.
+pub fn interface_addresses() -> Result<Vec<(String, IpAddr)>, pcap::Error> {
+    Ok(pcap::Device::list()?
+        .into_iter()
+        .flat_map(|d| {
+            let name = d.name;
+            d.addresses
+                .into_iter()
+                .map(move |a| (name.clone(), a.addr.to_canonical()))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1256 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1257 1 0000000000000000 100 0 0 10 0
+   2: 016433C6:C350 026433C6:0050 01 00000000:00000000 00:00000000 00000000  1000        0 1258 1 0000000000000000 20 4 30 10 -1
+";
+
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2000 1 0000000000000000 100 0 0 10 0
+   1: B80D0120000000000000000001000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2001 1 0000000000000000 100 0 0 10 0
+   2: 0000000000000000FFFF00000164A8C0:0019 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2002 1 0000000000000000 100 0 0 10 0
+";
+
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  100: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   101        0 3000 2 0000000000000000 0
+  101: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3001 2 0000000000000000 0
+";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn tcp_keeps_only_listeners() {
+        assert_eq!(
+            parse_proc_net(TCP, Proto::Tcp),
+            [
+                (Proto::Tcp, None, 22),
+                (Proto::Tcp, Some(ip("127.0.0.1")), 631)
+            ]
+        );
+    }
+
+    #[test]
+    fn tcp6_addresses_wildcard_specific_and_v4_mapped() {
+        assert_eq!(
+            parse_proc_net(TCP6, Proto::Tcp),
+            [
+                (Proto::Tcp, None, 8080),
+                (Proto::Tcp, Some(ip("2001:db8::1")), 443),
+                (Proto::Tcp, Some(ip("192.168.100.1")), 25),
+            ]
+        );
+    }
+
+    #[test]
+    fn udp_keeps_every_bound_socket() {
+        assert_eq!(
+            parse_proc_net(UDP, Proto::Udp),
+            [
+                (Proto::Udp, Some(ip("127.0.0.53")), 53),
+                (Proto::Udp, None, 68)
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_lines_are_skipped() {
+        let text = "header\nnonsense\n 0: ZZ:0016 x 0A\n 1: 0100007F 00000000:0000 0A\n";
+        assert_eq!(parse_proc_net(text, Proto::Tcp), []);
+    }
+}

@@ -1,0 +1,260 @@
+//! The namespace lab: network namespaces made by a test, removed by a guard, with addresses
+//! only from the documentation ranges. Nothing here touches the root namespace's firewall,
+//! routes or addresses.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The sentence a privileged test fails with when it cannot run.
+pub const NEEDS_ROOT: &str =
+    "needs root + netns: cargo test --test netns -- --ignored --test-threads=1";
+
+/// Fails the test unless we are root: a privileged test never passes without running.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .unwrap_or("");
+    assert_eq!(euid, "0", "{NEEDS_ROOT}");
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
+}
+
+/// Two namespaces joined by a veth pair: the victim `a` (198.51.100.1, 2001:db8::1) and the
+/// scanner `b` (198.51.100.2 and .3, 2001:db8::2). Both are deleted on drop, also when the test
+/// fails.
+pub struct NetnsPair {
+    pub a: String,
+    pub b: String,
+    pub veth_b: String,
+}
+
+impl NetnsPair {
+    pub const A4: &'static str = "198.51.100.1";
+    pub const B4: &'static str = "198.51.100.2";
+    pub const B4_SECOND: &'static str = "198.51.100.3";
+    pub const A6: &'static str = "2001:db8::1";
+    pub const B6: &'static str = "2001:db8:0:1::2";
+
+    pub fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let tag = format!(
+            "{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let pair = NetnsPair {
+            a: format!("sst-a-{tag}"),
+            b: format!("sst-b-{tag}"),
+            veth_b: format!("vb{tag}"),
+        };
+        let veth_a = format!("va{tag}");
+        ip(&["netns", "add", &pair.a]);
+        ip(&["netns", "add", &pair.b]);
+        ip(&[
+            "link",
+            "add",
+            &veth_a,
+            "netns",
+            &pair.a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.veth_b,
+            "netns",
+            &pair.b,
+        ]);
+        for (ns, dev, addrs) in [
+            (&pair.a, &veth_a, vec!["198.51.100.1/24", "2001:db8::1/48"]),
+            (
+                &pair.b,
+                &pair.veth_b,
+                vec!["198.51.100.2/24", "198.51.100.3/24", "2001:db8:0:1::2/48"],
+            ),
+        ] {
+            for addr in addrs {
+                let mut args = vec!["-n", ns, "addr", "add", addr, "dev", dev];
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                ip(&args);
+            }
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        pair
+    }
+
+    /// Runs a command in namespace `ns` and waits for it.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{args:?} in {ns}: {e}"))
+    }
+
+    /// Runs nmap from the scanner's namespace (bounded by `timeout`).
+    pub fn nmap(&self, args: &[&str]) -> Output {
+        let mut full = vec!["timeout", "60", "nmap", "-n", "-Pn", "-T4"];
+        full.extend_from_slice(args);
+        let out = self.exec(&self.b, &full);
+        assert!(
+            out.status.success(),
+            "nmap {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its end of the veth, and with it the peer.
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
+    }
+}
+
+/// `sentryd` running in a namespace with a config file of the test's; killed (by its PID) on
+/// drop. Its stdout and stderr go to files in `dir`.
+pub struct Daemon {
+    child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Daemon {
+    pub fn spawn(ns: &str, dir: &Path, config: &str) -> Self {
+        let config_path = dir.join("scansentry.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let stdout = dir.join("sentryd.out");
+        let stderr = dir.join("sentryd.err");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "timeout", "120"])
+            .arg(env!("CARGO_BIN_EXE_sentryd"))
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sentryd");
+        let daemon = Daemon {
+            child,
+            stdout,
+            stderr,
+        };
+        // Ready when it says it is watching.
+        let ready = wait_until(Duration::from_secs(10), || {
+            daemon.err().contains("watching")
+        });
+        assert!(ready, "sentryd did not start: {}", daemon.err());
+        daemon
+    }
+
+    pub fn out(&self) -> String {
+        read(&self.stdout)
+    }
+
+    pub fn err(&self) -> String {
+        read(&self.stderr)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// Ends a child started as `ip netns exec NS timeout N CMD…`: `ip netns exec` execs `timeout`
+/// (our child, by PID), which passes SIGTERM on to the command. SIGKILL only if that did not
+/// end it.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let ended = wait_until(Duration::from_secs(3), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test's deadline is wall-clock time, outside the code under test"
+)]
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "scansentry-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child started as `ip netns exec NS timeout N CMD…`, ended by [`terminate`] on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        terminate(&mut self.0);
+    }
+}
