@@ -68,6 +68,8 @@ pub struct Summary {
     pub already_blocked: u64,
     /// Detections of never-block sources.
     pub never_block: u64,
+    /// Detections refused because `max-blocks` blocks were active.
+    pub over_budget: u64,
     /// Warnings (bad lines of the never-block file).
     pub warnings: Vec<String>,
 }
@@ -124,6 +126,7 @@ pub fn run(
         blocks: 0,
         already_blocked: 0,
         never_block: 0,
+        over_budget: 0,
         warnings,
     };
 
@@ -140,6 +143,7 @@ pub fn run(
                 Decision::Block { .. } => summary.blocks += 1,
                 Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
                 Decision::NeverBlock { .. } => summary.never_block += 1,
+                Decision::OverBudget { .. } => summary.over_budget += 1,
             }
             report(&detection, &decision);
         }
@@ -218,7 +222,7 @@ impl Summary {
              probes counted: {}; not traps: {}; answers to local traffic: {}; conversation: {}; \
              never-block sources: {}; outbound: {}; to other hosts: {}\n\
              skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols, {} fragments\n\
-             detections: {} (would block {}, already blocked {}, never-block {})",
+             detections: {} (would block {}, already blocked {}, never-block {}, over budget {})",
             capture.display(),
             c.frames,
             span.as_secs_f64(),
@@ -243,6 +247,7 @@ impl Summary {
             self.blocks,
             self.already_blocked,
             self.never_block,
+            self.over_budget,
         );
         if self.detector.evicted_sources > 0 || self.detector.evicted_ports > 0 {
             out.push_str(&format!(
@@ -268,6 +273,7 @@ impl Summary {
             "blocks": self.blocks,
             "already_blocked": self.already_blocked,
             "never_block": self.never_block,
+            "over_budget": self.over_budget,
         })
     }
 }

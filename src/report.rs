@@ -39,6 +39,12 @@ pub fn line(d: &Detection, decision: &Decision) -> String {
             human(*remaining),
             d.summary()
         ),
+        Decision::OverBudget { net, max_blocks } => format!(
+            "{} not blocking {}: {max_blocks} blocks active ([respond] max-blocks): {}",
+            d.last_seen,
+            source_text(net),
+            d.summary()
+        ),
         Decision::NeverBlock { addr, reason } => format!(
             "{} not blocking {addr}: on never-block list ({reason}): {}",
             d.last_seen,
@@ -54,6 +60,7 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         Decision::AlreadyBlocked { net, remaining } => {
             ("already-blocked", Some(*net), Some(remaining.as_secs()))
         }
+        Decision::OverBudget { net, .. } => ("over-budget", Some(*net), None),
         Decision::NeverBlock { .. } => ("never-block", None, None),
     };
     serde_json::json!({

@@ -150,7 +150,9 @@ fn replay_prints_one_line_per_detection_then_a_summary() {
         "{out}"
     );
     assert!(out.contains("local addresses (inferred from the capture): 198.124.152.15\n"));
-    assert!(out.contains("detections: 1 (would block 1, already blocked 0, never-block 0)"));
+    assert!(out.contains(
+        "detections: 1 (would block 1, already blocked 0, never-block 0, over budget 0)"
+    ));
 }
 
 #[test]

@@ -94,6 +94,8 @@ pub struct RespondConfig {
     pub block_for: Duration,
     /// Log "would block" and touch nothing.
     pub dry_run: bool,
+    /// Blocks active at most.
+    pub max_blocks: usize,
 }
 
 /// `[never-block]`.
@@ -230,6 +232,19 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
 
 /// Parses and validates configuration text; `path` is only used in messages.
 ///
+/// ```
+/// use std::path::Path;
+/// use std::time::Duration;
+///
+/// let config = scansentry::config::from_toml("[respond]\nblock-for = \"2h\"\n", Path::new("x.toml"))?;
+/// assert_eq!(config.respond.block_for, Duration::from_secs(7200));
+///
+/// let err = scansentry::config::from_toml("[detect]\nwindow = \"0s\"\n", Path::new("x.toml"))
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "x.toml: [detect] window = \"0s\": must be at least 1s");
+/// # Ok::<(), scansentry::config::ConfigError>(())
+/// ```
+///
 /// # Errors
 ///
 /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
@@ -350,6 +365,8 @@ impl TryFrom<RawConfig> for Config {
             365 * DAY,
         );
 
+        let max_blocks = v.integer("[respond] max-blocks", r.max_blocks, 1, 10_000_000);
+
         let nb = &raw.never_block;
         let mut addresses = Vec::with_capacity(nb.addresses.len());
         for text in &nb.addresses {
@@ -394,6 +411,7 @@ impl TryFrom<RawConfig> for Config {
             respond: RespondConfig {
                 block_for,
                 dry_run: r.dry_run,
+                max_blocks: usize::try_from(max_blocks).unwrap_or(usize::MAX),
             },
             never_block: NeverBlockConfig { addresses, file },
         })

@@ -142,6 +142,9 @@ pub struct RawRespond {
     /// Log "would block" instead of blocking.
     #[serde(default)]
     pub dry_run: bool,
+    /// Blocks active at most; past it new detections are logged and refused.
+    #[serde(default = "default_max_blocks")]
+    pub max_blocks: i64,
 }
 
 impl Default for RawRespond {
@@ -149,6 +152,7 @@ impl Default for RawRespond {
         RawRespond {
             block_for: default_block_for(),
             dry_run: false,
+            max_blocks: default_max_blocks(),
         }
     }
 }
@@ -215,4 +219,7 @@ fn default_weight_impossible() -> i64 {
 }
 fn default_block_for() -> String {
     "1h".into()
+}
+fn default_max_blocks() -> i64 {
+    65_536
 }

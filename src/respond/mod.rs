@@ -1,8 +1,9 @@
 //! The responder: a detection in, a decision out. **Pure**; time is an argument.
 //!
 //! Order: the never-block list first (an aggregated prefix that covers a never-block address is
-//! narrowed to the one offending address); a source already blocked gets nothing new; anything
-//! else is blocked for the configured duration. The shell carries the decision out, or only logs
+//! narrowed to the one offending address); a source already blocked gets nothing new; past
+//! `max-blocks` active blocks a detection is refused (so a flood of spoofed sources cannot
+//! fill the kernel set or this table); anything else is blocked for the configured duration. The shell carries the decision out, or only logs
 //! it in dry-run mode and in replays.
 
 use std::collections::HashMap;
@@ -33,6 +34,13 @@ pub enum Decision {
         /// Time left on the block.
         remaining: Duration,
     },
+    /// `max-blocks` blocks are active: refused, and logged.
+    OverBudget {
+        /// What would have been blocked.
+        net: IpNet,
+        /// The limit.
+        max_blocks: usize,
+    },
     /// The address is on the never-block list.
     NeverBlock {
         /// The address.
@@ -46,6 +54,7 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Responder {
     block_for: Duration,
+    max_blocks: usize,
     blocked: HashMap<IpNet, Timestamp>,
     next_sweep: Timestamp,
 }
@@ -55,6 +64,7 @@ impl Responder {
     pub fn new(config: &RespondConfig) -> Self {
         Responder {
             block_for: config.block_for,
+            max_blocks: config.max_blocks,
             blocked: HashMap::new(),
             next_sweep: Timestamp::ZERO,
         }
@@ -87,6 +97,16 @@ impl Responder {
                 net,
                 remaining: until.saturating_since(now),
             };
+        }
+        if self.blocked.len() >= self.max_blocks {
+            // Expired entries may still be counted: sweep before refusing.
+            self.blocked.retain(|_, until| *until > now);
+            if self.blocked.len() >= self.max_blocks {
+                return Decision::OverBudget {
+                    net,
+                    max_blocks: self.max_blocks,
+                };
+            }
         }
         self.blocked.insert(net, now.saturating_add(self.block_for));
         Decision::Block {
@@ -125,6 +145,7 @@ mod tests {
         Responder::new(&RespondConfig {
             block_for: Duration::from_secs(3600),
             dry_run: false,
+            max_blocks: 2,
         })
     }
 
@@ -164,6 +185,33 @@ mod tests {
         );
         assert!(matches!(
             r.on_detection(&d, &none, t(3610)),
+            Decision::Block { .. }
+        ));
+    }
+
+    #[test]
+    fn past_max_blocks_detections_are_refused_until_blocks_expire() {
+        let mut r = responder();
+        let none = ignore(&[]);
+        for (i, addr) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
+            let d = detection(&format!("{addr}/32"), addr);
+            assert!(matches!(
+                r.on_detection(&d, &none, t(i as u64)),
+                Decision::Block { .. }
+            ));
+        }
+        let third = detection("203.0.113.3/32", "203.0.113.3");
+        assert_eq!(
+            r.on_detection(&third, &none, t(10)),
+            Decision::OverBudget {
+                net: "203.0.113.3/32".parse().unwrap(),
+                max_blocks: 2
+            }
+        );
+        assert_eq!(r.active(), 2);
+        // Once the first block has expired there is room again.
+        assert!(matches!(
+            r.on_detection(&third, &none, t(3600)),
             Decision::Block { .. }
         ));
     }

@@ -171,6 +171,15 @@ impl ProbeKind {
 ///
 /// The ECN bits are ignored, so an ECN-setup SYN (SYN+ECE+CWR) is a plain [`ProbeKind::Syn`].
 /// A bare RST is conversation too: stacks send it, without ACK, to answer a stray ACK.
+///
+/// ```
+/// use scansentry::wire::{Evidence, ProbeKind, TcpFlags, classify_tcp};
+///
+/// assert_eq!(classify_tcp(TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR), Some(ProbeKind::Syn));
+/// assert_eq!(classify_tcp(TcpFlags::SYN | TcpFlags::ACK), None);
+/// let syn_fin = classify_tcp(TcpFlags::SYN | TcpFlags::FIN).unwrap();
+/// assert_eq!(syn_fin.evidence(), Evidence::Impossible);
+/// ```
 pub fn classify_tcp(flags: TcpFlags) -> Option<ProbeKind> {
     const FIN: u16 = TcpFlags::FIN.0;
     const SYN: u16 = TcpFlags::SYN.0;
