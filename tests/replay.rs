@@ -15,7 +15,7 @@ use scansentry::config::{self, Config};
 use scansentry::detect::Detection;
 use scansentry::replay::{self, ReplayOptions, Summary};
 use scansentry::respond::Decision;
-use scansentry::wire::{self, Evidence, ProbeKind, Proto};
+use scansentry::wire::{self, Evidence, Proto};
 
 fn shared(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -149,47 +149,41 @@ fn one_way_flag_capture_makes_its_sender_a_stealth_scanner() {
     assert_eq!(found[0].0.kinds.to_string(), "null");
 }
 
-/// Classifies every TCP segment of a capture: a histogram of spec characters (see
-/// `wire::tests::SPEC`) and the set of distinct flag values.
-fn flag_histogram(capture: &Path) -> (HashMap<char, usize>, BTreeSet<u16>) {
+/// What a TCP segment is by its flags alone: `None` for conversation traffic, else the scan
+/// name and the strength of the evidence.
+type Class = Option<(&'static str, Evidence)>;
+
+/// Classifies every TCP segment of a capture: a histogram of classes and the set of distinct
+/// flag values.
+fn flag_histogram(capture: &Path) -> (HashMap<Class, usize>, BTreeSet<u16>) {
     let mut file = PcapFile::open(capture).unwrap();
     let link = file.link();
     let mut histogram = HashMap::new();
     let mut seen = BTreeSet::new();
     while let Some(frame) = file.next_frame().unwrap() {
         let p = wire::parse(link, frame.data).expect("every frame of these captures parses");
-        let flags = p.tcp_flags.expect("TCP only");
-        seen.insert(flags.bits());
-        let c = match p.probe_kind() {
-            None => '.',
-            Some(ProbeKind::Syn) => 'S',
-            Some(ProbeKind::Fin) => 'F',
-            Some(ProbeKind::Null) => 'N',
-            Some(ProbeKind::Xmas) => 'X',
-            Some(ProbeKind::Maimon) => 'M',
-            Some(k @ ProbeKind::Odd(_)) if k.evidence() == Evidence::Impossible => '!',
-            Some(ProbeKind::Odd(_)) => 'o',
-            Some(ProbeKind::Udp) => 'U',
-        };
-        *histogram.entry(c).or_insert(0) += 1;
+        seen.insert(p.tcp_flags.expect("TCP only").bits());
+        let class = p.probe_kind().map(|k| (k.scan_name(), k.evidence()));
+        *histogram.entry(class).or_insert(0) += 1;
     }
     (histogram, seen)
 }
 
 #[test]
 fn every_flag_combination_in_the_flag_captures_is_classified_as_specified() {
+    use Evidence::{Impossible, Ordinary, Stealth};
     // Of the 63 flag sets 0x00..0x3e: SYN, FIN, NULL, XMAS and Maimon once each; 20 are
     // conversation traffic (ACK-bearing, or a bare RST); 23 carry SYN with FIN or RST, or are
     // otherwise impossible; 15 are other odd sets.
-    let once = HashMap::from([
-        ('S', 1),
-        ('F', 1),
-        ('N', 1),
-        ('X', 1),
-        ('M', 1),
-        ('.', 20),
-        ('!', 23),
-        ('o', 15),
+    let once: HashMap<Class, usize> = HashMap::from([
+        (Some(("syn", Ordinary)), 1),
+        (Some(("fin", Stealth)), 1),
+        (Some(("null", Impossible)), 1),
+        (Some(("xmas", Impossible)), 1),
+        (Some(("maimon", Stealth)), 1),
+        (None, 20),
+        (Some(("odd-flags", Impossible)), 23),
+        (Some(("odd-flags", Stealth)), 15),
     ]);
     let (histogram, seen) = flag_histogram(&shared("one_way_all_flags.pcap"));
     assert_eq!(histogram, once);
@@ -197,7 +191,7 @@ fn every_flag_combination_in_the_flag_captures_is_classified_as_specified() {
 
     // Two-way: each set sent 63 times by the client and 63 times by the server.
     let (histogram, seen) = flag_histogram(&shared("two_way_all_flags.pcap"));
-    let twice: HashMap<char, usize> = once.iter().map(|(&c, &n)| (c, n * 126)).collect();
+    let twice: HashMap<Class, usize> = once.iter().map(|(&c, &n)| (c, n * 126)).collect();
     assert_eq!(histogram, twice);
     assert_eq!(seen, (0..0x3f).collect());
 }

@@ -17,6 +17,16 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
+impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
+    fn from(packet: pcap::Packet<'a>) -> Self {
+        let ts = packet.header.ts;
+        Frame {
+            at: Timestamp::from_timeval(ts.tv_sec, ts.tv_usec),
+            data: packet.data,
+        }
+    }
+}
+
 /// Why a capture could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -104,11 +114,7 @@ impl PcapFile {
         match self.capture.next_packet() {
             Ok(packet) => {
                 self.frames += 1;
-                let ts = packet.header.ts;
-                Ok(Some(Frame {
-                    at: Timestamp::from_timeval(ts.tv_sec, ts.tv_usec),
-                    data: packet.data,
-                }))
+                Ok(Some(Frame::from(packet)))
             }
             Err(pcap::Error::NoMorePackets) => Ok(None),
             Err(source) => Err(CaptureError::Read {
@@ -242,13 +248,7 @@ impl LiveCapture {
     /// When reading fails.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
         match self.capture.next_packet() {
-            Ok(packet) => {
-                let ts = packet.header.ts;
-                Ok(Some(Frame {
-                    at: Timestamp::from_timeval(ts.tv_sec, ts.tv_usec),
-                    data: packet.data,
-                }))
-            }
+            Ok(packet) => Ok(Some(Frame::from(packet))),
             Err(pcap::Error::TimeoutExpired) => Ok(None),
             Err(source) => Err(LiveError::Read {
                 device: self.device.clone(),
