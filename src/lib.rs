@@ -11,7 +11,8 @@
 //! | [`ignore`] | yes | the never-block list: CIDR lookup with a reason per entry |
 //! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
 //! | [`pipeline`] | yes | packet → (local? reply? ignored?) → detector, with counters |
-//! | [`respond`] | yes | detections → block decisions |
+//! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
+//! | [`firewall`] | shell (its encoders pure) | nftables over netlink; dry-run; in-memory |
 //! | [`report`] | yes | log lines and JSON for detections and decisions |
 //! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets |
 //! | [`config`] | yes (plus file reading) | TOML → validated, typed `Config` |
@@ -28,6 +29,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod detect;
 pub mod exit;
+pub mod firewall;
 pub mod host;
 pub mod ignore;
 pub mod pipeline;

@@ -17,6 +17,23 @@ use crate::detect::Detection;
 use crate::ignore::IgnoreList;
 use crate::time::Timestamp;
 
+/// What the firewall is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Block `net` for `ttl` (refreshing an existing block).
+    Block {
+        /// The address (host prefix) or network.
+        net: IpNet,
+        /// How long; never zero.
+        ttl: Duration,
+    },
+    /// Lift the block of `net` (fine if there is none).
+    Unblock {
+        /// The address or network.
+        net: IpNet,
+    },
+}
+
 /// What to do about a detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {

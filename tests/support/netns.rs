@@ -258,3 +258,68 @@ impl Drop for KillOnDrop {
         terminate(&mut self.0);
     }
 }
+
+/// One network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(prefix: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "sst-{prefix}-{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Netns(name)
+    }
+
+    /// Runs `f` on a thread that has entered the namespace (sockets it opens stay there).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        enter_and_run(&self.0, f)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{args:?} in {}: {e}", self.0))
+    }
+
+    /// `nft -j ARGS…` inside the namespace, parsed.
+    pub fn nft_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["nft", "-j"];
+        full.extend_from_slice(args);
+        let out = self.exec(&full);
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("nft -j prints JSON")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs `f` on a new thread inside network namespace `name` (a thread's namespace is its own;
+/// the test's other threads stay where they are).
+pub fn enter_and_run<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/run/netns/{name}");
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("the namespace thread panicked")
+    })
+}

@@ -1,0 +1,144 @@
+//! Where decisions land: the kernel's nftables sets ([`nft::NftFirewall`]), nowhere
+//! ([`DryRun`], for `dry-run = true`), or a list in memory ([`Memory`], for tests).
+//!
+//! The [`Firewall`] trait is the seam between the pure core, which decides, and the shell,
+//! which carries decisions out: the responder returns [`Action`]s, the daemon hands them here.
+
+pub mod nft;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use crate::respond::Action;
+
+/// An address or network the firewall blocks, and for how much longer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    /// The source blocked.
+    pub net: IpNet,
+    /// Time left; `None` for an element with no timeout (added by hand, permanent).
+    pub remaining: Option<Duration>,
+}
+
+/// Why the firewall could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// A table or set is missing (ENOENT).
+    #[error("{what} does not exist")]
+    Missing {
+        /// What is missing, as nft names it (`set inet scansentry blocked4`).
+        what: String,
+    },
+    /// The set has reached its size (ENFILE).
+    #[error("{set} is full")]
+    SetFull {
+        /// The set, as nft names it (`set inet scansentry blocked4`).
+        set: String,
+    },
+    /// The process may not change nftables (EPERM).
+    #[error("not permitted to change nftables: sentryd needs CAP_NET_ADMIN (run it as root)")]
+    Permission,
+    /// Any other refusal by the kernel.
+    #[error("nf_tables refused to {doing}: {errno}")]
+    Kernel {
+        /// What we asked for.
+        doing: String,
+        /// The kernel's errno.
+        errno: nix::errno::Errno,
+    },
+    /// The netlink socket failed.
+    #[error("netlink socket failed")]
+    Socket(#[source] std::io::Error),
+    /// Attach mode found the administrator's ruleset unfit.
+    #[error("attach mode: {0}")]
+    Attach(String),
+}
+
+/// A firewall that blocks and unblocks sources.
+pub trait Firewall {
+    /// Makes sure the table, sets and rules exist (own mode) or are fit for use (attach mode),
+    /// and loads the never-block list into the allow sets. Idempotent; never drops blocks that
+    /// are still due.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses, or attach mode finds something missing.
+    fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError>;
+
+    /// Carries out `actions` (in as few atomic batches as the kernel takes).
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses; nothing of the failed batch is applied.
+    fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError>;
+
+    /// What is blocked now, with the time left.
+    ///
+    /// # Errors
+    ///
+    /// When the sets cannot be read.
+    fn list(&mut self) -> Result<Vec<Blocked>, FirewallError>;
+}
+
+/// `dry-run = true`: touches nothing; the daemon logs "would block".
+#[derive(Debug, Default)]
+pub struct DryRun;
+
+impl Firewall for DryRun {
+    fn ensure_ready(&mut self, _allow: &[IpNet]) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
+    fn apply(&mut self, _actions: &[Action]) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
+    fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Records what it was asked, for tests. Time does not pass: `remaining` is the TTL given.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Every action applied, in order.
+    pub applied: Vec<Action>,
+    /// The allow list given to the last `ensure_ready`.
+    pub allow: Vec<IpNet>,
+    blocked: BTreeMap<IpNet, Duration>,
+}
+
+impl Firewall for Memory {
+    fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
+        self.allow = allow.to_vec();
+        Ok(())
+    }
+
+    fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
+        for a in actions {
+            match a {
+                Action::Block { net, ttl } => {
+                    self.blocked.insert(*net, *ttl);
+                }
+                Action::Unblock { net } => {
+                    self.blocked.remove(net);
+                }
+            }
+            self.applied.push(a.clone());
+        }
+        Ok(())
+    }
+
+    fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
+        Ok(self
+            .blocked
+            .iter()
+            .map(|(net, ttl)| Blocked {
+                net: *net,
+                remaining: Some(*ttl),
+            })
+            .collect())
+    }
+}

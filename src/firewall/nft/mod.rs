@@ -1,0 +1,803 @@
+//! The nftables backend, over netlink with libnftnl (never by running `nft`).
+//!
+//! **Own mode** keeps `table inet scansentry`:
+//!
+//! ```text
+//! table inet scansentry {
+//!     set blocked4 { type ipv4_addr; flags interval, timeout; size max-blocks }
+//!     set blocked6 { type ipv6_addr; flags interval, timeout; size max-blocks }
+//!     set allow4 { type ipv4_addr; flags interval }
+//!     set allow6 { type ipv6_addr; flags interval }
+//!     chain input {
+//!         type filter hook input priority -10; policy accept;
+//!         ip saddr @allow4 accept
+//!         ip6 saddr @allow6 accept
+//!         ip saddr @blocked4 counter drop
+//!         ip6 saddr @blocked6 counter drop
+//!     }
+//! }
+//! ```
+//!
+//! [`Firewall::ensure_ready`] sends all of it in one atomic batch: table, sets and chain are
+//! created only if missing (so blocks still due are kept), the chain is flushed and its four
+//! rules written again (so starting twice leaves one copy of each), and the allow sets are
+//! flushed and refilled with the never-block list.
+//!
+//! **Attach mode** leaves the ruleset to the administrator: it checks that the configured sets
+//! exist with the right type and flags, and that a rule in a base chain of their table looks
+//! each one up, then only adds and removes elements.
+//!
+//! Blocks are interval elements (a start key, and an end key one past the last address), so
+//! networks can be blocked as well as addresses; each carries its own timeout and expiry, so the
+//! kernel forgets it by itself. A block is written as "destroy, then add" in one batch, which
+//! also refreshes an existing one.
+
+mod netlink;
+mod sys;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use nftnl::{Batch, Chain, FinalizedBatch, MsgType, ProtoFamily, Rule, Table, nft_expr};
+use nftnl_sys::libc;
+use nix::errno::Errno;
+
+use super::{Action, Blocked, Firewall, FirewallError};
+use netlink::Netlink;
+use sys::{ElemInfo, Request, SetHandle, SetMsg, SetMsgKind};
+
+/// `NFT_SET_INTERVAL`.
+const SET_INTERVAL: u32 = 0x4;
+/// `NFT_SET_TIMEOUT`.
+const SET_TIMEOUT: u32 = 0x10;
+/// `NFT_SET_ELEM_INTERVAL_END`.
+const ELEM_INTERVAL_END: u32 = 0x1;
+/// nft's data type numbers for `ipv4_addr` and `ipv6_addr`.
+const TYPE_IPV4_ADDR: u32 = 7;
+const TYPE_IPV6_ADDR: u32 = 8;
+
+/// `NFPROTO_IPV4` and `NFPROTO_IPV6` as `meta nfproto` compares them (one byte).
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+
+/// The table of own mode.
+pub const OWN_TABLE: &str = "scansentry";
+
+/// Where own mode hooks its chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// `hook input`: after routing, for traffic to this host.
+    Input,
+    /// `hook prerouting` (at raw priority by default): before conntrack.
+    Prerouting,
+}
+
+/// The address family of an attach-mode table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// `inet`: IPv4 and IPv6.
+    Inet,
+    /// `ip`: IPv4 only.
+    Ip,
+    /// `ip6`: IPv6 only.
+    Ip6,
+}
+
+impl Family {
+    fn nfproto(self) -> u32 {
+        match self {
+            Family::Inet => libc::NFPROTO_INET as u32,
+            Family::Ip => libc::NFPROTO_IPV4 as u32,
+            Family::Ip6 => libc::NFPROTO_IPV6 as u32,
+        }
+    }
+
+    /// As nft writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+}
+
+/// How the backend uses nftables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NftConfig {
+    /// scansentry keeps its own table.
+    Own {
+        /// The hook of its chain.
+        hook: Hook,
+        /// The chain's priority.
+        priority: i32,
+        /// The `size` of the block sets: how many blocks they hold (an interval's end element
+        /// does not count).
+        set_size: u32,
+    },
+    /// scansentry only adds and removes elements of the administrator's sets.
+    Attach {
+        /// The table's family.
+        family: Family,
+        /// The table.
+        table: String,
+        /// The IPv4 block set (none: IPv4 sources are not blocked).
+        set4: Option<String>,
+        /// The IPv6 block set.
+        set6: Option<String>,
+    },
+}
+
+/// The nftables backend.
+pub struct NftFirewall {
+    config: NftConfig,
+    netlink: Netlink,
+    /// The never-block list last loaded, to rebuild the table with if it vanishes.
+    allow: Vec<IpNet>,
+}
+
+impl NftFirewall {
+    /// Opens the netlink socket. Nothing is sent until [`Firewall::ensure_ready`].
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be opened.
+    pub fn new(config: NftConfig) -> Result<Self, FirewallError> {
+        Ok(NftFirewall {
+            config,
+            netlink: Netlink::open().map_err(FirewallError::Socket)?,
+            allow: Vec::new(),
+        })
+    }
+
+    fn family(&self) -> u32 {
+        match &self.config {
+            NftConfig::Own { .. } => libc::NFPROTO_INET as u32,
+            NftConfig::Attach { family, .. } => family.nfproto(),
+        }
+    }
+
+    fn table(&self) -> &str {
+        match &self.config {
+            NftConfig::Own { .. } => OWN_TABLE,
+            NftConfig::Attach { table, .. } => table,
+        }
+    }
+
+    /// The block set for an address family, if any.
+    fn block_set(&self, v6: bool) -> Option<&str> {
+        match (&self.config, v6) {
+            (NftConfig::Own { .. }, false) => Some("blocked4"),
+            (NftConfig::Own { .. }, true) => Some("blocked6"),
+            (NftConfig::Attach { set4, .. }, false) => set4.as_deref(),
+            (NftConfig::Attach { set6, .. }, true) => set6.as_deref(),
+        }
+    }
+
+    fn set_handle(&self, name: &str) -> SetHandle {
+        SetHandle::new(
+            self.family(),
+            &sys::c_name(self.table()),
+            &sys::c_name(name),
+        )
+    }
+
+    fn describe_set(&self, name: &str) -> String {
+        let family = match &self.config {
+            NftConfig::Own { .. } => "inet",
+            NftConfig::Attach { family, .. } => family.as_str(),
+        };
+        format!("set {family} {} {name}", self.table())
+    }
+
+    /// Sends `batch`; maps a refusal to the message it concerned (`doing[i]` describes the
+    /// i-th message added, `sets[i]` the set it touched, if any).
+    fn execute(
+        &mut self,
+        batch: &FinalizedBatch,
+        doing: &[(String, Option<String>)],
+    ) -> Result<(), FirewallError> {
+        // The batch's BEGIN takes the first sequence number; message i has first + 1 + i.
+        let first = batch.sequence_numbers().start + 1;
+        match self.netlink.execute(batch) {
+            Ok(()) => Ok(()),
+            Err(Err(io)) => Err(FirewallError::Socket(io)),
+            Err(Ok(refused)) => {
+                let index = refused
+                    .seq
+                    .checked_sub(first)
+                    .and_then(|i| usize::try_from(i).ok());
+                let (what, set) = index
+                    .and_then(|i| doing.get(i))
+                    .cloned()
+                    .unwrap_or_else(|| ("apply a batch".into(), None));
+                Err(match refused.errno {
+                    Errno::EPERM => FirewallError::Permission,
+                    Errno::ENOENT => FirewallError::Missing {
+                        what: set.unwrap_or_else(|| format!("table {}", self.table())),
+                    },
+                    Errno::ENFILE => FirewallError::SetFull {
+                        set: set.unwrap_or_default(),
+                    },
+                    errno => FirewallError::Kernel { doing: what, errno },
+                })
+            }
+        }
+    }
+
+    /// Own mode's skeleton and allow sets, in one batch.
+    fn build_own(&mut self, hook: Hook, priority: i32, set_size: u32) -> Result<(), FirewallError> {
+        let table = Table::new(sys::c_name(OWN_TABLE), ProtoFamily::Inet);
+        let family = libc::NFPROTO_INET as u32;
+        let table_name = sys::c_name(OWN_TABLE);
+        let sets: [(&str, u32, u32, u32, Option<u32>); 4] = [
+            (
+                "blocked4",
+                TYPE_IPV4_ADDR,
+                4,
+                SET_INTERVAL | SET_TIMEOUT,
+                Some(set_size),
+            ),
+            (
+                "blocked6",
+                TYPE_IPV6_ADDR,
+                16,
+                SET_INTERVAL | SET_TIMEOUT,
+                Some(set_size),
+            ),
+            ("allow4", TYPE_IPV4_ADDR, 4, SET_INTERVAL, None),
+            ("allow6", TYPE_IPV6_ADDR, 16, SET_INTERVAL, None),
+        ];
+        let mut handles = Vec::new();
+        for (i, (name, key_type, key_len, flags, size)) in sets.iter().enumerate() {
+            let mut h = SetHandle::new(family, &table_name, &sys::c_name(name));
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, *key_type);
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, *key_len);
+            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, *flags);
+            h.set_u32(nftnl_sys::NFTNL_SET_ID, *id);
+            if let Some(size) = size {
+                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, *size);
+            }
+            handles.push(h);
+        }
+
+        // The lookups name the sets (and their ids, for a set created in the same batch).
+        let lookup4 =
+            nftnl::set::Set::<Ipv4Addr>::new_named(c"blocked4", 1, &table, ProtoFamily::Inet);
+        let lookup6 =
+            nftnl::set::Set::<Ipv6Addr>::new_named(c"blocked6", 2, &table, ProtoFamily::Inet);
+        let allow4 =
+            nftnl::set::Set::<Ipv4Addr>::new_named(c"allow4", 3, &table, ProtoFamily::Inet);
+        let allow6 =
+            nftnl::set::Set::<Ipv6Addr>::new_named(c"allow6", 4, &table, ProtoFamily::Inet);
+
+        let mut chain = Chain::new(c"input", &table);
+        let nf_hook = match hook {
+            Hook::Input => nftnl::Hook::In,
+            Hook::Prerouting => nftnl::Hook::PreRouting,
+        };
+        chain.set_hook(nf_hook, priority);
+        chain.set_type(nftnl::ChainType::Filter);
+        chain.set_policy(nftnl::Policy::Accept);
+
+        let rule = |v6: bool, set: &dyn Fn(&mut Rule), verdict: bool| {
+            let mut r = Rule::new(&chain);
+            r.add_expr(&nft_expr!(meta nfproto));
+            if v6 {
+                r.add_expr(&nft_expr!(cmp == NFPROTO_IPV6));
+                r.add_expr(&nft_expr!(payload ipv6 saddr));
+            } else {
+                r.add_expr(&nft_expr!(cmp == NFPROTO_IPV4));
+                r.add_expr(&nft_expr!(payload ipv4 saddr));
+            }
+            set(&mut r);
+            if verdict {
+                r.add_expr(&nft_expr!(verdict accept));
+            } else {
+                r.add_expr(&nft_expr!(counter));
+                r.add_expr(&nft_expr!(verdict drop));
+            }
+            r
+        };
+        let rules = [
+            rule(false, &|r| r.add_expr(&nft_expr!(lookup & allow4)), true),
+            rule(true, &|r| r.add_expr(&nft_expr!(lookup & allow6)), true),
+            rule(false, &|r| r.add_expr(&nft_expr!(lookup & lookup4)), false),
+            rule(true, &|r| r.add_expr(&nft_expr!(lookup & lookup6)), false),
+        ];
+
+        // The allow sets' new contents.
+        let mut fill4 = SetHandle::new(family, &table_name, c"allow4");
+        let mut fill6 = SetHandle::new(family, &table_name, c"allow6");
+        for net in merge_nets(&self.allow) {
+            let (start, end) = interval(net);
+            let target = if net.addr().is_ipv4() {
+                &mut fill4
+            } else {
+                &mut fill6
+            };
+            target.push_element(&start, 0, None, None);
+            if let Some(end) = end {
+                target.push_element(&end, ELEM_INTERVAL_END, None, None);
+            }
+        }
+        let flush4 = SetHandle::new(family, &table_name, c"allow4");
+        let flush6 = SetHandle::new(family, &table_name, c"allow6");
+
+        let mut batch = Batch::new();
+        let mut doing: Vec<(String, Option<String>)> = Vec::new();
+        let mut note = |what: &str, set: Option<&str>| {
+            doing.push((what.to_string(), set.map(|s| self.describe_set(s))));
+        };
+        batch.add(&table, MsgType::Add);
+        note("create table inet scansentry", None);
+        for (h, (name, ..)) in handles.iter().zip(&sets) {
+            batch.add(&SetMsg::new(h, SetMsgKind::CreateSet), MsgType::Add);
+            note(&format!("create set {name}"), Some(name));
+        }
+        batch.add(&chain, MsgType::Add);
+        note("create chain input", None);
+        batch.add(&Rule::new(&chain), MsgType::Del);
+        note("flush chain input", None);
+        for r in &rules {
+            batch.add(r, MsgType::Add);
+            note("add a rule to chain input", None);
+        }
+        batch.add(
+            &SetMsg::new(&flush4, SetMsgKind::DeleteElements),
+            MsgType::Del,
+        );
+        note("flush set allow4", Some("allow4"));
+        batch.add(
+            &SetMsg::new(&flush6, SetMsgKind::DeleteElements),
+            MsgType::Del,
+        );
+        note("flush set allow6", Some("allow6"));
+        // A NEWSETELEM without elements is invalid: only fill a set that gets some.
+        for (fill, name) in [(&fill4, "allow4"), (&fill6, "allow6")] {
+            if !fill.elements().is_empty() {
+                batch.add(&SetMsg::new(fill, SetMsgKind::AddElements), MsgType::Add);
+                note(&format!("fill set {name}"), Some(name));
+            }
+        }
+        let batch = batch.finalize();
+        self.execute(&batch, &doing)
+    }
+
+    /// Attach mode's checks.
+    fn check_attached(&mut self) -> Result<(), FirewallError> {
+        let NftConfig::Attach {
+            family,
+            table,
+            set4,
+            set6,
+            ..
+        } = self.config.clone()
+        else {
+            return Ok(());
+        };
+        if set4.is_none() && set6.is_none() {
+            return Err(FirewallError::Attach(
+                "no set configured (set4, set6)".into(),
+            ));
+        }
+        let mut chains = Vec::new();
+        self.query(&sys::request(&Request::Chains(family.nfproto()), 1), |m| {
+            chains.extend(sys::parse_chain(m));
+        })?;
+        let mut rules = Vec::new();
+        self.query(&sys::request(&Request::Rules(family.nfproto()), 1), |m| {
+            rules.extend(sys::parse_rule(m));
+        })?;
+        for (name, key_type, key_len, what) in [
+            (set4, TYPE_IPV4_ADDR, 4, "ipv4_addr"),
+            (set6, TYPE_IPV6_ADDR, 16, "ipv6_addr"),
+        ] {
+            let Some(name) = name else { continue };
+            let described = self.describe_set(&name);
+            let handle = self.set_handle(&name);
+            let mut found = SetHandle::empty();
+            let mut got = false;
+            match self
+                .netlink
+                .query(&sys::request(&Request::Set(&handle), 1), |m| {
+                    got |= found.parse_set(m.bytes);
+                }) {
+                Ok(()) => {}
+                Err(Ok(Errno::ENOENT)) => {
+                    return Err(FirewallError::Attach(format!(
+                        "{described} does not exist; declare it as nft/attach.nft shows"
+                    )));
+                }
+                Err(Ok(Errno::EPERM)) => return Err(FirewallError::Permission),
+                Err(Ok(errno)) => {
+                    return Err(FirewallError::Kernel {
+                        doing: format!("read {described}"),
+                        errno,
+                    });
+                }
+                Err(Err(io)) => return Err(FirewallError::Socket(io)),
+            }
+            if !got {
+                return Err(FirewallError::Attach(format!(
+                    "{described}: no reply describing it"
+                )));
+            }
+            let flags = found.get_u32(nftnl_sys::NFTNL_SET_FLAGS).unwrap_or(0);
+            let ok_type = found.get_u32(nftnl_sys::NFTNL_SET_KEY_TYPE) == Some(key_type)
+                && found.get_u32(nftnl_sys::NFTNL_SET_KEY_LEN) == Some(key_len);
+            if !ok_type {
+                return Err(FirewallError::Attach(format!(
+                    "{described} must have type {what}"
+                )));
+            }
+            let mut missing = Vec::new();
+            if flags & SET_INTERVAL == 0 {
+                missing.push("interval");
+            }
+            if flags & SET_TIMEOUT == 0 {
+                missing.push("timeout");
+            }
+            if !missing.is_empty() {
+                return Err(FirewallError::Attach(format!(
+                    "{described} needs `flags interval, timeout` (missing: {})",
+                    missing.join(", ")
+                )));
+            }
+            let used = rules.iter().any(|r| {
+                r.table == table
+                    && r.lookups.contains(&name)
+                    && chains
+                        .iter()
+                        .any(|c| c.table == table && c.name == r.chain && c.base)
+            });
+            if !used {
+                return Err(FirewallError::Attach(format!(
+                    "no rule in a base chain of table {} {table} looks up @{name}, so its \
+                     elements would block nothing; add one as nft/attach.nft shows",
+                    family.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn query(&mut self, request: &[u8], each: impl FnMut(&[u8])) -> Result<(), FirewallError> {
+        let mut each = each;
+        match self.netlink.query(request, |m| each(m.bytes)) {
+            Ok(()) => Ok(()),
+            Err(Ok(Errno::EPERM)) => Err(FirewallError::Permission),
+            Err(Ok(errno)) => Err(FirewallError::Kernel {
+                doing: "read the ruleset".into(),
+                errno,
+            }),
+            Err(Err(io)) => Err(FirewallError::Socket(io)),
+        }
+    }
+
+    fn apply_once(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
+        // Per family: first destroy (every block is also a refresh, and unblocks), then add.
+        let mut batch = Batch::new();
+        let mut doing = Vec::new();
+        let mut handles = Vec::new();
+        for v6 in [false, true] {
+            let Some(set) = self.block_set(v6).map(str::to_string) else {
+                continue;
+            };
+            let mine: Vec<&Action> = actions
+                .iter()
+                .filter(|a| a.net().addr().is_ipv6() == v6)
+                .collect();
+            for chunk in mine.chunks(sys::MAX_ELEMENTS_PER_MSG / 2) {
+                let mut destroy = self.set_handle(&set);
+                let mut add = self.set_handle(&set);
+                let mut adds = 0;
+                for action in chunk {
+                    let (start, end) = interval(action.net());
+                    destroy.push_element(&start, 0, None, None);
+                    if let Some(end) = &end {
+                        destroy.push_element(end, ELEM_INTERVAL_END, None, None);
+                    }
+                    if let Action::Block { ttl, .. } = action {
+                        let ttl = (*ttl).max(Duration::from_millis(1));
+                        add.push_element(&start, 0, Some(ttl), Some(ttl));
+                        // The kernel refuses a timeout on an interval's end (EINVAL); the
+                        // rbtree's garbage collector removes the end with its start.
+                        if let Some(end) = &end {
+                            add.push_element(end, ELEM_INTERVAL_END, None, None);
+                        }
+                        adds += 1;
+                    }
+                }
+                handles.push((destroy, SetMsgKind::DestroyElements, set.clone()));
+                if adds > 0 {
+                    handles.push((add, SetMsgKind::AddElements, set.clone()));
+                }
+            }
+        }
+        if handles.is_empty() {
+            return Ok(());
+        }
+        for (h, kind, set) in &handles {
+            let msg_type = if *kind == SetMsgKind::AddElements {
+                MsgType::Add
+            } else {
+                MsgType::Del
+            };
+            batch.add(&SetMsg::new(h, *kind), msg_type);
+            let verb = if *kind == SetMsgKind::AddElements {
+                "add elements to"
+            } else {
+                "remove elements from"
+            };
+            let described = self.describe_set(set);
+            doing.push((format!("{verb} {described}"), Some(described)));
+        }
+        let batch = batch.finalize();
+        self.execute(&batch, &doing)
+    }
+}
+
+impl Firewall for NftFirewall {
+    fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
+        self.allow = allow.to_vec();
+        match self.config.clone() {
+            NftConfig::Own {
+                hook,
+                priority,
+                set_size,
+            } => self.build_own(hook, priority, set_size),
+            NftConfig::Attach { .. } => self.check_attached(),
+        }
+    }
+
+    fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
+        // Batches of at most 1,000 actions: each stays a few pages, well within the socket's
+        // buffers and quick for the kernel.
+        for chunk in actions.chunks(1000) {
+            match self.apply_once(chunk) {
+                // The table or a set vanished (`nft flush ruleset`, an admin): in own mode,
+                // rebuild it and try once more.
+                Err(FirewallError::Missing { .. })
+                    if matches!(self.config, NftConfig::Own { .. }) =>
+                {
+                    let allow = self.allow.clone();
+                    self.ensure_ready(&allow)?;
+                    self.apply_once(chunk)?;
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
+        let mut out = Vec::new();
+        for v6 in [false, true] {
+            let Some(set) = self.block_set(v6).map(str::to_string) else {
+                continue;
+            };
+            let handle = self.set_handle(&set);
+            let mut parsed = self.set_handle(&set);
+            match self
+                .netlink
+                .query(&sys::request(&Request::SetElements(&handle), 1), |m| {
+                    parsed.parse_elems(m.bytes);
+                }) {
+                Ok(()) => {}
+                Err(Ok(Errno::ENOENT)) => {
+                    return Err(FirewallError::Missing {
+                        what: self.describe_set(&set),
+                    });
+                }
+                Err(Ok(Errno::EPERM)) => return Err(FirewallError::Permission),
+                Err(Ok(errno)) => {
+                    return Err(FirewallError::Kernel {
+                        doing: format!("list {}", self.describe_set(&set)),
+                        errno,
+                    });
+                }
+                Err(Err(io)) => return Err(FirewallError::Socket(io)),
+            }
+            out.extend(blocks_from_elements(&parsed.elements(), v6));
+        }
+        Ok(out)
+    }
+}
+
+impl Action {
+    /// The address or network the action is about.
+    pub fn net(&self) -> IpNet {
+        match self {
+            Action::Block { net, .. } | Action::Unblock { net } => *net,
+        }
+    }
+}
+
+/// The interval elements of `net`: its first address, and one past its last (none when the
+/// network ends at the top of the address space: the interval is then open).
+fn interval(net: IpNet) -> (Vec<u8>, Option<Vec<u8>>) {
+    match net.trunc() {
+        IpNet::V4(n) => (
+            n.network().octets().to_vec(),
+            u32::from(n.broadcast())
+                .checked_add(1)
+                .map(|e| e.to_be_bytes().to_vec()),
+        ),
+        IpNet::V6(n) => (
+            n.network().octets().to_vec(),
+            u128::from(n.broadcast())
+                .checked_add(1)
+                .map(|e| e.to_be_bytes().to_vec()),
+        ),
+    }
+}
+
+/// Merges overlapping and nested networks (an interval set refuses overlapping elements).
+fn merge_nets(nets: &[IpNet]) -> Vec<IpNet> {
+    IpNet::aggregate(&nets.to_vec())
+}
+
+/// Reads interval elements back into blocks: each start element with the end element that
+/// follows it (by key), split into CIDRs when the range is not one. End elements without a
+/// start (nft writes one at the bottom of the address space) are skipped.
+fn blocks_from_elements(elements: &[ElemInfo], v6: bool) -> Vec<Blocked> {
+    let key = |e: &ElemInfo| -> Option<u128> {
+        match (v6, e.key.len()) {
+            (false, 4) => Some(u128::from(u32::from_be_bytes(e.key[..].try_into().ok()?))),
+            (true, 16) => Some(u128::from_be_bytes(e.key[..].try_into().ok()?)),
+            _ => None,
+        }
+    };
+    let mut sorted: Vec<(u128, &ElemInfo)> = elements
+        .iter()
+        .filter_map(|e| key(e).map(|k| (k, e)))
+        .collect();
+    // At equal keys the end of one interval comes before the start of the next.
+    sorted.sort_by_key(|(k, e)| (*k, e.flags & ELEM_INTERVAL_END == 0));
+    let max = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let (start, e) = sorted[i];
+        i += 1;
+        if e.flags & ELEM_INTERVAL_END != 0 {
+            continue;
+        }
+        let last = match sorted.get(i) {
+            Some((end, next)) if next.flags & ELEM_INTERVAL_END != 0 => {
+                i += 1;
+                end.saturating_sub(1)
+            }
+            _ => max,
+        };
+        let remaining = e.expiration;
+        for net in cidrs(start, last, v6) {
+            out.push(Blocked { net, remaining });
+        }
+    }
+    out
+}
+
+/// The CIDRs covering `first..=last`.
+fn cidrs(first: u128, last: u128, v6: bool) -> Vec<IpNet> {
+    if v6 {
+        ipnet::Ipv6Subnets::new(Ipv6Addr::from(first), Ipv6Addr::from(last), 0)
+            .map(IpNet::V6)
+            .collect()
+    } else {
+        let (Ok(a), Ok(b)) = (u32::try_from(first), u32::try_from(last)) else {
+            return Vec::new();
+        };
+        ipnet::Ipv4Subnets::new(Ipv4Addr::from(a), Ipv4Addr::from(b), 0)
+            .map(IpNet::V4)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn intervals_end_one_past_the_last_address() {
+        assert_eq!(
+            interval(net("203.0.113.0/24")),
+            (vec![203, 0, 113, 0], Some(vec![203, 0, 114, 0]))
+        );
+        assert_eq!(
+            interval(net("198.51.100.7/32")),
+            (vec![198, 51, 100, 7], Some(vec![198, 51, 100, 8]))
+        );
+        assert_eq!(interval(net("255.255.255.255/32")), (vec![255; 4], None));
+        let (start, end) = interval(net("2001:db8::/64"));
+        assert_eq!(start.len(), 16);
+        assert_eq!(end.unwrap()[..8], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1]);
+    }
+
+    fn elem(key: Vec<u8>, end: bool, expiration_s: Option<u64>) -> ElemInfo {
+        ElemInfo {
+            key,
+            flags: if end { ELEM_INTERVAL_END } else { 0 },
+            timeout: None,
+            expiration: expiration_s.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn elements_read_back_as_the_blocks_they_encode() {
+        let mut elements = Vec::new();
+        for (n, exp) in [
+            ("203.0.113.0/24", 100),
+            ("198.51.100.7/32", 5),
+            ("255.255.255.255/32", 9),
+        ] {
+            let (s, e) = interval(net(n));
+            elements.push(elem(s, false, Some(exp)));
+            if let Some(e) = e {
+                elements.push(elem(e, true, Some(exp)));
+            }
+        }
+        // nft's marker at the bottom of the address space.
+        elements.push(elem(vec![0, 0, 0, 0], true, None));
+        elements.reverse();
+        let blocks = blocks_from_elements(&elements, false);
+        assert_eq!(
+            blocks,
+            [
+                Blocked {
+                    net: net("198.51.100.7/32"),
+                    remaining: Some(Duration::from_secs(5))
+                },
+                Blocked {
+                    net: net("203.0.113.0/24"),
+                    remaining: Some(Duration::from_secs(100))
+                },
+                Blocked {
+                    net: net("255.255.255.255/32"),
+                    remaining: Some(Duration::from_secs(9))
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn adjacent_intervals_and_odd_ranges_read_back() {
+        // 198.51.100.0-198.51.100.2: two CIDRs; then an interval starting where it ends.
+        let elements = vec![
+            elem(vec![198, 51, 100, 0], false, Some(1)),
+            elem(vec![198, 51, 100, 3], true, None),
+            elem(vec![198, 51, 100, 3], false, Some(2)),
+            elem(vec![198, 51, 100, 4], true, None),
+        ];
+        let nets: Vec<IpNet> = blocks_from_elements(&elements, false)
+            .into_iter()
+            .map(|b| b.net)
+            .collect();
+        assert_eq!(
+            nets,
+            [
+                net("198.51.100.0/31"),
+                net("198.51.100.2/32"),
+                net("198.51.100.3/32")
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_allow_entries_are_merged() {
+        assert_eq!(
+            merge_nets(&[
+                net("198.51.100.0/24"),
+                net("198.51.100.1/32"),
+                net("2001:db8::1/128")
+            ]),
+            [net("198.51.100.0/24"), net("2001:db8::1/128")]
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! One nfnetlink socket: sends a batch in a single `sendto` and collects its ACKs without ever
+//! waiting for one that will not come; runs dumps. **Shell**, except [`messages`], the pure
+//! reader of netlink message buffers.
+//!
+//! Facts this relies on (measured on this project's kernel, see `shared/notes/netlink.md`):
+//! nfnetlink processes a batch synchronously, so every ACK is queued by the time `sendto`
+//! returns; on failure the batch END is not ACKed, so waiting for every sequence number would
+//! hang. Hence: send, then drain without blocking until the queue is empty.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, recv, setsockopt, sockopt};
+
+use super::sys;
+
+/// `NLMSG_ERROR`: an ACK (error 0) or an error.
+const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+const NLMSG_DONE: u16 = 3;
+/// Length of `struct nlmsghdr`.
+const HEADER_LEN: usize = 16;
+
+/// One message of a netlink buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// `nlmsg_type`.
+    pub kind: u16,
+    /// `nlmsg_seq`.
+    pub seq: u32,
+    /// The whole message, header included (what libnftnl's parsers take).
+    pub bytes: &'a [u8],
+}
+
+impl Message<'_> {
+    /// For `NLMSG_ERROR`: 0 for an ACK, else the positive errno.
+    pub fn error(&self) -> Option<i32> {
+        if self.kind != NLMSG_ERROR {
+            return None;
+        }
+        let raw = self.bytes.get(HEADER_LEN..HEADER_LEN + 4)?;
+        Some(-i32::from_ne_bytes(raw.try_into().ok()?))
+    }
+}
+
+/// The messages of a buffer received from netlink. Stops at the first malformed length.
+pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
+    std::iter::from_fn(move || {
+        let len = u32::from_ne_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+        if len < HEADER_LEN || len > buf.len() {
+            return None;
+        }
+        let kind = u16::from_ne_bytes(buf[4..6].try_into().ok()?);
+        let seq = u32::from_ne_bytes(buf[8..12].try_into().ok()?);
+        let msg = Message {
+            kind,
+            seq,
+            bytes: &buf[..len],
+        };
+        // Messages are padded to 4 bytes.
+        buf = buf.get(len.next_multiple_of(4)..).unwrap_or_default();
+        Some(msg)
+    })
+}
+
+/// The kernel refused message `seq` with `errno`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The sequence number of the refused message.
+    pub seq: u32,
+    /// Why.
+    pub errno: Errno,
+}
+
+/// A netfilter netlink socket.
+pub struct Netlink {
+    socket: mnl::Socket,
+    buf: Vec<u8>,
+}
+
+/// Receive and send buffers: large enough for the ACKs of a few hundred messages (the default
+/// 208 KiB overflows with ENOBUFS at about 300) and for a batch of a few thousand elements.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+impl Netlink {
+    /// Opens and binds the socket.
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be opened.
+    pub fn open() -> io::Result<Self> {
+        let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+        {
+            let fd = sys::socket_fd(&socket);
+            // The FORCE variants need CAP_NET_ADMIN, which the daemon has anyway; without it the
+            // defaults stay and very large batches may fail with ENOBUFS (reported, not hidden).
+            let _ = setsockopt(&fd, sockopt::RcvBufForce, &SOCKET_BUFFER);
+            let _ = setsockopt(&fd, sockopt::SndBufForce, &SOCKET_BUFFER);
+        }
+        Ok(Netlink {
+            socket,
+            buf: vec![0; 1 << 16],
+        })
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        sys::socket_fd(&self.socket)
+    }
+
+    /// Discards anything queued (late ACKs of an earlier exchange).
+    fn drain(&mut self) {
+        let fd = sys::socket_fd(&self.socket);
+        while recv(fd_raw(&fd), &mut self.buf, MsgFlags::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
+    }
+
+    /// Sends one batch and checks every reply: `Ok` when no message was refused.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Ok(refused))` with the first refused message; `Err(Err(io))` when the socket
+    /// failed (ENOBUFS included: the batch may then have been applied without its ACKs).
+    pub fn execute(
+        &mut self,
+        batch: &nftnl::FinalizedBatch,
+    ) -> Result<(), Result<Refused, io::Error>> {
+        let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
+        self.drain();
+        let sent = self.socket.send(&bytes).map_err(Err)?;
+        if sent < bytes.len() {
+            return Err(Err(io::Error::other("the batch was sent in part")));
+        }
+        let mut first_refusal = None;
+        loop {
+            let fd = sys::socket_fd(&self.socket);
+            match recv(fd_raw(&fd), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) | Err(Errno::EAGAIN) => break,
+                Ok(n) => {
+                    for m in messages(&self.buf[..n]) {
+                        if let Some(errno) = m.error().filter(|&e| e != 0) {
+                            first_refusal.get_or_insert(Refused {
+                                seq: m.seq,
+                                errno: Errno::from_raw(errno),
+                            });
+                        }
+                    }
+                }
+                Err(e) => return Err(Err(e.into())),
+            }
+        }
+        match first_refusal {
+            None => Ok(()),
+            Some(r) => Err(Ok(r)),
+        }
+    }
+
+    /// Sends a GET request and hands each reply message to `each`, until the dump ends (or,
+    /// for a single GET, its ACK).
+    ///
+    /// # Errors
+    ///
+    /// `Err(Ok(errno))` when the kernel refused the request (ENOENT: no such object);
+    /// `Err(Err(io))` when the socket failed or no reply came within 5 s.
+    pub fn query(
+        &mut self,
+        request: &[u8],
+        mut each: impl FnMut(&Message<'_>),
+    ) -> Result<(), Result<Errno, io::Error>> {
+        self.drain();
+        self.socket.send(request).map_err(Err)?;
+        loop {
+            let fd = sys::socket_fd(&self.socket);
+            let n = match recv(fd_raw(&fd), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => {
+                    let mut fds = [PollFd::new(self.fd(), PollFlags::POLLIN)];
+                    let timeout =
+                        PollTimeout::try_from(Duration::from_secs(5)).unwrap_or(PollTimeout::MAX);
+                    match poll(&mut fds, timeout) {
+                        Ok(0) => {
+                            return Err(Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "no reply from nf_tables within 5s",
+                            )));
+                        }
+                        Ok(_) | Err(Errno::EINTR) => continue,
+                        Err(e) => return Err(Err(e.into())),
+                    }
+                }
+                Err(e) => return Err(Err(e.into())),
+            };
+            for m in messages(&self.buf[..n]) {
+                match (m.kind, m.error()) {
+                    (NLMSG_DONE, _) | (_, Some(0)) => return Ok(()),
+                    (_, Some(errno)) => return Err(Ok(Errno::from_raw(errno))),
+                    _ => each(&m),
+                }
+            }
+        }
+    }
+}
+
+fn fd_raw(fd: &BorrowedFd<'_>) -> std::os::fd::RawFd {
+    use std::os::fd::AsRawFd;
+    fd.as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(len: u32, kind: u16, seq: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&len.to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(&0u16.to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v
+    }
+
+    fn error(seq: u32, errno: i32) -> Vec<u8> {
+        let mut v = header(36, NLMSG_ERROR, seq);
+        v.extend_from_slice(&(-errno).to_ne_bytes());
+        v.extend_from_slice(&header(16, 0, seq)); // the echoed request header
+        v
+    }
+
+    #[test]
+    fn acks_errors_and_padding_are_read() {
+        let mut buf = error(1, 0);
+        buf.extend(error(2, 23));
+        let mut odd = header(18, 0x0a0d, 3);
+        odd.extend_from_slice(&[1, 2, 0, 0]); // 2 bytes of payload, 2 of padding
+        buf.extend(odd);
+        buf.extend(header(16, NLMSG_DONE, 4));
+        let got: Vec<(u16, u32, Option<i32>)> =
+            messages(&buf).map(|m| (m.kind, m.seq, m.error())).collect();
+        assert_eq!(
+            got,
+            [
+                (NLMSG_ERROR, 1, Some(0)),
+                (NLMSG_ERROR, 2, Some(23)),
+                (0x0a0d, 3, None),
+                (NLMSG_DONE, 4, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_length_stops_reading_without_panic() {
+        let mut buf = error(1, 0);
+        buf.extend(header(9999, 0, 2));
+        assert_eq!(messages(&buf).count(), 1);
+        assert_eq!(messages(&[0, 0]).count(), 0);
+        assert_eq!(messages(&header(3, 0, 1)).count(), 0);
+    }
+}
