@@ -231,26 +231,16 @@ impl NftFirewall {
         let table = Table::new(sys::c_name(OWN_TABLE), ProtoFamily::Inet);
         let family = libc::NFPROTO_INET as u32;
         let table_name = sys::c_name(OWN_TABLE);
-        let sets: [(&str, u32, u32, u32, Option<u32>); 4] = [
-            (
-                "blocked4",
-                TYPE_IPV4_ADDR,
-                4,
-                SET_INTERVAL | SET_TIMEOUT,
-                Some(set_size),
-            ),
-            (
-                "blocked6",
-                TYPE_IPV6_ADDR,
-                16,
-                SET_INTERVAL | SET_TIMEOUT,
-                Some(set_size),
-            ),
-            ("allow4", TYPE_IPV4_ADDR, 4, SET_INTERVAL, None),
-            ("allow6", TYPE_IPV6_ADDR, 16, SET_INTERVAL, None),
+        // (name, id, key type, key length, flags, size)
+        let blocked = SET_INTERVAL | SET_TIMEOUT;
+        let sets: [(&str, u32, u32, u32, u32, Option<u32>); 4] = [
+            ("blocked4", 1, TYPE_IPV4_ADDR, 4, blocked, Some(set_size)),
+            ("blocked6", 2, TYPE_IPV6_ADDR, 16, blocked, Some(set_size)),
+            ("allow4", 3, TYPE_IPV4_ADDR, 4, SET_INTERVAL, None),
+            ("allow6", 4, TYPE_IPV6_ADDR, 16, SET_INTERVAL, None),
         ];
         let mut handles = Vec::new();
-        for (i, (name, key_type, key_len, flags, size)) in sets.iter().enumerate() {
+        for (name, id, key_type, key_len, flags, size) in &sets {
             let mut h = SetHandle::new(family, &table_name, &sys::c_name(name));
             h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, *key_type);
             h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, *key_len);
