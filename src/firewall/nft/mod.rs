@@ -129,6 +129,41 @@ pub enum NftConfig {
     },
 }
 
+/// One of own mode's sets.
+struct SetSpec {
+    name: &'static str,
+    /// Its id within the batch that creates it (the rules' lookups refer to it).
+    id: u32,
+    key_type: u32,
+    key_len: u32,
+    flags: u32,
+    size: Option<u32>,
+}
+
+impl SetSpec {
+    fn v4(name: &'static str, id: u32, flags: u32, size: Option<u32>) -> Self {
+        SetSpec {
+            name,
+            id,
+            key_type: TYPE_IPV4_ADDR,
+            key_len: 4,
+            flags,
+            size,
+        }
+    }
+
+    fn v6(name: &'static str, id: u32, flags: u32, size: Option<u32>) -> Self {
+        SetSpec {
+            name,
+            id,
+            key_type: TYPE_IPV6_ADDR,
+            key_len: 16,
+            flags,
+            size,
+        }
+    }
+}
+
 /// The nftables backend.
 pub struct NftFirewall {
     config: NftConfig,
@@ -231,23 +266,22 @@ impl NftFirewall {
         let table = Table::new(sys::c_name(OWN_TABLE), ProtoFamily::Inet);
         let family = libc::NFPROTO_INET as u32;
         let table_name = sys::c_name(OWN_TABLE);
-        // (name, id, key type, key length, flags, size)
         let blocked = SET_INTERVAL | SET_TIMEOUT;
-        let sets: [(&str, u32, u32, u32, u32, Option<u32>); 4] = [
-            ("blocked4", 1, TYPE_IPV4_ADDR, 4, blocked, Some(set_size)),
-            ("blocked6", 2, TYPE_IPV6_ADDR, 16, blocked, Some(set_size)),
-            ("allow4", 3, TYPE_IPV4_ADDR, 4, SET_INTERVAL, None),
-            ("allow6", 4, TYPE_IPV6_ADDR, 16, SET_INTERVAL, None),
+        let sets = [
+            SetSpec::v4("blocked4", 1, blocked, Some(set_size)),
+            SetSpec::v6("blocked6", 2, blocked, Some(set_size)),
+            SetSpec::v4("allow4", 3, SET_INTERVAL, None),
+            SetSpec::v6("allow6", 4, SET_INTERVAL, None),
         ];
         let mut handles = Vec::new();
-        for (name, id, key_type, key_len, flags, size) in &sets {
-            let mut h = SetHandle::new(family, &table_name, &sys::c_name(name));
-            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, *key_type);
-            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, *key_len);
-            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, *flags);
-            h.set_u32(nftnl_sys::NFTNL_SET_ID, *id);
-            if let Some(size) = size {
-                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, *size);
+        for spec in &sets {
+            let mut h = SetHandle::new(family, &table_name, &sys::c_name(spec.name));
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, spec.key_type);
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, spec.key_len);
+            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, spec.flags);
+            h.set_u32(nftnl_sys::NFTNL_SET_ID, spec.id);
+            if let Some(size) = spec.size {
+                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, size);
             }
             handles.push(h);
         }
@@ -322,9 +356,9 @@ impl NftFirewall {
         };
         batch.add(&table, MsgType::Add);
         note("create table inet scansentry", None);
-        for (h, (name, ..)) in handles.iter().zip(&sets) {
+        for (h, spec) in handles.iter().zip(&sets) {
             batch.add(&SetMsg::new(h, SetMsgKind::CreateSet), MsgType::Add);
-            note(&format!("create set {name}"), Some(name));
+            note(&format!("create set {}", spec.name), Some(spec.name));
         }
         batch.add(&chain, MsgType::Add);
         note("create chain input", None);
