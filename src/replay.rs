@@ -144,6 +144,7 @@ pub fn run(
                 Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
                 Decision::NeverBlock { .. } => summary.never_block += 1,
                 Decision::OverBudget { .. } => summary.over_budget += 1,
+                Decision::Refresh { .. } => summary.already_blocked += 1,
             }
             report(&detection, &decision);
         }

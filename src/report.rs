@@ -1,12 +1,22 @@
 //! How detections and decisions are written: one log line each, or one JSON object. **Pure.**
 //!
-//! Lines put the facts first: `<time> would block 203.0.113.7 for 1h: syn scan, 25 ports in
-//! 3.0s`.
+//! Lines put the facts first:
+//! `blocked 203.0.113.7 for 1h: syn scan, 25 ports in 3.0s (offence 2)`; in dry-run mode and
+//! in replays, `would block …`.
 
 use std::time::Duration;
 
 use crate::detect::Detection;
-use crate::respond::Decision;
+use crate::respond::{Budget, Decision};
+
+/// Whether decisions are carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The firewall is changed: "blocked".
+    Enforcing,
+    /// Nothing is changed (dry-run, replay): "would block".
+    DryRun,
+}
 
 /// A duration as an administrator reads it: `1h`, `59m 12s`.
 pub fn human(d: Duration) -> String {
@@ -22,32 +32,56 @@ pub fn source_text(net: &ipnet::IpNet) -> String {
     }
 }
 
-/// One log line for a detection and its decision.
-pub fn line(d: &Detection, decision: &Decision) -> String {
+/// One log line for a detection and its decision (without a timestamp: the logger adds one,
+/// and replays prefix the capture time).
+pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
+    let (block, refresh) = match mode {
+        Mode::Enforcing => ("blocked", "refreshed the block of"),
+        Mode::DryRun => ("would block", "would refresh the block of"),
+    };
     match decision {
-        Decision::Block { net, ttl } => format!(
-            "{} would block {} for {}: {}",
-            d.last_seen,
+        Decision::Block {
+            net, ttl, offence, ..
+        } => {
+            let offence = if *offence > 1 {
+                format!(" (offence {offence})")
+            } else {
+                String::new()
+            };
+            format!(
+                "{block} {} for {}: {}{offence}",
+                source_text(net),
+                human(*ttl),
+                d.summary()
+            )
+        }
+        Decision::Refresh { net, ttl } => format!(
+            "{refresh} {} to {}: {}",
             source_text(net),
             human(*ttl),
             d.summary()
         ),
         Decision::AlreadyBlocked { net, remaining } => format!(
-            "{} {} still scanning, already blocked for {} more: {}",
-            d.last_seen,
+            "{} still scanning, already blocked for {} more: {}",
             source_text(net),
             human(*remaining),
             d.summary()
         ),
-        Decision::OverBudget { net, max_blocks } => format!(
-            "{} not blocking {}: {max_blocks} blocks active ([respond] max-blocks): {}",
-            d.last_seen,
+        Decision::OverBudget { net, budget } => format!(
+            "not blocking {}: {}: {}",
             source_text(net),
+            match budget {
+                Budget::Size(n) => format!("{n} blocks active ([respond] max-blocks)"),
+                Budget::Rate(n) => {
+                    format!(
+                        "{n} new blocks in the last second ([respond] max-new-blocks-per-second)"
+                    )
+                }
+            },
             d.summary()
         ),
         Decision::NeverBlock { addr, reason } => format!(
-            "{} not blocking {addr}: on never-block list ({reason}): {}",
-            d.last_seen,
+            "not blocking {addr}: on never-block list ({reason}): {}",
             d.summary()
         ),
     }
@@ -56,7 +90,8 @@ pub fn line(d: &Detection, decision: &Decision) -> String {
 /// The detection and its decision as one JSON object.
 pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
     let (action, net, secs) = match decision {
-        Decision::Block { net, ttl } => ("block", Some(*net), Some(ttl.as_secs())),
+        Decision::Block { net, ttl, .. } => ("block", Some(*net), Some(ttl.as_secs())),
+        Decision::Refresh { net, ttl } => ("refresh", Some(*net), Some(ttl.as_secs())),
         Decision::AlreadyBlocked { net, remaining } => {
             ("already-blocked", Some(*net), Some(remaining.as_secs()))
         }
@@ -77,6 +112,7 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         "action": action,
         "target": net.map(|n| n.to_string()),
         "seconds": secs,
+        "offence": match decision { Decision::Block { offence, .. } => Some(*offence), _ => None },
         "never_block_reason": match decision { Decision::NeverBlock { reason, .. } => Some(reason.as_str()), _ => None },
     })
 }

@@ -50,42 +50,42 @@ scan_is_detected!(
     "syn",
     ["-sS", "-p", "1-200"],
     NetnsPair::A4,
-    "would block 198.51.100.2 for 1h: syn scan"
+    "blocked 198.51.100.2 for 1h: syn scan"
 );
 scan_is_detected!(
     nmap_fin_scan_is_detected,
     "fin",
     ["-sF", "-p", "1-100"],
     NetnsPair::A4,
-    "would block 198.51.100.2 for 1h: fin scan"
+    "blocked 198.51.100.2 for 1h: fin scan"
 );
 scan_is_detected!(
     nmap_null_scan_is_detected,
     "null",
     ["-sN", "-p", "1-100"],
     NetnsPair::A4,
-    "would block 198.51.100.2 for 1h: null scan"
+    "blocked 198.51.100.2 for 1h: null scan"
 );
 scan_is_detected!(
     nmap_xmas_scan_is_detected,
     "xmas",
     ["-sX", "-p", "1-100"],
     NetnsPair::A4,
-    "would block 198.51.100.2 for 1h: xmas scan"
+    "blocked 198.51.100.2 for 1h: xmas scan"
 );
 scan_is_detected!(
     nmap_maimon_scan_is_detected,
     "maimon",
     ["-sM", "-p", "1-100"],
     NetnsPair::A4,
-    "would block 198.51.100.2 for 1h: maimon scan"
+    "blocked 198.51.100.2 for 1h: maimon scan"
 );
 scan_is_detected!(
     nmap_udp_scan_is_detected,
     "udp",
     ["-sU", "-p", "1-30"],
     NetnsPair::A4,
-    "would block 198.51.100.2 for 1h: udp scan"
+    "blocked 198.51.100.2 for 1h: udp scan"
 );
 scan_is_detected!(
     nmap_ipv6_syn_scan_blocks_the_scanners_64,
@@ -93,7 +93,7 @@ scan_is_detected!(
     ["-6", "-sS", "-p", "1-200"],
     NetnsPair::A6,
     // The scanner's /64 does not hold the victim: the whole prefix is the target.
-    "would block 2001:db8:0:1::/64 for 1h: syn scan"
+    "blocked 2001:db8:0:1::/64 for 1h: syn scan"
 );
 
 #[test]
@@ -120,7 +120,7 @@ fn a_never_block_source_is_never_blocked_while_another_is() {
         NetnsPair::A4,
     ]);
     assert!(
-        detected(&daemon, "would block 198.51.100.3 for 1h: syn scan"),
+        detected(&daemon, "blocked 198.51.100.3 for 1h: syn scan"),
         "the control scan was not detected:\n{}\n{}",
         daemon.out(),
         daemon.err()
@@ -160,16 +160,13 @@ fn open_ports_are_not_traps() {
     // Give a wrong detection every chance to show up, then run the control: the closed
     // neighbours are traps.
     assert!(
-        !detected_within(&daemon, "would block", Duration::from_secs(2)),
+        !detected_within(&daemon, "blocked", Duration::from_secs(2)),
         "a scan of open ports only was detected:\n{}",
         daemon.out()
     );
     lab.nmap(&["-sS", "-p", "1-20", NetnsPair::A4]);
     assert!(
-        detected(
-            &daemon,
-            "would block 198.51.100.2 for 1h: syn scan, 7 ports"
-        ),
+        detected(&daemon, "blocked 198.51.100.2 for 1h: syn scan, 7 ports"),
         "{}\n{}",
         daemon.out(),
         daemon.err()

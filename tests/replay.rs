@@ -67,7 +67,9 @@ fn masscan_sweep_of_ports_0_to_1000_is_one_syn_scan_detection() {
         *decision,
         Decision::Block {
             net: "172.31.15.102/32".parse().unwrap(),
-            ttl: Duration::from_secs(3600)
+            ttl: Duration::from_secs(3600),
+            offence: 1,
+            replaces: vec![],
         }
     );
     assert_eq!(summary.locals, [ip("198.124.152.15")]);
@@ -247,7 +249,9 @@ fn an_ipv6_scan_from_one_64_is_one_detection_of_the_prefix() {
         found[0].1,
         Decision::Block {
             net: "2001:db8:bad:1::/64".parse().unwrap(),
-            ttl: Duration::from_secs(3600)
+            ttl: Duration::from_secs(3600),
+            offence: 1,
+            replaces: vec![],
         }
     );
     std::fs::remove_file(&path).unwrap();

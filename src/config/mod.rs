@@ -23,6 +23,7 @@ use ipnet::IpNet;
 
 use crate::detect::traps::{PortSet, TrapMode, Traps};
 use crate::detect::{DetectorConfig, Weights};
+use crate::firewall::nft::{Family, Hook, NftConfig};
 use raw::{RawConfig, RawPort};
 
 /// Where the daemon looks for its configuration.
@@ -43,6 +44,8 @@ pub struct Config {
     pub respond: RespondConfig,
     /// Addresses never acted on, beyond those discovered on the host.
     pub never_block: NeverBlockConfig,
+    /// How blocks reach nftables.
+    pub firewall: NftConfig,
 }
 
 /// `[detect]`'s trap settings.
@@ -90,13 +93,31 @@ pub enum EphemeralUdp {
 /// `[respond]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RespondConfig {
-    /// How long a block lasts.
+    /// How long a first block lasts.
     pub block_for: Duration,
+    /// Each repeat offence multiplies the duration by this.
+    pub repeat_factor: u32,
+    /// The longest a block gets.
+    pub max_block_for: Duration,
+    /// How long offences are remembered.
+    pub remember_offences: Duration,
+    /// Refresh the block of a source detected again while blocked.
+    pub refresh: bool,
     /// Log "would block" and touch nothing.
     pub dry_run: bool,
     /// Blocks active at most.
     pub max_blocks: usize,
+    /// New blocks per second at most.
+    pub max_new_blocks_per_second: u32,
+    /// The program run on each block (argv with placeholders), if any.
+    pub on_block: Vec<String>,
+    /// How long it may run.
+    pub on_block_timeout: Duration,
 }
+
+/// The placeholders `on-block` arguments may hold.
+pub const ON_BLOCK_PLACEHOLDERS: [&str; 5] =
+    ["{addr}", "{source}", "{kind}", "{ports}", "{duration}"];
 
 /// `[never-block]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,6 +387,65 @@ impl TryFrom<RawConfig> for Config {
         );
 
         let max_blocks = v.integer("[respond] max-blocks", r.max_blocks, 1, 10_000_000);
+        let repeat_factor = v.integer("[respond] repeat-factor", r.repeat_factor, 1, 100);
+        let max_block_for = v.duration(
+            "[respond] max-block-for",
+            &r.max_block_for,
+            Duration::from_secs(1),
+            365 * DAY,
+        );
+        if v.ok() && max_block_for < block_for {
+            v.problem(format!(
+                "[respond] max-block-for = {:?}: shorter than block-for = {:?}",
+                r.max_block_for, r.block_for
+            ));
+        }
+        let remember_offences = v.duration(
+            "[respond] remember-offences",
+            &r.remember_offences,
+            Duration::ZERO,
+            3650 * DAY,
+        );
+        let rate = v.integer(
+            "[respond] max-new-blocks-per-second",
+            r.max_new_blocks_per_second,
+            1,
+            1_000_000,
+        );
+        if let Some(program) = r.on_block.first() {
+            if !program.starts_with('/') {
+                v.problem(format!(
+                    "[respond] on-block: the program {program:?} must be an absolute path \
+                     (it is run directly, without a shell)"
+                ));
+            }
+        }
+        for arg in r.on_block.iter().skip(1) {
+            let mut rest = arg.as_str();
+            while let Some(open) = rest.find('{') {
+                let tail = &rest[open..];
+                match tail.find('}') {
+                    Some(close) if ON_BLOCK_PLACEHOLDERS.contains(&&tail[..=close]) => {
+                        rest = &tail[close + 1..];
+                    }
+                    _ => {
+                        v.problem(format!(
+                            "[respond] on-block: {arg:?} has an unknown placeholder; \
+                             known: {}",
+                            ON_BLOCK_PLACEHOLDERS.join(" ")
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        let on_block_timeout = v.duration(
+            "[respond] on-block-timeout",
+            &r.on_block_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        );
+        let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
 
         let nb = &raw.never_block;
         let mut addresses = Vec::with_capacity(nb.addresses.len());
@@ -410,10 +490,18 @@ impl TryFrom<RawConfig> for Config {
             },
             respond: RespondConfig {
                 block_for,
+                repeat_factor: u32::try_from(repeat_factor).unwrap_or(1),
+                max_block_for,
+                remember_offences,
+                refresh: r.refresh,
                 dry_run: r.dry_run,
                 max_blocks: usize::try_from(max_blocks).unwrap_or(usize::MAX),
+                max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
+                on_block: r.on_block.clone(),
+                on_block_timeout,
             },
             never_block: NeverBlockConfig { addresses, file },
+            firewall,
         })
     }
 }
@@ -497,6 +585,128 @@ impl Validator {
                 min
             }
         }
+    }
+
+    fn firewall(&mut self, raw: &raw::RawFirewall, set_size: u32) -> NftConfig {
+        let own_only = [
+            ("hook", raw.hook.is_some()),
+            ("priority", raw.priority.is_some()),
+        ];
+        let attach_only = [
+            ("family", raw.family.is_some()),
+            ("table", raw.table.is_some()),
+            ("set4", raw.set4.is_some()),
+            ("set6", raw.set6.is_some()),
+        ];
+        let misplaced = |v: &mut Self, keys: &[(&str, bool)], mode: &str| {
+            for (key, set) in keys {
+                if *set {
+                    v.problem(format!(
+                        "[firewall] {key}: only applies to mode = \"{mode}\""
+                    ));
+                }
+            }
+        };
+        match raw.mode.as_str() {
+            "own" => {
+                misplaced(self, &attach_only, "attach");
+                let hook = match raw.hook.as_deref() {
+                    None | Some("input") => Hook::Input,
+                    Some("prerouting") => Hook::Prerouting,
+                    Some(other) => {
+                        self.problem(format!(
+                            "[firewall] hook = {other:?}: expected \"input\" or \"prerouting\""
+                        ));
+                        Hook::Input
+                    }
+                };
+                let default_priority = match hook {
+                    Hook::Input => -10,
+                    Hook::Prerouting => -300,
+                };
+                let priority = match raw.priority {
+                    None => default_priority,
+                    Some(p) => {
+                        let p = self.integer("[firewall] priority", p, -1000, 1000);
+                        // `integer` clamps to the range, so the value fits.
+                        i32::try_from(p).unwrap_or(default_priority)
+                    }
+                };
+                NftConfig::Own {
+                    hook,
+                    priority,
+                    set_size,
+                }
+            }
+            "attach" => {
+                misplaced(self, &own_only, "own");
+                let family = match raw.family.as_deref() {
+                    None | Some("inet") => Family::Inet,
+                    Some("ip") => Family::Ip,
+                    Some("ip6") => Family::Ip6,
+                    Some(other) => {
+                        self.problem(format!(
+                            "[firewall] family = {other:?}: expected \"inet\", \"ip\" or \"ip6\""
+                        ));
+                        Family::Inet
+                    }
+                };
+                let table = match raw.table.as_deref() {
+                    Some(t) => self.nft_name("table", t),
+                    None => {
+                        self.problem(
+                            "[firewall] mode = \"attach\": set `table` to the table that holds \
+                             the sets"
+                                .into(),
+                        );
+                        String::new()
+                    }
+                };
+                let set4 = raw.set4.as_deref().map(|s| self.nft_name("set4", s));
+                let set6 = raw.set6.as_deref().map(|s| self.nft_name("set6", s));
+                if set4.is_none() && set6.is_none() {
+                    self.problem("[firewall] mode = \"attach\": set `set4`, `set6` or both".into());
+                }
+                if family == Family::Ip6 && set4.is_some() {
+                    self.problem("[firewall] set4: an ip6 table holds no IPv4 set".into());
+                }
+                if family == Family::Ip && set6.is_some() {
+                    self.problem("[firewall] set6: an ip table holds no IPv6 set".into());
+                }
+                NftConfig::Attach {
+                    family,
+                    table,
+                    set4,
+                    set6,
+                }
+            }
+            other => {
+                self.problem(format!(
+                    "[firewall] mode = {other:?}: expected \"own\" or \"attach\""
+                ));
+                NftConfig::Own {
+                    hook: Hook::Input,
+                    priority: -10,
+                    set_size,
+                }
+            }
+        }
+    }
+
+    /// An nftables identifier: a letter, then letters, digits, `_`, `-`, `.`, `/`; at most 255.
+    fn nft_name(&mut self, key: &str, name: &str) -> String {
+        let ok = name.len() <= 255
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+        if !ok {
+            self.problem(format!(
+                "[firewall] {key} = {name:?}: not an nftables name (a letter, then letters, \
+                 digits, _ - . /)"
+            ));
+        }
+        name.to_string()
     }
 
     fn ports(&mut self, key: &str, specs: &[RawPort]) -> PortSet {

@@ -18,6 +18,9 @@ pub struct RawConfig {
     /// `[never-block]`.
     #[serde(default)]
     pub never_block: RawNeverBlock,
+    /// `[firewall]`.
+    #[serde(default)]
+    pub firewall: RawFirewall,
 }
 
 /// `[detect]`: which ports are traps, and how probes are scored.
@@ -136,23 +139,92 @@ impl Default for RawWeights {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RawRespond {
-    /// How long a block lasts, humantime.
+    /// How long a first block lasts, humantime.
     #[serde(default = "default_block_for")]
     pub block_for: String,
+    /// Each repeat offence multiplies the duration by this.
+    #[serde(default = "default_repeat_factor")]
+    pub repeat_factor: i64,
+    /// The longest a block gets, however often the source comes back.
+    #[serde(default = "default_max_block_for")]
+    pub max_block_for: String,
+    /// How long offences are remembered for escalation.
+    #[serde(default = "default_remember_offences")]
+    pub remember_offences: String,
+    /// Refresh the block of a source that is detected again while blocked.
+    #[serde(default)]
+    pub refresh: bool,
     /// Log "would block" instead of blocking.
     #[serde(default)]
     pub dry_run: bool,
     /// Blocks active at most; past it new detections are logged and refused.
     #[serde(default = "default_max_blocks")]
     pub max_blocks: i64,
+    /// New blocks per second at most (a burst of as many is allowed).
+    #[serde(default = "default_max_new_blocks_per_second")]
+    pub max_new_blocks_per_second: i64,
+    /// A program run on each block: argv, no shell, with placeholders.
+    #[serde(default)]
+    pub on_block: Vec<String>,
+    /// How long the program may run before it is killed.
+    #[serde(default = "default_on_block_timeout")]
+    pub on_block_timeout: String,
 }
 
 impl Default for RawRespond {
     fn default() -> Self {
         RawRespond {
             block_for: default_block_for(),
+            repeat_factor: default_repeat_factor(),
+            max_block_for: default_max_block_for(),
+            remember_offences: default_remember_offences(),
+            refresh: false,
             dry_run: false,
             max_blocks: default_max_blocks(),
+            max_new_blocks_per_second: default_max_new_blocks_per_second(),
+            on_block: Vec::new(),
+            on_block_timeout: default_on_block_timeout(),
+        }
+    }
+}
+
+/// `[firewall]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawFirewall {
+    /// `"own"` or `"attach"`.
+    #[serde(default = "default_firewall_mode")]
+    pub mode: String,
+    /// Own mode: `"input"` or `"prerouting"`.
+    #[serde(default)]
+    pub hook: Option<String>,
+    /// Own mode: the chain's priority.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Attach mode: the table's family.
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Attach mode: the table.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Attach mode: the IPv4 block set.
+    #[serde(default)]
+    pub set4: Option<String>,
+    /// Attach mode: the IPv6 block set.
+    #[serde(default)]
+    pub set6: Option<String>,
+}
+
+impl Default for RawFirewall {
+    fn default() -> Self {
+        RawFirewall {
+            mode: default_firewall_mode(),
+            hook: None,
+            priority: None,
+            family: None,
+            table: None,
+            set4: None,
+            set6: None,
         }
     }
 }
@@ -222,4 +294,22 @@ fn default_block_for() -> String {
 }
 fn default_max_blocks() -> i64 {
     65_536
+}
+fn default_repeat_factor() -> i64 {
+    2
+}
+fn default_max_block_for() -> String {
+    "7d".into()
+}
+fn default_remember_offences() -> String {
+    "30d".into()
+}
+fn default_max_new_blocks_per_second() -> i64 {
+    50
+}
+fn default_on_block_timeout() -> String {
+    "10s".into()
+}
+fn default_firewall_mode() -> String {
+    "own".into()
 }

@@ -1,29 +1,36 @@
-//! The live loop: capture → pipeline → responder, on the host's real traffic. **Shell.**
-//!
-//! This version decides and logs; the nftables backend that carries the decisions out joins it
-//! next, so every decision is reported as "would block".
+//! The live loop: capture → pipeline → responder → firewall, on the host's real traffic.
+//! **Shell.**
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::hook::Hooks;
 use crate::capture::{LiveCapture, LiveSettings};
 use crate::config::Loaded;
 use crate::exit;
+use crate::firewall::nft::NftFirewall;
+use crate::firewall::{DryRun, Firewall, FirewallError};
 use crate::host;
 use crate::ignore::{self, Entry, Reason};
 use crate::pipeline::Pipeline;
-use crate::report;
-use crate::respond::Responder;
+use crate::report::{self, Mode};
+use crate::respond::{Decision, Responder};
 use crate::time::{Clock, SystemClock};
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
 
+/// Prints one event line, prefixed with the time.
+fn log(clock: &SystemClock, line: &str) {
+    println!("{} {line}", clock.now());
+}
+
 /// Runs until killed; returns only on an error.
 pub fn run(loaded: &Loaded) -> ExitCode {
     let config = &loaded.config;
+    let clock = SystemClock;
     let interfaces = match host::interface_addresses() {
         Ok(list) => list,
         Err(e) => {
@@ -48,6 +55,41 @@ pub fn run(loaded: &Loaded) -> ExitCode {
     for w in warnings {
         eprintln!("sentryd: warning: {w}");
     }
+
+    let mode = if config.respond.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Enforcing
+    };
+    let mut firewall: Box<dyn Firewall> = match mode {
+        Mode::DryRun => Box::new(DryRun),
+        Mode::Enforcing => match NftFirewall::new(config.firewall.clone()) {
+            Ok(fw) => Box::new(fw),
+            Err(e) => return firewall_failed(&e),
+        },
+    };
+    let allow: Vec<_> = ignore.entries().iter().map(|e| e.net).collect();
+    if let Err(e) = firewall.ensure_ready(&allow) {
+        return firewall_failed(&e);
+    }
+    let mut responder = Responder::new(&config.respond);
+    // Blocks still in the kernel (from before a restart) stay, and are known as active.
+    match firewall.list() {
+        Ok(blocked) => {
+            let now = clock.now();
+            for b in blocked {
+                if let Some(left) = b.remaining {
+                    responder.restore(b.net, now.saturating_add(left));
+                }
+            }
+        }
+        Err(e) => exit::report("sentryd", &e),
+    }
+    let hooks = Hooks::new(
+        config.respond.on_block.clone(),
+        config.respond.on_block_timeout,
+    );
+
     let mut traps = config.traps.build(host::local_port_range());
     match host::read_listeners() {
         Ok(listeners) => traps.set_listeners(listeners),
@@ -65,7 +107,6 @@ pub fn run(loaded: &Loaded) -> ExitCode {
         locals.iter().copied(),
         seed,
     );
-    let mut responder = Responder::new(&config.respond);
 
     let settings = LiveSettings::default();
     let mut capture = match LiveCapture::open(&settings) {
@@ -82,14 +123,17 @@ pub fn run(loaded: &Loaded) -> ExitCode {
     };
     let link = capture.link();
     eprintln!(
-        "sentryd: watching {} ({} local addresses; configuration: {}); no firewall backend \
-         yet: decisions are logged as \"would block\", nothing is blocked",
+        "sentryd: watching {} ({} local addresses, {} never-block entries; configuration: {}); {}",
         settings.device,
         locals.len(),
-        loaded.origin
+        pipeline.ignore().entries().len(),
+        loaded.origin,
+        match mode {
+            Mode::Enforcing => "blocking in nftables",
+            Mode::DryRun => "dry run: nothing is blocked",
+        }
     );
 
-    let clock = SystemClock;
     let mut next_refresh = clock.now().saturating_add(LISTENERS_EVERY);
     loop {
         match capture.next_frame() {
@@ -97,7 +141,22 @@ pub fn run(loaded: &Loaded) -> ExitCode {
                 if let Some(detection) = pipeline.process_frame(frame.at, link, frame.data) {
                     let decision =
                         responder.on_detection(&detection, pipeline.ignore(), clock.now());
-                    println!("{}", report::line(&detection, &decision));
+                    let actions = decision.actions();
+                    match firewall.apply(&actions) {
+                        Ok(()) => {
+                            log(&clock, &report::line(&detection, &decision, mode));
+                            if let Decision::Block { net, ttl, .. } = &decision {
+                                hooks.on_block(&detection, *net, *ttl);
+                            }
+                        }
+                        Err(e) => log(
+                            &clock,
+                            &format!(
+                                "could not carry out \"{}\": {e}",
+                                report::line(&detection, &decision, mode)
+                            ),
+                        ),
+                    }
                 }
             }
             Ok(None) => {}
@@ -114,5 +173,14 @@ pub fn run(loaded: &Loaded) -> ExitCode {
                 Err(e) => eprintln!("sentryd: warning: cannot refresh listening sockets: {e}"),
             }
         }
+    }
+}
+
+fn firewall_failed(e: &FirewallError) -> ExitCode {
+    exit::report("sentryd", e);
+    match e {
+        FirewallError::Permission => exit::code(exit::NOPERM),
+        FirewallError::Attach(_) => exit::code(exit::CONFIG),
+        _ => exit::code(exit::FAILURE),
     }
 }

@@ -1,5 +1,6 @@
 //! `sentryd`'s entry point: arguments, then one of the daemon's modes. **Shell.**
 
+mod hook;
 mod live;
 
 use std::io::Write;
@@ -80,7 +81,11 @@ fn run_replay(options: ReplayOptions, json: bool) -> ExitCode {
         let text = if json {
             report::json(detection, decision).to_string()
         } else {
-            report::line(detection, decision)
+            format!(
+                "{} {}",
+                detection.last_seen,
+                report::line(detection, decision, report::Mode::DryRun)
+            )
         };
         write_failed |= writeln!(out, "{text}").is_err();
     });

@@ -1,0 +1,318 @@
+use super::*;
+use crate::detect::ScanKinds;
+use crate::ignore::{Entry, Reason};
+use crate::wire::ProbeKind;
+
+fn detection(source: &str, addr: &str) -> Detection {
+    Detection {
+        source: source.parse().unwrap(),
+        addr: addr.parse().unwrap(),
+        kinds: ScanKinds::of(ProbeKind::Syn),
+        ports: Vec::new(),
+        first_seen: Timestamp::ZERO,
+        last_seen: Timestamp::ZERO,
+        packets: 1,
+        score: 21,
+    }
+}
+
+fn host(addr: &str) -> Detection {
+    let net = IpNet::from(addr.parse::<IpAddr>().unwrap());
+    detection(&net.to_string(), addr)
+}
+
+fn config() -> RespondConfig {
+    RespondConfig {
+        block_for: Duration::from_secs(3600),
+        repeat_factor: 2,
+        max_block_for: Duration::from_secs(4 * 3600),
+        remember_offences: Duration::from_secs(30 * 86_400),
+        refresh: false,
+        dry_run: false,
+        max_blocks: 1000,
+        max_new_blocks_per_second: 1000,
+        on_block: Vec::new(),
+        on_block_timeout: Duration::from_secs(10),
+    }
+}
+
+fn ignore(nets: &[&str]) -> IgnoreList {
+    IgnoreList::new(
+        nets.iter()
+            .map(|n| Entry {
+                net: n.parse().unwrap(),
+                reason: Reason::Gateway("eth0".into()),
+            })
+            .collect(),
+    )
+}
+
+fn t(s: u64) -> Timestamp {
+    Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000)
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+const H: u64 = 3600;
+
+fn ttl_of(d: &Decision) -> Option<Duration> {
+    match d {
+        Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => Some(*ttl),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_first_offence_is_blocked_for_block_for() {
+    let mut r = Responder::new(&config());
+    let d = r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(0));
+    assert_eq!(
+        d,
+        Decision::Block {
+            net: net("203.0.113.7/32"),
+            ttl: Duration::from_secs(H),
+            offence: 1,
+            replaces: vec![]
+        }
+    );
+    assert_eq!(
+        d.actions(),
+        [Action::Block {
+            net: net("203.0.113.7/32"),
+            ttl: Duration::from_secs(H)
+        }]
+    );
+}
+
+#[test]
+fn repeat_offenders_get_longer_blocks_up_to_the_maximum() {
+    let mut r = Responder::new(&config());
+    let none = ignore(&[]);
+    let mut ttls = Vec::new();
+    let mut now = 0;
+    for _ in 0..5 {
+        let d = r.on_detection(&host("203.0.113.7"), &none, t(now));
+        let ttl = ttl_of(&d).expect("a block");
+        ttls.push(ttl.as_secs() / H);
+        now += ttl.as_secs() + 1; // comes back right after the block expires
+    }
+    assert_eq!(ttls, [1, 2, 4, 4, 4]);
+    assert_eq!(r.offences(net("203.0.113.7/32")), 5);
+}
+
+#[test]
+fn offences_older_than_the_memory_are_forgotten() {
+    let mut c = config();
+    c.remember_offences = Duration::from_secs(2 * H);
+    let mut r = Responder::new(&c);
+    let none = ignore(&[]);
+    r.on_detection(&host("203.0.113.7"), &none, t(0));
+    // Back after 3 h: the offence at 0 is beyond the 2 h memory.
+    let d = r.on_detection(&host("203.0.113.7"), &none, t(3 * H));
+    assert!(matches!(d, Decision::Block { offence: 1, .. }), "{d:?}");
+    assert_eq!(ttl_of(&d), Some(Duration::from_secs(H)));
+}
+
+#[test]
+fn already_blocked_gives_nothing_or_a_refresh_by_config() {
+    let none = ignore(&[]);
+    let mut r = Responder::new(&config());
+    r.on_detection(&host("203.0.113.7"), &none, t(0));
+    let d = r.on_detection(&host("203.0.113.7"), &none, t(60));
+    assert_eq!(
+        d,
+        Decision::AlreadyBlocked {
+            net: net("203.0.113.7/32"),
+            remaining: Duration::from_secs(H - 60)
+        }
+    );
+    assert_eq!(d.actions(), []);
+
+    let mut c = config();
+    c.refresh = true;
+    let mut r = Responder::new(&c);
+    r.on_detection(&host("203.0.113.7"), &none, t(0));
+    let d = r.on_detection(&host("203.0.113.7"), &none, t(60));
+    assert_eq!(
+        d,
+        Decision::Refresh {
+            net: net("203.0.113.7/32"),
+            ttl: Duration::from_secs(H)
+        }
+    );
+}
+
+#[test]
+fn the_rate_budget_allows_a_burst_then_refills() {
+    let mut c = config();
+    c.max_new_blocks_per_second = 3;
+    let mut r = Responder::new(&c);
+    let none = ignore(&[]);
+    let decide = |r: &mut Responder, i: u32, at: Timestamp| {
+        r.on_detection(&host(&format!("203.0.113.{i}")), &none, at)
+    };
+    for i in 1..=3 {
+        assert!(matches!(decide(&mut r, i, t(0)), Decision::Block { .. }));
+    }
+    assert_eq!(
+        decide(&mut r, 4, t(0)),
+        Decision::OverBudget {
+            net: net("203.0.113.4/32"),
+            budget: Budget::Rate(3)
+        }
+    );
+    // A third of a second later one token is back.
+    let later = t(0).saturating_add(Duration::from_millis(334));
+    assert!(matches!(decide(&mut r, 5, later), Decision::Block { .. }));
+    assert!(matches!(
+        decide(&mut r, 6, later),
+        Decision::OverBudget { .. }
+    ));
+}
+
+#[test]
+fn past_max_blocks_detections_are_refused_until_blocks_expire() {
+    let mut c = config();
+    c.max_blocks = 2;
+    let mut r = Responder::new(&c);
+    let none = ignore(&[]);
+    for (i, addr) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
+        let d = r.on_detection(&host(addr), &none, t(i as u64));
+        assert!(matches!(d, Decision::Block { .. }));
+    }
+    assert_eq!(
+        r.on_detection(&host("203.0.113.3"), &none, t(10)),
+        Decision::OverBudget {
+            net: net("203.0.113.3/32"),
+            budget: Budget::Size(2)
+        }
+    );
+    assert_eq!(r.active_count(), 2);
+    assert!(matches!(
+        r.on_detection(&host("203.0.113.3"), &none, t(H + 1)),
+        Decision::Block { .. }
+    ));
+}
+
+#[test]
+fn never_block_wins_and_names_the_reason() {
+    let mut r = Responder::new(&config());
+    let d = r.on_detection(&host("198.51.100.1"), &ignore(&["198.51.100.0/24"]), t(0));
+    assert_eq!(
+        d,
+        Decision::NeverBlock {
+            addr: "198.51.100.1".parse().unwrap(),
+            reason: "default gateway on eth0".into()
+        }
+    );
+    assert_eq!(r.active_count(), 0);
+}
+
+#[test]
+fn a_prefix_covering_a_never_block_address_is_narrowed_to_the_scanner() {
+    let mut r = Responder::new(&config());
+    let d = r.on_detection(
+        &detection("2001:db8::/64", "2001:db8::66"),
+        &ignore(&["2001:db8::1/128"]),
+        t(0),
+    );
+    assert!(
+        matches!(&d, Decision::Block { net: n, .. } if *n == net("2001:db8::66/128")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_covering_block_wins_and_a_wider_block_replaces_the_narrow_ones() {
+    let none = ignore(&[]);
+    let mut r = Responder::new(&config());
+    r.on_detection(&detection("2001:db8::66/128", "2001:db8::66"), &none, t(0));
+    r.on_detection(&detection("2001:db8::67/128", "2001:db8::67"), &none, t(0));
+    let wide = r.on_detection(&detection("2001:db8::/64", "2001:db8::68"), &none, t(1));
+    assert_eq!(
+        wide.actions(),
+        [
+            Action::Unblock {
+                net: net("2001:db8::66/128")
+            },
+            Action::Unblock {
+                net: net("2001:db8::67/128")
+            },
+            Action::Block {
+                net: net("2001:db8::/64"),
+                ttl: Duration::from_secs(H)
+            },
+        ]
+    );
+    let inner = r.on_detection(&detection("2001:db8::69/128", "2001:db8::69"), &none, t(2));
+    assert!(
+        matches!(&inner, Decision::AlreadyBlocked { net: n, .. } if *n == net("2001:db8::/64")),
+        "{inner:?}"
+    );
+    assert_eq!(r.active_count(), 1);
+}
+
+#[test]
+fn unblock_lifts_exactly_the_block_given() {
+    let mut r = Responder::new(&config());
+    r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(0));
+    assert_eq!(
+        r.unblock(net("203.0.113.8/32"), t(1)),
+        Err(NotBlocked(net("203.0.113.8/32")))
+    );
+    assert_eq!(
+        r.unblock(net("203.0.113.7/32"), t(1)),
+        Ok(vec![Action::Unblock {
+            net: net("203.0.113.7/32")
+        }])
+    );
+    assert_eq!(r.active_count(), 0);
+    assert_eq!(
+        r.unblock(net("203.0.113.7/32"), t(2)),
+        Err(NotBlocked(net("203.0.113.7/32")))
+    );
+}
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_v4() -> impl Strategy<Value = IpAddr> {
+        // A small space, so that detections and never-block entries collide often.
+        (0u8..4, 0u8..=255).prop_map(|(c, d)| IpAddr::from([203, 0, 113 + c % 2, d]))
+    }
+
+    fn arb_net() -> impl Strategy<Value = IpNet> {
+        (arb_v4(), 22u8..=32).prop_map(|(a, len)| IpNet::new(a, len).unwrap().trunc())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the detections, no address covered by a never-block entry is ever inside a
+        /// block the responder asks for.
+        #[test]
+        fn no_never_block_address_is_ever_blocked(
+            never in proptest::collection::vec(arb_net(), 1..6),
+            scans in proptest::collection::vec((arb_v4(), 24u8..=32), 1..60),
+        ) {
+            let list = IgnoreList::new(never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect());
+            let mut c = config();
+            c.max_blocks = 50;
+            let mut r = Responder::new(&c);
+            for (i, (addr, len)) in scans.into_iter().enumerate() {
+                let source = IpNet::new(addr, len).unwrap().trunc();
+                let d = Detection { source, addr, ..host("203.0.113.1") };
+                let decision = r.on_detection(&d, &list, t(i as u64));
+                for action in decision.actions() {
+                    if let Action::Block { net, .. } = action {
+                        prop_assert!(!list.overlaps(net), "blocked {net} overlapping {never:?}");
+                    }
+                }
+            }
+            prop_assert!(r.active_count() <= 50);
+        }
+    }
+}
