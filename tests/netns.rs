@@ -172,3 +172,126 @@ fn open_ports_are_not_traps() {
         daemon.err()
     );
 }
+
+/// `/etc/netns/NAME/resolv.conf`, which `ip netns exec NAME` mounts over `/etc/resolv.conf`;
+/// the directory is removed on drop.
+struct NetnsResolvConf(std::path::PathBuf);
+
+impl NetnsResolvConf {
+    fn new(ns: &str, text: &str) -> Self {
+        let dir = std::path::Path::new("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("resolv.conf"), text).unwrap();
+        NetnsResolvConf(dir)
+    }
+}
+
+impl Drop for NetnsResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn never_block_list_is_discovered_from_addresses_routes_and_resolv_conf() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("netns");
+    for args in [
+        vec![
+            "-n",
+            &lab.a,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.2",
+        ],
+        vec![
+            "-n",
+            &lab.a,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:0:1::2",
+        ],
+    ] {
+        let out = std::process::Command::new("ip")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _resolv =
+        NetnsResolvConf::new(&lab.a, "nameserver 203.0.113.53\nnameserver 2001:db8::53\n");
+    let ignore_file = dir.0.join("ignore");
+    std::fs::write(
+        &ignore_file,
+        "# partners\n203.0.113.128/25\nnot-an-address\n",
+    )
+    .unwrap();
+    let config = dir.0.join("scansentry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[never-block]\naddresses = [\"198.51.100.77\"]\nfile = \"{}\"\n",
+            ignore_file.display()
+        ),
+    )
+    .unwrap();
+    let out = lab.exec(
+        &lab.a,
+        &[
+            env!("CARGO_BIN_EXE_sentryd"),
+            "-c",
+            config.to_str().unwrap(),
+            "--never-block",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let veth = format!("va{}", lab.b.trim_start_matches("sst-b-"));
+    for expected in [
+        "ADDRESS REASON".to_string(),
+        "127.0.0.0/8 loopback".into(),
+        format!("198.51.100.1 address of interface {veth}"),
+        format!("2001:db8::1 address of interface {veth}"),
+        format!("198.51.100.2 default gateway on {veth}"),
+        format!("2001:db8:0:1::2 default gateway on {veth}"),
+        "203.0.113.53 nameserver in /etc/resolv.conf".into(),
+        "2001:db8::53 nameserver in /etc/resolv.conf".into(),
+        "198.51.100.77 [never-block] addresses in the configuration".into(),
+        format!(
+            "203.0.113.128/25 ignore file {} line 2",
+            ignore_file.display()
+        ),
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "missing {expected:?} in:\n{text}"
+        );
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:3: \"not-an-address\" is not an IP address or CIDR; line skipped",
+            ignore_file.display()
+        )),
+        "{err}"
+    );
+}

@@ -248,3 +248,174 @@ fn an_allow_set_address_is_never_dropped_even_when_in_the_block_set() {
     });
     assert!(connects(&lab), "an allow-set address was dropped");
 }
+
+fn attach() -> NftConfig {
+    NftConfig::Attach {
+        family: scansentry::firewall::nft::Family::Inet,
+        table: "filter".into(),
+        set4: Some("scansentry4".into()),
+        set6: Some("scansentry6".into()),
+    }
+}
+
+/// Loads `ruleset` into the namespace with `nft -f`.
+fn load(ns: &Netns, ruleset: &str) {
+    let path = std::env::temp_dir().join(format!("{}.nft", ns.0));
+    std::fs::write(&path, ruleset).unwrap();
+    let out = ns.exec(&["nft", "-f", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "nft -f: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The shipped example ruleset, including the shipped snippet from this checkout.
+fn example_ruleset() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("nft/nftables.conf"))
+        .unwrap()
+        .replace(
+            "/etc/scansentry/attach.nft",
+            root.join("nft/attach.nft").to_str().unwrap(),
+        )
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn attach_mode_works_with_the_shipped_example_ruleset() {
+    require_root();
+    let ns = Netns::new("attach");
+    load(&ns, &example_ruleset());
+    ns.run(|| {
+        let mut fw = NftFirewall::new(attach()).unwrap();
+        fw.ensure_ready(&[]).unwrap();
+        fw.apply(&[
+            Action::Block {
+                net: net("203.0.113.7/32"),
+                ttl: Duration::from_secs(60),
+            },
+            Action::Block {
+                net: net("2001:db8:bad::/48"),
+                ttl: Duration::from_secs(60),
+            },
+        ])
+        .unwrap();
+        assert_eq!(fw.list().unwrap().len(), 2);
+    });
+    let tables = ns.nft_json(&["list", "tables"]);
+    assert_eq!(
+        tables["nftables"].as_array().unwrap().len(),
+        2,
+        "metainfo and table filter only: {tables}"
+    );
+}
+
+fn attach_error(ruleset: &str) -> String {
+    let ns = Netns::new("attach");
+    load(&ns, ruleset);
+    ns.run(|| {
+        NftFirewall::new(attach())
+            .unwrap()
+            .ensure_ready(&[])
+            .unwrap_err()
+            .to_string()
+    })
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn attach_mode_refuses_an_unfit_ruleset_and_says_what_is_missing() {
+    require_root();
+    let set = |name: &str, kind: &str, flags: &str| {
+        format!("  set {name} {{\n    type {kind}\n    flags {flags}\n  }}\n")
+    };
+    let base = "  chain input {\n    type filter hook input priority 0;\n    \
+                ip saddr @scansentry4 drop\n    ip6 saddr @scansentry6 drop\n  }\n";
+    let table = |body: String| format!("table inet filter {{\n{body}}}\n");
+    let good6 = set("scansentry6", "ipv6_addr", "interval, timeout");
+    assert_eq!(
+        attach_error(&table(
+            "  chain input {\n    type filter hook input priority 0;\n  }\n".into()
+        )),
+        "attach mode: set inet filter scansentry4 does not exist; declare it as nft/attach.nft shows"
+    );
+    assert_eq!(
+        attach_error(&table(format!(
+            "{}{good6}  chain input {{\n    type filter hook input priority 0;\n    \
+             ip6 saddr @scansentry4 drop\n  }}\n",
+            set("scansentry4", "ipv6_addr", "interval, timeout")
+        ))),
+        "attach mode: set inet filter scansentry4 must have type ipv4_addr"
+    );
+    assert_eq!(
+        attach_error(&table(format!(
+            "{}{good6}{base}",
+            set("scansentry4", "ipv4_addr", "interval")
+        ))),
+        "attach mode: set inet filter scansentry4 needs `flags interval, timeout` (missing: timeout)"
+    );
+    assert_eq!(
+        attach_error(&table(format!(
+            "{}{good6}  chain helper {{\n    ip saddr @scansentry4 drop\n  }}\n",
+            set("scansentry4", "ipv4_addr", "interval, timeout")
+        ))),
+        "attach mode: no rule in a base chain of table inet filter looks up @scansentry4, so its \
+         elements would block nothing; add one as nft/attach.nft shows"
+    );
+}
+
+/// `nft -j list table inet scansentry` without handles and counters' values.
+fn normalized_table(ns: &Netns) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("handle");
+                if let Some(counter) = map.get_mut("counter") {
+                    *counter = serde_json::Value::Null;
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = ns.nft_json(&["list", "table", "inet", "scansentry"]);
+    let items = v["nftables"].as_array_mut().unwrap();
+    items.retain(|o| o.get("metainfo").is_none());
+    strip(&mut v);
+    v
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn own_mode_builds_exactly_the_shipped_ruleset() {
+    require_root();
+    let from_file = Netns::new("file");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = from_file.exec(&[
+        "nft",
+        "-f",
+        root.join("nft/scansentry.nft").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_netlink = Netns::new("netlink");
+    from_netlink.run(|| {
+        let mut fw = NftFirewall::new(NftConfig::Own {
+            hook: Hook::Input,
+            priority: -10,
+            set_size: 65536,
+        })
+        .unwrap();
+        fw.ensure_ready(&[]).unwrap();
+    });
+    assert_eq!(
+        normalized_table(&from_netlink),
+        normalized_table(&from_file)
+    );
+}

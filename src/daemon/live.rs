@@ -3,6 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::exit;
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::{DryRun, Firewall, FirewallError};
 use crate::host;
-use crate::ignore::{self, Entry, Reason};
+use crate::ignore::{self, IgnoreList, discover};
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode};
 use crate::respond::{Decision, Responder};
@@ -31,31 +32,10 @@ fn log(clock: &SystemClock, line: &str) {
 pub fn run(loaded: &Loaded) -> ExitCode {
     let config = &loaded.config;
     let clock = SystemClock;
-    let interfaces = match host::interface_addresses() {
-        Ok(list) => list,
-        Err(e) => {
-            exit::report("sentryd", &e);
-            return exit::code(exit::FAILURE);
-        }
+    let (interfaces, ignore) = match never_block(loaded) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    let discovered: Vec<Entry> = interfaces
-        .iter()
-        .map(|(name, addr)| Entry {
-            net: (*addr).into(),
-            reason: Reason::Interface(name.clone()),
-        })
-        .collect();
-    let (ignore, warnings) = match ignore::load(&config.never_block, discovered) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            exit::report("sentryd", &e);
-            return exit::code(exit::CONFIG);
-        }
-    };
-    for w in warnings {
-        eprintln!("sentryd: warning: {w}");
-    }
-
     let mode = if config.respond.dry_run {
         Mode::DryRun
     } else {
@@ -174,6 +154,25 @@ pub fn run(loaded: &Loaded) -> ExitCode {
             }
         }
     }
+}
+
+/// The host's addresses and the never-block list: discovered (interfaces, gateways,
+/// nameservers), configured, and from the ignore file. Problems are printed; the error is the
+/// exit code.
+pub fn never_block(loaded: &Loaded) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
+    let interfaces = host::interface_addresses().map_err(|e| {
+        exit::report("sentryd", &e);
+        exit::code(exit::FAILURE)
+    })?;
+    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
+    let (ignore, warnings) = ignore::load(&loaded.config.never_block, discovered).map_err(|e| {
+        exit::report("sentryd", &e);
+        exit::code(exit::CONFIG)
+    })?;
+    for w in warnings {
+        eprintln!("sentryd: warning: {w}");
+    }
+    Ok((interfaces, ignore))
 }
 
 fn firewall_failed(e: &FirewallError) -> ExitCode {

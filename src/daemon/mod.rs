@@ -42,6 +42,12 @@ pub struct Args {
     /// With --replay: print one JSON object per line instead of text.
     #[arg(long, requires = "replay")]
     pub json: bool,
+
+    /// Print the never-block list this host and configuration give (loopback, interface
+    /// addresses, default gateways, nameservers, the configuration's addresses and file), with
+    /// the reason for each entry, and exit.
+    #[arg(long, conflicts_with_all = ["replay", "check_config"])]
+    pub never_block: bool,
 }
 
 /// Runs `sentryd` and returns its exit code.
@@ -59,6 +65,25 @@ pub fn main() -> ExitCode {
     };
     for w in &loaded.warnings {
         eprintln!("sentryd: warning: {w}");
+    }
+    if args.never_block {
+        return match live::never_block(&loaded) {
+            Ok((_, list)) => {
+                let width = list
+                    .entries()
+                    .iter()
+                    .map(|e| report::source_text(&e.net).len())
+                    .max()
+                    .unwrap_or(0)
+                    .max("ADDRESS".len());
+                println!("{:width$}  REASON", "ADDRESS");
+                for e in list.entries() {
+                    println!("{:width$}  {}", report::source_text(&e.net), e.reason);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        };
     }
     match args.replay {
         Some(capture) => run_replay(

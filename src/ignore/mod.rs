@@ -7,6 +7,8 @@
 //!
 //! IPv4-mapped IPv6 addresses (`::ffff:198.51.100.7`) are looked up as the IPv4 address they carry.
 
+pub mod discover;
+
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -44,7 +46,7 @@ impl fmt::Display for Reason {
             Reason::Interface(name) => write!(f, "address of interface {name}"),
             Reason::Gateway(name) => write!(f, "default gateway on {name}"),
             Reason::Nameserver(path) => write!(f, "nameserver in {}", path.display()),
-            Reason::Config => f.write_str("`ignore` in the configuration"),
+            Reason::Config => f.write_str("[never-block] addresses in the configuration"),
             Reason::IgnoreFile { path, line } => {
                 write!(f, "ignore file {} line {line}", path.display())
             }
