@@ -186,8 +186,8 @@ wg0\t00000000\t00000000\t0001\t0\t0\t50\t00000000\t0\t0\t0
             default_gateways6(ROUTE6),
             [("eth0".into(), ip("2001:db8::fe"))]
         );
-        assert_eq!(default_gateways4("garbage\n1 2 3\n"), []);
-        assert_eq!(default_gateways6("00 zz"), []);
+        assert!(default_gateways4("garbage\n1 2 3\n").is_empty());
+        assert!(default_gateways6("00 zz").is_empty());
     }
 
     #[test]
@@ -196,7 +196,7 @@ wg0\t00000000\t00000000\t0001\t0\t0\t50\t00000000\t0\t0\t0
             nameservers(RESOLVED),
             [ip("203.0.113.53"), ip("2001:db8::53"), ip("fe80::1")]
         );
-        assert_eq!(nameservers("# nameserver 1.2.3.4\nnameserver\n"), []);
+        assert!(nameservers("# nameserver 1.2.3.4\nnameserver\n").is_empty());
     }
 
     #[test]
