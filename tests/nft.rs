@@ -80,7 +80,7 @@ fn ensure_twice_is_idempotent_and_keeps_blocks() {
             );
         }
     });
-    assert_eq!(rules(&ns).len(), 4, "one copy of each rule");
+    assert_eq!(rules(&ns).len(), 6, "one copy of each rule");
     let allow = elements(&ns, "allow4");
     assert_eq!(allow.len(), 1, "{allow:?}");
 }
@@ -129,6 +129,11 @@ fn a_thousand_blocks_in_one_call_and_the_table_restored_when_deleted() {
         let mut fw = NftFirewall::new(own()).unwrap();
         fw.ensure_ready(&[]).unwrap();
         fw.apply(&actions[..999]).unwrap();
+        assert_eq!(
+            fw.list().unwrap().len(),
+            999,
+            "every block of the batch landed"
+        );
     });
     // The administrator deletes the table; the next block rebuilds it.
     let out = ns.exec(&["nft", "delete", "table", "inet", "scansentry"]);
@@ -138,7 +143,7 @@ fn a_thousand_blocks_in_one_call_and_the_table_restored_when_deleted() {
         fw.apply(&actions[999..1000]).unwrap();
         assert_eq!(fw.list().unwrap().len(), 1);
     });
-    assert_eq!(rules(&ns).len(), 4);
+    assert_eq!(rules(&ns).len(), 6);
 }
 
 #[test]
@@ -164,6 +169,16 @@ fn a_full_set_is_reported_as_full() {
         fw.apply(&actions[..10]).unwrap();
         let err = fw.apply(&actions[10..]).unwrap_err();
         assert_eq!(err.to_string(), "set inet scansentry blocked4 is full");
+        // Networks go to their own set, with its own size.
+        let nets: Vec<Action> = (0..11u8)
+            .map(|i| Action::Block {
+                net: net(&format!("198.51.{i}.0/24")),
+                ttl: Duration::from_secs(60),
+            })
+            .collect();
+        fw.apply(&nets[..10]).unwrap();
+        let err = fw.apply(&nets[10..]).unwrap_err();
+        assert_eq!(err.to_string(), "set inet scansentry blocked4_net is full");
     });
 }
 

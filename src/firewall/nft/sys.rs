@@ -127,7 +127,9 @@ impl SetHandle {
             if iter.is_null() {
                 return out;
             }
-            let mut e = sys::nftnl_set_elems_iter_cur(iter);
+            // `next` returns the current element and advances (NULL after the last), so the
+            // walk uses it alone: `cur` first would visit the first element twice.
+            let mut e = sys::nftnl_set_elems_iter_next(iter);
             while !e.is_null() {
                 let mut len: u32 = 0;
                 let key = sys::nftnl_set_elem_get(e, sys::NFTNL_SET_ELEM_KEY as u16, &mut len);
@@ -246,8 +248,10 @@ unsafe impl nftnl::NlMsg for SetMsg<'_> {
     }
 }
 
-/// At most this many elements go into one message (each message is limited to 64 KiB).
-pub const MAX_ELEMENTS_PER_MSG: usize = 1000;
+/// At most this many elements go into one message: at most 52 bytes each (an IPv6 start with
+/// timeout and expiry; ends are 36), so a message stays under 42 KiB, below both netlink's
+/// 64 KiB attribute limit and the batch page.
+pub const MAX_ELEMENTS_PER_MSG: usize = 800;
 
 /// A GET request, standalone (not in a batch): returns its bytes.
 pub enum Request<'a> {
