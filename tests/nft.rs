@@ -119,9 +119,12 @@ fn blocking_again_refreshes_and_unblocking_removes() {
 fn a_thousand_blocks_in_one_call_and_the_table_restored_when_deleted() {
     require_root();
     let ns = Netns::new("nft");
-    let actions: Vec<Action> = (0..1500u32)
+    // Addresses of 2001:db8::/32, the documentation range.
+    let actions: Vec<Action> = (0..1500u128)
         .map(|i| Action::Block {
-            net: IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(0xcb00_7100 + i * 2))),
+            net: IpNet::from(IpAddr::from(std::net::Ipv6Addr::from(
+                0x2001_0db8_0000_0000_0000_0000_0000_0000 + i * 2,
+            ))),
             ttl: Duration::from_secs(600),
         })
         .collect();
@@ -172,7 +175,7 @@ fn a_full_set_is_reported_as_full() {
         // Networks go to their own set, with its own size.
         let nets: Vec<Action> = (0..11u8)
             .map(|i| Action::Block {
-                net: net(&format!("198.51.{i}.0/24")),
+                net: net(&format!("203.0.113.{}/30", i * 4)),
                 ttl: Duration::from_secs(60),
             })
             .collect();
