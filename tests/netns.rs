@@ -295,3 +295,111 @@ fn never_block_list_is_discovered_from_addresses_routes_and_resolv_conf() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn a_detected_scanner_is_dropped_in_the_kernel_and_the_hook_runs() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("netns");
+    let server = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.a, "timeout", "60", "python3", "-c"])
+        .arg("import socket, time\ns = socket.create_server(('0.0.0.0', 8080))\ntime.sleep(60)\n")
+        .spawn()
+        .expect("python3");
+    let _server = support::netns::KillOnDrop(server);
+    let connects = || {
+        lab.exec(
+            &lab.b,
+            &[
+                "timeout",
+                "1",
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/198.51.100.1/8080",
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), connects),
+        "the listener did not start"
+    );
+    let marker = dir.0.join("hook-{addr}-{kind}");
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!(
+            "[respond]\non-block = [\"/usr/bin/touch\", \"{}\"]\n",
+            marker.display()
+        ),
+    );
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(
+        detected(&daemon, "blocked 198.51.100.2 for 1h: syn scan"),
+        "{}",
+        daemon.err()
+    );
+    assert!(!connects(), "the scanner still connects after its block");
+    let made = dir.0.join("hook-198.51.100.2-syn");
+    assert!(
+        wait_until(Duration::from_secs(5), || made.exists()),
+        "the on-block program did not run: {}",
+        daemon.err()
+    );
+    let set = lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
+    );
+    assert!(String::from_utf8_lossy(&set.stdout).contains("198.51.100.2"));
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn dry_run_logs_would_block_and_touches_no_firewall() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("netns");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[respond]\ndry-run = true\n");
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(
+        detected(&daemon, "would block 198.51.100.2 for 1h: syn scan"),
+        "{}",
+        daemon.err()
+    );
+    let tables = lab.exec(&lab.a, &["nft", "list", "tables"]);
+    assert_eq!(
+        String::from_utf8_lossy(&tables.stdout),
+        "",
+        "dry run created a table"
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn without_cap_net_admin_the_daemon_says_so_and_exits_77() {
+    require_root();
+    let lab = NetnsPair::new();
+    let out = lab.exec(
+        &lab.a,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_sentryd"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sentryd: error: not permitted to change nftables: sentryd needs CAP_NET_ADMIN (run it as root)\n"
+    );
+}
