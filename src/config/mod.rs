@@ -314,7 +314,10 @@ impl TryFrom<RawConfig> for Config {
                 .into_iter()
                 .max()
                 .map_or(0, u64::from);
-        if v.ok() && max_ports.saturating_mul(heaviest) < threshold {
+        let reachable = u64::try_from(max_ports)
+            .unwrap_or(0)
+            .saturating_mul(heaviest);
+        if v.ok() && reachable < u64::try_from(threshold).unwrap_or(0) {
             v.problem(format!(
                 "[detect] threshold = {threshold}: can never be reached with \
                  max-ports-per-source = {max_ports} and these weights"
@@ -541,11 +544,12 @@ impl Validator {
         }
     }
 
-    fn integer(&mut self, key: &str, value: i64, min: i64, max: i64) -> u64 {
+    /// `value` when it is within `min..=max`; otherwise a problem, and the nearest bound.
+    fn integer(&mut self, key: &str, value: i64, min: i64, max: i64) -> i64 {
         if value < min || value > max {
             self.problem(format!("{key} = {value}: must be from {min} to {max}"));
         }
-        u64::try_from(value.clamp(min, max)).unwrap_or(0)
+        value.clamp(min, max)
     }
 
     fn weight(&mut self, key: &str, value: i64) -> u16 {

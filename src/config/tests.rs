@@ -218,3 +218,86 @@ fn a_file_writable_by_others_gets_a_warning() {
     assert!(load(Some(&path)).unwrap().warnings.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn firewall_own_mode_hooks_and_priorities() {
+    let c = check("[firewall]\nhook = \"prerouting\"\n").unwrap();
+    assert_eq!(
+        c.firewall,
+        NftConfig::Own {
+            hook: Hook::Prerouting,
+            priority: -300,
+            set_size: 65536
+        }
+    );
+    let c = check("[firewall]\npriority = -150\n[respond]\nmax-blocks = 1000\n").unwrap();
+    assert_eq!(
+        c.firewall,
+        NftConfig::Own {
+            hook: Hook::Input,
+            priority: -150,
+            set_size: 1000
+        }
+    );
+}
+
+#[test]
+fn firewall_attach_mode_needs_a_table_and_a_set_and_refuses_own_keys() {
+    let c = check(
+        "[firewall]\nmode = \"attach\"\nfamily = \"ip6\"\ntable = \"filter\"\nset6 = \"scanners\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.firewall,
+        NftConfig::Attach {
+            family: Family::Ip6,
+            table: "filter".into(),
+            set4: None,
+            set6: Some("scanners".into())
+        }
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"attach\"\nhook = \"input\"\n"),
+        [
+            "[firewall] hook: only applies to mode = \"own\"",
+            "[firewall] mode = \"attach\": set `table` to the table that holds the sets",
+            "[firewall] mode = \"attach\": set `set4`, `set6` or both",
+        ]
+    );
+    assert_eq!(
+        problems("[firewall]\ntable = \"filter\"\n"),
+        ["[firewall] table: only applies to mode = \"attach\""]
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"attach\"\ntable = \"my table\"\nset4 = \"4set\"\n"),
+        [
+            "[firewall] table = \"my table\": not an nftables name (a letter, then letters, digits, _ - . /)",
+            "[firewall] set4 = \"4set\": not an nftables name (a letter, then letters, digits, _ - . /)",
+        ]
+    );
+}
+
+#[test]
+fn respond_escalation_budget_and_hook_are_checked() {
+    assert_eq!(
+        problems(
+            "[respond]\nblock-for = \"2h\"\nmax-block-for = \"1h\"\nrepeat-factor = 0\n\
+             max-new-blocks-per-second = 0\non-block = [\"notify\", \"{address}\"]\n"
+        ),
+        [
+            "[respond] repeat-factor = 0: must be from 1 to 100",
+            "[respond] max-new-blocks-per-second = 0: must be from 1 to 1000000",
+            "[respond] on-block: the program \"notify\" must be an absolute path (it is run directly, without a shell)",
+            "[respond] on-block: \"{address}\" has an unknown placeholder; known: {addr} {source} {kind} {ports} {duration}",
+        ]
+    );
+    assert_eq!(
+        problems("[respond]\nblock-for = \"2h\"\nmax-block-for = \"1h\"\n"),
+        ["[respond] max-block-for = \"1h\": shorter than block-for = \"2h\""]
+    );
+    let c = check(
+        "[respond]\non-block = [\"/usr/bin/logger\", \"scan from {addr}: {kind} on {ports}\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.respond.on_block.len(), 2);
+}
