@@ -1,12 +1,11 @@
-//! Where decisions land: the kernel's nftables sets ([`nft::NftFirewall`]), nowhere
-//! ([`DryRun`], for `dry-run = true`), or a list in memory ([`Memory`], for tests).
+//! Where decisions land: the kernel's nftables sets ([`nft::NftFirewall`]), or nowhere
+//! ([`DryRun`], for `dry-run = true`).
 //!
 //! The [`Firewall`] trait is the seam between the pure core, which decides, and the shell,
 //! which carries decisions out: the responder returns [`Action`]s, the daemon hands them here.
 
 pub mod nft;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -97,48 +96,5 @@ impl Firewall for DryRun {
 
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
         Ok(Vec::new())
-    }
-}
-
-/// Records what it was asked, for tests. Time does not pass: `remaining` is the TTL given.
-#[derive(Debug, Default)]
-pub struct Memory {
-    /// Every action applied, in order.
-    pub applied: Vec<Action>,
-    /// The allow list given to the last `ensure_ready`.
-    pub allow: Vec<IpNet>,
-    blocked: BTreeMap<IpNet, Duration>,
-}
-
-impl Firewall for Memory {
-    fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
-        self.allow = allow.to_vec();
-        Ok(())
-    }
-
-    fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
-        for a in actions {
-            match a {
-                Action::Block { net, ttl } => {
-                    self.blocked.insert(*net, *ttl);
-                }
-                Action::Unblock { net } => {
-                    self.blocked.remove(net);
-                }
-            }
-            self.applied.push(a.clone());
-        }
-        Ok(())
-    }
-
-    fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
-        Ok(self
-            .blocked
-            .iter()
-            .map(|(net, ttl)| Blocked {
-                net: *net,
-                remaining: Some(*ttl),
-            })
-            .collect())
     }
 }
