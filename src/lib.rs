@@ -18,6 +18,8 @@
 //! | [`config`] | yes (plus file reading) | TOML → validated, typed `Config` |
 //! | [`capture`] | shell | packet sources: capture files and live libpcap capture |
 //! | [`replay`] | shell | `sentryd --replay`: the pipeline over a capture file |
+//! | [`state`] | format pure, files shell | blocks and offences kept across restarts |
+//! | [`control`] | protocol pure, sockets shell | `sentryctl` ↔ `sentryd` |
 //! | [`daemon`], [`ctl`] | shell | the two binaries' entry points |
 //!
 //! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
@@ -25,6 +27,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod ctl;
 pub mod daemon;
 pub mod detect;
@@ -36,5 +39,6 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod respond;
+pub mod state;
 pub mod time;
 pub mod wire;

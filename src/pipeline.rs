@@ -273,6 +273,23 @@ impl Pipeline {
         detection
     }
 
+    /// Takes a new configuration (on reload): the detector starts afresh only if its settings
+    /// changed; the conversation memory is kept.
+    pub fn reconfigure(
+        &mut self,
+        detector: DetectorConfig,
+        traps: Traps,
+        ignore: IgnoreList,
+        locals: impl IntoIterator<Item = IpAddr>,
+    ) {
+        if *self.detector.config() != detector {
+            self.detector = Detector::new(detector);
+        }
+        self.traps = traps;
+        self.ignore = ignore;
+        self.locals = Locals::new(locals);
+    }
+
     /// Replaces the set of local listening sockets.
     pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
         self.traps.set_listeners(listeners);

@@ -142,7 +142,7 @@ pub fn run(
             match decision {
                 Decision::Block { .. } => summary.blocks += 1,
                 Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
-                Decision::NeverBlock { .. } => summary.never_block += 1,
+                Decision::NeverBlock { .. } | Decision::InGrace { .. } => summary.never_block += 1,
                 Decision::OverBudget { .. } => summary.over_budget += 1,
                 Decision::Refresh { .. } => summary.already_blocked += 1,
             }

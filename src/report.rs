@@ -84,6 +84,11 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
             "not blocking {addr}: on never-block list ({reason}): {}",
             d.summary()
         ),
+        Decision::InGrace { addr, remaining } => format!(
+            "not blocking {addr}: unblocked by hand, grace period for {} more: {}",
+            human(*remaining),
+            d.summary()
+        ),
     }
 }
 
@@ -97,6 +102,7 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         }
         Decision::OverBudget { net, .. } => ("over-budget", Some(*net), None),
         Decision::NeverBlock { .. } => ("never-block", None, None),
+        Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
     };
     serde_json::json!({
         "type": "detection",

@@ -46,6 +46,17 @@ pub struct Config {
     pub never_block: NeverBlockConfig,
     /// How blocks reach nftables.
     pub firewall: NftConfig,
+    /// Where the daemon keeps its control socket and state.
+    pub daemon: DaemonConfig,
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The state directory (blocks and offences, kept across restarts).
+    pub state_dir: PathBuf,
 }
 
 /// `[detect]`'s trap settings.
@@ -449,6 +460,10 @@ impl TryFrom<RawConfig> for Config {
             Duration::from_secs(3600),
         );
         let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
+        let daemon = DaemonConfig {
+            socket: v.absolute("[daemon] socket", &raw.daemon.socket),
+            state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
+        };
 
         let nb = &raw.never_block;
         let mut addresses = Vec::with_capacity(nb.addresses.len());
@@ -505,6 +520,7 @@ impl TryFrom<RawConfig> for Config {
             },
             never_block: NeverBlockConfig { addresses, file },
             firewall,
+            daemon,
         })
     }
 }
@@ -695,6 +711,13 @@ impl Validator {
                 }
             }
         }
+    }
+
+    fn absolute(&mut self, key: &str, path: &str) -> PathBuf {
+        if !path.starts_with('/') {
+            self.problem(format!("{key} = {path:?}: must be an absolute path"));
+        }
+        PathBuf::from(path)
     }
 
     /// An nftables identifier: a letter, then letters, digits, `_`, `-`, `.`, `/`; at most 255.

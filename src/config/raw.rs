@@ -21,6 +21,37 @@ pub struct RawConfig {
     /// `[firewall]`.
     #[serde(default)]
     pub firewall: RawFirewall,
+    /// `[daemon]`.
+    #[serde(default)]
+    pub daemon: RawDaemon,
+}
+
+/// `[daemon]`: where the daemon keeps its socket and state.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawDaemon {
+    /// The control socket.
+    #[serde(default = "default_socket")]
+    pub socket: String,
+    /// The state directory.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon {
+            socket: default_socket(),
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_socket() -> String {
+    crate::control::DEFAULT_SOCKET.into()
+}
+fn default_state_dir() -> String {
+    "/var/lib/scansentry".into()
 }
 
 /// `[detect]`: which ports are traps, and how probes are scored.

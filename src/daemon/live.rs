@@ -1,74 +1,139 @@
-//! The live loop: capture → pipeline → responder → firewall, on the host's real traffic.
-//! **Shell.**
+//! The running daemon. **Shell.**
+//!
+//! One thread, the main loop, owns everything that decides: the pipeline, the responder and the
+//! firewall. It reads the capture (which hands over frames at least every 5 ms), and between
+//! frames takes the events other threads send it: control requests (the control socket's
+//! thread), reload and stop (the signal thread), and "the ruleset lost something" (the nftables
+//! watcher). Nothing else holds a lock or a copy of the state.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::hook::Hooks;
+use super::notify::notify;
 use crate::capture::{LiveCapture, LiveSettings};
-use crate::config::Loaded;
+use crate::config::{self, Config, Loaded};
+use crate::control::protocol::{BlockInfo, IgnoreInfo, Request, Response, StatusInfo};
+use crate::control::server::{Job, Server};
 use crate::exit;
-use crate::firewall::nft::NftFirewall;
-use crate::firewall::{DryRun, Firewall, FirewallError};
+use crate::firewall::nft::{NftConfig, NftFirewall};
+use crate::firewall::{Action, DryRun, Firewall, FirewallError};
 use crate::host;
 use crate::ignore::{self, IgnoreList, discover};
 use crate::pipeline::Pipeline;
-use crate::report::{self, Mode};
-use crate::respond::{Decision, Responder};
-use crate::time::{Clock, SystemClock};
+use crate::report::{self, Mode, human, source_text};
+use crate::respond::{ActiveBlock, Decision, Responder, Why};
+use crate::state::{self, State};
+use crate::time::{Clock, SystemClock, Timestamp};
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
+/// How often the state is written when it changed.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often systemd hears the counters.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// How much the daemon says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Blocks, refusals, never-block decisions, errors.
+    Normal,
+    /// Also sources that keep scanning while blocked, and each state save.
+    Verbose,
+    /// Also the counters every 10 s.
+    Debug,
+}
+
+/// What other threads tell the main loop.
+enum Event {
+    Reload,
+    Stop,
+    FirewallChanged,
+}
+
+/// Everything the main loop owns.
+struct Daemon {
+    loaded: Loaded,
+    config_path: Option<PathBuf>,
+    verbosity: Verbosity,
+    clock: SystemClock,
+    started: Timestamp,
+    mode: Mode,
+    firewall: Box<dyn Firewall>,
+    responder: Responder,
+    pipeline: Pipeline,
+    hooks: Hooks,
+    dirty: bool,
+    refused: u64,
+    capture_drops: u64,
+}
 
 /// Prints one event line, prefixed with the time.
 fn log(clock: &SystemClock, line: &str) {
     println!("{} {line}", clock.now());
 }
 
-/// Runs until killed; returns only on an error.
-pub fn run(loaded: &Loaded) -> ExitCode {
-    let config = &loaded.config;
+/// The host's addresses and the never-block list: discovered (interfaces, gateways,
+/// nameservers), configured, and from the ignore file. Problems are printed; the error is the
+/// exit code.
+pub fn never_block(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
+    let interfaces = host::interface_addresses().map_err(|e| {
+        exit::report("sentryd", &e);
+        exit::code(exit::FAILURE)
+    })?;
+    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
+    let (ignore, warnings) = ignore::load(&config.never_block, discovered).map_err(|e| {
+        exit::report("sentryd", &e);
+        exit::code(exit::CONFIG)
+    })?;
+    for w in warnings {
+        eprintln!("sentryd: warning: {w}");
+    }
+    Ok((interfaces, ignore))
+}
+
+fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
+    if config.respond.dry_run {
+        return Ok((Mode::DryRun, Box::new(DryRun)));
+    }
+    Ok((
+        Mode::Enforcing,
+        Box::new(NftFirewall::new(config.firewall.clone())?),
+    ))
+}
+
+fn firewall_failed(e: &FirewallError) -> ExitCode {
+    exit::report("sentryd", e);
+    match e {
+        FirewallError::Permission => exit::code(exit::NOPERM),
+        FirewallError::Attach(_) => exit::code(exit::CONFIG),
+        _ => exit::code(exit::FAILURE),
+    }
+}
+
+/// Runs until SIGTERM or SIGINT; returns the exit code.
+pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -> ExitCode {
     let clock = SystemClock;
-    let (interfaces, ignore) = match never_block(loaded) {
+    let config = loaded.config.clone();
+    let (interfaces, ignore) = match never_block(&config) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let mode = if config.respond.dry_run {
-        Mode::DryRun
-    } else {
-        Mode::Enforcing
+    let (mode, mut firewall) = match firewall_for(&config) {
+        Ok(f) => f,
+        Err(e) => return firewall_failed(&e),
     };
-    let mut firewall: Box<dyn Firewall> = match mode {
-        Mode::DryRun => Box::new(DryRun),
-        Mode::Enforcing => match NftFirewall::new(config.firewall.clone()) {
-            Ok(fw) => Box::new(fw),
-            Err(e) => return firewall_failed(&e),
-        },
-    };
-    let allow: Vec<_> = ignore.entries().iter().map(|e| e.net).collect();
+    let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
     if let Err(e) = firewall.ensure_ready(&allow) {
         return firewall_failed(&e);
     }
-    let mut responder = Responder::new(&config.respond);
-    // Blocks still in the kernel (from before a restart) stay, and are known as active.
-    match firewall.list() {
-        Ok(blocked) => {
-            let now = clock.now();
-            for b in blocked {
-                if let Some(left) = b.remaining {
-                    responder.restore(b.net, now.saturating_add(left));
-                }
-            }
-        }
-        Err(e) => exit::report("sentryd", &e),
-    }
-    let hooks = Hooks::new(
-        config.respond.on_block.clone(),
-        config.respond.on_block_timeout,
-    );
 
     let mut traps = config.traps.build(host::local_port_range());
     match host::read_listeners() {
@@ -78,15 +143,33 @@ pub fn run(loaded: &Loaded) -> ExitCode {
             return exit::code(exit::FAILURE);
         }
     }
-    let locals: Vec<_> = interfaces.iter().map(|(_, addr)| *addr).collect();
     let seed = RandomState::new().hash_one(std::process::id());
-    let mut pipeline = Pipeline::new(
+    let pipeline = Pipeline::new(
         config.detector.clone(),
         traps,
         ignore,
-        locals.iter().copied(),
+        interfaces.iter().map(|(_, a)| *a),
         seed,
     );
+    let mut daemon = Daemon {
+        verbosity,
+        clock,
+        started: clock.now(),
+        mode,
+        firewall,
+        responder: Responder::new(&config.respond),
+        pipeline,
+        hooks: Hooks::new(
+            config.respond.on_block.clone(),
+            config.respond.on_block_timeout,
+        ),
+        dirty: false,
+        refused: 0,
+        capture_drops: 0,
+        loaded,
+        config_path,
+    };
+    daemon.reconcile();
 
     let settings = LiveSettings::default();
     let mut capture = match LiveCapture::open(&settings) {
@@ -101,85 +184,584 @@ pub fn run(loaded: &Loaded) -> ExitCode {
             return exit::code(exit::FAILURE);
         }
     };
+    let socket_path = config.daemon.socket.clone();
+    let server = match Server::bind(&socket_path) {
+        Ok(s) => s,
+        Err(e) => {
+            exit::report("sentryd", &e);
+            return exit::code(exit::FAILURE);
+        }
+    };
+    let (jobs_tx, jobs) = mpsc::channel::<Job>();
+    server.spawn(jobs_tx);
+    let (events_tx, events) = mpsc::channel::<Event>();
+    if let Err(e) = spawn_signals(events_tx.clone()) {
+        exit::report("sentryd", &e);
+        return exit::code(exit::FAILURE);
+    }
+    daemon.watch_firewall(&events_tx);
+
     let link = capture.link();
     eprintln!(
-        "sentryd: watching {} ({} local addresses, {} never-block entries; configuration: {}); {}",
+        "sentryd: watching {} ({} local addresses, {} never-block entries, {} blocks restored; \
+         configuration: {}; control socket {}); {}",
         settings.device,
-        locals.len(),
-        pipeline.ignore().entries().len(),
-        loaded.origin,
+        interfaces.len(),
+        daemon.pipeline.ignore().entries().len(),
+        daemon.responder.active_count(),
+        daemon.loaded.origin,
+        socket_path.display(),
         match mode {
             Mode::Enforcing => "blocking in nftables",
             Mode::DryRun => "dry run: nothing is blocked",
         }
     );
+    notify("READY=1");
 
-    let mut next_refresh = clock.now().saturating_add(LISTENERS_EVERY);
+    let now = clock.now();
+    let mut next_listeners = now.saturating_add(LISTENERS_EVERY);
+    let mut next_save = now.saturating_add(SAVE_EVERY);
+    let mut next_status = now;
     loop {
         match capture.next_frame() {
             Ok(Some(frame)) => {
-                if let Some(detection) = pipeline.process_frame(frame.at, link, frame.data) {
-                    let decision =
-                        responder.on_detection(&detection, pipeline.ignore(), clock.now());
-                    let actions = decision.actions();
-                    match firewall.apply(&actions) {
-                        Ok(()) => {
-                            log(&clock, &report::line(&detection, &decision, mode));
-                            if let Decision::Block { net, ttl, .. } = &decision {
-                                hooks.on_block(&detection, *net, *ttl);
-                            }
-                        }
-                        Err(e) => log(
-                            &clock,
-                            &format!(
-                                "could not carry out \"{}\": {e}",
-                                report::line(&detection, &decision, mode)
-                            ),
-                        ),
-                    }
+                if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
+                    daemon.on_detection(&d);
                 }
             }
             Ok(None) => {}
             Err(e) => {
                 exit::report("sentryd", &e);
+                daemon.save();
                 return exit::code(exit::FAILURE);
             }
         }
+        while let Ok((request, reply)) = jobs.try_recv() {
+            let response = daemon.on_request(request);
+            let _ = reply.send(response);
+        }
+        if daemon.on_events(&events) {
+            notify("STOPPING=1");
+            daemon.save();
+            let _ = std::fs::remove_file(&socket_path);
+            eprintln!(
+                "sentryd: stopping; {} blocks stay in the kernel until they expire",
+                daemon.responder.active_count()
+            );
+            return ExitCode::SUCCESS;
+        }
         let now = clock.now();
-        if now >= next_refresh {
-            next_refresh = now.saturating_add(LISTENERS_EVERY);
+        if now >= next_listeners {
+            next_listeners = now.saturating_add(LISTENERS_EVERY);
             match host::read_listeners() {
-                Ok(listeners) => pipeline.set_listeners(listeners),
+                Ok(listeners) => daemon.pipeline.set_listeners(listeners),
                 Err(e) => eprintln!("sentryd: warning: cannot refresh listening sockets: {e}"),
+            }
+        }
+        if now >= next_save {
+            next_save = now.saturating_add(SAVE_EVERY);
+            if daemon.dirty {
+                daemon.save();
+            }
+        }
+        if now >= next_status {
+            next_status = now.saturating_add(STATUS_EVERY);
+            let (dropped, if_dropped) = capture.drops();
+            daemon.capture_drops = u64::from(dropped) + u64::from(if_dropped);
+            let s = daemon.status();
+            notify(&format!(
+                "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
+                s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
+            ));
+            if daemon.verbosity >= Verbosity::Debug {
+                log(
+                    &clock,
+                    &format!("counters: {:?}", daemon.pipeline.counters()),
+                );
             }
         }
     }
 }
 
-/// The host's addresses and the never-block list: discovered (interfaces, gateways,
-/// nameservers), configured, and from the ignore file. Problems are printed; the error is the
-/// exit code.
-pub fn never_block(loaded: &Loaded) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
-    let interfaces = host::interface_addresses().map_err(|e| {
-        exit::report("sentryd", &e);
-        exit::code(exit::FAILURE)
-    })?;
-    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
-    let (ignore, warnings) = ignore::load(&loaded.config.never_block, discovered).map_err(|e| {
-        exit::report("sentryd", &e);
-        exit::code(exit::CONFIG)
-    })?;
-    for w in warnings {
-        eprintln!("sentryd: warning: {w}");
-    }
-    Ok((interfaces, ignore))
+fn spawn_signals(events: Sender<Event>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let event = if signal == SIGHUP {
+                    Event::Reload
+                } else {
+                    Event::Stop
+                };
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
 }
 
-fn firewall_failed(e: &FirewallError) -> ExitCode {
-    exit::report("sentryd", e);
-    match e {
-        FirewallError::Permission => exit::code(exit::NOPERM),
-        FirewallError::Attach(_) => exit::code(exit::CONFIG),
-        _ => exit::code(exit::FAILURE),
+impl Daemon {
+    fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn log(&self, line: &str) {
+        log(&self.clock, line);
+    }
+
+    /// Takes every pending event; returns whether to stop.
+    fn on_events(&mut self, events: &Receiver<Event>) -> bool {
+        let mut heal = false;
+        while let Ok(event) = events.try_recv() {
+            match event {
+                Event::Stop => return true,
+                Event::Reload => {
+                    notify("RELOADING=1");
+                    match self.reload() {
+                        Ok(origin) => {
+                            self.log(&format!("reloaded the configuration from {origin}"))
+                        }
+                        Err(why) => self.log(&format!(
+                            "reload refused, still running on the previous configuration: {why}"
+                        )),
+                    }
+                    notify("READY=1");
+                }
+                Event::FirewallChanged => heal = true,
+            }
+        }
+        if heal {
+            // Let the change that woke us finish (an `nft -f` is one transaction, but a script
+            // may run several commands), then restore once.
+            std::thread::sleep(Duration::from_millis(50));
+            self.heal();
+        }
+        false
+    }
+
+    fn watch_firewall(&self, events: &Sender<Event>) {
+        let events = events.clone();
+        let changed = Box::new(move || {
+            let _ = events.send(Event::FirewallChanged);
+        });
+        if let Err(e) = self.firewall.watch(changed) {
+            eprintln!(
+                "sentryd: warning: cannot watch nftables for changes ({e}); a ruleset reload \
+                 that removes the table is only noticed at the next block"
+            );
+        }
+    }
+
+    fn allow_list(&self) -> Vec<IpNet> {
+        self.pipeline
+            .ignore()
+            .entries()
+            .iter()
+            .map(|e| e.net)
+            .collect()
+    }
+
+    fn on_detection(&mut self, d: &crate::detect::Detection) {
+        let now = self.now();
+        let decision = self.responder.on_detection(d, self.pipeline.ignore(), now);
+        let line = report::line(d, &decision, self.mode);
+        let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
+            && self.verbosity < Verbosity::Verbose;
+        if matches!(decision, Decision::OverBudget { .. }) {
+            self.refused += 1;
+        }
+        let actions = decision.actions();
+        if actions.is_empty() {
+            if !quiet {
+                self.log(&line);
+            }
+            return;
+        }
+        match self.firewall.apply(&actions) {
+            Ok(()) => {
+                self.dirty = true;
+                self.log(&line);
+                if let Decision::Block { net, ttl, .. } = &decision {
+                    self.hooks.on_block(d, *net, *ttl);
+                }
+            }
+            Err(e) => self.log(&format!("could not carry out \"{line}\": {e}")),
+        }
+    }
+
+    /// Brings the kernel and the responder into agreement at start: blocks from the state file
+    /// that are still due, and blocks found in the kernel, are both kept; those missing from
+    /// the kernel are put back with the time they have left.
+    fn reconcile(&mut self) {
+        let now = self.now();
+        let dir = self.config().daemon.state_dir.clone();
+        match state::load(&dir) {
+            Ok(saved) => {
+                for block in saved.active_blocks() {
+                    self.responder.restore(block, now);
+                }
+                for o in &saved.offenders {
+                    self.responder.restore_offender(
+                        o.net,
+                        o.count,
+                        Timestamp::from_micros(o.last),
+                        now,
+                    );
+                }
+            }
+            Err(e) => eprintln!("sentryd: warning: {e}; starting without saved blocks"),
+        }
+        let in_kernel = match self.firewall.list() {
+            Ok(list) => list,
+            Err(e) => {
+                eprintln!("sentryd: warning: cannot read the blocks in the kernel: {e}");
+                Vec::new()
+            }
+        };
+        for b in &in_kernel {
+            if self.responder.block_of(b.net, now).is_none() {
+                if let Some(left) = b.remaining {
+                    self.responder.restore(
+                        ActiveBlock {
+                            net: b.net,
+                            since: now,
+                            until: now.saturating_add(left),
+                            offence: 0,
+                            why: Why {
+                                kind: "unknown".into(),
+                                ports: Vec::new(),
+                            },
+                        },
+                        now,
+                    );
+                }
+            }
+        }
+        let missing: Vec<Action> = self
+            .responder
+            .active(now)
+            .filter(|b| !in_kernel.iter().any(|k| k.net == b.net))
+            .map(|b| Action::Block {
+                net: b.net,
+                ttl: b.until.saturating_since(now),
+            })
+            .collect();
+        if !missing.is_empty() {
+            match self.firewall.apply(&missing) {
+                Ok(()) => self.log(&format!(
+                    "put back {} blocks that were still due",
+                    missing.len()
+                )),
+                Err(e) => self.log(&format!("could not put back the blocks still due: {e}")),
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// The ruleset lost something: rebuild it and put every block still due back.
+    fn heal(&mut self) {
+        let allow = self.allow_list();
+        if let Err(e) = self.firewall.ensure_ready(&allow) {
+            self.log(&format!("could not restore the firewall: {e}"));
+            return;
+        }
+        let now = self.now();
+        let due: Vec<Action> = self
+            .responder
+            .active(now)
+            .map(|b| Action::Block {
+                net: b.net,
+                ttl: b.until.saturating_since(now),
+            })
+            .collect();
+        match self.firewall.apply(&due) {
+            Ok(()) => self.log(&format!(
+                "the ruleset changed under us: restored the table and {} blocks still due",
+                due.len()
+            )),
+            Err(e) => self.log(&format!("could not restore the blocks still due: {e}")),
+        }
+    }
+
+    fn save(&mut self) {
+        let now = self.now();
+        let state = State::new(self.responder.active(now), self.responder.offenders());
+        match state::save(&self.config().daemon.state_dir, &state) {
+            Ok(()) => {
+                self.dirty = false;
+                if self.verbosity >= Verbosity::Verbose {
+                    self.log(&format!("saved {} blocks", state.blocks.len()));
+                }
+            }
+            // Logged once per failure streak; the firewall keeps working regardless.
+            Err(e) if self.dirty => {
+                self.log(&format!(
+                    "could not save the state (blocks still work): {e}"
+                ));
+                self.dirty = false;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Loads the configuration again; on any problem keeps the old one and says why.
+    fn reload(&mut self) -> Result<String, String> {
+        let loaded = config::load(self.config_path.as_deref()).map_err(|e| {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                s.push_str(": ");
+                s.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            s.replace('\n', "; ")
+        })?;
+        for w in &loaded.warnings {
+            eprintln!("sentryd: warning: {w}");
+        }
+        let new = loaded.config.clone();
+        let (interfaces, ignore) = never_block(&new)
+            .map_err(|_| "the never-block list could not be built (see above)".to_string())?;
+        // A new firewall only if its settings changed; it must be ready before anything moves.
+        let firewall_changed = new.firewall != self.config().firewall
+            || new.respond.dry_run != self.config().respond.dry_run;
+        let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
+        if firewall_changed {
+            let (mode, mut firewall) = firewall_for(&new).map_err(|e| e.to_string())?;
+            firewall.ensure_ready(&allow).map_err(|e| e.to_string())?;
+            let now = self.now();
+            let due: Vec<Action> = self
+                .responder
+                .active(now)
+                .map(|b| Action::Block {
+                    net: b.net,
+                    ttl: b.until.saturating_since(now),
+                })
+                .collect();
+            firewall.apply(&due).map_err(|e| e.to_string())?;
+            self.firewall = firewall;
+            self.mode = mode;
+        } else {
+            self.firewall
+                .ensure_ready(&allow)
+                .map_err(|e| e.to_string())?;
+        }
+        let mut traps = new.traps.build(host::local_port_range());
+        if let Ok(listeners) = host::read_listeners() {
+            traps.set_listeners(listeners);
+        }
+        self.pipeline.reconfigure(
+            new.detector.clone(),
+            traps,
+            ignore,
+            interfaces.iter().map(|(_, a)| *a),
+        );
+        self.responder.reconfigure(&new.respond);
+        self.hooks = Hooks::new(new.respond.on_block.clone(), new.respond.on_block_timeout);
+        let origin = loaded.origin.to_string();
+        self.loaded = loaded;
+        Ok(origin)
+    }
+
+    fn status(&self) -> StatusInfo {
+        let c = self.pipeline.counters();
+        StatusInfo {
+            mode: match self.mode {
+                Mode::Enforcing => "enforcing".into(),
+                Mode::DryRun => "dry-run".into(),
+            },
+            firewall: match self.config().firewall {
+                NftConfig::Own { .. } => "own".into(),
+                NftConfig::Attach { .. } => "attach".into(),
+            },
+            uptime: self.now().saturating_since(self.started).as_secs(),
+            packets: c.frames,
+            probes: c.probes,
+            detections: c.detections,
+            blocks_active: self.responder.active_count(),
+            max_blocks: self.config().respond.max_blocks,
+            refused: self.refused,
+            capture_drops: self.capture_drops,
+            config: self.loaded.origin.to_string(),
+        }
+    }
+
+    fn block_info(&self, b: &ActiveBlock, now: Timestamp) -> BlockInfo {
+        BlockInfo {
+            net: b.net,
+            kind: b.why.kind.clone(),
+            ports: b
+                .why
+                .ports
+                .iter()
+                .map(|(proto, port)| format!("{port}/{}", proto.as_str()))
+                .collect(),
+            blocked_at: b.since.to_string(),
+            remaining: b.until.saturating_since(now).as_secs(),
+            offence: b.offence,
+        }
+    }
+
+    fn on_request(&mut self, request: Request) -> Response {
+        let now = self.now();
+        match request {
+            Request::Status => Response::Status(self.status()),
+            Request::List { offset, limit } => {
+                let all: Vec<ActiveBlock> = self.responder.active(now).collect();
+                Response::Blocks {
+                    total: all.len(),
+                    blocks: all
+                        .iter()
+                        .skip(offset)
+                        .take(limit.min(500))
+                        .map(|b| self.block_info(b, now))
+                        .collect(),
+                }
+            }
+            Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
+            Request::Unblock { net, grace } => {
+                let net = net.trunc();
+                let result = self
+                    .responder
+                    .unblock(net, grace.map(Duration::from_secs), now);
+                // Also when the responder did not know the block (an element added by hand):
+                // removing a missing element is harmless.
+                if let Err(e) = self.firewall.apply(&[Action::Unblock { net }]) {
+                    return Response::Error {
+                        message: format!("could not unblock {}: {e}", source_text(&net)),
+                    };
+                }
+                self.dirty = true;
+                match result {
+                    Ok(_) => {
+                        let grace = grace
+                            .filter(|g| *g > 0)
+                            .map(|g| {
+                                format!(", not blocked again for {}", human(Duration::from_secs(g)))
+                            })
+                            .unwrap_or_default();
+                        self.log(&format!("unblocked {} by hand{grace}", source_text(&net)));
+                        Response::Unblocked { net }
+                    }
+                    Err(_) => Response::NotBlocked { net },
+                }
+            }
+            Request::Why { addr } => Response::Why {
+                addr,
+                block: self
+                    .responder
+                    .block_of(IpNet::from(addr), now)
+                    .map(|b| self.block_info(&b, now)),
+                never_block: self
+                    .pipeline
+                    .ignore()
+                    .why(addr)
+                    .map(|e| IgnoreInfo {
+                        net: e.net,
+                        reason: e.reason.to_string(),
+                    })
+                    .collect(),
+            },
+            Request::Ignore => Response::Ignore {
+                entries: self
+                    .pipeline
+                    .ignore()
+                    .entries()
+                    .iter()
+                    .map(|e| IgnoreInfo {
+                        net: e.net,
+                        reason: e.reason.to_string(),
+                    })
+                    .collect(),
+            },
+            Request::Reload => match self.reload() {
+                Ok(config) => {
+                    self.log(&format!(
+                        "reloaded the configuration from {config} (sentryctl reload)"
+                    ));
+                    Response::Reloaded { config }
+                }
+                Err(why) => {
+                    self.log(&format!(
+                        "reload refused, still running on the previous configuration: {why}"
+                    ));
+                    Response::Error {
+                        message: format!(
+                            "reload refused, still running on the previous configuration: {why}"
+                        ),
+                    }
+                }
+            },
+        }
+    }
+
+    fn block_by_hand(&mut self, net: IpNet, seconds: Option<u64>, now: Timestamp) -> Response {
+        let covered: Vec<String> = self
+            .pipeline
+            .ignore()
+            .entries()
+            .iter()
+            .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
+            .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
+            .collect();
+        if !covered.is_empty() {
+            return Response::Error {
+                message: format!(
+                    "not blocking {}: it overlaps the never-block list: {}",
+                    source_text(&net),
+                    covered.join(", ")
+                ),
+            };
+        }
+        let decision = self
+            .responder
+            .block_by_hand(net, seconds.map(Duration::from_secs), now);
+        match &decision {
+            Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
+                let ttl = *ttl;
+                match self.firewall.apply(&decision.actions()) {
+                    Ok(()) => {
+                        self.dirty = true;
+                        self.log(&format!(
+                            "blocked {} for {} by hand",
+                            source_text(&net),
+                            human(ttl)
+                        ));
+                        Response::Blocked {
+                            net,
+                            seconds: ttl.as_secs(),
+                        }
+                    }
+                    Err(e) => Response::Error {
+                        message: format!("could not block {}: {e}", source_text(&net)),
+                    },
+                }
+            }
+            Decision::AlreadyBlocked { net: by, remaining } => Response::Error {
+                message: format!(
+                    "{} is already blocked by the block of {} for {} more",
+                    source_text(&net),
+                    source_text(by),
+                    human(*remaining)
+                ),
+            },
+            Decision::OverBudget { .. } => Response::Error {
+                message: format!(
+                    "not blocking {}: {} blocks are active ([respond] max-blocks)",
+                    source_text(&net),
+                    self.config().respond.max_blocks
+                ),
+            },
+            Decision::NeverBlock { .. } | Decision::InGrace { .. } => Response::Error {
+                message: format!("not blocking {}", source_text(&net)),
+            },
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod hook;
 mod live;
+mod notify;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -20,6 +21,19 @@ use crate::report;
 #[derive(Debug, Parser)]
 #[command(name = "sentryd", version, about, max_term_width = 100)]
 pub struct Args {
+    /// Detach from the terminal and run in the background (systemd runs sentryd in the
+    /// foreground; this is for other init systems).
+    #[arg(short = 'D', long = "daemon")]
+    pub daemonize: bool,
+
+    /// Say more: also sources that keep scanning while blocked, and state saves.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Say everything: also the counters every 10 seconds.
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+
     /// Configuration file (when the default one is absent, the built-in default is used).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -67,7 +81,7 @@ pub fn main() -> ExitCode {
         eprintln!("sentryd: warning: {w}");
     }
     if args.never_block {
-        return match live::never_block(&loaded) {
+        return match live::never_block(&loaded.config) {
             Ok((_, list)) => {
                 let width = list
                     .entries()
@@ -94,7 +108,22 @@ pub fn main() -> ExitCode {
             },
             args.json,
         ),
-        None => live::run(&loaded),
+        None => {
+            if args.daemonize {
+                if let Err(e) = nix::unistd::daemon(false, false) {
+                    exit::report("sentryd", &e);
+                    return exit::code(exit::FAILURE);
+                }
+            }
+            let verbosity = if args.debug {
+                live::Verbosity::Debug
+            } else if args.verbose {
+                live::Verbosity::Verbose
+            } else {
+                live::Verbosity::Normal
+            };
+            live::run(loaded, args.config, verbosity)
+        }
     }
 }
 

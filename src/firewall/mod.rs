@@ -73,6 +73,17 @@ pub trait Firewall {
     /// When the kernel refuses; nothing of the failed batch is applied.
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError>;
 
+    /// Calls `changed` (from another thread) whenever the ruleset may have lost what this
+    /// firewall keeps in it, so that the daemon can restore it. The default watches nothing.
+    ///
+    /// # Errors
+    ///
+    /// When watching cannot start.
+    fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
+        let _ = changed;
+        Ok(())
+    }
+
     /// What is blocked now, with the time left.
     ///
     /// # Errors

@@ -27,6 +27,10 @@ use crate::config::RespondConfig;
 use crate::detect::Detection;
 use crate::ignore::IgnoreList;
 use crate::time::Timestamp;
+use crate::wire::Proto;
+
+/// Grace periods remembered at most (the oldest gives way).
+const MAX_GRACE: usize = 1024;
 
 /// What the firewall is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +100,13 @@ pub enum Decision {
         /// Why (the first matching entry's reason).
         reason: String,
     },
+    /// The address was unblocked by hand a moment ago, with a grace period.
+    InGrace {
+        /// The address.
+        addr: IpAddr,
+        /// Time left of the grace period.
+        remaining: Duration,
+    },
 }
 
 impl Decision {
@@ -126,9 +137,53 @@ impl Decision {
 #[error("{0} was not blocked")]
 pub struct NotBlocked(pub IpNet);
 
-#[derive(Clone, Copy, Debug)]
+/// Why a source was blocked: what it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Why {
+    /// The scan kinds (`syn+fin`), or `manual` for a block made by hand.
+    pub kind: String,
+    /// The trap ports of the detection.
+    pub ports: Vec<(Proto, u16)>,
+}
+
+impl Why {
+    /// A block made by hand (`sentryctl block`).
+    pub fn manual() -> Self {
+        Why {
+            kind: "manual".into(),
+            ports: Vec::new(),
+        }
+    }
+
+    fn of(d: &Detection) -> Self {
+        Why {
+            kind: d.kinds.to_string(),
+            ports: d.ports.clone(),
+        }
+    }
+}
+
+/// An active block as the responder knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveBlock {
+    /// The blocked address or network.
+    pub net: IpNet,
+    /// When it was made.
+    pub since: Timestamp,
+    /// When it ends.
+    pub until: Timestamp,
+    /// Which offence of the source it was (0 for a block by hand or of unknown origin).
+    pub offence: u32,
+    /// What the source did.
+    pub why: Why,
+}
+
+#[derive(Clone, Debug)]
 struct Active {
+    since: Timestamp,
     until: Timestamp,
+    offence: u32,
+    why: Why,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -148,6 +203,8 @@ pub struct Responder {
     lengths6: BTreeMap<u8, usize>,
     /// Past offenders, least recently offending first.
     offenders: LinkedHashMap<IpNet, Offender>,
+    /// Networks unblocked by hand with a grace period, and when it ends.
+    grace: BTreeMap<IpNet, Timestamp>,
     /// The rate budget's tokens (in thousandths) and when they were last topped up.
     tokens_milli: u64,
     topped_up: Timestamp,
@@ -164,6 +221,7 @@ impl Responder {
             lengths4: BTreeMap::new(),
             lengths6: BTreeMap::new(),
             offenders: LinkedHashMap::new(),
+            grace: BTreeMap::new(),
             topped_up: Timestamp::ZERO,
             next_sweep: Timestamp::ZERO,
         }
@@ -183,22 +241,60 @@ impl Responder {
                 reason: entry.reason.to_string(),
             };
         }
+        if let Some(until) = self
+            .grace
+            .iter()
+            .find(|(net, until)| net.contains(&detection.addr) && **until > now)
+            .map(|(_, until)| *until)
+        {
+            return Decision::InGrace {
+                addr: detection.addr,
+                remaining: until.saturating_since(now),
+            };
+        }
         let net = if ignore.overlaps(detection.source) {
             IpNet::from(detection.addr)
         } else {
             detection.source
         };
-        self.block(net, now)
+        self.block(net, now, Why::of(detection), None)
     }
 
-    /// Decides about blocking `net` by hand (`sentryctl block`): the budget and escalation
-    /// apply, the never-block list is the caller's to check.
-    pub fn block(&mut self, net: IpNet, now: Timestamp) -> Decision {
+    /// Decides about blocking `net` by hand (`sentryctl block`), for `ttl` or the configured
+    /// duration: the size budget applies (the kernel's sets are no bigger), the rate budget and
+    /// escalation do not. The never-block list is the caller's to check.
+    pub fn block_by_hand(&mut self, net: IpNet, ttl: Option<Duration>, now: Timestamp) -> Decision {
         self.sweep(now);
+        self.grace.remove(&net);
+        self.block(
+            net,
+            now,
+            Why::manual(),
+            Some(ttl.unwrap_or(self.config.block_for)),
+        )
+    }
+
+    /// `manual`: a block by hand with this duration (no rate budget, no offence counted).
+    fn block(
+        &mut self,
+        net: IpNet,
+        now: Timestamp,
+        why: Why,
+        manual: Option<Duration>,
+    ) -> Decision {
         if let Some((covering, active)) = self.covering(net, now) {
-            if self.config.refresh && covering == net {
-                let ttl = self.duration_for(net, now);
-                self.insert(net, now.saturating_add(ttl));
+            if (self.config.refresh || manual.is_some()) && covering == net {
+                let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
+                let offence = active.offence;
+                self.insert(
+                    net,
+                    Active {
+                        since: active.since,
+                        until: now.saturating_add(ttl),
+                        offence,
+                        why: active.why,
+                    },
+                );
                 return Decision::Refresh { net, ttl };
             }
             return Decision::AlreadyBlocked {
@@ -213,18 +309,28 @@ impl Responder {
                 budget: Budget::Size(self.config.max_blocks),
             };
         }
-        if !self.take_token(now) {
+        if manual.is_none() && !self.take_token(now) {
             return Decision::OverBudget {
                 net,
                 budget: Budget::Rate(self.config.max_new_blocks_per_second),
             };
         }
-        let offence = self.offend(net, now);
-        let ttl = self.duration_for(net, now);
+        let (offence, ttl) = match manual {
+            Some(ttl) => (0, ttl),
+            None => (self.offend(net, now), self.duration_for(net, now)),
+        };
         for inner in &replaces {
             self.remove(inner);
         }
-        self.insert(net, now.saturating_add(ttl));
+        self.insert(
+            net,
+            Active {
+                since: now,
+                until: now.saturating_add(ttl),
+                offence,
+                why,
+            },
+        );
         Decision::Block {
             net,
             ttl,
@@ -233,13 +339,26 @@ impl Responder {
         }
     }
 
-    /// Lifts the block of `net` (exactly that address or network).
+    /// Lifts the block of `net` (exactly that address or network). With a `grace` period, the
+    /// addresses of `net` are not blocked again until it ends, so that a stray packet right
+    /// after the unblock does not block them again.
     ///
     /// # Errors
     ///
-    /// [`NotBlocked`] when no active block is exactly `net`.
-    pub fn unblock(&mut self, net: IpNet, now: Timestamp) -> Result<Vec<Action>, NotBlocked> {
+    /// [`NotBlocked`] when no active block is exactly `net` (a grace period is still granted).
+    pub fn unblock(
+        &mut self,
+        net: IpNet,
+        grace: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<Vec<Action>, NotBlocked> {
         self.sweep(now);
+        if let Some(grace) = grace.filter(|g| !g.is_zero()) {
+            if self.grace.len() >= MAX_GRACE {
+                self.grace.pop_first();
+            }
+            self.grace.insert(net, now.saturating_add(grace));
+        }
         if self.blocked.get(&net).is_some_and(|a| a.until > now) {
             self.remove(&net);
             Ok(vec![Action::Unblock { net }])
@@ -248,15 +367,72 @@ impl Responder {
         }
     }
 
-    /// Records a block that exists already (read back from the kernel at start), so that it is
-    /// known as active until `until`.
-    pub fn restore(&mut self, net: IpNet, until: Timestamp) {
-        self.insert(net, until);
+    /// Records a block that exists already (from the state file, or read back from the kernel
+    /// at start). Past its end it is ignored.
+    pub fn restore(&mut self, block: ActiveBlock, now: Timestamp) {
+        if block.until > now {
+            self.insert(
+                block.net,
+                Active {
+                    since: block.since,
+                    until: block.until,
+                    offence: block.offence,
+                    why: block.why,
+                },
+            );
+        }
     }
 
-    /// Active blocks and their expiry, in network order.
-    pub fn active(&self) -> impl Iterator<Item = (IpNet, Timestamp)> + '_ {
-        self.blocked.iter().map(|(net, a)| (*net, a.until))
+    /// Records a past offender (from the state file); forgotten ones are ignored.
+    pub fn restore_offender(&mut self, net: IpNet, count: u32, last: Timestamp, now: Timestamp) {
+        if now.saturating_since(last) <= self.config.remember_offences && count > 0 {
+            let cap = self.config.max_blocks.saturating_mul(2).max(1);
+            if self.offenders.len() < cap {
+                self.offenders.insert(net, Offender { count, last });
+            }
+        }
+    }
+
+    /// Active blocks, in network order.
+    pub fn active(&self, now: Timestamp) -> impl Iterator<Item = ActiveBlock> + '_ {
+        self.blocked
+            .iter()
+            .filter(move |(_, a)| a.until > now)
+            .map(|(net, a)| ActiveBlock {
+                net: *net,
+                since: a.since,
+                until: a.until,
+                offence: a.offence,
+                why: a.why.clone(),
+            })
+    }
+
+    /// The active block that is `net` or covers it.
+    pub fn block_of(&self, net: IpNet, now: Timestamp) -> Option<ActiveBlock> {
+        self.covering(net, now).map(|(net, a)| ActiveBlock {
+            net,
+            since: a.since,
+            until: a.until,
+            offence: a.offence,
+            why: a.why,
+        })
+    }
+
+    /// Remembered offenders: network, offences, last offence.
+    pub fn offenders(&self) -> impl Iterator<Item = (IpNet, u32, Timestamp)> + '_ {
+        self.offenders
+            .iter()
+            .map(|(net, o)| (*net, o.count, o.last))
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &RespondConfig {
+        &self.config
+    }
+
+    /// Takes new settings (on reload), keeping blocks, offenders and grace periods.
+    pub fn reconfigure(&mut self, config: &RespondConfig) {
+        self.config = config.clone();
     }
 
     /// How many blocks are active (as of the last call).
@@ -333,7 +509,7 @@ impl Responder {
                 self.blocked
                     .get(&candidate)
                     .filter(|a| a.until > now)
-                    .map(|a| (candidate, *a))
+                    .map(|a| (candidate, a.clone()))
             })
     }
 
@@ -353,8 +529,8 @@ impl Responder {
             .collect()
     }
 
-    fn insert(&mut self, net: IpNet, until: Timestamp) {
-        if self.blocked.insert(net, Active { until }).is_none() {
+    fn insert(&mut self, net: IpNet, active: Active) {
+        if self.blocked.insert(net, active).is_none() {
             *self.lengths_mut(net).entry(net.prefix_len()).or_insert(0) += 1;
         }
     }
@@ -393,6 +569,7 @@ impl Responder {
         for net in expired {
             self.remove(&net);
         }
+        self.grace.retain(|_, until| *until > now);
     }
 }
 

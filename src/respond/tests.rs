@@ -259,20 +259,98 @@ fn unblock_lifts_exactly_the_block_given() {
     let mut r = Responder::new(&config());
     r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(0));
     assert_eq!(
-        r.unblock(net("203.0.113.8/32"), t(1)),
+        r.unblock(net("203.0.113.8/32"), None, t(1)),
         Err(NotBlocked(net("203.0.113.8/32")))
     );
     assert_eq!(
-        r.unblock(net("203.0.113.7/32"), t(1)),
+        r.unblock(net("203.0.113.7/32"), None, t(1)),
         Ok(vec![Action::Unblock {
             net: net("203.0.113.7/32")
         }])
     );
     assert_eq!(r.active_count(), 0);
     assert_eq!(
-        r.unblock(net("203.0.113.7/32"), t(2)),
+        r.unblock(net("203.0.113.7/32"), None, t(2)),
         Err(NotBlocked(net("203.0.113.7/32")))
     );
+}
+
+#[test]
+fn a_grace_period_after_unblock_keeps_the_address_from_being_blocked_again() {
+    let mut r = Responder::new(&config());
+    let none = ignore(&[]);
+    r.on_detection(&host("203.0.113.7"), &none, t(0));
+    r.unblock(net("203.0.113.7/32"), Some(Duration::from_secs(60)), t(10))
+        .unwrap();
+    assert_eq!(
+        r.on_detection(&host("203.0.113.7"), &none, t(20)),
+        Decision::InGrace {
+            addr: "203.0.113.7".parse().unwrap(),
+            remaining: Duration::from_secs(50)
+        }
+    );
+    assert!(matches!(
+        r.on_detection(&host("203.0.113.7"), &none, t(71)),
+        Decision::Block { offence: 2, .. }
+    ));
+}
+
+#[test]
+fn blocks_by_hand_take_their_duration_and_skip_the_rate_budget() {
+    let mut c = config();
+    c.max_new_blocks_per_second = 1;
+    let mut r = Responder::new(&c);
+    r.on_detection(&host("203.0.113.1"), &ignore(&[]), t(0));
+    let d = r.block_by_hand(net("203.0.113.0/24"), Some(Duration::from_secs(600)), t(0));
+    assert_eq!(
+        d,
+        Decision::Block {
+            net: net("203.0.113.0/24"),
+            ttl: Duration::from_secs(600),
+            offence: 0,
+            replaces: vec![net("203.0.113.1/32")]
+        }
+    );
+    let b = r.block_of(net("203.0.113.9/32"), t(1)).unwrap();
+    assert_eq!(b.why, Why::manual());
+    // Blocking the same by hand again sets its duration.
+    assert_eq!(
+        r.block_by_hand(net("203.0.113.0/24"), Some(Duration::from_secs(60)), t(2)),
+        Decision::Refresh {
+            net: net("203.0.113.0/24"),
+            ttl: Duration::from_secs(60)
+        }
+    );
+}
+
+#[test]
+fn restored_blocks_and_offenders_count_as_before() {
+    let mut r = Responder::new(&config());
+    r.restore(
+        ActiveBlock {
+            net: net("203.0.113.7/32"),
+            since: t(0),
+            until: t(100),
+            offence: 2,
+            why: Why::manual(),
+        },
+        t(10),
+    );
+    r.restore(
+        ActiveBlock {
+            net: net("203.0.113.8/32"),
+            since: t(0),
+            until: t(5),
+            offence: 1,
+            why: Why::manual(),
+        },
+        t(10),
+    );
+    assert_eq!(r.active_count(), 1, "an expired block is not restored");
+    r.restore_offender(net("203.0.113.9/32"), 2, t(0), t(10));
+    let d = r.on_detection(&host("203.0.113.9"), &ignore(&[]), t(20));
+    assert!(matches!(d, Decision::Block { offence: 3, .. }), "{d:?}");
+    assert_eq!(ttl_of(&d), Some(Duration::from_secs(4 * H)));
 }
 
 mod property {

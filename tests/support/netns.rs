@@ -143,9 +143,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The daemon's control socket and state directory are in `dir`, never the host's.
     pub fn spawn(ns: &str, dir: &Path, config: &str) -> Self {
         let config_path = dir.join("scansentry.toml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(
+            &config_path,
+            format!(
+                "{config}\n[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
+                dir.join("control.sock").display(),
+                dir.join("state").display()
+            ),
+        )
+        .unwrap();
         let stdout = dir.join("sentryd.out");
         let stderr = dir.join("sentryd.err");
         let child = Command::new("ip")

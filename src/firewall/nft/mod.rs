@@ -631,6 +631,10 @@ impl NftFirewall {
 }
 
 impl Firewall for NftFirewall {
+    fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
+        netlink::watch(self.netlink.portid(), changed)
+    }
+
     fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
         self.allow = allow.to_vec();
         match self.config.clone() {

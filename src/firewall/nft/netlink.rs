@@ -31,6 +31,8 @@ pub struct Message<'a> {
     pub kind: u16,
     /// `nlmsg_seq`.
     pub seq: u32,
+    /// `nlmsg_pid`: for a notification, the port of the socket whose request caused it.
+    pub pid: u32,
     /// The whole message, header included (what libnftnl's parsers take).
     pub bytes: &'a [u8],
 }
@@ -55,9 +57,11 @@ pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
         }
         let kind = u16::from_ne_bytes(buf[4..6].try_into().ok()?);
         let seq = u32::from_ne_bytes(buf[8..12].try_into().ok()?);
+        let pid = u32::from_ne_bytes(buf[12..16].try_into().ok()?);
         let msg = Message {
             kind,
             seq,
+            pid,
             bytes: &buf[..len],
         };
         // Messages are padded to 4 bytes.
@@ -200,6 +204,72 @@ impl Netlink {
             }
         }
     }
+}
+
+impl Netlink {
+    /// This socket's netlink port, which the kernel puts in the notifications our own requests
+    /// cause.
+    pub fn portid(&self) -> u32 {
+        self.socket.portid()
+    }
+}
+
+/// `NFNLGRP_NFTABLES`: the multicast group of nf_tables change notifications.
+const NFNLGRP_NFTABLES: u32 = 7;
+/// `NFNL_SUBSYS_NFTABLES`, the high byte of nf_tables message types.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// The nf_tables deletions that can take our table, chain, rules or sets away.
+const DELETIONS: [u16; 4] = [2, 5, 8, 11]; // DELTABLE, DELCHAIN, DELRULE, DELSET
+
+/// Whether a notification reports a deletion by someone else than port `own`.
+pub fn is_foreign_deletion(m: &Message<'_>, own: u32) -> bool {
+    m.kind >> 8 == NFNL_SUBSYS_NFTABLES && DELETIONS.contains(&(m.kind & 0xff)) && m.pid != own
+}
+
+/// Listens to nf_tables notifications on a thread of its own and calls `changed` whenever
+/// someone else than port `own` deletes a table, chain, rule or set (or notifications were
+/// lost, so one may have been missed).
+///
+/// # Errors
+///
+/// When the socket cannot be opened or joined to the group.
+pub fn watch(own: u32, changed: Box<dyn Fn() + Send>) -> io::Result<()> {
+    // The socket is made on the thread that uses it (libmnl's handle is not Send); whether it
+    // could be bound comes back over a channel.
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("nft-watch".into())
+        .spawn(move || {
+            let socket = match mnl::Socket::open(mnl::Bus::Netfilter)
+                .and_then(|s| s.bind(1 << (NFNLGRP_NFTABLES - 1), 0).map(|()| s))
+            {
+                Ok(socket) => {
+                    let _ = ready.send(Ok(()));
+                    socket
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let fd = sys::socket_fd(&socket);
+                match recv(fd_raw(&fd), &mut buf, MsgFlags::empty()) {
+                    Ok(n) => {
+                        if messages(&buf[..n]).any(|m| is_foreign_deletion(&m, own)) {
+                            changed();
+                        }
+                    }
+                    Err(Errno::ENOBUFS) => changed(),
+                    Err(Errno::EINTR) => {}
+                    Err(_) => return,
+                }
+            }
+        })?;
+    started
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("the watcher thread ended")))
 }
 
 fn fd_raw(fd: &BorrowedFd<'_>) -> std::os::fd::RawFd {

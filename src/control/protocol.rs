@@ -1,0 +1,328 @@
+//! The control protocol between `sentryctl` and `sentryd`: one JSON request, one JSON response,
+//! each framed by a 4-byte big-endian length and capped at [`MAX_MESSAGE`]. **Pure.**
+//!
+//! Both sides carry [`VERSION`]; a daemon answers a request of another version with
+//! [`Response::Error`] saying which versions are involved, so an upgrade never turns into a
+//! misread message.
+
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version both sides speak.
+pub const VERSION: u32 = 1;
+
+/// The largest message either side accepts: 64 KiB (a `list` of the whole block set is
+/// sent in pages, see [`Request::List`]).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// A request, with the version of the protocol it is written in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// [`VERSION`] of the sender.
+    pub version: u32,
+    /// The message.
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// What `sentryctl` asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Counters and state.
+    Status,
+    /// Active blocks, from `offset`, at most `limit` of them.
+    List {
+        /// Where to start.
+        offset: usize,
+        /// How many at most.
+        limit: usize,
+    },
+    /// Block an address or network by hand.
+    Block {
+        /// What to block.
+        net: IpNet,
+        /// For how many seconds (the configured duration if absent).
+        seconds: Option<u64>,
+    },
+    /// Lift a block.
+    Unblock {
+        /// The block to lift.
+        net: IpNet,
+        /// Seconds during which the address is not blocked again (a short allow).
+        grace: Option<u64>,
+    },
+    /// Why an address is blocked, or never blocked.
+    Why {
+        /// The address.
+        addr: IpAddr,
+    },
+    /// The never-block list.
+    Ignore,
+    /// Reload the configuration.
+    Reload,
+}
+
+/// A block as `list` and `why` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// The blocked address or network.
+    pub net: IpNet,
+    /// The scan kinds (`syn+fin`), or `manual` for `sentryctl block`.
+    pub kind: String,
+    /// The trap ports of the detection (`22/tcp`), possibly empty.
+    pub ports: Vec<String>,
+    /// When it was blocked (RFC 3339).
+    pub blocked_at: String,
+    /// Seconds left.
+    pub remaining: u64,
+    /// Which offence of this source it is.
+    pub offence: u32,
+}
+
+/// A never-block entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoreInfo {
+    /// The address or network.
+    pub net: IpNet,
+    /// Why it is on the list.
+    pub reason: String,
+}
+
+/// Counters and state for `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// `enforcing` or `dry-run`.
+    pub mode: String,
+    /// `own` or `attach`.
+    pub firewall: String,
+    /// Seconds since start.
+    pub uptime: u64,
+    /// Frames captured.
+    pub packets: u64,
+    /// Probes counted.
+    pub probes: u64,
+    /// Detections.
+    pub detections: u64,
+    /// Blocks active.
+    pub blocks_active: usize,
+    /// `max-blocks`.
+    pub max_blocks: usize,
+    /// Detections refused by the budget.
+    pub refused: u64,
+    /// Frames the kernel dropped before capture.
+    pub capture_drops: u64,
+    /// Where the configuration came from.
+    pub config: String,
+}
+
+/// What `sentryd` answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Response {
+    /// For `status`.
+    Status(StatusInfo),
+    /// For `list`: a page of blocks, and how many there are in all.
+    Blocks {
+        /// This page.
+        blocks: Vec<BlockInfo>,
+        /// All active blocks.
+        total: usize,
+    },
+    /// `block` done.
+    Blocked {
+        /// What was blocked.
+        net: IpNet,
+        /// For how many seconds.
+        seconds: u64,
+    },
+    /// `unblock` done.
+    Unblocked {
+        /// What was unblocked.
+        net: IpNet,
+    },
+    /// `unblock` of something that was not blocked.
+    NotBlocked {
+        /// What was asked.
+        net: IpNet,
+    },
+    /// For `why`.
+    Why {
+        /// The address asked about.
+        addr: IpAddr,
+        /// The block that covers it, if any.
+        block: Option<BlockInfo>,
+        /// The never-block entries that cover it.
+        never_block: Vec<IgnoreInfo>,
+    },
+    /// For `ignore`.
+    Ignore {
+        /// The never-block list.
+        entries: Vec<IgnoreInfo>,
+    },
+    /// `reload` done.
+    Reloaded {
+        /// Where the configuration came from.
+        config: String,
+    },
+    /// The request failed; `message` says why, in one line.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Why a message could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer announced more than [`MAX_MESSAGE`] bytes.
+    #[error("message of {0} bytes is larger than the {MAX_MESSAGE}-byte limit")]
+    TooLarge(usize),
+    /// Not the JSON of a known message.
+    #[error("malformed message")]
+    Malformed(#[source] serde_json::Error),
+    /// The connection failed or closed early.
+    #[error("connection failed")]
+    Io(#[from] io::Error),
+}
+
+/// Writes one framed message.
+///
+/// # Errors
+///
+/// When the message is too large or the write fails.
+pub fn write_message<T: Serialize>(w: &mut impl Write, message: &T) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(message).map_err(FrameError::Malformed)?;
+    if body.len() > MAX_MESSAGE {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let len = u32::try_from(body.len()).expect("bounded by MAX_MESSAGE");
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(&body)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one framed message; never allocates more than [`MAX_MESSAGE`].
+///
+/// # Errors
+///
+/// When the frame is too large, malformed, or the read fails.
+pub fn read_message<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(FrameError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(m: T) {
+        let mut buf = Vec::new();
+        write_message(&mut buf, &m).unwrap();
+        let back: T = read_message(&mut buf.as_slice()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn write_then_read_is_identity() {
+        for body in [
+            Request::Status,
+            Request::List {
+                offset: 5,
+                limit: 100,
+            },
+            Request::Block {
+                net: "203.0.113.0/24".parse().unwrap(),
+                seconds: Some(60),
+            },
+            Request::Unblock {
+                net: "2001:db8::1/128".parse().unwrap(),
+                grace: None,
+            },
+            Request::Why {
+                addr: "198.51.100.7".parse().unwrap(),
+            },
+            Request::Ignore,
+            Request::Reload,
+        ] {
+            round_trip(Envelope {
+                version: VERSION,
+                body,
+            });
+        }
+        round_trip(Envelope {
+            version: VERSION,
+            body: Response::Error {
+                message: "x".into(),
+            },
+        });
+    }
+
+    #[test]
+    fn the_wire_format_is_pinned() {
+        let mut buf = Vec::new();
+        let req = Envelope {
+            version: 1,
+            body: Request::Unblock {
+                net: "203.0.113.7/32".parse().unwrap(),
+                grace: Some(30),
+            },
+        };
+        write_message(&mut buf, &req).unwrap();
+        let json = r#"{"version":1,"cmd":"unblock","net":"203.0.113.7/32","grace":30}"#;
+        assert_eq!(&buf[..4], &u32::try_from(json.len()).unwrap().to_be_bytes());
+        assert_eq!(std::str::from_utf8(&buf[4..]).unwrap(), json);
+
+        let resp = Envelope {
+            version: 1,
+            body: Response::NotBlocked {
+                net: "203.0.113.7/32".parse().unwrap(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&resp).unwrap(),
+            r#"{"version":1,"result":"not-blocked","net":"203.0.113.7/32"}"#
+        );
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_before_reading_it() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&(u32::MAX).to_be_bytes());
+        let err = read_message::<Envelope<Request>>(&mut buf.as_slice()).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge(_)), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&5u32.to_be_bytes());
+        buf.extend_from_slice(b"hello");
+        assert!(matches!(
+            read_message::<Envelope<Request>>(&mut buf.as_slice()),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            read_message::<Envelope<Request>>(&mut &buf[..6]),
+            Err(FrameError::Io(_))
+        ));
+        let unknown = br#"{"version":1,"cmd":"format-disk"}"#;
+        let mut framed = u32::try_from(unknown.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(unknown);
+        assert!(matches!(
+            read_message::<Envelope<Request>>(&mut framed.as_slice()),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+}
