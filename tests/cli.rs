@@ -211,3 +211,279 @@ fn argument_errors_exit_2() {
     let o = sentryctl(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+mod fake_daemon {
+    //! A stand-in for sentryd's end of the control socket: answers each request with what the
+    //! test says, and records the requests.
+
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    use scansentry::control::protocol::{
+        Envelope, Request, Response, VERSION, read_message, write_message,
+    };
+
+    pub struct FakeDaemon {
+        pub socket: PathBuf,
+        pub requests: Arc<Mutex<Vec<Request>>>,
+    }
+
+    impl FakeDaemon {
+        pub fn start(name: &str, answer: impl Fn(&Request) -> Response + Send + 'static) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("scansentry-ctl-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let socket = dir.join("control.sock");
+            let _ = std::fs::remove_file(&socket);
+            let listener = UnixListener::bind(&socket).unwrap();
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let seen = Arc::clone(&requests);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let Ok(req) = read_message::<Envelope<Request>>(&mut stream) else {
+                        continue;
+                    };
+                    let response = answer(&req.body);
+                    seen.lock().unwrap().push(req.body);
+                    let _ = write_message(
+                        &mut stream,
+                        &Envelope {
+                            version: VERSION,
+                            body: response,
+                        },
+                    );
+                }
+            });
+            FakeDaemon { socket, requests }
+        }
+
+        pub fn path(&self) -> &str {
+            self.socket.to_str().unwrap()
+        }
+    }
+
+    impl Drop for FakeDaemon {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+    }
+}
+
+use fake_daemon::FakeDaemon;
+use scansentry::control::protocol::{BlockInfo, IgnoreInfo, Request, Response, StatusInfo};
+
+fn ctl(daemon: &FakeDaemon, args: &[&str]) -> Output {
+    let mut all = vec!["--socket", daemon.path()];
+    all.extend_from_slice(args);
+    sentryctl(&all)
+}
+
+fn a_block(i: u8) -> BlockInfo {
+    BlockInfo {
+        net: format!("203.0.113.{i}/32").parse().unwrap(),
+        kind: "syn".into(),
+        ports: vec!["22/tcp".into()],
+        blocked_at: "2026-11-21T23:51:47Z".into(),
+        remaining: 60,
+        offence: 1,
+    }
+}
+
+#[test]
+fn status_prints_the_counters() {
+    let d = FakeDaemon::start("status", |_| {
+        Response::Status(StatusInfo {
+            mode: "enforcing".into(),
+            firewall: "own".into(),
+            uptime: 3700,
+            packets: 10,
+            probes: 7,
+            detections: 1,
+            blocks_active: 1,
+            max_blocks: 65536,
+            refused: 0,
+            capture_drops: 0,
+            config: "/etc/scansentry/scansentry.toml".into(),
+        })
+    });
+    let o = ctl(&d, &["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "mode               enforcing (firewall: own)\n\
+         uptime             1h 1m 40s\n\
+         packets            10\n\
+         probes             7\n\
+         detections         1\n\
+         blocks active      1 of at most 65536\n\
+         refused by budget  0\n\
+         capture drops      0\n\
+         configuration      /etc/scansentry/scansentry.toml\n"
+    );
+    let o = ctl(&d, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["result"], "status");
+    assert_eq!(v["blocks_active"], 1);
+}
+
+#[test]
+fn list_pages_through_every_block() {
+    // 1,200 blocks: three pages of at most 500.
+    let d = FakeDaemon::start("list", |req| match req {
+        Request::List { offset, limit } => Response::Blocks {
+            blocks: (*offset..(*offset + *limit).min(1200))
+                .map(|i| a_block(u8::try_from(i % 250).unwrap()))
+                .collect(),
+            total: 1200,
+        },
+        _ => Response::Error {
+            message: "unexpected".into(),
+        },
+    });
+    let o = ctl(&d, &["list", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v.len(), 1200);
+    assert_eq!(d.requests.lock().unwrap().len(), 3);
+    let o = ctl(&d, &["list"]);
+    assert!(
+        stdout(&o).starts_with("ADDRESS        KIND  PORTS   BLOCKED AT"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(stdout(&o).lines().count(), 1201);
+}
+
+#[test]
+fn block_and_unblock_send_what_was_asked() {
+    let d = FakeDaemon::start("block", |req| match req {
+        Request::Block { net, seconds } => Response::Blocked {
+            net: *net,
+            seconds: seconds.unwrap_or(3600),
+        },
+        Request::Unblock { net, .. } => Response::NotBlocked { net: *net },
+        _ => Response::Error {
+            message: "unexpected".into(),
+        },
+    });
+    let o = ctl(&d, &["block", "203.0.113.0/24", "--for", "90s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "blocked 203.0.113.0/24 for 1m 30s\n");
+    let o = ctl(&d, &["unblock", "203.0.113.7", "--grace", "30s"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "unblocking what is not blocked is not an error"
+    );
+    assert_eq!(stdout(&o), "203.0.113.7 was not blocked; nothing to do\n");
+    assert_eq!(
+        *d.requests.lock().unwrap(),
+        [
+            Request::Block {
+                net: "203.0.113.0/24".parse().unwrap(),
+                seconds: Some(90)
+            },
+            Request::Unblock {
+                net: "203.0.113.7/32".parse().unwrap(),
+                grace: Some(30)
+            },
+        ]
+    );
+}
+
+#[test]
+fn why_and_ignore_explain() {
+    let d = FakeDaemon::start("why", |req| match req {
+        Request::Why { addr } => Response::Why {
+            addr: *addr,
+            block: Some(a_block(7)),
+            never_block: vec![],
+        },
+        Request::Ignore => Response::Ignore {
+            entries: vec![IgnoreInfo {
+                net: "127.0.0.0/8".parse().unwrap(),
+                reason: "loopback".into(),
+            }],
+        },
+        _ => Response::Error {
+            message: "unexpected".into(),
+        },
+    });
+    let o = ctl(&d, &["why", "203.0.113.7"]);
+    assert_eq!(
+        stdout(&o),
+        "203.0.113.7 is blocked for 1m more: syn scan of 1 port (22/tcp), offence 1, since 2026-11-21T23:51:47Z\n"
+    );
+    let o = ctl(&d, &["ignore"]);
+    assert_eq!(stdout(&o), "ADDRESS      REASON\n127.0.0.0/8  loopback\n");
+}
+
+#[test]
+fn a_refusal_from_the_daemon_is_one_line_and_exit_1() {
+    let d = FakeDaemon::start("reload", |_| Response::Error {
+        message: "reload refused, still running on the previous configuration: x".into(),
+    });
+    let o = ctl(&d, &["reload"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "sentryctl: error: reload refused, still running on the previous configuration: x\n"
+    );
+}
+
+#[test]
+fn no_daemon_is_exit_69_with_a_hint() {
+    let o = sentryctl(&["--socket", "/nonexistent/control.sock", "status"]);
+    assert_eq!(o.status.code(), Some(69));
+    assert_eq!(
+        stderr(&o),
+        "sentryctl: error: cannot reach sentryd at /nonexistent/control.sock: No such file or directory (os error 2)\n\
+         hint: is the daemon running? try `systemctl status scansentry`\n"
+    );
+}
+
+#[test]
+fn no_permission_is_exit_77_with_a_hint() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = FakeDaemon::start("perm", |_| Response::Error {
+        message: "unreachable".into(),
+    });
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let o = if root {
+        // Root passes file permissions: ask as nobody.
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_sentryctl"))
+            .args(["--socket", d.path(), "status"])
+            .output()
+            .unwrap()
+    } else {
+        std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+        ctl(&d, &["status"])
+    };
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert!(stderr(&o).ends_with(
+        "Permission denied (os error 13)\nhint: run as root or as a member of group `scansentry`\n"
+    ), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_address_is_claps_error_and_exit_2() {
+    let o = sentryctl(&["unblock", "10.0.0.300"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(
+            "error: invalid value '10.0.0.300' for '<IP|CIDR>': expected an IP address or a CIDR"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = sentryctl(&["block", "203.0.113.0/24", "--for", "1 fortnight"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,17 +1,35 @@
-//! `sentryctl`'s entry point. **Shell.** Talking to the daemon arrives with the control socket;
-//! `validate` works on its own.
+//! `sentryctl`: asks the daemon over its control socket, and checks configurations. **Shell**;
+//! the human output is built by [`output`], which is pure.
 
+pub mod output;
+
+use std::io::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::config;
+use crate::control::DEFAULT_SOCKET;
+use crate::control::client::{ClientError, ask};
+use crate::control::protocol::{BlockInfo, Request, Response};
+use crate::exit;
 
 /// Control scansentry's daemon, and check its configuration.
 #[derive(Debug, Parser)]
 #[command(name = "sentryctl", version, about, max_term_width = 100)]
 pub struct Args {
+    /// The daemon's control socket.
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -20,6 +38,37 @@ pub struct Args {
 /// sentryctl's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon's mode, uptime and counters.
+    Status,
+    /// The blocks in force: address, kind, ports, since when, time left, offence.
+    List,
+    /// Block an address or network now.
+    Block {
+        /// The address or network (CIDR).
+        #[arg(value_name = "IP|CIDR", value_parser = parse_net)]
+        net: IpNet,
+        /// For how long, like "90s", "1h", "7d" (default: the configured block-for).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Lift a block. Exits 0 also when it was not blocked.
+    Unblock {
+        /// The address or network, as it was blocked.
+        #[arg(value_name = "IP|CIDR", value_parser = parse_net)]
+        net: IpNet,
+        /// Do not block it again for this long (so that its next stray packet is forgiven).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        grace: Option<Duration>,
+    },
+    /// Whether an address is blocked, or never blocked, and why.
+    Why {
+        /// The address.
+        ip: IpAddr,
+    },
+    /// The never-block list, with the reason for each entry.
+    Ignore,
+    /// Reload the daemon's configuration (a bad one is refused and the old one kept).
+    Reload,
     /// Check a configuration file (by default /etc/scansentry/scansentry.toml, or the built-in
     /// default when it is absent). Exits 0 if valid, 78 if not.
     Validate {
@@ -28,9 +77,113 @@ pub enum Command {
     },
 }
 
+/// An address (a host prefix) or a CIDR, for clap.
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    config::parse_net(text).ok_or_else(|| {
+        "expected an IP address or a CIDR like 203.0.113.0/24 (without host bits)".into()
+    })
+}
+
+/// A humantime duration of at least a second, for clap.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+        Ok(_) => Err("must be at least 1s".into()),
+        Err(e) => Err(format!(
+            "{e}; write it like \"90s\", \"15m\", \"1h\" or \"7d\""
+        )),
+    }
+}
+
 /// Runs `sentryctl` and returns its exit code.
 pub fn main() -> ExitCode {
-    match Args::parse().command {
-        Command::Validate { file } => config::check_command("sentryctl", file.as_deref()),
+    let args = Args::parse();
+    let request = match args.command {
+        Command::Validate { file } => return config::check_command("sentryctl", file.as_deref()),
+        Command::Status => Request::Status,
+        Command::List => return list(&args),
+        Command::Block { net, duration } => Request::Block {
+            net,
+            seconds: duration.map(|d| d.as_secs()),
+        },
+        Command::Unblock { net, grace } => Request::Unblock {
+            net,
+            grace: grace.map(|d| d.as_secs()),
+        },
+        Command::Why { ip } => Request::Why { addr: ip },
+        Command::Ignore => Request::Ignore,
+        Command::Reload => Request::Reload,
+    };
+    match ask(&args.socket, request) {
+        Ok(Response::Error { message }) => {
+            eprintln!("sentryctl: error: {message}");
+            exit::code(exit::FAILURE)
+        }
+        Ok(response) => {
+            let text = if args.json {
+                serde_json::to_string_pretty(&response).expect("responses serialize")
+            } else {
+                output::human(&response)
+            };
+            print(&text)
+        }
+        Err(e) => unreachable_daemon(&e),
+    }
+}
+
+/// `list` pages through every block.
+fn list(args: &Args) -> ExitCode {
+    const PAGE: usize = 500;
+    let mut blocks: Vec<BlockInfo> = Vec::new();
+    loop {
+        let request = Request::List {
+            offset: blocks.len(),
+            limit: PAGE,
+        };
+        match ask(&args.socket, request) {
+            Ok(Response::Blocks {
+                blocks: page,
+                total,
+            }) => {
+                let done = page.is_empty() || blocks.len() + page.len() >= total;
+                blocks.extend(page);
+                if done {
+                    break;
+                }
+            }
+            Ok(Response::Error { message }) => {
+                eprintln!("sentryctl: error: {message}");
+                return exit::code(exit::FAILURE);
+            }
+            Ok(other) => {
+                eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
+                return exit::code(exit::FAILURE);
+            }
+            Err(e) => return unreachable_daemon(&e),
+        }
+    }
+    let text = if args.json {
+        serde_json::to_string_pretty(&blocks).expect("blocks serialize")
+    } else {
+        output::blocks(&blocks)
+    };
+    print(&text)
+}
+
+fn print(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{text}").is_err() {
+        return exit::code(exit::FAILURE);
+    }
+    ExitCode::SUCCESS
+}
+
+fn unreachable_daemon(e: &ClientError) -> ExitCode {
+    exit::report("sentryctl", e);
+    eprintln!("{}", e.hint());
+    match e {
+        ClientError::Unavailable { .. } => exit::code(exit::UNAVAILABLE),
+        ClientError::Permission { .. } => exit::code(exit::NOPERM),
+        ClientError::Exchange { .. } => exit::code(exit::FAILURE),
     }
 }

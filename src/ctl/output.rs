@@ -1,0 +1,215 @@
+//! `sentryctl`'s human output: aligned tables and sentences. **Pure.**
+
+use std::time::Duration;
+
+use crate::control::protocol::{BlockInfo, IgnoreInfo, Response, StatusInfo};
+use crate::report::{human as duration, source_text};
+
+/// The human text for a response (other than a `list`, see [`blocks`]).
+pub fn human(response: &Response) -> String {
+    match response {
+        Response::Status(s) => status(s),
+        Response::Blocks { blocks: list, .. } => blocks(list),
+        Response::Blocked { net, seconds } => format!(
+            "blocked {} for {}",
+            source_text(net),
+            duration(Duration::from_secs(*seconds))
+        ),
+        Response::Unblocked { net } => format!("unblocked {}", source_text(net)),
+        Response::NotBlocked { net } => {
+            format!("{} was not blocked; nothing to do", source_text(net))
+        }
+        Response::Why {
+            addr,
+            block,
+            never_block,
+        } => {
+            let mut lines = Vec::new();
+            match block {
+                Some(b) => lines.push(format!(
+                    "{addr} is blocked{} for {} more: {}, offence {}, since {}",
+                    if b.net.prefix_len() == b.net.max_prefix_len() {
+                        String::new()
+                    } else {
+                        format!(" (as part of {})", b.net)
+                    },
+                    duration(Duration::from_secs(b.remaining)),
+                    what(b),
+                    b.offence,
+                    b.blocked_at
+                )),
+                None => lines.push(format!("{addr} is not blocked")),
+            }
+            for e in never_block {
+                lines.push(format!(
+                    "{addr} is never blocked: {} ({})",
+                    e.reason,
+                    source_text(&e.net)
+                ));
+            }
+            lines.join("\n")
+        }
+        Response::Ignore { entries } => ignore(entries),
+        Response::Reloaded { config } => format!("reloaded the configuration from {config}"),
+        Response::Error { message } => format!("error: {message}"),
+    }
+}
+
+/// `syn scan of 7 ports (21/tcp, 22/tcp, …)`, or `blocked by hand`.
+fn what(b: &BlockInfo) -> String {
+    match b.kind.as_str() {
+        "manual" => "blocked by hand".into(),
+        "unknown" => "found in the kernel's set".into(),
+        kind if b.ports.is_empty() => format!("{kind} scan"),
+        kind => format!(
+            "{kind} scan of {} port{} ({})",
+            b.ports.len(),
+            if b.ports.len() == 1 { "" } else { "s" },
+            b.ports.join(", ")
+        ),
+    }
+}
+
+fn status(s: &StatusInfo) -> String {
+    let rows = [
+        ("mode", format!("{} (firewall: {})", s.mode, s.firewall)),
+        ("uptime", duration(Duration::from_secs(s.uptime))),
+        ("packets", s.packets.to_string()),
+        ("probes", s.probes.to_string()),
+        ("detections", s.detections.to_string()),
+        (
+            "blocks active",
+            format!("{} of at most {}", s.blocks_active, s.max_blocks),
+        ),
+        ("refused by budget", s.refused.to_string()),
+        ("capture drops", s.capture_drops.to_string()),
+        ("configuration", s.config.clone()),
+    ];
+    table(&[], &rows.map(|(k, v)| vec![k.to_string(), v]))
+}
+
+/// The table of `list`.
+pub fn blocks(list: &[BlockInfo]) -> String {
+    if list.is_empty() {
+        return "no blocks in force".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|b| {
+            let mut ports = b.ports.join(",");
+            if ports.len() > 40 {
+                let cut = ports[..37].rfind(',').unwrap_or(37);
+                ports.truncate(cut);
+                ports.push_str(",…");
+            }
+            vec![
+                source_text(&b.net),
+                b.kind.clone(),
+                if ports.is_empty() { "-".into() } else { ports },
+                b.blocked_at.clone(),
+                duration(Duration::from_secs(b.remaining)),
+                b.offence.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ADDRESS",
+            "KIND",
+            "PORTS",
+            "BLOCKED AT",
+            "REMAINING",
+            "OFFENCE",
+        ],
+        &rows,
+    )
+}
+
+fn ignore(entries: &[IgnoreInfo]) -> String {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| vec![source_text(&e.net), e.reason.clone()])
+        .collect();
+    table(&["ADDRESS", "REASON"], &rows)
+}
+
+/// Columns padded to their widest cell, two spaces apart; the last column is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len().max(rows.first().map_or(0, Vec::len));
+    let mut widths = vec![0; columns];
+    let all = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        .filter(|h| !h.is_empty())
+        .chain(rows.iter().cloned())
+        .collect::<Vec<_>>();
+    for row in &all {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    all.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                }
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> BlockInfo {
+        BlockInfo {
+            net: "203.0.113.7/32".parse().unwrap(),
+            kind: "syn".into(),
+            ports: vec!["21/tcp".into(), "22/tcp".into()],
+            blocked_at: "2026-11-21T23:51:47.731914Z".into(),
+            remaining: 3552,
+            offence: 2,
+        }
+    }
+
+    #[test]
+    fn list_is_an_aligned_table() {
+        assert_eq!(
+            blocks(&[block()]),
+            "ADDRESS      KIND  PORTS          BLOCKED AT                   REMAINING  OFFENCE\n\
+             203.0.113.7  syn   21/tcp,22/tcp  2026-11-21T23:51:47.731914Z  59m 12s    2"
+        );
+        assert_eq!(blocks(&[]), "no blocks in force");
+    }
+
+    #[test]
+    fn why_explains_blocks_and_never_block_entries() {
+        let r = Response::Why {
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(block()),
+            never_block: vec![],
+        };
+        assert_eq!(
+            human(&r),
+            "203.0.113.7 is blocked for 59m 12s more: syn scan of 2 ports (21/tcp, 22/tcp), \
+             offence 2, since 2026-11-21T23:51:47.731914Z"
+        );
+        let r = Response::Why {
+            addr: "198.51.100.1".parse().unwrap(),
+            block: None,
+            never_block: vec![IgnoreInfo {
+                net: "198.51.100.1/32".parse().unwrap(),
+                reason: "default gateway on eth0".into(),
+            }],
+        };
+        assert_eq!(
+            human(&r),
+            "198.51.100.1 is not blocked\n198.51.100.1 is never blocked: default gateway on eth0 (198.51.100.1)"
+        );
+    }
+}
