@@ -290,6 +290,11 @@ impl Pipeline {
         self.locals = Locals::new(locals);
     }
 
+    /// Forgets what the detector knows of the sources in `net`.
+    pub fn forget(&mut self, net: ipnet::IpNet) {
+        self.detector.forget(net);
+    }
+
     /// Replaces the set of local listening sockets.
     pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
         self.traps.set_listeners(listeners);

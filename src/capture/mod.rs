@@ -222,6 +222,7 @@ impl LiveCapture {
             .buffer_size(settings.buffer)
             .timeout(settings.timeout_ms)
             .open()
+            .and_then(pcap::Capture::setnonblock)
             .map_err(open_err)?;
         capture.filter(&settings.filter, true).map_err(open_err)?;
         let dlt = capture.get_datalink().0;
@@ -241,7 +242,14 @@ impl LiveCapture {
         self.link
     }
 
-    /// The next frame, or `None` when the buffer timeout passed without one.
+    /// The descriptor to poll: it becomes readable when frames are waiting (at the latest
+    /// `timeout_ms` after the first of them arrived).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.capture.as_fd()
+    }
+
+    /// The next frame, or `None` when none is waiting (the capture never blocks).
     ///
     /// # Errors
     ///

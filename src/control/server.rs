@@ -17,9 +17,6 @@ use nix::unistd::{Gid, Group, Uid, User};
 use super::GROUP;
 use super::protocol::{Envelope, Request, Response, VERSION, read_message, write_message};
 
-/// A request for the main loop, with where to send the answer.
-pub type Job = (Request, Sender<Response>);
-
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -94,15 +91,19 @@ impl Server {
         &self.path
     }
 
-    /// Serves forever on a thread of its own, handing requests to `jobs`. The daemon removes the
-    /// socket file when it stops.
-    pub fn spawn(self, jobs: Sender<Job>) -> std::thread::JoinHandle<()> {
+    /// Serves forever on a thread of its own, handing each request and where to answer it to
+    /// `submit` (which returns false once the daemon no longer takes requests). The daemon
+    /// removes the socket file when it stops.
+    pub fn spawn(
+        self,
+        submit: impl Fn(Request, Sender<Response>) -> bool + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 for stream in self.listener.incoming() {
                     let Ok(stream) = stream else { continue };
-                    if let Err(e) = self.serve(stream, &jobs) {
+                    if let Err(e) = self.serve(stream, &submit) {
                         eprintln!("sentryd: warning: control connection: {e}");
                     }
                 }
@@ -110,7 +111,11 @@ impl Server {
             .expect("spawning a thread")
     }
 
-    fn serve(&self, mut stream: UnixStream, jobs: &Sender<Job>) -> io::Result<()> {
+    fn serve(
+        &self,
+        mut stream: UnixStream,
+        submit: &impl Fn(Request, Sender<Response>) -> bool,
+    ) -> io::Result<()> {
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
         let answer = match self.authorised(&stream) {
@@ -128,7 +133,7 @@ impl Server {
                 },
                 Ok(req) => {
                     let (tx, rx) = mpsc::channel();
-                    if jobs.send((req.body, tx)).is_err() {
+                    if !submit(req.body, tx) {
                         Response::Error {
                             message: "sentryd is shutting down".into(),
                         }

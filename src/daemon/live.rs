@@ -9,8 +9,10 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -18,10 +20,12 @@ use ipnet::IpNet;
 
 use super::hook::Hooks;
 use super::notify::notify;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
 use crate::capture::{LiveCapture, LiveSettings};
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{BlockInfo, IgnoreInfo, Request, Response, StatusInfo};
-use crate::control::server::{Job, Server};
+use crate::control::server::Server;
 use crate::exit;
 use crate::firewall::nft::{NftConfig, NftFirewall};
 use crate::firewall::{Action, DryRun, Firewall, FirewallError};
@@ -53,10 +57,31 @@ pub enum Verbosity {
 
 /// What other threads tell the main loop.
 enum Event {
+    Control(Request, Sender<Response>),
     Reload,
     Stop,
     FirewallChanged,
 }
+
+/// How other threads reach the main loop: the event, then a byte down a pipe that the main
+/// loop polls together with the capture, so that it wakes at once.
+#[derive(Clone)]
+struct Wake {
+    events: Sender<Event>,
+    pipe: Arc<OwnedFd>,
+}
+
+impl Wake {
+    fn send(&self, event: Event) -> bool {
+        let sent = self.events.send(event).is_ok();
+        // A full pipe already holds a wake-up; nothing else can fail here that matters.
+        let _ = nix::unistd::write(self.pipe.as_fd(), &[1]);
+        sent
+    }
+}
+
+/// Frames handled before the main loop looks at its events again.
+const FRAMES_PER_TURN: usize = 4096;
 
 /// Everything the main loop owns.
 struct Daemon {
@@ -192,14 +217,26 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
             return exit::code(exit::FAILURE);
         }
     };
-    let (jobs_tx, jobs) = mpsc::channel::<Job>();
-    server.spawn(jobs_tx);
+    let (wake_read, wake_write) =
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                exit::report("sentryd", &e);
+                return exit::code(exit::FAILURE);
+            }
+        };
     let (events_tx, events) = mpsc::channel::<Event>();
-    if let Err(e) = spawn_signals(events_tx.clone()) {
+    let wake = Wake {
+        events: events_tx,
+        pipe: Arc::new(wake_write),
+    };
+    let control = wake.clone();
+    server.spawn(move |request, reply| control.send(Event::Control(request, reply)));
+    if let Err(e) = spawn_signals(wake.clone()) {
         exit::report("sentryd", &e);
         return exit::code(exit::FAILURE);
     }
-    daemon.watch_firewall(&events_tx);
+    daemon.watch_firewall(&wake);
 
     let link = capture.link();
     eprintln!(
@@ -223,23 +260,23 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
     let mut next_save = now.saturating_add(SAVE_EVERY);
     let mut next_status = now;
     loop {
-        match capture.next_frame() {
-            Ok(Some(frame)) => {
-                if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
-                    daemon.on_detection(&d);
+        for _ in 0..FRAMES_PER_TURN {
+            match capture.next_frame() {
+                Ok(Some(frame)) => {
+                    if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
+                        daemon.on_detection(&d);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    exit::report("sentryd", &e);
+                    daemon.save();
+                    return exit::code(exit::FAILURE);
                 }
             }
-            Ok(None) => {}
-            Err(e) => {
-                exit::report("sentryd", &e);
-                daemon.save();
-                return exit::code(exit::FAILURE);
-            }
         }
-        while let Ok((request, reply)) = jobs.try_recv() {
-            let response = daemon.on_request(request);
-            let _ = reply.send(response);
-        }
+        let mut drained = [0u8; 64];
+        while nix::unistd::read(wake_read.as_fd(), &mut drained).is_ok_and(|n| n > 0) {}
         if daemon.on_events(&events) {
             notify("STOPPING=1");
             daemon.save();
@@ -280,10 +317,28 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
                 );
             }
         }
+        // Sleep until frames are waiting, another thread has something, or the next chore.
+        let next = next_listeners.min(next_save).min(next_status);
+        let wait = next
+            .saturating_since(clock.now())
+            .min(Duration::from_secs(1));
+        let mut fds = [
+            PollFd::new(capture.fd(), PollFlags::POLLIN),
+            PollFd::new(wake_read.as_fd(), PollFlags::POLLIN),
+        ];
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                exit::report("sentryd", &e);
+                daemon.save();
+                return exit::code(exit::FAILURE);
+            }
+        }
     }
 }
 
-fn spawn_signals(events: Sender<Event>) -> std::io::Result<()> {
+fn spawn_signals(wake: Wake) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     std::thread::Builder::new()
@@ -295,7 +350,7 @@ fn spawn_signals(events: Sender<Event>) -> std::io::Result<()> {
                 } else {
                     Event::Stop
                 };
-                if events.send(event).is_err() {
+                if !wake.send(event) {
                     return;
                 }
             }
@@ -321,6 +376,10 @@ impl Daemon {
         let mut heal = false;
         while let Ok(event) = events.try_recv() {
             match event {
+                Event::Control(request, reply) => {
+                    let response = self.on_request(request);
+                    let _ = reply.send(response);
+                }
                 Event::Stop => return true,
                 Event::Reload => {
                     notify("RELOADING=1");
@@ -346,10 +405,10 @@ impl Daemon {
         false
     }
 
-    fn watch_firewall(&self, events: &Sender<Event>) {
-        let events = events.clone();
+    fn watch_firewall(&self, wake: &Wake) {
+        let wake = wake.clone();
         let changed = Box::new(move || {
-            let _ = events.send(Event::FirewallChanged);
+            wake.send(Event::FirewallChanged);
         });
         if let Err(e) = self.firewall.watch(changed) {
             eprintln!(
@@ -639,6 +698,8 @@ impl Daemon {
                     };
                 }
                 self.dirty = true;
+                // Its next probes are judged afresh (and met by the grace period, if any).
+                self.pipeline.forget(net);
                 match result {
                     Ok(_) => {
                         let grace = grace

@@ -400,6 +400,12 @@ impl Detector {
         }
     }
 
+    /// Forgets every source inside `net`, so that its next probes are judged afresh (after an
+    /// administrator lifts its block).
+    pub fn forget(&mut self, net: ipnet::IpNet) {
+        self.sources.retain(|key, _| !net.contains(key));
+    }
+
     /// Counters, and the number of sources tracked now.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {

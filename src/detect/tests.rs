@@ -282,3 +282,18 @@ fn a_clock_stepping_back_does_not_panic_or_unblock_the_window() {
     );
     assert_eq!(at, vec![6]);
 }
+
+#[test]
+fn a_forgotten_source_is_judged_afresh() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (at, _) = feed(&mut d, "203.0.113.7", ports(SYN, 1..=7));
+    assert_eq!(at, vec![6]);
+    // Within the window a rescan is quiet...
+    let (at, _) = feed(&mut d, "203.0.113.7", ports(SYN, 8..=14));
+    assert!(at.is_empty());
+    // ...unless the source was forgotten.
+    d.forget("203.0.113.0/24".parse().unwrap());
+    assert_eq!(d.stats().tracked, 0);
+    let (at, _) = feed(&mut d, "203.0.113.7", ports(SYN, 15..=21));
+    assert_eq!(at, vec![6]);
+}

@@ -140,6 +140,7 @@ pub struct Daemon {
     child: Child,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    pub socket: PathBuf,
 }
 
 impl Daemon {
@@ -171,6 +172,7 @@ impl Daemon {
             child,
             stdout,
             stderr,
+            socket: dir.join("control.sock"),
         };
         // Ready when it says it is watching.
         let ready = wait_until(Duration::from_secs(10), || {
@@ -182,6 +184,31 @@ impl Daemon {
 
     pub fn out(&self) -> String {
         read(&self.stdout)
+    }
+
+    /// sentryd's own PID: the child of the `timeout` we started.
+    pub fn pid(&self) -> String {
+        let id = self.child.id();
+        read(Path::new(&format!("/proc/{id}/task/{id}/children")))
+            .split_whitespace()
+            .next()
+            .expect("sentryd runs under timeout")
+            .to_string()
+    }
+
+    /// Runs `sentryctl --socket SOCKET ARGS…` (from the root namespace: a Unix socket is a file).
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sentryctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run sentryctl")
+    }
+
+    /// Whether the process has ended.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     pub fn err(&self) -> String {

@@ -1,0 +1,295 @@
+//! The daemon as an administrator runs it: real scans, `sentryctl`, signals, restarts and a
+//! ruleset reload, each in network namespaces the test makes and removes.
+//!
+//! Run as root: `cargo test --test daemon -- --ignored` (the README's test command includes it).
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::netns::{Daemon, KillOnDrop, NetnsPair, TempDir, require_root, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A TCP listener on 8080 in the victim's namespace.
+fn web_server(lab: &NetnsPair) -> KillOnDrop {
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.a, "timeout", "120", "python3", "-c"])
+        .arg("import socket, time\ns = socket.create_server(('0.0.0.0', 8080))\ntime.sleep(120)\n")
+        .spawn()
+        .expect("python3");
+    let guard = KillOnDrop(child);
+    assert!(wait_until(Duration::from_secs(5), || connects(
+        lab,
+        NetnsPair::B4
+    )));
+    guard
+}
+
+/// Whether `from` (an address of the scanner's namespace) can open a TCP connection to the
+/// victim's port 8080 within a second.
+fn connects(lab: &NetnsPair, from: &str) -> bool {
+    let script = format!(
+        "import socket; s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0)); \
+         s.connect(('198.51.100.1', 8080))"
+    );
+    lab.exec(&lab.b, &["python3", "-c", &script])
+        .status
+        .success()
+}
+
+fn scan(lab: &NetnsPair, from: &str) {
+    lab.nmap(&[
+        "-sS",
+        "-S",
+        from,
+        "-e",
+        &lab.veth_b,
+        "-p",
+        "1-100",
+        NetnsPair::A4,
+    ]);
+}
+
+fn blocked(daemon: &Daemon, addr: &str) -> bool {
+    wait_until(DEADLINE, || {
+        daemon.out().contains(&format!("blocked {addr} for"))
+    })
+}
+
+fn text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let _web = web_server(&lab);
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(!connects(&lab, NetnsPair::B4));
+
+    let list = daemon.ctl(&["list", "--json"]);
+    let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(blocks.len(), 1, "{}", text(&list));
+    assert_eq!(blocks[0]["net"], "198.51.100.2/32");
+    assert_eq!(blocks[0]["kind"], "syn");
+    assert_eq!(blocks[0]["offence"], 1);
+
+    let why = daemon.ctl(&["why", NetnsPair::B4]);
+    assert!(
+        text(&why).starts_with("198.51.100.2 is blocked for 59m"),
+        "{}",
+        text(&why)
+    );
+    let why = daemon.ctl(&["why", NetnsPair::A4]);
+    assert!(
+        text(&why).contains("is never blocked: address of interface"),
+        "{}",
+        text(&why)
+    );
+
+    let status = daemon.ctl(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["blocks_active"], 1);
+    assert_eq!(s["mode"], "enforcing");
+
+    let out = daemon.ctl(&["unblock", NetnsPair::B4, "--grace", "1m"]);
+    assert_eq!(text(&out), "unblocked 198.51.100.2\n");
+    assert!(
+        connects(&lab, NetnsPair::B4),
+        "unblock did not let the scanner back in"
+    );
+    // Within the grace period a new scan does not block it again.
+    scan(&lab, NetnsPair::B4);
+    assert!(wait_until(DEADLINE, || daemon
+        .out()
+        .contains("grace period")));
+    assert!(connects(&lab, NetnsPair::B4));
+    let again = daemon.ctl(&["unblock", NetnsPair::B4]);
+    assert_eq!(
+        text(&again),
+        "198.51.100.2 was not blocked; nothing to do\n"
+    );
+    assert_eq!(again.status.code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_scan_from_the_default_gateway_is_never_blocked() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let route = Command::new("ip")
+        .args([
+            "-n",
+            &lab.a,
+            "route",
+            "add",
+            "default",
+            "via",
+            NetnsPair::B4,
+        ])
+        .output()
+        .unwrap();
+    assert!(route.status.success());
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    scan(&lab, NetnsPair::B4_SECOND);
+    assert!(
+        blocked(&daemon, NetnsPair::B4_SECOND),
+        "the control scan: {}",
+        daemon.err()
+    );
+    // The gateway's probes are dropped before any state exists: no detection, no line.
+    let out = daemon.out();
+    assert!(!out.contains("198.51.100.2 "), "{out}");
+    let why = daemon.ctl(&["why", NetnsPair::B4]);
+    assert!(
+        text(&why).contains("198.51.100.2 is never blocked: default gateway on"),
+        "{}",
+        text(&why)
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_broken_config_on_sighup_leaves_the_daemon_on_the_old_one() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let mut daemon = Daemon::spawn(&lab.a, &dir.0, "[respond]\nblock-for = \"2h\"\n");
+    let config = dir.0.join("scansentry.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("block-for = \"2h\"", "block-for = \"2 fortnights\""),
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &daemon.pid()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(
+        wait_until(DEADLINE, || daemon.out().contains(
+            "reload refused, still running on the previous configuration"
+        )),
+        "{}",
+        daemon.out()
+    );
+    assert!(
+        daemon
+            .out()
+            .contains("[respond] block-for = \"2 fortnights\": not a duration")
+    );
+    assert!(!daemon.exited());
+    // Still working, on the old settings.
+    scan(&lab, NetnsPair::B4);
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("blocked 198.51.100.2 for 2h")),
+        "{}",
+        daemon.out()
+    );
+    // A good config is taken.
+    std::fs::write(
+        &config,
+        good.replace("block-for = \"2h\"", "block-for = \"3h\""),
+    )
+    .unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(
+        text(&reload).starts_with("reloaded the configuration from"),
+        "{}",
+        text(&reload)
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn kill_9_and_a_restart_keep_the_blocks() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let _web = web_server(&lab);
+    let first = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&first, NetnsPair::B4), "{}", first.err());
+    // Let the state be written (it is, at most a second after a change).
+    assert!(wait_until(DEADLINE, || dir
+        .0
+        .join("state/state.json")
+        .exists()));
+    std::thread::sleep(Duration::from_millis(1200));
+    let killed = Command::new("kill")
+        .args(["-9", &first.pid()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    drop(first);
+    // Worse than a crash: the ruleset is gone too, as after a reboot.
+    let flush = lab.exec(&lab.a, &["nft", "flush", "ruleset"]);
+    assert!(flush.status.success());
+    assert!(connects(&lab, NetnsPair::B4));
+
+    let second = Daemon::spawn(&lab.a, &dir.0, "");
+    assert!(
+        wait_until(DEADLINE, || second
+            .out()
+            .contains("put back 1 blocks that were still due")),
+        "{}\n{}",
+        second.out(),
+        second.err()
+    );
+    assert!(
+        !connects(&lab, NetnsPair::B4),
+        "the block did not survive the restart"
+    );
+    let list = second.ctl(&["list", "--json"]);
+    let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(
+        blocks[0]["kind"], "syn",
+        "the detection's facts survive too"
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let _web = web_server(&lab);
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let flush = lab.exec(&lab.a, &["nft", "flush", "ruleset"]);
+    assert!(flush.status.success());
+    assert!(
+        wait_until(Duration::from_secs(1), || daemon.out().contains(
+            "the ruleset changed under us: restored the table and 1 blocks still due"
+        )),
+        "not restored within a second: {}",
+        daemon.out()
+    );
+    assert!(!connects(&lab, NetnsPair::B4), "the block is not back");
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_connect_scan_is_blocked() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    lab.nmap(&["-sT", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+}
