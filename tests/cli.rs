@@ -305,6 +305,9 @@ fn status_prints_the_counters() {
             max_blocks: 65536,
             refused: 0,
             capture_drops: 0,
+            block_latency_p50_us: 1250,
+            block_latency_p99_us: 3400,
+            block_latency_samples: 1,
             config: "/etc/scansentry/scansentry.toml".into(),
         })
     });
@@ -320,6 +323,7 @@ fn status_prints_the_counters() {
          blocks active      1 of at most 65536\n\
          refused by budget  0\n\
          capture drops      0\n\
+         block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 blocks)\n\
          configuration      /etc/scansentry/scansentry.toml\n"
     );
     let o = ctl(&d, &["status", "--json"]);

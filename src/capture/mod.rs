@@ -3,6 +3,8 @@
 //! [`PcapFile`] reads a capture file (pcap or pcapng) through libpcap, for `sentryd --replay`
 //! and the replay tests. Live capture joins it with the daemon.
 
+pub mod bpf;
+
 use std::path::{Path, PathBuf};
 
 use crate::time::Timestamp;
@@ -135,22 +137,30 @@ pub struct LiveSettings {
     pub snaplen: i32,
     /// Kernel buffer, bytes: at 8 MiB no drops were seen up to ~450k probes/s.
     pub buffer: i32,
-    /// How long the kernel may hold captured frames before handing them over, ms: the bound on
-    /// capture latency, and how often an idle loop wakes.
+    /// Hand each frame over at once; otherwise in batches, at most `timeout_ms` late.
+    pub immediate: bool,
+    /// How long the kernel may hold captured frames before handing them over, ms (when not
+    /// immediate).
     pub timeout_ms: i32,
     /// The kernel (BPF) filter.
     pub filter: String,
 }
 
-impl Default for LiveSettings {
-    fn default() -> Self {
-        LiveSettings {
-            device: "any".into(),
-            snaplen: 160,
-            buffer: 8 << 20,
-            timeout_ms: 5,
-            filter: "tcp or udp".into(),
-        }
+impl LiveSettings {
+    /// The captures the configuration calls for, one per device.
+    pub fn for_config(config: &crate::config::CaptureConfig) -> Vec<LiveSettings> {
+        let filter = bpf::filter(&config.interfaces);
+        bpf::devices(&config.interfaces)
+            .into_iter()
+            .map(|device| LiveSettings {
+                device,
+                snaplen: 160,
+                buffer: 8 << 20,
+                immediate: config.immediate,
+                timeout_ms: 5,
+                filter: filter.clone(),
+            })
+            .collect()
     }
 }
 
@@ -220,6 +230,7 @@ impl LiveCapture {
             .map_err(open_err)?
             .snaplen(settings.snaplen)
             .buffer_size(settings.buffer)
+            .immediate_mode(settings.immediate)
             .timeout(settings.timeout_ms)
             .open()
             .and_then(pcap::Capture::setnonblock)
@@ -235,6 +246,11 @@ impl LiveCapture {
             link,
             device: settings.device.clone(),
         })
+    }
+
+    /// The device captured on.
+    pub fn device(&self) -> &str {
+        &self.device
     }
 
     /// The link type of every frame.

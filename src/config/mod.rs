@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::capture::bpf::Interfaces;
 use crate::detect::traps::{PortSet, TrapMode, Traps};
 use crate::detect::{DetectorConfig, Weights};
 use crate::firewall::nft::{Family, Hook, NftConfig};
@@ -48,6 +49,17 @@ pub struct Config {
     pub firewall: NftConfig,
     /// Where the daemon keeps its control socket and state.
     pub daemon: DaemonConfig,
+    /// Where and how packets are captured.
+    pub capture: CaptureConfig,
+}
+
+/// `[capture]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// Which interfaces.
+    pub interfaces: Interfaces,
+    /// Hand each frame over at once.
+    pub immediate: bool,
 }
 
 /// `[daemon]`.
@@ -460,6 +472,7 @@ impl TryFrom<RawConfig> for Config {
             Duration::from_secs(3600),
         );
         let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
+        let interfaces = v.interfaces(&raw.capture.interfaces);
         let daemon = DaemonConfig {
             socket: v.absolute("[daemon] socket", &raw.daemon.socket),
             state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
@@ -521,6 +534,10 @@ impl TryFrom<RawConfig> for Config {
             never_block: NeverBlockConfig { addresses, file },
             firewall,
             daemon,
+            capture: CaptureConfig {
+                interfaces,
+                immediate: raw.capture.immediate,
+            },
         })
     }
 }
@@ -709,6 +726,35 @@ impl Validator {
                     priority: -10,
                     set_size,
                 }
+            }
+        }
+    }
+
+    fn interfaces(&mut self, names: &[String]) -> Interfaces {
+        match names {
+            [one] if one == "ALL_NLO" => Interfaces::AllButLoopback,
+            [one] if one == "ALL" || one == "any" => Interfaces::All,
+            [] => {
+                self.problem("[capture] interfaces = []: name at least one, or \"ALL_NLO\"".into());
+                Interfaces::AllButLoopback
+            }
+            names => {
+                for name in names {
+                    let special = ["ALL_NLO", "ALL", "any"].contains(&name.as_str());
+                    let valid = !name.is_empty()
+                        && name.len() < 16
+                        && !name.contains(|c: char| c == '/' || c.is_whitespace());
+                    if special {
+                        self.problem(format!(
+                            "[capture] interfaces: {name:?} must be alone in the list"
+                        ));
+                    } else if !valid {
+                        self.problem(format!(
+                            "[capture] interfaces: {name:?} is not an interface name"
+                        ));
+                    }
+                }
+                Interfaces::Named(names.to_vec())
             }
         }
     }

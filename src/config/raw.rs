@@ -24,6 +24,37 @@ pub struct RawConfig {
     /// `[daemon]`.
     #[serde(default)]
     pub daemon: RawDaemon,
+    /// `[capture]`.
+    #[serde(default)]
+    pub capture: RawCapture,
+}
+
+/// `[capture]`: where and how packets are captured.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawCapture {
+    /// `["ALL_NLO"]`, `["ALL"]`, `["any"]` or interface names.
+    #[serde(default = "default_interfaces")]
+    pub interfaces: Vec<String>,
+    /// Hand each frame over at once (lowest latency) rather than in batches.
+    #[serde(default = "default_immediate")]
+    pub immediate: bool,
+}
+
+impl Default for RawCapture {
+    fn default() -> Self {
+        RawCapture {
+            interfaces: default_interfaces(),
+            immediate: default_immediate(),
+        }
+    }
+}
+
+fn default_interfaces() -> Vec<String> {
+    vec!["ALL_NLO".into()]
+}
+fn default_immediate() -> bool {
+    true
 }
 
 /// `[daemon]`: where the daemon keeps its socket and state.

@@ -301,3 +301,35 @@ fn respond_escalation_budget_and_hook_are_checked() {
     .unwrap();
     assert_eq!(c.respond.on_block.len(), 2);
 }
+
+#[test]
+fn capture_interfaces_are_special_words_or_names() {
+    assert_eq!(
+        Config::default().capture.interfaces,
+        Interfaces::AllButLoopback
+    );
+    let c = check("[capture]\ninterfaces = [\"eth0\", \"eth1\"]\nimmediate = false\n").unwrap();
+    assert_eq!(
+        c.capture.interfaces,
+        Interfaces::Named(vec!["eth0".into(), "eth1".into()])
+    );
+    assert!(!c.capture.immediate);
+    assert_eq!(
+        check("[capture]\ninterfaces = [\"any\"]\n")
+            .unwrap()
+            .capture
+            .interfaces,
+        Interfaces::All
+    );
+    assert_eq!(
+        problems("[capture]\ninterfaces = [\"eth0\", \"ALL\", \"bad name\"]\n"),
+        [
+            "[capture] interfaces: \"ALL\" must be alone in the list",
+            "[capture] interfaces: \"bad name\" is not an interface name",
+        ]
+    );
+    assert_eq!(
+        problems("[capture]\ninterfaces = []\n"),
+        ["[capture] interfaces = []: name at least one, or \"ALL_NLO\""]
+    );
+}

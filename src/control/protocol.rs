@@ -115,6 +115,13 @@ pub struct StatusInfo {
     pub refused: u64,
     /// Frames the kernel dropped before capture.
     pub capture_drops: u64,
+    /// Of the last (up to 1,024) blocks: the median time from the capture of the probe that
+    /// made the detection to the kernel's acknowledgement of the block, microseconds.
+    pub block_latency_p50_us: u64,
+    /// The same, 99th percentile.
+    pub block_latency_p99_us: u64,
+    /// How many blocks those figures are of.
+    pub block_latency_samples: usize,
     /// Where the configuration came from.
     pub config: String,
 }

@@ -83,6 +83,19 @@ fn status(s: &StatusInfo) -> String {
         ),
         ("refused by budget", s.refused.to_string()),
         ("capture drops", s.capture_drops.to_string()),
+        (
+            "block latency",
+            if s.block_latency_samples == 0 {
+                "no blocks yet".to_string()
+            } else {
+                format!(
+                    "{:.2} ms median, {:.2} ms p99 (capture to kernel, last {} blocks)",
+                    s.block_latency_p50_us as f64 / 1000.0,
+                    s.block_latency_p99_us as f64 / 1000.0,
+                    s.block_latency_samples
+                )
+            },
+        ),
         ("configuration", s.config.clone()),
     ];
     table(&[], &rows.map(|(k, v)| vec![k.to_string(), v]))

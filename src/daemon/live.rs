@@ -98,7 +98,12 @@ struct Daemon {
     dirty: bool,
     refused: u64,
     capture_drops: u64,
+    /// Capture-to-kernel latencies of the last blocks, microseconds.
+    latencies: std::collections::VecDeque<u64>,
 }
+
+/// Latencies kept for `status`.
+const LATENCY_SAMPLES: usize = 1024;
 
 /// Prints one event line, prefixed with the time.
 fn log(clock: &SystemClock, line: &str) {
@@ -191,24 +196,27 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         dirty: false,
         refused: 0,
         capture_drops: 0,
+        latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
         loaded,
         config_path,
     };
     daemon.reconcile();
 
-    let settings = LiveSettings::default();
-    let mut capture = match LiveCapture::open(&settings) {
-        Ok(c) => c,
-        Err(e) if e.is_permission() => {
-            exit::report("sentryd", &e);
-            eprintln!("hint: run as root, or with CAP_NET_RAW and CAP_NET_ADMIN");
-            return exit::code(exit::NOPERM);
+    let mut captures = Vec::new();
+    for settings in LiveSettings::for_config(&config.capture) {
+        match LiveCapture::open(&settings) {
+            Ok(c) => captures.push(c),
+            Err(e) if e.is_permission() => {
+                exit::report("sentryd", &e);
+                eprintln!("hint: run as root, or with CAP_NET_RAW and CAP_NET_ADMIN");
+                return exit::code(exit::NOPERM);
+            }
+            Err(e) => {
+                exit::report("sentryd", &e);
+                return exit::code(exit::FAILURE);
+            }
         }
-        Err(e) => {
-            exit::report("sentryd", &e);
-            return exit::code(exit::FAILURE);
-        }
-    };
+    }
     let socket_path = config.daemon.socket.clone();
     let server = match Server::bind(&socket_path) {
         Ok(s) => s,
@@ -238,11 +246,14 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
     }
     daemon.watch_firewall(&wake);
 
-    let link = capture.link();
     eprintln!(
         "sentryd: watching {} ({} local addresses, {} never-block entries, {} blocks restored; \
          configuration: {}; control socket {}); {}",
-        settings.device,
+        captures
+            .iter()
+            .map(LiveCapture::device)
+            .collect::<Vec<_>>()
+            .join(", "),
         interfaces.len(),
         daemon.pipeline.ignore().entries().len(),
         daemon.responder.active_count(),
@@ -260,18 +271,21 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
     let mut next_save = now.saturating_add(SAVE_EVERY);
     let mut next_status = now;
     loop {
-        for _ in 0..FRAMES_PER_TURN {
-            match capture.next_frame() {
-                Ok(Some(frame)) => {
-                    if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
-                        daemon.on_detection(&d);
+        for capture in &mut captures {
+            let link = capture.link();
+            for _ in 0..FRAMES_PER_TURN {
+                match capture.next_frame() {
+                    Ok(Some(frame)) => {
+                        if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
+                            daemon.on_detection(&d);
+                        }
                     }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    exit::report("sentryd", &e);
-                    daemon.save();
-                    return exit::code(exit::FAILURE);
+                    Ok(None) => break,
+                    Err(e) => {
+                        exit::report("sentryd", &e);
+                        daemon.save();
+                        return exit::code(exit::FAILURE);
+                    }
                 }
             }
         }
@@ -303,8 +317,13 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         }
         if now >= next_status {
             next_status = now.saturating_add(STATUS_EVERY);
-            let (dropped, if_dropped) = capture.drops();
-            daemon.capture_drops = u64::from(dropped) + u64::from(if_dropped);
+            daemon.capture_drops = captures
+                .iter_mut()
+                .map(|c| {
+                    let (dropped, if_dropped) = c.drops();
+                    u64::from(dropped) + u64::from(if_dropped)
+                })
+                .sum();
             let s = daemon.status();
             notify(&format!(
                 "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
@@ -322,10 +341,11 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         let wait = next
             .saturating_since(clock.now())
             .min(Duration::from_secs(1));
-        let mut fds = [
-            PollFd::new(capture.fd(), PollFlags::POLLIN),
-            PollFd::new(wake_read.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds: Vec<PollFd<'_>> = captures
+            .iter()
+            .map(|c| PollFd::new(c.fd(), PollFlags::POLLIN))
+            .chain([PollFd::new(wake_read.as_fd(), PollFlags::POLLIN)])
+            .collect();
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -336,6 +356,16 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
             }
         }
     }
+}
+
+/// The per-mille-th value of `samples` (0 when there are none).
+fn percentile(samples: &std::collections::VecDeque<u64>, per_mille: usize) -> u64 {
+    let mut sorted: Vec<u64> = samples.iter().copied().collect();
+    sorted.sort_unstable();
+    sorted
+        .get(sorted.len().saturating_sub(1) * per_mille / 1000)
+        .copied()
+        .unwrap_or(0)
 }
 
 fn spawn_signals(wake: Wake) -> std::io::Result<()> {
@@ -445,11 +475,17 @@ impl Daemon {
         }
         match self.firewall.apply(&actions) {
             Ok(()) => {
-                self.dirty = true;
-                self.log(&line);
                 if let Decision::Block { net, ttl, .. } = &decision {
+                    let latency = self.now().saturating_since(d.last_seen);
+                    if self.latencies.len() == LATENCY_SAMPLES {
+                        self.latencies.pop_front();
+                    }
+                    self.latencies
+                        .push_back(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
                     self.hooks.on_block(d, *net, *ttl);
                 }
+                self.dirty = true;
+                self.log(&line);
             }
             Err(e) => self.log(&format!("could not carry out \"{line}\": {e}")),
         }
@@ -648,6 +684,9 @@ impl Daemon {
             max_blocks: self.config().respond.max_blocks,
             refused: self.refused,
             capture_drops: self.capture_drops,
+            block_latency_p50_us: percentile(&self.latencies, 500),
+            block_latency_p99_us: percentile(&self.latencies, 990),
+            block_latency_samples: self.latencies.len(),
             config: self.loaded.origin.to_string(),
         }
     }

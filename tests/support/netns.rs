@@ -114,7 +114,17 @@ impl NetnsPair {
 
     /// Runs nmap from the scanner's namespace (bounded by `timeout`).
     pub fn nmap(&self, args: &[&str]) -> Output {
-        let mut full = vec!["timeout", "60", "nmap", "-n", "-Pn", "-T4"];
+        // Once blocked, every probe goes unanswered: one retry keeps nmap from waiting long.
+        let mut full = vec![
+            "timeout",
+            "60",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-T4",
+            "--max-retries",
+            "1",
+        ];
         full.extend_from_slice(args);
         let out = self.exec(&self.b, &full);
         assert!(

@@ -1,0 +1,158 @@
+//! The kernel capture filter, as pcap filter text. **Pure.**
+//!
+//! The kernel hands over only what the pipeline can use: TCP segments that open or close a
+//! conversation or carry no ACK (every probe kind, and the handshakes and closes the
+//! conversation memory needs), UDP, and IPv6 packets whose next header is neither TCP, UDP nor
+//! ICMPv6 (extension headers, which userspace walks). The bulk of a busy host's traffic —
+//! segments with ACK and neither SYN nor FIN, RSTs of established connections, ICMP — stays in
+//! the kernel.
+//!
+//! pcap's `tcp[tcpflags]` only works for IPv4 (its compiled code checks for EtherType 0x0800),
+//! so IPv6 TCP is matched on the fixed header: next header at byte 6, flags at byte 40 + 13.
+
+/// Which interfaces to capture on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interfaces {
+    /// Every interface but loopback: the `any` device, loopback frames dropped by the filter.
+    AllButLoopback,
+    /// Every interface, loopback included: the `any` device.
+    All,
+    /// These interfaces, one capture each.
+    Named(Vec<String>),
+}
+
+/// ARPHRD_LOOPBACK, the hardware type of loopback in a Linux cooked header (bytes 2-3).
+const ARPHRD_LOOPBACK: u16 = 772;
+
+/// The filter for a capture on `device` (`any` or an interface).
+pub fn filter(interfaces: &Interfaces) -> String {
+    let probes = "(ip and tcp and (tcp[tcpflags] & tcp-ack == 0 or tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)) \
+         or (ip6 and ip6[6] == 6 and (ip6[53] & 0x10 == 0 or ip6[53] & 0x03 != 0)) \
+         or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
+         or udp";
+    match interfaces {
+        Interfaces::AllButLoopback => format!("link[2:2] != {ARPHRD_LOOPBACK} and ({probes})"),
+        Interfaces::All | Interfaces::Named(_) => probes.to_string(),
+    }
+}
+
+/// The pcap devices to open.
+pub fn devices(interfaces: &Interfaces) -> Vec<String> {
+    match interfaces {
+        Interfaces::AllButLoopback | Interfaces::All => vec!["any".into()],
+        Interfaces::Named(names) => names.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{IpNumber, Ipv6Header, PacketBuilder, TcpHeader};
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn tcp4(flags: u16) -> Vec<u8> {
+        let mut h = TcpHeader::new(40000, 22, 1, 1024);
+        set_flags(&mut h, flags);
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([203, 0, 113, 7], [198, 51, 100, 1], 64)
+            .tcp_header(h)
+            .write(&mut out, &[])
+            .unwrap();
+        out
+    }
+
+    fn tcp6(flags: u16) -> Vec<u8> {
+        let mut h = TcpHeader::new(40000, 22, 1, 1024);
+        set_flags(&mut h, flags);
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                64,
+            )
+            .tcp_header(h)
+            .write(&mut out, &[])
+            .unwrap();
+        out
+    }
+
+    fn udp4() -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([203, 0, 113, 7], [198, 51, 100, 1], 64)
+            .udp(5000, 161)
+            .write(&mut out, &[])
+            .unwrap();
+        out
+    }
+
+    fn set_flags(h: &mut TcpHeader, flags: u16) {
+        h.fin = flags & 0x01 != 0;
+        h.syn = flags & 0x02 != 0;
+        h.rst = flags & 0x04 != 0;
+        h.psh = flags & 0x08 != 0;
+        h.ack = flags & 0x10 != 0;
+        h.urg = flags & 0x20 != 0;
+    }
+
+    fn passes(filter: &str, frame: &[u8]) -> bool {
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+        let program = dead.compile(filter, true).expect("the filter compiles");
+        program.filter(frame)
+    }
+
+    #[test]
+    fn probes_and_handshakes_pass_bulk_traffic_does_not() {
+        let f = filter(&Interfaces::All);
+        for (what, frame, expected) in [
+            ("SYN", tcp4(0x02), true),
+            ("NULL", tcp4(0x00), true),
+            ("XMAS", tcp4(0x29), true),
+            ("FIN", tcp4(0x01), true),
+            ("FIN+ACK", tcp4(0x11), true),
+            ("SYN+ACK", tcp4(0x12), true),
+            ("ACK", tcp4(0x10), false),
+            ("PSH+ACK", tcp4(0x18), false),
+            ("RST+ACK", tcp4(0x14), false),
+            ("RST", tcp4(0x04), true),
+            ("UDP", udp4(), true),
+            ("IPv6 SYN", tcp6(0x02), true),
+            ("IPv6 XMAS", tcp6(0x29), true),
+            ("IPv6 FIN+ACK", tcp6(0x11), true),
+            ("IPv6 ACK", tcp6(0x10), false),
+            ("IPv6 PSH+ACK", tcp6(0x18), false),
+        ] {
+            assert_eq!(passes(&f, &frame), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn ipv6_extension_headers_go_to_userspace() {
+        // An IPv6 header announcing a hop-by-hop header (0): the filter cannot see the flags.
+        let mut frame = tcp6(0x10);
+        let ip = 14;
+        frame[ip + 6] = u8::from(IpNumber::IPV6_HEADER_HOP_BY_HOP);
+        assert!(passes(&filter(&Interfaces::All), &frame));
+        let _ = Ipv6Header::LEN;
+    }
+
+    #[test]
+    fn every_variant_compiles() {
+        for i in [
+            Interfaces::AllButLoopback,
+            Interfaces::All,
+            Interfaces::Named(vec!["eth0".into()]),
+        ] {
+            let dead = pcap::Capture::dead(pcap::Linktype::LINUX_SLL).unwrap();
+            assert!(dead.compile(&filter(&i), true).is_ok(), "{i:?}");
+        }
+        assert_eq!(devices(&Interfaces::AllButLoopback), ["any"]);
+        assert_eq!(
+            devices(&Interfaces::Named(vec!["eth0".into(), "eth1".into()])),
+            ["eth0", "eth1"]
+        );
+    }
+}
