@@ -16,6 +16,11 @@ pub const CONFIG: u8 = 78;
 
 /// Prints `program: error: …` with the error's whole chain of causes, once, on stderr.
 pub fn report(program: &str, err: &dyn Error) {
+    eprintln!("{program}: error: {}", chain(err));
+}
+
+/// The error and its causes, `: `-separated.
+pub fn chain(err: &dyn Error) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -23,7 +28,7 @@ pub fn report(program: &str, err: &dyn Error) {
         line.push_str(&cause.to_string());
         source = cause.source();
     }
-    eprintln!("{program}: error: {line}");
+    line
 }
 
 /// `code` as a process exit code.

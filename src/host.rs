@@ -116,6 +116,75 @@ pub fn interface_addresses() -> Result<Vec<(String, IpAddr)>, pcap::Error> {
         .collect())
 }
 
+/// rtnetlink multicast groups: links, IPv4 and IPv6 addresses and routes.
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+
+/// Calls `changed` (from a thread of its own) whenever an interface, an address or a route of
+/// this network namespace changes, and when `/etc/resolv.conf` is replaced or rewritten
+/// (checked every 2 s), so that the daemon can rebuild its never-block list and its idea of
+/// which addresses are its own.
+///
+/// # Errors
+///
+/// When the rtnetlink socket cannot be opened.
+pub fn watch(changed: Box<dyn Fn() + Send>) -> io::Result<()> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv,
+        setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    let groups = RTMGRP_LINK
+        | RTMGRP_IPV4_IFADDR
+        | RTMGRP_IPV4_ROUTE
+        | RTMGRP_IPV6_IFADDR
+        | RTMGRP_IPV6_ROUTE;
+    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))?;
+    // A wake-up every 2 s to look at resolv.conf.
+    setsockopt(
+        &fd,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(2, 0),
+    )?;
+    std::thread::Builder::new()
+        .name("host-watch".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut resolv = resolv_conf_stamp();
+            loop {
+                match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                    // Any message of these groups is a change; overflow means we missed some.
+                    Ok(_) | Err(nix::errno::Errno::ENOBUFS) => changed(),
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                    Err(_) => return,
+                }
+                let now = resolv_conf_stamp();
+                if now != resolv {
+                    resolv = now;
+                    changed();
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// What identifies a version of resolv.conf: its target, size and modification time.
+fn resolv_conf_stamp() -> Option<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let path = std::fs::canonicalize(crate::ignore::discover::RESOLV_CONF).ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    Some((path, meta.len(), meta.modified().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

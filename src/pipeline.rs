@@ -290,6 +290,13 @@ impl Pipeline {
         self.locals = Locals::new(locals);
     }
 
+    /// Takes the host's current addresses and never-block list (after an interface, address,
+    /// route or resolv.conf change).
+    pub fn set_host(&mut self, locals: impl IntoIterator<Item = IpAddr>, ignore: IgnoreList) {
+        self.locals = Locals::new(locals);
+        self.ignore = ignore;
+    }
+
     /// Forgets what the detector knows of the sources in `net`.
     pub fn forget(&mut self, net: ipnet::IpNet) {
         self.detector.forget(net);

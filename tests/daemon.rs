@@ -293,3 +293,65 @@ fn a_connect_scan_is_blocked() {
     lab.nmap(&["-sT", "-p", "1-100", NetnsPair::A4]);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_new_address_and_a_new_gateway_are_never_blocked_without_a_restart() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let veth_a = format!("va{}", lab.b.trim_start_matches("sst-b-"));
+    for args in [
+        vec![
+            "-n",
+            &lab.a,
+            "addr",
+            "add",
+            "198.51.100.50/24",
+            "dev",
+            &veth_a,
+        ],
+        vec![
+            "-n",
+            &lab.a,
+            "route",
+            "add",
+            "default",
+            "via",
+            NetnsPair::B4,
+        ],
+    ] {
+        let out = Command::new("ip").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        wait_until(DEADLINE, || {
+            text(&daemon.ctl(&["why", NetnsPair::B4]))
+                .contains("is never blocked: default gateway on")
+        }),
+        "{}",
+        daemon.out()
+    );
+    let why = daemon.ctl(&["why", "198.51.100.50"]);
+    assert!(
+        text(&why).contains("198.51.100.50 is never blocked: address of interface"),
+        "{}",
+        text(&why)
+    );
+    // And the kernel's allow set has the gateway.
+    let allow = lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "scansentry", "allow4"],
+    );
+    assert!(String::from_utf8_lossy(&allow.stdout).contains("198.51.100.2"));
+    assert!(
+        daemon
+            .out()
+            .contains("the host's addresses, routes or nameservers changed")
+    );
+}

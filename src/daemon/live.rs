@@ -61,6 +61,7 @@ enum Event {
     Reload,
     Stop,
     FirewallChanged,
+    HostChanged,
 }
 
 /// How other threads reach the main loop: the event, then a byte down a pipe that the main
@@ -245,6 +246,15 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         return exit::code(exit::FAILURE);
     }
     daemon.watch_firewall(&wake);
+    let host_wake = wake.clone();
+    if let Err(e) = host::watch(Box::new(move || {
+        host_wake.send(Event::HostChanged);
+    })) {
+        eprintln!(
+            "sentryd: warning: cannot follow interface and address changes ({e}); the \
+             never-block list is rebuilt on reload only"
+        );
+    }
 
     eprintln!(
         "sentryd: watching {} ({} local addresses, {} never-block entries, {} blocks restored; \
@@ -404,6 +414,7 @@ impl Daemon {
     /// Takes every pending event; returns whether to stop.
     fn on_events(&mut self, events: &Receiver<Event>) -> bool {
         let mut heal = false;
+        let mut host_changed = false;
         while let Ok(event) = events.try_recv() {
             match event {
                 Event::Control(request, reply) => {
@@ -424,7 +435,11 @@ impl Daemon {
                     notify("READY=1");
                 }
                 Event::FirewallChanged => heal = true,
+                Event::HostChanged => host_changed = true,
             }
+        }
+        if host_changed {
+            self.refresh_host();
         }
         if heal {
             // Let the change that woke us finish (an `nft -f` is one transaction, but a script
@@ -560,6 +575,33 @@ impl Daemon {
         self.dirty = true;
     }
 
+    /// Interfaces, addresses, routes or resolv.conf changed: rebuild the never-block list and the
+    /// set of local addresses, and load the list into the allow sets.
+    fn refresh_host(&mut self) {
+        let Ok((interfaces, ignore)) = never_block(self.config()) else {
+            self.log(
+                "could not rebuild the never-block list after a host change; keeping the old one",
+            );
+            return;
+        };
+        let before = self.pipeline.ignore().entries().to_vec();
+        if before == ignore.entries() {
+            return;
+        }
+        let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
+        let entries = ignore.entries().len();
+        self.pipeline
+            .set_host(interfaces.iter().map(|(_, a)| *a), ignore);
+        match self.firewall.ensure_ready(&allow) {
+            Ok(()) => self.log(&format!(
+                "the host's addresses, routes or nameservers changed: {} local addresses, \
+                 {entries} never-block entries",
+                interfaces.len()
+            )),
+            Err(e) => self.log(&format!("could not load the new never-block list: {e}")),
+        }
+    }
+
     /// The ruleset lost something: rebuild it and put every block still due back.
     fn heal(&mut self) {
         let allow = self.allow_list();
@@ -608,16 +650,8 @@ impl Daemon {
 
     /// Loads the configuration again; on any problem keeps the old one and says why.
     fn reload(&mut self) -> Result<String, String> {
-        let loaded = config::load(self.config_path.as_deref()).map_err(|e| {
-            let mut s = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                s.push_str(": ");
-                s.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            s.replace('\n', "; ")
-        })?;
+        let loaded = config::load(self.config_path.as_deref())
+            .map_err(|e| exit::chain(&e).replace('\n', "; "))?;
         for w in &loaded.warnings {
             eprintln!("sentryd: warning: {w}");
         }
@@ -629,8 +663,8 @@ impl Daemon {
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
         if firewall_changed {
-            let (mode, mut firewall) = firewall_for(&new).map_err(|e| e.to_string())?;
-            firewall.ensure_ready(&allow).map_err(|e| e.to_string())?;
+            let (mode, mut firewall) = firewall_for(&new).map_err(|e| exit::chain(&e))?;
+            firewall.ensure_ready(&allow).map_err(|e| exit::chain(&e))?;
             let now = self.now();
             let due: Vec<Action> = self
                 .responder
@@ -640,13 +674,13 @@ impl Daemon {
                     ttl: b.until.saturating_since(now),
                 })
                 .collect();
-            firewall.apply(&due).map_err(|e| e.to_string())?;
+            firewall.apply(&due).map_err(|e| exit::chain(&e))?;
             self.firewall = firewall;
             self.mode = mode;
         } else {
             self.firewall
                 .ensure_ready(&allow)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| exit::chain(&e))?;
         }
         let mut traps = new.traps.build(host::local_port_range());
         if let Ok(listeners) = host::read_listeners() {

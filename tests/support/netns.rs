@@ -154,8 +154,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// The daemon's control socket and state directory are in `dir`, never the host's.
+    /// The daemon's control socket and state directory are in `dir`, never the host's. It runs
+    /// for at most two minutes.
     pub fn spawn(ns: &str, dir: &Path, config: &str) -> Self {
+        Self::spawn_for(ns, dir, config, 120)
+    }
+
+    /// As [`Daemon::spawn`], for at most `seconds`.
+    pub fn spawn_for(ns: &str, dir: &Path, config: &str, seconds: u32) -> Self {
         let config_path = dir.join("scansentry.toml");
         std::fs::write(
             &config_path,
@@ -169,7 +175,7 @@ impl Daemon {
         let stdout = dir.join("sentryd.out");
         let stderr = dir.join("sentryd.err");
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "timeout", "120"])
+            .args(["netns", "exec", ns, "timeout", &seconds.to_string()])
             .arg(env!("CARGO_BIN_EXE_sentryd"))
             .arg("-c")
             .arg(&config_path)

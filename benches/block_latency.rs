@@ -1,0 +1,162 @@
+//! How fast a real scan is answered, in the namespace lab (root needed):
+//! - the time from the capture of the probe that makes a detection to the kernel's
+//!   acknowledgement of the block, p50 and p99 over many `nmap -sS -T4` scans, each from a new
+//!   address (ports 1-200; as reported by `sentryctl status`);
+//! - how many replies reach the scanner after that probe (nmap's count of closed ports, less
+//!   the seven that make the detection);
+//! - how many of the victim's five open ports a full `nmap -sS -p- -T4` still reports, with and
+//!   without the daemon.
+//!
+//! Run: `cargo bench --bench block_latency` (as root). Results go in BENCHMARKS.md.
+
+#[path = "../tests/support/netns.rs"]
+#[allow(dead_code, reason = "the benchmark uses part of the test lab")]
+mod netns;
+
+use std::process::Command;
+
+use netns::{Daemon, KillOnDrop, NetnsPair, TempDir, require_root};
+
+const SCANS: u8 = 20;
+const OPEN: [u16; 5] = [22, 80, 443, 3306, 8080];
+
+fn nmap(lab: &NetnsPair, args: &[&str]) -> String {
+    let mut full = vec!["timeout", "600", "nmap", "-n", "-Pn", "-T4"];
+    full.extend_from_slice(args);
+    let out = lab.exec(&lab.b, &full);
+    assert!(
+        out.status.success(),
+        "nmap {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// nmap's count of `state` ports ("closed", "open"), whether listed or summarised.
+fn count(report: &str, state: &str) -> usize {
+    let listed = report
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(state))
+        .count();
+    let summarised: usize = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("Not shown: "))
+        .flat_map(|l| l.split(", "))
+        .filter_map(|part| {
+            let mut words = part.split_whitespace();
+            let n = words.next()?.parse::<usize>().ok()?;
+            (words.next() == Some(state)).then_some(n)
+        })
+        .sum();
+    listed + summarised
+}
+
+fn main() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("latency");
+    let server = Command::new("ip")
+        .args(["netns", "exec", &lab.a, "timeout", "900", "python3", "-c"])
+        .arg(format!(
+            "import socket, time\ns = [socket.create_server(('0.0.0.0', p)) for p in {OPEN:?}]\ntime.sleep(900)\n"
+        ))
+        .spawn()
+        .expect("python3");
+    let _server = KillOnDrop(server);
+    // Scanners: 198.51.100.10 onwards, one address per scan.
+    for i in 0..=SCANS + 2 {
+        let addr = format!("198.51.100.{}/24", 10 + u16::from(i));
+        let out = lab.exec(&lab.b, &["ip", "addr", "add", &addr, "dev", &lab.veth_b]);
+        assert!(out.status.success());
+    }
+
+    // Without the daemon: the full scan finds every open port.
+    let baseline_from = format!("198.51.100.{}", 10 + u16::from(SCANS) + 1);
+    let baseline = nmap(
+        &lab,
+        &[
+            "-sS",
+            "-p-",
+            "--max-retries",
+            "0",
+            "--min-rate",
+            "5000",
+            "-S",
+            &baseline_from,
+            "-e",
+            &lab.veth_b,
+            netns::NetnsPair::A4,
+        ],
+    );
+    let open_without = count(&baseline, "open");
+
+    // Let the listeners be up before anything is measured.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let daemon = Daemon::spawn_for(
+        &lab.a,
+        &dir.0,
+        "[respond]\nmax-new-blocks-per-second = 1000\n",
+        900,
+    );
+    let mut replies_after = Vec::new();
+    for i in 0..SCANS {
+        let from = format!("198.51.100.{}", 10 + u16::from(i));
+        let report = nmap(
+            &lab,
+            &[
+                "-sS",
+                "-p",
+                "1-200",
+                "--max-retries",
+                "1",
+                "-S",
+                &from,
+                "-e",
+                &lab.veth_b,
+                netns::NetnsPair::A4,
+            ],
+        );
+        // Seven closed privileged ports make the detection; every other "closed" is a reply
+        // that got through after it.
+        replies_after.push(count(&report, "closed").saturating_sub(7));
+    }
+    let full_from = format!("198.51.100.{}", 10 + u16::from(SCANS));
+    // Once blocked, all 65,535 ports go unanswered: no retries and a floor on the rate keep the
+    // scan to a minute or two (nmap -T4 alone would wait far longer).
+    let full = nmap(
+        &lab,
+        &[
+            "-sS",
+            "-p-",
+            "--max-retries",
+            "0",
+            "--min-rate",
+            "5000",
+            "-S",
+            &full_from,
+            "-e",
+            &lab.veth_b,
+            netns::NetnsPair::A4,
+        ],
+    );
+    let open_with = count(&full, "open");
+
+    let status = daemon.ctl(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status");
+    println!("replies after the trigger, scan by scan: {replies_after:?}");
+    replies_after.sort_unstable();
+    println!("scans: {SCANS} of ports 1-200 (nmap -sS -T4), each from a new address");
+    println!(
+        "| capture to kernel, p50 | p99 | blocks | replies after the trigger (median, max) | open ports found by -p-, with / without sentryd |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {:.2} ms | {:.2} ms | {} | {}, {} | {open_with} of 5 / {open_without} of 5 |",
+        s["block_latency_p50_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        s["block_latency_p99_us"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        s["block_latency_samples"],
+        replies_after[replies_after.len() / 2],
+        replies_after[replies_after.len() - 1],
+    );
+}
