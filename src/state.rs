@@ -79,7 +79,7 @@ impl State {
                         .why
                         .ports
                         .iter()
-                        .map(|(proto, port)| format!("{port}/{}", proto.as_str()))
+                        .map(|(proto, port)| proto.label(*port))
                         .collect(),
                 })
                 .collect(),

@@ -21,7 +21,7 @@ pub fn argv(template: &[String], d: &Detection, net: IpNet, ttl: Duration) -> Ve
     let ports = d
         .ports
         .iter()
-        .map(|(proto, port)| format!("{port}/{}", proto.as_str()))
+        .map(|(proto, port)| proto.label(*port))
         .collect::<Vec<_>>()
         .join(",");
     template

@@ -556,12 +556,8 @@ impl Daemon {
         }
         let missing: Vec<Action> = self
             .responder
-            .active(now)
-            .filter(|b| !in_kernel.iter().any(|k| k.net == b.net))
-            .map(|b| Action::Block {
-                net: b.net,
-                ttl: b.until.saturating_since(now),
-            })
+            .due(now)
+            .filter(|a| !in_kernel.iter().any(|k| k.net == a.net()))
             .collect();
         if !missing.is_empty() {
             match self.firewall.apply(&missing) {
@@ -609,15 +605,7 @@ impl Daemon {
             self.log(&format!("could not restore the firewall: {e}"));
             return;
         }
-        let now = self.now();
-        let due: Vec<Action> = self
-            .responder
-            .active(now)
-            .map(|b| Action::Block {
-                net: b.net,
-                ttl: b.until.saturating_since(now),
-            })
-            .collect();
+        let due: Vec<Action> = self.responder.due(self.now()).collect();
         match self.firewall.apply(&due) {
             Ok(()) => self.log(&format!(
                 "the ruleset changed under us: restored the table and {} blocks still due",
@@ -665,15 +653,7 @@ impl Daemon {
         if firewall_changed {
             let (mode, mut firewall) = firewall_for(&new).map_err(|e| exit::chain(&e))?;
             firewall.ensure_ready(&allow).map_err(|e| exit::chain(&e))?;
-            let now = self.now();
-            let due: Vec<Action> = self
-                .responder
-                .active(now)
-                .map(|b| Action::Block {
-                    net: b.net,
-                    ttl: b.until.saturating_since(now),
-                })
-                .collect();
+            let due: Vec<Action> = self.responder.due(self.now()).collect();
             firewall.apply(&due).map_err(|e| exit::chain(&e))?;
             self.firewall = firewall;
             self.mode = mode;
@@ -733,7 +713,7 @@ impl Daemon {
                 .why
                 .ports
                 .iter()
-                .map(|(proto, port)| format!("{port}/{}", proto.as_str()))
+                .map(|(proto, port)| proto.label(*port))
                 .collect(),
             blocked_at: b.since.to_string(),
             remaining: b.until.saturating_since(now).as_secs(),

@@ -407,6 +407,15 @@ impl Responder {
             })
     }
 
+    /// Every active block as the action that puts it in the kernel with the time it has left
+    /// (to rebuild a lost table, or fill a new firewall).
+    pub fn due(&self, now: Timestamp) -> impl Iterator<Item = Action> + '_ {
+        self.active(now).map(move |b| Action::Block {
+            net: b.net,
+            ttl: b.until.saturating_since(now),
+        })
+    }
+
     /// The active block that is `net` or covers it.
     pub fn block_of(&self, net: IpNet, now: Timestamp) -> Option<ActiveBlock> {
         self.covering(net, now).map(|(net, a)| ActiveBlock {

@@ -71,6 +71,11 @@ impl Proto {
             Proto::Udp => "udp",
         }
     }
+
+    /// A port as administrators write it: `22/tcp`.
+    pub fn label(self, port: u16) -> String {
+        format!("{port}/{}", self.as_str())
+    }
 }
 
 /// What was read from one frame: addresses, ports and, for TCP, the raw flags.
