@@ -177,15 +177,15 @@ fn a_broken_config_on_sighup_leaves_the_daemon_on_the_old_one() {
         .unwrap();
     assert!(hup.success());
     assert!(
-        wait_until(DEADLINE, || daemon.out().contains(
+        wait_until(DEADLINE, || daemon.err().contains(
             "reload refused, still running on the previous configuration"
         )),
         "{}",
-        daemon.out()
+        daemon.err()
     );
     assert!(
         daemon
-            .out()
+            .err()
             .contains("[respond] block-for = \"2 fortnights\": not a duration")
     );
     assert!(!daemon.exited());

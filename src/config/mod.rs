@@ -51,6 +51,37 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Where and how packets are captured.
     pub capture: CaptureConfig,
+    /// Where and how events are logged.
+    pub log: LogConfig,
+}
+
+/// Where the daemon's event lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output (warnings and errors to standard error).
+    Stdout,
+    /// The local syslog daemon, at `/dev/log`, facility daemon.
+    Syslog,
+    /// systemd's journal, through its native socket.
+    Journald,
+}
+
+/// How the daemon's event lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-11-21T23:51:47.731914Z blocked 198.51.100.2 for 1h: …`
+    Text,
+    /// `{"time":"…","level":"info","message":"blocked 198.51.100.2 for 1h: …"}`
+    Json,
+}
+
+/// `[log]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Where.
+    pub target: LogTarget,
+    /// How.
+    pub format: LogFormat,
 }
 
 /// `[capture]`.
@@ -473,6 +504,29 @@ impl TryFrom<RawConfig> for Config {
         );
         let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
         let interfaces = v.interfaces(&raw.capture.interfaces);
+        let log = LogConfig {
+            target: match raw.log.target.as_str() {
+                "stdout" => LogTarget::Stdout,
+                "syslog" => LogTarget::Syslog,
+                "journald" => LogTarget::Journald,
+                other => {
+                    v.problem(format!(
+                        "[log] target = {other:?}: expected \"stdout\", \"syslog\" or \"journald\""
+                    ));
+                    LogTarget::Stdout
+                }
+            },
+            format: match raw.log.format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    v.problem(format!(
+                        "[log] format = {other:?}: expected \"text\" or \"json\""
+                    ));
+                    LogFormat::Text
+                }
+            },
+        };
         let daemon = DaemonConfig {
             socket: v.absolute("[daemon] socket", &raw.daemon.socket),
             state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
@@ -538,6 +592,7 @@ impl TryFrom<RawConfig> for Config {
                 interfaces,
                 immediate: raw.capture.immediate,
             },
+            log,
         })
     }
 }

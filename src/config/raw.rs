@@ -27,6 +27,37 @@ pub struct RawConfig {
     /// `[capture]`.
     #[serde(default)]
     pub capture: RawCapture,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[log]`: where the daemon's event lines go, and how they are written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawLog {
+    /// `"stdout"`, `"syslog"` or `"journald"`.
+    #[serde(default = "default_log_target")]
+    pub target: String,
+    /// `"text"` or `"json"`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            target: default_log_target(),
+            format: default_log_format(),
+        }
+    }
+}
+
+fn default_log_target() -> String {
+    "stdout".into()
+}
+fn default_log_format() -> String {
+    "text".into()
 }
 
 /// `[capture]`: where and how packets are captured.

@@ -333,3 +333,22 @@ fn capture_interfaces_are_special_words_or_names() {
         ["[capture] interfaces = []: name at least one, or \"ALL_NLO\""]
     );
 }
+
+#[test]
+fn log_target_and_format() {
+    let c = check("[log]\ntarget = \"journald\"\nformat = \"json\"\n").unwrap();
+    assert_eq!(
+        c.log,
+        LogConfig {
+            target: LogTarget::Journald,
+            format: LogFormat::Json
+        }
+    );
+    assert_eq!(
+        problems("[log]\ntarget = \"file\"\nformat = \"xml\"\n"),
+        [
+            "[log] target = \"file\": expected \"stdout\", \"syslog\" or \"journald\"",
+            "[log] format = \"xml\": expected \"text\" or \"json\"",
+        ]
+    );
+}

@@ -19,6 +19,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::hook::Hooks;
+use super::log::{Level, Logger};
 use super::notify::notify;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -101,15 +102,11 @@ struct Daemon {
     capture_drops: u64,
     /// Capture-to-kernel latencies of the last blocks, microseconds.
     latencies: std::collections::VecDeque<u64>,
+    logger: Logger,
 }
 
 /// Latencies kept for `status`.
 const LATENCY_SAMPLES: usize = 1024;
-
-/// Prints one event line, prefixed with the time.
-fn log(clock: &SystemClock, line: &str) {
-    println!("{} {line}", clock.now());
-}
 
 /// The host's addresses and the never-block list: discovered (interfaces, gateways,
 /// nameservers), configured, and from the ignore file. Problems are printed; the error is the
@@ -198,6 +195,7 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         refused: 0,
         capture_drops: 0,
         latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
+        logger: Logger::new(config.log.target, config.log.format),
         loaded,
         config_path,
     };
@@ -292,7 +290,9 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        exit::report("sentryd", &e);
+                        daemon
+                            .logger
+                            .log(clock.now(), Level::Error, &exit::chain(&e));
                         daemon.save();
                         return exit::code(exit::FAILURE);
                     }
@@ -316,7 +316,7 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
             next_listeners = now.saturating_add(LISTENERS_EVERY);
             match host::read_listeners() {
                 Ok(listeners) => daemon.pipeline.set_listeners(listeners),
-                Err(e) => eprintln!("sentryd: warning: cannot refresh listening sockets: {e}"),
+                Err(e) => daemon.warn(&format!("cannot refresh listening sockets: {e}")),
             }
         }
         if now >= next_save {
@@ -340,8 +340,9 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
                 s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
             ));
             if daemon.verbosity >= Verbosity::Debug {
-                log(
-                    &clock,
+                daemon.logger.log(
+                    clock.now(),
+                    Level::Debug,
                     &format!("counters: {:?}", daemon.pipeline.counters()),
                 );
             }
@@ -408,7 +409,11 @@ impl Daemon {
     }
 
     fn log(&self, line: &str) {
-        log(&self.clock, line);
+        self.logger.log(self.now(), Level::Info, line);
+    }
+
+    fn warn(&self, line: &str) {
+        self.logger.log(self.now(), Level::Warning, line);
     }
 
     /// Takes every pending event; returns whether to stop.
@@ -428,7 +433,7 @@ impl Daemon {
                         Ok(origin) => {
                             self.log(&format!("reloaded the configuration from {origin}"))
                         }
-                        Err(why) => self.log(&format!(
+                        Err(why) => self.warn(&format!(
                             "reload refused, still running on the previous configuration: {why}"
                         )),
                     }
@@ -502,7 +507,7 @@ impl Daemon {
                 self.dirty = true;
                 self.log(&line);
             }
-            Err(e) => self.log(&format!("could not carry out \"{line}\": {e}")),
+            Err(e) => self.warn(&format!("could not carry out \"{line}\": {e}")),
         }
     }
 
@@ -565,7 +570,7 @@ impl Daemon {
                     "put back {} blocks that were still due",
                     missing.len()
                 )),
-                Err(e) => self.log(&format!("could not put back the blocks still due: {e}")),
+                Err(e) => self.warn(&format!("could not put back the blocks still due: {e}")),
             }
         }
         self.dirty = true;
@@ -594,7 +599,7 @@ impl Daemon {
                  {entries} never-block entries",
                 interfaces.len()
             )),
-            Err(e) => self.log(&format!("could not load the new never-block list: {e}")),
+            Err(e) => self.warn(&format!("could not load the new never-block list: {e}")),
         }
     }
 
@@ -602,7 +607,7 @@ impl Daemon {
     fn heal(&mut self) {
         let allow = self.allow_list();
         if let Err(e) = self.firewall.ensure_ready(&allow) {
-            self.log(&format!("could not restore the firewall: {e}"));
+            self.warn(&format!("could not restore the firewall: {e}"));
             return;
         }
         let due: Vec<Action> = self.responder.due(self.now()).collect();
@@ -611,7 +616,7 @@ impl Daemon {
                 "the ruleset changed under us: restored the table and {} blocks still due",
                 due.len()
             )),
-            Err(e) => self.log(&format!("could not restore the blocks still due: {e}")),
+            Err(e) => self.warn(&format!("could not restore the blocks still due: {e}")),
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod hook;
 mod live;
+mod log;
 mod notify;
 
 use std::io::Write;

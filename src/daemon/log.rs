@@ -1,0 +1,190 @@
+//! Where the daemon's event lines go: standard output (the default; systemd's journal takes it
+//! from there), syslog (`/dev/log`), or the journal's native socket; as text or as JSON. One
+//! event per line, facts first. **Shell**, except [`format_line`], which is pure.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+
+pub use crate::config::{LogFormat as Format, LogTarget as Target};
+use crate::time::Timestamp;
+
+/// How serious an event is (syslog's severities).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Something failed.
+    Error,
+    /// Something is off, and the daemon goes on.
+    Warning,
+    /// A block, an unblock, a reload: the daemon's normal business.
+    Info,
+    /// Counters and details (`-d`).
+    Debug,
+}
+
+impl Level {
+    fn severity(self) -> u8 {
+        match self {
+            Level::Error => 3,
+            Level::Warning => 4,
+            Level::Info => 6,
+            Level::Debug => 7,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+/// The line for `message` at `time` in `format` (the time is left out for syslog and the
+/// journal, which stamp lines themselves).
+pub fn format_line(
+    format: Format,
+    stamped: bool,
+    time: Timestamp,
+    level: Level,
+    message: &str,
+) -> String {
+    match format {
+        Format::Text if stamped => format!("{time} {message}"),
+        Format::Text => message.to_string(),
+        Format::Json => {
+            let mut v = serde_json::json!({ "level": level.name(), "message": message });
+            if stamped {
+                v["time"] = serde_json::Value::String(time.to_string());
+            }
+            v.to_string()
+        }
+    }
+}
+
+/// The daemon's logger.
+#[derive(Debug)]
+pub struct Logger {
+    target: Target,
+    format: Format,
+    socket: Option<UnixDatagram>,
+}
+
+impl Logger {
+    /// A logger for `target` and `format`. If the syslog or journal socket cannot be reached,
+    /// lines go to standard output, and the first one says why.
+    pub fn new(target: Target, format: Format) -> Self {
+        let path = match target {
+            Target::Stdout => None,
+            Target::Syslog => Some("/dev/log"),
+            Target::Journald => Some("/run/systemd/journal/socket"),
+        };
+        let socket = path.and_then(|p| {
+            UnixDatagram::unbound()
+                .and_then(|s| s.connect(p).map(|()| s))
+                .map_err(|e| {
+                    eprintln!(
+                        "sentryd: warning: cannot log to {p} ({e}); logging to standard output"
+                    )
+                })
+                .ok()
+        });
+        let target = if socket.is_some() {
+            target
+        } else {
+            Target::Stdout
+        };
+        Logger {
+            target,
+            format,
+            socket,
+        }
+    }
+
+    /// Writes one event.
+    pub fn log(&self, time: Timestamp, level: Level, message: &str) {
+        let stamped = self.target == Target::Stdout;
+        let line = format_line(self.format, stamped, time, level, message);
+        match (&self.socket, self.target) {
+            (Some(s), Target::Syslog) => {
+                // RFC 3164: facility daemon (3); the syslog daemon adds the time and host.
+                let pri = 3 * 8 + level.severity();
+                let _ =
+                    s.send(format!("<{pri}>sentryd[{}]: {line}", std::process::id()).as_bytes());
+            }
+            (Some(s), Target::Journald) => {
+                // The native protocol: KEY=VALUE lines (our lines hold no newline).
+                let fields = format!(
+                    "MESSAGE={}\nPRIORITY={}\nSYSLOG_IDENTIFIER=sentryd\n",
+                    line.replace('\n', " "),
+                    level.severity()
+                );
+                let _ = s.send(fields.as_bytes());
+            }
+            _ => {
+                if matches!(level, Level::Error | Level::Warning) {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                } else {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_in_text_and_json() {
+        let t = Timestamp::from_micros(1_763_769_107_731_914);
+        assert_eq!(
+            format_line(
+                Format::Text,
+                true,
+                t,
+                Level::Info,
+                "blocked 198.51.100.2 for 1h"
+            ),
+            "2025-11-21T23:51:47.731914Z blocked 198.51.100.2 for 1h"
+        );
+        assert_eq!(format_line(Format::Text, false, t, Level::Info, "x"), "x");
+        let v: serde_json::Value = serde_json::from_str(&format_line(
+            Format::Json,
+            true,
+            t,
+            Level::Warning,
+            "a \"b\"",
+        ))
+        .unwrap();
+        assert_eq!(v["level"], "warning");
+        assert_eq!(v["message"], "a \"b\"");
+        assert_eq!(v["time"], "2025-11-21T23:51:47.731914Z");
+    }
+
+    #[test]
+    fn the_journal_socket_gets_native_fields() {
+        let dir = std::env::temp_dir().join(format!("scansentry-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal.sock");
+        let _ = std::fs::remove_file(&path);
+        let server = UnixDatagram::bind(&path).unwrap();
+        let socket = UnixDatagram::unbound().unwrap();
+        socket.connect(&path).unwrap();
+        let logger = Logger {
+            target: Target::Journald,
+            format: Format::Text,
+            socket: Some(socket),
+        };
+        logger.log(Timestamp::ZERO, Level::Warning, "not blocking 198.51.100.1");
+        let mut buf = [0u8; 256];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "MESSAGE=not blocking 198.51.100.1\nPRIORITY=4\nSYSLOG_IDENTIFIER=sentryd\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
