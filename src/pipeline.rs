@@ -24,7 +24,7 @@ use crate::detect::traps::Traps;
 use crate::detect::{Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::ignore::IgnoreList;
 use crate::time::Timestamp;
-use crate::wire::{self, LinkType, Packet, Skip};
+use crate::wire::{self, LinkType, Packet, ProbeKind, Proto, Skip};
 
 /// What happened to the packets seen so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -126,6 +126,13 @@ impl RecentFlows {
         let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
         let i = self.slot(fp);
         self.slots[i] = (fp, at);
+    }
+
+    /// Whether a packet of `p`'s flow, in `p`'s direction, was remembered within the last `ttl`.
+    pub fn contains(&self, at: Timestamp, p: &Packet) -> bool {
+        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
+        let (stored, when) = self.slots[self.slot(fp)];
+        stored == fp && when != Timestamp::ZERO && at.saturating_since(when) <= self.ttl
     }
 
     /// Whether `p` travels the reverse way of a flow remembered within the last `ttl`.
@@ -234,7 +241,23 @@ impl Pipeline {
         };
         if self.locals.contains(p.src) {
             c.outbound += 1;
+            // A bare RST (no ACK) with a zero window, on no conversation we know of, is the
+            // kernel's answer to a segment with ACK that matched no socket at all, listening or
+            // connected: an ACK or Window scan probe (nmap -sA, -sW), with the socket table
+            // consulted by the kernel itself. An application's abort is a RST on a known
+            // conversation (its SYN or SYN+ACK went out before); a RST crafted by a tool has a
+            // window. Stray late ACKs of closed connections still count, one port at a time.
+            let bare_rst = p
+                .tcp_flags
+                .is_some_and(|f| f.bits() & 0x3f == crate::wire::TcpFlags::RST.bits());
+            let probe = bare_rst
+                && p.window == 0
+                && !self.flows.contains(at, &p)
+                && !self.locals.contains(p.dst);
             self.flows.remember(at, &p);
+            if probe {
+                return self.count(at, p.dst, p.src, Proto::Tcp, p.src_port, ProbeKind::Ack);
+            }
             return None;
         }
         if !self.locals.contains(p.dst) {
@@ -249,22 +272,35 @@ impl Pipeline {
             c.replies += 1;
             return None;
         }
-        if self.ignore.contains(p.src) {
+        self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind)
+    }
+
+    /// The checks every probe goes through, from the never-block list on, then the detector.
+    fn count(
+        &mut self,
+        at: Timestamp,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: Proto,
+        dst_port: u16,
+        kind: ProbeKind,
+    ) -> Option<Detection> {
+        let c = &mut self.counters;
+        if self.ignore.contains(src) {
             c.ignored += 1;
             return None;
         }
-        let proto = p.proto();
-        if !self.traps.is_trap(proto, p.dst, p.dst_port) {
+        if !self.traps.is_trap(proto, dst, dst_port) {
             c.not_trap += 1;
             return None;
         }
         c.probes += 1;
         let detection = self.detector.observe(&Probe {
             at,
-            src: p.src,
-            dst: p.dst,
+            src,
+            dst,
             proto,
-            dst_port: p.dst_port,
+            dst_port,
             kind,
         });
         if detection.is_some() {
@@ -366,6 +402,7 @@ mod tests {
             src_port: sport,
             dst_port: dport,
             tcp_flags: Some(flags),
+            window: 0,
         }
     }
 
@@ -452,6 +489,7 @@ mod tests {
             src_port: 5353,
             dst_port: 53,
             tcp_flags: None,
+            window: 0,
         };
         p.process(at(400), Ok(query));
         let reply = Packet {
@@ -460,9 +498,56 @@ mod tests {
             src_port: 53,
             dst_port: 5353,
             tcp_flags: None,
+            window: 0,
         };
         p.process(at(400), Ok(reply));
         assert_eq!(p.counters().replies, 2);
+    }
+
+    #[test]
+    fn our_bare_rsts_reveal_an_ack_scan_of_ports_with_no_socket() {
+        let mut p = pipeline(&[]);
+        // The kernel answers each ACK probe to a port with no socket with a bare RST.
+        let found: Vec<_> = (1..=4)
+            .filter_map(|port| {
+                p.process(at(0), Ok(tcp(LOCAL, port, SCANNER, 40000, TcpFlags::RST)))
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "four privileged ports probed with ACK: 4 × 3 × 2 ≥ 21"
+        );
+        assert_eq!(found[0].addr, ip(SCANNER));
+        assert_eq!(found[0].kinds.to_string(), "ack");
+        // An application's abort, on a conversation that began with our SYN, is no probe.
+        let mut p2 = pipeline(&[]);
+        for port in 1..=20 {
+            p2.process(
+                at(0),
+                Ok(tcp(LOCAL, 50000 + port, SCANNER, 80, TcpFlags::SYN)),
+            );
+            p2.process(
+                at(0),
+                Ok(tcp(LOCAL, 50000 + port, SCANNER, 80, TcpFlags::RST)),
+            );
+        }
+        assert_eq!(p2.counters().probes, 0);
+        // RST+ACK (the answer to a SYN or a FIN to a closed port) says nothing of the kind.
+        let mut p = pipeline(&[]);
+        for port in 1..=20 {
+            p.process(
+                at(0),
+                Ok(tcp(
+                    LOCAL,
+                    port,
+                    SCANNER,
+                    40000,
+                    TcpFlags::RST | TcpFlags::ACK,
+                )),
+            );
+        }
+        assert_eq!(p.counters().probes, 0);
     }
 
     #[test]

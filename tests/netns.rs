@@ -81,6 +81,20 @@ scan_is_detected!(
     "blocked 198.51.100.2 for 1h: maimon scan"
 );
 scan_is_detected!(
+    nmap_ack_scan_is_detected,
+    "ack",
+    ["-sA", "-p", "1-100"],
+    NetnsPair::A4,
+    "blocked 198.51.100.2 for 1h: ack scan"
+);
+scan_is_detected!(
+    nmap_window_scan_is_detected,
+    "window",
+    ["-sW", "-p", "1-100"],
+    NetnsPair::A4,
+    "blocked 198.51.100.2 for 1h: ack scan"
+);
+scan_is_detected!(
     nmap_udp_scan_is_detected,
     "udp",
     ["-sU", "-p", "1-30"],

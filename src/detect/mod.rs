@@ -124,7 +124,16 @@ impl Default for DetectorConfig {
 pub struct ScanKinds(u8);
 
 impl ScanKinds {
-    const NAMES: [&'static str; 7] = ["syn", "fin", "null", "xmas", "maimon", "odd-flags", "udp"];
+    const NAMES: [&'static str; 8] = [
+        "syn",
+        "fin",
+        "null",
+        "xmas",
+        "maimon",
+        "odd-flags",
+        "udp",
+        "ack",
+    ];
 
     fn bit(kind: ProbeKind) -> u8 {
         match kind {
@@ -135,6 +144,7 @@ impl ScanKinds {
             ProbeKind::Maimon => 1 << 4,
             ProbeKind::Odd(_) => 1 << 5,
             ProbeKind::Udp => 1 << 6,
+            ProbeKind::Ack => 1 << 7,
         }
     }
 
@@ -333,7 +343,11 @@ impl Detector {
             .find(|h| h.port == probe.dst_port && h.proto == probe.proto)
         {
             Some(hit) => {
-                hit.kinds.insert(kinds);
+                // A port probed already: an ACK seen through the kernel's answer is that probe's
+                // own echo (a Maimon FIN+ACK gets the same bare RST), not another scan kind.
+                if probe.kind != ProbeKind::Ack {
+                    hit.kinds.insert(kinds);
+                }
                 if weight > hit.weight {
                     source.score += weight - hit.weight;
                     hit.weight = weight;

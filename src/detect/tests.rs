@@ -297,3 +297,20 @@ fn a_forgotten_source_is_judged_afresh() {
     let (at, _) = feed(&mut d, "203.0.113.7", ports(SYN, 15..=21));
     assert_eq!(at, vec![6]);
 }
+
+#[test]
+fn the_kernels_answer_to_a_maimon_probe_adds_no_ack_kind() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (at, found) = feed(
+        &mut d,
+        "203.0.113.7",
+        (1..=4u16).flat_map(|p| {
+            [
+                (u64::from(p), p, ProbeKind::Maimon),
+                (u64::from(p), p, ProbeKind::Ack),
+            ]
+        }),
+    );
+    assert_eq!(at, vec![6]);
+    assert_eq!(found[0].kinds.to_string(), "maimon");
+}

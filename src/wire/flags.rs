@@ -128,6 +128,9 @@ pub enum ProbeKind {
     Maimon,
     /// Any other flag set a client would not send first (SYN+FIN, URG alone, …).
     Odd(TcpFlags),
+    /// A segment with ACK that matched no socket at all, as the kernel's bare RST answer shows:
+    /// nmap `-sA` and `-sW`.
+    Ack,
     /// A UDP datagram.
     Udp,
 }
@@ -137,7 +140,7 @@ impl ProbeKind {
     pub fn evidence(self) -> Evidence {
         match self {
             ProbeKind::Syn | ProbeKind::Udp => Evidence::Ordinary,
-            ProbeKind::Fin | ProbeKind::Maimon => Evidence::Stealth,
+            ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack => Evidence::Stealth,
             ProbeKind::Null | ProbeKind::Xmas => Evidence::Impossible,
             ProbeKind::Odd(flags) => {
                 if flags.contains(TcpFlags::SYN)
@@ -152,7 +155,7 @@ impl ProbeKind {
     }
 
     /// The scan name an administrator knows: `syn`, `fin`, `null`, `xmas`, `maimon`,
-    /// `odd-flags`, `udp`.
+    /// `odd-flags`, `ack`, `udp`.
     pub fn scan_name(self) -> &'static str {
         match self {
             ProbeKind::Syn => "syn",
@@ -161,6 +164,7 @@ impl ProbeKind {
             ProbeKind::Xmas => "xmas",
             ProbeKind::Maimon => "maimon",
             ProbeKind::Odd(_) => "odd-flags",
+            ProbeKind::Ack => "ack",
             ProbeKind::Udp => "udp",
         }
     }

@@ -91,6 +91,8 @@ pub struct Packet {
     pub dst_port: u16,
     /// TCP flags, or `None` for UDP.
     pub tcp_flags: Option<TcpFlags>,
+    /// The TCP window (0 for UDP).
+    pub window: u16,
 }
 
 impl Packet {
@@ -241,6 +243,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
                 src_port: tcp.source_port(),
                 dst_port: tcp.destination_port(),
                 tcp_flags: Some(TcpFlags::from_header(tcp.slice())),
+                window: tcp.window_size(),
             })
         }
         IpNumber::UDP => {
@@ -251,6 +254,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
                 src_port: udp.source_port(),
                 dst_port: udp.destination_port(),
                 tcp_flags: None,
+                window: 0,
             })
         }
         _ => Err(Skip::OtherProtocol),

@@ -211,6 +211,7 @@ fn spec_char(kind: Option<ProbeKind>) -> char {
         Some(k @ ProbeKind::Odd(_)) if k.evidence() == Evidence::Impossible => '!',
         Some(ProbeKind::Odd(_)) => 'o',
         Some(ProbeKind::Udp) => 'U',
+        Some(ProbeKind::Ack) => 'A',
     }
 }
 
