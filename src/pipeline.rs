@@ -258,6 +258,13 @@ impl Pipeline {
             if probe {
                 return self.count(at, p.dst, p.src, Proto::Tcp, p.src_port, ProbeKind::Ack);
             }
+            // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
+            // even one started after the socket table was last read. The SYN was no probe.
+            let syn_ack = crate::wire::TcpFlags::SYN.bits() | crate::wire::TcpFlags::ACK.bits();
+            if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == syn_ack) {
+                self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
+                self.detector.retract(p.dst, Proto::Tcp, p.src_port);
+            }
             return None;
         }
         if !self.locals.contains(p.dst) {
@@ -548,6 +555,43 @@ mod tests {
             );
         }
         assert_eq!(p.counters().probes, 0);
+    }
+
+    #[test]
+    fn a_syn_answered_with_syn_ack_was_no_probe() {
+        let mut p = pipeline(&[]);
+        // Five closed privileged ports, then port 25, where a service has just started: the
+        // kernel answers its SYN with SYN+ACK before the socket table is read again.
+        for port in 1..=5 {
+            assert_eq!(
+                p.process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN))),
+                None
+            );
+        }
+        p.process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, 25, TcpFlags::SYN)));
+        p.process(
+            at(0),
+            Ok(tcp(
+                LOCAL,
+                25,
+                SCANNER,
+                40000,
+                TcpFlags::SYN | TcpFlags::ACK,
+            )),
+        );
+        // Port 25 no longer counts, and is no trap for the next probe either.
+        assert_eq!(
+            p.process(at(0), Ok(tcp(SCANNER, 40001, LOCAL, 25, TcpFlags::SYN))),
+            None
+        );
+        assert_eq!(
+            p.process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, 6, TcpFlags::SYN))),
+            None
+        );
+        let d = p
+            .process(at(0), Ok(tcp(SCANNER, 40000, LOCAL, 7, TcpFlags::SYN)))
+            .expect("seven closed ports");
+        assert!(!d.ports.contains(&(Proto::Tcp, 25)), "{:?}", d.ports);
     }
 
     #[test]

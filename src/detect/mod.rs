@@ -414,6 +414,23 @@ impl Detector {
         }
     }
 
+    /// Takes back the hit of `src` on `proto` `port` (the port turned out to have a listener:
+    /// the kernel answered the probe with SYN+ACK).
+    pub fn retract(&mut self, src: IpAddr, proto: Proto, port: u16) {
+        let key = self.key(src);
+        if let Some(source) = self.sources.get_mut(&key) {
+            if let Some(i) = source
+                .hits
+                .iter()
+                .position(|h| h.port == port && h.proto == proto)
+            {
+                if let Some(hit) = source.hits.remove(i) {
+                    source.score -= hit.weight;
+                }
+            }
+        }
+    }
+
     /// Forgets every source inside `net`, so that its next probes are judged afresh (after an
     /// administrator lifts its block).
     pub fn forget(&mut self, net: ipnet::IpNet) {

@@ -159,6 +159,11 @@ impl Traps {
         &self.listeners
     }
 
+    /// Records one listener seen at work (until the next [`Traps::set_listeners`]).
+    pub fn learn_listener(&mut self, proto: Proto, addr: IpAddr, port: u16) {
+        self.listeners.insert(proto, Some(addr), port);
+    }
+
     /// Whether a probe to `proto` `dst`:`port` reaches a trap.
     pub fn is_trap(&self, proto: Proto, dst: IpAddr, port: u16) -> bool {
         let (excluded, listed) = match (proto, &self.mode) {
