@@ -13,9 +13,7 @@
 #[allow(dead_code, reason = "the benchmark uses part of the test lab")]
 mod netns;
 
-use std::process::Command;
-
-use netns::{Daemon, KillOnDrop, NetnsPair, TempDir, require_root};
+use netns::{Daemon, NetnsPair, TempDir, require_root};
 
 const SCANS: u8 = 20;
 const OPEN: [u16; 5] = [22, 80, 443, 3306, 8080];
@@ -56,14 +54,7 @@ fn main() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("latency");
-    let server = Command::new("ip")
-        .args(["netns", "exec", &lab.a, "timeout", "900", "python3", "-c"])
-        .arg(format!(
-            "import socket, time\ns = [socket.create_server(('0.0.0.0', p)) for p in {OPEN:?}]\ntime.sleep(900)\n"
-        ))
-        .spawn()
-        .expect("python3");
-    let _server = KillOnDrop(server);
+    let _server = lab.listen(&OPEN, 900);
     // Scanners: 198.51.100.10 onwards, one address per scan.
     for i in 0..=SCANS + 2 {
         let addr = format!("198.51.100.{}/24", 10 + u16::from(i));
@@ -91,8 +82,6 @@ fn main() {
     );
     let open_without = count(&baseline, "open");
 
-    // Let the listeners be up before anything is measured.
-    std::thread::sleep(std::time::Duration::from_millis(500));
     let daemon = Daemon::spawn_for(
         &lab.a,
         &dir.0,

@@ -74,13 +74,8 @@ impl State {
                     since: b.since.as_micros(),
                     until: b.until.as_micros(),
                     offence: b.offence,
+                    ports: b.why.port_labels(),
                     kind: b.why.kind,
-                    ports: b
-                        .why
-                        .ports
-                        .iter()
-                        .map(|(proto, port)| proto.label(*port))
-                        .collect(),
                 })
                 .collect(),
             offenders: offenders

@@ -8,36 +8,9 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::netns::{Daemon, KillOnDrop, NetnsPair, TempDir, require_root, wait_until};
+use support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A TCP listener on 8080 in the victim's namespace.
-fn web_server(lab: &NetnsPair) -> KillOnDrop {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.a, "timeout", "120", "python3", "-c"])
-        .arg("import socket, time\ns = socket.create_server(('0.0.0.0', 8080))\ntime.sleep(120)\n")
-        .spawn()
-        .expect("python3");
-    let guard = KillOnDrop(child);
-    assert!(wait_until(Duration::from_secs(5), || connects(
-        lab,
-        NetnsPair::B4
-    )));
-    guard
-}
-
-/// Whether `from` (an address of the scanner's namespace) can open a TCP connection to the
-/// victim's port 8080 within a second.
-fn connects(lab: &NetnsPair, from: &str) -> bool {
-    let script = format!(
-        "import socket; s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0)); \
-         s.connect(('198.51.100.1', 8080))"
-    );
-    lab.exec(&lab.b, &["python3", "-c", &script])
-        .status
-        .success()
-}
 
 fn scan(lab: &NetnsPair, from: &str) {
     lab.nmap(&[
@@ -68,11 +41,11 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let _web = web_server(&lab);
+    let _web = lab.listen(&[8080], 120);
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
-    assert!(!connects(&lab, NetnsPair::B4));
+    assert!(!lab.connects(NetnsPair::B4, 8080));
 
     let list = daemon.ctl(&["list", "--json"]);
     let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
@@ -102,7 +75,7 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     let out = daemon.ctl(&["unblock", NetnsPair::B4, "--grace", "1m"]);
     assert_eq!(text(&out), "unblocked 198.51.100.2\n");
     assert!(
-        connects(&lab, NetnsPair::B4),
+        lab.connects(NetnsPair::B4, 8080),
         "unblock did not let the scanner back in"
     );
     // Within the grace period a new scan does not block it again.
@@ -110,7 +83,7 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     assert!(wait_until(DEADLINE, || daemon
         .out()
         .contains("grace period")));
-    assert!(connects(&lab, NetnsPair::B4));
+    assert!(lab.connects(NetnsPair::B4, 8080));
     let again = daemon.ctl(&["unblock", NetnsPair::B4]);
     assert_eq!(
         text(&again),
@@ -218,7 +191,7 @@ fn kill_9_and_a_restart_keep_the_blocks() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let _web = web_server(&lab);
+    let _web = lab.listen(&[8080], 120);
     let first = Daemon::spawn(&lab.a, &dir.0, "");
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&first, NetnsPair::B4), "{}", first.err());
@@ -237,7 +210,7 @@ fn kill_9_and_a_restart_keep_the_blocks() {
     // Worse than a crash: the ruleset is gone too, as after a reboot.
     let flush = lab.exec(&lab.a, &["nft", "flush", "ruleset"]);
     assert!(flush.status.success());
-    assert!(connects(&lab, NetnsPair::B4));
+    assert!(lab.connects(NetnsPair::B4, 8080));
 
     let second = Daemon::spawn(&lab.a, &dir.0, "");
     assert!(
@@ -249,7 +222,7 @@ fn kill_9_and_a_restart_keep_the_blocks() {
         second.err()
     );
     assert!(
-        !connects(&lab, NetnsPair::B4),
+        !lab.connects(NetnsPair::B4, 8080),
         "the block did not survive the restart"
     );
     let list = second.ctl(&["list", "--json"]);
@@ -267,7 +240,7 @@ fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let _web = web_server(&lab);
+    let _web = lab.listen(&[8080], 120);
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
@@ -280,7 +253,7 @@ fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
         "not restored within a second: {}",
         daemon.out()
     );
-    assert!(!connects(&lab, NetnsPair::B4), "the block is not back");
+    assert!(!lab.connects(NetnsPair::B4, 8080), "the block is not back");
 }
 
 #[test]

@@ -154,21 +154,7 @@ fn open_ports_are_not_traps() {
     let dir = TempDir::new("netns");
     // Seven TCP services in the victim's namespace, on privileged ports: scanning exactly them
     // would score 21, a detection, if they were traps.
-    let server = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.a, "timeout", "60", "python3", "-c"])
-        .arg(
-            "import socket, time\n\
-             s = [socket.create_server(('0.0.0.0', p)) for p in (21, 22, 23, 25, 53, 80, 110)]\n\
-             time.sleep(60)\n",
-        )
-        .spawn()
-        .expect("python3");
-    let _server = support::netns::KillOnDrop(server);
-    let listening = wait_until(Duration::from_secs(5), || {
-        let out = lab.exec(&lab.a, &["ss", "-ltnH"]);
-        String::from_utf8_lossy(&out.stdout).lines().count() >= 7
-    });
-    assert!(listening, "the listeners did not start");
+    let _servers = lab.listen(&[21, 22, 23, 25, 53, 80, 110], 60);
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
     lab.nmap(&["-sS", "-p", "21,22,23,25,53,80,110", NetnsPair::A4]);
     // Give a wrong detection every chance to show up, then run the control: the closed
@@ -316,30 +302,8 @@ fn a_detected_scanner_is_dropped_in_the_kernel_and_the_hook_runs() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("netns");
-    let server = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.a, "timeout", "60", "python3", "-c"])
-        .arg("import socket, time\ns = socket.create_server(('0.0.0.0', 8080))\ntime.sleep(60)\n")
-        .spawn()
-        .expect("python3");
-    let _server = support::netns::KillOnDrop(server);
-    let connects = || {
-        lab.exec(
-            &lab.b,
-            &[
-                "timeout",
-                "1",
-                "bash",
-                "-c",
-                "exec 3<>/dev/tcp/198.51.100.1/8080",
-            ],
-        )
-        .status
-        .success()
-    };
-    assert!(
-        wait_until(Duration::from_secs(5), connects),
-        "the listener did not start"
-    );
+    let _server = lab.listen(&[8080], 60);
+    let connects = || lab.connects(NetnsPair::B4, 8080);
     let marker = dir.0.join("hook-{addr}-{kind}");
     let daemon = Daemon::spawn(
         &lab.a,

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use scansentry::firewall::nft::{Hook, NftConfig, NftFirewall};
 use scansentry::firewall::{Action, Firewall};
-use support::netns::{KillOnDrop, Netns, NetnsPair, enter_and_run, require_root, wait_until};
+use support::netns::{Netns, NetnsPair, enter_and_run, require_root, wait_until};
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -185,36 +185,12 @@ fn a_full_set_is_reported_as_full() {
     });
 }
 
-/// Whether a TCP connection from the scanner's namespace (198.51.100.2) to the victim's port
-/// 8080 opens within a second.
-fn connects(lab: &NetnsPair) -> bool {
-    let script = format!("exec 3<>/dev/tcp/{}/8080", NetnsPair::A4);
-    lab.exec(&lab.b, &["timeout", "1", "bash", "-c", &script])
-        .status
-        .success()
-}
-
-/// A listener on port 8080 in the victim's namespace, ended on drop.
-fn listener(lab: &NetnsPair) -> KillOnDrop {
-    let child = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.a, "timeout", "60", "python3", "-c"])
-        .arg("import socket, time\ns = socket.create_server(('0.0.0.0', 8080))\ntime.sleep(60)\n")
-        .spawn()
-        .expect("python3");
-    let guard = KillOnDrop(child);
-    assert!(
-        wait_until(Duration::from_secs(5), || connects(lab)),
-        "the listener did not start"
-    );
-    guard
-}
-
 #[test]
 #[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
 fn a_blocked_address_cannot_connect_until_unblocked_or_expired() {
     require_root();
     let lab = NetnsPair::new();
-    let _server = listener(&lab);
+    let _server = lab.listen(&[8080], 60);
     let scanner = net("198.51.100.2/32");
     enter_and_run(&lab.a, || {
         let mut fw = NftFirewall::new(own()).unwrap();
@@ -225,12 +201,18 @@ fn a_blocked_address_cannot_connect_until_unblocked_or_expired() {
         }])
         .unwrap();
     });
-    assert!(!connects(&lab), "a blocked address connected");
+    assert!(
+        !lab.connects(NetnsPair::B4, 8080),
+        "a blocked address connected"
+    );
     enter_and_run(&lab.a, || {
         let mut fw = NftFirewall::new(own()).unwrap();
         fw.apply(&[Action::Unblock { net: scanner }]).unwrap();
     });
-    assert!(connects(&lab), "unblock did not let it back in at once");
+    assert!(
+        lab.connects(NetnsPair::B4, 8080),
+        "unblock did not let it back in at once"
+    );
 
     // A short block expires by itself in the kernel.
     enter_and_run(&lab.a, || {
@@ -241,9 +223,9 @@ fn a_blocked_address_cannot_connect_until_unblocked_or_expired() {
         }])
         .unwrap();
     });
-    assert!(!connects(&lab));
+    assert!(!lab.connects(NetnsPair::B4, 8080));
     assert!(
-        wait_until(Duration::from_secs(5), || connects(&lab)),
+        wait_until(Duration::from_secs(5), || lab.connects(NetnsPair::B4, 8080)),
         "the block did not expire"
     );
 }
@@ -253,7 +235,7 @@ fn a_blocked_address_cannot_connect_until_unblocked_or_expired() {
 fn an_allow_set_address_is_never_dropped_even_when_in_the_block_set() {
     require_root();
     let lab = NetnsPair::new();
-    let _server = listener(&lab);
+    let _server = lab.listen(&[8080], 60);
     enter_and_run(&lab.a, || {
         let mut fw = NftFirewall::new(own()).unwrap();
         fw.ensure_ready(&[net("198.51.100.0/30")]).unwrap();
@@ -264,7 +246,10 @@ fn an_allow_set_address_is_never_dropped_even_when_in_the_block_set() {
         }])
         .unwrap();
     });
-    assert!(connects(&lab), "an allow-set address was dropped");
+    assert!(
+        lab.connects(NetnsPair::B4, 8080),
+        "an allow-set address was dropped"
+    );
 }
 
 fn attach() -> NftConfig {

@@ -714,12 +714,7 @@ impl Daemon {
         BlockInfo {
             net: b.net,
             kind: b.why.kind.clone(),
-            ports: b
-                .why
-                .ports
-                .iter()
-                .map(|(proto, port)| proto.label(*port))
-                .collect(),
+            ports: b.why.port_labels(),
             blocked_at: b.since.to_string(),
             remaining: b.until.saturating_since(now).as_secs(),
             offence: b.offence,

@@ -155,6 +155,14 @@ impl Why {
         }
     }
 
+    /// The ports as administrators write them: `22/tcp`.
+    pub fn port_labels(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|(proto, port)| proto.label(*port))
+            .collect()
+    }
+
     fn of(d: &Detection) -> Self {
         Why {
             kind: d.kinds.to_string(),

@@ -112,6 +112,47 @@ impl NetnsPair {
             .unwrap_or_else(|e| panic!("{args:?} in {ns}: {e}"))
     }
 
+    /// TCP listeners on `ports` in the victim's namespace, for at most `seconds`; ended on drop.
+    pub fn listen(&self, ports: &[u16], seconds: u32) -> KillOnDrop {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.a,
+                "timeout",
+                &seconds.to_string(),
+                "python3",
+                "-c",
+            ])
+            .arg(format!(
+                "import socket, time\n\
+                 s = [socket.create_server(('0.0.0.0', p)) for p in {ports:?}]\n\
+                 time.sleep({seconds})\n"
+            ))
+            .spawn()
+            .expect("python3");
+        let guard = KillOnDrop(child);
+        let up = wait_until(Duration::from_secs(5), || {
+            let out = self.exec(&self.a, &["ss", "-ltnH"]);
+            String::from_utf8_lossy(&out.stdout).lines().count() >= ports.len()
+        });
+        assert!(up, "the listeners did not start");
+        guard
+    }
+
+    /// Whether `from`, an address of the scanner's namespace, opens a TCP connection to the
+    /// victim's `port` within a second.
+    pub fn connects(&self, from: &str, port: u16) -> bool {
+        let script = format!(
+            "import socket; s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0)); \
+             s.connect(('{}', {port}))",
+            Self::A4
+        );
+        self.exec(&self.b, &["python3", "-c", &script])
+            .status
+            .success()
+    }
+
     /// Runs nmap from the scanner's namespace (bounded by `timeout`).
     pub fn nmap(&self, args: &[&str]) -> Output {
         // Once blocked, every probe goes unanswered: one retry keeps nmap from waiting long.
