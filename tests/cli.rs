@@ -334,7 +334,7 @@ fn status_prints_the_counters() {
 
 #[test]
 fn list_pages_through_every_block() {
-    // 1,200 blocks: three pages of at most 500.
+    // 1,200 blocks: pages of at most 64, so 19 requests.
     let d = FakeDaemon::start("list", |req| match req {
         Request::List { offset, limit } => Response::Blocks {
             blocks: (*offset..(*offset + *limit).min(1200))
@@ -350,7 +350,7 @@ fn list_pages_through_every_block() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v.len(), 1200);
-    assert_eq!(d.requests.lock().unwrap().len(), 3);
+    assert_eq!(d.requests.lock().unwrap().len(), 19);
     let o = ctl(&d, &["list"]);
     assert!(
         stdout(&o).starts_with("ADDRESS        KIND  PORTS   BLOCKED AT"),

@@ -15,8 +15,14 @@ use serde::{Deserialize, Serialize};
 pub const VERSION: u32 = 1;
 
 /// The largest message either side accepts: 64 KiB (a `list` of the whole block set is
-/// sent in pages, see [`Request::List`]).
+/// sent in pages of at most 64 blocks, see [`Request::List`]).
 pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Blocks per `list` answer at most.
+pub const LIST_PAGE: usize = 64;
+/// Ports per block in a `list` or `why` answer at most (the rest are left out), so that a page
+/// always fits in [`MAX_MESSAGE`].
+pub const LIST_PORTS: usize = 64;
 
 /// A request, with the version of the protocol it is written in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,6 +307,30 @@ mod tests {
             serde_json::to_string(&resp).unwrap(),
             r#"{"version":1,"result":"not-blocked","net":"203.0.113.7/32"}"#
         );
+    }
+
+    #[test]
+    fn a_full_page_of_the_largest_blocks_fits_in_a_message() {
+        let block = BlockInfo {
+            net: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff/128"
+                .parse()
+                .unwrap(),
+            kind: "syn+fin+null+xmas+maimon+odd-flags+udp+ack".into(),
+            ports: vec!["65535/tcp".into(); LIST_PORTS],
+            blocked_at: "2026-11-21T23:51:47.731914Z".into(),
+            remaining: u64::MAX,
+            offence: u32::MAX,
+        };
+        let page = Envelope {
+            version: VERSION,
+            body: Response::Blocks {
+                blocks: vec![block; LIST_PAGE],
+                total: usize::MAX,
+            },
+        };
+        let mut buf = Vec::new();
+        write_message(&mut buf, &page).expect("a full page fits");
+        assert!(buf.len() <= MAX_MESSAGE + 4);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use crate::config;
 use crate::control::DEFAULT_SOCKET;
 use crate::control::client::{ClientError, ask};
-use crate::control::protocol::{BlockInfo, Request, Response};
+use crate::control::protocol::{BlockInfo, LIST_PAGE, Request, Response};
 use crate::exit;
 
 /// Control scansentry's daemon, and check its configuration.
@@ -133,12 +133,11 @@ pub fn main() -> ExitCode {
 
 /// `list` pages through every block.
 fn list(args: &Args) -> ExitCode {
-    const PAGE: usize = 500;
     let mut blocks: Vec<BlockInfo> = Vec::new();
     loop {
         let request = Request::List {
             offset: blocks.len(),
-            limit: PAGE,
+            limit: LIST_PAGE,
         };
         match ask(&args.socket, request) {
             Ok(Response::Blocks {

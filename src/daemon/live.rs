@@ -25,7 +25,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::capture::{LiveCapture, LiveSettings};
 use crate::config::{self, Config, Loaded};
-use crate::control::protocol::{BlockInfo, IgnoreInfo, Request, Response, StatusInfo};
+use crate::control::protocol::{
+    BlockInfo, IgnoreInfo, LIST_PAGE, LIST_PORTS, Request, Response, StatusInfo,
+};
 use crate::control::server::Server;
 use crate::exit;
 use crate::firewall::nft::{NftConfig, NftFirewall};
@@ -714,7 +716,9 @@ impl Daemon {
         BlockInfo {
             net: b.net,
             kind: b.why.kind.clone(),
-            ports: b.why.port_labels(),
+            // A block's ports, like a page of blocks, are capped so that an answer always fits
+            // the protocol's 64 KiB.
+            ports: b.why.port_labels().into_iter().take(LIST_PORTS).collect(),
             blocked_at: b.since.to_string(),
             remaining: b.until.saturating_since(now).as_secs(),
             offence: b.offence,
@@ -732,7 +736,7 @@ impl Daemon {
                     blocks: all
                         .iter()
                         .skip(offset)
-                        .take(limit.min(500))
+                        .take(limit.min(LIST_PAGE))
                         .map(|b| self.block_info(b, now))
                         .collect(),
                 }
