@@ -189,6 +189,8 @@ impl NetnsResolvConf {
 impl Drop for NetnsResolvConf {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        // /etc/netns itself, if nothing else is in it (it only fails when something is).
+        let _ = std::fs::remove_dir("/etc/netns");
     }
 }
 
