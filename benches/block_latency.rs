@@ -31,6 +31,27 @@ fn nmap(lab: &NetnsPair, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The full scan, `-p-`, from `from`. Once blocked, all 65,535 ports go unanswered: no retries
+/// and a floor on the rate keep it to a minute or two (nmap -T4 alone would wait far longer).
+fn full_scan(lab: &NetnsPair, from: &str) -> String {
+    nmap(
+        lab,
+        &[
+            "-sS",
+            "-p-",
+            "--max-retries",
+            "0",
+            "--min-rate",
+            "5000",
+            "-S",
+            from,
+            "-e",
+            &lab.veth_b,
+            NetnsPair::A4,
+        ],
+    )
+}
+
 /// nmap's count of `state` ports ("closed", "open"), whether listed or summarised.
 fn count(report: &str, state: &str) -> usize {
     let listed = report
@@ -64,22 +85,7 @@ fn main() {
 
     // Without the daemon: the full scan finds every open port.
     let baseline_from = format!("198.51.100.{}", 10 + u16::from(SCANS) + 1);
-    let baseline = nmap(
-        &lab,
-        &[
-            "-sS",
-            "-p-",
-            "--max-retries",
-            "0",
-            "--min-rate",
-            "5000",
-            "-S",
-            &baseline_from,
-            "-e",
-            &lab.veth_b,
-            netns::NetnsPair::A4,
-        ],
-    );
+    let baseline = full_scan(&lab, &baseline_from);
     let open_without = count(&baseline, "open");
 
     let daemon = Daemon::spawn_for(
@@ -111,24 +117,7 @@ fn main() {
         replies_after.push(count(&report, "closed").saturating_sub(7));
     }
     let full_from = format!("198.51.100.{}", 10 + u16::from(SCANS));
-    // Once blocked, all 65,535 ports go unanswered: no retries and a floor on the rate keep the
-    // scan to a minute or two (nmap -T4 alone would wait far longer).
-    let full = nmap(
-        &lab,
-        &[
-            "-sS",
-            "-p-",
-            "--max-retries",
-            "0",
-            "--min-rate",
-            "5000",
-            "-S",
-            &full_from,
-            "-e",
-            &lab.veth_b,
-            netns::NetnsPair::A4,
-        ],
-    );
+    let full = full_scan(&lab, &full_from);
     let open_with = count(&full, "open");
 
     let status = daemon.ctl(&["status", "--json"]);

@@ -121,17 +121,13 @@ impl RecentFlows {
         usize::try_from(fp & self.mask).expect("the mask fits the table length")
     }
 
-    /// Records that `p` was sent (by a local address) at `at`.
-    pub fn remember(&mut self, at: Timestamp, p: &Packet) {
+    /// Records that `p` was sent (by a local address) at `at`; returns whether its flow, in
+    /// this direction, was already remembered within the last `ttl`.
+    pub fn remember(&mut self, at: Timestamp, p: &Packet) -> bool {
         let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
         let i = self.slot(fp);
+        let (stored, when) = self.slots[i];
         self.slots[i] = (fp, at);
-    }
-
-    /// Whether a packet of `p`'s flow, in `p`'s direction, was remembered within the last `ttl`.
-    pub fn contains(&self, at: Timestamp, p: &Packet) -> bool {
-        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
-        let (stored, when) = self.slots[self.slot(fp)];
         stored == fp && when != Timestamp::ZERO && at.saturating_since(when) <= self.ttl
     }
 
@@ -250,12 +246,8 @@ impl Pipeline {
             let bare_rst = p
                 .tcp_flags
                 .is_some_and(|f| f.bits() & 0x3f == crate::wire::TcpFlags::RST.bits());
-            let probe = bare_rst
-                && p.window == 0
-                && !self.flows.contains(at, &p)
-                && !self.locals.contains(p.dst);
-            self.flows.remember(at, &p);
-            if probe {
+            let known = self.flows.remember(at, &p);
+            if bare_rst && p.window == 0 && !known && !self.locals.contains(p.dst) {
                 return self.count(at, p.dst, p.src, Proto::Tcp, p.src_port, ProbeKind::Ack);
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
