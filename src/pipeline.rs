@@ -57,6 +57,9 @@ pub struct Counters {
     pub probes: u64,
     /// Detections.
     pub detections: u64,
+    /// Detections taken back when a fresh look at the socket table found a service on enough
+    /// of their ports.
+    pub withdrawn: u64,
 }
 
 impl Counters {
@@ -187,6 +190,7 @@ pub struct Pipeline {
     detector: Detector,
     counters: Counters,
     next_expire: Timestamp,
+    local_check: bool,
 }
 
 impl Pipeline {
@@ -207,7 +211,16 @@ impl Pipeline {
             detector: Detector::new(detector),
             counters: Counters::default(),
             next_expire: Timestamp::ZERO,
+            local_check: true,
         }
+    }
+
+    /// Whether traffic from the host's own addresses is left alone (`true`, the default) or,
+    /// when it is also addressed to the host, judged like any other (PortSentry's `-L`): then
+    /// a scan of the host by itself is detected, and the responder reports it and blocks
+    /// nothing, the host's addresses being on the never-block list.
+    pub fn set_local_check(&mut self, on: bool) {
+        self.local_check = on;
     }
 
     /// Parses and processes one frame.
@@ -257,7 +270,10 @@ impl Pipeline {
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
             }
-            return None;
+            if self.local_check || !self.locals.contains(p.dst) {
+                return None;
+            }
+            // Local check off, and the host talks to itself: judged below like any packet.
         }
         if !self.locals.contains(p.dst) {
             c.not_local += 1;
@@ -285,7 +301,9 @@ impl Pipeline {
         kind: ProbeKind,
     ) -> Option<Detection> {
         let c = &mut self.counters;
-        if self.ignore.contains(src) {
+        // With the local check off, the host's own addresses (a bounded few) are judged and
+        // reported; the responder's never-block check still keeps them out of the firewall.
+        if self.ignore.contains(src) && (self.local_check || !self.locals.contains(src)) {
             c.ignored += 1;
             return None;
         }
@@ -340,6 +358,29 @@ impl Pipeline {
     /// Replaces the set of local listening sockets.
     pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
         self.traps.set_listeners(listeners);
+    }
+
+    /// Checks `detection` against the socket table before the daemon acts (see
+    /// [`Detector::confirm`]), taking a fresh reading of it first if one is given. A port
+    /// counts as listened to when a socket is bound to it on any local address: a hit is kept
+    /// only on a port that is closed everywhere.
+    pub fn confirm(
+        &mut self,
+        detection: Detection,
+        fresh: Option<crate::detect::traps::Listeners>,
+    ) -> Option<Detection> {
+        if let Some(listeners) = fresh {
+            self.traps.set_listeners(listeners);
+        }
+        let listeners = self.traps.listeners();
+        let confirmed = self.detector.confirm(detection, |proto, port| {
+            listeners.on_any_address(proto, port)
+        });
+        if confirmed.is_none() {
+            self.counters.detections -= 1;
+            self.counters.withdrawn += 1;
+        }
+        confirmed
     }
 
     /// The counters so far.
@@ -419,6 +460,46 @@ mod tests {
             .collect();
         assert_eq!(found.len(), 1);
         assert_eq!(p.counters().probes, 7);
+    }
+
+    #[test]
+    fn the_host_scanning_itself_counts_only_with_the_local_check_off() {
+        // The host's addresses are on its never-block list, as discovered.
+        // The probes and the kernel's RST+ACK answers, as a capture on loopback shows them.
+        let scan_self = |p: &mut Pipeline| -> Vec<Detection> {
+            (1..=7)
+                .flat_map(|port| {
+                    let probe = tcp(LOCAL, 40000, LOCAL, port, TcpFlags::SYN);
+                    let answer = tcp(LOCAL, port, LOCAL, 40000, TcpFlags::RST | TcpFlags::ACK);
+                    [p.process(at(0), Ok(probe)), p.process(at(0), Ok(answer))]
+                })
+                .flatten()
+                .collect()
+        };
+        let mut p = pipeline(&["198.51.100.1/32"]);
+        assert!(scan_self(&mut p).is_empty());
+        assert_eq!(p.counters().probes, 0);
+
+        let mut p = pipeline(&["198.51.100.1/32"]);
+        p.set_local_check(false);
+        let found = scan_self(&mut p);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].addr, ip(LOCAL));
+        assert_eq!(p.counters().probes, 7);
+        // An open port's SYN+ACK still marks it as a listener, not a trap.
+        p.process(at(1), Ok(tcp(LOCAL, 40001, LOCAL, 8080, TcpFlags::SYN)));
+        p.process(
+            at(1),
+            Ok(tcp(
+                LOCAL,
+                8080,
+                LOCAL,
+                40001,
+                TcpFlags::SYN | TcpFlags::ACK,
+            )),
+        );
+        p.process(at(1), Ok(tcp(LOCAL, 40002, LOCAL, 8080, TcpFlags::SYN)));
+        assert_eq!(p.counters().not_trap, 1);
     }
 
     #[test]

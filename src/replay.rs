@@ -115,6 +115,7 @@ pub fn run(
         locals.iter().copied(),
         REPLAY_SEED,
     );
+    pipeline.set_local_check(config.local_check);
     let mut responder = Responder::new(&config.respond);
     let mut summary = Summary {
         locals,

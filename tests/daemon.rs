@@ -258,17 +258,6 @@ fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
 
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
-fn a_connect_scan_is_blocked() {
-    require_root();
-    let lab = NetnsPair::new();
-    let dir = TempDir::new("daemon");
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    lab.nmap(&["-sT", "-p", "1-100", NetnsPair::A4]);
-    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
-}
-
-#[test]
-#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn a_new_address_and_a_new_gateway_are_never_blocked_without_a_restart() {
     require_root();
     let lab = NetnsPair::new();

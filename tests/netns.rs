@@ -22,15 +22,20 @@ fn detected_within(daemon: &Daemon, what: &str, limit: Duration) -> bool {
     wait_until(limit, || daemon.out().contains(what))
 }
 
+/// A scan of the victim by the scanner's `from` address: before it, `from` connects to an open
+/// port; after it, the detection is logged, `from` is in the kernel set (the element, or the
+/// network holding it), and a TCP connect from it fails.
 macro_rules! scan_is_detected {
-    ($name:ident, $kind:literal, $nmap:expr, $target:expr, $line:expr) => {
+    ($name:ident, $kind:literal, $nmap:expr, $from:expr, $target:expr, $line:expr, $set:literal, $element:literal) => {
         #[test]
         #[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
         fn $name() {
             require_root();
             let lab = NetnsPair::new();
             let dir = TempDir::new("netns");
+            let _server = lab.listen(&[8080], 60);
             let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+            assert!(lab.connects($from, 8080), "no connection before the scan");
             let mut args: Vec<&str> = $nmap.to_vec();
             args.push($target);
             lab.nmap(&args);
@@ -41,6 +46,21 @@ macro_rules! scan_is_detected {
                 daemon.out(),
                 daemon.err()
             );
+            let set = lab.exec(
+                &lab.a,
+                &["nft", "-j", "list", "set", "inet", "scansentry", $set],
+            );
+            assert!(
+                String::from_utf8_lossy(&set.stdout).contains($element),
+                "{} not in {}: {}",
+                $element,
+                $set,
+                String::from_utf8_lossy(&set.stdout)
+            );
+            assert!(
+                !lab.connects($from, 8080),
+                "the scanner still connects after its block"
+            );
         }
     };
 }
@@ -49,65 +69,102 @@ scan_is_detected!(
     nmap_syn_scan_is_detected,
     "syn",
     ["-sS", "-p", "1-200"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: syn scan"
+    "blocked 198.51.100.2 for 1h: syn scan",
+    "blocked4",
+    "198.51.100.2"
+);
+scan_is_detected!(
+    nmap_connect_scan_is_detected,
+    "connect",
+    ["-sT", "-p", "1-100"],
+    NetnsPair::B4,
+    NetnsPair::A4,
+    "blocked 198.51.100.2 for 1h: syn scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_fin_scan_is_detected,
     "fin",
     ["-sF", "-p", "1-100"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: fin scan"
+    "blocked 198.51.100.2 for 1h: fin scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_null_scan_is_detected,
     "null",
     ["-sN", "-p", "1-100"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: null scan"
+    "blocked 198.51.100.2 for 1h: null scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_xmas_scan_is_detected,
     "xmas",
     ["-sX", "-p", "1-100"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: xmas scan"
+    "blocked 198.51.100.2 for 1h: xmas scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_maimon_scan_is_detected,
     "maimon",
     ["-sM", "-p", "1-100"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: maimon scan"
+    "blocked 198.51.100.2 for 1h: maimon scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_ack_scan_is_detected,
     "ack",
     ["-sA", "-p", "1-100"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: ack scan"
+    "blocked 198.51.100.2 for 1h: ack scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_window_scan_is_detected,
     "window",
     ["-sW", "-p", "1-100"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: ack scan"
+    "blocked 198.51.100.2 for 1h: ack scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_udp_scan_is_detected,
     "udp",
     ["-sU", "-p", "1-30"],
+    NetnsPair::B4,
     NetnsPair::A4,
-    "blocked 198.51.100.2 for 1h: udp scan"
+    "blocked 198.51.100.2 for 1h: udp scan",
+    "blocked4",
+    "198.51.100.2"
 );
 scan_is_detected!(
     nmap_ipv6_syn_scan_blocks_the_scanners_64,
     "syn over IPv6",
     ["-6", "-sS", "-p", "1-200"],
+    NetnsPair::B6,
     NetnsPair::A6,
     // The scanner's /64 does not hold the victim: the whole prefix is the target.
-    "blocked 2001:db8:0:1::/64 for 1h: syn scan"
+    "blocked 2001:db8:0:1::/64 for 1h: syn scan",
+    "blocked6_net",
+    "2001:db8:0:1::"
 );
 
 #[test]
@@ -382,4 +439,117 @@ fn without_cap_net_admin_the_daemon_says_so_and_exits_77() {
         String::from_utf8_lossy(&out.stderr),
         "sentryd: error: not permitted to change nftables: sentryd needs CAP_NET_ADMIN (run it as root)\n"
     );
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn the_socket_table_over_sock_diag_is_what_proc_net_shows() {
+    use scansentry::host::{listening_sockets, parse_proc_net};
+    use scansentry::wire::Proto;
+    use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
+
+    require_root();
+    let ns = support::netns::Netns::new("diag");
+    let (from_diag, from_proc) = ns.run(|| {
+        let _tcp_any = TcpListener::bind("0.0.0.0:2222").unwrap();
+        let tcp_lo = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _tcp6_any = TcpListener::bind("[::]:8443").unwrap();
+        let _tcp6_lo = TcpListener::bind("[::1]:631").unwrap();
+        let _udp = UdpSocket::bind("0.0.0.0:5353").unwrap();
+        let _udp6 = UdpSocket::bind("[::1]:0").unwrap();
+        // A connected TCP socket is no listener; its accepted peer neither.
+        let _client = TcpStream::connect(tcp_lo.local_addr().unwrap()).unwrap();
+        let _served = tcp_lo.accept().unwrap();
+
+        let mut from_diag: Vec<(Proto, Option<IpAddr>, u16)> = listening_sockets()
+            .expect("sock_diag answers in a namespace")
+            .into_iter()
+            .map(|s| {
+                (
+                    s.proto,
+                    (!s.addr.is_unspecified()).then_some(s.addr),
+                    s.port,
+                )
+            })
+            .collect();
+        let mut from_proc = Vec::new();
+        for (file, proto) in [
+            ("/proc/thread-self/net/tcp", Proto::Tcp),
+            ("/proc/thread-self/net/tcp6", Proto::Tcp),
+            ("/proc/thread-self/net/udp", Proto::Udp),
+            ("/proc/thread-self/net/udp6", Proto::Udp),
+        ] {
+            from_proc.extend(parse_proc_net(
+                &std::fs::read_to_string(file).unwrap(),
+                proto,
+            ));
+        }
+        from_diag.sort_unstable();
+        from_proc.sort_unstable();
+        (from_diag, from_proc)
+    });
+    assert_eq!(from_diag.len(), 6, "{from_diag:?}");
+    assert!(from_diag.contains(&(Proto::Tcp, None, 2222)));
+    assert!(from_diag.contains(&(Proto::Tcp, Some("::1".parse().unwrap()), 631)));
+    assert!(from_diag.contains(&(Proto::Udp, None, 5353)));
+    assert_eq!(from_diag, from_proc);
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn the_host_scanning_itself_is_judged_only_with_the_local_check_off() {
+    require_root();
+    let lab = NetnsPair::new();
+    // Capturing on every interface, loopback too, where a scan of the host by itself travels.
+    let config = "[capture]\ninterfaces = [\"ALL\"]\n";
+    let scan_self = |lab: &NetnsPair| {
+        let out = lab.exec(
+            &lab.a,
+            &[
+                "timeout",
+                "60",
+                "nmap",
+                "-n",
+                "-Pn",
+                "-T4",
+                "-sS",
+                "-p",
+                "1-100",
+                NetnsPair::A4,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    let dir = TempDir::new("netns");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, config);
+    scan_self(&lab);
+    assert!(
+        !detected_within(&daemon, "198.51.100.1", Duration::from_secs(2)),
+        "the host's own scan was judged with the local check on:\n{}",
+        daemon.out()
+    );
+    drop(daemon);
+
+    let dir = TempDir::new("netns");
+    let daemon = Daemon::spawn_with(&lab.a, &dir.0, config, 120, &["-L"]);
+    scan_self(&lab);
+    assert!(
+        detected(
+            &daemon,
+            "not blocking 198.51.100.1: on never-block list (address of"
+        ),
+        "sentryd -L said:\n{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    let set = lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
+    );
+    assert!(!String::from_utf8_lossy(&set.stdout).contains("198.51.100.1"));
 }

@@ -41,6 +41,10 @@ pub struct Config {
     pub detector: DetectorConfig,
     /// Which ports are traps.
     pub traps: TrapsConfig,
+    /// `[detect] local-check`: traffic from the host's own addresses is left alone (`true`,
+    /// the default), or judged like any other (`false`, `sentryd -L`; the never-block list
+    /// still keeps those addresses out of the firewall).
+    pub local_check: bool,
     /// What happens on a detection.
     pub respond: RespondConfig,
     /// Addresses never acted on, beyond those discovered on the host.
@@ -573,6 +577,7 @@ impl TryFrom<RawConfig> for Config {
                 exclude_udp,
                 ephemeral_udp,
             },
+            local_check: d.local_check,
             respond: RespondConfig {
                 block_for,
                 repeat_factor: u32::try_from(repeat_factor).unwrap_or(1),

@@ -159,6 +159,9 @@ pub struct RawDetect {
     /// IPv6 sources are counted per prefix of this length.
     #[serde(default = "default_ipv6_prefix")]
     pub ipv6_prefix: i64,
+    /// Leave traffic from the host's own addresses alone (PortSentry's local check).
+    #[serde(default = "yes")]
+    pub local_check: bool,
     /// `[detect.weights]`.
     #[serde(default)]
     pub weights: RawWeights,
@@ -180,6 +183,7 @@ impl Default for RawDetect {
             max_ports_per_source: default_max_ports_per_source(),
             ipv4_prefix: default_ipv4_prefix(),
             ipv6_prefix: default_ipv6_prefix(),
+            local_check: true,
             weights: RawWeights::default(),
         }
     }
@@ -364,6 +368,10 @@ fn default_max_ports_per_source() -> i64 {
 fn default_ipv4_prefix() -> i64 {
     i64::from(DetectorConfig::default().ipv4_prefix)
 }
+fn yes() -> bool {
+    true
+}
+
 fn default_ipv6_prefix() -> i64 {
     i64::from(DetectorConfig::default().ipv6_prefix)
 }

@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use super::hook::Hooks;
 use super::log::{Level, Logger};
 use super::notify::notify;
+use crate::detect::Detection;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::capture::{LiveCapture, LiveSettings};
@@ -42,6 +43,10 @@ use crate::time::{Clock, SystemClock, Timestamp};
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
+/// A detection is checked against the socket table read at most this long ago (read afresh
+/// if older), so that a service started a moment ago is never counted as a trap. The bound
+/// also caps the reads a flood of spoofed detections can cause at 100 a second.
+const LISTENERS_FRESH: Duration = Duration::from_millis(10);
 /// How often the state is written when it changed.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often systemd hears the counters.
@@ -89,6 +94,8 @@ const FRAMES_PER_TURN: usize = 4096;
 
 /// Everything the main loop owns.
 struct Daemon {
+    /// `-L`: the local check is off whatever the configuration says.
+    local_check_off: bool,
     loaded: Loaded,
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
@@ -104,6 +111,8 @@ struct Daemon {
     capture_drops: u64,
     /// Capture-to-kernel latencies of the last blocks, microseconds.
     latencies: std::collections::VecDeque<u64>,
+    /// When the socket table was last read.
+    listeners_read: Timestamp,
     logger: Logger,
 }
 
@@ -149,7 +158,12 @@ fn firewall_failed(e: &FirewallError) -> ExitCode {
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
-pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -> ExitCode {
+pub fn run(
+    loaded: Loaded,
+    config_path: Option<PathBuf>,
+    verbosity: Verbosity,
+    local_check_off: bool,
+) -> ExitCode {
     let clock = SystemClock;
     let config = loaded.config.clone();
     let (interfaces, ignore) = match never_block(&config) {
@@ -183,6 +197,7 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
     );
     let mut daemon = Daemon {
         verbosity,
+        local_check_off,
         clock,
         started: clock.now(),
         mode,
@@ -197,10 +212,14 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         refused: 0,
         capture_drops: 0,
         latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
+        listeners_read: clock.now(),
         logger: Logger::new(config.log.target, config.log.format),
         loaded,
         config_path,
     };
+    daemon
+        .pipeline
+        .set_local_check(config.local_check && !local_check_off);
     daemon.reconcile();
 
     let mut captures = Vec::new();
@@ -287,7 +306,9 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
                 match capture.next_frame() {
                     Ok(Some(frame)) => {
                         if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
-                            daemon.on_detection(&d);
+                            if let Some(d) = daemon.confirm(d) {
+                                daemon.on_detection(&d);
+                            }
                         }
                     }
                     Ok(None) => break,
@@ -317,7 +338,10 @@ pub fn run(loaded: Loaded, config_path: Option<PathBuf>, verbosity: Verbosity) -
         if now >= next_listeners {
             next_listeners = now.saturating_add(LISTENERS_EVERY);
             match host::read_listeners() {
-                Ok(listeners) => daemon.pipeline.set_listeners(listeners),
+                Ok(listeners) => {
+                    daemon.pipeline.set_listeners(listeners);
+                    daemon.listeners_read = now;
+                }
                 Err(e) => daemon.warn(&format!("cannot refresh listening sockets: {e}")),
             }
         }
@@ -479,7 +503,32 @@ impl Daemon {
             .collect()
     }
 
-    fn on_detection(&mut self, d: &crate::detect::Detection) {
+    /// Checks a detection against the socket table, read afresh unless it was read a moment
+    /// ago, before it is acted on.
+    fn confirm(&mut self, d: Detection) -> Option<Detection> {
+        let now = self.now();
+        let mut fresh = None;
+        if now.saturating_since(self.listeners_read) > LISTENERS_FRESH {
+            match host::read_listeners() {
+                Ok(listeners) => {
+                    self.listeners_read = now;
+                    fresh = Some(listeners);
+                }
+                Err(e) => self.warn(&format!("cannot re-read listening sockets: {e}")),
+            }
+        }
+        let summary = (self.verbosity >= Verbosity::Verbose)
+            .then(|| format!("{}: {}", d.source, d.summary()));
+        let confirmed = self.pipeline.confirm(d, fresh);
+        if let (None, Some(summary)) = (&confirmed, summary) {
+            self.log(&format!(
+                "withdrawn: {summary}: services have started on some of its ports"
+            ));
+        }
+        confirmed
+    }
+
+    fn on_detection(&mut self, d: &Detection) {
         let now = self.now();
         let decision = self.responder.on_detection(d, self.pipeline.ignore(), now);
         let line = report::line(d, &decision, self.mode);
@@ -679,6 +728,8 @@ impl Daemon {
             ignore,
             interfaces.iter().map(|(_, a)| *a),
         );
+        self.pipeline
+            .set_local_check(new.local_check && !self.local_check_off);
         self.responder.reconfigure(&new.respond);
         self.hooks = Hooks::new(new.respond.on_block.clone(), new.respond.on_block_timeout);
         let origin = loaded.origin.to_string();

@@ -35,6 +35,11 @@ pub struct Args {
     #[arg(short = 'd', long)]
     pub debug: bool,
 
+    /// Judge traffic from the host's own addresses too (PortSentry's -L; the configuration's
+    /// `[detect] local-check = false`). The never-block list still keeps them unblocked.
+    #[arg(short = 'L', long)]
+    pub disable_local_check: bool,
+
     /// Configuration file (when the default one is absent, the built-in default is used).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -104,7 +109,10 @@ pub fn main() -> ExitCode {
         Some(capture) => run_replay(
             ReplayOptions {
                 capture,
-                config: loaded.config,
+                config: config::Config {
+                    local_check: loaded.config.local_check && !args.disable_local_check,
+                    ..loaded.config
+                },
                 locals: args.locals,
             },
             args.json,
@@ -123,7 +131,7 @@ pub fn main() -> ExitCode {
             } else {
                 live::Verbosity::Normal
             };
-            live::run(loaded, args.config, verbosity)
+            live::run(loaded, args.config, verbosity, args.disable_local_check)
         }
     }
 }

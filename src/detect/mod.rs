@@ -431,6 +431,45 @@ impl Detector {
         }
     }
 
+    /// Checks `detection` again against a fresh look at the socket table before anything acts
+    /// on it: hits on ports where `listens` now finds a socket (a service that started after the
+    /// table was last read) are taken back. Returns the detection if its source still crosses
+    /// the threshold without them (with those ports gone from it), else `None`, and then the
+    /// source may be detected at its next probe, as if this one had not counted.
+    pub fn confirm(
+        &mut self,
+        mut detection: Detection,
+        listens: impl Fn(Proto, u16) -> bool,
+    ) -> Option<Detection> {
+        if !detection
+            .ports
+            .iter()
+            .any(|&(proto, port)| listens(proto, port))
+        {
+            return Some(detection);
+        }
+        detection
+            .ports
+            .retain(|&(proto, port)| !listens(proto, port));
+        let Some(source) = self.sources.get_mut(&detection.source.addr()) else {
+            return Some(detection);
+        };
+        source.hits.retain(|h| {
+            let open = listens(h.proto, h.port);
+            if open {
+                source.score -= h.weight;
+            }
+            !open
+        });
+        detection.score = source.score;
+        if source.score >= self.config.threshold {
+            return Some(detection);
+        }
+        source.quiet_until = Timestamp::ZERO;
+        self.stats.detections -= 1;
+        None
+    }
+
     /// Forgets every source inside `net`, so that its next probes are judged afresh (after an
     /// administrator lifts its block).
     pub fn forget(&mut self, net: ipnet::IpNet) {

@@ -314,3 +314,46 @@ fn the_kernels_answer_to_a_maimon_probe_adds_no_ack_kind() {
     assert_eq!(at, vec![6]);
     assert_eq!(found[0].kinds.to_string(), "maimon");
 }
+
+#[test]
+fn confirm_keeps_a_detection_when_no_port_has_opened() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (_, found) = feed(&mut d, "203.0.113.7", ports(SYN, 1..=7));
+    let detection = found
+        .into_iter()
+        .next()
+        .expect("seven closed ports are a scan");
+    let kept = d.confirm(detection.clone(), |_, _| false);
+    assert_eq!(kept, Some(detection));
+}
+
+#[test]
+fn confirm_withdraws_a_detection_that_a_new_service_explains() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (_, found) = feed(&mut d, "203.0.113.7", ports(SYN, 1..=7));
+    let detection = found.into_iter().next().unwrap();
+    // Port 3 got a listener after the table was read: six closed ports (18) are no scan.
+    assert_eq!(d.confirm(detection, |_, port| port == 3), None);
+    assert_eq!(d.stats().detections, 0);
+    // The port is forgotten, and the source is not muted: the next closed port crosses again.
+    let (at, found) = feed(&mut d, "203.0.113.7", [(100, 10, SYN)]);
+    assert_eq!(at, [0]);
+    assert_eq!(found[0].ports.len(), 7);
+    assert!(!found[0].ports.contains(&(Proto::Tcp, 3)));
+}
+
+#[test]
+fn confirm_narrows_a_detection_that_still_stands() {
+    let mut d = Detector::new(DetectorConfig::default());
+    // Twenty unprivileged ports (20), then a privileged one (3): 23 crosses 21.
+    let mut probes = ports(SYN, 2000..2020);
+    probes.push((500, 1, SYN));
+    let (_, found) = feed(&mut d, "203.0.113.7", probes);
+    let detection = found.into_iter().next().unwrap();
+    assert_eq!((detection.ports.len(), detection.score), (21, 23));
+    let kept = d
+        .confirm(detection, |proto, port| proto == Proto::Tcp && port == 2000)
+        .expect("22 still crosses 21");
+    assert_eq!((kept.ports.len(), kept.score), (20, 22));
+    assert!(!kept.ports.contains(&(Proto::Tcp, 2000)));
+}

@@ -120,6 +120,19 @@ impl Listeners {
             || (!self.specific.is_empty()
                 && self.specific.contains(&(proto, dst.to_canonical(), port)))
     }
+
+    /// Whether something listens on `proto` `port` on any local address.
+    pub fn on_any_address(&self, proto: Proto, port: u16) -> bool {
+        let any = match proto {
+            Proto::Tcp => &self.any_tcp,
+            Proto::Udp => &self.any_udp,
+        };
+        any.contains(port)
+            || self
+                .specific
+                .iter()
+                .any(|&(p, _, q)| p == proto && q == port)
+    }
 }
 
 /// The trap decision: mode, excludes, the ephemeral exemption and the current listeners.

@@ -112,7 +112,8 @@ impl NetnsPair {
             .unwrap_or_else(|e| panic!("{args:?} in {ns}: {e}"))
     }
 
-    /// TCP listeners on `ports` in the victim's namespace, for at most `seconds`; ended on drop.
+    /// TCP listeners on `ports` in the victim's namespace (IPv4 and IPv6), for at most
+    /// `seconds`; ended on drop.
     pub fn listen(&self, ports: &[u16], seconds: u32) -> KillOnDrop {
         let child = Command::new("ip")
             .args([
@@ -126,7 +127,8 @@ impl NetnsPair {
             ])
             .arg(format!(
                 "import socket, time\n\
-                 s = [socket.create_server(('0.0.0.0', p)) for p in {ports:?}]\n\
+                 s = [socket.create_server(('::', p), family=socket.AF_INET6, \
+                 dualstack_ipv6=True) for p in {ports:?}]\n\
                  time.sleep({seconds})\n"
             ))
             .spawn()
@@ -141,12 +143,16 @@ impl NetnsPair {
     }
 
     /// Whether `from`, an address of the scanner's namespace, opens a TCP connection to the
-    /// victim's `port` within a second.
+    /// victim's `port` (at the victim's address of the same family) within a second.
     pub fn connects(&self, from: &str, port: u16) -> bool {
+        let (family, to) = if from.contains(':') {
+            ("AF_INET6", Self::A6)
+        } else {
+            ("AF_INET", Self::A4)
+        };
         let script = format!(
-            "import socket; s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0)); \
-             s.connect(('{}', {port}))",
-            Self::A4
+            "import socket; s = socket.socket(socket.{family}); s.settimeout(1); \
+             s.bind(('{from}', 0)); s.connect(('{to}', {port}))"
         );
         self.exec(&self.b, &["python3", "-c", &script])
             .status
@@ -203,6 +209,11 @@ impl Daemon {
 
     /// As [`Daemon::spawn`], for at most `seconds`.
     pub fn spawn_for(ns: &str, dir: &Path, config: &str, seconds: u32) -> Self {
+        Self::spawn_with(ns, dir, config, seconds, &[])
+    }
+
+    /// As [`Daemon::spawn_for`], with more arguments for sentryd.
+    pub fn spawn_with(ns: &str, dir: &Path, config: &str, seconds: u32, args: &[&str]) -> Self {
         let config_path = dir.join("scansentry.toml");
         std::fs::write(
             &config_path,
@@ -220,6 +231,7 @@ impl Daemon {
             .arg(env!("CARGO_BIN_EXE_sentryd"))
             .arg("-c")
             .arg(&config_path)
+            .args(args)
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .stdin(Stdio::null())

@@ -1,9 +1,12 @@
 //! What the host has: its addresses and its listening sockets. The parsers are **pure** (text in,
 //! data out, tested on fixtures); the readers are **shell**.
 //!
-//! Listening sockets come from the kernel's socket tables as `/proc/net/{tcp,tcp6,udp,udp6}`
-//! show them for the reader's network namespace: TCP sockets in LISTEN, and every bound UDP
-//! socket (a UDP port in use is never a trap).
+//! Listening sockets come from the kernel's socket table of the reader's network namespace,
+//! over sock_diag netlink ([`sockdiag`]), or from `/proc/net/{tcp,tcp6,udp,udp6}` on a kernel
+//! built without it: TCP sockets in LISTEN, and every bound UDP socket (a UDP port in use is
+//! never a trap).
+
+pub mod sockdiag;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -57,19 +60,71 @@ fn parse_proc_addr(hex: &str) -> Option<IpAddr> {
     }
 }
 
-/// Reads the listening sockets of the current network namespace.
+/// The sockets that accept traffic in the current network namespace, from sock_diag: TCP
+/// listeners and UDP sockets bound to a port, IPv4 and IPv6.
 ///
 /// # Errors
 ///
-/// When `/proc/net/tcp` cannot be read (no `/proc`). Missing IPv6 tables (IPv6 disabled) are
-/// fine.
+/// When the kernel cannot be asked (see [`sockdiag::SockDiag::dump`]). An IPv6 stack that is
+/// turned off is no error.
+pub fn listening_sockets() -> io::Result<Vec<sockdiag::Socket>> {
+    use sockdiag::{AF_INET, AF_INET6, state};
+    let mut diag = sockdiag::SockDiag::open()
+        .map_err(|e| io::Error::new(e.kind(), format!("sock_diag: {e}")))?;
+    let mut sockets = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        for (proto, states) in [
+            (Proto::Tcp, state::only(state::LISTEN)),
+            (Proto::Udp, state::ALL),
+        ] {
+            match diag.dump(family, proto, states, &mut sockets) {
+                Ok(()) => {}
+                Err(e)
+                    if family == AF_INET6
+                        && matches!(
+                            e.raw_os_error().map(nix::errno::Errno::from_raw),
+                            Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::ENOENT)
+                        ) => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("sock_diag: {e}"))),
+            }
+        }
+    }
+    sockets.retain(|s| s.port != 0);
+    Ok(sockets)
+}
+
+/// Reads the listening sockets of the current network namespace: from sock_diag, or from
+/// `/proc/net` when the kernel cannot answer over netlink.
+///
+/// # Errors
+///
+/// When neither source can be read.
 pub fn read_listeners() -> io::Result<Listeners> {
+    match listening_sockets() {
+        Ok(sockets) => {
+            let mut listeners = Listeners::new();
+            for s in sockets {
+                listeners.insert(s.proto, Some(s.addr), s.port);
+            }
+            Ok(listeners)
+        }
+        Err(_) => read_proc_listeners(),
+    }
+}
+
+/// Reads the listening sockets of the current network namespace from `/proc/net`.
+///
+/// # Errors
+///
+/// When `/proc/thread-self/net/tcp` cannot be read (no `/proc`). Missing IPv6 tables (IPv6 disabled) are
+/// fine.
+pub fn read_proc_listeners() -> io::Result<Listeners> {
     let mut listeners = Listeners::new();
     for (file, proto, required) in [
-        ("/proc/net/tcp", Proto::Tcp, true),
-        ("/proc/net/tcp6", Proto::Tcp, false),
-        ("/proc/net/udp", Proto::Udp, true),
-        ("/proc/net/udp6", Proto::Udp, false),
+        ("/proc/thread-self/net/tcp", Proto::Tcp, true),
+        ("/proc/thread-self/net/tcp6", Proto::Tcp, false),
+        ("/proc/thread-self/net/udp", Proto::Udp, true),
+        ("/proc/thread-self/net/udp6", Proto::Udp, false),
     ] {
         match std::fs::read_to_string(file) {
             Ok(text) => {
