@@ -61,8 +61,8 @@ impl Hooks {
         }
         if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_RUNNING {
             self.running.fetch_sub(1, Ordering::SeqCst);
-            eprintln!(
-                "sentryd: warning: on-block program skipped for {}: {MAX_RUNNING} still running",
+            tracing::warn!(
+"on-block program skipped for {}: {MAX_RUNNING} still running",
                 source_text(&net)
             );
             return;
@@ -88,7 +88,8 @@ fn run(argv: &[String], timeout: Duration) {
     {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("sentryd: warning: cannot run on-block program {program}: {e}");
+            tracing::warn!(
+"cannot run on-block program {program}: {e}");
             return;
         }
     };
@@ -98,14 +99,15 @@ fn run(argv: &[String], timeout: Duration) {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return,
             Ok(Some(status)) => {
-                eprintln!("sentryd: warning: on-block program {program} failed: {status}");
+                tracing::warn!(
+"on-block program {program} failed: {status}");
                 return;
             }
             Ok(None) if waited >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                eprintln!(
-                    "sentryd: warning: on-block program {program} killed after {}s",
+                tracing::warn!(
+"on-block program {program} killed after {}s",
                     timeout.as_secs_f64()
                 );
                 return;
@@ -115,7 +117,8 @@ fn run(argv: &[String], timeout: Duration) {
                 waited += step;
             }
             Err(e) => {
-                eprintln!("sentryd: warning: on-block program {program}: {e}");
+                tracing::warn!(
+"on-block program {program}: {e}");
                 return;
             }
         }

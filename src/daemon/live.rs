@@ -19,7 +19,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::hook::Hooks;
-use super::log::{Level, Logger};
+use super::log::Logger;
 use super::notify::notify;
 use crate::detect::Detection;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -133,7 +133,8 @@ pub fn never_block(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList
         exit::code(exit::CONFIG)
     })?;
     for w in warnings {
-        eprintln!("sentryd: warning: {w}");
+        tracing::warn!(
+"{w}");
     }
     Ok((interfaces, ignore))
 }
@@ -166,6 +167,15 @@ pub fn run(
 ) -> ExitCode {
     let clock = SystemClock;
     let config = loaded.config.clone();
+    let logger = super::log::install(
+        config.log.target,
+        config.log.format,
+        if verbosity >= Verbosity::Debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        },
+    );
     let (interfaces, ignore) = match never_block(&config) {
         Ok(found) => found,
         Err(code) => return code,
@@ -213,7 +223,7 @@ pub fn run(
         capture_drops: 0,
         latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
         listeners_read: clock.now(),
-        logger: Logger::new(config.log.target, config.log.format),
+        logger,
         loaded,
         config_path,
     };
@@ -269,14 +279,14 @@ pub fn run(
     if let Err(e) = host::watch(Box::new(move || {
         host_wake.send(Event::HostChanged);
     })) {
-        eprintln!(
-            "sentryd: warning: cannot follow interface and address changes ({e}); the \
+        tracing::warn!(
+"cannot follow interface and address changes ({e}); the \
              never-block list is rebuilt on reload only"
         );
     }
 
-    eprintln!(
-        "sentryd: watching {} ({} local addresses, {} never-block entries, {} blocks restored; \
+    tracing::info!(
+        "watching {} ({} local addresses, {} never-block entries, {} blocks restored; \
          configuration: {}; control socket {}); {}",
         captures
             .iter()
@@ -313,9 +323,7 @@ pub fn run(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        daemon
-                            .logger
-                            .log(clock.now(), Level::Error, &exit::chain(&e));
+                        tracing::error!("{}", exit::chain(&e));
                         daemon.save();
                         return exit::code(exit::FAILURE);
                     }
@@ -328,8 +336,8 @@ pub fn run(
             notify("STOPPING=1");
             daemon.save();
             let _ = std::fs::remove_file(&socket_path);
-            eprintln!(
-                "sentryd: stopping; {} blocks stay in the kernel until they expire",
+            tracing::info!(
+                "stopping; {} blocks stay in the kernel until they expire",
                 daemon.responder.active_count()
             );
             return ExitCode::SUCCESS;
@@ -365,13 +373,7 @@ pub fn run(
                 "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
                 s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
             ));
-            if daemon.verbosity >= Verbosity::Debug {
-                daemon.logger.log(
-                    clock.now(),
-                    Level::Debug,
-                    &format!("counters: {:?}", daemon.pipeline.counters()),
-                );
-            }
+            tracing::debug!("counters: {:?}", daemon.pipeline.counters());
         }
         // Sleep until frames are waiting, another thread has something, or the next chore.
         let next = next_listeners.min(next_save).min(next_status);
@@ -435,11 +437,11 @@ impl Daemon {
     }
 
     fn log(&self, line: &str) {
-        self.logger.log(self.now(), Level::Info, line);
+        tracing::info!("{line}");
     }
 
     fn warn(&self, line: &str) {
-        self.logger.log(self.now(), Level::Warning, line);
+        tracing::warn!("{line}");
     }
 
     /// Takes every pending event; returns whether to stop.
@@ -487,8 +489,8 @@ impl Daemon {
             wake.send(Event::FirewallChanged);
         });
         if let Err(e) = self.firewall.watch(changed) {
-            eprintln!(
-                "sentryd: warning: cannot watch nftables for changes ({e}); a ruleset reload \
+            tracing::warn!(
+"cannot watch nftables for changes ({e}); a ruleset reload \
                  that removes the table is only noticed at the next block"
             );
         }
@@ -582,12 +584,14 @@ impl Daemon {
                     );
                 }
             }
-            Err(e) => eprintln!("sentryd: warning: {e}; starting without saved blocks"),
+            Err(e) => tracing::warn!(
+"{e}; starting without saved blocks"),
         }
         let in_kernel = match self.firewall.list() {
             Ok(list) => list,
             Err(e) => {
-                eprintln!("sentryd: warning: cannot read the blocks in the kernel: {e}");
+                tracing::warn!(
+"cannot read the blocks in the kernel: {e}");
                 Vec::new()
             }
         };
@@ -697,7 +701,8 @@ impl Daemon {
         let loaded = config::load(self.config_path.as_deref())
             .map_err(|e| exit::chain(&e).replace('\n', "; "))?;
         for w in &loaded.warnings {
-            eprintln!("sentryd: warning: {w}");
+            tracing::warn!(
+"{w}");
         }
         let new = loaded.config.clone();
         let (interfaces, ignore) = never_block(&new)
@@ -731,6 +736,7 @@ impl Daemon {
         self.pipeline
             .set_local_check(new.local_check && !self.local_check_off);
         self.responder.reconfigure(&new.respond);
+        self.logger.reconfigure(new.log.target, new.log.format);
         self.hooks = Hooks::new(new.respond.on_block.clone(), new.respond.on_block_timeout);
         let origin = loaded.origin.to_string();
         self.loaded = loaded;

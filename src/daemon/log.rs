@@ -1,9 +1,16 @@
 //! Where the daemon's event lines go: standard output (the default; systemd's journal takes it
 //! from there), syslog (`/dev/log`), or the journal's native socket; as text or as JSON. One
 //! event per line, facts first. **Shell**, except [`format_line`], which is pure.
+//!
+//! The daemon writes events with `tracing`'s macros; [`install`] sets up the subscriber whose
+//! one layer hands each event to the configured [`Sink`], and returns the [`Logger`] handle
+//! through which a reload switches target and format.
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tracing_subscriber::layer::SubscriberExt;
 
 pub use crate::config::{LogFormat as Format, LogTarget as Target};
 use crate::time::Timestamp;
@@ -63,16 +70,16 @@ pub fn format_line(
     }
 }
 
-/// The daemon's logger.
+/// Where lines are written: a target and a format, and the socket of syslog or the journal.
 #[derive(Debug)]
-pub struct Logger {
+pub struct Sink {
     target: Target,
     format: Format,
     socket: Option<UnixDatagram>,
 }
 
-impl Logger {
-    /// A logger for `target` and `format`. If the syslog or journal socket cannot be reached,
+impl Sink {
+    /// A sink for `target` and `format`. If the syslog or journal socket cannot be reached,
     /// lines go to standard output, and the first one says why.
     pub fn new(target: Target, format: Format) -> Self {
         let path = match target {
@@ -95,7 +102,7 @@ impl Logger {
         } else {
             Target::Stdout
         };
-        Logger {
+        Sink {
             target,
             format,
             socket,
@@ -133,6 +140,93 @@ impl Logger {
     }
 }
 
+impl Level {
+    fn of(level: tracing::Level) -> Self {
+        match level {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Info,
+            tracing::Level::DEBUG | tracing::Level::TRACE => Level::Debug,
+        }
+    }
+}
+
+/// The handle on the sink the subscriber writes to.
+#[derive(Clone, Debug)]
+pub struct Logger(Arc<Mutex<Sink>>);
+
+impl Logger {
+    /// Switches target and format (on reload); a no-op when neither changed.
+    pub fn reconfigure(&self, target: Target, format: Format) {
+        let mut sink = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if (sink.target, sink.format) != (target, format) {
+            *sink = Sink::new(target, format);
+        }
+    }
+}
+
+/// The one layer: formats an event's message and fields and writes the line.
+struct SinkLayer {
+    sink: Arc<Mutex<Sink>>,
+    clock: crate::time::SystemClock,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SinkLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        use crate::time::Clock;
+        let mut text = Text::default();
+        event.record(&mut text);
+        let level = Level::of(*event.metadata().level());
+        let sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        sink.log(self.clock.now(), level, &text.0);
+    }
+}
+
+/// An event's message, then its other fields as ` key=value`.
+#[derive(Default)]
+struct Text(String);
+
+impl tracing::field::Visit for Text {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.insert_str(0, value);
+        } else {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+/// Installs the process's subscriber: events at `max` and above go to `target` in `format`.
+///
+/// # Panics
+///
+/// If a subscriber was installed already (this is called once, at start).
+pub fn install(target: Target, format: Format, max: tracing::Level) -> Logger {
+    let sink = Arc::new(Mutex::new(Sink::new(target, format)));
+    let layer = SinkLayer {
+        sink: Arc::clone(&sink),
+        clock: crate::time::SystemClock,
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(max))
+        .with(layer);
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("sentryd installs its log subscriber once");
+    Logger(sink)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +259,42 @@ mod tests {
     }
 
     #[test]
+    fn events_become_one_line_message_first() {
+        let sink = Arc::new(Mutex::new(Sink::new(Target::Stdout, Format::Text)));
+        let dir = std::env::temp_dir().join(format!("scansentry-layer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal.sock");
+        let _ = std::fs::remove_file(&path);
+        let server = UnixDatagram::bind(&path).unwrap();
+        let socket = UnixDatagram::unbound().unwrap();
+        socket.connect(&path).unwrap();
+        *sink.lock().unwrap() = Sink {
+            target: Target::Journald,
+            format: Format::Json,
+            socket: Some(socket),
+        };
+        let subscriber = tracing_subscriber::registry().with(SinkLayer {
+            sink: Arc::clone(&sink),
+            clock: crate::time::SystemClock,
+        });
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(addr = "198.51.100.2", "could not block");
+        });
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        let json = text
+            .strip_prefix("MESSAGE=")
+            .and_then(|t| t.split('\n').next())
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["message"], "could not block addr=198.51.100.2");
+        assert_eq!(v["level"], "warning");
+        assert!(text.contains("\nPRIORITY=4\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_journal_socket_gets_native_fields() {
         let dir = std::env::temp_dir().join(format!("scansentry-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -173,7 +303,7 @@ mod tests {
         let server = UnixDatagram::bind(&path).unwrap();
         let socket = UnixDatagram::unbound().unwrap();
         socket.connect(&path).unwrap();
-        let logger = Logger {
+        let logger = Sink {
             target: Target::Journald,
             format: Format::Text,
             socket: Some(socket),

@@ -245,7 +245,7 @@ impl Daemon {
         };
         // Ready when it says it is watching.
         let ready = wait_until(Duration::from_secs(10), || {
-            daemon.err().contains("watching")
+            daemon.out().contains("watching")
         });
         assert!(ready, "sentryd did not start: {}", daemon.err());
         daemon
