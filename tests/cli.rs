@@ -491,3 +491,52 @@ fn a_bad_address_is_claps_error_and_exit_2() {
     let o = sentryctl(&["block", "203.0.113.0/24", "--for", "1 fortnight"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn import_portsentry_writes_a_valid_config_and_lists_what_it_left_out() {
+    let dir = std::env::temp_dir().join(format!("scansentry-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ignore = dir.join("portsentry.ignore");
+    std::fs::write(&ignore, "127.0.0.1/32\n198.51.100.7\n203.0.113.0/24\n").unwrap();
+    let conf = dir.join("portsentry.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "TCP_PORTS=\"1,11,15,79,111\"\nUDP_PORTS=\"1,7,9\"\nIGNORE_FILE=\"{}\"\n\
+             BLOCK_TCP=\"1\"\nBLOCK_UDP=\"1\"\nKILL_HOSTS_DENY=\"ALL: $TARGET$ : DENY\"\n",
+            ignore.display()
+        ),
+    )
+    .unwrap();
+    let out_file = dir.join("scansentry.toml");
+    let _ = std::fs::remove_file(&out_file);
+    let o = sentryctl(&[
+        "import-portsentry",
+        conf.to_str().unwrap(),
+        "--output",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("portsentry.conf:6: KILL_HOSTS_DENY: not imported"));
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    assert!(written.contains("addresses = [\"198.51.100.7\", \"203.0.113.0/24\"]"));
+    let v = sentryctl(&["validate", out_file.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    // An existing file is never overwritten.
+    let again = sentryctl(&[
+        "import-portsentry",
+        conf.to_str().unwrap(),
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("File exists"), "{}", stderr(&again));
+    // A missing file: one line, exit 1.
+    let missing = sentryctl(&["import-portsentry", "/nonexistent/portsentry.conf"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr(&missing).trim(),
+        "sentryctl: error: cannot read /nonexistent/portsentry.conf: No such file or directory (os error 2)"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -182,9 +182,13 @@ pub const ON_BLOCK_PLACEHOLDERS: [&str; 5] =
 pub struct NeverBlockConfig {
     /// Addresses (as host prefixes) and networks.
     pub addresses: Vec<IpNet>,
-    /// A file of further addresses and networks.
+    /// A file of further addresses and networks. The default one, [`DEFAULT_IGNORE_FILE`],
+    /// may be missing; any other must exist.
     pub file: Option<PathBuf>,
 }
+
+/// The ignore file the packages install, and the default of `[never-block] file`.
+pub const DEFAULT_IGNORE_FILE: &str = "/etc/scansentry/ignore";
 
 impl Default for Config {
     fn default() -> Self {
@@ -547,18 +551,15 @@ impl TryFrom<RawConfig> for Config {
                 )),
             }
         }
-        let file = match nb.file.as_deref() {
-            Some("") => {
-                v.problem("[never-block] file = \"\": give a path, or leave the key out".into());
-                None
-            }
-            Some(p) if !p.starts_with('/') => {
+        let file = match nb.file.as_str() {
+            "" => None,
+            p if !p.starts_with('/') => {
                 v.problem(format!(
-                    "[never-block] file = {p:?}: must be an absolute path"
+                    "[never-block] file = {p:?}: must be an absolute path (or \"\" for none)"
                 ));
                 None
             }
-            other => other.map(PathBuf::from),
+            p => Some(PathBuf::from(p)),
         };
 
         v.finish(Config {

@@ -327,15 +327,28 @@ impl Default for RawFirewall {
 }
 
 /// `[never-block]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RawNeverBlock {
     /// Addresses and CIDRs.
     #[serde(default)]
     pub addresses: Vec<String>,
-    /// A file with one address or CIDR per line.
-    #[serde(default)]
-    pub file: Option<String>,
+    /// A file with one address or CIDR per line; `""` for none.
+    #[serde(default = "default_ignore_file")]
+    pub file: String,
+}
+
+impl Default for RawNeverBlock {
+    fn default() -> Self {
+        RawNeverBlock {
+            addresses: Vec::new(),
+            file: default_ignore_file(),
+        }
+    }
+}
+
+fn default_ignore_file() -> String {
+    crate::config::DEFAULT_IGNORE_FILE.into()
 }
 
 fn default_mode() -> String {

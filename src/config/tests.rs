@@ -167,7 +167,18 @@ fn ephemeral_udp_accepts_auto_none_or_a_range() {
 fn never_block_file_must_be_absolute() {
     assert_eq!(
         problems("[never-block]\nfile = \"ignore.txt\"\n"),
-        ["[never-block] file = \"ignore.txt\": must be an absolute path"]
+        ["[never-block] file = \"ignore.txt\": must be an absolute path (or \"\" for none)"]
+    );
+    assert_eq!(
+        check("").unwrap().never_block.file.as_deref(),
+        Some(Path::new(crate::config::DEFAULT_IGNORE_FILE))
+    );
+    assert_eq!(
+        check("[never-block]\nfile = \"\"\n")
+            .unwrap()
+            .never_block
+            .file,
+        None
     );
     let c =
         check("[never-block]\nfile = \"/etc/scansentry/ignore\"\naddresses = [\"2001:db8::1\"]\n")

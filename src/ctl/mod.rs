@@ -1,11 +1,12 @@
 //! `sentryctl`: asks the daemon over its control socket, and checks configurations. **Shell**;
 //! the human output is built by [`output`], which is pure.
 
-pub mod output;
+pub mod import;
+mod output;
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -75,6 +76,20 @@ pub enum Command {
         /// The file to check.
         file: Option<PathBuf>,
     },
+    /// Convert a PortSentry 1.x or 2.0 portsentry.conf (and the ignore file it names) into a
+    /// scansentry.toml, on standard output or into --output; what could not be carried over is
+    /// listed on standard error, with why.
+    ImportPortsentry {
+        /// The portsentry.conf.
+        path: PathBuf,
+        /// Trap ports from PortSentry's advanced (stealth) range, 1 to ADVANCED_PORTS_*, instead
+        /// of the TCP_PORTS/UDP_PORTS lists (for those who ran it with -atcp/-audp).
+        #[arg(long)]
+        advanced: bool,
+        /// Write the new configuration here (an existing file is never overwritten).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// An address (a host prefix) or a CIDR, for clap.
@@ -100,6 +115,11 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     let request = match args.command {
         Command::Validate { file } => return config::check_command("sentryctl", file.as_deref()),
+        Command::ImportPortsentry {
+            path,
+            advanced,
+            output,
+        } => return import_portsentry(&path, advanced, output.as_deref()),
         Command::Status => Request::Status,
         Command::List => return list(&args),
         Command::Block { net, duration } => Request::Block {
@@ -167,6 +187,62 @@ fn list(args: &Args) -> ExitCode {
         output::blocks(&blocks)
     };
     print(&text)
+}
+
+/// `import-portsentry`: reads the files, converts, checks the result, writes it.
+fn import_portsentry(path: &Path, advanced: bool, output: Option<&Path>) -> ExitCode {
+    let conf = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("sentryctl: error: cannot read {}: {e}", path.display());
+            return exit::code(exit::FAILURE);
+        }
+    };
+    let mut imported = import::convert(&conf, &path.display().to_string(), advanced);
+    if let Some(file) = imported.ignore_file.take() {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let (addresses, notes) = import::ignore_entries(&text, &file);
+                imported.toml.push_str(&format!(
+                    "\n[never-block]\n# From {file}.\nfile = \"\"\n{addresses}"
+                ));
+                imported.notes.extend(notes);
+            }
+            Err(e) => imported.notes.push(format!(
+                "{}: IGNORE_FILE {file}: not imported: cannot read it ({e}); add its addresses \
+                 to [never-block] addresses",
+                path.display()
+            )),
+        }
+    }
+    if let Err(e) = config::from_toml(&imported.toml, Path::new("the converted configuration")) {
+        // A bug of the converter, not of the input: say so rather than write a bad file.
+        exit::report("sentryctl", &e);
+        return exit::code(exit::FAILURE);
+    }
+    for note in &imported.notes {
+        eprintln!("sentryctl: {note}");
+    }
+    match output {
+        None => print(imported.toml.trim_end()),
+        Some(out) => {
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(out)
+                .and_then(|mut f| f.write_all(imported.toml.as_bytes()));
+            match written {
+                Ok(()) => {
+                    eprintln!("sentryctl: wrote {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sentryctl: error: cannot write {}: {e}", out.display());
+                    exit::code(exit::FAILURE)
+                }
+            }
+        }
+    }
 }
 
 fn print(text: &str) -> ExitCode {

@@ -62,7 +62,7 @@ impl Hooks {
         if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_RUNNING {
             self.running.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!(
-"on-block program skipped for {}: {MAX_RUNNING} still running",
+                "on-block program skipped for {}: {MAX_RUNNING} still running",
                 source_text(&net)
             );
             return;
@@ -88,8 +88,7 @@ fn run(argv: &[String], timeout: Duration) {
     {
         Ok(child) => child,
         Err(e) => {
-            tracing::warn!(
-"cannot run on-block program {program}: {e}");
+            tracing::warn!("cannot run on-block program {program}: {e}");
             return;
         }
     };
@@ -99,15 +98,14 @@ fn run(argv: &[String], timeout: Duration) {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return,
             Ok(Some(status)) => {
-                tracing::warn!(
-"on-block program {program} failed: {status}");
+                tracing::warn!("on-block program {program} failed: {status}");
                 return;
             }
             Ok(None) if waited >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
                 tracing::warn!(
-"on-block program {program} killed after {}s",
+                    "on-block program {program} killed after {}s",
                     timeout.as_secs_f64()
                 );
                 return;
@@ -117,8 +115,7 @@ fn run(argv: &[String], timeout: Duration) {
                 waited += step;
             }
             Err(e) => {
-                tracing::warn!(
-"on-block program {program}: {e}");
+                tracing::warn!("on-block program {program}: {e}");
                 return;
             }
         }

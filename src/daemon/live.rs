@@ -133,8 +133,7 @@ pub fn never_block(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList
         exit::code(exit::CONFIG)
     })?;
     for w in warnings {
-        tracing::warn!(
-"{w}");
+        tracing::warn!("{w}");
     }
     Ok((interfaces, ignore))
 }
@@ -280,7 +279,7 @@ pub fn run(
         host_wake.send(Event::HostChanged);
     })) {
         tracing::warn!(
-"cannot follow interface and address changes ({e}); the \
+            "cannot follow interface and address changes ({e}); the \
              never-block list is rebuilt on reload only"
         );
     }
@@ -490,7 +489,7 @@ impl Daemon {
         });
         if let Err(e) = self.firewall.watch(changed) {
             tracing::warn!(
-"cannot watch nftables for changes ({e}); a ruleset reload \
+                "cannot watch nftables for changes ({e}); a ruleset reload \
                  that removes the table is only noticed at the next block"
             );
         }
@@ -584,14 +583,12 @@ impl Daemon {
                     );
                 }
             }
-            Err(e) => tracing::warn!(
-"{e}; starting without saved blocks"),
+            Err(e) => tracing::warn!("{e}; starting without saved blocks"),
         }
         let in_kernel = match self.firewall.list() {
             Ok(list) => list,
             Err(e) => {
-                tracing::warn!(
-"cannot read the blocks in the kernel: {e}");
+                tracing::warn!("cannot read the blocks in the kernel: {e}");
                 Vec::new()
             }
         };
@@ -701,8 +698,7 @@ impl Daemon {
         let loaded = config::load(self.config_path.as_deref())
             .map_err(|e| exit::chain(&e).replace('\n', "; "))?;
         for w in &loaded.warnings {
-            tracing::warn!(
-"{w}");
+            tracing::warn!("{w}");
         }
         let new = loaded.config.clone();
         let (interfaces, ignore) = never_block(&new)

@@ -172,11 +172,7 @@ struct SinkLayer {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SinkLayer {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         use crate::time::Clock;
         let mut text = Text::default();
         event.record(&mut text);

@@ -172,7 +172,7 @@ pub struct IgnoreFileError {
 ///
 /// # Errors
 ///
-/// When the configured file cannot be read.
+/// When the configured file cannot be read (the default one may be missing).
 pub fn load(
     config: &crate::config::NeverBlockConfig,
     discovered: Vec<Entry>,
@@ -185,10 +185,22 @@ pub fn load(
     }));
     let mut warnings = Vec::new();
     if let Some(path) = &config.file {
-        let text = std::fs::read_to_string(path).map_err(|source| IgnoreFileError {
-            path: path.clone(),
-            source,
-        })?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            // The default file is optional: without a package, nobody has made it.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && path.as_os_str() == crate::config::DEFAULT_IGNORE_FILE =>
+            {
+                String::new()
+            }
+            Err(source) => {
+                return Err(IgnoreFileError {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        };
         let (more, problems) = parse_file(&text, path);
         entries.extend(more);
         warnings.extend(problems);
@@ -376,5 +388,24 @@ mod tests {
             let linear = l.entries().iter().any(|e| e.net.contains(&a));
             assert_eq!(l.contains(a), linear, "{a}");
         }
+    }
+
+    #[test]
+    fn the_default_file_may_be_missing_a_named_one_may_not() {
+        use crate::config::{DEFAULT_IGNORE_FILE, NeverBlockConfig};
+        let config = |file: &str| NeverBlockConfig {
+            addresses: Vec::new(),
+            file: Some(file.into()),
+        };
+        if !std::path::Path::new(DEFAULT_IGNORE_FILE).exists() {
+            let (list, warnings) = load(&config(DEFAULT_IGNORE_FILE), Vec::new()).unwrap();
+            assert_eq!(list.entries().len(), loopback_entries().len());
+            assert!(warnings.is_empty());
+        }
+        let err = load(&config("/nonexistent/scansentry-ignore"), Vec::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read never-block file /nonexistent/scansentry-ignore"
+        );
     }
 }

@@ -1,0 +1,473 @@
+//! `sentryctl import-portsentry`: a PortSentry 1.x or 2.0 `portsentry.conf` (and the ignore
+//! file it names) as a `scansentry.toml`, with a list of what could not be carried over and
+//! why. **Pure**: text in, text out; the subcommand reads the files.
+
+use std::fmt::Write as _;
+
+/// What the conversion made.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Imported {
+    /// The new configuration file.
+    pub toml: String,
+    /// One line for each setting that was not carried over, or changed meaning, and why.
+    pub notes: Vec<String>,
+    /// The ignore file the configuration names, if any (the caller reads it and calls
+    /// [`ignore_entries`]).
+    pub ignore_file: Option<String>,
+}
+
+/// A PortSentry configuration: `KEY="value"` lines (`KEY = "value"` and unquoted values
+/// also occur), `#` comments. Later lines win, as in PortSentry.
+fn settings(text: &str) -> Vec<(String, String, usize)> {
+    let mut out: Vec<(String, String, usize)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_string();
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.rfind('"').map(|end| &v[..end]))
+            .unwrap_or(value)
+            .to_string();
+        out.retain(|(k, _, _)| *k != key);
+        out.push((key, value, n + 1));
+    }
+    out
+}
+
+/// PortSentry's port lists: `1,7,9,11-15` (2.0 allows ranges).
+fn ports(value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let ok = match p.split_once('-') {
+                Some((lo, hi)) => lo.parse::<u16>().is_ok() && hi.parse::<u16>().is_ok(),
+                None => p.parse::<u16>().is_ok(),
+            };
+            if ok {
+                Ok(if p.contains('-') {
+                    format!("\"{p}\"")
+                } else {
+                    p.to_string()
+                })
+            } else {
+                Err(format!("{p:?} is not a port"))
+            }
+        })
+        .collect()
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+/// Converts `conf`, the text of a portsentry.conf. With `advanced`, the trap ports are
+/// PortSentry's advanced (stealth) range, 1 to `ADVANCED_PORTS_*`, instead of the
+/// `TCP_PORTS`/`UDP_PORTS` lists.
+pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
+    let mut notes = Vec::new();
+    let mut detect = String::new();
+    let mut weights = String::new();
+    let mut respond = String::new();
+    let mut capture = String::new();
+    let mut ignore_file = None;
+    let (mut block_tcp, mut block_udp) = (None, None);
+    let mut tcp_ports = None;
+    let mut udp_ports = None;
+    let mut advanced_tcp = None;
+    let mut advanced_udp = None;
+
+    for (key, value, line) in settings(conf) {
+        let at = format!("{source}:{line}: {key}");
+        match key.as_str() {
+            "TCP_PORTS" | "UDP_PORTS" => match ports(&value) {
+                Ok(list) if key == "TCP_PORTS" => tcp_ports = Some(list),
+                Ok(list) => udp_ports = Some(list),
+                Err(e) => notes.push(format!("{at}: not imported: {e}")),
+            },
+            "ADVANCED_PORTS_TCP" | "ADVANCED_PORTS_UDP" => match value.parse::<u16>() {
+                Ok(n) if key.ends_with("TCP") => advanced_tcp = Some(n),
+                Ok(n) => advanced_udp = Some(n),
+                Err(_) => notes.push(format!("{at}: not imported: {value:?} is not a port")),
+            },
+            "ADVANCED_EXCLUDE_TCP" | "ADVANCED_EXCLUDE_UDP" => match ports(&value) {
+                Ok(list) => {
+                    let name = if key.ends_with("TCP") {
+                        "exclude-tcp"
+                    } else {
+                        "exclude-udp"
+                    };
+                    let _ = writeln!(detect, "{name} = [{}]", list.join(", "));
+                }
+                Err(e) => notes.push(format!("{at}: not imported: {e}")),
+            },
+            "SCAN_TRIGGER" => match value.parse::<u32>() {
+                Ok(n) => {
+                    // PortSentry reacts on the (n+1)th connection to a watched port; here every
+                    // distinct watched port counts 1, so the threshold is n+1.
+                    let _ = writeln!(detect, "threshold = {}", n + 1);
+                    weights.push_str(
+                        "privileged-port = 1\nunprivileged-port = 1\nordinary = 1\nstealth = 1\n\
+                         impossible = 1\n",
+                    );
+                    notes.push(format!(
+                        "{at}: threshold = {} with every weight 1: scansentry counts distinct \
+                         ports, where PortSentry counted connections",
+                        n + 1
+                    ));
+                }
+                Err(_) => notes.push(format!("{at}: not imported: {value:?} is not a number")),
+            },
+            "IGNORE_FILE" => ignore_file = Some(value),
+            "BLOCK_TCP" => block_tcp = Some(value),
+            "BLOCK_UDP" => block_udp = Some(value),
+            "KILL_RUN_CMD" => match run_cmd(&value) {
+                Ok(argv) => {
+                    let _ = writeln!(
+                        respond,
+                        "on-block = [{}]",
+                        argv.iter()
+                            .map(|a| toml_string(a))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                Err(why) => notes.push(format!("{at}: not imported: {why}")),
+            },
+            "KILL_RUN_CMD_FIRST" => notes.push(format!(
+                "{at}: not imported: the on-block program always runs after the block is in \
+                 the kernel"
+            )),
+            "KILL_ROUTE" => notes.push(format!(
+                "{at}: not imported: a shell command per block; scansentry blocks in its own \
+                 nftables set over netlink (see [firewall])"
+            )),
+            "KILL_HOSTS_DENY" => notes.push(format!(
+                "{at}: not imported: hosts.deny only covers TCP-wrapped services; the nftables \
+                 block covers everything"
+            )),
+            "PORT_BANNER" => notes.push(format!(
+                "{at}: not imported: scansentry watches packets and opens no port, so it has \
+                 no banner to send"
+            )),
+            "RESOLVE_HOST" => notes.push(format!(
+                "{at}: not imported: scansentry never resolves names (an attacker's DNS would \
+                 see every detection)"
+            )),
+            "HISTORY_FILE" | "BLOCKED_FILE" => notes.push(format!(
+                "{at}: not imported: blocks and history are kept in \
+                 /var/lib/scansentry/state.json ([daemon] state-dir)"
+            )),
+            "INTERFACE" | "INTERFACES" => {
+                let names: Vec<String> = value
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(toml_string)
+                    .collect();
+                let _ = writeln!(capture, "interfaces = [{}]", names.join(", "));
+            }
+            _ => notes.push(format!(
+                "{at}: not imported: not a setting scansentry knows"
+            )),
+        }
+    }
+
+    let (tcp, udp) = if advanced {
+        for (proto, n) in [("TCP", advanced_tcp), ("UDP", advanced_udp)] {
+            if n.is_none() {
+                notes.push(format!(
+                    "{source}: --advanced, but no ADVANCED_PORTS_{proto}: no {proto} trap ports"
+                ));
+            }
+        }
+        (
+            advanced_tcp.map(|n| vec![format!("\"1-{n}\"")]),
+            advanced_udp.map(|n| vec![format!("\"1-{n}\"")]),
+        )
+    } else {
+        if advanced_tcp.is_some() || advanced_udp.is_some() {
+            notes.push(format!(
+                "{source}: ADVANCED_PORTS_*: used only with --advanced (PortSentry's -atcp/-audp \
+                 modes); scansentry's default mode = \"unused\" watches every unbound port"
+            ));
+        }
+        (tcp_ports, udp_ports)
+    };
+    let (tcp, udp) = (tcp.unwrap_or_default(), udp.unwrap_or_default());
+    if tcp.is_empty() && udp.is_empty() {
+        notes.push(format!(
+            "{source}: no trap ports imported: mode = \"unused\" (every port without a \
+             listener is a trap)"
+        ));
+    } else {
+        let mut head = String::from("mode = \"listed\"\n");
+        let _ = writeln!(head, "tcp-ports = [{}]", tcp.join(", "));
+        let _ = writeln!(head, "udp-ports = [{}]", udp.join(", "));
+        detect.insert_str(0, &head);
+    }
+
+    // BLOCK_*: 0 logs only, 1 blocks, 2 runs KILL_RUN_CMD only.
+    let blocks = |v: &Option<String>| v.as_deref().is_none_or(|v| v == "1");
+    match (blocks(&block_tcp), blocks(&block_udp)) {
+        (true, true) => {}
+        (false, false) => {
+            respond.push_str("dry-run = true\n");
+            notes.push(format!(
+                "{source}: BLOCK_TCP and BLOCK_UDP do not block: dry-run = true (detections are \
+                 logged, and the on-block program does not run)"
+            ));
+        }
+        _ => notes.push(format!(
+            "{source}: BLOCK_TCP and BLOCK_UDP differ: scansentry blocks a scanner whatever \
+             the protocol it scanned with, so both block"
+        )),
+    }
+
+    let mut toml = format!(
+        "# Imported from {source} by sentryctl import-portsentry. Check it with\n\
+         # `sentryctl validate FILE`; every key not written here has its default (see\n\
+         # scansentry.toml(5)).\n\n[detect]\n{detect}"
+    );
+    if !weights.is_empty() {
+        let _ = write!(toml, "\n[detect.weights]\n{weights}");
+    }
+    if !respond.is_empty() {
+        let _ = write!(toml, "\n[respond]\n{respond}");
+    }
+    if !capture.is_empty() {
+        let _ = write!(toml, "\n[capture]\n{capture}");
+    }
+    Imported {
+        toml,
+        notes,
+        ignore_file,
+    }
+}
+
+/// KILL_RUN_CMD as an argument vector: PortSentry ran it through a shell; scansentry runs a
+/// program directly, so only a plain command line converts.
+fn run_cmd(cmd: &str) -> Result<Vec<String>, String> {
+    if cmd.trim().is_empty() {
+        return Err("empty".into());
+    }
+    if let Some(c) = cmd.chars().find(|c| {
+        matches!(
+            c,
+            '|' | ';' | '&' | '>' | '<' | '`' | '\'' | '"' | '(' | '*'
+        )
+    }) {
+        return Err(format!(
+            "{c:?} needs a shell; put the command in a script and name the script"
+        ));
+    }
+    let argv: Vec<String> = cmd
+        .split_whitespace()
+        .map(|a| {
+            a.replace("$TARGET$", "{addr}")
+                .replace("$PORT$", "{ports}")
+                .replace("$MODE$", "{kind}")
+        })
+        .collect();
+    if !argv[0].starts_with('/') {
+        return Err(format!("{:?} is not an absolute path", argv[0]));
+    }
+    if let Some(a) = argv.iter().find(|a| a.contains('$')) {
+        return Err(format!(
+            "{a:?}: only $TARGET$, $PORT$ and $MODE$ have a meaning here"
+        ));
+    }
+    Ok(argv)
+}
+
+/// The lines of a PortSentry ignore file as `[never-block] addresses`: addresses, and
+/// `address/bits` networks (PortSentry 1.2 also allowed a dotted mask). Loopback and `0.0.0.0`
+/// are left out (loopback is always on the list; `0.0.0.0` matches nothing). Returns the TOML
+/// line and notes.
+pub fn ignore_entries(text: &str, path: &str) -> (String, Vec<String>) {
+    let mut nets = Vec::new();
+    let mut notes = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = match line.split_once('/') {
+            Some((addr, mask)) => addr.parse::<std::net::IpAddr>().ok().and_then(|a| {
+                let bits = mask.parse::<u8>().ok().or_else(|| {
+                    mask.parse::<std::net::Ipv4Addr>()
+                        .ok()
+                        .and_then(|m| u8::try_from(m.to_bits().count_ones()).ok())
+                })?;
+                ipnet::IpNet::new(a, bits).ok().map(|n| n.trunc())
+            }),
+            None => line
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from),
+        };
+        match parsed {
+            Some(net) if net.addr().is_loopback() || net.addr().is_unspecified() => {}
+            Some(net) => nets.push(toml_string(&crate::report::source_text(&net))),
+            None => notes.push(format!(
+                "{path}:{}: not imported: {line:?} is not an address or network",
+                n + 1
+            )),
+        }
+    }
+    (format!("addresses = [{}]\n", nets.join(", ")), notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PortSentry 1.2's stock portsentry.conf, as Debian ships it (comments shortened).
+    const PORTSENTRY_1_2: &str = r#"
+# PortSentry Configuration
+TCP_PORTS="1,11,15,79,111,119,143,540,635,1080,1524,2000,5742,6667,12345,12346,20034,27665,31337,32771,32772,32773,32774,40421,49724,54320"
+UDP_PORTS="1,7,9,69,161,162,513,635,640,641,700,37444,34555,31335,32770,32771,32772,32773,32774,31337,54321"
+ADVANCED_PORTS_TCP="1023"
+ADVANCED_PORTS_UDP="1023"
+ADVANCED_EXCLUDE_TCP="113,139"
+ADVANCED_EXCLUDE_UDP="520,138,137,67"
+IGNORE_FILE="/etc/portsentry/portsentry.ignore"
+HISTORY_FILE="/var/lib/portsentry/portsentry.history"
+BLOCKED_FILE="/var/lib/portsentry/portsentry.blocked"
+RESOLVE_HOST = "0"
+BLOCK_UDP="1"
+BLOCK_TCP="1"
+KILL_ROUTE="/sbin/route add -host $TARGET$ reject"
+KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
+#KILL_RUN_CMD_FIRST = "0"
+#KILL_RUN_CMD="/some/path/here/script $TARGET$ $PORT$ $MODE$"
+#PORT_BANNER="** UNAUTHORIZED ACCESS PROHIBITED *** YOUR CONNECTION ATTEMPT HAS BEEN LOGGED. GO AWAY."
+SCAN_TRIGGER="0"
+"#;
+
+    /// PortSentry 2.0's stock portsentry.conf (comments shortened).
+    const PORTSENTRY_2_0: &str = r#"
+# Portsentry 2.0 Configuration
+TCP_PORTS="1,7,9,11,15,70,79,80,109,110,111,119,138,139,143,512,513,514,515,540,635,1080,1524,2000,2001,4000,4001,5742,6000,6001,6667,12345,12346,20034,27665,30303,32771,32772,32773,32774,31337,40421,40425,49724,54320"
+UDP_PORTS="1,7,9,66,67,68,69,111,137,138,161,162,474,513,517,518,635,640,641,666,700,2049,31335,27444,34555,32770,32771,32772,32773,32774,31337,54321"
+IGNORE_FILE="/etc/portsentry/portsentry.ignore"
+HISTORY_FILE="/var/lib/portsentry/portsentry.history"
+BLOCKED_FILE="/var/lib/portsentry/portsentry.blocked"
+RESOLVE_HOST = "0"
+BLOCK_UDP="0"
+BLOCK_TCP="0"
+KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"
+KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
+KILL_RUN_CMD="/usr/local/bin/notify-admin $TARGET$ $PORT$ $MODE$"
+SCAN_TRIGGER="0"
+"#;
+
+    const IGNORE: &str = "# PortSentry ignore file\n127.0.0.1/32\n0.0.0.0\n\
+                          198.51.100.7\n203.0.113.0/255.255.255.0\n2001:db8::/32\nnot-an-ip\n";
+
+    fn valid(toml: &str) -> crate::config::Config {
+        crate::config::from_toml(toml, std::path::Path::new("imported.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"))
+    }
+
+    #[test]
+    fn portsentry_1_2_stock_config() {
+        let i = convert(PORTSENTRY_1_2, "portsentry.conf", false);
+        let c = valid(&i.toml);
+        assert_eq!(
+            i.ignore_file.as_deref(),
+            Some("/etc/portsentry/portsentry.ignore")
+        );
+        match &c.traps.mode {
+            crate::detect::traps::TrapMode::Listed { tcp, udp } => {
+                assert_eq!((tcp.len(), udp.len()), (26, 21));
+                assert!(tcp.contains(31337) && udp.contains(54321) && !tcp.contains(22));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.traps.exclude_tcp.contains(113) && c.traps.exclude_udp.contains(520));
+        // SCAN_TRIGGER="0": the first watched port is enough.
+        assert_eq!(c.detector.threshold, 1);
+        assert!(!c.respond.dry_run);
+        let joined = i.notes.join("\n");
+        for key in [
+            "KILL_ROUTE",
+            "KILL_HOSTS_DENY",
+            "RESOLVE_HOST",
+            "HISTORY_FILE",
+            "BLOCKED_FILE",
+            "ADVANCED_PORTS_*",
+        ] {
+            assert!(joined.contains(key), "no note on {key}:\n{joined}");
+        }
+        assert!(joined.contains("portsentry.conf:15: KILL_ROUTE: not imported"));
+    }
+
+    #[test]
+    fn the_advanced_range_on_request() {
+        let i = convert(PORTSENTRY_1_2, "portsentry.conf", true);
+        match valid(&i.toml).traps.mode {
+            crate::detect::traps::TrapMode::Listed { tcp, udp } => {
+                assert_eq!((tcp.len(), udp.len()), (1023, 1023));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn portsentry_2_0_stock_config() {
+        let i = convert(PORTSENTRY_2_0, "/etc/portsentry/portsentry.conf", false);
+        let c = valid(&i.toml);
+        // BLOCK_* = 0: logging only.
+        assert!(c.respond.dry_run);
+        assert_eq!(
+            c.respond.on_block,
+            ["/usr/local/bin/notify-admin", "{addr}", "{ports}", "{kind}"]
+        );
+        match &c.traps.mode {
+            crate::detect::traps::TrapMode::Listed { tcp, .. } => assert_eq!(tcp.len(), 45),
+            other => panic!("{other:?}"),
+        }
+        assert!(i.notes.iter().any(|n| n.contains("dry-run = true")));
+    }
+
+    #[test]
+    fn shell_commands_and_unknown_keys_are_listed_not_guessed() {
+        let i = convert(
+            "KILL_RUN_CMD=\"/bin/echo $TARGET$ >> /tmp/log\"\nFOO=\"1\"\nTCP_PORTS=\"1,x\"\n",
+            "p.conf",
+            false,
+        );
+        valid(&i.toml);
+        assert_eq!(
+            i.notes[..3],
+            [
+                "p.conf:1: KILL_RUN_CMD: not imported: '>' needs a shell; put the command in a \
+                 script and name the script",
+                "p.conf:2: FOO: not imported: not a setting scansentry knows",
+                "p.conf:3: TCP_PORTS: not imported: \"x\" is not a port",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_ignore_file_becomes_addresses() {
+        let (line, notes) = ignore_entries(IGNORE, "portsentry.ignore");
+        assert_eq!(
+            line,
+            "addresses = [\"198.51.100.7\", \"203.0.113.0/24\", \"2001:db8::/32\"]\n"
+        );
+        assert_eq!(
+            notes,
+            ["portsentry.ignore:7: not imported: \"not-an-ip\" is not an address or network"]
+        );
+        valid(&format!("[never-block]\n{line}"));
+    }
+}
