@@ -317,3 +317,49 @@ fn a_new_address_and_a_new_gateway_are_never_blocked_without_a_restart() {
             .contains("the host's addresses, routes or nameservers changed")
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
+    use std::os::unix::fs::PermissionsExt;
+
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    // The unit's user: here nobody, whose only rights are the two capabilities the unit gives.
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let daemon = Daemon::spawn_wrapped(
+        &lab.a,
+        &dir.0,
+        "",
+        120,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all,+net_admin,+net_raw",
+            "--ambient-caps=-all,+net_admin,+net_raw",
+            "--bounding-set=-all,+net_admin,+net_raw",
+        ],
+        &[],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    assert!(field("Uid:").starts_with("65534"), "{status}");
+    // CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: 0x3000 and nothing else.
+    assert_eq!(field("CapEff:"), "0000000000003000");
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let set = lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
+    );
+    assert!(String::from_utf8_lossy(&set.stdout).contains(NetnsPair::B4));
+}

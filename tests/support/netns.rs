@@ -214,6 +214,19 @@ impl Daemon {
 
     /// As [`Daemon::spawn_for`], with more arguments for sentryd.
     pub fn spawn_with(ns: &str, dir: &Path, config: &str, seconds: u32, args: &[&str]) -> Self {
+        Self::spawn_wrapped(ns, dir, config, seconds, &[], args)
+    }
+
+    /// As [`Daemon::spawn_with`], started through `wrapper` (a command that runs the rest of its
+    /// command line, like `setpriv …`).
+    pub fn spawn_wrapped(
+        ns: &str,
+        dir: &Path,
+        config: &str,
+        seconds: u32,
+        wrapper: &[&str],
+        args: &[&str],
+    ) -> Self {
         let config_path = dir.join("scansentry.toml");
         std::fs::write(
             &config_path,
@@ -228,6 +241,7 @@ impl Daemon {
         let stderr = dir.join("sentryd.err");
         let child = Command::new("ip")
             .args(["netns", "exec", ns, "timeout", &seconds.to_string()])
+            .args(wrapper)
             .arg(env!("CARGO_BIN_EXE_sentryd"))
             .arg("-c")
             .arg(&config_path)

@@ -1,0 +1,272 @@
+//! The packages `packaging/build` made: their contents and metadata, lintian, the unit, and an
+//! install into a clean Debian root made by debootstrap (the CI machine itself is untouched).
+//!
+//! Run `packaging/build` first (the README's test command does); then, as root:
+//! `cargo test --test packaging -- --ignored`. Without the packages, or without root, each test
+//! fails with that sentence; it never passes without running.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::netns::require_root;
+
+const NEEDS: &str = "needs packaging/build, root and debootstrap: packaging/build && \
+                     cargo test --test packaging -- --ignored";
+
+fn packages() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/packages")
+}
+
+/// The one package in target/packages whose name ends with `suffix`.
+fn package(suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(packages())
+        .unwrap_or_else(|e| panic!("target/packages: {e}; {NEEDS}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {suffix} in target/packages: {found:?}; {NEEDS}"
+    );
+    found.into_iter().next().unwrap()
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+#[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
+fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
+    let deb = package(".deb");
+    let deb = deb.to_str().unwrap();
+    let listing = text(&run("dpkg-deb", &["--contents", deb]));
+    for path in [
+        "./usr/sbin/sentryd",
+        "./usr/bin/sentryctl",
+        "./etc/scansentry/scansentry.toml",
+        "./etc/scansentry/ignore",
+        "/systemd/system/scansentry.service",
+        "./usr/share/man/man8/sentryd.8.gz",
+        "./usr/share/man/man8/sentryctl.8.gz",
+        "./usr/share/man/man8/sentryctl-unblock.8.gz",
+        "./usr/share/man/man5/scansentry.toml.5.gz",
+        "./usr/share/bash-completion/completions/sentryctl",
+        "./usr/share/zsh/vendor-completions/_sentryctl",
+        "./usr/share/fish/vendor_completions.d/sentryctl.fish",
+        "./usr/share/scansentry/nft/scansentry.nft",
+        "./usr/share/scansentry/nft/attach.nft",
+        "./usr/share/doc/scansentry/copyright",
+    ] {
+        assert!(
+            listing.contains(path),
+            "{path} missing from the .deb:\n{listing}"
+        );
+    }
+    let conffiles = text(&run("dpkg-deb", &["--info", deb, "conffiles"]));
+    assert!(conffiles.contains("/etc/scansentry/scansentry.toml"));
+    assert!(conffiles.contains("/etc/scansentry/ignore"));
+    let control = text(&run("dpkg-deb", &["--field", deb, "Depends"]));
+    for dep in ["libpcap0.8", "libnftnl11", "libmnl0", "adduser"] {
+        assert!(control.contains(dep), "Depends lacks {dep}: {control}");
+    }
+    // The maintainer scripts: the user, enable and start, stop on removal, purge.
+    let postinst = text(&run("dpkg-deb", &["--info", deb, "postinst"]));
+    assert!(postinst.contains("adduser --system"));
+    assert!(postinst.contains("deb-systemd-helper enable"), "{postinst}");
+    assert!(postinst.contains("deb-systemd-invoke") && postinst.contains("start"));
+    let prerm = text(&run("dpkg-deb", &["--info", deb, "prerm"]));
+    assert!(prerm.contains("stop"), "{prerm}");
+    let postrm = text(&run("dpkg-deb", &["--info", deb, "postrm"]));
+    assert!(postrm.contains("rm -rf /var/lib/scansentry"));
+}
+
+#[test]
+#[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
+fn lintian_finds_no_error_in_the_deb() {
+    let deb = package(".deb");
+    let out = run(
+        "lintian",
+        &[
+            "--no-tag-display-limit",
+            "--fail-on",
+            "error",
+            deb.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "lintian:\n{}", text(&out));
+}
+
+#[test]
+#[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
+fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
+    let rpm = package(".rpm");
+    let rpm = rpm.to_str().unwrap();
+    let files = text(&run("rpm", &["-qlp", rpm]));
+    for path in [
+        "/usr/sbin/sentryd",
+        "/usr/bin/sentryctl",
+        "/etc/scansentry/scansentry.toml",
+        "/etc/scansentry/ignore",
+        "/usr/lib/systemd/system/scansentry.service",
+        "/usr/lib/sysusers.d/scansentry.conf",
+        "/usr/share/man/man8/sentryd.8.gz",
+        "/usr/share/man/man5/scansentry.toml.5.gz",
+        "/usr/share/bash-completion/completions/sentryctl",
+    ] {
+        assert!(
+            files.contains(path),
+            "{path} missing from the .rpm:\n{files}"
+        );
+    }
+    let configs = text(&run("rpm", &["-qcp", rpm]));
+    assert!(
+        configs.contains("/etc/scansentry/scansentry.toml"),
+        "{configs}"
+    );
+    let dump = text(&run("rpm", &["-qp", "--dump", rpm]));
+    let config_line = dump
+        .lines()
+        .find(|l| l.starts_with("/etc/scansentry/scansentry.toml "))
+        .unwrap_or_else(|| panic!("{dump}"));
+    // --dump: path size mtime digest mode owner group isconfig isdoc rdev symlink.
+    assert_eq!(config_line.split(' ').nth(7), Some("1"), "{config_line}");
+    let scripts = text(&run("rpm", &["-qp", "--scripts", rpm]));
+    assert!(scripts.contains("useradd -r"), "{scripts}");
+    assert!(
+        scripts.contains("disable --now scansentry.service"),
+        "{scripts}"
+    );
+    let requires = text(&run("rpm", &["-qpR", rpm]));
+    assert!(requires.contains("libpcap"), "{requires}");
+    assert!(requires.contains("libnftnl"), "{requires}");
+}
+
+#[test]
+#[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
+fn the_unit_verifies_and_its_exposure_is_at_most_2() {
+    // `verify` checks that the programs exist: point it at the built ones.
+    let dir = std::env::temp_dir().join(format!("scansentry-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/scansentry.service"),
+    )
+    .unwrap();
+    let built = unit.replace("/usr/sbin/sentryd", env!("CARGO_BIN_EXE_sentryd"));
+    let path = dir.join("scansentry.service");
+    std::fs::write(&path, built).unwrap();
+    let verify = run(
+        "systemd-analyze",
+        &["verify", "--man=no", path.to_str().unwrap()],
+    );
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).trim().is_empty(),
+        "systemd-analyze verify complained: {}",
+        text(&verify)
+    );
+    let security = run(
+        "systemd-analyze",
+        &[
+            "security",
+            "--offline=true",
+            "--threshold=20",
+            path.to_str().unwrap(),
+        ],
+    );
+    let report = text(&security);
+    let level: f64 = report
+        .lines()
+        .find_map(|l| l.split("exposure level for scansentry.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A Debian root made by debootstrap, deleted on drop.
+struct Root(PathBuf);
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        // Nothing is mounted in it: the commands run in the chroot need no /proc.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
+fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
+    require_root();
+    let deb = package(".deb");
+    let root = Root(std::env::temp_dir().join(format!("sst-debian-{}", std::process::id())));
+    let made = run(
+        "debootstrap",
+        &[
+            "--variant=minbase",
+            "bookworm",
+            root.0.to_str().unwrap(),
+            "http://deb.debian.org/debian",
+        ],
+    );
+    assert!(made.status.success(), "debootstrap: {}", text(&made));
+    std::fs::copy(&deb, root.0.join("tmp/scansentry.deb")).unwrap();
+    let chroot = |args: &[&str]| -> Output {
+        Command::new("chroot")
+            .arg(&root.0)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .expect("chroot")
+    };
+    // apt resolves the libraries the package depends on from the mirror.
+    let update = chroot(&["apt-get", "update", "-qq"]);
+    assert!(update.status.success(), "{}", text(&update));
+    let install = chroot(&["apt-get", "install", "-y", "-qq", "/tmp/scansentry.deb"]);
+    assert!(install.status.success(), "install: {}", text(&install));
+
+    let validate = chroot(&["sentryctl", "validate"]);
+    assert!(validate.status.success(), "{}", text(&validate));
+    assert!(
+        text(&validate).contains("/etc/scansentry/scansentry.toml: configuration is valid"),
+        "{}",
+        text(&validate)
+    );
+    let check = chroot(&["/usr/sbin/sentryd", "--check-config"]);
+    assert!(check.status.success(), "{}", text(&check));
+    let man = root.0.join("usr/share/man/man5/scansentry.toml.5.gz");
+    assert!(man.exists());
+    let user = chroot(&["getent", "passwd", "scansentry"]);
+    assert!(user.status.success(), "no scansentry user: {}", text(&user));
+    assert!(root.0.join("var/lib/scansentry").is_dir());
+
+    // An edited configuration survives a reinstall; purge removes the state.
+    let config = root.0.join("etc/scansentry/scansentry.toml");
+    let edited = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("threshold = 21", "threshold = 30");
+    std::fs::write(&config, &edited).unwrap();
+    let again = chroot(&["dpkg", "--force-confold", "-i", "/tmp/scansentry.deb"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
+    let purge = chroot(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
+    assert!(purge.status.success(), "{}", text(&purge));
+    assert!(!root.0.join("var/lib/scansentry").exists());
+    assert!(!root.0.join("usr/sbin/sentryd").exists());
+}
