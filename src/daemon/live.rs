@@ -120,9 +120,11 @@ struct Daemon {
 const LATENCY_SAMPLES: usize = 1024;
 
 /// The host's addresses and the never-block list: discovered (interfaces, gateways,
-/// nameservers), configured, and from the ignore file. Problems are printed; the error is the
-/// exit code.
-pub fn never_block(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
+/// nameservers), configured, and from the ignore file; with the warnings about bad lines of the
+/// file, for the caller to log. A failure is printed, and the error is the exit code.
+pub fn never_block(
+    config: &Config,
+) -> Result<(Vec<(String, IpAddr)>, IgnoreList, Vec<String>), ExitCode> {
     let interfaces = host::interface_addresses().map_err(|e| {
         exit::report("sentryd", &e);
         exit::code(exit::FAILURE)
@@ -132,6 +134,12 @@ pub fn never_block(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList
         exit::report("sentryd", &e);
         exit::code(exit::CONFIG)
     })?;
+    Ok((interfaces, ignore, warnings))
+}
+
+/// [`never_block`], its warnings logged.
+fn never_block_logged(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
+    let (interfaces, ignore, warnings) = never_block(config)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -175,7 +183,7 @@ pub fn run(
             tracing::Level::INFO
         },
     );
-    let (interfaces, ignore) = match never_block(&config) {
+    let (interfaces, ignore) = match never_block_logged(&config) {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -631,7 +639,7 @@ impl Daemon {
     /// Interfaces, addresses, routes or resolv.conf changed: rebuild the never-block list and the
     /// set of local addresses, and load the list into the allow sets.
     fn refresh_host(&mut self) {
-        let Ok((interfaces, ignore)) = never_block(self.config()) else {
+        let Ok((interfaces, ignore)) = never_block_logged(self.config()) else {
             self.log(
                 "could not rebuild the never-block list after a host change; keeping the old one",
             );
@@ -701,7 +709,7 @@ impl Daemon {
             tracing::warn!("{w}");
         }
         let new = loaded.config.clone();
-        let (interfaces, ignore) = never_block(&new)
+        let (interfaces, ignore) = never_block_logged(&new)
             .map_err(|_| "the never-block list could not be built (see above)".to_string())?;
         // A new firewall only if its settings changed; it must be ready before anything moves.
         let firewall_changed = new.firewall != self.config().firewall

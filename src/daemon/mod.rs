@@ -88,7 +88,10 @@ pub fn main() -> ExitCode {
     }
     if args.never_block {
         return match live::never_block(&loaded.config) {
-            Ok((_, list)) => {
+            Ok((_, list, warnings)) => {
+                for w in &warnings {
+                    eprintln!("sentryd: warning: {w}");
+                }
                 let width = list
                     .entries()
                     .iter()
