@@ -119,12 +119,20 @@ struct Daemon {
 /// Latencies kept for `status`.
 const LATENCY_SAMPLES: usize = 1024;
 
+/// What [`never_block`] found.
+pub struct NeverBlock {
+    /// Every address of every interface, with the interface's name.
+    pub interfaces: Vec<(String, IpAddr)>,
+    /// The never-block list.
+    pub list: IgnoreList,
+    /// Bad lines of the ignore file, for the caller to report.
+    pub warnings: Vec<String>,
+}
+
 /// The host's addresses and the never-block list: discovered (interfaces, gateways,
-/// nameservers), configured, and from the ignore file; with the warnings about bad lines of the
-/// file, for the caller to log. A failure is printed, and the error is the exit code.
-pub fn never_block(
-    config: &Config,
-) -> Result<(Vec<(String, IpAddr)>, IgnoreList, Vec<String>), ExitCode> {
+/// nameservers), configured, and from the ignore file. A failure is printed, and the error is
+/// the exit code.
+pub fn never_block(config: &Config) -> Result<NeverBlock, ExitCode> {
     let interfaces = host::interface_addresses().map_err(|e| {
         exit::report("sentryd", &e);
         exit::code(exit::FAILURE)
@@ -134,16 +142,20 @@ pub fn never_block(
         exit::report("sentryd", &e);
         exit::code(exit::CONFIG)
     })?;
-    Ok((interfaces, ignore, warnings))
+    Ok(NeverBlock {
+        interfaces,
+        list: ignore,
+        warnings,
+    })
 }
 
 /// [`never_block`], its warnings logged.
 fn never_block_logged(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
-    let (interfaces, ignore, warnings) = never_block(config)?;
-    for w in warnings {
+    let found = never_block(config)?;
+    for w in &found.warnings {
         tracing::warn!("{w}");
     }
-    Ok((interfaces, ignore))
+    Ok((found.interfaces, found.list))
 }
 
 fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {

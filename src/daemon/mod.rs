@@ -88,7 +88,7 @@ pub fn main() -> ExitCode {
     }
     if args.never_block {
         return match live::never_block(&loaded.config) {
-            Ok((_, list, warnings)) => {
+            Ok(live::NeverBlock { list, warnings, .. }) => {
                 for w in &warnings {
                     eprintln!("sentryd: warning: {w}");
                 }
