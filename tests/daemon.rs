@@ -328,10 +328,15 @@ fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
     let dir = TempDir::new("daemon");
     // The unit's user: here nobody, whose only rights are the two capabilities the unit gives.
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The on-block program records the capabilities it was started with.
+    let caps = dir.0.join("hook-caps");
     let daemon = Daemon::spawn_wrapped(
         &lab.a,
         &dir.0,
-        "",
+        &format!(
+            "[respond]\non-block = [\"/bin/sh\", \"-c\", \"grep ^Cap /proc/self/status > {}\"]\n",
+            caps.display()
+        ),
         120,
         &[
             "setpriv",
@@ -362,4 +367,17 @@ fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
         &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
     );
     assert!(String::from_utf8_lossy(&set.stdout).contains(NetnsPair::B4));
+    // The daemon's capabilities are its own: the on-block program has none.
+    assert!(
+        wait_until(Duration::from_secs(5), || caps.exists()),
+        "the on-block program did not run: {}",
+        daemon.err()
+    );
+    let hook = std::fs::read_to_string(&caps).unwrap();
+    for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert!(
+            hook.contains(&format!("{set}:\t0000000000000000")),
+            "{set} of the on-block program:\n{hook}"
+        );
+    }
 }

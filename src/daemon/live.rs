@@ -195,6 +195,14 @@ pub fn run(
             tracing::Level::INFO
         },
     );
+    // Under the unit, CAP_NET_ADMIN and CAP_NET_RAW come as ambient (and inheritable)
+    // capabilities, which every program sentryd starts would inherit. They are sentryd's own:
+    // the on-block program runs with the user's rights only.
+    for set in [caps::CapSet::Ambient, caps::CapSet::Inheritable] {
+        if let Err(e) = caps::clear(None, set) {
+            tracing::debug!("cannot clear the {set:?} capabilities: {e}");
+        }
+    }
     let (interfaces, ignore) = match never_block_logged(&config) {
         Ok(found) => found,
         Err(code) => return code,
