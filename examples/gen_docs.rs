@@ -51,8 +51,11 @@ fn main() -> std::io::Result<()> {
             ("SEE ALSO", "sentryd(8), scansentry.toml(5)"),
         ],
     )?;
-    // One page per subcommand, as the main page's SUBCOMMANDS list names them.
-    for sub in ctl.get_subcommands() {
+    // One page per subcommand, as the main page's SUBCOMMANDS list names them (`help` too,
+    // which clap adds when the command is built).
+    let mut built = ctl.clone();
+    built.build();
+    for sub in built.get_subcommands() {
         let name = format!("sentryctl-{}", sub.get_name());
         let cmd = sub
             .clone()
