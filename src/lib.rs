@@ -14,7 +14,8 @@
 //! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
 //! | [`firewall`] | shell (its encoders pure) | nftables over netlink; dry-run; in-memory |
 //! | [`report`] | yes | log lines and JSON for detections and decisions |
-//! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets |
+//! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets (sock_diag) |
+//! | [`audit`] | policy, diff, codecs pure; collection and history shell | the local exposure audit |
 //! | [`config`] | yes (plus file reading) | TOML → validated, typed `Config` |
 //! | [`capture`] | shell | packet sources: capture files and live libpcap capture |
 //! | [`replay`] | shell | `sentryd --replay`: the pipeline over a capture file |
@@ -25,6 +26,7 @@
 //! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
 //! wire concrete types together. Nothing pure imports `pcap`, sockets or the clock.
 
+pub mod audit;
 pub mod capture;
 pub mod config;
 pub mod control;

@@ -66,6 +66,34 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl std::str::FromStr for Timestamp {
+    type Err = humantime::TimestampError;
+
+    /// RFC 3339 in UTC, as [`Timestamp`]'s `Display` writes it (`2019-08-21T18:16:47Z`, with or
+    /// without a fraction).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let t = humantime::parse_rfc3339_weak(text)?;
+        let micros = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        Ok(Timestamp(micros))
+    }
+}
+
+/// In JSON, a timestamp is its RFC 3339 text.
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A source of the current time, owned by the shell and passed down.
 pub trait Clock {
     /// The current wall-clock time.
