@@ -160,7 +160,10 @@ impl Change {
                     " [{} pid {}{}]",
                     p.user,
                     p.pid,
-                    p.exe.as_deref().map(|x| format!(" {x}")).unwrap_or_default()
+                    p.exe
+                        .as_deref()
+                        .map(|x| format!(" {x}"))
+                        .unwrap_or_default()
                 ));
             }
             s
@@ -210,9 +213,12 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
         }
     }
     services.sort_by_key(|c| match c {
-        Change::Opened { entry } | Change::Closed { entry } => {
-            (entry.host, entry.proto, entry.port, matches!(c, Change::Opened { .. }))
-        }
+        Change::Opened { entry } | Change::Closed { entry } => (
+            entry.host,
+            entry.proto,
+            entry.port,
+            matches!(c, Change::Opened { .. }),
+        ),
         _ => unreachable!("only service changes here"),
     });
     changes.extend(services);

@@ -37,62 +37,74 @@ pub fn parse(text: &str, file: &str) -> Result<Snapshot, String> {
         match event {
             // <port> and <host> have children and end with End; an empty one holds nothing
             // open.
-            Event::Start(e) | Event::Empty(e) => {
-                match e.name().as_ref() {
-                    b"nmaprun" => {
-                        seen_root = true;
-                        if let Some(start) = attr(&e, "start").map_err(|m| format!("{}: {m}", at(pos)))? {
-                            let secs: u64 = start
-                                .parse()
-                                .map_err(|_| format!("{}: start={start:?} is not a time", at(pos)))?;
-                            taken = Some(Timestamp::from_micros(secs.saturating_mul(1_000_000)));
-                        }
-                    }
-                    b"host" => host = Some((None, false, Vec::new())),
-                    b"status" => {
-                        if let Some(h) = host.as_mut() {
-                            h.1 = attr(&e, "state").map_err(|m| format!("{}: {m}", at(pos)))?.as_deref()
-                                == Some("up");
-                        }
-                    }
-                    b"address" => {
-                        let kind = attr(&e, "addrtype").map_err(|m| format!("{}: {m}", at(pos)))?;
-                        if let (Some(h), Some("ipv4" | "ipv6")) = (host.as_mut(), kind.as_deref()) {
-                            let addr = attr(&e, "addr").map_err(|m| format!("{}: {m}", at(pos)))?;
-                            let addr = addr.as_deref().unwrap_or("");
-                            h.0 = Some(addr.parse().map_err(|_| {
-                                format!("{}: addr={addr:?} is not an IP address", at(pos))
-                            })?);
-                        }
-                    }
-                    b"port" if host.is_some() => {
-                        let proto = match attr(&e, "protocol").map_err(|m| format!("{}: {m}", at(pos)))?.as_deref() {
-                            Some("tcp") => Some(Proto::Tcp),
-                            Some("udp") => Some(Proto::Udp),
-                            _ => None,
-                        };
-                        let id = attr(&e, "portid").map_err(|m| format!("{}: {m}", at(pos)))?.unwrap_or_default();
-                        let number: u16 = id
+            Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
+                b"nmaprun" => {
+                    seen_root = true;
+                    if let Some(start) =
+                        attr(&e, "start").map_err(|m| format!("{}: {m}", at(pos)))?
+                    {
+                        let secs: u64 = start
                             .parse()
-                            .map_err(|_| format!("{}: portid={id:?} is not a port", at(pos)))?;
-                        port = proto.map(|p| (p, number, false, None));
+                            .map_err(|_| format!("{}: start={start:?} is not a time", at(pos)))?;
+                        taken = Some(Timestamp::from_micros(secs.saturating_mul(1_000_000)));
                     }
-                    b"state" => {
-                        if let Some(p) = port.as_mut() {
-                            p.2 = attr(&e, "state").map_err(|m| format!("{}: {m}", at(pos)))?.as_deref() == Some("open");
-                        }
-                    }
-                    b"service" => {
-                        if let Some(p) = port.as_mut() {
-                            p.3 = attr(&e, "name").map_err(|m| format!("{}: {m}", at(pos)))?;
-                        }
-                    }
-                    _ => {}
                 }
-            }
+                b"host" => host = Some((None, false, Vec::new())),
+                b"status" => {
+                    if let Some(h) = host.as_mut() {
+                        h.1 = attr(&e, "state")
+                            .map_err(|m| format!("{}: {m}", at(pos)))?
+                            .as_deref()
+                            == Some("up");
+                    }
+                }
+                b"address" => {
+                    let kind = attr(&e, "addrtype").map_err(|m| format!("{}: {m}", at(pos)))?;
+                    if let (Some(h), Some("ipv4" | "ipv6")) = (host.as_mut(), kind.as_deref()) {
+                        let addr = attr(&e, "addr").map_err(|m| format!("{}: {m}", at(pos)))?;
+                        let addr = addr.as_deref().unwrap_or("");
+                        h.0 = Some(addr.parse().map_err(|_| {
+                            format!("{}: addr={addr:?} is not an IP address", at(pos))
+                        })?);
+                    }
+                }
+                b"port" if host.is_some() => {
+                    let proto = match attr(&e, "protocol")
+                        .map_err(|m| format!("{}: {m}", at(pos)))?
+                        .as_deref()
+                    {
+                        Some("tcp") => Some(Proto::Tcp),
+                        Some("udp") => Some(Proto::Udp),
+                        _ => None,
+                    };
+                    let id = attr(&e, "portid")
+                        .map_err(|m| format!("{}: {m}", at(pos)))?
+                        .unwrap_or_default();
+                    let number: u16 = id
+                        .parse()
+                        .map_err(|_| format!("{}: portid={id:?} is not a port", at(pos)))?;
+                    port = proto.map(|p| (p, number, false, None));
+                }
+                b"state" => {
+                    if let Some(p) = port.as_mut() {
+                        p.2 = attr(&e, "state")
+                            .map_err(|m| format!("{}: {m}", at(pos)))?
+                            .as_deref()
+                            == Some("open");
+                    }
+                }
+                b"service" => {
+                    if let Some(p) = port.as_mut() {
+                        p.3 = attr(&e, "name").map_err(|m| format!("{}: {m}", at(pos)))?;
+                    }
+                }
+                _ => {}
+            },
             Event::End(e) => match e.name().as_ref() {
                 b"port" => {
-                    if let (Some((proto, number, true, name)), Some(h)) = (port.take(), host.as_mut()) {
+                    if let (Some((proto, number, true, name)), Some(h)) =
+                        (port.take(), host.as_mut())
+                    {
                         h.2.push(Entry {
                             host: IpAddr::from([0, 0, 0, 0]),
                             proto,
@@ -119,7 +131,9 @@ pub fn parse(text: &str, file: &str) -> Result<Snapshot, String> {
         }
     }
     if !seen_root {
-        return Err(format!("{file}: not an nmap XML file (no <nmaprun> element)"));
+        return Err(format!(
+            "{file}: not an nmap XML file (no <nmaprun> element)"
+        ));
     }
     Ok(Snapshot::new(
         taken.unwrap_or(Timestamp::ZERO),
@@ -146,6 +160,11 @@ fn place(text: &str, file: &str, pos: u64) -> String {
     let pos = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
     let before = &text.as_bytes()[..pos];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = pos - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let column = pos
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     format!("{file}:{line}:{column}")
 }

@@ -66,7 +66,9 @@ impl std::str::FromStr for Rule {
         {
             What::Rpc(what.to_string())
         } else {
-            return Err(format!("{text:?}: {what:?} is not a port or an RPC program name"));
+            return Err(format!(
+                "{text:?}: {what:?} is not a port or an RPC program name"
+            ));
         };
         Ok(Rule { what, proto })
     }
@@ -280,9 +282,7 @@ impl Policy {
                         .iter()
                         .filter(same_program)
                         .any(|b| b.port == e.port);
-                    if let (false, Some(old)) =
-                        (still, before.entries.iter().find(same_program))
-                    {
+                    if let (false, Some(old)) = (still, before.entries.iter().find(same_program)) {
                         findings.push(Finding::Moved {
                             entry: e.clone(),
                             old_port: old.port,

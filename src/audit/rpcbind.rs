@@ -29,7 +29,18 @@ pub const MAX_MAPPINGS: usize = 4096;
 /// The call: XID, CALL, RPC version 2, program 100000 version 2 procedure DUMP, no
 /// credentials.
 pub fn dump_call(xid: u32) -> Vec<u8> {
-    let words = [xid, 0, 2, PMAP_PROGRAM, PMAP_VERSION, PMAPPROC_DUMP, 0, 0, 0, 0];
+    let words = [
+        xid,
+        0,
+        2,
+        PMAP_PROGRAM,
+        PMAP_VERSION,
+        PMAPPROC_DUMP,
+        0,
+        0,
+        0,
+        0,
+    ];
     words.iter().flat_map(|w| w.to_be_bytes()).collect()
 }
 
@@ -141,10 +152,7 @@ mod tests {
 
     #[test]
     fn the_call_is_a_pmap_dump() {
-        assert_eq!(
-            dump_call(7),
-            words(&[7, 0, 2, 100_000, 2, 4, 0, 0, 0, 0])
-        );
+        assert_eq!(dump_call(7), words(&[7, 0, 2, 100_000, 2, 4, 0, 0, 0, 0]));
     }
 
     #[test]

@@ -194,11 +194,18 @@ impl Store {
     /// # Errors
     ///
     /// SQLite's.
-    pub fn at_or_before(&self, source: Source, at: Timestamp) -> Result<Option<Stored>, StoreError> {
+    pub fn at_or_before(
+        &self,
+        source: Source,
+        at: Timestamp,
+    ) -> Result<Option<Stored>, StoreError> {
         self.find(
             "SELECT id, taken, hosts FROM snapshots WHERE source = ?1 AND taken <= ?2
              ORDER BY taken DESC, id DESC LIMIT 1",
-            params![source.name(), i64::try_from(at.as_micros()).unwrap_or(i64::MAX)],
+            params![
+                source.name(),
+                i64::try_from(at.as_micros()).unwrap_or(i64::MAX)
+            ],
             source,
         )
     }
@@ -251,7 +258,16 @@ impl Store {
                 let pid: Option<u32> = r.get(5)?;
                 let exe: Option<String> = r.get(6)?;
                 let user: Option<String> = r.get(7)?;
-                Ok((host, proto, r.get::<_, u16>(2)?, r.get(3)?, r.get(4)?, pid, exe, user))
+                Ok((
+                    host,
+                    proto,
+                    r.get::<_, u16>(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    pid,
+                    exe,
+                    user,
+                ))
             })
             .map_err(|e| self.err(e))?;
         let mut entries = Vec::new();

@@ -23,7 +23,12 @@ fn entry(host: &str, proto: Proto, port: u16, pid: Option<u32>) -> Entry {
 }
 
 fn local(entries: Vec<Entry>) -> Snapshot {
-    Snapshot::new(Timestamp::from_micros(1), Source::Local, Vec::new(), entries)
+    Snapshot::new(
+        Timestamp::from_micros(1),
+        Source::Local,
+        Vec::new(),
+        entries,
+    )
 }
 
 fn rules(list: &[&str]) -> Vec<Rule> {
@@ -131,7 +136,10 @@ fn a_restart_and_a_moved_rpc_program_are_found() {
     nfs_before.rpc = Some("nfs".into());
     let mut nfs_now = entry("0.0.0.0", Proto::Udp, 2050, Some(30));
     nfs_now.rpc = Some("nfs".into());
-    let before = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(100)), nfs_before]);
+    let before = local(vec![
+        entry("0.0.0.0", Proto::Tcp, 22, Some(100)),
+        nfs_before,
+    ]);
     let now = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(200)), nfs_now]);
     let lines: Vec<String> = policy
         .check(&now, Some(&before))
@@ -197,7 +205,14 @@ fn an_nmap_scan_becomes_a_snapshot_of_the_hosts_that_were_up() {
     let open: Vec<String> = s
         .entries
         .iter()
-        .map(|e| format!("{} {} {}", e.host, e.port_label(), e.name.as_deref().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.host,
+                e.port_label(),
+                e.name.as_deref().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(
         open,
@@ -237,8 +252,11 @@ fn two_scans_diff_into_hosts_and_ports() {
 
 #[test]
 fn malformed_xml_names_the_place() {
-    let err = nmap::parse("<nmaprun>\n<host>\n<port protocol=\"tcp\" portid=\"x\">", "bad.xml")
-        .unwrap_err();
+    let err = nmap::parse(
+        "<nmaprun>\n<host>\n<port protocol=\"tcp\" portid=\"x\">",
+        "bad.xml",
+    )
+    .unwrap_err();
     assert_eq!(err, "bad.xml:3:1: portid=\"x\" is not a port");
     let err = nmap::parse("<nmaprun>\n<host></nmaprun>", "bad.xml").unwrap_err();
     assert!(err.starts_with("bad.xml:2:"), "{err}");

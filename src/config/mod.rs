@@ -57,6 +57,32 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// Where and how events are logged.
     pub log: LogConfig,
+    /// The local exposure audit.
+    pub audit: AuditConfig,
+}
+
+/// How serious the daemon's audit findings are, in its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Logged as errors.
+    Error,
+    /// Logged as warnings (the default).
+    Warning,
+    /// Logged as information.
+    Info,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The daemon runs the audit every `interval`.
+    pub enabled: bool,
+    /// How often.
+    pub interval: Duration,
+    /// How findings are logged.
+    pub severity: Severity,
+    /// What is looked at, and what is expected.
+    pub policy: crate::audit::policy::Policy,
 }
 
 /// Where the daemon's event lines go.
@@ -535,6 +561,7 @@ impl TryFrom<RawConfig> for Config {
                 }
             },
         };
+        let audit = v.audit(&raw.audit);
         let daemon = DaemonConfig {
             socket: v.absolute("[daemon] socket", &raw.daemon.socket),
             state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
@@ -599,6 +626,7 @@ impl TryFrom<RawConfig> for Config {
                 immediate: raw.capture.immediate,
             },
             log,
+            audit,
         })
     }
 }
@@ -613,6 +641,33 @@ pub fn parse_net(text: &str) -> Option<IpNet> {
         return Some(IpNet::from(addr));
     }
     text.parse::<IpNet>().ok().filter(|n| n.trunc() == *n)
+}
+
+/// One section's four audit lists; bad rules go to `problems`.
+fn audit_lists(
+    section: &str,
+    raw: &raw::RawAuditLists,
+    problems: &mut Vec<String>,
+) -> crate::audit::policy::Lists {
+    use crate::audit::policy::{Lists, Rule};
+    let mut rules = |key: &str, texts: &[String]| -> Vec<Rule> {
+        texts
+            .iter()
+            .filter_map(|t| match t.parse::<Rule>() {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    problems.push(format!("{section} {key}: {why}"));
+                    None
+                }
+            })
+            .collect()
+    };
+    Lists {
+        required: rules("required", &raw.required),
+        optional: rules("optional", &raw.optional),
+        ignore: rules("ignore", &raw.ignore),
+        skip: rules("skip", &raw.skip),
+    }
 }
 
 /// Collects problems while producing placeholder values, so validation goes on after the first.
@@ -817,6 +872,66 @@ impl Validator {
                 }
                 Interfaces::Named(names.to_vec())
             }
+        }
+    }
+
+    fn audit(&mut self, a: &raw::RawAudit) -> AuditConfig {
+        use crate::audit::policy::Policy;
+        let interval = self.duration(
+            "[audit] interval",
+            &a.interval,
+            Duration::from_secs(10),
+            DAY,
+        );
+        let severity = match a.severity.as_str() {
+            "error" => Severity::Error,
+            "warning" => Severity::Warning,
+            "info" => Severity::Info,
+            other => {
+                self.problem(format!(
+                    "[audit] severity = {other:?}: must be \"error\", \"warning\" or \"info\""
+                ));
+                Severity::Warning
+            }
+        };
+        let ports = match ports::parse_port_spec(&a.ports) {
+            Ok(r) => r,
+            Err(why) => {
+                self.problem(format!("[audit] ports: {why}"));
+                1..=65535
+            }
+        };
+        let mut problems = Vec::new();
+        let everywhere = raw::RawAuditLists {
+            required: a.required.clone(),
+            optional: a.optional.clone(),
+            ignore: a.ignore.clone(),
+            skip: a.skip.clone(),
+        };
+        let all = audit_lists("[audit]", &everywhere, &mut problems);
+        let mut per_address = Vec::new();
+        for (addr, raw) in &a.address {
+            let section = format!("[audit.address.{addr:?}]");
+            let l = audit_lists(&section, raw, &mut problems);
+            match addr.parse::<std::net::IpAddr>() {
+                Ok(ip) => per_address.push((ip.to_canonical(), l)),
+                Err(_) => problems.push(format!("{section}: {addr:?} is not an IP address")),
+            }
+        }
+        for p in problems {
+            self.problem(p);
+        }
+        AuditConfig {
+            enabled: a.enabled,
+            interval,
+            severity,
+            policy: Policy {
+                tcp: a.tcp,
+                udp: a.udp,
+                ports,
+                all,
+                per_address,
+            },
         }
     }
 

@@ -30,6 +30,96 @@ pub struct RawConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: RawLog,
+    /// `[audit]`.
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+/// `[audit]`: the local exposure audit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawAudit {
+    /// Run the audit in the daemon.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How often, humantime.
+    #[serde(default = "default_audit_interval")]
+    pub interval: String,
+    /// Look at TCP listeners.
+    #[serde(default = "yes")]
+    pub tcp: bool,
+    /// Look at UDP sockets.
+    #[serde(default = "yes")]
+    pub udp: bool,
+    /// Only ports in this range: `"lo-hi"`.
+    #[serde(default = "default_audit_ports")]
+    pub ports: RawPort,
+    /// `"error"`, `"warning"` or `"info"`: how the daemon logs findings.
+    #[serde(default = "default_audit_severity")]
+    pub severity: String,
+    /// Must be open, on every address.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// May be open.
+    #[serde(default)]
+    pub optional: Vec<String>,
+    /// Never reported.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Not looked at.
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// `[audit.address."ADDR"]`: the lists for one address.
+    #[serde(default)]
+    pub address: std::collections::BTreeMap<String, RawAuditLists>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit {
+            enabled: true,
+            interval: default_audit_interval(),
+            tcp: true,
+            udp: true,
+            ports: default_audit_ports(),
+            severity: default_audit_severity(),
+            required: Vec::new(),
+            optional: Vec::new(),
+            ignore: Vec::new(),
+            skip: Vec::new(),
+            address: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// The four policy lists, each of `"port/proto"` or `"rpcname/proto"`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawAuditLists {
+    /// Must be open.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// May be open.
+    #[serde(default)]
+    pub optional: Vec<String>,
+    /// Never reported.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Not looked at.
+    #[serde(default)]
+    pub skip: Vec<String>,
+}
+
+fn default_audit_interval() -> String {
+    "5m".into()
+}
+
+fn default_audit_ports() -> RawPort {
+    RawPort::Text("1-65535".into())
+}
+
+fn default_audit_severity() -> String {
+    "warning".into()
 }
 
 /// `[log]`: where the daemon's event lines go, and how they are written.

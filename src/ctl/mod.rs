@@ -1,6 +1,7 @@
 //! `sentryctl`: asks the daemon over its control socket, and checks configurations. **Shell**;
 //! the human output is built by [`output`], which is pure.
 
+pub mod audit;
 pub mod import;
 mod output;
 
@@ -76,6 +77,26 @@ pub enum Command {
         /// The file to check.
         file: Option<PathBuf>,
     },
+    /// Audit what this host exposes: the sockets that accept traffic, with their processes and
+    /// names, checked against the [audit] policy. Exits 0 when there is nothing to report, 1
+    /// with findings (or changes, with --diff or --import-nmap), 2 on an error.
+    Audit {
+        /// Print what opened (+) and closed (-) since the last audit, or since SINCE: a snapshot
+        /// number, a time like 2026-11-21T10:00:00Z, or an age like 1d.
+        #[arg(long, value_name = "SINCE", num_args = 0..=1, default_missing_value = "last")]
+        diff: Option<String>,
+        /// Store an nmap XML scan (nmap -oX) of other hosts as a snapshot, and print what
+        /// changed since the last one imported.
+        #[arg(long, value_name = "SCAN.xml", conflicts_with = "diff")]
+        import_nmap: Option<PathBuf>,
+        /// The configuration with the policy (default: /etc/scansentry/scansentry.toml, or the
+        /// built-in default).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The history database (default: audit.sqlite in the [daemon] state-dir).
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+    },
     /// Convert a PortSentry 1.x or 2.0 portsentry.conf (and the ignore file it names) into a
     /// scansentry.toml, on standard output or into --output; what could not be carried over is
     /// listed on standard error, with why.
@@ -115,6 +136,20 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     let request = match args.command {
         Command::Validate { file } => return config::check_command("sentryctl", file.as_deref()),
+        Command::Audit {
+            diff,
+            import_nmap,
+            config,
+            db,
+        } => {
+            return audit::run(&audit::Options {
+                diff,
+                import_nmap,
+                config,
+                db,
+                json: args.json,
+            });
+        }
         Command::ImportPortsentry {
             path,
             advanced,
