@@ -326,3 +326,31 @@ fn two_nmap_scans_of_the_lab_import_and_diff() {
         )
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test audit -- --ignored"]
+fn the_daemon_audits_every_interval_and_logs_findings_at_the_severity() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("audit");
+    let _servers = lab.listen(&[2222], 60);
+    let daemon = support::netns::Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        "[audit]\ninterval = \"10s\"\nseverity = \"error\"\nrequired = [\"25/tcp\"]\n",
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || daemon
+            .err()
+            .contains("audit: missing: 25/tcp is required")),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    let err = daemon.err();
+    assert!(err.contains("audit: new: :: 2222/tcp"), "{err}");
+    assert!(daemon.out().contains("audit: 1 services open, 2 findings"));
+    // The history is where `sentryctl audit` finds it: nothing changed since.
+    let diff = audit(&lab.a, &dir.0.join("state"), &["--diff"]);
+    assert_eq!(diff.status.code(), Some(0), "{}", text(&diff));
+}

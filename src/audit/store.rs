@@ -13,6 +13,11 @@ use super::{Entry, Process, Snapshot, Source};
 use crate::time::Timestamp;
 use crate::wire::Proto;
 
+/// The history's file in the state directory.
+pub fn default_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("audit.sqlite")
+}
+
 /// Snapshots kept per source at most.
 pub const MAX_SNAPSHOTS: i64 = 10_000;
 

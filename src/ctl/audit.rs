@@ -47,8 +47,12 @@ fn audit(options: &Options) -> Result<bool, String> {
     let db = options
         .db
         .clone()
-        .unwrap_or_else(|| default_db(&config.daemon.state_dir));
+        .unwrap_or_else(|| audit::store::default_path(&config.daemon.state_dir));
+    let created = !db.exists();
     let mut store = Store::open(&db).map_err(|e| crate::exit::chain(&e))?;
+    if created {
+        hand_to_directory_owner(&db);
+    }
     let now = SystemClock.now();
 
     if let Some(file) = &options.import_nmap {
@@ -207,7 +211,19 @@ fn services_table(s: &Snapshot) -> String {
     out
 }
 
-/// The database `sentryctl audit` uses when `--db` is not given.
-pub fn default_db(state_dir: &Path) -> PathBuf {
-    state_dir.join("audit.sqlite")
+/// A history that root created in the daemon's state directory goes to the directory's owner
+/// (the daemon's user), so that the daemon can go on writing it.
+fn hand_to_directory_owner(db: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Some(dir) = db.parent().and_then(|d| std::fs::metadata(d).ok()) else {
+        return;
+    };
+    let _ = nix::unistd::chown(
+        db,
+        Some(nix::unistd::Uid::from_raw(dir.uid())),
+        Some(nix::unistd::Gid::from_raw(dir.gid())),
+    );
 }

@@ -94,6 +94,8 @@ const FRAMES_PER_TURN: usize = 4096;
 
 /// Everything the main loop owns.
 struct Daemon {
+    /// The periodic audit's settings.
+    auditor: Option<super::audit::Auditor>,
     /// `-L`: the local check is off whatever the configuration says.
     local_check_off: bool,
     loaded: Loaded,
@@ -232,7 +234,18 @@ pub fn run(
         interfaces.iter().map(|(_, a)| *a),
         seed,
     );
+    let auditor = match super::audit::Auditor::spawn(
+        config.audit.clone(),
+        crate::audit::store::default_path(&config.daemon.state_dir),
+    ) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!("cannot start the audit: {e}");
+            None
+        }
+    };
     let mut daemon = Daemon {
+        auditor,
         verbosity,
         local_check_off,
         clock,
@@ -761,6 +774,9 @@ impl Daemon {
             .set_local_check(new.local_check && !self.local_check_off);
         self.responder.reconfigure(&new.respond);
         self.logger.reconfigure(new.log.target, new.log.format);
+        if let Some(auditor) = &self.auditor {
+            auditor.reconfigure(new.audit.clone());
+        }
         self.hooks = Hooks::new(new.respond.on_block.clone(), new.respond.on_block_timeout);
         let origin = loaded.origin.to_string();
         self.loaded = loaded;

@@ -1,5 +1,6 @@
 //! `sentryd`'s entry point: arguments, then one of the daemon's modes. **Shell.**
 
+mod audit;
 mod hook;
 mod live;
 mod log;
