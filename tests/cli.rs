@@ -540,3 +540,60 @@ fn import_portsentry_writes_a_valid_config_and_lists_what_it_left_out() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn audit_imports_nmap_scans_diffs_them_and_says_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("scansentry-ctl-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("audit.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let scan = |name: &str, ports: &[(u16, &str)]| {
+        let mut xml = String::from(
+            "<?xml version=\"1.0\"?>\n<nmaprun scanner=\"nmap\" start=\"1763769107\">\n\
+             <host><status state=\"up\"/><address addr=\"203.0.113.5\" addrtype=\"ipv4\"/><ports>\n",
+        );
+        for (port, service) in ports {
+            xml.push_str(&format!(
+                "<port protocol=\"tcp\" portid=\"{port}\"><state state=\"open\"/>\
+                 <service name=\"{service}\"/></port>\n"
+            ));
+        }
+        xml.push_str("</ports></host>\n</nmaprun>\n");
+        let path = dir.join(name);
+        std::fs::write(&path, xml).unwrap();
+        path
+    };
+    let import = |file: &Path| {
+        sentryctl(&[
+            "audit",
+            "--db",
+            db.to_str().unwrap(),
+            "--import-nmap",
+            file.to_str().unwrap(),
+        ])
+    };
+    let first = import(&scan("a.xml", &[(22, "ssh"), (80, "http")]));
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let second = import(&scan("b.xml", &[(22, "ssh"), (443, "https")]));
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert_eq!(
+        stdout(&second).lines().skip(1).collect::<Vec<_>>(),
+        ["- 203.0.113.5 80/tcp http", "+ 203.0.113.5 443/tcp https"]
+    );
+    let bad = sentryctl(&["audit", "--db", db.to_str().unwrap(), "--diff", "whenever"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        stderr(&bad).trim(),
+        "sentryctl: error: --diff \"whenever\": give a snapshot number, a time like \
+         2026-11-21T10:00:00Z, or an age like 1d"
+    );
+    let missing = sentryctl(&[
+        "audit",
+        "--db",
+        db.to_str().unwrap(),
+        "--import-nmap",
+        "/nonexistent.xml",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -66,10 +66,14 @@ fn audit(options: &Options) -> Result<bool, String> {
         return Ok(report_changes(options.json, id, &scan, before.as_ref()));
     }
 
+    // What --diff compares with is found first: a bad SINCE is an error before anything runs.
+    let since = match &options.diff {
+        Some(since) => Some(earlier(&store, since, now)?),
+        None => None,
+    };
     let snapshot = collect::local(&config.audit.policy, &Names::load(), now)
         .map_err(|e| format!("cannot read the socket table: {e}"))?;
-    if let Some(since) = &options.diff {
-        let before = earlier(&store, since, now)?;
+    if let Some(before) = since {
         let id = store.save(&snapshot).map_err(|e| crate::exit::chain(&e))?;
         return Ok(report_changes(options.json, id, &snapshot, before.as_ref()));
     }
