@@ -354,3 +354,34 @@ fn the_daemon_audits_every_interval_and_logs_findings_at_the_severity() {
     let diff = audit(&lab.a, &dir.0.join("state"), &["--diff"]);
     assert_eq!(diff.status.code(), Some(0), "{}", text(&diff));
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test audit -- --ignored"]
+fn a_service_restarted_on_the_same_port_is_reported() {
+    require_root();
+    let ns = Netns::new("audit");
+    let dir = TempDir::new("audit");
+    let config = dir.0.join("scansentry.toml");
+    std::fs::write(&config, "[audit]\noptional = [\"2222/tcp\"]\n").unwrap();
+    let server = "import socket, time\ns = socket.create_server(('0.0.0.0', 2222))\nprint('ready'); time.sleep(60)\n";
+    let first = python(&ns.0, None, server);
+    let quiet = audit(&ns.0, &dir.0, &["-c", config.to_str().unwrap()]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
+    assert!(text(&quiet).ends_with("1 services open, nothing to report (snapshot 1)\n"));
+    drop(first);
+    assert!(wait_until(Duration::from_secs(5), || {
+        !text(&ns.exec(&["ss", "-ltnH"])).contains(":2222")
+    }));
+    let _second = python(&ns.0, None, server);
+    let out = audit(&ns.0, &dir.0, &["-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let finding = text(&out)
+        .lines()
+        .find(|l| l.starts_with("restarted: 0.0.0.0 2222/tcp (root pid "))
+        .map(str::to_owned);
+    assert!(
+        finding.is_some_and(|f| f.contains("(was pid ")),
+        "{}",
+        text(&out)
+    );
+}
