@@ -84,6 +84,7 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
     let mut udp_ports = None;
     let mut advanced_tcp = None;
     let mut advanced_udp = None;
+    let mut on_block: Option<(String, String)> = None;
 
     for (key, value, line) in settings(conf) {
         let at = format!("{source}:{line}: {key}");
@@ -131,14 +132,16 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
             "BLOCK_UDP" => block_udp = Some(value),
             "KILL_RUN_CMD" => match run_cmd(&value) {
                 Ok(argv) => {
-                    let _ = writeln!(
-                        respond,
-                        "on-block = [{}]",
-                        argv.iter()
-                            .map(|a| toml_string(a))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
+                    on_block = Some((
+                        at,
+                        format!(
+                            "on-block = [{}]\n",
+                            argv.iter()
+                                .map(|a| toml_string(a))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
                 }
                 Err(why) => notes.push(format!("{at}: not imported: {why}")),
             },
@@ -214,21 +217,53 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
         detect.insert_str(0, &head);
     }
 
-    // BLOCK_*: 0 logs only, 1 blocks, 2 runs KILL_RUN_CMD only.
-    let blocks = |v: &Option<String>| v.as_deref().is_none_or(|v| v == "1");
-    match (blocks(&block_tcp), blocks(&block_udp)) {
-        (true, true) => {}
-        (false, false) => {
+    // BLOCK_*: 0 logs only, 1 blocks (and runs KILL_RUN_CMD), 2 runs KILL_RUN_CMD only.
+    // scansentry answers a scanner whatever protocol it used, so the more active one wins.
+    let level = |v: &Option<String>| match v.as_deref() {
+        None | Some("1") => 1,
+        Some("2") => 2,
+        _ => 0,
+    };
+    let rank = |l: u8| match l {
+        1 => 2,
+        2 => 1,
+        _ => 0,
+    };
+    let (tcp_level, udp_level) = (level(&block_tcp), level(&block_udp));
+    let chosen = if rank(tcp_level) >= rank(udp_level) {
+        tcp_level
+    } else {
+        udp_level
+    };
+    if tcp_level != udp_level {
+        notes.push(format!(
+            "{source}: BLOCK_TCP and BLOCK_UDP differ: scansentry answers a scanner whatever the \
+             protocol it scanned with, so both act as BLOCK_*=\"{chosen}\""
+        ));
+    }
+    match chosen {
+        1 => {}
+        2 => {
             respond.push_str("dry-run = true\n");
             notes.push(format!(
-                "{source}: BLOCK_TCP and BLOCK_UDP do not block: dry-run = true (detections are \
-                 logged, and the on-block program does not run)"
+                "{source}: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
+                 blocked, detections are logged and the program runs"
             ));
         }
-        _ => notes.push(format!(
-            "{source}: BLOCK_TCP and BLOCK_UDP differ: scansentry blocks a scanner whatever \
-             the protocol it scanned with, so both block"
-        )),
+        _ => {
+            respond.push_str("dry-run = true\n");
+            notes.push(format!(
+                "{source}: BLOCK_* = 0: dry-run = true: nothing is blocked, detections are logged"
+            ));
+            if let Some((at, _)) = on_block.take() {
+                notes.push(format!(
+                    "{at}: not imported: with BLOCK_* = 0 PortSentry does not run it"
+                ));
+            }
+        }
+    }
+    if let Some((_, line)) = on_block {
+        respond.push_str(&line);
     }
 
     let mut toml = format!(
@@ -425,10 +460,20 @@ SCAN_TRIGGER="0"
     fn portsentry_2_0_stock_config() {
         let i = convert(PORTSENTRY_2_0, "/etc/portsentry/portsentry.conf", false);
         let c = valid(&i.toml);
-        // BLOCK_* = 0: logging only.
+        // BLOCK_* = 0: logging only, and no KILL_RUN_CMD either.
         assert!(c.respond.dry_run);
+        assert!(c.respond.on_block.is_empty());
+        assert!(i.notes.iter().any(|n| n.contains(
+            "KILL_RUN_CMD: not imported: with BLOCK_* = 0 PortSentry does not run it"
+        )));
+        // BLOCK_* = 2: the program runs, nothing is blocked.
+        let run_only = PORTSENTRY_2_0
+            .replace("BLOCK_UDP=\"0\"", "BLOCK_UDP=\"2\"")
+            .replace("BLOCK_TCP=\"0\"", "BLOCK_TCP=\"2\"");
+        let c2 = valid(&convert(&run_only, "p.conf", false).toml);
+        assert!(c2.respond.dry_run);
         assert_eq!(
-            c.respond.on_block,
+            c2.respond.on_block,
             ["/usr/local/bin/notify-admin", "{addr}", "{ports}", "{kind}"]
         );
         match &c.traps.mode {
