@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::detect::Detection;
 use crate::respond::{Budget, Decision};
+use crate::time::Timestamp;
+use crate::wire::Proto;
 
 /// Whether decisions are carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,4 +123,70 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         "offence": match decision { Decision::Block { offence, .. } => Some(*offence), _ => None },
         "never_block_reason": match decision { Decision::NeverBlock { reason, .. } => Some(reason.as_str()), _ => None },
     })
+}
+
+/// A block as PortSentry's history file records it, for the tools that read that file
+/// (fail2ban's `portsentry` filter, logwatch): `1763769107 - 11/21/2025 23:51:47 Host:
+/// 198.51.100.2/198.51.100.2 Port: 22 TCP Blocked`. PortSentry writes its host's local time
+/// after the epoch; this writes UTC (the epoch, which readers go by, is the same).
+pub fn history_line(at: Timestamp, addr: std::net::IpAddr, proto: Proto, port: u16) -> String {
+    let secs = at.as_micros() / 1_000_000;
+    let stamp = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+    )
+    .to_string();
+    // 2025-11-21T23:51:47Z → 11/21/2025 23:51:47
+    let (date, time) = stamp
+        .trim_end_matches('Z')
+        .split_once('T')
+        .unwrap_or((&stamp, ""));
+    let mut ymd = date.splitn(3, '-');
+    let (y, m, d) = (
+        ymd.next().unwrap_or(""),
+        ymd.next().unwrap_or(""),
+        ymd.next().unwrap_or(""),
+    );
+    let proto = match proto {
+        Proto::Tcp => "TCP",
+        Proto::Udp => "UDP",
+    };
+    format!("{secs} - {m}/{d}/{y} {time} Host: {addr}/{addr} Port: {port} {proto} Blocked")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_lines_match_portsentrys_format_and_fail2bans_filter() {
+        let line = history_line(
+            Timestamp::from_micros(1_763_769_107_731_914),
+            "198.51.100.2".parse().unwrap(),
+            Proto::Tcp,
+            22,
+        );
+        assert_eq!(
+            line,
+            "1763769107 - 11/21/2025 23:51:47 Host: 198.51.100.2/198.51.100.2 Port: 22 TCP Blocked"
+        );
+        // fail2ban's filter.d/portsentry.conf: failregex = /<HOST> Port\: [0-9]+ (TCP|UDP) Blocked$
+        let (_, tail) = line.rsplit_once('/').unwrap();
+        let words: Vec<&str> = tail.split(' ').collect();
+        assert_eq!(words[0], "198.51.100.2");
+        assert_eq!(words[1], "Port:");
+        assert!(words[2].bytes().all(|b| b.is_ascii_digit()));
+        assert!(matches!(words[3], "TCP" | "UDP"));
+        assert_eq!(words[4], "Blocked");
+        assert_eq!(words.len(), 5);
+        let v6 = history_line(
+            Timestamp::ZERO,
+            "2001:db8::7".parse().unwrap(),
+            Proto::Udp,
+            53,
+        );
+        assert_eq!(
+            v6,
+            "0 - 01/01/1970 00:00:00 Host: 2001:db8::7/2001:db8::7 Port: 53 UDP Blocked"
+        );
+    }
 }

@@ -381,3 +381,48 @@ fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn blocks_and_only_blocks_go_to_the_portsentry_history_file() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let history = dir.0.join("portsentry.history");
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!(
+            "[respond]\nhistory-file = \"{}\"\n[never-block]\naddresses = [\"{}\"]\n",
+            history.display(),
+            NetnsPair::B4_SECOND
+        ),
+    );
+    // A never-block source first: never counted, so nothing of it reaches the history.
+    lab.nmap(&[
+        "-sS",
+        "-S",
+        NetnsPair::B4_SECOND,
+        "-e",
+        &lab.veth_b,
+        "-p",
+        "1-100",
+        NetnsPair::A4,
+    ]);
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(wait_until(Duration::from_secs(5), || history.exists()));
+    let text = std::fs::read_to_string(&history).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let (epoch, rest) = lines[0].split_once(" - ").unwrap();
+    assert!(epoch.parse::<u64>().is_ok(), "{text}");
+    // MM/DD/YYYY HH:MM:SS Host: ADDR/ADDR Port: N TCP Blocked
+    let fields: Vec<&str> = rest.split(' ').collect();
+    assert_eq!(fields.len(), 8, "{text}");
+    assert_eq!(fields[2], "Host:");
+    assert_eq!(fields[3], "198.51.100.2/198.51.100.2");
+    assert_eq!(fields[4], "Port:");
+    assert!(fields[5].parse::<u16>().is_ok());
+    assert_eq!(&fields[6..], ["TCP", "Blocked"]);
+}

@@ -197,6 +197,8 @@ pub struct RespondConfig {
     pub on_block: Vec<String>,
     /// How long it may run.
     pub on_block_timeout: Duration,
+    /// Where blocks are appended in PortSentry's history format, if anywhere.
+    pub history_file: Option<PathBuf>,
 }
 
 /// The placeholders `on-block` arguments may hold.
@@ -536,6 +538,10 @@ impl TryFrom<RawConfig> for Config {
             Duration::from_millis(100),
             Duration::from_secs(3600),
         );
+        let history_file = match r.history_file.as_str() {
+            "" => None,
+            path => Some(v.absolute("[respond] history-file", path)),
+        };
         let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
         let interfaces = v.interfaces(&raw.capture.interfaces);
         let log = LogConfig {
@@ -617,6 +623,7 @@ impl TryFrom<RawConfig> for Config {
                 max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
                 on_block: r.on_block.clone(),
                 on_block_timeout,
+                history_file,
             },
             never_block: NeverBlockConfig { addresses, file },
             firewall,

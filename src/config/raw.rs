@@ -356,6 +356,9 @@ pub struct RawRespond {
     /// How long the program may run before it is killed.
     #[serde(default = "default_on_block_timeout")]
     pub on_block_timeout: String,
+    /// An append-only log of blocks in PortSentry's history format; `""` for none.
+    #[serde(default)]
+    pub history_file: String,
 }
 
 impl Default for RawRespond {
@@ -371,6 +374,7 @@ impl Default for RawRespond {
             max_new_blocks_per_second: default_max_new_blocks_per_second(),
             on_block: Vec::new(),
             on_block_timeout: default_on_block_timeout(),
+            history_file: String::new(),
         }
     }
 }

@@ -463,9 +463,9 @@ SCAN_TRIGGER="0"
         // BLOCK_* = 0: logging only, and no KILL_RUN_CMD either.
         assert!(c.respond.dry_run);
         assert!(c.respond.on_block.is_empty());
-        assert!(i.notes.iter().any(|n| n.contains(
-            "KILL_RUN_CMD: not imported: with BLOCK_* = 0 PortSentry does not run it"
-        )));
+        assert!(i.notes.iter().any(|n| {
+            n.contains("KILL_RUN_CMD: not imported: with BLOCK_* = 0 PortSentry does not run it")
+        }));
         // BLOCK_* = 2: the program runs, nothing is blocked.
         let run_only = PORTSENTRY_2_0
             .replace("BLOCK_UDP=\"0\"", "BLOCK_UDP=\"2\"")

@@ -596,11 +596,38 @@ impl Daemon {
                     self.latencies
                         .push_back(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
                     self.hooks.on_block(d, *net, *ttl);
+                    self.write_history(d);
                 }
                 self.dirty = true;
                 self.log(&line);
             }
             Err(e) => self.warn(&format!("could not carry out \"{line}\": {e}")),
+        }
+    }
+
+    /// Appends the block of `d` to the PortSentry-format history file, if one is configured
+    /// (opened anew each time, so that log rotation needs no signal).
+    fn write_history(&self, d: &Detection) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(path) = &self.config().respond.history_file else {
+            return;
+        };
+        let Some(&(proto, port)) = d.ports.first() else {
+            return;
+        };
+        let line = report::history_line(self.now(), d.addr, proto, port);
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            self.warn(&format!(
+                "cannot write the history file {}: {e}",
+                path.display()
+            ));
         }
     }
 

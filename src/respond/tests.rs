@@ -33,6 +33,7 @@ fn config() -> RespondConfig {
         max_new_blocks_per_second: 1000,
         on_block: Vec::new(),
         on_block_timeout: Duration::from_secs(10),
+        history_file: None,
     }
 }
 
