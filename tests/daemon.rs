@@ -426,3 +426,65 @@ fn blocks_and_only_blocks_go_to_the_portsentry_history_file() {
     assert!(fields[5].parse::<u16>().is_ok());
     assert_eq!(&fields[6..], ["TCP", "Blocked"]);
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn the_route_backend_blackholes_the_scanner_and_lifts_it_when_the_block_ends() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let _server = lab.listen(&[8080], 60);
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        "[firewall]\nbackend = \"route\"\n[respond]\nblock-for = \"4s\"\n",
+    );
+    assert!(lab.connects(NetnsPair::B4, 8080));
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let routes = || {
+        let out = lab.exec(
+            &lab.a,
+            &["ip", "route", "show", "type", "blackhole", "proto", "246"],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(routes().contains("blackhole 198.51.100.2"), "{}", routes());
+    assert!(
+        !lab.connects(NetnsPair::B4, 8080),
+        "the scanner still connects"
+    );
+    // No nftables table was made.
+    let tables = lab.exec(&lab.a, &["nft", "list", "tables"]);
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains("scansentry"));
+    // Someone deletes the route: it is back within a second or two.
+    let del = lab.exec(
+        &lab.a,
+        &[
+            "ip",
+            "route",
+            "del",
+            "blackhole",
+            "198.51.100.2",
+            "proto",
+            "246",
+        ],
+    );
+    assert!(del.status.success());
+    assert!(
+        wait_until(Duration::from_secs(3), || routes().contains("198.51.100.2")),
+        "the route was not put back: {}",
+        daemon.out()
+    );
+    // The block ends after 4 s; the daemon lifts the route and the scanner gets back in.
+    assert!(
+        wait_until(Duration::from_secs(8), || !routes()
+            .contains("198.51.100.2")),
+        "the route outlived its block: {}",
+        routes()
+    );
+    assert!(
+        lab.connects(NetnsPair::B4, 8080),
+        "the scanner is still cut off"
+    );
+}

@@ -49,7 +49,9 @@ pub struct Config {
     pub respond: RespondConfig,
     /// Addresses never acted on, beyond those discovered on the host.
     pub never_block: NeverBlockConfig,
-    /// How blocks reach nftables.
+    /// What blocks: nftables sets, or blackhole routes.
+    pub backend: Backend,
+    /// How blocks reach nftables (`backend = "nft"`).
     pub firewall: NftConfig,
     /// Where the daemon keeps its control socket and state.
     pub daemon: DaemonConfig,
@@ -59,6 +61,15 @@ pub struct Config {
     pub log: LogConfig,
     /// The local exposure audit.
     pub audit: AuditConfig,
+}
+
+/// `[firewall] backend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// nftables sets with per-element timeouts (the default).
+    Nft,
+    /// A blackhole route per blocked source, lifted by the daemon.
+    Route,
 }
 
 /// How serious the daemon's audit findings are, in its log.
@@ -542,6 +553,35 @@ impl TryFrom<RawConfig> for Config {
             "" => None,
             path => Some(v.absolute("[respond] history-file", path)),
         };
+        let backend = match raw.firewall.backend.as_str() {
+            "nft" => Backend::Nft,
+            "route" => {
+                // hook and priority are the shipped example's (own mode's) and harmless here;
+                // attach mode's keys would mean the administrator expects sets to be used.
+                let f = &raw.firewall;
+                let nft_only = [
+                    ("mode", f.mode != "own"),
+                    ("family", f.family.is_some()),
+                    ("table", f.table.is_some()),
+                    ("set4", f.set4.is_some()),
+                    ("set6", f.set6.is_some()),
+                ];
+                for (key, set) in nft_only {
+                    if set {
+                        v.problem(format!(
+                            "[firewall] {key}: only applies to backend = \"nft\""
+                        ));
+                    }
+                }
+                Backend::Route
+            }
+            other => {
+                v.problem(format!(
+                    "[firewall] backend = {other:?}: expected \"nft\" or \"route\""
+                ));
+                Backend::Nft
+            }
+        };
         let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
         let interfaces = v.interfaces(&raw.capture.interfaces);
         let log = LogConfig {
@@ -626,6 +666,7 @@ impl TryFrom<RawConfig> for Config {
                 history_file,
             },
             never_block: NeverBlockConfig { addresses, file },
+            backend,
             firewall,
             daemon,
             capture: CaptureConfig {

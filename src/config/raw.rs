@@ -383,6 +383,9 @@ impl Default for RawRespond {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RawFirewall {
+    /// `"nft"` or `"route"`.
+    #[serde(default = "default_backend")]
+    pub backend: String,
     /// `"own"` or `"attach"`.
     #[serde(default = "default_firewall_mode")]
     pub mode: String,
@@ -409,6 +412,7 @@ pub struct RawFirewall {
 impl Default for RawFirewall {
     fn default() -> Self {
         RawFirewall {
+            backend: default_backend(),
             mode: default_firewall_mode(),
             hook: None,
             priority: None,
@@ -443,6 +447,10 @@ impl Default for RawNeverBlock {
 
 fn default_ignore_file() -> String {
     crate::config::DEFAULT_IGNORE_FILE.into()
+}
+
+fn default_backend() -> String {
+    "nft".into()
 }
 
 fn default_mode() -> String {

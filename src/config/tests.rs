@@ -363,3 +363,24 @@ fn log_target_and_format() {
         ]
     );
 }
+
+#[test]
+fn the_route_backend_and_its_refusals() {
+    let c = check("[firewall]\nbackend = \"route\"\nhook = \"input\"\n").unwrap();
+    assert_eq!(c.backend, crate::config::Backend::Route);
+    assert_eq!(check("").unwrap().backend, crate::config::Backend::Nft);
+    assert_eq!(
+        problems(
+            "[firewall]\nbackend = \"route\"\nmode = \"attach\"\ntable = \"filter\"\nset4 = \"s\"\n"
+        ),
+        [
+            "[firewall] mode: only applies to backend = \"nft\"",
+            "[firewall] table: only applies to backend = \"nft\"",
+            "[firewall] set4: only applies to backend = \"nft\"",
+        ]
+    );
+    assert_eq!(
+        problems("[firewall]\nbackend = \"iptables\"\n"),
+        ["[firewall] backend = \"iptables\": expected \"nft\" or \"route\""]
+    );
+}

@@ -164,16 +164,22 @@ fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallEr
     if config.respond.dry_run {
         return Ok((Mode::DryRun, Box::new(DryRun)));
     }
-    Ok((
-        Mode::Enforcing,
-        Box::new(NftFirewall::new(config.firewall.clone())?),
-    ))
+    Ok(match config.backend {
+        crate::config::Backend::Nft => (
+            Mode::Enforcing,
+            Box::new(NftFirewall::new(config.firewall.clone())?),
+        ),
+        crate::config::Backend::Route => (
+            Mode::Enforcing,
+            Box::new(crate::firewall::route::RouteFirewall::new()?),
+        ),
+    })
 }
 
 fn firewall_failed(e: &FirewallError) -> ExitCode {
     exit::report("sentryd", e);
     match e {
-        FirewallError::Permission => exit::code(exit::NOPERM),
+        FirewallError::Permission | FirewallError::NotPermitted(_) => exit::code(exit::NOPERM),
         FirewallError::Attach(_) => exit::code(exit::CONFIG),
         _ => exit::code(exit::FAILURE),
     }
@@ -385,6 +391,9 @@ pub fn run(
         let now = clock.now();
         if now >= next_listeners {
             next_listeners = now.saturating_add(LISTENERS_EVERY);
+            if !daemon.firewall.expires_by_itself() {
+                daemon.sync_blocks();
+            }
             match host::read_listeners() {
                 Ok(listeners) => {
                     daemon.pipeline.set_listeners(listeners);
@@ -605,6 +614,52 @@ impl Daemon {
         }
     }
 
+    /// For a firewall whose blocks do not end by themselves (routes): lifts those that have
+    /// ended, and puts back those still due that someone removed. Once a second.
+    fn sync_blocks(&mut self) {
+        let now = self.now();
+        let present: std::collections::HashSet<IpNet> = match self.firewall.list() {
+            Ok(listed) => listed.into_iter().map(|b| b.net).collect(),
+            Err(e) => {
+                self.warn(&format!("cannot list the blocks in force: {e}"));
+                return;
+            }
+        };
+        let due: std::collections::HashMap<IpNet, Duration> = self
+            .responder
+            .active(now)
+            .map(|b| (b.net, b.until.saturating_since(now)))
+            .collect();
+        let mut actions: Vec<Action> = present
+            .iter()
+            .filter(|net| !due.contains_key(net))
+            .map(|&net| Action::Unblock { net })
+            .collect();
+        let lifted = actions.len();
+        actions.extend(
+            due.iter()
+                .filter(|(net, _)| !present.contains(net))
+                .map(|(&net, &ttl)| Action::Block { net, ttl }),
+        );
+        if actions.is_empty() {
+            return;
+        }
+        match self.firewall.apply(&actions) {
+            Ok(()) => {
+                if actions.len() > lifted {
+                    self.log(&format!(
+                        "put back {} blocks still due that were removed",
+                        actions.len() - lifted
+                    ));
+                }
+                if lifted > 0 && self.verbosity >= Verbosity::Verbose {
+                    self.log(&format!("lifted {lifted} blocks that ended"));
+                }
+            }
+            Err(e) => self.warn(&format!("could not bring the blocks up to date: {e}")),
+        }
+    }
+
     /// Appends the block of `d` to the PortSentry-format history file, if one is configured
     /// (opened anew each time, so that log rotation needs no signal).
     fn write_history(&self, d: &Detection) {
@@ -773,6 +828,7 @@ impl Daemon {
             .map_err(|_| "the never-block list could not be built (see above)".to_string())?;
         // A new firewall only if its settings changed; it must be ready before anything moves.
         let firewall_changed = new.firewall != self.config().firewall
+            || new.backend != self.config().backend
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
         if firewall_changed {

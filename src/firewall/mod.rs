@@ -1,10 +1,12 @@
-//! Where decisions land: the kernel's nftables sets ([`nft::NftFirewall`]), or nowhere
-//! ([`DryRun`], for `dry-run = true`).
+//! Where decisions land: the kernel's nftables sets ([`nft::NftFirewall`]), blackhole routes
+//! ([`route::RouteFirewall`], for hosts without nftables), or nowhere ([`DryRun`], for
+//! `dry-run = true`).
 //!
 //! The [`Firewall`] trait is the seam between the pure core, which decides, and the shell,
 //! which carries decisions out: the responder returns [`Action`]s, the daemon hands them here.
 
 pub mod nft;
+pub mod route;
 
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ pub enum FirewallError {
     /// Attach mode found the administrator's ruleset unfit.
     #[error("attach mode: {0}")]
     Attach(String),
+    /// The process may not change what this backend changes.
+    #[error("{0}")]
+    NotPermitted(String),
 }
 
 /// A firewall that blocks and unblocks sources.
@@ -90,6 +95,12 @@ pub trait Firewall {
     ///
     /// When the sets cannot be read.
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError>;
+
+    /// Whether blocks end by themselves (nftables elements with a timeout). When not, the
+    /// daemon lifts each block when it ends.
+    fn expires_by_itself(&self) -> bool {
+        true
+    }
 }
 
 /// `dry-run = true`: touches nothing; the daemon logs "would block".
