@@ -290,6 +290,50 @@ impl Pipeline {
         self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind)
     }
 
+    /// A connection accepted (TCP, a completed handshake) or a datagram received (UDP) on a
+    /// trap port that connect mode bound: the never-block list, then the detector. The port is
+    /// a trap by construction (the socket table shows it as listening: the daemon's own).
+    pub fn connection(
+        &mut self,
+        at: Timestamp,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: Proto,
+        dst_port: u16,
+    ) -> Option<Detection> {
+        self.counters.frames += 1;
+        if at >= self.next_expire {
+            self.detector.expire(at);
+            self.next_expire = at.saturating_add(EXPIRE_EVERY);
+        }
+        let c = &mut self.counters;
+        if self.ignore.contains(src) && (self.local_check || !self.locals.contains(src)) {
+            c.ignored += 1;
+            return None;
+        }
+        if self.local_check && self.locals.contains(src) {
+            c.outbound += 1;
+            return None;
+        }
+        c.probes += 1;
+        let kind = match proto {
+            Proto::Tcp => ProbeKind::Syn,
+            Proto::Udp => ProbeKind::Udp,
+        };
+        let detection = self.detector.observe(&Probe {
+            at,
+            src,
+            dst,
+            proto,
+            dst_port,
+            kind,
+        });
+        if detection.is_some() {
+            self.counters.detections += 1;
+        }
+        detection
+    }
+
     /// The checks every probe goes through, from the never-block list on, then the detector.
     fn count(
         &mut self,

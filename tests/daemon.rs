@@ -488,3 +488,79 @@ fn the_route_backend_blackholes_the_scanner_and_lifts_it_when_the_block_ends() {
         "the scanner is still cut off"
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn connect_mode_binds_the_trap_ports_sends_the_banner_and_blocks_tcp_and_udp_scanners() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    // Port 22 is taken by a service: connect mode skips it with a warning.
+    let _server = lab.listen(&[22], 60);
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        "[detect]\nmode = \"listed\"\ntcp-ports = [\"1-30\"]\nudp-ports = [\"1-30\"]\n\
+         [capture]\nmethod = \"connect\"\nbanner = \"** UNAUTHORIZED ACCESS PROHIBITED **\"\n",
+    );
+    assert!(
+        daemon
+            .out()
+            .contains("watching 59 trap ports (connect mode)"),
+        "{}",
+        daemon.out()
+    );
+    assert!(
+        daemon
+            .err()
+            .contains("trap port 22/tcp is in use by another program: skipped"),
+        "{}",
+        daemon.err()
+    );
+    // The banner, from the scanner's second address (one port: no block yet).
+    let read_banner = format!(
+        "import socket; s = socket.socket(); s.settimeout(2); s.bind(('{}', 0)); \
+         s.connect(('{}', 7)); print(s.recv(100).decode(), end='')",
+        NetnsPair::B4_SECOND,
+        NetnsPair::A4
+    );
+    let banner = lab.exec(&lab.b, &["python3", "-c", &read_banner]);
+    assert_eq!(
+        String::from_utf8_lossy(&banner.stdout),
+        "** UNAUTHORIZED ACCESS PROHIBITED **\r\n",
+        "{}",
+        String::from_utf8_lossy(&banner.stderr)
+    );
+    // A connect scan: completed handshakes on the trap ports.
+    lab.nmap(&["-sT", "-p", "1-30", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(
+        !lab.connects(NetnsPair::B4, 22),
+        "the scanner still connects"
+    );
+    // UDP datagrams to the trap ports, from the second address.
+    let udp = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('{}', 0))\nfor p in range(1, 11): s.sendto(b'x', ('{}', p))\n",
+        NetnsPair::B4_SECOND,
+        NetnsPair::A4
+    );
+    let sent = lab.exec(&lab.b, &["python3", "-c", &udp]);
+    assert!(sent.status.success());
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            // Its banner connection counted too.
+            .contains("blocked 198.51.100.3 for 1h: syn+udp scan")),
+        "{}",
+        daemon.out()
+    );
+    // The trap ports are the daemon's own: its audit does not report them as services.
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon
+            .out()
+            .contains("audit: 1 services open")),
+        "{}",
+        daemon.out()
+    );
+}

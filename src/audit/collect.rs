@@ -64,9 +64,21 @@ pub fn local(policy: &Policy, names: &Names, taken: Timestamp) -> io::Result<Sna
                 }),
             }
         })
+        // sentryd's own sockets (connect mode's trap ports) are not services of the host.
+        .filter(|e| !e.process.as_ref().is_some_and(is_sentryd))
         .filter(|e| policy.looks_at(e))
         .collect();
     Ok(Snapshot::new(taken, Source::Local, Vec::new(), entries))
+}
+
+/// Whether `p` is a scansentry daemon (this process, or another sentryd).
+fn is_sentryd(p: &Process) -> bool {
+    p.pid == std::process::id()
+        || p.exe.as_deref().is_some_and(|exe| {
+            std::path::Path::new(exe)
+                .file_name()
+                .is_some_and(|n| n == "sentryd")
+        })
 }
 
 /// The process holding each socket of `inodes`, from the `socket:[inode]` links in

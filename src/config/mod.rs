@@ -132,6 +132,19 @@ pub struct CaptureConfig {
     pub interfaces: Interfaces,
     /// Hand each frame over at once.
     pub immediate: bool,
+    /// How probes are seen.
+    pub method: Method,
+    /// Connect mode: written to TCP clients before they are disconnected.
+    pub banner: Option<String>,
+}
+
+/// `[capture] method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// libpcap on the interfaces: every probe kind, nothing bound (the default).
+    Pcap,
+    /// The listed trap ports bound as sockets: completed TCP connections and UDP datagrams.
+    Connect,
 }
 
 /// `[daemon]`.
@@ -584,6 +597,43 @@ impl TryFrom<RawConfig> for Config {
         };
         let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
         let interfaces = v.interfaces(&raw.capture.interfaces);
+        let method = match raw.capture.method.as_str() {
+            "pcap" => Method::Pcap,
+            "connect" => {
+                if raw.detect.mode != "listed" {
+                    v.problem(
+                        "[capture] method = \"connect\": needs [detect] mode = \"listed\" \
+                         (connect mode binds each trap port; \"unused\" would be every free port)"
+                            .into(),
+                    );
+                }
+                Method::Connect
+            }
+            other => {
+                v.problem(format!(
+                    "[capture] method = {other:?}: expected \"pcap\" or \"connect\""
+                ));
+                Method::Pcap
+            }
+        };
+        let banner = match raw.capture.banner.as_str() {
+            "" => None,
+            b if method != Method::Connect => {
+                v.problem(format!(
+                    "[capture] banner = {b:?}: only applies to method = \"connect\""
+                ));
+                None
+            }
+            b if b.len() > 1024 || b.chars().any(char::is_control) => {
+                v.problem(
+                    "[capture] banner: at most 1024 characters, on one line, no control \
+                     characters"
+                        .into(),
+                );
+                None
+            }
+            b => Some(b.to_string()),
+        };
         let log = LogConfig {
             target: match raw.log.target.as_str() {
                 "stdout" => LogTarget::Stdout,
@@ -672,6 +722,8 @@ impl TryFrom<RawConfig> for Config {
             capture: CaptureConfig {
                 interfaces,
                 immediate: raw.capture.immediate,
+                method,
+                banner,
             },
             log,
             audit,

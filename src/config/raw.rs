@@ -160,6 +160,16 @@ pub struct RawCapture {
     /// Hand each frame over at once (lowest latency) rather than in batches.
     #[serde(default = "default_immediate")]
     pub immediate: bool,
+    /// `"pcap"` or `"connect"`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Connect mode: a line written to TCP clients before they are disconnected.
+    #[serde(default)]
+    pub banner: String,
+}
+
+fn default_method() -> String {
+    "pcap".into()
 }
 
 impl Default for RawCapture {
@@ -167,6 +177,8 @@ impl Default for RawCapture {
         RawCapture {
             interfaces: default_interfaces(),
             immediate: default_immediate(),
+            method: default_method(),
+            banner: String::new(),
         }
     }
 }

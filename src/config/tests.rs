@@ -384,3 +384,27 @@ fn the_route_backend_and_its_refusals() {
         ["[firewall] backend = \"iptables\": expected \"nft\" or \"route\""]
     );
 }
+
+#[test]
+fn connect_mode_needs_listed_ports_and_only_it_takes_a_banner() {
+    let c = check(
+        "[detect]\nmode = \"listed\"\npreset = \"bare-bones\"\n[capture]\nmethod = \"connect\"\nbanner = \"go away\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.capture.method, crate::config::Method::Connect);
+    assert_eq!(c.capture.banner.as_deref(), Some("go away"));
+    assert_eq!(
+        problems("[capture]\nmethod = \"connect\"\n"),
+        [
+            "[capture] method = \"connect\": needs [detect] mode = \"listed\" (connect mode binds each trap port; \"unused\" would be every free port)"
+        ]
+    );
+    assert_eq!(
+        problems("[capture]\nbanner = \"hello\"\n"),
+        ["[capture] banner = \"hello\": only applies to method = \"connect\""]
+    );
+    assert_eq!(
+        problems("[capture]\nmethod = \"tap\"\n"),
+        ["[capture] method = \"tap\": expected \"pcap\" or \"connect\""]
+    );
+}

@@ -21,7 +21,9 @@ use ipnet::IpNet;
 use super::hook::Hooks;
 use super::log::Logger;
 use super::notify::notify;
+use crate::capture::connect::TrapSockets;
 use crate::detect::Detection;
+use crate::wire::Proto;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::capture::{LiveCapture, LiveSettings};
@@ -278,8 +280,36 @@ pub fn run(
         .set_local_check(config.local_check && !local_check_off);
     daemon.reconcile();
 
+    let connect_mode = config.capture.method == crate::config::Method::Connect;
+    let traps_bound = if connect_mode {
+        let traps = daemon.pipeline.traps();
+        let (tcp, udp) = (traps.bound_ports(Proto::Tcp), traps.bound_ports(Proto::Udp));
+        match TrapSockets::open(&tcp, &udp, config.capture.banner.as_deref()) {
+            Ok((sockets, warnings)) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                Some(sockets)
+            }
+            Err(e) => {
+                exit::report("sentryd", &e);
+                return exit::code(if e.is_permission() {
+                    exit::NOPERM
+                } else {
+                    exit::FAILURE
+                });
+            }
+        }
+    } else {
+        None
+    };
     let mut captures = Vec::new();
-    for settings in LiveSettings::for_config(&config.capture) {
+    let pcap_settings = if connect_mode {
+        Vec::new()
+    } else {
+        LiveSettings::for_config(&config.capture)
+    };
+    for settings in pcap_settings {
         match LiveCapture::open(&settings) {
             Ok(c) => captures.push(c),
             Err(e) if e.is_permission() => {
@@ -331,22 +361,26 @@ pub fn run(
         );
     }
 
-    tracing::info!(
-        "watching {} ({} local addresses, {} never-block entries, {} blocks restored; \
-         configuration: {}; control socket {}); {}",
-        captures
+    let watching = match &traps_bound {
+        Some(sockets) => format!("{} trap ports (connect mode)", sockets.len()),
+        None => captures
             .iter()
             .map(LiveCapture::device)
             .collect::<Vec<_>>()
             .join(", "),
+    };
+    tracing::info!(
+        "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
+         configuration: {}; control socket {}); {}",
         interfaces.len(),
         daemon.pipeline.ignore().entries().len(),
         daemon.responder.active_count(),
         daemon.loaded.origin,
         socket_path.display(),
-        match mode {
-            Mode::Enforcing => "blocking in nftables",
-            Mode::DryRun => "dry run: nothing is blocked",
+        match (mode, config.backend) {
+            (Mode::Enforcing, crate::config::Backend::Nft) => "blocking in nftables",
+            (Mode::Enforcing, crate::config::Backend::Route) => "blocking with blackhole routes",
+            (Mode::DryRun, _) => "dry run: nothing is blocked",
         }
     );
     notify("READY=1");
@@ -355,7 +389,24 @@ pub fn run(
     let mut next_listeners = now.saturating_add(LISTENERS_EVERY);
     let mut next_save = now.saturating_add(SAVE_EVERY);
     let mut next_status = now;
+    let mut ready_traps: Vec<usize> = Vec::new();
+    let mut arrivals = Vec::new();
     loop {
+        if let Some(sockets) = &traps_bound {
+            arrivals.clear();
+            sockets.take(ready_traps.drain(..), &mut arrivals);
+            for a in &arrivals {
+                let at = clock.now();
+                if let Some(d) = daemon
+                    .pipeline
+                    .connection(at, a.src, a.dst, a.proto, a.port)
+                {
+                    // The trap ports are the daemon's own sockets: no second look at the
+                    // socket table, which lists them as listening.
+                    daemon.on_detection(&d);
+                }
+            }
+        }
         for capture in &mut captures {
             let link = capture.link();
             for _ in 0..FRAMES_PER_TURN {
@@ -429,10 +480,17 @@ pub fn run(
         let wait = next
             .saturating_since(clock.now())
             .min(Duration::from_secs(1));
+        let first_trap = captures.len() + 1;
         let mut fds: Vec<PollFd<'_>> = captures
             .iter()
             .map(|c| PollFd::new(c.fd(), PollFlags::POLLIN))
             .chain([PollFd::new(wake_read.as_fd(), PollFlags::POLLIN)])
+            .chain(
+                traps_bound
+                    .iter()
+                    .flat_map(TrapSockets::fds)
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            )
             .collect();
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
@@ -443,6 +501,13 @@ pub fn run(
                 return exit::code(exit::FAILURE);
             }
         }
+        ready_traps.extend(
+            fds[first_trap..]
+                .iter()
+                .enumerate()
+                .filter(|(_, fd)| fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+                .map(|(i, _)| i),
+        );
     }
 }
 

@@ -52,6 +52,11 @@ impl PortSet {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
     }
+
+    /// The ports in the set, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..=u16::MAX).filter(|&p| self.contains(p))
+    }
 }
 
 impl Default for PortSet {
@@ -175,6 +180,23 @@ impl Traps {
     /// Records one listener seen at work (until the next [`Traps::set_listeners`]).
     pub fn learn_listener(&mut self, proto: Proto, addr: IpAddr, port: u16) {
         self.listeners.insert(proto, Some(addr), port);
+    }
+
+    /// The ports connect mode binds: in `listed` mode, the listed ports of `proto` less the
+    /// excluded ones (and, for UDP, less the ephemeral range); in `unused` mode, none.
+    pub fn bound_ports(&self, proto: Proto) -> Vec<u16> {
+        let (listed, excluded) = match (proto, &self.mode) {
+            (Proto::Tcp, TrapMode::Listed { tcp, .. }) => (tcp, &self.exclude_tcp),
+            (Proto::Udp, TrapMode::Listed { udp, .. }) => (udp, &self.exclude_udp),
+            (_, TrapMode::Unused) => return Vec::new(),
+        };
+        listed
+            .iter()
+            .filter(|&p| p != 0 && !excluded.contains(p))
+            .filter(|p| {
+                proto == Proto::Tcp || !self.ephemeral_udp.as_ref().is_some_and(|r| r.contains(p))
+            })
+            .collect()
     }
 
     /// Whether a probe to `proto` `dst`:`port` reaches a trap.
