@@ -564,3 +564,41 @@ fn connect_mode_binds_the_trap_ports_sends_the_banner_and_blocks_tcp_and_udp_sca
         daemon.out()
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn connect_mode_says_so_when_the_open_files_limit_is_too_low() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let config = dir.0.join("scansentry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nmode = \"listed\"\ntcp-ports = [\"1-1000\"]\n[capture]\nmethod = \"connect\"\n\
+             [daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
+            dir.0.join("control.sock").display(),
+            dir.0.join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = lab.exec(
+        &lab.a,
+        &[
+            "prlimit",
+            "--nofile=200:200",
+            env!("CARGO_BIN_EXE_sentryd"),
+            "-c",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "connect mode needs 1062 file descriptors for 998 trap ports, and the limit is 200: \
+             raise it (LimitNOFILE= in the unit, ulimit -n) or list fewer ports"
+        ),
+        "{err}"
+    );
+}

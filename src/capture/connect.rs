@@ -53,7 +53,7 @@ pub enum ConnectError {
     /// Not enough file descriptors for the trap ports, and the limit cannot be raised.
     #[error(
         "connect mode needs {needed} file descriptors for {ports} trap ports, and the limit is \
-         {limit} (raise it: LimitNOFILE= in the unit, or ulimit -n), or list fewer ports"
+         {limit}: raise it (LimitNOFILE= in the unit, ulimit -n) or list fewer ports"
     )]
     TooFewFds {
         /// What is needed.
