@@ -553,3 +553,40 @@ fn the_host_scanning_itself_is_judged_only_with_the_local_check_off() {
     );
     assert!(!String::from_utf8_lossy(&set.stdout).contains("198.51.100.1"));
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn the_raw_method_sees_the_same_probes_and_detection_as_pcap() {
+    require_root();
+    let lab = NetnsPair::new();
+    let (pcap_dir, raw_dir) = (TempDir::new("netns"), TempDir::new("netns"));
+    // Two daemons on the same traffic, neither touching the firewall.
+    let pcap = Daemon::spawn(&lab.a, &pcap_dir.0, "[respond]\ndry-run = true\n");
+    let raw = Daemon::spawn(
+        &lab.a,
+        &raw_dir.0,
+        "[respond]\ndry-run = true\n[capture]\nmethod = \"raw\"\n",
+    );
+    assert!(
+        raw.out().contains("watching raw:all-but-loopback"),
+        "{}",
+        raw.out()
+    );
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    let line = "would block 198.51.100.2 for 1h: syn scan, 7 ports";
+    assert!(detected(&pcap, line), "pcap: {}", pcap.out());
+    assert!(detected(&raw, line), "raw: {}", raw.out());
+    let probes = |d: &Daemon| -> u64 {
+        let out = d.ctl(&["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["probes"].as_u64().unwrap()
+    };
+    // Every probe of the scan reached both (the scan is over once nmap has returned).
+    assert!(
+        wait_until(Duration::from_secs(3), || probes(&pcap) == probes(&raw)
+            && probes(&raw) >= 100),
+        "pcap saw {} probes, raw {}",
+        probes(&pcap),
+        probes(&raw)
+    );
+}

@@ -51,7 +51,7 @@ pub fn devices(interfaces: &Interfaces) -> Vec<String> {
     dead_code,
     reason = "the capture-file writer is for the integration tests"
 )]
-mod frames;
+pub(crate) mod frames;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 
 pub mod bpf;
 pub mod connect;
+pub mod raw;
 
 use std::path::{Path, PathBuf};
 
@@ -192,6 +193,15 @@ pub enum LiveError {
         /// The DLT number.
         dlt: i32,
     },
+    /// The raw method's packet socket failed.
+    #[error("cannot capture on {device}")]
+    Raw {
+        /// What was captured.
+        device: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading failed.
     #[error("capture on {device} failed")]
     Read {
@@ -211,6 +221,7 @@ impl LiveError {
                 let text = source.to_string();
                 text.contains("permission") || text.contains("not permitted")
             }
+            LiveError::Raw { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
             _ => false,
         }
     }
@@ -287,5 +298,59 @@ impl LiveCapture {
         self.capture
             .stats()
             .map_or((0, 0), |s| (s.dropped, s.if_dropped))
+    }
+}
+
+/// A live packet source: libpcap, or the raw method's packet socket.
+pub enum Live {
+    /// `method = "pcap"`.
+    Pcap(LiveCapture),
+    /// `method = "raw"`.
+    Raw(raw::RawCapture),
+}
+
+impl Live {
+    /// What is captured, for the log.
+    pub fn device(&self) -> &str {
+        match self {
+            Live::Pcap(c) => c.device(),
+            Live::Raw(c) => c.device(),
+        }
+    }
+
+    /// The link type of every frame.
+    pub fn link(&self) -> LinkType {
+        match self {
+            Live::Pcap(c) => c.link(),
+            Live::Raw(c) => c.link(),
+        }
+    }
+
+    /// The descriptor to poll.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Live::Pcap(c) => c.fd(),
+            Live::Raw(c) => c.fd(),
+        }
+    }
+
+    /// The next frame, or `None` when none is waiting.
+    ///
+    /// # Errors
+    ///
+    /// When reading fails.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+        match self {
+            Live::Pcap(c) => c.next_frame(),
+            Live::Raw(c) => c.next_frame(),
+        }
+    }
+
+    /// Frames dropped by the kernel and by the interface (0 for the raw method).
+    pub fn drops(&mut self) -> (u32, u32) {
+        match self {
+            Live::Pcap(c) => c.drops(),
+            Live::Raw(c) => c.drops(),
+        }
     }
 }

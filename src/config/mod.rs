@@ -145,6 +145,8 @@ pub enum Method {
     Pcap,
     /// The listed trap ports bound as sockets: completed TCP connections and UDP datagrams.
     Connect,
+    /// A packet socket with a kernel filter, without libpcap: what pcap sees.
+    Raw,
 }
 
 /// `[daemon]`.
@@ -599,6 +601,7 @@ impl TryFrom<RawConfig> for Config {
         let interfaces = v.interfaces(&raw.capture.interfaces);
         let method = match raw.capture.method.as_str() {
             "pcap" => Method::Pcap,
+            "raw" => Method::Raw,
             "connect" => {
                 if raw.detect.mode != "listed" {
                     v.problem(
@@ -611,7 +614,7 @@ impl TryFrom<RawConfig> for Config {
             }
             other => {
                 v.problem(format!(
-                    "[capture] method = {other:?}: expected \"pcap\" or \"connect\""
+                    "[capture] method = {other:?}: expected \"pcap\", \"raw\" or \"connect\""
                 ));
                 Method::Pcap
             }

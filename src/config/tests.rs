@@ -405,6 +405,6 @@ fn connect_mode_needs_listed_ports_and_only_it_takes_a_banner() {
     );
     assert_eq!(
         problems("[capture]\nmethod = \"tap\"\n"),
-        ["[capture] method = \"tap\": expected \"pcap\" or \"connect\""]
+        ["[capture] method = \"tap\": expected \"pcap\", \"raw\" or \"connect\""]
     );
 }

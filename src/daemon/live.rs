@@ -26,7 +26,8 @@ use crate::detect::Detection;
 use crate::wire::Proto;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::capture::{LiveCapture, LiveSettings};
+use crate::capture::raw::RawCapture;
+use crate::capture::{Live, LiveCapture, LiveError, LiveSettings};
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
     BlockInfo, IgnoreInfo, LIST_PAGE, LIST_PORTS, Request, Response, StatusInfo,
@@ -303,14 +304,19 @@ pub fn run(
     } else {
         None
     };
-    let mut captures = Vec::new();
-    let pcap_settings = if connect_mode {
-        Vec::new()
-    } else {
-        LiveSettings::for_config(&config.capture)
+    let mut captures: Vec<Live> = Vec::new();
+    let opened: Vec<Result<Live, LiveError>> = match config.capture.method {
+        crate::config::Method::Connect => Vec::new(),
+        crate::config::Method::Raw => {
+            vec![RawCapture::open(&config.capture.interfaces).map(Live::Raw)]
+        }
+        crate::config::Method::Pcap => LiveSettings::for_config(&config.capture)
+            .iter()
+            .map(|settings| LiveCapture::open(settings).map(Live::Pcap))
+            .collect(),
     };
-    for settings in pcap_settings {
-        match LiveCapture::open(&settings) {
+    for result in opened {
+        match result {
             Ok(c) => captures.push(c),
             Err(e) if e.is_permission() => {
                 exit::report("sentryd", &e);
@@ -365,7 +371,7 @@ pub fn run(
         Some(sockets) => format!("{} trap ports (connect mode)", sockets.len()),
         None => captures
             .iter()
-            .map(LiveCapture::device)
+            .map(Live::device)
             .collect::<Vec<_>>()
             .join(", "),
     };

@@ -1,0 +1,55 @@
+//! Attaching a classic BPF program to a socket: the one `setsockopt` that takes a pointer, which
+//! neither std nor nix wraps. The crate's other `unsafe` is in `firewall/nft/sys.rs`.
+#![allow(
+    unsafe_code,
+    reason = "SO_ATTACH_FILTER takes a struct sock_fprog that points at the program"
+)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nftnl_sys::libc;
+
+use super::filter::Insn;
+
+/// Attaches `program` to `fd` (`SO_ATTACH_FILTER`); the kernel copies it.
+///
+/// # Errors
+///
+/// What the kernel said (EINVAL for a program it does not accept).
+pub fn attach(fd: BorrowedFd<'_>, program: &[Insn]) -> io::Result<()> {
+    let filters: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let len = u16::try_from(filters.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: filters.as_ptr().cast_mut(),
+    };
+    let size =
+        libc::socklen_t::try_from(std::mem::size_of::<libc::sock_fprog>()).expect("a small struct");
+    // SAFETY: `fd` is an open socket borrowed for the call; `fprog` points at `filters`, `len`
+    // instructions that live until after the call returns; the kernel only reads them (it
+    // copies the program), and `size` is the size of the struct passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::from_ref(&fprog).cast(),
+            size,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
