@@ -531,6 +531,20 @@ fn connect_mode_binds_the_trap_ports_sends_the_banner_and_blocks_tcp_and_udp_sca
         "{}",
         String::from_utf8_lossy(&banner.stderr)
     );
+    // The same socket answers over IPv6.
+    let read_banner6 = format!(
+        "import socket; s = socket.socket(socket.AF_INET6); s.settimeout(2); \
+         s.bind(('{}', 0)); s.connect(('{}', 7)); print(s.recv(100).decode(), end='')",
+        NetnsPair::B6,
+        NetnsPair::A6
+    );
+    let banner6 = lab.exec(&lab.b, &["python3", "-c", &read_banner6]);
+    assert_eq!(
+        String::from_utf8_lossy(&banner6.stdout),
+        "** UNAUTHORIZED ACCESS PROHIBITED **\r\n",
+        "{}",
+        String::from_utf8_lossy(&banner6.stderr)
+    );
     // A connect scan: completed handshakes on the trap ports.
     lab.nmap(&["-sT", "-p", "1-30", NetnsPair::A4]);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
