@@ -725,4 +725,118 @@ mod tests {
             "the same direction is not an answer"
         );
     }
+
+    mod property {
+        use super::*;
+        use crate::respond::{Action, Responder};
+        use ipnet::IpNet;
+        use proptest::prelude::*;
+
+        /// A probe of the stream: source (from a small space, so that sources repeat and
+        /// meet the never-block networks), port, flags, and the time step before it.
+        fn arb_probe() -> impl Strategy<Value = (IpAddr, u16, u16, u64)> {
+            let v4 = (0u8..2, 0u8..8).prop_map(|(c, d)| IpAddr::from([203, 0, 113 + c, d]));
+            let v6 = (0u16..4, 0u16..8)
+                .prop_map(|(net, host)| IpAddr::from([0x2001, 0xdb8, 7, net, 0, 0, 0, host]));
+            (
+                prop_oneof![3 => v4, 1 => v6],
+                1u16..300,
+                prop_oneof![
+                    Just(0x02u16),
+                    Just(0x01),
+                    Just(0x00),
+                    Just(0x29),
+                    Just(0x10)
+                ],
+                0u64..300_000,
+            )
+        }
+
+        fn arb_never() -> impl Strategy<Value = IpNet> {
+            prop_oneof![
+                (0u8..2, 0u8..8, 28u8..=32).prop_map(|(c, d, len)| IpNet::new(
+                    IpAddr::from([203, 0, 113 + c, d]),
+                    len
+                )
+                .unwrap()
+                .trunc()),
+                (0u16..4, 60u8..=128).prop_map(|(net, len)| IpNet::new(
+                    IpAddr::from([0x2001, 0xdb8, 7, net, 0, 0, 0, 1]),
+                    len
+                )
+                .unwrap()
+                .trunc()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Whatever the probe stream: no block ever holds a never-block address, the
+            /// detector never tracks more sources than its capacity, and the responder never
+            /// holds more blocks than its size budget nor makes more than its rate allows.
+            #[test]
+            fn never_block_capacity_and_budgets_hold_for_any_stream(
+                never in proptest::collection::vec(arb_never(), 1..5),
+                probes in proptest::collection::vec(arb_probe(), 1..1500),
+            ) {
+                let ignore = IgnoreList::new(
+                    never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect(),
+                );
+                let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
+                traps.set_listeners(Listeners::new());
+                let detector = DetectorConfig {
+                    max_sources: 16,
+                    max_ports_per_source: 8,
+                    ..DetectorConfig::default()
+                };
+                let mut p = Pipeline::new(
+                    detector,
+                    traps,
+                    ignore.clone(),
+                    [ip(LOCAL), ip("2001:db8::1")],
+                    7,
+                );
+                let mut respond = crate::config::Config::default().respond;
+                respond.max_blocks = 12;
+                respond.max_new_blocks_per_second = 3;
+                let mut r = Responder::new(&respond);
+                let start = at(0);
+                let mut now = start;
+                let mut new_blocks = 0u64;
+                for (src, port, flags, step_us) in probes {
+                    now = now.saturating_add(Duration::from_micros(step_us));
+                    let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
+                    let packet = Packet {
+                        src,
+                        dst,
+                        src_port: 40000,
+                        dst_port: port,
+                        tcp_flags: Some(TcpFlags::from_bits(flags)),
+                        window: 1024,
+                    };
+                    if let Some(d) = p.process(now, Ok(packet)) {
+                        let decision = r.on_detection(&d, p.ignore(), now);
+                        for action in decision.actions() {
+                            if let Action::Block { net, .. } = action {
+                                prop_assert!(
+                                    !ignore.overlaps(net),
+                                    "blocked {net}, which holds a never-block address of {never:?}"
+                                );
+                                new_blocks += 1;
+                            }
+                        }
+                    }
+                    prop_assert!(p.detector_stats().tracked <= 16);
+                    prop_assert!(r.active_count() <= 12);
+                }
+                // A token bucket of 3 a second with a burst of 3.
+                let seconds = now.saturating_since(start).as_secs_f64();
+                prop_assert!(
+                    new_blocks as f64 <= 3.0 + 3.0 * seconds.ceil(),
+                    "{new_blocks} blocks in {seconds:.1}s"
+                );
+            }
+        }
+    }
 }
