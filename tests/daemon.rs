@@ -616,3 +616,51 @@ fn connect_mode_says_so_when_the_open_files_limit_is_too_low() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_thousand_idle_control_connections_and_garbage_leave_the_daemon_working() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let socket = dir.0.join("control.sock");
+    // A thousand clients that connect and say nothing.
+    let idle: Vec<UnixStream> = (0..1000)
+        .filter_map(|_| UnixStream::connect(&socket).ok())
+        .collect();
+    assert_eq!(idle.len(), 1000);
+    // Garbage and an oversized length: answered with an error, or closed; never a crash.
+    for bytes in [
+        b"\xff\xff\xff\xffgarbage".to_vec(),
+        b"\x00\x00\x00\x05{{{{{".to_vec(),
+        vec![0u8; 3],
+    ] {
+        if let Ok(mut s) = UnixStream::connect(&socket) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(&bytes);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+        }
+    }
+    // Detection and blocking go on meanwhile.
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    // sentryctl is answered while the idle clients are still connected: each holds a slot
+    // for its 2 s timeout at most, and those past the limit were closed at once.
+    assert!(
+        wait_until(Duration::from_secs(6), || daemon
+            .ctl(&["status"])
+            .status
+            .success()),
+        "sentryctl status is not answered: {}",
+        daemon.err()
+    );
+    drop(idle);
+    let mut daemon = daemon;
+    assert!(!daemon.exited());
+}

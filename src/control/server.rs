@@ -1,13 +1,17 @@
 //! The daemon's side of the control socket. **Shell.**
 //!
-//! One thread accepts connections one at a time (each with a 2 s read and write timeout, one
-//! request per connection), checks the peer's credentials, reads one bounded request, hands it
-//! to the daemon's main loop and writes back the answer. The main loop never waits for a client.
+//! One thread accepts connections and gives each a short-lived thread of its own (at most
+//! [`MAX_CLIENTS`] at once; past that a connection is closed at once), which checks the peer's
+//! credentials, reads one bounded request (2 s read and write timeouts, one request per
+//! connection), hands it to the daemon's main loop and writes back the answer. The main loop
+//! never waits for a client, and a client that sends nothing holds up nobody else.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
@@ -16,6 +20,9 @@ use nix::unistd::{Gid, Group, Uid, User};
 
 use super::GROUP;
 use super::protocol::{Envelope, Request, Response, VERSION, read_message, write_message};
+
+/// Connections served at once at most.
+pub const MAX_CLIENTS: usize = 32;
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -96,15 +103,33 @@ impl Server {
     /// removes the socket file when it stops.
     pub fn spawn(
         self,
-        submit: impl Fn(Request, Sender<Response>) -> bool + Send + 'static,
+        submit: impl Fn(Request, Sender<Response>) -> bool + Send + Sync + 'static,
     ) -> std::thread::JoinHandle<()> {
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
-                for stream in self.listener.incoming() {
+                let server = Arc::new(self);
+                let submit = Arc::new(submit);
+                let busy = Arc::new(AtomicUsize::new(0));
+                for stream in server.listener.incoming() {
                     let Ok(stream) = stream else { continue };
-                    if let Err(e) = self.serve(stream, &submit) {
-                        eprintln!("sentryd: warning: control connection: {e}");
+                    if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                        // Closed unanswered: its client sees the connection end.
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    let (server, submit, done) =
+                        (Arc::clone(&server), Arc::clone(&submit), Arc::clone(&busy));
+                    let spawned = std::thread::Builder::new()
+                        .name("control-client".into())
+                        .spawn(move || {
+                            if let Err(e) = server.serve(stream, &*submit) {
+                                tracing::warn!("control connection: {e}");
+                            }
+                            done.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        busy.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
             })
@@ -114,7 +139,7 @@ impl Server {
     fn serve(
         &self,
         mut stream: UnixStream,
-        submit: &impl Fn(Request, Sender<Response>) -> bool,
+        submit: &(impl Fn(Request, Sender<Response>) -> bool + ?Sized),
     ) -> io::Result<()> {
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
