@@ -41,26 +41,21 @@ fn settings(text: &str) -> Vec<(String, String, usize)> {
     out
 }
 
-/// PortSentry's port lists: `1,7,9,11-15` (2.0 allows ranges).
+/// PortSentry's port lists: `1,7,9,11-15` (2.0 allows ranges), as TOML list items.
 fn ports(value: &str) -> Result<Vec<String>, String> {
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&n| n > 0);
     value
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| {
-            let ok = match p.split_once('-') {
-                Some((lo, hi)) => lo.parse::<u16>().is_ok() && hi.parse::<u16>().is_ok(),
-                None => p.parse::<u16>().is_ok(),
-            };
-            if ok {
-                Ok(if p.contains('-') {
-                    format!("\"{p}\"")
-                } else {
-                    p.to_string()
-                })
-            } else {
-                Err(format!("{p:?} is not a port"))
-            }
+        .map(|p| match p.split_once('-') {
+            Some((lo, hi)) => match (port(lo), port(hi)) {
+                (Some(lo), Some(hi)) if lo <= hi => Ok(format!("\"{lo}-{hi}\"")),
+                _ => Err(format!("{p:?} is not a range of ports")),
+            },
+            None => port(p)
+                .map(|n| n.to_string())
+                .ok_or_else(|| format!("{p:?} is not a port")),
         })
         .collect()
 }
@@ -94,11 +89,13 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
                 Ok(list) => udp_ports = Some(list),
                 Err(e) => notes.push(format!("{at}: not imported: {e}")),
             },
-            "ADVANCED_PORTS_TCP" | "ADVANCED_PORTS_UDP" => match value.parse::<u16>() {
-                Ok(n) if key.ends_with("TCP") => advanced_tcp = Some(n),
-                Ok(n) => advanced_udp = Some(n),
-                Err(_) => notes.push(format!("{at}: not imported: {value:?} is not a port")),
-            },
+            "ADVANCED_PORTS_TCP" | "ADVANCED_PORTS_UDP" => {
+                match value.parse::<u16>().ok().filter(|&n| n > 0).ok_or(()) {
+                    Ok(n) if key.ends_with("TCP") => advanced_tcp = Some(n),
+                    Ok(n) => advanced_udp = Some(n),
+                    Err(_) => notes.push(format!("{at}: not imported: {value:?} is not a port")),
+                }
+            }
             "ADVANCED_EXCLUDE_TCP" | "ADVANCED_EXCLUDE_UDP" => match ports(&value) {
                 Ok(list) => {
                     let name = if key.ends_with("TCP") {
@@ -110,11 +107,15 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
                 }
                 Err(e) => notes.push(format!("{at}: not imported: {e}")),
             },
-            "SCAN_TRIGGER" => match value.parse::<u32>() {
+            "SCAN_TRIGGER" => match value.parse::<u32>().ok().filter(|&n| n < 65_536).ok_or(()) {
                 Ok(n) => {
                     // PortSentry reacts on the (n+1)th connection to a watched port; here every
                     // distinct watched port counts 1, so the threshold is n+1.
                     let _ = writeln!(detect, "threshold = {}", n + 1);
+                    // Each port counts 1: the source must be able to hold that many ports.
+                    if n + 1 > 64 {
+                        let _ = writeln!(detect, "max-ports-per-source = {}", n + 1);
+                    }
                     weights.push_str(
                         "privileged-port = 1\nunprivileged-port = 1\nordinary = 1\nstealth = 1\n\
                          impossible = 1\n",
@@ -125,7 +126,9 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
                         n + 1
                     ));
                 }
-                Err(_) => notes.push(format!("{at}: not imported: {value:?} is not a number")),
+                Err(()) => notes.push(format!(
+                    "{at}: not imported: {value:?} is not a number from 0 to 65535"
+                )),
             },
             "IGNORE_FILE" => ignore_file = Some(value),
             "BLOCK_TCP" => block_tcp = Some(value),
@@ -169,14 +172,12 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
                 "{at}: not imported: blocks and history are kept in \
                  /var/lib/scansentry/state.json ([daemon] state-dir)"
             )),
-            "INTERFACE" | "INTERFACES" => {
-                let names: Vec<String> = value
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(toml_string)
-                    .collect();
-                let _ = writeln!(capture, "interfaces = [{}]", names.join(", "));
-            }
+            "INTERFACE" | "INTERFACES" => match interfaces(&value) {
+                Ok(names) => {
+                    let _ = writeln!(capture, "interfaces = [{}]", names.join(", "));
+                }
+                Err(why) => notes.push(format!("{at}: not imported: {why}")),
+            },
             _ => notes.push(format!(
                 "{at}: not imported: not a setting scansentry knows"
             )),
@@ -287,11 +288,44 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
     }
 }
 
+/// PortSentry 2.0's interfaces: `ALL_NLO`, `ALL`, or names, as TOML list items.
+fn interfaces(value: &str) -> Result<Vec<String>, String> {
+    let names: Vec<&str> = value.split([',', ' ']).filter(|s| !s.is_empty()).collect();
+    let special = |n: &str| ["ALL_NLO", "ALL", "any"].contains(&n);
+    match names.as_slice() {
+        [] => Err("no interface named".into()),
+        [one] if special(one) => Ok(vec![toml_string(one)]),
+        many => many
+            .iter()
+            .map(|&n| {
+                let valid = !special(n)
+                    && n.len() < 16
+                    && !n.contains(|c: char| c == '/' || c.is_whitespace() || c.is_control());
+                if valid {
+                    Ok(toml_string(n))
+                } else {
+                    Err(format!(
+                        "{n:?} is not an interface name (or not alone in the list)"
+                    ))
+                }
+            })
+            .collect(),
+    }
+}
+
 /// KILL_RUN_CMD as an argument vector: PortSentry ran it through a shell; scansentry runs a
 /// program directly, so only a plain command line converts.
 fn run_cmd(cmd: &str) -> Result<Vec<String>, String> {
     if cmd.trim().is_empty() {
         return Err("empty".into());
+    }
+    if let Some(c) = cmd.chars().find(|c| c.is_control()) {
+        return Err(format!("{c:?} is not something a command line holds"));
+    }
+    if let Some(c) = cmd.chars().find(|c| matches!(c, '{' | '}')) {
+        return Err(format!(
+            "{c:?} has a meaning in scansentry's placeholders; put the command in a script"
+        ));
     }
     if let Some(c) = cmd.chars().find(|c| {
         matches!(
@@ -514,5 +548,35 @@ SCAN_TRIGGER="0"
             ["portsentry.ignore:7: not imported: \"not-an-ip\" is not an address or network"]
         );
         valid(&format!("[never-block]\n{line}"));
+    }
+
+    /// Found by fuzzing: port 0, a backwards range, a huge SCAN_TRIGGER, odd interfaces and
+    /// braces in a command once made a configuration the daemon refuses.
+    #[test]
+    fn what_the_daemon_would_refuse_is_listed_not_written() {
+        let i = convert(
+            "TCP_PORTS=\"0,11,15\"\nUDP_PORTS=\"9-1,7\"\nSCAN_TRIGGER=\"4294967295\"\n\
+             INTERFACE=\"ALL,eth0\"\nKILL_RUN_CMD=\"/bin/notify {x}\"\nADVANCED_PORTS_TCP=\"0\"\n",
+            "p.conf",
+            false,
+        );
+        valid(&i.toml);
+        let notes = i.notes.join("\n");
+        for expected in [
+            "TCP_PORTS: not imported: \"0\" is not a port",
+            "UDP_PORTS: not imported: \"9-1\" is not a range of ports",
+            "SCAN_TRIGGER: not imported: \"4294967295\" is not a number from 0 to 65535",
+            "INTERFACE: not imported: \"ALL\" is not an interface name (or not alone in the list)",
+            "KILL_RUN_CMD: not imported: '{' has a meaning in scansentry's placeholders",
+            "ADVANCED_PORTS_TCP: not imported: \"0\" is not a port",
+        ] {
+            assert!(notes.contains(expected), "no {expected:?} in:\n{notes}");
+        }
+        // A high trigger: every source must be able to hold that many ports.
+        let high = valid(&convert("SCAN_TRIGGER=\"321\"\n", "p.conf", false).toml);
+        assert_eq!(
+            (high.detector.threshold, high.detector.max_ports_per_source),
+            (322, 322)
+        );
     }
 }
