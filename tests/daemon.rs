@@ -664,3 +664,21 @@ fn a_thousand_idle_control_connections_and_garbage_leave_the_daemon_working() {
     let mut daemon = daemon;
     assert!(!daemon.exited());
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn capture_goes_on_when_the_interface_is_deleted_and_made_again() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    lab.relink();
+    // The new interface's addresses are local again, and its traffic is captured.
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(
+        blocked(&daemon, NetnsPair::B4),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+}

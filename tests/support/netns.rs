@@ -65,28 +65,34 @@ impl NetnsPair {
             b: format!("sst-b-{tag}"),
             veth_b: format!("vb{tag}"),
         };
-        let veth_a = format!("va{tag}");
         ip(&["netns", "add", &pair.a]);
         ip(&["netns", "add", &pair.b]);
+        pair.link();
+        pair
+    }
+
+    /// The veth pair between the namespaces, with the lab's addresses, up.
+    fn link(&self) {
+        let veth_a = format!("va{}", self.veth_b.trim_start_matches("vb"));
         ip(&[
             "link",
             "add",
             &veth_a,
             "netns",
-            &pair.a,
+            &self.a,
             "type",
             "veth",
             "peer",
             "name",
-            &pair.veth_b,
+            &self.veth_b,
             "netns",
-            &pair.b,
+            &self.b,
         ]);
         for (ns, dev, addrs) in [
-            (&pair.a, &veth_a, vec!["198.51.100.1/24", "2001:db8::1/48"]),
+            (&self.a, &veth_a, vec!["198.51.100.1/24", "2001:db8::1/48"]),
             (
-                &pair.b,
-                &pair.veth_b,
+                &self.b,
+                &self.veth_b,
                 vec!["198.51.100.2/24", "198.51.100.3/24", "2001:db8:0:1::2/48"],
             ),
         ] {
@@ -100,7 +106,13 @@ impl NetnsPair {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
-        pair
+    }
+
+    /// Deletes the veth pair (both ends go) and makes it again, as an interface that goes away
+    /// and comes back.
+    pub fn relink(&self) {
+        ip(&["-n", &self.b, "link", "del", &self.veth_b]);
+        self.link();
     }
 
     /// Runs a command in namespace `ns` and waits for it.
