@@ -682,3 +682,72 @@ fn capture_goes_on_when_the_interface_is_deleted_and_made_again() {
         daemon.err()
     );
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn twenty_kill_9_restarts_right_after_blocks_lose_none() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let scanners: Vec<String> = (0..20).map(|i| format!("198.51.100.{}", 20 + i)).collect();
+    for addr in &scanners {
+        let added = lab.exec(
+            &lab.b,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                &lab.veth_b,
+            ],
+        );
+        assert!(added.status.success());
+    }
+    for addr in &scanners {
+        let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+        // Once blocked, nmap waits out its timeouts: keep them short.
+        lab.nmap(&[
+            "-sS",
+            "--max-rtt-timeout",
+            "100ms",
+            "--host-timeout",
+            "5s",
+            "-S",
+            addr,
+            "-e",
+            &lab.veth_b,
+            "-p",
+            "1-100",
+            NetnsPair::A4,
+        ]);
+        assert!(blocked(&daemon, addr), "{}", daemon.err());
+        // At once: the state file may not have been written yet.
+        let killed = Command::new("kill")
+            .args(["-9", &daemon.pid()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    let last = Daemon::spawn(&lab.a, &dir.0, "");
+    let list = last.ctl(&["list", "--json"]);
+    let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let listed: Vec<&str> = blocks.iter().filter_map(|b| b["net"].as_str()).collect();
+    for addr in &scanners {
+        assert!(
+            listed.iter().any(|n| n.starts_with(addr.as_str())),
+            "{addr} lost: {listed:?}"
+        );
+    }
+    let set = lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
+    );
+    let set = String::from_utf8_lossy(&set.stdout);
+    for addr in &scanners {
+        assert!(
+            set.contains(&format!("\"{addr}\"")),
+            "{addr} not in the kernel set"
+        );
+    }
+}
