@@ -805,10 +805,11 @@ impl Daemon {
                 }
             }
         }
+        let present: std::collections::HashSet<IpNet> = in_kernel.iter().map(|k| k.net).collect();
         let missing: Vec<Action> = self
             .responder
             .due(now)
-            .filter(|a| !in_kernel.iter().any(|k| k.net == a.net()))
+            .filter(|a| !present.contains(&a.net()))
             .collect();
         if !missing.is_empty() {
             match self.firewall.apply(&missing) {
