@@ -59,6 +59,7 @@ fn main() {
         "the kernel lost them (boot)",
         "the kernel kept them (restart)",
     ] {
+        #[expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
         let t = Instant::now();
         let daemon = Daemon::spawn_for(&ns.0, &dir.0, config, 600);
         let ready = t.elapsed();
