@@ -751,3 +751,50 @@ fn twenty_kill_9_restarts_right_after_blocks_lose_none() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_read_only_state_directory_is_reported_and_blocking_goes_on() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let state = dir.0.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let _server = lab.listen(&[8080], 60);
+    // The daemon alone sees a read-only file system there (a mount namespace of its own).
+    let mount = format!(
+        "mount -t tmpfs -o ro,size=64k scansentry-ro {} && exec \"$0\" \"$@\"",
+        state.display()
+    );
+    let daemon = Daemon::spawn_wrapped(
+        &lab.a,
+        &dir.0,
+        "",
+        120,
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+        ],
+        &[],
+    );
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .err()
+            .contains("could not save the state (blocks still work)")),
+        "{}",
+        daemon.err()
+    );
+    assert!(
+        daemon.err().contains("Read-only file system"),
+        "{}",
+        daemon.err()
+    );
+    assert!(!lab.connects(NetnsPair::B4, 8080), "the block does not hold");
+}

@@ -879,8 +879,9 @@ impl Daemon {
             }
             // Logged once per failure streak; the firewall keeps working regardless.
             Err(e) if self.dirty => {
-                self.log(&format!(
-                    "could not save the state (blocks still work): {e}"
+                self.warn(&format!(
+                    "could not save the state (blocks still work): {}",
+                    exit::chain(&e)
                 ));
                 self.dirty = false;
             }
