@@ -796,5 +796,8 @@ fn a_read_only_state_directory_is_reported_and_blocking_goes_on() {
         "{}",
         daemon.err()
     );
-    assert!(!lab.connects(NetnsPair::B4, 8080), "the block does not hold");
+    assert!(
+        !lab.connects(NetnsPair::B4, 8080),
+        "the block does not hold"
+    );
 }
