@@ -28,7 +28,11 @@ fn settings(text: &str) -> Vec<(String, String, usize)> {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        let key = key.trim().to_string();
+        // PortSentry 2.0 reads INTERFACES as INTERFACE: one setting, the later line wins.
+        let key = match key.trim() {
+            "INTERFACES" => "INTERFACE".to_string(),
+            other => other.to_string(),
+        };
         let value = value.trim();
         let value = value
             .strip_prefix('"')
@@ -172,7 +176,7 @@ pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
                 "{at}: not imported: blocks and history are kept in \
                  /var/lib/scansentry/state.json ([daemon] state-dir)"
             )),
-            "INTERFACE" | "INTERFACES" => match interfaces(&value) {
+            "INTERFACE" => match interfaces(&value) {
                 Ok(names) => {
                     let _ = writeln!(capture, "interfaces = [{}]", names.join(", "));
                 }
@@ -572,6 +576,12 @@ SCAN_TRIGGER="0"
         ] {
             assert!(notes.contains(expected), "no {expected:?} in:\n{notes}");
         }
+        // Found by fuzzing too: INTERFACE and INTERFACES are one setting (once two keys).
+        let both = convert("INTERFACE=\"eth0\"\nINTERFACES=\"eth1\"\n", "p.conf", false);
+        assert_eq!(
+            valid(&both.toml).capture.interfaces,
+            crate::capture::bpf::Interfaces::Named(vec!["eth1".into()])
+        );
         // A high trigger: every source must be able to hold that many ports.
         let high = valid(&convert("SCAN_TRIGGER=\"321\"\n", "p.conf", false).toml);
         assert_eq!(
