@@ -180,6 +180,15 @@ const FLOW_TTL: Duration = Duration::from_secs(300);
 /// How often idle sources are expired, in capture time.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
+/// Whether a probed port still has to be checked against the traps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Port {
+    /// Seen on the wire: a trap only if [`Traps::is_trap`] says so.
+    Seen,
+    /// Bound by connect mode: a trap by construction.
+    Bound,
+}
+
 /// The per-packet pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -235,12 +244,8 @@ impl Pipeline {
 
     /// Processes one parsed frame (or the reason it did not parse).
     pub fn process(&mut self, at: Timestamp, parsed: Result<Packet, Skip>) -> Option<Detection> {
+        self.tick(at);
         let c = &mut self.counters;
-        c.frames += 1;
-        if at >= self.next_expire {
-            self.detector.expire(at);
-            self.next_expire = at.saturating_add(EXPIRE_EVERY);
-        }
         let p = match parsed {
             Ok(p) => p,
             Err(reason) => {
@@ -261,7 +266,15 @@ impl Pipeline {
                 .is_some_and(|f| f.bits() & 0x3f == crate::wire::TcpFlags::RST.bits());
             let known = self.flows.remember(at, &p);
             if bare_rst && p.window == 0 && !known && !self.locals.contains(p.dst) {
-                return self.count(at, p.dst, p.src, Proto::Tcp, p.src_port, ProbeKind::Ack);
+                return self.count(
+                    at,
+                    p.dst,
+                    p.src,
+                    Proto::Tcp,
+                    p.src_port,
+                    ProbeKind::Ack,
+                    Port::Seen,
+                );
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
             // even one started after the socket table was last read. The SYN was no probe.
@@ -287,7 +300,7 @@ impl Pipeline {
             c.replies += 1;
             return None;
         }
-        self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind)
+        self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind, Port::Seen)
     }
 
     /// A connection accepted (TCP, a completed handshake) or a datagram received (UDP) on a
@@ -301,40 +314,32 @@ impl Pipeline {
         proto: Proto,
         dst_port: u16,
     ) -> Option<Detection> {
+        self.tick(at);
+        if self.local_check && self.locals.contains(src) && !self.ignore.contains(src) {
+            self.counters.outbound += 1;
+            return None;
+        }
+        let kind = match proto {
+            Proto::Tcp => ProbeKind::Syn,
+            Proto::Udp => ProbeKind::Udp,
+        };
+        self.count(at, src, dst, proto, dst_port, kind, Port::Bound)
+    }
+
+    /// Counts a frame, and forgets idle sources at most once a second of capture time.
+    fn tick(&mut self, at: Timestamp) {
         self.counters.frames += 1;
         if at >= self.next_expire {
             self.detector.expire(at);
             self.next_expire = at.saturating_add(EXPIRE_EVERY);
         }
-        let c = &mut self.counters;
-        if self.ignore.contains(src) && (self.local_check || !self.locals.contains(src)) {
-            c.ignored += 1;
-            return None;
-        }
-        if self.local_check && self.locals.contains(src) {
-            c.outbound += 1;
-            return None;
-        }
-        c.probes += 1;
-        let kind = match proto {
-            Proto::Tcp => ProbeKind::Syn,
-            Proto::Udp => ProbeKind::Udp,
-        };
-        let detection = self.detector.observe(&Probe {
-            at,
-            src,
-            dst,
-            proto,
-            dst_port,
-            kind,
-        });
-        if detection.is_some() {
-            self.counters.detections += 1;
-        }
-        detection
     }
 
     /// The checks every probe goes through, from the never-block list on, then the detector.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a probe's fields, passed apart: the hot path builds no struct it may not need"
+    )]
     fn count(
         &mut self,
         at: Timestamp,
@@ -343,6 +348,7 @@ impl Pipeline {
         proto: Proto,
         dst_port: u16,
         kind: ProbeKind,
+        port: Port,
     ) -> Option<Detection> {
         let c = &mut self.counters;
         // With the local check off, the host's own addresses (a bounded few) are judged and
@@ -351,7 +357,7 @@ impl Pipeline {
             c.ignored += 1;
             return None;
         }
-        if !self.traps.is_trap(proto, dst, dst_port) {
+        if port == Port::Seen && !self.traps.is_trap(proto, dst, dst_port) {
             c.not_trap += 1;
             return None;
         }
