@@ -306,11 +306,8 @@ fn a_new_address_and_a_new_gateway_are_never_blocked_without_a_restart() {
         text(&why)
     );
     // And the kernel's allow set has the gateway.
-    let allow = lab.exec(
-        &lab.a,
-        &["nft", "-j", "list", "set", "inet", "scansentry", "allow4"],
-    );
-    assert!(String::from_utf8_lossy(&allow.stdout).contains("198.51.100.2"));
+    let allow = lab.set_text("allow4");
+    assert!(allow.contains("198.51.100.2"));
     assert!(
         daemon
             .out()
@@ -362,11 +359,8 @@ fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
     assert_eq!(field("CapEff:"), "0000000000003000");
     lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
-    let set = lab.exec(
-        &lab.a,
-        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
-    );
-    assert!(String::from_utf8_lossy(&set.stdout).contains(NetnsPair::B4));
+    let set = lab.set_text("blocked4");
+    assert!(set.contains(NetnsPair::B4));
     // The daemon's capabilities are its own: the on-block program has none.
     assert!(
         wait_until(Duration::from_secs(5), || caps.exists()),
@@ -739,11 +733,7 @@ fn twenty_kill_9_restarts_right_after_blocks_lose_none() {
             "{addr} lost: {listed:?}"
         );
     }
-    let set = lab.exec(
-        &lab.a,
-        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
-    );
-    let set = String::from_utf8_lossy(&set.stdout);
+    let set = lab.set_text("blocked4");
     for addr in &scanners {
         assert!(
             set.contains(&format!("\"{addr}\"")),

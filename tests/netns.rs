@@ -46,16 +46,13 @@ macro_rules! scan_is_detected {
                 daemon.out(),
                 daemon.err()
             );
-            let set = lab.exec(
-                &lab.a,
-                &["nft", "-j", "list", "set", "inet", "scansentry", $set],
-            );
+            let set = lab.set_text($set);
             assert!(
-                String::from_utf8_lossy(&set.stdout).contains($element),
+                set.contains($element),
                 "{} not in {}: {}",
                 $element,
                 $set,
-                String::from_utf8_lossy(&set.stdout)
+                set
             );
             assert!(
                 !lab.connects($from, 8080),
@@ -385,11 +382,8 @@ fn a_detected_scanner_is_dropped_in_the_kernel_and_the_hook_runs() {
         "the on-block program did not run: {}",
         daemon.err()
     );
-    let set = lab.exec(
-        &lab.a,
-        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
-    );
-    assert!(String::from_utf8_lossy(&set.stdout).contains("198.51.100.2"));
+    let set = lab.set_text("blocked4");
+    assert!(set.contains("198.51.100.2"));
 }
 
 #[test]
@@ -547,11 +541,8 @@ fn the_host_scanning_itself_is_judged_only_with_the_local_check_off() {
         daemon.out(),
         daemon.err()
     );
-    let set = lab.exec(
-        &lab.a,
-        &["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"],
-    );
-    assert!(!String::from_utf8_lossy(&set.stdout).contains("198.51.100.1"));
+    let set = lab.set_text("blocked4");
+    assert!(!set.contains("198.51.100.1"));
 }
 
 #[test]

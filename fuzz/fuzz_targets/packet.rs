@@ -1,5 +1,5 @@
-//! Any bytes, as a frame of every link type, through the parser and the whole pipeline: no
-//! panic, and the pipeline's memory stays bounded (it is built once per input here).
+//! Any bytes, as a frame of each link type, through the parser: a packet or a reason to skip
+//! it, never a panic and never a read past the end.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -195,31 +195,27 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     }
     let old_by: BTreeMap<_, &Entry> = old.entries.iter().map(|e| (e.key(), e)).collect();
     let new_by: BTreeMap<_, &Entry> = new.entries.iter().map(|e| (e.key(), e)).collect();
-    let mut services: Vec<Change> = Vec::new();
-    for (key, e) in &new_by {
-        if !old_by.contains_key(key) {
-            services.push(Change::Opened {
-                entry: (*e).clone(),
-            });
-        }
-    }
+    // (entry, opened): sorted by host, protocol and port, a closed service before an opened one.
+    let mut services: Vec<(&Entry, bool)> = new_by
+        .iter()
+        .filter(|(key, _)| !old_by.contains_key(key))
+        .map(|(_, e)| (*e, true))
+        .collect();
     for (key, e) in &old_by {
         // A host that went down has its own line; its services are not listed one by one.
         let host_gone = new.source == Source::Nmap && new.hosts.binary_search(&key.0).is_err();
         if !new_by.contains_key(key) && !host_gone {
-            services.push(Change::Closed {
-                entry: (*e).clone(),
-            });
+            services.push((*e, false));
         }
     }
-    services.sort_by_key(|c| match c {
-        Change::Opened { entry } | Change::Closed { entry } => (
-            entry.host,
-            entry.proto,
-            entry.port,
-            matches!(c, Change::Opened { .. }),
-        ),
-        _ => unreachable!("only service changes here"),
+    services.sort_by_key(|(e, opened)| (e.key(), *opened));
+    let services = services.into_iter().map(|(e, opened)| {
+        let entry = e.clone();
+        if opened {
+            Change::Opened { entry }
+        } else {
+            Change::Closed { entry }
+        }
     });
     changes.extend(services);
     changes

@@ -254,21 +254,26 @@ mod tests {
         assert_eq!(v["time"], "2025-11-21T23:51:47.731914Z");
     }
 
-    #[test]
-    fn events_become_one_line_message_first() {
-        let sink = Arc::new(Mutex::new(Sink::new(Target::Stdout, Format::Text)));
-        let dir = std::env::temp_dir().join(format!("scansentry-layer-{}", std::process::id()));
+    /// A stand-in for the journal's socket in a fresh directory, and a socket connected to it.
+    fn journal(name: &str) -> (std::path::PathBuf, UnixDatagram, UnixDatagram) {
+        let dir = std::env::temp_dir().join(format!("scansentry-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("journal.sock");
         let _ = std::fs::remove_file(&path);
         let server = UnixDatagram::bind(&path).unwrap();
         let socket = UnixDatagram::unbound().unwrap();
         socket.connect(&path).unwrap();
-        *sink.lock().unwrap() = Sink {
+        (dir, server, socket)
+    }
+
+    #[test]
+    fn events_become_one_line_message_first() {
+        let (dir, server, socket) = journal("layer");
+        let sink = Arc::new(Mutex::new(Sink {
             target: Target::Journald,
             format: Format::Json,
             socket: Some(socket),
-        };
+        }));
         let subscriber = tracing_subscriber::registry().with(SinkLayer {
             sink: Arc::clone(&sink),
             clock: crate::time::SystemClock,
@@ -292,13 +297,7 @@ mod tests {
 
     #[test]
     fn the_journal_socket_gets_native_fields() {
-        let dir = std::env::temp_dir().join(format!("scansentry-log-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("journal.sock");
-        let _ = std::fs::remove_file(&path);
-        let server = UnixDatagram::bind(&path).unwrap();
-        let socket = UnixDatagram::unbound().unwrap();
-        socket.connect(&path).unwrap();
+        let (dir, server, socket) = journal("log");
         let logger = Sink {
             target: Target::Journald,
             format: Format::Text,

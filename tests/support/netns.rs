@@ -115,6 +115,16 @@ impl NetnsPair {
         self.link();
     }
 
+    /// `nft -j list set inet scansentry SET` in the victim's namespace, as text (empty when
+    /// the set does not exist).
+    pub fn set_text(&self, set: &str) -> String {
+        let out = self.exec(
+            &self.a,
+            &["nft", "-j", "list", "set", "inet", "scansentry", set],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs a command in namespace `ns` and waits for it.
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
         Command::new("ip")
