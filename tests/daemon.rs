@@ -431,10 +431,20 @@ fn the_route_backend_blackholes_the_scanner_and_lifts_it_when_the_block_ends() {
     let daemon = Daemon::spawn(
         &lab.a,
         &dir.0,
-        "[firewall]\nbackend = \"route\"\n[respond]\nblock-for = \"4s\"\n",
+        "[firewall]\nbackend = \"route\"\n[respond]\nblock-for = \"10s\"\n",
     );
     assert!(lab.connects(NetnsPair::B4, 8080));
-    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    // Once blocked, nmap waits out its timeouts: keep them well inside the block.
+    lab.nmap(&[
+        "-sS",
+        "--max-rtt-timeout",
+        "100ms",
+        "--host-timeout",
+        "3s",
+        "-p",
+        "1-100",
+        NetnsPair::A4,
+    ]);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
     let routes = || {
         let out = lab.exec(
@@ -470,9 +480,9 @@ fn the_route_backend_blackholes_the_scanner_and_lifts_it_when_the_block_ends() {
         "the route was not put back: {}",
         daemon.out()
     );
-    // The block ends after 4 s; the daemon lifts the route and the scanner gets back in.
+    // The block ends after 10 s; the daemon lifts the route and the scanner gets back in.
     assert!(
-        wait_until(Duration::from_secs(8), || !routes()
+        wait_until(Duration::from_secs(15), || !routes()
             .contains("198.51.100.2")),
         "the route outlived its block: {}",
         routes()
