@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -787,7 +788,7 @@ fn a_read_only_state_directory_is_reported_and_blocking_goes_on() {
     assert!(
         wait_until(DEADLINE, || daemon
             .err()
-            .contains("could not save the state (blocks still work)")),
+            .contains("could not save the state (blocks still work")),
         "{}",
         daemon.err()
     );
@@ -799,5 +800,102 @@ fn a_read_only_state_directory_is_reported_and_blocking_goes_on() {
     assert!(
         !lab.connects(NetnsPair::B4, 8080),
         "the block does not hold"
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn a_full_state_directory_keeps_the_last_state_and_is_written_once_there_is_room() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let state = dir.0.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let _server = lab.listen(&[8080], 90);
+    // A small file system of its own that only the daemon sees (a mount namespace of its own);
+    // the test reaches it through /proc/PID/root.
+    let mount = format!(
+        "mount -t tmpfs -o size=256k scansentry-full {} && exec \"$0\" \"$@\"",
+        state.display()
+    );
+    let daemon = Daemon::spawn_wrapped(
+        &lab.a,
+        &dir.0,
+        "",
+        120,
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+        ],
+        &[],
+    );
+    let seen = PathBuf::from(format!("/proc/{}/root", daemon.pid()))
+        .join(state.strip_prefix("/").unwrap());
+    let saved = || std::fs::read_to_string(seen.join("state.json")).unwrap_or_default();
+
+    lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(
+        wait_until(DEADLINE, || saved().contains(NetnsPair::B4)),
+        "first block not saved"
+    );
+
+    // Fill the file system to the last byte.
+    let filler = seen.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = [0u8; 4096];
+    let full = (0..1_000).any(|_| std::io::Write::write_all(&mut f, &chunk).is_err());
+    assert!(full, "256k of tmpfs took 4 MB");
+    drop(f);
+
+    let scanner = NetnsPair::B4_SECOND;
+    lab.nmap(&[
+        "-sS",
+        "-p",
+        "1-100",
+        "-S",
+        scanner,
+        "-e",
+        &lab.veth_b,
+        NetnsPair::A4,
+    ]);
+    assert!(blocked(&daemon, scanner), "{}", daemon.err());
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .err()
+            .contains("No space left on device")),
+        "{}",
+        daemon.err()
+    );
+    assert!(!lab.connects(scanner, 8080), "the block does not hold");
+    // The last good state is still there, whole; no half-written file is left.
+    let before: serde_json::Value =
+        serde_json::from_str(&saved()).expect("the old state file is whole");
+    assert!(before.to_string().contains(NetnsPair::B4));
+    assert!(!before.to_string().contains(scanner));
+    assert!(!seen.join("state.json.tmp").exists());
+
+    // Room again: the state is written without waiting for another block.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(DEADLINE, || saved().contains(scanner)),
+        "the state was not written once there was room: {}",
+        daemon.err()
+    );
+    assert!(
+        daemon.out().contains("saved the state again (2 blocks)"),
+        "{}",
+        daemon.out()
+    );
+    assert_eq!(
+        daemon.err().matches("could not save the state").count(),
+        1,
+        "one warning per failure streak: {}",
+        daemon.err()
     );
 }

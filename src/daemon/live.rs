@@ -111,7 +111,10 @@ struct Daemon {
     responder: Responder,
     pipeline: Pipeline,
     hooks: Hooks,
+    /// The blocks changed since the state file was last written.
     dirty: bool,
+    /// The last write of the state file failed (the warning has been given).
+    save_failing: bool,
     refused: u64,
     capture_drops: u64,
     /// Capture-to-kernel latencies of the last blocks, microseconds.
@@ -268,6 +271,7 @@ pub fn run(
             config.respond.on_block_timeout,
         ),
         dirty: false,
+        save_failing: false,
         refused: 0,
         capture_drops: 0,
         latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
@@ -873,19 +877,26 @@ impl Daemon {
         match state::save(&self.config().daemon.state_dir, &state) {
             Ok(()) => {
                 self.dirty = false;
-                if self.verbosity >= Verbosity::Verbose {
+                if std::mem::take(&mut self.save_failing) {
+                    self.log(&format!(
+                        "saved the state again ({} blocks)",
+                        state.blocks.len()
+                    ));
+                } else if self.verbosity >= Verbosity::Verbose {
                     self.log(&format!("saved {} blocks", state.blocks.len()));
                 }
             }
-            // Logged once per failure streak; the firewall keeps working regardless.
-            Err(e) if self.dirty => {
-                self.warn(&format!(
-                    "could not save the state (blocks still work): {}",
-                    exit::chain(&e)
-                ));
-                self.dirty = false;
+            // Said once per failure streak. The state stays dirty, so the write is tried again
+            // every SAVE_EVERY until it works; the firewall keeps working regardless.
+            Err(e) => {
+                if !std::mem::replace(&mut self.save_failing, true) {
+                    self.warn(&format!(
+                        "could not save the state (blocks still work; trying again every {} s): {}",
+                        SAVE_EVERY.as_secs(),
+                        exit::chain(&e)
+                    ));
+                }
             }
-            Err(_) => {}
         }
     }
 

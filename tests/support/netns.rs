@@ -71,9 +71,14 @@ impl NetnsPair {
         pair
     }
 
+    /// The victim's end of the veth pair.
+    pub fn veth_a(&self) -> String {
+        format!("va{}", self.veth_b.trim_start_matches("vb"))
+    }
+
     /// The veth pair between the namespaces, with the lab's addresses, up.
     fn link(&self) {
-        let veth_a = format!("va{}", self.veth_b.trim_start_matches("vb"));
+        let veth_a = self.veth_a();
         ip(&[
             "link",
             "add",
