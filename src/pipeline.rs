@@ -512,6 +512,82 @@ mod tests {
         assert_eq!(p.counters().probes, 7);
     }
 
+    /// The system clock stepped while the daemon runs, as the daemon sees it: capture
+    /// timestamps and the real-time clock jump, the monotonic clock does not. Detection
+    /// windows and blocks keep to the daemon's steady time (no window or block stretched by a
+    /// step back, none ended by a step forward), and the state file, written in real-time
+    /// clock time, gives the next start the time each block really has left.
+    #[test]
+    fn a_stepped_system_clock_neither_stretches_nor_ends_windows_and_blocks() {
+        use crate::respond::{Decision, Responder};
+        use crate::time::{SteadyTime, WallOffset};
+        const HOUR: i64 = 3_600_000_000;
+        let boot = at(0);
+        let steady = SteadyTime::starting(boot, Duration::ZERO);
+        // The real-time clock (and so every capture timestamp) `second` seconds after the
+        // start, after a step of `step` µs; and how the daemon reads it.
+        let wall = |second: u64, step: i64| {
+            WallOffset::from_micros(step).to_wall(steady.at(Duration::from_secs(second)))
+        };
+        let offset =
+            |second: u64, step: i64| steady.offset(wall(second, step), Duration::from_secs(second));
+        let syn = |port| Ok(tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN));
+
+        // Six probes, the clock stepped back an hour, a seventh 70 s after the first: the
+        // window of the first six has ended, so no scan (the threshold takes seven).
+        let mut p = pipeline(&[]);
+        for port in 1..=6 {
+            let t = offset(u64::from(port), 0).from_wall(wall(u64::from(port), 0));
+            assert!(p.process(t, syn(port)).is_none());
+        }
+        let t = offset(71, -HOUR).from_wall(wall(71, -HOUR));
+        assert_eq!(t, steady.at(Duration::from_secs(71)));
+        assert!(
+            p.process(t, syn(7)).is_none(),
+            "a step back stretched the window"
+        );
+        // Taken as the capture gives it, the seventh probe would seem to come an hour early,
+        // inside the window: the conversion is what keeps it out.
+        let mut raw = pipeline(&[]);
+        for port in 1..=6 {
+            raw.process(wall(u64::from(port), 0), syn(port));
+        }
+        assert!(raw.process(wall(71, -HOUR), syn(7)).is_some());
+
+        // A scan, blocked for an hour.
+        let mut p = pipeline(&[]);
+        let start = steady.at(Duration::from_secs(100));
+        let d = (1..=7)
+            .find_map(|port| p.process(start, syn(port)))
+            .expect("a scan");
+        let mut r = Responder::new(&crate::config::Config::default().respond);
+        let Decision::Block { ttl, .. } = r.on_detection(&d, p.ignore(), start) else {
+            panic!("not blocked");
+        };
+        assert_eq!(ttl, Duration::from_secs(3600));
+        for step in [2 * HOUR, -2 * HOUR] {
+            // Ten minutes on, the system clock stepped: the block is still there, with 50
+            // minutes left, and so is it for a daemon started again from the saved state.
+            let ten_min = Duration::from_secs(100 + 600);
+            let now = steady.at(ten_min);
+            let block = r.active(now).next().expect("a step ended the block");
+            assert_eq!(block.until.saturating_since(now), Duration::from_secs(3000));
+            let saved = crate::state::State::new([block], [], offset(100 + 600, step));
+            let restarted = SteadyTime::starting(wall(100 + 600, step), Duration::ZERO);
+            let now_wall = restarted.offset(wall(100 + 600, step), Duration::ZERO);
+            let read_back = saved.active_blocks(now_wall).next().expect("saved");
+            assert_eq!(
+                read_back
+                    .until
+                    .saturating_since(restarted.at(Duration::ZERO)),
+                Duration::from_secs(3000)
+            );
+            // The hour ends when it ends, whichever way the clock went.
+            let past = steady.at(Duration::from_secs(100 + 3601));
+            assert_eq!(r.active(past).count(), 0, "a step stretched the block");
+        }
+    }
+
     #[test]
     fn the_host_scanning_itself_counts_only_with_the_local_check_off() {
         // The host's addresses are on its never-block list, as discovered.

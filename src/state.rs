@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::respond::{ActiveBlock, Why};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, WallOffset};
 use crate::wire::Proto;
 
 /// The file's format version.
@@ -60,10 +60,13 @@ pub struct SavedOffender {
 }
 
 impl State {
-    /// The state of a responder's blocks and offenders.
+    /// The state of a responder's blocks and offenders, whose times are the daemon's steady
+    /// time; they are saved as the system clock reads them (`wall`: its offset from steady
+    /// time now), which is what the next start, with its own steady clock, takes them from.
     pub fn new(
         blocks: impl IntoIterator<Item = ActiveBlock>,
         offenders: impl IntoIterator<Item = (IpNet, u32, Timestamp)>,
+        wall: WallOffset,
     ) -> Self {
         State {
             format: FORMAT,
@@ -71,8 +74,8 @@ impl State {
                 .into_iter()
                 .map(|b| SavedBlock {
                     net: b.net,
-                    since: b.since.as_micros(),
-                    until: b.until.as_micros(),
+                    since: wall.to_wall(b.since).as_micros(),
+                    until: wall.to_wall(b.until).as_micros(),
                     offence: b.offence,
                     ports: b.why.port_labels(),
                     kind: b.why.kind,
@@ -83,23 +86,38 @@ impl State {
                 .map(|(net, count, last)| SavedOffender {
                     net,
                     count,
-                    last: last.as_micros(),
+                    last: wall.to_wall(last).as_micros(),
                 })
                 .collect(),
         }
     }
 
-    /// The blocks, as the responder takes them back.
-    pub fn active_blocks(&self) -> impl Iterator<Item = ActiveBlock> + '_ {
-        self.blocks.iter().map(|b| ActiveBlock {
+    /// The blocks, as the responder takes them back, in steady time (`wall`: the system
+    /// clock's offset from it now).
+    pub fn active_blocks(&self, wall: WallOffset) -> impl Iterator<Item = ActiveBlock> + '_ {
+        self.blocks.iter().map(move |b| ActiveBlock {
             net: b.net,
-            since: Timestamp::from_micros(b.since),
-            until: Timestamp::from_micros(b.until),
+            since: wall.from_wall(Timestamp::from_micros(b.since)),
+            until: wall.from_wall(Timestamp::from_micros(b.until)),
             offence: b.offence,
             why: Why {
                 kind: b.kind.clone(),
                 ports: b.ports.iter().filter_map(|p| parse_port(p)).collect(),
             },
+        })
+    }
+
+    /// The remembered offenders (source, offences, the last one), in steady time.
+    pub fn offenders(
+        &self,
+        wall: WallOffset,
+    ) -> impl Iterator<Item = (IpNet, u32, Timestamp)> + '_ {
+        self.offenders.iter().map(move |o| {
+            (
+                o.net,
+                o.count,
+                wall.from_wall(Timestamp::from_micros(o.last)),
+            )
         })
     }
 }
@@ -221,18 +239,29 @@ mod tests {
                 ports: vec![(Proto::Tcp, 22), (Proto::Udp, 53)],
             },
         };
-        let state = State::new(
-            [block.clone()],
-            [(
-                "2001:db8::/64".parse().unwrap(),
-                2,
-                Timestamp::from_micros(5),
-            )],
+        let offender = (
+            "2001:db8::/64".parse().unwrap(),
+            2,
+            Timestamp::from_micros(5),
         );
+        let state = State::new([block.clone()], [offender], WallOffset::default());
         save(&dir, &state).unwrap();
         let back = load(&dir).unwrap();
         assert_eq!(back, state);
-        assert_eq!(back.active_blocks().collect::<Vec<_>>(), [block]);
+        let read: Vec<ActiveBlock> = back.active_blocks(WallOffset::default()).collect();
+        assert_eq!(read, std::slice::from_ref(&block));
+        assert_eq!(
+            back.offenders(WallOffset::default()).collect::<Vec<_>>(),
+            [offender]
+        );
+        // Saved after the system clock was stepped forward by 10 µs: the file holds the
+        // system clock's times, and reads back the same with that offset.
+        let stepped = WallOffset::from_micros(10);
+        let state = State::new([block.clone()], [offender], stepped);
+        assert_eq!((state.blocks[0].since, state.blocks[0].until), (11, 12));
+        assert_eq!(state.offenders[0].last, 15);
+        assert_eq!(state.active_blocks(stepped).collect::<Vec<_>>(), [block]);
+        assert_eq!(state.offenders(stepped).collect::<Vec<_>>(), [offender]);
         assert!(!dir.join("state.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

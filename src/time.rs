@@ -145,9 +145,189 @@ impl Clock for ManualClock {
     }
 }
 
+/// How far the real-time clock is from the daemon's steady time, at one moment: zero until the
+/// system clock is stepped, then the size of the step (positive: stepped forward).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WallOffset(i64);
+
+impl WallOffset {
+    /// An offset of `micros` microseconds.
+    pub const fn from_micros(micros: i64) -> Self {
+        WallOffset(micros)
+    }
+
+    /// The offset in microseconds.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// The real-time clock's reading of the steady time `t`.
+    pub fn to_wall(self, t: Timestamp) -> Timestamp {
+        shift(t, self.0)
+    }
+
+    /// The steady time of the real-time clock's reading `t` (a capture timestamp, a time read
+    /// back from the state file).
+    pub fn from_wall(self, t: Timestamp) -> Timestamp {
+        shift(t, self.0.saturating_neg())
+    }
+}
+
+impl fmt::Display for WallOffset {
+    /// `forward by 2h` or `back by 30m 5s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let way = if self.0 < 0 { "back" } else { "forward" };
+        let secs = self.0.unsigned_abs() / 1_000_000;
+        write!(
+            f,
+            "{way} by {}",
+            humantime::format_duration(Duration::from_secs(secs))
+        )
+    }
+}
+
+fn shift(t: Timestamp, micros: i64) -> Timestamp {
+    Timestamp(t.0.saturating_add_signed(micros))
+}
+
+/// The arithmetic of [`SteadyClock`]: wall-clock time read once, at an origin, then carried
+/// forward by a monotonic clock's elapsed time. Pure, so that clock steps can be tested.
+#[derive(Clone, Copy, Debug)]
+pub struct SteadyTime {
+    origin: Timestamp,
+    mono_origin: Duration,
+}
+
+impl SteadyTime {
+    /// Steady time that reads `wall` when the monotonic clock reads `mono`.
+    pub fn starting(wall: Timestamp, mono: Duration) -> Self {
+        SteadyTime {
+            origin: wall,
+            mono_origin: mono,
+        }
+    }
+
+    /// The steady time when the monotonic clock reads `mono`.
+    pub fn at(&self, mono: Duration) -> Timestamp {
+        self.origin
+            .saturating_add(mono.saturating_sub(self.mono_origin))
+    }
+
+    /// The offset of the real-time clock's reading `wall` taken when the monotonic clock read
+    /// `mono`.
+    pub fn offset(&self, wall: Timestamp, mono: Duration) -> WallOffset {
+        let steady = self.at(mono).0;
+        let micros = if wall.0 >= steady {
+            i64::try_from(wall.0 - steady).unwrap_or(i64::MAX)
+        } else {
+            i64::try_from(steady - wall.0).map_or(i64::MIN, i64::wrapping_neg)
+        };
+        WallOffset(micros)
+    }
+}
+
+/// The daemon's clock: wall-clock time that never steps.
+///
+/// It reads the real-time clock once, when made, and from then on moves with the monotonic
+/// clock (`CLOCK_MONOTONIC`, which the kernel's set-element timeouts follow too). A block of an
+/// hour therefore lasts an hour, and a detection window a minute, however the system clock is
+/// stepped meanwhile (by hand, or by an NTP client correcting a bad boot time). Both clocks
+/// slew alike under NTP, so the two agree until a step. Times that come from the real-time
+/// clock (capture timestamps, the state file) go through [`WallOffset::from_wall`], and times
+/// that leave the daemon for people or for the next start (the state file, `sentryctl list`,
+/// the history file) through [`WallOffset::to_wall`], with [`SteadyClock::offset`].
+#[derive(Clone, Copy, Debug)]
+pub struct SteadyClock {
+    time: SteadyTime,
+    start: std::time::Instant,
+}
+
+impl SteadyClock {
+    /// A clock that reads the real-time clock's time now.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the one place that reads the system clock"
+    )]
+    pub fn new() -> Self {
+        SteadyClock {
+            start: std::time::Instant::now(),
+            time: SteadyTime::starting(SystemClock.now(), Duration::ZERO),
+        }
+    }
+
+    /// How far the real-time clock is from this clock now.
+    pub fn offset(&self) -> WallOffset {
+        self.time.offset(SystemClock.now(), self.start.elapsed())
+    }
+}
+
+impl Default for SteadyClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SteadyClock {
+    fn now(&self) -> Timestamp {
+        self.time.at(self.start.elapsed())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn steady_time_ignores_steps_of_the_wall_clock_and_converts_both_ways() {
+        let boot = Timestamp::from_micros(1_800_000_000_000_000);
+        let steady = SteadyTime::starting(boot, Duration::from_secs(7));
+        let later = Duration::from_secs(7 + 10);
+        assert_eq!(
+            steady.at(later),
+            boot.saturating_add(Duration::from_secs(10))
+        );
+        // No step: no offset.
+        let wall = boot.saturating_add(Duration::from_secs(10));
+        assert_eq!(steady.offset(wall, later), WallOffset::default());
+        // Stepped forward by two hours, then back by one from the start.
+        for (wall, micros, text) in [
+            (
+                wall.saturating_add(2 * HOUR),
+                7_200_000_000,
+                "forward by 2h",
+            ),
+            (wall.saturating_sub(HOUR), -3_600_000_000, "back by 1h"),
+        ] {
+            let off = steady.offset(wall, later);
+            assert_eq!(off.as_micros(), micros);
+            assert_eq!(off.to_string(), text);
+            assert_eq!(off.to_wall(steady.at(later)), wall);
+            assert_eq!(off.from_wall(wall), steady.at(later));
+        }
+        // Before the monotonic origin and far outside: saturates, no panic.
+        assert_eq!(steady.at(Duration::ZERO), boot);
+        let huge = WallOffset(i64::MIN);
+        assert_eq!(huge.to_wall(boot), Timestamp::ZERO);
+        assert_eq!(
+            huge.from_wall(boot).as_micros(),
+            boot.as_micros() + i64::MAX.unsigned_abs()
+        );
+        assert_eq!(
+            steady.offset(Timestamp::ZERO, later).as_micros(),
+            -1_800_000_010_000_000
+        );
+    }
+
+    #[test]
+    fn the_system_steady_clock_starts_at_the_wall_clock() {
+        let c = SteadyClock::new();
+        assert!(c.offset().as_micros().abs() < 1_000_000, "{:?}", c.offset());
+        let wall = SystemClock.now();
+        assert!(c.now().saturating_since(wall) < Duration::from_secs(1));
+        assert!(wall.saturating_since(c.now()) < Duration::from_secs(1));
+    }
 
     #[test]
     fn arithmetic_saturates_instead_of_wrapping() {

@@ -42,7 +42,7 @@ use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
 use crate::respond::{ActiveBlock, Decision, Responder, Why};
 use crate::state::{self, State};
-use crate::time::{Clock, SystemClock, Timestamp};
+use crate::time::{Clock, SteadyClock, Timestamp, WallOffset};
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
@@ -104,7 +104,10 @@ struct Daemon {
     loaded: Loaded,
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
-    clock: SystemClock,
+    /// The daemon's time: it does not step when the system clock does.
+    clock: SteadyClock,
+    /// The real-time clock's offset from `clock` when last looked at.
+    wall_offset: WallOffset,
     started: Timestamp,
     mode: Mode,
     firewall: Box<dyn Firewall>,
@@ -198,7 +201,7 @@ pub fn run(
     verbosity: Verbosity,
     local_check_off: bool,
 ) -> ExitCode {
-    let clock = SystemClock;
+    let clock = SteadyClock::new();
     let config = loaded.config.clone();
     let logger = super::log::install(
         config.log.target,
@@ -270,6 +273,7 @@ pub fn run(
             config.respond.on_block.clone(),
             config.respond.on_block_timeout,
         ),
+        wall_offset: WallOffset::default(),
         dirty: false,
         save_failing: false,
         refused: 0,
@@ -417,12 +421,15 @@ pub fn run(
                 }
             }
         }
+        // Capture timestamps come from the real-time clock, which may have been stepped.
+        let offset = daemon.wall_offset();
         for capture in &mut captures {
             let link = capture.link();
             for _ in 0..FRAMES_PER_TURN {
                 match capture.next_frame() {
                     Ok(Some(frame)) => {
-                        if let Some(d) = daemon.pipeline.process_frame(frame.at, link, frame.data) {
+                        let at = offset.from_wall(frame.at);
+                        if let Some(d) = daemon.pipeline.process_frame(at, link, frame.data) {
                             if let Some(d) = daemon.confirm(d) {
                                 daemon.on_detection(&d);
                             }
@@ -558,6 +565,24 @@ impl Daemon {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// How far the system clock is from the daemon's time; says so once when it has been
+    /// stepped (by a second or more) since the last look.
+    fn wall_offset(&mut self) -> WallOffset {
+        let offset = self.clock.offset();
+        let step = offset
+            .as_micros()
+            .saturating_sub(self.wall_offset.as_micros());
+        if step.unsigned_abs() >= 1_000_000 {
+            self.log(&format!(
+                "the system clock was stepped {}: blocks and detection windows keep their \
+                 length; times shown and saved follow the system clock",
+                WallOffset::from_micros(step)
+            ));
+        }
+        self.wall_offset = offset;
+        offset
     }
 
     fn log(&self, line: &str) {
@@ -746,7 +771,8 @@ impl Daemon {
         let Some(&(proto, port)) = d.ports.first() else {
             return;
         };
-        let line = report::history_line(self.now(), d.addr, proto, port);
+        let line =
+            report::history_line(self.clock.offset().to_wall(self.now()), d.addr, proto, port);
         let written = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -769,16 +795,12 @@ impl Daemon {
         let dir = self.config().daemon.state_dir.clone();
         match state::load(&dir) {
             Ok(saved) => {
-                for block in saved.active_blocks() {
+                let wall = self.clock.offset();
+                for block in saved.active_blocks(wall) {
                     self.responder.restore(block, now);
                 }
-                for o in &saved.offenders {
-                    self.responder.restore_offender(
-                        o.net,
-                        o.count,
-                        Timestamp::from_micros(o.last),
-                        now,
-                    );
+                for (net, count, last) in saved.offenders(wall) {
+                    self.responder.restore_offender(net, count, last, now);
                 }
             }
             Err(e) => tracing::warn!("{e}; starting without saved blocks"),
@@ -873,7 +895,11 @@ impl Daemon {
 
     fn save(&mut self) {
         let now = self.now();
-        let state = State::new(self.responder.active(now), self.responder.offenders());
+        let state = State::new(
+            self.responder.active(now),
+            self.responder.offenders(),
+            self.clock.offset(),
+        );
         match state::save(&self.config().daemon.state_dir, &state) {
             Ok(()) => {
                 self.dirty = false;
@@ -983,7 +1009,7 @@ impl Daemon {
             // A block's ports, like a page of blocks, are capped so that an answer always fits
             // the protocol's 64 KiB.
             ports: b.why.port_labels().into_iter().take(LIST_PORTS).collect(),
-            blocked_at: b.since.to_string(),
+            blocked_at: self.clock.offset().to_wall(b.since).to_string(),
             remaining: b.until.saturating_since(now).as_secs(),
             offence: b.offence,
         }
