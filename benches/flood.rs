@@ -192,6 +192,8 @@ struct Run {
     cpu: f64,
     busy: Duration,
     detections: u64,
+    refused: u64,
+    spoofed_logged: usize,
     blocks: u64,
     spoofed_in_kernel: usize,
     scanner_blocked: bool,
@@ -222,7 +224,8 @@ fn flood(syns: usize, immediate: bool) -> Run {
     );
 
     let config = format!("[capture]\nimmediate = {immediate}\n");
-    let daemon = Daemon::spawn_for(&lab.a, &dir.0, &config, 900);
+    // -v: a source that keeps scanning while blocked is logged too.
+    let daemon = Daemon::spawn_with(&lab.a, &dir.0, &config, 900, &["-v"]);
     let pid = daemon.pid();
     // The daemon settles (first socket-table read, the audit's first pass) before the flood.
     std::thread::sleep(Duration::from_secs(2));
@@ -263,9 +266,12 @@ fn flood(syns: usize, immediate: bool) -> Run {
                 failed, send_time, flood_end, nmap_end, busy, cpu_after, rss_peak,
             )
         });
-    for line in daemon.out().lines().filter(|l| l.contains("scan")) {
-        eprintln!("sentryd: {line}");
-    }
+    // Every detection is logged: blocked, refused, or seen again while blocked.
+    let log = format!("{}{}", daemon.out(), daemon.err());
+    let spoofed_logged = log
+        .lines()
+        .filter(|l| l.contains("2001:db8:") && (l.contains("block") || l.contains("scan")))
+        .count();
     let s = status(&daemon);
     let scanner_blocked = lab.set_text("blocked4").contains(SCANNER);
     let number = |key: &str| s[key].as_u64().unwrap_or_else(|| panic!("status {key}"));
@@ -286,6 +292,8 @@ fn flood(syns: usize, immediate: bool) -> Run {
         cpu: cpu_after - cpu_before,
         busy,
         detections: number("detections"),
+        refused: number("refused"),
+        spoofed_logged,
         blocks: number("blocks_active"),
         spoofed_in_kernel: spoofed_in_kernel(&lab),
         scanner_blocked,
@@ -318,9 +326,9 @@ fn main() {
         .collect();
 
     println!(
-        "| SYNs | capture | sender rate | reached the victim / dropped by the kernel | captured / libpcap drops | RSS before → peak | CPU (per frame) | detections, blocks (spoofed in the kernel) | nmap scanner blocked (during the flood) | latency p50 / p99 |"
+        "| SYNs | capture | sender rate | reached the victim / dropped by the kernel | captured / libpcap drops | RSS before → peak | CPU (per frame) | detections, refused, blocks | spoofed sources logged / in the kernel | nmap scanner blocked (during the flood) | latency p50 / p99 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let (rate, per_frame) = (
@@ -328,7 +336,7 @@ fn main() {
             r.cpu * 1e6 / r.captured.max(1) as f64,
         );
         println!(
-            "| {} | {} | {:.0}k/s ({} send errors) | {} / {} | {} / {} | {:.1} → {:.1} MiB | {:.2} s in {:.1} s ({per_frame:.2} µs) | {}, {} ({}) | {} ({}) | {:.2} / {:.2} ms |",
+            "| {} | {} | {:.0}k/s ({} send errors) | {} / {} | {} / {} | {:.1} → {:.1} MiB | {:.2} s in {:.1} s ({per_frame:.2} µs) | {}, {}, {} | {} / {} | {} ({}) | {:.2} / {:.2} ms |",
             r.syns,
             if r.immediate {
                 "immediate (default)"
@@ -346,7 +354,9 @@ fn main() {
             r.cpu,
             r.busy.as_secs_f64(),
             r.detections,
+            r.refused,
             r.blocks,
+            r.spoofed_logged,
             r.spoofed_in_kernel,
             if r.scanner_blocked { "yes" } else { "NO" },
             if r.nmap_during_flood {
