@@ -108,7 +108,16 @@ pub fn read_listeners() -> io::Result<Listeners> {
             }
             Ok(listeners)
         }
-        Err(_) => read_proc_listeners(),
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "cannot read the socket table over sock_diag netlink ({e}); reading \
+                     /proc/net instead, about 50 times slower"
+                );
+            });
+            read_proc_listeners()
+        }
     }
 }
 
