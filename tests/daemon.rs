@@ -690,7 +690,7 @@ fn capture_goes_on_when_the_interface_is_deleted_and_made_again() {
 
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
-fn twenty_kill_9_restarts_right_after_blocks_lose_none() {
+fn twenty_kill_9_restarts_under_running_scans_lose_no_block() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
@@ -709,23 +709,22 @@ fn twenty_kill_9_restarts_right_after_blocks_lose_none() {
         );
         assert!(added.status.success());
     }
+    // Each scan goes on after its scanner is blocked (nmap waits out the probes that go
+    // unanswered), so every kill -9 and every restart but the first happen under a running
+    // scan.
+    let mut scans = Vec::new();
     for addr in &scanners {
         let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-        // Once blocked, nmap waits out its timeouts: keep them short.
-        lab.nmap(&[
-            "-sS",
-            "--max-rtt-timeout",
-            "100ms",
-            "--host-timeout",
-            "5s",
-            "-S",
-            addr,
-            "-e",
-            &lab.veth_b,
-            "-p",
-            "1-100",
-            NetnsPair::A4,
-        ]);
+        let scan = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &lab.b, "timeout", "30", "nmap", "-n", "-Pn", "-T4",
+            ])
+            .args(["-sS", "--max-retries", "2", "--host-timeout", "8s"])
+            .args(["-S", addr, "-e", &lab.veth_b, "-p", "1-1000", NetnsPair::A4])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("nmap");
+        scans.push(support::netns::KillOnDrop(scan));
         assert!(blocked(&daemon, addr), "{}", daemon.err());
         // At once: the state file may not have been written yet.
         let killed = Command::new("kill")
@@ -733,6 +732,10 @@ fn twenty_kill_9_restarts_right_after_blocks_lose_none() {
             .status()
             .unwrap();
         assert!(killed.success());
+        assert!(
+            matches!(scans.last_mut().unwrap().0.try_wait(), Ok(None)),
+            "the scan from {addr} ended before the kill"
+        );
     }
     let last = Daemon::spawn(&lab.a, &dir.0, "");
     let list = last.ctl(&["list", "--json"]);
