@@ -12,8 +12,9 @@
 //! interface and the frames the kernel dropped on the way (veth and backlog counters); the
 //! frames `sentryd` captured and libpcap's drop count; the daemon's peak RSS (VmHWM) against
 //! its RSS before the flood; the CPU time it used; how many sources it detected and blocked
-//! (goal: none of the one-packet spoofed sources); whether the nmap scanner was blocked, and
-//! the daemon's capture-to-kernel latency for that block.
+//! (goal: none of the one-packet spoofed sources); whether the nmap scanner was blocked, how
+//! long before the end of the flood (by the daemon's log), and the daemon's capture-to-kernel
+//! latency for that block.
 //!
 //! ```text
 //! cargo bench --bench flood                       # floods of 100,000 and 1,000,000 SYNs
@@ -29,7 +30,7 @@
 mod netns;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use etherparse::{PacketBuilder, TcpHeader};
 use netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
@@ -81,8 +82,9 @@ fn spoofed_syns(n: usize, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Vec<u8> {
 }
 
 /// Sends the frames from the scanner's interface as fast as libpcap takes them; `sent` follows
-/// the progress. Returns the send failures, the time it took and when it ended.
-fn send(lab: &NetnsPair, frames: &[u8], sent: &AtomicUsize) -> (usize, Duration, Instant) {
+/// the progress. Returns the send failures, the time it took and when it ended (wall clock, to
+/// compare with the daemon's log).
+fn send(lab: &NetnsPair, frames: &[u8], sent: &AtomicUsize) -> (usize, Duration, SystemTime) {
     netns::enter_and_run(&lab.b, || {
         let mut out = pcap::Capture::from_device(lab.veth_b.as_str())
             .and_then(|c| c.buffer_size(1 << 20).open())
@@ -100,7 +102,7 @@ fn send(lab: &NetnsPair, frames: &[u8], sent: &AtomicUsize) -> (usize, Duration,
             }
         }
         sent.store(frames.len() / FRAME, Ordering::Relaxed);
-        (failed, start.elapsed(), Instant::now())
+        (failed, start.elapsed(), SystemTime::now())
     })
 }
 
@@ -197,7 +199,8 @@ struct Run {
     blocks: u64,
     spoofed_in_kernel: usize,
     scanner_blocked: bool,
-    nmap_during_flood: bool,
+    /// How long before the end of the flood the scanner was blocked (`None`: after it).
+    blocked_before_end: Option<Duration>,
     latency_us: (u64, u64),
 }
 
@@ -238,34 +241,30 @@ fn flood(syns: usize, immediate: bool) -> Run {
 
     let sent = AtomicUsize::new(0);
     let start = Instant::now();
-    let (failed, send_time, flood_end, nmap_end, busy, cpu_after, rss_peak) =
-        std::thread::scope(|s| {
-            let sender = s.spawn(|| send(&lab, &frames, &sent));
-            let started = wait_until(Duration::from_secs(120), || {
-                sent.load(Ordering::Relaxed) >= syns / 5
-            });
-            assert!(started, "the flood did not get going");
-            let scan = s.spawn(|| {
-                let args = ["-sS", "-p", "1-200", "-S", SCANNER, "-e", &lab.veth_b];
-                lab.nmap(&[&args[..], &[NetnsPair::A4]].concat());
-                Instant::now()
-            });
-            let (failed, send_time, flood_end) = sender.join().expect("the sender");
-            // Done when the daemon's frame count stops moving; the CPU it used until then.
-            let mut last = u64::MAX;
-            let settled = wait_until(Duration::from_secs(120), || {
-                std::thread::sleep(Duration::from_millis(300));
-                let now = status(&daemon)["packets"].as_u64().unwrap_or(0);
-                std::mem::replace(&mut last, now) == now
-            });
-            assert!(settled, "the daemon kept capturing");
-            let busy = start.elapsed();
-            let (cpu_after, _, rss_peak) = usage(&pid);
-            let nmap_end = scan.join().expect("nmap");
-            (
-                failed, send_time, flood_end, nmap_end, busy, cpu_after, rss_peak,
-            )
+    let (failed, send_time, flood_end, busy, cpu_after, rss_peak) = std::thread::scope(|s| {
+        let sender = s.spawn(|| send(&lab, &frames, &sent));
+        let started = wait_until(Duration::from_secs(120), || {
+            sent.load(Ordering::Relaxed) >= syns / 5
         });
+        assert!(started, "the flood did not get going");
+        let scan = s.spawn(|| {
+            let args = ["-sS", "-p", "1-200", "-S", SCANNER, "-e", &lab.veth_b];
+            lab.nmap(&[&args[..], &[NetnsPair::A4]].concat());
+        });
+        let (failed, send_time, flood_end) = sender.join().expect("the sender");
+        // Done when the daemon's frame count stops moving; the CPU it used until then.
+        let mut last = u64::MAX;
+        let settled = wait_until(Duration::from_secs(120), || {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = status(&daemon)["packets"].as_u64().unwrap_or(0);
+            std::mem::replace(&mut last, now) == now
+        });
+        assert!(settled, "the daemon kept capturing");
+        let busy = start.elapsed();
+        let (cpu_after, _, rss_peak) = usage(&pid);
+        scan.join().expect("nmap");
+        (failed, send_time, flood_end, busy, cpu_after, rss_peak)
+    });
     // Every detection is logged: blocked, refused, or seen again while blocked.
     let log = format!("{}{}", daemon.out(), daemon.err());
     let spoofed_logged = log
@@ -297,7 +296,12 @@ fn flood(syns: usize, immediate: bool) -> Run {
         blocks: number("blocks_active"),
         spoofed_in_kernel: spoofed_in_kernel(&lab),
         scanner_blocked,
-        nmap_during_flood: nmap_end < flood_end,
+        blocked_before_end: log
+            .lines()
+            .find(|l| l.contains(&format!("blocked {SCANNER} for")))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .and_then(|at| flood_end.duration_since(at).ok()),
         latency_us: (
             number("block_latency_p50_us"),
             number("block_latency_p99_us"),
@@ -326,7 +330,7 @@ fn main() {
         .collect();
 
     println!(
-        "| SYNs | capture | sender rate | reached the victim / dropped by the kernel | captured / libpcap drops | RSS before → peak | CPU (per frame) | detections, refused, blocks | spoofed sources logged / in the kernel | nmap scanner blocked (during the flood) | latency p50 / p99 |"
+        "| SYNs | capture | sender rate | reached the victim / dropped by the kernel | captured / libpcap drops | RSS before → peak | CPU (per frame) | detections, refused, blocks | spoofed sources logged / in the kernel | nmap scanner blocked (when) | latency p50 / p99 |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
@@ -359,11 +363,10 @@ fn main() {
             r.spoofed_logged,
             r.spoofed_in_kernel,
             if r.scanner_blocked { "yes" } else { "NO" },
-            if r.nmap_during_flood {
-                "yes"
-            } else {
-                "no: the flood ended first"
-            },
+            r.blocked_before_end.map_or_else(
+                || "after the flood ended".to_string(),
+                |d| format!("{:.1} s before it ended", d.as_secs_f64())
+            ),
             ms(r.latency_us.0),
             ms(r.latency_us.1),
         );

@@ -4,6 +4,7 @@
 //! and the replay tests. Live capture joins it with the daemon.
 
 pub mod bpf;
+pub mod coalesce;
 pub mod connect;
 pub mod raw;
 

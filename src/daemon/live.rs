@@ -26,6 +26,7 @@ use crate::detect::Detection;
 use crate::wire::Proto;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::capture::coalesce::Coalesce;
 use crate::capture::raw::RawCapture;
 use crate::capture::{Live, LiveCapture, LiveError, LiveSettings};
 use crate::config::{self, Config, Loaded};
@@ -405,6 +406,14 @@ pub fn run(
     let mut next_status = now;
     let mut ready_traps: Vec<usize> = Vec::new();
     let mut arrivals = Vec::new();
+    // Captures that wake the loop for every frame (immediate pcap, the raw socket) pause
+    // briefly between turns under a flood; batched pcap needs no help.
+    let per_frame = match config.capture.method {
+        crate::config::Method::Raw => true,
+        crate::config::Method::Pcap => config.capture.immediate,
+        crate::config::Method::Connect => false,
+    };
+    let mut coalesce = per_frame.then(|| Coalesce::new(now));
     loop {
         if let Some(sockets) = &traps_bound {
             arrivals.clear();
@@ -423,11 +432,13 @@ pub fn run(
         }
         // Capture timestamps come from the real-time clock, which may have been stepped.
         let offset = daemon.wall_offset();
+        let mut frames = 0;
         for capture in &mut captures {
             let link = capture.link();
             for _ in 0..FRAMES_PER_TURN {
                 match capture.next_frame() {
                     Ok(Some(frame)) => {
+                        frames += 1;
                         let at = offset.from_wall(frame.at);
                         if let Some(d) = daemon.pipeline.process_frame(at, link, frame.data) {
                             if let Some(d) = daemon.confirm(d) {
@@ -444,6 +455,7 @@ pub fn run(
                 }
             }
         }
+        let pause = coalesce.as_mut().and_then(|c| c.turn(clock.now(), frames));
         let mut drained = [0u8; 64];
         while nix::unistd::read(wake_read.as_fd(), &mut drained).is_ok_and(|n| n > 0) {}
         if daemon.on_events(&events) {
@@ -510,6 +522,9 @@ pub fn run(
             )
             .collect();
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        if let Some(pause) = pause {
+            std::thread::sleep(pause);
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
