@@ -37,12 +37,17 @@ fn shared(name: &str) -> String {
         .into_owned()
 }
 
-/// A temporary file with `text`, removed on drop.
+/// A temporary file with `text` in a directory of its own, both removed on drop.
 struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("scansentry-cli-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "scansentry-cli-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -56,7 +61,9 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -266,7 +273,9 @@ mod fake_daemon {
 
     impl Drop for FakeDaemon {
         fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.socket);
+            if let Some(dir) = self.socket.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }

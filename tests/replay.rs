@@ -223,8 +223,9 @@ fn replays_repeat_exactly() {
     assert_eq!(first, second);
 }
 
+/// A path for a capture file in a directory of its own (the test removes the directory).
 fn temp_pcap(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scansentry-replay-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("scansentry-replay-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -254,7 +255,7 @@ fn an_ipv6_scan_from_one_64_is_one_detection_of_the_prefix() {
             replaces: vec![],
         }
     );
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[test]
@@ -301,5 +302,5 @@ fn a_truncated_capture_is_an_error_not_a_panic() {
     )
     .unwrap_err();
     assert!(err.to_string().starts_with("cannot read capture"), "{err}");
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
