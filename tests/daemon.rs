@@ -756,36 +756,40 @@ fn twenty_kill_9_restarts_under_running_scans_lose_no_block() {
     }
 }
 
+/// The daemon with a tmpfs (mount `options`) as its state directory, in a mount namespace of
+/// its own: nobody else sees the mount. Also returns the directory as the test reaches it,
+/// through /proc/PID/root.
+fn spawn_on_own_state_fs(lab: &NetnsPair, dir: &TempDir, options: &str) -> (Daemon, PathBuf) {
+    let state = dir.0.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mount = format!(
+        "mount -t tmpfs -o {options} scansentry-state {} && exec \"$0\" \"$@\"",
+        state.display()
+    );
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &mount,
+    ];
+    let daemon = Daemon::spawn_wrapped(&lab.a, &dir.0, "", 120, &unshare, &[]);
+    let seen = PathBuf::from(format!("/proc/{}/root", daemon.pid()))
+        .join(state.strip_prefix("/").unwrap());
+    (daemon, seen)
+}
+
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn a_read_only_state_directory_is_reported_and_blocking_goes_on() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let state = dir.0.join("state");
-    std::fs::create_dir_all(&state).unwrap();
     let _server = lab.listen(&[8080], 60);
-    // The daemon alone sees a read-only file system there (a mount namespace of its own).
-    let mount = format!(
-        "mount -t tmpfs -o ro,size=64k scansentry-ro {} && exec \"$0\" \"$@\"",
-        state.display()
-    );
-    let daemon = Daemon::spawn_wrapped(
-        &lab.a,
-        &dir.0,
-        "",
-        120,
-        &[
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &mount,
-        ],
-        &[],
-    );
+    // The daemon alone sees a read-only file system there.
+    let (daemon, _) = spawn_on_own_state_fs(&lab, &dir, "ro,size=64k");
     lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
     assert!(
@@ -812,33 +816,9 @@ fn a_full_state_directory_keeps_the_last_state_and_is_written_once_there_is_room
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let state = dir.0.join("state");
-    std::fs::create_dir_all(&state).unwrap();
     let _server = lab.listen(&[8080], 90);
-    // A small file system of its own that only the daemon sees (a mount namespace of its own);
-    // the test reaches it through /proc/PID/root.
-    let mount = format!(
-        "mount -t tmpfs -o size=256k scansentry-full {} && exec \"$0\" \"$@\"",
-        state.display()
-    );
-    let daemon = Daemon::spawn_wrapped(
-        &lab.a,
-        &dir.0,
-        "",
-        120,
-        &[
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &mount,
-        ],
-        &[],
-    );
-    let seen = PathBuf::from(format!("/proc/{}/root", daemon.pid()))
-        .join(state.strip_prefix("/").unwrap());
+    // A small file system that only the daemon sees.
+    let (daemon, seen) = spawn_on_own_state_fs(&lab, &dir, "size=256k");
     let saved = || std::fs::read_to_string(seen.join("state.json")).unwrap_or_default();
 
     lab.nmap(&["-sS", "-p", "1-100", NetnsPair::A4]);
