@@ -514,9 +514,9 @@ mod tests {
 
     /// The system clock stepped while the daemon runs, as the daemon sees it: capture
     /// timestamps and the real-time clock jump, the monotonic clock does not. Detection
-    /// windows and blocks keep to the daemon's steady time (no window or block stretched by a
-    /// step back, none ended by a step forward), and the state file, written in real-time
-    /// clock time, gives the next start the time each block really has left.
+    /// windows keep to the daemon's steady time once capture timestamps are converted (the
+    /// responder takes its time from the steady clock directly), and the state file, written
+    /// in real-time clock time, gives the next start the time each block really has left.
     #[test]
     fn a_stepped_system_clock_neither_stretches_nor_ends_windows_and_blocks() {
         use crate::respond::{Decision, Responder};
@@ -565,26 +565,24 @@ mod tests {
             panic!("not blocked");
         };
         assert_eq!(ttl, Duration::from_secs(3600));
-        for step in [2 * HOUR, -2 * HOUR] {
-            // Ten minutes on, the system clock stepped: the block is still there, with 50
-            // minutes left, and so is it for a daemon started again from the saved state.
-            let ten_min = Duration::from_secs(100 + 600);
-            let now = steady.at(ten_min);
-            let block = r.active(now).next().expect("a step ended the block");
-            assert_eq!(block.until.saturating_since(now), Duration::from_secs(3000));
-            let saved = crate::state::State::new([block], [], offset(100 + 600, step));
-            let restarted = SteadyTime::starting(wall(100 + 600, step), Duration::ZERO);
-            let now_wall = restarted.offset(wall(100 + 600, step), Duration::ZERO);
-            let read_back = saved.active_blocks(now_wall).next().expect("saved");
-            assert_eq!(
-                read_back
-                    .until
-                    .saturating_since(restarted.at(Duration::ZERO)),
-                Duration::from_secs(3000)
-            );
-            // The hour ends when it ends, whichever way the clock went.
-            let past = steady.at(Duration::from_secs(100 + 3601));
-            assert_eq!(r.active(past).count(), 0, "a step stretched the block");
+        // Ten minutes on, the system clock is stepped and the state saved; a new start, whose
+        // steady clock begins at the stepped system time, reads it back.
+        let now = steady.at(Duration::from_secs(700));
+        let block = r.active(now).next().expect("blocked");
+        for (step, unconverted) in [(2 * HOUR, 0), (-2 * HOUR, 3000 + 7200)] {
+            let left_after_restart = |saved_with: WallOffset| {
+                let saved = crate::state::State::new([block.clone()], [], saved_with);
+                let restarted = SteadyTime::starting(wall(700, step), Duration::ZERO);
+                let now_wall = restarted.offset(wall(700, step), Duration::ZERO);
+                let back = saved.active_blocks(now_wall).next().expect("saved");
+                back.until
+                    .saturating_since(restarted.at(Duration::ZERO))
+                    .as_secs()
+            };
+            // 50 minutes left: not ended by a step forward, not stretched by a step back.
+            assert_eq!(left_after_restart(offset(700, step)), 3000);
+            // Saved without the offset, the block would have ended, or have 2 h 50 min left.
+            assert_eq!(left_after_restart(WallOffset::default()), unconverted);
         }
     }
 

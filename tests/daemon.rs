@@ -632,7 +632,7 @@ fn a_thousand_idle_control_connections_and_garbage_leave_the_daemon_working() {
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    let socket = dir.0.join("control.sock");
+    let socket = daemon.socket.clone();
     // A thousand clients that connect and say nothing.
     let idle: Vec<UnixStream> = (0..1000)
         .filter_map(|_| UnixStream::connect(&socket).ok())

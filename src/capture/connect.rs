@@ -212,39 +212,33 @@ impl TrapSockets {
 
 /// A non-blocking socket on `port` for every address: `::` (dual-stack), else `0.0.0.0`.
 fn bind(proto: Proto, port: u16) -> io::Result<Socket> {
-    let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
-    let any4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-    let no_ipv6 = |e: &io::Error| {
-        matches!(
-            e.raw_os_error().map(nix::errno::Errno::from_raw),
-            Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::EADDRNOTAVAIL)
-        )
-    };
-    let socket = match proto {
+    Ok(match proto {
         Proto::Tcp => {
-            let listener = TcpListener::bind(any6).or_else(|e| {
-                if no_ipv6(&e) {
-                    TcpListener::bind(any4)
-                } else {
-                    Err(e)
-                }
-            })?;
+            let listener = bind_any(port, TcpListener::bind)?;
             listener.set_nonblocking(true)?;
             Socket::Tcp(listener)
         }
         Proto::Udp => {
-            let udp = UdpSocket::bind(any6).or_else(|e| {
-                if no_ipv6(&e) {
-                    UdpSocket::bind(any4)
-                } else {
-                    Err(e)
-                }
-            })?;
+            let udp = bind_any(port, UdpSocket::bind)?;
             udp.set_nonblocking(true)?;
             Socket::Udp(udp)
         }
-    };
-    Ok(socket)
+    })
+}
+
+/// `bind` on `::` (dual-stack), or on `0.0.0.0` when the host has no IPv6.
+fn bind_any<T>(port: u16, bind: impl Fn(SocketAddr) -> io::Result<T>) -> io::Result<T> {
+    bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))).or_else(|e| {
+        let no_ipv6 = matches!(
+            e.raw_os_error().map(nix::errno::Errno::from_raw),
+            Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::EADDRNOTAVAIL)
+        );
+        if no_ipv6 {
+            bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+        } else {
+            Err(e)
+        }
+    })
 }
 
 /// Makes sure `ports` sockets fit under the open-files limit, raising the soft limit up to the

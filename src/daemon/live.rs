@@ -43,7 +43,7 @@ use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
 use crate::respond::{ActiveBlock, Decision, Responder, Why};
 use crate::state::{self, State};
-use crate::time::{Clock, SteadyClock, Timestamp, WallOffset};
+use crate::time::{Clock, SteadyClock, SystemClock, Timestamp, WallOffset};
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
@@ -786,8 +786,8 @@ impl Daemon {
         let Some(&(proto, port)) = d.ports.first() else {
             return;
         };
-        let line =
-            report::history_line(self.clock.offset().to_wall(self.now()), d.addr, proto, port);
+        // When it happened, as the system clock reads it (as PortSentry wrote it).
+        let line = report::history_line(SystemClock.now(), d.addr, proto, port);
         let written = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
