@@ -10,7 +10,7 @@ use std::time::Duration;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use scansentry::firewall::nft::{Hook, NftConfig, NftFirewall};
+use scansentry::firewall::nft::{Hook, NftConfig, NftFirewall, NftName};
 use scansentry::firewall::{Action, Firewall};
 use support::netns::{Netns, NetnsPair, enter_and_run, require_root, wait_until};
 
@@ -255,9 +255,9 @@ fn an_allow_set_address_is_never_dropped_even_when_in_the_block_set() {
 fn attach() -> NftConfig {
     NftConfig::Attach {
         family: scansentry::firewall::nft::Family::Inet,
-        table: "filter".into(),
-        set4: Some("scansentry4".into()),
-        set6: Some("scansentry6".into()),
+        table: NftName::new("filter").unwrap(),
+        set4: Some(NftName::new("scansentry4").unwrap()),
+        set6: Some(NftName::new("scansentry6").unwrap()),
     }
 }
 

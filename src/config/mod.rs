@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use crate::capture::bpf::Interfaces;
 use crate::detect::traps::{PortSet, TrapMode, Traps};
 use crate::detect::{DetectorConfig, Weights};
-use crate::firewall::nft::{Family, Hook, NftConfig};
+use crate::firewall::nft::{Family, Hook, NftConfig, NftName};
 use raw::{RawConfig, RawPort};
 
 /// Where the daemon looks for its configuration.
@@ -915,11 +915,20 @@ impl Validator {
                              the sets"
                                 .into(),
                         );
-                        String::new()
+                        None
                     }
                 };
-                let set4 = raw.set4.as_deref().map(|s| self.nft_name("set4", s));
-                let set6 = raw.set6.as_deref().map(|s| self.nft_name("set6", s));
+                // A name refused above is a problem already; the placeholder never runs.
+                let placeholder = || NftName::new("invalid").expect("a valid name");
+                let table = table.unwrap_or_else(placeholder);
+                let set4 = raw
+                    .set4
+                    .as_deref()
+                    .map(|s| self.nft_name("set4", s).unwrap_or_else(placeholder));
+                let set6 = raw
+                    .set6
+                    .as_deref()
+                    .map(|s| self.nft_name("set6", s).unwrap_or_else(placeholder));
                 if set4.is_none() && set6.is_none() {
                     self.problem("[firewall] mode = \"attach\": set `set4`, `set6` or both".into());
                 }
@@ -1046,19 +1055,15 @@ impl Validator {
     }
 
     /// An nftables identifier: a letter, then letters, digits, `_`, `-`, `.`, `/`; at most 255.
-    fn nft_name(&mut self, key: &str, name: &str) -> String {
-        let ok = name.len() <= 255
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
-        if !ok {
-            self.problem(format!(
-                "[firewall] {key} = {name:?}: not an nftables name (a letter, then letters, \
-                 digits, _ - . /)"
-            ));
-        }
-        name.to_string()
+    fn nft_name(&mut self, key: &str, name: &str) -> Option<NftName> {
+        NftName::new(name)
+            .map_err(|_| {
+                self.problem(format!(
+                    "[firewall] {key} = {name:?}: not an nftables name (a letter, then letters, \
+                     digits, _ - . /; at most 255)"
+                ));
+            })
+            .ok()
     }
 
     fn ports(&mut self, key: &str, specs: &[RawPort]) -> PortSet {

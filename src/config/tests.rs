@@ -262,9 +262,9 @@ fn firewall_attach_mode_needs_a_table_and_a_set_and_refuses_own_keys() {
         c.firewall,
         NftConfig::Attach {
             family: Family::Ip6,
-            table: "filter".into(),
+            table: NftName::new("filter").unwrap(),
             set4: None,
-            set6: Some("scanners".into())
+            set6: Some(NftName::new("scanners").unwrap())
         }
     );
     assert_eq!(
@@ -282,8 +282,8 @@ fn firewall_attach_mode_needs_a_table_and_a_set_and_refuses_own_keys() {
     assert_eq!(
         problems("[firewall]\nmode = \"attach\"\ntable = \"my table\"\nset4 = \"4set\"\n"),
         [
-            "[firewall] table = \"my table\": not an nftables name (a letter, then letters, digits, _ - . /)",
-            "[firewall] set4 = \"4set\": not an nftables name (a letter, then letters, digits, _ - . /)",
+            "[firewall] table = \"my table\": not an nftables name (a letter, then letters, digits, _ - . /; at most 255)",
+            "[firewall] set4 = \"4set\": not an nftables name (a letter, then letters, digits, _ - . /; at most 255)",
         ]
     );
 }

@@ -58,6 +58,9 @@ pub enum FirewallError {
     /// The process may not change what this backend changes.
     #[error("{0}")]
     NotPermitted(String),
+    /// A message could not be built (a bug: what is sent is packed to fit).
+    #[error(transparent)]
+    Encode(#[from] nft::TooManyElements),
 }
 
 /// A firewall that blocks and unblocks sources.

@@ -27,7 +27,6 @@
 mod netlink;
 mod sys;
 
-use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -38,7 +37,8 @@ use nix::errno::Errno;
 
 use super::{Action, Blocked, Firewall, FirewallError};
 use netlink::Netlink;
-use sys::{ElemInfo, Request, SetHandle, SetMsg, SetMsgKind};
+pub use sys::{BadName, NftName, TooManyElements};
+use sys::{ElemInfo, Key, Request, SetHandle, SetMsg, SetMsgKind};
 
 /// `NFT_SET_INTERVAL`.
 const SET_INTERVAL: u32 = 0x4;
@@ -121,18 +121,18 @@ pub enum NftConfig {
         /// The table's family.
         family: Family,
         /// The table.
-        table: String,
+        table: NftName,
         /// The IPv4 block set (none: IPv4 sources are not blocked).
-        set4: Option<String>,
+        set4: Option<NftName>,
         /// The IPv6 block set.
-        set6: Option<String>,
+        set6: Option<NftName>,
     },
 }
 
 /// A set that holds blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct BlockSet {
-    name: std::borrow::Cow<'static, str>,
+    name: NftName,
     v6: bool,
     /// An interval set (networks); otherwise a hash set of single addresses.
     interval: bool,
@@ -141,28 +141,45 @@ struct BlockSet {
 /// Own mode's block sets: hash sets for single addresses (the common case, and O(1) for the
 /// kernel to update) and interval sets for networks (whose every update makes this kernel walk
 /// the whole set: keep them for what needs them).
-const OWN_BLOCK_SETS: [BlockSet; 4] = [
-    BlockSet {
-        name: std::borrow::Cow::Borrowed("blocked4"),
-        v6: false,
-        interval: false,
-    },
-    BlockSet {
-        name: std::borrow::Cow::Borrowed("blocked6"),
-        v6: true,
-        interval: false,
-    },
-    BlockSet {
-        name: std::borrow::Cow::Borrowed("blocked4_net"),
-        v6: false,
-        interval: true,
-    },
-    BlockSet {
-        name: std::borrow::Cow::Borrowed("blocked6_net"),
-        v6: true,
-        interval: true,
-    },
-];
+fn own_block_sets() -> [BlockSet; 4] {
+    [
+        ("blocked4", false, false),
+        ("blocked6", true, false),
+        ("blocked4_net", false, true),
+        ("blocked6_net", true, true),
+    ]
+    .map(|(name, v6, interval)| BlockSet {
+        name: own_name(name),
+        v6,
+        interval,
+    })
+}
+
+/// One of own mode's fixed names.
+fn own_name(name: &str) -> NftName {
+    NftName::new(name).expect("own mode's table and set names are nftables names")
+}
+
+/// One entry of a set message: an address (hash sets), or an interval's start and the key one
+/// past its end (interval sets; none when it ends at the top of the address space).
+struct Entry {
+    start: Key,
+    end: Option<Key>,
+    /// The element's timeout and expiry (blocks); none for the allow sets and for removals.
+    ttl: Option<Duration>,
+}
+
+impl Entry {
+    /// `net` as an entry of a set that is an interval set or not.
+    fn of(net: IpNet, interval_set: bool, ttl: Option<Duration>) -> Self {
+        let (start, end) = interval(net);
+        Entry {
+            start,
+            end: end.filter(|_| interval_set),
+            ttl,
+        }
+    }
+}
 
 /// One of own mode's sets.
 struct SetSpec {
@@ -228,22 +245,22 @@ impl NftFirewall {
         }
     }
 
-    fn table(&self) -> &str {
+    fn table(&self) -> NftName {
         match &self.config {
-            NftConfig::Own { .. } => OWN_TABLE,
-            NftConfig::Attach { table, .. } => table,
+            NftConfig::Own { .. } => own_name(OWN_TABLE),
+            NftConfig::Attach { table, .. } => table.clone(),
         }
     }
 
     /// The sets blocks go into.
     fn block_sets(&self) -> Vec<BlockSet> {
         match &self.config {
-            NftConfig::Own { .. } => OWN_BLOCK_SETS.to_vec(),
+            NftConfig::Own { .. } => own_block_sets().to_vec(),
             NftConfig::Attach { set4, set6, .. } => [(set4, false), (set6, true)]
                 .into_iter()
                 .filter_map(|(name, v6)| {
-                    name.as_deref().map(|name| BlockSet {
-                        name: name.to_string().into(),
+                    name.clone().map(|name| BlockSet {
+                        name,
                         v6,
                         interval: true,
                     })
@@ -266,15 +283,16 @@ impl NftFirewall {
         matches!(self.config, NftConfig::Own { .. })
     }
 
-    fn set_handle(&self, name: &str) -> SetHandle {
-        SetHandle::new(
-            self.family(),
-            &sys::c_name(self.table()),
-            &sys::c_name(name),
-        )
+    fn set_handle(&self, name: &NftName) -> SetHandle {
+        SetHandle::new(self.family(), &self.table(), name)
     }
 
-    fn describe_set(&self, name: &str) -> String {
+    /// [`pack`] for one of this backend's sets.
+    fn pack(&self, name: &NftName, entries: &[Entry]) -> Vec<SetHandle> {
+        pack(self.family(), &self.table(), name, entries)
+    }
+
+    fn describe_set(&self, name: &NftName) -> String {
         let family = match &self.config {
             NftConfig::Own { .. } => "inet",
             NftConfig::Attach { family, .. } => family.as_str(),
@@ -319,9 +337,9 @@ impl NftFirewall {
 
     /// Own mode's skeleton and allow sets, in one batch.
     fn build_own(&mut self, hook: Hook, priority: i32, set_size: u32) -> Result<(), FirewallError> {
-        let table = Table::new(sys::c_name(OWN_TABLE), ProtoFamily::Inet);
+        let table_name = own_name(OWN_TABLE);
+        let table = Table::new(table_name.to_c(), ProtoFamily::Inet);
         let family = libc::NFPROTO_INET as u32;
-        let table_name = sys::c_name(OWN_TABLE);
         let nets = SET_INTERVAL | SET_TIMEOUT;
         let sets = [
             SetSpec::v4("allow4", 1, SET_INTERVAL, None),
@@ -333,7 +351,7 @@ impl NftFirewall {
         ];
         let mut handles = Vec::new();
         for spec in &sets {
-            let mut h = SetHandle::new(family, &table_name, &sys::c_name(spec.name));
+            let mut h = SetHandle::new(family, &table_name, &own_name(spec.name));
             h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, spec.key_type);
             h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, spec.key_len);
             h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, spec.flags);
@@ -345,15 +363,25 @@ impl NftFirewall {
         }
 
         // The lookups name the sets (and their ids, for a set created in the same batch).
-        let set4 = |name: &CStr, id| {
-            nftnl::set::Set::<Ipv4Addr>::new_named(name, id, &table, ProtoFamily::Inet)
+        let set4 = |name: &str, id| {
+            nftnl::set::Set::<Ipv4Addr>::new_named(
+                &own_name(name).to_c(),
+                id,
+                &table,
+                ProtoFamily::Inet,
+            )
         };
-        let set6 = |name: &CStr, id| {
-            nftnl::set::Set::<Ipv6Addr>::new_named(name, id, &table, ProtoFamily::Inet)
+        let set6 = |name: &str, id| {
+            nftnl::set::Set::<Ipv6Addr>::new_named(
+                &own_name(name).to_c(),
+                id,
+                &table,
+                ProtoFamily::Inet,
+            )
         };
-        let (allow4, allow6) = (set4(c"allow4", 1), set6(c"allow6", 2));
-        let (blocked4, blocked6) = (set4(c"blocked4", 3), set6(c"blocked6", 4));
-        let (nets4, nets6) = (set4(c"blocked4_net", 5), set6(c"blocked6_net", 6));
+        let (allow4, allow6) = (set4("allow4", 1), set6("allow6", 2));
+        let (blocked4, blocked6) = (set4("blocked4", 3), set6("blocked6", 4));
+        let (nets4, nets6) = (set4("blocked4_net", 5), set6("blocked6_net", 6));
 
         let mut chain = Chain::new(c"input", &table);
         let nf_hook = match hook {
@@ -392,33 +420,32 @@ impl NftFirewall {
             rule(true, &|r| r.add_expr(&nft_expr!(lookup & nets6)), false),
         ];
 
-        // The allow sets' new contents.
-        let mut fill4 = SetHandle::new(family, &table_name, c"allow4");
-        let mut fill6 = SetHandle::new(family, &table_name, c"allow6");
+        // The allow sets' new contents, in as many messages as they take.
+        let (allow4_name, allow6_name) = (own_name("allow4"), own_name("allow6"));
+        let (mut fill4, mut fill6) = (Vec::new(), Vec::new());
         for net in merge_nets(&self.allow) {
-            let (start, end) = interval(net);
             let target = if net.addr().is_ipv4() {
                 &mut fill4
             } else {
                 &mut fill6
             };
-            target.push_element(&start, 0, None, None);
-            if let Some(end) = end {
-                target.push_element(&end, ELEM_INTERVAL_END, None, None);
-            }
+            target.push(Entry::of(net, true, None));
         }
-        let flush4 = SetHandle::new(family, &table_name, c"allow4");
-        let flush6 = SetHandle::new(family, &table_name, c"allow6");
+        let fill4 = self.pack(&allow4_name, &fill4);
+        let fill6 = self.pack(&allow6_name, &fill6);
+        let flush4 = SetHandle::new(family, &table_name, &allow4_name);
+        let flush6 = SetHandle::new(family, &table_name, &allow6_name);
 
-        let mut batch = Batch::new();
+        let mut batch = Batch::with_page_size(BATCH_PAGE);
         let mut doing: Vec<(String, Option<String>)> = Vec::new();
         let mut note = |what: &str, set: Option<&str>| {
-            doing.push((what.to_string(), set.map(|s| self.describe_set(s))));
+            let set = set.map(|s| self.describe_set(&own_name(s)));
+            doing.push((what.to_string(), set));
         };
         batch.add(&table, MsgType::Add);
         note("create table inet scansentry", None);
         for (h, spec) in handles.iter().zip(&sets) {
-            batch.add(&SetMsg::new(h, SetMsgKind::CreateSet), MsgType::Add);
+            batch.add(&SetMsg::new(h, SetMsgKind::CreateSet)?, MsgType::Add);
             note(&format!("create set {}", spec.name), Some(spec.name));
         }
         batch.add(&chain, MsgType::Add);
@@ -429,20 +456,16 @@ impl NftFirewall {
             batch.add(r, MsgType::Add);
             note("add a rule to chain input", None);
         }
-        batch.add(
-            &SetMsg::new(&flush4, SetMsgKind::DeleteElements),
-            MsgType::Del,
-        );
-        note("flush set allow4", Some("allow4"));
-        batch.add(
-            &SetMsg::new(&flush6, SetMsgKind::DeleteElements),
-            MsgType::Del,
-        );
-        note("flush set allow6", Some("allow6"));
-        // A NEWSETELEM without elements is invalid: only fill a set that gets some.
-        for (fill, name) in [(&fill4, "allow4"), (&fill6, "allow6")] {
-            if !fill.elements().is_empty() {
-                batch.add(&SetMsg::new(fill, SetMsgKind::AddElements), MsgType::Add);
+        for (flush, name) in [(&flush4, "allow4"), (&flush6, "allow6")] {
+            batch.add(
+                &SetMsg::new(flush, SetMsgKind::DeleteElements)?,
+                MsgType::Del,
+            );
+            note(&format!("flush set {name}"), Some(name));
+        }
+        for (fills, name) in [(&fill4, "allow4"), (&fill6, "allow6")] {
+            for fill in fills {
+                batch.add(&SetMsg::new(fill, SetMsgKind::AddElements)?, MsgType::Add);
                 note(&format!("fill set {name}"), Some(name));
             }
         }
@@ -481,14 +504,12 @@ impl NftFirewall {
         ] {
             let Some(name) = name else { continue };
             let described = self.describe_set(&name);
-            let handle = self.set_handle(&name);
+            let request = sys::request(&Request::Set(self.family(), &table, &name), 1);
             let mut found = SetHandle::empty();
             let mut got = false;
-            match self
-                .netlink
-                .query(&sys::request(&Request::Set(&handle), 1), |m| {
-                    got |= found.parse_set(m.bytes);
-                }) {
+            match self.netlink.query(&request, |m| {
+                got |= found.parse_set(m.bytes);
+            }) {
                 Ok(()) => {}
                 Err(Ok(Errno::ENOENT)) => {
                     return Err(FirewallError::Attach(format!(
@@ -530,9 +551,10 @@ impl NftFirewall {
                     missing.join(", ")
                 )));
             }
+            let (table, name) = (table.as_str(), name.as_str());
             let used = rules.iter().any(|r| {
                 r.table == table
-                    && r.lookups.contains(&name)
+                    && r.lookups.iter().any(|l| l == name)
                     && chains
                         .iter()
                         .any(|c| c.table == table && c.name == r.chain && c.base)
@@ -564,64 +586,41 @@ impl NftFirewall {
     fn apply_once(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
         // Per set: the unblocks (destroy: fine if missing), then the blocks (add without EXCL:
         // an existing block gets the new timeout and expiry, which refreshes it).
-        let mut batch = Batch::with_page_size(BATCH_PAGE);
-        let mut doing = Vec::new();
-        let mut handles = Vec::new();
+        let mut messages = Vec::new();
         for set in self.block_sets() {
-            let mine: Vec<&Action> = actions
-                .iter()
-                .filter(|a| self.target(a.net()).is_some_and(|t| t.name == set.name))
-                .collect();
-            for chunk in mine.chunks(sys::MAX_ELEMENTS_PER_MSG / 2) {
-                let mut destroy = self.set_handle(&set.name);
-                let mut add = self.set_handle(&set.name);
-                let (mut destroys, mut adds) = (0, 0);
-                for action in chunk {
-                    let (start, end) = interval(action.net());
-                    let end = end.filter(|_| set.interval);
-                    match action {
-                        Action::Unblock { .. } => {
-                            destroy.push_element(&start, 0, None, None);
-                            if let Some(end) = &end {
-                                destroy.push_element(end, ELEM_INTERVAL_END, None, None);
-                            }
-                            destroys += 1;
-                        }
-                        Action::Block { ttl, .. } => {
-                            let ttl = (*ttl).max(Duration::from_millis(1));
-                            add.push_element(&start, 0, Some(ttl), Some(ttl));
-                            // The kernel refuses a timeout on an interval's end (EINVAL); the
-                            // rbtree's garbage collector removes the end with its start.
-                            if let Some(end) = &end {
-                                add.push_element(end, ELEM_INTERVAL_END, None, None);
-                            }
-                            adds += 1;
-                        }
+            let (mut destroys, mut adds) = (Vec::new(), Vec::new());
+            for action in actions {
+                if self.target(action.net()).is_none_or(|t| t.name != set.name) {
+                    continue;
+                }
+                match action {
+                    Action::Unblock { net } => destroys.push(Entry::of(*net, set.interval, None)),
+                    Action::Block { net, ttl } => {
+                        adds.push(Entry::of(*net, set.interval, Some(*ttl)));
                     }
                 }
-                if destroys > 0 {
-                    handles.push((destroy, SetMsgKind::DestroyElements, set.name.clone()));
-                }
-                if adds > 0 {
-                    handles.push((add, SetMsgKind::AddElements, set.name.clone()));
+            }
+            for (entries, kind) in [
+                (destroys, SetMsgKind::DestroyElements),
+                (adds, SetMsgKind::AddElements),
+            ] {
+                for handle in self.pack(&set.name, &entries) {
+                    messages.push((handle, kind, set.name.clone()));
                 }
             }
         }
-        if handles.is_empty() {
+        if messages.is_empty() {
             return Ok(());
         }
-        for (h, kind, set) in &handles {
-            let msg_type = if *kind == SetMsgKind::AddElements {
-                MsgType::Add
+        let mut batch = Batch::with_page_size(BATCH_PAGE);
+        let mut doing = Vec::new();
+        for (handle, kind, set) in &messages {
+            let (msg_type, verb) = if *kind == SetMsgKind::AddElements {
+                (MsgType::Add, "add elements to")
             } else {
-                MsgType::Del
+                (MsgType::Del, "remove elements from")
             };
-            batch.add(&SetMsg::new(h, *kind), msg_type);
-            let verb = if *kind == SetMsgKind::AddElements {
-                "add elements to"
-            } else {
-                "remove elements from"
-            };
+            batch.add(&SetMsg::new(handle, *kind)?, msg_type);
             let described = self.describe_set(set);
             doing.push((format!("{verb} {described}"), Some(described)));
         }
@@ -670,13 +669,14 @@ impl Firewall for NftFirewall {
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
         let mut out = Vec::new();
         for set in self.block_sets() {
-            let handle = self.set_handle(&set.name);
+            let request = sys::request(
+                &Request::SetElements(self.family(), &self.table(), &set.name),
+                1,
+            );
             let mut parsed = self.set_handle(&set.name);
-            match self
-                .netlink
-                .query(&sys::request(&Request::SetElements(&handle), 1), |m| {
-                    parsed.parse_elems(m.bytes);
-                }) {
+            match self.netlink.query(&request, |m| {
+                parsed.parse_elems(m.bytes);
+            }) {
                 Ok(()) => {}
                 Err(Ok(Errno::ENOENT)) => {
                     return Err(FirewallError::Missing {
@@ -714,21 +714,44 @@ impl Action {
 
 /// The interval elements of `net`: its first address, and one past its last (none when the
 /// network ends at the top of the address space: the interval is then open).
-fn interval(net: IpNet) -> (Vec<u8>, Option<Vec<u8>>) {
+fn interval(net: IpNet) -> (Key, Option<Key>) {
     match net.trunc() {
         IpNet::V4(n) => (
-            n.network().octets().to_vec(),
+            Key::V4(n.network().octets()),
             u32::from(n.broadcast())
                 .checked_add(1)
-                .map(|e| e.to_be_bytes().to_vec()),
+                .map(|e| Key::V4(e.to_be_bytes())),
         ),
         IpNet::V6(n) => (
-            n.network().octets().to_vec(),
+            Key::V6(n.network().octets()),
             u128::from(n.broadcast())
                 .checked_add(1)
-                .map(|e| e.to_be_bytes().to_vec()),
+                .map(|e| Key::V6(e.to_be_bytes())),
         ),
     }
+}
+
+/// The messages that carry `entries` into (or out of) set `table`/`name`, as handles of at most
+/// [`sys::MAX_ELEMENTS_PER_MSG`] elements each, an interval's start and end always in the same
+/// one. Every element message is built through here ([`SetMsg::new`] refuses a bigger one).
+fn pack(family: u32, table: &NftName, name: &NftName, entries: &[Entry]) -> Vec<SetHandle> {
+    entries
+        .chunks(sys::MAX_ELEMENTS_PER_MSG / 2)
+        .map(|chunk| {
+            let mut handle = SetHandle::new(family, table, name);
+            for e in chunk {
+                // An existing element gets the new timeout and expiry (that refreshes it).
+                let ttl = e.ttl.map(|t| t.max(Duration::from_millis(1)));
+                handle.push_element(e.start, 0, ttl, ttl);
+                // The kernel refuses a timeout on an interval's end (EINVAL); the rbtree's
+                // garbage collector removes the end with its start.
+                if let Some(end) = e.end {
+                    handle.push_element(end, ELEM_INTERVAL_END, None, None);
+                }
+            }
+            handle
+        })
+        .collect()
 }
 
 /// Merges overlapping and nested networks (an interval set refuses overlapping elements).
@@ -818,16 +841,22 @@ mod tests {
     fn intervals_end_one_past_the_last_address() {
         assert_eq!(
             interval(net("203.0.113.0/24")),
-            (vec![203, 0, 113, 0], Some(vec![203, 0, 114, 0]))
+            (Key::V4([203, 0, 113, 0]), Some(Key::V4([203, 0, 114, 0])))
         );
         assert_eq!(
             interval(net("198.51.100.7/32")),
-            (vec![198, 51, 100, 7], Some(vec![198, 51, 100, 8]))
+            (Key::V4([198, 51, 100, 7]), Some(Key::V4([198, 51, 100, 8])))
         );
-        assert_eq!(interval(net("255.255.255.255/32")), (vec![255; 4], None));
+        assert_eq!(
+            interval(net("255.255.255.255/32")),
+            (Key::V4([255; 4]), None)
+        );
         let (start, end) = interval(net("2001:db8::/64"));
-        assert_eq!(start.len(), 16);
-        assert_eq!(end.unwrap()[..8], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1]);
+        assert!(matches!(start, Key::V6(_)));
+        let Some(Key::V6(end)) = end else {
+            panic!("an IPv6 end: {end:?}")
+        };
+        assert_eq!(end[..8], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1]);
     }
 
     fn elem(key: Vec<u8>, end: bool, expiration_s: Option<u64>) -> ElemInfo {
@@ -848,9 +877,9 @@ mod tests {
             ("255.255.255.255/32", 9),
         ] {
             let (s, e) = interval(net(n));
-            elements.push(elem(s, false, Some(exp)));
+            elements.push(elem(s.bytes().to_vec(), false, Some(exp)));
             if let Some(e) = e {
-                elements.push(elem(e, true, Some(exp)));
+                elements.push(elem(e.bytes().to_vec(), true, Some(exp)));
             }
         }
         // nft's marker at the bottom of the address space.
@@ -897,6 +926,53 @@ mod tests {
                 net("198.51.100.3/32")
             ]
         );
+    }
+
+    /// Issue 13: a never-block list of 10,000 separate entries once went into one message and
+    /// overran nftnl's batch buffer. Packed, every message holds at most the limit, keeps each
+    /// interval whole, and all of them together carry every element.
+    #[test]
+    fn issue_13_long_lists_are_packed_into_messages_that_fit() {
+        let table = own_name(OWN_TABLE);
+        let family = libc::NFPROTO_INET as u32;
+        for (name, v6) in [("allow4", false), ("allow6", true)] {
+            let entries: Vec<Entry> = (0..10_000u32)
+                .map(|i| {
+                    let net = if v6 {
+                        IpNet::from(IpAddr::V6(Ipv6Addr::from(
+                            (0x2001_0db8_u128 << 96) | (u128::from(i) * 4),
+                        )))
+                    } else {
+                        IpNet::from(IpAddr::V4(Ipv4Addr::from(0xc633_0000 + i * 4)))
+                    };
+                    Entry::of(net, true, None)
+                })
+                .collect();
+            let handles = pack(family, &table, &own_name(name), &entries);
+            let mut total = 0;
+            let mut batch = Batch::with_page_size(BATCH_PAGE);
+            for h in &handles {
+                let elements = h.elements();
+                assert!(elements.len() <= sys::MAX_ELEMENTS_PER_MSG);
+                assert_eq!(elements.len() % 2, 0, "a start without its end");
+                total += elements.len();
+                batch.add(
+                    &SetMsg::new(h, SetMsgKind::AddElements).unwrap(),
+                    MsgType::Add,
+                );
+            }
+            assert_eq!(total, 20_000, "{name}");
+            // Every message the batch holds is whole and under netlink's 64 KiB.
+            let batch = batch.finalize();
+            let mut messages = 0;
+            for page in &batch {
+                for m in netlink::messages(page) {
+                    assert!(m.bytes.len() < 64 * 1024);
+                    messages += 1;
+                }
+            }
+            assert_eq!(messages, handles.len() + 2, "BEGIN, the messages, END");
+        }
     }
 
     #[test]

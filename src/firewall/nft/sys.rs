@@ -1,7 +1,9 @@
 //! The few libnftnl calls the safe `nftnl` API does not cover: set flags and size, set elements
 //! with their own timeout, element and set messages with chosen flags, and parsing what the
-//! kernel sends back (set elements, sets, rules, chains). **All of scansentry's `unsafe` is
-//! here**; each block says why it holds.
+//! kernel sends back (set elements, sets, rules, chains). With `capture/raw/sys.rs`, the only
+//! `unsafe` in scansentry; each block says why it holds, and where an invariant matters beyond
+//! one block, a constructor enforces it: [`SetMsg::new`] refuses a message that would overrun
+//! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL.
 //!
 //! Invariants the rest of the module relies on:
 //! - every libnftnl object is owned by exactly one wrapper whose `Drop` frees it;
@@ -30,6 +32,84 @@ use nftnl_sys::libc;
 /// NEWSETELEM/DELSETELEM), or what the kernel said about it (after parsing).
 pub struct SetHandle(NonNull<sys::nftnl_set>);
 
+/// The key of an element of one of our sets: an IPv4 or IPv6 address in network order. At most
+/// 16 bytes by construction, well within the 64-byte data register libnftnl copies keys into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// An `ipv4_addr` key.
+    V4([u8; 4]),
+    /// An `ipv6_addr` key.
+    V6([u8; 16]),
+}
+
+impl Key {
+    /// The key's bytes, network order.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Key::V4(b) => b,
+            Key::V6(b) => b,
+        }
+    }
+}
+
+/// The name of a table or set: what nft accepts as an identifier (a letter, then letters,
+/// digits, `_ - . /`; at most 255 bytes, so never a NUL inside). Only [`NftName::new`] makes
+/// one, so turning it into a C string cannot fail.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NftName(String);
+
+impl NftName {
+    /// `name`, if nft would take it as an identifier.
+    ///
+    /// # Errors
+    ///
+    /// [`BadName`] naming what was given.
+    pub fn new(name: &str) -> Result<Self, BadName> {
+        let ok = name.len() <= 255
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+        if ok {
+            Ok(NftName(name.to_string()))
+        } else {
+            Err(BadName(name.to_string()))
+        }
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as libnftnl takes it.
+    pub fn to_c(&self) -> CString {
+        CString::new(self.0.as_str()).expect("an NftName holds no NUL (checked by NftName::new)")
+    }
+}
+
+impl std::fmt::Display for NftName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A name nft would not take.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an nftables name (a letter, then letters, digits, _ - . /; at most 255)")]
+pub struct BadName(pub String);
+
+/// More elements than one message can carry (see [`MAX_ELEMENTS_PER_MSG`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{count} set elements do not fit one netlink message (at most {MAX_ELEMENTS_PER_MSG}); \
+     this is a bug in scansentry's message packing"
+)]
+pub struct TooManyElements {
+    /// How many the set held (counting stops one past the limit).
+    pub count: usize,
+}
+
 /// One element of a set as the kernel reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElemInfo {
@@ -45,7 +125,8 @@ pub struct ElemInfo {
 
 impl SetHandle {
     /// A set named `table`/`name` in `family` (an `NFPROTO_*`).
-    pub fn new(family: u32, table: &CStr, name: &CStr) -> Self {
+    pub fn new(family: u32, table: &NftName, name: &NftName) -> Self {
+        let (table, name) = (table.to_c(), name.to_c());
         // SAFETY: nftnl_set_alloc has no preconditions; a null return (out of memory) aborts
         // below, as nftnl itself does.
         let raw = unsafe { sys::nftnl_set_alloc() };
@@ -83,12 +164,14 @@ impl SetHandle {
         }
     }
 
-    /// Adds an element: `key` in network order; `flags` (e.g. `NFT_SET_ELEM_INTERVAL_END`);
-    /// its own timeout and expiry. A zero timeout is never sent: the kernel reads it as
-    /// "permanent".
+    /// Adds an element: its key; `flags` (e.g. `NFT_SET_ELEM_INTERVAL_END`); its own timeout
+    /// and expiry. A zero timeout is never sent: the kernel reads it as "permanent".
+    ///
+    /// A handle may hold any number of elements; [`SetMsg::new`] refuses to put more than
+    /// [`MAX_ELEMENTS_PER_MSG`] of them into one message.
     pub fn push_element(
         &mut self,
-        key: &[u8],
+        key: Key,
         flags: u32,
         timeout: Option<Duration>,
         expiration: Option<Duration>,
@@ -96,10 +179,11 @@ impl SetHandle {
         // SAFETY: nftnl_set_elem_alloc has no preconditions (null aborts, as above).
         let raw = unsafe { sys::nftnl_set_elem_alloc() };
         let elem = NonNull::new(raw).unwrap_or_else(|| std::process::abort());
-        let len = u32::try_from(key.len()).expect("keys are 4 or 16 bytes");
-        // SAFETY: `elem` is valid; the key is copied by libnftnl (into a fixed 64-byte register,
-        // and our keys are at most 16 bytes); after nftnl_set_elem_add the set owns the element
-        // and frees it with itself.
+        let key = key.bytes();
+        let len = u32::try_from(key.len()).expect("a Key is 4 or 16 bytes");
+        // SAFETY: `elem` is valid; the key is copied by libnftnl into a fixed 64-byte register,
+        // and a `Key` is at most 16 bytes (its type allows nothing longer); after
+        // nftnl_set_elem_add the set owns the element and frees it with itself.
         unsafe {
             let e = elem.as_ptr();
             sys::nftnl_set_elem_set(e, sys::NFTNL_SET_ELEM_KEY as u16, key.as_ptr().cast(), len);
@@ -114,6 +198,24 @@ impl SetHandle {
             }
             sys::nftnl_set_elem_add(self.0.as_ptr(), e);
         }
+    }
+
+    /// How many elements the handle holds, counting no further than `limit + 1`.
+    fn count_elements(&self, limit: usize) -> usize {
+        let mut n = 0;
+        // SAFETY: valid owned set; the iterator is destroyed before returning and the set is not
+        // modified while it lives; the element pointers are only compared with null.
+        unsafe {
+            let iter = sys::nftnl_set_elems_iter_create(self.0.as_ptr());
+            if iter.is_null() {
+                return 0;
+            }
+            while n <= limit && !sys::nftnl_set_elems_iter_next(iter).is_null() {
+                n += 1;
+            }
+            sys::nftnl_set_elems_iter_destroy(iter);
+        }
+        n
     }
 
     /// The elements the set holds (after parsing a dump, or as pushed).
@@ -216,14 +318,26 @@ const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
 impl<'a> SetMsg<'a> {
     /// A message of `kind` about `set`.
-    pub fn new(set: &'a SetHandle, kind: SetMsgKind) -> Self {
-        SetMsg { set, kind }
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyElements`] when `set` holds more than [`MAX_ELEMENTS_PER_MSG`] elements: the
+    /// message would not fit the buffer nftnl's batch writes it into. This check is what keeps
+    /// [`nftnl::NlMsg::write`] below in bounds.
+    pub fn new(set: &'a SetHandle, kind: SetMsgKind) -> Result<Self, TooManyElements> {
+        let count = set.count_elements(MAX_ELEMENTS_PER_MSG);
+        if count > MAX_ELEMENTS_PER_MSG {
+            return Err(TooManyElements { count });
+        }
+        Ok(SetMsg { set, kind })
     }
 }
 
 // SAFETY: `write` builds one message into `buf`, which nftnl's Batch guarantees holds
-// nft_nlmsg_maxsize() bytes; a set message with at most MAX_ELEMENTS_PER_MSG elements of at most
-// 16-byte keys stays far below that (each element is under 64 bytes).
+// nft_nlmsg_maxsize() (64 KiB) bytes. `SetMsg::new`, the only way to make a SetMsg, refused any
+// set with more than MAX_ELEMENTS_PER_MSG elements, each a `Key` of at most 16 bytes with at
+// most a flag, a timeout and an expiry (under 64 bytes with headers): under 51 KiB in all, and
+// the set's own attributes add under 600 bytes (two names of at most 255).
 unsafe impl nftnl::NlMsg for SetMsg<'_> {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
         let create = (libc::NLM_F_CREATE | libc::NLM_F_ACK) as u16;
@@ -250,15 +364,15 @@ unsafe impl nftnl::NlMsg for SetMsg<'_> {
 
 /// At most this many elements go into one message: at most 52 bytes each (an IPv6 start with
 /// timeout and expiry; ends are 36), so a message stays under 42 KiB, below both netlink's
-/// 64 KiB attribute limit and the batch page.
+/// 64 KiB attribute limit and the batch page. [`SetMsg::new`] enforces it.
 pub const MAX_ELEMENTS_PER_MSG: usize = 800;
 
 /// A GET request, standalone (not in a batch): returns its bytes.
 pub enum Request<'a> {
-    /// GETSET for one set (table and name taken from the handle).
-    Set(&'a SetHandle),
-    /// GETSETELEM dump of one set.
-    SetElements(&'a SetHandle),
+    /// GETSET for one set: family, table, name.
+    Set(u32, &'a NftName, &'a NftName),
+    /// GETSETELEM dump of one set: family, table, name.
+    SetElements(u32, &'a NftName, &'a NftName),
     /// GETRULE dump of a family (every table).
     Rules(u32),
     /// GETCHAIN dump of a family.
@@ -270,29 +384,32 @@ pub fn request(request: &Request<'_>, seq: u32) -> Vec<u8> {
     let size = nftnl::nft_nlmsg_maxsize() as usize;
     let mut buf = vec![0u32; size.div_ceil(4)];
     let dump = (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16;
+    // A fresh handle holds no elements: the payload is the set's family and names only.
+    let named = |family: u32, table: &NftName, name: &NftName| SetHandle::new(family, table, name);
     // SAFETY: `buf` is u32-aligned and nft_nlmsg_maxsize() bytes long; the handles are valid
-    // for the duration of the call; nlmsg_len is written by libnftnl and bounded by the buffer.
+    // for the duration of the call and hold two names of at most 255 bytes and no elements,
+    // far below the buffer's size; nlmsg_len is written by libnftnl and bounded by the buffer.
     let len = unsafe {
         let p = buf.as_mut_ptr().cast::<c_char>();
         let nlh = match request {
-            Request::Set(set) => {
-                let family = sys::nftnl_set_get_u32(set.0.as_ptr(), sys::NFTNL_SET_FAMILY as u16);
+            Request::Set(family, table, name) => {
+                let set = named(*family, table, name);
                 let nlh = sys::nftnl_nlmsg_build_hdr(
                     p,
                     libc::NFT_MSG_GETSET as u16,
-                    family as u16,
+                    *family as u16,
                     libc::NLM_F_ACK as u16,
                     seq,
                 );
                 sys::nftnl_set_nlmsg_build_payload(nlh, set.0.as_ptr());
                 nlh
             }
-            Request::SetElements(set) => {
-                let family = sys::nftnl_set_get_u32(set.0.as_ptr(), sys::NFTNL_SET_FAMILY as u16);
+            Request::SetElements(family, table, name) => {
+                let set = named(*family, table, name);
                 let nlh = sys::nftnl_nlmsg_build_hdr(
                     p,
                     libc::NFT_MSG_GETSETELEM as u16,
-                    family as u16,
+                    *family as u16,
                     dump,
                     seq,
                 );
@@ -450,16 +567,82 @@ fn with_aligned<T>(msg: &[u8], f: impl FnOnce(*const libc::nlmsghdr) -> T) -> Op
     Some(f(words.as_ptr().cast::<libc::nlmsghdr>()))
 }
 
-/// A C string for a name we chose or the configuration validated (no NUL inside).
-pub fn c_name(name: &str) -> CString {
-    CString::new(name).unwrap_or_else(|_| CString::from(c"invalid"))
-}
-
 /// The file descriptor of an mnl socket, borrowed for as long as the socket.
 pub fn socket_fd(socket: &mnl::Socket) -> std::os::fd::BorrowedFd<'_> {
     // SAFETY: mnl_socket_get_fd only reads the descriptor of a valid, open socket; the
     // descriptor stays open while `socket` lives, which the borrow's lifetime ties it to.
     unsafe {
         std::os::fd::BorrowedFd::borrow_raw(mnl_sys::mnl_socket_get_fd(socket.as_raw_socket()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> SetHandle {
+        let name = |s| NftName::new(s).unwrap();
+        SetHandle::new(
+            libc::NFPROTO_INET as u32,
+            &name("scansentry"),
+            &name("allow6"),
+        )
+    }
+
+    /// The limit that keeps a message inside nftnl's buffer is enforced by the constructor:
+    /// one element past it is refused, not written.
+    #[test]
+    fn a_set_message_refuses_one_element_past_the_limit() {
+        let mut full = set();
+        for i in 0..MAX_ELEMENTS_PER_MSG {
+            let key = Key::V6((u128::from(u32::try_from(i).unwrap()) << 8).to_be_bytes());
+            let ttl = Some(Duration::from_secs(3600));
+            full.push_element(key, 0, ttl, ttl);
+        }
+        assert!(SetMsg::new(&full, SetMsgKind::AddElements).is_ok());
+        full.push_element(Key::V6([0xff; 16]), 0, None, None);
+        let err = SetMsg::new(&full, SetMsgKind::AddElements)
+            .err()
+            .expect("refused");
+        assert_eq!(err.count, MAX_ELEMENTS_PER_MSG + 1);
+        for kind in [
+            SetMsgKind::CreateSet,
+            SetMsgKind::DeleteElements,
+            SetMsgKind::DestroyElements,
+        ] {
+            assert!(SetMsg::new(&full, kind).is_err(), "{kind:?}");
+        }
+        // The largest message allowed fits a batch's buffer with room to spare.
+        let mut batch = nftnl::Batch::new();
+        batch.add(
+            &SetMsg::new(&set(), SetMsgKind::AddElements).unwrap(),
+            MsgType::Add,
+        );
+        let mut at_limit = set();
+        for i in 0..MAX_ELEMENTS_PER_MSG {
+            let key = Key::V6((u128::from(u32::try_from(i).unwrap()) << 8).to_be_bytes());
+            let ttl = Some(Duration::from_secs(u64::from(u32::MAX)));
+            at_limit.push_element(key, 0, ttl, ttl);
+        }
+        batch.add(
+            &SetMsg::new(&at_limit, SetMsgKind::AddElements).unwrap(),
+            MsgType::Add,
+        );
+        let batch = batch.finalize();
+        let bytes: usize = batch.iter().map(<[u8]>::len).sum();
+        assert!(
+            bytes < nftnl::nft_nlmsg_maxsize() as usize,
+            "{bytes} bytes for {MAX_ELEMENTS_PER_MSG} elements"
+        );
+    }
+
+    #[test]
+    fn names_nft_would_refuse_are_refused() {
+        for bad in ["", "1abc", "a b", "a\0b", "tab\tle", &"a".repeat(256)] {
+            assert_eq!(NftName::new(bad), Err(BadName(bad.to_string())), "{bad:?}");
+        }
+        for good in ["filter", "scansentry", "my_set-4.v/x", &"a".repeat(255)] {
+            assert_eq!(NftName::new(good).unwrap().as_str(), good);
+        }
     }
 }
