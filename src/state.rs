@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::respond::{ActiveBlock, Why};
+use crate::respond::{ActiveBlock, MAX_BLOCK_FOR, Why};
 use crate::time::{Timestamp, WallOffset};
 use crate::wire::Proto;
 
@@ -122,6 +122,84 @@ impl State {
     }
 }
 
+/// At most this many trap ports of a restored block are kept (a detection holds at most
+/// `[detect] max-ports-per-source`, which is far fewer).
+const MAX_SAVED_PORTS: usize = 1024;
+/// A restored block's kind longer than this, or with control characters, is `unknown`.
+const MAX_KIND: usize = 64;
+
+/// The restored blocks a sentryd could have written, in steady time at `now`: none that ends
+/// more than [`MAX_BLOCK_FOR`] from now (the kernel would refuse it, or keep it for ages), none
+/// that starts after it ends, no second block of one network, at most `max_blocks` (those
+/// ending last are kept); host bits cleared, odd kinds named `unknown`, ports capped. Returns
+/// them with one warning per kind of problem, naming the first case. A state file is input
+/// like any other: hostile or corrupt, it must not decide more than a running sentryd could.
+pub fn restorable(
+    blocks: impl IntoIterator<Item = ActiveBlock>,
+    now: Timestamp,
+    max_blocks: usize,
+) -> (Vec<ActiveBlock>, Vec<String>) {
+    let mut kept: Vec<ActiveBlock> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let (mut too_long, mut backwards, mut twice) = (Vec::new(), Vec::new(), Vec::new());
+    for mut b in blocks {
+        b.net = b.net.trunc();
+        if b.until < b.since {
+            backwards.push(b.net);
+        } else if b.until.saturating_since(now) > MAX_BLOCK_FOR + SLACK {
+            too_long.push(b.net);
+        } else if !seen.insert(b.net) {
+            twice.push(b.net);
+        } else {
+            if b.why.kind.len() > MAX_KIND || b.why.kind.chars().any(char::is_control) {
+                b.why.kind = "unknown".into();
+            }
+            b.why.ports.truncate(MAX_SAVED_PORTS);
+            kept.push(b);
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut say = |nets: &[IpNet], what: String| {
+        if let Some(first) = nets.first() {
+            warnings.push(format!(
+                "{FILE}: left out {} block{}: {what} (the first: {first})",
+                nets.len(),
+                if nets.len() == 1 { "" } else { "s" },
+            ));
+        }
+    };
+    say(
+        &too_long,
+        format!(
+            "ends more than {} from now, the longest a block may be",
+            humantime::format_duration(MAX_BLOCK_FOR)
+        ),
+    );
+    say(&backwards, "ends before it starts".into());
+    say(&twice, "repeats a network".into());
+    if kept.len() > max_blocks {
+        kept.sort_by_key(|b| std::cmp::Reverse(b.until));
+        let dropped: Vec<IpNet> = kept.drain(max_blocks..).map(|b| b.net).collect();
+        say(
+            &dropped,
+            format!("past [respond] max-blocks = {max_blocks} (those ending last are kept)"),
+        );
+    }
+    (kept, warnings)
+}
+
+/// What a clock step between save and start may add to a block's end.
+const SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The largest state file [`load`] reads for `max_blocks` blocks: a KiB a block and 128 bytes
+/// an offender (twice as many), with a MiB to spare; a file a sentryd writes stays far below.
+pub fn size_limit(max_blocks: usize) -> u64 {
+    let max_blocks = u64::try_from(max_blocks).unwrap_or(u64::MAX);
+    (1_u64 << 20)
+        .saturating_add(max_blocks.saturating_mul(1024))
+        .saturating_add(max_blocks.saturating_mul(256))
+}
+
 fn parse_port(text: &str) -> Option<(Proto, u16)> {
     let (port, proto) = text.split_once('/')?;
     let proto = match proto {
@@ -146,6 +224,17 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// The file is larger than the configuration allows (see [`size_limit`]).
+    #[error(
+        "{} is larger than {limit} bytes, the most [respond] max-blocks allows; not reading it",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// The file is not a state file of a version we know.
     #[error("{} is not a state file this sentryd can read", path.display())]
     Format {
@@ -157,25 +246,35 @@ pub enum StateError {
     },
 }
 
-/// Reads the state in `dir`; no file is an empty state.
+/// Reads the state in `dir`, at most `limit` bytes of it; no file is an empty state. What it
+/// holds is checked by [`restorable`] before it is used.
 ///
 /// # Errors
 ///
-/// When the file exists but cannot be read or parsed.
-pub fn load(dir: &Path) -> Result<State, StateError> {
+/// When the file exists but cannot be read, is larger than `limit`, or is not a state file.
+pub fn load(dir: &Path, limit: u64) -> Result<State, StateError> {
+    use std::io::Read;
     let path = dir.join(FILE);
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-        Err(source) => {
-            return Err(StateError::Io {
-                doing: "read",
-                path,
-                source,
-            });
-        }
+    let io_error = |path: &Path, source| StateError::Io {
+        doing: "read",
+        path: path.to_path_buf(),
+        source,
     };
-    serde_json::from_slice(&text).map_err(|source| StateError::Format { path, source })
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(source) => return Err(io_error(&path, source)),
+    };
+    let mut text = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut text)
+        .map_err(|source| io_error(&path, source))?;
+    if u64::try_from(text.len()).unwrap_or(u64::MAX) > limit {
+        return Err(StateError::TooLarge { path, limit });
+    }
+    let state: State =
+        serde_json::from_slice(&text).map_err(|source| StateError::Format { path, source })?;
+    Ok(state)
 }
 
 /// Writes `state` to `dir` atomically, creating `dir` (mode 0750) if needed.
@@ -246,7 +345,7 @@ mod tests {
         );
         let state = State::new([block.clone()], [offender], WallOffset::default());
         save(&dir, &state).unwrap();
-        let back = load(&dir).unwrap();
+        let back = load(&dir, size_limit(1)).unwrap();
         assert_eq!(back, state);
         let read: Vec<ActiveBlock> = back.active_blocks(WallOffset::default()).collect();
         assert_eq!(read, std::slice::from_ref(&block));
@@ -269,14 +368,90 @@ mod tests {
     #[test]
     fn no_file_is_an_empty_state_and_garbage_is_an_error() {
         let dir = temp_dir();
-        assert_eq!(load(&dir).unwrap(), State::default());
+        assert_eq!(load(&dir, size_limit(1)).unwrap(), State::default());
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(FILE), "{not json").unwrap();
-        let err = load(&dir).unwrap_err().to_string();
+        let err = load(&dir, size_limit(1)).unwrap_err().to_string();
         assert!(
             err.ends_with("state.json is not a state file this sentryd can read"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 13, 2: a state file is read with a size limit, and what it holds is checked.
+    #[test]
+    fn issue_13_a_state_file_past_its_limit_is_refused() {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = State::default();
+        std::fs::write(dir.join(FILE), serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(load(&dir, 100).unwrap(), state);
+        std::fs::write(dir.join(FILE), vec![b' '; 101]).unwrap();
+        let err = load(&dir, 100).unwrap_err().to_string();
+        assert!(
+            err.ends_with("state.json is larger than 100 bytes, the most [respond] max-blocks allows; not reading it"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(size_limit(65_536), (1 << 20) + 65_536 * 1280);
+    }
+
+    #[test]
+    fn issue_13_restored_blocks_are_only_what_a_sentryd_could_have_made() {
+        let hour = std::time::Duration::from_secs(3600);
+        let now = Timestamp::from_micros(1_000_000_000);
+        let block = |net: &str, until: Timestamp, kind: &str| ActiveBlock {
+            net: net.parse().unwrap(),
+            since: now,
+            until,
+            offence: 1,
+            why: Why {
+                kind: kind.into(),
+                ports: vec![(Proto::Tcp, 22); 2000],
+            },
+        };
+        let (kept, warnings) = restorable(
+            [
+                block("203.0.113.1/32", now.saturating_add(hour), "syn"),
+                // 1000 years: the kernel would refuse it (ERANGE) and fail every batch after.
+                block(
+                    "203.0.113.51/32",
+                    now.saturating_add(hour.saturating_mul(24 * 365 * 1000)),
+                    "syn",
+                ),
+                block("203.0.113.1/32", now.saturating_add(hour), "syn"),
+                ActiveBlock {
+                    since: now.saturating_add(hour),
+                    ..block("203.0.113.2/32", now, "syn")
+                },
+                block("203.0.113.77/24", now.saturating_add(hour), "evil\nline"),
+                block("203.0.113.9/32", now.saturating_add(MAX_BLOCK_FOR), "syn"),
+            ],
+            now,
+            2,
+        );
+        let nets: Vec<String> = kept.iter().map(|b| b.net.to_string()).collect();
+        assert_eq!(nets, ["203.0.113.9/32", "203.0.113.1/32"]);
+        assert!(kept.iter().all(|b| b.why.ports.len() == MAX_SAVED_PORTS));
+        assert_eq!(
+            warnings,
+            [
+                "state.json: left out 1 block: ends more than 1year from now, the longest a \
+                 block may be (the first: 203.0.113.51/32)",
+                "state.json: left out 1 block: ends before it starts (the first: \
+                 203.0.113.2/32)",
+                "state.json: left out 1 block: repeats a network (the first: 203.0.113.1/32)",
+                "state.json: left out 1 block: past [respond] max-blocks = 2 (those ending \
+                 last are kept) (the first: 203.0.113.0/24)",
+            ]
+        );
+        let (kept, _) = restorable(
+            [block("203.0.113.77/24", now.saturating_add(hour), "x\ny")],
+            now,
+            9,
+        );
+        assert_eq!(kept[0].net.to_string(), "203.0.113.0/24");
+        assert_eq!(kept[0].why.kind, "unknown");
     }
 }

@@ -499,6 +499,17 @@ fn a_bad_address_is_claps_error_and_exit_2() {
     );
     let o = sentryctl(&["block", "203.0.113.0/24", "--for", "1 fortnight"]);
     assert_eq!(o.status.code(), Some(2));
+    // Issue 13: the kernel cannot take 1000 years (ERANGE); no block is longer than a year.
+    let o = sentryctl(&["block", "203.0.113.51", "--for", "1000y"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(
+            "error: invalid value '1000y' for '--for <DURATION>': must be at most 1year (the \
+             longest block)"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -422,3 +422,44 @@ fn own_mode_builds_exactly_the_shipped_ruleset() {
         normalized_table(&from_file)
     );
 }
+
+/// Issue 13, 2: the kernel refuses a timeout of 1000 years (ERANGE); the other blocks of the
+/// same call still land, and the refusal names the one refused.
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn issue_13_a_refused_element_never_costs_the_others_of_its_batch() {
+    require_root();
+    let ns = Netns::new("nft");
+    ns.run(|| {
+        let mut fw = NftFirewall::new(own()).unwrap();
+        fw.ensure_ready(&[]).unwrap();
+        let mut actions: Vec<Action> = (1..=20u8)
+            .map(|i| Action::Block {
+                net: net(&format!("203.0.113.{i}/32")),
+                ttl: Duration::from_secs(600),
+            })
+            .collect();
+        actions.insert(
+            7,
+            Action::Block {
+                net: net("203.0.113.51/32"),
+                ttl: Duration::from_secs(31_557_600_000),
+            },
+        );
+        let err = fw.apply(&actions).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "the kernel refused 1 of 21 changes (the others were made): block \
+                 203.0.113.51 for 1000years: nf_tables refused to add elements to set inet \
+                 scansentry blocked4: ERANGE"
+            ),
+            "{err}"
+        );
+        let mut listed: Vec<IpNet> = fw.list().unwrap().into_iter().map(|b| b.net).collect();
+        listed.sort();
+        let expected: Vec<IpNet> = (1..=20u8)
+            .map(|i| net(&format!("203.0.113.{i}/32")))
+            .collect();
+        assert_eq!(listed, expected);
+    });
+}

@@ -502,7 +502,7 @@ impl TryFrom<RawConfig> for Config {
             "[respond] block-for",
             &r.block_for,
             Duration::from_secs(1),
-            365 * DAY,
+            MAX_BLOCK_FOR,
         );
 
         let max_blocks = v.integer("[respond] max-blocks", r.max_blocks, 1, 10_000_000);
@@ -511,7 +511,7 @@ impl TryFrom<RawConfig> for Config {
             "[respond] max-block-for",
             &r.max_block_for,
             Duration::from_secs(1),
-            365 * DAY,
+            MAX_BLOCK_FOR,
         );
         if v.ok() && max_block_for < block_for {
             v.problem(format!(
@@ -735,6 +735,12 @@ impl TryFrom<RawConfig> for Config {
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
+
+/// The longest block: what `block-for`, `max-block-for`, `sentryctl block --for` and a restored
+/// block may ask for. The kernel refuses element timeouts past about 584 years (ERANGE); a year
+/// (365.25 days, humantime's `1year`) keeps far below that, and a longer block is better made
+/// by a rule than by a timeout.
+pub const MAX_BLOCK_FOR: Duration = Duration::from_secs(31_557_600);
 
 /// An address (as a host prefix) or a network; host bits of a network are an error, since
 /// `198.51.100.7/24` is more likely a typo than a wish to cover the /24.

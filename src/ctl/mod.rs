@@ -50,7 +50,7 @@ pub enum Command {
         #[arg(value_name = "IP|CIDR", value_parser = parse_net)]
         net: IpNet,
         /// For how long, like "90s", "1h", "7d" (default: the configured block-for).
-        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_block_for)]
         duration: Option<Duration>,
     },
     /// Lift a block. Exits 0 also when it was not blocked.
@@ -129,6 +129,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             "{e}; write it like \"90s\", \"15m\", \"1h\" or \"7d\""
         )),
     }
+}
+
+/// A block's duration: 1s to [`config::MAX_BLOCK_FOR`] (the daemon checks it too).
+fn parse_block_for(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > config::MAX_BLOCK_FOR {
+        return Err(format!(
+            "must be at most {} (the longest block)",
+            humantime::format_duration(config::MAX_BLOCK_FOR)
+        ));
+    }
+    Ok(d)
 }
 
 /// Runs `sentryctl` and returns its exit code.

@@ -41,7 +41,7 @@ use crate::host;
 use crate::ignore::{self, IgnoreList, discover};
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
-use crate::respond::{ActiveBlock, Decision, Responder, Why};
+use crate::respond::{ActiveBlock, Decision, MAX_BLOCK_FOR, Responder, Why};
 use crate::state::{self, State};
 use crate::time::{Clock, SteadyClock, SystemClock, Timestamp, WallOffset};
 
@@ -710,7 +710,7 @@ impl Daemon {
             }
             return;
         }
-        match self.firewall.apply(&actions) {
+        match self.apply(&actions) {
             Ok(()) => {
                 if let Decision::Block { net, ttl, .. } = &decision {
                     let latency = self.now().saturating_since(d.last_seen);
@@ -725,7 +725,21 @@ impl Daemon {
                 self.dirty = true;
                 self.log(&line);
             }
-            Err(e) => self.warn(&format!("could not carry out \"{line}\": {e}")),
+            Err(e) => {
+                // A block is recorded only once the kernel has it.
+                self.forget_blocks(&actions);
+                self.warn(&format!("could not carry out \"{line}\": {e}"));
+            }
+        }
+    }
+
+    /// Forgets the blocks among `actions`: the firewall did not take them.
+    fn forget_blocks(&mut self, actions: &[Action]) {
+        for action in actions {
+            if let Action::Block { net, .. } = action {
+                self.responder.forget(*net);
+                self.dirty = true;
+            }
         }
     }
 
@@ -759,7 +773,7 @@ impl Daemon {
         if actions.is_empty() {
             return;
         }
-        match self.firewall.apply(&actions) {
+        match self.apply(&actions) {
             Ok(()) => {
                 if actions.len() > lifted {
                     self.log(&format!(
@@ -804,14 +818,22 @@ impl Daemon {
 
     /// Brings the kernel and the responder into agreement at start: blocks from the state file
     /// that are still due, and blocks found in the kernel, are both kept; those missing from
-    /// the kernel are put back with the time they have left.
+    /// the kernel are put back with the time they have left. The state file is checked first
+    /// (size, durations, addresses), and no block that would block a never-block address is
+    /// kept, wherever it came from.
     fn reconcile(&mut self) {
         let now = self.now();
         let dir = self.config().daemon.state_dir.clone();
-        match state::load(&dir) {
+        let max_blocks = self.config().respond.max_blocks;
+        match state::load(&dir, state::size_limit(max_blocks)) {
             Ok(saved) => {
                 let wall = self.clock.offset();
-                for block in saved.active_blocks(wall) {
+                let (blocks, warnings) =
+                    state::restorable(saved.active_blocks(wall), now, max_blocks);
+                for w in warnings {
+                    self.warn(&w);
+                }
+                for block in blocks {
                     self.responder.restore(block, now);
                 }
                 for (net, count, last) in saved.offenders(wall) {
@@ -846,14 +868,19 @@ impl Daemon {
                 }
             }
         }
-        let present: std::collections::HashSet<IpNet> = in_kernel.iter().map(|k| k.net).collect();
+        let lifted = self.lift_never_block();
+        let present: std::collections::HashSet<IpNet> = in_kernel
+            .iter()
+            .map(|k| k.net)
+            .filter(|net| !lifted.contains(net))
+            .collect();
         let missing: Vec<Action> = self
             .responder
             .due(now)
             .filter(|a| !present.contains(&a.net()))
             .collect();
         if !missing.is_empty() {
-            match self.firewall.apply(&missing) {
+            match self.apply(&missing) {
                 Ok(()) => self.log(&format!(
                     "put back {} blocks that were still due",
                     missing.len()
@@ -862,6 +889,46 @@ impl Daemon {
             }
         }
         self.dirty = true;
+    }
+
+    /// Lifts, in the responder and the firewall, every block that would block an address of
+    /// the never-block list; returns them.
+    fn lift_never_block(&mut self) -> Vec<IpNet> {
+        let lifted = self.responder.lift_never_block(self.pipeline.ignore());
+        if lifted.is_empty() {
+            return Vec::new();
+        }
+        for (net, reason) in &lifted {
+            self.warn(&format!(
+                "lifting the block of {}: it overlaps the never-block list ({reason})",
+                source_text(net)
+            ));
+        }
+        let nets: Vec<IpNet> = lifted.into_iter().map(|(net, _)| net).collect();
+        let actions: Vec<Action> = nets.iter().map(|&net| Action::Unblock { net }).collect();
+        if let Err(e) = self.apply(&actions) {
+            self.warn(&format!(
+                "could not lift blocks of never-block addresses: {e}"
+            ));
+        }
+        self.dirty = true;
+        nets
+    }
+
+    /// Hands `actions` to the firewall. A block the kernel refused is forgotten (it is not in
+    /// force, and putting it back later would only fail again), each refusal said with why.
+    fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
+        let result = self.firewall.apply(actions);
+        if let Err(FirewallError::Refused { refused, .. }) = &result {
+            for r in refused {
+                if let Action::Block { net, .. } = r.action {
+                    self.responder.forget(net);
+                    self.dirty = true;
+                }
+                self.warn(&format!("the kernel refused to {r}"));
+            }
+        }
+        result
     }
 
     /// Interfaces, addresses, routes or resolv.conf changed: rebuild the never-block list and the
@@ -889,6 +956,7 @@ impl Daemon {
             )),
             Err(e) => self.warn(&format!("could not load the new never-block list: {e}")),
         }
+        self.lift_never_block();
     }
 
     /// The ruleset lost something: rebuild it and put every block still due back.
@@ -899,7 +967,7 @@ impl Daemon {
             return;
         }
         let due: Vec<Action> = self.responder.due(self.now()).collect();
-        match self.firewall.apply(&due) {
+        match self.apply(&due) {
             Ok(()) => self.log(&format!(
                 "the ruleset changed under us: restored the table and {} blocks still due",
                 due.len()
@@ -981,6 +1049,7 @@ impl Daemon {
         self.pipeline
             .set_local_check(new.local_check && !self.local_check_off);
         self.responder.reconfigure(&new.respond);
+        self.lift_never_block();
         self.logger.reconfigure(new.log.target, new.log.format);
         if let Some(auditor) = &self.auditor {
             auditor.reconfigure(new.audit.clone());
@@ -1054,7 +1123,7 @@ impl Daemon {
                     .unblock(net, grace.map(Duration::from_secs), now);
                 // Also when the responder did not know the block (an element added by hand):
                 // removing a missing element is harmless.
-                if let Err(e) = self.firewall.apply(&[Action::Unblock { net }]) {
+                if let Err(e) = self.apply(&[Action::Unblock { net }]) {
                     return Response::Error {
                         message: format!("could not unblock {}: {e}", source_text(&net)),
                     };
@@ -1126,6 +1195,18 @@ impl Daemon {
     }
 
     fn block_by_hand(&mut self, net: IpNet, seconds: Option<u64>, now: Timestamp) -> Response {
+        if let Some(seconds) = seconds {
+            if seconds == 0 || Duration::from_secs(seconds) > MAX_BLOCK_FOR {
+                return Response::Error {
+                    message: format!(
+                        "not blocking {} for {}: a block lasts from 1s to {}",
+                        source_text(&net),
+                        human(Duration::from_secs(seconds)),
+                        human(MAX_BLOCK_FOR)
+                    ),
+                };
+            }
+        }
         let covered: Vec<String> = self
             .pipeline
             .ignore()
@@ -1149,7 +1230,8 @@ impl Daemon {
         match &decision {
             Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
                 let ttl = *ttl;
-                match self.firewall.apply(&decision.actions()) {
+                let actions = decision.actions();
+                match self.apply(&actions) {
                     Ok(()) => {
                         self.dirty = true;
                         self.log(&format!(
@@ -1162,9 +1244,12 @@ impl Daemon {
                             seconds: ttl.as_secs(),
                         }
                     }
-                    Err(e) => Response::Error {
-                        message: format!("could not block {}: {e}", source_text(&net)),
-                    },
+                    Err(e) => {
+                        self.forget_blocks(&actions);
+                        Response::Error {
+                            message: format!("could not block {}: {e}", source_text(&net)),
+                        }
+                    }
                 }
             }
             Decision::AlreadyBlocked { net: by, remaining } => Response::Error {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::report::{human, source_text};
 pub use crate::respond::Action;
 
 /// An address or network the firewall blocks, and for how much longer.
@@ -61,6 +62,104 @@ pub enum FirewallError {
     /// A message could not be built (a bug: what is sent is packed to fit).
     #[error(transparent)]
     Encode(#[from] nft::TooManyElements),
+    /// Of several changes, the kernel refused these; all the others were made.
+    #[error(
+        "the kernel refused {} of {of} changes (the others were made): {}",
+        refused.len(),
+        refused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Refused {
+        /// Each refused change, with the kernel's reason.
+        refused: Vec<Refusal>,
+        /// How many changes were asked for.
+        of: usize,
+    },
+}
+
+impl FirewallError {
+    /// Whether the error concerns what was sent (an element, a set), so that other changes
+    /// may still go through; not for a socket, a permission or a ruleset that does not fit.
+    fn is_about_the_change(&self) -> bool {
+        matches!(
+            self,
+            FirewallError::Missing { .. }
+                | FirewallError::SetFull { .. }
+                | FirewallError::Kernel { .. }
+        )
+    }
+}
+
+/// A change the kernel refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {error}")]
+pub struct Refusal {
+    /// The change.
+    pub action: Action,
+    /// Why it was refused.
+    #[source]
+    pub error: FirewallError,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Block { net, ttl } => {
+                write!(f, "block {} for {}", source_text(net), human(*ttl))
+            }
+            Action::Unblock { net } => write!(f, "unblock {}", source_text(net)),
+        }
+    }
+}
+
+/// Carries out `actions` with `send`, `batch` at a time. When a batch of several fails for
+/// something it carried (an element the kernel refuses, a full set), its changes are sent again
+/// one at a time, so that one bad element never costs the others; the refused ones are
+/// reported together in [`FirewallError::Refused`]. A single change gets its own error.
+///
+/// # Errors
+///
+/// [`FirewallError::Refused`] with each refused change; or, when nothing can be sent (socket,
+/// permission), that error at once.
+pub fn apply_each(
+    actions: &[Action],
+    batch: usize,
+    mut send: impl FnMut(&[Action]) -> Result<(), FirewallError>,
+) -> Result<(), FirewallError> {
+    if actions.len() == 1 {
+        return send(actions);
+    }
+    let mut refused = Vec::new();
+    for chunk in actions.chunks(batch.max(1)) {
+        let Err(error) = send(chunk) else { continue };
+        if !error.is_about_the_change() {
+            return Err(error);
+        }
+        if let [action] = chunk {
+            refused.push(Refusal {
+                action: action.clone(),
+                error,
+            });
+            continue;
+        }
+        for action in chunk {
+            match send(std::slice::from_ref(action)) {
+                Ok(()) => {}
+                Err(error) if error.is_about_the_change() => refused.push(Refusal {
+                    action: action.clone(),
+                    error,
+                }),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(FirewallError::Refused {
+            refused,
+            of: actions.len(),
+        })
+    }
 }
 
 /// A firewall that blocks and unblocks sources.
@@ -78,7 +177,9 @@ pub trait Firewall {
     ///
     /// # Errors
     ///
-    /// When the kernel refuses; nothing of the failed batch is applied.
+    /// When the kernel refuses. A refused change never costs the others: of several, those
+    /// the kernel took are made and the rest come back in [`FirewallError::Refused`] (see
+    /// [`apply_each`]).
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError>;
 
     /// Calls `changed` (from another thread) whenever the ruleset may have lost what this
@@ -121,5 +222,76 @@ impl Firewall for DryRun {
 
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn block(n: u8) -> Action {
+        Action::Block {
+            net: format!("203.0.113.{n}/32").parse().unwrap(),
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    /// A stand-in for the kernel: refuses any batch that holds the block of 203.0.113.13.
+    fn kernel(
+        bad: &Action,
+        made: &mut Vec<Action>,
+    ) -> impl FnMut(&[Action]) -> Result<(), FirewallError> {
+        move |batch: &[Action]| {
+            if batch.contains(bad) {
+                return Err(FirewallError::Kernel {
+                    doing: "add elements to set inet scansentry blocked4".into(),
+                    errno: nix::errno::Errno::ERANGE,
+                });
+            }
+            made.extend_from_slice(batch);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_refused_change_never_costs_the_others() {
+        let actions: Vec<Action> = (1..=30).map(block).collect();
+        let bad = block(13);
+        let mut made = Vec::new();
+        let err = apply_each(&actions, 8, kernel(&bad, &mut made)).unwrap_err();
+        let FirewallError::Refused { refused, of } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*of, 30);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].action, bad);
+        assert_eq!(made.len(), 29, "every other block was made");
+        assert!(!made.contains(&bad));
+        assert_eq!(
+            err.to_string(),
+            "the kernel refused 1 of 30 changes (the others were made): block 203.0.113.13 \
+             for 1m: nf_tables refused to add elements to set inet scansentry blocked4: \
+             ERANGE: Math result not representable"
+        );
+    }
+
+    #[test]
+    fn a_single_change_keeps_its_own_error_and_a_dead_socket_stops_at_once() {
+        let bad = block(13);
+        let mut made = Vec::new();
+        let err = apply_each(std::slice::from_ref(&bad), 8, kernel(&bad, &mut made));
+        assert!(matches!(err, Err(FirewallError::Kernel { .. })));
+        let mut calls = 0;
+        let err = apply_each(&[block(1), block(2)], 8, |_| {
+            calls += 1;
+            Err(FirewallError::Permission)
+        });
+        assert!(matches!(err, Err(FirewallError::Permission)));
+        assert_eq!(
+            calls, 1,
+            "nothing is tried one by one when nothing can be sent"
+        );
     }
 }

@@ -283,13 +283,13 @@ impl Firewall for RouteFirewall {
     }
 
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
-        for action in actions {
-            match action {
-                Action::Block { net, .. } => self.change(Op::Add, *net)?,
-                Action::Unblock { net } => self.change(Op::Delete, *net)?,
-            }
-        }
-        Ok(())
+        // One route per message; a refused one is reported and the others still made.
+        super::apply_each(actions, 1, |one| {
+            one.iter().try_for_each(|action| match action {
+                Action::Block { net, .. } => self.change(Op::Add, *net),
+                Action::Unblock { net } => self.change(Op::Delete, *net),
+            })
+        })
     }
 
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {

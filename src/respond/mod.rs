@@ -23,6 +23,7 @@ use std::time::Duration;
 use hashlink::LinkedHashMap;
 use ipnet::IpNet;
 
+pub use crate::config::MAX_BLOCK_FOR;
 use crate::config::RespondConfig;
 use crate::detect::Detection;
 use crate::ignore::IgnoreList;
@@ -389,6 +390,37 @@ impl Responder {
                 },
             );
         }
+    }
+
+    /// Forgets the block of exactly `net` without lifting anything: the kernel refused it, so
+    /// it is not in force and must not be put back later. Whether there was one.
+    pub fn forget(&mut self, net: IpNet) -> bool {
+        let known = self.blocked.contains_key(&net);
+        self.remove(&net);
+        known
+    }
+
+    /// Lifts every active block that would block an address of the never-block list (restored
+    /// from the state file or found in the kernel before the list had it, or made before the
+    /// list grew): each with the reason of the first entry it overlaps.
+    pub fn lift_never_block(&mut self, ignore: &IgnoreList) -> Vec<(IpNet, String)> {
+        let overlapping: Vec<(IpNet, String)> = self
+            .blocked
+            .keys()
+            .filter(|net| ignore.overlaps(**net))
+            .map(|net| {
+                let reason = ignore
+                    .entries()
+                    .iter()
+                    .find(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
+                    .map_or_else(String::new, |e| e.reason.to_string());
+                (*net, reason)
+            })
+            .collect();
+        for (net, _) in &overlapping {
+            self.remove(net);
+        }
+        overlapping
     }
 
     /// Records a past offender (from the state file); forgotten ones are ignored.

@@ -649,21 +649,16 @@ impl Firewall for NftFirewall {
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
         // Batches of at most 1,000 actions: each stays a few pages, well within the socket's
         // buffers and quick for the kernel.
-        for chunk in actions.chunks(1000) {
-            match self.apply_once(chunk) {
-                // The table or a set vanished (`nft flush ruleset`, an admin): in own mode,
-                // rebuild it and try once more.
-                Err(FirewallError::Missing { .. })
-                    if matches!(self.config, NftConfig::Own { .. }) =>
-                {
-                    let allow = self.allow.clone();
-                    self.ensure_ready(&allow)?;
-                    self.apply_once(chunk)?;
-                }
-                other => other?,
+        super::apply_each(actions, 1000, |chunk| match self.apply_once(chunk) {
+            // The table or a set vanished (`nft flush ruleset`, an admin): in own mode,
+            // rebuild it and try once more.
+            Err(FirewallError::Missing { .. }) if self.is_own() => {
+                let allow = self.allow.clone();
+                self.ensure_ready(&allow)?;
+                self.apply_once(chunk)
             }
-        }
-        Ok(())
+            other => other,
+        })
     }
 
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
