@@ -59,6 +59,9 @@ pub enum FirewallError {
     /// The process may not change what this backend changes.
     #[error("{0}")]
     NotPermitted(String),
+    /// What the block would change belongs to someone else (a route not of ours).
+    #[error("{0}")]
+    NotOurs(String),
     /// A message could not be built (a bug: what is sent is packed to fit).
     #[error(transparent)]
     Encode(#[from] nft::TooManyElements),
@@ -85,6 +88,7 @@ impl FirewallError {
             FirewallError::Missing { .. }
                 | FirewallError::SetFull { .. }
                 | FirewallError::Kernel { .. }
+                | FirewallError::NotOurs(_)
         )
     }
 }

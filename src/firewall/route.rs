@@ -26,7 +26,7 @@ const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const RT_TABLE_MAIN: u8 = 254;
 const RTN_BLACKHOLE: u8 = 6;
@@ -40,7 +40,7 @@ const RTMSG: usize = 12;
 /// Adding or deleting the blackhole route of `net`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// `RTM_NEWROUTE` (replacing an equal one: adding twice is no error).
+    /// `RTM_NEWROUTE` with `NLM_F_EXCL`: never replaces a route, ours or anyone's (EEXIST).
     Add,
     /// `RTM_DELROUTE`.
     Delete,
@@ -51,7 +51,7 @@ pub fn route_message(op: Op, net: IpNet, seq: u32) -> Vec<u8> {
     let (kind, flags) = match op {
         Op::Add => (
             RTM_NEWROUTE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         ),
         Op::Delete => (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK),
     };
@@ -275,6 +275,30 @@ impl RouteFirewall {
     }
 }
 
+impl RouteFirewall {
+    /// Adds the blackhole route of `net`, never over a route that is not ours: the kernel says
+    /// EEXIST for any route of that prefix (and metric), and only when it is our own blackhole
+    /// is the block already in force.
+    fn add(&mut self, net: IpNet) -> Result<(), FirewallError> {
+        match self.change(Op::Add, net) {
+            Err(FirewallError::Kernel {
+                errno: nix::errno::Errno::EEXIST,
+                ..
+            }) => {
+                if self.list()?.iter().any(|b| b.net == net) {
+                    Ok(())
+                } else {
+                    Err(FirewallError::NotOurs(format!(
+                        "not blocking {net}: the routing table has a route to {net} that is not \
+                         scansentry's, and a block never replaces one"
+                    )))
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 impl Firewall for RouteFirewall {
     fn ensure_ready(&mut self, _allow: &[IpNet]) -> Result<(), FirewallError> {
         // Nothing to build; a dump proves the socket works. The responder never blocks a
@@ -286,7 +310,7 @@ impl Firewall for RouteFirewall {
         // One route per message; a refused one is reported and the others still made.
         super::apply_each(actions, 1, |one| {
             one.iter().try_for_each(|action| match action {
-                Action::Block { net, .. } => self.change(Op::Add, *net),
+                Action::Block { net, .. } => self.add(*net),
                 Action::Unblock { net } => self.change(Op::Delete, *net),
             })
         })
@@ -345,7 +369,8 @@ mod tests {
         let m = route_message(Op::Add, net("203.0.113.7/32"), 9);
         assert_eq!(m.len(), 16 + 12 + 8);
         assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_NEWROUTE);
-        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), 0x1 | 0x4 | 0x400 | 0x100);
+        // REQUEST, ACK, CREATE and EXCL: never REPLACE (0x100), which took over routes not ours.
+        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), 0x1 | 0x4 | 0x400 | 0x200);
         assert_eq!(u32::from_ne_bytes([m[8], m[9], m[10], m[11]]), 9);
         assert_eq!(&m[16..24], &[2, 32, 0, 0, 254, 246, 0, 6]);
         assert_eq!(&m[32..36], &[203, 0, 113, 7]);
