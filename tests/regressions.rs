@@ -336,7 +336,7 @@ fn issue_13_the_route_backend_never_replaces_a_route_it_did_not_make() {
             net: "2001:db8:c::7/128".parse().unwrap(),
             ttl: Duration::from_secs(60),
         };
-        fw.apply(&[host.clone()]).unwrap();
+        fw.apply(std::slice::from_ref(&host)).unwrap();
         fw.apply(&[host]).unwrap();
         fw.apply(&[Action::Unblock {
             net: "2001:db8:c::7/128".parse().unwrap(),
