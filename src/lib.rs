@@ -21,6 +21,7 @@
 //! | [`replay`] | shell | `sentryd --replay`: the pipeline over a capture file |
 //! | [`state`] | format pure, files shell | blocks and offences kept across restarts |
 //! | [`control`] | protocol pure, sockets shell | `sentryctl` ↔ `sentryd` |
+//! | [`process`] | shell | programs sentryd starts: no inherited descriptor or environment |
 //! | [`daemon`], [`ctl`] | shell | the two binaries' entry points |
 //!
 //! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
@@ -38,6 +39,7 @@ pub mod firewall;
 pub mod host;
 pub mod ignore;
 pub mod pipeline;
+pub mod process;
 pub mod replay;
 pub mod report;
 pub mod respond;

@@ -249,6 +249,14 @@ impl LiveCapture {
             .and_then(pcap::Capture::setnonblock)
             .map_err(open_err)?;
         capture.filter(&settings.filter, true).map_err(open_err)?;
+        // libpcap opens its packet socket without SOCK_CLOEXEC.
+        {
+            use std::os::fd::AsFd;
+            crate::process::close_on_exec(capture.as_fd()).map_err(|source| LiveError::Raw {
+                device: settings.device.clone(),
+                source,
+            })?;
+        }
         let dlt = capture.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or_else(|| LiveError::UnsupportedLink {
             device: settings.device.clone(),

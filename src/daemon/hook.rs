@@ -1,7 +1,6 @@
 //! `[respond] on-block`: a program run for each block, with a timeout, never in the way of the
 //! pipeline. **Shell**, except [`argv`], which fills the placeholders.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -77,15 +76,11 @@ impl Hooks {
     }
 }
 
+/// Runs the program of `argv` (see [`crate::process::command`]: it inherits nothing of the
+/// daemon's) and waits for it, at most `timeout`; then it is killed with everything it started.
 fn run(argv: &[String], timeout: Duration) {
     let program = &argv[0];
-    let mut child = match Command::new(program)
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
+    let mut child = match crate::process::command(program, &argv[1..]).spawn() {
         Ok(child) => child,
         Err(e) => {
             tracing::warn!("cannot run on-block program {program}: {e}");
@@ -102,10 +97,9 @@ fn run(argv: &[String], timeout: Duration) {
                 return;
             }
             Ok(None) if waited >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
+                crate::process::kill_group(&mut child);
                 tracing::warn!(
-                    "on-block program {program} killed after {}s",
+                    "on-block program {program} killed after {}s, with what it started",
                     timeout.as_secs_f64()
                 );
                 return;

@@ -99,6 +99,8 @@ impl Netlink {
         let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
         {
             let fd = sys::socket_fd(&socket);
+            // libmnl opens it without SOCK_CLOEXEC.
+            crate::process::close_on_exec(fd)?;
             // The FORCE variants need CAP_NET_ADMIN, which the daemon has anyway; without it the
             // defaults stay and very large batches may fail with ENOBUFS (reported, not hidden).
             let _ = setsockopt(&fd, sockopt::RcvBufForce, &SOCKET_BUFFER);
@@ -241,6 +243,7 @@ pub fn watch(own: u32, changed: Box<dyn Fn() + Send>) -> io::Result<()> {
         .name("nft-watch".into())
         .spawn(move || {
             let socket = match mnl::Socket::open(mnl::Bus::Netfilter)
+                .and_then(|s| crate::process::close_on_exec(sys::socket_fd(&s)).map(|()| s))
                 .and_then(|s| s.bind(1 << (NFNLGRP_NFTABLES - 1), 0).map(|()| s))
             {
                 Ok(socket) => {

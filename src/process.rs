@@ -1,0 +1,137 @@
+//! What the programs sentryd starts inherit: standard input, output and error, a fixed minimal
+//! environment, and nothing else. **Shell.**
+//!
+//! Two lines of defence against leaking the daemon's descriptors (the packet socket, the
+//! netlink sockets) into an `on-block` program:
+//! 1. every descriptor the daemon holds is close-on-exec: Rust's std and our own sockets are so
+//!    from the start; libpcap and libmnl open theirs without it, and [`close_on_exec`] is
+//!    called on each right after it is opened;
+//! 2. the child closes every descriptor above 2 itself, between fork and exec ([`command`]),
+//!    which also covers one opened by another thread in the instant before (1) reached it.
+//!
+//! The child also gets a process group of its own, so that a timeout ends it with everything
+//! it started ([`kill_group`]).
+#![allow(
+    unsafe_code,
+    reason = "closing inherited descriptors in the child needs CommandExt::pre_exec"
+)]
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use nftnl_sys::libc;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+
+/// The only environment a started program gets.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Marks `fd` close-on-exec, for a descriptor a C library opened without `O_CLOEXEC`.
+///
+/// # Errors
+///
+/// When `fcntl` fails (not for an open descriptor).
+pub fn close_on_exec(fd: impl AsFd) -> io::Result<()> {
+    let fd = fd.as_fd();
+    let flags = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD)?);
+    fcntl(fd, FcntlArg::F_SETFD(flags | FdFlag::FD_CLOEXEC))?;
+    Ok(())
+}
+
+/// A command for `program` with `args` that inherits nothing from the daemon: standard input
+/// from /dev/null, output and error discarded, no descriptor above 2, the environment `PATH`
+/// alone, `/` as its directory, and a process group of its own.
+pub fn command(program: impl AsRef<OsStr>, args: &[impl AsRef<OsStr>]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it captures nothing, allocates nothing, and makes
+    // only the close_range and close system calls, which are async-signal-safe. std has set up
+    // descriptors 0-2 before it runs, and closing the others cannot affect the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            close_above_stderr();
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Closes every descriptor above 2 (in a child, before exec). Async-signal-safe.
+fn close_above_stderr() {
+    // SAFETY: close_range only closes descriptors of this process; it takes no pointers.
+    if unsafe { libc::close_range(3, u32::MAX, 0) } == 0 {
+        return;
+    }
+    // Kernels before 5.9 lack close_range: close one by one, as far as descriptors go.
+    // SAFETY: sysconf and close take no pointers; closing a descriptor that is not open
+    // only returns EBADF.
+    unsafe {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX);
+        let max = if max > 3 { max } else { 1 << 16 };
+        for fd in 3..max {
+            libc::close(i32::try_from(fd).unwrap_or(i32::MAX));
+        }
+    }
+}
+
+/// Ends `child` and everything in its process group (a program [`command`] started is the
+/// leader of its own), then reaps it.
+pub fn kill_group(child: &mut Child) {
+    let pgid = i32::try_from(child.id())
+        .ok()
+        .map(nix::unistd::Pid::from_raw);
+    if let Some(pgid) = pgid {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program started by [`command`] sees descriptors 0-2 only, although the parent holds
+    /// one that is not close-on-exec, and its environment is `PATH` alone.
+    #[test]
+    fn a_started_program_inherits_no_descriptor_and_no_environment() {
+        let leaked = nix::unistd::dup(std::io::stderr()).unwrap();
+        let flags = fcntl(&leaked, FcntlArg::F_GETFD).unwrap();
+        assert_eq!(
+            flags & FdFlag::FD_CLOEXEC.bits(),
+            0,
+            "dup clears close-on-exec"
+        );
+        let out = std::env::temp_dir().join(format!("scansentry-fds-{}", std::process::id()));
+        // The shell's own descriptors, listed while it runs (no redirection of its own).
+        let status = command("/bin/sh", &["-c", "ls /proc/$$/fd; env"])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let seen = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        let lines: Vec<&str> = seen.lines().collect();
+        assert_eq!(lines[..3], ["0", "1", "2"], "{seen}");
+        assert!(
+            lines[3..]
+                .iter()
+                .all(|l| l.starts_with("PATH=") || l.starts_with("PWD=")),
+            "{seen}"
+        );
+        // And close_on_exec marks a descriptor so.
+        close_on_exec(&leaked).unwrap();
+        let flags = fcntl(&leaked, FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & FdFlag::FD_CLOEXEC.bits(), 0);
+    }
+}
