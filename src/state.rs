@@ -300,7 +300,18 @@ pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
     let tmp = dir.join(format!("{FILE}.tmp"));
     let body = serde_json::to_vec(state).expect("the state always serializes");
     let write = || -> io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // A new file, never one that is there: a link planted in the directory (another user
+        // may own it while sentryd runs as root) is removed, not followed.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&tmp)?;
         f.write_all(&body)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
@@ -453,5 +464,20 @@ mod tests {
         );
         assert_eq!(kept[0].net.to_string(), "203.0.113.0/24");
         assert_eq!(kept[0].why.kind, "unknown");
+    }
+
+    /// Issue 13, 4: a link planted where the temporary file goes is replaced, not followed
+    /// (sentryd may run as root with a state directory another user owns).
+    #[test]
+    fn issue_13_saving_never_writes_through_a_planted_link() {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("state.json.tmp")).unwrap();
+        save(&dir, &State::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        assert_eq!(load(&dir, size_limit(1)).unwrap(), State::default());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

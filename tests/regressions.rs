@@ -402,3 +402,62 @@ fn issue_13_the_on_block_program_inherits_nothing_and_dies_with_its_children() {
         "the program's child {pid} outlived the timeout"
     );
 }
+
+/// Issue 13, 4: root's `sentryctl audit` opened `STATE_DIR/audit.sqlite` following links and
+/// chowned a new one to the directory's owner: the daemon's user (or a compromised hook) could
+/// plant a link there and get a root-made file anywhere, handed to it.
+#[test]
+#[ignore = "needs root + netns: cargo test --test regressions -- --ignored"]
+fn issue_13_root_s_audit_never_follows_a_link_in_the_daemon_s_directory() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let ns = support::netns::Netns::new("audit");
+    let dir = TempDir::new("regress");
+    let config = dir.0.join("scansentry.toml");
+    std::fs::write(&config, "").unwrap();
+    // The daemon's state directory, owned by another user (nobody stands in for scansentry).
+    let state = dir.0.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let nobody = nix::unistd::Uid::from_raw(65_534);
+    let nogroup = nix::unistd::Gid::from_raw(65_534);
+    nix::unistd::chown(&state, Some(nobody), Some(nogroup)).unwrap();
+    // Root's own directory, with a stand-in for /etc/ld.so.preload.
+    let victim = dir.0.join("etc");
+    std::fs::create_dir(&victim).unwrap();
+    let target = victim.join("ld.so.preload");
+    let db = state.join("audit.sqlite");
+    std::os::unix::fs::symlink(&target, &db).unwrap();
+    let audit = |db: &std::path::Path| {
+        ns.exec(&[
+            env!("CARGO_BIN_EXE_sentryctl"),
+            "audit",
+            "-c",
+            config.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+    };
+    let out = audit(&db);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!target.exists(), "root created the link's target");
+    // Without a link, the history is made by, and belongs to, the directory's owner.
+    std::fs::remove_file(&db).unwrap();
+    let out = audit(&db);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&db).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65_534, 65_534));
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(
+            entry.metadata().unwrap().uid(),
+            65_534,
+            "{} is root's",
+            entry.path().display()
+        );
+    }
+}

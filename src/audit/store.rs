@@ -56,7 +56,10 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let db = Connection::open(path).map_err(err)?;
+        // No link anywhere in the path: a history in a directory another user writes must not
+        // lead root's `sentryctl audit` to a file elsewhere.
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let db = Connection::open_with_flags(path, flags).map_err(err)?;
         db.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         let version: i64 = db

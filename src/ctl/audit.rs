@@ -48,17 +48,14 @@ fn audit(options: &Options) -> Result<bool, String> {
         .db
         .clone()
         .unwrap_or_else(|| audit::store::default_path(&config.daemon.state_dir));
-    let created = !db.exists();
-    let mut store = Store::open(&db).map_err(|e| crate::exit::chain(&e))?;
-    if created {
-        hand_to_directory_owner(&db);
-    }
     let now = SystemClock.now();
 
     if let Some(file) = &options.import_nmap {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let scan = audit::nmap::parse(&text, &file.display().to_string())?;
+        let _owner = AsDirectoryOwner::of(&db)?;
+        let mut store = Store::open(&db).map_err(|e| crate::exit::chain(&e))?;
         let before = store
             .newest(Source::Nmap)
             .map_err(|e| crate::exit::chain(&e))?;
@@ -66,14 +63,20 @@ fn audit(options: &Options) -> Result<bool, String> {
         return Ok(report_changes(options.json, id, &scan, before.as_ref()));
     }
 
-    // What --diff compares with is found first: a bad SINCE is an error before anything runs.
-    let since = match &options.diff {
-        Some(since) => Some(earlier(&store, since, now)?),
-        None => None,
-    };
+    // A bad SINCE is an error before anything runs; the socket table is read with this
+    // process's rights (root sees every owner), the history touched only as its directory's
+    // owner.
+    let since = options
+        .diff
+        .as_deref()
+        .map(|s| Since::parse(s, now))
+        .transpose()?;
     let snapshot = collect::local(&config.audit.policy, &Names::load(), now)
         .map_err(|e| format!("cannot read the socket table: {e}"))?;
-    if let Some(before) = since {
+    let _owner = AsDirectoryOwner::of(&db)?;
+    let mut store = Store::open(&db).map_err(|e| crate::exit::chain(&e))?;
+    if let (Some(since), Some(text)) = (since, &options.diff) {
+        let before = since.find(&store, text)?;
         let id = store.save(&snapshot).map_err(|e| crate::exit::chain(&e))?;
         return Ok(report_changes(options.json, id, &snapshot, before.as_ref()));
     }
@@ -110,32 +113,47 @@ fn audit(options: &Options) -> Result<bool, String> {
 
 /// The snapshot `SINCE` names: `last` (the newest), a snapshot number, an RFC 3339 time, or an
 /// age like `1d`.
-fn earlier(
-    store: &Store,
-    since: &str,
-    now: Timestamp,
-) -> Result<Option<audit::store::Stored>, String> {
-    let found = if since == "last" {
-        store.newest(Source::Local)
-    } else if let Ok(id) = since.parse::<i64>() {
-        store.get(Source::Local, id)
-    } else if let Ok(at) = since.parse::<Timestamp>() {
-        store.at_or_before(Source::Local, at)
-    } else if let Ok(age) = humantime::parse_duration(since) {
-        store.at_or_before(Source::Local, now.saturating_sub(age))
-    } else {
-        return Err(format!(
-            "--diff {since:?}: give a snapshot number, a time like 2026-11-21T10:00:00Z, or an \
-             age like 1d"
-        ));
-    };
-    let found = found.map_err(|e| crate::exit::chain(&e))?;
-    if found.is_none() && since != "last" {
-        return Err(format!(
-            "--diff {since}: no snapshot that old in the history"
-        ));
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Since {
+    Last,
+    Id(i64),
+    At(Timestamp),
+}
+
+impl Since {
+    fn parse(since: &str, now: Timestamp) -> Result<Self, String> {
+        if since == "last" {
+            Ok(Since::Last)
+        } else if let Ok(id) = since.parse::<i64>() {
+            Ok(Since::Id(id))
+        } else if let Ok(at) = since.parse::<Timestamp>() {
+            Ok(Since::At(at))
+        } else if let Ok(age) = humantime::parse_duration(since) {
+            Ok(Since::At(now.saturating_sub(age)))
+        } else {
+            Err(format!(
+                "--diff {since:?}: give a snapshot number, a time like 2026-11-21T10:00:00Z, \
+                 or an age like 1d"
+            ))
+        }
     }
-    Ok(found)
+
+    /// The snapshot it names (`text`, as given): none for `last` in an empty history; an
+    /// error for the others.
+    fn find(self, store: &Store, text: &str) -> Result<Option<audit::store::Stored>, String> {
+        let found = match self {
+            Since::Last => store.newest(Source::Local),
+            Since::Id(id) => store.get(Source::Local, id),
+            Since::At(at) => store.at_or_before(Source::Local, at),
+        };
+        let found = found.map_err(|e| crate::exit::chain(&e))?;
+        if found.is_none() && self != Since::Last {
+            return Err(format!(
+                "--diff {text}: no snapshot that old in the history"
+            ));
+        }
+        Ok(found)
+    }
 }
 
 /// Prints the changes from `before` to `now`; returns whether there were any.
@@ -215,19 +233,63 @@ fn services_table(s: &Snapshot) -> String {
     out
 }
 
-/// A history that root created in the daemon's state directory goes to the directory's owner
-/// (the daemon's user), so that the daemon can go on writing it.
-fn hand_to_directory_owner(db: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    if !nix::unistd::geteuid().is_root() {
-        return;
+/// While it lives, this process acts as the owner of the history's directory, when it is root
+/// and the directory belongs to another user (the daemon's state directory, owned by
+/// `scansentry`): so the history and SQLite's journals are created as that user, and a link
+/// planted in that directory leads nowhere that user could not write anyway. Root's own groups
+/// and identity come back on drop.
+struct AsDirectoryOwner {
+    groups: Vec<nix::unistd::Gid>,
+    gid: nix::unistd::Gid,
+}
+
+impl AsDirectoryOwner {
+    fn of(db: &Path) -> Result<Option<Self>, String> {
+        use nix::unistd::{Gid, Uid, getegid, getgroups, setegid, seteuid, setgroups};
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
+        let dir = db
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let meta = match std::fs::metadata(dir) {
+            Ok(meta) => meta,
+            // A directory that does not exist: Store::open says so.
+            Err(_) => return Ok(None),
+        };
+        if meta.uid() == 0 {
+            return Ok(None);
+        }
+        let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
+        let fail = |e: nix::Error| {
+            format!(
+                "cannot act as the owner ({uid}) of {} to open the history: {e}",
+                dir.display()
+            )
+        };
+        let guard = AsDirectoryOwner {
+            groups: getgroups().map_err(fail)?,
+            gid: getegid(),
+        };
+        setgroups(&[gid]).map_err(fail)?;
+        setegid(gid).map_err(fail)?;
+        seteuid(uid).map_err(fail)?;
+        Ok(Some(guard))
     }
-    let Some(dir) = db.parent().and_then(|d| std::fs::metadata(d).ok()) else {
-        return;
-    };
-    let _ = nix::unistd::chown(
-        db,
-        Some(nix::unistd::Uid::from_raw(dir.uid())),
-        Some(nix::unistd::Gid::from_raw(dir.gid())),
-    );
+}
+
+impl Drop for AsDirectoryOwner {
+    fn drop(&mut self) {
+        use nix::unistd::{Uid, setegid, seteuid, setgroups};
+        // Back to root, whose saved set-user-ID is 0: these cannot fail; if they did, the
+        // process must not go on with the wrong identity.
+        if seteuid(Uid::from_raw(0)).is_err()
+            || setegid(self.gid).is_err()
+            || setgroups(&self.groups).is_err()
+        {
+            std::process::abort();
+        }
+    }
 }

@@ -802,10 +802,12 @@ impl Daemon {
         };
         // When it happened, as the system clock reads it (as PortSentry wrote it).
         let line = report::history_line(SystemClock.now(), d.addr, proto, port);
+        // Never through a link: the file's directory may be another user's.
         let written = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o640)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(path)
             .and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = written {
