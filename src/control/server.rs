@@ -1,18 +1,22 @@
 //! The daemon's side of the control socket. **Shell.**
 //!
-//! One thread accepts connections and gives each a short-lived thread of its own (at most
-//! [`MAX_CLIENTS`] at once; past that a connection is closed at once), which checks the peer's
-//! credentials, reads one bounded request (2 s read and write timeouts, one request per
-//! connection), hands it to the daemon's main loop and writes back the answer. The main loop
-//! never waits for a client, and a client that sends nothing holds up nobody else.
+//! One thread accepts connections and gives each a short-lived thread of its own, which checks
+//! the peer's credentials, reads one bounded request (all of it within [`REQUEST_DEADLINE`], one
+//! request per connection), hands it to the daemon's main loop and writes back the answer. The
+//! main loop never waits for a client, and a client that sends nothing holds up nobody else.
+//!
+//! Slots ([`Slots`]): at most [`MAX_CLIENTS`] connections at once, of which the last
+//! [`ROOT_RESERVE`] only for root, and at most [`MAX_PER_USER`] of any other one user; past
+//! that a connection is closed at once. So one user's slow clients can neither hold every slot
+//! nor keep root out.
 
-use std::io;
+use std::collections::HashMap;
+use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::socket::{getsockopt, sockopt};
@@ -20,9 +24,93 @@ use nix::unistd::{Gid, Group, Uid, User};
 
 use super::GROUP;
 use super::protocol::{Envelope, Request, Response, VERSION, read_message, write_message};
+use crate::time::{Clock, SteadyClock, Timestamp};
 
 /// Connections served at once at most.
 pub const MAX_CLIENTS: usize = 32;
+/// Of [`MAX_CLIENTS`], this many are root's alone.
+pub const ROOT_RESERVE: usize = 4;
+/// Connections of one user other than root at once at most.
+pub const MAX_PER_USER: usize = 8;
+/// A client has this long, in all, to send its request (not per read: a byte now and then
+/// does not keep a slot).
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Who holds the connection slots. **Pure.**
+#[derive(Debug, Default)]
+pub struct Slots {
+    total: usize,
+    /// Per user holding one or more (at most [`MAX_CLIENTS`] entries).
+    per_uid: HashMap<u32, usize>,
+}
+
+impl Slots {
+    /// Takes a slot for a connection of `uid`, if the limits allow.
+    pub fn admit(&mut self, uid: u32) -> bool {
+        let root = uid == 0;
+        let limit = if root {
+            MAX_CLIENTS
+        } else {
+            MAX_CLIENTS - ROOT_RESERVE
+        };
+        let mine = self.per_uid.get(&uid).copied().unwrap_or(0);
+        if self.total >= limit || (!root && mine >= MAX_PER_USER) {
+            return false;
+        }
+        self.total += 1;
+        self.per_uid.insert(uid, mine + 1);
+        true
+    }
+
+    /// Gives back a slot of `uid`.
+    pub fn release(&mut self, uid: u32) {
+        if let Some(n) = self.per_uid.get_mut(&uid) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_uid.remove(&uid);
+            }
+            self.total -= 1;
+        }
+    }
+}
+
+/// Reads from a stream until a deadline: each read waits at most for the time left.
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    until: Timestamp,
+    clock: SteadyClock,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let late = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the request did not arrive within {}s",
+                    REQUEST_DEADLINE.as_secs()
+                ),
+            )
+        };
+        let left = self.until.saturating_since(self.clock.now());
+        if left.is_zero() {
+            return Err(late());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        match stream.read(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(late())
+            }
+            other => other,
+        }
+    }
+}
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -110,26 +198,40 @@ impl Server {
             .spawn(move || {
                 let server = Arc::new(self);
                 let submit = Arc::new(submit);
-                let busy = Arc::new(AtomicUsize::new(0));
+                let slots = Arc::new(Mutex::new(Slots::default()));
                 for stream in server.listener.incoming() {
                     let Ok(stream) = stream else { continue };
-                    if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                    let Ok(cred) = getsockopt(&stream, sockopt::PeerCredentials) else {
+                        continue;
+                    };
+                    let uid = cred.uid();
+                    // No code holding the lock can panic; a poisoned lock still has whole counts.
+                    let admitted = slots
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .admit(uid);
+                    if !admitted {
                         // Closed unanswered: its client sees the connection end.
-                        busy.fetch_sub(1, Ordering::SeqCst);
                         continue;
                     }
                     let (server, submit, done) =
-                        (Arc::clone(&server), Arc::clone(&submit), Arc::clone(&busy));
+                        (Arc::clone(&server), Arc::clone(&submit), Arc::clone(&slots));
+                    let release = move || {
+                        done.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .release(uid);
+                    };
+                    let release_here = release.clone();
                     let spawned = std::thread::Builder::new()
                         .name("control-client".into())
                         .spawn(move || {
                             if let Err(e) = server.serve(stream, &*submit) {
                                 tracing::warn!("control connection: {e}");
                             }
-                            done.fetch_sub(1, Ordering::SeqCst);
+                            release();
                         });
                     if spawned.is_err() {
-                        busy.fetch_sub(1, Ordering::SeqCst);
+                        release_here();
                     }
                 }
             })
@@ -141,13 +243,18 @@ impl Server {
         mut stream: UnixStream,
         submit: &(impl Fn(Request, Sender<Response>) -> bool + ?Sized),
     ) -> io::Result<()> {
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+        stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
+        let clock = SteadyClock::new();
+        let mut request = Deadline {
+            stream: &stream,
+            until: clock.now().saturating_add(REQUEST_DEADLINE),
+            clock,
+        };
         let answer = match self.authorised(&stream) {
             Err(why) => Response::Error { message: why },
-            Ok(()) => match read_message::<Envelope<Request>>(&mut stream) {
+            Ok(()) => match read_message::<Envelope<Request>>(&mut request) {
                 Err(e) => Response::Error {
-                    message: format!("bad request: {e}"),
+                    message: format!("bad request: {}", crate::exit::chain(&e)),
                 },
                 Ok(req) if req.version != VERSION => Response::Error {
                     message: format!(
@@ -204,5 +311,77 @@ impl Server {
         Err(format!(
             "permission denied: uid {uid} is neither root nor in group {GROUP}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn one_user_holds_at_most_its_share_and_root_keeps_its_reserve() {
+        let mut slots = Slots::default();
+        // One user: eight connections, no more.
+        let mine = (0..40).filter(|_| slots.admit(1000)).count();
+        assert_eq!(mine, MAX_PER_USER);
+        // Other users fill what is left but the root reserve.
+        let others = (1001..1100).filter(|&u| slots.admit(u)).count();
+        assert_eq!(others, MAX_CLIENTS - ROOT_RESERVE - MAX_PER_USER);
+        assert!(!slots.admit(2000));
+        // Root still gets in, up to the total.
+        let root = (0..10).filter(|_| slots.admit(0)).count();
+        assert_eq!(root, ROOT_RESERVE);
+        // A slot given back is a slot to take (the root reserve given back first).
+        for _ in 0..ROOT_RESERVE {
+            slots.release(0);
+        }
+        slots.release(1000);
+        assert!(slots.admit(1000));
+        assert!(!slots.admit(1000));
+        for _ in 0..MAX_PER_USER {
+            slots.release(1000);
+        }
+        assert!(!slots.per_uid.contains_key(&1000), "no entry left behind");
+    }
+
+    /// Issue 13, 6: the 2-second timeout was per read, so a client sending a byte every 1.5 s
+    /// held its slot for ever. The deadline is for the whole request.
+    #[test]
+    fn issue_13_a_byte_now_and_then_does_not_keep_a_slot() {
+        let dir = std::env::temp_dir().join(format!("scansentry-server-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let server = Server::bind(&path).unwrap();
+        server.spawn(|_request, reply| {
+            reply
+                .send(Response::Reloaded { config: "x".into() })
+                .is_ok()
+        });
+        let mut slow = UnixStream::connect(&path).unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(400)))
+            .unwrap();
+        // A length of 100 bytes, then one byte of it every 400 ms (at most 25 of them): the
+        // server gives up after 2 s in all and says why.
+        slow.write_all(&100u32.to_be_bytes()).unwrap();
+        let mut answer = Vec::new();
+        for _ in 0..25 {
+            if slow.write_all(b" ").is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.contains("bad request: connection failed: the request did not arrive within 2s"),
+            "the server kept the slow client: {text:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
