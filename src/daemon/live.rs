@@ -125,6 +125,12 @@ struct Daemon {
     latencies: std::collections::VecDeque<u64>,
     /// When the socket table was last read.
     listeners_read: Timestamp,
+    /// Someone deleted part of our table: restore it when the pace allows.
+    heal_pending: bool,
+    heal_not_before: Timestamp,
+    heal_pace: crate::firewall::RebuildPace,
+    /// Restores are being spaced out (said once when it starts).
+    heal_fight: bool,
     logger: Logger,
 }
 
@@ -281,6 +287,10 @@ pub fn run(
         capture_drops: 0,
         latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
         listeners_read: clock.now(),
+        heal_pending: false,
+        heal_not_before: Timestamp::ZERO,
+        heal_pace: crate::firewall::RebuildPace::default(),
+        heal_fight: false,
         logger,
         loaded,
         config_path,
@@ -468,6 +478,7 @@ pub fn run(
             );
             return ExitCode::SUCCESS;
         }
+        let next_heal = daemon.heal_if_due();
         let now = clock.now();
         if now >= next_listeners {
             next_listeners = now.saturating_add(LISTENERS_EVERY);
@@ -505,7 +516,10 @@ pub fn run(
             tracing::debug!("counters: {:?}", daemon.pipeline.counters());
         }
         // Sleep until frames are waiting, another thread has something, or the next chore.
-        let next = next_listeners.min(next_save).min(next_status);
+        let next = next_listeners
+            .min(next_save)
+            .min(next_status)
+            .min(next_heal.unwrap_or(next_status));
         let wait = next
             .saturating_since(clock.now())
             .min(Duration::from_secs(1));
@@ -638,13 +652,37 @@ impl Daemon {
         if host_changed {
             self.refresh_host();
         }
-        if heal {
-            // Let the change that woke us finish (an `nft -f` is one transaction, but a script
-            // may run several commands), then restore once.
-            std::thread::sleep(Duration::from_millis(50));
-            self.heal();
-        }
+        self.heal_pending |= heal;
         false
+    }
+
+    /// Restores the table when someone deleted part of it and the pace allows; returns when
+    /// the next restore may run, if one is pending.
+    fn heal_if_due(&mut self) -> Option<Timestamp> {
+        if !self.heal_pending {
+            return None;
+        }
+        if self.now() < self.heal_not_before {
+            return Some(self.heal_not_before);
+        }
+        // Let the change that woke us finish (an `nft -f` is one transaction, but a script
+        // may run several commands), then restore once.
+        std::thread::sleep(Duration::from_millis(50));
+        self.heal_pending = false;
+        self.heal();
+        let now = self.now();
+        let wait = self.heal_pace.rebuilt(now);
+        let fighting = !wait.is_zero();
+        if fighting && !std::mem::replace(&mut self.heal_fight, fighting) {
+            self.warn(&format!(
+                "the table keeps losing parts (another program, or another sentryd, changing \
+                 it?): restoring it at most every {} while this goes on",
+                human(wait)
+            ));
+        }
+        self.heal_fight = fighting;
+        self.heal_not_before = now.saturating_add(wait);
+        None
     }
 
     fn watch_firewall(&self, wake: &Wake) {

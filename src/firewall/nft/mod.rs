@@ -631,7 +631,8 @@ impl NftFirewall {
 
 impl Firewall for NftFirewall {
     fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
-        netlink::watch(self.netlink.portid(), changed)
+        let table = self.table().as_str().to_string();
+        netlink::watch(self.netlink.portid(), self.family(), table, changed)
     }
 
     fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {

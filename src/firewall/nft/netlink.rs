@@ -223,19 +223,58 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// The nf_tables deletions that can take our table, chain, rules or sets away.
 const DELETIONS: [u16; 4] = [2, 5, 8, 11]; // DELTABLE, DELCHAIN, DELRULE, DELSET
 
-/// Whether a notification reports a deletion by someone else than port `own`.
-pub fn is_foreign_deletion(m: &Message<'_>, own: u32) -> bool {
-    m.kind >> 8 == NFNL_SUBSYS_NFTABLES && DELETIONS.contains(&(m.kind & 0xff)) && m.pid != own
+/// Length of `struct nfgenmsg`, which follows the header of every nf_tables message.
+const NFGENMSG_LEN: usize = 4;
+/// `NFTA_TABLE_NAME`, `NFTA_CHAIN_TABLE`, `NFTA_RULE_TABLE` and `NFTA_SET_TABLE`: in each of the
+/// four deletions, attribute 1 names the table.
+const ATTR_TABLE: u16 = 1;
+/// The type bits of `nla_type` (the top two are flags).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// The table a deletion is about, as `(family, name)`: the nfgenmsg family and the message's
+/// table attribute. None for other messages, or a malformed one.
+pub fn deleted_from<'a>(m: &Message<'a>) -> Option<(u8, &'a str)> {
+    if m.kind >> 8 != NFNL_SUBSYS_NFTABLES || !DELETIONS.contains(&(m.kind & 0xff)) {
+        return None;
+    }
+    let family = *m.bytes.get(HEADER_LEN)?;
+    let mut attrs = m.bytes.get(HEADER_LEN + NFGENMSG_LEN..)?;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if kind == ATTR_TABLE {
+            let value = &attrs[4..len];
+            let name = value.split(|&b| b == 0).next()?;
+            return Some((family, std::str::from_utf8(name).ok()?));
+        }
+        attrs = attrs.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    None
+}
+
+/// Whether a notification reports that someone else than port `own` deleted something of
+/// table `table` of `family` (an `NFPROTO_*`): the table itself, a chain, a rule or a set.
+/// Deletions in other tables are none of our business.
+pub fn is_foreign_deletion(m: &Message<'_>, own: u32, family: u32, table: &str) -> bool {
+    m.pid != own && deleted_from(m).is_some_and(|(f, t)| u32::from(f) == family && t == table)
 }
 
 /// Listens to nf_tables notifications on a thread of its own and calls `changed` whenever
-/// someone else than port `own` deletes a table, chain, rule or set (or notifications were
-/// lost, so one may have been missed).
+/// someone else than port `own` deletes table `table` of `family` or a chain, rule or set of it
+/// (or notifications were lost, so one may have been missed).
 ///
 /// # Errors
 ///
 /// When the socket cannot be opened or joined to the group.
-pub fn watch(own: u32, changed: Box<dyn Fn() + Send>) -> io::Result<()> {
+pub fn watch(
+    own: u32,
+    family: u32,
+    table: String,
+    changed: Box<dyn Fn() + Send>,
+) -> io::Result<()> {
     // The socket is made on the thread that uses it (libmnl's handle is not Send); whether it
     // could be bound comes back over a channel.
     let (ready, started) = std::sync::mpsc::channel();
@@ -260,7 +299,8 @@ pub fn watch(own: u32, changed: Box<dyn Fn() + Send>) -> io::Result<()> {
                 let fd = sys::socket_fd(&socket);
                 match recv(fd_raw(&fd), &mut buf, MsgFlags::empty()) {
                     Ok(n) => {
-                        if messages(&buf[..n]).any(|m| is_foreign_deletion(&m, own)) {
+                        if messages(&buf[..n]).any(|m| is_foreign_deletion(&m, own, family, &table))
+                        {
                             changed();
                         }
                     }
@@ -329,5 +369,51 @@ mod tests {
         assert_eq!(messages(&buf).count(), 1);
         assert_eq!(messages(&[0, 0]).count(), 0);
         assert_eq!(messages(&header(3, 0, 1)).count(), 0);
+    }
+
+    /// A deletion notification as the kernel sends it: header, nfgenmsg, the table attribute
+    /// (padded), and another attribute after it.
+    fn deletion(kind: u16, family: u8, table: &str, pid: u32) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        for (t, value) in [(ATTR_TABLE, table), (2, "input")] {
+            let mut v = value.as_bytes().to_vec();
+            v.push(0);
+            let len = 4 + v.len();
+            attrs.extend_from_slice(&u16::try_from(len).unwrap().to_ne_bytes());
+            attrs.extend_from_slice(&t.to_ne_bytes());
+            attrs.extend_from_slice(&v);
+            attrs.resize(attrs.len().next_multiple_of(4), 0);
+        }
+        let len = u32::try_from(HEADER_LEN + NFGENMSG_LEN + attrs.len()).unwrap();
+        let mut m = header(len, (NFNL_SUBSYS_NFTABLES << 8) | kind, 0);
+        m[12..16].copy_from_slice(&pid.to_ne_bytes());
+        m.extend_from_slice(&[family, 0, 0, 0]);
+        m.extend(attrs);
+        m
+    }
+
+    /// Issue 13, 6: any deletion in any table made the daemon rebuild its own.
+    #[test]
+    fn issue_13_only_deletions_in_our_own_table_by_others_count() {
+        let inet = 1;
+        let ours = |kind, family, table: &str, pid| {
+            let m = deletion(kind, family, table, pid);
+            let msg = messages(&m).next().unwrap();
+            is_foreign_deletion(&msg, 77, inet, "scansentry")
+        };
+        for kind in DELETIONS {
+            assert!(ours(kind, 1, "scansentry", 5), "{kind}");
+            assert!(!ours(kind, 1, "filter", 5), "another table");
+            assert!(!ours(kind, 2, "scansentry", 5), "a table of another family");
+            assert!(!ours(kind, 1, "scansentry", 77), "our own doing");
+        }
+        // New objects, and element changes, are not deletions of what we keep.
+        assert!(!ours(0, 1, "scansentry", 5));
+        assert!(!ours(14, 1, "scansentry", 5));
+        // Malformed: attributes cut short.
+        let mut m = deletion(2, 1, "scansentry", 5);
+        m[20] = 200;
+        let msg = messages(&m).next().unwrap();
+        assert_eq!(deleted_from(&msg), None);
     }
 }
