@@ -94,6 +94,112 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
     }
 }
 
+/// Repeated log lines of one kind, folded: within each [`Fold::WINDOW`], the first
+/// [`Fold::BURST`] lines of a kind are said and the rest only counted, then summed up in one
+/// line ("… 2950 more refused by the budget in the last 10s"). **Pure**; time is an argument.
+/// What it folds are the lines a flood of forged packets can make by the thousand; blocks are
+/// never folded (the budget bounds them), so journald never drops a line that matters.
+#[derive(Debug, Default)]
+pub struct Fold {
+    kinds: [FoldCount; Folded::ALL.len()],
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct FoldCount {
+    since: Timestamp,
+    said: u32,
+    quiet: u64,
+}
+
+/// The kinds of line [`Fold`] keeps count of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Folded {
+    /// Refused by the budget.
+    Budget,
+    /// On the never-block list.
+    NeverBlock,
+    /// In a grace period.
+    Grace,
+    /// Still scanning while blocked (said when verbose).
+    AlreadyBlocked,
+    /// The kernel refused a change.
+    Refused,
+}
+
+impl Folded {
+    const ALL: [Folded; 5] = [
+        Folded::Budget,
+        Folded::NeverBlock,
+        Folded::Grace,
+        Folded::AlreadyBlocked,
+        Folded::Refused,
+    ];
+
+    /// The kind of line a decision makes, if it is one that is folded.
+    pub fn of(decision: &Decision) -> Option<Folded> {
+        match decision {
+            Decision::OverBudget { .. } => Some(Folded::Budget),
+            Decision::NeverBlock { .. } => Some(Folded::NeverBlock),
+            Decision::InGrace { .. } => Some(Folded::Grace),
+            Decision::AlreadyBlocked { .. } => Some(Folded::AlreadyBlocked),
+            Decision::Block { .. } | Decision::Refresh { .. } => None,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Folded::Budget => "refused by the budget",
+            Folded::NeverBlock => "not blocked: on the never-block list",
+            Folded::Grace => "not blocked: in a grace period",
+            Folded::AlreadyBlocked => "still scanning while blocked",
+            Folded::Refused => "changes refused by the kernel",
+        }
+    }
+}
+
+impl Fold {
+    /// Lines of one kind said within a window at most.
+    pub const BURST: u32 = 10;
+    /// The window.
+    pub const WINDOW: Duration = Duration::from_secs(10);
+
+    /// Whether to say a line of `kind` now; if not, it is counted.
+    pub fn offer(&mut self, kind: Folded, now: Timestamp) -> bool {
+        let c = &mut self.kinds[kind as usize];
+        if c.said == 0 && c.quiet == 0 {
+            c.since = now;
+        }
+        if c.said < Self::BURST {
+            c.said += 1;
+            true
+        } else {
+            c.quiet += 1;
+            false
+        }
+    }
+
+    /// The summaries of windows that have ended by `now` (one line per kind that had lines
+    /// left unsaid); those kinds start a new window.
+    pub fn summaries(&mut self, now: Timestamp) -> Vec<String> {
+        let mut out = Vec::new();
+        for kind in Folded::ALL {
+            let c = &mut self.kinds[kind as usize];
+            if (c.said > 0 || c.quiet > 0) && now.saturating_since(c.since) >= Self::WINDOW {
+                if c.quiet > 0 {
+                    out.push(format!(
+                        "… {} more {} in the last {}",
+                        c.quiet,
+                        kind.what(),
+                        human(now.saturating_since(c.since))
+                    ));
+                }
+                *c = FoldCount::default();
+            }
+        }
+        out
+    }
+}
+
 /// The detection and its decision as one JSON object.
 pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
     let (action, net, secs) = match decision {
@@ -188,5 +294,33 @@ mod tests {
             v6,
             "0 - 01/01/1970 00:00:00 Host: 2001:db8::7/2001:db8::7 Port: 53 UDP Blocked"
         );
+    }
+
+    /// Issue 13, 6: 3,000 forged packets made 3,007 log lines, and journald dropped real ones.
+    #[test]
+    fn issue_13_a_flood_of_refusals_is_folded_into_a_summary() {
+        let mut fold = Fold::default();
+        let at = |ms: u64| Timestamp::from_micros(ms * 1000);
+        let said = (0..3000u64)
+            .filter(|i| fold.offer(Folded::Budget, at(*i)))
+            .count();
+        assert_eq!(said, 10);
+        assert!(
+            fold.offer(Folded::NeverBlock, at(3000)),
+            "each kind has its own count"
+        );
+        assert_eq!(
+            fold.summaries(at(9_999)),
+            Vec::<String>::new(),
+            "the window is not over"
+        );
+        assert_eq!(
+            fold.summaries(at(10_000)),
+            ["… 2990 more refused by the budget in the last 10s"]
+        );
+        // A new window: said again.
+        assert!(fold.offer(Folded::Budget, at(10_001)));
+        // Nothing left unsaid: no summary; the never-block window ends quietly.
+        assert_eq!(fold.summaries(at(30_000)), Vec::<String>::new());
     }
 }

@@ -131,6 +131,8 @@ struct Daemon {
     heal_pace: crate::firewall::RebuildPace,
     /// Restores are being spaced out (said once when it starts).
     heal_fight: bool,
+    /// Repeated log lines, folded into summaries.
+    fold: report::Fold,
     logger: Logger,
 }
 
@@ -291,6 +293,7 @@ pub fn run(
         heal_not_before: Timestamp::ZERO,
         heal_pace: crate::firewall::RebuildPace::default(),
         heal_fight: false,
+        fold: report::Fold::default(),
         logger,
         loaded,
         config_path,
@@ -482,6 +485,9 @@ pub fn run(
         let now = clock.now();
         if now >= next_listeners {
             next_listeners = now.saturating_add(LISTENERS_EVERY);
+            for line in daemon.fold.summaries(now) {
+                daemon.log(&line);
+            }
             if !daemon.firewall.expires_by_itself() {
                 daemon.sync_blocks();
             }
@@ -743,7 +749,9 @@ impl Daemon {
         }
         let actions = decision.actions();
         if actions.is_empty() {
-            if !quiet {
+            // A flood of forged packets makes these by the thousand: folded into a summary.
+            let said = report::Folded::of(&decision).is_none_or(|kind| self.fold.offer(kind, now));
+            if !quiet && said {
                 self.log(&line);
             }
             return;
@@ -965,7 +973,9 @@ impl Daemon {
                     self.responder.forget(net);
                     self.dirty = true;
                 }
-                self.warn(&format!("the kernel refused to {r}"));
+                if self.fold.offer(report::Folded::Refused, self.clock.now()) {
+                    self.warn(&format!("the kernel refused to {r}"));
+                }
             }
         }
         result
