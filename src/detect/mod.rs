@@ -209,8 +209,9 @@ pub struct Detection {
     pub last_seen: Timestamp,
     /// Probes from this source since it was first tracked or last reported.
     pub packets: u64,
-    /// The score that crossed the threshold.
-    pub score: u32,
+    /// The score that crossed the threshold (a sum of up to 65,536 weights of up to a million
+    /// each: a u64, which a u32 was not).
+    pub score: u64,
 }
 
 impl Detection {
@@ -256,7 +257,7 @@ struct Hit {
 struct Source {
     /// Distinct ports in the window, oldest first.
     hits: VecDeque<Hit>,
-    score: u32,
+    score: u64,
     last_seen: Timestamp,
     packets: u64,
     /// No new detection before this time (one window after the last).
@@ -332,7 +333,7 @@ impl Detector {
         let horizon = probe.at.saturating_sub(window);
         while source.hits.front().is_some_and(|h| h.at < horizon) {
             if let Some(old) = source.hits.pop_front() {
-                source.score -= old.weight;
+                source.score -= u64::from(old.weight);
             }
         }
 
@@ -349,14 +350,14 @@ impl Detector {
                     hit.kinds.insert(kinds);
                 }
                 if weight > hit.weight {
-                    source.score += weight - hit.weight;
+                    source.score += u64::from(weight - hit.weight);
                     hit.weight = weight;
                 }
             }
             None => {
                 if source.hits.len() >= max_ports {
                     if let Some(old) = source.hits.pop_front() {
-                        source.score -= old.weight;
+                        source.score -= u64::from(old.weight);
                     }
                     self.stats.evicted_ports += 1;
                 }
@@ -367,14 +368,14 @@ impl Detector {
                     kinds,
                     weight,
                 });
-                source.score += weight;
+                source.score += u64::from(weight);
             }
         }
         source.packets += 1;
         // Capture timestamps may step back a little; never move last_seen backwards.
         source.last_seen = source.last_seen.max(probe.at);
 
-        if source.score < self.config.threshold || probe.at < source.quiet_until {
+        if source.score < u64::from(self.config.threshold) || probe.at < source.quiet_until {
             return None;
         }
         source.quiet_until = probe.at.saturating_add(window);
@@ -425,7 +426,7 @@ impl Detector {
                 .position(|h| h.port == port && h.proto == proto)
             {
                 if let Some(hit) = source.hits.remove(i) {
-                    source.score -= hit.weight;
+                    source.score -= u64::from(hit.weight);
                 }
             }
         }
@@ -457,12 +458,12 @@ impl Detector {
         source.hits.retain(|h| {
             let open = listens(h.proto, h.port);
             if open {
-                source.score -= h.weight;
+                source.score -= u64::from(h.weight);
             }
             !open
         });
         detection.score = source.score;
-        if source.score >= self.config.threshold {
+        if source.score >= u64::from(self.config.threshold) {
             return Some(detection);
         }
         source.quiet_until = Timestamp::ZERO;

@@ -357,3 +357,31 @@ fn confirm_narrows_a_detection_that_still_stands() {
     assert_eq!((kept.ports.len(), kept.score), (20, 22));
     assert!(!kept.ports.contains(&(Proto::Tcp, 2000)));
 }
+
+/// Issue 13, 6: with the heaviest weights the configuration allows (1000 × 1000) a source's
+/// score passed u32::MAX after 4,295 ports, and overflowed.
+#[test]
+fn issue_13_the_heaviest_weights_on_every_port_do_not_overflow() {
+    let heaviest = Weights {
+        privileged_port: 1000,
+        unprivileged_port: 1000,
+        ordinary: 1000,
+        stealth: 1000,
+        impossible: 1000,
+    };
+    let mut d = Detector::new(DetectorConfig {
+        weights: heaviest,
+        threshold: 1_000_000,
+        max_ports_per_source: 65_536,
+        ..DetectorConfig::default()
+    });
+    let (at, found) = feed(&mut d, "203.0.113.7", ports(NULL, 1..=6000));
+    assert_eq!(at, [0], "one detection, then quiet for a window");
+    assert_eq!(found[0].score, 1_000_000);
+    // The source's score kept growing past what a u32 holds; a second look that finds port 1
+    // open now takes its weight off the whole.
+    let kept = d
+        .confirm(found[0].clone(), |_, port| port == 1)
+        .expect("kept");
+    assert_eq!(kept.score, 5999 * 1_000_000);
+}
