@@ -3,8 +3,11 @@
 //!
 //! For each packet, in this order:
 //! 1. frames that did not parse are counted by reason;
-//! 2. packets *from* a local address are never acted on; they are remembered as conversations
-//!    so that the answers to them are not mistaken for probes;
+//! 2. packets *from* this host are never acted on; they are remembered as conversations so
+//!    that the answers to them are not mistaken for probes. Which way a packet went is the
+//!    capture's packet type where it has one (cooked captures, the raw method), so a frame
+//!    forged "from" the host is not taken for one of its own; only captures without it (files
+//!    of Ethernet or raw IP frames) fall back to the source address;
 //! 3. packets to an address that is not local (transit, broadcast) are ignored;
 //! 4. conversation traffic (ACK, SYN+ACK, RST, …) is not a probe;
 //! 5. an answer to something we sent (the reversed 4-tuple was seen recently) is not a probe;
@@ -24,7 +27,7 @@ use crate::detect::traps::Traps;
 use crate::detect::{Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::ignore::IgnoreList;
 use crate::time::Timestamp;
-use crate::wire::{self, LinkType, Packet, ProbeKind, Proto, Skip};
+use crate::wire::{self, Direction, LinkType, Packet, ProbeKind, Proto, Skip};
 
 /// What happened to the packets seen so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -253,7 +256,32 @@ impl Pipeline {
                 return None;
             }
         };
-        if self.locals.contains(p.src) {
+        // Which way the packet went: the capture's packet type when it has one, so that a
+        // frame forged "from" this host is neither taken for one of its replies nor remembered
+        // as a conversation of its own; the addresses only when the capture does not say.
+        let from_us = match p.direction {
+            Direction::Outgoing => true,
+            Direction::Incoming => {
+                if self.locals.contains(p.src) && self.local_check {
+                    // From outside, yet "from" one of our addresses: forged (or our own traffic
+                    // looped back); never a conversation of ours, never blocked.
+                    c.ignored += 1;
+                    return None;
+                }
+                false
+            }
+            Direction::Elsewhere => {
+                c.not_local += 1;
+                return None;
+            }
+            Direction::Unknown => self.locals.contains(p.src),
+        };
+        if from_us && !self.locals.contains(p.src) {
+            // Sent on, not by us (a router forwarding): none of our conversations.
+            c.not_local += 1;
+            return None;
+        }
+        if from_us {
             c.outbound += 1;
             // A bare RST (no ACK) with a zero window, on no conversation we know of, is the
             // kernel's answer to a segment with ACK that matched no socket at all, listening or
@@ -487,6 +515,7 @@ mod tests {
 
     fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet {
         Packet {
+            direction: Direction::Unknown,
             src: ip(src),
             dst: ip(dst),
             src_port: sport,
@@ -498,6 +527,43 @@ mod tests {
 
     fn at(s: u64) -> Timestamp {
         Timestamp::from_micros(1_700_000_000_000_000 + s * 1_000_000)
+    }
+
+    fn seen(p: Packet, direction: Direction) -> Result<Packet, Skip> {
+        Ok(Packet { direction, ..p })
+    }
+
+    /// Issue 14: RSTs or SYN+ACKs forged "from" the host made a scanner's probes count as
+    /// answers, or took them back. Where the capture gives the packet type, what arrives is
+    /// never taken for the host's own.
+    #[test]
+    fn issue_14_packets_forged_from_the_host_do_not_hide_a_scan() {
+        use Direction::{Incoming, Unknown};
+        for (direction, hidden) in [(Incoming, false), (Unknown, true)] {
+            let mut p = pipeline(&[]);
+            let mut found = 0;
+            for port in 1..=10 {
+                // Forged: a RST "from" the host to the scanner's port, as if the host had
+                // talked to it first, and a SYN+ACK "from" the host's probed port.
+                let rst = tcp(LOCAL, port, SCANNER, 40000, TcpFlags::RST);
+                p.process(at(0), seen(rst, direction));
+                let syn = tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN);
+                found += usize::from(p.process(at(0), seen(syn, direction)).is_some());
+                let syn_ack = tcp(LOCAL, port, SCANNER, 40000, TcpFlags::SYN | TcpFlags::ACK);
+                p.process(at(0), seen(syn_ack, direction));
+            }
+            assert_eq!(found == 0, hidden, "{direction:?}: {:?}", p.counters());
+        }
+    }
+
+    #[test]
+    fn frames_for_others_and_forwarded_frames_are_not_ours() {
+        let mut p = pipeline(&[]);
+        let syn = tcp(SCANNER, 40000, LOCAL, 1, TcpFlags::SYN);
+        p.process(at(0), seen(syn, Direction::Elsewhere));
+        let forwarded = tcp(SCANNER, 40000, "198.51.100.9", 1, TcpFlags::SYN);
+        p.process(at(0), seen(forwarded, Direction::Outgoing));
+        assert_eq!((p.counters().not_local, p.counters().probes), (2, 0));
     }
 
     #[test]
@@ -688,6 +754,7 @@ mod tests {
         assert_eq!(p.counters().probes, 1);
         // A UDP answer to a query we sent is not a probe either.
         let query = Packet {
+            direction: Direction::Unknown,
             src: ip(LOCAL),
             dst: ip(SCANNER),
             src_port: 5353,
@@ -697,6 +764,7 @@ mod tests {
         };
         p.process(at(400), Ok(query));
         let reply = Packet {
+            direction: Direction::Unknown,
             src: ip(SCANNER),
             dst: ip(LOCAL),
             src_port: 53,
@@ -888,6 +956,7 @@ mod tests {
                     now = now.saturating_add(Duration::from_micros(step_us));
                     let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
                     let packet = Packet {
+                        direction: Direction::Unknown,
                         src,
                         dst,
                         src_port: 40000,

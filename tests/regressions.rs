@@ -515,35 +515,16 @@ fn issue_13_a_forged_flood_is_summed_up_not_logged_line_by_line() {
     let lab = NetnsPair::new();
     let dir = TempDir::new("regress");
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    let mac = |ns: &str, dev: &str| -> Vec<u8> {
-        let out = lab.exec(ns, &["cat", &format!("/sys/class/net/{dev}/address")]);
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .split(':')
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    };
-    let (mac_a, mac_b) = (mac(&lab.a, &lab.veth_a()), mac(&lab.b, &lab.veth_b));
     // 600 NULL probes of port 22, each from a /64 of its own: each is a detection (the
     // "impossible" weight), and past the budget of 50 new blocks a second, a refusal.
     let victim: std::net::IpAddr = NetnsPair::A6.parse().unwrap();
     let frames: Vec<Vec<u8>> = (0..600u128)
         .map(|i| {
             let source = Ipv6Addr::from((0x2001_0db8_00ff_u128 << 80) | (i << 64) | 7);
-            let mut f = tcp_frame(source.into(), victim, 40_000, 22, 0);
-            f[..6].copy_from_slice(&mac_a);
-            f[6..12].copy_from_slice(&mac_b);
-            f
+            tcp_frame(source.into(), victim, 40_000, 22, 0)
         })
         .collect();
-    support::netns::enter_and_run(&lab.b, || {
-        let mut out = pcap::Capture::from_device(lab.veth_b.as_str())
-            .and_then(|c| c.open())
-            .unwrap();
-        for f in &frames {
-            out.sendpacket(f.as_slice()).unwrap();
-        }
-    });
+    lab.inject(&frames);
     assert!(
         wait_until(Duration::from_secs(15), || daemon
             .out()

@@ -11,7 +11,7 @@ pub mod raw;
 use std::path::{Path, PathBuf};
 
 use crate::time::Timestamp;
-use crate::wire::LinkType;
+use crate::wire::{Direction, LinkType};
 
 /// One captured frame, borrowed from the source until the next call.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +20,10 @@ pub struct Frame<'a> {
     pub at: Timestamp,
     /// The captured bytes (possibly fewer than were on the wire).
     pub data: &'a [u8],
+    /// Which way it went, when the source knows it apart from the bytes (the raw method's
+    /// socket address); [`Direction::Unknown`] when the bytes say it (cooked captures) or
+    /// nothing does.
+    pub direction: Direction,
 }
 
 impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
@@ -28,6 +32,7 @@ impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
         Frame {
             at: Timestamp::from_timeval(ts.tv_sec, ts.tv_usec),
             data: packet.data,
+            direction: Direction::Unknown,
         }
     }
 }
@@ -248,6 +253,18 @@ impl LiveCapture {
             .open()
             .and_then(pcap::Capture::setnonblock)
             .map_err(open_err)?;
+        // Cooked mode where the device is not already: its header carries the kernel's packet
+        // type, the direction of every frame (v2 also the interface). Devices that offer
+        // neither keep their own link type, and direction is inferred from addresses.
+        if let Ok(offered) = capture.list_datalinks() {
+            let current = capture.get_datalink();
+            let cooked = [pcap::Linktype(276), pcap::Linktype(113)];
+            if !cooked.contains(&current) {
+                if let Some(&want) = cooked.iter().find(|l| offered.contains(l)) {
+                    let _ = capture.set_datalink(want);
+                }
+            }
+        }
         capture.filter(&settings.filter, true).map_err(open_err)?;
         // libpcap opens its packet socket without SOCK_CLOEXEC.
         {

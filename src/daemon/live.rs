@@ -453,7 +453,9 @@ pub fn run(
                     Ok(Some(frame)) => {
                         frames += 1;
                         let at = offset.from_wall(frame.at);
-                        if let Some(d) = daemon.pipeline.process_frame(at, link, frame.data) {
+                        let packet =
+                            crate::wire::parse(link, frame.data).map(|p| p.seen(frame.direction));
+                        if let Some(d) = daemon.pipeline.process(at, packet) {
                             if let Some(d) = daemon.confirm(d) {
                                 daemon.on_detection(&d);
                             }

@@ -81,9 +81,39 @@ impl Proto {
     }
 }
 
+/// Which way a frame went, as the capturing kernel saw it — never inferred from its addresses,
+/// which a forger chooses. Linux cooked captures (the `any` device, or any device switched to
+/// cooked mode) and the raw method's packet socket carry the kernel's packet type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Addressed to this host (`PACKET_HOST`).
+    Incoming,
+    /// Sent by this host (`PACKET_OUTGOING`).
+    Outgoing,
+    /// Broadcast, multicast, or for another host (`PACKET_BROADCAST`, `_MULTICAST`,
+    /// `_OTHERHOST`): no probe of ours.
+    Elsewhere,
+    /// The capture does not say (Ethernet, raw IP): the caller infers it from the addresses.
+    Unknown,
+}
+
+impl Direction {
+    /// From a Linux packet type (`sll_pkttype`).
+    pub fn from_pkttype(pkttype: u16) -> Self {
+        match pkttype {
+            0 => Direction::Incoming,
+            4 => Direction::Outgoing,
+            1..=3 => Direction::Elsewhere,
+            _ => Direction::Unknown,
+        }
+    }
+}
+
 /// What was read from one frame: addresses, ports and, for TCP, the raw flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
+    /// Which way it went, when the capture says.
+    pub direction: Direction,
     /// Source address.
     pub src: IpAddr,
     /// Destination address.
@@ -99,6 +129,16 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// The packet with `direction` when the capture knew it apart from the frame (the raw
+    /// method's socket address), else as parsed.
+    #[must_use]
+    pub fn seen(mut self, direction: Direction) -> Self {
+        if direction != Direction::Unknown {
+            self.direction = direction;
+        }
+        self
+    }
+
     /// The transport protocol.
     pub fn proto(&self) -> Proto {
         if self.tcp_flags.is_some() {
@@ -169,18 +209,35 @@ const MAX_VLAN_TAGS: usize = 3;
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
-    let ip = match link {
+    let (ip, direction) = match link {
         LinkType::Ethernet => {
             let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Truncated)?;
             let payload = frame.get(Ethernet2Header::LEN..).unwrap_or_default();
-            ether_payload(eth.ether_type(), payload)?
+            (
+                ether_payload(eth.ether_type(), payload)?,
+                Direction::Unknown,
+            )
         }
-        LinkType::LinuxSll => cooked(frame, 14, SLL_HEADER_LEN)?,
-        LinkType::LinuxSll2 => cooked(frame, 0, SLL2_HEADER_LEN)?,
-        LinkType::RawIp => frame,
-        LinkType::Loopback => frame.get(4..).ok_or(Skip::Truncated)?,
+        LinkType::LinuxSll => {
+            // Packet type: big-endian u16 at offset 0.
+            let pkttype = frame.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            (
+                cooked(frame, 14, SLL_HEADER_LEN)?,
+                pkttype.map_or(Direction::Unknown, Direction::from_pkttype),
+            )
+        }
+        LinkType::LinuxSll2 => {
+            // Packet type: one byte at offset 10.
+            let pkttype = frame.get(10).copied().map(u16::from);
+            (
+                cooked(frame, 0, SLL2_HEADER_LEN)?,
+                pkttype.map_or(Direction::Unknown, Direction::from_pkttype),
+            )
+        }
+        LinkType::RawIp => (frame, Direction::Unknown),
+        LinkType::Loopback => (frame.get(4..).ok_or(Skip::Truncated)?, Direction::Unknown),
     };
-    packet_from_ip(ip)
+    packet_from_ip(ip).map(|p| Packet { direction, ..p })
 }
 
 /// Walks VLAN tags (802.1Q, 802.1ad, the old QinQ 0x9100) to the IP header.
@@ -241,6 +298,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
                 etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
             })?;
             Ok(Packet {
+                direction: Direction::Unknown,
                 src,
                 dst,
                 src_port: tcp.source_port(),
@@ -252,6 +310,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
         IpNumber::UDP => {
             let udp = UdpHeaderSlice::from_slice(payload.payload).map_err(|_| Skip::Truncated)?;
             Ok(Packet {
+                direction: Direction::Unknown,
                 src,
                 dst,
                 src_port: udp.source_port(),

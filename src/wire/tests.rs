@@ -78,6 +78,41 @@ fn linux_cooked_v1_ipv6_syn_and_its_rst_ack_answer() {
     assert_eq!(rst.probe_kind(), None, "an RST+ACK answer is not a probe");
 }
 
+/// The kernel's packet type is the frame's direction, whatever its addresses say.
+#[test]
+fn cooked_frames_carry_the_kernels_direction() {
+    let syn = parse(LinkType::LinuxSll2, &hex(SLL2_SYN)).unwrap();
+    assert_eq!(syn.direction, Direction::Incoming);
+    let mut out = hex(SLL2_SYN);
+    out[10] = 4; // PACKET_OUTGOING
+    assert_eq!(
+        parse(LinkType::LinuxSll2, &out).unwrap().direction,
+        Direction::Outgoing
+    );
+    let mut other = hex(SLL_SYN6);
+    assert_eq!(
+        parse(LinkType::LinuxSll, &other).unwrap().direction,
+        Direction::Incoming
+    );
+    for (pkttype, direction) in [
+        (1, Direction::Elsewhere),
+        (3, Direction::Elsewhere),
+        (4, Direction::Outgoing),
+        (9, Direction::Unknown),
+    ] {
+        other[1] = pkttype;
+        assert_eq!(
+            parse(LinkType::LinuxSll, &other).unwrap().direction,
+            direction
+        );
+    }
+    // Frames without a packet type leave it to the caller.
+    let eth = parse(LinkType::Ethernet, &hex(MASSCAN_SYN)).unwrap();
+    assert_eq!(eth.direction, Direction::Unknown);
+    assert_eq!(eth.seen(Direction::Outgoing).direction, Direction::Outgoing);
+    assert_eq!(syn.seen(Direction::Unknown).direction, Direction::Incoming);
+}
+
 #[test]
 fn raw_ipv6_extension_headers_are_walked() {
     let p = parse(LinkType::RawIp, &hex(RAW6_EXT_FIN)).expect("parses");

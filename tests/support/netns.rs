@@ -130,6 +130,32 @@ impl NetnsPair {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sends Ethernet frames from the scanner's end of the veth, as they are but for their MAC
+    /// addresses (set to the two ends'), through libpcap: what a forger on that link sends,
+    /// whatever addresses the frames claim.
+    pub fn inject(&self, frames: &[Vec<u8>]) {
+        let mac = |ns: &str, dev: &str| -> Vec<u8> {
+            let out = self.exec(ns, &["cat", &format!("/sys/class/net/{dev}/address")]);
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .split(':')
+                .map(|b| u8::from_str_radix(b, 16).expect("a MAC address"))
+                .collect()
+        };
+        let (to, from) = (mac(&self.a, &self.veth_a()), mac(&self.b, &self.veth_b));
+        enter_and_run(&self.b, || {
+            let mut out = pcap::Capture::from_device(self.veth_b.as_str())
+                .and_then(pcap::Capture::open)
+                .expect("open the scanner's interface");
+            for f in frames {
+                let mut f = f.clone();
+                f[..6].copy_from_slice(&to);
+                f[6..12].copy_from_slice(&from);
+                out.sendpacket(f).expect("send a frame");
+            }
+        });
+    }
+
     /// Runs a command in namespace `ns` and waits for it.
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
         Command::new("ip")

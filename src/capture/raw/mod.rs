@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use super::bpf::Interfaces;
 use super::{Frame, LiveError};
 use crate::time::{Clock, SystemClock};
-use crate::wire::LinkType;
+use crate::wire::{Direction, LinkType};
 
 /// `ARPHRD_LOOPBACK`.
 const ARPHRD_LOOPBACK: u16 = 772;
@@ -144,6 +144,9 @@ impl RawCapture {
                 return Ok(Some(Frame {
                     at: SystemClock.now(),
                     data: &self.buf[..n],
+                    direction: from.map_or(Direction::Unknown, |link| {
+                        Direction::from_pkttype(u16::from(link.pkttype()))
+                    }),
                 }));
             }
         }
