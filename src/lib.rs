@@ -12,6 +12,7 @@
 //! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
 //! | [`pipeline`] | yes | packet → (local? reply? ignored?) → detector, with counters |
 //! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
+//! | [`trust`] | yes | what evidence counts: sources no scanner can have, … |
 //! | [`firewall`] | shell (its encoders pure) | nftables over netlink; dry-run; in-memory |
 //! | [`report`] | yes | log lines and JSON for detections and decisions |
 //! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets (sock_diag) |
@@ -45,4 +46,5 @@ pub mod report;
 pub mod respond;
 pub mod state;
 pub mod time;
+pub mod trust;
 pub mod wire;

@@ -11,7 +11,8 @@
 //! 3. packets to an address that is not local (transit, broadcast) are ignored;
 //! 4. conversation traffic (ACK, SYN+ACK, RST, …) is not a probe;
 //! 5. an answer to something we sent (the reversed 4-tuple was seen recently) is not a probe;
-//! 6. **the never-block list is checked before any per-source state exists**;
+//! 6. probes from a source no scanner can have ([`crate::trust::Unroutable`]) do not count;
+//!    **the never-block list is checked before any per-source state exists**;
 //! 7. probes of ports that are not traps do not count;
 //! 8. what is left is a [`Probe`] for the [`Detector`].
 //!
@@ -54,6 +55,9 @@ pub struct Counters {
     pub replies: u64,
     /// Probes from never-block sources.
     pub ignored: u64,
+    /// Probes from a source no scanner can have (unspecified, loopback, multicast, reserved,
+    /// link-local, IPv4-mapped or -compatible): forged, never counted.
+    pub unroutable: u64,
     /// Probes of ports that are not traps.
     pub not_trap: u64,
     /// Probes counted by the detector.
@@ -379,6 +383,12 @@ impl Pipeline {
         port: Port,
     ) -> Option<Detection> {
         let c = &mut self.counters;
+        // A source no scanner can have: forged, or noise of the local link. Never counted,
+        // so never blocked.
+        if crate::trust::Unroutable::of(src).is_some() {
+            c.unroutable += 1;
+            return None;
+        }
         // With the local check off, the host's own addresses (a bounded few) are judged and
         // reported; the responder's never-block check still keeps them out of the firewall.
         if self.ignore.contains(src) && (self.local_check || !self.locals.contains(src)) {

@@ -50,3 +50,66 @@ fn packets_forged_from_the_host_do_not_hide_a_scan() {
     );
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
 }
+
+/// Forged packets "from" 0.0.0.0, 224.0.0.1, 255.255.255.255, ff02::1, fe80::2 and
+/// ::ffff:198.51.100.50 once got those blocked (the last, the IPv4 address). No scanner can
+/// have such a source: they never count. A real address probed the same way afterwards is
+/// blocked, so the daemon was listening all along.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn sources_no_scanner_can_have_are_never_blocked() {
+    const NULL: u16 = 0;
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("trust");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let (v4, v6) = (ip(NetnsPair::A4), ip(NetnsPair::A6));
+    let mut frames = Vec::new();
+    for source in [
+        "0.0.0.0",
+        "127.0.0.9",
+        "169.254.1.2",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "ff02::1",
+        "fe80::2",
+        "::ffff:198.51.100.50",
+        "::198.51.100.51",
+    ] {
+        let source = ip(source);
+        let victim = if source.is_ipv4() { v4 } else { v6 };
+        for port in [21, 22, 23, 25, 80] {
+            frames.push(tcp_frame(source, victim, 40_000, port, NULL));
+        }
+    }
+    lab.inject(&frames);
+    let control = ip(NetnsPair::B4);
+    let probes: Vec<Vec<u8>> = [21, 22, 23, 25, 80]
+        .into_iter()
+        .map(|port| tcp_frame(control, v4, 40_000, port, NULL))
+        .collect();
+    lab.inject(&probes);
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains(&format!("blocked {} for", NetnsPair::B4))),
+        "{}",
+        daemon.out()
+    );
+    let out = daemon.out();
+    let blocked: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" blocked "))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(blocked, [NetnsPair::B4], "{out}");
+    for set in ["blocked6", "blocked6_net", "blocked4_net"] {
+        assert!(
+            !lab.set_text(set).contains("\"elem\""),
+            "{set}: {}",
+            lab.set_text(set)
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! What makes a packet evidence a forger cannot cheaply make. **Pure.**
+//!
+//! An active responder's power to block is also a forger's: every check here keeps a packet
+//! the kernel itself would not accept, or a source no scanner can have, from ever counting
+//! towards a block. The checks that need the kernel's view (direction, reverse path,
+//! established sessions) take it as an argument.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why a source address cannot be a scanner's: no host on another network can send from it,
+/// and a packet that claims it was forged (or is noise of the local link).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unroutable {
+    /// `0.0.0.0/8`, `::`.
+    Unspecified,
+    /// `127.0.0.0/8`, `::1`: never from a wire.
+    Loopback,
+    /// `224.0.0.0/4`, `ff00::/8`: a group, not a sender.
+    Multicast,
+    /// `240.0.0.0/4`, `255.255.255.255` among them.
+    Reserved,
+    /// `169.254.0.0/16`, `fe80::/10`: never routed, and anyone on the link may claim one; a
+    /// block of one would hold on every link.
+    LinkLocal,
+    /// `::ffff:0:0/96`: an IPv4 address in IPv6 clothes (its block would land on the IPv4
+    /// address).
+    V4Mapped,
+    /// `::/96` (deprecated IPv4-compatible addresses).
+    V4Compatible,
+}
+
+impl Unroutable {
+    /// Why `ip` cannot be a scanner's source, if it cannot.
+    pub fn of(ip: IpAddr) -> Option<Unroutable> {
+        match ip {
+            IpAddr::V4(a) => Self::of_v4(a),
+            IpAddr::V6(a) => Self::of_v6(a),
+        }
+    }
+
+    fn of_v4(a: Ipv4Addr) -> Option<Unroutable> {
+        match a.octets() {
+            [0, ..] => Some(Unroutable::Unspecified),
+            [127, ..] => Some(Unroutable::Loopback),
+            [169, 254, ..] => Some(Unroutable::LinkLocal),
+            [224..=239, ..] => Some(Unroutable::Multicast),
+            [240..=255, ..] => Some(Unroutable::Reserved),
+            _ => None,
+        }
+    }
+
+    fn of_v6(a: Ipv6Addr) -> Option<Unroutable> {
+        let bits = a.to_bits();
+        match bits {
+            0 => Some(Unroutable::Unspecified),
+            1 => Some(Unroutable::Loopback),
+            _ if bits >> 120 == 0xff => Some(Unroutable::Multicast),
+            _ if bits >> 118 == 0x3fa => Some(Unroutable::LinkLocal),
+            _ if bits >> 32 == 0xffff => Some(Unroutable::V4Mapped),
+            _ if bits >> 32 == 0 => Some(Unroutable::V4Compatible),
+            _ => None,
+        }
+    }
+
+    /// A short lower-case name, for counters and `why`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unroutable::Unspecified => "unspecified",
+            Unroutable::Loopback => "loopback",
+            Unroutable::Multicast => "multicast",
+            Unroutable::Reserved => "reserved or broadcast",
+            Unroutable::LinkLocal => "link-local",
+            Unroutable::V4Mapped => "IPv4-mapped",
+            Unroutable::V4Compatible => "IPv4-compatible",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_no_scanner_can_have_are_named() {
+        use Unroutable::*;
+        for (addr, why) in [
+            ("0.0.0.0", Some(Unspecified)),
+            ("0.1.2.3", Some(Unspecified)),
+            ("127.0.0.1", Some(Loopback)),
+            ("169.254.1.1", Some(LinkLocal)),
+            ("224.0.0.1", Some(Multicast)),
+            ("239.255.255.250", Some(Multicast)),
+            ("240.0.0.1", Some(Reserved)),
+            ("255.255.255.255", Some(Reserved)),
+            ("::", Some(Unspecified)),
+            ("::1", Some(Loopback)),
+            ("ff02::1", Some(Multicast)),
+            ("fe80::2", Some(LinkLocal)),
+            ("febf::1", Some(LinkLocal)),
+            ("::ffff:198.51.100.50", Some(V4Mapped)),
+            ("::198.51.100.50", Some(V4Compatible)),
+            ("198.51.100.2", None),
+            ("203.0.113.7", None),
+            ("2001:db8::2", None),
+            ("fec0::1", None),
+            ("64:ff9b::c633:6402", None),
+        ] {
+            assert_eq!(Unroutable::of(addr.parse().unwrap()), why, "{addr}");
+        }
+    }
+}
