@@ -438,6 +438,12 @@ impl Pipeline {
         self.ignore = ignore;
     }
 
+    /// Nothing was done about `detection` (refused by the budget, or too little evidence yet):
+    /// its source may be detected again at its next probe.
+    pub fn reconsider(&mut self, detection: &Detection) {
+        self.detector.reconsider(detection);
+    }
+
     /// Forgets what the detector knows of the sources in `net`.
     pub fn forget(&mut self, net: ipnet::IpNet) {
         self.detector.forget(net);

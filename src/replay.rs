@@ -70,6 +70,8 @@ pub struct Summary {
     pub never_block: u64,
     /// Detections refused because `max-blocks` blocks were active.
     pub over_budget: u64,
+    /// Detections with fewer trap ports than `min-ports`, reported and not blocked.
+    pub too_few_ports: u64,
     /// Warnings (bad lines of the never-block file).
     pub warnings: Vec<String>,
 }
@@ -128,6 +130,7 @@ pub fn run(
         already_blocked: 0,
         never_block: 0,
         over_budget: 0,
+        too_few_ports: 0,
         warnings,
     };
 
@@ -145,7 +148,11 @@ pub fn run(
                 Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
                 Decision::NeverBlock { .. } | Decision::InGrace { .. } => summary.never_block += 1,
                 Decision::OverBudget { .. } => summary.over_budget += 1,
+                Decision::TooFewPorts { .. } => summary.too_few_ports += 1,
                 Decision::Refresh { .. } => summary.already_blocked += 1,
+            }
+            if !decision.settles(&detection) {
+                pipeline.reconsider(&detection);
             }
             report(&detection, &decision);
         }
@@ -224,7 +231,8 @@ impl Summary {
              probes counted: {}; not traps: {}; answers to local traffic: {}; conversation: {}; \
              never-block sources: {}; outbound: {}; to other hosts: {}\n\
              skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols, {} fragments\n\
-             detections: {} (would block {}, already blocked {}, never-block {}, over budget {})",
+             detections: {} (would block {}, already blocked {}, never-block {}, over budget {}, \
+             too few ports {})",
             capture.display(),
             c.frames,
             span.as_secs_f64(),
@@ -250,6 +258,7 @@ impl Summary {
             self.already_blocked,
             self.never_block,
             self.over_budget,
+            self.too_few_ports,
         );
         if self.detector.evicted_sources > 0 || self.detector.evicted_ports > 0 {
             out.push_str(&format!(
@@ -276,6 +285,7 @@ impl Summary {
             "already_blocked": self.already_blocked,
             "never_block": self.never_block,
             "over_budget": self.over_budget,
+            "too_few_ports": self.too_few_ports,
         })
     }
 }

@@ -86,6 +86,11 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
             "not blocking {addr}: on never-block list ({reason}): {}",
             d.summary()
         ),
+        Decision::TooFewPorts { addr, ports, min } => format!(
+            "not blocking {addr}: {ports} trap port{}, fewer than [respond] min-ports = {min}: {}",
+            if *ports == 1 { "" } else { "s" },
+            d.summary()
+        ),
         Decision::InGrace { addr, remaining } => format!(
             "not blocking {addr}: unblocked by hand, grace period for {} more: {}",
             human(*remaining),
@@ -120,6 +125,8 @@ pub enum Folded {
     NeverBlock,
     /// In a grace period.
     Grace,
+    /// Too few trap ports yet.
+    TooFewPorts,
     /// Still scanning while blocked (said when verbose).
     AlreadyBlocked,
     /// The kernel refused a change.
@@ -127,10 +134,11 @@ pub enum Folded {
 }
 
 impl Folded {
-    const ALL: [Folded; 5] = [
+    const ALL: [Folded; 6] = [
         Folded::Budget,
         Folded::NeverBlock,
         Folded::Grace,
+        Folded::TooFewPorts,
         Folded::AlreadyBlocked,
         Folded::Refused,
     ];
@@ -141,6 +149,7 @@ impl Folded {
             Decision::OverBudget { .. } => Some(Folded::Budget),
             Decision::NeverBlock { .. } => Some(Folded::NeverBlock),
             Decision::InGrace { .. } => Some(Folded::Grace),
+            Decision::TooFewPorts { .. } => Some(Folded::TooFewPorts),
             Decision::AlreadyBlocked { .. } => Some(Folded::AlreadyBlocked),
             Decision::Block { .. } | Decision::Refresh { .. } => None,
         }
@@ -151,6 +160,7 @@ impl Folded {
             Folded::Budget => "refused by the budget",
             Folded::NeverBlock => "not blocked: on the never-block list",
             Folded::Grace => "not blocked: in a grace period",
+            Folded::TooFewPorts => "not blocked: too few trap ports yet",
             Folded::AlreadyBlocked => "still scanning while blocked",
             Folded::Refused => "changes refused by the kernel",
         }
@@ -211,6 +221,7 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         Decision::OverBudget { net, .. } => ("over-budget", Some(*net), None),
         Decision::NeverBlock { .. } => ("never-block", None, None),
         Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
+        Decision::TooFewPorts { .. } => ("too-few-ports", None, None),
     };
     serde_json::json!({
         "type": "detection",

@@ -158,7 +158,8 @@ fn replay_prints_one_line_per_detection_then_a_summary() {
     );
     assert!(out.contains("local addresses (inferred from the capture): 198.124.152.15\n"));
     assert!(out.contains(
-        "detections: 1 (would block 1, already blocked 0, never-block 0, over budget 0)"
+        "detections: 1 (would block 1, already blocked 0, never-block 0, over budget 0, too few \
+         ports 0)"
     ));
 }
 

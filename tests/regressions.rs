@@ -515,13 +515,14 @@ fn issue_13_a_forged_flood_is_summed_up_not_logged_line_by_line() {
     let lab = NetnsPair::new();
     let dir = TempDir::new("regress");
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    // 600 NULL probes of port 22, each from a /64 of its own: each is a detection (the
-    // "impossible" weight), and past the budget of 50 new blocks a second, a refusal.
+    // 600 sources, each a /64 of its own, each sending NULL probes of three privileged ports
+    // (`min-ports`): each is a detection (the "impossible" weight), and past the budget of 50
+    // new blocks a second, a refusal.
     let victim: std::net::IpAddr = NetnsPair::A6.parse().unwrap();
     let frames: Vec<Vec<u8>> = (0..600u128)
-        .map(|i| {
+        .flat_map(|i| {
             let source = Ipv6Addr::from((0x2001_0db8_00ff_u128 << 80) | (i << 64) | 7);
-            tcp_frame(source.into(), victim, 40_000, 22, 0)
+            [22, 23, 25].map(|port| tcp_frame(source.into(), victim, 40_000, port, 0))
         })
         .collect();
     lab.inject(&frames);

@@ -142,13 +142,33 @@ fn two_way_flag_capture_never_makes_the_answering_server_a_scanner() {
 }
 
 #[test]
-fn one_way_flag_capture_makes_its_sender_a_stealth_scanner() {
+fn one_way_flag_capture_makes_its_sender_a_stealth_scanner_but_one_port_blocks_nobody() {
     // 63 crafted flag sets to a port that never answers: the first, a NULL probe of a
-    // privileged port, is evidence enough.
-    let (found, _) = replay(&shared("one_way_all_flags.pcap"), &[]);
-    assert_eq!(found.len(), 1);
+    // privileged port, reaches the threshold by its weight alone, and so does each heavy probe
+    // after it, since nothing was done. One port is fewer than `min-ports` (issue 14): every
+    // detection is reported, none blocked.
+    let (found, summary) = replay(&shared("one_way_all_flags.pcap"), &[]);
+    assert!(found.len() > 1, "{found:#?}");
     assert_eq!(found[0].0.addr, ip("10.0.0.10"));
     assert_eq!(found[0].0.kinds.to_string(), "null");
+    for (_, decision) in &found {
+        assert_eq!(
+            *decision,
+            Decision::TooFewPorts {
+                addr: ip("10.0.0.10"),
+                ports: 1,
+                min: 3
+            }
+        );
+    }
+    assert_eq!(summary.blocks, 0);
+    assert_eq!(summary.too_few_ports, found.len() as u64);
+    // With min-ports = 1, the PortSentry way, the first probe is a block.
+    let mut config = Config::default();
+    config.respond.min_ports = 1;
+    let (found, _) = replay_with(&shared("one_way_all_flags.pcap"), config, &[]);
+    assert_eq!(found.len(), 1);
+    assert!(matches!(found[0].1, Decision::Block { .. }));
 }
 
 /// What a TCP segment is by its flags alone: `None` for conversation traffic, else the scan

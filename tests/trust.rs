@@ -113,3 +113,59 @@ fn sources_no_scanner_can_have_are_never_blocked() {
         );
     }
 }
+
+/// One forged NULL packet "from" a real address once blocked it (it weighs the whole
+/// threshold); and one forged address of a /64 once blocked the whole /64. Now a single probe
+/// is reported, not blocked; three are a block of that address alone.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
+    const NULL: u16 = 0;
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("trust");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let (v4, v6) = (ip(NetnsPair::A4), ip(NetnsPair::A6));
+    lab.inject(&[tcp_frame(ip(NetnsPair::B4), v4, 40_000, 22, NULL)]);
+    assert!(
+        wait_until(DEADLINE, || daemon.out().contains(&format!(
+            "not blocking {}: 1 trap port, fewer than [respond] min-ports = 3",
+            NetnsPair::B4
+        ))),
+        "{}",
+        daemon.out()
+    );
+    let lone = ip("2001:db8:c::dead");
+    let probes: Vec<Vec<u8>> = [21, 22, 23]
+        .into_iter()
+        .map(|port| tcp_frame(lone, v6, 40_000, port, NULL))
+        .collect();
+    lab.inject(&probes);
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("blocked 2001:db8:c::dead for")),
+        "{}",
+        daemon.out()
+    );
+    assert!(
+        !daemon
+            .out()
+            .contains(&format!("blocked {} for", NetnsPair::B4))
+    );
+    assert!(!lab.set_text("blocked6_net").contains("\"elem\""));
+    // A second address of the same /64 scanning: now the prefix is the scanner's.
+    let other = ip("2001:db8:c::beef");
+    let probes: Vec<Vec<u8>> = [24, 25, 26]
+        .into_iter()
+        .map(|port| tcp_frame(other, v6, 40_000, port, NULL))
+        .collect();
+    lab.inject(&probes);
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("blocked 2001:db8:c::/64 for")),
+        "{}",
+        daemon.out()
+    );
+}

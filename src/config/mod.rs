@@ -219,6 +219,8 @@ pub struct RespondConfig {
     pub max_blocks: usize,
     /// New blocks per second at most.
     pub max_new_blocks_per_second: u32,
+    /// No automatic block on fewer distinct trap ports than this, whatever the score.
+    pub min_ports: usize,
     /// The program run on each block (argv with placeholders), if any.
     pub on_block: Vec<String>,
     /// How long it may run.
@@ -531,6 +533,7 @@ impl TryFrom<RawConfig> for Config {
             1,
             1_000_000,
         );
+        let min_ports = v.integer("[respond] min-ports", r.min_ports, 1, 1024);
         if let Some(program) = r.on_block.first() {
             if !program.starts_with('/') {
                 v.problem(format!(
@@ -714,6 +717,7 @@ impl TryFrom<RawConfig> for Config {
                 dry_run: r.dry_run,
                 max_blocks: usize::try_from(max_blocks).unwrap_or(usize::MAX),
                 max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
+                min_ports: usize::try_from(min_ports).unwrap_or(1),
                 on_block: r.on_block.clone(),
                 on_block_timeout,
                 history_file,

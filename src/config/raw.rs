@@ -362,6 +362,9 @@ pub struct RawRespond {
     /// New blocks per second at most (a burst of as many is allowed).
     #[serde(default = "default_max_new_blocks_per_second")]
     pub max_new_blocks_per_second: i64,
+    /// No automatic block on fewer distinct trap ports than this.
+    #[serde(default = "default_min_ports")]
+    pub min_ports: i64,
     /// A program run on each block: argv, no shell, with placeholders.
     #[serde(default)]
     pub on_block: Vec<String>,
@@ -384,6 +387,7 @@ impl Default for RawRespond {
             dry_run: false,
             max_blocks: default_max_blocks(),
             max_new_blocks_per_second: default_max_new_blocks_per_second(),
+            min_ports: default_min_ports(),
             on_block: Vec::new(),
             on_block_timeout: default_on_block_timeout(),
             history_file: String::new(),
@@ -531,6 +535,9 @@ fn default_max_block_for() -> String {
 }
 fn default_remember_offences() -> String {
     "30d".into()
+}
+fn default_min_ports() -> i64 {
+    3
 }
 fn default_max_new_blocks_per_second() -> i64 {
     50

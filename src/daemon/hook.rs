@@ -136,6 +136,7 @@ mod tests {
             last_seen: Timestamp::ZERO,
             packets: 2,
             score: 21,
+            several_addresses: false,
         };
         let template: Vec<String> = [
             "/usr/local/bin/notify",

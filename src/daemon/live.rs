@@ -749,6 +749,9 @@ impl Daemon {
         if matches!(decision, Decision::OverBudget { .. }) {
             self.refused += 1;
         }
+        if !decision.settles(d) {
+            self.pipeline.reconsider(d);
+        }
         let actions = decision.actions();
         if actions.is_empty() {
             // A flood of forged packets makes these by the thousand: folded into a summary.
@@ -1319,7 +1322,9 @@ impl Daemon {
                     self.config().respond.max_blocks
                 ),
             },
-            Decision::NeverBlock { .. } | Decision::InGrace { .. } => Response::Error {
+            Decision::NeverBlock { .. }
+            | Decision::InGrace { .. }
+            | Decision::TooFewPorts { .. } => Response::Error {
                 message: format!("not blocking {}", source_text(&net)),
             },
         }

@@ -212,6 +212,9 @@ pub struct Detection {
     /// The score that crossed the threshold (a sum of up to 65,536 weights of up to a million
     /// each: a u64, which a u32 was not).
     pub score: u64,
+    /// Whether more than one address of `source` probed (when `source` is a prefix wider than
+    /// one address): the evidence that the prefix, not one host of it, is the scanner's.
+    pub several_addresses: bool,
 }
 
 impl Detection {
@@ -260,8 +263,11 @@ struct Source {
     score: u64,
     last_seen: Timestamp,
     packets: u64,
-    /// No new detection before this time (one window after the last).
+    /// No new detection before this time (one window after the last that was acted on).
     quiet_until: Timestamp,
+    /// The first address of the prefix that probed, and whether another one did since.
+    first: IpAddr,
+    several: bool,
 }
 
 /// The detector: a bounded table of sources and their windows.
@@ -325,6 +331,8 @@ impl Detector {
                     last_seen: probe.at,
                     packets: 0,
                     quiet_until: Timestamp::ZERO,
+                    first: probe.src,
+                    several: false,
                 })
             }
         };
@@ -372,6 +380,7 @@ impl Detector {
             }
         }
         source.packets += 1;
+        source.several |= probe.src != source.first;
         // Capture timestamps may step back a little; never move last_seen backwards.
         source.last_seen = source.last_seen.max(probe.at);
 
@@ -395,10 +404,21 @@ impl Detector {
             last_seen: probe.at,
             packets: source.packets,
             score: source.score,
+            several_addresses: source.several,
         };
         source.packets = 0;
         self.stats.detections += 1;
         Some(detection)
+    }
+
+    /// Lets the source of `detection` be detected again at its next probe: nothing was done
+    /// about it (refused by the budget, or too little evidence yet), so the quiet period that
+    /// follows a detection must not shelter it.
+    pub fn reconsider(&mut self, detection: &Detection) {
+        let key = self.key(detection.addr);
+        if let Some(source) = self.sources.get_mut(&key) {
+            source.quiet_until = Timestamp::ZERO;
+        }
     }
 
     /// Forgets sources with no probe for a whole window. Cheap: sources are kept in order of

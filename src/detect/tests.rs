@@ -385,3 +385,30 @@ fn issue_13_the_heaviest_weights_on_every_port_do_not_overflow() {
         .expect("kept");
     assert_eq!(kept.score, 5999 * 1_000_000);
 }
+
+/// Issue 14: a detection says whether more than one address of its prefix probed, and a source
+/// nothing was done about is judged again at its next probe.
+#[test]
+fn issue_14_several_addresses_and_reconsidering() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let (_, lone) = feed(&mut d, "2001:db8:c::dead", ports(NULL, [21, 22, 23]));
+    assert!(!lone[0].several_addresses);
+    assert_eq!(lone[0].source.to_string(), "2001:db8:c::/64");
+    let mut d = Detector::new(DetectorConfig::default());
+    feed(&mut d, "2001:db8:c::1", ports(SYN, [21, 22, 23, 24]));
+    let (_, both) = feed(&mut d, "2001:db8:c::2", ports(SYN, [25, 26, 27]));
+    assert!(both[0].several_addresses);
+
+    // Detected, then quiet for a window...
+    let mut d = Detector::new(DetectorConfig::default());
+    let (at, found) = feed(&mut d, "203.0.113.7", ports(NULL, [21, 22]));
+    assert_eq!(
+        at,
+        [0],
+        "detected at the first NULL probe, quiet at the second"
+    );
+    // ...unless nothing was done about it: then the next probe is judged again.
+    d.reconsider(&found[0]);
+    let (at, _) = feed(&mut d, "203.0.113.7", ports(NULL, [23]));
+    assert_eq!(at, [0]);
+}

@@ -6,10 +6,13 @@
 //!    to the one offending address);
 //! 2. a source already blocked (by this block or one that covers it) gets nothing, or a refresh
 //!    when `refresh = true`;
-//! 3. the budget: at most `max-new-blocks-per-second` new blocks (a token bucket with a burst
+//! 3. too few distinct trap ports (`min-ports`, 3 by default) is reported, not blocked,
+//!    whatever the score; an IPv6 (or IPv4) prefix is blocked whole only when several of its
+//!    addresses scanned, otherwise only the scanning address;
+//! 4. the budget: at most `max-new-blocks-per-second` new blocks (a token bucket with a burst
 //!    of as many) and at most `max-blocks` active ones; past either the detection is refused and
 //!    logged, so a flood of spoofed sources can neither fill the kernel's set nor this table;
-//! 4. the block, for `block-for × repeat-factor^(offences − 1)`, capped at `max-block-for`,
+//! 5. the block, for `block-for × repeat-factor^(offences − 1)`, capped at `max-block-for`,
 //!    where offences are counted over `remember-offences`. Smaller blocks the new one covers
 //!    are lifted in the same batch (an interval set refuses overlapping elements).
 //!
@@ -101,6 +104,16 @@ pub enum Decision {
         /// Why (the first matching entry's reason).
         reason: String,
     },
+    /// Too few distinct trap ports for an automatic block (`[respond] min-ports`), whatever
+    /// the score: one forged packet of a heavy kind is reported, never blocked.
+    TooFewPorts {
+        /// The address.
+        addr: IpAddr,
+        /// Its distinct trap ports in the window.
+        ports: usize,
+        /// The minimum.
+        min: usize,
+    },
     /// The address was unblocked by hand a moment ago, with a grace period.
     InGrace {
         /// The address.
@@ -111,6 +124,23 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Whether the decision deals with the whole source of `detection` (a block of it or of
+    /// a network that covers it, in force or made now; or a never-block or grace verdict), so
+    /// that the quiet period after a detection may follow. Otherwise — refused by the budget,
+    /// too few ports yet, or only one address of a wider prefix blocked — its source is judged
+    /// again at its next probe: a flood that spends the budget buys a real scanner no peace,
+    /// and a second address of a prefix is seen as it scans.
+    pub fn settles(&self, detection: &Detection) -> bool {
+        let covers = |net: &IpNet| net.contains(&detection.source);
+        match self {
+            Decision::Block { net, .. }
+            | Decision::Refresh { net, .. }
+            | Decision::AlreadyBlocked { net, .. } => covers(net),
+            Decision::NeverBlock { .. } | Decision::InGrace { .. } => true,
+            Decision::OverBudget { .. } | Decision::TooFewPorts { .. } => false,
+        }
+    }
+
     /// What the firewall must do for this decision.
     pub fn actions(&self) -> Vec<Action> {
         match self {
@@ -261,7 +291,11 @@ impl Responder {
                 remaining: until.saturating_since(now),
             };
         }
-        let net = if ignore.overlaps(detection.source) {
+        // A prefix is the scanner's only when several of its addresses scanned; one address
+        // is blocked alone (a forger picking one address of a /64 must not cut off its
+        // neighbours). Nor is a prefix that covers a never-block address blocked whole.
+        let whole = detection.source.prefix_len() == detection.source.max_prefix_len();
+        let net = if ignore.overlaps(detection.source) || !(whole || detection.several_addresses) {
             IpNet::from(detection.addr)
         } else {
             detection.source
@@ -309,6 +343,13 @@ impl Responder {
             return Decision::AlreadyBlocked {
                 net: covering,
                 remaining: active.until.saturating_since(now),
+            };
+        }
+        if manual.is_none() && why.ports.len() < self.config.min_ports {
+            return Decision::TooFewPorts {
+                addr: net.addr(),
+                ports: why.ports.len(),
+                min: self.config.min_ports,
             };
         }
         let replaces = self.covered(net);

@@ -1,18 +1,19 @@
 use super::*;
 use crate::detect::ScanKinds;
 use crate::ignore::{Entry, Reason};
-use crate::wire::ProbeKind;
+use crate::wire::{ProbeKind, Proto};
 
 fn detection(source: &str, addr: &str) -> Detection {
     Detection {
         source: source.parse().unwrap(),
         addr: addr.parse().unwrap(),
         kinds: ScanKinds::of(ProbeKind::Syn),
-        ports: Vec::new(),
+        ports: vec![(Proto::Tcp, 21), (Proto::Tcp, 22), (Proto::Tcp, 23)],
         first_seen: Timestamp::ZERO,
         last_seen: Timestamp::ZERO,
         packets: 1,
         score: 21,
+        several_addresses: true,
     }
 }
 
@@ -31,6 +32,7 @@ fn config() -> RespondConfig {
         dry_run: false,
         max_blocks: 1000,
         max_new_blocks_per_second: 1000,
+        min_ports: 1,
         on_block: Vec::new(),
         on_block_timeout: Duration::from_secs(10),
         history_file: None,
@@ -394,4 +396,62 @@ mod property {
             prop_assert!(r.active_count() <= 50);
         }
     }
+}
+
+/// Issue 14: one forged NULL probe of a privileged port reaches the threshold by its weight;
+/// fewer than `min-ports` distinct trap ports are reported, never blocked.
+#[test]
+fn issue_14_too_few_ports_are_reported_not_blocked() {
+    let mut c = config();
+    c.min_ports = 3;
+    let mut r = Responder::new(&c);
+    let mut one = host("203.0.113.7");
+    one.ports.truncate(1);
+    let d = r.on_detection(&one, &ignore(&[]), t(0));
+    assert_eq!(
+        d,
+        Decision::TooFewPorts {
+            addr: "203.0.113.7".parse().unwrap(),
+            ports: 1,
+            min: 3
+        }
+    );
+    assert!(d.actions().is_empty());
+    assert!(!d.settles(&one), "judged again at its next probe");
+    // Three ports: blocked. A block by hand needs no ports at all.
+    assert!(matches!(
+        r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(1)),
+        Decision::Block { .. }
+    ));
+    assert!(matches!(
+        r.block_by_hand(net("203.0.113.8/32"), None, t(1)),
+        Decision::Block { .. }
+    ));
+}
+
+/// Issue 14: one forged packet from 2001:db8:c::dead blocked the whole /64. A prefix is
+/// blocked whole only when several of its addresses scanned.
+#[test]
+fn issue_14_a_prefix_is_blocked_whole_only_when_several_of_its_addresses_scanned() {
+    let mut r = Responder::new(&config());
+    let mut lone = detection("2001:db8:c::/64", "2001:db8:c::dead");
+    lone.several_addresses = false;
+    let d = r.on_detection(&lone, &ignore(&[]), t(0));
+    assert!(matches!(
+        d,
+        Decision::Block { net, .. } if net == self::net("2001:db8:c::dead/128")
+    ));
+    assert!(!d.settles(&lone), "the rest of the /64 is still judged");
+    let several = detection("2001:db8:d::/64", "2001:db8:d::7");
+    assert!(matches!(
+        r.on_detection(&several, &ignore(&[]), t(0)),
+        Decision::Block { net, .. } if net == self::net("2001:db8:d::/64")
+    ));
+    // The same for an IPv4 prefix wider than one address.
+    let mut lone4 = detection("203.0.113.0/24", "203.0.113.9");
+    lone4.several_addresses = false;
+    assert!(matches!(
+        r.on_detection(&lone4, &ignore(&[]), t(0)),
+        Decision::Block { net, .. } if net == self::net("203.0.113.9/32")
+    ));
 }
