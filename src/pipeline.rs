@@ -333,6 +333,10 @@ impl Pipeline {
             return None;
         }
         self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind, Port::Seen)
+            .map(|d| Detection {
+                arrived_on: p.ifindex,
+                ..d
+            })
     }
 
     /// A connection accepted (TCP, a completed handshake) or a datagram received (UDP) on a
@@ -532,6 +536,7 @@ mod tests {
     fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet {
         Packet {
             direction: Direction::Unknown,
+            ifindex: None,
             src: ip(src),
             dst: ip(dst),
             src_port: sport,
@@ -771,6 +776,7 @@ mod tests {
         // A UDP answer to a query we sent is not a probe either.
         let query = Packet {
             direction: Direction::Unknown,
+            ifindex: None,
             src: ip(LOCAL),
             dst: ip(SCANNER),
             src_port: 5353,
@@ -781,6 +787,7 @@ mod tests {
         p.process(at(400), Ok(query));
         let reply = Packet {
             direction: Direction::Unknown,
+            ifindex: None,
             src: ip(SCANNER),
             dst: ip(LOCAL),
             src_port: 53,
@@ -973,6 +980,7 @@ mod tests {
                     let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
                     let packet = Packet {
                         direction: Direction::Unknown,
+                        ifindex: None,
                         src,
                         dst,
                         src_port: 40000,

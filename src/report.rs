@@ -91,6 +91,24 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
             if *ports == 1 { "" } else { "s" },
             d.summary()
         ),
+        Decision::ReversePath {
+            addr,
+            came_in,
+            route,
+        } => {
+            let came_in = came_in.as_deref().unwrap_or("an interface");
+            match route {
+                Some(route) => format!(
+                    "not blocking {addr}: its probes came in on {came_in} but the route back \
+                     to it leaves by {route} (reverse path): {}",
+                    d.summary()
+                ),
+                None => format!(
+                    "not blocking {addr}: no route back to it (reverse path): {}",
+                    d.summary()
+                ),
+            }
+        }
         Decision::InGrace { addr, remaining } => format!(
             "not blocking {addr}: unblocked by hand, grace period for {} more: {}",
             human(*remaining),
@@ -127,6 +145,8 @@ pub enum Folded {
     Grace,
     /// Too few trap ports yet.
     TooFewPorts,
+    /// Failed the reverse-path check.
+    ReversePath,
     /// Still scanning while blocked (said when verbose).
     AlreadyBlocked,
     /// The kernel refused a change.
@@ -134,11 +154,12 @@ pub enum Folded {
 }
 
 impl Folded {
-    const ALL: [Folded; 6] = [
+    const ALL: [Folded; 7] = [
         Folded::Budget,
         Folded::NeverBlock,
         Folded::Grace,
         Folded::TooFewPorts,
+        Folded::ReversePath,
         Folded::AlreadyBlocked,
         Folded::Refused,
     ];
@@ -150,6 +171,7 @@ impl Folded {
             Decision::NeverBlock { .. } => Some(Folded::NeverBlock),
             Decision::InGrace { .. } => Some(Folded::Grace),
             Decision::TooFewPorts { .. } => Some(Folded::TooFewPorts),
+            Decision::ReversePath { .. } => Some(Folded::ReversePath),
             Decision::AlreadyBlocked { .. } => Some(Folded::AlreadyBlocked),
             Decision::Block { .. } | Decision::Refresh { .. } => None,
         }
@@ -161,6 +183,7 @@ impl Folded {
             Folded::NeverBlock => "not blocked: on the never-block list",
             Folded::Grace => "not blocked: in a grace period",
             Folded::TooFewPorts => "not blocked: too few trap ports yet",
+            Folded::ReversePath => "not blocked: failed the reverse-path check",
             Folded::AlreadyBlocked => "still scanning while blocked",
             Folded::Refused => "changes refused by the kernel",
         }
@@ -222,6 +245,7 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         Decision::NeverBlock { .. } => ("never-block", None, None),
         Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
         Decision::TooFewPorts { .. } => ("too-few-ports", None, None),
+        Decision::ReversePath { .. } => ("reverse-path", None, None),
     };
     serde_json::json!({
         "type": "detection",

@@ -521,7 +521,9 @@ fn issue_13_a_forged_flood_is_summed_up_not_logged_line_by_line() {
     let victim: std::net::IpAddr = NetnsPair::A6.parse().unwrap();
     let frames: Vec<Vec<u8>> = (0..600u128)
         .flat_map(|i| {
-            let source = Ipv6Addr::from((0x2001_0db8_00ff_u128 << 80) | (i << 64) | 7);
+            // Inside the lab's 2001:db8::/48, which the victim routes back over the link the
+            // frames come in on (so the reverse-path check passes, as for a real scanner).
+            let source = Ipv6Addr::from((0x2001_0db8_u128 << 96) | ((0x100 + i) << 64) | 7);
             [22, 23, 25].map(|port| tcp_frame(source.into(), victim, 40_000, port, 0))
         })
         .collect();

@@ -115,7 +115,8 @@ fn sources_no_scanner_can_have_are_never_blocked() {
 }
 
 /// One forged NULL packet "from" a real address once blocked it (it weighs the whole
-/// threshold); and one forged address of a /64 once blocked the whole /64. Now a single probe
+/// threshold); and one forged address of a /64 once blocked the whole /64 (here a /64 of the
+/// lab's /48, which the victim routes back over the scanner's link). Now a single probe
 /// is reported, not blocked; three are a block of that address alone.
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
@@ -135,7 +136,7 @@ fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
         "{}",
         daemon.out()
     );
-    let lone = ip("2001:db8:c::dead");
+    let lone = ip("2001:db8:0:c::dead");
     let probes: Vec<Vec<u8>> = [21, 22, 23]
         .into_iter()
         .map(|port| tcp_frame(lone, v6, 40_000, port, NULL))
@@ -144,7 +145,7 @@ fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
     assert!(
         wait_until(DEADLINE, || daemon
             .out()
-            .contains("blocked 2001:db8:c::dead for")),
+            .contains("blocked 2001:db8:0:c::dead for")),
         "{}",
         daemon.out()
     );
@@ -155,7 +156,7 @@ fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
     );
     assert!(!lab.set_text("blocked6_net").contains("\"elem\""));
     // A second address of the same /64 scanning: now the prefix is the scanner's.
-    let other = ip("2001:db8:c::beef");
+    let other = ip("2001:db8:0:c::beef");
     let probes: Vec<Vec<u8>> = [24, 25, 26]
         .into_iter()
         .map(|port| tcp_frame(other, v6, 40_000, port, NULL))
@@ -164,7 +165,141 @@ fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
     assert!(
         wait_until(DEADLINE, || daemon
             .out()
-            .contains("blocked 2001:db8:c::/64 for")),
+            .contains("blocked 2001:db8:0:c::/64 for")),
+        "{}",
+        daemon.out()
+    );
+}
+
+/// An administrator's link beside the scanner's: namespace `admin` joined to the victim by a
+/// second veth, 203.0.113.2 there and 203.0.113.1 on the victim. Deleted on drop.
+struct AdminLink {
+    ns: support::netns::Netns,
+    victim_dev: String,
+}
+
+impl AdminLink {
+    const ADMIN: &'static str = "203.0.113.2";
+    const VICTIM: &'static str = "203.0.113.1";
+
+    fn new(lab: &NetnsPair) -> Self {
+        let ns = support::netns::Netns::new("admin");
+        let tag = lab.veth_b.trim_start_matches("vb");
+        let (victim_dev, admin_dev) = (format!("vm{tag}"), format!("vn{tag}"));
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "-n",
+            &lab.a,
+            "link",
+            "add",
+            &victim_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &admin_dev,
+            "netns",
+            &ns.0,
+        ]);
+        run(&[
+            "-n",
+            &lab.a,
+            "addr",
+            "add",
+            "203.0.113.1/24",
+            "dev",
+            &victim_dev,
+        ]);
+        run(&[
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            "203.0.113.2/24",
+            "dev",
+            &admin_dev,
+        ]);
+        run(&["-n", &lab.a, "link", "set", &victim_dev, "up"]);
+        run(&["-n", &ns.0, "link", "set", &admin_dev, "up"]);
+        AdminLink { ns, victim_dev }
+    }
+}
+
+/// One forged NULL probe of three ports, and twenty forged SYNs to closed ports, "from" the
+/// administrator's address but sent on the scanner's link, once got the administrator blocked:
+/// pcap sees a frame before the kernel's rp_filter judges it. The victim would route back to
+/// that address by the administrator's link, not the one they came in on: not blocked, and the
+/// log says why. A real scan from the administrator's link is still blocked.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn probes_forged_from_another_link_fail_the_reverse_path_check() {
+    const NULL: u16 = 0;
+    require_root();
+    let lab = NetnsPair::new();
+    let admin = AdminLink::new(&lab);
+    let dir = TempDir::new("trust");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let (forged, victim) = (ip(AdminLink::ADMIN), ip(AdminLink::VICTIM));
+    let mut frames: Vec<Vec<u8>> = [21, 22, 23]
+        .into_iter()
+        .map(|port| tcp_frame(forged, victim, 40_000, port, NULL))
+        .collect();
+    frames.extend((1000..1020).map(|port| tcp_frame(forged, victim, 40_001, port, SYN)));
+    lab.inject(&frames);
+    let said = format!(
+        "not blocking {}: its probes came in on {} but the route back to it leaves by {} \
+         (reverse path)",
+        AdminLink::ADMIN,
+        lab.veth_a(),
+        admin.victim_dev
+    );
+    assert!(
+        wait_until(DEADLINE, || daemon.out().contains(&said)),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    assert!(
+        !daemon
+            .out()
+            .contains(&format!("blocked {} for", AdminLink::ADMIN))
+    );
+    assert!(!lab.set_text("blocked4").contains(AdminLink::ADMIN));
+    // The same address scanning for real, from its own link: blocked.
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &admin.ns.0,
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p",
+            "1-100",
+        ])
+        .args(["--max-retries", "0", AdminLink::VICTIM])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains(&format!("blocked {} for", AdminLink::ADMIN))),
         "{}",
         daemon.out()
     );

@@ -24,6 +24,8 @@ pub struct Frame<'a> {
     /// socket address); [`Direction::Unknown`] when the bytes say it (cooked captures) or
     /// nothing does.
     pub direction: Direction,
+    /// The interface, when the source knows it apart from the bytes (the raw method).
+    pub ifindex: Option<u32>,
 }
 
 impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
@@ -33,6 +35,7 @@ impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
             at: Timestamp::from_timeval(ts.tv_sec, ts.tv_usec),
             data: packet.data,
             direction: Direction::Unknown,
+            ifindex: None,
         }
     }
 }
@@ -253,14 +256,15 @@ impl LiveCapture {
             .open()
             .and_then(pcap::Capture::setnonblock)
             .map_err(open_err)?;
-        // Cooked mode where the device is not already: its header carries the kernel's packet
-        // type, the direction of every frame (v2 also the interface). Devices that offer
-        // neither keep their own link type, and direction is inferred from addresses.
+        // Cooked mode, v2 where offered: its header carries the kernel's packet type, the
+        // direction of every frame, and the interface it came in on (what the reverse-path
+        // check needs); v1 only the packet type. A device that offers neither keeps its own
+        // link type, and direction is inferred from addresses.
         if let Ok(offered) = capture.list_datalinks() {
             let current = capture.get_datalink();
             let cooked = [pcap::Linktype(276), pcap::Linktype(113)];
-            if !cooked.contains(&current) {
-                if let Some(&want) = cooked.iter().find(|l| offered.contains(l)) {
+            if let Some(&want) = cooked.iter().find(|l| offered.contains(l)) {
+                if want != current {
                     let _ = capture.set_datalink(want);
                 }
             }

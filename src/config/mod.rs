@@ -221,6 +221,8 @@ pub struct RespondConfig {
     pub max_new_blocks_per_second: u32,
     /// No automatic block on fewer distinct trap ports than this, whatever the score.
     pub min_ports: usize,
+    /// The reverse-path check of a detection's source.
+    pub reverse_path: crate::trust::ReversePath,
     /// The program run on each block (argv with placeholders), if any.
     pub on_block: Vec<String>,
     /// How long it may run.
@@ -534,6 +536,17 @@ impl TryFrom<RawConfig> for Config {
             1_000_000,
         );
         let min_ports = v.integer("[respond] min-ports", r.min_ports, 1, 1024);
+        let reverse_path = match r.reverse_path.as_str() {
+            "strict" => crate::trust::ReversePath::Strict,
+            "loose" => crate::trust::ReversePath::Loose,
+            "off" => crate::trust::ReversePath::Off,
+            other => {
+                v.problem(format!(
+                    "[respond] reverse-path = {other:?}: expected \"strict\", \"loose\" or \"off\""
+                ));
+                crate::trust::ReversePath::Strict
+            }
+        };
         if let Some(program) = r.on_block.first() {
             if !program.starts_with('/') {
                 v.problem(format!(
@@ -718,6 +731,7 @@ impl TryFrom<RawConfig> for Config {
                 max_blocks: usize::try_from(max_blocks).unwrap_or(usize::MAX),
                 max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
                 min_ports: usize::try_from(min_ports).unwrap_or(1),
+                reverse_path,
                 on_block: r.on_block.clone(),
                 on_block_timeout,
                 history_file,

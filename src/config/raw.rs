@@ -365,6 +365,9 @@ pub struct RawRespond {
     /// No automatic block on fewer distinct trap ports than this.
     #[serde(default = "default_min_ports")]
     pub min_ports: i64,
+    /// "strict", "loose" or "off": the reverse-path check of a detection's source.
+    #[serde(default = "default_reverse_path")]
+    pub reverse_path: String,
     /// A program run on each block: argv, no shell, with placeholders.
     #[serde(default)]
     pub on_block: Vec<String>,
@@ -388,6 +391,7 @@ impl Default for RawRespond {
             max_blocks: default_max_blocks(),
             max_new_blocks_per_second: default_max_new_blocks_per_second(),
             min_ports: default_min_ports(),
+            reverse_path: default_reverse_path(),
             on_block: Vec::new(),
             on_block_timeout: default_on_block_timeout(),
             history_file: String::new(),
@@ -535,6 +539,9 @@ fn default_max_block_for() -> String {
 }
 fn default_remember_offences() -> String {
     "30d".into()
+}
+fn default_reverse_path() -> String {
+    "strict".into()
 }
 fn default_min_ports() -> i64 {
     3

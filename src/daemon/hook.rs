@@ -137,6 +137,7 @@ mod tests {
             packets: 2,
             score: 21,
             several_addresses: false,
+            arrived_on: None,
         };
         let template: Vec<String> = [
             "/usr/local/bin/notify",

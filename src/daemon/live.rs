@@ -38,12 +38,14 @@ use crate::exit;
 use crate::firewall::nft::{NftConfig, NftFirewall};
 use crate::firewall::{Action, DryRun, Firewall, FirewallError};
 use crate::host;
+use crate::host::fib::{Fib, RouteBack};
 use crate::ignore::{self, IgnoreList, discover};
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
 use crate::respond::{ActiveBlock, Decision, MAX_BLOCK_FOR, Responder, Why};
 use crate::state::{self, State};
 use crate::time::{Clock, SteadyClock, SystemClock, Timestamp, WallOffset};
+use crate::trust::ReversePath;
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
@@ -133,6 +135,8 @@ struct Daemon {
     heal_fight: bool,
     /// Repeated log lines, folded into summaries.
     fold: report::Fold,
+    /// Routes back to the sources of detections, for the reverse-path check.
+    fib: Option<Fib>,
     logger: Logger,
 }
 
@@ -294,6 +298,13 @@ pub fn run(
         heal_pace: crate::firewall::RebuildPace::default(),
         heal_fight: false,
         fold: report::Fold::default(),
+        fib: match Fib::open() {
+            Ok(fib) => Some(fib),
+            Err(e) => {
+                tracing::warn!("cannot ask the kernel for routes ({e}); no reverse-path check");
+                None
+            }
+        },
         logger,
         loaded,
         config_path,
@@ -453,8 +464,8 @@ pub fn run(
                     Ok(Some(frame)) => {
                         frames += 1;
                         let at = offset.from_wall(frame.at);
-                        let packet =
-                            crate::wire::parse(link, frame.data).map(|p| p.seen(frame.direction));
+                        let packet = crate::wire::parse(link, frame.data)
+                            .map(|p| p.seen(frame.direction, frame.ifindex));
                         if let Some(d) = daemon.pipeline.process(at, packet) {
                             if let Some(d) = daemon.confirm(d) {
                                 daemon.on_detection(&d);
@@ -742,7 +753,10 @@ impl Daemon {
 
     fn on_detection(&mut self, d: &Detection) {
         let now = self.now();
-        let decision = self.responder.on_detection(d, self.pipeline.ignore(), now);
+        let decision = match self.reverse_path(d) {
+            Some(refused) => refused,
+            None => self.responder.on_detection(d, self.pipeline.ignore(), now),
+        };
         let line = report::line(d, &decision, self.mode);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
             && self.verbosity < Verbosity::Verbose;
@@ -782,6 +796,50 @@ impl Daemon {
                 self.warn(&format!("could not carry out \"{line}\": {e}"));
             }
         }
+    }
+
+    /// The reverse-path check of a detection's source (`[respond] reverse-path`): a refusal
+    /// when the kernel would not route back to it by the interface its probe came in on (or at
+    /// all). Never-block sources are left to the responder, which says so; a lookup that fails
+    /// is said and lets the detection through (the kernel's own rp_filter still stands).
+    fn reverse_path(&mut self, d: &Detection) -> Option<Decision> {
+        let mode = self.config().respond.reverse_path;
+        if mode == ReversePath::Off || self.pipeline.ignore().contains(d.addr) {
+            return None;
+        }
+        let fib = self.fib.as_mut()?;
+        let back = match fib.route_back(d.addr) {
+            Ok(back) => back,
+            Err(e) => {
+                if self
+                    .fold
+                    .offer(report::Folded::ReversePath, self.clock.now())
+                {
+                    self.warn(&format!(
+                        "cannot look up the route back to {}: {e}; not checking it",
+                        d.addr
+                    ));
+                }
+                return None;
+            }
+        };
+        if mode.passes(d.arrived_on, back) {
+            return None;
+        }
+        let name = |index: u32| {
+            nix::net::if_::if_indextoname(index)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| format!("interface {index}"))
+        };
+        Some(Decision::ReversePath {
+            addr: d.addr,
+            came_in: d.arrived_on.map(name),
+            route: match back {
+                RouteBack::Via(oif) => Some(name(oif)),
+                RouteBack::Local => Some("this host".into()),
+                RouteBack::None => None,
+            },
+        })
     }
 
     /// Forgets the blocks among `actions`: the firewall did not take them.
@@ -989,6 +1047,10 @@ impl Daemon {
     /// Interfaces, addresses, routes or resolv.conf changed: rebuild the never-block list and the
     /// set of local addresses, and load the list into the allow sets.
     fn refresh_host(&mut self) {
+        // Routes may have changed: the routes back are asked again.
+        if let Some(fib) = &mut self.fib {
+            fib.forget();
+        }
         let Ok((interfaces, ignore)) = never_block_logged(self.config()) else {
             self.log(
                 "could not rebuild the never-block list after a host change; keeping the old one",
@@ -1324,7 +1386,8 @@ impl Daemon {
             },
             Decision::NeverBlock { .. }
             | Decision::InGrace { .. }
-            | Decision::TooFewPorts { .. } => Response::Error {
+            | Decision::TooFewPorts { .. }
+            | Decision::ReversePath { .. } => Response::Error {
                 message: format!("not blocking {}", source_text(&net)),
             },
         }

@@ -215,6 +215,9 @@ pub struct Detection {
     /// Whether more than one address of `source` probed (when `source` is a prefix wider than
     /// one address): the evidence that the prefix, not one host of it, is the scanner's.
     pub several_addresses: bool,
+    /// The interface the probe that crossed the threshold came in on, when the capture says
+    /// (set by the pipeline): what the reverse-path check compares the route back with.
+    pub arrived_on: Option<u32>,
 }
 
 impl Detection {
@@ -405,6 +408,7 @@ impl Detector {
             packets: source.packets,
             score: source.score,
             several_addresses: source.several,
+            arrived_on: None,
         };
         source.packets = 0;
         self.stats.detections += 1;

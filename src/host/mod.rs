@@ -6,6 +6,7 @@
 //! built without it: TCP sockets in LISTEN, and every bound UDP socket (a UDP port in use is
 //! never a trap).
 
+pub mod fib;
 pub mod sockdiag;
 
 use std::io;

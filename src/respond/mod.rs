@@ -114,6 +114,17 @@ pub enum Decision {
         /// The minimum.
         min: usize,
     },
+    /// The source fails the reverse-path check (`[respond] reverse-path`): the host would not
+    /// route a packet back to it by the interface its probes came in on (or at all), so they
+    /// are most likely forged. Decided by the shell, which asks the kernel.
+    ReversePath {
+        /// The address.
+        addr: IpAddr,
+        /// The interface its probe came in on, by name, when known.
+        came_in: Option<String>,
+        /// The interface the route back to it leaves by; none when there is no route back.
+        route: Option<String>,
+    },
     /// The address was unblocked by hand a moment ago, with a grace period.
     InGrace {
         /// The address.
@@ -137,7 +148,9 @@ impl Decision {
             | Decision::Refresh { net, .. }
             | Decision::AlreadyBlocked { net, .. } => covers(net),
             Decision::NeverBlock { .. } | Decision::InGrace { .. } => true,
-            Decision::OverBudget { .. } | Decision::TooFewPorts { .. } => false,
+            Decision::OverBudget { .. }
+            | Decision::TooFewPorts { .. }
+            | Decision::ReversePath { .. } => false,
         }
     }
 

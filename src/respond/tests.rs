@@ -14,6 +14,7 @@ fn detection(source: &str, addr: &str) -> Detection {
         packets: 1,
         score: 21,
         several_addresses: true,
+        arrived_on: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn config() -> RespondConfig {
         max_blocks: 1000,
         max_new_blocks_per_second: 1000,
         min_ports: 1,
+        reverse_path: crate::trust::ReversePath::Strict,
         on_block: Vec::new(),
         on_block_timeout: Duration::from_secs(10),
         history_file: None,

@@ -7,6 +7,46 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::host::fib::RouteBack;
+
+/// `[respond] reverse-path`: whether a probe's source must be reachable back the way the probe
+/// came, as the kernel's `rp_filter` asks of every packet. Forging a source is cheap; forging one
+/// that the host routes back through the very interface the forger is on is not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReversePath {
+    /// The route back to the source leaves by the interface the probe came in on (where the
+    /// capture names it; else as `Loose`).
+    #[default]
+    Strict,
+    /// There is a route back to the source at all.
+    Loose,
+    /// No check.
+    Off,
+}
+
+impl ReversePath {
+    /// Whether a probe that came in on interface `arrived_on` (when known) from a source whose
+    /// route back is `back` passes. A source the host routes to itself (one of its own
+    /// addresses) arriving from outside never does.
+    pub fn passes(self, arrived_on: Option<u32>, back: RouteBack) -> bool {
+        match (self, back) {
+            (ReversePath::Off, _) => true,
+            (_, RouteBack::None | RouteBack::Local) => false,
+            (ReversePath::Loose, RouteBack::Via(_)) => true,
+            (ReversePath::Strict, RouteBack::Via(oif)) => arrived_on.is_none_or(|i| i == oif),
+        }
+    }
+
+    /// As the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReversePath::Strict => "strict",
+            ReversePath::Loose => "loose",
+            ReversePath::Off => "off",
+        }
+    }
+}
+
 /// Why a source address cannot be a scanner's: no host on another network can send from it,
 /// and a packet that claims it was forged (or is noise of the local link).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +146,28 @@ mod tests {
             ("64:ff9b::c633:6402", None),
         ] {
             assert_eq!(Unroutable::of(addr.parse().unwrap()), why, "{addr}");
+        }
+    }
+
+    #[test]
+    fn the_reverse_path_is_judged_like_rp_filter() {
+        use ReversePath::{Loose, Off, Strict};
+        let (on_2, on_3) = (Some(2), Some(3));
+        for (mode, arrived, back, passes) in [
+            (Strict, on_2, RouteBack::Via(2), true),
+            (Strict, on_3, RouteBack::Via(2), false),
+            (Strict, None, RouteBack::Via(2), true),
+            (Strict, on_2, RouteBack::None, false),
+            (Strict, on_2, RouteBack::Local, false),
+            (Loose, on_3, RouteBack::Via(2), true),
+            (Loose, on_3, RouteBack::None, false),
+            (Off, on_3, RouteBack::None, true),
+        ] {
+            assert_eq!(
+                mode.passes(arrived, back),
+                passes,
+                "{mode:?} {arrived:?} {back:?}"
+            );
         }
     }
 }

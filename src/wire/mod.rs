@@ -114,6 +114,9 @@ impl Direction {
 pub struct Packet {
     /// Which way it went, when the capture says.
     pub direction: Direction,
+    /// The interface it came in on (or left by), when the capture says (cooked v2 captures,
+    /// the raw method): what the reverse-path check compares the route back with.
+    pub ifindex: Option<u32>,
     /// Source address.
     pub src: IpAddr,
     /// Destination address.
@@ -129,13 +132,14 @@ pub struct Packet {
 }
 
 impl Packet {
-    /// The packet with `direction` when the capture knew it apart from the frame (the raw
-    /// method's socket address), else as parsed.
+    /// The packet with `direction` and `ifindex` where the capture knew them apart from the
+    /// frame (the raw method's socket address), else as parsed.
     #[must_use]
-    pub fn seen(mut self, direction: Direction) -> Self {
+    pub fn seen(mut self, direction: Direction, ifindex: Option<u32>) -> Self {
         if direction != Direction::Unknown {
             self.direction = direction;
         }
+        self.ifindex = ifindex.or(self.ifindex);
         self
     }
 
@@ -209,6 +213,7 @@ const MAX_VLAN_TAGS: usize = 3;
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
+    let mut ifindex = None;
     let (ip, direction) = match link {
         LinkType::Ethernet => {
             let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Truncated)?;
@@ -227,7 +232,10 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
             )
         }
         LinkType::LinuxSll2 => {
-            // Packet type: one byte at offset 10.
+            // Interface index: big-endian u32 at offset 4; packet type: one byte at offset 10.
+            ifindex = frame
+                .get(4..8)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             let pkttype = frame.get(10).copied().map(u16::from);
             (
                 cooked(frame, 0, SLL2_HEADER_LEN)?,
@@ -237,7 +245,11 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
         LinkType::RawIp => (frame, Direction::Unknown),
         LinkType::Loopback => (frame.get(4..).ok_or(Skip::Truncated)?, Direction::Unknown),
     };
-    packet_from_ip(ip).map(|p| Packet { direction, ..p })
+    packet_from_ip(ip).map(|p| Packet {
+        direction,
+        ifindex,
+        ..p
+    })
 }
 
 /// Walks VLAN tags (802.1Q, 802.1ad, the old QinQ 0x9100) to the IP header.
@@ -299,6 +311,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
             })?;
             Ok(Packet {
                 direction: Direction::Unknown,
+                ifindex: None,
                 src,
                 dst,
                 src_port: tcp.source_port(),
@@ -311,6 +324,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
             let udp = UdpHeaderSlice::from_slice(payload.payload).map_err(|_| Skip::Truncated)?;
             Ok(Packet {
                 direction: Direction::Unknown,
+                ifindex: None,
                 src,
                 dst,
                 src_port: udp.source_port(),

@@ -109,8 +109,21 @@ fn cooked_frames_carry_the_kernels_direction() {
     // Frames without a packet type leave it to the caller.
     let eth = parse(LinkType::Ethernet, &hex(MASSCAN_SYN)).unwrap();
     assert_eq!(eth.direction, Direction::Unknown);
-    assert_eq!(eth.seen(Direction::Outgoing).direction, Direction::Outgoing);
-    assert_eq!(syn.seen(Direction::Unknown).direction, Direction::Incoming);
+    assert_eq!(
+        eth.seen(Direction::Outgoing, None).direction,
+        Direction::Outgoing
+    );
+    assert_eq!(
+        syn.seen(Direction::Unknown, None).direction,
+        Direction::Incoming
+    );
+    // Cooked v2 also names the interface (here 1, loopback); v1 does not.
+    assert_eq!(syn.ifindex, Some(1));
+    assert_eq!(
+        parse(LinkType::LinuxSll, &hex(SLL_SYN6)).unwrap().ifindex,
+        None
+    );
+    assert_eq!(eth.seen(Direction::Incoming, Some(7)).ifindex, Some(7));
 }
 
 #[test]

@@ -147,6 +147,7 @@ impl RawCapture {
                     direction: from.map_or(Direction::Unknown, |link| {
                         Direction::from_pkttype(u16::from(link.pkttype()))
                     }),
+                    ifindex: from.and_then(|link| u32::try_from(link.ifindex()).ok()),
                 }));
             }
         }
