@@ -149,8 +149,8 @@ pub fn run(
                 Decision::NeverBlock { .. } | Decision::InGrace { .. } => summary.never_block += 1,
                 Decision::OverBudget { .. } => summary.over_budget += 1,
                 Decision::TooFewPorts { .. } => summary.too_few_ports += 1,
-                // A replay asks no kernel for routes back: the reverse-path check is live only.
-                Decision::ReversePath { .. } => {}
+                // A replay asks no kernel for routes back or sessions: live checks only.
+                Decision::ReversePath { .. } | Decision::Protected { .. } => {}
                 Decision::Refresh { .. } => summary.already_blocked += 1,
             }
             if !decision.settles(&detection) {

@@ -109,6 +109,18 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
                 ),
             }
         }
+        Decision::Protected { addr, peer, port } => {
+            let who = if peer == addr {
+                String::new()
+            } else {
+                format!(" (of {peer})")
+            };
+            format!(
+                "not blocking {addr}: established session{who} to {port}/tcp (protected \
+                 peer; [respond] protect): {}",
+                d.summary()
+            )
+        }
         Decision::InGrace { addr, remaining } => format!(
             "not blocking {addr}: unblocked by hand, grace period for {} more: {}",
             human(*remaining),
@@ -147,6 +159,8 @@ pub enum Folded {
     TooFewPorts,
     /// Failed the reverse-path check.
     ReversePath,
+    /// A protected peer.
+    Protected,
     /// Still scanning while blocked (said when verbose).
     AlreadyBlocked,
     /// The kernel refused a change.
@@ -154,7 +168,8 @@ pub enum Folded {
 }
 
 impl Folded {
-    const ALL: [Folded; 7] = [
+    const ALL: [Folded; 8] = [
+        Folded::Protected,
         Folded::Budget,
         Folded::NeverBlock,
         Folded::Grace,
@@ -172,6 +187,7 @@ impl Folded {
             Decision::InGrace { .. } => Some(Folded::Grace),
             Decision::TooFewPorts { .. } => Some(Folded::TooFewPorts),
             Decision::ReversePath { .. } => Some(Folded::ReversePath),
+            Decision::Protected { .. } => Some(Folded::Protected),
             Decision::AlreadyBlocked { .. } => Some(Folded::AlreadyBlocked),
             Decision::Block { .. } | Decision::Refresh { .. } => None,
         }
@@ -184,6 +200,7 @@ impl Folded {
             Folded::Grace => "not blocked: in a grace period",
             Folded::TooFewPorts => "not blocked: too few trap ports yet",
             Folded::ReversePath => "not blocked: failed the reverse-path check",
+            Folded::Protected => "not blocked: protected peers",
             Folded::AlreadyBlocked => "still scanning while blocked",
             Folded::Refused => "changes refused by the kernel",
         }
@@ -246,6 +263,7 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
         Decision::TooFewPorts { .. } => ("too-few-ports", None, None),
         Decision::ReversePath { .. } => ("reverse-path", None, None),
+        Decision::Protected { .. } => ("protected", None, None),
     };
     serde_json::json!({
         "type": "detection",

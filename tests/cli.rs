@@ -282,7 +282,9 @@ mod fake_daemon {
 }
 
 use fake_daemon::FakeDaemon;
-use scansentry::control::protocol::{BlockInfo, IgnoreInfo, Request, Response, StatusInfo};
+use scansentry::control::protocol::{
+    BlockInfo, IgnoreInfo, RefusalInfo, Request, Response, StatusInfo,
+};
 
 fn ctl(daemon: &FakeDaemon, args: &[&str]) -> Output {
     let mut all = vec!["--socket", daemon.path()];
@@ -319,6 +321,12 @@ fn status_prints_the_counters() {
             block_latency_p99_us: 3400,
             block_latency_samples: 1,
             config: "/etc/scansentry/scansentry.toml".into(),
+            not_blocked: [
+                ("min-ports".to_string(), 3),
+                ("reverse-path".to_string(), 2),
+            ]
+            .into_iter()
+            .collect(),
         })
     });
     let o = ctl(&d, &["status"]);
@@ -332,6 +340,7 @@ fn status_prints_the_counters() {
          detections         1\n\
          blocks active      1 of at most 65536\n\
          refused by budget  0\n\
+         not blocked        3 min-ports, 2 reverse-path\n\
          capture drops      0\n\
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 blocks)\n\
          configuration      /etc/scansentry/scansentry.toml\n"
@@ -410,10 +419,23 @@ fn block_and_unblock_send_what_was_asked() {
 #[test]
 fn why_and_ignore_explain() {
     let d = FakeDaemon::start("why", |req| match req {
-        Request::Why { addr } => Response::Why {
+        Request::Why { addr } if addr.to_string() == "203.0.113.7" => Response::Why {
             addr: *addr,
             block: Some(a_block(7)),
             never_block: vec![],
+            refused: None,
+        },
+        Request::Why { addr } => Response::Why {
+            addr: *addr,
+            block: None,
+            never_block: vec![],
+            refused: Some(RefusalInfo {
+                at: "2026-11-29T16:00:00Z".into(),
+                rule: "reverse-path".into(),
+                line: "not blocking 203.0.113.2: no route back to it (reverse path): null scan, \
+                       3 ports in 0.0s"
+                    .into(),
+            }),
         },
         Request::Ignore => Response::Ignore {
             entries: vec![IgnoreInfo {
@@ -429,6 +451,12 @@ fn why_and_ignore_explain() {
     assert_eq!(
         stdout(&o),
         "203.0.113.7 is blocked for 1m more: syn scan of 1 port (22/tcp), offence 1, since 2026-11-21T23:51:47Z\n"
+    );
+    let o = ctl(&d, &["why", "203.0.113.2"]);
+    assert_eq!(
+        stdout(&o),
+        "203.0.113.2 is not blocked\nlast detection not blocked, at 2026-11-29T16:00:00Z: not \
+         blocking 203.0.113.2: no route back to it (reverse path): null scan, 3 ports in 0.0s\n"
     );
     let o = ctl(&d, &["ignore"]);
     assert_eq!(stdout(&o), "ADDRESS      REASON\n127.0.0.0/8  loopback\n");

@@ -275,6 +275,22 @@ fn probes_forged_from_another_link_fail_the_reverse_path_check() {
             .contains(&format!("blocked {} for", AdminLink::ADMIN))
     );
     assert!(!lab.set_text("blocked4").contains(AdminLink::ADMIN));
+    // `why` and `status` say which rule kept it from a block.
+    let why = String::from_utf8_lossy(&daemon.ctl(&["why", AdminLink::ADMIN]).stdout).into_owned();
+    let head = format!(
+        "{} is not blocked\nlast detection not blocked, at ",
+        AdminLink::ADMIN
+    );
+    assert!(
+        why.starts_with(&head) && why.contains("(reverse path)"),
+        "{why}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&daemon.ctl(&["status", "--json"]).stdout).unwrap();
+    assert!(
+        status["not_blocked"]["reverse-path"].as_u64() >= Some(1),
+        "{status}"
+    );
     // The same address scanning for real, from its own link: blocked.
     let out = std::process::Command::new("ip")
         .args([
@@ -303,4 +319,89 @@ fn probes_forged_from_another_link_fail_the_reverse_path_check() {
         "{}",
         daemon.out()
     );
+}
+
+/// The administrator who scans the host from the workstation they are logged in from keeps
+/// their session: a source with an established connection is reported, not blocked
+/// (`[respond] protect = "established"`). A block by hand still works.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn a_peer_in_conversation_with_the_host_is_reported_not_blocked() {
+    require_root();
+    let lab = NetnsPair::new();
+    let admin = AdminLink::new(&lab);
+    let dir = TempDir::new("trust");
+    let _service = lab.listen(&[8080], 60);
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    // A session from the administrator's workstation, held open.
+    let _session = support::netns::KillOnDrop(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &admin.ns.0,
+                "timeout",
+                "60",
+                "python3",
+                "-c",
+            ])
+            .arg(format!(
+                "import socket, time\ns = socket.create_connection(('{}', 8080))\ntime.sleep(60)\n",
+                AdminLink::VICTIM
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let established = || {
+        let out = lab.exec(&lab.a, &["ss", "-tnH", "state", "established"]);
+        String::from_utf8_lossy(&out.stdout).contains(AdminLink::ADMIN)
+    };
+    assert!(
+        wait_until(DEADLINE, established),
+        "the session did not start"
+    );
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &admin.ns.0,
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p",
+            "1-100",
+        ])
+        .args(["--max-retries", "0", AdminLink::VICTIM])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = format!(
+        "not blocking {}: established session to 8080/tcp (protected peer",
+        AdminLink::ADMIN
+    );
+    assert!(
+        wait_until(DEADLINE, || daemon.out().contains(&said)),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    assert!(
+        !daemon
+            .out()
+            .contains(&format!("blocked {} for", AdminLink::ADMIN))
+    );
+    assert!(established(), "the session was cut");
+    // By hand, it is blocked all the same.
+    let by_hand = daemon.ctl(&["block", AdminLink::ADMIN]);
+    assert!(
+        by_hand.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_hand.stderr)
+    );
+    assert!(lab.set_text("blocked4").contains(AdminLink::ADMIN));
 }

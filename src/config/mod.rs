@@ -223,6 +223,8 @@ pub struct RespondConfig {
     pub min_ports: usize,
     /// The reverse-path check of a detection's source.
     pub reverse_path: crate::trust::ReversePath,
+    /// Whether peers of established connections are protected from automatic blocks.
+    pub protect: crate::trust::Protect,
     /// The program run on each block (argv with placeholders), if any.
     pub on_block: Vec<String>,
     /// How long it may run.
@@ -547,6 +549,16 @@ impl TryFrom<RawConfig> for Config {
                 crate::trust::ReversePath::Strict
             }
         };
+        let protect = match r.protect.as_str() {
+            "established" => crate::trust::Protect::Established,
+            "none" => crate::trust::Protect::None,
+            other => {
+                v.problem(format!(
+                    "[respond] protect = {other:?}: expected \"established\" or \"none\""
+                ));
+                crate::trust::Protect::Established
+            }
+        };
         if let Some(program) = r.on_block.first() {
             if !program.starts_with('/') {
                 v.problem(format!(
@@ -732,6 +744,7 @@ impl TryFrom<RawConfig> for Config {
                 max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
                 min_ports: usize::try_from(min_ports).unwrap_or(1),
                 reverse_path,
+                protect,
                 on_block: r.on_block.clone(),
                 on_block_timeout,
                 history_file,

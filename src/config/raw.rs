@@ -368,6 +368,10 @@ pub struct RawRespond {
     /// "strict", "loose" or "off": the reverse-path check of a detection's source.
     #[serde(default = "default_reverse_path")]
     pub reverse_path: String,
+    /// "established" or "none": whether a source with an established connection may be
+    /// blocked on probe evidence.
+    #[serde(default = "default_protect")]
+    pub protect: String,
     /// A program run on each block: argv, no shell, with placeholders.
     #[serde(default)]
     pub on_block: Vec<String>,
@@ -392,6 +396,7 @@ impl Default for RawRespond {
             max_new_blocks_per_second: default_max_new_blocks_per_second(),
             min_ports: default_min_ports(),
             reverse_path: default_reverse_path(),
+            protect: default_protect(),
             on_block: Vec::new(),
             on_block_timeout: default_on_block_timeout(),
             history_file: String::new(),
@@ -539,6 +544,9 @@ fn default_max_block_for() -> String {
 }
 fn default_remember_offences() -> String {
     "30d".into()
+}
+fn default_protect() -> String {
+    "established".into()
 }
 fn default_reverse_path() -> String {
     "strict".into()

@@ -130,6 +130,22 @@ pub struct StatusInfo {
     pub block_latency_samples: usize,
     /// Where the configuration came from.
     pub config: String,
+    /// Detections not blocked, by the rule that kept each from a block (`reverse-path`,
+    /// `protected`, `min-ports`, `budget`, `never-block`, `grace`), and probes not counted
+    /// from sources no scanner can have (`unroutable-source`).
+    #[serde(default)]
+    pub not_blocked: std::collections::BTreeMap<String, u64>,
+}
+
+/// A detection that was not blocked, as `why` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalInfo {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The rule that kept it from a block (as in [`StatusInfo::not_blocked`]).
+    pub rule: String,
+    /// The daemon's log line for it.
+    pub line: String,
 }
 
 /// What `sentryd` answers.
@@ -170,6 +186,9 @@ pub enum Response {
         block: Option<BlockInfo>,
         /// The never-block entries that cover it.
         never_block: Vec<IgnoreInfo>,
+        /// Its last detection that was not blocked, and why (of the last 1,024 such sources).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<RefusalInfo>,
     },
     /// For `ignore`.
     Ignore {

@@ -23,6 +23,7 @@ pub fn human(response: &Response) -> String {
             addr,
             block,
             never_block,
+            refused,
         } => {
             let mut lines = Vec::new();
             match block {
@@ -45,6 +46,12 @@ pub fn human(response: &Response) -> String {
                     "{addr} is never blocked: {} ({})",
                     e.reason,
                     source_text(&e.net)
+                ));
+            }
+            if let Some(r) = refused {
+                lines.push(format!(
+                    "last detection not blocked, at {}: {}",
+                    r.at, r.line
                 ));
             }
             lines.join("\n")
@@ -82,6 +89,18 @@ fn status(s: &StatusInfo) -> String {
             format!("{} of at most {}", s.blocks_active, s.max_blocks),
         ),
         ("refused by budget", s.refused.to_string()),
+        (
+            "not blocked",
+            if s.not_blocked.is_empty() {
+                "nothing".to_string()
+            } else {
+                s.not_blocked
+                    .iter()
+                    .map(|(rule, n)| format!("{n} {rule}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
         ("capture drops", s.capture_drops.to_string()),
         (
             "block latency",
@@ -206,6 +225,7 @@ mod tests {
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(block()),
             never_block: vec![],
+            refused: None,
         };
         assert_eq!(
             human(&r),
@@ -219,6 +239,7 @@ mod tests {
                 net: "198.51.100.1/32".parse().unwrap(),
                 reason: "default gateway on eth0".into(),
             }],
+            refused: None,
         };
         assert_eq!(
             human(&r),

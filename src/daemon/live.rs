@@ -31,7 +31,7 @@ use crate::capture::raw::RawCapture;
 use crate::capture::{Live, LiveCapture, LiveError, LiveSettings};
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
-    BlockInfo, IgnoreInfo, LIST_PAGE, LIST_PORTS, Request, Response, StatusInfo,
+    BlockInfo, IgnoreInfo, LIST_PAGE, LIST_PORTS, RefusalInfo, Request, Response, StatusInfo,
 };
 use crate::control::server::Server;
 use crate::exit;
@@ -45,7 +45,7 @@ use crate::report::{self, Mode, human, source_text};
 use crate::respond::{ActiveBlock, Decision, MAX_BLOCK_FOR, Responder, Why};
 use crate::state::{self, State};
 use crate::time::{Clock, SteadyClock, SystemClock, Timestamp, WallOffset};
-use crate::trust::ReversePath;
+use crate::trust::{Peers, Protect, ReversePath};
 
 /// How often the listening sockets are re-read.
 const LISTENERS_EVERY: Duration = Duration::from_secs(1);
@@ -53,6 +53,10 @@ const LISTENERS_EVERY: Duration = Duration::from_secs(1);
 /// if older), so that a service started a moment ago is never counted as a trap. The bound
 /// also caps the reads a flood of spoofed detections can cause at 100 a second.
 const LISTENERS_FRESH: Duration = Duration::from_millis(10);
+/// Sources whose last refused detection `why` remembers.
+const MAX_REFUSALS: usize = 1024;
+/// Established connections are read afresh for a detection unless read this recently.
+const PEERS_FRESH: Duration = Duration::from_secs(1);
 /// How often the state is written when it changed.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often systemd hears the counters.
@@ -137,6 +141,12 @@ struct Daemon {
     fold: report::Fold,
     /// Routes back to the sources of detections, for the reverse-path check.
     fib: Option<Fib>,
+    /// The peers of established connections, and when they were read.
+    peers: Option<(Timestamp, Peers)>,
+    /// Detections not blocked, by rule.
+    not_blocked: std::collections::BTreeMap<&'static str, u64>,
+    /// The last detection not blocked of each of the last [`MAX_REFUSALS`] sources, for `why`.
+    refusals: hashlink::LinkedHashMap<std::net::IpAddr, RefusalInfo>,
     logger: Logger,
 }
 
@@ -305,6 +315,9 @@ pub fn run(
                 None
             }
         },
+        peers: None,
+        not_blocked: std::collections::BTreeMap::new(),
+        refusals: hashlink::LinkedHashMap::new(),
         logger,
         loaded,
         config_path,
@@ -753,7 +766,7 @@ impl Daemon {
 
     fn on_detection(&mut self, d: &Detection) {
         let now = self.now();
-        let decision = match self.reverse_path(d) {
+        let decision = match self.reverse_path(d).or_else(|| self.protected(d)) {
             Some(refused) => refused,
             None => self.responder.on_detection(d, self.pipeline.ignore(), now),
         };
@@ -765,6 +778,20 @@ impl Daemon {
         }
         if !decision.settles(d) {
             self.pipeline.reconsider(d);
+        }
+        if let Some(rule) = decision.refusal_rule() {
+            *self.not_blocked.entry(rule).or_insert(0) += 1;
+            if self.refusals.len() >= MAX_REFUSALS {
+                self.refusals.pop_front();
+            }
+            self.refusals.insert(
+                d.addr,
+                RefusalInfo {
+                    at: SystemClock.now().to_string(),
+                    rule: rule.into(),
+                    line: line.clone(),
+                },
+            );
         }
         let actions = decision.actions();
         if actions.is_empty() {
@@ -839,6 +866,56 @@ impl Daemon {
                 RouteBack::Local => Some("this host".into()),
                 RouteBack::None => None,
             },
+        })
+    }
+
+    /// The protection of peers (`[respond] protect`): a refusal when this host has an
+    /// established TCP connection with an address the block would cover. The socket table is
+    /// read afresh unless it was read in the last second. A failed read is said and protects
+    /// nobody.
+    fn protected(&mut self, d: &Detection) -> Option<Decision> {
+        if self.config().respond.protect == Protect::None || self.pipeline.ignore().contains(d.addr)
+        {
+            return None;
+        }
+        let now = self.now();
+        let stale = self
+            .peers
+            .as_ref()
+            .is_none_or(|(read, _)| now.saturating_since(*read) > PEERS_FRESH);
+        if stale {
+            match host::established_sockets() {
+                Ok(sockets) => {
+                    // In connect mode the trap ports are the daemon's own sockets: a connection
+                    // waiting there to be accepted is a probe, not a conversation.
+                    let traps = if self.config().capture.method == crate::config::Method::Connect {
+                        self.pipeline.traps().bound_ports(Proto::Tcp)
+                    } else {
+                        Vec::new()
+                    };
+                    let peers = Peers::new(
+                        sockets
+                            .iter()
+                            .filter(|s| !traps.contains(&s.port))
+                            .map(|s| (s.peer, s.port)),
+                    );
+                    self.peers = Some((now, peers));
+                }
+                Err(e) => {
+                    if self.fold.offer(report::Folded::Protected, now) {
+                        self.warn(&format!("cannot read established connections: {e}"));
+                    }
+                    self.peers = None;
+                    return None;
+                }
+            }
+        }
+        let (_, peers) = self.peers.as_ref()?;
+        let (peer, port) = peers.within(d.source)?;
+        Some(Decision::Protected {
+            addr: d.addr,
+            peer,
+            port,
         })
     }
 
@@ -1200,6 +1277,12 @@ impl Daemon {
             block_latency_p99_us: percentile(&self.latencies, 990),
             block_latency_samples: self.latencies.len(),
             config: self.loaded.origin.to_string(),
+            not_blocked: self
+                .not_blocked
+                .iter()
+                .map(|(rule, n)| ((*rule).to_string(), *n))
+                .chain((c.unroutable > 0).then(|| ("unroutable-source".into(), c.unroutable)))
+                .collect(),
         }
     }
 
@@ -1268,6 +1351,7 @@ impl Daemon {
                     .responder
                     .block_of(IpNet::from(addr), now)
                     .map(|b| self.block_info(&b, now)),
+                refused: self.refusals.get(&addr).cloned(),
                 never_block: self
                     .pipeline
                     .ignore()
@@ -1387,7 +1471,8 @@ impl Daemon {
             Decision::NeverBlock { .. }
             | Decision::InGrace { .. }
             | Decision::TooFewPorts { .. }
-            | Decision::ReversePath { .. } => Response::Error {
+            | Decision::ReversePath { .. }
+            | Decision::Protected { .. } => Response::Error {
                 message: format!("not blocking {}", source_text(&net)),
             },
         }

@@ -94,6 +94,37 @@ pub fn listening_sockets() -> io::Result<Vec<sockdiag::Socket>> {
     Ok(sockets)
 }
 
+/// The established TCP connections of the current network namespace (both families), from
+/// sock_diag: who this host is in conversation with now.
+///
+/// # Errors
+///
+/// When the kernel cannot be asked (see [`sockdiag::SockDiag::dump`]).
+pub fn established_sockets() -> io::Result<Vec<sockdiag::Socket>> {
+    use sockdiag::{AF_INET, AF_INET6, state};
+    let mut diag = sockdiag::SockDiag::open()
+        .map_err(|e| io::Error::new(e.kind(), format!("sock_diag: {e}")))?;
+    let mut sockets = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        match diag.dump(
+            family,
+            Proto::Tcp,
+            state::only(state::ESTABLISHED),
+            &mut sockets,
+        ) {
+            Ok(()) => {}
+            Err(e)
+                if family == AF_INET6
+                    && matches!(
+                        e.raw_os_error().map(nix::errno::Errno::from_raw),
+                        Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::ENOENT)
+                    ) => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("sock_diag: {e}"))),
+        }
+    }
+    Ok(sockets)
+}
+
 /// Reads the listening sockets of the current network namespace: from sock_diag, or from
 /// `/proc/net` when the kernel cannot answer over netlink.
 ///

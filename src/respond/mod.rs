@@ -125,6 +125,17 @@ pub enum Decision {
         /// The interface the route back to it leaves by; none when there is no route back.
         route: Option<String>,
     },
+    /// The source has an established connection to this host (`[respond] protect`): a
+    /// conversation a forger off the path cannot hold, so probe evidence alone does not block
+    /// it. Decided by the shell, which asks the kernel; a block by hand still works.
+    Protected {
+        /// The address.
+        addr: IpAddr,
+        /// The peer in conversation (the address, or another in the prefix to be blocked).
+        peer: IpAddr,
+        /// The local port of one of its connections.
+        port: u16,
+    },
     /// The address was unblocked by hand a moment ago, with a grace period.
     InGrace {
         /// The address.
@@ -147,10 +158,28 @@ impl Decision {
             Decision::Block { net, .. }
             | Decision::Refresh { net, .. }
             | Decision::AlreadyBlocked { net, .. } => covers(net),
-            Decision::NeverBlock { .. } | Decision::InGrace { .. } => true,
+            Decision::NeverBlock { .. } | Decision::InGrace { .. } | Decision::Protected { .. } => {
+                true
+            }
             Decision::OverBudget { .. }
             | Decision::TooFewPorts { .. }
             | Decision::ReversePath { .. } => false,
+        }
+    }
+
+    /// The rule that kept the detection from a block, if one did (as `status` and `why` name
+    /// it); none for a block, a refresh, or a source blocked already.
+    pub fn refusal_rule(&self) -> Option<&'static str> {
+        match self {
+            Decision::Block { .. } | Decision::Refresh { .. } | Decision::AlreadyBlocked { .. } => {
+                None
+            }
+            Decision::OverBudget { .. } => Some("budget"),
+            Decision::NeverBlock { .. } => Some("never-block"),
+            Decision::TooFewPorts { .. } => Some("min-ports"),
+            Decision::ReversePath { .. } => Some("reverse-path"),
+            Decision::Protected { .. } => Some("protected"),
+            Decision::InGrace { .. } => Some("grace"),
         }
     }
 

@@ -35,6 +35,7 @@ fn config() -> RespondConfig {
         max_new_blocks_per_second: 1000,
         min_ports: 1,
         reverse_path: crate::trust::ReversePath::Strict,
+        protect: crate::trust::Protect::Established,
         on_block: Vec::new(),
         on_block_timeout: Duration::from_secs(10),
         history_file: None,

@@ -47,6 +47,79 @@ impl ReversePath {
     }
 }
 
+/// `[respond] protect`: whether a source this host is in conversation with may be blocked on
+/// probe evidence alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protect {
+    /// A source with an established TCP connection to this host is reported, not blocked (a
+    /// block by hand still works): the administrator who scans the host from the workstation
+    /// they are logged in from keeps the session.
+    #[default]
+    Established,
+    /// No protection.
+    None,
+}
+
+impl Protect {
+    /// As the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protect::Established => "established",
+            Protect::None => "none",
+        }
+    }
+}
+
+/// The peers of this host's established connections, as the kernel listed them: each remote
+/// address with the local port of one of its connections. **Pure**, built by the shell from
+/// the socket table.
+#[derive(Clone, Debug, Default)]
+pub struct Peers {
+    /// Sorted by address; one entry per address.
+    peers: Vec<(IpAddr, u16)>,
+}
+
+impl Peers {
+    /// From `(remote address, local port)` pairs.
+    pub fn new(pairs: impl IntoIterator<Item = (IpAddr, u16)>) -> Self {
+        let mut peers: Vec<(IpAddr, u16)> = pairs
+            .into_iter()
+            .map(|(addr, port)| (addr.to_canonical(), port))
+            .collect();
+        peers.sort_unstable();
+        peers.dedup_by_key(|(addr, _)| *addr);
+        Peers { peers }
+    }
+
+    /// A peer inside `net` (what a block of `net` would cut off), with the local port of one
+    /// of its connections.
+    pub fn within(&self, net: ipnet::IpNet) -> Option<(IpAddr, u16)> {
+        let net = net.trunc();
+        let first = self
+            .peers
+            .partition_point(|(a, _)| match (a, net.network()) {
+                (IpAddr::V4(a), IpAddr::V4(n)) => *a < n,
+                (IpAddr::V6(a), IpAddr::V6(n)) => *a < n,
+                (IpAddr::V4(_), IpAddr::V6(_)) => true,
+                (IpAddr::V6(_), IpAddr::V4(_)) => false,
+            });
+        self.peers
+            .get(first)
+            .copied()
+            .filter(|(addr, _)| net.contains(addr))
+    }
+
+    /// How many peers.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+}
+
 /// Why a source address cannot be a scanner's: no host on another network can send from it,
 /// and a packet that claims it was forged (or is noise of the local link).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,5 +242,34 @@ mod tests {
                 "{mode:?} {arrived:?} {back:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_peer_inside_a_block_is_found() {
+        let peers = Peers::new([
+            ("203.0.113.9".parse().unwrap(), 22),
+            ("2001:db8:0:1::2".parse().unwrap(), 443),
+            ("::ffff:198.51.100.7".parse().unwrap(), 80),
+            ("203.0.113.9".parse().unwrap(), 8080),
+        ]);
+        assert_eq!(peers.len(), 3);
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        assert_eq!(
+            peers.within(net("203.0.113.9/32")),
+            Some(("203.0.113.9".parse().unwrap(), 22))
+        );
+        assert_eq!(peers.within(net("203.0.113.0/24")).map(|p| p.1), Some(22));
+        assert_eq!(peers.within(net("203.0.113.10/32")), None);
+        assert_eq!(
+            peers.within(net("2001:db8:0:1::/64")).map(|p| p.1),
+            Some(443)
+        );
+        assert_eq!(peers.within(net("2001:db8:0:2::/64")), None);
+        assert_eq!(
+            peers.within(net("198.51.100.7/32")).map(|p| p.1),
+            Some(80),
+            "v4-mapped"
+        );
+        assert_eq!(peers.within(net("0.0.0.0/0")).map(|p| p.1), Some(80));
     }
 }
