@@ -1000,7 +1000,7 @@ mod tests {
                             }
                         }
                     }
-                    prop_assert!(p.detector_stats().tracked <= 16);
+                    prop_assert!(p.detector_stats().tracked <= 2 * 16, "the main table and probation");
                     prop_assert!(r.active_count() <= 12);
                 }
                 // A token bucket of 3 a second with a burst of 3.

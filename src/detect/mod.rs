@@ -8,10 +8,14 @@
 //! left the window stop counting. A source whose score reaches the threshold is a
 //! [`Detection`]; while it keeps scanning it is reported again at most once per window.
 //!
-//! Memory is bounded whatever the traffic: at most `max_sources` tracked sources (the one idle
-//! longest is evicted for a new one) and at most `max_ports_per_source` ports each (the oldest is
-//! dropped), with counters of both. Worst case ≈ `max_sources × (160 + 16 × max_ports_per_source)`
-//! bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
+//! Memory is bounded whatever the traffic, and eviction favours evidence: a new source starts
+//! on *probation*, a table of its own of at most `max_sources` (the one idle longest gives way
+//! to a new one), and is promoted to the main table, also of at most `max_sources`, at its
+//! second probe. So a flood of one-packet sources, forged or not, churns only the probation
+//! table: a source with several probes is never evicted by it, and a slow scanner survives a
+//! one-packet-per-source flood as long as fewer than `max_sources` new sources arrive between
+//! two of its probes. At most `max_ports_per_source` ports each (the oldest is dropped), with
+//! counters of both. Worst case ≈ `max_sources × (2 × 200 + 16 × max_ports_per_source)` bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
 pub mod traps;
@@ -277,7 +281,10 @@ struct Source {
 #[derive(Debug)]
 pub struct Detector {
     config: DetectorConfig,
+    /// Sources with two probes or more, least recently active first.
     sources: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
+    /// Sources with one probe so far, least recently active first.
+    probation: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
     stats: DetectorStats,
     mask4: u32,
     mask6: u128,
@@ -297,6 +304,7 @@ impl Detector {
         );
         Detector {
             sources: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
+            probation: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
             mask4: mask4(config.ipv4_prefix),
             mask6: mask6(config.ipv6_prefix),
             config,
@@ -320,24 +328,31 @@ impl Detector {
         let window = self.config.window;
         let max_ports = self.config.max_ports_per_source;
 
-        let source = match self.sources.to_back(&key) {
-            Some(source) => source,
-            None => {
-                if self.sources.len() >= self.config.max_sources {
-                    self.sources.pop_front();
-                    self.stats.evicted_sources += 1;
-                }
-                self.sources.entry(key).or_insert(Source {
-                    hits: VecDeque::new(),
-
-                    score: 0,
-                    last_seen: probe.at,
-                    packets: 0,
-                    quiet_until: Timestamp::ZERO,
-                    first: probe.src,
-                    several: false,
-                })
+        let max_sources = self.config.max_sources;
+        let source = if self.sources.contains_key(&key) {
+            self.sources.to_back(&key).expect("present")
+        } else if let Some(promoted) = self.probation.remove(&key) {
+            // Its second probe: off probation, into the main table.
+            if self.sources.len() >= max_sources {
+                self.sources.pop_front();
+                self.stats.evicted_sources += 1;
             }
+            self.sources.entry(key).or_insert(promoted)
+        } else {
+            if self.probation.len() >= max_sources {
+                self.probation.pop_front();
+                self.stats.evicted_sources += 1;
+            }
+            self.probation.entry(key).or_insert(Source {
+                hits: VecDeque::new(),
+
+                score: 0,
+                last_seen: probe.at,
+                packets: 0,
+                quiet_until: Timestamp::ZERO,
+                first: probe.src,
+                several: false,
+            })
         };
 
         // Slide the window: ports first probed more than a window ago stop counting.
@@ -420,7 +435,7 @@ impl Detector {
     /// follows a detection must not shelter it.
     pub fn reconsider(&mut self, detection: &Detection) {
         let key = self.key(detection.addr);
-        if let Some(source) = self.sources.get_mut(&key) {
+        if let Some(source) = self.source_mut(&key) {
             source.quiet_until = Timestamp::ZERO;
         }
     }
@@ -429,13 +444,11 @@ impl Detector {
     /// last activity, so only the expired ones are visited.
     pub fn expire(&mut self, now: Timestamp) {
         let horizon = now.saturating_sub(self.config.window);
-        while self
-            .sources
-            .front()
-            .is_some_and(|(_, s)| s.last_seen < horizon)
-        {
-            self.sources.pop_front();
-            self.stats.expired_sources += 1;
+        for table in [&mut self.sources, &mut self.probation] {
+            while table.front().is_some_and(|(_, s)| s.last_seen < horizon) {
+                table.pop_front();
+                self.stats.expired_sources += 1;
+            }
         }
     }
 
@@ -443,7 +456,7 @@ impl Detector {
     /// the kernel answered the probe with SYN+ACK).
     pub fn retract(&mut self, src: IpAddr, proto: Proto, port: u16) {
         let key = self.key(src);
-        if let Some(source) = self.sources.get_mut(&key) {
+        if let Some(source) = self.source_mut(&key) {
             if let Some(i) = source
                 .hits
                 .iter()
@@ -476,7 +489,8 @@ impl Detector {
         detection
             .ports
             .retain(|&(proto, port)| !listens(proto, port));
-        let Some(source) = self.sources.get_mut(&detection.source.addr()) else {
+        let threshold = u64::from(self.config.threshold);
+        let Some(source) = self.source_mut(&detection.source.addr()) else {
             return Some(detection);
         };
         source.hits.retain(|h| {
@@ -487,7 +501,7 @@ impl Detector {
             !open
         });
         detection.score = source.score;
-        if source.score >= u64::from(self.config.threshold) {
+        if source.score >= threshold {
             return Some(detection);
         }
         source.quiet_until = Timestamp::ZERO;
@@ -499,13 +513,23 @@ impl Detector {
     /// administrator lifts its block).
     pub fn forget(&mut self, net: ipnet::IpNet) {
         self.sources.retain(|key, _| !net.contains(key));
+        self.probation.retain(|key, _| !net.contains(key));
     }
 
     /// Counters, and the number of sources tracked now.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
-            tracked: self.sources.len(),
+            tracked: self.sources.len() + self.probation.len(),
             ..self.stats
+        }
+    }
+
+    /// The source counted under `key`, in either table.
+    fn source_mut(&mut self, key: &IpAddr) -> Option<&mut Source> {
+        if self.sources.contains_key(key) {
+            self.sources.get_mut(key)
+        } else {
+            self.probation.get_mut(key)
         }
     }
 

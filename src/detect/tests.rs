@@ -412,3 +412,37 @@ fn issue_14_several_addresses_and_reconsidering() {
     let (at, _) = feed(&mut d, "203.0.113.7", ports(NULL, [23]));
     assert_eq!(at, [0]);
 }
+
+/// Issue 14: a one-packet-per-source stream evicted a slow scanner from the table. One-probe
+/// sources live on probation: a flood of the table's size churns only that, and the slow
+/// scanner, promoted at its second probe, keeps its score and is detected.
+#[test]
+fn issue_14_a_slow_scanner_survives_a_one_packet_flood_of_the_tables_size() {
+    let config = DetectorConfig {
+        max_sources: 4096,
+        window: Duration::from_secs(60),
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(config);
+    let mut found = Vec::new();
+    // Seven SYNs to closed privileged ports, one a second. Between the first two, 4,095 new
+    // one-packet sources (the probation table's size, less the scanner itself); after that,
+    // 10,000 between any two, more than the whole table holds.
+    for (second, port) in (1..=7u16).enumerate() {
+        let at = u64::try_from(second).unwrap() * 1000;
+        found.extend(d.observe(&probe(at, "198.51.100.66", port, SYN)));
+        let flood = if port == 1 { 4095 } else { 10_000 };
+        for i in 0..flood {
+            let n = i + 20_000 * u32::from(port);
+            let src = IpAddr::V4(std::net::Ipv4Addr::from(0xcb00_7100 ^ n.rotate_left(8)));
+            let p = Probe {
+                src,
+                ..probe(at + 1, "203.0.113.1", 23, SYN)
+            };
+            assert_eq!(d.observe(&p), None);
+        }
+    }
+    assert_eq!(found.len(), 1, "the slow scanner was evicted");
+    assert_eq!(found[0].addr, "198.51.100.66".parse::<IpAddr>().unwrap());
+    assert!(d.stats().tracked <= 2 * 4096);
+}
