@@ -79,6 +79,10 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
                         "{n} new blocks in the last second ([respond] max-new-blocks-per-second)"
                     )
                 }
+                Budget::Reserve(n) => format!(
+                    "the rest of the {n} new blocks a second is kept for scans of more ports \
+                     ([respond] max-new-blocks-per-second)"
+                ),
             },
             d.summary()
         ),

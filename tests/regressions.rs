@@ -538,12 +538,15 @@ fn issue_13_a_forged_flood_is_summed_up_not_logged_line_by_line() {
     let out = daemon.out();
     let refusals = out
         .lines()
-        .filter(|l| l.contains("new blocks in the last second"))
+        .filter(|l| l.contains("is kept for scans of more ports"))
         .count();
     let blocks = out
         .lines()
         .filter(|l| l.contains(" blocked 2001:db8:"))
         .count();
-    assert!(refusals <= 10, "{refusals} refusal lines");
-    assert!(blocks >= 50, "every block is said: {blocks}");
+    eprintln!("forged flood: {blocks} blocks, {refusals} refusal lines");
+    assert!((1..=10).contains(&refusals), "{refusals} refusal lines");
+    // The rate budget (50 a second) less the quarter kept for scans of more ports, and what
+    // refills while the flood lasts: every one of them is said.
+    assert!(blocks >= 37, "every block is said: {blocks}");
 }

@@ -9,7 +9,7 @@
 //! 3. too few distinct trap ports (`min-ports`, 3 by default) is reported, not blocked,
 //!    whatever the score; an IPv6 (or IPv4) prefix is blocked whole only when several of its
 //!    addresses scanned, otherwise only the scanning address;
-//! 4. the budget: at most `max-new-blocks-per-second` new blocks (a token bucket with a burst
+//! 4. the budget, per address family: at most `max-new-blocks-per-second` new blocks (a token bucket with a burst
 //!    of as many) and at most `max-blocks` active ones; past either the detection is refused and
 //!    logged, so a flood of spoofed sources can neither fill the kernel's set nor this table;
 //! 5. the block, for `block-for × repeat-factor^(offences − 1)`, capped at `max-block-for`,
@@ -56,8 +56,11 @@ pub enum Action {
 /// Which budget refused a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Budget {
-    /// `max-new-blocks-per-second` was spent.
+    /// `max-new-blocks-per-second` was spent (for the address family).
     Rate(u32),
+    /// What is left of `max-new-blocks-per-second` is kept for strong evidence (a scan of
+    /// twice `min-ports` or more), and this detection has less.
+    Reserve(u32),
     /// `max-blocks` blocks are active.
     Size(usize),
 }
@@ -286,24 +289,64 @@ pub struct Responder {
     offenders: LinkedHashMap<IpNet, Offender>,
     /// Networks unblocked by hand with a grace period, and when it ends.
     grace: BTreeMap<IpNet, Timestamp>,
-    /// The rate budget's tokens (in thousandths) and when they were last topped up.
+    /// The rate budget, one per address family: an IPv6 flood, whose sources cost a forger
+    /// nothing, cannot spend the budget of IPv4 scanners, nor the other way round.
+    rate4: RateBucket,
+    rate6: RateBucket,
+    next_sweep: Timestamp,
+}
+
+/// A token bucket of new blocks: `rate` a second, with a burst of as many. A quarter of the
+/// burst is kept for strong evidence, so a flood of cheap detections cannot starve a real
+/// scanner.
+#[derive(Clone, Copy, Debug)]
+struct RateBucket {
+    /// Tokens, in thousandths.
     tokens_milli: u64,
     topped_up: Timestamp,
-    next_sweep: Timestamp,
+}
+
+impl RateBucket {
+    fn full(rate: u32) -> Self {
+        RateBucket {
+            tokens_milli: u64::from(rate) * 1000,
+            topped_up: Timestamp::ZERO,
+        }
+    }
+
+    /// Takes a token at `now`, if one is left above the reserve (`strong`: down to none).
+    fn take(&mut self, rate: u32, now: Timestamp, strong: bool) -> bool {
+        let rate = u64::from(rate);
+        let full = rate * 1000;
+        let elapsed_ms =
+            u64::try_from(now.saturating_since(self.topped_up).as_millis()).unwrap_or(u64::MAX);
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed_ms.saturating_mul(rate))
+            .min(full);
+        self.topped_up = self.topped_up.max(now);
+        let floor = if strong { 0 } else { full / 4 };
+        if self.tokens_milli >= floor + 1000 {
+            self.tokens_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Responder {
     /// A responder with nothing blocked and a full budget.
     pub fn new(config: &RespondConfig) -> Self {
         Responder {
-            tokens_milli: u64::from(config.max_new_blocks_per_second) * 1000,
+            rate4: RateBucket::full(config.max_new_blocks_per_second),
+            rate6: RateBucket::full(config.max_new_blocks_per_second),
             config: config.clone(),
             blocked: BTreeMap::new(),
             lengths4: BTreeMap::new(),
             lengths6: BTreeMap::new(),
             offenders: LinkedHashMap::new(),
             grace: BTreeMap::new(),
-            topped_up: Timestamp::ZERO,
             next_sweep: Timestamp::ZERO,
         }
     }
@@ -401,11 +444,24 @@ impl Responder {
                 budget: Budget::Size(self.config.max_blocks),
             };
         }
-        if manual.is_none() && !self.take_token(now) {
-            return Decision::OverBudget {
-                net,
-                budget: Budget::Rate(self.config.max_new_blocks_per_second),
+        if manual.is_none() {
+            let rate = self.config.max_new_blocks_per_second;
+            // Strong evidence: twice the ports a block needs at least.
+            let strong = why.ports.len() >= 2 * self.config.min_ports;
+            let bucket = match net {
+                IpNet::V4(_) => &mut self.rate4,
+                IpNet::V6(_) => &mut self.rate6,
             };
+            if !bucket.take(rate, now, strong) {
+                return Decision::OverBudget {
+                    net,
+                    budget: if strong {
+                        Budget::Rate(rate)
+                    } else {
+                        Budget::Reserve(rate)
+                    },
+                };
+            }
         }
         let (offence, ttl) = match manual {
             Some(ttl) => (0, ttl),
@@ -607,24 +663,6 @@ impl Responder {
         }
         self.offenders.insert(net, Offender { count, last: now });
         count
-    }
-
-    fn take_token(&mut self, now: Timestamp) -> bool {
-        let rate = u64::from(self.config.max_new_blocks_per_second);
-        let full = rate * 1000;
-        let elapsed_ms =
-            u64::try_from(now.saturating_since(self.topped_up).as_millis()).unwrap_or(u64::MAX);
-        self.tokens_milli = self
-            .tokens_milli
-            .saturating_add(elapsed_ms.saturating_mul(rate))
-            .min(full);
-        self.topped_up = self.topped_up.max(now);
-        if self.tokens_milli >= 1000 {
-            self.tokens_milli -= 1000;
-            true
-        } else {
-            false
-        }
     }
 
     /// The active block that is `net` or covers it.

@@ -458,3 +458,49 @@ fn issue_14_a_prefix_is_blocked_whole_only_when_several_of_its_addresses_scanned
         Decision::Block { net, .. } if net == self::net("203.0.113.9/32")
     ));
 }
+
+/// Issue 14: a flood of cheap detections spent the whole rate budget, and the real scanners
+/// were refused. A quarter of it is kept for strong evidence (twice `min-ports`), and each
+/// address family has its own.
+#[test]
+fn issue_14_cheap_detections_cannot_spend_the_reserve_nor_the_other_familys_budget() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 8;
+    let mut r = Responder::new(&c);
+    let none = ignore(&[]);
+    // Forged: three ports each, from fresh IPv6 prefixes: six get blocks, then the reserve.
+    let cheap = |i: u16| {
+        detection(
+            &format!("2001:db8:{i:x}::/64"),
+            &format!("2001:db8:{i:x}::1"),
+        )
+    };
+    let made = (1..=20)
+        .filter(|&i| {
+            matches!(
+                r.on_detection(&cheap(i), &none, t(0)),
+                Decision::Block { .. }
+            )
+        })
+        .count();
+    assert_eq!(made, 6);
+    assert!(matches!(
+        r.on_detection(&cheap(21), &none, t(0)),
+        Decision::OverBudget {
+            budget: Budget::Reserve(8),
+            ..
+        }
+    ));
+    // A real scan of many ports still gets one of the reserve, and IPv4 its own budget.
+    let mut strong = detection("2001:db8:99::/64", "2001:db8:99::1");
+    strong.ports = (1..=20).map(|p| (Proto::Tcp, p)).collect();
+    assert!(matches!(
+        r.on_detection(&strong, &none, t(0)),
+        Decision::Block { .. }
+    ));
+    assert!(matches!(
+        r.on_detection(&host("203.0.113.7"), &none, t(0)),
+        Decision::Block { .. }
+    ));
+}
