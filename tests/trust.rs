@@ -405,3 +405,73 @@ fn a_peer_in_conversation_with_the_host_is_reported_not_blocked() {
     );
     assert!(lab.set_text("blocked4").contains(AdminLink::ADMIN));
 }
+
+/// During a flood of forged detections from fresh prefixes (400 frames a second for five
+/// seconds: three-port NULL probes, each source a /64 of its own, and IPv4 sources of the
+/// scanner's /24), five real nmap scanners once were all refused: the forgers had spent the
+/// budget. The forged IPv6 sources spend only the IPv6 budget, the IPv4 ones at most three
+/// quarters of the IPv4 budget: all five scanners are blocked.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn real_scanners_are_blocked_during_a_flood_of_forged_detections() {
+    const NULL: u16 = 0;
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("trust");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let scanners: Vec<String> = (10..15).map(|i| format!("198.51.100.{i}")).collect();
+    for s in &scanners {
+        let out = lab.exec(
+            &lab.b,
+            &["ip", "addr", "add", &format!("{s}/24"), "dev", &lab.veth_b],
+        );
+        assert!(out.status.success());
+    }
+    let (v4, v6) = (ip(NetnsPair::A4), ip(NetnsPair::A6));
+    // 1,650 frames: 400 sources of three probes each in IPv6 (fresh /64s of the lab's /48,
+    // which the victim routes back over this link), 150 in IPv4 (.100 to .249 of the /24).
+    let mut frames = Vec::new();
+    for i in 0..400u128 {
+        let source = std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | ((0x200 + i) << 64) | 9);
+        for port in [21, 22, 23] {
+            frames.push(tcp_frame(source.into(), v6, 40_000, port, NULL));
+        }
+    }
+    for i in 0..150u32 {
+        let source = std::net::Ipv4Addr::from(0xc633_6464 + i);
+        for port in [21, 22, 23] {
+            frames.push(tcp_frame(source.into(), v4, 40_000, port, NULL));
+        }
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // 400 a second: 80 every 200 ms.
+            for chunk in frames.chunks(80) {
+                lab.inject(chunk);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        for scanner in &scanners {
+            lab.nmap(&[
+                "-sS",
+                "-S",
+                scanner,
+                "-e",
+                &lab.veth_b,
+                "-p",
+                "1-100",
+                NetnsPair::A4,
+            ]);
+        }
+    });
+    for scanner in &scanners {
+        assert!(
+            wait_until(DEADLINE, || daemon
+                .out()
+                .contains(&format!("blocked {scanner} for"))),
+            "{scanner} not blocked:\n{}",
+            daemon.out()
+        );
+    }
+}
