@@ -79,6 +79,11 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
                         "{n} new blocks in the last second ([respond] max-new-blocks-per-second)"
                     )
                 }
+                Budget::Prefix(prefix) => format!(
+                    "{} new blocks in {prefix} in the last {}",
+                    crate::respond::PREFIX_CAP,
+                    human(crate::respond::PREFIX_WINDOW)
+                ),
                 Budget::Reserve(n) => format!(
                     "the rest of the {n} new blocks a second is kept for scans of more ports \
                      ([respond] max-new-blocks-per-second)"

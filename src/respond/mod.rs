@@ -36,6 +36,16 @@ use crate::wire::Proto;
 /// Grace periods remembered at most (the oldest gives way).
 const MAX_GRACE: usize = 1024;
 
+/// New automatic blocks on weak evidence (fewer than twice `min-ports` ports) at most in one
+/// IPv4 /24 or IPv6 /48 within [`PREFIX_WINDOW`]: a forger who picks addresses of one network
+/// (an office, a provider's customers) to have them blocked one by one gets this many a minute,
+/// not the whole budget; a real scan of many ports is not held back by it.
+pub const PREFIX_CAP: u32 = 16;
+/// See [`PREFIX_CAP`].
+pub const PREFIX_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Prefixes whose recent blocks are counted, at most (the least recent gives way).
+const MAX_PREFIXES: usize = 4096;
+
 /// What the firewall is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -61,6 +71,9 @@ pub enum Budget {
     /// What is left of `max-new-blocks-per-second` is kept for strong evidence (a scan of
     /// twice `min-ports` or more), and this detection has less.
     Reserve(u32),
+    /// [`PREFIX_CAP`] new blocks were made in this IPv4 /24 or IPv6 /48 within the last
+    /// [`PREFIX_WINDOW`], and this detection is weak evidence.
+    Prefix(IpNet),
     /// `max-blocks` blocks are active.
     Size(usize),
 }
@@ -293,6 +306,8 @@ pub struct Responder {
     /// nothing, cannot spend the budget of IPv4 scanners, nor the other way round.
     rate4: RateBucket,
     rate6: RateBucket,
+    /// New automatic blocks per IPv4 /24 and IPv6 /48: when the count began, and the count.
+    prefixes: LinkedHashMap<IpNet, (Timestamp, u32)>,
     next_sweep: Timestamp,
 }
 
@@ -341,6 +356,7 @@ impl Responder {
         Responder {
             rate4: RateBucket::full(config.max_new_blocks_per_second),
             rate6: RateBucket::full(config.max_new_blocks_per_second),
+            prefixes: LinkedHashMap::new(),
             config: config.clone(),
             blocked: BTreeMap::new(),
             lengths4: BTreeMap::new(),
@@ -445,9 +461,26 @@ impl Responder {
             };
         }
         if manual.is_none() {
-            let rate = self.config.max_new_blocks_per_second;
             // Strong evidence: twice the ports a block needs at least.
             let strong = why.ports.len() >= 2 * self.config.min_ports;
+            let prefix = match net.addr() {
+                IpAddr::V4(a) => IpNet::new(IpAddr::V4(a), 24),
+                IpAddr::V6(a) => IpNet::new(IpAddr::V6(a), 48),
+            }
+            .expect("24 and 48 are valid prefix lengths")
+            .trunc();
+            let recent = self
+                .prefixes
+                .get(&prefix)
+                .filter(|(since, _)| now.saturating_since(*since) < PREFIX_WINDOW)
+                .map_or(0, |(_, n)| *n);
+            if recent >= PREFIX_CAP && !strong {
+                return Decision::OverBudget {
+                    net,
+                    budget: Budget::Prefix(prefix),
+                };
+            }
+            let rate = self.config.max_new_blocks_per_second;
             let bucket = match net {
                 IpNet::V4(_) => &mut self.rate4,
                 IpNet::V6(_) => &mut self.rate6,
@@ -462,6 +495,16 @@ impl Responder {
                     },
                 };
             }
+            let since = if recent == 0 {
+                now
+            } else {
+                self.prefixes[&prefix].0
+            };
+            self.prefixes.remove(&prefix);
+            if self.prefixes.len() >= MAX_PREFIXES {
+                self.prefixes.pop_front();
+            }
+            self.prefixes.insert(prefix, (since, recent + 1));
         }
         let (offence, ttl) = match manual {
             Some(ttl) => (0, ttl),

@@ -504,3 +504,50 @@ fn issue_14_cheap_detections_cannot_spend_the_reserve_nor_the_other_familys_budg
         Decision::Block { .. }
     ));
 }
+
+/// Issue 14: caps per IPv4 /24 and IPv6 /48, so that a forger cannot have one network's
+/// addresses blocked one by one with the whole budget.
+#[test]
+fn issue_14_a_prefix_gets_at_most_its_cap_of_new_blocks_a_minute() {
+    // Three ports each, with min-ports = 3: weak evidence.
+    let mut c = config();
+    c.min_ports = 3;
+    let mut r = Responder::new(&c);
+    let none = ignore(&[]);
+    let made = (1..=40u8)
+        .filter(|i| {
+            matches!(
+                r.on_detection(&host(&format!("203.0.113.{i}")), &none, t(0)),
+                Decision::Block { .. }
+            )
+        })
+        .count();
+    assert_eq!(made, PREFIX_CAP as usize);
+    assert_eq!(
+        r.on_detection(&host("203.0.113.99"), &none, t(1)),
+        Decision::OverBudget {
+            net: net("203.0.113.99/32"),
+            budget: Budget::Prefix(net("203.0.113.0/24"))
+        }
+    );
+    // Another /24 is not concerned, and a minute later the prefix has its cap again.
+    assert!(matches!(
+        r.on_detection(&host("198.51.100.7"), &none, t(1)),
+        Decision::Block { .. }
+    ));
+    assert!(matches!(
+        r.on_detection(&host("203.0.113.99"), &none, t(61)),
+        Decision::Block { .. }
+    ));
+    // A scan of many ports is not held back, nor a block by hand.
+    let mut strong = host("203.0.113.100");
+    strong.ports = (1..=20).map(|p| (Proto::Tcp, p)).collect();
+    assert!(matches!(
+        r.on_detection(&strong, &none, t(62)),
+        Decision::Block { .. }
+    ));
+    assert!(matches!(
+        r.block_by_hand(net("203.0.113.200/32"), None, t(61)),
+        Decision::Block { .. }
+    ));
+}
