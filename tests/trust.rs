@@ -182,6 +182,20 @@ impl AdminLink {
     const ADMIN: &'static str = "203.0.113.2";
     const VICTIM: &'static str = "203.0.113.1";
 
+    /// A real `nmap -sS` of ports 1-100 of the victim, from the administrator's namespace.
+    fn nmap(&self) {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns.0, "nmap", "-n", "-Pn", "-sS"])
+            .args(["-p", "1-100", "--max-retries", "0", Self::VICTIM])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn new(lab: &NetnsPair) -> Self {
         let ns = support::netns::Netns::new("admin");
         let tag = lab.veth_b.trim_start_matches("vb");
@@ -292,26 +306,7 @@ fn probes_forged_from_another_link_fail_the_reverse_path_check() {
         "{status}"
     );
     // The same address scanning for real, from its own link: blocked.
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &admin.ns.0,
-            "nmap",
-            "-n",
-            "-Pn",
-            "-sS",
-            "-p",
-            "1-100",
-        ])
-        .args(["--max-retries", "0", AdminLink::VICTIM])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    admin.nmap();
     assert!(
         wait_until(DEADLINE, || daemon
             .out()
@@ -360,26 +355,7 @@ fn a_peer_in_conversation_with_the_host_is_reported_not_blocked() {
         wait_until(DEADLINE, established),
         "the session did not start"
     );
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &admin.ns.0,
-            "nmap",
-            "-n",
-            "-Pn",
-            "-sS",
-            "-p",
-            "1-100",
-        ])
-        .args(["--max-retries", "0", AdminLink::VICTIM])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    admin.nmap();
     let said = format!(
         "not blocking {}: established session to 8080/tcp (protected peer",
         AdminLink::ADMIN

@@ -69,27 +69,11 @@ fn parse_proc_addr(hex: &str) -> Option<IpAddr> {
 /// When the kernel cannot be asked (see [`sockdiag::SockDiag::dump`]). An IPv6 stack that is
 /// turned off is no error.
 pub fn listening_sockets() -> io::Result<Vec<sockdiag::Socket>> {
-    use sockdiag::{AF_INET, AF_INET6, state};
-    let mut diag = sockdiag::SockDiag::open()
-        .map_err(|e| io::Error::new(e.kind(), format!("sock_diag: {e}")))?;
-    let mut sockets = Vec::new();
-    for family in [AF_INET, AF_INET6] {
-        for (proto, states) in [
-            (Proto::Tcp, state::only(state::LISTEN)),
-            (Proto::Udp, state::ALL),
-        ] {
-            match diag.dump(family, proto, states, &mut sockets) {
-                Ok(()) => {}
-                Err(e)
-                    if family == AF_INET6
-                        && matches!(
-                            e.raw_os_error().map(nix::errno::Errno::from_raw),
-                            Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::ENOENT)
-                        ) => {}
-                Err(e) => return Err(io::Error::new(e.kind(), format!("sock_diag: {e}"))),
-            }
-        }
-    }
+    use sockdiag::state;
+    let mut sockets = dump_both_families(&[
+        (Proto::Tcp, state::only(state::LISTEN)),
+        (Proto::Udp, state::ALL),
+    ])?;
     sockets.retain(|s| s.port != 0);
     Ok(sockets)
 }
@@ -101,25 +85,47 @@ pub fn listening_sockets() -> io::Result<Vec<sockdiag::Socket>> {
 ///
 /// When the kernel cannot be asked (see [`sockdiag::SockDiag::dump`]).
 pub fn established_sockets() -> io::Result<Vec<sockdiag::Socket>> {
-    use sockdiag::{AF_INET, AF_INET6, state};
+    use sockdiag::state;
+    dump_both_families(&[(Proto::Tcp, state::only(state::ESTABLISHED))])
+}
+
+/// A netlink socket of `protocol`, close-on-exec, whose reads give up after a second (the
+/// kernel answers at once; a second is far more than it takes).
+fn netlink_socket(protocol: nix::sys::socket::SockProtocol) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socket, sockopt};
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        protocol,
+    )?;
+    setsockopt(
+        &fd,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(1, 0),
+    )?;
+    Ok(fd)
+}
+
+/// The sockets of each `(protocol, states)` in `wanted`, IPv4 and IPv6, over one sock_diag
+/// socket. An IPv6 stack that is turned off is no error.
+fn dump_both_families(wanted: &[(Proto, u32)]) -> io::Result<Vec<sockdiag::Socket>> {
+    use sockdiag::{AF_INET, AF_INET6};
     let mut diag = sockdiag::SockDiag::open()
         .map_err(|e| io::Error::new(e.kind(), format!("sock_diag: {e}")))?;
     let mut sockets = Vec::new();
     for family in [AF_INET, AF_INET6] {
-        match diag.dump(
-            family,
-            Proto::Tcp,
-            state::only(state::ESTABLISHED),
-            &mut sockets,
-        ) {
-            Ok(()) => {}
-            Err(e)
-                if family == AF_INET6
-                    && matches!(
-                        e.raw_os_error().map(nix::errno::Errno::from_raw),
-                        Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::ENOENT)
-                    ) => {}
-            Err(e) => return Err(io::Error::new(e.kind(), format!("sock_diag: {e}"))),
+        for &(proto, states) in wanted {
+            match diag.dump(family, proto, states, &mut sockets) {
+                Ok(()) => {}
+                Err(e)
+                    if family == AF_INET6
+                        && matches!(
+                            e.raw_os_error().map(nix::errno::Errno::from_raw),
+                            Some(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::ENOENT)
+                        ) => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("sock_diag: {e}"))),
+            }
         }
     }
     Ok(sockets)

@@ -193,22 +193,8 @@ impl SockDiag {
     ///
     /// When it cannot be opened (a kernel without `CONFIG_INET_DIAG`).
     pub fn open() -> io::Result<Self> {
-        use nix::sys::socket::{
-            AddressFamily, SockFlag, SockProtocol, SockType, setsockopt, socket, sockopt,
-        };
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkSockDiag,
-        )?;
-        setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(1, 0),
-        )?;
         Ok(SockDiag {
-            fd,
+            fd: super::netlink_socket(nix::sys::socket::SockProtocol::NetlinkSockDiag)?,
             buf: vec![0u8; 1 << 16],
             seq: 0,
         })
