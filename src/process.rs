@@ -53,36 +53,36 @@ pub fn command(program: impl AsRef<OsStr>, args: &[impl AsRef<OsStr>]) -> Comman
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it captures nothing, allocates nothing, and makes
-    // only the close_range and close system calls, which are async-signal-safe. std has set up
-    // descriptors 0-2 before it runs, and closing the others cannot affect the parent.
+    // SAFETY: `in_child` runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed. It is a plain `fn`, not a closure, so it captures nothing by
+    // construction; it allocates nothing and makes only the close_range and close system
+    // calls, both async-signal-safe. std has set up descriptors 0-2 before it runs, and what
+    // it closes is the child's alone.
     unsafe {
-        cmd.pre_exec(|| {
-            close_above_stderr();
-            Ok(())
-        });
+        cmd.pre_exec(in_child);
     }
     cmd
 }
 
-/// Closes every descriptor above 2 (in a child, before exec). Async-signal-safe.
-fn close_above_stderr() {
+/// Runs in the child before exec: closes every descriptor above 2. Async-signal-safe.
+fn in_child() -> io::Result<()> {
     // SAFETY: close_range only closes descriptors of this process; it takes no pointers.
     if unsafe { libc::close_range(3, u32::MAX, 0) } == 0 {
-        return;
+        return Ok(());
     }
-    // Kernels before 5.9 lack close_range: close one by one, as far as descriptors go.
-    // SAFETY: sysconf and close take no pointers; closing a descriptor that is not open
-    // only returns EBADF.
-    unsafe {
-        let max = libc::sysconf(libc::_SC_OPEN_MAX);
-        let max = if max > 3 { max } else { 1 << 16 };
-        for fd in 3..max {
-            libc::close(i32::try_from(fd).unwrap_or(i32::MAX));
+    // Kernels before 5.9 lack close_range: close one by one, up to a bound no descriptor
+    // table of this daemon reaches (sysconf and getrlimit are not async-signal-safe).
+    for fd in 3..CLOSE_UP_TO {
+        // SAFETY: close takes no pointers; a descriptor that is not open gives EBADF.
+        unsafe {
+            libc::close(fd);
         }
     }
+    Ok(())
 }
+
+/// Where the fallback of [`in_child`] stops closing.
+const CLOSE_UP_TO: i32 = 1 << 16;
 
 /// Ends `child` and everything in its process group (a program [`command`] started is the
 /// leader of its own), then reaps it.

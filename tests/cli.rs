@@ -327,6 +327,7 @@ fn status_prints_the_counters() {
             ]
             .into_iter()
             .collect(),
+            protected_peers: 1,
         })
     });
     let o = ctl(&d, &["status"]);
@@ -341,6 +342,7 @@ fn status_prints_the_counters() {
          blocks active      1 of at most 65536\n\
          refused by budget  0\n\
          not blocked        3 min-ports, 2 reverse-path\n\
+         protected peers    1\n\
          capture drops      0\n\
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 blocks)\n\
          configuration      /etc/scansentry/scansentry.toml\n"

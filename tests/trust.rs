@@ -355,6 +355,16 @@ fn a_peer_in_conversation_with_the_host_is_reported_not_blocked() {
         wait_until(DEADLINE, established),
         "the session did not start"
     );
+    // The daemon reads established connections once a second: wait until it has.
+    let protecting = || {
+        let status = daemon.ctl(&["status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&status.stdout)
+            .is_ok_and(|s| s["protected_peers"].as_u64() >= Some(1))
+    };
+    assert!(
+        wait_until(DEADLINE, protecting),
+        "the daemon does not know the session"
+    );
     admin.nmap();
     let said = format!(
         "not blocking {}: established session to 8080/tcp (protected peer",

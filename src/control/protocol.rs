@@ -135,6 +135,10 @@ pub struct StatusInfo {
     /// from sources no scanner can have (`unroutable-source`).
     #[serde(default)]
     pub not_blocked: std::collections::BTreeMap<String, u64>,
+    /// Addresses with an established connection to this host, as last read (once a second),
+    /// which `[respond] protect = "established"` keeps from automatic blocks.
+    #[serde(default)]
+    pub protected_peers: usize,
 }
 
 /// A detection that was not blocked, as `why` shows it.

@@ -101,6 +101,7 @@ fn status(s: &StatusInfo) -> String {
                     .join(", ")
             },
         ),
+        ("protected peers", s.protected_peers.to_string()),
         ("capture drops", s.capture_drops.to_string()),
         (
             "block latency",

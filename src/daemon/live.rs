@@ -55,8 +55,6 @@ const LISTENERS_EVERY: Duration = Duration::from_secs(1);
 const LISTENERS_FRESH: Duration = Duration::from_millis(10);
 /// Sources whose last refused detection `why` remembers.
 const MAX_REFUSALS: usize = 1024;
-/// Established connections are read afresh for a detection unless read this recently.
-const PEERS_FRESH: Duration = Duration::from_secs(1);
 /// How often the state is written when it changed.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often systemd hears the counters.
@@ -141,8 +139,8 @@ struct Daemon {
     fold: report::Fold,
     /// Routes back to the sources of detections, for the reverse-path check.
     fib: Option<Fib>,
-    /// The peers of established connections, and when they were read.
-    peers: Option<(Timestamp, Peers)>,
+    /// The peers of established connections, as last read (once a second).
+    peers: Peers,
     /// Detections not blocked, by rule.
     not_blocked: std::collections::BTreeMap<&'static str, u64>,
     /// The last detection not blocked of each of the last [`MAX_REFUSALS`] sources, for `why`.
@@ -315,7 +313,7 @@ pub fn run(
                 None
             }
         },
-        peers: None,
+        peers: Peers::default(),
         not_blocked: std::collections::BTreeMap::new(),
         refusals: hashlink::LinkedHashMap::new(),
         logger,
@@ -326,6 +324,7 @@ pub fn run(
         .pipeline
         .set_local_check(config.local_check && !local_check_off);
     daemon.reconcile();
+    daemon.read_peers();
 
     let connect_mode = config.capture.method == crate::config::Method::Connect;
     let traps_bound = if connect_mode {
@@ -524,6 +523,7 @@ pub fn run(
                 }
                 Err(e) => daemon.warn(&format!("cannot refresh listening sockets: {e}")),
             }
+            daemon.read_peers();
         }
         if now >= next_save {
             next_save = now.saturating_add(SAVE_EVERY);
@@ -766,7 +766,11 @@ impl Daemon {
 
     fn on_detection(&mut self, d: &Detection) {
         let now = self.now();
-        let decision = match self.reverse_path(d).or_else(|| self.protected(d)) {
+        let refused = match self.reverse_path(d) {
+            Some(refused) => Some(refused),
+            None => self.protected(d),
+        };
+        let decision = match refused {
             Some(refused) => refused,
             None => self.responder.on_detection(d, self.pipeline.ignore(), now),
         };
@@ -870,53 +874,57 @@ impl Daemon {
     }
 
     /// The protection of peers (`[respond] protect`): a refusal when this host has an
-    /// established TCP connection with an address the block would cover. The socket table is
-    /// read afresh unless it was read in the last second. A failed read is said and protects
-    /// nobody.
-    fn protected(&mut self, d: &Detection) -> Option<Decision> {
+    /// established TCP connection with an address the block would cover
+    /// ([`crate::respond::target`]), as the last reading of the socket table shows
+    /// ([`Daemon::read_peers`], once a second). Nothing is read here: on this kernel a dump of
+    /// established sockets walks the whole connection hash table, about 2 ms on this project's
+    /// machine kind, too slow for the way from a probe to its block.
+    fn protected(&self, d: &Detection) -> Option<Decision> {
         if self.config().respond.protect == Protect::None || self.pipeline.ignore().contains(d.addr)
         {
             return None;
         }
-        let now = self.now();
-        let stale = self
+        let (peer, port) = self
             .peers
-            .as_ref()
-            .is_none_or(|(read, _)| now.saturating_since(*read) > PEERS_FRESH);
-        if stale {
-            match host::established_sockets() {
-                Ok(sockets) => {
-                    // In connect mode the trap ports are the daemon's own sockets: a connection
-                    // waiting there to be accepted is a probe, not a conversation.
-                    let traps = if self.config().capture.method == crate::config::Method::Connect {
-                        self.pipeline.traps().bound_ports(Proto::Tcp)
-                    } else {
-                        Vec::new()
-                    };
-                    let peers = Peers::new(
-                        sockets
-                            .iter()
-                            .filter(|s| !traps.contains(&s.port))
-                            .map(|s| (s.peer, s.port)),
-                    );
-                    self.peers = Some((now, peers));
-                }
-                Err(e) => {
-                    if self.fold.offer(report::Folded::Protected, now) {
-                        self.warn(&format!("cannot read established connections: {e}"));
-                    }
-                    self.peers = None;
-                    return None;
-                }
-            }
-        }
-        let (_, peers) = self.peers.as_ref()?;
-        let (peer, port) = peers.within(d.source)?;
+            .within(crate::respond::target(d, self.pipeline.ignore()))?;
         Some(Decision::Protected {
             addr: d.addr,
             peer,
             port,
         })
+    }
+
+    /// Reads the peers of established connections afresh (with `protect = "established"`).
+    /// A failed read is said once per streak, and protects nobody until a read works.
+    fn read_peers(&mut self) {
+        if self.config().respond.protect == Protect::None {
+            self.peers = Peers::default();
+            return;
+        }
+        match host::established_sockets() {
+            Ok(sockets) => {
+                // In connect mode the trap ports are the daemon's own sockets: a connection
+                // waiting there to be accepted is a probe, not a conversation.
+                let traps = if self.config().capture.method == crate::config::Method::Connect {
+                    self.pipeline.traps().bound_ports(Proto::Tcp)
+                } else {
+                    Vec::new()
+                };
+                self.peers = Peers::new(
+                    sockets
+                        .iter()
+                        .filter(|s| !traps.contains(&s.port))
+                        .map(|s| (s.peer, s.port)),
+                );
+            }
+            Err(e) => {
+                if !self.peers.is_empty() || self.fold.offer(report::Folded::Protected, self.now())
+                {
+                    self.warn(&format!("cannot read established connections: {e}"));
+                }
+                self.peers = Peers::default();
+            }
+        }
     }
 
     /// Forgets the blocks among `actions`: the firewall did not take them.
@@ -1283,6 +1291,7 @@ impl Daemon {
                 .map(|(rule, n)| ((*rule).to_string(), *n))
                 .chain((c.unroutable > 0).then(|| ("unroutable-source".into(), c.unroutable)))
                 .collect(),
+            protected_peers: self.peers.len(),
         }
     }
 

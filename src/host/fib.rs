@@ -125,23 +125,8 @@ impl Fib {
     ///
     /// When it cannot be opened.
     pub fn open() -> io::Result<Self> {
-        use nix::sys::socket::{
-            AddressFamily, SockFlag, SockProtocol, SockType, setsockopt, socket, sockopt,
-        };
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )?;
-        // An answer comes at once; a second is far more than it takes.
-        setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(1, 0),
-        )?;
         Ok(Fib {
-            fd,
+            fd: super::netlink_socket(nix::sys::socket::SockProtocol::NetlinkRoute)?,
             seq: 0,
             buf: vec![0; 8192],
             cache: LinkedHashMap::new(),

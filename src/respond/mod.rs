@@ -221,6 +221,20 @@ impl Decision {
     }
 }
 
+/// What a block for `detection` would cover: its source, or only the scanning address. A
+/// prefix is the scanner's only when several of its addresses scanned; one address is blocked
+/// alone (a forger picking one address of a /64 must not cut off its neighbours). Nor is a
+/// prefix that covers a never-block address blocked whole.
+pub fn target(detection: &Detection, ignore: &IgnoreList) -> IpNet {
+    let source = detection.source;
+    let whole = source.prefix_len() == source.max_prefix_len();
+    if ignore.overlaps(source) || !(whole || detection.several_addresses) {
+        IpNet::from(detection.addr)
+    } else {
+        source
+    }
+}
+
 /// Why an unblock was not needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0} was not blocked")]
@@ -392,16 +406,7 @@ impl Responder {
                 remaining: until.saturating_since(now),
             };
         }
-        // A prefix is the scanner's only when several of its addresses scanned; one address
-        // is blocked alone (a forger picking one address of a /64 must not cut off its
-        // neighbours). Nor is a prefix that covers a never-block address blocked whole.
-        let whole = detection.source.prefix_len() == detection.source.max_prefix_len();
-        let net = if ignore.overlaps(detection.source) || !(whole || detection.several_addresses) {
-            IpNet::from(detection.addr)
-        } else {
-            detection.source
-        };
-        self.block(net, now, Why::of(detection), None)
+        self.block(target(detection, ignore), now, Why::of(detection), None)
     }
 
     /// Decides about blocking `net` by hand (`sentryctl block`), for `ttl` or the configured
