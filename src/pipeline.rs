@@ -58,6 +58,9 @@ pub struct Counters {
     /// Probes from a source no scanner can have (unspecified, loopback, multicast, reserved,
     /// link-local, IPv4-mapped or -compatible): forged, never counted.
     pub unroutable: u64,
+    /// Packets to this host with a wrong IPv4 header, TCP or UDP checksum: the kernel drops
+    /// them before any socket sees them, so they are neither probes nor conversation.
+    pub bad_checksum: u64,
     /// Probes of ports that are not traps.
     pub not_trap: u64,
     /// Probes counted by the detector.
@@ -321,9 +324,14 @@ impl Pipeline {
             // Local check off, and the host talks to itself: judged below like any packet.
         }
         if !self.locals.contains(p.dst) {
-            c.not_local += 1;
+            self.counters.not_local += 1;
             return None;
         }
+        if p.integrity == wire::Integrity::Bad {
+            self.counters.bad_checksum += 1;
+            return None;
+        }
+        let c = &mut self.counters;
         let Some(kind) = p.probe_kind() else {
             c.conversation += 1;
             return None;
@@ -543,6 +551,7 @@ mod tests {
             dst_port: dport,
             tcp_flags: Some(flags),
             window: 0,
+            integrity: wire::Integrity::Valid,
         }
     }
 
@@ -574,6 +583,37 @@ mod tests {
                 p.process(at(0), seen(syn_ack, direction));
             }
             assert_eq!(found == 0, hidden, "{direction:?}: {:?}", p.counters());
+        }
+    }
+
+    /// Issue 14: a probe with a wrong checksum never reaches a socket (the kernel drops it), so
+    /// it is no evidence; the form a sender's stack leaves for checksum offload is.
+    #[test]
+    fn issue_14_probes_the_kernel_drops_for_their_checksum_do_not_count() {
+        use wire::Integrity::{Bad, Offloaded, Unverified, Valid};
+        for (integrity, counted) in [
+            (Bad, false),
+            (Offloaded, true),
+            (Unverified, true),
+            (Valid, true),
+        ] {
+            let mut p = pipeline(&[]);
+            let mut found = false;
+            for port in 1..=10 {
+                let syn = Packet {
+                    integrity,
+                    ..tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN)
+                };
+                found |= p.process(at(0), seen(syn, Direction::Incoming)).is_some();
+            }
+            assert_eq!(found, counted, "{integrity:?}");
+            let c = p.counters();
+            assert_eq!(
+                c.bad_checksum,
+                if counted { 0 } else { 10 },
+                "{integrity:?}"
+            );
+            assert_eq!(c.probes, if counted { 10 } else { 0 }, "{integrity:?}");
         }
     }
 
@@ -783,6 +823,7 @@ mod tests {
             dst_port: 53,
             tcp_flags: None,
             window: 0,
+            integrity: wire::Integrity::Valid,
         };
         p.process(at(400), Ok(query));
         let reply = Packet {
@@ -794,6 +835,7 @@ mod tests {
             dst_port: 5353,
             tcp_flags: None,
             window: 0,
+            integrity: wire::Integrity::Valid,
         };
         p.process(at(400), Ok(reply));
         assert_eq!(p.counters().replies, 2);
@@ -988,6 +1030,7 @@ mod tests {
                         dst_port: port,
                         tcp_flags: Some(TcpFlags::from_bits(flags)),
                         window: 1024,
+                        integrity: wire::Integrity::Valid,
                     };
                     if let Some(d) = p.process(now, Ok(packet)) {
                         let decision = r.on_detection(&d, p.ignore(), now);

@@ -231,7 +231,8 @@ impl Summary {
              local addresses ({}): {locals}\n\
              listening (inferred from answers): {listeners}\n\
              probes counted: {}; not traps: {}; answers to local traffic: {}; conversation: {}; \
-             never-block sources: {}; outbound: {}; to other hosts: {}\n\
+             never-block sources: {}; unroutable sources: {}; bad checksums: {}; outbound: {}; \
+             to other hosts: {}\n\
              skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols, {} fragments\n\
              detections: {} (would block {}, already blocked {}, never-block {}, over budget {}, \
              too few ports {})",
@@ -248,6 +249,8 @@ impl Summary {
             c.replies,
             c.conversation,
             c.ignored,
+            c.unroutable,
+            c.bad_checksum,
             c.outbound,
             c.not_local,
             c.truncated,

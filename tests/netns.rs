@@ -153,6 +153,17 @@ scan_is_detected!(
     "198.51.100.2"
 );
 scan_is_detected!(
+    // nmap's "polite" timing: a probe every 0.4 s (the `-T2` after the helper's `-T4` wins).
+    nmap_slow_t2_syn_scan_is_detected,
+    "slow syn",
+    ["-sS", "-T2", "-p", "1-15"],
+    NetnsPair::B4,
+    NetnsPair::A4,
+    "blocked 198.51.100.2 for 1h: syn scan",
+    "blocked4",
+    "198.51.100.2"
+);
+scan_is_detected!(
     nmap_ipv6_syn_scan_blocks_the_scanner,
     "syn over IPv6",
     ["-6", "-sS", "-p", "1-200"],

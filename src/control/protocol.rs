@@ -132,7 +132,8 @@ pub struct StatusInfo {
     pub config: String,
     /// Detections not blocked, by the rule that kept each from a block (`reverse-path`,
     /// `protected`, `min-ports`, `budget`, `never-block`, `grace`), and probes not counted
-    /// from sources no scanner can have (`unroutable-source`).
+    /// from sources no scanner can have (`unroutable-source`) or with a wrong checksum
+    /// (`bad-checksum`).
     #[serde(default)]
     pub not_blocked: std::collections::BTreeMap<String, u64>,
     /// Addresses with an established connection to this host, as last read (once a second),

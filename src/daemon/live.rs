@@ -1290,6 +1290,7 @@ impl Daemon {
                 .iter()
                 .map(|(rule, n)| ((*rule).to_string(), *n))
                 .chain((c.unroutable > 0).then(|| ("unroutable-source".into(), c.unroutable)))
+                .chain((c.bad_checksum > 0).then(|| ("bad-checksum".into(), c.bad_checksum)))
                 .collect(),
             protected_peers: self.peers.len(),
         }

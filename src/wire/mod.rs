@@ -13,8 +13,10 @@
 //! every frame that does not yield a TCP or UDP packet is reported as one [`Skip`] reason so the
 //! caller can count it.
 
+mod checksum;
 mod flags;
 
+pub use checksum::Integrity;
 pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
 
 use std::net::IpAddr;
@@ -129,6 +131,8 @@ pub struct Packet {
     pub tcp_flags: Option<TcpFlags>,
     /// The TCP window (0 for UDP).
     pub window: u16,
+    /// Whether its checksums say the kernel would take it ([`Integrity`]).
+    pub integrity: Integrity,
 }
 
 impl Packet {
@@ -303,6 +307,16 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
         return Err(Skip::Fragment);
     }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    let header_ok = ip
+        .ipv4()
+        .is_none_or(|v4| checksum::ipv4_header_ok(v4.header().slice()));
+    let integrity = |proto| {
+        if header_ok {
+            checksum::transport(src, dst, proto, payload.payload, !payload.incomplete)
+        } else {
+            Integrity::Bad
+        }
+    };
     match payload.ip_number {
         IpNumber::TCP => {
             let tcp = TcpHeaderSlice::from_slice(payload.payload).map_err(|e| match e {
@@ -318,6 +332,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
                 dst_port: tcp.destination_port(),
                 tcp_flags: Some(TcpFlags::from_header(tcp.slice())),
                 window: tcp.window_size(),
+                integrity: integrity(checksum::TCP),
             })
         }
         IpNumber::UDP => {
@@ -331,6 +346,7 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
                 dst_port: udp.destination_port(),
                 tcp_flags: None,
                 window: 0,
+                integrity: integrity(checksum::UDP),
             })
         }
         _ => Err(Skip::OtherProtocol),

@@ -298,3 +298,103 @@ fn flags_display_like_an_administrator_reads_them() {
         "RST|ACK"
     );
 }
+
+/// Builds a raw IP packet with etherparse (right checksums, independent of our parser).
+fn built(v6: bool, udp: bool, payload: &[u8]) -> Vec<u8> {
+    let ip = if v6 {
+        etherparse::PacketBuilder::ipv6(
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            64,
+        )
+    } else {
+        etherparse::PacketBuilder::ipv4([203, 0, 113, 7], [198, 51, 100, 1], 64)
+    };
+    let mut out = Vec::new();
+    if udp {
+        let b = ip.udp(40000, 53);
+        out.reserve(b.size(payload.len()));
+        b.write(&mut out, payload).unwrap();
+    } else {
+        let b = ip.tcp(40000, 22, 1, 1024).syn();
+        out.reserve(b.size(payload.len()));
+        b.write(&mut out, payload).unwrap();
+    }
+    out
+}
+
+fn integrity(bytes: &[u8]) -> Integrity {
+    parse(LinkType::RawIp, bytes).expect("parses").integrity
+}
+
+/// Issue 14: a capture sees frames the kernel then drops for a wrong checksum; they must not
+/// count. What the bytes allow is checked: the IPv4 header, and TCP and UDP whole in the
+/// capture; the form a sender leaves for checksum offload is told apart.
+#[test]
+fn issue_14_checksums_are_checked_as_the_kernel_would() {
+    for v6 in [false, true] {
+        for udp in [false, true] {
+            let what = format!("v6 {v6}, udp {udp}");
+            let good = built(v6, udp, b"probe");
+            assert_eq!(integrity(&good), Integrity::Valid, "{what}");
+            // One bit of the payload, of the source port, of the checksum itself.
+            let (header, field) = if udp { (8, 6) } else { (20, 16) };
+            let start = good.len() - 5 - header;
+            for at in [good.len() - 1, start, start + field] {
+                let mut bad = good.clone();
+                bad[at] ^= 0x10;
+                assert_eq!(integrity(&bad), Integrity::Bad, "{what}, byte {at}");
+            }
+            // Cut short by the capture: the segment cannot be summed.
+            let cut = &good[..good.len() - 2];
+            assert_eq!(integrity(cut), Integrity::Unverified, "{what}");
+        }
+    }
+    // A wrong IPv4 header checksum (the TTL changed, the header sum not): dropped by the kernel.
+    let mut ttl = built(false, false, b"");
+    ttl[8] -= 1;
+    assert_eq!(integrity(&ttl), Integrity::Bad);
+    // UDP without a checksum: allowed over IPv4, not over IPv6.
+    for (v6, expected) in [(false, Integrity::Valid), (true, Integrity::Bad)] {
+        let mut zero = built(v6, true, b"x");
+        let at = zero.len() - 1 - 2;
+        zero[at..at + 2].copy_from_slice(&[0, 0]);
+        assert_eq!(integrity(&zero), expected, "v6 {v6}");
+    }
+    // A UDP length longer than the datagram, or shorter than its header.
+    for ulen in [200u16, 7] {
+        let mut long = built(false, true, b"x");
+        long[24..26].copy_from_slice(&ulen.to_be_bytes());
+        assert_eq!(integrity(&long), Integrity::Bad, "udp length {ulen}");
+    }
+}
+
+/// Frames a sender's stack left for the card to finish: the field holds the pseudo-header's
+/// sum. Real ones, from `tcpdump -i any` on loopback; and a built one.
+#[test]
+fn issue_14_offloaded_checksums_are_told_apart() {
+    assert_eq!(
+        parse(LinkType::LinuxSll2, &hex(SLL2_SYN))
+            .unwrap()
+            .integrity,
+        Integrity::Offloaded
+    );
+    assert_eq!(
+        parse(LinkType::LinuxSll, &hex(SLL_SYN6)).unwrap().integrity,
+        Integrity::Offloaded
+    );
+    // A SYN from the wire, captured on the masscan host's uplink.
+    assert_eq!(
+        parse(LinkType::Ethernet, &hex(MASSCAN_SYN))
+            .unwrap()
+            .integrity,
+        Integrity::Valid
+    );
+    // The built SYN with its field replaced by the pseudo-header's sum, as Linux writes it
+    // (`~tcp_v4_check(len, saddr, daddr, 0)`): 203.0.113.7, 198.51.100.1, TCP, 20 bytes.
+    let mut partial = built(false, false, b"");
+    let sum: u32 = 0xcb00 + 0x7107 + 0xc633 + 0x6401 + 6 + 20;
+    let folded = u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
+    partial[36..38].copy_from_slice(&folded.to_be_bytes());
+    assert_eq!(integrity(&partial), Integrity::Offloaded);
+}
