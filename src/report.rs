@@ -118,17 +118,33 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
                 ),
             }
         }
-        Decision::Protected { addr, peer, port } => {
+        Decision::Protected {
+            addr,
+            peer,
+            port,
+            since,
+            ended,
+        } => {
             let who = if peer == addr {
                 String::new()
             } else {
                 format!(" (of {peer})")
             };
-            format!(
-                "not blocking {addr}: established session{who} to {port}/tcp (protected \
-                 peer; [respond] protect): {}",
-                d.summary()
-            )
+            match ended {
+                None => format!(
+                    "not blocking {addr}: established session{who} to {port}/tcp since {} \
+                     (protected peer; [respond] protect): {}",
+                    since.to_seconds(),
+                    d.summary()
+                ),
+                Some(ended) => format!(
+                    "not blocking {addr}: session{who} to {port}/tcp from {} to {} (protected \
+                     peer; [respond] protect-for): {}",
+                    since.to_seconds(),
+                    ended.to_seconds(),
+                    d.summary()
+                ),
+            }
         }
         Decision::InGrace { addr, remaining } => format!(
             "not blocking {addr}: unblocked by hand, grace period for {} more: {}",

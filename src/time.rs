@@ -56,6 +56,13 @@ impl Timestamp {
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
     }
+
+    /// RFC 3339 in UTC to the second (`2019-08-21T18:16:47Z`), for times a person reads
+    /// whose fraction means nothing (when a session began).
+    pub fn to_seconds(self) -> impl fmt::Display {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(self.0 / 1_000_000);
+        humantime::format_rfc3339_seconds(t)
+    }
 }
 
 impl fmt::Display for Timestamp {

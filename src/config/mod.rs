@@ -225,6 +225,8 @@ pub struct RespondConfig {
     pub reverse_path: crate::trust::ReversePath,
     /// Whether peers of established connections are protected from automatic blocks.
     pub protect: crate::trust::Protect,
+    /// How long a conversation of a minute or more protects its peer after it ended.
+    pub protect_for: Duration,
     /// The program run on each block (argv with placeholders), if any.
     pub on_block: Vec<String>,
     /// How long it may run.
@@ -559,6 +561,12 @@ impl TryFrom<RawConfig> for Config {
                 crate::trust::Protect::Established
             }
         };
+        let protect_for = v.duration(
+            "[respond] protect-for",
+            &r.protect_for,
+            Duration::ZERO,
+            30 * DAY,
+        );
         if let Some(program) = r.on_block.first() {
             if !program.starts_with('/') {
                 v.problem(format!(
@@ -745,6 +753,7 @@ impl TryFrom<RawConfig> for Config {
                 min_ports: usize::try_from(min_ports).unwrap_or(1),
                 reverse_path,
                 protect,
+                protect_for,
                 on_block: r.on_block.clone(),
                 on_block_timeout,
                 history_file,

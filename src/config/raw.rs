@@ -372,6 +372,9 @@ pub struct RawRespond {
     /// blocked on probe evidence.
     #[serde(default = "default_protect")]
     pub protect: String,
+    /// How long a conversation of a minute or more protects its peer after it ended.
+    #[serde(default = "default_protect_for")]
+    pub protect_for: String,
     /// A program run on each block: argv, no shell, with placeholders.
     #[serde(default)]
     pub on_block: Vec<String>,
@@ -397,6 +400,7 @@ impl Default for RawRespond {
             min_ports: default_min_ports(),
             reverse_path: default_reverse_path(),
             protect: default_protect(),
+            protect_for: default_protect_for(),
             on_block: Vec::new(),
             on_block_timeout: default_on_block_timeout(),
             history_file: String::new(),
@@ -547,6 +551,9 @@ fn default_remember_offences() -> String {
 }
 fn default_protect() -> String {
     "established".into()
+}
+fn default_protect_for() -> String {
+    "24h".into()
 }
 fn default_reverse_path() -> String {
     "strict".into()

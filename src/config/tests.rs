@@ -412,15 +412,20 @@ fn connect_mode_needs_listed_ports_and_only_it_takes_a_banner() {
 #[test]
 fn issue_14_trust_keys_are_checked() {
     assert_eq!(
-        problems("[respond]\nreverse-path = \"sometimes\"\nprotect = \"maybe\"\nmin-ports = 0\n"),
+        problems(
+            "[respond]\nreverse-path = \"sometimes\"\nprotect = \"maybe\"\nmin-ports = 0\n\
+             protect-for = \"400d\"\n"
+        ),
         [
             "[respond] min-ports = 0: must be from 1 to 1024",
             "[respond] reverse-path = \"sometimes\": expected \"strict\", \"loose\" or \"off\"",
             "[respond] protect = \"maybe\": expected \"established\" or \"none\"",
+            "[respond] protect-for = \"400d\": must be at most 30days",
         ]
     );
     let c = Config::default();
     assert_eq!(c.respond.min_ports, 3);
     assert_eq!(c.respond.reverse_path, crate::trust::ReversePath::Strict);
     assert_eq!(c.respond.protect, crate::trust::Protect::Established);
+    assert_eq!(c.respond.protect_for, Duration::from_secs(86_400));
 }

@@ -136,8 +136,9 @@ pub struct StatusInfo {
     /// (`bad-checksum`).
     #[serde(default)]
     pub not_blocked: std::collections::BTreeMap<String, u64>,
-    /// Addresses with an established connection to this host, as last read (once a second),
-    /// which `[respond] protect = "established"` keeps from automatic blocks.
+    /// Addresses that `[respond] protect = "established"` keeps from automatic blocks: those
+    /// with an established connection to this host as last read (once a second), and those
+    /// of sessions of a minute or more that ended within `protect-for`.
     #[serde(default)]
     pub protected_peers: usize,
 }

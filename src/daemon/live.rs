@@ -313,7 +313,7 @@ pub fn run(
                 None
             }
         },
-        peers: Peers::default(),
+        peers: Peers::new(config.respond.protect_for),
         not_blocked: std::collections::BTreeMap::new(),
         refusals: hashlink::LinkedHashMap::new(),
         logger,
@@ -873,32 +873,39 @@ impl Daemon {
         })
     }
 
-    /// The protection of peers (`[respond] protect`): a refusal when this host has an
-    /// established TCP connection with an address the block would cover
-    /// ([`crate::respond::target`]), as the last reading of the socket table shows
-    /// ([`Daemon::read_peers`], once a second). Nothing is read here: on this kernel a dump of
-    /// established sockets walks the whole connection hash table, about 2 ms on this project's
-    /// machine kind, too slow for the way from a probe to its block.
+    /// The protection of peers (`[respond] protect`): a refusal when this host was in
+    /// conversation, before the detection's first probe, with an address the block would cover
+    /// ([`crate::respond::target`]): a connection established at the last reading of the socket
+    /// table ([`Daemon::read_peers`], once a second), or one of a minute or more that ended
+    /// within `protect-for`. A connection the scanner opened during its scan protects nothing.
+    /// Nothing is read here: on this kernel a dump of established sockets walks the whole
+    /// connection hash table, about 2 ms on this project's machine kind, too slow for the way
+    /// from a probe to its block.
     fn protected(&self, d: &Detection) -> Option<Decision> {
         if self.config().respond.protect == Protect::None || self.pipeline.ignore().contains(d.addr)
         {
             return None;
         }
-        let (peer, port) = self
-            .peers
-            .within(crate::respond::target(d, self.pipeline.ignore()))?;
+        let c = self.peers.protecting(
+            crate::respond::target(d, self.pipeline.ignore()),
+            d.first_seen,
+        )?;
         Some(Decision::Protected {
             addr: d.addr,
-            peer,
-            port,
+            peer: c.peer,
+            port: c.port,
+            since: c.since,
+            ended: c.ended,
         })
     }
 
-    /// Reads the peers of established connections afresh (with `protect = "established"`).
-    /// A failed read is said once per streak, and protects nobody until a read works.
+    /// Reads the established connections afresh (with `protect = "established"`). A failed
+    /// read is said once per streak, and counts as a reading with no connection: those seen
+    /// before end, and are remembered by the usual rule.
     fn read_peers(&mut self) {
+        let now = self.now();
         if self.config().respond.protect == Protect::None {
-            self.peers = Peers::default();
+            self.peers = Peers::new(self.config().respond.protect_for);
             return;
         }
         match host::established_sockets() {
@@ -910,19 +917,19 @@ impl Daemon {
                 } else {
                     Vec::new()
                 };
-                self.peers = Peers::new(
+                self.peers.observe(
+                    now,
                     sockets
                         .iter()
                         .filter(|s| !traps.contains(&s.port))
-                        .map(|s| (s.peer, s.port)),
+                        .map(|s| (s.peer, s.port, s.peer_port)),
                 );
             }
             Err(e) => {
-                if !self.peers.is_empty() || self.fold.offer(report::Folded::Protected, self.now())
-                {
+                if !self.peers.is_empty() || self.fold.offer(report::Folded::Protected, now) {
                     self.warn(&format!("cannot read established connections: {e}"));
                 }
-                self.peers = Peers::default();
+                self.peers.observe(now, []);
             }
         }
     }
@@ -1251,6 +1258,8 @@ impl Daemon {
         self.pipeline
             .set_local_check(new.local_check && !self.local_check_off);
         self.responder.reconfigure(&new.respond);
+        let now = self.now();
+        self.peers.set_protect_for(new.respond.protect_for, now);
         self.lift_never_block();
         self.logger.reconfigure(new.log.target, new.log.format);
         if let Some(auditor) = &self.auditor {

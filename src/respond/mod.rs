@@ -149,8 +149,13 @@ pub enum Decision {
         addr: IpAddr,
         /// The peer in conversation (the address, or another in the prefix to be blocked).
         peer: IpAddr,
-        /// The local port of one of its connections.
+        /// The local port of its connection.
         port: u16,
+        /// When the daemon first found the connection established.
+        since: Timestamp,
+        /// When it was last found established, if it has ended (a conversation remembered
+        /// for `[respond] protect-for`).
+        ended: Option<Timestamp>,
     },
     /// The address was unblocked by hand a moment ago, with a grace period.
     InGrace {

@@ -36,6 +36,7 @@ fn config() -> RespondConfig {
         min_ports: 1,
         reverse_path: crate::trust::ReversePath::Strict,
         protect: crate::trust::Protect::Established,
+        protect_for: Duration::from_secs(86_400),
         on_block: Vec::new(),
         on_block_timeout: Duration::from_secs(10),
         history_file: None,

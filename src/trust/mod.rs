@@ -5,9 +5,12 @@
 //! towards a block. The checks that need the kernel's view (direction, reverse path,
 //! established sessions) take it as an argument.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use crate::host::fib::RouteBack;
+use crate::time::Timestamp;
 
 /// `[respond] reverse-path`: whether a probe's source must be reachable back the way the probe
 /// came, as the kernel's `rp_filter` asks of every packet. Forging a source is cheap; forging one
@@ -70,53 +73,182 @@ impl Protect {
     }
 }
 
-/// The peers of this host's established connections, as the kernel listed them: each remote
-/// address with the local port of one of its connections. **Pure**, built by the shell from
-/// the socket table.
+/// How long a conversation must have lasted to be remembered for `[respond] protect-for` after
+/// it ends: an administrator's session does; a scanner's connect to an open port, or a page
+/// fetched, does not.
+pub const REMEMBER_AFTER: Duration = Duration::from_secs(60);
+/// At most this many established connections are followed (the kernel's table can be larger on
+/// a busy server; the rest protect only while a later reading finds room for them).
+pub const MAX_FOLLOWED: usize = 65_536;
+/// At most this many ended conversations are remembered (those that ended longest ago go).
+pub const MAX_REMEMBERED: usize = 4_096;
+
+/// One conversation of this host with a peer, as the daemon followed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    /// The remote address.
+    pub peer: IpAddr,
+    /// The local port of the connection.
+    pub port: u16,
+    /// When the daemon first found it established (within a second of its start, once the
+    /// daemon runs).
+    pub since: Timestamp,
+    /// When it was last found established, if it has ended; `None` while it lasts.
+    pub ended: Option<Timestamp>,
+}
+
+/// This host's conversations over time, from readings of the kernel's socket table (its
+/// established TCP connections: a handshake the kernel completed, which a forger off the path
+/// cannot). **Pure**: the shell reads the table and hands the connections in.
+///
+/// A peer protects its addresses from probe evidence that began after one of its
+/// conversations did: a connection established now, or one that lasted [`REMEMBER_AFTER`] or
+/// more and ended within `protect-for`. Memory: at most [`MAX_FOLLOWED`] connections and
+/// [`MAX_REMEMBERED`] ended conversations.
 #[derive(Clone, Debug, Default)]
 pub struct Peers {
-    /// Sorted by address; one entry per address.
-    peers: Vec<(IpAddr, u16)>,
+    /// Connections found established at the last reading: (peer, local port, remote port) and
+    /// when each was first found.
+    open: HashMap<(IpAddr, u16, u16), Timestamp>,
+    /// Ended conversations worth remembering, one per peer (its earliest start, latest end).
+    remembered: HashMap<IpAddr, Conversation>,
+    /// The earliest conversation of each peer, open or remembered, sorted by address.
+    index: Vec<Conversation>,
+    /// When the table was last read.
+    last_read: Option<Timestamp>,
+    protect_for: Duration,
 }
 
 impl Peers {
-    /// From `(remote address, local port)` pairs.
-    pub fn new(pairs: impl IntoIterator<Item = (IpAddr, u16)>) -> Self {
-        let mut peers: Vec<(IpAddr, u16)> = pairs
-            .into_iter()
-            .map(|(addr, port)| (addr.to_canonical(), port))
-            .collect();
-        peers.sort_unstable();
-        peers.dedup_by_key(|(addr, _)| *addr);
-        Peers { peers }
+    /// No conversations yet; ended ones are remembered for `protect_for` (none for zero).
+    pub fn new(protect_for: Duration) -> Self {
+        Peers {
+            protect_for,
+            ..Peers::default()
+        }
     }
 
-    /// A peer inside `net` (what a block of `net` would cut off), with the local port of one
-    /// of its connections.
-    pub fn within(&self, net: ipnet::IpNet) -> Option<(IpAddr, u16)> {
+    /// Changes how long ended conversations are remembered (a reload).
+    pub fn set_protect_for(&mut self, protect_for: Duration, now: Timestamp) {
+        self.protect_for = protect_for;
+        self.forget_expired(now);
+        self.reindex();
+    }
+
+    /// A reading of the socket table at `now`: each established connection as `(remote
+    /// address, local port, remote port)`. Connections no longer listed have ended.
+    pub fn observe(
+        &mut self,
+        now: Timestamp,
+        connections: impl IntoIterator<Item = (IpAddr, u16, u16)>,
+    ) {
+        let mut open = HashMap::with_capacity(self.open.len());
+        for (peer, port, remote_port) in connections {
+            if open.len() == MAX_FOLLOWED {
+                break;
+            }
+            let key = (peer.to_canonical(), port, remote_port);
+            let since = self.open.get(&key).copied().unwrap_or(now);
+            open.insert(key, since);
+        }
+        let last_read = self.last_read.unwrap_or(now);
+        for (key, since) in std::mem::replace(&mut self.open, open) {
+            if self.open.contains_key(&key) {
+                continue;
+            }
+            let (peer, port, _) = key;
+            if self.protect_for.is_zero() || last_read.saturating_since(since) < REMEMBER_AFTER {
+                continue;
+            }
+            let ended = Conversation {
+                peer,
+                port,
+                since,
+                ended: Some(last_read),
+            };
+            self.remembered
+                .entry(peer)
+                .and_modify(|c| {
+                    if since < c.since {
+                        (c.since, c.port) = (since, port);
+                    }
+                    c.ended = c.ended.max(Some(last_read));
+                })
+                .or_insert(ended);
+        }
+        self.last_read = Some(now);
+        self.forget_expired(now);
+        self.reindex();
+    }
+
+    /// Drops remembered conversations past `protect-for`, and the oldest past the bound.
+    fn forget_expired(&mut self, now: Timestamp) {
+        let protect_for = self.protect_for;
+        self.remembered.retain(|_, c| {
+            c.ended.is_some_and(|end| {
+                now.saturating_since(end) <= protect_for && !protect_for.is_zero()
+            })
+        });
+        if self.remembered.len() > MAX_REMEMBERED {
+            let mut ends: Vec<Timestamp> =
+                self.remembered.values().filter_map(|c| c.ended).collect();
+            ends.sort_unstable();
+            let cut = ends[ends.len() - MAX_REMEMBERED];
+            self.remembered.retain(|_, c| c.ended >= Some(cut));
+            // Ties at the cut: drop arbitrary ones down to the bound.
+            let excess = self.remembered.len().saturating_sub(MAX_REMEMBERED);
+            let drop: Vec<IpAddr> = self.remembered.keys().take(excess).copied().collect();
+            for peer in drop {
+                self.remembered.remove(&peer);
+            }
+        }
+    }
+
+    fn reindex(&mut self) {
+        let mut index: Vec<Conversation> = self
+            .open
+            .iter()
+            .map(|(&(peer, port, _), &since)| Conversation {
+                peer,
+                port,
+                since,
+                ended: None,
+            })
+            .chain(self.remembered.values().copied())
+            .collect();
+        // Per peer, the earliest conversation; an open one before an ended one of the same start.
+        index.sort_unstable_by_key(|c| (c.peer, c.since, c.ended.is_some(), c.port));
+        index.dedup_by_key(|c| c.peer);
+        self.index = index;
+    }
+
+    /// A conversation that protects `net` (what a block would cut off) from evidence that began
+    /// at `evidence_from`: one of a peer inside `net` that had begun by then.
+    pub fn protecting(&self, net: ipnet::IpNet, evidence_from: Timestamp) -> Option<Conversation> {
         let net = net.trunc();
         let first = self
-            .peers
-            .partition_point(|(a, _)| match (a, net.network()) {
-                (IpAddr::V4(a), IpAddr::V4(n)) => *a < n,
-                (IpAddr::V6(a), IpAddr::V6(n)) => *a < n,
+            .index
+            .partition_point(|c| match (c.peer, net.network()) {
+                (IpAddr::V4(a), IpAddr::V4(n)) => a < n,
+                (IpAddr::V6(a), IpAddr::V6(n)) => a < n,
                 (IpAddr::V4(_), IpAddr::V6(_)) => true,
                 (IpAddr::V6(_), IpAddr::V4(_)) => false,
             });
-        self.peers
-            .get(first)
+        self.index[first..]
+            .iter()
+            .take_while(|c| net.contains(&c.peer))
+            .find(|c| c.since <= evidence_from)
             .copied()
-            .filter(|(addr, _)| net.contains(addr))
     }
 
-    /// How many peers.
+    /// How many peers are protected now (their earliest conversation open or remembered).
     pub fn len(&self) -> usize {
-        self.peers.len()
+        self.index.len()
     }
 
-    /// Whether there are none.
+    /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
+        self.index.is_empty()
     }
 }
 
@@ -244,32 +376,131 @@ mod tests {
         }
     }
 
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_micros(1_800_000_000_000_000 + secs * 1_000_000)
+    }
+
+    fn net(s: &str) -> ipnet::IpNet {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn a_peer_inside_a_block_is_found() {
-        let peers = Peers::new([
-            ("203.0.113.9".parse().unwrap(), 22),
-            ("2001:db8:0:1::2".parse().unwrap(), 443),
-            ("::ffff:198.51.100.7".parse().unwrap(), 80),
-            ("203.0.113.9".parse().unwrap(), 8080),
-        ]);
-        assert_eq!(peers.len(), 3);
-        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
-        assert_eq!(
-            peers.within(net("203.0.113.9/32")),
-            Some(("203.0.113.9".parse().unwrap(), 22))
+    fn a_peer_inside_a_block_is_found_if_its_conversation_came_first() {
+        let mut peers = Peers::new(Duration::from_secs(3600));
+        peers.observe(
+            at(100),
+            [
+                (ip("203.0.113.9"), 22, 50_000),
+                (ip("2001:db8:0:1::2"), 443, 50_001),
+                (ip("::ffff:198.51.100.7"), 80, 50_002),
+                (ip("203.0.113.9"), 8080, 50_003),
+            ],
         );
-        assert_eq!(peers.within(net("203.0.113.0/24")).map(|p| p.1), Some(22));
-        assert_eq!(peers.within(net("203.0.113.10/32")), None);
+        assert_eq!(peers.len(), 3);
+        let found = peers.protecting(net("203.0.113.9/32"), at(100)).unwrap();
         assert_eq!(
-            peers.within(net("2001:db8:0:1::/64")).map(|p| p.1),
+            (found.peer, found.port, found.since, found.ended),
+            (ip("203.0.113.9"), 22, at(100), None)
+        );
+        // Evidence that began before the conversation: a scanner's own connection protects
+        // nothing.
+        assert_eq!(peers.protecting(net("203.0.113.9/32"), at(99)), None);
+        assert_eq!(
+            peers
+                .protecting(net("203.0.113.0/24"), at(200))
+                .map(|c| c.port),
+            Some(22)
+        );
+        assert_eq!(peers.protecting(net("203.0.113.10/32"), at(200)), None);
+        assert_eq!(
+            peers
+                .protecting(net("2001:db8:0:1::/64"), at(200))
+                .map(|c| c.port),
             Some(443)
         );
-        assert_eq!(peers.within(net("2001:db8:0:2::/64")), None);
+        assert_eq!(peers.protecting(net("2001:db8:0:2::/64"), at(200)), None);
         assert_eq!(
-            peers.within(net("198.51.100.7/32")).map(|p| p.1),
+            peers
+                .protecting(net("198.51.100.7/32"), at(200))
+                .map(|c| c.port),
             Some(80),
             "v4-mapped"
         );
-        assert_eq!(peers.within(net("0.0.0.0/0")).map(|p| p.1), Some(80));
+        assert_eq!(
+            peers.protecting(net("0.0.0.0/0"), at(200)).map(|c| c.port),
+            Some(80)
+        );
+        // A later reading keeps the first time a connection was found.
+        peers.observe(at(101), [(ip("203.0.113.9"), 22, 50_000)]);
+        assert_eq!(
+            peers
+                .protecting(net("203.0.113.9/32"), at(300))
+                .unwrap()
+                .since,
+            at(100)
+        );
+        assert_eq!(
+            peers.len(),
+            1,
+            "the others ended within a minute: not remembered"
+        );
+    }
+
+    #[test]
+    fn a_conversation_of_a_minute_or_more_is_remembered_for_protect_for() {
+        let admin = (ip("203.0.113.2"), 22, 40_000);
+        let visitor = (ip("203.0.113.3"), 443, 40_001);
+        let mut peers = Peers::new(Duration::from_secs(3600));
+        peers.observe(at(0), [admin, visitor]);
+        peers.observe(at(30), [admin]); // the visitor's page is done in half a minute
+        peers.observe(at(90), [admin]);
+        peers.observe(at(91), []); // the admin logged out, 90 s after the first reading
+        let c = peers.protecting(net("203.0.113.2/32"), at(500)).unwrap();
+        assert_eq!((c.port, c.since, c.ended), (22, at(0), Some(at(90))));
+        assert_eq!(peers.protecting(net("203.0.113.3/32"), at(500)), None);
+        // Within protect-for of its end, and no longer.
+        peers.observe(at(90 + 3600), []);
+        assert!(peers.protecting(net("203.0.113.2/32"), at(3000)).is_some());
+        peers.observe(at(91 + 3600), []);
+        assert_eq!(peers.protecting(net("203.0.113.2/32"), at(3000)), None);
+        assert!(peers.is_empty());
+        // protect-for = 0: only what is established.
+        let mut now_only = Peers::new(Duration::ZERO);
+        now_only.observe(at(0), [admin]);
+        now_only.observe(at(120), [admin]);
+        now_only.observe(at(121), []);
+        assert!(now_only.is_empty());
+    }
+
+    /// Memory is bounded whatever the socket table holds: at most MAX_FOLLOWED connections,
+    /// MAX_REMEMBERED ended conversations, those that ended last kept.
+    #[test]
+    fn the_peers_memory_is_bounded() {
+        let v6 = |i: u128| IpAddr::from(std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | i));
+        let mut peers = Peers::new(Duration::from_secs(86_400));
+        let many = (0..MAX_FOLLOWED as u128 + 5).map(|i| (v6(i), 22, 40_000));
+        peers.observe(at(0), many);
+        assert_eq!(peers.len(), MAX_FOLLOWED);
+        // Ten long conversations end first, then MAX_REMEMBERED more.
+        let early: Vec<_> = (0..10).map(|i| (v6(1 << 40 | i), 22, 40_000)).collect();
+        let late: Vec<_> = (0..MAX_REMEMBERED as u128)
+            .map(|i| (v6(2 << 40 | i), 22, 40_000))
+            .collect();
+        peers.observe(at(1), early.iter().chain(&late).copied());
+        peers.observe(at(100), early.iter().chain(&late).copied());
+        peers.observe(at(101), late.iter().copied());
+        peers.observe(at(200), late.iter().copied());
+        peers.observe(at(201), []);
+        assert_eq!(peers.len(), MAX_REMEMBERED);
+        assert_eq!(peers.protecting(net("2001:db8::100:0:0/96"), at(300)), None);
+        assert!(
+            peers
+                .protecting(net("2001:db8::200:0:0/96"), at(300))
+                .is_some()
+        );
     }
 }
