@@ -709,3 +709,48 @@ fn a_session_of_a_minute_protects_its_peer_after_it_ends() {
     );
     assert!(!lab.set_text("blocked4").contains(AdminLink::ADMIN));
 }
+
+/// `[respond] reverse-path = "kernel"` follows the host's own rp_filter, read at each check:
+/// strict on the probe's interface, forged probes "from" the administrator are reported; off,
+/// the kernel takes them, and so a block follows.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn reverse_path_kernel_follows_the_hosts_rp_filter() {
+    const NULL: u16 = 0;
+    require_root();
+    let lab = NetnsPair::new();
+    let _admin = AdminLink::new(&lab);
+    let rp_filter = |all: u8, dev: u8| {
+        for (name, value) in [("all", all), (lab.veth_a().as_str(), dev)] {
+            let key = format!("net.ipv4.conf.{name}.rp_filter={value}");
+            let out = lab.exec(&lab.a, &["sysctl", "-qw", &key]);
+            assert!(out.status.success(), "{key}");
+        }
+    };
+    rp_filter(0, 1);
+    let dir = TempDir::new("trust");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[respond]\nreverse-path = \"kernel\"\n");
+    let (forged, victim) = (ip(AdminLink::ADMIN), ip(AdminLink::VICTIM));
+    let probes = |ports: [u16; 3]| -> Vec<Vec<u8>> {
+        ports
+            .into_iter()
+            .map(|port| tcp_frame(forged, victim, 40_000, port, NULL))
+            .collect()
+    };
+    lab.inject(&probes([21, 22, 23]));
+    assert!(
+        wait_until(DEADLINE, || daemon.out().contains("(reverse path)")),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    rp_filter(0, 0);
+    lab.inject(&probes([24, 25, 26]));
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains(&format!("blocked {} for", AdminLink::ADMIN))),
+        "{}",
+        daemon.out()
+    );
+}

@@ -544,9 +544,11 @@ impl TryFrom<RawConfig> for Config {
             "strict" => crate::trust::ReversePath::Strict,
             "loose" => crate::trust::ReversePath::Loose,
             "off" => crate::trust::ReversePath::Off,
+            "kernel" => crate::trust::ReversePath::Kernel,
             other => {
                 v.problem(format!(
-                    "[respond] reverse-path = {other:?}: expected \"strict\", \"loose\" or \"off\""
+                    "[respond] reverse-path = {other:?}: expected \"strict\", \"loose\", \"off\" \
+                     or \"kernel\""
                 ));
                 crate::trust::ReversePath::Strict
             }

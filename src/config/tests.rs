@@ -418,7 +418,7 @@ fn issue_14_trust_keys_are_checked() {
         ),
         [
             "[respond] min-ports = 0: must be from 1 to 1024",
-            "[respond] reverse-path = \"sometimes\": expected \"strict\", \"loose\" or \"off\"",
+            "[respond] reverse-path = \"sometimes\": expected \"strict\", \"loose\", \"off\" or \"kernel\"",
             "[respond] protect = \"maybe\": expected \"established\" or \"none\"",
             "[respond] protect-for = \"400d\": must be at most 30days",
         ]

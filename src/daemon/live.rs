@@ -834,7 +834,18 @@ impl Daemon {
     /// all). Never-block sources are left to the responder, which says so; a lookup that fails
     /// is said and lets the detection through (the kernel's own rp_filter still stands).
     fn reverse_path(&mut self, d: &Detection) -> Option<Decision> {
-        let mode = self.config().respond.reverse_path;
+        let name = |index: u32| {
+            nix::net::if_::if_indextoname(index)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| format!("interface {index}"))
+        };
+        let mode = match self.config().respond.reverse_path {
+            ReversePath::Kernel if d.addr.is_ipv4() => {
+                host::kernel_reverse_path(d.arrived_on.map(name).as_deref())
+            }
+            ReversePath::Kernel => ReversePath::Strict,
+            mode => mode,
+        };
         if mode == ReversePath::Off || self.pipeline.ignore().contains(d.addr) {
             return None;
         }
@@ -857,11 +868,6 @@ impl Daemon {
         if mode.passes(d.arrived_on, back) {
             return None;
         }
-        let name = |index: u32| {
-            nix::net::if_::if_indextoname(index)
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| format!("interface {index}"))
-        };
         Some(Decision::ReversePath {
             addr: d.addr,
             came_in: d.arrived_on.map(name),

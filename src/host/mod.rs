@@ -201,6 +201,23 @@ pub fn local_port_range() -> std::ops::RangeInclusive<u16> {
         .unwrap_or(crate::config::LINUX_EPHEMERAL_PORTS)
 }
 
+/// The reverse-path check the kernel makes of IPv4 packets that come in on `interface` (its
+/// name; `None` when unknown): `rp_filter` of `all` and of the interface, combined as the kernel
+/// does. Unreadable settings count as strict, the safe side.
+pub fn kernel_reverse_path(interface: Option<&str>) -> crate::trust::ReversePath {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u8>().ok())
+    };
+    let all = read("all");
+    let dev = interface.map_or(Some(0), read);
+    match (all, dev) {
+        (Some(all), Some(dev)) => crate::trust::ReversePath::from_rp_filter(all, dev),
+        _ => crate::trust::ReversePath::Strict,
+    }
+}
+
 /// Every address of every interface, with the interface's name.
 ///
 /// # Errors

@@ -25,9 +25,22 @@ pub enum ReversePath {
     Loose,
     /// No check.
     Off,
+    /// As the host's own `rp_filter` setting for IPv4 sources, read at each check: the larger of
+    /// `net.ipv4.conf.all.rp_filter` and that of the interface the probe came in on (0 off, 1
+    /// strict, 2 loose), as the kernel takes it. IPv6 has no such setting: strict.
+    Kernel,
 }
 
 impl ReversePath {
+    /// The check the kernel makes for IPv4 with `rp_filter` values `all` and `interface`.
+    pub fn from_rp_filter(all: u8, interface: u8) -> ReversePath {
+        match all.max(interface) {
+            0 => ReversePath::Off,
+            1 => ReversePath::Strict,
+            _ => ReversePath::Loose,
+        }
+    }
+
     /// Whether a probe that came in on interface `arrived_on` (when known) from a source whose
     /// route back is `back` passes. A source the host routes to itself (one of its own
     /// addresses) arriving from outside never does.
@@ -36,7 +49,10 @@ impl ReversePath {
             (ReversePath::Off, _) => true,
             (_, RouteBack::None | RouteBack::Local) => false,
             (ReversePath::Loose, RouteBack::Via(_)) => true,
-            (ReversePath::Strict, RouteBack::Via(oif)) => arrived_on.is_none_or(|i| i == oif),
+            // `Kernel` is resolved by the caller (`from_rp_filter`); unresolved, it is strict.
+            (ReversePath::Strict | ReversePath::Kernel, RouteBack::Via(oif)) => {
+                arrived_on.is_none_or(|i| i == oif)
+            }
         }
     }
 
@@ -46,6 +62,7 @@ impl ReversePath {
             ReversePath::Strict => "strict",
             ReversePath::Loose => "loose",
             ReversePath::Off => "off",
+            ReversePath::Kernel => "kernel",
         }
     }
 }
@@ -351,6 +368,25 @@ mod tests {
             ("64:ff9b::c633:6402", None),
         ] {
             assert_eq!(Unroutable::of(addr.parse().unwrap()), why, "{addr}");
+        }
+    }
+
+    #[test]
+    fn kernel_follows_rp_filter_as_the_kernel_combines_it() {
+        use ReversePath::{Loose, Off, Strict};
+        for (all, interface, mode) in [
+            (0, 0, Off),
+            (1, 0, Strict),
+            (0, 1, Strict),
+            (2, 1, Loose),
+            (1, 2, Loose),
+            (0, 2, Loose),
+        ] {
+            assert_eq!(
+                ReversePath::from_rp_filter(all, interface),
+                mode,
+                "{all} {interface}"
+            );
         }
     }
 
