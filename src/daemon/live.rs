@@ -5,15 +5,18 @@
 //! frames takes the events other threads send it: control requests (the control socket's
 //! thread), reload and stop (the signal thread), and "the ruleset lost something" (the nftables
 //! watcher). Nothing else holds a lock or a copy of the state.
+//!
+//! By job: [`start`] builds everything up to READY=1 (each failure one `StartError` with its
+//! exit code), `event_loop` turns frames, events and chores; this file holds what the daemon
+//! does with a detection, a control request, a reload, and the reconciliation of the
+//! firewall with what is due (one diff, [`crate::respond::reconcile`]).
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -21,25 +24,19 @@ use ipnet::IpNet;
 use super::hook::Hooks;
 use super::log::Logger;
 use super::notify::notify;
-use crate::capture::connect::TrapSockets;
 use crate::detect::Detection;
 use crate::wire::Proto;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::capture::coalesce::Coalesce;
-use crate::capture::raw::RawCapture;
-use crate::capture::{Live, LiveCapture, LiveError, LiveSettings};
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
     BlockInfo, IgnoreInfo, LIST_PAGE, LIST_PORTS, RefusalInfo, Request, Response, StatusInfo,
 };
-use crate::control::server::Server;
 use crate::exit;
 use crate::firewall::nft::{NftConfig, NftFirewall};
 use crate::firewall::{Action, DryRun, Firewall, FirewallError};
 use crate::host;
 use crate::host::fib::{Fib, RouteBack};
-use crate::ignore::{self, IgnoreList, discover};
+use crate::ignore::IgnoreList;
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
 use crate::respond::{ActiveBlock, Decision, MAX_BLOCK_FOR, Responder, Why};
@@ -96,6 +93,12 @@ impl Wake {
         sent
     }
 }
+
+mod event_loop;
+mod start;
+
+pub use start::never_block;
+use start::never_block_logged;
 
 /// Frames handled before the main loop looks at its events again.
 const FRAMES_PER_TURN: usize = 4096;
@@ -161,35 +164,6 @@ pub struct NeverBlock {
     pub warnings: Vec<String>,
 }
 
-/// The host's addresses and the never-block list: discovered (interfaces, gateways,
-/// nameservers), configured, and from the ignore file. A failure is printed, and the error is
-/// the exit code.
-pub fn never_block(config: &Config) -> Result<NeverBlock, ExitCode> {
-    let interfaces = host::interface_addresses().map_err(|e| {
-        exit::report("sentryd", &e);
-        exit::code(exit::FAILURE)
-    })?;
-    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
-    let (ignore, warnings) = ignore::load(&config.never_block, discovered).map_err(|e| {
-        exit::report("sentryd", &e);
-        exit::code(exit::CONFIG)
-    })?;
-    Ok(NeverBlock {
-        interfaces,
-        list: ignore,
-        warnings,
-    })
-}
-
-/// [`never_block`], its warnings logged.
-fn never_block_logged(config: &Config) -> Result<(Vec<(String, IpAddr)>, IgnoreList), ExitCode> {
-    let found = never_block(config)?;
-    for w in &found.warnings {
-        tracing::warn!("{w}");
-    }
-    Ok((found.interfaces, found.list))
-}
-
 fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
     if config.respond.dry_run {
         return Ok((Mode::DryRun, Box::new(DryRun)));
@@ -206,15 +180,6 @@ fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallEr
     })
 }
 
-fn firewall_failed(e: &FirewallError) -> ExitCode {
-    exit::report("sentryd", e);
-    match e {
-        FirewallError::Permission | FirewallError::NotPermitted(_) => exit::code(exit::NOPERM),
-        FirewallError::Attach(_) => exit::code(exit::CONFIG),
-        _ => exit::code(exit::FAILURE),
-    }
-}
-
 /// Runs until SIGTERM or SIGINT; returns the exit code.
 pub fn run(
     loaded: Loaded,
@@ -222,370 +187,9 @@ pub fn run(
     verbosity: Verbosity,
     local_check_off: bool,
 ) -> ExitCode {
-    let clock = SteadyClock::new();
-    let config = loaded.config.clone();
-    let logger = super::log::install(
-        config.log.target,
-        config.log.format,
-        if verbosity >= Verbosity::Debug {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        },
-    );
-    // Under the unit, CAP_NET_ADMIN and CAP_NET_RAW come as ambient (and inheritable)
-    // capabilities, which every program sentryd starts would inherit. They are sentryd's own:
-    // the on-block program runs with the user's rights only.
-    for set in [caps::CapSet::Ambient, caps::CapSet::Inheritable] {
-        if let Err(e) = caps::clear(None, set) {
-            tracing::debug!("cannot clear the {set:?} capabilities: {e}");
-        }
-    }
-    let (interfaces, ignore) = match never_block_logged(&config) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let (mode, mut firewall) = match firewall_for(&config) {
-        Ok(f) => f,
-        Err(e) => return firewall_failed(&e),
-    };
-    let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
-    if let Err(e) = firewall.ensure_ready(&allow) {
-        return firewall_failed(&e);
-    }
-
-    let mut traps = config.traps.build(host::local_port_range());
-    match host::read_listeners() {
-        Ok(listeners) => traps.set_listeners(listeners),
-        Err(e) => {
-            exit::report("sentryd", &e);
-            return exit::code(exit::FAILURE);
-        }
-    }
-    let seed = RandomState::new().hash_one(std::process::id());
-    let pipeline = Pipeline::new(
-        config.detector.clone(),
-        traps,
-        ignore,
-        interfaces.iter().map(|(_, a)| *a),
-        seed,
-    );
-    let auditor = match super::audit::Auditor::spawn(
-        config.audit.clone(),
-        crate::audit::store::default_path(&config.daemon.state_dir),
-    ) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::warn!("cannot start the audit: {e}");
-            None
-        }
-    };
-    let mut daemon = Daemon {
-        auditor,
-        verbosity,
-        local_check_off,
-        clock,
-        started: clock.now(),
-        mode,
-        firewall,
-        responder: Responder::new(&config.respond),
-        pipeline,
-        hooks: Hooks::new(
-            config.respond.on_block.clone(),
-            config.respond.on_block_timeout,
-        ),
-        wall_offset: WallOffset::default(),
-        dirty: false,
-        save_failing: false,
-        refused: 0,
-        capture_drops: 0,
-        latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
-        listeners_read: clock.now(),
-        heal_pending: false,
-        heal_not_before: Timestamp::ZERO,
-        heal_pace: crate::firewall::RebuildPace::default(),
-        heal_fight: false,
-        fold: report::Fold::default(),
-        fib: match Fib::open() {
-            Ok(fib) => Some(fib),
-            Err(e) => {
-                tracing::warn!("cannot ask the kernel for routes ({e}); no reverse-path check");
-                None
-            }
-        },
-        peers: Peers::new(config.respond.protect_for),
-        not_blocked: std::collections::BTreeMap::new(),
-        refusals: hashlink::LinkedHashMap::new(),
-        logger,
-        loaded,
-        config_path,
-    };
-    daemon
-        .pipeline
-        .set_local_check(config.local_check && !local_check_off);
-    daemon.reconcile();
-    daemon.read_peers();
-
-    let connect_mode = config.capture.method == crate::config::Method::Connect;
-    let traps_bound = if connect_mode {
-        let traps = daemon.pipeline.traps();
-        let (tcp, udp) = (traps.bound_ports(Proto::Tcp), traps.bound_ports(Proto::Udp));
-        match TrapSockets::open(&tcp, &udp, config.capture.banner.as_deref()) {
-            Ok((sockets, warnings)) => {
-                for w in warnings {
-                    tracing::warn!("{w}");
-                }
-                Some(sockets)
-            }
-            Err(e) => {
-                exit::report("sentryd", &e);
-                return exit::code(if e.is_permission() {
-                    exit::NOPERM
-                } else {
-                    exit::FAILURE
-                });
-            }
-        }
-    } else {
-        None
-    };
-    let mut captures: Vec<Live> = Vec::new();
-    let opened: Vec<Result<Live, LiveError>> = match config.capture.method {
-        crate::config::Method::Connect => Vec::new(),
-        crate::config::Method::Raw => {
-            vec![RawCapture::open(&config.capture.interfaces).map(Live::Raw)]
-        }
-        crate::config::Method::Pcap => LiveSettings::for_config(&config.capture)
-            .iter()
-            .map(|settings| LiveCapture::open(settings).map(Live::Pcap))
-            .collect(),
-    };
-    for result in opened {
-        match result {
-            Ok(c) => captures.push(c),
-            Err(e) if e.is_permission() => {
-                exit::report("sentryd", &e);
-                eprintln!("hint: run as root, or with CAP_NET_RAW and CAP_NET_ADMIN");
-                return exit::code(exit::NOPERM);
-            }
-            Err(e) => {
-                exit::report("sentryd", &e);
-                return exit::code(exit::FAILURE);
-            }
-        }
-    }
-    let socket_path = config.daemon.socket.clone();
-    let server = match Server::bind(&socket_path) {
-        Ok(s) => s,
-        Err(e) => {
-            exit::report("sentryd", &e);
-            return exit::code(exit::FAILURE);
-        }
-    };
-    let (wake_read, wake_write) =
-        match nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(pipe) => pipe,
-            Err(e) => {
-                exit::report("sentryd", &e);
-                return exit::code(exit::FAILURE);
-            }
-        };
-    let (events_tx, events) = mpsc::channel::<Event>();
-    let wake = Wake {
-        events: events_tx,
-        pipe: Arc::new(wake_write),
-    };
-    let control = wake.clone();
-    server.spawn(move |request, reply| control.send(Event::Control(request, reply)));
-    if let Err(e) = spawn_signals(wake.clone()) {
-        exit::report("sentryd", &e);
-        return exit::code(exit::FAILURE);
-    }
-    daemon.watch_firewall(&wake);
-    let host_wake = wake.clone();
-    if let Err(e) = host::watch(Box::new(move || {
-        host_wake.send(Event::HostChanged);
-    })) {
-        tracing::warn!(
-            "cannot follow interface and address changes ({e}); the \
-             never-block list is rebuilt on reload only"
-        );
-    }
-
-    let watching = match &traps_bound {
-        Some(sockets) => format!("{} trap ports (connect mode)", sockets.len()),
-        None => captures
-            .iter()
-            .map(Live::device)
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    tracing::info!(
-        "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
-         configuration: {}; control socket {}); {}",
-        interfaces.len(),
-        daemon.pipeline.ignore().entries().len(),
-        daemon.responder.active_count(),
-        daemon.loaded.origin,
-        socket_path.display(),
-        match (mode, config.backend) {
-            (Mode::Enforcing, crate::config::Backend::Nft) => "blocking in nftables",
-            (Mode::Enforcing, crate::config::Backend::Route) => "blocking with blackhole routes",
-            (Mode::DryRun, _) => "dry run: nothing is blocked",
-        }
-    );
-    notify("READY=1");
-
-    let now = clock.now();
-    let mut next_listeners = now.saturating_add(LISTENERS_EVERY);
-    let mut next_save = now.saturating_add(SAVE_EVERY);
-    let mut next_status = now;
-    let mut ready_traps: Vec<usize> = Vec::new();
-    let mut arrivals = Vec::new();
-    // Captures that wake the loop for every frame (immediate pcap, the raw socket) pause
-    // briefly between turns under a flood; batched pcap needs no help.
-    let per_frame = match config.capture.method {
-        crate::config::Method::Raw => true,
-        crate::config::Method::Pcap => config.capture.immediate,
-        crate::config::Method::Connect => false,
-    };
-    let mut coalesce = per_frame.then(|| Coalesce::new(now));
-    loop {
-        if let Some(sockets) = &traps_bound {
-            arrivals.clear();
-            sockets.take(ready_traps.drain(..), &mut arrivals);
-            for a in &arrivals {
-                let at = clock.now();
-                if let Some(d) = daemon
-                    .pipeline
-                    .connection(at, a.src, a.dst, a.proto, a.port)
-                {
-                    // The trap ports are the daemon's own sockets: no second look at the
-                    // socket table, which lists them as listening.
-                    daemon.on_detection(&d);
-                }
-            }
-        }
-        // Capture timestamps come from the real-time clock, which may have been stepped.
-        let offset = daemon.wall_offset();
-        let mut frames = 0;
-        for capture in &mut captures {
-            let link = capture.link();
-            for _ in 0..FRAMES_PER_TURN {
-                match capture.next_frame() {
-                    Ok(Some(frame)) => {
-                        frames += 1;
-                        let at = offset.from_wall(frame.at);
-                        let packet = crate::wire::parse(link, frame.data)
-                            .map(|p| p.seen(frame.direction, frame.ifindex));
-                        if let Some(d) = daemon.pipeline.process(at, packet) {
-                            if let Some(d) = daemon.confirm(d) {
-                                daemon.on_detection(&d);
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!("{}", exit::chain(&e));
-                        daemon.save();
-                        return exit::code(exit::FAILURE);
-                    }
-                }
-            }
-        }
-        let pause = coalesce.as_mut().and_then(|c| c.turn(clock.now(), frames));
-        let mut drained = [0u8; 64];
-        while nix::unistd::read(wake_read.as_fd(), &mut drained).is_ok_and(|n| n > 0) {}
-        if daemon.on_events(&events) {
-            notify("STOPPING=1");
-            daemon.save();
-            let _ = std::fs::remove_file(&socket_path);
-            tracing::info!(
-                "stopping; {} blocks stay in the kernel until they expire",
-                daemon.responder.active_count()
-            );
-            return ExitCode::SUCCESS;
-        }
-        let next_heal = daemon.heal_if_due();
-        let now = clock.now();
-        if now >= next_listeners {
-            next_listeners = now.saturating_add(LISTENERS_EVERY);
-            for line in daemon.fold.summaries(now) {
-                daemon.log(&line);
-            }
-            if !daemon.firewall.expires_by_itself() {
-                daemon.sync_blocks();
-            }
-            match host::read_listeners() {
-                Ok(listeners) => {
-                    daemon.pipeline.set_listeners(listeners);
-                    daemon.listeners_read = now;
-                }
-                Err(e) => daemon.warn(&format!("cannot refresh listening sockets: {e}")),
-            }
-            daemon.read_peers();
-        }
-        if now >= next_save {
-            next_save = now.saturating_add(SAVE_EVERY);
-            if daemon.dirty {
-                daemon.save();
-            }
-        }
-        if now >= next_status {
-            next_status = now.saturating_add(STATUS_EVERY);
-            daemon.capture_drops = captures
-                .iter_mut()
-                .map(|c| {
-                    let (dropped, if_dropped) = c.drops();
-                    u64::from(dropped) + u64::from(if_dropped)
-                })
-                .sum();
-            let s = daemon.status();
-            notify(&format!(
-                "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
-                s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
-            ));
-            tracing::debug!("counters: {:?}", daemon.pipeline.counters());
-        }
-        // Sleep until frames are waiting, another thread has something, or the next chore.
-        let next = next_listeners
-            .min(next_save)
-            .min(next_status)
-            .min(next_heal.unwrap_or(next_status));
-        let wait = next
-            .saturating_since(clock.now())
-            .min(Duration::from_secs(1));
-        let first_trap = captures.len() + 1;
-        let mut fds: Vec<PollFd<'_>> = captures
-            .iter()
-            .map(|c| PollFd::new(c.fd(), PollFlags::POLLIN))
-            .chain([PollFd::new(wake_read.as_fd(), PollFlags::POLLIN)])
-            .chain(
-                traps_bound
-                    .iter()
-                    .flat_map(TrapSockets::fds)
-                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
-            )
-            .collect();
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        if let Some(pause) = pause {
-            std::thread::sleep(pause);
-        }
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                exit::report("sentryd", &e);
-                daemon.save();
-                return exit::code(exit::FAILURE);
-            }
-        }
-        ready_traps.extend(
-            fds[first_trap..]
-                .iter()
-                .enumerate()
-                .filter(|(_, fd)| fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
-                .map(|(i, _)| i),
-        );
+    match start::start(loaded, config_path, verbosity, local_check_off) {
+        Ok(running) => running.serve(),
+        Err(e) => e.report(),
     }
 }
 
@@ -953,39 +557,20 @@ impl Daemon {
     /// For a firewall whose blocks do not end by themselves (routes): lifts those that have
     /// ended, and puts back those still due that someone removed. Once a second.
     fn sync_blocks(&mut self) {
-        let now = self.now();
-        let present: std::collections::HashSet<IpNet> = match self.firewall.list() {
-            Ok(listed) => listed.into_iter().map(|b| b.net).collect(),
-            Err(e) => {
-                self.warn(&format!("cannot list the blocks in force: {e}"));
-                return;
-            }
+        let Some(present) = self.present() else {
+            return;
         };
-        let due: std::collections::HashMap<IpNet, Duration> = self
-            .responder
-            .active(now)
-            .map(|b| (b.net, b.until.saturating_since(now)))
-            .collect();
-        let mut actions: Vec<Action> = present
-            .iter()
-            .filter(|net| !due.contains_key(net))
-            .map(|&net| Action::Unblock { net })
-            .collect();
-        let lifted = actions.len();
-        actions.extend(
-            due.iter()
-                .filter(|(net, _)| !present.contains(net))
-                .map(|(&net, &ttl)| Action::Block { net, ttl }),
-        );
+        let plan = crate::respond::reconcile(self.responder.due(self.now()), &present);
+        let (lifted, put_back) = (plan.extra.len(), plan.missing.len());
+        let actions = plan.all();
         if actions.is_empty() {
             return;
         }
         match self.apply(&actions) {
             Ok(()) => {
-                if actions.len() > lifted {
+                if put_back > 0 {
                     self.log(&format!(
-                        "put back {} blocks still due that were removed",
-                        actions.len() - lifted
+                        "put back {put_back} blocks still due that were removed"
                     ));
                 }
                 if lifted > 0 && self.verbosity >= Verbosity::Verbose {
@@ -993,6 +578,17 @@ impl Daemon {
                 }
             }
             Err(e) => self.warn(&format!("could not bring the blocks up to date: {e}")),
+        }
+    }
+
+    /// What the firewall holds, or `None` (said) when it cannot be listed.
+    fn present(&mut self) -> Option<std::collections::HashSet<IpNet>> {
+        match self.firewall.list() {
+            Ok(listed) => Some(listed.into_iter().map(|b| b.net).collect()),
+            Err(e) => {
+                self.warn(&format!("cannot list the blocks in force: {e}"));
+                None
+            }
         }
     }
 
@@ -1083,11 +679,9 @@ impl Daemon {
             .map(|k| k.net)
             .filter(|net| !lifted.contains(net))
             .collect();
-        let missing: Vec<Action> = self
-            .responder
-            .due(now)
-            .filter(|a| !present.contains(&a.net()))
-            .collect();
+        // What the kernel holds and the daemon does not was taken over above, but for elements
+        // with no timeout: added by hand, the administrator's, left alone (`plan.extra`).
+        let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;
         if !missing.is_empty() {
             match self.apply(&missing) {
                 Ok(()) => self.log(&format!(
@@ -1149,11 +743,15 @@ impl Daemon {
         if let Some(fib) = &mut self.fib {
             fib.forget();
         }
-        let Ok((interfaces, ignore)) = never_block_logged(self.config()) else {
-            self.log(
-                "could not rebuild the never-block list after a host change; keeping the old one",
-            );
-            return;
+        let (interfaces, ignore) = match never_block_logged(self.config()) {
+            Ok(found) => found,
+            Err(e) => {
+                self.warn(&format!(
+                    "could not rebuild the never-block list after a host change ({e}); \
+                     keeping the old one"
+                ));
+                return;
+            }
         };
         let before = self.pipeline.ignore().entries().to_vec();
         if before == ignore.entries() {
@@ -1181,11 +779,13 @@ impl Daemon {
             self.warn(&format!("could not restore the firewall: {e}"));
             return;
         }
-        let due: Vec<Action> = self.responder.due(self.now()).collect();
-        match self.apply(&due) {
+        // What is left in the sets (all of it when only a rule went) stays; the rest goes back.
+        let present = self.present().unwrap_or_default();
+        let missing = crate::respond::reconcile(self.responder.due(self.now()), &present).missing;
+        match self.apply(&missing) {
             Ok(()) => self.log(&format!(
                 "the ruleset changed under us: restored the table and {} blocks still due",
-                due.len()
+                missing.len()
             )),
             Err(e) => self.warn(&format!("could not restore the blocks still due: {e}")),
         }
@@ -1232,8 +832,7 @@ impl Daemon {
             tracing::warn!("{w}");
         }
         let new = loaded.config.clone();
-        let (interfaces, ignore) = never_block_logged(&new)
-            .map_err(|_| "the never-block list could not be built (see above)".to_string())?;
+        let (interfaces, ignore) = never_block_logged(&new).map_err(|e| e.to_string())?;
         // A new firewall only if its settings changed; it must be ready before anything moves.
         let firewall_changed = new.firewall != self.config().firewall
             || new.backend != self.config().backend

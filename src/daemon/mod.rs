@@ -106,7 +106,7 @@ pub fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(code) => code,
+            Err(e) => e.report(),
         };
     }
     match args.replay {

@@ -63,6 +63,15 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The address or network the action is about.
+    pub fn net(&self) -> IpNet {
+        match self {
+            Action::Block { net, .. } | Action::Unblock { net } => *net,
+        }
+    }
+}
+
 /// Which budget refused a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Budget {
@@ -224,6 +233,52 @@ impl Decision {
             _ => Vec::new(),
         }
     }
+}
+
+/// What brings the firewall from what it holds to what is due: the one diff the daemon makes
+/// — at start, after the ruleset lost our blocks, and once a second for a backend whose blocks
+/// do not end by themselves (routes). **Pure.**
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Blocks due that the firewall lacks, to be put (back), with the time each has left;
+    /// sorted.
+    pub missing: Vec<Action>,
+    /// What the firewall holds that is not due; sorted. Lifted where everything in the
+    /// firewall is ours (routes of our protocol); left alone in nftables sets, where an
+    /// administrator may add elements by hand.
+    pub extra: Vec<IpNet>,
+}
+
+impl Plan {
+    /// The actions of a firewall that holds only ours: the extras lifted, then the missing put.
+    pub fn all(self) -> Vec<Action> {
+        self.extra
+            .into_iter()
+            .map(|net| Action::Unblock { net })
+            .chain(self.missing)
+            .collect()
+    }
+}
+
+/// The [`Plan`] from `due` (each block in force, as [`Responder::due`] gives them) to
+/// `present` (what the firewall holds).
+pub fn reconcile(
+    due: impl IntoIterator<Item = Action>,
+    present: &std::collections::HashSet<IpNet>,
+) -> Plan {
+    let mut due_nets = std::collections::HashSet::new();
+    let mut missing: Vec<Action> = due
+        .into_iter()
+        .filter(|a| due_nets.insert(a.net()) && !present.contains(&a.net()))
+        .collect();
+    missing.sort_by_key(Action::net);
+    let mut extra: Vec<IpNet> = present
+        .iter()
+        .filter(|net| !due_nets.contains(*net))
+        .copied()
+        .collect();
+    extra.sort_unstable();
+    Plan { missing, extra }
 }
 
 /// What a block for `detection` would cover: its source, or only the scanning address. A

@@ -552,3 +552,43 @@ fn issue_14_a_prefix_gets_at_most_its_cap_of_new_blocks_a_minute() {
         Decision::Block { .. }
     ));
 }
+
+/// Issue 15: one diff between what is due and what the firewall holds, for every caller.
+#[test]
+fn reconcile_puts_back_what_is_missing_and_names_what_is_extra() {
+    let net = |s: &str| s.parse::<IpNet>().unwrap();
+    let block = |s: &str, secs: u64| Action::Block {
+        net: net(s),
+        ttl: Duration::from_secs(secs),
+    };
+    let due = [
+        block("203.0.113.9/32", 60),
+        block("2001:db8:1::/64", 30),
+        block("198.51.100.7/32", 10),
+    ];
+    let present: std::collections::HashSet<IpNet> =
+        [net("198.51.100.7/32"), net("203.0.113.200/32")].into();
+    let plan = reconcile(due.clone(), &present);
+    assert_eq!(
+        plan.missing,
+        [block("203.0.113.9/32", 60), block("2001:db8:1::/64", 30)]
+    );
+    assert_eq!(plan.extra, [net("203.0.113.200/32")]);
+    assert_eq!(
+        plan.all(),
+        [
+            Action::Unblock {
+                net: net("203.0.113.200/32")
+            },
+            block("203.0.113.9/32", 60),
+            block("2001:db8:1::/64", 30),
+        ]
+    );
+    // Nothing present (a flushed ruleset, a reboot): everything due goes back.
+    let plan = reconcile(due.clone(), &std::collections::HashSet::new());
+    assert_eq!(plan.missing.len(), 3);
+    assert!(plan.extra.is_empty());
+    // In step: nothing to do.
+    let all: std::collections::HashSet<IpNet> = due.iter().map(Action::net).collect();
+    assert_eq!(reconcile(due, &all), Plan::default());
+}

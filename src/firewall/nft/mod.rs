@@ -699,15 +699,6 @@ impl Firewall for NftFirewall {
     }
 }
 
-impl Action {
-    /// The address or network the action is about.
-    pub fn net(&self) -> IpNet {
-        match self {
-            Action::Block { net, .. } | Action::Unblock { net } => *net,
-        }
-    }
-}
-
 /// The interval elements of `net`: its first address, and one past its last (none when the
 /// network ends at the top of the address space: the interval is then open).
 fn interval(net: IpNet) -> (Key, Option<Key>) {

@@ -1,0 +1,345 @@
+//! Starting the daemon: everything from the configuration to READY=1, each failure one
+//! [`StartError`] with the exit code it maps to. **Shell.**
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+
+use ipnet::IpNet;
+
+use super::{
+    Daemon, Event, LATENCY_SAMPLES, Mode, NeverBlock, Verbosity, Wake, firewall_for, spawn_signals,
+};
+use crate::capture::connect::TrapSockets;
+use crate::capture::raw::RawCapture;
+use crate::capture::{Live, LiveCapture, LiveSettings};
+use crate::config::{Backend, Config, Loaded, Method};
+use crate::control::server::Server;
+use crate::daemon::hook::Hooks;
+use crate::daemon::notify::notify;
+use crate::exit;
+use crate::firewall::FirewallError;
+use crate::host;
+use crate::host::fib::Fib;
+use crate::ignore::{self, IgnoreList, discover};
+use crate::pipeline::Pipeline;
+use crate::respond::Responder;
+use crate::time::{Clock, SteadyClock, Timestamp, WallOffset};
+use crate::trust::Peers;
+
+/// Why the daemon could not start (or could not build the never-block list): the error, the
+/// exit code it maps to, and a hint for the administrator when there is one.
+#[derive(Debug)]
+pub struct StartError {
+    code: u8,
+    error: Box<dyn std::error::Error>,
+    hint: Option<&'static str>,
+}
+
+impl StartError {
+    /// `error`, exiting with `code`.
+    pub fn new(code: u8, error: impl Into<Box<dyn std::error::Error>>) -> Self {
+        StartError {
+            code,
+            error: error.into(),
+            hint: None,
+        }
+    }
+
+    /// The same, with a hint printed after it.
+    fn hint(self, hint: &'static str) -> Self {
+        StartError {
+            hint: Some(hint),
+            ..self
+        }
+    }
+
+    /// Prints the error (and the hint) on stderr; the exit code.
+    pub fn report(&self) -> ExitCode {
+        exit::report("sentryd", &*self.error);
+        if let Some(hint) = self.hint {
+            eprintln!("hint: {hint}");
+        }
+        exit::code(self.code)
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&exit::chain(&*self.error))
+    }
+}
+
+impl From<FirewallError> for StartError {
+    fn from(e: FirewallError) -> Self {
+        let code = match e {
+            FirewallError::Permission | FirewallError::NotPermitted(_) => exit::NOPERM,
+            FirewallError::Attach(_) => exit::CONFIG,
+            _ => exit::FAILURE,
+        };
+        StartError::new(code, e)
+    }
+}
+
+/// A failure of the system beneath (a pipe, a socket, a thread): exit 1.
+fn failed(e: impl Into<Box<dyn std::error::Error>>) -> StartError {
+    StartError::new(exit::FAILURE, e)
+}
+
+/// The host's addresses and the never-block list: discovered (interfaces, gateways,
+/// nameservers), configured, and from the never-block file.
+///
+/// # Errors
+///
+/// The interfaces cannot be listed (exit 1), or the never-block file cannot be read (exit 78).
+pub fn never_block(config: &Config) -> Result<NeverBlock, StartError> {
+    let interfaces = host::interface_addresses().map_err(failed)?;
+    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
+    let (list, warnings) = ignore::load(&config.never_block, discovered)
+        .map_err(|e| StartError::new(exit::CONFIG, e))?;
+    Ok(NeverBlock {
+        interfaces,
+        list,
+        warnings,
+    })
+}
+
+/// [`never_block`], its warnings logged.
+pub(super) fn never_block_logged(
+    config: &Config,
+) -> Result<(Vec<(String, IpAddr)>, IgnoreList), StartError> {
+    let found = never_block(config)?;
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok((found.interfaces, found.list))
+}
+
+/// A started daemon and what its loop reads: the captures or trap sockets, and the events of
+/// the other threads.
+pub(super) struct Running {
+    pub(super) daemon: Daemon,
+    pub(super) captures: Vec<Live>,
+    /// Connect mode's trap sockets.
+    pub(super) traps_bound: Option<TrapSockets>,
+    /// The read end of the wake-up pipe the other threads write to.
+    pub(super) wake_read: OwnedFd,
+    pub(super) events: Receiver<Event>,
+    /// The control socket's path, removed at the end.
+    pub(super) socket_path: PathBuf,
+}
+
+/// Starts the daemon: logging, the never-block list, the firewall, the pipeline, the state
+/// reconciled with the kernel, the captures, the control socket and the watchers; says
+/// "watching …" and READY=1.
+pub(super) fn start(
+    loaded: Loaded,
+    config_path: Option<PathBuf>,
+    verbosity: Verbosity,
+    local_check_off: bool,
+) -> Result<Running, StartError> {
+    let clock = SteadyClock::new();
+    let config = loaded.config.clone();
+    let logger = crate::daemon::log::install(
+        config.log.target,
+        config.log.format,
+        if verbosity >= Verbosity::Debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        },
+    );
+    // Under the unit, CAP_NET_ADMIN and CAP_NET_RAW come as ambient (and inheritable)
+    // capabilities, which every program sentryd starts would inherit. They are sentryd's own:
+    // the on-block program runs with the user's rights only.
+    for set in [caps::CapSet::Ambient, caps::CapSet::Inheritable] {
+        if let Err(e) = caps::clear(None, set) {
+            tracing::debug!("cannot clear the {set:?} capabilities: {e}");
+        }
+    }
+    let (interfaces, ignore) = never_block_logged(&config)?;
+    let (mode, mut firewall) = firewall_for(&config)?;
+    let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
+    firewall.ensure_ready(&allow)?;
+
+    let mut traps = config.traps.build(host::local_port_range());
+    traps.set_listeners(host::read_listeners().map_err(failed)?);
+    let seed = RandomState::new().hash_one(std::process::id());
+    let pipeline = Pipeline::new(
+        config.detector.clone(),
+        traps,
+        ignore,
+        interfaces.iter().map(|(_, a)| *a),
+        seed,
+    );
+    let auditor = match crate::daemon::audit::Auditor::spawn(
+        config.audit.clone(),
+        crate::audit::store::default_path(&config.daemon.state_dir),
+    ) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!("cannot start the audit: {e}");
+            None
+        }
+    };
+    let mut daemon = Daemon {
+        auditor,
+        verbosity,
+        local_check_off,
+        clock,
+        started: clock.now(),
+        mode,
+        firewall,
+        responder: Responder::new(&config.respond),
+        pipeline,
+        hooks: Hooks::new(
+            config.respond.on_block.clone(),
+            config.respond.on_block_timeout,
+        ),
+        wall_offset: WallOffset::default(),
+        dirty: false,
+        save_failing: false,
+        refused: 0,
+        capture_drops: 0,
+        latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
+        listeners_read: clock.now(),
+        heal_pending: false,
+        heal_not_before: Timestamp::ZERO,
+        heal_pace: crate::firewall::RebuildPace::default(),
+        heal_fight: false,
+        fold: crate::report::Fold::default(),
+        fib: match Fib::open() {
+            Ok(fib) => Some(fib),
+            Err(e) => {
+                tracing::warn!("cannot ask the kernel for routes ({e}); no reverse-path check");
+                None
+            }
+        },
+        peers: Peers::new(config.respond.protect_for),
+        not_blocked: std::collections::BTreeMap::new(),
+        refusals: hashlink::LinkedHashMap::new(),
+        logger,
+        loaded,
+        config_path,
+    };
+    daemon
+        .pipeline
+        .set_local_check(config.local_check && !local_check_off);
+    daemon.reconcile();
+    daemon.read_peers();
+
+    let traps_bound = bind_traps(&daemon, &config)?;
+    let captures = open_captures(&config)?;
+    let server = Server::bind(&config.daemon.socket).map_err(failed)?;
+    let (wake_read, wake_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(failed)?;
+    let (events_tx, events) = mpsc::channel::<Event>();
+    let wake = Wake {
+        events: events_tx,
+        pipe: Arc::new(wake_write),
+    };
+    let control = wake.clone();
+    server.spawn(move |request, reply| control.send(Event::Control(request, reply)));
+    spawn_signals(wake.clone()).map_err(failed)?;
+    daemon.watch_firewall(&wake);
+    let host_wake = wake.clone();
+    if let Err(e) = host::watch(Box::new(move || {
+        host_wake.send(Event::HostChanged);
+    })) {
+        tracing::warn!(
+            "cannot follow interface and address changes ({e}); the \
+             never-block list is rebuilt on reload only"
+        );
+    }
+
+    let watching = match &traps_bound {
+        Some(sockets) => format!("{} trap ports (connect mode)", sockets.len()),
+        None => captures
+            .iter()
+            .map(Live::device)
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    tracing::info!(
+        "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
+         configuration: {}; control socket {}); {}",
+        interfaces.len(),
+        daemon.pipeline.ignore().entries().len(),
+        daemon.responder.active_count(),
+        daemon.loaded.origin,
+        config.daemon.socket.display(),
+        match (mode, config.backend) {
+            (Mode::Enforcing, Backend::Nft) => "blocking in nftables",
+            (Mode::Enforcing, Backend::Route) => "blocking with blackhole routes",
+            (Mode::DryRun, _) => "dry run: nothing is blocked",
+        }
+    );
+    notify("READY=1");
+    Ok(Running {
+        daemon,
+        captures,
+        traps_bound,
+        wake_read,
+        events,
+        socket_path: config.daemon.socket.clone(),
+    })
+}
+
+/// Connect mode: binds the trap ports the daemon listens on itself.
+fn bind_traps(daemon: &Daemon, config: &Config) -> Result<Option<TrapSockets>, StartError> {
+    if config.capture.method != Method::Connect {
+        return Ok(None);
+    }
+    let traps = daemon.pipeline.traps();
+    let (tcp, udp) = (
+        traps.bound_ports(crate::wire::Proto::Tcp),
+        traps.bound_ports(crate::wire::Proto::Udp),
+    );
+    match TrapSockets::open(&tcp, &udp, config.capture.banner.as_deref()) {
+        Ok((sockets, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(Some(sockets))
+        }
+        Err(e) => {
+            let code = if e.is_permission() {
+                exit::NOPERM
+            } else {
+                exit::FAILURE
+            };
+            Err(StartError::new(code, e))
+        }
+    }
+}
+
+/// The packet captures of the configured method (none in connect mode).
+fn open_captures(config: &Config) -> Result<Vec<Live>, StartError> {
+    let opened = match config.capture.method {
+        Method::Connect => Vec::new(),
+        Method::Raw => vec![RawCapture::open(&config.capture.interfaces).map(Live::Raw)],
+        Method::Pcap => LiveSettings::for_config(&config.capture)
+            .iter()
+            .map(|settings| LiveCapture::open(settings).map(Live::Pcap))
+            .collect(),
+    };
+    opened
+        .into_iter()
+        .map(|result| {
+            result.map_err(|e| {
+                if e.is_permission() {
+                    StartError::new(exit::NOPERM, e)
+                        .hint("run as root, or with CAP_NET_RAW and CAP_NET_ADMIN")
+                } else {
+                    failed(e)
+                }
+            })
+        })
+        .collect()
+}
