@@ -13,7 +13,12 @@
 #[allow(dead_code, reason = "the benchmark uses part of the test lab")]
 mod netns;
 
+#[path = "../tests/support/nmap.rs"]
+#[allow(dead_code, reason = "the benchmark uses part of the helpers")]
+mod nmap_report;
+
 use netns::{Daemon, NetnsPair, TempDir, require_root};
+use nmap_report::count;
 
 const SCANS: u8 = 20;
 const OPEN: [u16; 5] = [22, 80, 443, 3306, 8080];
@@ -50,25 +55,6 @@ fn full_scan(lab: &NetnsPair, from: &str) -> String {
             NetnsPair::A4,
         ],
     )
-}
-
-/// nmap's count of `state` ports ("closed", "open"), whether listed or summarised.
-fn count(report: &str, state: &str) -> usize {
-    let listed = report
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some(state))
-        .count();
-    let summarised: usize = report
-        .lines()
-        .filter_map(|l| l.strip_prefix("Not shown: "))
-        .flat_map(|l| l.split(", "))
-        .filter_map(|part| {
-            let mut words = part.split_whitespace();
-            let n = words.next()?.parse::<usize>().ok()?;
-            (words.next() == Some(state)).then_some(n)
-        })
-        .sum();
-    listed + summarised
 }
 
 fn main() {
