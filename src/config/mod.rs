@@ -49,10 +49,8 @@ pub struct Config {
     pub respond: RespondConfig,
     /// Addresses never acted on, beyond those discovered on the host.
     pub never_block: NeverBlockConfig,
-    /// What blocks: nftables sets, or blackhole routes.
+    /// What blocks: nftables sets (and how), or blackhole routes.
     pub backend: Backend,
-    /// How blocks reach nftables (`backend = "nft"`).
-    pub firewall: NftConfig,
     /// Where the daemon keeps its control socket and state.
     pub daemon: DaemonConfig,
     /// Where and how packets are captured.
@@ -63,11 +61,11 @@ pub struct Config {
     pub audit: AuditConfig,
 }
 
-/// `[firewall] backend`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `[firewall] backend`, with what it needs: a route backend has no nftables settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// nftables sets with per-element timeouts (the default).
-    Nft,
+    /// nftables sets with per-element timeouts (the default), used as `[firewall]` says.
+    Nft(NftConfig),
     /// A blackhole route per blocked source, lifted by the daemon.
     Route,
 }
@@ -606,8 +604,11 @@ impl TryFrom<RawConfig> for Config {
             "" => None,
             path => Some(v.absolute("[respond] history-file", path)),
         };
+        let nft = |v: &mut Validator| {
+            Backend::Nft(v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX)))
+        };
         let backend = match raw.firewall.backend.as_str() {
-            "nft" => Backend::Nft,
+            "nft" => nft(&mut v),
             "route" => {
                 // hook and priority are the shipped example's (own mode's) and harmless here;
                 // attach mode's keys would mean the administrator expects sets to be used.
@@ -632,10 +633,9 @@ impl TryFrom<RawConfig> for Config {
                 v.problem(format!(
                     "[firewall] backend = {other:?}: expected \"nft\" or \"route\""
                 ));
-                Backend::Nft
+                nft(&mut v)
             }
         };
-        let firewall = v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX));
         let interfaces = v.interfaces(&raw.capture.interfaces);
         let method = match raw.capture.method.as_str() {
             "pcap" => Method::Pcap,
@@ -762,7 +762,6 @@ impl TryFrom<RawConfig> for Config {
             },
             never_block: NeverBlockConfig { addresses, file },
             backend,
-            firewall,
             daemon,
             capture: CaptureConfig {
                 interfaces,

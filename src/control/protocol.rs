@@ -103,7 +103,7 @@ pub struct IgnoreInfo {
 pub struct StatusInfo {
     /// `enforcing` or `dry-run`.
     pub mode: String,
-    /// `own` or `attach`.
+    /// `own` or `attach` (nftables), or `route`.
     pub firewall: String,
     /// Seconds since start.
     pub uptime: u64,

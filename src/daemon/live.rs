@@ -168,11 +168,10 @@ fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallEr
     if config.respond.dry_run {
         return Ok((Mode::DryRun, Box::new(DryRun)));
     }
-    Ok(match config.backend {
-        crate::config::Backend::Nft => (
-            Mode::Enforcing,
-            Box::new(NftFirewall::new(config.firewall.clone())?),
-        ),
+    Ok(match &config.backend {
+        crate::config::Backend::Nft(nft) => {
+            (Mode::Enforcing, Box::new(NftFirewall::new(nft.clone())?))
+        }
         crate::config::Backend::Route => (
             Mode::Enforcing,
             Box::new(crate::firewall::route::RouteFirewall::new()?),
@@ -190,6 +189,14 @@ pub fn run(
     match start::start(loaded, config_path, verbosity, local_check_off) {
         Ok(running) => running.serve(),
         Err(e) => e.report(),
+    }
+}
+
+/// A never-block entry as `sentryctl` shows it.
+fn never_block_info(e: &crate::ignore::Entry) -> IgnoreInfo {
+    IgnoreInfo {
+        net: e.net,
+        reason: e.reason.to_string(),
     }
 }
 
@@ -834,8 +841,7 @@ impl Daemon {
         let new = loaded.config.clone();
         let (interfaces, ignore) = never_block_logged(&new).map_err(|e| e.to_string())?;
         // A new firewall only if its settings changed; it must be ready before anything moves.
-        let firewall_changed = new.firewall != self.config().firewall
-            || new.backend != self.config().backend
+        let firewall_changed = new.backend != self.config().backend
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
         if firewall_changed {
@@ -883,9 +889,10 @@ impl Daemon {
                 Mode::Enforcing => "enforcing".into(),
                 Mode::DryRun => "dry-run".into(),
             },
-            firewall: match self.config().firewall {
-                NftConfig::Own { .. } => "own".into(),
-                NftConfig::Attach { .. } => "attach".into(),
+            firewall: match &self.config().backend {
+                crate::config::Backend::Nft(NftConfig::Own { .. }) => "own".into(),
+                crate::config::Backend::Nft(NftConfig::Attach { .. }) => "attach".into(),
+                crate::config::Backend::Route => "route".into(),
             },
             uptime: self.now().saturating_since(self.started).as_secs(),
             packets: c.frames,
@@ -923,113 +930,116 @@ impl Daemon {
         }
     }
 
+    /// A control request, answered.
     fn on_request(&mut self, request: Request) -> Response {
         let now = self.now();
         match request {
             Request::Status => Response::Status(self.status()),
-            Request::List { offset, limit } => {
-                let all: Vec<ActiveBlock> = self.responder.active(now).collect();
-                Response::Blocks {
-                    total: all.len(),
-                    blocks: all
-                        .iter()
-                        .skip(offset)
-                        .take(limit.min(LIST_PAGE))
-                        .map(|b| self.block_info(b, now))
-                        .collect(),
-                }
-            }
+            Request::List { offset, limit } => self.list(offset, limit, now),
             Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
-            Request::Unblock { net, grace } => {
-                let net = net.trunc();
-                let result = self
-                    .responder
-                    .unblock(net, grace.map(Duration::from_secs), now);
-                // Also when the responder did not know the block (an element added by hand):
-                // removing a missing element is harmless.
-                if let Err(e) = self.apply(&[Action::Unblock { net }]) {
-                    return Response::Error {
-                        message: format!("could not unblock {}: {e}", source_text(&net)),
-                    };
-                }
-                self.dirty = true;
-                // Its next probes are judged afresh (and met by the grace period, if any).
-                self.pipeline.forget(net);
-                match result {
-                    Ok(_) => {
-                        let grace = grace
-                            .filter(|g| *g > 0)
-                            .map(|g| {
-                                format!(", not blocked again for {}", human(Duration::from_secs(g)))
-                            })
-                            .unwrap_or_default();
-                        self.log(&format!("unblocked {} by hand{grace}", source_text(&net)));
-                        Response::Unblocked { net }
-                    }
-                    Err(_) => Response::NotBlocked { net },
-                }
-            }
-            Request::Why { addr } => Response::Why {
-                addr,
-                block: self
-                    .responder
-                    .block_of(IpNet::from(addr), now)
-                    .map(|b| self.block_info(&b, now)),
-                refused: self.refusals.get(&addr).cloned(),
-                never_block: self
-                    .pipeline
-                    .ignore()
-                    .why(addr)
-                    .map(|e| IgnoreInfo {
-                        net: e.net,
-                        reason: e.reason.to_string(),
-                    })
-                    .collect(),
-            },
+            Request::Unblock { net, grace } => self.unblock_by_hand(net.trunc(), grace, now),
+            Request::Why { addr } => self.why(addr, now),
             Request::Ignore => Response::Ignore {
                 entries: self
                     .pipeline
                     .ignore()
                     .entries()
                     .iter()
-                    .map(|e| IgnoreInfo {
-                        net: e.net,
-                        reason: e.reason.to_string(),
-                    })
+                    .map(never_block_info)
                     .collect(),
             },
-            Request::Reload => match self.reload() {
-                Ok(config) => {
-                    self.log(&format!(
-                        "reloaded the configuration from {config} (sentryctl reload)"
-                    ));
-                    Response::Reloaded { config }
-                }
-                Err(why) => {
-                    self.log(&format!(
-                        "reload refused, still running on the previous configuration: {why}"
-                    ));
-                    Response::Error {
-                        message: format!(
-                            "reload refused, still running on the previous configuration: {why}"
-                        ),
-                    }
-                }
-            },
+            Request::Reload => self.reload_by_request(),
         }
     }
 
-    fn block_by_hand(&mut self, net: IpNet, seconds: Option<u64>, now: Timestamp) -> Response {
+    /// `sentryctl list`: a page of the blocks in force.
+    fn list(&self, offset: usize, limit: usize, now: Timestamp) -> Response {
+        let all: Vec<ActiveBlock> = self.responder.active(now).collect();
+        Response::Blocks {
+            total: all.len(),
+            blocks: all
+                .iter()
+                .skip(offset)
+                .take(limit.min(LIST_PAGE))
+                .map(|b| self.block_info(b, now))
+                .collect(),
+        }
+    }
+
+    /// `sentryctl unblock`: lifted in the kernel (also when the daemon did not know the block:
+    /// an element added by hand; removing a missing one is harmless), with an optional grace
+    /// period during which the source is not blocked again.
+    fn unblock_by_hand(&mut self, net: IpNet, grace: Option<u64>, now: Timestamp) -> Response {
+        let result = self
+            .responder
+            .unblock(net, grace.map(Duration::from_secs), now);
+        if let Err(e) = self.apply(&[Action::Unblock { net }]) {
+            return Response::Error {
+                message: format!("could not unblock {}: {e}", source_text(&net)),
+            };
+        }
+        self.dirty = true;
+        // Its next probes are judged afresh (and met by the grace period, if any).
+        self.pipeline.forget(net);
+        if result.is_err() {
+            return Response::NotBlocked { net };
+        }
+        let grace = grace
+            .filter(|g| *g > 0)
+            .map(|g| format!(", not blocked again for {}", human(Duration::from_secs(g))))
+            .unwrap_or_default();
+        self.log(&format!("unblocked {} by hand{grace}", source_text(&net)));
+        Response::Unblocked { net }
+    }
+
+    /// `sentryctl why`: the block that covers `addr`, its last detection not blocked, and the
+    /// never-block entries that hold it.
+    fn why(&self, addr: IpAddr, now: Timestamp) -> Response {
+        Response::Why {
+            addr,
+            block: self
+                .responder
+                .block_of(IpNet::from(addr), now)
+                .map(|b| self.block_info(&b, now)),
+            refused: self.refusals.get(&addr).cloned(),
+            never_block: self
+                .pipeline
+                .ignore()
+                .why(addr)
+                .map(never_block_info)
+                .collect(),
+        }
+    }
+
+    /// `sentryctl reload`: the new configuration, or the reason it was refused (the old one
+    /// stays).
+    fn reload_by_request(&mut self) -> Response {
+        match self.reload() {
+            Ok(config) => {
+                self.log(&format!(
+                    "reloaded the configuration from {config} (sentryctl reload)"
+                ));
+                Response::Reloaded { config }
+            }
+            Err(why) => {
+                let message =
+                    format!("reload refused, still running on the previous configuration: {why}");
+                self.log(&message);
+                Response::Error { message }
+            }
+        }
+    }
+
+    /// Why a block by hand of `net` for `seconds` cannot be made, if it cannot.
+    fn refuse_by_hand(&self, net: IpNet, seconds: Option<u64>) -> Option<String> {
         if let Some(seconds) = seconds {
             if seconds == 0 || Duration::from_secs(seconds) > MAX_BLOCK_FOR {
-                return Response::Error {
-                    message: format!(
-                        "not blocking {} for {}: a block lasts from 1s to {}",
-                        source_text(&net),
-                        human(Duration::from_secs(seconds)),
-                        human(MAX_BLOCK_FOR)
-                    ),
-                };
+                return Some(format!(
+                    "not blocking {} for {}: a block lasts from 1s to {}",
+                    source_text(&net),
+                    human(Duration::from_secs(seconds)),
+                    human(MAX_BLOCK_FOR)
+                ));
             }
         }
         let covered: Vec<String> = self
@@ -1040,14 +1050,20 @@ impl Daemon {
             .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
             .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
             .collect();
-        if !covered.is_empty() {
-            return Response::Error {
-                message: format!(
-                    "not blocking {}: it overlaps the never-block list: {}",
-                    source_text(&net),
-                    covered.join(", ")
-                ),
-            };
+        (!covered.is_empty()).then(|| {
+            format!(
+                "not blocking {}: it overlaps the never-block list: {}",
+                source_text(&net),
+                covered.join(", ")
+            )
+        })
+    }
+
+    /// `sentryctl block`: any address or network but one that overlaps the never-block list,
+    /// for a duration from a second to [`MAX_BLOCK_FOR`] (the configured one by default).
+    fn block_by_hand(&mut self, net: IpNet, seconds: Option<u64>, now: Timestamp) -> Response {
+        if let Some(refused) = self.refuse_by_hand(net, seconds) {
+            return Response::Error { message: refused };
         }
         let decision = self
             .responder

@@ -274,8 +274,8 @@ pub(super) fn start(
         daemon.responder.active_count(),
         daemon.loaded.origin,
         config.daemon.socket.display(),
-        match (mode, config.backend) {
-            (Mode::Enforcing, Backend::Nft) => "blocking in nftables",
+        match (mode, &config.backend) {
+            (Mode::Enforcing, Backend::Nft(_)) => "blocking in nftables",
             (Mode::Enforcing, Backend::Route) => "blocking with blackhole routes",
             (Mode::DryRun, _) => "dry run: nothing is blocked",
         }
