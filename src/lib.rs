@@ -13,6 +13,7 @@
 //! | [`pipeline`] | yes | packet → (local? reply? ignored?) → detector, with counters |
 //! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
 //! | [`trust`] | yes | what evidence counts: sources no scanner can have, … |
+//! | [`netlink`] | yes | the netlink message format: one builder, one reader |
 //! | [`firewall`] | shell (its encoders pure) | nftables over netlink; dry-run; in-memory |
 //! | [`report`] | yes | log lines and JSON for detections and decisions |
 //! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets (sock_diag) |
@@ -39,6 +40,7 @@ pub mod exit;
 pub mod firewall;
 pub mod host;
 pub mod ignore;
+pub mod netlink;
 pub mod pipeline;
 pub mod process;
 pub mod replay;

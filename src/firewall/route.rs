@@ -14,6 +14,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{Action, Blocked, Firewall, FirewallError};
+use crate::netlink::{
+    self, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
+    Request,
+};
 
 /// The routes' protocol number: not one iproute2 names, so no other program uses it.
 pub const PROTOCOL: u8 = 246;
@@ -21,20 +25,12 @@ pub const PROTOCOL: u8 = 246;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
 const RT_TABLE_MAIN: u8 = 254;
 const RTN_BLACKHOLE: u8 = 6;
 const RTA_DST: u16 = 1;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-/// `struct nlmsghdr` and `struct rtmsg`.
-const HDR: usize = 16;
+/// `struct rtmsg`.
 const RTMSG: usize = 12;
 
 /// Adding or deleting the blackhole route of `net`.
@@ -59,16 +55,8 @@ pub fn route_message(op: Op, net: IpNet, seq: u32) -> Vec<u8> {
         IpAddr::V4(a) => (AF_INET, a.octets().to_vec()),
         IpAddr::V6(a) => (AF_INET6, a.octets().to_vec()),
     };
-    let attr_len = 4 + addr.len();
-    let len = HDR + RTMSG + attr_len;
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&u32::try_from(len).expect("a small message").to_ne_bytes());
-    m.extend_from_slice(&kind.to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
     // rtmsg: family, dst_len, src_len, tos, table, protocol, scope (universe), type, flags.
-    m.extend_from_slice(&[
+    let rtmsg = [
         family,
         net.prefix_len(),
         0,
@@ -77,41 +65,35 @@ pub fn route_message(op: Op, net: IpNet, seq: u32) -> Vec<u8> {
         PROTOCOL,
         0,
         RTN_BLACKHOLE,
-    ]);
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(
-        &u16::try_from(attr_len)
-            .expect("4 + 16 at most")
-            .to_ne_bytes(),
-    );
-    m.extend_from_slice(&RTA_DST.to_ne_bytes());
-    m.extend_from_slice(&addr);
-    m
+        0,
+        0,
+        0,
+        0,
+    ];
+    Request::new(kind, flags, seq)
+        .fixed(&rtmsg)
+        .attr(RTA_DST, &addr)
+        .finish()
 }
 
 /// A route dump request for `family`.
 fn dump_request(family: u8, seq: u32) -> Vec<u8> {
-    let len = HDR + RTMSG;
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&u32::try_from(len).expect("28 bytes").to_ne_bytes());
-    m.extend_from_slice(&RTM_GETROUTE.to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&[family, 0, 0, 0, 0, 0, 0, 0]);
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m
+    let mut rtmsg = [0u8; RTMSG];
+    rtmsg[0] = family;
+    Request::new(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq)
+        .fixed(&rtmsg)
+        .finish()
 }
 
 /// What one buffer of an answer held.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// The acknowledgement (or error) of request `seq`: 0, or a negative errno.
+    /// The acknowledgement (or error) of request `seq`.
     Ack {
         /// The request's sequence number.
         seq: u32,
-        /// 0 for success, else `-errno`.
-        code: i32,
+        /// 0 for success, else the errno.
+        errno: i32,
     },
     /// More of a dump follows.
     More,
@@ -122,31 +104,18 @@ pub enum Answer {
 /// Reads the messages of one buffer: our blackhole routes go to `routes`; the last ACK, the
 /// end of a dump, or neither is returned. Malformed messages end the buffer.
 pub fn parse_routes(buf: &[u8], routes: &mut Vec<IpNet>) -> Answer {
-    let mut rest = buf;
     let mut answer = Answer::More;
-    while rest.len() >= HDR {
-        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
-            .unwrap_or(usize::MAX);
-        if len < HDR || len > rest.len() {
-            break;
-        }
-        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-        let seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        let body = &rest[HDR..len];
-        match kind {
+    for m in netlink::messages(buf) {
+        match m.kind {
             NLMSG_DONE => return Answer::Done,
-            NLMSG_ERROR if body.len() >= 4 => {
-                let code = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
-                answer = Answer::Ack { seq, code };
-            }
-            RTM_NEWROUTE => {
-                if let Some(net) = our_route(body) {
-                    routes.push(net);
+            NLMSG_ERROR => {
+                if let Some(errno) = m.error() {
+                    answer = Answer::Ack { seq: m.seq, errno };
                 }
             }
+            RTM_NEWROUTE => routes.extend(our_route(m.body())),
             _ => {}
         }
-        rest = &rest[len.next_multiple_of(4).min(rest.len())..];
     }
     answer
 }
@@ -161,25 +130,13 @@ fn our_route(body: &[u8]) -> Option<IpNet> {
     if protocol != PROTOCOL || kind != RTN_BLACKHOLE || table != RT_TABLE_MAIN {
         return None;
     }
-    let mut attrs = &body[RTMSG..];
-    while attrs.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
-        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
-        if len < 4 || len > attrs.len() {
-            return None;
-        }
-        let value = &attrs[4..len];
-        if kind == RTA_DST {
-            let addr = match (family, value.len()) {
-                (AF_INET, 4) => IpAddr::from(<[u8; 4]>::try_from(value).ok()?),
-                (AF_INET6, 16) => IpAddr::from(<[u8; 16]>::try_from(value).ok()?),
-                _ => return None,
-            };
-            return IpNet::new(addr, dst_len).ok();
-        }
-        attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
-    }
-    None
+    let (_, value) = netlink::attributes(&body[RTMSG..]).find(|(kind, _)| *kind == RTA_DST)?;
+    let addr = match (family, value.len()) {
+        (AF_INET, 4) => IpAddr::from(<[u8; 4]>::try_from(value).ok()?),
+        (AF_INET6, 16) => IpAddr::from(<[u8; 16]>::try_from(value).ok()?),
+        _ => return None,
+    };
+    IpNet::new(addr, dst_len).ok()
 }
 
 /// Blocks as blackhole routes in the main table.
@@ -254,18 +211,20 @@ impl RouteFirewall {
                 .receive(&mut Vec::new())
                 .map_err(FirewallError::Socket)?
             {
-                Answer::Ack { seq: s, code } if s == seq => {
-                    return match code {
-                        0 => Ok(()),
+                Answer::Ack { seq: s, errno } if s == seq => {
+                    use nix::errno::Errno;
+                    return match Errno::from_raw(errno) {
+                        _ if errno == 0 => Ok(()),
                         // Lifting a route that is gone already is what was wanted.
-                        c if op == Op::Delete && -c == nix::errno::Errno::ESRCH as i32 => Ok(()),
-                        c if -c == nix::errno::Errno::EPERM as i32 => Err(FirewallError::NotPermitted(
-                            "not permitted to change routes: sentryd needs CAP_NET_ADMIN (run it as root)"
+                        Errno::ESRCH if op == Op::Delete => Ok(()),
+                        Errno::EPERM => Err(FirewallError::NotPermitted(
+                            "not permitted to change routes: sentryd needs CAP_NET_ADMIN (run \
+                             it as root)"
                                 .into(),
                         )),
-                        c => Err(FirewallError::Kernel {
+                        errno => Err(FirewallError::Kernel {
                             doing: doing(),
-                            errno: nix::errno::Errno::from_raw(-c),
+                            errno,
                         }),
                     };
                 }
@@ -326,10 +285,10 @@ impl Firewall for RouteFirewall {
             loop {
                 match self.receive(&mut routes).map_err(FirewallError::Socket)? {
                     Answer::Done => break,
-                    Answer::Ack { code, .. } if code != 0 => {
+                    Answer::Ack { errno, .. } if errno != 0 => {
                         return Err(FirewallError::Kernel {
                             doing: "list routes".into(),
-                            errno: nix::errno::Errno::from_raw(-code),
+                            errno: nix::errno::Errno::from_raw(errno),
                         });
                     }
                     _ => {}
@@ -405,7 +364,7 @@ mod tests {
         ack[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
         assert_eq!(
             parse_routes(&ack, &mut Vec::new()),
-            Answer::Ack { seq: 7, code: -1 }
+            Answer::Ack { seq: 7, errno: 1 }
         );
         let m = as_dumped(route_message(Op::Add, net("203.0.113.7/32"), 1));
         let mut routes = Vec::new();

@@ -12,18 +12,17 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use hashlink::LinkedHashMap;
 
+use crate::netlink::{self, NLM_F_REQUEST, NLMSG_ERROR, Request};
+
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 0x1;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTN_UNICAST: u8 = 1;
 const RTN_LOCAL: u8 = 2;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-/// `struct nlmsghdr` and `struct rtmsg`.
-const HDR: usize = 16;
+/// `struct rtmsg`.
 const RTMSG: usize = 12;
 /// Answers kept at most (the oldest gives way).
 const CACHE: usize = 4096;
@@ -45,46 +44,25 @@ pub fn request(dst: IpAddr, seq: u32) -> Vec<u8> {
         IpAddr::V4(a) => (AF_INET, a.octets().to_vec(), 32),
         IpAddr::V6(a) => (AF_INET6, a.octets().to_vec(), 128),
     };
-    let attr = 4 + addr.len();
-    let len = HDR + RTMSG + attr;
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&u32::try_from(len).expect("at most 48 bytes").to_ne_bytes());
-    m.extend_from_slice(&RTM_GETROUTE.to_ne_bytes());
-    m.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
-    m.extend_from_slice(&[family, bits, 0, 0, 0, 0, 0, 0]);
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&u16::try_from(attr).expect("at most 20").to_ne_bytes());
-    m.extend_from_slice(&RTA_DST.to_ne_bytes());
-    m.extend_from_slice(&addr);
-    m
+    let mut rtmsg = [0u8; RTMSG];
+    // rtmsg: family, dst_len; the rest zero.
+    (rtmsg[0], rtmsg[1]) = (family, bits);
+    Request::new(RTM_GETROUTE, NLM_F_REQUEST, seq)
+        .fixed(&rtmsg)
+        .attr(RTA_DST, &addr)
+        .finish()
 }
 
 /// Reads the answer to request `seq`: the route, or `None` when the buffer holds no answer to
 /// it (then read on). An error answer (`ENETUNREACH`, …) is a source with no way back.
 pub fn parse(buf: &[u8], seq: u32) -> Option<RouteBack> {
-    let mut rest = buf;
-    while rest.len() >= HDR {
-        let len = usize::try_from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]))
-            .unwrap_or(usize::MAX);
-        if len < HDR || len > rest.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-        let this = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        let body = &rest[HDR..len];
-        if this == seq {
-            match kind {
-                NLMSG_ERROR => return Some(RouteBack::None),
-                RTM_NEWROUTE if body.len() >= RTMSG => return Some(route(body)),
-                _ => {}
-            }
-        }
-        rest = &rest[len.next_multiple_of(4).min(rest.len())..];
-    }
-    None
+    netlink::messages(buf)
+        .filter(|m| m.seq == seq)
+        .find_map(|m| match m.kind {
+            NLMSG_ERROR => Some(RouteBack::None),
+            RTM_NEWROUTE if m.body().len() >= RTMSG => Some(route(m.body())),
+            _ => None,
+        })
 }
 
 /// The route of an `RTM_NEWROUTE` body.
@@ -94,19 +72,12 @@ fn route(body: &[u8]) -> RouteBack {
         RTN_UNICAST => {}
         _ => return RouteBack::None,
     }
-    let mut attrs = &body[RTMSG..];
-    while attrs.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
-        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
-        if len < 4 || len > attrs.len() {
-            break;
-        }
-        if kind == RTA_OIF && len == 8 {
-            return RouteBack::Via(u32::from_ne_bytes([attrs[4], attrs[5], attrs[6], attrs[7]]));
-        }
-        attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
-    }
-    RouteBack::None
+    netlink::attributes(&body[RTMSG..])
+        .find_map(|(kind, value)| match (kind, <[u8; 4]>::try_from(value)) {
+            (RTA_OIF, Ok(oif)) => Some(RouteBack::Via(u32::from_ne_bytes(oif))),
+            _ => None,
+        })
+        .unwrap_or(RouteBack::None)
 }
 
 /// Asks the kernel for routes back, and remembers its answers until the routes change.
@@ -186,7 +157,11 @@ mod tests {
             body.extend_from_slice(&oif.to_ne_bytes());
         }
         let mut m = Vec::new();
-        m.extend_from_slice(&u32::try_from(HDR + body.len()).unwrap().to_ne_bytes());
+        m.extend_from_slice(
+            &u32::try_from(netlink::HEADER_LEN + body.len())
+                .unwrap()
+                .to_ne_bytes(),
+        );
         m.extend_from_slice(&RTM_NEWROUTE.to_ne_bytes());
         m.extend_from_slice(&0u16.to_ne_bytes());
         m.extend_from_slice(&seq.to_ne_bytes());

@@ -8,17 +8,11 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::netlink::{self, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, Request};
 use crate::wire::Proto;
 
 /// `SOCK_DIAG_BY_FAMILY`: the message type of both the request and its answers.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// `NLMSG_ERROR` and `NLMSG_DONE`.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-/// `NLM_F_REQUEST | NLM_F_DUMP`.
-const DUMP_REQUEST: u16 = 0x1 | 0x300;
-/// `struct nlmsghdr`.
-const NLMSG_HDR: usize = 16;
 /// `struct inet_diag_req_v2`: family, protocol, extensions, pad, states, then the 48-byte
 /// `inet_diag_sockid`.
 const REQ_V2: usize = 56;
@@ -72,23 +66,19 @@ pub struct Socket {
 
 /// The bytes of a dump request for `family`'s `proto` sockets in the states of `states` (a
 /// mask of `1 << state`).
-pub fn request(seq: u32, family: u8, proto: Proto, states: u32) -> [u8; NLMSG_HDR + REQ_V2] {
-    let mut msg = [0u8; NLMSG_HDR + REQ_V2];
-    let len = u32::try_from(msg.len()).expect("a 72-byte message");
-    msg[0..4].copy_from_slice(&len.to_ne_bytes());
-    msg[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    msg[6..8].copy_from_slice(&DUMP_REQUEST.to_ne_bytes());
-    msg[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // Port id 0: the kernel fills in ours.
-    msg[16] = family;
-    msg[17] = match proto {
+pub fn request(seq: u32, family: u8, proto: Proto, states: u32) -> Vec<u8> {
+    let mut req = [0u8; REQ_V2];
+    req[0] = family;
+    req[1] = match proto {
         Proto::Tcp => 6,
         Proto::Udp => 17,
     };
-    // No extensions (byte 18), padding (19).
-    msg[20..24].copy_from_slice(&states.to_ne_bytes());
+    // No extensions (byte 2), padding (3).
+    req[4..8].copy_from_slice(&states.to_ne_bytes());
     // The sockid stays zero: a dump matches every socket.
-    msg
+    Request::new(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq)
+        .fixed(&req)
+        .finish()
 }
 
 /// What one buffer of the answer held.
@@ -108,35 +98,18 @@ pub enum Part {
 ///
 /// The error the kernel answered with (an `NLMSG_ERROR` with a negative code).
 pub fn parse(buf: &[u8], proto: Proto, out: &mut Vec<Socket>) -> io::Result<Part> {
-    let mut rest = buf;
-    while rest.len() >= NLMSG_HDR {
-        let len = usize::try_from(u32::from_ne_bytes(word(rest, 0))).unwrap_or(usize::MAX);
-        let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-        if len < NLMSG_HDR || len > rest.len() {
-            break;
-        }
-        let body = &rest[NLMSG_HDR..len];
-        match kind {
+    for m in netlink::messages(buf) {
+        match m.kind {
             NLMSG_DONE => return Ok(Part::Done),
             NLMSG_ERROR => {
-                let code = body
-                    .get(0..4)
-                    .map_or(0, |b| i32::from_ne_bytes(b.try_into().expect("four bytes")));
-                if code < 0 {
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
-                return Ok(Part::Done);
+                return match m.error() {
+                    Some(errno) if errno > 0 => Err(io::Error::from_raw_os_error(errno)),
+                    _ => Ok(Part::Done),
+                };
             }
-            SOCK_DIAG_BY_FAMILY => {
-                if let Some(socket) = parse_diag_msg(body, proto) {
-                    out.push(socket);
-                }
-            }
+            SOCK_DIAG_BY_FAMILY => out.extend(parse_diag_msg(m.body(), proto)),
             _ => {}
         }
-        // Messages are 4-byte aligned.
-        let next = len.next_multiple_of(4).min(rest.len());
-        rest = &rest[next..];
     }
     Ok(Part::More)
 }
@@ -262,7 +235,7 @@ mod tests {
 
     fn framed(kind: u16, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();
-        let len = u32::try_from(NLMSG_HDR + body.len()).unwrap();
+        let len = u32::try_from(netlink::HEADER_LEN + body.len()).unwrap();
         m.extend_from_slice(&len.to_ne_bytes());
         m.extend_from_slice(&kind.to_ne_bytes());
         m.extend_from_slice(&[0; 10]);

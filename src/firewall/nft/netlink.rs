@@ -17,58 +17,8 @@ use nix::sys::socket::{MsgFlags, recv, setsockopt, sockopt};
 
 use super::sys;
 
-/// `NLMSG_ERROR`: an ACK (error 0) or an error.
-const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`: the end of a dump.
-const NLMSG_DONE: u16 = 3;
-/// Length of `struct nlmsghdr`.
-const HEADER_LEN: usize = 16;
-
-/// One message of a netlink buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Message<'a> {
-    /// `nlmsg_type`.
-    pub kind: u16,
-    /// `nlmsg_seq`.
-    pub seq: u32,
-    /// `nlmsg_pid`: for a notification, the port of the socket whose request caused it.
-    pub pid: u32,
-    /// The whole message, header included (what libnftnl's parsers take).
-    pub bytes: &'a [u8],
-}
-
-impl Message<'_> {
-    /// For `NLMSG_ERROR`: 0 for an ACK, else the positive errno.
-    pub fn error(&self) -> Option<i32> {
-        if self.kind != NLMSG_ERROR {
-            return None;
-        }
-        let raw = self.bytes.get(HEADER_LEN..HEADER_LEN + 4)?;
-        Some(-i32::from_ne_bytes(raw.try_into().ok()?))
-    }
-}
-
-/// The messages of a buffer received from netlink. Stops at the first malformed length.
-pub fn messages(mut buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
-    std::iter::from_fn(move || {
-        let len = u32::from_ne_bytes(buf.get(..4)?.try_into().ok()?) as usize;
-        if len < HEADER_LEN || len > buf.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes(buf[4..6].try_into().ok()?);
-        let seq = u32::from_ne_bytes(buf[8..12].try_into().ok()?);
-        let pid = u32::from_ne_bytes(buf[12..16].try_into().ok()?);
-        let msg = Message {
-            kind,
-            seq,
-            pid,
-            bytes: &buf[..len],
-        };
-        // Messages are padded to 4 bytes.
-        buf = buf.get(len.next_multiple_of(4)..).unwrap_or_default();
-        Some(msg)
-    })
-}
+use crate::netlink::NLMSG_DONE;
+pub use crate::netlink::{Message, messages};
 
 /// The kernel refused message `seq` with `errno`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,22 +187,11 @@ pub fn deleted_from<'a>(m: &Message<'a>) -> Option<(u8, &'a str)> {
     if m.kind >> 8 != NFNL_SUBSYS_NFTABLES || !DELETIONS.contains(&(m.kind & 0xff)) {
         return None;
     }
-    let family = *m.bytes.get(HEADER_LEN)?;
-    let mut attrs = m.bytes.get(HEADER_LEN + NFGENMSG_LEN..)?;
-    while attrs.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
-        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > attrs.len() {
-            return None;
-        }
-        if kind == ATTR_TABLE {
-            let value = &attrs[4..len];
-            let name = value.split(|&b| b == 0).next()?;
-            return Some((family, std::str::from_utf8(name).ok()?));
-        }
-        attrs = attrs.get(len.next_multiple_of(4)..).unwrap_or_default();
-    }
-    None
+    let family = *m.body().first()?;
+    let (_, value) = crate::netlink::attributes(m.body().get(NFGENMSG_LEN..)?)
+        .find(|(kind, _)| kind & NLA_TYPE_MASK == ATTR_TABLE)?;
+    let name = value.split(|&b| b == 0).next()?;
+    Some((family, std::str::from_utf8(name).ok()?))
 }
 
 /// Whether a notification reports that someone else than port `own` deleted something of
@@ -324,71 +263,16 @@ fn fd_raw(fd: &BorrowedFd<'_>) -> std::os::fd::RawFd {
 mod tests {
     use super::*;
 
-    fn header(len: u32, kind: u16, seq: u32) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&len.to_ne_bytes());
-        v.extend_from_slice(&kind.to_ne_bytes());
-        v.extend_from_slice(&0u16.to_ne_bytes());
-        v.extend_from_slice(&seq.to_ne_bytes());
-        v.extend_from_slice(&0u32.to_ne_bytes());
-        v
-    }
-
-    fn error(seq: u32, errno: i32) -> Vec<u8> {
-        let mut v = header(36, NLMSG_ERROR, seq);
-        v.extend_from_slice(&(-errno).to_ne_bytes());
-        v.extend_from_slice(&header(16, 0, seq)); // the echoed request header
-        v
-    }
-
-    #[test]
-    fn acks_errors_and_padding_are_read() {
-        let mut buf = error(1, 0);
-        buf.extend(error(2, 23));
-        let mut odd = header(18, 0x0a0d, 3);
-        odd.extend_from_slice(&[1, 2, 0, 0]); // 2 bytes of payload, 2 of padding
-        buf.extend(odd);
-        buf.extend(header(16, NLMSG_DONE, 4));
-        let got: Vec<(u16, u32, Option<i32>)> =
-            messages(&buf).map(|m| (m.kind, m.seq, m.error())).collect();
-        assert_eq!(
-            got,
-            [
-                (NLMSG_ERROR, 1, Some(0)),
-                (NLMSG_ERROR, 2, Some(23)),
-                (0x0a0d, 3, None),
-                (NLMSG_DONE, 4, None)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_bad_length_stops_reading_without_panic() {
-        let mut buf = error(1, 0);
-        buf.extend(header(9999, 0, 2));
-        assert_eq!(messages(&buf).count(), 1);
-        assert_eq!(messages(&[0, 0]).count(), 0);
-        assert_eq!(messages(&header(3, 0, 1)).count(), 0);
-    }
-
     /// A deletion notification as the kernel sends it: header, nfgenmsg, the table attribute
     /// (padded), and another attribute after it.
     fn deletion(kind: u16, family: u8, table: &str, pid: u32) -> Vec<u8> {
-        let mut attrs = Vec::new();
-        for (t, value) in [(ATTR_TABLE, table), (2, "input")] {
-            let mut v = value.as_bytes().to_vec();
-            v.push(0);
-            let len = 4 + v.len();
-            attrs.extend_from_slice(&u16::try_from(len).unwrap().to_ne_bytes());
-            attrs.extend_from_slice(&t.to_ne_bytes());
-            attrs.extend_from_slice(&v);
-            attrs.resize(attrs.len().next_multiple_of(4), 0);
-        }
-        let len = u32::try_from(HEADER_LEN + NFGENMSG_LEN + attrs.len()).unwrap();
-        let mut m = header(len, (NFNL_SUBSYS_NFTABLES << 8) | kind, 0);
+        let nul = |s: &str| [s.as_bytes(), &[0]].concat();
+        let mut m = crate::netlink::Request::new((NFNL_SUBSYS_NFTABLES << 8) | kind, 0, 0)
+            .fixed(&[family, 0, 0, 0])
+            .attr(ATTR_TABLE, &nul(table))
+            .attr(2, &nul("input"))
+            .finish();
         m[12..16].copy_from_slice(&pid.to_ne_bytes());
-        m.extend_from_slice(&[family, 0, 0, 0]);
-        m.extend(attrs);
         m
     }
 
