@@ -29,7 +29,7 @@ use hashlink::LinkedHashMap;
 use ipnet::IpNet;
 
 use crate::time::Timestamp;
-use crate::wire::{Evidence, ProbeKind, Proto};
+use crate::wire::{Evidence, ProbeKind, Proto, TcpFlags};
 
 /// One unsolicited packet to a trap port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,17 +128,20 @@ impl Default for DetectorConfig {
 pub struct ScanKinds(u8);
 
 impl ScanKinds {
-    const NAMES: [&'static str; 8] = [
-        "syn",
-        "fin",
-        "null",
-        "xmas",
-        "maimon",
-        "odd-flags",
-        "udp",
-        "ack",
+    /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
+    const KINDS: [ProbeKind; 8] = [
+        ProbeKind::Syn,
+        ProbeKind::Fin,
+        ProbeKind::Null,
+        ProbeKind::Xmas,
+        ProbeKind::Maimon,
+        ProbeKind::Odd(TcpFlags::URG),
+        ProbeKind::Udp,
+        ProbeKind::Ack,
     ];
 
+    /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
+    /// a test holds the two together).
     fn bit(kind: ProbeKind) -> u8 {
         match kind {
             ProbeKind::Syn => 1,
@@ -167,13 +170,12 @@ impl ScanKinds {
         self.0 & Self::bit(kind) != 0
     }
 
-    /// The names in the set: `syn`, `fin`, `null`, `xmas`, `maimon`, `odd-flags`, `udp`.
+    /// The names in the set ([`ProbeKind::scan_name`]), in a fixed order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Self::NAMES
+        Self::KINDS
             .into_iter()
-            .enumerate()
-            .filter(move |(i, _)| self.0 & (1 << i) != 0)
-            .map(|(_, name)| name)
+            .filter(move |k| self.contains(*k))
+            .map(ProbeKind::scan_name)
     }
 }
 

@@ -446,3 +446,16 @@ fn issue_14_a_slow_scanner_survives_a_one_packet_flood_of_the_tables_size() {
     assert_eq!(found[0].addr, "198.51.100.66".parse::<IpAddr>().unwrap());
     assert!(d.stats().tracked <= 2 * 4096);
 }
+
+/// Each kind's bit is its place in the list the names come from, so that a set names exactly
+/// what it holds.
+#[test]
+fn scan_kinds_name_what_they_hold() {
+    for (i, kind) in ScanKinds::KINDS.into_iter().enumerate() {
+        assert_eq!(ScanKinds::bit(kind), 1 << i, "{kind:?}");
+        assert_eq!(ScanKinds::of(kind).to_string(), kind.scan_name());
+    }
+    let mut mix = ScanKinds::of(ProbeKind::Udp);
+    mix.insert(ScanKinds::of(ProbeKind::Syn));
+    assert_eq!(mix.to_string(), "syn+udp");
+}

@@ -80,6 +80,18 @@ pub enum FirewallError {
 }
 
 impl FirewallError {
+    /// The kernel's refusal, with `errno`, to `doing`, which concerns `what` (a set or a table,
+    /// as nft names it): permission, a missing object and a full set have errors of their own.
+    pub fn from_errno(errno: nix::errno::Errno, doing: String, what: String) -> Self {
+        use nix::errno::Errno;
+        match errno {
+            Errno::EPERM => FirewallError::Permission,
+            Errno::ENOENT => FirewallError::Missing { what },
+            Errno::ENFILE => FirewallError::SetFull { set: what },
+            errno => FirewallError::Kernel { doing, errno },
+        }
+    }
+
     /// Whether the error concerns what was sent (an element, a set), so that other changes
     /// may still go through; not for a socket, a permission or a ruleset that does not fit.
     fn is_about_the_change(&self) -> bool {

@@ -36,7 +36,7 @@ use nftnl_sys::libc;
 use nix::errno::Errno;
 
 use super::{Action, Blocked, Firewall, FirewallError};
-use netlink::Netlink;
+use netlink::{Netlink, NetlinkError};
 pub use sys::{BadName, NftName, TooManyElements};
 use sys::{ElemInfo, Key, Request, SetHandle, SetMsg, SetMsgKind};
 
@@ -138,21 +138,79 @@ struct BlockSet {
     interval: bool,
 }
 
-/// Own mode's block sets: hash sets for single addresses (the common case, and O(1) for the
-/// kernel to update) and interval sets for networks (whose every update makes this kernel walk
-/// the whole set: keep them for what needs them).
-fn own_block_sets() -> [BlockSet; 4] {
-    [
-        ("blocked4", false, false),
-        ("blocked6", true, false),
-        ("blocked4_net", false, true),
-        ("blocked6_net", true, true),
-    ]
-    .map(|(name, v6, interval)| BlockSet {
-        name: own_name(name),
-        v6,
-        interval,
-    })
+/// What one of own mode's sets holds, which decides its flags and its rule's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holds {
+    /// The never-block list (intervals; the rule accepts).
+    Allowed,
+    /// Blocked single addresses (a hash set with timeouts, the common case and O(1) for the
+    /// kernel to update; the rule drops).
+    Addresses,
+    /// Blocked networks (intervals with timeouts, whose every update makes this kernel walk
+    /// the whole set: kept for what needs them; the rule drops).
+    Networks,
+}
+
+/// One of own mode's sets.
+#[derive(Clone, Copy, Debug)]
+struct OwnSet {
+    name: &'static str,
+    /// Its id within the batch that creates it (the rules' lookups refer to it).
+    id: u32,
+    v6: bool,
+    holds: Holds,
+}
+
+/// Own mode's sets, in the order of their rules: the never-block list first. Each name, id and
+/// role is written here and nowhere else.
+const OWN_SETS: [OwnSet; 6] = [
+    OwnSet::new("allow4", 1, false, Holds::Allowed),
+    OwnSet::new("allow6", 2, true, Holds::Allowed),
+    OwnSet::new("blocked4", 3, false, Holds::Addresses),
+    OwnSet::new("blocked6", 4, true, Holds::Addresses),
+    OwnSet::new("blocked4_net", 5, false, Holds::Networks),
+    OwnSet::new("blocked6_net", 6, true, Holds::Networks),
+];
+
+impl OwnSet {
+    const fn new(name: &'static str, id: u32, v6: bool, holds: Holds) -> Self {
+        OwnSet {
+            name,
+            id,
+            v6,
+            holds,
+        }
+    }
+
+    /// The allow set of the family of `v6`.
+    fn allow(v6: bool) -> &'static OwnSet {
+        OWN_SETS
+            .iter()
+            .find(|s| s.holds == Holds::Allowed && s.v6 == v6)
+            .expect("an allow set per family")
+    }
+
+    /// The set's flags: intervals for networks, timeouts for blocks.
+    fn flags(&self) -> u32 {
+        match self.holds {
+            Holds::Allowed => SET_INTERVAL,
+            Holds::Addresses => SET_TIMEOUT,
+            Holds::Networks => SET_INTERVAL | SET_TIMEOUT,
+        }
+    }
+}
+
+/// Own mode's block sets.
+fn own_block_sets() -> Vec<BlockSet> {
+    OWN_SETS
+        .iter()
+        .filter(|s| s.holds != Holds::Allowed)
+        .map(|s| BlockSet {
+            name: own_name(s.name),
+            v6: s.v6,
+            interval: s.holds == Holds::Networks,
+        })
+        .collect()
 }
 
 /// One of own mode's fixed names.
@@ -177,41 +235,6 @@ impl Entry {
             start,
             end: end.filter(|_| interval_set),
             ttl,
-        }
-    }
-}
-
-/// One of own mode's sets.
-struct SetSpec {
-    name: &'static str,
-    /// Its id within the batch that creates it (the rules' lookups refer to it).
-    id: u32,
-    key_type: u32,
-    key_len: u32,
-    flags: u32,
-    size: Option<u32>,
-}
-
-impl SetSpec {
-    fn v4(name: &'static str, id: u32, flags: u32, size: Option<u32>) -> Self {
-        SetSpec {
-            name,
-            id,
-            key_type: TYPE_IPV4_ADDR,
-            key_len: 4,
-            flags,
-            size,
-        }
-    }
-
-    fn v6(name: &'static str, id: u32, flags: u32, size: Option<u32>) -> Self {
-        SetSpec {
-            name,
-            id,
-            key_type: TYPE_IPV6_ADDR,
-            key_len: 16,
-            flags,
-            size,
         }
     }
 }
@@ -255,7 +278,7 @@ impl NftFirewall {
     /// The sets blocks go into.
     fn block_sets(&self) -> Vec<BlockSet> {
         match &self.config {
-            NftConfig::Own { .. } => own_block_sets().to_vec(),
+            NftConfig::Own { .. } => own_block_sets(),
             NftConfig::Attach { set4, set6, .. } => [(set4, false), (set6, true)]
                 .into_iter()
                 .filter_map(|(name, v6)| {
@@ -311,26 +334,15 @@ impl NftFirewall {
         let first = batch.sequence_numbers().start + 1;
         match self.netlink.execute(batch) {
             Ok(()) => Ok(()),
-            Err(Err(io)) => Err(FirewallError::Socket(io)),
-            Err(Ok(refused)) => {
-                let index = refused
-                    .seq
-                    .checked_sub(first)
-                    .and_then(|i| usize::try_from(i).ok());
+            Err(NetlinkError::Socket(io)) => Err(FirewallError::Socket(io)),
+            Err(NetlinkError::Refused { seq, errno }) => {
+                let index = seq.checked_sub(first).and_then(|i| usize::try_from(i).ok());
                 let (what, set) = index
                     .and_then(|i| doing.get(i))
                     .cloned()
                     .unwrap_or_else(|| ("apply a batch".into(), None));
-                Err(match refused.errno {
-                    Errno::EPERM => FirewallError::Permission,
-                    Errno::ENOENT => FirewallError::Missing {
-                        what: set.unwrap_or_else(|| format!("table {}", self.table())),
-                    },
-                    Errno::ENFILE => FirewallError::SetFull {
-                        set: set.unwrap_or_default(),
-                    },
-                    errno => FirewallError::Kernel { doing: what, errno },
-                })
+                let about = set.unwrap_or_else(|| format!("table {}", self.table()));
+                Err(FirewallError::from_errno(errno, what, about))
             }
         }
     }
@@ -340,48 +352,23 @@ impl NftFirewall {
         let table_name = own_name(OWN_TABLE);
         let table = Table::new(table_name.to_c(), ProtoFamily::Inet);
         let family = libc::NFPROTO_INET as u32;
-        let nets = SET_INTERVAL | SET_TIMEOUT;
-        let sets = [
-            SetSpec::v4("allow4", 1, SET_INTERVAL, None),
-            SetSpec::v6("allow6", 2, SET_INTERVAL, None),
-            SetSpec::v4("blocked4", 3, SET_TIMEOUT, Some(set_size)),
-            SetSpec::v6("blocked6", 4, SET_TIMEOUT, Some(set_size)),
-            SetSpec::v4("blocked4_net", 5, nets, Some(set_size)),
-            SetSpec::v6("blocked6_net", 6, nets, Some(set_size)),
-        ];
         let mut handles = Vec::new();
-        for spec in &sets {
-            let mut h = SetHandle::new(family, &table_name, &own_name(spec.name));
-            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, spec.key_type);
-            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, spec.key_len);
-            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, spec.flags);
-            h.set_u32(nftnl_sys::NFTNL_SET_ID, spec.id);
-            if let Some(size) = spec.size {
-                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, size);
+        for set in &OWN_SETS {
+            let mut h = SetHandle::new(family, &table_name, &own_name(set.name));
+            let (key_type, key_len) = if set.v6 {
+                (TYPE_IPV6_ADDR, 16)
+            } else {
+                (TYPE_IPV4_ADDR, 4)
+            };
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, key_type);
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, key_len);
+            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, set.flags());
+            h.set_u32(nftnl_sys::NFTNL_SET_ID, set.id);
+            if set.holds != Holds::Allowed {
+                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, set_size);
             }
             handles.push(h);
         }
-
-        // The lookups name the sets (and their ids, for a set created in the same batch).
-        let set4 = |name: &str, id| {
-            nftnl::set::Set::<Ipv4Addr>::new_named(
-                &own_name(name).to_c(),
-                id,
-                &table,
-                ProtoFamily::Inet,
-            )
-        };
-        let set6 = |name: &str, id| {
-            nftnl::set::Set::<Ipv6Addr>::new_named(
-                &own_name(name).to_c(),
-                id,
-                &table,
-                ProtoFamily::Inet,
-            )
-        };
-        let (allow4, allow6) = (set4("allow4", 1), set6("allow6", 2));
-        let (blocked4, blocked6) = (set4("blocked4", 3), set6("blocked6", 4));
-        let (nets4, nets6) = (set4("blocked4_net", 5), set6("blocked6_net", 6));
 
         let mut chain = Chain::new(c"input", &table);
         let nf_hook = match hook {
@@ -411,17 +398,41 @@ impl NftFirewall {
             }
             r
         };
-        let rules = [
-            rule(false, &|r| r.add_expr(&nft_expr!(lookup & allow4)), true),
-            rule(true, &|r| r.add_expr(&nft_expr!(lookup & allow6)), true),
-            rule(false, &|r| r.add_expr(&nft_expr!(lookup & blocked4)), false),
-            rule(true, &|r| r.add_expr(&nft_expr!(lookup & blocked6)), false),
-            rule(false, &|r| r.add_expr(&nft_expr!(lookup & nets4)), false),
-            rule(true, &|r| r.add_expr(&nft_expr!(lookup & nets6)), false),
-        ];
+        let set4 = |name: &str, id| {
+            nftnl::set::Set::<Ipv4Addr>::new_named(
+                &own_name(name).to_c(),
+                id,
+                &table,
+                ProtoFamily::Inet,
+            )
+        };
+        let set6 = |name: &str, id| {
+            nftnl::set::Set::<Ipv6Addr>::new_named(
+                &own_name(name).to_c(),
+                id,
+                &table,
+                ProtoFamily::Inet,
+            )
+        };
+        // One rule per set, in order: the lookup names the set (and its id, for a set created
+        // in the same batch); the never-block list accepts, the blocks drop.
+        let rules: Vec<Rule> = OWN_SETS
+            .iter()
+            .map(|set| {
+                let allowed = set.holds == Holds::Allowed;
+                if set.v6 {
+                    let set = set6(set.name, set.id);
+                    rule(true, &|r| r.add_expr(&nft_expr!(lookup & set)), allowed)
+                } else {
+                    let set = set4(set.name, set.id);
+                    rule(false, &|r| r.add_expr(&nft_expr!(lookup & set)), allowed)
+                }
+            })
+            .collect();
 
         // The allow sets' new contents, in as many messages as they take.
-        let (allow4_name, allow6_name) = (own_name("allow4"), own_name("allow6"));
+        let (allow4, allow6) = (OwnSet::allow(false).name, OwnSet::allow(true).name);
+        let (allow4_name, allow6_name) = (own_name(allow4), own_name(allow6));
         let (mut fill4, mut fill6) = (Vec::new(), Vec::new());
         for net in merge_nets(&self.allow) {
             let target = if net.addr().is_ipv4() {
@@ -444,9 +455,9 @@ impl NftFirewall {
         };
         batch.add(&table, MsgType::Add);
         note("create table inet scansentry", None);
-        for (h, spec) in handles.iter().zip(&sets) {
+        for (h, set) in handles.iter().zip(&OWN_SETS) {
             batch.add(&SetMsg::new(h, SetMsgKind::CreateSet)?, MsgType::Add);
-            note(&format!("create set {}", spec.name), Some(spec.name));
+            note(&format!("create set {}", set.name), Some(set.name));
         }
         batch.add(&chain, MsgType::Add);
         note("create chain input", None);
@@ -456,14 +467,14 @@ impl NftFirewall {
             batch.add(r, MsgType::Add);
             note("add a rule to chain input", None);
         }
-        for (flush, name) in [(&flush4, "allow4"), (&flush6, "allow6")] {
+        for (flush, name) in [(&flush4, allow4), (&flush6, allow6)] {
             batch.add(
                 &SetMsg::new(flush, SetMsgKind::DeleteElements)?,
                 MsgType::Del,
             );
             note(&format!("flush set {name}"), Some(name));
         }
-        for (fills, name) in [(&fill4, "allow4"), (&fill6, "allow6")] {
+        for (fills, name) in [(&fill4, allow4), (&fill6, allow6)] {
             for fill in fills {
                 batch.add(&SetMsg::new(fill, SetMsgKind::AddElements)?, MsgType::Add);
                 note(&format!("fill set {name}"), Some(name));
@@ -511,19 +522,15 @@ impl NftFirewall {
                 got |= found.parse_set(m.bytes);
             }) {
                 Ok(()) => {}
-                Err(Ok(Errno::ENOENT)) => {
+                Err(NetlinkError::Refused {
+                    errno: Errno::ENOENT,
+                    ..
+                }) => {
                     return Err(FirewallError::Attach(format!(
                         "{described} does not exist; declare it as nft/attach.nft shows"
                     )));
                 }
-                Err(Ok(Errno::EPERM)) => return Err(FirewallError::Permission),
-                Err(Ok(errno)) => {
-                    return Err(FirewallError::Kernel {
-                        doing: format!("read {described}"),
-                        errno,
-                    });
-                }
-                Err(Err(io)) => return Err(FirewallError::Socket(io)),
+                Err(e) => return Err(failed(e, format!("read {described}"), described)),
             }
             if !got {
                 return Err(FirewallError::Attach(format!(
@@ -572,15 +579,10 @@ impl NftFirewall {
 
     fn query(&mut self, request: &[u8], each: impl FnMut(&[u8])) -> Result<(), FirewallError> {
         let mut each = each;
-        match self.netlink.query(request, |m| each(m.bytes)) {
-            Ok(()) => Ok(()),
-            Err(Ok(Errno::EPERM)) => Err(FirewallError::Permission),
-            Err(Ok(errno)) => Err(FirewallError::Kernel {
-                doing: "read the ruleset".into(),
-                errno,
-            }),
-            Err(Err(io)) => Err(FirewallError::Socket(io)),
-        }
+        let table = format!("table {}", self.table());
+        self.netlink
+            .query(request, |m| each(m.bytes))
+            .map_err(|e| failed(e, "read the ruleset".into(), table))
     }
 
     fn apply_once(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
@@ -670,24 +672,12 @@ impl Firewall for NftFirewall {
                 1,
             );
             let mut parsed = self.set_handle(&set.name);
-            match self.netlink.query(&request, |m| {
-                parsed.parse_elems(m.bytes);
-            }) {
-                Ok(()) => {}
-                Err(Ok(Errno::ENOENT)) => {
-                    return Err(FirewallError::Missing {
-                        what: self.describe_set(&set.name),
-                    });
-                }
-                Err(Ok(Errno::EPERM)) => return Err(FirewallError::Permission),
-                Err(Ok(errno)) => {
-                    return Err(FirewallError::Kernel {
-                        doing: format!("list {}", self.describe_set(&set.name)),
-                        errno,
-                    });
-                }
-                Err(Err(io)) => return Err(FirewallError::Socket(io)),
-            }
+            let described = self.describe_set(&set.name);
+            self.netlink
+                .query(&request, |m| {
+                    parsed.parse_elems(m.bytes);
+                })
+                .map_err(|e| failed(e, format!("list {described}"), described))?;
             let elements = parsed.elements();
             if set.interval {
                 out.extend(blocks_from_elements(&elements, set.v6));
@@ -696,6 +686,14 @@ impl Firewall for NftFirewall {
             }
         }
         Ok(out)
+    }
+}
+
+/// A netlink exchange that failed while `doing`, which concerns `what` (a set or the table).
+fn failed(e: NetlinkError, doing: String, what: String) -> FirewallError {
+    match e {
+        NetlinkError::Socket(io) => FirewallError::Socket(io),
+        NetlinkError::Refused { errno, .. } => FirewallError::from_errno(errno, doing, what),
     }
 }
 

@@ -20,13 +20,26 @@ use super::sys;
 use crate::netlink::NLMSG_DONE;
 pub use crate::netlink::{Message, messages};
 
-/// The kernel refused message `seq` with `errno`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refused {
-    /// The sequence number of the refused message.
-    pub seq: u32,
-    /// Why.
-    pub errno: Errno,
+/// Why a netlink exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The kernel refused message `seq` (of a batch; a query's own for a GET) with `errno`.
+    #[error("refused with {errno}")]
+    Refused {
+        /// The sequence number of the refused message.
+        seq: u32,
+        /// Why.
+        errno: Errno,
+    },
+    /// The socket failed, or no reply came in time.
+    #[error("netlink socket failed")]
+    Socket(#[source] io::Error),
+}
+
+impl From<Errno> for NetlinkError {
+    fn from(e: Errno) -> Self {
+        NetlinkError::Socket(e.into())
+    }
 }
 
 /// A netfilter netlink socket.
@@ -76,17 +89,17 @@ impl Netlink {
     ///
     /// # Errors
     ///
-    /// `Err(Ok(refused))` with the first refused message; `Err(Err(io))` when the socket
-    /// failed (ENOBUFS included: the batch may then have been applied without its ACKs).
-    pub fn execute(
-        &mut self,
-        batch: &nftnl::FinalizedBatch,
-    ) -> Result<(), Result<Refused, io::Error>> {
+    /// [`NetlinkError::Refused`] with the first refused message; [`NetlinkError::Socket`] when
+    /// the socket failed (ENOBUFS included: the batch may then have been applied without its
+    /// ACKs).
+    pub fn execute(&mut self, batch: &nftnl::FinalizedBatch) -> Result<(), NetlinkError> {
         let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
         self.drain();
-        let sent = self.socket.send(&bytes).map_err(Err)?;
+        let sent = self.socket.send(&bytes).map_err(NetlinkError::Socket)?;
         if sent < bytes.len() {
-            return Err(Err(io::Error::other("the batch was sent in part")));
+            return Err(NetlinkError::Socket(io::Error::other(
+                "the batch was sent in part",
+            )));
         }
         let mut first_refusal = None;
         loop {
@@ -96,20 +109,17 @@ impl Netlink {
                 Ok(n) => {
                     for m in messages(&self.buf[..n]) {
                         if let Some(errno) = m.error().filter(|&e| e != 0) {
-                            first_refusal.get_or_insert(Refused {
+                            first_refusal.get_or_insert(NetlinkError::Refused {
                                 seq: m.seq,
                                 errno: Errno::from_raw(errno),
                             });
                         }
                     }
                 }
-                Err(e) => return Err(Err(e.into())),
+                Err(e) => return Err(e.into()),
             }
         }
-        match first_refusal {
-            None => Ok(()),
-            Some(r) => Err(Ok(r)),
-        }
+        first_refusal.map_or(Ok(()), Err)
     }
 
     /// Sends a GET request and hands each reply message to `each`, until the dump ends (or,
@@ -117,15 +127,15 @@ impl Netlink {
     ///
     /// # Errors
     ///
-    /// `Err(Ok(errno))` when the kernel refused the request (ENOENT: no such object);
-    /// `Err(Err(io))` when the socket failed or no reply came within 5 s.
+    /// [`NetlinkError::Refused`] when the kernel refused the request (ENOENT: no such
+    /// object); [`NetlinkError::Socket`] when the socket failed or no reply came within 5 s.
     pub fn query(
         &mut self,
         request: &[u8],
         mut each: impl FnMut(&Message<'_>),
-    ) -> Result<(), Result<Errno, io::Error>> {
+    ) -> Result<(), NetlinkError> {
         self.drain();
-        self.socket.send(request).map_err(Err)?;
+        self.socket.send(request).map_err(NetlinkError::Socket)?;
         loop {
             let fd = sys::socket_fd(&self.socket);
             let n = match recv(fd_raw(&fd), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
@@ -136,21 +146,26 @@ impl Netlink {
                         PollTimeout::try_from(Duration::from_secs(5)).unwrap_or(PollTimeout::MAX);
                     match poll(&mut fds, timeout) {
                         Ok(0) => {
-                            return Err(Err(io::Error::new(
+                            return Err(NetlinkError::Socket(io::Error::new(
                                 io::ErrorKind::TimedOut,
                                 "no reply from nf_tables within 5s",
                             )));
                         }
                         Ok(_) | Err(Errno::EINTR) => continue,
-                        Err(e) => return Err(Err(e.into())),
+                        Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) => return Err(Err(e.into())),
+                Err(e) => return Err(e.into()),
             };
             for m in messages(&self.buf[..n]) {
                 match (m.kind, m.error()) {
                     (NLMSG_DONE, _) | (_, Some(0)) => return Ok(()),
-                    (_, Some(errno)) => return Err(Ok(Errno::from_raw(errno))),
+                    (_, Some(errno)) => {
+                        return Err(NetlinkError::Refused {
+                            seq: m.seq,
+                            errno: Errno::from_raw(errno),
+                        });
+                    }
                     _ => each(&m),
                 }
             }
