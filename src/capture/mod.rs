@@ -1,7 +1,9 @@
 //! Packet sources. **Shell**: this is where bytes come from.
 //!
 //! [`PcapFile`] reads a capture file (pcap or pcapng) through libpcap, for `sentryd --replay`
-//! and the replay tests. Live capture joins it with the daemon.
+//! and the replay tests; [`LiveCapture`] captures on the daemon's interfaces through libpcap
+//! (cooked, so that each frame carries the kernel's packet type and interface), [`raw`] through
+//! a packet socket of its own, and [`connect`] binds trap ports instead of capturing.
 
 pub mod bpf;
 pub mod coalesce;

@@ -2,7 +2,7 @@
 //! waiting for one that will not come; runs dumps. **Shell**, except [`messages`], the pure
 //! reader of netlink message buffers.
 //!
-//! Facts this relies on (measured on this project's kernel, see `shared/notes/netlink.md`):
+//! Facts this relies on (measured on this project's kernel, Linux 6.18):
 //! nfnetlink processes a batch synchronously, so every ACK is queued by the time `sendto`
 //! returns; on failure the batch END is not ACKed, so waiting for every sequence number would
 //! hang. Hence: send, then drain without blocking until the queue is empty.
