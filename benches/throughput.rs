@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use scansentry::config::{Config, LINUX_EPHEMERAL_PORTS};
-use scansentry::ignore::IgnoreList;
+use scansentry::never_block::NeverBlockList;
 use scansentry::pipeline::Pipeline;
 use scansentry::time::Timestamp;
 use scansentry::wire::{self, LinkType};
@@ -90,7 +90,7 @@ fn pipeline(config: &Config) -> Pipeline {
     Pipeline::new(
         config.detector.clone(),
         config.traps.build(LINUX_EPHEMERAL_PORTS),
-        IgnoreList::loopback(),
+        NeverBlockList::loopback(),
         [IpAddr::V4(LOCAL)],
         1,
     )

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::detect::traps::Traps;
 use crate::detect::{Detection, Detector, DetectorConfig, DetectorStats, Probe};
-use crate::ignore::IgnoreList;
+use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
 use crate::wire::{self, Direction, LinkType, Packet, ProbeKind, Proto, Skip};
 
@@ -54,7 +54,7 @@ pub struct Counters {
     /// Probe-like packets that answered something we sent.
     pub replies: u64,
     /// Probes from never-block sources.
-    pub ignored: u64,
+    pub never_block: u64,
     /// Probes from a source no scanner can have (unspecified, loopback, multicast, reserved,
     /// link-local, IPv4-mapped or -compatible): forged, never counted.
     pub unroutable: u64,
@@ -204,7 +204,7 @@ enum Port {
 pub struct Pipeline {
     locals: Locals,
     flows: RecentFlows,
-    ignore: IgnoreList,
+    never_block: NeverBlockList,
     traps: Traps,
     detector: Detector,
     counters: Counters,
@@ -218,14 +218,14 @@ impl Pipeline {
     pub fn new(
         detector: DetectorConfig,
         traps: Traps,
-        ignore: IgnoreList,
+        never_block: NeverBlockList,
         locals: impl IntoIterator<Item = IpAddr>,
         seed: u64,
     ) -> Self {
         Pipeline {
             locals: Locals::new(locals),
             flows: RecentFlows::new(FLOW_BITS, FLOW_TTL, seed),
-            ignore,
+            never_block,
             traps,
             detector: Detector::new(detector),
             counters: Counters::default(),
@@ -272,7 +272,7 @@ impl Pipeline {
                 if self.locals.contains(p.src) && self.local_check {
                     // From outside, yet "from" one of our addresses: forged (or our own traffic
                     // looped back); never a conversation of ours, never blocked.
-                    c.ignored += 1;
+                    c.never_block += 1;
                     return None;
                 }
                 false
@@ -359,7 +359,7 @@ impl Pipeline {
         dst_port: u16,
     ) -> Option<Detection> {
         self.tick(at);
-        if self.local_check && self.locals.contains(src) && !self.ignore.contains(src) {
+        if self.local_check && self.locals.contains(src) && !self.never_block.contains(src) {
             self.counters.outbound += 1;
             return None;
         }
@@ -403,8 +403,8 @@ impl Pipeline {
         }
         // With the local check off, the host's own addresses (a bounded few) are judged and
         // reported; the responder's never-block check still keeps them out of the firewall.
-        if self.ignore.contains(src) && (self.local_check || !self.locals.contains(src)) {
-            c.ignored += 1;
+        if self.never_block.contains(src) && (self.local_check || !self.locals.contains(src)) {
+            c.never_block += 1;
             return None;
         }
         if port == Port::Seen && !self.traps.is_trap(proto, dst, dst_port) {
@@ -432,22 +432,26 @@ impl Pipeline {
         &mut self,
         detector: DetectorConfig,
         traps: Traps,
-        ignore: IgnoreList,
+        never_block: NeverBlockList,
         locals: impl IntoIterator<Item = IpAddr>,
     ) {
         if *self.detector.config() != detector {
             self.detector = Detector::new(detector);
         }
         self.traps = traps;
-        self.ignore = ignore;
+        self.never_block = never_block;
         self.locals = Locals::new(locals);
     }
 
     /// Takes the host's current addresses and never-block list (after an interface, address,
     /// route or resolv.conf change).
-    pub fn set_host(&mut self, locals: impl IntoIterator<Item = IpAddr>, ignore: IgnoreList) {
+    pub fn set_host(
+        &mut self,
+        locals: impl IntoIterator<Item = IpAddr>,
+        never_block: NeverBlockList,
+    ) {
         self.locals = Locals::new(locals);
-        self.ignore = ignore;
+        self.never_block = never_block;
     }
 
     /// Nothing was done about `detection` (refused by the budget, or too little evidence yet):
@@ -500,8 +504,8 @@ impl Pipeline {
     }
 
     /// The never-block list in use.
-    pub fn ignore(&self) -> &IgnoreList {
-        &self.ignore
+    pub fn never_block(&self) -> &NeverBlockList {
+        &self.never_block
     }
 
     /// The trap decision in use.
@@ -514,7 +518,7 @@ impl Pipeline {
 mod tests {
     use super::*;
     use crate::detect::traps::{Listeners, PortSet, TrapMode};
-    use crate::ignore::{Entry, Reason};
+    use crate::never_block::{Entry, Reason};
     use crate::wire::{Proto, TcpFlags};
 
     const LOCAL: &str = "198.51.100.1";
@@ -529,7 +533,7 @@ mod tests {
         let mut listeners = Listeners::new();
         listeners.insert(Proto::Tcp, None, 22);
         traps.set_listeners(listeners);
-        let ignore = IgnoreList::new(
+        let ignore = NeverBlockList::new(
             ignore
                 .iter()
                 .map(|s| Entry {
@@ -688,7 +692,7 @@ mod tests {
             .find_map(|port| p.process(start, syn(port)))
             .expect("a scan");
         let mut r = Responder::new(&crate::config::Config::default().respond);
-        let Decision::Block { ttl, .. } = r.on_detection(&d, p.ignore(), start) else {
+        let Decision::Block { ttl, .. } = r.on_detection(&d, p.never_block(), start) else {
             panic!("not blocked");
         };
         assert_eq!(ttl, Duration::from_secs(3600));
@@ -762,7 +766,7 @@ mod tests {
                 None
             );
         }
-        assert_eq!(p.counters().ignored, 100);
+        assert_eq!(p.counters().never_block, 100);
         assert_eq!(
             p.detector_stats().tracked,
             0,
@@ -993,7 +997,7 @@ mod tests {
                 never in proptest::collection::vec(arb_never(), 1..5),
                 probes in proptest::collection::vec(arb_probe(), 1..1500),
             ) {
-                let ignore = IgnoreList::new(
+                let ignore = NeverBlockList::new(
                     never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect(),
                 );
                 let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
@@ -1033,7 +1037,7 @@ mod tests {
                         integrity: wire::Integrity::Valid,
                     };
                     if let Some(d) = p.process(now, Ok(packet)) {
-                        let decision = r.on_detection(&d, p.ignore(), now);
+                        let decision = r.on_detection(&d, p.never_block(), now);
                         for action in decision.actions() {
                             if let Action::Block { net, .. } = action {
                                 prop_assert!(

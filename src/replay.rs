@@ -16,7 +16,7 @@ use crate::capture::{CaptureError, PcapFile};
 use crate::config::{Config, LINUX_EPHEMERAL_PORTS};
 use crate::detect::traps::Listeners;
 use crate::detect::{Detection, DetectorStats};
-use crate::ignore::{self, Entry, Reason};
+use crate::never_block::{self, Entry, Reason};
 use crate::pipeline::{Counters, Pipeline, RecentFlows};
 use crate::respond::{Decision, Responder};
 use crate::time::Timestamp;
@@ -44,7 +44,7 @@ pub enum ReplayError {
     Capture(#[from] CaptureError),
     /// The never-block file named by the configuration could not be read.
     #[error(transparent)]
-    IgnoreFile(#[from] ignore::IgnoreFileError),
+    NeverBlockFile(#[from] never_block::NeverBlockFileError),
 }
 
 /// What a replay found, besides the detections it reported as it went.
@@ -109,7 +109,7 @@ pub fn run(
         net: a.into(),
         reason: Reason::ReplayLocal,
     });
-    let (ignore, warnings) = ignore::load(&config.never_block, discovered.collect())?;
+    let (ignore, warnings) = never_block::load(&config.never_block, discovered.collect())?;
     let mut pipeline = Pipeline::new(
         config.detector.clone(),
         traps,
@@ -142,7 +142,7 @@ pub fn run(
             Some((first, _)) => (first, frame.at),
         });
         if let Some(detection) = pipeline.process_frame(frame.at, link, frame.data) {
-            let decision = responder.on_detection(&detection, pipeline.ignore(), frame.at);
+            let decision = responder.on_detection(&detection, pipeline.never_block(), frame.at);
             match decision {
                 Decision::Block { .. } => summary.blocks += 1,
                 Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
@@ -248,7 +248,7 @@ impl Summary {
             c.not_trap,
             c.replies,
             c.conversation,
-            c.ignored,
+            c.never_block,
             c.unroutable,
             c.bad_checksum,
             c.outbound,

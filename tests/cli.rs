@@ -283,7 +283,7 @@ mod fake_daemon {
 
 use fake_daemon::FakeDaemon;
 use scansentry::control::protocol::{
-    BlockInfo, IgnoreInfo, RefusalInfo, Request, Response, StatusInfo,
+    BlockInfo, NeverBlockInfo, RefusalInfo, Request, Response, StatusInfo,
 };
 
 fn ctl(daemon: &FakeDaemon, args: &[&str]) -> Output {
@@ -439,8 +439,8 @@ fn why_and_ignore_explain() {
                     .into(),
             }),
         },
-        Request::Ignore => Response::Ignore {
-            entries: vec![IgnoreInfo {
+        Request::NeverBlock => Response::NeverBlock {
+            entries: vec![NeverBlockInfo {
                 net: "127.0.0.0/8".parse().unwrap(),
                 reason: "loopback".into(),
             }],
@@ -460,8 +460,15 @@ fn why_and_ignore_explain() {
         "203.0.113.2 is not blocked\nlast detection not blocked, at 2026-11-29T16:00:00Z: not \
          blocking 203.0.113.2: no route back to it (reverse path): null scan, 3 ports in 0.0s\n"
     );
-    let o = ctl(&d, &["ignore"]);
-    assert_eq!(stdout(&o), "ADDRESS      REASON\n127.0.0.0/8  loopback\n");
+    // `ignore`, the command's name before, still works.
+    for command in ["never-block", "ignore"] {
+        let o = ctl(&d, &[command]);
+        assert_eq!(
+            stdout(&o),
+            "ADDRESS      REASON\n127.0.0.0/8  loopback\n",
+            "{command}"
+        );
+    }
 }
 
 #[test]

@@ -345,7 +345,7 @@ fn never_block_list_is_discovered_from_addresses_routes_and_resolv_conf() {
         "2001:db8::53 nameserver in /etc/resolv.conf".into(),
         "198.51.100.77 [never-block] addresses in the configuration".into(),
         format!(
-            "203.0.113.128/25 ignore file {} line 2",
+            "203.0.113.128/25 never-block file {} line 2",
             ignore_file.display()
         ),
     ] {

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let _ = scansentry::ignore::parse_file(text, std::path::Path::new("ignore"));
+    let _ = scansentry::never_block::parse_file(text, std::path::Path::new("ignore"));
     let imported = scansentry::ctl::import::convert(text, "portsentry.conf", false);
     let _ = scansentry::ctl::import::ignore_entries(text, "portsentry.ignore");
     // What the importer writes is always a valid configuration.

@@ -247,7 +247,7 @@ pub struct NeverBlockConfig {
     pub file: Option<PathBuf>,
 }
 
-/// The ignore file the packages install, and the default of `[never-block] file`.
+/// The never-block file the packages install, and the default of `[never-block] file`.
 pub const DEFAULT_IGNORE_FILE: &str = "/etc/scansentry/ignore";
 
 impl Default for Config {

@@ -66,8 +66,9 @@ pub enum Request {
         /// The address.
         addr: IpAddr,
     },
-    /// The never-block list.
-    Ignore,
+    /// The never-block list (`"ignore"`, its name before, still understood).
+    #[serde(alias = "ignore")]
+    NeverBlock,
     /// Reload the configuration.
     Reload,
 }
@@ -91,7 +92,7 @@ pub struct BlockInfo {
 
 /// A never-block entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IgnoreInfo {
+pub struct NeverBlockInfo {
     /// The address or network.
     pub net: IpNet,
     /// Why it is on the list.
@@ -191,15 +192,16 @@ pub enum Response {
         /// The block that covers it, if any.
         block: Option<BlockInfo>,
         /// The never-block entries that cover it.
-        never_block: Vec<IgnoreInfo>,
+        never_block: Vec<NeverBlockInfo>,
         /// Its last detection that was not blocked, and why (of the last 1,024 such sources).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         refused: Option<RefusalInfo>,
     },
-    /// For `ignore`.
-    Ignore {
+    /// For `never-block`.
+    #[serde(alias = "ignore")]
+    NeverBlock {
         /// The never-block list.
-        entries: Vec<IgnoreInfo>,
+        entries: Vec<NeverBlockInfo>,
     },
     /// `reload` done.
     Reloaded {
@@ -291,7 +293,7 @@ mod tests {
             Request::Why {
                 addr: "198.51.100.7".parse().unwrap(),
             },
-            Request::Ignore,
+            Request::NeverBlock,
             Request::Reload,
         ] {
             round_trip(Envelope {

@@ -68,7 +68,8 @@ pub enum Command {
         ip: IpAddr,
     },
     /// The never-block list, with the reason for each entry.
-    Ignore,
+    #[command(alias = "ignore")]
+    NeverBlock,
     /// Reload the daemon's configuration (a bad one is refused and the old one kept).
     Reload,
     /// Check a configuration file (by default /etc/scansentry/scansentry.toml, or the built-in
@@ -178,7 +179,7 @@ pub fn main() -> ExitCode {
             grace: grace.map(|d| d.as_secs()),
         },
         Command::Why { ip } => Request::Why { addr: ip },
-        Command::Ignore => Request::Ignore,
+        Command::NeverBlock => Request::NeverBlock,
         Command::Reload => Request::Reload,
     };
     match ask(&args.socket, request) {

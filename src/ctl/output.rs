@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::control::protocol::{BlockInfo, IgnoreInfo, Response, StatusInfo};
+use crate::control::protocol::{BlockInfo, NeverBlockInfo, Response, StatusInfo};
 use crate::report::{human as duration, source_text};
 
 /// The human text for a response (other than a `list`, see [`blocks`]).
@@ -56,7 +56,7 @@ pub fn human(response: &Response) -> String {
             }
             lines.join("\n")
         }
-        Response::Ignore { entries } => ignore(entries),
+        Response::NeverBlock { entries } => never_block(entries),
         Response::Reloaded { config } => format!("reloaded the configuration from {config}"),
         Response::Error { message } => format!("error: {message}"),
     }
@@ -158,7 +158,7 @@ pub fn blocks(list: &[BlockInfo]) -> String {
     )
 }
 
-fn ignore(entries: &[IgnoreInfo]) -> String {
+fn never_block(entries: &[NeverBlockInfo]) -> String {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| vec![source_text(&e.net), e.reason.clone()])
@@ -236,7 +236,7 @@ mod tests {
         let r = Response::Why {
             addr: "198.51.100.1".parse().unwrap(),
             block: None,
-            never_block: vec![IgnoreInfo {
+            never_block: vec![NeverBlockInfo {
                 net: "198.51.100.1/32".parse().unwrap(),
                 reason: "default gateway on eth0".into(),
             }],

@@ -29,14 +29,14 @@ use crate::wire::Proto;
 
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
-    BlockInfo, IgnoreInfo, LIST_PAGE, LIST_PORTS, RefusalInfo, Request, Response, StatusInfo,
+    BlockInfo, LIST_PAGE, LIST_PORTS, NeverBlockInfo, RefusalInfo, Request, Response, StatusInfo,
 };
 use crate::exit;
 use crate::firewall::nft::{NftConfig, NftFirewall};
 use crate::firewall::{Action, DryRun, Firewall, FirewallError};
 use crate::host;
 use crate::host::fib::{Fib, RouteBack};
-use crate::ignore::IgnoreList;
+use crate::never_block::NeverBlockList;
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
 use crate::respond::{ActiveBlock, Decision, MAX_BLOCK_FOR, Responder, Why};
@@ -159,8 +159,8 @@ pub struct NeverBlock {
     /// Every address of every interface, with the interface's name.
     pub interfaces: Vec<(String, IpAddr)>,
     /// The never-block list.
-    pub list: IgnoreList,
-    /// Bad lines of the ignore file, for the caller to report.
+    pub list: NeverBlockList,
+    /// Bad lines of the never-block file, for the caller to report.
     pub warnings: Vec<String>,
 }
 
@@ -193,8 +193,8 @@ pub fn run(
 }
 
 /// A never-block entry as `sentryctl` shows it.
-fn never_block_info(e: &crate::ignore::Entry) -> IgnoreInfo {
-    IgnoreInfo {
+fn never_block_info(e: &crate::never_block::Entry) -> NeverBlockInfo {
+    NeverBlockInfo {
         net: e.net,
         reason: e.reason.to_string(),
     }
@@ -343,7 +343,7 @@ impl Daemon {
 
     fn allow_list(&self) -> Vec<IpNet> {
         self.pipeline
-            .ignore()
+            .never_block()
             .entries()
             .iter()
             .map(|e| e.net)
@@ -383,7 +383,9 @@ impl Daemon {
         };
         let decision = match refused {
             Some(refused) => refused,
-            None => self.responder.on_detection(d, self.pipeline.ignore(), now),
+            None => self
+                .responder
+                .on_detection(d, self.pipeline.never_block(), now),
         };
         let line = report::line(d, &decision, self.mode);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
@@ -457,7 +459,7 @@ impl Daemon {
             ReversePath::Kernel => ReversePath::Strict,
             mode => mode,
         };
-        if mode == ReversePath::Off || self.pipeline.ignore().contains(d.addr) {
+        if mode == ReversePath::Off || self.pipeline.never_block().contains(d.addr) {
             return None;
         }
         let fib = self.fib.as_mut()?;
@@ -499,12 +501,13 @@ impl Daemon {
     /// connection hash table, about 2 ms on this project's machine kind, too slow for the way
     /// from a probe to its block.
     fn protected(&self, d: &Detection) -> Option<Decision> {
-        if self.config().respond.protect == Protect::None || self.pipeline.ignore().contains(d.addr)
+        if self.config().respond.protect == Protect::None
+            || self.pipeline.never_block().contains(d.addr)
         {
             return None;
         }
         let c = self.peers.protecting(
-            crate::respond::target(d, self.pipeline.ignore()),
+            crate::respond::target(d, self.pipeline.never_block()),
             d.first_seen,
         )?;
         Some(Decision::Protected {
@@ -704,7 +707,7 @@ impl Daemon {
     /// Lifts, in the responder and the firewall, every block that would block an address of
     /// the never-block list; returns them.
     fn lift_never_block(&mut self) -> Vec<IpNet> {
-        let lifted = self.responder.lift_never_block(self.pipeline.ignore());
+        let lifted = self.responder.lift_never_block(self.pipeline.never_block());
         if lifted.is_empty() {
             return Vec::new();
         }
@@ -760,7 +763,7 @@ impl Daemon {
                 return;
             }
         };
-        let before = self.pipeline.ignore().entries().to_vec();
+        let before = self.pipeline.never_block().entries().to_vec();
         if before == ignore.entries() {
             return;
         }
@@ -939,10 +942,10 @@ impl Daemon {
             Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
             Request::Unblock { net, grace } => self.unblock_by_hand(net.trunc(), grace, now),
             Request::Why { addr } => self.why(addr, now),
-            Request::Ignore => Response::Ignore {
+            Request::NeverBlock => Response::NeverBlock {
                 entries: self
                     .pipeline
-                    .ignore()
+                    .never_block()
                     .entries()
                     .iter()
                     .map(never_block_info)
@@ -1004,7 +1007,7 @@ impl Daemon {
             refused: self.refusals.get(&addr).cloned(),
             never_block: self
                 .pipeline
-                .ignore()
+                .never_block()
                 .why(addr)
                 .map(never_block_info)
                 .collect(),
@@ -1044,7 +1047,7 @@ impl Daemon {
         }
         let covered: Vec<String> = self
             .pipeline
-            .ignore()
+            .never_block()
             .entries()
             .iter()
             .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))

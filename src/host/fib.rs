@@ -27,16 +27,7 @@ const RTMSG: usize = 12;
 /// Answers kept at most (the oldest gives way).
 const CACHE: usize = 4096;
 
-/// How the kernel would route a packet back to a source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteBack {
-    /// Out of interface number `oif`.
-    Via(u32),
-    /// To this host itself (the source is one of its addresses).
-    Local,
-    /// No way back: no route, or a blackhole, unreachable or prohibit route.
-    None,
-}
+pub use crate::trust::RouteBack;
 
 /// The bytes of a request for the route to `dst`, with sequence number `seq`.
 pub fn request(dst: IpAddr, seq: u32) -> Vec<u8> {

@@ -299,7 +299,7 @@ pub fn watch(changed: Box<dyn Fn() + Send>) -> io::Result<()> {
 
 /// What identifies a version of resolv.conf: its target, size and modification time.
 fn resolv_conf_stamp() -> Option<(std::path::PathBuf, u64, std::time::SystemTime)> {
-    let path = std::fs::canonicalize(crate::ignore::discover::RESOLV_CONF).ok()?;
+    let path = std::fs::canonicalize(crate::never_block::discover::RESOLV_CONF).ok()?;
     let meta = std::fs::metadata(&path).ok()?;
     Some((path, meta.len(), meta.modified().ok()?))
 }

@@ -1,8 +1,8 @@
 //! The never-block list: addresses and networks that scansentry must never act on, each with the
-//! reason it is there. **Pure**, except [`load`], which reads the ignore file.
+//! reason it is there. **Pure**, except [`load`], which reads the never-block file.
 //!
-//! Lookups ([`IgnoreList::contains`]) run on every probe before any per-source state exists, so
-//! they are a binary search over merged ranges, allocation-free. [`IgnoreList::why`] answers the
+//! Lookups ([`NeverBlockList::contains`]) run on every probe before any per-source state exists, so
+//! they are a binary search over merged ranges, allocation-free. [`NeverBlockList::why`] answers the
 //! administrator's question (which entries, and why) and may be slower.
 //!
 //! IPv4-mapped IPv6 addresses (`::ffff:198.51.100.7`) are looked up as the IPv4 address they carry.
@@ -28,7 +28,7 @@ pub enum Reason {
     Nameserver(PathBuf),
     /// The `ignore` list of the configuration file.
     Config,
-    /// A line of the ignore file.
+    /// A line of the never-block file.
     IgnoreFile {
         /// The file.
         path: PathBuf,
@@ -48,7 +48,7 @@ impl fmt::Display for Reason {
             Reason::Nameserver(path) => write!(f, "nameserver in {}", path.display()),
             Reason::Config => f.write_str("[never-block] addresses in the configuration"),
             Reason::IgnoreFile { path, line } => {
-                write!(f, "ignore file {} line {line}", path.display())
+                write!(f, "never-block file {} line {line}", path.display())
             }
             Reason::ReplayLocal => f.write_str("local address of the replayed capture"),
         }
@@ -66,17 +66,17 @@ pub struct Entry {
 
 /// A set of never-block entries with fast membership tests.
 #[derive(Clone, Debug, Default)]
-pub struct IgnoreList {
+pub struct NeverBlockList {
     entries: Vec<Entry>,
     /// Merged, sorted, non-overlapping inclusive ranges.
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
 }
 
-impl IgnoreList {
+impl NeverBlockList {
     /// The list with the loopback networks only.
     pub fn loopback() -> Self {
-        IgnoreList::new(loopback_entries())
+        NeverBlockList::new(loopback_entries())
     }
 
     /// Builds a list from its entries (duplicates and overlaps are fine).
@@ -89,7 +89,7 @@ impl IgnoreList {
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        IgnoreList {
+        NeverBlockList {
             entries,
             v4: merge(v4),
             v6: merge(v6),
@@ -126,7 +126,7 @@ impl IgnoreList {
     }
 }
 
-/// Parses an ignore file: one address or CIDR per line; `#` starts a comment; blank lines are
+/// Parses a never-block file: one address or CIDR per line; `#` starts a comment; blank lines are
 /// fine. Returns the entries, and one message per bad line (with its number) so that the rest
 /// still loads.
 pub fn parse_file(text: &str, path: &std::path::Path) -> (Vec<Entry>, Vec<String>) {
@@ -158,7 +158,7 @@ pub fn parse_file(text: &str, path: &std::path::Path) -> (Vec<Entry>, Vec<String
 /// The never-block file named by the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read never-block file {}", path.display())]
-pub struct IgnoreFileError {
+pub struct NeverBlockFileError {
     /// The file.
     pub path: PathBuf,
     /// What the OS said.
@@ -176,7 +176,7 @@ pub struct IgnoreFileError {
 pub fn load(
     config: &crate::config::NeverBlockConfig,
     discovered: Vec<Entry>,
-) -> Result<(IgnoreList, Vec<String>), IgnoreFileError> {
+) -> Result<(NeverBlockList, Vec<String>), NeverBlockFileError> {
     let mut entries = loopback_entries();
     entries.extend(discovered);
     entries.extend(config.addresses.iter().map(|&net| Entry {
@@ -195,7 +195,7 @@ pub fn load(
                 String::new()
             }
             Err(source) => {
-                return Err(IgnoreFileError {
+                return Err(NeverBlockFileError {
                     path: path.clone(),
                     source,
                 });
@@ -205,7 +205,7 @@ pub fn load(
         entries.extend(more);
         warnings.extend(problems);
     }
-    Ok((IgnoreList::new(entries), warnings))
+    Ok((NeverBlockList::new(entries), warnings))
 }
 
 /// 127.0.0.0/8 and ::1, always on the list.
@@ -266,8 +266,8 @@ impl PlusOne for u128 {
 mod tests {
     use super::*;
 
-    fn list(nets: &[&str]) -> IgnoreList {
-        IgnoreList::new(
+    fn list(nets: &[&str]) -> NeverBlockList {
+        NeverBlockList::new(
             nets.iter()
                 .map(|s| Entry {
                     net: s.parse().unwrap(),
@@ -328,7 +328,7 @@ mod tests {
             net: "127.0.0.53/32".parse().unwrap(),
             reason: Reason::Nameserver("/etc/resolv.conf".into()),
         });
-        let l = IgnoreList::new(entries);
+        let l = NeverBlockList::new(entries);
         let reasons: Vec<String> = l
             .why(ip("127.0.0.53"))
             .map(|e| e.reason.to_string())
@@ -345,7 +345,7 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(
             entries[1].reason.to_string(),
-            "ignore file /etc/scansentry/ignore line 4"
+            "never-block file /etc/scansentry/ignore line 4"
         );
         assert_eq!(
             problems,

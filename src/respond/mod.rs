@@ -29,7 +29,7 @@ use ipnet::IpNet;
 pub use crate::config::MAX_BLOCK_FOR;
 use crate::config::RespondConfig;
 use crate::detect::Detection;
-use crate::ignore::IgnoreList;
+use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
 use crate::wire::Proto;
 
@@ -285,7 +285,7 @@ pub fn reconcile(
 /// prefix is the scanner's only when several of its addresses scanned; one address is blocked
 /// alone (a forger picking one address of a /64 must not cut off its neighbours). Nor is a
 /// prefix that covers a never-block address blocked whole.
-pub fn target(detection: &Detection, ignore: &IgnoreList) -> IpNet {
+pub fn target(detection: &Detection, ignore: &NeverBlockList) -> IpNet {
     let source = detection.source;
     let whole = source.prefix_len() == source.max_prefix_len();
     if ignore.overlaps(source) || !(whole || detection.several_addresses) {
@@ -445,7 +445,7 @@ impl Responder {
     pub fn on_detection(
         &mut self,
         detection: &Detection,
-        ignore: &IgnoreList,
+        ignore: &NeverBlockList,
         now: Timestamp,
     ) -> Decision {
         self.sweep(now);
@@ -650,7 +650,7 @@ impl Responder {
     /// Lifts every active block that would block an address of the never-block list (restored
     /// from the state file or found in the kernel before the list had it, or made before the
     /// list grew): each with the reason of the first entry it overlaps.
-    pub fn lift_never_block(&mut self, ignore: &IgnoreList) -> Vec<(IpNet, String)> {
+    pub fn lift_never_block(&mut self, ignore: &NeverBlockList) -> Vec<(IpNet, String)> {
         let overlapping: Vec<(IpNet, String)> = self
             .blocked
             .keys()

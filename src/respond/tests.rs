@@ -1,6 +1,6 @@
 use super::*;
 use crate::detect::ScanKinds;
-use crate::ignore::{Entry, Reason};
+use crate::never_block::{Entry, Reason};
 use crate::wire::{ProbeKind, Proto};
 
 fn detection(source: &str, addr: &str) -> Detection {
@@ -43,8 +43,8 @@ fn config() -> RespondConfig {
     }
 }
 
-fn ignore(nets: &[&str]) -> IgnoreList {
-    IgnoreList::new(
+fn ignore(nets: &[&str]) -> NeverBlockList {
+    NeverBlockList::new(
         nets.iter()
             .map(|n| Entry {
                 net: n.parse().unwrap(),
@@ -383,7 +383,7 @@ mod property {
             never in proptest::collection::vec(arb_net(), 1..6),
             scans in proptest::collection::vec((arb_v4(), 24u8..=32), 1..60),
         ) {
-            let list = IgnoreList::new(never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect());
+            let list = NeverBlockList::new(never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect());
             let mut c = config();
             c.max_blocks = 50;
             let mut r = Responder::new(&c);

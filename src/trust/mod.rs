@@ -9,8 +9,18 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::host::fib::RouteBack;
 use crate::time::Timestamp;
+
+/// How the kernel would route a packet back to a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteBack {
+    /// Out of interface number `oif`.
+    Via(u32),
+    /// To this host itself (the source is one of its addresses).
+    Local,
+    /// No way back: no route, or a blackhole, unreachable or prohibit route.
+    None,
+}
 
 /// `[respond] reverse-path`: whether a probe's source must be reachable back the way the probe
 /// came, as the kernel's `rp_filter` asks of every packet. Forging a source is cheap; forging one

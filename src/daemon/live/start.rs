@@ -26,7 +26,7 @@ use crate::exit;
 use crate::firewall::FirewallError;
 use crate::host;
 use crate::host::fib::Fib;
-use crate::ignore::{self, IgnoreList, discover};
+use crate::never_block::{self, NeverBlockList, discover};
 use crate::pipeline::Pipeline;
 use crate::respond::Responder;
 use crate::time::{Clock, SteadyClock, Timestamp, WallOffset};
@@ -100,7 +100,7 @@ fn failed(e: impl Into<Box<dyn std::error::Error>>) -> StartError {
 pub fn never_block(config: &Config) -> Result<NeverBlock, StartError> {
     let interfaces = host::interface_addresses().map_err(failed)?;
     let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
-    let (list, warnings) = ignore::load(&config.never_block, discovered)
+    let (list, warnings) = never_block::load(&config.never_block, discovered)
         .map_err(|e| StartError::new(exit::CONFIG, e))?;
     Ok(NeverBlock {
         interfaces,
@@ -112,7 +112,7 @@ pub fn never_block(config: &Config) -> Result<NeverBlock, StartError> {
 /// [`never_block`], its warnings logged.
 pub(super) fn never_block_logged(
     config: &Config,
-) -> Result<(Vec<(String, IpAddr)>, IgnoreList), StartError> {
+) -> Result<(Vec<(String, IpAddr)>, NeverBlockList), StartError> {
     let found = never_block(config)?;
     for w in &found.warnings {
         tracing::warn!("{w}");
@@ -270,7 +270,7 @@ pub(super) fn start(
         "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
          configuration: {}; control socket {}); {}",
         interfaces.len(),
-        daemon.pipeline.ignore().entries().len(),
+        daemon.pipeline.never_block().entries().len(),
         daemon.responder.active_count(),
         daemon.loaded.origin,
         config.daemon.socket.display(),
