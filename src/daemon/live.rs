@@ -97,6 +97,7 @@ impl Wake {
 mod event_loop;
 mod start;
 
+use start::StartError;
 pub use start::never_block;
 use start::never_block_logged;
 
@@ -177,6 +178,27 @@ fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallEr
             Box::new(crate::firewall::route::RouteFirewall::new()?),
         ),
     })
+}
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The configuration could not be read or is not valid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The never-block list could not be built.
+    #[error(transparent)]
+    NeverBlock(#[from] StartError),
+    /// The firewall could not be made ready for the new configuration.
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+}
+
+impl ReloadError {
+    /// The error and its causes on one line (a TOML error spans several).
+    fn one_line(&self) -> String {
+        exit::chain(self).replace('\n', "; ")
+    }
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
@@ -282,8 +304,9 @@ impl Daemon {
                         Ok(origin) => {
                             self.log(&format!("reloaded the configuration from {origin}"))
                         }
-                        Err(why) => self.warn(&format!(
-                            "reload refused, still running on the previous configuration: {why}"
+                        Err(e) => self.warn(&format!(
+                            "reload refused, still running on the previous configuration: {}",
+                            e.one_line()
                         )),
                     }
                     notify("READY=1");
@@ -757,8 +780,9 @@ impl Daemon {
             Ok(found) => found,
             Err(e) => {
                 self.warn(&format!(
-                    "could not rebuild the never-block list after a host change ({e}); \
-                     keeping the old one"
+                    "could not rebuild the never-block list after a host change ({}); \
+                     keeping the old one",
+                    exit::chain(&e)
                 ));
                 return;
             }
@@ -835,29 +859,26 @@ impl Daemon {
     }
 
     /// Loads the configuration again; on any problem keeps the old one and says why.
-    fn reload(&mut self) -> Result<String, String> {
-        let loaded = config::load(self.config_path.as_deref())
-            .map_err(|e| exit::chain(&e).replace('\n', "; "))?;
+    fn reload(&mut self) -> Result<String, ReloadError> {
+        let loaded = config::load(self.config_path.as_deref())?;
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
         let new = loaded.config.clone();
-        let (interfaces, ignore) = never_block_logged(&new).map_err(|e| e.to_string())?;
+        let (interfaces, ignore) = never_block_logged(&new)?;
         // A new firewall only if its settings changed; it must be ready before anything moves.
         let firewall_changed = new.backend != self.config().backend
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
         if firewall_changed {
-            let (mode, mut firewall) = firewall_for(&new).map_err(|e| exit::chain(&e))?;
-            firewall.ensure_ready(&allow).map_err(|e| exit::chain(&e))?;
+            let (mode, mut firewall) = firewall_for(&new)?;
+            firewall.ensure_ready(&allow)?;
             let due: Vec<Action> = self.responder.due(self.now()).collect();
-            firewall.apply(&due).map_err(|e| exit::chain(&e))?;
+            firewall.apply(&due)?;
             self.firewall = firewall;
             self.mode = mode;
         } else {
-            self.firewall
-                .ensure_ready(&allow)
-                .map_err(|e| exit::chain(&e))?;
+            self.firewall.ensure_ready(&allow)?;
         }
         let mut traps = new.traps.build(host::local_port_range());
         if let Ok(listeners) = host::read_listeners() {
@@ -1024,9 +1045,11 @@ impl Daemon {
                 ));
                 Response::Reloaded { config }
             }
-            Err(why) => {
-                let message =
-                    format!("reload refused, still running on the previous configuration: {why}");
+            Err(e) => {
+                let message = format!(
+                    "reload refused, still running on the previous configuration: {}",
+                    e.one_line()
+                );
                 self.log(&message);
                 Response::Error { message }
             }
