@@ -39,7 +39,7 @@ use crate::host::fib::{Fib, RouteBack};
 use crate::never_block::NeverBlockList;
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
-use crate::respond::{ActiveBlock, Decision, MAX_BLOCK_FOR, Responder, Why};
+use crate::respond::{ActiveBlock, Decision, Distrust, MAX_BLOCK_FOR, Responder, SourceView, Why};
 use crate::state::{self, State};
 use crate::time::{Clock, SteadyClock, SystemClock, Timestamp, WallOffset};
 use crate::trust::{Peers, Protect, ReversePath};
@@ -178,6 +178,13 @@ fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallEr
             Box::new(crate::firewall::route::RouteFirewall::new()?),
         ),
     })
+}
+
+/// The name of interface `index`, or `interface N` when it has none (any more).
+fn interface_name(index: u32) -> String {
+    nix::net::if_::if_indextoname(index)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| format!("interface {index}"))
 }
 
 /// Why a reload was refused; the running configuration stays.
@@ -400,12 +407,31 @@ impl Daemon {
 
     fn on_detection(&mut self, d: &Detection) {
         let now = self.now();
-        let refused = match self.reverse_path(d) {
-            Some(refused) => Some(refused),
-            None => self.protected(d),
+        let reverse_path = self.reverse_path_for(d);
+        let view = SourceView {
+            route_back: self.route_back(d, reverse_path),
+            reverse_path,
+            // As last read, once a second: a dump of the established connections walks the
+            // kernel's whole connection table (2 ms here), too slow for the way to a block.
+            peers: (self.config().respond.protect != Protect::None).then_some(&self.peers),
         };
-        let decision = match refused {
-            Some(refused) => refused,
+        let decision = match crate::respond::distrust(d, &view, self.pipeline.never_block()) {
+            Some(Distrust::ReversePath { came_in, route }) => Decision::ReversePath {
+                addr: d.addr,
+                came_in: came_in.map(interface_name),
+                route: match route {
+                    RouteBack::Via(oif) => Some(interface_name(oif)),
+                    RouteBack::Local => Some("this host".into()),
+                    RouteBack::None => None,
+                },
+            },
+            Some(Distrust::Protected(c)) => Decision::Protected {
+                addr: d.addr,
+                peer: c.peer,
+                port: c.port,
+                since: c.since,
+                ended: c.ended,
+            },
             None => self
                 .responder
                 .on_detection(d, self.pipeline.never_block(), now),
@@ -465,29 +491,26 @@ impl Daemon {
         }
     }
 
-    /// The reverse-path check of a detection's source (`[respond] reverse-path`): a refusal
-    /// when the kernel would not route back to it by the interface its probe came in on (or at
-    /// all). Never-block sources are left to the responder, which says so; a lookup that fails
-    /// is said and lets the detection through (the kernel's own rp_filter still stands).
-    fn reverse_path(&mut self, d: &Detection) -> Option<Decision> {
-        let name = |index: u32| {
-            nix::net::if_::if_indextoname(index)
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| format!("interface {index}"))
-        };
-        let mode = match self.config().respond.reverse_path {
+    /// The reverse-path check in force for `d`'s source: the configured one, with `kernel`
+    /// read from the host's rp_filter for the probe's interface (IPv4; strict for IPv6).
+    fn reverse_path_for(&self, d: &Detection) -> ReversePath {
+        match self.config().respond.reverse_path {
             ReversePath::Kernel if d.addr.is_ipv4() => {
-                host::kernel_reverse_path(d.arrived_on.map(name).as_deref())
+                host::kernel_reverse_path(d.arrived_on.map(interface_name).as_deref())
             }
             ReversePath::Kernel => ReversePath::Strict,
             mode => mode,
-        };
+        }
+    }
+
+    /// The route back to `d`'s source, asked of the kernel (cached) when the reverse-path check
+    /// (`mode`) is on for it; `None` when it is off, or the lookup failed (said, folded).
+    fn route_back(&mut self, d: &Detection, mode: ReversePath) -> Option<RouteBack> {
         if mode == ReversePath::Off || self.pipeline.never_block().contains(d.addr) {
             return None;
         }
-        let fib = self.fib.as_mut()?;
-        let back = match fib.route_back(d.addr) {
-            Ok(back) => back,
+        match self.fib.as_mut()?.route_back(d.addr) {
+            Ok(back) => Some(back),
             Err(e) => {
                 if self
                     .fold
@@ -498,48 +521,9 @@ impl Daemon {
                         d.addr
                     ));
                 }
-                return None;
+                None
             }
-        };
-        if mode.passes(d.arrived_on, back) {
-            return None;
         }
-        Some(Decision::ReversePath {
-            addr: d.addr,
-            came_in: d.arrived_on.map(name),
-            route: match back {
-                RouteBack::Via(oif) => Some(name(oif)),
-                RouteBack::Local => Some("this host".into()),
-                RouteBack::None => None,
-            },
-        })
-    }
-
-    /// The protection of peers (`[respond] protect`): a refusal when this host was in
-    /// conversation, before the detection's first probe, with an address the block would cover
-    /// ([`crate::respond::target`]): a connection established at the last reading of the socket
-    /// table ([`Daemon::read_peers`], once a second), or one of a minute or more that ended
-    /// within `protect-for`. A connection the scanner opened during its scan protects nothing.
-    /// Nothing is read here: on this kernel a dump of established sockets walks the whole
-    /// connection hash table, about 2 ms on this project's machine kind, too slow for the way
-    /// from a probe to its block.
-    fn protected(&self, d: &Detection) -> Option<Decision> {
-        if self.config().respond.protect == Protect::None
-            || self.pipeline.never_block().contains(d.addr)
-        {
-            return None;
-        }
-        let c = self.peers.protecting(
-            crate::respond::target(d, self.pipeline.never_block()),
-            d.first_seen,
-        )?;
-        Some(Decision::Protected {
-            addr: d.addr,
-            peer: c.peer,
-            port: c.port,
-            since: c.since,
-            ended: c.ended,
-        })
     }
 
     /// Reads the established connections afresh (with `protect = "established"`). A failed

@@ -235,6 +235,61 @@ impl Decision {
     }
 }
 
+/// What the shell asked the kernel about a detection's source, for [`distrust`].
+#[derive(Clone, Copy, Debug)]
+pub struct SourceView<'a> {
+    /// The reverse-path check in force for this source (with `kernel`, the host's setting for
+    /// the probe's interface).
+    pub reverse_path: crate::trust::ReversePath,
+    /// The route back to the source, when it was looked up (`None`: the check is off, or the
+    /// lookup failed, which lets the detection through: the kernel's own rp_filter stands).
+    pub route_back: Option<crate::trust::RouteBack>,
+    /// The conversations that protect sources, with `[respond] protect = "established"`.
+    pub peers: Option<&'a crate::trust::Peers>,
+}
+
+/// Why the trust rules keep a detection from the responder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distrust {
+    /// The route back to the source does not leave by the interface its probe came in on (or
+    /// there is none): its probes may be forged.
+    ReversePath {
+        /// The interface the probe came in on, when the capture said.
+        came_in: Option<u32>,
+        /// The route back.
+        route: crate::trust::RouteBack,
+    },
+    /// The host was in conversation with an address the block would cover before the evidence
+    /// began.
+    Protected(crate::trust::Conversation),
+}
+
+/// The trust rules over a detection, in order: a source the host would not route back the way
+/// its probe came is reported (reverse path); one of a peer in conversation with the host since
+/// before its first probe, within what a block would cover ([`target`]), is protected.
+/// Never-block sources are left to the responder, which says so. **Pure**: the shell hands in
+/// what the kernel said.
+pub fn distrust(
+    d: &Detection,
+    view: &SourceView<'_>,
+    never_block: &NeverBlockList,
+) -> Option<Distrust> {
+    if never_block.contains(d.addr) {
+        return None;
+    }
+    if let Some(route) = view.route_back {
+        if !view.reverse_path.passes(d.arrived_on, route) {
+            return Some(Distrust::ReversePath {
+                came_in: d.arrived_on,
+                route,
+            });
+        }
+    }
+    view.peers
+        .and_then(|peers| peers.protecting(target(d, never_block), d.first_seen))
+        .map(Distrust::Protected)
+}
+
 /// What brings the firewall from what it holds to what is due: the one diff the daemon makes
 /// — at start, after the ruleset lost our blocks, and once a second for a backend whose blocks
 /// do not end by themselves (routes). **Pure.**

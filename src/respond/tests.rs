@@ -43,7 +43,7 @@ fn config() -> RespondConfig {
     }
 }
 
-fn ignore(nets: &[&str]) -> NeverBlockList {
+fn never_block_list(nets: &[&str]) -> NeverBlockList {
     NeverBlockList::new(
         nets.iter()
             .map(|n| Entry {
@@ -74,7 +74,7 @@ fn ttl_of(d: &Decision) -> Option<Duration> {
 #[test]
 fn a_first_offence_is_blocked_for_block_for() {
     let mut r = Responder::new(&config());
-    let d = r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(0));
+    let d = r.on_detection(&host("203.0.113.7"), &never_block_list(&[]), t(0));
     assert_eq!(
         d,
         Decision::Block {
@@ -96,7 +96,7 @@ fn a_first_offence_is_blocked_for_block_for() {
 #[test]
 fn repeat_offenders_get_longer_blocks_up_to_the_maximum() {
     let mut r = Responder::new(&config());
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     let mut ttls = Vec::new();
     let mut now = 0;
     for _ in 0..5 {
@@ -114,7 +114,7 @@ fn offences_older_than_the_memory_are_forgotten() {
     let mut c = config();
     c.remember_offences = Duration::from_secs(2 * H);
     let mut r = Responder::new(&c);
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     r.on_detection(&host("203.0.113.7"), &none, t(0));
     // Back after 3 h: the offence at 0 is beyond the 2 h memory.
     let d = r.on_detection(&host("203.0.113.7"), &none, t(3 * H));
@@ -124,7 +124,7 @@ fn offences_older_than_the_memory_are_forgotten() {
 
 #[test]
 fn already_blocked_gives_nothing_or_a_refresh_by_config() {
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     let mut r = Responder::new(&config());
     r.on_detection(&host("203.0.113.7"), &none, t(0));
     let d = r.on_detection(&host("203.0.113.7"), &none, t(60));
@@ -156,7 +156,7 @@ fn the_rate_budget_allows_a_burst_then_refills() {
     let mut c = config();
     c.max_new_blocks_per_second = 3;
     let mut r = Responder::new(&c);
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     let decide = |r: &mut Responder, i: u32, at: Timestamp| {
         r.on_detection(&host(&format!("203.0.113.{i}")), &none, at)
     };
@@ -184,7 +184,7 @@ fn past_max_blocks_detections_are_refused_until_blocks_expire() {
     let mut c = config();
     c.max_blocks = 2;
     let mut r = Responder::new(&c);
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     for (i, addr) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
         let d = r.on_detection(&host(addr), &none, t(i as u64));
         assert!(matches!(d, Decision::Block { .. }));
@@ -206,7 +206,11 @@ fn past_max_blocks_detections_are_refused_until_blocks_expire() {
 #[test]
 fn never_block_wins_and_names_the_reason() {
     let mut r = Responder::new(&config());
-    let d = r.on_detection(&host("198.51.100.1"), &ignore(&["198.51.100.0/24"]), t(0));
+    let d = r.on_detection(
+        &host("198.51.100.1"),
+        &never_block_list(&["198.51.100.0/24"]),
+        t(0),
+    );
     assert_eq!(
         d,
         Decision::NeverBlock {
@@ -222,7 +226,7 @@ fn a_prefix_covering_a_never_block_address_is_narrowed_to_the_scanner() {
     let mut r = Responder::new(&config());
     let d = r.on_detection(
         &detection("2001:db8::/64", "2001:db8::66"),
-        &ignore(&["2001:db8::1/128"]),
+        &never_block_list(&["2001:db8::1/128"]),
         t(0),
     );
     assert!(
@@ -233,7 +237,7 @@ fn a_prefix_covering_a_never_block_address_is_narrowed_to_the_scanner() {
 
 #[test]
 fn a_covering_block_wins_and_a_wider_block_replaces_the_narrow_ones() {
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     let mut r = Responder::new(&config());
     r.on_detection(&detection("2001:db8::66/128", "2001:db8::66"), &none, t(0));
     r.on_detection(&detection("2001:db8::67/128", "2001:db8::67"), &none, t(0));
@@ -264,7 +268,7 @@ fn a_covering_block_wins_and_a_wider_block_replaces_the_narrow_ones() {
 #[test]
 fn unblock_lifts_exactly_the_block_given() {
     let mut r = Responder::new(&config());
-    r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(0));
+    r.on_detection(&host("203.0.113.7"), &never_block_list(&[]), t(0));
     assert_eq!(
         r.unblock(net("203.0.113.8/32"), None, t(1)),
         Err(NotBlocked(net("203.0.113.8/32")))
@@ -285,7 +289,7 @@ fn unblock_lifts_exactly_the_block_given() {
 #[test]
 fn a_grace_period_after_unblock_keeps_the_address_from_being_blocked_again() {
     let mut r = Responder::new(&config());
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     r.on_detection(&host("203.0.113.7"), &none, t(0));
     r.unblock(net("203.0.113.7/32"), Some(Duration::from_secs(60)), t(10))
         .unwrap();
@@ -307,7 +311,7 @@ fn blocks_by_hand_take_their_duration_and_skip_the_rate_budget() {
     let mut c = config();
     c.max_new_blocks_per_second = 1;
     let mut r = Responder::new(&c);
-    r.on_detection(&host("203.0.113.1"), &ignore(&[]), t(0));
+    r.on_detection(&host("203.0.113.1"), &never_block_list(&[]), t(0));
     let d = r.block_by_hand(net("203.0.113.0/24"), Some(Duration::from_secs(600)), t(0));
     assert_eq!(
         d,
@@ -355,7 +359,7 @@ fn restored_blocks_and_offenders_count_as_before() {
     );
     assert_eq!(r.active_count(), 1, "an expired block is not restored");
     r.restore_offender(net("203.0.113.9/32"), 2, t(0), t(10));
-    let d = r.on_detection(&host("203.0.113.9"), &ignore(&[]), t(20));
+    let d = r.on_detection(&host("203.0.113.9"), &never_block_list(&[]), t(20));
     assert!(matches!(d, Decision::Block { offence: 3, .. }), "{d:?}");
     assert_eq!(ttl_of(&d), Some(Duration::from_secs(4 * H)));
 }
@@ -411,7 +415,7 @@ fn issue_14_too_few_ports_are_reported_not_blocked() {
     let mut r = Responder::new(&c);
     let mut one = host("203.0.113.7");
     one.ports.truncate(1);
-    let d = r.on_detection(&one, &ignore(&[]), t(0));
+    let d = r.on_detection(&one, &never_block_list(&[]), t(0));
     assert_eq!(
         d,
         Decision::TooFewPorts {
@@ -424,7 +428,7 @@ fn issue_14_too_few_ports_are_reported_not_blocked() {
     assert!(!d.settles(&one), "judged again at its next probe");
     // Three ports: blocked. A block by hand needs no ports at all.
     assert!(matches!(
-        r.on_detection(&host("203.0.113.7"), &ignore(&[]), t(1)),
+        r.on_detection(&host("203.0.113.7"), &never_block_list(&[]), t(1)),
         Decision::Block { .. }
     ));
     assert!(matches!(
@@ -440,7 +444,7 @@ fn issue_14_a_prefix_is_blocked_whole_only_when_several_of_its_addresses_scanned
     let mut r = Responder::new(&config());
     let mut lone = detection("2001:db8:c::/64", "2001:db8:c::dead");
     lone.several_addresses = false;
-    let d = r.on_detection(&lone, &ignore(&[]), t(0));
+    let d = r.on_detection(&lone, &never_block_list(&[]), t(0));
     assert!(matches!(
         d,
         Decision::Block { net, .. } if net == self::net("2001:db8:c::dead/128")
@@ -448,14 +452,14 @@ fn issue_14_a_prefix_is_blocked_whole_only_when_several_of_its_addresses_scanned
     assert!(!d.settles(&lone), "the rest of the /64 is still judged");
     let several = detection("2001:db8:d::/64", "2001:db8:d::7");
     assert!(matches!(
-        r.on_detection(&several, &ignore(&[]), t(0)),
+        r.on_detection(&several, &never_block_list(&[]), t(0)),
         Decision::Block { net, .. } if net == self::net("2001:db8:d::/64")
     ));
     // The same for an IPv4 prefix wider than one address.
     let mut lone4 = detection("203.0.113.0/24", "203.0.113.9");
     lone4.several_addresses = false;
     assert!(matches!(
-        r.on_detection(&lone4, &ignore(&[]), t(0)),
+        r.on_detection(&lone4, &never_block_list(&[]), t(0)),
         Decision::Block { net, .. } if net == self::net("203.0.113.9/32")
     ));
 }
@@ -469,7 +473,7 @@ fn issue_14_cheap_detections_cannot_spend_the_reserve_nor_the_other_familys_budg
     c.min_ports = 3;
     c.max_new_blocks_per_second = 8;
     let mut r = Responder::new(&c);
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     // Forged: three ports each, from fresh IPv6 prefixes: six get blocks, then the reserve.
     let cheap = |i: u16| {
         detection(
@@ -514,7 +518,7 @@ fn issue_14_a_prefix_gets_at_most_its_cap_of_new_blocks_a_minute() {
     let mut c = config();
     c.min_ports = 3;
     let mut r = Responder::new(&c);
-    let none = ignore(&[]);
+    let none = never_block_list(&[]);
     let made = (1..=40u8)
         .filter(|i| {
             matches!(
@@ -591,4 +595,77 @@ fn reconcile_puts_back_what_is_missing_and_names_what_is_extra() {
     // In step: nothing to do.
     let all: std::collections::HashSet<IpNet> = due.iter().map(Action::net).collect();
     assert_eq!(reconcile(due, &all), Plan::default());
+}
+
+/// Issue 15: the trust rules decided once, without the kernel: what the shell asked it comes in
+/// a `SourceView`. The order is the daemon's: reverse path, then protection; never-block sources
+/// go to the responder, which says so.
+#[test]
+fn distrust_applies_the_reverse_path_then_the_protection_of_peers() {
+    use crate::trust::{Peers, ReversePath, RouteBack};
+    let at = |s: u64| Timestamp::from_micros(1_800_000_000_000_000 + s * 1_000_000);
+    let mut peers = Peers::new(Duration::from_secs(3600));
+    peers.observe(at(100), [("203.0.113.9".parse().unwrap(), 22, 40_000)]);
+    let view = |route_back, peers| SourceView {
+        reverse_path: ReversePath::Strict,
+        route_back,
+        peers,
+    };
+    let arriving = |mut d: Detection, on: u32, first: u64| {
+        d.arrived_on = Some(on);
+        d.first_seen = at(first);
+        d
+    };
+    let none = never_block_list(&[]);
+    let scanner = arriving(host("203.0.113.9"), 2, 200);
+    // The route back leaves by another interface: reported, whatever else holds.
+    assert_eq!(
+        distrust(
+            &scanner,
+            &view(Some(RouteBack::Via(3)), Some(&peers)),
+            &none
+        ),
+        Some(Distrust::ReversePath {
+            came_in: Some(2),
+            route: RouteBack::Via(3)
+        })
+    );
+    // It comes back the same way, and the conversation began before the evidence: protected.
+    let protected = distrust(
+        &scanner,
+        &view(Some(RouteBack::Via(2)), Some(&peers)),
+        &none,
+    );
+    assert!(
+        matches!(protected, Some(Distrust::Protected(c)) if c.port == 22 && c.since == at(100)),
+        "{protected:?}"
+    );
+    // Evidence older than the conversation, protection off, or no lookup made: the responder's.
+    let early = arriving(host("203.0.113.9"), 2, 50);
+    assert_eq!(
+        distrust(&early, &view(Some(RouteBack::Via(2)), Some(&peers)), &none),
+        None
+    );
+    assert_eq!(
+        distrust(&scanner, &view(Some(RouteBack::Via(2)), None), &none),
+        None
+    );
+    let stranger = arriving(host("203.0.113.10"), 2, 200);
+    assert_eq!(distrust(&stranger, &view(None, Some(&peers)), &none), None);
+    // A prefix blocked whole would cut the peer off: protected too.
+    let prefix = arriving(detection("203.0.113.0/24", "203.0.113.10"), 2, 200);
+    assert!(matches!(
+        distrust(&prefix, &view(None, Some(&peers)), &none),
+        Some(Distrust::Protected(c)) if c.peer == "203.0.113.9".parse::<IpAddr>().unwrap()
+    ));
+    // Never-block sources are the responder's to report.
+    let listed = never_block_list(&["203.0.113.9/32"]);
+    assert_eq!(
+        distrust(
+            &scanner,
+            &view(Some(RouteBack::None), Some(&peers)),
+            &listed
+        ),
+        None
+    );
 }
