@@ -82,13 +82,14 @@ pub(crate) fn transport(
     complete: bool,
 ) -> Integrity {
     let (field_at, len) = if proto == UDP {
-        let Some(ulen) = segment
-            .get(4..6)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-        else {
+        let (Some(ulen), Some(field)) = (
+            segment
+                .get(4..6)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))),
+            segment.get(6..8).map(|b| u16::from_be_bytes([b[0], b[1]])),
+        ) else {
             return Integrity::Unverified;
         };
-        let field = u16::from_be_bytes([segment[6], segment[7]]);
         if field == 0 {
             // "No checksum": allowed over IPv4 only (RFC 768; RFC 8200 §8.1 for IPv6).
             return if src.is_ipv4() {
@@ -163,6 +164,26 @@ mod tests {
         // Odd lengths are padded with a zero byte.
         assert_eq!(Sum::default().add(&[0x12]).fold(), 0x1200);
         assert_eq!(Sum::default().add(&[0x12, 0x34, 0x56]).fold(), 0x6834);
+    }
+
+    /// Whatever the bytes, a verdict and no panic: every prefix of a datagram and a segment.
+    #[test]
+    fn short_segments_are_unverified_not_a_panic() {
+        let (src, dst) = (
+            "203.0.113.7".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+        );
+        let segment = [0x9c, 0x40, 0, 53, 0, 9, 0x12, 0x34, 0xff];
+        for cut in 0..segment.len() {
+            for proto in [TCP, UDP] {
+                let _ = transport(src, dst, proto, &segment[..cut], true);
+                let _ = transport(src, dst, proto, &segment[..cut], false);
+            }
+        }
+        assert_eq!(
+            transport(src, dst, UDP, &segment[..7], true),
+            Integrity::Unverified
+        );
     }
 
     #[test]
