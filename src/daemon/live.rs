@@ -29,7 +29,7 @@ use crate::wire::Proto;
 
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
-    BlockInfo, LIST_PAGE, LIST_PORTS, NeverBlockInfo, RefusalInfo, Request, Response, StatusInfo,
+    BlockInfo, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response, StatusInfo,
 };
 use crate::exit;
 use crate::firewall::nft::{NftConfig, NftFirewall};
@@ -50,8 +50,6 @@ const LISTENERS_EVERY: Duration = Duration::from_secs(1);
 /// if older), so that a service started a moment ago is never counted as a trap. The bound
 /// also caps the reads a flood of spoofed detections can cause at 100 a second.
 const LISTENERS_FRESH: Duration = Duration::from_millis(10);
-/// Sources whose last refused detection `why` remembers.
-const MAX_REFUSALS: usize = 1024;
 /// How often the state is written when it changed.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often systemd hears the counters.
@@ -95,6 +93,7 @@ impl Wake {
 }
 
 mod event_loop;
+mod not_blocked;
 mod start;
 
 use start::StartError;
@@ -145,10 +144,8 @@ struct Daemon {
     fib: Option<Fib>,
     /// The peers of established connections, as last read (once a second).
     peers: Peers,
-    /// Detections not blocked, by rule.
-    not_blocked: std::collections::BTreeMap<&'static str, u64>,
-    /// The last detection not blocked of each of the last [`MAX_REFUSALS`] sources, for `why`.
-    refusals: hashlink::LinkedHashMap<std::net::IpAddr, RefusalInfo>,
+    /// Detections not blocked: counted by rule, the last of each recent source (for `why`).
+    not_blocked: not_blocked::NotBlocked,
     logger: Logger,
 }
 
@@ -446,18 +443,8 @@ impl Daemon {
             self.pipeline.reconsider(d);
         }
         if let Some(rule) = decision.refusal_rule() {
-            *self.not_blocked.entry(rule).or_insert(0) += 1;
-            if self.refusals.len() >= MAX_REFUSALS {
-                self.refusals.pop_front();
-            }
-            self.refusals.insert(
-                d.addr,
-                RefusalInfo {
-                    at: SystemClock.now().to_string(),
-                    rule: rule.into(),
-                    line: line.clone(),
-                },
-            );
+            let at = SystemClock.now().to_string();
+            self.not_blocked.record(rule, d.addr, at, line.clone());
         }
         let actions = decision.actions();
         if actions.is_empty() {
@@ -916,8 +903,8 @@ impl Daemon {
             config: self.loaded.origin.to_string(),
             not_blocked: self
                 .not_blocked
-                .iter()
-                .map(|(rule, n)| ((*rule).to_string(), *n))
+                .counts()
+                .map(|(rule, n)| (rule.to_string(), n))
                 .chain((c.unroutable > 0).then(|| ("unroutable-source".into(), c.unroutable)))
                 .chain((c.bad_checksum > 0).then(|| ("bad-checksum".into(), c.bad_checksum)))
                 .collect(),
@@ -1009,7 +996,7 @@ impl Daemon {
                 .responder
                 .block_of(IpNet::from(addr), now)
                 .map(|b| self.block_info(&b, now)),
-            refused: self.refusals.get(&addr).cloned(),
+            refused: self.not_blocked.last_of(addr).cloned(),
             never_block: self
                 .pipeline
                 .never_block()

@@ -227,8 +227,7 @@ pub(super) fn start(
             }
         },
         peers: Peers::new(config.respond.protect_for),
-        not_blocked: std::collections::BTreeMap::new(),
-        refusals: hashlink::LinkedHashMap::new(),
+        not_blocked: super::not_blocked::NotBlocked::default(),
         logger,
         loaded,
         config_path,
