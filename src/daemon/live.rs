@@ -108,7 +108,7 @@ struct Daemon {
     /// The periodic audit's settings.
     auditor: Option<super::audit::Auditor>,
     /// `-L`: the local check is off whatever the configuration says.
-    local_check_off: bool,
+    disable_local_check: bool,
     loaded: Loaded,
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
@@ -210,9 +210,9 @@ pub fn run(
     loaded: Loaded,
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
-    local_check_off: bool,
+    disable_local_check: bool,
 ) -> ExitCode {
-    match start::start(loaded, config_path, verbosity, local_check_off) {
+    match start::start(loaded, config_path, verbosity, disable_local_check) {
         Ok(running) => running.serve(),
         Err(e) => e.report(),
     }
@@ -862,7 +862,7 @@ impl Daemon {
             interfaces.iter().map(|(_, a)| *a),
         );
         self.pipeline
-            .set_local_check(new.local_check && !self.local_check_off);
+            .set_local_check(new.local_check && !self.disable_local_check);
         self.responder.reconfigure(&new.respond);
         let now = self.now();
         self.peers.set_protect_for(new.respond.protect_for, now);

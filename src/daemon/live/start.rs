@@ -147,7 +147,7 @@ pub(super) fn start(
     loaded: Loaded,
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
-    local_check_off: bool,
+    disable_local_check: bool,
 ) -> Result<Running, StartError> {
     let clock = SteadyClock::new();
     let config = loaded.config.clone();
@@ -196,7 +196,7 @@ pub(super) fn start(
     let mut daemon = Daemon {
         auditor,
         verbosity,
-        local_check_off,
+        disable_local_check,
         clock,
         started: clock.now(),
         mode,
@@ -234,7 +234,7 @@ pub(super) fn start(
     };
     daemon
         .pipeline
-        .set_local_check(config.local_check && !local_check_off);
+        .set_local_check(config.local_check && !disable_local_check);
     daemon.reconcile();
     daemon.read_peers();
 
