@@ -13,6 +13,7 @@ use support::frames::{tcp_frame, udp_frame};
 use support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(10);
+const NULL: u16 = 0;
 const SYN: u16 = 0x02;
 const RST: u16 = 0x04;
 const ACK: u16 = 0x10;
@@ -58,7 +59,6 @@ fn packets_forged_from_the_host_do_not_hide_a_scan() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn sources_no_scanner_can_have_are_never_blocked() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("trust");
@@ -121,7 +121,6 @@ fn sources_no_scanner_can_have_are_never_blocked() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("trust");
@@ -227,6 +226,47 @@ impl AdminLink {
         );
     }
 
+    /// Forges, on the scanner's link, three NULL probes and twenty SYNs "from" the
+    /// administrator's address, and checks what follows: reported for its reverse path, not
+    /// blocked (neither in the log nor in the kernel), and `why` says which rule kept it.
+    fn forge_probes(&self, lab: &NetnsPair, daemon: &Daemon) {
+        let (forged, victim) = (ip(Self::ADMIN), ip(Self::VICTIM));
+        let mut frames: Vec<Vec<u8>> = [21, 22, 23]
+            .into_iter()
+            .map(|port| tcp_frame(forged, victim, 40_000, port, NULL))
+            .collect();
+        frames.extend((1000..1020).map(|port| tcp_frame(forged, victim, 40_001, port, SYN)));
+        lab.inject(&frames);
+        let said = format!(
+            "not blocking {}: its probes came in on {} but the route back to it leaves by {} \
+             (reverse path)",
+            Self::ADMIN,
+            lab.veth_a(),
+            self.victim_dev
+        );
+        assert!(
+            wait_until(DEADLINE, || daemon.out().contains(&said)),
+            "{}\n{}",
+            daemon.out(),
+            daemon.err()
+        );
+        assert!(
+            !daemon
+                .out()
+                .contains(&format!("blocked {} for", Self::ADMIN))
+        );
+        assert!(!lab.set_text("blocked4").contains(Self::ADMIN));
+        let why = String::from_utf8_lossy(&daemon.ctl(&["why", Self::ADMIN]).stdout).into_owned();
+        let head = format!(
+            "{} is not blocked\nlast detection not blocked, at ",
+            Self::ADMIN
+        );
+        assert!(
+            why.starts_with(&head) && why.contains("(reverse path)"),
+            "{why}"
+        );
+    }
+
     fn new(lab: &NetnsPair) -> Self {
         let ns = support::netns::Netns::new("admin");
         let tag = lab.veth_b.trim_start_matches("vb");
@@ -288,48 +328,13 @@ impl AdminLink {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn probes_forged_from_another_link_fail_the_reverse_path_check() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let admin = AdminLink::new(&lab);
     let dir = TempDir::new("trust");
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    let (forged, victim) = (ip(AdminLink::ADMIN), ip(AdminLink::VICTIM));
-    let mut frames: Vec<Vec<u8>> = [21, 22, 23]
-        .into_iter()
-        .map(|port| tcp_frame(forged, victim, 40_000, port, NULL))
-        .collect();
-    frames.extend((1000..1020).map(|port| tcp_frame(forged, victim, 40_001, port, SYN)));
-    lab.inject(&frames);
-    let said = format!(
-        "not blocking {}: its probes came in on {} but the route back to it leaves by {} \
-         (reverse path)",
-        AdminLink::ADMIN,
-        lab.veth_a(),
-        admin.victim_dev
-    );
-    assert!(
-        wait_until(DEADLINE, || daemon.out().contains(&said)),
-        "{}\n{}",
-        daemon.out(),
-        daemon.err()
-    );
-    assert!(
-        !daemon
-            .out()
-            .contains(&format!("blocked {} for", AdminLink::ADMIN))
-    );
-    assert!(!lab.set_text("blocked4").contains(AdminLink::ADMIN));
-    // `why` and `status` say which rule kept it from a block.
-    let why = String::from_utf8_lossy(&daemon.ctl(&["why", AdminLink::ADMIN]).stdout).into_owned();
-    let head = format!(
-        "{} is not blocked\nlast detection not blocked, at ",
-        AdminLink::ADMIN
-    );
-    assert!(
-        why.starts_with(&head) && why.contains("(reverse path)"),
-        "{why}"
-    );
+    admin.forge_probes(&lab, &daemon);
+    // `status` counts the rule that kept it from a block.
     let status: serde_json::Value =
         serde_json::from_slice(&daemon.ctl(&["status", "--json"]).stdout).unwrap();
     assert!(
@@ -406,7 +411,6 @@ fn a_peer_in_conversation_with_the_host_is_reported_not_blocked() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn real_scanners_are_blocked_during_a_flood_of_forged_detections() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("trust");
@@ -489,7 +493,6 @@ fn checksum_errors(lab: &NetnsPair, proto: &str) -> u64 {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn probes_with_a_wrong_checksum_are_not_evidence() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("trust");
@@ -561,7 +564,6 @@ fn tcp_ext(lab: &NetnsPair, name: &str) -> u64 {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn forgeries_from_the_administrators_address_over_the_default_route_block_nobody() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let admin = AdminLink::new(&lab);
@@ -585,41 +587,10 @@ fn forgeries_from_the_administrators_address_over_the_default_route_block_nobody
         "the session did not start"
     );
     let dropped_before = tcp_ext(&lab, "IPReversePathFilter");
-    let (forged, victim) = (ip(AdminLink::ADMIN), ip(AdminLink::VICTIM));
-    let mut frames: Vec<Vec<u8>> = [21, 22, 23]
-        .into_iter()
-        .map(|port| tcp_frame(forged, victim, 40_000, port, NULL))
-        .collect();
-    frames.extend((1000..1020).map(|port| tcp_frame(forged, victim, 40_001, port, SYN)));
-    lab.inject(&frames);
-    let said = format!(
-        "not blocking {}: its probes came in on {} but the route back to it leaves by {} \
-         (reverse path)",
-        AdminLink::ADMIN,
-        lab.veth_a(),
-        admin.victim_dev
-    );
-    assert!(
-        wait_until(DEADLINE, || daemon.out().contains(&said)),
-        "{}\n{}",
-        daemon.out(),
-        daemon.err()
-    );
+    admin.forge_probes(&lab, &daemon);
     // The kernel itself took none of them.
     assert_eq!(tcp_ext(&lab, "IPReversePathFilter") - dropped_before, 23);
-    assert!(
-        !daemon
-            .out()
-            .contains(&format!("blocked {} for", AdminLink::ADMIN))
-    );
-    assert!(!lab.set_text("blocked4").contains(AdminLink::ADMIN));
     assert!(in_session(&lab, AdminLink::ADMIN), "the session was cut");
-    let why = String::from_utf8_lossy(&daemon.ctl(&["why", AdminLink::ADMIN]).stdout).into_owned();
-    assert!(
-        why.starts_with(&format!("{} is not blocked\n", AdminLink::ADMIN))
-            && why.contains("(reverse path)"),
-        "{why}"
-    );
     // A real scanner on the attacker's link (not the gateway, which is on the never-block
     // list): blocked.
     let scanner = NetnsPair::B4_SECOND;
@@ -716,7 +687,6 @@ fn a_session_of_a_minute_protects_its_peer_after_it_ends() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
 fn reverse_path_kernel_follows_the_hosts_rp_filter() {
-    const NULL: u16 = 0;
     require_root();
     let lab = NetnsPair::new();
     let _admin = AdminLink::new(&lab);
