@@ -724,3 +724,46 @@ fn reverse_path_kernel_follows_the_hosts_rp_filter() {
         daemon.out()
     );
 }
+
+/// A slow scanner, one SYN a second to ten closed privileged ports, under a flood of
+/// one-packet sources (fresh IPv6 /64s) many times the detector's table (`max-sources = 256`
+/// here): 200 between its first two probes, 1,000 between each of the others. A table that
+/// evicts the source idle longest once lost the scanner to them; sources on probation give way
+/// first now, and the scanner is blocked.
+#[test]
+#[ignore = "needs root + netns: cargo test --test trust -- --ignored"]
+fn a_slow_scanner_survives_a_flood_of_one_packet_sources_and_is_blocked() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("trust");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[detect]\nmax-sources = 256\n");
+    let (scanner, v4, v6) = (ip(NetnsPair::B4), ip(NetnsPair::A4), ip(NetnsPair::A6));
+    let mut fresh = 0u128;
+    let mut flood = |n: usize| -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                fresh += 1;
+                let source = std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | (fresh << 64) | 7);
+                tcp_frame(source.into(), v6, 40_000, 1, SYN)
+            })
+            .collect()
+    };
+    for port in 1..=10 {
+        lab.inject(&[tcp_frame(scanner, v4, 40_000, port, SYN)]);
+        lab.inject(&flood(if port == 1 { 200 } else { 1000 }));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains(&format!("blocked {} for", NetnsPair::B4))),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    // The flood went through the pipeline: 9,200 one-packet sources, none a detection.
+    let status: serde_json::Value =
+        serde_json::from_slice(&daemon.ctl(&["status", "--json"]).stdout).unwrap();
+    assert!(status["packets"].as_u64() >= Some(9_210), "{status}");
+    assert!(!daemon.out().contains("2001:db8:"), "{}", daemon.out());
+}
