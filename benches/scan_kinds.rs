@@ -39,17 +39,10 @@ const KINDS: [(&str, &[&str], bool); 10] = [
     ("-6 -sS", &["-6", "-sS", "-p", "1-200"], true),
 ];
 
-/// One scan from the scanner's namespace; nmap's report.
+/// One scan from the scanner's namespace (the lab's nmap: `-n -Pn -T4 --max-retries 1`),
+/// paced; nmap's report.
 fn scan(lab: &NetnsPair, args: &[&str], v6: bool) -> String {
     let mut full = vec![
-        "timeout",
-        "600",
-        "nmap",
-        "-n",
-        "-Pn",
-        "-T4",
-        "--max-retries",
-        "1",
         "--scan-delay",
         "5ms",
         // One probe at a time (what --scan-delay makes of nmap): a probe the block drops waits
@@ -61,13 +54,7 @@ fn scan(lab: &NetnsPair, args: &[&str], v6: bool) -> String {
     ];
     full.extend_from_slice(args);
     full.push(if v6 { NetnsPair::A6 } else { NetnsPair::A4 });
-    let out = lab.exec(&lab.b, &full);
-    assert!(
-        out.status.success(),
-        "nmap {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&lab.nmap(&full).stdout).into_owned()
 }
 
 /// A fresh lab with the open ports and no ICMP rate limit.

@@ -41,14 +41,7 @@ fn packets_forged_from_the_host_do_not_hide_a_scan() {
         frames.push(tcp_frame(host, scanner, port, 40_000, SYN | ACK));
     }
     lab.inject(&frames);
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", NetnsPair::B4))),
-        "{}\n{}",
-        daemon.out(),
-        daemon.err()
-    );
+    assert_blocked(&daemon, NetnsPair::B4);
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
 }
 
@@ -91,13 +84,7 @@ fn sources_no_scanner_can_have_are_never_blocked() {
         .map(|port| tcp_frame(control, v4, 40_000, port, NULL))
         .collect();
     lab.inject(&probes);
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", NetnsPair::B4))),
-        "{}",
-        daemon.out()
-    );
+    assert_blocked(&daemon, NetnsPair::B4);
     let out = daemon.out();
     let blocked: Vec<&str> = out
         .lines()
@@ -170,6 +157,18 @@ fn one_heavy_probe_blocks_nobody_and_one_address_is_not_its_prefix() {
     );
 }
 
+/// Waits for the daemon to say it blocked `addr`; its output when it does not.
+fn assert_blocked(daemon: &Daemon, addr: &str) {
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains(&format!("blocked {addr} for"))),
+        "{addr} not blocked:\n{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+}
+
 /// A TCP connection from namespace `ns` to `dest`:`port`, held open for `seconds` (or until
 /// dropped).
 fn session(ns: &str, dest: &str, port: u16, seconds: u32) -> support::netns::KillOnDrop {
@@ -214,15 +213,10 @@ impl AdminLink {
 
     /// A real `nmap -sS` of ports 1-100 of the victim, from the administrator's namespace.
     fn nmap(&self) {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns.0, "nmap", "-n", "-Pn", "-sS"])
-            .args(["-p", "1-100", "--max-retries", "0", Self::VICTIM])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        support::netns::run(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &self.ns.0, "nmap", "-n", "-Pn", "-sS"])
+                .args(["-p", "1-100", "--max-retries", "0", Self::VICTIM]),
         );
     }
 
@@ -271,17 +265,7 @@ impl AdminLink {
         let ns = support::netns::Netns::new("admin");
         let tag = lab.veth_b.trim_start_matches("vb");
         let (victim_dev, admin_dev) = (format!("vm{tag}"), format!("vn{tag}"));
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new("ip")
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = support::netns::ip;
         run(&[
             "-n",
             &lab.a,
@@ -343,13 +327,7 @@ fn probes_forged_from_another_link_fail_the_reverse_path_check() {
     );
     // The same address scanning for real, from its own link: blocked.
     admin.nmap();
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", AdminLink::ADMIN))),
-        "{}",
-        daemon.out()
-    );
+    assert_blocked(&daemon, AdminLink::ADMIN);
 }
 
 /// The administrator who scans the host from the workstation they are logged in from keeps
@@ -462,13 +440,7 @@ fn real_scanners_are_blocked_during_a_flood_of_forged_detections() {
         }
     });
     for scanner in &scanners {
-        assert!(
-            wait_until(DEADLINE, || daemon
-                .out()
-                .contains(&format!("blocked {scanner} for"))),
-            "{scanner} not blocked:\n{}",
-            daemon.out()
-        );
+        assert_blocked(&daemon, scanner);
     }
 }
 
@@ -535,13 +507,7 @@ fn probes_with_a_wrong_checksum_are_not_evidence() {
     assert!(!lab.set_text("blocked4").contains(NetnsPair::B4));
     // Right checksums: the same twenty SYNs are a scan.
     lab.inject(&syns(40_003));
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", NetnsPair::B4))),
-        "{}",
-        daemon.out()
-    );
+    assert_blocked(&daemon, NetnsPair::B4);
 }
 
 /// A TCP counter of the victim's kernel in /proc/net/netstat (`TcpExt: IPReversePathFilter`:
@@ -604,13 +570,7 @@ fn forgeries_from_the_administrators_address_over_the_default_route_block_nobody
         "1-100",
         NetnsPair::A4,
     ]);
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {scanner} for"))),
-        "{}",
-        daemon.out()
-    );
+    assert_blocked(&daemon, scanner);
 }
 
 /// A scanner cannot borrow the protection of peers by opening a connection once its scan has
@@ -631,13 +591,7 @@ fn a_connection_opened_during_a_scan_protects_nothing() {
         "the daemon does not know the connection"
     );
     lab.nmap(&["-sS", "-p", "3-100", NetnsPair::A4]);
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", NetnsPair::B4))),
-        "{}",
-        daemon.out()
-    );
+    assert_blocked(&daemon, NetnsPair::B4);
 }
 
 /// The administrator logged out a while ago, then scans the host: a session that lasted a
@@ -716,13 +670,7 @@ fn reverse_path_kernel_follows_the_hosts_rp_filter() {
     );
     rp_filter(0, 0);
     lab.inject(&probes([24, 25, 26]));
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", AdminLink::ADMIN))),
-        "{}",
-        daemon.out()
-    );
+    assert_blocked(&daemon, AdminLink::ADMIN);
 }
 
 /// A slow scanner, one SYN a second to ten closed privileged ports, under a flood of
@@ -753,14 +701,7 @@ fn a_slow_scanner_survives_a_flood_of_one_packet_sources_and_is_blocked() {
         lab.inject(&flood(if port == 1 { 200 } else { 1000 }));
         std::thread::sleep(Duration::from_secs(1));
     }
-    assert!(
-        wait_until(DEADLINE, || daemon
-            .out()
-            .contains(&format!("blocked {} for", NetnsPair::B4))),
-        "{}\n{}",
-        daemon.out(),
-        daemon.err()
-    );
+    assert_blocked(&daemon, NetnsPair::B4);
     // The flood went through the pipeline: 9,200 one-packet sources, none a detection.
     let status: serde_json::Value =
         serde_json::from_slice(&daemon.ctl(&["status", "--json"]).stdout).unwrap();

@@ -23,7 +23,8 @@ pub fn require_root() {
     assert_eq!(euid, "0", "{NEEDS_ROOT}");
 }
 
-fn run(cmd: &mut Command) -> Output {
+/// Runs `cmd` and waits; panics, with its stderr, when it fails.
+pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -33,7 +34,8 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-fn ip(args: &[&str]) {
+/// Runs `ip` with `args`; panics, with its stderr, when it fails.
+pub fn ip(args: &[&str]) {
     run(Command::new("ip").args(args));
 }
 
