@@ -8,9 +8,9 @@
 //! |---|---|---|
 //! | [`time`] | yes (plus the one system clock) | `Timestamp`, the `Clock` trait |
 //! | [`wire`] | yes | link/IP/TCP/UDP parsing, TCP flag classification |
-//! | [`ignore`] | yes | the never-block list: CIDR lookup with a reason per entry |
+//! | [`never_block`] | yes | the never-block list: CIDR lookup with a reason per entry |
 //! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
-//! | [`pipeline`] | yes | packet → (local? reply? ignored?) → detector, with counters |
+//! | [`pipeline`] | yes | packet → (local? reply? never-block?) → detector, with counters |
 //! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
 //! | [`trust`] | yes | what evidence counts: sources no scanner can have, … |
 //! | [`netlink`] | yes | the netlink message format: one builder, one reader |
@@ -27,7 +27,9 @@
 //! | [`daemon`], [`ctl`] | shell | the two binaries' entry points |
 //!
 //! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
-//! wire concrete types together. Nothing pure imports `pcap`, sockets or the clock.
+//! wire concrete types together. Nothing pure imports a shell module, `pcap`, sockets or system
+//! calls (`tests/architecture.rs` fails if one does; its few exceptions say why), and only
+//! `time` reads the clock (clippy.toml).
 
 pub mod audit;
 pub mod capture;

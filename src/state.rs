@@ -23,7 +23,7 @@ pub const FILE: &str = "state.json";
 /// What is kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    /// [`FORMAT`].
+    /// `FORMAT`.
     pub format: u32,
     /// Active blocks.
     pub blocks: Vec<SavedBlock>,

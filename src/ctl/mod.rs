@@ -1,5 +1,5 @@
 //! `sentryctl`: asks the daemon over its control socket, and checks configurations. **Shell**;
-//! the human output is built by [`output`], which is pure.
+//! the human output is built by `output`, which is pure.
 
 pub mod audit;
 pub mod import;

@@ -100,7 +100,7 @@ impl std::fmt::Display for NftName {
 #[error("{0:?} is not an nftables name (a letter, then letters, digits, _ - . /; at most 255)")]
 pub struct BadName(pub String);
 
-/// More elements than one message can carry (see [`MAX_ELEMENTS_PER_MSG`]).
+/// More elements than one message can carry (at most `MAX_ELEMENTS_PER_MSG`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{count} set elements do not fit one netlink message (at most {MAX_ELEMENTS_PER_MSG}); \
