@@ -19,17 +19,7 @@ pub fn report(program: &str, err: &dyn Error) {
     eprintln!("{program}: error: {}", chain(err));
 }
 
-/// The error and its causes, `: `-separated.
-pub fn chain(err: &dyn Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
+pub use crate::report::chain;
 
 /// `code` as a process exit code.
 pub fn code(code: u8) -> ExitCode {

@@ -38,6 +38,7 @@ pub mod control;
 pub mod ctl;
 pub mod daemon;
 pub mod detect;
+pub mod engine;
 pub mod exit;
 pub mod firewall;
 pub mod host;

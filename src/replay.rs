@@ -1,6 +1,8 @@
-//! `sentryd --replay FILE`: the live pipeline over a capture file, decisions only (nothing is
-//! blocked). **Shell** (reads the file); the work is done by the pure [`Pipeline`] and
-//! [`Responder`], with the capture timestamps as the clock, so a replay is repeatable.
+//! `sentryd --replay FILE`: the daemon's [`Engine`] over a capture file, decisions only
+//! (nothing is blocked: a dry-run firewall). **Shell** (reads the file); the work is done by
+//! the very engine the daemon runs, with the capture timestamps as its clock and the host the
+//! capture shows, so a replay is repeatable. Checks that need the live kernel (the route back
+//! to a source, established connections) have nothing to go on here and pass.
 //!
 //! A capture does not say which addresses were "ours". Unless `--local` names them, they are
 //! inferred in a first pass: the destinations of probe-shaped packets that answer nothing.
@@ -8,18 +10,25 @@
 //! addresses, so that a service in the capture is not mistaken for a trap.
 
 use std::collections::BTreeSet;
+use std::io;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture::{CaptureError, PcapFile};
-use crate::config::{Config, LINUX_EPHEMERAL_PORTS};
+use crate::config::{self, Config, LINUX_EPHEMERAL_PORTS};
 use crate::detect::traps::Listeners;
 use crate::detect::{Detection, DetectorStats};
+use crate::engine::{Effect, Engine, Host, HostError, Level, NeverBlock, Options, SetupError};
+use crate::firewall::{DryRun, Firewall, FirewallError};
 use crate::never_block::{self, Entry, Reason};
-use crate::pipeline::{Counters, Pipeline, RecentFlows};
-use crate::respond::{Decision, Responder};
-use crate::time::Timestamp;
+use crate::pipeline::{Counters, RecentFlows};
+use crate::report::Mode;
+use crate::respond::Decision;
+use crate::time::{ManualClock, Timestamp};
+use crate::trust::{ReversePath, RouteBack};
 use crate::wire::{self, Proto, TcpFlags};
 
 /// The hash seed of a replay's conversation memory: fixed, so that replays repeat exactly.
@@ -45,6 +54,70 @@ pub enum ReplayError {
     /// The never-block file named by the configuration could not be read.
     #[error(transparent)]
     NeverBlockFile(#[from] never_block::NeverBlockFileError),
+    /// The engine could not start (not for a capture's host: listed for completeness).
+    #[error(transparent)]
+    Engine(SetupError),
+}
+
+impl From<SetupError> for ReplayError {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Host(HostError::NeverBlockFile(e)) => ReplayError::NeverBlockFile(e),
+            e => ReplayError::Engine(e),
+        }
+    }
+}
+
+/// The host a capture shows: its local addresses and the listening sockets answers came from;
+/// no routes, no connections, a dry-run firewall.
+struct CaptureHost {
+    locals: Vec<IpAddr>,
+    listeners: Listeners,
+}
+
+impl Host for CaptureHost {
+    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
+        let discovered = self.locals.iter().map(|&a| Entry {
+            net: a.into(),
+            reason: Reason::ReplayLocal,
+        });
+        let (list, warnings) = never_block::load(&config.never_block, discovered.collect())?;
+        Ok(NeverBlock {
+            interfaces: self.locals.iter().map(|&a| ("capture".into(), a)).collect(),
+            list,
+            warnings,
+        })
+    }
+
+    fn firewall(&mut self, _: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
+        Ok((Mode::DryRun, Box::new(DryRun)))
+    }
+
+    fn local_port_range(&self) -> RangeInclusive<u16> {
+        LINUX_EPHEMERAL_PORTS
+    }
+
+    fn listeners(&mut self) -> io::Result<Listeners> {
+        Ok(self.listeners.clone())
+    }
+
+    fn established(&mut self) -> io::Result<Vec<(IpAddr, u16, u16)>> {
+        Ok(Vec::new())
+    }
+
+    fn route_back(&mut self, _: IpAddr) -> Option<io::Result<RouteBack>> {
+        None
+    }
+
+    fn routes_changed(&mut self) {}
+
+    fn kernel_reverse_path(&self, _: Option<u32>) -> ReversePath {
+        ReversePath::Off
+    }
+
+    fn interface_name(&self, index: u32) -> String {
+        format!("interface {index}")
+    }
 }
 
 /// What a replay found, besides the detections it reported as it went.
@@ -102,23 +175,29 @@ pub fn run(
     for &(proto, addr, port) in &listened {
         listeners.insert(proto, Some(addr), port);
     }
-    let mut traps = config.traps.build(LINUX_EPHEMERAL_PORTS);
-    traps.set_listeners(listeners);
-
-    let discovered = locals.iter().map(|&a| Entry {
-        net: a.into(),
-        reason: Reason::ReplayLocal,
-    });
-    let (ignore, warnings) = never_block::load(&config.never_block, discovered.collect())?;
-    let mut pipeline = Pipeline::new(
-        config.detector.clone(),
-        traps,
-        ignore,
-        locals.iter().copied(),
-        REPLAY_SEED,
-    );
-    pipeline.set_local_check(config.local_check);
-    let mut responder = Responder::new(&config.respond);
+    let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+    let host = CaptureHost {
+        locals: locals.clone(),
+        listeners,
+    };
+    let engine_options = Options {
+        verbosity: crate::engine::Verbosity::Normal,
+        disable_local_check: false,
+        decisions: true,
+        seed: REPLAY_SEED,
+    };
+    let loaded = config::Loaded {
+        config: config.clone(),
+        origin: config::Origin::BuiltIn,
+        warnings: Vec::new(),
+    };
+    let mut engine = Engine::start(
+        loaded,
+        engine_options,
+        Box::new(clock.clone()),
+        Box::new(host),
+        None,
+    )?;
     let mut summary = Summary {
         locals,
         inferred: was_inferred,
@@ -131,8 +210,9 @@ pub fn run(
         never_block: 0,
         over_budget: 0,
         too_few_ports: 0,
-        warnings,
+        warnings: Vec::new(),
     };
+    summary.take(engine.take_effects(), &mut report);
 
     let mut file = PcapFile::open(&options.capture)?;
     let link = file.link();
@@ -141,27 +221,48 @@ pub fn run(
             None => (frame.at, frame.at),
             Some((first, _)) => (first, frame.at),
         });
-        if let Some(detection) = pipeline.process_frame(frame.at, link, frame.data) {
-            let decision = responder.on_detection(&detection, pipeline.never_block(), frame.at);
-            match decision {
-                Decision::Block { .. } => summary.blocks += 1,
-                Decision::AlreadyBlocked { .. } => summary.already_blocked += 1,
-                Decision::NeverBlock { .. } | Decision::InGrace { .. } => summary.never_block += 1,
-                Decision::OverBudget { .. } => summary.over_budget += 1,
-                Decision::TooFewPorts { .. } => summary.too_few_ports += 1,
-                // A replay asks no kernel for routes back or sessions: live checks only.
-                Decision::ReversePath { .. } | Decision::Protected { .. } => {}
-                Decision::Refresh { .. } => summary.already_blocked += 1,
+        clock.set(frame.at);
+        engine.packet(frame.at, wire::parse(link, frame.data));
+        summary.take(engine.take_effects(), &mut report);
+    }
+    summary.counters = *engine.pipeline().counters();
+    summary.detector = engine.pipeline().detector_stats();
+    Ok(summary)
+}
+
+impl Summary {
+    /// Counts the engine's decisions (each handed to `report`) and keeps its warnings; the
+    /// rest (log lines, the on-block program, history, state) a replay does not carry out.
+    fn take(&mut self, effects: Vec<Effect>, report: &mut impl FnMut(&Detection, &Decision)) {
+        for effect in effects {
+            match effect {
+                Effect::Decided {
+                    detection,
+                    decision,
+                } => {
+                    match decision {
+                        Decision::Block { .. } => self.blocks += 1,
+                        Decision::AlreadyBlocked { .. } | Decision::Refresh { .. } => {
+                            self.already_blocked += 1;
+                        }
+                        Decision::NeverBlock { .. } | Decision::InGrace { .. } => {
+                            self.never_block += 1;
+                        }
+                        Decision::OverBudget { .. } => self.over_budget += 1,
+                        Decision::TooFewPorts { .. } => self.too_few_ports += 1,
+                        // Live checks only: a capture's host has no routes or sessions.
+                        Decision::ReversePath { .. } | Decision::Protected { .. } => {}
+                    }
+                    report(&detection, &decision);
+                }
+                Effect::Log(Level::Warn, line) => self.warnings.push(line),
+                Effect::Log(..)
+                | Effect::Blocked { .. }
+                | Effect::History { .. }
+                | Effect::Save(_) => {}
             }
-            if !decision.settles(&detection) {
-                pipeline.reconsider(&detection);
-            }
-            report(&detection, &decision);
         }
     }
-    summary.counters = *pipeline.counters();
-    summary.detector = pipeline.detector_stats();
-    Ok(summary)
 }
 
 /// Local addresses and listening sockets, as far as a capture shows them.

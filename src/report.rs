@@ -337,6 +337,18 @@ pub fn history_line(at: Timestamp, addr: std::net::IpAddr, proto: Proto, port: u
     format!("{secs} - {m}/{d}/{y} {time} Host: {addr}/{addr} Port: {port} {proto} Blocked")
 }
 
+/// The error and its causes, `: `-separated.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

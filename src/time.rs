@@ -103,8 +103,24 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
 
 /// A source of the current time, owned by the shell and passed down.
 pub trait Clock {
-    /// The current wall-clock time.
+    /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// How far the real-time clock is from this clock now (zero for a clock that is the
+    /// real-time clock, or stands in for it).
+    fn wall_offset(&self) -> WallOffset {
+        WallOffset::default()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+
+    fn wall_offset(&self) -> WallOffset {
+        (**self).wall_offset()
+    }
 }
 
 /// The system's real-time clock.
@@ -277,6 +293,10 @@ impl Default for SteadyClock {
 impl Clock for SteadyClock {
     fn now(&self) -> Timestamp {
         self.time.at(self.start.elapsed())
+    }
+
+    fn wall_offset(&self) -> WallOffset {
+        self.offset()
     }
 }
 

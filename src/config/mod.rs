@@ -70,6 +70,17 @@ pub enum Backend {
     Route,
 }
 
+impl Backend {
+    /// How `status` names it: the nftables mode, or "route".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Nft(NftConfig::Own { .. }) => "own",
+            Backend::Nft(NftConfig::Attach { .. }) => "attach",
+            Backend::Route => "route",
+        }
+    }
+}
+
 /// How serious the daemon's audit findings are, in its log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {

@@ -5,6 +5,7 @@
 //! The [`Firewall`] trait is the seam between the pure core, which decides, and the shell,
 //! which carries decisions out: the responder returns [`Action`]s, the daemon hands them here.
 
+pub mod memory;
 pub mod nft;
 pub mod route;
 

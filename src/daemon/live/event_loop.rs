@@ -8,36 +8,24 @@ use std::time::Duration;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::start::Running;
-use super::{FRAMES_PER_TURN, LISTENERS_EVERY, SAVE_EVERY, STATUS_EVERY};
+use super::{FRAMES_PER_TURN, STATUS_EVERY};
 use crate::capture::coalesce::Coalesce;
 use crate::capture::connect::TrapSockets;
 use crate::config::Method;
 use crate::daemon::notify::notify;
 use crate::exit;
-use crate::host;
 use crate::time::{Clock, Timestamp};
-
-/// When each periodic chore is next due.
-struct Chores {
-    listeners: Timestamp,
-    save: Timestamp,
-    status: Timestamp,
-}
 
 impl Running {
     /// Runs until SIGTERM or SIGINT (exit 0) or a capture or poll failure (exit 1).
     pub(super) fn serve(mut self) -> ExitCode {
         let clock = self.daemon.clock;
         let now = clock.now();
-        let mut chores = Chores {
-            listeners: now.saturating_add(LISTENERS_EVERY),
-            save: now.saturating_add(SAVE_EVERY),
-            status: now,
-        };
+        let mut status_due = now;
         let mut ready_traps: Vec<usize> = Vec::new();
         // Captures that wake the loop for every frame (immediate pcap, the raw socket) pause
         // briefly between turns under a flood; batched pcap needs no help.
-        let capture = &self.daemon.config().capture;
+        let capture = &self.daemon.engine.config().capture;
         let per_frame = match capture.method {
             Method::Raw => true,
             Method::Pcap => capture.immediate,
@@ -56,14 +44,11 @@ impl Running {
             if self.daemon.on_events(&self.events) {
                 return self.stop();
             }
-            let next_heal = self.daemon.heal_if_due();
-            self.chores(&mut chores);
+            let next = self.daemon.engine.tick();
+            self.daemon.carry_out();
+            self.tell_systemd(&mut status_due);
             // Sleep until frames are waiting, another thread has something, or the next chore.
-            let next = chores
-                .listeners
-                .min(chores.save)
-                .min(chores.status)
-                .min(next_heal.unwrap_or(chores.status));
+            let next = next.min(status_due);
             if let Some(pause) = pause {
                 std::thread::sleep(pause);
             }
@@ -81,23 +66,15 @@ impl Running {
         let mut arrivals = Vec::new();
         sockets.take(ready.drain(..), &mut arrivals);
         for a in &arrivals {
-            let at = self.daemon.clock.now();
-            if let Some(d) = self
-                .daemon
-                .pipeline
-                .connection(at, a.src, a.dst, a.proto, a.port)
-            {
-                // The trap ports are the daemon's own sockets: no second look at the socket
-                // table, which lists them as listening.
-                self.daemon.on_detection(&d);
-            }
+            self.daemon.engine.connection(a.src, a.dst, a.proto, a.port);
         }
+        self.daemon.carry_out();
     }
 
     /// Up to [`FRAMES_PER_TURN`] frames of each capture, through the pipeline; how many.
     fn take_frames(&mut self) -> Result<u64, ExitCode> {
         // Capture timestamps come from the real-time clock, which may have been stepped.
-        let offset = self.daemon.wall_offset();
+        let offset = self.daemon.engine.wall_offset();
         let mut frames = 0;
         for capture in &mut self.captures {
             let link = capture.link();
@@ -108,69 +85,46 @@ impl Running {
                         let at = offset.from_wall(frame.at);
                         let packet = crate::wire::parse(link, frame.data)
                             .map(|p| p.seen(frame.direction, frame.ifindex));
-                        if let Some(d) = self.daemon.pipeline.process(at, packet) {
-                            if let Some(d) = self.daemon.confirm(d) {
-                                self.daemon.on_detection(&d);
-                            }
-                        }
+                        self.daemon.engine.packet(at, packet);
                     }
                     Ok(None) => break,
                     Err(e) => {
+                        self.daemon.carry_out();
                         tracing::error!("{}", exit::chain(&e));
-                        self.daemon.save();
+                        self.daemon.save_now();
                         return Err(exit::code(exit::FAILURE));
                     }
                 }
             }
         }
+        self.daemon.carry_out();
         Ok(frames)
     }
 
-    /// The chores that are due: folded log summaries, the route backend's sync, the socket
-    /// table, the state file, the counters for systemd.
-    fn chores(&mut self, due: &mut Chores) {
-        let daemon = &mut self.daemon;
-        let now = daemon.clock.now();
-        if now >= due.listeners {
-            due.listeners = now.saturating_add(LISTENERS_EVERY);
-            for line in daemon.fold.summaries(now) {
-                daemon.log(&line);
-            }
-            if !daemon.firewall.expires_by_itself() {
-                daemon.sync_blocks();
-            }
-            match host::read_listeners() {
-                Ok(listeners) => {
-                    daemon.pipeline.set_listeners(listeners);
-                    daemon.listeners_read = now;
-                }
-                Err(e) => daemon.warn(&format!("cannot refresh listening sockets: {e}")),
-            }
-            daemon.read_peers();
+    /// Every [`STATUS_EVERY`]: the capture's drop counters to the engine, the counters to
+    /// systemd.
+    fn tell_systemd(&mut self, due: &mut Timestamp) {
+        let now = self.daemon.clock.now();
+        if now < *due {
+            return;
         }
-        if now >= due.save {
-            due.save = now.saturating_add(SAVE_EVERY);
-            if daemon.dirty {
-                daemon.save();
-            }
-        }
-        if now >= due.status {
-            due.status = now.saturating_add(STATUS_EVERY);
-            daemon.capture_drops = self
-                .captures
-                .iter_mut()
-                .map(|c| {
-                    let (dropped, if_dropped) = c.drops();
-                    u64::from(dropped) + u64::from(if_dropped)
-                })
-                .sum();
-            let s = daemon.status();
-            notify(&format!(
-                "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
-                s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
-            ));
-            tracing::debug!("counters: {:?}", daemon.pipeline.counters());
-        }
+        *due = now.saturating_add(STATUS_EVERY);
+        let drops = self
+            .captures
+            .iter_mut()
+            .map(|c| {
+                let (dropped, if_dropped) = c.drops();
+                u64::from(dropped) + u64::from(if_dropped)
+            })
+            .sum();
+        let engine = &mut self.daemon.engine;
+        engine.set_capture_drops(drops);
+        let s = engine.status();
+        notify(&format!(
+            "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
+            s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
+        ));
+        tracing::debug!("counters: {:?}", engine.pipeline().counters());
     }
 
     /// Waits, at most until `next` and a second, for a frame, a wake-up or a trap connection;
@@ -197,7 +151,7 @@ impl Running {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 exit::report("sentryd", &e);
-                self.daemon.save();
+                self.daemon.save_now();
                 return Err(exit::code(exit::FAILURE));
             }
         }
@@ -214,11 +168,11 @@ impl Running {
     /// SIGTERM or SIGINT: the state saved, the control socket removed; the blocks stay.
     fn stop(mut self) -> ExitCode {
         notify("STOPPING=1");
-        self.daemon.save();
+        self.daemon.save_now();
         let _ = std::fs::remove_file(&self.socket_path);
         tracing::info!(
             "stopping; {} blocks stay in the kernel until they expire",
-            self.daemon.responder.active_count()
+            self.daemon.engine.blocks_active()
         );
         ExitCode::SUCCESS
     }

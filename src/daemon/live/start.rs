@@ -3,18 +3,14 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
-use ipnet::IpNet;
-
-use super::{
-    Daemon, Event, LATENCY_SAMPLES, Mode, NeverBlock, Verbosity, Wake, firewall_for, spawn_signals,
-};
+use super::system::{self, System};
+use super::{Daemon, Event, Verbosity, Wake, spawn_signals};
 use crate::capture::connect::TrapSockets;
 use crate::capture::raw::RawCapture;
 use crate::capture::{Live, LiveCapture, LiveSettings};
@@ -22,15 +18,13 @@ use crate::config::{Backend, Config, Loaded, Method};
 use crate::control::server::Server;
 use crate::daemon::hook::Hooks;
 use crate::daemon::notify::notify;
+use crate::engine::{Engine, HostError, NeverBlock, Options, SetupError};
 use crate::exit;
 use crate::firewall::FirewallError;
 use crate::host;
-use crate::host::fib::Fib;
-use crate::never_block::{self, NeverBlockList, discover};
-use crate::pipeline::Pipeline;
-use crate::respond::Responder;
-use crate::time::{Clock, SteadyClock, Timestamp, WallOffset};
-use crate::trust::Peers;
+use crate::report::Mode;
+use crate::state;
+use crate::time::SteadyClock;
 
 /// Why the daemon could not start (or could not build the never-block list): the error, the
 /// exit code it maps to, and a hint for the administrator when there is one.
@@ -92,6 +86,26 @@ impl From<FirewallError> for StartError {
     }
 }
 
+impl From<HostError> for StartError {
+    fn from(e: HostError) -> Self {
+        let code = match e {
+            HostError::Interfaces(_) => exit::FAILURE,
+            HostError::NeverBlockFile(_) => exit::CONFIG,
+        };
+        StartError::new(code, e)
+    }
+}
+
+impl From<SetupError> for StartError {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Host(e) => e.into(),
+            SetupError::Firewall(e) => e.into(),
+            SetupError::Listeners(e) => failed(e),
+        }
+    }
+}
+
 /// A failure of the system beneath (a pipe, a socket, a thread): exit 1.
 fn failed(e: impl Into<Box<dyn std::error::Error>>) -> StartError {
     StartError::new(exit::FAILURE, e)
@@ -104,26 +118,7 @@ fn failed(e: impl Into<Box<dyn std::error::Error>>) -> StartError {
 ///
 /// The interfaces cannot be listed (exit 1), or the never-block file cannot be read (exit 78).
 pub fn never_block(config: &Config) -> Result<NeverBlock, StartError> {
-    let interfaces = host::interface_addresses().map_err(failed)?;
-    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
-    let (list, warnings) = never_block::load(&config.never_block, discovered)
-        .map_err(|e| StartError::new(exit::CONFIG, e))?;
-    Ok(NeverBlock {
-        interfaces,
-        list,
-        warnings,
-    })
-}
-
-/// [`never_block`], its warnings logged.
-pub(super) fn never_block_logged(
-    config: &Config,
-) -> Result<(Vec<(String, IpAddr)>, NeverBlockList), StartError> {
-    let found = never_block(config)?;
-    for w in &found.warnings {
-        tracing::warn!("{w}");
-    }
-    Ok((found.interfaces, found.list))
+    Ok(system::never_block(config)?)
 }
 
 /// A started daemon and what its loop reads: the captures or trap sockets, and the events of
@@ -168,21 +163,29 @@ pub(super) fn start(
             tracing::debug!("cannot clear the {set:?} capabilities: {e}");
         }
     }
-    let (interfaces, ignore) = never_block_logged(&config)?;
-    let (mode, mut firewall) = firewall_for(&config)?;
-    let allow: Vec<IpNet> = ignore.entries().iter().map(|e| e.net).collect();
-    firewall.ensure_ready(&allow)?;
-
-    let mut traps = config.traps.build(host::local_port_range());
-    traps.set_listeners(host::read_listeners().map_err(failed)?);
-    let seed = RandomState::new().hash_one(std::process::id());
-    let pipeline = Pipeline::new(
-        config.detector.clone(),
-        traps,
-        ignore,
-        interfaces.iter().map(|(_, a)| *a),
-        seed,
-    );
+    let saved = match state::load(
+        &config.daemon.state_dir,
+        state::size_limit(config.respond.max_blocks),
+    ) {
+        Ok(saved) => Some(saved),
+        Err(e) => {
+            tracing::warn!("{e}; starting without saved blocks");
+            None
+        }
+    };
+    let options = Options {
+        verbosity,
+        disable_local_check,
+        decisions: false,
+        seed: RandomState::new().hash_one(std::process::id()),
+    };
+    let engine = Engine::start(
+        loaded,
+        options,
+        Box::new(clock),
+        Box::new(System::new()),
+        saved,
+    )?;
     let auditor = match crate::daemon::audit::Auditor::spawn(
         config.audit.clone(),
         crate::audit::store::default_path(&config.daemon.state_dir),
@@ -194,49 +197,17 @@ pub(super) fn start(
         }
     };
     let mut daemon = Daemon {
-        auditor,
-        verbosity,
-        disable_local_check,
+        engine,
         clock,
-        started: clock.now(),
-        mode,
-        firewall,
-        responder: Responder::new(&config.respond),
-        pipeline,
+        auditor,
         hooks: Hooks::new(
             config.respond.on_block.clone(),
             config.respond.on_block_timeout,
         ),
-        wall_offset: WallOffset::default(),
-        dirty: false,
-        save_failing: false,
-        refused: 0,
-        capture_drops: 0,
-        latencies: std::collections::VecDeque::with_capacity(LATENCY_SAMPLES),
-        listeners_read: clock.now(),
-        heal_pending: false,
-        heal_not_before: Timestamp::ZERO,
-        heal_pace: crate::firewall::RebuildPace::default(),
-        heal_fight: false,
-        fold: crate::report::Fold::default(),
-        fib: match Fib::open() {
-            Ok(fib) => Some(fib),
-            Err(e) => {
-                tracing::warn!("cannot ask the kernel for routes ({e}); no reverse-path check");
-                None
-            }
-        },
-        peers: Peers::new(config.respond.protect_for),
-        not_blocked: super::not_blocked::NotBlocked::default(),
         logger,
-        loaded,
         config_path,
     };
-    daemon
-        .pipeline
-        .set_local_check(config.local_check && !disable_local_check);
-    daemon.reconcile();
-    daemon.read_peers();
+    daemon.carry_out();
 
     let traps_bound = bind_traps(&daemon, &config)?;
     let captures = open_captures(&config)?;
@@ -274,12 +245,12 @@ pub(super) fn start(
     tracing::info!(
         "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
          configuration: {}; control socket {}); {}",
-        interfaces.len(),
-        daemon.pipeline.never_block().entries().len(),
-        daemon.responder.active_count(),
-        daemon.loaded.origin,
+        daemon.engine.local_addresses(),
+        daemon.engine.pipeline().never_block().entries().len(),
+        daemon.engine.blocks_active(),
+        daemon.engine.origin(),
         config.daemon.socket.display(),
-        match (mode, &config.backend) {
+        match (daemon.engine.mode(), &config.backend) {
             (Mode::Enforcing, Backend::Nft(_)) => "blocking in nftables",
             (Mode::Enforcing, Backend::Route) => "blocking with blackhole routes",
             (Mode::DryRun, _) => "dry run: nothing is blocked",
@@ -301,7 +272,7 @@ fn bind_traps(daemon: &Daemon, config: &Config) -> Result<Option<TrapSockets>, S
     if config.capture.method != Method::Connect {
         return Ok(None);
     }
-    let traps = daemon.pipeline.traps();
+    let traps = daemon.engine.pipeline().traps();
     let (tcp, udp) = (
         traps.bound_ports(crate::wire::Proto::Tcp),
         traps.bound_ports(crate::wire::Proto::Udp),

@@ -1,0 +1,250 @@
+//! The control requests the engine answers: status, list, why, never-block, and blocks and
+//! unblocks by hand.
+
+use super::*;
+
+impl Engine {
+    /// A control request but `reload` (which needs the configuration read: the shell's), answered.
+    pub fn request(&mut self, request: Request) -> Response {
+        let now = self.clock.now();
+        match request {
+            Request::Status => Response::Status(self.status()),
+            Request::List { offset, limit } => self.list(offset, limit, now),
+            Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
+            Request::Unblock { net, grace } => self.unblock_by_hand(net.trunc(), grace, now),
+            Request::Why { addr } => self.why(addr, now),
+            Request::NeverBlock => Response::NeverBlock {
+                entries: self
+                    .pipeline
+                    .never_block()
+                    .entries()
+                    .iter()
+                    .map(never_block_info)
+                    .collect(),
+            },
+            Request::Reload => Response::Error {
+                message: "reload is the daemon's to do".into(),
+            },
+        }
+    }
+
+    /// What `sentryctl status` shows.
+    pub fn status(&self) -> StatusInfo {
+        let c = self.pipeline.counters();
+        StatusInfo {
+            mode: match self.mode {
+                Mode::Enforcing => "enforcing".into(),
+                Mode::DryRun => "dry-run".into(),
+            },
+            firewall: self.config().backend.name().into(),
+            uptime: self.clock.now().saturating_since(self.started).as_secs(),
+            packets: c.frames,
+            probes: c.probes,
+            detections: c.detections,
+            blocks_active: self.responder.active_count(),
+            max_blocks: self.config().respond.max_blocks,
+            refused: self.refused,
+            capture_drops: self.capture_drops,
+            block_latency_p50_us: percentile(&self.latencies, 500),
+            block_latency_p99_us: percentile(&self.latencies, 990),
+            block_latency_samples: self.latencies.len(),
+            config: self.loaded.origin.to_string(),
+            not_blocked: self
+                .not_blocked
+                .counts()
+                .map(|(rule, n)| (rule.to_string(), n))
+                .chain((c.unroutable > 0).then(|| ("unroutable-source".into(), c.unroutable)))
+                .chain((c.bad_checksum > 0).then(|| ("bad-checksum".into(), c.bad_checksum)))
+                .collect(),
+            protected_peers: self.peers.len(),
+        }
+    }
+
+    pub(super) fn block_info(&self, b: &ActiveBlock, now: Timestamp) -> BlockInfo {
+        BlockInfo {
+            net: b.net,
+            kind: b.why.kind.clone(),
+            // A block's ports, like a page of blocks, are capped so that an answer always fits
+            // the protocol's 64 KiB.
+            ports: b.why.port_labels().into_iter().take(LIST_PORTS).collect(),
+            blocked_at: self.wall.to_wall(b.since).to_string(),
+            remaining: b.until.saturating_since(now).as_secs(),
+            offence: b.offence,
+        }
+    }
+
+    /// `sentryctl list`: a page of the blocks in force.
+    pub(super) fn list(&self, offset: usize, limit: usize, now: Timestamp) -> Response {
+        let all: Vec<ActiveBlock> = self.responder.active(now).collect();
+        Response::Blocks {
+            total: all.len(),
+            blocks: all
+                .iter()
+                .skip(offset)
+                .take(limit.min(LIST_PAGE))
+                .map(|b| self.block_info(b, now))
+                .collect(),
+        }
+    }
+
+    /// `sentryctl unblock`: lifted in the kernel (also when the daemon did not know the block:
+    /// an element added by hand; removing a missing one is harmless), with an optional grace
+    /// period during which the source is not blocked again.
+    pub(super) fn unblock_by_hand(
+        &mut self,
+        net: IpNet,
+        grace: Option<u64>,
+        now: Timestamp,
+    ) -> Response {
+        let result = self
+            .responder
+            .unblock(net, grace.map(Duration::from_secs), now);
+        if let Err(e) = self.apply(&[Action::Unblock { net }]) {
+            return Response::Error {
+                message: format!("could not unblock {}: {e}", source_text(&net)),
+            };
+        }
+        self.dirty = true;
+        // Its next probes are judged afresh (and met by the grace period, if any).
+        self.pipeline.forget(net);
+        if result.is_err() {
+            return Response::NotBlocked { net };
+        }
+        let grace = grace
+            .filter(|g| *g > 0)
+            .map(|g| format!(", not blocked again for {}", human(Duration::from_secs(g))))
+            .unwrap_or_default();
+        self.log(format!("unblocked {} by hand{grace}", source_text(&net)));
+        Response::Unblocked { net }
+    }
+
+    /// `sentryctl why`: the block that covers `addr`, its last detection not blocked, and the
+    /// never-block entries that hold it.
+    pub(super) fn why(&self, addr: IpAddr, now: Timestamp) -> Response {
+        Response::Why {
+            addr,
+            block: self
+                .responder
+                .block_of(IpNet::from(addr), now)
+                .map(|b| self.block_info(&b, now)),
+            refused: self.not_blocked.last_of(addr).cloned(),
+            never_block: self
+                .pipeline
+                .never_block()
+                .why(addr)
+                .map(never_block_info)
+                .collect(),
+        }
+    }
+
+    /// Why a block by hand of `net` for `seconds` cannot be made, if it cannot.
+    pub(super) fn refuse_by_hand(&self, net: IpNet, seconds: Option<u64>) -> Option<String> {
+        if let Some(seconds) = seconds {
+            if seconds == 0 || Duration::from_secs(seconds) > MAX_BLOCK_FOR {
+                return Some(format!(
+                    "not blocking {} for {}: a block lasts from 1s to {}",
+                    source_text(&net),
+                    human(Duration::from_secs(seconds)),
+                    human(MAX_BLOCK_FOR)
+                ));
+            }
+        }
+        let covered: Vec<String> = self
+            .pipeline
+            .never_block()
+            .entries()
+            .iter()
+            .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
+            .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
+            .collect();
+        (!covered.is_empty()).then(|| {
+            format!(
+                "not blocking {}: it overlaps the never-block list: {}",
+                source_text(&net),
+                covered.join(", ")
+            )
+        })
+    }
+
+    /// `sentryctl block`: any address or network but one that overlaps the never-block list,
+    /// for a duration from a second to [`MAX_BLOCK_FOR`] (the configured one by default).
+    pub(super) fn block_by_hand(
+        &mut self,
+        net: IpNet,
+        seconds: Option<u64>,
+        now: Timestamp,
+    ) -> Response {
+        if let Some(refused) = self.refuse_by_hand(net, seconds) {
+            return Response::Error { message: refused };
+        }
+        let decision = self
+            .responder
+            .block_by_hand(net, seconds.map(Duration::from_secs), now);
+        match &decision {
+            Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
+                let ttl = *ttl;
+                let actions = decision.actions();
+                match self.apply(&actions) {
+                    Ok(()) => {
+                        self.dirty = true;
+                        self.log(format!(
+                            "blocked {} for {} by hand",
+                            source_text(&net),
+                            human(ttl)
+                        ));
+                        Response::Blocked {
+                            net,
+                            seconds: ttl.as_secs(),
+                        }
+                    }
+                    Err(e) => {
+                        self.forget_blocks(&actions);
+                        Response::Error {
+                            message: format!("could not block {}: {e}", source_text(&net)),
+                        }
+                    }
+                }
+            }
+            Decision::AlreadyBlocked { net: by, remaining } => Response::Error {
+                message: format!(
+                    "{} is already blocked by the block of {} for {} more",
+                    source_text(&net),
+                    source_text(by),
+                    human(*remaining)
+                ),
+            },
+            Decision::OverBudget { .. } => Response::Error {
+                message: format!(
+                    "not blocking {}: {} blocks are active ([respond] max-blocks)",
+                    source_text(&net),
+                    self.config().respond.max_blocks
+                ),
+            },
+            Decision::NeverBlock { .. }
+            | Decision::InGrace { .. }
+            | Decision::TooFewPorts { .. }
+            | Decision::ReversePath { .. }
+            | Decision::Protected { .. } => Response::Error {
+                message: format!("not blocking {}", source_text(&net)),
+            },
+        }
+    }
+}
+
+/// A never-block entry as `sentryctl` shows it.
+pub(super) fn never_block_info(e: &crate::never_block::Entry) -> NeverBlockInfo {
+    NeverBlockInfo {
+        net: e.net,
+        reason: e.reason.to_string(),
+    }
+}
+
+/// The per-mille-th value of `samples` (0 when there are none).
+pub(super) fn percentile(samples: &VecDeque<u64>, per_mille: usize) -> u64 {
+    let mut sorted: Vec<u64> = samples.iter().copied().collect();
+    sorted.sort_unstable();
+    sorted
+        .get(sorted.len().saturating_sub(1) * per_mille / 1000)
+        .copied()
+        .unwrap_or(0)
+}

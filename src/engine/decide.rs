@@ -1,0 +1,225 @@
+//! What the engine does with a frame, a trap connection or a detection: the socket table's
+//! second look, the trust rules, the responder, and what follows a decision.
+
+use super::*;
+
+impl Engine {
+    /// A captured frame, parsed, that arrived at `at` (engine time).
+    pub fn packet(&mut self, at: Timestamp, packet: Result<Packet, Skip>) {
+        if let Some(d) = self.pipeline.process(at, packet) {
+            if let Some(d) = self.confirm(d) {
+                self.on_detection(&d);
+            }
+        }
+    }
+
+    /// Connect mode: a connection or datagram on a trap port of the daemon's own. The trap
+    /// ports are the daemon's own sockets: no second look at the socket table, which lists
+    /// them as listening.
+    pub fn connection(&mut self, src: IpAddr, dst: IpAddr, proto: Proto, port: u16) {
+        let at = self.clock.now();
+        if let Some(d) = self.pipeline.connection(at, src, dst, proto, port) {
+            self.on_detection(&d);
+        }
+    }
+
+    /// Checks a detection against the socket table, read afresh unless it was read a moment
+    /// ago, before it is acted on.
+    pub(super) fn confirm(&mut self, d: Detection) -> Option<Detection> {
+        let now = self.clock.now();
+        let mut fresh = None;
+        if now.saturating_since(self.listeners_read) > LISTENERS_FRESH {
+            match self.host.listeners() {
+                Ok(listeners) => {
+                    self.listeners_read = now;
+                    fresh = Some(listeners);
+                }
+                Err(e) => self.warn(format!("cannot re-read listening sockets: {e}")),
+            }
+        }
+        let summary = (self.options.verbosity >= Verbosity::Verbose)
+            .then(|| format!("{}: {}", d.source, d.summary()));
+        let confirmed = self.pipeline.confirm(d, fresh);
+        if let (None, Some(summary)) = (&confirmed, summary) {
+            self.log(format!(
+                "withdrawn: {summary}: services have started on some of its ports"
+            ));
+        }
+        confirmed
+    }
+
+    /// A detection: judged by the trust rules, then by the responder; carried out, said,
+    /// and followed by the on-block program and the history line when it blocked.
+    pub(super) fn on_detection(&mut self, d: &Detection) {
+        let now = self.clock.now();
+        let decision = self.decide(d, now);
+        if self.options.decisions {
+            self.effects.push(Effect::Decided {
+                detection: d.clone(),
+                decision: decision.clone(),
+            });
+        }
+        let line = report::line(d, &decision, self.mode);
+        let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
+            && self.options.verbosity < Verbosity::Verbose;
+        if matches!(decision, Decision::OverBudget { .. }) {
+            self.refused += 1;
+        }
+        if !decision.settles(d) {
+            self.pipeline.reconsider(d);
+        }
+        if let Some(rule) = decision.refusal_rule() {
+            let at = self.wall.to_wall(now).to_string();
+            self.not_blocked.record(rule, d.addr, at, line.clone());
+        }
+        let actions = decision.actions();
+        if actions.is_empty() {
+            // A flood of forged packets makes these by the thousand: folded into a summary.
+            let said = report::Folded::of(&decision).is_none_or(|kind| self.fold.offer(kind, now));
+            if !quiet && said {
+                self.log(line);
+            }
+            return;
+        }
+        match self.apply(&actions) {
+            Ok(()) => {
+                if let Decision::Block { net, ttl, .. } = &decision {
+                    let latency = self.clock.now().saturating_since(d.last_seen);
+                    if self.latencies.len() == LATENCY_SAMPLES {
+                        self.latencies.pop_front();
+                    }
+                    self.latencies
+                        .push_back(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+                    self.effects.push(Effect::Blocked {
+                        detection: d.clone(),
+                        net: *net,
+                        ttl: *ttl,
+                    });
+                    self.history(d, now);
+                }
+                self.dirty = true;
+                self.log(line);
+            }
+            Err(e) => {
+                // A block is recorded only once the kernel has it.
+                self.forget_blocks(&actions);
+                self.warn(format!("could not carry out \"{line}\": {e}"));
+            }
+        }
+    }
+
+    /// What to do about `d`: the trust rules first (reverse path, protected peers), then the
+    /// responder (never-block, grace, budget, escalation).
+    pub(super) fn decide(&mut self, d: &Detection, now: Timestamp) -> Decision {
+        let reverse_path = self.reverse_path_for(d);
+        let route_back = self.route_back(d, reverse_path);
+        let view = SourceView {
+            route_back,
+            reverse_path,
+            // As last read, once a second: a dump of the established connections walks the
+            // kernel's whole connection table (2 ms here), too slow for the way to a block.
+            peers: (self.config().respond.protect != Protect::None).then_some(&self.peers),
+        };
+        match crate::respond::distrust(d, &view, self.pipeline.never_block()) {
+            Some(Distrust::ReversePath { came_in, route }) => Decision::ReversePath {
+                addr: d.addr,
+                came_in: came_in.map(|i| self.host.interface_name(i)),
+                route: match route {
+                    RouteBack::Via(oif) => Some(self.host.interface_name(oif)),
+                    RouteBack::Local => Some("this host".into()),
+                    RouteBack::None => None,
+                },
+            },
+            Some(Distrust::Protected(c)) => Decision::Protected {
+                addr: d.addr,
+                peer: c.peer,
+                port: c.port,
+                since: c.since,
+                ended: c.ended,
+            },
+            None => self
+                .responder
+                .on_detection(d, self.pipeline.never_block(), now),
+        }
+    }
+
+    /// The reverse-path check in force for `d`'s source: the configured one, with `kernel`
+    /// the host's rp_filter for the probe's interface (IPv4; strict for IPv6).
+    pub(super) fn reverse_path_for(&self, d: &Detection) -> ReversePath {
+        match self.config().respond.reverse_path {
+            ReversePath::Kernel if d.addr.is_ipv4() => self.host.kernel_reverse_path(d.arrived_on),
+            ReversePath::Kernel => ReversePath::Strict,
+            mode => mode,
+        }
+    }
+
+    /// The route back to `d`'s source, asked of the host when the reverse-path check (`mode`)
+    /// is on for it; `None` when it is off, or the lookup failed (said, folded).
+    pub(super) fn route_back(&mut self, d: &Detection, mode: ReversePath) -> Option<RouteBack> {
+        if mode == ReversePath::Off || self.pipeline.never_block().contains(d.addr) {
+            return None;
+        }
+        match self.host.route_back(d.addr)? {
+            Ok(back) => Some(back),
+            Err(e) => {
+                if self
+                    .fold
+                    .offer(report::Folded::ReversePath, self.clock.now())
+                {
+                    self.warn(format!(
+                        "cannot look up the route back to {}: {e}; not checking it",
+                        d.addr
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    /// The PortSentry-format history line of the block of `d`, if a history file is
+    /// configured (when it happened, as the system clock reads it, as PortSentry wrote it).
+    pub(super) fn history(&mut self, d: &Detection, now: Timestamp) {
+        let Some(path) = self.config().respond.history_file.clone() else {
+            return;
+        };
+        let Some(&(proto, port)) = d.ports.first() else {
+            return;
+        };
+        let line = report::history_line(self.wall.to_wall(now), d.addr, proto, port);
+        self.effects.push(Effect::History { path, line });
+    }
+
+    /// Reads the established connections afresh (with `protect = "established"`). A failed
+    /// read is said once per streak, and counts as a reading with no connection: those seen
+    /// before end, and are remembered by the usual rule.
+    pub(super) fn read_peers(&mut self) {
+        let now = self.clock.now();
+        if self.config().respond.protect == Protect::None {
+            self.peers = Peers::new(self.config().respond.protect_for);
+            return;
+        }
+        match self.host.established() {
+            Ok(sockets) => {
+                // In connect mode the trap ports are the daemon's own sockets: a connection
+                // waiting there to be accepted is a probe, not a conversation.
+                let traps = if self.config().capture.method == config::Method::Connect {
+                    self.pipeline.traps().bound_ports(Proto::Tcp)
+                } else {
+                    Vec::new()
+                };
+                self.peers.observe(
+                    now,
+                    sockets
+                        .into_iter()
+                        .filter(|(_, port, _)| !traps.contains(port)),
+                );
+            }
+            Err(e) => {
+                if !self.peers.is_empty() || self.fold.offer(report::Folded::Protected, now) {
+                    self.warn(format!("cannot read established connections: {e}"));
+                }
+                self.peers.observe(now, []);
+            }
+        }
+    }
+}

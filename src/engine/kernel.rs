@@ -1,0 +1,214 @@
+//! The engine and the firewall: carrying actions out (a block is recorded only once the kernel
+//! has it), and bringing the firewall into agreement with what is due — at start, after the
+//! ruleset lost something, and each second for a firewall whose blocks do not end by
+//! themselves. One diff does all three: [`crate::respond::reconcile`].
+
+use super::*;
+
+impl Engine {
+    /// Forgets the blocks among `actions`: the firewall did not take them.
+    pub(super) fn forget_blocks(&mut self, actions: &[Action]) {
+        for action in actions {
+            if let Action::Block { net, .. } = action {
+                self.responder.forget(*net);
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Hands `actions` to the firewall. A block the kernel refused is forgotten (it is not in
+    /// force, and putting it back later would only fail again), each refusal said with why.
+    pub(super) fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
+        let result = self.firewall.apply(actions);
+        if let Err(FirewallError::Refused { refused, .. }) = &result {
+            for r in refused {
+                if let Action::Block { net, .. } = r.action {
+                    self.responder.forget(net);
+                    self.dirty = true;
+                }
+                if self.fold.offer(report::Folded::Refused, self.clock.now()) {
+                    self.warn(format!("the kernel refused to {r}"));
+                }
+            }
+        }
+        result
+    }
+
+    /// What the firewall holds, or `None` (said) when it cannot be listed.
+    pub(super) fn present(&mut self) -> Option<HashSet<IpNet>> {
+        match self.firewall.list() {
+            Ok(listed) => Some(listed.into_iter().map(|b| b.net).collect()),
+            Err(e) => {
+                self.warn(format!("cannot list the blocks in force: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Brings the kernel and the responder into agreement at start: blocks from the state file
+    /// that are still due, and blocks found in the kernel, are both kept; those missing from
+    /// the kernel are put back with the time they have left. The state file is checked first
+    /// (size, durations, addresses), and no block that would block a never-block address is
+    /// kept, wherever it came from.
+    pub(super) fn reconcile(&mut self, saved: Option<State>) {
+        let now = self.clock.now();
+        let max_blocks = self.config().respond.max_blocks;
+        if let Some(saved) = saved {
+            let (blocks, warnings) =
+                state::restorable(saved.active_blocks(self.wall), now, max_blocks);
+            for w in warnings {
+                self.warn(w);
+            }
+            for block in blocks {
+                self.responder.restore(block, now);
+            }
+            for (net, count, last) in saved.offenders(self.wall) {
+                self.responder.restore_offender(net, count, last, now);
+            }
+        }
+        let in_kernel = match self.firewall.list() {
+            Ok(list) => list,
+            Err(e) => {
+                self.warn(format!("cannot read the blocks in the kernel: {e}"));
+                Vec::new()
+            }
+        };
+        for b in &in_kernel {
+            if self.responder.block_of(b.net, now).is_none() {
+                if let Some(left) = b.remaining {
+                    let why = Why {
+                        kind: "unknown".into(),
+                        ports: Vec::new(),
+                    };
+                    let block = ActiveBlock {
+                        net: b.net,
+                        since: now,
+                        until: now.saturating_add(left),
+                        offence: 0,
+                        why,
+                    };
+                    self.responder.restore(block, now);
+                }
+            }
+        }
+        let lifted = self.lift_never_block();
+        let present: HashSet<IpNet> = in_kernel
+            .iter()
+            .map(|k| k.net)
+            .filter(|net| !lifted.contains(net))
+            .collect();
+        // What the kernel holds and the daemon does not was taken over above, but for elements
+        // with no timeout: added by hand, the administrator's, left alone (`plan.extra`).
+        let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;
+        if !missing.is_empty() {
+            match self.apply(&missing) {
+                Ok(()) => self.log(format!(
+                    "put back {} blocks that were still due",
+                    missing.len()
+                )),
+                Err(e) => self.warn(format!("could not put back the blocks still due: {e}")),
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Lifts, in the responder and the firewall, every block that would block an address of
+    /// the never-block list; returns them.
+    pub(super) fn lift_never_block(&mut self) -> Vec<IpNet> {
+        let lifted = self.responder.lift_never_block(self.pipeline.never_block());
+        if lifted.is_empty() {
+            return Vec::new();
+        }
+        for (net, reason) in &lifted {
+            self.warn(format!(
+                "lifting the block of {}: it overlaps the never-block list ({reason})",
+                source_text(net)
+            ));
+        }
+        let nets: Vec<IpNet> = lifted.into_iter().map(|(net, _)| net).collect();
+        let actions: Vec<Action> = nets.iter().map(|&net| Action::Unblock { net }).collect();
+        if let Err(e) = self.apply(&actions) {
+            self.warn(format!(
+                "could not lift blocks of never-block addresses: {e}"
+            ));
+        }
+        self.dirty = true;
+        nets
+    }
+
+    /// For a firewall whose blocks do not end by themselves (routes): lifts those that have
+    /// ended, and puts back those still due that someone removed.
+    pub(super) fn sync_blocks(&mut self) {
+        let Some(present) = self.present() else {
+            return;
+        };
+        let now = self.clock.now();
+        let plan = crate::respond::reconcile(self.responder.due(now), &present);
+        let (lifted, put_back) = (plan.extra.len(), plan.missing.len());
+        let actions = plan.all();
+        if actions.is_empty() {
+            return;
+        }
+        match self.apply(&actions) {
+            Ok(()) => {
+                if put_back > 0 {
+                    self.log(format!(
+                        "put back {put_back} blocks still due that were removed"
+                    ));
+                }
+                if lifted > 0 && self.options.verbosity >= Verbosity::Verbose {
+                    self.log(format!("lifted {lifted} blocks that ended"));
+                }
+            }
+            Err(e) => self.warn(format!("could not bring the blocks up to date: {e}")),
+        }
+    }
+
+    /// The ruleset lost something (the firewall's watcher says so): the table is restored
+    /// [`HEAL_SETTLE`] later, or when the pace allows.
+    pub fn firewall_changed(&mut self) {
+        let settled = self.clock.now().saturating_add(HEAL_SETTLE);
+        if !self.heal.pending {
+            self.heal.pending = true;
+            self.heal.not_before = self.heal.not_before.max(settled);
+        }
+    }
+
+    /// Rebuilds the table and puts every block still due back; spaces the next restore out
+    /// when they keep coming.
+    pub(super) fn heal_now(&mut self) {
+        self.heal.pending = false;
+        self.heal();
+        let now = self.clock.now();
+        let wait = self.heal.pace.rebuilt(now);
+        let fighting = !wait.is_zero();
+        if fighting && !self.heal.fighting {
+            self.warn(format!(
+                "the table keeps losing parts (another program, or another sentryd, changing \
+                 it?): restoring it at most every {} while this goes on",
+                human(wait)
+            ));
+        }
+        self.heal.fighting = fighting;
+        self.heal.not_before = now.saturating_add(wait);
+    }
+
+    pub(super) fn heal(&mut self) {
+        let allow = allow_list(self.pipeline.never_block());
+        if let Err(e) = self.firewall.ensure_ready(&allow) {
+            self.warn(format!("could not restore the firewall: {e}"));
+            return;
+        }
+        // What is left in the sets (all of it when only a rule went) stays; the rest goes back.
+        let present = self.present().unwrap_or_default();
+        let now = self.clock.now();
+        let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;
+        match self.apply(&missing) {
+            Ok(()) => self.log(format!(
+                "the ruleset changed under us: restored the table and {} blocks still due",
+                missing.len()
+            )),
+            Err(e) => self.warn(format!("could not restore the blocks still due: {e}")),
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! The engine: everything the daemon decides between a packet and the kernel. **Pure**, apart
+//! from the ports it is handed: a [`Clock`], a [`Host`] to look at the machine with, and the
+//! [`Firewall`] the host builds for it.
+//!
+//! Its inputs are values — a frame, a trap connection, a control request, a tick, a host or
+//! ruleset change, a new configuration — and what it decides comes out as [`Effect`]s (say this,
+//! run the on-block program, append a history line, save this state) for the shell to carry
+//! out. Firewall changes are not effects but calls on the port: what the engine records
+//! depends on the kernel's answer (a block is recorded only once the kernel has it), so the
+//! answer must come back before the next decision.
+//!
+//! The daemon (`daemon::live`) carries the effects out with real parts; `sentryd --replay`
+//! drives the same engine over a capture file with a dry-run firewall and the host a capture
+//! shows; the unit tests drive it with a manual clock, a stand-in host and the in-memory
+//! firewall ([`crate::firewall::memory`]).
+
+use std::collections::{HashSet, VecDeque};
+use std::io;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::config::{self, Config, Loaded};
+use crate::control::protocol::{
+    BlockInfo, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response, StatusInfo,
+};
+use crate::detect::Detection;
+use crate::detect::traps::Listeners;
+use crate::firewall::{Action, Firewall, FirewallError, RebuildPace};
+use crate::never_block::{NeverBlockFileError, NeverBlockList};
+use crate::pipeline::Pipeline;
+use crate::report::{self, Mode, human, source_text};
+use crate::respond::{ActiveBlock, Decision, Distrust, MAX_BLOCK_FOR, Responder, SourceView, Why};
+use crate::state::{self, State};
+use crate::time::{Clock, Timestamp, WallOffset};
+use crate::trust::{Peers, Protect, ReversePath, RouteBack};
+use crate::wire::{Packet, Proto, Skip};
+
+mod control;
+mod decide;
+mod kernel;
+mod not_blocked;
+#[cfg(test)]
+mod tests;
+
+/// How often the listening sockets and the established connections are re-read, folded log
+/// lines summed up, and a firewall whose blocks do not end by themselves brought up to date.
+pub const EVERY_SECOND: Duration = Duration::from_secs(1);
+/// A detection is checked against the socket table read at most this long ago (read afresh
+/// if older), so that a service started a moment ago is never counted as a trap. The bound
+/// also caps the reads a flood of spoofed detections can cause at 100 a second.
+pub const LISTENERS_FRESH: Duration = Duration::from_millis(10);
+/// How often the state is written when it changed (and tried again when writing failed).
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How long after a change to the ruleset the table is restored: an `nft -f` is one
+/// transaction, but a script may run several commands; the restore comes once, after them.
+pub const HEAL_SETTLE: Duration = Duration::from_millis(50);
+/// Capture-to-kernel latencies kept for `status`.
+pub const LATENCY_SAMPLES: usize = 1024;
+
+/// How much the daemon says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Blocks, refusals, never-block decisions, errors.
+    Normal,
+    /// Also sources that keep scanning while blocked, and each state save.
+    Verbose,
+    /// Also the counters every 10 s.
+    Debug,
+}
+
+/// How an engine runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How much it says.
+    pub verbosity: Verbosity,
+    /// `-L`: the local check is off whatever the configuration says.
+    pub disable_local_check: bool,
+    /// Every decision also comes out as [`Effect::Decided`] (for `--replay`).
+    pub decisions: bool,
+    /// The seed of the pipeline's hash tables (fixed in a replay, so that it repeats).
+    pub seed: u64,
+}
+
+/// How important a line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Worth a look only when debugging.
+    Debug,
+    /// What happened.
+    Info,
+    /// Something did not work, or needs the administrator.
+    Warn,
+}
+
+/// What the engine decided that the shell carries out.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    /// Say this.
+    Log(Level, String),
+    /// A detection and the decision taken (only with [`Options::decisions`]).
+    Decided {
+        /// What was detected.
+        detection: Detection,
+        /// What was decided.
+        decision: Decision,
+    },
+    /// A block was made: run the on-block program, if one is configured.
+    Blocked {
+        /// The detection that made it.
+        detection: Detection,
+        /// What is blocked.
+        net: IpNet,
+        /// For how long.
+        ttl: Duration,
+    },
+    /// Append `line` to the history file at `path`.
+    History {
+        /// The history file.
+        path: PathBuf,
+        /// The line, without its newline.
+        line: String,
+    },
+    /// Write this state, then tell the engine how that went ([`Engine::saved`]).
+    Save(State),
+}
+
+/// The host's addresses and never-block list, as [`Host::never_block`] finds them.
+pub struct NeverBlock {
+    /// Every address of every interface, with the interface's name.
+    pub interfaces: Vec<(String, IpAddr)>,
+    /// The never-block list.
+    pub list: NeverBlockList,
+    /// Bad lines of the never-block file.
+    pub warnings: Vec<String>,
+}
+
+/// Why the never-block list could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The interfaces' addresses could not be listed.
+    #[error("cannot list the interfaces and their addresses: {0}")]
+    Interfaces(String),
+    /// The never-block file could not be read.
+    #[error(transparent)]
+    NeverBlockFile(#[from] NeverBlockFileError),
+}
+
+/// Why an engine could not start, or take a new configuration (the old one then stays).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The never-block list could not be built.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The firewall could not be built or made ready.
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    /// The listening sockets could not be read.
+    #[error("cannot read the listening sockets: {0}")]
+    Listeners(io::Error),
+}
+
+/// What the engine asks of the machine. The daemon's answers come from the kernel; a replay's
+/// from the capture; a test's from a stand-in.
+pub trait Host {
+    /// The host's addresses and the never-block list for `config`.
+    ///
+    /// # Errors
+    ///
+    /// When the interfaces cannot be listed or the never-block file cannot be read.
+    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError>;
+
+    /// The firewall `config` asks for, and whether it changes anything.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be opened.
+    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError>;
+
+    /// The ports the kernel hands out to outgoing connections.
+    fn local_port_range(&self) -> RangeInclusive<u16>;
+
+    /// The listening sockets now.
+    ///
+    /// # Errors
+    ///
+    /// When they cannot be read.
+    fn listeners(&mut self) -> io::Result<Listeners>;
+
+    /// The established connections now: peer address, local port, peer port.
+    ///
+    /// # Errors
+    ///
+    /// When they cannot be read.
+    fn established(&mut self) -> io::Result<Vec<(IpAddr, u16, u16)>>;
+
+    /// The route back to `addr`; `None` when routes cannot be asked here.
+    fn route_back(&mut self, addr: IpAddr) -> Option<io::Result<RouteBack>>;
+
+    /// Routes may have changed: forget any routes back remembered.
+    fn routes_changed(&mut self);
+
+    /// The reverse-path check the kernel makes of IPv4 packets arriving on interface
+    /// `ifindex`.
+    fn kernel_reverse_path(&self, ifindex: Option<u32>) -> ReversePath;
+
+    /// The name of interface `index`.
+    fn interface_name(&self, index: u32) -> String;
+}
+
+/// The engine's own bookkeeping of the firewall: what it restores when someone deletes part
+/// of the table, and when.
+#[derive(Debug, Default)]
+struct Heal {
+    /// Someone deleted part of our table: restore it at `not_before`.
+    pending: bool,
+    not_before: Timestamp,
+    pace: RebuildPace,
+    /// Restores are being spaced out (said once when it starts).
+    fighting: bool,
+}
+
+/// When the periodic work is next due.
+#[derive(Debug)]
+struct Due {
+    second: Timestamp,
+    save: Timestamp,
+}
+
+/// The daemon's decisions: pipeline, responder, host view and firewall, and what follows a
+/// decision.
+pub struct Engine {
+    options: Options,
+    loaded: Loaded,
+    clock: Box<dyn Clock>,
+    host: Box<dyn Host>,
+    /// The real-time clock's offset from the engine's clock when last looked at.
+    wall: WallOffset,
+    started: Timestamp,
+    mode: Mode,
+    firewall: Box<dyn Firewall>,
+    responder: Responder,
+    pipeline: Pipeline,
+    /// The blocks changed since the state was last saved.
+    dirty: bool,
+    /// The last save failed (the warning has been given).
+    save_failing: bool,
+    refused: u64,
+    capture_drops: u64,
+    /// Capture-to-kernel latencies of the last blocks, microseconds.
+    latencies: VecDeque<u64>,
+    /// When the socket table was last read.
+    listeners_read: Timestamp,
+    heal: Heal,
+    due: Due,
+    /// Repeated log lines, folded into summaries.
+    fold: report::Fold,
+    /// The host's addresses, as last found.
+    local_addresses: usize,
+    /// The peers of established connections, as last read (once a second).
+    peers: Peers,
+    /// Detections not blocked: counted by rule, the last of each recent source (for `why`).
+    not_blocked: not_blocked::NotBlocked,
+    effects: Vec<Effect>,
+}
+
+impl Engine {
+    /// An engine on `loaded`: the never-block list, the firewall made ready, the pipeline with
+    /// the listening sockets of now, and the blocks of `saved` (the state file, if it could be
+    /// read) and of the kernel reconciled.
+    ///
+    /// # Errors
+    ///
+    /// When the never-block list, the firewall or the listening sockets cannot be had.
+    pub fn start(
+        loaded: Loaded,
+        options: Options,
+        clock: Box<dyn Clock>,
+        mut host: Box<dyn Host>,
+        saved: Option<State>,
+    ) -> Result<Engine, SetupError> {
+        let config = &loaded.config;
+        let found = host.never_block(config)?;
+        let (mode, mut firewall) = host.firewall(config)?;
+        firewall.ensure_ready(&allow_list(&found.list))?;
+        let mut traps = config.traps.build(host.local_port_range());
+        traps.set_listeners(host.listeners().map_err(SetupError::Listeners)?);
+        let local_addresses = found.interfaces.len();
+        let mut pipeline = Pipeline::new(
+            config.detector.clone(),
+            traps,
+            found.list,
+            found.interfaces.iter().map(|(_, a)| *a),
+            options.seed,
+        );
+        pipeline.set_local_check(config.local_check && !options.disable_local_check);
+        let now = clock.now();
+        let mut engine = Engine {
+            responder: Responder::new(&config.respond),
+            peers: Peers::new(config.respond.protect_for),
+            wall: clock.wall_offset(),
+            local_addresses,
+            options,
+            clock,
+            host,
+            started: now,
+            mode,
+            firewall,
+            pipeline,
+            dirty: false,
+            save_failing: false,
+            refused: 0,
+            capture_drops: 0,
+            latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
+            listeners_read: now,
+            heal: Heal::default(),
+            due: Due {
+                second: now.saturating_add(EVERY_SECOND),
+                save: now.saturating_add(SAVE_EVERY),
+            },
+            fold: report::Fold::default(),
+            not_blocked: not_blocked::NotBlocked::default(),
+            effects: Vec::new(),
+            loaded,
+        };
+        for w in found.warnings {
+            engine.warn(w);
+        }
+        engine.reconcile(saved);
+        engine.read_peers();
+        Ok(engine)
+    }
+
+    /// The effects decided since the last call, in order.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    /// Where the configuration in force came from.
+    pub fn origin(&self) -> &config::Origin {
+        &self.loaded.origin
+    }
+
+    /// Enforcing or dry run.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The pipeline (counters, traps, never-block list).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The firewall, for the shell to watch.
+    pub fn firewall(&self) -> &dyn Firewall {
+        &*self.firewall
+    }
+
+    /// The host's addresses, as last found.
+    pub fn local_addresses(&self) -> usize {
+        self.local_addresses
+    }
+
+    /// Blocks in force.
+    pub fn blocks_active(&self) -> usize {
+        self.responder.active_count()
+    }
+
+    /// The state to save now.
+    pub fn state(&self) -> State {
+        let now = self.clock.now();
+        State::new(
+            self.responder.active(now),
+            self.responder.offenders(),
+            self.wall,
+        )
+    }
+
+    fn say(&mut self, level: Level, line: impl Into<String>) {
+        self.effects.push(Effect::Log(level, line.into()));
+    }
+
+    fn log(&mut self, line: impl Into<String>) {
+        self.say(Level::Info, line);
+    }
+
+    fn warn(&mut self, line: impl Into<String>) {
+        self.say(Level::Warn, line);
+    }
+
+    /// The capture's drop counters, as last read.
+    pub fn set_capture_drops(&mut self, drops: u64) {
+        self.capture_drops = drops;
+    }
+
+    /// How far the system clock is from the engine's; said once when it has been stepped (by
+    /// a second or more) since the last look. Capture timestamps come from the system clock:
+    /// the shell converts them with this before it hands frames in.
+    pub fn wall_offset(&mut self) -> WallOffset {
+        let offset = self.clock.wall_offset();
+        let step = offset.as_micros().saturating_sub(self.wall.as_micros());
+        if step.unsigned_abs() >= 1_000_000 {
+            self.log(format!(
+                "the system clock was stepped {}: blocks and detection windows keep their \
+                 length; times shown and saved follow the system clock",
+                WallOffset::from_micros(step)
+            ));
+        }
+        self.wall = offset;
+        offset
+    }
+
+    /// The periodic work that is due: folded log summaries, the route backend's sync, the
+    /// socket table, the established connections, a restore of the table, the state save.
+    /// Returns when something is next due.
+    pub fn tick(&mut self) -> Timestamp {
+        let now = self.clock.now();
+        if now >= self.due.second {
+            self.due.second = now.saturating_add(EVERY_SECOND);
+            for line in self.fold.summaries(now) {
+                self.log(line);
+            }
+            if !self.firewall.expires_by_itself() {
+                self.sync_blocks();
+            }
+            match self.host.listeners() {
+                Ok(listeners) => {
+                    self.pipeline.set_listeners(listeners);
+                    self.listeners_read = now;
+                }
+                Err(e) => self.warn(format!("cannot refresh listening sockets: {e}")),
+            }
+            self.read_peers();
+        }
+        if self.heal.pending && now >= self.heal.not_before {
+            self.heal_now();
+        }
+        if now >= self.due.save {
+            self.due.save = now.saturating_add(SAVE_EVERY);
+            if self.dirty {
+                let state = self.state();
+                self.effects.push(Effect::Save(state));
+            }
+        }
+        let next = self.due.second.min(self.due.save);
+        if self.heal.pending {
+            next.min(self.heal.not_before)
+        } else {
+            next
+        }
+    }
+
+    /// How the save of [`Effect::Save`] went (`Err` with the reason).
+    pub fn saved(&mut self, result: Result<usize, String>) {
+        match result {
+            Ok(blocks) => {
+                self.dirty = false;
+                if std::mem::take(&mut self.save_failing) {
+                    self.log(format!("saved the state again ({blocks} blocks)"));
+                } else if self.options.verbosity >= Verbosity::Verbose {
+                    self.log(format!("saved {blocks} blocks"));
+                }
+            }
+            // Said once per failure streak. The state stays dirty, so the save is tried again
+            // every SAVE_EVERY until it works; the firewall keeps working regardless.
+            Err(e) => {
+                if !std::mem::replace(&mut self.save_failing, true) {
+                    self.warn(format!(
+                        "could not save the state (blocks still work; trying again every {} s): {e}",
+                        SAVE_EVERY.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Interfaces, addresses, routes or resolv.conf changed: rebuild the never-block list and
+    /// the set of local addresses, and load the list into the allow sets.
+    pub fn host_changed(&mut self) {
+        // Routes may have changed: the routes back are asked again.
+        self.host.routes_changed();
+        let found = match self.host.never_block(&self.loaded.config) {
+            Ok(found) => found,
+            Err(e) => {
+                self.warn(format!(
+                    "could not rebuild the never-block list after a host change ({}); \
+                     keeping the old one",
+                    report::chain(&e)
+                ));
+                return;
+            }
+        };
+        for w in found.warnings {
+            self.warn(w);
+        }
+        if self.pipeline.never_block().entries() == found.list.entries() {
+            return;
+        }
+        let allow = allow_list(&found.list);
+        let entries = found.list.entries().len();
+        let addresses = found.interfaces.len();
+        self.local_addresses = addresses;
+        self.pipeline
+            .set_host(found.interfaces.iter().map(|(_, a)| *a), found.list);
+        match self.firewall.ensure_ready(&allow) {
+            Ok(()) => self.log(format!(
+                "the host's addresses, routes or nameservers changed: {addresses} local \
+                 addresses, {entries} never-block entries"
+            )),
+            Err(e) => self.warn(format!("could not load the new never-block list: {e}")),
+        }
+        self.lift_never_block();
+    }
+
+    /// Takes the configuration `loaded`: nothing changes unless all of it can be had (the
+    /// never-block list, a firewall ready for it with every block still due). Returns where it
+    /// came from.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot; the configuration in force stays.
+    pub fn reload(&mut self, loaded: Loaded) -> Result<String, SetupError> {
+        for w in &loaded.warnings {
+            self.warn(w.clone());
+        }
+        let new = &loaded.config;
+        let mut found = self.host.never_block(new)?;
+        for w in std::mem::take(&mut found.warnings) {
+            self.warn(w);
+        }
+        // A new firewall only if its settings changed; it must be ready before anything moves.
+        let firewall_changed = new.backend != self.config().backend
+            || new.respond.dry_run != self.config().respond.dry_run;
+        let allow = allow_list(&found.list);
+        if firewall_changed {
+            let (mode, mut firewall) = self.host.firewall(new)?;
+            firewall.ensure_ready(&allow)?;
+            let due: Vec<Action> = self.responder.due(self.clock.now()).collect();
+            firewall.apply(&due)?;
+            self.firewall = firewall;
+            self.mode = mode;
+        } else {
+            self.firewall.ensure_ready(&allow)?;
+        }
+        let mut traps = new.traps.build(self.host.local_port_range());
+        if let Ok(listeners) = self.host.listeners() {
+            traps.set_listeners(listeners);
+        }
+        self.local_addresses = found.interfaces.len();
+        self.pipeline.reconfigure(
+            new.detector.clone(),
+            traps,
+            found.list,
+            found.interfaces.iter().map(|(_, a)| *a),
+        );
+        self.pipeline
+            .set_local_check(new.local_check && !self.options.disable_local_check);
+        self.responder.reconfigure(&new.respond);
+        let now = self.clock.now();
+        self.peers.set_protect_for(new.respond.protect_for, now);
+        let origin = loaded.origin.to_string();
+        self.loaded = loaded;
+        self.lift_never_block();
+        Ok(origin)
+    }
+}
+
+/// The never-block list as the allow sets hold it.
+fn allow_list(list: &NeverBlockList) -> Vec<IpNet> {
+    list.entries().iter().map(|e| e.net).collect()
+}

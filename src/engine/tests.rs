@@ -1,0 +1,637 @@
+//! The daemon's decisions through the engine, without root: a manual clock, a stand-in host
+//! and the in-memory firewall, whose elements end by the same clock. The same behaviours are
+//! tested against the real kernel in `tests/` (namespaces, nftables, real nmap).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::*;
+use crate::config::{Backend, Origin};
+use crate::firewall::memory::Memory;
+use crate::never_block::{Entry, Reason};
+use crate::respond::Why;
+use crate::time::ManualClock;
+use crate::wire::{Direction, Integrity, TcpFlags};
+
+const LOCAL: &str = "198.51.100.1";
+const SCANNER: &str = "203.0.113.7";
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn net(s: &str) -> IpNet {
+    IpNet::from(ip(s))
+}
+
+/// What the stand-in host answers; the test changes it as the machine would change.
+#[derive(Default)]
+struct Machine {
+    /// Addresses that became never-block since the start (a new gateway, say).
+    gateways: Vec<IpAddr>,
+    /// The interfaces cannot be listed.
+    interfaces_gone: bool,
+    /// The route backend cannot be opened.
+    no_routes: bool,
+    listeners: Listeners,
+    established: Vec<(IpAddr, u16, u16)>,
+}
+
+/// The stand-in host: one address, [`LOCAL`]; nftables is `kernel`, routes are `routes`.
+struct FakeHost {
+    machine: Arc<Mutex<Machine>>,
+    kernel: Memory,
+    routes: Memory,
+}
+
+impl Host for FakeHost {
+    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
+        let m = self.machine.lock().unwrap();
+        if m.interfaces_gone {
+            return Err(HostError::Interfaces("no such device".into()));
+        }
+        let mut found = vec![Entry {
+            net: net(LOCAL),
+            reason: Reason::Interface("eth0".into()),
+        }];
+        found.extend(m.gateways.iter().map(|&a| Entry {
+            net: a.into(),
+            reason: Reason::Gateway("eth0".into()),
+        }));
+        let (list, warnings) = crate::never_block::load(&config.never_block, found)?;
+        Ok(NeverBlock {
+            interfaces: vec![("eth0".into(), ip(LOCAL))],
+            list,
+            warnings,
+        })
+    }
+
+    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
+        if config.respond.dry_run {
+            return Ok((Mode::DryRun, Box::new(crate::firewall::DryRun)));
+        }
+        match config.backend {
+            Backend::Nft(_) => Ok((Mode::Enforcing, Box::new(self.kernel.clone()))),
+            Backend::Route if self.machine.lock().unwrap().no_routes => {
+                Err(FirewallError::Permission)
+            }
+            Backend::Route => Ok((Mode::Enforcing, Box::new(self.routes.clone()))),
+        }
+    }
+
+    fn local_port_range(&self) -> RangeInclusive<u16> {
+        crate::config::LINUX_EPHEMERAL_PORTS
+    }
+
+    fn listeners(&mut self) -> io::Result<Listeners> {
+        Ok(self.machine.lock().unwrap().listeners.clone())
+    }
+
+    fn established(&mut self) -> io::Result<Vec<(IpAddr, u16, u16)>> {
+        Ok(self.machine.lock().unwrap().established.clone())
+    }
+
+    fn route_back(&mut self, _: IpAddr) -> Option<io::Result<RouteBack>> {
+        Some(Ok(RouteBack::Via(1)))
+    }
+
+    fn routes_changed(&mut self) {}
+
+    fn kernel_reverse_path(&self, _: Option<u32>) -> ReversePath {
+        ReversePath::Strict
+    }
+
+    fn interface_name(&self, index: u32) -> String {
+        format!("eth{index}")
+    }
+}
+
+/// An engine on the stand-in host, and the handles a test looks through.
+struct Lab {
+    clock: Arc<ManualClock>,
+    kernel: Memory,
+    routes: Memory,
+    machine: Arc<Mutex<Machine>>,
+    engine: Engine,
+}
+
+/// The configuration of the tests: blocks of an hour, four times longer each offence.
+fn config() -> Config {
+    let mut c = Config::default();
+    c.never_block.file = None;
+    c.respond.block_for = HOUR;
+    c.respond.repeat_factor = 4;
+    c.respond.max_block_for = 30 * 24 * HOUR;
+    c
+}
+
+fn loaded(config: Config, path: &str) -> Loaded {
+    Loaded {
+        config,
+        origin: Origin::File(PathBuf::from(path)),
+        warnings: Vec::new(),
+    }
+}
+
+impl Lab {
+    fn start(config: Config) -> Lab {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+            1_800_000_000_000_000,
+        )));
+        Lab::start_on(config, clock.clone(), Memory::new(clock), None)
+    }
+
+    /// An engine started on `kernel` (which may hold blocks already) and the state `saved`.
+    fn start_on(
+        config: Config,
+        clock: Arc<ManualClock>,
+        kernel: Memory,
+        saved: Option<State>,
+    ) -> Lab {
+        let routes = Memory::without_timeouts(clock.clone());
+        let machine = Arc::new(Mutex::new(Machine::default()));
+        let host = FakeHost {
+            machine: machine.clone(),
+            kernel: kernel.clone(),
+            routes: routes.clone(),
+        };
+        let options = Options {
+            verbosity: Verbosity::Normal,
+            disable_local_check: false,
+            decisions: false,
+            seed: 7,
+        };
+        let engine = Engine::start(
+            loaded(config, "/etc/scansentry/scansentry.toml"),
+            options,
+            Box::new(clock.clone()),
+            Box::new(host),
+            saved,
+        )
+        .unwrap();
+        Lab {
+            clock,
+            kernel,
+            routes,
+            machine,
+            engine,
+        }
+    }
+
+    fn machine(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap()
+    }
+
+    fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    /// SYNs from `src` to `ports` of [`LOCAL`], as the capture hands them over.
+    fn scan(&mut self, src: &str, ports: RangeInclusive<u16>) {
+        for port in ports {
+            let syn = Packet {
+                direction: Direction::Incoming,
+                ifindex: Some(1),
+                src: ip(src),
+                dst: ip(LOCAL),
+                src_port: 40000,
+                dst_port: port,
+                tcp_flags: Some(TcpFlags::SYN),
+                window: 1024,
+                integrity: Integrity::Valid,
+            };
+            self.engine.packet(self.clock.now(), Ok(syn));
+        }
+    }
+
+    fn request(&mut self, request: Request) -> Response {
+        self.engine.request(request)
+    }
+
+    /// The lines said since the last look, with their level.
+    fn said(&mut self) -> Vec<(Level, String)> {
+        self.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Log(level, line) => Some((level, line)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether a line containing `text` was said since the last look.
+    fn says(&mut self, text: &str) -> bool {
+        let said = self.said();
+        said.iter().any(|(_, line)| line.contains(text))
+            || panic!("nothing says {text:?} in {said:#?}")
+    }
+
+    fn remaining(&self, memory: &Memory, s: &str) -> Option<Option<Duration>> {
+        memory
+            .elements()
+            .into_iter()
+            .find(|(n, _)| *n == net(s))
+            .map(|(_, left)| left)
+    }
+}
+
+#[test]
+fn a_scan_is_blocked_in_the_kernel_and_the_program_and_history_follow() {
+    let mut c = config();
+    c.respond.history_file = Some(PathBuf::from("/var/lib/scansentry/history"));
+    let mut lab = Lab::start(c);
+    lab.engine.take_effects();
+    lab.scan(SCANNER, 1..=10);
+    assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+    let effects = lab.engine.take_effects();
+    assert!(effects.iter().any(|e| matches!(e,
+        Effect::Blocked { net: n, ttl, .. } if *n == net(SCANNER) && *ttl == HOUR)));
+    assert!(effects.iter().any(|e| matches!(e,
+        Effect::History { path, line }
+            if path.ends_with("history") && line.contains(SCANNER))));
+    assert!(effects.iter().any(|e| matches!(e,
+        Effect::Log(Level::Info, line) if line.starts_with("blocked 203.0.113.7 for 1h"))));
+    let status = lab.engine.status();
+    assert_eq!((status.blocks_active, status.block_latency_samples), (1, 1));
+    // Its probes after the block are no news.
+    lab.scan(SCANNER, 11..=30);
+    assert!(lab.said().is_empty());
+}
+
+#[test]
+fn a_block_the_kernel_refuses_is_not_recorded() {
+    let mut lab = Lab::start(config());
+    lab.kernel.refuse(net(SCANNER));
+    lab.scan(SCANNER, 1..=10);
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    assert!(lab.says("could not carry out \"blocked 203.0.113.7"));
+    assert_eq!(lab.engine.status().blocks_active, 0);
+    assert!(matches!(
+        lab.request(Request::Why { addr: ip(SCANNER) }),
+        Response::Why { block: None, .. }
+    ));
+}
+
+#[test]
+fn a_block_by_hand_and_an_unblock_with_grace() {
+    let mut lab = Lab::start(config());
+    let scanner = net(SCANNER);
+    let answer = lab.request(Request::Block {
+        net: scanner,
+        seconds: Some(60),
+    });
+    assert!(
+        matches!(answer, Response::Blocked { seconds: 60, .. }),
+        "{answer:?}"
+    );
+    assert_eq!(
+        lab.remaining(&lab.kernel, SCANNER),
+        Some(Some(Duration::from_secs(60)))
+    );
+    assert!(lab.says("blocked 203.0.113.7 for 1m by hand"));
+
+    let answer = lab.request(Request::Unblock {
+        net: scanner,
+        grace: Some(600),
+    });
+    assert!(matches!(answer, Response::Unblocked { .. }), "{answer:?}");
+    assert!(!lab.kernel.holds(scanner));
+    assert!(lab.says("unblocked 203.0.113.7 by hand, not blocked again for 10m"));
+    // In the grace period its scan is reported, not blocked; after it, blocked.
+    lab.scan(SCANNER, 1..=10);
+    assert!(!lab.kernel.holds(scanner));
+    lab.advance(Duration::from_secs(601));
+    lab.scan(SCANNER, 20..=30);
+    assert!(lab.kernel.holds(scanner));
+
+    // Unblocking what is not blocked says so; so does what cannot be blocked.
+    let other = net("203.0.113.99");
+    assert!(matches!(
+        lab.request(Request::Unblock {
+            net: other,
+            grace: None
+        }),
+        Response::NotBlocked { .. }
+    ));
+    let Response::Error { message } = lab.request(Request::Block {
+        net: net(LOCAL),
+        seconds: None,
+    }) else {
+        panic!("blocked a never-block address")
+    };
+    assert_eq!(
+        message,
+        "not blocking 198.51.100.1: it overlaps the never-block list: 198.51.100.1 \
+         (address of interface eth0)"
+    );
+    let Response::Error { message } = lab.request(Request::Block {
+        net: other,
+        seconds: Some(0),
+    }) else {
+        panic!("blocked for no time")
+    };
+    assert!(
+        message.starts_with("not blocking 203.0.113.99 for 0s"),
+        "{message}"
+    );
+    assert!(!lab.kernel.holds(net(LOCAL)) && !lab.kernel.holds(other));
+}
+
+#[test]
+fn a_repeat_offender_is_blocked_longer_each_time() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+    // The kernel ends the block by itself; the next scan is the second offence.
+    lab.advance(HOUR + Duration::from_secs(1));
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    lab.scan(SCANNER, 1..=10);
+    assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(4 * HOUR)));
+    assert!(lab.says("(offence 2)"));
+}
+
+#[test]
+fn past_max_blocks_a_detection_is_refused_and_counted() {
+    let mut c = config();
+    c.respond.max_blocks = 2;
+    let mut lab = Lab::start(c);
+    // Seven probes: one detection each (the default threshold).
+    for scanner in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        lab.scan(scanner, 1..=7);
+    }
+    assert_eq!(lab.kernel.elements().len(), 2);
+    assert!(!lab.kernel.holds(net("203.0.113.3")));
+    let status = lab.engine.status();
+    assert_eq!((status.blocks_active, status.refused), (2, 1));
+    // A refused source is judged again at its next probe (and refused again while full).
+    lab.scan("203.0.113.3", 8..=8);
+    assert_eq!(lab.engine.status().refused, 2);
+    // A block by hand is refused too, and says why.
+    let Response::Error { message } = lab.request(Request::Block {
+        net: net("203.0.113.4"),
+        seconds: None,
+    }) else {
+        panic!("over the budget")
+    };
+    assert!(
+        message.ends_with("2 blocks are active ([respond] max-blocks)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_restart_reconciles_the_state_file_with_the_kernel() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_800_000_000_000_000,
+    )));
+    let now = clock.now();
+    let kernel = Memory::new(clock.clone());
+    // The kernel kept one block of the last run, and holds one an administrator added by hand.
+    kernel.add_by_hand(net("203.0.113.1"), Some(HOUR / 2));
+    kernel.add_by_hand(net("203.0.113.9"), None);
+    // The state file has one block the kernel lost (a reboot), and one of an address that is
+    // now the host's own.
+    let block = |addr: &str, left: Duration| ActiveBlock {
+        net: net(addr),
+        since: now.saturating_sub(HOUR),
+        until: now.saturating_add(left),
+        offence: 1,
+        why: Why::manual(),
+    };
+    let saved = State::new(
+        [block("203.0.113.2", 2 * HOUR), block(LOCAL, HOUR)],
+        [],
+        WallOffset::default(),
+    );
+    let mut lab = Lab::start_on(config(), clock, kernel, Some(saved));
+    assert_eq!(
+        lab.kernel.elements(),
+        [
+            (net("203.0.113.1"), Some(HOUR / 2)),
+            (net("203.0.113.2"), Some(2 * HOUR)),
+            (net("203.0.113.9"), None),
+        ]
+    );
+    let said = lab.said();
+    assert!(
+        said.iter()
+            .any(|(_, l)| l == "put back 1 blocks that were still due")
+    );
+    assert!(
+        said.iter().any(|(level, l)| *level == Level::Warn
+            && l.starts_with("lifting the block of 198.51.100.1"))
+    );
+    // What the daemon lists: its own and the kernel's timed blocks, not the one by hand.
+    let Response::Blocks { total, blocks } = lab.request(Request::List {
+        offset: 0,
+        limit: 10,
+    }) else {
+        panic!()
+    };
+    assert_eq!(total, 2);
+    assert_eq!(blocks[0].kind, "unknown");
+}
+
+#[test]
+fn a_flushed_table_is_restored_with_the_blocks_still_due_and_fights_are_spaced_out() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    lab.advance(Duration::from_secs(600));
+    lab.kernel.flush();
+    lab.engine.firewall_changed();
+    // Not at once: the change that woke us may not be finished.
+    let next = lab.engine.tick();
+    assert!(!lab.kernel.is_ready());
+    assert_eq!(next, lab.clock.now().saturating_add(HEAL_SETTLE));
+    lab.advance(HEAL_SETTLE);
+    lab.engine.tick();
+    assert!(lab.kernel.is_ready());
+    assert!(lab.kernel.allow().contains(&net(LOCAL)));
+    assert_eq!(
+        lab.remaining(&lab.kernel, SCANNER),
+        Some(Some(HOUR - Duration::from_secs(600) - HEAL_SETTLE))
+    );
+    assert!(lab.says("restored the table and 1 blocks still due"));
+    // Another program deleting the table as fast as it is restored: said once, then spaced.
+    let mut restores = 0;
+    for _ in 0..20 {
+        lab.kernel.flush();
+        lab.engine.firewall_changed();
+        lab.advance(HEAL_SETTLE);
+        lab.engine.tick();
+        restores += usize::from(lab.kernel.is_ready());
+    }
+    assert!(restores < 6, "{restores} restores in a second");
+    let fights = lab
+        .said()
+        .iter()
+        .filter(|(_, l)| l.contains("keeps losing parts"))
+        .count();
+    assert_eq!(fights, 1);
+}
+
+#[test]
+fn the_route_backend_lifts_ended_blocks_and_puts_back_removed_ones() {
+    let mut c = config();
+    c.backend = Backend::Route;
+    let mut lab = Lab::start(c);
+    lab.scan(SCANNER, 1..=10);
+    // A route does not end by itself.
+    assert_eq!(lab.remaining(&lab.routes, SCANNER), Some(None));
+    assert!(lab.kernel.elements().is_empty());
+    // Someone deletes it: put back within a second.
+    lab.routes.flush();
+    lab.routes.clone().ensure_ready(&[]).unwrap();
+    lab.advance(EVERY_SECOND);
+    lab.engine.tick();
+    assert!(lab.routes.holds(net(SCANNER)));
+    assert!(lab.says("put back 1 blocks still due that were removed"));
+    // Its hour over, it is lifted.
+    lab.advance(HOUR);
+    lab.engine.tick();
+    assert!(!lab.routes.holds(net(SCANNER)));
+    assert_eq!(lab.engine.status().firewall, "route");
+}
+
+#[test]
+fn a_good_reload_takes_effect_and_a_bad_one_changes_nothing() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    let old = lab.engine.status().config;
+
+    // The interfaces cannot be listed: refused, nothing moves.
+    lab.machine().interfaces_gone = true;
+    let err = lab
+        .engine
+        .reload(loaded(config(), "/etc/new.toml"))
+        .unwrap_err();
+    assert!(err.to_string().contains("no such device"), "{err}");
+    lab.machine().interfaces_gone = false;
+    // The route backend cannot be opened: refused, the nftables blocks stay in force.
+    let mut routes = config();
+    routes.backend = Backend::Route;
+    lab.machine().no_routes = true;
+    assert!(matches!(
+        lab.engine.reload(loaded(routes, "/etc/new.toml")),
+        Err(SetupError::Firewall(FirewallError::Permission))
+    ));
+    assert_eq!(lab.engine.status().config, old);
+    assert!(lab.kernel.holds(net(SCANNER)));
+    lab.scan("203.0.113.8", 1..=10);
+    assert!(
+        lab.kernel.holds(net("203.0.113.8")),
+        "still blocking in nftables"
+    );
+
+    // A good one: the scanner is now on the never-block list, so its block is lifted, and the
+    // allow sets hold it.
+    let mut good = config();
+    good.never_block.addresses.push(net(SCANNER));
+    lab.engine.take_effects();
+    let origin = lab.engine.reload(loaded(good, "/etc/new.toml")).unwrap();
+    assert_eq!(origin, "/etc/new.toml");
+    assert_eq!(lab.engine.status().config, "/etc/new.toml");
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    assert!(lab.kernel.allow().contains(&net(SCANNER)));
+    assert!(lab.says("lifting the block of 203.0.113.7"));
+
+    // Moving to routes takes every block still due along.
+    lab.machine().no_routes = false;
+    let mut routes = config();
+    routes.backend = Backend::Route;
+    lab.engine.reload(loaded(routes, "/etc/new.toml")).unwrap();
+    assert_eq!(lab.remaining(&lab.routes, "203.0.113.8"), Some(None));
+}
+
+#[test]
+fn a_failed_save_is_said_once_and_tried_again_every_second() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    let saves = |lab: &mut Lab| {
+        lab.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Save(state) => Some(state.blocks.len()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    lab.advance(SAVE_EVERY);
+    lab.engine.tick();
+    assert_eq!(saves(&mut lab), [1]);
+    lab.engine.saved(Err("No space left on device".into()));
+    assert!(lab.says("could not save the state (blocks still work"));
+    for _ in 0..3 {
+        lab.advance(SAVE_EVERY);
+        lab.engine.tick();
+        assert_eq!(saves(&mut lab), [1], "tried again");
+        lab.engine.saved(Err("No space left on device".into()));
+        assert!(lab.said().is_empty(), "said once");
+    }
+    lab.advance(SAVE_EVERY);
+    lab.engine.tick();
+    saves(&mut lab);
+    lab.engine.saved(Ok(1));
+    assert!(lab.says("saved the state again (1 blocks)"));
+    lab.advance(SAVE_EVERY);
+    lab.engine.tick();
+    assert!(saves(&mut lab).is_empty(), "nothing new to save");
+}
+
+#[test]
+fn a_new_never_block_address_of_the_host_lifts_its_block() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    lab.machine().gateways.push(ip(SCANNER));
+    lab.engine.host_changed();
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    assert!(lab.kernel.allow().contains(&net(SCANNER)));
+    assert!(lab.says("lifting the block of 203.0.113.7"));
+    assert!(matches!(
+        lab.request(Request::Why { addr: ip(SCANNER) }),
+        Response::Why { block: None, never_block, .. } if never_block.len() == 1
+    ));
+}
+
+#[test]
+fn a_service_started_a_moment_ago_is_no_trap() {
+    let mut lab = Lab::start(config());
+    // Services on ports 1-5 started after the socket table was last read.
+    for port in 1..=5 {
+        lab.machine().listeners.insert(Proto::Tcp, None, port);
+    }
+    lab.advance(LISTENERS_FRESH * 2);
+    lab.scan(SCANNER, 1..=7);
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    assert_eq!(lab.engine.pipeline().counters().withdrawn, 1);
+    // Probes of closed ports still count.
+    lab.scan(SCANNER, 100..=110);
+    assert!(lab.kernel.holds(net(SCANNER)));
+}
+
+#[test]
+fn an_established_session_protects_its_peer_from_later_evidence() {
+    let mut lab = Lab::start(config());
+    let admin = "203.0.113.50";
+    lab.machine().established.push((ip(admin), 22, 51000));
+    lab.advance(EVERY_SECOND);
+    lab.engine.tick();
+    lab.scan(admin, 1..=10);
+    assert!(!lab.kernel.holds(net(admin)));
+    let Response::Why {
+        refused: Some(refused),
+        ..
+    } = lab.request(Request::Why { addr: ip(admin) })
+    else {
+        panic!("why says nothing")
+    };
+    assert_eq!(refused.rule, "protected");
+    assert_eq!(lab.engine.status().protected_peers, 1);
+}
