@@ -24,8 +24,8 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::detect::traps::Traps;
-use crate::detect::{Detection, Detector, DetectorConfig, DetectorStats, Probe};
+use crate::detect::traps::{Listeners, Traps};
+use crate::detect::{Candidate, Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
 use crate::wire::{self, Direction, LinkType, Packet, ProbeKind, Proto, Skip};
@@ -252,8 +252,40 @@ impl Pipeline {
         self.process(at, wire::parse(link, frame))
     }
 
-    /// Processes one parsed frame (or the reason it did not parse).
+    /// Processes one parsed frame (or the reason it did not parse), with no fresh reading of
+    /// the socket table (the one in use is looked at again).
     pub fn process(&mut self, at: Timestamp, parsed: Result<Packet, Skip>) -> Option<Detection> {
+        self.process_looking(at, parsed, || None)
+    }
+
+    /// Processes one parsed frame (or the reason it did not parse). When its source crosses the
+    /// threshold, `look` is asked for a fresh reading of the listening sockets (`None`: keep
+    /// the one in use) and the candidate is settled against it: the detection returned is
+    /// final, and counted once.
+    pub fn process_looking(
+        &mut self,
+        at: Timestamp,
+        parsed: Result<Packet, Skip>,
+        look: impl FnOnce() -> Option<Listeners>,
+    ) -> Option<Detection> {
+        let candidate = self.candidate(at, parsed)?;
+        if let Some(fresh) = look() {
+            self.traps.set_listeners(fresh);
+        }
+        let listeners = self.traps.listeners();
+        let settled = self.detector.settle(candidate, |proto, port| {
+            listeners.on_any_address(proto, port)
+        });
+        match settled {
+            Some(_) => self.counters.detections += 1,
+            None => self.counters.withdrawn += 1,
+        }
+        settled
+    }
+
+    /// A frame through every check to the detector: a candidate when its source crosses the
+    /// threshold.
+    fn candidate(&mut self, at: Timestamp, parsed: Result<Packet, Skip>) -> Option<Candidate> {
         self.tick(at);
         let c = &mut self.counters;
         let p = match parsed {
@@ -341,10 +373,7 @@ impl Pipeline {
             return None;
         }
         self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind, Port::Seen)
-            .map(|d| Detection {
-                arrived_on: p.ifindex,
-                ..d
-            })
+            .map(|c| c.arrived_on(p.ifindex))
     }
 
     /// A connection accepted (TCP, a completed handshake) or a datagram received (UDP) on a
@@ -367,7 +396,11 @@ impl Pipeline {
             Proto::Tcp => ProbeKind::Syn,
             Proto::Udp => ProbeKind::Udp,
         };
-        self.count(at, src, dst, proto, dst_port, kind, Port::Bound)
+        let candidate = self.count(at, src, dst, proto, dst_port, kind, Port::Bound)?;
+        // The trap port is the daemon's own socket, listed as listening: nothing to look at.
+        let detection = self.detector.settle(candidate, |_, _| false);
+        self.counters.detections += u64::from(detection.is_some());
+        detection
     }
 
     /// Counts a frame, and forgets idle sources at most once a second of capture time.
@@ -393,7 +426,7 @@ impl Pipeline {
         dst_port: u16,
         kind: ProbeKind,
         port: Port,
-    ) -> Option<Detection> {
+    ) -> Option<Candidate> {
         let c = &mut self.counters;
         // A source no scanner can have: forged, or noise of the local link. Never counted,
         // so never blocked.
@@ -412,18 +445,14 @@ impl Pipeline {
             return None;
         }
         c.probes += 1;
-        let detection = self.detector.observe(&Probe {
+        self.detector.observe(&Probe {
             at,
             src,
             dst,
             proto,
             dst_port,
             kind,
-        });
-        if detection.is_some() {
-            self.counters.detections += 1;
-        }
-        detection
+        })
     }
 
     /// Takes a new configuration (on reload): the detector starts afresh only if its settings
@@ -468,29 +497,6 @@ impl Pipeline {
     /// Replaces the set of local listening sockets.
     pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
         self.traps.set_listeners(listeners);
-    }
-
-    /// Checks `detection` against the socket table before the daemon acts (see
-    /// [`Detector::confirm`]), taking a fresh reading of it first if one is given. A port
-    /// counts as listened to when a socket is bound to it on any local address: a hit is kept
-    /// only on a port that is closed everywhere.
-    pub fn confirm(
-        &mut self,
-        detection: Detection,
-        fresh: Option<crate::detect::traps::Listeners>,
-    ) -> Option<Detection> {
-        if let Some(listeners) = fresh {
-            self.traps.set_listeners(listeners);
-        }
-        let listeners = self.traps.listeners();
-        let confirmed = self.detector.confirm(detection, |proto, port| {
-            listeners.on_any_address(proto, port)
-        });
-        if confirmed.is_none() {
-            self.counters.detections -= 1;
-            self.counters.withdrawn += 1;
-        }
-        confirmed
     }
 
     /// The counters so far.

@@ -226,6 +226,28 @@ pub struct Detection {
     pub arrived_on: Option<u32>,
 }
 
+/// A source that crossed the threshold, before the second look at the socket table that makes
+/// it a [`Detection`] ([`Detector::settle`]). Nothing acts on a candidate: a detection is
+/// decided once, and never taken back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a candidate is nothing until it is settled"]
+pub struct Candidate(Detection);
+
+impl Candidate {
+    /// What the detection would be, as it stands.
+    pub fn as_detection(&self) -> &Detection {
+        &self.0
+    }
+
+    /// The same, arrived on interface `ifindex`.
+    pub fn arrived_on(self, ifindex: Option<u32>) -> Self {
+        Candidate(Detection {
+            arrived_on: ifindex,
+            ..self.0
+        })
+    }
+}
+
 impl Detection {
     /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`.
     pub fn summary(&self) -> String {
@@ -319,8 +341,9 @@ impl Detector {
         &self.config
     }
 
-    /// Counts one probe; returns a detection when its source crosses the threshold.
-    pub fn observe(&mut self, probe: &Probe) -> Option<Detection> {
+    /// Counts one probe; returns a candidate when its source crosses the threshold, which
+    /// [`Detector::settle`] makes a detection or takes back.
+    pub fn observe(&mut self, probe: &Probe) -> Option<Candidate> {
         let key = self.key(probe.src);
         let prefix_len = self.prefix_len(key);
         let weight = self
@@ -428,8 +451,7 @@ impl Detector {
             arrived_on: None,
         };
         source.packets = 0;
-        self.stats.detections += 1;
-        Some(detection)
+        Some(Candidate(detection))
     }
 
     /// Lets the source of `detection` be detected again at its next probe: nothing was done
@@ -471,44 +493,43 @@ impl Detector {
         }
     }
 
-    /// Checks `detection` again against a fresh look at the socket table before anything acts
-    /// on it: hits on ports where `listens` now finds a socket (a service that started after the
-    /// table was last read) are taken back. Returns the detection if its source still crosses
-    /// the threshold without them (with those ports gone from it), else `None`, and then the
-    /// source may be detected at its next probe, as if this one had not counted.
-    pub fn confirm(
+    /// Settles `candidate` with a second look at the socket table, the only way to a
+    /// detection: hits on ports where `listens` now finds a socket (a service that started after
+    /// the table was last read) are taken back. Returns the detection (counted, with those
+    /// ports gone from it) if its source still crosses the threshold without them, else `None`,
+    /// and then the source may be detected at its next probe, as if this one had not counted.
+    pub fn settle(
         &mut self,
-        mut detection: Detection,
+        candidate: Candidate,
         listens: impl Fn(Proto, u16) -> bool,
     ) -> Option<Detection> {
-        if !detection
+        let Candidate(mut detection) = candidate;
+        if detection
             .ports
             .iter()
             .any(|&(proto, port)| listens(proto, port))
         {
-            return Some(detection);
-        }
-        detection
-            .ports
-            .retain(|&(proto, port)| !listens(proto, port));
-        let threshold = u64::from(self.config.threshold);
-        let Some(source) = self.source_mut(&detection.source.addr()) else {
-            return Some(detection);
-        };
-        source.hits.retain(|h| {
-            let open = listens(h.proto, h.port);
-            if open {
-                source.score -= u64::from(h.weight);
+            detection
+                .ports
+                .retain(|&(proto, port)| !listens(proto, port));
+            let threshold = u64::from(self.config.threshold);
+            if let Some(source) = self.source_mut(&detection.source.addr()) {
+                source.hits.retain(|h| {
+                    let open = listens(h.proto, h.port);
+                    if open {
+                        source.score -= u64::from(h.weight);
+                    }
+                    !open
+                });
+                detection.score = source.score;
+                if source.score < threshold {
+                    source.quiet_until = Timestamp::ZERO;
+                    return None;
+                }
             }
-            !open
-        });
-        detection.score = source.score;
-        if source.score >= threshold {
-            return Some(detection);
         }
-        source.quiet_until = Timestamp::ZERO;
-        self.stats.detections -= 1;
-        None
+        self.stats.detections += 1;
+        Some(detection)
     }
 
     /// Forgets every source inside `net`, so that its next probes are judged afresh (after an

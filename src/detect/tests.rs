@@ -30,12 +30,30 @@ fn feed(
     let mut at = Vec::new();
     let mut found = Vec::new();
     for (i, (t, port, kind)) in probes.into_iter().enumerate() {
-        if let Some(det) = d.observe(&probe(t, src, port, kind)) {
+        if let Some(det) = settled(d, &probe(t, src, port, kind)) {
             at.push(i);
             found.push(det);
         }
     }
     (at, found)
+}
+
+/// One probe, and the detection it makes, settled with no port open since.
+fn settled(d: &mut Detector, p: &Probe) -> Option<Detection> {
+    let candidate = d.observe(p)?;
+    d.settle(candidate, |_, _| false)
+}
+
+/// The candidate the probes make, not yet settled.
+fn candidate(
+    d: &mut Detector,
+    src: &str,
+    probes: impl IntoIterator<Item = (u64, u16, ProbeKind)>,
+) -> Candidate {
+    probes
+        .into_iter()
+        .find_map(|(t, port, kind)| d.observe(&probe(t, src, port, kind)))
+        .expect("the probes cross the threshold")
 }
 
 /// `case!(name, [probes], expected indices of detections)`: one line per behaviour.
@@ -189,7 +207,7 @@ fn ipv6_sources_are_counted_per_64_by_default() {
     for i in 1..=7u16 {
         // Seven addresses of one /64, one privileged port each.
         let src = format!("2001:db8:0:1::{i:x}");
-        found.extend(d.observe(&probe(u64::from(i), &src, i, SYN)));
+        found.extend(settled(&mut d, &probe(u64::from(i), &src, i, SYN)));
     }
     assert_eq!(found.len(), 1);
     assert_eq!(
@@ -205,7 +223,7 @@ fn ipv6_sources_are_counted_per_64_by_default() {
     for i in 1..=7u16 {
         let src = format!("2001:db8:0:1::{i:x}");
         assert_eq!(
-            per_address.observe(&probe(u64::from(i), &src, i, SYN)),
+            settled(&mut per_address, &probe(u64::from(i), &src, i, SYN)),
             None
         );
     }
@@ -226,7 +244,7 @@ fn a_million_spoofed_sources_never_exceed_the_source_capacity() {
             src,
             ..probe(u64::from(i / 1000), "203.0.113.1", 23, SYN)
         };
-        assert_eq!(d.observe(&p), None);
+        assert_eq!(settled(&mut d, &p), None);
         max_tracked = max_tracked.max(d.stats().tracked);
     }
     let stats = d.stats();
@@ -255,8 +273,8 @@ fn the_port_cap_keeps_the_newest_ports_and_still_detects() {
 #[test]
 fn expire_forgets_only_idle_sources() {
     let mut d = Detector::new(DetectorConfig::default());
-    d.observe(&probe(0, "203.0.113.1", 1, SYN));
-    d.observe(&probe(30_000, "203.0.113.2", 1, SYN));
+    settled(&mut d, &probe(0, "203.0.113.1", 1, SYN));
+    settled(&mut d, &probe(30_000, "203.0.113.2", 1, SYN));
     d.expire(ms(70_000));
     assert_eq!(d.stats().tracked, 1);
     assert_eq!(d.stats().expired_sources, 1);
@@ -318,22 +336,18 @@ fn the_kernels_answer_to_a_maimon_probe_adds_no_ack_kind() {
 #[test]
 fn confirm_keeps_a_detection_when_no_port_has_opened() {
     let mut d = Detector::new(DetectorConfig::default());
-    let (_, found) = feed(&mut d, "203.0.113.7", ports(SYN, 1..=7));
-    let detection = found
-        .into_iter()
-        .next()
-        .expect("seven closed ports are a scan");
-    let kept = d.confirm(detection.clone(), |_, _| false);
-    assert_eq!(kept, Some(detection));
+    let found = candidate(&mut d, "203.0.113.7", ports(SYN, 1..=7));
+    let detection = found.as_detection().clone();
+    assert_eq!(d.settle(found, |_, _| false), Some(detection));
+    assert_eq!(d.stats().detections, 1);
 }
 
 #[test]
 fn confirm_withdraws_a_detection_that_a_new_service_explains() {
     let mut d = Detector::new(DetectorConfig::default());
-    let (_, found) = feed(&mut d, "203.0.113.7", ports(SYN, 1..=7));
-    let detection = found.into_iter().next().unwrap();
+    let found = candidate(&mut d, "203.0.113.7", ports(SYN, 1..=7));
     // Port 3 got a listener after the table was read: six closed ports (18) are no scan.
-    assert_eq!(d.confirm(detection, |_, port| port == 3), None);
+    assert_eq!(d.settle(found, |_, port| port == 3), None);
     assert_eq!(d.stats().detections, 0);
     // The port is forgotten, and the source is not muted: the next closed port crosses again.
     let (at, found) = feed(&mut d, "203.0.113.7", [(100, 10, SYN)]);
@@ -348,11 +362,11 @@ fn confirm_narrows_a_detection_that_still_stands() {
     // Twenty unprivileged ports (20), then a privileged one (3): 23 crosses 21.
     let mut probes = ports(SYN, 2000..2020);
     probes.push((500, 1, SYN));
-    let (_, found) = feed(&mut d, "203.0.113.7", probes);
-    let detection = found.into_iter().next().unwrap();
+    let found = candidate(&mut d, "203.0.113.7", probes);
+    let detection = found.as_detection();
     assert_eq!((detection.ports.len(), detection.score), (21, 23));
     let kept = d
-        .confirm(detection, |proto, port| proto == Proto::Tcp && port == 2000)
+        .settle(found, |proto, port| proto == Proto::Tcp && port == 2000)
         .expect("22 still crosses 21");
     assert_eq!((kept.ports.len(), kept.score), (20, 22));
     assert!(!kept.ports.contains(&(Proto::Tcp, 2000)));
@@ -375,14 +389,13 @@ fn issue_13_the_heaviest_weights_on_every_port_do_not_overflow() {
         max_ports_per_source: 65_536,
         ..DetectorConfig::default()
     });
-    let (at, found) = feed(&mut d, "203.0.113.7", ports(NULL, 1..=6000));
-    assert_eq!(at, [0], "one detection, then quiet for a window");
-    assert_eq!(found[0].score, 1_000_000);
+    let found = candidate(&mut d, "203.0.113.7", ports(NULL, 1..=1));
+    assert_eq!(found.as_detection().score, 1_000_000);
+    let (at, _) = feed(&mut d, "203.0.113.7", ports(NULL, 2..=6000));
+    assert!(at.is_empty(), "one detection, then quiet for a window");
     // The source's score kept growing past what a u32 holds; a second look that finds port 1
     // open now takes its weight off the whole.
-    let kept = d
-        .confirm(found[0].clone(), |_, port| port == 1)
-        .expect("kept");
+    let kept = d.settle(found, |_, port| port == 1).expect("kept");
     assert_eq!(kept.score, 5999 * 1_000_000);
 }
 
@@ -430,7 +443,7 @@ fn issue_14_a_slow_scanner_survives_a_one_packet_flood_of_the_tables_size() {
     // 10,000 between any two, more than the whole table holds.
     for (second, port) in (1..=7u16).enumerate() {
         let at = u64::try_from(second).unwrap() * 1000;
-        found.extend(d.observe(&probe(at, "198.51.100.66", port, SYN)));
+        found.extend(settled(&mut d, &probe(at, "198.51.100.66", port, SYN)));
         let flood = if port == 1 { 4095 } else { 10_000 };
         for i in 0..flood {
             let n = i + 20_000 * u32::from(port);
@@ -439,7 +452,7 @@ fn issue_14_a_slow_scanner_survives_a_one_packet_flood_of_the_tables_size() {
                 src,
                 ..probe(at + 1, "203.0.113.1", 23, SYN)
             };
-            assert_eq!(d.observe(&p), None);
+            assert_eq!(settled(&mut d, &p), None);
         }
     }
     assert_eq!(found.len(), 1, "the slow scanner was evicted");

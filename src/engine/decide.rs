@@ -4,12 +4,41 @@
 use super::*;
 
 impl Engine {
-    /// A captured frame, parsed, that arrived at `at` (engine time).
+    /// A captured frame, parsed, that arrived at `at` (engine time). A source that crosses the
+    /// threshold is settled against the socket table read afresh (unless it was read a moment
+    /// ago), so that a service started a moment ago is never counted as a trap.
     pub fn packet(&mut self, at: Timestamp, packet: Result<Packet, Skip>) {
-        if let Some(d) = self.pipeline.process(at, packet) {
-            if let Some(d) = self.confirm(d) {
-                self.on_detection(&d);
+        let src = packet.as_ref().ok().map(|p| p.src);
+        let withdrawn = self.pipeline.counters().withdrawn;
+        let (host, clock, effects) = (&mut self.host, &self.clock, &mut self.effects);
+        let listeners_read = &mut self.listeners_read;
+        let detection = self.pipeline.process_looking(at, packet, || {
+            let now = clock.now();
+            if now.saturating_since(*listeners_read) <= LISTENERS_FRESH {
+                return None;
             }
+            match host.listeners() {
+                Ok(listeners) => {
+                    *listeners_read = now;
+                    Some(listeners)
+                }
+                Err(e) => {
+                    let line = format!("cannot re-read listening sockets: {e}");
+                    effects.push(Effect::Log(Level::Warn, line));
+                    None
+                }
+            }
+        });
+        if let Some(d) = detection {
+            self.on_detection(&d);
+        } else if self.pipeline.counters().withdrawn > withdrawn
+            && self.options.verbosity >= Verbosity::Verbose
+        {
+            self.log(format!(
+                "not a scan after all: {} crossed the threshold with ports where services have \
+                 just started",
+                src.map_or_else(String::new, |s| s.to_string())
+            ));
         }
     }
 
@@ -21,31 +50,6 @@ impl Engine {
         if let Some(d) = self.pipeline.connection(at, src, dst, proto, port) {
             self.on_detection(&d);
         }
-    }
-
-    /// Checks a detection against the socket table, read afresh unless it was read a moment
-    /// ago, before it is acted on.
-    pub(super) fn confirm(&mut self, d: Detection) -> Option<Detection> {
-        let now = self.clock.now();
-        let mut fresh = None;
-        if now.saturating_since(self.listeners_read) > LISTENERS_FRESH {
-            match self.host.listeners() {
-                Ok(listeners) => {
-                    self.listeners_read = now;
-                    fresh = Some(listeners);
-                }
-                Err(e) => self.warn(format!("cannot re-read listening sockets: {e}")),
-            }
-        }
-        let summary = (self.options.verbosity >= Verbosity::Verbose)
-            .then(|| format!("{}: {}", d.source, d.summary()));
-        let confirmed = self.pipeline.confirm(d, fresh);
-        if let (None, Some(summary)) = (&confirmed, summary) {
-            self.log(format!(
-                "withdrawn: {summary}: services have started on some of its ports"
-            ));
-        }
-        confirmed
     }
 
     /// A detection: judged by the trust rules, then by the responder; carried out, said,
