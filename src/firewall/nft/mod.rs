@@ -239,37 +239,18 @@ impl Entry {
     }
 }
 
-/// The nftables backend.
-pub struct NftFirewall {
-    config: NftConfig,
-    netlink: Netlink,
-    /// The never-block list last loaded, to rebuild the table with if it vanishes.
-    allow: Vec<IpNet>,
-}
-
-impl NftFirewall {
-    /// Opens the netlink socket. Nothing is sent until [`Firewall::ensure_ready`].
-    ///
-    /// # Errors
-    ///
-    /// When the socket cannot be opened.
-    pub fn new(config: NftConfig) -> Result<Self, FirewallError> {
-        Ok(NftFirewall {
-            config,
-            netlink: Netlink::open().map_err(FirewallError::Socket)?,
-            allow: Vec::new(),
-        })
-    }
-
+/// Where a configuration puts things: the family, the table, the sets and which set a block
+/// goes into. What the messages say depends on this alone, not on the socket.
+impl NftConfig {
     fn family(&self) -> u32 {
-        match &self.config {
+        match self {
             NftConfig::Own { .. } => libc::NFPROTO_INET as u32,
             NftConfig::Attach { family, .. } => family.nfproto(),
         }
     }
 
     fn table(&self) -> NftName {
-        match &self.config {
+        match self {
             NftConfig::Own { .. } => own_name(OWN_TABLE),
             NftConfig::Attach { table, .. } => table.clone(),
         }
@@ -277,7 +258,7 @@ impl NftFirewall {
 
     /// The sets blocks go into.
     fn block_sets(&self) -> Vec<BlockSet> {
-        match &self.config {
+        match self {
             NftConfig::Own { .. } => own_block_sets(),
             NftConfig::Attach { set4, set6, .. } => [(set4, false), (set6, true)]
                 .into_iter()
@@ -303,7 +284,7 @@ impl NftFirewall {
     }
 
     fn is_own(&self) -> bool {
-        matches!(self.config, NftConfig::Own { .. })
+        matches!(self, NftConfig::Own { .. })
     }
 
     fn set_handle(&self, name: &NftName) -> SetHandle {
@@ -316,11 +297,34 @@ impl NftFirewall {
     }
 
     fn describe_set(&self, name: &NftName) -> String {
-        let family = match &self.config {
+        let family = match self {
             NftConfig::Own { .. } => "inet",
             NftConfig::Attach { family, .. } => family.as_str(),
         };
         format!("set {family} {} {name}", self.table())
+    }
+}
+
+/// The nftables backend.
+pub struct NftFirewall {
+    config: NftConfig,
+    netlink: Netlink,
+    /// The never-block list last loaded, to rebuild the table with if it vanishes.
+    allow: Vec<IpNet>,
+}
+
+impl NftFirewall {
+    /// Opens the netlink socket. Nothing is sent until [`Firewall::ensure_ready`].
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be opened.
+    pub fn new(config: NftConfig) -> Result<Self, FirewallError> {
+        Ok(NftFirewall {
+            config,
+            netlink: Netlink::open().map_err(FirewallError::Socket)?,
+            allow: Vec::new(),
+        })
     }
 
     /// Sends `batch`; maps a refusal to the message it concerned (`doing[i]` describes the
@@ -341,7 +345,7 @@ impl NftFirewall {
                     .and_then(|i| doing.get(i))
                     .cloned()
                     .unwrap_or_else(|| ("apply a batch".into(), None));
-                let about = set.unwrap_or_else(|| format!("table {}", self.table()));
+                let about = set.unwrap_or_else(|| format!("table {}", self.config.table()));
                 Err(FirewallError::from_errno(errno, what, about))
             }
         }
@@ -442,15 +446,15 @@ impl NftFirewall {
             };
             target.push(Entry::of(net, true, None));
         }
-        let fill4 = self.pack(&allow4_name, &fill4);
-        let fill6 = self.pack(&allow6_name, &fill6);
+        let fill4 = self.config.pack(&allow4_name, &fill4);
+        let fill6 = self.config.pack(&allow6_name, &fill6);
         let flush4 = SetHandle::new(family, &table_name, &allow4_name);
         let flush6 = SetHandle::new(family, &table_name, &allow6_name);
 
         let mut batch = Batch::with_page_size(BATCH_PAGE);
         let mut doing: Vec<(String, Option<String>)> = Vec::new();
         let mut note = |what: &str, set: Option<&str>| {
-            let set = set.map(|s| self.describe_set(&own_name(s)));
+            let set = set.map(|s| self.config.describe_set(&own_name(s)));
             doing.push((what.to_string(), set));
         };
         batch.add(&table, MsgType::Add);
@@ -514,8 +518,8 @@ impl NftFirewall {
             (set6, TYPE_IPV6_ADDR, 16, "ipv6_addr"),
         ] {
             let Some(name) = name else { continue };
-            let described = self.describe_set(&name);
-            let request = sys::request(&Request::Set(self.family(), &table, &name), 1);
+            let described = self.config.describe_set(&name);
+            let request = sys::request(&Request::Set(self.config.family(), &table, &name), 1);
             let mut found = SetHandle::empty();
             let mut got = false;
             match self.netlink.query(&request, |m| {
@@ -579,62 +583,80 @@ impl NftFirewall {
 
     fn query(&mut self, request: &[u8], each: impl FnMut(&[u8])) -> Result<(), FirewallError> {
         let mut each = each;
-        let table = format!("table {}", self.table());
+        let table = format!("table {}", self.config.table());
         self.netlink
             .query(request, |m| each(m.bytes))
             .map_err(|e| failed(e, "read the ruleset".into(), table))
     }
 
     fn apply_once(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
-        // Per set: the unblocks (destroy: fine if missing), then the blocks (add without EXCL:
-        // an existing block gets the new timeout and expiry, which refreshes it).
-        let mut messages = Vec::new();
-        for set in self.block_sets() {
-            let (mut destroys, mut adds) = (Vec::new(), Vec::new());
-            for action in actions {
-                if self.target(action.net()).is_none_or(|t| t.name != set.name) {
-                    continue;
-                }
-                match action {
-                    Action::Unblock { net } => destroys.push(Entry::of(*net, set.interval, None)),
-                    Action::Block { net, ttl } => {
-                        adds.push(Entry::of(*net, set.interval, Some(*ttl)));
-                    }
-                }
-            }
-            for (entries, kind) in [
-                (destroys, SetMsgKind::DestroyElements),
-                (adds, SetMsgKind::AddElements),
-            ] {
-                for handle in self.pack(&set.name, &entries) {
-                    messages.push((handle, kind, set.name.clone()));
-                }
-            }
+        match element_batch(&self.config, actions)? {
+            Some((batch, doing)) => self.execute(&batch, &doing),
+            None => Ok(()),
         }
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let mut batch = Batch::with_page_size(BATCH_PAGE);
-        let mut doing = Vec::new();
-        for (handle, kind, set) in &messages {
-            let (msg_type, verb) = if *kind == SetMsgKind::AddElements {
-                (MsgType::Add, "add elements to")
-            } else {
-                (MsgType::Del, "remove elements from")
-            };
-            batch.add(&SetMsg::new(handle, *kind)?, msg_type);
-            let described = self.describe_set(set);
-            doing.push((format!("{verb} {described}"), Some(described)));
-        }
-        let batch = batch.finalize();
-        self.execute(&batch, &doing)
     }
+}
+
+/// What a message of a batch does, for the error when the kernel refuses it: the change, and
+/// the set it concerned.
+type Doing = Vec<(String, Option<String>)>;
+
+/// The batch that carries `actions` out under `config`, and what each of its messages does;
+/// `None` when there is nothing to send. Per set: the unblocks (destroy: fine if missing), then
+/// the blocks (add without EXCL: an existing block gets the new timeout and expiry, which
+/// refreshes it). Built without the socket: the unit tests compare it with what `nft` sends.
+fn element_batch(
+    config: &NftConfig,
+    actions: &[Action],
+) -> Result<Option<(FinalizedBatch, Doing)>, FirewallError> {
+    let mut messages = Vec::new();
+    for set in config.block_sets() {
+        let (mut destroys, mut adds) = (Vec::new(), Vec::new());
+        for action in actions {
+            if config
+                .target(action.net())
+                .is_none_or(|t| t.name != set.name)
+            {
+                continue;
+            }
+            match action {
+                Action::Unblock { net } => destroys.push(Entry::of(*net, set.interval, None)),
+                Action::Block { net, ttl } => {
+                    adds.push(Entry::of(*net, set.interval, Some(*ttl)));
+                }
+            }
+        }
+        for (entries, kind) in [
+            (destroys, SetMsgKind::DestroyElements),
+            (adds, SetMsgKind::AddElements),
+        ] {
+            for handle in config.pack(&set.name, &entries) {
+                messages.push((handle, kind, set.name.clone()));
+            }
+        }
+    }
+    if messages.is_empty() {
+        return Ok(None);
+    }
+    let mut batch = Batch::with_page_size(BATCH_PAGE);
+    let mut doing = Vec::new();
+    for (handle, kind, set) in &messages {
+        let (msg_type, verb) = if *kind == SetMsgKind::AddElements {
+            (MsgType::Add, "add elements to")
+        } else {
+            (MsgType::Del, "remove elements from")
+        };
+        batch.add(&SetMsg::new(handle, *kind)?, msg_type);
+        let described = config.describe_set(set);
+        doing.push((format!("{verb} {described}"), Some(described)));
+    }
+    Ok(Some((batch.finalize(), doing)))
 }
 
 impl Firewall for NftFirewall {
     fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
-        let table = self.table().as_str().to_string();
-        netlink::watch(self.netlink.portid(), self.family(), table, changed)
+        let table = self.config.table().as_str().to_string();
+        netlink::watch(self.netlink.portid(), self.config.family(), table, changed)
     }
 
     fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
@@ -655,7 +677,7 @@ impl Firewall for NftFirewall {
         super::apply_each(actions, 1000, |chunk| match self.apply_once(chunk) {
             // The table or a set vanished (`nft flush ruleset`, an admin): in own mode,
             // rebuild it and try once more.
-            Err(FirewallError::Missing { .. }) if self.is_own() => {
+            Err(FirewallError::Missing { .. }) if self.config.is_own() => {
                 let allow = self.allow.clone();
                 self.ensure_ready(&allow)?;
                 self.apply_once(chunk)
@@ -666,13 +688,13 @@ impl Firewall for NftFirewall {
 
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
         let mut out = Vec::new();
-        for set in self.block_sets() {
+        for set in self.config.block_sets() {
             let request = sys::request(
-                &Request::SetElements(self.family(), &self.table(), &set.name),
+                &Request::SetElements(self.config.family(), &self.config.table(), &set.name),
                 1,
             );
-            let mut parsed = self.set_handle(&set.name);
-            let described = self.describe_set(&set.name);
+            let mut parsed = self.config.set_handle(&set.name);
+            let described = self.config.describe_set(&set.name);
             self.netlink
                 .query(&request, |m| {
                     parsed.parse_elems(m.bytes);
@@ -813,6 +835,9 @@ fn cidrs(first: u128, last: u128, v6: bool) -> Vec<IpNet> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
