@@ -25,3 +25,21 @@ pub use crate::report::chain;
 pub fn code(code: u8) -> ExitCode {
     ExitCode::from(code)
 }
+
+/// The shared body of `sentryd --check-config [FILE]` and `sentryctl validate [FILE]`: prints
+/// warnings and the verdict, and returns the exit code (0, or 78 for a bad configuration).
+pub fn check_config(program: &str, path: Option<&std::path::Path>) -> ExitCode {
+    match crate::config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{program}: warning: {w}");
+            }
+            println!("{}: configuration is valid", loaded.origin);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(program, &e);
+            code(CONFIG)
+        }
+    }
+}

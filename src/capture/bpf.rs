@@ -10,16 +10,7 @@
 //! pcap's `tcp[tcpflags]` only works for IPv4 (its compiled code checks for EtherType 0x0800),
 //! so IPv6 TCP is matched on the fixed header: next header at byte 6, flags at byte 40 + 13.
 
-/// Which interfaces to capture on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Interfaces {
-    /// Every interface but loopback: the `any` device, loopback frames dropped by the filter.
-    AllButLoopback,
-    /// Every interface, loopback included: the `any` device.
-    All,
-    /// These interfaces, one capture each.
-    Named(Vec<String>),
-}
+pub use crate::config::Interfaces;
 
 /// ARPHRD_LOOPBACK, the hardware type of loopback in a Linux cooked header (bytes 2-3).
 const ARPHRD_LOOPBACK: u16 = 772;

@@ -13,6 +13,10 @@
 pub mod ports;
 pub mod raw;
 
+pub mod nft;
+
+pub use nft::{Family, Hook, NftConfig, NftName};
+
 use std::fmt;
 use std::io;
 use std::ops::RangeInclusive;
@@ -21,10 +25,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::capture::bpf::Interfaces;
 use crate::detect::traps::{PortSet, TrapMode, Traps};
 use crate::detect::{DetectorConfig, Weights};
-use crate::firewall::nft::{Family, Hook, NftConfig, NftName};
 use raw::{RawConfig, RawPort};
 
 /// Where the daemon looks for its configuration.
@@ -132,6 +134,17 @@ pub struct LogConfig {
     pub target: LogTarget,
     /// How.
     pub format: LogFormat,
+}
+
+/// Which interfaces to capture on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interfaces {
+    /// Every interface but loopback: the `any` device, loopback frames dropped by the filter.
+    AllButLoopback,
+    /// Every interface, loopback included: the `any` device.
+    All,
+    /// These interfaces, one capture each.
+    Named(Vec<String>),
 }
 
 /// `[capture]`.
@@ -257,6 +270,9 @@ pub struct NeverBlockConfig {
     /// may be missing; any other must exist.
     pub file: Option<PathBuf>,
 }
+
+/// Where the daemon listens by default (systemd's `RuntimeDirectory=scansentry`).
+pub const DEFAULT_SOCKET: &str = "/run/scansentry/control.sock";
 
 /// The never-block file the packages install, and the default of `[never-block] file`.
 pub const DEFAULT_IGNORE_FILE: &str = "/etc/scansentry/ignore";
@@ -1133,24 +1149,6 @@ impl Validator {
             }
         }
         set
-    }
-}
-
-/// The shared body of `sentryd --check-config [FILE]` and `sentryctl validate [FILE]`: prints
-/// warnings and the verdict, and returns the exit code (0, or 78 for a bad configuration).
-pub fn check_command(program: &str, path: Option<&Path>) -> std::process::ExitCode {
-    match load(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!("{program}: warning: {w}");
-            }
-            println!("{}: configuration is valid", loaded.origin);
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            crate::exit::report(program, &e);
-            crate::exit::CONFIG.into()
-        }
     }
 }
 

@@ -212,7 +212,7 @@ impl Default for RawDaemon {
 }
 
 fn default_socket() -> String {
-    crate::control::DEFAULT_SOCKET.into()
+    crate::config::DEFAULT_SOCKET.into()
 }
 fn default_state_dir() -> String {
     "/var/lib/scansentry".into()

@@ -5,8 +5,7 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 
-/// Where the daemon listens by default (systemd's `RuntimeDirectory=scansentry`).
-pub const DEFAULT_SOCKET: &str = "/run/scansentry/control.sock";
+pub use crate::config::DEFAULT_SOCKET;
 
 /// The group whose members may use the control socket besides root.
 pub const GROUP: &str = "scansentry";

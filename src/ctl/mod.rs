@@ -148,7 +148,9 @@ fn parse_block_for(text: &str) -> Result<Duration, String> {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let request = match args.command {
-        Command::Validate { file } => return config::check_command("sentryctl", file.as_deref()),
+        Command::Validate { file } => {
+            return crate::exit::check_config("sentryctl", file.as_deref());
+        }
         Command::Audit {
             diff,
             import_nmap,

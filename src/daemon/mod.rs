@@ -75,7 +75,7 @@ pub struct Args {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = args.check_config {
-        return config::check_command("sentryd", path.as_deref().or(args.config.as_deref()));
+        return crate::exit::check_config("sentryd", path.as_deref().or(args.config.as_deref()));
     }
     let loaded = match config::load(args.config.as_deref()) {
         Ok(loaded) => loaded,

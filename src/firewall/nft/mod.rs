@@ -36,8 +36,9 @@ use nftnl_sys::libc;
 use nix::errno::Errno;
 
 use super::{Action, Blocked, Firewall, FirewallError};
+pub use crate::config::nft::{BadName, Family, Hook, NftConfig, NftName};
 use netlink::{Netlink, NetlinkError};
-pub use sys::{BadName, NftName, TooManyElements};
+pub use sys::TooManyElements;
 use sys::{ElemInfo, Key, Request, SetHandle, SetMsg, SetMsgKind};
 
 /// `NFT_SET_INTERVAL`.
@@ -64,26 +65,7 @@ const BATCH_PAGE: u32 = 48 * 1024;
 /// The table of own mode.
 pub const OWN_TABLE: &str = "scansentry";
 
-/// Where own mode hooks its chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hook {
-    /// `hook input`: after routing, for traffic to this host.
-    Input,
-    /// `hook prerouting` (at raw priority by default): before conntrack.
-    Prerouting,
-}
-
-/// The address family of an attach-mode table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// `inet`: IPv4 and IPv6.
-    Inet,
-    /// `ip`: IPv4 only.
-    Ip,
-    /// `ip6`: IPv6 only.
-    Ip6,
-}
-
+/// The family's number in netlink messages.
 impl Family {
     fn nfproto(self) -> u32 {
         match self {
@@ -92,41 +74,6 @@ impl Family {
             Family::Ip6 => libc::NFPROTO_IPV6 as u32,
         }
     }
-
-    /// As nft writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Inet => "inet",
-            Family::Ip => "ip",
-            Family::Ip6 => "ip6",
-        }
-    }
-}
-
-/// How the backend uses nftables.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NftConfig {
-    /// scansentry keeps its own table.
-    Own {
-        /// The hook of its chain.
-        hook: Hook,
-        /// The chain's priority.
-        priority: i32,
-        /// The `size` of the block sets: how many blocks they hold (an interval's end element
-        /// does not count).
-        set_size: u32,
-    },
-    /// scansentry only adds and removes elements of the administrator's sets.
-    Attach {
-        /// The table's family.
-        family: Family,
-        /// The table.
-        table: NftName,
-        /// The IPv4 block set (none: IPv4 sources are not blocked).
-        set4: Option<NftName>,
-        /// The IPv6 block set.
-        set6: Option<NftName>,
-    },
 }
 
 /// A set that holds blocks.

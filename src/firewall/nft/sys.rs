@@ -21,13 +21,15 @@
     reason = "libnftnl takes its small u32 attribute and message constants as u16"
 )]
 
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CStr, c_char, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
 
 use nftnl::MsgType;
 use nftnl_sys as sys;
 use nftnl_sys::libc;
+
+use crate::config::nft::NftName;
 
 /// An `nftnl_set`: names a set, carries its properties (for NEWSET), its elements (for
 /// NEWSETELEM/DELSETELEM), or what the kernel said about it (after parsing).
@@ -52,53 +54,6 @@ impl Key {
         }
     }
 }
-
-/// The name of a table or set: what nft accepts as an identifier (a letter, then letters,
-/// digits, `_ - . /`; at most 255 bytes, so never a NUL inside). Only [`NftName::new`] makes
-/// one, so turning it into a C string cannot fail.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct NftName(String);
-
-impl NftName {
-    /// `name`, if nft would take it as an identifier.
-    ///
-    /// # Errors
-    ///
-    /// [`BadName`] naming what was given.
-    pub fn new(name: &str) -> Result<Self, BadName> {
-        let ok = name.len() <= 255
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
-        if ok {
-            Ok(NftName(name.to_string()))
-        } else {
-            Err(BadName(name.to_string()))
-        }
-    }
-
-    /// The name as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name as libnftnl takes it.
-    pub fn to_c(&self) -> CString {
-        CString::new(self.0.as_str()).expect("an NftName holds no NUL (checked by NftName::new)")
-    }
-}
-
-impl std::fmt::Display for NftName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A name nft would not take.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an nftables name (a letter, then letters, digits, _ - . /; at most 255)")]
-pub struct BadName(pub String);
 
 /// More elements than one message can carry (at most `MAX_ELEMENTS_PER_MSG`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -635,15 +590,5 @@ mod tests {
             bytes < nftnl::nft_nlmsg_maxsize() as usize,
             "{bytes} bytes for {MAX_ELEMENTS_PER_MSG} elements"
         );
-    }
-
-    #[test]
-    fn names_nft_would_refuse_are_refused() {
-        for bad in ["", "1abc", "a b", "a\0b", "tab\tle", &"a".repeat(256)] {
-            assert_eq!(NftName::new(bad), Err(BadName(bad.to_string())), "{bad:?}");
-        }
-        for good in ["filter", "scansentry", "my_set-4.v/x", &"a".repeat(255)] {
-            assert_eq!(NftName::new(good).unwrap().as_str(), good);
-        }
     }
 }

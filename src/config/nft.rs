@@ -1,0 +1,124 @@
+//! The nftables settings, as plain types: where own mode hooks its chain, and the table and
+//! sets of attach mode, by names nft would take. The firewall's nftables backend carries
+//! them out.
+
+use std::ffi::CString;
+
+/// Where own mode hooks its chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// `hook input`: after routing, for traffic to this host.
+    Input,
+    /// `hook prerouting` (at raw priority by default): before conntrack.
+    Prerouting,
+}
+
+/// The address family of an attach-mode table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// `inet`: IPv4 and IPv6.
+    Inet,
+    /// `ip`: IPv4 only.
+    Ip,
+    /// `ip6`: IPv6 only.
+    Ip6,
+}
+
+/// How the backend uses nftables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NftConfig {
+    /// scansentry keeps its own table.
+    Own {
+        /// The hook of its chain.
+        hook: Hook,
+        /// The chain's priority.
+        priority: i32,
+        /// The `size` of the block sets: how many blocks they hold (an interval's end element
+        /// does not count).
+        set_size: u32,
+    },
+    /// scansentry only adds and removes elements of the administrator's sets.
+    Attach {
+        /// The table's family.
+        family: Family,
+        /// The table.
+        table: NftName,
+        /// The IPv4 block set (none: IPv4 sources are not blocked).
+        set4: Option<NftName>,
+        /// The IPv6 block set.
+        set6: Option<NftName>,
+    },
+}
+
+impl Family {
+    /// As nft writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+}
+
+/// The name of a table or set: what nft accepts as an identifier (a letter, then letters,
+/// digits, `_ - . /`; at most 255 bytes, so never a NUL inside). Only [`NftName::new`] makes
+/// one, so turning it into a C string cannot fail.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NftName(String);
+
+impl NftName {
+    /// `name`, if nft would take it as an identifier.
+    ///
+    /// # Errors
+    ///
+    /// [`BadName`] naming what was given.
+    pub fn new(name: &str) -> Result<Self, BadName> {
+        let ok = name.len() <= 255
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+        if ok {
+            Ok(NftName(name.to_string()))
+        } else {
+            Err(BadName(name.to_string()))
+        }
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as libnftnl takes it.
+    pub fn to_c(&self) -> CString {
+        CString::new(self.0.as_str()).expect("an NftName holds no NUL (checked by NftName::new)")
+    }
+}
+
+impl std::fmt::Display for NftName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A name nft would not take.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an nftables name (a letter, then letters, digits, _ - . /; at most 255)")]
+pub struct BadName(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_nft_would_refuse_are_refused() {
+        for bad in ["", "1abc", "a b", "a\0b", "tab\tle", &"a".repeat(256)] {
+            assert_eq!(NftName::new(bad), Err(BadName(bad.to_string())), "{bad:?}");
+        }
+        for good in ["filter", "scansentry", "my_set-4.v/x", &"a".repeat(255)] {
+            assert_eq!(NftName::new(good).unwrap().as_str(), good);
+        }
+    }
+}
