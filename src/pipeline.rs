@@ -190,13 +190,13 @@ const FLOW_TTL: Duration = Duration::from_secs(300);
 /// How often idle sources are expired, in capture time.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
-/// Whether a probed port still has to be checked against the traps.
+/// Where a probed port comes from, which says whether it is a trap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Port {
-    /// Seen on the wire: a trap only if [`Traps::is_trap`] says so.
-    Seen,
-    /// Bound by connect mode: a trap by construction.
-    Bound,
+enum ProbedPort {
+    /// In a captured packet: a trap only if [`Traps::is_trap`] says so.
+    Captured,
+    /// One of connect mode's own trap sockets: a trap by construction.
+    OwnTrap,
 }
 
 /// The per-packet pipeline.
@@ -340,7 +340,7 @@ impl Pipeline {
                     Proto::Tcp,
                     p.src_port,
                     ProbeKind::Ack,
-                    Port::Seen,
+                    ProbedPort::Captured,
                 );
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
@@ -372,8 +372,16 @@ impl Pipeline {
             c.replies += 1;
             return None;
         }
-        self.count(at, p.src, p.dst, p.proto(), p.dst_port, kind, Port::Seen)
-            .map(|c| c.arrived_on(p.ifindex))
+        self.count(
+            at,
+            p.src,
+            p.dst,
+            p.proto(),
+            p.dst_port,
+            kind,
+            ProbedPort::Captured,
+        )
+        .map(|c| c.arrived_on(p.ifindex))
     }
 
     /// A connection accepted (TCP, a completed handshake) or a datagram received (UDP) on a
@@ -396,7 +404,7 @@ impl Pipeline {
             Proto::Tcp => ProbeKind::Syn,
             Proto::Udp => ProbeKind::Udp,
         };
-        let candidate = self.count(at, src, dst, proto, dst_port, kind, Port::Bound)?;
+        let candidate = self.count(at, src, dst, proto, dst_port, kind, ProbedPort::OwnTrap)?;
         // The trap port is the daemon's own socket, listed as listening: nothing to look at.
         let detection = self.detector.settle(candidate, |_, _| false);
         self.counters.detections += u64::from(detection.is_some());
@@ -425,7 +433,7 @@ impl Pipeline {
         proto: Proto,
         dst_port: u16,
         kind: ProbeKind,
-        port: Port,
+        port: ProbedPort,
     ) -> Option<Candidate> {
         let c = &mut self.counters;
         // A source no scanner can have: forged, or noise of the local link. Never counted,
@@ -440,7 +448,7 @@ impl Pipeline {
             c.never_block += 1;
             return None;
         }
-        if port == Port::Seen && !self.traps.is_trap(proto, dst, dst_port) {
+        if port == ProbedPort::Captured && !self.traps.is_trap(proto, dst, dst_port) {
             c.not_trap += 1;
             return None;
         }
