@@ -144,7 +144,6 @@ pub(super) fn start(
     verbosity: Verbosity,
     disable_local_check: bool,
 ) -> Result<Running, StartError> {
-    let clock = SteadyClock::new();
     let config = loaded.config.clone();
     let logger = crate::daemon::log::install(
         config.log.target,
@@ -155,30 +154,15 @@ pub(super) fn start(
             tracing::Level::INFO
         },
     );
-    // Under the unit, CAP_NET_ADMIN and CAP_NET_RAW come as ambient (and inheritable)
-    // capabilities, which every program sentryd starts would inherit. They are sentryd's own:
-    // the on-block program runs with the user's rights only.
-    for set in [caps::CapSet::Ambient, caps::CapSet::Inheritable] {
-        if let Err(e) = caps::clear(None, set) {
-            tracing::debug!("cannot clear the {set:?} capabilities: {e}");
-        }
-    }
-    let saved = match state::load(
-        &config.daemon.state_dir,
-        state::size_limit(config.respond.max_blocks),
-    ) {
-        Ok(saved) => Some(saved),
-        Err(e) => {
-            tracing::warn!("{e}; starting without saved blocks");
-            None
-        }
-    };
+    drop_inheritable_capabilities();
+    let clock = SteadyClock::new();
     let options = Options {
         verbosity,
         disable_local_check,
         decisions: false,
         seed: RandomState::new().hash_one(std::process::id()),
     };
+    let saved = saved_state(&config);
     let engine = Engine::start(
         loaded,
         options,
@@ -211,6 +195,48 @@ pub(super) fn start(
 
     let traps_bound = bind_traps(&daemon, &config)?;
     let captures = open_captures(&config)?;
+    let (wake_read, events) = spawn_threads(&daemon, &config)?;
+    say_watching(&daemon, &config, &captures, traps_bound.as_ref());
+    notify("READY=1");
+    Ok(Running {
+        daemon,
+        captures,
+        traps_bound,
+        wake_read,
+        events,
+        socket_path: config.daemon.socket.clone(),
+    })
+}
+
+/// Under the unit, CAP_NET_ADMIN and CAP_NET_RAW come as ambient (and inheritable)
+/// capabilities, which every program sentryd starts would inherit. They are sentryd's own: the
+/// on-block program runs with the user's rights only.
+fn drop_inheritable_capabilities() {
+    for set in [caps::CapSet::Ambient, caps::CapSet::Inheritable] {
+        if let Err(e) = caps::clear(None, set) {
+            tracing::debug!("cannot clear the {set:?} capabilities: {e}");
+        }
+    }
+}
+
+/// The state file, if it can be read (said when it cannot: the start goes on without it).
+fn saved_state(config: &Config) -> Option<state::State> {
+    let limit = state::size_limit(config.respond.max_blocks);
+    match state::load(&config.daemon.state_dir, limit) {
+        Ok(saved) => Some(saved),
+        Err(e) => {
+            tracing::warn!("{e}; starting without saved blocks");
+            None
+        }
+    }
+}
+
+/// The threads that feed the main loop: the control socket's, the signals', the nftables and
+/// the host watchers; returns the read end of their wake-up pipe and their events.
+fn spawn_threads(
+    daemon: &Daemon,
+    config: &Config,
+) -> Result<(OwnedFd, Receiver<Event>), StartError> {
     let server = Server::bind(&config.daemon.socket).map_err(failed)?;
     let (wake_read, wake_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
@@ -233,8 +259,12 @@ pub(super) fn start(
              never-block list is rebuilt on reload only"
         );
     }
+    Ok((wake_read, events))
+}
 
-    let watching = match &traps_bound {
+/// The line that says the daemon is up: what it watches, what it knows, what it does.
+fn say_watching(daemon: &Daemon, config: &Config, captures: &[Live], traps: Option<&TrapSockets>) {
+    let watching = match traps {
         Some(sockets) => format!("{} trap ports (connect mode)", sockets.len()),
         None => captures
             .iter()
@@ -242,29 +272,21 @@ pub(super) fn start(
             .collect::<Vec<_>>()
             .join(", "),
     };
+    let engine = &daemon.engine;
     tracing::info!(
         "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
          configuration: {}; control socket {}); {}",
-        daemon.engine.local_addresses(),
-        daemon.engine.pipeline().never_block().entries().len(),
-        daemon.engine.blocks_active(),
-        daemon.engine.origin(),
+        engine.local_addresses(),
+        engine.pipeline().never_block().entries().len(),
+        engine.blocks_active(),
+        engine.origin(),
         config.daemon.socket.display(),
-        match (daemon.engine.mode(), &config.backend) {
+        match (engine.mode(), &config.backend) {
             (Mode::Enforcing, Backend::Nft(_)) => "blocking in nftables",
             (Mode::Enforcing, Backend::Route) => "blocking with blackhole routes",
             (Mode::DryRun, _) => "dry run: nothing is blocked",
         }
     );
-    notify("READY=1");
-    Ok(Running {
-        daemon,
-        captures,
-        traps_bound,
-        wake_read,
-        events,
-        socket_path: config.daemon.socket.clone(),
-    })
 }
 
 /// Connect mode: binds the trap ports the daemon listens on itself.
