@@ -12,22 +12,24 @@
 //! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
 //! | [`pipeline`] | yes | packet → (local? reply? never-block?) → detector, with counters |
 //! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
+//! | [`engine`] | yes (drives the ports it is handed: clock, host, firewall) | everything the daemon decides: inputs as values, effects out |
 //! | [`trust`] | yes | what evidence counts: sources no scanner can have, … |
 //! | [`netlink`] | yes | the netlink message format: one builder, one reader |
-//! | [`firewall`] | shell (its encoders pure) | nftables over netlink; dry-run; in-memory |
+//! | [`firewall`] | shell (its trait, encoders and in-memory firewall pure) | nftables over netlink; blackhole routes; dry-run; in-memory |
 //! | [`report`] | yes | log lines and JSON for detections and decisions |
 //! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets (sock_diag) |
 //! | [`audit`] | policy, diff, codecs pure; collection and history shell | the local exposure audit |
-//! | [`config`] | yes (plus file reading) | TOML → validated, typed `Config` |
+//! | [`config`] | yes (plus file reading) | TOML → validated `Config`, of plain types it owns |
 //! | [`capture`] | shell | packet sources: capture files and live libpcap capture |
-//! | [`replay`] | shell | `sentryd --replay`: the pipeline over a capture file |
+//! | [`replay`] | shell | `sentryd --replay`: the engine over a capture file |
 //! | [`state`] | format pure, files shell | blocks and offences kept across restarts |
 //! | [`control`] | protocol pure, sockets shell | `sentryctl` ↔ `sentryd` |
 //! | [`process`] | shell | programs sentryd starts: no inherited descriptor or environment |
-//! | [`daemon`], [`ctl`] | shell | the two binaries' entry points |
+//! | [`daemon`], [`ctl`] | shell | the two binaries: the daemon carries the engine's effects out |
 //!
-//! Dependency direction: `wire → detect → respond`; `pipeline` joins them; the shell modules
-//! wire concrete types together. Nothing pure imports a shell module, `pcap`, sockets or system
+//! Dependency direction: `wire → detect → respond`; `pipeline` joins them; `engine` owns them
+//! and the ports (the `Firewall` trait, its `Host`), and the shell modules carry its effects
+//! out. Nothing pure imports a shell module, `pcap`, sockets or system
 //! calls (`tests/architecture.rs` fails if one does; its few exceptions say why), and only
 //! `time` reads the clock (clippy.toml).
 

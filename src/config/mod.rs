@@ -27,7 +27,9 @@ use ipnet::IpNet;
 
 use crate::detect::traps::{PortSet, TrapMode, Traps};
 use crate::detect::{DetectorConfig, Weights};
-use raw::{RawConfig, RawPort};
+use raw::{
+    RawCapture, RawConfig, RawDetect, RawFirewall, RawLog, RawNeverBlock, RawPort, RawRespond,
+};
 
 /// Where the daemon looks for its configuration.
 pub const DEFAULT_PATH: &str = "/etc/scansentry/scansentry.toml";
@@ -434,8 +436,91 @@ impl TryFrom<RawConfig> for Config {
 
     /// Validates every value; the error lists every problem found.
     fn try_from(raw: RawConfig) -> Result<Config, Vec<String>> {
+        // Section by section, in the file's order, so that problems are listed as they appear.
         let mut v = Validator::default();
-        let d = &raw.detect;
+        let detector = v.detector(&raw.detect);
+        let traps = v.traps(&raw.detect);
+        let respond = v.respond(&raw.respond);
+        let set_size = u32::try_from(respond.max_blocks).unwrap_or(u32::MAX);
+        let backend = v.backend(&raw.firewall, set_size);
+        let capture = v.capture(&raw.capture, &raw.detect.mode);
+        let log = v.log(&raw.log);
+        let audit = v.audit(&raw.audit);
+        let daemon = DaemonConfig {
+            socket: v.absolute("[daemon] socket", &raw.daemon.socket),
+            state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
+        };
+        let never_block = v.never_block(&raw.never_block);
+        v.finish(Config {
+            detector,
+            traps,
+            local_check: raw.detect.local_check,
+            respond,
+            never_block,
+            backend,
+            daemon,
+            capture,
+            log,
+            audit,
+        })
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The longest block: what `block-for`, `max-block-for`, `sentryctl block --for` and a restored
+/// block may ask for. The kernel refuses element timeouts past about 584 years (ERANGE); a year
+/// (365.25 days, humantime's `1year`) keeps far below that, and a longer block is better made
+/// by a rule than by a timeout.
+pub const MAX_BLOCK_FOR: Duration = Duration::from_secs(31_557_600);
+
+/// An address (as a host prefix) or a network; host bits of a network are an error, since
+/// `198.51.100.7/24` is more likely a typo than a wish to cover the /24.
+pub fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
+        return Some(IpNet::from(addr));
+    }
+    text.parse::<IpNet>().ok().filter(|n| n.trunc() == *n)
+}
+
+/// One section's four audit lists; bad rules go to `problems`.
+fn audit_lists(
+    section: &str,
+    raw: &raw::RawAuditLists,
+    problems: &mut Vec<String>,
+) -> crate::audit::policy::Lists {
+    use crate::audit::policy::{Lists, Rule};
+    let mut rules = |key: &str, texts: &[String]| -> Vec<Rule> {
+        texts
+            .iter()
+            .filter_map(|t| match t.parse::<Rule>() {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    problems.push(format!("{section} {key}: {why}"));
+                    None
+                }
+            })
+            .collect()
+    };
+    Lists {
+        required: rules("required", &raw.required),
+        optional: rules("optional", &raw.optional),
+        ignore: rules("ignore", &raw.ignore),
+        skip: rules("skip", &raw.skip),
+    }
+}
+
+/// Collects problems while producing placeholder values, so validation goes on after the first.
+#[derive(Default)]
+struct Validator {
+    problems: Vec<String>,
+}
+
+impl Validator {
+    /// `[detect]`'s detector settings (and `[detect.weights]`).
+    fn detector(&mut self, d: &RawDetect) -> DetectorConfig {
+        let v = self;
 
         let weights = Weights {
             privileged_port: v.weight("privileged-port", d.weights.privileged_port),
@@ -472,7 +557,20 @@ impl TryFrom<RawConfig> for Config {
                  max-ports-per-source = {max_ports} and these weights"
             ));
         }
+        DetectorConfig {
+            threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
+            window,
+            weights,
+            max_sources: usize::try_from(max_sources).unwrap_or(usize::MAX),
+            max_ports_per_source: usize::try_from(max_ports).unwrap_or(usize::MAX),
+            ipv4_prefix: u8::try_from(ipv4_prefix).unwrap_or(32),
+            ipv6_prefix: u8::try_from(ipv6_prefix).unwrap_or(128),
+        }
+    }
 
+    /// `[detect]`'s trap ports.
+    fn traps(&mut self, d: &RawDetect) -> TrapsConfig {
+        let v = self;
         let mode = match d.mode.as_str() {
             "unused" => {
                 if d.preset.is_some() || !d.tcp_ports.is_empty() || !d.udp_ports.is_empty() {
@@ -529,8 +627,17 @@ impl TryFrom<RawConfig> for Config {
                 }
             },
         };
+        TrapsConfig {
+            mode,
+            exclude_tcp,
+            exclude_udp,
+            ephemeral_udp,
+        }
+    }
 
-        let r = &raw.respond;
+    /// `[respond]`.
+    fn respond(&mut self, r: &RawRespond) -> RespondConfig {
+        let v = self;
         let block_for = v.duration(
             "[respond] block-for",
             &r.block_for,
@@ -631,15 +738,34 @@ impl TryFrom<RawConfig> for Config {
             "" => None,
             path => Some(v.absolute("[respond] history-file", path)),
         };
-        let nft = |v: &mut Validator| {
-            Backend::Nft(v.firewall(&raw.firewall, u32::try_from(max_blocks).unwrap_or(u32::MAX)))
-        };
-        let backend = match raw.firewall.backend.as_str() {
-            "nft" => nft(&mut v),
+        RespondConfig {
+            block_for,
+            repeat_factor: u32::try_from(repeat_factor).unwrap_or(1),
+            max_block_for,
+            remember_offences,
+            refresh: r.refresh,
+            dry_run: r.dry_run,
+            max_blocks: usize::try_from(max_blocks).unwrap_or(usize::MAX),
+            max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
+            min_ports: usize::try_from(min_ports).unwrap_or(1),
+            reverse_path,
+            protect,
+            protect_for,
+            on_block: r.on_block.clone(),
+            on_block_timeout,
+            history_file,
+        }
+    }
+
+    /// `[firewall]`: the backend, and nftables' settings for sets of `set_size` blocks.
+    fn backend(&mut self, f: &RawFirewall, set_size: u32) -> Backend {
+        let v = self;
+        let nft = |v: &mut Validator| Backend::Nft(v.firewall(f, set_size));
+        match f.backend.as_str() {
+            "nft" => nft(v),
             "route" => {
                 // hook and priority are the shipped example's (own mode's) and harmless here;
                 // attach mode's keys would mean the administrator expects sets to be used.
-                let f = &raw.firewall;
                 let nft_only = [
                     ("mode", f.mode != "own"),
                     ("family", f.family.is_some()),
@@ -660,15 +786,20 @@ impl TryFrom<RawConfig> for Config {
                 v.problem(format!(
                     "[firewall] backend = {other:?}: expected \"nft\" or \"route\""
                 ));
-                nft(&mut v)
+                nft(v)
             }
-        };
-        let interfaces = v.interfaces(&raw.capture.interfaces);
-        let method = match raw.capture.method.as_str() {
+        }
+    }
+
+    /// `[capture]` (connect mode needs `[detect] mode = "listed"`).
+    fn capture(&mut self, c: &RawCapture, detect_mode: &str) -> CaptureConfig {
+        let v = self;
+        let interfaces = v.interfaces(&c.interfaces);
+        let method = match c.method.as_str() {
             "pcap" => Method::Pcap,
             "raw" => Method::Raw,
             "connect" => {
-                if raw.detect.mode != "listed" {
+                if detect_mode != "listed" {
                     v.problem(
                         "[capture] method = \"connect\": needs [detect] mode = \"listed\" \
                          (connect mode binds each trap port; \"unused\" would be every free port)"
@@ -684,7 +815,7 @@ impl TryFrom<RawConfig> for Config {
                 Method::Pcap
             }
         };
-        let banner = match raw.capture.banner.as_str() {
+        let banner = match c.banner.as_str() {
             "" => None,
             b if method != Method::Connect => {
                 v.problem(format!(
@@ -702,8 +833,19 @@ impl TryFrom<RawConfig> for Config {
             }
             b => Some(b.to_string()),
         };
-        let log = LogConfig {
-            target: match raw.log.target.as_str() {
+        CaptureConfig {
+            interfaces,
+            immediate: c.immediate,
+            method,
+            banner,
+        }
+    }
+
+    /// `[log]`.
+    fn log(&mut self, l: &RawLog) -> LogConfig {
+        let v = self;
+        LogConfig {
+            target: match l.target.as_str() {
                 "stdout" => LogTarget::Stdout,
                 "syslog" => LogTarget::Syslog,
                 "journald" => LogTarget::Journald,
@@ -714,7 +856,7 @@ impl TryFrom<RawConfig> for Config {
                     LogTarget::Stdout
                 }
             },
-            format: match raw.log.format.as_str() {
+            format: match l.format.as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => {
@@ -724,14 +866,12 @@ impl TryFrom<RawConfig> for Config {
                     LogFormat::Text
                 }
             },
-        };
-        let audit = v.audit(&raw.audit);
-        let daemon = DaemonConfig {
-            socket: v.absolute("[daemon] socket", &raw.daemon.socket),
-            state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
-        };
+        }
+    }
 
-        let nb = &raw.never_block;
+    /// `[never-block]`.
+    fn never_block(&mut self, nb: &RawNeverBlock) -> NeverBlockConfig {
+        let v = self;
         let mut addresses = Vec::with_capacity(nb.addresses.len());
         for text in &nb.addresses {
             match parse_net(text) {
@@ -752,108 +892,9 @@ impl TryFrom<RawConfig> for Config {
             }
             p => Some(PathBuf::from(p)),
         };
-
-        v.finish(Config {
-            detector: DetectorConfig {
-                threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
-                window,
-                weights,
-                max_sources: usize::try_from(max_sources).unwrap_or(usize::MAX),
-                max_ports_per_source: usize::try_from(max_ports).unwrap_or(usize::MAX),
-                ipv4_prefix: u8::try_from(ipv4_prefix).unwrap_or(32),
-                ipv6_prefix: u8::try_from(ipv6_prefix).unwrap_or(128),
-            },
-            traps: TrapsConfig {
-                mode,
-                exclude_tcp,
-                exclude_udp,
-                ephemeral_udp,
-            },
-            local_check: d.local_check,
-            respond: RespondConfig {
-                block_for,
-                repeat_factor: u32::try_from(repeat_factor).unwrap_or(1),
-                max_block_for,
-                remember_offences,
-                refresh: r.refresh,
-                dry_run: r.dry_run,
-                max_blocks: usize::try_from(max_blocks).unwrap_or(usize::MAX),
-                max_new_blocks_per_second: u32::try_from(rate).unwrap_or(u32::MAX),
-                min_ports: usize::try_from(min_ports).unwrap_or(1),
-                reverse_path,
-                protect,
-                protect_for,
-                on_block: r.on_block.clone(),
-                on_block_timeout,
-                history_file,
-            },
-            never_block: NeverBlockConfig { addresses, file },
-            backend,
-            daemon,
-            capture: CaptureConfig {
-                interfaces,
-                immediate: raw.capture.immediate,
-                method,
-                banner,
-            },
-            log,
-            audit,
-        })
+        NeverBlockConfig { addresses, file }
     }
-}
 
-const DAY: Duration = Duration::from_secs(86_400);
-
-/// The longest block: what `block-for`, `max-block-for`, `sentryctl block --for` and a restored
-/// block may ask for. The kernel refuses element timeouts past about 584 years (ERANGE); a year
-/// (365.25 days, humantime's `1year`) keeps far below that, and a longer block is better made
-/// by a rule than by a timeout.
-pub const MAX_BLOCK_FOR: Duration = Duration::from_secs(31_557_600);
-
-/// An address (as a host prefix) or a network; host bits of a network are an error, since
-/// `198.51.100.7/24` is more likely a typo than a wish to cover the /24.
-pub fn parse_net(text: &str) -> Option<IpNet> {
-    let text = text.trim();
-    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
-        return Some(IpNet::from(addr));
-    }
-    text.parse::<IpNet>().ok().filter(|n| n.trunc() == *n)
-}
-
-/// One section's four audit lists; bad rules go to `problems`.
-fn audit_lists(
-    section: &str,
-    raw: &raw::RawAuditLists,
-    problems: &mut Vec<String>,
-) -> crate::audit::policy::Lists {
-    use crate::audit::policy::{Lists, Rule};
-    let mut rules = |key: &str, texts: &[String]| -> Vec<Rule> {
-        texts
-            .iter()
-            .filter_map(|t| match t.parse::<Rule>() {
-                Ok(r) => Some(r),
-                Err(why) => {
-                    problems.push(format!("{section} {key}: {why}"));
-                    None
-                }
-            })
-            .collect()
-    };
-    Lists {
-        required: rules("required", &raw.required),
-        optional: rules("optional", &raw.optional),
-        ignore: rules("ignore", &raw.ignore),
-        skip: rules("skip", &raw.skip),
-    }
-}
-
-/// Collects problems while producing placeholder values, so validation goes on after the first.
-#[derive(Default)]
-struct Validator {
-    problems: Vec<String>,
-}
-
-impl Validator {
     fn problem(&mut self, p: String) {
         self.problems.push(p);
     }
