@@ -26,20 +26,32 @@ pub fn code(code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The shared body of `sentryd --check-config [FILE]` and `sentryctl validate [FILE]`: prints
-/// warnings and the verdict, and returns the exit code (0, or 78 for a bad configuration).
+/// The shared body of `sentryd --check-config [FILE]` and `sentryctl validate [FILE]`: every
+/// check of the start that needs neither the kernel's firewall nor the network — the
+/// configuration, then the never-block file it names — with warnings and the verdict printed;
+/// returns the exit code (0, or 78 for a configuration the start would refuse).
 pub fn check_config(program: &str, path: Option<&std::path::Path>) -> ExitCode {
-    match crate::config::load(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
+    let loaded = match crate::config::load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            report(program, &e);
+            return code(CONFIG);
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("{program}: warning: {w}");
+    }
+    match crate::never_block::load(&loaded.config.never_block, Vec::new()) {
+        Ok((_, warnings)) => {
+            for w in &warnings {
                 eprintln!("{program}: warning: {w}");
             }
-            println!("{}: configuration is valid", loaded.origin);
-            ExitCode::SUCCESS
         }
         Err(e) => {
             report(program, &e);
-            code(CONFIG)
+            return code(CONFIG);
         }
     }
+    println!("{}: configuration is valid", loaded.origin);
+    ExitCode::SUCCESS
 }

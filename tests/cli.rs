@@ -119,6 +119,29 @@ fn semantic_problems_are_all_listed_with_path_key_and_value() {
     );
 }
 
+/// Issue 16, 6: `--check-config` passed a configuration whose never-block file is missing, which
+/// the start refuses.
+#[test]
+fn issue_16_check_config_reads_the_never_block_file_as_the_start_does() {
+    let f = TempFile::new(
+        "nbfile.toml",
+        "[never-block]\nfile = \"/nonexistent/scansentry-never-block\"\n",
+    );
+    for (program, o) in [
+        ("sentryctl", sentryctl(&["validate", f.path()])),
+        ("sentryd", sentryd(&["--check-config", f.path()])),
+    ] {
+        assert_eq!(o.status.code(), Some(78), "{program}");
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!("{program}: error: "))
+                && err.contains("/nonexistent/scansentry-never-block"),
+            "{program}: {err}"
+        );
+        assert_eq!(stdout(&o), "");
+    }
+}
+
 #[test]
 fn check_config_uses_the_file_given_with_c() {
     let f = TempFile::new("ok.toml", "[respond]\nblock-for = \"2h\"\n");
@@ -384,9 +407,11 @@ fn list_pages_through_every_block() {
 #[test]
 fn block_and_unblock_send_what_was_asked() {
     let d = FakeDaemon::start("block", |req| match req {
+        // A network of 203.0.113.128/25 is blocked as a dry-run daemon would.
         Request::Block { net, seconds } => Response::Blocked {
             net: *net,
             seconds: seconds.unwrap_or(3600),
+            dry_run: net.addr() >= "203.0.113.128".parse::<std::net::IpAddr>().unwrap(),
         },
         Request::Unblock { net, .. } => Response::NotBlocked { net: *net },
         _ => Response::Error {
@@ -403,8 +428,15 @@ fn block_and_unblock_send_what_was_asked() {
         "unblocking what is not blocked is not an error"
     );
     assert_eq!(stdout(&o), "203.0.113.7 was not blocked; nothing to do\n");
+    // Issue 16, 7: a dry-run daemon's answer is no block.
+    let o = ctl(&d, &["block", "203.0.113.200", "--for", "1m"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
-        *d.requests.lock().unwrap(),
+        stdout(&o),
+        "would block 203.0.113.200 for 1m (dry run: nothing is blocked)\n"
+    );
+    assert_eq!(
+        d.requests.lock().unwrap()[..2],
         [
             Request::Block {
                 net: "203.0.113.0/24".parse().unwrap(),

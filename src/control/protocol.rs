@@ -174,11 +174,17 @@ pub enum Response {
         net: IpNet,
         /// For how many seconds.
         seconds: u64,
+        /// The daemon runs a dry run: nothing was blocked, it would have been.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
     },
     /// `unblock` done.
     Unblocked {
         /// What was unblocked.
         net: IpNet,
+        /// The daemon runs a dry run: nothing was in the firewall to lift.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
     },
     /// `unblock` of something that was not blocked.
     NotBlocked {

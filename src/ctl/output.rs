@@ -10,12 +10,30 @@ pub fn human(response: &Response) -> String {
     match response {
         Response::Status(s) => status(s),
         Response::Blocks { blocks: list, .. } => blocks(list),
-        Response::Blocked { net, seconds } => format!(
-            "blocked {} for {}",
+        Response::Blocked {
+            net,
+            seconds,
+            dry_run,
+        } => format!(
+            "{} {} for {}{}",
+            if *dry_run { "would block" } else { "blocked" },
             source_text(net),
-            duration(Duration::from_secs(*seconds))
+            duration(Duration::from_secs(*seconds)),
+            if *dry_run {
+                " (dry run: nothing is blocked)"
+            } else {
+                ""
+            }
         ),
-        Response::Unblocked { net } => format!("unblocked {}", source_text(net)),
+        Response::Unblocked { net, dry_run } => format!(
+            "{} {}",
+            if *dry_run {
+                "would unblock"
+            } else {
+                "unblocked"
+            },
+            source_text(net)
+        ),
         Response::NotBlocked { net } => {
             format!("{} was not blocked; nothing to do", source_text(net))
         }

@@ -4,6 +4,14 @@
 use super::*;
 
 impl Engine {
+    /// `done` when enforcing; `would` in a dry run, where nothing is changed.
+    fn verb(&self, done: &'static str, would: &'static str) -> &'static str {
+        match self.mode {
+            Mode::Enforcing => done,
+            Mode::DryRun => would,
+        }
+    }
+
     /// A control request but `reload` (which needs the configuration read: the shell's), answered.
     pub fn request(&mut self, request: Request) -> Response {
         let now = self.clock.now();
@@ -114,8 +122,12 @@ impl Engine {
             .filter(|g| *g > 0)
             .map(|g| format!(", not blocked again for {}", human(Duration::from_secs(g))))
             .unwrap_or_default();
-        self.log(format!("unblocked {} by hand{grace}", source_text(&net)));
-        Response::Unblocked { net }
+        let verb = self.verb("unblocked", "would unblock");
+        self.log(format!("{verb} {} by hand{grace}", source_text(&net)));
+        Response::Unblocked {
+            net,
+            dry_run: self.mode == Mode::DryRun,
+        }
     }
 
     /// `sentryctl why`: the block that covers `addr`, its last detection not blocked, and the
@@ -187,14 +199,16 @@ impl Engine {
                 match self.apply(&actions) {
                     Ok(()) => {
                         self.dirty = true;
+                        let verb = self.verb("blocked", "would block");
                         self.log(format!(
-                            "blocked {} for {} by hand",
+                            "{verb} {} for {} by hand",
                             source_text(&net),
                             human(ttl)
                         ));
                         Response::Blocked {
                             net,
                             seconds: ttl.as_secs(),
+                            dry_run: self.mode == Mode::DryRun,
                         }
                     }
                     Err(e) => {

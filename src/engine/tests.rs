@@ -635,3 +635,32 @@ fn an_established_session_protects_its_peer_from_later_evidence() {
     assert_eq!(refused.rule, "protected");
     assert_eq!(lab.engine.status().protected_peers, 1);
 }
+
+/// Issue 16, 7: with `dry-run = true`, a block by hand said "blocked" and touched nothing.
+#[test]
+fn issue_16_a_dry_run_blocks_nothing_by_hand_and_says_so() {
+    let mut c = config();
+    c.respond.dry_run = true;
+    let mut lab = Lab::start(c);
+    let scanner = net(SCANNER);
+    let answer = lab.request(Request::Block {
+        net: scanner,
+        seconds: Some(60),
+    });
+    assert!(
+        matches!(answer, Response::Blocked { dry_run: true, .. }),
+        "{answer:?}"
+    );
+    assert!(lab.says("would block 203.0.113.7 for 1m by hand"));
+    let answer = lab.request(Request::Unblock {
+        net: scanner,
+        grace: None,
+    });
+    assert!(
+        matches!(answer, Response::Unblocked { dry_run: true, .. }),
+        "{answer:?}"
+    );
+    assert!(lab.says("would unblock 203.0.113.7 by hand"));
+    assert!(lab.kernel.elements().is_empty() && !lab.kernel.is_ready());
+    assert_eq!(lab.engine.status().mode, "dry-run");
+}
