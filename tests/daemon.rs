@@ -172,6 +172,18 @@ fn a_broken_config_on_sighup_leaves_the_daemon_on_the_old_one() {
         "{}",
         daemon.out()
     );
+    // Issue 16, 5: `sentryctl reload` (the unit's ExecReload) fails on a refused configuration,
+    // with the error as the parser gave it, over its lines.
+    std::fs::write(&config, "[respond\nblock-for = \"3h\"\n").unwrap();
+    let refused = daemon.ctl(&["reload"]);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("reload refused, still running on the previous configuration")
+            && said.contains("TOML parse error at line 1")
+            && said.lines().count() > 2,
+        "{said}"
+    );
     // A good config is taken.
     std::fs::write(
         &config,

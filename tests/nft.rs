@@ -274,13 +274,14 @@ fn load(ns: &Netns, ruleset: &str) {
     );
 }
 
-/// The shipped example ruleset, including the shipped snippet from this checkout.
+/// The shipped example ruleset, including the shipped snippet from this checkout (the install
+/// test in tests/packaging.rs loads both as installed).
 fn example_ruleset() -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(root.join("nft/nftables.conf"))
         .unwrap()
         .replace(
-            "/etc/scansentry/attach.nft",
+            "/usr/share/scansentry/nft/attach.nft",
             root.join("nft/attach.nft").to_str().unwrap(),
         )
 }
@@ -461,5 +462,55 @@ fn issue_13_a_refused_element_never_costs_the_others_of_its_batch() {
             .map(|i| net(&format!("203.0.113.{i}/32")))
             .collect();
         assert_eq!(listed, expected);
+    });
+}
+
+/// Issue 16, 4: what the package's removal does in the kernel (`sentryd --remove-blocks`): own
+/// mode's table goes whole, and a second removal has nothing to do; in attach mode the blocks
+/// go and the administrator's sets stay, with an element added by hand.
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn issue_16_removal_deletes_own_table_and_lifts_attach_mode_blocks() {
+    require_root();
+    let block = |s: &str| Action::Block {
+        net: net(s),
+        ttl: Duration::from_secs(600),
+    };
+    let ns = Netns::new("nft");
+    ns.run(|| {
+        let mut fw = NftFirewall::new(own()).unwrap();
+        fw.ensure_ready(&[]).unwrap();
+        fw.apply(&[block("203.0.113.7/32"), block("2001:db8:bad::/48")])
+            .unwrap();
+        assert_eq!(fw.remove_all().unwrap(), 2);
+        assert_eq!(fw.remove_all().unwrap(), 0, "nothing left to remove");
+    });
+    let gone = ns.exec(&["nft", "list", "table", "inet", "scansentry"]);
+    assert!(!gone.status.success(), "the table is gone");
+
+    let ns = Netns::new("attach");
+    load(&ns, &example_ruleset());
+    let by_hand = ns.exec(&[
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "filter",
+        "scansentry4",
+        "{ 198.51.100.99 }",
+    ]);
+    assert!(by_hand.status.success());
+    ns.run(|| {
+        let mut fw = NftFirewall::new(attach()).unwrap();
+        fw.ensure_ready(&[]).unwrap();
+        fw.apply(&[block("203.0.113.7/32"), block("2001:db8:bad::/48")])
+            .unwrap();
+        assert_eq!(fw.remove_all().unwrap(), 2);
+        let left = fw.list().unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(
+            (left[0].net, left[0].remaining),
+            (net("198.51.100.99/32"), None)
+        );
     });
 }

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::netns::require_root;
+use support::netns::{Netns, require_root};
 
 const NEEDS: &str = "needs packaging/build, root and debootstrap: packaging/build && \
                      cargo test --test packaging -- --ignored";
@@ -91,6 +91,7 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
     assert!(postinst.contains("deb-systemd-invoke") && postinst.contains("start"));
     let prerm = text(&run("dpkg-deb", &["--info", deb, "prerm"]));
     assert!(prerm.contains("stop"), "{prerm}");
+    assert!(prerm.contains("sentryd --remove-blocks"), "{prerm}");
     let postrm = text(&run("dpkg-deb", &["--info", deb, "postrm"]));
     assert!(postrm.contains("rm -rf /var/lib/scansentry"));
 }
@@ -151,6 +152,7 @@ fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
         scripts.contains("disable --now scansentry.service"),
         "{scripts}"
     );
+    assert!(scripts.contains("sentryd --remove-blocks"), "{scripts}");
     let requires = text(&run("rpm", &["-qpR", rpm]));
     assert!(requires.contains("libpcap"), "{requires}");
     assert!(requires.contains("libnftnl"), "{requires}");
@@ -256,17 +258,81 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     assert!(user.status.success(), "no scansentry user: {}", text(&user));
     assert!(root.0.join("var/lib/scansentry").is_dir());
 
-    // An edited configuration survives a reinstall; purge removes the state.
+    // Issue 16, 2: the example ruleset, as installed, loads as it stands (it once included a
+    // file no package installs); with nft from Debian, in a namespace of its own.
+    let nft = chroot(&["apt-get", "install", "-y", "-qq", "nftables"]);
+    assert!(nft.status.success(), "{}", text(&nft));
+    let ns = Netns::new("pkg");
+    let in_ns = |args: &[&str]| {
+        let mut full = vec![
+            "chroot",
+            root.0.to_str().unwrap(),
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        ];
+        full.extend_from_slice(args);
+        ns.exec(&full)
+    };
+    let example = "/usr/share/scansentry/nft/nftables.conf";
+    let loaded = in_ns(&["nft", "-f", example]);
+    assert!(
+        loaded.status.success(),
+        "nft -f {example}: {}",
+        text(&loaded)
+    );
+    for set in ["scansentry4", "scansentry6"] {
+        let listed = in_ns(&["nft", "list", "set", "inet", "filter", set]);
+        assert!(listed.status.success(), "{set}: {}", text(&listed));
+    }
+
+    // Issue 16, 4: the maintainer scripts run in that namespace (never in the machine's own),
+    // with own mode's table as the daemon leaves it: the shipped table, one block in it.
+    for args in [
+        &["nft", "flush", "ruleset"][..],
+        &["nft", "-f", "/usr/share/scansentry/nft/scansentry.nft"],
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "scansentry",
+            "blocked4",
+            "{ 203.0.113.7 timeout 1h }",
+        ],
+    ] {
+        let done = in_ns(args);
+        assert!(done.status.success(), "{args:?}: {}", text(&done));
+    }
+    let table_exists = || {
+        in_ns(&["nft", "list", "table", "inet", "scansentry"])
+            .status
+            .success()
+    };
+
+    // An edited configuration survives a reinstall, and so do the blocks (an upgrade is no
+    // removal); purge removes the state, and the removal the table.
     let config = root.0.join("etc/scansentry/scansentry.toml");
     let edited = std::fs::read_to_string(&config)
         .unwrap()
         .replace("threshold = 21", "threshold = 30");
     std::fs::write(&config, &edited).unwrap();
-    let again = chroot(&["dpkg", "--force-confold", "-i", "/tmp/scansentry.deb"]);
+    let again = in_ns(&["dpkg", "--force-confold", "-i", "/tmp/scansentry.deb"]);
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
-    let purge = chroot(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
+    assert!(table_exists(), "an upgrade keeps the blocks");
+    let purge = in_ns(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
     assert!(purge.status.success(), "{}", text(&purge));
+    assert!(
+        text(&purge).contains("removed table inet scansentry: 1 blocks lifted"),
+        "{}",
+        text(&purge)
+    );
+    assert!(
+        !table_exists(),
+        "the removal leaves no table dropping packets"
+    );
+    drop(ns);
     assert!(!root.0.join("var/lib/scansentry").exists());
     assert!(!root.0.join("usr/sbin/sentryd").exists());
 }

@@ -129,6 +129,31 @@ fn spawn_signals(wake: Wake) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `sentryd --remove-blocks`: every block lifted and what sentryd built in the firewall
+/// removed, whatever `dry-run` says now (an earlier run may have blocked); says what went.
+pub fn remove_blocks(config: &config::Config) -> ExitCode {
+    let mut config = config.clone();
+    config.respond.dry_run = false;
+    let removed = system::firewall_for(&config).and_then(|(_, mut firewall)| firewall.remove_all());
+    match removed {
+        Ok(lifted) => {
+            let what = match &config.backend {
+                config::Backend::Nft(crate::firewall::nft::NftConfig::Own { .. }) => {
+                    "removed table inet scansentry"
+                }
+                config::Backend::Nft(_) => "lifted the blocks in the attach-mode sets",
+                config::Backend::Route => "lifted the blackhole routes",
+            };
+            println!("{what}: {lifted} blocks lifted");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            exit::report("sentryd", &e);
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
 impl Daemon {
     /// Carries out what the engine decided.
     fn carry_out(&mut self) {
@@ -253,12 +278,17 @@ impl Daemon {
                 Response::Reloaded { config }
             }
             Err(e) => {
-                let message = format!(
+                tracing::warn!(
                     "reload refused, still running on the previous configuration: {}",
                     e.one_line()
                 );
-                tracing::info!("{message}");
-                Response::Error { message }
+                // sentryctl shows the error as it is: a TOML error points at its line below.
+                Response::Error {
+                    message: format!(
+                        "reload refused, still running on the previous configuration: {}",
+                        exit::chain(&e)
+                    ),
+                }
             }
         }
     }

@@ -69,6 +69,12 @@ pub struct Args {
     /// the reason for each entry, and exit.
     #[arg(long, conflicts_with_all = ["replay", "check_config"])]
     pub never_block: bool,
+
+    /// Lift every block and remove what sentryd built in the firewall (own mode's table, the
+    /// blocks in attach mode's sets, the route backend's routes), then exit. The packages run
+    /// it on removal; stopping the daemon keeps the blocks.
+    #[arg(long, conflicts_with_all = ["replay", "check_config", "never_block"])]
+    pub remove_blocks: bool,
 }
 
 /// Runs `sentryd` and returns its exit code.
@@ -86,6 +92,9 @@ pub fn main() -> ExitCode {
     };
     for w in &loaded.warnings {
         eprintln!("sentryd: warning: {w}");
+    }
+    if args.remove_blocks {
+        return live::remove_blocks(&loaded.config);
     }
     if args.never_block {
         return match live::never_block(&loaded.config) {

@@ -222,6 +222,25 @@ pub trait Firewall {
     fn expires_by_itself(&self) -> bool {
         true
     }
+
+    /// Lifts every block and removes what this firewall built, for the package's removal;
+    /// returns how many blocks were lifted. By default every block listed is lifted (attach
+    /// mode's sets, which are the administrator's, stay; so do elements added by hand, which
+    /// have no timeout); own mode deletes its whole table.
+    ///
+    /// # Errors
+    ///
+    /// When the blocks cannot be listed or lifted.
+    fn remove_all(&mut self) -> Result<usize, FirewallError> {
+        let lifted: Vec<Action> = self
+            .list()?
+            .into_iter()
+            .filter(|b| b.remaining.is_some())
+            .map(|b| Action::Unblock { net: b.net })
+            .collect();
+        self.apply(&lifted)?;
+        Ok(lifted.len())
+    }
 }
 
 /// How often the daemon rebuilds what others delete from its table. **Pure.** A rebuild now
@@ -340,6 +359,23 @@ mod tests {
             pace.rebuilt(now.saturating_add(Duration::from_secs(600))),
             Duration::ZERO
         );
+    }
+
+    /// Issue 16, 4: what the package's removal lifts: every block, not an element someone
+    /// added by hand (it has no timeout).
+    #[test]
+    fn remove_all_lifts_the_blocks_and_leaves_elements_added_by_hand() {
+        use std::sync::Arc;
+
+        use crate::time::{ManualClock, Timestamp};
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_000_000)));
+        let mut fw = memory::Memory::new(clock);
+        fw.ensure_ready(&[]).unwrap();
+        fw.apply(&[block(1), block(2)]).unwrap();
+        let by_hand: IpNet = "203.0.113.99/32".parse().unwrap();
+        fw.add_by_hand(by_hand, None);
+        assert_eq!(fw.remove_all().unwrap(), 2);
+        assert_eq!(fw.elements(), [(by_hand, None)]);
     }
 
     #[test]

@@ -633,6 +633,33 @@ impl Firewall for NftFirewall {
         })
     }
 
+    fn remove_all(&mut self) -> Result<usize, FirewallError> {
+        if !self.config.is_own() {
+            let lifted: Vec<Action> = self
+                .list()?
+                .into_iter()
+                .filter(|b| b.remaining.is_some())
+                .map(|b| Action::Unblock { net: b.net })
+                .collect();
+            self.apply(&lifted)?;
+            return Ok(lifted.len());
+        }
+        // Own mode: the table goes, with its chain, its sets and every block in them.
+        let blocks = match self.list() {
+            Ok(blocks) => blocks.len(),
+            Err(FirewallError::Missing { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let table = Table::new(own_name(OWN_TABLE).to_c(), ProtoFamily::Inet);
+        let mut batch = Batch::with_page_size(BATCH_PAGE);
+        batch.add(&table, MsgType::Del);
+        let doing = [(format!("delete table inet {OWN_TABLE}"), None)];
+        match self.execute(&batch.finalize(), &doing) {
+            Ok(()) | Err(FirewallError::Missing { .. }) => Ok(blocks),
+            Err(e) => Err(e),
+        }
+    }
+
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
         let mut out = Vec::new();
         for set in self.config.block_sets() {
