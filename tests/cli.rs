@@ -323,6 +323,7 @@ fn a_block(i: u8) -> BlockInfo {
         blocked_at: "2026-11-21T23:51:47Z".into(),
         remaining: 60,
         offence: 1,
+        held: Default::default(),
     }
 }
 

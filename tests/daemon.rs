@@ -176,7 +176,7 @@ fn a_broken_config_on_sighup_leaves_the_daemon_on_the_old_one() {
     // with the error as the parser gave it, over its lines.
     std::fs::write(&config, "[respond\nblock-for = \"3h\"\n").unwrap();
     let refused = daemon.ctl(&["reload"]);
-    let said = text(&refused);
+    let said = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{said}");
     assert!(
         said.contains("reload refused, still running on the previous configuration")
@@ -893,4 +893,59 @@ fn a_full_state_directory_keeps_the_last_state_and_is_written_once_there_is_room
         "one warning per failure streak: {}",
         daemon.err()
     );
+}
+
+/// Issue 16, 3: `why`, `list` and `unblock` read the kernel: an element added with nft is
+/// blocked to `why` and lifted by `unblock`; an address inside a blocked network is unblocked by
+/// lifting the network, and `unblock` says so.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_16_why_list_and_unblock_see_what_the_kernel_holds() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let by_hand = "203.0.113.60";
+    let added = lab.exec(
+        &lab.a,
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "scansentry",
+            "blocked4",
+            "{ 203.0.113.60 }",
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    let why = text(&daemon.ctl(&["why", by_hand]));
+    assert!(
+        why.starts_with("203.0.113.60 is blocked") && why.contains("in the kernel only"),
+        "{why}"
+    );
+    let list = daemon.ctl(&["list", "--json"]);
+    let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(blocks.len(), 1, "{}", text(&list));
+    assert_eq!(blocks[0]["held"], "kernel-only");
+    let out = daemon.ctl(&["unblock", by_hand]);
+    assert_eq!(text(&out), "unblocked 203.0.113.60\n");
+    let left = lab.exec(
+        &lab.a,
+        &["nft", "list", "set", "inet", "scansentry", "blocked4"],
+    );
+    assert!(!text(&left).contains(by_hand), "{}", text(&left));
+
+    let out = daemon.ctl(&["block", "203.0.113.0/26", "--for", "10m"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = daemon.ctl(&["unblock", "203.0.113.33"]);
+    assert_eq!(
+        text(&out),
+        "unblocked 203.0.113.33 (lifted the block of 203.0.113.0/26)\n"
+    );
+    let left = lab.exec(
+        &lab.a,
+        &["nft", "list", "set", "inet", "scansentry", "blocked4_net"],
+    );
+    assert!(!text(&left).contains("203.0.113.0/26"), "{}", text(&left));
 }

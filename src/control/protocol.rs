@@ -88,6 +88,28 @@ pub struct BlockInfo {
     pub remaining: u64,
     /// Which offence of this source it is.
     pub offence: u32,
+    /// Where the block is held: the kernel's sets are read for `list` and `why`.
+    #[serde(default, skip_serializing_if = "Held::is_both")]
+    pub held: Held,
+}
+
+/// Where a block is held, as `list` and `why` found it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Held {
+    /// In the kernel, and known to the daemon (or a dry run: no kernel to look at).
+    #[default]
+    Both,
+    /// In the kernel only: added by someone else (`nft add element`), perhaps with no timeout.
+    KernelOnly,
+    /// Known to the daemon only: the kernel lost it, and it is not put back yet.
+    DaemonOnly,
+}
+
+impl Held {
+    fn is_both(&self) -> bool {
+        *self == Held::Both
+    }
 }
 
 /// A never-block entry.
@@ -182,6 +204,10 @@ pub enum Response {
     Unblocked {
         /// What was unblocked.
         net: IpNet,
+        /// The blocks lifted to unblock it, when other than `net` itself: a network that held
+        /// the address.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lifted: Vec<IpNet>,
         /// The daemon runs a dry run: nothing was in the firewall to lift.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
@@ -353,6 +379,7 @@ mod tests {
             blocked_at: "2026-11-21T23:51:47.731914Z".into(),
             remaining: u64::MAX,
             offence: u32::MAX,
+            held: Held::DaemonOnly,
         };
         let page = Envelope {
             version: VERSION,

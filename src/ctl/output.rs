@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::control::protocol::{BlockInfo, NeverBlockInfo, Response, StatusInfo};
+use crate::control::protocol::{BlockInfo, Held, NeverBlockInfo, Response, StatusInfo};
 use crate::report::{human as duration, source_text};
 
 /// The human text for a response (other than a `list`, see [`blocks`]).
@@ -25,14 +25,24 @@ pub fn human(response: &Response) -> String {
                 ""
             }
         ),
-        Response::Unblocked { net, dry_run } => format!(
-            "{} {}",
+        Response::Unblocked {
+            net,
+            lifted,
+            dry_run,
+        } => format!(
+            "{} {}{}",
             if *dry_run {
                 "would unblock"
             } else {
                 "unblocked"
             },
-            source_text(net)
+            source_text(net),
+            if lifted.is_empty() {
+                String::new()
+            } else {
+                let nets: Vec<String> = lifted.iter().map(source_text).collect();
+                format!(" (lifted the block of {})", nets.join(", "))
+            }
         ),
         Response::NotBlocked { net } => {
             format!("{} was not blocked; nothing to do", source_text(net))
@@ -82,6 +92,17 @@ pub fn human(response: &Response) -> String {
 
 /// `syn scan of 7 ports (21/tcp, 22/tcp, …)`, or `blocked by hand`.
 fn what(b: &BlockInfo) -> String {
+    let what = what_was_done(b);
+    match b.held {
+        Held::Both => what,
+        Held::KernelOnly => format!("{what}, in the kernel only"),
+        Held::DaemonOnly => {
+            format!("{what}, not in the kernel (lost; put back at the next restore)")
+        }
+    }
+}
+
+fn what_was_done(b: &BlockInfo) -> String {
     match b.kind.as_str() {
         "manual" => "blocked by hand".into(),
         "unknown" => "found in the kernel's set".into(),
@@ -153,9 +174,14 @@ pub fn blocks(list: &[BlockInfo]) -> String {
                 ports.truncate(cut);
                 ports.push_str(",…");
             }
+            let kind = match b.held {
+                Held::Both => b.kind.clone(),
+                Held::KernelOnly => format!("{} [kernel only]", b.kind),
+                Held::DaemonOnly => format!("{} [not in kernel]", b.kind),
+            };
             vec![
                 source_text(&b.net),
-                b.kind.clone(),
+                kind,
                 if ports.is_empty() { "-".into() } else { ports },
                 b.blocked_at.clone(),
                 duration(Duration::from_secs(b.remaining)),
@@ -225,7 +251,51 @@ mod tests {
             blocked_at: "2026-11-21T23:51:47.731914Z".into(),
             remaining: 3552,
             offence: 2,
+            held: Held::Both,
         }
+    }
+
+    /// Issue 16, 3: what the kernel holds without the daemon, and the reverse, are marked.
+    #[test]
+    fn list_and_why_mark_blocks_held_by_one_side_only() {
+        let kernel_only = BlockInfo {
+            held: Held::KernelOnly,
+            kind: "added outside sentryd, no timeout".into(),
+            ports: Vec::new(),
+            blocked_at: "-".into(),
+            remaining: 0,
+            offence: 0,
+            ..block()
+        };
+        let lost = BlockInfo {
+            held: Held::DaemonOnly,
+            ..block()
+        };
+        let table = blocks(&[kernel_only.clone(), lost]);
+        assert!(
+            table.contains("added outside sentryd, no timeout [kernel only]"),
+            "{table}"
+        );
+        assert!(table.contains("syn [not in kernel]"), "{table}");
+        let why = human(&Response::Why {
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(kernel_only),
+            never_block: vec![],
+            refused: None,
+        });
+        assert!(
+            why.ends_with("in the kernel only, offence 0, since -"),
+            "{why}"
+        );
+        let unblocked = human(&Response::Unblocked {
+            net: "2001:db8::5/128".parse().unwrap(),
+            lifted: vec!["2001:db8::/64".parse().unwrap()],
+            dry_run: false,
+        });
+        assert_eq!(
+            unblocked,
+            "unblocked 2001:db8::5 (lifted the block of 2001:db8::/64)"
+        );
     }
 
     #[test]

@@ -78,25 +78,60 @@ impl Engine {
             blocked_at: self.wall.to_wall(b.since).to_string(),
             remaining: b.until.saturating_since(now).as_secs(),
             offence: b.offence,
+            held: Held::Both,
         }
     }
 
-    /// `sentryctl list`: a page of the blocks in force.
-    pub(super) fn list(&self, offset: usize, limit: usize, now: Timestamp) -> Response {
-        let all: Vec<ActiveBlock> = self.responder.active(now).collect();
+    /// What the kernel's sets hold, for `list`, `why` and `unblock` (the kernel, not the
+    /// daemon's memory, decides what is dropped); `None` in a dry run, or when they cannot be
+    /// read (said).
+    pub(super) fn in_kernel(&mut self) -> Option<Vec<Blocked>> {
+        if self.mode == Mode::DryRun {
+            return None;
+        }
+        match self.firewall.list() {
+            Ok(blocks) => Some(blocks),
+            Err(e) => {
+                self.warn(format!("cannot read the blocks in the kernel: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The daemon's block `b`, marked when the kernel (as `kernel` read it) does not hold it.
+    fn held_info(&self, b: &ActiveBlock, kernel: Option<&[Blocked]>, now: Timestamp) -> BlockInfo {
+        let mut info = self.block_info(b, now);
+        if kernel.is_some_and(|k| !k.iter().any(|e| e.net == b.net)) {
+            info.held = Held::DaemonOnly;
+        }
+        info
+    }
+
+    /// `sentryctl list`: a page of the blocks in force, the daemon's and the kernel's.
+    pub(super) fn list(&mut self, offset: usize, limit: usize, now: Timestamp) -> Response {
+        let kernel = self.in_kernel();
+        let mut all: Vec<BlockInfo> = self
+            .responder
+            .active(now)
+            .map(|b| self.held_info(&b, kernel.as_deref(), now))
+            .collect();
+        for e in kernel.iter().flatten() {
+            if !all.iter().any(|b| b.net == e.net) {
+                all.push(kernel_only(e));
+            }
+        }
         Response::Blocks {
             total: all.len(),
             blocks: all
-                .iter()
+                .into_iter()
                 .skip(offset)
                 .take(limit.min(LIST_PAGE))
-                .map(|b| self.block_info(b, now))
                 .collect(),
         }
     }
 
-    /// `sentryctl unblock`: lifted in the kernel (also when the daemon did not know the block:
-    /// an element added by hand; removing a missing one is harmless), with an optional grace
+    /// `sentryctl unblock`: lifts every block that holds `net`, the daemon's and the kernel's
+    /// (an element added by hand, a network that holds the address), with an optional grace
     /// period during which the source is not blocked again.
     pub(super) fn unblock_by_hand(
         &mut self,
@@ -104,41 +139,74 @@ impl Engine {
         grace: Option<u64>,
         now: Timestamp,
     ) -> Response {
-        let result = self
-            .responder
-            .unblock(net, grace.map(Duration::from_secs), now);
-        if let Err(e) = self.apply(&[Action::Unblock { net }]) {
+        let grace_for = grace.map(Duration::from_secs);
+        let mut lifted: Vec<IpNet> = Vec::new();
+        if let Some(b) = self.responder.block_of(net, now) {
+            lifted.push(b.net);
+        }
+        let holds =
+            |e: &&Blocked| e.net.contains(&net.addr()) && e.net.prefix_len() <= net.prefix_len();
+        for e in self.in_kernel().iter().flatten().filter(holds) {
+            if !lifted.contains(&e.net) {
+                lifted.push(e.net);
+            }
+        }
+        // The grace period is the source's, whatever held it.
+        let _ = self.responder.unblock(net, grace_for, now);
+        for &cover in lifted.iter().filter(|&&c| c != net) {
+            let _ = self.responder.unblock(cover, grace_for, now);
+        }
+        let mut actions: Vec<Action> = lifted.iter().map(|&n| Action::Unblock { net: n }).collect();
+        if !lifted.contains(&net) {
+            // Harmless when missing; covers an element the listing could not show.
+            actions.push(Action::Unblock { net });
+        }
+        if let Err(e) = self.apply(&actions) {
             return Response::Error {
                 message: format!("could not unblock {}: {e}", source_text(&net)),
             };
         }
         self.dirty = true;
         // Its next probes are judged afresh (and met by the grace period, if any).
-        self.pipeline.forget(net);
-        if result.is_err() {
+        for &n in lifted.iter().chain([&net]) {
+            self.pipeline.forget(n);
+        }
+        if lifted.is_empty() {
             return Response::NotBlocked { net };
         }
+        lifted.retain(|&n| n != net);
         let grace = grace
             .filter(|g| *g > 0)
             .map(|g| format!(", not blocked again for {}", human(Duration::from_secs(g))))
             .unwrap_or_default();
+        let covering = lifted_text(&lifted);
         let verb = self.verb("unblocked", "would unblock");
-        self.log(format!("{verb} {} by hand{grace}", source_text(&net)));
+        self.log(format!(
+            "{verb} {} by hand{covering}{grace}",
+            source_text(&net)
+        ));
         Response::Unblocked {
             net,
+            lifted,
             dry_run: self.mode == Mode::DryRun,
         }
     }
 
-    /// `sentryctl why`: the block that covers `addr`, its last detection not blocked, and the
-    /// never-block entries that hold it.
-    pub(super) fn why(&self, addr: IpAddr, now: Timestamp) -> Response {
+    /// `sentryctl why`: the block that holds `addr` (the daemon's, or one the kernel holds
+    /// without it), its last detection not blocked, and the never-block entries that hold it.
+    pub(super) fn why(&mut self, addr: IpAddr, now: Timestamp) -> Response {
+        let kernel = self.in_kernel();
+        let block = match self.responder.block_of(IpNet::from(addr), now) {
+            Some(b) => Some(self.held_info(&b, kernel.as_deref(), now)),
+            None => kernel
+                .iter()
+                .flatten()
+                .find(|e| e.net.contains(&addr))
+                .map(kernel_only),
+        };
         Response::Why {
             addr,
-            block: self
-                .responder
-                .block_of(IpNet::from(addr), now)
-                .map(|b| self.block_info(&b, now)),
+            block,
             refused: self.not_blocked.last_of(addr).cloned(),
             never_block: self
                 .pipeline
@@ -261,4 +329,29 @@ pub(super) fn percentile(samples: &VecDeque<u64>, per_mille: usize) -> u64 {
         .get(sorted.len().saturating_sub(1) * per_mille / 1000)
         .copied()
         .unwrap_or(0)
+}
+
+/// A block the kernel holds and the daemon did not make (or no longer knows of).
+fn kernel_only(e: &Blocked) -> BlockInfo {
+    BlockInfo {
+        net: e.net,
+        kind: match e.remaining {
+            Some(_) => "added outside sentryd".into(),
+            None => "added outside sentryd, no timeout".into(),
+        },
+        ports: Vec::new(),
+        blocked_at: "-".into(),
+        remaining: e.remaining.map_or(0, |r| r.as_secs()),
+        offence: 0,
+        held: Held::KernelOnly,
+    }
+}
+
+/// ` (lifted the block of 2001:db8::/64)`, or nothing.
+fn lifted_text(lifted: &[IpNet]) -> String {
+    if lifted.is_empty() {
+        return String::new();
+    }
+    let nets: Vec<String> = lifted.iter().map(source_text).collect();
+    format!(" (lifted the block of {})", nets.join(", "))
 }

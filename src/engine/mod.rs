@@ -25,11 +25,11 @@ use ipnet::IpNet;
 
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
-    BlockInfo, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response, StatusInfo,
+    BlockInfo, Held, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response, StatusInfo,
 };
 use crate::detect::Detection;
 use crate::detect::traps::Listeners;
-use crate::firewall::{Action, Firewall, FirewallError, RebuildPace};
+use crate::firewall::{Action, Blocked, Firewall, FirewallError, RebuildPace};
 use crate::never_block::{NeverBlockFileError, NeverBlockList};
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};

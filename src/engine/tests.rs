@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::*;
 use crate::config::{Backend, Origin};
+use crate::control::protocol::Held;
 use crate::firewall::memory::Memory;
 use crate::never_block::{Entry, Reason};
 use crate::respond::Why;
@@ -427,15 +428,21 @@ fn a_restart_reconciles_the_state_file_with_the_kernel() {
         said.iter().any(|(level, l)| *level == Level::Warn
             && l.starts_with("lifting the block of 198.51.100.1"))
     );
-    // What the daemon lists: its own and the kernel's timed blocks, not the one by hand.
+    // What the daemon lists: its own and the kernel's timed blocks, taken over, and the one
+    // added by hand, which the kernel holds without it (issue 16, 3).
     let Response::Blocks { total, blocks } = lab.request(Request::List {
         offset: 0,
         limit: 10,
     }) else {
         panic!()
     };
-    assert_eq!(total, 2);
+    assert_eq!(total, 3);
     assert_eq!(blocks[0].kind, "unknown");
+    let by_hand = blocks.iter().find(|b| b.net == net("203.0.113.9")).unwrap();
+    assert_eq!(
+        (by_hand.held, by_hand.kind.as_str()),
+        (Held::KernelOnly, "added outside sentryd, no timeout")
+    );
 }
 
 #[test]
@@ -663,4 +670,65 @@ fn issue_16_a_dry_run_blocks_nothing_by_hand_and_says_so() {
     assert!(lab.says("would unblock 203.0.113.7 by hand"));
     assert!(lab.kernel.elements().is_empty() && !lab.kernel.is_ready());
     assert_eq!(lab.engine.status().mode, "dry-run");
+}
+
+/// Issue 16, 3: `why`, `list` and `unblock` trusted the daemon's memory: after a flush of the set
+/// `list` still showed the block, an element added by hand was "not blocked" to `why` and
+/// "nothing to do" to `unblock`, and `unblock` of an address inside a blocked network said it
+/// was not blocked.
+#[test]
+fn issue_16_why_list_and_unblock_read_the_kernel() {
+    let mut lab = Lab::start(config());
+    // The kernel lost the scanner's block (a flushed set the daemon has not restored yet).
+    lab.scan(SCANNER, 1..=10);
+    lab.kernel.flush();
+    lab.kernel.clone().ensure_ready(&[]).unwrap();
+    let Response::Blocks { blocks, .. } = lab.request(Request::List {
+        offset: 0,
+        limit: 10,
+    }) else {
+        panic!()
+    };
+    assert_eq!(blocks[0].held, Held::DaemonOnly);
+    // An element added by hand: blocked, says `why`; `unblock` lifts it.
+    let by_hand = "203.0.113.60";
+    lab.kernel.add_by_hand(net(by_hand), None);
+    let Response::Why {
+        block: Some(block), ..
+    } = lab.request(Request::Why { addr: ip(by_hand) })
+    else {
+        panic!("why says it is not blocked")
+    };
+    assert_eq!(block.held, Held::KernelOnly);
+    let answer = lab.request(Request::Unblock {
+        net: net(by_hand),
+        grace: None,
+    });
+    assert!(matches!(answer, Response::Unblocked { .. }), "{answer:?}");
+    assert!(!lab.kernel.holds(net(by_hand)));
+    // An address inside a blocked network: the network's block is lifted, and said.
+    let network: IpNet = "203.0.113.0/26".parse().unwrap();
+    lab.request(Request::Block {
+        net: network,
+        seconds: Some(600),
+    });
+    assert!(lab.kernel.holds(network));
+    let answer = lab.request(Request::Unblock {
+        net: net("203.0.113.33"),
+        grace: None,
+    });
+    let Response::Unblocked { lifted, .. } = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(lifted, [network]);
+    assert!(!lab.kernel.holds(network));
+    assert!(lab.says("unblocked 203.0.113.33 by hand (lifted the block of 203.0.113.0/26)"));
+    // What holds nothing is still nothing to do.
+    assert!(matches!(
+        lab.request(Request::Unblock {
+            net: net("198.51.100.200"),
+            grace: None
+        }),
+        Response::NotBlocked { .. }
+    ));
 }
