@@ -415,10 +415,18 @@ fn block_and_unblock_send_what_was_asked() {
             dry_run: net.addr() >= "203.0.113.128".parse::<std::net::IpAddr>().unwrap(),
         },
         Request::Unblock { net, .. } => Response::NotBlocked { net: *net },
+        Request::UnblockAll => Response::UnblockedAll {
+            count: 3,
+            dry_run: false,
+        },
         _ => Response::Error {
             message: "unexpected".into(),
         },
     });
+    let o = ctl(&d, &["unblock", "--all"]);
+    assert_eq!(stdout(&o), "lifted 3 blocks\n", "{}", stderr(&o));
+    let o = ctl(&d, &["unblock", "--all", "203.0.113.7"]);
+    assert_eq!(o.status.code(), Some(2), "an address or --all, not both");
     let o = ctl(&d, &["block", "203.0.113.0/24", "--for", "90s"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "blocked 203.0.113.0/24 for 1m 30s\n");
@@ -437,7 +445,7 @@ fn block_and_unblock_send_what_was_asked() {
         "would block 203.0.113.200 for 1m (dry run: nothing is blocked)\n"
     );
     assert_eq!(
-        d.requests.lock().unwrap()[..2],
+        d.requests.lock().unwrap()[1..3],
         [
             Request::Block {
                 net: "203.0.113.0/24".parse().unwrap(),
@@ -559,7 +567,7 @@ fn no_permission_is_exit_77_with_a_hint() {
 
 #[test]
 fn a_bad_address_is_claps_error_and_exit_2() {
-    let o = sentryctl(&["unblock", "10.0.0.300"]);
+    let o = sentryctl(&["block", "10.0.0.300"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).starts_with(

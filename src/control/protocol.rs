@@ -61,6 +61,8 @@ pub enum Request {
         /// Seconds during which the address is not blocked again (a short allow).
         grace: Option<u64>,
     },
+    /// Lift every block: the daemon's, and every element of its sets in the kernel.
+    UnblockAll,
     /// Why an address is blocked, or never blocked.
     Why {
         /// The address.
@@ -212,6 +214,14 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
     },
+    /// `unblock --all` done.
+    UnblockedAll {
+        /// How many blocks were lifted.
+        count: usize,
+        /// The daemon runs a dry run: nothing was in the firewall to lift.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
+    },
     /// `unblock` of something that was not blocked.
     NotBlocked {
         /// What was asked.
@@ -326,6 +336,7 @@ mod tests {
                 addr: "198.51.100.7".parse().unwrap(),
             },
             Request::NeverBlock,
+            Request::UnblockAll,
             Request::Reload,
         ] {
             round_trip(Envelope {

@@ -55,9 +55,12 @@ pub enum Command {
     },
     /// Lift a block. Exits 0 also when it was not blocked.
     Unblock {
-        /// The address or network, as it was blocked.
-        #[arg(value_name = "IP|CIDR", value_parser = parse_net)]
-        net: IpNet,
+        /// The address or network: every block that holds it is lifted.
+        #[arg(value_name = "IP|CIDR", value_parser = parse_net, required_unless_present = "all")]
+        net: Option<IpNet>,
+        /// Lift every block instead (the daemon's and every element of its sets).
+        #[arg(long, conflicts_with_all = ["net", "grace"])]
+        all: bool,
         /// Do not block it again for this long (so that its next stray packet is forgiven).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<Duration>,
@@ -176,8 +179,9 @@ pub fn main() -> ExitCode {
             net,
             seconds: duration.map(|d| d.as_secs()),
         },
-        Command::Unblock { net, grace } => Request::Unblock {
-            net,
+        Command::Unblock { all: true, .. } => Request::UnblockAll,
+        Command::Unblock { net, grace, .. } => Request::Unblock {
+            net: net.expect("clap requires an address without --all"),
             grace: grace.map(|d| d.as_secs()),
         },
         Command::Why { ip } => Request::Why { addr: ip },

@@ -44,6 +44,11 @@ pub fn human(response: &Response) -> String {
                 format!(" (lifted the block of {})", nets.join(", "))
             }
         ),
+        Response::UnblockedAll { count, dry_run } => format!(
+            "{} {count} block{}",
+            if *dry_run { "would lift" } else { "lifted" },
+            if *count == 1 { "" } else { "s" }
+        ),
         Response::NotBlocked { net } => {
             format!("{} was not blocked; nothing to do", source_text(net))
         }

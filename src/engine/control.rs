@@ -20,6 +20,7 @@ impl Engine {
             Request::List { offset, limit } => self.list(offset, limit, now),
             Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
             Request::Unblock { net, grace } => self.unblock_by_hand(net.trunc(), grace, now),
+            Request::UnblockAll => self.unblock_all(now),
             Request::Why { addr } => self.why(addr, now),
             Request::NeverBlock => Response::NeverBlock {
                 entries: self
@@ -188,6 +189,34 @@ impl Engine {
         Response::Unblocked {
             net,
             lifted,
+            dry_run: self.mode == Mode::DryRun,
+        }
+    }
+
+    /// `sentryctl unblock --all`: every block the daemon knows and every element of its sets
+    /// in the kernel, lifted.
+    pub(super) fn unblock_all(&mut self, now: Timestamp) -> Response {
+        let mut nets: Vec<IpNet> = self.responder.active(now).map(|b| b.net).collect();
+        for e in self.in_kernel().into_iter().flatten() {
+            if !nets.contains(&e.net) {
+                nets.push(e.net);
+            }
+        }
+        for &net in &nets {
+            let _ = self.responder.unblock(net, None, now);
+            self.pipeline.forget(net);
+        }
+        let actions: Vec<Action> = nets.iter().map(|&net| Action::Unblock { net }).collect();
+        if let Err(e) = self.apply(&actions) {
+            return Response::Error {
+                message: format!("could not lift every block: {e}"),
+            };
+        }
+        self.dirty = true;
+        let verb = self.verb("lifted", "would lift");
+        self.log(format!("{verb} all {} blocks by hand", nets.len()));
+        Response::UnblockedAll {
+            count: nets.len(),
             dry_run: self.mode == Mode::DryRun,
         }
     }

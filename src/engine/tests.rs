@@ -723,6 +723,15 @@ fn issue_16_why_list_and_unblock_read_the_kernel() {
     assert_eq!(lifted, [network]);
     assert!(!lab.kernel.holds(network));
     assert!(lab.says("unblocked 203.0.113.33 by hand (lifted the block of 203.0.113.0/26)"));
+    // `unblock --all`: the daemon's blocks and every element of the kernel's sets.
+    lab.kernel.add_by_hand(net("203.0.113.61"), None);
+    lab.scan("203.0.113.62", 1..=10);
+    let answer = lab.request(Request::UnblockAll);
+    assert!(
+        matches!(answer, Response::UnblockedAll { count: 2, .. }),
+        "{answer:?}"
+    );
+    assert!(lab.kernel.elements().is_empty());
     // What holds nothing is still nothing to do.
     assert!(matches!(
         lab.request(Request::Unblock {
