@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use scansentry::firewall::nft::{Hook, NftConfig, NftFirewall, NftName};
-use scansentry::firewall::{Action, Firewall};
+use scansentry::firewall::{Action, Firewall, FirewallError};
 use support::netns::{Netns, NetnsPair, enter_and_run, require_root, wait_until};
 
 fn net(s: &str) -> IpNet {
@@ -138,11 +138,18 @@ fn a_thousand_blocks_in_one_call_and_the_table_restored_when_deleted() {
             "every block of the batch landed"
         );
     });
-    // The administrator deletes the table; the next block rebuilds it.
+    // The administrator deletes the table: the next block says so (the engine then rebuilds
+    // it with every block due), and once it is ready again the block lands.
     let out = ns.exec(&["nft", "delete", "table", "inet", "scansentry"]);
     assert!(out.status.success());
     ns.run(|| {
         let mut fw = NftFirewall::new(own()).unwrap();
+        let gone = fw.apply(&actions[999..1000]);
+        assert!(
+            matches!(gone, Err(FirewallError::Missing { .. })),
+            "{gone:?}"
+        );
+        fw.ensure_ready(&[]).unwrap();
         fw.apply(&actions[999..1000]).unwrap();
         assert_eq!(fw.list().unwrap().len(), 1);
     });

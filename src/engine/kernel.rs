@@ -1,7 +1,8 @@
 //! The engine and the firewall: carrying actions out (a block is recorded only once the kernel
 //! has it), and bringing the firewall into agreement with what is due — at start, after the
-//! ruleset lost something, and each second for a firewall whose blocks do not end by
-//! themselves. One diff does all three: [`crate::respond::reconcile`].
+//! ruleset lost something (whether its watcher said so or a batch found the table gone), and
+//! each second for a firewall whose blocks do not end by themselves. One diff does all of it:
+//! [`crate::respond::reconcile`].
 
 use super::*;
 
@@ -16,10 +17,21 @@ impl Engine {
         }
     }
 
-    /// Hands `actions` to the firewall. A block the kernel refused is forgotten (it is not in
-    /// force, and putting it back later would only fail again), each refusal said with why.
+    /// Hands `actions` to the firewall. When the table or a set is gone (a flush that the
+    /// watcher has not reported yet), the firewall is rebuilt and everything due is put back,
+    /// these actions' blocks among them (the responder holds them already), as after a flush.
+    /// A block the kernel refused is forgotten (it is not in force, and putting it back later
+    /// would only fail again), each refusal said with why.
     pub(super) fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
-        let result = self.firewall.apply(actions);
+        let mut result = self.firewall.apply(actions);
+        if let Err(FirewallError::Missing { what }) = &result {
+            let what = what.clone();
+            result = self.rebuild().map(|restored| {
+                self.log(format!(
+                    "{what} was gone: restored the table and {restored} blocks still due"
+                ));
+            });
+        }
         if let Err(FirewallError::Refused { refused, .. }) = &result {
             for r in refused {
                 if let Action::Block { net, .. } = r.action {
@@ -194,21 +206,23 @@ impl Engine {
     }
 
     pub(super) fn heal(&mut self) {
-        let allow = allow_list(self.pipeline.never_block());
-        if let Err(e) = self.firewall.ensure_ready(&allow) {
-            self.warn(format!("could not restore the firewall: {e}"));
-            return;
+        match self.rebuild() {
+            Ok(restored) => self.log(format!(
+                "the ruleset changed under us: restored the table and {restored} blocks still due"
+            )),
+            Err(e) => self.warn(format!("could not restore the firewall: {e}")),
         }
-        // What is left in the sets (all of it when only a rule went) stays; the rest goes back.
-        let present = self.present().unwrap_or_default();
+    }
+
+    /// Makes the firewall ready again and puts back every block still due that it lacks
+    /// (what is left in the sets, all of it when only a rule went, stays); returns how many.
+    fn rebuild(&mut self) -> Result<usize, FirewallError> {
+        let allow = allow_list(self.pipeline.never_block());
+        self.firewall.ensure_ready(&allow)?;
+        let present: HashSet<IpNet> = self.firewall.list()?.into_iter().map(|b| b.net).collect();
         let now = self.clock.now();
         let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;
-        match self.apply(&missing) {
-            Ok(()) => self.log(format!(
-                "the ruleset changed under us: restored the table and {} blocks still due",
-                missing.len()
-            )),
-            Err(e) => self.warn(format!("could not restore the blocks still due: {e}")),
-        }
+        self.firewall.apply(&missing)?;
+        Ok(missing.len())
     }
 }

@@ -483,6 +483,21 @@ fn a_flushed_table_is_restored_with_the_blocks_still_due_and_fights_are_spaced_o
     assert_eq!(fights, 1);
 }
 
+/// A flush the watcher has not reported yet: the next block finds the table gone, and the
+/// engine rebuilds it with every block still due, the new one among them (one repair, the same
+/// as after a reported flush; the nftables backend has none of its own any more).
+#[test]
+fn a_block_that_finds_the_table_gone_rebuilds_it_with_every_block_due() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    lab.kernel.flush();
+    lab.scan("203.0.113.8", 1..=10);
+    assert!(lab.kernel.is_ready());
+    assert!(lab.kernel.holds(net(SCANNER)) && lab.kernel.holds(net("203.0.113.8")));
+    assert!(lab.says("table inet scansentry was gone: restored the table and 2 blocks still due"));
+    assert_eq!(lab.engine.status().blocks_active, 2);
+}
+
 #[test]
 fn the_route_backend_lifts_ended_blocks_and_puts_back_removed_ones() {
     let mut c = config();

@@ -141,9 +141,8 @@ impl Firewall for Memory {
                 return Err(FirewallError::Permission);
             }
             if !k.ready {
-                return Err(FirewallError::Kernel {
-                    doing: "add elements to set inet scansentry blocked4".into(),
-                    errno: nix::errno::Errno::ENOENT,
+                return Err(FirewallError::Missing {
+                    what: "table inet scansentry".into(),
                 });
             }
             let refused = batch

@@ -621,16 +621,9 @@ impl Firewall for NftFirewall {
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
         // Batches of at most 1,000 actions: each stays a few pages, well within the socket's
         // buffers and quick for the kernel.
-        super::apply_each(actions, 1000, |chunk| match self.apply_once(chunk) {
-            // The table or a set vanished (`nft flush ruleset`, an admin): in own mode,
-            // rebuild it and try once more.
-            Err(FirewallError::Missing { .. }) if self.config.is_own() => {
-                let allow = self.allow.clone();
-                self.ensure_ready(&allow)?;
-                self.apply_once(chunk)
-            }
-            other => other,
-        })
+        // A table or set that vanished is reported (Missing), not repaired here: the engine
+        // rebuilds the table and puts back everything due, as after a flush.
+        super::apply_each(actions, 1000, |chunk| self.apply_once(chunk))
     }
 
     fn remove_all(&mut self) -> Result<usize, FirewallError> {
