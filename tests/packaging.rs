@@ -168,7 +168,9 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/scansentry.service"),
     )
     .unwrap();
-    let built = unit.replace("/usr/sbin/sentryd", env!("CARGO_BIN_EXE_sentryd"));
+    let built = unit
+        .replace("/usr/sbin/sentryd", env!("CARGO_BIN_EXE_sentryd"))
+        .replace("/usr/bin/sentryctl", env!("CARGO_BIN_EXE_sentryctl"));
     let path = dir.join("scansentry.service");
     std::fs::write(&path, built).unwrap();
     let verify = run(
