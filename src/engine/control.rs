@@ -152,10 +152,10 @@ impl Engine {
                 lifted.push(e.net);
             }
         }
-        // The grace period is the source's, whatever held it.
+        // The grace period is for what was asked, not for all of a network that held it.
         let _ = self.responder.unblock(net, grace_for, now);
         for &cover in lifted.iter().filter(|&&c| c != net) {
-            let _ = self.responder.unblock(cover, grace_for, now);
+            let _ = self.responder.unblock(cover, None, now);
         }
         let mut actions: Vec<Action> = lifted.iter().map(|&n| Action::Unblock { net: n }).collect();
         if !lifted.contains(&net) {

@@ -232,15 +232,25 @@ pub trait Firewall {
     ///
     /// When the blocks cannot be listed or lifted.
     fn remove_all(&mut self) -> Result<usize, FirewallError> {
-        let lifted: Vec<Action> = self
-            .list()?
-            .into_iter()
-            .filter(|b| b.remaining.is_some())
-            .map(|b| Action::Unblock { net: b.net })
-            .collect();
-        self.apply(&lifted)?;
-        Ok(lifted.len())
+        lift_every_block(self)
     }
+}
+
+/// Lifts every block `firewall` lists with a timeout (elements added by hand, with none, stay);
+/// how many. What [`Firewall::remove_all`] does unless a firewall can remove more at once.
+///
+/// # Errors
+///
+/// When the blocks cannot be listed or lifted.
+pub fn lift_every_block<F: Firewall + ?Sized>(firewall: &mut F) -> Result<usize, FirewallError> {
+    let lifted: Vec<Action> = firewall
+        .list()?
+        .into_iter()
+        .filter(|b| b.remaining.is_some())
+        .map(|b| Action::Unblock { net: b.net })
+        .collect();
+    firewall.apply(&lifted)?;
+    Ok(lifted.len())
 }
 
 /// How often the daemon rebuilds what others delete from its table. **Pure.** A rebuild now

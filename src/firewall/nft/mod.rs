@@ -628,14 +628,8 @@ impl Firewall for NftFirewall {
 
     fn remove_all(&mut self) -> Result<usize, FirewallError> {
         if !self.config.is_own() {
-            let lifted: Vec<Action> = self
-                .list()?
-                .into_iter()
-                .filter(|b| b.remaining.is_some())
-                .map(|b| Action::Unblock { net: b.net })
-                .collect();
-            self.apply(&lifted)?;
-            return Ok(lifted.len());
+            // Attach mode: the sets are the administrator's; only the blocks go.
+            return super::lift_every_block(self);
         }
         // Own mode: the table goes, with its chain, its sets and every block in them.
         let blocks = match self.list() {
