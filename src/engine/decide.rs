@@ -8,7 +8,11 @@ impl Engine {
     /// threshold is settled against the socket table read afresh (unless it was read a moment
     /// ago), so that a service started a moment ago is never counted as a trap.
     pub fn packet(&mut self, at: Timestamp, packet: Result<Packet, Skip>) {
-        let src = packet.as_ref().ok().map(|p| p.src);
+        // Kept only to be said (`-v`): the packet goes to the pipeline.
+        let verbose = self.options.verbosity >= Verbosity::Verbose;
+        let src = verbose
+            .then(|| packet.as_ref().ok().map(|p| p.src))
+            .flatten();
         let withdrawn = self.pipeline.counters().withdrawn;
         let (host, clock, effects) = (&mut self.host, &self.clock, &mut self.effects);
         let listeners_read = &mut self.listeners_read;
@@ -31,9 +35,7 @@ impl Engine {
         });
         if let Some(d) = detection {
             self.on_detection(&d);
-        } else if self.pipeline.counters().withdrawn > withdrawn
-            && self.options.verbosity >= Verbosity::Verbose
-        {
+        } else if verbose && self.pipeline.counters().withdrawn > withdrawn {
             self.log(format!(
                 "not a scan after all: {} crossed the threshold with ports where services have \
                  just started",
