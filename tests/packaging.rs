@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::netns::{Netns, require_root};
+use support::netns::{Netns, TempDir, require_root};
 
 const NEEDS: &str = "needs packaging/build, root and debootstrap: packaging/build && \
                      cargo test --test packaging -- --ignored";
@@ -162,8 +162,8 @@ fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
 #[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
 fn the_unit_verifies_and_its_exposure_is_at_most_2() {
     // `verify` checks that the programs exist: point it at the built ones.
-    let dir = std::env::temp_dir().join(format!("scansentry-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed on drop, also when an assertion fails.
+    let dir = TempDir::new("unit");
     let unit = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/scansentry.service"),
     )
@@ -171,7 +171,7 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
     let built = unit
         .replace("/usr/sbin/sentryd", env!("CARGO_BIN_EXE_sentryd"))
         .replace("/usr/bin/sentryctl", env!("CARGO_BIN_EXE_sentryctl"));
-    let path = dir.join("scansentry.service");
+    let path = dir.0.join("scansentry.service");
     std::fs::write(&path, built).unwrap();
     let verify = run(
         "systemd-analyze",
@@ -200,7 +200,6 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
     assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A Debian root made by debootstrap, deleted on drop.
