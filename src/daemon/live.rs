@@ -139,7 +139,7 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
         Ok(lifted) => {
             let what = match &config.backend {
                 config::Backend::Nft(crate::firewall::nft::NftConfig::Own { .. }) => {
-                    "removed table inet scansentry"
+                    "table inet scansentry is gone"
                 }
                 config::Backend::Nft(_) => "lifted the blocks in the attach-mode sets",
                 config::Backend::Route => "lifted the blackhole routes",
