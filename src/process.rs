@@ -11,9 +11,12 @@
 //!
 //! The child also gets a process group of its own, so that a timeout ends it with everything
 //! it started ([`kill_group`]).
+//!
+//! And the one fork without exec, `sentryd -D`'s ([`fork`]): only of a process with a single
+//! thread, which [`SingleThreaded`] proves.
 #![allow(
     unsafe_code,
-    reason = "closing inherited descriptors in the child needs CommandExt::pre_exec"
+    reason = "closing inherited descriptors in the child needs CommandExt::pre_exec; -D forks"
 )]
 
 use std::ffi::OsStr;
@@ -81,6 +84,46 @@ fn in_child() -> io::Result<()> {
     Ok(())
 }
 
+/// A process with a single thread: the one kind `fork` may safely copy (in the child of a
+/// multi-threaded process, only async-signal-safe calls are allowed until exec, and a lock
+/// another thread held at the fork stays held for ever). Made only by [`SingleThreaded::now`],
+/// which refuses when the process has more than one thread.
+pub struct SingleThreaded(());
+
+impl SingleThreaded {
+    /// Counts this process's threads in /proc; refuses unless there is exactly one.
+    ///
+    /// # Errors
+    ///
+    /// More than one thread, or /proc unreadable.
+    pub fn now() -> io::Result<SingleThreaded> {
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map_err(|e| io::Error::new(e.kind(), format!("/proc/self/task: {e}")))?
+            .count();
+        if threads == 1 {
+            Ok(SingleThreaded(()))
+        } else {
+            Err(io::Error::other(format!(
+                "cannot detach: the process has {threads} threads, and only a single-threaded \
+                 one may fork"
+            )))
+        }
+    }
+}
+
+/// Forks a process that [`SingleThreaded`] proved has one thread.
+///
+/// # Errors
+///
+/// When the kernel refuses (no memory, too many processes).
+pub fn fork(_: SingleThreaded) -> io::Result<nix::unistd::ForkResult> {
+    // SAFETY: the process has a single thread (the only constructor of `SingleThreaded`
+    // counted them, and a `SingleThreaded` is used up by this call), so the child is a whole
+    // copy of it: no lock is held by a thread that does not exist there, and it may run any
+    // code, not only async-signal-safe calls.
+    Ok(unsafe { nix::unistd::fork() }?)
+}
+
 /// Where the fallback of [`in_child`] stops closing.
 const CLOSE_UP_TO: i32 = 1 << 16;
 
@@ -100,6 +143,26 @@ pub fn kill_group(child: &mut Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process with a second thread cannot be forked: `SingleThreaded` refuses, naming the
+    /// count. (The test harness runs each test on a thread of its own beside the main one, so
+    /// the count is at least 3 with the one started here; `sentryd -D` forks before it starts
+    /// any, and tests/daemon.rs drives it.)
+    #[test]
+    fn a_process_with_more_than_one_thread_is_refused_the_fork() {
+        let (stop, held) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || held.recv());
+        let refused = SingleThreaded::now().err().expect("a second thread runs");
+        let said = refused.to_string();
+        let count: usize = said
+            .split_whitespace()
+            .find_map(|word| word.parse().ok())
+            .unwrap_or_else(|| panic!("no thread count in {said:?}"));
+        assert!(count >= 3, "{said}");
+        assert!(said.starts_with("cannot detach: the process has "), "{said}");
+        drop(stop);
+        let _ = other.join();
+    }
 
     /// A program started by [`command`] sees descriptors 0-2 only, although the parent holds
     /// one that is not close-on-exec, and its environment is `PATH` alone.

@@ -102,8 +102,15 @@ pub fn run(
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
     disable_local_check: bool,
+    readiness: super::detach::Readiness,
 ) -> ExitCode {
-    match start::start(loaded, config_path, verbosity, disable_local_check) {
+    match start::start(
+        loaded,
+        config_path,
+        verbosity,
+        disable_local_check,
+        readiness,
+    ) {
         Ok(running) => running.serve(),
         Err(e) => e.report(),
     }

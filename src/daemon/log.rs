@@ -80,8 +80,11 @@ pub struct Sink {
 
 impl Sink {
     /// A sink for `target` and `format`. If the syslog or journal socket cannot be reached,
-    /// lines go to standard output, and the first one says why.
-    pub fn new(target: Target, format: Format) -> Self {
+    /// lines go to standard output, and the first one says why. Detached (`sentryd -D`),
+    /// standard output is /dev/null: lines meant for it go to syslog, and a warning says so
+    /// when syslog cannot be reached either.
+    pub fn new(target: Target, format: Format, detached: bool) -> Self {
+        let target = effective(target, detached);
         let path = match target {
             Target::Stdout => None,
             Target::Syslog => Some("/dev/log"),
@@ -91,9 +94,16 @@ impl Sink {
             UnixDatagram::unbound()
                 .and_then(|s| s.connect(p).map(|()| s))
                 .map_err(|e| {
-                    eprintln!(
-                        "sentryd: warning: cannot log to {p} ({e}); logging to standard output"
-                    )
+                    if detached {
+                        eprintln!(
+                            "sentryd: warning: cannot log to {p} ({e}), and standard output is \
+                             gone (-D): lines are lost; start syslog, or run sentryd without -D"
+                        );
+                    } else {
+                        eprintln!(
+                            "sentryd: warning: cannot log to {p} ({e}); logging to standard output"
+                        );
+                    }
                 })
                 .ok()
         });
@@ -151,16 +161,27 @@ impl Level {
     }
 }
 
+/// Where lines meant for `target` go: detached, standard output is /dev/null, so syslog.
+fn effective(target: Target, detached: bool) -> Target {
+    match target {
+        Target::Stdout if detached => Target::Syslog,
+        other => other,
+    }
+}
+
 /// The handle on the sink the subscriber writes to.
 #[derive(Clone, Debug)]
-pub struct Logger(Arc<Mutex<Sink>>);
+pub struct Logger {
+    sink: Arc<Mutex<Sink>>,
+    detached: bool,
+}
 
 impl Logger {
     /// Switches target and format (on reload); a no-op when neither changed.
     pub fn reconfigure(&self, target: Target, format: Format) {
-        let mut sink = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if (sink.target, sink.format) != (target, format) {
-            *sink = Sink::new(target, format);
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        if (sink.target, sink.format) != (effective(target, self.detached), format) {
+            *sink = Sink::new(target, format, self.detached);
         }
     }
 }
@@ -209,8 +230,8 @@ impl tracing::field::Visit for Text {
 /// # Panics
 ///
 /// If a subscriber was installed already (this is called once, at start).
-pub fn install(target: Target, format: Format, max: tracing::Level) -> Logger {
-    let sink = Arc::new(Mutex::new(Sink::new(target, format)));
+pub fn install(target: Target, format: Format, max: tracing::Level, detached: bool) -> Logger {
+    let sink = Arc::new(Mutex::new(Sink::new(target, format, detached)));
     let layer = SinkLayer {
         sink: Arc::clone(&sink),
         clock: crate::time::SystemClock,
@@ -220,7 +241,7 @@ pub fn install(target: Target, format: Format, max: tracing::Level) -> Logger {
         .with(layer);
     tracing::subscriber::set_global_default(subscriber)
         .expect("sentryd installs its log subscriber once");
-    Logger(sink)
+    Logger { sink, detached }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `sentryd`'s entry point: arguments, then one of the daemon's modes. **Shell.**
 
 mod audit;
+mod detach;
 mod hook;
 mod live;
 mod log;
@@ -25,8 +26,15 @@ use crate::report;
 pub struct Args {
     /// Detach from the terminal and run in the background (systemd runs sentryd in the
     /// foreground; this is for other init systems).
+    /// The foreground process waits until the daemon is up: it exits 0 then, or with the
+    /// daemon's exit code and reason if the start fails. Lines meant for standard output go
+    /// to syslog.
     #[arg(short = 'D', long = "daemon")]
     pub daemonize: bool,
+
+    /// Write the daemon's process ID to FILE once it is up; removed when it stops.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["replay", "check_config", "never_block", "remove_blocks"])]
+    pub pidfile: Option<PathBuf>,
 
     /// Say more: also sources that keep scanning while blocked, and state saves.
     #[arg(short = 'v', long)]
@@ -131,12 +139,15 @@ pub fn main() -> ExitCode {
             args.json,
         ),
         None => {
-            if args.daemonize {
-                if let Err(e) = nix::unistd::daemon(false, false) {
+            let readiness = match readiness(args.daemonize, args.pidfile) {
+                Ok(readiness) => readiness,
+                Err(e) => {
                     exit::report("sentryd", &e);
                     return exit::code(exit::FAILURE);
                 }
-            }
+            };
+            // Reloads read the file again, from `/` once detached.
+            let config_path = args.config.map(|p| std::path::absolute(&p).unwrap_or(p));
             let verbosity = if args.debug {
                 live::Verbosity::Debug
             } else if args.verbose {
@@ -144,8 +155,25 @@ pub fn main() -> ExitCode {
             } else {
                 live::Verbosity::Normal
             };
-            live::run(loaded, args.config, verbosity, args.disable_local_check)
+            live::run(
+                loaded,
+                config_path,
+                verbosity,
+                args.disable_local_check,
+                readiness,
+            )
         }
+    }
+}
+
+/// How the start will say it succeeded: with `-D`, after detaching (the foreground process
+/// waits for it); the pid file's path made absolute first.
+fn readiness(daemonize: bool, pidfile: Option<PathBuf>) -> std::io::Result<detach::Readiness> {
+    let pidfile = pidfile.map(std::path::absolute).transpose()?;
+    if daemonize {
+        detach::detach(detach::SingleThreaded::now()?, pidfile)
+    } else {
+        Ok(detach::Readiness::foreground(pidfile))
     }
 }
 

@@ -16,8 +16,8 @@ use crate::capture::raw::RawCapture;
 use crate::capture::{Live, LiveCapture, LiveSettings};
 use crate::config::{Backend, Config, Loaded, Method};
 use crate::control::server::Server;
+use crate::daemon::detach::{PidFile, Readiness};
 use crate::daemon::hook::Hooks;
-use crate::daemon::notify::notify;
 use crate::engine::{Engine, HostError, NeverBlock, Options, SetupError};
 use crate::exit;
 use crate::firewall::FirewallError;
@@ -133,16 +133,20 @@ pub(super) struct Running {
     pub(super) events: Receiver<Event>,
     /// The control socket's path, removed at the end.
     pub(super) socket_path: PathBuf,
+    /// `--pidfile`, removed when this is dropped.
+    pub(super) _pidfile: Option<PidFile>,
 }
 
 /// Starts the daemon: logging, the never-block list, the firewall, the pipeline, the state
 /// reconciled with the kernel, the captures, the control socket and the watchers; says
-/// "watching …" and READY=1.
+/// "watching …", writes the pid file and says it is ready (to systemd, or to the foreground
+/// process of `-D`).
 pub(super) fn start(
     loaded: Loaded,
     config_path: Option<PathBuf>,
     verbosity: Verbosity,
     disable_local_check: bool,
+    readiness: Readiness,
 ) -> Result<Running, StartError> {
     let config = loaded.config.clone();
     let logger = crate::daemon::log::install(
@@ -153,6 +157,7 @@ pub(super) fn start(
         } else {
             tracing::Level::INFO
         },
+        readiness.detached(),
     );
     drop_inheritable_capabilities();
     let clock = SteadyClock::new();
@@ -197,7 +202,7 @@ pub(super) fn start(
     let captures = open_captures(&config)?;
     let (wake_read, events) = spawn_threads(&daemon, &config)?;
     say_watching(&daemon, &config, &captures, traps_bound.as_ref());
-    notify("READY=1");
+    let pidfile = readiness.ready().map_err(failed)?;
     Ok(Running {
         daemon,
         captures,
@@ -205,6 +210,7 @@ pub(super) fn start(
         wake_read,
         events,
         socket_path: config.daemon.socket.clone(),
+        _pidfile: pidfile,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The few libnftnl calls the safe `nftnl` API does not cover: set flags and size, set elements
 //! with their own timeout, element and set messages with chosen flags, and parsing what the
 //! kernel sends back (set elements, sets, rules, chains). With `capture/raw/sys.rs` (the packet
-//! socket's ring) and `process.rs` (a child's setup between fork and exec), the only `unsafe`
-//! in scansentry; each block says why it holds, and where an invariant matters beyond
+//! socket's ring) and `process.rs` (a child's setup between fork and exec, and `-D`'s fork,
+//! only of a process [`SingleThreaded`](crate::process::SingleThreaded) proved to have one
+//! thread), the only `unsafe` in scansentry; each block says why it holds, and where an invariant matters beyond
 //! one block, a constructor enforces it: [`SetMsg::new`] refuses a message that would overrun
 //! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL.
 //!
