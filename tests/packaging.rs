@@ -8,9 +8,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use support::netns::{Netns, TempDir, require_root};
+use support::netns::{KillOnDrop, Netns, TempDir, ip, require_root, wait_until};
 
 const NEEDS: &str = "needs packaging/build, root and debootstrap: packaging/build && \
                      cargo test --test packaging -- --ignored";
@@ -287,24 +288,65 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         assert!(listed.status.success(), "{set}: {}", text(&listed));
     }
 
+    // Issue 16, 1: the first start of a fresh install, as the unit starts it: the installed
+    // sentryd on the shipped configuration, enforcing. The administrator is logged in from a
+    // workstation; a scan from there is reported, not blocked, and the session lives. A scan
+    // from an address that had no session is blocked, and the daemon's stop leaves its table
+    // and block as the maintainer scripts below find them.
+    let flushed = in_ns(&["nft", "flush", "ruleset"]);
+    assert!(flushed.status.success(), "{}", text(&flushed));
+    let workstation = Workstation::new(&ns);
+    let _sshd = workstation.sshd(&ns);
+    let daemon = InstalledDaemon::start(&ns, &root.0);
+    let _session = workstation.log_in();
+    let status = || -> serde_json::Value {
+        let out = run(
+            "chroot",
+            &[root.0.to_str().unwrap(), "sentryctl", "status", "--json"],
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    assert!(
+        wait_until(TEN_SECONDS, || status()["protected_peers"].as_u64()
+            >= Some(1)),
+        "the daemon does not see the session: {}\n{}",
+        daemon.out(),
+        status()
+    );
+    workstation.nmap(Workstation::ADMIN);
+    let reported = format!(
+        "not blocking {}: established session to 22/tcp since ",
+        Workstation::ADMIN
+    );
+    assert!(
+        wait_until(TEN_SECONDS, || daemon.out().contains(&reported)),
+        "{}",
+        daemon.out()
+    );
+    workstation.nmap(Workstation::STRANGER);
+    let blocked = format!("blocked {} for 1h", Workstation::STRANGER);
+    assert!(
+        wait_until(TEN_SECONDS, || daemon.out().contains(&blocked)),
+        "{}",
+        daemon.out()
+    );
+    let set = text(&in_ns(&[
+        "nft",
+        "list",
+        "set",
+        "inet",
+        "scansentry",
+        "blocked4",
+    ]));
+    assert!(
+        set.contains(Workstation::STRANGER) && !set.contains(Workstation::ADMIN),
+        "{set}"
+    );
+    assert!(workstation.in_session(&ns), "the session was cut");
+    drop(daemon);
+
     // Issue 16, 4: the maintainer scripts run in that namespace (never in the machine's own),
-    // with own mode's table as the daemon leaves it: the shipped table, one block in it.
-    for args in [
-        &["nft", "flush", "ruleset"][..],
-        &["nft", "-f", "/usr/share/scansentry/nft/scansentry.nft"],
-        &[
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "scansentry",
-            "blocked4",
-            "{ 203.0.113.7 timeout 1h }",
-        ],
-    ] {
-        let done = in_ns(args);
-        assert!(done.status.success(), "{args:?}: {}", text(&done));
-    }
+    // with own mode's table as the daemon left it: one block in it.
     let table_exists = || {
         in_ns(&["nft", "list", "table", "inet", "scansentry"])
             .status
@@ -336,4 +378,157 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     drop(ns);
     assert!(!root.0.join("var/lib/scansentry").exists());
     assert!(!root.0.join("usr/sbin/sentryd").exists());
+}
+
+const TEN_SECONDS: Duration = Duration::from_secs(10);
+
+/// The administrator's workstation: a namespace joined to the installed host's by a veth, with
+/// 203.0.113.2 (the administrator, who logs in) and 203.0.113.3 (an address with no session);
+/// the host has 203.0.113.1. Deleted on drop.
+struct Workstation {
+    ns: Netns,
+    dev: String,
+}
+
+impl Workstation {
+    const HOST: &'static str = "203.0.113.1";
+    const ADMIN: &'static str = "203.0.113.2";
+    const STRANGER: &'static str = "203.0.113.3";
+
+    fn new(host: &Netns) -> Self {
+        let ns = Netns::new("ws");
+        let tag = std::process::id();
+        let (host_dev, dev) = (format!("vh{tag}"), format!("vw{tag}"));
+        ip(&[
+            "-n", &host.0, "link", "add", &host_dev, "type", "veth", "peer", "name", &dev, "netns",
+            &ns.0,
+        ]);
+        ip(&[
+            "-n",
+            &host.0,
+            "addr",
+            "add",
+            "203.0.113.1/24",
+            "dev",
+            &host_dev,
+        ]);
+        ip(&["-n", &ns.0, "addr", "add", "203.0.113.2/24", "dev", &dev]);
+        ip(&["-n", &ns.0, "addr", "add", "203.0.113.3/24", "dev", &dev]);
+        ip(&["-n", &host.0, "link", "set", &host_dev, "up"]);
+        ip(&["-n", &ns.0, "link", "set", &dev, "up"]);
+        Workstation { ns, dev }
+    }
+
+    /// A stand-in for sshd on the host: a listener on 22/tcp that accepts one session and
+    /// holds it (Debian's minimal root has no sshd, and the host's Python serves).
+    fn sshd(&self, host: &Netns) -> KillOnDrop {
+        let script = format!(
+            "import socket, time\ns = socket.create_server(('{}', 22))\nc = s.accept()\n\
+             time.sleep(120)\n",
+            Self::HOST
+        );
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.0, "timeout", "120", "python3", "-c"])
+            .arg(script)
+            .spawn()
+            .expect("python3");
+        let guard = KillOnDrop(child);
+        let up = wait_until(TEN_SECONDS, || {
+            text(&host.exec(&["ss", "-ltnH", "sport", "22"])).contains(Self::HOST)
+        });
+        assert!(up, "the listener did not start");
+        guard
+    }
+
+    /// The administrator's session: a TCP connection from 203.0.113.2 to the host's 22/tcp,
+    /// held open until dropped.
+    fn log_in(&self) -> KillOnDrop {
+        let script = format!(
+            "import socket, time\ns = socket.create_connection(('{}', 22), \
+             source_address=('{}', 0))\ntime.sleep(120)\n",
+            Self::HOST,
+            Self::ADMIN
+        );
+        KillOnDrop(
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &self.ns.0, "timeout", "120", "python3", "-c",
+                ])
+                .arg(script)
+                .spawn()
+                .expect("python3"),
+        )
+    }
+
+    /// Whether the host holds an established connection with the administrator.
+    fn in_session(&self, host: &Netns) -> bool {
+        text(&host.exec(&["ss", "-tnH", "state", "established"])).contains(Self::ADMIN)
+    }
+
+    /// A real `nmap -sS` of the host's ports 1-100 from `source`, one of the workstation's.
+    fn nmap(&self, source: &str) {
+        let out = self.ns.exec(&[
+            "timeout",
+            "60",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p",
+            "1-100",
+            "--max-retries",
+            "0",
+            "-e",
+            &self.dev,
+            "-S",
+            source,
+            Self::HOST,
+        ]);
+        assert!(out.status.success(), "nmap from {source}: {}", text(&out));
+    }
+}
+
+/// The installed sentryd, started in namespace `ns` as the unit starts it (no arguments: the
+/// shipped configuration, the default socket and state directory), in the Debian root with
+/// /proc and /sys mounted for it. The mounts are made in the mount namespace `ip netns exec`
+/// gives the command, so they end with it. Stopped (SIGTERM, by PID) on drop.
+struct InstalledDaemon {
+    _child: KillOnDrop,
+    dir: TempDir,
+}
+
+impl InstalledDaemon {
+    fn start(ns: &Netns, root: &Path) -> Self {
+        let dir = TempDir::new("installed");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "timeout", "120", "sh", "-c"])
+            .arg(
+                "mount -t proc proc \"$1/proc\" && mount -t sysfs sysfs \"$1/sys\" && \
+                 exec chroot \"$1\" /usr/sbin/sentryd",
+            )
+            .arg("sh")
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.0.join("sentryd.out")).unwrap())
+            .stderr(std::fs::File::create(dir.0.join("sentryd.err")).unwrap())
+            .spawn()
+            .expect("start the installed sentryd");
+        let daemon = InstalledDaemon {
+            _child: KillOnDrop(child),
+            dir,
+        };
+        let ready = wait_until(TEN_SECONDS, || daemon.out().contains("watching"));
+        assert!(
+            ready,
+            "the installed sentryd did not start:\n{}",
+            daemon.out()
+        );
+        daemon
+    }
+
+    /// What it said, on standard output and standard error.
+    fn out(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.dir.0.join(name)).unwrap_or_default();
+        format!("{}{}", read("sentryd.out"), read("sentryd.err"))
+    }
 }
