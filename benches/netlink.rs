@@ -90,6 +90,7 @@ fn main() {
 
     let size = 1_000_000;
     let mut fw = NftFirewall::new(NftConfig::Own {
+        forward: true,
         hook: Hook::Input,
         priority: -10,
         set_size: size,

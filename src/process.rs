@@ -159,7 +159,10 @@ mod tests {
             .find_map(|word| word.parse().ok())
             .unwrap_or_else(|| panic!("no thread count in {said:?}"));
         assert!(count >= 3, "{said}");
-        assert!(said.starts_with("cannot detach: the process has "), "{said}");
+        assert!(
+            said.starts_with("cannot detach: the process has "),
+            "{said}"
+        );
         drop(stop);
         let _ = other.join();
     }

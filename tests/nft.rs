@@ -20,6 +20,7 @@ fn net(s: &str) -> IpNet {
 
 fn own() -> NftConfig {
     NftConfig::Own {
+        forward: true,
         hook: Hook::Input,
         priority: -10,
         set_size: 1000,
@@ -163,6 +164,7 @@ fn a_full_set_is_reported_as_full() {
     let ns = Netns::new("nft");
     ns.run(|| {
         let mut fw = NftFirewall::new(NftConfig::Own {
+            forward: true,
             hook: Hook::Input,
             priority: -10,
             set_size: 10,
@@ -418,6 +420,7 @@ fn own_mode_builds_exactly_the_shipped_ruleset() {
     let from_netlink = Netns::new("netlink");
     from_netlink.run(|| {
         let mut fw = NftFirewall::new(NftConfig::Own {
+            forward: true,
             hook: Hook::Input,
             priority: -10,
             set_size: 65536,

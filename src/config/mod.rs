@@ -961,6 +961,7 @@ impl Validator {
     fn firewall(&mut self, raw: &raw::RawFirewall, set_size: u32) -> NftConfig {
         let own_only = [
             ("hook", raw.hook.is_some()),
+            ("forward", raw.forward.is_some()),
             ("priority", raw.priority.is_some()),
         ];
         let attach_only = [
@@ -1003,8 +1004,16 @@ impl Validator {
                         i32::try_from(p).unwrap_or(default_priority)
                     }
                 };
+                if hook == Hook::Prerouting && raw.forward.is_some() {
+                    self.problem(
+                        "[firewall] forward: only applies to hook = \"input\" (a prerouting \
+                         chain drops forwarded traffic too)"
+                            .into(),
+                    );
+                }
                 NftConfig::Own {
                     hook,
+                    forward: hook == Hook::Input && raw.forward.unwrap_or(true),
                     priority,
                     set_size,
                 }
@@ -1066,6 +1075,7 @@ impl Validator {
                 ));
                 NftConfig::Own {
                     hook: Hook::Input,
+                    forward: true,
                     priority: -10,
                     set_size,
                 }

@@ -31,6 +31,9 @@ pub enum NftConfig {
     Own {
         /// The hook of its chain.
         hook: Hook,
+        /// Whether a second chain, on the forward hook, drops blocked sources' forwarded
+        /// traffic (with `hook: Input`; prerouting drops it already).
+        forward: bool,
         /// The chain's priority.
         priority: i32,
         /// The `size` of the block sets: how many blocks they hold (an interval's end element

@@ -421,6 +421,9 @@ pub struct RawFirewall {
     /// Own mode: `"input"` or `"prerouting"`.
     #[serde(default)]
     pub hook: Option<String>,
+    /// Own mode, hook input: also drop blocked sources' forwarded traffic.
+    #[serde(default)]
+    pub forward: Option<bool>,
     /// Own mode: the chain's priority.
     #[serde(default)]
     pub priority: Option<i64>,
@@ -444,6 +447,7 @@ impl Default for RawFirewall {
             backend: default_backend(),
             mode: default_firewall_mode(),
             hook: None,
+            forward: None,
             priority: None,
             family: None,
             table: None,

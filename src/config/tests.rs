@@ -236,6 +236,7 @@ fn firewall_own_mode_hooks_and_priorities() {
     assert_eq!(
         c.backend,
         crate::config::Backend::Nft(NftConfig::Own {
+            forward: false,
             hook: Hook::Prerouting,
             priority: -300,
             set_size: 65536
@@ -245,10 +246,31 @@ fn firewall_own_mode_hooks_and_priorities() {
     assert_eq!(
         c.backend,
         crate::config::Backend::Nft(NftConfig::Own {
+            forward: true,
             hook: Hook::Input,
             priority: -150,
             set_size: 1000
         })
+    );
+    let c = check(
+        "[firewall]
+forward = false
+",
+    )
+    .unwrap();
+    assert!(matches!(
+        c.backend,
+        crate::config::Backend::Nft(NftConfig::Own { forward: false, .. })
+    ));
+    assert_eq!(
+        problems(
+            "[firewall]
+hook = \"prerouting\"\nforward = true\n"
+        ),
+        [
+            "[firewall] forward: only applies to hook = \"input\" (a prerouting chain drops \
+          forwarded traffic too)"
+        ]
     );
 }
 

@@ -299,7 +299,13 @@ impl NftFirewall {
     }
 
     /// Own mode's skeleton and allow sets, in one batch.
-    fn build_own(&mut self, hook: Hook, priority: i32, set_size: u32) -> Result<(), FirewallError> {
+    fn build_own(
+        &mut self,
+        hook: Hook,
+        forward: bool,
+        priority: i32,
+        set_size: u32,
+    ) -> Result<(), FirewallError> {
         let table_name = own_name(OWN_TABLE);
         let table = Table::new(table_name.to_c(), ProtoFamily::Inet);
         let family = libc::NFPROTO_INET as u32;
@@ -321,65 +327,26 @@ impl NftFirewall {
             handles.push(h);
         }
 
-        let mut chain = Chain::new(c"input", &table);
-        let nf_hook = match hook {
-            Hook::Input => nftnl::Hook::In,
-            Hook::Prerouting => nftnl::Hook::PreRouting,
+        let base_chain = |name: &std::ffi::CStr, hook: nftnl::Hook| {
+            let mut chain = Chain::new(name, &table);
+            chain.set_hook(hook, priority);
+            chain.set_type(nftnl::ChainType::Filter);
+            chain.set_policy(nftnl::Policy::Accept);
+            chain
         };
-        chain.set_hook(nf_hook, priority);
-        chain.set_type(nftnl::ChainType::Filter);
-        chain.set_policy(nftnl::Policy::Accept);
+        let chain = base_chain(
+            c"input",
+            match hook {
+                Hook::Input => nftnl::Hook::In,
+                Hook::Prerouting => nftnl::Hook::PreRouting,
+            },
+        );
+        // Traffic to a container's published port, a NodePort or a VM behind DNAT is routed
+        // on, past input: a chain on the forward hook drops it too.
+        let forward_chain = base_chain(c"forward", nftnl::Hook::Forward);
 
-        let rule = |v6: bool, set: &dyn Fn(&mut Rule), verdict: bool| {
-            let mut r = Rule::new(&chain);
-            r.add_expr(&nft_expr!(meta nfproto));
-            if v6 {
-                r.add_expr(&nft_expr!(cmp == NFPROTO_IPV6));
-                r.add_expr(&nft_expr!(payload ipv6 saddr));
-            } else {
-                r.add_expr(&nft_expr!(cmp == NFPROTO_IPV4));
-                r.add_expr(&nft_expr!(payload ipv4 saddr));
-            }
-            set(&mut r);
-            if verdict {
-                r.add_expr(&nft_expr!(verdict accept));
-            } else {
-                r.add_expr(&nft_expr!(counter));
-                r.add_expr(&nft_expr!(verdict drop));
-            }
-            r
-        };
-        let set4 = |name: &str, id| {
-            nftnl::set::Set::<Ipv4Addr>::new_named(
-                &own_name(name).to_c(),
-                id,
-                &table,
-                ProtoFamily::Inet,
-            )
-        };
-        let set6 = |name: &str, id| {
-            nftnl::set::Set::<Ipv6Addr>::new_named(
-                &own_name(name).to_c(),
-                id,
-                &table,
-                ProtoFamily::Inet,
-            )
-        };
-        // One rule per set, in order: the lookup names the set (and its id, for a set created
-        // in the same batch); the never-block list accepts, the blocks drop.
-        let rules: Vec<Rule> = OWN_SETS
-            .iter()
-            .map(|set| {
-                let allowed = set.holds == Holds::Allowed;
-                if set.v6 {
-                    let set = set6(set.name, set.id);
-                    rule(true, &|r| r.add_expr(&nft_expr!(lookup & set)), allowed)
-                } else {
-                    let set = set4(set.name, set.id);
-                    rule(false, &|r| r.add_expr(&nft_expr!(lookup & set)), allowed)
-                }
-            })
-            .collect();
+        let rules = own_rules(&chain, &table);
+        let forward_rules = own_rules(&forward_chain, &table);
 
         // The allow sets' new contents, in as many messages as they take.
         let (allow4, allow6) = (OwnSet::allow(false).name, OwnSet::allow(true).name);
@@ -417,6 +384,21 @@ impl NftFirewall {
         for r in &rules {
             batch.add(r, MsgType::Add);
             note("add a rule to chain input", None);
+        }
+        // The forward chain is made, emptied, then filled or deleted: the one batch leaves it
+        // as the configuration says, whether it was there before or not.
+        batch.add(&forward_chain, MsgType::Add);
+        note("create chain forward", None);
+        batch.add(&Rule::new(&forward_chain), MsgType::Del);
+        note("flush chain forward", None);
+        if forward {
+            for r in &forward_rules {
+                batch.add(r, MsgType::Add);
+                note("add a rule to chain forward", None);
+            }
+        } else {
+            batch.add(&forward_chain, MsgType::Del);
+            note("delete chain forward", None);
         }
         for (flush, name) in [(&flush4, allow4), (&flush6, allow6)] {
             batch.add(
@@ -600,6 +582,40 @@ fn element_batch(
     Ok(Some((batch.finalize(), doing)))
 }
 
+/// Own mode's rules for `chain`, one per set, in order: the lookup names the set (and its id,
+/// for a set created in the same batch); the never-block list accepts, the blocks drop.
+fn own_rules<'a>(chain: &'a Chain<'_>, table: &Table) -> Vec<Rule<'a>> {
+    let set4 = |name: &str, id| {
+        nftnl::set::Set::<Ipv4Addr>::new_named(&own_name(name).to_c(), id, table, ProtoFamily::Inet)
+    };
+    let set6 = |name: &str, id| {
+        nftnl::set::Set::<Ipv6Addr>::new_named(&own_name(name).to_c(), id, table, ProtoFamily::Inet)
+    };
+    OWN_SETS
+        .iter()
+        .map(|set| {
+            let mut r = Rule::new(chain);
+            r.add_expr(&nft_expr!(meta nfproto));
+            if set.v6 {
+                r.add_expr(&nft_expr!(cmp == NFPROTO_IPV6));
+                r.add_expr(&nft_expr!(payload ipv6 saddr));
+                r.add_expr(&nft_expr!(lookup & set6(set.name, set.id)));
+            } else {
+                r.add_expr(&nft_expr!(cmp == NFPROTO_IPV4));
+                r.add_expr(&nft_expr!(payload ipv4 saddr));
+                r.add_expr(&nft_expr!(lookup & set4(set.name, set.id)));
+            }
+            if set.holds == Holds::Allowed {
+                r.add_expr(&nft_expr!(verdict accept));
+            } else {
+                r.add_expr(&nft_expr!(counter));
+                r.add_expr(&nft_expr!(verdict drop));
+            }
+            r
+        })
+        .collect()
+}
+
 impl Firewall for NftFirewall {
     fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
         let table = self.config.table().as_str().to_string();
@@ -611,9 +627,10 @@ impl Firewall for NftFirewall {
         match self.config.clone() {
             NftConfig::Own {
                 hook,
+                forward,
                 priority,
                 set_size,
-            } => self.build_own(hook, priority, set_size),
+            } => self.build_own(hook, forward, priority, set_size),
             NftConfig::Attach { .. } => self.check_attached(),
         }
     }

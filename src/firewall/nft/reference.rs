@@ -157,6 +157,7 @@ fn nft(name: &str) -> Vec<Msg> {
 /// Ours, for `actions` under own mode.
 fn ours(actions: &[Action]) -> Vec<Msg> {
     let config = NftConfig::Own {
+        forward: true,
         hook: super::Hook::Input,
         priority: -10,
         set_size: 65_536,
