@@ -40,13 +40,15 @@ fn elements(ns: &Netns, set: &str) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-fn rules(ns: &Netns) -> Vec<serde_json::Value> {
+/// The rules of own mode's chain `chain`.
+fn rules(ns: &Netns, chain: &str) -> Vec<serde_json::Value> {
     let v = ns.nft_json(&["list", "table", "inet", "scansentry"]);
     v["nftables"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|o| o.get("rule").cloned())
+        .filter(|r| r["chain"] == chain)
         .collect()
 }
 
@@ -81,7 +83,13 @@ fn ensure_twice_is_idempotent_and_keeps_blocks() {
             );
         }
     });
-    assert_eq!(rules(&ns).len(), 6, "one copy of each rule");
+    for chain in ["input", "forward"] {
+        assert_eq!(
+            rules(&ns, chain).len(),
+            6,
+            "one copy of each rule in {chain}"
+        );
+    }
     let allow = elements(&ns, "allow4");
     assert_eq!(allow.len(), 1, "{allow:?}");
 }
@@ -154,7 +162,9 @@ fn a_thousand_blocks_in_one_call_and_the_table_restored_when_deleted() {
         fw.apply(&actions[999..1000]).unwrap();
         assert_eq!(fw.list().unwrap().len(), 1);
     });
-    assert_eq!(rules(&ns).len(), 6);
+    for chain in ["input", "forward"] {
+        assert_eq!(rules(&ns, chain).len(), 6, "{chain}");
+    }
 }
 
 #[test]
