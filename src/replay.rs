@@ -257,6 +257,7 @@ impl Summary {
                 }
                 Effect::Log(Level::Warn, line) => self.warnings.push(line),
                 Effect::Log(..)
+                | Effect::Decision { .. }
                 | Effect::Blocked { .. }
                 | Effect::History { .. }
                 | Effect::Save(_) => {}

@@ -4,7 +4,10 @@
 //! `blocked 203.0.113.7 for 1h: syn scan, 25 ports in 3.0s (offence 2)`; in dry-run mode and
 //! in replays, `would block …`.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use crate::detect::Detection;
 use crate::respond::{Budget, Decision};
@@ -277,19 +280,7 @@ impl Fold {
 
 /// The detection and its decision as one JSON object.
 pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
-    let (action, net, secs) = match decision {
-        Decision::Block { net, ttl, .. } => ("block", Some(*net), Some(ttl.as_secs())),
-        Decision::Refresh { net, ttl } => ("refresh", Some(*net), Some(ttl.as_secs())),
-        Decision::AlreadyBlocked { net, remaining } => {
-            ("already-blocked", Some(*net), Some(remaining.as_secs()))
-        }
-        Decision::OverBudget { net, .. } => ("over-budget", Some(*net), None),
-        Decision::NeverBlock { .. } => ("never-block", None, None),
-        Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
-        Decision::TooFewPorts { .. } => ("too-few-ports", None, None),
-        Decision::ReversePath { .. } => ("reverse-path", None, None),
-        Decision::Protected { .. } => ("protected", None, None),
-    };
+    let (action, net, secs) = action(decision);
     serde_json::json!({
         "type": "detection",
         "at": d.last_seen.to_string(),
@@ -307,6 +298,89 @@ pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
         "offence": match decision { Decision::Block { offence, .. } => Some(*offence), _ => None },
         "never_block_reason": match decision { Decision::NeverBlock { reason, .. } => Some(reason.as_str()), _ => None },
     })
+}
+
+/// A decision's facts, as the fields of its log event: keys of a JSON line, `SCANSENTRY_*`
+/// fields in the journal. What [`line`] says in words, for machines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fields {
+    /// The address whose probe crossed the threshold.
+    pub address: IpAddr,
+    /// What is (or would be, or already was) blocked, when the decision names it.
+    pub network: Option<IpNet>,
+    /// The kinds of probe, as [`ScanKinds`](crate::detect::ScanKinds) writes them: `syn`,
+    /// `syn+udp`.
+    pub kind: String,
+    /// The trap ports, as `22/tcp,23/tcp,53/udp`.
+    pub ports: String,
+    /// Probes counted from the source.
+    pub probes: u64,
+    /// From its first probe to the one that crossed the threshold, in milliseconds.
+    pub window_ms: u64,
+    /// How long the block lasts (or is left), in seconds, when the decision says.
+    pub duration_s: Option<u64>,
+    /// The offence a block punishes (1 for a first block).
+    pub offence: Option<u32>,
+    /// What was decided: `block`, `refresh`, `already-blocked`, `not-blocked`; in a dry run
+    /// `would-block` and `would-refresh`.
+    pub decision: &'static str,
+    /// For `not-blocked`, the rule that kept it from a block: `budget`, `never-block`,
+    /// `grace`, `min-ports`, `reverse-path`, `protected`.
+    pub reason: Option<&'static str>,
+}
+
+impl Fields {
+    /// The facts of `decision` on `d`, in `mode`.
+    pub fn of(d: &Detection, decision: &Decision, mode: Mode) -> Fields {
+        let (_, network, duration_s) = action(decision);
+        let dry = mode == Mode::DryRun;
+        let decided = match decision {
+            Decision::Block { .. } if dry => "would-block",
+            Decision::Block { .. } => "block",
+            Decision::Refresh { .. } if dry => "would-refresh",
+            Decision::Refresh { .. } => "refresh",
+            Decision::AlreadyBlocked { .. } => "already-blocked",
+            _ => "not-blocked",
+        };
+        let ports: Vec<String> = d
+            .ports
+            .iter()
+            .map(|(proto, port)| format!("{port}/{}", proto.as_str()))
+            .collect();
+        let window = d.last_seen.saturating_since(d.first_seen);
+        Fields {
+            address: d.addr,
+            network,
+            kind: d.kinds.to_string(),
+            ports: ports.join(","),
+            probes: d.packets,
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+            duration_s,
+            offence: match decision {
+                Decision::Block { offence, .. } => Some(*offence),
+                _ => None,
+            },
+            decision: decided,
+            reason: decision.refusal_rule(),
+        }
+    }
+}
+
+/// A decision's name in `--replay --json`, what it names, and the seconds it names.
+fn action(decision: &Decision) -> (&'static str, Option<IpNet>, Option<u64>) {
+    match decision {
+        Decision::Block { net, ttl, .. } => ("block", Some(*net), Some(ttl.as_secs())),
+        Decision::Refresh { net, ttl } => ("refresh", Some(*net), Some(ttl.as_secs())),
+        Decision::AlreadyBlocked { net, remaining } => {
+            ("already-blocked", Some(*net), Some(remaining.as_secs()))
+        }
+        Decision::OverBudget { net, .. } => ("over-budget", Some(*net), None),
+        Decision::NeverBlock { .. } => ("never-block", None, None),
+        Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
+        Decision::TooFewPorts { .. } => ("too-few-ports", None, None),
+        Decision::ReversePath { .. } => ("reverse-path", None, None),
+        Decision::Protected { .. } => ("protected", None, None),
+    }
 }
 
 /// A block as PortSentry's history file records it, for the tools that read that file
@@ -352,6 +426,58 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn detection() -> Detection {
+        let mut kinds = crate::detect::ScanKinds::of(crate::wire::ProbeKind::Syn);
+        kinds.insert(crate::detect::ScanKinds::of(crate::wire::ProbeKind::Udp));
+        Detection {
+            source: "2001:db8::/64".parse().unwrap(),
+            addr: "2001:db8::7".parse().unwrap(),
+            kinds,
+            ports: vec![(Proto::Tcp, 22), (Proto::Udp, 53)],
+            first_seen: Timestamp::from_micros(1_000_000),
+            last_seen: Timestamp::from_micros(3_500_000),
+            packets: 9,
+            score: 21,
+            several_addresses: false,
+            arrived_on: None,
+        }
+    }
+
+    /// A decision's fields say what its line says: the network and duration of a block (and
+    /// "would-block" in a dry run), the rule of a refusal and nothing it does not name.
+    #[test]
+    fn fields_name_the_decision_its_network_and_the_rule_that_refused() {
+        let d = detection();
+        let block = Decision::Block {
+            net: "2001:db8::/64".parse().unwrap(),
+            ttl: Duration::from_secs(7200),
+            offence: 2,
+            replaces: Vec::new(),
+        };
+        let f = Fields::of(&d, &block, Mode::Enforcing);
+        assert_eq!(f.address.to_string(), "2001:db8::7");
+        assert_eq!(
+            f.network.map(|n| n.to_string()).as_deref(),
+            Some("2001:db8::/64")
+        );
+        assert_eq!(
+            (f.kind.as_str(), f.ports.as_str()),
+            ("syn+udp", "22/tcp,53/udp")
+        );
+        assert_eq!((f.probes, f.window_ms), (9, 2500));
+        assert_eq!((f.duration_s, f.offence), (Some(7200), Some(2)));
+        assert_eq!((f.decision, f.reason), ("block", None));
+        assert_eq!(Fields::of(&d, &block, Mode::DryRun).decision, "would-block");
+        let refused = Decision::TooFewPorts {
+            addr: d.addr,
+            ports: 2,
+            min: 3,
+        };
+        let f = Fields::of(&d, &refused, Mode::Enforcing);
+        assert_eq!((f.decision, f.reason), ("not-blocked", Some("min-ports")));
+        assert_eq!((f.network, f.duration_s, f.offence), (None, None, None));
+    }
 
     #[test]
     fn history_lines_match_portsentrys_format_and_fail2bans_filter() {

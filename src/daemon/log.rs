@@ -1,336 +1,401 @@
-//! Where the daemon's event lines go: standard output (the default; systemd's journal takes it
-//! from there), syslog (`/dev/log`), or the journal's native socket; as text or as JSON. One
-//! event per line, facts first. **Shell**, except [`format_line`], which is pure.
+//! Where the daemon's events go: standard output (the default; systemd's journal takes it from
+//! there), syslog (`/dev/log`), or the journal's native socket; as text or as JSON. One event
+//! per line, facts first. **Shell.**
 //!
-//! The daemon writes events with `tracing`'s macros; [`install`] sets up the subscriber whose
-//! one layer hands each event to the configured [`Sink`], and returns the [`Logger`] handle
-//! through which a reload switches target and format.
+//! Events are `tracing` events; the writers are the tracing ecosystem's layers: text and JSON
+//! lines are `tracing-subscriber`'s `fmt` layer (for syslog, over a writer that sends each line
+//! as one datagram), the journal is `tracing-journald`'s layer. A decision ([`decision`])
+//! carries its facts as fields: keys of a JSON line, and `SCANSENTRY_*` fields in the journal
+//! (`journalctl SCANSENTRY_ADDRESS=203.0.113.7`). [`install`] sets up the subscriber and
+//! returns the [`Logger`] through which a reload switches target and format.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{Layer, Registry, reload};
 
 pub use crate::config::{LogFormat as Format, LogTarget as Target};
-use crate::time::Timestamp;
 
-/// How serious an event is (syslog's severities).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    /// Something failed.
-    Error,
-    /// Something is off, and the daemon goes on.
-    Warning,
-    /// A block, an unblock, a reload: the daemon's normal business.
-    Info,
-    /// Counters and details (`-d`).
-    Debug,
+/// The prefix of a decision's fields in the journal: `SCANSENTRY_ADDRESS`, `SCANSENTRY_DECISION`.
+pub const JOURNAL_PREFIX: &str = "SCANSENTRY";
+
+/// A decision's event: its line as the message, its facts as fields (`address`, `network`,
+/// `kind`, `ports`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`;
+/// the ones a decision does not name are left out).
+pub fn decision(line: &str, f: &crate::report::Fields) {
+    tracing::info!(
+        address = %f.address,
+        network = f.network.map(tracing::field::display),
+        kind = f.kind,
+        ports = f.ports,
+        probes = f.probes,
+        window_ms = f.window_ms,
+        duration_s = f.duration_s,
+        offence = f.offence,
+        decision = f.decision,
+        reason = f.reason,
+        "{line}"
+    );
 }
 
-impl Level {
-    fn severity(self) -> u8 {
-        match self {
-            Level::Error => 3,
-            Level::Warning => 4,
-            Level::Info => 6,
-            Level::Debug => 7,
-        }
-    }
+/// The one writing layer, chosen by target and format.
+type Writing = Box<dyn Layer<Registry> + Send + Sync>;
 
-    fn name(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warning => "warning",
-            Level::Info => "info",
-            Level::Debug => "debug",
-        }
-    }
-}
-
-/// The line for `message` at `time` in `format` (the time is left out for syslog and the
-/// journal, which stamp lines themselves).
-pub fn format_line(
-    format: Format,
-    stamped: bool,
-    time: Timestamp,
-    level: Level,
-    message: &str,
-) -> String {
-    match format {
-        Format::Text if stamped => format!("{time} {message}"),
-        Format::Text => message.to_string(),
-        Format::Json => {
-            let mut v = serde_json::json!({ "level": level.name(), "message": message });
-            if stamped {
-                v["time"] = serde_json::Value::String(time.to_string());
-            }
-            v.to_string()
-        }
-    }
-}
-
-/// Where lines are written: a target and a format, and the socket of syslog or the journal.
-#[derive(Debug)]
-pub struct Sink {
-    target: Target,
-    format: Format,
-    socket: Option<UnixDatagram>,
-}
-
-impl Sink {
-    /// A sink for `target` and `format`. If the syslog or journal socket cannot be reached,
-    /// lines go to standard output, and the first one says why. Detached (`sentryd -D`),
-    /// standard output is /dev/null: lines meant for it go to syslog, and a warning says so
-    /// when syslog cannot be reached either.
-    pub fn new(target: Target, format: Format, detached: bool) -> Self {
-        let target = effective(target, detached);
-        let path = match target {
-            Target::Stdout => None,
-            Target::Syslog => Some("/dev/log"),
-            Target::Journald => Some("/run/systemd/journal/socket"),
-        };
-        let socket = path.and_then(|p| {
-            UnixDatagram::unbound()
-                .and_then(|s| s.connect(p).map(|()| s))
-                .map_err(|e| {
-                    if detached {
-                        eprintln!(
-                            "sentryd: warning: cannot log to {p} ({e}), and standard output is \
-                             gone (-D): lines are lost; start syslog, or run sentryd without -D"
-                        );
-                    } else {
-                        eprintln!(
-                            "sentryd: warning: cannot log to {p} ({e}); logging to standard output"
-                        );
-                    }
-                })
-                .ok()
-        });
-        let target = if socket.is_some() {
-            target
-        } else {
-            Target::Stdout
-        };
-        Sink {
-            target,
-            format,
-            socket,
-        }
-    }
-
-    /// Writes one event.
-    pub fn log(&self, time: Timestamp, level: Level, message: &str) {
-        let stamped = self.target == Target::Stdout;
-        let line = format_line(self.format, stamped, time, level, message);
-        match (&self.socket, self.target) {
-            (Some(s), Target::Syslog) => {
-                // RFC 3164: facility daemon (3); the syslog daemon adds the time and host.
-                let pri = 3 * 8 + level.severity();
-                let _ =
-                    s.send(format!("<{pri}>sentryd[{}]: {line}", std::process::id()).as_bytes());
-            }
-            (Some(s), Target::Journald) => {
-                // The native protocol: KEY=VALUE lines (our lines hold no newline).
-                let fields = format!(
-                    "MESSAGE={}\nPRIORITY={}\nSYSLOG_IDENTIFIER=sentryd\n",
-                    line.replace('\n', " "),
-                    level.severity()
-                );
-                let _ = s.send(fields.as_bytes());
-            }
-            _ => {
-                if matches!(level, Level::Error | Level::Warning) {
-                    let _ = writeln!(std::io::stderr(), "{line}");
-                } else {
-                    let _ = writeln!(std::io::stdout(), "{line}");
-                }
-            }
-        }
-    }
-}
-
-impl Level {
-    fn of(level: tracing::Level) -> Self {
-        match level {
-            tracing::Level::ERROR => Level::Error,
-            tracing::Level::WARN => Level::Warning,
-            tracing::Level::INFO => Level::Info,
-            tracing::Level::DEBUG | tracing::Level::TRACE => Level::Debug,
-        }
-    }
-}
-
-/// Where lines meant for `target` go: detached, standard output is /dev/null, so syslog.
-fn effective(target: Target, detached: bool) -> Target {
-    match target {
-        Target::Stdout if detached => Target::Syslog,
-        other => other,
-    }
-}
-
-/// The handle on the sink the subscriber writes to.
-#[derive(Clone, Debug)]
+/// The handle through which a reload switches target and format.
 pub struct Logger {
-    sink: Arc<Mutex<Sink>>,
+    handle: reload::Handle<Writing, Registry>,
+    /// What the layer in place was made for.
+    current: Mutex<(Target, Format)>,
     detached: bool,
 }
 
 impl Logger {
     /// Switches target and format (on reload); a no-op when neither changed.
     pub fn reconfigure(&self, target: Target, format: Format) {
-        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
-        if (sink.target, sink.format) != (effective(target, self.detached), format) {
-            *sink = Sink::new(target, format, self.detached);
-        }
-    }
-}
-
-/// The one layer: formats an event's message and fields and writes the line.
-struct SinkLayer {
-    sink: Arc<Mutex<Sink>>,
-    clock: crate::time::SystemClock,
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SinkLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        use crate::time::Clock;
-        let mut text = Text::default();
-        event.record(&mut text);
-        let level = Level::of(*event.metadata().level());
-        let sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
-        sink.log(self.clock.now(), level, &text.0);
-    }
-}
-
-/// An event's message, then its other fields as ` key=value`.
-#[derive(Default)]
-struct Text(String);
-
-impl tracing::field::Visit for Text {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0.insert_str(0, value);
-        } else {
-            self.0.push_str(&format!(" {}={value}", field.name()));
-        }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0.insert_str(0, &format!("{value:?}"));
-        } else {
-            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if *current != (target, format) {
+            let _ = self.handle.reload(writing(target, format, self.detached));
+            *current = (target, format);
         }
     }
 }
 
 /// Installs the process's subscriber: events at `max` and above go to `target` in `format`.
+/// Detached (`sentryd -D`), standard output is /dev/null: what is meant for it goes to
+/// syslog.
 ///
 /// # Panics
 ///
 /// If a subscriber was installed already (this is called once, at start).
 pub fn install(target: Target, format: Format, max: tracing::Level, detached: bool) -> Logger {
-    let sink = Arc::new(Mutex::new(Sink::new(target, format, detached)));
-    let layer = SinkLayer {
-        sink: Arc::clone(&sink),
-        clock: crate::time::SystemClock,
-    };
+    let (layer, handle) = reload::Layer::new(writing(target, format, detached));
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::from_level(max))
-        .with(layer);
+        .with(layer)
+        .with(tracing_subscriber::filter::LevelFilter::from_level(max));
     tracing::subscriber::set_global_default(subscriber)
         .expect("sentryd installs its log subscriber once");
-    Logger { sink, detached }
+    Logger {
+        handle,
+        current: Mutex::new((target, format)),
+        detached,
+    }
+}
+
+/// The layer for `target` and `format`. If syslog or the journal cannot be reached, lines go
+/// to standard output, and a warning on standard error says why (and, detached, that they
+/// are lost).
+fn writing(target: Target, format: Format, detached: bool) -> Writing {
+    let target = match target {
+        Target::Stdout if detached => Target::Syslog,
+        other => other,
+    };
+    let unreachable = |what: &str, e: io::Error| {
+        if detached {
+            eprintln!(
+                "sentryd: warning: cannot log to {what} ({e}), and standard output is gone \
+                 (-D): lines are lost; start syslog, or run sentryd without -D"
+            );
+        } else {
+            eprintln!("sentryd: warning: cannot log to {what} ({e}); logging to standard output");
+        }
+    };
+    match target {
+        Target::Stdout => lines(format, Some(Utc), stdout_or_stderr()),
+        Target::Syslog => match Syslog::connect("/dev/log") {
+            // The syslog daemon adds the time and host.
+            Ok(syslog) => lines(format, None, syslog),
+            Err(e) => {
+                unreachable("/dev/log", e);
+                lines(format, Some(Utc), stdout_or_stderr())
+            }
+        },
+        Target::Journald => match tracing_journald::layer() {
+            Ok(journal) => Box::new(
+                journal
+                    .with_field_prefix(Some(JOURNAL_PREFIX.into()))
+                    .with_syslog_identifier("sentryd".into())
+                    .with_priority_mappings(tracing_journald::PriorityMappings {
+                        // The syslog severities the daemon has always used: a block is
+                        // informational, not a notice.
+                        info: tracing_journald::Priority::Informational,
+                        debug: tracing_journald::Priority::Debug,
+                        ..tracing_journald::PriorityMappings::new()
+                    }),
+            ),
+            Err(e) => {
+                unreachable("the journal", e);
+                lines(format, Some(Utc), stdout_or_stderr())
+            }
+        },
+    }
+}
+
+/// Warnings and errors to standard error, the rest to standard output.
+fn stdout_or_stderr() -> impl for<'w> MakeWriter<'w> + Send + Sync + 'static {
+    io::stderr
+        .with_max_level(tracing::Level::WARN)
+        .or_else(io::stdout)
+}
+
+/// One line per event through `writer`: in text, the time (when `time` is given) and the
+/// message alone, whose words already say every field; in JSON, an object with the time, the
+/// level, the message and every field.
+fn lines<W>(format: Format, time: Option<Utc>, writer: W) -> Writing
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let base = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(writer);
+    match (format, time) {
+        (Format::Text, time) => {
+            let text =
+                base.with_level(false)
+                    .fmt_fields(tracing_subscriber::fmt::format::debug_fn(
+                        |w, field, value| {
+                            if field.name() == "message" {
+                                write!(w, "{value:?}")
+                            } else {
+                                Ok(())
+                            }
+                        },
+                    ));
+            match time {
+                Some(utc) => Box::new(text.with_timer(utc)),
+                None => Box::new(text.without_time()),
+            }
+        }
+        (Format::Json, time) => {
+            let json = base
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false);
+            match time {
+                Some(utc) => Box::new(json.with_timer(utc)),
+                None => Box::new(json.without_time()),
+            }
+        }
+    }
+}
+
+/// The time as scansentry writes it everywhere: UTC, RFC 3339, microseconds.
+#[derive(Clone, Copy, Debug)]
+struct Utc;
+
+impl FormatTime for Utc {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        use crate::time::Clock;
+        write!(w, "{}", crate::time::SystemClock.now())
+    }
+}
+
+/// Syslog's local socket: each event one datagram, `<PRI>sentryd[PID]: line` (RFC 3164,
+/// facility daemon).
+#[derive(Clone)]
+struct Syslog(Arc<UnixDatagram>);
+
+impl Syslog {
+    fn connect(path: &str) -> io::Result<Self> {
+        let socket = UnixDatagram::unbound()?;
+        socket.connect(path)?;
+        Ok(Syslog(Arc::new(socket)))
+    }
+}
+
+impl Syslog {
+    /// A line at syslog's `severity`.
+    fn line(&self, severity: u8) -> SyslogLine {
+        SyslogLine {
+            socket: Arc::clone(&self.0),
+            line: format!("<{}>sentryd[{}]: ", 3 * 8 + severity, std::process::id()).into_bytes(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        self.line(6)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        self.line(match *meta.level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        })
+    }
+}
+
+/// One event's line for syslog, sent when the formatter is done with it.
+struct SyslogLine {
+    socket: Arc<UnixDatagram>,
+    line: Vec<u8>,
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        while self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        // A syslog daemon that is gone loses the line; the daemon goes on.
+        let _ = self.socket.send(&self.line);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Fields;
 
-    #[test]
-    fn lines_in_text_and_json() {
-        let t = Timestamp::from_micros(1_763_769_107_731_914);
-        assert_eq!(
-            format_line(
-                Format::Text,
-                true,
-                t,
-                Level::Info,
-                "blocked 198.51.100.2 for 1h"
-            ),
-            "2025-11-21T23:51:47.731914Z blocked 198.51.100.2 for 1h"
-        );
-        assert_eq!(format_line(Format::Text, false, t, Level::Info, "x"), "x");
-        let v: serde_json::Value = serde_json::from_str(&format_line(
-            Format::Json,
-            true,
-            t,
-            Level::Warning,
-            "a \"b\"",
-        ))
-        .unwrap();
-        assert_eq!(v["level"], "warning");
-        assert_eq!(v["message"], "a \"b\"");
-        assert_eq!(v["time"], "2025-11-21T23:51:47.731914Z");
+    /// What the layer wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
-    /// A stand-in for the journal's socket in a fresh directory, and a socket connected to it.
-    fn journal(name: &str) -> (std::path::PathBuf, UnixDatagram, UnixDatagram) {
-        let dir = std::env::temp_dir().join(format!("scansentry-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("journal.sock");
-        let _ = std::fs::remove_file(&path);
-        let server = UnixDatagram::bind(&path).unwrap();
-        let socket = UnixDatagram::unbound().unwrap();
-        socket.connect(&path).unwrap();
-        (dir, server, socket)
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
     }
 
-    #[test]
-    fn events_become_one_line_message_first() {
-        let (dir, server, socket) = journal("layer");
-        let sink = Arc::new(Mutex::new(Sink {
-            target: Target::Journald,
-            format: Format::Json,
-            socket: Some(socket),
-        }));
-        let subscriber = tracing_subscriber::registry().with(SinkLayer {
-            sink: Arc::clone(&sink),
-            clock: crate::time::SystemClock,
-        });
+    fn block() -> Fields {
+        Fields {
+            address: "203.0.113.7".parse().unwrap(),
+            network: Some("203.0.113.7/32".parse().unwrap()),
+            kind: "syn".into(),
+            ports: "21/tcp,22/tcp,23/tcp".into(),
+            probes: 3,
+            window_ms: 12,
+            duration_s: Some(3600),
+            offence: Some(1),
+            decision: "block",
+            reason: None,
+        }
+    }
+
+    /// The lines `layer` writes for a block and a warning.
+    fn written(format: Format, time: Option<Utc>) -> String {
+        let buffer = Buffer::default();
+        let subscriber = Registry::default().with(lines(format, time, buffer.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            tracing::warn!(addr = "198.51.100.2", "could not block");
+            decision(
+                "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s",
+                &block(),
+            );
+            tracing::warn!("could not save the state");
+        });
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn text_lines_are_the_time_and_the_message_alone() {
+        let text = written(Format::Text, Some(Utc));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let (time, message) = lines[0].split_once(' ').unwrap();
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{time}");
+        assert!(time.ends_with('Z') && time.len() == "2026-11-29T16:58:02.123456Z".len());
+        assert_eq!(
+            message,
+            "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s"
+        );
+        assert!(lines[1].ends_with(" could not save the state"), "{text}");
+        assert_eq!(
+            written(Format::Text, None).lines().next(),
+            Some("blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s")
+        );
+    }
+
+    #[test]
+    fn json_lines_carry_every_fact_of_a_decision_as_a_key() {
+        let text = written(Format::Json, Some(Utc));
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let block = &lines[0];
+        assert_eq!(
+            block["message"],
+            "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s"
+        );
+        assert_eq!(block["level"], "INFO");
+        assert_eq!(block["address"], "203.0.113.7");
+        assert_eq!(block["network"], "203.0.113.7/32");
+        assert_eq!(block["kind"], "syn");
+        assert_eq!(block["ports"], "21/tcp,22/tcp,23/tcp");
+        assert_eq!(block["probes"], 3);
+        assert_eq!(block["window_ms"], 12);
+        assert_eq!(block["duration_s"], 3600);
+        assert_eq!(block["offence"], 1);
+        assert_eq!(block["decision"], "block");
+        assert!(
+            block.get("reason").is_none(),
+            "a field a decision lacks is left out"
+        );
+        assert!(humantime::parse_rfc3339(block["timestamp"].as_str().unwrap()).is_ok());
+        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["message"], "could not save the state");
+    }
+
+    #[test]
+    fn syslog_gets_one_datagram_per_event_with_its_severity() {
+        let dir = std::env::temp_dir().join(format!("scansentry-syslog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let syslog = Syslog::connect(path.to_str().unwrap()).unwrap();
+        let subscriber = Registry::default().with(lines(Format::Text, None, syslog));
+        tracing::subscriber::with_default(subscriber, || {
+            decision(
+                "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s",
+                &block(),
+            );
+            tracing::warn!("could not save the state");
         });
         let mut buf = [0u8; 512];
-        let n = server.recv(&mut buf).unwrap();
-        let text = std::str::from_utf8(&buf[..n]).unwrap();
-        let json = text
-            .strip_prefix("MESSAGE=")
-            .and_then(|t| t.split('\n').next())
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        assert_eq!(v["message"], "could not block addr=198.51.100.2");
-        assert_eq!(v["level"], "warning");
-        assert!(text.contains("\nPRIORITY=4\n"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_journal_socket_gets_native_fields() {
-        let (dir, server, socket) = journal("log");
-        let logger = Sink {
-            target: Target::Journald,
-            format: Format::Text,
-            socket: Some(socket),
-        };
-        logger.log(Timestamp::ZERO, Level::Warning, "not blocking 198.51.100.1");
-        let mut buf = [0u8; 256];
-        let n = server.recv(&mut buf).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&buf[..n]).unwrap(),
-            "MESSAGE=not blocking 198.51.100.1\nPRIORITY=4\nSYSLOG_IDENTIFIER=sentryd\n"
-        );
+        let pid = std::process::id();
+        for expected in [
+            format!("<30>sentryd[{pid}]: blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s"),
+            format!("<28>sentryd[{pid}]: could not save the state"),
+        ] {
+            let n = server.recv(&mut buf).unwrap();
+            assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), expected);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -83,7 +83,7 @@ impl Engine {
             // A flood of forged packets makes these by the thousand: folded into a summary.
             let said = report::Folded::of(&decision).is_none_or(|kind| self.fold.offer(kind, now));
             if !quiet && said {
-                self.log(line);
+                self.say_decision(line, report::Fields::of(d, &decision, self.mode));
             }
             return;
         }
@@ -104,7 +104,7 @@ impl Engine {
                     self.history(d, now);
                 }
                 self.dirty = true;
-                self.log(line);
+                self.say_decision(line, report::Fields::of(d, &decision, self.mode));
             }
             Err(e) => {
                 // A block is recorded only once the kernel has it.

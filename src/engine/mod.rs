@@ -108,6 +108,13 @@ pub enum Effect {
         /// What was decided.
         decision: Decision,
     },
+    /// Say this decision: its line, and its facts as the fields of the event.
+    Decision {
+        /// The line, as [`report::line`] words it.
+        line: String,
+        /// Its facts.
+        fields: Box<report::Fields>,
+    },
     /// A block was made: run the on-block program, if one is configured.
     Blocked {
         /// The detection that made it.
@@ -386,6 +393,13 @@ impl Engine {
 
     fn say(&mut self, level: Level, line: impl Into<String>) {
         self.effects.push(Effect::Log(level, line.into()));
+    }
+
+    fn say_decision(&mut self, line: String, fields: report::Fields) {
+        self.effects.push(Effect::Decision {
+            line,
+            fields: Box::new(fields),
+        });
     }
 
     fn log(&mut self, line: impl Into<String>) {
