@@ -61,6 +61,7 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/bin/sentryctl",
         "./etc/scansentry/scansentry.toml",
         "./etc/scansentry/ignore",
+        "./etc/fail2ban/filter.d/scansentry.conf",
         "/systemd/system/scansentry.service",
         "./usr/share/man/man8/sentryd.8.gz",
         "./usr/share/man/man8/sentryctl.8.gz",
@@ -81,6 +82,7 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
     let conffiles = text(&run("dpkg-deb", &["--info", deb, "conffiles"]));
     assert!(conffiles.contains("/etc/scansentry/scansentry.toml"));
     assert!(conffiles.contains("/etc/scansentry/ignore"));
+    assert!(conffiles.contains("/etc/fail2ban/filter.d/scansentry.conf"));
     let control = text(&run("dpkg-deb", &["--field", deb, "Depends"]));
     for dep in ["libpcap0.8", "libnftnl11", "libmnl0", "adduser"] {
         assert!(control.contains(dep), "Depends lacks {dep}: {control}");
@@ -124,6 +126,7 @@ fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
         "/usr/bin/sentryctl",
         "/etc/scansentry/scansentry.toml",
         "/etc/scansentry/ignore",
+        "/etc/fail2ban/filter.d/scansentry.conf",
         "/usr/lib/systemd/system/scansentry.service",
         "/usr/lib/sysusers.d/scansentry.conf",
         "/usr/share/man/man8/sentryd.8.gz",
@@ -343,7 +346,46 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "{set}"
     );
     assert!(workstation.in_session(&ns), "the session was cut");
+    let said = daemon.out();
     drop(daemon);
+
+    // Issue 16, 9: the fail2ban filter, as installed, on what the installed daemon said: the
+    // block, and nothing else (not the protected peer, not the start). fail2ban from Debian,
+    // never started: policy-rc.d forbids it, as in any chroot.
+    let policy = root.0.join("usr/sbin/policy-rc.d");
+    std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(&policy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // (From the mirror, so outside the lab: policy-rc.d, and a root with no running systemd,
+    // keep its service from starting.)
+    let f2b = chroot(&[
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "fail2ban",
+    ]);
+    assert!(f2b.status.success(), "{}", text(&f2b));
+    std::fs::write(root.0.join("tmp/sentryd.log"), &said).unwrap();
+    let regex = in_ns(&["fail2ban-regex", "/tmp/sentryd.log", "scansentry"]);
+    assert!(
+        text(&regex).contains(" 0 ignored, 1 matched, "),
+        "{}\n{said}",
+        text(&regex)
+    );
+    let matched = in_ns(&[
+        "fail2ban-regex",
+        "-o",
+        "ip",
+        "/tmp/sentryd.log",
+        "scansentry",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&matched.stdout).trim(),
+        Workstation::STRANGER,
+        "{}",
+        text(&matched)
+    );
 
     // Issue 16, 4: the maintainer scripts run in that namespace (never in the machine's own),
     // with own mode's table as the daemon left it: one block in it.
