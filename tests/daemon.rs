@@ -1383,3 +1383,133 @@ impl Drop for Journald {
         let _ = Command::new("kill").args(["-TERM", &self.0]).status();
     }
 }
+
+/// A server for the on-block examples, in the victim's namespace on 127.0.0.1 (a local
+/// address: never blocked, never a trap), for at most 60 s: what it received is written to
+/// `out`. `kind` is "http" (one POST, answered 204) or "smtp" (one mail, its DATA kept).
+fn example_server(
+    lab: &NetnsPair,
+    kind: &str,
+    port: u16,
+    out: &std::path::Path,
+) -> support::netns::KillOnDrop {
+    let script = match kind {
+        "http" => format!(
+            "import http.server\n\
+             class H(http.server.BaseHTTPRequestHandler):\n\
+             \x20   def do_POST(self):\n\
+             \x20       body = self.rfile.read(int(self.headers['Content-Length']))\n\
+             \x20       open({out:?}, 'wb').write(body)\n\
+             \x20       self.send_response(204)\n\
+             \x20       self.end_headers()\n\
+             http.server.HTTPServer(('127.0.0.1', {port}), H).handle_request()\n",
+            out = out.display()
+        ),
+        _ => format!(
+            "import socket\n\
+             s = socket.create_server(('127.0.0.1', {port}))\n\
+             c, _ = s.accept()\n\
+             f = c.makefile('rwb')\n\
+             def say(x):\n\
+             \x20   f.write(x.encode() + b'\\r\\n')\n\
+             \x20   f.flush()\n\
+             say('220 lab')\n\
+             while True:\n\
+             \x20   line = f.readline()\n\
+             \x20   if not line: break\n\
+             \x20   cmd = line.upper()\n\
+             \x20   if cmd.startswith(b'DATA'):\n\
+             \x20       say('354 go on')\n\
+             \x20       data = b''\n\
+             \x20       while True:\n\
+             \x20           l = f.readline()\n\
+             \x20           if l in (b'.\\r\\n', b'.\\n', b''): break\n\
+             \x20           data += l\n\
+             \x20       open({out:?}, 'wb').write(data)\n\
+             \x20       say('250 queued')\n\
+             \x20   elif cmd.startswith(b'QUIT'):\n\
+             \x20       say('221 bye')\n\
+             \x20       break\n\
+             \x20   else:\n\
+             \x20       say('250 ok')\n",
+            out = out.display()
+        ),
+    };
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &lab.a, "timeout", "60", "python3", "-c", &script,
+        ])
+        .spawn()
+        .unwrap();
+    let guard = support::netns::KillOnDrop(child);
+    let listening = wait_until(DEADLINE, || {
+        let out = lab.exec(&lab.a, &["ss", "-ltnH", "sport", &port.to_string()]);
+        !out.stdout.is_empty()
+    });
+    assert!(listening, "the {kind} server did not start");
+    guard
+}
+
+/// Issue 16, 11: the shipped on-block examples, run by the daemon on a real block: the
+/// webhook POSTs the block as JSON, the mail goes out over SMTP with the block in its subject.
+/// (The unit's drop-ins that let them through are checked by tests/packaging.rs.)
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_16_the_on_block_examples_post_a_webhook_and_send_a_mail() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("examples");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/on-block");
+    let posted = dir.0.join("posted.json");
+    let _web = example_server(&lab, "http", 8088, &posted);
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!(
+            "[respond]\non-block = [{:?}, \"http://127.0.0.1:8088/hook\", \"{{addr}}\", \
+             \"{{source}}\", \"{{kind}}\", \"{{ports}}\", \"{{duration}}\"]\n",
+            examples.join("webhook").display()
+        ),
+    );
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(
+        wait_until(DEADLINE, || posted.exists()),
+        "nothing posted: {}",
+        daemon.err()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&posted).unwrap()).unwrap();
+    assert_eq!(v["address"], NetnsPair::B4);
+    assert_eq!(v["source"], NetnsPair::B4);
+    assert_eq!(v["kind"], "syn");
+    assert_eq!(v["duration"], "3600");
+    assert!(v["ports"].as_str().unwrap().contains("/tcp"), "{v}");
+    assert!(!v["host"].as_str().unwrap().is_empty(), "{v}");
+    drop(daemon);
+
+    let mailed = dir.0.join("mail.txt");
+    let _smtp = example_server(&lab, "smtp", 2525, &mailed);
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!(
+            "[respond]\non-block = [{:?}, \"smtp://127.0.0.1:2525\", \"scansentry@example.org\", \
+             \"admin@example.org\", \"{{addr}}\", \"{{kind}}\", \"{{ports}}\", \"{{duration}}\"]\n",
+            examples.join("mail").display()
+        ),
+    );
+    scan(&lab, NetnsPair::B4_SECOND);
+    assert!(blocked(&daemon, NetnsPair::B4_SECOND), "{}", daemon.err());
+    assert!(
+        wait_until(DEADLINE, || mailed.exists()),
+        "no mail: {}",
+        daemon.err()
+    );
+    let mail = std::fs::read_to_string(&mailed).unwrap();
+    assert!(mail.contains("To: <admin@example.org>"), "{mail}");
+    assert!(
+        mail.contains(" blocked 198.51.100.3 for 3600s\r\n"),
+        "the subject names the block: {mail}"
+    );
+    assert!(mail.contains("sentryctl unblock 198.51.100.3"), "{mail}");
+}

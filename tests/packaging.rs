@@ -73,6 +73,10 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/scansentry/nft/scansentry.nft",
         "./usr/share/scansentry/nft/attach.nft",
         "./usr/share/doc/scansentry/copyright",
+        "./usr/share/scansentry/on-block/webhook",
+        "./usr/share/scansentry/on-block/mail",
+        "./usr/share/scansentry/systemd/webhook.conf",
+        "./usr/share/scansentry/systemd/mail.conf",
     ] {
         assert!(
             listing.contains(path),
@@ -204,6 +208,29 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
     assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
+
+    // Issue 16, 11: the drop-in examples for an on-block webhook and mail load without a
+    // complaint (verify reads drop-ins from beside the unit it is given).
+    let drop_ins = dir.0.join("scansentry.service.d");
+    std::fs::create_dir(&drop_ins).unwrap();
+    for example in ["webhook.conf", "mail.conf"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("packaging/systemd")
+                .join(example),
+            drop_ins.join(example),
+        )
+        .unwrap();
+    }
+    let verify = run(
+        "systemd-analyze",
+        &["verify", "--man=no", path.to_str().unwrap()],
+    );
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "with the drop-ins: {}",
+        text(&verify)
+    );
 }
 
 /// A Debian root made by debootstrap, deleted on drop.
@@ -257,6 +284,37 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     );
     let check = chroot(&["/usr/sbin/sentryd", "--check-config"]);
     assert!(check.status.success(), "{}", text(&check));
+    // Issue 16, 11: the on-block examples and their drop-ins are installed as the daemon test
+    // ran them (tests/daemon.rs runs these very files on a real block), the programs executable.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging");
+    for (shipped, installed) in [
+        ("on-block/webhook", "usr/share/scansentry/on-block/webhook"),
+        ("on-block/mail", "usr/share/scansentry/on-block/mail"),
+        (
+            "systemd/webhook.conf",
+            "usr/share/scansentry/systemd/webhook.conf",
+        ),
+        (
+            "systemd/mail.conf",
+            "usr/share/scansentry/systemd/mail.conf",
+        ),
+    ] {
+        let installed = root.0.join(installed);
+        assert_eq!(
+            std::fs::read(&installed).unwrap(),
+            std::fs::read(source.join(shipped)).unwrap(),
+            "{}",
+            installed.display()
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&installed).unwrap().permissions(),
+        );
+        assert_eq!(
+            mode & 0o111 != 0,
+            shipped.starts_with("on-block/"),
+            "{mode:o}"
+        );
+    }
     let man = root.0.join("usr/share/man/man5/scansentry.toml.5.gz");
     assert!(man.exists());
     let user = chroot(&["getent", "passwd", "scansentry"]);
