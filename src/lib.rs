@@ -44,6 +44,7 @@ pub mod engine;
 pub mod exit;
 pub mod firewall;
 pub mod host;
+pub mod metrics;
 pub mod netlink;
 pub mod never_block;
 pub mod pipeline;

@@ -333,15 +333,6 @@ impl Fields {
     /// The facts of `decision` on `d`, in `mode`.
     pub fn of(d: &Detection, decision: &Decision, mode: Mode) -> Fields {
         let (_, network, duration_s) = action(decision);
-        let dry = mode == Mode::DryRun;
-        let decided = match decision {
-            Decision::Block { .. } if dry => "would-block",
-            Decision::Block { .. } => "block",
-            Decision::Refresh { .. } if dry => "would-refresh",
-            Decision::Refresh { .. } => "refresh",
-            Decision::AlreadyBlocked { .. } => "already-blocked",
-            _ => "not-blocked",
-        };
         let ports: Vec<String> = d
             .ports
             .iter()
@@ -360,9 +351,23 @@ impl Fields {
                 Decision::Block { offence, .. } => Some(*offence),
                 _ => None,
             },
-            decision: decided,
+            decision: outcome(decision, mode),
             reason: decision.refusal_rule(),
         }
+    }
+}
+
+/// What a decision did, in a word: `block`, `refresh`, `already-blocked`, `not-blocked`; in a
+/// dry run `would-block` and `would-refresh`.
+pub fn outcome(decision: &Decision, mode: Mode) -> &'static str {
+    let dry = mode == Mode::DryRun;
+    match decision {
+        Decision::Block { .. } if dry => "would-block",
+        Decision::Block { .. } => "block",
+        Decision::Refresh { .. } if dry => "would-refresh",
+        Decision::Refresh { .. } => "refresh",
+        Decision::AlreadyBlocked { .. } => "already-blocked",
+        _ => "not-blocked",
     }
 }
 

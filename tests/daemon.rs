@@ -1513,3 +1513,85 @@ fn issue_16_the_on_block_examples_post_a_webhook_and_send_a_mail() {
     );
     assert!(mail.contains("sentryctl unblock 198.51.100.3"), "{mail}");
 }
+
+/// Issue 16, 10: the Prometheus endpoint, on TCP and on a Unix socket: after a real block it
+/// counts the scan's packets and probes, one detection of kind syn, one decision to block, an
+/// active block and one block latency; it serves /metrics only.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_16_the_metrics_endpoint_counts_a_real_block() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("metrics");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    let scrape = |args: &[&str]| {
+        let mut full = vec!["curl", "--silent", "--show-error", "--max-time", "5"];
+        full.extend_from_slice(args);
+        let out = lab.exec(&lab.a, &full);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sample = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let before = scrape(&["http://127.0.0.1:9464/metrics"]);
+    assert_eq!(
+        sample(&before, "scansentry_blocks_active"),
+        Some(0.0),
+        "{before}"
+    );
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let after = scrape(&["http://127.0.0.1:9464/metrics"]);
+    for (name, value) in [
+        ("scansentry_blocks_active", 1.0),
+        ("scansentry_detections_total", 1.0),
+        ("scansentry_detections_by_kind_total{kind=\"syn\"}", 1.0),
+        ("scansentry_decisions_total{decision=\"block\"}", 1.0),
+        ("scansentry_block_latency_seconds_count", 1.0),
+        ("scansentry_firewall_errors_total", 0.0),
+    ] {
+        assert_eq!(sample(&after, name), Some(value), "{name} in:\n{after}");
+    }
+    assert!(
+        sample(&after, "scansentry_packets_total") >= Some(7.0),
+        "{after}"
+    );
+    assert!(
+        sample(&after, "scansentry_probes_total") >= Some(7.0),
+        "{after}"
+    );
+    let elsewhere = scrape(&[
+        "--write-out",
+        "%{http_code}",
+        "--output",
+        "/dev/null",
+        "http://127.0.0.1:9464/",
+    ]);
+    assert_eq!(elsewhere, "404");
+    drop(daemon);
+
+    // A Unix socket, for a scraper or proxy on the host; and a reload is counted.
+    let socket = dir.0.join("metrics.sock");
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!("[metrics]\nlisten = \"{}\"\n", socket.display()),
+    );
+    assert!(daemon.ctl(&["reload"]).status.success());
+    let text = scrape(&[
+        "--unix-socket",
+        socket.to_str().unwrap(),
+        "http://scansentry/metrics",
+    ]);
+    assert_eq!(
+        sample(&text, "scansentry_reloads_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "scansentry_blocks_active"),
+        Some(1.0),
+        "the block was kept: {text}"
+    );
+}

@@ -77,6 +77,8 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/scansentry/on-block/mail",
         "./usr/share/scansentry/systemd/webhook.conf",
         "./usr/share/scansentry/systemd/mail.conf",
+        "./usr/share/scansentry/systemd/metrics.conf",
+        "./usr/share/scansentry/grafana/scansentry.json",
     ] {
         assert!(
             listing.contains(path),
@@ -213,7 +215,7 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
     // complaint (verify reads drop-ins from beside the unit it is given).
     let drop_ins = dir.0.join("scansentry.service.d");
     std::fs::create_dir(&drop_ins).unwrap();
-    for example in ["webhook.conf", "mail.conf"] {
+    for example in ["webhook.conf", "mail.conf", "metrics.conf"] {
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("packaging/systemd")
@@ -297,6 +299,10 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         (
             "systemd/mail.conf",
             "usr/share/scansentry/systemd/mail.conf",
+        ),
+        (
+            "systemd/metrics.conf",
+            "usr/share/scansentry/systemd/metrics.conf",
         ),
     ] {
         let installed = root.0.join(installed);

@@ -63,6 +63,26 @@ pub struct Config {
     pub log: LogConfig,
     /// The local exposure audit.
     pub audit: AuditConfig,
+    /// `[metrics] listen`: where the Prometheus endpoint listens (none: off).
+    pub metrics: Option<MetricsListen>,
+}
+
+/// Where the Prometheus endpoint listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// A TCP address and port (`127.0.0.1:9464`).
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket, for a local scraper or proxy.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsListen::Tcp(addr) => write!(f, "http://{addr}/metrics"),
+            MetricsListen::Unix(path) => write!(f, "{} (/metrics)", path.display()),
+        }
+    }
 }
 
 /// `[firewall] backend`, with what it needs: a route backend has no nftables settings.
@@ -451,6 +471,7 @@ impl TryFrom<RawConfig> for Config {
             state_dir: v.absolute("[daemon] state-dir", &raw.daemon.state_dir),
         };
         let never_block = v.never_block(&raw.never_block);
+        let metrics = v.metrics(&raw.metrics);
         v.finish(Config {
             detector,
             traps,
@@ -462,6 +483,7 @@ impl TryFrom<RawConfig> for Config {
             capture,
             log,
             audit,
+            metrics,
         })
     }
 }
@@ -518,6 +540,23 @@ struct Validator {
 }
 
 impl Validator {
+    fn metrics(&mut self, raw: &raw::RawMetrics) -> Option<MetricsListen> {
+        let listen = raw.listen.trim();
+        if listen.is_empty() {
+            None
+        } else if listen.starts_with('/') {
+            Some(MetricsListen::Unix(PathBuf::from(listen)))
+        } else if let Ok(addr) = listen.parse() {
+            Some(MetricsListen::Tcp(addr))
+        } else {
+            self.problem(format!(
+                "[metrics] listen = {listen:?}: expected \"ADDRESS:PORT\" (\"127.0.0.1:9464\", \
+                 \"[::1]:9464\"), an absolute path for a Unix socket, or \"\" for none"
+            ));
+            None
+        }
+    }
+
     /// `[detect]`'s detector settings (and `[detect.weights]`).
     fn detector(&mut self, d: &RawDetect) -> DetectorConfig {
         let v = self;

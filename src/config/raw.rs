@@ -33,6 +33,18 @@ pub struct RawConfig {
     /// `[audit]`.
     #[serde(default)]
     pub audit: RawAudit,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `""` (off), `ADDRESS:PORT`, or an absolute path for a Unix socket.
+    #[serde(default)]
+    pub listen: String,
 }
 
 /// `[audit]`: the local exposure audit.

@@ -454,3 +454,31 @@ fn issue_14_trust_keys_are_checked() {
     assert_eq!(c.respond.protect, crate::trust::Protect::Established);
     assert_eq!(c.respond.protect_for, Duration::from_secs(86_400));
 }
+
+#[test]
+fn metrics_listen_is_off_an_address_or_a_socket_path() {
+    assert_eq!(check("").unwrap().metrics, None);
+    assert_eq!(
+        check("[metrics]\nlisten = \"127.0.0.1:9464\"\n")
+            .unwrap()
+            .metrics,
+        Some(crate::config::MetricsListen::Tcp(
+            "127.0.0.1:9464".parse().unwrap()
+        ))
+    );
+    assert_eq!(
+        check("[metrics]\nlisten = \"/run/scansentry/metrics.sock\"\n")
+            .unwrap()
+            .metrics,
+        Some(crate::config::MetricsListen::Unix(
+            "/run/scansentry/metrics.sock".into()
+        ))
+    );
+    assert_eq!(
+        problems("[metrics]\nlisten = \"localhost:9464\"\n"),
+        [
+            "[metrics] listen = \"localhost:9464\": expected \"ADDRESS:PORT\" (\"127.0.0.1:9464\", \
+          \"[::1]:9464\"), an absolute path for a Unix socket, or \"\" for none"
+        ]
+    );
+}

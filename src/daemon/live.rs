@@ -38,6 +38,8 @@ mod system;
 /// What other threads tell the main loop.
 enum Event {
     Control(Request, Sender<Response>),
+    /// A scrape of the Prometheus endpoint: the exposition, now.
+    Metrics(Sender<String>),
     Reload,
     Stop,
     FirewallChanged,
@@ -76,6 +78,8 @@ struct Daemon {
     hooks: Hooks,
     logger: Logger,
     config_path: Option<PathBuf>,
+    /// Reloads taken and refused, for metrics.
+    reloads: crate::metrics::Reloads,
 }
 
 /// Why a reload was refused; the running configuration stays.
@@ -222,6 +226,12 @@ impl Daemon {
                     let response = self.engine.request(request);
                     let _ = reply.send(response);
                 }
+                Event::Metrics(reply) => {
+                    let status = self.engine.status();
+                    let text =
+                        crate::metrics::exposition(&status, self.engine.tally(), self.reloads);
+                    let _ = reply.send(text);
+                }
                 Event::Stop => return true,
                 Event::Reload => {
                     notify("RELOADING=1");
@@ -264,11 +274,26 @@ impl Daemon {
     /// Reads the configuration again and hands it to the engine; on any problem the old one
     /// stays. The logger, the audit and the on-block program follow the new one.
     fn reload(&mut self) -> Result<String, ReloadError> {
+        let reloaded = self.reload_config();
+        match &reloaded {
+            Ok(_) => self.reloads.done += 1,
+            Err(_) => self.reloads.refused += 1,
+        }
+        reloaded
+    }
+
+    fn reload_config(&mut self) -> Result<String, ReloadError> {
         let loaded = config::load(self.config_path.as_deref())?;
+        let listen = self.engine.config().metrics.clone();
         let origin = self.engine.reload(loaded);
         self.carry_out();
         let origin = origin?;
         let new = self.engine.config();
+        if new.metrics != listen {
+            tracing::warn!(
+                "[metrics] listen changed: the endpoint moves at the next start of sentryd"
+            );
+        }
         self.logger.reconfigure(new.log.target, new.log.format);
         if let Some(auditor) = &self.auditor {
             auditor.reconfigure(new.audit.clone());

@@ -5,6 +5,7 @@ mod detach;
 mod hook;
 mod live;
 mod log;
+mod metrics;
 mod notify;
 
 use std::io::Write;

@@ -66,6 +66,7 @@ impl Engine {
             });
         }
         let line = report::line(d, &decision, self.mode);
+        self.count(d, &decision);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
             && self.options.verbosity < Verbosity::Verbose;
         if matches!(decision, Decision::OverBudget { .. }) {
@@ -94,8 +95,9 @@ impl Engine {
                     if self.latencies.len() == LATENCY_SAMPLES {
                         self.latencies.pop_front();
                     }
-                    self.latencies
-                        .push_back(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+                    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                    self.latencies.push_back(us);
+                    self.tally.latency.observe(us);
                     self.effects.push(Effect::Blocked {
                         detection: d.clone(),
                         net: *net,
@@ -112,6 +114,17 @@ impl Engine {
                 self.warn(format!("could not carry out \"{line}\": {e}"));
             }
         }
+    }
+
+    /// Counts a detection by its kinds, and its decision.
+    fn count(&mut self, d: &Detection, decision: &Decision) {
+        for kind in d.kinds.names() {
+            *self.tally.detections_by_kind.entry(kind).or_default() += 1;
+        }
+        let name = decision
+            .refusal_rule()
+            .unwrap_or_else(|| report::outcome(decision, self.mode));
+        *self.tally.decisions.entry(name).or_default() += 1;
     }
 
     /// What to do about `d`: the trust rules first (reverse path, protected peers), then the

@@ -32,6 +32,9 @@ impl Engine {
                 ));
             });
         }
+        if result.is_err() {
+            self.tally.firewall_errors += 1;
+        }
         if let Err(FirewallError::Refused { refused, .. }) = &result {
             for r in refused {
                 if let Action::Block { net, .. } = r.action {

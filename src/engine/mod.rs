@@ -259,6 +259,8 @@ pub struct Engine {
     capture_drops: u64,
     /// Capture-to-kernel latencies of the last blocks, microseconds.
     latencies: VecDeque<u64>,
+    /// Totals for metrics.
+    tally: crate::metrics::Tally,
     /// When the socket table was last read.
     listeners_read: Timestamp,
     heal: Heal,
@@ -322,6 +324,7 @@ impl Engine {
             refused: 0,
             capture_drops: 0,
             latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
+            tally: crate::metrics::Tally::default(),
             listeners_read: now,
             heal: Heal::default(),
             due: Due {
@@ -374,6 +377,11 @@ impl Engine {
     /// The host's addresses, as last found.
     pub fn local_addresses(&self) -> usize {
         self.local_addresses
+    }
+
+    /// Totals since start, for metrics.
+    pub fn tally(&self) -> &crate::metrics::Tally {
+        &self.tally
     }
 
     /// Blocks in force.

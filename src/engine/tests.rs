@@ -267,6 +267,10 @@ fn a_scan_is_blocked_in_the_kernel_and_the_program_and_history_follow() {
             && fields.reason.is_none())));
     let status = lab.engine.status();
     assert_eq!((status.blocks_active, status.block_latency_samples), (1, 1));
+    let tally = lab.engine.tally();
+    assert_eq!(tally.detections_by_kind.get("syn"), Some(&1));
+    assert_eq!(tally.decisions.get("block"), Some(&1));
+    assert_eq!((tally.latency.count(), tally.firewall_errors), (1, 0));
     // Its probes after the block are no news.
     lab.scan(SCANNER, 11..=30);
     assert!(lab.said().is_empty());
@@ -278,6 +282,7 @@ fn a_block_the_kernel_refuses_is_not_recorded() {
     lab.kernel.refuse(net(SCANNER));
     lab.scan(SCANNER, 1..=10);
     assert!(!lab.kernel.holds(net(SCANNER)));
+    assert_eq!(lab.engine.tally().firewall_errors, 1);
     assert!(lab.says("could not carry out \"blocked 203.0.113.7"));
     assert_eq!(lab.engine.status().blocks_active, 0);
     assert!(matches!(

@@ -195,6 +195,7 @@ pub(super) fn start(
         ),
         logger,
         config_path,
+        reloads: crate::metrics::Reloads::default(),
     };
     daemon.carry_out();
 
@@ -254,6 +255,17 @@ fn spawn_threads(
     };
     let control = wake.clone();
     server.spawn(move |request, reply| control.send(Event::Control(request, reply)));
+    if let Some(listen) = &config.metrics {
+        let endpoint = crate::daemon::metrics::Endpoint::bind(listen).map_err(failed)?;
+        let scrapes = wake.clone();
+        endpoint
+            .spawn(move || {
+                let (tx, rx) = mpsc::channel();
+                scrapes.send(Event::Metrics(tx));
+                rx.recv_timeout(std::time::Duration::from_secs(2)).ok()
+            })
+            .map_err(failed)?;
+    }
     spawn_signals(wake.clone()).map_err(failed)?;
     daemon.watch_firewall(&wake);
     let host_wake = wake.clone();
