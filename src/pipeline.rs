@@ -512,6 +512,11 @@ impl Pipeline {
         &self.counters
     }
 
+    /// The `n` sources scoring highest now, highest first.
+    pub fn leaders(&self, n: usize) -> Vec<crate::detect::Watched> {
+        self.detector.leaders(n)
+    }
+
     /// The detector's memory counters.
     pub fn detector_stats(&self) -> DetectorStats {
         self.detector.stats()

@@ -1595,3 +1595,59 @@ fn issue_16_the_metrics_endpoint_counts_a_real_block() {
         "the block was kept: {text}"
     );
 }
+
+/// Issue 16, 10: `sentryctl top` shows who is being counted now: a source that probed three
+/// privileged ports (9 of the 21 points a scan needs) is there with its score, ports and kind,
+/// as a frame and as JSON; the counters come with it.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_16_sentryctl_top_shows_the_sources_being_counted() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("top");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    lab.nmap(&["-sS", "-p", "1-3", NetnsPair::A4]);
+    let frame = || text(&daemon.ctl(&["top", "--once"]));
+    assert!(
+        wait_until(DEADLINE, || frame().contains("198.51.100.2")),
+        "{}",
+        frame()
+    );
+    let shown = frame();
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with("198.51.100.2 "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..4], ["198.51.100.2", "9/21", "3", "syn"], "{shown}");
+    assert!(shown.starts_with("scansentry  enforcing  up "), "{shown}");
+    assert!(
+        shown.contains("packets -/s  probes -/s  detections 0"),
+        "{shown}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&daemon.ctl(&["top", "--once", "--json"]).stdout).unwrap();
+    assert_eq!(json["result"], "top");
+    assert_eq!(json["threshold"], 21);
+    assert_eq!(json["watching"][0]["source"], "198.51.100.2/32");
+    assert_eq!(json["watching"][0]["score"], 9);
+    assert_eq!(json["status"]["blocks_active"], 0);
+
+    // Refreshed: two frames a second apart, the second with rates.
+    let live = Command::new("timeout")
+        .args(["3", env!("CARGO_BIN_EXE_sentryctl"), "--socket"])
+        .arg(&daemon.socket)
+        .args(["top", "--every", "1s"])
+        .output()
+        .unwrap();
+    let frames = text(&live);
+    let later: Vec<&str> = frames.split("scansentry  enforcing").skip(2).collect();
+    assert!(!later.is_empty(), "one frame only: {frames}");
+    assert!(
+        later
+            .iter()
+            .all(|f| f.contains("\npackets ") && !f.contains("-/s")),
+        "a refreshed frame has rates: {frames}"
+    );
+}

@@ -73,6 +73,32 @@ pub enum Request {
     NeverBlock,
     /// Reload the configuration.
     Reload,
+    /// The counters, and the sources scoring highest now: `sentryctl top`.
+    Top {
+        /// How many sources at most (no more than [`TOP_MAX`] are given).
+        limit: usize,
+    },
+}
+
+/// The most sources a `top` answer holds (each a few hundred bytes: well within
+/// [`MAX_MESSAGE`]).
+pub const TOP_MAX: usize = 50;
+
+/// A source being counted, as `top` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedInfo {
+    /// The address, or its prefix when sources are counted per prefix.
+    pub source: IpNet,
+    /// Its score in the window ([`Response::Top`]'s `threshold` makes a scanner).
+    pub score: u64,
+    /// Distinct trap ports in the window.
+    pub ports: usize,
+    /// The kinds of its probes (`syn`, `syn+udp`).
+    pub kinds: String,
+    /// Probes counted from it.
+    pub probes: u64,
+    /// Seconds since its last probe.
+    pub idle: u64,
 }
 
 /// A block as `list` and `why` show it.
@@ -244,6 +270,15 @@ pub enum Response {
     NeverBlock {
         /// The never-block list.
         entries: Vec<NeverBlockInfo>,
+    },
+    /// For `top`.
+    Top {
+        /// The counters.
+        status: StatusInfo,
+        /// The score that makes a scanner (`[detect] threshold`).
+        threshold: u64,
+        /// The sources scoring highest now, highest first.
+        watching: Vec<WatchedInfo>,
     },
     /// `reload` done.
     Reloaded {

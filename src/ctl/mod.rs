@@ -75,6 +75,19 @@ pub enum Command {
     NeverBlock,
     /// Reload the daemon's configuration (a bad one is refused and the old one kept).
     Reload,
+    /// A live view of the counters and of the sources being counted now, highest score first,
+    /// refreshed every second until Ctrl-C.
+    Top {
+        /// Print one frame and exit (for scripts; with --json, one JSON object).
+        #[arg(long)]
+        once: bool,
+        /// How often to refresh.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        every: Duration,
+        /// How many sources to show (at most 50).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
     /// Check a configuration file (by default /etc/scansentry/scansentry.toml, or the built-in
     /// default when it is absent). Exits 0 if valid, 78 if not.
     Validate {
@@ -175,6 +188,7 @@ pub fn main() -> ExitCode {
         } => return import_portsentry(&path, advanced, output.as_deref()),
         Command::Status => Request::Status,
         Command::List => return list(&args),
+        Command::Top { once, every, limit } => return top(&args, once, every, limit),
         Command::Block { net, duration } => Request::Block {
             net,
             seconds: duration.map(|d| d.as_secs()),
@@ -202,6 +216,68 @@ pub fn main() -> ExitCode {
             print(&text)
         }
         Err(e) => unreachable_daemon(&e),
+    }
+}
+
+/// `top`: a frame every `every` (or one, `once`); on a terminal each frame replaces the last.
+fn top(args: &Args, once: bool, every: Duration, limit: usize) -> ExitCode {
+    use crate::time::Clock;
+    use std::io::IsTerminal;
+    let clock = crate::time::SteadyClock::new();
+    let terminal = std::io::stdout().is_terminal() && !args.json;
+    let mut before: Option<(crate::control::protocol::StatusInfo, crate::time::Timestamp)> = None;
+    loop {
+        let (status, threshold, watching) = match ask(&args.socket, Request::Top { limit }) {
+            Ok(Response::Top {
+                status,
+                threshold,
+                watching,
+            }) => (status, threshold, watching),
+            Ok(Response::Error { message }) => {
+                eprintln!("sentryctl: error: {message}");
+                return exit::code(exit::FAILURE);
+            }
+            Ok(other) => {
+                eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
+                return exit::code(exit::FAILURE);
+            }
+            Err(e) => return unreachable_daemon(&e),
+        };
+        let now = clock.now();
+        let frame = if args.json {
+            serde_json::to_string(&Response::Top {
+                status: status.clone(),
+                threshold,
+                watching,
+            })
+            .expect("responses serialize")
+        } else {
+            let previous = before
+                .as_ref()
+                .map(|(s, at)| (s, now.saturating_since(*at)));
+            output::top(&status, threshold, &watching, previous)
+        };
+        // On a terminal: home, clear, the frame. Otherwise frames follow one another.
+        let shown = if terminal {
+            format!("\x1b[H\x1b[2J{frame}")
+        } else {
+            frame
+        };
+        if once {
+            return print(shown.trim_end());
+        }
+        let mut stdout = std::io::stdout().lock();
+        if writeln!(stdout, "{}", shown.trim_end())
+            .and_then(|()| writeln!(stdout))
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            // Standard output closed (a pipe into `head`): done.
+            return ExitCode::SUCCESS;
+        }
+        drop(stdout);
+        before = Some((status, now));
+        std::thread::sleep(every);
     }
 }
 

@@ -2,13 +2,20 @@
 
 use std::time::Duration;
 
-use crate::control::protocol::{BlockInfo, Held, NeverBlockInfo, Response, StatusInfo};
+use crate::control::protocol::{
+    BlockInfo, Held, NeverBlockInfo, Response, StatusInfo, WatchedInfo,
+};
 use crate::report::{human as duration, source_text};
 
 /// The human text for a response (other than a `list`, see [`blocks`]).
 pub fn human(response: &Response) -> String {
     match response {
         Response::Status(s) => status(s),
+        Response::Top {
+            status,
+            threshold,
+            watching,
+        } => top(status, *threshold, watching, None),
         Response::Blocks { blocks: list, .. } => blocks(list),
         Response::Blocked {
             net,
@@ -119,6 +126,83 @@ fn what_was_done(b: &BlockInfo) -> String {
             b.ports.join(", ")
         ),
     }
+}
+
+/// One frame of `sentryctl top`: the counters (with rates per second when `before`, the
+/// status `elapsed` earlier, is given), then the sources scoring highest, highest first.
+pub fn top(
+    s: &StatusInfo,
+    threshold: u64,
+    watching: &[WatchedInfo],
+    before: Option<(&StatusInfo, Duration)>,
+) -> String {
+    let rate = |now: u64, then: fn(&StatusInfo) -> u64| match before {
+        Some((b, elapsed)) if !elapsed.is_zero() => format!(
+            "{:.0}/s",
+            now.saturating_sub(then(b)) as f64 / elapsed.as_secs_f64()
+        ),
+        _ => "-/s".to_string(),
+    };
+    let latency = if s.block_latency_samples == 0 {
+        "no blocks yet".to_string()
+    } else {
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms",
+            s.block_latency_p50_us as f64 / 1000.0,
+            s.block_latency_p99_us as f64 / 1000.0
+        )
+    };
+    let mut out = format!(
+        "scansentry  {}  up {}  blocks {} of {}  protected peers {}\n\
+         packets {}  probes {}  detections {}  refused {}  capture drops {}  latency {latency}\n\n",
+        s.mode,
+        duration(Duration::from_secs(s.uptime)),
+        s.blocks_active,
+        s.max_blocks,
+        s.protected_peers,
+        rate(s.packets, |b| b.packets),
+        rate(s.probes, |b| b.probes),
+        s.detections,
+        s.refused,
+        s.capture_drops,
+    );
+    if watching.is_empty() {
+        out.push_str("no source is being counted\n");
+        return out;
+    }
+    let rows: Vec<[String; 6]> = watching
+        .iter()
+        .map(|w| {
+            [
+                source_text(&w.source),
+                format!("{}/{threshold}", w.score),
+                w.ports.to_string(),
+                w.kinds.clone(),
+                w.probes.to_string(),
+                format!("{}s ago", w.idle),
+            ]
+        })
+        .collect();
+    let header = ["SOURCE", "SCORE", "PORTS", "KINDS", "PROBES", "LAST"];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(header.map(String::from)).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn status(s: &StatusInfo) -> String {
@@ -247,6 +331,56 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_top_frame_has_the_counters_rates_and_a_table_of_sources() {
+        let then = StatusInfo {
+            packets: 1000,
+            probes: 10,
+            ..StatusInfo::default()
+        };
+        let now = StatusInfo {
+            mode: "enforcing".into(),
+            uptime: 3723,
+            packets: 3000,
+            probes: 50,
+            detections: 2,
+            blocks_active: 1,
+            max_blocks: 65536,
+            ..StatusInfo::default()
+        };
+        let watching = [
+            WatchedInfo {
+                source: "2001:db8:0:5::/64".parse().unwrap(),
+                score: 18,
+                ports: 6,
+                kinds: "syn".into(),
+                probes: 6,
+                idle: 0,
+            },
+            WatchedInfo {
+                source: "203.0.113.2/32".parse().unwrap(),
+                score: 4,
+                ports: 2,
+                kinds: "fin".into(),
+                probes: 2,
+                idle: 12,
+            },
+        ];
+        let frame = top(&now, 21, &watching, Some((&then, Duration::from_secs(2))));
+        assert_eq!(
+            frame,
+            "scansentry  enforcing  up 1h 2m 3s  blocks 1 of 65536  protected peers 0\n\
+             packets 1000/s  probes 20/s  detections 2  refused 0  capture drops 0  latency no \
+             blocks yet\n\n\
+             SOURCE             SCORE  PORTS  KINDS  PROBES  LAST\n\
+             2001:db8:0:5::/64  18/21  6      syn    6       0s ago\n\
+             203.0.113.2        4/21   2      fin    2       12s ago\n"
+        );
+        let first = top(&now, 21, &[], None);
+        assert!(first.contains("packets -/s  probes -/s"), "{first}");
+        assert!(first.ends_with("no source is being counted\n"), "{first}");
+    }
 
     fn block() -> BlockInfo {
         BlockInfo {

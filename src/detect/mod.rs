@@ -262,6 +262,23 @@ impl Detection {
     }
 }
 
+/// A source being counted, as [`Detector::leaders`] shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watched {
+    /// The address, or its prefix when sources are counted per prefix.
+    pub source: IpNet,
+    /// Its score in the window.
+    pub score: u64,
+    /// Distinct trap ports in the window.
+    pub ports: usize,
+    /// The kinds of its probes in the window.
+    pub kinds: ScanKinds,
+    /// Probes counted from it.
+    pub packets: u64,
+    /// Its last probe.
+    pub last_seen: Timestamp,
+}
+
 /// Counters of the detector's memory management.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DetectorStats {
@@ -537,6 +554,34 @@ impl Detector {
     pub fn forget(&mut self, net: ipnet::IpNet) {
         self.sources.retain(|key, _| !net.contains(key));
         self.probation.retain(|key, _| !net.contains(key));
+    }
+
+    /// The `n` sources with the highest scores in their windows now (of those with two probes
+    /// or more), highest first: who is scanning, for `sentryctl top`. One pass over the table.
+    pub fn leaders(&self, n: usize) -> Vec<Watched> {
+        let mut leaders: Vec<Watched> = Vec::with_capacity(n + 1);
+        for (key, s) in self.sources.iter() {
+            if leaders.len() == n && leaders.last().is_some_and(|w| w.score >= s.score) {
+                continue;
+            }
+            let mut kinds = ScanKinds::default();
+            for hit in &s.hits {
+                kinds.insert(hit.kinds);
+            }
+            let watched = Watched {
+                source: IpNet::new(*key, self.prefix_len(*key))
+                    .expect("prefix lengths are validated"),
+                score: s.score,
+                ports: s.hits.len(),
+                kinds,
+                packets: s.packets,
+                last_seen: s.last_seen,
+            };
+            let at = leaders.partition_point(|w| w.score >= watched.score);
+            leaders.insert(at, watched);
+            leaders.truncate(n);
+        }
+        leaders
     }
 
     /// Counters, and the number of sources tracked now.

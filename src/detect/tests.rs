@@ -472,3 +472,33 @@ fn scan_kinds_name_what_they_hold() {
     mix.insert(ScanKinds::of(ProbeKind::Syn));
     assert_eq!(mix.to_string(), "syn+udp");
 }
+
+/// `top`'s view: the sources with two probes or more, highest score first, at most `n`, with
+/// their prefix, ports, kinds and probes; a one-probe source is not among them.
+#[test]
+fn leaders_are_the_highest_scores_now() {
+    let mut d = Detector::new(DetectorConfig::default());
+    feed(&mut d, "203.0.113.1", ports(SYN, [1, 2]));
+    feed(&mut d, "203.0.113.2", ports(SYN, [1, 2, 3, 4]));
+    feed(&mut d, "203.0.113.3", ports(SYN, [2000, 2001, 2002]));
+    // Two addresses of one /64, a FIN each to an unprivileged port: 2 points each.
+    feed(&mut d, "2001:db8:0:5::1", [(1, 2000, ProbeKind::Fin)]);
+    feed(&mut d, "2001:db8:0:5::2", [(2, 2001, ProbeKind::Fin)]);
+    feed(&mut d, "203.0.113.9", ports(SYN, [9]));
+    let top = d.leaders(3);
+    let sources: Vec<String> = top.iter().map(|w| w.source.to_string()).collect();
+    assert_eq!(
+        sources,
+        ["203.0.113.2/32", "203.0.113.1/32", "2001:db8:0:5::/64"]
+    );
+    assert_eq!((top[0].score, top[0].ports, top[0].packets), (12, 4, 4));
+    assert_eq!(top[0].kinds.to_string(), "syn");
+    assert_eq!((top[2].score, top[2].ports, top[2].packets), (4, 2, 2));
+    assert_eq!(top[2].kinds.to_string(), "fin");
+    assert_eq!(
+        d.leaders(10).len(),
+        4,
+        "the one-probe source is on probation"
+    );
+    assert!(d.leaders(0).is_empty());
+}

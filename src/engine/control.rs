@@ -34,6 +34,23 @@ impl Engine {
             Request::Reload => Response::Error {
                 message: "reload is the daemon's to do".into(),
             },
+            Request::Top { limit } => Response::Top {
+                status: self.status(),
+                threshold: u64::from(self.config().detector.threshold),
+                watching: self
+                    .pipeline
+                    .leaders(limit.min(crate::control::protocol::TOP_MAX))
+                    .into_iter()
+                    .map(|w| crate::control::protocol::WatchedInfo {
+                        source: w.source,
+                        score: w.score,
+                        ports: w.ports,
+                        kinds: w.kinds.to_string(),
+                        probes: w.packets,
+                        idle: now.saturating_since(w.last_seen).as_secs(),
+                    })
+                    .collect(),
+            },
         }
     }
 
