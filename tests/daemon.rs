@@ -1651,3 +1651,77 @@ fn issue_16_sentryctl_top_shows_the_sources_being_counted() {
         "a refreshed frame has rates: {frames}"
     );
 }
+
+/// Issue 16, 15: what systemd hears, through a stand-in for its notify socket: READY=1 once
+/// up; with WATCHDOG_USEC set (as `WatchdogSec=` sets it) a keep-alive at half the interval; a
+/// reload is RELOADING=1 with MONOTONIC_USEC (systemd 253 and newer require it), then READY=1;
+/// STOPPING=1 at the end.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_16_systemd_hears_ready_the_watchdog_reloads_and_the_stop() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("notify");
+    let path = dir.0.join("notify.sock");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let heard = |for_ms: u64| {
+        let mut said = Vec::new();
+        let mut buf = [0u8; 4096];
+        for _ in 0..for_ms / 100 {
+            if let Ok(n) = systemd.recv(&mut buf) {
+                // The sd-notify crate ends each state with a newline.
+                said.push(String::from_utf8_lossy(&buf[..n]).trim_end().to_string());
+            }
+        }
+        said
+    };
+    let notify = format!("NOTIFY_SOCKET={}", path.display());
+    let daemon = Daemon::spawn_wrapped(
+        &lab.a,
+        &dir.0,
+        "",
+        60,
+        &[
+            "env",
+            &notify,
+            "WATCHDOG_USEC=400000",
+            "sh",
+            "-c",
+            "WATCHDOG_PID=$$ exec \"$@\"",
+            "sh",
+        ],
+        &[],
+    );
+    let first = heard(1500);
+    assert_eq!(
+        first.first().map(String::as_str),
+        Some("READY=1"),
+        "{first:?}"
+    );
+    let alive = first.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(
+        (4..=10).contains(&alive),
+        "a keep-alive every 200 ms: {first:?}"
+    );
+    assert!(first.iter().any(|m| m.starts_with("STATUS=")), "{first:?}");
+
+    assert!(daemon.ctl(&["reload"]).status.success());
+    let reload: Vec<String> = heard(600)
+        .into_iter()
+        .filter(|m| m != "WATCHDOG=1" && !m.starts_with("STATUS="))
+        .collect();
+    assert_eq!(reload.len(), 2, "{reload:?}");
+    let (what, when) = reload[0].split_once('\n').unwrap_or_default();
+    assert_eq!(what, "RELOADING=1", "{reload:?}");
+    let usec: u64 = when
+        .strip_prefix("MONOTONIC_USEC=")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reload:?}"));
+    assert!(usec > 0);
+    assert_eq!(reload[1], "READY=1");
+    drop(daemon);
+    assert!(heard(500).iter().any(|m| m == "STOPPING=1"));
+}

@@ -51,7 +51,7 @@ impl Readiness {
             Some(path) => Some(PidFile::write(path)?),
             None => None,
         };
-        crate::daemon::notify::notify("READY=1");
+        crate::daemon::notify::ready();
         if let Some(pipe) = self.pipe {
             let mut pipe = File::from(pipe);
             // The foreground process may be gone (killed): the daemon runs on regardless.

@@ -20,7 +20,7 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use super::hook::Hooks;
 use super::log::Logger;
-use super::notify::notify;
+use super::notify;
 use crate::config::{self, Loaded};
 use crate::control::protocol::{Request, Response};
 use crate::engine::{Effect, Engine, Level, SetupError};
@@ -233,19 +233,15 @@ impl Daemon {
                     let _ = reply.send(text);
                 }
                 Event::Stop => return true,
-                Event::Reload => {
-                    notify("RELOADING=1");
-                    match self.reload() {
-                        Ok(origin) => {
-                            tracing::info!("reloaded the configuration from {origin}");
-                        }
-                        Err(e) => tracing::warn!(
-                            "reload refused, still running on the previous configuration: {}",
-                            e.one_line()
-                        ),
+                Event::Reload => match self.reload() {
+                    Ok(origin) => {
+                        tracing::info!("reloaded the configuration from {origin}");
                     }
-                    notify("READY=1");
-                }
+                    Err(e) => tracing::warn!(
+                        "reload refused, still running on the previous configuration: {}",
+                        e.one_line()
+                    ),
+                },
                 Event::FirewallChanged => self.engine.firewall_changed(),
                 Event::HostChanged => host_changed = true,
             }
@@ -274,7 +270,9 @@ impl Daemon {
     /// Reads the configuration again and hands it to the engine; on any problem the old one
     /// stays. The logger, the audit and the on-block program follow the new one.
     fn reload(&mut self) -> Result<String, ReloadError> {
+        notify::reloading();
         let reloaded = self.reload_config();
+        notify::ready();
         match &reloaded {
             Ok(_) => self.reloads.done += 1,
             Err(_) => self.reloads.refused += 1,

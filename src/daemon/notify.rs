@@ -1,23 +1,44 @@
-//! sd_notify: tells systemd (through `$NOTIFY_SOCKET`) that the daemon is ready, reloading,
-//! stopping, and how it is doing. **Shell.** Without systemd it does nothing.
+//! What systemd hears from the daemon, through `$NOTIFY_SOCKET` and the `sd-notify` crate:
+//! ready, reloading (with the monotonic time systemd 253 and newer require), stopping, the
+//! counters as STATUS=, and the watchdog's keep-alive. **Shell.** Without systemd it does
+//! nothing; failures are ignored (the service manager is not there to be argued with).
 
-use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
 
-/// Sends `state` (`READY=1`, `STATUS=…`, `RELOADING=1`, `STOPPING=1`) if systemd asked for it.
-/// Failures are ignored: the service manager is not there to be argued with.
-pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let bytes = path.as_encoded_bytes();
-    let addr = match bytes.split_first() {
-        Some((b'@', name)) => {
-            use std::os::linux::net::SocketAddrExt;
-            SocketAddr::from_abstract_name(name)
-        }
-        _ => SocketAddr::from_pathname(&path),
-    };
-    if let (Ok(socket), Ok(addr)) = (UnixDatagram::unbound(), addr) {
-        let _ = socket.send_to_addr(state.as_bytes(), &addr);
+use sd_notify::NotifyState;
+
+/// Start-up (or a reload) is finished.
+pub fn ready() {
+    let _ = sd_notify::notify(false, &[NotifyState::Ready]);
+}
+
+/// A reload begins (followed by [`ready`] when it is over, taken or refused).
+pub fn reloading() {
+    let mut states = vec![NotifyState::Reloading];
+    if let Ok(now) = NotifyState::monotonic_usec_now() {
+        states.push(now);
     }
+    let _ = sd_notify::notify(false, &states);
+}
+
+/// The daemon is stopping.
+pub fn stopping() {
+    let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
+}
+
+/// The one-line status `systemctl status` shows.
+pub fn status(text: &str) {
+    let _ = sd_notify::notify(false, &[NotifyState::Status(text)]);
+}
+
+/// The watchdog's keep-alive.
+pub fn alive() {
+    let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+}
+
+/// How often to send [`alive`]: half the unit's `WatchdogSec=`, when systemd set one for this
+/// process.
+pub fn watchdog_every() -> Option<Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
 }

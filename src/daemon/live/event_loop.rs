@@ -12,7 +12,7 @@ use super::{FRAMES_PER_TURN, STATUS_EVERY};
 use crate::capture::coalesce::Coalesce;
 use crate::capture::connect::TrapSockets;
 use crate::config::Method;
-use crate::daemon::notify::notify;
+use crate::daemon::notify;
 use crate::exit;
 use crate::time::{Clock, Timestamp};
 
@@ -32,6 +32,9 @@ impl Running {
             Method::Connect => false,
         };
         let mut coalesce = per_frame.then(|| Coalesce::new(now));
+        // With the unit's WatchdogSec=, systemd restarts a daemon whose loop stops turning.
+        let watchdog = notify::watchdog_every();
+        let mut alive_due = now;
         loop {
             self.take_connections(&mut ready_traps);
             let frames = match self.take_frames() {
@@ -47,8 +50,16 @@ impl Running {
             let next = self.daemon.engine.tick();
             self.daemon.carry_out();
             self.tell_systemd(&mut status_due);
+            let mut next = next.min(status_due);
+            if let Some(every) = watchdog {
+                let now = clock.now();
+                if now >= alive_due {
+                    notify::alive();
+                    alive_due = now.saturating_add(every);
+                }
+                next = next.min(alive_due);
+            }
             // Sleep until frames are waiting, another thread has something, or the next chore.
-            let next = next.min(status_due);
             if let Some(pause) = pause {
                 std::thread::sleep(pause);
             }
@@ -120,8 +131,8 @@ impl Running {
         let engine = &mut self.daemon.engine;
         engine.set_capture_drops(drops);
         let s = engine.status();
-        notify(&format!(
-            "STATUS={} packets, {} probes, {} detections, {} blocks active, {} capture drops",
+        notify::status(&format!(
+            "{} packets, {} probes, {} detections, {} blocks active, {} capture drops",
             s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops
         ));
         tracing::debug!("counters: {:?}", engine.pipeline().counters());
@@ -167,7 +178,7 @@ impl Running {
 
     /// SIGTERM or SIGINT: the state saved, the control socket removed; the blocks stay.
     fn stop(mut self) -> ExitCode {
-        notify("STOPPING=1");
+        notify::stopping();
         self.daemon.save_now();
         let _ = std::fs::remove_file(&self.socket_path);
         tracing::info!(
