@@ -29,29 +29,52 @@ pub fn code(code: u8) -> ExitCode {
 /// The shared body of `sentryd --check-config [FILE]` and `sentryctl validate [FILE]`: every
 /// check of the start that needs neither the kernel's firewall nor the network — the
 /// configuration, then the never-block file it names — with warnings and the verdict printed;
-/// returns the exit code (0, or 78 for a configuration the start would refuse).
-pub fn check_config(program: &str, path: Option<&std::path::Path>) -> ExitCode {
+/// returns the exit code (0, or 78 for a configuration the start would refuse). With `json`,
+/// the verdict is also one object on standard output: `{"valid", "config", "warnings",
+/// "error"}`.
+pub fn check_config(program: &str, path: Option<&std::path::Path>, json: bool) -> ExitCode {
+    let verdict = |valid: bool, config: String, warnings: &[String], error: Option<String>| {
+        if json {
+            let v = serde_json::json!({
+                "valid": valid,
+                "config": config,
+                "warnings": warnings,
+                "error": error,
+            });
+            println!("{v}");
+        }
+    };
+    let named = path.map_or_else(
+        || "the configuration".to_string(),
+        |p| p.display().to_string(),
+    );
     let loaded = match crate::config::load(path) {
         Ok(loaded) => loaded,
         Err(e) => {
             report(program, &e);
+            verdict(false, named, &[], Some(chain(&e)));
             return code(CONFIG);
         }
     };
-    for w in &loaded.warnings {
-        eprintln!("{program}: warning: {w}");
-    }
+    let mut warnings = loaded.warnings.clone();
     match crate::never_block::load(&loaded.config.never_block, Vec::new()) {
-        Ok((_, warnings)) => {
+        Ok((_, more)) => warnings.extend(more),
+        Err(e) => {
             for w in &warnings {
                 eprintln!("{program}: warning: {w}");
             }
-        }
-        Err(e) => {
             report(program, &e);
+            verdict(false, loaded.origin.to_string(), &warnings, Some(chain(&e)));
             return code(CONFIG);
         }
     }
-    println!("{}: configuration is valid", loaded.origin);
+    for w in &warnings {
+        eprintln!("{program}: warning: {w}");
+    }
+    if json {
+        verdict(true, loaded.origin.to_string(), &warnings, None);
+    } else {
+        println!("{}: configuration is valid", loaded.origin);
+    }
     ExitCode::SUCCESS
 }

@@ -28,6 +28,15 @@ pub fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// `n` and the noun, `one` for 1 and `many` otherwise: `1 block`, `3 blocks`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// The detection's source as written in a log line: the bare address for a host prefix.
 pub fn source_text(net: &ipnet::IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() {

@@ -368,7 +368,7 @@ fn status_prints_the_counters() {
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\
          capture drops      0\n\
-         block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 blocks)\n\
+         block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n"
     );
     let o = ctl(&d, &["status", "--json"]);
@@ -490,12 +490,23 @@ fn why_and_ignore_explain() {
             message: "unexpected".into(),
         },
     });
-    let o = ctl(&d, &["why", "203.0.113.7"]);
+    let o = ctl(&d, &["--utc", "why", "203.0.113.7"]);
     assert_eq!(
         stdout(&o),
         "203.0.113.7 is blocked for 1m more: syn scan of 1 port (22/tcp), offence 1, since 2026-11-21T23:51:47Z\n"
     );
-    let o = ctl(&d, &["why", "203.0.113.2"]);
+    // Issue 16, 15: in the local time zone unless --utc.
+    let o = Command::new(env!("CARGO_BIN_EXE_sentryctl"))
+        .env("TZ", "Europe/Berlin")
+        .args(["--socket", d.socket.to_str().unwrap(), "why", "203.0.113.7"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).ends_with(", since 2026-11-22 00:51:47 CET\n"),
+        "{}",
+        stdout(&o)
+    );
+    let o = ctl(&d, &["--utc", "why", "203.0.113.2"]);
     assert_eq!(
         stdout(&o),
         "203.0.113.2 is not blocked\nlast detection not blocked, at 2026-11-29T16:00:00Z: not \
@@ -695,4 +706,60 @@ fn audit_imports_nmap_scans_diffs_them_and_says_what_is_wrong() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 16, 15: `--json` holds for errors and for `validate` too: scripts read one object on
+/// standard output whatever happened (the human message stays on standard error).
+#[test]
+fn json_is_kept_for_errors_and_validate() {
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+    };
+    let o = sentryctl(&["--json", "validate", "/nonexistent/scansentry.toml"]);
+    assert_eq!(o.status.code(), Some(78));
+    let v = json(&o);
+    assert_eq!(v["valid"], false);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read configuration /nonexistent/scansentry.toml"),
+        "{v}"
+    );
+    let f = TempFile::new("json-valid", "[respond]\nblock-for = \"2h\"\n");
+    let o = sentryctl(&["--json", "validate", f.path()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        (v["valid"].as_bool(), v["config"].as_str()),
+        (Some(true), Some(f.path()))
+    );
+
+    let o = sentryctl(&["--json", "--socket", "/nonexistent/control.sock", "status"]);
+    assert_eq!(o.status.code(), Some(69));
+    let v = json(&o);
+    assert_eq!(v["result"], "error");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach sentryd at /nonexistent/control.sock"),
+        "{v}"
+    );
+
+    let d = FakeDaemon::start("json-refused", |_| Response::Error {
+        message: "203.0.113.7 is on the never-block list".into(),
+    });
+    let o = sentryctl(&[
+        "--json",
+        "--socket",
+        d.socket.to_str().unwrap(),
+        "block",
+        "203.0.113.7",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        json(&o),
+        serde_json::json!({"result": "error", "message": "203.0.113.7 is on the never-block list"})
+    );
 }

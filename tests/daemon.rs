@@ -229,7 +229,7 @@ fn kill_9_and_a_restart_keep_the_blocks() {
     assert!(
         wait_until(DEADLINE, || second
             .out()
-            .contains("put back 1 blocks that were still due")),
+            .contains("put back 1 block still due")),
         "{}\n{}",
         second.out(),
         second.err()
@@ -261,7 +261,7 @@ fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
     assert!(flush.status.success());
     assert!(
         wait_until(Duration::from_secs(1), || daemon.out().contains(
-            "the ruleset changed under us: restored the table and 1 blocks still due"
+            "the ruleset changed under us: restored the table and 1 block still due"
         )),
         "not restored within a second: {}",
         daemon.out()

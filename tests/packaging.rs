@@ -473,7 +473,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     let purge = in_ns(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
     assert!(purge.status.success(), "{}", text(&purge));
     assert!(
-        text(&purge).contains("table inet scansentry is gone: 1 blocks lifted"),
+        text(&purge).contains("table inet scansentry is gone: 1 block lifted"),
         "{}",
         text(&purge)
     );

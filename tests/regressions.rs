@@ -153,7 +153,7 @@ fn issue_13_a_hundred_thousand_restored_blocks_all_reach_the_kernel() {
     assert!(
         wait_until(DEADLINE, || daemon
             .out()
-            .contains("put back 100000 blocks that were still due")),
+            .contains("put back 100000 blocks still due")),
         "{}\n{}",
         daemon.out(),
         daemon.err()

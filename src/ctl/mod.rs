@@ -32,6 +32,10 @@ pub struct Args {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Show times in UTC, as the daemon writes them (default: the local time zone).
+    #[arg(long, global = true)]
+    pub utc: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -165,7 +169,7 @@ pub fn main() -> ExitCode {
     let args = Args::parse();
     let request = match args.command {
         Command::Validate { file } => {
-            return crate::exit::check_config("sentryctl", file.as_deref());
+            return crate::exit::check_config("sentryctl", file.as_deref(), args.json);
         }
         Command::Audit {
             diff,
@@ -203,19 +207,25 @@ pub fn main() -> ExitCode {
         Command::Reload => Request::Reload,
     };
     match ask(&args.socket, request) {
-        Ok(Response::Error { message }) => {
-            eprintln!("sentryctl: error: {message}");
-            exit::code(exit::FAILURE)
-        }
+        Ok(Response::Error { message }) => refused(args.json, &message),
         Ok(response) => {
             let text = if args.json {
                 serde_json::to_string_pretty(&response).expect("responses serialize")
             } else {
-                output::human(&response)
+                output::human(&response, &zone(&args))
             };
             print(&text)
         }
-        Err(e) => unreachable_daemon(&e),
+        Err(e) => unreachable_daemon(args.json, &e),
+    }
+}
+
+/// How times are shown: `--utc`, or the system's time zone (UTC when it cannot be read).
+fn zone(args: &Args) -> output::Zone {
+    if args.utc {
+        output::Zone::Utc
+    } else {
+        output::Zone::Local(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC))
     }
 }
 
@@ -234,14 +244,13 @@ fn top(args: &Args, once: bool, every: Duration, limit: usize) -> ExitCode {
                 watching,
             }) => (status, threshold, watching),
             Ok(Response::Error { message }) => {
-                eprintln!("sentryctl: error: {message}");
-                return exit::code(exit::FAILURE);
+                return refused(args.json, &message);
             }
             Ok(other) => {
                 eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
                 return exit::code(exit::FAILURE);
             }
-            Err(e) => return unreachable_daemon(&e),
+            Err(e) => return unreachable_daemon(args.json, &e),
         };
         let now = clock.now();
         let frame = if args.json {
@@ -301,20 +310,19 @@ fn list(args: &Args) -> ExitCode {
                 }
             }
             Ok(Response::Error { message }) => {
-                eprintln!("sentryctl: error: {message}");
-                return exit::code(exit::FAILURE);
+                return refused(args.json, &message);
             }
             Ok(other) => {
                 eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
                 return exit::code(exit::FAILURE);
             }
-            Err(e) => return unreachable_daemon(&e),
+            Err(e) => return unreachable_daemon(args.json, &e),
         }
     }
     let text = if args.json {
         serde_json::to_string_pretty(&blocks).expect("blocks serialize")
     } else {
-        output::blocks(&blocks)
+        output::blocks(&blocks, &zone(&args))
     };
     print(&text)
 }
@@ -383,9 +391,33 @@ fn print(text: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn unreachable_daemon(e: &ClientError) -> ExitCode {
+/// The daemon refused: its reason on standard error (and, with `--json`, as
+/// `{"result":"error","message":…}` on standard output); exit 1.
+fn refused(json: bool, message: &str) -> ExitCode {
+    eprintln!("sentryctl: error: {message}");
+    if json {
+        print_error_json(message);
+    }
+    exit::code(exit::FAILURE)
+}
+
+/// An error as the protocol's own error answer, for scripts that read `--json`.
+fn print_error_json(message: &str) {
+    let error = Response::Error {
+        message: message.to_string(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&error).expect("responses serialize")
+    );
+}
+
+fn unreachable_daemon(json: bool, e: &ClientError) -> ExitCode {
     exit::report("sentryctl", e);
     eprintln!("{}", e.hint());
+    if json {
+        print_error_json(&exit::chain(e));
+    }
     match e {
         ClientError::Unavailable { .. } => exit::code(exit::UNAVAILABLE),
         ClientError::Permission { .. } => exit::code(exit::NOPERM),

@@ -7,8 +7,29 @@ use crate::control::protocol::{
 };
 use crate::report::{human as duration, source_text};
 
-/// The human text for a response (other than a `list`, see [`blocks`]).
-pub fn human(response: &Response) -> String {
+/// How times are shown: UTC as the daemon writes them (`--utc`), or in a time zone (the
+/// system's, by default).
+#[derive(Clone, Debug)]
+pub enum Zone {
+    /// RFC 3339 in UTC, as given.
+    Utc,
+    /// In this zone: `2026-11-22 01:16:04 CET`.
+    Local(jiff::tz::TimeZone),
+}
+
+/// A time the daemon gave (RFC 3339, UTC) as `zone` shows it; anything else as it is (`-`).
+pub fn when(at: &str, zone: &Zone) -> String {
+    match (zone, at.parse::<jiff::Timestamp>()) {
+        (Zone::Local(tz), Ok(t)) => t
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        _ => at.to_string(),
+    }
+}
+
+/// The human text for a response (other than a `list`, see [`blocks`]), times in `zone`.
+pub fn human(response: &Response, zone: &Zone) -> String {
     match response {
         Response::Status(s) => status(s),
         Response::Top {
@@ -16,7 +37,7 @@ pub fn human(response: &Response) -> String {
             threshold,
             watching,
         } => top(status, *threshold, watching, None),
-        Response::Blocks { blocks: list, .. } => blocks(list),
+        Response::Blocks { blocks: list, .. } => blocks(list, zone),
         Response::Blocked {
             net,
             seconds,
@@ -77,8 +98,10 @@ pub fn human(response: &Response) -> String {
                     duration(Duration::from_secs(b.remaining)),
                     what(b),
                     b.offence,
-                    b.blocked_at
+                    when(&b.blocked_at, zone)
                 )),
+                // "never blocked" below says it, and more.
+                None if !never_block.is_empty() => {}
                 None => lines.push(format!("{addr} is not blocked")),
             }
             for e in never_block {
@@ -91,7 +114,8 @@ pub fn human(response: &Response) -> String {
             if let Some(r) = refused {
                 lines.push(format!(
                     "last detection not blocked, at {}: {}",
-                    r.at, r.line
+                    when(&r.at, zone),
+                    r.line
                 ));
             }
             lines.join("\n")
@@ -237,10 +261,10 @@ fn status(s: &StatusInfo) -> String {
                 "no blocks yet".to_string()
             } else {
                 format!(
-                    "{:.2} ms median, {:.2} ms p99 (capture to kernel, last {} blocks)",
+                    "{:.2} ms median, {:.2} ms p99 (capture to kernel, last {})",
                     s.block_latency_p50_us as f64 / 1000.0,
                     s.block_latency_p99_us as f64 / 1000.0,
-                    s.block_latency_samples
+                    crate::report::count(s.block_latency_samples as u64, "block", "blocks")
                 )
             },
         ),
@@ -250,7 +274,7 @@ fn status(s: &StatusInfo) -> String {
 }
 
 /// The table of `list`.
-pub fn blocks(list: &[BlockInfo]) -> String {
+pub fn blocks(list: &[BlockInfo], zone: &Zone) -> String {
     if list.is_empty() {
         return "no blocks in force".into();
     }
@@ -272,7 +296,7 @@ pub fn blocks(list: &[BlockInfo]) -> String {
                 source_text(&b.net),
                 kind,
                 if ports.is_empty() { "-".into() } else { ports },
-                b.blocked_at.clone(),
+                when(&b.blocked_at, zone),
                 duration(Duration::from_secs(b.remaining)),
                 b.offence.to_string(),
             ]
@@ -331,6 +355,28 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn human_utc(r: &Response) -> String {
+        human(r, &Zone::Utc)
+    }
+
+    #[test]
+    fn times_are_shown_in_the_local_zone_unless_utc_is_asked() {
+        let berlin = Zone::Local(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
+        assert_eq!(
+            when("2026-11-22T00:16:04.284474Z", &berlin),
+            "2026-11-22 01:16:04 CET"
+        );
+        assert_eq!(
+            when("2026-07-01T12:00:00Z", &berlin),
+            "2026-07-01 14:00:00 CEST"
+        );
+        assert_eq!(
+            when("2026-11-22T00:16:04.284474Z", &Zone::Utc),
+            "2026-11-22T00:16:04.284474Z"
+        );
+        assert_eq!(when("-", &berlin), "-");
+    }
 
     #[test]
     fn a_top_frame_has_the_counters_rates_and_a_table_of_sources() {
@@ -410,13 +456,13 @@ mod tests {
             held: Held::DaemonOnly,
             ..block()
         };
-        let table = blocks(&[kernel_only.clone(), lost]);
+        let table = blocks(&[kernel_only.clone(), lost], &Zone::Utc);
         assert!(
             table.contains("added outside sentryd, no timeout [kernel only]"),
             "{table}"
         );
         assert!(table.contains("syn [not in kernel]"), "{table}");
-        let why = human(&Response::Why {
+        let why = human_utc(&Response::Why {
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(kernel_only),
             never_block: vec![],
@@ -426,7 +472,7 @@ mod tests {
             why.ends_with("in the kernel only, offence 0, since -"),
             "{why}"
         );
-        let unblocked = human(&Response::Unblocked {
+        let unblocked = human_utc(&Response::Unblocked {
             net: "2001:db8::5/128".parse().unwrap(),
             lifted: vec!["2001:db8::/64".parse().unwrap()],
             dry_run: false,
@@ -440,11 +486,11 @@ mod tests {
     #[test]
     fn list_is_an_aligned_table() {
         assert_eq!(
-            blocks(&[block()]),
+            blocks(&[block()], &Zone::Utc),
             "ADDRESS      KIND  PORTS          BLOCKED AT                   REMAINING  OFFENCE\n\
              203.0.113.7  syn   21/tcp,22/tcp  2026-11-21T23:51:47.731914Z  59m 12s    2"
         );
-        assert_eq!(blocks(&[]), "no blocks in force");
+        assert_eq!(blocks(&[], &Zone::Utc), "no blocks in force");
     }
 
     #[test]
@@ -456,7 +502,7 @@ mod tests {
             refused: None,
         };
         assert_eq!(
-            human(&r),
+            human(&r, &Zone::Utc),
             "203.0.113.7 is blocked for 59m 12s more: syn scan of 2 ports (21/tcp, 22/tcp), \
              offence 2, since 2026-11-21T23:51:47.731914Z"
         );
@@ -470,8 +516,8 @@ mod tests {
             refused: None,
         };
         assert_eq!(
-            human(&r),
-            "198.51.100.1 is not blocked\n198.51.100.1 is never blocked: default gateway on eth0 (198.51.100.1)"
+            human(&r, &Zone::Utc),
+            "198.51.100.1 is never blocked: default gateway on eth0 (198.51.100.1)"
         );
     }
 }

@@ -155,7 +155,10 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
                 config::Backend::Nft(_) => "lifted the blocks in the attach-mode sets",
                 config::Backend::Route => "lifted the blackhole routes",
             };
-            println!("{what}: {lifted} blocks lifted");
+            println!(
+                "{what}: {} lifted",
+                crate::report::count(lifted as u64, "block", "blocks")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -90,7 +90,11 @@ pub struct Args {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = args.check_config {
-        return crate::exit::check_config("sentryd", path.as_deref().or(args.config.as_deref()));
+        return crate::exit::check_config(
+            "sentryd",
+            path.as_deref().or(args.config.as_deref()),
+            false,
+        );
     }
     let loaded = match config::load(args.config.as_deref()) {
         Ok(loaded) => loaded,
@@ -111,16 +115,16 @@ pub fn main() -> ExitCode {
                 for w in &warnings {
                     eprintln!("sentryd: warning: {w}");
                 }
-                let width = list
-                    .entries()
+                let listed = list.listed();
+                let width = listed
                     .iter()
-                    .map(|e| report::source_text(&e.net).len())
+                    .map(|(net, _)| report::source_text(net).len())
                     .max()
                     .unwrap_or(0)
                     .max("ADDRESS".len());
                 println!("{:width$}  REASON", "ADDRESS");
-                for e in list.entries() {
-                    println!("{:width$}  {}", report::source_text(&e.net), e.reason);
+                for (net, reason) in &listed {
+                    println!("{:width$}  {reason}", report::source_text(net));
                 }
                 ExitCode::SUCCESS
             }

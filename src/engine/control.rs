@@ -26,9 +26,9 @@ impl Engine {
                 entries: self
                     .pipeline
                     .never_block()
-                    .entries()
-                    .iter()
-                    .map(never_block_info)
+                    .listed()
+                    .into_iter()
+                    .map(|(net, reason)| NeverBlockInfo { net, reason })
                     .collect(),
             },
             Request::Reload => Response::Error {
@@ -231,7 +231,10 @@ impl Engine {
         }
         self.dirty = true;
         let verb = self.verb("lifted", "would lift");
-        self.log(format!("{verb} all {} blocks by hand", nets.len()));
+        self.log(format!(
+            "{verb} all {} by hand",
+            report::count(nets.len() as u64, "block", "blocks")
+        ));
         Response::UnblockedAll {
             count: nets.len(),
             dry_run: self.mode == Mode::DryRun,

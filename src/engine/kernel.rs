@@ -28,7 +28,8 @@ impl Engine {
             let what = what.clone();
             result = self.rebuild().map(|restored| {
                 self.log(format!(
-                    "{what} was gone: restored the table and {restored} blocks still due"
+                    "{what} was gone: restored the table and {} still due",
+                    report::count(restored as u64, "block", "blocks")
                 ));
             });
         }
@@ -118,8 +119,8 @@ impl Engine {
         if !missing.is_empty() {
             match self.apply(&missing) {
                 Ok(()) => self.log(format!(
-                    "put back {} blocks that were still due",
-                    missing.len()
+                    "put back {} still due",
+                    report::count(missing.len() as u64, "block", "blocks")
                 )),
                 Err(e) => self.warn(format!("could not put back the blocks still due: {e}")),
             }
@@ -168,11 +169,15 @@ impl Engine {
             Ok(()) => {
                 if put_back > 0 {
                     self.log(format!(
-                        "put back {put_back} blocks still due that were removed"
+                        "put back {} still due that someone removed",
+                        report::count(put_back as u64, "block", "blocks")
                     ));
                 }
                 if lifted > 0 && self.options.verbosity >= Verbosity::Verbose {
-                    self.log(format!("lifted {lifted} blocks that ended"));
+                    self.log(format!(
+                        "lifted {} that ended",
+                        report::count(lifted as u64, "block", "blocks")
+                    ));
                 }
             }
             Err(e) => self.warn(format!("could not bring the blocks up to date: {e}")),
@@ -211,7 +216,8 @@ impl Engine {
     pub(super) fn heal(&mut self) {
         match self.rebuild() {
             Ok(restored) => self.log(format!(
-                "the ruleset changed under us: restored the table and {restored} blocks still due"
+                "the ruleset changed under us: restored the table and {} still due",
+                report::count(restored as u64, "block", "blocks")
             )),
             Err(e) => self.warn(format!("could not restore the firewall: {e}")),
         }

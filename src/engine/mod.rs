@@ -486,9 +486,15 @@ impl Engine {
             Ok(blocks) => {
                 self.dirty = false;
                 if std::mem::take(&mut self.save_failing) {
-                    self.log(format!("saved the state again ({blocks} blocks)"));
+                    self.log(format!(
+                        "saved the state again ({})",
+                        report::count(blocks as u64, "block", "blocks")
+                    ));
                 } else if self.options.verbosity >= Verbosity::Verbose {
-                    self.log(format!("saved {blocks} blocks"));
+                    self.log(format!(
+                        "saved {}",
+                        report::count(blocks as u64, "block", "blocks")
+                    ));
                 }
             }
             // Said once per failure streak. The state stays dirty, so the save is tried again

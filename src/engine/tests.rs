@@ -432,10 +432,7 @@ fn a_restart_reconciles_the_state_file_with_the_kernel() {
         ]
     );
     let said = lab.said();
-    assert!(
-        said.iter()
-            .any(|(_, l)| l == "put back 1 blocks that were still due")
-    );
+    assert!(said.iter().any(|(_, l)| l == "put back 1 block still due"));
     assert!(
         said.iter().any(|(level, l)| *level == Level::Warn
             && l.starts_with("lifting the block of 198.51.100.1"))
@@ -476,7 +473,7 @@ fn a_flushed_table_is_restored_with_the_blocks_still_due_and_fights_are_spaced_o
         lab.remaining(&lab.kernel, SCANNER),
         Some(Some(HOUR - Duration::from_secs(600) - HEAL_SETTLE))
     );
-    assert!(lab.says("restored the table and 1 blocks still due"));
+    assert!(lab.says("restored the table and 1 block still due"));
     // Another program deleting the table as fast as it is restored: said once, then spaced.
     let mut restores = 0;
     for _ in 0..20 {
@@ -525,7 +522,7 @@ fn the_route_backend_lifts_ended_blocks_and_puts_back_removed_ones() {
     lab.advance(EVERY_SECOND);
     lab.engine.tick();
     assert!(lab.routes.holds(net(SCANNER)));
-    assert!(lab.says("put back 1 blocks still due that were removed"));
+    assert!(lab.says("put back 1 block still due that someone removed"));
     // Its hour over, it is lifted.
     lab.advance(HOUR);
     lab.engine.tick();
@@ -613,7 +610,7 @@ fn a_failed_save_is_said_once_and_tried_again_every_second() {
     lab.engine.tick();
     saves(&mut lab);
     lab.engine.saved(Ok(1));
-    assert!(lab.says("saved the state again (1 blocks)"));
+    assert!(lab.says("saved the state again (1 block)"));
     lab.advance(SAVE_EVERY);
     lab.engine.tick();
     assert!(saves(&mut lab).is_empty(), "nothing new to save");

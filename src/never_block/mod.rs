@@ -124,6 +124,30 @@ impl NeverBlockList {
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
+
+    /// The list as it is shown (`sentryctl never-block`, `sentryd --never-block`): each
+    /// network once, in the order first given, with every reason for it (`::1`: `loopback;
+    /// address of interface lo`).
+    pub fn listed(&self) -> Vec<(IpNet, String)> {
+        let mut listed: Vec<(IpNet, String)> = Vec::with_capacity(self.entries.len());
+        let mut at: std::collections::HashMap<IpNet, usize> =
+            std::collections::HashMap::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let reason = e.reason.to_string();
+            match at.get(&e.net) {
+                Some(&i) if !listed[i].1.split("; ").any(|r| r == reason) => {
+                    listed[i].1.push_str("; ");
+                    listed[i].1.push_str(&reason);
+                }
+                Some(_) => {}
+                None => {
+                    at.insert(e.net, listed.len());
+                    listed.push((e.net, reason));
+                }
+            }
+        }
+        listed
+    }
 }
 
 /// Parses a never-block file: one address or CIDR per line; `#` starts a comment; blank lines are
@@ -319,6 +343,39 @@ mod tests {
         let all = list(&["0.0.0.0/0", "::/0"]);
         assert!(all.contains(ip("255.255.255.255")));
         assert!(all.contains(ip("ffff::1")));
+    }
+
+    #[test]
+    fn the_list_shown_names_each_network_once_with_every_reason() {
+        let mut entries = loopback_entries();
+        for (net, reason) in [
+            ("::1/128", Reason::Interface("lo".into())),
+            ("127.0.0.1/32", Reason::Interface("lo".into())),
+            (
+                "127.0.0.1/32",
+                Reason::Nameserver("/etc/resolv.conf".into()),
+            ),
+            ("127.0.0.1/32", Reason::Interface("lo".into())),
+        ] {
+            entries.push(Entry {
+                net: net.parse().unwrap(),
+                reason,
+            });
+        }
+        let shown: Vec<(String, String)> = NeverBlockList::new(entries)
+            .listed()
+            .into_iter()
+            .map(|(net, reason)| (net.to_string(), reason))
+            .collect();
+        let expected = [
+            ("127.0.0.0/8", "loopback"),
+            ("::1/128", "loopback; address of interface lo"),
+            (
+                "127.0.0.1/32",
+                "address of interface lo; nameserver in /etc/resolv.conf",
+            ),
+        ];
+        assert_eq!(shown, expected.map(|(n, r)| (n.to_string(), r.to_string())));
     }
 
     #[test]

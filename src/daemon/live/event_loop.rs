@@ -182,8 +182,16 @@ impl Running {
         self.daemon.save_now();
         let _ = std::fs::remove_file(&self.socket_path);
         tracing::info!(
-            "stopping; {} blocks stay in the kernel until they expire",
-            self.daemon.engine.blocks_active()
+            "stopping; {} in the kernel until {} expire",
+            match self.daemon.engine.blocks_active() {
+                1 => "1 block stays".to_string(),
+                n => format!("{n} blocks stay"),
+            },
+            if self.daemon.engine.blocks_active() == 1 {
+                "it"
+            } else {
+                "they"
+            }
         );
         ExitCode::SUCCESS
     }

@@ -291,12 +291,20 @@ fn say_watching(daemon: &Daemon, config: &Config, captures: &[Live], traps: Opti
             .join(", "),
     };
     let engine = &daemon.engine;
+    let count = crate::report::count;
     tracing::info!(
-        "watching {watching} ({} local addresses, {} never-block entries, {} blocks restored; \
-         configuration: {}; control socket {}); {}",
-        engine.local_addresses(),
-        engine.pipeline().never_block().entries().len(),
-        engine.blocks_active(),
+        "watching {watching} ({}, {}, {} restored; configuration: {}; control socket {}); {}",
+        count(
+            engine.local_addresses() as u64,
+            "local address",
+            "local addresses"
+        ),
+        count(
+            engine.pipeline().never_block().entries().len() as u64,
+            "never-block entry",
+            "never-block entries"
+        ),
+        count(engine.blocks_active() as u64, "block", "blocks"),
         engine.origin(),
         config.daemon.socket.display(),
         match (engine.mode(), &config.backend) {
