@@ -322,7 +322,7 @@ fn list(args: &Args) -> ExitCode {
     let text = if args.json {
         serde_json::to_string_pretty(&blocks).expect("blocks serialize")
     } else {
-        output::blocks(&blocks, &zone(&args))
+        output::blocks(&blocks, &zone(args))
     };
     print(&text)
 }
