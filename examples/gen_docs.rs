@@ -1,12 +1,18 @@
-//! Writes the man pages and shell completions the packages install, from the CLI definitions
-//! (and, for scansentry.toml(5), from the README's configuration reference, so that there is
-//! one text to keep true):
+//! Writes the man pages and shell completions the packages install:
 //!
 //! ```text
 //! cargo run --example gen_docs -- OUT_DIR
 //! ```
 //!
-//! OUT_DIR/man/{sentryd.8,sentryctl.8,sentryctl-*.8,scansentry.toml.5},
+//! - sentryd(8), sentryctl(1) and one sentryctl-COMMAND(1) per subcommand, made by
+//!   `clap_mangen` from the command-line definitions, with the sections clap does not know
+//!   (signals, files, exit status, examples) written here in roff;
+//! - scansentry.toml(5) and scansentry(7), written by hand in `man/`, copied as they are;
+//! - completions for bash, zsh and fish, made by `clap_complete`; in bash and fish
+//!   `sentryctl unblock` and `why` also complete the addresses blocked now (asked of the daemon
+//!   with `sentryctl list`).
+//!
+//! OUT_DIR/man/{sentryd.8,sentryctl.1,sentryctl-*.1,scansentry.toml.5,scansentry.7},
 //! OUT_DIR/completions/{sentryd,sentryctl}.{bash,fish}, OUT_DIR/completions/_{sentryd,sentryctl}.
 
 use std::io::Write;
@@ -25,9 +31,10 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
 
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))?;
     let daemon = scansentry::daemon::Args::command();
-    let ctl = scansentry::ctl::Args::command();
+    // No `help` subcommand in the pages: `sentryctl help X` is `sentryctl X --help`, and a
+    // page for it would list pages that do not exist.
+    let ctl = scansentry::ctl::Args::command().disable_help_subcommand(true);
 
     write_page(
         &man.join("sentryd.8"),
@@ -36,23 +43,22 @@ fn main() -> std::io::Result<()> {
         &[
             ("SIGNALS", SIGNALS),
             ("FILES", FILES),
-            ("EXIT STATUS", &section(&readme, "## Exit codes")),
-            ("SEE ALSO", "sentryctl(8), scansentry.toml(5), nft(8)"),
+            ("EXIT STATUS", EXIT_STATUS),
+            ("EXAMPLES", SENTRYD_EXAMPLES),
+            ("SEE ALSO", SENTRYD_SEE_ALSO),
         ],
     )?;
     write_page(
-        &man.join("sentryctl.8"),
+        &man.join("sentryctl.1"),
         ctl.clone(),
-        "8",
+        "1",
         &[
-            ("USE", &section(&readme, "## sentryctl")),
             ("FILES", FILES),
-            ("EXIT STATUS", &section(&readme, "## Exit codes")),
-            ("SEE ALSO", "sentryd(8), scansentry.toml(5)"),
+            ("EXIT STATUS", EXIT_STATUS),
+            ("EXAMPLES", SENTRYCTL_EXAMPLES),
+            ("SEE ALSO", SENTRYCTL_SEE_ALSO),
         ],
     )?;
-    // One page per subcommand, as the main page's SUBCOMMANDS list names them (`help` too,
-    // which clap adds when the command is built).
     let mut built = ctl.clone();
     built.build();
     for sub in built.get_subcommands() {
@@ -60,12 +66,19 @@ fn main() -> std::io::Result<()> {
         let cmd = sub
             .clone()
             .name(&name)
-            .bin_name(format!("sentryctl {}", sub.get_name()));
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(cmd).section("8").render(&mut buf)?;
-        std::fs::write(man.join(format!("{name}.8")), buf)?;
+            .bin_name(format!("sentryctl {}", sub.get_name()))
+            .version(env!("CARGO_PKG_VERSION"));
+        write_page(
+            &man.join(format!("{name}.1")),
+            cmd,
+            "1",
+            &[("SEE ALSO", SENTRYCTL_SEE_ALSO)],
+        )?;
     }
-    std::fs::write(man.join("scansentry.toml.5"), config_page(&readme))?;
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    for page in ["scansentry.toml.5", "scansentry.7"] {
+        std::fs::copy(pages.join(page), man.join(page))?;
+    }
 
     for (mut cmd, name) in [(daemon, "sentryd"), (ctl, "sentryctl")] {
         for (shell, file) in [
@@ -75,21 +88,15 @@ fn main() -> std::io::Result<()> {
         ] {
             let mut f = std::fs::File::create(completions.join(file))?;
             clap_complete::generate(shell, &mut cmd, name, &mut f);
+            if name == "sentryctl" {
+                f.write_all(blocked_addresses(shell).as_bytes())?;
+            }
         }
     }
     Ok(())
 }
 
-const SIGNALS: &str = "SIGHUP reloads the configuration; a bad one is refused with the reason \
-and the daemon goes on with the old one. SIGTERM and SIGINT stop it; the blocks stay in the \
-kernel until they expire.";
-
-const FILES: &str = "/etc/scansentry/scansentry.toml (configuration), /etc/scansentry/ignore \
-(never-block file), /var/lib/scansentry/state.json (blocks and offence history), \
-/run/scansentry/control.sock (control socket, root and group scansentry), \
-/usr/share/scansentry/nft/ (the nftables table and the attach-mode snippet).";
-
-/// A clap-made page with extra sections before VERSION.
+/// A clap-made page with `extra` sections (roff) before VERSION.
 fn write_page(
     path: &Path,
     cmd: clap::Command,
@@ -106,120 +113,161 @@ fn write_page(
     page.render_subcommands_section(&mut buf)?;
     for (title, body) in extra {
         writeln!(buf, ".SH \"{title}\"")?;
-        buf.extend_from_slice(markdown_to_roff(body).as_bytes());
+        buf.extend_from_slice(body.as_bytes());
     }
     page.render_version_section(&mut buf)?;
     std::fs::write(path, buf)
 }
 
-/// The README text under `heading`, up to the next heading of the same level.
-fn section(readme: &str, heading: &str) -> String {
-    let level = heading.split(' ').next().unwrap_or("##");
-    let mut lines = readme.lines().skip_while(|l| *l != heading).skip(1);
-    let mut out = String::new();
-    for line in lines.by_ref() {
-        if line.starts_with(&format!("{level} ")) {
-            break;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
+const SIGNALS: &str = r#".TP
+.B SIGHUP
+Reload the configuration (as \fBsentryctl reload\fR does). It is checked completely first; a
+bad one is refused with the reason, and the daemon goes on with the old one.
+.TP
+.BR SIGTERM ", " SIGINT
+Stop. The state is saved; the blocks stay in the kernel until they expire
+(\fBsentryd \-\-remove\-blocks\fR lifts them).
+"#;
 
-/// scansentry.toml(5): the README's "Configuration" section.
-fn config_page(readme: &str) -> String {
-    let mut page = String::from(
-        ".TH SCANSENTRY.TOML 5 \"\" \"scansentry\" \"File Formats\"\n\
-         .SH NAME\nscansentry.toml \\- configuration of scansentry's daemon\n\
-         .SH SYNOPSIS\n/etc/scansentry/scansentry.toml\n.SH DESCRIPTION\n",
-    );
-    page.push_str(&markdown_to_roff(&section(readme, "## Configuration")));
-    page.push_str(".SH \"SEE ALSO\"\nsentryd(8), sentryctl(8)\n");
-    page
-}
+const FILES: &str = r#".TP
+.I /etc/scansentry/scansentry.toml
+The configuration; see \fBscansentry.toml\fR(5). Without it, the built-in default is used.
+.TP
+.I /etc/scansentry/ignore
+The never-block file: addresses and networks never blocked, one per line.
+.TP
+.I /var/lib/scansentry/state.json
+The blocks and the offence history, kept across restarts.
+.TP
+.I /run/scansentry/control.sock
+The control socket, for root and the members of group \fBscansentry\fR.
+.TP
+.I /usr/share/scansentry/
+The own-mode table and the attach-mode sets (\fInft/\fR), \fIon-block\fR examples and the unit
+drop-ins they need (\fIon-block/\fR, \fIsystemd/\fR), a Grafana dashboard (\fIgrafana/\fR).
+"#;
 
-/// The markdown this README uses, as roff: `###` headings, pipe tables (as tagged
-/// paragraphs), fenced blocks, paragraphs; `code` in bold.
-fn markdown_to_roff(md: &str) -> String {
-    let mut out = String::new();
-    let mut in_fence = false;
-    let mut header_row = true;
-    for line in md.lines() {
-        if line.starts_with("```") {
-            in_fence = !in_fence;
-            out.push_str(if in_fence { ".PP\n.nf\n" } else { ".fi\n" });
-            continue;
-        }
-        if in_fence {
-            out.push_str(&escape(line));
-            out.push('\n');
-            continue;
-        }
-        if let Some(h) = line.strip_prefix("### ") {
-            out.push_str(&format!(".SS \"{}\"\n", inline(h).replace('"', "")));
-        } else if line.starts_with('|') {
-            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-            if cells.iter().all(|c| c.chars().all(|ch| ch == '-')) {
-                continue;
-            }
-            if header_row {
-                header_row = false;
-                continue;
-            }
-            out.push_str(".TP\n");
-            out.push_str(&inline(cells[0]));
-            if cells.len() > 2 {
-                out.push_str(&format!(" (default: {})", inline(cells[1])));
-            }
-            out.push('\n');
-            out.push_str(&inline(cells[cells.len() - 1]));
-            out.push('\n');
-        } else if line.trim().is_empty() {
-            header_row = true;
-            out.push_str(".PP\n");
-        } else {
-            header_row = true;
-            out.push_str(&inline(line));
-            out.push('\n');
-        }
-    }
-    out
-}
+const EXIT_STATUS: &str = r#".TP
+.B 0
+Success.
+.TP
+.B 1
+The operation failed (the daemon refused it, a capture or kernel error).
+.TP
+.B 2
+Bad command-line arguments.
+.TP
+.B 69
+The daemon is not running, or cannot be reached.
+.TP
+.B 77
+Not permitted (\fBsentryd\fR needs root, or CAP_NET_RAW and CAP_NET_ADMIN).
+.TP
+.B 78
+A bad configuration, or an attach-mode ruleset that lacks what it needs.
+"#;
 
-/// Backslashes and leading dots escaped, links as their text, `code` in bold.
-fn inline(text: &str) -> String {
-    let mut plain = String::new();
-    let mut rest = escape(text);
-    // [text](link) → text
-    while let Some((open, mid, close)) = rest.find('[').and_then(|open| {
-        let mid = open + rest[open..].find("](")?;
-        let close = mid + rest[mid..].find(')')?;
-        Some((open, mid, close))
-    }) {
-        plain.push_str(&rest[..open]);
-        plain.push_str(&rest[open + 1..mid]);
-        rest = rest[close + 1..].to_string();
-    }
-    plain.push_str(&rest);
-    plain
-        .split('`')
-        .enumerate()
-        .map(|(i, part)| {
-            if i % 2 == 1 {
-                format!("\\fB{part}\\fR")
-            } else {
-                part.to_string()
-            }
-        })
-        .collect()
-}
+const SENTRYD_EXAMPLES: &str = r#"Check a configuration before reloading it:
+.PP
+.RS 4
+.B sentryd \-\-check\-config /etc/scansentry/scansentry.toml
+.RE
+.PP
+See what a capture would have made the daemon block, without blocking anything:
+.PP
+.RS 4
+.B sentryd \-\-replay scan.pcap
+.RE
+.PP
+Without systemd: detach once the daemon is up, with a pid file:
+.PP
+.RS 4
+.B sentryd \-D \-\-pidfile /run/sentryd.pid
+.RE
+.PP
+Lift every block and remove the table, as removing the package does:
+.PP
+.RS 4
+.B sentryd \-\-remove\-blocks
+.RE
+"#;
 
-fn escape(text: &str) -> String {
-    let t = text.replace('\\', "\\e");
-    if t.starts_with('.') || t.starts_with('\'') {
-        format!("\\&{t}")
-    } else {
-        t
+const SENTRYD_SEE_ALSO: &str = r#".BR sentryctl (1),
+.BR scansentry.toml (5),
+.BR scansentry (7),
+.BR nft (8),
+.BR systemd.exec (5)
+"#;
+
+const SENTRYCTL_EXAMPLES: &str = r#"What is blocked, and why one address is:
+.PP
+.RS 4
+.nf
+.B sentryctl list
+.B sentryctl why 198.51.100.2
+.fi
+.RE
+.PP
+Let an address back in, and forgive its next stray packets for ten minutes:
+.PP
+.RS 4
+.B sentryctl unblock 198.51.100.2 \-\-grace 10m
+.RE
+.PP
+Block a network by hand for a day:
+.PP
+.RS 4
+.B sentryctl block 203.0.113.0/24 \-\-for 1d
+.RE
+.PP
+Watch the sources being counted, live:
+.PP
+.RS 4
+.B sentryctl top
+.RE
+"#;
+
+const SENTRYCTL_SEE_ALSO: &str = r#".BR sentryctl (1),
+.BR sentryd (8),
+.BR scansentry.toml (5),
+.BR scansentry (7)
+"#;
+
+/// What bash and fish add to clap's completions: the addresses blocked now, for `unblock` and
+/// `why`, from `sentryctl list --json` (nothing when the daemon cannot be asked). zsh gets
+/// clap's completions alone: its generated function cannot be wrapped the same way.
+fn blocked_addresses(shell: Shell) -> String {
+    match shell {
+        Shell::Bash => r#"
+# scansentry: `sentryctl unblock` and `why` complete the addresses blocked now.
+_sentryctl_blocked() {
+    sentryctl list --json 2>/dev/null | sed -n 's/^ *"net": "\([^"]*\)",*$/\1/p' | sed 's|/32$||; s|/128$||'
+}
+_sentryctl_with_blocked() {
+    local cur=${COMP_WORDS[COMP_CWORD]} i sub=""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+            -*) ;;
+            *) sub=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    if [[ ( $sub == unblock || $sub == why ) && $cur != -* ]]; then
+        COMPREPLY=($(compgen -W "$(_sentryctl_blocked)" -- "$cur"))
+        return 0
+    fi
+    _sentryctl "$@"
+}
+complete -F _sentryctl_with_blocked -o nosort -o bashdefault -o default sentryctl
+"#
+        .into(),
+        Shell::Fish => r#"
+# scansentry: `sentryctl unblock` and `why` complete the addresses blocked now.
+function __sentryctl_blocked
+    sentryctl list --json 2>/dev/null | string match -r -g '"net": "([^"]*)"' | string replace -r '/(32|128)$' ''
+end
+complete -c sentryctl -n "__fish_seen_subcommand_from unblock why" -f -a "(__sentryctl_blocked)"
+"#
+        .into(),
+        _ => String::new(),
     }
 }

@@ -763,3 +763,39 @@ fn json_is_kept_for_errors_and_validate() {
         serde_json::json!({"result": "error", "message": "203.0.113.7 is on the never-block list"})
     );
 }
+
+/// Issue 16, 12: scansentry.toml(5) describes every section and key the shipped configuration
+/// sets (the page is written by hand; a key added without it fails here).
+#[test]
+fn the_configuration_man_page_describes_every_shipped_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("man/scansentry.toml.5")).unwrap();
+    let shipped = std::fs::read_to_string(root.join("packaging/scansentry.toml")).unwrap();
+    let mut checked = 0;
+    for line in shipped.lines() {
+        let line = line.trim_start_matches("# ").trim();
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if !section.contains('"') {
+                assert!(
+                    page.contains(&format!(".SS \"[{section}]\"")),
+                    "[{section}]"
+                );
+                checked += 1;
+            }
+            continue;
+        }
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+            continue;
+        }
+        let roff = key.replace('-', "\\-");
+        assert!(
+            page.contains(&format!("\\fB{key}\\fR")) || page.contains(&format!("\\fB{roff}\\fR")),
+            "{key} is not in man/scansentry.toml.5"
+        );
+        checked += 1;
+    }
+    assert!(checked > 40, "{checked}");
+}

@@ -22,7 +22,7 @@ use crate::exit;
 
 /// Control scansentry's daemon, and check its configuration.
 #[derive(Debug, Parser)]
-#[command(name = "sentryctl", version, about, max_term_width = 100)]
+#[command(name = "sentryctl", version, max_term_width = 100)]
 pub struct Args {
     /// The daemon's control socket.
     #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_SOCKET)]

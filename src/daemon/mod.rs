@@ -23,7 +23,7 @@ use crate::report;
 /// scansentry's daemon: recognises port scans in captured packets and blocks the scanners in
 /// nftables.
 #[derive(Debug, Parser)]
-#[command(name = "sentryd", version, about, max_term_width = 100)]
+#[command(name = "sentryd", version, max_term_width = 100)]
 pub struct Args {
     /// Detach from the terminal and run in the background (systemd runs sentryd in the
     /// foreground; this is for other init systems).
