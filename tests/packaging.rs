@@ -80,6 +80,9 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/scansentry/systemd/mail.conf",
         "./usr/share/scansentry/systemd/metrics.conf",
         "./usr/share/scansentry/grafana/scansentry.json",
+        "./usr/share/scansentry/crowdsec/scansentry-logs.yaml",
+        "./usr/share/scansentry/crowdsec/scansentry-block.yaml",
+        "./usr/share/scansentry/crowdsec/acquis.yaml",
     ] {
         assert!(
             listing.contains(path),
@@ -537,6 +540,94 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         Workstation::STRANGER,
         "{}",
         text(&matched)
+    );
+
+    // Issue 16, 9: the CrowdSec parser and scenario, as installed, on the same real output as
+    // the journal shows a unit's standard output (`journalctl -o short`), which is what the
+    // shipped acquisition reads. Debian's crowdsec, configured offline in the namespace (no
+    // Central API: the credentials file made first says so, as its README.Debian describes);
+    // its agent replays the file (-dsn) with its Local API on the namespace's loopback, and
+    // dumps what its buckets made: one alert, for the scanner, and none for the administrator.
+    std::fs::create_dir_all(root.0.join("etc/crowdsec")).unwrap();
+    std::fs::write(
+        root.0.join("etc/crowdsec/online_api_credentials.yaml"),
+        "# offline: no Central API\n",
+    )
+    .unwrap();
+    let fetched = chroot(&[
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--download-only",
+        "--no-install-recommends",
+        "crowdsec",
+    ]);
+    assert!(fetched.status.success(), "{}", text(&fetched));
+    let with_proc = |args: &[&str]| {
+        let mut full = vec![
+            "sh",
+            "-c",
+            "mount -t proc proc \"$0/proc\" && exec chroot \"$0\" env \
+             DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin \"$@\"",
+            root.0.to_str().unwrap(),
+        ];
+        full.extend_from_slice(args);
+        ns.exec(&full)
+    };
+    let crowdsec = with_proc(&[
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "crowdsec",
+    ]);
+    assert!(crowdsec.status.success(), "{}", text(&crowdsec));
+    for (shipped, into) in [
+        ("scansentry-logs.yaml", "etc/crowdsec/parsers/s01-parse"),
+        ("scansentry-block.yaml", "etc/crowdsec/scenarios"),
+    ] {
+        std::fs::copy(
+            root.0.join("usr/share/scansentry/crowdsec").join(shipped),
+            root.0.join(into).join(shipped),
+        )
+        .unwrap();
+    }
+    let journal: String = said
+        .lines()
+        .map(|line| format!("Nov 29 16:58:02 web-3 sentryd[812]: {line}\n"))
+        .collect();
+    std::fs::write(root.0.join("tmp/sentryd.syslog"), journal).unwrap();
+    std::fs::create_dir_all(root.0.join("tmp/dump")).unwrap();
+    let replay = with_proc(&[
+        "timeout",
+        "120",
+        "crowdsec",
+        "-c",
+        "/etc/crowdsec/config.yaml",
+        "-dsn",
+        "file:///tmp/sentryd.syslog",
+        "-type",
+        "syslog",
+        "-dump-data",
+        "/tmp/dump",
+    ]);
+    let alerts = std::fs::read_to_string(root.0.join("tmp/dump/bucket-dump.yaml"))
+        .unwrap_or_else(|e| panic!("no dump ({e}): {}", text(&replay)));
+    // The alerts' sources, each as `ip: ADDRESS` under `Sources:`.
+    let sources: std::collections::BTreeSet<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ip: "))
+        .collect();
+    assert!(
+        alerts.contains("scenario: scansentry/port-scan-blocked"),
+        "{alerts}"
+    );
+    assert_eq!(
+        sources.into_iter().collect::<Vec<_>>(),
+        [Workstation::STRANGER],
+        "{alerts}"
     );
 
     // Issue 16, 4: the maintainer scripts run in that namespace (never in the machine's own),
