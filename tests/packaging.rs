@@ -393,6 +393,40 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
             "{mode:o}"
         );
     }
+    // Issue 16, 5: the unit as installed, at its installed path, with the programs it names:
+    // systemd-analyze (Debian's systemd, in the root, never started) verifies it without a
+    // word, and rates its exposure 2.0 or lower.
+    let systemd = chroot(&[
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "systemd",
+    ]);
+    assert!(systemd.status.success(), "{}", text(&systemd));
+    let unit = "/usr/lib/systemd/system/scansentry.service";
+    let verify = chroot(&["systemd-analyze", "verify", "--man=no", unit]);
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "systemd-analyze verify {unit}: {}",
+        text(&verify)
+    );
+    let security = chroot(&[
+        "systemd-analyze",
+        "security",
+        "--offline=true",
+        "--threshold=20",
+        unit,
+    ]);
+    let report = text(&security);
+    let level: f64 = report
+        .lines()
+        .find_map(|l| l.split("exposure level for scansentry.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
     let man = root.0.join("usr/share/man/man5/scansentry.toml.5.gz");
     assert!(man.exists());
     let user = chroot(&["getent", "passwd", "scansentry"]);
