@@ -1070,41 +1070,15 @@ fn issue_16_a_block_also_closes_ports_published_by_dnat() {
     let container = support::netns::Netns::new("ctr");
     let tag = lab.veth_b.trim_start_matches("vb").to_string();
     let (host_dev, ctr_dev) = (format!("vh{tag}"), format!("vc{tag}"));
+    support::netns::link(
+        &lab.a,
+        &host_dev,
+        &["203.0.113.1/24"],
+        &container.0,
+        &ctr_dev,
+        &["203.0.113.2/24"],
+    );
     let ip = support::netns::ip;
-    ip(&[
-        "-n",
-        &lab.a,
-        "link",
-        "add",
-        &host_dev,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &ctr_dev,
-        "netns",
-        &container.0,
-    ]);
-    ip(&[
-        "-n",
-        &lab.a,
-        "addr",
-        "add",
-        "203.0.113.1/24",
-        "dev",
-        &host_dev,
-    ]);
-    ip(&[
-        "-n",
-        &container.0,
-        "addr",
-        "add",
-        "203.0.113.2/24",
-        "dev",
-        &ctr_dev,
-    ]);
-    ip(&["-n", &lab.a, "link", "set", &host_dev, "up"]);
-    ip(&["-n", &container.0, "link", "set", &ctr_dev, "up"]);
     ip(&[
         "-n",
         &container.0,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::netns::{KillOnDrop, Netns, TempDir, ip, require_root, wait_until};
+use support::netns::{KillOnDrop, Netns, TempDir, link, require_root, wait_until};
 
 const NEEDS: &str = "needs packaging/build, root and debootstrap: packaging/build && \
                      cargo test --test packaging -- --ignored";
@@ -274,14 +274,7 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
             path.to_str().unwrap(),
         ],
     );
-    let report = text(&security);
-    let level: f64 = report
-        .lines()
-        .find_map(|l| l.split("exposure level for scansentry.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
-    assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
+    assert_exposure_at_most_2(&text(&security));
 
     // Issue 16, 11: the drop-in examples for an on-block webhook and mail load without a
     // complaint (verify reads drop-ins from beside the unit it is given).
@@ -305,6 +298,17 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
         "with the drop-ins: {}",
         text(&verify)
     );
+}
+
+/// `systemd-analyze security` rates the unit 2.0 or lower (`report` is what it printed).
+fn assert_exposure_at_most_2(report: &str) {
+    let level: f64 = report
+        .lines()
+        .find_map(|l| l.split("exposure level for scansentry.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
 }
 
 /// A Debian root made by debootstrap, deleted on drop.
@@ -419,14 +423,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "--threshold=20",
         unit,
     ]);
-    let report = text(&security);
-    let level: f64 = report
-        .lines()
-        .find_map(|l| l.split("exposure level for scansentry.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
-    assert!(level <= 2.0, "exposure {level} > 2.0:\n{report}");
+    assert_exposure_at_most_2(&text(&security));
     let man = root.0.join("usr/share/man/man5/scansentry.toml.5.gz");
     assert!(man.exists());
     let user = chroot(&["getent", "passwd", "scansentry"]);
@@ -718,23 +715,14 @@ impl Workstation {
         let ns = Netns::new("ws");
         let tag = std::process::id();
         let (host_dev, dev) = (format!("vh{tag}"), format!("vw{tag}"));
-        ip(&[
-            "-n", &host.0, "link", "add", &host_dev, "type", "veth", "peer", "name", &dev, "netns",
-            &ns.0,
-        ]);
-        ip(&[
-            "-n",
+        link(
             &host.0,
-            "addr",
-            "add",
-            "203.0.113.1/24",
-            "dev",
             &host_dev,
-        ]);
-        ip(&["-n", &ns.0, "addr", "add", "203.0.113.2/24", "dev", &dev]);
-        ip(&["-n", &ns.0, "addr", "add", "203.0.113.3/24", "dev", &dev]);
-        ip(&["-n", &host.0, "link", "set", &host_dev, "up"]);
-        ip(&["-n", &ns.0, "link", "set", &dev, "up"]);
+            &["203.0.113.1/24"],
+            &ns.0,
+            &dev,
+            &["203.0.113.2/24", "203.0.113.3/24"],
+        );
         Workstation { ns, dev }
     }
 

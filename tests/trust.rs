@@ -265,41 +265,14 @@ impl AdminLink {
         let ns = support::netns::Netns::new("admin");
         let tag = lab.veth_b.trim_start_matches("vb");
         let (victim_dev, admin_dev) = (format!("vm{tag}"), format!("vn{tag}"));
-        let run = support::netns::ip;
-        run(&[
-            "-n",
+        support::netns::link(
             &lab.a,
-            "link",
-            "add",
             &victim_dev,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &admin_dev,
-            "netns",
+            &["203.0.113.1/24"],
             &ns.0,
-        ]);
-        run(&[
-            "-n",
-            &lab.a,
-            "addr",
-            "add",
-            "203.0.113.1/24",
-            "dev",
-            &victim_dev,
-        ]);
-        run(&[
-            "-n",
-            &ns.0,
-            "addr",
-            "add",
-            "203.0.113.2/24",
-            "dev",
             &admin_dev,
-        ]);
-        run(&["-n", &lab.a, "link", "set", &victim_dev, "up"]);
-        run(&["-n", &ns.0, "link", "set", &admin_dev, "up"]);
+            &["203.0.113.2/24"],
+        );
         AdminLink { ns, victim_dev }
     }
 }

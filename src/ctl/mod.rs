@@ -206,8 +206,7 @@ pub fn main() -> ExitCode {
         Command::NeverBlock => Request::NeverBlock,
         Command::Reload => Request::Reload,
     };
-    match ask(&args.socket, request) {
-        Ok(Response::Error { message }) => refused(args.json, &message),
+    match answer(&args, request) {
         Ok(response) => {
             let text = if args.json {
                 serde_json::to_string_pretty(&response).expect("responses serialize")
@@ -216,7 +215,7 @@ pub fn main() -> ExitCode {
             };
             print(&text)
         }
-        Err(e) => unreachable_daemon(args.json, &e),
+        Err(code) => code,
     }
 }
 
@@ -237,20 +236,14 @@ fn top(args: &Args, once: bool, every: Duration, limit: usize) -> ExitCode {
     let terminal = std::io::stdout().is_terminal() && !args.json;
     let mut before: Option<(crate::control::protocol::StatusInfo, crate::time::Timestamp)> = None;
     loop {
-        let (status, threshold, watching) = match ask(&args.socket, Request::Top { limit }) {
+        let (status, threshold, watching) = match answer(args, Request::Top { limit }) {
             Ok(Response::Top {
                 status,
                 threshold,
                 watching,
             }) => (status, threshold, watching),
-            Ok(Response::Error { message }) => {
-                return refused(args.json, &message);
-            }
-            Ok(other) => {
-                eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
-                return exit::code(exit::FAILURE);
-            }
-            Err(e) => return unreachable_daemon(args.json, &e),
+            Ok(other) => return unexpected(&other),
+            Err(code) => return code,
         };
         let now = clock.now();
         let frame = if args.json {
@@ -298,7 +291,7 @@ fn list(args: &Args) -> ExitCode {
             offset: blocks.len(),
             limit: LIST_PAGE,
         };
-        match ask(&args.socket, request) {
+        match answer(args, request) {
             Ok(Response::Blocks {
                 blocks: page,
                 total,
@@ -309,14 +302,8 @@ fn list(args: &Args) -> ExitCode {
                     break;
                 }
             }
-            Ok(Response::Error { message }) => {
-                return refused(args.json, &message);
-            }
-            Ok(other) => {
-                eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
-                return exit::code(exit::FAILURE);
-            }
-            Err(e) => return unreachable_daemon(args.json, &e),
+            Ok(other) => return unexpected(&other),
+            Err(code) => return code,
         }
     }
     let text = if args.json {
@@ -389,6 +376,22 @@ fn print(text: &str) -> ExitCode {
         return exit::code(exit::FAILURE);
     }
     ExitCode::SUCCESS
+}
+
+/// Asks the daemon; a refusal, or a daemon that cannot be reached, is said here and becomes
+/// the exit code.
+fn answer(args: &Args, request: Request) -> Result<Response, ExitCode> {
+    match ask(&args.socket, request) {
+        Ok(Response::Error { message }) => Err(refused(args.json, &message)),
+        Ok(response) => Ok(response),
+        Err(e) => Err(unreachable_daemon(args.json, &e)),
+    }
+}
+
+/// An answer of another kind than the request's.
+fn unexpected(other: &Response) -> ExitCode {
+    eprintln!("sentryctl: error: unexpected answer from sentryd: {other:?}");
+    exit::code(exit::FAILURE)
 }
 
 /// The daemon refused: its reason on standard error (and, with `--json`, as

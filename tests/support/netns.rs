@@ -433,6 +433,20 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A veth pair between namespaces `a` and `b` (devices `dev_a` in `a`, `dev_b` in `b`), with
+/// `addrs_a` and `addrs_b` (CIDR) on its ends, both up. Deleting either namespace deletes it.
+pub fn link(a: &str, dev_a: &str, addrs_a: &[&str], b: &str, dev_b: &str, addrs_b: &[&str]) {
+    ip(&[
+        "-n", a, "link", "add", dev_a, "type", "veth", "peer", "name", dev_b, "netns", b,
+    ]);
+    for (ns, dev, addrs) in [(a, dev_a, addrs_a), (b, dev_b, addrs_b)] {
+        for addr in addrs {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+        }
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+}
+
 /// One network namespace, deleted on drop.
 pub struct Netns(pub String);
 
