@@ -43,6 +43,7 @@ pub mod detect;
 pub mod engine;
 pub mod exit;
 pub mod firewall;
+pub mod fleet;
 pub mod host;
 pub mod metrics;
 pub mod netlink;

@@ -9,8 +9,10 @@
 use std::path::Path;
 
 /// The pure core.
-const PURE: [&str; 13] = [
+const PURE: [&str; 15] = [
     "engine",
+    "fleet::message",
+    "fleet::gate",
     "metrics",
     "audit::policy",
     "time",

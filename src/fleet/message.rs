@@ -1,0 +1,461 @@
+//! What hosts of a fleet say to each other over NATS: versioned JSON messages, each checked on
+//! arrival like a control request — a size limit, the version, and every field's shape — before
+//! anything acts on it. **Pure.**
+//!
+//! A message names its origin host; the subject it travels on names it too
+//! (`PREFIX.block.HOST`, see [`Subject`]), and NATS's per-host permissions let a host publish
+//! only under its own name, so a receiver checks that the two agree.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// The version of the fleet's messages this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The largest message a host sends or accepts: 64 KiB.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Ports in a block's summary at most (the rest are left out).
+pub const MAX_PORTS: usize = 64;
+
+/// Probe summaries in one batch at most.
+pub const MAX_PROBES: usize = 256;
+
+/// A host's name in the fleet: 1 to 64 ASCII letters, digits, `-` and `_` (it is one token of a
+/// NATS subject, so no `.`, `*`, `>` or space). Only [`HostName::new`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostName(String);
+
+impl HostName {
+    /// `name`, if it can be a subject token.
+    ///
+    /// # Errors
+    ///
+    /// A message that says what is wrong with it.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(HostName(name.to_string()))
+        } else {
+            Err(format!(
+                "host name {name:?}: 1 to 64 letters, digits, '-' or '_' (it is a token of a \
+                 NATS subject)"
+            ))
+        }
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HostName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        HostName::new(&name)
+    }
+}
+
+impl From<HostName> for String {
+    fn from(name: HostName) -> String {
+        name.0
+    }
+}
+
+impl std::fmt::Display for HostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message, with its version and its origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// [`VERSION`] of the sender.
+    pub version: u32,
+    /// The host that sent it.
+    pub origin: HostName,
+    /// What it says.
+    pub body: Body,
+}
+
+/// What a message says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Body {
+    /// The origin blocked `net` until `until`.
+    Block {
+        /// What it blocked.
+        net: IpNet,
+        /// The scan kinds (`syn`, `syn+udp`), or `manual`, or `sweep`.
+        kind: String,
+        /// The trap ports (`22/tcp`), at most [`MAX_PORTS`].
+        ports: Vec<String>,
+        /// When it was detected (wall clock, RFC 3339 in JSON).
+        at: Timestamp,
+        /// When the block ends (wall clock): each receiver blocks for what is left.
+        until: Timestamp,
+    },
+    /// The origin's administrator lifted the block of `net` fleet-wide.
+    Unblock {
+        /// What to lift.
+        net: IpNet,
+        /// When.
+        at: Timestamp,
+    },
+    /// Deduplicated probes the origin saw, for the owner of each scanner prefix to count.
+    Probes {
+        /// At most [`MAX_PROBES`].
+        probes: Vec<ProbeSummary>,
+    },
+    /// The origin is alive (members are those heard from lately).
+    Heartbeat {
+        /// When it was sent.
+        at: Timestamp,
+    },
+}
+
+/// One (scanner, port) a host saw probed, once per window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSummary {
+    /// The scanner's prefix, as the detector counts it (an address, or an IPv6 /64).
+    pub source: IpNet,
+    /// The probed port and protocol, `22/tcp`.
+    pub port: String,
+    /// The probe's kind (`syn`, `fin`, …).
+    pub kind: String,
+    /// When it was first seen.
+    pub at: Timestamp,
+}
+
+/// Why a message was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MessageError {
+    /// Larger than [`MAX_MESSAGE`].
+    #[error("message of {0} bytes is larger than the {MAX_MESSAGE}-byte limit")]
+    TooLarge(usize),
+    /// Not a message of this schema.
+    #[error("not a fleet message: {0}")]
+    Malformed(String),
+    /// Of another version.
+    #[error("fleet message version {0}, this host speaks {VERSION}")]
+    Version(u32),
+    /// A field out of its bounds.
+    #[error("fleet message from {origin}: {what}")]
+    Invalid {
+        /// Its origin.
+        origin: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The subject names another host than the message.
+    #[error("fleet message from {origin} on the subject of {subject}")]
+    NotItsSubject {
+        /// The origin the message claims.
+        origin: String,
+        /// The host its subject names.
+        subject: String,
+    },
+}
+
+impl Message {
+    /// A message of this version from `origin`.
+    pub fn new(origin: HostName, body: Body) -> Self {
+        Message {
+            version: VERSION,
+            origin,
+            body,
+        }
+    }
+
+    /// As sent.
+    ///
+    /// # Errors
+    ///
+    /// [`MessageError::TooLarge`] (a batch or a summary past its bounds is never built, so
+    /// this is the last line of defence), or a field out of its bounds.
+    pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
+        self.check()?;
+        let bytes = serde_json::to_vec(self).expect("fleet messages serialize");
+        if bytes.len() > MAX_MESSAGE {
+            return Err(MessageError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// A message as received on `subject`'s host token: size, schema, version, bounds, and the
+    /// origin the subject names, in that order; nothing is parsed past the size limit.
+    ///
+    /// # Errors
+    ///
+    /// What was wrong, first found first.
+    pub fn decode(bytes: &[u8], subject_host: &str) -> Result<Message, MessageError> {
+        if bytes.len() > MAX_MESSAGE {
+            return Err(MessageError::TooLarge(bytes.len()));
+        }
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let versioned: Versioned =
+            serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        if versioned.version != VERSION {
+            return Err(MessageError::Version(versioned.version));
+        }
+        let message: Message =
+            serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        message.check()?;
+        if message.origin.as_str() != subject_host {
+            return Err(MessageError::NotItsSubject {
+                origin: message.origin.to_string(),
+                subject: subject_host.to_string(),
+            });
+        }
+        Ok(message)
+    }
+
+    /// Every field within its bounds.
+    fn check(&self) -> Result<(), MessageError> {
+        let invalid = |what: String| MessageError::Invalid {
+            origin: self.origin.to_string(),
+            what,
+        };
+        let port = |p: &str| {
+            let (n, proto) = p.split_once('/')?;
+            (n.parse::<u16>().is_ok() && matches!(proto, "tcp" | "udp")).then_some(())
+        };
+        let word = |w: &str| {
+            !w.is_empty() && w.len() <= 64 && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'+')
+        };
+        match &self.body {
+            Body::Block {
+                net,
+                kind,
+                ports,
+                at,
+                until,
+            } => {
+                if *net != net.trunc() {
+                    return Err(invalid(format!("block of {net}: host bits set")));
+                }
+                if !word(kind) {
+                    return Err(invalid(format!("block of {net}: kind {kind:?}")));
+                }
+                if ports.len() > MAX_PORTS {
+                    return Err(invalid(format!(
+                        "block of {net}: {} ports, at most {MAX_PORTS}",
+                        ports.len()
+                    )));
+                }
+                if let Some(bad) = ports.iter().find(|p| port(p).is_none()) {
+                    return Err(invalid(format!("block of {net}: port {bad:?}")));
+                }
+                if until <= at {
+                    return Err(invalid(format!("block of {net}: ends before it began")));
+                }
+            }
+            Body::Unblock { net, .. } => {
+                if *net != net.trunc() {
+                    return Err(invalid(format!("unblock of {net}: host bits set")));
+                }
+            }
+            Body::Probes { probes } => {
+                if probes.len() > MAX_PROBES {
+                    return Err(invalid(format!(
+                        "{} probe summaries, at most {MAX_PROBES}",
+                        probes.len()
+                    )));
+                }
+                for p in probes {
+                    if p.source != p.source.trunc() || port(&p.port).is_none() || !word(&p.kind) {
+                        return Err(invalid(format!("probe summary {p:?}")));
+                    }
+                }
+            }
+            Body::Heartbeat { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// The subjects of a fleet: `PREFIX.KIND.HOST`, KIND one of `block`, `unblock`, `probes`,
+/// `heartbeat`. A host publishes only under its own name (NATS permissions say so); it
+/// subscribes to `PREFIX.*.*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The kind of message.
+    pub kind: &'static str,
+    /// The host it is from.
+    pub host: String,
+}
+
+impl Subject {
+    /// The subject `body` from `host` travels on, under `prefix`.
+    pub fn of(prefix: &str, host: &HostName, body: &Body) -> String {
+        let kind = match body {
+            Body::Block { .. } => "block",
+            Body::Unblock { .. } => "unblock",
+            Body::Probes { .. } => "probes",
+            Body::Heartbeat { .. } => "heartbeat",
+        };
+        format!("{prefix}.{kind}.{host}")
+    }
+
+    /// A received subject under `prefix`, or `None` when it is not one of the fleet's.
+    pub fn parse(prefix: &str, subject: &str) -> Option<Subject> {
+        let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
+        let (kind, host) = rest.split_once('.')?;
+        let kind = ["block", "unblock", "probes", "heartbeat"]
+            .into_iter()
+            .find(|k| *k == kind)?;
+        HostName::new(host).ok()?;
+        Some(Subject {
+            kind,
+            host: host.to_string(),
+        })
+    }
+}
+
+/// Whether `addr` falls in `net` (a block's network), for the receiver's rules.
+pub fn covers(net: &IpNet, addr: IpAddr) -> bool {
+    net.contains(&addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str) -> HostName {
+        HostName::new(name).unwrap()
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_micros(secs * 1_000_000)
+    }
+
+    fn block(net: &str) -> Message {
+        Message::new(
+            host("web-3"),
+            Body::Block {
+                net: net.parse().unwrap(),
+                kind: "syn".into(),
+                ports: vec!["22/tcp".into(), "53/udp".into()],
+                at: at(1_790_000_000),
+                until: at(1_790_003_600),
+            },
+        )
+    }
+
+    #[test]
+    fn a_block_goes_out_and_comes_back_the_same() {
+        let m = block("203.0.113.7/32");
+        let bytes = m.encode().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"type\":\"block\""), "{text}");
+        assert!(text.contains("\"origin\":\"web-3\""), "{text}");
+        assert_eq!(Message::decode(&bytes, "web-3").unwrap(), m);
+        assert_eq!(
+            Subject::of("scansentry", &m.origin, &m.body),
+            "scansentry.block.web-3"
+        );
+        assert_eq!(
+            Subject::parse("scansentry", "scansentry.block.web-3"),
+            Some(Subject {
+                kind: "block",
+                host: "web-3".into()
+            })
+        );
+    }
+
+    #[test]
+    fn what_a_host_cannot_send_is_refused_with_the_reason() {
+        let ok = block("203.0.113.7/32").encode().unwrap();
+        // Another host's subject: a host may publish only as itself.
+        assert!(matches!(
+            Message::decode(&ok, "db-1"),
+            Err(MessageError::NotItsSubject { .. })
+        ));
+        // Too large, before any parsing.
+        assert_eq!(
+            Message::decode(&vec![b' '; MAX_MESSAGE + 1], "web-3"),
+            Err(MessageError::TooLarge(MAX_MESSAGE + 1))
+        );
+        // Another version.
+        let v2 = String::from_utf8(ok.clone())
+            .unwrap()
+            .replace("\"version\":1", "\"version\":2");
+        assert_eq!(
+            Message::decode(v2.as_bytes(), "web-3"),
+            Err(MessageError::Version(2))
+        );
+        // Unknown fields, bad host names, host bits, ports and durations.
+        for (from, to) in [
+            ("\"kind\":\"syn\"", "\"kind\":\"syn\",\"extra\":1"),
+            ("\"origin\":\"web-3\"", "\"origin\":\"web.3\""),
+            ("203.0.113.7/32", "203.0.113.7/24"),
+            ("\"22/tcp\"", "\"22/sctp\""),
+            ("\"kind\":\"syn\"", "\"kind\":\"SYN; rm\""),
+        ] {
+            let bad = String::from_utf8(ok.clone()).unwrap().replace(from, to);
+            assert!(
+                Message::decode(bad.as_bytes(), "web-3").is_err(),
+                "{to} was taken"
+            );
+        }
+        let backwards = Message::new(
+            host("web-3"),
+            Body::Block {
+                net: "203.0.113.7/32".parse().unwrap(),
+                kind: "syn".into(),
+                ports: vec![],
+                at: at(10),
+                until: at(10),
+            },
+        );
+        assert!(backwards.encode().is_err());
+        let many = Message::new(
+            host("web-3"),
+            Body::Probes {
+                probes: vec![
+                    ProbeSummary {
+                        source: "203.0.113.7/32".parse().unwrap(),
+                        port: "22/tcp".into(),
+                        kind: "syn".into(),
+                        at: at(1),
+                    };
+                    MAX_PROBES + 1
+                ],
+            },
+        );
+        assert!(matches!(many.encode(), Err(MessageError::Invalid { .. })));
+    }
+
+    #[test]
+    fn host_names_are_subject_tokens() {
+        for good in ["web-3", "db_1", "A9"] {
+            assert!(HostName::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", "web.3", "web*", "a b", ">", &"x".repeat(65)] {
+            assert!(HostName::new(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Subject::parse("scansentry", "scansentry.block.web.3"), None);
+        assert_eq!(Subject::parse("scansentry", "other.block.web-3"), None);
+        assert_eq!(
+            Subject::parse("scansentry", "scansentry.reboot.web-3"),
+            None
+        );
+    }
+}
