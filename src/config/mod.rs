@@ -13,6 +13,7 @@
 pub mod ports;
 pub mod raw;
 
+pub mod fleet;
 pub mod nft;
 
 pub use nft::{Family, Hook, NftConfig, NftName};
@@ -65,6 +66,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[metrics] listen`: where the Prometheus endpoint listens (none: off).
     pub metrics: Option<MetricsListen>,
+    /// `[fleet]`, when it is on.
+    pub fleet: Option<fleet::FleetConfig>,
 }
 
 /// Where the Prometheus endpoint listens.
@@ -472,6 +475,7 @@ impl TryFrom<RawConfig> for Config {
         };
         let never_block = v.never_block(&raw.never_block);
         let metrics = v.metrics(&raw.metrics);
+        let fleet = v.fleet(&raw.fleet);
         v.finish(Config {
             detector,
             traps,
@@ -484,6 +488,7 @@ impl TryFrom<RawConfig> for Config {
             log,
             audit,
             metrics,
+            fleet,
         })
     }
 }

@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// `[metrics]`.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// `[fleet]`.
+    #[serde(default)]
+    pub fleet: super::fleet::RawFleet,
 }
 
 /// `[metrics]`: the Prometheus endpoint.

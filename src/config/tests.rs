@@ -482,3 +482,51 @@ fn metrics_listen_is_off_an_address_or_a_socket_path() {
         ]
     );
 }
+
+#[test]
+fn fleet_is_off_by_default_and_checked_when_written() {
+    assert_eq!(check("").unwrap().fleet, None);
+    let c = check(
+        "[fleet]\nenabled = true\nservers = [\"tls://198.51.100.10:4222\"]\nhost = \"web-3\"\n\
+         creds-file = \"/etc/scansentry/fleet.creds\"\ntls-ca = \"/etc/scansentry/ca.pem\"\n\
+         share = [\"blocks\"]\n[fleet.sweep]\nhosts = 12\n",
+    )
+    .unwrap()
+    .fleet
+    .unwrap();
+    assert_eq!(c.host.as_ref().map(|h| h.as_str()), Some("web-3"));
+    assert_eq!(c.prefix, "scansentry");
+    assert!(c.share_blocks && !c.share_probes && c.accept_blocks && c.accept_probes);
+    assert_eq!(
+        c.credentials,
+        crate::config::fleet::Credentials::Creds("/etc/scansentry/fleet.creds".into())
+    );
+    assert_eq!(c.max_block_for, Duration::from_secs(86_400));
+    assert_eq!(
+        (c.max_per_origin_per_minute, c.sweep_hosts, c.sweep_pairs),
+        (60, 12, 16)
+    );
+    assert_eq!(
+        problems(
+            "[fleet]\nenabled = true\nservers = [\"198.51.100.10:4222\", \"tls://x:4222\"]\n\
+             host = \"web.3\"\nsubject-prefix = \"a..b\"\nshare = [\"everything\"]\n\
+             user = \"web-3\"\ncreds-file = \"fleet.creds\"\nmax-block-for = \"2years\"\n"
+        ),
+        [
+            "[fleet] servers: \"198.51.100.10:4222\": expected nats://HOST:PORT or tls://HOST:PORT",
+            "[fleet] host: host name \"web.3\": 1 to 64 letters, digits, '-' or '_' (it is a \
+             token of a NATS subject)",
+            "[fleet] subject-prefix = \"a..b\": NATS subject tokens (letters, digits, '-', '_') \
+             separated by '.'",
+            "[fleet] share = \"everything\": expected \"blocks\" or \"probes\"",
+            "[fleet] max-block-for = \"2years\": must be at most 1year",
+            "[fleet] creds-file = \"fleet.creds\": must be an absolute path",
+            "[fleet]: one way to log in: user and password-file, creds-file, or nkey-file",
+            "[fleet] servers: tls:// needs tls-ca",
+        ]
+    );
+    assert_eq!(
+        problems("[fleet]\nenabled = true\n"),
+        ["[fleet] enabled = true: set `servers`"]
+    );
+}

@@ -1,0 +1,321 @@
+//! `[fleet]`: fleet mode's settings, as plain types, and their checks. Off by default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Validator;
+use crate::fleet::message::HostName;
+
+/// `[fleet]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawFleet {
+    /// Fleet mode on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// NATS servers, `nats://HOST:PORT` or `tls://HOST:PORT`.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// This host's name in the fleet (default: the system's host name, at start).
+    #[serde(default)]
+    pub host: String,
+    /// The first token(s) of every subject.
+    #[serde(default = "default_prefix")]
+    pub subject_prefix: String,
+    /// What this host publishes: `blocks`, `probes`.
+    #[serde(default = "default_kinds")]
+    pub share: Vec<String>,
+    /// What it takes from the others: `blocks`, `probes`.
+    #[serde(default = "default_kinds")]
+    pub accept: Vec<String>,
+    /// The longest block taken from another host.
+    #[serde(default = "default_max_block_for")]
+    pub max_block_for: String,
+    /// Blocks taken from one origin in a minute at most.
+    #[serde(default = "default_per_origin")]
+    pub max_blocks_per_origin_per_minute: i64,
+    /// Credentials: a user and a file holding the password.
+    #[serde(default)]
+    pub user: String,
+    /// The password's file.
+    #[serde(default)]
+    pub password_file: String,
+    /// Credentials: a NATS creds file (JWT and nkey seed).
+    #[serde(default)]
+    pub creds_file: String,
+    /// Credentials: an nkey seed file.
+    #[serde(default)]
+    pub nkey_file: String,
+    /// TLS: the CA that signed the servers' certificates.
+    #[serde(default)]
+    pub tls_ca: String,
+    /// TLS: this host's client certificate.
+    #[serde(default)]
+    pub tls_cert: String,
+    /// TLS: its key.
+    #[serde(default)]
+    pub tls_key: String,
+    /// `[fleet.sweep]`.
+    #[serde(default)]
+    pub sweep: RawSweep,
+}
+
+/// `[fleet.sweep]` as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawSweep {
+    /// Distinct hosts probed on one port that make a sweep.
+    #[serde(default = "default_sweep_hosts")]
+    pub hosts: i64,
+    /// Distinct (host, port) pairs that make a sweep.
+    #[serde(default = "default_sweep_pairs")]
+    pub pairs: i64,
+    /// Over how long.
+    #[serde(default = "default_sweep_window")]
+    pub window: String,
+}
+
+impl Default for RawFleet {
+    fn default() -> Self {
+        toml::from_str("").expect("the built-in [fleet] parses")
+    }
+}
+
+impl Default for RawSweep {
+    fn default() -> Self {
+        toml::from_str("").expect("the built-in [fleet.sweep] parses")
+    }
+}
+
+fn default_prefix() -> String {
+    "scansentry".into()
+}
+fn default_kinds() -> Vec<String> {
+    vec!["blocks".into(), "probes".into()]
+}
+fn default_max_block_for() -> String {
+    "1d".into()
+}
+fn default_per_origin() -> i64 {
+    60
+}
+fn default_sweep_hosts() -> i64 {
+    8
+}
+fn default_sweep_pairs() -> i64 {
+    16
+}
+fn default_sweep_window() -> String {
+    "60s".into()
+}
+
+/// How this host proves who it is to the NATS servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// None (a lab, or a server that trusts its network).
+    None,
+    /// A user, and the file holding the password.
+    Password {
+        /// The user.
+        user: String,
+        /// The password's file.
+        file: PathBuf,
+    },
+    /// A creds file (a JWT and an nkey seed).
+    Creds(PathBuf),
+    /// An nkey seed file.
+    Nkey(PathBuf),
+}
+
+/// TLS to the servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// The CA of the servers' certificates.
+    pub ca: PathBuf,
+    /// This host's certificate and key, when the servers ask for one.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// `[fleet]`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The NATS servers.
+    pub servers: Vec<String>,
+    /// This host's name (`None`: the system's host name, at start).
+    pub host: Option<HostName>,
+    /// The subjects' prefix.
+    pub prefix: String,
+    /// Publish this host's blocks.
+    pub share_blocks: bool,
+    /// Publish this host's probe summaries.
+    pub share_probes: bool,
+    /// Take the others' blocks.
+    pub accept_blocks: bool,
+    /// Count the others' probe summaries (sweep detection).
+    pub accept_probes: bool,
+    /// The longest block taken from another host.
+    pub max_block_for: Duration,
+    /// Blocks taken from one origin in a minute at most.
+    pub max_per_origin_per_minute: u32,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// TLS, when asked for.
+    pub tls: Option<Tls>,
+    /// Distinct hosts probed on one port that make a sweep.
+    pub sweep_hosts: u32,
+    /// Distinct (host, port) pairs that make a sweep.
+    pub sweep_pairs: u32,
+    /// The sweep window.
+    pub sweep_window: Duration,
+}
+
+impl Validator {
+    /// `[fleet]`: `None` when it is off (the other keys are still checked).
+    pub(super) fn fleet(&mut self, raw: &RawFleet) -> Option<FleetConfig> {
+        let key = |k: &str| format!("[fleet] {k}");
+        for server in &raw.servers {
+            let hostport = server
+                .strip_prefix("nats://")
+                .or_else(|| server.strip_prefix("tls://"));
+            let ok = hostport.is_some_and(|hp| {
+                hp.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            });
+            if !ok {
+                self.problem(format!(
+                    "[fleet] servers: {server:?}: expected nats://HOST:PORT or tls://HOST:PORT"
+                ));
+            }
+        }
+        if raw.enabled && raw.servers.is_empty() {
+            self.problem("[fleet] enabled = true: set `servers`".into());
+        }
+        let host = if raw.host.is_empty() {
+            None
+        } else {
+            HostName::new(&raw.host)
+                .map_err(|e| self.problem(format!("[fleet] host: {e}")))
+                .ok()
+        };
+        let prefix_ok = raw.subject_prefix.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if !prefix_ok {
+            self.problem(format!(
+                "[fleet] subject-prefix = {:?}: NATS subject tokens (letters, digits, '-', \
+                 '_') separated by '.'",
+                raw.subject_prefix
+            ));
+        }
+        let mut kinds = |k: &str, list: &[String]| -> (bool, bool) {
+            for item in list {
+                if !matches!(item.as_str(), "blocks" | "probes") {
+                    self.problem(format!(
+                        "{} = {item:?}: expected \"blocks\" or \"probes\"",
+                        key(k)
+                    ));
+                }
+            }
+            (
+                list.iter().any(|i| i == "blocks"),
+                list.iter().any(|i| i == "probes"),
+            )
+        };
+        let (share_blocks, share_probes) = kinds("share", &raw.share);
+        let (accept_blocks, accept_probes) = kinds("accept", &raw.accept);
+        let max_block_for = self.duration(
+            "[fleet] max-block-for",
+            &raw.max_block_for,
+            Duration::from_secs(1),
+            super::MAX_BLOCK_FOR,
+        );
+        let per_origin = self.integer(
+            "[fleet] max-blocks-per-origin-per-minute",
+            raw.max_blocks_per_origin_per_minute,
+            1,
+            100_000,
+        );
+        let file = |v: &mut Self, k: &str, path: &str| -> Option<PathBuf> {
+            (!path.is_empty()).then(|| v.absolute(&key(k), path))
+        };
+        let password = file(self, "password-file", &raw.password_file);
+        let creds = file(self, "creds-file", &raw.creds_file);
+        let nkey = file(self, "nkey-file", &raw.nkey_file);
+        let ways = [
+            !raw.user.is_empty() || password.is_some(),
+            creds.is_some(),
+            nkey.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            self.problem(
+                "[fleet]: one way to log in: user and password-file, creds-file, or nkey-file"
+                    .into(),
+            );
+        }
+        let credentials = match (raw.user.as_str(), password, creds, nkey) {
+            (_, _, Some(c), _) => Credentials::Creds(c),
+            (_, _, _, Some(n)) => Credentials::Nkey(n),
+            ("", None, ..) => Credentials::None,
+            (user, Some(file), ..) if !user.is_empty() => Credentials::Password {
+                user: user.to_string(),
+                file,
+            },
+            _ => {
+                self.problem("[fleet]: user and password-file go together".into());
+                Credentials::None
+            }
+        };
+        let ca = file(self, "tls-ca", &raw.tls_ca);
+        let cert = file(self, "tls-cert", &raw.tls_cert);
+        let tls_key = file(self, "tls-key", &raw.tls_key);
+        let client = match (cert, tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                self.problem("[fleet]: tls-cert and tls-key go together".into());
+                None
+            }
+        };
+        let tls = match ca {
+            Some(ca) => Some(Tls { ca, client }),
+            None if client.is_some() => {
+                self.problem("[fleet]: a client certificate needs tls-ca too".into());
+                None
+            }
+            None => None,
+        };
+        let uses_tls = raw.servers.iter().any(|s| s.starts_with("tls://"));
+        if uses_tls && tls.is_none() {
+            self.problem("[fleet] servers: tls:// needs tls-ca".into());
+        }
+        let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 2, 10_000);
+        let sweep_pairs = self.integer("[fleet.sweep] pairs", raw.sweep.pairs, 2, 1_000_000);
+        let sweep_window = self.duration(
+            "[fleet.sweep] window",
+            &raw.sweep.window,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        raw.enabled.then(|| FleetConfig {
+            servers: raw.servers.clone(),
+            host,
+            prefix: raw.subject_prefix.clone(),
+            share_blocks,
+            share_probes,
+            accept_blocks,
+            accept_probes,
+            max_block_for,
+            max_per_origin_per_minute: u32::try_from(per_origin).unwrap_or(1),
+            credentials,
+            tls,
+            sweep_hosts: u32::try_from(sweep_hosts).unwrap_or(2),
+            sweep_pairs: u32::try_from(sweep_pairs).unwrap_or(2),
+            sweep_window,
+        })
+    }
+}
