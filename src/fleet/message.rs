@@ -6,8 +6,6 @@
 //! (`PREFIX.block.HOST`, see [`Subject`]), and NATS's per-host permissions let a host publish
 //! only under its own name, so a receiver checks that the two agree.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -327,11 +325,6 @@ impl Subject {
             host: host.to_string(),
         })
     }
-}
-
-/// Whether `addr` falls in `net` (a block's network), for the receiver's rules.
-pub fn covers(net: &IpNet, addr: IpAddr) -> bool {
-    net.contains(&addr)
 }
 
 #[cfg(test)]
