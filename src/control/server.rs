@@ -140,6 +140,30 @@ pub struct Server {
     group: Option<Gid>,
 }
 
+/// Makes way for a Unix socket at `path`: removes a stale socket there, but never another
+/// file, nor a socket something answers on.
+///
+/// # Errors
+///
+/// [`BindError::NotASocket`], [`BindError::InUse`], or what the file system said.
+pub fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
+    let io_err = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => Err(BindError::NotASocket(path.to_path_buf())),
+        Ok(_) => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(BindError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(io_err)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
 impl Server {
     /// Binds `path` (mode 0660, group `scansentry` when it exists), removing a stale socket
     /// but never another file, nor a socket another daemon answers on.
@@ -152,19 +176,7 @@ impl Server {
             path: path.to_path_buf(),
             source,
         };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.file_type().is_socket() => {
-                return Err(BindError::NotASocket(path.to_path_buf()));
-            }
-            Ok(_) => {
-                if UnixStream::connect(path).is_ok() {
-                    return Err(BindError::InUse(path.to_path_buf()));
-                }
-                std::fs::remove_file(path).map_err(io_err)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(e)),
-        }
+        clear_stale_socket(path)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err)?;
         }

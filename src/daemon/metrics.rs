@@ -29,7 +29,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Binds `listen` (a Unix socket's stale file is replaced).
+    /// Binds `listen` (a stale Unix socket is replaced; never another file).
     ///
     /// # Errors
     ///
@@ -40,7 +40,9 @@ impl Endpoint {
         match listen {
             MetricsListen::Tcp(addr) => TcpListener::bind(addr).map(Endpoint::Tcp).map_err(named),
             MetricsListen::Unix(path) => {
-                let _ = std::fs::remove_file(path);
+                // A stale socket goes; another file, or a live socket, stays and is said.
+                crate::control::server::clear_stale_socket(path)
+                    .map_err(|e| named(io::Error::other(e.to_string())))?;
                 UnixListener::bind(path).map(Endpoint::Unix).map_err(named)
             }
         }
@@ -156,6 +158,28 @@ mod tests {
         };
         serve(&mut exchange, &scrape).unwrap();
         String::from_utf8(exchange.answer).unwrap()
+    }
+
+    /// `[metrics] listen` naming a file that is not a socket: refused, the file left as it was
+    /// (a typo must not cost the administrator a file); a stale socket is replaced.
+    #[test]
+    fn a_unix_listen_path_never_removes_another_file() {
+        let dir = std::env::temp_dir().join(format!("scansentry-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("precious");
+        std::fs::write(&file, "keep me").unwrap();
+        let refused = Endpoint::bind(&MetricsListen::Unix(file.clone()))
+            .err()
+            .expect("a regular file is refused");
+        assert!(refused.to_string().contains("precious"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        let socket = dir.join("metrics.sock");
+        drop(UnixListener::bind(&socket).unwrap());
+        assert!(
+            Endpoint::bind(&MetricsListen::Unix(socket)).is_ok(),
+            "a stale socket"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
