@@ -77,7 +77,7 @@ fn forged_flood(lab: &NetnsPair, stop: &std::sync::atomic::AtomicBool) {
         let mut chunk = Vec::with_capacity(81);
         while chunk.len() < 80 {
             i = i.wrapping_add(1);
-            let (source, victim) = if i % 2 == 0 {
+            let (source, victim) = if i.is_multiple_of(2) {
                 let v4 = Ipv4Addr::new(203, 0, 113, u8::try_from(1 + i / 2 % 250).unwrap());
                 (IpAddr::V4(v4), victim4)
             } else {

@@ -265,13 +265,13 @@ impl Policy {
                     .entries
                     .iter()
                     .find(|b| b.host == e.host && b.proto == e.proto && b.port == e.port);
-                if let (Some(was), Some(p)) = (was.and_then(|b| b.process.as_ref()), &e.process) {
-                    if was.pid != p.pid {
-                        findings.push(Finding::Restarted {
-                            entry: e.clone(),
-                            old_pid: was.pid,
-                        });
-                    }
+                if let (Some(was), Some(p)) = (was.and_then(|b| b.process.as_ref()), &e.process)
+                    && was.pid != p.pid
+                {
+                    findings.push(Finding::Restarted {
+                        entry: e.clone(),
+                        old_pid: was.pid,
+                    });
                 }
                 if let Some(program) = &e.rpc {
                     let same_program = |b: &&Entry| {

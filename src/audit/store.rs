@@ -117,10 +117,11 @@ impl Store {
     ///
     /// SQLite's.
     pub fn save(&mut self, snapshot: &Snapshot) -> Result<i64, StoreError> {
-        if let Some((id, newest)) = self.newest(snapshot.source)? {
-            if newest.entries == snapshot.entries && newest.hosts == snapshot.hosts {
-                return Ok(id);
-            }
+        if let Some((id, newest)) = self.newest(snapshot.source)?
+            && newest.entries == snapshot.entries
+            && newest.hosts == snapshot.hosts
+        {
+            return Ok(id);
         }
         let hosts = serde_json::to_string(&snapshot.hosts).expect("addresses serialise");
         let tx = self.db.transaction().map_err(|e| StoreError {

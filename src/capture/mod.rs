@@ -265,10 +265,10 @@ impl LiveCapture {
         if let Ok(offered) = capture.list_datalinks() {
             let current = capture.get_datalink();
             let cooked = [pcap::Linktype(276), pcap::Linktype(113)];
-            if let Some(&want) = cooked.iter().find(|l| offered.contains(l)) {
-                if want != current {
-                    let _ = capture.set_datalink(want);
-                }
+            if let Some(&want) = cooked.iter().find(|l| offered.contains(l))
+                && want != current
+            {
+                let _ = capture.set_datalink(want);
             }
         }
         capture.filter(&settings.filter, true).map_err(open_err)?;

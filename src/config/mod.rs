@@ -745,13 +745,13 @@ impl Validator {
             Duration::ZERO,
             30 * DAY,
         );
-        if let Some(program) = r.on_block.first() {
-            if !program.starts_with('/') {
-                v.problem(format!(
-                    "[respond] on-block: the program {program:?} must be an absolute path \
-                     (it is run directly, without a shell)"
-                ));
-            }
+        if let Some(program) = r.on_block.first()
+            && !program.starts_with('/')
+        {
+            v.problem(format!(
+                "[respond] on-block: the program {program:?} must be an absolute path \
+                 (it is run directly, without a shell)"
+            ));
         }
         for arg in r.on_block.iter().skip(1) {
             let mut rest = arg.as_str();

@@ -91,9 +91,9 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
         snapshot.entries.len(),
         findings.len()
     );
-    if let Some(store) = store.as_mut() {
-        if let Err(e) = store.save(&snapshot) {
-            tracing::warn!("audit: {}", crate::exit::chain(&e));
-        }
+    if let Some(store) = store.as_mut()
+        && let Err(e) = store.save(&snapshot)
+    {
+        tracing::warn!("audit: {}", crate::exit::chain(&e));
     }
 }

@@ -497,16 +497,14 @@ impl Detector {
     /// the kernel answered the probe with SYN+ACK).
     pub fn retract(&mut self, src: IpAddr, proto: Proto, port: u16) {
         let key = self.key(src);
-        if let Some(source) = self.source_mut(&key) {
-            if let Some(i) = source
+        if let Some(source) = self.source_mut(&key)
+            && let Some(i) = source
                 .hits
                 .iter()
                 .position(|h| h.port == port && h.proto == proto)
-            {
-                if let Some(hit) = source.hits.remove(i) {
-                    source.score -= u64::from(hit.weight);
-                }
-            }
+            && let Some(hit) = source.hits.remove(i)
+        {
+            source.score -= u64::from(hit.weight);
         }
     }
 

@@ -56,14 +56,12 @@ pub fn discover(state: &HostState) -> Vec<Entry> {
                 reason: Reason::Nameserver(path.clone()),
             });
         }
-        if stub {
-            if let Some((path, text)) = &state.resolved_upstream {
-                for s in nameservers(text) {
-                    out.push(Entry {
-                        net: s.into(),
-                        reason: Reason::Nameserver(path.clone()),
-                    });
-                }
+        if stub && let Some((path, text)) = &state.resolved_upstream {
+            for s in nameservers(text) {
+                out.push(Entry {
+                    net: s.into(),
+                    reason: Reason::Nameserver(path.clone()),
+                });
             }
         }
     }
