@@ -44,6 +44,7 @@ fn main() {
             offence: 1,
             kind: "syn".into(),
             ports: vec!["22/tcp".into()],
+            origin: None,
         })
         .collect();
     let state = State {

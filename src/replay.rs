@@ -260,7 +260,8 @@ impl Summary {
                 | Effect::Decision { .. }
                 | Effect::Blocked { .. }
                 | Effect::History { .. }
-                | Effect::Save(_) => {}
+                | Effect::Save(_)
+                | Effect::Fleet(_) => {}
             }
         }
     }

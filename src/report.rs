@@ -202,10 +202,12 @@ pub enum Folded {
     AlreadyBlocked,
     /// The kernel refused a change.
     Refused,
+    /// A block from another host of the fleet refused by this host's own rules.
+    Fleet,
 }
 
 impl Folded {
-    const ALL: [Folded; 8] = [
+    const ALL: [Folded; 9] = [
         Folded::Protected,
         Folded::Budget,
         Folded::NeverBlock,
@@ -214,6 +216,7 @@ impl Folded {
         Folded::ReversePath,
         Folded::AlreadyBlocked,
         Folded::Refused,
+        Folded::Fleet,
     ];
 
     /// The kind of line a decision makes, if it is one that is folded.
@@ -240,6 +243,7 @@ impl Folded {
             Folded::Protected => "not blocked: protected peers",
             Folded::AlreadyBlocked => "still scanning while blocked",
             Folded::Refused => "changes refused by the kernel",
+            Folded::Fleet => "blocks from the fleet refused",
         }
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::fleet::message::HostName;
 use crate::respond::{ActiveBlock, MAX_BLOCK_FOR, Why};
 use crate::time::{Timestamp, WallOffset};
 use crate::wire::Proto;
@@ -46,6 +47,9 @@ pub struct SavedBlock {
     pub kind: String,
     /// Trap ports, as `22/tcp`.
     pub ports: Vec<String>,
+    /// The host of the fleet that detected it, for a block taken from the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<HostName>,
 }
 
 /// One offender.
@@ -79,6 +83,7 @@ impl State {
                     offence: b.offence,
                     ports: b.why.port_labels(),
                     kind: b.why.kind,
+                    origin: b.why.origin,
                 })
                 .collect(),
             offenders: offenders
@@ -102,7 +107,12 @@ impl State {
             offence: b.offence,
             why: Why {
                 kind: b.kind.clone(),
-                ports: b.ports.iter().filter_map(|p| parse_port(p)).collect(),
+                ports: b
+                    .ports
+                    .iter()
+                    .filter_map(|p| Proto::parse_label(p))
+                    .collect(),
+                origin: b.origin.clone(),
             },
         })
     }
@@ -198,16 +208,6 @@ pub fn size_limit(max_blocks: usize) -> u64 {
     (1_u64 << 20)
         .saturating_add(max_blocks.saturating_mul(1024))
         .saturating_add(max_blocks.saturating_mul(256))
-}
-
-fn parse_port(text: &str) -> Option<(Proto, u16)> {
-    let (port, proto) = text.split_once('/')?;
-    let proto = match proto {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        _ => return None,
-    };
-    Some((proto, port.parse().ok()?))
 }
 
 /// Why the state could not be read or written.
@@ -347,6 +347,8 @@ mod tests {
             why: Why {
                 kind: "syn+fin".into(),
                 ports: vec![(Proto::Tcp, 22), (Proto::Udp, 53)],
+                // Taken from the fleet: its origin is kept too.
+                origin: Some(HostName::new("web-3").unwrap()),
             },
         };
         let offender = (
@@ -420,6 +422,7 @@ mod tests {
             why: Why {
                 kind: kind.into(),
                 ports: vec![(Proto::Tcp, 22); 2000],
+                origin: None,
             },
         };
         let (kept, warnings) = restorable(

@@ -306,7 +306,7 @@ mod fake_daemon {
 
 use fake_daemon::FakeDaemon;
 use scansentry::control::protocol::{
-    BlockInfo, NeverBlockInfo, RefusalInfo, Request, Response, StatusInfo,
+    BlockInfo, FleetInfo, NeverBlockInfo, RefusalInfo, Request, Response, StatusInfo,
 };
 
 fn ctl(daemon: &FakeDaemon, args: &[&str]) -> Output {
@@ -324,6 +324,7 @@ fn a_block(i: u8) -> BlockInfo {
         remaining: 60,
         offence: 1,
         held: Default::default(),
+        origin: None,
     }
 }
 
@@ -352,6 +353,19 @@ fn status_prints_the_counters() {
             .into_iter()
             .collect(),
             protected_peers: 1,
+            fleet: Some(FleetInfo {
+                host: "web-1".into(),
+                connected: true,
+                server: "198.51.100.1:4222".into(),
+                members: 3,
+                round_trip_us: Some(210),
+                queued: 0,
+                dropped: 2,
+                sent: 14,
+                received: 30,
+                taken: 1,
+                refused: [("never-block".to_string(), 1)].into_iter().collect(),
+            }),
         })
     });
     let o = ctl(&d, &["status"]);
@@ -369,7 +383,9 @@ fn status_prints_the_counters() {
          protected peers    1\n\
          capture drops      0\n\
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
-         configuration      /etc/scansentry/scansentry.toml\n"
+         configuration      /etc/scansentry/scansentry.toml\n\
+         fleet              web-1: connected to 198.51.100.1:4222, 3 members, round trip 0.21 ms, \
+         0 queued, 2 dropped; 14 sent, 30 received, 1 block taken, refused 1 never-block\n"
     );
     let o = ctl(&d, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -379,7 +395,7 @@ fn status_prints_the_counters() {
 
 #[test]
 fn list_pages_through_every_block() {
-    // 1,200 blocks: pages of at most 64, so 19 requests.
+    // 1,200 blocks: pages of at most LIST_PAGE (56), so 22 requests.
     let d = FakeDaemon::start("list", |req| match req {
         Request::List { offset, limit } => Response::Blocks {
             blocks: (*offset..(*offset + *limit).min(1200))
@@ -395,7 +411,10 @@ fn list_pages_through_every_block() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v.len(), 1200);
-    assert_eq!(d.requests.lock().unwrap().len(), 19);
+    assert_eq!(
+        d.requests.lock().unwrap().len(),
+        1200_usize.div_ceil(scansentry::control::protocol::LIST_PAGE)
+    );
     let o = ctl(&d, &["list"]);
     assert!(
         stdout(&o).starts_with("ADDRESS        KIND  PORTS   BLOCKED AT"),
@@ -414,7 +433,10 @@ fn block_and_unblock_send_what_was_asked() {
             seconds: seconds.unwrap_or(3600),
             dry_run: net.addr() >= "203.0.113.128".parse::<std::net::IpAddr>().unwrap(),
         },
-        Request::Unblock { net, .. } => Response::NotBlocked { net: *net },
+        Request::Unblock { net, .. } => Response::NotBlocked {
+            net: *net,
+            fleet: false,
+        },
         Request::UnblockAll => Response::UnblockedAll {
             count: 3,
             dry_run: false,
@@ -453,7 +475,8 @@ fn block_and_unblock_send_what_was_asked() {
             },
             Request::Unblock {
                 net: "203.0.113.7/32".parse().unwrap(),
-                grace: Some(30)
+                grace: Some(30),
+                local: false,
             },
         ]
     );

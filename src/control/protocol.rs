@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 pub const VERSION: u32 = 1;
 
 /// The largest message either side accepts: 64 KiB (a `list` of the whole block set is
-/// sent in pages of at most 64 blocks, see [`Request::List`]).
+/// sent in pages of at most [`LIST_PAGE`] blocks, see [`Request::List`]).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
-/// Blocks per `list` answer at most.
-pub const LIST_PAGE: usize = 64;
+/// Blocks per `list` answer at most (a page of the largest blocks, with the longest ports and
+/// fleet origin, fits in [`MAX_MESSAGE`]: a unit test says so).
+pub const LIST_PAGE: usize = 56;
 /// Ports per block in a `list` or `why` answer at most (the rest are left out), so that a page
 /// always fits in [`MAX_MESSAGE`].
 pub const LIST_PORTS: usize = 64;
@@ -60,6 +61,9 @@ pub enum Request {
         net: IpNet,
         /// Seconds during which the address is not blocked again (a short allow).
         grace: Option<u64>,
+        /// Only on this host: the fleet is not asked to lift it too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        local: bool,
     },
     /// Lift every block: the daemon's, and every element of its sets in the kernel.
     UnblockAll,
@@ -108,6 +112,9 @@ pub struct BlockInfo {
     pub net: IpNet,
     /// The scan kinds (`syn+fin`), or `manual` for `sentryctl block`.
     pub kind: String,
+    /// The host of the fleet that detected it, for a block taken from the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// The trap ports of the detection (`22/tcp`), possibly empty.
     pub ports: Vec<String>,
     /// When it was blocked (RFC 3339).
@@ -192,6 +199,36 @@ pub struct StatusInfo {
     /// of sessions of a minute or more that ended within `protect-for`.
     #[serde(default)]
     pub protected_peers: usize,
+    /// The link to the fleet, when fleet mode is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetInfo>,
+}
+
+/// The link to the fleet's NATS servers, as `status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetInfo {
+    /// This host's name in the fleet.
+    pub host: String,
+    /// Connected to a server now.
+    pub connected: bool,
+    /// The server connected to, or last tried.
+    pub server: String,
+    /// Hosts heard from in the last [`crate::fleet::MEMBER_FOR`] (this one included).
+    pub members: usize,
+    /// The last round trip to the server, microseconds (measured every few seconds).
+    pub round_trip_us: Option<u64>,
+    /// Messages waiting to be sent.
+    pub queued: usize,
+    /// Messages dropped from a full queue (the oldest first) since start.
+    pub dropped: u64,
+    /// Messages sent since start.
+    pub sent: u64,
+    /// Messages received from other hosts since start.
+    pub received: u64,
+    /// Blocks taken from other hosts since start.
+    pub taken: u64,
+    /// Blocks from other hosts refused since start, by the rule that refused each.
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 /// A detection that was not blocked, as `why` shows it.
@@ -239,6 +276,9 @@ pub enum Response {
         /// The daemon runs a dry run: nothing was in the firewall to lift.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
+        /// The fleet was asked to lift it too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fleet: bool,
     },
     /// `unblock --all` done.
     UnblockedAll {
@@ -248,10 +288,13 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
     },
-    /// `unblock` of something that was not blocked.
+    /// `unblock` of something that was not blocked (here).
     NotBlocked {
         /// What was asked.
         net: IpNet,
+        /// The fleet was asked to lift it all the same.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fleet: bool,
     },
     /// For `why`.
     Why {
@@ -366,6 +409,7 @@ mod tests {
             Request::Unblock {
                 net: "2001:db8::1/128".parse().unwrap(),
                 grace: None,
+                local: false,
             },
             Request::Why {
                 addr: "198.51.100.7".parse().unwrap(),
@@ -395,6 +439,7 @@ mod tests {
             body: Request::Unblock {
                 net: "203.0.113.7/32".parse().unwrap(),
                 grace: Some(30),
+                local: false,
             },
         };
         write_message(&mut buf, &req).unwrap();
@@ -406,6 +451,7 @@ mod tests {
             version: 1,
             body: Response::NotBlocked {
                 net: "203.0.113.7/32".parse().unwrap(),
+                fleet: false,
             },
         };
         assert_eq!(
@@ -426,6 +472,7 @@ mod tests {
             remaining: u64::MAX,
             offence: u32::MAX,
             held: Held::DaemonOnly,
+            origin: Some("a".repeat(64)),
         };
         let page = Envelope {
             version: VERSION,

@@ -62,12 +62,17 @@ pub enum Command {
         /// The address or network: every block that holds it is lifted.
         #[arg(value_name = "IP|CIDR", value_parser = parse_net, required_unless_present = "all")]
         net: Option<IpNet>,
-        /// Lift every block instead (the daemon's and every element of its sets).
+        /// Lift every block instead (the daemon's and every element of its sets), on this host
+        /// only.
         #[arg(long, conflicts_with_all = ["net", "grace"])]
         all: bool,
         /// Do not block it again for this long (so that its next stray packet is forgiven).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<Duration>,
+        /// In fleet mode, lift it on this host only (by default every host of the fleet is
+        /// asked to lift it too).
+        #[arg(long, conflicts_with = "all")]
+        local: bool,
     },
     /// Whether an address is blocked, or never blocked, and why.
     Why {
@@ -198,9 +203,12 @@ pub fn main() -> ExitCode {
             seconds: duration.map(|d| d.as_secs()),
         },
         Command::Unblock { all: true, .. } => Request::UnblockAll,
-        Command::Unblock { net, grace, .. } => Request::Unblock {
+        Command::Unblock {
+            net, grace, local, ..
+        } => Request::Unblock {
             net: net.expect("clap requires an address without --all"),
             grace: grace.map(|d| d.as_secs()),
+            local,
         },
         Command::Why { ip } => Request::Why { addr: ip },
         Command::NeverBlock => Request::NeverBlock,

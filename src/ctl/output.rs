@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::control::protocol::{
-    BlockInfo, Held, NeverBlockInfo, Response, StatusInfo, WatchedInfo,
+    BlockInfo, FleetInfo, Held, NeverBlockInfo, Response, StatusInfo, WatchedInfo,
 };
 use crate::report::{human as duration, source_text};
 
@@ -57,8 +57,9 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             net,
             lifted,
             dry_run,
+            fleet,
         } => format!(
-            "{} {}{}",
+            "{} {}{}{}",
             if *dry_run {
                 "would unblock"
             } else {
@@ -70,6 +71,11 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             } else {
                 let nets: Vec<String> = lifted.iter().map(source_text).collect();
                 format!(" (lifted the block of {})", nets.join(", "))
+            },
+            if *fleet {
+                "; the fleet was asked to lift it too"
+            } else {
+                ""
             }
         ),
         Response::UnblockedAll { count, dry_run } => format!(
@@ -77,9 +83,13 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             if *dry_run { "would lift" } else { "lifted" },
             if *count == 1 { "" } else { "s" }
         ),
-        Response::NotBlocked { net } => {
+        Response::NotBlocked { net, fleet: false } => {
             format!("{} was not blocked; nothing to do", source_text(net))
         }
+        Response::NotBlocked { net, fleet: true } => format!(
+            "{} was not blocked here; the fleet was asked to lift it",
+            source_text(net)
+        ),
         Response::Why {
             addr,
             block,
@@ -88,6 +98,23 @@ pub fn human(response: &Response, zone: &Zone) -> String {
         } => {
             let mut lines = Vec::new();
             match block {
+                Some(
+                    b @ BlockInfo {
+                        origin: Some(origin),
+                        ..
+                    },
+                ) => lines.push(format!(
+                    "{addr} is blocked{} for {} more: blocked by fleet: detected on {origin} at \
+                     {} ({})",
+                    if b.net.prefix_len() == b.net.max_prefix_len() {
+                        String::new()
+                    } else {
+                        format!(" (as part of {})", b.net)
+                    },
+                    duration(Duration::from_secs(b.remaining)),
+                    when(&b.blocked_at, zone),
+                    what(b),
+                )),
                 Some(b) => lines.push(format!(
                     "{addr} is blocked{} for {} more: {}, offence {}, since {}",
                     if b.net.prefix_len() == b.net.max_prefix_len() {
@@ -270,7 +297,42 @@ fn status(s: &StatusInfo) -> String {
         ),
         ("configuration", s.config.clone()),
     ];
-    table(&[], &rows.map(|(k, v)| vec![k.to_string(), v]))
+    let mut rows: Vec<Vec<String>> = rows.map(|(k, v)| vec![k.to_string(), v]).into();
+    if let Some(fleet) = &s.fleet {
+        rows.push(vec!["fleet".into(), fleet_line(fleet)]);
+    }
+    table(&[], &rows)
+}
+
+/// `web-1: connected to nats://…, 3 members, round trip 0.21 ms, 0 queued, 0 dropped; …`
+fn fleet_line(f: &FleetInfo) -> String {
+    let link = if f.connected {
+        format!("connected to {}", f.server)
+    } else if f.server.is_empty() {
+        "not connected".to_string()
+    } else {
+        format!("not connected (last tried {})", f.server)
+    };
+    let round_trip = f
+        .round_trip_us
+        .map(|us| format!(", round trip {:.2} ms", us as f64 / 1000.0))
+        .unwrap_or_default();
+    let refused = if f.refused.is_empty() {
+        String::new()
+    } else {
+        let rules: Vec<String> = f.refused.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        format!(", refused {}", rules.join(", "))
+    };
+    format!(
+        "{}: {link}, {}{round_trip}, {} queued, {} dropped; {} sent, {} received, {}{refused}",
+        f.host,
+        crate::report::count(f.members as u64, "member", "members"),
+        f.queued,
+        f.dropped,
+        f.sent,
+        f.received,
+        crate::report::count(f.taken, "block", "blocks") + " taken"
+    )
 }
 
 /// The table of `list`.
@@ -287,10 +349,14 @@ pub fn blocks(list: &[BlockInfo], zone: &Zone) -> String {
                 ports.truncate(cut);
                 ports.push_str(",…");
             }
+            let kind = match &b.origin {
+                Some(origin) => format!("{} [fleet: {origin}]", b.kind),
+                None => b.kind.clone(),
+            };
             let kind = match b.held {
-                Held::Both => b.kind.clone(),
-                Held::KernelOnly => format!("{} [kernel only]", b.kind),
-                Held::DaemonOnly => format!("{} [not in kernel]", b.kind),
+                Held::Both => kind,
+                Held::KernelOnly => format!("{kind} [kernel only]"),
+                Held::DaemonOnly => format!("{kind} [not in kernel]"),
             };
             vec![
                 source_text(&b.net),
@@ -438,6 +504,7 @@ mod tests {
             remaining: 3552,
             offence: 2,
             held: Held::Both,
+            origin: None,
         }
     }
 
@@ -477,6 +544,7 @@ mod tests {
             net: "2001:db8::5/128".parse().unwrap(),
             lifted: vec!["2001:db8::/64".parse().unwrap()],
             dry_run: false,
+            fleet: false,
         });
         assert_eq!(
             unblocked,

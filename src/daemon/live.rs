@@ -44,6 +44,8 @@ enum Event {
     Stop,
     FirewallChanged,
     HostChanged,
+    /// Another host of the fleet said this (checked by the link).
+    Fleet(crate::fleet::message::Message),
 }
 
 /// How other threads reach the main loop: the event, then a byte down a pipe that the main
@@ -80,6 +82,8 @@ struct Daemon {
     config_path: Option<PathBuf>,
     /// Reloads taken and refused, for metrics.
     reloads: crate::metrics::Reloads,
+    /// The link to the fleet, in fleet mode.
+    link: Option<super::fleet::Link>,
 }
 
 /// Why a reload was refused; the running configuration stays.
@@ -88,6 +92,9 @@ enum ReloadError {
     /// The configuration could not be read or is not valid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// The fleet cannot name this host.
+    #[error(transparent)]
+    Fleet(#[from] super::fleet::LinkError),
     /// The engine could not take it.
     #[error(transparent)]
     Engine(#[from] SetupError),
@@ -197,6 +204,11 @@ impl Daemon {
                     ttl,
                 } => self.hooks.on_block(&detection, net, ttl),
                 Effect::History { path, line } => append_history(&path, &line),
+                Effect::Fleet(body) => {
+                    if let Some(link) = &self.link {
+                        link.send(body);
+                    }
+                }
                 Effect::Save(state) => {
                     let blocks = state.blocks.len();
                     let result = state::save(&self.engine.config().daemon.state_dir, &state);
@@ -204,6 +216,13 @@ impl Daemon {
                         .saved(result.map(|()| blocks).map_err(|e| exit::chain(&e)));
                 }
             }
+        }
+    }
+
+    /// The link's figures into `status`'s fleet line.
+    fn fill_fleet(&self, status: &mut crate::control::protocol::StatusInfo) {
+        if let (Some(info), Some(link)) = (&mut status.fleet, &self.link) {
+            link.fill(info);
         }
     }
 
@@ -226,8 +245,17 @@ impl Daemon {
                     let _ = reply.send(self.reload_by_request());
                 }
                 Event::Control(request, reply) => {
-                    let response = self.engine.request(request);
+                    let mut response = self.engine.request(request);
+                    if let Response::Status(status) | Response::Top { status, .. } = &mut response {
+                        self.fill_fleet(status);
+                    }
                     let _ = reply.send(response);
+                }
+                Event::Fleet(message) => {
+                    if let Some(link) = &self.link {
+                        link.taken();
+                    }
+                    self.engine.fleet_message(message);
                 }
                 Event::Metrics(reply) => {
                     let status = self.engine.status();
@@ -284,8 +312,10 @@ impl Daemon {
     }
 
     fn reload_config(&mut self) -> Result<String, ReloadError> {
-        let loaded = config::load(self.config_path.as_deref())?;
+        let mut loaded = config::load(self.config_path.as_deref())?;
+        super::fleet::name_host(&mut loaded.config)?;
         let listen = self.engine.config().metrics.clone();
+        let fleet = self.engine.config().fleet.clone();
         let origin = self.engine.reload(loaded);
         self.carry_out();
         let origin = origin?;
@@ -293,6 +323,18 @@ impl Daemon {
         if new.metrics != listen {
             tracing::warn!(
                 "[metrics] listen changed: the endpoint moves at the next start of sentryd"
+            );
+        }
+        let relink = match (&fleet, &new.fleet) {
+            (Some(old), Some(new)) => super::fleet::relink(old, new),
+            (None, None) => false,
+            _ => true,
+        };
+        if relink {
+            tracing::warn!(
+                "[fleet] servers, host, prefix, credentials or TLS changed, or fleet mode was \
+                 turned on or off: the link follows at the next start of sentryd (the limits \
+                 and what is shared and accepted follow now)"
             );
         }
         self.logger.reconfigure(new.log.target, new.log.format);

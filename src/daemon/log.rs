@@ -66,8 +66,9 @@ impl Logger {
     }
 }
 
-/// Installs the process's subscriber: events at `max` and above go to `target` in `format`.
-/// Detached (`sentryd -D`), standard output is /dev/null: what is meant for it goes to
+/// Installs the process's subscriber: events at `max` and above go to `target` in `format`
+/// (the libraries' own only from warnings up: the NATS client's "connected" is not the
+/// daemon's to say). Detached (`sentryd -D`), standard output is /dev/null: what is meant for it goes to
 /// syslog.
 ///
 /// # Panics
@@ -75,9 +76,11 @@ impl Logger {
 /// If a subscriber was installed already (this is called once, at start).
 pub fn install(target: Target, format: Format, max: tracing::Level, detached: bool) -> Logger {
     let (layer, handle) = reload::Layer::new(writing(target, format, detached));
-    let subscriber = tracing_subscriber::registry()
-        .with(layer)
-        .with(tracing_subscriber::filter::LevelFilter::from_level(max));
+    let subscriber = tracing_subscriber::registry().with(layer).with(
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::WARN)
+            .with_target("scansentry", max),
+    );
     tracing::subscriber::set_global_default(subscriber)
         .expect("sentryd installs its log subscriber once");
     Logger {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod detach;
+mod fleet;
 mod hook;
 mod live;
 mod log;

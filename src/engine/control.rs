@@ -5,7 +5,7 @@ use super::*;
 
 impl Engine {
     /// `done` when enforcing; `would` in a dry run, where nothing is changed.
-    fn verb(&self, done: &'static str, would: &'static str) -> &'static str {
+    pub(super) fn verb(&self, done: &'static str, would: &'static str) -> &'static str {
         match self.mode {
             Mode::Enforcing => done,
             Mode::DryRun => would,
@@ -19,7 +19,9 @@ impl Engine {
             Request::Status => Response::Status(self.status()),
             Request::List { offset, limit } => self.list(offset, limit, now),
             Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
-            Request::Unblock { net, grace } => self.unblock_by_hand(net.trunc(), grace, now),
+            Request::Unblock { net, grace, local } => {
+                self.unblock_by_hand(net.trunc(), grace, local, now)
+            }
             Request::UnblockAll => self.unblock_all(now),
             Request::Why { addr } => self.why(addr, now),
             Request::NeverBlock => Response::NeverBlock {
@@ -83,6 +85,7 @@ impl Engine {
                 .chain((c.bad_checksum > 0).then(|| ("bad-checksum".into(), c.bad_checksum)))
                 .collect(),
             protected_peers: self.peers.len(),
+            fleet: self.fleet_info(),
         }
     }
 
@@ -97,6 +100,7 @@ impl Engine {
             remaining: b.until.saturating_since(now).as_secs(),
             offence: b.offence,
             held: Held::Both,
+            origin: b.why.origin.as_ref().map(ToString::to_string),
         }
     }
 
@@ -150,14 +154,59 @@ impl Engine {
 
     /// `sentryctl unblock`: lifts every block that holds `net`, the daemon's and the kernel's
     /// (an element added by hand, a network that holds the address), with an optional grace
-    /// period during which the source is not blocked again.
+    /// period during which the source is not blocked again; in fleet mode, unless `local`,
+    /// asks the fleet to lift it too.
     pub(super) fn unblock_by_hand(
         &mut self,
         net: IpNet,
         grace: Option<u64>,
+        local: bool,
         now: Timestamp,
     ) -> Response {
-        let grace_for = grace.map(Duration::from_secs);
+        let mut lifted = match self.lift(net, grace.map(Duration::from_secs), now) {
+            Ok(lifted) => lifted,
+            Err(e) => {
+                return Response::Error {
+                    message: format!("could not unblock {}: {e}", source_text(&net)),
+                };
+            }
+        };
+        let fleet = self.lifted_here(net, !local);
+        if lifted.is_empty() {
+            return Response::NotBlocked { net, fleet };
+        }
+        lifted.retain(|&n| n != net);
+        let grace = grace
+            .filter(|g| *g > 0)
+            .map(|g| format!(", not blocked again for {}", human(Duration::from_secs(g))))
+            .unwrap_or_default();
+        let covering = lifted_text(&lifted);
+        let verb = self.verb("unblocked", "would unblock");
+        let across = if fleet {
+            ", here and across the fleet"
+        } else {
+            ""
+        };
+        self.log(format!(
+            "{verb} {} by hand{across}{covering}{grace}",
+            source_text(&net)
+        ));
+        Response::Unblocked {
+            net,
+            lifted,
+            dry_run: self.mode == Mode::DryRun,
+            fleet,
+        }
+    }
+
+    /// Lifts every block that holds `net`, the daemon's and the kernel's, with an optional
+    /// grace period for `net`; what was lifted (`net` itself among them when it was blocked).
+    pub(super) fn lift(
+        &mut self,
+        net: IpNet,
+        grace_for: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<Vec<IpNet>, FirewallError> {
         let mut lifted: Vec<IpNet> = Vec::new();
         if let Some(b) = self.responder.block_of(net, now) {
             lifted.push(b.net);
@@ -179,35 +228,13 @@ impl Engine {
             // Harmless when missing; covers an element the listing could not show.
             actions.push(Action::Unblock { net });
         }
-        if let Err(e) = self.apply(&actions) {
-            return Response::Error {
-                message: format!("could not unblock {}: {e}", source_text(&net)),
-            };
-        }
+        self.apply(&actions)?;
         self.dirty = true;
         // Its next probes are judged afresh (and met by the grace period, if any).
         for &n in lifted.iter().chain([&net]) {
             self.pipeline.forget(n);
         }
-        if lifted.is_empty() {
-            return Response::NotBlocked { net };
-        }
-        lifted.retain(|&n| n != net);
-        let grace = grace
-            .filter(|g| *g > 0)
-            .map(|g| format!(", not blocked again for {}", human(Duration::from_secs(g))))
-            .unwrap_or_default();
-        let covering = lifted_text(&lifted);
-        let verb = self.verb("unblocked", "would unblock");
-        self.log(format!(
-            "{verb} {} by hand{covering}{grace}",
-            source_text(&net)
-        ));
-        Response::Unblocked {
-            net,
-            lifted,
-            dry_run: self.mode == Mode::DryRun,
-        }
+        Ok(lifted)
     }
 
     /// `sentryctl unblock --all`: every block the daemon knows and every element of its sets
@@ -222,6 +249,8 @@ impl Engine {
         for &net in &nets {
             let _ = self.responder.unblock(net, None, now);
             self.pipeline.forget(net);
+            // Lifted here only: the fleet's blocks of them are not taken again.
+            self.lifted_here(net, false);
         }
         let actions: Vec<Action> = nets.iter().map(|&net| Action::Unblock { net }).collect();
         if let Err(e) = self.apply(&actions) {
@@ -268,15 +297,15 @@ impl Engine {
 
     /// Why a block by hand of `net` for `seconds` cannot be made, if it cannot.
     pub(super) fn refuse_by_hand(&self, net: IpNet, seconds: Option<u64>) -> Option<String> {
-        if let Some(seconds) = seconds {
-            if seconds == 0 || Duration::from_secs(seconds) > MAX_BLOCK_FOR {
-                return Some(format!(
-                    "not blocking {} for {}: a block lasts from 1s to {}",
-                    source_text(&net),
-                    human(Duration::from_secs(seconds)),
-                    human(MAX_BLOCK_FOR)
-                ));
-            }
+        if let Some(seconds) = seconds
+            && (seconds == 0 || Duration::from_secs(seconds) > MAX_BLOCK_FOR)
+        {
+            return Some(format!(
+                "not blocking {} for {}: a block lasts from 1s to {}",
+                source_text(&net),
+                human(Duration::from_secs(seconds)),
+                human(MAX_BLOCK_FOR)
+            ));
         }
         let covered: Vec<String> = self
             .pipeline
@@ -316,6 +345,7 @@ impl Engine {
                 match self.apply(&actions) {
                     Ok(()) => {
                         self.dirty = true;
+                        self.publish_block(net, now);
                         let verb = self.verb("blocked", "would block");
                         self.log(format!(
                             "{verb} {} for {} by hand",
@@ -393,6 +423,7 @@ fn kernel_only(e: &Blocked) -> BlockInfo {
         remaining: e.remaining.map_or(0, |r| r.as_secs()),
         offence: 0,
         held: Held::KernelOnly,
+        origin: None,
     }
 }
 

@@ -105,6 +105,9 @@ impl Engine {
                     });
                     self.history(d, now);
                 }
+                if let Decision::Block { net, .. } | Decision::Refresh { net, .. } = &decision {
+                    self.publish_block(*net, now);
+                }
                 self.dirty = true;
                 self.say_decision(line, report::Fields::of(d, &decision, self.mode));
             }

@@ -90,21 +90,22 @@ impl Engine {
             }
         };
         for b in &in_kernel {
-            if self.responder.block_of(b.net, now).is_none() {
-                if let Some(left) = b.remaining {
-                    let why = Why {
-                        kind: "unknown".into(),
-                        ports: Vec::new(),
-                    };
-                    let block = ActiveBlock {
-                        net: b.net,
-                        since: now,
-                        until: now.saturating_add(left),
-                        offence: 0,
-                        why,
-                    };
-                    self.responder.restore(block, now);
-                }
+            if self.responder.block_of(b.net, now).is_none()
+                && let Some(left) = b.remaining
+            {
+                let why = Why {
+                    kind: "unknown".into(),
+                    ports: Vec::new(),
+                    origin: None,
+                };
+                let block = ActiveBlock {
+                    net: b.net,
+                    since: now,
+                    until: now.saturating_add(left),
+                    offence: 0,
+                    why,
+                };
+                self.responder.restore(block, now);
             }
         }
         let lifted = self.lift_never_block();

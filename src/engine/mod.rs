@@ -25,7 +25,8 @@ use ipnet::IpNet;
 
 use crate::config::{self, Config, Loaded};
 use crate::control::protocol::{
-    BlockInfo, Held, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response, StatusInfo,
+    BlockInfo, FleetInfo, Held, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response,
+    StatusInfo,
 };
 use crate::detect::Detection;
 use crate::detect::traps::Listeners;
@@ -41,6 +42,7 @@ use crate::wire::{Packet, Proto, Skip};
 
 mod control;
 mod decide;
+mod fleet;
 mod kernel;
 mod not_blocked;
 #[cfg(test)]
@@ -133,6 +135,8 @@ pub enum Effect {
     },
     /// Write this state, then tell the engine how that went ([`Engine::saved`]).
     Save(State),
+    /// Tell the fleet (fleet mode): the shell's link sends it as this host's message.
+    Fleet(crate::fleet::message::Body),
 }
 
 /// The host's addresses and never-block list, as [`Host::never_block`] finds them.
@@ -273,6 +277,8 @@ pub struct Engine {
     peers: Peers,
     /// Detections not blocked: counted by rule, the last of each recent source (for `why`).
     not_blocked: not_blocked::NotBlocked,
+    /// Fleet mode's side, when it is on.
+    fleet: Option<fleet::Fleet>,
     effects: Vec<Effect>,
 }
 
@@ -333,6 +339,7 @@ impl Engine {
             },
             fold: report::Fold::default(),
             not_blocked: not_blocked::NotBlocked::default(),
+            fleet: config.fleet.as_ref().and_then(fleet::Fleet::new),
             effects: Vec::new(),
             loaded,
         };
@@ -592,6 +599,11 @@ impl Engine {
         self.pipeline
             .set_local_check(new.local_check && !self.options.disable_local_check);
         self.responder.reconfigure(&new.respond);
+        self.fleet = match (self.fleet.take(), &new.fleet) {
+            (Some(fleet), Some(config)) => fleet.reconfigure(config),
+            (None, Some(config)) => fleet::Fleet::new(config),
+            (_, None) => None,
+        };
         let now = self.clock.now();
         self.peers.set_protect_for(new.respond.protect_for, now);
         let origin = loaded.origin.to_string();

@@ -312,6 +312,7 @@ fn a_block_by_hand_and_an_unblock_with_grace() {
     let answer = lab.request(Request::Unblock {
         net: scanner,
         grace: Some(600),
+        local: false,
     });
     assert!(matches!(answer, Response::Unblocked { .. }), "{answer:?}");
     assert!(!lab.kernel.holds(scanner));
@@ -328,7 +329,8 @@ fn a_block_by_hand_and_an_unblock_with_grace() {
     assert!(matches!(
         lab.request(Request::Unblock {
             net: other,
-            grace: None
+            grace: None,
+            local: false,
         }),
         Response::NotBlocked { .. }
     ));
@@ -686,6 +688,7 @@ fn issue_16_a_dry_run_blocks_nothing_by_hand_and_says_so() {
     let answer = lab.request(Request::Unblock {
         net: scanner,
         grace: None,
+        local: false,
     });
     assert!(
         matches!(answer, Response::Unblocked { dry_run: true, .. }),
@@ -727,6 +730,7 @@ fn issue_16_why_list_and_unblock_read_the_kernel() {
     let answer = lab.request(Request::Unblock {
         net: net(by_hand),
         grace: None,
+        local: false,
     });
     assert!(matches!(answer, Response::Unblocked { .. }), "{answer:?}");
     assert!(!lab.kernel.holds(net(by_hand)));
@@ -740,6 +744,7 @@ fn issue_16_why_list_and_unblock_read_the_kernel() {
     let answer = lab.request(Request::Unblock {
         net: net("203.0.113.33"),
         grace: None,
+        local: false,
     });
     let Response::Unblocked { lifted, .. } = answer else {
         panic!("{answer:?}")
@@ -760,8 +765,255 @@ fn issue_16_why_list_and_unblock_read_the_kernel() {
     assert!(matches!(
         lab.request(Request::Unblock {
             net: net("198.51.100.200"),
-            grace: None
+            grace: None,
+            local: false,
         }),
         Response::NotBlocked { .. }
     ));
+}
+
+/// Fleet mode (issue 17): the engine's side, with messages as values.
+mod fleet {
+    use super::*;
+    use crate::fleet::message::{Body, HostName, Message};
+
+    /// A host `web-1` in a fleet, taking blocks of at most a day, 3 a minute from one origin.
+    fn fleet_config() -> Config {
+        let mut c = config();
+        let text = "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
+                    host = \"web-1\"\nmax-block-for = \"1d\"\n\
+                    max-blocks-per-origin-per-minute = 3\n";
+        c.fleet = crate::config::from_toml(text, std::path::Path::new("fleet.toml"))
+            .unwrap()
+            .fleet;
+        assert!(c.fleet.is_some());
+        c
+    }
+
+    fn host(name: &str) -> HostName {
+        HostName::new(name).unwrap()
+    }
+
+    /// The wall clock `secs` from the lab's now (the manual clock is its own wall clock).
+    fn wall(lab: &Lab, secs: i64) -> Timestamp {
+        let now = lab.clock.now();
+        if secs >= 0 {
+            now.saturating_add(Duration::from_secs(secs.unsigned_abs()))
+        } else {
+            now.saturating_sub(Duration::from_secs(secs.unsigned_abs()))
+        }
+    }
+
+    fn block(lab: &Lab, origin: &str, addr: &str, detected: i64, ends: i64) -> Message {
+        Message::new(
+            host(origin),
+            Body::Block {
+                net: net(addr),
+                kind: "syn".into(),
+                ports: vec!["22/tcp".into(), "80/tcp".into()],
+                at: wall(lab, detected),
+                until: wall(lab, ends),
+            },
+        )
+    }
+
+    fn told(lab: &mut Lab) -> Vec<Body> {
+        lab.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Fleet(body) => Some(body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn another_hosts_block_is_taken_for_the_time_left_and_why_names_its_origin() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine.take_effects();
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -60, 540));
+        assert_eq!(
+            lab.remaining(&lab.kernel, SCANNER),
+            Some(Some(Duration::from_secs(540)))
+        );
+        assert!(lab.says("blocked 203.0.113.7 for 9m: blocked by fleet, detected on web-3"));
+        let Response::Why { block: Some(b), .. } = lab.request(Request::Why { addr: ip(SCANNER) })
+        else {
+            panic!("not blocked");
+        };
+        assert_eq!(b.origin.as_deref(), Some("web-3"));
+        assert_eq!(b.ports, ["22/tcp", "80/tcp"]);
+        // When web-3 detected it, not when it arrived here.
+        assert_eq!(b.blocked_at, wall(&lab, -60).to_string());
+        // A block taken is not told to the fleet again.
+        assert!(told(&mut lab).is_empty());
+        let info = lab.engine.fleet_info().unwrap();
+        assert_eq!((info.received, info.taken), (1, 1));
+    }
+
+    #[test]
+    fn this_hosts_rules_win_over_the_fleets() {
+        let mut lab = Lab::start(fleet_config());
+        lab.machine().established = vec![(ip("203.0.113.50"), 22, 50000)];
+        lab.advance(EVERY_SECOND);
+        lab.engine.tick();
+        lab.engine.take_effects();
+        // The host's own address, a protected peer, and a block longer than this host allows.
+        lab.engine
+            .fleet_message(block(&lab, "web-3", LOCAL, -1, 600));
+        assert!(
+            lab.says("refused web-3's block of 198.51.100.1: it overlaps the never-block list")
+        );
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.50", -1, 600));
+        assert!(
+            lab.says("refused web-3's block of 203.0.113.50: 203.0.113.50 is a protected peer")
+        );
+        assert!(lab.kernel.elements().is_empty());
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -1, 7 * 24 * 3600));
+        assert_eq!(
+            lab.remaining(&lab.kernel, SCANNER),
+            Some(Some(Duration::from_secs(24 * 3600)))
+        );
+        // The per-origin cap (3 a minute): the fourth is refused; another origin is not.
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.60", -1, 600));
+        lab.engine
+            .fleet_message(block(&lab, "web-2", "203.0.113.61", -1, 600));
+        assert!(lab.kernel.holds(net("203.0.113.61")));
+        // This host's own message, come back, is ignored; an ended block is dropped.
+        lab.engine
+            .fleet_message(block(&lab, "web-1", "203.0.113.62", -1, 600));
+        lab.engine
+            .fleet_message(block(&lab, "web-2", "203.0.113.63", -600, -1));
+        assert!(!lab.kernel.holds(net("203.0.113.60")));
+        assert!(!lab.kernel.holds(net("203.0.113.62")));
+        assert!(!lab.kernel.holds(net("203.0.113.63")));
+        let refused = lab.engine.fleet_info().unwrap().refused;
+        assert_eq!(
+            refused,
+            [
+                ("ended".to_string(), 1),
+                ("never-block".to_string(), 1),
+                ("protected".to_string(), 1),
+                ("rate-cap".to_string(), 1),
+            ]
+            .into_iter()
+            .collect()
+        );
+    }
+
+    #[test]
+    fn this_hosts_blocks_and_fleet_wide_unblocks_are_told_to_the_fleet() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine.take_effects();
+        let start = lab.clock.now();
+        lab.scan(SCANNER, 1..=10);
+        let told_now = told(&mut lab);
+        let [
+            Body::Block {
+                net: n,
+                kind,
+                ports,
+                at,
+                until,
+            },
+        ] = told_now.as_slice()
+        else {
+            panic!("{told_now:?}");
+        };
+        assert_eq!((*n, kind.as_str()), (net(SCANNER), "syn"));
+        assert_eq!(ports[..3], ["1/tcp", "2/tcp", "3/tcp"]);
+        assert_eq!(*at, start);
+        assert_eq!(*until, start.saturating_add(HOUR));
+
+        let answer = lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: None,
+            local: false,
+        });
+        assert!(
+            matches!(answer, Response::Unblocked { fleet: true, .. }),
+            "{answer:?}"
+        );
+        assert!(lab.says("unblocked 203.0.113.7 by hand, here and across the fleet"));
+        // said() took the effects: block again, then lift it here only.
+        lab.request(Request::Block {
+            net: net(SCANNER),
+            seconds: Some(60),
+        });
+        assert!(
+            matches!(told(&mut lab).as_slice(), [Body::Block { kind, .. }] if kind == "manual")
+        );
+        let answer = lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: None,
+            local: true,
+        });
+        assert!(
+            matches!(answer, Response::Unblocked { fleet: false, .. }),
+            "{answer:?}"
+        );
+        assert!(told(&mut lab).is_empty());
+    }
+
+    #[test]
+    fn an_unblock_wins_over_blocks_detected_before_it_from_any_host() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -60, 600));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        // web-2's administrator lifts it fleet-wide.
+        let unblock = Message::new(
+            host("web-2"),
+            Body::Unblock {
+                net: net(SCANNER),
+                at: wall(&lab, 0),
+            },
+        );
+        lab.engine.take_effects();
+        lab.engine.fleet_message(unblock);
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        assert!(lab.says("unblocked 203.0.113.7: lifted fleet-wide from web-2"));
+        // web-3's block, read again from the bucket at a reconnection, is not taken again;
+        // a new detection after the unblock is.
+        lab.advance(Duration::from_secs(5));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -65, 595));
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        lab.engine
+            .fleet_message(block(&lab, "web-4", SCANNER, -1, 600));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        // So does an unblock by hand here, `--local` or not.
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: None,
+            local: true,
+        });
+        lab.engine
+            .fleet_message(block(&lab, "web-4", SCANNER, -1, 600));
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
+    }
+
+    #[test]
+    fn blocks_from_the_fleet_are_kept_across_a_restart_with_their_origin() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -60, 600));
+        let state = lab.engine.state();
+        assert_eq!(state.blocks[0].origin, Some(host("web-3")));
+        let kernel = lab.kernel.clone();
+        let again = Lab::start_on(fleet_config(), lab.clock.clone(), kernel, Some(state));
+        let mut again = again;
+        let Response::Why { block: Some(b), .. } =
+            again.request(Request::Why { addr: ip(SCANNER) })
+        else {
+            panic!("not blocked");
+        };
+        assert_eq!(b.origin.as_deref(), Some("web-3"));
+    }
 }

@@ -6,3 +6,9 @@
 
 pub mod gate;
 pub mod message;
+
+/// A host is a member of the fleet while it was heard from (a heartbeat, or any message) this
+/// recently; members send a heartbeat every [`HEARTBEAT_EVERY`].
+pub const MEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a host says it is alive.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

@@ -29,6 +29,7 @@ use ipnet::IpNet;
 pub use crate::config::MAX_BLOCK_FOR;
 use crate::config::RespondConfig;
 use crate::detect::Detection;
+use crate::fleet::message::HostName;
 use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
 use crate::wire::Proto;
@@ -277,13 +278,13 @@ pub fn distrust(
     if never_block.contains(d.addr) {
         return None;
     }
-    if let Some(route) = view.route_back {
-        if !view.reverse_path.passes(d.arrived_on, route) {
-            return Some(Distrust::ReversePath {
-                came_in: d.arrived_on,
-                route,
-            });
-        }
+    if let Some(route) = view.route_back
+        && !view.reverse_path.passes(d.arrived_on, route)
+    {
+        return Some(Distrust::ReversePath {
+            came_in: d.arrived_on,
+            route,
+        });
     }
     view.peers
         .and_then(|peers| peers.protecting(target(d, never_block), d.first_seen))
@@ -362,6 +363,8 @@ pub struct Why {
     pub kind: String,
     /// The trap ports of the detection.
     pub ports: Vec<(Proto, u16)>,
+    /// The host of the fleet that detected it, for a block taken from the fleet.
+    pub origin: Option<HostName>,
 }
 
 impl Why {
@@ -370,6 +373,7 @@ impl Why {
         Why {
             kind: "manual".into(),
             ports: Vec::new(),
+            origin: None,
         }
     }
 
@@ -385,6 +389,7 @@ impl Why {
         Why {
             kind: d.kinds.to_string(),
             ports: d.ports.clone(),
+            origin: None,
         }
     }
 }
@@ -646,6 +651,71 @@ impl Responder {
             net,
             ttl,
             offence,
+            replaces,
+        }
+    }
+
+    /// Decides about a block another host of the fleet made, of `net` for `ttl`, already past
+    /// the gate's rules and this host's never-block list: a grace period granted here holds it
+    /// off, the size budget applies (not the rate budget, which is the gate's per-origin cap),
+    /// and no offence is counted. A block already in force here is lengthened to the fleet's
+    /// end, never shortened. `detected`: when the origin detected it (the block's start).
+    pub fn block_from_fleet(
+        &mut self,
+        net: IpNet,
+        ttl: Duration,
+        why: Why,
+        detected: Timestamp,
+        now: Timestamp,
+    ) -> Decision {
+        self.sweep(now);
+        if let Some(until) = self
+            .grace
+            .iter()
+            .find(|(g, until)| {
+                (g.contains(&net.addr()) || net.contains(&g.addr())) && **until > now
+            })
+            .map(|(_, until)| *until)
+        {
+            return Decision::InGrace {
+                addr: net.addr(),
+                remaining: until.saturating_since(now),
+            };
+        }
+        let until = now.saturating_add(ttl);
+        if let Some((covering, active)) = self.covering(net, now) {
+            if covering == net && until > active.until {
+                self.insert(net, Active { until, ..active });
+                return Decision::Refresh { net, ttl };
+            }
+            return Decision::AlreadyBlocked {
+                net: covering,
+                remaining: active.until.saturating_since(now),
+            };
+        }
+        let replaces = self.covered(net);
+        if self.blocked.len() - replaces.len() >= self.config.max_blocks {
+            return Decision::OverBudget {
+                net,
+                budget: Budget::Size(self.config.max_blocks),
+            };
+        }
+        for inner in &replaces {
+            self.remove(inner);
+        }
+        self.insert(
+            net,
+            Active {
+                since: detected.min(now),
+                until,
+                offence: 0,
+                why,
+            },
+        );
+        Decision::Block {
+            net,
+            ttl,
+            offence: 0,
             replaces,
         }
     }

@@ -81,6 +81,17 @@ impl Proto {
     pub fn label(self, port: u16) -> String {
         format!("{port}/{}", self.as_str())
     }
+
+    /// A port as [`Proto::label`] writes it, read back.
+    pub fn parse_label(text: &str) -> Option<(Proto, u16)> {
+        let (port, proto) = text.split_once('/')?;
+        let proto = match proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return None,
+        };
+        Some((proto, port.parse().ok()?))
+    }
 }
 
 /// Which way a frame went, as the capturing kernel saw it — never inferred from its addresses,

@@ -4,5 +4,6 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
+pub mod fleet;
 pub mod frames;
 pub mod netns;

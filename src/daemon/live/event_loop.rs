@@ -180,6 +180,9 @@ impl Running {
     fn stop(mut self) -> ExitCode {
         notify::stopping();
         self.daemon.save_now();
+        if let Some(link) = self.daemon.link.take() {
+            link.close();
+        }
         let _ = std::fs::remove_file(&self.socket_path);
         tracing::info!(
             "stopping; {} in the kernel until {} expire",

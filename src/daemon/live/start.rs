@@ -17,6 +17,7 @@ use crate::capture::{Live, LiveCapture, LiveSettings};
 use crate::config::{Backend, Config, Loaded, Method};
 use crate::control::server::Server;
 use crate::daemon::detach::{PidFile, Readiness};
+use crate::daemon::fleet::Link;
 use crate::daemon::hook::Hooks;
 use crate::engine::{Engine, HostError, NeverBlock, Options, SetupError};
 use crate::exit;
@@ -148,6 +149,7 @@ pub(super) fn start(
     disable_local_check: bool,
     readiness: Readiness,
 ) -> Result<Running, StartError> {
+    let mut loaded = loaded;
     let config = loaded.config.clone();
     let logger = crate::daemon::log::install(
         config.log.target,
@@ -167,6 +169,9 @@ pub(super) fn start(
         decisions: false,
         seed: RandomState::new().hash_one(std::process::id()),
     };
+    crate::daemon::fleet::name_host(&mut loaded.config)
+        .map_err(|e| StartError::new(exit::CONFIG, e))?;
+    let config = loaded.config.clone();
     let saved = saved_state(&config);
     let engine = Engine::start(
         loaded,
@@ -196,12 +201,14 @@ pub(super) fn start(
         logger,
         config_path,
         reloads: crate::metrics::Reloads::default(),
+        link: None,
     };
     daemon.carry_out();
 
     let traps_bound = bind_traps(&daemon, &config)?;
     let captures = open_captures(&config)?;
-    let (wake_read, events) = spawn_threads(&daemon, &config)?;
+    let (wake_read, events, link) = spawn_threads(&daemon, &config)?;
+    daemon.link = link;
     say_watching(&daemon, &config, &captures, traps_bound.as_ref());
     let pidfile = readiness.ready().map_err(failed)?;
     Ok(Running {
@@ -239,11 +246,12 @@ fn saved_state(config: &Config) -> Option<state::State> {
 }
 
 /// The threads that feed the main loop: the control socket's, the signals', the nftables and
-/// the host watchers; returns the read end of their wake-up pipe and their events.
+/// the host watchers, and the fleet's link; returns the read end of their wake-up pipe, their
+/// events and the link.
 fn spawn_threads(
     daemon: &Daemon,
     config: &Config,
-) -> Result<(OwnedFd, Receiver<Event>), StartError> {
+) -> Result<(OwnedFd, Receiver<Event>, Option<Link>), StartError> {
     let server = Server::bind(&config.daemon.socket).map_err(failed)?;
     let (wake_read, wake_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
@@ -277,7 +285,23 @@ fn spawn_threads(
              never-block list is rebuilt on reload only"
         );
     }
-    Ok((wake_read, events))
+    let link = match &config.fleet {
+        Some(fleet) => {
+            let host = daemon
+                .engine
+                .fleet_host()
+                .expect("the host is named before the engine starts")
+                .clone();
+            let fleet_wake = wake.clone();
+            let link = Link::start(fleet, host, move |message| {
+                fleet_wake.send(Event::Fleet(message))
+            })
+            .map_err(|e| StartError::new(exit::CONFIG, e))?;
+            Some(link)
+        }
+        None => None,
+    };
+    Ok((wake_read, events, link))
 }
 
 /// The line that says the daemon is up: what it watches, what it knows, what it does.

@@ -1,0 +1,149 @@
+//! Fleet mode against real parts (issue 17): a real nats-server with JetStream in a lab
+//! namespace, a sentryd and an nft table in each host's namespace, real nmap scans. Root.
+//!
+//! Run: `cargo test --release --test fleet -- --ignored --test-threads=1`.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fleet::{FleetLab, SCANNER, host_addr, scanner_addr};
+use support::netns::{require_root, wait_until};
+
+/// A scan of one host of 16 is blocked on all 16, and `why` on another names the host that
+/// detected it; an unblock on any host lifts it everywhere, `--local` only there.
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
+    require_root();
+    let mut lab = FleetLab::new(16);
+    lab.start_all("");
+    wait_until(Duration::from_secs(5), || {
+        lab.hosts[15].ctl(&["status"]).contains("16 members")
+    });
+    assert!(
+        lab.hosts[15].ctl(&["status"]).contains("16 members"),
+        "{}",
+        lab.hosts[15].ctl(&["status"])
+    );
+
+    lab.scan(SCANNER, 1, "1-100");
+    let missing = lab.missing(SCANNER, Duration::from_secs(5));
+    assert!(missing.is_empty(), "not blocked on {missing:?}");
+    let why = lab.hosts[11].ctl(&["why", SCANNER, "--utc"]);
+    assert!(
+        why.contains("blocked by fleet: detected on web-1 at ") && why.contains("syn scan"),
+        "{why}"
+    );
+    // Each host blocks for what is left of web-1's hour, not an hour of its own from now.
+    let left = lab.hosts[15]
+        .expires(SCANNER)
+        .expect("an element with a timeout");
+    assert!((3500..=3600).contains(&left), "{left}");
+
+    // Lifted on web-9: gone everywhere.
+    let said = lab.hosts[8].ctl(&["unblock", SCANNER]);
+    assert!(
+        said.contains("the fleet was asked to lift it too"),
+        "{said}"
+    );
+    let gone = wait_until(Duration::from_secs(5), || {
+        lab.hosts.iter().all(|h| !h.holds(SCANNER))
+    });
+    let still: Vec<&str> = lab
+        .hosts
+        .iter()
+        .filter(|h| h.holds(SCANNER))
+        .map(|h| h.name.as_str())
+        .collect();
+    assert!(gone, "still blocked on {still:?}");
+    assert!(lab.hosts[0].daemon().out().contains(&format!(
+        "unblocked {SCANNER}: lifted fleet-wide from web-9"
+    )));
+
+    // Another scanner, lifted `--local` on web-2: only there.
+    let second = scanner_addr(1);
+    lab.scan(&second, 3, "1-100");
+    assert!(lab.missing(&second, Duration::from_secs(5)).is_empty());
+    lab.hosts[1].ctl(&["unblock", "--local", &second]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!lab.hosts[1].holds(&second));
+    assert!(lab.hosts.iter().skip(2).all(|h| h.holds(&second)));
+}
+
+/// A host that publishes a block of another host's own address (a compromised or mistaken
+/// host): that host refuses it, says so and counts it; the others take it.
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn a_block_of_a_hosts_never_block_address_is_refused_there_said_and_counted() {
+    require_root();
+    let mut lab = FleetLab::new(3);
+    lab.start_all("");
+    let victim = host_addr(3);
+    lab.hosts[1].ctl(&["block", &victim, "--for", "10m"]);
+    let taken = wait_until(Duration::from_secs(5), || lab.hosts[0].holds(&victim));
+    assert!(taken, "web-1 did not take web-2's block");
+    let refused = wait_until(Duration::from_secs(5), || {
+        lab.hosts[2].daemon().err().contains(&format!(
+            "refused web-2's block of {victim}: it overlaps the never-block list: {victim} \
+             (address of interface eth0)"
+        ))
+    });
+    assert!(
+        refused,
+        "{}\n{}",
+        lab.hosts[2].daemon().err(),
+        lab.hosts[2].ctl(&["status"])
+    );
+    assert!(!lab.hosts[2].holds(&victim));
+    let status = lab.hosts[2].ctl(&["status"]);
+    assert!(status.contains("refused 1 never-block"), "{status}");
+}
+
+/// With the server gone, local detection and blocking go on and this host's message waits;
+/// with it back, every host holds every block (with the right time left), and a host that
+/// joins later catches up from the key-value bucket.
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn without_the_server_blocking_goes_on_and_every_host_catches_up_when_it_is_back() {
+    require_root();
+    let mut lab = FleetLab::new(3);
+    lab.start_all("");
+    lab.scan(SCANNER, 1, "1-100");
+    assert!(lab.missing(SCANNER, Duration::from_secs(5)).is_empty());
+
+    lab.stop_nats();
+    let down = wait_until(Duration::from_secs(10), || {
+        lab.hosts[1].ctl(&["status"]).contains("not connected")
+    });
+    assert!(down, "{}", lab.hosts[1].ctl(&["status"]));
+    let second = scanner_addr(1);
+    lab.scan(&second, 2, "1-100");
+    assert!(
+        lab.hosts[1].holds(&second),
+        "web-2 did not block on its own"
+    );
+    let status = lab.hosts[1].ctl(&["status"]);
+    assert!(status.contains("1 queued"), "{status}");
+    assert!(!lab.hosts[0].holds(&second));
+
+    lab.start_nats();
+    let missing = lab.missing(&second, Duration::from_secs(5));
+    assert!(
+        missing.is_empty(),
+        "after the server's restart, not on {missing:?}"
+    );
+    let (here, there) = (
+        lab.hosts[1].expires(&second).unwrap(),
+        lab.hosts[2].expires(&second).unwrap(),
+    );
+    assert!(here.abs_diff(there) <= 5, "web-2 {here}s, web-3 {there}s");
+
+    // A fourth host, started now, catches up with both blocks from the bucket.
+    let i = lab.add_host();
+    lab.start(i, "");
+    let caught_up = wait_until(Duration::from_secs(5), || {
+        lab.hosts[i - 1].holds(SCANNER) && lab.hosts[i - 1].holds(&second)
+    });
+    assert!(caught_up, "{}", lab.hosts[i - 1].daemon().out());
+}
