@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::fleet::{FleetLab, SCANNER, host_addr, scanner_addr};
+use support::fleet::{FleetLab, NATS, SCANNER, Server, host_addr, scanner_addr};
 use support::netns::{require_root, wait_until};
 
 /// A scan of one host of 16 is blocked on all 16, and `why` on another names the host that
@@ -98,6 +98,14 @@ fn a_block_of_a_hosts_never_block_address_is_refused_there_said_and_counted() {
     assert!(!lab.hosts[2].holds(&victim));
     let status = lab.hosts[2].ctl(&["status"]);
     assert!(status.contains("refused 1 never-block"), "{status}");
+    // The fleet's server is never blocked either: no forged scan cuts a host off its fleet.
+    let list = lab.hosts[0].ctl(&["never-block"]);
+    assert!(
+        list.lines().any(
+            |l| l.starts_with(NATS) && l.ends_with(&format!("fleet server nats://{NATS}:4222"))
+        ),
+        "{list}"
+    );
 }
 
 /// With the server gone, local detection and blocking go on and this host's message waits;
@@ -146,4 +154,46 @@ fn without_the_server_blocking_goes_on_and_every_host_catches_up_when_it_is_back
         lab.hosts[i - 1].holds(SCANNER) && lab.hosts[i - 1].holds(&second)
     });
     assert!(caught_up, "{}", lab.hosts[i - 1].daemon().out());
+}
+
+/// The README's example server configuration (`examples/fleet/nats-server.conf`), as it is,
+/// with TLS and a certificate per host: the hosts share blocks over it, and a host that claims
+/// another's name cannot publish as it (the server refuses, nothing reaches the others).
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn over_the_example_server_each_host_publishes_only_as_itself() {
+    require_root();
+    let mut lab = FleetLab::with_server(3, Server::Example);
+    lab.start(1, "");
+    lab.start(3, "");
+    lab.scan(SCANNER, 1, "1-100");
+    assert!(
+        support::netns::wait_until(Duration::from_secs(5), || lab.hosts[2].holds(SCANNER)),
+        "web-3 did not take web-1's block over TLS: {}\n{}",
+        lab.hosts[2].daemon().err(),
+        lab.nats_log()
+    );
+    // web-2, with its own certificate, claims to be web-1: the server lets it read, not speak.
+    lab.start_as(2, Some("web-1"), "");
+    let forged = scanner_addr(2);
+    lab.hosts[1].ctl(&["block", &forged, "--for", "10m"]);
+    assert!(lab.hosts[1].holds(&forged));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lab.hosts[2].holds(&forged),
+        "web-3 took a block web-2 sent as web-1"
+    );
+    assert!(
+        lab.nats_log()
+            .contains("Publish Violation - User \"CN=web-2\", Subject \"scansentry.block.web-1\""),
+        "{}",
+        lab.nats_log()
+    );
+    // And web-2's administrator hears of it.
+    let said = lab.hosts[1].daemon().err();
+    assert!(
+        said.contains("fleet: NATS server error: ")
+            && said.contains("Permissions Violation for Publish to \"scansentry.block.web-1\""),
+        "{said}"
+    );
 }

@@ -171,6 +171,23 @@ pub struct FleetConfig {
     pub sweep_window: Duration,
 }
 
+impl FleetConfig {
+    /// The servers given by address (`nats://198.51.100.250:4222`, `tls://[2001:db8::1]:4222`),
+    /// with their URL: they go on the never-block list, so that no forged scan cuts a host off
+    /// its fleet. Servers given by name are not resolved (the main loop never waits on DNS).
+    pub fn server_addresses(&self) -> Vec<(std::net::IpAddr, String)> {
+        self.servers
+            .iter()
+            .filter_map(|url| {
+                let hostport = url.split_once("://").map_or(url.as_str(), |(_, hp)| hp);
+                let (host, _) = hostport.rsplit_once(':')?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Some((host.parse().ok()?, url.clone()))
+            })
+            .collect()
+    }
+}
+
 impl Validator {
     /// `[fleet]`: `None` when it is off (the other keys are still checked).
     pub(super) fn fleet(&mut self, raw: &RawFleet) -> Option<FleetConfig> {

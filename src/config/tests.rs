@@ -530,3 +530,27 @@ fn fleet_is_off_by_default_and_checked_when_written() {
         ["[fleet] enabled = true: set `servers`"]
     );
 }
+
+#[test]
+fn fleet_servers_given_by_address_are_known_for_the_never_block_list() {
+    let c = check(
+        "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\", \
+         \"nats://[2001:db8::250]:4222\", \"nats://nats.example.org:4222\"]\n",
+    )
+    .unwrap()
+    .fleet
+    .unwrap();
+    assert_eq!(
+        c.server_addresses(),
+        [
+            (
+                "198.51.100.250".parse().unwrap(),
+                "nats://198.51.100.250:4222".to_string()
+            ),
+            (
+                "2001:db8::250".parse().unwrap(),
+                "nats://[2001:db8::250]:4222".to_string()
+            ),
+        ]
+    );
+}

@@ -37,6 +37,8 @@ pub enum Reason {
     },
     /// A local address given for an offline replay (`--local`, or inferred from the capture).
     ReplayLocal,
+    /// A NATS server of `[fleet] servers`, by its URL.
+    FleetServer(String),
 }
 
 impl fmt::Display for Reason {
@@ -51,6 +53,7 @@ impl fmt::Display for Reason {
                 write!(f, "never-block file {} line {line}", path.display())
             }
             Reason::ReplayLocal => f.write_str("local address of the replayed capture"),
+            Reason::FleetServer(url) => write!(f, "fleet server {url}"),
         }
     }
 }

@@ -90,19 +90,38 @@ impl Host {
     }
 }
 
+/// How the lab's nats-server runs.
+pub enum Server {
+    /// Plain, anyone may publish anything (the command line's options).
+    Open,
+    /// The README's example, `examples/fleet/nats-server.conf`, as it is: TLS with a certificate
+    /// per host, each mapped to its user, who may publish only as itself. It runs in a mount
+    /// namespace of its own where /etc/ssl and /var/lib are the lab's (tmpfs), holding the
+    /// certificates the file names.
+    Example,
+}
+
 /// The lab.
 pub struct FleetLab {
     pub hub: Netns,
     pub hosts: Vec<Host>,
     pub scanner: Netns,
+    server: Server,
     nats: Option<KillOnDrop>,
     store: TempDir,
+    /// The lab's CA and certificates (with [`Server::Example`]).
+    pub pki: TempDir,
 }
 
 impl FleetLab {
     /// The namespaces and the bridge, `hosts` hosts (their daemons not started), the server
     /// started.
     pub fn new(hosts: usize) -> FleetLab {
+        FleetLab::with_server(hosts, Server::Open)
+    }
+
+    /// As [`FleetLab::new`], with the server run as `server` says.
+    pub fn with_server(hosts: usize, server: Server) -> FleetLab {
         let hub = Netns::new("fhub");
         ip(&["-n", &hub.0, "link", "add", "br0", "type", "bridge"]);
         ip(&[
@@ -124,11 +143,16 @@ impl FleetLab {
             hub,
             hosts: Vec::new(),
             scanner,
+            server,
             nats: None,
             store: TempDir::new("nats-store"),
+            pki: TempDir::new("fleet-pki"),
         };
         for _ in 0..hosts {
             lab.add_host();
+        }
+        if matches!(lab.server, Server::Example) {
+            lab.make_pki();
         }
         lab.start_nats();
         lab
@@ -157,22 +181,135 @@ impl FleetLab {
         i
     }
 
+    /// A CA, the server's certificate (for [`NATS`]) and one per host (`CN=web-N`), made with
+    /// openssl in `pki`.
+    fn make_pki(&self) {
+        let dir = &self.pki.0;
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let new_key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let ca = [
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fleet-ca",
+        ];
+        openssl(&[&["req", "-x509"][..], &new_key, &ca].concat());
+        let sign = |name: &str, ext: &str| {
+            let (key, csr, pem, extfile) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(dir.join(&extfile), ext).unwrap();
+            let subject = format!("/CN={name}");
+            let request = ["-keyout", &key, "-out", &csr, "-subj", &subject];
+            openssl(&[&["req"][..], &new_key, &request].concat());
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &extfile,
+            ]);
+        };
+        sign(
+            "server",
+            &format!("subjectAltName=IP:{NATS}\nextendedKeyUsage=serverAuth\n"),
+        );
+        for host in &self.hosts {
+            sign(&host.name, "extendedKeyUsage=clientAuth\n");
+        }
+    }
+
+    /// `[fleet]`'s servers for host `name`, and with [`Server::Example`] TLS with its
+    /// certificate.
+    pub fn servers(&self, name: &str) -> String {
+        match self.server {
+            Server::Open => format!("servers = [\"nats://{NATS}:4222\"]\n"),
+            Server::Example => {
+                let pki = self.pki.0.display();
+                format!(
+                    "servers = [\"tls://{NATS}:4222\"]\ntls-ca = \"{pki}/ca.pem\"\n\
+                     tls-cert = \"{pki}/{name}.pem\"\ntls-key = \"{pki}/{name}.key\"\n"
+                )
+            }
+        }
+    }
+
     /// Starts (or starts again) nats-server with JetStream, its store kept across restarts.
     pub fn start_nats(&mut self) {
         let log = self.store.0.join("nats.log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.hub.0,
-                "timeout",
-                "600",
-                "nats-server",
-            ])
-            .args(["-a", NATS, "-p", "4222", "-js", "-sd"])
-            .arg(self.store.0.join("js"))
-            .arg("-l")
-            .arg(&log)
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.hub.0]);
+        match self.server {
+            Server::Open => {
+                command
+                    .args(["timeout", "600", "nats-server"])
+                    .args(["-a", NATS, "-p", "4222", "-js", "-sd"])
+                    .arg(self.store.0.join("js"))
+                    .arg("-l")
+                    .arg(&log);
+            }
+            Server::Example => {
+                let config = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/examples/fleet/nats-server.conf"
+                );
+                let (pki, store) = (self.pki.0.display(), self.store.0.display());
+                let script = format!(
+                    "set -e; mount -t tmpfs lab-ssl /etc/ssl; \
+                     mkdir -p /etc/ssl/nats /etc/ssl/private; \
+                     cp {pki}/server.pem /etc/ssl/nats/server.pem; \
+                     cp {pki}/server.key /etc/ssl/private/nats-server.key; \
+                     cp {pki}/ca.pem /etc/ssl/nats/fleet-ca.pem; \
+                     mkdir -p {store}/var-lib; mount --bind {store}/var-lib /var/lib; \
+                     exec timeout 600 nats-server -c {config} -l {}",
+                    log.display()
+                );
+                command.args([
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    &script,
+                ]);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -190,6 +327,11 @@ impl FleetLab {
         .unwrap();
     }
 
+    /// The server's log.
+    pub fn nats_log(&self) -> String {
+        read(&self.store.0.join("nats.log"))
+    }
+
     fn nats_starts(&self) -> usize {
         read(&self.store.0.join("starts"))
             .trim()
@@ -202,12 +344,14 @@ impl FleetLab {
         self.nats = None;
     }
 
-    /// Starts host `i`'s sentryd (1-based) with `extra` configuration after the fleet's.
-    pub fn start(&mut self, i: usize, extra: &str) {
+    /// Starts host `i`'s sentryd (1-based) as `[fleet] host = NAME` (its own name if `None`),
+    /// with `extra` configuration after the fleet's.
+    pub fn start_as(&mut self, i: usize, name: Option<&str>, extra: &str) {
+        let servers = self.servers(&self.hosts[i - 1].name);
         let host = &mut self.hosts[i - 1];
         let config = format!(
-            "[fleet]\nenabled = true\nservers = [\"nats://{NATS}:4222\"]\nhost = \"{}\"\n{extra}",
-            host.name
+            "[fleet]\nenabled = true\nhost = \"{}\"\n{servers}{extra}",
+            name.unwrap_or(&host.name)
         );
         host.daemon = Some(Daemon::spawn_for(&host.ns.0, &host.dir.0, &config, 300));
         let daemon = host.daemon.as_ref().unwrap();
@@ -216,10 +360,16 @@ impl FleetLab {
         });
         assert!(
             connected,
-            "{} did not join the fleet: {}",
+            "{} did not join the fleet: {}\n{}",
             host.name,
+            daemon.out(),
             daemon.err()
         );
+    }
+
+    /// Starts host `i`'s sentryd (1-based) with `extra` configuration after the fleet's.
+    pub fn start(&mut self, i: usize, extra: &str) {
+        self.start_as(i, None, extra);
     }
 
     /// Starts every host's sentryd.

@@ -46,7 +46,15 @@ impl System {
 pub(super) fn never_block(config: &Config) -> Result<NeverBlock, HostError> {
     let interfaces =
         host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
-    let discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
+    let mut discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
+    if let Some(fleet) = &config.fleet {
+        discovered.extend(fleet.server_addresses().into_iter().map(|(addr, url)| {
+            never_block::Entry {
+                net: addr.into(),
+                reason: never_block::Reason::FleetServer(url),
+            }
+        }));
+    }
     let (list, warnings) = never_block::load(&config.never_block, discovered)?;
     Ok(NeverBlock {
         interfaces,
