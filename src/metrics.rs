@@ -223,6 +223,62 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
         "Seconds since start.",
         status.uptime,
     );
+    if let Some(fleet) = &status.fleet {
+        gauge(
+            &mut r,
+            "fleet_connected",
+            "1 when connected to a NATS server of the fleet.",
+            usize::from(fleet.connected),
+        );
+        gauge(
+            &mut r,
+            "fleet_members",
+            "Hosts of the fleet heard from lately, this one included.",
+            fleet.members,
+        );
+        gauge(
+            &mut r,
+            "fleet_queued",
+            "Messages waiting to be sent to the fleet.",
+            fleet.queued,
+        );
+        counter(
+            &mut r,
+            "fleet_dropped",
+            "Fleet messages dropped from a full queue.",
+            fleet.dropped,
+        );
+        counter(
+            &mut r,
+            "fleet_sent",
+            "Messages sent to the fleet.",
+            fleet.sent,
+        );
+        counter(
+            &mut r,
+            "fleet_received",
+            "Messages received from the other hosts.",
+            fleet.received,
+        );
+        counter(
+            &mut r,
+            "fleet_blocks_taken",
+            "Blocks taken from the other hosts.",
+            fleet.taken,
+        );
+        let refused: Vec<(&str, u64)> = fleet
+            .refused
+            .iter()
+            .map(|(rule, n)| (rule.as_str(), *n))
+            .collect();
+        by_label(
+            &mut r,
+            "fleet_blocks_refused",
+            "Blocks from the other hosts refused, by the rule that refused each.",
+            "rule",
+            &refused,
+        );
+    }
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &r);
@@ -307,6 +363,47 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // Without fleet mode, no fleet metric.
+        assert!(!text.contains("scansentry_fleet"), "{text}");
+    }
+
+    #[test]
+    fn in_fleet_mode_the_link_and_the_fleets_blocks_are_counted() {
+        let status = StatusInfo {
+            fleet: Some(crate::control::protocol::FleetInfo {
+                host: "web-1".into(),
+                connected: true,
+                members: 16,
+                queued: 2,
+                dropped: 3,
+                sent: 40,
+                received: 600,
+                taken: 30,
+                refused: [("never-block".to_string(), 1), ("rate-cap".to_string(), 5)].into(),
+                ..Default::default()
+            }),
+            ..StatusInfo::default()
+        };
+        let text = exposition(&status, &Tally::default(), Reloads::default());
+        for (name, value) in [
+            ("scansentry_fleet_connected", 1.0),
+            ("scansentry_fleet_members", 16.0),
+            ("scansentry_fleet_queued", 2.0),
+            ("scansentry_fleet_dropped_total", 3.0),
+            ("scansentry_fleet_sent_total", 40.0),
+            ("scansentry_fleet_received_total", 600.0),
+            ("scansentry_fleet_blocks_taken_total", 30.0),
+            (
+                "scansentry_fleet_blocks_refused_total{rule=\"never-block\"}",
+                1.0,
+            ),
+            (
+                "scansentry_fleet_blocks_refused_total{rule=\"rate-cap\"}",
+                5.0,
+            ),
+        ] {
+            assert_eq!(sample(&text, name), Some(value), "{name} in:\n{text}");
+        }
     }
 
     /// Every metric the shipped Grafana dashboard queries is one the endpoint serves, under

@@ -78,7 +78,9 @@ fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
 fn a_block_of_a_hosts_never_block_address_is_refused_there_said_and_counted() {
     require_root();
     let mut lab = FleetLab::new(3);
-    lab.start_all("");
+    lab.start(1, "");
+    lab.start(2, "");
+    lab.start(3, "[metrics]\nlisten = \"127.0.0.1:9464\"\n");
     let victim = host_addr(3);
     lab.hosts[1].ctl(&["block", &victim, "--for", "10m"]);
     let taken = wait_until(Duration::from_secs(5), || lab.hosts[0].holds(&victim));
@@ -98,6 +100,24 @@ fn a_block_of_a_hosts_never_block_address_is_refused_there_said_and_counted() {
     assert!(!lab.hosts[2].holds(&victim));
     let status = lab.hosts[2].ctl(&["status"]);
     assert!(status.contains("refused 1 never-block"), "{status}");
+    // Members are counted at each heartbeat (every second).
+    wait_until(Duration::from_secs(3), || {
+        lab.hosts[2].ctl(&["status"]).contains("3 members")
+    });
+    let scraped = lab.hosts[2]
+        .ns
+        .exec(&["curl", "-sS", "http://127.0.0.1:9464/metrics"]);
+    let scraped = String::from_utf8_lossy(&scraped.stdout);
+    for sample in [
+        "scansentry_fleet_connected 1",
+        "scansentry_fleet_members 3",
+        "scansentry_fleet_blocks_refused_total{rule=\"never-block\"} 1",
+    ] {
+        assert!(
+            scraped.lines().any(|l| l == sample),
+            "{sample} in:\n{scraped}"
+        );
+    }
     // The fleet's server is never blocked either: no forged scan cuts a host off its fleet.
     let list = lab.hosts[0].ctl(&["never-block"]);
     assert!(

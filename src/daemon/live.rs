@@ -258,7 +258,8 @@ impl Daemon {
                     self.engine.fleet_message(message);
                 }
                 Event::Metrics(reply) => {
-                    let status = self.engine.status();
+                    let mut status = self.engine.status();
+                    self.fill_fleet(&mut status);
                     let text =
                         crate::metrics::exposition(&status, self.engine.tally(), self.reloads);
                     let _ = reply.send(text);
