@@ -235,8 +235,12 @@ impl Message {
             let (n, proto) = p.split_once('/')?;
             (n.parse::<u16>().is_ok() && matches!(proto, "tcp" | "udp")).then_some(())
         };
+        // Scan kinds as the detector names them: `syn`, `odd-flags`, `syn+udp`; `manual`.
         let word = |w: &str| {
-            !w.is_empty() && w.len() <= 64 && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'+')
+            !w.is_empty()
+                && w.len() <= 64
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'+' || b == b'-')
         };
         match &self.body {
             Body::Block {
@@ -350,6 +354,35 @@ mod tests {
                 until: at(1_790_003_600),
             },
         )
+    }
+
+    /// Every kind a detection can have is a kind a message can carry (`odd-flags` was refused
+    /// by an earlier check, and such a block never left its host).
+    #[test]
+    fn every_scan_kind_the_detector_names_can_be_sent() {
+        use crate::detect::ScanKinds;
+        use crate::wire::{ProbeKind, TcpFlags};
+        let mut all = ScanKinds::default();
+        for kind in [
+            ProbeKind::Syn,
+            ProbeKind::Fin,
+            ProbeKind::Null,
+            ProbeKind::Xmas,
+            ProbeKind::Maimon,
+            ProbeKind::Odd(TcpFlags::SYN),
+            ProbeKind::Ack,
+            ProbeKind::Udp,
+        ] {
+            all.insert(ScanKinds::of(kind));
+        }
+        let mut m = block("203.0.113.7/32");
+        let Body::Block { kind, .. } = &mut m.body else {
+            unreachable!()
+        };
+        *kind = all.to_string();
+        assert!(kind.contains("odd-flags"), "{kind}");
+        let bytes = m.encode().unwrap();
+        assert_eq!(Message::decode(&bytes, "web-3").unwrap(), m);
     }
 
     #[test]
