@@ -266,6 +266,24 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
             "Blocks taken from the other hosts.",
             fleet.taken,
         );
+        counter(
+            &mut r,
+            "fleet_probes_sent",
+            "Probe summaries sent to the fleet (for the owners of sweep counts).",
+            fleet.probes_sent,
+        );
+        counter(
+            &mut r,
+            "fleet_probes_dropped",
+            "Probe summaries not sent, past the rate a host may send.",
+            fleet.probes_dropped,
+        );
+        counter(
+            &mut r,
+            "fleet_sweeps",
+            "Sweeps found for the scanner prefixes this host owns.",
+            fleet.sweeps,
+        );
         let refused: Vec<(&str, u64)> = fleet
             .refused
             .iter()
@@ -380,6 +398,9 @@ mod tests {
                 received: 600,
                 taken: 30,
                 refused: [("never-block".to_string(), 1), ("rate-cap".to_string(), 5)].into(),
+                probes_sent: 70,
+                probes_dropped: 8,
+                sweeps: 2,
                 ..Default::default()
             }),
             ..StatusInfo::default()
@@ -393,6 +414,9 @@ mod tests {
             ("scansentry_fleet_sent_total", 40.0),
             ("scansentry_fleet_received_total", 600.0),
             ("scansentry_fleet_blocks_taken_total", 30.0),
+            ("scansentry_fleet_probes_sent_total", 70.0),
+            ("scansentry_fleet_probes_dropped_total", 8.0),
+            ("scansentry_fleet_sweeps_total", 2.0),
             (
                 "scansentry_fleet_blocks_refused_total{rule=\"never-block\"}",
                 1.0,

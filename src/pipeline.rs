@@ -210,7 +210,15 @@ pub struct Pipeline {
     counters: Counters,
     next_expire: Timestamp,
     local_check: bool,
+    /// Fleet mode's sweeps: every probe counted is also kept here, up to [`TAP_MAX`] between
+    /// two takes ([`Pipeline::take_tapped`]); `None` when off.
+    tap: Option<Vec<Probe>>,
+    /// Probes the tap had no room for.
+    tap_dropped: u64,
 }
+
+/// Probes the tap keeps between two takes at most (the engine takes them every 100 ms).
+pub const TAP_MAX: usize = 4096;
 
 impl Pipeline {
     /// A pipeline with no state. `seed` keys the conversation memory's hash (the daemon passes a
@@ -231,7 +239,30 @@ impl Pipeline {
             counters: Counters::default(),
             next_expire: Timestamp::ZERO,
             local_check: true,
+            tap: None,
+            tap_dropped: 0,
         }
+    }
+
+    /// Keeps every probe counted for [`Pipeline::take_tapped`] (`on`), or stops.
+    pub fn set_tap(&mut self, on: bool) {
+        match (on, &self.tap) {
+            (true, None) => self.tap = Some(Vec::new()),
+            (false, Some(_)) => self.tap = None,
+            _ => {}
+        }
+    }
+
+    /// The probes counted since the last take (with the tap on), and how many it had no room
+    /// for since start.
+    pub fn take_tapped(&mut self) -> (Vec<Probe>, u64) {
+        let probes = self.tap.as_mut().map(std::mem::take).unwrap_or_default();
+        (probes, self.tap_dropped)
+    }
+
+    /// The source `addr` is counted as: itself, or its prefix (`[detect] ipv6-prefix`).
+    pub fn source_of(&self, addr: IpAddr) -> ipnet::IpNet {
+        self.detector.source_of(addr)
     }
 
     /// Whether traffic from the host's own addresses is left alone (`true`, the default) or,
@@ -453,14 +484,22 @@ impl Pipeline {
             return None;
         }
         c.probes += 1;
-        self.detector.observe(&Probe {
+        let probe = Probe {
             at,
             src,
             dst,
             proto,
             dst_port,
             kind,
-        })
+        };
+        if let Some(tap) = &mut self.tap {
+            if tap.len() < TAP_MAX {
+                tap.push(probe);
+            } else {
+                self.tap_dropped += 1;
+            }
+        }
+        self.detector.observe(&probe)
     }
 
     /// Takes a new configuration (on reload): the detector starts afresh only if its settings

@@ -9,10 +9,11 @@
 use std::path::Path;
 
 /// The pure core.
-const PURE: [&str; 15] = [
+const PURE: [&str; 14] = [
     "engine",
-    "fleet::message",
-    "fleet::gate",
+    // The fleet's messages, the receiver's gate, the sweep count; the NATS link is the shell's
+    // (`daemon::fleet`).
+    "fleet",
     "metrics",
     "audit::policy",
     "time",

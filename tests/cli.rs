@@ -365,6 +365,9 @@ fn status_prints_the_counters() {
                 received: 30,
                 taken: 1,
                 refused: [("never-block".to_string(), 1)].into_iter().collect(),
+                probes_sent: 120,
+                probes_dropped: 0,
+                sweeps: 1,
             }),
         })
     });
@@ -385,7 +388,8 @@ fn status_prints_the_counters() {
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n\
          fleet              web-1: connected to 198.51.100.1:4222, 3 members, round trip 0.21 ms, \
-         0 queued, 2 dropped; 14 sent, 30 received, 1 block taken, refused 1 never-block\n"
+         0 queued, 2 dropped; 14 sent, 30 received, 1 block taken, refused 1 never-block; \
+         120 probes told, 0 dropped, 1 sweep found\n"
     );
     let o = ctl(&d, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

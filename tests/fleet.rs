@@ -152,7 +152,11 @@ fn without_the_server_blocking_goes_on_and_every_host_catches_up_when_it_is_back
         "web-2 did not block on its own"
     );
     let status = lab.hosts[1].ctl(&["status"]);
-    assert!(status.contains("1 queued"), "{status}");
+    // Its block waits in the queue (with the summaries of the scan's probes).
+    assert!(
+        status.contains(" queued") && !status.contains(" 0 queued"),
+        "{status}"
+    );
     assert!(!lab.hosts[0].holds(&second));
 
     lab.start_nats();
@@ -215,5 +219,85 @@ fn over_the_example_server_each_host_publishes_only_as_itself() {
         said.contains("fleet: NATS server error: ")
             && said.contains("Permissions Violation for Publish to \"scansentry.block.web-1\""),
         "{said}"
+    );
+}
+
+/// A sweep of one port across 12 of 16 hosts — one probe each, no host over its own threshold —
+/// is seen by the owner of the scanner's count and blocked on all 16 within a second; a
+/// monitoring check that completes a handshake with an open port of every host is not.
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn a_sweep_across_twelve_hosts_is_blocked_on_all_sixteen_a_monitoring_check_is_not() {
+    require_root();
+    let mut lab = FleetLab::new(16);
+    lab.start_all("");
+    let all = wait_until(Duration::from_secs(5), || {
+        lab.hosts
+            .iter()
+            .all(|h| h.ctl(&["status"]).contains("16 members"))
+    });
+    assert!(all, "the members do not agree yet");
+    let _services: Vec<_> = lab.hosts.iter().map(|h| h.listen(8080, 120)).collect();
+
+    let monitor = scanner_addr(3);
+    assert!(
+        lab.check_every_host(&monitor, 8080),
+        "the monitoring check failed"
+    );
+
+    let sweeper = scanner_addr(4);
+    lab.sweep(&sweeper, 1, 12, 23);
+    // Within a second of nmap's end (its last probe went a little before).
+    let blocked = wait_until(Duration::from_secs(1), || {
+        lab.hosts.iter().all(|h| h.holds(&sweeper))
+    });
+    let missing: Vec<&str> = lab
+        .hosts
+        .iter()
+        .filter(|h| !h.holds(&sweeper))
+        .map(|h| h.name.as_str())
+        .collect();
+    assert!(
+        blocked,
+        "a second after the sweep, not blocked on {missing:?}"
+    );
+    // No host saw a scan of its own: one owner counted the sweep, and blocked it at the
+    // eighth host (`[fleet.sweep] hosts`), before the sweep was over.
+    let found: Vec<&str> = lab
+        .hosts
+        .iter()
+        .filter(|h| {
+            h.daemon().out().contains(&format!(
+                "blocked {sweeper} for 1h: a sweep of 23/tcp across 8 hosts"
+            ))
+        })
+        .map(|h| h.name.as_str())
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{found:?}: {}",
+        lab.hosts
+            .iter()
+            .flat_map(|h| h
+                .daemon()
+                .out()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>())
+            .filter(|l| l.contains("a sweep"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let why = lab.hosts[15].ctl(&["why", &sweeper]);
+    assert!(
+        why.contains(&format!("blocked by fleet: detected on {}", found[0]))
+            && why.contains("a sweep across hosts of 23/tcp"),
+        "{why}"
+    );
+    assert!(lab.hosts.iter().all(|h| !h.holds(&monitor)));
+    assert!(
+        lab.check_every_host(&monitor, 8080),
+        "the monitoring check is cut off"
     );
 }

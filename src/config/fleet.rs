@@ -310,8 +310,8 @@ impl Validator {
         if uses_tls && tls.is_none() {
             self.problem("[fleet] servers: tls:// needs tls-ca".into());
         }
-        let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 2, 10_000);
-        let sweep_pairs = self.integer("[fleet.sweep] pairs", raw.sweep.pairs, 2, 1_000_000);
+        let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 2, 4096);
+        let sweep_pairs = self.integer("[fleet.sweep] pairs", raw.sweep.pairs, 2, 4096);
         let sweep_window = self.duration(
             "[fleet.sweep] window",
             &raw.sweep.window,

@@ -229,6 +229,15 @@ pub struct FleetInfo {
     pub taken: u64,
     /// Blocks from other hosts refused since start, by the rule that refused each.
     pub refused: std::collections::BTreeMap<String, u64>,
+    /// Probe summaries sent since start.
+    #[serde(default)]
+    pub probes_sent: u64,
+    /// Probe summaries not sent, past the rate a host may send, since start.
+    #[serde(default)]
+    pub probes_dropped: u64,
+    /// Sweeps this host found for the scanner prefixes it owns, since start.
+    #[serde(default)]
+    pub sweeps: u64,
 }
 
 /// A detection that was not blocked, as `why` shows it.

@@ -168,6 +168,7 @@ fn what(b: &BlockInfo) -> String {
 fn what_was_done(b: &BlockInfo) -> String {
     match b.kind.as_str() {
         "manual" => "blocked by hand".into(),
+        "sweep" => format!("a sweep across hosts of {}", b.ports.join(", ")),
         "unknown" => "found in the kernel's set".into(),
         kind if b.ports.is_empty() => format!("{kind} scan"),
         kind => format!(
@@ -323,8 +324,18 @@ fn fleet_line(f: &FleetInfo) -> String {
         let rules: Vec<String> = f.refused.iter().map(|(r, n)| format!("{n} {r}")).collect();
         format!(", refused {}", rules.join(", "))
     };
+    let sweeps = if f.probes_sent + f.probes_dropped + f.sweeps == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {} probes told, {} dropped, {}",
+            f.probes_sent,
+            f.probes_dropped,
+            crate::report::count(f.sweeps, "sweep", "sweeps") + " found"
+        )
+    };
     format!(
-        "{}: {link}, {}{round_trip}, {} queued, {} dropped; {} sent, {} received, {}{refused}",
+        "{}: {link}, {}{round_trip}, {} queued, {} dropped; {} sent, {} received, {}{refused}{sweeps}",
         f.host,
         crate::report::count(f.members as u64, "member", "members"),
         f.queued,

@@ -13,10 +13,11 @@
 //!   there (past that they are dropped and counted, so a flood cannot grow the queue).
 //! - **Catch-up**: at every connection (the first and each reconnection), every entry of the
 //!   bucket is read and handed over like a live message; the engine takes what is still due.
-//! - **Members**: a heartbeat every [`HEARTBEAT_EVERY`]; a host heard from within
-//!   [`MEMBER_FOR`] is a member.
+//! - **Members**: a heartbeat every [`HEARTBEAT_EVERY`], handed over like any message: the
+//!   engine keeps the members (those heard from within [`crate::fleet::MEMBER_FOR`]), whose
+//!   list says which host owns which scanner prefix's sweep count.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,8 +26,8 @@ use futures_util::StreamExt;
 
 use crate::config::fleet::{Credentials, FleetConfig};
 use crate::control::protocol::FleetInfo;
+use crate::fleet::HEARTBEAT_EVERY;
 use crate::fleet::message::{Body, HostName, Message, Subject};
-use crate::fleet::{HEARTBEAT_EVERY, MEMBER_FOR};
 use crate::respond::MAX_BLOCK_FOR;
 
 /// Messages waiting to be sent at most (the oldest is dropped past this).
@@ -35,8 +36,6 @@ pub const OUTBOX: usize = 4096;
 pub const IN_FLIGHT: usize = 4096;
 /// Entries of the bucket read at a catch-up at most.
 const CATCH_UP_MAX: usize = 65_536;
-/// Hosts remembered as members at most.
-const MAX_MEMBERS: usize = 4096;
 /// How often the round trip to the server is measured.
 const ROUND_TRIP_EVERY: Duration = Duration::from_secs(5);
 /// How long a stopping daemon gives the link to send what waits.
@@ -121,7 +120,6 @@ struct Shared {
     dropped_in: AtomicU64,
     connected: AtomicBool,
     server: Mutex<String>,
-    members: AtomicUsize,
     /// Microseconds; `u64::MAX` when not measured yet.
     round_trip_us: AtomicU64,
 }
@@ -158,7 +156,6 @@ impl Link {
             dropped_in: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             server: Mutex::new(String::new()),
-            members: AtomicUsize::new(1),
             round_trip_us: AtomicU64::new(u64::MAX),
         });
         let (done_tx, done) = std::sync::mpsc::channel();
@@ -235,7 +232,6 @@ impl Link {
         let s = &self.shared;
         info.connected = s.connected.load(Ordering::Relaxed);
         info.server = s.server.lock().expect("never poisoned").clone();
-        info.members = s.members.load(Ordering::Relaxed);
         info.round_trip_us =
             Some(s.round_trip_us.load(Ordering::Relaxed)).filter(|&us| us != u64::MAX);
         info.queued = s.outbox.lock().expect("never poisoned").len();
@@ -352,7 +348,6 @@ impl Thread {
         };
         let jetstream = async_nats::jetstream::new(client.clone());
         let mut bucket: Option<async_nats::jetstream::kv::Store> = None;
-        let mut members: HashMap<HostName, tokio::time::Instant> = HashMap::new();
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
         let mut round_trip = tokio::time::interval(ROUND_TRIP_EVERY);
         loop {
@@ -388,10 +383,9 @@ impl Thread {
                 },
                 message = inbox.next() => {
                     let Some(message) = message else { return };
-                    self.receive(&message, &mut members, &deliver);
+                    self.receive(&message, &deliver);
                 }
                 _ = heartbeat.tick() => {
-                    self.count_members(&mut members);
                     if client.connection_state() == async_nats::connection::State::Connected {
                         let at = crate::time::Clock::now(&crate::time::SystemClock);
                         let body = Body::Heartbeat { at };
@@ -444,33 +438,19 @@ impl Thread {
         }
     }
 
-    /// A message from the subscription: checked, counted as a sign of life, and handed over.
-    fn receive(
-        &self,
-        message: &async_nats::Message,
-        members: &mut HashMap<HostName, tokio::time::Instant>,
-        deliver: &impl Fn(Message) -> bool,
-    ) {
+    /// A message from the subscription: checked, and handed over (heartbeats too: the engine
+    /// keeps the members).
+    fn receive(&self, message: &async_nats::Message, deliver: &impl Fn(Message) -> bool) {
         let Some(subject) = Subject::parse(&self.prefix, message.subject.as_str()) else {
             return;
         };
         if subject.host == self.host.as_str() {
             return;
         }
-        let message = match Message::decode(&message.payload, &subject.host) {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::debug!("fleet: refused a message on {}: {e}", message.subject);
-                return;
-            }
-        };
-        if members.len() < MAX_MEMBERS || members.contains_key(&message.origin) {
-            members.insert(message.origin.clone(), tokio::time::Instant::now());
+        match Message::decode(&message.payload, &subject.host) {
+            Ok(message) => self.hand_over(message, deliver),
+            Err(e) => tracing::debug!("fleet: refused a message on {}: {e}", message.subject),
         }
-        if matches!(message.body, Body::Heartbeat { .. }) {
-            return;
-        }
-        self.hand_over(message, deliver);
     }
 
     fn hand_over(&self, message: Message, deliver: &impl Fn(Message) -> bool) {
@@ -482,13 +462,6 @@ impl Thread {
         if !deliver(message) {
             self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
-    }
-
-    fn count_members(&self, members: &mut HashMap<HostName, tokio::time::Instant>) {
-        members.retain(|_, seen| seen.elapsed() < MEMBER_FOR);
-        self.shared
-            .members
-            .store(members.len() + 1, Ordering::Relaxed);
     }
 
     /// The bucket of active blocks, made if it is not there yet.

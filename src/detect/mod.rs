@@ -600,6 +600,12 @@ impl Detector {
     }
 
     /// The key a source is counted under: its address, masked to the configured prefix.
+    /// The source `src` is counted as: the address, or its prefix.
+    pub fn source_of(&self, src: IpAddr) -> IpNet {
+        let key = self.key(src);
+        IpNet::new(key, self.prefix_len(key)).expect("prefix lengths are validated")
+    }
+
     fn key(&self, src: IpAddr) -> IpAddr {
         match src.to_canonical() {
             IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from_bits(a.to_bits() & self.mask4)),

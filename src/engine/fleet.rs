@@ -7,12 +7,26 @@
 //! was detected, the never-block list, the protected peers, a grace period, the size budget.
 //! Every refusal is counted by rule; those that protect this host are also said.
 
+use std::collections::HashMap;
+
 use hashlink::LinkedHashMap;
 
 use super::*;
 use crate::config::fleet::FleetConfig;
+use crate::fleet::MEMBER_FOR;
 use crate::fleet::gate::{Gate, Refusal, Verdict};
-use crate::fleet::message::{Body, HostName, MAX_PORTS, Message};
+use crate::fleet::message::{Body, HostName, MAX_PORTS, MAX_PROBES, Message, ProbeSummary};
+use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
+
+/// How often this host's probes go out as summaries (a batch at most this old).
+pub const PROBES_EVERY: Duration = Duration::from_millis(100);
+/// Summaries this host publishes in a second at most; past it they are dropped (counted), so
+/// that a flood of forged probes costs the bus a bounded rate per host.
+pub const PROBES_PER_SECOND: u32 = 1000;
+/// (source, port) pairs remembered as told, at most: each is told once per sweep window.
+const MAX_TOLD: usize = 65_536;
+/// Members remembered at most.
+const MAX_MEMBERS: usize = 4096;
 
 /// Networks whose last unblock is remembered (the oldest gives way): a block the fleet
 /// detected before an unblock here is not taken again, also when it comes back from the
@@ -33,6 +47,28 @@ pub(super) struct Fleet {
     taken: u64,
     /// Blocks from the other hosts refused, by rule.
     refused: std::collections::BTreeMap<&'static str, u64>,
+    /// The other hosts, and when each was last heard from (engine time).
+    members: HashMap<HostName, Timestamp>,
+    /// The sweeps counted for the prefixes this host owns.
+    sweeps: Sweeps,
+    /// (source, protocol, port) told to the fleet, and when: once per window.
+    told: LinkedHashMap<(IpNet, Proto, u16), Timestamp>,
+    /// Summaries waiting for the next batch.
+    pending: Vec<ProbeSummary>,
+    /// The second summaries are counted in, and how many went out in it.
+    second: (Timestamp, u32),
+    /// Summaries sent, dropped past the rate, and sweeps found.
+    probes_sent: u64,
+    probes_dropped: u64,
+    sweeps_found: u64,
+}
+
+fn thresholds(config: &FleetConfig) -> Thresholds {
+    Thresholds {
+        hosts: config.sweep_hosts,
+        pairs: config.sweep_pairs,
+        window: config.sweep_window,
+    }
 }
 
 impl Fleet {
@@ -52,6 +88,14 @@ impl Fleet {
             received: 0,
             taken: 0,
             refused: std::collections::BTreeMap::new(),
+            members: HashMap::new(),
+            sweeps: Sweeps::new(thresholds(config)),
+            told: LinkedHashMap::new(),
+            pending: Vec::new(),
+            second: (Timestamp::ZERO, 0),
+            probes_sent: 0,
+            probes_dropped: 0,
+            sweeps_found: 0,
         })
     }
 
@@ -65,7 +109,36 @@ impl Fleet {
             self.limits = limits;
             self.host = host;
         }
+        self.sweeps.set_thresholds(thresholds(config));
         Some(self)
+    }
+
+    /// The members heard from lately (`now`: engine time), this host among them, in name order.
+    fn live(&self, now: Timestamp) -> Vec<HostName> {
+        let mut live: Vec<HostName> = self
+            .members
+            .iter()
+            .filter(|(_, seen)| now.saturating_since(**seen) < MEMBER_FOR)
+            .map(|(host, _)| host.clone())
+            .chain([self.host.clone()])
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        live
+    }
+
+    fn heard(&mut self, host: &HostName, now: Timestamp) {
+        if let Some(seen) = self.members.get_mut(host) {
+            *seen = now;
+        } else {
+            if self.members.len() >= MAX_MEMBERS {
+                self.members
+                    .retain(|_, seen| now.saturating_since(*seen) < MEMBER_FOR);
+            }
+            if self.members.len() < MAX_MEMBERS {
+                self.members.insert(host.clone(), now);
+            }
+        }
     }
 
     fn lifted(&mut self, net: IpNet, at: Timestamp) {
@@ -121,6 +194,7 @@ impl Engine {
             return false;
         };
         fleet.lifted(net, at);
+        fleet.sweeps.forget(&net);
         if fleet_wide {
             self.effects.push(Effect::Fleet(Body::Unblock { net, at }));
         }
@@ -138,6 +212,7 @@ impl Engine {
             return;
         }
         fleet.received += 1;
+        fleet.heard(&message.origin, self.clock.now());
         match message.body {
             Body::Block {
                 net,
@@ -156,8 +231,218 @@ impl Engine {
             Body::Unblock { net, at } if accept => {
                 self.unblock_from_fleet(&message.origin, net, at)
             }
-            // Heartbeats and probe summaries are counted by the link and the sweep owner.
+            Body::Probes { probes } => self.count_probes(&message.origin, probes),
+            // A heartbeat says the origin is alive: heard above.
             _ => {}
+        }
+    }
+
+    /// Whether the pipeline keeps the probes it counts for the fleet: in fleet mode, when this
+    /// host shares them or counts sweeps.
+    pub(super) fn tap_probes(&mut self) {
+        let on = self.fleet.is_some()
+            && self
+                .fleet_config()
+                .is_some_and(|f| f.share_probes || f.accept_probes);
+        self.pipeline.set_tap(on);
+    }
+
+    /// Every [`PROBES_EVERY`]: the probes counted since go out as summaries, each (source,
+    /// port) once per sweep window and at most [`PROBES_PER_SECOND`]; this host counts those of
+    /// the prefixes it owns itself.
+    pub(super) fn fleet_probes(&mut self, now: Timestamp) {
+        let (share, accept, window) = match self.fleet_config() {
+            Some(f) => (f.share_probes, f.accept_probes, f.sweep_window),
+            None => return,
+        };
+        let (probes, _) = self.pipeline.take_tapped();
+        if probes.is_empty() {
+            return;
+        }
+        let wall_now = self.wall.to_wall(now);
+        let sources: Vec<IpNet> = probes
+            .iter()
+            .map(|p| self.pipeline.source_of(p.src))
+            .collect();
+        let wall = self.wall;
+        let mut mine: Vec<(IpNet, Seen)> = Vec::new();
+        let mut batches: Vec<Vec<ProbeSummary>> = Vec::new();
+        let Some(fleet) = &mut self.fleet else {
+            return;
+        };
+        let live = fleet.live(now);
+        for (p, source) in probes.into_iter().zip(sources) {
+            let key = (source, p.proto, p.dst_port);
+            if fleet
+                .told
+                .get(&key)
+                .is_some_and(|at| p.at.saturating_since(*at) < window)
+            {
+                continue;
+            }
+            if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
+                fleet.second = (now, 0);
+            }
+            if fleet.second.1 >= PROBES_PER_SECOND {
+                fleet.probes_dropped += 1;
+                continue;
+            }
+            fleet.second.1 += 1;
+            fleet.told.remove(&key);
+            if fleet.told.len() >= MAX_TOLD {
+                fleet.told.pop_front();
+            }
+            fleet.told.insert(key, p.at);
+            let summary = ProbeSummary {
+                source,
+                port: p.proto.label(p.dst_port),
+                kind: p.kind.scan_name().to_string(),
+                at: wall.to_wall(p.at),
+            };
+            if accept && sweep::owner(&source, &live) == Some(&fleet.host) {
+                let seen = Seen {
+                    host: fleet.host.clone(),
+                    port: summary.port.clone(),
+                    kind: summary.kind.clone(),
+                    at: summary.at,
+                };
+                mine.push((source, seen));
+            }
+            if share {
+                fleet.pending.push(summary);
+                if fleet.pending.len() == MAX_PROBES {
+                    batches.push(std::mem::take(&mut fleet.pending));
+                }
+            }
+        }
+        if !fleet.pending.is_empty() {
+            batches.push(std::mem::take(&mut fleet.pending));
+        }
+        for probes in batches {
+            fleet.probes_sent += probes.len() as u64;
+            self.effects.push(Effect::Fleet(Body::Probes { probes }));
+        }
+        for (source, seen) in mine {
+            self.count_sweep(source, seen, wall_now);
+        }
+    }
+
+    /// Another host's summaries: those of the prefixes this host owns are counted.
+    fn count_probes(&mut self, origin: &HostName, probes: Vec<ProbeSummary>) {
+        if !self.fleet_config().is_some_and(|f| f.accept_probes) {
+            return;
+        }
+        let now = self.clock.now();
+        let wall_now = self.wall.to_wall(now);
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let live = fleet.live(now);
+        let own = fleet.host.clone();
+        for p in probes {
+            if sweep::owner(&p.source, &live) != Some(&own) {
+                continue;
+            }
+            let seen = Seen {
+                host: origin.clone(),
+                port: p.port,
+                kind: p.kind,
+                at: p.at,
+            };
+            self.count_sweep(p.source, seen, wall_now);
+        }
+    }
+
+    fn count_sweep(&mut self, source: IpNet, seen: Seen, wall_now: Timestamp) {
+        let Some(fleet) = &mut self.fleet else {
+            return;
+        };
+        if let Some(sweep) = fleet.sweeps.count(source, seen, wall_now) {
+            fleet.sweeps_found += 1;
+            self.block_sweep(sweep);
+        }
+    }
+
+    /// A sweep this host counted: blocked through this host's own rules (the never-block list,
+    /// the protected peers, a grace period, the budget), and told to the fleet.
+    fn block_sweep(&mut self, sweep: Sweep) {
+        let now = self.clock.now();
+        let net = sweep.source;
+        let net_text = source_text(&net);
+        let hosts: Vec<&str> = sweep.hosts.iter().map(HostName::as_str).collect();
+        let what = format!(
+            "a sweep of {} across {} ({})",
+            sweep.ports.join(" "),
+            report::count(sweep.hosts.len() as u64, "host", "hosts"),
+            hosts.join(", ")
+        );
+        let overlapping: Vec<String> = self
+            .pipeline
+            .never_block()
+            .entries()
+            .iter()
+            .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
+            .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
+            .collect();
+        if !overlapping.is_empty() {
+            self.warn(format!(
+                "not blocking {net_text} for {what}: it overlaps the never-block list: {}",
+                overlapping.join(", ")
+            ));
+            return;
+        }
+        if self.config().respond.protect != Protect::None
+            && let Some(c) = self.peers.protecting(net, now)
+        {
+            self.warn(format!(
+                "not blocking {net_text} for {what}: {} is a protected peer (a \
+                     conversation on port {})",
+                c.peer, c.port
+            ));
+            return;
+        }
+        let why = Why {
+            kind: "sweep".into(),
+            ports: sweep
+                .ports
+                .iter()
+                .filter_map(|p| Proto::parse_label(p))
+                .collect(),
+            origin: None,
+        };
+        let decision = self.responder.block_sweep(net, why, now);
+        match &decision {
+            Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
+                let ttl = *ttl;
+                let actions = decision.actions();
+                match self.apply(&actions) {
+                    Ok(()) => {
+                        self.dirty = true;
+                        let verb = self.verb("blocked", "would block");
+                        self.log(format!("{verb} {net_text} for {}: {what}", human(ttl)));
+                        self.publish_block(net, now);
+                    }
+                    Err(e) => {
+                        self.forget_blocks(&actions);
+                        self.warn(format!("could not block {net_text} for {what}: {e}"));
+                    }
+                }
+            }
+            Decision::InGrace { .. } => {
+                self.log(format!(
+                    "not blocking {net_text} for {what}: in a grace period"
+                ));
+            }
+            Decision::OverBudget { .. } => {
+                self.log(format!(
+                    "not blocking {net_text} for {what}: refused by the budget"
+                ));
+            }
+            Decision::AlreadyBlocked { .. }
+            | Decision::NeverBlock { .. }
+            | Decision::TooFewPorts { .. }
+            | Decision::ReversePath { .. }
+            | Decision::Protected { .. } => {}
         }
     }
 
@@ -311,6 +596,10 @@ impl Engine {
         let fleet = self.fleet.as_ref()?;
         Some(FleetInfo {
             host: fleet.host.to_string(),
+            members: fleet.live(self.clock.now()).len(),
+            probes_sent: fleet.probes_sent,
+            probes_dropped: fleet.probes_dropped,
+            sweeps: fleet.sweeps_found,
             received: fleet.received,
             taken: fleet.taken,
             refused: fleet

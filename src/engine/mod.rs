@@ -239,6 +239,8 @@ struct Heal {
 struct Due {
     second: Timestamp,
     save: Timestamp,
+    /// Fleet mode: the probes counted go out as summaries.
+    probes: Timestamp,
 }
 
 /// The daemon's decisions: pipeline, responder, host view and firewall, and what follows a
@@ -336,6 +338,7 @@ impl Engine {
             due: Due {
                 second: now.saturating_add(EVERY_SECOND),
                 save: now.saturating_add(SAVE_EVERY),
+                probes: now.saturating_add(fleet::PROBES_EVERY),
             },
             fold: report::Fold::default(),
             not_blocked: not_blocked::NotBlocked::default(),
@@ -346,6 +349,7 @@ impl Engine {
         for w in found.warnings {
             engine.warn(w);
         }
+        engine.tap_probes();
         engine.reconcile(saved);
         engine.read_peers();
         Ok(engine)
@@ -479,7 +483,14 @@ impl Engine {
                 self.effects.push(Effect::Save(state));
             }
         }
-        let next = self.due.second.min(self.due.save);
+        if self.fleet.is_some() && now >= self.due.probes {
+            self.due.probes = now.saturating_add(fleet::PROBES_EVERY);
+            self.fleet_probes(now);
+        }
+        let mut next = self.due.second.min(self.due.save);
+        if self.fleet.is_some() {
+            next = next.min(self.due.probes);
+        }
         if self.heal.pending {
             next.min(self.heal.not_before)
         } else {
@@ -604,6 +615,7 @@ impl Engine {
             (None, Some(config)) => fleet::Fleet::new(config),
             (_, None) => None,
         };
+        self.tap_probes();
         let now = self.clock.now();
         self.peers.set_protect_for(new.respond.protect_for, now);
         let origin = loaded.origin.to_string();

@@ -1017,3 +1017,215 @@ mod fleet {
         assert_eq!(b.origin.as_deref(), Some("web-3"));
     }
 }
+
+/// Sweeps (issue 17): summaries out, the owner's count, the block through this host's rules.
+mod sweep {
+    use super::*;
+    use crate::fleet::message::{Body, HostName, Message, ProbeSummary};
+
+    fn fleet_config() -> Config {
+        fleet_config_as("web-1")
+    }
+
+    fn fleet_config_as(name: &str) -> Config {
+        let mut c = config();
+        let text = format!(
+            "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
+             host = \"{name}\"\n"
+        );
+        c.fleet = crate::config::from_toml(&text, std::path::Path::new("fleet.toml"))
+            .unwrap()
+            .fleet;
+        c
+    }
+
+    /// A lab running as the owner of `source`'s count among web-1 … web-`n`, every other
+    /// member heard from; the others' names.
+    fn lab_owning(source: &str, n: usize) -> (Lab, Vec<String>) {
+        let members: Vec<HostName> = (1..=n).map(|i| host(&format!("web-{i}"))).collect();
+        let own = crate::fleet::sweep::owner(&net(source), &members)
+            .unwrap()
+            .to_string();
+        let mut lab = Lab::start(fleet_config_as(&own));
+        let others: Vec<String> = members
+            .iter()
+            .map(ToString::to_string)
+            .filter(|m| *m != own)
+            .collect();
+        for other in &others {
+            let beat = heartbeat(&lab, other);
+            lab.engine.fleet_message(beat);
+        }
+        assert_eq!(lab.engine.fleet_info().unwrap().members, n);
+        (lab, others)
+    }
+
+    fn host(name: &str) -> HostName {
+        HostName::new(name).unwrap()
+    }
+
+    fn probes_from(lab: &Lab, origin: &str, source: &str, port: &str) -> Message {
+        Message::new(
+            host(origin),
+            Body::Probes {
+                probes: vec![ProbeSummary {
+                    source: net(source),
+                    port: port.into(),
+                    kind: "syn".into(),
+                    at: lab.clock.now(),
+                }],
+            },
+        )
+    }
+
+    fn heartbeat(lab: &Lab, origin: &str) -> Message {
+        Message::new(
+            host(origin),
+            Body::Heartbeat {
+                at: lab.clock.now(),
+            },
+        )
+    }
+
+    fn told(lab: &mut Lab) -> Vec<Body> {
+        lab.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Fleet(body) => Some(body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_probe_goes_out_once_per_window_in_a_batch() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine.take_effects();
+        lab.scan(SCANNER, 23..=23);
+        lab.scan(SCANNER, 23..=23);
+        lab.scan("203.0.113.8", 80..=80);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        let out = told(&mut lab);
+        let [Body::Probes { probes }] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        let said: Vec<(String, &str)> = probes
+            .iter()
+            .map(|p| (p.source.to_string(), p.port.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("203.0.113.7/32".to_string(), "23/tcp"),
+                ("203.0.113.8/32".to_string(), "80/tcp"),
+            ]
+        );
+        // The same (source, port) within the window: not told again; after it, told.
+        lab.scan(SCANNER, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(told(&mut lab).is_empty());
+        lab.advance(Duration::from_secs(61));
+        lab.scan(SCANNER, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert_eq!(told(&mut lab).len(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_probes_is_told_at_a_bounded_rate() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine.take_effects();
+        // 3,000 sources, one probe each, within 100 ms (not the host's own address).
+        for i in (0..3001_u32).filter(|&i| i != 1) {
+            let [_, _, a, b] = i.to_be_bytes();
+            lab.scan(&format!("198.51.{}.{}", 100 + u32::from(a), b), 23..=23);
+        }
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        let sent: usize = told(&mut lab)
+            .iter()
+            .map(|b| match b {
+                Body::Probes { probes } => probes.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(sent, crate::engine::fleet::PROBES_PER_SECOND as usize);
+        let info = lab.engine.fleet_info().unwrap();
+        assert_eq!(info.probes_sent, 1000);
+        assert_eq!(info.probes_dropped, 2000);
+    }
+
+    #[test]
+    fn the_owner_blocks_a_sweep_and_tells_the_fleet_others_only_count_their_own() {
+        // Its own probe and seven other hosts' on one port: a sweep.
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        for origin in &others[..7] {
+            let m = probes_from(&lab, origin, SCANNER, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        lab.engine.take_effects();
+        lab.scan(SCANNER, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(lab.kernel.holds(net(SCANNER)));
+        let out = told(&mut lab);
+        assert!(
+            out.iter()
+                .any(|b| matches!(b, Body::Block { kind, ports, .. }
+                if kind == "sweep" && ports == &["23/tcp"])),
+            "{out:?}"
+        );
+        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+        // why says what it was.
+        let Response::Why { block: Some(b), .. } = lab.request(Request::Why { addr: ip(SCANNER) })
+        else {
+            panic!("not blocked");
+        };
+        assert_eq!(
+            (b.kind.as_str(), b.ports.as_slice()),
+            ("sweep", &["23/tcp".to_string()][..])
+        );
+
+        // A prefix another member owns is that member's to count: nothing here.
+        let members: Vec<HostName> = (1..=16).map(|i| host(&format!("web-{i}"))).collect();
+        let own = lab.engine.fleet_host().unwrap().clone();
+        let theirs = (0..255)
+            .map(|k| format!("198.51.100.{k}"))
+            .find(|a| crate::fleet::sweep::owner(&net(a), &members) != Some(&own) && a != LOCAL)
+            .unwrap();
+        for origin in &others[..8] {
+            let m = probes_from(&lab, origin, &theirs, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(!lab.kernel.holds(net(&theirs)));
+    }
+
+    #[test]
+    fn a_sweep_of_a_never_block_address_or_a_protected_peer_is_not_blocked() {
+        let (mut lab, others) = lab_owning(LOCAL, 9);
+        lab.engine.take_effects();
+        for origin in &others {
+            let m = probes_from(&lab, origin, LOCAL, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert!(lab.says("not blocking 198.51.100.1 for a sweep of 23/tcp across 8 hosts"));
+
+        let peer = "203.0.113.50";
+        let (mut lab, others) = lab_owning(peer, 9);
+        lab.machine().established = vec![(ip(peer), 22, 50000)];
+        lab.advance(EVERY_SECOND);
+        lab.engine.tick();
+        lab.engine.take_effects();
+        for origin in &others {
+            let m = probes_from(&lab, origin, peer, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert!(lab.says("not blocking 203.0.113.50 for a sweep of 23/tcp across 8 hosts"));
+    }
+}

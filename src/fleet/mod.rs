@@ -6,6 +6,7 @@
 
 pub mod gate;
 pub mod message;
+pub mod sweep;
 
 /// A host is a member of the fleet while it was heard from (a heartbeat, or any message) this
 /// recently; members send a heartbeat every [`HEARTBEAT_EVERY`].

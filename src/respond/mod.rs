@@ -423,6 +423,17 @@ struct Offender {
     last: Timestamp,
 }
 
+/// How the evidence for a block came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum How {
+    /// A detection here.
+    Detected,
+    /// A sweep across the fleet, counted here.
+    Sweep,
+    /// By hand, for this long.
+    ByHand(Duration),
+}
+
 /// Decides what to do with detections; remembers active blocks and past offenders.
 #[derive(Debug)]
 pub struct Responder {
@@ -543,6 +554,28 @@ impl Responder {
         )
     }
 
+    /// Decides about blocking `net` for a sweep the fleet saw (this host owns its prefix): as
+    /// a detection, but for `min-ports` (a sweep probes a port or two on each of many hosts;
+    /// `[fleet.sweep]` has its own thresholds). The never-block list and the protected peers
+    /// are the caller's to check.
+    pub fn block_sweep(&mut self, net: IpNet, why: Why, now: Timestamp) -> Decision {
+        self.sweep(now);
+        if let Some(until) = self
+            .grace
+            .iter()
+            .find(|(g, until)| {
+                (g.contains(&net.addr()) || net.contains(&g.addr())) && **until > now
+            })
+            .map(|(_, until)| *until)
+        {
+            return Decision::InGrace {
+                addr: net.addr(),
+                remaining: until.saturating_since(now),
+            };
+        }
+        self.block_how(net, now, why, How::Sweep)
+    }
+
     /// `manual`: a block by hand with this duration (no rate budget, no offence counted).
     fn block(
         &mut self,
@@ -551,6 +584,18 @@ impl Responder {
         why: Why,
         manual: Option<Duration>,
     ) -> Decision {
+        let how = match manual {
+            Some(ttl) => How::ByHand(ttl),
+            None => How::Detected,
+        };
+        self.block_how(net, now, why, how)
+    }
+
+    fn block_how(&mut self, net: IpNet, now: Timestamp, why: Why, how: How) -> Decision {
+        let manual = match how {
+            How::ByHand(ttl) => Some(ttl),
+            How::Detected | How::Sweep => None,
+        };
         if let Some((covering, active)) = self.covering(net, now) {
             if (self.config.refresh || manual.is_some()) && covering == net {
                 let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
@@ -571,7 +616,7 @@ impl Responder {
                 remaining: active.until.saturating_since(now),
             };
         }
-        if manual.is_none() && why.ports.len() < self.config.min_ports {
+        if how == How::Detected && why.ports.len() < self.config.min_ports {
             return Decision::TooFewPorts {
                 addr: net.addr(),
                 ports: why.ports.len(),

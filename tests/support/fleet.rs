@@ -77,6 +77,28 @@ impl Host {
             .and_then(|e| e["elem"]["expires"].as_u64())
     }
 
+    /// A listener on `port` (all addresses) for `seconds`: an open port, a service.
+    pub fn listen(&self, port: u16, seconds: u32) -> KillOnDrop {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns.0, "timeout", &seconds.to_string()])
+            .args(["python3", "-c"])
+            .arg(format!(
+                "import socket, time\n\
+                 s = socket.create_server(('0.0.0.0', {port}), backlog=64)\n\
+                 time.sleep({seconds})\n"
+            ))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let guard = KillOnDrop(child);
+        let up = wait_until(Duration::from_secs(5), || {
+            let out = self.ns.exec(&["ss", "-ltnH"]);
+            String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} "))
+        });
+        assert!(up, "the listener on {} did not start", self.name);
+        guard
+    }
+
     /// `sentryctl ARGS…` against this host's daemon: its standard output (asserting success).
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = self.daemon().ctl(args);
@@ -402,6 +424,57 @@ impl FleetLab {
             "nmap: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `nmap -sS -p PORT` of hosts `first`..=`last` from the scanner's address `from`: one
+    /// probe each (a closed port answers with a RST, which nmap does not retry).
+    pub fn sweep(&self, from: &str, first: usize, last: usize, port: u16) {
+        let targets = format!("198.51.100.{first}-{last}");
+        let out = self.scanner.exec(&[
+            "timeout",
+            "120",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-T4",
+            "-sS",
+            "-S",
+            from,
+            "-e",
+            "eth0",
+            "--max-retries",
+            "0",
+            "-p",
+            &port.to_string(),
+            &targets,
+        ]);
+        assert!(
+            out.status.success(),
+            "nmap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Opens and closes a TCP connection from `from` to `port` of every host, as a monitoring
+    /// check does; whether every one connected.
+    pub fn check_every_host(&self, from: &str, port: u16) -> bool {
+        let hosts: Vec<String> = (1..=self.hosts.len()).map(host_addr).collect();
+        let script = format!(
+            "import socket\n\
+             ok = True\n\
+             for h in {hosts:?}:\n\
+             \x20   s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0))\n\
+             \x20   try:\n\
+             \x20       s.connect((h, {port}))\n\
+             \x20   except OSError:\n\
+             \x20       ok = False\n\
+             \x20   s.close()\n\
+             raise SystemExit(0 if ok else 1)\n"
+        );
+        self.scanner
+            .exec(&["timeout", "60", "python3", "-c", &script])
+            .status
+            .success()
     }
 
     /// Waits up to `limit` until every host's kernel holds `addr`; the hosts that do not.

@@ -1,0 +1,405 @@
+//! Sweeps: one scanner probing a port or two on many hosts, so that no host sees a scan.
+//! **Pure**; time is an argument.
+//!
+//! Each host publishes what it was probed with as summaries (scanner prefix, port, kind), each
+//! (prefix, port) once per window. Every scanner prefix has one **owner** among the live
+//! members, chosen by rendezvous hashing ([`owner`]): each member's weight for the prefix is a
+//! hash of both, the heaviest owns it. Every host computes the same owner from the same
+//! members, with no coordination, and when a member comes or goes only the prefixes it owned (or
+//! now wins) change hands. The owner counts ([`Sweeps`]) distinct hosts per port and distinct
+//! (host, port) pairs per prefix within the window; past `[fleet.sweep] hosts` on one port, or
+//! `pairs` in all, it is a sweep, which the owner blocks through its own rules and publishes.
+//! Counts begin afresh at a new owner.
+//!
+//! Memory is bounded: at most [`MAX_PREFIXES`] prefixes and [`MAX_PAIRS`] pairs in all (the
+//! least recently probed prefix gives way), each prefix with at most `pairs` pairs (a prefix
+//! that reaches them is a sweep already).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+
+use hashlink::LinkedHashMap;
+use ipnet::IpNet;
+
+use super::message::HostName;
+use crate::time::Timestamp;
+
+/// Scanner prefixes counted at most.
+pub const MAX_PREFIXES: usize = 16_384;
+/// (host, port) pairs counted at most, over every prefix.
+pub const MAX_PAIRS: usize = 262_144;
+
+/// A member's weight for `prefix`: 64 bits of FNV-1a over both, mixed (splitmix64's finaliser).
+/// Fixed, so that every host and every version computes the same owner.
+fn weight(member: &str, prefix: &IpNet) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = prefix.to_string();
+    for b in member.bytes().chain([0]).chain(text.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The owner of `prefix` among `members` (rendezvous hashing; ties, which need equal 64-bit
+/// weights, go to the smaller name). `None` without members.
+pub fn owner<'m>(
+    prefix: &IpNet,
+    members: impl IntoIterator<Item = &'m HostName>,
+) -> Option<&'m HostName> {
+    members.into_iter().max_by(|a, b| {
+        weight(a.as_str(), prefix)
+            .cmp(&weight(b.as_str(), prefix))
+            .then_with(|| b.cmp(a))
+    })
+}
+
+/// One probe a host reported: which host, which port (`22/tcp`), which kind, when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The host probed.
+    pub host: HostName,
+    /// The port, as `22/tcp`.
+    pub port: String,
+    /// The probe's kind (`syn`).
+    pub kind: String,
+    /// When (wall clock).
+    pub at: Timestamp,
+}
+
+/// A sweep found: the prefix, the hosts and ports it probed, its kinds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    /// The scanner's prefix.
+    pub source: IpNet,
+    /// The hosts probed, in name order.
+    pub hosts: Vec<HostName>,
+    /// The ports probed, in order.
+    pub ports: Vec<String>,
+    /// The kinds of its probes, `+`-joined in order.
+    pub kind: String,
+    /// Its first probe counted (wall clock).
+    pub first: Timestamp,
+}
+
+/// The thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Distinct hosts on one port.
+    pub hosts: u32,
+    /// Distinct (host, port) pairs.
+    pub pairs: u32,
+    /// Within.
+    pub window: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Prefix {
+    /// (host, port) → (kind, when first seen).
+    pairs: HashMap<(HostName, String), (String, Timestamp)>,
+    /// The pairs in the order they were first seen, to let them leave the window.
+    order: VecDeque<((HostName, String), Timestamp)>,
+    /// Hosts probed per port.
+    per_port: HashMap<String, usize>,
+}
+
+impl Prefix {
+    /// Lets the pairs first seen before `horizon` go; how many went.
+    fn expire(&mut self, horizon: Timestamp) -> usize {
+        let mut gone = 0;
+        while self.order.front().is_some_and(|(_, at)| *at < horizon) {
+            let (key, _) = self.order.pop_front().expect("a front");
+            self.pairs.remove(&key);
+            if let Some(n) = self.per_port.get_mut(&key.1) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_port.remove(&key.1);
+                }
+            }
+            gone += 1;
+        }
+        gone
+    }
+}
+
+/// The owner's counts.
+#[derive(Debug)]
+pub struct Sweeps {
+    thresholds: Thresholds,
+    prefixes: LinkedHashMap<IpNet, Prefix>,
+    /// Pairs over every prefix.
+    pairs: usize,
+}
+
+impl Sweeps {
+    /// Nothing counted yet.
+    pub fn new(thresholds: Thresholds) -> Self {
+        Sweeps {
+            thresholds,
+            prefixes: LinkedHashMap::new(),
+            pairs: 0,
+        }
+    }
+
+    /// New thresholds; the counts stay.
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) {
+        self.thresholds = thresholds;
+    }
+
+    /// Forgets what `source` did (it was blocked or unblocked: it starts afresh).
+    pub fn forget(&mut self, source: &IpNet) {
+        if let Some(gone) = self.prefixes.remove(source) {
+            self.pairs -= gone.pairs.len();
+        }
+    }
+
+    /// Pairs counted now, over every prefix.
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
+    /// Prefixes counted now.
+    pub fn len(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
+
+    /// Counts `seen` for `source` at `now` (wall clock); the sweep, when this makes one (the
+    /// prefix then starts afresh).
+    pub fn count(&mut self, source: IpNet, seen: Seen, now: Timestamp) -> Option<Sweep> {
+        let t = self.thresholds;
+        let horizon = now.saturating_sub(t.window);
+        if seen.at < horizon {
+            return None;
+        }
+        // Room first: the least recently probed prefixes give way.
+        while !self.prefixes.contains_key(&source)
+            && (self.prefixes.len() >= MAX_PREFIXES || self.pairs >= MAX_PAIRS)
+        {
+            match self.prefixes.pop_front() {
+                Some((_, gone)) => self.pairs -= gone.pairs.len(),
+                None => break,
+            }
+        }
+        if self.prefixes.to_back(&source).is_none() {
+            self.prefixes.insert(source, Prefix::default());
+        }
+        let prefix = self.prefixes.get_mut(&source).expect("just made");
+        self.pairs -= prefix.expire(horizon);
+        let cap = usize::try_from(t.pairs).unwrap_or(usize::MAX);
+        let key = (seen.host, seen.port);
+        if !prefix.pairs.contains_key(&key) && prefix.pairs.len() < cap && self.pairs < MAX_PAIRS {
+            prefix.pairs.insert(key.clone(), (seen.kind, seen.at));
+            prefix.order.push_back((key.clone(), seen.at));
+            *prefix.per_port.entry(key.1.clone()).or_default() += 1;
+            self.pairs += 1;
+        }
+        let on_port = prefix.per_port.get(&key.1).copied().unwrap_or(0);
+        let swept =
+            on_port >= usize::try_from(t.hosts).unwrap_or(usize::MAX) || prefix.pairs.len() >= cap;
+        if !swept {
+            return None;
+        }
+        let prefix = self.prefixes.remove(&source).expect("counted just now");
+        self.pairs -= prefix.pairs.len();
+        let hosts: BTreeSet<HostName> = prefix.pairs.keys().map(|(h, _)| h.clone()).collect();
+        let ports: BTreeSet<String> = prefix.pairs.keys().map(|(_, p)| p.clone()).collect();
+        let kinds: BTreeSet<&str> = prefix.pairs.values().map(|(k, _)| k.as_str()).collect();
+        let first = prefix
+            .pairs
+            .values()
+            .map(|(_, at)| *at)
+            .min()
+            .unwrap_or(now);
+        Some(Sweep {
+            source,
+            hosts: hosts.into_iter().collect(),
+            ports: ports.into_iter().collect(),
+            kind: kinds.into_iter().collect::<Vec<_>>().join("+"),
+            first,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str) -> HostName {
+        HostName::new(name).unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_micros(secs * 1_000_000)
+    }
+
+    fn seen(h: &str, port: &str, secs: u64) -> Seen {
+        Seen {
+            host: host(h),
+            port: port.into(),
+            kind: "syn".into(),
+            at: at(secs),
+        }
+    }
+
+    fn members(n: usize) -> Vec<HostName> {
+        (1..=n).map(|i| host(&format!("web-{i}"))).collect()
+    }
+
+    #[test]
+    fn every_prefix_has_one_owner_and_prefixes_spread_over_the_members() {
+        let fleet = members(16);
+        let mut owned = std::collections::BTreeMap::<&HostName, usize>::new();
+        for i in 0..4096_u32 {
+            let prefix = IpNet::from(std::net::IpAddr::from(i.to_be_bytes()));
+            let a = owner(&prefix, &fleet).unwrap();
+            // Whatever order the members are listed in.
+            assert_eq!(owner(&prefix, fleet.iter().rev()), Some(a));
+            *owned.entry(a).or_default() += 1;
+        }
+        assert_eq!(owned.len(), 16);
+        // 256 each on average: none far off.
+        assert!(
+            owned.values().all(|&n| (160..=352).contains(&n)),
+            "{owned:?}"
+        );
+        assert_eq!(owner(&net("203.0.113.9/32"), &[]), None);
+    }
+
+    #[test]
+    fn a_member_that_goes_takes_only_its_own_prefixes_elsewhere() {
+        let fleet = members(16);
+        let fewer: Vec<HostName> = fleet
+            .iter()
+            .filter(|h| h.as_str() != "web-7")
+            .cloned()
+            .collect();
+        let mut moved = 0;
+        for i in 0..4096_u32 {
+            let prefix = IpNet::from(std::net::IpAddr::from(i.to_be_bytes()));
+            let before = owner(&prefix, &fleet).unwrap();
+            let after = owner(&prefix, &fewer).unwrap();
+            if before != after {
+                assert_eq!(before.as_str(), "web-7");
+                moved += 1;
+            } else {
+                assert_ne!(before.as_str(), "web-7");
+            }
+        }
+        assert!(moved > 0);
+    }
+
+    #[test]
+    fn the_weights_are_fixed_across_hosts_and_versions() {
+        // Every host must agree: a change here splits the fleet's owners between versions.
+        assert_eq!(
+            weight("web-1", &net("203.0.113.9/32")),
+            weight("web-1", &net("203.0.113.9/32"))
+        );
+        assert_eq!(
+            weight("web-1", &net("203.0.113.9/32")),
+            6_091_974_209_060_670_449
+        );
+    }
+
+    fn thresholds() -> Thresholds {
+        Thresholds {
+            hosts: 8,
+            pairs: 16,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn one_port_on_eight_hosts_is_a_sweep_seven_is_not() {
+        let mut sweeps = Sweeps::new(thresholds());
+        let scanner = net("203.0.113.9/32");
+        for i in 1..=7 {
+            assert_eq!(
+                sweeps.count(scanner, seen(&format!("web-{i}"), "23/tcp", 100), at(100)),
+                None
+            );
+        }
+        // The same host again is not another host.
+        assert_eq!(
+            sweeps.count(scanner, seen("web-7", "23/tcp", 101), at(101)),
+            None
+        );
+        let sweep = sweeps
+            .count(scanner, seen("web-8", "23/tcp", 102), at(102))
+            .unwrap();
+        assert_eq!(sweep.source, scanner);
+        assert_eq!(sweep.hosts.len(), 8);
+        assert_eq!(sweep.ports, ["23/tcp"]);
+        assert_eq!(sweep.kind, "syn");
+        assert_eq!(sweep.first, at(100));
+        // It starts afresh.
+        assert!(sweeps.is_empty());
+    }
+
+    #[test]
+    fn sixteen_pairs_on_fewer_hosts_are_a_sweep_and_old_probes_leave_the_window() {
+        let mut sweeps = Sweeps::new(thresholds());
+        let scanner = net("2001:db8:1::/64");
+        // Four ports on each of four hosts: 16 pairs, no port on 8 hosts.
+        let mut found = None;
+        for (k, (h, p)) in (1..=4)
+            .flat_map(|h| [22, 23, 80, 443].map(move |p| (h, p)))
+            .enumerate()
+        {
+            let secs = 1000 + k as u64;
+            found = sweeps.count(
+                scanner,
+                seen(&format!("web-{h}"), &format!("{p}/tcp"), secs),
+                at(secs),
+            );
+            assert_eq!(found.is_some(), k == 15, "{k}");
+        }
+        assert_eq!(found.unwrap().ports.len(), 4);
+
+        // Seven hosts, then the window passes: the eighth is not a sweep.
+        for i in 1..=7 {
+            sweeps.count(scanner, seen(&format!("web-{i}"), "23/tcp", 2000), at(2000));
+        }
+        assert_eq!(
+            sweeps.count(scanner, seen("web-8", "23/tcp", 2061), at(2061)),
+            None
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_by_prefixes_and_pairs() {
+        let mut sweeps = Sweeps::new(Thresholds {
+            hosts: 4096,
+            pairs: 4096,
+            window: Duration::from_secs(60),
+        });
+        for i in 0..(u32::try_from(MAX_PREFIXES).unwrap() + 100) {
+            let prefix = IpNet::from(std::net::IpAddr::from(i.to_be_bytes()));
+            sweeps.count(prefix, seen("web-1", "23/tcp", 5), at(5));
+        }
+        assert_eq!(sweeps.len(), MAX_PREFIXES);
+        assert_eq!(sweeps.pairs(), MAX_PREFIXES);
+        // Many pairs per prefix: the total stays within MAX_PAIRS.
+        for i in 0..80_u32 {
+            let prefix = IpNet::from(std::net::IpAddr::from((i + 1_000_000).to_be_bytes()));
+            for port in 0..4095_u32 {
+                sweeps.count(prefix, seen("web-1", &format!("{port}/tcp"), 5), at(5));
+            }
+            assert!(sweeps.pairs() <= MAX_PAIRS, "{}", sweeps.pairs());
+        }
+        assert!(sweeps.pairs() > MAX_PAIRS / 2);
+    }
+}
