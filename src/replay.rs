@@ -261,7 +261,7 @@ impl Summary {
                 | Effect::Blocked { .. }
                 | Effect::History { .. }
                 | Effect::Save(_)
-                | Effect::Fleet(_) => {}
+                | Effect::Fleet { .. } => {}
             }
         }
     }

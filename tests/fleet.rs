@@ -213,6 +213,15 @@ fn over_the_example_server_each_host_publishes_only_as_itself() {
         "{}",
         lab.nats_log()
     );
+    // The honest hosts' traffic — blocks, heartbeats, the bucket, the probe summaries of
+    // web-1's scan to their owners — passed the example's permissions: every violation is
+    // web-2's.
+    let log = lab.nats_log();
+    let violations: Vec<&str> = log.lines().filter(|l| l.contains("Violation")).collect();
+    assert!(
+        violations.iter().all(|l| l.contains("User \"CN=web-2\"")),
+        "{violations:#?}"
+    );
     // And web-2's administrator hears of it.
     let said = lab.hosts[1].daemon().err();
     assert!(

@@ -188,14 +188,14 @@ impl Link {
 
     /// Queues `body` as this host's message; never waits on the network. A full outbox drops
     /// its oldest message (counted).
-    pub fn send(&self, body: Body) {
+    pub fn send(&self, body: Body, to: Option<&HostName>) {
         let key = match &body {
             Body::Block { net, .. } | Body::Unblock { net, .. } => {
                 Some(bucket_key(&self.host, *net))
             }
             Body::Probes { .. } | Body::Heartbeat { .. } => None,
         };
-        let subject = Subject::of(&self.prefix, &self.host, &body);
+        let subject = Subject::of(&self.prefix, &self.host, &body, to);
         let payload = match Message::new(self.host.clone(), body).encode() {
             Ok(payload) => payload,
             Err(e) => {
@@ -271,6 +271,8 @@ fn connect_options(
     };
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("scansentry {host}"))
+        // Its own messages are not sent back to it: half the bus traffic of a small fleet.
+        .no_echo()
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
@@ -336,16 +338,21 @@ impl Thread {
             }
         };
         *self.shared.server.lock().expect("never poisoned") = self.servers.join(",");
-        let mut inbox = match client.subscribe(format!("{}.*.*", self.prefix)).await {
-            Ok(subscriber) => subscriber,
-            Err(e) => {
-                tracing::warn!(
-                    "fleet: cannot subscribe to {}.*.*: {e}; fleet mode is off",
-                    self.prefix
-                );
-                return;
+        // What every host says, and the probe summaries sent to this host as an owner.
+        let mut subscriptions = Vec::new();
+        for subject in [
+            format!("{}.*.*", self.prefix),
+            format!("{}.probes.*.{}", self.prefix, self.host),
+        ] {
+            match client.subscribe(subject.clone()).await {
+                Ok(subscriber) => subscriptions.push(subscriber),
+                Err(e) => {
+                    tracing::warn!("fleet: cannot subscribe to {subject}: {e}; fleet mode is off");
+                    return;
+                }
             }
-        };
+        }
+        let mut inbox = futures_util::stream::select_all(subscriptions);
         let jetstream = async_nats::jetstream::new(client.clone());
         let mut bucket: Option<async_nats::jetstream::kv::Store> = None;
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
@@ -389,7 +396,7 @@ impl Thread {
                     if client.connection_state() == async_nats::connection::State::Connected {
                         let at = crate::time::Clock::now(&crate::time::SystemClock);
                         let body = Body::Heartbeat { at };
-                        let subject = Subject::of(&self.prefix, &self.host, &body);
+                        let subject = Subject::of(&self.prefix, &self.host, &body, None);
                         if let Ok(payload) = Message::new(self.host.clone(), body).encode() {
                             let _ = client.publish(subject, payload.into()).await;
                         }
@@ -444,7 +451,12 @@ impl Thread {
         let Some(subject) = Subject::parse(&self.prefix, message.subject.as_str()) else {
             return;
         };
-        if subject.host == self.host.as_str() {
+        if subject.host == self.host.as_str()
+            || subject
+                .to
+                .as_ref()
+                .is_some_and(|to| to != self.host.as_str())
+        {
             return;
         }
         match Message::decode(&message.payload, &subject.host) {

@@ -204,9 +204,9 @@ impl Daemon {
                     ttl,
                 } => self.hooks.on_block(&detection, net, ttl),
                 Effect::History { path, line } => append_history(&path, &line),
-                Effect::Fleet(body) => {
+                Effect::Fleet { body, to } => {
                     if let Some(link) = &self.link {
-                        link.send(body);
+                        link.send(body, to.as_ref());
                     }
                 }
                 Effect::Save(state) => {

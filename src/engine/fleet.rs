@@ -53,8 +53,6 @@ pub(super) struct Fleet {
     sweeps: Sweeps,
     /// (source, protocol, port) told to the fleet, and when: once per window.
     told: LinkedHashMap<(IpNet, Proto, u16), Timestamp>,
-    /// Summaries waiting for the next batch.
-    pending: Vec<ProbeSummary>,
     /// The second summaries are counted in, and how many went out in it.
     second: (Timestamp, u32),
     /// Summaries sent, dropped past the rate, and sweeps found.
@@ -91,7 +89,6 @@ impl Fleet {
             members: HashMap::new(),
             sweeps: Sweeps::new(thresholds(config)),
             told: LinkedHashMap::new(),
-            pending: Vec::new(),
             second: (Timestamp::ZERO, 0),
             probes_sent: 0,
             probes_dropped: 0,
@@ -183,7 +180,7 @@ impl Engine {
             at: self.wall.to_wall(block.since),
             until: self.wall.to_wall(block.until),
         };
-        self.effects.push(Effect::Fleet(body));
+        self.effects.push(Effect::Fleet { body, to: None });
     }
 
     /// Remembers that `net` was lifted here now; with `fleet_wide`, asks the fleet to lift it
@@ -196,7 +193,10 @@ impl Engine {
         fleet.lifted(net, at);
         fleet.sweeps.forget(&net);
         if fleet_wide {
-            self.effects.push(Effect::Fleet(Body::Unblock { net, at }));
+            self.effects.push(Effect::Fleet {
+                body: Body::Unblock { net, at },
+                to: None,
+            });
         }
         fleet_wide
     }
@@ -248,8 +248,8 @@ impl Engine {
     }
 
     /// Every [`PROBES_EVERY`]: the probes counted since go out as summaries, each (source,
-    /// port) once per sweep window and at most [`PROBES_PER_SECOND`]; this host counts those of
-    /// the prefixes it owns itself.
+    /// port) once per sweep window and at most [`PROBES_PER_SECOND`], each to the owner of its
+    /// prefix's count; this host counts those of the prefixes it owns itself.
     pub(super) fn fleet_probes(&mut self, now: Timestamp) {
         let (share, accept, window) = match self.fleet_config() {
             Some(f) => (f.share_probes, f.accept_probes, f.sweep_window),
@@ -266,7 +266,8 @@ impl Engine {
             .collect();
         let wall = self.wall;
         let mut mine: Vec<(IpNet, Seen)> = Vec::new();
-        let mut batches: Vec<Vec<ProbeSummary>> = Vec::new();
+        let mut out: std::collections::BTreeMap<HostName, Vec<ProbeSummary>> =
+            std::collections::BTreeMap::new();
         let Some(fleet) = &mut self.fleet else {
             return;
         };
@@ -280,69 +281,69 @@ impl Engine {
             {
                 continue;
             }
-            if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
-                fleet.second = (now, 0);
-            }
-            if fleet.second.1 >= PROBES_PER_SECOND {
-                fleet.probes_dropped += 1;
+            let Some(owner) = sweep::owner(&source, &live) else {
                 continue;
-            }
-            fleet.second.1 += 1;
-            fleet.told.remove(&key);
-            if fleet.told.len() >= MAX_TOLD {
-                fleet.told.pop_front();
-            }
-            fleet.told.insert(key, p.at);
+            };
             let summary = ProbeSummary {
                 source,
                 port: p.proto.label(p.dst_port),
                 kind: p.kind.scan_name().to_string(),
                 at: wall.to_wall(p.at),
             };
-            if accept && sweep::owner(&source, &live) == Some(&fleet.host) {
-                let seen = Seen {
-                    host: fleet.host.clone(),
-                    port: summary.port.clone(),
-                    kind: summary.kind.clone(),
-                    at: summary.at,
-                };
-                mine.push((source, seen));
-            }
-            if share {
-                fleet.pending.push(summary);
-                if fleet.pending.len() == MAX_PROBES {
-                    batches.push(std::mem::take(&mut fleet.pending));
+            if *owner == fleet.host {
+                if accept {
+                    let seen = Seen {
+                        host: fleet.host.clone(),
+                        port: summary.port,
+                        kind: summary.kind,
+                        at: summary.at,
+                    };
+                    mine.push((source, seen));
                 }
+            } else if share {
+                if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
+                    fleet.second = (now, 0);
+                }
+                if fleet.second.1 >= PROBES_PER_SECOND {
+                    fleet.probes_dropped += 1;
+                    continue;
+                }
+                fleet.second.1 += 1;
+                out.entry(owner.clone()).or_default().push(summary);
+            } else {
+                continue;
             }
+            fleet.told.remove(&key);
+            if fleet.told.len() >= MAX_TOLD {
+                fleet.told.pop_front();
+            }
+            fleet.told.insert(key, p.at);
         }
-        if !fleet.pending.is_empty() {
-            batches.push(std::mem::take(&mut fleet.pending));
-        }
-        for probes in batches {
-            fleet.probes_sent += probes.len() as u64;
-            self.effects.push(Effect::Fleet(Body::Probes { probes }));
+        for (owner, summaries) in out {
+            fleet.probes_sent += summaries.len() as u64;
+            for chunk in summaries.chunks(MAX_PROBES) {
+                self.effects.push(Effect::Fleet {
+                    body: Body::Probes {
+                        probes: chunk.to_vec(),
+                    },
+                    to: Some(owner.clone()),
+                });
+            }
         }
         for (source, seen) in mine {
             self.count_sweep(source, seen, wall_now);
         }
     }
 
-    /// Another host's summaries: those of the prefixes this host owns are counted.
+    /// Another host's summaries, sent to this host as the owner of their prefixes' counts
+    /// (counted also when this host's view of the members differs for a moment: nobody else
+    /// got them).
     fn count_probes(&mut self, origin: &HostName, probes: Vec<ProbeSummary>) {
         if !self.fleet_config().is_some_and(|f| f.accept_probes) {
             return;
         }
-        let now = self.clock.now();
-        let wall_now = self.wall.to_wall(now);
-        let Some(fleet) = &self.fleet else {
-            return;
-        };
-        let live = fleet.live(now);
-        let own = fleet.host.clone();
+        let wall_now = self.wall.to_wall(self.clock.now());
         for p in probes {
-            if sweep::owner(&p.source, &live) != Some(&own) {
-                continue;
-            }
             let seen = Seen {
                 host: origin.clone(),
                 port: p.port,

@@ -135,8 +135,14 @@ pub enum Effect {
     },
     /// Write this state, then tell the engine how that went ([`Engine::saved`]).
     Save(State),
-    /// Tell the fleet (fleet mode): the shell's link sends it as this host's message.
-    Fleet(crate::fleet::message::Body),
+    /// Tell the fleet (fleet mode): the shell's link sends it as this host's message, to every
+    /// host, or to `to` only (probe summaries, to the owner of their count).
+    Fleet {
+        /// What to say.
+        body: crate::fleet::message::Body,
+        /// To whom, when not to all.
+        to: Option<crate::fleet::message::HostName>,
+    },
 }
 
 /// The host's addresses and never-block list, as [`Host::never_block`] finds them.

@@ -293,40 +293,57 @@ impl Message {
     }
 }
 
-/// The subjects of a fleet: `PREFIX.KIND.HOST`, KIND one of `block`, `unblock`, `probes`,
-/// `heartbeat`. A host publishes only under its own name (NATS permissions say so); it
-/// subscribes to `PREFIX.*.*`.
+/// The subjects of a fleet: `PREFIX.KIND.HOST` for what every host hears (KIND `block`,
+/// `unblock`, `heartbeat`), and `PREFIX.probes.HOST.OWNER` for probe summaries, which go to the
+/// owner of their sweep count only (so a flood of them crosses the bus once, not once per
+/// member). A host publishes only under its own name (NATS permissions say so); it subscribes to
+/// `PREFIX.*.*` and `PREFIX.probes.*.ITSELF`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
     /// The kind of message.
     pub kind: &'static str,
     /// The host it is from.
     pub host: String,
+    /// The host it is for (probe summaries), when not for all.
+    pub to: Option<String>,
 }
 
 impl Subject {
-    /// The subject `body` from `host` travels on, under `prefix`.
-    pub fn of(prefix: &str, host: &HostName, body: &Body) -> String {
+    /// The subject `body` from `host` travels on, under `prefix`: to `to` only, for probe
+    /// summaries (`None` for the others, which are for every host).
+    pub fn of(prefix: &str, host: &HostName, body: &Body, to: Option<&HostName>) -> String {
         let kind = match body {
             Body::Block { .. } => "block",
             Body::Unblock { .. } => "unblock",
             Body::Probes { .. } => "probes",
             Body::Heartbeat { .. } => "heartbeat",
         };
-        format!("{prefix}.{kind}.{host}")
+        match to {
+            Some(to) => format!("{prefix}.{kind}.{host}.{to}"),
+            None => format!("{prefix}.{kind}.{host}"),
+        }
     }
 
     /// A received subject under `prefix`, or `None` when it is not one of the fleet's.
     pub fn parse(prefix: &str, subject: &str) -> Option<Subject> {
         let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
-        let (kind, host) = rest.split_once('.')?;
+        let (kind, rest) = rest.split_once('.')?;
         let kind = ["block", "unblock", "probes", "heartbeat"]
             .into_iter()
             .find(|k| *k == kind)?;
+        let (host, to) = match rest.split_once('.') {
+            Some((host, to)) if kind == "probes" => (host, Some(to)),
+            Some(_) => return None,
+            None => (rest, None),
+        };
         HostName::new(host).ok()?;
+        if let Some(to) = to {
+            HostName::new(to).ok()?;
+        }
         Some(Subject {
             kind,
             host: host.to_string(),
+            to: to.map(str::to_string),
         })
     }
 }
@@ -394,14 +411,29 @@ mod tests {
         assert!(text.contains("\"origin\":\"web-3\""), "{text}");
         assert_eq!(Message::decode(&bytes, "web-3").unwrap(), m);
         assert_eq!(
-            Subject::of("scansentry", &m.origin, &m.body),
+            Subject::of("scansentry", &m.origin, &m.body, None),
             "scansentry.block.web-3"
         );
         assert_eq!(
             Subject::parse("scansentry", "scansentry.block.web-3"),
             Some(Subject {
                 kind: "block",
-                host: "web-3".into()
+                host: "web-3".into(),
+                to: None,
+            })
+        );
+        // Probe summaries go to their owner.
+        let probes = Body::Probes { probes: Vec::new() };
+        assert_eq!(
+            Subject::of("scansentry", &m.origin, &probes, Some(&host("web-9"))),
+            "scansentry.probes.web-3.web-9"
+        );
+        assert_eq!(
+            Subject::parse("scansentry", "scansentry.probes.web-3.web-9"),
+            Some(Subject {
+                kind: "probes",
+                host: "web-3".into(),
+                to: Some("web-9".into()),
             })
         );
     }
@@ -478,6 +510,10 @@ mod tests {
             assert!(HostName::new(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Subject::parse("scansentry", "scansentry.block.web.3"), None);
+        assert_eq!(
+            Subject::parse("scansentry", "scansentry.probes.web-3.web.9"),
+            None
+        );
         assert_eq!(Subject::parse("scansentry", "other.block.web-3"), None);
         assert_eq!(
             Subject::parse("scansentry", "scansentry.reboot.web-3"),
