@@ -157,9 +157,13 @@ impl Engine {
     }
 
     /// Tells the fleet of this host's block of `net`, just made or refreshed, when it shares
-    /// its blocks (a block taken from the fleet is not told again).
+    /// its blocks (a block taken from the fleet is not told again, nor what a dry run would
+    /// block: a host that watches first must not make the others block).
     pub(super) fn publish_block(&mut self, net: IpNet, now: Timestamp) {
-        if !self.fleet_config().is_some_and(|f| f.share_blocks) || self.fleet.is_none() {
+        if !self.fleet_config().is_some_and(|f| f.share_blocks)
+            || self.fleet.is_none()
+            || self.mode == Mode::DryRun
+        {
             return;
         }
         let Some(block) = self.responder.block_of(net, now) else {

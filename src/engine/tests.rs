@@ -961,6 +961,20 @@ mod fleet {
     }
 
     #[test]
+    fn a_dry_run_tells_the_fleet_nothing_it_would_block() {
+        let mut c = fleet_config();
+        c.respond.dry_run = true;
+        let mut lab = Lab::start(c);
+        lab.engine.take_effects();
+        lab.scan(SCANNER, 1..=10);
+        lab.request(Request::Block {
+            net: net("203.0.113.9"),
+            seconds: Some(60),
+        });
+        assert!(told(&mut lab).is_empty());
+    }
+
+    #[test]
     fn an_unblock_wins_over_blocks_detected_before_it_from_any_host() {
         let mut lab = Lab::start(fleet_config());
         lab.engine
