@@ -5,9 +5,15 @@
 //!   (`sentryctl block`, one every 20 ms: the same path to the fleet as a detection's block);
 //! - **local blocking with the server up and down**: web-1's capture-to-kernel latency (as
 //!   `sentryctl status` reports it) over nmap scans from ten addresses, once with nats-server
-//!   running and once with it stopped.
+//!   running and once with it stopped;
+//! - **a spoofed flood at 4 hosts of 16**: 10,000 SYNs a second at each of web-1 … web-4 for
+//!   30 s, each from a random IPv6 /64 of 2001:db8::/32 to a random port 1–1024, sent through
+//!   libpcap from the scanner's end of the bridge: each flooded host's rate of probe summaries
+//!   sent (and dropped past its cap), the bus's traffic (nats-server's own `/varz` counters),
+//!   nats-server's CPU, and the blocks any host made (none of a never-block address).
 //!
-//! Run: `cargo bench --bench fleet` (as root). Results go in BENCHMARKS.md.
+//! Run: `cargo bench --bench fleet` (as root; `-- flood` for the flood alone). Results go in
+//! BENCHMARKS.md.
 
 #[path = "../tests/support/netns.rs"]
 #[allow(dead_code, reason = "the benchmark uses part of the test lab")]
@@ -27,11 +33,162 @@ const BLOCKS: u16 = 200;
 
 fn main() {
     require_root();
-    for hosts in [16, 32] {
-        propagation(hosts);
+    let flood_only = std::env::args().any(|a| a == "flood");
+    if !flood_only {
+        for hosts in [16, 32] {
+            propagation(hosts);
+        }
+        local_latency(true);
+        local_latency(false);
     }
-    local_latency(true);
-    local_latency(false);
+    spoofed_flood();
+}
+
+/// Frames per host per second, hosts flooded, seconds.
+const FLOOD_RATE: u64 = 10_000;
+const FLOODED: usize = 4;
+const FLOOD_SECONDS: u64 = 30;
+
+/// xorshift64*: a fixed, reproducible sequence of sources and ports.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// A SYN from a random /64 of 2001:db8::/32 (never the hosts' 2001:db8::/64) to a random port
+/// 1–1024 of host `i`.
+fn spoofed_syn(rng: &mut Rng, src_mac: [u8; 6], dst_mac: [u8; 6], i: usize) -> Vec<u8> {
+    let (a, b) = (rng.next(), rng.next());
+    let site = u32::try_from(a >> 32).expect("32 bits") | 1;
+    let source = (0x2001_0db8_u128 << 96) | (u128::from(site) << 64) | u128::from(b);
+    let victim: std::net::Ipv6Addr = format!("2001:db8::{i}").parse().expect("an address");
+    let dport = 1 + u16::try_from((a >> 16) % 1024).expect("below 1,024");
+    let mut tcp = etherparse::TcpHeader::new(40_000, dport, 1, 1024);
+    tcp.syn = true;
+    let mut frame = Vec::with_capacity(74);
+    etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv6(source.to_be_bytes(), victim.octets(), 64)
+        .tcp_header(tcp)
+        .write(&mut frame, &[])
+        .expect("writing to a Vec cannot fail");
+    frame
+}
+
+/// A status figure of the fleet line: the number before `what` (0 when the line does not say).
+fn figure(status: &str, what: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("fleet"))
+        .unwrap_or_default();
+    let Some(at) = line.find(what) else {
+        return 0;
+    };
+    line[..at]
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{what} in {line}"))
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark paces its sender by wall-clock time: it is a shell"
+)]
+fn spoofed_flood() {
+    let mut lab = FleetLab::new(16);
+    lab.start_all("");
+    let all = wait_until(Duration::from_secs(10), || {
+        lab.hosts[0].ctl(&["status"]).contains("16 members")
+    });
+    assert!(all);
+    let scanner_mac = FleetLab::mac(&lab.scanner, "eth0");
+    let host_macs: Vec<[u8; 6]> = lab.hosts[..FLOODED]
+        .iter()
+        .map(|h| FleetLab::mac(&h.ns, "eth0"))
+        .collect();
+    let before_status: Vec<String> = lab.hosts[..FLOODED]
+        .iter()
+        .map(|h| h.ctl(&["status"]))
+        .collect();
+    let (varz, cpu) = (lab.varz(), lab.nats_cpu_seconds());
+    let (sent, took) = lab.scanner.run(|| {
+        let mut out = pcap::Capture::from_device("eth0")
+            .and_then(|c| c.buffer_size(1 << 22).open())
+            .expect("open the scanner's interface");
+        out.filter("ether proto 0x88b5", true).expect("filter");
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let start = std::time::Instant::now();
+        let per_tick = FLOOD_RATE / 100;
+        let mut sent = 0_u64;
+        for tick in 0..FLOOD_SECONDS * 100 {
+            for _ in 0..per_tick {
+                for (i, mac) in host_macs.iter().enumerate() {
+                    let frame = spoofed_syn(&mut rng, scanner_mac, *mac, i + 1);
+                    if out.sendpacket(frame).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+            let due = start + Duration::from_millis(10 * (tick + 1));
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        (sent, start.elapsed())
+    });
+    // What the hosts had counted goes out within the next batch.
+    std::thread::sleep(Duration::from_millis(300));
+    let (varz_after, cpu_after) = (lab.varz(), lab.nats_cpu_seconds());
+    let seconds = took.as_secs_f64();
+    let delta = |key: &str| varz_after[key].as_u64().unwrap_or(0) - varz[key].as_u64().unwrap_or(0);
+    println!(
+        "spoofed flood: {sent} SYNs in {seconds:.1} s ({:.0}/s) at {FLOODED} of 16 hosts",
+        sent as f64 / seconds
+    );
+    for (k, host) in lab.hosts[..FLOODED].iter().enumerate() {
+        let status = host.ctl(&["status"]);
+        let told = figure(&status, "probes told") - figure(&before_status[k], "probes told");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("probes"))
+            .unwrap_or_default();
+        println!(
+            "  {}: {line}; summaries told {told} ({:.0}/s)",
+            host.name,
+            told as f64 / seconds
+        );
+    }
+    println!(
+        "  bus: in {:.0} KiB/s ({:.0} msgs/s), out {:.0} KiB/s ({:.0} msgs/s)",
+        delta("in_bytes") as f64 / 1024.0 / seconds,
+        delta("in_msgs") as f64 / seconds,
+        delta("out_bytes") as f64 / 1024.0 / seconds,
+        delta("out_msgs") as f64 / seconds,
+    );
+    println!(
+        "  nats-server CPU: {:.1}% of a core",
+        100.0 * (cpu_after - cpu) / seconds
+    );
+    let mut blocks = 0;
+    for host in &lab.hosts {
+        let listed = host.ctl(&["list"]);
+        blocks += listed.lines().filter(|l| l.contains("2001:db8")).count();
+        for i in 1..=16 {
+            assert!(
+                !host.holds(&fleet::host_addr(i)),
+                "{} blocked a host of the fleet",
+                host.name
+            );
+        }
+    }
+    println!("  blocks made on any host: {blocks}; no never-block address blocked");
 }
 
 /// The microseconds since the epoch of a log line's leading RFC 3339 time.

@@ -193,6 +193,16 @@ impl FleetLab {
             &dev,
             &[],
         );
+        ip(&[
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            &format!("2001:db8::{i}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
         ip(&["-n", &self.hub.0, "link", "set", &dev, "master", "br0"]);
         self.hosts.push(Host {
             name: format!("web-{i}"),
@@ -299,7 +309,7 @@ impl FleetLab {
             Server::Open => {
                 command
                     .args(["timeout", "600", "nats-server"])
-                    .args(["-a", NATS, "-p", "4222", "-js", "-sd"])
+                    .args(["-a", NATS, "-p", "4222", "-m", "8222", "-js", "-sd"])
                     .arg(self.store.0.join("js"))
                     .arg("-l")
                     .arg(&log);
@@ -347,6 +357,46 @@ impl FleetLab {
             (self.nats_starts() + 1).to_string(),
         )
         .unwrap();
+    }
+
+    /// The server's counters (`/varz` of its monitoring port, open server only).
+    pub fn varz(&self) -> serde_json::Value {
+        let out = self
+            .hub
+            .exec(&["curl", "-sS", &format!("http://{NATS}:8222/varz")]);
+        serde_json::from_slice(&out.stdout).expect("nats-server's /varz")
+    }
+
+    /// The CPU time nats-server used so far, in seconds.
+    pub fn nats_cpu_seconds(&self) -> f64 {
+        let child = &self.nats.as_ref().expect("nats-server runs").0;
+        // ip netns exec → timeout (our child) → nats-server.
+        let id = child.id();
+        let pid = read(Path::new(&format!("/proc/{id}/task/{id}/children")))
+            .split_whitespace()
+            .next()
+            .expect("nats-server runs under timeout")
+            .to_string();
+        let stat = read(Path::new(&format!("/proc/{pid}/stat")));
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command's ")".
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
+    /// The MAC address of `dev` in namespace `ns`.
+    pub fn mac(ns: &Netns, dev: &str) -> [u8; 6] {
+        let out = ns.exec(&["cat", &format!("/sys/class/net/{dev}/address")]);
+        let bytes: Vec<u8> = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).expect("a MAC address"))
+            .collect();
+        bytes.try_into().expect("six bytes")
     }
 
     /// The server's log.
