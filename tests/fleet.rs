@@ -160,10 +160,10 @@ fn without_the_server_blocking_goes_on_and_every_host_catches_up_when_it_is_back
     assert!(!lab.hosts[0].holds(&second));
 
     lab.start_nats();
-    let missing = lab.missing(&second, Duration::from_secs(5));
+    let missing = lab.missing(&second, Duration::from_secs(2));
     assert!(
         missing.is_empty(),
-        "after the server's restart, not on {missing:?}"
+        "2 s after the server's restart, not on {missing:?}"
     );
     let (here, there) = (
         lab.hosts[1].expires(&second).unwrap(),
