@@ -40,6 +40,8 @@ const CATCH_UP_MAX: usize = 65_536;
 const ROUND_TRIP_EVERY: Duration = Duration::from_secs(5);
 /// How long a stopping daemon gives the link to send what waits.
 const CLOSE_WITHIN: Duration = Duration::from_secs(1);
+/// The bucket of active blocks holds this much at most (about 250,000 entries).
+const BUCKET_BYTES: i64 = 256 << 20;
 /// How long one call on the server (a put, a read of the bucket) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -496,14 +498,17 @@ impl Thread {
             description: Some("scansentry: the fleet's active blocks".into()),
             subjects: vec![format!("$KV.{name}.>")],
             max_messages_per_subject: 1,
+            // An entry lasts as long as a block can; the bucket holds at most BUCKET_BYTES,
+            // the oldest entries (the least likely still due) going first.
             max_age: MAX_BLOCK_FOR,
+            max_bytes: BUCKET_BYTES,
             max_message_size: i32::try_from(crate::fleet::message::MAX_MESSAGE).unwrap_or(i32::MAX),
             storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: true,
             num_replicas: 1,
-            discard: stream::DiscardPolicy::New,
+            discard: stream::DiscardPolicy::Old,
             ..Default::default()
         };
         let created = match tokio::time::timeout(
