@@ -307,7 +307,18 @@ impl Engine {
                 human(MAX_BLOCK_FOR)
             ));
         }
-        let covered: Vec<String> = self
+        self.overlapping_never_block(net).map(|entries| {
+            format!(
+                "not blocking {}: it overlaps the never-block list: {entries}",
+                source_text(&net)
+            )
+        })
+    }
+
+    /// The never-block entries `net` overlaps (`203.0.113.1 (address of interface eth0), …`),
+    /// if any: a block of `net` would cut one of them off.
+    pub(super) fn overlapping_never_block(&self, net: IpNet) -> Option<String> {
+        let entries: Vec<String> = self
             .pipeline
             .never_block()
             .entries()
@@ -315,13 +326,7 @@ impl Engine {
             .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
             .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
             .collect();
-        (!covered.is_empty()).then(|| {
-            format!(
-                "not blocking {}: it overlaps the never-block list: {}",
-                source_text(&net),
-                covered.join(", ")
-            )
-        })
+        (!entries.is_empty()).then(|| entries.join(", "))
     }
 
     /// `sentryctl block`: any address or network but one that overlaps the never-block list,

@@ -381,18 +381,9 @@ impl Engine {
             report::count(sweep.hosts.len() as u64, "host", "hosts"),
             hosts.join(", ")
         );
-        let overlapping: Vec<String> = self
-            .pipeline
-            .never_block()
-            .entries()
-            .iter()
-            .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
-            .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
-            .collect();
-        if !overlapping.is_empty() {
+        if let Some(entries) = self.overlapping_never_block(net) {
             self.warn(format!(
-                "not blocking {net_text} for {what}: it overlaps the never-block list: {}",
-                overlapping.join(", ")
+                "not blocking {net_text} for {what}: it overlaps the never-block list: {entries}"
             ));
             return;
         }
@@ -471,20 +462,12 @@ impl Engine {
             return fleet.refuse("unblocked");
         }
         let net_text = source_text(&net);
-        let overlapping: Vec<String> = self
-            .pipeline
-            .never_block()
-            .entries()
-            .iter()
-            .filter(|e| net.contains(&e.net.addr()) || e.net.contains(&net.addr()))
-            .map(|e| format!("{} ({})", source_text(&e.net), e.reason))
-            .collect();
-        if !overlapping.is_empty() {
+        if let Some(entries) = self.overlapping_never_block(net) {
             self.refuse_from_fleet(
                 "never-block",
                 format!(
-                    "refused {origin}'s block of {net_text}: it overlaps the never-block list: {}",
-                    overlapping.join(", ")
+                    "refused {origin}'s block of {net_text}: it overlaps the never-block list: \
+                     {entries}"
                 ),
             );
             return;

@@ -560,20 +560,23 @@ impl Responder {
     /// are the caller's to check.
     pub fn block_sweep(&mut self, net: IpNet, why: Why, now: Timestamp) -> Decision {
         self.sweep(now);
-        if let Some(until) = self
-            .grace
+        if let Some(grace) = self.in_grace(net, now) {
+            return grace;
+        }
+        self.block_how(net, now, why, How::Sweep)
+    }
+
+    /// The grace period that holds `net` (or part of it) off at `now`, as the decision.
+    fn in_grace(&self, net: IpNet, now: Timestamp) -> Option<Decision> {
+        self.grace
             .iter()
             .find(|(g, until)| {
                 (g.contains(&net.addr()) || net.contains(&g.addr())) && **until > now
             })
-            .map(|(_, until)| *until)
-        {
-            return Decision::InGrace {
+            .map(|(_, until)| Decision::InGrace {
                 addr: net.addr(),
                 remaining: until.saturating_since(now),
-            };
-        }
-        self.block_how(net, now, why, How::Sweep)
+            })
     }
 
     /// `manual`: a block by hand with this duration (no rate budget, no offence counted).
@@ -714,18 +717,8 @@ impl Responder {
         now: Timestamp,
     ) -> Decision {
         self.sweep(now);
-        if let Some(until) = self
-            .grace
-            .iter()
-            .find(|(g, until)| {
-                (g.contains(&net.addr()) || net.contains(&g.addr())) && **until > now
-            })
-            .map(|(_, until)| *until)
-        {
-            return Decision::InGrace {
-                addr: net.addr(),
-                remaining: until.saturating_since(now),
-            };
+        if let Some(grace) = self.in_grace(net, now) {
+            return grace;
         }
         let until = now.saturating_add(ttl);
         if let Some((covering, active)) = self.covering(net, now) {

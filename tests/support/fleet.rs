@@ -40,15 +40,13 @@ impl Host {
         self.daemon.as_ref().expect("the host's sentryd runs")
     }
 
-    /// Whether this host's kernel set holds `addr` (the table's IPv4 set, as nft lists it).
-    pub fn holds(&self, addr: &str) -> bool {
+    /// The elements of this host's kernel set of IPv4 blocks, as nft lists them (none when
+    /// the set cannot be read).
+    fn elements(&self) -> Vec<serde_json::Value> {
         let out = self
             .ns
             .exec(&["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"]);
-        let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
-            Ok(v) => v,
-            Err(_) => return false,
-        };
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         v["nftables"]
             .as_array()
             .into_iter()
@@ -57,22 +55,19 @@ impl Host {
             .filter_map(|s| s.get("elem"))
             .filter_map(|e| e.as_array())
             .flatten()
-            .any(|e| e.to_string().contains(&format!("\"{addr}\"")))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether this host's kernel set holds `addr`.
+    pub fn holds(&self, addr: &str) -> bool {
+        self.expires(addr).is_some()
     }
 
     /// The seconds left of this host's kernel element for `addr`.
     pub fn expires(&self, addr: &str) -> Option<u64> {
-        let out = self
-            .ns
-            .exec(&["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["nftables"]
-            .as_array()?
+        self.elements()
             .iter()
-            .filter_map(|o| o.get("set"))
-            .filter_map(|s| s.get("elem"))
-            .filter_map(|e| e.as_array())
-            .flatten()
             .find(|e| e["elem"]["val"] == addr)
             .and_then(|e| e["elem"]["expires"].as_u64())
     }
