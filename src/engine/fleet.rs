@@ -216,7 +216,12 @@ impl Engine {
             return;
         }
         fleet.received += 1;
-        fleet.heard(&message.origin, self.clock.now());
+        let now = self.clock.now();
+        fleet.heard(&message.origin, now);
+        // Another host's clock, or a compromised host, may say "later than now": no statement
+        // is taken as made after it arrived, so that a block or an unblock dated in the future
+        // cannot outrank every later one here (a block detected before an unblock is refused).
+        let wall_now = self.wall.to_wall(now);
         match message.body {
             Body::Block {
                 net,
@@ -225,6 +230,7 @@ impl Engine {
                 at,
                 until,
             } if accept => {
+                let at = at.min(wall_now);
                 let why = Why {
                     kind,
                     ports: ports.iter().filter_map(|p| Proto::parse_label(p)).collect(),
@@ -233,7 +239,7 @@ impl Engine {
                 self.block_from_fleet(net, why, at, until);
             }
             Body::Unblock { net, at } if accept => {
-                self.unblock_from_fleet(&message.origin, net, at)
+                self.unblock_from_fleet(&message.origin, net, at.min(wall_now));
             }
             Body::Probes { probes } => self.count_probes(&message.origin, probes),
             // A heartbeat says the origin is alive: heard above.

@@ -961,6 +961,25 @@ mod fleet {
     }
 
     #[test]
+    fn an_unblock_dated_in_the_future_does_not_outrank_later_blocks() {
+        let mut lab = Lab::start(fleet_config());
+        // A host whose clock runs a day ahead (or that lies) lifts the scanner.
+        let ahead = Message::new(
+            host("web-2"),
+            Body::Unblock {
+                net: net(SCANNER),
+                at: wall(&lab, 86_400),
+            },
+        );
+        lab.engine.fleet_message(ahead);
+        // A block detected a minute later is taken all the same.
+        lab.advance(Duration::from_secs(60));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, 0, 600));
+        assert!(lab.kernel.holds(net(SCANNER)));
+    }
+
+    #[test]
     fn a_dry_run_tells_the_fleet_nothing_it_would_block() {
         let mut c = fleet_config();
         c.respond.dry_run = true;

@@ -180,6 +180,12 @@ impl Sweeps {
         if seen.at < horizon {
             return None;
         }
+        // Never later than now: a pair dated in the future would stay in the window for as
+        // long as its sender liked.
+        let seen = Seen {
+            at: seen.at.min(now),
+            ..seen
+        };
         // Room first: the least recently probed prefixes give way.
         while !self.prefixes.contains_key(&source)
             && (self.prefixes.len() >= MAX_PREFIXES || self.pairs >= MAX_PAIRS)
@@ -377,6 +383,23 @@ mod tests {
             sweeps.count(scanner, seen("web-8", "23/tcp", 2061), at(2061)),
             None
         );
+    }
+
+    #[test]
+    fn a_pair_dated_in_the_future_leaves_the_window_like_one_seen_now() {
+        let mut sweeps = Sweeps::new(thresholds());
+        let scanner = net("203.0.113.9/32");
+        // Seven hosts, one of them a day ahead.
+        sweeps.count(scanner, seen("web-1", "23/tcp", 86_500), at(100));
+        for i in 2..=7 {
+            sweeps.count(scanner, seen(&format!("web-{i}"), "23/tcp", 100), at(100));
+        }
+        // A window later, they are all gone: the eighth host is no sweep.
+        assert_eq!(
+            sweeps.count(scanner, seen("web-8", "23/tcp", 161), at(161)),
+            None
+        );
+        assert_eq!(sweeps.pairs(), 1);
     }
 
     #[test]
