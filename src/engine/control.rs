@@ -346,10 +346,8 @@ impl Engine {
         match &decision {
             Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
                 let ttl = *ttl;
-                let actions = decision.actions();
-                match self.apply(&actions) {
+                match self.enforce(&decision) {
                     Ok(()) => {
-                        self.dirty = true;
                         self.publish_block(net, now);
                         let verb = self.verb("blocked", "would block");
                         self.log(format!(
@@ -363,12 +361,9 @@ impl Engine {
                             dry_run: self.mode == Mode::DryRun,
                         }
                     }
-                    Err(e) => {
-                        self.forget_blocks(&actions);
-                        Response::Error {
-                            message: format!("could not block {}: {e}", source_text(&net)),
-                        }
-                    }
+                    Err(e) => Response::Error {
+                        message: format!("could not block {}: {e}", source_text(&net)),
+                    },
                 }
             }
             Decision::AlreadyBlocked { net: by, remaining } => Response::Error {

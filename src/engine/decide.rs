@@ -88,7 +88,7 @@ impl Engine {
             }
             return;
         }
-        match self.apply(&actions) {
+        match self.enforce(&decision) {
             Ok(()) => {
                 if let Decision::Block { net, ttl, .. } = &decision {
                     let latency = self.clock.now().saturating_since(d.last_seen);
@@ -108,14 +108,10 @@ impl Engine {
                 if let Decision::Block { net, .. } | Decision::Refresh { net, .. } = &decision {
                     self.publish_block(*net, now);
                 }
-                self.dirty = true;
                 self.say_decision(line, report::Fields::of(d, &decision, self.mode));
             }
-            Err(e) => {
-                // A block is recorded only once the kernel has it.
-                self.forget_blocks(&actions);
-                self.warn(format!("could not carry out \"{line}\": {e}"));
-            }
+            // A block is recorded only once the kernel has it (enforce forgot it).
+            Err(e) => self.warn(format!("could not carry out \"{line}\": {e}")),
         }
     }
 

@@ -416,18 +416,13 @@ impl Engine {
         match &decision {
             Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
                 let ttl = *ttl;
-                let actions = decision.actions();
-                match self.apply(&actions) {
+                match self.enforce(&decision) {
                     Ok(()) => {
-                        self.dirty = true;
                         let verb = self.verb("blocked", "would block");
                         self.log(format!("{verb} {net_text} for {}: {what}", human(ttl)));
                         self.publish_block(net, now);
                     }
-                    Err(e) => {
-                        self.forget_blocks(&actions);
-                        self.warn(format!("could not block {net_text} for {what}: {e}"));
-                    }
+                    Err(e) => self.warn(format!("could not block {net_text} for {what}: {e}")),
                 }
             }
             Decision::InGrace { .. } => {
@@ -498,10 +493,8 @@ impl Engine {
         match &decision {
             Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
                 let ttl = *ttl;
-                let actions = decision.actions();
-                match self.apply(&actions) {
+                match self.enforce(&decision) {
                     Ok(()) => {
-                        self.dirty = true;
                         if let Some(fleet) = &mut self.fleet {
                             fleet.taken += 1;
                         }
@@ -519,12 +512,9 @@ impl Engine {
                             why.kind,
                         ));
                     }
-                    Err(e) => {
-                        self.forget_blocks(&actions);
-                        self.warn(format!(
-                            "could not carry out {origin}'s block of {net_text}: {e}"
-                        ));
-                    }
+                    Err(e) => self.warn(format!(
+                        "could not carry out {origin}'s block of {net_text}: {e}"
+                    )),
                 }
             }
             Decision::AlreadyBlocked { .. } => {}

@@ -17,6 +17,22 @@ impl Engine {
         }
     }
 
+    /// Carries out what `decision` asks of the firewall: in force (and to be saved) once the
+    /// kernel has it; on an error, its blocks are forgotten, as the kernel does not hold them.
+    pub(super) fn enforce(&mut self, decision: &Decision) -> Result<(), FirewallError> {
+        let actions = decision.actions();
+        match self.apply(&actions) {
+            Ok(()) => {
+                self.dirty = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.forget_blocks(&actions);
+                Err(e)
+            }
+        }
+    }
+
     /// Hands `actions` to the firewall. When the table or a set is gone (a flush that the
     /// watcher has not reported yet), the firewall is rebuilt and everything due is put back,
     /// these actions' blocks among them (the responder holds them already), as after a flush.
