@@ -245,7 +245,7 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
         counter(
             &mut r,
             "fleet_dropped",
-            "Fleet messages dropped from a full queue.",
+            "Fleet messages dropped: outgoing from a full queue, incoming past the bound.",
             fleet.dropped,
         );
         counter(

@@ -219,7 +219,8 @@ pub struct FleetInfo {
     pub round_trip_us: Option<u64>,
     /// Messages waiting to be sent.
     pub queued: usize,
-    /// Messages dropped from a full queue (the oldest first) since start.
+    /// Messages dropped since start: this host's, from a full queue (the oldest first), and
+    /// the others', past the bound of those waiting for the main loop.
     pub dropped: u64,
     /// Messages sent since start.
     pub sent: u64,

@@ -772,6 +772,18 @@ fn issue_16_why_list_and_unblock_read_the_kernel() {
     ));
 }
 
+/// What the engine told the fleet since the last look.
+fn told(lab: &mut Lab) -> Vec<crate::fleet::message::Body> {
+    lab.engine
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Fleet { body, .. } => Some(body),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Fleet mode (issue 17): the engine's side, with messages as values.
 mod fleet {
     use super::*;
@@ -815,17 +827,6 @@ mod fleet {
                 until: wall(lab, ends),
             },
         )
-    }
-
-    fn told(lab: &mut Lab) -> Vec<Body> {
-        lab.engine
-            .take_effects()
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::Fleet { body, .. } => Some(body),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]
@@ -1118,17 +1119,6 @@ mod sweep {
                 at: lab.clock.now(),
             },
         )
-    }
-
-    fn told(lab: &mut Lab) -> Vec<Body> {
-        lab.engine
-            .take_effects()
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::Fleet { body, .. } => Some(body),
-                _ => None,
-            })
-            .collect()
     }
 
     /// Effects to the fleet, with their addressee.

@@ -448,51 +448,26 @@ impl FleetLab {
 
     /// `nmap -sS` of `ports` of host `i` from the scanner's address `from`.
     pub fn scan(&self, from: &str, i: usize, ports: &str) {
-        let out = self.scanner.exec(&[
-            "timeout",
-            "120",
-            "nmap",
-            "-n",
-            "-Pn",
-            "-T4",
-            "-sS",
-            "-S",
-            from,
-            "-e",
-            "eth0",
-            "-p",
-            ports,
-            &host_addr(i),
-        ]);
-        assert!(
-            out.status.success(),
-            "nmap: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.nmap(from, &["-p", ports, &host_addr(i)]);
     }
 
     /// `nmap -sS -p PORT` of hosts `first`..=`last` from the scanner's address `from`: one
     /// probe each (a closed port answers with a RST, which nmap does not retry).
     pub fn sweep(&self, from: &str, first: usize, last: usize, port: u16) {
         let targets = format!("198.51.100.{first}-{last}");
-        let out = self.scanner.exec(&[
-            "timeout",
-            "120",
-            "nmap",
-            "-n",
-            "-Pn",
-            "-T4",
-            "-sS",
-            "-S",
+        self.nmap(
             from,
-            "-e",
-            "eth0",
-            "--max-retries",
-            "0",
-            "-p",
-            &port.to_string(),
-            &targets,
-        ]);
+            &["--max-retries", "0", "-p", &port.to_string(), &targets],
+        );
+    }
+
+    /// `nmap -n -Pn -T4 -sS` from the scanner's address `from` with `args`, bounded in time.
+    fn nmap(&self, from: &str, args: &[&str]) {
+        let mut full = vec![
+            "timeout", "120", "nmap", "-n", "-Pn", "-T4", "-sS", "-S", from, "-e", "eth0",
+        ];
+        full.extend_from_slice(args);
+        let out = self.scanner.exec(&full);
         assert!(
             out.status.success(),
             "nmap: {}",
