@@ -377,10 +377,12 @@ impl Thread {
                             format!("{}:{}", info.host, info.port);
                         tracing::info!("fleet: connected to NATS at {}:{} as {}", info.host, info.port, self.host);
                         bucket = self.open_bucket(&jetstream).await;
+                        // What waited goes first: the others learn of this host's blocks
+                        // before it reads the bucket, which takes a while when it is large.
+                        self.flush(&client, bucket.as_ref()).await;
                         if let Some(store) = &bucket {
                             self.catch_up(store, &deliver).await;
                         }
-                        self.flush(&client, bucket.as_ref()).await;
                     }
                     Some(async_nats::Event::Disconnected) => {
                         self.shared.connected.store(false, Ordering::Relaxed);

@@ -105,6 +105,8 @@ struct Prefix {
     order: VecDeque<((HostName, String), Timestamp)>,
     /// Hosts probed per port.
     per_port: HashMap<String, usize>,
+    /// Pairs per host.
+    per_host: HashMap<HostName, usize>,
 }
 
 impl Prefix {
@@ -118,6 +120,12 @@ impl Prefix {
                 *n -= 1;
                 if *n == 0 {
                     self.per_port.remove(&key.1);
+                }
+            }
+            if let Some(n) = self.per_host.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_host.remove(&key.0);
                 }
             }
             gone += 1;
@@ -201,11 +209,20 @@ impl Sweeps {
         let prefix = self.prefixes.get_mut(&source).expect("just made");
         self.pairs -= prefix.expire(horizon);
         let cap = usize::try_from(t.pairs).unwrap_or(usize::MAX);
+        // One host holds at most half the pairs: a scan of one host is that host's detector's
+        // to judge (with its reverse-path check), never a sweep, however many ports it probes.
+        let per_host_cap = (cap / 2).max(1);
         let key = (seen.host, seen.port);
-        if !prefix.pairs.contains_key(&key) && prefix.pairs.len() < cap && self.pairs < MAX_PAIRS {
+        let host_pairs = prefix.per_host.get(&key.0).copied().unwrap_or(0);
+        if !prefix.pairs.contains_key(&key)
+            && prefix.pairs.len() < cap
+            && host_pairs < per_host_cap
+            && self.pairs < MAX_PAIRS
+        {
             prefix.pairs.insert(key.clone(), (seen.kind, seen.at));
             prefix.order.push_back((key.clone(), seen.at));
             *prefix.per_port.entry(key.1.clone()).or_default() += 1;
+            *prefix.per_host.entry(key.0.clone()).or_default() += 1;
             self.pairs += 1;
         }
         let on_port = prefix.per_port.get(&key.1).copied().unwrap_or(0);
@@ -383,6 +400,26 @@ mod tests {
             sweeps.count(scanner, seen("web-8", "23/tcp", 2061), at(2061)),
             None
         );
+    }
+
+    #[test]
+    fn a_scan_of_one_host_is_never_a_sweep_two_hosts_half_way_each_are() {
+        let mut sweeps = Sweeps::new(thresholds());
+        let scanner = net("203.0.113.9/32");
+        for port in 1..=100 {
+            let s = seen("web-1", &format!("{port}/tcp"), 100);
+            assert_eq!(sweeps.count(scanner, s, at(100)), None, "{port}");
+        }
+        // web-1 holds 8 pairs (half of 16); 8 more on web-2 make the sweep.
+        assert_eq!(sweeps.pairs(), 8);
+        for port in 1..=7 {
+            let s = seen("web-2", &format!("{port}/tcp"), 100);
+            assert_eq!(sweeps.count(scanner, s, at(100)), None);
+        }
+        let sweep = sweeps
+            .count(scanner, seen("web-2", "8/tcp", 100), at(100))
+            .unwrap();
+        assert_eq!(sweep.hosts.len(), 2);
     }
 
     #[test]
