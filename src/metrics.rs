@@ -275,8 +275,21 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
         counter(
             &mut r,
             "fleet_probes_dropped",
-            "Probe summaries not sent, past the rate a host may send.",
+            "Probes not checked nor told to the fleet, past the rate a host may check and send.",
             fleet.probes_dropped,
+        );
+        let probes_refused: Vec<(&str, u64)> = fleet
+            .probes_refused
+            .iter()
+            .map(|(rule, n)| (rule.as_str(), *n))
+            .collect();
+        by_label(
+            &mut r,
+            "fleet_probes_refused",
+            "Probes not told to the fleet by the local check that refused each, and summaries \
+             from the other hosts not counted, unverified by their senders.",
+            "rule",
+            &probes_refused,
         );
         counter(
             &mut r,
@@ -400,6 +413,11 @@ mod tests {
                 refused: [("never-block".to_string(), 1), ("rate-cap".to_string(), 5)].into(),
                 probes_sent: 70,
                 probes_dropped: 8,
+                probes_refused: [
+                    ("reverse-path".to_string(), 16),
+                    ("unverified".to_string(), 4),
+                ]
+                .into(),
                 sweeps: 2,
                 ..Default::default()
             }),
@@ -416,6 +434,14 @@ mod tests {
             ("scansentry_fleet_blocks_taken_total", 30.0),
             ("scansentry_fleet_probes_sent_total", 70.0),
             ("scansentry_fleet_probes_dropped_total", 8.0),
+            (
+                "scansentry_fleet_probes_refused_total{rule=\"reverse-path\"}",
+                16.0,
+            ),
+            (
+                "scansentry_fleet_probes_refused_total{rule=\"unverified\"}",
+                4.0,
+            ),
             ("scansentry_fleet_sweeps_total", 2.0),
             (
                 "scansentry_fleet_blocks_refused_total{rule=\"never-block\"}",

@@ -212,13 +212,24 @@ pub struct Pipeline {
     local_check: bool,
     /// Fleet mode's sweeps: every probe counted is also kept here, up to [`TAP_MAX`] between
     /// two takes ([`Pipeline::take_tapped`]); `None` when off.
-    tap: Option<Vec<Probe>>,
+    tap: Option<Vec<Tapped>>,
     /// Probes the tap had no room for.
     tap_dropped: u64,
 }
 
 /// Probes the tap keeps between two takes at most (the engine takes them every 100 ms).
 pub const TAP_MAX: usize = 4096;
+
+/// A probe the tap kept, with the interface it came in on (when the capture said): what the
+/// engine's reverse-path check of it needs before it is told to the fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tapped {
+    /// The probe, as counted.
+    pub probe: Probe,
+    /// The index of the interface it came in on; `None` when the capture did not say, or the
+    /// probe is not a packet that came in (connect mode's connections, the RSTs of ACK scans).
+    pub arrived_on: Option<u32>,
+}
 
 impl Pipeline {
     /// A pipeline with no state. `seed` keys the conversation memory's hash (the daemon passes a
@@ -255,7 +266,7 @@ impl Pipeline {
 
     /// The probes counted since the last take (with the tap on), and how many it had no room
     /// for since start.
-    pub fn take_tapped(&mut self) -> (Vec<Probe>, u64) {
+    pub fn take_tapped(&mut self) -> (Vec<Tapped>, u64) {
         let probes = self.tap.as_mut().map(std::mem::take).unwrap_or_default();
         (probes, self.tap_dropped)
     }
@@ -371,7 +382,7 @@ impl Pipeline {
                     Proto::Tcp,
                     p.src_port,
                     ProbeKind::Ack,
-                    ProbedPort::Captured,
+                    (ProbedPort::Captured, None),
                 );
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
@@ -410,7 +421,7 @@ impl Pipeline {
             p.proto(),
             p.dst_port,
             kind,
-            ProbedPort::Captured,
+            (ProbedPort::Captured, p.ifindex),
         )
         .map(|c| c.arrived_on(p.ifindex))
     }
@@ -435,7 +446,15 @@ impl Pipeline {
             Proto::Tcp => ProbeKind::Syn,
             Proto::Udp => ProbeKind::Udp,
         };
-        let candidate = self.count(at, src, dst, proto, dst_port, kind, ProbedPort::OwnTrap)?;
+        let candidate = self.count(
+            at,
+            src,
+            dst,
+            proto,
+            dst_port,
+            kind,
+            (ProbedPort::OwnTrap, None),
+        )?;
         // The trap port is the daemon's own socket, listed as listening: nothing to look at.
         let detection = self.detector.settle(candidate, |_, _| false);
         self.counters.detections += u64::from(detection.is_some());
@@ -452,6 +471,7 @@ impl Pipeline {
     }
 
     /// The checks every probe goes through, from the never-block list on, then the detector.
+    /// `port` says where the probed port comes from, and the interface the probe came in on.
     #[expect(
         clippy::too_many_arguments,
         reason = "a probe's fields, passed apart: the hot path builds no struct it may not need"
@@ -464,7 +484,7 @@ impl Pipeline {
         proto: Proto,
         dst_port: u16,
         kind: ProbeKind,
-        port: ProbedPort,
+        (port, arrived_on): (ProbedPort, Option<u32>),
     ) -> Option<Candidate> {
         let c = &mut self.counters;
         // A source no scanner can have: forged, or noise of the local link. Never counted,
@@ -494,7 +514,7 @@ impl Pipeline {
         };
         if let Some(tap) = &mut self.tap {
             if tap.len() < TAP_MAX {
-                tap.push(probe);
+                tap.push(Tapped { probe, arrived_on });
             } else {
                 self.tap_dropped += 1;
             }

@@ -367,6 +367,7 @@ fn status_prints_the_counters() {
                 refused: [("never-block".to_string(), 1)].into_iter().collect(),
                 probes_sent: 120,
                 probes_dropped: 0,
+                probes_refused: [("reverse-path".to_string(), 16)].into_iter().collect(),
                 sweeps: 1,
             }),
         })
@@ -389,7 +390,7 @@ fn status_prints_the_counters() {
          configuration      /etc/scansentry/scansentry.toml\n\
          fleet              web-1: connected to 198.51.100.1:4222, 3 members, round trip 0.21 ms, \
          0 queued, 2 dropped; 14 sent, 30 received, 1 block taken, refused 1 never-block; \
-         120 probes told, 0 dropped, 1 sweep found\n"
+         120 probes told, 0 dropped, refused 16 reverse-path, 1 sweep found\n"
     );
     let o = ctl(&d, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

@@ -233,9 +233,15 @@ pub struct FleetInfo {
     /// Probe summaries sent since start.
     #[serde(default)]
     pub probes_sent: u64,
-    /// Probe summaries not sent, past the rate a host may send, since start.
+    /// Probes not checked nor told, past the rate a host may check and send, since start.
     #[serde(default)]
     pub probes_dropped: u64,
+    /// Probes not told to the fleet (nor counted here) since start, by the local check that
+    /// refused each (`reverse-path`, `protected`, `unchecked`: this host could not check the
+    /// source), and the other hosts' summaries not counted, their senders not having verified
+    /// them (`unverified`).
+    #[serde(default)]
+    pub probes_refused: std::collections::BTreeMap<String, u64>,
     /// Sweeps this host found for the scanner prefixes it owns, since start.
     #[serde(default)]
     pub sweeps: u64,

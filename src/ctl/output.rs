@@ -324,11 +324,22 @@ fn fleet_line(f: &FleetInfo) -> String {
         let rules: Vec<String> = f.refused.iter().map(|(r, n)| format!("{n} {r}")).collect();
         format!(", refused {}", rules.join(", "))
     };
-    let sweeps = if f.probes_sent + f.probes_dropped + f.sweeps == 0 {
+    let probes_refused: u64 = f.probes_refused.values().sum();
+    let sweeps = if f.probes_sent + f.probes_dropped + probes_refused + f.sweeps == 0 {
         String::new()
     } else {
+        let refused = if f.probes_refused.is_empty() {
+            String::new()
+        } else {
+            let rules: Vec<String> = f
+                .probes_refused
+                .iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect();
+            format!(", refused {}", rules.join(", "))
+        };
         format!(
-            "; {} probes told, {} dropped, {}",
+            "; {} probes told, {} dropped{refused}, {}",
             f.probes_sent,
             f.probes_dropped,
             crate::report::count(f.sweeps, "sweep", "sweeps") + " found"

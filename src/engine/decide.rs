@@ -164,8 +164,14 @@ impl Engine {
     /// The reverse-path check in force for `d`'s source: the configured one, with `kernel`
     /// the host's rp_filter for the probe's interface (IPv4; strict for IPv6).
     pub(super) fn reverse_path_for(&self, d: &Detection) -> ReversePath {
+        self.reverse_path_of(d.addr, d.arrived_on)
+    }
+
+    /// The reverse-path check in force for a source `addr` whose probe came in on interface
+    /// `arrived_on` (see [`Engine::reverse_path_for`]).
+    pub(super) fn reverse_path_of(&self, addr: IpAddr, arrived_on: Option<u32>) -> ReversePath {
         match self.config().respond.reverse_path {
-            ReversePath::Kernel if d.addr.is_ipv4() => self.host.kernel_reverse_path(d.arrived_on),
+            ReversePath::Kernel if addr.is_ipv4() => self.host.kernel_reverse_path(arrived_on),
             ReversePath::Kernel => ReversePath::Strict,
             mode => mode,
         }
@@ -174,10 +180,15 @@ impl Engine {
     /// The route back to `d`'s source, asked of the host when the reverse-path check (`mode`)
     /// is on for it; `None` when it is off, or the lookup failed (said, folded).
     pub(super) fn route_back(&mut self, d: &Detection, mode: ReversePath) -> Option<RouteBack> {
-        if mode == ReversePath::Off || self.pipeline.never_block().contains(d.addr) {
+        self.route_back_to(d.addr, mode)
+    }
+
+    /// The route back to `addr` (see [`Engine::route_back`]).
+    pub(super) fn route_back_to(&mut self, addr: IpAddr, mode: ReversePath) -> Option<RouteBack> {
+        if mode == ReversePath::Off || self.pipeline.never_block().contains(addr) {
             return None;
         }
-        match self.host.route_back(d.addr)? {
+        match self.host.route_back(addr)? {
             Ok(back) => Some(back),
             Err(e) => {
                 if self
@@ -185,8 +196,7 @@ impl Engine {
                     .offer(report::Folded::ReversePath, self.clock.now())
                 {
                     self.warn(format!(
-                        "cannot look up the route back to {}: {e}; not checking it",
-                        d.addr
+                        "cannot look up the route back to {addr}: {e}; not checking it"
                     ));
                 }
                 None

@@ -6,6 +6,14 @@
 //! per-origin cap, the maximum duration), then this host's own rules — an unblock here since it
 //! was detected, the never-block list, the protected peers, a grace period, the size budget.
 //! Every refusal is counted by rule; those that protect this host are also said.
+//!
+//! A probe counted here goes to the sweep count (told to the owner of its prefix, or counted
+//! here when this host owns it) only after it passed every local check a block of its source
+//! would need: the pipeline's (an unroutable source, the never-block list), then the
+//! reverse-path check with the interface it came in on and the protected peers. Its summary
+//! says which it passed ([`Check`]); the owner counts only summaries that passed a
+//! reverse-path check, and the peers check too when the owner protects its own peers. A forger
+//! cannot make the fleet count what no host would have blocked on its own.
 
 use std::collections::HashMap;
 
@@ -15,13 +23,16 @@ use super::*;
 use crate::config::fleet::FleetConfig;
 use crate::fleet::MEMBER_FOR;
 use crate::fleet::gate::{Gate, Refusal, Verdict};
-use crate::fleet::message::{Body, HostName, MAX_PORTS, MAX_PROBES, Message, ProbeSummary};
+use crate::fleet::message::{Body, Check, HostName, MAX_PORTS, MAX_PROBES, Message, ProbeSummary};
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
+use crate::pipeline::Tapped;
 
 /// How often this host's probes go out as summaries (a batch at most this old).
 pub const PROBES_EVERY: Duration = Duration::from_millis(100);
-/// Summaries this host publishes in a second at most; past it they are dropped (counted), so
-/// that a flood of forged probes costs the bus a bounded rate per host.
+/// Probes this host checks for the fleet in a second at most (to tell them, or to count them
+/// itself as the owner of their prefix); past it they are dropped (counted) before any route
+/// is looked up, so that a flood of forged probes costs a bounded number of lookups here and a
+/// bounded rate on the bus.
 pub const PROBES_PER_SECOND: u32 = 1000;
 /// (source, port) pairs remembered as told, at most: each is told once per sweep window.
 const MAX_TOLD: usize = 65_536;
@@ -59,6 +70,17 @@ pub(super) struct Fleet {
     probes_sent: u64,
     probes_dropped: u64,
     sweeps_found: u64,
+    /// Probes not told (nor counted here) by the local check that refused each, and the other
+    /// hosts' summaries not counted for what their senders did not verify (`unverified`).
+    probes_refused: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// What was looked up for one batch of probes: each interface's reverse-path check and each
+/// source's route back at most once (`None`: the lookup failed, or routes cannot be asked).
+#[derive(Default)]
+struct Looked {
+    modes: HashMap<Option<u32>, ReversePath>,
+    routes: HashMap<IpAddr, Option<RouteBack>>,
 }
 
 fn thresholds(config: &FleetConfig) -> Thresholds {
@@ -93,6 +115,7 @@ impl Fleet {
             probes_sent: 0,
             probes_dropped: 0,
             sweeps_found: 0,
+            probes_refused: std::collections::BTreeMap::new(),
         })
     }
 
@@ -258,8 +281,10 @@ impl Engine {
     }
 
     /// Every [`PROBES_EVERY`]: the probes counted since go out as summaries, each (source,
-    /// port) once per sweep window and at most [`PROBES_PER_SECOND`], each to the owner of its
-    /// prefix's count; this host counts those of the prefixes it owns itself.
+    /// port) once per sweep window and at most [`PROBES_PER_SECOND`] checked, each to the owner
+    /// of its prefix's count; this host counts those of the prefixes it owns itself. A probe
+    /// is told (or counted here) only when it passed this host's local checks
+    /// ([`Engine::check_probe`]); one that did not is counted by the rule that refused it.
     pub(super) fn fleet_probes(&mut self, now: Timestamp) {
         let (share, accept, window) = match self.fleet_config() {
             Some(f) => (f.share_probes, f.accept_probes, f.sweep_window),
@@ -269,21 +294,22 @@ impl Engine {
         if probes.is_empty() {
             return;
         }
-        let wall_now = self.wall.to_wall(now);
-        let sources: Vec<IpNet> = probes
-            .iter()
-            .map(|p| self.pipeline.source_of(p.src))
-            .collect();
         let wall = self.wall;
+        let wall_now = wall.to_wall(now);
+        let Some(live) = self.fleet.as_ref().map(|f| f.live(now)) else {
+            return;
+        };
+        let mut looked = Looked::default();
         let mut mine: Vec<(IpNet, Seen)> = Vec::new();
         let mut out: std::collections::BTreeMap<HostName, Vec<ProbeSummary>> =
             std::collections::BTreeMap::new();
-        let Some(fleet) = &mut self.fleet else {
-            return;
-        };
-        let live = fleet.live(now);
-        for (p, source) in probes.into_iter().zip(sources) {
+        for tapped in probes {
+            let p = tapped.probe;
+            let source = self.pipeline.source_of(p.src);
             let key = (source, p.proto, p.dst_port);
+            let Some(fleet) = &mut self.fleet else {
+                return;
+            };
             if fleet
                 .told
                 .get(&key)
@@ -294,34 +320,48 @@ impl Engine {
             let Some(owner) = sweep::owner(&source, &live) else {
                 continue;
             };
+            let own = *owner == fleet.host;
+            if (own && !accept) || (!own && !share) {
+                continue;
+            }
+            // The rate first, so that a flood cannot cost a route lookup per packet.
+            if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
+                fleet.second = (now, 0);
+            }
+            if fleet.second.1 >= PROBES_PER_SECOND {
+                fleet.probes_dropped += 1;
+                continue;
+            }
+            fleet.second.1 += 1;
+            let checked = match self.check_probe(&tapped, source, &mut looked) {
+                Ok(checked) => checked,
+                Err(rule) => {
+                    if let Some(fleet) = &mut self.fleet {
+                        *fleet.probes_refused.entry(rule).or_default() += 1;
+                    }
+                    continue;
+                }
+            };
+            let Some(fleet) = &mut self.fleet else {
+                return;
+            };
             let summary = ProbeSummary {
                 source,
                 port: p.proto.label(p.dst_port),
                 kind: p.kind.scan_name().to_string(),
                 at: wall.to_wall(p.at),
+                checked,
             };
-            if *owner == fleet.host {
-                if accept {
-                    let seen = Seen {
-                        host: fleet.host.clone(),
-                        port: summary.port,
-                        kind: summary.kind,
-                        at: summary.at,
-                    };
-                    mine.push((source, seen));
-                }
-            } else if share {
-                if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
-                    fleet.second = (now, 0);
-                }
-                if fleet.second.1 >= PROBES_PER_SECOND {
-                    fleet.probes_dropped += 1;
-                    continue;
-                }
-                fleet.second.1 += 1;
-                out.entry(owner.clone()).or_default().push(summary);
+            if own {
+                let seen = Seen {
+                    host: fleet.host.clone(),
+                    port: summary.port,
+                    kind: summary.kind,
+                    at: summary.at,
+                };
+                mine.push((source, seen));
             } else {
-                continue;
+                out.entry(owner.clone()).or_default().push(summary);
             }
             fleet.told.remove(&key);
             if fleet.told.len() >= MAX_TOLD {
@@ -329,6 +369,9 @@ impl Engine {
             }
             fleet.told.insert(key, p.at);
         }
+        let Some(fleet) = &mut self.fleet else {
+            return;
+        };
         for (owner, summaries) in out {
             fleet.probes_sent += summaries.len() as u64;
             for chunk in summaries.chunks(MAX_PROBES) {
@@ -345,15 +388,81 @@ impl Engine {
         }
     }
 
+    /// The local checks a probe must pass before it is told to the fleet, those a block of its
+    /// source would need beyond the pipeline's: the reverse-path check in force for the
+    /// interface it came in on (the route back asked of the host once per source in a batch),
+    /// then, with `[respond] protect`, the protected peers. The checks it passed, or the rule
+    /// that refused it: `reverse-path`, `protected`, or `unchecked` when this host cannot
+    /// check its source (its reverse-path check is off, or the route back could not be looked
+    /// up): a probe nobody verified is never told.
+    fn check_probe(
+        &mut self,
+        tapped: &Tapped,
+        source: IpNet,
+        looked: &mut Looked,
+    ) -> Result<Vec<Check>, &'static str> {
+        let (p, arrived_on) = (&tapped.probe, tapped.arrived_on);
+        let mode = match self.config().respond.reverse_path {
+            ReversePath::Kernel if p.src.is_ipv4() => match looked.modes.get(&arrived_on) {
+                Some(mode) => *mode,
+                None => {
+                    let mode = self.reverse_path_of(p.src, arrived_on);
+                    looked.modes.insert(arrived_on, mode);
+                    mode
+                }
+            },
+            _ => self.reverse_path_of(p.src, arrived_on),
+        };
+        if mode == ReversePath::Off {
+            return Err("unchecked");
+        }
+        let back = match looked.routes.get(&p.src) {
+            Some(back) => *back,
+            None => {
+                let back = self.route_back_to(p.src, mode);
+                looked.routes.insert(p.src, back);
+                back
+            }
+        };
+        let Some(back) = back else {
+            return Err("unchecked");
+        };
+        if !mode.passes(arrived_on, back) {
+            return Err("reverse-path");
+        }
+        // Strict with the interface known is the reverse-path check proper; without it, or
+        // loose, only a route back was found.
+        let mut checked = vec![match (mode, arrived_on) {
+            (ReversePath::Loose, _) | (_, None) => Check::RouteBack,
+            _ => Check::ReversePath,
+        }];
+        if self.config().respond.protect != Protect::None {
+            if self.peers.protecting(source, p.at).is_some() {
+                return Err("protected");
+            }
+            checked.push(Check::Peers);
+        }
+        Ok(checked)
+    }
+
     /// Another host's summaries, sent to this host as the owner of their prefixes' counts
     /// (counted also when this host's view of the members differs for a moment: nobody else
-    /// got them).
+    /// got them). A summary is counted only when its sender says its probe passed a
+    /// reverse-path check, and the protected peers too when this host protects its own: the
+    /// fleet's evidence is never stronger than this host's own would have to be.
     fn count_probes(&mut self, origin: &HostName, probes: Vec<ProbeSummary>) {
         if !self.fleet_config().is_some_and(|f| f.accept_probes) {
             return;
         }
+        let peers = self.config().respond.protect != Protect::None;
         let wall_now = self.wall.to_wall(self.clock.now());
         for p in probes {
+            if !Check::reverse_path(&p.checked) || (peers && !p.checked.contains(&Check::Peers)) {
+                if let Some(fleet) = &mut self.fleet {
+                    *fleet.probes_refused.entry("unverified").or_default() += 1;
+                }
+                continue;
+            }
             let seen = Seen {
                 host: origin.clone(),
                 port: p.port,
@@ -583,6 +692,11 @@ impl Engine {
             members: fleet.live(self.clock.now()).len(),
             probes_sent: fleet.probes_sent,
             probes_dropped: fleet.probes_dropped,
+            probes_refused: fleet
+                .probes_refused
+                .iter()
+                .map(|(rule, n)| ((*rule).to_string(), *n))
+                .collect(),
             sweeps: fleet.sweeps_found,
             received: fleet.received,
             taken: fleet.taken,

@@ -41,6 +41,11 @@ struct Machine {
     no_routes: bool,
     listeners: Listeners,
     established: Vec<(IpAddr, u16, u16)>,
+    /// Routes back other than the default, by way of interface 1 (where [`Lab::scan`]'s
+    /// probes come in).
+    routes_back: std::collections::HashMap<IpAddr, RouteBack>,
+    /// Routes back asked of the host so far.
+    route_lookups: usize,
 }
 
 /// The stand-in host: one address, [`LOCAL`]; nftables is `kernel`, routes are `routes`.
@@ -97,8 +102,14 @@ impl Host for FakeHost {
         Ok(self.machine.lock().unwrap().established.clone())
     }
 
-    fn route_back(&mut self, _: IpAddr) -> Option<io::Result<RouteBack>> {
-        Some(Ok(RouteBack::Via(1)))
+    fn route_back(&mut self, addr: IpAddr) -> Option<io::Result<RouteBack>> {
+        let mut m = self.machine.lock().unwrap();
+        m.route_lookups += 1;
+        Some(Ok(m
+            .routes_back
+            .get(&addr)
+            .copied()
+            .unwrap_or(RouteBack::Via(1))))
     }
 
     fn routes_changed(&mut self) {}
@@ -1055,7 +1066,7 @@ mod fleet {
 /// Sweeps (issue 17): summaries out, the owner's count, the block through this host's rules.
 mod sweep {
     use super::*;
-    use crate::fleet::message::{Body, HostName, Message, ProbeSummary};
+    use crate::fleet::message::{Body, Check, HostName, Message, ProbeSummary};
 
     fn fleet_config() -> Config {
         fleet_config_as("web-1")
@@ -1098,7 +1109,26 @@ mod sweep {
         HostName::new(name).unwrap()
     }
 
+    /// A summary from `origin` of a probe of `port` from `source`, that passed the strict
+    /// reverse-path check and the protected peers there.
     fn probes_from(lab: &Lab, origin: &str, source: &str, port: &str) -> Message {
+        checked_by(
+            lab,
+            origin,
+            source,
+            port,
+            vec![Check::ReversePath, Check::Peers],
+        )
+    }
+
+    /// A summary as [`probes_from`], with the checks its sender says it made.
+    fn checked_by(
+        lab: &Lab,
+        origin: &str,
+        source: &str,
+        port: &str,
+        checked: Vec<Check>,
+    ) -> Message {
         Message::new(
             host(origin),
             Body::Probes {
@@ -1107,9 +1137,39 @@ mod sweep {
                     port: port.into(),
                     kind: "syn".into(),
                     at: lab.clock.now(),
+                    checked,
                 }],
             },
         )
+    }
+
+    /// The summaries told since the last look: (addressee, source, port, checks).
+    fn summaries(lab: &mut Lab) -> Vec<(String, String, String, Vec<Check>)> {
+        told_to(lab)
+            .into_iter()
+            .flat_map(|(to, body)| match body {
+                Body::Probes { probes } => probes
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            to.clone().unwrap().to_string(),
+                            p.source.to_string(),
+                            p.port,
+                            p.checked,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// A source of 203.0.113.0/24 whose count web-1 owns (`mine`) or another host does.
+    fn source_owned(mine: bool) -> String {
+        (2..255)
+            .map(|k| format!("203.0.113.{k}"))
+            .find(|a| (owner(a).as_str() == "web-1") == mine)
+            .unwrap()
     }
 
     fn heartbeat(lab: &Lab, origin: &str) -> Message {
@@ -1231,6 +1291,7 @@ mod sweep {
         for source in &sources {
             lab.scan(source, 23..=23);
         }
+        let lookups = lab.machine().route_lookups;
         lab.advance(Duration::from_millis(100));
         lab.engine.tick();
         let sent: usize = told(&mut lab)
@@ -1240,14 +1301,209 @@ mod sweep {
                 _ => 0,
             })
             .sum();
-        assert_eq!(sent, crate::engine::fleet::PROBES_PER_SECOND as usize);
-        let others = sources
+        // The first 1,000 are checked (a route lookup each), told, or counted here by the
+        // owner of their prefixes; the rest are dropped before any lookup.
+        let cap = crate::engine::fleet::PROBES_PER_SECOND as usize;
+        let counted_here = sources[..cap]
             .iter()
-            .filter(|s| owner(s).as_str() != "web-1")
+            .filter(|s| owner(s).as_str() == "web-1")
             .count();
+        assert_eq!(sent, cap - counted_here);
+        assert_eq!(lab.machine().route_lookups - lookups, cap);
         let info = lab.engine.fleet_info().unwrap();
-        assert_eq!(info.probes_sent, 1000);
-        assert_eq!(info.probes_dropped, others as u64 - 1000);
+        assert_eq!(info.probes_sent, sent as u64);
+        assert_eq!(info.probes_dropped, (sources.len() - cap) as u64);
+        assert!(info.probes_refused.is_empty(), "{:?}", info.probes_refused);
+    }
+
+    /// Issue 24, finding 1: probes forged "from" an address this host routes back by another
+    /// interface than the one they came in on (the administrator's, over a management link)
+    /// were told to the fleet before the reverse-path check, and the owner blocked the
+    /// administrator on every host. They are not told now, and counted; a genuine probe is,
+    /// saying what it passed; the route back is asked once per source in a batch.
+    #[test]
+    fn probes_that_fail_the_reverse_path_check_are_not_told() {
+        let mut lab = in_a_fleet_of_sixteen();
+        let (forged, genuine) = (source_owned(false), {
+            let other = source_owned(false);
+            (2..255)
+                .map(|k| format!("203.0.113.{k}"))
+                .find(|a| *a != other && owner(a).as_str() != "web-1")
+                .unwrap()
+        });
+        lab.machine()
+            .routes_back
+            .insert(ip(&forged), RouteBack::Via(2));
+        let lookups = lab.machine().route_lookups;
+        // Two ports each: under the threshold of a scan, so no detection looks up a route.
+        lab.scan(&forged, 1024..=1025);
+        lab.scan(&genuine, 1024..=1025);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        let told = summaries(&mut lab);
+        let want: Vec<(String, String, String, Vec<Check>)> = ["1024/tcp", "1025/tcp"]
+            .iter()
+            .map(|port| {
+                (
+                    owner(&genuine).to_string(),
+                    format!("{genuine}/32"),
+                    port.to_string(),
+                    vec![Check::ReversePath, Check::Peers],
+                )
+            })
+            .collect();
+        assert_eq!(told, want);
+        assert_eq!(lab.machine().route_lookups - lookups, 2);
+        let info = lab.engine.fleet_info().unwrap();
+        assert_eq!(info.probes_refused["reverse-path"], 2);
+        assert_eq!(info.probes_sent, 2);
+        // A source with no route back at all: refused too.
+        lab.machine()
+            .routes_back
+            .insert(ip(&forged), RouteBack::None);
+        lab.scan(&forged, 1026..=1026);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(summaries(&mut lab).is_empty());
+        assert_eq!(
+            lab.engine.fleet_info().unwrap().probes_refused["reverse-path"],
+            3
+        );
+    }
+
+    /// With the reverse-path check off, this host cannot verify a probe's source: it tells
+    /// none (`unchecked`). Loose, a route back is all it verified, and its summaries say so.
+    #[test]
+    fn a_host_tells_only_what_its_reverse_path_check_verified() {
+        let source = source_owned(false);
+        let mut c = fleet_config();
+        c.respond.reverse_path = ReversePath::Off;
+        let mut lab = Lab::start(c);
+        for i in 2..=16 {
+            let beat = heartbeat(&lab, &format!("web-{i}"));
+            lab.engine.fleet_message(beat);
+        }
+        lab.engine.take_effects();
+        lab.scan(&source, 1024..=1024);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(summaries(&mut lab).is_empty());
+        assert_eq!(
+            lab.engine.fleet_info().unwrap().probes_refused["unchecked"],
+            1
+        );
+
+        let mut c = fleet_config();
+        c.respond.reverse_path = ReversePath::Loose;
+        let mut lab = Lab::start(c);
+        for i in 2..=16 {
+            let beat = heartbeat(&lab, &format!("web-{i}"));
+            lab.engine.fleet_message(beat);
+        }
+        lab.engine.take_effects();
+        lab.machine()
+            .routes_back
+            .insert(ip(&source), RouteBack::Via(2));
+        lab.scan(&source, 1024..=1024);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        let told = summaries(&mut lab);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].3, vec![Check::RouteBack, Check::Peers]);
+    }
+
+    /// A source in conversation with this host (a protected peer) is not told: the fleet
+    /// must not block what this host would not.
+    #[test]
+    fn a_protected_peers_probes_are_not_told() {
+        let mut lab = in_a_fleet_of_sixteen();
+        let peer = source_owned(false);
+        lab.machine().established = vec![(ip(&peer), 22, 50000)];
+        lab.advance(EVERY_SECOND);
+        lab.engine.tick();
+        lab.engine.take_effects();
+        lab.scan(&peer, 1024..=1024);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(summaries(&mut lab).is_empty());
+        assert_eq!(
+            lab.engine.fleet_info().unwrap().probes_refused["protected"],
+            1
+        );
+    }
+
+    /// The owner's own probes pass the same checks: a forged probe does not make the eighth
+    /// host of a sweep; nor does it hide the source's genuine probe that follows within the
+    /// window (a refused probe is not remembered as told).
+    #[test]
+    fn the_owners_own_probes_pass_the_same_checks() {
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        for origin in &others[..7] {
+            let m = probes_from(&lab, origin, SCANNER, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        lab.machine()
+            .routes_back
+            .insert(ip(SCANNER), RouteBack::Via(2));
+        lab.scan(SCANNER, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        let info = lab.engine.fleet_info().unwrap();
+        assert_eq!((info.sweeps, info.probes_refused["reverse-path"]), (0, 1));
+        // The genuine probe, by the interface the route back leaves by.
+        lab.machine()
+            .routes_back
+            .insert(ip(SCANNER), RouteBack::Via(1));
+        lab.scan(SCANNER, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+    }
+
+    /// The owner counts a summary only when its sender says it passed a reverse-path check,
+    /// and the protected peers too when the owner protects its own (the default): eight hosts
+    /// that checked nothing, or only the route, make no sweep; eight that checked both do.
+    #[test]
+    fn the_owner_counts_only_summaries_that_say_they_were_verified() {
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        for checked in [vec![], vec![Check::Peers], vec![Check::ReversePath]] {
+            for origin in &others[..8] {
+                let m = checked_by(&lab, origin, SCANNER, "23/tcp", checked.clone());
+                lab.engine.fleet_message(m);
+            }
+            assert!(!lab.kernel.holds(net(SCANNER)), "{checked:?} counted");
+        }
+        assert_eq!(
+            lab.engine.fleet_info().unwrap().probes_refused["unverified"],
+            24
+        );
+        for origin in &others[..8] {
+            let m = checked_by(
+                &lab,
+                origin,
+                SCANNER,
+                "23/tcp",
+                vec![Check::RouteBack, Check::Peers],
+            );
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.holds(net(SCANNER)));
+
+        // An owner that protects no peers does not ask for the peers check.
+        let mut c = fleet_config_as(lab.engine.fleet_host().unwrap().as_str());
+        c.respond.protect = Protect::None;
+        let mut lab = Lab::start(c);
+        for origin in &others {
+            let beat = heartbeat(&lab, origin);
+            lab.engine.fleet_message(beat);
+        }
+        for origin in &others[..8] {
+            let m = checked_by(&lab, origin, SCANNER, "23/tcp", vec![Check::ReversePath]);
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.holds(net(SCANNER)));
     }
 
     #[test]

@@ -137,6 +137,37 @@ pub struct ProbeSummary {
     pub kind: String,
     /// When it was first seen.
     pub at: Timestamp,
+    /// The local checks the reporting host made of the probe, and it passed, in this order
+    /// and each once (at most [`MAX_CHECKS`]). A summary without [`Check::ReversePath`] or
+    /// [`Check::RouteBack`] is one its sender could not verify (an older version, or its
+    /// reverse-path check off): the owner of the count does not count it.
+    #[serde(default)]
+    pub checked: Vec<Check>,
+}
+
+/// A local check a host made of a probe before it summarised it ([`ProbeSummary::checked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// The strict reverse-path check: the route back to the source leaves by the interface
+    /// the probe came in on.
+    ReversePath,
+    /// The loose reverse-path check: there is a route back to the source at all.
+    RouteBack,
+    /// The protected peers: the source was in no conversation with the host.
+    Peers,
+}
+
+/// Checks in a summary at most (each once).
+pub const MAX_CHECKS: usize = 3;
+
+impl Check {
+    /// Whether `checked` says the source passed a reverse-path check (strict or loose).
+    pub fn reverse_path(checked: &[Check]) -> bool {
+        checked
+            .iter()
+            .any(|c| matches!(c, Check::ReversePath | Check::RouteBack))
+    }
 }
 
 /// Why a message was not taken.
@@ -282,7 +313,14 @@ impl Message {
                     )));
                 }
                 for p in probes {
-                    if p.source != p.source.trunc() || port(&p.port).is_none() || !word(&p.kind) {
+                    // Each check once, in order: a bounded field, and one way to write it.
+                    let checks_ok =
+                        p.checked.len() <= MAX_CHECKS && p.checked.windows(2).all(|w| w[0] < w[1]);
+                    if p.source != p.source.trunc()
+                        || port(&p.port).is_none()
+                        || !word(&p.kind)
+                        || !checks_ok
+                    {
                         return Err(invalid(format!("probe summary {p:?}")));
                     }
                 }
@@ -493,12 +531,88 @@ mod tests {
                         port: "22/tcp".into(),
                         kind: "syn".into(),
                         at: at(1),
+                        checked: vec![Check::ReversePath, Check::Peers],
                     };
                     MAX_PROBES + 1
                 ],
             },
         );
         assert!(matches!(many.encode(), Err(MessageError::Invalid { .. })));
+    }
+
+    /// A summary says which local checks its probe passed; a summary from a sender that does
+    /// not say (an older version) reads as one that checked nothing; a list of checks that is
+    /// unknown, repeated or out of order is refused.
+    #[test]
+    fn a_summary_says_what_its_sender_checked() {
+        let summary = |checked: Vec<Check>| {
+            Message::new(
+                host("web-3"),
+                Body::Probes {
+                    probes: vec![ProbeSummary {
+                        source: "203.0.113.7/32".parse().unwrap(),
+                        port: "23/tcp".into(),
+                        kind: "syn".into(),
+                        at: at(1_790_000_000),
+                        checked,
+                    }],
+                },
+            )
+        };
+        let m = summary(vec![Check::ReversePath, Check::Peers]);
+        let bytes = m.encode().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains("\"checked\":[\"reverse-path\",\"peers\"]"),
+            "{text}"
+        );
+        assert_eq!(Message::decode(&bytes, "web-3").unwrap(), m);
+        let Body::Probes { probes } = &m.body else {
+            unreachable!()
+        };
+        assert!(Check::reverse_path(&probes[0].checked));
+        assert!(Check::reverse_path(&[Check::RouteBack]));
+        assert!(!Check::reverse_path(&[Check::Peers]));
+        // Without the field: nothing checked.
+        let old = text.replace(",\"checked\":[\"reverse-path\",\"peers\"]", "");
+        let Body::Probes { probes } = Message::decode(old.as_bytes(), "web-3").unwrap().body else {
+            unreachable!()
+        };
+        assert!(probes[0].checked.is_empty());
+        for bad in [
+            "[\"reverse-path\",\"reverse-path\"]",
+            "[\"peers\",\"reverse-path\"]",
+            "[\"rp\"]",
+            "\"reverse-path\"",
+        ] {
+            let bad = text.replace("[\"reverse-path\",\"peers\"]", bad);
+            assert!(
+                Message::decode(bad.as_bytes(), "web-3").is_err(),
+                "{bad} was taken"
+            );
+        }
+        assert!(
+            summary(vec![Check::Peers, Check::ReversePath])
+                .encode()
+                .is_err()
+        );
+        // A full batch of the longest summaries fits in a message.
+        let longest = ProbeSummary {
+            source: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"
+                .parse()
+                .unwrap(),
+            port: "65535/udp".into(),
+            kind: "odd-flags".into(),
+            at: Timestamp::from_micros(1_790_000_000_123_456),
+            checked: vec![Check::ReversePath, Check::RouteBack, Check::Peers],
+        };
+        let batch = Message::new(
+            host(&"w".repeat(64)),
+            Body::Probes {
+                probes: vec![longest; MAX_PROBES],
+            },
+        );
+        assert!(batch.encode().is_ok());
     }
 
     #[test]
