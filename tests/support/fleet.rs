@@ -2,6 +2,8 @@
 //! JetStream, bound to the lab address 198.51.100.250 only), host namespaces web-1 … web-N at
 //! 198.51.100.1 … N, each with its own sentryd and nft table, and a scanner namespace at
 //! 198.51.100.200 (and .201 … .209) that reaches them all. Everything is removed on drop.
+//! Optionally ([`FleetLab::management`]), a management network of its own, where an
+//! administrator at [`ADMIN`] reaches every host by a second link.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,6 +20,15 @@ pub const SCANNER: &str = "198.51.100.200";
 pub fn scanner_addr(k: u8) -> String {
     assert!(k < 10);
     format!("198.51.100.{}", 200 + u16::from(k))
+}
+
+/// The administrator's address on the management network ([`FleetLab::management`]).
+pub const ADMIN: &str = "203.0.113.250";
+
+/// Host `i`'s address on the management network (1-based).
+pub fn management_addr(i: usize) -> String {
+    assert!((1..250).contains(&i));
+    format!("203.0.113.{i}")
 }
 
 /// Host `i`'s address (1-based).
@@ -104,6 +115,38 @@ impl Host {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A management network of its own: a namespace holding a bridge, with the administrator's
+/// address [`ADMIN`] on it, and a link from every host (`mgmt0`, [`management_addr`]), by which
+/// each host routes 203.0.113.0/24 (not by the hosts' shared bridge). Removed on drop.
+pub struct Management {
+    pub ns: Netns,
+}
+
+impl Management {
+    /// Opens and closes a TCP connection from [`ADMIN`] to `port` of every host's management
+    /// address (`hosts` hosts), as an administrator's session would; whether every one
+    /// connected.
+    pub fn connects_to_every_host(&self, hosts: usize, port: u16) -> bool {
+        let hosts: Vec<String> = (1..=hosts).map(management_addr).collect();
+        let script = format!(
+            "import socket\n\
+             ok = True\n\
+             for h in {hosts:?}:\n\
+             \x20   s = socket.socket(); s.settimeout(1); s.bind(('{ADMIN}', 0))\n\
+             \x20   try:\n\
+             \x20       s.connect((h, {port}))\n\
+             \x20   except OSError:\n\
+             \x20       ok = False\n\
+             \x20   s.close()\n\
+             raise SystemExit(0 if ok else 1)\n"
+        );
+        self.ns
+            .exec(&["timeout", "60", "python3", "-c", &script])
+            .status
+            .success()
     }
 }
 
@@ -206,6 +249,59 @@ impl FleetLab {
             daemon: None,
         });
         i
+    }
+
+    /// The management network ([`Management`]) for the hosts there are now (before their
+    /// daemons start, so that each starts with its second link).
+    pub fn management(&self) -> Management {
+        let ns = Netns::new("fmgmt");
+        ip(&["-n", &ns.0, "link", "add", "br0", "type", "bridge"]);
+        ip(&[
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            &format!("{ADMIN}/24"),
+            "dev",
+            "br0",
+        ]);
+        ip(&["-n", &ns.0, "link", "set", "br0", "up"]);
+        for i in 1..=self.hosts.len() {
+            let dev = format!("m{i}");
+            link(
+                &self.hosts[i - 1].ns.0,
+                "mgmt0",
+                &[&format!("{}/24", management_addr(i))],
+                &ns.0,
+                &dev,
+                &[],
+            );
+            ip(&["-n", &ns.0, "link", "set", &dev, "master", "br0"]);
+        }
+        Management { ns }
+    }
+
+    /// Sends Ethernet frames from the scanner's interface on the hosts' shared bridge, each
+    /// `(i, frame)` to host `i` (1-based; its MAC address put in), through libpcap: what a
+    /// forger on that bridge sends, whatever addresses the frames claim.
+    pub fn inject(&self, frames: &[(usize, Vec<u8>)]) {
+        let from = FleetLab::mac(&self.scanner, "eth0");
+        let to: Vec<[u8; 6]> = self
+            .hosts
+            .iter()
+            .map(|h| FleetLab::mac(&h.ns, "eth0"))
+            .collect();
+        self.scanner.run(|| {
+            let mut out = pcap::Capture::from_device("eth0")
+                .and_then(pcap::Capture::open)
+                .expect("open the scanner's interface");
+            for (i, f) in frames {
+                let mut f = f.clone();
+                f[..6].copy_from_slice(&to[i - 1]);
+                f[6..12].copy_from_slice(&from);
+                out.sendpacket(f).expect("send a frame");
+            }
+        });
     }
 
     /// A CA, the server's certificate (for [`NATS`]) and one per host (`CN=web-N`), made with
