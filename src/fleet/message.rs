@@ -125,7 +125,7 @@ pub enum Body {
     },
 }
 
-/// One (scanner, port) a host saw probed, once per window.
+/// One (scanner, port) a host saw probed, once per window, and the local checks it passed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSummary {

@@ -1,8 +1,9 @@
 //! Sweeps: one scanner probing a port or two on many hosts, so that no host sees a scan.
 //! **Pure**; time is an argument.
 //!
-//! Each host publishes what it was probed with as summaries (scanner prefix, port, kind), each
-//! (prefix, port) once per window. Every scanner prefix has one **owner** among the live
+//! Each host publishes what it was probed with as summaries (scanner prefix, port, kind, the
+//! local checks the probe passed), each (prefix, port) once per window, and only once the probe
+//! passed the checks a block of its source would need there (the engine's `fleet_probes`). Every scanner prefix has one **owner** among the live
 //! members, chosen by rendezvous hashing ([`owner`]): each member's weight for the prefix is a
 //! hash of both, the heaviest owns it. Every host computes the same owner from the same
 //! members, with no coordination, and when a member comes or goes only the prefixes it owned (or
