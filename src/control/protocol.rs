@@ -289,6 +289,10 @@ pub enum Response {
         /// The fleet was asked to lift it too.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         fleet: bool,
+        /// The fleet's host that made the block lifted here, when another made it: the other
+        /// hosts keep it until that host lifts it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
     },
     /// `unblock --all` done.
     UnblockedAll {
