@@ -345,7 +345,11 @@ fn a_compromised_member_can_neither_block_what_matters_nor_lift_nor_shorten_what
     const ADMIN: &str = "198.51.100.77";
     const BY_HAND: &str = "203.0.113.50";
     let mut lab = FleetLab::with_server(3, Server::Example);
-    let extra = format!("[never-block]\naddresses = [\"{ADMIN}\"]\n");
+    // The administrator lists web-3 among the members: on the never-block list.
+    let extra = format!(
+        "members = [\"{}\", \"2001:db8::3\"]\n[never-block]\naddresses = [\"{ADMIN}\"]\n",
+        host_addr(3)
+    );
     lab.start(1, &extra);
     lab.start(2, &extra);
     // web-2 has heard web-1's heartbeat, which claims web-1's addresses.
@@ -353,6 +357,12 @@ fn a_compromised_member_can_neither_block_what_matters_nor_lift_nor_shorten_what
         lab.hosts[1].ctl(&["status"]).contains("2 members")
     });
     assert!(heard, "{}", lab.hosts[1].ctl(&["status"]));
+    let list = lab.hosts[1].ctl(&["never-block"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&host_addr(3)) && l.ends_with("fleet member")),
+        "{list}"
+    );
     std::thread::sleep(Duration::from_millis(1500));
 
     lab.scan(SCANNER, 1, "1-100");

@@ -1551,6 +1551,53 @@ mod sweep {
         );
     }
 
+    /// Issue 24: the owner applies the floor, the members' own addresses and what it refused
+    /// as forged to a sweep as to a block from the fleet: counted and said, not blocked.
+    #[test]
+    fn a_sweep_of_a_members_address_or_of_an_address_refused_as_forged_is_not_blocked() {
+        let member = "203.0.113.60";
+        let (mut lab, others) = lab_owning(member, 9);
+        let beat = Message::new(
+            host(&others[0]),
+            Body::Heartbeat {
+                at: lab.clock.now(),
+                addresses: vec![net(member)],
+            },
+        );
+        lab.engine.fleet_message(beat);
+        lab.engine.take_effects();
+        for origin in &others {
+            let m = probes_from(&lab, origin, member, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert!(lab.says(&format!(
+            "not blocking {member} for a sweep of 23/tcp across 8 hosts ("
+        )));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["member"], 1);
+
+        let forged = "203.0.113.61";
+        let (mut lab, others) = lab_owning(forged, 9);
+        lab.machine().elsewhere = vec![ip(forged)];
+        lab.scan(forged, 1..=10);
+        lab.engine.take_effects();
+        for origin in &others {
+            let m = probes_from(&lab, origin, forged, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
+
+        let multicast = "224.0.0.9";
+        let (mut lab, others) = lab_owning(multicast, 9);
+        for origin in &others {
+            let m = probes_from(&lab, origin, multicast, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["floor"], 1);
+    }
+
     #[test]
     fn a_sweep_of_a_never_block_address_or_a_protected_peer_is_not_blocked() {
         let (mut lab, others) = lab_owning(LOCAL, 9);
