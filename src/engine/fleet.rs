@@ -807,12 +807,13 @@ impl Engine {
         let Some(fleet) = &mut self.fleet else {
             return;
         };
-        if !fleet.gate.judge_unblock(origin, wall_now) {
-            return fleet.refuse("unblock-cap");
-        }
+        // The same unblock again (from the bucket at a reconnection) changes nothing.
         let key = (Some(origin.clone()), net);
         if fleet.lifted.get(&key).is_some_and(|lifted| *lifted >= at) {
             return;
+        }
+        if !fleet.gate.judge_unblock(origin, wall_now) {
+            return fleet.refuse("unblock-cap");
         }
         fleet.lifted(Some(origin.clone()), net, at);
         let Some(block) = self.responder.block_of(net, now) else {
