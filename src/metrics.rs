@@ -305,7 +305,8 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
         by_label(
             &mut r,
             "fleet_blocks_refused",
-            "Blocks from the other hosts refused, by the rule that refused each.",
+            "Blocks from the other hosts (and sweeps counted from their summaries) refused, and \
+             unblocks not carried out, by the rule that refused each.",
             "rule",
             &refused,
         );

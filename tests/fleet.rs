@@ -11,7 +11,8 @@ use support::fleet::{FleetLab, NATS, SCANNER, Server, host_addr, scanner_addr};
 use support::netns::{require_root, wait_until};
 
 /// A scan of one host of 16 is blocked on all 16, and `why` on another names the host that
-/// detected it; an unblock on any host lifts it everywhere, `--local` only there.
+/// detected it; an unblock on the host that detected it lifts it everywhere, on another host
+/// only there (issue 24: unblocks are owned), `--local` only there.
 #[test]
 #[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
 fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
@@ -41,8 +42,24 @@ fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
         .expect("an element with a timeout");
     assert!((3500..=3600).contains(&left), "{left}");
 
-    // Lifted on web-9: gone everywhere.
+    // Lifted on web-9, which took it from web-1: gone there only (web-1 made it), and web-9
+    // says whose it is.
     let said = lab.hosts[8].ctl(&["unblock", SCANNER]);
+    assert!(
+        said.contains("web-1 made this block: run sentryctl unblock there to lift it fleet-wide"),
+        "{said}"
+    );
+    assert!(!lab.hosts[8].holds(SCANNER));
+    std::thread::sleep(Duration::from_secs(1));
+    let lifted: Vec<&str> = lab
+        .hosts
+        .iter()
+        .filter(|h| !h.holds(SCANNER))
+        .map(|h| h.name.as_str())
+        .collect();
+    assert_eq!(lifted, ["web-9"]);
+    // Lifted on web-1, its origin: gone everywhere.
+    let said = lab.hosts[0].ctl(&["unblock", SCANNER]);
     assert!(
         said.contains("the fleet was asked to lift it too"),
         "{said}"
@@ -57,8 +74,8 @@ fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
         .map(|h| h.name.as_str())
         .collect();
     assert!(gone, "still blocked on {still:?}");
-    assert!(lab.hosts[0].daemon().out().contains(&format!(
-        "unblocked {SCANNER}: lifted fleet-wide from web-9"
+    assert!(lab.hosts[1].daemon().out().contains(&format!(
+        "unblocked {SCANNER}: lifted fleet-wide from web-1"
     )));
 
     // Another scanner, lifted `--local` on web-2: only there.
@@ -309,4 +326,150 @@ fn a_sweep_across_twelve_hosts_is_blocked_on_all_sixteen_a_monitoring_check_is_n
         lab.check_every_host(&monitor, 8080),
         "the monitoring check is cut off"
     );
+}
+
+/// Issue 24: a compromised member — a client holding web-3's real certificate, over the
+/// example's TLS and permissions — publishes, as itself, a day's block of another member's
+/// address, of the administrator's address (on the hosts' never-block list), of 128.0.0.0/2,
+/// 169.254.169.254, 224.0.0.0/4, 240.0.0.0/4, ::ffff:198.51.100.9 and fe80::1; an unblock of a
+/// block web-1 detected (a real nmap scan); a 2-second block of a /24 covering a block made
+/// by hand on web-2. No host takes any of it: their kernel sets hold only the scan's block and
+/// the block by hand, each counts the refusals by rule, and the block by hand keeps its hour.
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn a_compromised_member_can_neither_block_what_matters_nor_lift_nor_shorten_what_others_decided() {
+    use scansentry::fleet::message::{Body, HostName, Message, Subject};
+    use scansentry::time::Clock;
+
+    require_root();
+    const ADMIN: &str = "198.51.100.77";
+    const BY_HAND: &str = "203.0.113.50";
+    let mut lab = FleetLab::with_server(3, Server::Example);
+    // The administrator lists web-3 among the members: on the never-block list.
+    let extra = format!(
+        "members = [\"{}\", \"2001:db8::3\"]\n[never-block]\naddresses = [\"{ADMIN}\"]\n",
+        host_addr(3)
+    );
+    lab.start(1, &extra);
+    lab.start(2, &extra);
+    // web-2 has heard web-1's heartbeat, which claims web-1's addresses.
+    let heard = wait_until(Duration::from_secs(5), || {
+        lab.hosts[1].ctl(&["status"]).contains("2 members")
+    });
+    assert!(heard, "{}", lab.hosts[1].ctl(&["status"]));
+    let list = lab.hosts[1].ctl(&["never-block"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&host_addr(3)) && l.ends_with("fleet member")),
+        "{list}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    lab.scan(SCANNER, 1, "1-100");
+    assert!(
+        lab.missing(SCANNER, Duration::from_secs(5))[..]
+            .iter()
+            .all(|h| h == "web-3")
+    );
+    lab.hosts[1].ctl(&["block", BY_HAND, "--for", "1h"]);
+    assert!(wait_until(Duration::from_secs(5), || lab.hosts[0].holds(BY_HAND)));
+
+    let web3 = HostName::new("web-3").unwrap();
+    let now = scansentry::time::SystemClock.now();
+    let later = |secs: u64| now.saturating_add(Duration::from_secs(secs));
+    let mut messages = Vec::new();
+    let mut say = |body: Body| {
+        let subject = Subject::of("scansentry", &web3, &body, None);
+        let payload = Message::new(web3.clone(), body).encode().unwrap();
+        messages.push((subject, payload));
+    };
+    let targets = [
+        host_addr(1).as_str(),
+        ADMIN,
+        "128.0.0.0/2",
+        "169.254.169.254",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::ffff:198.51.100.9",
+        "fe80::1",
+    ]
+    .map(|t| {
+        t.parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .unwrap()
+    });
+    for net in targets {
+        say(Body::Block {
+            net,
+            kind: "syn".into(),
+            ports: vec!["22/tcp".into()],
+            at: now,
+            until: later(86_400),
+        });
+    }
+    say(Body::Unblock {
+        net: SCANNER.parse::<std::net::IpAddr>().unwrap().into(),
+        at: now,
+    });
+    say(Body::Block {
+        net: "203.0.113.0/24".parse().unwrap(),
+        kind: "syn".into(),
+        ports: vec!["22/tcp".into()],
+        at: now,
+        until: later(2),
+    });
+    lab.publish_as(3, &messages);
+
+    // Every host has judged them all: 10 received.
+    let judged = wait_until(Duration::from_secs(5), || {
+        lab.hosts[..2].iter().all(|h| {
+            let status = h.ctl(&["status"]);
+            status.contains(" shorter") && status.contains("not-its-block")
+        })
+    });
+    assert!(
+        judged,
+        "{}\n{}",
+        lab.hosts[0].ctl(&["status"]),
+        lab.hosts[1].ctl(&["status"])
+    );
+    // Past the 2-second block's end.
+    std::thread::sleep(Duration::from_secs(3));
+    for host in &lab.hosts[..2] {
+        assert_eq!(
+            host.blocked(),
+            [SCANNER, BY_HAND],
+            "{}: {}",
+            host.name,
+            host.daemon().err()
+        );
+    }
+    let web1 = lab.hosts[0].ctl(&["status"]);
+    for rule in ["6 floor", "2 never-block", "1 not-its-block", "1 shorter"] {
+        assert!(web1.contains(rule), "web-1 {rule}: {web1}");
+    }
+    let web2 = lab.hosts[1].ctl(&["status"]);
+    for rule in [
+        "6 floor",
+        "1 member",
+        "1 never-block",
+        "1 not-its-block",
+        "1 shorter",
+    ] {
+        assert!(web2.contains(rule), "web-2 {rule}: {web2}");
+    }
+    assert!(
+        lab.hosts[1].daemon().err().contains(&format!(
+            "refused web-3's block of {}: {} is an address of the fleet's member web-1",
+            host_addr(1),
+            host_addr(1)
+        )),
+        "{}",
+        lab.hosts[1].daemon().err()
+    );
+    // The block by hand keeps its hour on web-2, and web-2's hour on web-1.
+    for host in &lab.hosts[..2] {
+        let left = host.expires(BY_HAND).expect("still blocked");
+        assert!(left > 3500, "{}: {left}", host.name);
+    }
 }

@@ -36,6 +36,12 @@ pub struct RawFleet {
     /// Blocks taken from one origin in a minute at most.
     #[serde(default = "default_per_origin")]
     pub max_blocks_per_origin_per_minute: i64,
+    /// Take blocks by hand wider than an IPv4 /24 or an IPv6 /48 from the others.
+    #[serde(default)]
+    pub accept_wide: bool,
+    /// The fleet's members' addresses, as the administrator gives them: never blocked here.
+    #[serde(default)]
+    pub members: Vec<String>,
     /// Credentials: a user and a file holding the password.
     #[serde(default)]
     pub user: String,
@@ -159,6 +165,10 @@ pub struct FleetConfig {
     pub max_block_for: Duration,
     /// Blocks taken from one origin in a minute at most.
     pub max_per_origin_per_minute: u32,
+    /// Take blocks by hand wider than an IPv4 /24 or an IPv6 /48 from the others.
+    pub accept_wide: bool,
+    /// The members' addresses and networks (`[fleet] members`): on the never-block list.
+    pub members: Vec<ipnet::IpNet>,
     /// Credentials.
     pub credentials: Credentials,
     /// TLS, when asked for.
@@ -184,6 +194,26 @@ impl FleetConfig {
                 let host = host.trim_start_matches('[').trim_end_matches(']');
                 Some((host.parse().ok()?, url.clone()))
             })
+            .collect()
+    }
+}
+
+impl FleetConfig {
+    /// What fleet mode puts on the never-block list: the servers given by address, and the
+    /// members of `[fleet] members` (the administrator's word; the addresses members claim in
+    /// their heartbeats are not, see `engine::fleet`).
+    pub fn never_block_entries(&self) -> Vec<crate::never_block::Entry> {
+        use crate::never_block::{Entry, Reason};
+        self.server_addresses()
+            .into_iter()
+            .map(|(addr, url)| Entry {
+                net: addr.into(),
+                reason: Reason::FleetServer(url),
+            })
+            .chain(self.members.iter().map(|&net| Entry {
+                net,
+                reason: Reason::FleetMember,
+            }))
             .collect()
     }
 }
@@ -310,8 +340,33 @@ impl Validator {
         if uses_tls && tls.is_none() {
             self.problem("[fleet] servers: tls:// needs tls-ca".into());
         }
-        let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 2, 4096);
-        let sweep_pairs = self.integer("[fleet.sweep] pairs", raw.sweep.pairs, 2, 4096);
+        let mut members = Vec::new();
+        for text in &raw.members {
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match net {
+                Ok(net) if net != net.trunc() => self.problem(format!(
+                    "[fleet] members: {text:?}: host bits set (did you mean {}?)",
+                    net.trunc()
+                )),
+                Ok(net) => match crate::fleet::gate::floor(&net, false) {
+                    Some(crate::fleet::gate::Floor::Wide { min, .. }) => self.problem(format!(
+                        "[fleet] members: {text:?}: wider than a /{min} (a member is an \
+                         address, or a network of a /24 or /48 at most)"
+                    )),
+                    Some(why) => self.problem(format!("[fleet] members: {text:?}: {why}")),
+                    None => members.push(net),
+                },
+                Err(_) => self.problem(format!(
+                    "[fleet] members: {text:?}: expected an address or a network (CIDR)"
+                )),
+            }
+        }
+        // Three hosts at least: two could be one forger's pair of addresses, or one member and
+        // a forged probe.
+        let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 3, 4096);
+        let sweep_pairs = self.integer("[fleet.sweep] pairs", raw.sweep.pairs, 3, 4096);
         let sweep_window = self.duration(
             "[fleet.sweep] window",
             &raw.sweep.window,
@@ -328,10 +383,12 @@ impl Validator {
             accept_probes,
             max_block_for,
             max_per_origin_per_minute: u32::try_from(per_origin).unwrap_or(1),
+            accept_wide: raw.accept_wide,
+            members,
             credentials,
             tls,
-            sweep_hosts: u32::try_from(sweep_hosts).unwrap_or(2),
-            sweep_pairs: u32::try_from(sweep_pairs).unwrap_or(2),
+            sweep_hosts: u32::try_from(sweep_hosts).unwrap_or(3),
+            sweep_pairs: u32::try_from(sweep_pairs).unwrap_or(3),
             sweep_window,
         })
     }

@@ -531,6 +531,55 @@ fn fleet_is_off_by_default_and_checked_when_written() {
     );
 }
 
+/// Issue 24: `[fleet] members` are addresses or networks no wider than a /24 or /48, routable;
+/// every problem is listed; they join the never-block list as "fleet member", with the servers.
+#[test]
+fn fleet_members_are_checked_and_go_on_the_never_block_list() {
+    let c = check(
+        "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\"]\n\
+         members = [\"198.51.100.1\", \"2001:db8::1\", \"203.0.113.0/24\", \"2001:db8:1::/48\"]\n\
+         accept-wide = true\n",
+    )
+    .unwrap()
+    .fleet
+    .unwrap();
+    assert!(c.accept_wide);
+    let entries: Vec<String> = c
+        .never_block_entries()
+        .iter()
+        .map(|e| format!("{} {}", e.net, e.reason))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            "198.51.100.250/32 fleet server nats://198.51.100.250:4222",
+            "198.51.100.1/32 fleet member",
+            "2001:db8::1/128 fleet member",
+            "203.0.113.0/24 fleet member",
+            "2001:db8:1::/48 fleet member",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
+             members = [\"198.51.0.0/16\", \"2001:db8::/32\", \"169.254.169.254\", \"fe80::1\", \
+             \"web-2\", \"198.51.100.1/24\"]\n[fleet.sweep]\nhosts = 2\npairs = 2\n"
+        ),
+        [
+            "[fleet] members: \"198.51.0.0/16\": wider than a /24 (a member is an address, or \
+             a network of a /24 or /48 at most)",
+            "[fleet] members: \"2001:db8::/32\": wider than a /48 (a member is an address, or \
+             a network of a /24 or /48 at most)",
+            "[fleet] members: \"169.254.169.254\": it is link-local address space",
+            "[fleet] members: \"fe80::1\": it is link-local address space",
+            "[fleet] members: \"web-2\": expected an address or a network (CIDR)",
+            "[fleet] members: \"198.51.100.1/24\": host bits set (did you mean 198.51.100.0/24?)",
+            "[fleet.sweep] hosts = 2: must be from 3 to 4096",
+            "[fleet.sweep] pairs = 2: must be from 3 to 4096",
+        ]
+    );
+}
+
 #[test]
 fn fleet_servers_given_by_address_are_known_for_the_never_block_list() {
     let c = check(

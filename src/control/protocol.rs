@@ -228,7 +228,11 @@ pub struct FleetInfo {
     pub received: u64,
     /// Blocks taken from other hosts since start.
     pub taken: u64,
-    /// Blocks from other hosts refused since start, by the rule that refused each.
+    /// Blocks from other hosts (and sweeps counted from their summaries) refused since start,
+    /// and their unblocks not carried out, by the rule that refused each (issue 24's rules:
+    /// `floor`, `space-cap`, `member`, `reverse-path`, `share`, `shorter`, `unblock-cap`,
+    /// `not-its-block`, with `never-block`, `protected`, `rate-cap`, `ended`, `unblocked`,
+    /// `grace`, `budget`).
     pub refused: std::collections::BTreeMap<String, u64>,
     /// Probe summaries sent since start.
     #[serde(default)]
@@ -295,6 +299,10 @@ pub enum Response {
         /// The fleet was asked to lift it too.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         fleet: bool,
+        /// The fleet's host that made the block lifted here, when another made it: the other
+        /// hosts keep it until that host lifts it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
     },
     /// `unblock --all` done.
     UnblockedAll {

@@ -58,8 +58,9 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             lifted,
             dry_run,
             fleet,
+            origin,
         } => format!(
-            "{} {}{}{}",
+            "{} {}{}{}{}",
             if *dry_run {
                 "would unblock"
             } else {
@@ -72,11 +73,14 @@ pub fn human(response: &Response, zone: &Zone) -> String {
                 let nets: Vec<String> = lifted.iter().map(source_text).collect();
                 format!(" (lifted the block of {})", nets.join(", "))
             },
-            if *fleet {
-                "; the fleet was asked to lift it too"
-            } else {
-                ""
-            }
+            match (fleet, origin) {
+                (true, None) => "; the fleet was asked to lift it too",
+                (true, Some(_)) => "; the fleet was asked to lift what this host's blocks added",
+                (false, _) => "",
+            },
+            origin.as_ref().map_or_else(String::new, |o| format!(
+                "; {o} made this block: run sentryctl unblock there to lift it fleet-wide"
+            ))
         ),
         Response::UnblockedAll { count, dry_run } => format!(
             "{} {count} block{}",
@@ -567,10 +571,24 @@ mod tests {
             lifted: vec!["2001:db8::/64".parse().unwrap()],
             dry_run: false,
             fleet: false,
+            origin: None,
         });
         assert_eq!(
             unblocked,
             "unblocked 2001:db8::5 (lifted the block of 2001:db8::/64)"
+        );
+        // Issue 24: a block another host of the fleet made is lifted here; the fleet keeps it.
+        let unblocked = human_utc(&Response::Unblocked {
+            net: "203.0.113.7/32".parse().unwrap(),
+            lifted: vec![],
+            dry_run: false,
+            fleet: true,
+            origin: Some("web-1".into()),
+        });
+        assert_eq!(
+            unblocked,
+            "unblocked 203.0.113.7; the fleet was asked to lift what this host's blocks added; \
+             web-1 made this block: run sentryctl unblock there to lift it fleet-wide"
         );
     }
 

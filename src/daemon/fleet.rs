@@ -124,6 +124,8 @@ struct Shared {
     server: Mutex<String>,
     /// Microseconds; `u64::MAX` when not measured yet.
     round_trip_us: AtomicU64,
+    /// This host's own addresses, which its heartbeats claim ([`Link::set_addresses`]).
+    addresses: Mutex<Vec<ipnet::IpNet>>,
 }
 
 /// The link: the main loop's handle on the thread.
@@ -159,6 +161,7 @@ impl Link {
             connected: AtomicBool::new(false),
             server: Mutex::new(String::new()),
             round_trip_us: AtomicU64::new(u64::MAX),
+            addresses: Mutex::new(Vec::new()),
         });
         let (done_tx, done) = std::sync::mpsc::channel();
         let thread = Thread {
@@ -222,6 +225,12 @@ impl Link {
             });
         }
         self.shared.wake.notify_one();
+    }
+
+    /// The addresses this host's heartbeats claim from now on
+    /// ([`crate::engine::Engine::fleet_addresses`]).
+    pub fn set_addresses(&self, addresses: Vec<ipnet::IpNet>) {
+        *self.shared.addresses.lock().expect("never poisoned") = addresses;
     }
 
     /// The main loop took a message [`Link::start`]'s `deliver` handed it.
@@ -399,7 +408,8 @@ impl Thread {
                 _ = heartbeat.tick() => {
                     if client.connection_state() == async_nats::connection::State::Connected {
                         let at = crate::time::Clock::now(&crate::time::SystemClock);
-                        let body = Body::Heartbeat { at };
+                        let addresses = self.shared.addresses.lock().expect("never poisoned").clone();
+                        let body = Body::Heartbeat { at, addresses };
                         let subject = Subject::of(&self.prefix, &self.host, &body, None);
                         if let Ok(payload) = Message::new(self.host.clone(), body).encode() {
                             let _ = client.publish(subject, payload.into()).await;

@@ -282,8 +282,17 @@ impl Daemon {
         if host_changed {
             self.engine.host_changed();
             self.carry_out();
+            self.tell_addresses();
         }
         false
+    }
+
+    /// Hands the link the addresses this host's heartbeats claim (at start, and when the
+    /// host's addresses change).
+    pub(super) fn tell_addresses(&self) {
+        if let Some(link) = &self.link {
+            link.set_addresses(self.engine.fleet_addresses());
+        }
     }
 
     fn watch_firewall(&self, wake: &Wake) {
@@ -320,6 +329,7 @@ impl Daemon {
         let origin = self.engine.reload(loaded);
         self.carry_out();
         let origin = origin?;
+        self.tell_addresses();
         let new = self.engine.config();
         if new.metrics != listen {
             tracing::warn!(

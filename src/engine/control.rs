@@ -163,6 +163,12 @@ impl Engine {
         local: bool,
         now: Timestamp,
     ) -> Response {
+        // Whose block it was: another host's stays in the fleet until that host lifts it.
+        let origin = self
+            .responder
+            .block_of(net, now)
+            .and_then(|b| b.why.origin)
+            .map(|o| o.to_string());
         let mut lifted = match self.lift(net, grace.map(Duration::from_secs), now) {
             Ok(lifted) => lifted,
             Err(e) => {
@@ -187,8 +193,11 @@ impl Engine {
         } else {
             ""
         };
+        let made = origin.as_ref().map_or_else(String::new, |o| {
+            format!(" ({o} made this block: the fleet keeps it until it is lifted there)")
+        });
         self.log(format!(
-            "{verb} {} by hand{across}{covering}{grace}",
+            "{verb} {} by hand{across}{covering}{grace}{made}",
             source_text(&net)
         ));
         Response::Unblocked {
@@ -196,6 +205,7 @@ impl Engine {
             lifted,
             dry_run: self.mode == Mode::DryRun,
             fleet,
+            origin,
         }
     }
 

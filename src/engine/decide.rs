@@ -75,6 +75,9 @@ impl Engine {
         if !decision.settles(d) {
             self.pipeline.reconsider(d);
         }
+        if let Decision::ReversePath { addr, .. } = &decision {
+            self.refused_as_forged(*addr, now);
+        }
         if let Some(rule) = decision.refusal_rule() {
             let at = self.wall.to_wall(now).to_string();
             self.not_blocked.record(rule, d.addr, at, line.clone());

@@ -2,10 +2,18 @@
 //! administrator asks fleet-wide), and what it does with what the others say. The NATS link is
 //! the shell's (`daemon::fleet`); here a message is a value, and nothing waits on the network.
 //!
-//! Another host's block passes, in order: the gate ([`Gate`]: own ignored, ended dropped, the
-//! per-origin cap, the maximum duration), then this host's own rules — an unblock here since it
-//! was detected, the never-block list, the protected peers, a grace period, the size budget.
-//! Every refusal is counted by rule; those that protect this host are also said.
+//! Another host's block passes, in order: the floor ([`gate::floor`]: no unroutable, metadata
+//! or too wide a network), the gate ([`Gate`]: own ignored, ended dropped, the per-origin cap
+//! in messages and address space, the maximum duration), then this host's own rules — an
+//! unblock here, or by its origin, since it was detected; the never-block list; the addresses
+//! the members claim for themselves; the addresses this host refused as forged (reverse path);
+//! the protected peers; the origin's share of `max-blocks`; keep the longer (no block here is
+//! shortened or replaced); a grace period; the budget (a sweep as weak evidence). Every refusal
+//! is counted by rule; those that protect this host are also said.
+//!
+//! An unblock from the fleet lifts only what its origin's blocks added here, within a
+//! per-origin cap. Every map here is bounded (members, their addresses, the lifted networks,
+//! the addresses refused as forged).
 //!
 //! A probe counted here goes to the sweep count (told to the owner of its prefix, or counted
 //! here when this host owns it) only after it passed every local check a block of its source
@@ -18,14 +26,18 @@
 use std::collections::HashMap;
 
 use hashlink::LinkedHashMap;
+use ipnet::IpNet;
 
 use super::*;
 use crate::config::fleet::FleetConfig;
 use crate::fleet::MEMBER_FOR;
-use crate::fleet::gate::{Gate, Refusal, Verdict};
-use crate::fleet::message::{Body, Check, HostName, MAX_PORTS, MAX_PROBES, Message, ProbeSummary};
+use crate::fleet::gate::{self, Gate, Refusal, Verdict};
+use crate::fleet::message::{
+    Body, Check, HostName, MAX_ADDRESSES, MAX_PORTS, MAX_PROBES, Message, ProbeSummary,
+};
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
 use crate::pipeline::Tapped;
+use crate::respond::{Budget, PREFIX_CAP};
 
 /// How often this host's probes go out as summaries (a batch at most this old).
 pub const PROBES_EVERY: Duration = Duration::from_millis(100);
@@ -38,11 +50,23 @@ pub const PROBES_PER_SECOND: u32 = 1000;
 const MAX_TOLD: usize = 65_536;
 /// Members remembered at most.
 const MAX_MEMBERS: usize = 4096;
+/// One origin's blocks hold at most this fraction of `[respond] max-blocks` here (a quarter).
+pub const ORIGIN_SHARE: usize = 4;
 
-/// Networks whose last unblock is remembered (the oldest gives way): a block the fleet
-/// detected before an unblock here is not taken again, also when it comes back from the
-/// key-value bucket at a reconnection.
+/// Networks whose last unblock is remembered, per origin (the oldest gives way): a block the
+/// fleet detected before an unblock here (or by its origin) is not taken again, also when it
+/// comes back from the key-value bucket at a reconnection.
 const MAX_LIFTED: usize = 4096;
+
+/// A member's own addresses (claimed in its heartbeats) are kept from fleet blocks this long
+/// after it last claimed them.
+pub const MEMBER_ADDRESSES_FOR: Duration = Duration::from_secs(3600);
+
+/// Addresses this host refused as forged (reverse path) remembered at most (the oldest gives
+/// way); each for `[respond] protect-for`, or [`FORGED_AT_LEAST`] if that is longer.
+const MAX_FORGED: usize = 4096;
+/// See [`MAX_FORGED`].
+pub const FORGED_AT_LEAST: Duration = Duration::from_secs(3600);
 
 /// The engine's side of the fleet.
 #[derive(Debug)]
@@ -50,8 +74,12 @@ pub(super) struct Fleet {
     host: HostName,
     gate: Gate,
     limits: (Duration, u32),
-    /// Networks unblocked here or by the fleet, and when (wall clock).
-    lifted: LinkedHashMap<IpNet, Timestamp>,
+    /// Networks unblocked here (`None`) or by a host of the fleet, and when (wall clock).
+    lifted: LinkedHashMap<(Option<HostName>, IpNet), Timestamp>,
+    /// The addresses each member claims for itself, and when it last did (engine time).
+    claimed: HashMap<HostName, (Timestamp, Vec<IpNet>)>,
+    /// Addresses this host refused as forged (reverse path), and when (engine time).
+    forged: LinkedHashMap<std::net::IpAddr, Timestamp>,
     /// Messages from the other hosts taken in.
     received: u64,
     /// Blocks taken from the other hosts.
@@ -105,6 +133,8 @@ impl Fleet {
             limits: (config.max_block_for, config.max_per_origin_per_minute),
             host,
             lifted: LinkedHashMap::new(),
+            claimed: HashMap::new(),
+            forged: LinkedHashMap::new(),
             received: 0,
             taken: 0,
             refused: std::collections::BTreeMap::new(),
@@ -161,12 +191,78 @@ impl Fleet {
         }
     }
 
-    fn lifted(&mut self, net: IpNet, at: Timestamp) {
-        self.lifted.remove(&net);
+    /// `net` was lifted at `at`: here (`by` `None`), or by host `by` of the fleet.
+    fn lifted(&mut self, by: Option<HostName>, net: IpNet, at: Timestamp) {
+        let key = (by, net);
+        self.lifted.remove(&key);
         if self.lifted.len() >= MAX_LIFTED {
             self.lifted.pop_front();
         }
-        self.lifted.insert(net, at);
+        self.lifted.insert(key, at);
+    }
+
+    /// Whether a block of `net` from `origin` detected at `at` was lifted since: here, or by
+    /// its origin (another host's unblock lifts only its own blocks).
+    fn lifted_since(&self, origin: &HostName, net: IpNet, at: Timestamp) -> bool {
+        [None, Some(origin.clone())].into_iter().any(|by| {
+            self.lifted
+                .get(&(by, net))
+                .is_some_and(|lifted| *lifted >= at)
+        })
+    }
+
+    /// `host` claims `addresses` for itself at `now` (an empty claim, from an older host,
+    /// changes nothing). Bounded: members × [`MAX_ADDRESSES`].
+    fn claim(&mut self, host: &HostName, addresses: Vec<IpNet>, now: Timestamp) {
+        if addresses.is_empty() {
+            return;
+        }
+        let addresses: Vec<IpNet> = addresses.into_iter().take(MAX_ADDRESSES).collect();
+        if !self.claimed.contains_key(host) && self.claimed.len() >= MAX_MEMBERS {
+            self.claimed
+                .retain(|_, (at, _)| now.saturating_since(*at) < MEMBER_ADDRESSES_FOR);
+            if self.claimed.len() >= MAX_MEMBERS {
+                return;
+            }
+        }
+        self.claimed.insert(host.clone(), (now, addresses));
+    }
+
+    /// The member whose own address (claimed within [`MEMBER_ADDRESSES_FOR`]) `net` holds,
+    /// and that address.
+    fn member_in(&self, net: &IpNet, now: Timestamp) -> Option<(HostName, IpNet)> {
+        self.claimed
+            .iter()
+            .filter(|(_, (at, _))| now.saturating_since(*at) < MEMBER_ADDRESSES_FOR)
+            .find_map(|(host, (_, addresses))| {
+                addresses
+                    .iter()
+                    .find(|a| net.contains(&a.addr()) || a.contains(&net.addr()))
+                    .map(|a| (host.clone(), *a))
+            })
+    }
+
+    /// An address in `net` this host refused as forged within `within` of `now`, and how
+    /// long ago.
+    fn forged_in(
+        &self,
+        net: &IpNet,
+        now: Timestamp,
+        within: Duration,
+    ) -> Option<(std::net::IpAddr, Duration)> {
+        let recent = |at: &Timestamp| now.saturating_since(*at) < within;
+        if net.prefix_len() == net.max_prefix_len() {
+            let addr = net.addr();
+            return self
+                .forged
+                .get(&addr)
+                .filter(|at| recent(at))
+                .map(|at| (addr, now.saturating_since(*at)));
+        }
+        self.forged
+            .iter()
+            .find(|(addr, at)| net.contains(*addr) && recent(at))
+            .map(|(addr, at)| (*addr, now.saturating_since(*at)))
     }
 
     fn refuse(&mut self, rule: &'static str) {
@@ -195,6 +291,17 @@ impl Engine {
         if block.why.origin.is_some() {
             return;
         }
+        // Not what the others would refuse: the floor (a wide block by hand only for those
+        // that accept it), a member's own address.
+        let manual = block.why.kind == "manual";
+        if gate::floor(&block.net, manual).is_some()
+            || self
+                .fleet
+                .as_ref()
+                .is_some_and(|f| f.member_in(&block.net, now).is_some())
+        {
+            return;
+        }
         let body = Body::Block {
             net: block.net,
             kind: block.why.kind.clone(),
@@ -217,7 +324,7 @@ impl Engine {
         let Some(fleet) = &mut self.fleet else {
             return false;
         };
-        fleet.lifted(net, at);
+        fleet.lifted(None, net, at);
         fleet.sweeps.forget(&net);
         if fleet_wide {
             self.effects.push(Effect::Fleet {
@@ -265,9 +372,76 @@ impl Engine {
                 self.unblock_from_fleet(&message.origin, net, at.min(wall_now));
             }
             Body::Probes { probes } => self.count_probes(&message.origin, probes),
-            // A heartbeat says the origin is alive: heard above.
+            // A heartbeat says the origin is alive (heard above), and which addresses are its
+            // own: those are kept from the fleet's blocks, not put on this host's never-block
+            // list (a member lying about a scanner's address keeps only the fleet off it).
+            Body::Heartbeat { addresses, .. } => {
+                if let Some(fleet) = &mut self.fleet {
+                    fleet.claim(&message.origin, addresses, now);
+                }
+            }
             _ => {}
         }
+    }
+
+    /// This host's own addresses as its heartbeats claim them: the routable interface
+    /// addresses, at most [`MAX_ADDRESSES`] (IPv4 first).
+    pub fn fleet_addresses(&self) -> Vec<IpNet> {
+        let mut own: Vec<IpNet> = self
+            .own_addresses
+            .iter()
+            .map(|&a| IpNet::from(a))
+            .filter(|n| gate::floor(n, false).is_none())
+            .collect();
+        own.sort_by_key(|n| (n.addr().is_ipv6(), *n));
+        own.dedup();
+        own.truncate(MAX_ADDRESSES);
+        own
+    }
+
+    /// A detection of `addr` refused here as forged (reverse path) at `now`: no fleet block
+    /// or sweep of it is taken for a while ([`FORGED_AT_LEAST`], or `protect-for`).
+    pub(super) fn refused_as_forged(&mut self, addr: std::net::IpAddr, now: Timestamp) {
+        if let Some(fleet) = &mut self.fleet {
+            fleet.forged.remove(&addr);
+            if fleet.forged.len() >= MAX_FORGED {
+                fleet.forged.pop_front();
+            }
+            fleet.forged.insert(addr, now);
+        }
+    }
+
+    /// How long an address refused as forged is kept from fleet blocks.
+    fn forged_for(&self) -> Duration {
+        self.config().respond.protect_for.max(FORGED_AT_LEAST)
+    }
+
+    /// The fleet's rules for what this host itself knows of `net` (a block or a sweep from
+    /// the fleet): a member's own address, an address this host refused as forged. The rule
+    /// and the reason, if one refuses it.
+    fn fleet_knows(&self, net: &IpNet, now: Timestamp) -> Option<(&'static str, String)> {
+        let fleet = self.fleet.as_ref()?;
+        if let Some((member, addr)) = fleet.member_in(net, now) {
+            return Some((
+                "member",
+                format!(
+                    "{} is an address of the fleet's member {member}",
+                    addr.addr()
+                ),
+            ));
+        }
+        fleet
+            .forged_in(net, now, self.forged_for())
+            .map(|(addr, ago)| {
+                (
+                    "reverse-path",
+                    format!(
+                        "this host refused {addr} as forged {} ago (reverse path: its packets \
+                         arrived where this host does not route back)",
+                        human(ago)
+                    ),
+                )
+            })
     }
 
     /// Whether the pipeline keeps the probes it counts for the fleet: in fleet mode, when this
@@ -496,10 +670,21 @@ impl Engine {
             report::count(sweep.hosts.len() as u64, "host", "hosts"),
             hosts.join(", ")
         );
+        if let Some(why) = gate::floor(&net, false) {
+            self.refuse_from_fleet(
+                "floor",
+                format!("not blocking {net_text} for {what}: {why}"),
+            );
+            return;
+        }
         if let Some(entries) = self.overlapping_never_block(net) {
             self.warn(format!(
                 "not blocking {net_text} for {what}: it overlaps the never-block list: {entries}"
             ));
+            return;
+        }
+        if let Some((rule, why)) = self.fleet_knows(&net, now) {
+            self.refuse_from_fleet(rule, format!("not blocking {net_text} for {what}: {why}"));
             return;
         }
         if self.config().respond.protect != Protect::None
@@ -559,6 +744,15 @@ impl Engine {
             .origin
             .clone()
             .expect("a block from the fleet has its origin");
+        let net_text = source_text(&net);
+        let wide_ok = why.kind == "manual" && self.fleet_config().is_some_and(|f| f.accept_wide);
+        if let Some(floor) = gate::floor(&net, wide_ok) {
+            self.refuse_from_fleet(
+                "floor",
+                format!("refused {origin}'s block of {net_text}: {floor}"),
+            );
+            return;
+        }
         let Some(fleet) = &mut self.fleet else {
             return;
         };
@@ -567,11 +761,11 @@ impl Engine {
             Verdict::Refuse(Refusal::Own) => return,
             Verdict::Refuse(Refusal::Ended) => return fleet.refuse("ended"),
             Verdict::Refuse(Refusal::RateCapped { .. }) => return fleet.refuse("rate-cap"),
+            Verdict::Refuse(Refusal::SpaceCapped { .. }) => return fleet.refuse("space-cap"),
         };
-        if fleet.lifted.get(&net).is_some_and(|lifted| *lifted >= at) {
+        if fleet.lifted_since(&origin, net, at) {
             return fleet.refuse("unblocked");
         }
-        let net_text = source_text(&net);
         if let Some(entries) = self.overlapping_never_block(net) {
             self.refuse_from_fleet(
                 "never-block",
@@ -579,6 +773,13 @@ impl Engine {
                     "refused {origin}'s block of {net_text}: it overlaps the never-block list: \
                      {entries}"
                 ),
+            );
+            return;
+        }
+        if let Some((rule, why)) = self.fleet_knows(&net, now) {
+            self.refuse_from_fleet(
+                rule,
+                format!("refused {origin}'s block of {net_text}: {why}"),
             );
             return;
         }
@@ -591,6 +792,42 @@ impl Engine {
                     "refused {origin}'s block of {net_text}: {} is a protected peer \
                          (a conversation on port {})",
                     c.peer, c.port
+                ),
+            );
+            return;
+        }
+        // One origin holds at most a share of this host's sets.
+        let max_blocks = self.config().respond.max_blocks;
+        let share = (max_blocks / ORIGIN_SHARE).max(1);
+        if self.responder.block_of(net, now).is_none()
+            && self.responder.count_from(&origin, now) >= share
+        {
+            self.refuse_from_fleet(
+                "share",
+                format!(
+                    "refused {origin}'s block of {net_text}: {origin} holds {share} blocks \
+                     here, its share (a quarter of [respond] max-blocks = {max_blocks})"
+                ),
+            );
+            return;
+        }
+        if let Some(kept) = self
+            .responder
+            .kept_from_fleet(net, now.saturating_add(ttl), now)
+        {
+            self.refuse_from_fleet(
+                "shorter",
+                format!(
+                    "refused {origin}'s block of {net_text} for {}: it would lift the block of \
+                     {} here ({}), which {}",
+                    human(ttl),
+                    source_text(&kept.net),
+                    kept.why.kind,
+                    if kept.why.kind == "manual" {
+                        "was made by hand".to_string()
+                    } else {
+                        format!("ends in {}", human(kept.until.saturating_since(now)))
+                    }
                 ),
             );
             return;
@@ -632,14 +869,24 @@ impl Engine {
                     fleet.refuse("grace");
                 }
             }
-            Decision::OverBudget { .. } => {
-                let max = self.config().respond.max_blocks;
+            Decision::OverBudget { budget, .. } => {
+                let budget = match budget {
+                    Budget::Size(max) => {
+                        format!("{max} blocks are active ([respond] max-blocks)")
+                    }
+                    Budget::Prefix(prefix) => format!(
+                        "a sweep is weak evidence here, and {} has had {PREFIX_CAP} new blocks \
+                         in the last minute",
+                        source_text(prefix)
+                    ),
+                    Budget::Rate(rate) | Budget::Reserve(rate) => format!(
+                        "a sweep is weak evidence here, and what is left of {rate} new blocks a \
+                         second is kept for strong evidence"
+                    ),
+                };
                 self.refuse_from_fleet(
                     "budget",
-                    format!(
-                        "refused {origin}'s block of {net_text}: {max} blocks are active \
-                         ([respond] max-blocks)"
-                    ),
+                    format!("refused {origin}'s block of {net_text}: {budget}"),
                 );
             }
             Decision::NeverBlock { .. }
@@ -659,22 +906,58 @@ impl Engine {
         }
     }
 
+    /// Another host's unblock of `net`: it lifts here only a block that host's own block made
+    /// (never a detection here, a block by hand, a sweep counted here, nor a third host's
+    /// block), within its per-origin cap; that host's older blocks of `net` are not taken
+    /// again.
     fn unblock_from_fleet(&mut self, origin: &HostName, net: IpNet, at: Timestamp) {
+        let now = self.clock.now();
+        let wall_now = self.wall.to_wall(now);
         let Some(fleet) = &mut self.fleet else {
             return;
         };
-        if fleet.lifted.get(&net).is_some_and(|lifted| *lifted >= at) {
+        // The same unblock again (from the bucket at a reconnection) changes nothing.
+        let key = (Some(origin.clone()), net);
+        if fleet.lifted.get(&key).is_some_and(|lifted| *lifted >= at) {
             return;
         }
-        fleet.lifted(net, at);
-        let now = self.clock.now();
-        match self.lift(net, None, now) {
-            Ok(lifted) if lifted.is_empty() => {}
-            Ok(_) => {
+        if !fleet.gate.judge_unblock(origin, wall_now) {
+            return fleet.refuse("unblock-cap");
+        }
+        fleet.lifted(Some(origin.clone()), net, at);
+        let Some(block) = self.responder.block_of(net, now) else {
+            return;
+        };
+        if block.why.origin.as_ref() != Some(origin) {
+            if let Some(fleet) = &mut self.fleet {
+                fleet.refuse("not-its-block");
+            }
+            if self.options.verbosity >= Verbosity::Verbose {
+                let whose = block
+                    .why
+                    .origin
+                    .as_ref()
+                    .map_or_else(|| "this host's".to_string(), |o| format!("{o}'s"));
+                self.log(format!(
+                    "kept the block of {}: {origin} asked the fleet to lift it, but it is \
+                     {whose}",
+                    source_text(&block.net)
+                ));
+            }
+            return;
+        }
+        let actions = match self.responder.unblock(block.net, None, now) {
+            Ok(actions) => actions,
+            Err(_) => return,
+        };
+        match self.apply(&actions) {
+            Ok(()) => {
+                self.dirty = true;
+                self.pipeline.forget(block.net);
                 let verb = self.verb("unblocked", "would unblock");
                 self.log(format!(
                     "{verb} {}: lifted fleet-wide from {origin}",
-                    source_text(&net)
+                    source_text(&block.net)
                 ));
             }
             Err(e) => self.warn(format!(

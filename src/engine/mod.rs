@@ -281,6 +281,9 @@ pub struct Engine {
     fold: report::Fold,
     /// The host's addresses, as last found.
     local_addresses: usize,
+    /// The host's interface addresses, as last found (fleet mode: its heartbeats claim the
+    /// routable ones).
+    own_addresses: Vec<IpAddr>,
     /// The peers of established connections, as last read (once a second).
     peers: Peers,
     /// Detections not blocked: counted by rule, the last of each recent source (for `why`).
@@ -312,6 +315,7 @@ impl Engine {
         let mut traps = config.traps.build(host.local_port_range());
         traps.set_listeners(host.listeners().map_err(SetupError::Listeners)?);
         let local_addresses = found.interfaces.len();
+        let own_addresses = found.interfaces.iter().map(|(_, a)| *a).collect();
         let mut pipeline = Pipeline::new(
             config.detector.clone(),
             traps,
@@ -326,6 +330,7 @@ impl Engine {
             peers: Peers::new(config.respond.protect_for),
             wall: clock.wall_offset(),
             local_addresses,
+            own_addresses,
             options,
             clock,
             host,
@@ -560,6 +565,7 @@ impl Engine {
         let entries = found.list.entries().len();
         let addresses = found.interfaces.len();
         self.local_addresses = addresses;
+        self.own_addresses = found.interfaces.iter().map(|(_, a)| *a).collect();
         self.pipeline
             .set_host(found.interfaces.iter().map(|(_, a)| *a), found.list);
         match self.firewall.ensure_ready(&allow) {
@@ -607,6 +613,7 @@ impl Engine {
             traps.set_listeners(listeners);
         }
         self.local_addresses = found.interfaces.len();
+        self.own_addresses = found.interfaces.iter().map(|(_, a)| *a).collect();
         self.pipeline.reconfigure(
             new.detector.clone(),
             traps,

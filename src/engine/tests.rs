@@ -1005,26 +1005,36 @@ mod fleet {
         assert!(told(&mut lab).is_empty());
     }
 
+    fn unblock(lab: &Lab, origin: &str, addr: &str, secs: i64) -> Message {
+        Message::new(
+            host(origin),
+            Body::Unblock {
+                net: net(addr),
+                at: wall(lab, secs),
+            },
+        )
+    }
+
+    /// Issue 24: an unblock is owned. Another host's unblock lifts nothing it did not add
+    /// here; the origin's lifts its own block, and its older blocks are not taken again; a
+    /// third host's newer block is; an unblock by hand here outranks every older block.
     #[test]
-    fn an_unblock_wins_over_blocks_detected_before_it_from_any_host() {
+    fn an_unblock_lifts_only_what_its_origin_added() {
         let mut lab = Lab::start(fleet_config());
         lab.engine
             .fleet_message(block(&lab, "web-3", SCANNER, -60, 600));
         assert!(lab.kernel.holds(net(SCANNER)));
-        // web-2's administrator lifts it fleet-wide.
-        let unblock = Message::new(
-            host("web-2"),
-            Body::Unblock {
-                net: net(SCANNER),
-                at: wall(&lab, 0),
-            },
-        );
+        // web-2 (compromised, or its administrator) asks the fleet to lift it: web-3's stays.
         lab.engine.take_effects();
-        lab.engine.fleet_message(unblock);
+        lab.engine.fleet_message(unblock(&lab, "web-2", SCANNER, 0));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["not-its-block"], 1);
+        // web-3 lifts it: gone.
+        lab.engine.fleet_message(unblock(&lab, "web-3", SCANNER, 0));
         assert!(!lab.kernel.holds(net(SCANNER)));
-        assert!(lab.says("unblocked 203.0.113.7: lifted fleet-wide from web-2"));
+        assert!(lab.says("unblocked 203.0.113.7: lifted fleet-wide from web-3"));
         // web-3's block, read again from the bucket at a reconnection, is not taken again;
-        // a new detection after the unblock is.
+        // another host's detection is.
         lab.advance(Duration::from_secs(5));
         lab.engine
             .fleet_message(block(&lab, "web-3", SCANNER, -65, 595));
@@ -1032,7 +1042,7 @@ mod fleet {
         lab.engine
             .fleet_message(block(&lab, "web-4", SCANNER, -1, 600));
         assert!(lab.kernel.holds(net(SCANNER)));
-        // So does an unblock by hand here, `--local` or not.
+        // So does an unblock by hand here, `--local` or not, for every origin's older block.
         lab.request(Request::Unblock {
             net: net(SCANNER),
             grace: None,
@@ -1042,6 +1052,260 @@ mod fleet {
             .fleet_message(block(&lab, "web-4", SCANNER, -1, 600));
         assert!(!lab.kernel.holds(net(SCANNER)));
         assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
+    }
+
+    /// Issue 24: another host's unblock never lifts a detection here, nor a block by hand;
+    /// unblocks are capped per origin (3 a minute here).
+    #[test]
+    fn another_hosts_unblock_keeps_local_blocks_and_is_capped() {
+        let mut lab = Lab::start(fleet_config());
+        lab.scan(SCANNER, 1..=10);
+        lab.request(Request::Block {
+            net: net("203.0.113.9"),
+            seconds: Some(600),
+        });
+        for addr in [SCANNER, "203.0.113.9", "203.0.113.10"] {
+            lab.engine.fleet_message(unblock(&lab, "web-2", addr, 0));
+        }
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert!(lab.kernel.holds(net("203.0.113.9")));
+        lab.engine
+            .fleet_message(unblock(&lab, "web-2", "203.0.113.11", 0));
+        let refused = lab.engine.fleet_info().unwrap().refused;
+        assert_eq!(refused["not-its-block"], 2);
+        assert_eq!(refused["unblock-cap"], 1);
+    }
+
+    /// Issue 24: `sentryctl unblock` of a block another host made lifts it here, tells the
+    /// fleet this host's unblock, and says where it came from.
+    #[test]
+    fn unblocking_a_fleet_block_here_says_whose_it_is() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -60, 600));
+        lab.engine.take_effects();
+        let answer = lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: None,
+            local: false,
+        });
+        let Response::Unblocked { fleet, origin, .. } = &answer else {
+            panic!("{answer:?}");
+        };
+        assert_eq!((*fleet, origin.as_deref()), (true, Some("web-3")));
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        assert!(lab.says(
+            "unblocked 203.0.113.7 by hand, here and across the fleet (web-3 made this block: \
+             the fleet keeps it until it is lifted there)"
+        ));
+    }
+
+    fn block_of_kind(lab: &Lab, origin: &str, target: &str, kind: &str, ends: i64) -> Message {
+        Message::new(
+            host(origin),
+            Body::Block {
+                net: target.parse().unwrap(),
+                kind: kind.into(),
+                ports: vec!["22/tcp".into()],
+                at: wall(lab, -1),
+                until: wall(lab, ends),
+            },
+        )
+    }
+
+    fn heartbeat_claiming(lab: &Lab, origin: &str, addresses: &[&str]) -> Message {
+        Message::new(
+            host(origin),
+            Body::Heartbeat {
+                at: wall(lab, 0),
+                addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            },
+        )
+    }
+
+    /// Issue 24: what a compromised member sends to block what matters is refused by the
+    /// floor, each for a day, counted and said; `accept-wide` lets a wide block by hand
+    /// through, nothing else; and this host does not publish what the others would refuse.
+    #[test]
+    fn a_members_blocks_below_the_floor_are_refused_counted_and_said() {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 100;
+        let mut lab = Lab::start(c);
+        lab.engine.take_effects();
+        let floor = [
+            "128.0.0.0/2",
+            "169.254.169.254/32",
+            "224.0.0.0/4",
+            "240.0.0.0/4",
+            "::ffff:198.51.100.9/128",
+            "fe80::1/128",
+            "fd00:ec2::254/128",
+            "203.0.112.0/23",
+            "2001:db8::/32",
+        ];
+        for target in floor {
+            let m = block_of_kind(&lab, "web-3", target, "syn", 86_400);
+            lab.engine.fleet_message(m);
+        }
+        // A wide block by hand: refused too, without accept-wide.
+        let m = block_of_kind(&lab, "web-3", "10.0.0.0/8", "manual", 86_400);
+        lab.engine.fleet_message(m);
+        assert!(
+            lab.kernel.elements().is_empty(),
+            "{:?}",
+            lab.kernel.elements()
+        );
+        assert_eq!(
+            lab.engine.fleet_info().unwrap().refused["floor"],
+            floor.len() as u64 + 1
+        );
+        assert!(lab.says(
+            "refused web-3's block of 128.0.0.0/2: a /2 is wider than the /24 a fleet block \
+             may be"
+        ));
+        // With accept-wide, a wide block by hand is taken; a wide detection is not.
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().accept_wide = true;
+        let mut lab = Lab::start(c);
+        let m = block_of_kind(&lab, "web-3", "10.0.0.0/8", "manual", 600);
+        lab.engine.fleet_message(m);
+        let m = block_of_kind(&lab, "web-3", "10.1.0.0/16", "syn", 600);
+        lab.engine.fleet_message(m);
+        let m = block_of_kind(&lab, "web-3", "169.254.169.254/32", "manual", 600);
+        lab.engine.fleet_message(m);
+        assert_eq!(lab.kernel.elements().len(), 1);
+        assert!(lab.kernel.holds("10.0.0.0/8".parse().unwrap()));
+        // This host publishes no block another would refuse.
+        lab.engine.take_effects();
+        for target in ["198.51.100.0/23", "224.0.0.1/32"] {
+            lab.request(Request::Block {
+                net: target.parse().unwrap(),
+                seconds: Some(60),
+            });
+        }
+        lab.request(Request::Block {
+            net: net("203.0.113.9"),
+            seconds: Some(60),
+        });
+        let out = told(&mut lab);
+        assert!(
+            out.iter().all(|b| !matches!(b, Body::Block { net: n, .. } if n.prefix_len() < 24 || n.addr().is_multicast())),
+            "{out:?}"
+        );
+    }
+
+    /// Issue 24: the addresses a member claims in its heartbeats are kept from the fleet's
+    /// blocks and sweeps for an hour (not from this host's own detection), and this host does
+    /// not publish a block of them.
+    #[test]
+    fn a_members_own_addresses_are_never_blocked_by_the_fleet() {
+        let mut lab = Lab::start(fleet_config());
+        let beat = heartbeat_claiming(&lab, "web-2", &["203.0.113.2/32", "2001:db8::2/128"]);
+        lab.engine.fleet_message(beat);
+        lab.engine.take_effects();
+        for target in ["203.0.113.2/32", "203.0.113.0/24", "2001:db8::/48"] {
+            let m = block_of_kind(&lab, "web-3", target, "syn", 600);
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["member"], 3);
+        assert!(lab.says(
+            "refused web-3's block of 203.0.113.2: 203.0.113.2 is an address of the fleet's \
+             member web-2"
+        ));
+        // Not on this host's never-block list: a scan from it is still blocked here, and not
+        // told to the fleet, which would refuse it.
+        lab.scan("203.0.113.2", 1..=10);
+        assert!(lab.kernel.holds(net("203.0.113.2")));
+        assert!(
+            !told(&mut lab)
+                .iter()
+                .any(|b| matches!(b, Body::Block { .. }))
+        );
+        // An hour after its last claim, the address is fair game again.
+        lab.advance(Duration::from_secs(3601));
+        let m = block_of_kind(&lab, "web-3", "2001:db8::2/128", "syn", 600);
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.holds("2001:db8::2/128".parse().unwrap()));
+        // This host's heartbeats claim its own routable addresses.
+        assert_eq!(lab.engine.fleet_addresses(), [net(LOCAL)]);
+    }
+
+    /// Issue 24: an address this host refused as forged (its packets arrived where it does
+    /// not route back) is not blocked by the fleet for `protect-for` (a day by default).
+    #[test]
+    fn a_fleet_block_of_an_address_refused_here_as_forged_is_refused() {
+        let mut lab = Lab::start(fleet_config());
+        lab.machine()
+            .routes_back
+            .insert(ip("203.0.113.50"), RouteBack::Via(2));
+        lab.scan("203.0.113.50", 1..=10);
+        assert!(!lab.kernel.holds(net("203.0.113.50")));
+        lab.engine.take_effects();
+        let m = block(&lab, "web-3", "203.0.113.50", -1, 600);
+        lab.engine.fleet_message(m);
+        let m = block_of_kind(&lab, "web-4", "203.0.113.0/24", "syn", 600);
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 2);
+        assert!(lab.says(
+            "refused web-3's block of 203.0.113.50: this host refused 203.0.113.50 as forged"
+        ));
+        // After protect-for, it is taken.
+        let after = lab.engine.config().respond.protect_for.max(HOUR);
+        lab.advance(after + Duration::from_secs(1));
+        let m = block(&lab, "web-3", "203.0.113.50", -1, 600);
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.holds(net("203.0.113.50")));
+    }
+
+    /// Issue 24: one origin holds at most a quarter of `max-blocks` here, and the address
+    /// space of its blocks is capped per minute.
+    #[test]
+    fn one_origin_cannot_fill_this_hosts_sets() {
+        let mut c = fleet_config();
+        c.respond.max_blocks = 40;
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 1000;
+        let mut lab = Lab::start(c);
+        for i in 0..20 {
+            let m = block(&lab, "web-3", &format!("203.0.113.{i}"), -1, 600);
+            lab.engine.fleet_message(m);
+        }
+        assert_eq!(lab.kernel.elements().len(), 10);
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["share"], 10);
+        // Another origin has its own share.
+        let m = block(&lab, "web-4", "203.0.113.100", -1, 600);
+        lab.engine.fleet_message(m);
+        assert_eq!(lab.kernel.elements().len(), 11);
+        // Space: four /24s a minute from web-5, the fifth refused.
+        for i in 0..5 {
+            let m = block_of_kind(&lab, "web-5", &format!("198.51.{i}.0/24"), "syn", 600);
+            lab.engine.fleet_message(m);
+        }
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["space-cap"], 1);
+    }
+
+    /// Issue 24: a 2-second fleet block of a /24 covering a local block of an hour is refused
+    /// (the local block keeps its length); a shorter block of the address itself leaves it.
+    #[test]
+    fn a_fleet_block_never_shortens_a_local_block() {
+        let mut lab = Lab::start(fleet_config());
+        lab.scan(SCANNER, 1..=10);
+        assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+        lab.engine.take_effects();
+        let m = block_of_kind(&lab, "web-3", "203.0.113.0/24", "syn", 2);
+        lab.engine.fleet_message(m);
+        let m = block(&lab, "web-3", SCANNER, -1, 2);
+        lab.engine.fleet_message(m);
+        assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+        assert!(!lab.kernel.holds("203.0.113.0/24".parse().unwrap()));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
+        assert!(lab.says(
+            "refused web-3's block of 203.0.113.0/24 for 2s: it would lift the block of \
+             203.0.113.7 here (syn), which ends in 1h"
+        ));
+        lab.advance(Duration::from_secs(3));
+        assert!(lab.kernel.holds(net(SCANNER)));
     }
 
     #[test]
@@ -1177,6 +1441,7 @@ mod sweep {
             host(origin),
             Body::Heartbeat {
                 at: lab.clock.now(),
+                addresses: Vec::new(),
             },
         )
     }
@@ -1537,6 +1802,55 @@ mod sweep {
             (b.kind.as_str(), b.ports.as_slice()),
             ("sweep", &["23/tcp".to_string()][..])
         );
+    }
+
+    /// Issue 24: the owner applies the floor, the members' own addresses and what it refused
+    /// as forged to a sweep as to a block from the fleet: counted and said, not blocked.
+    #[test]
+    fn a_sweep_of_a_members_address_or_of_an_address_refused_as_forged_is_not_blocked() {
+        let member = "203.0.113.60";
+        let (mut lab, others) = lab_owning(member, 9);
+        let beat = Message::new(
+            host(&others[0]),
+            Body::Heartbeat {
+                at: lab.clock.now(),
+                addresses: vec![net(member)],
+            },
+        );
+        lab.engine.fleet_message(beat);
+        lab.engine.take_effects();
+        for origin in &others {
+            let m = probes_from(&lab, origin, member, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert!(lab.says(&format!(
+            "not blocking {member} for a sweep of 23/tcp across 8 hosts ("
+        )));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["member"], 1);
+
+        let forged = "203.0.113.61";
+        let (mut lab, others) = lab_owning(forged, 9);
+        lab.machine()
+            .routes_back
+            .insert(ip(forged), RouteBack::Via(2));
+        lab.scan(forged, 1..=10);
+        lab.engine.take_effects();
+        for origin in &others {
+            let m = probes_from(&lab, origin, forged, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
+
+        let multicast = "224.0.0.9";
+        let (mut lab, others) = lab_owning(multicast, 9);
+        for origin in &others {
+            let m = probes_from(&lab, origin, multicast, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["floor"], 1);
     }
 
     #[test]

@@ -4,17 +4,130 @@
 //! A compromised or misconfigured host must be able to neither flood this host's sets nor block
 //! for longer than this host allows, so every block from the fleet passes, in order:
 //! its own (a host ignores its own messages), still due (one that has ended is dropped), the
-//! per-origin cap (at most `max_per_minute` blocks from one origin in a minute), the maximum
-//! duration (longer blocks are cut to it). The never-block list, the protected peers and the
-//! budget are the engine's, and come after.
+//! per-origin cap (at most `max_per_minute` blocks from one origin in a minute, and at most
+//! [`MAX_V4_PER_MINUTE`] IPv4 addresses and [`MAX_V6_PER_MINUTE`] IPv6 /64s of address space),
+//! the maximum duration (longer blocks are cut to it). Unblocks have a minute of their own per
+//! origin, with the same cap ([`Gate::judge_unblock`]). The never-block list, the protected
+//! peers and the budget are the engine's, and come after.
+//!
+//! Before all of it comes the **floor** ([`floor`]): what no message may block whoever sent
+//! it — an address no scanner can have ([`Unroutable`]), a cloud metadata address, a network
+//! wider than an IPv4 /24 or an IPv6 /48 (unless the receiver opted in with `accept-wide` and
+//! the block was made by hand).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use super::message::HostName;
 use crate::time::Timestamp;
+use crate::trust::Unroutable;
+
+/// IPv4 address space one origin's blocks may take on this host in a minute: four /24s
+/// (1,024 addresses). An honest host's 60 single-address blocks a minute pass; a flood of /24s
+/// stops at the fourth.
+pub const MAX_V4_PER_MINUTE: u64 = 1024;
+/// IPv6 address space one origin's blocks may take in a minute, in /64s: four /48s (262,144).
+pub const MAX_V6_PER_MINUTE: u64 = 4 * 65_536;
+/// The widest IPv4 network a message may block (without `accept-wide`).
+pub const WIDEST_V4: u8 = 24;
+/// The widest IPv6 network a message may block (without `accept-wide`).
+pub const WIDEST_V6: u8 = 48;
+
+/// The cloud metadata addresses (AWS, GCP, Azure, OpenStack; AWS's IPv6 one): a block of one
+/// cuts a cloud host off its own configuration and credentials.
+pub const METADATA: [IpAddr; 2] = [
+    IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(std::net::Ipv6Addr::new(
+        0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254,
+    )),
+];
+
+/// Why no fleet message may block a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Floor {
+    /// It holds (or is inside) a range no scanner can come from.
+    Unroutable(Unroutable),
+    /// It holds a cloud metadata address.
+    Metadata(IpAddr),
+    /// It is wider than [`WIDEST_V4`] or [`WIDEST_V6`].
+    Wide {
+        /// Its prefix length.
+        len: u8,
+        /// The shortest allowed.
+        min: u8,
+    },
+}
+
+impl std::fmt::Display for Floor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Floor::Unroutable(u) => write!(f, "it is {} address space", u.as_str()),
+            Floor::Metadata(a) => write!(f, "it holds the cloud metadata address {a}"),
+            Floor::Wide { len, min } => {
+                write!(f, "a /{len} is wider than the /{min} a fleet block may be")
+            }
+        }
+    }
+}
+
+/// The unroutable ranges, as networks (what [`Unroutable::of`] names address by address).
+fn unroutable_ranges() -> [(IpNet, Unroutable); 11] {
+    let n = |s: &str| s.parse::<IpNet>().expect("a valid range");
+    [
+        (n("0.0.0.0/8"), Unroutable::Unspecified),
+        (n("127.0.0.0/8"), Unroutable::Loopback),
+        (n("169.254.0.0/16"), Unroutable::LinkLocal),
+        (n("224.0.0.0/4"), Unroutable::Multicast),
+        (n("240.0.0.0/4"), Unroutable::Reserved),
+        (n("::/128"), Unroutable::Unspecified),
+        (n("::1/128"), Unroutable::Loopback),
+        (n("ff00::/8"), Unroutable::Multicast),
+        (n("fe80::/10"), Unroutable::LinkLocal),
+        (n("::ffff:0:0/96"), Unroutable::V4Mapped),
+        (n("::/96"), Unroutable::V4Compatible),
+    ]
+}
+
+fn overlap(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// What keeps any fleet message from blocking `net`, if something does: an unroutable range
+/// or a metadata address it overlaps, or its width — a network wider than an IPv4 /24 or an
+/// IPv6 /48 passes only with `wide_ok` (the receiver's `accept-wide`, for a block by hand).
+/// **Pure.** Also the sender's rule: a host does not publish what the others would refuse.
+pub fn floor(net: &IpNet, wide_ok: bool) -> Option<Floor> {
+    let min = match net {
+        IpNet::V4(_) => WIDEST_V4,
+        IpNet::V6(_) => WIDEST_V6,
+    };
+    if net.prefix_len() < min && !wide_ok {
+        return Some(Floor::Wide {
+            len: net.prefix_len(),
+            min,
+        });
+    }
+    if let Some((_, why)) = unroutable_ranges().iter().find(|(r, _)| overlap(r, net)) {
+        return Some(Floor::Unroutable(*why));
+    }
+    METADATA
+        .iter()
+        .find(|a| net.contains(*a))
+        .map(|a| Floor::Metadata(*a))
+}
+
+/// The address space `net` takes against the per-origin cap, in IPv4 addresses or IPv6 /64s:
+/// a network wider than the floor's widest (which only a receiver's `accept-wide` lets
+/// through, for a block by hand) counts as the widest, so that one such block always fits.
+pub fn space(net: &IpNet) -> u64 {
+    match net {
+        IpNet::V4(n) => 1u64 << (32 - u32::from(n.prefix_len().max(WIDEST_V4))),
+        IpNet::V6(n) => 1u64 << 64u32.saturating_sub(u32::from(n.prefix_len().max(WIDEST_V6))),
+    }
+}
 
 /// The most origins whose minute is remembered (the fleet's members; past this, the one whose
 /// minute began longest ago gives way).
@@ -46,6 +159,20 @@ pub enum Refusal {
         /// The cap.
         per_minute: u32,
     },
+    /// Its origin's blocks took more address space than the cap in the last minute.
+    SpaceCapped {
+        /// The cap, in IPv4 addresses or IPv6 /64s.
+        per_minute: u64,
+    },
+}
+
+/// One origin's minute: when it began, the blocks, the IPv4 addresses and IPv6 /64s taken.
+#[derive(Clone, Copy, Debug)]
+struct Minute {
+    since: Timestamp,
+    blocks: u32,
+    v4: u64,
+    v6: u64,
 }
 
 /// The per-origin counts and the limits.
@@ -54,7 +181,34 @@ pub struct Gate {
     own: HostName,
     max_duration: Duration,
     max_per_minute: u32,
-    minutes: HashMap<HostName, (Timestamp, u32)>,
+    minutes: HashMap<HostName, Minute>,
+    /// Unblocks, per origin: when the minute began, and how many.
+    unblocks: HashMap<HostName, (Timestamp, u32)>,
+}
+
+/// The entry of `origin` in `map`, made room for (past [`MAX_ORIGINS`], the one whose minute
+/// began longest ago gives way) and begun afresh when its minute is over.
+fn minute_of<'m, T: Copy>(
+    map: &'m mut HashMap<HostName, T>,
+    origin: &HostName,
+    now: Timestamp,
+    since: impl Fn(&T) -> Timestamp,
+    fresh: T,
+) -> &'m mut T {
+    if !map.contains_key(origin) && map.len() >= MAX_ORIGINS {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, m)| since(m))
+            .map(|(host, _)| host.clone());
+        if let Some(oldest) = oldest {
+            map.remove(&oldest);
+        }
+    }
+    let entry = map.entry(origin.clone()).or_insert(fresh);
+    if now.saturating_since(since(entry)) >= Duration::from_secs(60) {
+        *entry = fresh;
+    }
+    entry
 }
 
 impl Gate {
@@ -65,7 +219,22 @@ impl Gate {
             max_duration,
             max_per_minute,
             minutes: HashMap::new(),
+            unblocks: HashMap::new(),
         }
+    }
+
+    /// Whether an unblock from `origin` at `now` is within its cap (at most `max_per_minute`
+    /// a minute from one origin); counts it when it is.
+    pub fn judge_unblock(&mut self, origin: &HostName, now: Timestamp) -> bool {
+        if *origin == self.own {
+            return false;
+        }
+        let minute = minute_of(&mut self.unblocks, origin, now, |m| m.0, (now, 0));
+        if minute.1 >= self.max_per_minute {
+            return false;
+        }
+        minute.1 += 1;
+        true
     }
 
     /// Judges a block of `net` from `origin`, ending at `until`, arriving at `now` (both wall
@@ -84,26 +253,28 @@ impl Gate {
         if left.is_zero() {
             return Verdict::Refuse(Refusal::Ended);
         }
-        if !self.minutes.contains_key(origin) && self.minutes.len() >= MAX_ORIGINS {
-            let oldest = self
-                .minutes
-                .iter()
-                .min_by_key(|(_, (since, _))| *since)
-                .map(|(host, _)| host.clone());
-            if let Some(oldest) = oldest {
-                self.minutes.remove(&oldest);
-            }
-        }
-        let minute = self.minutes.entry(origin.clone()).or_insert((now, 0));
-        if now.saturating_since(minute.0) >= Duration::from_secs(60) {
-            *minute = (now, 0);
-        }
-        if minute.1 >= self.max_per_minute {
+        let fresh = Minute {
+            since: now,
+            blocks: 0,
+            v4: 0,
+            v6: 0,
+        };
+        let minute = minute_of(&mut self.minutes, origin, now, |m| m.since, fresh);
+        if minute.blocks >= self.max_per_minute {
             return Verdict::Refuse(Refusal::RateCapped {
                 per_minute: self.max_per_minute,
             });
         }
-        minute.1 += 1;
+        let (taken, cap) = match net {
+            IpNet::V4(_) => (&mut minute.v4, MAX_V4_PER_MINUTE),
+            IpNet::V6(_) => (&mut minute.v6, MAX_V6_PER_MINUTE),
+        };
+        let after = taken.saturating_add(space(&net));
+        if after > cap {
+            return Verdict::Refuse(Refusal::SpaceCapped { per_minute: cap });
+        }
+        *taken = after;
+        minute.blocks += 1;
         Verdict::Take {
             net,
             ttl: left.min(self.max_duration),
@@ -198,5 +369,128 @@ mod tests {
             gate.judge(&origin, net("203.0.113.7/32"), at(i + 100), at(i));
         }
         assert_eq!(gate.minutes.len(), MAX_ORIGINS);
+    }
+
+    /// Issue 24: what a compromised member sends to block what matters, each refused by the
+    /// floor whoever sends it; a block by hand wider than a /24 or /48 only with `accept-wide`.
+    #[test]
+    fn the_floor_refuses_unroutable_metadata_and_wide_networks() {
+        use Unroutable::*;
+        for (text, why) in [
+            ("128.0.0.0/2", Some(Floor::Wide { len: 2, min: 24 })),
+            ("203.0.112.0/23", Some(Floor::Wide { len: 23, min: 24 })),
+            ("2001:db8::/47", Some(Floor::Wide { len: 47, min: 48 })),
+            ("0.0.0.0/0", Some(Floor::Wide { len: 0, min: 24 })),
+            ("0.0.0.0/32", Some(Floor::Unroutable(Unspecified))),
+            ("169.254.169.254/32", Some(Floor::Unroutable(LinkLocal))),
+            ("224.0.0.0/4", Some(Floor::Wide { len: 4, min: 24 })),
+            ("224.0.0.0/24", Some(Floor::Unroutable(Multicast))),
+            ("240.0.0.0/24", Some(Floor::Unroutable(Reserved))),
+            ("255.255.255.255/32", Some(Floor::Unroutable(Reserved))),
+            ("127.0.0.1/32", Some(Floor::Unroutable(Loopback))),
+            ("::ffff:198.51.100.9/128", Some(Floor::Unroutable(V4Mapped))),
+            ("::198.51.100.9/128", Some(Floor::Unroutable(V4Compatible))),
+            ("fe80::1/128", Some(Floor::Unroutable(LinkLocal))),
+            ("ff02::1/128", Some(Floor::Unroutable(Multicast))),
+            ("::/128", Some(Floor::Unroutable(Unspecified))),
+            (
+                "fd00:ec2::254/128",
+                Some(Floor::Metadata("fd00:ec2::254".parse().unwrap())),
+            ),
+            ("203.0.113.7/32", None),
+            ("203.0.113.0/24", None),
+            ("2001:db8:1::/48", None),
+            ("2001:db8::7/128", None),
+        ] {
+            assert_eq!(floor(&net(text), false), why, "{text}");
+        }
+        // accept-wide lets a wide routable network through, nothing else.
+        assert_eq!(floor(&net("10.0.0.0/8"), true), None);
+        assert_eq!(
+            floor(&net("128.0.0.0/2"), true),
+            Some(Floor::Unroutable(LinkLocal))
+        );
+        assert_eq!(
+            floor(&net("224.0.0.0/4"), true),
+            Some(Floor::Unroutable(Multicast))
+        );
+        assert_eq!(
+            floor(&net("169.254.0.0/16"), true),
+            Some(Floor::Unroutable(LinkLocal))
+        );
+        assert_eq!(
+            floor(&net("fd00:ec2::/32"), true),
+            Some(Floor::Metadata("fd00:ec2::254".parse().unwrap()))
+        );
+    }
+
+    /// Issue 24: 60 single addresses a minute from an honest host pass; a flood of /24s stops
+    /// at the fourth, and so does one of /48s; the other family and another origin are apart.
+    #[test]
+    fn the_address_space_of_an_origins_blocks_is_capped_per_minute() {
+        let mut gate = Gate::new(host("web-1"), Duration::from_secs(86_400), 1000);
+        for i in 0..60 {
+            let one = net(&format!("198.51.100.{i}/32"));
+            assert!(
+                matches!(
+                    gate.judge(&host("web-3"), one, at(5000), at(1000)),
+                    Verdict::Take { .. }
+                ),
+                "{one}"
+            );
+        }
+        let mut taken = 0;
+        for i in 0..20 {
+            let wide = net(&format!("203.0.{i}.0/24"));
+            match gate.judge(&host("web-4"), wide, at(5000), at(1000)) {
+                Verdict::Take { .. } => taken += 1,
+                Verdict::Refuse(r) => assert_eq!(
+                    r,
+                    Refusal::SpaceCapped {
+                        per_minute: MAX_V4_PER_MINUTE
+                    }
+                ),
+            }
+        }
+        assert_eq!(taken, 4);
+        let mut taken6 = 0;
+        for i in 0..20 {
+            let wide = net(&format!("2001:db8:{i:x}::/48"));
+            if matches!(
+                gate.judge(&host("web-4"), wide, at(5000), at(1000)),
+                Verdict::Take { .. }
+            ) {
+                taken6 += 1;
+            }
+        }
+        assert_eq!(taken6, 4);
+        // The next minute, room again.
+        assert!(matches!(
+            gate.judge(&host("web-4"), net("203.0.99.0/24"), at(5000), at(1060)),
+            Verdict::Take { .. }
+        ));
+        // A wider block (accept-wide, by hand) costs what a /24 does.
+        assert_eq!(space(&net("10.0.0.0/8")), 256);
+        assert_eq!(space(&net("2001:db8::/32")), 65_536);
+        assert_eq!(space(&net("2001:db8::/64")), 1);
+        assert_eq!(space(&net("2001:db8::1/128")), 1);
+    }
+
+    /// Issue 24: unblocks have a minute of their own per origin, with the same cap.
+    #[test]
+    fn unblocks_are_capped_per_origin() {
+        let mut gate = Gate::new(host("web-1"), Duration::from_secs(86_400), 3);
+        for i in 0..3 {
+            assert!(gate.judge_unblock(&host("web-3"), at(1000 + i)));
+        }
+        assert!(!gate.judge_unblock(&host("web-3"), at(1010)));
+        assert!(gate.judge_unblock(&host("web-4"), at(1010)));
+        assert!(gate.judge_unblock(&host("web-3"), at(1060)));
+        assert!(!gate.judge_unblock(&host("web-1"), at(1060)), "its own");
+        // Blocks keep their own count.
+        assert!(matches!(
+            gate.judge(&host("web-3"), net("203.0.113.7/32"), at(5000), at(1010)),
+            Verdict::Take { .. }
+        ));
     }
 }

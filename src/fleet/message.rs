@@ -23,6 +23,9 @@ pub const MAX_PORTS: usize = 64;
 /// Probe summaries in one batch at most.
 pub const MAX_PROBES: usize = 256;
 
+/// Addresses a heartbeat claims for its host at most.
+pub const MAX_ADDRESSES: usize = 16;
+
 /// A host's name in the fleet: 1 to 64 ASCII letters, digits, `-` and `_` (it is one token of a
 /// NATS subject, so no `.`, `*`, `>` or space). Only [`HostName::new`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -122,6 +125,10 @@ pub enum Body {
     Heartbeat {
         /// When it was sent.
         at: Timestamp,
+        /// The origin's own routable addresses (host prefixes, at most [`MAX_ADDRESSES`]): no
+        /// fleet block of them is taken while it is heard from. Absent from an older sender.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        addresses: Vec<IpNet>,
     },
 }
 
@@ -325,7 +332,22 @@ impl Message {
                     }
                 }
             }
-            Body::Heartbeat { .. } => {}
+            Body::Heartbeat { addresses, .. } => {
+                if addresses.len() > MAX_ADDRESSES {
+                    return Err(invalid(format!(
+                        "heartbeat with {} addresses, at most {MAX_ADDRESSES}",
+                        addresses.len()
+                    )));
+                }
+                for a in addresses {
+                    if a.prefix_len() != a.max_prefix_len() {
+                        return Err(invalid(format!("heartbeat address {a}: not one address")));
+                    }
+                    if let Some(why) = super::gate::floor(a, false) {
+                        return Err(invalid(format!("heartbeat address {a}: {why}")));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -633,5 +655,44 @@ mod tests {
             Subject::parse("scansentry", "scansentry.reboot.web-3"),
             None
         );
+    }
+
+    /// Issue 24: a heartbeat claims at most 16 of its host's own routable addresses, each one
+    /// address; an older heartbeat without them is still taken.
+    #[test]
+    fn a_heartbeat_claims_a_few_routable_host_addresses() {
+        let beat = |addresses: Vec<&str>| {
+            Message::new(
+                host("web-3"),
+                Body::Heartbeat {
+                    at: at(1_790_000_000),
+                    addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+                },
+            )
+        };
+        let ok = beat(vec!["198.51.100.3/32", "2001:db8::3/128"]);
+        let bytes = ok.encode().unwrap();
+        assert_eq!(Message::decode(&bytes, "web-3").unwrap(), ok);
+        let old = br#"{"version":1,"origin":"web-3","body":{"type":"heartbeat","at":"2026-09-21T12:00:00Z"}}"#;
+        assert!(
+            matches!(Message::decode(old, "web-3").unwrap().body, Body::Heartbeat { addresses, .. } if addresses.is_empty())
+        );
+        let many: Vec<String> = (0..=MAX_ADDRESSES)
+            .map(|i| format!("198.51.100.{i}/32"))
+            .collect();
+        for bad in [
+            many.iter().map(String::as_str).collect(),
+            vec!["198.51.100.0/24"],
+            vec!["169.254.169.254/32"],
+            vec!["fe80::1/128"],
+            vec!["::ffff:198.51.100.9/128"],
+            vec!["127.0.0.1/32"],
+        ] {
+            let m = beat(bad.clone());
+            assert!(
+                matches!(m.encode(), Err(MessageError::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! members, with no coordination, and when a member comes or goes only the prefixes it owned (or
 //! now wins) change hands. The owner counts ([`Sweeps`]) distinct hosts per port and distinct
 //! (host, port) pairs per prefix within the window; past `[fleet.sweep] hosts` on one port, or
-//! `pairs` in all, it is a sweep, which the owner blocks through its own rules and publishes.
+//! `pairs` in all from [`MIN_HOSTS`] hosts at least (one host holds at most a third of them), it
+//! is a sweep, which the owner blocks through its own rules and publishes.
 //! Counts begin afresh at a new owner.
 //!
 //! Memory is bounded: at most [`MAX_PREFIXES`] prefixes and [`MAX_PAIRS`] pairs in all (the
@@ -29,6 +30,8 @@ use crate::time::Timestamp;
 pub const MAX_PREFIXES: usize = 16_384;
 /// (host, port) pairs counted at most, over every prefix.
 pub const MAX_PAIRS: usize = 262_144;
+/// Distinct hosts a sweep takes at least, by either rule.
+pub const MIN_HOSTS: usize = 3;
 
 /// A member's weight for `prefix`: 64 bits of FNV-1a over both, mixed (splitmix64's finaliser).
 /// Fixed, so that every host and every version computes the same owner.
@@ -210,9 +213,11 @@ impl Sweeps {
         let prefix = self.prefixes.get_mut(&source).expect("just made");
         self.pairs -= prefix.expire(horizon);
         let cap = usize::try_from(t.pairs).unwrap_or(usize::MAX);
-        // One host holds at most half the pairs: a scan of one host is that host's detector's
-        // to judge (with its reverse-path check), never a sweep, however many ports it probes.
-        let per_host_cap = (cap / 2).max(1);
+        // One host holds at most a third of the pairs (rounded up), so the pairs rule takes
+        // three hosts at least: a scan of one host is that host's detector's to judge (with its
+        // reverse-path check), never a sweep, however many ports it probes; nor are two hosts'
+        // summaries (one of them may be a compromised member's).
+        let per_host_cap = cap.div_ceil(3).max(1);
         let key = (seen.host, seen.port);
         let host_pairs = prefix.per_host.get(&key.0).copied().unwrap_or(0);
         if !prefix.pairs.contains_key(&key)
@@ -227,8 +232,11 @@ impl Sweeps {
             self.pairs += 1;
         }
         let on_port = prefix.per_port.get(&key.1).copied().unwrap_or(0);
-        let swept =
-            on_port >= usize::try_from(t.hosts).unwrap_or(usize::MAX) || prefix.pairs.len() >= cap;
+        let swept = on_port
+            >= usize::try_from(t.hosts)
+                .unwrap_or(usize::MAX)
+                .max(MIN_HOSTS)
+            || (prefix.pairs.len() >= cap && prefix.per_host.len() >= MIN_HOSTS);
         if !swept {
             return None;
         }
@@ -403,24 +411,57 @@ mod tests {
         );
     }
 
+    /// Issue 24: a sweep takes three hosts at least — one host holds at most a third of the
+    /// pairs, and two hosts' pairs are no sweep however many; nor is one port on two hosts,
+    /// whatever `hosts` says.
     #[test]
-    fn a_scan_of_one_host_is_never_a_sweep_two_hosts_half_way_each_are() {
+    fn a_sweep_takes_three_hosts_a_scan_of_one_or_two_never_is() {
         let mut sweeps = Sweeps::new(thresholds());
         let scanner = net("203.0.113.9/32");
         for port in 1..=100 {
             let s = seen("web-1", &format!("{port}/tcp"), 100);
             assert_eq!(sweeps.count(scanner, s, at(100)), None, "{port}");
         }
-        // web-1 holds 8 pairs (half of 16); 8 more on web-2 make the sweep.
-        assert_eq!(sweeps.pairs(), 8);
-        for port in 1..=7 {
+        // web-1 holds 6 pairs (a third of 16, rounded up); web-2 as many: no sweep.
+        assert_eq!(sweeps.pairs(), 6);
+        for port in 1..=100 {
             let s = seen("web-2", &format!("{port}/tcp"), 100);
             assert_eq!(sweeps.count(scanner, s, at(100)), None);
         }
+        assert_eq!(sweeps.pairs(), 12);
+        // Four more on a third host make the sweep.
+        for port in 1..=3 {
+            let s = seen("web-3", &format!("{port}/tcp"), 100);
+            assert_eq!(sweeps.count(scanner, s, at(100)), None);
+        }
         let sweep = sweeps
-            .count(scanner, seen("web-2", "8/tcp", 100), at(100))
+            .count(scanner, seen("web-3", "4/tcp", 100), at(100))
             .unwrap();
-        assert_eq!(sweep.hosts.len(), 2);
+        assert_eq!(sweep.hosts.len(), 3);
+
+        // Thresholds below three hosts (not a valid configuration) still take three.
+        let mut sweeps = Sweeps::new(Thresholds {
+            hosts: 2,
+            pairs: 3,
+            window: Duration::from_secs(60),
+        });
+        assert_eq!(
+            sweeps.count(scanner, seen("web-1", "23/tcp", 100), at(100)),
+            None
+        );
+        assert_eq!(
+            sweeps.count(scanner, seen("web-2", "23/tcp", 100), at(100)),
+            None
+        );
+        assert_eq!(
+            sweeps.count(scanner, seen("web-2", "24/tcp", 100), at(100)),
+            None
+        );
+        assert!(
+            sweeps
+                .count(scanner, seen("web-3", "23/tcp", 100), at(100))
+                .is_some()
+        );
     }
 
     #[test]
@@ -457,7 +498,8 @@ mod tests {
         for i in 0..80_u32 {
             let prefix = IpNet::from(std::net::IpAddr::from((i + 1_000_000).to_be_bytes()));
             for port in 0..4095_u32 {
-                sweeps.count(prefix, seen("web-1", &format!("{port}/tcp"), 5), at(5));
+                let host = format!("web-{}", port % 3 + 1);
+                sweeps.count(prefix, seen(&host, &format!("{port}/tcp"), 5), at(5));
             }
             assert!(sweeps.pairs() <= MAX_PAIRS, "{}", sweeps.pairs());
         }

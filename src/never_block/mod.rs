@@ -39,6 +39,8 @@ pub enum Reason {
     ReplayLocal,
     /// A NATS server of `[fleet] servers`, by its URL.
     FleetServer(String),
+    /// A member of the fleet, as `[fleet] members` gives it.
+    FleetMember,
 }
 
 impl fmt::Display for Reason {
@@ -54,6 +56,7 @@ impl fmt::Display for Reason {
             }
             Reason::ReplayLocal => f.write_str("local address of the replayed capture"),
             Reason::FleetServer(url) => write!(f, "fleet server {url}"),
+            Reason::FleetMember => f.write_str("fleet member"),
         }
     }
 }

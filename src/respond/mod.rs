@@ -636,48 +636,9 @@ impl Responder {
         if manual.is_none() {
             // Strong evidence: twice the ports a block needs at least.
             let strong = why.ports.len() >= 2 * self.config.min_ports;
-            let prefix = match net.addr() {
-                IpAddr::V4(a) => IpNet::new(IpAddr::V4(a), 24),
-                IpAddr::V6(a) => IpNet::new(IpAddr::V6(a), 48),
+            if let Err(budget) = self.spend(net, now, strong) {
+                return Decision::OverBudget { net, budget };
             }
-            .expect("24 and 48 are valid prefix lengths")
-            .trunc();
-            let recent = self
-                .prefixes
-                .get(&prefix)
-                .filter(|(since, _)| now.saturating_since(*since) < PREFIX_WINDOW)
-                .map_or(0, |(_, n)| *n);
-            if recent >= PREFIX_CAP && !strong {
-                return Decision::OverBudget {
-                    net,
-                    budget: Budget::Prefix(prefix),
-                };
-            }
-            let rate = self.config.max_new_blocks_per_second;
-            let bucket = match net {
-                IpNet::V4(_) => &mut self.rate4,
-                IpNet::V6(_) => &mut self.rate6,
-            };
-            if !bucket.take(rate, now, strong) {
-                return Decision::OverBudget {
-                    net,
-                    budget: if strong {
-                        Budget::Rate(rate)
-                    } else {
-                        Budget::Reserve(rate)
-                    },
-                };
-            }
-            let since = if recent == 0 {
-                now
-            } else {
-                self.prefixes[&prefix].0
-            };
-            self.prefixes.remove(&prefix);
-            if self.prefixes.len() >= MAX_PREFIXES {
-                self.prefixes.pop_front();
-            }
-            self.prefixes.insert(prefix, (since, recent + 1));
         }
         let (offence, ttl) = match manual {
             Some(ttl) => (0, ttl),
@@ -703,11 +664,58 @@ impl Responder {
         }
     }
 
+    /// Spends the rate budget and the per-prefix count for a new automatic block of `net`:
+    /// `strong` evidence may take the rate budget's reserve and is not held by
+    /// [`PREFIX_CAP`]; weak evidence is. The budget that refused it, if one did.
+    fn spend(&mut self, net: IpNet, now: Timestamp, strong: bool) -> Result<(), Budget> {
+        let prefix = match net.addr() {
+            IpAddr::V4(a) => IpNet::new(IpAddr::V4(a), 24),
+            IpAddr::V6(a) => IpNet::new(IpAddr::V6(a), 48),
+        }
+        .expect("24 and 48 are valid prefix lengths")
+        .trunc();
+        let recent = self
+            .prefixes
+            .get(&prefix)
+            .filter(|(since, _)| now.saturating_since(*since) < PREFIX_WINDOW)
+            .map_or(0, |(_, n)| *n);
+        if recent >= PREFIX_CAP && !strong {
+            return Err(Budget::Prefix(prefix));
+        }
+        let rate = self.config.max_new_blocks_per_second;
+        let bucket = match net {
+            IpNet::V4(_) => &mut self.rate4,
+            IpNet::V6(_) => &mut self.rate6,
+        };
+        if !bucket.take(rate, now, strong) {
+            return Err(if strong {
+                Budget::Rate(rate)
+            } else {
+                Budget::Reserve(rate)
+            });
+        }
+        let since = if recent == 0 {
+            now
+        } else {
+            self.prefixes[&prefix].0
+        };
+        self.prefixes.remove(&prefix);
+        if self.prefixes.len() >= MAX_PREFIXES {
+            self.prefixes.pop_front();
+        }
+        self.prefixes.insert(prefix, (since, recent + 1));
+        Ok(())
+    }
+
     /// Decides about a block another host of the fleet made, of `net` for `ttl`, already past
     /// the gate's rules and this host's never-block list: a grace period granted here holds it
-    /// off, the size budget applies (not the rate budget, which is the gate's per-origin cap),
-    /// and no offence is counted. A block already in force here is lengthened to the fleet's
-    /// end, never shortened. `detected`: when the origin detected it (the block's start).
+    /// off, the size budget applies (and for a sweep, which is weak evidence here, the rate
+    /// budget's reserve and [`PREFIX_CAP`] as for a weak local detection; other blocks meet
+    /// the gate's per-origin cap instead), and no offence is counted. It keeps the longer: a
+    /// block already in force here is lengthened to the fleet's end, never shortened; a block
+    /// by hand is left as it is; and a covering block that would lift (replace) a block here
+    /// ending later, or one by hand, is not made ([`Responder::kept_from_fleet`] says which).
+    /// `detected`: when the origin detected it (the block's start).
     pub fn block_from_fleet(
         &mut self,
         net: IpNet,
@@ -722,7 +730,7 @@ impl Responder {
         }
         let until = now.saturating_add(ttl);
         if let Some((covering, active)) = self.covering(net, now) {
-            if covering == net && until > active.until {
+            if covering == net && until > active.until && active.why.kind != "manual" {
                 self.insert(net, Active { until, ..active });
                 return Decision::Refresh { net, ttl };
             }
@@ -731,12 +739,23 @@ impl Responder {
                 remaining: active.until.saturating_since(now),
             };
         }
+        if let Some(kept) = self.kept_from_fleet(net, until, now) {
+            return Decision::AlreadyBlocked {
+                net: kept.net,
+                remaining: kept.until.saturating_since(now),
+            };
+        }
         let replaces = self.covered(net);
         if self.blocked.len() - replaces.len() >= self.config.max_blocks {
             return Decision::OverBudget {
                 net,
                 budget: Budget::Size(self.config.max_blocks),
             };
+        }
+        if why.kind == "sweep"
+            && let Err(budget) = self.spend(net, now, false)
+        {
+            return Decision::OverBudget { net, budget };
         }
         for inner in &replaces {
             self.remove(inner);
@@ -756,6 +775,35 @@ impl Responder {
             offence: 0,
             replaces,
         }
+    }
+
+    /// The block here, inside `net`, that a fleet block of `net` ending at `until` must not
+    /// replace, if there is one: one by hand, or one that ends later (the first found).
+    pub fn kept_from_fleet(
+        &self,
+        net: IpNet,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Option<ActiveBlock> {
+        self.covered(net)
+            .into_iter()
+            .filter_map(|inner| self.blocked.get(&inner).map(|a| (inner, a)))
+            .find(|(_, a)| a.until > now && (a.until > until || a.why.kind == "manual"))
+            .map(|(inner, a)| ActiveBlock {
+                net: inner,
+                since: a.since,
+                until: a.until,
+                offence: a.offence,
+                why: a.why.clone(),
+            })
+    }
+
+    /// How many active blocks came from the fleet's host `origin`.
+    pub fn count_from(&self, origin: &HostName, now: Timestamp) -> usize {
+        self.blocked
+            .values()
+            .filter(|a| a.until > now && a.why.origin.as_ref() == Some(origin))
+            .count()
     }
 
     /// Lifts the block of `net` (exactly that address or network). With a `grace` period, the

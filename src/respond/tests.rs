@@ -669,3 +669,159 @@ fn distrust_applies_the_reverse_path_then_the_protection_of_peers() {
         None
     );
 }
+
+fn from(origin: &str, kind: &str) -> Why {
+    Why {
+        kind: kind.into(),
+        ports: vec![(Proto::Tcp, 22)],
+        origin: Some(HostName::new(origin).unwrap()),
+    }
+}
+
+/// Issue 24: a fleet block keeps the longer — it lengthens a block here, never shortens it;
+/// it leaves a block by hand as it is; a covering one that would lift a block here ending
+/// later, or one by hand, is not made.
+#[test]
+fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
+    let mut r = Responder::new(&config());
+    let ignore = never_block_list(&[]);
+    // A local detection: an hour.
+    assert!(matches!(
+        r.on_detection(&host("203.0.113.7"), &ignore, t(0)),
+        Decision::Block { .. }
+    ));
+    // A 2-second block of the /24 that covers it: refused, the hour stands.
+    let d = r.block_from_fleet(
+        net("203.0.113.0/24"),
+        Duration::from_secs(2),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(
+        matches!(d, Decision::AlreadyBlocked { net: n, .. } if n == net("203.0.113.7/32")),
+        "{d:?}"
+    );
+    assert_eq!(
+        r.kept_from_fleet(
+            net("203.0.113.0/24"),
+            t(1).saturating_add(Duration::from_secs(2)),
+            t(1)
+        )
+        .map(|b| b.net),
+        Some(net("203.0.113.7/32"))
+    );
+    assert_eq!(r.block_of(net("203.0.113.7/32"), t(3)).unwrap().until, t(H));
+    // The same address for a minute: kept at its hour; for two hours: lengthened.
+    let d = r.block_from_fleet(
+        net("203.0.113.7/32"),
+        Duration::from_secs(60),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(matches!(d, Decision::AlreadyBlocked { .. }), "{d:?}");
+    assert_eq!(r.block_of(net("203.0.113.7/32"), t(3)).unwrap().until, t(H));
+    let d = r.block_from_fleet(
+        net("203.0.113.7/32"),
+        Duration::from_secs(2 * H),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(matches!(d, Decision::Refresh { .. }), "{d:?}");
+    let b = r.block_of(net("203.0.113.7/32"), t(3)).unwrap();
+    assert_eq!((b.until, b.why.origin), (t(1 + 2 * H), None));
+    // A block by hand is neither lengthened nor replaced by a longer covering one.
+    r.block_by_hand(net("198.51.100.9/32"), Some(Duration::from_secs(60)), t(0));
+    for target in ["198.51.100.9/32", "198.51.100.0/24"] {
+        let d = r.block_from_fleet(
+            net(target),
+            Duration::from_secs(2 * H),
+            from("web-2", "syn"),
+            t(0),
+            t(1),
+        );
+        assert!(
+            matches!(d, Decision::AlreadyBlocked { .. }),
+            "{target}: {d:?}"
+        );
+    }
+    assert_eq!(
+        r.block_of(net("198.51.100.9/32"), t(3)).unwrap().until,
+        t(60)
+    );
+    // A covering block that ends after every block it replaces is made.
+    let d = r.block_from_fleet(
+        net("203.0.113.0/24"),
+        Duration::from_secs(3 * H),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(matches!(d, Decision::Block { .. }), "{d:?}");
+    assert_eq!(r.count_from(&HostName::new("web-2").unwrap(), t(2)), 1);
+}
+
+/// Issue 24: a sweep from the fleet is weak evidence here: past the per-/24 cap it is refused,
+/// and it leaves the rate budget's reserve to strong local detections.
+#[test]
+fn issue_24_a_sweep_from_the_fleet_meets_the_prefix_cap_and_the_reserve() {
+    let mut r = Responder::new(&config());
+    for i in 0..PREFIX_CAP {
+        let d = r.block_from_fleet(
+            net(&format!("203.0.113.{i}/32")),
+            Duration::from_secs(H),
+            from("web-2", "sweep"),
+            t(0),
+            t(1),
+        );
+        assert!(matches!(d, Decision::Block { .. }), "{i}: {d:?}");
+    }
+    let d = r.block_from_fleet(
+        net("203.0.113.200/32"),
+        Duration::from_secs(H),
+        from("web-2", "sweep"),
+        t(0),
+        t(1),
+    );
+    assert_eq!(
+        d,
+        Decision::OverBudget {
+            net: net("203.0.113.200/32"),
+            budget: Budget::Prefix(net("203.0.113.0/24"))
+        }
+    );
+    // Another kind is not counted in the prefix (the gate's cap is its rate).
+    let d = r.block_from_fleet(
+        net("203.0.113.201/32"),
+        Duration::from_secs(H),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(matches!(d, Decision::Block { .. }), "{d:?}");
+    // The reserve: with 8 new blocks a second, 6 sweeps from the fleet spend what is above
+    // the reserve (a quarter); a strong local detection still gets one.
+    let mut c = config();
+    c.max_new_blocks_per_second = 8;
+    let mut r = Responder::new(&c);
+    let mut taken = 0;
+    for i in 0..8 {
+        if matches!(
+            r.block_from_fleet(
+                net(&format!("198.51.{i}.7/32")),
+                Duration::from_secs(H),
+                from("web-2", "sweep"),
+                t(0),
+                t(0),
+            ),
+            Decision::Block { .. }
+        ) {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 6);
+    let d = r.on_detection(&host("203.0.113.99"), &never_block_list(&[]), t(0));
+    assert!(matches!(d, Decision::Block { .. }), "{d:?}");
+}

@@ -54,9 +54,37 @@ impl Host {
     /// The elements of this host's kernel set of IPv4 blocks, as nft lists them (none when
     /// the set cannot be read).
     fn elements(&self) -> Vec<serde_json::Value> {
+        self.set_elements("blocked4")
+    }
+
+    /// Every element of this host's kernel sets of blocks, IPv4 and IPv6, as `ADDR` or
+    /// `ADDR/LEN`, sorted.
+    pub fn blocked(&self) -> Vec<String> {
+        let mut all: Vec<String> = ["blocked4", "blocked6"]
+            .into_iter()
+            .flat_map(|set| self.set_elements(set))
+            .map(|e| {
+                let val = &e["elem"]["val"];
+                match (val.as_str(), val.get("prefix")) {
+                    (Some(addr), _) => addr.to_string(),
+                    (None, Some(p)) => format!(
+                        "{}/{}",
+                        p["addr"].as_str().unwrap_or("?"),
+                        p["len"].as_u64().unwrap_or(0)
+                    ),
+                    _ => val.to_string(),
+                }
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// The elements of this host's kernel set `set`.
+    fn set_elements(&self, set: &str) -> Vec<serde_json::Value> {
         let out = self
             .ns
-            .exec(&["nft", "-j", "list", "set", "inet", "scansentry", "blocked4"]);
+            .exec(&["nft", "-j", "list", "set", "inet", "scansentry", set]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         v["nftables"]
             .as_array()
@@ -389,6 +417,54 @@ impl FleetLab {
                 )
             }
         }
+    }
+
+    /// Publishes `messages` (subject, payload) to the lab's server as host `i` (1-based) — a
+    /// test client playing a compromised member: from host `i`'s namespace, with its
+    /// certificate under [`Server::Example`]. Returns once the server has them all.
+    pub fn publish_as(&self, i: usize, messages: &[(String, Vec<u8>)]) {
+        let host = &self.hosts[i - 1];
+        let (url, tls) = match self.server {
+            Server::Open => (format!("nats://{NATS}:4222"), None),
+            Server::Example => {
+                let pki = &self.pki.0;
+                (
+                    format!("tls://{NATS}:4222"),
+                    Some((
+                        pki.join("ca.pem"),
+                        pki.join(format!("{}.pem", host.name)),
+                        pki.join(format!("{}.key", host.name)),
+                    )),
+                )
+            }
+        };
+        host.ns.run(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(async {
+                let mut options =
+                    async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
+                if let Some((ca, cert, key)) = tls {
+                    options = options
+                        .require_tls(true)
+                        .add_root_certificates(ca)
+                        .add_client_certificate(cert, key);
+                }
+                let client = options
+                    .connect(url.as_str())
+                    .await
+                    .expect("connect to NATS");
+                for (subject, payload) in messages {
+                    client
+                        .publish(subject.clone(), payload.clone().into())
+                        .await
+                        .expect("publish");
+                }
+                client.flush().await.expect("flush");
+            });
+        });
     }
 
     /// Starts (or starts again) nats-server with JetStream, its store kept across restarts.

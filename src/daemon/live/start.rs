@@ -209,6 +209,7 @@ pub(super) fn start(
     let captures = open_captures(&config)?;
     let (wake_read, events, link) = spawn_threads(&daemon, &config)?;
     daemon.link = link;
+    daemon.tell_addresses();
     say_watching(&daemon, &config, &captures, traps_bound.as_ref());
     let pidfile = readiness.ready().map_err(failed)?;
     Ok(Running {

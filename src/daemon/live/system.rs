@@ -48,12 +48,7 @@ pub(super) fn never_block(config: &Config) -> Result<NeverBlock, HostError> {
         host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
     let mut discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
     if let Some(fleet) = &config.fleet {
-        discovered.extend(fleet.server_addresses().into_iter().map(|(addr, url)| {
-            never_block::Entry {
-                net: addr.into(),
-                reason: never_block::Reason::FleetServer(url),
-            }
-        }));
+        discovered.extend(fleet.never_block_entries());
     }
     let (list, warnings) = never_block::load(&config.never_block, discovered)?;
     Ok(NeverBlock {
