@@ -177,7 +177,7 @@ pub fn main() -> ExitCode {
 fn readiness(daemonize: bool, pidfile: Option<PathBuf>) -> std::io::Result<detach::Readiness> {
     let pidfile = pidfile.map(std::path::absolute).transpose()?;
     if daemonize {
-        detach::detach(detach::SingleThreaded::now()?, pidfile)
+        detach::detach(pidfile)
     } else {
         Ok(detach::Readiness::foreground(pidfile))
     }
