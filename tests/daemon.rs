@@ -93,6 +93,62 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     assert_eq!(again.status.code(), Some(0));
 }
 
+/// Issue 24, 12: `sentryd --remove-blocks` beside a running daemon deleted the table, which
+/// the daemon put back within a second. It refuses while a daemon answers on the socket of
+/// its configuration, says so, exits 1 and changes nothing; once the daemon stops it lifts
+/// the blocks.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_24_remove_blocks_beside_a_running_daemon_is_refused_and_changes_nothing() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let config = dir.0.join("scansentry.toml");
+    let remove = || {
+        lab.exec(
+            &lab.a,
+            &[
+                "timeout",
+                "20",
+                env!("CARGO_BIN_EXE_sentryd"),
+                "--remove-blocks",
+                "-c",
+                config.to_str().unwrap(),
+            ],
+        )
+    };
+    let refused = remove();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "sentryd: error: a sentryd answers on {}",
+            daemon.socket.display()
+        )) && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert!(text(&refused).is_empty(), "{}", text(&refused));
+    assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+    assert!(
+        !daemon.out().contains("restored the table"),
+        "the daemon had to restore its table: {}",
+        daemon.out()
+    );
+    // Stopped, the daemon answers no more: the blocks are lifted.
+    drop(daemon);
+    let lifted = remove();
+    assert_eq!(
+        text(&lifted),
+        "table inet scansentry is gone: 1 block lifted\n",
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    assert_eq!(lab.set_text("blocked4"), "");
+}
+
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn a_scan_from_the_default_gateway_is_never_blocked() {
