@@ -77,25 +77,71 @@ impl Slots {
     }
 }
 
-/// Reads from a stream until a deadline: each read waits at most for the time left.
-struct Deadline<'a> {
-    stream: &'a UnixStream,
+/// A stream whose reads can be given a time limit.
+pub trait Timed {
+    /// As `set_read_timeout` of std's streams.
+    ///
+    /// # Errors
+    ///
+    /// What the OS said.
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()>;
+}
+
+impl Timed for UnixStream {
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, limit)
+    }
+}
+
+impl Timed for std::net::TcpStream {
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, limit)
+    }
+}
+
+/// Reads from a stream until a deadline, `limit` after it was made: each read waits at most
+/// for the time left, so a byte now and then does not stretch it. Past it a read fails with
+/// [`io::ErrorKind::TimedOut`], saying so.
+pub struct Deadline<'a, S> {
+    stream: &'a S,
     until: Timestamp,
+    limit: Duration,
     clock: SteadyClock,
 }
 
-impl Read for Deadline<'_> {
+impl<'a, S: Timed> Deadline<'a, S> {
+    /// Reads of `stream` for `limit` from now.
+    pub fn new(stream: &'a S, limit: Duration) -> Self {
+        let clock = SteadyClock::new();
+        Deadline {
+            stream,
+            until: clock.now().saturating_add(limit),
+            limit,
+            clock,
+        }
+    }
+
+    /// The time left (zero once past the deadline).
+    pub fn left(&self) -> Duration {
+        self.until.saturating_since(self.clock.now())
+    }
+}
+
+impl<S: Timed> Read for Deadline<'_, S>
+where
+    for<'b> &'b S: Read,
+{
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let late = || {
             io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "the request did not arrive within {}s",
-                    REQUEST_DEADLINE.as_secs()
+                    self.limit.as_secs_f64()
                 ),
             )
         };
-        let left = self.until.saturating_since(self.clock.now());
+        let left = self.left();
         if left.is_zero() {
             return Err(late());
         }
@@ -259,12 +305,7 @@ impl Server {
         submit: &(impl Fn(Request, Sender<Response>) -> bool + ?Sized),
     ) -> io::Result<()> {
         stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
-        let clock = SteadyClock::new();
-        let mut request = Deadline {
-            stream: &stream,
-            until: clock.now().saturating_add(REQUEST_DEADLINE),
-            clock,
-        };
+        let mut request = Deadline::new(&stream, REQUEST_DEADLINE);
         let answer = match self.authorised(&stream) {
             Err(why) => Response::Error { message: why },
             Ok(()) => match read_message::<Envelope<Request>>(&mut request) {
