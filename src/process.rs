@@ -146,7 +146,7 @@ mod tests {
     fn issue_24_a_process_with_more_than_one_thread_is_refused_the_fork() {
         let (stop, held) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || held.recv());
-        let refused = fork().err().expect("a second thread runs: no fork");
+        let refused = fork().expect_err("a second thread runs: no fork");
         let said = refused.to_string();
         let count: usize = said
             .split_whitespace()

@@ -526,18 +526,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.json");
         std::fs::write(&good, serde_json::to_vec(&State::default()).unwrap()).unwrap();
-        let plant: [(&str, &dyn Fn(&Path)); 3] = [
-            ("a FIFO", &|at| {
-                nix::unistd::mkfifo(at, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-            }),
-            ("a symbolic link", &|at| {
-                std::os::unix::fs::symlink(&good, at).unwrap();
-            }),
-            ("a directory", &|at| std::fs::create_dir(at).unwrap()),
-        ];
-        for (what, make) in plant {
+        for what in ["a FIFO", "a symbolic link", "a directory"] {
             let at = dir.join(FILE);
-            make(&at);
+            match what {
+                "a FIFO" => {
+                    nix::unistd::mkfifo(&at, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                        .unwrap();
+                }
+                "a symbolic link" => std::os::unix::fs::symlink(&good, &at).unwrap(),
+                _ => std::fs::create_dir(&at).unwrap(),
+            }
             let (tx, rx) = std::sync::mpsc::channel();
             let from = dir.clone();
             std::thread::spawn(move || {
