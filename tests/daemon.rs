@@ -480,7 +480,9 @@ fn issue_24_the_on_block_program_cannot_lift_a_block() {
                       s = socket.socket(socket.AF_UNIX)\n\
                       s.connect(sys.argv[1])\n\
                       s.sendall(struct.pack('>I', len(body)) + body)\n\
-                      print(s.recv(65536)[4:].decode())\n";
+                      answer = b''\n\
+                      while chunk := s.recv(65536): answer += chunk\n\
+                      print(answer[4:].decode())\n";
         std::fs::write(dir.0.join("direct.py"), direct).unwrap();
         let escape = if wrapper.is_empty() {
             String::new()

@@ -26,7 +26,9 @@ use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{Gid, Group, Uid, User};
 
 use super::GROUP;
-use super::protocol::{Envelope, Request, Response, VERSION, read_message, write_message};
+use super::protocol::{
+    Envelope, MAX_MESSAGE, Request, Response, VERSION, read_message, write_message,
+};
 use crate::time::{Clock, SteadyClock, Timestamp};
 
 /// Connections served at once at most.
@@ -307,7 +309,12 @@ impl Server {
         stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
         let mut request = Deadline::new(&stream, REQUEST_DEADLINE);
         let answer = match self.authorised(&stream) {
-            Err(why) => Response::Error { message: why },
+            Err(why) => {
+                // Taken in, unread, so that the client is not still writing when the refusal
+                // comes (it would see a broken pipe instead of why).
+                let _ = skip_message(&mut request);
+                Response::Error { message: why }
+            }
             Ok(()) => match read_message::<Envelope<Request>>(&mut request) {
                 Err(e) => Response::Error {
                     message: format!("bad request: {}", crate::exit::chain(&e)),
@@ -380,6 +387,16 @@ pub struct Peer {
     /// Whether that process is one the daemon started, or a descendant of one (its `on-block`
     /// program, what that started).
     pub started_by_us: bool,
+}
+
+/// Reads one framed message (its length, then at most [`MAX_MESSAGE`] bytes of it) and throws
+/// it away, unparsed.
+fn skip_message(r: &mut impl Read) -> io::Result<()> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u64::from(u32::from_be_bytes(len)).min(MAX_MESSAGE as u64);
+    io::copy(&mut r.take(len), &mut io::sink())?;
+    Ok(())
 }
 
 /// Who may use the control socket. **Pure.** Never a program the daemon started, whatever its
