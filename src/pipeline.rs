@@ -410,6 +410,12 @@ impl Pipeline {
             c.conversation += 1;
             return None;
         };
+        if p.integrity == wire::Integrity::PseudoOnly {
+            // Arrived with a sum the kernel checks and finds wrong (judged for candidate
+            // probes only: a conversation's frames are not counted here).
+            c.bad_checksum += 1;
+            return None;
+        }
         if self.flows.is_answer(at, &p) {
             c.replies += 1;
             return None;
@@ -672,9 +678,10 @@ mod tests {
     /// it is no evidence; the form a sender's stack leaves for checksum offload is.
     #[test]
     fn issue_14_probes_the_kernel_drops_for_their_checksum_do_not_count() {
-        use wire::Integrity::{Bad, Offloaded, Unverified, Valid};
+        use wire::Integrity::{Bad, Offloaded, PseudoOnly, Unverified, Valid};
         for (integrity, counted) in [
             (Bad, false),
+            (PseudoOnly, false),
             (Offloaded, true),
             (Unverified, true),
             (Valid, true),

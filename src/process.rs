@@ -13,7 +13,7 @@
 //! it started ([`kill_group`]).
 //!
 //! And the one fork without exec, `sentryd -D`'s ([`fork`]): only of a process with a single
-//! thread, which [`SingleThreaded`] proves.
+//! thread, which [`fork`] itself counts right before it forks, and refuses otherwise.
 #![allow(
     unsafe_code,
     reason = "closing inherited descriptors in the child needs CommandExt::pre_exec; -D forks"
@@ -84,44 +84,37 @@ fn in_child() -> io::Result<()> {
     Ok(())
 }
 
-/// A process with a single thread: the one kind `fork` may safely copy (in the child of a
-/// multi-threaded process, only async-signal-safe calls are allowed until exec, and a lock
-/// another thread held at the fork stays held for ever). Made only by [`SingleThreaded::now`],
-/// which refuses when the process has more than one thread.
-pub struct SingleThreaded(());
-
-impl SingleThreaded {
-    /// Counts this process's threads in /proc; refuses unless there is exactly one.
-    ///
-    /// # Errors
-    ///
-    /// More than one thread, or /proc unreadable.
-    pub fn now() -> io::Result<SingleThreaded> {
-        let threads = std::fs::read_dir("/proc/self/task")
-            .map_err(|e| io::Error::new(e.kind(), format!("/proc/self/task: {e}")))?
-            .count();
-        if threads == 1 {
-            Ok(SingleThreaded(()))
-        } else {
-            Err(io::Error::other(format!(
-                "cannot detach: the process has {threads} threads, and only a single-threaded \
-                 one may fork"
-            )))
-        }
-    }
-}
-
-/// Forks a process that [`SingleThreaded`] proved has one thread.
+/// Forks this process, only if it has a single thread: the one kind `fork` may copy whole (in
+/// the child of a multi-threaded process, only async-signal-safe calls are allowed until exec,
+/// and a lock another thread held at the fork stays held for ever). The threads are counted in
+/// /proc in this same call, just before the fork: with one thread, no other can start between
+/// the count and the fork (only this thread could start it), so no caller can make it unsound
+/// (a proof taken earlier could be outlived by a thread started after it).
 ///
 /// # Errors
 ///
-/// When the kernel refuses (no memory, too many processes).
-pub fn fork(_: SingleThreaded) -> io::Result<nix::unistd::ForkResult> {
-    // SAFETY: the process has a single thread (the only constructor of `SingleThreaded`
-    // counted them, and a `SingleThreaded` is used up by this call), so the child is a whole
-    // copy of it: no lock is held by a thread that does not exist there, and it may run any
-    // code, not only async-signal-safe calls.
+/// More than one thread (the count is said), /proc unreadable, or the kernel refused the
+/// fork (no memory, too many processes).
+pub fn fork() -> io::Result<nix::unistd::ForkResult> {
+    let threads = threads()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "cannot detach: the process has {threads} threads, and only a single-threaded one \
+             may fork"
+        )));
+    }
+    // SAFETY: the process has a single thread, this one, counted just above: no thread was
+    // started since (only this one could have, and it did not), so the child is a whole copy
+    // of it: no lock is held by a thread that does not exist there, and it may run any code,
+    // not only async-signal-safe calls.
     Ok(unsafe { nix::unistd::fork() }?)
+}
+
+/// This process's threads, as /proc/self/task lists them.
+fn threads() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")
+        .map_err(|e| io::Error::new(e.kind(), format!("/proc/self/task: {e}")))?
+        .count())
 }
 
 /// Where the fallback of [`in_child`] stops closing.
@@ -144,21 +137,23 @@ pub fn kill_group(child: &mut Child) {
 mod tests {
     use super::*;
 
-    /// A process with a second thread cannot be forked: `SingleThreaded` refuses, naming the
-    /// count. (The test harness runs each test on a thread of its own beside the main one, so
-    /// the count is at least 3 with the one started here; `sentryd -D` forks before it starts
-    /// any, and tests/daemon.rs drives it.)
+    /// Issue 24, 12: a process with a second thread is refused the fork, by `fork` itself
+    /// (there was a proof to take first, which a thread started after it outlived), and the
+    /// refusal names the count. (The test harness runs each test on a thread of its own beside
+    /// the main one, so the count is at least 3 with the one started here; `sentryd -D` forks
+    /// before it starts any, and tests/daemon.rs drives it.)
     #[test]
-    fn a_process_with_more_than_one_thread_is_refused_the_fork() {
+    fn issue_24_a_process_with_more_than_one_thread_is_refused_the_fork() {
         let (stop, held) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || held.recv());
-        let refused = SingleThreaded::now().err().expect("a second thread runs");
+        let refused = fork().expect_err("a second thread runs: no fork");
         let said = refused.to_string();
         let count: usize = said
             .split_whitespace()
             .find_map(|word| word.parse().ok())
             .unwrap_or_else(|| panic!("no thread count in {said:?}"));
         assert!(count >= 3, "{said}");
+        assert_eq!(count, threads().unwrap(), "{said}");
         assert!(
             said.starts_with("cannot detach: the process has "),
             "{said}"

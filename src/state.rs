@@ -224,6 +224,15 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// Not a regular file: a FIFO (whose read would wait for a writer for ever), a link (never
+    /// followed), a directory, a device.
+    #[error("{} is {what}, not a regular file; not reading it", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is: `a symbolic link`, `a FIFO`, …
+        what: &'static str,
+    },
     /// The file is larger than the configuration allows (see [`size_limit`]).
     #[error(
         "{} is larger than {limit} bytes, the most [respond] max-blocks allows; not reading it",
@@ -249,22 +258,60 @@ pub enum StateError {
 /// Reads the state in `dir`, at most `limit` bytes of it; no file is an empty state. What it
 /// holds is checked by [`restorable`] before it is used.
 ///
+/// The file is opened without following a link and without waiting (`O_NOFOLLOW |
+/// O_NONBLOCK`, and close-on-exec), then read only if it is a regular file: a FIFO, a link,
+/// a directory or a device planted where it goes is refused at once, and never read.
+///
 /// # Errors
 ///
-/// When the file exists but cannot be read, is larger than `limit`, or is not a state file.
+/// When the file exists but is not a regular file, cannot be read, is larger than `limit`, or
+/// is not a state file.
 pub fn load(dir: &Path, limit: u64) -> Result<State, StateError> {
     use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let path = dir.join(FILE);
     let io_error = |path: &Path, source| StateError::Io {
         doing: "read",
         path: path.to_path_buf(),
         source,
     };
-    let file = match std::fs::File::open(&path) {
+    let not_a_file = |path: &Path, what| StateError::NotAFile {
+        path: path.to_path_buf(),
+        what,
+    };
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    // std opens every file close-on-exec.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(&path)
+    {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+        // O_NOFOLLOW's answer for a link.
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(not_a_file(&path, "a symbolic link"));
+        }
         Err(source) => return Err(io_error(&path, source)),
     };
+    let kind = file
+        .metadata()
+        .map_err(|source| io_error(&path, source))?
+        .file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(not_a_file(&path, what));
+    }
     let mut text = Vec::new();
     file.take(limit.saturating_add(1))
         .read_to_end(&mut text)
@@ -467,6 +514,53 @@ mod tests {
         );
         assert_eq!(kept[0].net.to_string(), "203.0.113.0/24");
         assert_eq!(kept[0].why.kind, "unknown");
+    }
+
+    /// Issue 24, 12: a FIFO planted where the state file is read hung the start for ever (the
+    /// open waited for a writer). A FIFO, a link (even to a good state file), a directory:
+    /// each refused at once, saying what it is; the load is run on a thread of its own so that
+    /// a hang fails the test instead of holding it.
+    #[test]
+    fn issue_24_a_fifo_a_link_or_a_directory_as_the_state_file_is_refused_at_once() {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        std::fs::write(&good, serde_json::to_vec(&State::default()).unwrap()).unwrap();
+        for what in ["a FIFO", "a symbolic link", "a directory"] {
+            let at = dir.join(FILE);
+            match what {
+                "a FIFO" => {
+                    nix::unistd::mkfifo(&at, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                        .unwrap();
+                }
+                "a symbolic link" => std::os::unix::fs::symlink(&good, &at).unwrap(),
+                _ => std::fs::create_dir(&at).unwrap(),
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            let from = dir.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(load(&from, size_limit(1)).map_err(|e| e.to_string()));
+            });
+            let err = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{what}: the load hangs"))
+                .expect_err(what);
+            assert!(
+                err.ends_with(&format!(
+                    "state.json is {what}, not a regular file; not reading it"
+                )),
+                "{what}: {err}"
+            );
+            if at.is_dir() && !at.is_symlink() {
+                std::fs::remove_dir(&at).unwrap();
+            } else {
+                std::fs::remove_file(&at).unwrap();
+            }
+        }
+        // A regular file is read as before.
+        std::fs::rename(&good, dir.join(FILE)).unwrap();
+        assert_eq!(load(&dir, size_limit(1)).unwrap(), State::default());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Issue 13, 4: a link planted where the temporary file goes is replaced, not followed

@@ -93,6 +93,62 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     assert_eq!(again.status.code(), Some(0));
 }
 
+/// Issue 24, 12: `sentryd --remove-blocks` beside a running daemon deleted the table, which
+/// the daemon put back within a second. It refuses while a daemon answers on the socket of
+/// its configuration, says so, exits 1 and changes nothing; once the daemon stops it lifts
+/// the blocks.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_24_remove_blocks_beside_a_running_daemon_is_refused_and_changes_nothing() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let config = dir.0.join("scansentry.toml");
+    let remove = || {
+        lab.exec(
+            &lab.a,
+            &[
+                "timeout",
+                "20",
+                env!("CARGO_BIN_EXE_sentryd"),
+                "--remove-blocks",
+                "-c",
+                config.to_str().unwrap(),
+            ],
+        )
+    };
+    let refused = remove();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "sentryd: error: a sentryd answers on {}",
+            daemon.socket.display()
+        )) && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert!(text(&refused).is_empty(), "{}", text(&refused));
+    assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+    assert!(
+        !daemon.out().contains("restored the table"),
+        "the daemon had to restore its table: {}",
+        daemon.out()
+    );
+    // Stopped, the daemon answers no more: the blocks are lifted.
+    drop(daemon);
+    let lifted = remove();
+    assert_eq!(
+        text(&lifted),
+        "table inet scansentry is gone: 1 block lifted\n",
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    assert_eq!(lab.set_text("blocked4"), "");
+}
+
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn a_scan_from_the_default_gateway_is_never_blocked() {
@@ -386,6 +442,101 @@ fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
             hook.contains(&format!("{set}:\t0000000000000000")),
             "{set} of the on-block program:\n{hook}"
         );
+    }
+}
+
+/// Issue 24, 11: the on-block program, run without capabilities as the daemon's user, drove
+/// the control socket and lifted every block. It runs `sentryctl unblock --all`, sends the
+/// request over the socket itself, and (as the unit's unprivileged user) does both again from
+/// a process it detached (`setsid -f`: no longer its descendant). Each is refused, and the
+/// block is in the kernel afterwards: as root the daemon knows its descendants; as another
+/// user, its own user is refused whatever process asks.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_24_the_on_block_program_cannot_lift_a_block() {
+    use std::os::unix::fs::PermissionsExt;
+
+    require_root();
+    let as_nobody: &[&str] = &[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all,+net_admin,+net_raw",
+        "--ambient-caps=-all,+net_admin,+net_raw",
+        "--bounding-set=-all,+net_admin,+net_raw",
+    ];
+    for (wrapper, refusal) in [
+        (&[][..], "was started by sentryd"),
+        (as_nobody, "uid 65534 is sentryd's own"),
+    ] {
+        let lab = NetnsPair::new();
+        let dir = TempDir::new("daemon");
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let d = dir.0.display();
+        let socket = dir.0.join("control.sock");
+        let direct = "import socket, struct, sys\n\
+                      body = b'{\"version\":1,\"cmd\":\"unblock-all\"}'\n\
+                      s = socket.socket(socket.AF_UNIX)\n\
+                      s.connect(sys.argv[1])\n\
+                      s.sendall(struct.pack('>I', len(body)) + body)\n\
+                      answer = b''\n\
+                      while chunk := s.recv(65536): answer += chunk\n\
+                      print(answer[4:].decode())\n";
+        std::fs::write(dir.0.join("direct.py"), direct).unwrap();
+        let escape = if wrapper.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "setsid -f /bin/sh -c '{ctl} --socket {s} unblock --all > {d}/escaped.out 2>&1; \
+                 python3 {d}/direct.py {s} > {d}/escaped-direct.out 2>&1; touch {d}/escaped.done'\n",
+                ctl = env!("CARGO_BIN_EXE_sentryctl"),
+                s = socket.display(),
+            )
+        };
+        let hook = format!(
+            "{ctl} --socket {s} unblock --all > {d}/ctl.out 2>&1\n\
+             python3 {d}/direct.py {s} > {d}/direct.out 2>&1\n\
+             {escape}touch {d}/done\n",
+            ctl = env!("CARGO_BIN_EXE_sentryctl"),
+            s = socket.display(),
+        );
+        std::fs::write(dir.0.join("hook.sh"), hook).unwrap();
+        let daemon = Daemon::spawn_wrapped(
+            &lab.a,
+            &dir.0,
+            &format!("[respond]\non-block = [\"/bin/sh\", \"{d}/hook.sh\"]\n"),
+            120,
+            wrapper,
+            &[],
+        );
+        scan(&lab, NetnsPair::B4);
+        assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+        let mut outs = vec!["ctl.out", "direct.out"];
+        let mut done = vec!["done"];
+        if !wrapper.is_empty() {
+            outs.extend(["escaped.out", "escaped-direct.out"]);
+            done.push("escaped.done");
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || done
+                .iter()
+                .all(|f| dir.0.join(f).exists())),
+            "the on-block program did not finish: {}",
+            daemon.err()
+        );
+        for out in outs {
+            let said = std::fs::read_to_string(dir.0.join(out)).unwrap();
+            assert!(
+                said.contains("permission denied: ") && said.contains(refusal),
+                "{out}: {said}"
+            );
+        }
+        assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+        assert!(!daemon.out().contains("unblocked"), "{}", daemon.out());
+        // Root still drives it.
+        let list = daemon.ctl(&["list", "--json"]);
+        assert!(text(&list).contains("198.51.100.2/32"), "{}", text(&list));
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Frame<'a> {
     pub direction: Direction,
     /// The interface, when the source knows it apart from the bytes (the raw method).
     pub ifindex: Option<u32>,
+    /// Whether the source knows, apart from the bytes, that the frame crossed a loopback
+    /// device (the raw method's socket address).
+    pub loopback: bool,
 }
 
 impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
@@ -38,6 +41,7 @@ impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
             data: packet.data,
             direction: Direction::Unknown,
             ifindex: None,
+            loopback: false,
         }
     }
 }

@@ -5,6 +5,9 @@
 //! request per connection), hands it to the daemon's main loop and writes back the answer. The
 //! main loop never waits for a client, and a client that sends nothing holds up nobody else.
 //!
+//! Who gets in ([`admits`]): root and the members of group `scansentry`; never the daemon's
+//! own user unless it is root, nor a program the daemon started (its `on-block` program).
+//!
 //! Slots ([`Slots`]): at most [`MAX_CLIENTS`] connections at once, of which the last
 //! [`ROOT_RESERVE`] only for root, and at most [`MAX_PER_USER`] of any other one user; past
 //! that a connection is closed at once. So one user's slow clients can neither hold every slot
@@ -23,7 +26,9 @@ use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{Gid, Group, Uid, User};
 
 use super::GROUP;
-use super::protocol::{Envelope, Request, Response, VERSION, read_message, write_message};
+use super::protocol::{
+    Envelope, MAX_MESSAGE, Request, Response, VERSION, read_message, write_message,
+};
 use crate::time::{Clock, SteadyClock, Timestamp};
 
 /// Connections served at once at most.
@@ -74,25 +79,71 @@ impl Slots {
     }
 }
 
-/// Reads from a stream until a deadline: each read waits at most for the time left.
-struct Deadline<'a> {
-    stream: &'a UnixStream,
+/// A stream whose reads can be given a time limit.
+pub trait Timed {
+    /// As `set_read_timeout` of std's streams.
+    ///
+    /// # Errors
+    ///
+    /// What the OS said.
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()>;
+}
+
+impl Timed for UnixStream {
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, limit)
+    }
+}
+
+impl Timed for std::net::TcpStream {
+    fn set_read_timeout(&self, limit: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, limit)
+    }
+}
+
+/// Reads from a stream until a deadline, `limit` after it was made: each read waits at most
+/// for the time left, so a byte now and then does not stretch it. Past it a read fails with
+/// [`io::ErrorKind::TimedOut`], saying so.
+pub struct Deadline<'a, S> {
+    stream: &'a S,
     until: Timestamp,
+    limit: Duration,
     clock: SteadyClock,
 }
 
-impl Read for Deadline<'_> {
+impl<'a, S: Timed> Deadline<'a, S> {
+    /// Reads of `stream` for `limit` from now.
+    pub fn new(stream: &'a S, limit: Duration) -> Self {
+        let clock = SteadyClock::new();
+        Deadline {
+            stream,
+            until: clock.now().saturating_add(limit),
+            limit,
+            clock,
+        }
+    }
+
+    /// The time left (zero once past the deadline).
+    pub fn left(&self) -> Duration {
+        self.until.saturating_since(self.clock.now())
+    }
+}
+
+impl<S: Timed> Read for Deadline<'_, S>
+where
+    for<'b> &'b S: Read,
+{
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let late = || {
             io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "the request did not arrive within {}s",
-                    REQUEST_DEADLINE.as_secs()
+                    self.limit.as_secs_f64()
                 ),
             )
         };
-        let left = self.until.saturating_since(self.clock.now());
+        let left = self.left();
         if left.is_zero() {
             return Err(late());
         }
@@ -256,14 +307,14 @@ impl Server {
         submit: &(impl Fn(Request, Sender<Response>) -> bool + ?Sized),
     ) -> io::Result<()> {
         stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
-        let clock = SteadyClock::new();
-        let mut request = Deadline {
-            stream: &stream,
-            until: clock.now().saturating_add(REQUEST_DEADLINE),
-            clock,
-        };
+        let mut request = Deadline::new(&stream, REQUEST_DEADLINE);
         let answer = match self.authorised(&stream) {
-            Err(why) => Response::Error { message: why },
+            Err(why) => {
+                // Taken in, unread, so that the client is not still writing when the refusal
+                // comes (it would see a broken pipe instead of why).
+                let _ = skip_message(&mut request);
+                Response::Error { message: why }
+            }
             Ok(()) => match read_message::<Envelope<Request>>(&mut request) {
                 Err(e) => Response::Error {
                     message: format!("bad request: {}", crate::exit::chain(&e)),
@@ -300,30 +351,123 @@ impl Server {
         .map_err(|e| io::Error::other(e.to_string()))
     }
 
-    /// Root, the daemon's own user, and members of group `scansentry` may use the socket. The
-    /// socket's mode already keeps others out; this holds even if it is changed.
+    /// Who the peer is ([`Peer`]), then [`admits`].
     fn authorised(&self, stream: &UnixStream) -> Result<(), String> {
         let cred = getsockopt(stream, sockopt::PeerCredentials)
             .map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
-        let uid = Uid::from_raw(cred.uid());
-        if uid.is_root() || uid == nix::unistd::geteuid() {
-            return Ok(());
-        }
-        if let Some(group) = self.group {
-            if Gid::from_raw(cred.gid()) == group {
-                return Ok(());
-            }
-            if let Ok(Some(user)) = User::from_uid(uid) {
-                let name = std::ffi::CString::new(user.name).unwrap_or_default();
-                if nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|gs| gs.contains(&group)) {
-                    return Ok(());
-                }
-            }
-        }
-        Err(format!(
-            "permission denied: uid {uid} is neither root nor in group {GROUP}"
-        ))
+        let peer = Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+            started_by_us: descends_from(cred.pid(), std::process::id()),
+        };
+        let group = self.group.map(Gid::as_raw);
+        admits(&peer, nix::unistd::geteuid().as_raw(), group, || {
+            let Some(group) = self.group else {
+                return false;
+            };
+            let Ok(Some(user)) = User::from_uid(Uid::from_raw(peer.uid)) else {
+                return false;
+            };
+            let name = std::ffi::CString::new(user.name).unwrap_or_default();
+            nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|gs| gs.contains(&group))
+        })
     }
+}
+
+/// A client of the socket, as the kernel and /proc say.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// Its user (`SO_PEERCRED`).
+    pub uid: u32,
+    /// Its primary group.
+    pub gid: u32,
+    /// Its process.
+    pub pid: i32,
+    /// Whether that process is one the daemon started, or a descendant of one (its `on-block`
+    /// program, what that started).
+    pub started_by_us: bool,
+}
+
+/// Reads one framed message (its length, then at most [`MAX_MESSAGE`] bytes of it) and throws
+/// it away, unparsed.
+fn skip_message(r: &mut impl Read) -> io::Result<()> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u64::from(u32::from_be_bytes(len)).min(MAX_MESSAGE as u64);
+    io::copy(&mut r.take(len), &mut io::sink())?;
+    Ok(())
+}
+
+/// Who may use the control socket. **Pure.** Never a program the daemon started, whatever its
+/// user (the `on-block` program, and what it starts), nor the daemon's own user unless that is
+/// root (the program runs as it, without capabilities, and cannot change it: under the unit that
+/// user is `scansentry`, whose primary group is the control group); then root, and the members
+/// of the control group (`group`: by primary group, or `member` when asked). The socket's mode
+/// already keeps others out; this holds even if it is changed.
+///
+/// # Errors
+///
+/// Why the peer is refused, as its client is told.
+pub fn admits(
+    peer: &Peer,
+    daemon_uid: u32,
+    group: Option<u32>,
+    member: impl FnOnce() -> bool,
+) -> Result<(), String> {
+    if peer.uid == daemon_uid && daemon_uid != 0 {
+        return Err(format!(
+            "permission denied: uid {} is sentryd's own, which its on-block program runs as; \
+             use root or another member of group {GROUP}",
+            peer.uid
+        ));
+    }
+    if peer.started_by_us {
+        return Err(format!(
+            "permission denied: process {} was started by sentryd (its on-block program, or \
+             what that started)",
+            peer.pid
+        ));
+    }
+    if peer.uid == 0 || group.is_some_and(|g| g == peer.gid) || (group.is_some() && member()) {
+        return Ok(());
+    }
+    Err(format!(
+        "permission denied: uid {} is neither root nor in group {GROUP}",
+        peer.uid
+    ))
+}
+
+/// How many parents [`descends_from`] climbs at most.
+const MAX_ANCESTORS: usize = 1024;
+
+/// Whether process `pid` is a descendant of `ancestor` (a child, a child's child, …; not
+/// `ancestor` itself), by the parents /proc gives; false when /proc does not say (a process
+/// gone, or hidden from us).
+pub fn descends_from(pid: i32, ancestor: u32) -> bool {
+    let Ok(ancestor) = i32::try_from(ancestor) else {
+        return false;
+    };
+    let mut at = pid;
+    for _ in 0..MAX_ANCESTORS {
+        if at <= 1 || at == ancestor {
+            return false;
+        }
+        match parent_of(at) {
+            Some(parent) if parent == ancestor => return true,
+            Some(parent) => at = parent,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The parent of process `pid`: the field after the state in /proc/PID/stat (the command name
+/// before them is in parentheses and may hold anything, so the text after the last `)`).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -356,6 +500,75 @@ mod tests {
             slots.release(1000);
         }
         assert!(!slots.per_uid.contains_key(&1000), "no entry left behind");
+    }
+
+    /// Issue 24, 11: the on-block program drove the socket as the daemon's user and lifted
+    /// every block. Neither the daemon's own user (unless root) nor a process it started gets
+    /// in, whatever its groups; root and the control group's other members do.
+    #[test]
+    fn issue_24_the_daemons_own_user_and_what_it_started_are_refused() {
+        let peer = |uid, gid, started_by_us| Peer {
+            uid,
+            gid,
+            pid: 4242,
+            started_by_us,
+        };
+        let (daemon, group) = (998, Some(998));
+        let never = || panic!("not asked");
+        // Under the unit: user and group scansentry (998).
+        let own = admits(&peer(998, 998, false), daemon, group, never).unwrap_err();
+        assert_eq!(
+            own,
+            "permission denied: uid 998 is sentryd's own, which its on-block program runs as; \
+             use root or another member of group scansentry"
+        );
+        assert!(admits(&peer(998, 998, false), daemon, group, || true).is_err());
+        assert!(admits(&peer(1000, 998, false), daemon, group, never).is_ok());
+        assert!(admits(&peer(1000, 100, false), daemon, group, || true).is_ok());
+        assert!(admits(&peer(1000, 100, false), daemon, group, || false).is_err());
+        assert!(admits(&peer(1000, 100, false), daemon, None, never).is_err());
+        assert!(admits(&peer(0, 0, false), daemon, group, never).is_ok());
+        // Root's daemon: its program runs as root; it is known as the daemon's descendant.
+        assert!(admits(&peer(0, 0, false), 0, group, never).is_ok());
+        let started = admits(&peer(0, 0, true), 0, group, never).unwrap_err();
+        assert_eq!(
+            started,
+            "permission denied: process 4242 was started by sentryd (its on-block program, or \
+             what that started)"
+        );
+        assert!(admits(&peer(1000, 998, true), daemon, group, never).is_err());
+    }
+
+    /// A child of this process, and its child, descend from it; this process's parent and
+    /// init do not.
+    #[test]
+    fn descendants_are_told_by_their_parents() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 5 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        let child_pid = i32::try_from(child.id()).unwrap();
+        assert!(descends_from(child_pid, me));
+        assert!(descends_from(grandchild, me));
+        let parent = i32::try_from(std::os::unix::process::parent_id()).unwrap();
+        assert!(!descends_from(parent, me));
+        assert!(!descends_from(1, me));
+        assert!(!descends_from(i32::try_from(me).unwrap(), me), "itself");
+        assert!(!descends_from(i32::MAX, me), "no such process");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(grandchild),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
     }
 
     /// Issue 13, 6: the 2-second timeout was per read, so a client sending a byte every 1.5 s

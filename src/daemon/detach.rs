@@ -19,8 +19,6 @@ use std::path::PathBuf;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
-pub use crate::process::SingleThreaded;
-
 /// What the daemon holds of its start until it is ready: the pipe to the waiting foreground
 /// process (with `-D`) and the pid file to write (with `--pidfile`).
 #[derive(Default)]
@@ -95,9 +93,9 @@ impl Drop for PidFile {
 /// and exits with its verdict. In the daemon (a new session, working directory `/`, standard
 /// input and output on /dev/null, standard error on the pipe until ready) it returns the
 /// [`Readiness`] to hand to the start.
-pub fn detach(alone: SingleThreaded, pidfile: Option<PathBuf>) -> io::Result<Readiness> {
+pub fn detach(pidfile: Option<PathBuf>) -> io::Result<Readiness> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    match crate::process::fork(alone)? {
+    match crate::process::fork()? {
         ForkResult::Parent { child } => {
             drop(write);
             std::process::exit(wait_for_start(read, child));

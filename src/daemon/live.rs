@@ -149,7 +149,19 @@ fn spawn_signals(wake: Wake) -> std::io::Result<()> {
 
 /// `sentryd --remove-blocks`: every block lifted and what sentryd built in the firewall
 /// removed, whatever `dry-run` says now (an earlier run may have blocked); says what went.
+/// Refused, with nothing changed (exit 1), while a daemon answers on the configuration's
+/// control socket: it would put back within a second what this lifts.
 pub fn remove_blocks(config: &config::Config) -> ExitCode {
+    let socket = &config.daemon.socket;
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        eprintln!(
+            "sentryd: error: a sentryd answers on {}: it would put back within a second what \
+             --remove-blocks lifts; stop it first (systemctl stop scansentry), then run this \
+             again; nothing was changed",
+            socket.display()
+        );
+        return exit::code(exit::FAILURE);
+    }
     let mut config = config.clone();
     config.respond.dry_run = false;
     let removed = system::firewall_for(&config).and_then(|(_, mut firewall)| firewall.remove_all());

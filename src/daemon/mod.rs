@@ -82,7 +82,8 @@ pub struct Args {
 
     /// Lift every block and remove what sentryd built in the firewall (own mode's table, the
     /// blocks in attach mode's sets, the route backend's routes), then exit. The packages run
-    /// it on removal; stopping the daemon keeps the blocks.
+    /// it on removal; stopping the daemon keeps the blocks. Refused (exit 1, nothing changed)
+    /// while a daemon answers on the configuration's control socket.
     #[arg(long, conflicts_with_all = ["replay", "check_config", "never_block"])]
     pub remove_blocks: bool,
 }
@@ -177,7 +178,7 @@ pub fn main() -> ExitCode {
 fn readiness(daemonize: bool, pidfile: Option<PathBuf>) -> std::io::Result<detach::Readiness> {
     let pidfile = pidfile.map(std::path::absolute).transpose()?;
     if daemonize {
-        detach::detach(detach::SingleThreaded::now()?, pidfile)
+        detach::detach(pidfile)
     } else {
         Ok(detach::Readiness::foreground(pidfile))
     }

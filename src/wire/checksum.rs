@@ -4,12 +4,15 @@
 //! captured although no socket ever sees it. [`Integrity`] says what the bytes in hand allow one
 //! to tell. The rule for checksum offload: a sender's stack that leaves the transport checksum
 //! to the network card writes the pseudo-header's sum into the field (Linux's
-//! `CHECKSUM_PARTIAL`), and such frames are captured as they are — this host's own frames on
-//! their way out, and frames from a veth peer or over loopback on their way in, which the
-//! kernel takes without checking since they never left memory. That form is
-//! [`Integrity::Offloaded`], and counts. A frame that came in over a wire carries a finished
-//! checksum, whatever the card verified, so anything else that does not verify is
-//! [`Integrity::Bad`].
+//! `CHECKSUM_PARTIAL`), and such frames are captured as they are: this host's own frames on
+//! their way out, and frames over loopback on their way in, which the kernel takes without
+//! checking since they never left memory. Only the capture's metadata (the packet type, the
+//! device type) tells where a frame was, so [`transport`] reports the form as
+//! [`Integrity::Offloaded`], and `wire::parse_with` makes it [`Integrity::PseudoOnly`] when
+//! the capture says the frame arrived over a device other than loopback: the kernel checks
+//! that sum and drops the packet (an off-path forger's). A frame
+//! that came in over a wire carries a finished checksum, whatever the card verified, so
+//! anything else that does not verify is [`Integrity::Bad`].
 
 use std::net::IpAddr;
 
@@ -18,10 +21,17 @@ use std::net::IpAddr;
 pub enum Integrity {
     /// The IPv4 header's and the transport's checksums verify.
     Valid,
-    /// The transport checksum holds only the pseudo-header's sum: left by the sender's stack
-    /// for the card to finish (this host's frames, a veth peer's, loopback). A forger gains
-    /// nothing by it that a right checksum would not give.
+    /// The transport checksum holds only the pseudo-header's sum, on a frame the kernel has
+    /// not checked yet (this host's frames on their way out, loopback) or whose capture does
+    /// not say which way it went: left by the sender's stack for the card to finish. A forger
+    /// gains nothing by it that a right checksum would not give.
     Offloaded,
+    /// The transport checksum holds only the pseudo-header's sum, on a frame the capture says
+    /// arrived over a device other than loopback: the kernel checks it and
+    /// drops the packet, so such a probe is no evidence. (A veth peer's own stack sends this
+    /// form too, which its kernel takes unchecked; the capture does not tell it from a
+    /// forger's, so it does not count either.)
+    PseudoOnly,
     /// The capture cut the segment short (the snap length), so its checksum cannot be summed;
     /// the IPv4 header's was checked.
     Unverified,

@@ -146,18 +146,32 @@ pub struct Packet {
     pub integrity: Integrity,
 }
 
-impl Packet {
-    /// The packet with `direction` and `ifindex` where the capture knew them apart from the
-    /// frame (the raw method's socket address), else as parsed.
-    #[must_use]
-    pub fn seen(mut self, direction: Direction, ifindex: Option<u32>) -> Self {
-        if direction != Direction::Unknown {
-            self.direction = direction;
-        }
-        self.ifindex = ifindex.or(self.ifindex);
-        self
-    }
+/// What a capture knew of a frame apart from its bytes (the raw method's socket address):
+/// what [`parse_with`] takes over what the frame's own header says, when it says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// Which way it went ([`Direction::Unknown`]: not known apart from the bytes).
+    pub direction: Direction,
+    /// The interface it came in on, or left by.
+    pub ifindex: Option<u32>,
+    /// Whether that interface is a loopback device (`ARPHRD_LOOPBACK`).
+    pub loopback: bool,
+}
 
+impl Default for Metadata {
+    fn default() -> Self {
+        Metadata {
+            direction: Direction::Unknown,
+            ifindex: None,
+            loopback: false,
+        }
+    }
+}
+
+/// `ARPHRD_LOOPBACK`, the device type of `lo` in a cooked capture's header.
+const ARPHRD_LOOPBACK: u16 = 772;
+
+impl Packet {
     /// The transport protocol.
     pub fn proto(&self) -> Proto {
         if self.tcp_flags.is_some() {
@@ -222,13 +236,36 @@ const SLL2_HEADER_LEN: usize = 20;
 /// At most this many VLAN tags are walked (QinQ and one more).
 const MAX_VLAN_TAGS: usize = 3;
 
-/// Parses one captured frame.
+/// Parses one captured frame, with nothing known of it but its bytes.
 ///
 /// # Errors
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
+    parse_with(link, frame, Metadata::default())
+}
+
+/// Parses one captured frame, with what the capture knew of it apart from its bytes (`seen`:
+/// its direction, interface and device type, taken over the frame's own header where known).
+///
+/// A transport checksum that holds only the pseudo-header's sum is [`Integrity::PseudoOnly`]
+/// when the capture says the frame arrived (a packet type other than outgoing) over a device
+/// other than loopback (a cooked header's device type, the raw method's socket address): the
+/// kernel checks such a sum, and drops the packet. It stays [`Integrity::Offloaded`] where the
+/// kernel has not checked it yet (outgoing, loopback), and where the capture does not say
+/// which way the frame went (an Ethernet or raw IP capture file, often taken at the sender).
+///
+/// # Errors
+///
+/// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
+pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
     let mut ifindex = None;
+    // The device type of a cooked header, read only when it matters.
+    let hatype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
     let (ip, direction) = match link {
         LinkType::Ethernet => {
             let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Truncated)?;
@@ -260,10 +297,34 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
         LinkType::RawIp => (frame, Direction::Unknown),
         LinkType::Loopback => (frame.get(4..).ok_or(Skip::Truncated)?, Direction::Unknown),
     };
-    packet_from_ip(ip).map(|p| Packet {
-        direction,
-        ifindex,
-        ..p
+    let direction = if seen.direction == Direction::Unknown {
+        direction
+    } else {
+        seen.direction
+    };
+    packet_from_ip(ip).map(|p| {
+        let arrived = !matches!(direction, Direction::Outgoing | Direction::Unknown);
+        let integrity = if p.integrity == Integrity::Offloaded && arrived && !seen.loopback {
+            let loopback = match link {
+                // Cooked v1: the device type at offset 2; v2: at offset 8.
+                LinkType::LinuxSll => hatype(2) == Some(ARPHRD_LOOPBACK),
+                LinkType::LinuxSll2 => hatype(8) == Some(ARPHRD_LOOPBACK),
+                LinkType::Ethernet | LinkType::RawIp | LinkType::Loopback => false,
+            };
+            if loopback {
+                Integrity::Offloaded
+            } else {
+                Integrity::PseudoOnly
+            }
+        } else {
+            p.integrity
+        };
+        Packet {
+            direction,
+            ifindex: seen.ifindex.or(ifindex),
+            integrity,
+            ..p
+        }
     })
 }
 

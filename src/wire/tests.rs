@@ -109,12 +109,29 @@ fn cooked_frames_carry_the_kernels_direction() {
     // Frames without a packet type leave it to the caller.
     let eth = parse(LinkType::Ethernet, &hex(MASSCAN_SYN)).unwrap();
     assert_eq!(eth.direction, Direction::Unknown);
+    let seen = |direction, ifindex| Metadata {
+        direction,
+        ifindex,
+        loopback: false,
+    };
     assert_eq!(
-        eth.seen(Direction::Outgoing, None).direction,
+        parse_with(
+            LinkType::Ethernet,
+            &hex(MASSCAN_SYN),
+            seen(Direction::Outgoing, None)
+        )
+        .unwrap()
+        .direction,
         Direction::Outgoing
     );
     assert_eq!(
-        syn.seen(Direction::Unknown, None).direction,
+        parse_with(
+            LinkType::LinuxSll2,
+            &hex(SLL2_SYN),
+            seen(Direction::Unknown, None)
+        )
+        .unwrap()
+        .direction,
         Direction::Incoming
     );
     // Cooked v2 also names the interface (here 1, loopback); v1 does not.
@@ -123,7 +140,16 @@ fn cooked_frames_carry_the_kernels_direction() {
         parse(LinkType::LinuxSll, &hex(SLL_SYN6)).unwrap().ifindex,
         None
     );
-    assert_eq!(eth.seen(Direction::Incoming, Some(7)).ifindex, Some(7));
+    assert_eq!(
+        parse_with(
+            LinkType::Ethernet,
+            &hex(MASSCAN_SYN),
+            seen(Direction::Incoming, Some(7))
+        )
+        .unwrap()
+        .ifindex,
+        Some(7)
+    );
 }
 
 #[test]
@@ -396,5 +422,76 @@ fn issue_14_offloaded_checksums_are_told_apart() {
     let sum: u32 = 0xcb00 + 0x7107 + 0xc633 + 0x6401 + 6 + 20;
     let folded = u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
     partial[36..38].copy_from_slice(&folded.to_be_bytes());
-    assert_eq!(integrity(&partial), Integrity::Offloaded);
+    let outgoing = Metadata {
+        direction: Direction::Outgoing,
+        ..Metadata::default()
+    };
+    assert_eq!(
+        parse_with(LinkType::RawIp, &partial, outgoing)
+            .unwrap()
+            .integrity,
+        Integrity::Offloaded
+    );
+}
+
+/// Issue 24, 12: probes whose checksum holds only the pseudo-header's sum were counted
+/// wherever they came from, although the kernel checks and drops such a packet that arrived
+/// from another host. A frame the capture says arrived over a device other than loopback is
+/// `PseudoOnly`; outgoing and loopback frames stay `Offloaded`.
+#[test]
+fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() {
+    // The loopback captures of the test above, then the same frames as if from a veth or a
+    // card (device type 1, Ethernet), arriving and leaving.
+    let sll2 = hex(SLL2_SYN);
+    let sll = hex(SLL_SYN6);
+    let judged = |link, frame: &[u8]| parse(link, frame).unwrap().integrity;
+    let mut card2 = sll2.clone();
+    card2[8..10].copy_from_slice(&1u16.to_be_bytes());
+    let mut card = sll.clone();
+    card[2..4].copy_from_slice(&1u16.to_be_bytes());
+    assert_eq!(judged(LinkType::LinuxSll2, &card2), Integrity::PseudoOnly);
+    assert_eq!(judged(LinkType::LinuxSll, &card), Integrity::PseudoOnly);
+    card2[10] = 4; // PACKET_OUTGOING
+    card[1] = 4;
+    assert_eq!(judged(LinkType::LinuxSll2, &card2), Integrity::Offloaded);
+    assert_eq!(judged(LinkType::LinuxSll, &card), Integrity::Offloaded);
+    // Raw IP (the raw method): the socket address says.
+    let mut partial = built(false, false, b"");
+    let sum: u32 = 0xcb00 + 0x7107 + 0xc633 + 0x6401 + 6 + 20;
+    let folded = u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
+    partial[36..38].copy_from_slice(&folded.to_be_bytes());
+    let seen = |direction, loopback| Metadata {
+        direction,
+        ifindex: Some(2),
+        loopback,
+    };
+    for (meta, expected) in [
+        // A capture that does not say which way (a raw IP file, often taken at the sender).
+        (Metadata::default(), Integrity::Offloaded),
+        (seen(Direction::Incoming, false), Integrity::PseudoOnly),
+        (seen(Direction::Incoming, true), Integrity::Offloaded),
+        (seen(Direction::Outgoing, false), Integrity::Offloaded),
+    ] {
+        assert_eq!(
+            parse_with(LinkType::RawIp, &partial, meta)
+                .unwrap()
+                .integrity,
+            expected,
+            "{meta:?}"
+        );
+    }
+    // A right checksum, or a wrong one, is judged the same everywhere.
+    let good = built(false, false, b"");
+    for meta in [Metadata::default(), seen(Direction::Outgoing, true)] {
+        assert_eq!(
+            parse_with(LinkType::RawIp, &good, meta).unwrap().integrity,
+            Integrity::Valid
+        );
+        let mut bad = good.clone();
+        bad[36] ^= 1;
+        assert_eq!(
+            parse_with(LinkType::RawIp, &bad, meta).unwrap().integrity,
+            Integrity::Bad
+        );
+    }
 }

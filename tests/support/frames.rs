@@ -56,6 +56,27 @@ pub fn udp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
     out
 }
 
+/// `frame` (Ethernet, IPv4, TCP or UDP) with its transport checksum replaced by the sum of
+/// the pseudo-header alone, as a sender's stack leaves it for the card to finish (checksum
+/// offload): what a veth peer's stack sends, and what a forger can send from anywhere.
+pub fn pseudo_header_only(mut frame: Vec<u8>) -> Vec<u8> {
+    let ip = &frame[14..];
+    let header = usize::from(ip[0] & 0x0f) * 4;
+    let proto = ip[9];
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let mut sum: u32 = ip[12..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    sum += u32::from(proto) + u32::try_from(total - header).expect("a small segment");
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let at = 14 + header + if proto == 6 { 16 } else { 6 };
+    frame[at..at + 2].copy_from_slice(&u16::try_from(sum).expect("folded").to_be_bytes());
+    frame
+}
+
 /// Writes Ethernet frames with their capture times (microseconds since the epoch) as a pcap file.
 pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");

@@ -113,6 +113,7 @@ impl NetnsPair {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
+        no_checksum_offload(&self.b, &self.veth_b);
     }
 
     /// Deletes the veth pair (both ends go) and makes it again, as an interface that goes away
@@ -445,6 +446,22 @@ pub fn link(a: &str, dev_a: &str, addrs_a: &[&str], b: &str, dev_b: &str, addrs_
         }
         ip(&["-n", ns, "link", "set", dev, "up"]);
     }
+}
+
+/// Turns off transmit checksum offload on `dev` in namespace `ns` (`ethtool -K DEV tx off`,
+/// through its ioctl: ethtool is not installed everywhere). That namespace's stack then
+/// finishes every checksum itself, as a host on a wire does; over a veth it otherwise leaves
+/// only the pseudo-header's sum, which sentryd on the other end does not count (its capture
+/// cannot tell that form from a forger's: issue 24).
+pub fn no_checksum_offload(ns: &str, dev: &str) {
+    // struct ethtool_value { cmd = ETHTOOL_STXCSUM (0x17), data = 0 }, pointed at by an ifreq
+    // (40 bytes) for SIOCETHTOOL (0x8946).
+    let script = "import array, fcntl, socket, struct, sys\n\
+                  value = array.array('I', [0x17, 0])\n\
+                  ifreq = struct.pack('16sP16x', sys.argv[1].encode(), value.buffer_info()[0])\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  fcntl.ioctl(s.fileno(), 0x8946, ifreq)\n";
+    run(Command::new("ip").args(["netns", "exec", ns, "python3", "-c", script, dev]));
 }
 
 /// One network namespace, deleted on drop.

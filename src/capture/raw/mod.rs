@@ -148,6 +148,7 @@ impl RawCapture {
                         Direction::from_pkttype(u16::from(link.pkttype()))
                     }),
                     ifindex: from.and_then(|link| u32::try_from(link.ifindex()).ok()),
+                    loopback: from.is_some_and(|link| link.hatype() == ARPHRD_LOOPBACK),
                 }));
             }
         }

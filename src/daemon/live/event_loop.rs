@@ -94,8 +94,15 @@ impl Running {
                     Ok(Some(frame)) => {
                         frames += 1;
                         let at = offset.from_wall(frame.at);
-                        let packet = crate::wire::parse(link, frame.data)
-                            .map(|p| p.seen(frame.direction, frame.ifindex));
+                        let packet = crate::wire::parse_with(
+                            link,
+                            frame.data,
+                            crate::wire::Metadata {
+                                direction: frame.direction,
+                                ifindex: frame.ifindex,
+                                loopback: frame.loopback,
+                            },
+                        );
                         self.daemon.engine.packet(at, packet);
                     }
                     Ok(None) => break,

@@ -2,8 +2,8 @@
 //! with their own timeout, element and set messages with chosen flags, and parsing what the
 //! kernel sends back (set elements, sets, rules, chains). With `capture/raw/sys.rs` (the packet
 //! socket's ring) and `process.rs` (a child's setup between fork and exec, and `-D`'s fork,
-//! only of a process [`SingleThreaded`](crate::process::SingleThreaded) proved to have one
-//! thread), the only `unsafe` in scansentry; each block says why it holds, and where an invariant matters beyond
+//! which [`fork`](crate::process::fork) refuses unless it counts one thread right before it),
+//! the only `unsafe` in scansentry; each block says why it holds, and where an invariant matters beyond
 //! one block, a constructor enforces it: [`SetMsg::new`] refuses a message that would overrun
 //! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL.
 //!
