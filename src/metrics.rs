@@ -289,6 +289,18 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
             .iter()
             .map(|(rule, n)| (rule.as_str(), *n))
             .collect();
+        let dropped_in: Vec<(&str, u64)> = fleet
+            .dropped_in
+            .iter()
+            .map(|(why, n)| (why.as_str(), *n))
+            .collect();
+        by_label(
+            &mut r,
+            "fleet_received_dropped",
+            "Messages from the other hosts the link dropped, by why.",
+            "why",
+            &dropped_in,
+        );
         by_label(
             &mut r,
             "fleet_blocks_refused",

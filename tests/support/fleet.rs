@@ -118,6 +118,21 @@ pub enum Server {
     Example,
 }
 
+/// Runs the future `make` makes on a current-thread runtime inside the namespace named `ns`
+/// (a lab client's sockets stay there).
+pub fn block_on_in<F: std::future::Future>(ns: &str, make: impl FnOnce() -> F + Send) -> F::Output
+where
+    F::Output: Send,
+{
+    super::netns::enter_and_run(ns, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(make())
+    })
+}
+
 /// The lab.
 pub struct FleetLab {
     pub hub: Netns,
@@ -172,7 +187,66 @@ impl FleetLab {
             lab.make_pki();
         }
         lab.start_nats();
+        let made = lab.fleet_init();
+        assert!(
+            made.starts_with("made the bucket scansentry-blocks"),
+            "{made}"
+        );
         lab
+    }
+
+    /// `sentryctl fleet init` as the admin (with [`Server::Example`], with the admin's
+    /// certificate), from the hub: what it said (asserting success).
+    pub fn fleet_init(&self) -> String {
+        let out = self.fleet_init_output();
+        assert!(
+            out.status.success(),
+            "sentryctl fleet init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `sentryctl fleet init` as the admin, from the hub, as it ended.
+    pub fn fleet_init_output(&self) -> std::process::Output {
+        let config = self.store.0.join("admin.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[fleet]\nenabled = true\nhost = \"admin\"\n{}",
+                self.servers("admin")
+            ),
+        )
+        .unwrap();
+        self.hub.exec(&[
+            env!("CARGO_BIN_EXE_sentryctl"),
+            "fleet",
+            "init",
+            "--config",
+            &config.display().to_string(),
+        ])
+    }
+
+    /// A NATS client's options as `who` (a host's name or `admin`: with [`Server::Example`],
+    /// its certificate), and the server's URL: a test client playing a member, or an admin.
+    pub fn client(&self, who: &str) -> (async_nats::ConnectOptions, String) {
+        let options = async_nats::ConnectOptions::new().name(format!("lab client {who}"));
+        match self.server {
+            Server::Open => (options, format!("nats://{NATS}:4222")),
+            Server::Example => {
+                let pki = &self.pki.0;
+                (
+                    options
+                        .require_tls(true)
+                        .add_root_certificates(pki.join("ca.pem"))
+                        .add_client_certificate(
+                            pki.join(format!("{who}.pem")),
+                            pki.join(format!("{who}.key")),
+                        ),
+                    format!("tls://{NATS}:4222"),
+                )
+            }
+        }
     }
 
     /// One more host (its daemon not started).
@@ -278,13 +352,15 @@ impl FleetLab {
         for host in &self.hosts {
             sign(&host.name, "extendedKeyUsage=clientAuth\n");
         }
+        // The admin who runs `sentryctl fleet init` (the example gives it the JetStream API).
+        sign("admin", "extendedKeyUsage=clientAuth\n");
     }
 
     /// `[fleet]`'s servers for host `name`, and with [`Server::Example`] TLS with its
     /// certificate.
     pub fn servers(&self, name: &str) -> String {
         match self.server {
-            Server::Open => format!("servers = [\"nats://{NATS}:4222\"]\n"),
+            Server::Open => format!("servers = [\"nats://{NATS}:4222\"]\ninsecure = true\n"),
             Server::Example => {
                 let pki = self.pki.0.display();
                 format!(
@@ -432,6 +508,23 @@ impl FleetLab {
             daemon.out(),
             daemon.err()
         );
+    }
+
+    /// Starts host `i`'s sentryd (1-based) as [`FleetLab::start`] does, waiting only until it
+    /// is connected (not for its catch-up).
+    pub fn start_connected(&mut self, i: usize, extra: &str) {
+        let servers = self.servers(&self.hosts[i - 1].name);
+        let host = &mut self.hosts[i - 1];
+        let config = format!(
+            "[fleet]\nenabled = true\nhost = \"{}\"\n{servers}{extra}",
+            host.name
+        );
+        host.daemon = Some(Daemon::spawn_for(&host.ns.0, &host.dir.0, &config, 300));
+        let daemon = host.daemon.as_ref().unwrap();
+        let connected = wait_until(Duration::from_secs(10), || {
+            daemon.out().contains("fleet: connected to NATS")
+        });
+        assert!(connected, "{} did not connect: {}", host.name, daemon.err());
     }
 
     /// Starts host `i`'s sentryd (1-based) with `extra` configuration after the fleet's.
