@@ -368,6 +368,12 @@ fn status_prints_the_counters() {
                 probes_sent: 120,
                 probes_dropped: 0,
                 sweeps: 1,
+                dropped_in: [("over its origin's cap".to_string(), 2)]
+                    .into_iter()
+                    .collect(),
+                bucket_refused: Some(
+                    "the stream KV_scansentry-blocks is unsafe: it allows rollups".into(),
+                ),
             }),
         })
     });
@@ -388,8 +394,9 @@ fn status_prints_the_counters() {
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n\
          fleet              web-1: connected to 198.51.100.1:4222, 3 members, round trip 0.21 ms, \
-         0 queued, 2 dropped; 14 sent, 30 received, 1 block taken, refused 1 never-block; \
-         120 probes told, 0 dropped, 1 sweep found\n"
+         0 queued, 2 dropped (2 of theirs: 2 over its origin's cap); 14 sent, 30 received, \
+         1 block taken, refused 1 never-block; 120 probes told, 0 dropped, 1 sweep found; \
+         catch-up off: the stream KV_scansentry-blocks is unsafe: it allows rollups\n"
     );
     let o = ctl(&d, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

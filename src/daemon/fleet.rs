@@ -1013,4 +1013,31 @@ mod tests {
         // The main loop is woken once, when the queues stop being empty.
         assert_eq!(wakes.load(Ordering::Relaxed), 1);
     }
+
+    #[test]
+    fn the_main_loop_takes_blocks_first_and_a_bounded_number_a_turn() {
+        let shared = Arc::new(shared());
+        let wake: WakeMain = Arc::new(|| true);
+        for _ in 0..100 {
+            hand_over(&shared, heartbeat("web-2"), &wake);
+        }
+        for _ in 0..10 {
+            hand_over(&shared, block("web-3"), &wake);
+        }
+        let (_done_tx, done) = std::sync::mpsc::channel();
+        let link = Link {
+            host: HostName::new("web-1").unwrap(),
+            prefix: "scansentry".into(),
+            shared,
+            done,
+        };
+        let (taken, more) = link.take(4, 16);
+        assert_eq!(taken.len(), 20);
+        assert!(taken[..4].iter().all(|m| kind_of(&m.body) == "block"));
+        assert!(taken[4..].iter().all(|m| kind_of(&m.body) == "heartbeat"));
+        assert!(more);
+        let (taken, _) = link.take(256, 1000);
+        assert_eq!(taken.len(), 6 + 84);
+        assert_eq!(link.take(256, 16), (Vec::new(), false));
+    }
 }

@@ -172,7 +172,8 @@ mod tests {
     #[test]
     fn a_stream_that_lets_a_member_erase_or_impersonate_is_refused_saying_why() {
         let base = stream_config("scansentry");
-        let cases: [(fn(&mut stream::Config), &str); 8] = [
+        type Change = fn(&mut stream::Config);
+        let cases: [(Change, &str); 8] = [
             (|c| c.allow_rollup = true, "it allows rollups"),
             (|c| c.deny_purge = false, "it allows purges"),
             (|c| c.deny_delete = false, "it allows deletes"),
