@@ -413,6 +413,7 @@ mod tests {
                 probes_sent: 70,
                 probes_dropped: 8,
                 sweeps: 2,
+                dropped_in: [("over its origin's cap".to_string(), 3)].into(),
                 ..Default::default()
             }),
             ..StatusInfo::default()
@@ -436,6 +437,10 @@ mod tests {
             (
                 "scansentry_fleet_blocks_refused_total{rule=\"rate-cap\"}",
                 5.0,
+            ),
+            (
+                "scansentry_fleet_received_dropped_total{why=\"over its origin's cap\"}",
+                3.0,
             ),
         ] {
             assert_eq!(sample(&text, name), Some(value), "{name} in:\n{text}");
