@@ -133,6 +133,35 @@ where
     })
 }
 
+/// A member's flood of valid probe summaries (256 probes each), sent as fast as one client can
+/// from the scanner's namespace until dropped; see [`FleetLab::flood_summaries`].
+pub struct SummaryFlood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SummaryFlood {
+    /// Stops the flood; the messages sent.
+    pub fn stop(mut self) -> u64 {
+        self.halt();
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the flood's thread");
+        }
+    }
+}
+
+impl Drop for SummaryFlood {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
 /// The lab.
 pub struct FleetLab {
     pub hub: Netns,
@@ -508,6 +537,61 @@ impl FleetLab {
             daemon.out(),
             daemon.err()
         );
+    }
+
+    /// A member's flood, as `origin`: valid probe summaries of 256 probes each on
+    /// `scansentry.probes.ORIGIN.TO` for each host `to`, as fast as one client sends them, from
+    /// the scanner's namespace, until the flood is stopped.
+    pub fn flood_summaries(&self, origin: &str, to: &[&str]) -> SummaryFlood {
+        use scansentry::fleet::message::{Body, HostName, Message, ProbeSummary};
+        use std::sync::atomic::Ordering;
+        let at = scansentry::time::Clock::now(&scansentry::time::SystemClock);
+        let probes: Vec<ProbeSummary> = (0..256_u16)
+            .map(|i| ProbeSummary {
+                source: format!("203.0.113.{i}/32").parse().expect("an address"),
+                port: format!("{}/tcp", 1000 + i),
+                kind: "syn".into(),
+                at,
+            })
+            .collect();
+        let summary = Message::new(HostName::new(origin).unwrap(), Body::Probes { probes })
+            .encode()
+            .expect("a summary within the size");
+        let summary = bytes::Bytes::from(summary);
+        let subjects: Vec<String> = to
+            .iter()
+            .map(|to| format!("scansentry.probes.{origin}.{to}"))
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (options, url) = self.client(origin);
+        let ns = self.scanner.0.clone();
+        let (halt, count) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&sent));
+        let thread = std::thread::spawn(move || {
+            block_on_in(&ns, move || async move {
+                let client = options
+                    .connect(url)
+                    .await
+                    .expect("the flood's client connects");
+                while !halt.load(Ordering::Relaxed) {
+                    for subject in &subjects {
+                        if client
+                            .publish(subject.clone(), summary.clone())
+                            .await
+                            .is_ok()
+                        {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let _ = client.flush().await;
+            });
+        });
+        SummaryFlood {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
     }
 
     /// Starts host `i`'s sentryd (1-based) as [`FleetLab::start`] does, waiting only until it
