@@ -352,6 +352,8 @@ fn local_latency_under_summary_flood(flooded: bool) {
             "web-1 under a summary flood ({sent} summaries of 256 probes to web-1 and web-2 in \
              {seconds:.1} s of scans): {latency}; {line}"
         ),
-        None => println!("web-1 without a summary flood: {latency}; {line}"),
+        None => {
+            println!("web-1 without a summary flood ({seconds:.1} s of scans): {latency}; {line}")
+        }
     }
 }

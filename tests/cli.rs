@@ -834,3 +834,30 @@ fn the_configuration_man_page_describes_every_shipped_key() {
     }
     assert!(checked > 40, "{checked}");
 }
+
+/// Issue 24: `sentryctl fleet init` with fleet mode off, or with plain NATS and no `insecure`,
+/// says so and exits 78 before it connects to anything.
+#[test]
+fn fleet_init_refuses_a_configuration_without_fleet_mode_or_with_plain_nats() {
+    let off = TempFile::new("fleet-off.toml", "[fleet]\nenabled = false\n");
+    let o = sentryctl(&["fleet", "init", "--config", off.path()]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "sentryctl: error: fleet mode is off in {}: set [fleet] enabled = true and servers\n",
+            off.path()
+        )
+    );
+    let plain = TempFile::new(
+        "fleet-plain.toml",
+        "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n",
+    );
+    let o = sentryctl(&["fleet", "init", "--config", plain.path()]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is plain NATS, without TLS"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -190,9 +190,8 @@ pub fn init(config: &FleetConfig) -> Result<Made, LinkError> {
         .map_err(LinkError::Thread)?;
     runtime.block_on(async {
         let servers = config.servers.join(",");
-        let connect = options
-            .retry_on_initial_connect()
-            .connect(config.servers.as_slice());
+        // Once, without retrying: a refusal (TLS, permissions) is said as the server said it.
+        let connect = options.connect(config.servers.as_slice());
         let client = match tokio::time::timeout(Duration::from_secs(5), connect).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
