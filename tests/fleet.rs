@@ -465,8 +465,8 @@ fn vm_hwm_kb(pid: &str) -> u64 {
 }
 
 /// Issue 24 (finding 6), over the example server configuration as it is: a member's put with
-/// `Nats-Rollup: all`, a purge of a key of its own, and a purge of the stream are refused by
-/// the server; the other host's entry is still there.
+/// `Nats-Rollup: all`, a purge of a key of its own, a purge of the stream, a change of the
+/// stream and a new stream are refused by the server; the other host's entry is still there.
 #[test]
 #[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
 fn issue_24_a_member_can_neither_roll_up_nor_purge_the_bucket() {
@@ -506,6 +506,16 @@ fn issue_24_a_member_can_neither_roll_up_nor_purge_the_bucket() {
             Ok(stream) => stream.purge().await.map(|_| ()).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
+        // Nor may it remake the stream (to allow rollups, or republish its writes as
+        // another's): stream changes are the admin's.
+        let mut loosened = kv.stream.cached_info().config.clone();
+        loosened.allow_rollup = true;
+        let update = js.update_stream(&loosened).await.map(|_| ());
+        assert!(update.is_err(), "web-2 changed the bucket's stream");
+        let mut own = loosened.clone();
+        own.name = "KV_web-2-own".into();
+        own.subjects = vec!["web-2-own.>".into()];
+        assert!(js.create_stream(own).await.is_err(), "web-2 made a stream");
         let still = kv.get(&key).await.ok().flatten().is_some();
         (rollup, own_purge, purge, still)
     });
@@ -514,12 +524,18 @@ fn issue_24_a_member_can_neither_roll_up_nor_purge_the_bucket() {
     assert!(purge.is_err(), "a purge of the stream was taken");
     assert!(still, "web-1's entry is gone");
     let log = lab.nats_log();
-    assert!(
-        log.contains(
-            "Publish Violation - User \"CN=web-2\", Subject \"$JS.API.STREAM.PURGE.KV_scansentry-blocks\""
-        ),
-        "{log}"
-    );
+    for call in [
+        "STREAM.PURGE.KV_scansentry-blocks",
+        "STREAM.UPDATE.KV_scansentry-blocks",
+        "STREAM.CREATE.KV_web-2-own",
+    ] {
+        assert!(
+            log.contains(&format!(
+                "Publish Violation - User \"CN=web-2\", Subject \"$JS.API.{call}\""
+            )),
+            "{call}: {log}"
+        );
+    }
     eprintln!("rollup: {rollup:?}; own purge: {own_purge:?}; purge: {purge:?}");
 }
 
