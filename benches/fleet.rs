@@ -12,8 +12,13 @@
 //!   sent (and dropped past its cap), the bus's traffic (nats-server's own `/varz` counters),
 //!   nats-server's CPU, and the blocks any host made (none of a never-block address).
 //!
-//! Run: `cargo bench --bench fleet` (as root; `-- flood` for the flood alone). Results go in
-//! BENCHMARKS.md.
+//! - **local blocking under a member's summary flood** (issue 24): web-1's capture-to-kernel
+//!   latency over nmap scans from ten addresses, in one run without and then with a member
+//!   (web-3's name) flooding web-1 and web-2 with valid probe summaries of 256 probes as fast as
+//!   one client sends them.
+//!
+//! Run: `cargo bench --bench fleet` (as root; `-- flood` for the spoofed flood alone,
+//! `-- summary-flood` for the summary flood alone). Results go in BENCHMARKS.md.
 
 #[path = "../tests/support/netns.rs"]
 #[allow(dead_code, reason = "the benchmark uses part of the test lab")]
@@ -33,6 +38,12 @@ const BLOCKS: u16 = 200;
 
 fn main() {
     require_root();
+    if std::env::args().any(|a| a == "summary-flood") {
+        for flooded in [false, true] {
+            local_latency_under_summary_flood(flooded);
+        }
+        return;
+    }
     let flood_only = std::env::args().any(|a| a == "flood");
     if !flood_only {
         for hosts in [16, 32] {
@@ -40,6 +51,9 @@ fn main() {
         }
         local_latency(true);
         local_latency(false);
+        for flooded in [false, true] {
+            local_latency_under_summary_flood(flooded);
+        }
     }
     spoofed_flood();
 }
@@ -296,4 +310,50 @@ fn local_latency(server_up: bool) {
         "web-1 with nats-server {}: {latency}; {fleet}",
         if server_up { "running" } else { "stopped" }
     );
+}
+
+/// web-1's capture-to-kernel latency over nmap scans from ten addresses, with or without a
+/// member (web-3's name) flooding web-1 and web-2 with valid probe summaries meanwhile.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark times its scans by wall-clock time: it is a shell"
+)]
+fn local_latency_under_summary_flood(flooded: bool) {
+    let mut lab = FleetLab::new(3);
+    lab.start_all("");
+    let flood = flooded.then(|| lab.flood_summaries("web-3", &["web-1", "web-2"]));
+    if flooded {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let start = std::time::Instant::now();
+    for k in 0..10 {
+        let from = scanner_addr(k);
+        lab.scan(&from, 1, "1-100");
+        assert!(
+            wait_until(Duration::from_secs(5), || lab.hosts[0].holds(&from)),
+            "web-1 did not block {from}"
+        );
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let sent = flood.map(fleet::SummaryFlood::stop);
+    let status = lab.hosts[0].ctl(&["status"]);
+    let latency = status
+        .lines()
+        .find(|l| l.starts_with("block latency"))
+        .unwrap_or_default()
+        .trim_start_matches("block latency")
+        .trim();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("fleet"))
+        .unwrap_or_default();
+    match sent {
+        Some(sent) => println!(
+            "web-1 under a summary flood ({sent} summaries of 256 probes to web-1 and web-2 in \
+             {seconds:.1} s of scans): {latency}; {line}"
+        ),
+        None => {
+            println!("web-1 without a summary flood ({seconds:.1} s of scans): {latency}; {line}")
+        }
+    }
 }

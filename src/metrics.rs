@@ -302,6 +302,18 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Strin
             .iter()
             .map(|(rule, n)| (rule.as_str(), *n))
             .collect();
+        let dropped_in: Vec<(&str, u64)> = fleet
+            .dropped_in
+            .iter()
+            .map(|(why, n)| (why.as_str(), *n))
+            .collect();
+        by_label(
+            &mut r,
+            "fleet_received_dropped",
+            "Messages from the other hosts the link dropped, by why.",
+            "why",
+            &dropped_in,
+        );
         by_label(
             &mut r,
             "fleet_blocks_refused",
@@ -420,6 +432,7 @@ mod tests {
                 ]
                 .into(),
                 sweeps: 2,
+                dropped_in: [("over its origin's cap".to_string(), 3)].into(),
                 ..Default::default()
             }),
             ..StatusInfo::default()
@@ -451,6 +464,10 @@ mod tests {
             (
                 "scansentry_fleet_blocks_refused_total{rule=\"rate-cap\"}",
                 5.0,
+            ),
+            (
+                "scansentry_fleet_received_dropped_total{why=\"over its origin's cap\"}",
+                3.0,
             ),
         ] {
             assert_eq!(sample(&text, name), Some(value), "{name} in:\n{text}");

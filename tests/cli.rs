@@ -369,6 +369,12 @@ fn status_prints_the_counters() {
                 probes_dropped: 0,
                 probes_refused: [("reverse-path".to_string(), 16)].into_iter().collect(),
                 sweeps: 1,
+                dropped_in: [("over its origin's cap".to_string(), 2)]
+                    .into_iter()
+                    .collect(),
+                bucket_refused: Some(
+                    "the stream KV_scansentry-blocks is unsafe: it allows rollups".into(),
+                ),
             }),
         })
     });
@@ -389,8 +395,10 @@ fn status_prints_the_counters() {
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n\
          fleet              web-1: connected to 198.51.100.1:4222, 3 members, round trip 0.21 ms, \
-         0 queued, 2 dropped; 14 sent, 30 received, 1 block taken, refused 1 never-block; \
-         120 probes told, 0 dropped, refused 16 reverse-path, 1 sweep found\n"
+         0 queued, 2 dropped (2 of theirs: 2 over its origin's cap); 14 sent, 30 received, \
+         1 block taken, refused 1 never-block; 120 probes told, 0 dropped, refused 16 \
+         reverse-path, 1 sweep found; catch-up off: the stream KV_scansentry-blocks is unsafe: \
+         it allows rollups\n"
     );
     let o = ctl(&d, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -827,4 +835,31 @@ fn the_configuration_man_page_describes_every_shipped_key() {
         checked += 1;
     }
     assert!(checked > 40, "{checked}");
+}
+
+/// Issue 24: `sentryctl fleet init` with fleet mode off, or with plain NATS and no `insecure`,
+/// says so and exits 78 before it connects to anything.
+#[test]
+fn fleet_init_refuses_a_configuration_without_fleet_mode_or_with_plain_nats() {
+    let off = TempFile::new("fleet-off.toml", "[fleet]\nenabled = false\n");
+    let o = sentryctl(&["fleet", "init", "--config", off.path()]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "sentryctl: error: fleet mode is off in {}: set [fleet] enabled = true and servers\n",
+            off.path()
+        )
+    );
+    let plain = TempFile::new(
+        "fleet-plain.toml",
+        "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n",
+    );
+    let o = sentryctl(&["fleet", "init", "--config", plain.path()]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is plain NATS, without TLS"),
+        "{}",
+        stderr(&o)
+    );
 }

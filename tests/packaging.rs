@@ -79,6 +79,7 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/scansentry/systemd/webhook.conf",
         "./usr/share/scansentry/systemd/mail.conf",
         "./usr/share/scansentry/systemd/metrics.conf",
+        "./usr/share/scansentry/systemd/fleet.conf",
         "./usr/share/scansentry/grafana/scansentry.json",
         "./usr/share/scansentry/crowdsec/scansentry-logs.yaml",
         "./usr/share/scansentry/crowdsec/scansentry-block.yaml",
@@ -280,7 +281,7 @@ fn the_unit_verifies_and_its_exposure_is_at_most_2() {
     // complaint (verify reads drop-ins from beside the unit it is given).
     let drop_ins = dir.0.join("scansentry.service.d");
     std::fs::create_dir(&drop_ins).unwrap();
-    for example in ["webhook.conf", "mail.conf", "metrics.conf"] {
+    for example in ["webhook.conf", "mail.conf", "metrics.conf", "fleet.conf"] {
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("packaging/systemd")
@@ -379,6 +380,10 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         (
             "systemd/metrics.conf",
             "usr/share/scansentry/systemd/metrics.conf",
+        ),
+        (
+            "systemd/fleet.conf",
+            "usr/share/scansentry/systemd/fleet.conf",
         ),
     ] {
         let installed = root.0.join(installed);

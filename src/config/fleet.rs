@@ -66,6 +66,12 @@ pub struct RawFleet {
     /// `[fleet.sweep]`.
     #[serde(default)]
     pub sweep: RawSweep,
+
+    // The transport (issue 24).
+    /// Allow `nats://` servers without TLS (a lab): messages in clear, and whoever reaches the
+    /// server may publish.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// `[fleet.sweep]` as written.
@@ -179,9 +185,23 @@ pub struct FleetConfig {
     pub sweep_pairs: u32,
     /// The sweep window.
     pub sweep_window: Duration,
+    /// `nats://` without TLS allowed (a warning at every start).
+    pub insecure: bool,
 }
 
 impl FleetConfig {
+    /// The servers reached without TLS (`nats://` with no `tls-ca`; only with `insecure`).
+    pub fn plain_servers(&self) -> Vec<&str> {
+        if self.tls.is_some() {
+            return Vec::new();
+        }
+        self.servers
+            .iter()
+            .filter(|s| s.starts_with("nats://"))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The servers given by address (`nats://198.51.100.250:4222`, `tls://[2001:db8::1]:4222`),
     /// with their URL: they go on the never-block list, so that no forged scan cuts a host off
     /// its fleet. Servers given by name are not resolved (the main loop never waits on DNS).
@@ -363,6 +383,24 @@ impl Validator {
                 )),
             }
         }
+        // With tls-ca every server is reached over TLS, nats:// ones too; without it, nats://
+        // is in clear: refused unless the administrator says it is meant.
+        if tls.is_none() && !raw.insecure {
+            for server in raw.servers.iter().filter(|s| s.starts_with("nats://")) {
+                self.problem(format!(
+                    "[fleet] servers: {server:?} is plain NATS, without TLS: messages go in \
+                     clear and anyone who reaches the server can publish; use tls:// with \
+                     tls-ca (and a client certificate), or set insecure = true for a lab"
+                ));
+            }
+            if matches!(credentials, Credentials::Password { .. }) {
+                self.problem(
+                    "[fleet] password-file: the password would be sent without TLS; set \
+                     tls-ca, or insecure = true for a lab"
+                        .into(),
+                );
+            }
+        }
         // Three hosts at least: two could be one forger's pair of addresses, or one member and
         // a forged probe.
         let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 3, 4096);
@@ -390,6 +428,7 @@ impl Validator {
             sweep_hosts: u32::try_from(sweep_hosts).unwrap_or(3),
             sweep_pairs: u32::try_from(sweep_pairs).unwrap_or(3),
             sweep_window,
+            insecure: raw.insecure,
         })
     }
 }

@@ -538,7 +538,7 @@ fn fleet_members_are_checked_and_go_on_the_never_block_list() {
     let c = check(
         "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\"]\n\
          members = [\"198.51.100.1\", \"2001:db8::1\", \"203.0.113.0/24\", \"2001:db8:1::/48\"]\n\
-         accept-wide = true\n",
+         accept-wide = true\ninsecure = true\n",
     )
     .unwrap()
     .fleet
@@ -563,7 +563,7 @@ fn fleet_members_are_checked_and_go_on_the_never_block_list() {
         problems(
             "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
              members = [\"198.51.0.0/16\", \"2001:db8::/32\", \"169.254.169.254\", \"fe80::1\", \
-             \"web-2\", \"198.51.100.1/24\"]\n[fleet.sweep]\nhosts = 2\npairs = 2\n"
+             \"web-2\", \"198.51.100.1/24\"]\ninsecure = true\n[fleet.sweep]\nhosts = 2\npairs = 2\n"
         ),
         [
             "[fleet] members: \"198.51.0.0/16\": wider than a /24 (a member is an address, or \
@@ -580,11 +580,56 @@ fn fleet_members_are_checked_and_go_on_the_never_block_list() {
     );
 }
 
+/// Issue 24 (finding 8): plain NATS, or a password sent in clear, only when asked for.
+#[test]
+fn issue_24_plain_nats_and_a_password_in_clear_are_refused_unless_insecure() {
+    let plain =
+        "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\"]\n";
+    assert_eq!(
+        problems(plain),
+        [
+            "[fleet] servers: \"nats://198.51.100.250:4222\" is plain NATS, without TLS: messages \
+          go in clear and anyone who reaches the server can publish; use tls:// with tls-ca \
+          (and a client certificate), or set insecure = true for a lab"
+        ]
+    );
+    let password =
+        format!("{plain}user = \"web-1\"\npassword-file = \"/etc/scansentry/nats.pass\"\n");
+    assert!(
+        problems(&password).contains(
+            &"[fleet] password-file: the password would be sent without TLS; set tls-ca, or \
+              insecure = true for a lab"
+                .to_string()
+        ),
+        "{:?}",
+        problems(&password)
+    );
+    let c = check(&format!("{password}insecure = true\n"))
+        .unwrap()
+        .fleet
+        .unwrap();
+    assert!(c.insecure);
+    assert_eq!(c.plain_servers(), ["nats://198.51.100.250:4222"]);
+    // With tls-ca, a nats:// server is reached over TLS too: nothing in clear.
+    let c = check(&format!("{plain}tls-ca = \"/etc/scansentry/ca.pem\"\n"))
+        .unwrap()
+        .fleet
+        .unwrap();
+    assert!(c.plain_servers().is_empty());
+    assert_eq!(
+        problems(
+            "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"tls://198.51.100.250:4222\"]\n\
+             insecure = true\n"
+        ),
+        ["[fleet] servers: tls:// needs tls-ca"]
+    );
+}
+
 #[test]
 fn fleet_servers_given_by_address_are_known_for_the_never_block_list() {
     let c = check(
         "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\", \
-         \"nats://[2001:db8::250]:4222\", \"nats://nats.example.org:4222\"]\n",
+         \"nats://[2001:db8::250]:4222\", \"nats://nats.example.org:4222\"]\ninsecure = true\n",
     )
     .unwrap()
     .fleet

@@ -249,6 +249,13 @@ pub struct FleetInfo {
     /// Sweeps this host found for the scanner prefixes it owns, since start.
     #[serde(default)]
     pub sweeps: u64,
+    /// Messages from other hosts the link dropped since start, by why (`too large`, `over its
+    /// origin's cap`, `invalid`, `queue full`, `bad bucket entry`); counted in `dropped` too.
+    #[serde(default)]
+    pub dropped_in: std::collections::BTreeMap<String, u64>,
+    /// Why the bucket of active blocks is not used (catch-up off), when it is not.
+    #[serde(default)]
+    pub bucket_refused: Option<String>,
 }
 
 /// A detection that was not blocked, as `why` shows it.

@@ -123,6 +123,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
     },
+    /// Fleet mode: `sentryctl fleet init` makes the bucket of active blocks.
+    Fleet {
+        /// What to do.
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Convert a PortSentry 1.x or 2.0 portsentry.conf (and the ignore file it names) into a
     /// scansentry.toml, on standard output or into --output; what could not be carried over is
     /// listed on standard error, with why.
@@ -136,6 +142,22 @@ pub enum Command {
         /// Write the new configuration here (an existing file is never overwritten).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+}
+
+/// `sentryctl fleet`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Make the fleet's bucket of active blocks (its JetStream stream), with the [fleet]
+    /// settings of the configuration: one value per key, no rollup, purge or delete, nothing
+    /// republished, mirrored or sourced. Run it once, as a NATS user that may make streams (the
+    /// hosts may not); running it again changes nothing. Exits 0 when the stream is made or
+    /// was there as it should be, 1 when one is there made otherwise, 69 when no server
+    /// answers, 78 for a bad configuration.
+    Init {
+        /// The configuration (default: /etc/scansentry/scansentry.toml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -195,6 +217,9 @@ pub fn main() -> ExitCode {
             advanced,
             output,
         } => return import_portsentry(&path, advanced, output.as_deref()),
+        Command::Fleet {
+            command: FleetCommand::Init { config },
+        } => return fleet_init(config.as_deref()),
         Command::Status => Request::Status,
         Command::List => return list(&args),
         Command::Top { once, every, limit } => return top(&args, once, every, limit),
@@ -320,6 +345,46 @@ fn list(args: &Args) -> ExitCode {
         output::blocks(&blocks, &zone(args))
     };
     print(&text)
+}
+
+/// `fleet init`: the bucket's stream made, or found made as it should be; says which.
+fn fleet_init(path: Option<&Path>) -> ExitCode {
+    use crate::daemon::fleet::{LinkError, Made, bucket};
+    let loaded = match config::load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            exit::report("sentryctl", &e);
+            return exit::code(exit::CONFIG);
+        }
+    };
+    let Some(fleet) = &loaded.config.fleet else {
+        eprintln!(
+            "sentryctl: error: fleet mode is off in {}: set [fleet] enabled = true and servers",
+            loaded.origin
+        );
+        return exit::code(exit::CONFIG);
+    };
+    let bucket = bucket::bucket_name(&fleet.prefix);
+    match crate::daemon::fleet::init(fleet) {
+        Ok(Made::Made(stream)) => print(&format!(
+            "made the bucket {bucket} (stream {stream}): one value per key, no rollup, purge or \
+             delete, entries kept {}, {} MiB at most",
+            humantime::format_duration(crate::respond::MAX_BLOCK_FOR),
+            bucket::BUCKET_BYTES >> 20
+        )),
+        Ok(Made::AlreadyThere(stream)) => print(&format!(
+            "the bucket {bucket} (stream {stream}) is there already, made as the fleet needs; \
+             nothing to do"
+        )),
+        Err(e) => {
+            exit::report("sentryctl", &e);
+            exit::code(match e {
+                LinkError::Connect { .. } => exit::UNAVAILABLE,
+                LinkError::Credentials { .. } | LinkError::HostName(_) => exit::CONFIG,
+                _ => exit::FAILURE,
+            })
+        }
+    }
 }
 
 /// `import-portsentry`: reads the files, converts, checks the result, writes it.

@@ -349,8 +349,27 @@ fn fleet_line(f: &FleetInfo) -> String {
             crate::report::count(f.sweeps, "sweep", "sweeps") + " found"
         )
     };
+    let dropped_in = if f.dropped_in.is_empty() {
+        String::new()
+    } else {
+        let why: Vec<String> = f
+            .dropped_in
+            .iter()
+            .map(|(w, n)| format!("{n} {w}"))
+            .collect();
+        format!(
+            " ({} of theirs: {})",
+            f.dropped_in.values().sum::<u64>(),
+            why.join(", ")
+        )
+    };
+    let bucket = f
+        .bucket_refused
+        .as_ref()
+        .map(|why| format!("; catch-up off: {why}"))
+        .unwrap_or_default();
     format!(
-        "{}: {link}, {}{round_trip}, {} queued, {} dropped; {} sent, {} received, {}{refused}{sweeps}",
+        "{}: {link}, {}{round_trip}, {} queued, {} dropped{dropped_in}; {} sent, {} received, {}{refused}{sweeps}{bucket}",
         f.host,
         crate::report::count(f.members as u64, "member", "members"),
         f.queued,

@@ -2,23 +2,40 @@
 //!
 //! A thread of its own runs the NATS client (async-nats, on a current-thread tokio runtime), so
 //! that the main loop never waits on the network: it hands this host's messages to a bounded
-//! outbox ([`Link::send`] takes a lock for a push, nothing more) and takes the others' as events.
+//! outbox ([`Link::send`] takes a lock for a push, nothing more) and takes the others' from two
+//! bounded queues ([`Link::take`]).
 //!
 //! - **Out**: the outbox holds at most [`OUTBOX`] messages; when full, the oldest is dropped and
 //!   counted. While no server is connected, messages wait there. Each is published on its core
 //!   subject (`PREFIX.block.HOST`: fast), and a block or an unblock is also put in the JetStream
 //!   key-value bucket of active blocks under `HOST.NET` (state, for catch-up).
-//! - **In**: one subscription, `PREFIX.*.*`. A message is checked ([`Message::decode`]: size,
-//!   schema, origin against subject) before it goes to the main loop; at most [`IN_FLIGHT`] wait
-//!   there (past that they are dropped and counted, so a flood cannot grow the queue).
-//! - **Catch-up**: at every connection (the first and each reconnection), every entry of the
-//!   bucket is read and handed over like a live message; the engine takes what is still due.
+//! - **In**: four subscriptions, `PREFIX.block.*` and `PREFIX.unblock.*`, `PREFIX.heartbeat.*`
+//!   and `PREFIX.probes.*.ITSELF`, each of at most [`SUBSCRIPTION_CAPACITY`] messages in the
+//!   client (past that the client drops them), read without pause. A message is dropped
+//!   (counted) when larger than [`MAX_MESSAGE`] before anything reads it, when its origin is over
+//!   its cap ([`caps`]: blocks and unblocks apart from the rest), or when it fails
+//!   [`Message::decode`] (schema, origin against subject, the body against the subject's kind).
+//!   Blocks and unblocks wait for the main loop in a queue of their own ([`BLOCKS_WAITING`]),
+//!   summaries and heartbeats in another ([`OTHERS_WAITING`]): a flood of one cannot crowd out
+//!   the other, and past its bound a queue drops what comes (counted).
+//! - **The bucket**: hosts do not make it (`sentryctl fleet init` does, see [`bucket`]). At every
+//!   connection the link reads the stream's configuration and uses the bucket only when
+//!   [`bucket::refusal`] finds nothing wrong; otherwise it says why (log and `status`), and blocks
+//!   still go over core NATS.
+//! - **Catch-up**: at every connection (the first and each reconnection), a task of its own, while
+//!   the link goes on reading, reads the last entry of every key of the bucket in batches, at most
+//!   [`CATCH_UP_PER_HOST`] per host and [`CATCH_UP_MAX`] in all; an entry whose key does not name
+//!   its message's origin and network is refused (counted). It waits for room in the queue of
+//!   blocks (half of it is kept for live blocks) rather than drop.
 //! - **Members**: a heartbeat every [`HEARTBEAT_EVERY`], handed over like any message: the
 //!   engine keeps the members (those heard from within [`crate::fleet::MEMBER_FOR`]), whose
 //!   list says which host owns which scanner prefix's sweep count.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub mod bucket;
+pub mod caps;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,25 +44,39 @@ use futures_util::StreamExt;
 use crate::config::fleet::{Credentials, FleetConfig};
 use crate::control::protocol::FleetInfo;
 use crate::fleet::HEARTBEAT_EVERY;
-use crate::fleet::message::{Body, HostName, Message, Subject};
-use crate::respond::MAX_BLOCK_FOR;
+use crate::fleet::message::{Body, HostName, MAX_MESSAGE, Message, Subject};
+use crate::time::{Clock, SteadyClock};
+
+pub use bucket::bucket_name;
 
 /// Messages waiting to be sent at most (the oldest is dropped past this).
 pub const OUTBOX: usize = 4096;
-/// Received messages waiting for the main loop at most (more are dropped).
-pub const IN_FLIGHT: usize = 4096;
-/// Entries of the bucket read at a catch-up at most.
-const CATCH_UP_MAX: usize = 65_536;
+/// Received blocks and unblocks waiting for the main loop at most (more are dropped).
+pub const BLOCKS_WAITING: usize = 4096;
+/// Received summaries and heartbeats waiting for the main loop at most (more are dropped).
+pub const OTHERS_WAITING: usize = 1024;
+/// Messages each subscription holds in the client at most, unread (past that the client drops
+/// them): with the example server's 64 KiB `max_payload`, 2 MiB a subscription.
+pub const SUBSCRIPTION_CAPACITY: usize = 32;
+/// Entries of the bucket read in one request at catch-up (within the subscription's capacity).
+const CATCH_UP_BATCH: usize = 16;
+/// Entries of the bucket handed over at a catch-up at most, in all.
+pub const CATCH_UP_MAX: usize = 65_536;
+/// Entries of the bucket handed over at a catch-up at most from one host: 66,000 keys under one
+/// member's name do not push the others' blocks out of what a new host reads.
+pub const CATCH_UP_PER_HOST: usize = 4096;
+/// Entries of the bucket read at a catch-up at most (the bucket's bytes bound them too).
+const CATCH_UP_READ_MAX: usize = 4 * CATCH_UP_MAX;
+/// Hosts counted at a catch-up at most (the entries of others are not read).
+const CATCH_UP_HOSTS: usize = 4096;
 /// How often the round trip to the server is measured.
 const ROUND_TRIP_EVERY: Duration = Duration::from_secs(5);
 /// How long a stopping daemon gives the link to send what waits.
 const CLOSE_WITHIN: Duration = Duration::from_secs(1);
-/// The bucket of active blocks holds this much at most (about 250,000 entries).
-const BUCKET_BYTES: i64 = 256 << 20;
 /// How long one call on the server (a put, a read of the bucket) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Why the link could not be set up.
+/// Why the link could not be set up, or `sentryctl fleet init` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     /// A credentials file could not be read.
@@ -64,6 +95,33 @@ pub enum LinkError {
     /// The thread could not be started.
     #[error("cannot start the fleet link's thread: {0}")]
     Thread(std::io::Error),
+    /// No NATS server answered.
+    #[error("cannot connect to NATS at {servers}: {why}")]
+    Connect {
+        /// The servers tried.
+        servers: String,
+        /// Why.
+        why: String,
+    },
+    /// A JetStream call failed.
+    #[error("cannot {what}: {why}")]
+    Stream {
+        /// What was being done.
+        what: String,
+        /// Why.
+        why: String,
+    },
+    /// The bucket's stream exists, made otherwise than the fleet needs.
+    #[error(
+        "the stream {stream} exists but is unsafe: {why}; delete it (`nats stream rm {stream}`) \
+         and run `sentryctl fleet init` again"
+    )]
+    Unsafe {
+        /// The stream's name.
+        stream: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// This host's name in the fleet: `[fleet] host`, or the system's host name up to its first dot.
@@ -102,6 +160,92 @@ pub fn relink(old: &FleetConfig, new: &FleetConfig) -> bool {
         || old.tls != new.tls
 }
 
+/// What `sentryctl fleet init` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Made {
+    /// The stream was made now.
+    Made(String),
+    /// It was there already, made as the fleet needs.
+    AlreadyThere(String),
+}
+
+/// `sentryctl fleet init`: connects with `config`'s `[fleet]` settings and makes the bucket's
+/// stream ([`bucket::stream_config`]), or finds it made as the fleet needs; never changes an
+/// existing one.
+///
+/// # Errors
+///
+/// When no server answers, JetStream refuses, or the stream exists and [`bucket::refusal`] finds
+/// it unsafe.
+pub fn init(config: &FleetConfig) -> Result<Made, LinkError> {
+    let host = config
+        .host
+        .clone()
+        .or_else(|| HostName::new("fleet-init").ok())
+        .expect("fleet-init is a host name");
+    let options = connect_options(config, &host)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LinkError::Thread)?;
+    runtime.block_on(async {
+        let servers = config.servers.join(",");
+        // Once, without retrying: a refusal (TLS, permissions) is said as the server said it.
+        let connect = options.connect(config.servers.as_slice());
+        let client = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                return Err(LinkError::Connect {
+                    servers,
+                    why: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(LinkError::Connect {
+                    servers,
+                    why: "no answer within 5s".into(),
+                });
+            }
+        };
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let wanted = bucket::stream_config(&config.prefix);
+        let stream = wanted.name.clone();
+        let call = |what: String| move |why: String| LinkError::Stream { what, why };
+        let found = tokio::time::timeout(CALL_TIMEOUT, jetstream.get_stream(&stream)).await;
+        let made = match found {
+            Ok(Ok(existing)) => {
+                match bucket::refusal(&config.prefix, &existing.cached_info().config) {
+                    Some(why) => return Err(LinkError::Unsafe { stream, why }),
+                    None => Made::AlreadyThere(stream),
+                }
+            }
+            Ok(Err(e)) if not_found(&e) => {
+                tokio::time::timeout(CALL_TIMEOUT, jetstream.create_stream(wanted))
+                    .await
+                    .map_err(|_| "timed out".to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                    .map_err(call(format!("make the stream {stream}")))?;
+                Made::Made(stream)
+            }
+            Ok(Err(e)) => return Err(call(format!("read the stream {stream}"))(e.to_string())),
+            Err(_) => {
+                return Err(call(format!("read the stream {stream}"))(
+                    "timed out".to_string(),
+                ));
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WITHIN, client.flush()).await;
+        Ok(made)
+    })
+}
+
+/// Whether the server said there is no such stream.
+fn not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+        if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
 /// One message on its way out.
 struct Outgoing {
     subject: String,
@@ -110,23 +254,78 @@ struct Outgoing {
     key: Option<String>,
 }
 
+/// What waits for the main loop: blocks and unblocks apart from the rest.
+#[derive(Default)]
+struct Inbox {
+    blocks: VecDeque<Message>,
+    others: VecDeque<Message>,
+}
+
+/// Why the link dropped a message it received, for `status` and the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum InDrop {
+    /// Larger than [`MAX_MESSAGE`].
+    TooLarge,
+    /// Its origin over its cap.
+    OverCap,
+    /// Not a valid message, or not the kind its subject says.
+    Invalid,
+    /// Its queue was full.
+    QueueFull,
+    /// An entry of the bucket whose key does not name its origin and network.
+    BadEntry,
+}
+
+impl InDrop {
+    const ALL: [InDrop; 5] = [
+        InDrop::TooLarge,
+        InDrop::OverCap,
+        InDrop::Invalid,
+        InDrop::QueueFull,
+        InDrop::BadEntry,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            InDrop::TooLarge => "too large",
+            InDrop::OverCap => "over its origin's cap",
+            InDrop::Invalid => "invalid",
+            InDrop::QueueFull => "queue full",
+            InDrop::BadEntry => "bad bucket entry",
+        }
+    }
+}
+
 /// What the main loop and the link's thread share.
 struct Shared {
     outbox: Mutex<VecDeque<Outgoing>>,
+    inbox: Mutex<Inbox>,
     /// Wakes the thread: something to send, or time to close.
     wake: tokio::sync::Notify,
     closing: AtomicBool,
     dropped: AtomicU64,
     sent: AtomicU64,
-    in_flight: AtomicUsize,
-    dropped_in: AtomicU64,
+    /// Received messages dropped, by [`InDrop`] (its index in [`InDrop::ALL`]).
+    dropped_in: [AtomicU64; 5],
     connected: AtomicBool,
     server: Mutex<String>,
+    /// Why the bucket is not used, when it is not.
+    bucket_refused: Mutex<Option<String>>,
     /// Microseconds; `u64::MAX` when not measured yet.
     round_trip_us: AtomicU64,
     /// This host's own addresses, which its heartbeats claim ([`Link::set_addresses`]).
     addresses: Mutex<Vec<ipnet::IpNet>>,
 }
+
+impl Shared {
+    fn count(&self, why: InDrop) {
+        let i = InDrop::ALL.iter().position(|d| *d == why).unwrap_or(0);
+        self.dropped_in[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Wakes the main loop (and says whether it still runs).
+type WakeMain = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// The link: the main loop's handle on the thread.
 pub struct Link {
@@ -137,8 +336,8 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts the link for `config` as `host`; `deliver` hands a received message to the main
-    /// loop (and says whether it still runs).
+    /// Starts the link for `config` as `host`; `wake` wakes the main loop when received
+    /// messages wait for [`Link::take`] (and says whether the main loop still runs).
     ///
     /// # Errors
     ///
@@ -147,19 +346,28 @@ impl Link {
     pub fn start(
         config: &FleetConfig,
         host: HostName,
-        deliver: impl Fn(Message) -> bool + Send + 'static,
+        wake: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Result<Link, LinkError> {
         let options = connect_options(config, &host)?;
+        let plain = config.plain_servers();
+        if !plain.is_empty() {
+            tracing::warn!(
+                "fleet: insecure: {} without TLS ([fleet] insecure = true): messages go in clear \
+                 and anyone who reaches the server can publish",
+                plain.join(", ")
+            );
+        }
         let shared = Arc::new(Shared {
             outbox: Mutex::new(VecDeque::new()),
+            inbox: Mutex::new(Inbox::default()),
             wake: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            dropped_in: AtomicU64::new(0),
+            dropped_in: Default::default(),
             connected: AtomicBool::new(false),
             server: Mutex::new(String::new()),
+            bucket_refused: Mutex::new(None),
             round_trip_us: AtomicU64::new(u64::MAX),
             addresses: Mutex::new(Vec::new()),
         });
@@ -169,6 +377,7 @@ impl Link {
             prefix: config.prefix.clone(),
             host: host.clone(),
             shared: Arc::clone(&shared),
+            wake_main: Arc::new(wake),
         };
         std::thread::Builder::new()
             .name("fleet".into())
@@ -177,7 +386,7 @@ impl Link {
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(thread.run(options, deliver)),
+                    Ok(runtime) => runtime.block_on(thread.run(options)),
                     Err(e) => tracing::warn!("fleet: cannot start the NATS client's runtime: {e}"),
                 }
                 let _ = done_tx.send(());
@@ -196,7 +405,7 @@ impl Link {
     pub fn send(&self, body: Body, to: Option<&HostName>) {
         let key = match &body {
             Body::Block { net, .. } | Body::Unblock { net, .. } => {
-                Some(bucket_key(&self.host, *net))
+                Some(bucket::key(&self.host, *net))
             }
             Body::Probes { .. } | Body::Heartbeat { .. } => None,
         };
@@ -233,9 +442,16 @@ impl Link {
         *self.shared.addresses.lock().expect("never poisoned") = addresses;
     }
 
-    /// The main loop took a message [`Link::start`]'s `deliver` handed it.
-    pub fn taken(&self) {
-        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    /// The received messages waiting: up to `blocks` blocks and unblocks first, then up to
+    /// `others` summaries and heartbeats; and whether more wait.
+    pub fn take(&self, blocks: usize, others: usize) -> (Vec<Message>, bool) {
+        let mut inbox = self.shared.inbox.lock().expect("never poisoned");
+        let b = blocks.min(inbox.blocks.len());
+        let o = others.min(inbox.others.len());
+        let mut taken: Vec<Message> = inbox.blocks.drain(..b).collect();
+        taken.extend(inbox.others.drain(..o));
+        let more = !inbox.blocks.is_empty() || !inbox.others.is_empty();
+        (taken, more)
     }
 
     /// The link's figures, into the engine's side of `status`.
@@ -246,7 +462,15 @@ impl Link {
         info.round_trip_us =
             Some(s.round_trip_us.load(Ordering::Relaxed)).filter(|&us| us != u64::MAX);
         info.queued = s.outbox.lock().expect("never poisoned").len();
-        info.dropped = s.dropped.load(Ordering::Relaxed) + s.dropped_in.load(Ordering::Relaxed);
+        let dropped_in: BTreeMap<String, u64> = InDrop::ALL
+            .iter()
+            .zip(&s.dropped_in)
+            .map(|(d, n)| (d.name().to_string(), n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        info.dropped = s.dropped.load(Ordering::Relaxed) + dropped_in.values().sum::<u64>();
+        info.dropped_in = dropped_in;
+        info.bucket_refused = s.bucket_refused.lock().expect("never poisoned").clone();
         info.sent = s.sent.load(Ordering::Relaxed);
     }
 
@@ -256,17 +480,6 @@ impl Link {
         self.shared.wake.notify_one();
         let _ = self.done.recv_timeout(CLOSE_WITHIN);
     }
-}
-
-/// `HOST.NET` as a key of the bucket: a key is subject tokens, so an IPv6 address's `:` is
-/// written `_` (`web-1.2001_db8__1/128`).
-fn bucket_key(host: &HostName, net: ipnet::IpNet) -> String {
-    format!("{host}.{}", net.to_string().replace(':', "_"))
-}
-
-/// The bucket of active blocks: `PREFIX` with its dots as dashes, then `-blocks`.
-fn bucket_name(prefix: &str) -> String {
-    format!("{}-blocks", prefix.replace('.', "-"))
 }
 
 fn connect_options(
@@ -284,7 +497,9 @@ fn connect_options(
         .name(format!("scansentry {host}"))
         // Its own messages are not sent back to it: half the bus traffic of a small fleet.
         .no_echo()
-        .retry_on_initial_connect()
+        // Few unread messages per subscription: a flood (or a stalled reader) cannot make the
+        // client queue 65,536 messages of a mebibyte each; past this the client drops them.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
         .ping_interval(Duration::from_secs(5))
@@ -329,18 +544,21 @@ struct Thread {
     prefix: String,
     host: HostName,
     shared: Arc<Shared>,
+    wake_main: WakeMain,
 }
 
 impl Thread {
-    async fn run(self, options: async_nats::ConnectOptions, deliver: impl Fn(Message) -> bool) {
+    async fn run(self, options: async_nats::ConnectOptions) {
         let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
-        let options = options.event_callback(move |event| {
-            let events_tx = events_tx.clone();
-            async move {
-                // Connection events only matter as the latest: a full channel loses nothing.
-                let _ = events_tx.try_send(event);
-            }
-        });
+        let options = options
+            .retry_on_initial_connect()
+            .event_callback(move |event| {
+                let events_tx = events_tx.clone();
+                async move {
+                    // Connection events only matter as the latest: a full channel loses nothing.
+                    let _ = events_tx.try_send(event);
+                }
+            });
         let client = match options.connect(self.servers.as_slice()).await {
             Ok(client) => client,
             Err(e) => {
@@ -349,29 +567,53 @@ impl Thread {
             }
         };
         *self.shared.server.lock().expect("never poisoned") = self.servers.join(",");
-        // What every host says, and the probe summaries sent to this host as an owner.
-        let mut subscriptions = Vec::new();
-        for subject in [
-            format!("{}.*.*", self.prefix),
-            format!("{}.probes.*.{}", self.prefix, self.host),
-        ] {
-            match client.subscribe(subject.clone()).await {
-                Ok(subscriber) => subscriptions.push(subscriber),
-                Err(e) => {
-                    tracing::warn!("fleet: cannot subscribe to {subject}: {e}; fleet mode is off");
-                    return;
+        // Blocks and unblocks apart from what every host says often (heartbeats) and the probe
+        // summaries sent to this host as an owner: a flood of the latter fills only their own
+        // subscriptions in the client.
+        let subscribe = |subjects: [String; 2]| {
+            let client = client.clone();
+            async move {
+                let mut subscriptions = Vec::new();
+                for subject in subjects {
+                    match client.subscribe(subject.clone()).await {
+                        Ok(subscriber) => subscriptions.push(subscriber),
+                        Err(e) => return Err(format!("cannot subscribe to {subject}: {e}")),
+                    }
                 }
+                Ok(futures_util::stream::select_all(subscriptions))
             }
-        }
-        let mut inbox = futures_util::stream::select_all(subscriptions);
+        };
+        let p = &self.prefix;
+        let subscribed = async {
+            let blocks = subscribe([format!("{p}.block.*"), format!("{p}.unblock.*")]).await?;
+            let others = subscribe([
+                format!("{p}.heartbeat.*"),
+                format!("{p}.probes.*.{}", self.host),
+            ])
+            .await?;
+            Ok::<_, String>((blocks, others))
+        };
+        let (mut blocks_in, mut others_in) = match subscribed.await {
+            Ok(inboxes) => inboxes,
+            Err(e) => {
+                tracing::warn!("fleet: {e}; fleet mode is off");
+                return;
+            }
+        };
         let jetstream = async_nats::jetstream::new(client.clone());
         let mut bucket: Option<async_nats::jetstream::kv::Store> = None;
+        let mut catching_up: Option<tokio::task::JoinHandle<()>> = None;
+        let clock = SteadyClock::new();
+        let mut caps = caps::Caps::new(caps::BLOCKS, caps::OTHERS, clock.now());
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
         let mut round_trip = tokio::time::interval(ROUND_TRIP_EVERY);
         loop {
             tokio::select! {
                 () = self.shared.wake.notified() => {
                     if self.shared.closing.load(Ordering::Relaxed) {
+                        if let Some(task) = catching_up.take() {
+                            task.abort();
+                        }
                         self.flush(&client, bucket.as_ref()).await;
                         let _ = tokio::time::timeout(CLOSE_WITHIN, client.flush()).await;
                         return;
@@ -389,8 +631,16 @@ impl Thread {
                         // What waited goes first: the others learn of this host's blocks
                         // before it reads the bucket, which takes a while when it is large.
                         self.flush(&client, bucket.as_ref()).await;
+                        if let Some(task) = catching_up.take() {
+                            task.abort();
+                        }
                         if let Some(store) = &bucket {
-                            self.catch_up(store, &deliver).await;
+                            catching_up = Some(tokio::spawn(catch_up(
+                                store.clone(),
+                                self.host.clone(),
+                                Arc::clone(&self.shared),
+                                Arc::clone(&self.wake_main),
+                            )));
                         }
                     }
                     Some(async_nats::Event::Disconnected) => {
@@ -401,9 +651,13 @@ impl Thread {
                     Some(_) => {}
                     None => return,
                 },
-                message = inbox.next() => {
+                message = blocks_in.next() => {
                     let Some(message) = message else { return };
-                    self.receive(&message, &deliver);
+                    self.receive(&message, &mut caps, clock.now());
+                }
+                message = others_in.next() => {
+                    let Some(message) = message else { return };
+                    self.receive(&message, &mut caps, clock.now());
                 }
                 _ = heartbeat.tick() => {
                     if client.connection_state() == async_nats::connection::State::Connected {
@@ -459,9 +713,17 @@ impl Thread {
         }
     }
 
-    /// A message from the subscription: checked, and handed over (heartbeats too: the engine
-    /// keeps the members).
-    fn receive(&self, message: &async_nats::Message, deliver: &impl Fn(Message) -> bool) {
+    /// A message from a subscription: dropped when too large (before anything reads it), not
+    /// for this host, over its origin's cap or invalid; otherwise queued for the main loop.
+    fn receive(
+        &self,
+        message: &async_nats::Message,
+        caps: &mut caps::Caps,
+        now: crate::time::Timestamp,
+    ) {
+        if message.payload.len() > MAX_MESSAGE {
+            return self.shared.count(InDrop::TooLarge);
+        }
         let Some(subject) = Subject::parse(&self.prefix, message.subject.as_str()) else {
             return;
         };
@@ -473,134 +735,320 @@ impl Thread {
         {
             return;
         }
+        let class = match subject.kind {
+            "block" | "unblock" => caps::Class::Blocks,
+            _ => caps::Class::Others,
+        };
+        if !caps.admit(&subject.host, class, now) {
+            return self.shared.count(InDrop::OverCap);
+        }
         match Message::decode(&message.payload, &subject.host) {
-            Ok(message) => self.hand_over(message, deliver),
-            Err(e) => tracing::debug!("fleet: refused a message on {}: {e}", message.subject),
+            Ok(decoded) if kind_of(&decoded.body) == subject.kind => {
+                hand_over(&self.shared, decoded, &self.wake_main);
+            }
+            Ok(_) => {
+                tracing::debug!(
+                    "fleet: refused a message on {}: not the kind its subject says",
+                    message.subject
+                );
+                self.shared.count(InDrop::Invalid);
+            }
+            Err(e) => {
+                tracing::debug!("fleet: refused a message on {}: {e}", message.subject);
+                self.shared.count(InDrop::Invalid);
+            }
         }
     }
 
-    fn hand_over(&self, message: Message, deliver: &impl Fn(Message) -> bool) {
-        if self.shared.in_flight.load(Ordering::Relaxed) >= IN_FLIGHT {
-            self.shared.dropped_in.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        if !deliver(message) {
-            self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The bucket of active blocks, made if it is not there yet.
+    /// The bucket of active blocks, when its stream is there and made as the fleet needs; when
+    /// not, why is logged and kept for `status`.
     async fn open_bucket(
         &self,
         jetstream: &async_nats::jetstream::Context,
     ) -> Option<async_nats::jetstream::kv::Store> {
         let name = bucket_name(&self.prefix);
-        if let Ok(Ok(store)) =
-            tokio::time::timeout(CALL_TIMEOUT, jetstream.get_key_value(&name)).await
+        let stream = format!("KV_{name}");
+        let refused = match tokio::time::timeout(CALL_TIMEOUT, jetstream.get_stream(&stream)).await
         {
-            return Some(store);
-        }
-        // The bucket's stream, as a key-value bucket of one value per key is made (the
-        // client's own call first asks for account figures a 2.9 server, Debian's, does not
-        // give).
-        use async_nats::jetstream::stream;
-        let config = stream::Config {
-            name: format!("KV_{name}"),
-            description: Some("scansentry: the fleet's active blocks".into()),
-            subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 1,
-            // An entry lasts as long as a block can; the bucket holds at most BUCKET_BYTES,
-            // the oldest entries (the least likely still due) going first.
-            max_age: MAX_BLOCK_FOR,
-            max_bytes: BUCKET_BYTES,
-            max_message_size: i32::try_from(crate::fleet::message::MAX_MESSAGE).unwrap_or(i32::MAX),
-            storage: stream::StorageType::File,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            num_replicas: 1,
-            discard: stream::DiscardPolicy::Old,
-            ..Default::default()
+            Ok(Ok(found)) => bucket::refusal(&self.prefix, &found.cached_info().config)
+                .map(|why| format!("the stream {stream} is unsafe: {why}")),
+            Ok(Err(e)) => Some(format!(
+                "cannot read the stream {stream} ({e}); make it with `sentryctl fleet init`"
+            )),
+            Err(_) => Some(format!("reading the stream {stream} timed out")),
         };
-        let created = match tokio::time::timeout(
-            CALL_TIMEOUT,
-            jetstream.get_or_create_stream(config),
-        )
-        .await
-        {
-            Ok(Ok(_)) => String::new(),
-            Ok(Err(e)) => format!(" ({e})"),
-            Err(_) => " (timed out)".to_string(),
+        let opened = match refused {
+            Some(why) => Err(why),
+            None => {
+                match tokio::time::timeout(CALL_TIMEOUT, jetstream.get_key_value(&name)).await {
+                    Ok(Ok(store)) => Ok(store),
+                    Ok(Err(e)) => Err(format!("cannot open the bucket {name}: {e}")),
+                    Err(_) => Err(format!("opening the bucket {name} timed out")),
+                }
+            }
         };
-        // Made now, or before by another host: opened as a bucket.
-        if let Ok(Ok(store)) =
-            tokio::time::timeout(CALL_TIMEOUT, jetstream.get_key_value(&name)).await
-        {
-            return Some(store);
+        match opened {
+            Ok(store) => {
+                *self.shared.bucket_refused.lock().expect("never poisoned") = None;
+                Some(store)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "fleet: not using the bucket {name}: {why}; blocks still go to the fleet, \
+                     catch-up is off"
+                );
+                *self.shared.bucket_refused.lock().expect("never poisoned") = Some(why);
+                None
+            }
         }
-        tracing::warn!(
-            "fleet: cannot make the key-value bucket {name}{created}; blocks are shared, not \
-             kept for catch-up"
-        );
-        None
     }
+}
 
-    /// Hands over every entry of the bucket but this host's own.
-    async fn catch_up(
-        &self,
-        store: &async_nats::jetstream::kv::Store,
-        deliver: &impl Fn(Message) -> bool,
-    ) {
-        let keys = match tokio::time::timeout(CALL_TIMEOUT, store.keys()).await {
-            Ok(Ok(keys)) => keys,
+/// The subject kind a body travels under.
+fn kind_of(body: &Body) -> &'static str {
+    match body {
+        Body::Block { .. } => "block",
+        Body::Unblock { .. } => "unblock",
+        Body::Probes { .. } => "probes",
+        Body::Heartbeat { .. } => "heartbeat",
+    }
+}
+
+/// Queues a checked message for the main loop (dropped, counted, when its queue is full), and
+/// wakes the main loop when the queues were empty.
+fn hand_over(shared: &Shared, message: Message, wake_main: &WakeMain) {
+    let was_empty = {
+        let mut inbox = shared.inbox.lock().expect("never poisoned");
+        let was_empty = inbox.blocks.is_empty() && inbox.others.is_empty();
+        let (queue, bound) = match message.body {
+            Body::Block { .. } | Body::Unblock { .. } => (&mut inbox.blocks, BLOCKS_WAITING),
+            Body::Probes { .. } | Body::Heartbeat { .. } => (&mut inbox.others, OTHERS_WAITING),
+        };
+        if queue.len() >= bound {
+            drop(inbox);
+            shared.count(InDrop::QueueFull);
+            return;
+        }
+        queue.push_back(message);
+        was_empty
+    };
+    if was_empty {
+        wake_main();
+    }
+}
+
+/// Reads the last entry of every key of the bucket, in batches, and queues the others' blocks
+/// and unblocks ([`CATCH_UP_PER_HOST`] per host, [`CATCH_UP_MAX`] in all) for the main loop,
+/// waiting while the queue of blocks is half full. Runs as a task of its own: the link reads on.
+async fn catch_up(
+    store: async_nats::jetstream::kv::Store,
+    me: HostName,
+    shared: Arc<Shared>,
+    wake_main: WakeMain,
+) {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let prefix = store.prefix.clone();
+    let config = pull::Config {
+        deliver_policy: DeliverPolicy::LastPerSubject,
+        ack_policy: AckPolicy::None,
+        filter_subject: format!("{prefix}>"),
+        inactive_threshold: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let consumer =
+        match tokio::time::timeout(CALL_TIMEOUT, store.stream.create_consumer(config)).await {
+            Ok(Ok(consumer)) => consumer,
             Ok(Err(e)) => return tracing::warn!("fleet: cannot read the bucket to catch up: {e}"),
             Err(_) => return tracing::warn!("fleet: reading the bucket to catch up timed out"),
         };
-        let mut keys = keys.take(CATCH_UP_MAX);
-        let mut taken = 0_usize;
-        while let Some(Ok(key)) = keys.next().await {
-            let Some((host, _)) = key.split_once('.') else {
+    let mut per_host: HashMap<String, usize> = HashMap::new();
+    let (mut read, mut taken, mut over) = (0_usize, 0_usize, 0_usize);
+    'batches: while read < CATCH_UP_READ_MAX && taken < CATCH_UP_MAX {
+        let batch = consumer
+            .fetch()
+            .max_messages(CATCH_UP_BATCH)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!("fleet: reading the bucket to catch up failed: {e}");
+                break;
+            }
+        };
+        let mut got = 0;
+        let mut pending = 0;
+        while let Some(Ok(entry)) = batch.next().await {
+            got += 1;
+            read += 1;
+            pending = entry.info().map_or(0, |i| i.pending);
+            let Some(key) = entry.subject.as_str().strip_prefix(prefix.as_str()) else {
                 continue;
             };
-            if host == self.host.as_str() {
+            // Deleted and purged keys (which the stream denies) carry a header and no value.
+            if entry
+                .headers
+                .as_ref()
+                .is_some_and(|h| h.get("KV-Operation").is_some())
+            {
                 continue;
             }
-            let Ok(Ok(Some(value))) =
-                tokio::time::timeout(CALL_TIMEOUT, store.get(key.clone())).await
-            else {
+            let Some((host, _)) = key.split_once('.') else {
+                shared.count(InDrop::BadEntry);
                 continue;
             };
-            match Message::decode(&value, host) {
-                Ok(message) => {
-                    taken += 1;
-                    self.hand_over(message, deliver);
+            if host == me.as_str() {
+                continue;
+            }
+            let known = per_host.len();
+            let count = match per_host.get_mut(host) {
+                Some(count) => count,
+                None if known < CATCH_UP_HOSTS => per_host.entry(host.to_string()).or_default(),
+                None => {
+                    over += 1;
+                    continue;
                 }
-                Err(e) => tracing::debug!("fleet: refused the bucket's entry {key}: {e}"),
+            };
+            if *count >= CATCH_UP_PER_HOST {
+                over += 1;
+                continue;
+            }
+            match bucket::entry(key, &entry.payload) {
+                Ok(message) => {
+                    *count += 1;
+                    taken += 1;
+                    while shared.inbox.lock().expect("never poisoned").blocks.len()
+                        >= BLOCKS_WAITING / 2
+                    {
+                        if !wake_main() {
+                            break 'batches;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    hand_over(&shared, message, &wake_main);
+                }
+                Err(e) => {
+                    tracing::debug!("fleet: refused the bucket's entry {key}: {e}");
+                    shared.count(InDrop::BadEntry);
+                }
             }
         }
-        tracing::info!(
-            "fleet: caught up with {} from the bucket",
-            crate::report::count(taken as u64, "entry", "entries")
-        );
+        if got == 0 || pending == 0 {
+            break;
+        }
     }
+    let left = if over > 0 {
+        format!(
+            " ({} left unread: past {CATCH_UP_PER_HOST} from one host)",
+            crate::report::count(over as u64, "entry", "entries")
+        )
+    } else {
+        String::new()
+    };
+    tracing::info!(
+        "fleet: caught up with {} from the bucket{left}",
+        crate::report::count(taken as u64, "entry", "entries")
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn heartbeat(origin: &str) -> Message {
+        Message::new(
+            HostName::new(origin).unwrap(),
+            Body::Heartbeat {
+                at: crate::time::Timestamp::from_micros(1),
+                addresses: Vec::new(),
+            },
+        )
+    }
+
+    fn block(origin: &str) -> Message {
+        let at = crate::time::Timestamp::from_micros(1);
+        Message::new(
+            HostName::new(origin).unwrap(),
+            Body::Block {
+                net: "203.0.113.9/32".parse().unwrap(),
+                kind: "syn".into(),
+                ports: vec![],
+                at,
+                until: at,
+            },
+        )
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            outbox: Mutex::new(VecDeque::new()),
+            inbox: Mutex::new(Inbox::default()),
+            wake: tokio::sync::Notify::new(),
+            closing: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            dropped_in: Default::default(),
+            connected: AtomicBool::new(false),
+            server: Mutex::new(String::new()),
+            bucket_refused: Mutex::new(None),
+            round_trip_us: AtomicU64::new(u64::MAX),
+            addresses: Mutex::new(Vec::new()),
+        }
+    }
+
     #[test]
-    fn bucket_keys_are_subject_tokens_naming_host_and_network() {
-        let host = HostName::new("web-1").unwrap();
+    fn a_flood_of_summaries_and_heartbeats_leaves_the_blocks_queue_its_room() {
+        let shared = shared();
+        let wakes = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&wakes);
+        let wake: WakeMain = Arc::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            true
+        });
+        for _ in 0..OTHERS_WAITING * 10 {
+            hand_over(&shared, heartbeat("web-2"), &wake);
+        }
+        hand_over(&shared, block("web-3"), &wake);
+        let inbox = shared.inbox.lock().unwrap();
+        assert_eq!(inbox.others.len(), OTHERS_WAITING);
+        assert_eq!(inbox.blocks.len(), 1);
         assert_eq!(
-            bucket_key(&host, "203.0.113.9/32".parse().unwrap()),
-            "web-1.203.0.113.9/32"
+            shared.dropped_in[InDrop::ALL
+                .iter()
+                .position(|d| *d == InDrop::QueueFull)
+                .unwrap()]
+            .load(Ordering::Relaxed),
+            (OTHERS_WAITING * 9) as u64
         );
-        assert_eq!(
-            bucket_key(&host, "2001:db8::/64".parse().unwrap()),
-            "web-1.2001_db8__/64"
-        );
-        assert_eq!(bucket_name("corp.scansentry"), "corp-scansentry-blocks");
+        // The main loop is woken once, when the queues stop being empty.
+        assert_eq!(wakes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_main_loop_takes_blocks_first_and_a_bounded_number_a_turn() {
+        let shared = Arc::new(shared());
+        let wake: WakeMain = Arc::new(|| true);
+        for _ in 0..100 {
+            hand_over(&shared, heartbeat("web-2"), &wake);
+        }
+        for _ in 0..10 {
+            hand_over(&shared, block("web-3"), &wake);
+        }
+        let (_done_tx, done) = std::sync::mpsc::channel();
+        let link = Link {
+            host: HostName::new("web-1").unwrap(),
+            prefix: "scansentry".into(),
+            shared,
+            done,
+        };
+        let (taken, more) = link.take(4, 16);
+        assert_eq!(taken.len(), 20);
+        assert!(taken[..4].iter().all(|m| kind_of(&m.body) == "block"));
+        assert!(taken[4..].iter().all(|m| kind_of(&m.body) == "heartbeat"));
+        assert!(more);
+        let (taken, _) = link.take(256, 1000);
+        assert_eq!(taken.len(), 6 + 84);
+        assert_eq!(link.take(256, 16), (Vec::new(), false));
     }
 }

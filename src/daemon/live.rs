@@ -44,8 +44,6 @@ enum Event {
     Stop,
     FirewallChanged,
     HostChanged,
-    /// Another host of the fleet said this (checked by the link).
-    Fleet(crate::fleet::message::Message),
 }
 
 /// How other threads reach the main loop: the event, then a byte down a pipe that the main
@@ -59,14 +57,25 @@ struct Wake {
 impl Wake {
     fn send(&self, event: Event) -> bool {
         let sent = self.events.send(event).is_ok();
+        self.poke();
+        sent
+    }
+
+    /// Wakes the main loop with no event (the fleet's messages wait in the link's queues).
+    fn poke(&self) {
         // A full pipe already holds a wake-up; nothing else can fail here that matters.
         let _ = nix::unistd::write(self.pipe.as_fd(), &[1]);
-        sent
     }
 }
 
 /// Frames handled before the main loop looks at its events again.
 const FRAMES_PER_TURN: usize = 4096;
+/// Blocks and unblocks from the fleet the main loop takes in one turn at most (before the
+/// captures' frames again).
+const FLEET_BLOCKS_PER_TURN: usize = 256;
+/// Probe summaries and heartbeats from the fleet the main loop takes in one turn at most: a
+/// flood of valid summaries cannot delay a local capture's block by more than a few.
+const FLEET_OTHERS_PER_TURN: usize = 16;
 /// How often systemd hears the counters.
 const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -263,12 +272,6 @@ impl Daemon {
                     }
                     let _ = reply.send(response);
                 }
-                Event::Fleet(message) => {
-                    if let Some(link) = &self.link {
-                        link.taken();
-                    }
-                    self.engine.fleet_message(message);
-                }
                 Event::Metrics(reply) => {
                     let mut status = self.engine.status();
                     self.fill_fleet(&mut status);
@@ -305,6 +308,20 @@ impl Daemon {
         if let Some(link) = &self.link {
             link.set_addresses(self.engine.fleet_addresses());
         }
+    }
+
+    /// Takes at most [`FLEET_BLOCKS_PER_TURN`] blocks and unblocks and
+    /// [`FLEET_OTHERS_PER_TURN`] other messages from the fleet's link; returns whether more wait.
+    fn take_fleet(&mut self) -> bool {
+        let Some(link) = &self.link else {
+            return false;
+        };
+        let (messages, more) = link.take(FLEET_BLOCKS_PER_TURN, FLEET_OTHERS_PER_TURN);
+        for message in messages {
+            self.engine.fleet_message(message);
+            self.carry_out();
+        }
+        more
     }
 
     fn watch_firewall(&self, wake: &Wake) {

@@ -2,7 +2,7 @@
 
 mod audit;
 mod detach;
-mod fleet;
+pub(crate) mod fleet;
 mod hook;
 mod live;
 mod log;

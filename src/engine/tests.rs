@@ -804,7 +804,7 @@ mod fleet {
     fn fleet_config() -> Config {
         let mut c = config();
         let text = "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
-                    host = \"web-1\"\nmax-block-for = \"1d\"\n\
+                    insecure = true\nhost = \"web-1\"\nmax-block-for = \"1d\"\n\
                     max-blocks-per-origin-per-minute = 3\n";
         c.fleet = crate::config::from_toml(text, std::path::Path::new("fleet.toml"))
             .unwrap()
@@ -1340,7 +1340,7 @@ mod sweep {
         let mut c = config();
         let text = format!(
             "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
-             host = \"{name}\"\n"
+             insecure = true\nhost = \"{name}\"\n"
         );
         c.fleet = crate::config::from_toml(&text, std::path::Path::new("fleet.toml"))
             .unwrap()

@@ -189,6 +189,50 @@ pub enum Server {
     Example,
 }
 
+/// Runs the future `make` makes on a current-thread runtime inside the namespace named `ns`
+/// (a lab client's sockets stay there).
+pub fn block_on_in<F: std::future::Future>(ns: &str, make: impl FnOnce() -> F + Send) -> F::Output
+where
+    F::Output: Send,
+{
+    super::netns::enter_and_run(ns, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(make())
+    })
+}
+
+/// A member's flood of valid probe summaries (256 probes each), sent as fast as one client can
+/// from the scanner's namespace until dropped; see [`FleetLab::flood_summaries`].
+pub struct SummaryFlood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SummaryFlood {
+    /// Stops the flood; the messages sent.
+    pub fn stop(mut self) -> u64 {
+        self.halt();
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the flood's thread");
+        }
+    }
+}
+
+impl Drop for SummaryFlood {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
 /// The lab.
 pub struct FleetLab {
     pub hub: Netns,
@@ -243,7 +287,66 @@ impl FleetLab {
             lab.make_pki();
         }
         lab.start_nats();
+        let made = lab.fleet_init();
+        assert!(
+            made.starts_with("made the bucket scansentry-blocks"),
+            "{made}"
+        );
         lab
+    }
+
+    /// `sentryctl fleet init` as the admin (with [`Server::Example`], with the admin's
+    /// certificate), from the hub: what it said (asserting success).
+    pub fn fleet_init(&self) -> String {
+        let out = self.fleet_init_output();
+        assert!(
+            out.status.success(),
+            "sentryctl fleet init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `sentryctl fleet init` as the admin, from the hub, as it ended.
+    pub fn fleet_init_output(&self) -> std::process::Output {
+        let config = self.store.0.join("admin.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[fleet]\nenabled = true\nhost = \"admin\"\n{}",
+                self.servers("admin")
+            ),
+        )
+        .unwrap();
+        self.hub.exec(&[
+            env!("CARGO_BIN_EXE_sentryctl"),
+            "fleet",
+            "init",
+            "--config",
+            &config.display().to_string(),
+        ])
+    }
+
+    /// A NATS client's options as `who` (a host's name or `admin`: with [`Server::Example`],
+    /// its certificate), and the server's URL: a test client playing a member, or an admin.
+    pub fn client(&self, who: &str) -> (async_nats::ConnectOptions, String) {
+        let options = async_nats::ConnectOptions::new().name(format!("lab client {who}"));
+        match self.server {
+            Server::Open => (options, format!("nats://{NATS}:4222")),
+            Server::Example => {
+                let pki = &self.pki.0;
+                (
+                    options
+                        .require_tls(true)
+                        .add_root_certificates(pki.join("ca.pem"))
+                        .add_client_certificate(
+                            pki.join(format!("{who}.pem")),
+                            pki.join(format!("{who}.key")),
+                        ),
+                    format!("tls://{NATS}:4222"),
+                )
+            }
+        }
     }
 
     /// One more host (its daemon not started).
@@ -402,13 +505,15 @@ impl FleetLab {
         for host in &self.hosts {
             sign(&host.name, "extendedKeyUsage=clientAuth\n");
         }
+        // The admin who runs `sentryctl fleet init` (the example gives it the JetStream API).
+        sign("admin", "extendedKeyUsage=clientAuth\n");
     }
 
     /// `[fleet]`'s servers for host `name`, and with [`Server::Example`] TLS with its
     /// certificate.
     pub fn servers(&self, name: &str) -> String {
         match self.server {
-            Server::Open => format!("servers = [\"nats://{NATS}:4222\"]\n"),
+            Server::Open => format!("servers = [\"nats://{NATS}:4222\"]\ninsecure = true\n"),
             Server::Example => {
                 let pki = self.pki.0.display();
                 format!(
@@ -604,6 +709,80 @@ impl FleetLab {
             daemon.out(),
             daemon.err()
         );
+    }
+
+    /// A member's flood, as `origin`: valid, verified probe summaries of 256 probes each on
+    /// `scansentry.probes.ORIGIN.TO` for each host `to`, as fast as one client sends them, from
+    /// the scanner's namespace, until the flood is stopped.
+    pub fn flood_summaries(&self, origin: &str, to: &[&str]) -> SummaryFlood {
+        use scansentry::fleet::message::{Body, Check, HostName, Message, ProbeSummary};
+        use std::sync::atomic::Ordering;
+        let at = scansentry::time::Clock::now(&scansentry::time::SystemClock);
+        let probes: Vec<ProbeSummary> = (0..256_u16)
+            .map(|i| ProbeSummary {
+                source: format!("203.0.113.{i}/32").parse().expect("an address"),
+                port: format!("{}/tcp", 1000 + i),
+                kind: "syn".into(),
+                at,
+                // Verified, as an honest host's: the owner counts every one.
+                checked: vec![Check::ReversePath, Check::Peers],
+            })
+            .collect();
+        let summary = Message::new(HostName::new(origin).unwrap(), Body::Probes { probes })
+            .encode()
+            .expect("a summary within the size");
+        let summary = bytes::Bytes::from(summary);
+        let subjects: Vec<String> = to
+            .iter()
+            .map(|to| format!("scansentry.probes.{origin}.{to}"))
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (options, url) = self.client(origin);
+        let ns = self.scanner.0.clone();
+        let (halt, count) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&sent));
+        let thread = std::thread::spawn(move || {
+            block_on_in(&ns, move || async move {
+                let client = options
+                    .connect(url)
+                    .await
+                    .expect("the flood's client connects");
+                while !halt.load(Ordering::Relaxed) {
+                    for subject in &subjects {
+                        if client
+                            .publish(subject.clone(), summary.clone())
+                            .await
+                            .is_ok()
+                        {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                let _ = client.flush().await;
+            });
+        });
+        SummaryFlood {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts host `i`'s sentryd (1-based) as [`FleetLab::start`] does, waiting only until it
+    /// is connected (not for its catch-up).
+    pub fn start_connected(&mut self, i: usize, extra: &str) {
+        let servers = self.servers(&self.hosts[i - 1].name);
+        let host = &mut self.hosts[i - 1];
+        let config = format!(
+            "[fleet]\nenabled = true\nhost = \"{}\"\n{servers}{extra}",
+            host.name
+        );
+        host.daemon = Some(Daemon::spawn_for(&host.ns.0, &host.dir.0, &config, 300));
+        let daemon = host.daemon.as_ref().unwrap();
+        let connected = wait_until(Duration::from_secs(10), || {
+            daemon.out().contains("fleet: connected to NATS")
+        });
+        assert!(connected, "{} did not connect: {}", host.name, daemon.err());
     }
 
     /// Starts host `i`'s sentryd (1-based) with `extra` configuration after the fleet's.

@@ -47,10 +47,16 @@ impl Running {
             if self.daemon.on_events(&self.events) {
                 return self.stop();
             }
+            // The fleet's messages after the captures' frames, a bounded number a turn; when
+            // more wait, the loop turns again at once.
+            let fleet_waits = self.daemon.take_fleet();
             let next = self.daemon.engine.tick();
             self.daemon.carry_out();
             self.tell_systemd(&mut status_due);
             let mut next = next.min(status_due);
+            if fleet_waits {
+                next = clock.now();
+            }
             if let Some(every) = watchdog {
                 let now = clock.now();
                 if now >= alive_due {

@@ -294,8 +294,9 @@ fn spawn_threads(
                 .expect("the host is named before the engine starts")
                 .clone();
             let fleet_wake = wake.clone();
-            let link = Link::start(fleet, host, move |message| {
-                fleet_wake.send(Event::Fleet(message))
+            let link = Link::start(fleet, host, move || {
+                fleet_wake.poke();
+                true
             })
             .map_err(|e| StartError::new(exit::CONFIG, e))?;
             Some(link)
