@@ -8,8 +8,9 @@
 //! unblock here, or by its origin, since it was detected; the never-block list; the addresses
 //! the members claim for themselves; the addresses this host refused as forged (reverse path);
 //! the protected peers; the origin's share of `max-blocks`; keep the longer (no block here is
-//! shortened or replaced); a grace period; the budget (a sweep as weak evidence). Every refusal
-//! is counted by rule; those that protect this host are also said.
+//! shortened, nor replaced unless it is the origin's own and ends sooner); a grace period; the
+//! budget (a sweep as weak evidence). Every refusal is counted by rule; those that protect this
+//! host are also said.
 //!
 //! An unblock from the fleet lifts only what its origin's blocks added here, within a
 //! per-origin cap. Every map here is bounded (members, their addresses, the lifted networks,
@@ -811,9 +812,9 @@ impl Engine {
             );
             return;
         }
-        if let Some(kept) = self
-            .responder
-            .kept_from_fleet(net, now.saturating_add(ttl), now)
+        if let Some(kept) =
+            self.responder
+                .kept_from_fleet(net, &origin, now.saturating_add(ttl), now)
         {
             self.refuse_from_fleet(
                 "shorter",
@@ -825,6 +826,11 @@ impl Engine {
                     kept.why.kind,
                     if kept.why.kind == "manual" {
                         "was made by hand".to_string()
+                    } else if kept.until <= now.saturating_add(ttl) {
+                        kept.why.origin.as_ref().map_or_else(
+                            || "this host detected".to_string(),
+                            |o| format!("{o} made"),
+                        )
                     } else {
                         format!("ends in {}", human(kept.until.saturating_since(now)))
                     }

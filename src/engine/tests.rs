@@ -1100,6 +1100,16 @@ mod fleet {
         ));
     }
 
+    fn unblock_of(lab: &Lab, origin: &str, target: &str) -> Message {
+        Message::new(
+            host(origin),
+            Body::Unblock {
+                net: target.parse().unwrap(),
+                at: wall(lab, 0),
+            },
+        )
+    }
+
     fn block_of_kind(lab: &Lab, origin: &str, target: &str, kind: &str, ends: i64) -> Message {
         Message::new(
             host(origin),
@@ -1306,6 +1316,28 @@ mod fleet {
         ));
         lab.advance(Duration::from_secs(3));
         assert!(lab.kernel.holds(net(SCANNER)));
+    }
+
+    /// Issue 24 (red team): a compromised member cannot lift a detection here, nor a third
+    /// host's block, by covering it with a longer block of its own and then lifting that: a
+    /// fleet block never replaces a block here that is not its origin's.
+    #[test]
+    fn a_covering_block_then_its_unblock_does_not_lift_a_local_or_third_hosts_block() {
+        let mut lab = Lab::start(fleet_config());
+        lab.scan(SCANNER, 1..=10);
+        lab.engine
+            .fleet_message(block(&lab, "web-4", "203.0.113.9", -1, 600));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert!(lab.kernel.holds(net("203.0.113.9")));
+        lab.engine.take_effects();
+        // web-3 covers both with a day's /24, then lifts it.
+        let m = block_of_kind(&lab, "web-3", "203.0.113.0/24", "syn", 86_400);
+        lab.engine.fleet_message(m);
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.0/24"));
+        assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+        assert!(lab.kernel.holds(net("203.0.113.9")));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
     }
 
     #[test]
