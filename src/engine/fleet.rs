@@ -54,10 +54,11 @@ const MAX_MEMBERS: usize = 4096;
 /// One origin's blocks hold at most this fraction of `[respond] max-blocks` here (a quarter).
 pub const ORIGIN_SHARE: usize = 4;
 
-/// Networks whose last unblock is remembered, per origin (the oldest gives way): a block the
+/// Networks whose last unblock is remembered, per origin (past it, the oldest of the origin, or
+/// of this host, that holds the most gives way): a block the
 /// fleet detected before an unblock here (or by its origin) is not taken again, also when it
 /// comes back from the key-value bucket at a reconnection.
-const MAX_LIFTED: usize = 4096;
+pub(super) const MAX_LIFTED: usize = 4096;
 
 /// A member's own addresses (claimed in its heartbeats) are kept from fleet blocks this long
 /// after it last claimed them.
@@ -77,6 +78,8 @@ pub(super) struct Fleet {
     limits: (Duration, u32),
     /// Networks unblocked here (`None`) or by a host of the fleet, and when (wall clock).
     lifted: LinkedHashMap<(Option<HostName>, IpNet), Timestamp>,
+    /// How many of `lifted` each holds (here: `None`).
+    lifted_per: HashMap<Option<HostName>, usize>,
     /// The addresses each member claims for itself, and when it last did (engine time).
     claimed: HashMap<HostName, (Timestamp, Vec<IpNet>)>,
     /// Addresses this host refused as forged (reverse path), and when (engine time).
@@ -134,6 +137,7 @@ impl Fleet {
             limits: (config.max_block_for, config.max_per_origin_per_minute),
             host,
             lifted: LinkedHashMap::new(),
+            lifted_per: HashMap::new(),
             claimed: HashMap::new(),
             forged: LinkedHashMap::new(),
             received: 0,
@@ -192,14 +196,46 @@ impl Fleet {
         }
     }
 
+    /// How many unblocks are remembered.
+    #[cfg(test)]
+    pub(super) fn lifted_count(&self) -> usize {
+        self.lifted.len()
+    }
+
     /// `net` was lifted at `at`: here (`by` `None`), or by host `by` of the fleet.
+    /// Past [`MAX_LIFTED`], the oldest of whoever holds the most gives way (here or an
+    /// origin): a member's flood of unblocks forgets its own, never the others' nor this host's.
     fn lifted(&mut self, by: Option<HostName>, net: IpNet, at: Timestamp) {
         let key = (by, net);
-        self.lifted.remove(&key);
-        if self.lifted.len() >= MAX_LIFTED {
-            self.lifted.pop_front();
+        if self.lifted.remove(&key).is_none() {
+            if self.lifted.len() >= MAX_LIFTED {
+                let most = self
+                    .lifted_per
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(by, _)| by.clone());
+                let oldest =
+                    most.and_then(|most| self.lifted.keys().find(|(by, _)| *by == most).cloned());
+                if let Some(oldest) = oldest {
+                    self.lifted.remove(&oldest);
+                    self.count_lifted(&oldest.0, false);
+                }
+            }
+            self.count_lifted(&key.0, true);
         }
         self.lifted.insert(key, at);
+    }
+
+    fn count_lifted(&mut self, by: &Option<HostName>, more: bool) {
+        let n = self.lifted_per.entry(by.clone()).or_default();
+        if more {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.lifted_per.remove(by);
+            }
+        }
     }
 
     /// Whether a block of `net` from `origin` detected at `at` was lifted since: here, or by

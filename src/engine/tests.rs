@@ -1340,6 +1340,47 @@ mod fleet {
         assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
     }
 
+    /// Issue 24 (red team): the unblocks remembered are bounded, but a member's flood of
+    /// unblocks (of anything, blocked here or not) forgets only its own: an unblock by hand here
+    /// and another member's unblock still keep their older blocks, read again from the bucket
+    /// at a reconnection, from being taken again.
+    #[test]
+    fn a_members_flood_of_unblocks_forgets_no_one_elses() {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 100_000;
+        let mut lab = Lab::start(c);
+        lab.engine
+            .fleet_message(block(&lab, "web-4", SCANNER, -60, 3600));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.9", -60, 3600));
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: None,
+            local: true,
+        });
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.9/32"));
+        assert!(lab.kernel.elements().is_empty());
+        lab.advance(Duration::from_secs(1));
+        for i in 0..(2 * super::super::fleet::MAX_LIFTED) {
+            let m = unblock_of(&lab, "web-2", &format!("2001:db8::{i:x}/128"));
+            lab.engine.fleet_message(m);
+        }
+        assert!(
+            lab.engine.fleet.as_ref().unwrap().lifted_count() <= super::super::fleet::MAX_LIFTED
+        );
+        lab.engine
+            .fleet_message(block(&lab, "web-4", SCANNER, -61, 3600));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.9", -61, 3600));
+        assert!(
+            lab.kernel.elements().is_empty(),
+            "{:?}",
+            lab.kernel.elements()
+        );
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
+    }
+
     #[test]
     fn blocks_from_the_fleet_are_kept_across_a_restart_with_their_origin() {
         let mut lab = Lab::start(fleet_config());
