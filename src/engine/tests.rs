@@ -1926,6 +1926,77 @@ mod sweep {
         assert_eq!(lab.engine.fleet_info().unwrap().refused["floor"], 1);
     }
 
+    /// Issue 24 (red team): a compromised member lies in `checked`, in `at`, and sends the
+    /// same summaries again and again, on every port: it counts as one host of a sweep and a
+    /// third of its pairs at most. Alone, or with one honest host's verified probes, it makes
+    /// no sweep; it takes two other hosts' verified probes — 10 of the 16 pairs, or 7 of the 8
+    /// hosts on one port — for its lies to count.
+    #[test]
+    fn a_lying_member_counts_as_one_host_of_a_sweep() {
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        let liar = others[0].as_str();
+        let lie = |lab: &Lab, port: u16, secs: i64| {
+            let at = if secs >= 0 {
+                lab.clock
+                    .now()
+                    .saturating_add(Duration::from_secs(secs.unsigned_abs()))
+            } else {
+                lab.clock
+                    .now()
+                    .saturating_sub(Duration::from_secs(secs.unsigned_abs()))
+            };
+            let mut m = checked_by(
+                lab,
+                liar,
+                SCANNER,
+                &format!("{port}/tcp"),
+                vec![Check::ReversePath, Check::Peers],
+            );
+            if let Body::Probes { probes } = &mut m.body {
+                probes[0].at = at;
+            }
+            m
+        };
+        for round in 0..3 {
+            for port in 1..=100 {
+                let m = lie(&lab, port, [0, 86_400, -59][round]);
+                lab.engine.fleet_message(m);
+            }
+        }
+        assert!(lab.kernel.elements().is_empty());
+        // One honest host's verified probes on every port: still no sweep.
+        for port in 1..=100 {
+            let m = probes_from(&lab, &others[1], SCANNER, &format!("{port}/tcp"));
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        // A second honest host's fourth probe makes it (6 + 6 + 4 pairs).
+        for port in 1..=3 {
+            let m = probes_from(&lab, &others[2], SCANNER, &format!("{port}/tcp"));
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        let m = probes_from(&lab, &others[2], SCANNER, "4/tcp");
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+
+        // On one port: the liar and six honest hosts are no sweep; a seventh is.
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        for _ in 0..10 {
+            let m = lie(&lab, 23, 0);
+            lab.engine.fleet_message(m);
+        }
+        for origin in &others[1..7] {
+            let m = probes_from(&lab, origin, SCANNER, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        let m = probes_from(&lab, &others[7], SCANNER, "23/tcp");
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.holds(net(SCANNER)));
+    }
+
     #[test]
     fn a_sweep_of_a_never_block_address_or_a_protected_peer_is_not_blocked() {
         let (mut lab, others) = lab_owning(LOCAL, 9);
