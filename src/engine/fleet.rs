@@ -48,9 +48,9 @@ pub const PROBES_EVERY: Duration = Duration::from_millis(100);
 /// bounded rate on the bus.
 pub const PROBES_PER_SECOND: u32 = 1000;
 /// (source, port) pairs remembered as told, at most: each is told once per sweep window.
-const MAX_TOLD: usize = 65_536;
+pub(super) const MAX_TOLD: usize = 65_536;
 /// Members remembered at most.
-const MAX_MEMBERS: usize = 4096;
+pub(super) const MAX_MEMBERS: usize = 4096;
 /// One origin's blocks hold at most this fraction of `[respond] max-blocks` here (a quarter).
 pub const ORIGIN_SHARE: usize = 4;
 
@@ -66,7 +66,7 @@ pub const MEMBER_ADDRESSES_FOR: Duration = Duration::from_secs(3600);
 
 /// Addresses this host refused as forged (reverse path) remembered at most (the oldest gives
 /// way); each for `[respond] protect-for`, or [`FORGED_AT_LEAST`] if that is longer.
-const MAX_FORGED: usize = 4096;
+pub(super) const MAX_FORGED: usize = 4096;
 /// See [`MAX_FORGED`].
 pub const FORGED_AT_LEAST: Duration = Duration::from_secs(3600);
 
@@ -200,6 +200,19 @@ impl Fleet {
     #[cfg(test)]
     pub(super) fn lifted_count(&self) -> usize {
         self.lifted.len()
+    }
+
+    /// How many entries each map keyed by what the others say holds: members, their claimed
+    /// addresses, addresses refused as forged, unblocks, (source, port) pairs told.
+    #[cfg(test)]
+    pub(super) fn sizes(&self) -> [usize; 5] {
+        [
+            self.members.len(),
+            self.claimed.values().map(|(_, a)| a.len()).sum(),
+            self.forged.len(),
+            self.lifted.len(),
+            self.told.len(),
+        ]
     }
 
     /// `net` was lifted at `at`: here (`by` `None`), or by host `by` of the fleet.

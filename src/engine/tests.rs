@@ -1381,6 +1381,42 @@ mod fleet {
         assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
     }
 
+    /// Issue 24 (red team): every map the fleet keys by what others say is bounded, driven
+    /// past its limit — members (any name on an open bus), the addresses they claim, the
+    /// addresses refused here as forged (a forger's spoofed sources), the unblocks remembered;
+    /// and the newest entry is the one kept.
+    #[test]
+    fn the_fleets_maps_keyed_by_what_others_say_are_bounded() {
+        use super::super::fleet::{MAX_FORGED, MAX_LIFTED, MAX_MEMBERS};
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 100_000;
+        let mut lab = Lab::start(c);
+        let past = MAX_MEMBERS + 100;
+        for i in 0..past {
+            let a = format!("2001:db8:{:x}:{:x}::1/128", i / 65_536, i % 65_536);
+            let beat = heartbeat_claiming(&lab, &format!("h{i}"), &[&a, "2001:db8::2/128"]);
+            lab.engine.fleet_message(beat);
+            let m = unblock_of(&lab, &format!("h{i}"), &a);
+            lab.engine.fleet_message(m);
+        }
+        let now = lab.clock.now();
+        for i in 0..(MAX_FORGED as u32 + 100) {
+            let a = IpAddr::from((0xcb00_7100 + i).to_be_bytes());
+            lab.engine.refused_as_forged(a, now);
+        }
+        let [members, claimed, forged, lifted, _] = lab.engine.fleet.as_ref().unwrap().sizes();
+        assert!(members <= MAX_MEMBERS, "{members}");
+        assert!(claimed <= 2 * MAX_MEMBERS, "{claimed}");
+        assert_eq!(forged, MAX_FORGED);
+        assert_eq!(lifted, MAX_LIFTED);
+        // The newest forged address is remembered: a member's block of it is refused.
+        let last = IpAddr::from((0xcb00_7100 + MAX_FORGED as u32 + 99).to_be_bytes());
+        let m = block(&lab, "web-3", &last.to_string(), -1, 600);
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
+    }
+
     #[test]
     fn blocks_from_the_fleet_are_kept_across_a_restart_with_their_origin() {
         let mut lab = Lab::start(fleet_config());
