@@ -31,9 +31,6 @@ use crate::time::Timestamp;
 pub const MAX_PREFIXES: usize = 16_384;
 /// (host, port) pairs counted at most, over every prefix.
 pub const MAX_PAIRS: usize = 262_144;
-/// Prefixes looked through at most to find one that the host that began the most began
-/// ([`Sweeps::make_room`]).
-const ROOM_SCAN: usize = 4096;
 /// Distinct hosts a sweep takes at least, by either rule.
 pub const MIN_HOSTS: usize = 3;
 
@@ -151,8 +148,8 @@ pub struct Sweeps {
     prefixes: LinkedHashMap<IpNet, Prefix>,
     /// Pairs over every prefix.
     pairs: usize,
-    /// Prefixes counted now, per the host that began each.
-    created: HashMap<HostName, usize>,
+    /// Prefixes counted now, per the host that began each, least recently probed first.
+    created: HashMap<HostName, LinkedHashMap<IpNet, ()>>,
 }
 
 impl Sweeps {
@@ -181,10 +178,10 @@ impl Sweeps {
         let gone = self.prefixes.remove(source)?;
         self.pairs -= gone.pairs.len();
         if let Some(creator) = &gone.creator
-            && let Some(n) = self.created.get_mut(creator)
+            && let Some(its) = self.created.get_mut(creator)
         {
-            *n -= 1;
-            if *n == 0 {
+            its.remove(source);
+            if its.is_empty() {
                 self.created.remove(creator);
             }
         }
@@ -192,21 +189,14 @@ impl Sweeps {
     }
 
     /// Makes room for one more prefix: the least recently probed prefix of the host that began
-    /// the most gives way (within the first [`ROOM_SCAN`]; past them, the least recently probed
-    /// of all), so that one host's flood of prefixes (a compromised member's, or forged probes
-    /// at one host) forgets its own counts, not the others'. Whether anything went.
+    /// the most gives way, so that one host's flood of prefixes (a compromised member's, or
+    /// forged probes at one host) forgets its own counts, not the others'. Whether one went.
     fn make_room(&mut self) -> bool {
-        let most = self
+        let victim = self
             .created
             .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|(host, _)| host.clone());
-        let victim = self
-            .prefixes
-            .iter()
-            .take(ROOM_SCAN)
-            .find(|(_, p)| p.creator.is_some() && p.creator == most)
-            .map(|(source, _)| *source)
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
+            .and_then(|(_, its)| its.front().map(|(source, ())| *source))
             .or_else(|| self.prefixes.front().map(|(source, _)| *source));
         match victim {
             Some(source) => self.remove(&source).is_some(),
@@ -251,8 +241,17 @@ impl Sweeps {
                 break;
             }
         }
-        if self.prefixes.to_back(&source).is_none() {
-            *self.created.entry(seen.host.clone()).or_default() += 1;
+        if let Some(prefix) = self.prefixes.to_back(&source) {
+            if let Some(creator) = &prefix.creator
+                && let Some(its) = self.created.get_mut(creator)
+            {
+                its.to_back(&source);
+            }
+        } else {
+            self.created
+                .entry(seen.host.clone())
+                .or_default()
+                .insert(source, ());
             self.prefixes.insert(
                 source,
                 Prefix {
@@ -555,6 +554,30 @@ mod tests {
         }
         let sweep = sweeps.count(scanner, seen("web-8", "23/tcp", 102), at(102));
         assert_eq!(sweep.map(|s| s.hosts.len()), Some(8));
+
+        // Nor when it keeps its own prefixes recently probed, behind 6,000 of the others'.
+        let mut sweeps = Sweeps::new(thresholds());
+        for i in 1..=4 {
+            sweeps.count(scanner, seen(&format!("web-{i}"), "23/tcp", 100), at(100));
+        }
+        for i in 0..6000_u32 {
+            let other = IpNet::from(std::net::IpAddr::from((0xc612_0000 + i).to_be_bytes()));
+            let h = format!("web-{}", i % 4 + 1);
+            sweeps.count(other, seen(&h, "23/tcp", 100), at(100));
+        }
+        for round in 0..3 {
+            for i in 0..u32::try_from(MAX_PREFIXES).unwrap() {
+                let junk = IpNet::from(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
+                sweeps.count(junk, seen("web-9", "23/tcp", 101 + round), at(101 + round));
+            }
+        }
+        for i in 5..=7 {
+            let s = seen(&format!("web-{i}"), "23/tcp", 104);
+            assert_eq!(sweeps.count(scanner, s, at(104)), None);
+        }
+        let sweep = sweeps.count(scanner, seen("web-8", "23/tcp", 104), at(104));
+        assert_eq!(sweep.map(|s| s.hosts.len()), Some(8));
+        assert!(sweeps.len() <= MAX_PREFIXES);
     }
 
     #[test]
