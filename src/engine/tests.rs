@@ -1400,7 +1400,8 @@ mod fleet {
             lab.engine.fleet_message(m);
         }
         let now = lab.clock.now();
-        for i in 0..(MAX_FORGED as u32 + 100) {
+        let most = u32::try_from(MAX_FORGED).unwrap();
+        for i in 0..(most + 100) {
             let a = IpAddr::from((0xcb00_7100 + i).to_be_bytes());
             lab.engine.refused_as_forged(a, now);
         }
@@ -1410,7 +1411,7 @@ mod fleet {
         assert_eq!(forged, MAX_FORGED);
         assert_eq!(lifted, MAX_LIFTED);
         // The newest forged address is remembered: a member's block of it is refused.
-        let last = IpAddr::from((0xcb00_7100 + MAX_FORGED as u32 + 99).to_be_bytes());
+        let last = IpAddr::from((0xcb00_7100 + most + 99).to_be_bytes());
         let m = block(&lab, "web-3", &last.to_string(), -1, 600);
         lab.engine.fleet_message(m);
         assert!(lab.kernel.elements().is_empty());
