@@ -1338,6 +1338,10 @@ mod fleet {
         assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
         assert!(lab.kernel.holds(net("203.0.113.9")));
         assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
+        assert!(lab.says(
+            "refused web-3's block of 203.0.113.0/24 for 1day: it would lift the block of \
+             203.0.113.7 here (syn), which this host detected"
+        ));
     }
 
     /// Issue 24 (red team): the unblocks remembered are bounded, but a member's flood of
