@@ -1344,6 +1344,40 @@ mod fleet {
         ));
     }
 
+    /// Issue 24 (red team): a member blocks a scanner first, the scanner then scans this host
+    /// (a detection here, of what that block holds already), and the member lifts its block:
+    /// the detection here keeps the scanner blocked (only this host lifts what it detected).
+    #[test]
+    fn a_detection_here_under_a_members_block_outlives_its_unblock() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -1, 60));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        lab.scan(SCANNER, 1..=10);
+        lab.engine.take_effects();
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.7/32"));
+        assert!(
+            lab.kernel.holds(net(SCANNER)),
+            "web-3 lifted this host's detection"
+        );
+        // Nor a block by hand of what a member's block holds.
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.9", -1, 60));
+        lab.request(Request::Block {
+            net: net("203.0.113.9"),
+            seconds: Some(600),
+        });
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.9/32"));
+        assert_eq!(
+            lab.remaining(&lab.kernel, "203.0.113.9"),
+            Some(Some(Duration::from_secs(600))),
+            "web-3 lifted a block by hand"
+        );
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["not-its-block"], 2);
+    }
+
     /// Issue 24 (red team): the unblocks remembered are bounded, but a member's flood of
     /// unblocks (of anything, blocked here or not) forgets only its own: an unblock by hand here
     /// and another member's unblock still keep their older blocks, read again from the bucket

@@ -600,6 +600,34 @@ impl Responder {
             How::Detected | How::Sweep => None,
         };
         if let Some((covering, active)) = self.covering(net, now) {
+            // A block another host of the fleet made becomes this host's own when this host
+            // decides to block the same network itself (a detection that would block it, a
+            // sweep it counted, a block by hand): otherwise that host's unblock would lift
+            // what this host decided. A detection or a sweep keeps the longer; by hand, the
+            // time asked.
+            let adopt = covering == net
+                && active.why.origin.is_some()
+                && !(how == How::Detected && why.ports.len() < self.config.min_ports);
+            if adopt {
+                let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
+                let until = match manual {
+                    Some(_) => now.saturating_add(ttl),
+                    None => now.saturating_add(ttl).max(active.until),
+                };
+                self.insert(
+                    net,
+                    Active {
+                        since: active.since,
+                        until,
+                        offence: active.offence,
+                        why,
+                    },
+                );
+                return Decision::Refresh {
+                    net,
+                    ttl: until.saturating_since(now),
+                };
+            }
             if (self.config.refresh || manual.is_some()) && covering == net {
                 let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
                 let offence = active.offence;
