@@ -763,3 +763,74 @@ fn issue_24_a_stream_with_a_republish_rule_is_refused_by_every_host_saying_why()
         "web-2's block did not reach web-1 over core NATS"
     );
 }
+
+/// Issue 24 (red team): a compromised member covers a block web-1 detected itself (a real nmap
+/// scan) and one it took from web-2 (web-2's detection) with a day's block of a /27, then
+/// lifts the /27 with its own unblock. web-1 refuses the /27 (it would replace blocks that are
+/// not web-3's: `shorter`), so the unblock lifts nothing and both blocks stay.
+#[test]
+#[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
+fn a_compromised_members_covering_block_and_its_unblock_lift_nothing_it_did_not_add() {
+    use scansentry::fleet::message::{Body, HostName, Message, Subject};
+    use scansentry::time::Clock;
+
+    require_root();
+    let mut lab = FleetLab::with_server(3, Server::Example);
+    lab.start(1, "");
+    lab.start(2, "");
+    let heard = wait_until(Duration::from_secs(5), || {
+        lab.hosts[0].ctl(&["status"]).contains("2 members")
+    });
+    assert!(heard, "{}", lab.hosts[0].ctl(&["status"]));
+    let other = scanner_addr(1);
+    lab.scan(SCANNER, 1, "1-100");
+    lab.scan(&other, 2, "1-100");
+    for addr in [SCANNER, other.as_str()] {
+        let held = wait_until(Duration::from_secs(5), || lab.hosts[0].holds(addr));
+        assert!(
+            held,
+            "web-1 does not hold {addr}: {:?}",
+            lab.hosts[0].blocked()
+        );
+    }
+
+    let web3 = HostName::new("web-3").unwrap();
+    let now = scansentry::time::SystemClock.now();
+    let covering: ipnet::IpNet = "198.51.100.192/27".parse().unwrap();
+    let messages: Vec<(String, Vec<u8>)> = [
+        Body::Block {
+            net: covering,
+            kind: "syn".into(),
+            ports: vec!["22/tcp".into()],
+            at: now,
+            until: now.saturating_add(Duration::from_secs(86_400)),
+        },
+        Body::Unblock {
+            net: covering,
+            at: now,
+        },
+    ]
+    .into_iter()
+    .map(|body| {
+        let subject = Subject::of("scansentry", &web3, &body, None);
+        (subject, Message::new(web3.clone(), body).encode().unwrap())
+    })
+    .collect();
+    lab.publish_as(3, &messages);
+
+    let judged = wait_until(Duration::from_secs(5), || {
+        lab.hosts[0].ctl(&["status"]).contains("1 shorter")
+    });
+    assert!(judged, "{}", lab.hosts[0].ctl(&["status"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut expected = vec![SCANNER.to_string(), other.clone()];
+    expected.sort();
+    assert_eq!(
+        lab.hosts[0].blocked(),
+        expected,
+        "{}",
+        lab.hosts[0].daemon().err()
+    );
+    let left = lab.hosts[0].expires(SCANNER).expect("still blocked");
+    assert!(left > 3500, "{left}");
+}

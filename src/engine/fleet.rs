@@ -8,8 +8,9 @@
 //! unblock here, or by its origin, since it was detected; the never-block list; the addresses
 //! the members claim for themselves; the addresses this host refused as forged (reverse path);
 //! the protected peers; the origin's share of `max-blocks`; keep the longer (no block here is
-//! shortened or replaced); a grace period; the budget (a sweep as weak evidence). Every refusal
-//! is counted by rule; those that protect this host are also said.
+//! shortened, nor replaced unless it is the origin's own and ends sooner); a grace period; the
+//! budget (a sweep as weak evidence). Every refusal is counted by rule; those that protect this
+//! host are also said.
 //!
 //! An unblock from the fleet lifts only what its origin's blocks added here, within a
 //! per-origin cap. Every map here is bounded (members, their addresses, the lifted networks,
@@ -47,16 +48,17 @@ pub const PROBES_EVERY: Duration = Duration::from_millis(100);
 /// bounded rate on the bus.
 pub const PROBES_PER_SECOND: u32 = 1000;
 /// (source, port) pairs remembered as told, at most: each is told once per sweep window.
-const MAX_TOLD: usize = 65_536;
+pub(super) const MAX_TOLD: usize = 65_536;
 /// Members remembered at most.
-const MAX_MEMBERS: usize = 4096;
+pub(super) const MAX_MEMBERS: usize = 4096;
 /// One origin's blocks hold at most this fraction of `[respond] max-blocks` here (a quarter).
 pub const ORIGIN_SHARE: usize = 4;
 
-/// Networks whose last unblock is remembered, per origin (the oldest gives way): a block the
+/// Networks whose last unblock is remembered, per origin (past it, the oldest of the origin, or
+/// of this host, that holds the most gives way): a block the
 /// fleet detected before an unblock here (or by its origin) is not taken again, also when it
 /// comes back from the key-value bucket at a reconnection.
-const MAX_LIFTED: usize = 4096;
+pub(super) const MAX_LIFTED: usize = 4096;
 
 /// A member's own addresses (claimed in its heartbeats) are kept from fleet blocks this long
 /// after it last claimed them.
@@ -64,7 +66,7 @@ pub const MEMBER_ADDRESSES_FOR: Duration = Duration::from_secs(3600);
 
 /// Addresses this host refused as forged (reverse path) remembered at most (the oldest gives
 /// way); each for `[respond] protect-for`, or [`FORGED_AT_LEAST`] if that is longer.
-const MAX_FORGED: usize = 4096;
+pub(super) const MAX_FORGED: usize = 4096;
 /// See [`MAX_FORGED`].
 pub const FORGED_AT_LEAST: Duration = Duration::from_secs(3600);
 
@@ -76,6 +78,8 @@ pub(super) struct Fleet {
     limits: (Duration, u32),
     /// Networks unblocked here (`None`) or by a host of the fleet, and when (wall clock).
     lifted: LinkedHashMap<(Option<HostName>, IpNet), Timestamp>,
+    /// How many of `lifted` each holds (here: `None`).
+    lifted_per: HashMap<Option<HostName>, usize>,
     /// The addresses each member claims for itself, and when it last did (engine time).
     claimed: HashMap<HostName, (Timestamp, Vec<IpNet>)>,
     /// Addresses this host refused as forged (reverse path), and when (engine time).
@@ -133,6 +137,7 @@ impl Fleet {
             limits: (config.max_block_for, config.max_per_origin_per_minute),
             host,
             lifted: LinkedHashMap::new(),
+            lifted_per: HashMap::new(),
             claimed: HashMap::new(),
             forged: LinkedHashMap::new(),
             received: 0,
@@ -191,14 +196,59 @@ impl Fleet {
         }
     }
 
+    /// How many unblocks are remembered.
+    #[cfg(test)]
+    pub(super) fn lifted_count(&self) -> usize {
+        self.lifted.len()
+    }
+
+    /// How many entries each map keyed by what the others say holds: members, their claimed
+    /// addresses, addresses refused as forged, unblocks, (source, port) pairs told.
+    #[cfg(test)]
+    pub(super) fn sizes(&self) -> [usize; 5] {
+        [
+            self.members.len(),
+            self.claimed.values().map(|(_, a)| a.len()).sum(),
+            self.forged.len(),
+            self.lifted.len(),
+            self.told.len(),
+        ]
+    }
+
     /// `net` was lifted at `at`: here (`by` `None`), or by host `by` of the fleet.
+    /// Past [`MAX_LIFTED`], the oldest of whoever holds the most gives way (here or an
+    /// origin): a member's flood of unblocks forgets its own, never the others' nor this host's.
     fn lifted(&mut self, by: Option<HostName>, net: IpNet, at: Timestamp) {
         let key = (by, net);
-        self.lifted.remove(&key);
-        if self.lifted.len() >= MAX_LIFTED {
-            self.lifted.pop_front();
+        if self.lifted.remove(&key).is_none() {
+            if self.lifted.len() >= MAX_LIFTED {
+                let most = self
+                    .lifted_per
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(by, _)| by.clone());
+                let oldest =
+                    most.and_then(|most| self.lifted.keys().find(|(by, _)| *by == most).cloned());
+                if let Some(oldest) = oldest {
+                    self.lifted.remove(&oldest);
+                    self.count_lifted(&oldest.0, false);
+                }
+            }
+            self.count_lifted(&key.0, true);
         }
         self.lifted.insert(key, at);
+    }
+
+    fn count_lifted(&mut self, by: &Option<HostName>, more: bool) {
+        let n = self.lifted_per.entry(by.clone()).or_default();
+        if more {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.lifted_per.remove(by);
+            }
+        }
     }
 
     /// Whether a block of `net` from `origin` detected at `at` was lifted since: here, or by
@@ -811,9 +861,9 @@ impl Engine {
             );
             return;
         }
-        if let Some(kept) = self
-            .responder
-            .kept_from_fleet(net, now.saturating_add(ttl), now)
+        if let Some(kept) =
+            self.responder
+                .kept_from_fleet(net, &origin, now.saturating_add(ttl), now)
         {
             self.refuse_from_fleet(
                 "shorter",
@@ -825,6 +875,11 @@ impl Engine {
                     kept.why.kind,
                     if kept.why.kind == "manual" {
                         "was made by hand".to_string()
+                    } else if kept.until <= now.saturating_add(ttl) {
+                        kept.why.origin.as_ref().map_or_else(
+                            || "this host detected".to_string(),
+                            |o| format!("{o} made"),
+                        )
                     } else {
                         format!("ends in {}", human(kept.until.saturating_since(now)))
                     }

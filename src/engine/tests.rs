@@ -1100,6 +1100,16 @@ mod fleet {
         ));
     }
 
+    fn unblock_of(lab: &Lab, origin: &str, target: &str) -> Message {
+        Message::new(
+            host(origin),
+            Body::Unblock {
+                net: target.parse().unwrap(),
+                at: wall(lab, 0),
+            },
+        )
+    }
+
     fn block_of_kind(lab: &Lab, origin: &str, target: &str, kind: &str, ends: i64) -> Message {
         Message::new(
             host(origin),
@@ -1306,6 +1316,144 @@ mod fleet {
         ));
         lab.advance(Duration::from_secs(3));
         assert!(lab.kernel.holds(net(SCANNER)));
+    }
+
+    /// Issue 24 (red team): a compromised member cannot lift a detection here, nor a third
+    /// host's block, by covering it with a longer block of its own and then lifting that: a
+    /// fleet block never replaces a block here that is not its origin's.
+    #[test]
+    fn a_covering_block_then_its_unblock_does_not_lift_a_local_or_third_hosts_block() {
+        let mut lab = Lab::start(fleet_config());
+        lab.scan(SCANNER, 1..=10);
+        lab.engine
+            .fleet_message(block(&lab, "web-4", "203.0.113.9", -1, 600));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert!(lab.kernel.holds(net("203.0.113.9")));
+        lab.engine.take_effects();
+        // web-3 covers both with a day's /24, then lifts it.
+        let m = block_of_kind(&lab, "web-3", "203.0.113.0/24", "syn", 86_400);
+        lab.engine.fleet_message(m);
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.0/24"));
+        assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+        assert!(lab.kernel.holds(net("203.0.113.9")));
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
+        assert!(lab.says(
+            "refused web-3's block of 203.0.113.0/24 for 1day: it would lift the block of \
+             203.0.113.7 here (syn), which this host detected"
+        ));
+    }
+
+    /// Issue 24 (red team): a member blocks a scanner first, the scanner then scans this host
+    /// (a detection here, of what that block holds already), and the member lifts its block:
+    /// the detection here keeps the scanner blocked (only this host lifts what it detected).
+    #[test]
+    fn a_detection_here_under_a_members_block_outlives_its_unblock() {
+        let mut lab = Lab::start(fleet_config());
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -1, 60));
+        assert!(lab.kernel.holds(net(SCANNER)));
+        lab.scan(SCANNER, 1..=10);
+        lab.engine.take_effects();
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.7/32"));
+        assert!(
+            lab.kernel.holds(net(SCANNER)),
+            "web-3 lifted this host's detection"
+        );
+        // Nor a block by hand of what a member's block holds.
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.9", -1, 60));
+        lab.request(Request::Block {
+            net: net("203.0.113.9"),
+            seconds: Some(600),
+        });
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.9/32"));
+        assert_eq!(
+            lab.remaining(&lab.kernel, "203.0.113.9"),
+            Some(Some(Duration::from_secs(600))),
+            "web-3 lifted a block by hand"
+        );
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["not-its-block"], 2);
+    }
+
+    /// Issue 24 (red team): the unblocks remembered are bounded, but a member's flood of
+    /// unblocks (of anything, blocked here or not) forgets only its own: an unblock by hand here
+    /// and another member's unblock still keep their older blocks, read again from the bucket
+    /// at a reconnection, from being taken again.
+    #[test]
+    fn a_members_flood_of_unblocks_forgets_no_one_elses() {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 100_000;
+        let mut lab = Lab::start(c);
+        lab.engine
+            .fleet_message(block(&lab, "web-4", SCANNER, -60, 3600));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.9", -60, 3600));
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: None,
+            local: true,
+        });
+        lab.engine
+            .fleet_message(unblock_of(&lab, "web-3", "203.0.113.9/32"));
+        assert!(lab.kernel.elements().is_empty());
+        lab.advance(Duration::from_secs(1));
+        for i in 0..(2 * super::super::fleet::MAX_LIFTED) {
+            let m = unblock_of(&lab, "web-2", &format!("2001:db8::{i:x}/128"));
+            lab.engine.fleet_message(m);
+        }
+        assert!(
+            lab.engine.fleet.as_ref().unwrap().lifted_count() <= super::super::fleet::MAX_LIFTED
+        );
+        lab.engine
+            .fleet_message(block(&lab, "web-4", SCANNER, -61, 3600));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.9", -61, 3600));
+        assert!(
+            lab.kernel.elements().is_empty(),
+            "{:?}",
+            lab.kernel.elements()
+        );
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
+    }
+
+    /// Issue 24 (red team): every map the fleet keys by what others say is bounded, driven
+    /// past its limit — members (any name on an open bus), the addresses they claim, the
+    /// addresses refused here as forged (a forger's spoofed sources), the unblocks remembered;
+    /// and the newest entry is the one kept.
+    #[test]
+    fn the_fleets_maps_keyed_by_what_others_say_are_bounded() {
+        use super::super::fleet::{MAX_FORGED, MAX_LIFTED, MAX_MEMBERS};
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 100_000;
+        let mut lab = Lab::start(c);
+        let past = MAX_MEMBERS + 100;
+        for i in 0..past {
+            let a = format!("2001:db8:{:x}:{:x}::1/128", i / 65_536, i % 65_536);
+            let beat = heartbeat_claiming(&lab, &format!("h{i}"), &[&a, "2001:db8::2/128"]);
+            lab.engine.fleet_message(beat);
+            let m = unblock_of(&lab, &format!("h{i}"), &a);
+            lab.engine.fleet_message(m);
+        }
+        let now = lab.clock.now();
+        let most = u32::try_from(MAX_FORGED).unwrap();
+        for i in 0..(most + 100) {
+            let a = IpAddr::from((0xcb00_7100 + i).to_be_bytes());
+            lab.engine.refused_as_forged(a, now);
+        }
+        let [members, claimed, forged, lifted, _] = lab.engine.fleet.as_ref().unwrap().sizes();
+        assert!(members <= MAX_MEMBERS, "{members}");
+        assert!(claimed <= 2 * MAX_MEMBERS, "{claimed}");
+        assert_eq!(forged, MAX_FORGED);
+        assert_eq!(lifted, MAX_LIFTED);
+        // The newest forged address is remembered: a member's block of it is refused.
+        let last = IpAddr::from((0xcb00_7100 + most + 99).to_be_bytes());
+        let m = block(&lab, "web-3", &last.to_string(), -1, 600);
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.elements().is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
     }
 
     #[test]
@@ -1851,6 +1999,77 @@ mod sweep {
         }
         assert!(lab.kernel.elements().is_empty());
         assert_eq!(lab.engine.fleet_info().unwrap().refused["floor"], 1);
+    }
+
+    /// Issue 24 (red team): a compromised member lies in `checked`, in `at`, and sends the
+    /// same summaries again and again, on every port: it counts as one host of a sweep and a
+    /// third of its pairs at most. Alone, or with one honest host's verified probes, it makes
+    /// no sweep; it takes two other hosts' verified probes — 10 of the 16 pairs, or 7 of the 8
+    /// hosts on one port — for its lies to count.
+    #[test]
+    fn a_lying_member_counts_as_one_host_of_a_sweep() {
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        let liar = others[0].as_str();
+        let lie = |lab: &Lab, port: u16, secs: i64| {
+            let at = if secs >= 0 {
+                lab.clock
+                    .now()
+                    .saturating_add(Duration::from_secs(secs.unsigned_abs()))
+            } else {
+                lab.clock
+                    .now()
+                    .saturating_sub(Duration::from_secs(secs.unsigned_abs()))
+            };
+            let mut m = checked_by(
+                lab,
+                liar,
+                SCANNER,
+                &format!("{port}/tcp"),
+                vec![Check::ReversePath, Check::Peers],
+            );
+            if let Body::Probes { probes } = &mut m.body {
+                probes[0].at = at;
+            }
+            m
+        };
+        for round in 0..3 {
+            for port in 1..=100 {
+                let m = lie(&lab, port, [0, 86_400, -59][round]);
+                lab.engine.fleet_message(m);
+            }
+        }
+        assert!(lab.kernel.elements().is_empty());
+        // One honest host's verified probes on every port: still no sweep.
+        for port in 1..=100 {
+            let m = probes_from(&lab, &others[1], SCANNER, &format!("{port}/tcp"));
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        // A second honest host's fourth probe makes it (6 + 6 + 4 pairs).
+        for port in 1..=3 {
+            let m = probes_from(&lab, &others[2], SCANNER, &format!("{port}/tcp"));
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        let m = probes_from(&lab, &others[2], SCANNER, "4/tcp");
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.holds(net(SCANNER)));
+        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+
+        // On one port: the liar and six honest hosts are no sweep; a seventh is.
+        let (mut lab, others) = lab_owning(SCANNER, 16);
+        for _ in 0..10 {
+            let m = lie(&lab, 23, 0);
+            lab.engine.fleet_message(m);
+        }
+        for origin in &others[1..7] {
+            let m = probes_from(&lab, origin, SCANNER, "23/tcp");
+            lab.engine.fleet_message(m);
+        }
+        assert!(lab.kernel.elements().is_empty());
+        let m = probes_from(&lab, &others[7], SCANNER, "23/tcp");
+        lab.engine.fleet_message(m);
+        assert!(lab.kernel.holds(net(SCANNER)));
     }
 
     #[test]

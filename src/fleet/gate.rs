@@ -369,6 +369,11 @@ mod tests {
             gate.judge(&origin, net("203.0.113.7/32"), at(i + 100), at(i));
         }
         assert_eq!(gate.minutes.len(), MAX_ORIGINS);
+        // Unblocks' minutes too (issue 24, red team).
+        for i in 0..(MAX_ORIGINS as u64 + 10) {
+            assert!(gate.judge_unblock(&host(&format!("u{i}")), at(i)));
+        }
+        assert_eq!(gate.unblocks.len(), MAX_ORIGINS);
     }
 
     /// Issue 24: what a compromised member sends to block what matters, each refused by the

@@ -269,9 +269,12 @@ impl Message {
             origin: self.origin.to_string(),
             what,
         };
+        // A port written one way only (`22/tcp`; not `022/tcp`, `+22/tcp`): each way would be
+        // another key in the owner's sweep count, as long as the message allows.
         let port = |p: &str| {
             let (n, proto) = p.split_once('/')?;
-            (n.parse::<u16>().is_ok() && matches!(proto, "tcp" | "udp")).then_some(())
+            let canonical = n.parse::<u16>().is_ok_and(|v| v.to_string() == n);
+            (canonical && matches!(proto, "tcp" | "udp")).then_some(())
         };
         // Scan kinds as the detector names them: `syn`, `odd-flags`, `syn+udp`; `manual`.
         let word = |w: &str| {
@@ -560,6 +563,38 @@ mod tests {
             },
         );
         assert!(matches!(many.encode(), Err(MessageError::Invalid { .. })));
+        // Issue 24 (red team): a port written one way only. `u16` reads "023", "+23" and
+        // sixty thousand zeros before 23 alike; each is another key in the owner's sweep
+        // count, and the last holds 60 KB a pair there.
+        let summary = |port: &str| {
+            Message::new(
+                host("web-3"),
+                Body::Probes {
+                    probes: vec![ProbeSummary {
+                        source: "203.0.113.7/32".parse().unwrap(),
+                        port: port.into(),
+                        kind: "syn".into(),
+                        at: at(1),
+                        checked: vec![Check::ReversePath, Check::Peers],
+                    }],
+                },
+            )
+        };
+        let zeros = format!("{}23/tcp", "0".repeat(60_000));
+        for port in ["023/tcp", "+23/tcp", "00000/udp", zeros.as_str()] {
+            assert!(
+                matches!(summary(port).encode(), Err(MessageError::Invalid { .. })),
+                "{:.20} was taken",
+                port
+            );
+        }
+        assert!(summary("0/udp").encode().is_ok());
+        assert!(summary("65535/tcp").encode().is_ok());
+        let ok = block("203.0.113.7/32").encode().unwrap();
+        let bad = String::from_utf8(ok)
+            .unwrap()
+            .replace("\"22/tcp\"", "\"0022/tcp\"");
+        assert!(Message::decode(bad.as_bytes(), "web-3").is_err());
     }
 
     /// A summary says which local checks its probe passed; a summary from a sender that does

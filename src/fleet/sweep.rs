@@ -14,8 +14,9 @@
 //! Counts begin afresh at a new owner.
 //!
 //! Memory is bounded: at most [`MAX_PREFIXES`] prefixes and [`MAX_PAIRS`] pairs in all (the
-//! least recently probed prefix gives way), each prefix with at most `pairs` pairs (a prefix
-//! that reaches them is a sweep already).
+//! least recently probed prefix of the host whose summaries began the most gives way: one
+//! host's flood forgets its own counts), each prefix with at most `pairs` pairs (a prefix that
+//! reaches them is a sweep already).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -111,6 +112,8 @@ struct Prefix {
     per_port: HashMap<String, usize>,
     /// Pairs per host.
     per_host: HashMap<HostName, usize>,
+    /// The host whose summary began the count (it answers for the room the prefix takes).
+    creator: Option<HostName>,
 }
 
 impl Prefix {
@@ -145,6 +148,8 @@ pub struct Sweeps {
     prefixes: LinkedHashMap<IpNet, Prefix>,
     /// Pairs over every prefix.
     pairs: usize,
+    /// Prefixes counted now, per the host that began each, least recently probed first.
+    created: HashMap<HostName, LinkedHashMap<IpNet, ()>>,
 }
 
 impl Sweeps {
@@ -154,6 +159,7 @@ impl Sweeps {
             thresholds,
             prefixes: LinkedHashMap::new(),
             pairs: 0,
+            created: HashMap::new(),
         }
     }
 
@@ -164,8 +170,37 @@ impl Sweeps {
 
     /// Forgets what `source` did (it was blocked or unblocked: it starts afresh).
     pub fn forget(&mut self, source: &IpNet) {
-        if let Some(gone) = self.prefixes.remove(source) {
-            self.pairs -= gone.pairs.len();
+        self.remove(source);
+    }
+
+    /// Removes the count of `source`, if there is one, with what it took.
+    fn remove(&mut self, source: &IpNet) -> Option<Prefix> {
+        let gone = self.prefixes.remove(source)?;
+        self.pairs -= gone.pairs.len();
+        if let Some(creator) = &gone.creator
+            && let Some(its) = self.created.get_mut(creator)
+        {
+            its.remove(source);
+            if its.is_empty() {
+                self.created.remove(creator);
+            }
+        }
+        Some(gone)
+    }
+
+    /// Makes room for one more prefix: the least recently probed prefix of the host that began
+    /// the most gives way, so that one host's flood of prefixes (a compromised member's, or
+    /// forged probes at one host) forgets its own counts, not the others'. Whether one went.
+    fn make_room(&mut self) -> bool {
+        let victim = self
+            .created
+            .iter()
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
+            .and_then(|(_, its)| its.front().map(|(source, ())| *source))
+            .or_else(|| self.prefixes.front().map(|(source, _)| *source));
+        match victim {
+            Some(source) => self.remove(&source).is_some(),
+            None => false,
         }
     }
 
@@ -198,17 +233,32 @@ impl Sweeps {
             at: seen.at.min(now),
             ..seen
         };
-        // Room first: the least recently probed prefixes give way.
+        // Room first ([`Sweeps::make_room`]).
         while !self.prefixes.contains_key(&source)
             && (self.prefixes.len() >= MAX_PREFIXES || self.pairs >= MAX_PAIRS)
         {
-            match self.prefixes.pop_front() {
-                Some((_, gone)) => self.pairs -= gone.pairs.len(),
-                None => break,
+            if !self.make_room() {
+                break;
             }
         }
-        if self.prefixes.to_back(&source).is_none() {
-            self.prefixes.insert(source, Prefix::default());
+        if let Some(prefix) = self.prefixes.to_back(&source) {
+            if let Some(creator) = &prefix.creator
+                && let Some(its) = self.created.get_mut(creator)
+            {
+                its.to_back(&source);
+            }
+        } else {
+            self.created
+                .entry(seen.host.clone())
+                .or_default()
+                .insert(source, ());
+            self.prefixes.insert(
+                source,
+                Prefix {
+                    creator: Some(seen.host.clone()),
+                    ..Prefix::default()
+                },
+            );
         }
         let prefix = self.prefixes.get_mut(&source).expect("just made");
         self.pairs -= prefix.expire(horizon);
@@ -240,8 +290,7 @@ impl Sweeps {
         if !swept {
             return None;
         }
-        let prefix = self.prefixes.remove(&source).expect("counted just now");
-        self.pairs -= prefix.pairs.len();
+        let prefix = self.remove(&source).expect("counted just now");
         let hosts: BTreeSet<HostName> = prefix.pairs.keys().map(|(h, _)| h.clone()).collect();
         let ports: BTreeSet<String> = prefix.pairs.keys().map(|(_, p)| p.clone()).collect();
         let kinds: BTreeSet<&str> = prefix.pairs.values().map(|(k, _)| k.as_str()).collect();
@@ -479,6 +528,56 @@ mod tests {
             None
         );
         assert_eq!(sweeps.pairs(), 1);
+    }
+
+    /// Issue 24 (red team): a member that floods the owner with summaries of as many
+    /// prefixes as it likes (it lies, or forged probes reach it) makes room with its own:
+    /// a sweep the honest hosts are counting is not forgotten.
+    #[test]
+    fn a_flood_of_one_members_prefixes_forgets_only_its_own() {
+        let mut sweeps = Sweeps::new(thresholds());
+        let scanner = net("203.0.113.9/32");
+        for i in 1..=4 {
+            sweeps.count(scanner, seen(&format!("web-{i}"), "23/tcp", 100), at(100));
+        }
+        for i in 0..(2 * u32::try_from(MAX_PREFIXES).unwrap()) {
+            let junk = IpNet::from(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
+            assert_eq!(
+                sweeps.count(junk, seen("web-9", "23/tcp", 101), at(101)),
+                None
+            );
+        }
+        assert!(sweeps.len() <= MAX_PREFIXES);
+        for i in 5..=7 {
+            let s = seen(&format!("web-{i}"), "23/tcp", 102);
+            assert_eq!(sweeps.count(scanner, s, at(102)), None);
+        }
+        let sweep = sweeps.count(scanner, seen("web-8", "23/tcp", 102), at(102));
+        assert_eq!(sweep.map(|s| s.hosts.len()), Some(8));
+
+        // Nor when it keeps its own prefixes recently probed, behind 6,000 of the others'.
+        let mut sweeps = Sweeps::new(thresholds());
+        for i in 1..=4 {
+            sweeps.count(scanner, seen(&format!("web-{i}"), "23/tcp", 100), at(100));
+        }
+        for i in 0..6000_u32 {
+            let other = IpNet::from(std::net::IpAddr::from((0xc612_0000 + i).to_be_bytes()));
+            let h = format!("web-{}", i % 4 + 1);
+            sweeps.count(other, seen(&h, "23/tcp", 100), at(100));
+        }
+        for round in 0..3 {
+            for i in 0..u32::try_from(MAX_PREFIXES).unwrap() {
+                let junk = IpNet::from(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
+                sweeps.count(junk, seen("web-9", "23/tcp", 101 + round), at(101 + round));
+            }
+        }
+        for i in 5..=7 {
+            let s = seen(&format!("web-{i}"), "23/tcp", 104);
+            assert_eq!(sweeps.count(scanner, s, at(104)), None);
+        }
+        let sweep = sweeps.count(scanner, seen("web-8", "23/tcp", 104), at(104));
+        assert_eq!(sweep.map(|s| s.hosts.len()), Some(8));
+        assert!(sweeps.len() <= MAX_PREFIXES);
     }
 
     #[test]

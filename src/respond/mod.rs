@@ -600,6 +600,34 @@ impl Responder {
             How::Detected | How::Sweep => None,
         };
         if let Some((covering, active)) = self.covering(net, now) {
+            // A block another host of the fleet made becomes this host's own when this host
+            // decides to block the same network itself (a detection that would block it, a
+            // sweep it counted, a block by hand): otherwise that host's unblock would lift
+            // what this host decided. A detection or a sweep keeps the longer; by hand, the
+            // time asked.
+            let adopt = covering == net
+                && active.why.origin.is_some()
+                && !(how == How::Detected && why.ports.len() < self.config.min_ports);
+            if adopt {
+                let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
+                let until = match manual {
+                    Some(_) => now.saturating_add(ttl),
+                    None => now.saturating_add(ttl).max(active.until),
+                };
+                self.insert(
+                    net,
+                    Active {
+                        since: active.since,
+                        until,
+                        offence: active.offence,
+                        why,
+                    },
+                );
+                return Decision::Refresh {
+                    net,
+                    ttl: until.saturating_since(now),
+                };
+            }
             if (self.config.refresh || manual.is_some()) && covering == net {
                 let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
                 let offence = active.offence;
@@ -714,7 +742,8 @@ impl Responder {
     /// the gate's per-origin cap instead), and no offence is counted. It keeps the longer: a
     /// block already in force here is lengthened to the fleet's end, never shortened; a block
     /// by hand is left as it is; and a covering block that would lift (replace) a block here
-    /// ending later, or one by hand, is not made ([`Responder::kept_from_fleet`] says which).
+    /// ending later, one by hand, or one that is not its origin's, is not made
+    /// ([`Responder::kept_from_fleet`] says which).
     /// `detected`: when the origin detected it (the block's start).
     pub fn block_from_fleet(
         &mut self,
@@ -739,7 +768,11 @@ impl Responder {
                 remaining: active.until.saturating_since(now),
             };
         }
-        if let Some(kept) = self.kept_from_fleet(net, until, now) {
+        let kept = match &why.origin {
+            Some(origin) => self.kept_from_fleet(net, origin, until, now),
+            None => None,
+        };
+        if let Some(kept) = kept {
             return Decision::AlreadyBlocked {
                 net: kept.net,
                 remaining: kept.until.saturating_since(now),
@@ -777,18 +810,26 @@ impl Responder {
         }
     }
 
-    /// The block here, inside `net`, that a fleet block of `net` ending at `until` must not
-    /// replace, if there is one: one by hand, or one that ends later (the first found).
+    /// The block here, inside `net`, that a fleet block of `net` from `origin` ending at
+    /// `until` must not replace, if there is one: one by hand, one that ends later, or one
+    /// that is not `origin`'s (this host's own, or a third host's: once replaced, `origin`'s
+    /// unblock of `net` would lift it) (the first found).
     pub fn kept_from_fleet(
         &self,
         net: IpNet,
+        origin: &HostName,
         until: Timestamp,
         now: Timestamp,
     ) -> Option<ActiveBlock> {
         self.covered(net)
             .into_iter()
             .filter_map(|inner| self.blocked.get(&inner).map(|a| (inner, a)))
-            .find(|(_, a)| a.until > now && (a.until > until || a.why.kind == "manual"))
+            .find(|(_, a)| {
+                a.until > now
+                    && (a.until > until
+                        || a.why.kind == "manual"
+                        || a.why.origin.as_ref() != Some(origin))
+            })
             .map(|(inner, a)| ActiveBlock {
                 net: inner,
                 since: a.since,

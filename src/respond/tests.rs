@@ -705,6 +705,7 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
     assert_eq!(
         r.kept_from_fleet(
             net("203.0.113.0/24"),
+            &HostName::new("web-2").unwrap(),
             t(1).saturating_add(Duration::from_secs(2)),
             t(1)
         )
@@ -751,7 +752,8 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
         r.block_of(net("198.51.100.9/32"), t(3)).unwrap().until,
         t(60)
     );
-    // A covering block that ends after every block it replaces is made.
+    // A covering block that ends after every block it replaces is not made either while one
+    // of them is this host's own (or a third host's): its origin's unblock would lift them.
     let d = r.block_from_fleet(
         net("203.0.113.0/24"),
         Duration::from_secs(3 * H),
@@ -759,8 +761,52 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
         t(0),
         t(1),
     );
+    assert!(
+        matches!(d, Decision::AlreadyBlocked { net: n, .. } if n == net("203.0.113.7/32")),
+        "{d:?}"
+    );
+    for (inner, origin) in [("192.0.2.7/32", "web-3"), ("192.0.2.8/32", "web-2")] {
+        let d = r.block_from_fleet(
+            net(inner),
+            Duration::from_secs(H),
+            from(origin, "syn"),
+            t(0),
+            t(1),
+        );
+        assert!(matches!(d, Decision::Block { .. }), "{d:?}");
+    }
+    let d = r.block_from_fleet(
+        net("192.0.2.0/24"),
+        Duration::from_secs(3 * H),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(
+        matches!(d, Decision::AlreadyBlocked { net: n, .. } if n == net("192.0.2.7/32")),
+        "{d:?}"
+    );
+    // One that replaces only its origin's own shorter blocks is made.
+    let d = r.block_from_fleet(
+        net("198.18.0.0/24"),
+        Duration::from_secs(H),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
     assert!(matches!(d, Decision::Block { .. }), "{d:?}");
-    assert_eq!(r.count_from(&HostName::new("web-2").unwrap(), t(2)), 1);
+    let d = r.block_from_fleet(
+        net("198.18.0.0/23"),
+        Duration::from_secs(3 * H),
+        from("web-2", "syn"),
+        t(0),
+        t(1),
+    );
+    assert!(
+        matches!(&d, Decision::Block { replaces, .. } if *replaces == [net("198.18.0.0/24")]),
+        "{d:?}"
+    );
+    assert_eq!(r.count_from(&HostName::new("web-2").unwrap(), t(2)), 2);
 }
 
 /// Issue 24: a sweep from the fleet is weak evidence here: past the per-/24 cap it is refused,
