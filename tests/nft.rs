@@ -433,7 +433,7 @@ fn own_mode_builds_exactly_the_shipped_ruleset() {
             forward: true,
             hook: Hook::Input,
             priority: -10,
-            set_size: 65536,
+            set_size: scansentry::config::nft::set_size(65536),
         })
         .unwrap();
         fw.ensure_ready(&[]).unwrap();
