@@ -68,11 +68,16 @@ pub fn strong_share(rate: u32) -> u32 {
 }
 
 /// Active blocks one IPv4 /24 or IPv6 /48 holds at most from detections and sweeps (blocks by
-/// hand and from the fleet are counted, not refused): a sixteenth of `max-blocks`, and never
-/// fewer than [`PREFIX_CAP`].
+/// hand and from the fleet are counted, not refused): a sixteenth of `max-blocks`, from
+/// [`PREFIX_CAP`] to [`MAX_PREFIX_HOLD`]. What bounds the innocent addresses a forger has
+/// blocked in one network it can forge from, for as long as blocks last.
 pub fn prefix_hold(max_blocks: usize) -> usize {
-    (max_blocks / 16).max(PREFIX_CAP as usize)
+    (max_blocks / 16).clamp(PREFIX_CAP as usize, MAX_PREFIX_HOLD)
 }
+
+/// See [`prefix_hold`]: a quarter of an IPv4 /24 (a site's /48 holds as many blocks, most of
+/// them of a /64 each).
+pub const MAX_PREFIX_HOLD: usize = 64;
 
 /// Detections refused by the rate budget that wait for it, at most.
 pub const MAX_WAITING: usize = 256;

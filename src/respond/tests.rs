@@ -956,3 +956,32 @@ fn issue_24_max_blocks_is_partitioned_and_keeps_room_for_a_real_scan() {
         }
     );
 }
+
+/// Issue 24: forged strong evidence from one network once had its addresses blocked one by
+/// one, as many as the budget allowed; a prefix now holds [`MAX_PREFIX_HOLD`] blocks at most
+/// (at the default `max-blocks`).
+#[test]
+fn issue_24_one_network_holds_a_quarter_of_a_slash_24_at_most() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_blocks = 65_536;
+    c.max_new_blocks_per_second = 50;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    let made = (0..=255u8)
+        .filter(|i| {
+            blocked(&r.on_detection(
+                &scan_of(&format!("203.0.113.{i}"), 6),
+                &none,
+                t(u64::from(*i)),
+            ))
+        })
+        .count();
+    assert_eq!(made, MAX_PREFIX_HOLD);
+    assert_eq!(prefix_hold(65_536), 64);
+    assert!(blocked(&r.on_detection(
+        &scan_of("198.51.100.9", 6),
+        &none,
+        t(300)
+    )));
+}
