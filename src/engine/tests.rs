@@ -1347,3 +1347,33 @@ fn issue_24_a_scan_refused_by_the_budget_is_blocked_when_it_comes_back() {
     assert!(lab.kernel.holds(net("192.0.2.1")));
     assert!(lab.says("after waiting 0.6s for the budget"));
 }
+
+/// Issue 24: a waiting detection is judged whole again when it is settled: a grace period
+/// granted meanwhile (an unblock by hand with `--grace`) keeps it from a block.
+#[test]
+fn issue_24_a_waiting_detection_meets_the_rules_as_they_stand_when_it_is_settled() {
+    let mut c = config();
+    c.respond.max_new_blocks_per_second = 1;
+    let mut lab = Lab::start(c);
+    lab.scan("203.0.113.1", 1..=10);
+    lab.scan("192.0.2.1", 1..=10);
+    assert!(lab.kernel.holds(net("203.0.113.1")));
+    assert!(!lab.kernel.holds(net("192.0.2.1")));
+    let answer = lab.request(Request::Unblock {
+        net: net("192.0.2.1"),
+        grace: Some(60),
+        local: true,
+    });
+    assert!(matches!(answer, Response::NotBlocked { .. }), "{answer:?}");
+    lab.advance(Duration::from_secs(2));
+    lab.engine.tick();
+    assert!(!lab.kernel.holds(net("192.0.2.1")));
+    assert!(lab.says("not blocking 192.0.2.1: unblocked by hand"));
+    // Settled: it waits no more.
+    let Response::Why { refused, .. } = lab.request(Request::Why {
+        addr: ip("192.0.2.1"),
+    }) else {
+        panic!()
+    };
+    assert!(!refused.unwrap().line.contains("waiting for the budget"));
+}

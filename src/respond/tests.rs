@@ -985,3 +985,31 @@ fn issue_24_one_network_holds_a_quarter_of_a_slash_24_at_most() {
         t(300)
     )));
 }
+
+/// The budget as a function for blocks decided elsewhere (a sweep from the fleet): weak
+/// evidence meets the reserve and the cap per prefix, strong evidence the share per prefix.
+#[test]
+fn issue_24_admit_judges_weak_and_strong_evidence_by_the_same_budget() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 8;
+    let mut r = Responder::new(&c);
+    assert_eq!(r.evidence(5), Evidence::Weak);
+    assert_eq!(r.evidence(6), Evidence::Strong);
+    let admitted = (1..=10)
+        .filter(|i| {
+            r.admit(net(&format!("10.0.{i}.1/32")), Evidence::Weak, t(0))
+                .is_ok()
+        })
+        .count();
+    assert_eq!(admitted, 6, "three quarters of 8");
+    assert_eq!(
+        r.admit(net("10.0.99.1/32"), Evidence::Weak, t(0)),
+        Err(Budget::Reserve(8))
+    );
+    assert_eq!(r.admit(net("10.0.1.2/32"), Evidence::Strong, t(0)), Ok(()));
+    assert_eq!(
+        r.admit(net("10.0.1.3/32"), Evidence::Strong, t(0)),
+        Err(Budget::Share(net("10.0.1.0/24"), 1))
+    );
+}
