@@ -46,6 +46,36 @@ pub fn source_text(net: &ipnet::IpNet) -> String {
     }
 }
 
+/// What a budget that refused a block says: which budget, and its setting.
+pub fn budget_text(budget: &Budget) -> String {
+    match budget {
+        Budget::Size(n) => format!("{n} blocks active ([respond] max-blocks)"),
+        Budget::Rate(n) => {
+            format!("{n} new blocks in the last second ([respond] max-new-blocks-per-second)")
+        }
+        Budget::Prefix(prefix) => format!(
+            "{} new blocks in {prefix} in the last {}",
+            crate::respond::PREFIX_CAP,
+            human(crate::respond::PREFIX_WINDOW)
+        ),
+        Budget::Share(prefix, n) => format!(
+            "{n} new blocks in {prefix} in the last second, its share of \
+             [respond] max-new-blocks-per-second"
+        ),
+        Budget::Reserve(n) => format!(
+            "the rest of the {n} new blocks a second is kept for scans of more ports \
+             ([respond] max-new-blocks-per-second)"
+        ),
+        Budget::Held(prefix, n) => {
+            format!("{n} blocks active in {prefix}, its share of [respond] max-blocks")
+        }
+        Budget::Room(n) => format!(
+            "the rest of the {n} blocks is kept for scans of more ports from networks \
+             with no block ([respond] max-blocks)"
+        ),
+    }
+}
+
 /// One log line for a detection and its decision (without a timestamp: the logger adds one,
 /// and replays prefix the capture time).
 pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
@@ -81,27 +111,19 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
             human(*remaining),
             d.summary()
         ),
-        Decision::OverBudget { net, budget } => format!(
-            "not blocking {}: {}: {}",
+        Decision::OverBudget { net, budget, waits } => format!(
+            "not blocking {}: {}: {}{}",
             source_text(net),
-            match budget {
-                Budget::Size(n) => format!("{n} blocks active ([respond] max-blocks)"),
-                Budget::Rate(n) => {
-                    format!(
-                        "{n} new blocks in the last second ([respond] max-new-blocks-per-second)"
-                    )
-                }
-                Budget::Prefix(prefix) => format!(
-                    "{} new blocks in {prefix} in the last {}",
-                    crate::respond::PREFIX_CAP,
-                    human(crate::respond::PREFIX_WINDOW)
-                ),
-                Budget::Reserve(n) => format!(
-                    "the rest of the {n} new blocks a second is kept for scans of more ports \
-                     ([respond] max-new-blocks-per-second)"
-                ),
-            },
-            d.summary()
+            budget_text(budget),
+            d.summary(),
+            if *waits {
+                format!(
+                    "; waits for the budget (up to {})",
+                    human(crate::respond::WAIT_FOR)
+                )
+            } else {
+                String::new()
+            }
         ),
         Decision::NeverBlock { addr, reason } => format!(
             "not blocking {addr}: on never-block list ({reason}): {}",

@@ -140,8 +140,8 @@ const MAX_KIND: usize = 64;
 
 /// The restored blocks a sentryd could have written, in steady time at `now`: none that ends
 /// more than [`MAX_BLOCK_FOR`] from now (the kernel would refuse it, or keep it for ages), none
-/// that starts after it ends, no second block of one network, at most `max_blocks` (those
-/// ending last are kept); host bits cleared, odd kinds named `unknown`, ports capped. Returns
+/// that starts after it ends, no second block of one network, at most `max_blocks` of each
+/// address family (those ending last are kept); host bits cleared, odd kinds named `unknown`, ports capped. Returns
 /// them with one warning per kind of problem, naming the first case. A state file is input
 /// like any other: hostile or corrupt, it must not decide more than a running sentryd could.
 pub fn restorable(
@@ -187,26 +187,38 @@ pub fn restorable(
     );
     say(&backwards, "ends before it starts".into());
     say(&twice, "repeats a network".into());
-    if kept.len() > max_blocks {
-        kept.sort_by_key(|b| std::cmp::Reverse(b.until));
-        let dropped: Vec<IpNet> = kept.drain(max_blocks..).map(|b| b.net).collect();
-        say(
-            &dropped,
-            format!("past [respond] max-blocks = {max_blocks} (those ending last are kept)"),
-        );
-    }
+    // `max-blocks` holds per address family.
+    kept.sort_by_key(|b| std::cmp::Reverse(b.until));
+    let mut in_family = [0usize; 2];
+    let mut dropped = Vec::new();
+    kept.retain(|b| {
+        let n = &mut in_family[usize::from(b.net.addr().is_ipv6())];
+        *n += 1;
+        if *n > max_blocks {
+            dropped.push(b.net);
+        }
+        *n <= max_blocks
+    });
+    say(
+        &dropped,
+        format!(
+            "past [respond] max-blocks = {max_blocks} of an address family (those ending last \
+             are kept)"
+        ),
+    );
     (kept, warnings)
 }
 
 /// What a clock step between save and start may add to a block's end.
 const SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The largest state file [`load`] reads for `max_blocks` blocks: a KiB a block and 128 bytes
-/// an offender (twice as many), with a MiB to spare; a file a sentryd writes stays far below.
+/// The largest state file [`load`] reads for `max_blocks` blocks of each address family: a KiB
+/// a block and 128 bytes an offender (twice `max_blocks`), with a MiB to spare; a file a
+/// sentryd writes stays far below.
 pub fn size_limit(max_blocks: usize) -> u64 {
     let max_blocks = u64::try_from(max_blocks).unwrap_or(u64::MAX);
     (1_u64 << 20)
-        .saturating_add(max_blocks.saturating_mul(1024))
+        .saturating_add(max_blocks.saturating_mul(2 * 1024))
         .saturating_add(max_blocks.saturating_mul(256))
 }
 
@@ -454,7 +466,7 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(size_limit(65_536), (1 << 20) + 65_536 * 1280);
+        assert_eq!(size_limit(65_536), (1 << 20) + 65_536 * (2 * 1024 + 256));
     }
 
     #[test]
@@ -503,8 +515,8 @@ mod tests {
                 "state.json: left out 1 block: ends before it starts (the first: \
                  203.0.113.2/32)",
                 "state.json: left out 1 block: repeats a network (the first: 203.0.113.1/32)",
-                "state.json: left out 1 block: past [respond] max-blocks = 2 (those ending \
-                 last are kept) (the first: 203.0.113.0/24)",
+                "state.json: left out 1 block: past [respond] max-blocks = 2 of an address \
+                 family (those ending last are kept) (the first: 203.0.113.0/24)",
             ]
         );
         let (kept, _) = restorable(

@@ -464,7 +464,7 @@ impl TryFrom<RawConfig> for Config {
         let detector = v.detector(&raw.detect);
         let traps = v.traps(&raw.detect);
         let respond = v.respond(&raw.respond);
-        let set_size = u32::try_from(respond.max_blocks).unwrap_or(u32::MAX);
+        let set_size = nft::set_size(respond.max_blocks);
         let backend = v.backend(&raw.firewall, set_size);
         let capture = v.capture(&raw.capture, &raw.detect.mode);
         let log = v.log(&raw.log);

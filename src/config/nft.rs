@@ -37,7 +37,7 @@ pub enum NftConfig {
         /// The chain's priority.
         priority: i32,
         /// The `size` of the block sets: how many blocks they hold (an interval's end element
-        /// does not count).
+        /// does not count); [`set_size`] of `max-blocks`.
         set_size: u32,
     },
     /// scansentry only adds and removes elements of the administrator's sets.
@@ -110,6 +110,15 @@ impl std::fmt::Display for NftName {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not an nftables name (a letter, then letters, digits, _ - . /; at most 255)")]
 pub struct BadName(pub String);
+
+/// The `size` of each block set for `max_blocks` (`[respond] max-blocks`, which holds per
+/// address family, for detections, blocks by hand and from the fleet alike): twice as many, so
+/// that blocks that ended but that the kernel has not collected yet (it does once a second) and
+/// blocks being put back at a reload never meet a full set, and 1,024 more for elements an
+/// administrator adds by hand.
+pub fn set_size(max_blocks: usize) -> u32 {
+    u32::try_from(max_blocks.saturating_mul(2).saturating_add(1024)).unwrap_or(u32::MAX)
+}
 
 #[cfg(test)]
 mod tests {

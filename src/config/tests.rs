@@ -239,7 +239,7 @@ fn firewall_own_mode_hooks_and_priorities() {
             forward: false,
             hook: Hook::Prerouting,
             priority: -300,
-            set_size: 65536
+            set_size: 2 * 65536 + 1024
         })
     );
     let c = check("[firewall]\npriority = -150\n[respond]\nmax-blocks = 1000\n").unwrap();
@@ -249,7 +249,7 @@ fn firewall_own_mode_hooks_and_priorities() {
             forward: true,
             hook: Hook::Input,
             priority: -150,
-            set_size: 1000
+            set_size: 3024
         })
     );
     let c = check(

@@ -292,10 +292,21 @@ impl Engine {
                 .find(|e| e.net.contains(&addr))
                 .map(kernel_only),
         };
+        // A detection that waits for the budget says so, and for how long it has waited.
+        let refused = self.not_blocked.last_of(addr).cloned().map(|mut r| {
+            if let Some(since) = self.responder.waiting_since(addr) {
+                r.line = format!(
+                    "{}; waiting for the budget for {:.1}s now",
+                    r.line,
+                    now.saturating_since(since).as_secs_f64()
+                );
+            }
+            r
+        });
         Response::Why {
             addr,
             block,
-            refused: self.not_blocked.last_of(addr).cloned(),
+            refused,
             never_block: self
                 .pipeline
                 .never_block()

@@ -55,17 +55,49 @@ impl Engine {
     }
 
     /// A detection: judged by the trust rules, then by the responder; carried out, said,
-    /// and followed by the on-block program and the history line when it blocked.
+    /// and followed by the on-block program and the history line when it blocked. Detections
+    /// that wait for the budget are settled first, when it allows.
     pub(super) fn on_detection(&mut self, d: &Detection) {
+        self.settle_waiting();
+        self.judge(d, None);
+    }
+
+    /// The detections refused by the rate budget that the budget allows now, the prefixes
+    /// that spent least first, each judged again whole (the trust rules, never-block, grace
+    /// and the rest as they stand now). Bounded by the queue's length.
+    pub(super) fn settle_waiting(&mut self) {
+        for _ in 0..self.responder.waiting_count() {
+            let now = self.clock.now();
+            let Some(due) = self.responder.next_due(now) else {
+                break;
+            };
+            self.judge(&due.detection, Some(due.since));
+        }
+    }
+
+    /// [`Engine::on_detection`] without the waiting ones; `waited`: the detection waited for
+    /// the budget since then.
+    fn judge(&mut self, d: &Detection, waited: Option<Timestamp>) {
         let now = self.clock.now();
         let decision = self.decide(d, now);
+        let waits = matches!(decision, Decision::OverBudget { waits: true, .. });
+        if !waits {
+            self.responder.stop_waiting(d.addr);
+        }
         if self.options.decisions {
             self.effects.push(Effect::Decided {
                 detection: d.clone(),
                 decision: decision.clone(),
             });
         }
-        let line = report::line(d, &decision, self.mode);
+        let mut line = report::line(d, &decision, self.mode);
+        if let (Some(since), Decision::Block { .. }) = (waited, &decision) {
+            let waited = now.saturating_since(since);
+            line = format!(
+                "{line} after waiting {:.1}s for the budget",
+                waited.as_secs_f64()
+            );
+        }
         self.count(d, &decision);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
             && self.options.verbosity < Verbosity::Verbose;

@@ -38,7 +38,6 @@ use crate::fleet::message::{
 };
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
 use crate::pipeline::Tapped;
-use crate::respond::{Budget, PREFIX_CAP};
 
 /// How often this host's probes go out as summaries (a batch at most this old).
 pub const PROBES_EVERY: Duration = Duration::from_millis(100);
@@ -925,19 +924,15 @@ impl Engine {
                 }
             }
             Decision::OverBudget { budget, .. } => {
-                let budget = match budget {
-                    Budget::Size(max) => {
-                        format!("{max} blocks are active ([respond] max-blocks)")
-                    }
-                    Budget::Prefix(prefix) => format!(
-                        "a sweep is weak evidence here, and {} has had {PREFIX_CAP} new blocks \
-                         in the last minute",
-                        source_text(prefix)
-                    ),
-                    Budget::Rate(rate) | Budget::Reserve(rate) => format!(
-                        "a sweep is weak evidence here, and what is left of {rate} new blocks a \
-                         second is kept for strong evidence"
-                    ),
+                // A block from the fleet meets the size budget; a sweep, the rate budget's
+                // rules for weak evidence too.
+                let budget = if budget.is_rate() {
+                    format!(
+                        "a sweep is weak evidence here: {}",
+                        report::budget_text(budget)
+                    )
+                } else {
+                    report::budget_text(budget)
                 };
                 self.refuse_from_fleet(
                     "budget",

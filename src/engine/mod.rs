@@ -494,11 +494,15 @@ impl Engine {
                 self.effects.push(Effect::Save(state));
             }
         }
+        self.settle_waiting();
         if self.fleet.is_some() && now >= self.due.probes {
             self.due.probes = now.saturating_add(fleet::PROBES_EVERY);
             self.fleet_probes(now);
         }
         let mut next = self.due.second.min(self.due.save);
+        if let Some(settle) = self.responder.next_settle(self.clock.now()) {
+            next = next.min(settle);
+        }
         if self.fleet.is_some() {
             next = next.min(self.due.probes);
         }

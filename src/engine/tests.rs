@@ -2097,3 +2097,72 @@ mod sweep {
         assert!(lab.says("not blocking 203.0.113.50 for a sweep of 23/tcp across 8 hosts"));
     }
 }
+
+/// Issue 24, finding 9: a scanner refused by the rate budget, that finished its scan before a
+/// token came back, was never blocked. It waits now, `why` says so, and the engine's tick
+/// settles it when the budget allows, saying how long it waited.
+#[test]
+fn issue_24_a_scan_refused_by_the_budget_is_blocked_when_it_comes_back() {
+    let mut c = config();
+    c.respond.max_new_blocks_per_second = 2;
+    let mut lab = Lab::start(c);
+    for scanner in ["203.0.113.1", "198.51.100.77", "192.0.2.1"] {
+        lab.scan(scanner, 1..=10);
+    }
+    assert!(lab.kernel.holds(net("203.0.113.1")));
+    assert!(lab.kernel.holds(net("198.51.100.77")));
+    assert!(!lab.kernel.holds(net("192.0.2.1")));
+    assert!(lab.says("waits for the budget"));
+    lab.advance(Duration::from_millis(300));
+    let Response::Why {
+        refused: Some(refused),
+        ..
+    } = lab.request(Request::Why {
+        addr: ip("192.0.2.1"),
+    })
+    else {
+        panic!("why says nothing of the refusal")
+    };
+    assert!(
+        refused
+            .line
+            .ends_with("waiting for the budget for 0.3s now"),
+        "{}",
+        refused.line
+    );
+    // The scanner is gone; a token is back after half a second, at the next tick.
+    lab.advance(Duration::from_millis(300));
+    lab.engine.tick();
+    assert!(lab.kernel.holds(net("192.0.2.1")));
+    assert!(lab.says("after waiting 0.6s for the budget"));
+}
+
+/// Issue 24: a waiting detection is judged whole again when it is settled: a grace period
+/// granted meanwhile (an unblock by hand with `--grace`) keeps it from a block.
+#[test]
+fn issue_24_a_waiting_detection_meets_the_rules_as_they_stand_when_it_is_settled() {
+    let mut c = config();
+    c.respond.max_new_blocks_per_second = 1;
+    let mut lab = Lab::start(c);
+    lab.scan("203.0.113.1", 1..=10);
+    lab.scan("192.0.2.1", 1..=10);
+    assert!(lab.kernel.holds(net("203.0.113.1")));
+    assert!(!lab.kernel.holds(net("192.0.2.1")));
+    let answer = lab.request(Request::Unblock {
+        net: net("192.0.2.1"),
+        grace: Some(60),
+        local: true,
+    });
+    assert!(matches!(answer, Response::NotBlocked { .. }), "{answer:?}");
+    lab.advance(Duration::from_secs(2));
+    lab.engine.tick();
+    assert!(!lab.kernel.holds(net("192.0.2.1")));
+    assert!(lab.says("not blocking 192.0.2.1: unblocked by hand"));
+    // Settled: it waits no more.
+    let Response::Why { refused, .. } = lab.request(Request::Why {
+        addr: ip("192.0.2.1"),
+    }) else {
+        panic!()
+    };
+    assert!(!refused.unwrap().line.contains("waiting for the budget"));
+}

@@ -9,15 +9,23 @@
 //! 3. too few distinct trap ports (`min-ports`, 3 by default) is reported, not blocked,
 //!    whatever the score; an IPv6 (or IPv4) prefix is blocked whole only when several of its
 //!    addresses scanned, otherwise only the scanning address;
-//! 4. the budget, per address family: at most `max-new-blocks-per-second` new blocks (a token bucket with a burst
-//!    of as many) and at most `max-blocks` active ones; past either the detection is refused and
-//!    logged, so a flood of spoofed sources can neither fill the kernel's set nor this table;
+//! 4. the budget, per address family and partitioned by source prefix (IPv4 /24, IPv6 /48:
+//!    what a forger cannot choose freely, unlike the ports it touches): at most
+//!    `max-new-blocks-per-second` new blocks (a token bucket with a burst of as many), of which
+//!    one prefix takes at most [`strong_share`] a second and weak evidence never the last
+//!    quarter; at most `max-blocks` active ones per family, of which one prefix holds at most
+//!    [`prefix_hold`], weak evidence never the last quarter and strong evidence from a prefix
+//!    that holds blocks already never the last eighth. A detection refused by the rate budget
+//!    waits (at most [`MAX_WAITING`], [`WAITING_PER_PREFIX`] a prefix, for [`WAIT_FOR`]) and
+//!    is settled as soon as the budget allows, the prefixes that spent least first
+//!    ([`Responder::next_due`]);
 //! 5. the block, for `block-for × repeat-factor^(offences − 1)`, capped at `max-block-for`,
 //!    where offences are counted over `remember-offences`. Smaller blocks the new one covers
 //!    are lifted in the same batch (an interval set refuses overlapping elements).
 //!
-//! Memory is bounded: at most `max-blocks` active blocks and `2 × max-blocks` remembered
-//! offenders (the one whose last offence is oldest is forgotten first).
+//! Memory is bounded: at most `max-blocks` active blocks per address family, `2 × max-blocks`
+//! remembered offenders (the one whose last offence is oldest is forgotten first) and
+//! [`MAX_WAITING`] waiting detections.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -46,6 +54,59 @@ pub const PREFIX_CAP: u32 = 16;
 pub const PREFIX_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 /// Prefixes whose recent blocks are counted, at most (the least recent gives way).
 const MAX_PREFIXES: usize = 4096;
+
+/// The window of [`strong_share`].
+pub const SHARE_WINDOW: Duration = Duration::from_secs(1);
+
+/// New blocks on strong evidence one IPv4 /24 or IPv6 /48 takes at most within
+/// [`SHARE_WINDOW`]: an eighth of `max-new-blocks-per-second` (rounded up). A forger's strong
+/// evidence costs it only packets (twenty ports, twenty packets), but it cannot choose freely
+/// which prefixes its forged sources are in: two forged /24s take a quarter of the budget, not
+/// all of it.
+pub fn strong_share(rate: u32) -> u32 {
+    rate.div_ceil(8).max(1)
+}
+
+/// Active blocks one IPv4 /24 or IPv6 /48 holds at most from detections and sweeps (blocks by
+/// hand and from the fleet are counted, not refused): a sixteenth of `max-blocks`, from
+/// [`PREFIX_CAP`] to [`MAX_PREFIX_HOLD`]. What bounds the innocent addresses a forger has
+/// blocked in one network it can forge from, for as long as blocks last.
+pub fn prefix_hold(max_blocks: usize) -> usize {
+    (max_blocks / 16).clamp(PREFIX_CAP as usize, MAX_PREFIX_HOLD)
+}
+
+/// See [`prefix_hold`]: a quarter of an IPv4 /24 (a site's /48 holds as many blocks, most of
+/// them of a /64 each).
+pub const MAX_PREFIX_HOLD: usize = 64;
+
+/// Detections refused by the rate budget that wait for it, at most.
+pub const MAX_WAITING: usize = 256;
+/// Of them, from one IPv4 /24 or IPv6 /48 at most.
+pub const WAITING_PER_PREFIX: usize = 4;
+/// How long a refused detection waits at most, from its first refusal.
+pub const WAIT_FOR: Duration = Duration::from_secs(30);
+/// After a look at the waiting detections found none the budget allows, the next look comes
+/// no sooner than this (a flood makes a detection at every probe).
+const SETTLE_PAUSE: Duration = Duration::from_millis(10);
+
+/// The prefix a source's budget is counted in: its IPv4 /24 or IPv6 /48.
+pub fn prefix_of(addr: IpAddr) -> IpNet {
+    match addr {
+        IpAddr::V4(a) => IpNet::new(IpAddr::V4(a), 24),
+        IpAddr::V6(a) => IpNet::new(IpAddr::V6(a), 48),
+    }
+    .expect("24 and 48 are valid prefix lengths")
+    .trunc()
+}
+
+/// How strong the evidence for an automatic block is, for the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// Fewer than twice `min-ports` trap ports, or a sweep: cheap to forge.
+    Weak,
+    /// Twice `min-ports` trap ports or more.
+    Strong,
+}
 
 /// What the firewall is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,8 +145,27 @@ pub enum Budget {
     /// [`PREFIX_CAP`] new blocks were made in this IPv4 /24 or IPv6 /48 within the last
     /// [`PREFIX_WINDOW`], and this detection is weak evidence.
     Prefix(IpNet),
-    /// `max-blocks` blocks are active.
+    /// This IPv4 /24 or IPv6 /48 took its [`strong_share`] (the number) of new blocks within
+    /// the last [`SHARE_WINDOW`].
+    Share(IpNet, u32),
+    /// `max-blocks` blocks of the address family are active.
     Size(usize),
+    /// This IPv4 /24 or IPv6 /48 holds [`prefix_hold`] (the number) active blocks.
+    Held(IpNet, usize),
+    /// What is left of `max-blocks` (the number) is kept for strong evidence from prefixes
+    /// that hold no block.
+    Room(usize),
+}
+
+impl Budget {
+    /// Whether it is the rate budget (whose tokens come back within a second), so that the
+    /// detection may wait for it.
+    pub fn is_rate(self) -> bool {
+        matches!(
+            self,
+            Budget::Rate(_) | Budget::Reserve(_) | Budget::Prefix(_) | Budget::Share(..)
+        )
+    }
 }
 
 /// What to do about a detection.
@@ -122,6 +202,8 @@ pub enum Decision {
         net: IpNet,
         /// Which budget.
         budget: Budget,
+        /// Whether the detection waits for the budget ([`Responder::next_due`]).
+        waits: bool,
     },
     /// The address is on the never-block list.
     NeverBlock {
@@ -451,9 +533,85 @@ pub struct Responder {
     /// nothing, cannot spend the budget of IPv4 scanners, nor the other way round.
     rate4: RateBucket,
     rate6: RateBucket,
-    /// New automatic blocks per IPv4 /24 and IPv6 /48: when the count began, and the count.
-    prefixes: LinkedHashMap<IpNet, (Timestamp, u32)>,
+    /// New automatic blocks per IPv4 /24 and IPv6 /48, least recently spending first.
+    prefixes: LinkedHashMap<IpNet, Spent>,
+    /// Active blocks per IPv4 /24 and IPv6 /48 (of their first address).
+    held: std::collections::HashMap<IpNet, usize>,
+    /// Detections refused by the rate budget, by scanning address, first refused first.
+    waiting: LinkedHashMap<IpAddr, Waiting>,
+    /// Waiting detections per IPv4 /24 and IPv6 /48.
+    waiting_in: std::collections::HashMap<IpNet, usize>,
+    /// No look at the waiting detections before this.
+    settle_after: Timestamp,
+    /// Waiting detections given up (waited [`WAIT_FOR`]) or pushed out by a prefix that spent
+    /// less.
+    gave_up: u64,
     next_sweep: Timestamp,
+}
+
+/// What one IPv4 /24 or IPv6 /48 spent of the rate budget.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spent {
+    /// New blocks since `minute_since`, within [`PREFIX_WINDOW`].
+    minute_since: Timestamp,
+    minute: u32,
+    /// New blocks on strong evidence since `second_since`, within [`SHARE_WINDOW`].
+    second_since: Timestamp,
+    second: u32,
+}
+
+impl Spent {
+    fn in_minute(&self, now: Timestamp) -> u32 {
+        if now.saturating_since(self.minute_since) < PREFIX_WINDOW {
+            self.minute
+        } else {
+            0
+        }
+    }
+
+    fn in_second(&self, now: Timestamp) -> u32 {
+        if now.saturating_since(self.second_since) < SHARE_WINDOW {
+            self.second
+        } else {
+            0
+        }
+    }
+
+    fn spend(&mut self, now: Timestamp, evidence: Evidence) {
+        if self.in_minute(now) == 0 {
+            self.minute_since = now;
+            self.minute = 0;
+        }
+        self.minute += 1;
+        if evidence == Evidence::Strong {
+            if self.in_second(now) == 0 {
+                self.second_since = now;
+                self.second = 0;
+            }
+            self.second += 1;
+        }
+    }
+}
+
+/// A detection refused by the rate budget, waiting for it.
+#[derive(Clone, Debug)]
+struct Waiting {
+    /// The latest detection of the address.
+    detection: Detection,
+    /// Its first refusal.
+    since: Timestamp,
+    /// Its prefix and family's budget.
+    prefix: IpNet,
+    evidence: Evidence,
+}
+
+/// A detection that waited for the budget and may have it now ([`Responder::next_due`]).
+#[derive(Clone, Debug)]
+pub struct Due {
+    /// The source's latest detection.
+    pub detection: Detection,
+    /// When it was first refused.
+    pub since: Timestamp,
 }
 
 /// A token bucket of new blocks: `rate` a second, with a burst of as many. A quarter of the
@@ -474,24 +632,38 @@ impl RateBucket {
         }
     }
 
-    /// Takes a token at `now`, if one is left above the reserve (`strong`: down to none).
-    fn take(&mut self, rate: u32, now: Timestamp, strong: bool) -> bool {
+    /// Adds the tokens that came back up to `now`.
+    fn top_up(&mut self, rate: u32, now: Timestamp) {
         let rate = u64::from(rate);
         let full = rate * 1000;
-        let elapsed_ms =
-            u64::try_from(now.saturating_since(self.topped_up).as_millis()).unwrap_or(u64::MAX);
-        self.tokens_milli = self
-            .tokens_milli
-            .saturating_add(elapsed_ms.saturating_mul(rate))
-            .min(full);
-        self.topped_up = self.topped_up.max(now);
-        let floor = if strong { 0 } else { full / 4 };
-        if self.tokens_milli >= floor + 1000 {
-            self.tokens_milli -= 1000;
-            true
-        } else {
-            false
+        let elapsed_us =
+            u64::try_from(now.saturating_since(self.topped_up).as_micros()).unwrap_or(u64::MAX);
+        // Microseconds × tokens a second = millitokens × 1000: whole millitokens only, the
+        // rest of the time is counted next time.
+        let gained = elapsed_us.saturating_mul(rate) / 1000;
+        if gained > 0 || self.tokens_milli >= full {
+            self.tokens_milli = self.tokens_milli.saturating_add(gained).min(full);
+            self.topped_up = self.topped_up.max(now);
         }
+    }
+
+    /// Whether a token is left above the reserve (`strong`: down to none), as last topped up.
+    fn has(&self, rate: u32, evidence: Evidence) -> bool {
+        let floor = match evidence {
+            Evidence::Strong => 0,
+            Evidence::Weak => u64::from(rate) * 1000 / 4,
+        };
+        self.tokens_milli >= floor + 1000
+    }
+
+    /// Takes a token at `now`, if one is left above the reserve (`strong`: down to none).
+    fn take(&mut self, rate: u32, now: Timestamp, evidence: Evidence) -> bool {
+        self.top_up(rate, now);
+        let has = self.has(rate, evidence);
+        if has {
+            self.tokens_milli -= 1000;
+        }
+        has
     }
 }
 
@@ -502,6 +674,11 @@ impl Responder {
             rate4: RateBucket::full(config.max_new_blocks_per_second),
             rate6: RateBucket::full(config.max_new_blocks_per_second),
             prefixes: LinkedHashMap::new(),
+            held: std::collections::HashMap::new(),
+            waiting: LinkedHashMap::new(),
+            waiting_in: std::collections::HashMap::new(),
+            settle_after: Timestamp::ZERO,
+            gave_up: 0,
             config: config.clone(),
             blocked: BTreeMap::new(),
             lengths4: BTreeMap::new(),
@@ -521,6 +698,7 @@ impl Responder {
     ) -> Decision {
         self.sweep(now);
         if let Some(entry) = ignore.why(detection.addr).next() {
+            self.stop_waiting(detection.addr);
             return Decision::NeverBlock {
                 addr: detection.addr,
                 reason: entry.reason.to_string(),
@@ -532,12 +710,24 @@ impl Responder {
             .find(|(net, until)| net.contains(&detection.addr) && **until > now)
             .map(|(_, until)| *until)
         {
+            self.stop_waiting(detection.addr);
             return Decision::InGrace {
                 addr: detection.addr,
                 remaining: until.saturating_since(now),
             };
         }
-        self.block(target(detection, ignore), now, Why::of(detection), None)
+        let decision = self.block(target(detection, ignore), now, Why::of(detection), None);
+        match decision {
+            Decision::OverBudget { net, budget, .. } if budget.is_rate() => {
+                let evidence = self.evidence(detection.ports.len());
+                let waits = self.wait(detection, evidence, now);
+                Decision::OverBudget { net, budget, waits }
+            }
+            decision => {
+                self.stop_waiting(detection.addr);
+                decision
+            }
+        }
     }
 
     /// Decides about blocking `net` by hand (`sentryctl block`), for `ttl` or the configured
@@ -655,18 +845,17 @@ impl Responder {
             };
         }
         let replaces = self.covered(net);
-        if self.blocked.len() - replaces.len() >= self.config.max_blocks {
+        let evidence = match how {
+            How::ByHand(_) => None,
+            How::Sweep => Some(Evidence::Weak),
+            How::Detected => Some(self.evidence(why.ports.len())),
+        };
+        if let Err(budget) = self.admit_replacing(net, evidence, replaces.len(), now) {
             return Decision::OverBudget {
                 net,
-                budget: Budget::Size(self.config.max_blocks),
+                budget,
+                waits: false,
             };
-        }
-        if manual.is_none() {
-            // Strong evidence: twice the ports a block needs at least.
-            let strong = why.ports.len() >= 2 * self.config.min_ports;
-            if let Err(budget) = self.spend(net, now, strong) {
-                return Decision::OverBudget { net, budget };
-            }
         }
         let (offence, ttl) = match manual {
             Some(ttl) => (0, ttl),
@@ -692,47 +881,263 @@ impl Responder {
         }
     }
 
-    /// Spends the rate budget and the per-prefix count for a new automatic block of `net`:
-    /// `strong` evidence may take the rate budget's reserve and is not held by
-    /// [`PREFIX_CAP`]; weak evidence is. The budget that refused it, if one did.
-    fn spend(&mut self, net: IpNet, now: Timestamp, strong: bool) -> Result<(), Budget> {
-        let prefix = match net.addr() {
-            IpAddr::V4(a) => IpNet::new(IpAddr::V4(a), 24),
-            IpAddr::V6(a) => IpNet::new(IpAddr::V6(a), 48),
+    /// How strong `ports` distinct trap ports are as evidence: strong from twice `min-ports`.
+    pub fn evidence(&self, ports: usize) -> Evidence {
+        if ports >= 2 * self.config.min_ports {
+            Evidence::Strong
+        } else {
+            Evidence::Weak
         }
-        .expect("24 and 48 are valid prefix lengths")
-        .trunc();
-        let recent = self
-            .prefixes
-            .get(&prefix)
-            .filter(|(since, _)| now.saturating_since(*since) < PREFIX_WINDOW)
-            .map_or(0, |(_, n)| *n);
-        if recent >= PREFIX_CAP && !strong {
-            return Err(Budget::Prefix(prefix));
-        }
-        let rate = self.config.max_new_blocks_per_second;
-        let bucket = match net {
-            IpNet::V4(_) => &mut self.rate4,
-            IpNet::V6(_) => &mut self.rate6,
+    }
+
+    /// Judges a new automatic block of `net` on `evidence` against the budget at `now` and, if
+    /// the budget allows it, spends it (a token of the family's rate budget, counted against
+    /// `net`'s prefix): the size budget, then the rate budget, both partitioned by prefix.
+    /// For blocks decided elsewhere (a sweep from the fleet) that must meet the budget of a
+    /// detection made here; the caller then records the block ([`Responder::block_from_fleet`]).
+    ///
+    /// # Errors
+    ///
+    /// The budget that refuses it.
+    pub fn admit(&mut self, net: IpNet, evidence: Evidence, now: Timestamp) -> Result<(), Budget> {
+        self.sweep(now);
+        let replaces = self.covered(net).len();
+        self.admit_replacing(net, Some(evidence), replaces, now)
+    }
+
+    /// [`Responder::admit`] for a block that lifts `replaces` blocks it covers; `None`: a
+    /// block by hand, which meets the size budget of the family only.
+    fn admit_replacing(
+        &mut self,
+        net: IpNet,
+        evidence: Option<Evidence>,
+        replaces: usize,
+        now: Timestamp,
+    ) -> Result<(), Budget> {
+        self.size_refusal(net, evidence, replaces)
+            .map_or(Ok(()), Err)?;
+        let Some(evidence) = evidence else {
+            return Ok(());
         };
-        if !bucket.take(rate, now, strong) {
-            return Err(if strong {
-                Budget::Rate(rate)
-            } else {
-                Budget::Reserve(rate)
+        let prefix = prefix_of(net.addr());
+        let rate = self.config.max_new_blocks_per_second;
+        self.bucket(net).top_up(rate, now);
+        self.rate_refusal(net, prefix, evidence, now)
+            .map_or(Ok(()), Err)?;
+        if !self.bucket(net).take(rate, now, evidence) {
+            return Err(match evidence {
+                Evidence::Strong => Budget::Rate(rate),
+                Evidence::Weak => Budget::Reserve(rate),
             });
         }
-        let since = if recent == 0 {
-            now
-        } else {
-            self.prefixes[&prefix].0
-        };
-        self.prefixes.remove(&prefix);
+        let mut spent = self.prefixes.remove(&prefix).unwrap_or_default();
         if self.prefixes.len() >= MAX_PREFIXES {
             self.prefixes.pop_front();
         }
-        self.prefixes.insert(prefix, (since, recent + 1));
+        spent.spend(now, evidence);
+        self.prefixes.insert(prefix, spent);
         Ok(())
+    }
+
+    /// The size budget, per family: `max-blocks` active blocks; from detections and sweeps at
+    /// most [`prefix_hold`] in one prefix, weak evidence never the last quarter, strong evidence
+    /// from a prefix that holds a block never the last eighth. `evidence`: none by hand.
+    fn size_refusal(
+        &self,
+        net: IpNet,
+        evidence: Option<Evidence>,
+        replaces: usize,
+    ) -> Option<Budget> {
+        let max = self.config.max_blocks;
+        let active = self.family_count(net).saturating_sub(replaces);
+        if active >= max {
+            return Some(Budget::Size(max));
+        }
+        let evidence = evidence?;
+        let prefix = prefix_of(net.addr());
+        let held = self.held.get(&prefix).copied().unwrap_or(0);
+        let hold = prefix_hold(max);
+        if held >= hold {
+            return Some(Budget::Held(prefix, hold));
+        }
+        let kept = match evidence {
+            Evidence::Weak => max / 4,
+            Evidence::Strong if held > 0 => max / 8,
+            Evidence::Strong => 0,
+        };
+        (active + kept >= max).then_some(Budget::Room(max))
+    }
+
+    /// The rate budget's rules by prefix, and whether the family's bucket has a token (as
+    /// last topped up) for `evidence`; none of them spent.
+    fn rate_refusal(
+        &self,
+        net: IpNet,
+        prefix: IpNet,
+        evidence: Evidence,
+        now: Timestamp,
+    ) -> Option<Budget> {
+        let spent = self.prefixes.get(&prefix).copied().unwrap_or_default();
+        let rate = self.config.max_new_blocks_per_second;
+        match evidence {
+            Evidence::Weak if spent.in_minute(now) >= PREFIX_CAP => Some(Budget::Prefix(prefix)),
+            Evidence::Strong if spent.in_second(now) >= strong_share(rate) => {
+                Some(Budget::Share(prefix, strong_share(rate)))
+            }
+            _ => {
+                let bucket = match net {
+                    IpNet::V4(_) => &self.rate4,
+                    IpNet::V6(_) => &self.rate6,
+                };
+                (!bucket.has(rate, evidence)).then_some(match evidence {
+                    Evidence::Strong => Budget::Rate(rate),
+                    Evidence::Weak => Budget::Reserve(rate),
+                })
+            }
+        }
+    }
+
+    fn bucket(&mut self, net: IpNet) -> &mut RateBucket {
+        match net {
+            IpNet::V4(_) => &mut self.rate4,
+            IpNet::V6(_) => &mut self.rate6,
+        }
+    }
+
+    /// Active blocks of `net`'s family.
+    fn family_count(&self, net: IpNet) -> usize {
+        match net {
+            IpNet::V4(_) => self.lengths4.values().sum(),
+            IpNet::V6(_) => self.lengths6.values().sum(),
+        }
+    }
+
+    /// Puts `detection`, refused by the rate budget, in the queue of waiting detections, or
+    /// updates its entry (the first refusal stays). When the queue is full, the entry of the
+    /// prefix that spent most gives way to one that spent less. Whether it waits.
+    fn wait(&mut self, detection: &Detection, evidence: Evidence, now: Timestamp) -> bool {
+        if let Some(w) = self.waiting.get_mut(&detection.addr) {
+            w.detection = detection.clone();
+            w.evidence = evidence;
+            return true;
+        }
+        let prefix = prefix_of(detection.addr);
+        if self.waiting_in.get(&prefix).copied().unwrap_or(0) >= WAITING_PER_PREFIX {
+            return false;
+        }
+        if self.waiting.len() >= MAX_WAITING {
+            let mine = self.spent(prefix, now);
+            let most = self
+                .waiting
+                .iter()
+                .rev()
+                .map(|(addr, w)| (self.spent(w.prefix, now), *addr))
+                .max_by_key(|(spent, _)| *spent)
+                .filter(|(spent, _)| *spent > mine);
+            let Some((_, out)) = most else {
+                return false;
+            };
+            self.stop_waiting(out);
+            self.gave_up += 1;
+        }
+        *self.waiting_in.entry(prefix).or_insert(0) += 1;
+        self.waiting.insert(
+            detection.addr,
+            Waiting {
+                detection: detection.clone(),
+                since: now,
+                prefix,
+                evidence,
+            },
+        );
+        true
+    }
+
+    /// New blocks `prefix` made within [`PREFIX_WINDOW`].
+    fn spent(&self, prefix: IpNet, now: Timestamp) -> u32 {
+        self.prefixes.get(&prefix).map_or(0, |s| s.in_minute(now))
+    }
+
+    /// Takes `addr` out of the queue of waiting detections (it was settled), if it is there.
+    pub fn stop_waiting(&mut self, addr: IpAddr) {
+        if let Some(w) = self.waiting.remove(&addr)
+            && let Some(n) = self.waiting_in.get_mut(&w.prefix)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.waiting_in.remove(&w.prefix);
+            }
+        }
+    }
+
+    /// The waiting detection to settle now, if the budget allows one: of those the rate
+    /// budget would take now, the one whose prefix made fewest new blocks within
+    /// [`PREFIX_WINDOW`], then the one refused first. Those that waited [`WAIT_FOR`] are given
+    /// up first. It stays in the queue until the caller decides it again (a block or another
+    /// verdict takes it out: [`Responder::stop_waiting`]; a refusal keeps its first refusal).
+    pub fn next_due(&mut self, now: Timestamp) -> Option<Due> {
+        if self.waiting.is_empty() || now < self.settle_after {
+            return None;
+        }
+        let expired: Vec<IpAddr> = self
+            .waiting
+            .iter()
+            .take_while(|(_, w)| now.saturating_since(w.since) >= WAIT_FOR)
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in expired {
+            self.stop_waiting(addr);
+            self.gave_up += 1;
+        }
+        let rate = self.config.max_new_blocks_per_second;
+        self.rate4.top_up(rate, now);
+        self.rate6.top_up(rate, now);
+        let best = self
+            .waiting
+            .values()
+            .filter(|w| {
+                self.rate_refusal(IpNet::from(w.detection.addr), w.prefix, w.evidence, now)
+                    .is_none()
+            })
+            .min_by_key(|w| (self.spent(w.prefix, now), w.since));
+        match best {
+            Some(w) => Some(Due {
+                detection: w.detection.clone(),
+                since: w.since,
+            }),
+            None => {
+                self.settle_after = now.saturating_add(SETTLE_PAUSE);
+                None
+            }
+        }
+    }
+
+    /// When the next waiting detection may be settled, if one waits: when the next token of
+    /// the rate budget comes back, and no sooner than the next look.
+    pub fn next_settle(&self, now: Timestamp) -> Option<Timestamp> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        let token = Duration::from_micros(
+            1_000_000 / u64::from(self.config.max_new_blocks_per_second.max(1)),
+        );
+        Some(now.saturating_add(token).max(self.settle_after))
+    }
+
+    /// How many detections wait for the budget.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// When `addr`'s refused detection was first refused, if it waits.
+    pub fn waiting_since(&self, addr: IpAddr) -> Option<Timestamp> {
+        self.waiting.get(&addr).map(|w| w.since)
+    }
+
+    /// Waiting detections given up so far: waited [`WAIT_FOR`], or pushed out by one from a
+    /// prefix that spent less.
+    pub fn gave_up(&self) -> u64 {
+        self.gave_up
     }
 
     /// Decides about a block another host of the fleet made, of `net` for `ttl`, already past
@@ -779,16 +1184,15 @@ impl Responder {
             };
         }
         let replaces = self.covered(net);
-        if self.blocked.len() - replaces.len() >= self.config.max_blocks {
+        // A sweep is weak evidence here as on its owner; another block meets the size budget
+        // of its family (and the gate's per-origin caps before this).
+        let evidence = (why.kind == "sweep").then_some(Evidence::Weak);
+        if let Err(budget) = self.admit_replacing(net, evidence, replaces.len(), now) {
             return Decision::OverBudget {
                 net,
-                budget: Budget::Size(self.config.max_blocks),
+                budget,
+                waits: false,
             };
-        }
-        if why.kind == "sweep"
-            && let Err(budget) = self.spend(net, now, false)
-        {
-            return Decision::OverBudget { net, budget };
         }
         for inner in &replaces {
             self.remove(inner);
@@ -1062,11 +1466,19 @@ impl Responder {
     fn insert(&mut self, net: IpNet, active: Active) {
         if self.blocked.insert(net, active).is_none() {
             *self.lengths_mut(net).entry(net.prefix_len()).or_insert(0) += 1;
+            *self.held.entry(prefix_of(net.addr())).or_insert(0) += 1;
         }
     }
 
     fn remove(&mut self, net: &IpNet) {
         if self.blocked.remove(net).is_some() {
+            let prefix = prefix_of(net.addr());
+            if let Some(n) = self.held.get_mut(&prefix) {
+                *n -= 1;
+                if *n == 0 {
+                    self.held.remove(&prefix);
+                }
+            }
             let lengths = self.lengths_mut(*net);
             if let Some(n) = lengths.get_mut(&net.prefix_len()) {
                 *n -= 1;

@@ -157,8 +157,9 @@ fn the_rate_budget_allows_a_burst_then_refills() {
     c.max_new_blocks_per_second = 3;
     let mut r = Responder::new(&c);
     let none = never_block_list(&[]);
+    // Each from its own /24: one prefix takes an eighth of the budget a second at most.
     let decide = |r: &mut Responder, i: u32, at: Timestamp| {
-        r.on_detection(&host(&format!("203.0.113.{i}")), &none, at)
+        r.on_detection(&host(&format!("10.0.{i}.1")), &none, at)
     };
     for i in 1..=3 {
         assert!(matches!(decide(&mut r, i, t(0)), Decision::Block { .. }));
@@ -166,13 +167,15 @@ fn the_rate_budget_allows_a_burst_then_refills() {
     assert_eq!(
         decide(&mut r, 4, t(0)),
         Decision::OverBudget {
-            net: net("203.0.113.4/32"),
-            budget: Budget::Rate(3)
+            net: net("10.0.4.1/32"),
+            budget: Budget::Rate(3),
+            waits: true,
         }
     );
     // A third of a second later one token is back.
     let later = t(0).saturating_add(Duration::from_millis(334));
-    assert!(matches!(decide(&mut r, 5, later), Decision::Block { .. }));
+    let d5 = decide(&mut r, 5, later);
+    assert!(matches!(d5, Decision::Block { .. }), "{d5:?}");
     assert!(matches!(
         decide(&mut r, 6, later),
         Decision::OverBudget { .. }
@@ -193,7 +196,8 @@ fn past_max_blocks_detections_are_refused_until_blocks_expire() {
         r.on_detection(&host("203.0.113.3"), &none, t(10)),
         Decision::OverBudget {
             net: net("203.0.113.3/32"),
-            budget: Budget::Size(2)
+            budget: Budget::Size(2),
+            waits: false,
         }
     );
     assert_eq!(r.active_count(), 2);
@@ -403,6 +407,65 @@ mod property {
             }
             prop_assert!(r.active_count() <= 50);
         }
+
+        /// Issue 24: whatever a flood of detections and settled waiting ones does (sources in
+        /// a few prefixes of both families, any number of ports, any times), each family holds
+        /// at most `max-blocks`, each prefix at most its hold, no prefix makes more than its
+        /// share of strong blocks in a second, and the queue stays within its bounds.
+        #[test]
+        fn the_partitioned_budget_holds_under_any_flood(
+            scans in proptest::collection::vec(
+                (any::<bool>(), 0u8..6, 0u8..=255, 1u16..30, 0u64..400),
+                1..400,
+            ),
+        ) {
+            let mut c = config();
+            c.min_ports = 3;
+            c.max_blocks = 40;
+            c.max_new_blocks_per_second = 16;
+            let share = strong_share(16);
+            let mut r = Responder::new(&c);
+            let none = never_block_list(&[]);
+            let mut at = t(0);
+            let mut strong_in: std::collections::HashMap<IpNet, Vec<Timestamp>> =
+                std::collections::HashMap::new();
+            for (v6, p, h, ports, ms) in scans {
+                at = at.saturating_add(Duration::from_millis(ms));
+                let addr = if v6 {
+                    format!("2001:db8:{p}::{h:x}")
+                } else {
+                    format!("10.0.{p}.{h}")
+                };
+                let mut ds = vec![scan_of(&addr, ports)];
+                while let Some(due) = r.next_due(at) {
+                    ds.push(due.detection);
+                    if ds.len() > MAX_WAITING + 1 {
+                        break;
+                    }
+                }
+                for d in ds {
+                    let decision = r.on_detection(&d, &none, at);
+                    if let Decision::Block { net, .. } = decision
+                        && d.ports.len() >= 6
+                    {
+                        let times = strong_in.entry(prefix_of(net.addr())).or_default();
+                        times.push(at);
+                        let recent = times
+                            .iter()
+                            .filter(|x| at.saturating_since(**x) < SHARE_WINDOW)
+                            .count();
+                        // Windows begin at a prefix's first block: two windows may touch.
+                        prop_assert!(recent <= 2 * share as usize, "{recent} in a second");
+                    }
+                }
+                let v4 = r.blocked.keys().filter(|n| n.addr().is_ipv4()).count();
+                prop_assert!(v4 <= 40 && r.active_count() - v4 <= 40);
+                prop_assert!(r.held.values().all(|&n| n <= prefix_hold(40)));
+                prop_assert!(r.waiting.len() <= MAX_WAITING);
+                prop_assert!(r.waiting_in.values().all(|&n| n <= WAITING_PER_PREFIX));
+                prop_assert_eq!(r.waiting_in.values().sum::<usize>(), r.waiting.len());
+            }
+        }
     }
 }
 
@@ -532,7 +595,9 @@ fn issue_14_a_prefix_gets_at_most_its_cap_of_new_blocks_a_minute() {
         r.on_detection(&host("203.0.113.99"), &none, t(1)),
         Decision::OverBudget {
             net: net("203.0.113.99/32"),
-            budget: Budget::Prefix(net("203.0.113.0/24"))
+            budget: Budget::Prefix(net("203.0.113.0/24")),
+            // Four of the prefix wait already, refused before it.
+            waits: false,
         }
     );
     // Another /24 is not concerned, and a minute later the prefix has its cap again.
@@ -835,7 +900,8 @@ fn issue_24_a_sweep_from_the_fleet_meets_the_prefix_cap_and_the_reserve() {
         d,
         Decision::OverBudget {
             net: net("203.0.113.200/32"),
-            budget: Budget::Prefix(net("203.0.113.0/24"))
+            budget: Budget::Prefix(net("203.0.113.0/24")),
+            waits: false,
         }
     );
     // Another kind is not counted in the prefix (the gate's cap is its rate).
@@ -870,4 +936,283 @@ fn issue_24_a_sweep_from_the_fleet_meets_the_prefix_cap_and_the_reserve() {
     assert_eq!(taken, 6);
     let d = r.on_detection(&host("203.0.113.99"), &never_block_list(&[]), t(0));
     assert!(matches!(d, Decision::Block { .. }), "{d:?}");
+}
+
+/// A detection of `ports` trap ports from `addr` alone.
+fn scan_of(addr: &str, ports: u16) -> Detection {
+    let mut d = host(addr);
+    d.ports = (1..=ports).map(|p| (Proto::Tcp, p)).collect();
+    d
+}
+
+fn blocked(d: &Decision) -> bool {
+    matches!(d, Decision::Block { .. })
+}
+
+/// Issue 24, finding 9: forged sources in two /24s, each touching twenty trap ports (strong
+/// evidence, twenty packets each), spent the whole rate budget, and a real scanner from a third
+/// prefix was refused. A prefix now takes at most its share of the budget a second.
+#[test]
+fn issue_24_two_forged_prefixes_cannot_spend_the_strong_budget_of_a_third() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 50;
+    let share = strong_share(50);
+    assert_eq!(share, 7);
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    // The flood: every 10 ms a new forged source of each /24, for ten seconds.
+    let mut forged = 0;
+    for tick in 0..1000u64 {
+        let at = t(0).saturating_add(Duration::from_millis(tick * 10));
+        for p in ["203.0.113", "198.51.100"] {
+            let addr = format!("{p}.{}", tick % 256);
+            forged += usize::from(blocked(&r.on_detection(&scan_of(&addr, 20), &none, at)));
+        }
+        // A real scan from a third prefix, a second into the flood, and another at 5 s.
+        if tick == 100 || tick == 500 {
+            let scanner = format!("192.0.2.{}", tick / 100);
+            let d = r.on_detection(&scan_of(&scanner, 64), &none, at);
+            assert!(blocked(&d), "{d:?}");
+        }
+    }
+    // The two forged prefixes had their share a second each, not the whole budget.
+    assert!(forged <= 2 * 7 * 10 + 2 * 7, "{forged} forged blocks");
+    // (Fewer than that share every second: a /24 has 256 addresses, and blocked ones are
+    // blocked already.)
+    assert!(forged >= 100, "{forged} forged blocks");
+}
+
+/// Issue 24, finding 9: a detection refused by the budget was forgotten, and a scanner that
+/// finished its scan before the budget came back was never blocked. It now waits, and the
+/// waiting detection of the prefix that spent least is settled first when a token is back.
+#[test]
+fn issue_24_a_refused_detection_waits_and_the_least_spent_prefix_goes_first() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 8;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    // Eight forged prefixes take the burst, one block each; a second source of each waits.
+    for i in 0..8 {
+        assert!(blocked(&r.on_detection(
+            &scan_of(&format!("10.0.{i}.1"), 20),
+            &none,
+            t(0)
+        )));
+    }
+    for i in 0..8 {
+        let d = r.on_detection(&scan_of(&format!("10.0.{i}.2"), 20), &none, t(0));
+        assert!(
+            matches!(d, Decision::OverBudget { waits: true, .. }),
+            "{d:?}"
+        );
+    }
+    // The scanner comes last, from a prefix that made no block, and finishes its scan.
+    let scanner = scan_of("192.0.2.9", 64);
+    assert!(matches!(
+        r.on_detection(&scanner, &none, t(0)),
+        Decision::OverBudget {
+            budget: Budget::Rate(8),
+            waits: true,
+            ..
+        }
+    ));
+    assert_eq!(r.waiting_count(), 9);
+    assert!(r.next_due(t(0)).is_none(), "no token yet");
+    // A token is back after an eighth of a second: the scanner's prefix spent least.
+    let later = t(0).saturating_add(Duration::from_millis(130));
+    let due = r.next_due(later).expect("a token is back");
+    assert_eq!(due.detection.addr, scanner.addr);
+    assert_eq!(due.since, t(0));
+    assert!(blocked(&r.on_detection(&due.detection, &none, later)));
+    assert_eq!(r.waiting_since(scanner.addr), None, "settled");
+    assert_eq!(r.waiting_count(), 8);
+    // Those left wait at most WAIT_FOR, then are given up.
+    let end = t(0).saturating_add(WAIT_FOR);
+    let mut settled = 0;
+    while let Some(due) = r.next_due(end) {
+        assert!(blocked(&r.on_detection(&due.detection, &none, end)));
+        settled += 1;
+    }
+    assert_eq!((settled, r.waiting_count(), r.gave_up()), (0, 0, 8));
+}
+
+/// The queue of waiting detections is bounded in all, per prefix, and gives the room of the
+/// prefix that spent most to one that spent less.
+#[test]
+fn issue_24_the_waiting_queue_is_bounded_and_a_forger_cannot_fill_it_against_a_scanner() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 1000;
+    c.max_blocks = 100_000;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    // The budget spent by 1,000 forged sources of 125 prefixes, eight each.
+    for i in 0..1000u32 {
+        let addr = format!("10.{}.0.{}", i % 125, 1 + i / 125);
+        r.on_detection(&scan_of(&addr, 20), &none, t(0));
+    }
+    // Then 10,000 more of fresh addresses in them: each prefix waits with 4 at most, 256 in
+    // all.
+    for i in 0..10_000u32 {
+        let addr = format!("10.{}.0.{}", i % 125, 10 + i / 125 % 240);
+        let d = r.on_detection(&scan_of(&addr, 20), &none, t(0));
+        assert!(matches!(d, Decision::OverBudget { .. }), "{d:?}");
+        assert!(r.waiting_count() <= MAX_WAITING);
+    }
+    assert!(r.waiting_count() <= MAX_WAITING);
+    let per_prefix = r
+        .waiting
+        .values()
+        .fold(std::collections::HashMap::new(), |mut m, w| {
+            *m.entry(w.prefix).or_insert(0) += 1;
+            m
+        });
+    assert!(per_prefix.values().all(|&n| n <= WAITING_PER_PREFIX));
+    // A scanner from a prefix that spent nothing still gets a place in the full queue, and is
+    // the first settled.
+    let scanner = scan_of("192.0.2.9", 64);
+    let d = r.on_detection(&scanner, &none, t(0));
+    assert!(
+        matches!(d, Decision::OverBudget { waits: true, .. }),
+        "{d:?}"
+    );
+    let later = t(0).saturating_add(Duration::from_millis(2));
+    assert_eq!(r.next_due(later).unwrap().detection.addr, scanner.addr);
+}
+
+/// Issue 24, finding 10: `max-blocks` was one pool for both families and every kind of
+/// evidence: forged blocks filled it and a real scan was refused. Now each family has its
+/// own, a prefix holds a share of it, and room is kept for strong evidence from a prefix with
+/// no block.
+#[test]
+fn issue_24_max_blocks_is_partitioned_and_keeps_room_for_a_real_scan() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_blocks = 100;
+    c.max_new_blocks_per_second = 1000;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    assert_eq!(prefix_hold(100), 16);
+    // Two forged /24s: each holds 16 at most.
+    let mut made = 0;
+    for i in 0..=255u8 {
+        for p in ["203.0.113", "198.51.100"] {
+            made += usize::from(blocked(&r.on_detection(
+                &scan_of(&format!("{p}.{i}"), 20),
+                &none,
+                t(u64::from(i)),
+            )));
+        }
+    }
+    assert_eq!(made, 32);
+    assert_eq!(
+        r.on_detection(&scan_of("203.0.113.77", 20), &none, t(300)),
+        Decision::OverBudget {
+            net: net("203.0.113.77/32"),
+            budget: Budget::Held(net("203.0.113.0/24"), 16),
+            waits: false,
+        }
+    );
+    // Weak forged evidence from many prefixes fills three quarters at most.
+    for i in 0..200u32 {
+        r.on_detection(&scan_of(&format!("10.{i}.0.1"), 3), &none, t(400));
+    }
+    assert_eq!(r.active_count(), 75);
+    // Strong evidence from the prefixes that hold a block already: seven eighths at most.
+    for i in 0..43u32 {
+        r.on_detection(&scan_of(&format!("10.{i}.0.2"), 20), &none, t(500));
+    }
+    assert_eq!(r.active_count(), 88);
+    assert!(matches!(
+        r.on_detection(&scan_of("10.40.0.3", 20), &none, t(501)),
+        Decision::OverBudget {
+            budget: Budget::Room(100),
+            ..
+        }
+    ));
+    // A real scan from a prefix with no block is still blocked; and IPv6 has its own room.
+    assert!(blocked(&r.on_detection(
+        &scan_of("192.0.2.9", 64),
+        &none,
+        t(502)
+    )));
+    for i in 0..100u32 {
+        let addr = format!("2001:db8:{i:x}::1");
+        let d = r.on_detection(&scan_of(&addr, 20), &none, t(600));
+        assert!(blocked(&d), "{d:?}");
+    }
+    assert_eq!(r.active_count(), 189);
+    // (A forger with fresh prefixes can take the last eighth too: strong evidence from a
+    // prefix with no block is what the room is kept for.) Blocks by hand fill the family's
+    // last room, and no more.
+    for i in 0..20u32 {
+        r.block_by_hand(net(&format!("192.0.{}.1/32", 10 + i)), None, t(700));
+    }
+    assert_eq!(
+        r.block_by_hand(net("192.0.100.1/32"), None, t(700)),
+        Decision::OverBudget {
+            net: net("192.0.100.1/32"),
+            budget: Budget::Size(100),
+            waits: false,
+        }
+    );
+}
+
+/// Issue 24: forged strong evidence from one network once had its addresses blocked one by
+/// one, as many as the budget allowed; a prefix now holds [`MAX_PREFIX_HOLD`] blocks at most
+/// (at the default `max-blocks`).
+#[test]
+fn issue_24_one_network_holds_a_quarter_of_a_slash_24_at_most() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_blocks = 65_536;
+    c.max_new_blocks_per_second = 50;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    let made = (0..=255u8)
+        .filter(|i| {
+            blocked(&r.on_detection(
+                &scan_of(&format!("203.0.113.{i}"), 6),
+                &none,
+                t(u64::from(*i)),
+            ))
+        })
+        .count();
+    assert_eq!(made, MAX_PREFIX_HOLD);
+    assert_eq!(prefix_hold(65_536), 64);
+    assert!(blocked(&r.on_detection(
+        &scan_of("198.51.100.9", 6),
+        &none,
+        t(300)
+    )));
+}
+
+/// The budget as a function for blocks decided elsewhere (a sweep from the fleet): weak
+/// evidence meets the reserve and the cap per prefix, strong evidence the share per prefix.
+#[test]
+fn issue_24_admit_judges_weak_and_strong_evidence_by_the_same_budget() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 8;
+    let mut r = Responder::new(&c);
+    assert_eq!(r.evidence(5), Evidence::Weak);
+    assert_eq!(r.evidence(6), Evidence::Strong);
+    let admitted = (1..=10)
+        .filter(|i| {
+            r.admit(net(&format!("10.0.{i}.1/32")), Evidence::Weak, t(0))
+                .is_ok()
+        })
+        .count();
+    assert_eq!(admitted, 6, "three quarters of 8");
+    assert_eq!(
+        r.admit(net("10.0.99.1/32"), Evidence::Weak, t(0)),
+        Err(Budget::Reserve(8))
+    );
+    assert_eq!(r.admit(net("10.0.1.2/32"), Evidence::Strong, t(0)), Ok(()));
+    assert_eq!(
+        r.admit(net("10.0.1.3/32"), Evidence::Strong, t(0)),
+        Err(Budget::Share(net("10.0.1.0/24"), 1))
+    );
 }

@@ -137,6 +137,12 @@ impl NetnsPair {
     /// addresses (set to the two ends'), through libpcap: what a forger on that link sends,
     /// whatever addresses the frames claim.
     pub fn inject(&self, frames: &[Vec<u8>]) {
+        self.inject_paced(frames, frames.len().max(1), Duration::ZERO);
+    }
+
+    /// As [`NetnsPair::inject`], `chunk` frames at a time with a `pause` after each chunk (a
+    /// flood at a rate, roughly; the interface is opened once).
+    pub fn inject_paced(&self, frames: &[Vec<u8>], chunk: usize, pause: Duration) {
         let mac = |ns: &str, dev: &str| -> Vec<u8> {
             let out = self.exec(ns, &["cat", &format!("/sys/class/net/{dev}/address")]);
             String::from_utf8_lossy(&out.stdout)
@@ -150,11 +156,16 @@ impl NetnsPair {
             let mut out = pcap::Capture::from_device(self.veth_b.as_str())
                 .and_then(pcap::Capture::open)
                 .expect("open the scanner's interface");
-            for f in frames {
-                let mut f = f.clone();
-                f[..6].copy_from_slice(&to);
-                f[6..12].copy_from_slice(&from);
-                out.sendpacket(f).expect("send a frame");
+            for frames in frames.chunks(chunk.max(1)) {
+                for f in frames {
+                    let mut f = f.clone();
+                    f[..6].copy_from_slice(&to);
+                    f[6..12].copy_from_slice(&from);
+                    out.sendpacket(f).expect("send a frame");
+                }
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
             }
         });
     }

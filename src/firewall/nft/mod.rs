@@ -2,7 +2,9 @@
 //!
 //! **Own mode** keeps `table inet scansentry`, as `nft/scansentry.nft` shows it: hash sets
 //! `blocked4`/`blocked6` for single addresses, interval sets `blocked4_net`/`blocked6_net` for
-//! networks (an IPv6 scanner's /64), all with `flags timeout` and a `size` of `max-blocks`;
+//! networks (an IPv6 scanner's /64), all with `flags timeout` and a `size` of twice
+//! `max-blocks` and 1,024 ([`crate::config::nft::set_size`]: a block that ended and awaits the
+//! kernel's collection, or a reload that puts every block back, never meets a full set);
 //! interval sets `allow4`/`allow6` for the never-block list; and a base chain on `input`
 //! (or `prerouting`) that accepts allow-set sources and drops block-set sources, with counters.
 //! Why two kinds of block set: on this kernel every update of an interval set walks the whole
