@@ -7,7 +7,9 @@
 //! in messages and address space, the maximum duration), then this host's own rules — an
 //! unblock here, or by its origin, since it was detected; the never-block list; the addresses
 //! the members claim for themselves; the addresses this host refused as forged (reverse path);
-//! the protected peers; the origin's share of `max-blocks`; keep the longer (no block here is
+//! the protected peers; the origin's share of `max-blocks` and of address space in force
+//! (a running count per origin, corrected as its blocks end, are lifted or are taken over,
+//! [`held_cap`]); keep the longer (no block here is
 //! shortened, nor replaced unless it is the origin's own and ends sooner); a grace period; the
 //! budget (a sweep as weak evidence). Every refusal is counted by rule; those that protect this
 //! host are also said.
@@ -38,7 +40,7 @@ use crate::fleet::message::{
 };
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
 use crate::pipeline::Tapped;
-use crate::respond::{Budget, PREFIX_CAP};
+use crate::respond::{Budget, Held, PREFIX_CAP};
 
 /// How often this host's probes go out as summaries (a batch at most this old).
 pub const PROBES_EVERY: Duration = Duration::from_millis(100);
@@ -53,6 +55,18 @@ pub(super) const MAX_TOLD: usize = 65_536;
 pub(super) const MAX_MEMBERS: usize = 4096;
 /// One origin's blocks hold at most this fraction of `[respond] max-blocks` here (a quarter).
 pub const ORIGIN_SHARE: usize = 4;
+
+/// The address space one origin's blocks may hold in force here, in `net`'s family, and its
+/// unit: [`gate::MAX_V4_HELD`] IPv4 addresses or [`gate::MAX_V6_HELD`] IPv6 /64s, or the
+/// origin's `share` of `max-blocks` if that is larger (its single-address blocks never meet
+/// it).
+fn held_cap(net: &IpNet, share: usize) -> (u64, &'static str) {
+    let share = u64::try_from(share).unwrap_or(u64::MAX);
+    match net {
+        IpNet::V4(_) => (gate::MAX_V4_HELD.max(share), "IPv4 addresses"),
+        IpNet::V6(_) => (gate::MAX_V6_HELD.max(share), "IPv6 /64s"),
+    }
+}
 
 /// Networks whose last unblock is remembered, per origin (past it, the oldest of the origin, or
 /// of this host, that holds the most gives way): a block the
@@ -846,20 +860,33 @@ impl Engine {
             );
             return;
         }
-        // One origin holds at most a share of this host's sets.
+        // One origin holds at most a share of this host's sets, and of address space.
         let max_blocks = self.config().respond.max_blocks;
         let share = (max_blocks / ORIGIN_SHARE).max(1);
-        if self.responder.block_of(net, now).is_none()
-            && self.responder.count_from(&origin, now) >= share
-        {
-            self.refuse_from_fleet(
-                "share",
-                format!(
-                    "refused {origin}'s block of {net_text}: {origin} holds {share} blocks \
-                     here, its share (a quarter of [respond] max-blocks = {max_blocks})"
-                ),
-            );
-            return;
+        if self.responder.block_of(net, now).is_none() {
+            let held = self.responder.held_by(&origin, now);
+            if held.blocks >= share {
+                self.refuse_from_fleet(
+                    "share",
+                    format!(
+                        "refused {origin}'s block of {net_text}: {origin} holds {share} blocks \
+                         here, its share (a quarter of [respond] max-blocks = {max_blocks})"
+                    ),
+                );
+                return;
+            }
+            let (cap, unit) = held_cap(&net, share);
+            let holds = held.of_family(&net);
+            if !wide_ok && holds.saturating_add(Held::space(&net)) > cap {
+                self.refuse_from_fleet(
+                    "held-cap",
+                    format!(
+                        "refused {origin}'s block of {net_text}: {origin}'s blocks in force \
+                         here hold {holds} {unit}, and at most {cap} may be held"
+                    ),
+                );
+                return;
+            }
         }
         if let Some(kept) =
             self.responder

@@ -1456,6 +1456,35 @@ mod fleet {
         assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
     }
 
+    /// Issue 24 (red team, open): a member's /24s add up to a /16 within 64 minutes.
+    #[test]
+    fn redteam_open_small_blocks_add_up_to_a_wide_range() {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 60;
+        let mut lab = Lab::start(c);
+        for i in 0..=255u32 {
+            if i > 0 && i % 4 == 0 {
+                lab.advance(Duration::from_secs(60));
+            }
+            let m = block_of_kind(&lab, "web-3", &format!("198.18.{i}.0/24"), "syn", 86_400);
+            lab.engine.fleet_message(m);
+        }
+        let held = lab.kernel.elements().len();
+        assert!(held < 256, "web-3 holds all of 198.18.0.0/16 here in {held} /24s");
+        // 64 /24s (16,384 addresses) in force at once at most; the rest refused and counted.
+        assert_eq!(held, 64);
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["held-cap"], 192);
+        assert!(lab.says(
+            "refused web-3's block of 198.18.64.0/24: web-3's blocks in force here hold 16384 \
+             IPv4 addresses, and at most 16384 may be held"
+        ));
+        // Once they end, room again.
+        lab.advance(Duration::from_secs(86_400));
+        let m = block_of_kind(&lab, "web-3", "198.18.0.0/24", "syn", 600);
+        lab.engine.fleet_message(m);
+        assert_eq!(lab.kernel.elements().len(), 1);
+    }
+
     #[test]
     fn blocks_from_the_fleet_are_kept_across_a_restart_with_their_origin() {
         let mut lab = Lab::start(fleet_config());

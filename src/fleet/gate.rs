@@ -31,6 +31,14 @@ use crate::trust::Unroutable;
 pub const MAX_V4_PER_MINUTE: u64 = 1024;
 /// IPv6 address space one origin's blocks may take in a minute, in /64s: four /48s (262,144).
 pub const MAX_V6_PER_MINUTE: u64 = 4 * 65_536;
+/// IPv4 address space one origin's blocks may hold **in force at once** on this host, at least:
+/// 64 /24s (16,384 addresses). The cap is this or the origin's share of `[respond] max-blocks`
+/// (a quarter), whichever is larger, so that an honest member's single-address detections
+/// meet the share first, never this; a member's /24s, four a minute, stop at the 64th.
+pub const MAX_V4_HELD: u64 = 64 * 256;
+/// IPv6 address space one origin's blocks may hold in force at once, in /64s, at least: 64
+/// /48s (4,194,304). See [`MAX_V4_HELD`].
+pub const MAX_V6_HELD: u64 = 64 * 65_536;
 /// The widest IPv4 network a message may block (without `accept-wide`).
 pub const WIDEST_V4: u8 = 24;
 /// The widest IPv6 network a message may block (without `accept-wide`).
