@@ -59,12 +59,15 @@ pub const ORIGIN_SHARE: usize = 4;
 /// The address space one origin's blocks may hold in force here, in `net`'s family, and its
 /// unit: [`gate::MAX_V4_HELD`] IPv4 addresses or [`gate::MAX_V6_HELD`] IPv6 /64s, or the
 /// origin's `share` of `max-blocks` if that is larger (its single-address blocks never meet
-/// it).
-fn held_cap(net: &IpNet, share: usize) -> (u64, &'static str) {
+/// it); for a block by hand from an origin named in `accept-wide` (`wide`), a /8's or a /32's
+/// ([`gate::WIDE_V4`], [`gate::WIDE_V6`]), its other blocks counted in.
+fn held_cap(net: &IpNet, share: usize, wide: bool) -> (u64, &'static str) {
     let share = u64::try_from(share).unwrap_or(u64::MAX);
-    match net {
-        IpNet::V4(_) => (gate::MAX_V4_HELD.max(share), "IPv4 addresses"),
-        IpNet::V6(_) => (gate::MAX_V6_HELD.max(share), "IPv6 /64s"),
+    match (net, wide) {
+        (IpNet::V4(_), false) => (gate::MAX_V4_HELD.max(share), "IPv4 addresses"),
+        (IpNet::V4(_), true) => (gate::WIDE_V4.max(share), "IPv4 addresses"),
+        (IpNet::V6(_), false) => (gate::MAX_V6_HELD.max(share), "IPv6 /64s"),
+        (IpNet::V6(_), true) => (gate::WIDE_V6.max(share), "IPv6 /64s"),
     }
 }
 
@@ -809,7 +812,11 @@ impl Engine {
             .clone()
             .expect("a block from the fleet has its origin");
         let net_text = source_text(&net);
-        let wide_ok = why.kind == "manual" && self.fleet_config().is_some_and(|f| f.accept_wide);
+        // A wide block by hand only from an origin this host names (`accept-wide`).
+        let wide_ok = why.kind == "manual"
+            && self
+                .fleet_config()
+                .is_some_and(|f| f.accept_wide.contains(&origin));
         if let Some(floor) = gate::floor(&net, wide_ok) {
             self.refuse_from_fleet(
                 "floor",
@@ -820,7 +827,7 @@ impl Engine {
         let Some(fleet) = &mut self.fleet else {
             return;
         };
-        let ttl = match fleet.gate.judge(&origin, net, until, wall_now) {
+        let ttl = match fleet.gate.judge(&origin, net, until, wall_now, wide_ok) {
             Verdict::Take { ttl, .. } => ttl,
             Verdict::Refuse(Refusal::Own) => return,
             Verdict::Refuse(Refusal::Ended) => return fleet.refuse("ended"),
@@ -875,9 +882,9 @@ impl Engine {
                 );
                 return;
             }
-            let (cap, unit) = held_cap(&net, share);
+            let (cap, unit) = held_cap(&net, share, wide_ok);
             let holds = held.of_family(&net);
-            if !wide_ok && holds.saturating_add(Held::space(&net)) > cap {
+            if holds.saturating_add(Held::space(&net)) > cap {
                 self.refuse_from_fleet(
                     "held-cap",
                     format!(

@@ -1173,9 +1173,10 @@ mod fleet {
             "refused web-3's block of 128.0.0.0/2: a /2 is wider than the /24 a fleet block \
              may be"
         ));
-        // With accept-wide, a wide block by hand is taken; a wide detection is not.
+        // With web-3 named in accept-wide, its wide block by hand is taken; a wide detection
+        // is not.
         let mut c = fleet_config();
-        c.fleet.as_mut().unwrap().accept_wide = true;
+        c.fleet.as_mut().unwrap().accept_wide = vec![host("web-3")];
         let mut lab = Lab::start(c);
         let m = block_of_kind(&lab, "web-3", "10.0.0.0/8", "manual", 600);
         lab.engine.fleet_message(m);
@@ -1470,7 +1471,10 @@ mod fleet {
             lab.engine.fleet_message(m);
         }
         let held = lab.kernel.elements().len();
-        assert!(held < 256, "web-3 holds all of 198.18.0.0/16 here in {held} /24s");
+        assert!(
+            held < 256,
+            "web-3 holds all of 198.18.0.0/16 here in {held} /24s"
+        );
         // 64 /24s (16,384 addresses) in force at once at most; the rest refused and counted.
         assert_eq!(held, 64);
         assert_eq!(lab.engine.fleet_info().unwrap().refused["held-cap"], 192);
@@ -1483,6 +1487,111 @@ mod fleet {
         let m = block_of_kind(&lab, "web-3", "198.18.0.0/24", "syn", 600);
         lab.engine.fleet_message(m);
         assert_eq!(lab.kernel.elements().len(), 1);
+    }
+
+    /// Issue 24 (red team, open): with accept-wide, one member's blocks "by hand" cover every
+    /// routable IPv4 address but this host's /24 in minutes. Now accept-wide names the origins
+    /// trusted for wide blocks by hand: a member not named gets none of them (the floor); one
+    /// named has them counted at their real size, and holds a /8's worth at most.
+    #[test]
+    fn redteam_open_accept_wide_takes_the_whole_internet_from_one_member() {
+        for named in ["admin-1", "web-3"] {
+            accept_wide_from(named);
+        }
+    }
+
+    fn accept_wide_from(named: &str) {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().accept_wide = vec![host(named)];
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 60;
+        let mut lab = Lab::start(c);
+        let start = lab.clock.now();
+        let nets = [
+            "1.0.0.0/8",
+            "2.0.0.0/7",
+            "4.0.0.0/6",
+            "8.0.0.0/5",
+            "16.0.0.0/4",
+            "32.0.0.0/3",
+            "64.0.0.0/3",
+            "96.0.0.0/4",
+            "112.0.0.0/5",
+            "120.0.0.0/6",
+            "124.0.0.0/7",
+            "126.0.0.0/8",
+            "128.0.0.0/3",
+            "160.0.0.0/5",
+            "168.0.0.0/8",
+            "169.0.0.0/9",
+            "169.128.0.0/10",
+            "169.192.0.0/11",
+            "169.224.0.0/12",
+            "169.240.0.0/13",
+            "169.248.0.0/14",
+            "169.252.0.0/15",
+            "169.255.0.0/16",
+            "170.0.0.0/7",
+            "172.0.0.0/6",
+            "176.0.0.0/4",
+            "192.0.0.0/6",
+            "196.0.0.0/7",
+            "198.0.0.0/11",
+            "198.32.0.0/12",
+            "198.48.0.0/15",
+            "198.50.0.0/16",
+            "198.51.0.0/18",
+            "198.51.64.0/19",
+            "198.51.96.0/22",
+            "198.51.101.0/24",
+            "198.51.102.0/23",
+            "198.51.104.0/21",
+            "198.51.112.0/20",
+            "198.51.128.0/17",
+            "198.52.0.0/14",
+            "198.56.0.0/13",
+            "198.64.0.0/10",
+            "198.128.0.0/9",
+            "199.0.0.0/8",
+            "200.0.0.0/5",
+            "208.0.0.0/4",
+        ];
+        let mut sent = 0;
+        while lab.kernel.elements().len() < nets.len() && sent < 2000 {
+            for n in nets.iter().skip(sent / 60 * 4).take(60) {
+                let m = block_of_kind(&lab, "web-3", n, "manual", 86_400);
+                lab.engine.fleet_message(m);
+            }
+            sent += 60;
+            lab.advance(Duration::from_secs(60));
+        }
+        let took = lab.clock.now().saturating_since(start);
+        assert!(
+            lab.kernel.elements().len() < nets.len(),
+            "web-3 blocked all routable IPv4 but 198.51.100.0/24 here in {took:?}"
+        );
+        let held: u64 = lab
+            .kernel
+            .elements()
+            .iter()
+            .map(|(net, _)| crate::fleet::gate::space(net))
+            .sum();
+        if named == "web-3" {
+            // Its first /8 is all it holds: every other block would take it past a /8's space.
+            assert_eq!(held, 1 << 24, "{:?}", lab.kernel.elements());
+            assert!(lab.kernel.holds("1.0.0.0/8".parse().unwrap()));
+            assert!(lab.says(
+                "refused web-3's block of 126.0.0.0/8: web-3's blocks in force here hold 16777216 \
+                 IPv4 addresses, and at most 16777216 may be held"
+            ));
+        } else {
+            // Not named: only the one /24 passes the floor.
+            assert_eq!(held, 256, "{:?}", lab.kernel.elements());
+            assert!(lab.engine.fleet_info().unwrap().refused["floor"] >= 46);
+            assert!(lab.says(
+                "refused web-3's block of 1.0.0.0/8: a /8 is wider than the /24 a fleet block \
+                 may be"
+            ));
+        }
     }
 
     #[test]

@@ -471,15 +471,9 @@ pub struct Held {
 }
 
 impl Held {
-    /// The address space of `net`: IPv4 addresses, or IPv6 /64s (a longer IPv6 prefix counts
-    /// as one /64, the widest as `u64::MAX`), with the field it counts in.
+    /// The address space of `net`: IPv4 addresses, or IPv6 /64s ([`crate::fleet::gate::space`]).
     pub fn space(net: &IpNet) -> u64 {
-        match net {
-            IpNet::V4(n) => 1u64 << (32 - u32::from(n.prefix_len())),
-            IpNet::V6(n) => 1u64
-                .checked_shl(64u32.saturating_sub(u32::from(n.prefix_len())))
-                .unwrap_or(u64::MAX),
-        }
+        crate::fleet::gate::space(net)
     }
 
     /// What is held in `net`'s family.
@@ -1136,7 +1130,10 @@ impl Responder {
             return;
         };
         if more {
-            self.held.entry(origin.clone()).or_default().count(net, true);
+            self.held
+                .entry(origin.clone())
+                .or_default()
+                .count(net, true);
         } else if let Some(held) = self.held.get_mut(origin) {
             held.count(net, false);
             if held.blocks == 0 {
