@@ -1828,6 +1828,99 @@ mod sweep {
         assert_eq!(told_to(&mut lab).len(), 1);
     }
 
+    /// Issue 24 (red team, open): forged probes that fail the reverse-path check spend the
+    /// rate of probes checked, and a genuine sweep's probe in the same second is never told.
+    #[test]
+    fn redteam_open_forged_probes_crowd_out_a_genuine_sweeps() {
+        let mut lab = in_a_fleet_of_sixteen();
+        let genuine = source_owned(false);
+        for i in 0..1000_u32 {
+            let [_, _, a, b] = i.to_be_bytes();
+            let forged = format!("198.18.{a}.{b}");
+            lab.machine()
+                .routes_back
+                .insert(ip(&forged), RouteBack::Via(2));
+            lab.scan(&forged, 23..=23);
+        }
+        lab.scan(&genuine, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        let told_now = summaries(&mut lab);
+        assert!(
+            told_now
+                .iter()
+                .any(|(_, s, _, _)| *s == format!("{genuine}/32")),
+            "the genuine probe from {genuine} was not told: {:?}",
+            lab.engine.fleet_info().unwrap().probes_refused
+        );
+    }
+
+    /// Issue 24 (red team, open): the flood goes on in every batch of the second, from four
+    /// /24s on the genuine scanner's own link: each batch still checks the genuine scanner's
+    /// probe, its /24 having spent least, until the second's 1,000 are spent.
+    #[test]
+    fn forged_probes_in_every_batch_leave_a_genuine_probe_its_turn() {
+        let mut lab = in_a_fleet_of_sixteen();
+        let genuine: Vec<String> = (2..255)
+            .map(|k| format!("203.0.113.{k}"))
+            .filter(|a| owner(a).as_str() != "web-1")
+            .take(9)
+            .collect();
+        let forged: Vec<String> = (0..1000_u32)
+            .map(|i| {
+                let [_, _, a, b] = i.to_be_bytes();
+                format!("198.18.{a}.{b}")
+            })
+            .collect();
+        for f in &forged {
+            lab.machine().routes_back.insert(ip(f), RouteBack::Via(2));
+        }
+        for (batch, g) in genuine.iter().enumerate() {
+            for f in &forged {
+                lab.scan(f, 23..=23);
+            }
+            lab.scan(g, 23..=23);
+            lab.advance(Duration::from_millis(100));
+            lab.engine.tick();
+            let told_now = summaries(&mut lab);
+            assert!(
+                told_now.iter().any(|(_, s, _, _)| *s == format!("{g}/32")),
+                "batch {batch}: the genuine probe from {g} was not told"
+            );
+        }
+        let info = lab.engine.fleet_info().unwrap();
+        // Half of what was left each batch, all forged but the genuine one: 999 of 1,000.
+        assert_eq!(info.probes_refused["reverse-path"], 999 - 9);
+    }
+
+    /// Issue 24 (red team, open): the check budget of a batch goes round the interfaces the
+    /// probes came in on, then the /24s (/48s) within one, those that spent least this second
+    /// first: a flood on one link, or from one prefix, leaves the others their turn.
+    #[test]
+    fn the_check_budget_is_shared_by_link_then_prefix() {
+        use super::super::fleet::{Spent, check_prefix, fair_share};
+        let p = |a: &str| check_prefix(ip(a));
+        assert_eq!(p("198.18.3.9").to_string(), "198.18.3.0/24");
+        assert_eq!(p("2001:db8:1:2::9").to_string(), "2001:db8:1::/48");
+        // 900 from one /24 on link 2, then one on link 1 and one from another /24 on link 2.
+        let mut groups = vec![(Some(2), p("198.18.0.1")); 900];
+        groups.push((Some(1), p("203.0.113.7")));
+        groups.push((Some(2), p("198.51.100.7")));
+        let mut spent = Spent::default();
+        let admitted = fair_share(&groups, 4, &mut spent);
+        assert_eq!(admitted, [0, 1, 900, 901]);
+        // Later in the second: link 1 has spent less, so it goes first; with one left, it is
+        // link 1's.
+        let groups = [(Some(2), p("198.18.0.1")), (Some(1), p("203.0.113.8"))];
+        assert_eq!(fair_share(&groups, 1, &mut spent), [1]);
+        // Within one link, the prefix that spent least first.
+        let groups = [(Some(2), p("198.18.0.1")), (Some(2), p("198.51.100.8"))];
+        assert_eq!(fair_share(&groups, 1, &mut spent), [1]);
+        // Nothing past the allowance, nothing twice.
+        assert!(fair_share(&groups, 0, &mut spent).is_empty());
+        assert_eq!(fair_share(&groups, 10, &mut spent), [0, 1]);
+    }
+
     #[test]
     fn a_flood_of_probes_is_told_at_a_bounded_rate() {
         let mut lab = in_a_fleet_of_sixteen();
@@ -1852,19 +1945,33 @@ mod sweep {
                 _ => 0,
             })
             .sum();
-        // The first 1,000 are checked (a route lookup each), told, or counted here by the
-        // owner of their prefixes; the rest are dropped before any lookup.
+        // Half of the second's 1,000 are checked in this batch (a route lookup each), told,
+        // or counted here by the owner of their prefixes; the rest are dropped before any
+        // lookup.
         let cap = crate::engine::fleet::PROBES_PER_SECOND as usize;
-        let counted_here = sources[..cap]
-            .iter()
-            .filter(|s| owner(s).as_str() == "web-1")
-            .count();
-        assert_eq!(sent, cap - counted_here);
-        assert_eq!(lab.machine().route_lookups - lookups, cap);
+        assert_eq!(lab.machine().route_lookups - lookups, cap / 2);
         let info = lab.engine.fleet_info().unwrap();
+        assert!(sent > 0 && sent <= cap / 2, "{sent}");
         assert_eq!(info.probes_sent, sent as u64);
-        assert_eq!(info.probes_dropped, (sources.len() - cap) as u64);
+        assert_eq!(info.probes_dropped, (sources.len() - cap / 2) as u64);
         assert!(info.probes_refused.is_empty(), "{:?}", info.probes_refused);
+        // The flood goes on: each later batch of the second takes half of what is left, and
+        // the second checks 1,000 at most.
+        for _ in 0..9 {
+            for source in &sources {
+                lab.scan(source, 23..=23);
+            }
+            lab.advance(Duration::from_millis(100));
+            lab.engine.tick();
+        }
+        assert_eq!(lab.machine().route_lookups - lookups, cap);
+        // The next second, half of 1,000 again.
+        for source in &sources {
+            lab.scan(source, 23..=23);
+        }
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert_eq!(lab.machine().route_lookups - lookups, cap + cap / 2);
     }
 
     /// Issue 24, finding 1: probes forged "from" an address this host routes back by another
