@@ -5,15 +5,18 @@
 //! for longer than this host allows, so every block from the fleet passes, in order:
 //! its own (a host ignores its own messages), still due (one that has ended is dropped), the
 //! per-origin cap (at most `max_per_minute` blocks from one origin in a minute, and at most
-//! [`MAX_V4_PER_MINUTE`] IPv4 addresses and [`MAX_V6_PER_MINUTE`] IPv6 /64s of address space),
+//! [`MAX_V4_PER_MINUTE`] IPv4 addresses and [`MAX_V6_PER_MINUTE`] IPv6 /64s of address space,
+//! each block at its real size; [`WIDE_V4`] and [`WIDE_V6`] for a block by hand from an origin
+//! the receiver names in `accept-wide`),
 //! the maximum duration (longer blocks are cut to it). Unblocks have a minute of their own per
 //! origin, with the same cap ([`Gate::judge_unblock`]). The never-block list, the protected
 //! peers and the budget are the engine's, and come after.
 //!
 //! Before all of it comes the **floor** ([`floor`]): what no message may block whoever sent
 //! it — an address no scanner can have ([`Unroutable`]), a cloud metadata address, a network
-//! wider than an IPv4 /24 or an IPv6 /48 (unless the receiver opted in with `accept-wide` and
-//! the block was made by hand).
+//! wider than an IPv4 /24 or an IPv6 /48 (unless the block was made by hand on an origin the
+//! receiver names in `accept-wide`). What an origin's blocks hold **in force** here
+//! ([`MAX_V4_HELD`], [`MAX_V6_HELD`]) is the engine's to count, as blocks end and are lifted.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -112,7 +115,8 @@ fn overlap(a: &IpNet, b: &IpNet) -> bool {
 
 /// What keeps any fleet message from blocking `net`, if something does: an unroutable range
 /// or a metadata address it overlaps, or its width — a network wider than an IPv4 /24 or an
-/// IPv6 /48 passes only with `wide_ok` (the receiver's `accept-wide`, for a block by hand).
+/// IPv6 /48 passes only with `wide_ok` (a block by hand from an origin the receiver names in
+/// `accept-wide`).
 /// **Pure.** Also the sender's rule: a host does not publish what the others would refuse.
 pub fn floor(net: &IpNet, wide_ok: bool) -> Option<Floor> {
     let min = match net {
