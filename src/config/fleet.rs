@@ -36,9 +36,9 @@ pub struct RawFleet {
     /// Blocks taken from one origin in a minute at most.
     #[serde(default = "default_per_origin")]
     pub max_blocks_per_origin_per_minute: i64,
-    /// Take blocks by hand wider than an IPv4 /24 or an IPv6 /48 from the others.
+    /// The hosts whose blocks by hand wider than an IPv4 /24 or an IPv6 /48 are taken.
     #[serde(default)]
-    pub accept_wide: bool,
+    pub accept_wide: RawAcceptWide,
     /// The fleet's members' addresses, as the administrator gives them: never blocked here.
     #[serde(default)]
     pub members: Vec<String>,
@@ -150,6 +150,25 @@ pub struct Tls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
+/// `[fleet] accept-wide` as written: a list of host names; a bool (its old form) or anything
+/// else is kept to be refused with what to write instead.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAcceptWide {
+    /// The hosts named.
+    Hosts(Vec<String>),
+    /// `true` or `false`, the old form.
+    Flag(bool),
+    /// Anything else.
+    Other(toml::Value),
+}
+
+impl Default for RawAcceptWide {
+    fn default() -> Self {
+        RawAcceptWide::Hosts(Vec::new())
+    }
+}
+
 /// `[fleet]`, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FleetConfig {
@@ -171,8 +190,9 @@ pub struct FleetConfig {
     pub max_block_for: Duration,
     /// Blocks taken from one origin in a minute at most.
     pub max_per_origin_per_minute: u32,
-    /// Take blocks by hand wider than an IPv4 /24 or an IPv6 /48 from the others.
-    pub accept_wide: bool,
+    /// The hosts whose blocks by hand wider than an IPv4 /24 or an IPv6 /48 are taken (and
+    /// count their real size against their caps); none by default.
+    pub accept_wide: Vec<HostName>,
     /// The members' addresses and networks (`[fleet] members`): on the never-block list.
     pub members: Vec<ipnet::IpNet>,
     /// Credentials.
@@ -239,6 +259,35 @@ impl FleetConfig {
 }
 
 impl Validator {
+    /// `[fleet] accept-wide`: the host names, each checked; the old `true`/`false` refused,
+    /// saying the new form.
+    fn accept_wide(&mut self, raw: &RawAcceptWide) -> Vec<HostName> {
+        match raw {
+            RawAcceptWide::Hosts(hosts) => hosts
+                .iter()
+                .filter_map(|h| {
+                    HostName::new(h)
+                        .map_err(|e| self.problem(format!("[fleet] accept-wide: {h:?}: {e}")))
+                        .ok()
+                })
+                .collect(),
+            RawAcceptWide::Flag(flag) => {
+                self.problem(format!(
+                    "[fleet] accept-wide = {flag}: name the hosts whose wide blocks by hand \
+                     this host takes instead, e.g. accept-wide = [\"admin-1\"] (none: [])"
+                ));
+                Vec::new()
+            }
+            RawAcceptWide::Other(value) => {
+                self.problem(format!(
+                    "[fleet] accept-wide = {value}: expected a list of host names, e.g. \
+                     accept-wide = [\"admin-1\"]"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
     /// `[fleet]`: `None` when it is off (the other keys are still checked).
     pub(super) fn fleet(&mut self, raw: &RawFleet) -> Option<FleetConfig> {
         let key = |k: &str| format!("[fleet] {k}");
@@ -360,6 +409,7 @@ impl Validator {
         if uses_tls && tls.is_none() {
             self.problem("[fleet] servers: tls:// needs tls-ca".into());
         }
+        let accept_wide = self.accept_wide(&raw.accept_wide);
         let mut members = Vec::new();
         for text in &raw.members {
             let net = text
@@ -421,7 +471,7 @@ impl Validator {
             accept_probes,
             max_block_for,
             max_per_origin_per_minute: u32::try_from(per_origin).unwrap_or(1),
-            accept_wide: raw.accept_wide,
+            accept_wide,
             members,
             credentials,
             tls,

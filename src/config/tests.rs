@@ -531,6 +531,43 @@ fn fleet_is_off_by_default_and_checked_when_written() {
     );
 }
 
+/// Issue 24 (red team, open): `[fleet] accept-wide` names the hosts whose wide blocks by hand
+/// are taken; none by default; the old `true` is refused saying the new form, and every
+/// problem is listed.
+#[test]
+fn fleet_accept_wide_names_hosts_and_refuses_the_old_bool() {
+    let base = "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\"]\n\
+                insecure = true\n";
+    let c = check(base).unwrap().fleet.unwrap();
+    assert!(c.accept_wide.is_empty());
+    assert_eq!(
+        problems(&format!("{base}accept-wide = true\n")),
+        [
+            "[fleet] accept-wide = true: name the hosts whose wide blocks by hand this host takes \
+          instead, e.g. accept-wide = [\"admin-1\"] (none: [])"
+        ]
+    );
+    assert_eq!(
+        problems(&format!(
+            "{base}accept-wide = [\"admin.1\", \"admin-2\", \"\"]\nmax-block-for = \"2years\"\n"
+        )),
+        [
+            "[fleet] max-block-for = \"2years\": must be at most 1year",
+            "[fleet] accept-wide: \"admin.1\": host name \"admin.1\": 1 to 64 letters, digits, '-' \
+             or '_' (it is a token of a NATS subject)",
+            "[fleet] accept-wide: \"\": host name \"\": 1 to 64 letters, digits, '-' or '_' (it \
+             is a token of a NATS subject)",
+        ]
+    );
+    assert_eq!(
+        problems(&format!("{base}accept-wide = \"admin-1\"\n")),
+        [
+            "[fleet] accept-wide = \"admin-1\": expected a list of host names, e.g. accept-wide = \
+          [\"admin-1\"]"
+        ]
+    );
+}
+
 /// Issue 24: `[fleet] members` are addresses or networks no wider than a /24 or /48, routable;
 /// every problem is listed; they join the never-block list as "fleet member", with the servers.
 #[test]
@@ -538,12 +575,15 @@ fn fleet_members_are_checked_and_go_on_the_never_block_list() {
     let c = check(
         "[fleet]\nenabled = true\nhost = \"web-1\"\nservers = [\"nats://198.51.100.250:4222\"]\n\
          members = [\"198.51.100.1\", \"2001:db8::1\", \"203.0.113.0/24\", \"2001:db8:1::/48\"]\n\
-         accept-wide = true\ninsecure = true\n",
+         accept-wide = [\"admin-1\"]\ninsecure = true\n",
     )
     .unwrap()
     .fleet
     .unwrap();
-    assert!(c.accept_wide);
+    assert_eq!(
+        c.accept_wide,
+        [crate::fleet::message::HostName::new("admin-1").unwrap()]
+    );
     let entries: Vec<String> = c
         .never_block_entries()
         .iter()

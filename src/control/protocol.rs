@@ -230,7 +230,7 @@ pub struct FleetInfo {
     pub taken: u64,
     /// Blocks from other hosts (and sweeps counted from their summaries) refused since start,
     /// and their unblocks not carried out, by the rule that refused each (issue 24's rules:
-    /// `floor`, `space-cap`, `member`, `reverse-path`, `share`, `shorter`, `unblock-cap`,
+    /// `floor`, `space-cap`, `member`, `reverse-path`, `share`, `held-cap`, `shorter`, `unblock-cap`,
     /// `not-its-block`, with `never-block`, `protected`, `rate-cap`, `ended`, `unblocked`,
     /// `grace`, `budget`).
     pub refused: std::collections::BTreeMap<String, u64>,

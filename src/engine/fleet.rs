@@ -7,7 +7,9 @@
 //! in messages and address space, the maximum duration), then this host's own rules — an
 //! unblock here, or by its origin, since it was detected; the never-block list; the addresses
 //! the members claim for themselves; the addresses this host refused as forged (reverse path);
-//! the protected peers; the origin's share of `max-blocks`; keep the longer (no block here is
+//! the protected peers; the origin's share of `max-blocks` and of address space in force
+//! (a running count per origin, corrected as its blocks end, are lifted or are taken over,
+//! [`held_cap`]); keep the longer (no block here is
 //! shortened, nor replaced unless it is the origin's own and ends sooner); a grace period; the
 //! budget (a sweep as weak evidence). Every refusal is counted by rule; those that protect this
 //! host are also said.
@@ -38,13 +40,17 @@ use crate::fleet::message::{
 };
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
 use crate::pipeline::Tapped;
+use crate::respond::Held;
 
 /// How often this host's probes go out as summaries (a batch at most this old).
 pub const PROBES_EVERY: Duration = Duration::from_millis(100);
 /// Probes this host checks for the fleet in a second at most (to tell them, or to count them
 /// itself as the owner of their prefix); past it they are dropped (counted) before any route
 /// is looked up, so that a flood of forged probes costs a bounded number of lookups here and a
-/// bounded rate on the bus.
+/// bounded rate on the bus. A batch ([`PROBES_EVERY`]) takes at most half of what is left of
+/// its second (so every batch of a second gets some), shared by [`fair_share`]: among the
+/// interfaces the probes came in on, then among the IPv4 /24s and IPv6 /48s of their sources
+/// within one, those that spent least this second first.
 pub const PROBES_PER_SECOND: u32 = 1000;
 /// (source, port) pairs remembered as told, at most: each is told once per sweep window.
 pub(super) const MAX_TOLD: usize = 65_536;
@@ -52,6 +58,21 @@ pub(super) const MAX_TOLD: usize = 65_536;
 pub(super) const MAX_MEMBERS: usize = 4096;
 /// One origin's blocks hold at most this fraction of `[respond] max-blocks` here (a quarter).
 pub const ORIGIN_SHARE: usize = 4;
+
+/// The address space one origin's blocks may hold in force here, in `net`'s family, and its
+/// unit: [`gate::MAX_V4_HELD`] IPv4 addresses or [`gate::MAX_V6_HELD`] IPv6 /64s, or the
+/// origin's `share` of `max-blocks` if that is larger (its single-address blocks never meet
+/// it); for a block by hand from an origin named in `accept-wide` (`wide`), a /8's or a /32's
+/// ([`gate::WIDE_V4`], [`gate::WIDE_V6`]), its other blocks counted in.
+fn held_cap(net: &IpNet, share: usize, wide: bool) -> (u64, &'static str) {
+    let share = u64::try_from(share).unwrap_or(u64::MAX);
+    match (net, wide) {
+        (IpNet::V4(_), false) => (gate::MAX_V4_HELD.max(share), "IPv4 addresses"),
+        (IpNet::V4(_), true) => (gate::WIDE_V4.max(share), "IPv4 addresses"),
+        (IpNet::V6(_), false) => (gate::MAX_V6_HELD.max(share), "IPv6 /64s"),
+        (IpNet::V6(_), true) => (gate::WIDE_V6.max(share), "IPv6 /64s"),
+    }
+}
 
 /// Networks whose last unblock is remembered, per origin (past it, the oldest of the origin, or
 /// of this host, that holds the most gives way): a block the
@@ -95,8 +116,10 @@ pub(super) struct Fleet {
     sweeps: Sweeps,
     /// (source, protocol, port) told to the fleet, and when: once per window.
     told: LinkedHashMap<(IpNet, Proto, u16), Timestamp>,
-    /// The second summaries are counted in, and how many went out in it.
+    /// The second probes are checked in, and how many were checked in it.
     second: (Timestamp, u32),
+    /// What each interface and source prefix had checked in that second.
+    spent: Spent,
     /// Summaries sent, dropped past the rate, and sweeps found.
     probes_sent: u64,
     probes_dropped: u64,
@@ -104,6 +127,93 @@ pub(super) struct Fleet {
     /// Probes not told (nor counted here) by the local check that refused each, and the other
     /// hosts' summaries not counted for what their senders did not verify (`unverified`).
     probes_refused: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// What each interface, and each source prefix within one, had checked in the current second
+/// (at most [`PROBES_PER_SECOND`] entries each: only what was checked is counted).
+#[derive(Debug, Default)]
+pub(super) struct Spent {
+    links: HashMap<Option<u32>, u32>,
+    prefixes: HashMap<(Option<u32>, IpNet), u32>,
+}
+
+/// The prefix a probe's source shares the check budget by: its IPv4 /24 or IPv6 /48 (what a
+/// forger spoofing one network, or one provider's customer, holds).
+pub(super) fn check_prefix(addr: IpAddr) -> IpNet {
+    let len = if addr.is_ipv4() { 24 } else { 48 };
+    IpNet::new(addr, len).map_or_else(|_| IpNet::from(addr), |n| n.trunc())
+}
+
+/// One source prefix's probes in a batch, by index, in arrival order.
+type Queue = (IpNet, std::collections::VecDeque<usize>);
+
+/// Which of a batch's probes, given as (interface, source prefix) in arrival order, are
+/// checked, `allowance` at most, in arrival order; counted in `spent`. **Pure.** In rounds:
+/// each interface in turn (those that spent least this second first) has one probe checked,
+/// from the next of its prefixes in turn (those that spent least first; ties in arrival
+/// order). Probes on one link cannot spend what probes on another need, and one prefix cannot
+/// spend a link's share while another prefix there waits.
+pub(super) fn fair_share(
+    groups: &[(Option<u32>, IpNet)],
+    allowance: u32,
+    spent: &mut Spent,
+) -> Vec<usize> {
+    // Each link's prefixes, each prefix's probes, in arrival order.
+    let mut links: Vec<(Option<u32>, Vec<Queue>)> = Vec::new();
+    let mut index: HashMap<(Option<u32>, IpNet), (usize, usize)> = HashMap::new();
+    for (i, (link, prefix)) in groups.iter().enumerate() {
+        if let Some(&(l, k)) = index.get(&(*link, *prefix)) {
+            links[l].1[k].1.push_back(i);
+            continue;
+        }
+        let l = match links.iter().position(|(k, _)| k == link) {
+            Some(l) => l,
+            None => {
+                links.push((*link, Vec::new()));
+                links.len() - 1
+            }
+        };
+        let prefixes = &mut links[l].1;
+        prefixes.push((*prefix, std::collections::VecDeque::from([i])));
+        index.insert((*link, *prefix), (l, prefixes.len() - 1));
+    }
+    // Least spent first (the sorts are stable: ties stay in arrival order).
+    links.sort_by_key(|(link, _)| spent.links.get(link).copied().unwrap_or(0));
+    for (link, prefixes) in &mut links {
+        prefixes.sort_by_key(|(p, _)| spent.prefixes.get(&(*link, *p)).copied().unwrap_or(0));
+    }
+    let mut next = vec![0usize; links.len()];
+    let mut admitted = Vec::new();
+    let budget = usize::try_from(allowance).unwrap_or(usize::MAX);
+    while admitted.len() < budget {
+        let mut any = false;
+        for (l, (link, prefixes)) in links.iter_mut().enumerate() {
+            if admitted.len() >= budget {
+                break;
+            }
+            // The next of this link's prefixes with a probe left.
+            let n = prefixes.len();
+            let Some(k) = (0..n)
+                .map(|j| (next[l] + j) % n)
+                .find(|&k| !prefixes[k].1.is_empty())
+            else {
+                continue;
+            };
+            next[l] = (k + 1) % n;
+            let (prefix, queue) = &mut prefixes[k];
+            if let Some(i) = queue.pop_front() {
+                admitted.push(i);
+                *spent.links.entry(*link).or_default() += 1;
+                *spent.prefixes.entry((*link, *prefix)).or_default() += 1;
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    admitted.sort_unstable();
+    admitted
 }
 
 /// What was looked up for one batch of probes: each interface's reverse-path check and each
@@ -146,6 +256,7 @@ impl Fleet {
             sweeps: Sweeps::new(thresholds(config)),
             told: LinkedHashMap::new(),
             second: (Timestamp::ZERO, 0),
+            spent: Spent::default(),
             probes_sent: 0,
             probes_dropped: 0,
             sweeps_found: 0,
@@ -504,7 +615,8 @@ impl Engine {
     }
 
     /// Every [`PROBES_EVERY`]: the probes counted since go out as summaries, each (source,
-    /// port) once per sweep window and at most [`PROBES_PER_SECOND`] checked, each to the owner
+    /// port) once per sweep window and at most [`PROBES_PER_SECOND`] checked (half of what is
+    /// left of the second in a batch, shared by [`fair_share`]), each to the owner
     /// of its prefix's count; this host counts those of the prefixes it owns itself. A probe
     /// is told (or counted here) only when it passed this host's local checks
     /// ([`Engine::check_probe`]); one that did not is counted by the rule that refused it.
@@ -526,17 +638,21 @@ impl Engine {
         let mut mine: Vec<(IpNet, Seen)> = Vec::new();
         let mut out: std::collections::BTreeMap<HostName, Vec<ProbeSummary>> =
             std::collections::BTreeMap::new();
+        // What may be told: not told in the window, nor twice in this batch, with an owner.
+        let mut candidates: Vec<(Tapped, IpNet, HostName, bool)> = Vec::new();
+        let mut in_batch = std::collections::HashSet::new();
+        let Some(fleet) = &mut self.fleet else {
+            return;
+        };
         for tapped in probes {
             let p = tapped.probe;
             let source = self.pipeline.source_of(p.src);
             let key = (source, p.proto, p.dst_port);
-            let Some(fleet) = &mut self.fleet else {
-                return;
-            };
             if fleet
                 .told
                 .get(&key)
                 .is_some_and(|at| p.at.saturating_since(*at) < window)
+                || in_batch.contains(&key)
             {
                 continue;
             }
@@ -547,15 +663,27 @@ impl Engine {
             if (own && !accept) || (!own && !share) {
                 continue;
             }
-            // The rate first, so that a flood cannot cost a route lookup per packet.
-            if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
-                fleet.second = (now, 0);
-            }
-            if fleet.second.1 >= PROBES_PER_SECOND {
-                fleet.probes_dropped += 1;
-                continue;
-            }
-            fleet.second.1 += 1;
+            in_batch.insert(key);
+            candidates.push((tapped, source, owner.clone(), own));
+        }
+        // The rate before any route is looked up, shared fairly by what a forger cannot
+        // choose freely: the interface a probe came in on, then its /24 or /48 within it.
+        if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
+            fleet.second = (now, 0);
+            fleet.spent = Spent::default();
+        }
+        let groups: Vec<(Option<u32>, IpNet)> = candidates
+            .iter()
+            .map(|(t, ..)| (t.arrived_on, check_prefix(t.probe.src)))
+            .collect();
+        let left = PROBES_PER_SECOND.saturating_sub(fleet.second.1);
+        let admitted = fair_share(&groups, left.div_ceil(2), &mut fleet.spent);
+        fleet.second.1 += u32::try_from(admitted.len()).unwrap_or(u32::MAX);
+        fleet.probes_dropped += (candidates.len() - admitted.len()) as u64;
+        for i in admitted {
+            let (tapped, source, owner, own) = candidates[i].clone();
+            let p = tapped.probe;
+            let key = (source, p.proto, p.dst_port);
             let checked = match self.check_probe(&tapped, source, &mut looked) {
                 Ok(checked) => checked,
                 Err(rule) => {
@@ -584,7 +712,7 @@ impl Engine {
                 };
                 mine.push((source, seen));
             } else {
-                out.entry(owner.clone()).or_default().push(summary);
+                out.entry(owner).or_default().push(summary);
             }
             fleet.told.remove(&key);
             if fleet.told.len() >= MAX_TOLD {
@@ -794,7 +922,11 @@ impl Engine {
             .clone()
             .expect("a block from the fleet has its origin");
         let net_text = source_text(&net);
-        let wide_ok = why.kind == "manual" && self.fleet_config().is_some_and(|f| f.accept_wide);
+        // A wide block by hand only from an origin this host names (`accept-wide`).
+        let wide_ok = why.kind == "manual"
+            && self
+                .fleet_config()
+                .is_some_and(|f| f.accept_wide.contains(&origin));
         if let Some(floor) = gate::floor(&net, wide_ok) {
             self.refuse_from_fleet(
                 "floor",
@@ -805,7 +937,7 @@ impl Engine {
         let Some(fleet) = &mut self.fleet else {
             return;
         };
-        let ttl = match fleet.gate.judge(&origin, net, until, wall_now) {
+        let ttl = match fleet.gate.judge(&origin, net, until, wall_now, wide_ok) {
             Verdict::Take { ttl, .. } => ttl,
             Verdict::Refuse(Refusal::Own) => return,
             Verdict::Refuse(Refusal::Ended) => return fleet.refuse("ended"),
@@ -845,20 +977,33 @@ impl Engine {
             );
             return;
         }
-        // One origin holds at most a share of this host's sets.
+        // One origin holds at most a share of this host's sets, and of address space.
         let max_blocks = self.config().respond.max_blocks;
         let share = (max_blocks / ORIGIN_SHARE).max(1);
-        if self.responder.block_of(net, now).is_none()
-            && self.responder.count_from(&origin, now) >= share
-        {
-            self.refuse_from_fleet(
-                "share",
-                format!(
-                    "refused {origin}'s block of {net_text}: {origin} holds {share} blocks \
-                     here, its share (a quarter of [respond] max-blocks = {max_blocks})"
-                ),
-            );
-            return;
+        if self.responder.block_of(net, now).is_none() {
+            let held = self.responder.held_by(&origin, now);
+            if held.blocks >= share {
+                self.refuse_from_fleet(
+                    "share",
+                    format!(
+                        "refused {origin}'s block of {net_text}: {origin} holds {share} blocks \
+                         here, its share (a quarter of [respond] max-blocks = {max_blocks})"
+                    ),
+                );
+                return;
+            }
+            let (cap, unit) = held_cap(&net, share, wide_ok);
+            let holds = held.of_family(&net);
+            if holds.saturating_add(Held::space(&net)) > cap {
+                self.refuse_from_fleet(
+                    "held-cap",
+                    format!(
+                        "refused {origin}'s block of {net_text}: {origin}'s blocks in force \
+                         here hold {holds} {unit}, and at most {cap} may be held"
+                    ),
+                );
+                return;
+            }
         }
         if let Some(kept) =
             self.responder

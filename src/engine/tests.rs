@@ -1173,9 +1173,10 @@ mod fleet {
             "refused web-3's block of 128.0.0.0/2: a /2 is wider than the /24 a fleet block \
              may be"
         ));
-        // With accept-wide, a wide block by hand is taken; a wide detection is not.
+        // With web-3 named in accept-wide, its wide block by hand is taken; a wide detection
+        // is not.
         let mut c = fleet_config();
-        c.fleet.as_mut().unwrap().accept_wide = true;
+        c.fleet.as_mut().unwrap().accept_wide = vec![host("web-3")];
         let mut lab = Lab::start(c);
         let m = block_of_kind(&lab, "web-3", "10.0.0.0/8", "manual", 600);
         lab.engine.fleet_message(m);
@@ -1456,6 +1457,144 @@ mod fleet {
         assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
     }
 
+    /// Issue 24 (found by the red team): a member's /24s, a few a minute, added up to a /16
+    /// within 64 minutes. What one origin's blocks hold in force here is capped too.
+    #[test]
+    fn one_origins_small_blocks_never_add_up_to_a_wide_range() {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 60;
+        let mut lab = Lab::start(c);
+        for i in 0..=255u32 {
+            if i > 0 && i % 4 == 0 {
+                lab.advance(Duration::from_secs(60));
+            }
+            let m = block_of_kind(&lab, "web-3", &format!("198.18.{i}.0/24"), "syn", 86_400);
+            lab.engine.fleet_message(m);
+        }
+        let held = lab.kernel.elements().len();
+        assert!(
+            held < 256,
+            "web-3 holds all of 198.18.0.0/16 here in {held} /24s"
+        );
+        // 64 /24s (16,384 addresses) in force at once at most; the rest refused and counted.
+        assert_eq!(held, 64);
+        assert_eq!(lab.engine.fleet_info().unwrap().refused["held-cap"], 192);
+        assert!(lab.says(
+            "refused web-3's block of 198.18.64.0/24: web-3's blocks in force here hold 16384 \
+             IPv4 addresses, and at most 16384 may be held"
+        ));
+        // Once they end, room again.
+        lab.advance(Duration::from_secs(86_400));
+        let m = block_of_kind(&lab, "web-3", "198.18.0.0/24", "syn", 600);
+        lab.engine.fleet_message(m);
+        assert_eq!(lab.kernel.elements().len(), 1);
+    }
+
+    /// Issue 24 (found by the red team): with accept-wide, one member's blocks "by hand"
+    /// covered every routable IPv4 address but this host's /24 in minutes. Now accept-wide names the origins
+    /// trusted for wide blocks by hand: a member not named gets none of them (the floor); one
+    /// named has them counted at their real size, and holds a /8's worth at most.
+    #[test]
+    fn accept_wide_trusts_only_the_named_origins_and_counts_real_size() {
+        for named in ["admin-1", "web-3"] {
+            accept_wide_from(named);
+        }
+    }
+
+    fn accept_wide_from(named: &str) {
+        let mut c = fleet_config();
+        c.fleet.as_mut().unwrap().accept_wide = vec![host(named)];
+        c.fleet.as_mut().unwrap().max_per_origin_per_minute = 60;
+        let mut lab = Lab::start(c);
+        let start = lab.clock.now();
+        let nets = [
+            "1.0.0.0/8",
+            "2.0.0.0/7",
+            "4.0.0.0/6",
+            "8.0.0.0/5",
+            "16.0.0.0/4",
+            "32.0.0.0/3",
+            "64.0.0.0/3",
+            "96.0.0.0/4",
+            "112.0.0.0/5",
+            "120.0.0.0/6",
+            "124.0.0.0/7",
+            "126.0.0.0/8",
+            "128.0.0.0/3",
+            "160.0.0.0/5",
+            "168.0.0.0/8",
+            "169.0.0.0/9",
+            "169.128.0.0/10",
+            "169.192.0.0/11",
+            "169.224.0.0/12",
+            "169.240.0.0/13",
+            "169.248.0.0/14",
+            "169.252.0.0/15",
+            "169.255.0.0/16",
+            "170.0.0.0/7",
+            "172.0.0.0/6",
+            "176.0.0.0/4",
+            "192.0.0.0/6",
+            "196.0.0.0/7",
+            "198.0.0.0/11",
+            "198.32.0.0/12",
+            "198.48.0.0/15",
+            "198.50.0.0/16",
+            "198.51.0.0/18",
+            "198.51.64.0/19",
+            "198.51.96.0/22",
+            "198.51.101.0/24",
+            "198.51.102.0/23",
+            "198.51.104.0/21",
+            "198.51.112.0/20",
+            "198.51.128.0/17",
+            "198.52.0.0/14",
+            "198.56.0.0/13",
+            "198.64.0.0/10",
+            "198.128.0.0/9",
+            "199.0.0.0/8",
+            "200.0.0.0/5",
+            "208.0.0.0/4",
+        ];
+        let mut sent = 0;
+        while lab.kernel.elements().len() < nets.len() && sent < 2000 {
+            for n in nets.iter().skip(sent / 60 * 4).take(60) {
+                let m = block_of_kind(&lab, "web-3", n, "manual", 86_400);
+                lab.engine.fleet_message(m);
+            }
+            sent += 60;
+            lab.advance(Duration::from_secs(60));
+        }
+        let took = lab.clock.now().saturating_since(start);
+        assert!(
+            lab.kernel.elements().len() < nets.len(),
+            "web-3 blocked all routable IPv4 but 198.51.100.0/24 here in {took:?}"
+        );
+        let held: u64 = lab
+            .kernel
+            .elements()
+            .iter()
+            .map(|(net, _)| crate::fleet::gate::space(net))
+            .sum();
+        if named == "web-3" {
+            // Its first /8 is all it holds: every other block would take it past a /8's space.
+            assert_eq!(held, 1 << 24, "{:?}", lab.kernel.elements());
+            assert!(lab.kernel.holds("1.0.0.0/8".parse().unwrap()));
+            assert!(lab.says(
+                "refused web-3's block of 126.0.0.0/8: web-3's blocks in force here hold 16777216 \
+                 IPv4 addresses, and at most 16777216 may be held"
+            ));
+        } else {
+            // Not named: only the one /24 passes the floor.
+            assert_eq!(held, 256, "{:?}", lab.kernel.elements());
+            assert!(lab.engine.fleet_info().unwrap().refused["floor"] >= 46);
+            assert!(lab.says(
+                "refused web-3's block of 1.0.0.0/8: a /8 is wider than the /24 a fleet block \
+                 may be"
+            ));
+        }
+    }
+
     #[test]
     fn blocks_from_the_fleet_are_kept_across_a_restart_with_their_origin() {
         let mut lab = Lab::start(fleet_config());
@@ -1690,6 +1829,100 @@ mod sweep {
         assert_eq!(told_to(&mut lab).len(), 1);
     }
 
+    /// Issue 24 (found by the red team): forged probes that fail the reverse-path check spent
+    /// the rate of probes checked, and a genuine sweep's probe in the same second was never
+    /// told. The rate is now shared by arrival interface, then source network.
+    #[test]
+    fn forged_probes_do_not_crowd_out_a_genuine_sweeps_probe() {
+        let mut lab = in_a_fleet_of_sixteen();
+        let genuine = source_owned(false);
+        for i in 0..1000_u32 {
+            let [_, _, a, b] = i.to_be_bytes();
+            let forged = format!("198.18.{a}.{b}");
+            lab.machine()
+                .routes_back
+                .insert(ip(&forged), RouteBack::Via(2));
+            lab.scan(&forged, 23..=23);
+        }
+        lab.scan(&genuine, 23..=23);
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        let told_now = summaries(&mut lab);
+        assert!(
+            told_now
+                .iter()
+                .any(|(_, s, _, _)| *s == format!("{genuine}/32")),
+            "the genuine probe from {genuine} was not told: {:?}",
+            lab.engine.fleet_info().unwrap().probes_refused
+        );
+    }
+
+    /// Issue 24 (red team, open): the flood goes on in every batch of the second, from four
+    /// /24s on the genuine scanner's own link: each batch still checks the genuine scanner's
+    /// probe, its /24 having spent least, until the second's 1,000 are spent.
+    #[test]
+    fn forged_probes_in_every_batch_leave_a_genuine_probe_its_turn() {
+        let mut lab = in_a_fleet_of_sixteen();
+        let genuine: Vec<String> = (2..255)
+            .map(|k| format!("203.0.113.{k}"))
+            .filter(|a| owner(a).as_str() != "web-1")
+            .take(9)
+            .collect();
+        let forged: Vec<String> = (0..1000_u32)
+            .map(|i| {
+                let [_, _, a, b] = i.to_be_bytes();
+                format!("198.18.{a}.{b}")
+            })
+            .collect();
+        for f in &forged {
+            lab.machine().routes_back.insert(ip(f), RouteBack::Via(2));
+        }
+        for (batch, g) in genuine.iter().enumerate() {
+            for f in &forged {
+                lab.scan(f, 23..=23);
+            }
+            lab.scan(g, 23..=23);
+            lab.advance(Duration::from_millis(100));
+            lab.engine.tick();
+            let told_now = summaries(&mut lab);
+            assert!(
+                told_now.iter().any(|(_, s, _, _)| *s == format!("{g}/32")),
+                "batch {batch}: the genuine probe from {g} was not told"
+            );
+        }
+        let info = lab.engine.fleet_info().unwrap();
+        // Half of what was left each batch, all forged but the genuine one: 999 of 1,000.
+        assert_eq!(info.probes_refused["reverse-path"], 999 - 9);
+    }
+
+    /// Issue 24 (red team, open): the check budget of a batch goes round the interfaces the
+    /// probes came in on, then the /24s (/48s) within one, those that spent least this second
+    /// first: a flood on one link, or from one prefix, leaves the others their turn.
+    #[test]
+    fn the_check_budget_is_shared_by_link_then_prefix() {
+        use super::super::fleet::{Spent, check_prefix, fair_share};
+        let p = |a: &str| check_prefix(ip(a));
+        assert_eq!(p("198.18.3.9").to_string(), "198.18.3.0/24");
+        assert_eq!(p("2001:db8:1:2::9").to_string(), "2001:db8:1::/48");
+        // 900 from one /24 on link 2, then one on link 1 and one from another /24 on link 2.
+        let mut groups = vec![(Some(2), p("198.18.0.1")); 900];
+        groups.push((Some(1), p("203.0.113.7")));
+        groups.push((Some(2), p("198.51.100.7")));
+        let mut spent = Spent::default();
+        let admitted = fair_share(&groups, 4, &mut spent);
+        assert_eq!(admitted, [0, 1, 900, 901]);
+        // Later in the second: link 1 has spent less, so it goes first; with one left, it is
+        // link 1's.
+        let groups = [(Some(2), p("198.18.0.1")), (Some(1), p("203.0.113.8"))];
+        assert_eq!(fair_share(&groups, 1, &mut spent), [1]);
+        // Within one link, the prefix that spent least first.
+        let groups = [(Some(2), p("198.18.0.1")), (Some(2), p("198.51.100.8"))];
+        assert_eq!(fair_share(&groups, 1, &mut spent), [1]);
+        // Nothing past the allowance, nothing twice.
+        assert!(fair_share(&groups, 0, &mut spent).is_empty());
+        assert_eq!(fair_share(&groups, 10, &mut spent), [0, 1]);
+    }
+
     #[test]
     fn a_flood_of_probes_is_told_at_a_bounded_rate() {
         let mut lab = in_a_fleet_of_sixteen();
@@ -1714,19 +1947,33 @@ mod sweep {
                 _ => 0,
             })
             .sum();
-        // The first 1,000 are checked (a route lookup each), told, or counted here by the
-        // owner of their prefixes; the rest are dropped before any lookup.
+        // Half of the second's 1,000 are checked in this batch (a route lookup each), told,
+        // or counted here by the owner of their prefixes; the rest are dropped before any
+        // lookup.
         let cap = crate::engine::fleet::PROBES_PER_SECOND as usize;
-        let counted_here = sources[..cap]
-            .iter()
-            .filter(|s| owner(s).as_str() == "web-1")
-            .count();
-        assert_eq!(sent, cap - counted_here);
-        assert_eq!(lab.machine().route_lookups - lookups, cap);
+        assert_eq!(lab.machine().route_lookups - lookups, cap / 2);
         let info = lab.engine.fleet_info().unwrap();
+        assert!(sent > 0 && sent <= cap / 2, "{sent}");
         assert_eq!(info.probes_sent, sent as u64);
-        assert_eq!(info.probes_dropped, (sources.len() - cap) as u64);
+        assert_eq!(info.probes_dropped, (sources.len() - cap / 2) as u64);
         assert!(info.probes_refused.is_empty(), "{:?}", info.probes_refused);
+        // The flood goes on: each later batch of the second takes half of what is left, and
+        // the second checks 1,000 at most.
+        for _ in 0..9 {
+            for source in &sources {
+                lab.scan(source, 23..=23);
+            }
+            lab.advance(Duration::from_millis(100));
+            lab.engine.tick();
+        }
+        assert_eq!(lab.machine().route_lookups - lookups, cap);
+        // The next second, half of 1,000 again.
+        for source in &sources {
+            lab.scan(source, 23..=23);
+        }
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert_eq!(lab.machine().route_lookups - lookups, cap + cap / 2);
     }
 
     /// Issue 24, finding 1: probes forged "from" an address this host routes back by another

@@ -5,15 +5,18 @@
 //! for longer than this host allows, so every block from the fleet passes, in order:
 //! its own (a host ignores its own messages), still due (one that has ended is dropped), the
 //! per-origin cap (at most `max_per_minute` blocks from one origin in a minute, and at most
-//! [`MAX_V4_PER_MINUTE`] IPv4 addresses and [`MAX_V6_PER_MINUTE`] IPv6 /64s of address space),
+//! [`MAX_V4_PER_MINUTE`] IPv4 addresses and [`MAX_V6_PER_MINUTE`] IPv6 /64s of address space,
+//! each block at its real size; [`WIDE_V4`] and [`WIDE_V6`] for a block by hand from an origin
+//! the receiver names in `accept-wide`),
 //! the maximum duration (longer blocks are cut to it). Unblocks have a minute of their own per
 //! origin, with the same cap ([`Gate::judge_unblock`]). The never-block list, the protected
 //! peers and the budget are the engine's, and come after.
 //!
 //! Before all of it comes the **floor** ([`floor`]): what no message may block whoever sent
 //! it — an address no scanner can have ([`Unroutable`]), a cloud metadata address, a network
-//! wider than an IPv4 /24 or an IPv6 /48 (unless the receiver opted in with `accept-wide` and
-//! the block was made by hand).
+//! wider than an IPv4 /24 or an IPv6 /48 (unless the block was made by hand on an origin the
+//! receiver names in `accept-wide`). What an origin's blocks hold **in force** here
+//! ([`MAX_V4_HELD`], [`MAX_V6_HELD`]) is the engine's to count, as blocks end and are lifted.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +34,21 @@ use crate::trust::Unroutable;
 pub const MAX_V4_PER_MINUTE: u64 = 1024;
 /// IPv6 address space one origin's blocks may take in a minute, in /64s: four /48s (262,144).
 pub const MAX_V6_PER_MINUTE: u64 = 4 * 65_536;
+/// IPv4 address space one origin's blocks may hold **in force at once** on this host, at least:
+/// 64 /24s (16,384 addresses). The cap is this or the origin's share of `[respond] max-blocks`
+/// (a quarter), whichever is larger, so that an honest member's single-address detections
+/// meet the share first, never this; a member's /24s, four a minute, stop at the 64th.
+pub const MAX_V4_HELD: u64 = 64 * 256;
+/// IPv6 address space one origin's blocks may hold in force at once, in /64s, at least: 64
+/// /48s (4,194,304). See [`MAX_V4_HELD`].
+pub const MAX_V6_HELD: u64 = 64 * 65_536;
+/// IPv4 address space the blocks by hand of an origin named in `accept-wide` may take, in a
+/// minute and in force at once (with its other blocks): a /8's (16,777,216 addresses). Its
+/// other blocks still meet [`MAX_V4_PER_MINUTE`] and [`MAX_V4_HELD`], its wide ones counted.
+pub const WIDE_V4: u64 = 1 << 24;
+/// IPv6 address space the blocks by hand of an origin named in `accept-wide` may take, in
+/// /64s: a /32's (4,294,967,296). See [`WIDE_V4`].
+pub const WIDE_V6: u64 = 1 << 32;
 /// The widest IPv4 network a message may block (without `accept-wide`).
 pub const WIDEST_V4: u8 = 24;
 /// The widest IPv6 network a message may block (without `accept-wide`).
@@ -97,7 +115,8 @@ fn overlap(a: &IpNet, b: &IpNet) -> bool {
 
 /// What keeps any fleet message from blocking `net`, if something does: an unroutable range
 /// or a metadata address it overlaps, or its width — a network wider than an IPv4 /24 or an
-/// IPv6 /48 passes only with `wide_ok` (the receiver's `accept-wide`, for a block by hand).
+/// IPv6 /48 passes only with `wide_ok` (a block by hand from an origin the receiver names in
+/// `accept-wide`).
 /// **Pure.** Also the sender's rule: a host does not publish what the others would refuse.
 pub fn floor(net: &IpNet, wide_ok: bool) -> Option<Floor> {
     let min = match net {
@@ -119,13 +138,16 @@ pub fn floor(net: &IpNet, wide_ok: bool) -> Option<Floor> {
         .map(|a| Floor::Metadata(*a))
 }
 
-/// The address space `net` takes against the per-origin cap, in IPv4 addresses or IPv6 /64s:
-/// a network wider than the floor's widest (which only a receiver's `accept-wide` lets
-/// through, for a block by hand) counts as the widest, so that one such block always fits.
+/// The address space `net` takes against the per-origin caps, in IPv4 addresses or IPv6 /64s
+/// (a longer IPv6 prefix counts as one /64; `::/0`, which does not fit, as `u64::MAX`): its
+/// real size, also for a network wider than the floor's widest (a block by hand from an origin
+/// named in `accept-wide`).
 pub fn space(net: &IpNet) -> u64 {
     match net {
-        IpNet::V4(n) => 1u64 << (32 - u32::from(n.prefix_len().max(WIDEST_V4))),
-        IpNet::V6(n) => 1u64 << 64u32.saturating_sub(u32::from(n.prefix_len().max(WIDEST_V6))),
+        IpNet::V4(n) => 1u64 << (32 - u32::from(n.prefix_len())),
+        IpNet::V6(n) => 1u64
+            .checked_shl(64u32.saturating_sub(u32::from(n.prefix_len())))
+            .unwrap_or(u64::MAX),
     }
 }
 
@@ -238,13 +260,15 @@ impl Gate {
     }
 
     /// Judges a block of `net` from `origin`, ending at `until`, arriving at `now` (both wall
-    /// clock).
+    /// clock). `wide`: a block by hand from an origin named in `accept-wide`, whose space
+    /// (its real size) is capped at [`WIDE_V4`] or [`WIDE_V6`] a minute instead.
     pub fn judge(
         &mut self,
         origin: &HostName,
         net: IpNet,
         until: Timestamp,
         now: Timestamp,
+        wide: bool,
     ) -> Verdict {
         if *origin == self.own {
             return Verdict::Refuse(Refusal::Own);
@@ -265,9 +289,11 @@ impl Gate {
                 per_minute: self.max_per_minute,
             });
         }
-        let (taken, cap) = match net {
-            IpNet::V4(_) => (&mut minute.v4, MAX_V4_PER_MINUTE),
-            IpNet::V6(_) => (&mut minute.v6, MAX_V6_PER_MINUTE),
+        let (taken, cap) = match (net, wide) {
+            (IpNet::V4(_), false) => (&mut minute.v4, MAX_V4_PER_MINUTE),
+            (IpNet::V4(_), true) => (&mut minute.v4, WIDE_V4),
+            (IpNet::V6(_), false) => (&mut minute.v6, MAX_V6_PER_MINUTE),
+            (IpNet::V6(_), true) => (&mut minute.v6, WIDE_V6),
         };
         let after = taken.saturating_add(space(&net));
         if after > cap {
@@ -306,7 +332,8 @@ mod tests {
                 &host("web-3"),
                 net("203.0.113.7/32"),
                 at(1000 + 3600),
-                at(1000 + 600)
+                at(1000 + 600),
+                false
             ),
             Verdict::Take {
                 net: net("203.0.113.7/32"),
@@ -319,7 +346,8 @@ mod tests {
                 &host("web-3"),
                 net("203.0.113.8/32"),
                 at(1000 + 7 * 86_400),
-                at(1000)
+                at(1000),
+                false
             ),
             Verdict::Take {
                 net: net("203.0.113.8/32"),
@@ -333,30 +361,30 @@ mod tests {
         let mut gate = Gate::new(host("web-1"), Duration::from_secs(86_400), 3);
         let target = net("203.0.113.7/32");
         assert_eq!(
-            gate.judge(&host("web-1"), target, at(2000), at(1000)),
+            gate.judge(&host("web-1"), target, at(2000), at(1000), false),
             Verdict::Refuse(Refusal::Own)
         );
         assert_eq!(
-            gate.judge(&host("web-3"), target, at(1000), at(1000)),
+            gate.judge(&host("web-3"), target, at(1000), at(1000), false),
             Verdict::Refuse(Refusal::Ended)
         );
         for i in 0..3 {
             assert!(matches!(
-                gate.judge(&host("web-3"), target, at(5000), at(1000 + i)),
+                gate.judge(&host("web-3"), target, at(5000), at(1000 + i), false),
                 Verdict::Take { .. }
             ));
         }
         assert_eq!(
-            gate.judge(&host("web-3"), target, at(5000), at(1010)),
+            gate.judge(&host("web-3"), target, at(5000), at(1010), false),
             Verdict::Refuse(Refusal::RateCapped { per_minute: 3 })
         );
         // Another origin has its own minute; the capped one gets a new one after 60 s.
         assert!(matches!(
-            gate.judge(&host("web-4"), target, at(5000), at(1010)),
+            gate.judge(&host("web-4"), target, at(5000), at(1010), false),
             Verdict::Take { .. }
         ));
         assert!(matches!(
-            gate.judge(&host("web-3"), target, at(5000), at(1060)),
+            gate.judge(&host("web-3"), target, at(5000), at(1060), false),
             Verdict::Take { .. }
         ));
     }
@@ -366,7 +394,7 @@ mod tests {
         let mut gate = Gate::new(host("web-1"), Duration::from_secs(60), 1);
         for i in 0..(MAX_ORIGINS as u64 + 10) {
             let origin = host(&format!("h{i}"));
-            gate.judge(&origin, net("203.0.113.7/32"), at(i + 100), at(i));
+            gate.judge(&origin, net("203.0.113.7/32"), at(i + 100), at(i), false);
         }
         assert_eq!(gate.minutes.len(), MAX_ORIGINS);
         // Unblocks' minutes too (issue 24, red team).
@@ -438,7 +466,7 @@ mod tests {
             let one = net(&format!("198.51.100.{i}/32"));
             assert!(
                 matches!(
-                    gate.judge(&host("web-3"), one, at(5000), at(1000)),
+                    gate.judge(&host("web-3"), one, at(5000), at(1000), false),
                     Verdict::Take { .. }
                 ),
                 "{one}"
@@ -447,7 +475,7 @@ mod tests {
         let mut taken = 0;
         for i in 0..20 {
             let wide = net(&format!("203.0.{i}.0/24"));
-            match gate.judge(&host("web-4"), wide, at(5000), at(1000)) {
+            match gate.judge(&host("web-4"), wide, at(5000), at(1000), false) {
                 Verdict::Take { .. } => taken += 1,
                 Verdict::Refuse(r) => assert_eq!(
                     r,
@@ -462,7 +490,7 @@ mod tests {
         for i in 0..20 {
             let wide = net(&format!("2001:db8:{i:x}::/48"));
             if matches!(
-                gate.judge(&host("web-4"), wide, at(5000), at(1000)),
+                gate.judge(&host("web-4"), wide, at(5000), at(1000), false),
                 Verdict::Take { .. }
             ) {
                 taken6 += 1;
@@ -471,14 +499,65 @@ mod tests {
         assert_eq!(taken6, 4);
         // The next minute, room again.
         assert!(matches!(
-            gate.judge(&host("web-4"), net("203.0.99.0/24"), at(5000), at(1060)),
+            gate.judge(
+                &host("web-4"),
+                net("203.0.99.0/24"),
+                at(5000),
+                at(1060),
+                false
+            ),
             Verdict::Take { .. }
         ));
-        // A wider block (accept-wide, by hand) costs what a /24 does.
-        assert_eq!(space(&net("10.0.0.0/8")), 256);
-        assert_eq!(space(&net("2001:db8::/32")), 65_536);
+        // A wider block (by hand, from an origin named in accept-wide) costs its real size.
+        assert_eq!(space(&net("10.0.0.0/8")), 1 << 24);
+        assert_eq!(space(&net("0.0.0.0/0")), 1 << 32);
+        assert_eq!(space(&net("2001:db8::/32")), 1 << 32);
+        assert_eq!(space(&net("::/0")), u64::MAX);
         assert_eq!(space(&net("2001:db8::/64")), 1);
         assert_eq!(space(&net("2001:db8::1/128")), 1);
+    }
+
+    /// Issue 24 (red team, open): a block by hand from an origin named in `accept-wide`
+    /// counts its real size, against a /8's (or a /32's) a minute; the same block, not
+    /// named, meets the four /24s.
+    #[test]
+    fn a_wide_block_by_hand_counts_its_real_size() {
+        let mut gate = Gate::new(host("web-1"), Duration::from_secs(86_400), 1000);
+        let admin = host("admin-1");
+        let take = |gate: &mut Gate, n: &str, wide: bool| {
+            gate.judge(&admin, net(n), at(5000), at(1000), wide)
+        };
+        assert!(matches!(
+            take(&mut gate, "10.0.0.0/9", true),
+            Verdict::Take { .. }
+        ));
+        assert!(matches!(
+            take(&mut gate, "11.0.0.0/9", true),
+            Verdict::Take { .. }
+        ));
+        assert_eq!(
+            take(&mut gate, "12.0.0.0/24", true),
+            Verdict::Refuse(Refusal::SpaceCapped {
+                per_minute: WIDE_V4
+            })
+        );
+        assert!(matches!(
+            take(&mut gate, "2001:db8::/33", true),
+            Verdict::Take { .. }
+        ));
+        assert_eq!(
+            take(&mut gate, "2001:db9::/32", true),
+            Verdict::Refuse(Refusal::SpaceCapped {
+                per_minute: WIDE_V6
+            })
+        );
+        let mut gate = Gate::new(host("web-1"), Duration::from_secs(86_400), 1000);
+        assert_eq!(
+            take(&mut gate, "10.0.0.0/16", false),
+            Verdict::Refuse(Refusal::SpaceCapped {
+                per_minute: MAX_V4_PER_MINUTE
+            })
+        );
     }
 
     /// Issue 24: unblocks have a minute of their own per origin, with the same cap.
@@ -494,7 +573,13 @@ mod tests {
         assert!(!gate.judge_unblock(&host("web-1"), at(1060)), "its own");
         // Blocks keep their own count.
         assert!(matches!(
-            gate.judge(&host("web-3"), net("203.0.113.7/32"), at(5000), at(1010)),
+            gate.judge(
+                &host("web-3"),
+                net("203.0.113.7/32"),
+                at(5000),
+                at(1010),
+                false
+            ),
             Verdict::Take { .. }
         ));
     }

@@ -546,6 +546,9 @@ pub struct Responder {
     /// Waiting detections given up (waited [`WAIT_FOR`]) or pushed out by a prefix that spent
     /// less.
     gave_up: u64,
+    /// What each fleet origin's blocks in `blocked` hold, kept as blocks are added, replaced
+    /// and removed (so that no message costs a scan of every block).
+    by_origin: std::collections::HashMap<HostName, Held>,
     next_sweep: Timestamp,
 }
 
@@ -589,6 +592,47 @@ impl Spent {
                 self.second = 0;
             }
             self.second += 1;
+        }
+    }
+}
+
+/// What one fleet origin's active blocks hold here: how many, and their address space.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Active blocks.
+    pub blocks: usize,
+    /// IPv4 addresses they cover.
+    pub v4: u64,
+    /// IPv6 /64s they cover.
+    pub v6: u64,
+}
+
+impl Held {
+    /// The address space of `net`: IPv4 addresses, or IPv6 /64s ([`crate::fleet::gate::space`]).
+    pub fn space(net: &IpNet) -> u64 {
+        crate::fleet::gate::space(net)
+    }
+
+    /// What is held in `net`'s family.
+    pub fn of_family(&self, net: &IpNet) -> u64 {
+        match net {
+            IpNet::V4(_) => self.v4,
+            IpNet::V6(_) => self.v6,
+        }
+    }
+
+    fn count(&mut self, net: &IpNet, more: bool) {
+        let space = Held::space(net);
+        let field = match net {
+            IpNet::V4(_) => &mut self.v4,
+            IpNet::V6(_) => &mut self.v6,
+        };
+        if more {
+            self.blocks += 1;
+            *field = field.saturating_add(space);
+        } else {
+            self.blocks = self.blocks.saturating_sub(1);
+            *field = field.saturating_sub(space);
         }
     }
 }
@@ -675,6 +719,7 @@ impl Responder {
             rate6: RateBucket::full(config.max_new_blocks_per_second),
             prefixes: LinkedHashMap::new(),
             held: std::collections::HashMap::new(),
+            by_origin: std::collections::HashMap::new(),
             waiting: LinkedHashMap::new(),
             waiting_in: std::collections::HashMap::new(),
             settle_after: Timestamp::ZERO,
@@ -1243,12 +1288,11 @@ impl Responder {
             })
     }
 
-    /// How many active blocks came from the fleet's host `origin`.
-    pub fn count_from(&self, origin: &HostName, now: Timestamp) -> usize {
-        self.blocked
-            .values()
-            .filter(|a| a.until > now && a.why.origin.as_ref() == Some(origin))
-            .count()
+    /// What the active blocks that came from the fleet's host `origin` hold here (a block
+    /// that ended is no longer counted once forgotten, within a second of its end).
+    pub fn held_by(&mut self, origin: &HostName, now: Timestamp) -> Held {
+        self.sweep(now);
+        self.by_origin.get(origin).copied().unwrap_or_default()
     }
 
     /// Lifts the block of `net` (exactly that address or network). With a `grace` period, the
@@ -1464,14 +1508,19 @@ impl Responder {
     }
 
     fn insert(&mut self, net: IpNet, active: Active) {
-        if self.blocked.insert(net, active).is_none() {
-            *self.lengths_mut(net).entry(net.prefix_len()).or_insert(0) += 1;
-            *self.held.entry(prefix_of(net.addr())).or_insert(0) += 1;
+        self.count_held(&net, active.why.origin.as_ref(), true);
+        match self.blocked.insert(net, active) {
+            None => {
+                *self.lengths_mut(net).entry(net.prefix_len()).or_insert(0) += 1;
+                *self.held.entry(prefix_of(net.addr())).or_insert(0) += 1;
+            }
+            Some(old) => self.count_held(&net, old.why.origin.as_ref(), false),
         }
     }
 
     fn remove(&mut self, net: &IpNet) {
-        if self.blocked.remove(net).is_some() {
+        if let Some(old) = self.blocked.remove(net) {
+            self.count_held(net, old.why.origin.as_ref(), false);
             let prefix = prefix_of(net.addr());
             if let Some(n) = self.held.get_mut(&prefix) {
                 *n -= 1;
@@ -1485,6 +1534,24 @@ impl Responder {
                 if *n == 0 {
                     lengths.remove(&net.prefix_len());
                 }
+            }
+        }
+    }
+
+    /// Counts `net` in (`more`) or out of what `origin` holds (nothing without an origin).
+    fn count_held(&mut self, net: &IpNet, origin: Option<&HostName>, more: bool) {
+        let Some(origin) = origin else {
+            return;
+        };
+        if more {
+            self.by_origin
+                .entry(origin.clone())
+                .or_default()
+                .count(net, true);
+        } else if let Some(held) = self.by_origin.get_mut(origin) {
+            held.count(net, false);
+            if held.blocks == 0 {
+                self.by_origin.remove(origin);
             }
         }
     }

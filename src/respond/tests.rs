@@ -871,7 +871,46 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
         matches!(&d, Decision::Block { replaces, .. } if *replaces == [net("198.18.0.0/24")]),
         "{d:?}"
     );
-    assert_eq!(r.count_from(&HostName::new("web-2").unwrap(), t(2)), 2);
+    let held = r.held_by(&HostName::new("web-2").unwrap(), t(2));
+    assert_eq!((held.blocks, held.v4), (2, 513), "{held:?}");
+}
+
+/// Issue 24 (red team, open): what an origin's blocks hold here is a running count, corrected
+/// when a block is replaced by a wider one of its own, lifted, taken over by a block by hand,
+/// or ends; both families, in IPv4 addresses and IPv6 /64s.
+#[test]
+fn issue_24_what_an_origin_holds_is_counted_as_its_blocks_come_and_go() {
+    let mut r = Responder::new(&config());
+    let web2 = HostName::new("web-2").unwrap();
+    let take = |r: &mut Responder, n: &str, hours: u64| {
+        let d = r.block_from_fleet(
+            net(n),
+            Duration::from_secs(hours * H),
+            from("web-2", "syn"),
+            t(0),
+            t(1),
+        );
+        assert!(matches!(d, Decision::Block { .. }), "{n}: {d:?}");
+    };
+    take(&mut r, "198.18.0.7/32", 1);
+    take(&mut r, "198.18.1.0/24", 2);
+    take(&mut r, "2001:db8:1::/48", 2);
+    take(&mut r, "2001:db8:2::1/128", 2);
+    let held = r.held_by(&web2, t(2));
+    assert_eq!((held.blocks, held.v4, held.v6), (4, 257, 65_537));
+    // A wider block of its own replaces its /24: counted once.
+    take(&mut r, "198.18.0.0/23", 3);
+    assert_eq!(r.held_by(&web2, t(2)).v4, 512);
+    // Lifted, and taken over by a block by hand.
+    r.unblock(net("2001:db8:1::/48"), None, t(3)).unwrap();
+    r.block_by_hand(net("2001:db8:2::1/128"), None, t(3));
+    let held = r.held_by(&web2, t(3));
+    assert_eq!((held.blocks, held.v4, held.v6), (1, 512, 0), "{held:?}");
+    // Ended: nothing held.
+    assert_eq!(r.held_by(&web2, t(3 * H + 2)), Held::default());
+    assert_eq!(Held::space(&net("0.0.0.0/0")), 1 << 32);
+    assert_eq!(Held::space(&net("::/0")), u64::MAX);
+    assert_eq!(Held::space(&net("2001:db8::/32")), 1 << 32);
 }
 
 /// Issue 24: a sweep from the fleet is weak evidence here: past the per-/24 cap it is refused,
