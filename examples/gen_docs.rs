@@ -61,20 +61,7 @@ fn main() -> std::io::Result<()> {
     )?;
     let mut built = ctl.clone();
     built.build();
-    for sub in built.get_subcommands() {
-        let name = format!("sentryctl-{}", sub.get_name());
-        let cmd = sub
-            .clone()
-            .name(&name)
-            .bin_name(format!("sentryctl {}", sub.get_name()))
-            .version(env!("CARGO_PKG_VERSION"));
-        write_page(
-            &man.join(format!("{name}.1")),
-            cmd,
-            "1",
-            &[("SEE ALSO", SENTRYCTL_SEE_ALSO)],
-        )?;
-    }
+    write_subcommand_pages(&man, &built, "sentryctl")?;
     let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
     for page in ["scansentry.toml.5", "scansentry.7"] {
         std::fs::copy(pages.join(page), man.join(page))?;
@@ -92,6 +79,28 @@ fn main() -> std::io::Result<()> {
                 f.write_all(blocked_addresses(shell).as_bytes())?;
             }
         }
+    }
+    Ok(())
+}
+
+/// One page per subcommand of `parent` (whose command line is `line`), and of theirs in turn:
+/// `sentryctl-fleet.1`, then `sentryctl-fleet-init.1` (a page names its subcommands' pages).
+fn write_subcommand_pages(man: &Path, parent: &clap::Command, line: &str) -> std::io::Result<()> {
+    for sub in parent.get_subcommands() {
+        let line = format!("{line} {}", sub.get_name());
+        let name = line.replace(' ', "-");
+        let cmd = sub
+            .clone()
+            .name(&name)
+            .bin_name(&line)
+            .version(env!("CARGO_PKG_VERSION"));
+        write_page(
+            &man.join(format!("{name}.1")),
+            cmd,
+            "1",
+            &[("SEE ALSO", SENTRYCTL_SEE_ALSO)],
+        )?;
+        write_subcommand_pages(man, sub, &line)?;
     }
     Ok(())
 }

@@ -148,9 +148,10 @@ pub enum Command {
 /// `sentryctl fleet`'s subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
-    /// Make the fleet's bucket of active blocks (its JetStream stream), with the [fleet]
-    /// settings of the configuration: one value per key, no rollup, purge or delete, nothing
-    /// republished, mirrored or sourced. Run it once, as a NATS user that may make streams (the
+    /// Make the fleet's bucket of active blocks (its JetStream stream)
+    ///
+    /// With the [fleet] settings of the configuration: one value per key, no rollup, purge or
+    /// delete, nothing republished, mirrored or sourced. Run it once, as a NATS user that may make streams (the
     /// hosts may not); running it again changes nothing. Exits 0 when the stream is made or
     /// was there as it should be, 1 when one is there made otherwise, 69 when no server
     /// answers, 78 for a bad configuration.
