@@ -318,6 +318,24 @@ struct Shared {
 }
 
 impl Shared {
+    /// Nothing sent, received or known yet.
+    fn new() -> Shared {
+        Shared {
+            outbox: Mutex::new(VecDeque::new()),
+            inbox: Mutex::new(Inbox::default()),
+            wake: tokio::sync::Notify::new(),
+            closing: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            dropped_in: Default::default(),
+            connected: AtomicBool::new(false),
+            server: Mutex::new(String::new()),
+            bucket_refused: Mutex::new(None),
+            round_trip_us: AtomicU64::new(u64::MAX),
+            addresses: Mutex::new(Vec::new()),
+        }
+    }
+
     fn count(&self, why: InDrop) {
         let i = InDrop::ALL.iter().position(|d| *d == why).unwrap_or(0);
         self.dropped_in[i].fetch_add(1, Ordering::Relaxed);
@@ -357,20 +375,7 @@ impl Link {
                 plain.join(", ")
             );
         }
-        let shared = Arc::new(Shared {
-            outbox: Mutex::new(VecDeque::new()),
-            inbox: Mutex::new(Inbox::default()),
-            wake: tokio::sync::Notify::new(),
-            closing: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            dropped_in: Default::default(),
-            connected: AtomicBool::new(false),
-            server: Mutex::new(String::new()),
-            bucket_refused: Mutex::new(None),
-            round_trip_us: AtomicU64::new(u64::MAX),
-            addresses: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new());
         let (done_tx, done) = std::sync::mpsc::channel();
         let thread = Thread {
             servers: config.servers.clone(),
@@ -981,20 +986,7 @@ mod tests {
     }
 
     fn shared() -> Shared {
-        Shared {
-            outbox: Mutex::new(VecDeque::new()),
-            inbox: Mutex::new(Inbox::default()),
-            wake: tokio::sync::Notify::new(),
-            closing: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            dropped_in: Default::default(),
-            connected: AtomicBool::new(false),
-            server: Mutex::new(String::new()),
-            bucket_refused: Mutex::new(None),
-            round_trip_us: AtomicU64::new(u64::MAX),
-            addresses: Mutex::new(Vec::new()),
-        }
+        Shared::new()
     }
 
     #[test]

@@ -159,22 +159,7 @@ impl Management {
     /// connected.
     pub fn connects_to_every_host(&self, hosts: usize, port: u16) -> bool {
         let hosts: Vec<String> = (1..=hosts).map(management_addr).collect();
-        let script = format!(
-            "import socket\n\
-             ok = True\n\
-             for h in {hosts:?}:\n\
-             \x20   s = socket.socket(); s.settimeout(1); s.bind(('{ADMIN}', 0))\n\
-             \x20   try:\n\
-             \x20       s.connect((h, {port}))\n\
-             \x20   except OSError:\n\
-             \x20       ok = False\n\
-             \x20   s.close()\n\
-             raise SystemExit(0 if ok else 1)\n"
-        );
-        self.ns
-            .exec(&["timeout", "60", "python3", "-c", &script])
-            .status
-            .success()
+        connects_to_every(&self.ns, ADMIN, &hosts, port)
     }
 }
 
@@ -830,22 +815,7 @@ impl FleetLab {
     /// check does; whether every one connected.
     pub fn check_every_host(&self, from: &str, port: u16) -> bool {
         let hosts: Vec<String> = (1..=self.hosts.len()).map(host_addr).collect();
-        let script = format!(
-            "import socket\n\
-             ok = True\n\
-             for h in {hosts:?}:\n\
-             \x20   s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0))\n\
-             \x20   try:\n\
-             \x20       s.connect((h, {port}))\n\
-             \x20   except OSError:\n\
-             \x20       ok = False\n\
-             \x20   s.close()\n\
-             raise SystemExit(0 if ok else 1)\n"
-        );
-        self.scanner
-            .exec(&["timeout", "60", "python3", "-c", &script])
-            .status
-            .success()
+        connects_to_every(&self.scanner, from, &hosts, port)
     }
 
     /// Waits up to `limit` until every host's kernel holds `addr`; the hosts that do not.
@@ -861,4 +831,24 @@ impl FleetLab {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Opens and closes a TCP connection from `from` (an address of `ns`) to `port` of each of
+/// `hosts`, one second each at most; whether every one connected.
+fn connects_to_every(ns: &Netns, from: &str, hosts: &[String], port: u16) -> bool {
+    let script = format!(
+        "import socket\n\
+         ok = True\n\
+         for h in {hosts:?}:\n\
+         \x20   s = socket.socket(); s.settimeout(1); s.bind(('{from}', 0))\n\
+         \x20   try:\n\
+         \x20       s.connect((h, {port}))\n\
+         \x20   except OSError:\n\
+         \x20       ok = False\n\
+         \x20   s.close()\n\
+         raise SystemExit(0 if ok else 1)\n"
+    );
+    ns.exec(&["timeout", "60", "python3", "-c", &script])
+        .status
+        .success()
 }
