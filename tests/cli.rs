@@ -387,7 +387,7 @@ fn status_prints_the_counters() {
          packets            10\n\
          probes             7\n\
          detections         1\n\
-         blocks active      1 of at most 65536\n\
+         blocks active      1 of at most 65536 an address family\n\
          refused by budget  0\n\
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\

@@ -270,7 +270,10 @@ fn status(s: &StatusInfo) -> String {
         ("detections", s.detections.to_string()),
         (
             "blocks active",
-            format!("{} of at most {}", s.blocks_active, s.max_blocks),
+            format!(
+                "{} of at most {} an address family",
+                s.blocks_active, s.max_blocks
+            ),
         ),
         ("refused by budget", s.refused.to_string()),
         (
