@@ -340,7 +340,8 @@ fn status_prints_the_counters() {
             detections: 1,
             blocks_active: 1,
             max_blocks: 65536,
-            refused: 0,
+            refused: 3,
+            waiting: 2,
             capture_drops: 0,
             block_latency_p50_us: 1250,
             block_latency_p99_us: 3400,
@@ -388,7 +389,7 @@ fn status_prints_the_counters() {
          probes             7\n\
          detections         1\n\
          blocks active      1 of at most 65536 an address family\n\
-         refused by budget  0\n\
+         refused by budget  3 (2 waiting for it now)\n\
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\
          capture drops      0\n\

@@ -177,6 +177,9 @@ pub struct StatusInfo {
     pub max_blocks: usize,
     /// Detections refused by the budget.
     pub refused: u64,
+    /// Detections refused by the rate budget that wait for it now.
+    #[serde(default)]
+    pub waiting: usize,
     /// Frames the kernel dropped before capture.
     pub capture_drops: u64,
     /// Of the last (up to 1,024) blocks: the median time from the capture of the probe that

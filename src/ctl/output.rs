@@ -275,7 +275,13 @@ fn status(s: &StatusInfo) -> String {
                 s.blocks_active, s.max_blocks
             ),
         ),
-        ("refused by budget", s.refused.to_string()),
+        (
+            "refused by budget",
+            match s.waiting {
+                0 => s.refused.to_string(),
+                n => format!("{} ({n} waiting for it now)", s.refused),
+            },
+        ),
         (
             "not blocked",
             if s.not_blocked.is_empty() {

@@ -72,6 +72,7 @@ impl Engine {
             blocks_active: self.responder.active_count(),
             max_blocks: self.config().respond.max_blocks,
             refused: self.refused,
+            waiting: self.responder.waiting_count(),
             capture_drops: self.capture_drops,
             block_latency_p50_us: percentile(&self.latencies, 500),
             block_latency_p99_us: percentile(&self.latencies, 990),
