@@ -582,7 +582,8 @@ fn issue_24_junk_during_a_catch_up_of_many_keys_keeps_a_hosts_memory_bounded() {
             .await
             .unwrap();
         for i in 1..=keys {
-            let net = format!("2001:db8::{i:x}/128");
+            let addr = std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | u128::from(i));
+            let net = format!("{addr}/128");
             let key = format!("web-9.{}", net.replace(':', "_"));
             client
                 .publish(
