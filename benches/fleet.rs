@@ -8,7 +8,9 @@
 //!   running and once with it stopped;
 //! - **a spoofed flood at 4 hosts of 16**: 10,000 SYNs a second at each of web-1 … web-4 for
 //!   30 s, each from a random IPv6 /64 of 2001:db8::/32 to a random port 1–1024, sent through
-//!   libpcap from the scanner's end of the bridge: each flooded host's rate of probe summaries
+//!   libpcap from the scanner's end of the bridge, every host's default IPv6 route via the hub
+//!   over that bridge (so the forged sources pass the reverse-path check, as on an uplink that
+//!   is the default route: the worst case): each flooded host's rate of probe summaries
 //!   sent (and dropped past its cap), the bus's traffic (nats-server's own `/varz` counters),
 //!   nats-server's CPU, and the blocks any host made (none of a never-block address).
 //!
@@ -18,7 +20,9 @@
 //!   one client sends them.
 //!
 //! Run: `cargo bench --bench fleet` (as root; `-- flood` for the spoofed flood alone,
-//! `-- summary-flood` for the summary flood alone). Results go in BENCHMARKS.md.
+//! `-- summary-flood` for the summary flood alone, `-- propagation` for propagation and local
+//! blocking with the server up and down alone, `-- propagation 16` at 16 hosts only). Results
+//! go in BENCHMARKS.md.
 
 #[path = "../tests/support/netns.rs"]
 #[allow(dead_code, reason = "the benchmark uses part of the test lab")]
@@ -44,6 +48,18 @@ fn main() {
         }
         return;
     }
+    if std::env::args().any(|a| a == "propagation") {
+        let mut sizes: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+        if sizes.is_empty() {
+            sizes = vec![16, 32];
+        }
+        for hosts in sizes {
+            propagation(hosts);
+        }
+        local_latency(true);
+        local_latency(false);
+        return;
+    }
     let flood_only = std::env::args().any(|a| a == "flood");
     if !flood_only {
         for hosts in [16, 32] {
@@ -57,6 +73,9 @@ fn main() {
     }
     spoofed_flood();
 }
+
+/// The hub's IPv6 address on the bridge: the hosts' default IPv6 route in the spoofed flood.
+const HUB6: &str = "2001:db8::fe";
 
 /// Frames per host per second, hosts flooded, seconds.
 const FLOOD_RATE: u64 = 10_000;
@@ -117,6 +136,23 @@ fn figure(status: &str, what: &str) -> u64 {
 )]
 fn spoofed_flood() {
     let mut lab = FleetLab::new(16);
+    // The worst case: every host's default IPv6 route leaves over the bridge the forger is on
+    // (via the hub), so the forged sources pass the reverse-path check and are told.
+    netns::ip(&[
+        "-n",
+        &lab.hub.0,
+        "addr",
+        "add",
+        &format!("{HUB6}/64"),
+        "dev",
+        "br0",
+        "nodad",
+    ]);
+    for host in &lab.hosts {
+        netns::ip(&[
+            "-n", &host.ns.0, "-6", "route", "add", "default", "via", HUB6,
+        ]);
+    }
     lab.start_all("");
     let all = wait_until(Duration::from_secs(10), || {
         lab.hosts[0].ctl(&["status"]).contains("16 members")
@@ -173,8 +209,12 @@ fn spoofed_flood() {
             .lines()
             .find(|l| l.starts_with("probes"))
             .unwrap_or_default();
+        let fleet = status
+            .lines()
+            .find(|l| l.starts_with("fleet"))
+            .unwrap_or_default();
         println!(
-            "  {}: {line}; summaries told {told} ({:.0}/s)",
+            "  {}: {line}; summaries told {told} ({:.0}/s); {fleet}",
             host.name,
             told as f64 / seconds
         );
@@ -193,7 +233,12 @@ fn spoofed_flood() {
     let mut blocks = 0;
     for host in &lab.hosts {
         let listed = host.ctl(&["list"]);
-        blocks += listed.lines().filter(|l| l.contains("2001:db8")).count();
+        for l in listed.lines().filter(|l| l.contains("2001:db8")) {
+            if blocks < 10 {
+                println!("  {} holds: {l}", host.name);
+            }
+            blocks += 1;
+        }
         for i in 1..=16 {
             assert!(
                 !host.holds(&fleet::host_addr(i)),

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::fleet::{FleetLab, NATS, SCANNER, Server, block_on_in, host_addr, scanner_addr};
-use support::netns::{require_root, wait_until};
+use support::netns::{full_scale, require_root, wait_until};
 
 /// A scan of one host of 16 is blocked on all 16, and `why` on another names the host that
 /// detected it; an unblock on the host that detected it lifts it everywhere, on another host
@@ -559,10 +559,16 @@ fn issue_24_a_summary_flood_delays_no_local_block_and_drops_no_genuine_one() {
 /// member's name, 1,000 junk messages of ~1 MB come at it: its memory stays under 100 MB (its
 /// VmHWM), it drops them unread (counted), and it catches up with at most its bound from that
 /// member; an entry whose key names another network than its message is refused (counted).
+/// With `SCALE=full` (against a release build), the issue's scale: 66,000 keys, junk of 1 MiB.
 #[test]
 #[ignore = "needs root + netns + nats-server: cargo test --test fleet -- --ignored --test-threads=1"]
 fn issue_24_junk_during_a_catch_up_of_many_keys_keeps_a_hosts_memory_bounded() {
     require_root();
+    let (keys, junk_bytes) = if full_scale() {
+        (66_000_u32, 1 << 20)
+    } else {
+        (20_000, 1_000_000)
+    };
     let mut lab = FleetLab::new(1);
     let (options, url) = lab.client("web-9");
     block_on_in(&lab.scanner.0, || async move {
@@ -575,8 +581,9 @@ fn issue_24_junk_during_a_catch_up_of_many_keys_keeps_a_hosts_memory_bounded() {
             )
             .await
             .unwrap();
-        for i in 1..=20_000_u32 {
-            let net = format!("2001:db8::{i:x}/128");
+        for i in 1..=keys {
+            let addr = std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | u128::from(i));
+            let net = format!("{addr}/128");
             let key = format!("web-9.{}", net.replace(':', "_"));
             client
                 .publish(
@@ -593,7 +600,7 @@ fn issue_24_junk_during_a_catch_up_of_many_keys_keeps_a_hosts_memory_bounded() {
     let (options, url) = lab.client("web-9");
     block_on_in(&lab.scanner.0, || async move {
         let client = options.connect(url).await.expect("the lab client connects");
-        let junk = bytes::Bytes::from(vec![b'x'; 1_000_000]);
+        let junk = bytes::Bytes::from(vec![b'x'; junk_bytes]);
         for _ in 0..1000 {
             client
                 .publish("scansentry.block.web-9", junk.clone())
@@ -609,16 +616,20 @@ fn issue_24_junk_during_a_catch_up_of_many_keys_keeps_a_hosts_memory_bounded() {
     assert!(caught_up, "{}\n{}", daemon.out(), daemon.err());
     let hwm_kb = vm_hwm_kb(&daemon.pid());
     let said = lab.hosts[0].ctl(&["status"]);
-    eprintln!("VmHWM {before} kB at the connection, {hwm_kb} kB after; {said}");
+    eprintln!(
+        "{keys} keys, 1,000 junk messages of {junk_bytes} bytes: VmHWM {before} kB at the \
+         connection, {hwm_kb} kB after; {said}"
+    );
     assert!(hwm_kb < 100 * 1024, "VmHWM {hwm_kb} kB: {said}");
     assert!(said.contains(" too large"), "{said}");
     assert!(said.contains("1 bad bucket entry"), "{said}");
     assert!(!lab.hosts[0].holds("198.51.100.78") && !lab.hosts[0].holds("198.51.100.77"));
+    let left = keys - 4096;
     assert!(
-        daemon.out().contains(
-            "fleet: caught up with 4096 entries from the bucket (15904 entries left unread: \
+        daemon.out().contains(&format!(
+            "fleet: caught up with 4096 entries from the bucket ({left} entries left unread: \
              past 4096 from one host)"
-        ),
+        )),
         "{}",
         daemon.out()
     );

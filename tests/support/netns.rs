@@ -23,6 +23,13 @@ pub fn require_root() {
     assert_eq!(euid, "0", "{NEEDS_ROOT}");
 }
 
+/// Whether a test runs at its issue's full scale (`SCALE=full` in the environment), not at
+/// the reduced scale that suits a debug build on a shared machine. Full-scale runs are
+/// measurements: run them against a release build (`cargo test --release`).
+pub fn full_scale() -> bool {
+    std::env::var_os("SCALE").is_some_and(|v| v == "full")
+}
+
 /// Runs `cmd` and waits; panics, with its stderr, when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
