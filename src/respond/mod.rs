@@ -644,7 +644,8 @@ struct Waiting {
     detection: Detection,
     /// Its first refusal.
     since: Timestamp,
-    /// Its prefix and family's budget.
+    /// What its block would cover, and the prefix whose budget that spends.
+    net: IpNet,
     prefix: IpNet,
     evidence: Evidence,
 }
@@ -765,7 +766,7 @@ impl Responder {
         match decision {
             Decision::OverBudget { net, budget, .. } if budget.is_rate() => {
                 let evidence = self.evidence(detection.ports.len());
-                let waits = self.wait(detection, evidence, now);
+                let waits = self.wait(detection, net, evidence, now);
                 Decision::OverBudget { net, budget, waits }
             }
             decision => {
@@ -1059,14 +1060,32 @@ impl Responder {
 
     /// Puts `detection`, refused by the rate budget, in the queue of waiting detections, or
     /// updates its entry (the first refusal stays). When the queue is full, the entry of the
-    /// prefix that spent most gives way to one that spent less. Whether it waits.
-    fn wait(&mut self, detection: &Detection, evidence: Evidence, now: Timestamp) -> bool {
+    /// prefix that spent most gives way to one that spent less. Whether it waits. `net`: what
+    /// its block would cover, whose prefix's budget it spends (wider than the address's /24
+    /// when `ipv4-prefix` is below 24).
+    fn wait(
+        &mut self,
+        detection: &Detection,
+        net: IpNet,
+        evidence: Evidence,
+        now: Timestamp,
+    ) -> bool {
+        let prefix = prefix_of(net.addr());
+        // A block of another prefix now (the source was aggregated since): counted there, from
+        // the first refusal still.
+        let mut since = now;
+        if let Some(w) = self.waiting.get(&detection.addr)
+            && w.prefix != prefix
+        {
+            since = w.since;
+            self.stop_waiting(detection.addr);
+        }
         if let Some(w) = self.waiting.get_mut(&detection.addr) {
             w.detection = detection.clone();
+            w.net = net;
             w.evidence = evidence;
             return true;
         }
-        let prefix = prefix_of(detection.addr);
         if self.waiting_in.get(&prefix).copied().unwrap_or(0) >= WAITING_PER_PREFIX {
             return false;
         }
@@ -1090,7 +1109,8 @@ impl Responder {
             detection.addr,
             Waiting {
                 detection: detection.clone(),
-                since: now,
+                since,
+                net,
                 prefix,
                 evidence,
             },
@@ -1127,7 +1147,7 @@ impl Responder {
         let expired: Vec<IpAddr> = self
             .waiting
             .iter()
-            .take_while(|(_, w)| now.saturating_since(w.since) >= WAIT_FOR)
+            .filter(|(_, w)| now.saturating_since(w.since) >= WAIT_FOR)
             .map(|(addr, _)| *addr)
             .collect();
         for addr in expired {
@@ -1141,7 +1161,7 @@ impl Responder {
             .waiting
             .values()
             .filter(|w| {
-                self.rate_refusal(IpNet::from(w.detection.addr), w.prefix, w.evidence, now)
+                self.rate_refusal(w.net, w.prefix, w.evidence, now)
                     .is_none()
             })
             .min_by_key(|w| (self.spent(w.prefix, now), w.since));

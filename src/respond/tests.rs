@@ -1255,3 +1255,58 @@ fn issue_24_admit_judges_weak_and_strong_evidence_by_the_same_budget() {
         Err(Budget::Share(net("10.0.1.0/24"), 1))
     );
 }
+
+/// Review (R2): a waiting detection whose block is a prefix wider than a /24 (`ipv4-prefix`
+/// below 24, several addresses scanned) spends the budget of the /24 its block starts in, not
+/// the /24 of the scanning address. The queue judged it by the latter: a forger whose /16's
+/// first /24 had spent its [`PREFIX_CAP`] had its detection picked first at every look,
+/// refused again, picked again, and a real scanner waiting behind it was never settled.
+#[test]
+fn review_a_waiting_prefix_block_is_judged_by_the_budget_it_spends() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 100;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    // The forger spends 10.1.0.0/24's cap of weak blocks, then scans from all of 10.1.0.0/16.
+    for i in 1..=PREFIX_CAP {
+        assert!(blocked(&r.on_detection(
+            &scan_of(&format!("10.1.0.{i}"), 3),
+            &none,
+            t(0)
+        )));
+    }
+    let mut forged = detection("10.1.0.0/16", "10.1.7.7");
+    forged.ports = (1..=3).map(|p| (Proto::Tcp, p)).collect();
+    let d = r.on_detection(&forged, &none, t(0));
+    assert!(
+        matches!(
+            d,
+            Decision::OverBudget {
+                budget: Budget::Prefix(_),
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    // The rest of the burst goes to strong forged sources of other prefixes; the scanner waits.
+    for i in 0..84u32 {
+        let addr = format!("10.{}.0.{}", 10 + i / 12, 1 + i % 12);
+        assert!(blocked(&r.on_detection(&scan_of(&addr, 20), &none, t(0))));
+    }
+    let scanner = scan_of("192.0.2.9", 64);
+    assert!(matches!(
+        r.on_detection(&scanner, &none, t(0)),
+        Decision::OverBudget { waits: true, .. }
+    ));
+    // As the daemon settles: at most one look per waiting detection, each judged again.
+    let later = t(0).saturating_add(Duration::from_millis(300));
+    for _ in 0..r.waiting_count() {
+        let Some(due) = r.next_due(later) else { break };
+        r.on_detection(&due.detection, &none, later);
+    }
+    assert!(
+        r.block_of(IpNet::from(scanner.addr), later).is_some(),
+        "the scanner is blocked once the budget is back"
+    );
+}
