@@ -73,8 +73,10 @@ pub fn stream_config(prefix: &str) -> stream::Config {
 }
 
 /// What is wrong with a stream found for the bucket of `prefix`, or `None` when a host may use
-/// it: subjects exactly `$KV.NAME.>`, no rollup, purge and delete denied, one value per key,
-/// no republish, mirror or sources (a 2.9 server, Debian's, has no subject transforms).
+/// it: subjects exactly `$KV.NAME.>`, no rollup, purge and delete denied, one value per key
+/// that a new value replaces, limits retention, not sealed, no republish, mirror, sources,
+/// subject transform (2.10), message schedules or counters (2.12). A 2.9 server, Debian's, has
+/// none of the later ones and says nothing of them.
 pub fn refusal(prefix: &str, config: &stream::Config) -> Option<String> {
     let subjects = [format!("$KV.{}.>", bucket_name(prefix))];
     let mut wrong = Vec::new();
@@ -110,6 +112,32 @@ pub fn refusal(prefix: &str, config: &stream::Config) -> Option<String> {
     }
     if config.sources.as_ref().is_some_and(|s| !s.is_empty()) {
         wrong.push("it has sources".to_string());
+    }
+    if let Some(transform) = &config.subject_transform {
+        wrong.push(format!(
+            "it transforms {} to {} (a member's writes could be stored as another host's)",
+            transform.source, transform.destination
+        ));
+    }
+    if config.retention != stream::RetentionPolicy::Limits {
+        wrong.push(format!(
+            "it keeps entries only while unread ({:?} retention)",
+            config.retention
+        ));
+    }
+    if config.discard_new_per_subject {
+        wrong.push(
+            "it refuses a new value for a key (an unblock could not replace its block)".to_string(),
+        );
+    }
+    if config.sealed {
+        wrong.push("it is sealed".to_string());
+    }
+    if config.allow_message_schedules {
+        wrong.push("it allows message schedules (a member's message could be published under another host's key)".to_string());
+    }
+    if config.allow_message_counter {
+        wrong.push("it keeps counters, not values".to_string());
     }
     (!wrong.is_empty()).then(|| wrong.join("; "))
 }
@@ -213,6 +241,55 @@ mod tests {
                 },
                 "it has sources",
             ),
+        ];
+        for (change, said) in cases {
+            let mut config = base.clone();
+            change(&mut config);
+            let why = refusal("scansentry", &config).expect("refused");
+            assert!(why.contains(said), "{why:?} lacks {said:?}");
+        }
+    }
+
+    /// Review (R2): fields the check did not look at let whoever made the stream first undo
+    /// what it guarantees: a subject transform stores a member's writes under another host's
+    /// keys; interest or work-queue retention erases entries once read (or at once, with no
+    /// consumer); discard-new-per-subject refuses the put that replaces a block by its unblock;
+    /// a sealed stream refuses every put; a message schedule publishes later onto a subject
+    /// the schedule names; a counter stream refuses every put that is not an increment.
+    /// Without the `server_2_10`/`2_11`/`2_12` features of async-nats these fields were not
+    /// even read from the server's answer.
+    #[test]
+    fn review_a_stream_that_transforms_subjects_or_drops_entries_is_refused() {
+        let base = stream_config("scansentry");
+        type Change = fn(&mut stream::Config);
+        let cases: [(Change, &str); 7] = [
+            (
+                |c| c.allow_message_schedules = true,
+                "it allows message schedules",
+            ),
+            (|c| c.allow_message_counter = true, "it keeps counters"),
+            (
+                |c| {
+                    c.subject_transform = Some(stream::SubjectTransform {
+                        source: "$KV.scansentry-blocks.web-2.>".into(),
+                        destination: "$KV.scansentry-blocks.web-1.>".into(),
+                    });
+                },
+                "it transforms $KV.scansentry-blocks.web-2.> to $KV.scansentry-blocks.web-1.>",
+            ),
+            (
+                |c| c.retention = stream::RetentionPolicy::Interest,
+                "it keeps entries only while",
+            ),
+            (
+                |c| c.retention = stream::RetentionPolicy::WorkQueue,
+                "it keeps entries only while",
+            ),
+            (
+                |c| c.discard_new_per_subject = true,
+                "it refuses a new value for a key",
+            ),
+            (|c| c.sealed = true, "it is sealed"),
         ];
         for (change, said) in cases {
             let mut config = base.clone();
