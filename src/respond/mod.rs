@@ -543,6 +543,9 @@ pub struct Responder {
     waiting_in: std::collections::HashMap<IpNet, usize>,
     /// No look at the waiting detections before this.
     settle_after: Timestamp,
+    /// Whole tokens of the rate budget at the last look that found none to settle (a token
+    /// back since is offered to the queue, pause or not).
+    settle_tokens: u64,
     /// Waiting detections given up (waited [`WAIT_FOR`]) or pushed out by a prefix that spent
     /// less.
     gave_up: u64,
@@ -724,6 +727,7 @@ impl Responder {
             waiting: LinkedHashMap::new(),
             waiting_in: std::collections::HashMap::new(),
             settle_after: Timestamp::ZERO,
+            settle_tokens: 0,
             gave_up: 0,
             config: config.clone(),
             blocked: BTreeMap::new(),
@@ -1141,7 +1145,17 @@ impl Responder {
     /// up first. It stays in the queue until the caller decides it again (a block or another
     /// verdict takes it out: [`Responder::stop_waiting`]; a refusal keeps its first refusal).
     pub fn next_due(&mut self, now: Timestamp) -> Option<Due> {
-        if self.waiting.is_empty() || now < self.settle_after {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        let rate = self.config.max_new_blocks_per_second;
+        self.rate4.top_up(rate, now);
+        self.rate6.top_up(rate, now);
+        // Within the pause, a look only for a token that came back since the last one: a
+        // fresh detection judged next must not take it before the queue had it.
+        let tokens = self.whole_tokens();
+        self.settle_tokens = self.settle_tokens.min(tokens);
+        if now < self.settle_after && tokens <= self.settle_tokens {
             return None;
         }
         let expired: Vec<IpAddr> = self
@@ -1154,9 +1168,6 @@ impl Responder {
             self.stop_waiting(addr);
             self.gave_up += 1;
         }
-        let rate = self.config.max_new_blocks_per_second;
-        self.rate4.top_up(rate, now);
-        self.rate6.top_up(rate, now);
         let best = self
             .waiting
             .values()
@@ -1172,9 +1183,15 @@ impl Responder {
             }),
             None => {
                 self.settle_after = now.saturating_add(SETTLE_PAUSE);
+                self.settle_tokens = tokens;
                 None
             }
         }
+    }
+
+    /// Whole tokens left in both families' rate buckets, as last topped up.
+    fn whole_tokens(&self) -> u64 {
+        self.rate4.tokens_milli / 1000 + self.rate6.tokens_milli / 1000
     }
 
     /// When the next waiting detection may be settled, if one waits: when the next token of

@@ -1310,3 +1310,35 @@ fn review_a_waiting_prefix_block_is_judged_by_the_budget_it_spends() {
         "the scanner is blocked once the budget is back"
     );
 }
+
+/// Review (R2): after a look at the waiting detections found no token, the next came no sooner
+/// than [`SETTLE_PAUSE`]. A token that came back within the pause went to the next fresh
+/// detection (the daemon settles the waiting ones first, but `next_due` said none): a forger
+/// whose detections came faster than the pause took every token and the scanner waited for
+/// ever. A token that came back since the last look is now offered to the queue first.
+#[test]
+fn review_a_token_back_within_the_pause_goes_to_the_waiting_scanner_first() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 1000;
+    c.max_blocks = 100_000;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    for i in 0..1000u32 {
+        let addr = format!("10.{}.{}.1", i / 200, i % 200);
+        assert!(blocked(&r.on_detection(&scan_of(&addr, 20), &none, t(0))));
+    }
+    let scanner = scan_of("192.0.2.9", 64);
+    assert!(matches!(
+        r.on_detection(&scanner, &none, t(0)),
+        Decision::OverBudget { waits: true, .. }
+    ));
+    let at = |us: u64| t(0).saturating_add(Duration::from_micros(us));
+    assert!(r.next_due(at(500)).is_none(), "no token yet");
+    // A token is back a millisecond later, within the pause: the scanner has it.
+    let due = r
+        .next_due(at(1_500))
+        .expect("the token goes to the waiting scanner");
+    assert_eq!(due.detection.addr, scanner.addr);
+    assert!(blocked(&r.on_detection(&due.detection, &none, at(1_500))));
+}
