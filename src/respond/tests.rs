@@ -1262,7 +1262,7 @@ fn issue_24_admit_judges_weak_and_strong_evidence_by_the_same_budget() {
 /// first /24 had spent its [`PREFIX_CAP`] had its detection picked first at every look,
 /// refused again, picked again, and a real scanner waiting behind it was never settled.
 #[test]
-fn review_a_waiting_prefix_block_is_judged_by_the_budget_it_spends() {
+fn issue_24_a_waiting_prefix_block_is_judged_by_the_budget_it_spends() {
     let mut c = config();
     c.min_ports = 3;
     c.max_new_blocks_per_second = 100;
@@ -1317,7 +1317,7 @@ fn review_a_waiting_prefix_block_is_judged_by_the_budget_it_spends() {
 /// whose detections came faster than the pause took every token and the scanner waited for
 /// ever. A token that came back since the last look is now offered to the queue first.
 #[test]
-fn review_a_token_back_within_the_pause_goes_to_the_waiting_scanner_first() {
+fn issue_24_a_token_back_within_the_pause_goes_to_the_waiting_scanner_first() {
     let mut c = config();
     c.min_ports = 3;
     c.max_new_blocks_per_second = 1000;

@@ -259,7 +259,7 @@ mod tests {
     /// Without the `server_2_10`/`2_11`/`2_12` features of async-nats these fields were not
     /// even read from the server's answer.
     #[test]
-    fn review_a_stream_that_transforms_subjects_or_drops_entries_is_refused() {
+    fn a_stream_that_transforms_subjects_or_drops_entries_is_refused() {
         let base = stream_config("scansentry");
         type Change = fn(&mut stream::Config);
         let cases: [(Change, &str); 7] = [
