@@ -115,10 +115,7 @@ fn spoofed_syn(rng: &mut Rng, src_mac: [u8; 6], dst_mac: [u8; 6], i: usize) -> V
 
 /// A status figure of the fleet line: the number before `what` (0 when the line does not say).
 fn figure(status: &str, what: &str) -> u64 {
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("fleet"))
-        .unwrap_or_default();
+    let line = status_line(status, "fleet");
     let Some(at) = line.find(what) else {
         return 0;
     };
@@ -341,16 +338,8 @@ fn local_latency(server_up: bool) {
         );
     }
     let status = lab.hosts[0].ctl(&["status"]);
-    let latency = status
-        .lines()
-        .find(|l| l.starts_with("block latency"))
-        .unwrap_or_default()
-        .trim_start_matches("block latency")
-        .trim();
-    let fleet = status
-        .lines()
-        .find(|l| l.starts_with("fleet"))
-        .unwrap_or_default();
+    let latency = status_line(&status, "block latency");
+    let fleet = status_line(&status, "fleet");
     println!(
         "web-1 with nats-server {}: {latency}; {fleet}",
         if server_up { "running" } else { "stopped" }
@@ -382,16 +371,8 @@ fn local_latency_under_summary_flood(flooded: bool) {
     let seconds = start.elapsed().as_secs_f64();
     let sent = flood.map(fleet::SummaryFlood::stop);
     let status = lab.hosts[0].ctl(&["status"]);
-    let latency = status
-        .lines()
-        .find(|l| l.starts_with("block latency"))
-        .unwrap_or_default()
-        .trim_start_matches("block latency")
-        .trim();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("fleet"))
-        .unwrap_or_default();
+    let latency = status_line(&status, "block latency");
+    let line = status_line(&status, "fleet");
     match sent {
         Some(sent) => println!(
             "web-1 under a summary flood ({sent} summaries of 256 probes to web-1 and web-2 in \
@@ -401,4 +382,13 @@ fn local_latency_under_summary_flood(flooded: bool) {
             println!("web-1 without a summary flood ({seconds:.1} s of scans): {latency}; {line}")
         }
     }
+}
+
+/// The value of `sentryctl status`'s line `key` (what follows the key), or nothing.
+fn status_line<'s>(status: &'s str, key: &str) -> &'s str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_default()
+        .trim()
 }
