@@ -743,6 +743,18 @@ fn from(origin: &str, kind: &str) -> Why {
     }
 }
 
+/// `r`'s decision on `origin`'s block of `target` for `secs`, of `kind`, detected at 0 and
+/// arriving at 1 s.
+fn fleet_block(r: &mut Responder, target: &str, secs: u64, origin: &str, kind: &str) -> Decision {
+    r.block_from_fleet(
+        net(target),
+        Duration::from_secs(secs),
+        from(origin, kind),
+        t(0),
+        t(1),
+    )
+}
+
 /// Issue 24: a fleet block keeps the longer — it lengthens a block here, never shortens it;
 /// it leaves a block by hand as it is; a covering one that would lift a block here ending
 /// later, or one by hand, is not made.
@@ -756,13 +768,7 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
         Decision::Block { .. }
     ));
     // A 2-second block of the /24 that covers it: refused, the hour stands.
-    let d = r.block_from_fleet(
-        net("203.0.113.0/24"),
-        Duration::from_secs(2),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "203.0.113.0/24", 2, "web-2", "syn");
     assert!(
         matches!(d, Decision::AlreadyBlocked { net: n, .. } if n == net("203.0.113.7/32")),
         "{d:?}"
@@ -779,35 +785,17 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
     );
     assert_eq!(r.block_of(net("203.0.113.7/32"), t(3)).unwrap().until, t(H));
     // The same address for a minute: kept at its hour; for two hours: lengthened.
-    let d = r.block_from_fleet(
-        net("203.0.113.7/32"),
-        Duration::from_secs(60),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "203.0.113.7/32", 60, "web-2", "syn");
     assert!(matches!(d, Decision::AlreadyBlocked { .. }), "{d:?}");
     assert_eq!(r.block_of(net("203.0.113.7/32"), t(3)).unwrap().until, t(H));
-    let d = r.block_from_fleet(
-        net("203.0.113.7/32"),
-        Duration::from_secs(2 * H),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "203.0.113.7/32", 2 * H, "web-2", "syn");
     assert!(matches!(d, Decision::Refresh { .. }), "{d:?}");
     let b = r.block_of(net("203.0.113.7/32"), t(3)).unwrap();
     assert_eq!((b.until, b.why.origin), (t(1 + 2 * H), None));
     // A block by hand is neither lengthened nor replaced by a longer covering one.
     r.block_by_hand(net("198.51.100.9/32"), Some(Duration::from_secs(60)), t(0));
     for target in ["198.51.100.9/32", "198.51.100.0/24"] {
-        let d = r.block_from_fleet(
-            net(target),
-            Duration::from_secs(2 * H),
-            from("web-2", "syn"),
-            t(0),
-            t(1),
-        );
+        let d = fleet_block(&mut r, target, 2 * H, "web-2", "syn");
         assert!(
             matches!(d, Decision::AlreadyBlocked { .. }),
             "{target}: {d:?}"
@@ -819,13 +807,7 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
     );
     // A covering block that ends after every block it replaces is not made either while one
     // of them is this host's own (or a third host's): its origin's unblock would lift them.
-    let d = r.block_from_fleet(
-        net("203.0.113.0/24"),
-        Duration::from_secs(3 * H),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "203.0.113.0/24", 3 * H, "web-2", "syn");
     assert!(
         matches!(d, Decision::AlreadyBlocked { net: n, .. } if n == net("203.0.113.7/32")),
         "{d:?}"
@@ -840,33 +822,15 @@ fn issue_24_a_fleet_block_never_shortens_nor_replaces_a_longer_block_here() {
         );
         assert!(matches!(d, Decision::Block { .. }), "{d:?}");
     }
-    let d = r.block_from_fleet(
-        net("192.0.2.0/24"),
-        Duration::from_secs(3 * H),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "192.0.2.0/24", 3 * H, "web-2", "syn");
     assert!(
         matches!(d, Decision::AlreadyBlocked { net: n, .. } if n == net("192.0.2.7/32")),
         "{d:?}"
     );
     // One that replaces only its origin's own shorter blocks is made.
-    let d = r.block_from_fleet(
-        net("198.18.0.0/24"),
-        Duration::from_secs(H),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "198.18.0.0/24", H, "web-2", "syn");
     assert!(matches!(d, Decision::Block { .. }), "{d:?}");
-    let d = r.block_from_fleet(
-        net("198.18.0.0/23"),
-        Duration::from_secs(3 * H),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "198.18.0.0/23", 3 * H, "web-2", "syn");
     assert!(
         matches!(&d, Decision::Block { replaces, .. } if *replaces == [net("198.18.0.0/24")]),
         "{d:?}"
@@ -883,13 +847,7 @@ fn issue_24_what_an_origin_holds_is_counted_as_its_blocks_come_and_go() {
     let mut r = Responder::new(&config());
     let web2 = HostName::new("web-2").unwrap();
     let take = |r: &mut Responder, n: &str, hours: u64| {
-        let d = r.block_from_fleet(
-            net(n),
-            Duration::from_secs(hours * H),
-            from("web-2", "syn"),
-            t(0),
-            t(1),
-        );
+        let d = fleet_block(r, n, hours * H, "web-2", "syn");
         assert!(matches!(d, Decision::Block { .. }), "{n}: {d:?}");
     };
     take(&mut r, "198.18.0.7/32", 1);
@@ -928,13 +886,7 @@ fn issue_24_a_sweep_from_the_fleet_meets_the_prefix_cap_and_the_reserve() {
         );
         assert!(matches!(d, Decision::Block { .. }), "{i}: {d:?}");
     }
-    let d = r.block_from_fleet(
-        net("203.0.113.200/32"),
-        Duration::from_secs(H),
-        from("web-2", "sweep"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "203.0.113.200/32", H, "web-2", "sweep");
     assert_eq!(
         d,
         Decision::OverBudget {
@@ -944,13 +896,7 @@ fn issue_24_a_sweep_from_the_fleet_meets_the_prefix_cap_and_the_reserve() {
         }
     );
     // Another kind is not counted in the prefix (the gate's cap is its rate).
-    let d = r.block_from_fleet(
-        net("203.0.113.201/32"),
-        Duration::from_secs(H),
-        from("web-2", "syn"),
-        t(0),
-        t(1),
-    );
+    let d = fleet_block(&mut r, "203.0.113.201/32", H, "web-2", "syn");
     assert!(matches!(d, Decision::Block { .. }), "{d:?}");
     // The reserve: with 8 new blocks a second, 6 sweeps from the fleet spend what is above
     // the reserve (a quarter); a strong local detection still gets one.
