@@ -1695,6 +1695,14 @@ mod sweep {
     }
 
     /// The summaries told since the last look: (addressee, source, port, checks).
+    /// The next batch tells nothing, and `n` probes in all were refused by `rule`.
+    fn assert_nothing_told(lab: &mut Lab, rule: &str, n: u64) {
+        lab.advance(Duration::from_millis(100));
+        lab.engine.tick();
+        assert!(summaries(lab).is_empty());
+        assert_eq!(lab.engine.fleet_info().unwrap().probes_refused[rule], n);
+    }
+
     fn summaries(lab: &mut Lab) -> Vec<(String, String, String, Vec<Check>)> {
         told_to(lab)
             .into_iter()
@@ -2022,13 +2030,7 @@ mod sweep {
             .routes_back
             .insert(ip(&forged), RouteBack::None);
         lab.scan(&forged, 1026..=1026);
-        lab.advance(Duration::from_millis(100));
-        lab.engine.tick();
-        assert!(summaries(&mut lab).is_empty());
-        assert_eq!(
-            lab.engine.fleet_info().unwrap().probes_refused["reverse-path"],
-            3
-        );
+        assert_nothing_told(&mut lab, "reverse-path", 3);
     }
 
     /// With the reverse-path check off, this host cannot verify a probe's source: it tells
@@ -2045,13 +2047,7 @@ mod sweep {
         }
         lab.engine.take_effects();
         lab.scan(&source, 1024..=1024);
-        lab.advance(Duration::from_millis(100));
-        lab.engine.tick();
-        assert!(summaries(&mut lab).is_empty());
-        assert_eq!(
-            lab.engine.fleet_info().unwrap().probes_refused["unchecked"],
-            1
-        );
+        assert_nothing_told(&mut lab, "unchecked", 1);
 
         let mut c = fleet_config();
         c.respond.reverse_path = ReversePath::Loose;
@@ -2083,13 +2079,7 @@ mod sweep {
         lab.engine.tick();
         lab.engine.take_effects();
         lab.scan(&peer, 1024..=1024);
-        lab.advance(Duration::from_millis(100));
-        lab.engine.tick();
-        assert!(summaries(&mut lab).is_empty());
-        assert_eq!(
-            lab.engine.fleet_info().unwrap().probes_refused["protected"],
-            1
-        );
+        assert_nothing_told(&mut lab, "protected", 1);
     }
 
     /// The owner's own probes pass the same checks: a forged probe does not make the eighth
