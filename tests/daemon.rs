@@ -384,6 +384,18 @@ fn a_new_address_and_a_new_gateway_are_never_blocked_without_a_restart() {
     );
 }
 
+/// A command line prefix that runs what follows as nobody with only the unit's two
+/// capabilities (`setpriv`), as the unit runs sentryd.
+const AS_NOBODY_WITH_THE_UNITS_CAPABILITIES: &[&str] = &[
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all,+net_admin,+net_raw",
+    "--ambient-caps=-all,+net_admin,+net_raw",
+    "--bounding-set=-all,+net_admin,+net_raw",
+];
+
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
@@ -404,15 +416,7 @@ fn the_daemon_blocks_as_an_unprivileged_user_with_the_units_two_capabilities() {
             caps.display()
         ),
         120,
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all,+net_admin,+net_raw",
-            "--ambient-caps=-all,+net_admin,+net_raw",
-            "--bounding-set=-all,+net_admin,+net_raw",
-        ],
+        AS_NOBODY_WITH_THE_UNITS_CAPABILITIES,
         &[],
     );
     let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
@@ -457,15 +461,7 @@ fn issue_24_the_on_block_program_cannot_lift_a_block() {
     use std::os::unix::fs::PermissionsExt;
 
     require_root();
-    let as_nobody: &[&str] = &[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all,+net_admin,+net_raw",
-        "--ambient-caps=-all,+net_admin,+net_raw",
-        "--bounding-set=-all,+net_admin,+net_raw",
-    ];
+    let as_nobody = AS_NOBODY_WITH_THE_UNITS_CAPABILITIES;
     for (wrapper, refusal) in [
         (&[][..], "was started by sentryd"),
         (as_nobody, "uid 65534 is sentryd's own"),
