@@ -484,6 +484,133 @@ mod tests {
         }
     }
 
+    /// Every kind of decision, one each, with the line, label and JSON action it makes.
+    fn decisions() -> Vec<Decision> {
+        let net: IpNet = "2001:db8::/64".parse().unwrap();
+        let addr: IpAddr = "2001:db8::7".parse().unwrap();
+        let at = |s: u64| Timestamp::from_micros(s * 1_000_000);
+        let hour = Duration::from_secs(3600);
+        vec![
+            Decision::Block {
+                net,
+                ttl: hour,
+                offence: 1,
+                replaces: Vec::new(),
+            },
+            Decision::Block {
+                net,
+                ttl: 2 * hour,
+                offence: 2,
+                replaces: Vec::new(),
+            },
+            Decision::Refresh { net, ttl: hour },
+            Decision::AlreadyBlocked {
+                net,
+                remaining: Duration::from_secs(3552),
+            },
+            Decision::OverBudget {
+                net,
+                budget: Budget::Rate(50),
+                waits: true,
+            },
+            Decision::OverBudget {
+                net,
+                budget: Budget::Size(10),
+                waits: false,
+            },
+            Decision::NeverBlock {
+                addr,
+                reason: "monitoring".into(),
+            },
+            Decision::TooFewPorts {
+                addr,
+                ports: 1,
+                min: 3,
+            },
+            Decision::TooFewPorts {
+                addr,
+                ports: 2,
+                min: 3,
+            },
+            Decision::ReversePath {
+                addr,
+                came_in: Some("eth1".into()),
+                route: Some("eth0".into()),
+            },
+            Decision::ReversePath {
+                addr,
+                came_in: None,
+                route: Some("eth0".into()),
+            },
+            Decision::ReversePath {
+                addr,
+                came_in: None,
+                route: None,
+            },
+            Decision::Protected {
+                addr,
+                peer: addr,
+                port: 22,
+                since: at(100),
+                ended: None,
+            },
+            Decision::Protected {
+                addr,
+                peer: "2001:db8::8".parse().unwrap(),
+                port: 443,
+                since: at(100),
+                ended: Some(at(200)),
+            },
+            Decision::InGrace {
+                addr,
+                remaining: Duration::from_secs(250),
+            },
+        ]
+    }
+
+    /// The log line of each kind of decision, word for word, in both modes.
+    #[test]
+    fn each_decision_has_its_line() {
+        let d = detection();
+        let said: Vec<String> = decisions()
+            .iter()
+            .map(|decision| line(&d, decision, Mode::Enforcing))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "blocked 2001:db8::/64 for 1h: syn+udp scan, 2 ports in 2.5s",
+                "blocked 2001:db8::/64 for 2h: syn+udp scan, 2 ports in 2.5s (offence 2)",
+                "refreshed the block of 2001:db8::/64 to 1h: syn+udp scan, 2 ports in 2.5s",
+                "2001:db8::/64 still scanning, already blocked for 59m 12s more: syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::/64: 50 new blocks in the last second ([respond] max-new-blocks-per-second): syn+udp scan, 2 ports in 2.5s; waits for the budget (up to 30s)",
+                "not blocking 2001:db8::/64: 10 blocks active ([respond] max-blocks): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: on never-block list (monitoring): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: 1 trap port, fewer than [respond] min-ports = 3: syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: 2 trap ports, fewer than [respond] min-ports = 3: syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: its probes came in on eth1 but the route back to it leaves by eth0 (reverse path): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: its probes came in on an interface but the route back to it leaves by eth0 (reverse path): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: no route back to it (reverse path): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: established session to 22/tcp since 1970-01-01T00:01:40Z (protected peer; [respond] protect): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: session (of 2001:db8::8) to 443/tcp from 1970-01-01T00:01:40Z to 1970-01-01T00:03:20Z (protected peer; [respond] protect-for): syn+udp scan, 2 ports in 2.5s",
+                "not blocking 2001:db8::7: unblocked by hand, grace period for 4m 10s more: syn+udp scan, 2 ports in 2.5s",
+            ]
+        );
+        let dry: Vec<String> = decisions()[..4]
+            .iter()
+            .map(|decision| line(&d, decision, Mode::DryRun))
+            .collect();
+        assert_eq!(
+            dry,
+            [
+                "would block 2001:db8::/64 for 1h: syn+udp scan, 2 ports in 2.5s",
+                "would block 2001:db8::/64 for 2h: syn+udp scan, 2 ports in 2.5s (offence 2)",
+                "would refresh the block of 2001:db8::/64 to 1h: syn+udp scan, 2 ports in 2.5s",
+                "2001:db8::/64 still scanning, already blocked for 59m 12s more: syn+udp scan, 2 ports in 2.5s",
+            ]
+        );
+    }
+
     /// A decision's fields say what its line says: the network and duration of a block (and
     /// "would-block" in a dry run), the rule of a refusal and nothing it does not name.
     #[test]
