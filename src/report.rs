@@ -77,80 +77,58 @@ pub fn budget_text(budget: &Budget) -> String {
 }
 
 /// One log line for a detection and its decision (without a timestamp: the logger adds one,
-/// and replays prefix the capture time).
+/// and replays prefix the capture time): what was decided, then the detection's summary.
 pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
+    let tail = match decision {
+        Decision::Block { offence, .. } if *offence > 1 => format!(" (offence {offence})"),
+        Decision::OverBudget { waits: true, .. } => format!(
+            "; waits for the budget (up to {})",
+            human(crate::respond::WAIT_FOR)
+        ),
+        _ => String::new(),
+    };
+    format!("{}: {}{tail}", head(decision, mode), d.summary())
+}
+
+/// What a line says was decided, before the detection's summary.
+fn head(decision: &Decision, mode: Mode) -> String {
     let (block, refresh) = match mode {
         Mode::Enforcing => ("blocked", "refreshed the block of"),
         Mode::DryRun => ("would block", "would refresh the block of"),
     };
     match decision {
-        Decision::Block {
-            net, ttl, offence, ..
-        } => {
-            let offence = if *offence > 1 {
-                format!(" (offence {offence})")
-            } else {
-                String::new()
-            };
-            format!(
-                "{block} {} for {}: {}{offence}",
-                source_text(net),
-                human(*ttl),
-                d.summary()
-            )
+        Decision::Block { net, ttl, .. } => {
+            format!("{block} {} for {}", source_text(net), human(*ttl))
         }
-        Decision::Refresh { net, ttl } => format!(
-            "{refresh} {} to {}: {}",
-            source_text(net),
-            human(*ttl),
-            d.summary()
-        ),
+        Decision::Refresh { net, ttl } => {
+            format!("{refresh} {} to {}", source_text(net), human(*ttl))
+        }
         Decision::AlreadyBlocked { net, remaining } => format!(
-            "{} still scanning, already blocked for {} more: {}",
+            "{} still scanning, already blocked for {} more",
             source_text(net),
-            human(*remaining),
-            d.summary()
+            human(*remaining)
         ),
-        Decision::OverBudget { net, budget, waits } => format!(
-            "not blocking {}: {}: {}{}",
-            source_text(net),
-            budget_text(budget),
-            d.summary(),
-            if *waits {
-                format!(
-                    "; waits for the budget (up to {})",
-                    human(crate::respond::WAIT_FOR)
-                )
-            } else {
-                String::new()
-            }
-        ),
-        Decision::NeverBlock { addr, reason } => format!(
-            "not blocking {addr}: on never-block list ({reason}): {}",
-            d.summary()
-        ),
+        Decision::OverBudget { net, budget, .. } => {
+            format!("not blocking {}: {}", source_text(net), budget_text(budget))
+        }
+        Decision::NeverBlock { addr, reason } => {
+            format!("not blocking {addr}: on never-block list ({reason})")
+        }
         Decision::TooFewPorts { addr, ports, min } => format!(
-            "not blocking {addr}: {ports} trap port{}, fewer than [respond] min-ports = {min}: {}",
-            if *ports == 1 { "" } else { "s" },
-            d.summary()
+            "not blocking {addr}: {ports} trap port{}, fewer than [respond] min-ports = {min}",
+            if *ports == 1 { "" } else { "s" }
         ),
         Decision::ReversePath {
             addr,
             came_in,
-            route,
-        } => {
-            let came_in = came_in.as_deref().unwrap_or("an interface");
-            match route {
-                Some(route) => format!(
-                    "not blocking {addr}: its probes came in on {came_in} but the route back \
-                     to it leaves by {route} (reverse path): {}",
-                    d.summary()
-                ),
-                None => format!(
-                    "not blocking {addr}: no route back to it (reverse path): {}",
-                    d.summary()
-                ),
-            }
+            route: Some(route),
+        } => format!(
+            "not blocking {addr}: its probes came in on {} but the route back to it leaves \
+             by {route} (reverse path)",
+            came_in.as_deref().unwrap_or("an interface")
+        ),
+        Decision::ReversePath { addr, .. } => {
+            format!("not blocking {addr}: no route back to it (reverse path)")
         }
         Decision::Protected {
             addr,
@@ -164,26 +142,22 @@ pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
             } else {
                 format!(" (of {peer})")
             };
+            let since = since.to_seconds();
             match ended {
                 None => format!(
-                    "not blocking {addr}: established session{who} to {port}/tcp since {} \
-                     (protected peer; [respond] protect): {}",
-                    since.to_seconds(),
-                    d.summary()
+                    "not blocking {addr}: established session{who} to {port}/tcp since {since} \
+                     (protected peer; [respond] protect)"
                 ),
                 Some(ended) => format!(
-                    "not blocking {addr}: session{who} to {port}/tcp from {} to {} (protected \
-                     peer; [respond] protect-for): {}",
-                    since.to_seconds(),
-                    ended.to_seconds(),
-                    d.summary()
+                    "not blocking {addr}: session{who} to {port}/tcp from {since} to {} \
+                     (protected peer; [respond] protect-for)",
+                    ended.to_seconds()
                 ),
             }
         }
         Decision::InGrace { addr, remaining } => format!(
-            "not blocking {addr}: unblocked by hand, grace period for {} more: {}",
-            human(*remaining),
-            d.summary()
+            "not blocking {addr}: unblocked by hand, grace period for {} more",
+            human(*remaining)
         ),
     }
 }
