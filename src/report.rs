@@ -1,4 +1,6 @@
-//! How detections and decisions are written: one log line each, or one JSON object. **Pure.**
+//! How detections and decisions are written. **Pure.** A decision is one [`Event`], from which
+//! its log line, its fields as a log event (JSON keys, journal fields), its metrics label and
+//! its `--replay --json` object are all derived, in one vocabulary ([`Outcome`], [`Reason`]).
 //!
 //! Lines put the facts first:
 //! `blocked 203.0.113.7 for 1h: syn scan, 25 ports in 3.0s (offence 2)`; in dry-run mode and
@@ -287,113 +289,269 @@ impl Fold {
     }
 }
 
-/// The detection and its decision as one JSON object.
-pub fn json(d: &Detection, decision: &Decision) -> serde_json::Value {
-    let (action, net, secs) = action(decision);
-    serde_json::json!({
-        "type": "detection",
-        "at": d.last_seen.to_string(),
-        "source": d.source.to_string(),
-        "addr": d.addr.to_string(),
-        "kinds": d.kinds.names().collect::<Vec<_>>(),
-        "ports": d.ports.iter().map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port})).collect::<Vec<_>>(),
-        "first_seen": d.first_seen.to_string(),
-        "last_seen": d.last_seen.to_string(),
-        "packets": d.packets,
-        "score": d.score,
-        "action": action,
-        "target": net.map(|n| n.to_string()),
-        "seconds": secs,
-        "offence": match decision { Decision::Block { offence, .. } => Some(*offence), _ => None },
-        "never_block_reason": match decision { Decision::NeverBlock { reason, .. } => Some(reason.as_str()), _ => None },
-    })
+/// What a decision did, in the one vocabulary every rendering of a decision uses: the
+/// `decision` and `reason` fields of its log event, its metrics label, its `action` in
+/// `--replay --json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new block (`block`; `would-block` in a dry run).
+    Block,
+    /// A block made longer (`refresh`; `would-refresh` in a dry run).
+    Refresh,
+    /// Blocked already (`already-blocked`).
+    AlreadyBlocked,
+    /// Not blocked (`not-blocked`), by this rule.
+    NotBlocked(Reason),
 }
 
-/// A decision's facts, as the fields of its log event: keys of a JSON line, `SCANSENTRY_*`
-/// fields in the journal. What [`line`] says in words, for machines.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fields {
-    /// The address whose probe crossed the threshold.
-    pub address: IpAddr,
-    /// What is (or would be, or already was) blocked, when the decision names it.
-    pub network: Option<IpNet>,
-    /// The kinds of probe, as [`ScanKinds`](crate::detect::ScanKinds) writes them: `syn`,
-    /// `syn+udp`.
-    pub kind: String,
-    /// The trap ports, as `22/tcp,23/tcp,53/udp`.
-    pub ports: String,
-    /// Probes counted from the source.
-    pub probes: u64,
-    /// From its first probe to the one that crossed the threshold, in milliseconds.
-    pub window_ms: u64,
-    /// How long the block lasts (or is left), in seconds, when the decision says.
-    pub duration_s: Option<u64>,
-    /// The offence a block punishes (1 for a first block).
-    pub offence: Option<u32>,
-    /// What was decided: `block`, `refresh`, `already-blocked`, `not-blocked`; in a dry run
+/// The rule that kept a detection from a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// The budget (`[respond] max-blocks`, `max-new-blocks-per-second`): `budget`.
+    Budget,
+    /// The never-block list: `never-block`.
+    NeverBlock,
+    /// A grace period after an unblock by hand: `grace`.
+    Grace,
+    /// Fewer trap ports than `[respond] min-ports`: `min-ports`.
+    MinPorts,
+    /// The reverse-path check: `reverse-path`.
+    ReversePath,
+    /// A protected peer: `protected`.
+    Protected,
+}
+
+impl Reason {
+    /// Every rule, in the order of their words.
+    pub const ALL: [Reason; 6] = [
+        Reason::Budget,
+        Reason::NeverBlock,
+        Reason::Grace,
+        Reason::MinPorts,
+        Reason::ReversePath,
+        Reason::Protected,
+    ];
+
+    /// The rule's word: `budget`, `never-block`, `grace`, `min-ports`, `reverse-path`,
+    /// `protected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Budget => "budget",
+            Reason::NeverBlock => "never-block",
+            Reason::Grace => "grace",
+            Reason::MinPorts => "min-ports",
+            Reason::ReversePath => "reverse-path",
+            Reason::Protected => "protected",
+        }
+    }
+}
+
+impl Outcome {
+    /// What `decision` does.
+    pub fn of(decision: &Decision) -> Outcome {
+        match decision {
+            Decision::Block { .. } => Outcome::Block,
+            Decision::Refresh { .. } => Outcome::Refresh,
+            Decision::AlreadyBlocked { .. } => Outcome::AlreadyBlocked,
+            Decision::OverBudget { .. } => Outcome::NotBlocked(Reason::Budget),
+            Decision::NeverBlock { .. } => Outcome::NotBlocked(Reason::NeverBlock),
+            Decision::InGrace { .. } => Outcome::NotBlocked(Reason::Grace),
+            Decision::TooFewPorts { .. } => Outcome::NotBlocked(Reason::MinPorts),
+            Decision::ReversePath { .. } => Outcome::NotBlocked(Reason::ReversePath),
+            Decision::Protected { .. } => Outcome::NotBlocked(Reason::Protected),
+        }
+    }
+
+    /// Its word in `mode`: `block`, `refresh`, `already-blocked`, `not-blocked`; in a dry run
     /// `would-block` and `would-refresh`.
-    pub decision: &'static str,
-    /// For `not-blocked`, the rule that kept it from a block: `budget`, `never-block`,
-    /// `grace`, `min-ports`, `reverse-path`, `protected`.
-    pub reason: Option<&'static str>,
+    pub fn word(self, mode: Mode) -> &'static str {
+        let dry = mode == Mode::DryRun;
+        match self {
+            Outcome::Block if dry => "would-block",
+            Outcome::Block => "block",
+            Outcome::Refresh if dry => "would-refresh",
+            Outcome::Refresh => "refresh",
+            Outcome::AlreadyBlocked => "already-blocked",
+            Outcome::NotBlocked(_) => "not-blocked",
+        }
+    }
+
+    /// The rule that kept it from a block, if one did.
+    pub fn reason(self) -> Option<Reason> {
+        match self {
+            Outcome::NotBlocked(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Its word as a single label (metrics, `--replay --json`): the rule's word for a
+    /// detection not blocked, else [`Outcome::word`].
+    pub fn label(self, mode: Mode) -> &'static str {
+        self.reason()
+            .map_or_else(|| self.word(mode), Reason::as_str)
+    }
 }
 
-impl Fields {
-    /// The facts of `decision` on `d`, in `mode`.
-    pub fn of(d: &Detection, decision: &Decision, mode: Mode) -> Fields {
-        let (_, network, duration_s) = action(decision);
-        let ports: Vec<String> = d
+/// One decision about one detection, as an event: what every rendering of it is derived from
+/// — its log line ([`Event::line`]), its fields as a log event (keys of a JSON line,
+/// `SCANSENTRY_*` journal fields: `daemon::log::decision`), its metrics label
+/// ([`Event::label`]) and its object in `--replay --json` ([`Event::json`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    detection: Detection,
+    decision: Decision,
+    mode: Mode,
+    line: String,
+}
+
+impl Event {
+    /// `decision` on `d`, in `mode`.
+    pub fn of(d: &Detection, decision: &Decision, mode: Mode) -> Event {
+        Event {
+            line: line(d, decision, mode),
+            detection: d.clone(),
+            decision: decision.clone(),
+            mode,
+        }
+    }
+
+    /// A block made after the detection waited `waited` for the budget: its line says so.
+    #[must_use]
+    pub fn after_waiting(mut self, waited: Duration) -> Event {
+        if matches!(self.decision, Decision::Block { .. }) {
+            self.line = format!(
+                "{} after waiting {:.1}s for the budget",
+                self.line,
+                waited.as_secs_f64()
+            );
+        }
+        self
+    }
+
+    /// The log line, as [`line`] words it.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// The detection.
+    pub fn detection(&self) -> &Detection {
+        &self.detection
+    }
+
+    /// What the decision does.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(&self.decision)
+    }
+
+    /// Field `decision`: [`Outcome::word`] in the event's mode.
+    pub fn decision(&self) -> &'static str {
+        self.outcome().word(self.mode)
+    }
+
+    /// Field `reason`: the word of the rule that kept the detection from a block, if one did.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.outcome().reason().map(Reason::as_str)
+    }
+
+    /// The metrics label (`scansentry_decisions_total{decision}`): [`Outcome::label`].
+    pub fn label(&self) -> &'static str {
+        self.outcome().label(self.mode)
+    }
+
+    /// Field `address`: the address whose probe crossed the threshold.
+    pub fn address(&self) -> IpAddr {
+        self.detection.addr
+    }
+
+    /// Field `network`: what is (or would be, or already was) blocked, when the decision
+    /// names it.
+    pub fn network(&self) -> Option<IpNet> {
+        match &self.decision {
+            Decision::Block { net, .. }
+            | Decision::Refresh { net, .. }
+            | Decision::AlreadyBlocked { net, .. }
+            | Decision::OverBudget { net, .. } => Some(*net),
+            _ => None,
+        }
+    }
+
+    /// Field `kind`: the kinds of probe, as [`ScanKinds`](crate::detect::ScanKinds) writes
+    /// them: `syn`, `syn+udp`.
+    pub fn kind(&self) -> String {
+        self.detection.kinds.to_string()
+    }
+
+    /// Field `ports`: the trap ports, as `22/tcp,23/tcp,53/udp`.
+    pub fn ports(&self) -> String {
+        let ports: Vec<String> = self
+            .detection
             .ports
             .iter()
             .map(|(proto, port)| format!("{port}/{}", proto.as_str()))
             .collect();
+        ports.join(",")
+    }
+
+    /// Field `probes`: probes counted from the source.
+    pub fn probes(&self) -> u64 {
+        self.detection.packets
+    }
+
+    /// Field `window_ms`: from its first probe to the one that crossed the threshold.
+    pub fn window_ms(&self) -> u64 {
+        let d = &self.detection;
         let window = d.last_seen.saturating_since(d.first_seen);
-        Fields {
-            address: d.addr,
-            network,
-            kind: d.kinds.to_string(),
-            ports: ports.join(","),
-            probes: d.packets,
-            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
-            duration_s,
-            offence: match decision {
-                Decision::Block { offence, .. } => Some(*offence),
+        u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Field `duration_s`: how long the block lasts (or is left), when the decision says.
+    pub fn duration_s(&self) -> Option<u64> {
+        match &self.decision {
+            Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => Some(ttl.as_secs()),
+            Decision::AlreadyBlocked { remaining, .. } | Decision::InGrace { remaining, .. } => {
+                Some(remaining.as_secs())
+            }
+            _ => None,
+        }
+    }
+
+    /// Field `offence`: the offence a block punishes (1 for a first block).
+    pub fn offence(&self) -> Option<u32> {
+        match &self.decision {
+            Decision::Block { offence, .. } => Some(*offence),
+            _ => None,
+        }
+    }
+
+    /// The object `sentryd --replay --json` prints for it; its `action` is
+    /// [`Outcome::label`] as enforced (a replay's `block` is one it would make).
+    pub fn json(&self) -> serde_json::Value {
+        let d = &self.detection;
+        let ports: Vec<serde_json::Value> = d
+            .ports
+            .iter()
+            .map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port}))
+            .collect();
+        serde_json::json!({
+            "type": "detection",
+            "at": d.last_seen.to_string(),
+            "source": d.source.to_string(),
+            "addr": d.addr.to_string(),
+            "kinds": d.kinds.names().collect::<Vec<_>>(),
+            "ports": ports,
+            "first_seen": d.first_seen.to_string(),
+            "last_seen": d.last_seen.to_string(),
+            "packets": d.packets,
+            "score": d.score,
+            "action": self.outcome().label(Mode::Enforcing),
+            "target": self.network().map(|n| n.to_string()),
+            "seconds": self.duration_s(),
+            "offence": self.offence(),
+            "never_block_reason": match &self.decision {
+                Decision::NeverBlock { reason, .. } => Some(reason.as_str()),
                 _ => None,
             },
-            decision: outcome(decision, mode),
-            reason: decision.refusal_rule(),
-        }
-    }
-}
-
-/// What a decision did, in a word: `block`, `refresh`, `already-blocked`, `not-blocked`; in a
-/// dry run `would-block` and `would-refresh`.
-pub fn outcome(decision: &Decision, mode: Mode) -> &'static str {
-    let dry = mode == Mode::DryRun;
-    match decision {
-        Decision::Block { .. } if dry => "would-block",
-        Decision::Block { .. } => "block",
-        Decision::Refresh { .. } if dry => "would-refresh",
-        Decision::Refresh { .. } => "refresh",
-        Decision::AlreadyBlocked { .. } => "already-blocked",
-        _ => "not-blocked",
-    }
-}
-
-/// A decision's name in `--replay --json`, what it names, and the seconds it names.
-fn action(decision: &Decision) -> (&'static str, Option<IpNet>, Option<u64>) {
-    match decision {
-        Decision::Block { net, ttl, .. } => ("block", Some(*net), Some(ttl.as_secs())),
-        Decision::Refresh { net, ttl } => ("refresh", Some(*net), Some(ttl.as_secs())),
-        Decision::AlreadyBlocked { net, remaining } => {
-            ("already-blocked", Some(*net), Some(remaining.as_secs()))
-        }
-        Decision::OverBudget { net, .. } => ("over-budget", Some(*net), None),
-        Decision::NeverBlock { .. } => ("never-block", None, None),
-        Decision::InGrace { remaining, .. } => ("grace", None, Some(remaining.as_secs())),
-        Decision::TooFewPorts { .. } => ("too-few-ports", None, None),
-        Decision::ReversePath { .. } => ("reverse-path", None, None),
-        Decision::Protected { .. } => ("protected", None, None),
+        })
     }
 }
 
@@ -585,39 +743,164 @@ mod tests {
         );
     }
 
-    /// A decision's fields say what its line says: the network and duration of a block (and
+    /// An event's fields say what its line says: the network and duration of a block (and
     /// "would-block" in a dry run), the rule of a refusal and nothing it does not name.
     #[test]
-    fn fields_name_the_decision_its_network_and_the_rule_that_refused() {
+    fn an_events_fields_name_the_decision_its_network_and_the_rule_that_refused() {
         let d = detection();
-        let block = Decision::Block {
-            net: "2001:db8::/64".parse().unwrap(),
-            ttl: Duration::from_secs(7200),
-            offence: 2,
-            replaces: Vec::new(),
-        };
-        let f = Fields::of(&d, &block, Mode::Enforcing);
-        assert_eq!(f.address.to_string(), "2001:db8::7");
+        let block = &decisions()[1];
+        let e = Event::of(&d, block, Mode::Enforcing);
+        assert_eq!(e.address().to_string(), "2001:db8::7");
         assert_eq!(
-            f.network.map(|n| n.to_string()).as_deref(),
+            e.network().map(|n| n.to_string()).as_deref(),
             Some("2001:db8::/64")
         );
         assert_eq!(
-            (f.kind.as_str(), f.ports.as_str()),
-            ("syn+udp", "22/tcp,53/udp")
+            (e.kind(), e.ports()),
+            ("syn+udp".into(), "22/tcp,53/udp".into())
         );
-        assert_eq!((f.probes, f.window_ms), (9, 2500));
-        assert_eq!((f.duration_s, f.offence), (Some(7200), Some(2)));
-        assert_eq!((f.decision, f.reason), ("block", None));
-        assert_eq!(Fields::of(&d, &block, Mode::DryRun).decision, "would-block");
-        let refused = Decision::TooFewPorts {
-            addr: d.addr,
-            ports: 2,
-            min: 3,
-        };
-        let f = Fields::of(&d, &refused, Mode::Enforcing);
-        assert_eq!((f.decision, f.reason), ("not-blocked", Some("min-ports")));
-        assert_eq!((f.network, f.duration_s, f.offence), (None, None, None));
+        assert_eq!((e.probes(), e.window_ms()), (9, 2500));
+        assert_eq!((e.duration_s(), e.offence()), (Some(7200), Some(2)));
+        assert_eq!((e.decision(), e.reason()), ("block", None));
+        assert_eq!(Event::of(&d, block, Mode::DryRun).decision(), "would-block");
+        let refused = &decisions()[8];
+        let e = Event::of(&d, refused, Mode::Enforcing);
+        assert_eq!(
+            (e.decision(), e.reason()),
+            ("not-blocked", Some("min-ports"))
+        );
+        assert_eq!(
+            (e.network(), e.duration_s(), e.offence()),
+            (None, None, None)
+        );
+        let waited =
+            Event::of(&d, block, Mode::Enforcing).after_waiting(Duration::from_millis(1250));
+        assert!(
+            waited
+                .line()
+                .ends_with("(offence 2) after waiting 1.2s for the budget"),
+            "{}",
+            waited.line()
+        );
+        let not_waited =
+            Event::of(&d, refused, Mode::Enforcing).after_waiting(Duration::from_secs(1));
+        assert_eq!(not_waited.line(), e.line(), "only a block says it waited");
+    }
+
+    /// One vocabulary: the metrics label of each kind of decision is its `reason` field when a
+    /// rule kept it from a block, else its `decision` field, and `--replay --json` names it
+    /// with the same word as enforced.
+    #[test]
+    fn each_decision_has_one_word_in_every_rendering() {
+        let d = detection();
+        let labels: Vec<&str> = decisions()
+            .iter()
+            .map(|decision| Event::of(&d, decision, Mode::Enforcing).label())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "block",
+                "block",
+                "refresh",
+                "already-blocked",
+                "budget",
+                "budget",
+                "never-block",
+                "min-ports",
+                "min-ports",
+                "reverse-path",
+                "reverse-path",
+                "reverse-path",
+                "protected",
+                "protected",
+                "grace",
+            ]
+        );
+        for decision in &decisions() {
+            for mode in [Mode::Enforcing, Mode::DryRun] {
+                let e = Event::of(&d, decision, mode);
+                assert_eq!(e.label(), e.reason().unwrap_or(e.decision()));
+                let json = Event::of(&d, decision, Mode::DryRun).json();
+                assert_eq!(
+                    json["action"],
+                    Event::of(&d, decision, Mode::Enforcing).label()
+                );
+            }
+        }
+        let dry: Vec<&str> = decisions()[..4]
+            .iter()
+            .map(|decision| Event::of(&d, decision, Mode::DryRun).label())
+            .collect();
+        assert_eq!(
+            dry,
+            [
+                "would-block",
+                "would-block",
+                "would-refresh",
+                "already-blocked"
+            ]
+        );
+        let words: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "budget",
+                "never-block",
+                "grace",
+                "min-ports",
+                "reverse-path",
+                "protected"
+            ]
+        );
+    }
+
+    /// The object `--replay --json` prints for a block and for a refusal.
+    #[test]
+    fn the_replay_json_of_a_block_and_a_refusal() {
+        let d = detection();
+        let block = Event::of(&d, &decisions()[1], Mode::DryRun).json();
+        assert_eq!(
+            block,
+            serde_json::json!({
+                "type": "detection",
+                "at": "1970-01-01T00:00:03.500000Z",
+                "source": "2001:db8::/64",
+                "addr": "2001:db8::7",
+                "kinds": ["syn", "udp"],
+                "ports": [{"proto": "tcp", "port": 22}, {"proto": "udp", "port": 53}],
+                "first_seen": "1970-01-01T00:00:01.000000Z",
+                "last_seen": "1970-01-01T00:00:03.500000Z",
+                "packets": 9,
+                "score": 21,
+                "action": "block",
+                "target": "2001:db8::/64",
+                "seconds": 7200,
+                "offence": 2,
+                "never_block_reason": null,
+            })
+        );
+        let never = Event::of(&d, &decisions()[6], Mode::DryRun).json();
+        assert_eq!(
+            (
+                &never["action"],
+                &never["never_block_reason"],
+                &never["target"]
+            ),
+            (
+                &serde_json::json!("never-block"),
+                &serde_json::json!("monitoring"),
+                &serde_json::Value::Null
+            )
+        );
+        let over = Event::of(&d, &decisions()[4], Mode::DryRun).json();
+        assert_eq!(
+            (&over["action"], &over["target"]),
+            (
+                &serde_json::json!("budget"),
+                &serde_json::json!("2001:db8::/64")
+            )
+        );
     }
 
     #[test]

@@ -217,7 +217,7 @@ impl Daemon {
                 Effect::Log(Level::Debug, line) => tracing::debug!("{line}"),
                 Effect::Log(Level::Info, line) => tracing::info!("{line}"),
                 Effect::Log(Level::Warn, line) => tracing::warn!("{line}"),
-                Effect::Decision { line, fields } => super::log::decision(&line, &fields),
+                Effect::Decision(event) => super::log::decision(&event),
                 Effect::Decided { .. } => {}
                 Effect::Blocked {
                     detection,

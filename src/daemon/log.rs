@@ -26,21 +26,23 @@ pub use crate::config::{LogFormat as Format, LogTarget as Target};
 pub const JOURNAL_PREFIX: &str = "SCANSENTRY";
 
 /// A decision's event: its line as the message, its facts as fields (`address`, `network`,
-/// `kind`, `ports`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`;
-/// the ones a decision does not name are left out).
-pub fn decision(line: &str, f: &crate::report::Fields) {
+/// `kind`, `ports`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
+/// as [`Event`](crate::report::Event)'s method of that name says it; the ones a decision does
+/// not name are left out).
+pub fn decision(e: &crate::report::Event) {
     tracing::info!(
-        address = %f.address,
-        network = f.network.map(tracing::field::display),
-        kind = f.kind,
-        ports = f.ports,
-        probes = f.probes,
-        window_ms = f.window_ms,
-        duration_s = f.duration_s,
-        offence = f.offence,
-        decision = f.decision,
-        reason = f.reason,
-        "{line}"
+        address = %e.address(),
+        network = e.network().map(tracing::field::display),
+        kind = e.kind(),
+        ports = e.ports(),
+        probes = e.probes(),
+        window_ms = e.window_ms(),
+        duration_s = e.duration_s(),
+        offence = e.offence(),
+        decision = e.decision(),
+        reason = e.reason(),
+        "{}",
+        e.line()
     );
 }
 
@@ -270,7 +272,7 @@ impl Drop for SyslogLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Fields;
+    use crate::report::{Event, Mode};
 
     /// What the layer wrote, shared with the test.
     #[derive(Clone, Default)]
@@ -295,19 +297,29 @@ mod tests {
         }
     }
 
-    fn block() -> Fields {
-        Fields {
-            address: "203.0.113.7".parse().unwrap(),
-            network: Some("203.0.113.7/32".parse().unwrap()),
-            kind: "syn".into(),
-            ports: "21/tcp,22/tcp,23/tcp".into(),
-            probes: 3,
-            window_ms: 12,
-            duration_s: Some(3600),
-            offence: Some(1),
-            decision: "block",
-            reason: None,
-        }
+    /// A block of 203.0.113.7 for a SYN scan of three ports in 12 ms.
+    fn block() -> Event {
+        let addr: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        let at = crate::time::Timestamp::from_micros;
+        let d = crate::detect::Detection {
+            source: "203.0.113.7/32".parse().unwrap(),
+            addr,
+            kinds: crate::detect::ScanKinds::of(crate::wire::ProbeKind::Syn),
+            ports: [21, 22, 23].map(|p| (crate::wire::Proto::Tcp, p)).to_vec(),
+            first_seen: at(1_000_000),
+            last_seen: at(1_012_000),
+            packets: 3,
+            score: 21,
+            several_addresses: false,
+            arrived_on: None,
+        };
+        let decision = crate::respond::Decision::Block {
+            net: "203.0.113.7/32".parse().unwrap(),
+            ttl: std::time::Duration::from_secs(3600),
+            offence: 1,
+            replaces: Vec::new(),
+        };
+        Event::of(&d, &decision, Mode::Enforcing)
     }
 
     /// The lines `layer` writes for a block and a warning.
@@ -315,10 +327,7 @@ mod tests {
         let buffer = Buffer::default();
         let subscriber = Registry::default().with(lines(format, time, buffer.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            decision(
-                "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s",
-                &block(),
-            );
+            decision(&block());
             tracing::warn!("could not save the state");
         });
         let bytes = buffer.0.lock().unwrap().clone();
@@ -384,10 +393,7 @@ mod tests {
         let syslog = Syslog::connect(path.to_str().unwrap()).unwrap();
         let subscriber = Registry::default().with(lines(Format::Text, None, syslog));
         tracing::subscriber::with_default(subscriber, || {
-            decision(
-                "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s",
-                &block(),
-            );
+            decision(&block());
             tracing::warn!("could not save the state");
         });
         let mut buf = [0u8; 512];

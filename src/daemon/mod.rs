@@ -189,14 +189,11 @@ fn run_replay(options: ReplayOptions, json: bool) -> ExitCode {
     let mut out = stdout.lock();
     let mut write_failed = false;
     let result = replay::run(&options, |detection, decision| {
+        let event = report::Event::of(detection, decision, report::Mode::DryRun);
         let text = if json {
-            report::json(detection, decision).to_string()
+            event.json().to_string()
         } else {
-            format!(
-                "{} {}",
-                detection.last_seen,
-                report::line(detection, decision, report::Mode::DryRun)
-            )
+            format!("{} {}", detection.last_seen, event.line())
         };
         write_failed |= writeln!(out, "{text}").is_err();
     });

@@ -90,15 +90,11 @@ impl Engine {
                 decision: decision.clone(),
             });
         }
-        let mut line = report::line(d, &decision, self.mode);
-        if let (Some(since), Decision::Block { .. }) = (waited, &decision) {
-            let waited = now.saturating_since(since);
-            line = format!(
-                "{line} after waiting {:.1}s for the budget",
-                waited.as_secs_f64()
-            );
+        let mut event = report::Event::of(d, &decision, self.mode);
+        if let Some(since) = waited {
+            event = event.after_waiting(now.saturating_since(since));
         }
-        self.count(d, &decision);
+        self.count(d, &event);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })
             && self.options.verbosity < Verbosity::Verbose;
         if matches!(decision, Decision::OverBudget { .. }) {
@@ -110,16 +106,17 @@ impl Engine {
         if let Decision::ReversePath { addr, .. } = &decision {
             self.refused_as_forged(*addr, now);
         }
-        if let Some(rule) = decision.refusal_rule() {
+        if let Some(rule) = event.reason() {
             let at = self.wall.to_wall(now).to_string();
-            self.not_blocked.record(rule, d.addr, at, line.clone());
+            self.not_blocked
+                .record(rule, d.addr, at, event.line().to_owned());
         }
         let actions = decision.actions();
         if actions.is_empty() {
             // A flood of forged packets makes these by the thousand: folded into a summary.
             let said = report::Folded::of(&decision).is_none_or(|kind| self.fold.offer(kind, now));
             if !quiet && said {
-                self.say_decision(line, report::Fields::of(d, &decision, self.mode));
+                self.say_decision(event);
             }
             return;
         }
@@ -143,22 +140,19 @@ impl Engine {
                 if let Decision::Block { net, .. } | Decision::Refresh { net, .. } = &decision {
                     self.publish_block(*net, now);
                 }
-                self.say_decision(line, report::Fields::of(d, &decision, self.mode));
+                self.say_decision(event);
             }
             // A block is recorded only once the kernel has it (enforce forgot it).
-            Err(e) => self.warn(format!("could not carry out \"{line}\": {e}")),
+            Err(e) => self.warn(format!("could not carry out \"{}\": {e}", event.line())),
         }
     }
 
-    /// Counts a detection by its kinds, and its decision.
-    fn count(&mut self, d: &Detection, decision: &Decision) {
+    /// Counts a detection by its kinds, and its decision by its label.
+    fn count(&mut self, d: &Detection, event: &report::Event) {
         for kind in d.kinds.names() {
             *self.tally.detections_by_kind.entry(kind).or_default() += 1;
         }
-        let name = decision
-            .refusal_rule()
-            .unwrap_or_else(|| report::outcome(decision, self.mode));
-        *self.tally.decisions.entry(name).or_default() += 1;
+        *self.tally.decisions.entry(event.label()).or_default() += 1;
     }
 
     /// What to do about `d`: the trust rules first (reverse path, protected peers), then the

@@ -111,12 +111,7 @@ pub enum Effect {
         decision: Decision,
     },
     /// Say this decision: its line, and its facts as the fields of the event.
-    Decision {
-        /// The line, as [`report::line`] words it.
-        line: String,
-        /// Its facts.
-        fields: Box<report::Fields>,
-    },
+    Decision(Box<report::Event>),
     /// A block was made: run the on-block program, if one is configured.
     Blocked {
         /// The detection that made it.
@@ -425,11 +420,8 @@ impl Engine {
         self.effects.push(Effect::Log(level, line.into()));
     }
 
-    fn say_decision(&mut self, line: String, fields: report::Fields) {
-        self.effects.push(Effect::Decision {
-            line,
-            fields: Box::new(fields),
-        });
+    fn say_decision(&mut self, event: report::Event) {
+        self.effects.push(Effect::Decision(Box::new(event)));
     }
 
     fn log(&mut self, line: impl Into<String>) {

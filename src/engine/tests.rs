@@ -232,7 +232,7 @@ impl Lab {
             .into_iter()
             .filter_map(|e| match e {
                 Effect::Log(level, line) => Some((level, line)),
-                Effect::Decision { line, .. } => Some((Level::Info, line)),
+                Effect::Decision(event) => Some((Level::Info, event.line().to_owned())),
                 _ => None,
             })
             .collect()
@@ -269,13 +269,13 @@ fn a_scan_is_blocked_in_the_kernel_and_the_program_and_history_follow() {
         Effect::History { path, line }
             if path.ends_with("history") && line.contains(SCANNER))));
     assert!(effects.iter().any(|e| matches!(e,
-        Effect::Decision { line, fields } if line.starts_with("blocked 203.0.113.7 for 1h")
-            && fields.decision == "block"
-            && fields.address.to_string() == SCANNER
-            && fields.network == Some(net(SCANNER))
-            && fields.duration_s == Some(3600)
-            && fields.offence == Some(1)
-            && fields.reason.is_none())));
+        Effect::Decision(e) if e.line().starts_with("blocked 203.0.113.7 for 1h")
+            && e.decision() == "block"
+            && e.address().to_string() == SCANNER
+            && e.network() == Some(net(SCANNER))
+            && e.duration_s() == Some(3600)
+            && e.offence() == Some(1)
+            && e.reason().is_none())));
     let status = lab.engine.status();
     assert_eq!((status.blocks_active, status.block_latency_samples), (1, 1));
     let tally = lab.engine.tally();

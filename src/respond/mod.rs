@@ -280,22 +280,6 @@ impl Decision {
         }
     }
 
-    /// The rule that kept the detection from a block, if one did (as `status` and `why` name
-    /// it); none for a block, a refresh, or a source blocked already.
-    pub fn refusal_rule(&self) -> Option<&'static str> {
-        match self {
-            Decision::Block { .. } | Decision::Refresh { .. } | Decision::AlreadyBlocked { .. } => {
-                None
-            }
-            Decision::OverBudget { .. } => Some("budget"),
-            Decision::NeverBlock { .. } => Some("never-block"),
-            Decision::TooFewPorts { .. } => Some("min-ports"),
-            Decision::ReversePath { .. } => Some("reverse-path"),
-            Decision::Protected { .. } => Some("protected"),
-            Decision::InGrace { .. } => Some("grace"),
-        }
-    }
-
     /// What the firewall must do for this decision.
     pub fn actions(&self) -> Vec<Action> {
         match self {
