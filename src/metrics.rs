@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::control::protocol::StatusInfo;
+use crate::control::protocol::{FleetInfo, StatusInfo};
 
 /// The upper bounds of the block latency histogram's buckets, microseconds: from the capture of
 /// the probe that made a detection to the kernel's acknowledgement of its block.
@@ -102,226 +102,215 @@ pub struct Reloads {
     pub refused: u64,
 }
 
-/// The Prometheus text exposition of the daemon's counters (`scansentry_*`).
-pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> String {
-    let mut r = Registry::with_prefix("scansentry");
-    let counter = |r: &mut Registry, name: &str, help: &str, v: u64| {
-        r.register(name, help, ConstCounter::new(v));
-    };
-    let gauge = |r: &mut Registry, name: &str, help: &str, v: usize| {
-        r.register(
-            name,
-            help,
-            ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)),
-        );
-    };
-    counter(&mut r, "packets", "Frames captured.", status.packets);
-    counter(
-        &mut r,
-        "probes",
-        "Probes counted by the detector.",
-        status.probes,
-    );
-    let by_label =
-        |r: &mut Registry, name: &str, help: &str, label: &str, values: &[(&str, u64)]| {
-            let family = Family::<Vec<(String, String)>, Counter>::default();
-            for (value, n) in values {
-                family
-                    .get_or_create(&vec![(label.to_string(), (*value).to_string())])
-                    .inc_by(*n);
-            }
-            r.register(name, help, family);
-        };
-    let kinds: Vec<(&str, u64)> = tally
-        .detections_by_kind
-        .iter()
-        .map(|(k, n)| (*k, *n))
+/// A metric family's value.
+enum Value {
+    /// A counter.
+    Counter(u64),
+    /// A gauge.
+    Gauge(usize),
+    /// A counter per value of one label: the label's name, and each value's count.
+    ByLabel(&'static str, Vec<(String, u64)>),
+    /// The block latency histogram.
+    Histogram(Latency),
+}
+
+/// One row of the table of metric families: its name after `scansentry_`, its help, its value.
+struct Row(&'static str, &'static str, Value);
+
+/// A counter row.
+fn counter(name: &'static str, help: &'static str, v: u64) -> Row {
+    Row(name, help, Value::Counter(v))
+}
+
+/// A gauge row.
+fn gauge(name: &'static str, help: &'static str, v: usize) -> Row {
+    Row(name, help, Value::Gauge(v))
+}
+
+/// A row of counters by the value of `label`: one for each of `values`.
+fn by_label<'a, K: AsRef<str> + 'a>(
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: impl IntoIterator<Item = (&'a K, &'a u64)>,
+) -> Row {
+    let values = values
+        .into_iter()
+        .map(|(k, n)| (k.as_ref().to_string(), *n))
         .collect();
-    by_label(
-        &mut r,
-        "detections_by_kind",
-        "Detections since start, by kind of probe (a detection of several kinds counts under each).",
-        "kind",
-        &kinds,
-    );
-    counter(&mut r, "detections", "Detections.", status.detections);
-    let decisions: Vec<(&str, u64)> = tally.decisions.iter().map(|(k, n)| (*k, *n)).collect();
-    by_label(
-        &mut r,
-        "decisions",
-        "Decisions since start: block, refresh, already-blocked, would-block, would-refresh, or \
-         the rule that kept a detection from a block.",
-        "decision",
-        &decisions,
-    );
-    let not_counted: Vec<(&str, u64)> = status
+    Row(name, help, Value::ByLabel(label, values))
+}
+
+/// The metric families of every daemon, in the order they are written.
+fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
+    let not_counted = status
         .not_blocked
         .iter()
-        .filter(|(rule, _)| matches!(rule.as_str(), "unroutable-source" | "bad-checksum"))
-        .map(|(rule, n)| (rule.as_str(), *n))
-        .collect();
-    by_label(
-        &mut r,
-        "probes_not_counted",
-        "Probe-like packets never counted: from sources no scanner can have, or with a wrong \
-         checksum.",
-        "reason",
-        &not_counted,
-    );
-    gauge(
-        &mut r,
-        "blocks_active",
-        "Blocks in force.",
-        status.blocks_active,
-    );
-    gauge(
-        &mut r,
-        "blocks_max",
-        "[respond] max-blocks.",
-        status.max_blocks,
-    );
-    counter(
-        &mut r,
-        "budget_refusals",
-        "Detections refused by the budget.",
-        status.refused,
-    );
-    counter(
-        &mut r,
-        "capture_drops",
-        "Frames the kernel dropped before capture.",
-        status.capture_drops,
-    );
-    counter(
-        &mut r,
-        "firewall_errors",
-        "Failed firewall changes on the way to a block or an unblock.",
-        tally.firewall_errors,
-    );
-    r.register(
-        "block_latency_seconds",
-        "From the capture of the probe that made a detection to the kernel's acknowledgement \
-         of its block.",
-        tally.latency.clone(),
-    );
-    counter(&mut r, "reloads", "Reloads taken.", reloads.done);
-    counter(
-        &mut r,
-        "reloads_refused",
-        "Reloads refused (the old configuration stayed).",
-        reloads.refused,
-    );
-    gauge(
-        &mut r,
-        "protected_peers",
-        "Addresses kept from automatic blocks as protected peers.",
-        status.protected_peers,
-    );
-    counter(
-        &mut r,
-        "uptime_seconds",
-        "Seconds since start.",
-        status.uptime,
-    );
-    if let Some(fleet) = &status.fleet {
+        .filter(|(rule, _)| matches!(rule.as_str(), "unroutable-source" | "bad-checksum"));
+    vec![
+        counter("packets", "Frames captured.", status.packets),
+        counter("probes", "Probes counted by the detector.", status.probes),
+        by_label(
+            "detections_by_kind",
+            "Detections since start, by kind of probe (a detection of several kinds counts \
+             under each).",
+            "kind",
+            &tally.detections_by_kind,
+        ),
+        counter("detections", "Detections.", status.detections),
+        by_label(
+            "decisions",
+            "Decisions since start: block, refresh, already-blocked, would-block, \
+             would-refresh, or the rule that kept a detection from a block.",
+            "decision",
+            &tally.decisions,
+        ),
+        by_label(
+            "probes_not_counted",
+            "Probe-like packets never counted: from sources no scanner can have, or with a \
+             wrong checksum.",
+            "reason",
+            not_counted,
+        ),
+        gauge("blocks_active", "Blocks in force.", status.blocks_active),
+        gauge("blocks_max", "[respond] max-blocks.", status.max_blocks),
+        counter(
+            "budget_refusals",
+            "Detections refused by the budget.",
+            status.refused,
+        ),
+        counter(
+            "capture_drops",
+            "Frames the kernel dropped before capture.",
+            status.capture_drops,
+        ),
+        counter(
+            "firewall_errors",
+            "Failed firewall changes on the way to a block or an unblock.",
+            tally.firewall_errors,
+        ),
+        Row(
+            "block_latency_seconds",
+            "From the capture of the probe that made a detection to the kernel's \
+             acknowledgement of its block.",
+            Value::Histogram(tally.latency.clone()),
+        ),
+        counter("reloads", "Reloads taken.", reloads.done),
+        counter(
+            "reloads_refused",
+            "Reloads refused (the old configuration stayed).",
+            reloads.refused,
+        ),
         gauge(
-            &mut r,
+            "protected_peers",
+            "Addresses kept from automatic blocks as protected peers.",
+            status.protected_peers,
+        ),
+        counter("uptime_seconds", "Seconds since start.", status.uptime),
+    ]
+}
+
+/// The metric families of fleet mode.
+fn fleet_rows(fleet: &FleetInfo) -> Vec<Row> {
+    vec![
+        gauge(
             "fleet_connected",
             "1 when connected to a NATS server of the fleet.",
             usize::from(fleet.connected),
-        );
+        ),
         gauge(
-            &mut r,
             "fleet_members",
             "Hosts of the fleet heard from lately, this one included.",
             fleet.members,
-        );
+        ),
         gauge(
-            &mut r,
             "fleet_queued",
             "Messages waiting to be sent to the fleet.",
             fleet.queued,
-        );
+        ),
         counter(
-            &mut r,
             "fleet_dropped",
             "Fleet messages dropped: outgoing from a full queue, incoming past the bound.",
             fleet.dropped,
-        );
+        ),
+        counter("fleet_sent", "Messages sent to the fleet.", fleet.sent),
         counter(
-            &mut r,
-            "fleet_sent",
-            "Messages sent to the fleet.",
-            fleet.sent,
-        );
-        counter(
-            &mut r,
             "fleet_received",
             "Messages received from the other hosts.",
             fleet.received,
-        );
+        ),
         counter(
-            &mut r,
             "fleet_blocks_taken",
             "Blocks taken from the other hosts.",
             fleet.taken,
-        );
+        ),
         counter(
-            &mut r,
             "fleet_probes_sent",
             "Probe summaries sent to the fleet (for the owners of sweep counts).",
             fleet.probes_sent,
-        );
+        ),
         counter(
-            &mut r,
             "fleet_probes_dropped",
             "Probes not checked nor told to the fleet, past the rate a host may check and send.",
             fleet.probes_dropped,
-        );
-        let probes_refused: Vec<(&str, u64)> = fleet
-            .probes_refused
-            .iter()
-            .map(|(rule, n)| (rule.as_str(), *n))
-            .collect();
+        ),
         by_label(
-            &mut r,
             "fleet_probes_refused",
             "Probes not told to the fleet by the local check that refused each, and summaries \
              from the other hosts not counted, unverified by their senders.",
             "rule",
-            &probes_refused,
-        );
+            &fleet.probes_refused,
+        ),
         counter(
-            &mut r,
             "fleet_sweeps",
             "Sweeps found for the scanner prefixes this host owns.",
             fleet.sweeps,
-        );
-        let refused: Vec<(&str, u64)> = fleet
-            .refused
-            .iter()
-            .map(|(rule, n)| (rule.as_str(), *n))
-            .collect();
-        let dropped_in: Vec<(&str, u64)> = fleet
-            .dropped_in
-            .iter()
-            .map(|(why, n)| (why.as_str(), *n))
-            .collect();
+        ),
         by_label(
-            &mut r,
             "fleet_received_dropped",
             "Messages from the other hosts the link dropped, by why.",
             "why",
-            &dropped_in,
-        );
+            &fleet.dropped_in,
+        ),
         by_label(
-            &mut r,
             "fleet_blocks_refused",
             "Blocks from the other hosts (and sweeps counted from their summaries) refused, and \
              unblocks not carried out, by the rule that refused each.",
             "rule",
-            &refused,
-        );
+            &fleet.refused,
+        ),
+    ]
+}
+
+/// Registers one row's family.
+fn register(r: &mut Registry, Row(name, help, value): Row) {
+    match value {
+        Value::Counter(v) => r.register(name, help, ConstCounter::new(v)),
+        Value::Gauge(v) => r.register(
+            name,
+            help,
+            ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)),
+        ),
+        Value::ByLabel(label, values) => {
+            let family = Family::<Vec<(String, String)>, Counter>::default();
+            for (value, n) in values {
+                family
+                    .get_or_create(&vec![(label.to_string(), value)])
+                    .inc_by(n);
+            }
+            r.register(name, help, family);
+        }
+        Value::Histogram(latency) => r.register(name, help, latency),
+    }
+}
+
+/// The Prometheus text exposition of the daemon's counters (`scansentry_*`): the table of
+/// [`rows`], and in fleet mode the fleet's.
+pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> String {
+    let mut r = Registry::with_prefix("scansentry");
+    let fleet = status.fleet.as_ref().map(fleet_rows).unwrap_or_default();
+    for row in rows(status, tally, reloads).into_iter().chain(fleet) {
+        register(&mut r, row);
     }
     let mut text = String::new();
     // Writing into a String cannot fail.
@@ -471,6 +460,45 @@ mod tests {
             ),
         ] {
             assert_eq!(sample(&text, name), Some(value), "{name} in:\n{text}");
+        }
+    }
+
+    /// Each row of the table is one family in the exposition, under a name of its own, with
+    /// its help (a second row of one name would write the family twice, which Prometheus
+    /// refuses).
+    #[test]
+    fn each_row_of_the_table_is_one_family_with_its_help() {
+        // A labelled family with no value is not written: one value in each.
+        let one = |k: &str| [(k.to_string(), 1)].into();
+        let fleet = FleetInfo {
+            refused: one("rate-cap"),
+            probes_refused: one("unverified"),
+            dropped_in: one("too big"),
+            ..FleetInfo::default()
+        };
+        let status = StatusInfo {
+            not_blocked: one("bad-checksum"),
+            fleet: Some(fleet.clone()),
+            ..StatusInfo::default()
+        };
+        let mut tally = Tally::default();
+        tally.detections_by_kind.insert("syn", 1);
+        tally.decisions.insert("block", 1);
+        let rows: Vec<Row> = rows(&status, &tally, Reloads::default())
+            .into_iter()
+            .chain(fleet_rows(&fleet))
+            .collect();
+        let names: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(names.len(), rows.len(), "a name is used twice");
+        let text = exposition(&status, &tally, Reloads::default());
+        let types = text.lines().filter(|l| l.starts_with("# TYPE scansentry_"));
+        assert_eq!(types.count(), rows.len(), "{text}");
+        for Row(name, help, _) in &rows {
+            let said = format!("# HELP scansentry_{name} {help}");
+            assert!(
+                text.lines().any(|l| l.starts_with(&said)),
+                "{said} in:\n{text}"
+            );
         }
     }
 
