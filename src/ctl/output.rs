@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::control::protocol::{
-    BlockInfo, FleetInfo, Held, NeverBlockInfo, Response, StatusInfo, WatchedInfo,
+    BlockInfo, FleetInfo, Held, NeverBlockInfo, RefusalInfo, Response, StatusInfo, WatchedInfo,
 };
 use crate::report::{human as duration, source_text};
 
@@ -59,29 +59,7 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             dry_run,
             fleet,
             origin,
-        } => format!(
-            "{} {}{}{}{}",
-            if *dry_run {
-                "would unblock"
-            } else {
-                "unblocked"
-            },
-            source_text(net),
-            if lifted.is_empty() {
-                String::new()
-            } else {
-                let nets: Vec<String> = lifted.iter().map(source_text).collect();
-                format!(" (lifted the block of {})", nets.join(", "))
-            },
-            match (fleet, origin) {
-                (true, None) => "; the fleet was asked to lift it too",
-                (true, Some(_)) => "; the fleet was asked to lift what this host's blocks added",
-                (false, _) => "",
-            },
-            origin.as_ref().map_or_else(String::new, |o| format!(
-                "; {o} made this block: run sentryctl unblock there to lift it fleet-wide"
-            ))
-        ),
+        } => unblocked(net, lifted, *dry_run, *fleet, origin.as_deref()),
         Response::UnblockedAll { count, dry_run } => format!(
             "{} {count} block{}",
             if *dry_run { "would lift" } else { "lifted" },
@@ -99,62 +77,103 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             block,
             never_block,
             refused,
-        } => {
-            let mut lines = Vec::new();
-            match block {
-                Some(
-                    b @ BlockInfo {
-                        origin: Some(origin),
-                        ..
-                    },
-                ) => lines.push(format!(
-                    "{addr} is blocked{} for {} more: blocked by fleet: detected on {origin} at \
-                     {} ({})",
-                    if b.net.prefix_len() == b.net.max_prefix_len() {
-                        String::new()
-                    } else {
-                        format!(" (as part of {})", b.net)
-                    },
-                    duration(Duration::from_secs(b.remaining)),
-                    when(&b.blocked_at, zone),
-                    what(b),
-                )),
-                Some(b) => lines.push(format!(
-                    "{addr} is blocked{} for {} more: {}, offence {}, since {}",
-                    if b.net.prefix_len() == b.net.max_prefix_len() {
-                        String::new()
-                    } else {
-                        format!(" (as part of {})", b.net)
-                    },
-                    duration(Duration::from_secs(b.remaining)),
-                    what(b),
-                    b.offence,
-                    when(&b.blocked_at, zone)
-                )),
-                // "never blocked" below says it, and more.
-                None if !never_block.is_empty() => {}
-                None => lines.push(format!("{addr} is not blocked")),
-            }
-            for e in never_block {
-                lines.push(format!(
-                    "{addr} is never blocked: {} ({})",
-                    e.reason,
-                    source_text(&e.net)
-                ));
-            }
-            if let Some(r) = refused {
-                lines.push(format!(
-                    "last detection not blocked, at {}: {}",
-                    when(&r.at, zone),
-                    r.line
-                ));
-            }
-            lines.join("\n")
-        }
+        } => why(*addr, block.as_ref(), never_block, refused.as_ref(), zone),
         Response::NeverBlock { entries } => never_block(entries),
         Response::Reloaded { config } => format!("reloaded the configuration from {config}"),
         Response::Error { message } => format!("error: {message}"),
     }
+}
+
+/// `unblocked 198.51.100.7 (lifted the block of …); the fleet was asked to lift it too`.
+fn unblocked(
+    net: &ipnet::IpNet,
+    lifted: &[ipnet::IpNet],
+    dry_run: bool,
+    fleet: bool,
+    origin: Option<&str>,
+) -> String {
+    format!(
+        "{} {}{}{}{}",
+        if dry_run {
+            "would unblock"
+        } else {
+            "unblocked"
+        },
+        source_text(net),
+        if lifted.is_empty() {
+            String::new()
+        } else {
+            let nets: Vec<String> = lifted.iter().map(source_text).collect();
+            format!(" (lifted the block of {})", nets.join(", "))
+        },
+        match (fleet, origin) {
+            (true, None) => "; the fleet was asked to lift it too",
+            (true, Some(_)) => "; the fleet was asked to lift what this host's blocks added",
+            (false, _) => "",
+        },
+        origin.map_or_else(String::new, |o| format!(
+            "; {o} made this block: run sentryctl unblock there to lift it fleet-wide"
+        ))
+    )
+}
+
+/// `sentryctl why ADDR`: its block (and who made it), its never-block entries, and the last
+/// detection of it that was not blocked.
+fn why(
+    addr: std::net::IpAddr,
+    block: Option<&BlockInfo>,
+    never_block: &[NeverBlockInfo],
+    refused: Option<&RefusalInfo>,
+    zone: &Zone,
+) -> String {
+    let mut lines = Vec::new();
+    let part_of = |b: &BlockInfo| {
+        if b.net.prefix_len() == b.net.max_prefix_len() {
+            String::new()
+        } else {
+            format!(" (as part of {})", b.net)
+        }
+    };
+    match block {
+        Some(
+            b @ BlockInfo {
+                origin: Some(origin),
+                ..
+            },
+        ) => lines.push(format!(
+            "{addr} is blocked{} for {} more: blocked by fleet: detected on {origin} at {} ({})",
+            part_of(b),
+            duration(Duration::from_secs(b.remaining)),
+            when(&b.blocked_at, zone),
+            what(b),
+        )),
+        Some(b) => lines.push(format!(
+            "{addr} is blocked{} for {} more: {}, offence {}, since {}",
+            part_of(b),
+            duration(Duration::from_secs(b.remaining)),
+            what(b),
+            b.offence,
+            when(&b.blocked_at, zone)
+        )),
+        // "never blocked" below says it, and more.
+        None if !never_block.is_empty() => {}
+        None => lines.push(format!("{addr} is not blocked")),
+    }
+    for e in never_block {
+        lines.push(format!(
+            "{addr} is never blocked: {} ({})",
+            e.reason,
+            source_text(&e.net)
+        ));
+    }
+    if let Some(r) = refused {
+        lines.push(format!(
+            "last detection not blocked, at {}: {}",
+            when(&r.at, zone),
+            r.line
+        ));
+    }
+    lines.join("\n")
 }
 
 /// `syn scan of 7 ports (21/tcp, 22/tcp, …)`, or `blocked by hand`.
