@@ -219,15 +219,17 @@ impl Folded {
 
     /// The kind of line a decision makes, if it is one that is folded.
     pub fn of(decision: &Decision) -> Option<Folded> {
-        match decision {
-            Decision::OverBudget { .. } => Some(Folded::Budget),
-            Decision::NeverBlock { .. } => Some(Folded::NeverBlock),
-            Decision::InGrace { .. } => Some(Folded::Grace),
-            Decision::TooFewPorts { .. } => Some(Folded::TooFewPorts),
-            Decision::ReversePath { .. } => Some(Folded::ReversePath),
-            Decision::Protected { .. } => Some(Folded::Protected),
-            Decision::AlreadyBlocked { .. } => Some(Folded::AlreadyBlocked),
-            Decision::Block { .. } | Decision::Refresh { .. } => None,
+        match Outcome::of(decision) {
+            Outcome::Block | Outcome::Refresh => None,
+            Outcome::AlreadyBlocked => Some(Folded::AlreadyBlocked),
+            Outcome::NotBlocked(reason) => Some(match reason {
+                Reason::Budget => Folded::Budget,
+                Reason::NeverBlock => Folded::NeverBlock,
+                Reason::Grace => Folded::Grace,
+                Reason::MinPorts => Folded::TooFewPorts,
+                Reason::ReversePath => Folded::ReversePath,
+                Reason::Protected => Folded::Protected,
+            }),
         }
     }
 
