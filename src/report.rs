@@ -624,6 +624,11 @@ mod tests {
         let addr: IpAddr = "2001:db8::7".parse().unwrap();
         let at = |s: u64| Timestamp::from_micros(s * 1_000_000);
         let hour = Duration::from_secs(3600);
+        let reverse_path = |came_in: Option<&str>, route: Option<&str>| Decision::ReversePath {
+            addr,
+            came_in: came_in.map(Into::into),
+            route: route.map(Into::into),
+        };
         vec![
             Decision::Block {
                 net,
@@ -666,21 +671,9 @@ mod tests {
                 ports: 2,
                 min: 3,
             },
-            Decision::ReversePath {
-                addr,
-                came_in: Some("eth1".into()),
-                route: Some("eth0".into()),
-            },
-            Decision::ReversePath {
-                addr,
-                came_in: None,
-                route: Some("eth0".into()),
-            },
-            Decision::ReversePath {
-                addr,
-                came_in: None,
-                route: None,
-            },
+            reverse_path(Some("eth1"), Some("eth0")),
+            reverse_path(None, Some("eth0")),
+            reverse_path(None, None),
             Decision::Protected {
                 addr,
                 peer: addr,
