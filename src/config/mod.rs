@@ -12,6 +12,7 @@
 
 pub mod ports;
 pub mod raw;
+pub mod reference;
 
 pub mod fleet;
 pub mod nft;
