@@ -688,3 +688,21 @@ fn fleet_servers_given_by_address_are_known_for_the_never_block_list() {
         ]
     );
 }
+
+/// Issue 25: the firewall's words, checked by one `choice`, say what was written and what is
+/// accepted, as before.
+#[test]
+fn firewall_words_outside_their_lists_are_refused_with_the_accepted_ones() {
+    assert_eq!(
+        problems("[firewall]\nhook = \"output\"\n"),
+        ["[firewall] hook = \"output\": expected \"input\" or \"prerouting\""]
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"attach\"\nfamily = \"arp\"\ntable = \"t\"\nset4 = \"s\"\n"),
+        ["[firewall] family = \"arp\": expected \"inet\", \"ip\" or \"ip6\""]
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"borrow\"\n"),
+        ["[firewall] mode = \"borrow\": expected \"own\" or \"attach\""]
+    );
+}
