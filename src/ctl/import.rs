@@ -580,6 +580,65 @@ SCAN_TRIGGER="0"
 
     /// Found by fuzzing: port 0, a backwards range, a huge SCAN_TRIGGER, odd interfaces and
     /// braces in a command once made a configuration the daemon refuses.
+    /// Issue 25: every setting PortSentry has and scansentry has not, and each decision taken
+    /// once all are read, named with why, word for word (convert became a table and steps).
+    #[test]
+    fn every_setting_left_out_and_every_decision_is_noted_word_for_word() {
+        let conf = "KILL_RUN_CMD_FIRST=\"1\"\nKILL_ROUTE=\"/sbin/route add $TARGET$\"\n\
+                    KILL_HOSTS_DENY=\"ALL: $TARGET$\"\nPORT_BANNER=\"go\"\nRESOLVE_HOST=\"0\"\n\
+                    HISTORY_FILE=\"/h\"\nBLOCKED_FILE=\"/b\"\nBLOCK_TCP=\"0\"\nBLOCK_UDP=\"2\"\n\
+                    KILL_RUN_CMD=\"/bin/notify $TARGET$\"\nADVANCED_PORTS_UDP=\"1024\"\n\
+                    SCAN_TRIGGER=\"2\"\n";
+        let i = convert(conf, "p.conf", false);
+        valid(&i.toml);
+        assert_eq!(
+            i.notes,
+            [
+                "p.conf:1: KILL_RUN_CMD_FIRST: not imported: the on-block program always runs \
+                 after the block is in the kernel",
+                "p.conf:2: KILL_ROUTE: not imported: a shell command per block; scansentry \
+                 blocks in its own nftables set over netlink (see [firewall])",
+                "p.conf:3: KILL_HOSTS_DENY: not imported: hosts.deny only covers TCP-wrapped \
+                 services; the nftables block covers everything",
+                "p.conf:4: PORT_BANNER: not imported: scansentry watches packets and opens no \
+                 port, so it has no banner to send",
+                "p.conf:5: RESOLVE_HOST: not imported: scansentry never resolves names (an \
+                 attacker's DNS would see every detection)",
+                "p.conf:6: HISTORY_FILE: not imported: blocks and history are kept in \
+                 /var/lib/scansentry/state.json ([daemon] state-dir)",
+                "p.conf:7: BLOCKED_FILE: not imported: blocks and history are kept in \
+                 /var/lib/scansentry/state.json ([daemon] state-dir)",
+                "p.conf:12: SCAN_TRIGGER: threshold = 3 with every weight 1: scansentry counts \
+                 distinct ports, where PortSentry counted connections",
+                "p.conf: ADVANCED_PORTS_*: used only with --advanced (PortSentry's -atcp/-audp \
+                 modes); scansentry's default mode = \"unused\" watches every unbound port",
+                "p.conf: no trap ports imported: mode = \"unused\" (every port without a \
+                 listener is a trap)",
+                "p.conf: BLOCK_TCP and BLOCK_UDP differ: scansentry answers a scanner whatever \
+                 the protocol it scanned with, so both act as BLOCK_*=\"2\"",
+                "p.conf: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
+                 blocked, detections are logged and the program runs",
+            ]
+        );
+        let off = convert(
+            "BLOCK_TCP=\"0\"\nBLOCK_UDP=\"0\"\nKILL_RUN_CMD=\"/bin/x\"\n",
+            "p.conf",
+            true,
+        );
+        assert_eq!(
+            off.notes,
+            [
+                "p.conf: --advanced, but no ADVANCED_PORTS_TCP: no TCP trap ports",
+                "p.conf: --advanced, but no ADVANCED_PORTS_UDP: no UDP trap ports",
+                "p.conf: no trap ports imported: mode = \"unused\" (every port without a \
+                 listener is a trap)",
+                "p.conf: BLOCK_* = 0: dry-run = true: nothing is blocked, detections are logged",
+                "p.conf:3: KILL_RUN_CMD: not imported: with BLOCK_* = 0 PortSentry does not run it",
+            ]
+        );
+        assert!(!off.toml.contains("on-block"), "{}", off.toml);
+    }
+
     #[test]
     fn what_the_daemon_would_refuse_is_listed_not_written() {
         let i = convert(
