@@ -296,7 +296,7 @@ const AUDIT: Section = Section {
 const AUDIT_ADDRESS: Section = Section {
     name: r#"audit.address."ADDR""#,
     example_header: Some(r#"audit.address."198.51.100.1""#),
-    intro: "The same four lists for one address, on top of those above; a service bound to every address counts for each.",
+    intro: "`[audit.address.\"ADDR\"]`: the same four lists for one address, on top of those above; a service bound to every address counts for each.",
     keys: &[
         Key::unset(
             &["required"],
@@ -381,7 +381,7 @@ const FLEET: Section = Section {
 const SWEEP: Section = Section {
     name: "fleet.sweep",
     example_header: None,
-    intro: "A sweep across the fleet by one scanner prefix: `hosts` hosts probed on one port, or `pairs` distinct (host, port) pairs, within `window`. `share` and `accept` `\"probes\"` turn telling and counting on and off.",
+    intro: "`[fleet.sweep]`, a sweep across the fleet by one scanner prefix: `hosts` hosts probed on one port, or `pairs` distinct (host, port) pairs, within `window`. `share` and `accept` `\"probes\"` turn telling and counting on and off.",
     keys: &[
         Key::new(
             &["hosts"],
