@@ -7,7 +7,8 @@
 //! - sentryd(8), sentryctl(1) and one sentryctl-COMMAND(1) per subcommand, made by
 //!   `clap_mangen` from the command-line definitions, with the sections clap does not know
 //!   (signals, files, exit status, examples) written here in roff;
-//! - scansentry.toml(5) and scansentry(7), written by hand in `man/`, copied as they are;
+//! - scansentry.toml(5) and scansentry(7), committed in `man/`, copied as they are (the keys of
+//!   scansentry.toml(5) are made from `scansentry::config::reference`, and a test keeps them so);
 //! - completions for bash, zsh and fish, made by `clap_complete`; in bash and fish
 //!   `sentryctl unblock` and `why` also complete the addresses blocked now (asked of the daemon
 //!   with `sentryctl list`).

@@ -290,24 +290,7 @@ impl Validator {
 
     /// `[fleet]`: `None` when it is off (the other keys are still checked).
     pub(super) fn fleet(&mut self, raw: &RawFleet) -> Option<FleetConfig> {
-        let key = |k: &str| format!("[fleet] {k}");
-        for server in &raw.servers {
-            let hostport = server
-                .strip_prefix("nats://")
-                .or_else(|| server.strip_prefix("tls://"));
-            let ok = hostport.is_some_and(|hp| {
-                hp.rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
-            });
-            if !ok {
-                self.problem(format!(
-                    "[fleet] servers: {server:?}: expected nats://HOST:PORT or tls://HOST:PORT"
-                ));
-            }
-        }
-        if raw.enabled && raw.servers.is_empty() {
-            self.problem("[fleet] enabled = true: set `servers`".into());
-        }
+        self.fleet_servers(raw);
         let host = if raw.host.is_empty() {
             None
         } else {
@@ -315,35 +298,9 @@ impl Validator {
                 .map_err(|e| self.problem(format!("[fleet] host: {e}")))
                 .ok()
         };
-        let prefix_ok = raw.subject_prefix.split('.').all(|token| {
-            !token.is_empty()
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-        if !prefix_ok {
-            self.problem(format!(
-                "[fleet] subject-prefix = {:?}: NATS subject tokens (letters, digits, '-', \
-                 '_') separated by '.'",
-                raw.subject_prefix
-            ));
-        }
-        let mut kinds = |k: &str, list: &[String]| -> (bool, bool) {
-            for item in list {
-                if !matches!(item.as_str(), "blocks" | "probes") {
-                    self.problem(format!(
-                        "{} = {item:?}: expected \"blocks\" or \"probes\"",
-                        key(k)
-                    ));
-                }
-            }
-            (
-                list.iter().any(|i| i == "blocks"),
-                list.iter().any(|i| i == "probes"),
-            )
-        };
-        let (share_blocks, share_probes) = kinds("share", &raw.share);
-        let (accept_blocks, accept_probes) = kinds("accept", &raw.accept);
+        self.subject_prefix(&raw.subject_prefix);
+        let (share_blocks, share_probes) = self.kinds("share", &raw.share);
+        let (accept_blocks, accept_probes) = self.kinds("accept", &raw.accept);
         let max_block_for = self.duration(
             "[fleet] max-block-for",
             &raw.max_block_for,
@@ -356,101 +313,11 @@ impl Validator {
             1,
             100_000,
         );
-        let file = |v: &mut Self, k: &str, path: &str| -> Option<PathBuf> {
-            (!path.is_empty()).then(|| v.absolute(&key(k), path))
-        };
-        let password = file(self, "password-file", &raw.password_file);
-        let creds = file(self, "creds-file", &raw.creds_file);
-        let nkey = file(self, "nkey-file", &raw.nkey_file);
-        let ways = [
-            !raw.user.is_empty() || password.is_some(),
-            creds.is_some(),
-            nkey.is_some(),
-        ];
-        if ways.iter().filter(|w| **w).count() > 1 {
-            self.problem(
-                "[fleet]: one way to log in: user and password-file, creds-file, or nkey-file"
-                    .into(),
-            );
-        }
-        let credentials = match (raw.user.as_str(), password, creds, nkey) {
-            (_, _, Some(c), _) => Credentials::Creds(c),
-            (_, _, _, Some(n)) => Credentials::Nkey(n),
-            ("", None, ..) => Credentials::None,
-            (user, Some(file), ..) if !user.is_empty() => Credentials::Password {
-                user: user.to_string(),
-                file,
-            },
-            _ => {
-                self.problem("[fleet]: user and password-file go together".into());
-                Credentials::None
-            }
-        };
-        let ca = file(self, "tls-ca", &raw.tls_ca);
-        let cert = file(self, "tls-cert", &raw.tls_cert);
-        let tls_key = file(self, "tls-key", &raw.tls_key);
-        let client = match (cert, tls_key) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => {
-                self.problem("[fleet]: tls-cert and tls-key go together".into());
-                None
-            }
-        };
-        let tls = match ca {
-            Some(ca) => Some(Tls { ca, client }),
-            None if client.is_some() => {
-                self.problem("[fleet]: a client certificate needs tls-ca too".into());
-                None
-            }
-            None => None,
-        };
-        let uses_tls = raw.servers.iter().any(|s| s.starts_with("tls://"));
-        if uses_tls && tls.is_none() {
-            self.problem("[fleet] servers: tls:// needs tls-ca".into());
-        }
+        let credentials = self.credentials(raw);
+        let tls = self.tls(raw);
         let accept_wide = self.accept_wide(&raw.accept_wide);
-        let mut members = Vec::new();
-        for text in &raw.members {
-            let net = text
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-            match net {
-                Ok(net) if net != net.trunc() => self.problem(format!(
-                    "[fleet] members: {text:?}: host bits set (did you mean {}?)",
-                    net.trunc()
-                )),
-                Ok(net) => match crate::fleet::gate::floor(&net, false) {
-                    Some(crate::fleet::gate::Floor::Wide { min, .. }) => self.problem(format!(
-                        "[fleet] members: {text:?}: wider than a /{min} (a member is an \
-                         address, or a network of a /24 or /48 at most)"
-                    )),
-                    Some(why) => self.problem(format!("[fleet] members: {text:?}: {why}")),
-                    None => members.push(net),
-                },
-                Err(_) => self.problem(format!(
-                    "[fleet] members: {text:?}: expected an address or a network (CIDR)"
-                )),
-            }
-        }
-        // With tls-ca every server is reached over TLS, nats:// ones too; without it, nats://
-        // is in clear: refused unless the administrator says it is meant.
-        if tls.is_none() && !raw.insecure {
-            for server in raw.servers.iter().filter(|s| s.starts_with("nats://")) {
-                self.problem(format!(
-                    "[fleet] servers: {server:?} is plain NATS, without TLS: messages go in \
-                     clear and anyone who reaches the server can publish; use tls:// with \
-                     tls-ca (and a client certificate), or set insecure = true for a lab"
-                ));
-            }
-            if matches!(credentials, Credentials::Password { .. }) {
-                self.problem(
-                    "[fleet] password-file: the password would be sent without TLS; set \
-                     tls-ca, or insecure = true for a lab"
-                        .into(),
-                );
-            }
-        }
+        let members = self.members(&raw.members);
+        self.plain_nats(raw, tls.is_some(), &credentials);
         // Three hosts at least: two could be one forger's pair of addresses, or one member and
         // a forged probe.
         let sweep_hosts = self.integer("[fleet.sweep] hosts", raw.sweep.hosts, 3, 4096);
@@ -480,5 +347,172 @@ impl Validator {
             sweep_window,
             insecure: raw.insecure,
         })
+    }
+
+    /// `[fleet] servers`: each `nats://HOST:PORT` or `tls://HOST:PORT`; some when enabled.
+    fn fleet_servers(&mut self, raw: &RawFleet) {
+        for server in &raw.servers {
+            let hostport = server
+                .strip_prefix("nats://")
+                .or_else(|| server.strip_prefix("tls://"));
+            let ok = hostport.is_some_and(|hp| {
+                hp.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            });
+            if !ok {
+                self.problem(format!(
+                    "[fleet] servers: {server:?}: expected nats://HOST:PORT or tls://HOST:PORT"
+                ));
+            }
+        }
+        if raw.enabled && raw.servers.is_empty() {
+            self.problem("[fleet] enabled = true: set `servers`".into());
+        }
+    }
+
+    /// `[fleet] subject-prefix`: NATS subject tokens separated by dots.
+    fn subject_prefix(&mut self, prefix: &str) {
+        let prefix_ok = prefix.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if !prefix_ok {
+            self.problem(format!(
+                "[fleet] subject-prefix = {prefix:?}: NATS subject tokens (letters, digits, '-', \
+                 '_') separated by '.'"
+            ));
+        }
+    }
+
+    /// `[fleet] share` or `accept`: (blocks, probes).
+    fn kinds(&mut self, key: &str, list: &[String]) -> (bool, bool) {
+        for item in list {
+            if !matches!(item.as_str(), "blocks" | "probes") {
+                self.problem(format!(
+                    "[fleet] {key} = {item:?}: expected \"blocks\" or \"probes\""
+                ));
+            }
+        }
+        (
+            list.iter().any(|i| i == "blocks"),
+            list.iter().any(|i| i == "probes"),
+        )
+    }
+
+    /// `[fleet] key = path`: `None` for `""`, else the path, which must be absolute.
+    fn fleet_file(&mut self, key: &str, path: &str) -> Option<PathBuf> {
+        (!path.is_empty()).then(|| self.absolute(&format!("[fleet] {key}"), path))
+    }
+
+    /// `[fleet]`'s one way to log in: user and password-file, creds-file, or nkey-file.
+    fn credentials(&mut self, raw: &RawFleet) -> Credentials {
+        let password = self.fleet_file("password-file", &raw.password_file);
+        let creds = self.fleet_file("creds-file", &raw.creds_file);
+        let nkey = self.fleet_file("nkey-file", &raw.nkey_file);
+        let ways = [
+            !raw.user.is_empty() || password.is_some(),
+            creds.is_some(),
+            nkey.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            self.problem(
+                "[fleet]: one way to log in: user and password-file, creds-file, or nkey-file"
+                    .into(),
+            );
+        }
+        match (raw.user.as_str(), password, creds, nkey) {
+            (_, _, Some(c), _) => Credentials::Creds(c),
+            (_, _, _, Some(n)) => Credentials::Nkey(n),
+            ("", None, ..) => Credentials::None,
+            (user, Some(file), ..) if !user.is_empty() => Credentials::Password {
+                user: user.to_string(),
+                file,
+            },
+            _ => {
+                self.problem("[fleet]: user and password-file go together".into());
+                Credentials::None
+            }
+        }
+    }
+
+    /// `[fleet]`'s TLS: the CA, and a client certificate with its key (both or neither).
+    fn tls(&mut self, raw: &RawFleet) -> Option<Tls> {
+        let ca = self.fleet_file("tls-ca", &raw.tls_ca);
+        let cert = self.fleet_file("tls-cert", &raw.tls_cert);
+        let tls_key = self.fleet_file("tls-key", &raw.tls_key);
+        let client = match (cert, tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                self.problem("[fleet]: tls-cert and tls-key go together".into());
+                None
+            }
+        };
+        let tls = match ca {
+            Some(ca) => Some(Tls { ca, client }),
+            None if client.is_some() => {
+                self.problem("[fleet]: a client certificate needs tls-ca too".into());
+                None
+            }
+            None => None,
+        };
+        let uses_tls = raw.servers.iter().any(|s| s.starts_with("tls://"));
+        if uses_tls && tls.is_none() {
+            self.problem("[fleet] servers: tls:// needs tls-ca".into());
+        }
+        tls
+    }
+
+    /// `[fleet] members`: addresses or networks of a /24 or /48 at most, above the floor.
+    fn members(&mut self, texts: &[String]) -> Vec<ipnet::IpNet> {
+        let mut members = Vec::new();
+        for text in texts {
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match net {
+                Ok(net) if net != net.trunc() => self.problem(format!(
+                    "[fleet] members: {text:?}: host bits set (did you mean {}?)",
+                    net.trunc()
+                )),
+                Ok(net) => match crate::fleet::gate::floor(&net, false) {
+                    Some(crate::fleet::gate::Floor::Wide { min, .. }) => self.problem(format!(
+                        "[fleet] members: {text:?}: wider than a /{min} (a member is an \
+                         address, or a network of a /24 or /48 at most)"
+                    )),
+                    Some(why) => self.problem(format!("[fleet] members: {text:?}: {why}")),
+                    None => members.push(net),
+                },
+                Err(_) => self.problem(format!(
+                    "[fleet] members: {text:?}: expected an address or a network (CIDR)"
+                )),
+            }
+        }
+        members
+    }
+
+    /// Plain NATS, and a password without TLS, only with `insecure`.
+    fn plain_nats(&mut self, raw: &RawFleet, tls: bool, credentials: &Credentials) {
+        // With tls-ca every server is reached over TLS, nats:// ones too; without it, nats://
+        // is in clear: refused unless the administrator says it is meant.
+        if tls || raw.insecure {
+            return;
+        }
+        for server in raw.servers.iter().filter(|s| s.starts_with("nats://")) {
+            self.problem(format!(
+                "[fleet] servers: {server:?} is plain NATS, without TLS: messages go in \
+                 clear and anyone who reaches the server can publish; use tls:// with \
+                 tls-ca (and a client certificate), or set insecure = true for a lab"
+            ));
+        }
+        if matches!(credentials, Credentials::Password { .. }) {
+            self.problem(
+                "[fleet] password-file: the password would be sent without TLS; set \
+                 tls-ca, or insecure = true for a lab"
+                    .into(),
+            );
+        }
     }
 }

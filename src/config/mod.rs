@@ -12,6 +12,7 @@
 
 pub mod ports;
 pub mod raw;
+pub mod reference;
 
 pub mod fleet;
 pub mod nft;
@@ -716,62 +717,8 @@ impl Validator {
             1_000_000,
         );
         let min_ports = v.integer("[respond] min-ports", r.min_ports, 1, 1024);
-        let reverse_path = match r.reverse_path.as_str() {
-            "strict" => crate::trust::ReversePath::Strict,
-            "loose" => crate::trust::ReversePath::Loose,
-            "off" => crate::trust::ReversePath::Off,
-            "kernel" => crate::trust::ReversePath::Kernel,
-            other => {
-                v.problem(format!(
-                    "[respond] reverse-path = {other:?}: expected \"strict\", \"loose\", \"off\" \
-                     or \"kernel\""
-                ));
-                crate::trust::ReversePath::Strict
-            }
-        };
-        let protect = match r.protect.as_str() {
-            "established" => crate::trust::Protect::Established,
-            "none" => crate::trust::Protect::None,
-            other => {
-                v.problem(format!(
-                    "[respond] protect = {other:?}: expected \"established\" or \"none\""
-                ));
-                crate::trust::Protect::Established
-            }
-        };
-        let protect_for = v.duration(
-            "[respond] protect-for",
-            &r.protect_for,
-            Duration::ZERO,
-            30 * DAY,
-        );
-        if let Some(program) = r.on_block.first()
-            && !program.starts_with('/')
-        {
-            v.problem(format!(
-                "[respond] on-block: the program {program:?} must be an absolute path \
-                 (it is run directly, without a shell)"
-            ));
-        }
-        for arg in r.on_block.iter().skip(1) {
-            let mut rest = arg.as_str();
-            while let Some(open) = rest.find('{') {
-                let tail = &rest[open..];
-                match tail.find('}') {
-                    Some(close) if ON_BLOCK_PLACEHOLDERS.contains(&&tail[..=close]) => {
-                        rest = &tail[close + 1..];
-                    }
-                    _ => {
-                        v.problem(format!(
-                            "[respond] on-block: {arg:?} has an unknown placeholder; \
-                             known: {}",
-                            ON_BLOCK_PLACEHOLDERS.join(" ")
-                        ));
-                        break;
-                    }
-                }
-            }
-        }
+        let (reverse_path, protect, protect_for) = v.trust(r);
+        v.on_block(&r.on_block);
         let on_block_timeout = v.duration(
             "[respond] on-block-timeout",
             &r.on_block_timeout,
@@ -798,6 +745,70 @@ impl Validator {
             on_block: r.on_block.clone(),
             on_block_timeout,
             history_file,
+        }
+    }
+
+    /// `[respond]`'s evidence checks: reverse-path, protect and protect-for.
+    fn trust(
+        &mut self,
+        r: &RawRespond,
+    ) -> (crate::trust::ReversePath, crate::trust::Protect, Duration) {
+        use crate::trust::{Protect, ReversePath};
+        let reverse_path = self.choice(
+            "[respond] reverse-path",
+            &r.reverse_path,
+            &[
+                ("strict", ReversePath::Strict),
+                ("loose", ReversePath::Loose),
+                ("off", ReversePath::Off),
+                ("kernel", ReversePath::Kernel),
+            ],
+        );
+        let protect = self.choice(
+            "[respond] protect",
+            &r.protect,
+            &[
+                ("established", Protect::Established),
+                ("none", Protect::None),
+            ],
+        );
+        let protect_for = self.duration(
+            "[respond] protect-for",
+            &r.protect_for,
+            Duration::ZERO,
+            30 * DAY,
+        );
+        (reverse_path, protect, protect_for)
+    }
+
+    /// `[respond] on-block`: an absolute program, and arguments with known placeholders only.
+    fn on_block(&mut self, argv: &[String]) {
+        if let Some(program) = argv.first()
+            && !program.starts_with('/')
+        {
+            self.problem(format!(
+                "[respond] on-block: the program {program:?} must be an absolute path \
+                 (it is run directly, without a shell)"
+            ));
+        }
+        let known = |arg: &str| {
+            let mut rest = arg;
+            while let Some(open) = rest.find('{') {
+                let tail = &rest[open..];
+                match tail.find('}') {
+                    Some(close) if ON_BLOCK_PLACEHOLDERS.contains(&&tail[..=close]) => {
+                        rest = &tail[close + 1..];
+                    }
+                    _ => return false,
+                }
+            }
+            true
+        };
+        for arg in argv.iter().skip(1).filter(|a| !known(a)) {
+            self.problem(format!(
+                "[respond] on-block: {arg:?} has an unknown placeholder; known: {}",
+                ON_BLOCK_PLACEHOLDERS.join(" ")
+            ));
         }
     }
 
@@ -1002,6 +1013,8 @@ impl Validator {
         }
     }
 
+    /// `[firewall]` for the nft backend: own mode's or attach mode's settings, the other mode's
+    /// keys refused.
     fn firewall(&mut self, raw: &raw::RawFirewall, set_size: u32) -> NftConfig {
         let own_only = [
             ("hook", raw.hook.is_some()),
@@ -1014,104 +1027,14 @@ impl Validator {
             ("set4", raw.set4.is_some()),
             ("set6", raw.set6.is_some()),
         ];
-        let misplaced = |v: &mut Self, keys: &[(&str, bool)], mode: &str| {
-            for (key, set) in keys {
-                if *set {
-                    v.problem(format!(
-                        "[firewall] {key}: only applies to mode = \"{mode}\""
-                    ));
-                }
-            }
-        };
         match raw.mode.as_str() {
             "own" => {
-                misplaced(self, &attach_only, "attach");
-                let hook = match raw.hook.as_deref() {
-                    None | Some("input") => Hook::Input,
-                    Some("prerouting") => Hook::Prerouting,
-                    Some(other) => {
-                        self.problem(format!(
-                            "[firewall] hook = {other:?}: expected \"input\" or \"prerouting\""
-                        ));
-                        Hook::Input
-                    }
-                };
-                let default_priority = match hook {
-                    Hook::Input => -10,
-                    Hook::Prerouting => -300,
-                };
-                let priority = match raw.priority {
-                    None => default_priority,
-                    Some(p) => {
-                        let p = self.integer("[firewall] priority", p, -1000, 1000);
-                        // `integer` clamps to the range, so the value fits.
-                        i32::try_from(p).unwrap_or(default_priority)
-                    }
-                };
-                if hook == Hook::Prerouting && raw.forward.is_some() {
-                    self.problem(
-                        "[firewall] forward: only applies to hook = \"input\" (a prerouting \
-                         chain drops forwarded traffic too)"
-                            .into(),
-                    );
-                }
-                NftConfig::Own {
-                    hook,
-                    forward: hook == Hook::Input && raw.forward.unwrap_or(true),
-                    priority,
-                    set_size,
-                }
+                self.misplaced(&attach_only, "attach");
+                self.own_firewall(raw, set_size)
             }
             "attach" => {
-                misplaced(self, &own_only, "own");
-                let family = match raw.family.as_deref() {
-                    None | Some("inet") => Family::Inet,
-                    Some("ip") => Family::Ip,
-                    Some("ip6") => Family::Ip6,
-                    Some(other) => {
-                        self.problem(format!(
-                            "[firewall] family = {other:?}: expected \"inet\", \"ip\" or \"ip6\""
-                        ));
-                        Family::Inet
-                    }
-                };
-                let table = match raw.table.as_deref() {
-                    Some(t) => self.nft_name("table", t),
-                    None => {
-                        self.problem(
-                            "[firewall] mode = \"attach\": set `table` to the table that holds \
-                             the sets"
-                                .into(),
-                        );
-                        None
-                    }
-                };
-                // A name refused above is a problem already; the placeholder never runs.
-                let placeholder = || NftName::new("invalid").expect("a valid name");
-                let table = table.unwrap_or_else(placeholder);
-                let set4 = raw
-                    .set4
-                    .as_deref()
-                    .map(|s| self.nft_name("set4", s).unwrap_or_else(placeholder));
-                let set6 = raw
-                    .set6
-                    .as_deref()
-                    .map(|s| self.nft_name("set6", s).unwrap_or_else(placeholder));
-                if set4.is_none() && set6.is_none() {
-                    self.problem("[firewall] mode = \"attach\": set `set4`, `set6` or both".into());
-                }
-                if family == Family::Ip6 && set4.is_some() {
-                    self.problem("[firewall] set4: an ip6 table holds no IPv4 set".into());
-                }
-                if family == Family::Ip && set6.is_some() {
-                    self.problem("[firewall] set6: an ip table holds no IPv6 set".into());
-                }
-                NftConfig::Attach {
-                    family,
-                    table,
-                    set4,
-                    set6,
-                }
+                self.misplaced(&own_only, "own");
+                self.attach_firewall(raw)
             }
             other => {
                 self.problem(format!(
@@ -1125,6 +1048,120 @@ impl Validator {
                 }
             }
         }
+    }
+
+    /// A problem for each of `keys` that is set, naming the `mode` it belongs to.
+    fn misplaced(&mut self, keys: &[(&str, bool)], mode: &str) {
+        for (key, set) in keys {
+            if *set {
+                self.problem(format!(
+                    "[firewall] {key}: only applies to mode = \"{mode}\""
+                ));
+            }
+        }
+    }
+
+    /// `[firewall] mode = "own"`: hook, forward, priority.
+    fn own_firewall(&mut self, raw: &raw::RawFirewall, set_size: u32) -> NftConfig {
+        let hook = self.choice(
+            "[firewall] hook",
+            raw.hook.as_deref().unwrap_or("input"),
+            &[("input", Hook::Input), ("prerouting", Hook::Prerouting)],
+        );
+        let default_priority = match hook {
+            Hook::Input => -10,
+            Hook::Prerouting => -300,
+        };
+        let priority = match raw.priority {
+            None => default_priority,
+            Some(p) => {
+                let p = self.integer("[firewall] priority", p, -1000, 1000);
+                // `integer` clamps to the range, so the value fits.
+                i32::try_from(p).unwrap_or(default_priority)
+            }
+        };
+        if hook == Hook::Prerouting && raw.forward.is_some() {
+            self.problem(
+                "[firewall] forward: only applies to hook = \"input\" (a prerouting \
+                 chain drops forwarded traffic too)"
+                    .into(),
+            );
+        }
+        NftConfig::Own {
+            hook,
+            forward: hook == Hook::Input && raw.forward.unwrap_or(true),
+            priority,
+            set_size,
+        }
+    }
+
+    /// `[firewall] mode = "attach"`: family, table, set4 and set6.
+    fn attach_firewall(&mut self, raw: &raw::RawFirewall) -> NftConfig {
+        let family = self.choice(
+            "[firewall] family",
+            raw.family.as_deref().unwrap_or("inet"),
+            &[
+                ("inet", Family::Inet),
+                ("ip", Family::Ip),
+                ("ip6", Family::Ip6),
+            ],
+        );
+        let table = match raw.table.as_deref() {
+            Some(t) => self.nft_name("table", t),
+            None => {
+                self.problem(
+                    "[firewall] mode = \"attach\": set `table` to the table that holds \
+                     the sets"
+                        .into(),
+                );
+                None
+            }
+        };
+        // A name refused above is a problem already; the placeholder never runs.
+        let placeholder = || NftName::new("invalid").expect("a valid name");
+        let table = table.unwrap_or_else(placeholder);
+        let set4 = raw
+            .set4
+            .as_deref()
+            .map(|s| self.nft_name("set4", s).unwrap_or_else(placeholder));
+        let set6 = raw
+            .set6
+            .as_deref()
+            .map(|s| self.nft_name("set6", s).unwrap_or_else(placeholder));
+        if set4.is_none() && set6.is_none() {
+            self.problem("[firewall] mode = \"attach\": set `set4`, `set6` or both".into());
+        }
+        if family == Family::Ip6 && set4.is_some() {
+            self.problem("[firewall] set4: an ip6 table holds no IPv4 set".into());
+        }
+        if family == Family::Ip && set6.is_some() {
+            self.problem("[firewall] set6: an ip table holds no IPv6 set".into());
+        }
+        NftConfig::Attach {
+            family,
+            table,
+            set4,
+            set6,
+        }
+    }
+
+    /// `value` among `options` (word, meaning); otherwise a problem listing the words, and the
+    /// first option's meaning.
+    fn choice<T: Copy>(&mut self, key: &str, value: &str, options: &[(&str, T)]) -> T {
+        if let Some((_, meaning)) = options.iter().find(|(word, _)| *word == value) {
+            return *meaning;
+        }
+        let words: Vec<String> = options.iter().map(|(w, _)| format!("{w:?}")).collect();
+        let expected = match words.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.problem(format!("{key} = {value:?}: expected {expected}"));
+        options
+            .first()
+            .map(|(_, m)| *m)
+            .expect("at least one option")
     }
 
     fn interfaces(&mut self, names: &[String]) -> Interfaces {

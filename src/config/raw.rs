@@ -1,5 +1,7 @@
 //! The configuration file as written: serde only, no validation beyond TOML types and the key
 //! names (unknown keys are rejected with their line and column). Every field has a named default.
+//! Every key is described for users in [`super::reference`], whose tests walk these types and
+//! fail when a key is missing there.
 
 use serde::Deserialize;
 

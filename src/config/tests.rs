@@ -688,3 +688,60 @@ fn fleet_servers_given_by_address_are_known_for_the_never_block_list() {
         ]
     );
 }
+
+/// Issue 25: the firewall's words, checked by one `choice`, say what was written and what is
+/// accepted, as before.
+#[test]
+fn firewall_words_outside_their_lists_are_refused_with_the_accepted_ones() {
+    assert_eq!(
+        problems("[firewall]\nhook = \"output\"\n"),
+        ["[firewall] hook = \"output\": expected \"input\" or \"prerouting\""]
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"attach\"\nfamily = \"arp\"\ntable = \"t\"\nset4 = \"s\"\n"),
+        ["[firewall] family = \"arp\": expected \"inet\", \"ip\" or \"ip6\""]
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"borrow\"\n"),
+        ["[firewall] mode = \"borrow\": expected \"own\" or \"attach\""]
+    );
+}
+
+/// Issue 25: the pairs of `[fleet]` keys that go together, and the attach-mode sets a family
+/// cannot hold, refused in order with the same words since `fleet` and `firewall` became small
+/// validators.
+#[test]
+fn keys_that_go_together_and_sets_a_family_cannot_hold_are_refused_in_order() {
+    assert_eq!(
+        problems(
+            "[fleet]\naccept = [\"all\"]\nuser = \"web-3\"\ntls-cert = \"/c.pem\"\n\
+             servers = [\"nats://198.51.100.10:4222\"]\n"
+        ),
+        [
+            "[fleet] accept = \"all\": expected \"blocks\" or \"probes\"",
+            "[fleet]: user and password-file go together",
+            "[fleet]: tls-cert and tls-key go together",
+            "[fleet] servers: \"nats://198.51.100.10:4222\" is plain NATS, without TLS: \
+             messages go in clear and anyone who reaches the server can publish; use tls:// \
+             with tls-ca (and a client certificate), or set insecure = true for a lab",
+        ]
+    );
+    assert_eq!(
+        problems("[fleet]\ntls-cert = \"/c.pem\"\ntls-key = \"/c.key\"\n"),
+        ["[fleet]: a client certificate needs tls-ca too"]
+    );
+    assert_eq!(
+        problems(
+            "[firewall]\nmode = \"attach\"\nfamily = \"ip6\"\ntable = \"t\"\nset4 = \"a\"\n\
+             hook = \"input\"\n"
+        ),
+        [
+            "[firewall] hook: only applies to mode = \"own\"",
+            "[firewall] set4: an ip6 table holds no IPv4 set",
+        ]
+    );
+    assert_eq!(
+        problems("[firewall]\nmode = \"attach\"\nfamily = \"ip\"\ntable = \"t\"\nset6 = \"a\"\n"),
+        ["[firewall] set6: an ip table holds no IPv6 set"]
+    );
+}

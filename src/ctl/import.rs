@@ -68,227 +68,251 @@ fn toml_string(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
+/// PortSentry settings scansentry has no counterpart for, each with why.
+const NOT_IMPORTED: &[(&str, &str)] = &[
+    (
+        "KILL_RUN_CMD_FIRST",
+        "the on-block program always runs after the block is in the kernel",
+    ),
+    (
+        "KILL_ROUTE",
+        "a shell command per block; scansentry blocks in its own nftables set over netlink \
+         (see [firewall])",
+    ),
+    (
+        "KILL_HOSTS_DENY",
+        "hosts.deny only covers TCP-wrapped services; the nftables block covers everything",
+    ),
+    (
+        "PORT_BANNER",
+        "scansentry watches packets and opens no port, so it has no banner to send",
+    ),
+    (
+        "RESOLVE_HOST",
+        "scansentry never resolves names (an attacker's DNS would see every detection)",
+    ),
+    (
+        "HISTORY_FILE",
+        "blocks and history are kept in /var/lib/scansentry/state.json ([daemon] state-dir)",
+    ),
+    (
+        "BLOCKED_FILE",
+        "blocks and history are kept in /var/lib/scansentry/state.json ([daemon] state-dir)",
+    ),
+];
+
 /// Converts `conf`, the text of a portsentry.conf. With `advanced`, the trap ports are
 /// PortSentry's advanced (stealth) range, 1 to `ADVANCED_PORTS_*`, instead of the
 /// `TCP_PORTS`/`UDP_PORTS` lists.
 pub fn convert(conf: &str, source: &str, advanced: bool) -> Imported {
-    let mut notes = Vec::new();
-    let mut detect = String::new();
-    let mut weights = String::new();
-    let mut respond = String::new();
-    let mut capture = String::new();
-    let mut ignore_file = None;
-    let (mut block_tcp, mut block_udp) = (None, None);
-    let mut tcp_ports = None;
-    let mut udp_ports = None;
-    let mut advanced_tcp = None;
-    let mut advanced_udp = None;
-    let mut on_block: Option<(String, String)> = None;
-
+    let mut c = Conversion::default();
     for (key, value, line) in settings(conf) {
         let at = format!("{source}:{line}: {key}");
-        match key.as_str() {
-            "TCP_PORTS" | "UDP_PORTS" => match ports(&value) {
-                Ok(list) if key == "TCP_PORTS" => tcp_ports = Some(list),
-                Ok(list) => udp_ports = Some(list),
-                Err(e) => notes.push(format!("{at}: not imported: {e}")),
-            },
-            "ADVANCED_PORTS_TCP" | "ADVANCED_PORTS_UDP" => {
-                match value.parse::<u16>().ok().filter(|&n| n > 0).ok_or(()) {
-                    Ok(n) if key.ends_with("TCP") => advanced_tcp = Some(n),
-                    Ok(n) => advanced_udp = Some(n),
-                    Err(_) => notes.push(format!("{at}: not imported: {value:?} is not a port")),
-                }
+        if let Err(why) = c.setting(&key, value, &at) {
+            c.notes.push(format!("{at}: not imported: {why}"));
+        }
+    }
+    c.trap_ports(source, advanced);
+    c.block_level(source);
+    c.finish(source)
+}
+
+/// What the settings read so far make: the sections' lines, and what is decided once all are
+/// read.
+#[derive(Default)]
+struct Conversion {
+    notes: Vec<String>,
+    detect: String,
+    weights: String,
+    respond: String,
+    capture: String,
+    ignore_file: Option<String>,
+    block_tcp: Option<String>,
+    block_udp: Option<String>,
+    tcp_ports: Option<Vec<String>>,
+    udp_ports: Option<Vec<String>>,
+    advanced_tcp: Option<u16>,
+    advanced_udp: Option<u16>,
+    /// Where KILL_RUN_CMD was, and its `on-block` line.
+    on_block: Option<(String, String)>,
+}
+
+impl Conversion {
+    /// One setting (`at` names its file, line and key); `Err` says why it is not imported.
+    fn setting(&mut self, key: &str, value: String, at: &str) -> Result<(), String> {
+        if let Some((_, why)) = NOT_IMPORTED.iter().find(|(k, _)| *k == key) {
+            return Err((*why).to_string());
+        }
+        let port = |v: &str| {
+            v.parse::<u16>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{v:?} is not a port"))
+        };
+        match key {
+            "TCP_PORTS" => self.tcp_ports = Some(ports(&value)?),
+            "UDP_PORTS" => self.udp_ports = Some(ports(&value)?),
+            "ADVANCED_PORTS_TCP" => self.advanced_tcp = Some(port(&value)?),
+            "ADVANCED_PORTS_UDP" => self.advanced_udp = Some(port(&value)?),
+            "ADVANCED_EXCLUDE_TCP" => {
+                let _ = writeln!(self.detect, "exclude-tcp = [{}]", ports(&value)?.join(", "));
             }
-            "ADVANCED_EXCLUDE_TCP" | "ADVANCED_EXCLUDE_UDP" => match ports(&value) {
-                Ok(list) => {
-                    let name = if key.ends_with("TCP") {
-                        "exclude-tcp"
-                    } else {
-                        "exclude-udp"
-                    };
-                    let _ = writeln!(detect, "{name} = [{}]", list.join(", "));
-                }
-                Err(e) => notes.push(format!("{at}: not imported: {e}")),
-            },
-            "SCAN_TRIGGER" => match value.parse::<u32>().ok().filter(|&n| n < 65_536).ok_or(()) {
-                Ok(n) => {
-                    // PortSentry reacts on the (n+1)th connection to a watched port; here every
-                    // distinct watched port counts 1, so the threshold is n+1.
-                    let _ = writeln!(detect, "threshold = {}", n + 1);
-                    // Each port counts 1: the source must be able to hold that many ports.
-                    if n + 1 > 64 {
-                        let _ = writeln!(detect, "max-ports-per-source = {}", n + 1);
-                    }
-                    weights.push_str(
-                        "privileged-port = 1\nunprivileged-port = 1\nordinary = 1\nstealth = 1\n\
-                         impossible = 1\n",
-                    );
-                    notes.push(format!(
-                        "{at}: threshold = {} with every weight 1: scansentry counts distinct \
-                         ports, where PortSentry counted connections",
-                        n + 1
+            "ADVANCED_EXCLUDE_UDP" => {
+                let _ = writeln!(self.detect, "exclude-udp = [{}]", ports(&value)?.join(", "));
+            }
+            "SCAN_TRIGGER" => self.scan_trigger(&value, at)?,
+            "IGNORE_FILE" => self.ignore_file = Some(value),
+            "BLOCK_TCP" => self.block_tcp = Some(value),
+            "BLOCK_UDP" => self.block_udp = Some(value),
+            "KILL_RUN_CMD" => {
+                let argv: Vec<String> = run_cmd(&value)?.iter().map(|a| toml_string(a)).collect();
+                let line = format!("on-block = [{}]\n", argv.join(", "));
+                self.on_block = Some((at.to_string(), line));
+            }
+            "INTERFACE" => {
+                let names = interfaces(&value)?;
+                let _ = writeln!(self.capture, "interfaces = [{}]", names.join(", "));
+            }
+            _ => return Err("not a setting scansentry knows".into()),
+        }
+        Ok(())
+    }
+
+    /// SCAN_TRIGGER: PortSentry reacts on the (n+1)th connection to a watched port; here every
+    /// distinct watched port counts 1 (every weight 1), so the threshold is n+1.
+    fn scan_trigger(&mut self, value: &str, at: &str) -> Result<(), String> {
+        let n = value
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n < 65_536)
+            .ok_or_else(|| format!("{value:?} is not a number from 0 to 65535"))?;
+        let _ = writeln!(self.detect, "threshold = {}", n + 1);
+        // Each port counts 1: the source must be able to hold that many ports.
+        if n + 1 > 64 {
+            let _ = writeln!(self.detect, "max-ports-per-source = {}", n + 1);
+        }
+        self.weights.push_str(
+            "privileged-port = 1\nunprivileged-port = 1\nordinary = 1\nstealth = 1\n\
+             impossible = 1\n",
+        );
+        self.notes.push(format!(
+            "{at}: threshold = {} with every weight 1: scansentry counts distinct \
+             ports, where PortSentry counted connections",
+            n + 1
+        ));
+        Ok(())
+    }
+
+    /// The trap ports: the lists, or with `advanced` the advanced range; none is `unused` mode.
+    fn trap_ports(&mut self, source: &str, advanced: bool) {
+        let (tcp, udp) = if advanced {
+            for (proto, n) in [("TCP", self.advanced_tcp), ("UDP", self.advanced_udp)] {
+                if n.is_none() {
+                    self.notes.push(format!(
+                        "{source}: --advanced, but no ADVANCED_PORTS_{proto}: no {proto} trap ports"
                     ));
                 }
-                Err(()) => notes.push(format!(
-                    "{at}: not imported: {value:?} is not a number from 0 to 65535"
-                )),
-            },
-            "IGNORE_FILE" => ignore_file = Some(value),
-            "BLOCK_TCP" => block_tcp = Some(value),
-            "BLOCK_UDP" => block_udp = Some(value),
-            "KILL_RUN_CMD" => match run_cmd(&value) {
-                Ok(argv) => {
-                    on_block = Some((
-                        at,
-                        format!(
-                            "on-block = [{}]\n",
-                            argv.iter()
-                                .map(|a| toml_string(a))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+            }
+            let range = |n: Option<u16>| n.map(|n| vec![format!("\"1-{n}\"")]);
+            (range(self.advanced_tcp), range(self.advanced_udp))
+        } else {
+            if self.advanced_tcp.is_some() || self.advanced_udp.is_some() {
+                self.notes.push(format!(
+                    "{source}: ADVANCED_PORTS_*: used only with --advanced (PortSentry's \
+                     -atcp/-audp modes); scansentry's default mode = \"unused\" watches every \
+                     unbound port"
+                ));
+            }
+            (self.tcp_ports.take(), self.udp_ports.take())
+        };
+        let (tcp, udp) = (tcp.unwrap_or_default(), udp.unwrap_or_default());
+        if tcp.is_empty() && udp.is_empty() {
+            self.notes.push(format!(
+                "{source}: no trap ports imported: mode = \"unused\" (every port without a \
+                 listener is a trap)"
+            ));
+        } else {
+            let mut head = String::from("mode = \"listed\"\n");
+            let _ = writeln!(head, "tcp-ports = [{}]", tcp.join(", "));
+            let _ = writeln!(head, "udp-ports = [{}]", udp.join(", "));
+            self.detect.insert_str(0, &head);
+        }
+    }
+
+    /// BLOCK_*: 0 logs only, 1 blocks (and runs KILL_RUN_CMD), 2 runs KILL_RUN_CMD only.
+    /// scansentry answers a scanner whatever protocol it used, so the more active one wins.
+    fn block_level(&mut self, source: &str) {
+        let level = |v: &Option<String>| match v.as_deref() {
+            None | Some("1") => 1,
+            Some("2") => 2,
+            _ => 0,
+        };
+        let rank = |l: u8| match l {
+            1 => 2,
+            2 => 1,
+            _ => 0,
+        };
+        let (tcp_level, udp_level) = (level(&self.block_tcp), level(&self.block_udp));
+        let chosen = if rank(tcp_level) >= rank(udp_level) {
+            tcp_level
+        } else {
+            udp_level
+        };
+        if tcp_level != udp_level {
+            self.notes.push(format!(
+                "{source}: BLOCK_TCP and BLOCK_UDP differ: scansentry answers a scanner whatever \
+                 the protocol it scanned with, so both act as BLOCK_*=\"{chosen}\""
+            ));
+        }
+        match chosen {
+            1 => {}
+            2 => {
+                self.respond.push_str("dry-run = true\n");
+                self.notes.push(format!(
+                    "{source}: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
+                     blocked, detections are logged and the program runs"
+                ));
+            }
+            _ => {
+                self.respond.push_str("dry-run = true\n");
+                self.notes.push(format!(
+                    "{source}: BLOCK_* = 0: dry-run = true: nothing is blocked, detections are \
+                     logged"
+                ));
+                if let Some((at, _)) = self.on_block.take() {
+                    self.notes.push(format!(
+                        "{at}: not imported: with BLOCK_* = 0 PortSentry does not run it"
                     ));
                 }
-                Err(why) => notes.push(format!("{at}: not imported: {why}")),
-            },
-            "KILL_RUN_CMD_FIRST" => notes.push(format!(
-                "{at}: not imported: the on-block program always runs after the block is in \
-                 the kernel"
-            )),
-            "KILL_ROUTE" => notes.push(format!(
-                "{at}: not imported: a shell command per block; scansentry blocks in its own \
-                 nftables set over netlink (see [firewall])"
-            )),
-            "KILL_HOSTS_DENY" => notes.push(format!(
-                "{at}: not imported: hosts.deny only covers TCP-wrapped services; the nftables \
-                 block covers everything"
-            )),
-            "PORT_BANNER" => notes.push(format!(
-                "{at}: not imported: scansentry watches packets and opens no port, so it has \
-                 no banner to send"
-            )),
-            "RESOLVE_HOST" => notes.push(format!(
-                "{at}: not imported: scansentry never resolves names (an attacker's DNS would \
-                 see every detection)"
-            )),
-            "HISTORY_FILE" | "BLOCKED_FILE" => notes.push(format!(
-                "{at}: not imported: blocks and history are kept in \
-                 /var/lib/scansentry/state.json ([daemon] state-dir)"
-            )),
-            "INTERFACE" => match interfaces(&value) {
-                Ok(names) => {
-                    let _ = writeln!(capture, "interfaces = [{}]", names.join(", "));
-                }
-                Err(why) => notes.push(format!("{at}: not imported: {why}")),
-            },
-            _ => notes.push(format!(
-                "{at}: not imported: not a setting scansentry knows"
-            )),
-        }
-    }
-
-    let (tcp, udp) = if advanced {
-        for (proto, n) in [("TCP", advanced_tcp), ("UDP", advanced_udp)] {
-            if n.is_none() {
-                notes.push(format!(
-                    "{source}: --advanced, but no ADVANCED_PORTS_{proto}: no {proto} trap ports"
-                ));
             }
         }
-        (
-            advanced_tcp.map(|n| vec![format!("\"1-{n}\"")]),
-            advanced_udp.map(|n| vec![format!("\"1-{n}\"")]),
-        )
-    } else {
-        if advanced_tcp.is_some() || advanced_udp.is_some() {
-            notes.push(format!(
-                "{source}: ADVANCED_PORTS_*: used only with --advanced (PortSentry's -atcp/-audp \
-                 modes); scansentry's default mode = \"unused\" watches every unbound port"
-            ));
+        if let Some((_, line)) = self.on_block.take() {
+            self.respond.push_str(&line);
         }
-        (tcp_ports, udp_ports)
-    };
-    let (tcp, udp) = (tcp.unwrap_or_default(), udp.unwrap_or_default());
-    if tcp.is_empty() && udp.is_empty() {
-        notes.push(format!(
-            "{source}: no trap ports imported: mode = \"unused\" (every port without a \
-             listener is a trap)"
-        ));
-    } else {
-        let mut head = String::from("mode = \"listed\"\n");
-        let _ = writeln!(head, "tcp-ports = [{}]", tcp.join(", "));
-        let _ = writeln!(head, "udp-ports = [{}]", udp.join(", "));
-        detect.insert_str(0, &head);
     }
 
-    // BLOCK_*: 0 logs only, 1 blocks (and runs KILL_RUN_CMD), 2 runs KILL_RUN_CMD only.
-    // scansentry answers a scanner whatever protocol it used, so the more active one wins.
-    let level = |v: &Option<String>| match v.as_deref() {
-        None | Some("1") => 1,
-        Some("2") => 2,
-        _ => 0,
-    };
-    let rank = |l: u8| match l {
-        1 => 2,
-        2 => 1,
-        _ => 0,
-    };
-    let (tcp_level, udp_level) = (level(&block_tcp), level(&block_udp));
-    let chosen = if rank(tcp_level) >= rank(udp_level) {
-        tcp_level
-    } else {
-        udp_level
-    };
-    if tcp_level != udp_level {
-        notes.push(format!(
-            "{source}: BLOCK_TCP and BLOCK_UDP differ: scansentry answers a scanner whatever the \
-             protocol it scanned with, so both act as BLOCK_*=\"{chosen}\""
-        ));
-    }
-    match chosen {
-        1 => {}
-        2 => {
-            respond.push_str("dry-run = true\n");
-            notes.push(format!(
-                "{source}: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
-                 blocked, detections are logged and the program runs"
-            ));
-        }
-        _ => {
-            respond.push_str("dry-run = true\n");
-            notes.push(format!(
-                "{source}: BLOCK_* = 0: dry-run = true: nothing is blocked, detections are logged"
-            ));
-            if let Some((at, _)) = on_block.take() {
-                notes.push(format!(
-                    "{at}: not imported: with BLOCK_* = 0 PortSentry does not run it"
-                ));
+    /// The file, its sections in order, each only when it has a line.
+    fn finish(self, source: &str) -> Imported {
+        let mut toml = format!(
+            "# Imported from {source} by sentryctl import-portsentry. Check it with\n\
+             # `sentryctl validate FILE`; every key not written here has its default (see\n\
+             # scansentry.toml(5)).\n\n[detect]\n{}",
+            self.detect
+        );
+        for (name, lines) in [
+            ("detect.weights", &self.weights),
+            ("respond", &self.respond),
+            ("capture", &self.capture),
+        ] {
+            if !lines.is_empty() {
+                let _ = write!(toml, "\n[{name}]\n{lines}");
             }
         }
-    }
-    if let Some((_, line)) = on_block {
-        respond.push_str(&line);
-    }
-
-    let mut toml = format!(
-        "# Imported from {source} by sentryctl import-portsentry. Check it with\n\
-         # `sentryctl validate FILE`; every key not written here has its default (see\n\
-         # scansentry.toml(5)).\n\n[detect]\n{detect}"
-    );
-    if !weights.is_empty() {
-        let _ = write!(toml, "\n[detect.weights]\n{weights}");
-    }
-    if !respond.is_empty() {
-        let _ = write!(toml, "\n[respond]\n{respond}");
-    }
-    if !capture.is_empty() {
-        let _ = write!(toml, "\n[capture]\n{capture}");
-    }
-    Imported {
-        toml,
-        notes,
-        ignore_file,
+        Imported {
+            toml,
+            notes: self.notes,
+            ignore_file: self.ignore_file,
+        }
     }
 }
 
@@ -556,6 +580,65 @@ SCAN_TRIGGER="0"
 
     /// Found by fuzzing: port 0, a backwards range, a huge SCAN_TRIGGER, odd interfaces and
     /// braces in a command once made a configuration the daemon refuses.
+    /// Issue 25: every setting PortSentry has and scansentry has not, and each decision taken
+    /// once all are read, named with why, word for word (convert became a table and steps).
+    #[test]
+    fn every_setting_left_out_and_every_decision_is_noted_word_for_word() {
+        let conf = "KILL_RUN_CMD_FIRST=\"1\"\nKILL_ROUTE=\"/sbin/route add $TARGET$\"\n\
+                    KILL_HOSTS_DENY=\"ALL: $TARGET$\"\nPORT_BANNER=\"go\"\nRESOLVE_HOST=\"0\"\n\
+                    HISTORY_FILE=\"/h\"\nBLOCKED_FILE=\"/b\"\nBLOCK_TCP=\"0\"\nBLOCK_UDP=\"2\"\n\
+                    KILL_RUN_CMD=\"/bin/notify $TARGET$\"\nADVANCED_PORTS_UDP=\"1024\"\n\
+                    SCAN_TRIGGER=\"2\"\n";
+        let i = convert(conf, "p.conf", false);
+        valid(&i.toml);
+        assert_eq!(
+            i.notes,
+            [
+                "p.conf:1: KILL_RUN_CMD_FIRST: not imported: the on-block program always runs \
+                 after the block is in the kernel",
+                "p.conf:2: KILL_ROUTE: not imported: a shell command per block; scansentry \
+                 blocks in its own nftables set over netlink (see [firewall])",
+                "p.conf:3: KILL_HOSTS_DENY: not imported: hosts.deny only covers TCP-wrapped \
+                 services; the nftables block covers everything",
+                "p.conf:4: PORT_BANNER: not imported: scansentry watches packets and opens no \
+                 port, so it has no banner to send",
+                "p.conf:5: RESOLVE_HOST: not imported: scansentry never resolves names (an \
+                 attacker's DNS would see every detection)",
+                "p.conf:6: HISTORY_FILE: not imported: blocks and history are kept in \
+                 /var/lib/scansentry/state.json ([daemon] state-dir)",
+                "p.conf:7: BLOCKED_FILE: not imported: blocks and history are kept in \
+                 /var/lib/scansentry/state.json ([daemon] state-dir)",
+                "p.conf:12: SCAN_TRIGGER: threshold = 3 with every weight 1: scansentry counts \
+                 distinct ports, where PortSentry counted connections",
+                "p.conf: ADVANCED_PORTS_*: used only with --advanced (PortSentry's -atcp/-audp \
+                 modes); scansentry's default mode = \"unused\" watches every unbound port",
+                "p.conf: no trap ports imported: mode = \"unused\" (every port without a \
+                 listener is a trap)",
+                "p.conf: BLOCK_TCP and BLOCK_UDP differ: scansentry answers a scanner whatever \
+                 the protocol it scanned with, so both act as BLOCK_*=\"2\"",
+                "p.conf: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
+                 blocked, detections are logged and the program runs",
+            ]
+        );
+        let off = convert(
+            "BLOCK_TCP=\"0\"\nBLOCK_UDP=\"0\"\nKILL_RUN_CMD=\"/bin/x\"\n",
+            "p.conf",
+            true,
+        );
+        assert_eq!(
+            off.notes,
+            [
+                "p.conf: --advanced, but no ADVANCED_PORTS_TCP: no TCP trap ports",
+                "p.conf: --advanced, but no ADVANCED_PORTS_UDP: no UDP trap ports",
+                "p.conf: no trap ports imported: mode = \"unused\" (every port without a \
+                 listener is a trap)",
+                "p.conf: BLOCK_* = 0: dry-run = true: nothing is blocked, detections are logged",
+                "p.conf:3: KILL_RUN_CMD: not imported: with BLOCK_* = 0 PortSentry does not run it",
+            ]
+        );
+        assert!(!off.toml.contains("on-block"), "{}", off.toml);
+    }
+
     #[test]
     fn what_the_daemon_would_refuse_is_listed_not_written() {
         let i = convert(
