@@ -467,7 +467,21 @@ struct Checker<'m> {
     wrong: Vec<String>,
 }
 
-impl Checker<'_> {
+impl<'m> Checker<'m> {
+    /// The checker of `module`, with the names it brings into scope.
+    fn new(module: &'m Module, crates: &'m BTreeSet<String>) -> Self {
+        let mut scope = Scope::default();
+        for item in &module.items {
+            scope.visit_item(item);
+        }
+        Checker {
+            module,
+            names: scope.names,
+            crates,
+            wrong: Vec::new(),
+        }
+    }
+
     /// The full path (`crate::a::b`, or `std::fs::read`) that `path` names in this module; None
     /// for a name of no module (a local, a generic, the prelude's).
     fn resolve(&self, path: &[String], global: bool, depth: usize) -> Option<Vec<String>> {
@@ -692,17 +706,17 @@ impl<'a> Visit<'a> for Checker<'_> {
     }
 }
 
+/// Whether `path` (after `crate::`) is in the pure core.
+fn is_pure(path: &[String]) -> bool {
+    let path = path.join("::");
+    PURE.iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}::")))
+}
+
 /// Whether `module` (a pure module's path) may name `full`.
 fn allowed(module: &[String], full: &[String]) -> bool {
-    if full[0] == "crate" {
-        let inner = full[1..].join("::");
-        if inner.is_empty()
-            || PURE
-                .iter()
-                .any(|p| inner == *p || inner.starts_with(&format!("{p}::")))
-        {
-            return true;
-        }
+    if full[0] == "crate" && (full.len() == 1 || is_pure(&full[1..])) {
+        return true;
     }
     let who = module.join("::");
     let glob = full.last().is_some_and(|s| s == "*");
@@ -724,16 +738,7 @@ fn reaches_out(modules: &[Module]) -> Vec<String> {
     let crates = crates();
     let mut wrong = Vec::new();
     for module in modules {
-        let mut scope = Scope::default();
-        for item in &module.items {
-            scope.visit_item(item);
-        }
-        let mut checker = Checker {
-            module,
-            names: scope.names,
-            crates: &crates,
-            wrong: Vec::new(),
-        };
+        let mut checker = Checker::new(module, &crates);
         for item in &module.items {
             checker.visit_item(item);
         }
@@ -752,6 +757,45 @@ fn the_pure_core_imports_no_shell_module_and_no_system_interface() {
         wrong.is_empty(),
         "the pure core reaches out ({} paths):\n{}",
         wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// An item of the crate that the table allows is its module's own, or a re-export of an item
+/// of the pure core: a shell module cannot pass a system item off under an allowed name
+/// (`pub use std::fs::read as Blocked;`).
+#[test]
+fn every_allowed_item_of_the_crate_is_its_module_s_own() {
+    let crates = crates();
+    let mut wrong = Vec::new();
+    for (_, item, _) in ALLOWED {
+        let Some(inner) = item.strip_prefix("crate::") else {
+            continue;
+        };
+        let (module, name) = inner.rsplit_once("::").unwrap();
+        let modules = modules_of(module);
+        let path: Vec<String> = module.split("::").map(String::from).collect();
+        let found = modules.iter().find(|m| m.path == path).unwrap();
+        if found
+            .items
+            .iter()
+            .any(|i| item_name(i).is_some_and(|n| n == name))
+        {
+            continue;
+        }
+        let checker = Checker::new(found, &crates);
+        let re_export = checker
+            .names
+            .get(name)
+            .and_then(|w| checker.resolve(&w.path, w.global, 0));
+        match re_export {
+            Some(full) if full[0] == "crate" && is_pure(&full[1..]) => {}
+            other => wrong.push(format!("{item}: {other:?}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "not the module's own item:\n{}",
         wrong.join("\n")
     );
 }
