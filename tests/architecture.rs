@@ -564,6 +564,24 @@ impl<'m> Checker<'m> {
         }
     }
 
+    /// Paths written in the string literals of `tokens`, as serde's attributes name them.
+    fn scan_strings(&mut self, tokens: TokenStream) {
+        for token in tokens {
+            let TokenTree::Literal(lit) = token else {
+                continue;
+            };
+            let line = lit.span().start().line;
+            let text = syn::parse_str::<syn::LitStr>(&lit.to_string()).map(|s| s.value());
+            if let Ok(path) = text.and_then(|t| syn::parse_str::<syn::Path>(&t)) {
+                let segments: Vec<String> =
+                    path.segments.iter().map(|s| s.ident.to_string()).collect();
+                if path.leading_colon.is_some() || segments.len() > 1 {
+                    self.check(&segments, path.leading_colon.is_some(), line);
+                }
+            }
+        }
+    }
+
     /// Paths written in the tokens of a macro call or an attribute.
     fn scan(&mut self, tokens: TokenStream) {
         let tokens: Vec<TokenTree> = tokens.into_iter().collect();
@@ -695,6 +713,16 @@ impl<'a> Visit<'a> for Checker<'_> {
     }
 
     fn visit_macro(&mut self, mac: &'a syn::Macro) {
+        // `include!` would make another file's code this module's, unread by this guard.
+        if mac.path.is_ident("include") {
+            let (file, line) = (
+                &self.module.file,
+                mac.path.segments[0].ident.span().start().line,
+            );
+            let who = self.module.path.join("::");
+            self.wrong
+                .push(format!("{file}:{line}: include! (in {who})"));
+        }
         self.visit_path(&mac.path);
         self.scan(mac.tokens.clone());
     }
@@ -702,6 +730,10 @@ impl<'a> Visit<'a> for Checker<'_> {
     fn visit_attribute(&mut self, attr: &'a syn::Attribute) {
         if let syn::Meta::List(list) = &attr.meta {
             self.scan(list.tokens.clone());
+            // serde calls the functions its attributes name in strings (`with = "a::b"`).
+            if list.path.is_ident("serde") {
+                self.scan_strings(list.tokens.clone());
+            }
         }
     }
 }
@@ -873,6 +905,10 @@ fn the_guard_refuses_a_system_path_written_inline() {
         caught("wire", in_macro_global),
         ["1: std::net::UdpSocket::bind"]
     );
+    let serde_with = "#[derive(serde::Deserialize)]\nstruct S {\n    #[serde(default = \"here\", deserialize_with = \"crate::daemon::read\")]\n    a: u8,\n}";
+    assert_eq!(caught("config", serde_with), ["3: crate::daemon::read"]);
+    let included = "include!(\"../daemon/live.rs\");";
+    assert_eq!(caught("config", included), ["1: include!"]);
     let trait_impl =
         "struct S;\nimpl std::os::fd::AsRawFd for S {\n    fn as_raw_fd(&self) -> i32 { 0 }\n}";
     assert_eq!(caught("wire", trait_impl), ["2: std::os::fd::AsRawFd"]);
