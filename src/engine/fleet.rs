@@ -232,6 +232,71 @@ fn thresholds(config: &FleetConfig) -> Thresholds {
     }
 }
 
+/// A probe of a batch that may be told to the fleet: its source as the detector counts it, the
+/// member that owns its prefix's count, and whether that is this host.
+#[derive(Debug)]
+struct Candidate {
+    tapped: Tapped,
+    source: IpNet,
+    owner: HostName,
+    own: bool,
+}
+
+/// The summaries of a batch to send, by the member that owns their prefixes' counts.
+type Summaries = std::collections::BTreeMap<HostName, Vec<ProbeSummary>>;
+
+/// A block another host of the fleet offers this host, as its rules read it.
+struct Offer {
+    origin: HostName,
+    net: IpNet,
+    /// `net` as the log says it.
+    text: String,
+    /// A block by hand from an origin named in `accept-wide`: it may be wide.
+    wide: bool,
+    /// When its origin detected it (wall clock, not after it arrived here).
+    at: Timestamp,
+    /// When it arrived (engine time).
+    now: Timestamp,
+    /// How long the gate lets it last here (zero until the gate has judged it).
+    ttl: Duration,
+}
+
+impl Offer {
+    /// Refused by `rule`, said (this host's rule protects it) with `reason`.
+    fn refused(&self, rule: &'static str, reason: impl std::fmt::Display) -> Refused {
+        Refused::Said(
+            rule,
+            format!("refused {}'s block of {}: {reason}", self.origin, self.text),
+        )
+    }
+}
+
+/// How a block from the fleet is refused.
+enum Refused {
+    /// Not counted: this host's own block come back, or fleet mode is off.
+    Quietly,
+    /// Counted by its rule (in `status`), not said: the gate's and the origin's own limits.
+    Counted(&'static str),
+    /// Counted by its rule and said (folded under a flood): a refusal that protects this host.
+    Said(&'static str, String),
+}
+
+/// One of this host's own rules for a block from the fleet, once past the floor and the gate.
+type FleetRule = fn(&mut Engine, &Offer) -> Result<(), Refused>;
+
+/// This host's own rules for a block from the fleet, in the order they are checked: an unblock
+/// here, or by its origin, since it was detected; the never-block list; the addresses the
+/// members claim and those refused here as forged; the protected peers; the origin's share;
+/// keep the longer.
+const FLEET_RULES: [FleetRule; 6] = [
+    Engine::offer_not_lifted,
+    Engine::offer_not_never_block,
+    Engine::offer_not_known,
+    Engine::offer_not_protected,
+    Engine::offer_within_share,
+    Engine::offer_keeps_longer,
+];
+
 impl Fleet {
     /// The fleet's side for `config`; `None` without a host name (the shell fills it in from
     /// the system's before the engine starts).
@@ -427,6 +492,42 @@ impl Fleet {
 
     fn refuse(&mut self, rule: &'static str) {
         *self.refused.entry(rule).or_default() += 1;
+    }
+
+    /// Which of a batch's `candidates` are checked, in arrival order: at most half of what is
+    /// left of the current second's [`PROBES_PER_SECOND`], shared by [`fair_share`] among the
+    /// interfaces they came in on, then their /24s or /48s (what a forger cannot choose
+    /// freely), before any route is looked up. The rest are counted as dropped.
+    fn admit(&mut self, candidates: Vec<Candidate>, now: Timestamp) -> Vec<Candidate> {
+        if now.saturating_since(self.second.0) >= Duration::from_secs(1) {
+            self.second = (now, 0);
+            self.spent = Spent::default();
+        }
+        let groups: Vec<(Option<u32>, IpNet)> = candidates
+            .iter()
+            .map(|c| (c.tapped.arrived_on, check_prefix(c.tapped.probe.src)))
+            .collect();
+        let left = PROBES_PER_SECOND.saturating_sub(self.second.1);
+        let admitted = fair_share(&groups, left.div_ceil(2), &mut self.spent);
+        self.second.1 += u32::try_from(admitted.len()).unwrap_or(u32::MAX);
+        self.probes_dropped += (candidates.len() - admitted.len()) as u64;
+        let mut admitted = admitted.into_iter().peekable();
+        candidates
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| admitted.next_if_eq(i).is_some())
+            .map(|(_, c)| c)
+            .collect()
+    }
+
+    /// `key` (source, protocol, port) was told to the fleet (or counted here) at `at`: not
+    /// again within a sweep window. Bounded by [`MAX_TOLD`] (the oldest gives way).
+    fn told(&mut self, key: (IpNet, Proto, u16), at: Timestamp) {
+        self.told.remove(&key);
+        if self.told.len() >= MAX_TOLD {
+            self.told.pop_front();
+        }
+        self.told.insert(key, at);
     }
 }
 
@@ -629,21 +730,36 @@ impl Engine {
         if probes.is_empty() {
             return;
         }
-        let wall = self.wall;
-        let wall_now = wall.to_wall(now);
         let Some(live) = self.fleet.as_ref().map(|f| f.live(now)) else {
             return;
         };
-        let mut looked = Looked::default();
-        let mut mine: Vec<(IpNet, Seen)> = Vec::new();
-        let mut out: std::collections::BTreeMap<HostName, Vec<ProbeSummary>> =
-            std::collections::BTreeMap::new();
-        // What may be told: not told in the window, nor twice in this batch, with an owner.
-        let mut candidates: Vec<(Tapped, IpNet, HostName, bool)> = Vec::new();
-        let mut in_batch = std::collections::HashSet::new();
+        let candidates = self.probe_candidates(probes, &live, (share, accept), window);
         let Some(fleet) = &mut self.fleet else {
             return;
         };
+        let admitted = fleet.admit(candidates, now);
+        let (mine, out) = self.check_probes(admitted);
+        self.send_probes(out);
+        let wall_now = self.wall.to_wall(now);
+        for (source, seen) in mine {
+            self.count_sweep(source, seen, wall_now);
+        }
+    }
+
+    /// What of `probes` may be told (`share`) or counted here (`accept`): a (source, port) not
+    /// told within `window`, nor twice in the batch, whose prefix has an owner among `live`.
+    fn probe_candidates(
+        &self,
+        probes: Vec<Tapped>,
+        live: &[HostName],
+        (share, accept): (bool, bool),
+        window: Duration,
+    ) -> Vec<Candidate> {
+        let Some(fleet) = &self.fleet else {
+            return Vec::new();
+        };
+        let mut candidates = Vec::new();
+        let mut in_batch = std::collections::HashSet::new();
         for tapped in probes {
             let p = tapped.probe;
             let source = self.pipeline.source_of(p.src);
@@ -656,7 +772,7 @@ impl Engine {
             {
                 continue;
             }
-            let Some(owner) = sweep::owner(&source, &live) else {
+            let Some(owner) = sweep::owner(&source, live) else {
                 continue;
             };
             let own = *owner == fleet.host;
@@ -664,38 +780,43 @@ impl Engine {
                 continue;
             }
             in_batch.insert(key);
-            candidates.push((tapped, source, owner.clone(), own));
+            candidates.push(Candidate {
+                tapped,
+                source,
+                owner: owner.clone(),
+                own,
+            });
         }
-        // The rate before any route is looked up, shared fairly by what a forger cannot
-        // choose freely: the interface a probe came in on, then its /24 or /48 within it.
-        if now.saturating_since(fleet.second.0) >= Duration::from_secs(1) {
-            fleet.second = (now, 0);
-            fleet.spent = Spent::default();
-        }
-        let groups: Vec<(Option<u32>, IpNet)> = candidates
-            .iter()
-            .map(|(t, ..)| (t.arrived_on, check_prefix(t.probe.src)))
-            .collect();
-        let left = PROBES_PER_SECOND.saturating_sub(fleet.second.1);
-        let admitted = fair_share(&groups, left.div_ceil(2), &mut fleet.spent);
-        fleet.second.1 += u32::try_from(admitted.len()).unwrap_or(u32::MAX);
-        fleet.probes_dropped += (candidates.len() - admitted.len()) as u64;
-        for i in admitted {
-            let (tapped, source, owner, own) = candidates[i].clone();
-            let p = tapped.probe;
-            let key = (source, p.proto, p.dst_port);
-            let checked = match self.check_probe(&tapped, source, &mut looked) {
+        candidates
+    }
+
+    /// The admitted probes that pass this host's checks ([`Engine::check_probe`]; a refused
+    /// one is counted by its rule), each remembered as told: those of the prefixes this host
+    /// owns, as seen here, and the others' summaries by owner.
+    fn check_probes(&mut self, admitted: Vec<Candidate>) -> (Vec<(IpNet, Seen)>, Summaries) {
+        let wall = self.wall;
+        let mut looked = Looked::default();
+        let mut mine: Vec<(IpNet, Seen)> = Vec::new();
+        let mut out = Summaries::new();
+        for Candidate {
+            tapped,
+            source,
+            owner,
+            own,
+        } in admitted
+        {
+            let checked = self.check_probe(&tapped, source, &mut looked);
+            let Some(fleet) = &mut self.fleet else {
+                break;
+            };
+            let checked = match checked {
                 Ok(checked) => checked,
                 Err(rule) => {
-                    if let Some(fleet) = &mut self.fleet {
-                        *fleet.probes_refused.entry(rule).or_default() += 1;
-                    }
+                    *fleet.probes_refused.entry(rule).or_default() += 1;
                     continue;
                 }
             };
-            let Some(fleet) = &mut self.fleet else {
-                return;
-            };
+            let p = tapped.probe;
             let summary = ProbeSummary {
                 source,
                 port: p.proto.label(p.dst_port),
@@ -714,12 +835,13 @@ impl Engine {
             } else {
                 out.entry(owner).or_default().push(summary);
             }
-            fleet.told.remove(&key);
-            if fleet.told.len() >= MAX_TOLD {
-                fleet.told.pop_front();
-            }
-            fleet.told.insert(key, p.at);
+            fleet.told((source, p.proto, p.dst_port), p.at);
         }
+        (mine, out)
+    }
+
+    /// Each owner's summaries go out, [`MAX_PROBES`] in a message at most; counted as sent.
+    fn send_probes(&mut self, out: Summaries) {
         let Some(fleet) = &mut self.fleet else {
             return;
         };
@@ -733,9 +855,6 @@ impl Engine {
                     to: Some(owner.clone()),
                 });
             }
-        }
-        for (source, seen) in mine {
-            self.count_sweep(source, seen, wall_now);
         }
     }
 
@@ -914,160 +1033,197 @@ impl Engine {
         }
     }
 
+    /// Another host's block of `net` (`why` names its origin), detected at `at` (wall clock,
+    /// not after it arrived) and ending at `until`: taken when it passes the floor, the gate
+    /// and [`FLEET_RULES`] in order, and then the responder (a grace period, the budget);
+    /// otherwise refused as the first rule that refuses it says ([`Refused`]).
     fn block_from_fleet(&mut self, net: IpNet, why: Why, at: Timestamp, until: Timestamp) {
-        let now = self.clock.now();
-        let wall_now = self.wall.to_wall(now);
-        let origin = why
-            .origin
-            .clone()
-            .expect("a block from the fleet has its origin");
-        let net_text = source_text(&net);
+        let Some(origin) = why.origin.clone() else {
+            return;
+        };
         // A wide block by hand only from an origin this host names (`accept-wide`).
-        let wide_ok = why.kind == "manual"
+        let wide = why.kind == "manual"
             && self
                 .fleet_config()
                 .is_some_and(|f| f.accept_wide.contains(&origin));
-        if let Some(floor) = gate::floor(&net, wide_ok) {
-            self.refuse_from_fleet(
-                "floor",
-                format!("refused {origin}'s block of {net_text}: {floor}"),
-            );
-            return;
+        let mut offer = Offer {
+            origin,
+            net,
+            text: source_text(&net),
+            wide,
+            at,
+            now: self.clock.now(),
+            ttl: Duration::ZERO,
+        };
+        match self.judge_offer(&mut offer, until) {
+            Ok(()) => self.take_from_fleet(&offer, why),
+            Err(refused) => self.refuse_offer(refused),
         }
+    }
+
+    /// The floor, the gate (which sets the offer's `ttl`), then [`FLEET_RULES`] in order: the
+    /// first that refuses `offer`.
+    fn judge_offer(&mut self, offer: &mut Offer, until: Timestamp) -> Result<(), Refused> {
+        if let Some(floor) = gate::floor(&offer.net, offer.wide) {
+            return Err(offer.refused("floor", floor));
+        }
+        offer.ttl = self.fleet_gate(offer, until)?;
+        FLEET_RULES.iter().try_for_each(|rule| rule(self, offer))
+    }
+
+    /// The gate's verdict ([`Gate::judge`]): how long the block may last here.
+    fn fleet_gate(&mut self, offer: &Offer, until: Timestamp) -> Result<Duration, Refused> {
+        let wall_now = self.wall.to_wall(offer.now);
         let Some(fleet) = &mut self.fleet else {
-            return;
+            return Err(Refused::Quietly);
         };
-        let ttl = match fleet.gate.judge(&origin, net, until, wall_now, wide_ok) {
-            Verdict::Take { ttl, .. } => ttl,
-            Verdict::Refuse(Refusal::Own) => return,
-            Verdict::Refuse(Refusal::Ended) => return fleet.refuse("ended"),
-            Verdict::Refuse(Refusal::RateCapped { .. }) => return fleet.refuse("rate-cap"),
-            Verdict::Refuse(Refusal::SpaceCapped { .. }) => return fleet.refuse("space-cap"),
-        };
-        if fleet.lifted_since(&origin, net, at) {
-            return fleet.refuse("unblocked");
-        }
-        if let Some(entries) = self.overlapping_never_block(net) {
-            self.refuse_from_fleet(
-                "never-block",
-                format!(
-                    "refused {origin}'s block of {net_text}: it overlaps the never-block list: \
-                     {entries}"
-                ),
-            );
-            return;
-        }
-        if let Some((rule, why)) = self.fleet_knows(&net, now) {
-            self.refuse_from_fleet(
-                rule,
-                format!("refused {origin}'s block of {net_text}: {why}"),
-            );
-            return;
-        }
-        if self.config().respond.protect != Protect::None
-            && let Some(c) = self.peers.protecting(net, now)
+        match fleet
+            .gate
+            .judge(&offer.origin, offer.net, until, wall_now, offer.wide)
         {
-            self.refuse_from_fleet(
+            Verdict::Take { ttl, .. } => Ok(ttl),
+            Verdict::Refuse(Refusal::Own) => Err(Refused::Quietly),
+            Verdict::Refuse(Refusal::Ended) => Err(Refused::Counted("ended")),
+            Verdict::Refuse(Refusal::RateCapped { .. }) => Err(Refused::Counted("rate-cap")),
+            Verdict::Refuse(Refusal::SpaceCapped { .. }) => Err(Refused::Counted("space-cap")),
+        }
+    }
+
+    /// [`FLEET_RULES`]: not lifted here, nor by its origin, since it was detected.
+    fn offer_not_lifted(&mut self, offer: &Offer) -> Result<(), Refused> {
+        match &self.fleet {
+            Some(fleet) if fleet.lifted_since(&offer.origin, offer.net, offer.at) => {
+                Err(Refused::Counted("unblocked"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`FLEET_RULES`]: clear of the never-block list.
+    fn offer_not_never_block(&mut self, offer: &Offer) -> Result<(), Refused> {
+        match self.overlapping_never_block(offer.net) {
+            Some(entries) => Err(offer.refused(
+                "never-block",
+                format!("it overlaps the never-block list: {entries}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// [`FLEET_RULES`]: no member's own address, nor one this host refused as forged
+    /// ([`Engine::fleet_knows`]).
+    fn offer_not_known(&mut self, offer: &Offer) -> Result<(), Refused> {
+        match self.fleet_knows(&offer.net, offer.now) {
+            Some((rule, why)) => Err(offer.refused(rule, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`FLEET_RULES`]: with `[respond] protect`, no protected peer.
+    fn offer_not_protected(&mut self, offer: &Offer) -> Result<(), Refused> {
+        if self.config().respond.protect == Protect::None {
+            return Ok(());
+        }
+        match self.peers.protecting(offer.net, offer.now) {
+            Some(c) => Err(offer.refused(
                 "protected",
                 format!(
-                    "refused {origin}'s block of {net_text}: {} is a protected peer \
-                         (a conversation on port {})",
+                    "{} is a protected peer (a conversation on port {})",
                     c.peer, c.port
                 ),
-            );
-            return;
+            )),
+            None => Ok(()),
         }
-        // One origin holds at most a share of this host's sets, and of address space.
+    }
+
+    /// [`FLEET_RULES`]: a new block keeps its origin within its share of this host's sets
+    /// ([`ORIGIN_SHARE`] of `max-blocks`) and of address space in force ([`held_cap`]).
+    fn offer_within_share(&mut self, offer: &Offer) -> Result<(), Refused> {
+        let (net, origin, now) = (offer.net, &offer.origin, offer.now);
+        if self.responder.block_of(net, now).is_some() {
+            return Ok(());
+        }
         let max_blocks = self.config().respond.max_blocks;
         let share = (max_blocks / ORIGIN_SHARE).max(1);
-        if self.responder.block_of(net, now).is_none() {
-            let held = self.responder.held_by(&origin, now);
-            if held.blocks >= share {
-                self.refuse_from_fleet(
-                    "share",
-                    format!(
-                        "refused {origin}'s block of {net_text}: {origin} holds {share} blocks \
-                         here, its share (a quarter of [respond] max-blocks = {max_blocks})"
-                    ),
-                );
-                return;
-            }
-            let (cap, unit) = held_cap(&net, share, wide_ok);
-            let holds = held.of_family(&net);
-            if holds.saturating_add(Held::space(&net)) > cap {
-                self.refuse_from_fleet(
-                    "held-cap",
-                    format!(
-                        "refused {origin}'s block of {net_text}: {origin}'s blocks in force \
-                         here hold {holds} {unit}, and at most {cap} may be held"
-                    ),
-                );
-                return;
-            }
-        }
-        if let Some(kept) =
-            self.responder
-                .kept_from_fleet(net, &origin, now.saturating_add(ttl), now)
-        {
-            self.refuse_from_fleet(
-                "shorter",
+        let held = self.responder.held_by(origin, now);
+        if held.blocks >= share {
+            return Err(offer.refused(
+                "share",
                 format!(
-                    "refused {origin}'s block of {net_text} for {}: it would lift the block of \
-                     {} here ({}), which {}",
-                    human(ttl),
-                    source_text(&kept.net),
-                    kept.why.kind,
-                    if kept.why.kind == "manual" {
-                        "was made by hand".to_string()
-                    } else if kept.until <= now.saturating_add(ttl) {
-                        kept.why.origin.as_ref().map_or_else(
-                            || "this host detected".to_string(),
-                            |o| format!("{o} made"),
-                        )
-                    } else {
-                        format!("ends in {}", human(kept.until.saturating_since(now)))
-                    }
+                    "{origin} holds {share} blocks here, its share (a quarter of [respond] \
+                     max-blocks = {max_blocks})"
                 ),
-            );
-            return;
+            ));
         }
-        let detected = self.wall.from_wall(at);
-        let decision = self
+        let (cap, unit) = held_cap(&net, share, offer.wide);
+        let holds = held.of_family(&net);
+        if holds.saturating_add(Held::space(&net)) > cap {
+            return Err(offer.refused(
+                "held-cap",
+                format!(
+                    "{origin}'s blocks in force here hold {holds} {unit}, and at most {cap} may \
+                     be held"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`FLEET_RULES`]: it keeps the longer: it lifts no block here that is by hand, ends
+    /// later, or is not its origin's ([`Responder::kept_from_fleet`]).
+    fn offer_keeps_longer(&mut self, offer: &Offer) -> Result<(), Refused> {
+        let (now, ttl) = (offer.now, offer.ttl);
+        let until = now.saturating_add(ttl);
+        let Some(kept) = self
             .responder
-            .block_from_fleet(net, ttl, why.clone(), detected, now);
+            .kept_from_fleet(offer.net, &offer.origin, until, now)
+        else {
+            return Ok(());
+        };
+        let which = if kept.why.kind == "manual" {
+            "was made by hand".to_string()
+        } else if kept.until <= until {
+            kept.why
+                .origin
+                .as_ref()
+                .map_or_else(|| "this host detected".to_string(), |o| format!("{o} made"))
+        } else {
+            format!("ends in {}", human(kept.until.saturating_since(now)))
+        };
+        Err(Refused::Said(
+            "shorter",
+            format!(
+                "refused {}'s block of {} for {}: it would lift the block of {} here ({}), \
+                 which {which}",
+                offer.origin,
+                offer.text,
+                human(ttl),
+                source_text(&kept.net),
+                kept.why.kind,
+            ),
+        ))
+    }
+
+    /// An offer that passed every rule, as the responder decides it (a grace period, the
+    /// budget): enforced and said when it blocks, counted (and said) when refused.
+    fn take_from_fleet(&mut self, offer: &Offer, why: Why) {
+        let detected = self.wall.from_wall(offer.at);
+        let decision =
+            self.responder
+                .block_from_fleet(offer.net, offer.ttl, why.clone(), detected, offer.now);
         match &decision {
             Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => {
                 let ttl = *ttl;
                 match self.enforce(&decision) {
-                    Ok(()) => {
-                        if let Some(fleet) = &mut self.fleet {
-                            fleet.taken += 1;
-                        }
-                        let verb = self.verb("blocked", "would block");
-                        let ports = why.port_labels();
-                        let ports = if ports.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {}", ports.join(" "))
-                        };
-                        self.log(format!(
-                            "{verb} {net_text} for {}: blocked by fleet, detected on {origin} \
-                             at {at} ({}{ports})",
-                            human(ttl),
-                            why.kind,
-                        ));
-                    }
+                    Ok(()) => self.took_from_fleet(offer, ttl, &why),
                     Err(e) => self.warn(format!(
-                        "could not carry out {origin}'s block of {net_text}: {e}"
+                        "could not carry out {}'s block of {}: {e}",
+                        offer.origin, offer.text
                     )),
                 }
             }
             Decision::AlreadyBlocked { .. } => {}
-            Decision::InGrace { .. } => {
-                if let Some(fleet) = &mut self.fleet {
-                    fleet.refuse("grace");
-                }
-            }
+            Decision::InGrace { .. } => self.refuse_offer(Refused::Counted("grace")),
             Decision::OverBudget { budget, .. } => {
                 // A block from the fleet meets the size budget; a sweep, the rate budget's
                 // rules for weak evidence too.
@@ -1079,15 +1235,48 @@ impl Engine {
                 } else {
                     report::budget_text(budget)
                 };
-                self.refuse_from_fleet(
-                    "budget",
-                    format!("refused {origin}'s block of {net_text}: {budget}"),
-                );
+                self.refuse_offer(offer.refused("budget", budget));
             }
             Decision::NeverBlock { .. }
             | Decision::TooFewPorts { .. }
             | Decision::ReversePath { .. }
             | Decision::Protected { .. } => {}
+        }
+    }
+
+    /// A block from the fleet was carried out for `ttl`: counted and said.
+    fn took_from_fleet(&mut self, offer: &Offer, ttl: Duration, why: &Why) {
+        if let Some(fleet) = &mut self.fleet {
+            fleet.taken += 1;
+        }
+        let verb = self.verb("blocked", "would block");
+        let ports = why.port_labels();
+        let ports = if ports.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", ports.join(" "))
+        };
+        self.log(format!(
+            "{verb} {} for {}: blocked by fleet, detected on {} at {} ({}{ports})",
+            offer.text,
+            human(ttl),
+            offer.origin,
+            offer.at,
+            why.kind,
+        ));
+    }
+
+    /// A block from the fleet refused: counted by its rule, and said when that protects this
+    /// host.
+    fn refuse_offer(&mut self, refused: Refused) {
+        match refused {
+            Refused::Quietly => {}
+            Refused::Counted(rule) => {
+                if let Some(fleet) = &mut self.fleet {
+                    fleet.refuse(rule);
+                }
+            }
+            Refused::Said(rule, line) => self.refuse_from_fleet(rule, line),
         }
     }
 

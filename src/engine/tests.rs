@@ -918,6 +918,53 @@ mod fleet {
         );
     }
 
+    /// Past this host's own rules, the responder's: a grace period granted here holds the
+    /// fleet's block off (counted, not said), and a full set refuses it (counted and said).
+    #[test]
+    fn a_grace_period_here_and_a_full_set_refuse_the_fleets_block() {
+        let mut c = fleet_config();
+        c.respond.max_blocks = 2;
+        let mut lab = Lab::start(c);
+        lab.engine.take_effects();
+        lab.request(Request::Block {
+            net: net(SCANNER),
+            seconds: Some(60),
+        });
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: Some(600),
+            local: true,
+        });
+        // Detected after the unblock here: only the grace period holds it off.
+        lab.advance(Duration::from_secs(10));
+        lab.engine
+            .fleet_message(block(&lab, "web-3", SCANNER, -1, 600));
+        assert!(!lab.kernel.holds(net(SCANNER)));
+        // Two blocks by hand fill the set.
+        for addr in ["203.0.113.60", "203.0.113.61"] {
+            lab.request(Request::Block {
+                net: net(addr),
+                seconds: None,
+            });
+        }
+        lab.said();
+        lab.engine
+            .fleet_message(block(&lab, "web-3", "203.0.113.62", -1, 600));
+        assert!(!lab.kernel.holds(net("203.0.113.62")));
+        assert!(
+            lab.says(
+                "refused web-3's block of 203.0.113.62: 2 blocks active ([respond] max-blocks)"
+            )
+        );
+        let refused = lab.engine.fleet_info().unwrap().refused;
+        assert_eq!(
+            refused,
+            [("budget".to_string(), 1), ("grace".to_string(), 1)]
+                .into_iter()
+                .collect()
+        );
+    }
+
     #[test]
     fn this_hosts_blocks_and_fleet_wide_unblocks_are_told_to_the_fleet() {
         let mut lab = Lab::start(fleet_config());
