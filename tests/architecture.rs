@@ -105,6 +105,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("engine", "crate::control::protocol::LIST_PORTS", "the protocol's ports per block"),
     ("engine", "crate::control::protocol::TOP_MAX", "the protocol's longest top list"),
     ("metrics", "crate::control::protocol::StatusInfo", "the status answer the exposition is made from"),
+    ("metrics", "crate::control::protocol::FleetInfo", "the fleet line of the status answer"),
     ("audit::policy", "crate::audit::Entry", "a listening socket as the audit records it"),
     ("audit::policy", "crate::audit::Snapshot", "the audit's listeners: plain data"),
     ("config::nft", "std::ffi::CString", "a set's name as libnftnl takes it: plain data"),
