@@ -3,8 +3,9 @@
 //! packet socket hands the filter each packet from its IP header, whatever the link (loopback
 //! included). No I/O: libpcap's compiler runs in memory.
 //!
-//! One filter, two attachments: libpcap attaches it for `method = "pcap"`, [`super::sys`] for
-//! `method = "raw"`. What it keeps is written once, in [`crate::capture::bpf::PROBES`].
+//! One filter, two attachments: libpcap attaches it for `method = "pcap"`, the raw method's
+//! socket (`SO_ATTACH_FILTER`) for `method = "raw"`. What it keeps is written once, in
+//! [`crate::capture::bpf::PROBES`].
 
 use crate::capture::bpf;
 
