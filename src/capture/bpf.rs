@@ -15,15 +15,19 @@ pub use crate::config::Interfaces;
 /// ARPHRD_LOOPBACK, the hardware type of loopback in a Linux cooked header (bytes 2-3).
 const ARPHRD_LOOPBACK: u16 = 772;
 
-/// The filter for a capture on `device` (`any` or an interface).
+/// What the kernel keeps, whatever the link: the pcap method compiles it for its device's link
+/// type, the raw method for raw IP ([`crate::capture::raw::filter`]).
+pub const PROBES: &str = "(ip and tcp and (tcp[tcpflags] & tcp-ack == 0 or tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)) \
+     or (ip6 and ip6[6] == 6 and (ip6[53] & 0x10 == 0 or ip6[53] & 0x03 != 0)) \
+     or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
+     or udp";
+
+/// The pcap method's filter for a capture on `device` (`any` or an interface): [`PROBES`], and
+/// on `any` without loopback, a test of the cooked header's hardware type.
 pub fn filter(interfaces: &Interfaces) -> String {
-    let probes = "(ip and tcp and (tcp[tcpflags] & tcp-ack == 0 or tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)) \
-         or (ip6 and ip6[6] == 6 and (ip6[53] & 0x10 == 0 or ip6[53] & 0x03 != 0)) \
-         or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
-         or udp";
     match interfaces {
-        Interfaces::AllButLoopback => format!("link[2:2] != {ARPHRD_LOOPBACK} and ({probes})"),
-        Interfaces::All | Interfaces::Named(_) => probes.to_string(),
+        Interfaces::AllButLoopback => format!("link[2:2] != {ARPHRD_LOOPBACK} and ({PROBES})"),
+        Interfaces::All | Interfaces::Named(_) => PROBES.to_string(),
     }
 }
 

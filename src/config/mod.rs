@@ -193,7 +193,7 @@ pub enum Method {
     Pcap,
     /// The listed trap ports bound as sockets: completed TCP connections and UDP datagrams.
     Connect,
-    /// A packet socket with a kernel filter, without libpcap: what pcap sees.
+    /// A packet socket read directly, with the pcap method's filter compiled by libpcap.
     Raw,
 }
 

@@ -552,6 +552,16 @@ struct Thread {
     wake_main: WakeMain,
 }
 
+/// The messages of two subscriptions, as one stream.
+type Subscriptions = futures_util::stream::SelectAll<async_nats::Subscriber>;
+
+/// What the link holds while connected: the bucket (when it is usable) and the catch-up task.
+struct Session {
+    jetstream: async_nats::jetstream::Context,
+    bucket: Option<async_nats::jetstream::kv::Store>,
+    catching_up: Option<tokio::task::JoinHandle<()>>,
+}
+
 impl Thread {
     async fn run(self, options: async_nats::ConnectOptions) {
         let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
@@ -572,42 +582,18 @@ impl Thread {
             }
         };
         *self.shared.server.lock().expect("never poisoned") = self.servers.join(",");
-        // Blocks and unblocks apart from what every host says often (heartbeats) and the probe
-        // summaries sent to this host as an owner: a flood of the latter fills only their own
-        // subscriptions in the client.
-        let subscribe = |subjects: [String; 2]| {
-            let client = client.clone();
-            async move {
-                let mut subscriptions = Vec::new();
-                for subject in subjects {
-                    match client.subscribe(subject.clone()).await {
-                        Ok(subscriber) => subscriptions.push(subscriber),
-                        Err(e) => return Err(format!("cannot subscribe to {subject}: {e}")),
-                    }
-                }
-                Ok(futures_util::stream::select_all(subscriptions))
-            }
-        };
-        let p = &self.prefix;
-        let subscribed = async {
-            let blocks = subscribe([format!("{p}.block.*"), format!("{p}.unblock.*")]).await?;
-            let others = subscribe([
-                format!("{p}.heartbeat.*"),
-                format!("{p}.probes.*.{}", self.host),
-            ])
-            .await?;
-            Ok::<_, String>((blocks, others))
-        };
-        let (mut blocks_in, mut others_in) = match subscribed.await {
+        let (mut blocks_in, mut others_in) = match self.subscribe(&client).await {
             Ok(inboxes) => inboxes,
             Err(e) => {
                 tracing::warn!("fleet: {e}; fleet mode is off");
                 return;
             }
         };
-        let jetstream = async_nats::jetstream::new(client.clone());
-        let mut bucket: Option<async_nats::jetstream::kv::Store> = None;
-        let mut catching_up: Option<tokio::task::JoinHandle<()>> = None;
+        let mut session = Session {
+            jetstream: async_nats::jetstream::new(client.clone()),
+            bucket: None,
+            catching_up: None,
+        };
         let clock = SteadyClock::new();
         let mut caps = caps::Caps::new(caps::BLOCKS, caps::OTHERS, clock.now());
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
@@ -616,44 +602,12 @@ impl Thread {
             tokio::select! {
                 () = self.shared.wake.notified() => {
                     if self.shared.closing.load(Ordering::Relaxed) {
-                        if let Some(task) = catching_up.take() {
-                            task.abort();
-                        }
-                        self.flush(&client, bucket.as_ref()).await;
-                        let _ = tokio::time::timeout(CLOSE_WITHIN, client.flush()).await;
-                        return;
+                        return self.close_down(&client, &mut session).await;
                     }
-                    self.flush(&client, bucket.as_ref()).await;
+                    self.flush(&client, session.bucket.as_ref()).await;
                 }
                 event = events.recv() => match event {
-                    Some(async_nats::Event::Connected) => {
-                        self.shared.connected.store(true, Ordering::Relaxed);
-                        let info = client.server_info();
-                        *self.shared.server.lock().expect("never poisoned") =
-                            format!("{}:{}", info.host, info.port);
-                        tracing::info!("fleet: connected to NATS at {}:{} as {}", info.host, info.port, self.host);
-                        bucket = self.open_bucket(&jetstream).await;
-                        // What waited goes first: the others learn of this host's blocks
-                        // before it reads the bucket, which takes a while when it is large.
-                        self.flush(&client, bucket.as_ref()).await;
-                        if let Some(task) = catching_up.take() {
-                            task.abort();
-                        }
-                        if let Some(store) = &bucket {
-                            catching_up = Some(tokio::spawn(catch_up(
-                                store.clone(),
-                                self.host.clone(),
-                                Arc::clone(&self.shared),
-                                Arc::clone(&self.wake_main),
-                            )));
-                        }
-                    }
-                    Some(async_nats::Event::Disconnected) => {
-                        self.shared.connected.store(false, Ordering::Relaxed);
-                        tracing::warn!("fleet: lost the connection to NATS; local blocking goes on, this host's messages wait (at most {OUTBOX})");
-                    }
-                    Some(async_nats::Event::ServerError(e)) => tracing::warn!("fleet: NATS server error: {e}"),
-                    Some(_) => {}
+                    Some(event) => self.on_event(event, &client, &mut session).await,
                     None => return,
                 },
                 message = blocks_in.next() => {
@@ -664,27 +618,113 @@ impl Thread {
                     let Some(message) = message else { return };
                     self.receive(&message, &mut caps, clock.now());
                 }
-                _ = heartbeat.tick() => {
-                    if client.connection_state() == async_nats::connection::State::Connected {
-                        let at = crate::time::Clock::now(&crate::time::SystemClock);
-                        let addresses = self.shared.addresses.lock().expect("never poisoned").clone();
-                        let body = Body::Heartbeat { at, addresses };
-                        let subject = Subject::of(&self.prefix, &self.host, &body, None);
-                        if let Ok(payload) = Message::new(self.host.clone(), body).encode() {
-                            let _ = client.publish(subject, payload.into()).await;
-                        }
-                    }
-                }
-                _ = round_trip.tick() => {
-                    if client.connection_state() == async_nats::connection::State::Connected {
-                        let start = tokio::time::Instant::now();
-                        if let Ok(Ok(())) = tokio::time::timeout(CALL_TIMEOUT, client.flush()).await {
-                            let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
-                            self.shared.round_trip_us.store(us, Ordering::Relaxed);
-                        }
-                    }
-                }
+                _ = heartbeat.tick() => self.heartbeat(&client).await,
+                _ = round_trip.tick() => self.measure_round_trip(&client).await,
             }
+        }
+    }
+
+    /// Blocks and unblocks apart from what every host says often (heartbeats) and the probe
+    /// summaries sent to this host as an owner: a flood of the latter fills only their own
+    /// subscriptions in the client.
+    async fn subscribe(
+        &self,
+        client: &async_nats::Client,
+    ) -> Result<(Subscriptions, Subscriptions), String> {
+        let p = &self.prefix;
+        let blocks = subscribe(client, [format!("{p}.block.*"), format!("{p}.unblock.*")]).await?;
+        let others = [
+            format!("{p}.heartbeat.*"),
+            format!("{p}.probes.*.{}", self.host),
+        ];
+        Ok((blocks, subscribe(client, others).await?))
+    }
+
+    /// A connection event. On (re)connection: the bucket is opened, what waited is sent, and
+    /// the catch-up begins anew.
+    async fn on_event(
+        &self,
+        event: async_nats::Event,
+        client: &async_nats::Client,
+        session: &mut Session,
+    ) {
+        match event {
+            async_nats::Event::Connected => {
+                self.shared.connected.store(true, Ordering::Relaxed);
+                let info = client.server_info();
+                *self.shared.server.lock().expect("never poisoned") =
+                    format!("{}:{}", info.host, info.port);
+                tracing::info!(
+                    "fleet: connected to NATS at {}:{} as {}",
+                    info.host,
+                    info.port,
+                    self.host
+                );
+                session.bucket = self.open_bucket(&session.jetstream).await;
+                // What waited goes first: the others learn of this host's blocks before it
+                // reads the bucket, which takes a while when it is large.
+                self.flush(client, session.bucket.as_ref()).await;
+                if let Some(task) = session.catching_up.take() {
+                    task.abort();
+                }
+                session.catching_up = session.bucket.as_ref().map(|store| {
+                    tokio::spawn(catch_up(
+                        store.clone(),
+                        self.host.clone(),
+                        Arc::clone(&self.shared),
+                        Arc::clone(&self.wake_main),
+                    ))
+                });
+            }
+            async_nats::Event::Disconnected => {
+                self.shared.connected.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    "fleet: lost the connection to NATS; local blocking goes on, this host's \
+                     messages wait (at most {OUTBOX})"
+                );
+            }
+            async_nats::Event::ServerError(e) => tracing::warn!("fleet: NATS server error: {e}"),
+            _ => {}
+        }
+    }
+
+    /// The link closes: the catch-up stops, and what waits is sent within [`CLOSE_WITHIN`].
+    async fn close_down(&self, client: &async_nats::Client, session: &mut Session) {
+        if let Some(task) = session.catching_up.take() {
+            task.abort();
+        }
+        self.flush(client, session.bucket.as_ref()).await;
+        let _ = tokio::time::timeout(CLOSE_WITHIN, client.flush()).await;
+    }
+
+    /// Says this host is here, with its addresses, while connected.
+    async fn heartbeat(&self, client: &async_nats::Client) {
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return;
+        }
+        let at = crate::time::Clock::now(&crate::time::SystemClock);
+        let addresses = self
+            .shared
+            .addresses
+            .lock()
+            .expect("never poisoned")
+            .clone();
+        let body = Body::Heartbeat { at, addresses };
+        let subject = Subject::of(&self.prefix, &self.host, &body, None);
+        if let Ok(payload) = Message::new(self.host.clone(), body).encode() {
+            let _ = client.publish(subject, payload.into()).await;
+        }
+    }
+
+    /// Times a round trip to the server (a flush), while connected.
+    async fn measure_round_trip(&self, client: &async_nats::Client) {
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return;
+        }
+        let start = tokio::time::Instant::now();
+        if let Ok(Ok(())) = tokio::time::timeout(CALL_TIMEOUT, client.flush()).await {
+            let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+            self.shared.round_trip_us.store(us, Ordering::Relaxed);
         }
     }
 
@@ -809,6 +849,21 @@ impl Thread {
     }
 }
 
+/// Subscribes to both `subjects`, as one stream.
+async fn subscribe(
+    client: &async_nats::Client,
+    subjects: [String; 2],
+) -> Result<Subscriptions, String> {
+    let mut subscriptions = Vec::new();
+    for subject in subjects {
+        match client.subscribe(subject.clone()).await {
+            Ok(subscriber) => subscriptions.push(subscriber),
+            Err(e) => return Err(format!("cannot subscribe to {subject}: {e}")),
+        }
+    }
+    Ok(futures_util::stream::select_all(subscriptions))
+}
+
 /// The subject kind a body travels under.
 fn kind_of(body: &Body) -> &'static str {
     match body {
@@ -851,24 +906,11 @@ async fn catch_up(
     shared: Arc<Shared>,
     wake_main: WakeMain,
 ) {
-    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-    let prefix = store.prefix.clone();
-    let config = pull::Config {
-        deliver_policy: DeliverPolicy::LastPerSubject,
-        ack_policy: AckPolicy::None,
-        filter_subject: format!("{prefix}>"),
-        inactive_threshold: Duration::from_secs(30),
-        ..Default::default()
+    let Some(consumer) = catch_up_consumer(&store).await else {
+        return;
     };
-    let consumer =
-        match tokio::time::timeout(CALL_TIMEOUT, store.stream.create_consumer(config)).await {
-            Ok(Ok(consumer)) => consumer,
-            Ok(Err(e)) => return tracing::warn!("fleet: cannot read the bucket to catch up: {e}"),
-            Err(_) => return tracing::warn!("fleet: reading the bucket to catch up timed out"),
-        };
-    let mut per_host: HashMap<String, usize> = HashMap::new();
-    let (mut read, mut taken, mut over) = (0_usize, 0_usize, 0_usize);
-    'batches: while read < CATCH_UP_READ_MAX && taken < CATCH_UP_MAX {
+    let mut tally = Tally::default();
+    'batches: while tally.read < CATCH_UP_READ_MAX && tally.taken < CATCH_UP_MAX {
         let batch = consumer
             .fetch()
             .max_messages(CATCH_UP_BATCH)
@@ -882,79 +924,131 @@ async fn catch_up(
                 break;
             }
         };
-        let mut got = 0;
-        let mut pending = 0;
+        let (mut got, mut pending) = (0, 0);
         while let Some(Ok(entry)) = batch.next().await {
             got += 1;
-            read += 1;
+            tally.read += 1;
             pending = entry.info().map_or(0, |i| i.pending);
-            let Some(key) = entry.subject.as_str().strip_prefix(prefix.as_str()) else {
+            let Some(message) = tally.take(&entry, &store.prefix, &me, &shared) else {
                 continue;
             };
-            // Deleted and purged keys (which the stream denies) carry a header and no value.
-            if entry
-                .headers
-                .as_ref()
-                .is_some_and(|h| h.get("KV-Operation").is_some())
-            {
-                continue;
-            }
-            let Some((host, _)) = key.split_once('.') else {
-                shared.count(InDrop::BadEntry);
-                continue;
-            };
-            if host == me.as_str() {
-                continue;
-            }
-            let known = per_host.len();
-            let count = match per_host.get_mut(host) {
-                Some(count) => count,
-                None if known < CATCH_UP_HOSTS => per_host.entry(host.to_string()).or_default(),
-                None => {
-                    over += 1;
-                    continue;
+            while shared.inbox.lock().expect("never poisoned").blocks.len() >= BLOCKS_WAITING / 2 {
+                if !wake_main() {
+                    break 'batches;
                 }
-            };
-            if *count >= CATCH_UP_PER_HOST {
-                over += 1;
-                continue;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            match bucket::entry(key, &entry.payload) {
-                Ok(message) => {
-                    *count += 1;
-                    taken += 1;
-                    while shared.inbox.lock().expect("never poisoned").blocks.len()
-                        >= BLOCKS_WAITING / 2
-                    {
-                        if !wake_main() {
-                            break 'batches;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    hand_over(&shared, message, &wake_main);
-                }
-                Err(e) => {
-                    tracing::debug!("fleet: refused the bucket's entry {key}: {e}");
-                    shared.count(InDrop::BadEntry);
-                }
-            }
+            hand_over(&shared, message, &wake_main);
         }
         if got == 0 || pending == 0 {
             break;
         }
     }
-    let left = if over > 0 {
-        format!(
-            " ({} left unread: past {CATCH_UP_PER_HOST} from one host)",
-            crate::report::count(over as u64, "entry", "entries")
-        )
-    } else {
-        String::new()
+    tally.log();
+}
+
+/// A consumer of the last entry of every key of `store`'s bucket.
+async fn catch_up_consumer(
+    store: &async_nats::jetstream::kv::Store,
+) -> Option<async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::Config>>
+{
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let config = pull::Config {
+        deliver_policy: DeliverPolicy::LastPerSubject,
+        ack_policy: AckPolicy::None,
+        filter_subject: format!("{}>", store.prefix),
+        inactive_threshold: Duration::from_secs(30),
+        ..Default::default()
     };
-    tracing::info!(
-        "fleet: caught up with {} from the bucket{left}",
-        crate::report::count(taken as u64, "entry", "entries")
-    );
+    match tokio::time::timeout(CALL_TIMEOUT, store.stream.create_consumer(config)).await {
+        Ok(Ok(consumer)) => Some(consumer),
+        Ok(Err(e)) => {
+            tracing::warn!("fleet: cannot read the bucket to catch up: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("fleet: reading the bucket to catch up timed out");
+            None
+        }
+    }
+}
+
+/// What a catch-up read and took, per host and in all.
+#[derive(Default)]
+struct Tally {
+    per_host: HashMap<String, usize>,
+    read: usize,
+    taken: usize,
+    over: usize,
+}
+
+impl Tally {
+    /// The message of the bucket's `entry` (its subject under `prefix`), if it is another
+    /// host's, its host within [`CATCH_UP_HOSTS`] and [`CATCH_UP_PER_HOST`], and it is valid.
+    fn take(
+        &mut self,
+        entry: &async_nats::jetstream::Message,
+        prefix: &str,
+        me: &HostName,
+        shared: &Shared,
+    ) -> Option<Message> {
+        let key = entry.subject.as_str().strip_prefix(prefix)?;
+        // Deleted and purged keys (which the stream denies) carry a header and no value.
+        if entry
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get("KV-Operation").is_some())
+        {
+            return None;
+        }
+        let Some((host, _)) = key.split_once('.') else {
+            shared.count(InDrop::BadEntry);
+            return None;
+        };
+        if host == me.as_str() {
+            return None;
+        }
+        let known = self.per_host.len();
+        let count = match self.per_host.get_mut(host) {
+            Some(count) => count,
+            None if known < CATCH_UP_HOSTS => self.per_host.entry(host.to_string()).or_default(),
+            None => {
+                self.over += 1;
+                return None;
+            }
+        };
+        if *count >= CATCH_UP_PER_HOST {
+            self.over += 1;
+            return None;
+        }
+        match bucket::entry(key, &entry.payload) {
+            Ok(message) => {
+                *count += 1;
+                self.taken += 1;
+                Some(message)
+            }
+            Err(e) => {
+                tracing::debug!("fleet: refused the bucket's entry {key}: {e}");
+                shared.count(InDrop::BadEntry);
+                None
+            }
+        }
+    }
+
+    fn log(&self) {
+        let left = if self.over > 0 {
+            format!(
+                " ({} left unread: past {CATCH_UP_PER_HOST} from one host)",
+                crate::report::count(self.over as u64, "entry", "entries")
+            )
+        } else {
+            String::new()
+        };
+        tracing::info!(
+            "fleet: caught up with {} from the bucket{left}",
+            crate::report::count(self.taken as u64, "entry", "entries")
+        );
+    }
 }
 
 #[cfg(test)]

@@ -265,95 +265,112 @@ impl Message {
 
     /// Every field within its bounds.
     fn check(&self) -> Result<(), MessageError> {
-        let invalid = |what: String| MessageError::Invalid {
-            origin: self.origin.to_string(),
-            what,
-        };
-        // A port written one way only (`22/tcp`; not `022/tcp`, `+22/tcp`): each way would be
-        // another key in the owner's sweep count, as long as the message allows.
-        let port = |p: &str| {
-            let (n, proto) = p.split_once('/')?;
-            let canonical = n.parse::<u16>().is_ok_and(|v| v.to_string() == n);
-            (canonical && matches!(proto, "tcp" | "udp")).then_some(())
-        };
-        // Scan kinds as the detector names them: `syn`, `odd-flags`, `syn+udp`; `manual`.
-        let word = |w: &str| {
-            !w.is_empty()
-                && w.len() <= 64
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'+' || b == b'-')
-        };
-        match &self.body {
+        let checked = match &self.body {
             Body::Block {
                 net,
                 kind,
                 ports,
                 at,
                 until,
-            } => {
-                if *net != net.trunc() {
-                    return Err(invalid(format!("block of {net}: host bits set")));
-                }
-                if !word(kind) {
-                    return Err(invalid(format!("block of {net}: kind {kind:?}")));
-                }
-                if ports.len() > MAX_PORTS {
-                    return Err(invalid(format!(
-                        "block of {net}: {} ports, at most {MAX_PORTS}",
-                        ports.len()
-                    )));
-                }
-                if let Some(bad) = ports.iter().find(|p| port(p).is_none()) {
-                    return Err(invalid(format!("block of {net}: port {bad:?}")));
-                }
-                if until <= at {
-                    return Err(invalid(format!("block of {net}: ends before it began")));
-                }
+            } => check_block(*net, kind, ports, *at, *until),
+            Body::Unblock { net, .. } if *net != net.trunc() => {
+                Err(format!("unblock of {net}: host bits set"))
             }
-            Body::Unblock { net, .. } => {
-                if *net != net.trunc() {
-                    return Err(invalid(format!("unblock of {net}: host bits set")));
-                }
-            }
-            Body::Probes { probes } => {
-                if probes.len() > MAX_PROBES {
-                    return Err(invalid(format!(
-                        "{} probe summaries, at most {MAX_PROBES}",
-                        probes.len()
-                    )));
-                }
-                for p in probes {
-                    // Each check once, in order: a bounded field, and one way to write it.
-                    let checks_ok =
-                        p.checked.len() <= MAX_CHECKS && p.checked.windows(2).all(|w| w[0] < w[1]);
-                    if p.source != p.source.trunc()
-                        || port(&p.port).is_none()
-                        || !word(&p.kind)
-                        || !checks_ok
-                    {
-                        return Err(invalid(format!("probe summary {p:?}")));
-                    }
-                }
-            }
-            Body::Heartbeat { addresses, .. } => {
-                if addresses.len() > MAX_ADDRESSES {
-                    return Err(invalid(format!(
-                        "heartbeat with {} addresses, at most {MAX_ADDRESSES}",
-                        addresses.len()
-                    )));
-                }
-                for a in addresses {
-                    if a.prefix_len() != a.max_prefix_len() {
-                        return Err(invalid(format!("heartbeat address {a}: not one address")));
-                    }
-                    if let Some(why) = super::gate::floor(a, false) {
-                        return Err(invalid(format!("heartbeat address {a}: {why}")));
-                    }
-                }
-            }
-        }
-        Ok(())
+            Body::Unblock { .. } => Ok(()),
+            Body::Probes { probes } => check_probes(probes),
+            Body::Heartbeat { addresses, .. } => check_heartbeat(addresses),
+        };
+        checked.map_err(|what| MessageError::Invalid {
+            origin: self.origin.to_string(),
+            what,
+        })
     }
+}
+
+/// A port written one way only (`22/tcp`; not `022/tcp`, `+22/tcp`): each way would be another
+/// key in the owner's sweep count, as long as the message allows.
+fn canonical_port(p: &str) -> bool {
+    p.split_once('/').is_some_and(|(n, proto)| {
+        n.parse::<u16>().is_ok_and(|v| v.to_string() == n) && matches!(proto, "tcp" | "udp")
+    })
+}
+
+/// A scan kind as the detector names it: `syn`, `odd-flags`, `syn+udp`; `manual`.
+fn scan_word(w: &str) -> bool {
+    !w.is_empty()
+        && w.len() <= 64
+        && w.bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'+' || b == b'-')
+}
+
+/// A block's fields; what is wrong, if anything.
+fn check_block(
+    net: IpNet,
+    kind: &str,
+    ports: &[String],
+    at: Timestamp,
+    until: Timestamp,
+) -> Result<(), String> {
+    if net != net.trunc() {
+        return Err(format!("block of {net}: host bits set"));
+    }
+    if !scan_word(kind) {
+        return Err(format!("block of {net}: kind {kind:?}"));
+    }
+    if ports.len() > MAX_PORTS {
+        return Err(format!(
+            "block of {net}: {} ports, at most {MAX_PORTS}",
+            ports.len()
+        ));
+    }
+    if let Some(bad) = ports.iter().find(|p| !canonical_port(p)) {
+        return Err(format!("block of {net}: port {bad:?}"));
+    }
+    if until <= at {
+        return Err(format!("block of {net}: ends before it began"));
+    }
+    Ok(())
+}
+
+/// Probe summaries: their count, and each one's fields.
+fn check_probes(probes: &[ProbeSummary]) -> Result<(), String> {
+    if probes.len() > MAX_PROBES {
+        return Err(format!(
+            "{} probe summaries, at most {MAX_PROBES}",
+            probes.len()
+        ));
+    }
+    for p in probes {
+        // Each check once, in order: a bounded field, and one way to write it.
+        let checks_ok = p.checked.len() <= MAX_CHECKS && p.checked.windows(2).all(|w| w[0] < w[1]);
+        if p.source != p.source.trunc()
+            || !canonical_port(&p.port)
+            || !scan_word(&p.kind)
+            || !checks_ok
+        {
+            return Err(format!("probe summary {p:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// A heartbeat's addresses: their count, each one address, none the floor refuses.
+fn check_heartbeat(addresses: &[IpNet]) -> Result<(), String> {
+    if addresses.len() > MAX_ADDRESSES {
+        return Err(format!(
+            "heartbeat with {} addresses, at most {MAX_ADDRESSES}",
+            addresses.len()
+        ));
+    }
+    for a in addresses {
+        if a.prefix_len() != a.max_prefix_len() {
+            return Err(format!("heartbeat address {a}: not one address"));
+        }
+        if let Some(why) = super::gate::floor(a, false) {
+            return Err(format!("heartbeat address {a}: {why}"));
+        }
+    }
+    Ok(())
 }
 
 /// The subjects of a fleet: `PREFIX.KIND.HOST` for what every host hears (KIND `block`,

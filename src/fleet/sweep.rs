@@ -233,7 +233,22 @@ impl Sweeps {
             at: seen.at.min(now),
             ..seen
         };
-        // Room first ([`Sweeps::make_room`]).
+        self.touch(source, &seen.host);
+        let prefix = self.prefixes.get_mut(&source).expect("just made");
+        self.pairs -= prefix.expire(horizon);
+        let cap = usize::try_from(t.pairs).unwrap_or(usize::MAX);
+        let (counted, port) = prefix.add(seen, cap, self.pairs < MAX_PAIRS);
+        self.pairs += usize::from(counted);
+        if !prefix.swept(&port, cap, t.hosts) {
+            return None;
+        }
+        let prefix = self.remove(&source).expect("counted just now");
+        Some(prefix.sweep(source, now))
+    }
+
+    /// The count of `source`, made the most recently probed; begun by `host` if new, after
+    /// making room for it ([`Sweeps::make_room`]).
+    fn touch(&mut self, source: IpNet, host: &HostName) {
         while !self.prefixes.contains_key(&source)
             && (self.prefixes.len() >= MAX_PREFIXES || self.pairs >= MAX_PAIRS)
         {
@@ -249,64 +264,67 @@ impl Sweeps {
             }
         } else {
             self.created
-                .entry(seen.host.clone())
+                .entry(host.clone())
                 .or_default()
                 .insert(source, ());
             self.prefixes.insert(
                 source,
                 Prefix {
-                    creator: Some(seen.host.clone()),
+                    creator: Some(host.clone()),
                     ..Prefix::default()
                 },
             );
         }
-        let prefix = self.prefixes.get_mut(&source).expect("just made");
-        self.pairs -= prefix.expire(horizon);
-        let cap = usize::try_from(t.pairs).unwrap_or(usize::MAX);
-        // One host holds at most a third of the pairs (rounded up), so the pairs rule takes
-        // three hosts at least: a scan of one host is that host's detector's to judge (with its
-        // reverse-path check), never a sweep, however many ports it probes; nor are two hosts'
-        // summaries (one of them may be a compromised member's).
+    }
+}
+
+impl Prefix {
+    /// Counts the pair of `seen` if it is new, the prefix holds fewer than `cap`, its host
+    /// fewer than its share, and there is `room` over every prefix. Whether it was counted,
+    /// and its port.
+    ///
+    /// One host holds at most a third of the pairs (rounded up), so the pairs rule takes three
+    /// hosts at least: a scan of one host is that host's detector's to judge (with its
+    /// reverse-path check), never a sweep, however many ports it probes; nor are two hosts'
+    /// summaries (one of them may be a compromised member's).
+    fn add(&mut self, seen: Seen, cap: usize, room: bool) -> (bool, String) {
         let per_host_cap = cap.div_ceil(3).max(1);
         let key = (seen.host, seen.port);
-        let host_pairs = prefix.per_host.get(&key.0).copied().unwrap_or(0);
-        if !prefix.pairs.contains_key(&key)
-            && prefix.pairs.len() < cap
+        let host_pairs = self.per_host.get(&key.0).copied().unwrap_or(0);
+        let counted = !self.pairs.contains_key(&key)
+            && self.pairs.len() < cap
             && host_pairs < per_host_cap
-            && self.pairs < MAX_PAIRS
-        {
-            prefix.pairs.insert(key.clone(), (seen.kind, seen.at));
-            prefix.order.push_back((key.clone(), seen.at));
-            *prefix.per_port.entry(key.1.clone()).or_default() += 1;
-            *prefix.per_host.entry(key.0.clone()).or_default() += 1;
-            self.pairs += 1;
+            && room;
+        if counted {
+            self.pairs.insert(key.clone(), (seen.kind, seen.at));
+            self.order.push_back((key.clone(), seen.at));
+            *self.per_port.entry(key.1.clone()).or_default() += 1;
+            *self.per_host.entry(key.0).or_default() += 1;
         }
-        let on_port = prefix.per_port.get(&key.1).copied().unwrap_or(0);
-        let swept = on_port
-            >= usize::try_from(t.hosts)
-                .unwrap_or(usize::MAX)
-                .max(MIN_HOSTS)
-            || (prefix.pairs.len() >= cap && prefix.per_host.len() >= MIN_HOSTS);
-        if !swept {
-            return None;
-        }
-        let prefix = self.remove(&source).expect("counted just now");
-        let hosts: BTreeSet<HostName> = prefix.pairs.keys().map(|(h, _)| h.clone()).collect();
-        let ports: BTreeSet<String> = prefix.pairs.keys().map(|(_, p)| p.clone()).collect();
-        let kinds: BTreeSet<&str> = prefix.pairs.values().map(|(k, _)| k.as_str()).collect();
-        let first = prefix
-            .pairs
-            .values()
-            .map(|(_, at)| *at)
-            .min()
-            .unwrap_or(now);
-        Some(Sweep {
+        (counted, key.1)
+    }
+
+    /// Whether the prefix is a sweep: `hosts` hosts (at least [`MIN_HOSTS`]) on `port`, or
+    /// `cap` pairs over [`MIN_HOSTS`] hosts at least.
+    fn swept(&self, port: &str, cap: usize, hosts: u32) -> bool {
+        let on_port = self.per_port.get(port).copied().unwrap_or(0);
+        on_port >= usize::try_from(hosts).unwrap_or(usize::MAX).max(MIN_HOSTS)
+            || (self.pairs.len() >= cap && self.per_host.len() >= MIN_HOSTS)
+    }
+
+    /// The sweep this prefix makes, as `source`'s.
+    fn sweep(self, source: IpNet, now: Timestamp) -> Sweep {
+        let hosts: BTreeSet<HostName> = self.pairs.keys().map(|(h, _)| h.clone()).collect();
+        let ports: BTreeSet<String> = self.pairs.keys().map(|(_, p)| p.clone()).collect();
+        let kinds: BTreeSet<&str> = self.pairs.values().map(|(k, _)| k.as_str()).collect();
+        let first = self.pairs.values().map(|(_, at)| *at).min().unwrap_or(now);
+        Sweep {
             source,
             hosts: hosts.into_iter().collect(),
             ports: ports.into_iter().collect(),
             kind: kinds.into_iter().collect::<Vec<_>>().join("+"),
             first,
-        })
+        }
     }
 }
 

@@ -500,6 +500,16 @@ enum How {
     ByHand(Duration),
 }
 
+impl How {
+    /// The duration asked, for a block by hand.
+    fn manual(self) -> Option<Duration> {
+        match self {
+            How::ByHand(ttl) => Some(ttl),
+            How::Detected | How::Sweep => None,
+        }
+    }
+}
+
 /// Decides what to do with detections; remembers active blocks and past offenders.
 #[derive(Debug)]
 pub struct Responder {
@@ -819,57 +829,8 @@ impl Responder {
     }
 
     fn block_how(&mut self, net: IpNet, now: Timestamp, why: Why, how: How) -> Decision {
-        let manual = match how {
-            How::ByHand(ttl) => Some(ttl),
-            How::Detected | How::Sweep => None,
-        };
-        if let Some((covering, active)) = self.covering(net, now) {
-            // A block another host of the fleet made becomes this host's own when this host
-            // decides to block the same network itself (a detection that would block it, a
-            // sweep it counted, a block by hand): otherwise that host's unblock would lift
-            // what this host decided. A detection or a sweep keeps the longer; by hand, the
-            // time asked.
-            let adopt = covering == net
-                && active.why.origin.is_some()
-                && !(how == How::Detected && why.ports.len() < self.config.min_ports);
-            if adopt {
-                let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
-                let until = match manual {
-                    Some(_) => now.saturating_add(ttl),
-                    None => now.saturating_add(ttl).max(active.until),
-                };
-                self.insert(
-                    net,
-                    Active {
-                        since: active.since,
-                        until,
-                        offence: active.offence,
-                        why,
-                    },
-                );
-                return Decision::Refresh {
-                    net,
-                    ttl: until.saturating_since(now),
-                };
-            }
-            if (self.config.refresh || manual.is_some()) && covering == net {
-                let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
-                let offence = active.offence;
-                self.insert(
-                    net,
-                    Active {
-                        since: active.since,
-                        until: now.saturating_add(ttl),
-                        offence,
-                        why: active.why,
-                    },
-                );
-                return Decision::Refresh { net, ttl };
-            }
-            return Decision::AlreadyBlocked {
-                net: covering,
-                remaining: active.until.saturating_since(now),
-            };
+        if let Some(held) = self.covering(net, now) {
+            return self.block_held(net, held, now, why, how);
         }
         if how == How::Detected && why.ports.len() < self.config.min_ports {
             return Decision::TooFewPorts {
@@ -878,6 +839,69 @@ impl Responder {
                 min: self.config.min_ports,
             };
         }
+        self.block_new(net, now, why, how)
+    }
+
+    /// A block of `net` asked while `held` (a block covering it, perhaps `net` itself) is on:
+    /// adopted from the fleet, refreshed, or already blocked.
+    fn block_held(
+        &mut self,
+        net: IpNet,
+        (covering, active): (IpNet, Active),
+        now: Timestamp,
+        why: Why,
+        how: How,
+    ) -> Decision {
+        let manual = how.manual();
+        // A block another host of the fleet made becomes this host's own when this host
+        // decides to block the same network itself (a detection that would block it, a sweep
+        // it counted, a block by hand): otherwise that host's unblock would lift what this
+        // host decided. A detection or a sweep keeps the longer; by hand, the time asked.
+        let adopt = covering == net
+            && active.why.origin.is_some()
+            && !(how == How::Detected && why.ports.len() < self.config.min_ports);
+        if adopt {
+            let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
+            let until = match manual {
+                Some(_) => now.saturating_add(ttl),
+                None => now.saturating_add(ttl).max(active.until),
+            };
+            self.insert(
+                net,
+                Active {
+                    since: active.since,
+                    until,
+                    offence: active.offence,
+                    why,
+                },
+            );
+            return Decision::Refresh {
+                net,
+                ttl: until.saturating_since(now),
+            };
+        }
+        if (self.config.refresh || manual.is_some()) && covering == net {
+            let ttl = manual.unwrap_or_else(|| self.duration_for(net, now));
+            let offence = active.offence;
+            self.insert(
+                net,
+                Active {
+                    since: active.since,
+                    until: now.saturating_add(ttl),
+                    offence,
+                    why: active.why,
+                },
+            );
+            return Decision::Refresh { net, ttl };
+        }
+        Decision::AlreadyBlocked {
+            net: covering,
+            remaining: active.until.saturating_since(now),
+        }
+    }
+
+    /// A new block of `net`, replacing the narrower blocks inside it, if the budget admits it.
+    fn block_new(&mut self, net: IpNet, now: Timestamp, why: Why, how: How) -> Decision {
         let replaces = self.covered(net);
         let evidence = match how {
             How::ByHand(_) => None,
@@ -891,7 +915,7 @@ impl Responder {
                 waits: false,
             };
         }
-        let (offence, ttl) = match manual {
+        let (offence, ttl) = match how.manual() {
             Some(ttl) => (0, ttl),
             None => (self.offend(net, now), self.duration_for(net, now)),
         };

@@ -1,11 +1,21 @@
-//! The kernel filter of the raw method, as classic BPF: the same choice as the pcap filter text
-//! of [`crate::capture::bpf`], written out for a cooked (`SOCK_DGRAM`) packet socket, whose
-//! packets start at the IP header. **Pure**, with an interpreter of the instructions it uses,
-//! so that tests run the very program the kernel gets.
+//! The kernel filter of the raw method: the pcap method's filter text ([`crate::capture::bpf`]),
+//! compiled by libpcap on a dead handle for raw IP, since the raw method's cooked (`SOCK_DGRAM`)
+//! packet socket hands the filter each packet from its IP header, whatever the link (loopback
+//! included). No I/O: libpcap's compiler runs in memory.
 //!
-//! Kept: UDP; TCP segments without ACK, or with SYN or FIN; IPv6 packets whose next header is
-//! neither TCP, UDP nor ICMPv6 (extension headers, walked in userspace). Dropped: everything
-//! else, IPv4 fragments after the first included (the pipeline skips fragments).
+//! One filter, two attachments: libpcap attaches it for `method = "pcap"`, the raw method's
+//! socket (`SO_ATTACH_FILTER`) for `method = "raw"`. What it keeps is written once, in
+//! [`crate::capture::bpf::PROBES`].
+
+use crate::capture::bpf;
+
+/// `BPF_MAXINSNS` (linux/bpf_common.h): the most instructions the kernel takes in a classic
+/// program.
+pub const MAX_INSNS: usize = 4096;
+
+/// `DLT_RAW` on Linux: packets that start at the IP header (IPv4 or IPv6, told by the version
+/// nibble). libpcap's compiler takes a DLT, not the file format's `LINKTYPE_RAW` (101).
+const DLT_RAW: pcap::Linktype = pcap::Linktype(12);
 
 /// One instruction, as `struct sock_filter` lays it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,91 +30,94 @@ pub struct Insn {
     pub k: u32,
 }
 
-// The opcodes used (linux/bpf_common.h, linux/filter.h).
-const LD_B_ABS: u16 = 0x30;
-const LD_H_ABS: u16 = 0x28;
-const LD_B_IND: u16 = 0x50;
-const LDX_B_MSH: u16 = 0xb1;
-const ALU_RSH_K: u16 = 0x74;
-const JEQ_K: u16 = 0x15;
-const JSET_K: u16 = 0x45;
-const RET_K: u16 = 0x06;
+/// A classic BPF program the kernel can take: built only from libpcap's compiled code, never
+/// empty, never longer than [`MAX_INSNS`] (so its length fits `sock_fprog`'s `u16`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program(Vec<Insn>);
 
-/// How many bytes of a kept packet are handed over.
-pub const SNAP: u32 = 262_144;
-
-const fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
-    Insn { code, jt, jf, k }
+/// Why the raw method's filter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// libpcap did not compile the filter text.
+    #[error("the capture filter does not compile for raw IP: {0}")]
+    Compile(#[source] pcap::Error),
+    /// libpcap compiled nothing.
+    #[error("the compiled capture filter is empty")]
+    Empty,
+    /// More instructions than the kernel takes.
+    #[error("the compiled capture filter has {0} instructions, over the kernel's {MAX_INSNS}")]
+    TooLong(usize),
+    /// An instruction libpcap printed in a form not understood.
+    #[error("the compiled capture filter has an instruction not understood: {0:?}")]
+    Garbled(String),
 }
 
-/// The program. Jump offsets count instructions after the jump; the comments name the
-/// targets: keep is 21, drop is 22.
-pub fn program() -> Vec<Insn> {
-    vec![
-        insn(LD_B_ABS, 0, 0, 0),        // 0: version and IHL
-        insn(ALU_RSH_K, 0, 0, 4),       // 1
-        insn(JEQ_K, 0, 9, 4),           // 2: IPv4, else 12
-        insn(LD_B_ABS, 0, 0, 9),        // 3: protocol
-        insn(JEQ_K, 16, 0, 17),         // 4: UDP: keep
-        insn(JEQ_K, 0, 16, 6),          // 5: TCP, else drop
-        insn(LD_H_ABS, 0, 0, 6),        // 6: flags and fragment offset
-        insn(JSET_K, 14, 0, 0x1fff),    // 7: a later fragment: drop
-        insn(LDX_B_MSH, 0, 0, 0),       // 8: X = IPv4 header length
-        insn(LD_B_IND, 0, 0, 13),       // 9: TCP flags
-        insn(JSET_K, 0, 10, 0x10),      // 10: ACK, else keep
-        insn(JSET_K, 9, 10, 0x03),      // 11: with SYN or FIN keep, else drop
-        insn(JEQ_K, 0, 9, 6),           // 12: IPv6, else drop
-        insn(LD_B_ABS, 0, 0, 6),        // 13: next header
-        insn(JEQ_K, 6, 0, 17),          // 14: UDP: keep
-        insn(JEQ_K, 2, 0, 6),           // 15: TCP: 18
-        insn(JEQ_K, 5, 0, 58),          // 16: ICMPv6: drop
-        insn(JEQ_K, 3, 3, 0xffff_ffff), // 17: any other (extension headers): keep
-        insn(LD_B_ABS, 0, 0, 40 + 13),  // 18: TCP flags after the fixed header
-        insn(JSET_K, 0, 1, 0x10),       // 19: ACK, else keep
-        insn(JSET_K, 0, 1, 0x03),       // 20: with SYN or FIN keep, else drop
-        insn(RET_K, 0, 0, SNAP),        // 21: keep
-        insn(RET_K, 0, 0, 0),           // 22: drop
-    ]
-}
-
-/// Runs `program` on `packet` as the kernel would; returns the bytes to keep (0: drop). A load
-/// past the end of the packet drops it, as in the kernel.
-pub fn run(program: &[Insn], packet: &[u8]) -> u32 {
-    let (mut a, mut x) = (0u32, 0u32);
-    let mut pc = 0usize;
-    let byte = |at: u64| -> Option<u32> {
-        usize::try_from(at)
-            .ok()
-            .and_then(|i| packet.get(i))
-            .map(|&b| u32::from(b))
-    };
-    while let Some(i) = program.get(pc) {
-        pc += 1;
-        match i.code {
-            LD_B_ABS => match byte(u64::from(i.k)) {
-                Some(v) => a = v,
-                None => return 0,
-            },
-            LD_H_ABS => match (byte(u64::from(i.k)), byte(u64::from(i.k) + 1)) {
-                (Some(h), Some(l)) => a = (h << 8) | l,
-                _ => return 0,
-            },
-            LD_B_IND => match byte(u64::from(x) + u64::from(i.k)) {
-                Some(v) => a = v,
-                None => return 0,
-            },
-            LDX_B_MSH => match byte(u64::from(i.k)) {
-                Some(v) => x = (v & 0x0f) * 4,
-                None => return 0,
-            },
-            ALU_RSH_K => a >>= i.k,
-            JEQ_K => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
-            JSET_K => pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf }),
-            RET_K => return i.k,
-            _ => return 0,
-        }
+impl Program {
+    /// Compiles `text` (pcap filter syntax) for packets that start at the IP header.
+    ///
+    /// # Errors
+    ///
+    /// When libpcap refuses the text, or its program is empty or too long for the kernel.
+    pub fn compile(text: &str) -> Result<Self, FilterError> {
+        let dead = pcap::Capture::dead(DLT_RAW).map_err(FilterError::Compile)?;
+        let compiled = dead.compile(text, true).map_err(FilterError::Compile)?;
+        Self::from_compiled(&compiled)
     }
-    0
+
+    /// Takes libpcap's compiled program, refusing one the kernel cannot take by its length.
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError::Empty`], [`FilterError::TooLong`], or [`FilterError::Garbled`] when an
+    /// instruction does not read back as four numbers.
+    pub fn from_compiled(compiled: &pcap::BpfProgram) -> Result<Self, FilterError> {
+        let instructions = compiled.get_instructions();
+        if instructions.is_empty() {
+            return Err(FilterError::Empty);
+        }
+        if instructions.len() > MAX_INSNS {
+            return Err(FilterError::TooLong(instructions.len()));
+        }
+        // The pcap crate shows an instruction's fields only through Display: "code jt jf k".
+        let insns = instructions
+            .iter()
+            .map(|i| parse(&i.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Program(insns))
+    }
+
+    /// The instructions: between 1 and [`MAX_INSNS`].
+    pub fn instructions(&self) -> &[Insn] {
+        &self.0
+    }
+}
+
+/// Reads one instruction as the pcap crate prints it.
+fn parse(text: &str) -> Result<Insn, FilterError> {
+    let garbled = || FilterError::Garbled(text.to_string());
+    let mut fields = text.split(' ');
+    let mut next = || fields.next().ok_or_else(garbled);
+    let insn = Insn {
+        code: next()?.parse().map_err(|_| garbled())?,
+        jt: next()?.parse().map_err(|_| garbled())?,
+        jf: next()?.parse().map_err(|_| garbled())?,
+        k: next()?.parse().map_err(|_| garbled())?,
+    };
+    match fields.next() {
+        None => Ok(insn),
+        Some(_) => Err(garbled()),
+    }
+}
+
+/// The raw method's program: the probe filter, compiled for raw IP. Loopback is told apart in
+/// userspace (by the socket address's hardware type), as the cooked socket has no link header
+/// for the pcap filter's `link[2:2]` test.
+///
+/// # Errors
+///
+/// As [`Program::compile`]; the tests show the probe filter compiles.
+pub fn program() -> Result<Program, FilterError> {
+    Program::compile(bpf::PROBES)
 }
 
 #[cfg(test)]
@@ -116,20 +129,18 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn pcap_keeps(frame: &[u8]) -> bool {
-        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
-        let compiled = dead
-            .compile(&filter(&Interfaces::All), true)
-            .expect("the filter compiles");
-        compiled.filter(frame)
+    fn compiled(linktype: pcap::Linktype, text: &str) -> pcap::BpfProgram {
+        let dead = pcap::Capture::dead(linktype).unwrap();
+        dead.compile(text, true).expect("the filter compiles")
     }
 
     /// Every TCP flag set over IPv4 and IPv6, UDP, ICMP, ICMPv6, a later fragment and an IPv6
-    /// extension header: the program keeps exactly what libpcap's compiled filter keeps (the
-    /// frames are Ethernet; a cooked socket hands over what follows the Ethernet header).
+    /// extension header: the raw program keeps from the IP header exactly what the pcap
+    /// method's filter keeps from the Ethernet frame.
     #[test]
-    fn the_program_keeps_exactly_what_the_pcap_filter_keeps() {
-        let program = program();
+    fn the_raw_program_keeps_exactly_what_the_pcap_filter_keeps() {
+        let ethernet = compiled(pcap::Linktype::ETHERNET, &filter(&Interfaces::All));
+        let raw = compiled(DLT_RAW, bpf::PROBES);
         let mut frames_tried: Vec<(String, Vec<u8>)> = Vec::new();
         for flags in 0..64u16 {
             let f4 = frames::tcp_frame(ip("203.0.113.7"), ip("198.51.100.1"), 40000, 22, flags);
@@ -160,23 +171,75 @@ mod tests {
 
         let mut kept = 0;
         for (name, frame) in &frames_tried {
-            let ours = run(&program, &frame[14..]) != 0;
-            assert_eq!(ours, pcap_keeps(frame), "{name}");
+            let ours = raw.filter(&frame[14..]);
+            assert_eq!(ours, ethernet.filter(frame), "{name}");
             kept += usize::from(ours);
         }
         // Dropped: ACK without SYN or FIN (8 flag sets per family, the other bits free), ICMP,
         // ICMPv6 and the later fragment.
         assert_eq!(frames_tried.len() - kept, 8 + 8 + 3);
+        // Short and strange packets are dropped, not read past.
+        let full = frames::tcp_frame(ip("203.0.113.7"), ip("198.51.100.1"), 1, 22, 0x02);
+        assert!(!raw.filter(&[]));
+        assert!(!raw.filter(&[0x15]), "IP version 1");
+        assert!(!raw.filter(&full[14..14 + 20 + 10]), "cut before the flags");
+    }
+
+    /// The program handed to the kernel is libpcap's, instruction for instruction.
+    #[test]
+    fn the_program_is_libpcaps_compiled_code() {
+        let ours = program().expect("the probe filter compiles for raw IP");
+        let theirs = compiled(DLT_RAW, bpf::PROBES);
+        let theirs: Vec<String> = theirs
+            .get_instructions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let ours: Vec<String> = ours
+            .instructions()
+            .iter()
+            .map(|i| format!("{} {} {} {}", i.code, i.jt, i.jf, i.k))
+            .collect();
+        assert_eq!(ours, theirs);
+        // It ends in a return (BPF_RET), as the kernel's checker demands.
+        assert_eq!(ours.last().map(|l| l.split(' ').next()), Some(Some("6")));
     }
 
     #[test]
-    fn short_and_strange_packets_are_dropped_not_read_past() {
-        let program = program();
-        assert_eq!(run(&program, &[]), 0);
-        assert_eq!(run(&program, &[0x15]), 0, "IP version 1");
-        // An IPv4 TCP header cut before its flags: the load fails, the packet is dropped.
-        let full = frames::tcp_frame(ip("203.0.113.7"), ip("198.51.100.1"), 1, 22, 0x02);
-        assert_eq!(run(&program, &full[14..14 + 20 + 10]), 0);
-        assert_eq!(run(&program, &full[14..]), SNAP);
+    fn a_program_over_the_kernels_limit_is_refused() {
+        // Unoptimised, each `port` costs some 60 instructions: 100 of them pass 4,096.
+        let text = (1..=100)
+            .map(|p| format!("port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let dead = pcap::Capture::dead(DLT_RAW).unwrap();
+        let long = dead.compile(&text, false).expect("it compiles");
+        assert!(long.get_instructions().len() > MAX_INSNS);
+        assert!(matches!(
+            Program::from_compiled(&long),
+            Err(FilterError::TooLong(n)) if n == long.get_instructions().len()
+        ));
+        let short = dead.compile("port 1", false).unwrap();
+        assert!(Program::from_compiled(&short).is_ok());
+    }
+
+    #[test]
+    fn text_that_is_not_a_filter_is_refused() {
+        assert!(matches!(
+            Program::compile("tcp and and"),
+            Err(FilterError::Compile(_))
+        ));
+        assert!(matches!(parse("6 0 0"), Err(FilterError::Garbled(_))));
+        assert!(matches!(parse("6 0 0 0 1"), Err(FilterError::Garbled(_))));
+        assert!(matches!(parse("6 0 x 0"), Err(FilterError::Garbled(_))));
+        assert_eq!(
+            parse("6 0 0 65535").unwrap(),
+            Insn {
+                code: 6,
+                jt: 0,
+                jf: 0,
+                k: 65535
+            }
+        );
     }
 }

@@ -1,7 +1,8 @@
-//! `method = "raw"`: an `AF_PACKET` socket without libpcap, for hosts where libpcap is unwanted.
-//! The socket is cooked (`SOCK_DGRAM`: packets start at the IP header, whatever the link), sees
-//! both directions on every interface, and carries the kernel filter of [`filter`], the same
-//! choice as the pcap filter. Interfaces are chosen by their index in userspace. **Shell.**
+//! `method = "raw"`: an `AF_PACKET` socket read without libpcap's capture loop: no ring, frames
+//! stamped on arrival. The socket is cooked (`SOCK_DGRAM`: packets start at the IP header,
+//! whatever the link), sees both directions on every interface, and carries the pcap method's
+//! own filter, compiled by libpcap for raw IP ([`filter`]). Interfaces are chosen by their index
+//! in userspace. **Shell.**
 
 pub mod filter;
 mod sys;
@@ -57,7 +58,8 @@ impl RawCapture {
             SockProtocol::EthAll,
         )
         .map_err(|e| err(e.into()))?;
-        sys::attach(fd.as_fd(), &filter::program()).map_err(err)?;
+        let program = filter::program().map_err(|e| err(io::Error::other(e)))?;
+        sys::attach(fd.as_fd(), &program).map_err(err)?;
         // Best effort: the default buffer is small, but works.
         let _ = setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
         let only = match interfaces {

@@ -10,15 +10,16 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nftnl_sys::libc;
 
-use super::filter::Insn;
+use super::filter::Program;
 
 /// Attaches `program` to `fd` (`SO_ATTACH_FILTER`); the kernel copies it.
 ///
 /// # Errors
 ///
 /// What the kernel said (EINVAL for a program it does not accept).
-pub fn attach(fd: BorrowedFd<'_>, program: &[Insn]) -> io::Result<()> {
+pub fn attach(fd: BorrowedFd<'_>, program: &Program) -> io::Result<()> {
     let filters: Vec<libc::sock_filter> = program
+        .instructions()
         .iter()
         .map(|i| libc::sock_filter {
             code: i.code,
@@ -27,6 +28,8 @@ pub fn attach(fd: BorrowedFd<'_>, program: &[Insn]) -> io::Result<()> {
             k: i.k,
         })
         .collect();
+    // A `Program` holds 1 to `MAX_INSNS` (4,096) instructions: the length fits, and is the
+    // length of `filters`.
     let len = u16::try_from(filters.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a BPF program too long"))?;
     let fprog = libc::sock_fprog {
@@ -35,8 +38,9 @@ pub fn attach(fd: BorrowedFd<'_>, program: &[Insn]) -> io::Result<()> {
     };
     let size =
         libc::socklen_t::try_from(std::mem::size_of::<libc::sock_fprog>()).expect("a small struct");
-    // SAFETY: `fd` is an open socket borrowed for the call; `fprog` points at `filters`, `len`
-    // instructions that live until after the call returns; the kernel only reads them (it
+    // SAFETY: `fd` is an open socket borrowed for the call; `fprog` points at `filters`, whose
+    // `len` instructions (non-empty and at most BPF_MAXINSNS, as `Program`'s constructor
+    // refuses any other) live until after the call returns; the kernel only reads them (it
     // copies the program), and `size` is the size of the struct passed.
     let rc = unsafe {
         libc::setsockopt(

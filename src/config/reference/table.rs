@@ -175,7 +175,7 @@ const CAPTURE: Section = Section {
             &["method"],
             Str,
             r#""pcap""#,
-            r#"`"pcap"`: libpcap on `interfaces`, every probe kind (stealth scans too), nothing bound. `"raw"`: the same without libpcap, through a cooked packet socket with a BPF filter. `"connect"`: with `[detect] mode = "listed"`, bind the listed trap ports and count only completed TCP handshakes and UDP datagrams (PortSentry's classic mode; no capture privilege needed, but ports below 1024 need root or `CAP_NET_BIND_SERVICE`, and under the unit it needs `IPAddressDeny=` lifted in a drop-in)."#,
+            r#"`"pcap"`: libpcap on `interfaces`, every probe kind (stealth scans too), nothing bound. `"raw"`: the same filter, compiled by libpcap for raw IP, on a cooked packet socket read directly (libpcap is still needed). `"connect"`: with `[detect] mode = "listed"`, bind the listed trap ports and count only completed TCP handshakes and UDP datagrams (PortSentry's classic mode; no capture privilege needed, but ports below 1024 need root or `CAP_NET_BIND_SERVICE`, and under the unit it needs `IPAddressDeny=` lifted in a drop-in)."#,
         ),
         Key::new(
             &["banner"],

@@ -301,125 +301,13 @@ impl NftFirewall {
     }
 
     /// Own mode's skeleton and allow sets, in one batch.
-    fn build_own(
-        &mut self,
-        hook: Hook,
-        forward: bool,
-        priority: i32,
-        set_size: u32,
-    ) -> Result<(), FirewallError> {
-        let table_name = own_name(OWN_TABLE);
-        let table = Table::new(table_name.to_c(), ProtoFamily::Inet);
-        let family = libc::NFPROTO_INET as u32;
-        let mut handles = Vec::new();
-        for set in &OWN_SETS {
-            let mut h = SetHandle::new(family, &table_name, &own_name(set.name));
-            let (key_type, key_len) = if set.v6 {
-                (TYPE_IPV6_ADDR, 16)
-            } else {
-                (TYPE_IPV4_ADDR, 4)
-            };
-            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, key_type);
-            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, key_len);
-            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, set.flags());
-            h.set_u32(nftnl_sys::NFTNL_SET_ID, set.id);
-            if set.holds != Holds::Allowed {
-                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, set_size);
-            }
-            handles.push(h);
-        }
-
-        let base_chain = |name: &std::ffi::CStr, hook: nftnl::Hook| {
-            let mut chain = Chain::new(name, &table);
-            chain.set_hook(hook, priority);
-            chain.set_type(nftnl::ChainType::Filter);
-            chain.set_policy(nftnl::Policy::Accept);
-            chain
-        };
-        let chain = base_chain(
-            c"input",
-            match hook {
-                Hook::Input => nftnl::Hook::In,
-                Hook::Prerouting => nftnl::Hook::PreRouting,
-            },
-        );
-        // Traffic to a container's published port, a NodePort or a VM behind DNAT is routed
-        // on, past input: a chain on the forward hook drops it too.
-        let forward_chain = base_chain(c"forward", nftnl::Hook::Forward);
-
-        let rules = own_rules(&chain, &table);
-        let forward_rules = own_rules(&forward_chain, &table);
-
-        // The allow sets' new contents, in as many messages as they take.
-        let (allow4, allow6) = (OwnSet::allow(false).name, OwnSet::allow(true).name);
-        let (allow4_name, allow6_name) = (own_name(allow4), own_name(allow6));
-        let (mut fill4, mut fill6) = (Vec::new(), Vec::new());
-        for net in merge_nets(&self.allow) {
-            let target = if net.addr().is_ipv4() {
-                &mut fill4
-            } else {
-                &mut fill6
-            };
-            target.push(Entry::of(net, true, None));
-        }
-        let fill4 = self.config.pack(&allow4_name, &fill4);
-        let fill6 = self.config.pack(&allow6_name, &fill6);
-        let flush4 = SetHandle::new(family, &table_name, &allow4_name);
-        let flush6 = SetHandle::new(family, &table_name, &allow6_name);
-
-        let mut batch = Batch::with_page_size(BATCH_PAGE);
-        let mut doing: Vec<(String, Option<String>)> = Vec::new();
-        let mut note = |what: &str, set: Option<&str>| {
-            let set = set.map(|s| self.config.describe_set(&own_name(s)));
-            doing.push((what.to_string(), set));
-        };
-        batch.add(&table, MsgType::Add);
-        note("create table inet scansentry", None);
-        for (h, set) in handles.iter().zip(&OWN_SETS) {
-            batch.add(&SetMsg::new(h, SetMsgKind::CreateSet)?, MsgType::Add);
-            note(&format!("create set {}", set.name), Some(set.name));
-        }
-        batch.add(&chain, MsgType::Add);
-        note("create chain input", None);
-        batch.add(&Rule::new(&chain), MsgType::Del);
-        note("flush chain input", None);
-        for r in &rules {
-            batch.add(r, MsgType::Add);
-            note("add a rule to chain input", None);
-        }
-        // The forward chain is made, emptied, then filled or deleted: the one batch leaves it
-        // as the configuration says, whether it was there before or not.
-        batch.add(&forward_chain, MsgType::Add);
-        note("create chain forward", None);
-        batch.add(&Rule::new(&forward_chain), MsgType::Del);
-        note("flush chain forward", None);
-        if forward {
-            for r in &forward_rules {
-                batch.add(r, MsgType::Add);
-                note("add a rule to chain forward", None);
-            }
-        } else {
-            batch.add(&forward_chain, MsgType::Del);
-            note("delete chain forward", None);
-        }
-        for (flush, name) in [(&flush4, allow4), (&flush6, allow6)] {
-            batch.add(
-                &SetMsg::new(flush, SetMsgKind::DeleteElements)?,
-                MsgType::Del,
-            );
-            note(&format!("flush set {name}"), Some(name));
-        }
-        for (fills, name) in [(&fill4, allow4), (&fill6, allow6)] {
-            for fill in fills {
-                batch.add(&SetMsg::new(fill, SetMsgKind::AddElements)?, MsgType::Add);
-                note(&format!("fill set {name}"), Some(name));
-            }
-        }
-        let batch = batch.finalize();
+    fn build_own(&mut self, layout: OwnLayout) -> Result<(), FirewallError> {
+        let (batch, doing) = own_batch(&self.config, layout, &self.allow)?;
         self.execute(&batch, &doing)
     }
 
-    /// Attach mode's checks.
+    /// Attach mode's checks: each configured set exists, has the address type of its family
+    /// and `flags interval, timeout`, and a rule in a base chain of its table looks it up.
     fn check_attached(&mut self) -> Result<(), FirewallError> {
         let NftConfig::Attach {
             family,
@@ -444,64 +332,12 @@ impl NftFirewall {
         self.query(&sys::request(&Request::Rules(family.nfproto()), 1), |m| {
             rules.extend(sys::parse_rule(m));
         })?;
-        for (name, key_type, key_len, what) in [
-            (set4, TYPE_IPV4_ADDR, 4, "ipv4_addr"),
-            (set6, TYPE_IPV6_ADDR, 16, "ipv6_addr"),
-        ] {
+        for (name, key) in [(set4, KeyType::V4), (set6, KeyType::V6)] {
             let Some(name) = name else { continue };
             let described = self.config.describe_set(&name);
-            let request = sys::request(&Request::Set(self.config.family(), &table, &name), 1);
-            let mut found = SetHandle::empty();
-            let mut got = false;
-            match self.netlink.query(&request, |m| {
-                got |= found.parse_set(m.bytes);
-            }) {
-                Ok(()) => {}
-                Err(NetlinkError::Refused {
-                    errno: Errno::ENOENT,
-                    ..
-                }) => {
-                    return Err(FirewallError::Attach(format!(
-                        "{described} does not exist; declare it as nft/attach.nft shows"
-                    )));
-                }
-                Err(e) => return Err(failed(e, format!("read {described}"), described)),
-            }
-            if !got {
-                return Err(FirewallError::Attach(format!(
-                    "{described}: no reply describing it"
-                )));
-            }
-            let flags = found.get_u32(nftnl_sys::NFTNL_SET_FLAGS).unwrap_or(0);
-            let ok_type = found.get_u32(nftnl_sys::NFTNL_SET_KEY_TYPE) == Some(key_type)
-                && found.get_u32(nftnl_sys::NFTNL_SET_KEY_LEN) == Some(key_len);
-            if !ok_type {
-                return Err(FirewallError::Attach(format!(
-                    "{described} must have type {what}"
-                )));
-            }
-            let mut missing = Vec::new();
-            if flags & SET_INTERVAL == 0 {
-                missing.push("interval");
-            }
-            if flags & SET_TIMEOUT == 0 {
-                missing.push("timeout");
-            }
-            if !missing.is_empty() {
-                return Err(FirewallError::Attach(format!(
-                    "{described} needs `flags interval, timeout` (missing: {})",
-                    missing.join(", ")
-                )));
-            }
-            let (table, name) = (table.as_str(), name.as_str());
-            let used = rules.iter().any(|r| {
-                r.table == table
-                    && r.lookups.iter().any(|l| l == name)
-                    && chains
-                        .iter()
-                        .any(|c| c.table == table && c.name == r.chain && c.base)
-            });
-            if !used {
+            let found = self.read_set(&table, &name, &described)?;
+            check_set_shape(&found, key, &described)?;
+            if !looked_up(&rules, &chains, table.as_str(), name.as_str()) {
                 return Err(FirewallError::Attach(format!(
                     "no rule in a base chain of table {} {table} looks up @{name}, so its \
                      elements would block nothing; add one as nft/attach.nft shows",
@@ -510,6 +346,41 @@ impl NftFirewall {
             }
         }
         Ok(())
+    }
+
+    /// The kernel's description of set `name` of `table` (`described`, for the errors).
+    fn read_set(
+        &mut self,
+        table: &NftName,
+        name: &NftName,
+        described: &str,
+    ) -> Result<SetHandle, FirewallError> {
+        let request = sys::request(&Request::Set(self.config.family(), table, name), 1);
+        let mut found = SetHandle::empty();
+        let mut got = false;
+        match self.netlink.query(&request, |m| {
+            got |= found.parse_set(m.bytes);
+        }) {
+            Ok(()) => {}
+            Err(NetlinkError::Refused {
+                errno: Errno::ENOENT,
+                ..
+            }) => {
+                return Err(FirewallError::Attach(format!(
+                    "{described} does not exist; declare it as nft/attach.nft shows"
+                )));
+            }
+            Err(e) => {
+                return Err(failed(e, format!("read {described}"), described.into()));
+            }
+        }
+        if got {
+            Ok(found)
+        } else {
+            Err(FirewallError::Attach(format!(
+                "{described}: no reply describing it"
+            )))
+        }
     }
 
     fn query(&mut self, request: &[u8], each: impl FnMut(&[u8])) -> Result<(), FirewallError> {
@@ -584,6 +455,164 @@ fn element_batch(
     Ok(Some((batch.finalize(), doing)))
 }
 
+/// Own mode's settings, as [`NftConfig::Own`] holds them.
+#[derive(Clone, Copy, Debug)]
+struct OwnLayout {
+    hook: Hook,
+    forward: bool,
+    priority: i32,
+    set_size: u32,
+}
+
+/// A batch being written, with what each message does (for the error when one is refused).
+struct Writer<'c> {
+    config: &'c NftConfig,
+    batch: Batch,
+    doing: Doing,
+}
+
+impl<'c> Writer<'c> {
+    fn new(config: &'c NftConfig) -> Self {
+        Writer {
+            config,
+            batch: Batch::with_page_size(BATCH_PAGE),
+            doing: Vec::new(),
+        }
+    }
+
+    /// Adds `msg`, which does `what`, to own mode's set `set` if it concerns one.
+    fn add(&mut self, msg: &impl nftnl::NlMsg, kind: MsgType, what: String, set: Option<&str>) {
+        self.batch.add(msg, kind);
+        let set = set.map(|s| self.config.describe_set(&own_name(s)));
+        self.doing.push((what, set));
+    }
+
+    /// Creates `chain` (`name`) and empties it; then fills it with own mode's rules, or, when
+    /// it is not `wanted`, deletes it: the one batch leaves it as the configuration says,
+    /// whether it was there before or not.
+    fn chain(&mut self, chain: &Chain<'_>, table: &Table, name: &str, wanted: bool) {
+        self.add(chain, MsgType::Add, format!("create chain {name}"), None);
+        self.add(
+            &Rule::new(chain),
+            MsgType::Del,
+            format!("flush chain {name}"),
+            None,
+        );
+        if wanted {
+            for r in &own_rules(chain, table) {
+                let what = format!("add a rule to chain {name}");
+                self.add(r, MsgType::Add, what, None);
+            }
+        } else {
+            self.add(chain, MsgType::Del, format!("delete chain {name}"), None);
+        }
+    }
+
+    /// Flushes the allow sets, then fills them with `allow`, in as many messages as it takes.
+    fn allow_sets(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
+        let names = [OwnSet::allow(false).name, OwnSet::allow(true).name];
+        let family = self.config.family();
+        let table = self.config.table();
+        for name in names {
+            let flush = SetHandle::new(family, &table, &own_name(name));
+            let msg = SetMsg::new(&flush, SetMsgKind::DeleteElements)?;
+            self.add(&msg, MsgType::Del, format!("flush set {name}"), Some(name));
+        }
+        let merged = merge_nets(allow);
+        for (name, v4) in [(names[0], true), (names[1], false)] {
+            let entries: Vec<Entry> = merged
+                .iter()
+                .filter(|net| net.addr().is_ipv4() == v4)
+                .map(|net| Entry::of(*net, true, None))
+                .collect();
+            for fill in self.config.pack(&own_name(name), &entries) {
+                let msg = SetMsg::new(&fill, SetMsgKind::AddElements)?;
+                self.add(&msg, MsgType::Add, format!("fill set {name}"), Some(name));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> (FinalizedBatch, Doing) {
+        (self.batch.finalize(), self.doing)
+    }
+}
+
+/// Own mode's sets as their creation messages describe them: key type and length, flags, the
+/// id the rules refer to, and for block sets the size.
+fn own_set_handles(set_size: u32) -> Vec<SetHandle> {
+    let table = own_name(OWN_TABLE);
+    let family = libc::NFPROTO_INET as u32;
+    OWN_SETS
+        .iter()
+        .map(|set| {
+            let mut h = SetHandle::new(family, &table, &own_name(set.name));
+            let (key_type, key_len) = if set.v6 {
+                (TYPE_IPV6_ADDR, 16)
+            } else {
+                (TYPE_IPV4_ADDR, 4)
+            };
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, key_type);
+            h.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, key_len);
+            h.set_u32(nftnl_sys::NFTNL_SET_FLAGS, set.flags());
+            h.set_u32(nftnl_sys::NFTNL_SET_ID, set.id);
+            if set.holds != Holds::Allowed {
+                h.set_u32(nftnl_sys::NFTNL_SET_DESC_SIZE, set_size);
+            }
+            h
+        })
+        .collect()
+}
+
+/// One of own mode's base chains: a filter chain on `hook` that accepts by default.
+fn own_chain<'t>(
+    table: &'t Table,
+    name: &std::ffi::CStr,
+    hook: nftnl::Hook,
+    priority: i32,
+) -> Chain<'t> {
+    let mut chain = Chain::new(name, table);
+    chain.set_hook(hook, priority);
+    chain.set_type(nftnl::ChainType::Filter);
+    chain.set_policy(nftnl::Policy::Accept);
+    chain
+}
+
+/// Own mode's whole batch, and what each message does: the table and its sets created if
+/// missing, the input chain (and the forward chain, or its removal) written anew, the allow
+/// sets flushed and filled with `allow`. Built without the socket.
+fn own_batch(
+    config: &NftConfig,
+    layout: OwnLayout,
+    allow: &[IpNet],
+) -> Result<(FinalizedBatch, Doing), FirewallError> {
+    let table = Table::new(own_name(OWN_TABLE).to_c(), ProtoFamily::Inet);
+    let mut w = Writer::new(config);
+    w.add(
+        &table,
+        MsgType::Add,
+        format!("create table inet {OWN_TABLE}"),
+        None,
+    );
+    for (h, set) in own_set_handles(layout.set_size).iter().zip(&OWN_SETS) {
+        let msg = SetMsg::new(h, SetMsgKind::CreateSet)?;
+        let what = format!("create set {}", set.name);
+        w.add(&msg, MsgType::Add, what, Some(set.name));
+    }
+    let hook = match layout.hook {
+        Hook::Input => nftnl::Hook::In,
+        Hook::Prerouting => nftnl::Hook::PreRouting,
+    };
+    let input = own_chain(&table, c"input", hook, layout.priority);
+    w.chain(&input, &table, "input", true);
+    // Traffic to a container's published port, a NodePort or a VM behind DNAT is routed on,
+    // past input: a chain on the forward hook drops it too.
+    let forward = own_chain(&table, c"forward", nftnl::Hook::Forward, layout.priority);
+    w.chain(&forward, &table, "forward", layout.forward);
+    w.allow_sets(allow)?;
+    Ok(w.finish())
+}
+
 /// Own mode's rules for `chain`, one per set, in order: the lookup names the set (and its id,
 /// for a set created in the same batch); the never-block list accepts, the blocks drop.
 fn own_rules<'a>(chain: &'a Chain<'_>, table: &Table) -> Vec<Rule<'a>> {
@@ -632,7 +661,12 @@ impl Firewall for NftFirewall {
                 forward,
                 priority,
                 set_size,
-            } => self.build_own(hook, forward, priority, set_size),
+            } => self.build_own(OwnLayout {
+                hook,
+                forward,
+                priority,
+                set_size,
+            }),
             NftConfig::Attach { .. } => self.check_attached(),
         }
     }
@@ -689,6 +723,60 @@ impl Firewall for NftFirewall {
         }
         Ok(out)
     }
+}
+
+/// The address type an attached set must have.
+#[derive(Clone, Copy, Debug)]
+enum KeyType {
+    V4,
+    V6,
+}
+
+impl KeyType {
+    /// nft's type number, the key's length and the type's name.
+    fn describe(self) -> (u32, u32, &'static str) {
+        match self {
+            KeyType::V4 => (TYPE_IPV4_ADDR, 4, "ipv4_addr"),
+            KeyType::V6 => (TYPE_IPV6_ADDR, 16, "ipv6_addr"),
+        }
+    }
+}
+
+/// Whether `found` (`described`) has the type of `key` and `flags interval, timeout`.
+fn check_set_shape(found: &SetHandle, key: KeyType, described: &str) -> Result<(), FirewallError> {
+    let (key_type, key_len, what) = key.describe();
+    let ok_type = found.get_u32(nftnl_sys::NFTNL_SET_KEY_TYPE) == Some(key_type)
+        && found.get_u32(nftnl_sys::NFTNL_SET_KEY_LEN) == Some(key_len);
+    if !ok_type {
+        return Err(FirewallError::Attach(format!(
+            "{described} must have type {what}"
+        )));
+    }
+    let flags = found.get_u32(nftnl_sys::NFTNL_SET_FLAGS).unwrap_or(0);
+    let missing: Vec<&str> = [(SET_INTERVAL, "interval"), (SET_TIMEOUT, "timeout")]
+        .into_iter()
+        .filter(|(flag, _)| flags & flag == 0)
+        .map(|(_, name)| name)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(FirewallError::Attach(format!(
+            "{described} needs `flags interval, timeout` (missing: {})",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Whether a rule in a base chain of `table` looks up set `name`.
+fn looked_up(rules: &[sys::RuleInfo], chains: &[sys::ChainInfo], table: &str, name: &str) -> bool {
+    rules.iter().any(|r| {
+        r.table == table
+            && r.lookups.iter().any(|l| l == name)
+            && chains
+                .iter()
+                .any(|c| c.table == table && c.name == r.chain && c.base)
+    })
 }
 
 /// A netlink exchange that failed while `doing`, which concerns `what` (a set or the table).
@@ -963,6 +1051,96 @@ mod tests {
             }
             assert_eq!(messages, handles.len() + 2, "BEGIN, the messages, END");
         }
+    }
+
+    /// Own mode's batch, read back without root: the message types in order, and what each
+    /// change does at the sequence number a refusal would name.
+    #[test]
+    fn own_batch_creates_writes_and_fills_in_one_batch() {
+        const NFT: u16 = 10 << 8;
+        let (table, set, chain, del_chain) = (NFT, NFT | 9, NFT | 3, NFT | 5);
+        let (rule, flush_chain, fill, flush_set) = (NFT | 6, NFT | 8, NFT | 12, NFT | 14);
+        let allow = [
+            net("198.51.100.0/24"),
+            net("2001:db8::/32"),
+            net("203.0.113.5/32"),
+        ];
+        for forward in [false, true] {
+            let layout = OwnLayout {
+                hook: Hook::Input,
+                forward,
+                priority: -10,
+                set_size: 2048,
+            };
+            let config = NftConfig::Own {
+                hook: layout.hook,
+                forward,
+                priority: layout.priority,
+                set_size: layout.set_size,
+            };
+            let (batch, doing) = own_batch(&config, layout, &allow).unwrap();
+            let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
+            let messages: Vec<_> = crate::netlink::messages(&bytes).collect();
+            let mut expected = vec![table, set, set, set, set, set, set, chain, flush_chain];
+            expected.extend([rule; 6]);
+            expected.extend([chain, flush_chain]);
+            if forward {
+                expected.extend([rule; 6]);
+            } else {
+                expected.push(del_chain);
+            }
+            expected.extend([flush_set, flush_set, fill, fill]);
+            let kinds: Vec<u16> = messages.iter().map(|m| m.kind).collect();
+            assert_eq!(kinds.first(), Some(&16), "batch begin");
+            assert_eq!(kinds.last(), Some(&17), "batch end");
+            assert_eq!(kinds[1..kinds.len() - 1], expected[..], "forward {forward}");
+            assert_eq!(doing.len(), expected.len());
+            let first = batch.sequence_numbers().start + 1;
+            for (i, m) in messages[1..messages.len() - 1].iter().enumerate() {
+                assert_eq!(m.seq, first + u32::try_from(i).unwrap(), "{:?}", doing[i]);
+            }
+            assert_eq!(doing[0].0, "create table inet scansentry");
+            assert_eq!(
+                doing.last().unwrap(),
+                &(
+                    "fill set allow6".to_string(),
+                    Some("set inet scansentry allow6".to_string())
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn an_attached_set_needs_its_type_both_flags_and_a_base_chain_rule() {
+        let described = "set ip filter scanners";
+        let mut set = SetHandle::empty();
+        set.set_u32(nftnl_sys::NFTNL_SET_KEY_TYPE, TYPE_IPV4_ADDR);
+        set.set_u32(nftnl_sys::NFTNL_SET_KEY_LEN, 4);
+        set.set_u32(nftnl_sys::NFTNL_SET_FLAGS, SET_TIMEOUT);
+        let err = check_set_shape(&set, KeyType::V4, described).unwrap_err();
+        assert!(err.to_string().contains("(missing: interval)"), "{err}");
+        assert!(matches!(
+            check_set_shape(&set, KeyType::V6, described),
+            Err(FirewallError::Attach(m)) if m.ends_with("must have type ipv6_addr")
+        ));
+        set.set_u32(nftnl_sys::NFTNL_SET_FLAGS, SET_TIMEOUT | SET_INTERVAL);
+        assert!(check_set_shape(&set, KeyType::V4, described).is_ok());
+
+        let chain = |name: &str, base| sys::ChainInfo {
+            table: "filter".into(),
+            name: name.into(),
+            base,
+        };
+        let rule = |chain: &str| sys::RuleInfo {
+            table: "filter".into(),
+            chain: chain.into(),
+            lookups: vec!["scanners".into()],
+        };
+        let chains = [chain("input", true), chain("helper", false)];
+        assert!(looked_up(&[rule("input")], &chains, "filter", "scanners"));
+        assert!(!looked_up(&[rule("helper")], &chains, "filter", "scanners"));
+        assert!(!looked_up(&[rule("input")], &chains, "other", "scanners"));
+        assert!(!looked_up(&[rule("input")], &chains, "filter", "others"));
     }
 
     #[test]
