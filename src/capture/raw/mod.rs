@@ -136,7 +136,8 @@ impl RawCapture {
                 }
             };
             let wanted = from.is_none_or(|link| {
-                !(self.skip_loopback && link.hatype() == ARPHRD_LOOPBACK)
+                carries_ip(link.protocol())
+                    && !(self.skip_loopback && link.hatype() == ARPHRD_LOOPBACK)
                     && self
                         .only
                         .as_ref()
@@ -159,5 +160,28 @@ impl RawCapture {
     /// Drops are not counted for the raw method.
     pub fn drops(&mut self) -> (u32, u32) {
         (0, 0)
+    }
+}
+
+/// Whether a frame's link-layer protocol (`sll_protocol`, in network byte order) is IPv4 or
+/// IPv6: the filter tells them apart by the version nibble alone, so a frame of another
+/// protocol whose first byte looks like one is refused here.
+fn carries_ip(protocol: u16) -> bool {
+    const ETH_P_IP: u16 = 0x0800;
+    const ETH_P_IPV6: u16 = 0x86DD;
+    matches!(u16::from_be(protocol), ETH_P_IP | ETH_P_IPV6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_ip;
+
+    #[test]
+    fn only_ipv4_and_ipv6_frames_are_taken() {
+        assert!(carries_ip(0x0800u16.to_be()) && carries_ip(0x86DDu16.to_be()));
+        // ARP, VLAN-tagged, 802.2 frames: the filter reads their first nibble as a version.
+        for other in [0x0806u16, 0x8100, 0x0004, 0x88CC] {
+            assert!(!carries_ip(other.to_be()), "{other:#06x}");
+        }
     }
 }
