@@ -171,9 +171,7 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
         );
         return exit::code(exit::FAILURE);
     }
-    let mut config = config.clone();
-    config.respond.dry_run = false;
-    let removed = system::firewall_for(&config).and_then(|(_, mut firewall)| firewall.remove_all());
+    let removed = system::open_firewall(&config.backend).and_then(|mut f| f.remove_all());
     match removed {
         Ok(lifted) => {
             let what = match &config.backend {

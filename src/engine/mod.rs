@@ -18,19 +18,20 @@ use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::config::{self, Config, Loaded};
+use crate::config::{self, Backend, Config, Loaded};
 use crate::control::protocol::{
     BlockInfo, FleetInfo, Held, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response,
     StatusInfo,
 };
 use crate::detect::Detection;
 use crate::detect::traps::Listeners;
-use crate::firewall::{Action, Blocked, Firewall, FirewallError, RebuildPace};
+use crate::firewall::{Action, Blocked, DryRun, Firewall, FirewallError, RebuildPace};
+use crate::never_block::discover::{HostState, discover};
 use crate::never_block::{NeverBlockFileError, NeverBlockList};
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
@@ -79,7 +80,8 @@ pub enum Verbosity {
 pub struct Options {
     /// How much it says.
     pub verbosity: Verbosity,
-    /// `-L`: the local check is off whatever the configuration says.
+    /// `-L`: the local check is off whatever the configuration says (at start and after
+    /// every reload; the daemon and a replay both hand `-L` in here, and only here).
     pub disable_local_check: bool,
     /// Every decision also comes out as [`Effect::Decided`] (for `--replay`).
     pub decisions: bool,
@@ -145,7 +147,8 @@ pub enum Effect {
     },
 }
 
-/// The host's addresses and never-block list, as [`Host::never_block`] finds them.
+/// The host's addresses and the never-block list the engine composed from what the host
+/// showed ([`never_block`]).
 pub struct NeverBlock {
     /// Every address of every interface, with the interface's name.
     pub interfaces: Vec<(String, IpAddr)>,
@@ -183,19 +186,28 @@ pub enum SetupError {
 /// What the engine asks of the machine. The daemon's answers come from the kernel; a replay's
 /// from the capture; a test's from a stand-in.
 pub trait Host {
-    /// The host's addresses and the never-block list for `config`.
+    /// What the never-block list is discovered from: the interfaces and their addresses, the
+    /// default routes, the resolver's configuration.
     ///
     /// # Errors
     ///
-    /// When the interfaces cannot be listed or the never-block file cannot be read.
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError>;
+    /// When the interfaces cannot be listed.
+    fn host_state(&mut self) -> Result<HostState, HostError>;
 
-    /// The firewall `config` asks for, and whether it changes anything.
+    /// The text of the file at `path` (the never-block file).
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be read.
+    fn read_file(&mut self, path: &Path) -> io::Result<String>;
+
+    /// The firewall of `backend`, opened: the host says which firewalls it can open, the
+    /// engine which one it uses (none in a dry run).
     ///
     /// # Errors
     ///
     /// When it cannot be opened.
-    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError>;
+    fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError>;
 
     /// The ports the kernel hands out to outgoing connections.
     fn local_port_range(&self) -> RangeInclusive<u16>;
@@ -309,8 +321,8 @@ impl Engine {
         saved: Option<State>,
     ) -> Result<Engine, SetupError> {
         let config = &loaded.config;
-        let found = host.never_block(config)?;
-        let (mode, mut firewall) = host.firewall(config)?;
+        let found = never_block(&mut *host, config)?;
+        let (mode, mut firewall) = open_firewall(&mut *host, config)?;
         firewall.ensure_ready(&allow_list(&found.list))?;
         let mut traps = config.traps.build(host.local_port_range());
         traps.set_listeners(host.listeners().map_err(SetupError::Listeners)?);
@@ -323,7 +335,7 @@ impl Engine {
             found.interfaces.iter().map(|(_, a)| *a),
             options.seed,
         );
-        pipeline.set_local_check(config.local_check && !options.disable_local_check);
+        pipeline.set_local_check(local_check(config, &options));
         let now = clock.now();
         let mut engine = Engine {
             responder: Responder::new(&config.respond),
@@ -548,7 +560,7 @@ impl Engine {
     pub fn host_changed(&mut self) {
         // Routes may have changed: the routes back are asked again.
         self.host.routes_changed();
-        let found = match self.host.never_block(&self.loaded.config) {
+        let found = match never_block(&mut *self.host, &self.loaded.config) {
             Ok(found) => found,
             Err(e) => {
                 self.warn(format!(
@@ -594,7 +606,7 @@ impl Engine {
             self.warn(w.clone());
         }
         let new = &loaded.config;
-        let mut found = self.host.never_block(new)?;
+        let mut found = never_block(&mut *self.host, new)?;
         for w in std::mem::take(&mut found.warnings) {
             self.warn(w);
         }
@@ -603,7 +615,7 @@ impl Engine {
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow = allow_list(&found.list);
         if firewall_changed {
-            let (mode, mut firewall) = self.host.firewall(new)?;
+            let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
             firewall.ensure_ready(&allow)?;
             let due: Vec<Action> = self.responder.due(self.clock.now()).collect();
             firewall.apply(&due)?;
@@ -625,7 +637,7 @@ impl Engine {
             found.interfaces.iter().map(|(_, a)| *a),
         );
         self.pipeline
-            .set_local_check(new.local_check && !self.options.disable_local_check);
+            .set_local_check(local_check(new, &self.options));
         self.responder.reconfigure(&new.respond);
         self.fleet = match (self.fleet.take(), &new.fleet) {
             (Some(fleet), Some(config)) => fleet.reconfigure(config),
@@ -645,4 +657,46 @@ impl Engine {
 /// The never-block list as the allow sets hold it.
 fn allow_list(list: &NeverBlockList) -> Vec<IpNet> {
     list.entries().iter().map(|e| e.net).collect()
+}
+
+/// The never-block list for `config` on `host`: what the host shows of itself (interfaces,
+/// gateways, nameservers, the never-block file's text), composed by
+/// [`crate::never_block::compose`] with the configuration's addresses and the fleet's servers
+/// and members. The daemon's start, its reloads and host changes, `sentryd --never-block`,
+/// a replay and the tests all build it here.
+///
+/// # Errors
+///
+/// When the interfaces cannot be listed or the never-block file cannot be read.
+pub fn never_block(host: &mut dyn Host, config: &Config) -> Result<NeverBlock, HostError> {
+    let state = host.host_state()?;
+    let file = config
+        .never_block
+        .file
+        .as_ref()
+        .map(|path| (path.clone(), host.read_file(path)));
+    let (list, warnings) = crate::never_block::compose(config, discover(&state), file)?;
+    Ok(NeverBlock {
+        interfaces: state.interfaces,
+        list,
+        warnings,
+    })
+}
+
+/// The firewall the engine uses for `config`: none in a dry run (`[respond] dry-run`, and
+/// always in a replay), else the one of the configured backend, as the host opens it.
+fn open_firewall(
+    host: &mut dyn Host,
+    config: &Config,
+) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
+    if config.respond.dry_run {
+        return Ok((Mode::DryRun, Box::new(DryRun)));
+    }
+    Ok((Mode::Enforcing, host.firewall(&config.backend)?))
+}
+
+/// Whether traffic from the host's own addresses is left alone: the configuration's
+/// `local-check`, unless `-L` turned it off.
+fn local_check(config: &Config, options: &Options) -> bool {
+    config.local_check && !options.disable_local_check
 }

@@ -13,7 +13,6 @@ use super::*;
 use crate::config::{Backend, Origin};
 use crate::control::protocol::Held;
 use crate::firewall::memory::Memory;
-use crate::never_block::{Entry, Reason};
 use crate::respond::Why;
 use crate::time::ManualClock;
 use crate::wire::{Direction, Integrity, TcpFlags};
@@ -46,6 +45,8 @@ struct Machine {
     routes_back: std::collections::HashMap<IpAddr, RouteBack>,
     /// Routes back asked of the host so far.
     route_lookups: usize,
+    /// Files the host can read (the never-block file), by path.
+    files: std::collections::HashMap<PathBuf, String>,
 }
 
 /// The stand-in host: one address, [`LOCAL`]; nftables is `kernel`, routes are `routes`.
@@ -56,37 +57,43 @@ struct FakeHost {
 }
 
 impl Host for FakeHost {
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
+    fn host_state(&mut self) -> Result<HostState, HostError> {
         let m = self.machine.lock().unwrap();
         if m.interfaces_gone {
             return Err(HostError::Interfaces("no such device".into()));
         }
-        let mut found = vec![Entry {
-            net: net(LOCAL),
-            reason: Reason::Interface("eth0".into()),
-        }];
-        found.extend(m.gateways.iter().map(|&a| Entry {
-            net: a.into(),
-            reason: Reason::Gateway("eth0".into()),
-        }));
-        let (list, warnings) = crate::never_block::load(&config.never_block, found)?;
-        Ok(NeverBlock {
+        // The gateways as /proc/net/route shows them (after its header, in host byte order).
+        let routes4 = std::iter::once("Iface\tDestination\tGateway\n".to_string())
+            .chain(m.gateways.iter().filter_map(|g| match g {
+                IpAddr::V4(g) => Some(format!(
+                    "eth0\t00000000\t{:08X}\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+                    u32::from_le_bytes(g.octets())
+                )),
+                IpAddr::V6(_) => None,
+            }))
+            .collect();
+        Ok(HostState {
             interfaces: vec![("eth0".into(), ip(LOCAL))],
-            list,
-            warnings,
+            routes4,
+            ..HostState::default()
         })
     }
 
-    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-        if config.respond.dry_run {
-            return Ok((Mode::DryRun, Box::new(crate::firewall::DryRun)));
-        }
-        match config.backend {
-            Backend::Nft(_) => Ok((Mode::Enforcing, Box::new(self.kernel.clone()))),
+    fn read_file(&mut self, path: &std::path::Path) -> io::Result<String> {
+        let m = self.machine.lock().unwrap();
+        m.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+        match backend {
+            Backend::Nft(_) => Ok(Box::new(self.kernel.clone())),
             Backend::Route if self.machine.lock().unwrap().no_routes => {
                 Err(FirewallError::Permission)
             }
-            Backend::Route => Ok((Mode::Enforcing, Box::new(self.routes.clone()))),
+            Backend::Route => Ok(Box::new(self.routes.clone())),
         }
     }
 
@@ -165,8 +172,21 @@ impl Lab {
         kernel: Memory,
         saved: Option<State>,
     ) -> Lab {
+        Lab::start_with(config, clock, kernel, saved, |_| {})
+    }
+
+    /// The same, on a machine `setup` made ready first.
+    fn start_with(
+        config: Config,
+        clock: Arc<ManualClock>,
+        kernel: Memory,
+        saved: Option<State>,
+        setup: impl FnOnce(&mut Machine),
+    ) -> Lab {
         let routes = Memory::without_timeouts(clock.clone());
-        let machine = Arc::new(Mutex::new(Machine::default()));
+        let mut machine = Machine::default();
+        setup(&mut machine);
+        let machine = Arc::new(Mutex::new(machine));
         let host = FakeHost {
             machine: machine.clone(),
             kernel: kernel.clone(),
@@ -708,6 +728,82 @@ fn issue_16_a_dry_run_blocks_nothing_by_hand_and_says_so() {
     assert!(lab.says("would unblock 203.0.113.7 by hand"));
     assert!(lab.kernel.elements().is_empty() && !lab.kernel.is_ready());
     assert_eq!(lab.engine.status().mode, "dry-run");
+}
+
+/// Issue 25: a dry run is the engine's rule, not the host's. The stand-in host's firewall is
+/// always the in-memory one: with `dry-run = true` a scan reaches none of it; a reload that
+/// turns dry run off opens it, and one that turns it on again leaves it alone.
+#[test]
+fn issue_25_the_engine_decides_a_dry_run_whatever_the_host_can_open() {
+    let mut dry = config();
+    dry.respond.dry_run = true;
+    let mut lab = Lab::start(dry.clone());
+    lab.scan(SCANNER, 1..=10);
+    assert!(lab.says("would block 203.0.113.7 for 1h"));
+    assert!(lab.kernel.elements().is_empty() && !lab.kernel.is_ready());
+    assert_eq!(lab.engine.status().mode, "dry-run");
+
+    lab.engine
+        .reload(loaded(config(), "/etc/new.toml"))
+        .unwrap();
+    assert_eq!(lab.engine.status().mode, "enforcing");
+    lab.scan("203.0.113.8", 1..=10);
+    assert!(lab.kernel.holds(net("203.0.113.8")));
+
+    lab.engine.reload(loaded(dry, "/etc/new.toml")).unwrap();
+    lab.scan("203.0.113.9", 1..=10);
+    assert!(lab.says("would block 203.0.113.9"));
+    assert!(!lab.kernel.holds(net("203.0.113.9")));
+}
+
+/// Issue 25: the never-block list is composed by the engine from what the host shows: its
+/// interface, its gateway, the never-block file's text the host read, and, from the
+/// configuration, its addresses and the fleet's servers and members (which joined the list
+/// only on the real host before).
+#[test]
+fn issue_25_the_never_block_list_has_the_fleets_servers_and_members_on_any_host() {
+    let mut c = config();
+    c.never_block.file = Some(PathBuf::from("/etc/scansentry/ignore"));
+    let text = "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
+                members = [\"203.0.113.64/26\"]\ninsecure = true\nhost = \"web-1\"\n";
+    c.fleet = crate::config::from_toml(text, std::path::Path::new("fleet.toml"))
+        .unwrap()
+        .fleet;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_800_000_000_000_000,
+    )));
+    let mut lab = Lab::start_with(c, clock.clone(), Memory::new(clock), None, |m| {
+        m.gateways.push(ip("198.51.100.254"));
+        m.files.insert(
+            PathBuf::from("/etc/scansentry/ignore"),
+            "203.0.113.200\n".into(),
+        );
+    });
+    let Response::NeverBlock { entries } = lab.request(Request::NeverBlock) else {
+        panic!("not a never-block answer");
+    };
+    let reason = |s: &str| {
+        entries
+            .iter()
+            .find(|e| e.net == s.parse::<IpNet>().unwrap())
+            .map(|e| e.reason.as_str())
+    };
+    assert_eq!(reason("198.51.100.1/32"), Some("address of interface eth0"));
+    assert_eq!(reason("198.51.100.254/32"), Some("default gateway on eth0"));
+    assert_eq!(
+        reason("198.51.100.250/32"),
+        Some("fleet server nats://198.51.100.250:4222")
+    );
+    assert_eq!(reason("203.0.113.64/26"), Some("fleet member"));
+    assert_eq!(
+        reason("203.0.113.200/32"),
+        Some("never-block file /etc/scansentry/ignore line 1")
+    );
+    lab.scan("203.0.113.70", 1..=10);
+    assert!(
+        !lab.kernel.holds(net("203.0.113.70")),
+        "a member is never blocked"
+    );
 }
 
 /// Issue 16, 3: `why`, `list` and `unblock` trusted the daemon's memory: after a flush of the set
@@ -1934,9 +2030,10 @@ mod sweep {
     #[test]
     fn a_flood_of_probes_is_told_at_a_bounded_rate() {
         let mut lab = in_a_fleet_of_sixteen();
-        // 3,000 sources, one probe each, within 100 ms (not the host's own address).
-        let sources: Vec<String> = (0..3001_u32)
-            .filter(|&i| i != 1)
+        // 3,000 sources, one probe each, within 100 ms (not the host's own address, nor the
+        // fleet's server, both on the never-block list).
+        let sources: Vec<String> = (0..3002_u32)
+            .filter(|&i| i != 1 && i != 250)
             .map(|i| {
                 let [_, _, a, b] = i.to_be_bytes();
                 format!("198.51.{}.{}", 100 + u32::from(a), b)

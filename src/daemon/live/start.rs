@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
-use super::system::{self, System};
+use super::system::System;
 use super::{Daemon, Event, Verbosity, Wake, spawn_signals};
 use crate::capture::connect::TrapSockets;
 use crate::capture::raw::RawCapture;
@@ -119,7 +119,10 @@ fn failed(e: impl Into<Box<dyn std::error::Error>>) -> StartError {
 ///
 /// The interfaces cannot be listed (exit 1), or the never-block file cannot be read (exit 78).
 pub fn never_block(config: &Config) -> Result<NeverBlock, StartError> {
-    Ok(system::never_block(config)?)
+    Ok(crate::engine::never_block(
+        &mut System::without_routes(),
+        config,
+    )?)
 }
 
 /// A started daemon and what its loop reads: the captures or trap sockets, and the events of

@@ -1,19 +1,19 @@
 //! The engine's [`Host`] on a real machine: the kernel's sockets, routes and settings, libpcap's
-//! interface list, and the firewall the configuration asks for. **Shell.**
+//! interface list, the files it is asked for, and the firewalls it can open. **Shell.**
 
 use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::path::Path;
 
-use crate::config::{Backend, Config};
+use crate::config::Backend;
 use crate::detect::traps::Listeners;
-use crate::engine::{Host, HostError, NeverBlock};
+use crate::engine::{Host, HostError};
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::route::RouteFirewall;
-use crate::firewall::{DryRun, Firewall, FirewallError};
+use crate::firewall::{Firewall, FirewallError};
 use crate::host::{self, fib::Fib};
-use crate::never_block::{self, discover};
-use crate::report::Mode;
+use crate::never_block::discover::{self, HostState};
 use crate::trust::{ReversePath, RouteBack};
 
 /// This machine, as the kernel shows it.
@@ -35,37 +35,22 @@ impl System {
             },
         }
     }
+
+    /// This machine without routes asked (for `sentryd --never-block`).
+    pub(super) fn without_routes() -> Self {
+        System { fib: None }
+    }
 }
 
-/// The host's addresses and the never-block list: discovered (interfaces, gateways,
-/// nameservers), configured, and from the never-block file.
+/// The firewall of `backend`, opened.
 ///
 /// # Errors
 ///
-/// When the interfaces cannot be listed or the never-block file cannot be read.
-pub(super) fn never_block(config: &Config) -> Result<NeverBlock, HostError> {
-    let interfaces =
-        host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
-    let mut discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
-    if let Some(fleet) = &config.fleet {
-        discovered.extend(fleet.never_block_entries());
-    }
-    let (list, warnings) = never_block::load(&config.never_block, discovered)?;
-    Ok(NeverBlock {
-        interfaces,
-        list,
-        warnings,
-    })
-}
-
-/// The firewall `config` asks for.
-pub(super) fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-    if config.respond.dry_run {
-        return Ok((Mode::DryRun, Box::new(DryRun)));
-    }
-    Ok(match &config.backend {
-        Backend::Nft(nft) => (Mode::Enforcing, Box::new(NftFirewall::new(nft.clone())?)),
-        Backend::Route => (Mode::Enforcing, Box::new(RouteFirewall::new()?)),
+/// When it cannot be opened (no permission, attach mode's ruleset unfit, …).
+pub(super) fn open_firewall(backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+    Ok(match backend {
+        Backend::Nft(nft) => Box::new(NftFirewall::new(nft.clone())?),
+        Backend::Route => Box::new(RouteFirewall::new()?),
     })
 }
 
@@ -77,12 +62,18 @@ pub(super) fn interface_name(index: u32) -> String {
 }
 
 impl Host for System {
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
-        never_block(config)
+    fn host_state(&mut self) -> Result<HostState, HostError> {
+        let interfaces =
+            host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
+        Ok(discover::read_host_state(interfaces))
     }
 
-    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-        firewall_for(config)
+    fn read_file(&mut self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+        open_firewall(backend)
     }
 
     fn local_port_range(&self) -> RangeInclusive<u16> {
