@@ -94,6 +94,12 @@ impl Host for CaptureHost {
         ))
     }
 
+    fn configuration(&mut self) -> Result<config::Loaded, HostError> {
+        Err(HostError::Configuration(
+            "a replay reads no configuration again".into(),
+        ))
+    }
+
     fn local_port_range(&self) -> RangeInclusive<u16> {
         LINUX_EPHEMERAL_PORTS
     }

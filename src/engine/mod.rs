@@ -46,6 +46,7 @@ mod decide;
 mod fleet;
 mod kernel;
 mod not_blocked;
+pub mod restart;
 #[cfg(test)]
 mod tests;
 
@@ -167,6 +168,49 @@ pub enum HostError {
     /// The never-block file could not be read.
     #[error(transparent)]
     NeverBlockFile(#[from] NeverBlockFileError),
+    /// The configuration could not be read again, or is not valid: the error and its causes.
+    #[error("{0}")]
+    Configuration(String),
+}
+
+/// Who asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadBy {
+    /// SIGHUP.
+    Signal,
+    /// `sentryctl reload` (the answer goes back to it).
+    Request,
+}
+
+/// What the shell's parts show when the engine answers `status`: facts the engine reads, not
+/// figures it patches in afterwards.
+#[derive(Clone, Debug, Default)]
+pub struct Readings {
+    /// The captures' drop counters (the kernel's and the interfaces'), summed.
+    pub capture_drops: u64,
+    /// The fleet link's figures, in fleet mode.
+    pub link: Option<LinkFigures>,
+}
+
+/// The fleet link's own figures, as `status` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkFigures {
+    /// Connected to a server now.
+    pub connected: bool,
+    /// The server connected to, or last tried.
+    pub server: String,
+    /// The last round trip to the server, microseconds.
+    pub round_trip_us: Option<u64>,
+    /// Messages waiting to be sent.
+    pub queued: usize,
+    /// This host's messages dropped from a full queue since start.
+    pub dropped_out: u64,
+    /// Messages from other hosts dropped since start, by why.
+    pub dropped_in: std::collections::BTreeMap<String, u64>,
+    /// Why the bucket of active blocks is not used, when it is not.
+    pub bucket_refused: Option<String>,
+    /// Messages sent since start.
+    pub sent: u64,
 }
 
 /// Why an engine could not start, or take a new configuration (the old one then stays).
@@ -208,6 +252,13 @@ pub trait Host {
     ///
     /// When it cannot be opened.
     fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError>;
+
+    /// The configuration as it reads now (for a reload), its host named for the fleet.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be read, is not valid, or the fleet cannot name this host.
+    fn configuration(&mut self) -> Result<Loaded, HostError>;
 
     /// The ports the kernel hands out to outgoing connections.
     fn local_port_range(&self) -> RangeInclusive<u16>;
@@ -280,7 +331,6 @@ pub struct Engine {
     /// The last save failed (the warning has been given).
     save_failing: bool,
     refused: u64,
-    capture_drops: u64,
     /// Capture-to-kernel latencies of the last blocks, microseconds.
     latencies: VecDeque<u64>,
     /// Totals for metrics.
@@ -353,7 +403,6 @@ impl Engine {
             dirty: false,
             save_failing: false,
             refused: 0,
-            capture_drops: 0,
             latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
             tally: crate::metrics::Tally::default(),
             listeners_read: now,
@@ -450,11 +499,6 @@ impl Engine {
 
     fn warn(&mut self, line: impl Into<String>) {
         self.say(Level::Warn, line);
-    }
-
-    /// The capture's drop counters, as last read.
-    pub fn set_capture_drops(&mut self, drops: u64) {
-        self.capture_drops = drops;
     }
 
     /// How far the system clock is from the engine's; said once when it has been stepped (by
@@ -594,14 +638,49 @@ impl Engine {
         self.lift_never_block();
     }
 
+    /// A reload (SIGHUP, or `sentryctl reload`): the configuration as the host reads it now
+    /// ([`Host::configuration`]), taken whole or refused whole. Says "reloaded the
+    /// configuration from …" and each setting that waits for the next start
+    /// ([`restart::AtStart`]), or "reload refused, still running on the previous
+    /// configuration: …"; answers as `sentryctl reload` shows it ([`Response::Reloaded`] or
+    /// [`Response::Error`]).
+    pub fn reload(&mut self, by: ReloadBy) -> Response {
+        let taken = self
+            .host
+            .configuration()
+            .map_err(SetupError::Host)
+            .and_then(|loaded| self.reconfigure(loaded));
+        let by = match by {
+            ReloadBy::Signal => "",
+            ReloadBy::Request => " (sentryctl reload)",
+        };
+        match taken {
+            Ok(_) => {
+                let config = self.loaded.origin.to_string();
+                self.log(format!("reloaded the configuration from {config}{by}"));
+                Response::Reloaded { config }
+            }
+            Err(e) => {
+                const REFUSED: &str = "reload refused, still running on the previous configuration";
+                let why = report::chain(&e);
+                // The log line on one line (a TOML error spans several); sentryctl shows the
+                // error as it is, a TOML error pointing at its line below.
+                self.warn(format!("{REFUSED}{by}: {}", why.replace('\n', "; ")));
+                Response::Error {
+                    message: format!("{REFUSED}: {why}"),
+                }
+            }
+        }
+    }
+
     /// Takes the configuration `loaded`: nothing changes unless all of it can be had (the
-    /// never-block list, a firewall ready for it with every block still due). Returns where it
-    /// came from.
+    /// never-block list, a firewall ready for it with every block still due). Says, and
+    /// returns, the changed settings that wait for the next start of sentryd.
     ///
     /// # Errors
     ///
     /// When it cannot; the configuration in force stays.
-    pub fn reload(&mut self, loaded: Loaded) -> Result<String, SetupError> {
+    pub fn reconfigure(&mut self, loaded: Loaded) -> Result<Vec<restart::AtStart>, SetupError> {
         for w in &loaded.warnings {
             self.warn(w.clone());
         }
@@ -647,10 +726,13 @@ impl Engine {
         self.tap_probes();
         let now = self.clock.now();
         self.peers.set_protect_for(new.respond.protect_for, now);
-        let origin = loaded.origin.to_string();
+        let at_start = restart::at_start(&self.loaded.config, &loaded.config);
         self.loaded = loaded;
         self.lift_never_block();
-        Ok(origin)
+        for what in &at_start {
+            self.warn(what.line());
+        }
+        Ok(at_start)
     }
 }
 

@@ -91,7 +91,7 @@ impl From<HostError> for StartError {
     fn from(e: HostError) -> Self {
         let code = match e {
             HostError::Interfaces(_) => exit::FAILURE,
-            HostError::NeverBlockFile(_) => exit::CONFIG,
+            HostError::NeverBlockFile(_) | HostError::Configuration(_) => exit::CONFIG,
         };
         StartError::new(code, e)
     }
@@ -180,7 +180,7 @@ pub(super) fn start(
         loaded,
         options,
         Box::new(clock),
-        Box::new(System::new()),
+        Box::new(System::new(config_path)),
         saved,
     )?;
     let auditor = match crate::daemon::audit::Auditor::spawn(
@@ -202,9 +202,9 @@ pub(super) fn start(
             config.respond.on_block_timeout,
         ),
         logger,
-        config_path,
         reloads: crate::metrics::Reloads::default(),
         link: None,
+        capture_drops: 0,
     };
     daemon.carry_out();
 

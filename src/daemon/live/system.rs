@@ -4,9 +4,9 @@
 use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::Backend;
+use crate::config::{Backend, Loaded};
 use crate::detect::traps::Listeners;
 use crate::engine::{Host, HostError};
 use crate::firewall::nft::NftFirewall;
@@ -21,11 +21,14 @@ pub(super) struct System {
     /// Routes back to the sources of detections, for the reverse-path check (`None`: the
     /// kernel cannot be asked, said once at start).
     fib: Option<Fib>,
+    /// The configuration file reloads read (`None`: the default one).
+    config_path: Option<PathBuf>,
 }
 
 impl System {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(config_path: Option<PathBuf>) -> Self {
         System {
+            config_path,
             fib: match Fib::open() {
                 Ok(fib) => Some(fib),
                 Err(e) => {
@@ -38,7 +41,10 @@ impl System {
 
     /// This machine without routes asked (for `sentryd --never-block`).
     pub(super) fn without_routes() -> Self {
-        System { fib: None }
+        System {
+            fib: None,
+            config_path: None,
+        }
     }
 }
 
@@ -74,6 +80,13 @@ impl Host for System {
 
     fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
         open_firewall(backend)
+    }
+
+    fn configuration(&mut self) -> Result<Loaded, HostError> {
+        let chain = |e: &dyn std::error::Error| HostError::Configuration(crate::exit::chain(e));
+        let mut loaded = crate::config::load(self.config_path.as_deref()).map_err(|e| chain(&e))?;
+        crate::daemon::fleet::name_host(&mut loaded.config).map_err(|e| chain(&e))?;
+        Ok(loaded)
     }
 
     fn local_port_range(&self) -> RangeInclusive<u16> {
