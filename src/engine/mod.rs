@@ -1,6 +1,8 @@
 //! The engine: everything the daemon decides between a packet and the kernel. **Pure**, apart
 //! from the ports it is handed: a [`Clock`], a [`Host`] to look at the machine with, and the
-//! [`Firewall`] the host builds for it.
+//! [`Firewall`] the host opens for it. The host reports facts only; the engine decides: a dry
+//! run, the never-block list, which changes of a reload wait for the next start
+//! ([`restart`]), the whole `status` answer.
 //!
 //! Its inputs are values — a frame, a trap connection, a control request, a tick, a host or
 //! ruleset change, a new configuration — and what it decides comes out as [`Effect`]s (say this,
@@ -227,8 +229,9 @@ pub enum SetupError {
     Listeners(io::Error),
 }
 
-/// What the engine asks of the machine. The daemon's answers come from the kernel; a replay's
-/// from the capture; a test's from a stand-in.
+/// What the engine asks of the machine: facts, never a decision (the engine decides dry run,
+/// composes the never-block list, judges a reload). The daemon's answers come from the kernel
+/// and its files; a replay's from the capture; a test's from a stand-in.
 pub trait Host {
     /// What the never-block list is discovered from: the interfaces and their addresses, the
     /// default routes, the resolver's configuration.
@@ -665,7 +668,7 @@ impl Engine {
                 let why = report::chain(&e);
                 // The log line on one line (a TOML error spans several); sentryctl shows the
                 // error as it is, a TOML error pointing at its line below.
-                self.warn(format!("{REFUSED}{by}: {}", why.replace('\n', "; ")));
+                self.warn(format!("{REFUSED}: {}", why.replace('\n', "; ")));
                 Response::Error {
                     message: format!("{REFUSED}: {why}"),
                 }

@@ -595,7 +595,7 @@ fn issue_25_a_reload_is_said_and_answered_by_the_engine() {
         lab.said(),
         [(
             Level::Warn,
-            "reload refused, still running on the previous configuration (sentryctl reload): \
+            "reload refused, still running on the previous configuration: \
              /etc/new.toml: [respond] block-for = \"2 fortnights\": not a duration; at line 3"
                 .to_string()
         )]
