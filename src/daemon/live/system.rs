@@ -60,6 +60,32 @@ pub(super) fn open_firewall(backend: &Backend) -> Result<Box<dyn Firewall>, Fire
     })
 }
 
+/// Gathers the host's state (of the current network namespace): the routing tables and the
+/// resolver's configuration (systemd-resolved's upstream list when it points at the stub).
+/// Missing files are empty.
+fn read_host_state(interfaces: Vec<(String, IpAddr)>) -> HostState {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let resolv_conf = std::fs::read_to_string(discover::RESOLV_CONF)
+        .ok()
+        .map(|t| (PathBuf::from(discover::RESOLV_CONF), t));
+    let stub = resolv_conf.as_ref().is_some_and(|(_, t)| {
+        discover::nameservers(t)
+            .into_iter()
+            .any(discover::is_resolved_stub)
+    });
+    let resolved_upstream = stub
+        .then(|| std::fs::read_to_string(discover::RESOLVED_UPSTREAM).ok())
+        .flatten()
+        .map(|t| (PathBuf::from(discover::RESOLVED_UPSTREAM), t));
+    HostState {
+        interfaces,
+        routes4: read("/proc/net/route"),
+        routes6: read("/proc/net/ipv6_route"),
+        resolv_conf,
+        resolved_upstream,
+    }
+}
+
 /// The name of interface `index`, or `interface N` when it has none (any more).
 pub(super) fn interface_name(index: u32) -> String {
     nix::net::if_::if_indextoname(index)
@@ -71,7 +97,7 @@ impl Host for System {
     fn host_state(&mut self) -> Result<HostState, HostError> {
         let interfaces =
             host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
-        Ok(discover::read_host_state(interfaces))
+        Ok(read_host_state(interfaces))
     }
 
     fn read_file(&mut self, path: &Path) -> io::Result<String> {
