@@ -161,7 +161,7 @@ pub struct NeverBlock {
     pub warnings: Vec<String>,
 }
 
-/// Why the never-block list could not be built.
+/// What the host could not show: its interfaces, the never-block file, the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The interfaces' addresses could not be listed.
