@@ -57,7 +57,9 @@ pub fn check_config(program: &str, path: Option<&std::path::Path>, json: bool) -
         }
     };
     let mut warnings = loaded.warnings.clone();
-    match crate::never_block::load(&loaded.config.never_block, Vec::new()) {
+    let file = (loaded.config.never_block.file.as_ref())
+        .map(|path| (path.clone(), std::fs::read_to_string(path)));
+    match crate::never_block::compose(&loaded.config, Vec::new(), file) {
         Ok((_, more)) => warnings.extend(more),
         Err(e) => {
             for w in &warnings {

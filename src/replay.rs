@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture::{CaptureError, PcapFile};
-use crate::config::{self, Config, LINUX_EPHEMERAL_PORTS};
+use crate::config::{self, Backend, Config, LINUX_EPHEMERAL_PORTS};
 use crate::detect::traps::Listeners;
 use crate::detect::{Detection, DetectorStats};
-use crate::engine::{Effect, Engine, Host, HostError, Level, NeverBlock, Options, SetupError};
-use crate::firewall::{DryRun, Firewall, FirewallError};
-use crate::never_block::{self, Entry, Reason};
+use crate::engine::{Effect, Engine, Host, HostError, Level, Options, SetupError};
+use crate::firewall::{Firewall, FirewallError};
+use crate::never_block::{self, discover::HostState};
 use crate::pipeline::{Counters, RecentFlows};
-use crate::report::Mode;
 use crate::respond::Decision;
 use crate::time::{ManualClock, Timestamp};
 use crate::trust::{ReversePath, RouteBack};
@@ -43,6 +42,8 @@ pub struct ReplayOptions {
     pub config: Config,
     /// The local addresses; empty to infer them from the capture.
     pub locals: Vec<IpAddr>,
+    /// `-L`: the local check is off whatever the configuration says.
+    pub disable_local_check: bool,
 }
 
 /// Why a replay could not run.
@@ -69,28 +70,34 @@ impl From<SetupError> for ReplayError {
 }
 
 /// The host a capture shows: its local addresses and the listening sockets answers came from;
-/// no routes, no connections, a dry-run firewall.
+/// no routes, no connections, no firewall to open (a replay runs dry, by the engine's rule).
 struct CaptureHost {
     locals: Vec<IpAddr>,
     listeners: Listeners,
 }
 
 impl Host for CaptureHost {
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
-        let discovered = self.locals.iter().map(|&a| Entry {
-            net: a.into(),
-            reason: Reason::ReplayLocal,
-        });
-        let (list, warnings) = never_block::load(&config.never_block, discovered.collect())?;
-        Ok(NeverBlock {
+    fn host_state(&mut self) -> Result<HostState, HostError> {
+        Ok(HostState {
             interfaces: self.locals.iter().map(|&a| ("capture".into(), a)).collect(),
-            list,
-            warnings,
+            ..HostState::default()
         })
     }
 
-    fn firewall(&mut self, _: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-        Ok((Mode::DryRun, Box::new(DryRun)))
+    fn read_file(&mut self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn firewall(&mut self, _: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+        Err(FirewallError::NotPermitted(
+            "a replay changes no firewall".into(),
+        ))
+    }
+
+    fn configuration(&mut self) -> Result<config::Loaded, HostError> {
+        Err(HostError::Configuration(
+            "a replay reads no configuration again".into(),
+        ))
     }
 
     fn local_port_range(&self) -> RangeInclusive<u16> {
@@ -182,12 +189,15 @@ pub fn run(
     };
     let engine_options = Options {
         verbosity: crate::engine::Verbosity::Normal,
-        disable_local_check: false,
+        disable_local_check: options.disable_local_check,
         decisions: true,
         seed: REPLAY_SEED,
     };
+    // Nothing is blocked: a replay runs dry, by the engine's rule for a dry run.
+    let mut config = config.clone();
+    config.respond.dry_run = true;
     let loaded = config::Loaded {
-        config: config.clone(),
+        config,
         origin: config::Origin::BuiltIn,
         warnings: Vec::new(),
     };

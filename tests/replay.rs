@@ -44,6 +44,7 @@ fn replay_with(
             capture: capture.to_path_buf(),
             config,
             locals: locals.iter().map(|s| ip(s)).collect(),
+            disable_local_check: false,
         },
         |d, decision| found.push((d.clone(), decision.clone())),
     )
@@ -317,6 +318,7 @@ fn a_truncated_capture_is_an_error_not_a_panic() {
             capture: path.clone(),
             config: Config::default(),
             locals: Vec::new(),
+            disable_local_check: false,
         },
         |_, _| {},
     )

@@ -34,7 +34,7 @@
 pub mod bucket;
 pub mod caps;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +42,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::config::fleet::{Credentials, FleetConfig};
-use crate::control::protocol::FleetInfo;
+use crate::engine::LinkFigures;
 use crate::fleet::HEARTBEAT_EVERY;
 use crate::fleet::message::{Body, HostName, MAX_MESSAGE, Message, Subject};
 use crate::time::{Clock, SteadyClock};
@@ -149,15 +149,6 @@ pub fn name_host(config: &mut crate::config::Config) -> Result<(), LinkError> {
         fleet.host = Some(host_name(fleet)?);
     }
     Ok(())
-}
-
-/// Whether the link must be made anew for `new` (what it connects to, or as whom, changed).
-pub fn relink(old: &FleetConfig, new: &FleetConfig) -> bool {
-    old.servers != new.servers
-        || old.host != new.host
-        || old.prefix != new.prefix
-        || old.credentials != new.credentials
-        || old.tls != new.tls
 }
 
 /// What `sentryctl fleet init` did.
@@ -459,24 +450,25 @@ impl Link {
         (taken, more)
     }
 
-    /// The link's figures, into the engine's side of `status`.
-    pub fn fill(&self, info: &mut FleetInfo) {
+    /// The link's figures, for the engine's `status`.
+    pub fn figures(&self) -> LinkFigures {
         let s = &self.shared;
-        info.connected = s.connected.load(Ordering::Relaxed);
-        info.server = s.server.lock().expect("never poisoned").clone();
-        info.round_trip_us =
-            Some(s.round_trip_us.load(Ordering::Relaxed)).filter(|&us| us != u64::MAX);
-        info.queued = s.outbox.lock().expect("never poisoned").len();
-        let dropped_in: BTreeMap<String, u64> = InDrop::ALL
-            .iter()
-            .zip(&s.dropped_in)
-            .map(|(d, n)| (d.name().to_string(), n.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        info.dropped = s.dropped.load(Ordering::Relaxed) + dropped_in.values().sum::<u64>();
-        info.dropped_in = dropped_in;
-        info.bucket_refused = s.bucket_refused.lock().expect("never poisoned").clone();
-        info.sent = s.sent.load(Ordering::Relaxed);
+        LinkFigures {
+            connected: s.connected.load(Ordering::Relaxed),
+            server: s.server.lock().expect("never poisoned").clone(),
+            round_trip_us: Some(s.round_trip_us.load(Ordering::Relaxed))
+                .filter(|&us| us != u64::MAX),
+            queued: s.outbox.lock().expect("never poisoned").len(),
+            dropped_out: s.dropped.load(Ordering::Relaxed),
+            dropped_in: InDrop::ALL
+                .iter()
+                .zip(&s.dropped_in)
+                .map(|(d, n)| (d.name().to_string(), n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            bucket_refused: s.bucket_refused.lock().expect("never poisoned").clone(),
+            sent: s.sent.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops the link, giving it [`CLOSE_WITHIN`] to send what waits.

@@ -23,7 +23,7 @@ use super::log::Logger;
 use super::notify;
 use crate::config::{self, Loaded};
 use crate::control::protocol::{Request, Response};
-use crate::engine::{Effect, Engine, Level, SetupError};
+use crate::engine::{Effect, Engine, Level, Readings, ReloadBy};
 use crate::exit;
 use crate::state;
 use crate::time::SteadyClock;
@@ -88,32 +88,12 @@ struct Daemon {
     auditor: Option<super::audit::Auditor>,
     hooks: Hooks,
     logger: Logger,
-    config_path: Option<PathBuf>,
     /// Reloads taken and refused, for metrics.
     reloads: crate::metrics::Reloads,
     /// The link to the fleet, in fleet mode.
     link: Option<super::fleet::Link>,
-}
-
-/// Why a reload was refused; the running configuration stays.
-#[derive(Debug, thiserror::Error)]
-enum ReloadError {
-    /// The configuration could not be read or is not valid.
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    /// The fleet cannot name this host.
-    #[error(transparent)]
-    Fleet(#[from] super::fleet::LinkError),
-    /// The engine could not take it.
-    #[error(transparent)]
-    Engine(#[from] SetupError),
-}
-
-impl ReloadError {
-    /// The error and its causes on one line (a TOML error spans several).
-    fn one_line(&self) -> String {
-        exit::chain(self).replace('\n', "; ")
-    }
+    /// The captures' drop counters, as last read.
+    capture_drops: u64,
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
@@ -171,9 +151,7 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
         );
         return exit::code(exit::FAILURE);
     }
-    let mut config = config.clone();
-    config.respond.dry_run = false;
-    let removed = system::firewall_for(&config).and_then(|(_, mut firewall)| firewall.remove_all());
+    let removed = system::open_firewall(&config.backend).and_then(|mut f| f.remove_all());
     match removed {
         Ok(lifted) => {
             let what = match &config.backend {
@@ -240,10 +218,12 @@ impl Daemon {
         }
     }
 
-    /// The link's figures into `status`'s fleet line.
-    fn fill_fleet(&self, status: &mut crate::control::protocol::StatusInfo) {
-        if let (Some(info), Some(link)) = (&mut status.fleet, &self.link) {
-            link.fill(info);
+    /// What the engine reads of the shell's parts when it answers: the captures' drops, the
+    /// link's figures.
+    fn readings(&self) -> Readings {
+        Readings {
+            capture_drops: self.capture_drops,
+            link: self.link.as_ref().map(super::fleet::Link::figures),
         }
     }
 
@@ -263,32 +243,21 @@ impl Daemon {
         while let Ok(event) = events.try_recv() {
             match event {
                 Event::Control(Request::Reload, reply) => {
-                    let _ = reply.send(self.reload_by_request());
+                    let _ = reply.send(self.reload(ReloadBy::Request));
                 }
                 Event::Control(request, reply) => {
-                    let mut response = self.engine.request(request);
-                    if let Response::Status(status) | Response::Top { status, .. } = &mut response {
-                        self.fill_fleet(status);
-                    }
-                    let _ = reply.send(response);
+                    let _ = reply.send(self.engine.request(request, &self.readings()));
                 }
                 Event::Metrics(reply) => {
-                    let mut status = self.engine.status();
-                    self.fill_fleet(&mut status);
+                    let status = self.engine.status(&self.readings());
                     let text =
                         crate::metrics::exposition(&status, self.engine.tally(), self.reloads);
                     let _ = reply.send(text);
                 }
                 Event::Stop => return true,
-                Event::Reload => match self.reload() {
-                    Ok(origin) => {
-                        tracing::info!("reloaded the configuration from {origin}");
-                    }
-                    Err(e) => tracing::warn!(
-                        "reload refused, still running on the previous configuration: {}",
-                        e.one_line()
-                    ),
-                },
+                Event::Reload => {
+                    self.reload(ReloadBy::Signal);
+                }
                 Event::FirewallChanged => self.engine.firewall_changed(),
                 Event::HostChanged => host_changed = true,
             }
@@ -337,76 +306,27 @@ impl Daemon {
         }
     }
 
-    /// Reads the configuration again and hands it to the engine; on any problem the old one
-    /// stays. The logger, the audit and the on-block program follow the new one.
-    fn reload(&mut self) -> Result<String, ReloadError> {
+    /// A reload, by SIGHUP or `sentryctl reload`: the engine reads the configuration again
+    /// and takes it or keeps the old one (and says which); the logger, the audit and the
+    /// on-block program follow a new one. The answer for `sentryctl reload`.
+    fn reload(&mut self, by: ReloadBy) -> Response {
         notify::reloading();
-        let reloaded = self.reload_config();
-        notify::ready();
-        match &reloaded {
-            Ok(_) => self.reloads.done += 1,
-            Err(_) => self.reloads.refused += 1,
-        }
-        reloaded
-    }
-
-    fn reload_config(&mut self) -> Result<String, ReloadError> {
-        let mut loaded = config::load(self.config_path.as_deref())?;
-        super::fleet::name_host(&mut loaded.config)?;
-        let listen = self.engine.config().metrics.clone();
-        let fleet = self.engine.config().fleet.clone();
-        let origin = self.engine.reload(loaded);
+        let response = self.engine.reload(by);
         self.carry_out();
-        let origin = origin?;
+        notify::ready();
+        if !matches!(response, Response::Reloaded { .. }) {
+            self.reloads.refused += 1;
+            return response;
+        }
+        self.reloads.done += 1;
         self.tell_addresses();
         let new = self.engine.config();
-        if new.metrics != listen {
-            tracing::warn!(
-                "[metrics] listen changed: the endpoint moves at the next start of sentryd"
-            );
-        }
-        let relink = match (&fleet, &new.fleet) {
-            (Some(old), Some(new)) => super::fleet::relink(old, new),
-            (None, None) => false,
-            _ => true,
-        };
-        if relink {
-            tracing::warn!(
-                "[fleet] servers, host, prefix, credentials or TLS changed, or fleet mode was \
-                 turned on or off: the link follows at the next start of sentryd (the limits \
-                 and what is shared and accepted follow now)"
-            );
-        }
         self.logger.reconfigure(new.log.target, new.log.format);
         if let Some(auditor) = &self.auditor {
             auditor.reconfigure(new.audit.clone());
         }
         self.hooks = Hooks::new(new.respond.on_block.clone(), new.respond.on_block_timeout);
-        Ok(origin)
-    }
-
-    /// `sentryctl reload`: the new configuration, or the reason it was refused (the old one
-    /// stays).
-    fn reload_by_request(&mut self) -> Response {
-        match self.reload() {
-            Ok(config) => {
-                tracing::info!("reloaded the configuration from {config} (sentryctl reload)");
-                Response::Reloaded { config }
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "reload refused, still running on the previous configuration: {}",
-                    e.one_line()
-                );
-                // sentryctl shows the error as it is: a TOML error points at its line below.
-                Response::Error {
-                    message: format!(
-                        "reload refused, still running on the previous configuration: {}",
-                        exit::chain(&e)
-                    ),
-                }
-            }
-        }
+        response
     }
 }
 

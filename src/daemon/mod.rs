@@ -91,12 +91,9 @@ pub struct Args {
 /// Runs `sentryd` and returns its exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(path) = args.check_config {
-        return crate::exit::check_config(
-            "sentryd",
-            path.as_deref().or(args.config.as_deref()),
-            false,
-        );
+    if let Some(path) = &args.check_config {
+        let path = path.as_deref().or(args.config.as_deref());
+        return crate::exit::check_config("sentryd", path, false);
     }
     let loaded = match config::load(args.config.as_deref()) {
         Ok(loaded) => loaded,
@@ -109,68 +106,70 @@ pub fn main() -> ExitCode {
         eprintln!("sentryd: warning: {w}");
     }
     if args.remove_blocks {
-        return live::remove_blocks(&loaded.config);
-    }
-    if args.never_block {
-        return match live::never_block(&loaded.config) {
-            Ok(live::NeverBlock { list, warnings, .. }) => {
-                for w in &warnings {
-                    eprintln!("sentryd: warning: {w}");
-                }
-                let listed = list.listed();
-                let width = listed
-                    .iter()
-                    .map(|(net, _)| report::source_text(net).len())
-                    .max()
-                    .unwrap_or(0)
-                    .max("ADDRESS".len());
-                println!("{:width$}  REASON", "ADDRESS");
-                for (net, reason) in &listed {
-                    println!("{:width$}  {reason}", report::source_text(net));
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => e.report(),
+        live::remove_blocks(&loaded.config)
+    } else if args.never_block {
+        print_never_block(&loaded.config)
+    } else if let Some(capture) = args.replay {
+        let options = ReplayOptions {
+            capture,
+            config: loaded.config,
+            locals: args.locals,
+            disable_local_check: args.disable_local_check,
         };
+        run_replay(options, args.json)
+    } else {
+        run_live(args, loaded)
     }
-    match args.replay {
-        Some(capture) => run_replay(
-            ReplayOptions {
-                capture,
-                config: config::Config {
-                    local_check: loaded.config.local_check && !args.disable_local_check,
-                    ..loaded.config
-                },
-                locals: args.locals,
-            },
-            args.json,
-        ),
-        None => {
-            let readiness = match readiness(args.daemonize, args.pidfile) {
-                Ok(readiness) => readiness,
-                Err(e) => {
-                    exit::report("sentryd", &e);
-                    return exit::code(exit::FAILURE);
-                }
-            };
-            // Reloads read the file again, from `/` once detached.
-            let config_path = args.config.map(|p| std::path::absolute(&p).unwrap_or(p));
-            let verbosity = if args.debug {
-                live::Verbosity::Debug
-            } else if args.verbose {
-                live::Verbosity::Verbose
-            } else {
-                live::Verbosity::Normal
-            };
-            live::run(
-                loaded,
-                config_path,
-                verbosity,
-                args.disable_local_check,
-                readiness,
-            )
+}
+
+/// `sentryd --never-block`: the list, one entry a line with its reason.
+fn print_never_block(config: &config::Config) -> ExitCode {
+    let live::NeverBlock { list, warnings, .. } = match live::never_block(config) {
+        Ok(found) => found,
+        Err(e) => return e.report(),
+    };
+    for w in &warnings {
+        eprintln!("sentryd: warning: {w}");
+    }
+    let listed = list.listed();
+    let width = listed
+        .iter()
+        .map(|(net, _)| report::source_text(net).len())
+        .max()
+        .unwrap_or(0)
+        .max("ADDRESS".len());
+    println!("{:width$}  REASON", "ADDRESS");
+    for (net, reason) in &listed {
+        println!("{:width$}  {reason}", report::source_text(net));
+    }
+    ExitCode::SUCCESS
+}
+
+/// The daemon, on `loaded`, until it stops.
+fn run_live(args: Args, loaded: config::Loaded) -> ExitCode {
+    let readiness = match readiness(args.daemonize, args.pidfile) {
+        Ok(readiness) => readiness,
+        Err(e) => {
+            exit::report("sentryd", &e);
+            return exit::code(exit::FAILURE);
         }
-    }
+    };
+    // Reloads read the file again, from `/` once detached.
+    let config_path = args.config.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let verbosity = if args.debug {
+        live::Verbosity::Debug
+    } else if args.verbose {
+        live::Verbosity::Verbose
+    } else {
+        live::Verbosity::Normal
+    };
+    live::run(
+        loaded,
+        config_path,
+        verbosity,
+        args.disable_local_check,
+        readiness,
+    )
 }
 
 /// How the start will say it succeeded: with `-D`, after detaching (the foreground process

@@ -12,11 +12,12 @@ impl Engine {
         }
     }
 
-    /// A control request but `reload` (which needs the configuration read: the shell's), answered.
-    pub fn request(&mut self, request: Request) -> Response {
+    /// A control request, answered; `readings` are what the shell's parts show now (the
+    /// captures' drops, the fleet link's figures), for `status` and `top`.
+    pub fn request(&mut self, request: Request, readings: &Readings) -> Response {
         let now = self.clock.now();
         match request {
-            Request::Status => Response::Status(self.status()),
+            Request::Status => Response::Status(self.status(readings)),
             Request::List { offset, limit } => self.list(offset, limit, now),
             Request::Block { net, seconds } => self.block_by_hand(net.trunc(), seconds, now),
             Request::Unblock { net, grace, local } => {
@@ -33,11 +34,9 @@ impl Engine {
                     .map(|(net, reason)| NeverBlockInfo { net, reason })
                     .collect(),
             },
-            Request::Reload => Response::Error {
-                message: "reload is the daemon's to do".into(),
-            },
+            Request::Reload => self.reload(ReloadBy::Request),
             Request::Top { limit } => Response::Top {
-                status: self.status(),
+                status: self.status(readings),
                 threshold: u64::from(self.config().detector.threshold),
                 watching: self
                     .pipeline
@@ -56,8 +55,9 @@ impl Engine {
         }
     }
 
-    /// What `sentryctl status` shows.
-    pub fn status(&self) -> StatusInfo {
+    /// What `sentryctl status` shows, whole: the engine's figures and the shell's
+    /// `readings`.
+    pub fn status(&self, readings: &Readings) -> StatusInfo {
         let c = self.pipeline.counters();
         StatusInfo {
             mode: match self.mode {
@@ -73,7 +73,7 @@ impl Engine {
             max_blocks: self.config().respond.max_blocks,
             refused: self.refused,
             waiting: self.responder.waiting_count(),
-            capture_drops: self.capture_drops,
+            capture_drops: readings.capture_drops,
             block_latency_p50_us: percentile(&self.latencies, 500),
             block_latency_p99_us: percentile(&self.latencies, 990),
             block_latency_samples: self.latencies.len(),
@@ -86,7 +86,7 @@ impl Engine {
                 .chain((c.bad_checksum > 0).then(|| ("bad-checksum".into(), c.bad_checksum)))
                 .collect(),
             protected_peers: self.peers.len(),
-            fleet: self.fleet_info(),
+            fleet: self.fleet_info(readings.link.as_ref()),
         }
     }
 

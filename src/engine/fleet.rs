@@ -1351,12 +1351,26 @@ impl Engine {
         }
     }
 
-    /// The fleet's side of `status`, without the link's (the shell's) figures.
-    pub fn fleet_info(&self) -> Option<FleetInfo> {
+    /// The fleet line of `status`: the engine's figures, and the `link`'s as the shell read them.
+    pub fn fleet_info(&self, link: Option<&LinkFigures>) -> Option<FleetInfo> {
         let fleet = self.fleet.as_ref()?;
+        let link = link.cloned().unwrap_or_default();
         Some(FleetInfo {
             host: fleet.host.to_string(),
+            connected: link.connected,
+            server: link.server,
             members: fleet.live(self.clock.now()).len(),
+            round_trip_us: link.round_trip_us,
+            queued: link.queued,
+            dropped: link.dropped_out + link.dropped_in.values().sum::<u64>(),
+            sent: link.sent,
+            received: fleet.received,
+            taken: fleet.taken,
+            refused: fleet
+                .refused
+                .iter()
+                .map(|(rule, n)| ((*rule).to_string(), *n))
+                .collect(),
             probes_sent: fleet.probes_sent,
             probes_dropped: fleet.probes_dropped,
             probes_refused: fleet
@@ -1365,14 +1379,8 @@ impl Engine {
                 .map(|(rule, n)| ((*rule).to_string(), *n))
                 .collect(),
             sweeps: fleet.sweeps_found,
-            received: fleet.received,
-            taken: fleet.taken,
-            refused: fleet
-                .refused
-                .iter()
-                .map(|(rule, n)| ((*rule).to_string(), *n))
-                .collect(),
-            ..FleetInfo::default()
+            dropped_in: link.dropped_in,
+            bucket_refused: link.bucket_refused,
         })
     }
 

@@ -1,6 +1,8 @@
 //! The engine: everything the daemon decides between a packet and the kernel. **Pure**, apart
 //! from the ports it is handed: a [`Clock`], a [`Host`] to look at the machine with, and the
-//! [`Firewall`] the host builds for it.
+//! [`Firewall`] the host opens for it. The host reports facts only; the engine decides: a dry
+//! run, the never-block list, which changes of a reload wait for the next start
+//! ([`restart`]), the whole `status` answer.
 //!
 //! Its inputs are values — a frame, a trap connection, a control request, a tick, a host or
 //! ruleset change, a new configuration — and what it decides comes out as [`Effect`]s (say this,
@@ -18,19 +20,20 @@ use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::config::{self, Config, Loaded};
+use crate::config::{self, Backend, Config, Loaded};
 use crate::control::protocol::{
     BlockInfo, FleetInfo, Held, LIST_PAGE, LIST_PORTS, NeverBlockInfo, Request, Response,
     StatusInfo,
 };
 use crate::detect::Detection;
 use crate::detect::traps::Listeners;
-use crate::firewall::{Action, Blocked, Firewall, FirewallError, RebuildPace};
+use crate::firewall::{Action, Blocked, DryRun, Firewall, FirewallError, RebuildPace};
+use crate::never_block::discover::{HostState, discover};
 use crate::never_block::{NeverBlockFileError, NeverBlockList};
 use crate::pipeline::Pipeline;
 use crate::report::{self, Mode, human, source_text};
@@ -45,6 +48,7 @@ mod decide;
 mod fleet;
 mod kernel;
 mod not_blocked;
+pub mod restart;
 #[cfg(test)]
 mod tests;
 
@@ -79,7 +83,8 @@ pub enum Verbosity {
 pub struct Options {
     /// How much it says.
     pub verbosity: Verbosity,
-    /// `-L`: the local check is off whatever the configuration says.
+    /// `-L`: the local check is off whatever the configuration says (at start and after
+    /// every reload; the daemon and a replay both hand `-L` in here, and only here).
     pub disable_local_check: bool,
     /// Every decision also comes out as [`Effect::Decided`] (for `--replay`).
     pub decisions: bool,
@@ -140,7 +145,8 @@ pub enum Effect {
     },
 }
 
-/// The host's addresses and never-block list, as [`Host::never_block`] finds them.
+/// The host's addresses and the never-block list the engine composed from what the host
+/// showed ([`never_block`]).
 pub struct NeverBlock {
     /// Every address of every interface, with the interface's name.
     pub interfaces: Vec<(String, IpAddr)>,
@@ -150,7 +156,7 @@ pub struct NeverBlock {
     pub warnings: Vec<String>,
 }
 
-/// Why the never-block list could not be built.
+/// What the host could not show: its interfaces, the never-block file, the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The interfaces' addresses could not be listed.
@@ -159,6 +165,49 @@ pub enum HostError {
     /// The never-block file could not be read.
     #[error(transparent)]
     NeverBlockFile(#[from] NeverBlockFileError),
+    /// The configuration could not be read again, or is not valid: the error and its causes.
+    #[error("{0}")]
+    Configuration(String),
+}
+
+/// Who asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadBy {
+    /// SIGHUP.
+    Signal,
+    /// `sentryctl reload` (the answer goes back to it).
+    Request,
+}
+
+/// What the shell's parts show when the engine answers `status`: facts the engine reads, not
+/// figures it patches in afterwards.
+#[derive(Clone, Debug, Default)]
+pub struct Readings {
+    /// The captures' drop counters (the kernel's and the interfaces'), summed.
+    pub capture_drops: u64,
+    /// The fleet link's figures, in fleet mode.
+    pub link: Option<LinkFigures>,
+}
+
+/// The fleet link's own figures, as `status` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkFigures {
+    /// Connected to a server now.
+    pub connected: bool,
+    /// The server connected to, or last tried.
+    pub server: String,
+    /// The last round trip to the server, microseconds.
+    pub round_trip_us: Option<u64>,
+    /// Messages waiting to be sent.
+    pub queued: usize,
+    /// This host's messages dropped from a full queue since start.
+    pub dropped_out: u64,
+    /// Messages from other hosts dropped since start, by why.
+    pub dropped_in: std::collections::BTreeMap<String, u64>,
+    /// Why the bucket of active blocks is not used, when it is not.
+    pub bucket_refused: Option<String>,
+    /// Messages sent since start.
+    pub sent: u64,
 }
 
 /// Why an engine could not start, or take a new configuration (the old one then stays).
@@ -175,22 +224,39 @@ pub enum SetupError {
     Listeners(io::Error),
 }
 
-/// What the engine asks of the machine. The daemon's answers come from the kernel; a replay's
-/// from the capture; a test's from a stand-in.
+/// What the engine asks of the machine: facts, never a decision (the engine decides dry run,
+/// composes the never-block list, judges a reload). The daemon's answers come from the kernel
+/// and its files; a replay's from the capture; a test's from a stand-in.
 pub trait Host {
-    /// The host's addresses and the never-block list for `config`.
+    /// What the never-block list is discovered from: the interfaces and their addresses, the
+    /// default routes, the resolver's configuration.
     ///
     /// # Errors
     ///
-    /// When the interfaces cannot be listed or the never-block file cannot be read.
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError>;
+    /// When the interfaces cannot be listed.
+    fn host_state(&mut self) -> Result<HostState, HostError>;
 
-    /// The firewall `config` asks for, and whether it changes anything.
+    /// The text of the file at `path` (the never-block file).
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be read.
+    fn read_file(&mut self, path: &Path) -> io::Result<String>;
+
+    /// The firewall of `backend`, opened: the host says which firewalls it can open, the
+    /// engine which one it uses (none in a dry run).
     ///
     /// # Errors
     ///
     /// When it cannot be opened.
-    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError>;
+    fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError>;
+
+    /// The configuration as it reads now (for a reload), its host named for the fleet.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be read, is not valid, or the fleet cannot name this host.
+    fn configuration(&mut self) -> Result<Loaded, HostError>;
 
     /// The ports the kernel hands out to outgoing connections.
     fn local_port_range(&self) -> RangeInclusive<u16>;
@@ -263,7 +329,6 @@ pub struct Engine {
     /// The last save failed (the warning has been given).
     save_failing: bool,
     refused: u64,
-    capture_drops: u64,
     /// Capture-to-kernel latencies of the last blocks, microseconds.
     latencies: VecDeque<u64>,
     /// Totals for metrics.
@@ -304,8 +369,8 @@ impl Engine {
         saved: Option<State>,
     ) -> Result<Engine, SetupError> {
         let config = &loaded.config;
-        let found = host.never_block(config)?;
-        let (mode, mut firewall) = host.firewall(config)?;
+        let found = never_block(&mut *host, config)?;
+        let (mode, mut firewall) = open_firewall(&mut *host, config)?;
         firewall.ensure_ready(&allow_list(&found.list))?;
         let mut traps = config.traps.build(host.local_port_range());
         traps.set_listeners(host.listeners().map_err(SetupError::Listeners)?);
@@ -318,7 +383,7 @@ impl Engine {
             found.interfaces.iter().map(|(_, a)| *a),
             options.seed,
         );
-        pipeline.set_local_check(config.local_check && !options.disable_local_check);
+        pipeline.set_local_check(local_check(config, &options));
         let now = clock.now();
         let mut engine = Engine {
             responder: Responder::new(&config.respond),
@@ -336,7 +401,6 @@ impl Engine {
             dirty: false,
             save_failing: false,
             refused: 0,
-            capture_drops: 0,
             latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
             tally: crate::metrics::Tally::default(),
             listeners_read: now,
@@ -430,11 +494,6 @@ impl Engine {
 
     fn warn(&mut self, line: impl Into<String>) {
         self.say(Level::Warn, line);
-    }
-
-    /// The capture's drop counters, as last read.
-    pub fn set_capture_drops(&mut self, drops: u64) {
-        self.capture_drops = drops;
     }
 
     /// How far the system clock is from the engine's; said once when it has been stepped (by
@@ -540,7 +599,7 @@ impl Engine {
     pub fn host_changed(&mut self) {
         // Routes may have changed: the routes back are asked again.
         self.host.routes_changed();
-        let found = match self.host.never_block(&self.loaded.config) {
+        let found = match never_block(&mut *self.host, &self.loaded.config) {
             Ok(found) => found,
             Err(e) => {
                 self.warn(format!(
@@ -574,19 +633,54 @@ impl Engine {
         self.lift_never_block();
     }
 
+    /// A reload (SIGHUP, or `sentryctl reload`): the configuration as the host reads it now
+    /// ([`Host::configuration`]), taken whole or refused whole. Says "reloaded the
+    /// configuration from …" and each setting that waits for the next start
+    /// ([`restart::AtStart`]), or "reload refused, still running on the previous
+    /// configuration: …"; answers as `sentryctl reload` shows it ([`Response::Reloaded`] or
+    /// [`Response::Error`]).
+    pub fn reload(&mut self, by: ReloadBy) -> Response {
+        let taken = self
+            .host
+            .configuration()
+            .map_err(SetupError::Host)
+            .and_then(|loaded| self.reconfigure(loaded));
+        let by = match by {
+            ReloadBy::Signal => "",
+            ReloadBy::Request => " (sentryctl reload)",
+        };
+        match taken {
+            Ok(_) => {
+                let config = self.loaded.origin.to_string();
+                self.log(format!("reloaded the configuration from {config}{by}"));
+                Response::Reloaded { config }
+            }
+            Err(e) => {
+                const REFUSED: &str = "reload refused, still running on the previous configuration";
+                let why = report::chain(&e);
+                // The log line on one line (a TOML error spans several); sentryctl shows the
+                // error as it is, a TOML error pointing at its line below.
+                self.warn(format!("{REFUSED}: {}", why.replace('\n', "; ")));
+                Response::Error {
+                    message: format!("{REFUSED}: {why}"),
+                }
+            }
+        }
+    }
+
     /// Takes the configuration `loaded`: nothing changes unless all of it can be had (the
-    /// never-block list, a firewall ready for it with every block still due). Returns where it
-    /// came from.
+    /// never-block list, a firewall ready for it with every block still due). Says, and
+    /// returns, the changed settings that wait for the next start of sentryd.
     ///
     /// # Errors
     ///
     /// When it cannot; the configuration in force stays.
-    pub fn reload(&mut self, loaded: Loaded) -> Result<String, SetupError> {
+    pub fn reconfigure(&mut self, loaded: Loaded) -> Result<Vec<restart::AtStart>, SetupError> {
         for w in &loaded.warnings {
             self.warn(w.clone());
         }
         let new = &loaded.config;
-        let mut found = self.host.never_block(new)?;
+        let mut found = never_block(&mut *self.host, new)?;
         for w in std::mem::take(&mut found.warnings) {
             self.warn(w);
         }
@@ -595,7 +689,7 @@ impl Engine {
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow = allow_list(&found.list);
         if firewall_changed {
-            let (mode, mut firewall) = self.host.firewall(new)?;
+            let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
             firewall.ensure_ready(&allow)?;
             let due: Vec<Action> = self.responder.due(self.clock.now()).collect();
             firewall.apply(&due)?;
@@ -617,7 +711,7 @@ impl Engine {
             found.interfaces.iter().map(|(_, a)| *a),
         );
         self.pipeline
-            .set_local_check(new.local_check && !self.options.disable_local_check);
+            .set_local_check(local_check(new, &self.options));
         self.responder.reconfigure(&new.respond);
         self.fleet = match (self.fleet.take(), &new.fleet) {
             (Some(fleet), Some(config)) => fleet.reconfigure(config),
@@ -627,14 +721,59 @@ impl Engine {
         self.tap_probes();
         let now = self.clock.now();
         self.peers.set_protect_for(new.respond.protect_for, now);
-        let origin = loaded.origin.to_string();
+        let at_start = restart::at_start(&self.loaded.config, &loaded.config);
         self.loaded = loaded;
         self.lift_never_block();
-        Ok(origin)
+        for what in &at_start {
+            self.warn(what.line());
+        }
+        Ok(at_start)
     }
 }
 
 /// The never-block list as the allow sets hold it.
 fn allow_list(list: &NeverBlockList) -> Vec<IpNet> {
     list.entries().iter().map(|e| e.net).collect()
+}
+
+/// The never-block list for `config` on `host`: what the host shows of itself (interfaces,
+/// gateways, nameservers, the never-block file's text), composed by
+/// [`crate::never_block::compose`] with the configuration's addresses and the fleet's servers
+/// and members. The daemon's start, its reloads and host changes, `sentryd --never-block`,
+/// a replay and the tests all build it here.
+///
+/// # Errors
+///
+/// When the interfaces cannot be listed or the never-block file cannot be read.
+pub fn never_block(host: &mut dyn Host, config: &Config) -> Result<NeverBlock, HostError> {
+    let state = host.host_state()?;
+    let file = config
+        .never_block
+        .file
+        .as_ref()
+        .map(|path| (path.clone(), host.read_file(path)));
+    let (list, warnings) = crate::never_block::compose(config, discover(&state), file)?;
+    Ok(NeverBlock {
+        interfaces: state.interfaces,
+        list,
+        warnings,
+    })
+}
+
+/// The firewall the engine uses for `config`: none in a dry run (`[respond] dry-run`, and
+/// always in a replay), else the one of the configured backend, as the host opens it.
+fn open_firewall(
+    host: &mut dyn Host,
+    config: &Config,
+) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
+    if config.respond.dry_run {
+        return Ok((Mode::DryRun, Box::new(DryRun)));
+    }
+    Ok((Mode::Enforcing, host.firewall(&config.backend)?))
+}
+
+/// Whether traffic from the host's own addresses is left alone: the configuration's
+/// `local-check`, unless `-L` turned it off.
+fn local_check(config: &Config, options: &Options) -> bool {
+    config.local_check && !options.disable_local_check
 }

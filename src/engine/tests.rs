@@ -13,7 +13,6 @@ use super::*;
 use crate::config::{Backend, Origin};
 use crate::control::protocol::Held;
 use crate::firewall::memory::Memory;
-use crate::never_block::{Entry, Reason};
 use crate::respond::Why;
 use crate::time::ManualClock;
 use crate::wire::{Direction, Integrity, TcpFlags};
@@ -46,6 +45,10 @@ struct Machine {
     routes_back: std::collections::HashMap<IpAddr, RouteBack>,
     /// Routes back asked of the host so far.
     route_lookups: usize,
+    /// Files the host can read (the never-block file), by path.
+    files: std::collections::HashMap<PathBuf, String>,
+    /// The configuration a reload reads (as `/etc/new.toml`), or why it cannot.
+    configuration: Option<Result<Config, String>>,
 }
 
 /// The stand-in host: one address, [`LOCAL`]; nftables is `kernel`, routes are `routes`.
@@ -56,37 +59,51 @@ struct FakeHost {
 }
 
 impl Host for FakeHost {
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
+    fn host_state(&mut self) -> Result<HostState, HostError> {
         let m = self.machine.lock().unwrap();
         if m.interfaces_gone {
             return Err(HostError::Interfaces("no such device".into()));
         }
-        let mut found = vec![Entry {
-            net: net(LOCAL),
-            reason: Reason::Interface("eth0".into()),
-        }];
-        found.extend(m.gateways.iter().map(|&a| Entry {
-            net: a.into(),
-            reason: Reason::Gateway("eth0".into()),
-        }));
-        let (list, warnings) = crate::never_block::load(&config.never_block, found)?;
-        Ok(NeverBlock {
+        // The gateways as /proc/net/route shows them (after its header, in host byte order).
+        let routes4 = std::iter::once("Iface\tDestination\tGateway\n".to_string())
+            .chain(m.gateways.iter().filter_map(|g| match g {
+                IpAddr::V4(g) => Some(format!(
+                    "eth0\t00000000\t{:08X}\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+                    u32::from_le_bytes(g.octets())
+                )),
+                IpAddr::V6(_) => None,
+            }))
+            .collect();
+        Ok(HostState {
             interfaces: vec![("eth0".into(), ip(LOCAL))],
-            list,
-            warnings,
+            routes4,
+            ..HostState::default()
         })
     }
 
-    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-        if config.respond.dry_run {
-            return Ok((Mode::DryRun, Box::new(crate::firewall::DryRun)));
-        }
-        match config.backend {
-            Backend::Nft(_) => Ok((Mode::Enforcing, Box::new(self.kernel.clone()))),
+    fn read_file(&mut self, path: &std::path::Path) -> io::Result<String> {
+        let m = self.machine.lock().unwrap();
+        m.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+        match backend {
+            Backend::Nft(_) => Ok(Box::new(self.kernel.clone())),
             Backend::Route if self.machine.lock().unwrap().no_routes => {
                 Err(FirewallError::Permission)
             }
-            Backend::Route => Ok((Mode::Enforcing, Box::new(self.routes.clone()))),
+            Backend::Route => Ok(Box::new(self.routes.clone())),
+        }
+    }
+
+    fn configuration(&mut self) -> Result<Loaded, HostError> {
+        match self.machine.lock().unwrap().configuration.clone() {
+            Some(Ok(config)) => Ok(loaded(config, "/etc/new.toml")),
+            Some(Err(e)) => Err(HostError::Configuration(e)),
+            None => Err(HostError::Configuration("no configuration file".into())),
         }
     }
 
@@ -165,8 +182,21 @@ impl Lab {
         kernel: Memory,
         saved: Option<State>,
     ) -> Lab {
+        Lab::start_with(config, clock, kernel, saved, |_| {})
+    }
+
+    /// The same, on a machine `setup` made ready first.
+    fn start_with(
+        config: Config,
+        clock: Arc<ManualClock>,
+        kernel: Memory,
+        saved: Option<State>,
+        setup: impl FnOnce(&mut Machine),
+    ) -> Lab {
         let routes = Memory::without_timeouts(clock.clone());
-        let machine = Arc::new(Mutex::new(Machine::default()));
+        let mut machine = Machine::default();
+        setup(&mut machine);
+        let machine = Arc::new(Mutex::new(machine));
         let host = FakeHost {
             machine: machine.clone(),
             kernel: kernel.clone(),
@@ -222,7 +252,7 @@ impl Lab {
     }
 
     fn request(&mut self, request: Request) -> Response {
-        self.engine.request(request)
+        self.engine.request(request, &Readings::default())
     }
 
     /// The lines said since the last look, with their level.
@@ -276,7 +306,7 @@ fn a_scan_is_blocked_in_the_kernel_and_the_program_and_history_follow() {
             && e.duration_s() == Some(3600)
             && e.offence() == Some(1)
             && e.reason().is_none())));
-    let status = lab.engine.status();
+    let status = lab.engine.status(&Readings::default());
     assert_eq!((status.blocks_active, status.block_latency_samples), (1, 1));
     let tally = lab.engine.tally();
     assert_eq!(tally.detections_by_kind.get("syn"), Some(&1));
@@ -295,7 +325,7 @@ fn a_block_the_kernel_refuses_is_not_recorded() {
     assert!(!lab.kernel.holds(net(SCANNER)));
     assert_eq!(lab.engine.tally().firewall_errors, 1);
     assert!(lab.says("could not carry out \"blocked 203.0.113.7"));
-    assert_eq!(lab.engine.status().blocks_active, 0);
+    assert_eq!(lab.engine.status(&Readings::default()).blocks_active, 0);
     assert!(matches!(
         lab.request(Request::Why { addr: ip(SCANNER) }),
         Response::Why { block: None, .. }
@@ -393,11 +423,11 @@ fn past_max_blocks_a_detection_is_refused_and_counted() {
     }
     assert_eq!(lab.kernel.elements().len(), 2);
     assert!(!lab.kernel.holds(net("203.0.113.3")));
-    let status = lab.engine.status();
+    let status = lab.engine.status(&Readings::default());
     assert_eq!((status.blocks_active, status.refused), (2, 1));
     // A refused source is judged again at its next probe (and refused again while full).
     lab.scan("203.0.113.3", 8..=8);
-    assert_eq!(lab.engine.status().refused, 2);
+    assert_eq!(lab.engine.status(&Readings::default()).refused, 2);
     // A block by hand is refused too, and says why.
     let Response::Error { message } = lab.request(Request::Block {
         net: net("203.0.113.4"),
@@ -517,7 +547,7 @@ fn a_block_that_finds_the_table_gone_rebuilds_it_with_every_block_due() {
     assert!(lab.kernel.is_ready());
     assert!(lab.kernel.holds(net(SCANNER)) && lab.kernel.holds(net("203.0.113.8")));
     assert!(lab.says("table inet scansentry was gone: restored the table and 2 blocks still due"));
-    assert_eq!(lab.engine.status().blocks_active, 2);
+    assert_eq!(lab.engine.status(&Readings::default()).blocks_active, 2);
 }
 
 #[test]
@@ -540,20 +570,205 @@ fn the_route_backend_lifts_ended_blocks_and_puts_back_removed_ones() {
     lab.advance(HOUR);
     lab.engine.tick();
     assert!(!lab.routes.holds(net(SCANNER)));
-    assert_eq!(lab.engine.status().firewall, "route");
+    assert_eq!(lab.engine.status(&Readings::default()).firewall, "route");
+}
+
+/// Issue 25: a reload, by signal or by `sentryctl reload`, is one path in the engine: the
+/// configuration as the host reads it, taken or refused, said once and answered.
+#[test]
+fn issue_25_a_reload_is_said_and_answered_by_the_engine() {
+    let mut lab = Lab::start(config());
+    lab.engine.take_effects();
+    lab.machine().configuration = Some(Err(
+        "/etc/new.toml: [respond] block-for = \"2 fortnights\": not a duration\nat line 3".into(),
+    ));
+    let answer = lab.request(Request::Reload);
+    let Response::Error { message } = answer else {
+        panic!("not refused: {answer:?}");
+    };
+    assert_eq!(
+        message,
+        "reload refused, still running on the previous configuration: /etc/new.toml: \
+         [respond] block-for = \"2 fortnights\": not a duration\nat line 3"
+    );
+    assert_eq!(
+        lab.said(),
+        [(
+            Level::Warn,
+            "reload refused, still running on the previous configuration: \
+             /etc/new.toml: [respond] block-for = \"2 fortnights\": not a duration; at line 3"
+                .to_string()
+        )]
+    );
+    assert_eq!(
+        lab.engine.status(&Readings::default()).config,
+        "/etc/scansentry/scansentry.toml"
+    );
+
+    lab.machine().configuration = Some(Ok(config()));
+    assert!(matches!(
+        lab.engine.reload(ReloadBy::Signal),
+        Response::Reloaded { config } if config == "/etc/new.toml"
+    ));
+    assert!(lab.says("reloaded the configuration from /etc/new.toml"));
+    assert!(matches!(
+        lab.request(Request::Reload),
+        Response::Reloaded { .. }
+    ));
+    assert!(lab.says("reloaded the configuration from /etc/new.toml (sentryctl reload)"));
+}
+
+/// Issue 25: what a reload does not follow is decided by the engine, said once a change, and
+/// returned: each setting the daemon sets up only at start.
+#[test]
+fn issue_25_a_reload_says_each_change_that_waits_for_the_next_start() {
+    use crate::engine::restart::AtStart;
+    let with = |change: &dyn Fn(&mut Config)| {
+        let mut c = config();
+        change(&mut c);
+        c
+    };
+    let fleet = |c: &mut Config, server: &str| {
+        let text = format!(
+            "[fleet]\nenabled = true\nservers = [\"{server}\"]\ninsecure = true\n\
+             host = \"web-1\"\n"
+        );
+        c.fleet = crate::config::from_toml(&text, std::path::Path::new("f.toml"))
+            .unwrap()
+            .fleet;
+    };
+    let mut connect = config();
+    connect.capture.method = crate::config::Method::Connect;
+    let mut dry = config();
+    dry.respond.dry_run = true;
+    let cases: Vec<(Config, Config, Vec<AtStart>)> = vec![
+        (config(), config(), vec![]),
+        (
+            config(),
+            with(&|c| {
+                c.metrics = Some(crate::config::MetricsListen::Tcp(
+                    "127.0.0.1:9464".parse().unwrap(),
+                ))
+            }),
+            vec![AtStart::Metrics],
+        ),
+        (
+            config(),
+            with(&|c| fleet(c, "nats://198.51.100.250:4222")),
+            vec![AtStart::FleetLink],
+        ),
+        (
+            with(&|c| fleet(c, "nats://198.51.100.250:4222")),
+            with(&|c| fleet(c, "nats://198.51.100.251:4222")),
+            vec![AtStart::FleetLink],
+        ),
+        (
+            config(),
+            with(&|c| c.capture.immediate = !c.capture.immediate),
+            vec![AtStart::Capture],
+        ),
+        (
+            connect.clone(),
+            {
+                let mut c = connect.clone();
+                c.traps.exclude_tcp.insert(22);
+                c
+            },
+            vec![AtStart::ConnectTraps],
+        ),
+        (
+            config(),
+            with(&|c| c.daemon.socket = "/run/other.sock".into()),
+            vec![AtStart::ControlSocket],
+        ),
+        (
+            config(),
+            with(&|c| c.daemon.state_dir = "/var/lib/other".into()),
+            vec![AtStart::AuditHistory],
+        ),
+        (dry.clone(), config(), vec![AtStart::RulesetWatch]),
+        (config(), dry, vec![]),
+    ];
+    for (old, new, expected) in cases {
+        let mut lab = Lab::start(old);
+        lab.engine.take_effects();
+        let at_start = lab
+            .engine
+            .reconfigure(loaded(new, "/etc/new.toml"))
+            .unwrap();
+        assert_eq!(at_start, expected);
+        let said: Vec<String> = lab
+            .said()
+            .into_iter()
+            .filter(|(level, _)| *level == Level::Warn)
+            .map(|(_, line)| line)
+            .collect();
+        let lines: Vec<String> = expected.iter().map(|a| a.line().to_string()).collect();
+        assert_eq!(said, lines);
+    }
+    assert_eq!(
+        AtStart::Metrics.line(),
+        "[metrics] listen changed: the endpoint moves at the next start of sentryd"
+    );
+}
+
+/// Issue 25: the status answer is built whole by the engine, from its figures and what the
+/// shell's parts show (the captures' drops, the fleet link's figures): nothing patches it.
+#[test]
+fn issue_25_the_status_answer_has_the_capture_drops_and_the_links_figures() {
+    let mut c = config();
+    let text = "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
+                insecure = true\nhost = \"web-1\"\n";
+    c.fleet = crate::config::from_toml(text, std::path::Path::new("fleet.toml"))
+        .unwrap()
+        .fleet;
+    let mut lab = Lab::start(c);
+    let readings = Readings {
+        capture_drops: 17,
+        link: Some(LinkFigures {
+            connected: true,
+            server: "nats://198.51.100.250:4222".into(),
+            round_trip_us: Some(350),
+            queued: 2,
+            dropped_out: 3,
+            dropped_in: [("too large".to_string(), 4)].into_iter().collect(),
+            bucket_refused: None,
+            sent: 40,
+        }),
+    };
+    let Response::Status(status) = lab.engine.request(Request::Status, &readings) else {
+        panic!("not a status");
+    };
+    assert_eq!(status.capture_drops, 17);
+    let fleet = status.fleet.expect("a fleet line");
+    assert_eq!(fleet.host, "web-1");
+    assert!(fleet.connected);
+    assert_eq!(fleet.server, "nats://198.51.100.250:4222");
+    assert_eq!(
+        (fleet.round_trip_us, fleet.queued, fleet.sent, fleet.members),
+        (Some(350), 2, 40, 1)
+    );
+    assert_eq!(fleet.dropped, 7, "this host's 3 and the others' 4");
+    assert_eq!(fleet.dropped_in.get("too large"), Some(&4));
+    let Response::Top { status, .. } = lab.engine.request(Request::Top { limit: 5 }, &readings)
+    else {
+        panic!("not a top");
+    };
+    assert_eq!(status.capture_drops, 17);
+    assert!(status.fleet.is_some_and(|f| f.connected));
 }
 
 #[test]
 fn a_good_reload_takes_effect_and_a_bad_one_changes_nothing() {
     let mut lab = Lab::start(config());
     lab.scan(SCANNER, 1..=10);
-    let old = lab.engine.status().config;
+    let old = lab.engine.status(&Readings::default()).config;
 
     // The interfaces cannot be listed: refused, nothing moves.
     lab.machine().interfaces_gone = true;
     let err = lab
         .engine
-        .reload(loaded(config(), "/etc/new.toml"))
+        .reconfigure(loaded(config(), "/etc/new.toml"))
         .unwrap_err();
     assert!(err.to_string().contains("no such device"), "{err}");
     lab.machine().interfaces_gone = false;
@@ -562,10 +777,10 @@ fn a_good_reload_takes_effect_and_a_bad_one_changes_nothing() {
     routes.backend = Backend::Route;
     lab.machine().no_routes = true;
     assert!(matches!(
-        lab.engine.reload(loaded(routes, "/etc/new.toml")),
+        lab.engine.reconfigure(loaded(routes, "/etc/new.toml")),
         Err(SetupError::Firewall(FirewallError::Permission))
     ));
-    assert_eq!(lab.engine.status().config, old);
+    assert_eq!(lab.engine.status(&Readings::default()).config, old);
     assert!(lab.kernel.holds(net(SCANNER)));
     lab.scan("203.0.113.8", 1..=10);
     assert!(
@@ -578,9 +793,15 @@ fn a_good_reload_takes_effect_and_a_bad_one_changes_nothing() {
     let mut good = config();
     good.never_block.addresses.push(net(SCANNER));
     lab.engine.take_effects();
-    let origin = lab.engine.reload(loaded(good, "/etc/new.toml")).unwrap();
-    assert_eq!(origin, "/etc/new.toml");
-    assert_eq!(lab.engine.status().config, "/etc/new.toml");
+    let at_start = lab
+        .engine
+        .reconfigure(loaded(good, "/etc/new.toml"))
+        .unwrap();
+    assert!(at_start.is_empty(), "{at_start:?}");
+    assert_eq!(
+        lab.engine.status(&Readings::default()).config,
+        "/etc/new.toml"
+    );
     assert!(!lab.kernel.holds(net(SCANNER)));
     assert!(lab.kernel.allow().contains(&net(SCANNER)));
     assert!(lab.says("lifting the block of 203.0.113.7"));
@@ -589,7 +810,9 @@ fn a_good_reload_takes_effect_and_a_bad_one_changes_nothing() {
     lab.machine().no_routes = false;
     let mut routes = config();
     routes.backend = Backend::Route;
-    lab.engine.reload(loaded(routes, "/etc/new.toml")).unwrap();
+    lab.engine
+        .reconfigure(loaded(routes, "/etc/new.toml"))
+        .unwrap();
     assert_eq!(lab.remaining(&lab.routes, "203.0.113.8"), Some(None));
 }
 
@@ -677,7 +900,7 @@ fn an_established_session_protects_its_peer_from_later_evidence() {
         panic!("why says nothing")
     };
     assert_eq!(refused.rule, "protected");
-    assert_eq!(lab.engine.status().protected_peers, 1);
+    assert_eq!(lab.engine.status(&Readings::default()).protected_peers, 1);
 }
 
 /// Issue 16, 7: with `dry-run = true`, a block by hand said "blocked" and touched nothing.
@@ -707,7 +930,85 @@ fn issue_16_a_dry_run_blocks_nothing_by_hand_and_says_so() {
     );
     assert!(lab.says("would unblock 203.0.113.7 by hand"));
     assert!(lab.kernel.elements().is_empty() && !lab.kernel.is_ready());
-    assert_eq!(lab.engine.status().mode, "dry-run");
+    assert_eq!(lab.engine.status(&Readings::default()).mode, "dry-run");
+}
+
+/// Issue 25: a dry run is the engine's rule, not the host's. The stand-in host's firewall is
+/// always the in-memory one: with `dry-run = true` a scan reaches none of it; a reload that
+/// turns dry run off opens it, and one that turns it on again leaves it alone.
+#[test]
+fn issue_25_the_engine_decides_a_dry_run_whatever_the_host_can_open() {
+    let mut dry = config();
+    dry.respond.dry_run = true;
+    let mut lab = Lab::start(dry.clone());
+    lab.scan(SCANNER, 1..=10);
+    assert!(lab.says("would block 203.0.113.7 for 1h"));
+    assert!(lab.kernel.elements().is_empty() && !lab.kernel.is_ready());
+    assert_eq!(lab.engine.status(&Readings::default()).mode, "dry-run");
+
+    lab.engine
+        .reconfigure(loaded(config(), "/etc/new.toml"))
+        .unwrap();
+    assert_eq!(lab.engine.status(&Readings::default()).mode, "enforcing");
+    lab.scan("203.0.113.8", 1..=10);
+    assert!(lab.kernel.holds(net("203.0.113.8")));
+
+    lab.engine
+        .reconfigure(loaded(dry, "/etc/new.toml"))
+        .unwrap();
+    lab.scan("203.0.113.9", 1..=10);
+    assert!(lab.says("would block 203.0.113.9"));
+    assert!(!lab.kernel.holds(net("203.0.113.9")));
+}
+
+/// Issue 25: the never-block list is composed by the engine from what the host shows: its
+/// interface, its gateway, the never-block file's text the host read, and, from the
+/// configuration, its addresses and the fleet's servers and members (which joined the list
+/// only on the real host before).
+#[test]
+fn issue_25_the_never_block_list_has_the_fleets_servers_and_members_on_any_host() {
+    let mut c = config();
+    c.never_block.file = Some(PathBuf::from("/etc/scansentry/ignore"));
+    let text = "[fleet]\nenabled = true\nservers = [\"nats://198.51.100.250:4222\"]\n\
+                members = [\"203.0.113.64/26\"]\ninsecure = true\nhost = \"web-1\"\n";
+    c.fleet = crate::config::from_toml(text, std::path::Path::new("fleet.toml"))
+        .unwrap()
+        .fleet;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_800_000_000_000_000,
+    )));
+    let mut lab = Lab::start_with(c, clock.clone(), Memory::new(clock), None, |m| {
+        m.gateways.push(ip("198.51.100.254"));
+        m.files.insert(
+            PathBuf::from("/etc/scansentry/ignore"),
+            "203.0.113.200\n".into(),
+        );
+    });
+    let Response::NeverBlock { entries } = lab.request(Request::NeverBlock) else {
+        panic!("not a never-block answer");
+    };
+    let reason = |s: &str| {
+        entries
+            .iter()
+            .find(|e| e.net == s.parse::<IpNet>().unwrap())
+            .map(|e| e.reason.as_str())
+    };
+    assert_eq!(reason("198.51.100.1/32"), Some("address of interface eth0"));
+    assert_eq!(reason("198.51.100.254/32"), Some("default gateway on eth0"));
+    assert_eq!(
+        reason("198.51.100.250/32"),
+        Some("fleet server nats://198.51.100.250:4222")
+    );
+    assert_eq!(reason("203.0.113.64/26"), Some("fleet member"));
+    assert_eq!(
+        reason("203.0.113.200/32"),
+        Some("never-block file /etc/scansentry/ignore line 1")
+    );
+    lab.scan("203.0.113.70", 1..=10);
+    assert!(
+        !lab.kernel.holds(net("203.0.113.70")),
+        "a member is never blocked"
+    );
 }
 
 /// Issue 16, 3: `why`, `list` and `unblock` trusted the daemon's memory: after a flush of the set
@@ -861,7 +1162,7 @@ mod fleet {
         assert_eq!(b.blocked_at, wall(&lab, -60).to_string());
         // A block taken is not told to the fleet again.
         assert!(told(&mut lab).is_empty());
-        let info = lab.engine.fleet_info().unwrap();
+        let info = lab.engine.fleet_info(None).unwrap();
         assert_eq!((info.received, info.taken), (1, 1));
     }
 
@@ -904,7 +1205,7 @@ mod fleet {
         assert!(!lab.kernel.holds(net("203.0.113.60")));
         assert!(!lab.kernel.holds(net("203.0.113.62")));
         assert!(!lab.kernel.holds(net("203.0.113.63")));
-        let refused = lab.engine.fleet_info().unwrap().refused;
+        let refused = lab.engine.fleet_info(None).unwrap().refused;
         assert_eq!(
             refused,
             [
@@ -956,7 +1257,7 @@ mod fleet {
                 "refused web-3's block of 203.0.113.62: 2 blocks active ([respond] max-blocks)"
             )
         );
-        let refused = lab.engine.fleet_info().unwrap().refused;
+        let refused = lab.engine.fleet_info(None).unwrap().refused;
         assert_eq!(
             refused,
             [("budget".to_string(), 1), ("grace".to_string(), 1)]
@@ -1075,7 +1376,10 @@ mod fleet {
         lab.engine.take_effects();
         lab.engine.fleet_message(unblock(&lab, "web-2", SCANNER, 0));
         assert!(lab.kernel.holds(net(SCANNER)));
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["not-its-block"], 1);
+        assert_eq!(
+            lab.engine.fleet_info(None).unwrap().refused["not-its-block"],
+            1
+        );
         // web-3 lifts it: gone.
         lab.engine.fleet_message(unblock(&lab, "web-3", SCANNER, 0));
         assert!(!lab.kernel.holds(net(SCANNER)));
@@ -1098,7 +1402,7 @@ mod fleet {
         lab.engine
             .fleet_message(block(&lab, "web-4", SCANNER, -1, 600));
         assert!(!lab.kernel.holds(net(SCANNER)));
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["unblocked"], 2);
     }
 
     /// Issue 24: another host's unblock never lifts a detection here, nor a block by hand;
@@ -1118,7 +1422,7 @@ mod fleet {
         assert!(lab.kernel.holds(net("203.0.113.9")));
         lab.engine
             .fleet_message(unblock(&lab, "web-2", "203.0.113.11", 0));
-        let refused = lab.engine.fleet_info().unwrap().refused;
+        let refused = lab.engine.fleet_info(None).unwrap().refused;
         assert_eq!(refused["not-its-block"], 2);
         assert_eq!(refused["unblock-cap"], 1);
     }
@@ -1213,7 +1517,7 @@ mod fleet {
             lab.kernel.elements()
         );
         assert_eq!(
-            lab.engine.fleet_info().unwrap().refused["floor"],
+            lab.engine.fleet_info(None).unwrap().refused["floor"],
             floor.len() as u64 + 1
         );
         assert!(lab.says(
@@ -1266,7 +1570,7 @@ mod fleet {
             lab.engine.fleet_message(m);
         }
         assert!(lab.kernel.elements().is_empty());
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["member"], 3);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["member"], 3);
         assert!(lab.says(
             "refused web-3's block of 203.0.113.2: 203.0.113.2 is an address of the fleet's \
              member web-2"
@@ -1305,7 +1609,10 @@ mod fleet {
         let m = block_of_kind(&lab, "web-4", "203.0.113.0/24", "syn", 600);
         lab.engine.fleet_message(m);
         assert!(lab.kernel.elements().is_empty());
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 2);
+        assert_eq!(
+            lab.engine.fleet_info(None).unwrap().refused["reverse-path"],
+            2
+        );
         assert!(lab.says(
             "refused web-3's block of 203.0.113.50: this host refused 203.0.113.50 as forged"
         ));
@@ -1330,7 +1637,7 @@ mod fleet {
             lab.engine.fleet_message(m);
         }
         assert_eq!(lab.kernel.elements().len(), 10);
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["share"], 10);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["share"], 10);
         // Another origin has its own share.
         let m = block(&lab, "web-4", "203.0.113.100", -1, 600);
         lab.engine.fleet_message(m);
@@ -1340,7 +1647,7 @@ mod fleet {
             let m = block_of_kind(&lab, "web-5", &format!("198.51.{i}.0/24"), "syn", 600);
             lab.engine.fleet_message(m);
         }
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["space-cap"], 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["space-cap"], 1);
     }
 
     /// Issue 24: a 2-second fleet block of a /24 covering a local block of an hour is refused
@@ -1357,7 +1664,7 @@ mod fleet {
         lab.engine.fleet_message(m);
         assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
         assert!(!lab.kernel.holds("203.0.113.0/24".parse().unwrap()));
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["shorter"], 1);
         assert!(lab.says(
             "refused web-3's block of 203.0.113.0/24 for 2s: it would lift the block of \
              203.0.113.7 here (syn), which ends in 1h"
@@ -1385,7 +1692,7 @@ mod fleet {
             .fleet_message(unblock_of(&lab, "web-3", "203.0.113.0/24"));
         assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
         assert!(lab.kernel.holds(net("203.0.113.9")));
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["shorter"], 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["shorter"], 1);
         assert!(lab.says(
             "refused web-3's block of 203.0.113.0/24 for 1day: it would lift the block of \
              203.0.113.7 here (syn), which this host detected"
@@ -1423,7 +1730,10 @@ mod fleet {
             Some(Some(Duration::from_secs(600))),
             "web-3 lifted a block by hand"
         );
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["not-its-block"], 2);
+        assert_eq!(
+            lab.engine.fleet_info(None).unwrap().refused["not-its-block"],
+            2
+        );
     }
 
     /// Issue 24 (red team): the unblocks remembered are bounded, but a member's flood of
@@ -1464,7 +1774,7 @@ mod fleet {
             "{:?}",
             lab.kernel.elements()
         );
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["unblocked"], 2);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["unblocked"], 2);
     }
 
     /// Issue 24 (red team): every map the fleet keys by what others say is bounded, driven
@@ -1501,7 +1811,10 @@ mod fleet {
         let m = block(&lab, "web-3", &last.to_string(), -1, 600);
         lab.engine.fleet_message(m);
         assert!(lab.kernel.elements().is_empty());
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
+        assert_eq!(
+            lab.engine.fleet_info(None).unwrap().refused["reverse-path"],
+            1
+        );
     }
 
     /// Issue 24 (found by the red team): a member's /24s, a few a minute, added up to a /16
@@ -1525,7 +1838,10 @@ mod fleet {
         );
         // 64 /24s (16,384 addresses) in force at once at most; the rest refused and counted.
         assert_eq!(held, 64);
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["held-cap"], 192);
+        assert_eq!(
+            lab.engine.fleet_info(None).unwrap().refused["held-cap"],
+            192
+        );
         assert!(lab.says(
             "refused web-3's block of 198.18.64.0/24: web-3's blocks in force here hold 16384 \
              IPv4 addresses, and at most 16384 may be held"
@@ -1634,7 +1950,7 @@ mod fleet {
         } else {
             // Not named: only the one /24 passes the floor.
             assert_eq!(held, 256, "{:?}", lab.kernel.elements());
-            assert!(lab.engine.fleet_info().unwrap().refused["floor"] >= 46);
+            assert!(lab.engine.fleet_info(None).unwrap().refused["floor"] >= 46);
             assert!(lab.says(
                 "refused web-3's block of 1.0.0.0/8: a /8 is wider than the /24 a fleet block \
                  may be"
@@ -1699,7 +2015,7 @@ mod sweep {
             let beat = heartbeat(&lab, other);
             lab.engine.fleet_message(beat);
         }
-        assert_eq!(lab.engine.fleet_info().unwrap().members, n);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().members, n);
         (lab, others)
     }
 
@@ -1747,7 +2063,7 @@ mod sweep {
         lab.advance(Duration::from_millis(100));
         lab.engine.tick();
         assert!(summaries(lab).is_empty());
-        assert_eq!(lab.engine.fleet_info().unwrap().probes_refused[rule], n);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().probes_refused[rule], n);
     }
 
     fn summaries(lab: &mut Lab) -> Vec<(String, String, String, Vec<Check>)> {
@@ -1908,7 +2224,7 @@ mod sweep {
                 .iter()
                 .any(|(_, s, _, _)| *s == format!("{genuine}/32")),
             "the genuine probe from {genuine} was not told: {:?}",
-            lab.engine.fleet_info().unwrap().probes_refused
+            lab.engine.fleet_info(None).unwrap().probes_refused
         );
     }
 
@@ -1945,7 +2261,7 @@ mod sweep {
                 "batch {batch}: the genuine probe from {g} was not told"
             );
         }
-        let info = lab.engine.fleet_info().unwrap();
+        let info = lab.engine.fleet_info(None).unwrap();
         // Half of what was left each batch, all forged but the genuine one: 999 of 1,000.
         assert_eq!(info.probes_refused["reverse-path"], 999 - 9);
     }
@@ -1981,9 +2297,10 @@ mod sweep {
     #[test]
     fn a_flood_of_probes_is_told_at_a_bounded_rate() {
         let mut lab = in_a_fleet_of_sixteen();
-        // 3,000 sources, one probe each, within 100 ms (not the host's own address).
-        let sources: Vec<String> = (0..3001_u32)
-            .filter(|&i| i != 1)
+        // 3,000 sources, one probe each, within 100 ms (not the host's own address, nor the
+        // fleet's server, both on the never-block list).
+        let sources: Vec<String> = (0..3002_u32)
+            .filter(|&i| i != 1 && i != 250)
             .map(|i| {
                 let [_, _, a, b] = i.to_be_bytes();
                 format!("198.51.{}.{}", 100 + u32::from(a), b)
@@ -2007,7 +2324,7 @@ mod sweep {
         // lookup.
         let cap = crate::engine::fleet::PROBES_PER_SECOND as usize;
         assert_eq!(lab.machine().route_lookups - lookups, cap / 2);
-        let info = lab.engine.fleet_info().unwrap();
+        let info = lab.engine.fleet_info(None).unwrap();
         assert!(sent > 0 && sent <= cap / 2, "{sent}");
         assert_eq!(info.probes_sent, sent as u64);
         assert_eq!(info.probes_dropped, (sources.len() - cap / 2) as u64);
@@ -2069,7 +2386,7 @@ mod sweep {
             .collect();
         assert_eq!(told, want);
         assert_eq!(lab.machine().route_lookups - lookups, 2);
-        let info = lab.engine.fleet_info().unwrap();
+        let info = lab.engine.fleet_info(None).unwrap();
         assert_eq!(info.probes_refused["reverse-path"], 2);
         assert_eq!(info.probes_sent, 2);
         // A source with no route back at all: refused too.
@@ -2146,7 +2463,7 @@ mod sweep {
         lab.advance(Duration::from_millis(100));
         lab.engine.tick();
         assert!(!lab.kernel.holds(net(SCANNER)));
-        let info = lab.engine.fleet_info().unwrap();
+        let info = lab.engine.fleet_info(None).unwrap();
         assert_eq!((info.sweeps, info.probes_refused["reverse-path"]), (0, 1));
         // The genuine probe, by the interface the route back leaves by.
         lab.machine()
@@ -2156,7 +2473,7 @@ mod sweep {
         lab.advance(Duration::from_millis(100));
         lab.engine.tick();
         assert!(lab.kernel.holds(net(SCANNER)));
-        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().sweeps, 1);
     }
 
     /// The owner counts a summary only when its sender says it passed a reverse-path check,
@@ -2173,7 +2490,7 @@ mod sweep {
             assert!(!lab.kernel.holds(net(SCANNER)), "{checked:?} counted");
         }
         assert_eq!(
-            lab.engine.fleet_info().unwrap().probes_refused["unverified"],
+            lab.engine.fleet_info(None).unwrap().probes_refused["unverified"],
             24
         );
         for origin in &others[..8] {
@@ -2224,7 +2541,7 @@ mod sweep {
                 if kind == "sweep" && ports == &["23/tcp"])),
             "{out:?}"
         );
-        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().sweeps, 1);
         // why says what it was.
         let Response::Why { block: Some(b), .. } = lab.request(Request::Why { addr: ip(SCANNER) })
         else {
@@ -2259,7 +2576,7 @@ mod sweep {
         assert!(lab.says(&format!(
             "not blocking {member} for a sweep of 23/tcp across 8 hosts ("
         )));
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["member"], 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["member"], 1);
 
         let forged = "203.0.113.61";
         let (mut lab, others) = lab_owning(forged, 9);
@@ -2273,7 +2590,10 @@ mod sweep {
             lab.engine.fleet_message(m);
         }
         assert!(lab.kernel.elements().is_empty());
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["reverse-path"], 1);
+        assert_eq!(
+            lab.engine.fleet_info(None).unwrap().refused["reverse-path"],
+            1
+        );
 
         let multicast = "224.0.0.9";
         let (mut lab, others) = lab_owning(multicast, 9);
@@ -2282,7 +2602,7 @@ mod sweep {
             lab.engine.fleet_message(m);
         }
         assert!(lab.kernel.elements().is_empty());
-        assert_eq!(lab.engine.fleet_info().unwrap().refused["floor"], 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().refused["floor"], 1);
     }
 
     /// Issue 24 (red team): a compromised member lies in `checked`, in `at`, and sends the
@@ -2338,7 +2658,7 @@ mod sweep {
         let m = probes_from(&lab, &others[2], SCANNER, "4/tcp");
         lab.engine.fleet_message(m);
         assert!(lab.kernel.holds(net(SCANNER)));
-        assert_eq!(lab.engine.fleet_info().unwrap().sweeps, 1);
+        assert_eq!(lab.engine.fleet_info(None).unwrap().sweeps, 1);
 
         // On one port: the liar and six honest hosts are no sweep; a seventh is.
         let (mut lab, others) = lab_owning(SCANNER, 16);

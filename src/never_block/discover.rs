@@ -1,10 +1,10 @@
 //! Discovery of the never-block list from the host's state: interface addresses, default
 //! gateways (IPv4 and IPv6), nameservers of `/etc/resolv.conf` and, when that points at
 //! systemd-resolved's stub, its upstream servers. [`discover`] is **pure** (state in, entries
-//! out, tested on fixtures); [`read_host_state`] is the **shell** that gathers the state.
+//! out, tested on fixtures); the host (the daemon's `System`) gathers the state.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{Entry, Reason};
 
@@ -69,7 +69,7 @@ pub fn discover(state: &HostState) -> Vec<Entry> {
 }
 
 /// systemd-resolved's stub listeners.
-fn is_resolved_stub(addr: IpAddr) -> bool {
+pub fn is_resolved_stub(addr: IpAddr) -> bool {
     addr == IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53))
         || addr == IpAddr::V4(Ipv4Addr::new(127, 0, 0, 54))
 }
@@ -126,28 +126,6 @@ pub fn default_gateways6(text: &str) -> Vec<(String, IpAddr)> {
                 .then(|| (iface.to_string(), IpAddr::V6(hop)))
         })
         .collect()
-}
-
-/// Gathers the host's state (of the current network namespace). Missing files are empty.
-pub fn read_host_state(interfaces: Vec<(String, IpAddr)>) -> HostState {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let resolv_conf = std::fs::read_to_string(RESOLV_CONF)
-        .ok()
-        .map(|t| (PathBuf::from(RESOLV_CONF), t));
-    let stub = resolv_conf
-        .as_ref()
-        .is_some_and(|(_, t)| nameservers(t).into_iter().any(is_resolved_stub));
-    let resolved_upstream = stub
-        .then(|| std::fs::read_to_string(RESOLVED_UPSTREAM).ok())
-        .flatten()
-        .map(|t| (Path::new(RESOLVED_UPSTREAM).to_path_buf(), t));
-    HostState {
-        interfaces,
-        routes4: read("/proc/net/route"),
-        routes6: read("/proc/net/ipv6_route"),
-        resolv_conf,
-        resolved_upstream,
-    }
 }
 
 #[cfg(test)]

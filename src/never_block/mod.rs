@@ -1,5 +1,5 @@
 //! The never-block list: addresses and networks that scansentry must never act on, each with the
-//! reason it is there. **Pure**, except [`load`], which reads the never-block file.
+//! reason it is there. **Pure**: [`compose`] builds it from what the host read.
 //!
 //! Lookups ([`NeverBlockList::contains`]) run on every probe before any per-source state exists, so
 //! they are a binary search over merged ranges, allocation-free. [`NeverBlockList::why`] answers the
@@ -35,8 +35,6 @@ pub enum Reason {
         /// Its 1-based line number.
         line: usize,
     },
-    /// A local address given for an offline replay (`--local`, or inferred from the capture).
-    ReplayLocal,
     /// A NATS server of `[fleet] servers`, by its URL.
     FleetServer(String),
     /// A member of the fleet, as `[fleet] members` gives it.
@@ -54,7 +52,6 @@ impl fmt::Display for Reason {
             Reason::IgnoreFile { path, line } => {
                 write!(f, "never-block file {} line {line}", path.display())
             }
-            Reason::ReplayLocal => f.write_str("local address of the replayed capture"),
             Reason::FleetServer(url) => write!(f, "fleet server {url}"),
             Reason::FleetMember => f.write_str("fleet member"),
         }
@@ -196,26 +193,37 @@ pub struct NeverBlockFileError {
     pub source: std::io::Error,
 }
 
-/// Builds the never-block list: loopback, the `discovered` entries (the host's own addresses,
-/// gateways, …), the configuration's addresses, and the lines of its file. **Shell**: reads
-/// the file. Bad lines of the file come back as warnings; the rest still loads.
+/// The never-block file as the host read it: its path, and its text or why it could not be
+/// read.
+pub type FileRead = (PathBuf, std::io::Result<String>);
+
+/// Composes the never-block list: loopback, the `discovered` entries (the host's own
+/// addresses, gateways, nameservers), the fleet's servers given by address and its members,
+/// the configuration's addresses, and the lines of the never-block file as the host read it
+/// (`file`, when the configuration names one). **Pure**: the daemon, a replay, the start's
+/// check and the engine's tests all build the list here. Bad lines of the file come back as
+/// warnings; the rest still loads.
 ///
 /// # Errors
 ///
-/// When the configured file cannot be read (the default one may be missing).
-pub fn load(
-    config: &crate::config::NeverBlockConfig,
+/// When the named file could not be read (the default one may be missing).
+pub fn compose(
+    config: &crate::config::Config,
     discovered: Vec<Entry>,
+    file: Option<FileRead>,
 ) -> Result<(NeverBlockList, Vec<String>), NeverBlockFileError> {
     let mut entries = loopback_entries();
     entries.extend(discovered);
-    entries.extend(config.addresses.iter().map(|&net| Entry {
+    if let Some(fleet) = &config.fleet {
+        entries.extend(fleet.never_block_entries());
+    }
+    entries.extend(config.never_block.addresses.iter().map(|&net| Entry {
         net,
         reason: Reason::Config,
     }));
     let mut warnings = Vec::new();
-    if let Some(path) = &config.file {
-        let text = match std::fs::read_to_string(path) {
+    if let Some((path, text)) = file {
+        let text = match text {
             Ok(text) => text,
             // The default file is optional: without a package, nobody has made it.
             Err(e)
@@ -224,14 +232,9 @@ pub fn load(
             {
                 String::new()
             }
-            Err(source) => {
-                return Err(NeverBlockFileError {
-                    path: path.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(NeverBlockFileError { path, source }),
         };
-        let (more, problems) = parse_file(&text, path);
+        let (more, problems) = parse_file(&text, &path);
         entries.extend(more);
         warnings.extend(problems);
     }
@@ -455,20 +458,58 @@ mod tests {
 
     #[test]
     fn the_default_file_may_be_missing_a_named_one_may_not() {
-        use crate::config::{DEFAULT_IGNORE_FILE, NeverBlockConfig};
-        let config = |file: &str| NeverBlockConfig {
-            addresses: Vec::new(),
-            file: Some(file.into()),
+        use crate::config::{Config, DEFAULT_IGNORE_FILE};
+        let missing = |file: &str| {
+            Some((
+                PathBuf::from(file),
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            ))
         };
-        if !std::path::Path::new(DEFAULT_IGNORE_FILE).exists() {
-            let (list, warnings) = load(&config(DEFAULT_IGNORE_FILE), Vec::new()).unwrap();
-            assert_eq!(list.entries().len(), loopback_entries().len());
-            assert!(warnings.is_empty());
-        }
-        let err = load(&config("/nonexistent/scansentry-ignore"), Vec::new()).unwrap_err();
+        let (list, warnings) =
+            compose(&Config::default(), Vec::new(), missing(DEFAULT_IGNORE_FILE)).unwrap();
+        assert_eq!(list.entries().len(), loopback_entries().len());
+        assert!(warnings.is_empty());
+        let err = compose(
+            &Config::default(),
+            Vec::new(),
+            missing("/nonexistent/scansentry-ignore"),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot read never-block file /nonexistent/scansentry-ignore"
         );
+    }
+
+    #[test]
+    fn the_fleet_the_configuration_and_the_file_are_composed() {
+        let text = "[never-block]\naddresses = [\"198.51.100.9\"]\n[fleet]\nenabled = true\n\
+                    servers = [\"nats://203.0.113.4:4222\"]\nmembers = [\"203.0.113.64/26\"]\n\
+                    insecure = true\nhost = \"web-1\"\n";
+        let config = crate::config::from_toml(text, std::path::Path::new("fleet.toml")).unwrap();
+        let file = Some((
+            PathBuf::from("/etc/x"),
+            Ok("198.51.100.77\nnot an address\n".into()),
+        ));
+        let (list, warnings) = compose(&config, Vec::new(), file).unwrap();
+        let listed = list.listed();
+        let reason = |net: &str| {
+            let net: IpNet = net.parse().unwrap();
+            listed
+                .iter()
+                .find(|(n, _)| *n == net)
+                .map(|(_, r)| r.clone())
+        };
+        assert_eq!(
+            reason("203.0.113.4/32").as_deref(),
+            Some("fleet server nats://203.0.113.4:4222")
+        );
+        assert_eq!(reason("203.0.113.64/26").as_deref(), Some("fleet member"));
+        assert!(reason("198.51.100.9/32").is_some());
+        assert_eq!(
+            reason("198.51.100.77/32").as_deref(),
+            Some("never-block file /etc/x line 1")
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 }

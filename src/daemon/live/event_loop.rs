@@ -125,8 +125,7 @@ impl Running {
         Ok(frames)
     }
 
-    /// Every [`STATUS_EVERY`]: the capture's drop counters to the engine, the counters to
-    /// systemd.
+    /// Every [`STATUS_EVERY`]: the captures' drop counters read, the counters to systemd.
     fn tell_systemd(&mut self, due: &mut Timestamp) {
         let now = self.daemon.clock.now();
         if now < *due {
@@ -141,9 +140,9 @@ impl Running {
                 u64::from(dropped) + u64::from(if_dropped)
             })
             .sum();
-        let engine = &mut self.daemon.engine;
-        engine.set_capture_drops(drops);
-        let s = engine.status();
+        self.daemon.capture_drops = drops;
+        let engine = &self.daemon.engine;
+        let s = engine.status(&self.daemon.readings());
         notify::status(&format!(
             "{} packets, {} probes, {} detections, {} blocks active, {} capture drops",
             s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops

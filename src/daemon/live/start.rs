@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
-use super::system::{self, System};
+use super::system::System;
 use super::{Daemon, Event, Verbosity, Wake, spawn_signals};
 use crate::capture::connect::TrapSockets;
 use crate::capture::raw::RawCapture;
@@ -91,7 +91,7 @@ impl From<HostError> for StartError {
     fn from(e: HostError) -> Self {
         let code = match e {
             HostError::Interfaces(_) => exit::FAILURE,
-            HostError::NeverBlockFile(_) => exit::CONFIG,
+            HostError::NeverBlockFile(_) | HostError::Configuration(_) => exit::CONFIG,
         };
         StartError::new(code, e)
     }
@@ -119,7 +119,10 @@ fn failed(e: impl Into<Box<dyn std::error::Error>>) -> StartError {
 ///
 /// The interfaces cannot be listed (exit 1), or the never-block file cannot be read (exit 78).
 pub fn never_block(config: &Config) -> Result<NeverBlock, StartError> {
-    Ok(system::never_block(config)?)
+    Ok(crate::engine::never_block(
+        &mut System::without_routes(),
+        config,
+    )?)
 }
 
 /// A started daemon and what its loop reads: the captures or trap sockets, and the events of
@@ -177,7 +180,7 @@ pub(super) fn start(
         loaded,
         options,
         Box::new(clock),
-        Box::new(System::new()),
+        Box::new(System::new(config_path)),
         saved,
     )?;
     let auditor = match crate::daemon::audit::Auditor::spawn(
@@ -199,9 +202,9 @@ pub(super) fn start(
             config.respond.on_block_timeout,
         ),
         logger,
-        config_path,
         reloads: crate::metrics::Reloads::default(),
         link: None,
+        capture_drops: 0,
     };
     daemon.carry_out();
 

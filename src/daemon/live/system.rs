@@ -1,19 +1,19 @@
 //! The engine's [`Host`] on a real machine: the kernel's sockets, routes and settings, libpcap's
-//! interface list, and the firewall the configuration asks for. **Shell.**
+//! interface list, the files it is asked for, and the firewalls it can open. **Shell.**
 
 use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Loaded};
 use crate::detect::traps::Listeners;
-use crate::engine::{Host, HostError, NeverBlock};
+use crate::engine::{Host, HostError};
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::route::RouteFirewall;
-use crate::firewall::{DryRun, Firewall, FirewallError};
+use crate::firewall::{Firewall, FirewallError};
 use crate::host::{self, fib::Fib};
-use crate::never_block::{self, discover};
-use crate::report::Mode;
+use crate::never_block::discover::{self, HostState};
 use crate::trust::{ReversePath, RouteBack};
 
 /// This machine, as the kernel shows it.
@@ -21,11 +21,14 @@ pub(super) struct System {
     /// Routes back to the sources of detections, for the reverse-path check (`None`: the
     /// kernel cannot be asked, said once at start).
     fib: Option<Fib>,
+    /// The configuration file reloads read (`None`: the default one).
+    config_path: Option<PathBuf>,
 }
 
 impl System {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(config_path: Option<PathBuf>) -> Self {
         System {
+            config_path,
             fib: match Fib::open() {
                 Ok(fib) => Some(fib),
                 Err(e) => {
@@ -35,38 +38,52 @@ impl System {
             },
         }
     }
+
+    /// This machine without routes asked (for `sentryd --never-block`).
+    pub(super) fn without_routes() -> Self {
+        System {
+            fib: None,
+            config_path: None,
+        }
+    }
 }
 
-/// The host's addresses and the never-block list: discovered (interfaces, gateways,
-/// nameservers), configured, and from the never-block file.
+/// The firewall of `backend`, opened.
 ///
 /// # Errors
 ///
-/// When the interfaces cannot be listed or the never-block file cannot be read.
-pub(super) fn never_block(config: &Config) -> Result<NeverBlock, HostError> {
-    let interfaces =
-        host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
-    let mut discovered = discover::discover(&discover::read_host_state(interfaces.clone()));
-    if let Some(fleet) = &config.fleet {
-        discovered.extend(fleet.never_block_entries());
-    }
-    let (list, warnings) = never_block::load(&config.never_block, discovered)?;
-    Ok(NeverBlock {
-        interfaces,
-        list,
-        warnings,
+/// When it cannot be opened (no permission, attach mode's ruleset unfit, …).
+pub(super) fn open_firewall(backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+    Ok(match backend {
+        Backend::Nft(nft) => Box::new(NftFirewall::new(nft.clone())?),
+        Backend::Route => Box::new(RouteFirewall::new()?),
     })
 }
 
-/// The firewall `config` asks for.
-pub(super) fn firewall_for(config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-    if config.respond.dry_run {
-        return Ok((Mode::DryRun, Box::new(DryRun)));
+/// Gathers the host's state (of the current network namespace): the routing tables and the
+/// resolver's configuration (systemd-resolved's upstream list when it points at the stub).
+/// Missing files are empty.
+fn read_host_state(interfaces: Vec<(String, IpAddr)>) -> HostState {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let resolv_conf = std::fs::read_to_string(discover::RESOLV_CONF)
+        .ok()
+        .map(|t| (PathBuf::from(discover::RESOLV_CONF), t));
+    let stub = resolv_conf.as_ref().is_some_and(|(_, t)| {
+        discover::nameservers(t)
+            .into_iter()
+            .any(discover::is_resolved_stub)
+    });
+    let resolved_upstream = stub
+        .then(|| std::fs::read_to_string(discover::RESOLVED_UPSTREAM).ok())
+        .flatten()
+        .map(|t| (PathBuf::from(discover::RESOLVED_UPSTREAM), t));
+    HostState {
+        interfaces,
+        routes4: read("/proc/net/route"),
+        routes6: read("/proc/net/ipv6_route"),
+        resolv_conf,
+        resolved_upstream,
     }
-    Ok(match &config.backend {
-        Backend::Nft(nft) => (Mode::Enforcing, Box::new(NftFirewall::new(nft.clone())?)),
-        Backend::Route => (Mode::Enforcing, Box::new(RouteFirewall::new()?)),
-    })
 }
 
 /// The name of interface `index`, or `interface N` when it has none (any more).
@@ -77,12 +94,25 @@ pub(super) fn interface_name(index: u32) -> String {
 }
 
 impl Host for System {
-    fn never_block(&mut self, config: &Config) -> Result<NeverBlock, HostError> {
-        never_block(config)
+    fn host_state(&mut self) -> Result<HostState, HostError> {
+        let interfaces =
+            host::interface_addresses().map_err(|e| HostError::Interfaces(e.to_string()))?;
+        Ok(read_host_state(interfaces))
     }
 
-    fn firewall(&mut self, config: &Config) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
-        firewall_for(config)
+    fn read_file(&mut self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+        open_firewall(backend)
+    }
+
+    fn configuration(&mut self) -> Result<Loaded, HostError> {
+        let chain = |e: &dyn std::error::Error| HostError::Configuration(crate::exit::chain(e));
+        let mut loaded = crate::config::load(self.config_path.as_deref()).map_err(|e| chain(&e))?;
+        crate::daemon::fleet::name_host(&mut loaded.config).map_err(|e| chain(&e))?;
+        Ok(loaded)
     }
 
     fn local_port_range(&self) -> RangeInclusive<u16> {
