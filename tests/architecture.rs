@@ -89,7 +89,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("engine", "crate::firewall::FirewallError", "what the port answers"),
     ("engine", "crate::firewall::Action", "a change to the firewall: plain data"),
     ("engine", "crate::firewall::Blocked", "what the firewall holds: plain data"),
-    ("engine", "crate::firewall::RebuildPace", "the pace of the restore after a flush: arithmetic"),
     ("engine", "crate::firewall::DryRun", "the dry-run firewall, which the engine is to choose (issue 25)"),
     ("engine", "crate::state::State", "the state's format, which the shell writes"),
     ("engine", "crate::control::protocol::Request", "a control request: plain data"),

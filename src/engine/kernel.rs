@@ -34,7 +34,7 @@ impl Engine {
     }
 
     /// Hands `actions` to the firewall. When the table or a set is gone (a flush that the
-    /// watcher has not reported yet), the firewall is rebuilt and everything due is put back,
+    /// watcher has not reported yet), the table is restored: everything due is put back,
     /// these actions' blocks among them (the responder holds them already), as after a flush.
     /// A block the kernel refused is forgotten (it is not in force, and putting it back later
     /// would only fail again), each refusal said with why.
@@ -42,7 +42,7 @@ impl Engine {
         let mut result = self.firewall.apply(actions);
         if let Err(FirewallError::Missing { what }) = &result {
             let what = what.clone();
-            result = self.rebuild().map(|restored| {
+            result = self.restore_table().map(|restored| {
                 self.log(format!(
                     "{what} was gone: restored the table and {} still due",
                     report::count(restored as u64, "block", "blocks")
@@ -82,7 +82,7 @@ impl Engine {
     /// the kernel are put back with the time they have left. The state file is checked first
     /// (size, durations, addresses), and no block that would block a never-block address is
     /// kept, wherever it came from.
-    pub(super) fn reconcile(&mut self, saved: Option<State>) {
+    pub(super) fn resume(&mut self, saved: Option<State>) {
         let now = self.clock.now();
         let max_blocks = self.config().respond.max_blocks;
         if let Some(saved) = saved {
@@ -202,36 +202,36 @@ impl Engine {
     }
 
     /// The ruleset lost something (the firewall's watcher says so): the table is restored
-    /// [`HEAL_SETTLE`] later, or when the pace allows.
+    /// [`RESTORE_SETTLE`] later, or when the pace allows.
     pub fn firewall_changed(&mut self) {
-        let settled = self.clock.now().saturating_add(HEAL_SETTLE);
-        if !self.heal.pending {
-            self.heal.pending = true;
-            self.heal.not_before = self.heal.not_before.max(settled);
+        let settled = self.clock.now().saturating_add(RESTORE_SETTLE);
+        if !self.restore.pending {
+            self.restore.pending = true;
+            self.restore.not_before = self.restore.not_before.max(settled);
         }
     }
 
-    /// Rebuilds the table and puts every block still due back; spaces the next restore out
+    /// Restores the table and every block still due; spaces the next restore out
     /// when they keep coming.
-    pub(super) fn heal_now(&mut self) {
-        self.heal.pending = false;
-        self.heal();
+    pub(super) fn restore_paced(&mut self) {
+        self.restore.pending = false;
+        self.restore_said();
         let now = self.clock.now();
-        let wait = self.heal.pace.rebuilt(now);
+        let wait = self.restore.pace.restored(now);
         let fighting = !wait.is_zero();
-        if fighting && !self.heal.fighting {
+        if fighting && !self.restore.fighting {
             self.warn(format!(
                 "the table keeps losing parts (another program, or another sentryd, changing \
                  it?): restoring it at most every {} while this goes on",
                 human(wait)
             ));
         }
-        self.heal.fighting = fighting;
-        self.heal.not_before = now.saturating_add(wait);
+        self.restore.fighting = fighting;
+        self.restore.not_before = now.saturating_add(wait);
     }
 
-    pub(super) fn heal(&mut self) {
-        match self.rebuild() {
+    fn restore_said(&mut self) {
+        match self.restore_table() {
             Ok(restored) => self.log(format!(
                 "the ruleset changed under us: restored the table and {} still due",
                 report::count(restored as u64, "block", "blocks")
@@ -242,7 +242,7 @@ impl Engine {
 
     /// Makes the firewall ready again and puts back every block still due that it lacks
     /// (what is left in the sets, all of it when only a rule went, stays); returns how many.
-    fn rebuild(&mut self) -> Result<usize, FirewallError> {
+    fn restore_table(&mut self) -> Result<usize, FirewallError> {
         let allow = allow_list(self.pipeline.never_block());
         self.firewall.ensure_ready(&allow)?;
         let present: HashSet<IpNet> = self.firewall.list()?.into_iter().map(|b| b.net).collect();
@@ -250,5 +250,48 @@ impl Engine {
         let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;
         self.firewall.apply(&missing)?;
         Ok(missing.len())
+    }
+}
+
+/// How often the engine restores what others delete from its table. A restore now and then
+/// is what an `nft -f` reload needs; restores that keep coming (another program, or a
+/// second sentryd, fighting over the table) are spaced out: past [`RestorePace::BURST`] in a
+/// row, each within [`RestorePace::WINDOW`] of the last, each waits twice as long as the one
+/// before, up to [`RestorePace::MAX_WAIT`], so neither side spends its time, or its capture,
+/// on it.
+#[derive(Debug, Default)]
+pub(super) struct RestorePace {
+    /// When the last restore was done, and how long the one after it had to wait.
+    last: Option<(crate::time::Timestamp, Duration)>,
+    /// Restores in a row, each within [`RestorePace::WINDOW`] of when it was allowed.
+    streak: usize,
+}
+
+impl RestorePace {
+    /// Restores in a row that need no wait.
+    pub(super) const BURST: usize = 2;
+    /// A restore this long after it was allowed is not part of a fight.
+    pub(super) const WINDOW: Duration = Duration::from_secs(10);
+    /// The longest wait between two restores.
+    pub(super) const MAX_WAIT: Duration = Duration::from_secs(60);
+
+    /// A restore was done at `now`: how long the next one must wait (zero: none).
+    pub(super) fn restored(&mut self, now: crate::time::Timestamp) -> Duration {
+        let (streak, wait) = match self.last {
+            Some((then, wait))
+                if now.saturating_since(then.saturating_add(wait)) <= Self::WINDOW =>
+            {
+                (self.streak + 1, wait)
+            }
+            _ => (1, Duration::ZERO),
+        };
+        let wait = if streak <= Self::BURST {
+            Duration::ZERO
+        } else {
+            (wait * 2).clamp(Duration::from_secs(1), Self::MAX_WAIT)
+        };
+        self.streak = streak;
+        self.last = Some((now, wait));
+        wait
     }
 }

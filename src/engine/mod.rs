@@ -32,7 +32,7 @@ use crate::control::protocol::{
 };
 use crate::detect::Detection;
 use crate::detect::traps::Listeners;
-use crate::firewall::{Action, Blocked, DryRun, Firewall, FirewallError, RebuildPace};
+use crate::firewall::{Action, Blocked, DryRun, Firewall, FirewallError};
 use crate::never_block::discover::{HostState, discover};
 use crate::never_block::{NeverBlockFileError, NeverBlockList};
 use crate::pipeline::Pipeline;
@@ -63,7 +63,7 @@ pub const LISTENERS_FRESH: Duration = Duration::from_millis(10);
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long after a change to the ruleset the table is restored: an `nft -f` is one
 /// transaction, but a script may run several commands; the restore comes once, after them.
-pub const HEAL_SETTLE: Duration = Duration::from_millis(50);
+pub const RESTORE_SETTLE: Duration = Duration::from_millis(50);
 /// Capture-to-kernel latencies kept for `status`.
 pub const LATENCY_SAMPLES: usize = 1024;
 
@@ -292,11 +292,11 @@ pub trait Host {
 /// The engine's own bookkeeping of the firewall: what it restores when someone deletes part
 /// of the table, and when.
 #[derive(Debug, Default)]
-struct Heal {
+struct Restore {
     /// Someone deleted part of our table: restore it at `not_before`.
     pending: bool,
     not_before: Timestamp,
-    pace: RebuildPace,
+    pace: kernel::RestorePace,
     /// Restores are being spaced out (said once when it starts).
     fighting: bool,
 }
@@ -335,7 +335,7 @@ pub struct Engine {
     tally: crate::metrics::Tally,
     /// When the socket table was last read.
     listeners_read: Timestamp,
-    heal: Heal,
+    restore: Restore,
     due: Due,
     /// Repeated log lines, folded into summaries.
     fold: report::Fold,
@@ -404,7 +404,7 @@ impl Engine {
             latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
             tally: crate::metrics::Tally::default(),
             listeners_read: now,
-            heal: Heal::default(),
+            restore: Restore::default(),
             due: Due {
                 second: now.saturating_add(EVERY_SECOND),
                 save: now.saturating_add(SAVE_EVERY),
@@ -420,7 +420,7 @@ impl Engine {
             engine.warn(w);
         }
         engine.tap_probes();
-        engine.reconcile(saved);
+        engine.resume(saved);
         engine.read_peers();
         Ok(engine)
     }
@@ -535,8 +535,8 @@ impl Engine {
             }
             self.read_peers();
         }
-        if self.heal.pending && now >= self.heal.not_before {
-            self.heal_now();
+        if self.restore.pending && now >= self.restore.not_before {
+            self.restore_paced();
         }
         if now >= self.due.save {
             self.due.save = now.saturating_add(SAVE_EVERY);
@@ -557,8 +557,8 @@ impl Engine {
         if self.fleet.is_some() {
             next = next.min(self.due.probes);
         }
-        if self.heal.pending {
-            next.min(self.heal.not_before)
+        if self.restore.pending {
+            next.min(self.restore.not_before)
         } else {
             next
         }

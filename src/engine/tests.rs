@@ -507,14 +507,14 @@ fn a_flushed_table_is_restored_with_the_blocks_still_due_and_fights_are_spaced_o
     // Not at once: the change that woke us may not be finished.
     let next = lab.engine.tick();
     assert!(!lab.kernel.is_ready());
-    assert_eq!(next, lab.clock.now().saturating_add(HEAL_SETTLE));
-    lab.advance(HEAL_SETTLE);
+    assert_eq!(next, lab.clock.now().saturating_add(RESTORE_SETTLE));
+    lab.advance(RESTORE_SETTLE);
     lab.engine.tick();
     assert!(lab.kernel.is_ready());
     assert!(lab.kernel.allow().contains(&net(LOCAL)));
     assert_eq!(
         lab.remaining(&lab.kernel, SCANNER),
-        Some(Some(HOUR - Duration::from_secs(600) - HEAL_SETTLE))
+        Some(Some(HOUR - Duration::from_secs(600) - RESTORE_SETTLE))
     );
     assert!(lab.says("restored the table and 1 block still due"));
     // Another program deleting the table as fast as it is restored: said once, then spaced.
@@ -522,7 +522,7 @@ fn a_flushed_table_is_restored_with_the_blocks_still_due_and_fights_are_spaced_o
     for _ in 0..20 {
         lab.kernel.flush();
         lab.engine.firewall_changed();
-        lab.advance(HEAL_SETTLE);
+        lab.advance(RESTORE_SETTLE);
         lab.engine.tick();
         restores += usize::from(lab.kernel.is_ready());
     }
@@ -2769,4 +2769,31 @@ fn issue_24_a_waiting_detection_meets_the_rules_as_they_stand_when_it_is_settled
         panic!()
     };
     assert!(!refused.unwrap().line.contains("waiting for the budget"));
+}
+
+/// Issue 13, 6: two daemons in one namespace restored each other's table about ten times
+/// a second.
+#[test]
+fn issue_13_restores_that_keep_coming_are_spaced_out() {
+    use crate::time::Timestamp;
+    let mut pace = super::kernel::RestorePace::default();
+    let at = |s: u64| Timestamp::from_micros(s * 1_000_000);
+    // A reload now and then: never a wait.
+    for s in [0, 20, 40, 60] {
+        assert_eq!(pace.restored(at(s)), Duration::ZERO);
+    }
+    // A fight: as fast as the waits allow, they grow to a minute.
+    let mut now = at(100);
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        let wait = pace.restored(now);
+        waits.push(wait.as_secs());
+        now = now.saturating_add(wait.max(Duration::from_millis(100)));
+    }
+    assert_eq!(waits, [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+    // Once it stops, the next restore is immediate again.
+    assert_eq!(
+        pace.restored(now.saturating_add(Duration::from_secs(600))),
+        Duration::ZERO
+    );
 }

@@ -253,49 +253,6 @@ pub fn lift_every_block<F: Firewall + ?Sized>(firewall: &mut F) -> Result<usize,
     Ok(lifted.len())
 }
 
-/// How often the daemon rebuilds what others delete from its table. **Pure.** A rebuild now
-/// and then is what an `nft -f` reload needs; rebuilds that keep coming (another program, or a
-/// second sentryd, fighting over the table) are spaced out: past [`RebuildPace::BURST`] in a
-/// row, each within [`RebuildPace::WINDOW`] of the last, each waits twice as long as the one
-/// before, up to [`RebuildPace::MAX_WAIT`], so neither side spends its time, or its capture,
-/// on it.
-#[derive(Debug, Default)]
-pub struct RebuildPace {
-    /// When the last rebuild was done, and how long the one after it had to wait.
-    last: Option<(crate::time::Timestamp, Duration)>,
-    /// Rebuilds in a row, each within [`RebuildPace::WINDOW`] of when it was allowed.
-    streak: usize,
-}
-
-impl RebuildPace {
-    /// Rebuilds in a row that need no wait.
-    pub const BURST: usize = 2;
-    /// A rebuild this long after it was allowed is not part of a fight.
-    pub const WINDOW: Duration = Duration::from_secs(10);
-    /// The longest wait between two rebuilds.
-    pub const MAX_WAIT: Duration = Duration::from_secs(60);
-
-    /// A rebuild was done at `now`: how long the next one must wait (zero: none).
-    pub fn rebuilt(&mut self, now: crate::time::Timestamp) -> Duration {
-        let (streak, wait) = match self.last {
-            Some((then, wait))
-                if now.saturating_since(then.saturating_add(wait)) <= Self::WINDOW =>
-            {
-                (self.streak + 1, wait)
-            }
-            _ => (1, Duration::ZERO),
-        };
-        let wait = if streak <= Self::BURST {
-            Duration::ZERO
-        } else {
-            (wait * 2).clamp(Duration::from_secs(1), Self::MAX_WAIT)
-        };
-        self.streak = streak;
-        self.last = Some((now, wait));
-        wait
-    }
-}
-
 /// `dry-run = true`: touches nothing; the daemon logs "would block".
 #[derive(Debug, Default)]
 pub struct DryRun;
@@ -342,33 +299,6 @@ mod tests {
             made.extend_from_slice(batch);
             Ok(())
         }
-    }
-
-    /// Issue 13, 6: two daemons in one namespace rebuilt each other's table about ten times
-    /// a second.
-    #[test]
-    fn issue_13_rebuilds_that_keep_coming_are_spaced_out() {
-        use crate::time::Timestamp;
-        let mut pace = RebuildPace::default();
-        let at = |s: u64| Timestamp::from_micros(s * 1_000_000);
-        // A reload now and then: never a wait.
-        for s in [0, 20, 40, 60] {
-            assert_eq!(pace.rebuilt(at(s)), Duration::ZERO);
-        }
-        // A fight: as fast as the waits allow, they grow to a minute.
-        let mut now = at(100);
-        let mut waits = Vec::new();
-        for _ in 0..12 {
-            let wait = pace.rebuilt(now);
-            waits.push(wait.as_secs());
-            now = now.saturating_add(wait.max(Duration::from_millis(100)));
-        }
-        assert_eq!(waits, [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
-        // Once it stops, the next rebuild is immediate again.
-        assert_eq!(
-            pace.rebuilt(now.saturating_add(Duration::from_secs(600))),
-            Duration::ZERO
-        );
     }
 
     /// Issue 16, 4: what the package's removal lifts: every block, not an element someone
