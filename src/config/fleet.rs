@@ -238,26 +238,6 @@ impl FleetConfig {
     }
 }
 
-impl FleetConfig {
-    /// What fleet mode puts on the never-block list: the servers given by address, and the
-    /// members of `[fleet] members` (the administrator's word; the addresses members claim in
-    /// their heartbeats are not, see `engine::fleet`).
-    pub fn never_block_entries(&self) -> Vec<crate::never_block::Entry> {
-        use crate::never_block::{Entry, Reason};
-        self.server_addresses()
-            .into_iter()
-            .map(|(addr, url)| Entry {
-                net: addr.into(),
-                reason: Reason::FleetServer(url),
-            })
-            .chain(self.members.iter().map(|&net| Entry {
-                net,
-                reason: Reason::FleetMember,
-            }))
-            .collect()
-    }
-}
-
 impl Validator {
     /// `[fleet] accept-wide`: the host names, each checked; the old `true`/`false` refused,
     /// saying the new form.
@@ -477,8 +457,8 @@ impl Validator {
                     "[fleet] members: {text:?}: host bits set (did you mean {}?)",
                     net.trunc()
                 )),
-                Ok(net) => match crate::fleet::gate::floor(&net, false) {
-                    Some(crate::fleet::gate::Floor::Wide { min, .. }) => self.problem(format!(
+                Ok(net) => match crate::fleet::floor::refuses(&net, false) {
+                    Some(crate::fleet::floor::Floor::Wide { min, .. }) => self.problem(format!(
                         "[fleet] members: {text:?}: wider than a /{min} (a member is an \
                          address, or a network of a /24 or /48 at most)"
                     )),

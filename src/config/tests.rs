@@ -584,8 +584,7 @@ fn fleet_members_are_checked_and_go_on_the_never_block_list() {
         c.accept_wide,
         [crate::fleet::message::HostName::new("admin-1").unwrap()]
     );
-    let entries: Vec<String> = c
-        .never_block_entries()
+    let entries: Vec<String> = crate::never_block::fleet_entries(&c)
         .iter()
         .map(|e| format!("{} {}", e.net, e.reason))
         .collect();

@@ -2,7 +2,7 @@
 //! administrator asks fleet-wide), and what it does with what the others say. The NATS link is
 //! the shell's (`daemon::fleet`); here a message is a value, and nothing waits on the network.
 //!
-//! Another host's block passes, in order: the floor ([`gate::floor`]: no unroutable, metadata
+//! Another host's block passes, in order: the floor ([`floor::refuses`]: no unroutable, metadata
 //! or too wide a network), the gate ([`Gate`]: own ignored, ended dropped, the per-origin cap
 //! in messages and address space, the maximum duration), then this host's own rules — an
 //! unblock here, or by its origin, since it was detected; the never-block list; the addresses
@@ -34,6 +34,7 @@ use ipnet::IpNet;
 use super::*;
 use crate::config::fleet::FleetConfig;
 use crate::fleet::MEMBER_FOR;
+use crate::fleet::floor;
 use crate::fleet::gate::{self, Gate, Refusal, Verdict};
 use crate::fleet::message::{
     Body, Check, HostName, MAX_ADDRESSES, MAX_PORTS, MAX_PROBES, Message, ProbeSummary,
@@ -555,7 +556,7 @@ impl Engine {
         // Not what the others would refuse: the floor (a wide block by hand only for those
         // that accept it), a member's own address.
         let manual = block.why.kind == "manual";
-        if gate::floor(&block.net, manual).is_some()
+        if floor::refuses(&block.net, manual).is_some()
             || self
                 .fleet
                 .as_ref()
@@ -652,7 +653,7 @@ impl Engine {
             .own_addresses
             .iter()
             .map(|&a| IpNet::from(a))
-            .filter(|n| gate::floor(n, false).is_none())
+            .filter(|n| floor::refuses(n, false).is_none())
             .collect();
         own.sort_by_key(|n| (n.addr().is_ipv6(), *n));
         own.dedup();
@@ -966,7 +967,7 @@ impl Engine {
             report::count(sweep.hosts.len() as u64, "host", "hosts"),
             hosts.join(", ")
         );
-        if let Some(why) = gate::floor(&net, false) {
+        if let Some(why) = floor::refuses(&net, false) {
             self.refuse_from_fleet(
                 "floor",
                 format!("not blocking {net_text} for {what}: {why}"),
@@ -1064,8 +1065,8 @@ impl Engine {
     /// The floor, the gate (which sets the offer's `ttl`), then [`FLEET_RULES`] in order: the
     /// first that refuses `offer`.
     fn judge_offer(&mut self, offer: &mut Offer, until: Timestamp) -> Result<(), Refused> {
-        if let Some(floor) = gate::floor(&offer.net, offer.wide) {
-            return Err(offer.refused("floor", floor));
+        if let Some(why) = floor::refuses(&offer.net, offer.wide) {
+            return Err(offer.refused("floor", why));
         }
         offer.ttl = self.fleet_gate(offer, until)?;
         FLEET_RULES.iter().try_for_each(|rule| rule(self, offer))

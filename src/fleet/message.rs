@@ -366,7 +366,7 @@ fn check_heartbeat(addresses: &[IpNet]) -> Result<(), String> {
         if a.prefix_len() != a.max_prefix_len() {
             return Err(format!("heartbeat address {a}: not one address"));
         }
-        if let Some(why) = super::gate::floor(a, false) {
+        if let Some(why) = super::floor::refuses(a, false) {
             return Err(format!("heartbeat address {a}: {why}"));
         }
     }

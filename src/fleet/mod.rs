@@ -1,9 +1,11 @@
-//! Fleet mode (issue 17, under way): hosts that share their blocks, and the probes that only
-//! add up to a sweep across hosts, over NATS. What is here so far is the pure part — the
-//! messages and their checks ([`message`]), the receiver's own rules for a block from another
-//! host ([`gate`]) — on which the NATS link will be built; the configuration is
+//! Fleet mode: hosts that share their blocks, and the probes that only add up to a sweep
+//! across hosts, over NATS. This is its pure part — the messages and their checks
+//! ([`message`]), what no message may block ([`floor`]), the receiver's own rules for a block
+//! from another host ([`gate`]), the sweep count ([`sweep`]); the engine applies them
+//! (`engine::fleet`), the NATS link is the shell's (`daemon::fleet`), the configuration is
 //! `config::fleet`. The README's "Fleet mode" section has the design.
 
+pub mod floor;
 pub mod gate;
 pub mod message;
 pub mod sweep;

@@ -197,6 +197,24 @@ pub struct NeverBlockFileError {
 /// read.
 pub type FileRead = (PathBuf, std::io::Result<String>);
 
+/// What fleet mode puts on the never-block list: the servers given by address, and the
+/// members of `[fleet] members` (the administrator's word; the addresses members claim in
+/// their heartbeats are not, see `engine::fleet`).
+pub fn fleet_entries(fleet: &crate::config::fleet::FleetConfig) -> Vec<Entry> {
+    fleet
+        .server_addresses()
+        .into_iter()
+        .map(|(addr, url)| Entry {
+            net: addr.into(),
+            reason: Reason::FleetServer(url),
+        })
+        .chain(fleet.members.iter().map(|&net| Entry {
+            net,
+            reason: Reason::FleetMember,
+        }))
+        .collect()
+}
+
 /// Composes the never-block list: loopback, the `discovered` entries (the host's own
 /// addresses, gateways, nameservers), the fleet's servers given by address and its members,
 /// the configuration's addresses, and the lines of the never-block file as the host read it
@@ -215,7 +233,7 @@ pub fn compose(
     let mut entries = loopback_entries();
     entries.extend(discovered);
     if let Some(fleet) = &config.fleet {
-        entries.extend(fleet.never_block_entries());
+        entries.extend(fleet_entries(fleet));
     }
     entries.extend(config.never_block.addresses.iter().map(|&net| Entry {
         net,
