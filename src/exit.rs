@@ -48,7 +48,7 @@ pub fn check_config(program: &str, path: Option<&std::path::Path>, json: bool) -
         || "the configuration".to_string(),
         |p| p.display().to_string(),
     );
-    let loaded = match crate::config::load(path) {
+    let loaded = match crate::config_file::load(path) {
         Ok(loaded) => loaded,
         Err(e) => {
             report(program, &e);

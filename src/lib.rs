@@ -19,7 +19,8 @@
 //! | [`report`] | yes | log lines and JSON for detections and decisions |
 //! | [`host`] | parsers pure, readers shell | the host's addresses and listening sockets (sock_diag) |
 //! | [`audit`] | policy, diff, codecs pure; collection and history shell | the local exposure audit |
-//! | [`config`] | yes (plus file reading) | TOML → validated `Config`, of plain types it owns |
+//! | [`config`] | yes | TOML → validated `Config`, of plain types it owns |
+//! | [`config_file`] | shell | reads the configuration file for `config` |
 //! | [`capture`] | shell | packet sources: capture files and live libpcap capture |
 //! | [`replay`] | shell | `sentryd --replay`: the engine over a capture file |
 //! | [`state`] | format pure, files shell | blocks and offences kept across restarts |
@@ -36,6 +37,7 @@
 pub mod audit;
 pub mod capture;
 pub mod config;
+pub mod config_file;
 pub mod control;
 pub mod ctl;
 pub mod daemon;

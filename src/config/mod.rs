@@ -8,7 +8,7 @@
 //! When no file exists at the default path the daemon runs on [`Config::default`], which is safe
 //! on any host: `unused` traps minus PortSentry's noisy ports, a one-hour block.
 //!
-//! **Pure**, except [`load`], which reads the file (and its permissions).
+//! **Pure**: [`from_file`] takes the text and the file's mode bits; `config_file` reads them.
 
 pub mod ports;
 pub mod raw;
@@ -385,43 +385,41 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Loads `path`, or the default path (falling back to the built-in default when that file does
-/// not exist).
+/// The configuration file the shell read (`config_file::load`): `text` parsed and validated,
+/// with a warning when `mode` (the file's permission bits, if the shell could see them) lets
+/// other users write it.
+///
+/// ```
+/// use std::path::Path;
+///
+/// let path = Path::new("/etc/scansentry/scansentry.toml");
+/// let loaded = scansentry::config::from_file(path, "", Some(0o666))?;
+/// assert_eq!(loaded.origin.to_string(), "/etc/scansentry/scansentry.toml");
+/// assert_eq!(
+///     loaded.warnings,
+///     ["/etc/scansentry/scansentry.toml is writable by other users, and it controls the \
+///       firewall: chmod o-w /etc/scansentry/scansentry.toml"]
+/// );
+/// assert!(scansentry::config::from_file(path, "", Some(0o644))?.warnings.is_empty());
+/// # Ok::<(), scansentry::config::ConfigError>(())
+/// ```
 ///
 /// # Errors
 ///
-/// When a file that exists (or was named explicitly) cannot be read, parsed or validated.
-pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
-    let (path, explicit) = match path {
-        Some(p) => (p.to_path_buf(), true),
-        None => (PathBuf::from(DEFAULT_PATH), false),
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => {
-            return Ok(Loaded {
-                config: Config::default(),
-                origin: Origin::BuiltIn,
-                warnings: Vec::new(),
-            });
-        }
-        Err(source) => return Err(ConfigError::Read { path, source }),
-    };
-    let config = from_toml(&text, &path)?;
+/// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+pub fn from_file(path: &Path, text: &str, mode: Option<u32>) -> Result<Loaded, ConfigError> {
+    let config = from_toml(text, path)?;
     let mut warnings = Vec::new();
-    if let Ok(meta) = std::fs::metadata(&path) {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o002 != 0 {
-            warnings.push(format!(
-                "{} is writable by other users, and it controls the firewall: chmod o-w {}",
-                path.display(),
-                path.display()
-            ));
-        }
+    if mode.is_some_and(|mode| mode & 0o002 != 0) {
+        warnings.push(format!(
+            "{} is writable by other users, and it controls the firewall: chmod o-w {}",
+            path.display(),
+            path.display()
+        ));
     }
     Ok(Loaded {
         config,
-        origin: Origin::File(path),
+        origin: Origin::File(path.to_path_buf()),
         warnings,
     })
 }

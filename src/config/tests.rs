@@ -203,31 +203,38 @@ fn the_shipped_example_validates_and_differs_from_nothing_it_claims() {
 }
 
 #[test]
-fn load_falls_back_to_the_default_only_for_the_default_path() {
-    let missing = Path::new("/nonexistent/scansentry.toml");
-    let err = load(Some(missing)).unwrap_err();
-    assert!(matches!(err, ConfigError::Read { .. }));
+fn a_file_writable_by_others_gets_a_warning() {
+    let path = Path::new("/etc/scansentry/scansentry.toml");
+    let text = "[respond]\nblock-for = \"2h\"\n";
+    let loaded = from_file(path, text, Some(0o100_666)).unwrap();
+    assert_eq!(loaded.config.respond.block_for, Duration::from_secs(7200));
+    assert_eq!(loaded.origin, Origin::File(path.to_path_buf()));
     assert_eq!(
-        err.to_string(),
-        "cannot read configuration /nonexistent/scansentry.toml"
+        loaded.warnings,
+        [
+            "/etc/scansentry/scansentry.toml is writable by other users, and it controls the \
+          firewall: chmod o-w /etc/scansentry/scansentry.toml"
+        ]
     );
+    for mode in [Some(0o100_644), Some(0o100_664), Some(0o100_600), None] {
+        assert!(
+            from_file(path, text, mode).unwrap().warnings.is_empty(),
+            "{mode:?}"
+        );
+    }
 }
 
 #[test]
-fn a_file_writable_by_others_gets_a_warning() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("scansentry-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("scansentry.toml");
-    std::fs::write(&path, "[respond]\nblock-for = \"2h\"\n").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let loaded = load(Some(&path)).unwrap();
-    assert_eq!(loaded.config.respond.block_for, Duration::from_secs(7200));
-    assert_eq!(loaded.warnings.len(), 1);
-    assert!(loaded.warnings[0].contains("writable by other users"));
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(load(Some(&path)).unwrap().warnings.is_empty());
-    std::fs::remove_dir_all(&dir).unwrap();
+fn a_bad_file_names_itself_whatever_its_mode() {
+    let err = from_file(
+        Path::new("x.toml"),
+        "[detect]\nwindow = \"0s\"\n",
+        Some(0o666),
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "x.toml: [detect] window = \"0s\": must be at least 1s"
+    );
 }
 
 #[test]

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use crate::audit::names::Names;
 use crate::audit::store::Store;
 use crate::audit::{self, Change, Snapshot, Source, collect};
-use crate::config;
 use crate::time::{Clock, SystemClock, Timestamp};
 
 /// The audit's own exit codes.
@@ -42,7 +41,8 @@ pub fn run(options: &Options) -> ExitCode {
 }
 
 fn audit(options: &Options) -> Result<bool, String> {
-    let loaded = config::load(options.config.as_deref()).map_err(|e| crate::exit::chain(&e))?;
+    let loaded =
+        crate::config_file::load(options.config.as_deref()).map_err(|e| crate::exit::chain(&e))?;
     let config = &loaded.config;
     let db = options
         .db

@@ -351,7 +351,7 @@ fn list(args: &Args) -> ExitCode {
 /// `fleet init`: the bucket's stream made, or found made as it should be; says which.
 fn fleet_init(path: Option<&Path>) -> ExitCode {
     use crate::daemon::fleet::{LinkError, Made, bucket};
-    let loaded = match config::load(path) {
+    let loaded = match crate::config_file::load(path) {
         Ok(loaded) => loaded,
         Err(e) => {
             exit::report("sentryctl", &e);

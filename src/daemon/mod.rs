@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
         let path = path.as_deref().or(args.config.as_deref());
         return crate::exit::check_config("sentryd", path, false);
     }
-    let loaded = match config::load(args.config.as_deref()) {
+    let loaded = match crate::config_file::load(args.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
             exit::report("sentryd", &e);
