@@ -406,29 +406,68 @@ struct Scope {
 
 impl<'a> Visit<'a> for Scope {
     fn visit_item(&mut self, item: &'a syn::Item) {
-        if is_test(item_attrs(item)) {
-            return;
-        }
-        match item {
-            syn::Item::Use(u) => {
-                let mut leaves = Vec::new();
-                flatten(&u.tree, &mut Vec::new(), &mut leaves);
-                for (name, path, _) in leaves {
-                    if let Some(name) = name {
-                        let global = u.leading_colon.is_some();
-                        self.names.entry(name).or_insert(Written { path, global });
-                    }
-                }
+        let Some(imports) = imports(item) else {
+            return visit::visit_item(self, item);
+        };
+        for import in imports {
+            let Some(name) = import.name else { continue };
+            let written = Written {
+                path: import.path,
+                global: import.global,
+            };
+            if import.extern_crate {
+                self.names.insert(name, written);
+            } else {
+                self.names.entry(name).or_insert(written);
             }
-            syn::Item::ExternCrate(e) => {
-                let name = e.rename.as_ref().map_or(&e.ident, |(_, r)| r).to_string();
-                let path = vec![e.ident.to_string()];
-                self.names.insert(name, Written { path, global: true });
-            }
-            // A nested module is a scope of its own.
-            syn::Item::Mod(_) => {}
-            _ => visit::visit_item(self, item),
         }
+    }
+}
+
+/// A name an item brings in: a `use` tree's leaf or an `extern crate`.
+struct Import {
+    /// Its name in scope (none for a glob or `_`).
+    name: Option<String>,
+    path: Vec<String>,
+    /// Written with a leading `::` (an `extern crate` is always global).
+    global: bool,
+    extern_crate: bool,
+    line: usize,
+}
+
+/// What `item` brings in when it is a `use` or an `extern crate`; nothing for test code and for
+/// a nested module (a scope of its own); `None` for an item to walk into.
+fn imports(item: &syn::Item) -> Option<Vec<Import>> {
+    if is_test(item_attrs(item)) {
+        return Some(Vec::new());
+    }
+    match item {
+        syn::Item::Use(u) => {
+            let mut leaves = Vec::new();
+            flatten(&u.tree, &mut Vec::new(), &mut leaves);
+            let global = u.leading_colon.is_some();
+            Some(
+                leaves
+                    .into_iter()
+                    .map(|(name, path, line)| Import {
+                        name,
+                        path,
+                        global,
+                        extern_crate: false,
+                        line,
+                    })
+                    .collect(),
+            )
+        }
+        syn::Item::ExternCrate(e) => Some(vec![Import {
+            name: Some(e.rename.as_ref().map_or(&e.ident, |(_, r)| r).to_string()),
+            path: vec![e.ident.to_string()],
+            global: true,
+            extern_crate: true,
+            line: e.ident.span().start().line,
+        }]),
+        syn::Item::Mod(_) => Some(Vec::new()),
+        _ => None,
     }
 }
 
@@ -639,52 +678,54 @@ fn item_name(item: &syn::Item) -> Option<String> {
     Some(ident.to_string())
 }
 
+/// A visitor method that walks an item of `$ty` unless the item is test code (its variants
+/// `$variant` carry attributes; any other variant is walked).
+macro_rules! unless_test {
+    ($name:ident, $ty:ty, $walk:path, [$($variant:path),+]) => {
+        fn $name(&mut self, item: &'a $ty) {
+            let attrs: &[syn::Attribute] = match item {
+                $($variant(i) => &i.attrs,)+
+                _ => &[],
+            };
+            if !is_test(attrs) {
+                $walk(self, item);
+            }
+        }
+    };
+}
+
 impl<'a> Visit<'a> for Checker<'_> {
     fn visit_item(&mut self, item: &'a syn::Item) {
-        if is_test(item_attrs(item)) {
-            return;
-        }
-        match item {
-            syn::Item::Use(u) => {
-                let mut leaves = Vec::new();
-                flatten(&u.tree, &mut Vec::new(), &mut leaves);
-                for (_, path, line) in leaves {
-                    self.check(&path, u.leading_colon.is_some(), line);
-                }
-            }
-            syn::Item::ExternCrate(e) => {
-                self.check(&[e.ident.to_string()], true, e.ident.span().start().line);
-            }
-            syn::Item::Mod(_) => {}
-            _ => visit::visit_item(self, item),
+        let Some(imports) = imports(item) else {
+            return visit::visit_item(self, item);
+        };
+        for import in imports {
+            self.check(&import.path, import.global, import.line);
         }
     }
 
-    fn visit_impl_item(&mut self, item: &'a syn::ImplItem) {
-        let attrs = match item {
-            syn::ImplItem::Const(i) => &i.attrs,
-            syn::ImplItem::Fn(i) => &i.attrs,
-            syn::ImplItem::Type(i) => &i.attrs,
-            syn::ImplItem::Macro(i) => &i.attrs,
-            _ => return visit::visit_impl_item(self, item),
-        };
-        if !is_test(attrs) {
-            visit::visit_impl_item(self, item);
-        }
-    }
-
-    fn visit_trait_item(&mut self, item: &'a syn::TraitItem) {
-        let attrs = match item {
-            syn::TraitItem::Const(i) => &i.attrs,
-            syn::TraitItem::Fn(i) => &i.attrs,
-            syn::TraitItem::Type(i) => &i.attrs,
-            syn::TraitItem::Macro(i) => &i.attrs,
-            _ => return visit::visit_trait_item(self, item),
-        };
-        if !is_test(attrs) {
-            visit::visit_trait_item(self, item);
-        }
-    }
+    unless_test!(
+        visit_impl_item,
+        syn::ImplItem,
+        visit::visit_impl_item,
+        [
+            syn::ImplItem::Const,
+            syn::ImplItem::Fn,
+            syn::ImplItem::Type,
+            syn::ImplItem::Macro
+        ]
+    );
+    unless_test!(
+        visit_trait_item,
+        syn::TraitItem,
+        visit::visit_trait_item,
+        [
+            syn::TraitItem::Const,
+            syn::TraitItem::Fn,
+            syn::TraitItem::Type,
+            syn::TraitItem::Macro
+        ]
+    );
 
     fn visit_path(&mut self, path: &'a syn::Path) {
         let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
