@@ -1846,3 +1846,40 @@ fn issue_16_systemd_hears_ready_the_watchdog_reloads_and_the_stop() {
     drop(daemon);
     assert!(heard(500).iter().any(|m| m == "STOPPING=1"));
 }
+
+/// Red team of issue 25: `dry-run = true` and a reload (README's way to watch before it
+/// blocks) left the blocks made before it in the kernel, where neither `sentryctl unblock` nor
+/// the never-block list reached them. Now the reload lifts them, and turning dry run off
+/// again puts back what is still due.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let _web = lab.listen(&[8080], 120);
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+
+    let config = dir.0.join("scansentry.toml");
+    let enforcing = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("[respond]\ndry-run = true\n{enforcing}")).unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", daemon.err());
+    let status = daemon.ctl(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["mode"], "dry-run");
+    assert!(
+        !lab.set_text("blocked4").contains(NetnsPair::B4),
+        "still in the kernel in a dry run: {}",
+        lab.set_text("blocked4")
+    );
+    assert!(lab.connects(NetnsPair::B4, 8080));
+
+    std::fs::write(&config, enforcing).unwrap();
+    assert!(daemon.ctl(&["reload"]).status.success(), "{}", daemon.err());
+    assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+    assert!(!lab.connects(NetnsPair::B4, 8080));
+}
