@@ -1883,3 +1883,37 @@ fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
     assert!(!lab.connects(NetnsPair::B4, 8080));
 }
+
+/// Red team of issue 25: the never-block file (or the configuration) swapped for a FIFO held
+/// a reload, and the daemon's main loop with it, until something wrote to the FIFO: no
+/// capture, no block, no answer. Now the reload is refused at once, saying why, and the
+/// daemon goes on blocking on the old configuration.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_25_a_never_block_file_swapped_for_a_fifo_refuses_the_reload_at_once() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let ignore = dir.0.join("ignore");
+    std::fs::write(&ignore, "203.0.113.99\n").unwrap();
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!("[never-block]\nfile = \"{}\"\n", ignore.display()),
+    );
+    std::fs::remove_file(&ignore).unwrap();
+    let made = Command::new("mkfifo").arg(&ignore).status().unwrap();
+    assert!(made.success());
+    let reload = daemon.ctl(&["reload"]);
+    let said = String::from_utf8_lossy(&reload.stderr);
+    assert_eq!(reload.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("reload refused, still running on the previous configuration")
+            && said.contains("not a regular file"),
+        "{said}"
+    );
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let status = daemon.ctl(&["status", "--json"]);
+    assert!(status.status.success());
+}

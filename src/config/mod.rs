@@ -396,7 +396,7 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from(DEFAULT_PATH), false),
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::host::read_text(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => {
             return Ok(Loaded {

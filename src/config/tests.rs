@@ -745,3 +745,50 @@ fn keys_that_go_together_and_sets_a_family_cannot_hold_are_refused_in_order() {
         ["[firewall] set6: an ip table holds no IPv6 set"]
     );
 }
+
+/// Red team of issue 25: a reload reads the configuration in the daemon's main loop. A FIFO
+/// put in the file's place held it there (no capture, no block, no answer) until something
+/// wrote to the FIFO; `/dev/zero`, or a file of gigabytes, was read whole into memory. Now
+/// the file is opened without waiting, must be a regular file, and is read up to
+/// `MAX_FILE_BYTES`.
+#[test]
+fn issue_25_a_fifo_a_device_or_a_huge_file_is_refused_not_waited_on_nor_read_whole() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir().join(format!("scansentry-red-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.toml");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            load(Some(&path))
+                .map(|_| ())
+                .map_err(|e| crate::exit::chain(&e)),
+        );
+    });
+    // A bound, not a timer: the load either answers at once or waits for a writer forever.
+    let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&fifo); // frees a load that waits, if it does
+    let err = answer
+        .expect("loading a FIFO waited for a writer")
+        .unwrap_err();
+    assert!(err.contains("not a regular file"), "{err}");
+
+    let zero = dir.join("zero.toml");
+    let _ = std::fs::remove_file(&zero);
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let err = crate::exit::chain(&load(Some(&zero)).unwrap_err());
+    assert!(err.contains("not a regular file"), "{err}");
+
+    let huge = dir.join("huge.toml");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(crate::host::MAX_FILE_BYTES + 1).unwrap(); // sparse: nothing written
+    let err = crate::exit::chain(&load(Some(&huge)).unwrap_err());
+    assert!(err.contains("over the 16 MiB"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
