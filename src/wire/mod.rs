@@ -332,7 +332,7 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
 fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8], Skip> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ether_type {
-            EtherType::IPV4 | EtherType::IPV6 => return Ok(payload),
+            EtherType::IPV4 | EtherType::IPV6 => return ip_of_its_version(ether_type, payload),
             EtherType::VLAN_TAGGED_FRAME
             | EtherType::PROVIDER_BRIDGING
             | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
@@ -345,6 +345,16 @@ fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8],
         }
     }
     Err(Skip::NotIp)
+}
+
+/// `payload` when its IP version is the one its link-layer protocol names: the kernel drops
+/// an IPv4 packet in an IPv6 frame, and the reverse, so neither is a probe.
+fn ip_of_its_version(ether_type: EtherType, payload: &[u8]) -> Result<&[u8], Skip> {
+    let version = payload.first().ok_or(Skip::Truncated)? >> 4;
+    match (ether_type, version) {
+        (EtherType::IPV4, 4) | (EtherType::IPV6, 6) => Ok(payload),
+        _ => Err(Skip::Malformed),
+    }
 }
 
 /// Slices a Linux cooked capture frame (v1 or v2). Both carry the payload's EtherType in a

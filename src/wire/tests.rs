@@ -263,6 +263,35 @@ fn bad_ip_version_is_malformed() {
     assert_eq!(parse(LinkType::Loopback, &frame), Err(Skip::Malformed));
 }
 
+/// Red team of issue 25: an IPv6 packet in an IPv4 frame, or an IPv4 packet in an IPv6 frame,
+/// is one the kernel drops: not a probe, whatever the capture.
+#[test]
+fn an_ip_version_other_than_the_frames_protocol_is_malformed() {
+    // SLL_SYN6 says 0x86dd at offset 14; the packet after the 16-byte header is IPv6.
+    let mut six_as_four = hex(SLL_SYN6);
+    six_as_four[14..16].copy_from_slice(&[0x08, 0x00]);
+    assert_eq!(
+        parse(LinkType::LinuxSll, &six_as_four),
+        Err(Skip::Malformed)
+    );
+    // SLL2_SYN says 0x0800 at offset 0; its packet is IPv4.
+    let mut four_as_six = hex(SLL2_SYN);
+    four_as_six[0..2].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(
+        parse(LinkType::LinuxSll2, &four_as_six),
+        Err(Skip::Malformed)
+    );
+    // Behind a VLAN tag too: MASSCAN_SYN's inner type is at 16..18.
+    let mut tagged = hex(MASSCAN_SYN);
+    tagged[16..18].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(parse(LinkType::Ethernet, &tagged), Err(Skip::Malformed));
+    // Nothing after the header: truncated.
+    assert_eq!(
+        parse(LinkType::LinuxSll2, &hex(SLL2_SYN)[..20]),
+        Err(Skip::Truncated)
+    );
+}
+
 /// The specification of [`classify_tcp`] over the 64 sets of the six control flags, one
 /// character each, indexed by `URG ACK PSH RST SYN FIN` as a number:
 /// `S` syn, `F` fin, `N` null, `X` xmas, `M` maimon, `o` odd (stealth), `!` odd (impossible),

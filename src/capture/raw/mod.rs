@@ -136,7 +136,7 @@ impl RawCapture {
                 }
             };
             let wanted = from.is_none_or(|link| {
-                carries_ip(link.protocol())
+                carries_ip(link.protocol(), self.buf.first().copied())
                     && !(self.skip_loopback && link.hatype() == ARPHRD_LOOPBACK)
                     && self
                         .only
@@ -164,12 +164,17 @@ impl RawCapture {
 }
 
 /// Whether a frame's link-layer protocol (`sll_protocol`, in network byte order) is IPv4 or
-/// IPv6: the filter tells them apart by the version nibble alone, so a frame of another
-/// protocol whose first byte looks like one is refused here.
-fn carries_ip(protocol: u16) -> bool {
+/// IPv6, and its packet's first byte (`first`) is of that IP version: the filter tells the
+/// versions apart by the nibble alone, so a frame of another protocol whose first byte looks
+/// like one is refused here, and so is an IPv4 packet in an IPv6 frame, or the reverse, which
+/// the kernel drops.
+fn carries_ip(protocol: u16, first: Option<u8>) -> bool {
     const ETH_P_IP: u16 = 0x0800;
     const ETH_P_IPV6: u16 = 0x86DD;
-    matches!(u16::from_be(protocol), ETH_P_IP | ETH_P_IPV6)
+    matches!(
+        (u16::from_be(protocol), first.map(|b| b >> 4)),
+        (ETH_P_IP, Some(4)) | (ETH_P_IPV6, Some(6))
+    )
 }
 
 #[cfg(test)]
@@ -178,10 +183,21 @@ mod tests {
 
     #[test]
     fn only_ipv4_and_ipv6_frames_are_taken() {
-        assert!(carries_ip(0x0800u16.to_be()) && carries_ip(0x86DDu16.to_be()));
+        assert!(carries_ip(0x0800u16.to_be(), Some(0x45)));
+        assert!(carries_ip(0x86DDu16.to_be(), Some(0x60)));
         // ARP, VLAN-tagged, 802.2 frames: the filter reads their first nibble as a version.
         for other in [0x0806u16, 0x8100, 0x0004, 0x88CC] {
-            assert!(!carries_ip(other.to_be()), "{other:#06x}");
+            assert!(!carries_ip(other.to_be(), Some(0x45)), "{other:#06x}");
         }
+        // Red team of issue 25: the version must be the one the frame's protocol names.
+        assert!(
+            !carries_ip(0x0800u16.to_be(), Some(0x60)),
+            "IPv6 in an IPv4 frame"
+        );
+        assert!(
+            !carries_ip(0x86DDu16.to_be(), Some(0x45)),
+            "IPv4 in an IPv6 frame"
+        );
+        assert!(!carries_ip(0x0800u16.to_be(), None), "an empty frame");
     }
 }
