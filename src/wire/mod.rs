@@ -156,6 +156,9 @@ pub struct Metadata {
     pub ifindex: Option<u32>,
     /// Whether that interface is a loopback device (`ARPHRD_LOOPBACK`).
     pub loopback: bool,
+    /// Whether the capture holds the whole frame (no snap length cut it): then a packet
+    /// shorter than its IP header says is one the kernel drops, not one cut short.
+    pub whole: bool,
 }
 
 impl Default for Metadata {
@@ -164,6 +167,7 @@ impl Default for Metadata {
             direction: Direction::Unknown,
             ifindex: None,
             loopback: false,
+            whole: false,
         }
     }
 }
@@ -302,7 +306,7 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
     } else {
         seen.direction
     };
-    packet_from_ip(ip).map(|p| {
+    packet_from_ip(ip, seen.whole).map(|p| {
         let arrived = !matches!(direction, Direction::Outgoing | Direction::Unknown);
         let integrity = if p.integrity == Integrity::Offloaded && arrived && !seen.loopback {
             let loopback = match link {
@@ -371,8 +375,9 @@ fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Ski
 
 /// From the start of the IP header: addresses, then the TCP or UDP header. IPv6 extension
 /// headers are walked by etherparse; a payload cut short by the snap length is fine as long as
-/// the transport header is whole.
-fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
+/// the transport header is whole, but not one shorter than its header says when the capture
+/// holds the `whole` frame.
+fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
     let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
         LaxHeaderSliceError::Len(_) => Skip::Truncated,
@@ -387,6 +392,10 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
     }
     if payload.fragmented {
         return Err(Skip::Fragment);
+    }
+    // Shorter than its header says, with nothing cut by the capture: the kernel drops it.
+    if payload.incomplete && whole {
+        return Err(Skip::Truncated);
     }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
     let header_ok = ip

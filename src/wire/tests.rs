@@ -113,6 +113,7 @@ fn cooked_frames_carry_the_kernels_direction() {
         direction,
         ifindex,
         loopback: false,
+        whole: false,
     };
     assert_eq!(
         parse_with(
@@ -493,6 +494,7 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
         direction,
         ifindex: Some(2),
         loopback,
+        whole: false,
     };
     for (meta, expected) in [
         // A capture that does not say which way (a raw IP file, often taken at the sender).
@@ -521,6 +523,53 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
         assert_eq!(
             parse_with(LinkType::RawIp, &bad, meta).unwrap().integrity,
             Integrity::Bad
+        );
+    }
+}
+
+/// Red team of issue 25: a SYN with a wrong checksum is no evidence, but one whose IP header
+/// also claims more bytes than the packet has came out `Unverified`, and counted, as if a
+/// snap length had cut it; the kernel drops it (IpExtInTruncatedPkts). A capture that holds
+/// the whole frame (`Metadata::whole`: the raw method, libpcap's caplen equal to its length)
+/// says so, and such a packet is truncated; a frame a snap length cut stays unverified.
+#[test]
+fn issue_25_a_packet_shorter_than_its_ip_header_says_is_truncated_when_captured_whole() {
+    for v6 in [false, true] {
+        let mut liar = built(v6, false, b"");
+        let tcp_sum = if v6 { 40 + 16 } else { 20 + 16 };
+        liar[tcp_sum] ^= 0xff; // a wrong TCP checksum
+        if v6 {
+            liar[4..6].copy_from_slice(&1000u16.to_be_bytes());
+        } else {
+            liar[2..4].copy_from_slice(&1000u16.to_be_bytes());
+            liar[10..12].copy_from_slice(&[0, 0]);
+            let sum = liar[..20]
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum::<u32>();
+            let sum = (sum & 0xffff) + (sum >> 16);
+            let sum = !u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
+            liar[10..12].copy_from_slice(&sum.to_be_bytes());
+        }
+        let whole = Metadata {
+            direction: Direction::Incoming,
+            whole: true,
+            ..Metadata::default()
+        };
+        assert_eq!(
+            parse_with(LinkType::RawIp, &liar, whole),
+            Err(Skip::Truncated),
+            "v6: {v6}"
+        );
+        // Cut by a snap length (not known whole): unverified, as before.
+        assert_eq!(integrity(&liar), Integrity::Unverified, "v6: {v6}");
+        // The same packet whole and honest is valid.
+        let honest = built(v6, false, b"");
+        assert_eq!(
+            parse_with(LinkType::RawIp, &honest, whole)
+                .unwrap()
+                .integrity,
+            Integrity::Valid
         );
     }
 }

@@ -152,6 +152,8 @@ impl RawCapture {
                     }),
                     ifindex: from.and_then(|link| u32::try_from(link.ifindex()).ok()),
                     loopback: from.is_some_and(|link| link.hatype() == ARPHRD_LOOPBACK),
+                    // A read that filled the buffer may have been cut.
+                    whole: n < self.buf.len(),
                 }));
             }
         }
