@@ -714,3 +714,51 @@ fn issue_25_a_probe_shorter_than_its_ip_header_says_is_no_evidence_in_either_met
         }
     }
 }
+
+/// Red team of issue 25: the raw method said 0 capture drops whatever its socket dropped, so
+/// under a flood `status` and `capture_drops_total` said every frame was seen. Now each frame
+/// the filter kept is either seen or counted as dropped (the daemon stopped during a flood).
+#[test]
+#[ignore = "needs root + netns: cargo test --test netns -- --ignored --test-threads=1"]
+fn issue_25_the_raw_method_counts_the_frames_its_socket_dropped() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("netns");
+    let raw = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        "[respond]\ndry-run = true\n[capture]\nmethod = \"raw\"\n",
+    );
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    const SENT: u64 = 300_000;
+    // UDP from the victim's own network to a closed port: kept by the filter, never a block
+    // (one port, over and over).
+    let frame = frames::udp_frame(ip(NetnsPair::B4), ip(NetnsPair::A4), 40000, 9);
+    let frames = vec![frame; usize::try_from(SENT).unwrap()];
+    // The daemon stopped while they come: its socket's buffer fills, and the rest is dropped.
+    let signal = |sig: &str| {
+        let done = std::process::Command::new("kill")
+            .args([sig, &raw.pid()])
+            .status()
+            .unwrap();
+        assert!(done.success());
+    };
+    signal("-STOP");
+    lab.inject(&frames);
+    signal("-CONT");
+    let status = || -> serde_json::Value {
+        let out = raw.ctl(&["--json", "status"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The drops are read with the daemon's status to systemd, every few seconds.
+    let accounted = || {
+        let s = status();
+        s["packets"].as_u64().unwrap() + s["capture_drops"].as_u64().unwrap()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || accounted() >= SENT),
+        "{SENT} frames sent, {} seen or dropped: {}",
+        accounted(),
+        status()
+    );
+}

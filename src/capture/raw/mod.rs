@@ -29,6 +29,8 @@ pub struct RawCapture {
     skip_loopback: bool,
     only: Option<HashSet<usize>>,
     device: String,
+    /// Frames the socket dropped so far (the kernel's counter resets as it is read).
+    dropped: u32,
 }
 
 impl RawCapture {
@@ -86,6 +88,7 @@ impl RawCapture {
             skip_loopback: *interfaces == Interfaces::AllButLoopback,
             only,
             device,
+            dropped: 0,
         };
         // Packets queued between the socket's creation and the filter's attachment were not
         // filtered: drop them.
@@ -98,6 +101,8 @@ impl RawCapture {
                 break;
             }
         }
+        // Nor are the drops of those unfiltered packets the filter's: the counter starts now.
+        let _ = sys::dropped(capture.fd.as_fd());
         Ok(capture)
     }
 
@@ -159,9 +164,14 @@ impl RawCapture {
         }
     }
 
-    /// Drops are not counted for the raw method.
+    /// Frames the socket dropped for want of room in its buffer, since it was opened, as
+    /// libpcap counts them (wrapping at 2³²); the interface's own drops are not known here.
     pub fn drops(&mut self) -> (u32, u32) {
-        (0, 0)
+        // A counter that cannot be read adds nothing; the next read says the drops since.
+        if let Ok(more) = sys::dropped(self.fd.as_fd()) {
+            self.dropped = self.dropped.wrapping_add(more);
+        }
+        (self.dropped, 0)
     }
 }
 
