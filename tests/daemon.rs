@@ -1917,3 +1917,45 @@ fn issue_25_a_never_block_file_swapped_for_a_fifo_refuses_the_reload_at_once() {
     let status = daemon.ctl(&["status", "--json"]);
     assert!(status.status.success());
 }
+
+/// Red team of issue 25: a reload from own mode to attach mode left the own table's blocks in
+/// the kernel, dropping an address `sentryctl unblock` had lifted (from the attached sets
+/// only). Now the reload lifts them from the table no longer in force.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_25_a_reload_from_own_to_attach_mode_leaves_no_block_in_the_own_table() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let blocked = daemon.ctl(&["block", "203.0.113.9"]);
+    assert!(blocked.status.success(), "{}", text(&blocked));
+    assert!(lab.set_text("blocked4").contains("203.0.113.9"));
+    for rule in [
+        "add table inet adm",
+        "add set inet adm s4 { type ipv4_addr; flags timeout, interval; }",
+        "add set inet adm s6 { type ipv6_addr; flags timeout, interval; }",
+        "add chain inet adm in { type filter hook input priority 0; }",
+        "add rule inet adm in ip saddr @s4 drop",
+        "add rule inet adm in ip6 saddr @s6 drop",
+    ] {
+        let mut args = vec!["nft"];
+        args.extend(rule.split(' '));
+        let done = lab.exec(&lab.a, &args);
+        assert!(done.status.success(), "{rule}: {done:?}");
+    }
+    let config = dir.0.join("scansentry.toml");
+    let own = std::fs::read_to_string(&config).unwrap();
+    let attach = "[firewall]\nmode = \"attach\"\nfamily = \"inet\"\ntable = \"adm\"\n\
+                  set4 = \"s4\"\nset6 = \"s6\"\n";
+    std::fs::write(&config, format!("{attach}{own}")).unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", daemon.err());
+    let s4 = lab.exec(&lab.a, &["nft", "list", "set", "inet", "adm", "s4"]);
+    assert!(String::from_utf8_lossy(&s4.stdout).contains("203.0.113.9"));
+    assert!(
+        !lab.set_text("blocked4").contains("203.0.113.9"),
+        "left in the own table: {}",
+        lab.set_text("blocked4")
+    );
+}

@@ -696,9 +696,12 @@ impl Engine {
             let mut old = std::mem::replace(&mut self.firewall, firewall);
             // The old firewall's blocks would stay in the kernel out of reach: neither an
             // unblock nor the never-block list goes to a firewall no longer in force. A dry
-            // run, or a firewall of another kind (nftables, routes), leaves none behind.
-            let elsewhere = std::mem::discriminant(&new.backend)
-                != std::mem::discriminant(&self.config().backend);
+            // run, or a firewall elsewhere (routes, another table), leaves none behind.
+            let elsewhere = match (&new.backend, &self.config().backend) {
+                (Backend::Nft(new), Backend::Nft(old)) => !new.may_share_sets(old),
+                (Backend::Route, Backend::Route) => false,
+                _ => true,
+            };
             if self.mode == Mode::Enforcing
                 && (mode == Mode::DryRun || elsewhere)
                 && let Err(e) = lift_all(&mut *old, &due)
