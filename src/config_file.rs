@@ -2,8 +2,7 @@
 //! to the pure [`config::from_file`]. A missing file at the default path means the built-in
 //! default; any other file that cannot be read is an error naming it.
 
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config, ConfigError, DEFAULT_PATH, Loaded, Origin};
@@ -33,18 +32,16 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
     config::from_file(&path, &text, mode)
 }
 
-/// The file's text, and its permission bits when they can be seen (of the file that was read).
+/// The file's text, and its permission bits (of the file that was read): a regular file,
+/// opened without waiting, of bounded size ([`crate::host::read_text`]).
 fn read(path: &Path) -> io::Result<(String, Option<u32>)> {
-    let mut file = std::fs::File::open(path)?;
-    let mode = file.metadata().ok().map(|meta| meta.permissions().mode());
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
-    Ok((text, mode))
+    crate::host::read_text_and_mode(path).map(|(text, mode)| (text, Some(mode)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 
     #[test]
@@ -72,6 +69,53 @@ mod tests {
         assert!(loaded.warnings[0].contains("writable by other users"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(load(Some(&path)).unwrap().warnings.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Red team of issue 25: a reload reads the configuration in the daemon's main loop. A FIFO
+    /// put in the file's place held it there (no capture, no block, no answer) until something
+    /// wrote to the FIFO; `/dev/zero`, or a file of gigabytes, was read whole into memory. Now
+    /// the file is opened without waiting, must be a regular file, and is read up to
+    /// `MAX_FILE_BYTES`.
+    #[test]
+    fn issue_25_a_fifo_a_device_or_a_huge_file_is_refused_not_waited_on_nor_read_whole() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::env::temp_dir().join(format!("scansentry-red-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.toml");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                load(Some(&path))
+                    .map(|_| ())
+                    .map_err(|e| crate::exit::chain(&e)),
+            );
+        });
+        // A bound, not a timer: the load either answers at once or waits for a writer forever.
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(&fifo); // frees a load that waits, if it does
+        let err = answer
+            .expect("loading a FIFO waited for a writer")
+            .unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+
+        let zero = dir.join("zero.toml");
+        let _ = std::fs::remove_file(&zero);
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = crate::exit::chain(&load(Some(&zero)).unwrap_err());
+        assert!(err.contains("not a regular file"), "{err}");
+
+        let huge = dir.join("huge.toml");
+        let file = std::fs::File::create(&huge).unwrap();
+        file.set_len(crate::host::MAX_FILE_BYTES + 1).unwrap(); // sparse: nothing written
+        let err = crate::exit::chain(&load(Some(&huge)).unwrap_err());
+        assert!(err.contains("over the 16 MiB"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

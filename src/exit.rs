@@ -58,7 +58,7 @@ pub fn check_config(program: &str, path: Option<&std::path::Path>, json: bool) -
     };
     let mut warnings = loaded.warnings.clone();
     let file = (loaded.config.never_block.file.as_ref())
-        .map(|path| (path.clone(), std::fs::read_to_string(path)));
+        .map(|path| (path.clone(), crate::host::read_text(path)));
     match crate::never_block::compose(&loaded.config, Vec::new(), file) {
         Ok((_, more)) => warnings.extend(more),
         Err(e) => {

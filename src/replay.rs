@@ -85,7 +85,7 @@ impl Host for CaptureHost {
     }
 
     fn read_file(&mut self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        crate::host::read_text(path)
     }
 
     fn firewall(&mut self, _: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {

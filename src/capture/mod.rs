@@ -31,6 +31,9 @@ pub struct Frame<'a> {
     /// Whether the source knows, apart from the bytes, that the frame crossed a loopback
     /// device (the raw method's socket address).
     pub loopback: bool,
+    /// Whether `data` is the whole frame (libpcap's captured length is its length on the wire;
+    /// the raw method's read did not fill its buffer).
+    pub whole: bool,
 }
 
 impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
@@ -42,6 +45,7 @@ impl<'a> From<pcap::Packet<'a>> for Frame<'a> {
             direction: Direction::Unknown,
             ifindex: None,
             loopback: false,
+            whole: packet.header.caplen >= packet.header.len,
         }
     }
 }

@@ -53,6 +53,20 @@ pub enum NftConfig {
     },
 }
 
+impl NftConfig {
+    /// Whether a firewall of `self` and one of `other` may hold their blocks in the same sets
+    /// of the kernel: own mode's table is always `inet scansentry`
+    /// (`crate::firewall::nft::OWN_TABLE`); attach mode's sets are in the table it names. A
+    /// reload from one to the other lifts the blocks of the old only when they cannot.
+    pub fn may_share_sets(&self, other: &NftConfig) -> bool {
+        let place = |c: &NftConfig| match c {
+            NftConfig::Own { .. } => (Family::Inet, "scansentry".to_string()),
+            NftConfig::Attach { family, table, .. } => (*family, table.as_str().to_string()),
+        };
+        place(self) == place(other)
+    }
+}
+
 impl Family {
     /// As nft writes it.
     pub fn as_str(self) -> &'static str {
@@ -132,5 +146,28 @@ mod tests {
         for good in ["filter", "scansentry", "my_set-4.v/x", &"a".repeat(255)] {
             assert_eq!(NftName::new(good).unwrap().as_str(), good);
         }
+    }
+
+    /// Red team of issue 25: which reloads may lift the old firewall's blocks.
+    #[test]
+    fn own_mode_shares_its_table_with_itself_and_with_attach_mode_only_on_it() {
+        let own = |priority| NftConfig::Own {
+            hook: Hook::Input,
+            forward: false,
+            priority,
+            set_size: 1024,
+        };
+        let attach = |family, table: &str, set4: &str| NftConfig::Attach {
+            family,
+            table: NftName::new(table).unwrap(),
+            set4: Some(NftName::new(set4).unwrap()),
+            set6: None,
+        };
+        assert!(own(0).may_share_sets(&own(-300)));
+        assert!(!own(0).may_share_sets(&attach(Family::Inet, "adm", "s4")));
+        assert!(own(0).may_share_sets(&attach(Family::Inet, "scansentry", "blocked4")));
+        assert!(!own(0).may_share_sets(&attach(Family::Ip, "scansentry", "s4")));
+        assert!(attach(Family::Ip, "t", "a").may_share_sets(&attach(Family::Ip, "t", "b")));
+        assert!(!attach(Family::Ip, "t", "a").may_share_sets(&attach(Family::Ip, "u", "a")));
     }
 }

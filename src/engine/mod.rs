@@ -693,7 +693,23 @@ impl Engine {
             firewall.ensure_ready(&allow)?;
             let due: Vec<Action> = self.responder.due(self.clock.now()).collect();
             firewall.apply(&due)?;
-            self.firewall = firewall;
+            let mut old = std::mem::replace(&mut self.firewall, firewall);
+            // The old firewall's blocks would stay in the kernel out of reach: neither an
+            // unblock nor the never-block list goes to a firewall no longer in force. A dry
+            // run, or a firewall elsewhere (routes, another table), leaves none behind.
+            let elsewhere = match (&new.backend, &self.config().backend) {
+                (Backend::Nft(new), Backend::Nft(old)) => !new.may_share_sets(old),
+                (Backend::Route, Backend::Route) => false,
+                _ => true,
+            };
+            if self.mode == Mode::Enforcing
+                && (mode == Mode::DryRun || elsewhere)
+                && let Err(e) = lift_all(&mut *old, &due)
+            {
+                self.warn(format!(
+                    "could not lift the blocks of the firewall no longer in force: {e}"
+                ));
+            }
             self.mode = mode;
         } else {
             self.firewall.ensure_ready(&allow)?;
@@ -729,6 +745,19 @@ impl Engine {
         }
         Ok(at_start)
     }
+}
+
+/// Unblocks in `firewall` each block of `blocks`: what the engine holds, lifted from a
+/// firewall no longer in force.
+fn lift_all(firewall: &mut dyn Firewall, blocks: &[Action]) -> Result<(), FirewallError> {
+    let lifted: Vec<Action> = blocks
+        .iter()
+        .filter_map(|a| match a {
+            Action::Block { net, .. } => Some(Action::Unblock { net: *net }),
+            Action::Unblock { .. } => None,
+        })
+        .collect();
+    firewall.apply(&lifted)
 }
 
 /// The never-block list as the allow sets hold it.

@@ -961,6 +961,56 @@ fn issue_25_the_engine_decides_a_dry_run_whatever_the_host_can_open() {
     assert!(!lab.kernel.holds(net("203.0.113.9")));
 }
 
+/// Red team of issue 25: a reload that turned dry run on left the blocks made before it in
+/// the kernel, out of reach: an unblock, or a never-block address added by the same reload,
+/// went to the dry run's firewall, which touches nothing (README's "to watch before it
+/// blocks, set dry-run = true" left a blocked workstation blocked, for up to a year with
+/// repeat offences). So did a move from nftables to routes. The blocks still due come back
+/// when dry run is turned off.
+#[test]
+fn issue_25_a_reload_into_dry_run_or_to_routes_leaves_no_block_behind() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    lab.scan("203.0.113.8", 1..=10);
+    assert!(lab.kernel.holds(net(SCANNER)) && lab.kernel.holds(net("203.0.113.8")));
+
+    let mut dry = config();
+    dry.respond.dry_run = true;
+    dry.never_block.addresses.push(net(SCANNER));
+    lab.engine
+        .reconfigure(loaded(dry.clone(), "/etc/new.toml"))
+        .unwrap();
+    assert!(
+        !lab.kernel.holds(net(SCANNER)),
+        "a never-block address is still blocked in the kernel"
+    );
+    assert!(
+        !lab.kernel.holds(net("203.0.113.8")),
+        "a block no unblock can reach is still in the kernel"
+    );
+    // Dry run off: what is still due (and not never-block) is blocked again.
+    lab.scan("203.0.113.9", 1..=10);
+    let mut enforcing = config();
+    enforcing.never_block.addresses.push(net(SCANNER));
+    lab.engine
+        .reconfigure(loaded(enforcing.clone(), "/etc/new.toml"))
+        .unwrap();
+    assert!(lab.kernel.holds(net("203.0.113.9")));
+    assert!(!lab.kernel.holds(net(SCANNER)));
+
+    // From nftables to routes: the block moves, none stays behind in nftables.
+    let mut routes = enforcing;
+    routes.backend = Backend::Route;
+    lab.engine
+        .reconfigure(loaded(routes, "/etc/new.toml"))
+        .unwrap();
+    assert_eq!(lab.remaining(&lab.routes, "203.0.113.9"), Some(None));
+    assert!(
+        !lab.kernel.holds(net("203.0.113.9")),
+        "left behind in nftables"
+    );
+}
+
 /// Issue 25: the never-block list is composed by the engine from what the host shows: its
 /// interface, its gateway, the never-block file's text the host read, and, from the
 /// configuration, its addresses and the fleet's servers and members (which joined the list

@@ -18,6 +18,60 @@ use crate::wire::Proto;
 /// One listening socket: protocol, bound address (`None` for the wildcard), port.
 pub type Listening = (Proto, Option<IpAddr>, u16);
 
+/// The most a file the administrator names may hold (the configuration, the never-block
+/// file): 16 MiB, some 800,000 never-block lines.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a file the administrator names (the configuration, the never-block file) as text:
+/// a regular file, after symbolic links, of at most [`MAX_FILE_BYTES`]. It is opened without
+/// waiting, so a FIFO put in its place is refused, not waited on, and a device (`/dev/zero`)
+/// is refused, not read forever. **Shell.**
+///
+/// # Errors
+///
+/// What the OS said; `InvalidInput` for a file that is not a regular one, `InvalidData` for
+/// one over the limit or not UTF-8.
+pub fn read_text(path: &std::path::Path) -> io::Result<String> {
+    read_text_and_mode(path).map(|(text, _)| text)
+}
+
+/// [`read_text`], and the file's permission bits (of the file that was read).
+///
+/// # Errors
+///
+/// As [`read_text`].
+pub fn read_text_and_mode(path: &std::path::Path) -> io::Result<(String, u32)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let over = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("over the {} MiB a file may hold", MAX_FILE_BYTES >> 20),
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(over());
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(over());
+    }
+    Ok((text, meta.permissions().mode()))
+}
+
 /// TCP state number of LISTEN in `/proc/net/tcp`.
 const TCP_LISTEN: u8 = 0x0a;
 

@@ -154,11 +154,13 @@ impl NeverBlockList {
 }
 
 /// Parses a never-block file: one address or CIDR per line; `#` starts a comment; blank lines are
-/// fine. Returns the entries, and one message per bad line (with its number) so that the rest
-/// still loads.
+/// fine. Returns the entries, and a message for each of the first [`MAX_FILE_WARNINGS`] bad
+/// lines (with its number, quoting at most 64 characters of it), then one counting the rest;
+/// the rest of the file still loads.
 pub fn parse_file(text: &str, path: &std::path::Path) -> (Vec<Entry>, Vec<String>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
+    let mut skipped = 0usize;
     for (i, line) in text.lines().enumerate() {
         let content = line.split('#').next().unwrap_or_default().trim();
         if content.is_empty() {
@@ -172,15 +174,39 @@ pub fn parse_file(text: &str, path: &std::path::Path) -> (Vec<Entry>, Vec<String
                     line: i + 1,
                 },
             }),
-            None => problems.push(format!(
-                "{}:{}: {content:?} is not an IP address or CIDR; line skipped",
-                path.display(),
-                i + 1
-            )),
+            None if problems.len() < MAX_FILE_WARNINGS => {
+                let shown: String = content.chars().take(SHOWN_CHARS).collect();
+                let more = if shown.len() < content.len() {
+                    "…"
+                } else {
+                    ""
+                };
+                // Quoted as Rust quotes it: a control character in the file is escaped.
+                let quoted = format!("{shown}{more}");
+                problems.push(format!(
+                    "{}:{}: {quoted:?} is not an IP address or CIDR; line skipped",
+                    path.display(),
+                    i + 1
+                ));
+            }
+            None => skipped += 1,
         }
+    }
+    if skipped > 0 {
+        problems.push(format!(
+            "{}: {skipped} more lines skipped (not an IP address or CIDR)",
+            path.display()
+        ));
     }
     (entries, problems)
 }
+
+/// The most bad lines of the never-block file said one by one; the rest are counted in one
+/// more warning.
+pub const MAX_FILE_WARNINGS: usize = 16;
+
+/// How much of a bad line a warning quotes, in characters.
+const SHOWN_CHARS: usize = 64;
 
 /// The never-block file named by the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -419,6 +445,41 @@ mod tests {
             .collect();
         assert_eq!(reasons, ["loopback", "nameserver in /etc/resolv.conf"]);
         assert_eq!(l.why(ip("203.0.113.1")).count(), 0);
+    }
+
+    /// Red team of issue 25: every bad line of the never-block file was a warning of its own,
+    /// its whole text quoted, said at every reload and every change of the host's routes: a
+    /// file of 100,000 junk lines, or one line of a megabyte, went to the log whole each time.
+    #[test]
+    fn issue_25_a_hostile_never_block_file_is_said_in_a_few_short_warnings() {
+        let path = std::path::Path::new("/etc/scansentry/ignore");
+        let mut text = "x\n".repeat(100_000);
+        text.push_str(&"y".repeat(1 << 20));
+        text.push_str("\n198.51.100.7\n");
+        let (entries, problems) = parse_file(&text, path);
+        assert_eq!(entries.len(), 1, "the good line still loads");
+        assert_eq!(
+            problems.len(),
+            MAX_FILE_WARNINGS + 1,
+            "{:?}",
+            &problems[..3]
+        );
+        assert_eq!(
+            problems.last().map(String::as_str),
+            Some("/etc/scansentry/ignore: 99985 more lines skipped (not an IP address or CIDR)")
+        );
+        assert!(
+            problems.iter().all(|p| p.len() < 200),
+            "a warning quotes a line whole"
+        );
+        let long = parse_file(&"z".repeat(1 << 20), path).1;
+        assert_eq!(
+            long,
+            [format!(
+                "/etc/scansentry/ignore:1: \"{}…\" is not an IP address or CIDR; line skipped",
+                "z".repeat(64)
+            )]
+        );
     }
 
     #[test]

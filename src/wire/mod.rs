@@ -156,6 +156,9 @@ pub struct Metadata {
     pub ifindex: Option<u32>,
     /// Whether that interface is a loopback device (`ARPHRD_LOOPBACK`).
     pub loopback: bool,
+    /// Whether the capture holds the whole frame (no snap length cut it): then a packet
+    /// shorter than its IP header says is one the kernel drops, not one cut short.
+    pub whole: bool,
 }
 
 impl Default for Metadata {
@@ -164,6 +167,7 @@ impl Default for Metadata {
             direction: Direction::Unknown,
             ifindex: None,
             loopback: false,
+            whole: false,
         }
     }
 }
@@ -302,7 +306,7 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
     } else {
         seen.direction
     };
-    packet_from_ip(ip).map(|p| {
+    packet_from_ip(ip, seen.whole).map(|p| {
         let arrived = !matches!(direction, Direction::Outgoing | Direction::Unknown);
         let integrity = if p.integrity == Integrity::Offloaded && arrived && !seen.loopback {
             let loopback = match link {
@@ -332,7 +336,7 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
 fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8], Skip> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ether_type {
-            EtherType::IPV4 | EtherType::IPV6 => return Ok(payload),
+            EtherType::IPV4 | EtherType::IPV6 => return ip_of_its_version(ether_type, payload),
             EtherType::VLAN_TAGGED_FRAME
             | EtherType::PROVIDER_BRIDGING
             | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
@@ -345,6 +349,16 @@ fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8],
         }
     }
     Err(Skip::NotIp)
+}
+
+/// `payload` when its IP version is the one its link-layer protocol names: the kernel drops
+/// an IPv4 packet in an IPv6 frame, and the reverse, so neither is a probe.
+fn ip_of_its_version(ether_type: EtherType, payload: &[u8]) -> Result<&[u8], Skip> {
+    let version = payload.first().ok_or(Skip::Truncated)? >> 4;
+    match (ether_type, version) {
+        (EtherType::IPV4, 4) | (EtherType::IPV6, 6) => Ok(payload),
+        _ => Err(Skip::Malformed),
+    }
 }
 
 /// Slices a Linux cooked capture frame (v1 or v2). Both carry the payload's EtherType in a
@@ -361,8 +375,9 @@ fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Ski
 
 /// From the start of the IP header: addresses, then the TCP or UDP header. IPv6 extension
 /// headers are walked by etherparse; a payload cut short by the snap length is fine as long as
-/// the transport header is whole.
-fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
+/// the transport header is whole, but not one shorter than its header says when the capture
+/// holds the `whole` frame.
+fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
     let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
         LaxHeaderSliceError::Len(_) => Skip::Truncated,
@@ -377,6 +392,10 @@ fn packet_from_ip(bytes: &[u8]) -> Result<Packet, Skip> {
     }
     if payload.fragmented {
         return Err(Skip::Fragment);
+    }
+    // Shorter than its header says, with nothing cut by the capture: the kernel drops it.
+    if payload.incomplete && whole {
+        return Err(Skip::Truncated);
     }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
     let header_ok = ip

@@ -113,6 +113,7 @@ fn cooked_frames_carry_the_kernels_direction() {
         direction,
         ifindex,
         loopback: false,
+        whole: false,
     };
     assert_eq!(
         parse_with(
@@ -261,6 +262,35 @@ fn bad_ip_version_is_malformed() {
     let mut frame = hex(NULL_UDP);
     frame[4] = 0x75; // version 7
     assert_eq!(parse(LinkType::Loopback, &frame), Err(Skip::Malformed));
+}
+
+/// Red team of issue 25: an IPv6 packet in an IPv4 frame, or an IPv4 packet in an IPv6 frame,
+/// is one the kernel drops: not a probe, whatever the capture.
+#[test]
+fn an_ip_version_other_than_the_frames_protocol_is_malformed() {
+    // SLL_SYN6 says 0x86dd at offset 14; the packet after the 16-byte header is IPv6.
+    let mut six_as_four = hex(SLL_SYN6);
+    six_as_four[14..16].copy_from_slice(&[0x08, 0x00]);
+    assert_eq!(
+        parse(LinkType::LinuxSll, &six_as_four),
+        Err(Skip::Malformed)
+    );
+    // SLL2_SYN says 0x0800 at offset 0; its packet is IPv4.
+    let mut four_as_six = hex(SLL2_SYN);
+    four_as_six[0..2].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(
+        parse(LinkType::LinuxSll2, &four_as_six),
+        Err(Skip::Malformed)
+    );
+    // Behind a VLAN tag too: MASSCAN_SYN's inner type is at 16..18.
+    let mut tagged = hex(MASSCAN_SYN);
+    tagged[16..18].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(parse(LinkType::Ethernet, &tagged), Err(Skip::Malformed));
+    // Nothing after the header: truncated.
+    assert_eq!(
+        parse(LinkType::LinuxSll2, &hex(SLL2_SYN)[..20]),
+        Err(Skip::Truncated)
+    );
 }
 
 /// The specification of [`classify_tcp`] over the 64 sets of the six control flags, one
@@ -464,6 +494,7 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
         direction,
         ifindex: Some(2),
         loopback,
+        whole: false,
     };
     for (meta, expected) in [
         // A capture that does not say which way (a raw IP file, often taken at the sender).
@@ -492,6 +523,53 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
         assert_eq!(
             parse_with(LinkType::RawIp, &bad, meta).unwrap().integrity,
             Integrity::Bad
+        );
+    }
+}
+
+/// Red team of issue 25: a SYN with a wrong checksum is no evidence, but one whose IP header
+/// also claims more bytes than the packet has came out `Unverified`, and counted, as if a
+/// snap length had cut it; the kernel drops it (IpExtInTruncatedPkts). A capture that holds
+/// the whole frame (`Metadata::whole`: the raw method, libpcap's caplen equal to its length)
+/// says so, and such a packet is truncated; a frame a snap length cut stays unverified.
+#[test]
+fn issue_25_a_packet_shorter_than_its_ip_header_says_is_truncated_when_captured_whole() {
+    for v6 in [false, true] {
+        let mut liar = built(v6, false, b"");
+        let tcp_sum = if v6 { 40 + 16 } else { 20 + 16 };
+        liar[tcp_sum] ^= 0xff; // a wrong TCP checksum
+        if v6 {
+            liar[4..6].copy_from_slice(&1000u16.to_be_bytes());
+        } else {
+            liar[2..4].copy_from_slice(&1000u16.to_be_bytes());
+            liar[10..12].copy_from_slice(&[0, 0]);
+            let sum = liar[..20]
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum::<u32>();
+            let sum = (sum & 0xffff) + (sum >> 16);
+            let sum = !u16::try_from((sum & 0xffff) + (sum >> 16)).unwrap();
+            liar[10..12].copy_from_slice(&sum.to_be_bytes());
+        }
+        let whole = Metadata {
+            direction: Direction::Incoming,
+            whole: true,
+            ..Metadata::default()
+        };
+        assert_eq!(
+            parse_with(LinkType::RawIp, &liar, whole),
+            Err(Skip::Truncated),
+            "v6: {v6}"
+        );
+        // Cut by a snap length (not known whole): unverified, as before.
+        assert_eq!(integrity(&liar), Integrity::Unverified, "v6: {v6}");
+        // The same packet whole and honest is valid.
+        let honest = built(v6, false, b"");
+        assert_eq!(
+            parse_with(LinkType::RawIp, &honest, whole)
+                .unwrap()
+                .integrity,
+            Integrity::Valid
         );
     }
 }

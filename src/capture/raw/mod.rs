@@ -29,6 +29,8 @@ pub struct RawCapture {
     skip_loopback: bool,
     only: Option<HashSet<usize>>,
     device: String,
+    /// Frames the socket dropped so far (the kernel's counter resets as it is read).
+    dropped: u32,
 }
 
 impl RawCapture {
@@ -86,6 +88,7 @@ impl RawCapture {
             skip_loopback: *interfaces == Interfaces::AllButLoopback,
             only,
             device,
+            dropped: 0,
         };
         // Packets queued between the socket's creation and the filter's attachment were not
         // filtered: drop them.
@@ -98,6 +101,8 @@ impl RawCapture {
                 break;
             }
         }
+        // Nor are the drops of those unfiltered packets the filter's: the counter starts now.
+        let _ = sys::dropped(capture.fd.as_fd());
         Ok(capture)
     }
 
@@ -136,7 +141,7 @@ impl RawCapture {
                 }
             };
             let wanted = from.is_none_or(|link| {
-                carries_ip(link.protocol())
+                carries_ip(link.protocol(), self.buf.first().copied())
                     && !(self.skip_loopback && link.hatype() == ARPHRD_LOOPBACK)
                     && self
                         .only
@@ -152,24 +157,36 @@ impl RawCapture {
                     }),
                     ifindex: from.and_then(|link| u32::try_from(link.ifindex()).ok()),
                     loopback: from.is_some_and(|link| link.hatype() == ARPHRD_LOOPBACK),
+                    // A read that filled the buffer may have been cut.
+                    whole: n < self.buf.len(),
                 }));
             }
         }
     }
 
-    /// Drops are not counted for the raw method.
+    /// Frames the socket dropped for want of room in its buffer, since it was opened, as
+    /// libpcap counts them (wrapping at 2³²); the interface's own drops are not known here.
     pub fn drops(&mut self) -> (u32, u32) {
-        (0, 0)
+        // A counter that cannot be read adds nothing; the next read says the drops since.
+        if let Ok(more) = sys::dropped(self.fd.as_fd()) {
+            self.dropped = self.dropped.wrapping_add(more);
+        }
+        (self.dropped, 0)
     }
 }
 
 /// Whether a frame's link-layer protocol (`sll_protocol`, in network byte order) is IPv4 or
-/// IPv6: the filter tells them apart by the version nibble alone, so a frame of another
-/// protocol whose first byte looks like one is refused here.
-fn carries_ip(protocol: u16) -> bool {
+/// IPv6, and its packet's first byte (`first`) is of that IP version: the filter tells the
+/// versions apart by the nibble alone, so a frame of another protocol whose first byte looks
+/// like one is refused here, and so is an IPv4 packet in an IPv6 frame, or the reverse, which
+/// the kernel drops.
+fn carries_ip(protocol: u16, first: Option<u8>) -> bool {
     const ETH_P_IP: u16 = 0x0800;
     const ETH_P_IPV6: u16 = 0x86DD;
-    matches!(u16::from_be(protocol), ETH_P_IP | ETH_P_IPV6)
+    matches!(
+        (u16::from_be(protocol), first.map(|b| b >> 4)),
+        (ETH_P_IP, Some(4)) | (ETH_P_IPV6, Some(6))
+    )
 }
 
 #[cfg(test)]
@@ -178,10 +195,21 @@ mod tests {
 
     #[test]
     fn only_ipv4_and_ipv6_frames_are_taken() {
-        assert!(carries_ip(0x0800u16.to_be()) && carries_ip(0x86DDu16.to_be()));
+        assert!(carries_ip(0x0800u16.to_be(), Some(0x45)));
+        assert!(carries_ip(0x86DDu16.to_be(), Some(0x60)));
         // ARP, VLAN-tagged, 802.2 frames: the filter reads their first nibble as a version.
         for other in [0x0806u16, 0x8100, 0x0004, 0x88CC] {
-            assert!(!carries_ip(other.to_be()), "{other:#06x}");
+            assert!(!carries_ip(other.to_be(), Some(0x45)), "{other:#06x}");
         }
+        // Red team of issue 25: the version must be the one the frame's protocol names.
+        assert!(
+            !carries_ip(0x0800u16.to_be(), Some(0x60)),
+            "IPv6 in an IPv4 frame"
+        );
+        assert!(
+            !carries_ip(0x86DDu16.to_be(), Some(0x45)),
+            "IPv4 in an IPv6 frame"
+        );
+        assert!(!carries_ip(0x0800u16.to_be(), None), "an empty frame");
     }
 }

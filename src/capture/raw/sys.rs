@@ -1,8 +1,10 @@
-//! Attaching a classic BPF program to a socket: the one `setsockopt` that takes a pointer, which
-//! neither std nor nix wraps. The crate's other `unsafe` is in `firewall/nft/sys.rs`.
+//! Attaching a classic BPF program to a socket, and reading its drop counter: the socket
+//! options that take a pointer, which neither std nor nix wraps. The crate's other `unsafe` is
+//! in `firewall/nft/sys.rs`.
 #![allow(
     unsafe_code,
-    reason = "SO_ATTACH_FILTER takes a struct sock_fprog that points at the program"
+    reason = "SO_ATTACH_FILTER takes a struct sock_fprog that points at the program; \
+              PACKET_STATISTICS fills a struct tpacket_stats"
 )]
 
 use std::io;
@@ -53,6 +55,38 @@ pub fn attach(fd: BorrowedFd<'_>, program: &Program) -> io::Result<()> {
     };
     if rc == 0 {
         Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The frames the kernel dropped on packet socket `fd` for want of room in its buffer since
+/// the last call (`PACKET_STATISTICS`, which the kernel resets as it answers).
+///
+/// # Errors
+///
+/// What the kernel said.
+pub fn dropped(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut stats = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut size = libc::socklen_t::try_from(std::mem::size_of::<libc::tpacket_stats>())
+        .expect("a small struct");
+    // SAFETY: `fd` is an open socket borrowed for the call; `stats` is a `tpacket_stats` that
+    // lives through the call and `size` is its size, so the kernel writes at most that many
+    // bytes into it (and says in `size` how many it wrote).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            std::ptr::from_mut(&mut stats).cast(),
+            &raw mut size,
+        )
+    };
+    if rc == 0 {
+        Ok(stats.tp_drops)
     } else {
         Err(io::Error::last_os_error())
     }

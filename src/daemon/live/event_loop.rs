@@ -107,6 +107,7 @@ impl Running {
                                 direction: frame.direction,
                                 ifindex: frame.ifindex,
                                 loopback: frame.loopback,
+                                whole: frame.whole,
                             },
                         );
                         self.daemon.engine.packet(at, packet);

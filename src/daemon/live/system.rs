@@ -65,7 +65,7 @@ pub(super) fn open_firewall(backend: &Backend) -> Result<Box<dyn Firewall>, Fire
 /// Missing files are empty.
 fn read_host_state(interfaces: Vec<(String, IpAddr)>) -> HostState {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let resolv_conf = std::fs::read_to_string(discover::RESOLV_CONF)
+    let resolv_conf = host::read_text(Path::new(discover::RESOLV_CONF))
         .ok()
         .map(|t| (PathBuf::from(discover::RESOLV_CONF), t));
     let stub = resolv_conf.as_ref().is_some_and(|(_, t)| {
@@ -74,7 +74,7 @@ fn read_host_state(interfaces: Vec<(String, IpAddr)>) -> HostState {
             .any(discover::is_resolved_stub)
     });
     let resolved_upstream = stub
-        .then(|| std::fs::read_to_string(discover::RESOLVED_UPSTREAM).ok())
+        .then(|| host::read_text(Path::new(discover::RESOLVED_UPSTREAM)).ok())
         .flatten()
         .map(|t| (PathBuf::from(discover::RESOLVED_UPSTREAM), t));
     HostState {
@@ -101,7 +101,7 @@ impl Host for System {
     }
 
     fn read_file(&mut self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        host::read_text(path)
     }
 
     fn firewall(&mut self, backend: &Backend) -> Result<Box<dyn Firewall>, FirewallError> {
