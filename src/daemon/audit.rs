@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::audit::names::Names;
+use crate::audit::policy::{self, Loudness};
 use crate::audit::store::Store;
 use crate::audit::{Source, collect};
 use crate::config::{AuditConfig, Severity};
@@ -51,8 +52,9 @@ impl Auditor {
     }
 }
 
-/// One audit: the snapshot, its findings logged at the configured severity, the history
-/// updated.
+/// One audit: the snapshot, the findings the audit before had not found logged (new, missing,
+/// restarted, moved at the configured severity; gone at info), the history updated. The first
+/// audit records what listens as the baseline and says so once, at info.
 fn audit_once(config: &AuditConfig, db: &std::path::Path) {
     let now = SystemClock.now();
     let snapshot = match collect::local(&config.policy, &Names::load(), now) {
@@ -62,6 +64,11 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
             return;
         }
     };
+    let mut policy = config.policy.clone();
+    match collect::expect_file(config.expect_file.as_deref()) {
+        Ok(rules) => policy.all.expect.extend(rules),
+        Err(e) => tracing::warn!("audit: {e}"),
+    }
     if let Some(dir) = db.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -72,25 +79,61 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
             None
         }
     };
-    let before = store
+    let stored = |s: &Store, baseline: bool| {
+        let found = if baseline {
+            s.baseline()
+        } else {
+            s.newest(Source::Local)
+        };
+        found.ok().flatten().map(|(_, snapshot)| snapshot)
+    };
+    let before = store.as_ref().and_then(|s| stored(s, false));
+    let baseline = store.as_ref().and_then(|s| stored(s, true));
+    let first = store.is_some() && baseline.is_none();
+    let baseline = baseline.as_ref().unwrap_or(&snapshot);
+    let findings = policy.check(&snapshot, before.as_ref(), baseline);
+    let said = before
         .as_ref()
-        .and_then(|s| s.newest(Source::Local).ok().flatten());
-    let findings = config
-        .policy
-        .check(&snapshot, before.as_ref().map(|(_, s)| s));
-    for f in &findings {
+        .map(|b| policy.check(b, None, baseline))
+        .unwrap_or_default();
+    let fresh = policy::fresh(findings.clone(), &said);
+    for f in &fresh {
         let line = format!("audit: {}", f.line());
-        match config.severity {
-            Severity::Error => tracing::error!("{line}"),
-            Severity::Warning => tracing::warn!("{line}"),
-            Severity::Info => tracing::info!("{line}"),
+        match (f.loudness(), config.severity) {
+            (Loudness::Info, _) | (_, Severity::Info) => tracing::info!("{line}"),
+            (_, Severity::Error) => tracing::error!("{line}"),
+            (_, Severity::Warning) => tracing::warn!("{line}"),
         }
     }
-    tracing::info!(
-        "audit: {} services open, {} findings",
-        snapshot.entries.len(),
-        findings.len()
-    );
+    if first {
+        let rules: Vec<String> = policy::expect_list(&snapshot)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(
+            "audit: first look: {} services open, known from now on: {}",
+            snapshot.entries.len(),
+            if rules.is_empty() {
+                "none".to_string()
+            } else {
+                rules.join(" ")
+            }
+        );
+    }
+    if findings.is_empty() {
+        tracing::info!(
+            "audit: {} services open, nothing to report",
+            snapshot.entries.len()
+        );
+    } else {
+        tracing::info!(
+            "audit: {} services open, {} findings, {} of them reported now (sentryctl audit \
+             lists them)",
+            snapshot.entries.len(),
+            findings.len(),
+            fresh.len()
+        );
+    }
     if let Some(store) = store.as_mut()
         && let Err(e) = store.save(&snapshot)
     {
