@@ -176,6 +176,13 @@ pub enum Finding {
     },
 }
 
+/// A finding's kind and what it is about: a service, or a rule on an address.
+#[derive(PartialEq, Eq)]
+enum Identity<'a> {
+    Service(u8, (IpAddr, Proto, u16)),
+    Rule(u8, Option<IpAddr>, &'a str),
+}
+
 /// How loud a finding is: a service gone is information, the rest is reported at the
 /// configured severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,20 +243,14 @@ impl Finding {
 
     /// What the finding is about, whatever the process: the same identity in two audits is the
     /// same finding.
-    fn identity(
-        &self,
-    ) -> (
-        u8,
-        Option<(IpAddr, Proto, u16)>,
-        Option<(Option<IpAddr>, &str)>,
-    ) {
+    fn identity(&self) -> Identity<'_> {
         match self {
-            Finding::New { entry } => (0, Some(entry.key()), None),
-            Finding::Missing { host, rule } => (1, None, Some((*host, rule))),
-            Finding::Restarted { entry, .. } => (2, Some(entry.key()), None),
-            Finding::Moved { entry, .. } => (3, Some(entry.key()), None),
-            Finding::Gone { entry } => (4, Some(entry.key()), None),
-            Finding::NotOpen { host, rule } => (5, None, Some((*host, rule))),
+            Finding::New { entry } => Identity::Service(0, entry.key()),
+            Finding::Missing { host, rule } => Identity::Rule(1, *host, rule),
+            Finding::Restarted { entry, .. } => Identity::Service(2, entry.key()),
+            Finding::Moved { entry, .. } => Identity::Service(3, entry.key()),
+            Finding::Gone { entry } => Identity::Service(4, entry.key()),
+            Finding::NotOpen { host, rule } => Identity::Rule(5, *host, rule),
         }
     }
 

@@ -105,7 +105,20 @@ fn audit(options: &Options) -> Result<bool, String> {
     );
     let id = store.save(&snapshot).map_err(chain)?;
     let baseline_id = baseline.as_ref().map_or(id, |(b, _)| *b);
-    if options.json {
+    let first = baseline.is_none();
+    print_state(options.json, (id, baseline_id, first), &snapshot, &findings);
+    Ok(!findings.is_empty())
+}
+
+/// The state: `snapshot` (number `id`), its findings against the baseline (number
+/// `baseline_id`; `first` when this snapshot is it) and the policy.
+fn print_state(
+    json: bool,
+    (id, baseline_id, first): (i64, i64, bool),
+    snapshot: &Snapshot,
+    findings: &[audit::policy::Finding],
+) {
+    if json {
         let v = serde_json::json!({
             "snapshot": id,
             "baseline": baseline_id,
@@ -114,25 +127,24 @@ fn audit(options: &Options) -> Result<bool, String> {
             "findings": findings,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
-    } else {
-        print!("{}", services_table(&snapshot));
-        if baseline.is_none() {
-            println!(
-                "first look: what listens now is the baseline (snapshot {id}); later audits \
-                 report what differs from it"
-            );
-        }
-        for f in &findings {
-            println!("{}", f.line());
-        }
-        if findings.is_empty() {
-            println!(
-                "{} services open, nothing to report (snapshot {id}, baseline {baseline_id})",
-                snapshot.entries.len()
-            );
-        }
+        return;
     }
-    Ok(!findings.is_empty())
+    print!("{}", services_table(snapshot));
+    if first {
+        println!(
+            "first look: what listens now is the baseline (snapshot {id}); later audits \
+             report what differs from it"
+        );
+    }
+    for f in findings {
+        println!("{}", f.line());
+    }
+    if findings.is_empty() {
+        println!(
+            "{} services open, nothing to report (snapshot {id}, baseline {baseline_id})",
+            snapshot.entries.len()
+        );
+    }
 }
 
 /// The snapshot `SINCE` names: `last` (the newest), a snapshot number, an RFC 3339 time, or an

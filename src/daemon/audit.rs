@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::audit::names::Names;
-use crate::audit::policy::{self, Loudness};
+use crate::audit::policy::{self, Finding, Loudness};
 use crate::audit::store::Store;
-use crate::audit::{Source, collect};
+use crate::audit::{Snapshot, Source, collect};
 use crate::config::{AuditConfig, Severity};
 use crate::time::{Clock, SystemClock};
 
@@ -97,22 +97,43 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
         .map(|b| policy.check(b, None, baseline))
         .unwrap_or_default();
     let fresh = policy::fresh(findings.clone(), &said);
-    for f in &fresh {
+    log(
+        config.severity,
+        &snapshot,
+        (&findings, &fresh),
+        first.then_some(&snapshot),
+    );
+    if let Some(store) = store.as_mut()
+        && let Err(e) = store.save(&snapshot)
+    {
+        tracing::warn!("audit: {}", crate::exit::chain(&e));
+    }
+}
+
+/// Logs the `fresh` findings (new, missing, restarted, moved at `severity`; gone at info), the
+/// first look when this audit is the baseline, and the summary line.
+fn log(
+    severity: Severity,
+    snapshot: &Snapshot,
+    (findings, fresh): (&[Finding], &[Finding]),
+    baseline: Option<&Snapshot>,
+) {
+    for f in fresh {
         let line = format!("audit: {}", f.line());
-        match (f.loudness(), config.severity) {
+        match (f.loudness(), severity) {
             (Loudness::Info, _) | (_, Severity::Info) => tracing::info!("{line}"),
             (_, Severity::Error) => tracing::error!("{line}"),
             (_, Severity::Warning) => tracing::warn!("{line}"),
         }
     }
-    if first {
-        let rules: Vec<String> = policy::expect_list(&snapshot)
+    if let Some(baseline) = baseline {
+        let rules: Vec<String> = policy::expect_list(baseline)
             .iter()
             .map(ToString::to_string)
             .collect();
         tracing::info!(
             "audit: first look: {} services open, known from now on: {}",
-            snapshot.entries.len(),
+            baseline.entries.len(),
             if rules.is_empty() {
                 "none".to_string()
             } else {
@@ -133,10 +154,5 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
             findings.len(),
             fresh.len()
         );
-    }
-    if let Some(store) = store.as_mut()
-        && let Err(e) = store.save(&snapshot)
-    {
-        tracing::warn!("audit: {}", crate::exit::chain(&e));
     }
 }
