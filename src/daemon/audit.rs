@@ -32,14 +32,19 @@ impl Auditor {
             .name("audit".into())
             .spawn(move || {
                 std::thread::sleep(FIRST_AFTER);
+                // What the last audit found, under the policy of its time: what is said
+                // already.
+                let mut said = None;
                 loop {
                     let config = settings
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();
-                    if config.enabled {
-                        audit_once(&config, &db);
-                    }
+                    said = if config.enabled {
+                        audit_once(&config, &db, said)
+                    } else {
+                        None
+                    };
                     std::thread::sleep(config.interval);
                 }
             })?;
@@ -52,16 +57,22 @@ impl Auditor {
     }
 }
 
-/// One audit: the snapshot, the findings the audit before had not found logged (new, missing,
-/// restarted, moved at the configured severity; gone at info), the history updated. The first
-/// audit records what listens as the baseline and says so once, at info.
-fn audit_once(config: &AuditConfig, db: &std::path::Path) {
+/// One audit: the snapshot, the findings not in `said` logged (new, missing, restarted, moved at
+/// the configured severity; gone at info), the history updated; returns its findings. `said` is
+/// what the last audit of this daemon found (a finding a reload's new policy makes is said);
+/// for the first audit after the start, what the newest stored snapshot shows. The first audit
+/// of all records what listens as the baseline and says so once, at info.
+fn audit_once(
+    config: &AuditConfig,
+    db: &std::path::Path,
+    said: Option<Vec<Finding>>,
+) -> Option<Vec<Finding>> {
     let now = SystemClock.now();
     let snapshot = match collect::local(&config.policy, &Names::load(), now) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("audit: cannot read the socket table: {e}");
-            return;
+            return said;
         }
     };
     let mut policy = config.policy.clone();
@@ -92,10 +103,12 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
     let first = store.is_some() && baseline.is_none();
     let baseline = baseline.as_ref().unwrap_or(&snapshot);
     let findings = policy.check(&snapshot, before.as_ref(), baseline);
-    let said = before
-        .as_ref()
-        .map(|b| policy.check(b, None, baseline))
-        .unwrap_or_default();
+    let said = said.unwrap_or_else(|| {
+        before
+            .as_ref()
+            .map(|b| policy.check(b, None, baseline))
+            .unwrap_or_default()
+    });
     let fresh = policy::fresh(findings.clone(), &said);
     log(
         config.severity,
@@ -108,6 +121,7 @@ fn audit_once(config: &AuditConfig, db: &std::path::Path) {
     {
         tracing::warn!("audit: {}", crate::exit::chain(&e));
     }
+    Some(findings)
 }
 
 /// Logs the `fresh` findings (new, missing, restarted, moved at `severity`; gone at info), the
