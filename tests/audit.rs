@@ -77,8 +77,9 @@ fn the_audit_lists_exactly_the_sockets_with_their_processes_and_follows_changes(
         "import socket, time\ns = socket.create_server(('0.0.0.0', 7070))\nprint('ready'); time.sleep(60)\n",
     );
 
+    // The first look is the baseline: nothing to report, exit 0.
     let first = audit(&ns.0, &dir.0, &["--json"]);
-    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let services: Vec<String> = report["services"]
         .as_array()
@@ -122,8 +123,8 @@ fn the_audit_lists_exactly_the_sockets_with_their_processes_and_follows_changes(
     let exe = report["services"][0]["process"]["exe"].as_str().unwrap();
     assert!(exe.contains("python3"), "{exe}");
     assert_eq!(report["services"][2]["name"], "maybe_mdns");
-    // Nothing in the policy: everything is new.
-    assert_eq!(report["findings"].as_array().unwrap().len(), 5);
+    assert_eq!(report["findings"], serde_json::json!([]));
+    assert_eq!(report["baseline"], report["snapshot"]);
 
     // One listener stops, another starts: - and +.
     drop(other_user);
@@ -150,6 +151,23 @@ fn the_audit_lists_exactly_the_sockets_with_their_processes_and_follows_changes(
     let again = audit(&ns.0, &dir.0, &["--diff"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(text(&again).ends_with("no changes\n"));
+    // Against the baseline: one new, one gone; exit 1 while it lasts.
+    for _ in 0..2 {
+        let now = audit(&ns.0, &dir.0, &[]);
+        assert_eq!(now.status.code(), Some(1), "{}", text(&now));
+        let report = text(&now);
+        let findings: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with("new: ") || l.starts_with("gone: "))
+            .collect();
+        assert_eq!(findings.len(), 2, "{report}");
+        assert!(findings[0].starts_with("new: :: 9090/tcp"), "{report}");
+        assert!(
+            findings[1].starts_with("gone: 0.0.0.0 7070/tcp"),
+            "{report}"
+        );
+        assert!(findings[1].contains("(nobody pid "), "{report}");
+    }
 }
 
 #[test]
@@ -329,30 +347,131 @@ fn two_nmap_scans_of_the_lab_import_and_diff() {
 
 #[test]
 #[ignore = "needs root + netns: cargo test --test audit -- --ignored"]
-fn the_daemon_audits_every_interval_and_logs_findings_at_the_severity() {
+fn the_daemon_takes_its_first_look_as_the_baseline_and_says_each_change_once() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("audit");
-    let _servers = lab.listen(&[2222], 60);
+    let first = lab.listen(&[2222], 60);
     let daemon = support::netns::Daemon::spawn(
         &lab.a,
         &dir.0,
-        "[audit]\ninterval = \"10s\"\nseverity = \"error\"\nrequired = [\"25/tcp\"]\n",
+        "[audit]\ninterval = \"10s\"\nseverity = \"error\"\nrequired = [\"25/tcp\"]\nexpect-file = \"\"\n",
     );
+    let config = dir.0.join("scansentry.toml");
+    let config = config.to_str().unwrap();
+    let rounds = |daemon: &support::netns::Daemon| daemon.out().matches("services open").count();
     assert!(
-        wait_until(Duration::from_secs(15), || daemon
-            .err()
-            .contains("audit: missing: 25/tcp is required")),
+        wait_until(Duration::from_secs(15), || rounds(&daemon) >= 1),
         "{}\n{}",
         daemon.out(),
         daemon.err()
     );
+    // A listener at the first look: silent, said once at info as known; a policy finding is
+    // said at the severity.
     let err = daemon.err();
-    assert!(err.contains("audit: new: :: 2222/tcp"), "{err}");
-    assert!(daemon.out().contains("audit: 1 services open, 2 findings"));
-    // The history is where `sentryctl audit` finds it: nothing changed since.
-    let diff = audit(&lab.a, &dir.0.join("state"), &["--diff"]);
-    assert_eq!(diff.status.code(), Some(0), "{}", text(&diff));
+    assert!(err.contains("audit: missing: 25/tcp is required"), "{err}");
+    assert!(!err.contains("audit: new"), "{err}");
+    assert!(
+        daemon
+            .out()
+            .contains("audit: first look: 1 services open, known from now on: 2222/tcp"),
+        "{}",
+        daemon.out()
+    );
+    // The history is where `sentryctl audit` finds it: the host matches its baseline, and the
+    // policy's one finding makes exit 1; without it, exit 0.
+    let state = dir.0.join("state");
+    let now = audit(&lab.a, &state, &["-c", config]);
+    assert_eq!(now.status.code(), Some(1), "{}", text(&now));
+    assert_eq!(
+        text(&now).lines().skip(2).collect::<Vec<_>>(),
+        ["missing: 25/tcp is required"]
+    );
+    let plain = dir.0.join("plain.toml");
+    std::fs::write(&plain, "[audit]\nexpect-file = \"\"\n").unwrap();
+    let plain = plain.to_str().unwrap();
+    let quiet = audit(&lab.a, &state, &["-c", plain]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
+    assert!(
+        text(&quiet).ends_with("1 services open, nothing to report (snapshot 1, baseline 1)\n")
+    );
+
+    // A new listener, and the first one gone: new at the severity, gone at info; once each.
+    drop(first);
+    let _later = lab.listen(&[3333], 60);
+    let seen = rounds(&daemon);
+    assert!(
+        wait_until(Duration::from_secs(25), || rounds(&daemon) >= seen + 2),
+        "{}",
+        daemon.out()
+    );
+    let (out, err) = (daemon.out(), daemon.err());
+    assert_eq!(err.matches("audit: new: :: 3333/tcp").count(), 1, "{err}");
+    assert_eq!(out.matches("audit: gone: :: 2222/tcp").count(), 1, "{out}");
+    assert!(!err.contains("gone"), "{err}");
+    assert_eq!(err.matches("audit: missing").count(), 1, "{err}");
+    let loud = audit(&lab.a, &state, &["-c", plain]);
+    assert_eq!(loud.status.code(), Some(1), "{}", text(&loud));
+    let report = text(&loud);
+    let lines: Vec<&str> = report.lines().skip(2).collect();
+    assert_eq!(lines.len(), 2, "{}", text(&loud));
+    assert!(lines[0].starts_with("new: :: 3333/tcp"), "{}", text(&loud));
+    assert!(lines[1].starts_with("gone: :: 2222/tcp"), "{}", text(&loud));
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test audit -- --ignored"]
+fn what_listened_at_install_is_expected_before_the_first_look() {
+    require_root();
+    let ns = Netns::new("audit");
+    let dir = TempDir::new("audit");
+    let servers = python(&ns.0, None, SERVERS);
+    // What the packages run at install.
+    let printed = audit(&ns.0, &dir.0, &["--print-expect"]);
+    assert_eq!(printed.status.code(), Some(0), "{}", text(&printed));
+    assert_eq!(
+        text(&printed).lines().nth(1),
+        Some(r#"expect = ["2222/tcp", "8443/tcp", "5353/udp", "6000/udp"]"#),
+        "{}",
+        text(&printed)
+    );
+    // It touched no history.
+    assert!(!dir.0.join("audit.sqlite").exists());
+    let expect = dir.0.join("audit-expect.toml");
+    std::fs::write(&expect, printed.stdout).unwrap();
+    let config = dir.0.join("scansentry.toml");
+    std::fs::write(
+        &config,
+        format!("[audit]\nexpect-file = \"{}\"\n", expect.display()),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // The services stopped before the first audit: the baseline has none, the expect list
+    // says they are gone.
+    drop(servers);
+    assert!(wait_until(Duration::from_secs(5), || {
+        !text(&ns.exec(&["ss", "-ltnH"])).contains(":2222")
+    }));
+    let first = audit(&ns.0, &dir.0, &["-c", config]);
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let report = text(&first);
+    let gone: Vec<&str> = report.lines().filter(|l| l.starts_with("gone: ")).collect();
+    assert_eq!(
+        gone,
+        [
+            "gone: 2222/tcp is expected, and not open",
+            "gone: 8443/tcp is expected, and not open",
+            "gone: 5353/udp is expected, and not open",
+            "gone: 6000/udp is expected, and not open",
+        ],
+        "{}",
+        text(&first)
+    );
+    // Back: the host matches its expect list, exit 0.
+    let _servers = python(&ns.0, None, SERVERS);
+    let back = audit(&ns.0, &dir.0, &["-c", config]);
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
 }
 
 #[test]
@@ -367,7 +486,9 @@ fn a_service_restarted_on_the_same_port_is_reported() {
     let first = python(&ns.0, None, server);
     let quiet = audit(&ns.0, &dir.0, &["-c", config.to_str().unwrap()]);
     assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
-    assert!(text(&quiet).ends_with("1 services open, nothing to report (snapshot 1)\n"));
+    assert!(
+        text(&quiet).ends_with("1 services open, nothing to report (snapshot 1, baseline 1)\n")
+    );
     drop(first);
     assert!(wait_until(Duration::from_secs(5), || {
         !text(&ns.exec(&["ss", "-ltnH"])).contains(":2222")

@@ -108,6 +108,12 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
     assert!(prerm.contains("sentryd --remove-blocks"), "{prerm}");
     let postrm = text(&run("dpkg-deb", &["--info", deb, "postrm"]));
     assert!(postrm.contains("rm -rf /var/lib/scansentry"));
+    // Issue 26, 3: the audit's expect list, seeded at the first install, removed on purge.
+    assert!(
+        postinst.contains("sentryctl audit --print-expect"),
+        "{postinst}"
+    );
+    assert!(postrm.contains("rm -f /etc/scansentry/audit-expect.toml"));
 }
 
 #[test]
@@ -236,6 +242,10 @@ fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
         "{scripts}"
     );
     assert!(scripts.contains("sentryd --remove-blocks"), "{scripts}");
+    assert!(
+        scripts.contains("sentryctl audit --print-expect"),
+        "{scripts}"
+    );
     let requires = text(&run("rpm", &["-qpR", rpm]));
     assert!(requires.contains("libpcap"), "{requires}");
     assert!(requires.contains("libnftnl"), "{requires}");
@@ -434,6 +444,19 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     let user = chroot(&["getent", "passwd", "scansentry"]);
     assert!(user.status.success(), "no scansentry user: {}", text(&user));
     assert!(root.0.join("var/lib/scansentry").is_dir());
+    // Issue 26, 3: the first install wrote the audit's expect list from what listened then (the
+    // machine's socket table, read through the root's sentryctl; nothing else is touched).
+    let expect = root.0.join("etc/scansentry/audit-expect.toml");
+    let seeded =
+        std::fs::read_to_string(&expect).unwrap_or_else(|e| panic!("{}: {e}", expect.display()));
+    assert!(
+        seeded.starts_with("# What listened here at ")
+            && seeded
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("expect = [")),
+        "{seeded}"
+    );
 
     // Issue 16, 2: the example ruleset, as installed, loads as it stands (it once included a
     // file no package installs); with nft from Debian, in a namespace of its own.
@@ -681,9 +704,15 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         .unwrap()
         .replace("threshold = 21", "threshold = 30");
     std::fs::write(&config, &edited).unwrap();
+    // The expect list as the admin wrote it: a reinstall leaves it alone.
+    std::fs::write(&expect, "expect = [\"22/tcp\"]\n").unwrap();
     let again = in_ns(&["dpkg", "--force-confold", "-i", "/tmp/scansentry.deb"]);
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
+    assert_eq!(
+        std::fs::read_to_string(&expect).unwrap(),
+        "expect = [\"22/tcp\"]\n"
+    );
     assert!(table_exists(), "an upgrade keeps the blocks");
     let purge = in_ns(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
     assert!(purge.status.success(), "{}", text(&purge));
@@ -699,6 +728,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     drop(ns);
     assert!(!root.0.join("var/lib/scansentry").exists());
     assert!(!root.0.join("usr/sbin/sentryd").exists());
+    assert!(!expect.exists(), "purge removes the expect list");
 }
 
 const TEN_SECONDS: Duration = Duration::from_secs(10);

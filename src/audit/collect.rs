@@ -119,3 +119,25 @@ fn owners(inodes: &HashSet<u32>) -> HashMap<u32, u32> {
     }
     found
 }
+
+/// The rules of the `expect` file at `path` ([`super::policy::parse_expect_file`]): none when
+/// there is no file to read, or when the default file is missing.
+///
+/// # Errors
+///
+/// When another file cannot be read, or the file is not an `expect` file.
+pub fn expect_file(path: Option<&std::path::Path>) -> Result<Vec<super::policy::Rule>, String> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => super::policy::parse_expect_file(&text, path),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                && path == std::path::Path::new(crate::config::DEFAULT_EXPECT_FILE) =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}

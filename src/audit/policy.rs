@@ -1,9 +1,16 @@
 //! The audit policy and its findings. **Pure.**
 //!
-//! Each address (or every address) has four lists of rules, samhain's: `required` services must
-//! be open; `optional` ones may be; `ignore`d ones are never reported; `skip`ped ones are not even
-//! looked at (and not kept in the history). Anything open and in none of the lists is reported as
-//! new. A rule is `port/proto` (`22/tcp`) or `rpcname/proto` (`nfs/udp`).
+//! Each address (or every address) has five lists of rules, four of them samhain's: `required`
+//! services must be open; `optional` ones may be; `ignore`d ones are never reported; `skip`ped
+//! ones are not even looked at (and not kept in the history). The fifth, `expect`, names what
+//! listens here (the packages seed it at install from what listened then): open and expected is
+//! silent, expected and not open is reported as gone.
+//!
+//! The audit's first look is its **baseline**: what listened then is known. A service open now
+//! and neither in the baseline nor in a list is reported as new; one of the baseline not open
+//! now, as gone. [`Policy::check`] gives the state (what `sentryctl audit` prints, exit 1 when
+//! any); [`fresh`] keeps those not already found by the audit before (what the daemon logs, once
+//! each). A rule is `port/proto` (`22/tcp`) or `rpcname/proto` (`nfs/udp`).
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -83,9 +90,11 @@ impl std::fmt::Display for Rule {
     }
 }
 
-/// The four lists.
+/// The five lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lists {
+    /// Listen here: silent when open, gone when not.
+    pub expect: Vec<Rule>,
     /// Must be open.
     pub required: Vec<Rule>,
     /// May be open.
@@ -153,6 +162,35 @@ pub enum Finding {
         /// Its port before.
         old_port: u16,
     },
+    /// In the baseline (the audit's first look), and not open now.
+    Gone {
+        /// The service as the baseline saw it.
+        entry: Entry,
+    },
+    /// Expected, and not open.
+    NotOpen {
+        /// The address it is expected on (`None`: any address).
+        host: Option<IpAddr>,
+        /// The rule.
+        rule: String,
+    },
+}
+
+/// A finding's kind and what it is about: a service, or a rule on an address.
+#[derive(PartialEq, Eq)]
+enum Identity<'a> {
+    Service(u8, (IpAddr, Proto, u16)),
+    Rule(u8, Option<IpAddr>, &'a str),
+}
+
+/// How loud a finding is: a service gone is information, the rest is reported at the
+/// configured severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loudness {
+    /// At `[audit] severity`.
+    Severity,
+    /// At info.
+    Info,
 }
 
 impl Finding {
@@ -186,8 +224,76 @@ impl Finding {
             Finding::Moved { entry, old_port } => {
                 format!("moved: {} (was port {old_port})", service(entry))
             }
+            Finding::Gone { entry } => format!("gone: {}", service(entry)),
+            Finding::NotOpen { host, rule } => match host {
+                Some(h) => format!("gone: {rule} on {h} is expected, and not open"),
+                None => format!("gone: {rule} is expected, and not open"),
+            },
         }
     }
+
+    /// A new service, a missing one, a restart or a move: at the configured severity; a service
+    /// gone: at info.
+    pub fn loudness(&self) -> Loudness {
+        match self {
+            Finding::Gone { .. } | Finding::NotOpen { .. } => Loudness::Info,
+            _ => Loudness::Severity,
+        }
+    }
+
+    /// What the finding is about, whatever the process: the same identity in two audits is the
+    /// same finding.
+    fn identity(&self) -> Identity<'_> {
+        match self {
+            Finding::New { entry } => Identity::Service(0, entry.key()),
+            Finding::Missing { host, rule } => Identity::Rule(1, *host, rule),
+            Finding::Restarted { entry, .. } => Identity::Service(2, entry.key()),
+            Finding::Moved { entry, .. } => Identity::Service(3, entry.key()),
+            Finding::Gone { entry } => Identity::Service(4, entry.key()),
+            Finding::NotOpen { host, rule } => Identity::Rule(5, *host, rule),
+        }
+    }
+
+    /// A restart or a move: an event between two audits, not a state that lasts.
+    fn is_event(&self) -> bool {
+        matches!(self, Finding::Restarted { .. } | Finding::Moved { .. })
+    }
+}
+
+/// The findings of `now` that the audit before (whose findings are `before`) had not found:
+/// what the daemon logs, so that a state is said once, when it begins. Restarts and moves are
+/// events between two audits, always fresh.
+pub fn fresh(now: Vec<Finding>, before: &[Finding]) -> Vec<Finding> {
+    now.into_iter()
+        .filter(|f| f.is_event() || !before.iter().any(|b| b.identity() == f.identity()))
+        .collect()
+}
+
+/// The rules an `expect` list would need to name what `now` has open: the RPC program's name
+/// when rpcbind gave one (its port may change at the next start), else the port; by protocol,
+/// then port, then name, without duplicates.
+pub fn expect_list(now: &Snapshot) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = now
+        .entries
+        .iter()
+        .map(|e| Rule {
+            what: match &e.rpc {
+                Some(program) => What::Rpc(program.clone()),
+                None => What::Port(e.port),
+            },
+            proto: e.proto,
+        })
+        .collect();
+    let order = |r: &Rule| {
+        let what = match &r.what {
+            What::Port(p) => (0, *p, String::new()),
+            What::Rpc(n) => (1, 0, n.clone()),
+        };
+        (r.proto.as_str(), what)
+    };
+    rules.sort_by_key(order);
+    rules.dedup();
+    rules
 }
 
 impl Policy {
@@ -217,80 +323,164 @@ impl Policy {
     }
 
     /// The findings for `now` (whose entries the caller has already passed through
-    /// [`Policy::looks_at`]), against the previous local snapshot if there is one.
-    pub fn check(&self, now: &Snapshot, before: Option<&Snapshot>) -> Vec<Finding> {
+    /// [`Policy::looks_at`]), against the audit's first look `baseline` (for the first audit:
+    /// `now` itself) and the previous local snapshot if there is one.
+    pub fn check(
+        &self,
+        now: &Snapshot,
+        before: Option<&Snapshot>,
+        baseline: &Snapshot,
+    ) -> Vec<Finding> {
         let mut findings = Vec::new();
         for e in &now.entries {
-            let lists: Vec<&Lists> = self.lists_for(e.host).collect();
-            let named = |pick: fn(&Lists) -> &Vec<Rule>| {
-                lists.iter().any(|l| pick(l).iter().any(|r| r.matches(e)))
-            };
-            if named(|l| &l.ignore) {
+            if self.named(e, |l| &l.ignore) {
                 continue;
             }
-            if !named(|l| &l.required) && !named(|l| &l.optional) {
+            let listed = [
+                self.named(e, |l| &l.required),
+                self.named(e, |l| &l.optional),
+                self.named(e, |l| &l.expect),
+            ];
+            if !listed.contains(&true) && !known(baseline, e) {
                 findings.push(Finding::New { entry: e.clone() });
             }
         }
-        // Required: open on the address (or on every address), or for `all`, anywhere.
-        let open = |rule: &Rule, host: Option<IpAddr>| {
-            now.entries.iter().any(|e| {
-                rule.matches(e)
-                    && host.is_none_or(|h| {
-                        e.host == h || (e.host.is_unspecified() && e.host.is_ipv4() == h.is_ipv4())
-                    })
-            })
-        };
-        for rule in &self.all.required {
-            if !open(rule, None) {
-                findings.push(Finding::Missing {
-                    host: None,
-                    rule: rule.to_string(),
-                });
+        let lists = std::iter::once((None, &self.all))
+            .chain(self.per_address.iter().map(|(h, l)| (Some(*h), l)));
+        for (host, lists) in lists.clone() {
+            for rule in &lists.required {
+                if !open(now, rule, host) {
+                    findings.push(Finding::Missing {
+                        host,
+                        rule: rule.to_string(),
+                    });
+                }
             }
         }
-        for (host, lists) in &self.per_address {
-            for rule in &lists.required {
-                if !open(rule, Some(*host)) {
-                    findings.push(Finding::Missing {
-                        host: Some(*host),
+        // Gone from the baseline: unless required (then missing says it) or ignored.
+        for e in &baseline.entries {
+            if !known(now, e) && !self.named(e, |l| &l.ignore) && !self.named(e, |l| &l.required) {
+                findings.push(Finding::Gone { entry: e.clone() });
+            }
+        }
+        for (host, lists) in lists {
+            for rule in &lists.expect {
+                let said =
+                    |f: &Finding| matches!(f, Finding::Gone { entry } if rule.matches(entry));
+                if !open(now, rule, host) && !findings.iter().any(said) {
+                    findings.push(Finding::NotOpen {
+                        host,
                         rule: rule.to_string(),
                     });
                 }
             }
         }
         if let Some(before) = before {
-            for e in &now.entries {
-                let was = before
-                    .entries
-                    .iter()
-                    .find(|b| b.host == e.host && b.proto == e.proto && b.port == e.port);
-                if let (Some(was), Some(p)) = (was.and_then(|b| b.process.as_ref()), &e.process)
-                    && was.pid != p.pid
-                {
-                    findings.push(Finding::Restarted {
-                        entry: e.clone(),
-                        old_pid: was.pid,
-                    });
-                }
-                if let Some(program) = &e.rpc {
-                    let same_program = |b: &&Entry| {
-                        b.rpc.as_ref() == Some(program) && b.proto == e.proto && b.host == e.host
-                    };
-                    let still = before
-                        .entries
-                        .iter()
-                        .filter(same_program)
-                        .any(|b| b.port == e.port);
-                    if let (false, Some(old)) = (still, before.entries.iter().find(same_program)) {
-                        findings.push(Finding::Moved {
-                            entry: e.clone(),
-                            old_port: old.port,
-                        });
-                    }
-                }
-            }
+            findings.extend(changed(now, before));
         }
         findings
     }
+
+    /// Whether a rule of the list `pick` names `e`, in the lists that apply to its address.
+    fn named(&self, e: &Entry, pick: fn(&Lists) -> &Vec<Rule>) -> bool {
+        self.lists_for(e.host)
+            .any(|l| pick(l).iter().any(|r| r.matches(e)))
+    }
+}
+
+/// Whether `rule` is open in `now` on `host` (or on every address of its family), or, for
+/// `None`, anywhere.
+fn open(now: &Snapshot, rule: &Rule, host: Option<IpAddr>) -> bool {
+    now.entries.iter().any(|e| {
+        rule.matches(e)
+            && host.is_none_or(|h| {
+                e.host == h || (e.host.is_unspecified() && e.host.is_ipv4() == h.is_ipv4())
+            })
+    })
+}
+
+/// Whether `snapshot` has `e`'s service: on the same address, protocol and port, or the same RPC
+/// program on the same address and protocol (its port may change when it restarts).
+fn known(snapshot: &Snapshot, e: &Entry) -> bool {
+    snapshot.entries.iter().any(|b| {
+        b.key() == e.key()
+            || (e.rpc.is_some() && b.rpc == e.rpc && b.host == e.host && b.proto == e.proto)
+    })
+}
+
+/// Restarts and moves since `before`.
+fn changed(now: &Snapshot, before: &Snapshot) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for e in &now.entries {
+        let was = before.entries.iter().find(|b| b.key() == e.key());
+        if let (Some(was), Some(p)) = (was.and_then(|b| b.process.as_ref()), &e.process)
+            && was.pid != p.pid
+        {
+            findings.push(Finding::Restarted {
+                entry: e.clone(),
+                old_pid: was.pid,
+            });
+        }
+        if let Some(program) = &e.rpc {
+            let same_program = |b: &&Entry| {
+                b.rpc.as_ref() == Some(program) && b.proto == e.proto && b.host == e.host
+            };
+            let still = before
+                .entries
+                .iter()
+                .filter(same_program)
+                .any(|b| b.port == e.port);
+            if let (false, Some(old)) = (still, before.entries.iter().find(same_program)) {
+                findings.push(Finding::Moved {
+                    entry: e.clone(),
+                    old_port: old.port,
+                });
+            }
+        }
+    }
+    findings
+}
+
+/// The `expect` file (`[audit] expect-file`): `expect = ["22/tcp", …]`, as `sentryctl audit
+/// --print-expect` writes it. Its rules, or what is wrong with it, naming `path`.
+///
+/// # Errors
+///
+/// When the text is not TOML with that one key, or a rule does not parse.
+pub fn parse_expect_file(text: &str, path: &std::path::Path) -> Result<Vec<Rule>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        expect: Vec<String>,
+    }
+    let file: File = toml::from_str(text).map_err(|e| {
+        format!(
+            "{}: {}",
+            path.display(),
+            e.to_string().trim_end().replace('\n', " ")
+        )
+    })?;
+    file.expect
+        .iter()
+        .map(|r| {
+            r.parse()
+                .map_err(|why| format!("{}: expect: {why}", path.display()))
+        })
+        .collect()
+}
+
+/// What `sentryctl audit --print-expect` prints: `now`'s [`expect_list`] as the `expect` file,
+/// which is also the line to put under `[audit]` in the configuration.
+pub fn expect_file_text(now: &Snapshot) -> String {
+    let rules: Vec<String> = expect_list(now)
+        .iter()
+        .map(|r| format!("{:?}", r.to_string()))
+        .collect();
+    format!(
+        "# What listened here at {} (sentryctl audit --print-expect): the audit expects it.\n\
+         expect = [{}]\n",
+        now.taken,
+        rules.join(", ")
+    )
 }

@@ -2,7 +2,8 @@
 //!
 //! A snapshot is stored only when it differs from the newest one of its source, so the
 //! history grows with changes, not with time; the oldest snapshots beyond [`MAX_SNAPSHOTS`]
-//! are dropped.
+//! are dropped, but for the baseline: the first local snapshot, the audit's first look, which
+//! [`Store::save`] records and [`Store::baseline`] gives.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,18 @@ pub fn default_path(state_dir: &Path) -> PathBuf {
 /// Snapshots kept per source at most.
 pub const MAX_SNAPSHOTS: i64 = 10_000;
 
-/// The schema's version (`PRAGMA user_version`).
-const SCHEMA: i64 = 1;
+/// The schema's version (`PRAGMA user_version`); version 1 had no baseline table, and its
+/// first local snapshot becomes the baseline when it is opened.
+const SCHEMA: i64 = 2;
+
+/// Version 1 to 2: the baseline, its first local snapshot if it has one.
+const BASELINE_TABLE: &str = "CREATE TABLE baseline (
+         source TEXT PRIMARY KEY,
+         snapshot INTEGER NOT NULL REFERENCES snapshots(id)
+     );
+     INSERT INTO baseline (source, snapshot)
+         SELECT source, MIN(id) FROM snapshots WHERE source = 'local' GROUP BY source;
+     PRAGMA user_version = 2;";
 
 /// A history database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +102,10 @@ impl Store {
                  COMMIT;",
             )
             .map_err(err)?;
+        }
+        if version <= 1 {
+            db.execute_batch(&format!("BEGIN;\n{BASELINE_TABLE}\nCOMMIT;"))
+                .map_err(err)?;
         } else if version != SCHEMA {
             return Err(err(rusqlite::Error::InvalidParameterName(format!(
                 "schema version {version}, this scansentry knows {SCHEMA}"
@@ -111,7 +126,8 @@ impl Store {
     }
 
     /// Stores `snapshot` unless it equals the newest of its source (but for the time); returns
-    /// its number, or the number of the equal one.
+    /// its number, or the number of the equal one. The first local snapshot becomes the
+    /// baseline.
     ///
     /// # Errors
     ///
@@ -169,10 +185,21 @@ impl Store {
                         source: e,
                     })?;
             }
-            // Bounded history: the oldest of this source go.
+            if snapshot.source == Source::Local {
+                tx.execute(
+                    "INSERT OR IGNORE INTO baseline (source, snapshot) VALUES (?1, ?2)",
+                    params![snapshot.source.name(), id],
+                )
+                .map_err(|e| StoreError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            }
+            // Bounded history: the oldest of this source go, but for the baseline.
             tx.execute(
                 "DELETE FROM snapshots WHERE source = ?1 AND id NOT IN
-                     (SELECT id FROM snapshots WHERE source = ?1 ORDER BY id DESC LIMIT ?2)",
+                     (SELECT id FROM snapshots WHERE source = ?1 ORDER BY id DESC LIMIT ?2)
+                     AND id NOT IN (SELECT snapshot FROM baseline)",
                 params![snapshot.source.name(), MAX_SNAPSHOTS],
             )
             .map_err(|e| StoreError {
@@ -195,6 +222,20 @@ impl Store {
             "SELECT id, taken, hosts FROM snapshots WHERE source = ?1 ORDER BY id DESC LIMIT 1",
             params![source.name()],
             source,
+        )
+    }
+
+    /// The baseline: the audit's first look at this host (`None` before the first audit).
+    ///
+    /// # Errors
+    ///
+    /// SQLite's.
+    pub fn baseline(&self) -> Result<Option<Stored>, StoreError> {
+        self.find(
+            "SELECT id, taken, hosts FROM snapshots
+             WHERE id = (SELECT snapshot FROM baseline WHERE source = ?1)",
+            params![Source::Local.name()],
+            Source::Local,
         )
     }
 

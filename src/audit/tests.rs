@@ -1,6 +1,6 @@
 use std::net::IpAddr;
 
-use super::policy::{Finding, Lists, Policy, Rule};
+use super::policy::{self, Finding, Lists, Loudness, Policy, Rule};
 use super::*;
 
 fn ip(s: &str) -> IpAddr {
@@ -58,6 +58,7 @@ fn new_required_optional_ignore_and_skip() {
             optional: rules(&["80/tcp", "443/tcp"]),
             ignore: rules(&["53/udp"]),
             skip: rules(&["631/tcp"]),
+            expect: Vec::new(),
         },
         per_address: vec![(
             ip("198.51.100.1"),
@@ -79,7 +80,7 @@ fn new_required_optional_ignore_and_skip() {
     // 631 is skipped: not even looked at.
     assert_eq!(kept.len(), 4);
     let lines: Vec<String> = policy
-        .check(&local(kept), None)
+        .check(&local(kept), None, &local(Vec::new()))
         .iter()
         .map(Finding::line)
         .collect();
@@ -108,7 +109,7 @@ fn a_wildcard_socket_serves_a_per_address_requirement() {
         ..Policy::default()
     };
     let now = local(vec![entry("0.0.0.0", Proto::Tcp, 22, None)]);
-    assert_eq!(policy.check(&now, None), []);
+    assert_eq!(policy.check(&now, None, &local(Vec::new())), []);
 }
 
 #[test]
@@ -142,7 +143,7 @@ fn a_restart_and_a_moved_rpc_program_are_found() {
     ]);
     let now = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(200)), nfs_now]);
     let lines: Vec<String> = policy
-        .check(&now, Some(&before))
+        .check(&now, Some(&before), &before)
         .iter()
         .map(Finding::line)
         .collect();
@@ -295,5 +296,216 @@ fn the_history_stores_changes_and_finds_them_again() {
         .unwrap();
     assert_eq!((id, found), (id_a, a));
     assert!(store.newest(Source::Nmap).unwrap().is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn lines(findings: &[Finding]) -> Vec<String> {
+    findings.iter().map(Finding::line).collect()
+}
+
+#[test]
+fn the_first_look_is_the_baseline_and_only_what_differs_from_it_is_found() {
+    let policy = Policy::default();
+    let first = local(vec![
+        entry("0.0.0.0", Proto::Tcp, 22, Some(10)),
+        entry("127.0.0.53", Proto::Udp, 53, Some(11)),
+    ]);
+    // The first audit is its own baseline: a stock host is silent.
+    assert_eq!(policy.check(&first, None, &first), []);
+    // The same again, sshd restarted: a restart, nothing new.
+    let same = local(vec![
+        entry("0.0.0.0", Proto::Tcp, 22, Some(20)),
+        entry("127.0.0.53", Proto::Udp, 53, Some(11)),
+    ]);
+    assert_eq!(
+        lines(&policy.check(&same, Some(&first), &first)),
+        ["restarted: 0.0.0.0 22/tcp (root pid 20 /usr/sbin/daemon) (was pid 10)"]
+    );
+    // A new listener, and one of the baseline gone; the new one on another address than a
+    // known port is new too.
+    let later = local(vec![
+        entry("0.0.0.0", Proto::Tcp, 22, Some(20)),
+        entry("0.0.0.0", Proto::Tcp, 8080, Some(30)),
+        entry("::", Proto::Tcp, 22, Some(20)),
+    ]);
+    let found = policy.check(&later, Some(&same), &first);
+    assert_eq!(
+        lines(&found),
+        [
+            "new: 0.0.0.0 8080/tcp (root pid 30 /usr/sbin/daemon)",
+            "new: :: 22/tcp (root pid 20 /usr/sbin/daemon)",
+            "gone: 127.0.0.53 53/udp (root pid 11 /usr/sbin/daemon)",
+        ]
+    );
+    let loudness: Vec<Loudness> = found.iter().map(Finding::loudness).collect();
+    assert_eq!(
+        loudness,
+        [Loudness::Severity, Loudness::Severity, Loudness::Info]
+    );
+}
+
+#[test]
+fn expected_services_are_silent_open_and_gone_when_not() {
+    let policy = Policy {
+        all: Lists {
+            expect: rules(&["22/tcp", "631/tcp", "nfs/udp", "53/udp"]),
+            ignore: rules(&["5353/udp"]),
+            required: rules(&["25/tcp"]),
+            ..Lists::default()
+        },
+        per_address: vec![(
+            ip("198.51.100.1"),
+            Lists {
+                expect: rules(&["443/tcp"]),
+                ..Lists::default()
+            },
+        )],
+        ..Policy::default()
+    };
+    let mut nfs = entry("0.0.0.0", Proto::Udp, 2049, Some(3));
+    nfs.rpc = Some("nfs".into());
+    let baseline = local(vec![
+        entry("127.0.0.53", Proto::Udp, 53, Some(4)),
+        entry("0.0.0.0", Proto::Udp, 5353, Some(5)),
+        entry("0.0.0.0", Proto::Tcp, 25, Some(6)),
+    ]);
+    // Expected and open (nfs by its program, wherever its port), before the first look too: silent.
+    let now = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(1)), nfs]);
+    assert_eq!(
+        lines(&policy.check(&now, None, &baseline)),
+        [
+            // Required and gone: said once, as missing.
+            "missing: 25/tcp is required",
+            // Ignored and gone: not said; expected and gone from the baseline: said as gone.
+            "gone: 127.0.0.53 53/udp (root pid 4 /usr/sbin/daemon)",
+            "gone: 631/tcp is expected, and not open",
+            "gone: 443/tcp on 198.51.100.1 is expected, and not open",
+        ]
+    );
+}
+
+#[test]
+fn the_daemon_says_a_state_once_when_it_begins_and_every_event() {
+    let policy = Policy::default();
+    let baseline = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(1))]);
+    let first = local(vec![
+        entry("0.0.0.0", Proto::Tcp, 22, Some(1)),
+        entry("0.0.0.0", Proto::Tcp, 8080, Some(2)),
+    ]);
+    let said = policy.check(&baseline, None, &baseline);
+    let found = policy.check(&first, Some(&baseline), &baseline);
+    assert_eq!(
+        lines(&policy::fresh(found, &said)),
+        ["new: 0.0.0.0 8080/tcp (root pid 2 /usr/sbin/daemon)"]
+    );
+    // Five minutes later, the same: nothing fresh, though the state is still found.
+    let found = policy.check(&first, Some(&first), &baseline);
+    assert_eq!(found.len(), 1);
+    let said = policy.check(&first, None, &baseline);
+    assert_eq!(policy::fresh(found, &said), []);
+    // The new service restarted, sshd gone: the restart (an event) and the gone, not the new again.
+    let second = local(vec![entry("0.0.0.0", Proto::Tcp, 8080, Some(3))]);
+    let found = policy.check(&second, Some(&first), &baseline);
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        lines(&policy::fresh(found, &said)),
+        [
+            "gone: 0.0.0.0 22/tcp (root pid 1 /usr/sbin/daemon)",
+            "restarted: 0.0.0.0 8080/tcp (root pid 3 /usr/sbin/daemon) (was pid 2)",
+        ]
+    );
+}
+
+#[test]
+fn what_listens_prints_as_an_expect_file_that_reads_back() {
+    let mut nfs = entry("0.0.0.0", Proto::Udp, 2049, None);
+    nfs.rpc = Some("nfs".into());
+    let now = local(vec![
+        entry("0.0.0.0", Proto::Tcp, 22, None),
+        entry("::", Proto::Tcp, 22, None),
+        entry("127.0.0.1", Proto::Tcp, 631, None),
+        entry("127.0.0.53", Proto::Udp, 53, None),
+        nfs,
+    ]);
+    let text = policy::expect_file_text(&now);
+    assert_eq!(
+        text.lines().nth(1),
+        Some(r#"expect = ["22/tcp", "631/tcp", "53/udp", "nfs/udp"]"#),
+        "{text}"
+    );
+    let path = std::path::Path::new("/etc/scansentry/audit-expect.toml");
+    let read = policy::parse_expect_file(&text, path).unwrap();
+    assert_eq!(read, policy::expect_list(&now));
+    // Under [audit] in the configuration, the same line is the same list.
+    let config =
+        crate::config::from_toml(&format!("[audit]\n{text}"), path).expect("valid configuration");
+    assert_eq!(config.audit.policy.all.expect, read);
+    assert_eq!(
+        policy::parse_expect_file("expect = [\"22\"]\n", path).unwrap_err(),
+        "/etc/scansentry/audit-expect.toml: expect: \"22\": write it as port/proto or rpcname/proto"
+    );
+    let other = policy::parse_expect_file("[audit]\nexpect = []\n", path).unwrap_err();
+    assert!(
+        other.starts_with("/etc/scansentry/audit-expect.toml: "),
+        "{other}"
+    );
+    assert_eq!(
+        policy::parse_expect_file("# nothing listened\nexpect = []\n", path),
+        Ok(Vec::new())
+    );
+    let relative = crate::config::from_toml("[audit]\nexpect-file = \"expect.toml\"\n", path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        relative.contains("[audit] expect-file = \"expect.toml\": must be an absolute path"),
+        "{relative}"
+    );
+}
+
+#[test]
+fn the_baseline_is_the_first_local_snapshot_and_stays() {
+    let dir = std::env::temp_dir().join(format!("scansentry-baseline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let mut store = store::Store::open(&path).unwrap();
+    assert_eq!(store.baseline().unwrap(), None);
+    let first = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(1))]);
+    let id = store.save(&first).unwrap();
+    let later = local(vec![entry("0.0.0.0", Proto::Tcp, 8080, Some(2))]);
+    store.save(&later).unwrap();
+    drop(store);
+    let store = store::Store::open(&path).unwrap();
+    assert_eq!(store.baseline().unwrap(), Some((id, first)));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_history_of_version_1_takes_its_first_local_snapshot_as_the_baseline() {
+    let dir = std::env::temp_dir().join(format!("scansentry-v1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.sqlite");
+    let _ = std::fs::remove_file(&path);
+    // What version 1 wrote: its schema, a scan, then two local snapshots.
+    let mut store = store::Store::open(&path).unwrap();
+    let scan = Snapshot::new(
+        Timestamp::from_micros(1),
+        Source::Nmap,
+        Vec::new(),
+        Vec::new(),
+    );
+    store.save(&scan).unwrap();
+    let first = local(vec![entry("0.0.0.0", Proto::Tcp, 22, Some(1))]);
+    let id = store.save(&first).unwrap();
+    store
+        .save(&local(vec![entry("0.0.0.0", Proto::Tcp, 25, Some(1))]))
+        .unwrap();
+    drop(store);
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("DROP TABLE baseline; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(db);
+    let store = store::Store::open(&path).unwrap();
+    assert_eq!(store.baseline().unwrap(), Some((id, first)));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -131,7 +131,14 @@ pub struct AuditConfig {
     pub severity: Severity,
     /// What is looked at, and what is expected.
     pub policy: crate::audit::policy::Policy,
+    /// A file of further `expect` rules for every address, read at each audit. The default
+    /// one, [`DEFAULT_EXPECT_FILE`], may be missing; any other must exist.
+    pub expect_file: Option<PathBuf>,
 }
+
+/// The audit's `expect` file the packages write at install (from what listened then), and the
+/// default of `[audit] expect-file`.
+pub const DEFAULT_EXPECT_FILE: &str = "/etc/scansentry/audit-expect.toml";
 
 /// Where the daemon's event lines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -534,6 +541,7 @@ fn audit_lists(
         optional: rules("optional", &raw.optional),
         ignore: rules("ignore", &raw.ignore),
         skip: rules("skip", &raw.skip),
+        expect: rules("expect", &raw.expect),
     }
 }
 
@@ -1223,6 +1231,7 @@ impl Validator {
             optional: a.optional.clone(),
             ignore: a.ignore.clone(),
             skip: a.skip.clone(),
+            expect: a.expect.clone(),
         };
         let all = audit_lists("[audit]", &everywhere, &mut problems);
         let mut per_address = Vec::new();
@@ -1237,6 +1246,16 @@ impl Validator {
         for p in problems {
             self.problem(p);
         }
+        let expect_file = match a.expect_file.as_str() {
+            "" => None,
+            p if !p.starts_with('/') => {
+                self.problem(format!(
+                    "[audit] expect-file = {p:?}: must be an absolute path (or \"\" for none)"
+                ));
+                None
+            }
+            p => Some(PathBuf::from(p)),
+        };
         AuditConfig {
             enabled: a.enabled,
             interval,
@@ -1248,6 +1267,7 @@ impl Validator {
                 all,
                 per_address,
             },
+            expect_file,
         }
     }
 

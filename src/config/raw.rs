@@ -86,6 +86,12 @@ pub struct RawAudit {
     /// Not looked at.
     #[serde(default)]
     pub skip: Vec<String>,
+    /// Listen here.
+    #[serde(default)]
+    pub expect: Vec<String>,
+    /// A file of further `expect` rules (`expect = [...]`); `""` for none.
+    #[serde(default = "default_audit_expect_file")]
+    pub expect_file: String,
     /// `[audit.address."ADDR"]`: the lists for one address.
     #[serde(default)]
     pub address: std::collections::BTreeMap<String, RawAuditLists>,
@@ -104,12 +110,14 @@ impl Default for RawAudit {
             optional: Vec::new(),
             ignore: Vec::new(),
             skip: Vec::new(),
+            expect: Vec::new(),
+            expect_file: default_audit_expect_file(),
             address: std::collections::BTreeMap::new(),
         }
     }
 }
 
-/// The four policy lists, each of `"port/proto"` or `"rpcname/proto"`.
+/// The five policy lists, each of `"port/proto"` or `"rpcname/proto"`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RawAuditLists {
@@ -125,6 +133,13 @@ pub struct RawAuditLists {
     /// Not looked at.
     #[serde(default)]
     pub skip: Vec<String>,
+    /// Listen here.
+    #[serde(default)]
+    pub expect: Vec<String>,
+}
+
+fn default_audit_expect_file() -> String {
+    crate::config::DEFAULT_EXPECT_FILE.into()
 }
 
 fn default_audit_interval() -> String {

@@ -1,5 +1,6 @@
 //! `sentryctl audit`: the local exposure audit on demand, its change reports, and nmap imports.
-//! **Shell**; exit codes in ndiff's style: 0 nothing to report, 1 findings or changes, 2 error.
+//! **Shell**; exit codes in ndiff's style: 0 nothing to report (the host matches its baseline,
+//! the audit's first look, and its policy), 1 findings or changes, 2 error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// `--db FILE`.
     pub db: Option<PathBuf>,
+    /// `--print-expect`.
+    pub print_expect: bool,
     /// `--json`.
     pub json: bool,
 }
@@ -63,6 +66,13 @@ fn audit(options: &Options) -> Result<bool, String> {
         return Ok(report_changes(options.json, id, &scan, before.as_ref()));
     }
 
+    if options.print_expect {
+        let snapshot = collect::local(&config.audit.policy, &Names::load(), now)
+            .map_err(|e| format!("cannot read the socket table: {e}"))?;
+        print!("{}", audit::policy::expect_file_text(&snapshot));
+        return Ok(false);
+    }
+
     // A bad SINCE is an error before anything runs; the socket table is read with this
     // process's rights (root sees every owner), the history touched only as its directory's
     // owner.
@@ -71,7 +81,12 @@ fn audit(options: &Options) -> Result<bool, String> {
         .as_deref()
         .map(|s| Since::parse(s, now))
         .transpose()?;
-    let snapshot = collect::local(&config.audit.policy, &Names::load(), now)
+    let mut policy = config.audit.policy.clone();
+    policy
+        .all
+        .expect
+        .extend(collect::expect_file(config.audit.expect_file.as_deref())?);
+    let snapshot = collect::local(&policy, &Names::load(), now)
         .map_err(|e| format!("cannot read the socket table: {e}"))?;
     let _owner = AsDirectoryOwner::of(&db)?;
     let mut store = Store::open(&db).map_err(|e| crate::exit::chain(&e))?;
@@ -80,35 +95,56 @@ fn audit(options: &Options) -> Result<bool, String> {
         let id = store.save(&snapshot).map_err(|e| crate::exit::chain(&e))?;
         return Ok(report_changes(options.json, id, &snapshot, before.as_ref()));
     }
-    let before = store
-        .newest(Source::Local)
-        .map_err(|e| crate::exit::chain(&e))?;
-    let findings = config
-        .audit
-        .policy
-        .check(&snapshot, before.as_ref().map(|(_, s)| s));
-    let id = store.save(&snapshot).map_err(|e| crate::exit::chain(&e))?;
-    if options.json {
+    let chain = |e: audit::store::StoreError| crate::exit::chain(&e);
+    let before = store.newest(Source::Local).map_err(chain)?;
+    let baseline = store.baseline().map_err(chain)?;
+    let findings = policy.check(
+        &snapshot,
+        before.as_ref().map(|(_, s)| s),
+        baseline.as_ref().map_or(&snapshot, |(_, s)| s),
+    );
+    let id = store.save(&snapshot).map_err(chain)?;
+    let baseline_id = baseline.as_ref().map_or(id, |(b, _)| *b);
+    let first = baseline.is_none();
+    print_state(options.json, (id, baseline_id, first), &snapshot, &findings);
+    Ok(!findings.is_empty())
+}
+
+/// The state: `snapshot` (number `id`), its findings against the baseline (number
+/// `baseline_id`; `first` when this snapshot is it) and the policy.
+fn print_state(
+    json: bool,
+    (id, baseline_id, first): (i64, i64, bool),
+    snapshot: &Snapshot,
+    findings: &[audit::policy::Finding],
+) {
+    if json {
         let v = serde_json::json!({
             "snapshot": id,
+            "baseline": baseline_id,
             "taken": snapshot.taken,
             "services": snapshot.entries,
             "findings": findings,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
-    } else {
-        print!("{}", services_table(&snapshot));
-        for f in &findings {
-            println!("{}", f.line());
-        }
-        if findings.is_empty() {
-            println!(
-                "{} services open, nothing to report (snapshot {id})",
-                snapshot.entries.len()
-            );
-        }
+        return;
     }
-    Ok(!findings.is_empty())
+    print!("{}", services_table(snapshot));
+    if first {
+        println!(
+            "first look: what listens now is the baseline (snapshot {id}); later audits \
+             report what differs from it"
+        );
+    }
+    for f in findings {
+        println!("{}", f.line());
+    }
+    if findings.is_empty() {
+        println!(
+            "{} services open, nothing to report (snapshot {id}, baseline {baseline_id})",
+            snapshot.entries.len()
+        );
+    }
 }
 
 /// The snapshot `SINCE` names: `last` (the newest), a snapshot number, an RFC 3339 time, or an

@@ -104,8 +104,9 @@ pub enum Command {
         file: Option<PathBuf>,
     },
     /// Audit what this host exposes: the sockets that accept traffic, with their processes and
-    /// names, checked against the [audit] policy. Exits 0 when there is nothing to report, 1
-    /// with findings (or changes, with --diff or --import-nmap), 2 on an error.
+    /// names, checked against the audit's first look (the baseline) and the [audit] policy.
+    /// Exits 0 when there is nothing to report, 1 with findings (or changes, with --diff or
+    /// --import-nmap), 2 on an error.
     Audit {
         /// Print what opened (+) and closed (-) since the last audit, or since SINCE: a snapshot
         /// number, a time like 2026-11-21T10:00:00Z, or an age like 1d.
@@ -115,6 +116,10 @@ pub enum Command {
         /// changed since the last one imported.
         #[arg(long, value_name = "SCAN.xml", conflicts_with = "diff")]
         import_nmap: Option<PathBuf>,
+        /// Print what listens now as an `expect` list (the packages write it to
+        /// /etc/scansentry/audit-expect.toml at install); the history is not touched.
+        #[arg(long, conflicts_with_all = ["diff", "import_nmap"])]
+        print_expect: bool,
         /// The configuration with the policy (default: /etc/scansentry/scansentry.toml, or the
         /// built-in default).
         #[arg(short, long, value_name = "FILE")]
@@ -202,12 +207,14 @@ pub fn main() -> ExitCode {
         Command::Audit {
             diff,
             import_nmap,
+            print_expect,
             config,
             db,
         } => {
             return audit::run(&audit::Options {
                 diff,
                 import_nmap,
+                print_expect,
                 config,
                 db,
                 json: args.json,

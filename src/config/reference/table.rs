@@ -249,7 +249,7 @@ const NEVER_BLOCK: Section = Section {
 const AUDIT: Section = Section {
     name: "audit",
     example_header: None,
-    intro: r#"The local exposure audit: the sockets that accept traffic here (TCP listeners, bound UDP sockets, from the kernel's socket table), with their processes and names, checked against the lists below. Rules are `"port/proto"` (`"22/tcp"`) or `"rpcname/proto"` (`"nfs/udp"`); a socket open and in no list is reported as new."#,
+    intro: r#"The local exposure audit: the sockets that accept traffic here (TCP listeners, bound UDP sockets, from the kernel's socket table), with their processes and names, checked against the audit's first look (its baseline, kept in the state directory) and the lists below. Rules are `"port/proto"` (`"22/tcp"`) or `"rpcname/proto"` (`"nfs/udp"`); a socket open and neither in the baseline nor in a list is reported as new, one of the baseline or of `expect` not open as gone."#,
     keys: &[
         Key::new(
             &["enabled"],
@@ -290,13 +290,25 @@ const AUDIT: Section = Section {
             "[]",
             "Rules not even looked at (not kept in the history either).",
         ),
+        Key::new(
+            &["expect"],
+            Strings,
+            "[]",
+            "Rules that listen here: silent when open, reported as gone (at info) when not.",
+        ),
+        Key::new(
+            &["expect-file"],
+            Path,
+            r#""/etc/scansentry/audit-expect.toml""#,
+            r#"Absolute path of a file holding one more `expect = [...]` list, read at each audit; the packages write it at install from what listened then (`sentryctl audit --print-expect`), and never again. The default file may be missing; any other named here must exist. `""` for none."#,
+        ),
     ],
 };
 
 const AUDIT_ADDRESS: Section = Section {
     name: r#"audit.address."ADDR""#,
     example_header: Some(r#"audit.address."198.51.100.1""#),
-    intro: "`[audit.address.\"ADDR\"]`: the same four lists for one address, on top of those above; a service bound to every address counts for each.",
+    intro: "`[audit.address.\"ADDR\"]`: the same five lists for one address, on top of those above; a service bound to every address counts for each.",
     keys: &[
         Key::unset(
             &["required"],
@@ -326,6 +338,13 @@ const AUDIT_ADDRESS: Section = Section {
             "Rules not looked at at this address.",
         )
         .examples(&[r#"skip = ["nfs/udp"]"#]),
+        Key::unset(
+            &["expect"],
+            Strings,
+            "`[]`",
+            "Rules that listen at this address.",
+        )
+        .examples(&[r#"expect = ["631/tcp"]"#]),
     ],
 };
 
