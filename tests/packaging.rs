@@ -696,11 +696,33 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "{}",
         text(&completed)
     );
+    // Issue 26, 9: the same daemon, switched to JSON lines by a reload (`[log] format`), and a
+    // scan from a third address: the fail2ban filter and the CrowdSec parser below read its
+    // block as a JSON line, after the text lines before it.
+    let config = root.0.join("etc/scansentry/scansentry.toml");
+    let shipped = std::fs::read_to_string(&config).unwrap();
+    assert!(shipped.contains("\nformat = \"text\"\n"), "{shipped}");
+    std::fs::write(
+        &config,
+        shipped.replace("\nformat = \"text\"\n", "\nformat = \"json\"\n"),
+    )
+    .unwrap();
+    let reload = chroot(&["sentryctl", "reload"]);
+    assert!(reload.status.success(), "{}", text(&reload));
+    workstation.nmap(Workstation::THIRD);
+    let json_block = format!("\"message\":\"blocked {} for 1h: ", Workstation::THIRD);
+    assert!(
+        wait_until(TEN_SECONDS, || daemon.out().contains(&json_block)),
+        "{}",
+        daemon.out()
+    );
     let said = daemon.out();
     drop(daemon);
+    let blocked = [Workstation::STRANGER, Workstation::THIRD];
 
-    // Issue 16, 9: the fail2ban filter, as installed, on what the installed daemon said: the
-    // block, and nothing else (not the protected peer, not the start). fail2ban from Debian,
+    // Issue 16, 9 and 26, 9: the fail2ban filter, as installed, on what the installed daemon
+    // said: the two blocks, the text line and the JSON line, and nothing else (not the
+    // protected peer, not the start, not the reload). fail2ban from Debian,
     // never started: policy-rc.d forbids it, as in any chroot.
     let policy = root.0.join("usr/sbin/policy-rc.d");
     std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
@@ -719,7 +741,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     std::fs::write(root.0.join("tmp/sentryd.log"), &said).unwrap();
     let regex = in_ns(&["fail2ban-regex", "/tmp/sentryd.log", "scansentry"]);
     assert!(
-        text(&regex).contains(" 0 ignored, 1 matched, "),
+        text(&regex).contains(" 0 ignored, 2 matched, "),
         "{}\n{said}",
         text(&regex)
     );
@@ -730,11 +752,24 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "/tmp/sentryd.log",
         "scansentry",
     ]);
-    assert_eq!(
-        String::from_utf8_lossy(&matched.stdout).trim(),
-        Workstation::STRANGER,
-        "{}",
-        text(&matched)
+    let mut ips: Vec<_> = String::from_utf8_lossy(&matched.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ips.sort();
+    assert_eq!(ips, blocked, "{}", text(&matched));
+    // The same lines as the journal (`journalctl -o short`) and syslog show them: the filter
+    // skips their prefix, and the JSON line's inner time.
+    let journal: String = said
+        .lines()
+        .map(|line| format!("Nov 29 16:58:02 web-3 sentryd[812]: {line}\n"))
+        .collect();
+    std::fs::write(root.0.join("tmp/sentryd.syslog"), journal).unwrap();
+    let regex = in_ns(&["fail2ban-regex", "/tmp/sentryd.syslog", "scansentry"]);
+    assert!(
+        text(&regex).contains(" 0 ignored, 2 matched, "),
+        "{}\n{said}",
+        text(&regex)
     );
 
     // Issue 16, 9: the CrowdSec parser and scenario, as installed, on the same real output as
@@ -789,11 +824,6 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         )
         .unwrap();
     }
-    let journal: String = said
-        .lines()
-        .map(|line| format!("Nov 29 16:58:02 web-3 sentryd[812]: {line}\n"))
-        .collect();
-    std::fs::write(root.0.join("tmp/sentryd.syslog"), journal).unwrap();
     std::fs::create_dir_all(root.0.join("tmp/dump")).unwrap();
     let replay = with_proc(&[
         "timeout",
@@ -819,14 +849,10 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         alerts.contains("scenario: scansentry/port-scan-blocked"),
         "{alerts}"
     );
-    assert_eq!(
-        sources.into_iter().collect::<Vec<_>>(),
-        [Workstation::STRANGER],
-        "{alerts}"
-    );
+    assert_eq!(sources.into_iter().collect::<Vec<_>>(), blocked, "{alerts}");
 
     // Issue 16, 4: the maintainer scripts run in that namespace (never in the machine's own),
-    // with own mode's table as the daemon left it: one block in it.
+    // with own mode's table as the daemon left it: two blocks in it.
     let table_exists = || {
         in_ns(&["nft", "list", "table", "inet", "scansentry"])
             .status
@@ -835,7 +861,6 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
 
     // An edited configuration survives a reinstall, and so do the blocks (an upgrade is no
     // removal); purge removes the state, and the removal the table.
-    let config = root.0.join("etc/scansentry/scansentry.toml");
     let edited = std::fs::read_to_string(&config)
         .unwrap()
         .replace("threshold = 21", "threshold = 30");
@@ -847,7 +872,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     let purge = in_ns(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
     assert!(purge.status.success(), "{}", text(&purge));
     assert!(
-        text(&purge).contains("table inet scansentry is gone: 1 block lifted"),
+        text(&purge).contains("table inet scansentry is gone: 2 blocks lifted"),
         "{}",
         text(&purge)
     );
@@ -863,7 +888,8 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 /// The administrator's workstation: a namespace joined to the installed host's by a veth, with
-/// 203.0.113.2 (the administrator, who logs in) and 203.0.113.3 (an address with no session);
+/// 203.0.113.2 (the administrator, who logs in), 203.0.113.3 and 203.0.113.4 (addresses with
+/// no session);
 /// the host has 203.0.113.1. Deleted on drop.
 struct Workstation {
     ns: Netns,
@@ -874,6 +900,7 @@ impl Workstation {
     const HOST: &'static str = "203.0.113.1";
     const ADMIN: &'static str = "203.0.113.2";
     const STRANGER: &'static str = "203.0.113.3";
+    const THIRD: &'static str = "203.0.113.4";
 
     fn new(host: &Netns) -> Self {
         let ns = Netns::new("ws");
@@ -885,7 +912,7 @@ impl Workstation {
             &["203.0.113.1/24"],
             &ns.0,
             &dev,
-            &["203.0.113.2/24", "203.0.113.3/24"],
+            &["203.0.113.2/24", "203.0.113.3/24", "203.0.113.4/24"],
         );
         Workstation { ns, dev }
     }
