@@ -659,47 +659,67 @@ mod tests {
         }
     }
 
-    /// Every metric the shipped Grafana dashboard queries is one the endpoint serves, under
-    /// that name (a renamed metric would leave a panel empty without a word).
+    /// Every metric the shipped Grafana dashboard queries (its panels and its `instance`
+    /// variable) is one the endpoint serves from its first scrape, under that name, and every
+    /// label value a query names is one of its series (a renamed metric or label value would
+    /// leave a panel empty without a word).
     #[test]
     fn the_dashboard_queries_only_metrics_the_endpoint_serves() {
-        let mut tally = Tally::default();
-        tally.detections_by_kind.insert("syn", 1);
-        tally.decisions.insert("block", 1);
         let served = exposition(
-            &StatusInfo {
-                not_blocked: [("bad-checksum".to_string(), 1)].into(),
-                ..StatusInfo::default()
-            },
-            &tally,
+            &StatusInfo::default(),
+            &Tally::default(),
             Reloads::default(),
             Format::Text,
         );
-        let names: std::collections::BTreeSet<&str> = served
+        let series: Vec<&str> = served
             .lines()
             .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split(['{', ' ']).next())
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
             .collect();
         let dashboard: serde_json::Value =
             serde_json::from_str(include_str!("../packaging/grafana/scansentry.json")).unwrap();
+        let targets = dashboard["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|panel| panel["targets"].as_array().unwrap())
+            .map(|target| target["expr"].as_str().unwrap());
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["query"].as_str().filter(|q| q.contains("scansentry_")));
         let mut queried = 0;
-        for panel in dashboard["panels"].as_array().unwrap() {
-            for target in panel["targets"].as_array().unwrap() {
-                let expr = target["expr"].as_str().unwrap();
-                for (at, _) in expr.match_indices("scansentry_") {
-                    let name: String = expr[at..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
+        for expr in targets.chain(variables) {
+            for (at, _) in expr.match_indices("scansentry_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let of_name: Vec<&str> = series
+                    .iter()
+                    .copied()
+                    .filter(|s| s.split('{').next() == Some(name.as_str()))
+                    .collect();
+                assert!(
+                    !of_name.is_empty(),
+                    "{name} ({expr}) is not served: {series:?}"
+                );
+                // Its matchers of a fixed value: `decision="block"` (not `instance=~"$…"`).
+                let selector = expr[at + name.len()..]
+                    .strip_prefix('{')
+                    .unwrap_or_default();
+                let selector = selector.split('}').next().unwrap_or_default();
+                for matcher in selector.split(',').filter(|m| !m.contains('~')) {
                     assert!(
-                        names.contains(name.as_str()),
-                        "{name} ({expr}) is not served: {names:?}"
+                        of_name.iter().any(|s| s.contains(matcher)),
+                        "{matcher} ({expr}) is in no series of {name}: {of_name:?}"
                     );
-                    queried += 1;
                 }
+                queried += 1;
             }
         }
-        assert!(queried >= 15, "{queried}");
+        assert!(queried >= 17, "{queried}");
     }
 
     /// Issue 26, 7: every labelled counter is there from the first scrape, at zero: a
