@@ -9,14 +9,16 @@
 //! A labelled counter is written for every value of its label's vocabulary from the first
 //! scrape, at zero until it counts (a panel of rates is then never empty, and `increase()`
 //! sees the first one): decisions for each [`Outcome`] in the daemon's mode, detections for
-//! each kind of probe, probes not counted for each [`NotCounted`]. The fleet's refusals by rule
-//! are written as they happen (their words are not one enum yet).
+//! each kind of probe, probes not counted for each [`NotCounted`], the fleet's refusals for
+//! each [`RefusedBy`] and [`ProbeRefusedBy`]. Only the link's drops by why
+//! (`fleet_received_dropped`) are written as they happen (their words are the shell's).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::control::protocol::{FleetInfo, StatusInfo};
 use crate::detect::ScanKinds;
+use crate::fleet::{ProbeRefusedBy, RefusedBy};
 use crate::report::{Mode, NotCounted, Outcome};
 
 /// The upper bounds of the block latency histogram's buckets, microseconds: from the capture of
@@ -358,7 +360,7 @@ fn fleet_rows(fleet: &FleetInfo) -> Vec<Row> {
             "Probes not told to the fleet by the local check that refused each, and summaries \
              from the other hosts not counted, unverified by their senders.",
             "rule",
-            [],
+            ProbeRefusedBy::ALL.map(ProbeRefusedBy::as_str),
             &fleet.probes_refused,
         ),
         counter(
@@ -378,7 +380,7 @@ fn fleet_rows(fleet: &FleetInfo) -> Vec<Row> {
             "Blocks from the other hosts (and sweeps counted from their summaries) refused, and \
              unblocks not carried out, by the rule that refused each.",
             "rule",
-            [],
+            RefusedBy::ALL.map(RefusedBy::as_str),
             &fleet.refused,
         ),
     ]
@@ -724,7 +726,8 @@ mod tests {
 
     /// Issue 26, 7: every labelled counter is there from the first scrape, at zero: a
     /// decision for each outcome of the daemon's mode, a detection for each kind of probe,
-    /// each reason a probe is not counted; and `build_info` says the version.
+    /// each reason a probe is not counted, in fleet mode each rule of the fleet's refusals;
+    /// and `build_info` says the version.
     #[test]
     fn issue_26_every_labelled_counter_is_there_at_zero_from_the_first_scrape() {
         let text = exposition(
@@ -814,6 +817,42 @@ mod tests {
         }
         assert!(!dry.contains("decision=\"block\""), "{dry}");
         assert!(!dry.contains("reason=\"grace\""), "{dry}");
+
+        // In fleet mode, the fleet's refusals by rule too.
+        let fleet = exposition(
+            &StatusInfo {
+                fleet: Some(FleetInfo::default()),
+                ..StatusInfo::default()
+            },
+            &Tally::default(),
+            Reloads::default(),
+            Format::Text,
+        );
+        for rule in [
+            "floor",
+            "rate-cap",
+            "space-cap",
+            "ended",
+            "unblocked",
+            "never-block",
+            "member",
+            "reverse-path",
+            "protected",
+            "share",
+            "held-cap",
+            "shorter",
+            "grace",
+            "budget",
+            "unblock-cap",
+            "not-its-block",
+        ] {
+            let name = format!("scansentry_fleet_blocks_refused_total{{rule=\"{rule}\"}}");
+            assert_eq!(sample(&fleet, &name), Some(0.0), "{name} in:\n{fleet}");
+        }
+        for rule in ["reverse-path", "protected", "unchecked", "unverified"] {
+            let name = format!("scansentry_fleet_probes_refused_total{{rule=\"{rule}\"}}");
+            assert_eq!(sample(&fleet, &name), Some(0.0), "{name} in:\n{fleet}");
+        }
     }
 
     /// Issue 26, 7: the text format is what `promtool check metrics` passes (the privileged
