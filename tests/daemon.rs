@@ -1809,6 +1809,28 @@ fn issue_26_promtool_passes_a_real_scrape_and_openmetrics_is_served_when_asked()
     );
     assert!(om.contains("\n# TYPE scansentry_build info\n"), "{om}");
     assert!(om.ends_with("\n# EOF\n"), "{om}");
+    // The Prometheus project's own OpenMetrics parser (Debian's python3-prometheus-client,
+    // under Debian's python3) takes it whole: every family, the info and the histogram.
+    let parser = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+        fs = {f.name: f.type for f in p(sys.stdin.read())}\n\
+        print(len(fs), fs['scansentry_build'], fs['scansentry_block_latency_seconds'])\n";
+    let mut python = Command::new("/usr/bin/python3")
+        .args(["-c", parser])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run Debian's python3 (scripts/install-deps --tests installs it)");
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), om.as_bytes()).unwrap();
+    let parsed = python.wait_with_output().unwrap();
+    let families = om.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout),
+        format!("{families} info histogram\n"),
+        "the OpenMetrics parser: {}\n{om}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
 }
 
 /// Issue 16, 10: `sentryctl top` shows who is being counted now: a source that probed three
