@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use support::metrics::{assert_promtool_passes, openmetrics_families};
 use support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -1755,22 +1756,7 @@ fn issue_26_promtool_passes_a_real_scrape_and_openmetrics_is_served_when_asked()
         head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
         "{head}"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool (scripts/install-deps --tests installs Debian's prometheus)");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
-        "promtool check metrics: {:?}\n{}{}\n{text}",
-        checked.status,
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    assert_promtool_passes(&text);
     let sample = |name: &str| -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -1809,28 +1795,23 @@ fn issue_26_promtool_passes_a_real_scrape_and_openmetrics_is_served_when_asked()
     );
     assert!(om.contains("\n# TYPE scansentry_build info\n"), "{om}");
     assert!(om.ends_with("\n# EOF\n"), "{om}");
-    // The Prometheus project's own OpenMetrics parser (Debian's python3-prometheus-client,
-    // under Debian's python3) takes it whole: every family, the info and the histogram.
-    let parser = "import sys\n\
-        from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
-        fs = {f.name: f.type for f in p(sys.stdin.read())}\n\
-        print(len(fs), fs['scansentry_build'], fs['scansentry_block_latency_seconds'])\n";
-    let mut python = Command::new("/usr/bin/python3")
-        .args(["-c", parser])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run Debian's python3 (scripts/install-deps --tests installs it)");
-    std::io::Write::write_all(&mut python.stdin.take().unwrap(), om.as_bytes()).unwrap();
-    let parsed = python.wait_with_output().unwrap();
-    let families = om.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    // The Prometheus project's own OpenMetrics parser takes it whole.
+    let families = openmetrics_families(&om);
     assert_eq!(
-        String::from_utf8_lossy(&parsed.stdout),
-        format!("{families} info histogram\n"),
-        "the OpenMetrics parser: {}\n{om}",
-        String::from_utf8_lossy(&parsed.stderr)
+        families.len(),
+        om.lines().filter(|l| l.starts_with("# TYPE ")).count(),
+        "{families:?}"
     );
+    for family in [
+        "scansentry_build info",
+        "scansentry_packets counter",
+        "scansentry_block_latency_seconds histogram",
+    ] {
+        assert!(
+            families.iter().any(|f| f == family),
+            "{family} in {families:?}"
+        );
+    }
 }
 
 /// Issue 16, 10: `sentryctl top` shows who is being counted now: a source that probed three
