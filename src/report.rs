@@ -349,6 +349,20 @@ impl Reason {
 }
 
 impl Outcome {
+    /// Every outcome: the three that are not refusals, then one for each rule of
+    /// [`Reason::ALL`].
+    pub const ALL: [Outcome; 3 + Reason::ALL.len()] = [
+        Outcome::Block,
+        Outcome::Refresh,
+        Outcome::AlreadyBlocked,
+        Outcome::NotBlocked(Reason::Budget),
+        Outcome::NotBlocked(Reason::NeverBlock),
+        Outcome::NotBlocked(Reason::Grace),
+        Outcome::NotBlocked(Reason::MinPorts),
+        Outcome::NotBlocked(Reason::ReversePath),
+        Outcome::NotBlocked(Reason::Protected),
+    ];
+
     /// What `decision` does.
     pub fn of(decision: &Decision) -> Outcome {
         match decision {
@@ -391,6 +405,29 @@ impl Outcome {
     pub fn label(self, mode: Mode) -> &'static str {
         self.reason()
             .map_or_else(|| self.word(mode), Reason::as_str)
+    }
+}
+
+/// Why a probe-like packet was never counted by the detector: the words of `status`'s
+/// `not_blocked` and of `scansentry_probes_not_counted_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotCounted {
+    /// From a source no scanner can have (unroutable, this host's own): `unroutable-source`.
+    UnroutableSource,
+    /// With a wrong checksum: `bad-checksum`.
+    BadChecksum,
+}
+
+impl NotCounted {
+    /// Every cause, in the order of their words.
+    pub const ALL: [NotCounted; 2] = [NotCounted::UnroutableSource, NotCounted::BadChecksum];
+
+    /// The cause's word: `unroutable-source`, `bad-checksum`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotCounted::UnroutableSource => "unroutable-source",
+            NotCounted::BadChecksum => "bad-checksum",
+        }
     }
 }
 

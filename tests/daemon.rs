@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use support::metrics::{assert_promtool_passes, openmetrics_families};
 use support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -1715,6 +1716,102 @@ fn issue_16_the_metrics_endpoint_counts_a_real_block() {
         Some(1.0),
         "the block was kept: {text}"
     );
+}
+
+/// Issue 26, 7: what an admin's Prometheus takes. A real scrape after a real block is
+/// Prometheus's text format 0.0.4 (curl asks for anything), and Debian's `promtool check
+/// metrics` passes it with nothing to say; every labelled counter is there at zero (a decision
+/// that never happened, a probe never refused), and `build_info` names the version. Asked as
+/// Prometheus asks, the same endpoint answers OpenMetrics.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_26_promtool_passes_a_real_scrape_and_openmetrics_is_served_when_asked() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("promtool");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    // The head and the body of a scrape, with `curl` and `extra` arguments.
+    let scrape = |extra: &[&str]| {
+        let mut args = vec![
+            "curl",
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "5",
+            "--include",
+        ];
+        args.extend_from_slice(extra);
+        args.push("http://127.0.0.1:9464/metrics");
+        let out = lab.exec(&lab.a, &args);
+        let all = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = all
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{all}"));
+        (head.to_string(), body.to_string())
+    };
+    let (head, text) = scrape(&[]);
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert_promtool_passes(&text);
+    let sample = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    for (name, value) in [
+        ("scansentry_decisions_total{decision=\"block\"}", 1.0),
+        ("scansentry_decisions_total{decision=\"grace\"}", 0.0),
+        ("scansentry_detections_by_kind_total{kind=\"udp\"}", 0.0),
+        (
+            "scansentry_probes_not_counted_total{reason=\"bad-checksum\"}",
+            0.0,
+        ),
+        (
+            "scansentry_probes_not_counted_total{reason=\"unroutable-source\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(name), Some(value), "{name} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("scansentry_build_info{version=\"")
+                && l.contains(env!("CARGO_PKG_VERSION"))
+                && l.ends_with("} 1")),
+        "{text}"
+    );
+
+    let prometheus = "Accept: application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (head, om) = scrape(&["--header", prometheus]);
+    assert!(
+        head.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+        ),
+        "{head}"
+    );
+    assert!(om.contains("\n# TYPE scansentry_build info\n"), "{om}");
+    assert!(om.ends_with("\n# EOF\n"), "{om}");
+    // The Prometheus project's own OpenMetrics parser takes it whole.
+    let families = openmetrics_families(&om);
+    assert_eq!(
+        families.len(),
+        om.lines().filter(|l| l.starts_with("# TYPE ")).count(),
+        "{families:?}"
+    );
+    for family in [
+        "scansentry_build info",
+        "scansentry_packets counter",
+        "scansentry_block_latency_seconds histogram",
+    ] {
+        assert!(
+            families.iter().any(|f| f == family),
+            "{family} in {families:?}"
+        );
+    }
 }
 
 /// Issue 16, 10: `sentryctl top` shows who is being counted now: a source that probed three

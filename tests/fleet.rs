@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::fleet::{FleetLab, NATS, SCANNER, Server, block_on_in, host_addr, scanner_addr};
+use support::metrics::assert_promtool_passes;
 use support::netns::{full_scale, require_root, wait_until};
 
 /// A scan of one host of 16 is blocked on all 16, and `why` on another names the host that
@@ -136,12 +137,16 @@ fn a_block_of_a_hosts_never_block_address_is_refused_there_said_and_counted() {
         "scansentry_fleet_connected 1",
         "scansentry_fleet_members 3",
         "scansentry_fleet_blocks_refused_total{rule=\"never-block\"} 1",
+        "scansentry_fleet_blocks_refused_total{rule=\"floor\"} 0",
+        "scansentry_fleet_probes_refused_total{rule=\"unverified\"} 0",
     ] {
         assert!(
             scraped.lines().any(|l| l == sample),
             "{sample} in:\n{scraped}"
         );
     }
+    // Issue 26, 7: in fleet mode too, promtool passes the scrape.
+    assert_promtool_passes(&scraped);
     // The fleet's server is never blocked either: no forged scan cuts a host off its fleet.
     let list = lab.hosts[0].ctl(&["never-block"]);
     assert!(

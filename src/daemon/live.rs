@@ -38,8 +38,8 @@ mod system;
 /// What other threads tell the main loop.
 enum Event {
     Control(Request, Sender<Response>),
-    /// A scrape of the Prometheus endpoint: the exposition, now.
-    Metrics(Sender<String>),
+    /// A scrape of the Prometheus endpoint: the exposition in this format, now.
+    Metrics(crate::metrics::Format, Sender<String>),
     Reload,
     Stop,
     FirewallChanged,
@@ -248,10 +248,14 @@ impl Daemon {
                 Event::Control(request, reply) => {
                     let _ = reply.send(self.engine.request(request, &self.readings()));
                 }
-                Event::Metrics(reply) => {
+                Event::Metrics(format, reply) => {
                     let status = self.engine.status(&self.readings());
-                    let text =
-                        crate::metrics::exposition(&status, self.engine.tally(), self.reloads);
+                    let text = crate::metrics::exposition(
+                        &status,
+                        self.engine.tally(),
+                        self.reloads,
+                        format,
+                    );
                     let _ = reply.send(text);
                 }
                 Event::Stop => return true,

@@ -8,7 +8,8 @@
 //! So whatever connects, the endpoint holds a few connections and fixed buffers, and a slow
 //! client delays nobody else's scrape. The numbers come from the main loop (each scrape asks
 //! it through the same channel as the control socket), so a scrape sees one consistent moment
-//! of the engine; the exposition itself is `metrics::exposition`.
+//! of the engine; the exposition itself is `metrics::exposition`, in the format the request's
+//! `Accept` header chooses (`metrics::Format::negotiate`: text unless OpenMetrics is asked).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use crate::config::MetricsListen;
 use crate::control::server::{Deadline, Timed};
+use crate::metrics::Format;
 use crate::time::{Clock, SteadyClock};
 
 /// How long a connection has to send its whole request, and then to take the whole answer.
@@ -121,15 +123,15 @@ impl Endpoint {
         }
     }
 
-    /// Serves on threads of its own: `scrape` gives the exposition (or `None` when the main
-    /// loop did not answer in time).
+    /// Serves on threads of its own: `scrape` gives the exposition in the format asked for
+    /// (or `None` when the main loop did not answer in time).
     ///
     /// # Errors
     ///
     /// The thread cannot be started.
     pub fn spawn(
         self,
-        scrape: impl Fn() -> Option<String> + Send + Sync + 'static,
+        scrape: impl Fn(Format) -> Option<String> + Send + Sync + 'static,
     ) -> io::Result<()> {
         let scrape = Arc::new(scrape);
         let busy = Arc::new(AtomicUsize::new(0));
@@ -162,7 +164,7 @@ impl Endpoint {
 }
 
 /// Answers one request on `connection` within the deadlines, then closes it.
-fn serve(connection: &Connection, scrape: &impl Fn() -> Option<String>) -> io::Result<()> {
+fn serve(connection: &Connection, scrape: &impl Fn(Format) -> Option<String>) -> io::Result<()> {
     let answer = match read_request(&mut Deadline::new(connection, PATIENCE)) {
         Ok(request) => respond(&request, scrape),
         Err(e) if e.kind() == io::ErrorKind::TimedOut => http(
@@ -214,18 +216,29 @@ fn read_request(stream: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(request)
 }
 
+/// The value of the request head's `Accept` header (its first, as text), if it has one.
+fn accept(request: &[u8]) -> Option<&str> {
+    request
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("accept")
+                .then(|| value.trim())
+        })
+}
+
 /// The answer to `request`, whole.
-fn respond(request: &[u8], scrape: &impl Fn() -> Option<String>) -> Vec<u8> {
+fn respond(request: &[u8], scrape: &impl Fn(Format) -> Option<String>) -> Vec<u8> {
     let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut words = line.split(|&b| b == b' ');
     let (method, path) = (words.next(), words.next());
+    let format = Format::negotiate(accept(request));
     match (method, path) {
-        (Some(b"GET"), Some(b"/metrics")) => match scrape() {
-            Some(text) => http(
-                "200 OK",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                &text,
-            ),
+        (Some(b"GET"), Some(b"/metrics")) => match scrape(format) {
+            Some(text) => http("200 OK", format.content_type(), &text),
             None => http(
                 "503 Service Unavailable",
                 "text/plain; charset=utf-8",
@@ -257,7 +270,7 @@ fn http(status: &str, kind: &str, body: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn answer(request: &[u8], scrape: impl Fn() -> Option<String>) -> String {
+    fn answer(request: &[u8], scrape: impl Fn(Format) -> Option<String>) -> String {
         let head = read_request(&mut io::Cursor::new(request.to_vec())).unwrap();
         String::from_utf8(respond(&head, &scrape)).unwrap()
     }
@@ -274,7 +287,7 @@ mod tests {
         let path = dir.join("metrics.sock");
         Endpoint::bind(&MetricsListen::Unix(path.clone()))
             .unwrap()
-            .spawn(|| Some("scansentry_up 1\n# EOF\n".into()))
+            .spawn(|_| Some("scansentry_up 1\n# EOF\n".into()))
             .unwrap();
         let mut slow = UnixStream::connect(&path).unwrap();
         slow.set_read_timeout(Some(Duration::from_millis(300)))
@@ -349,7 +362,7 @@ mod tests {
 
     #[test]
     fn get_metrics_is_served_and_nothing_else() {
-        let ok = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", || {
+        let ok = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", |_| {
             Some("scansentry_packets_total 1\n# EOF\n".into())
         });
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
@@ -358,14 +371,44 @@ mod tests {
             ok.ends_with("\r\n\r\nscansentry_packets_total 1\n# EOF\n"),
             "{ok}"
         );
-        let late = answer(b"GET /metrics HTTP/1.1\r\n\r\n", || None);
+        let late = answer(b"GET /metrics HTTP/1.1\r\n\r\n", |_| None);
         assert!(late.starts_with("HTTP/1.1 503 "), "{late}");
-        let elsewhere = answer(b"GET / HTTP/1.1\r\n\r\n", || unreachable!());
+        let elsewhere = answer(b"GET / HTTP/1.1\r\n\r\n", |_| unreachable!());
         assert!(elsewhere.starts_with("HTTP/1.1 404 "), "{elsewhere}");
-        let post = answer(b"POST /metrics HTTP/1.1\r\n\r\n", || unreachable!());
+        let post = answer(b"POST /metrics HTTP/1.1\r\n\r\n", |_| unreachable!());
         assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
         // Garbage, and a request that never ends its headers, get an answer and no more.
-        let garbage = answer(&[0xff; 20_000], || unreachable!());
+        let garbage = answer(&[0xff; 20_000], |_| unreachable!());
         assert!(garbage.starts_with("HTTP/1.1 405 "), "{garbage}");
+    }
+
+    /// Issue 26, 7: Prometheus's text format unless the scraper asks for OpenMetrics, as
+    /// Prometheus negotiates: its own scrape header gets OpenMetrics, curl (`*/*`) and a
+    /// request without the header get text, and the answer says which.
+    #[test]
+    fn issue_26_the_accept_header_chooses_the_format() {
+        let by_format = |f: Format| Some(format!("{f:?}\n"));
+        let prometheus = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \
+            application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+            version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n\r\n";
+        let om = answer(prometheus, by_format);
+        assert!(
+            om.contains(
+                "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+            ) && om.ends_with("\r\n\r\nOpenMetrics\n"),
+            "{om}"
+        );
+        for request in [
+            &b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /metrics HTTP/1.1\r\naccept: */*\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nAccept: text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5\r\n\r\n",
+        ] {
+            let text = answer(request, by_format);
+            assert!(
+                text.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n")
+                    && text.ends_with("\r\n\r\nText\n"),
+                "{text}"
+            );
+        }
     }
 }

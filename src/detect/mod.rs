@@ -155,6 +155,9 @@ impl ScanKinds {
         }
     }
 
+    /// Every kind there is (a bit for each, all eight set).
+    pub const ALL: ScanKinds = ScanKinds(u8::MAX);
+
     /// The set holding `kind`.
     pub fn of(kind: ProbeKind) -> Self {
         ScanKinds(Self::bit(kind))

@@ -82,8 +82,15 @@ impl Engine {
                 .not_blocked
                 .counts()
                 .map(|(rule, n)| (rule.to_string(), n))
-                .chain((c.unroutable > 0).then(|| ("unroutable-source".into(), c.unroutable)))
-                .chain((c.bad_checksum > 0).then(|| ("bad-checksum".into(), c.bad_checksum)))
+                .chain(
+                    [
+                        (report::NotCounted::UnroutableSource, c.unroutable),
+                        (report::NotCounted::BadChecksum, c.bad_checksum),
+                    ]
+                    .into_iter()
+                    .filter(|&(_, n)| n > 0)
+                    .map(|(why, n)| (why.as_str().into(), n)),
+                )
                 .collect(),
             protected_peers: self.peers.len(),
             fleet: self.fleet_info(readings.link.as_ref()),

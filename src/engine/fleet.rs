@@ -33,13 +33,13 @@ use ipnet::IpNet;
 
 use super::*;
 use crate::config::fleet::FleetConfig;
-use crate::fleet::MEMBER_FOR;
 use crate::fleet::floor;
 use crate::fleet::gate::{self, Gate, Refusal, Verdict};
 use crate::fleet::message::{
     Body, Check, HostName, MAX_ADDRESSES, MAX_PORTS, MAX_PROBES, Message, ProbeSummary,
 };
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
+use crate::fleet::{MEMBER_FOR, ProbeRefusedBy, RefusedBy};
 use crate::pipeline::Tapped;
 use crate::respond::Held;
 
@@ -264,7 +264,7 @@ struct Offer {
 
 impl Offer {
     /// Refused by `rule`, said (this host's rule protects it) with `reason`.
-    fn refused(&self, rule: &'static str, reason: impl std::fmt::Display) -> Refused {
+    fn refused(&self, rule: RefusedBy, reason: impl std::fmt::Display) -> Refused {
         Refused::Said(
             rule,
             format!("refused {}'s block of {}: {reason}", self.origin, self.text),
@@ -277,9 +277,9 @@ enum Refused {
     /// Not counted: this host's own block come back, or fleet mode is off.
     Quietly,
     /// Counted by its rule (in `status`), not said: the gate's and the origin's own limits.
-    Counted(&'static str),
+    Counted(RefusedBy),
     /// Counted by its rule and said (folded under a flood): a refusal that protects this host.
-    Said(&'static str, String),
+    Said(RefusedBy, String),
 }
 
 /// One of this host's own rules for a block from the fleet, once past the floor and the gate.
@@ -491,8 +491,8 @@ impl Fleet {
             .map(|(addr, at)| (*addr, now.saturating_since(*at)))
     }
 
-    fn refuse(&mut self, rule: &'static str) {
-        *self.refused.entry(rule).or_default() += 1;
+    fn refuse(&mut self, rule: RefusedBy) {
+        *self.refused.entry(rule.as_str()).or_default() += 1;
     }
 
     /// Which of a batch's `candidates` are checked, in arrival order: at most half of what is
@@ -681,11 +681,11 @@ impl Engine {
     /// The fleet's rules for what this host itself knows of `net` (a block or a sweep from
     /// the fleet): a member's own address, an address this host refused as forged. The rule
     /// and the reason, if one refuses it.
-    fn fleet_knows(&self, net: &IpNet, now: Timestamp) -> Option<(&'static str, String)> {
+    fn fleet_knows(&self, net: &IpNet, now: Timestamp) -> Option<(RefusedBy, String)> {
         let fleet = self.fleet.as_ref()?;
         if let Some((member, addr)) = fleet.member_in(net, now) {
             return Some((
-                "member",
+                RefusedBy::Member,
                 format!(
                     "{} is an address of the fleet's member {member}",
                     addr.addr()
@@ -696,7 +696,7 @@ impl Engine {
             .forged_in(net, now, self.forged_for())
             .map(|(addr, ago)| {
                 (
-                    "reverse-path",
+                    RefusedBy::ReversePath,
                     format!(
                         "this host refused {addr} as forged {} ago (reverse path: its packets \
                          arrived where this host does not route back)",
@@ -813,7 +813,7 @@ impl Engine {
             let checked = match checked {
                 Ok(checked) => checked,
                 Err(rule) => {
-                    *fleet.probes_refused.entry(rule).or_default() += 1;
+                    *fleet.probes_refused.entry(rule.as_str()).or_default() += 1;
                     continue;
                 }
             };
@@ -871,7 +871,7 @@ impl Engine {
         tapped: &Tapped,
         source: IpNet,
         looked: &mut Looked,
-    ) -> Result<Vec<Check>, &'static str> {
+    ) -> Result<Vec<Check>, ProbeRefusedBy> {
         let (p, arrived_on) = (&tapped.probe, tapped.arrived_on);
         let mode = match self.config().respond.reverse_path {
             ReversePath::Kernel if p.src.is_ipv4() => match looked.modes.get(&arrived_on) {
@@ -885,7 +885,7 @@ impl Engine {
             _ => self.reverse_path_of(p.src, arrived_on),
         };
         if mode == ReversePath::Off {
-            return Err("unchecked");
+            return Err(ProbeRefusedBy::Unchecked);
         }
         let back = match looked.routes.get(&p.src) {
             Some(back) => *back,
@@ -896,10 +896,10 @@ impl Engine {
             }
         };
         let Some(back) = back else {
-            return Err("unchecked");
+            return Err(ProbeRefusedBy::Unchecked);
         };
         if !mode.passes(arrived_on, back) {
-            return Err("reverse-path");
+            return Err(ProbeRefusedBy::ReversePath);
         }
         // Strict with the interface known is the reverse-path check proper; without it, or
         // loose, only a route back was found.
@@ -909,7 +909,7 @@ impl Engine {
         }];
         if self.config().respond.protect != Protect::None {
             if self.peers.protecting(source, p.at).is_some() {
-                return Err("protected");
+                return Err(ProbeRefusedBy::Protected);
             }
             checked.push(Check::Peers);
         }
@@ -930,7 +930,10 @@ impl Engine {
         for p in probes {
             if !Check::reverse_path(&p.checked) || (peers && !p.checked.contains(&Check::Peers)) {
                 if let Some(fleet) = &mut self.fleet {
-                    *fleet.probes_refused.entry("unverified").or_default() += 1;
+                    *fleet
+                        .probes_refused
+                        .entry(ProbeRefusedBy::Unverified.as_str())
+                        .or_default() += 1;
                 }
                 continue;
             }
@@ -969,7 +972,7 @@ impl Engine {
         );
         if let Some(why) = floor::refuses(&net, false) {
             self.refuse_from_fleet(
-                "floor",
+                RefusedBy::Floor,
                 format!("not blocking {net_text} for {what}: {why}"),
             );
             return;
@@ -1066,7 +1069,7 @@ impl Engine {
     /// first that refuses `offer`.
     fn judge_offer(&mut self, offer: &mut Offer, until: Timestamp) -> Result<(), Refused> {
         if let Some(why) = floor::refuses(&offer.net, offer.wide) {
-            return Err(offer.refused("floor", why));
+            return Err(offer.refused(RefusedBy::Floor, why));
         }
         offer.ttl = self.fleet_gate(offer, until)?;
         FLEET_RULES.iter().try_for_each(|rule| rule(self, offer))
@@ -1084,9 +1087,13 @@ impl Engine {
         {
             Verdict::Take { ttl, .. } => Ok(ttl),
             Verdict::Refuse(Refusal::Own) => Err(Refused::Quietly),
-            Verdict::Refuse(Refusal::Ended) => Err(Refused::Counted("ended")),
-            Verdict::Refuse(Refusal::RateCapped { .. }) => Err(Refused::Counted("rate-cap")),
-            Verdict::Refuse(Refusal::SpaceCapped { .. }) => Err(Refused::Counted("space-cap")),
+            Verdict::Refuse(Refusal::Ended) => Err(Refused::Counted(RefusedBy::Ended)),
+            Verdict::Refuse(Refusal::RateCapped { .. }) => {
+                Err(Refused::Counted(RefusedBy::RateCap))
+            }
+            Verdict::Refuse(Refusal::SpaceCapped { .. }) => {
+                Err(Refused::Counted(RefusedBy::SpaceCap))
+            }
         }
     }
 
@@ -1094,7 +1101,7 @@ impl Engine {
     fn offer_not_lifted(&mut self, offer: &Offer) -> Result<(), Refused> {
         match &self.fleet {
             Some(fleet) if fleet.lifted_since(&offer.origin, offer.net, offer.at) => {
-                Err(Refused::Counted("unblocked"))
+                Err(Refused::Counted(RefusedBy::Unblocked))
             }
             _ => Ok(()),
         }
@@ -1104,7 +1111,7 @@ impl Engine {
     fn offer_not_never_block(&mut self, offer: &Offer) -> Result<(), Refused> {
         match self.overlapping_never_block(offer.net) {
             Some(entries) => Err(offer.refused(
-                "never-block",
+                RefusedBy::NeverBlock,
                 format!("it overlaps the never-block list: {entries}"),
             )),
             None => Ok(()),
@@ -1127,7 +1134,7 @@ impl Engine {
         }
         match self.peers.protecting(offer.net, offer.now) {
             Some(c) => Err(offer.refused(
-                "protected",
+                RefusedBy::Protected,
                 format!(
                     "{} is a protected peer (a conversation on port {})",
                     c.peer, c.port
@@ -1149,7 +1156,7 @@ impl Engine {
         let held = self.responder.held_by(origin, now);
         if held.blocks >= share {
             return Err(offer.refused(
-                "share",
+                RefusedBy::Share,
                 format!(
                     "{origin} holds {share} blocks here, its share (a quarter of [respond] \
                      max-blocks = {max_blocks})"
@@ -1160,7 +1167,7 @@ impl Engine {
         let holds = held.of_family(&net);
         if holds.saturating_add(Held::space(&net)) > cap {
             return Err(offer.refused(
-                "held-cap",
+                RefusedBy::HeldCap,
                 format!(
                     "{origin}'s blocks in force here hold {holds} {unit}, and at most {cap} may \
                      be held"
@@ -1192,7 +1199,7 @@ impl Engine {
             format!("ends in {}", human(kept.until.saturating_since(now)))
         };
         Err(Refused::Said(
-            "shorter",
+            RefusedBy::Shorter,
             format!(
                 "refused {}'s block of {} for {}: it would lift the block of {} here ({}), \
                  which {which}",
@@ -1224,7 +1231,7 @@ impl Engine {
                 }
             }
             Decision::AlreadyBlocked { .. } => {}
-            Decision::InGrace { .. } => self.refuse_offer(Refused::Counted("grace")),
+            Decision::InGrace { .. } => self.refuse_offer(Refused::Counted(RefusedBy::Grace)),
             Decision::OverBudget { budget, .. } => {
                 // A block from the fleet meets the size budget; a sweep, the rate budget's
                 // rules for weak evidence too.
@@ -1236,7 +1243,7 @@ impl Engine {
                 } else {
                     report::budget_text(budget)
                 };
-                self.refuse_offer(offer.refused("budget", budget));
+                self.refuse_offer(offer.refused(RefusedBy::Budget, budget));
             }
             Decision::NeverBlock { .. }
             | Decision::TooFewPorts { .. }
@@ -1282,7 +1289,7 @@ impl Engine {
     }
 
     /// A refusal that protects this host: counted, and said (folded under a flood).
-    fn refuse_from_fleet(&mut self, rule: &'static str, line: String) {
+    fn refuse_from_fleet(&mut self, rule: RefusedBy, line: String) {
         if let Some(fleet) = &mut self.fleet {
             fleet.refuse(rule);
         }
@@ -1307,7 +1314,7 @@ impl Engine {
             return;
         }
         if !fleet.gate.judge_unblock(origin, wall_now) {
-            return fleet.refuse("unblock-cap");
+            return fleet.refuse(RefusedBy::UnblockCap);
         }
         fleet.lifted(Some(origin.clone()), net, at);
         let Some(block) = self.responder.block_of(net, now) else {
@@ -1315,7 +1322,7 @@ impl Engine {
         };
         if block.why.origin.as_ref() != Some(origin) {
             if let Some(fleet) = &mut self.fleet {
-                fleet.refuse("not-its-block");
+                fleet.refuse(RefusedBy::NotItsBlock);
             }
             if self.options.verbosity >= Verbosity::Verbose {
                 let whose = block

@@ -6,4 +6,5 @@
 
 pub mod fleet;
 pub mod frames;
+pub mod metrics;
 pub mod netns;

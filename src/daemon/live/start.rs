@@ -271,9 +271,9 @@ fn spawn_threads(
         let endpoint = crate::daemon::metrics::Endpoint::bind(listen).map_err(failed)?;
         let scrapes = wake.clone();
         endpoint
-            .spawn(move || {
+            .spawn(move |format| {
                 let (tx, rx) = mpsc::channel();
-                scrapes.send(Event::Metrics(tx));
+                scrapes.send(Event::Metrics(format, tx));
                 rx.recv_timeout(std::time::Duration::from_secs(2)).ok()
             })
             .map_err(failed)?;
