@@ -2831,12 +2831,13 @@ impl Lab {
 /// the event say "dry run" / "would block".
 #[test]
 fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
-    let mut lab = Lab::start(dry_config());
+    let mut c = dry_config();
+    c.respond.history_file = Some(PathBuf::from("/var/lib/scansentry/history"));
+    let mut lab = Lab::start(c);
     lab.engine.take_effects();
     lab.scan(SCANNER, 1..=10);
-    let words: Vec<&str> = lab
-        .engine
-        .take_effects()
+    let effects = lab.engine.take_effects();
+    let words: Vec<&str> = effects
         .iter()
         .filter_map(|e| match e {
             Effect::Decision(event) => Some(event.decision()),
@@ -2844,6 +2845,9 @@ fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
         })
         .collect();
     assert_eq!(words, ["would-block"]);
+    // The on-block program and the history line still follow (as the reference says).
+    assert!(effects.iter().any(|e| matches!(e, Effect::Blocked { .. })));
+    assert!(effects.iter().any(|e| matches!(e, Effect::History { .. })));
     assert!(lab.kernel.elements().is_empty());
 
     let status = lab.engine.status(&Readings::default());

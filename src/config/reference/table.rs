@@ -102,7 +102,7 @@ const RESPOND: Section = Section {
         Key::new(&["refresh"], Bool, "false",
             "Set the block of a source detected again while blocked to the full duration again (takes effect in the kernel from Linux 6.12); `false` leaves it as it is."),
         Key::new(&["dry-run"], Bool, "false",
-            r#"Log "would block" and never touch the firewall."#),
+            r#"Decide as usual but block nothing: the log says "would block", events `would-block`, and what a dry run would block is kept apart from the blocks in force: in no kernel set, not in the state file, not an offence (the next real block of an address is its offence 1), shown as `[dry run] would block` by `sentryctl list`, `why` and `status` and counted by `scansentry_dry_run_would_block`, under the same `max-blocks`. Blocks in force when it begins stay in the kernel until they end. A reload to `false` applies nothing a dry run imagined and says so ("dry run off: N would-be blocks were not applied"). The on-block program and the history file still run."#),
         Key::new(&["max-blocks"], Integer, "65536",
             "Blocks active at most per address family (1 to 10,000,000), a sixteenth of it (16 to 64) in one IPv4 /24 or IPv6 /48 from detections; the last quarter is kept for strong evidence (twice `min-ports` ports or more), the last eighth for strong evidence from networks that hold no block. The kernel's block sets are twice as big and 1,024 more. Past it new detections are logged and refused, so a flood of spoofed sources can fill neither the kernel's sets nor the daemon's memory."),
         Key::new(&["max-new-blocks-per-second"], Integer, "50",
