@@ -520,6 +520,10 @@ impl Engine {
         };
         let imagined = std::mem::replace(&mut self.responder, in_force);
         let dropped = imagined.active_count();
+        // Their sources' next probes are judged afresh, as after an unblock.
+        for b in imagined.active(self.clock.now()) {
+            self.pipeline.forget(b.net);
+        }
         self.log(format!(
             "dry run off: {} not applied (nothing a dry run decides is blocked or counted as \
              an offence)",

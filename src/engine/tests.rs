@@ -2914,9 +2914,12 @@ fn issue_26_reload_from_dry_run_to_enforcing_blocks_nothing_imagined() {
             .count(),
         0
     );
-    // Enforcing now: the next scan is blocked for real.
+    // Enforcing now: the next scan is blocked for real, that of a source the dry run would
+    // have blocked too (judged afresh, as after an unblock).
     lab.scan("203.0.113.9", 1..=10);
     assert!(lab.kernel.holds(net("203.0.113.9")));
+    lab.scan(SCANNER, 1..=10);
+    assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
 }
 
 /// Issue 26, 1: a dry run's detections are no offences: after two of them (the second
@@ -2932,7 +2935,8 @@ fn issue_26_the_offence_count_after_a_dry_run_starts_at_one() {
 
     lab.reload_to(config());
     lab.advance(Duration::from_secs(60));
-    lab.scan(SCANNER, 21..=30);
+    // The same ports again: its sources are judged afresh once the dry run ends.
+    lab.scan(SCANNER, 11..=20);
     assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
     assert_eq!(lab.listed(), [(net(SCANNER), Held::Both, 1)]);
     assert_eq!(
