@@ -137,16 +137,28 @@ fn issue_24_remove_blocks_beside_a_running_daemon_is_refused_and_changes_nothing
         "the daemon had to restore its table: {}",
         daemon.out()
     );
-    // Stopped, the daemon answers no more: the blocks are lifted.
+    // Stopped, the daemon answers no more: the blocks are lifted, and (issue 26, 4) the state
+    // file forgets them.
     drop(daemon);
     let lifted = remove();
     assert_eq!(
         text(&lifted),
-        "table inet scansentry is gone: 1 block lifted\n",
+        "table inet scansentry is gone: 1 block lifted; the state file forgets 1 saved block \
+         (no start puts them back; its offence history stays)\n",
         "{}",
         String::from_utf8_lossy(&lifted.stderr)
     );
     assert_eq!(lab.set_text("blocked4"), "");
+    // Issue 26, 4: a reinstall's start put back the blocks the removal had lifted.
+    let again = Daemon::spawn(&lab.a, &dir.0, "");
+    assert!(again.out().contains("0 blocks restored"), "{}", again.out());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lab.set_text("blocked4").contains("elem"),
+        "{}",
+        lab.set_text("blocked4")
+    );
+    assert!(!again.out().contains("put back"), "{}", again.out());
 }
 
 #[test]
