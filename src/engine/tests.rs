@@ -2858,6 +2858,26 @@ fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
     assert_eq!(state.offenders(WallOffset::default()).count(), 0);
 
     assert_eq!(lab.listed(), [(net(SCANNER), Held::DryRun, 1)]);
+    // A block by hand in a dry run is a dry run's too.
+    let answer = lab.request(Request::Block {
+        net: net("203.0.113.8"),
+        seconds: None,
+    });
+    assert!(matches!(answer, Response::Blocked { dry_run: true, .. }));
+    assert_eq!(
+        lab.listed(),
+        [
+            (net(SCANNER), Held::DryRun, 1),
+            (net("203.0.113.8"), Held::DryRun, 0)
+        ]
+    );
+    let answer = lab.request(Request::Unblock {
+        net: net("203.0.113.8"),
+        grace: None,
+        local: false,
+    });
+    assert!(matches!(answer, Response::Unblocked { dry_run: true, .. }));
+    assert_eq!(lab.engine.would_block(), 1);
     let Response::Why { block: Some(b), .. } = lab.request(Request::Why { addr: ip(SCANNER) })
     else {
         panic!("why shows no block");
