@@ -504,11 +504,14 @@ impl Engine {
 
     /// A dry run begins: the responder in force is set aside, and a new one, on the same
     /// configuration (so under the same caps), decides on imagined blocks from now on.
-    fn begin_dry_run(&mut self) {
-        if self.set_aside.is_none() {
-            let imagined = Responder::new(&self.config().respond);
-            self.set_aside = Some(std::mem::replace(&mut self.responder, imagined));
+    /// Whether it began now (not already running).
+    fn begin_dry_run(&mut self) -> bool {
+        if self.set_aside.is_some() {
+            return false;
         }
+        let imagined = Responder::new(&self.config().respond);
+        self.set_aside = Some(std::mem::replace(&mut self.responder, imagined));
+        true
     }
 
     /// A dry run ends: what it imagined is dropped, none of it applied (said, with how many),
@@ -741,26 +744,7 @@ impl Engine {
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow = allow_list(&found.list);
         if firewall_changed {
-            let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
-            firewall.ensure_ready(&allow)?;
-            // Only the blocks in force: what a dry run imagined is never applied.
-            let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
-            firewall.apply(&due)?;
-            self.firewall = firewall;
-            self.mode = mode;
-            match mode {
-                Mode::Enforcing => {
-                    self.end_dry_run();
-                }
-                Mode::DryRun => {
-                    self.begin_dry_run();
-                    self.log(format!(
-                        "dry run on: nothing is blocked from now on; what is in force stays until \
-                         it ends ({})",
-                        report::count(self.blocks_active() as u64, "block", "blocks")
-                    ));
-                }
-            }
+            self.change_firewall(new, &allow)?;
         } else {
             self.firewall.ensure_ready(&allow)?;
         }
@@ -797,6 +781,30 @@ impl Engine {
             self.warn(what.line());
         }
         Ok(at_start)
+    }
+
+    /// The firewall of `new` (its backend, or dry run), made ready with `allow` and given the
+    /// blocks in force (never what a dry run imagined), then used; a dry run begins or ends
+    /// with it (said).
+    fn change_firewall(&mut self, new: &Config, allow: &[IpNet]) -> Result<(), SetupError> {
+        let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
+        firewall.ensure_ready(allow)?;
+        let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
+        firewall.apply(&due)?;
+        self.firewall = firewall;
+        self.mode = mode;
+        match mode {
+            Mode::Enforcing => {
+                self.end_dry_run();
+            }
+            Mode::DryRun if self.begin_dry_run() => self.log(format!(
+                "dry run on: nothing is blocked from now on; what is in force stays until it \
+                 ends ({})",
+                report::count(self.blocks_active() as u64, "block", "blocks")
+            )),
+            Mode::DryRun => {}
+        }
+        Ok(())
     }
 }
 
