@@ -274,6 +274,11 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
             not_counted,
         ),
         gauge("blocks_active", "Blocks in force.", status.blocks_active),
+        gauge(
+            "dry_run_would_block",
+            "Blocks a dry run imagines now (in no kernel, not in blocks_active).",
+            status.would_block,
+        ),
         gauge("blocks_max", "[respond] max-blocks.", status.max_blocks),
         counter(
             "budget_refusals",

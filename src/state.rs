@@ -382,9 +382,64 @@ pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
     })
 }
 
+/// `sentryd --remove-blocks` lifted every block: the state file in `dir` (at most `limit`
+/// bytes read) keeps none of them, so that no start puts one back; its offence history stays
+/// (a scanner that comes back still counts as a repeat). Returns how many blocks it forgot;
+/// no file, or one without blocks, is left as it is (nothing is created).
+///
+/// # Errors
+///
+/// When the file cannot be read (a start would not take its blocks back either) or written.
+pub fn forget_blocks(dir: &Path, limit: u64) -> Result<usize, StateError> {
+    let mut state = load(dir, limit)?;
+    let forgot = std::mem::take(&mut state.blocks).len();
+    if forgot > 0 {
+        save(dir, &state)?;
+    }
+    Ok(forgot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26, 4: after `--remove-blocks` the state file holds no block (no start puts one
+    /// back), and the offence history stays; no file is not created.
+    #[test]
+    fn issue_26_removal_forgets_the_saved_blocks_and_keeps_the_offences() {
+        let dir = temp_dir();
+        assert_eq!(forget_blocks(&dir, size_limit(1)).unwrap(), 0);
+        assert!(!dir.exists(), "no state, nothing written");
+        let block = |s: &str| ActiveBlock {
+            net: s.parse().unwrap(),
+            since: Timestamp::from_micros(1),
+            until: Timestamp::from_micros(u64::MAX / 2),
+            offence: 2,
+            why: Why::manual(),
+        };
+        let offender = (
+            "203.0.113.7/32".parse().unwrap(),
+            2,
+            Timestamp::from_micros(5),
+        );
+        let state = State::new(
+            [block("203.0.113.7/32"), block("2001:db8:bad::/48")],
+            [offender],
+            WallOffset::default(),
+        );
+        save(&dir, &state).unwrap();
+        assert_eq!(forget_blocks(&dir, size_limit(2)).unwrap(), 2);
+        let back = load(&dir, size_limit(2)).unwrap();
+        assert_eq!(back.active_blocks(WallOffset::default()).count(), 0);
+        assert_eq!(
+            back.offenders(WallOffset::default()).collect::<Vec<_>>(),
+            [offender]
+        );
+        assert_eq!(forget_blocks(&dir, size_limit(2)).unwrap(), 0);
+        std::fs::write(dir.join(FILE), "{not json").unwrap();
+        assert!(forget_blocks(&dir, size_limit(2)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn temp_dir() -> PathBuf {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

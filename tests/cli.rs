@@ -339,6 +339,7 @@ fn status_prints_the_counters() {
             probes: 7,
             detections: 1,
             blocks_active: 1,
+            would_block: 0,
             max_blocks: 65536,
             refused: 3,
             waiting: 2,

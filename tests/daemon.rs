@@ -138,16 +138,99 @@ fn issue_24_remove_blocks_beside_a_running_daemon_is_refused_and_changes_nothing
         "the daemon had to restore its table: {}",
         daemon.out()
     );
-    // Stopped, the daemon answers no more: the blocks are lifted.
+    // Stopped, the daemon answers no more: the blocks are lifted, and (issue 26, 4) the state
+    // file forgets them.
     drop(daemon);
     let lifted = remove();
     assert_eq!(
         text(&lifted),
-        "table inet scansentry is gone: 1 block lifted\n",
+        "table inet scansentry is gone: 1 block lifted; the state file forgets 1 saved block \
+         (no start puts them back; its offence history stays)\n",
         "{}",
         String::from_utf8_lossy(&lifted.stderr)
     );
     assert_eq!(lab.set_text("blocked4"), "");
+    // Issue 26, 4: a reinstall's start put back the blocks the removal had lifted.
+    let again = Daemon::spawn(&lab.a, &dir.0, "");
+    assert!(again.out().contains("0 blocks restored"), "{}", again.out());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lab.set_text("blocked4").contains("elem"),
+        "{}",
+        lab.set_text("blocked4")
+    );
+    assert!(!again.out().contains("put back"), "{}", again.out());
+}
+
+/// Issue 26, 1: a dry run is dry. What it would block is in no kernel set, and `list`, `why`
+/// and `status` mark it `[dry run]`, apart from the blocks active; a reload that ends the dry
+/// run puts none of it in the kernel and says so; the next scan is the address's first
+/// offence.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_26_a_dry_run_is_dry_and_ending_it_blocks_nothing_it_imagined() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[respond]\ndry-run = true\n");
+    scan(&lab, NetnsPair::B4);
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("would block 198.51.100.2 for 1h")),
+        "{}",
+        daemon.out()
+    );
+    assert!(!lab.set_text("blocked4").contains("elem"));
+    let list = text(&daemon.ctl(&["list"]));
+    assert!(list.contains("[dry run] would block: syn"), "{list}");
+    let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
+    assert!(
+        why.starts_with("[dry run] would block 198.51.100.2 for 59m"),
+        "{why}"
+    );
+    let status = daemon.ctl(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (&s["blocks_active"], &s["would_block"]),
+        (&0.into(), &1.into())
+    );
+    let status = text(&daemon.ctl(&["status"]));
+    assert!(status.contains("[dry run] 1 (imagined"), "{status}");
+
+    // Dry run off: the configuration without it, reloaded.
+    std::fs::write(
+        dir.0.join("scansentry.toml"),
+        format!(
+            "[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
+            daemon.socket.display(),
+            dir.0.join("state").display()
+        ),
+    )
+    .unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", text(&reload));
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("dry run off: 1 would-be block was not applied")),
+        "{}",
+        daemon.out()
+    );
+    let set = lab.set_text("blocked4");
+    assert!(
+        set.contains("\"blocked4\"") && !set.contains("elem"),
+        "{set}"
+    );
+    assert_eq!(text(&daemon.ctl(&["list"])), "no blocks in force\n");
+
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.out());
+    assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+    let list = daemon.ctl(&["list", "--json"]);
+    let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(blocks.len(), 1, "{}", text(&list));
+    assert_eq!(blocks[0]["offence"], 1);
 }
 
 #[test]

@@ -139,6 +139,9 @@ pub enum Held {
     KernelOnly,
     /// Known to the daemon only: the kernel lost it, and it is not put back yet.
     DaemonOnly,
+    /// Imagined by a dry run (`[respond] dry-run = true`): held nowhere, never put in the
+    /// kernel, not saved, dropped when the dry run ends.
+    DryRun,
 }
 
 impl Held {
@@ -173,6 +176,10 @@ pub struct StatusInfo {
     pub detections: u64,
     /// Blocks active.
     pub blocks_active: usize,
+    /// Blocks a dry run would have made and that would be in force now: kept apart from
+    /// `blocks_active`, in no kernel and no state file (0 when enforcing).
+    #[serde(default)]
+    pub would_block: usize,
     /// `max-blocks`.
     pub max_blocks: usize,
     /// Detections refused by the budget.

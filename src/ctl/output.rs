@@ -135,6 +135,14 @@ fn why(
         }
     };
     match block {
+        Some(b) if b.held == Held::DryRun => lines.push(format!(
+            "[dry run] would block {addr}{} for {} more: {}, since {} (a dry run: not in the \
+             kernel, not saved, not an offence)",
+            part_of(b),
+            duration(Duration::from_secs(b.remaining)),
+            what_was_done(b),
+            when(&b.blocked_at, zone)
+        )),
         Some(
             b @ BlockInfo {
                 origin: Some(origin),
@@ -185,6 +193,7 @@ fn what(b: &BlockInfo) -> String {
         Held::DaemonOnly => {
             format!("{what}, not in the kernel (lost; put back at the next restore)")
         }
+        Held::DryRun => format!("{what}, a dry run's: not in the kernel"),
     }
 }
 
@@ -331,6 +340,23 @@ fn status(s: &StatusInfo) -> String {
         ("configuration", s.config.clone()),
     ];
     let mut rows: Vec<Vec<String>> = rows.map(|(k, v)| vec![k.to_string(), v]).into();
+    // A dry run's blocks have a count of their own, next to the blocks active.
+    if s.mode == "dry-run" || s.would_block > 0 {
+        let at = rows
+            .iter()
+            .position(|r| r[0] == "blocks active")
+            .map_or(0, |i| i + 1);
+        rows.insert(
+            at,
+            vec![
+                "would block".into(),
+                format!(
+                    "[dry run] {} (imagined: not in the kernel, not saved, not offences)",
+                    s.would_block
+                ),
+            ],
+        );
+    }
     if let Some(fleet) = &s.fleet {
         rows.push(vec!["fleet".into(), fleet_line(fleet)]);
     }
@@ -430,6 +456,7 @@ pub fn blocks(list: &[BlockInfo], zone: &Zone) -> String {
                 Held::Both => kind,
                 Held::KernelOnly => format!("{kind} [kernel only]"),
                 Held::DaemonOnly => format!("{kind} [not in kernel]"),
+                Held::DryRun => format!("[dry run] would block: {kind}"),
             };
             vec![
                 source_text(&b.net),
@@ -579,6 +606,53 @@ mod tests {
             held: Held::Both,
             origin: None,
         }
+    }
+
+    /// Issue 26, 1: a dry run's blocks are marked `[dry run] would block` by `list` and
+    /// `why`, and counted apart by `status`.
+    #[test]
+    fn list_why_and_status_mark_a_dry_runs_blocks() {
+        let imagined = BlockInfo {
+            held: Held::DryRun,
+            offence: 1,
+            ..block()
+        };
+        let table = blocks(std::slice::from_ref(&imagined), &Zone::Utc);
+        assert!(table.contains("[dry run] would block: syn"), "{table}");
+        let why = human_utc(&Response::Why {
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(imagined),
+            never_block: vec![],
+            refused: None,
+        });
+        assert_eq!(
+            why,
+            "[dry run] would block 203.0.113.7 for 59m 12s more: syn scan of 2 ports (21/tcp, \
+             22/tcp), since 2026-11-21T23:51:47.731914Z (a dry run: not in the kernel, not \
+             saved, not an offence)"
+        );
+        let status = human_utc(&Response::Status(StatusInfo {
+            mode: "dry-run".into(),
+            blocks_active: 1,
+            would_block: 2,
+            ..StatusInfo::default()
+        }));
+        let lines: Vec<&str> = status.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("blocks active"))
+            .unwrap();
+        assert!(lines[at].contains(" 1 of at most"), "{status}");
+        assert!(
+            lines[at + 1].starts_with("would block")
+                && lines[at + 1].contains("[dry run] 2 (imagined: not in the kernel"),
+            "{status}"
+        );
+        let enforcing = human_utc(&Response::Status(StatusInfo {
+            mode: "enforcing".into(),
+            ..StatusInfo::default()
+        }));
+        assert!(!enforcing.contains("would block"), "{enforcing}");
     }
 
     /// Issue 16, 3: what the kernel holds without the daemon, and the reverse, are marked.

@@ -137,7 +137,8 @@ fn spawn_signals(wake: Wake) -> std::io::Result<()> {
 }
 
 /// `sentryd --remove-blocks`: every block lifted and what sentryd built in the firewall
-/// removed, whatever `dry-run` says now (an earlier run may have blocked); says what went.
+/// removed, whatever `dry-run` says now (an earlier run may have blocked), and the state
+/// file's blocks forgotten (its offence history kept); says what went.
 /// Refused, with nothing changed (exit 1), while a daemon answers on the configuration's
 /// control socket: it would put back within a second what this lifts.
 pub fn remove_blocks(config: &config::Config) -> ExitCode {
@@ -162,8 +163,9 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
                 config::Backend::Route => "lifted the blackhole routes",
             };
             println!(
-                "{what}: {} lifted",
-                crate::report::count(lifted as u64, "block", "blocks")
+                "{what}: {} lifted; {}",
+                crate::report::count(lifted as u64, "block", "blocks"),
+                forget_saved_blocks(config)
             );
             ExitCode::SUCCESS
         }
@@ -171,6 +173,24 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
             exit::report("sentryd", &e);
             exit::code(exit::FAILURE)
         }
+    }
+}
+
+/// After `--remove-blocks` lifted them: the state file forgets its blocks, so that the next
+/// start puts none back; its offence history stays. What it did, as the command says it.
+fn forget_saved_blocks(config: &config::Config) -> String {
+    let dir = &config.daemon.state_dir;
+    let limit = crate::state::size_limit(config.respond.max_blocks);
+    match crate::state::forget_blocks(dir, limit) {
+        Ok(forgot) => format!(
+            "the state file forgets {} (no start puts them back; its offence history stays)",
+            crate::report::count(forgot as u64, "saved block", "saved blocks")
+        ),
+        Err(e) => format!(
+            "the state file was left as it is ({}; a start does not put back the blocks of a \
+             state file it cannot read either)",
+            exit::chain(&e)
+        ),
     }
 }
 

@@ -81,9 +81,10 @@ pub struct Args {
     pub never_block: bool,
 
     /// Lift every block and remove what sentryd built in the firewall (own mode's table, the
-    /// blocks in attach mode's sets, the route backend's routes), then exit. The packages run
-    /// it on removal; stopping the daemon keeps the blocks. Refused (exit 1, nothing changed)
-    /// while a daemon answers on the configuration's control socket.
+    /// blocks in attach mode's sets, the route backend's routes), and forget the blocks of the
+    /// state file so that no start puts them back (its offence history stays), then exit. The
+    /// packages run it on removal; stopping the daemon keeps the blocks. Refused (exit 1,
+    /// nothing changed) while a daemon answers on the configuration's control socket.
     #[arg(long, conflicts_with_all = ["replay", "check_config", "never_block"])]
     pub remove_blocks: bool,
 }

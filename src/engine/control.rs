@@ -69,7 +69,8 @@ impl Engine {
             packets: c.frames,
             probes: c.probes,
             detections: c.detections,
-            blocks_active: self.responder.active_count(),
+            blocks_active: self.blocks_active(),
+            would_block: self.would_block(),
             max_blocks: self.config().respond.max_blocks,
             refused: self.refused,
             waiting: self.responder.waiting_count(),
@@ -95,6 +96,15 @@ impl Engine {
             protected_peers: self.peers.len(),
             fleet: self.fleet_info(readings.link.as_ref()),
         }
+    }
+
+    /// The block `b` of the responder that decides: in a dry run, imagined.
+    pub(super) fn decided_info(&self, b: &ActiveBlock, now: Timestamp) -> BlockInfo {
+        let mut info = self.block_info(b, now);
+        if self.set_aside.is_some() {
+            info.held = Held::DryRun;
+        }
+        info
     }
 
     pub(super) fn block_info(&self, b: &ActiveBlock, now: Timestamp) -> BlockInfo {
@@ -137,14 +147,26 @@ impl Engine {
         info
     }
 
-    /// `sentryctl list`: a page of the blocks in force, the daemon's and the kernel's.
+    /// `sentryctl list`: a page of the blocks in force, the daemon's and the kernel's; in a
+    /// dry run, the blocks in force when it began, then those it imagines (marked so).
     pub(super) fn list(&mut self, offset: usize, limit: usize, now: Timestamp) -> Response {
         let kernel = self.in_kernel();
-        let mut all: Vec<BlockInfo> = self
-            .responder
-            .active(now)
-            .map(|b| self.held_info(&b, kernel.as_deref(), now))
-            .collect();
+        let mut all: Vec<BlockInfo> = match &self.set_aside {
+            Some(in_force) => in_force
+                .active(now)
+                .map(|b| self.block_info(&b, now))
+                .chain(
+                    self.responder
+                        .active(now)
+                        .map(|b| self.decided_info(&b, now)),
+                )
+                .collect(),
+            None => self
+                .responder
+                .active(now)
+                .map(|b| self.held_info(&b, kernel.as_deref(), now))
+                .collect(),
+        };
         for e in kernel.iter().flatten() {
             if !all.iter().any(|b| b.net == e.net) {
                 all.push(kernel_only(e));
@@ -229,6 +251,11 @@ impl Engine {
         if let Some(b) = self.responder.block_of(net, now) {
             lifted.push(b.net);
         }
+        // In a dry run the blocks in force are named, and stay (the firewall is not touched).
+        let in_force = self.set_aside.as_ref().and_then(|r| r.block_of(net, now));
+        if let Some(b) = in_force.filter(|b| !lifted.contains(&b.net)) {
+            lifted.push(b.net);
+        }
         let holds =
             |e: &&Blocked| e.net.contains(&net.addr()) && e.net.prefix_len() <= net.prefix_len();
         for e in self.in_kernel().iter().flatten().filter(holds) {
@@ -264,6 +291,9 @@ impl Engine {
                 nets.push(e.net);
             }
         }
+        // In a dry run the blocks in force are counted, and stay (the firewall is not touched).
+        let in_force = self.set_aside.as_ref().map(|r| r.active(now).count());
+        let count = nets.len() + in_force.unwrap_or(0);
         for &net in &nets {
             let _ = self.responder.unblock(net, None, now);
             self.pipeline.forget(net);
@@ -280,10 +310,10 @@ impl Engine {
         let verb = self.verb("lifted", "would lift");
         self.log(format!(
             "{verb} all {} by hand",
-            report::count(nets.len() as u64, "block", "blocks")
+            report::count(count as u64, "block", "blocks")
         ));
         Response::UnblockedAll {
-            count: nets.len(),
+            count,
             dry_run: self.mode == Mode::DryRun,
         }
     }
@@ -292,9 +322,15 @@ impl Engine {
     /// without it), its last detection not blocked, and the never-block entries that hold it.
     pub(super) fn why(&mut self, addr: IpAddr, now: Timestamp) -> Response {
         let kernel = self.in_kernel();
-        let block = match self.responder.block_of(IpNet::from(addr), now) {
-            Some(b) => Some(self.held_info(&b, kernel.as_deref(), now)),
-            None => kernel
+        let in_force = self
+            .set_aside
+            .as_ref()
+            .and_then(|r| r.block_of(addr.into(), now));
+        let block = match (in_force, self.responder.block_of(IpNet::from(addr), now)) {
+            (Some(b), _) => Some(self.block_info(&b, now)),
+            (None, Some(b)) if self.set_aside.is_some() => Some(self.decided_info(&b, now)),
+            (None, Some(b)) => Some(self.held_info(&b, kernel.as_deref(), now)),
+            (None, None) => kernel
                 .iter()
                 .flatten()
                 .find(|e| e.net.contains(&addr))

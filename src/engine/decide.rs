@@ -184,9 +184,22 @@ impl Engine {
                 since: c.since,
                 ended: c.ended,
             },
-            None => self
-                .responder
-                .on_detection(d, self.pipeline.never_block(), now),
+            None => {
+                // In a dry run, a source the blocks in force hold is blocked already.
+                let held = self
+                    .set_aside
+                    .as_ref()
+                    .and_then(|in_force| in_force.block_of(IpNet::from(d.addr), now));
+                match held {
+                    Some(b) => Decision::AlreadyBlocked {
+                        net: b.net,
+                        remaining: b.until.saturating_since(now),
+                    },
+                    None => self
+                        .responder
+                        .on_detection(d, self.pipeline.never_block(), now),
+                }
+            }
         }
     }
 

@@ -322,7 +322,13 @@ pub struct Engine {
     started: Timestamp,
     mode: Mode,
     firewall: Box<dyn Firewall>,
+    /// Decides on detections and blocks by hand: the blocks in force and the offence history
+    /// when enforcing; in a dry run, a responder of its own whose blocks are only imagined.
     responder: Responder,
+    /// In a dry run, the responder in force when it began, set aside: its blocks (still in
+    /// the kernel, ending there by themselves) and offence history are what is saved and what
+    /// the end of the dry run goes back to; nothing the dry run imagines reaches it.
+    set_aside: Option<Responder>,
     pipeline: Pipeline,
     /// The blocks changed since the state was last saved.
     dirty: bool,
@@ -387,6 +393,7 @@ impl Engine {
         let now = clock.now();
         let mut engine = Engine {
             responder: Responder::new(&config.respond),
+            set_aside: None,
             peers: Peers::new(config.respond.protect_for),
             wall: clock.wall_offset(),
             local_addresses,
@@ -421,6 +428,9 @@ impl Engine {
         }
         engine.tap_probes();
         engine.resume(saved);
+        if engine.mode == Mode::DryRun {
+            engine.begin_dry_run();
+        }
         engine.read_peers();
         Ok(engine)
     }
@@ -465,19 +475,64 @@ impl Engine {
         &self.tally
     }
 
-    /// Blocks in force.
+    /// Blocks in force (not those a dry run imagines).
     pub fn blocks_active(&self) -> usize {
-        self.responder.active_count()
+        self.in_force().active_count()
     }
 
-    /// The state to save now.
+    /// Blocks a dry run imagines now (0 when enforcing).
+    pub fn would_block(&self) -> usize {
+        if self.set_aside.is_some() {
+            self.responder.active_count()
+        } else {
+            0
+        }
+    }
+
+    /// The responder whose blocks are in force: the one set aside in a dry run.
+    fn in_force(&self) -> &Responder {
+        self.set_aside.as_ref().unwrap_or(&self.responder)
+    }
+
+    /// The state to save now: the blocks in force and the offence history, nothing a dry run
+    /// imagined.
     pub fn state(&self) -> State {
         let now = self.clock.now();
-        State::new(
-            self.responder.active(now),
-            self.responder.offenders(),
-            self.wall,
-        )
+        let responder = self.in_force();
+        State::new(responder.active(now), responder.offenders(), self.wall)
+    }
+
+    /// A dry run begins: the responder in force is set aside, and a new one, on the same
+    /// configuration (so under the same caps), decides on imagined blocks from now on.
+    /// Whether it began now (not already running).
+    fn begin_dry_run(&mut self) -> bool {
+        if self.set_aside.is_some() {
+            return false;
+        }
+        let imagined = Responder::new(&self.config().respond);
+        self.set_aside = Some(std::mem::replace(&mut self.responder, imagined));
+        true
+    }
+
+    /// A dry run ends: what it imagined is dropped, none of it applied (said, with how many),
+    /// and the responder set aside decides again. Returns how many imagined blocks were
+    /// dropped.
+    fn end_dry_run(&mut self) -> usize {
+        let Some(in_force) = self.set_aside.take() else {
+            return 0;
+        };
+        let imagined = std::mem::replace(&mut self.responder, in_force);
+        let dropped = imagined.active_count();
+        // Their sources' next probes are judged afresh, as after an unblock.
+        for b in imagined.active(self.clock.now()) {
+            self.pipeline.forget(b.net);
+        }
+        self.log(format!(
+            "dry run off: {} not applied (nothing a dry run decides is blocked or counted as \
+             an offence)",
+            report::count(dropped as u64, "would-be block was", "would-be blocks were")
+        ));
+        dropped
     }
 
     fn say(&mut self, level: Level, line: impl Into<String>) {
@@ -689,28 +744,7 @@ impl Engine {
             || new.respond.dry_run != self.config().respond.dry_run;
         let allow = allow_list(&found.list);
         if firewall_changed {
-            let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
-            firewall.ensure_ready(&allow)?;
-            let due: Vec<Action> = self.responder.due(self.clock.now()).collect();
-            firewall.apply(&due)?;
-            let mut old = std::mem::replace(&mut self.firewall, firewall);
-            // The old firewall's blocks would stay in the kernel out of reach: neither an
-            // unblock nor the never-block list goes to a firewall no longer in force. A dry
-            // run, or a firewall elsewhere (routes, another table), leaves none behind.
-            let elsewhere = match (&new.backend, &self.config().backend) {
-                (Backend::Nft(new), Backend::Nft(old)) => !new.may_share_sets(old),
-                (Backend::Route, Backend::Route) => false,
-                _ => true,
-            };
-            if self.mode == Mode::Enforcing
-                && (mode == Mode::DryRun || elsewhere)
-                && let Err(e) = lift_all(&mut *old, &due)
-            {
-                self.warn(format!(
-                    "could not lift the blocks of the firewall no longer in force: {e}"
-                ));
-            }
-            self.mode = mode;
+            self.change_firewall(new, &allow)?;
         } else {
             self.firewall.ensure_ready(&allow)?;
         }
@@ -729,6 +763,9 @@ impl Engine {
         self.pipeline
             .set_local_check(local_check(new, &self.options));
         self.responder.reconfigure(&new.respond);
+        if let Some(in_force) = self.set_aside.as_mut() {
+            in_force.reconfigure(&new.respond);
+        }
         self.fleet = match (self.fleet.take(), &new.fleet) {
             (Some(fleet), Some(config)) => fleet.reconfigure(config),
             (None, Some(config)) => fleet::Fleet::new(config),
@@ -744,6 +781,48 @@ impl Engine {
             self.warn(what.line());
         }
         Ok(at_start)
+    }
+
+    /// The firewall of `new` (its backend, or dry run), made ready with `allow` and given the
+    /// blocks in force (never what a dry run imagined), then used; a dry run begins or ends
+    /// with it (said).
+    ///
+    /// The old firewall's blocks would stay in the kernel out of reach — neither an unblock nor
+    /// the never-block list goes to a firewall no longer in force — so a dry run, or a firewall
+    /// elsewhere (routes, another table), leaves none behind: they are lifted there, kept, and
+    /// given to the next enforcing firewall if still due.
+    fn change_firewall(&mut self, new: &Config, allow: &[IpNet]) -> Result<(), SetupError> {
+        let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
+        firewall.ensure_ready(allow)?;
+        let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
+        firewall.apply(&due)?;
+        let mut old = std::mem::replace(&mut self.firewall, firewall);
+        let elsewhere = match (&new.backend, &self.config().backend) {
+            (Backend::Nft(new), Backend::Nft(old)) => !new.may_share_sets(old),
+            (Backend::Route, Backend::Route) => false,
+            _ => true,
+        };
+        if self.mode == Mode::Enforcing
+            && (mode == Mode::DryRun || elsewhere)
+            && let Err(e) = lift_all(&mut *old, &due)
+        {
+            self.warn(format!(
+                "could not lift the blocks of the firewall no longer in force: {e}"
+            ));
+        }
+        self.mode = mode;
+        match mode {
+            Mode::Enforcing => {
+                self.end_dry_run();
+            }
+            Mode::DryRun if self.begin_dry_run() => self.log(format!(
+                "dry run on: nothing is blocked from now on; {} in force lifted from the \
+                 firewall, kept, and put back when the dry run ends if still due",
+                report::count(self.blocks_active() as u64, "block", "blocks")
+            )),
+            Mode::DryRun => {}
+        }
+        Ok(())
     }
 }
 

@@ -988,14 +988,16 @@ fn issue_25_a_reload_into_dry_run_or_to_routes_leaves_no_block_behind() {
         !lab.kernel.holds(net("203.0.113.8")),
         "a block no unblock can reach is still in the kernel"
     );
-    // Dry run off: what is still due (and not never-block) is blocked again.
+    // Dry run off: what is still due (and not never-block) is blocked again; what the dry run
+    // imagined (issue 26) is not.
     lab.scan("203.0.113.9", 1..=10);
     let mut enforcing = config();
     enforcing.never_block.addresses.push(net(SCANNER));
     lab.engine
         .reconfigure(loaded(enforcing.clone(), "/etc/new.toml"))
         .unwrap();
-    assert!(lab.kernel.holds(net("203.0.113.9")));
+    assert!(lab.kernel.holds(net("203.0.113.8")));
+    assert!(!lab.kernel.holds(net("203.0.113.9")));
     assert!(!lab.kernel.holds(net(SCANNER)));
 
     // From nftables to routes: the block moves, none stays behind in nftables.
@@ -1004,9 +1006,9 @@ fn issue_25_a_reload_into_dry_run_or_to_routes_leaves_no_block_behind() {
     lab.engine
         .reconfigure(loaded(routes, "/etc/new.toml"))
         .unwrap();
-    assert_eq!(lab.remaining(&lab.routes, "203.0.113.9"), Some(None));
+    assert_eq!(lab.remaining(&lab.routes, "203.0.113.8"), Some(None));
     assert!(
-        !lab.kernel.holds(net("203.0.113.9")),
+        !lab.kernel.holds(net("203.0.113.8")),
         "left behind in nftables"
     );
 }
@@ -2845,5 +2847,274 @@ fn issue_13_restores_that_keep_coming_are_spaced_out() {
     assert_eq!(
         pace.restored(now.saturating_add(Duration::from_secs(600))),
         Duration::ZERO
+    );
+}
+
+/// Issue 26, 1: configuration of a dry run (blocks of an hour, four times longer each
+/// offence), and a reload to it (or from it) as the host would read it.
+fn dry_config() -> Config {
+    let mut c = config();
+    c.respond.dry_run = true;
+    c
+}
+
+impl Lab {
+    /// A reload that reads `config`, as SIGHUP makes one.
+    fn reload_to(&mut self, config: Config) {
+        self.machine().configuration = Some(Ok(config));
+        let answer = self.engine.reload(ReloadBy::Signal);
+        assert!(matches!(answer, Response::Reloaded { .. }), "{answer:?}");
+    }
+
+    /// The blocks `list` shows, with where each is held.
+    fn listed(&mut self) -> Vec<(IpNet, Held, u32)> {
+        let Response::Blocks { blocks, .. } = self.request(Request::List {
+            offset: 0,
+            limit: 100,
+        }) else {
+            panic!("not a list");
+        };
+        blocks.iter().map(|b| (b.net, b.held, b.offence)).collect()
+    }
+}
+
+/// Issue 26, 1: a dry run's decisions are kept apart: not in the kernel, not among the blocks
+/// active, not in the state (blocks or offences); `list`, `why`, `status`, the metrics and
+/// the event say "dry run" / "would block".
+#[test]
+fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
+    let mut c = dry_config();
+    c.respond.history_file = Some(PathBuf::from("/var/lib/scansentry/history"));
+    let mut lab = Lab::start(c);
+    lab.engine.take_effects();
+    lab.scan(SCANNER, 1..=10);
+    let effects = lab.engine.take_effects();
+    let words: Vec<&str> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Decision(event) => Some(event.decision()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(words, ["would-block"]);
+    // The on-block program and the history line still follow (as the reference says).
+    assert!(effects.iter().any(|e| matches!(e, Effect::Blocked { .. })));
+    assert!(effects.iter().any(|e| matches!(e, Effect::History { .. })));
+    assert!(lab.kernel.elements().is_empty());
+
+    let status = lab.engine.status(&Readings::default());
+    assert_eq!((status.blocks_active, status.would_block), (0, 1));
+    assert_eq!(lab.engine.blocks_active(), 0);
+    let state = lab.engine.state();
+    assert_eq!(state.active_blocks(WallOffset::default()).count(), 0);
+    assert_eq!(state.offenders(WallOffset::default()).count(), 0);
+
+    assert_eq!(lab.listed(), [(net(SCANNER), Held::DryRun, 1)]);
+    // A block by hand in a dry run is a dry run's too.
+    let answer = lab.request(Request::Block {
+        net: net("203.0.113.8"),
+        seconds: None,
+    });
+    assert!(matches!(answer, Response::Blocked { dry_run: true, .. }));
+    assert_eq!(
+        lab.listed(),
+        [
+            (net(SCANNER), Held::DryRun, 1),
+            (net("203.0.113.8"), Held::DryRun, 0)
+        ]
+    );
+    let answer = lab.request(Request::Unblock {
+        net: net("203.0.113.8"),
+        grace: None,
+        local: false,
+    });
+    assert!(matches!(answer, Response::Unblocked { dry_run: true, .. }));
+    assert_eq!(lab.engine.would_block(), 1);
+    let Response::Why { block: Some(b), .. } = lab.request(Request::Why { addr: ip(SCANNER) })
+    else {
+        panic!("why shows no block");
+    };
+    assert_eq!((b.held, b.remaining), (Held::DryRun, HOUR.as_secs()));
+
+    let metrics = crate::metrics::exposition(
+        &status,
+        lab.engine.tally(),
+        crate::metrics::Reloads::default(),
+        crate::metrics::Format::Text,
+    );
+    assert!(
+        metrics.contains("\nscansentry_blocks_active 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nscansentry_dry_run_would_block 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scansentry_decisions_total{decision=\"would-block\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Issue 26, 1: a reload that ends a dry run applies nothing it imagined and says so; the
+/// state stays without it.
+#[test]
+fn issue_26_reload_from_dry_run_to_enforcing_blocks_nothing_imagined() {
+    let mut lab = Lab::start(dry_config());
+    lab.scan(SCANNER, 1..=10);
+    lab.scan("203.0.113.8", 1..=10);
+    assert!(lab.says("would block 203.0.113.8"));
+    assert_eq!(lab.engine.would_block(), 2);
+
+    lab.reload_to(config());
+    assert!(lab.says("dry run off: 2 would-be blocks were not applied"));
+    assert!(
+        lab.kernel.elements().is_empty(),
+        "{:?}",
+        lab.kernel.elements()
+    );
+    assert!(lab.listed().is_empty());
+    let status = lab.engine.status(&Readings::default());
+    assert_eq!(
+        (status.mode.as_str(), status.blocks_active),
+        ("enforcing", 0)
+    );
+    assert_eq!(status.would_block, 0);
+    assert_eq!(
+        lab.engine
+            .state()
+            .active_blocks(WallOffset::default())
+            .count(),
+        0
+    );
+    // Enforcing now: the next scan is blocked for real, that of a source the dry run would
+    // have blocked too (judged afresh, as after an unblock).
+    lab.scan("203.0.113.9", 1..=10);
+    assert!(lab.kernel.holds(net("203.0.113.9")));
+    lab.scan(SCANNER, 1..=10);
+    assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+}
+
+/// Issue 26, 1: a dry run's detections are no offences: after two of them (the second
+/// would have been offence 2, four hours), the first real block of that address is offence 1
+/// and lasts the configured hour.
+#[test]
+fn issue_26_the_offence_count_after_a_dry_run_starts_at_one() {
+    let mut lab = Lab::start(dry_config());
+    lab.scan(SCANNER, 1..=10);
+    lab.advance(HOUR + Duration::from_secs(1));
+    lab.scan(SCANNER, 11..=20);
+    assert!(lab.says("would block 203.0.113.7 for 4h"));
+
+    lab.reload_to(config());
+    lab.advance(Duration::from_secs(60));
+    // The same ports again: its sources are judged afresh once the dry run ends.
+    lab.scan(SCANNER, 11..=20);
+    assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+    assert_eq!(lab.listed(), [(net(SCANNER), Held::Both, 1)]);
+    assert_eq!(
+        lab.engine
+            .state()
+            .offenders(WallOffset::default())
+            .map(|(n, count, _)| (n, count))
+            .collect::<Vec<_>>(),
+        [(net(SCANNER), 1)]
+    );
+}
+
+/// Issue 26, 1: the blocks in force when a dry run begins are kept (saved, counted in force)
+/// but lifted from the kernel while it lasts (red team of issue 25: out of the dry run's reach
+/// otherwise); a dry run neither lifts them by hand nor imagines them again, and when it ends
+/// they are what the firewall is given, nothing else.
+#[test]
+fn issue_26_a_dry_run_keeps_the_blocks_in_force_and_puts_them_back_after() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    assert!(lab.kernel.holds(net(SCANNER)));
+
+    lab.reload_to(dry_config());
+    assert!(lab.says(
+        "dry run on: nothing is blocked from now on; 1 block in force lifted from the firewall, \
+         kept, and put back when the dry run ends if still due"
+    ));
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    lab.scan(SCANNER, 11..=20);
+    lab.scan("203.0.113.8", 1..=10);
+    let status = lab.engine.status(&Readings::default());
+    assert_eq!((status.blocks_active, status.would_block), (1, 1));
+    assert_eq!(
+        lab.listed(),
+        [
+            (net(SCANNER), Held::Both, 1),
+            (net("203.0.113.8"), Held::DryRun, 1)
+        ]
+    );
+    let answer = lab.request(Request::Unblock {
+        net: net(SCANNER),
+        grace: None,
+        local: false,
+    });
+    assert!(
+        matches!(answer, Response::Unblocked { dry_run: true, .. }),
+        "{answer:?}"
+    );
+    assert_eq!(lab.engine.blocks_active(), 1);
+    let saved: Vec<IpNet> = lab
+        .engine
+        .state()
+        .active_blocks(WallOffset::default())
+        .map(|b| b.net)
+        .collect();
+    assert_eq!(saved, [net(SCANNER)]);
+
+    lab.reload_to(config());
+    assert!(lab.says("dry run off: 1 would-be block was not applied"));
+    assert_eq!(lab.kernel.elements(), [(net(SCANNER), Some(HOUR))]);
+}
+
+/// Issue 26, 1: a start in a dry run keeps the saved blocks as the blocks in force (saved
+/// again, put in the kernel when the dry run ends), apart from what it imagines; its
+/// imagined blocks are bounded by the same `max-blocks` as real ones.
+#[test]
+fn issue_26_a_dry_run_start_keeps_the_saved_blocks_and_bounds_its_own() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_800_000_000_000_000,
+    )));
+    let now = clock.now();
+    let saved = State::new(
+        [ActiveBlock {
+            net: net("203.0.113.2"),
+            since: now,
+            until: now.saturating_add(2 * HOUR),
+            offence: 1,
+            why: Why::manual(),
+        }],
+        [],
+        WallOffset::default(),
+    );
+    let mut c = dry_config();
+    c.respond.max_blocks = 2;
+    c.respond.min_ports = 1;
+    let mut lab = Lab::start_on(c.clone(), clock.clone(), Memory::new(clock), Some(saved));
+    assert_eq!(lab.engine.blocks_active(), 1);
+    for n in 10..20 {
+        lab.scan(&format!("203.0.113.{n}"), 1..=10);
+        lab.advance(Duration::from_secs(2));
+    }
+    assert_eq!(lab.engine.would_block(), 2);
+    assert_eq!(lab.engine.blocks_active(), 1);
+    assert!(lab.kernel.elements().is_empty());
+
+    let mut enforcing = c;
+    enforcing.respond.dry_run = false;
+    lab.reload_to(enforcing);
+    assert!(lab.says("dry run off: 2 would-be blocks were not applied"));
+    assert_eq!(
+        lab.kernel
+            .elements()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        [net("203.0.113.2")]
     );
 }
