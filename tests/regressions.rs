@@ -113,6 +113,85 @@ fn issue_13_ten_thousand_never_block_entries_all_reach_the_allow_sets() {
     assert!(status.status.success(), "{}", daemon.err());
 }
 
+/// Issue 25, red team: a never-block file of 100,000 or 200,000 lines (under the 16 MiB file
+/// limit) stopped the daemon at start with "netlink socket failed: Message too long", and a
+/// reload to such a file was refused: the allow sets went to the kernel in one send larger
+/// than the socket's send buffer.
+#[test]
+#[ignore = "needs root + netns: cargo test --test regressions -- --ignored"]
+fn issue_25_two_hundred_thousand_never_block_entries_all_reach_the_allow_sets() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("regress");
+    // Every other IPv4 address of the lab's two /24 from .4 on (252 entries that do not merge
+    // with each other or the lab's own addresses), and every fourth IPv6 address of a /64 for
+    // the rest: 200,000 lines, none merging with another.
+    let v4: Vec<String> = (2..128u32)
+        .flat_map(|i| {
+            [
+                format!("198.51.100.{}", i * 2),
+                format!("203.0.113.{}", i * 2),
+            ]
+        })
+        .collect();
+    // `offset` 0 at start, 2 for the reload: none of the one in the other.
+    let v6 = |offset: u128| -> Vec<String> {
+        (0..(200_000 - v4.len()) as u128)
+            .map(|i| Ipv6Addr::from((0x2001_0db8_0000_00ff_u128 << 64) + i * 4 + offset))
+            .map(|a| a.to_string())
+            .collect()
+    };
+    // Mixed: an IPv4 line after every 800 IPv6 lines.
+    let text = |v6: &[String]| {
+        let mut lines = Vec::with_capacity(200_000);
+        let mut v4_left = v4.iter();
+        for (i, a) in v6.iter().enumerate() {
+            lines.push(a.as_str());
+            if i % 800 == 0 {
+                lines.extend(v4_left.next().map(String::as_str));
+            }
+        }
+        lines.extend(v4_left.map(String::as_str));
+        assert_eq!(lines.len(), 200_000);
+        lines.join("\n")
+    };
+    let (started, reloaded) = (v6(0), v6(2));
+    let file = dir.0.join("never-block");
+    std::fs::write(&file, text(&started)).unwrap();
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!("[never-block]\nfile = \"{}\"\n", file.display()),
+    );
+    // A reload to another such list replaces the first one whole (one listing of the sets,
+    // which takes seconds at this size, shows both).
+    std::fs::write(&file, text(&reloaded)).unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    let allow6: HashSet<String> = set_elements(&lab, "allow6").into_iter().collect();
+    let left = started.iter().filter(|a| allow6.contains(*a)).count();
+    assert_eq!(
+        left, 0,
+        "entries of the list before the reload left in allow6"
+    );
+    let missing6 = reloaded.iter().filter(|a| !allow6.contains(*a)).count();
+    assert_eq!(
+        missing6,
+        0,
+        "IPv6 entries missing from allow6: {}",
+        daemon.err()
+    );
+    let allow4: HashSet<String> = set_elements(&lab, "allow4").into_iter().collect();
+    let missing4: Vec<&String> = v4.iter().filter(|a| !allow4.contains(*a)).collect();
+    assert!(missing4.is_empty(), "missing from allow4: {missing4:?}");
+    let status = daemon.ctl(&["status"]);
+    assert!(status.status.success(), "{}", daemon.err());
+}
+
 /// Issue 13, 1: the same path at start, with 100,000 blocks from the state file put back.
 #[test]
 #[ignore = "needs root + netns: cargo test --test regressions -- --ignored"]

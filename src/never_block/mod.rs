@@ -282,7 +282,70 @@ pub fn compose(
         entries.extend(more);
         warnings.extend(problems);
     }
+    warnings.extend(wide_entry_warnings(&entries));
     Ok((NeverBlockList::new(entries), warnings))
+}
+
+/// The widest an administrator's entry may be without a warning: an IPv4 /8, an IPv6 /16.
+const WIDEST_QUIET: (u8, u8) = (8, 16);
+
+/// A warning for each entry the administrator gave (`[never-block] addresses`, the file,
+/// `[fleet] members`) that is wider than an IPv4 /8 or an IPv6 /16: it is kept (it may be
+/// meant), but nothing in it will ever be blocked, and `0.0.0.0/0` or `::/0` turns blocking
+/// off for its family. Each network is said once, at its first entry; at most
+/// [`MAX_FILE_WARNINGS`] are, then one more counts the rest. **Pure.**
+fn wide_entry_warnings(entries: &[Entry]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut warnings = Vec::new();
+    let mut more = 0usize;
+    for entry in entries {
+        let given = matches!(
+            entry.reason,
+            Reason::Config | Reason::IgnoreFile { .. } | Reason::FleetMember
+        );
+        let (family, prefix, quiet) = match entry.net {
+            IpNet::V4(n) => ("IPv4", n.prefix_len(), WIDEST_QUIET.0),
+            IpNet::V6(n) => ("IPv6", n.prefix_len(), WIDEST_QUIET.1),
+        };
+        let net = entry.net.trunc();
+        if !given || prefix >= quiet || !seen.insert(net) {
+            continue;
+        }
+        if warnings.len() == MAX_FILE_WARNINGS {
+            more += 1;
+            continue;
+        }
+        let covers = if prefix == 0 {
+            format!("covers every {family} address: nothing {family} will be blocked")
+        } else {
+            format!(
+                "covers 1/{} of the {family} address space ({}%): nothing in it will be blocked",
+                1u32 << prefix,
+                percent_of_two_to_the(prefix)
+            )
+        };
+        warnings.push(format!("{}: {} {covers}", entry.reason, entry.net));
+    }
+    if more > 0 {
+        warnings.push(format!(
+            "{more} more never-block entries wider than an IPv4 /8 or an IPv6 /16"
+        ));
+    }
+    warnings
+}
+
+/// 100 / 2^`p` (for `p` below 16) with at most three decimals, trailing zeros dropped:
+/// `50`, `12.5`, `0.781`.
+fn percent_of_two_to_the(p: u8) -> String {
+    let thousandths = 100_000u32 >> p;
+    let (whole, frac) = (thousandths / 1000, thousandths % 1000);
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:03}")
+            .trim_end_matches('0')
+            .to_string()
+    }
 }
 
 /// 127.0.0.0/8 and ::1, always on the list.
@@ -480,6 +543,61 @@ mod tests {
                 "z".repeat(64)
             )]
         );
+    }
+
+    /// Red team of issue 25: `0.0.0.0/0` in the never-block file (or `::/0` in the
+    /// configuration) quietly turned blocking off for its family.
+    #[test]
+    fn issue_25_a_never_block_entry_wider_than_a_slash_8_or_16_is_said() {
+        let text = "[never-block]\naddresses = [\"::/0\", \"2001:db8::/32\", \"198.0.0.0/7\"]\n";
+        let config = crate::config::from_toml(text, std::path::Path::new("c.toml")).unwrap();
+        let file = "0.0.0.0/0\n10.0.0.0/8\n0.0.0.0/1\n2000::/3\n2001::/16\n0.0.0.0/0\n";
+        let file = Some((PathBuf::from("/etc/x"), Ok(file.into())));
+        let discovered = vec![Entry {
+            net: "0.0.0.0/0".parse().unwrap(),
+            reason: Reason::Gateway("eth0".into()),
+        }];
+        let (list, warnings) = compose(&config, discovered, file).unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "[never-block] addresses in the configuration: ::/0 covers every IPv6 address: \
+                 nothing IPv6 will be blocked",
+                "[never-block] addresses in the configuration: 198.0.0.0/7 covers 1/128 of the \
+                 IPv4 address space (0.781%): nothing in it will be blocked",
+                "never-block file /etc/x line 1: 0.0.0.0/0 covers every IPv4 address: nothing \
+                 IPv4 will be blocked",
+                "never-block file /etc/x line 3: 0.0.0.0/1 covers 1/2 of the IPv4 address space \
+                 (50%): nothing in it will be blocked",
+                "never-block file /etc/x line 4: 2000::/3 covers 1/8 of the IPv6 address space \
+                 (12.5%): nothing in it will be blocked",
+            ],
+            "a /8, a /16, a discovered entry and a repeated one are not said"
+        );
+        assert!(list.contains(ip("203.0.113.7")), "the entries are kept");
+        assert!(list.contains(ip("2001:db8::7")));
+    }
+
+    #[test]
+    fn wide_entries_are_said_a_bounded_number_of_times() {
+        let entries: Vec<Entry> = (0..100u32)
+            .map(|i| Entry {
+                net: IpNet::new(std::net::Ipv6Addr::from(u128::from(i) << 116).into(), 12).unwrap(),
+                reason: Reason::Config,
+            })
+            .collect();
+        let warnings = wide_entry_warnings(&entries);
+        assert_eq!(warnings.len(), MAX_FILE_WARNINGS + 1);
+        assert_eq!(
+            warnings[0],
+            "[never-block] addresses in the configuration: ::/12 covers 1/4096 of the IPv6 \
+             address space (0.024%): nothing in it will be blocked"
+        );
+        assert_eq!(
+            warnings.last().unwrap(),
+            "84 more never-block entries wider than an IPv4 /8 or an IPv6 /16"
+        );
+        assert_eq!(percent_of_two_to_the(15), "0.003");
     }
 
     #[test]

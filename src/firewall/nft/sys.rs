@@ -250,8 +250,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A set message for a batch: NEWSET (create if missing, keep elements), or NEWSETELEM,
-/// DELSETELEM, DESTROYSETELEM with the set's elements (none: the whole set, for DELSETELEM).
+/// A set message for a batch: NEWSET (create if missing, keep elements), DESTROYSET, or
+/// NEWSETELEM, DESTROYSETELEM with the set's elements.
 pub struct SetMsg<'a> {
     set: &'a SetHandle,
     kind: SetMsgKind,
@@ -264,13 +264,15 @@ pub enum SetMsgKind {
     CreateSet,
     /// NEWSETELEM with CREATE and without EXCL: an element that exists is updated, not an error.
     AddElements,
-    /// DELSETELEM: a missing element fails the batch (ENOENT); without elements, flushes the set.
-    DeleteElements,
     /// DESTROYSETELEM (kernel ≥ 6.3): like delete, but a missing element is fine.
     DestroyElements,
+    /// DESTROYSET (kernel ≥ 6.3): deletes the set with its elements; a missing set is fine.
+    DestroySet,
 }
 
-/// `NFT_MSG_DESTROYSETELEM`, which neither the libc crate nor Debian 12's headers define.
+/// `NFT_MSG_DESTROYSET` and `NFT_MSG_DESTROYSETELEM`, which neither the libc crate nor
+/// Debian 12's headers define.
+const NFT_MSG_DESTROYSET: u16 = 29;
 const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
 impl<'a> SetMsg<'a> {
@@ -301,8 +303,8 @@ unsafe impl nftnl::NlMsg for SetMsg<'_> {
         let (msg_type, flags) = match self.kind {
             SetMsgKind::CreateSet => (libc::NFT_MSG_NEWSET as u16, create),
             SetMsgKind::AddElements => (libc::NFT_MSG_NEWSETELEM as u16, create),
-            SetMsgKind::DeleteElements => (libc::NFT_MSG_DELSETELEM as u16, libc::NLM_F_ACK as u16),
             SetMsgKind::DestroyElements => (NFT_MSG_DESTROYSETELEM, libc::NLM_F_ACK as u16),
+            SetMsgKind::DestroySet => (NFT_MSG_DESTROYSET, libc::NLM_F_ACK as u16),
         };
         let set = self.set.0.as_ptr();
         // SAFETY: the caller (nftnl's Batch) passes a buffer large enough for one message; the
@@ -312,7 +314,9 @@ unsafe impl nftnl::NlMsg for SetMsg<'_> {
             let nlh =
                 sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), msg_type, family, flags, seq);
             match self.kind {
-                SetMsgKind::CreateSet => sys::nftnl_set_nlmsg_build_payload(nlh, set),
+                SetMsgKind::CreateSet | SetMsgKind::DestroySet => {
+                    sys::nftnl_set_nlmsg_build_payload(nlh, set);
+                }
                 _ => sys::nftnl_set_elems_nlmsg_build_payload(nlh, set),
             }
         }
@@ -564,8 +568,8 @@ mod tests {
         assert_eq!(err.count, MAX_ELEMENTS_PER_MSG + 1);
         for kind in [
             SetMsgKind::CreateSet,
-            SetMsgKind::DeleteElements,
             SetMsgKind::DestroyElements,
+            SetMsgKind::DestroySet,
         ] {
             assert!(SetMsg::new(&full, kind).is_err(), "{kind:?}");
         }
