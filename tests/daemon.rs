@@ -37,9 +37,17 @@ fn text(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
-fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
+/// The lab after a blocked scan: a daemon on the default configuration in the victim's
+/// namespace, a web server on 8080 there, and the scanner's nmap scan blocked. Bound in this
+/// order, the daemon is dropped first and the namespaces last.
+struct Blocked {
+    lab: NetnsPair,
+    dir: TempDir,
+    _web: support::netns::KillOnDrop,
+    daemon: Daemon,
+}
+
+fn scanned_and_blocked() -> Blocked {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
@@ -47,6 +55,23 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    Blocked {
+        lab,
+        dir,
+        _web,
+        daemon,
+    }
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
+    let Blocked {
+        lab,
+        dir: _dir,
+        _web,
+        daemon,
+    } = scanned_and_blocked();
     assert!(!lab.connects(NetnsPair::B4, 8080));
 
     let list = daemon.ctl(&["list", "--json"]);
@@ -390,13 +415,12 @@ fn kill_9_and_a_restart_keep_the_blocks() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
-    require_root();
-    let lab = NetnsPair::new();
-    let dir = TempDir::new("daemon");
-    let _web = lab.listen(&[8080], 120);
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    scan(&lab, NetnsPair::B4);
-    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let Blocked {
+        lab,
+        dir: _dir,
+        _web,
+        daemon,
+    } = scanned_and_blocked();
     let flush = lab.exec(&lab.a, &["nft", "flush", "ruleset"]);
     assert!(flush.status.success());
     assert!(
@@ -2034,13 +2058,12 @@ fn issue_16_systemd_hears_ready_the_watchdog_reloads_and_the_stop() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
-    require_root();
-    let lab = NetnsPair::new();
-    let dir = TempDir::new("daemon");
-    let _web = lab.listen(&[8080], 120);
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    scan(&lab, NetnsPair::B4);
-    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let Blocked {
+        lab,
+        dir,
+        _web,
+        daemon,
+    } = scanned_and_blocked();
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
 
     let config = dir.0.join("scansentry.toml");

@@ -595,6 +595,49 @@ fn the_raw_method_sees_the_same_probes_and_detection_as_pcap() {
     );
 }
 
+/// A pcap daemon and a raw daemon in dry run, side by side in the victim's namespace.
+struct BothMethods {
+    pcap: Daemon,
+    raw: Daemon,
+    _dirs: (TempDir, TempDir),
+}
+
+impl BothMethods {
+    fn spawn(lab: &NetnsPair) -> Self {
+        let dirs = (TempDir::new("netns"), TempDir::new("netns"));
+        let pcap = Daemon::spawn(&lab.a, &dirs.0.0, "[respond]\ndry-run = true\n");
+        let raw = Daemon::spawn(
+            &lab.a,
+            &dirs.1.0,
+            "[respond]\ndry-run = true\n[capture]\nmethod = \"raw\"\n",
+        );
+        BothMethods {
+            pcap,
+            raw,
+            _dirs: dirs,
+        }
+    }
+
+    /// Both detect the genuine scan from `genuine`, and neither names any of `forged`, whose
+    /// frames are `what`.
+    fn see_only(&self, genuine: &str, forged: &[&str], what: &str) {
+        for (name, daemon) in [("pcap", &self.pcap), ("raw", &self.raw)] {
+            assert!(
+                detected(daemon, &format!("would block {genuine} for 1h")),
+                "{name}: {}",
+                daemon.out()
+            );
+            for forged in forged {
+                assert!(
+                    !daemon.out().contains(&format!(" {forged}")),
+                    "{name} took {what} from {forged} as probes: {}",
+                    daemon.out()
+                );
+            }
+        }
+    }
+}
+
 /// Red team of issue 25: a frame whose link-layer protocol and IP version disagree (an IPv4
 /// packet in an IPv6 frame, an IPv6 packet in an IPv4 frame) is dropped by the kernel
 /// (IpInHdrErrors, Ip6InHdrErrors), yet it counted as a probe: in both methods for an IPv4
@@ -606,13 +649,7 @@ fn the_raw_method_sees_the_same_probes_and_detection_as_pcap() {
 fn issue_25_frames_whose_protocol_and_ip_version_disagree_are_no_probes_in_either_method() {
     require_root();
     let lab = NetnsPair::new();
-    let (pcap_dir, raw_dir) = (TempDir::new("netns"), TempDir::new("netns"));
-    let pcap = Daemon::spawn(&lab.a, &pcap_dir.0, "[respond]\ndry-run = true\n");
-    let raw = Daemon::spawn(
-        &lab.a,
-        &raw_dir.0,
-        "[respond]\ndry-run = true\n[capture]\nmethod = \"raw\"\n",
-    );
+    let both = BothMethods::spawn(&lab);
     let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
     let scan = |src: &str, dst: &str, ether_type: Option<[u8; 2]>| -> Vec<Vec<u8>> {
         (1..=30)
@@ -631,20 +668,11 @@ fn issue_25_frames_whose_protocol_and_ip_version_disagree_are_no_probes_in_eithe
     frames.extend(scan("2a11:db8::5", NetnsPair::A6, Some([0x08, 0x00])));
     frames.extend(scan("198.51.100.20", NetnsPair::A4, None));
     lab.inject(&frames);
-    for (name, daemon) in [("pcap", &pcap), ("raw", &raw)] {
-        assert!(
-            detected(daemon, "would block 198.51.100.20 for 1h"),
-            "{name}: {}",
-            daemon.out()
-        );
-        for forged in ["198.51.100.21", "2001:db8::8", "2a11:db8::5"] {
-            assert!(
-                !daemon.out().contains(&format!(" {forged}")),
-                "{name} took frames no host accepts as probes from {forged}: {}",
-                daemon.out()
-            );
-        }
-    }
+    both.see_only(
+        "198.51.100.20",
+        &["198.51.100.21", "2001:db8::8", "2a11:db8::5"],
+        "frames no host accepts",
+    );
 }
 
 /// Red team of issue 25: a SYN with a wrong TCP checksum is no evidence; one whose IPv4 or
@@ -656,13 +684,7 @@ fn issue_25_frames_whose_protocol_and_ip_version_disagree_are_no_probes_in_eithe
 fn issue_25_a_probe_shorter_than_its_ip_header_says_is_no_evidence_in_either_method() {
     require_root();
     let lab = NetnsPair::new();
-    let (pcap_dir, raw_dir) = (TempDir::new("netns"), TempDir::new("netns"));
-    let pcap = Daemon::spawn(&lab.a, &pcap_dir.0, "[respond]\ndry-run = true\n");
-    let raw = Daemon::spawn(
-        &lab.a,
-        &raw_dir.0,
-        "[respond]\ndry-run = true\n[capture]\nmethod = \"raw\"\n",
-    );
+    let both = BothMethods::spawn(&lab);
     let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
     // A wrong TCP checksum, and a length field of 1,000 bytes (the IPv4 header's sum made
     // good again, so that only the length lies).
@@ -699,20 +721,11 @@ fn issue_25_a_probe_shorter_than_its_ip_header_says_is_no_evidence_in_either_met
         }),
     );
     lab.inject(&frames);
-    for (name, daemon) in [("pcap", &pcap), ("raw", &raw)] {
-        assert!(
-            detected(daemon, "would block 198.51.100.32 for 1h"),
-            "{name}: {}",
-            daemon.out()
-        );
-        for forged in ["198.51.100.31", "2001:db8::31"] {
-            assert!(
-                !daemon.out().contains(&format!(" {forged}")),
-                "{name} took truncated probes from {forged} as evidence: {}",
-                daemon.out()
-            );
-        }
-    }
+    both.see_only(
+        "198.51.100.32",
+        &["198.51.100.31", "2001:db8::31"],
+        "truncated probes",
+    );
 }
 
 /// Red team of issue 25: the raw method said 0 capture drops whatever its socket dropped, so

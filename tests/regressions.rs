@@ -94,21 +94,23 @@ fn issue_13_ten_thousand_never_block_entries_all_reach_the_allow_sets() {
         &dir.0,
         &format!("[never-block]\nfile = \"{}\"\n", file.display()),
     );
-    let allow6: HashSet<String> = set_elements(&lab, "allow6").into_iter().collect();
-    let missing6 = v6
-        .iter()
-        .filter(|a| !allow6.contains(&a.to_string()))
-        .count();
+    let v6: Vec<String> = v6.iter().map(ToString::to_string).collect();
+    assert_all_allowed(&lab, &daemon, &v4, &v6);
+}
+
+/// Every address of `v4` is in `allow4` and of `v6` in `allow6`; and the daemon still answers.
+fn assert_all_allowed(lab: &NetnsPair, daemon: &Daemon, v4: &[String], v6: &[String]) {
+    let allow6: HashSet<String> = set_elements(lab, "allow6").into_iter().collect();
+    let missing6 = v6.iter().filter(|a| !allow6.contains(*a)).count();
     assert_eq!(
         missing6,
         0,
         "IPv6 entries missing from allow6: {}",
         daemon.err()
     );
-    let allow4: HashSet<String> = set_elements(&lab, "allow4").into_iter().collect();
+    let allow4: HashSet<String> = set_elements(lab, "allow4").into_iter().collect();
     let missing4: Vec<&String> = v4.iter().filter(|a| !allow4.contains(*a)).collect();
     assert!(missing4.is_empty(), "missing from allow4: {missing4:?}");
-    // And the daemon is still there to answer.
     let status = daemon.ctl(&["status"]);
     assert!(status.status.success(), "{}", daemon.err());
 }
@@ -178,18 +180,7 @@ fn issue_25_two_hundred_thousand_never_block_entries_all_reach_the_allow_sets() 
         left, 0,
         "entries of the list before the reload left in allow6"
     );
-    let missing6 = reloaded.iter().filter(|a| !allow6.contains(*a)).count();
-    assert_eq!(
-        missing6,
-        0,
-        "IPv6 entries missing from allow6: {}",
-        daemon.err()
-    );
-    let allow4: HashSet<String> = set_elements(&lab, "allow4").into_iter().collect();
-    let missing4: Vec<&String> = v4.iter().filter(|a| !allow4.contains(*a)).collect();
-    assert!(missing4.is_empty(), "missing from allow4: {missing4:?}");
-    let status = daemon.ctl(&["status"]);
-    assert!(status.status.success(), "{}", daemon.err());
+    assert_all_allowed(&lab, &daemon, &v4, &reloaded);
 }
 
 /// Issue 13, 1: the same path at start, with 100,000 blocks from the state file put back.
