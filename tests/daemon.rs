@@ -37,22 +37,22 @@ fn text(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The lab after a blocked scan: a daemon on the default configuration in the victim's
-/// namespace, a web server on 8080 there, and the scanner's nmap scan blocked. Bound in this
-/// order, the daemon is dropped first and the namespaces last.
+/// The lab after a blocked scan: a daemon on `config` in the victim's namespace (with a web
+/// server on 8080 there for [`scanned_and_blocked`]), and the scanner's nmap scan blocked.
+/// Bound in this order, the daemon is dropped first and the namespaces last.
 struct Blocked {
     lab: NetnsPair,
     dir: TempDir,
-    _web: support::netns::KillOnDrop,
+    _web: Option<support::netns::KillOnDrop>,
     daemon: Daemon,
 }
 
-fn scanned_and_blocked() -> Blocked {
+fn blocked_on(config: &str, web: bool) -> Blocked {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let _web = lab.listen(&[8080], 120);
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let _web = web.then(|| lab.listen(&[8080], 120));
+    let daemon = Daemon::spawn(&lab.a, &dir.0, config);
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
     Blocked {
@@ -61,6 +61,11 @@ fn scanned_and_blocked() -> Blocked {
         _web,
         daemon,
     }
+}
+
+/// [`blocked_on`] the default configuration, with the web server.
+fn scanned_and_blocked() -> Blocked {
+    blocked_on("", true)
 }
 
 #[test]
@@ -126,12 +131,12 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn issue_24_remove_blocks_beside_a_running_daemon_is_refused_and_changes_nothing() {
-    require_root();
-    let lab = NetnsPair::new();
-    let dir = TempDir::new("daemon");
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
-    scan(&lab, NetnsPair::B4);
-    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let Blocked {
+        lab,
+        dir,
+        _web,
+        daemon,
+    } = blocked_on("", false);
     let config = dir.0.join("scansentry.toml");
     let remove = || {
         lab.exec(
@@ -1833,12 +1838,12 @@ fn issue_16_the_metrics_endpoint_counts_a_real_block() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn issue_26_promtool_passes_a_real_scrape_and_openmetrics_is_served_when_asked() {
-    require_root();
-    let lab = NetnsPair::new();
-    let dir = TempDir::new("promtool");
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "[metrics]\nlisten = \"127.0.0.1:9464\"\n");
-    scan(&lab, NetnsPair::B4);
-    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let Blocked {
+        lab,
+        dir: _dir,
+        _web,
+        daemon: _daemon,
+    } = blocked_on("[metrics]\nlisten = \"127.0.0.1:9464\"\n", false);
     // The head and the body of a scrape, with `curl` and `extra` arguments.
     let scrape = |extra: &[&str]| {
         let mut args = vec![
