@@ -39,13 +39,14 @@ fn text(o: &std::process::Output) -> String {
 
 /// The lab after a blocked scan: a daemon on `config` in the victim's namespace (with a web
 /// server on 8080 there for [`scanned_and_blocked`]), and the scanner's nmap scan blocked.
-/// Bound in this order, the daemon is dropped first and the namespaces last.
-struct Blocked {
-    lab: NetnsPair,
-    dir: TempDir,
-    _web: Option<support::netns::KillOnDrop>,
-    daemon: Daemon,
-}
+/// Bound in this order (the lab, its directory, the web server, the daemon), the daemon is
+/// dropped first and the namespaces last.
+struct Blocked(
+    NetnsPair,
+    TempDir,
+    Option<support::netns::KillOnDrop>,
+    Daemon,
+);
 
 fn blocked_on(config: &str, web: bool) -> Blocked {
     require_root();
@@ -55,12 +56,7 @@ fn blocked_on(config: &str, web: bool) -> Blocked {
     let daemon = Daemon::spawn(&lab.a, &dir.0, config);
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
-    Blocked {
-        lab,
-        dir,
-        _web,
-        daemon,
-    }
+    Blocked(lab, dir, _web, daemon)
 }
 
 /// [`blocked_on`] the default configuration, with the web server.
@@ -71,12 +67,7 @@ fn scanned_and_blocked() -> Blocked {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
-    let Blocked {
-        lab,
-        dir: _dir,
-        _web,
-        daemon,
-    } = scanned_and_blocked();
+    let Blocked(lab, _dir, _web, daemon) = scanned_and_blocked();
     assert!(!lab.connects(NetnsPair::B4, 8080));
 
     let list = daemon.ctl(&["list", "--json"]);
@@ -131,12 +122,7 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn issue_24_remove_blocks_beside_a_running_daemon_is_refused_and_changes_nothing() {
-    let Blocked {
-        lab,
-        dir,
-        _web,
-        daemon,
-    } = blocked_on("", false);
+    let Blocked(lab, dir, _web, daemon) = blocked_on("", false);
     let config = dir.0.join("scansentry.toml");
     let remove = || {
         lab.exec(
@@ -420,12 +406,7 @@ fn kill_9_and_a_restart_keep_the_blocks() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn a_flushed_ruleset_is_restored_with_the_blocks_still_due() {
-    let Blocked {
-        lab,
-        dir: _dir,
-        _web,
-        daemon,
-    } = scanned_and_blocked();
+    let Blocked(lab, _dir, _web, daemon) = scanned_and_blocked();
     let flush = lab.exec(&lab.a, &["nft", "flush", "ruleset"]);
     assert!(flush.status.success());
     assert!(
@@ -1838,12 +1819,8 @@ fn issue_16_the_metrics_endpoint_counts_a_real_block() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn issue_26_promtool_passes_a_real_scrape_and_openmetrics_is_served_when_asked() {
-    let Blocked {
-        lab,
-        dir: _dir,
-        _web,
-        daemon: _daemon,
-    } = blocked_on("[metrics]\nlisten = \"127.0.0.1:9464\"\n", false);
+    let Blocked(lab, _dir, _web, _daemon) =
+        blocked_on("[metrics]\nlisten = \"127.0.0.1:9464\"\n", false);
     // The head and the body of a scrape, with `curl` and `extra` arguments.
     let scrape = |extra: &[&str]| {
         let mut args = vec![
@@ -2063,12 +2040,7 @@ fn issue_16_systemd_hears_ready_the_watchdog_reloads_and_the_stop() {
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
 fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
-    let Blocked {
-        lab,
-        dir,
-        _web,
-        daemon,
-    } = scanned_and_blocked();
+    let Blocked(lab, dir, _web, daemon) = scanned_and_blocked();
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
 
     let config = dir.0.join("scansentry.toml");
