@@ -160,19 +160,25 @@ fn issue_25_two_hundred_thousand_never_block_entries_all_reach_the_allow_sets() 
     let (started, reloaded) = (v6(0), v6(2));
     let file = dir.0.join("never-block");
     std::fs::write(&file, text(&started)).unwrap();
-    let daemon = Daemon::spawn(
+    // A debug build on a loaded CI host takes more than ten seconds over a list this long: the
+    // test is of what reaches the kernel, not of how soon.
+    let daemon = Daemon::spawn_patient(
         &lab.a,
         &dir.0,
         &format!("[never-block]\nfile = \"{}\"\n", file.display()),
+        Duration::from_secs(90),
     );
     // A reload to another such list replaces the first one whole (one listing of the sets,
-    // which takes seconds at this size, shows both).
+    // which takes seconds at this size, shows both). sentryctl may stop waiting before the
+    // reload is done; the log says when it is.
     std::fs::write(&file, text(&reloaded)).unwrap();
-    let reload = daemon.ctl(&["reload"]);
+    let _ = daemon.ctl(&["reload"]);
     assert!(
-        reload.status.success(),
+        wait_until(Duration::from_secs(90), || daemon
+            .out()
+            .contains("reloaded the configuration")),
         "{}",
-        String::from_utf8_lossy(&reload.stderr)
+        daemon.err()
     );
     let allow6: HashSet<String> = set_elements(&lab, "allow6").into_iter().collect();
     let left = started.iter().filter(|a| allow6.contains(*a)).count();

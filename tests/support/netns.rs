@@ -291,6 +291,12 @@ impl Daemon {
         Self::spawn_wrapped(ns, dir, config, seconds, &[], args)
     }
 
+    /// As [`Daemon::spawn`], given `ready` to say it is watching (ten seconds elsewhere): for a
+    /// start that has much to load.
+    pub fn spawn_patient(ns: &str, dir: &Path, config: &str, ready: Duration) -> Self {
+        Self::start(ns, dir, config, 120, &[], &[], ready)
+    }
+
     /// As [`Daemon::spawn_with`], started through `wrapper` (a command that runs the rest of its
     /// command line, like `setpriv …`).
     pub fn spawn_wrapped(
@@ -300,6 +306,26 @@ impl Daemon {
         seconds: u32,
         wrapper: &[&str],
         args: &[&str],
+    ) -> Self {
+        Self::start(
+            ns,
+            dir,
+            config,
+            seconds,
+            wrapper,
+            args,
+            Duration::from_secs(10),
+        )
+    }
+
+    fn start(
+        ns: &str,
+        dir: &Path,
+        config: &str,
+        seconds: u32,
+        wrapper: &[&str],
+        args: &[&str],
+        ready: Duration,
     ) -> Self {
         let config_path = dir.join("scansentry.toml");
         std::fs::write(
@@ -332,10 +358,8 @@ impl Daemon {
             socket: dir.join("control.sock"),
         };
         // Ready when it says it is watching.
-        let ready = wait_until(Duration::from_secs(10), || {
-            daemon.out().contains("watching")
-        });
-        assert!(ready, "sentryd did not start: {}", daemon.err());
+        let started = wait_until(ready, || daemon.out().contains("watching"));
+        assert!(started, "sentryd did not start: {}", daemon.err());
         daemon
     }
 
