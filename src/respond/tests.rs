@@ -43,6 +43,16 @@ fn config() -> RespondConfig {
     }
 }
 
+/// A responder for the budget's tests: three ports make a block, a thousand blocks a second,
+/// `max_blocks` in force; and an empty never-block list.
+fn budgeted(max_blocks: usize) -> (Responder, NeverBlockList) {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 1000;
+    c.max_blocks = max_blocks;
+    (Responder::new(&c), never_block_list(&[]))
+}
+
 fn never_block_list(nets: &[&str]) -> NeverBlockList {
     NeverBlockList::new(
         nets.iter()
@@ -1027,12 +1037,7 @@ fn issue_24_a_refused_detection_waits_and_the_least_spent_prefix_goes_first() {
 /// prefix that spent most to one that spent less.
 #[test]
 fn issue_24_the_waiting_queue_is_bounded_and_a_forger_cannot_fill_it_against_a_scanner() {
-    let mut c = config();
-    c.min_ports = 3;
-    c.max_new_blocks_per_second = 1000;
-    c.max_blocks = 100_000;
-    let mut r = Responder::new(&c);
-    let none = never_block_list(&[]);
+    let (mut r, none) = budgeted(100_000);
     // The budget spent by 1,000 forged sources of 125 prefixes, eight each.
     for i in 0..1000u32 {
         let addr = format!("10.{}.0.{}", i % 125, 1 + i / 125);
@@ -1073,12 +1078,7 @@ fn issue_24_the_waiting_queue_is_bounded_and_a_forger_cannot_fill_it_against_a_s
 /// no block.
 #[test]
 fn issue_24_max_blocks_is_partitioned_and_keeps_room_for_a_real_scan() {
-    let mut c = config();
-    c.min_ports = 3;
-    c.max_blocks = 100;
-    c.max_new_blocks_per_second = 1000;
-    let mut r = Responder::new(&c);
-    let none = never_block_list(&[]);
+    let (mut r, none) = budgeted(100);
     assert_eq!(prefix_hold(100), 16);
     // Two forged /24s: each holds 16 at most.
     let mut made = 0;
@@ -1264,12 +1264,7 @@ fn issue_24_a_waiting_prefix_block_is_judged_by_the_budget_it_spends() {
 /// ever. A token that came back since the last look is now offered to the queue first.
 #[test]
 fn issue_24_a_token_back_within_the_pause_goes_to_the_waiting_scanner_first() {
-    let mut c = config();
-    c.min_ports = 3;
-    c.max_new_blocks_per_second = 1000;
-    c.max_blocks = 100_000;
-    let mut r = Responder::new(&c);
-    let none = never_block_list(&[]);
+    let (mut r, none) = budgeted(100_000);
     for i in 0..1000u32 {
         let addr = format!("10.{}.{}.1", i / 200, i % 200);
         assert!(blocked(&r.on_detection(&scan_of(&addr, 20), &none, t(0))));

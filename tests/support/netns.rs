@@ -265,6 +265,16 @@ impl Drop for NetnsPair {
     }
 }
 
+/// How a daemon is started: for how long it may run, through which wrapper, with which more
+/// arguments, and how long it has to say it is watching.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    seconds: u32,
+    wrapper: &'a [&'a str],
+    args: &'a [&'a str],
+    ready: Duration,
+}
+
 /// `sentryd` running in a namespace with a config file of the test's; killed (by its PID) on
 /// drop. Its stdout and stderr go to files in `dir`.
 pub struct Daemon {
@@ -294,7 +304,13 @@ impl Daemon {
     /// As [`Daemon::spawn`], given `ready` to say it is watching (ten seconds elsewhere): for a
     /// start that has much to load.
     pub fn spawn_patient(ns: &str, dir: &Path, config: &str, ready: Duration) -> Self {
-        Self::start(ns, dir, config, 120, &[], &[], ready)
+        let how = How {
+            seconds: 120,
+            wrapper: &[],
+            args: &[],
+            ready,
+        };
+        Self::start(ns, dir, config, &how)
     }
 
     /// As [`Daemon::spawn_with`], started through `wrapper` (a command that runs the rest of its
@@ -307,26 +323,22 @@ impl Daemon {
         wrapper: &[&str],
         args: &[&str],
     ) -> Self {
-        Self::start(
-            ns,
-            dir,
-            config,
+        let how = How {
             seconds,
             wrapper,
             args,
-            Duration::from_secs(10),
-        )
+            ready: Duration::from_secs(10),
+        };
+        Self::start(ns, dir, config, &how)
     }
 
-    fn start(
-        ns: &str,
-        dir: &Path,
-        config: &str,
-        seconds: u32,
-        wrapper: &[&str],
-        args: &[&str],
-        ready: Duration,
-    ) -> Self {
+    fn start(ns: &str, dir: &Path, config: &str, how: &How) -> Self {
+        let How {
+            seconds,
+            wrapper,
+            args,
+            ready,
+        } = *how;
         let config_path = dir.join("scansentry.toml");
         std::fs::write(
             &config_path,
