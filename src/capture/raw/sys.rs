@@ -1,6 +1,6 @@
 //! Attaching a classic BPF program to a socket, and reading its drop counter: the socket
 //! options that take a pointer, which neither std nor nix wraps. The crate's other `unsafe` is
-//! in `firewall/nft/sys.rs`.
+//! in `firewall/nft/sys.rs` (libnftnl) and `process.rs` (fork and exec).
 #![allow(
     unsafe_code,
     reason = "SO_ATTACH_FILTER takes a struct sock_fprog that points at the program; \
