@@ -1,5 +1,5 @@
 //! The table itself: every section and key of `scansentry.toml`, in the order the reference
-//! shows them. Markup: `` `code` `` only; no `|` (the README's tables), ASCII plus – — × µ.
+//! shows them. Markup: `` `code` `` only; no `|` (the tables of docs/configuration.md), ASCII plus – — × µ.
 
 use super::Ty::{Bool, Duration, HostNames, Integer, Path, PortRange, Ports, Str, Strings};
 use super::{Key, Section};
