@@ -273,7 +273,16 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
             NotCounted::ALL.map(NotCounted::as_str),
             not_counted,
         ),
-        gauge("blocks_active", "Blocks in force.", status.blocks_active),
+        gauge(
+            "blocks_active",
+            "Blocks in force: the elements the kernel holds in scansentry's block sets.",
+            status.blocks_active,
+        ),
+        gauge(
+            "blocks_kernel_only",
+            "Of blocks_active, the elements scansentry did not make (added with nft).",
+            status.blocks_kernel_only,
+        ),
         gauge(
             "dry_run_would_block",
             "Blocks a dry run imagines now (in no kernel, not in blocks_active).",

@@ -261,7 +261,9 @@ impl Summary {
                         Decision::OverBudget { .. } => self.over_budget += 1,
                         Decision::TooFewPorts { .. } => self.too_few_ports += 1,
                         // Live checks only: a capture's host has no routes or sessions.
-                        Decision::ReversePath { .. } | Decision::Protected { .. } => {}
+                        Decision::ReversePath { .. }
+                        | Decision::Protected { .. }
+                        | Decision::DeletedOutside { .. } => {}
                     }
                     report(&detection, &decision);
                 }

@@ -377,6 +377,9 @@ impl Engine {
         let config = &loaded.config;
         let found = never_block(&mut *host, config)?;
         let (mode, mut firewall) = open_firewall(&mut *host, config)?;
+        // Read before the table is made: whether it was there (and what it held) decides
+        // whether a block missing from it was deleted or lost.
+        let kept = firewall.kept_since_last_run();
         firewall.ensure_ready(&allow_list(&found.list))?;
         let mut traps = config.traps.build(host.local_port_range());
         traps.set_listeners(host.listeners().map_err(SetupError::Listeners)?);
@@ -427,7 +430,7 @@ impl Engine {
             engine.warn(w);
         }
         engine.tap_probes();
-        engine.resume(saved);
+        engine.resume(saved, kept);
         if engine.mode == Mode::DryRun {
             engine.begin_dry_run();
         }
