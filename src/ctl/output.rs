@@ -146,8 +146,8 @@ fn why(
         // The daemon's block that the kernel no longer holds: not blocked, whatever the
         // daemon remembers.
         Some(b) if b.held == Held::DaemonOnly => lines.push(format!(
-            "{addr} is not blocked: not in the kernel, {} was lost (the daemon's block has {} \
-             left and is put back at the next restore): {}, offence {}, since {}",
+            "{addr} is not blocked: not in the kernel, {} was lost or deleted outside \
+             scansentry (the daemon's block has {} left): {}, offence {}, since {}",
             if b.net.prefix_len() == b.net.max_prefix_len() {
                 "its element".to_string()
             } else {
@@ -206,7 +206,7 @@ fn what(b: &BlockInfo) -> String {
         Held::Both => what,
         Held::KernelOnly => format!("{what}, in the kernel only"),
         Held::DaemonOnly => {
-            format!("{what}, not in the kernel (lost; put back at the next restore)")
+            format!("{what}, not in the kernel (lost or deleted outside scansentry)")
         }
         Held::DryRun => format!("{what}, a dry run's: not in the kernel"),
     }
@@ -638,8 +638,8 @@ mod tests {
         });
         assert!(
             why.starts_with(
-                "203.0.113.7 is not blocked: not in the kernel, its element was lost (the \
-                 daemon's block has 59m 12s left and is put back at the next restore): syn"
+                "203.0.113.7 is not blocked: not in the kernel, its element was lost or deleted \
+                 outside scansentry (the daemon's block has 59m 12s left): syn"
             ),
             "{why}"
         );
