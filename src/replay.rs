@@ -95,9 +95,10 @@ impl Host for CaptureHost {
     }
 
     fn configuration(&mut self) -> Result<config::Loaded, HostError> {
-        Err(HostError::Configuration(
-            "a replay reads no configuration again".into(),
-        ))
+        Err(HostError::Configuration {
+            line: "a replay reads no configuration again".into(),
+            report: None,
+        })
     }
 
     fn local_port_range(&self) -> RangeInclusive<u16> {

@@ -340,6 +340,41 @@ fn a_broken_config_on_sighup_leaves_the_daemon_on_the_old_one() {
             && said.lines().count() > 2,
         "{said}"
     );
+    // Issue 26, 11: the journal's line names the file, the line and the key, in one clear
+    // line (not toml's report flattened), and sentryctl's answer begins with the same words.
+    std::fs::write(
+        &config,
+        "[respond]
+max-block = 3
+",
+    )
+    .unwrap();
+    let refused = daemon.ctl(&["reload"]);
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    let line = format!(
+        "reload refused, still running on the previous configuration: invalid configuration: \
+         {}: at line 2, column 1: unknown key \"max-block\" in [respond]; did you mean \
+         \"max-blocks\"?",
+        config.display()
+    );
+    assert_eq!(
+        said.lines().next(),
+        Some(&*format!("sentryctl: error: {line}")),
+        "{said}"
+    );
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .err()
+            .lines()
+            .any(|l| l.ends_with(&line))),
+        "{}",
+        daemon.err()
+    );
+    assert!(
+        !daemon.err().contains("; 2 | max-block"),
+        "{}",
+        daemon.err()
+    );
     // A good config is taken.
     std::fs::write(
         &config,

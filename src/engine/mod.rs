@@ -165,9 +165,16 @@ pub enum HostError {
     /// The never-block file could not be read.
     #[error(transparent)]
     NeverBlockFile(#[from] NeverBlockFileError),
-    /// The configuration could not be read again, or is not valid: the error and its causes.
-    #[error("{0}")]
-    Configuration(String),
+    /// The configuration could not be read again, or is not valid: the error in one line
+    /// (naming the file, and the line and key when it can), and for a TOML error toml's report
+    /// with the line quoted, which `sentryctl reload` shows below it.
+    #[error("{line}")]
+    Configuration {
+        /// What was wrong, in one line.
+        line: String,
+        /// More lines for a terminal, if any.
+        report: Option<String>,
+    },
 }
 
 /// Who asked for a reload.
@@ -716,11 +723,18 @@ impl Engine {
             Err(e) => {
                 const REFUSED: &str = "reload refused, still running on the previous configuration";
                 let why = report::chain(&e);
-                // The log line on one line (a TOML error spans several); sentryctl shows the
-                // error as it is, a TOML error pointing at its line below.
+                // The log line is one line, naming the file, line and key; sentryctl's answer
+                // begins with the same words, and shows a TOML error's report below them.
                 self.warn(format!("{REFUSED}: {}", why.replace('\n', "; ")));
+                let report = match &e {
+                    SetupError::Host(HostError::Configuration {
+                        report: Some(report),
+                        ..
+                    }) => format!("\n{report}"),
+                    _ => String::new(),
+                };
                 Response::Error {
-                    message: format!("{REFUSED}: {why}"),
+                    message: format!("{REFUSED}: {why}{report}"),
                 }
             }
         }

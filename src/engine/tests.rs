@@ -102,8 +102,11 @@ impl Host for FakeHost {
     fn configuration(&mut self) -> Result<Loaded, HostError> {
         match self.machine.lock().unwrap().configuration.clone() {
             Some(Ok(config)) => Ok(loaded(config, "/etc/new.toml")),
-            Some(Err(e)) => Err(HostError::Configuration(e)),
-            None => Err(HostError::Configuration("no configuration file".into())),
+            Some(Err(line)) => Err(HostError::Configuration { line, report: None }),
+            None => Err(HostError::Configuration {
+                line: "no configuration file".into(),
+                report: None,
+            }),
         }
     }
 
