@@ -166,18 +166,24 @@ fn head(decision: &Decision, mode: Mode) -> String {
             remaining,
             while_stopped,
             ..
-        } => format!(
-            "unblocked {}: its element was deleted outside scansentry{} ({} were left; its \
-             offences are kept)",
-            source_text(net),
-            if *while_stopped {
-                " while sentryd was stopped"
-            } else {
-                ""
-            },
-            human(*remaining)
-        ),
+        } => deleted_outside(net, *remaining, *while_stopped),
     }
+}
+
+/// `unblocked 203.0.113.7: its element was deleted outside scansentry (59m were left; its
+/// offences are kept)`, with ` while sentryd was stopped` when found at a start.
+fn deleted_outside(net: &IpNet, remaining: Duration, while_stopped: bool) -> String {
+    let when = if while_stopped {
+        " while sentryd was stopped"
+    } else {
+        ""
+    };
+    format!(
+        "unblocked {}: its element was deleted outside scansentry{when} ({} were left; its \
+         offences are kept)",
+        source_text(net),
+        human(remaining)
+    )
 }
 
 /// Repeated log lines of one kind, folded: within each [`Fold::WINDOW`], the first
@@ -476,12 +482,20 @@ impl Event {
     }
 
     /// The block of `net` lifted at `at` because its element was deleted outside scansentry
-    /// (`decision`, a [`Decision::DeletedOutside`]): an event of no detection, its address
-    /// `net`'s, with no kind, ports or probes.
-    pub fn deleted_outside(decision: Decision, at: Timestamp) -> Event {
-        let net = match &decision {
-            Decision::DeletedOutside { net, .. } => *net,
-            _ => IpNet::from(IpAddr::from([0, 0, 0, 0])),
+    /// ([`Decision::DeletedOutside`], with the time it had left and the offences of `net`):
+    /// an event of no detection, its address `net`'s, with no kind, ports or probes.
+    pub fn deleted_outside(
+        net: IpNet,
+        remaining: Duration,
+        offence: u32,
+        while_stopped: bool,
+        at: Timestamp,
+    ) -> Event {
+        let decision = Decision::DeletedOutside {
+            net,
+            remaining,
+            offence,
+            while_stopped,
         };
         let detection = Detection {
             source: net,

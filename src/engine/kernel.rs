@@ -120,13 +120,7 @@ impl Engine {
             }
         }
         for block in deleted {
-            let decision = Decision::DeletedOutside {
-                net: block.net,
-                remaining: block.until.saturating_since(now),
-                offence: self.responder.offences(block.net).max(block.offence),
-                while_stopped: true,
-            };
-            self.say_decision(report::Event::deleted_outside(decision, now));
+            self.say_deleted(&block, true, now);
         }
         let in_kernel = match kept {
             Some(list) => list,
@@ -230,14 +224,20 @@ impl Engine {
             self.pipeline.forget(block.net);
             self.lifted_here(block.net, false);
             self.dirty = true;
-            let decision = Decision::DeletedOutside {
-                net: block.net,
-                remaining: block.until.saturating_since(now),
-                offence: self.responder.offences(block.net).max(block.offence),
-                while_stopped: false,
-            };
-            self.say_decision(report::Event::deleted_outside(decision, now));
+            self.say_deleted(&block, false, now);
         }
+    }
+
+    /// Says that `block` was lifted at `now` because its element was deleted outside
+    /// scansentry (found at a start: `while_stopped`).
+    fn say_deleted(&mut self, block: &ActiveBlock, while_stopped: bool, now: Timestamp) {
+        self.say_decision(report::Event::deleted_outside(
+            block.net,
+            block.until.saturating_since(now),
+            self.responder.offences(block.net).max(block.offence),
+            while_stopped,
+            now,
+        ));
     }
 
     /// What the kernel holds in our block sets, against the blocks the daemon knows: how many
