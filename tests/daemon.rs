@@ -2407,3 +2407,66 @@ fn issue_26_why_on_an_element_the_kernel_lost_says_not_blocked() {
     let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(s["blocks_active"], 0, "{s}");
 }
+
+/// Issue 26, 8: `nft flush set` is a deletion by hand of every element: each block is lifted
+/// (one line each), none is put back. A network's element (an interval) too.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_26_a_flushed_set_is_an_unblock_of_each_block() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("flush-set");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let addrs: Vec<String> = (10..60).map(|i| format!("203.0.113.{i}")).collect();
+    for addr in &addrs {
+        let out = daemon.ctl(&["block", addr, "--for", "1h"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let flushed = lab.exec(
+        &lab.a,
+        &["nft", "flush", "set", "inet", "scansentry", "blocked4"],
+    );
+    assert!(flushed.status.success(), "{flushed:?}");
+    let lifted = || {
+        daemon
+            .out()
+            .matches("its element was deleted outside scansentry (")
+            .count()
+    };
+    assert!(
+        wait_until(DEADLINE, || lifted() == addrs.len()),
+        "{} of {} lifted: {}",
+        lifted(),
+        addrs.len(),
+        daemon.out()
+    );
+    let out = daemon.ctl(&["block", "203.0.113.128/28", "--for", "1h"]);
+    assert!(out.status.success(), "{out:?}");
+    let deleted = lab.exec(
+        &lab.a,
+        &[
+            "nft",
+            "delete",
+            "element",
+            "inet",
+            "scansentry",
+            "blocked4_net",
+            "{ 203.0.113.128/28 }",
+        ],
+    );
+    assert!(deleted.status.success(), "{deleted:?}");
+    assert!(
+        wait_until(DEADLINE, || daemon.out().contains(
+            "unblocked 203.0.113.128/28: its element was deleted outside scansentry ("
+        )),
+        "{}",
+        daemon.out()
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(!lab.set_text("blocked4").contains("203.0.113."));
+    assert!(!lab.set_text("blocked4_net").contains("203.0.113."));
+    assert!(!daemon.out().contains("put back"), "{}", daemon.out());
+    let status = daemon.ctl(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["blocks_active"], 0, "{s}");
+}

@@ -285,6 +285,7 @@ impl Daemon {
                     self.reload(ReloadBy::Signal);
                 }
                 Event::Firewall(RulesetChange::Lost) => self.engine.firewall_changed(),
+                Event::Firewall(RulesetChange::Missed) => self.engine.notifications_missed(),
                 Event::Firewall(RulesetChange::ElementsDeleted(nets)) => {
                     // Taken together after the events: one read of the kernel for all.
                     deleted.extend(nets);

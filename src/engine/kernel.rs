@@ -220,12 +220,44 @@ impl Engine {
             return;
         };
         for block in held.into_iter().filter(|b| !present.contains(&b.net)) {
-            let _ = self.responder.unblock(block.net, None, now);
-            self.pipeline.forget(block.net);
-            self.lifted_here(block.net, false);
-            self.dirty = true;
-            self.say_deleted(&block, false, now);
+            self.lift_deleted(&block, now);
         }
+    }
+
+    /// The firewall's watcher missed notifications (its socket overflowed: a flush of a very
+    /// large set, say), so what changed is read from the kernel instead, by the rule of a
+    /// start: our table and sets still there, each block still due that they lack was deleted
+    /// outside scansentry (lifted, said); gone, or a firewall that cannot tell, restored as
+    /// after a flush.
+    pub fn notifications_missed(&mut self) {
+        if self.mode == Mode::DryRun {
+            return;
+        }
+        let Some(kept) = self.firewall.kept_since_last_run() else {
+            self.firewall_changed();
+            return;
+        };
+        let present: HashSet<IpNet> = kept.into_iter().map(|b| b.net).collect();
+        let now = self.clock.now();
+        let deleted: Vec<ActiveBlock> = self
+            .responder
+            .active(now)
+            .filter(|b| !present.contains(&b.net) && b.until.saturating_since(now) > ENDED_SLACK)
+            .collect();
+        for block in deleted {
+            self.lift_deleted(&block, now);
+        }
+    }
+
+    /// Lifts `block`, whose element was deleted outside scansentry: forgotten here, in the
+    /// state file and by the fleet's bookkeeping (not asked of the fleet), its offences kept;
+    /// said.
+    fn lift_deleted(&mut self, block: &ActiveBlock, now: Timestamp) {
+        let _ = self.responder.unblock(block.net, None, now);
+        self.pipeline.forget(block.net);
+        self.lifted_here(block.net, false);
+        self.dirty = true;
+        self.say_deleted(block, false, now);
     }
 
     /// Says that `block` was lifted at `now` because its element was deleted outside

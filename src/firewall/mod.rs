@@ -29,9 +29,10 @@ pub struct Blocked {
 /// the engine judges.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RulesetChange {
-    /// The table, a chain, a rule or a set of ours was deleted (or notifications were lost,
-    /// so one may have been).
+    /// The table, a chain, a rule or a set of ours was deleted.
     Lost,
+    /// Notifications were lost: anything may have changed.
+    Missed,
     /// These elements were deleted from our block sets (`nft delete element`, `nft flush
     /// set`).
     ElementsDeleted(Vec<IpNet>),
@@ -230,9 +231,10 @@ pub trait Firewall {
     /// When the sets cannot be read.
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError>;
 
-    /// Asked at a start, before [`Firewall::ensure_ready`]: what the block sets hold, when
-    /// this firewall can tell that they were kept since the last run — own mode's table and
-    /// sets exist, so an element missing from them was deleted, not lost with them. `None`
+    /// Asked at a start, before [`Firewall::ensure_ready`] (and when the watcher missed
+    /// notifications): what the block sets hold, when this firewall can tell that they were
+    /// kept since the last run — own mode's table and sets exist, so an element missing from
+    /// them was deleted, not lost with them. `None`
     /// when they do not exist (a reboot, `nft flush ruleset`), cannot be read, or this
     /// firewall cannot tell (attach mode's sets, which the administrator's ruleset makes anew
     /// and empty at boot; routes, which a reboot loses). The default: `None`.

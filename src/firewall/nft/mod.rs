@@ -704,6 +704,7 @@ impl Firewall for NftFirewall {
         let config = self.config.clone();
         let seen = move |seen: netlink::Seen<'_>| match seen {
             netlink::Seen::Lost => changed(RulesetChange::Lost),
+            netlink::Seen::Missed => changed(RulesetChange::Missed),
             netlink::Seen::Elements(messages) => {
                 let nets = config.deleted_blocks(messages);
                 if !nets.is_empty() {

@@ -267,7 +267,13 @@ pub enum Seen<'a> {
     /// Someone else deleted elements from sets of our table: these messages (each names its
     /// set).
     Elements(&'a [Message<'a>]),
+    /// Notifications were lost (the socket overflowed): anything may have changed.
+    Missed,
 }
+
+/// The watcher's receive buffer: the kernel counts each notification's whole buffer (about
+/// 1 KiB for one element's deletion), so this holds tens of thousands.
+const WATCH_BUFFER: usize = 32 << 20;
 
 /// Whether a notification reports that someone else than port `own` deleted something of
 /// table `table` of `family` (an `NFPROTO_*`): the table itself, a chain, a rule or a set.
@@ -277,9 +283,9 @@ pub fn is_foreign_deletion(m: &Message<'_>, own: u32, family: u32, table: &str) 
 }
 
 /// Listens to nf_tables notifications on a thread of its own and calls `seen` whenever
-/// someone else than port `own` deletes table `table` of `family` or a chain, rule or set of it
-/// (or notifications were lost, so one may have been missed): [`Seen::Lost`]; or, when nothing
-/// of that kind came, deletes elements from a set of it: [`Seen::Elements`]. (An element that
+/// someone else than port `own` deletes table `table` of `family` or a chain, rule or set of it:
+/// [`Seen::Lost`]; or, when nothing of that kind came, deletes elements from a set of it:
+/// [`Seen::Elements`]; or notifications were lost: [`Seen::Missed`]. (An element that
 /// times out is deleted without a notification; a table or set deleted whole sends none per
 /// element: both measured on Linux 6.18.)
 ///
@@ -303,6 +309,13 @@ pub fn watch(
                 .and_then(|s| s.bind(1 << (NFNLGRP_NFTABLES - 1), 0).map(|()| s))
             {
                 Ok(socket) => {
+                    // Room for the notifications of a large `nft flush set` (one each element)
+                    // while this thread catches up; past it, they are missed (ENOBUFS).
+                    let _ = setsockopt(
+                        &sys::socket_fd(&socket),
+                        sockopt::RcvBufForce,
+                        &WATCH_BUFFER,
+                    );
                     let _ = ready.send(Ok(()));
                     socket
                 }
@@ -333,7 +346,7 @@ pub fn watch(
                             seen(Seen::Elements(&elements));
                         }
                     }
-                    Err(Errno::ENOBUFS) => seen(Seen::Lost),
+                    Err(Errno::ENOBUFS) => seen(Seen::Missed),
                     Err(Errno::EINTR) => {}
                     Err(_) => return,
                 }
