@@ -265,7 +265,8 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
         by_label(
             "decisions",
             "Decisions since start: block, refresh, already-blocked (would-block, \
-             would-refresh in a dry run), or the rule that kept a detection from a block.",
+             would-refresh in a dry run), the rule that kept a detection from a block, or \
+             unblock (an element deleted outside scansentry).",
             "decision",
             decision_labels(status),
             &tally.decisions,

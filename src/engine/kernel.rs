@@ -261,15 +261,18 @@ impl Engine {
     }
 
     /// Says that `block` was lifted at `now` because its element was deleted outside
-    /// scansentry (found at a start: `while_stopped`).
+    /// scansentry (found at a start: `while_stopped`), and counts it
+    /// (`scansentry_decisions_total{decision="unblock"}`).
     fn say_deleted(&mut self, block: &ActiveBlock, while_stopped: bool, now: Timestamp) {
-        self.say_decision(report::Event::deleted_outside(
+        let event = report::Event::deleted_outside(
             block.net,
             block.until.saturating_since(now),
             self.responder.offences(block.net).max(block.offence),
             while_stopped,
             now,
-        ));
+        );
+        *self.tally.decisions.entry(event.label()).or_default() += 1;
+        self.say_decision(event);
     }
 
     /// What the kernel holds in our block sets, against the blocks the daemon knows: how many

@@ -3162,6 +3162,7 @@ fn issue_26_an_element_deleted_by_hand_is_an_unblock_and_its_offences_stay() {
         ("unblock", ip(SCANNER), Some(net(SCANNER)))
     );
     assert_eq!((event.duration_s(), event.offence()), (Some(3540), Some(1)));
+    assert_eq!(lab.engine.tally().decisions.get("unblock"), Some(&1));
     // Forgotten: listed nowhere, saved nowhere; its offences stay.
     let state = lab.engine.state();
     assert!(state.blocks.is_empty());
