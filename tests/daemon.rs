@@ -2470,3 +2470,79 @@ fn issue_26_a_flushed_set_is_an_unblock_of_each_block() {
     let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(s["blocks_active"], 0, "{s}");
 }
+
+/// Issue 26, 11: the journal's socket missing at start, sentryd logs to standard output; a
+/// reload tries the journal again, and once it is there says so in it. The journal here is
+/// a datagram socket the test binds at its path, in a mount namespace of the daemon's own (a
+/// tmpfs over /run/systemd that nobody else sees).
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_26_a_reload_tries_the_journal_again() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("journal");
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs scansentry-journal /run/systemd && exec \"$0\" \"$@\"",
+    ];
+    let daemon = Daemon::spawn_wrapped(
+        &lab.a,
+        &dir.0,
+        "[log]\ntarget = \"journald\"\n",
+        120,
+        &unshare,
+        &[],
+    );
+    assert!(
+        daemon.err().contains("cannot log to the journal"),
+        "{}",
+        daemon.err()
+    );
+    // The journal comes: a socket at its path, in the daemon's mount namespace, whose
+    // datagrams the test keeps.
+    let received = dir.0.join("journal.txt");
+    let listen = format!(
+        "import socket, os\n\
+         os.makedirs('/run/systemd/journal', exist_ok=True)\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.bind('/run/systemd/journal/socket')\n\
+         open('{ready}', 'w').close()\n\
+         while True:\n    \
+             d = s.recv(65536)\n    \
+             with open('{out}', 'ab') as f: f.write(d + b'\\n')\n",
+        ready = dir.0.join("journal.ready").display(),
+        out = received.display()
+    );
+    let pid = daemon.pid();
+    let _journal = support::netns::KillOnDrop(
+        Command::new("timeout")
+            .args(["60", "nsenter", "-t", &pid, "-m", "python3", "-c", &listen])
+            .spawn()
+            .expect("start the stand-in journal"),
+    );
+    assert!(wait_until(DEADLINE, || dir
+        .0
+        .join("journal.ready")
+        .exists()));
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", text(&reload));
+    // The journal's native protocol: a field whose value spans lines comes as its name, a
+    // newline, its length and its bytes.
+    let journal =
+        || String::from_utf8_lossy(&std::fs::read(&received).unwrap_or_default()).into_owned();
+    assert!(
+        wait_until(DEADLINE, || journal().contains("SYSLOG_IDENTIFIER")
+            && journal().contains("logging to the journal again")),
+        "journal: {}\nstdout: {}\nstderr: {}",
+        journal(),
+        daemon.out(),
+        daemon.err()
+    );
+    // From then on the daemon's lines go there.
+    assert!(!daemon.out().contains("logging to the journal again"));
+}
