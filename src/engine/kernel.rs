@@ -90,8 +90,9 @@ impl Engine {
     /// Brings the kernel and the responder into agreement at start: blocks from the state file
     /// that are still due, and blocks found in the kernel, are both kept; those missing from
     /// the kernel are put back with the time they have left — unless the firewall `kept` its
-    /// table since the last run (what it held then), when a block missing from it was deleted
-    /// outside scansentry while sentryd was stopped: lifted, said, its offences kept. The
+    /// table since the last run (what it held then) and the state says its blocks were in it
+    /// ([`State::in_table`]), when a block missing from it was deleted outside scansentry
+    /// while sentryd was stopped: lifted, said, its offences kept. The
     /// state file is checked first (size, durations, addresses), and no block that would block
     /// a never-block address is kept, wherever it came from.
     pub(super) fn resume(&mut self, saved: Option<State>, kept: Option<Vec<Blocked>>) {
@@ -99,13 +100,15 @@ impl Engine {
         let max_blocks = self.config().respond.max_blocks;
         let mut deleted = Vec::new();
         if let Some(saved) = saved {
+            // The rule holds only for blocks that were in that table when saved.
+            let kept = kept.as_ref().filter(|_| saved.in_table);
             let (blocks, warnings) =
                 state::restorable(saved.active_blocks(self.wall), now, max_blocks);
             for w in warnings {
                 self.warn(w);
             }
             for block in blocks {
-                match &kept {
+                match kept {
                     Some(kept) if !kept.iter().any(|k| k.net == block.net) => {
                         // A block about to end may have ended in the kernel's timer first.
                         if block.until.saturating_since(now) > ENDED_SLACK {

@@ -505,11 +505,16 @@ impl Engine {
     }
 
     /// The state to save now: the blocks in force and the offence history, nothing a dry run
-    /// imagined.
+    /// imagined; and whether those blocks are in own mode's table (enforcing there).
     pub fn state(&self) -> State {
         let now = self.clock.now();
         let responder = self.in_force();
+        let own = matches!(
+            self.config().backend,
+            Backend::Nft(crate::firewall::nft::NftConfig::Own { .. })
+        );
         State::new(responder.active(now), responder.offenders(), self.wall)
+            .in_table(own && self.mode == Mode::Enforcing)
     }
 
     /// A dry run begins: the responder in force is set aside, and a new one, on the same
