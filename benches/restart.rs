@@ -51,6 +51,7 @@ fn main() {
         format: 1,
         blocks,
         offenders: Vec::new(),
+        in_table: false,
     };
     std::fs::write(state_dir.join(FILE), serde_json::to_vec(&state).unwrap()).unwrap();
     let config = "[respond]\nmax-blocks = 200000\n";

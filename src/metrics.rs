@@ -237,6 +237,11 @@ fn decision_labels(status: &StatusInfo) -> impl Iterator<Item = &'static str> {
     Outcome::ALL.into_iter().map(move |o| o.label(mode))
 }
 
+/// `scansentry_blocks_active`'s help, and `scansentry_blocks_kernel_only`'s.
+const BLOCKS_ACTIVE: &str = "Blocks in force: the elements the kernel holds in our block sets.";
+const KERNEL_ONLY: &str =
+    "Of blocks_active, the elements scansentry did not make (added with nft).";
+
 /// The metric families of every daemon, in the order they are written.
 fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
     let not_counted = status.not_blocked.iter().filter(|(rule, _)| {
@@ -260,7 +265,8 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
         by_label(
             "decisions",
             "Decisions since start: block, refresh, already-blocked (would-block, \
-             would-refresh in a dry run), or the rule that kept a detection from a block.",
+             would-refresh in a dry run), the rule that kept a detection from a block, or \
+             unblock (an element deleted outside scansentry).",
             "decision",
             decision_labels(status),
             &tally.decisions,
@@ -273,7 +279,8 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
             NotCounted::ALL.map(NotCounted::as_str),
             not_counted,
         ),
-        gauge("blocks_active", "Blocks in force.", status.blocks_active),
+        gauge("blocks_active", BLOCKS_ACTIVE, status.blocks_active),
+        gauge("blocks_kernel_only", KERNEL_ONLY, status.blocks_kernel_only),
         gauge(
             "dry_run_would_block",
             "Blocks a dry run imagines now (in no kernel, not in blocks_active).",

@@ -95,9 +95,10 @@ impl Host for CaptureHost {
     }
 
     fn configuration(&mut self) -> Result<config::Loaded, HostError> {
-        Err(HostError::Configuration(
-            "a replay reads no configuration again".into(),
-        ))
+        Err(HostError::Configuration {
+            line: "a replay reads no configuration again".into(),
+            report: None,
+        })
     }
 
     fn local_port_range(&self) -> RangeInclusive<u16> {
@@ -261,7 +262,9 @@ impl Summary {
                         Decision::OverBudget { .. } => self.over_budget += 1,
                         Decision::TooFewPorts { .. } => self.too_few_ports += 1,
                         // Live checks only: a capture's host has no routes or sessions.
-                        Decision::ReversePath { .. } | Decision::Protected { .. } => {}
+                        Decision::ReversePath { .. }
+                        | Decision::Protected { .. }
+                        | Decision::DeletedOutside { .. } => {}
                     }
                     report(&detection, &decision);
                 }

@@ -161,7 +161,29 @@ fn head(decision: &Decision, mode: Mode) -> String {
             "not blocking {addr}: unblocked by hand, grace period for {} more",
             human(*remaining)
         ),
+        Decision::DeletedOutside {
+            net,
+            remaining,
+            while_stopped,
+            ..
+        } => deleted_outside(net, *remaining, *while_stopped),
     }
+}
+
+/// `unblocked 203.0.113.7: its element was deleted outside scansentry (59m were left; its
+/// offences are kept)`, with ` while sentryd was stopped` when found at a start.
+fn deleted_outside(net: &IpNet, remaining: Duration, while_stopped: bool) -> String {
+    let when = if while_stopped {
+        " while sentryd was stopped"
+    } else {
+        ""
+    };
+    format!(
+        "unblocked {}: its element was deleted outside scansentry{when} ({} were left; its \
+         offences are kept)",
+        source_text(net),
+        human(remaining)
+    )
 }
 
 /// Repeated log lines of one kind, folded: within each [`Fold::WINDOW`], the first
@@ -220,7 +242,7 @@ impl Folded {
     /// The kind of line a decision makes, if it is one that is folded.
     pub fn of(decision: &Decision) -> Option<Folded> {
         match Outcome::of(decision) {
-            Outcome::Block | Outcome::Refresh => None,
+            Outcome::Block | Outcome::Refresh | Outcome::Unblock => None,
             Outcome::AlreadyBlocked => Some(Folded::AlreadyBlocked),
             Outcome::NotBlocked(reason) => Some(match reason {
                 Reason::Budget => Folded::Budget,
@@ -304,6 +326,8 @@ pub enum Outcome {
     AlreadyBlocked,
     /// Not blocked (`not-blocked`), by this rule.
     NotBlocked(Reason),
+    /// A block lifted because its element was deleted outside scansentry (`unblock`).
+    Unblock,
 }
 
 /// The rule that kept a detection from a block.
@@ -351,10 +375,11 @@ impl Reason {
 impl Outcome {
     /// Every outcome: the three that are not refusals, then one for each rule of
     /// [`Reason::ALL`].
-    pub const ALL: [Outcome; 3 + Reason::ALL.len()] = [
+    pub const ALL: [Outcome; 4 + Reason::ALL.len()] = [
         Outcome::Block,
         Outcome::Refresh,
         Outcome::AlreadyBlocked,
+        Outcome::Unblock,
         Outcome::NotBlocked(Reason::Budget),
         Outcome::NotBlocked(Reason::NeverBlock),
         Outcome::NotBlocked(Reason::Grace),
@@ -375,6 +400,7 @@ impl Outcome {
             Decision::TooFewPorts { .. } => Outcome::NotBlocked(Reason::MinPorts),
             Decision::ReversePath { .. } => Outcome::NotBlocked(Reason::ReversePath),
             Decision::Protected { .. } => Outcome::NotBlocked(Reason::Protected),
+            Decision::DeletedOutside { .. } => Outcome::Unblock,
         }
     }
 
@@ -389,6 +415,7 @@ impl Outcome {
             Outcome::Refresh => "refresh",
             Outcome::AlreadyBlocked => "already-blocked",
             Outcome::NotBlocked(_) => "not-blocked",
+            Outcome::Unblock => "unblock",
         }
     }
 
@@ -454,6 +481,42 @@ impl Event {
         }
     }
 
+    /// The block of `net` lifted at `at` because its element was deleted outside scansentry
+    /// ([`Decision::DeletedOutside`], with the time it had left and the offences of `net`):
+    /// an event of no detection, its address `net`'s, with no kind, ports or probes.
+    pub fn deleted_outside(
+        net: IpNet,
+        remaining: Duration,
+        offence: u32,
+        while_stopped: bool,
+        at: Timestamp,
+    ) -> Event {
+        let decision = Decision::DeletedOutside {
+            net,
+            remaining,
+            offence,
+            while_stopped,
+        };
+        let detection = Detection {
+            source: net,
+            addr: net.addr(),
+            kinds: crate::detect::ScanKinds::default(),
+            ports: Vec::new(),
+            first_seen: at,
+            last_seen: at,
+            packets: 0,
+            score: 0,
+            several_addresses: false,
+            arrived_on: None,
+        };
+        Event {
+            line: head(&decision, Mode::Enforcing),
+            detection,
+            decision,
+            mode: Mode::Enforcing,
+        }
+    }
+
     /// A block made after the detection waited `waited` for the budget: its line says so.
     #[must_use]
     pub fn after_waiting(mut self, waited: Duration) -> Event {
@@ -509,7 +572,8 @@ impl Event {
             Decision::Block { net, .. }
             | Decision::Refresh { net, .. }
             | Decision::AlreadyBlocked { net, .. }
-            | Decision::OverBudget { net, .. } => Some(*net),
+            | Decision::OverBudget { net, .. }
+            | Decision::DeletedOutside { net, .. } => Some(*net),
             _ => None,
         }
     }
@@ -547,9 +611,9 @@ impl Event {
     pub fn duration_s(&self) -> Option<u64> {
         match &self.decision {
             Decision::Block { ttl, .. } | Decision::Refresh { ttl, .. } => Some(ttl.as_secs()),
-            Decision::AlreadyBlocked { remaining, .. } | Decision::InGrace { remaining, .. } => {
-                Some(remaining.as_secs())
-            }
+            Decision::AlreadyBlocked { remaining, .. }
+            | Decision::InGrace { remaining, .. }
+            | Decision::DeletedOutside { remaining, .. } => Some(remaining.as_secs()),
             _ => None,
         }
     }
@@ -557,7 +621,9 @@ impl Event {
     /// Field `offence`: the offence a block punishes (1 for a first block).
     pub fn offence(&self) -> Option<u32> {
         match &self.decision {
-            Decision::Block { offence, .. } => Some(*offence),
+            Decision::Block { offence, .. } | Decision::DeletedOutside { offence, .. } => {
+                Some(*offence)
+            }
             _ => None,
         }
     }

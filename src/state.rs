@@ -30,6 +30,12 @@ pub struct State {
     pub blocks: Vec<SavedBlock>,
     /// Remembered offenders.
     pub offenders: Vec<SavedOffender>,
+    /// The blocks were in own mode's table when saved (enforcing, nftables, `mode = "own"`):
+    /// a start that finds that table still there takes a block missing from it as deleted
+    /// outside scansentry. Absent (older files, a dry run, another firewall): a start puts
+    /// back whatever is missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_table: bool,
 }
 
 /// One block. Times are microseconds since the epoch.
@@ -94,7 +100,15 @@ impl State {
                     last: wall.to_wall(last).as_micros(),
                 })
                 .collect(),
+            in_table: false,
         }
+    }
+
+    /// The same, saying whether its blocks are in own mode's table ([`State::in_table`]).
+    #[must_use]
+    pub fn in_table(mut self, in_table: bool) -> Self {
+        self.in_table = in_table;
+        self
     }
 
     /// The blocks, as the responder takes them back, in steady time (`wall`: the system

@@ -339,6 +339,7 @@ fn status_prints_the_counters() {
             probes: 7,
             detections: 1,
             blocks_active: 1,
+            blocks_kernel_only: 0,
             would_block: 0,
             max_blocks: 65536,
             refused: 3,
@@ -389,7 +390,7 @@ fn status_prints_the_counters() {
          packets            10\n\
          probes             7\n\
          detections         1\n\
-         blocks active      1 of at most 65536 an address family\n\
+         blocks active      1 of at most 65536 an address family; kernel only 0\n\
          refused by budget  3 (2 waiting for it now)\n\
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\

@@ -13,6 +13,7 @@
 pub mod ports;
 pub mod raw;
 pub mod reference;
+mod suggest;
 
 pub mod fleet;
 pub mod nft;
@@ -330,13 +331,17 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
-    /// Not TOML, a wrong type, or an unknown key (toml's message has line, column and a snippet).
-    #[error("invalid configuration in {}\n{message}", path.display())]
+    /// Not TOML, a wrong type, or an unknown key (toml's message has line, column and a snippet;
+    /// `summary` says it in one line, with "did you mean" for an unknown key).
+    #[error("invalid configuration in {}\n{message}\n{}: {summary}", path.display(), path.display())]
     Parse {
         /// The file.
         path: PathBuf,
         /// toml's report.
         message: String,
+        /// `at line 12, column 1: unknown key "max-block" in [respond]; did you mean
+        /// "max-blocks"?`: what went wrong, in one line.
+        summary: String,
     },
     /// Valid TOML whose values do not make sense; every problem found.
     #[error("{}", Problems { path, problems })]
@@ -346,6 +351,30 @@ pub enum ConfigError {
         /// One line per problem: `[section] key = value: what is expected`.
         problems: Vec<String>,
     },
+}
+
+impl ConfigError {
+    /// The error in one line, naming the file, and the line and key when it can: what the
+    /// journal says of a refused reload, and `sentryctl reload` answers (`sentryctl
+    /// validate` shows toml's report above the same words).
+    pub fn one_line(&self) -> String {
+        match self {
+            ConfigError::Read { .. } => crate::report::chain(self),
+            ConfigError::Parse { path, summary, .. } => {
+                format!("invalid configuration: {}: {summary}", path.display())
+            }
+            ConfigError::Invalid { .. } => self.to_string().replace('\n', "; "),
+        }
+    }
+
+    /// toml's report of a TOML error (its position, the line quoted, what was expected), for
+    /// a terminal below [`ConfigError::one_line`]; `None` for other errors.
+    pub fn report(&self) -> Option<String> {
+        match self {
+            ConfigError::Parse { message, .. } => Some(message.clone()),
+            _ => None,
+        }
+    }
 }
 
 struct Problems<'a> {
@@ -455,6 +484,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
+        summary: suggest::summary(text, &e),
     })?;
     Config::try_from(raw).map_err(|problems| ConfigError::Invalid {
         path: path.to_path_buf(),

@@ -751,3 +751,24 @@ fn keys_that_go_together_and_sets_a_family_cannot_hold_are_refused_in_order() {
         ["[firewall] set6: an ip table holds no IPv6 set"]
     );
 }
+
+/// Issue 26, 11: a TOML error in one line names the file, the line and the key (what the
+/// journal says of a refused reload, and the first line of `sentryctl reload`'s answer);
+/// toml's report, with the line quoted, is kept for a terminal.
+#[test]
+fn issue_26_a_toml_error_in_one_line_names_file_line_and_key() {
+    let e = from_toml("[respond]\nmax-block = 3\n", Path::new("/etc/s.toml")).unwrap_err();
+    let line = "invalid configuration: /etc/s.toml: at line 2, column 1: unknown key \
+                \"max-block\" in [respond]; did you mean \"max-blocks\"?";
+    assert_eq!(e.one_line(), line);
+    assert!(e.report().unwrap().contains("2 | max-block = 3"));
+    // `sentryctl validate` (and sentryd at start) end with the same words.
+    let shown = e.to_string();
+    assert!(
+        shown.ends_with(
+            "\n/etc/s.toml: at line 2, column 1: unknown key \"max-block\" in \
+                         [respond]; did you mean \"max-blocks\"?"
+        ),
+        "{shown}"
+    );
+}

@@ -174,8 +174,13 @@ pub struct StatusInfo {
     pub probes: u64,
     /// Detections.
     pub detections: u64,
-    /// Blocks active.
+    /// Blocks active: the elements the kernel holds in our block sets (in a dry run, or when
+    /// they cannot be read, the blocks in force the daemon knows).
     pub blocks_active: usize,
+    /// Of `blocks_active`, the elements the daemon did not make (added with `nft`, or of an
+    /// owner it does not know).
+    #[serde(default)]
+    pub blocks_kernel_only: usize,
     /// Blocks a dry run would have made and that would be in force now: kept apart from
     /// `blocks_active`, in no kernel and no state file (0 when enforcing).
     #[serde(default)]

@@ -143,6 +143,21 @@ fn why(
             what_was_done(b),
             when(&b.blocked_at, zone)
         )),
+        // The daemon's block that the kernel no longer holds: not blocked, whatever the
+        // daemon remembers.
+        Some(b) if b.held == Held::DaemonOnly => lines.push(format!(
+            "{addr} is not blocked: not in the kernel, {} was lost or deleted outside \
+             scansentry (the daemon's block has {} left): {}, offence {}, since {}",
+            if b.net.prefix_len() == b.net.max_prefix_len() {
+                "its element".to_string()
+            } else {
+                format!("the element of {}", b.net)
+            },
+            duration(Duration::from_secs(b.remaining)),
+            what_was_done(b),
+            b.offence,
+            when(&b.blocked_at, zone)
+        )),
         Some(
             b @ BlockInfo {
                 origin: Some(origin),
@@ -191,7 +206,7 @@ fn what(b: &BlockInfo) -> String {
         Held::Both => what,
         Held::KernelOnly => format!("{what}, in the kernel only"),
         Held::DaemonOnly => {
-            format!("{what}, not in the kernel (lost; put back at the next restore)")
+            format!("{what}, not in the kernel (lost or deleted outside scansentry)")
         }
         Held::DryRun => format!("{what}, a dry run's: not in the kernel"),
     }
@@ -299,8 +314,8 @@ fn status(s: &StatusInfo) -> String {
         (
             "blocks active",
             format!(
-                "{} of at most {} an address family",
-                s.blocks_active, s.max_blocks
+                "{} of at most {} an address family; kernel only {}",
+                s.blocks_active, s.max_blocks, s.blocks_kernel_only
             ),
         ),
         (
@@ -606,6 +621,40 @@ mod tests {
             held: Held::Both,
             origin: None,
         }
+    }
+
+    /// Issue 26, 8: `why` on a block the kernel no longer holds does not say "is blocked";
+    /// `status` counts the kernel's elements and those only the kernel holds.
+    #[test]
+    fn why_on_a_lost_block_and_status_with_kernel_only_elements() {
+        let why = human_utc(&Response::Why {
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(BlockInfo {
+                held: Held::DaemonOnly,
+                ..block()
+            }),
+            never_block: vec![],
+            refused: None,
+        });
+        assert!(
+            why.starts_with(
+                "203.0.113.7 is not blocked: not in the kernel, its element was lost or deleted \
+                 outside scansentry (the daemon's block has 59m 12s left): syn"
+            ),
+            "{why}"
+        );
+        assert!(!why.contains("is blocked"), "{why}");
+        let status = human_utc(&Response::Status(StatusInfo {
+            mode: "enforcing".into(),
+            blocks_active: 3,
+            blocks_kernel_only: 2,
+            max_blocks: 100,
+            ..StatusInfo::default()
+        }));
+        assert!(
+            status.contains("3 of at most 100 an address family; kernel only 2"),
+            "{status}"
+        );
     }
 
     /// Issue 26, 1: a dry run's blocks are marked `[dry run] would block` by `list` and

@@ -25,6 +25,7 @@ use crate::config::{self, Loaded};
 use crate::control::protocol::{Request, Response};
 use crate::engine::{Effect, Engine, Level, Readings, ReloadBy};
 use crate::exit;
+use crate::firewall::RulesetChange;
 use crate::state;
 use crate::time::SteadyClock;
 
@@ -42,7 +43,7 @@ enum Event {
     Metrics(crate::metrics::Format, Sender<String>),
     Reload,
     Stop,
-    FirewallChanged,
+    Firewall(crate::firewall::RulesetChange),
     HostChanged,
 }
 
@@ -260,6 +261,7 @@ impl Daemon {
     /// Takes every pending event; returns whether to stop.
     fn on_events(&mut self, events: &Receiver<Event>) -> bool {
         let mut host_changed = false;
+        let mut deleted = Vec::new();
         while let Ok(event) = events.try_recv() {
             match event {
                 Event::Control(Request::Reload, reply) => {
@@ -282,9 +284,19 @@ impl Daemon {
                 Event::Reload => {
                     self.reload(ReloadBy::Signal);
                 }
-                Event::FirewallChanged => self.engine.firewall_changed(),
+                Event::Firewall(RulesetChange::Lost) => self.engine.firewall_changed(),
+                Event::Firewall(RulesetChange::Missed) => self.engine.notifications_missed(),
+                Event::Firewall(RulesetChange::ElementsDeleted(nets)) => {
+                    // Taken together after the events: one read of the kernel for all.
+                    deleted.extend(nets);
+                    continue;
+                }
                 Event::HostChanged => host_changed = true,
             }
+            self.carry_out();
+        }
+        if !deleted.is_empty() {
+            self.engine.elements_deleted(&deleted);
             self.carry_out();
         }
         if host_changed {
@@ -319,8 +331,8 @@ impl Daemon {
 
     fn watch_firewall(&self, wake: &Wake) {
         let wake = wake.clone();
-        let changed = Box::new(move || {
-            wake.send(Event::FirewallChanged);
+        let changed = Box::new(move |change| {
+            wake.send(Event::Firewall(change));
         });
         if let Err(e) = self.engine.firewall().watch(changed) {
             tracing::warn!(

@@ -53,18 +53,58 @@ type Writing = Box<dyn Layer<Registry> + Send + Sync>;
 pub struct Logger {
     handle: reload::Handle<Writing, Registry>,
     /// What the layer in place was made for.
-    current: Mutex<(Target, Format)>,
+    current: Mutex<InPlace>,
     detached: bool,
 }
 
+/// What the layer in place was made for, and whether it reached its target (syslog's or the
+/// journal's socket could be had; otherwise it writes to standard output instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InPlace {
+    target: Target,
+    format: Format,
+    reached: bool,
+}
+
+impl InPlace {
+    /// Whether a reload to `target` and `format` makes the layer anew: when either changed,
+    /// or when the layer in place fell back to standard output (the journal's socket was
+    /// missing at start, say: each reload tries it again).
+    fn remake(self, target: Target, format: Format) -> bool {
+        (self.target, self.format) != (target, format) || !self.reached
+    }
+}
+
 impl Logger {
-    /// Switches target and format (on reload); a no-op when neither changed.
+    /// Switches target and format (on reload), or tries again a target that could not be
+    /// reached (said once, on the target it reached: "logging to the journal again"); a
+    /// no-op when neither changed and the target was reached.
     pub fn reconfigure(&self, target: Target, format: Format) {
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if *current != (target, format) {
-            let _ = self.handle.reload(writing(target, format, self.detached));
-            *current = (target, format);
+        if !current.remake(target, format) {
+            return;
         }
+        let retried = !current.reached && current.target == target;
+        let (layer, reached) = writing(target, format, self.detached);
+        let _ = self.handle.reload(layer);
+        *current = InPlace {
+            target,
+            format,
+            reached,
+        };
+        drop(current);
+        if retried && reached {
+            tracing::info!("logging to {} again", target_name(target));
+        }
+    }
+}
+
+/// How a target is named in what the daemon says of it.
+fn target_name(target: Target) -> &'static str {
+    match target {
+        Target::Stdout => "standard output",
+        Target::Syslog => "syslog",
+        Target::Journald => "the journal",
     }
 }
 
@@ -77,7 +117,8 @@ impl Logger {
 ///
 /// If a subscriber was installed already (this is called once, at start).
 pub fn install(target: Target, format: Format, max: tracing::Level, detached: bool) -> Logger {
-    let (layer, handle) = reload::Layer::new(writing(target, format, detached));
+    let (layer, reached) = writing(target, format, detached);
+    let (layer, handle) = reload::Layer::new(layer);
     let subscriber = tracing_subscriber::registry().with(layer).with(
         tracing_subscriber::filter::Targets::new()
             .with_default(tracing::Level::WARN)
@@ -87,15 +128,19 @@ pub fn install(target: Target, format: Format, max: tracing::Level, detached: bo
         .expect("sentryd installs its log subscriber once");
     Logger {
         handle,
-        current: Mutex::new((target, format)),
+        current: Mutex::new(InPlace {
+            target,
+            format,
+            reached,
+        }),
         detached,
     }
 }
 
-/// The layer for `target` and `format`. If syslog or the journal cannot be reached, lines go
-/// to standard output, and a warning on standard error says why (and, detached, that they
-/// are lost).
-fn writing(target: Target, format: Format, detached: bool) -> Writing {
+/// The layer for `target` and `format`, and whether it reached its target. If syslog or the
+/// journal cannot be reached, lines go to standard output, and a warning on standard error
+/// says why (and, detached, that they are lost).
+fn writing(target: Target, format: Format, detached: bool) -> (Writing, bool) {
     let target = match target {
         Target::Stdout if detached => Target::Syslog,
         other => other,
@@ -111,31 +156,34 @@ fn writing(target: Target, format: Format, detached: bool) -> Writing {
         }
     };
     match target {
-        Target::Stdout => lines(format, Some(Utc), stdout_or_stderr()),
+        Target::Stdout => (lines(format, Some(Utc), stdout_or_stderr()), true),
         Target::Syslog => match Syslog::connect("/dev/log") {
             // The syslog daemon adds the time and host.
-            Ok(syslog) => lines(format, None, syslog),
+            Ok(syslog) => (lines(format, None, syslog), true),
             Err(e) => {
                 unreachable("/dev/log", e);
-                lines(format, Some(Utc), stdout_or_stderr())
+                (lines(format, Some(Utc), stdout_or_stderr()), false)
             }
         },
         Target::Journald => match tracing_journald::layer() {
-            Ok(journal) => Box::new(
-                journal
-                    .with_field_prefix(Some(JOURNAL_PREFIX.into()))
-                    .with_syslog_identifier("sentryd".into())
-                    .with_priority_mappings(tracing_journald::PriorityMappings {
-                        // The syslog severities the daemon has always used: a block is
-                        // informational, not a notice.
-                        info: tracing_journald::Priority::Informational,
-                        debug: tracing_journald::Priority::Debug,
-                        ..tracing_journald::PriorityMappings::new()
-                    }),
+            Ok(journal) => (
+                Box::new(
+                    journal
+                        .with_field_prefix(Some(JOURNAL_PREFIX.into()))
+                        .with_syslog_identifier("sentryd".into())
+                        .with_priority_mappings(tracing_journald::PriorityMappings {
+                            // The syslog severities the daemon has always used: a block is
+                            // informational, not a notice.
+                            info: tracing_journald::Priority::Informational,
+                            debug: tracing_journald::Priority::Debug,
+                            ..tracing_journald::PriorityMappings::new()
+                        }),
+                ),
+                true,
             ),
             Err(e) => {
                 unreachable("the journal", e);
-                lines(format, Some(Utc), stdout_or_stderr())
+                (lines(format, Some(Utc), stdout_or_stderr()), false)
             }
         },
     }
@@ -406,5 +454,37 @@ mod tests {
             assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), expected);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 26, 11: a reload makes the layer anew when its target or format changed, and
+    /// also when the target in place was not reached (the journal's socket missing at start:
+    /// the fallback to standard output is not for ever); otherwise it leaves it.
+    #[test]
+    fn issue_26_a_reload_tries_again_a_target_that_was_not_reached() {
+        let fell_back = InPlace {
+            target: Target::Journald,
+            format: Format::Text,
+            reached: false,
+        };
+        assert!(fell_back.remake(Target::Journald, Format::Text));
+        let reached = InPlace {
+            reached: true,
+            ..fell_back
+        };
+        assert!(!reached.remake(Target::Journald, Format::Text));
+        assert!(reached.remake(Target::Journald, Format::Json));
+        assert!(reached.remake(Target::Stdout, Format::Text));
+        // Standard output is always reached.
+        let (_, stdout) = writing(Target::Stdout, Format::Text, false);
+        assert!(stdout);
+        // The journal is reached exactly when its socket takes a datagram.
+        let socket = std::path::Path::new("/run/systemd/journal/socket");
+        let (_, journal) = writing(Target::Journald, Format::Text, false);
+        assert_eq!(
+            journal,
+            UnixDatagram::unbound()
+                .and_then(|s| s.send_to(&[], socket))
+                .is_ok()
+        );
     }
 }

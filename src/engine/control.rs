@@ -55,9 +55,24 @@ impl Engine {
         }
     }
 
-    /// What `sentryctl status` shows, whole: the engine's figures and the shell's
-    /// `readings`.
-    pub fn status(&self, readings: &Readings) -> StatusInfo {
+    /// What `sentryctl status` shows, whole: the engine's figures, the shell's `readings`,
+    /// and the kernel's truth: `blocks_active` is what our block sets hold (elements added
+    /// with `nft` among them, counted again in `blocks_kernel_only`), read through the
+    /// firewall port; in a dry run, or when the sets cannot be read, the blocks in force the
+    /// daemon knows.
+    pub fn status(&mut self, readings: &Readings) -> StatusInfo {
+        let mut status = self.figures(readings);
+        if let Some((held, only)) = self.kernel_counts() {
+            status.blocks_active = held;
+            status.blocks_kernel_only = only;
+        }
+        status
+    }
+
+    /// The engine's own figures and the shell's `readings`, as [`Engine::status`] shows them
+    /// but for the kernel's count of blocks (the daemon's count instead): cheap, for the
+    /// counters systemd hears every few seconds.
+    pub fn figures(&self, readings: &Readings) -> StatusInfo {
         let c = self.pipeline.counters();
         StatusInfo {
             mode: match self.mode {
@@ -70,6 +85,7 @@ impl Engine {
             probes: c.probes,
             detections: c.detections,
             blocks_active: self.blocks_active(),
+            blocks_kernel_only: 0,
             would_block: self.would_block(),
             max_blocks: self.config().respond.max_blocks,
             refused: self.refused,
@@ -450,7 +466,8 @@ impl Engine {
             | Decision::InGrace { .. }
             | Decision::TooFewPorts { .. }
             | Decision::ReversePath { .. }
-            | Decision::Protected { .. } => Response::Error {
+            | Decision::Protected { .. }
+            | Decision::DeletedOutside { .. } => Response::Error {
                 message: format!("not blocking {}", source_text(&net)),
             },
         }

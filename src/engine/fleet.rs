@@ -1033,7 +1033,8 @@ impl Engine {
             | Decision::NeverBlock { .. }
             | Decision::TooFewPorts { .. }
             | Decision::ReversePath { .. }
-            | Decision::Protected { .. } => {}
+            | Decision::Protected { .. }
+            | Decision::DeletedOutside { .. } => {}
         }
     }
 
@@ -1248,7 +1249,8 @@ impl Engine {
             Decision::NeverBlock { .. }
             | Decision::TooFewPorts { .. }
             | Decision::ReversePath { .. }
-            | Decision::Protected { .. } => {}
+            | Decision::Protected { .. }
+            | Decision::DeletedOutside { .. } => {}
         }
     }
 

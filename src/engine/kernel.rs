@@ -3,6 +3,16 @@
 //! ruleset lost something (whether its watcher said so or a batch found the table gone), and
 //! each second for a firewall whose blocks do not end by themselves. One diff does all of it:
 //! [`crate::respond::reconcile`].
+//!
+//! **An element deleted outside scansentry is an unblock**, not a loss. The rule that tells
+//! them apart: while running, the firewall's watcher reports elements of our block sets that
+//! another program deleted ([`Engine::elements_deleted`]; the kernel says nothing when an
+//! element times out, nor per element when a table or set goes); a block of exactly such an
+//! element that the kernel no longer holds is lifted, its offence history kept. At a start,
+//! when our table and sets were there already (own mode: [`Firewall::kept_since_last_run`]),
+//! a block of the state file still due whose element is missing was deleted while sentryd was
+//! stopped: the same unblock. A table or set missing (a reboot, `nft flush ruleset`, `nft
+//! delete table`) is a loss: everything still due is put back.
 
 use super::*;
 
@@ -79,31 +89,51 @@ impl Engine {
 
     /// Brings the kernel and the responder into agreement at start: blocks from the state file
     /// that are still due, and blocks found in the kernel, are both kept; those missing from
-    /// the kernel are put back with the time they have left. The state file is checked first
-    /// (size, durations, addresses), and no block that would block a never-block address is
-    /// kept, wherever it came from.
-    pub(super) fn resume(&mut self, saved: Option<State>) {
+    /// the kernel are put back with the time they have left — unless the firewall `kept` its
+    /// table since the last run (what it held then) and the state says its blocks were in it
+    /// ([`State::in_table`]), when a block missing from it was deleted outside scansentry
+    /// while sentryd was stopped: lifted, said, its offences kept. The
+    /// state file is checked first (size, durations, addresses), and no block that would block
+    /// a never-block address is kept, wherever it came from.
+    pub(super) fn resume(&mut self, saved: Option<State>, kept: Option<Vec<Blocked>>) {
         let now = self.clock.now();
         let max_blocks = self.config().respond.max_blocks;
+        let mut deleted = Vec::new();
         if let Some(saved) = saved {
+            // The rule holds only for blocks that were in that table when saved.
+            let kept = kept.as_ref().filter(|_| saved.in_table);
             let (blocks, warnings) =
                 state::restorable(saved.active_blocks(self.wall), now, max_blocks);
             for w in warnings {
                 self.warn(w);
             }
             for block in blocks {
-                self.responder.restore(block, now);
+                match kept {
+                    Some(kept) if !kept.iter().any(|k| k.net == block.net) => {
+                        // A block about to end may have ended in the kernel's timer first.
+                        if block.until.saturating_since(now) > ENDED_SLACK {
+                            deleted.push(block);
+                        }
+                    }
+                    _ => self.responder.restore(block, now),
+                }
             }
             for (net, count, last) in saved.offenders(self.wall) {
                 self.responder.restore_offender(net, count, last, now);
             }
         }
-        let in_kernel = match self.firewall.list() {
-            Ok(list) => list,
-            Err(e) => {
-                self.warn(format!("cannot read the blocks in the kernel: {e}"));
-                Vec::new()
-            }
+        for block in deleted {
+            self.say_deleted(&block, true, now);
+        }
+        let in_kernel = match kept {
+            Some(list) => list,
+            None => match self.firewall.list() {
+                Ok(list) => list,
+                Err(e) => {
+                    self.warn(format!("cannot read the blocks in the kernel: {e}"));
+                    Vec::new()
+                }
+            },
         };
         for b in &in_kernel {
             if self.responder.block_of(b.net, now).is_none()
@@ -167,6 +197,102 @@ impl Engine {
         }
         self.dirty = true;
         nets
+    }
+
+    /// The firewall's watcher saw another program delete the elements `nets` from our block
+    /// sets (an administrator's `nft delete element`, `nft flush set`): each block of exactly
+    /// one of them that the kernel no longer holds is lifted as an unblock by hand — forgotten
+    /// here and in the state file, its offence history kept, never put back — and said. The
+    /// kernel is read once to confirm (a block made again since is still there). Nothing in a
+    /// dry run, which keeps no element in the kernel.
+    pub fn elements_deleted(&mut self, nets: &[IpNet]) {
+        let now = self.clock.now();
+        if self.mode == Mode::DryRun {
+            return;
+        }
+        let mut held: Vec<ActiveBlock> = nets
+            .iter()
+            .filter_map(|&net| self.responder.block_of(net, now).filter(|b| b.net == net))
+            .collect();
+        held.sort_by_key(|b| b.net);
+        held.dedup_by_key(|b| b.net);
+        if held.is_empty() {
+            return;
+        }
+        let Some(present) = self.present() else {
+            return;
+        };
+        for block in held.into_iter().filter(|b| !present.contains(&b.net)) {
+            self.lift_deleted(&block, now);
+        }
+    }
+
+    /// The firewall's watcher missed notifications (its socket overflowed: a flush of a very
+    /// large set, say), so what changed is read from the kernel instead, by the rule of a
+    /// start: our table and sets still there, each block still due that they lack was deleted
+    /// outside scansentry (lifted, said); gone, or a firewall that cannot tell, restored as
+    /// after a flush.
+    pub fn notifications_missed(&mut self) {
+        if self.mode == Mode::DryRun {
+            return;
+        }
+        let Some(kept) = self.firewall.kept_since_last_run() else {
+            self.firewall_changed();
+            return;
+        };
+        let present: HashSet<IpNet> = kept.into_iter().map(|b| b.net).collect();
+        let now = self.clock.now();
+        let deleted: Vec<ActiveBlock> = self
+            .responder
+            .active(now)
+            .filter(|b| !present.contains(&b.net) && b.until.saturating_since(now) > ENDED_SLACK)
+            .collect();
+        for block in deleted {
+            self.lift_deleted(&block, now);
+        }
+    }
+
+    /// Lifts `block`, whose element was deleted outside scansentry: forgotten here, in the
+    /// state file and by the fleet's bookkeeping (not asked of the fleet), its offences kept;
+    /// said.
+    fn lift_deleted(&mut self, block: &ActiveBlock, now: Timestamp) {
+        let _ = self.responder.unblock(block.net, None, now);
+        self.pipeline.forget(block.net);
+        self.lifted_here(block.net, false);
+        self.dirty = true;
+        self.say_deleted(block, false, now);
+    }
+
+    /// Says that `block` was lifted at `now` because its element was deleted outside
+    /// scansentry (found at a start: `while_stopped`), and counts it
+    /// (`scansentry_decisions_total{decision="unblock"}`).
+    fn say_deleted(&mut self, block: &ActiveBlock, while_stopped: bool, now: Timestamp) {
+        let event = report::Event::deleted_outside(
+            block.net,
+            block.until.saturating_since(now),
+            self.responder.offences(block.net).max(block.offence),
+            while_stopped,
+            now,
+        );
+        *self.tally.decisions.entry(event.label()).or_default() += 1;
+        self.say_decision(event);
+    }
+
+    /// What the kernel holds in our block sets, against the blocks the daemon knows: how many
+    /// elements, and how many of them the daemon did not make (added with `nft`, or of unknown
+    /// owner); `None` in a dry run or when the sets cannot be read (said).
+    pub(super) fn kernel_counts(&mut self) -> Option<(usize, usize)> {
+        let kernel = self.in_kernel()?;
+        let now = self.clock.now();
+        let only = kernel
+            .iter()
+            .filter(|e| {
+                self.responder
+                    .block_of(e.net, now)
+                    .is_none_or(|b| b.net != e.net)
+            })
+            .count();
+        Some((kernel.len(), only))
     }
 
     /// For a firewall whose blocks do not end by themselves (routes): lifts those that have
@@ -252,6 +378,10 @@ impl Engine {
         Ok(missing.len())
     }
 }
+
+/// A block of the state file with this little left whose element is missing at a start ended
+/// in the kernel's timer, not by a hand: forgotten without a word.
+const ENDED_SLACK: Duration = Duration::from_secs(5);
 
 /// How often the engine restores what others delete from its table. A restore now and then
 /// is what an `nft -f` reload needs; restores that keep coming (another program, or a

@@ -165,9 +165,16 @@ pub enum HostError {
     /// The never-block file could not be read.
     #[error(transparent)]
     NeverBlockFile(#[from] NeverBlockFileError),
-    /// The configuration could not be read again, or is not valid: the error and its causes.
-    #[error("{0}")]
-    Configuration(String),
+    /// The configuration could not be read again, or is not valid: the error in one line
+    /// (naming the file, and the line and key when it can), and for a TOML error toml's report
+    /// with the line quoted, which `sentryctl reload` shows below it.
+    #[error("{line}")]
+    Configuration {
+        /// What was wrong, in one line.
+        line: String,
+        /// More lines for a terminal, if any.
+        report: Option<String>,
+    },
 }
 
 /// Who asked for a reload.
@@ -377,6 +384,9 @@ impl Engine {
         let config = &loaded.config;
         let found = never_block(&mut *host, config)?;
         let (mode, mut firewall) = open_firewall(&mut *host, config)?;
+        // Read before the table is made: whether it was there (and what it held) decides
+        // whether a block missing from it was deleted or lost.
+        let kept = firewall.kept_since_last_run();
         firewall.ensure_ready(&allow_list(&found.list))?;
         let mut traps = config.traps.build(host.local_port_range());
         traps.set_listeners(host.listeners().map_err(SetupError::Listeners)?);
@@ -427,7 +437,7 @@ impl Engine {
             engine.warn(w);
         }
         engine.tap_probes();
-        engine.resume(saved);
+        engine.resume(saved, kept);
         if engine.mode == Mode::DryRun {
             engine.begin_dry_run();
         }
@@ -495,11 +505,16 @@ impl Engine {
     }
 
     /// The state to save now: the blocks in force and the offence history, nothing a dry run
-    /// imagined.
+    /// imagined; and whether those blocks are in own mode's table (enforcing there).
     pub fn state(&self) -> State {
         let now = self.clock.now();
         let responder = self.in_force();
+        let own = matches!(
+            self.config().backend,
+            Backend::Nft(crate::firewall::nft::NftConfig::Own { .. })
+        );
         State::new(responder.active(now), responder.offenders(), self.wall)
+            .in_table(own && self.mode == Mode::Enforcing)
     }
 
     /// A dry run begins: the responder in force is set aside, and a new one, on the same
@@ -713,11 +728,18 @@ impl Engine {
             Err(e) => {
                 const REFUSED: &str = "reload refused, still running on the previous configuration";
                 let why = report::chain(&e);
-                // The log line on one line (a TOML error spans several); sentryctl shows the
-                // error as it is, a TOML error pointing at its line below.
+                // The log line is one line, naming the file, line and key; sentryctl's answer
+                // begins with the same words, and shows a TOML error's report below them.
                 self.warn(format!("{REFUSED}: {}", why.replace('\n', "; ")));
+                let report = match &e {
+                    SetupError::Host(HostError::Configuration {
+                        report: Some(report),
+                        ..
+                    }) => format!("\n{report}"),
+                    _ => String::new(),
+                };
                 Response::Error {
-                    message: format!("{REFUSED}: {why}"),
+                    message: format!("{REFUSED}: {why}{report}"),
                 }
             }
         }

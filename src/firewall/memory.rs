@@ -96,6 +96,11 @@ impl Memory {
         self.kernel().elements.insert(net, until);
     }
 
+    /// An element deleted by someone else (`nft delete element`); whether it was there.
+    pub fn delete_by_hand(&self, net: IpNet) -> bool {
+        self.kernel().elements.remove(&net).is_some()
+    }
+
     /// Someone deleted the table (`nft flush ruleset`).
     pub fn flush(&self) {
         let mut k = self.kernel();
@@ -186,5 +191,19 @@ impl Firewall for Memory {
 
     fn expires_by_itself(&self) -> bool {
         self.expires
+    }
+
+    /// Like own mode's table: what it holds when it was made ready before (and holds
+    /// timeouts; the route stand-in cannot tell).
+    fn kept_since_last_run(&mut self) -> Option<Vec<Blocked>> {
+        let ready = {
+            let k = self.kernel();
+            k.ready && !k.down
+        };
+        if self.expires && ready {
+            self.list().ok()
+        } else {
+            None
+        }
     }
 }

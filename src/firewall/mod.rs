@@ -25,6 +25,19 @@ pub struct Blocked {
     pub remaining: Option<Duration>,
 }
 
+/// What another program did to the ruleset, as a firewall's watcher reports it: facts, which
+/// the engine judges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RulesetChange {
+    /// The table, a chain, a rule or a set of ours was deleted.
+    Lost,
+    /// Notifications were lost: anything may have changed.
+    Missed,
+    /// These elements were deleted from our block sets (`nft delete element`, `nft flush
+    /// set`).
+    ElementsDeleted(Vec<IpNet>),
+}
+
 /// Why the firewall could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -200,12 +213,13 @@ pub trait Firewall {
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError>;
 
     /// Calls `changed` (from another thread) whenever the ruleset may have lost what this
-    /// firewall keeps in it, so that the daemon can restore it. The default watches nothing.
+    /// firewall keeps in it, so that the daemon can restore it, and whenever another program
+    /// deleted elements from its block sets. The default watches nothing.
     ///
     /// # Errors
     ///
     /// When watching cannot start.
-    fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
+    fn watch(&self, changed: Box<dyn Fn(RulesetChange) + Send>) -> std::io::Result<()> {
         let _ = changed;
         Ok(())
     }
@@ -216,6 +230,17 @@ pub trait Firewall {
     ///
     /// When the sets cannot be read.
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError>;
+
+    /// Asked at a start, before [`Firewall::ensure_ready`] (and when the watcher missed
+    /// notifications): what the block sets hold, when this firewall can tell that they were
+    /// kept since the last run — own mode's table and sets exist, so an element missing from
+    /// them was deleted, not lost with them. `None`
+    /// when they do not exist (a reboot, `nft flush ruleset`), cannot be read, or this
+    /// firewall cannot tell (attach mode's sets, which the administrator's ruleset makes anew
+    /// and empty at boot; routes, which a reboot loses). The default: `None`.
+    fn kept_since_last_run(&mut self) -> Option<Vec<Blocked>> {
+        None
+    }
 
     /// Whether blocks end by themselves (nftables elements with a timeout). When not, the
     /// daemon lifts each block when it ends.

@@ -256,6 +256,19 @@ pub enum Decision {
         /// Time left of the grace period.
         remaining: Duration,
     },
+    /// The block of `net` was lifted because its element was deleted outside scansentry (an
+    /// administrator's `nft delete element`): an unblock by hand, its offence history kept.
+    /// Not a decision on a detection; the engine makes it from what the kernel shows.
+    DeletedOutside {
+        /// What was blocked.
+        net: IpNet,
+        /// Time the block had left.
+        remaining: Duration,
+        /// Offences of `net` so far (kept: its next block is the one after).
+        offence: u32,
+        /// Whether the deletion was found at a start (made while sentryd was stopped).
+        while_stopped: bool,
+    },
 }
 
 impl Decision {
@@ -271,9 +284,10 @@ impl Decision {
             Decision::Block { net, .. }
             | Decision::Refresh { net, .. }
             | Decision::AlreadyBlocked { net, .. } => covers(net),
-            Decision::NeverBlock { .. } | Decision::InGrace { .. } | Decision::Protected { .. } => {
-                true
-            }
+            Decision::NeverBlock { .. }
+            | Decision::InGrace { .. }
+            | Decision::Protected { .. }
+            | Decision::DeletedOutside { .. } => true,
             Decision::OverBudget { .. }
             | Decision::TooFewPorts { .. }
             | Decision::ReversePath { .. } => false,

@@ -143,7 +143,7 @@ impl Running {
             .sum();
         self.daemon.capture_drops = drops;
         let engine = &self.daemon.engine;
-        let s = engine.status(&self.daemon.readings());
+        let s = engine.figures(&self.daemon.readings());
         notify::status(&format!(
             "{} packets, {} probes, {} detections, {} blocks active, {} capture drops",
             s.packets, s.probes, s.detections, s.blocks_active, s.capture_drops

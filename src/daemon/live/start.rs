@@ -91,7 +91,7 @@ impl From<HostError> for StartError {
     fn from(e: HostError) -> Self {
         let code = match e {
             HostError::Interfaces(_) => exit::FAILURE,
-            HostError::NeverBlockFile(_) | HostError::Configuration(_) => exit::CONFIG,
+            HostError::NeverBlockFile(_) | HostError::Configuration { .. } => exit::CONFIG,
         };
         StartError::new(code, e)
     }

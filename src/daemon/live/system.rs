@@ -109,10 +109,18 @@ impl Host for System {
     }
 
     fn configuration(&mut self) -> Result<Loaded, HostError> {
-        let chain = |e: &dyn std::error::Error| HostError::Configuration(crate::exit::chain(e));
-        let mut loaded =
-            crate::config_file::load(self.config_path.as_deref()).map_err(|e| chain(&e))?;
-        crate::daemon::fleet::name_host(&mut loaded.config).map_err(|e| chain(&e))?;
+        let mut loaded = crate::config_file::load(self.config_path.as_deref()).map_err(|e| {
+            HostError::Configuration {
+                line: e.one_line(),
+                report: e.report(),
+            }
+        })?;
+        crate::daemon::fleet::name_host(&mut loaded.config).map_err(|e| {
+            HostError::Configuration {
+                line: crate::exit::chain(&e),
+                report: None,
+            }
+        })?;
         Ok(loaded)
     }
 

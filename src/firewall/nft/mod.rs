@@ -38,7 +38,7 @@ use nftnl::{Batch, Chain, FinalizedBatch, MsgType, ProtoFamily, Rule, Table, nft
 use nftnl_sys::libc;
 use nix::errno::Errno;
 
-use super::{Action, Blocked, Firewall, FirewallError};
+use super::{Action, Blocked, Firewall, FirewallError, RulesetChange};
 pub use crate::config::nft::{BadName, Family, Hook, NftConfig, NftName};
 use netlink::{Netlink, NetlinkError};
 pub use sys::TooManyElements;
@@ -221,6 +221,44 @@ impl NftConfig {
                 })
                 .collect(),
         }
+    }
+
+    /// The blocks whose elements the element deletions `messages` took from our block sets
+    /// (other sets' are left out): single addresses, and intervals as the networks they
+    /// cover.
+    fn deleted_blocks(&self, messages: &[netlink::Message<'_>]) -> Vec<IpNet> {
+        let mut nets = Vec::new();
+        for set in self.block_sets() {
+            let mut parsed = self.set_handle(&set.name);
+            let mut any = false;
+            for m in messages {
+                if netlink::elements_deleted_from(m).is_some_and(|(_, _, s)| s == set.name.as_str())
+                {
+                    any |= parsed.parse_elems(m.bytes);
+                }
+            }
+            if !any {
+                continue;
+            }
+            let elements = parsed.elements();
+            if set.interval {
+                // An interval whose end came in another read reads as open-ended here: it
+                // names no block, and the engine acts only on blocks of exactly these nets.
+                nets.extend(
+                    blocks_from_elements(&elements, set.v6)
+                        .into_iter()
+                        .map(|b| b.net),
+                );
+            } else {
+                nets.extend(
+                    elements
+                        .iter()
+                        .filter_map(|e| host_block(e, set.v6))
+                        .map(|b| b.net),
+                );
+            }
+        }
+        nets
     }
 
     /// The set a block of `net` goes into: in own mode single addresses go to the hash sets
@@ -661,9 +699,25 @@ fn own_rules<'a>(chain: &'a Chain<'_>, table: &Table) -> Vec<Rule<'a>> {
 }
 
 impl Firewall for NftFirewall {
-    fn watch(&self, changed: Box<dyn Fn() + Send>) -> std::io::Result<()> {
+    fn watch(&self, changed: Box<dyn Fn(RulesetChange) + Send>) -> std::io::Result<()> {
         let table = self.config.table().as_str().to_string();
-        netlink::watch(self.netlink.portid(), self.config.family(), table, changed)
+        let config = self.config.clone();
+        let seen = move |seen: netlink::Seen<'_>| match seen {
+            netlink::Seen::Lost => changed(RulesetChange::Lost),
+            netlink::Seen::Missed => changed(RulesetChange::Missed),
+            netlink::Seen::Elements(messages) => {
+                let nets = config.deleted_blocks(messages);
+                if !nets.is_empty() {
+                    changed(RulesetChange::ElementsDeleted(nets));
+                }
+            }
+        };
+        netlink::watch(
+            self.netlink.portid(),
+            self.config.family(),
+            table,
+            Box::new(seen),
+        )
     }
 
     fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
@@ -710,6 +764,14 @@ impl Firewall for NftFirewall {
         match self.execute(&batch.finalize(), &doing) {
             Ok(()) | Err(FirewallError::Missing { .. }) => Ok(blocks),
             Err(e) => Err(e),
+        }
+    }
+
+    fn kept_since_last_run(&mut self) -> Option<Vec<Blocked>> {
+        if self.config.is_own() {
+            self.list().ok()
+        } else {
+            None
         }
     }
 
