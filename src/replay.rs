@@ -268,6 +268,7 @@ impl Summary {
                 Effect::Log(Level::Warn, line) => self.warnings.push(line),
                 Effect::Log(..)
                 | Effect::Decision { .. }
+                | Effect::Act(..)
                 | Effect::Blocked { .. }
                 | Effect::History { .. }
                 | Effect::Save(_)

@@ -15,12 +15,16 @@ use support::netns::{KillOnDrop, Netns, NetnsPair, TempDir, require_root, wait_u
 /// `sentryctl audit ARGS…` inside `ns`, with the history in `dir`.
 fn audit(ns: &str, dir: &Path, args: &[&str]) -> Output {
     let db = dir.join("audit.sqlite");
-    Command::new("ip")
+    let out = Command::new("ip")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sentryctl")])
         .args(["audit", "--db", db.to_str().unwrap()])
         .args(args)
         .output()
-        .expect("sentryctl")
+        .expect("sentryctl");
+    if args.contains(&"--json") {
+        support::schema::check_text(&String::from_utf8_lossy(&out.stdout));
+    }
+    out
 }
 
 fn text(o: &Output) -> String {

@@ -216,6 +216,13 @@ impl Daemon {
                 Effect::Log(Level::Info, line) => tracing::info!("{line}"),
                 Effect::Log(Level::Warn, line) => tracing::warn!("{line}"),
                 Effect::Decision(event) => super::log::decision(&event),
+                Effect::Act(level, act) => super::log::act(
+                    &act,
+                    match level {
+                        Level::Warn => tracing::Level::WARN,
+                        _ => tracing::Level::INFO,
+                    },
+                ),
                 Effect::Decided { .. } => {}
                 Effect::Blocked {
                     detection,

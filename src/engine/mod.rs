@@ -117,6 +117,9 @@ pub enum Effect {
     },
     /// Say this decision: its line, and its facts as the fields of the event.
     Decision(Box<report::Event>),
+    /// Say this act (a block or unblock by hand, a reload): its line, and its facts as the
+    /// fields of the event.
+    Act(Level, Box<report::Act>),
     /// A block was made: run the on-block program, if one is configured.
     Blocked {
         /// The detection that made it.
@@ -543,6 +546,25 @@ impl Engine {
         self.effects.push(Effect::Decision(Box::new(event)));
     }
 
+    /// Says `did` (by `actor`, in `line`) as an event with fields, `address` and `duration_s`
+    /// when given.
+    fn act(
+        &mut self,
+        level: Level,
+        (did, actor): (report::Did, report::Actor),
+        (address, duration_s): (Option<IpNet>, Option<u64>),
+        line: String,
+    ) -> &mut report::Act {
+        let mut act = report::Act::new(did, self.mode, actor, line);
+        act.address = address;
+        act.duration_s = duration_s;
+        self.effects.push(Effect::Act(level, Box::new(act)));
+        match self.effects.last_mut() {
+            Some(Effect::Act(_, act)) => act,
+            _ => unreachable!("pushed just now"),
+        }
+    }
+
     fn log(&mut self, line: impl Into<String>) {
         self.say(Level::Info, line);
     }
@@ -700,14 +722,19 @@ impl Engine {
             .configuration()
             .map_err(SetupError::Host)
             .and_then(|loaded| self.reconfigure(loaded));
-        let by = match by {
-            ReloadBy::Signal => "",
-            ReloadBy::Request => " (sentryctl reload)",
+        let (by, actor) = match by {
+            ReloadBy::Signal => ("", report::Actor::Signal),
+            ReloadBy::Request => (" (sentryctl reload)", report::Actor::Sentryctl),
         };
         match taken {
             Ok(_) => {
                 let config = self.loaded.origin.to_string();
-                self.log(format!("reloaded the configuration from {config}{by}"));
+                self.act(
+                    Level::Info,
+                    (report::Did::Reload, actor),
+                    (None, None),
+                    format!("reloaded the configuration from {config}{by}"),
+                );
                 Response::Reloaded { config }
             }
             Err(e) => {
@@ -715,7 +742,12 @@ impl Engine {
                 let why = report::chain(&e);
                 // The log line on one line (a TOML error spans several); sentryctl shows the
                 // error as it is, a TOML error pointing at its line below.
-                self.warn(format!("{REFUSED}: {}", why.replace('\n', "; ")));
+                self.act(
+                    Level::Warn,
+                    (report::Did::ReloadRefused, actor),
+                    (None, None),
+                    format!("{REFUSED}: {}", why.replace('\n', "; ")),
+                );
                 Response::Error {
                     message: format!("{REFUSED}: {why}"),
                 }

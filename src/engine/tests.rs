@@ -263,6 +263,7 @@ impl Lab {
             .filter_map(|e| match e {
                 Effect::Log(level, line) => Some((level, line)),
                 Effect::Decision(event) => Some((Level::Info, event.line().to_owned())),
+                Effect::Act(level, act) => Some((level, act.line)),
                 _ => None,
             })
             .collect()
@@ -1746,7 +1747,7 @@ mod fleet {
         assert!(lab.kernel.holds(net("203.0.113.9")));
         assert_eq!(lab.engine.fleet_info(None).unwrap().refused["shorter"], 1);
         assert!(lab.says(
-            "refused web-3's block of 203.0.113.0/24 for 1day: it would lift the block of \
+            "refused web-3's block of 203.0.113.0/24 for 1d: it would lift the block of \
              203.0.113.7 here (syn), which this host detected"
         ));
     }

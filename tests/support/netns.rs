@@ -391,12 +391,17 @@ impl Daemon {
 
     /// Runs `sentryctl --socket SOCKET ARGS…` (from the root namespace: a Unix socket is a file).
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sentryctl"))
+        let out = Command::new(env!("CARGO_BIN_EXE_sentryctl"))
             .arg("--socket")
             .arg(&self.socket)
             .args(args)
             .output()
-            .expect("run sentryctl")
+            .expect("run sentryctl");
+        if args.contains(&"--json") {
+            // Every `--json` output of the suite is checked against the shipped schema.
+            super::schema::check_text(&String::from_utf8_lossy(&out.stdout));
+        }
+        out
     }
 
     /// Whether the process has ended.
