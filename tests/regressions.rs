@@ -341,8 +341,11 @@ fn issue_13_a_block_the_kernel_cannot_take_never_costs_the_others() {
     );
     let list = daemon.ctl(&["list", "--json"]);
     let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
-    let nets: Vec<&str> = blocks.iter().map(|b| b["net"].as_str().unwrap()).collect();
-    assert_eq!(nets, ["203.0.113.52/32", "203.0.113.54/32"]);
+    let nets: Vec<&str> = blocks
+        .iter()
+        .map(|b| b["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(nets, ["203.0.113.52", "203.0.113.54"]);
 }
 
 /// Issue 13, 5: blackhole routes were added with NLM_F_REPLACE, so a block of a prefix that

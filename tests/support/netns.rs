@@ -375,8 +375,16 @@ impl Daemon {
         daemon
     }
 
+    /// What sentryd wrote to standard output; its JSON log lines (`[log] format = "json"`)
+    /// are checked against the shipped schema.
     pub fn out(&self) -> String {
-        read(&self.stdout)
+        let out = read(&self.stdout);
+        for line in out.lines().filter(|l| l.starts_with("{\"timestamp\":")) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                super::schema::check(&v);
+            }
+        }
+        out
     }
 
     /// sentryd's own PID: the child of the `timeout` we started.
