@@ -581,8 +581,9 @@ impl Event {
         }
     }
 
-    /// The object `sentryd --replay --json` prints for it; its `action` is
-    /// [`Outcome::label`] as enforced (a replay's `block` is one it would make).
+    /// The object `sentryd --replay --json` prints for it (schema [`SCHEMA`]): `address` the
+    /// address, `prefix` the source as counted, `network` what is (would be) blocked; its
+    /// `action` is [`Outcome::label`] as enforced (a replay's `block` is one it would make).
     pub fn json(&self) -> serde_json::Value {
         let d = &self.detection;
         let ports: Vec<serde_json::Value> = d
@@ -591,19 +592,20 @@ impl Event {
             .map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port}))
             .collect();
         serde_json::json!({
+            "schema": SCHEMA,
             "type": "detection",
-            "at": d.last_seen.to_string(),
-            "source": d.source.to_string(),
-            "addr": d.addr.to_string(),
+            "detected_at": d.last_seen.to_string(),
+            "address": d.addr.to_string(),
+            "prefix": source_text(&d.source),
             "kinds": d.kinds.names().collect::<Vec<_>>(),
             "ports": ports,
-            "first_seen": d.first_seen.to_string(),
-            "last_seen": d.last_seen.to_string(),
-            "packets": d.packets,
+            "first_seen_at": d.first_seen.to_string(),
+            "last_seen_at": d.last_seen.to_string(),
+            "probes": d.packets,
             "score": d.score,
             "action": self.outcome().label(Mode::Enforcing),
-            "target": self.network().map(|n| n.to_string()),
-            "seconds": self.duration_s(),
+            "network": self.network().map(|n| n.to_string()),
+            "duration_s": self.duration_s(),
             "offence": self.offence(),
             "never_block_reason": match &self.decision {
                 Decision::NeverBlock { reason, .. } => Some(reason.as_str()),
@@ -1121,19 +1123,20 @@ mod tests {
         assert_eq!(
             block,
             serde_json::json!({
+                "schema": 1,
                 "type": "detection",
-                "at": "1970-01-01T00:00:03.500000Z",
-                "source": "2001:db8::/64",
-                "addr": "2001:db8::7",
+                "detected_at": "1970-01-01T00:00:03.500000Z",
+                "prefix": "2001:db8::/64",
+                "address": "2001:db8::7",
                 "kinds": ["syn", "udp"],
                 "ports": [{"proto": "tcp", "port": 22}, {"proto": "udp", "port": 53}],
-                "first_seen": "1970-01-01T00:00:01.000000Z",
-                "last_seen": "1970-01-01T00:00:03.500000Z",
-                "packets": 9,
+                "first_seen_at": "1970-01-01T00:00:01.000000Z",
+                "last_seen_at": "1970-01-01T00:00:03.500000Z",
+                "probes": 9,
                 "score": 21,
                 "action": "block",
-                "target": "2001:db8::/64",
-                "seconds": 7200,
+                "network": "2001:db8::/64",
+                "duration_s": 7200,
                 "offence": 2,
                 "never_block_reason": null,
             })
@@ -1143,7 +1146,7 @@ mod tests {
             (
                 &never["action"],
                 &never["never_block_reason"],
-                &never["target"]
+                &never["network"]
             ),
             (
                 &serde_json::json!("never-block"),
@@ -1151,9 +1154,11 @@ mod tests {
                 &serde_json::Value::Null
             )
         );
+        crate::ctl::json::check_schema(&block);
+        crate::ctl::json::check_schema(&never);
         let over = Event::of(&d, &decisions()[4], Mode::DryRun).json();
         assert_eq!(
-            (&over["action"], &over["target"]),
+            (&over["action"], &over["network"]),
             (
                 &serde_json::json!("budget"),
                 &serde_json::json!("2001:db8::/64")

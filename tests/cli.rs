@@ -210,9 +210,12 @@ fn replay_json_is_one_object_per_line() {
         .collect();
     assert_eq!(objects.len(), 2);
     assert_eq!(objects[0]["type"], "detection");
-    assert_eq!(objects[0]["target"], "172.31.15.102/32");
+    assert_eq!(objects[0]["network"], "172.31.15.102/32");
     assert_eq!(objects[0]["kinds"], serde_json::json!(["syn"]));
-    assert_eq!(objects[0]["seconds"], 3600);
+    assert_eq!(objects[0]["duration_s"], 3600);
+    for object in &objects {
+        schema::check(object);
+    }
     assert_eq!(objects[1]["type"], "summary");
     assert_eq!(objects[1]["locals_inferred"], false);
     assert_eq!(objects[1]["counters"]["probes"], 999);
