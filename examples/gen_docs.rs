@@ -214,7 +214,8 @@ when fleet mode is off).
 A log line: \fBtimestamp\fR, \fBschema\fR, \fBlevel\fR, \fBmessage\fR, and as the event has
 them \fBdecision\fR, \fBactor\fR (\fBdaemon\fR, \fBsentryctl\fR, \fBsignal\fR, \fBfleet\fR,
 \fBkernel\fR), \fBaddress\fR, \fBnetwork\fR, \fBkinds\fR, \fBports\fR, \fBprobes\fR,
-\fBwindow_ms\fR, \fBduration_s\fR, \fBoffence\fR, \fBreason\fR, \fBcount\fR, \fBfinding\fR;
+\fBwindow_ms\fR, \fBduration_s\fR, \fBoffence\fR, \fBreason\fR, \fBcount\fR, \fBfinding\fR,
+\fBuid\fR (of the \fBsentryctl\fR user who asked);
 the journal has the same fields as \fBSCANSENTRY_\fR\fIKEY\fR (\fBports\fR and \fBkinds\fR
 as text there: \fB22/tcp,53/udp\fR, \fBsyn+udp\fR).
 "#;

@@ -688,7 +688,7 @@ impl Did {
 /// reload, an audit finding. Its line is the message; its facts are the same fields as a
 /// decision's ([`Event`]), so that `journalctl SCANSENTRY_ADDRESS=…` and the JSON log find
 /// it: `decision`, `actor`, and when it has them `address`, `duration_s`, `count`, `finding`,
-/// `ports`.
+/// `ports`, `uid`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Act {
     /// What was done.
@@ -707,6 +707,8 @@ pub struct Act {
     pub finding: Option<&'static str>,
     /// The ports it is about, as `22/tcp,53/udp`.
     pub ports: Option<String>,
+    /// The uid of the `sentryctl` user who asked (the control socket's peer credentials).
+    pub uid: Option<u32>,
     /// The line (the message).
     pub line: String,
 }
@@ -723,6 +725,7 @@ impl Act {
             count: None,
             finding: None,
             ports: None,
+            uid: None,
             line,
         }
     }

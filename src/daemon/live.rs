@@ -37,7 +37,8 @@ mod system;
 
 /// What other threads tell the main loop.
 enum Event {
-    Control(Request, Sender<Response>),
+    /// A request, the uid of the peer that asked it, where to answer.
+    Control(Request, u32, Sender<Response>),
     /// A scrape of the Prometheus endpoint: the exposition in this format, now.
     Metrics(crate::metrics::Format, Sender<String>),
     Reload,
@@ -269,11 +270,14 @@ impl Daemon {
         let mut host_changed = false;
         while let Ok(event) = events.try_recv() {
             match event {
-                Event::Control(Request::Reload, reply) => {
-                    let _ = reply.send(self.reload(ReloadBy::Request));
-                }
-                Event::Control(request, reply) => {
-                    let _ = reply.send(self.engine.request(request, &self.readings()));
+                Event::Control(request, uid, reply) => {
+                    self.engine.asked_by(Some(uid));
+                    let answer = match request {
+                        Request::Reload => self.reload(ReloadBy::Request),
+                        request => self.engine.request(request, &self.readings()),
+                    };
+                    self.engine.asked_by(None);
+                    let _ = reply.send(answer);
                 }
                 Event::Metrics(format, reply) => {
                     let status = self.engine.status(&self.readings());

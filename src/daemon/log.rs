@@ -49,7 +49,7 @@ pub fn decision(e: &crate::report::Event) {
 
 /// An [`Act`](crate::report::Act)'s event: its line as the message, its facts as fields
 /// (`decision`, `actor`, and those it has of `address`, `duration_s`, `count`, `finding`,
-/// `ports`): `journalctl SCANSENTRY_ADDRESS=203.0.113.7` finds a block by hand too.
+/// `ports`, `uid`): `journalctl SCANSENTRY_ADDRESS=203.0.113.7` finds a block by hand too.
 pub fn act(a: &crate::report::Act, level: tracing::Level) {
     macro_rules! at {
         ($level:expr) => {
@@ -62,6 +62,7 @@ pub fn act(a: &crate::report::Act, level: tracing::Level) {
                 count = a.count,
                 finding = a.finding,
                 ports = a.ports.as_deref(),
+                uid = a.uid,
                 "{}",
                 a.line
             )
@@ -491,6 +492,7 @@ mod tests {
         );
         block.address = net("198.51.100.9/32");
         block.duration_s = Some(7200);
+        block.uid = Some(0);
         let mut unblock = Act::new(
             Did::Unblock,
             Mode::DryRun,
@@ -572,6 +574,7 @@ mod tests {
         assert_eq!(lines[0]["address"], "198.51.100.9");
         assert_eq!(lines[0]["actor"], "sentryctl");
         assert_eq!(lines[0]["duration_s"], 7200);
+        assert_eq!(lines[0]["uid"], 0);
         assert_eq!(lines[0]["message"], "blocked 198.51.100.9 for 2h by hand");
         assert_eq!(lines[1]["address"], "198.51.100.9");
         assert_eq!(lines[2]["count"], 2);

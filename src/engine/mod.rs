@@ -316,6 +316,8 @@ struct Due {
 /// The daemon's decisions: pipeline, responder, host view and firewall, and what follows a
 /// decision.
 pub struct Engine {
+    /// The uid of the `sentryctl` whose request is being answered ([`Engine::asked_by`]).
+    asker: Option<u32>,
     options: Options,
     loaded: Loaded,
     clock: Box<dyn Clock>,
@@ -424,6 +426,7 @@ impl Engine {
             not_blocked: not_blocked::NotBlocked::default(),
             fleet: config.fleet.as_ref().and_then(fleet::Fleet::new),
             effects: Vec::new(),
+            asker: None,
             loaded,
         };
         for w in found.warnings {
@@ -556,6 +559,9 @@ impl Engine {
         line: String,
     ) -> &mut report::Act {
         let mut act = report::Act::new(did, self.mode, actor, line);
+        if actor == report::Actor::Sentryctl {
+            act.uid = self.asker;
+        }
         act.address = address;
         act.duration_s = duration_s;
         self.effects.push(Effect::Act(level, Box::new(act)));
@@ -563,6 +569,13 @@ impl Engine {
             Some(Effect::Act(_, act)) => act,
             _ => unreachable!("pushed just now"),
         }
+    }
+
+    /// The control requests that follow are asked by the peer of uid `uid` (the control
+    /// socket's credentials), until the next call; `None` after them. The events of what they
+    /// do name it (`uid`).
+    pub fn asked_by(&mut self, uid: Option<u32>) {
+        self.asker = uid;
     }
 
     fn log(&mut self, line: impl Into<String>) {

@@ -333,6 +333,87 @@ fn a_block_the_kernel_refuses_is_not_recorded() {
     ));
 }
 
+/// Issue 26: a block and an unblock by hand, `unblock --all` and a reload are acts with
+/// fields (`decision`, `actor`, `address`, `duration_s`, `count`, the asker's `uid`), not
+/// bare lines.
+#[test]
+fn manual_actions_and_reloads_are_acts_with_fields() {
+    use crate::report::{Actor, Did};
+    let mut lab = Lab::start(config());
+    let _ = lab.engine.take_effects();
+    let acts = |lab: &mut Lab| -> Vec<crate::report::Act> {
+        lab.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Act(_, act) => Some(*act),
+                _ => None,
+            })
+            .collect()
+    };
+    lab.engine.asked_by(Some(1000));
+    lab.request(Request::Block {
+        net: net(SCANNER),
+        seconds: Some(7200),
+    });
+    let block = acts(&mut lab);
+    assert_eq!(block.len(), 1, "{block:?}");
+    let b = &block[0];
+    assert_eq!(
+        (b.did, b.actor, b.address(), b.duration_s, b.uid),
+        (
+            Did::Block,
+            Actor::Sentryctl,
+            Some(SCANNER.to_string()),
+            Some(7200),
+            Some(1000)
+        )
+    );
+    assert_eq!(b.decision(), "block");
+    assert_eq!(b.line, "blocked 203.0.113.7 for 2h by hand");
+    lab.request(Request::Unblock {
+        net: net(SCANNER),
+        grace: None,
+        local: false,
+    });
+    let unblock = acts(&mut lab);
+    assert_eq!(
+        unblock
+            .iter()
+            .map(|a| (a.decision(), a.address()))
+            .collect::<Vec<_>>(),
+        [("unblock", Some(SCANNER.to_string()))]
+    );
+    lab.request(Request::Block {
+        net: net(SCANNER),
+        seconds: None,
+    });
+    let _ = acts(&mut lab);
+    lab.request(Request::UnblockAll);
+    let all = acts(&mut lab);
+    assert_eq!(
+        all.iter()
+            .map(|a| (a.decision(), a.count))
+            .collect::<Vec<_>>(),
+        [("unblock-all", Some(1))]
+    );
+    lab.engine.asked_by(None);
+    // With nothing to read, the reload is refused; then one is taken.
+    lab.engine.reload(ReloadBy::Signal);
+    lab.reload_to(config());
+    let reload = acts(&mut lab);
+    assert_eq!(
+        reload
+            .iter()
+            .map(|a| (a.decision(), a.actor, a.uid))
+            .collect::<Vec<_>>(),
+        [
+            ("reload-refused", Actor::Signal, None),
+            ("reload", Actor::Signal, None)
+        ]
+    );
+}
+
 #[test]
 fn a_block_by_hand_and_an_unblock_with_grace() {
     let mut lab = Lab::start(config());
