@@ -22,7 +22,7 @@ fn audit(ns: &str, dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("sentryctl");
     if args.contains(&"--json") {
-        support::schema::check_text(&String::from_utf8_lossy(&out.stdout));
+        support::netns::schema::check_text(&String::from_utf8_lossy(&out.stdout));
     }
     out
 }

@@ -104,22 +104,7 @@ pub fn response(r: &Response) -> Value {
         Response::NotBlocked { net, fleet } => {
             json!({"result": "not-blocked", "address": address(net), "fleet": fleet})
         }
-        Response::Why {
-            addr,
-            block,
-            never_block,
-            refused,
-        } => json!({
-            "result": "why",
-            "address": addr.to_string(),
-            "block": block.as_ref().map(self::block),
-            "never_block": never_block.iter().map(|n| json!({
-                "address": address(&n.net), "reason": n.reason,
-            })).collect::<Vec<_>>(),
-            "refused": refused.as_ref().map(|r| json!({
-                "refused_at": r.at, "rule": r.rule, "message": r.line,
-            })),
-        }),
+        Response::Why { .. } => why(r),
         Response::NeverBlock { entries } => json!({
             "result": "never-block",
             "entries": entries.iter().map(|n| json!({
@@ -147,6 +132,30 @@ pub fn response(r: &Response) -> Value {
         Response::Error { message } => json!({"result": "error", "message": message}),
     };
     stamp(v)
+}
+
+/// The answer of `why`.
+fn why(r: &Response) -> Value {
+    let Response::Why {
+        addr,
+        block,
+        never_block,
+        refused,
+    } = r
+    else {
+        return Value::Null;
+    };
+    json!({
+        "result": "why",
+        "address": addr.to_string(),
+        "block": block.as_ref().map(self::block),
+        "never_block": never_block.iter().map(|n| json!({
+            "address": address(&n.net), "reason": n.reason,
+        })).collect::<Vec<_>>(),
+        "refused": refused.as_ref().map(|r| json!({
+            "refused_at": r.at, "rule": r.rule, "message": r.line,
+        })),
+    })
 }
 
 /// `status`'s counters (the protocol's keys, with units where they lacked one).

@@ -8,4 +8,3 @@ pub mod fleet;
 pub mod frames;
 pub mod metrics;
 pub mod netns;
-pub mod schema;
