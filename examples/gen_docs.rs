@@ -100,20 +100,25 @@ fn write_subcommand_pages(man: &Path, parent: &clap::Command, line: &str) -> std
             &man.join(format!("{name}.1")),
             cmd,
             "1",
-            &[("SEE ALSO", SENTRYCTL_SEE_ALSO)],
+            &[(
+                "SEE ALSO",
+                &format!(".BR sentryctl (1),\n{SENTRYCTL_SEE_ALSO}"),
+            )],
         )?;
         write_subcommand_pages(man, sub, &line)?;
     }
     Ok(())
 }
 
-/// A clap-made page with `extra` sections (roff) before VERSION.
+/// A clap-made page with `extra` sections (roff) before VERSION. The SUBCOMMANDS heading only
+/// on a page whose command has subcommands to list (clap_mangen writes it, empty, on any).
 fn write_page(
     path: &Path,
     cmd: clap::Command,
     section_no: &str,
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
+    let has_subcommands = cmd.get_subcommands().any(|sub| !sub.is_hide_set());
     let page = clap_mangen::Man::new(cmd).section(section_no);
     let mut buf = Vec::new();
     page.render_title(&mut buf)?;
@@ -121,7 +126,9 @@ fn write_page(
     page.render_synopsis_section(&mut buf)?;
     page.render_description_section(&mut buf)?;
     page.render_options_section(&mut buf)?;
-    page.render_subcommands_section(&mut buf)?;
+    if has_subcommands {
+        page.render_subcommands_section(&mut buf)?;
+    }
     for (title, body) in extra {
         writeln!(buf, ".SH \"{title}\"")?;
         buf.extend_from_slice(body.as_bytes());
@@ -137,7 +144,7 @@ bad one is refused with the reason, and the daemon goes on with the old one.
 .TP
 .BR SIGTERM ", " SIGINT
 Stop. The state is saved; the blocks stay in the kernel until they expire
-(\fBsentryd \-\-remove\-blocks\fR lifts them).
+(\fBsentryd \-\-remove\-blocks\fR, run once the daemon has stopped, lifts them).
 "#;
 
 const FILES: &str = r#".TP
@@ -151,7 +158,8 @@ The never-block file: addresses and networks never blocked, one per line.
 The blocks and the offence history, kept across restarts.
 .TP
 .I /run/scansentry/control.sock
-The control socket, for root and the members of group \fBscansentry\fR.
+The control socket, for root and the members of group \fBscansentry\fR, but never sentryd's
+own user (unless it is root) nor a process sentryd started, such as its \fBon\-block\fR program.
 .TP
 .I /usr/share/scansentry/
 The own-mode table and the attach-mode sets (\fInft/\fR), \fIon-block\fR examples and the unit
@@ -258,7 +266,8 @@ Without systemd: detach once the daemon is up, with a pid file:
 .B sentryd \-D \-\-pidfile /run/sentryd.pid
 .RE
 .PP
-Lift every block and remove the table, as removing the package does:
+Lift every block, remove the table and make the state file forget its blocks, as removing
+the package does (with the daemon stopped: beside a running one it refuses and exits 1):
 .PP
 .RS 4
 .B sentryd \-\-remove\-blocks
@@ -300,8 +309,8 @@ Watch the sources being counted, live:
 .RE
 "#;
 
-const SENTRYCTL_SEE_ALSO: &str = r#".BR sentryctl (1),
-.BR sentryd (8),
+/// sentryctl(1)'s SEE ALSO; each subcommand's page names sentryctl(1) before these.
+const SENTRYCTL_SEE_ALSO: &str = r#".BR sentryd (8),
 .BR scansentry.toml (5),
 .BR scansentry (7)
 "#;

@@ -1,6 +1,6 @@
 //! The dependency direction of the crate: the pure core (decisions over plain data) names no
 //! shell module and no system interface, so that it can be tested without root and driven by
-//! the daemon and by `--replay` alike. The README's architecture section draws the same picture.
+//! the daemon and by `--replay` alike. docs/architecture.md draws the same picture.
 //!
 //! Every file of each pure module is parsed whole (`syn`); only items that are themselves
 //! `#[cfg(test)]` (a `#[cfg(test)] mod tests;` and its file included) are test code and left out.

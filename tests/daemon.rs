@@ -189,7 +189,19 @@ fn issue_26_a_dry_run_is_dry_and_ending_it_blocks_nothing_it_imagined() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let daemon = Daemon::spawn(&lab.a, &dir.0, "[respond]\ndry-run = true\n");
+    // Nothing leaves the host in a dry run: no history line, no on-block program.
+    let history = dir.0.join("portsentry.history");
+    let ran = dir.0.join("on-block-ran");
+    let effects = format!(
+        "history-file = \"{}\"\non-block = [\"/usr/bin/touch\", \"{}\"]\n",
+        history.display(),
+        ran.display()
+    );
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!("[respond]\ndry-run = true\n{effects}"),
+    );
     scan(&lab, NetnsPair::B4);
     assert!(
         wait_until(DEADLINE, || daemon
@@ -199,6 +211,7 @@ fn issue_26_a_dry_run_is_dry_and_ending_it_blocks_nothing_it_imagined() {
         daemon.out()
     );
     assert!(!lab.set_text("blocked4").contains("elem"));
+    assert!(!history.exists() && !ran.exists(), "{}", daemon.out());
     let list = text(&daemon.ctl(&["list"]));
     assert!(list.contains("[dry run] would block: syn"), "{list}");
     let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
@@ -219,7 +232,7 @@ fn issue_26_a_dry_run_is_dry_and_ending_it_blocks_nothing_it_imagined() {
     std::fs::write(
         dir.0.join("scansentry.toml"),
         format!(
-            "[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
+            "[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n[respond]\n{effects}",
             daemon.socket.display(),
             dir.0.join("state").display()
         ),
@@ -248,6 +261,16 @@ fn issue_26_a_dry_run_is_dry_and_ending_it_blocks_nothing_it_imagined() {
     let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(blocks.len(), 1, "{}", text(&list));
     assert_eq!(blocks[0]["offence"], 1);
+    // Enforcing: the block in force writes its history line and runs the program.
+    assert!(
+        wait_until(DEADLINE, || ran.exists() && history.exists()),
+        "{}",
+        daemon.out()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap().lines().count(),
+        1
+    );
 }
 
 #[test]

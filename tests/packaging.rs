@@ -74,6 +74,11 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/scansentry/nft/scansentry.nft",
         "./usr/share/scansentry/nft/attach.nft",
         "./usr/share/doc/scansentry/copyright",
+        "./usr/share/doc/scansentry/README.md.gz",
+        "./usr/share/doc/scansentry/README.Debian",
+        "./usr/share/doc/scansentry/docs/README.md",
+        "./usr/share/doc/scansentry/docs/admin-guide.md.gz",
+        "./usr/share/doc/scansentry/docs/configuration.md.gz",
         "./usr/share/scansentry/on-block/webhook",
         "./usr/share/scansentry/on-block/mail",
         "./usr/share/scansentry/systemd/webhook.conf",
@@ -171,6 +176,9 @@ fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
         "/usr/share/man/man7/scansentry.7.gz",
         "/usr/share/bash-completion/completions/sentryctl",
         "/usr/share/scansentry/scansentry.schema.json",
+        "/usr/share/doc/scansentry/README.md",
+        "/usr/share/doc/scansentry/docs/admin-guide.md",
+        "/usr/share/doc/scansentry/docs/configuration.md",
     ] {
         assert!(
             files.contains(path),
@@ -1139,6 +1147,21 @@ fn the_man_pages_are_clean_and_refer_only_to_pages_that_exist() {
             .unwrap();
         let page = String::from_utf8_lossy(&rendered.stdout);
         let stem = name.rsplit_once('.').unwrap().0;
+        // Issue 26, 11: no empty SUBCOMMANDS heading (clap_mangen wrote one on every page), and
+        // no page in its own SEE ALSO.
+        let source = text(&run("zcat", &[path.to_str().unwrap()]));
+        if let Some((_, after)) = source.split_once(".SH SUBCOMMANDS") {
+            assert!(
+                !after.trim_start().starts_with(".SH"),
+                "{name}: an empty SUBCOMMANDS heading"
+            );
+        }
+        let see_also = source.split_once("SEE ALSO").map_or("", |(_, s)| s);
+        let section = name.rsplit_once('.').unwrap().1;
+        assert!(
+            !see_also.contains(&format!(".BR {stem} ({section})")),
+            "{name} names itself in SEE ALSO"
+        );
         if stem.starts_with("sentryctl") {
             assert!(
                 !text(&lexgrog).contains("recognises port scans"),

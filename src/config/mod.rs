@@ -286,6 +286,8 @@ pub struct RespondConfig {
     pub on_block: Vec<String>,
     /// How long it may run.
     pub on_block_timeout: Duration,
+    /// Whether the program runs for what a dry run would block too.
+    pub on_block_in_dry_run: bool,
     /// Where blocks are appended in PortSentry's history format, if anywhere.
     pub history_file: Option<PathBuf>,
 }
@@ -750,6 +752,7 @@ impl Validator {
             protect_for,
             on_block: r.on_block.clone(),
             on_block_timeout,
+            on_block_in_dry_run: r.on_block_in_dry_run,
             history_file,
         }
     }

@@ -413,6 +413,9 @@ pub struct RawRespond {
     /// How long the program may run before it is killed.
     #[serde(default = "default_on_block_timeout")]
     pub on_block_timeout: String,
+    /// Run the program for what a dry run would block too (PortSentry's `BLOCK_* = 2`).
+    #[serde(default)]
+    pub on_block_in_dry_run: bool,
     /// An append-only log of blocks in PortSentry's history format; `""` for none.
     #[serde(default)]
     pub history_file: String,
@@ -435,6 +438,7 @@ impl Default for RawRespond {
             protect_for: default_protect_for(),
             on_block: Vec::new(),
             on_block_timeout: default_on_block_timeout(),
+            on_block_in_dry_run: false,
             history_file: String::new(),
         }
     }

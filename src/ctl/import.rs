@@ -267,9 +267,10 @@ impl Conversion {
         match chosen {
             1 => {}
             2 => {
-                self.respond.push_str("dry-run = true\n");
+                self.respond
+                    .push_str("dry-run = true\non-block-in-dry-run = true\n");
                 self.notes.push(format!(
-                    "{source}: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
+                    "{source}: BLOCK_* = 2: dry-run = true with on-block-in-dry-run: nothing is \
                      blocked, detections are logged and the program runs"
                 ));
             }
@@ -533,7 +534,8 @@ SCAN_TRIGGER="0"
             .replace("BLOCK_UDP=\"0\"", "BLOCK_UDP=\"2\"")
             .replace("BLOCK_TCP=\"0\"", "BLOCK_TCP=\"2\"");
         let c2 = valid(&convert(&run_only, "p.conf", false).toml);
-        assert!(c2.respond.dry_run);
+        assert!(c2.respond.dry_run && c2.respond.on_block_in_dry_run);
+        assert!(!c.respond.on_block_in_dry_run);
         assert_eq!(
             c2.respond.on_block,
             ["/usr/local/bin/notify-admin", "{addr}", "{ports}", "{kind}"]
@@ -616,7 +618,7 @@ SCAN_TRIGGER="0"
                  listener is a trap)",
                 "p.conf: BLOCK_TCP and BLOCK_UDP differ: scansentry answers a scanner whatever \
                  the protocol it scanned with, so both act as BLOCK_*=\"2\"",
-                "p.conf: BLOCK_* = 2: dry-run = true with the on-block program: nothing is \
+                "p.conf: BLOCK_* = 2: dry-run = true with on-block-in-dry-run: nothing is \
                  blocked, detections are logged and the program runs",
             ]
         );

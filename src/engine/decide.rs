@@ -130,12 +130,19 @@ impl Engine {
                     let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
                     self.latencies.push_back(us);
                     self.tally.latency.observe(us);
-                    self.effects.push(Effect::Blocked {
-                        detection: d.clone(),
-                        net: *net,
-                        ttl: *ttl,
-                    });
-                    self.history(d, now);
+                    let run_program = self.config().respond.on_block_in_dry_run;
+                    // A dry run is dry: the history file (fail2ban bans from it) is written
+                    // only for blocks in force, the program only when asked to.
+                    if self.mode == Mode::Enforcing || run_program {
+                        self.effects.push(Effect::Blocked {
+                            detection: d.clone(),
+                            net: *net,
+                            ttl: *ttl,
+                        });
+                    }
+                    if self.mode == Mode::Enforcing {
+                        self.history(d, now);
+                    }
                 }
                 if let Decision::Block { net, .. } | Decision::Refresh { net, .. } = &decision {
                     self.publish_block(*net, now);

@@ -2979,9 +2979,9 @@ fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
         })
         .collect();
     assert_eq!(words, ["would-block"]);
-    // The on-block program and the history line still follow (as the reference says).
-    assert!(effects.iter().any(|e| matches!(e, Effect::Blocked { .. })));
-    assert!(effects.iter().any(|e| matches!(e, Effect::History { .. })));
+    // Nothing leaves the host: no history line (fail2ban bans from it), no on-block program.
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Blocked { .. })));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::History { .. })));
     assert!(lab.kernel.elements().is_empty());
 
     let status = lab.engine.status(&Readings::default());
@@ -3036,6 +3036,25 @@ fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
         metrics.contains("scansentry_decisions_total{decision=\"would-block\"} 1"),
         "{metrics}"
     );
+}
+
+/// Issue 26, 1: with `on-block-in-dry-run` (PortSentry's `BLOCK_* = 2`) the program runs for
+/// what a dry run would block; the history file still gets nothing.
+#[test]
+fn issue_26_a_dry_run_runs_the_on_block_program_only_when_asked() {
+    let mut c = dry_config();
+    c.respond.history_file = Some(PathBuf::from("/var/lib/scansentry/history"));
+    c.respond.on_block = vec!["/bin/true".into()];
+    c.respond.on_block_in_dry_run = true;
+    let mut lab = Lab::start(c);
+    lab.engine.take_effects();
+    lab.scan(SCANNER, 1..=10);
+    let effects = lab.engine.take_effects();
+    assert!(effects.iter().any(
+        |e| matches!(e, Effect::Blocked { net: n, ttl, .. } if *n == net(SCANNER) && *ttl == HOUR)
+    ));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::History { .. })));
+    assert!(lab.kernel.elements().is_empty());
 }
 
 /// Issue 26, 1: a reload that ends a dry run applies nothing it imagined and says so; the

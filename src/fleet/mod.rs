@@ -3,7 +3,7 @@
 //! ([`message`]), what no message may block ([`floor`]), the receiver's own rules for a block
 //! from another host ([`gate`]), the sweep count ([`sweep`]); the engine applies them
 //! (`engine::fleet`), the NATS link is the shell's (`daemon::fleet`), the configuration is
-//! `config::fleet`. The README's "Fleet mode" section has the design.
+//! `config::fleet`. docs/fleet.md has the design.
 
 pub mod floor;
 pub mod gate;

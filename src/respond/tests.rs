@@ -39,6 +39,7 @@ fn config() -> RespondConfig {
         protect_for: Duration::from_secs(86_400),
         on_block: Vec::new(),
         on_block_timeout: Duration::from_secs(10),
+        on_block_in_dry_run: false,
         history_file: None,
     }
 }

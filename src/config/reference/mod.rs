@@ -1,6 +1,6 @@
 //! The configuration reference, written once: every section and key of `scansentry.toml`, with
 //! its type, its default and what it does, as one table ([`SECTIONS`]), and the three texts made
-//! from it: the README's tables ([`readme`]), the SECTIONS AND KEYS part of scansentry.toml(5)
+//! from it: docs/configuration.md's tables ([`docs_page`]), the SECTIONS AND KEYS part of scansentry.toml(5)
 //! ([`man_page`]) and the shipped commented file `packaging/scansentry.toml` ([`shipped_file`]).
 //!
 //! A table, not the raw types' doc comments: those are for the code's reader and are not there at
@@ -23,7 +23,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use render::{man_page, readme, shipped_file};
+pub use render::{docs_page, man_page, shipped_file};
 pub use table::SECTIONS;
 
 /// What a key holds, as the reference names it.

@@ -1,4 +1,4 @@
-//! The three texts made from the reference's table: the README's tables and scansentry.toml(5)'s
+//! The three texts made from the reference's table: docs/configuration.md's tables and scansentry.toml(5)'s
 //! SECTIONS AND KEYS, each spliced into the hand-written text around them, and the shipped
 //! commented file, made whole. Pure.
 
@@ -9,9 +9,9 @@ use super::{Key, SECTIONS, Section};
 /// Why a text could not be made: the hand-written part lacks the place for the reference.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RenderError {
-    /// The README has no generated region for a section.
-    #[error("README.md has no `{marker}` line for the [{section}] table")]
-    NoReadmeMarker {
+    /// The configuration page has no generated region for a section.
+    #[error("docs/configuration.md has no `{marker}` line for the [{section}] table")]
+    NoDocsMarker {
         /// The section.
         section: &'static str,
         /// The line looked for.
@@ -44,39 +44,39 @@ const FILE_HEADER: &str = "\
 /// The shipped file's comments are wrapped to this width.
 const WIDTH: usize = 96;
 
-/// The README's start line for a section's generated region.
-fn readme_start(section: &str) -> String {
+/// The configuration page's start line for a section's generated region.
+fn docs_start(section: &str) -> String {
     format!("<!-- reference [{section}]: made by {UPDATE}; edit src/config/reference -->")
 }
 
-/// The README's end line for a section's generated region.
-fn readme_end(section: &str) -> String {
+/// The configuration page's end line for a section's generated region.
+fn docs_end(section: &str) -> String {
     format!("<!-- end of reference [{section}] -->")
 }
 
-/// `readme` with each section's region (between its two marker lines) made from the table; the
+/// `page` with each section's region (between its two marker lines) made from the table; the
 /// prose around them is kept as it is.
 ///
 /// # Errors
 /// A section whose marker lines are missing.
-pub fn readme(readme: &str) -> Result<String, RenderError> {
-    let mut out = readme.to_string();
+pub fn docs_page(page: &str) -> Result<String, RenderError> {
+    let mut out = page.to_string();
     for section in SECTIONS {
-        let start = readme_start(section.name);
-        let end = readme_end(section.name);
-        let missing = |marker: &str| RenderError::NoReadmeMarker {
+        let start = docs_start(section.name);
+        let end = docs_end(section.name);
+        let missing = |marker: &str| RenderError::NoDocsMarker {
             section: section.name,
             marker: marker.to_string(),
         };
         let from = out.find(&start).ok_or_else(|| missing(&start))? + start.len();
         let to = from + out[from..].find(&end).ok_or_else(|| missing(&end))?;
-        out.replace_range(from..to, &readme_section(section));
+        out.replace_range(from..to, &docs_section(section));
     }
     Ok(out)
 }
 
 /// One section's region: its introduction, then its table.
-fn readme_section(section: &Section) -> String {
+fn docs_section(section: &Section) -> String {
     let mut out = String::from("\n\n");
     if !section.intro.is_empty() {
         let _ = write!(out, "{}\n\n", section.intro);

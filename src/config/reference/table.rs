@@ -1,5 +1,5 @@
 //! The table itself: every section and key of `scansentry.toml`, in the order the reference
-//! shows them. Markup: `` `code` `` only; no `|` (the README's tables), ASCII plus – — × µ.
+//! shows them. Markup: `` `code` `` only; no `|` (the tables of docs/configuration.md), ASCII plus – — × µ.
 
 use super::Ty::{Bool, Duration, HostNames, Integer, Path, PortRange, Ports, Str, Strings};
 use super::{Key, Section};
@@ -102,9 +102,9 @@ const RESPOND: Section = Section {
         Key::new(&["refresh"], Bool, "false",
             "Set the block of a source detected again while blocked to the full duration again (takes effect in the kernel from Linux 6.12); `false` leaves it as it is."),
         Key::new(&["dry-run"], Bool, "false",
-            r#"Decide as usual but block nothing: the log says "would block", events `would-block`, and what a dry run would block is kept apart from the blocks in force: in no kernel set, not in the state file, not an offence (the next real block of an address is its offence 1), shown as `[dry run] would block` by `sentryctl list`, `why` and `status` and counted by `scansentry_dry_run_would_block`, under the same `max-blocks`. Blocks in force when it begins by a reload are lifted from the kernel and kept (saved, still counted in force), and put back when it ends if still due; a start in a dry run leaves in the kernel what an earlier run left there (`sentryd --remove-blocks` lifts it). A reload to `false` applies nothing a dry run imagined and says so ("dry run off: N would-be blocks were not applied"). The on-block program and the history file still run."#),
+            r#"Decide as usual but block nothing: the log says "would block", events `would-block`, and what a dry run would block is kept apart from the blocks in force: in no kernel set, not in the state file, not an offence (the next real block of an address is its offence 1), shown as `[dry run] would block` by `sentryctl list`, `why` and `status` and counted by `scansentry_dry_run_would_block`, under the same `max-blocks`. Blocks in force when it begins by a reload are lifted from the kernel and kept (saved, still counted in force), and put back when it ends if still due; a start in a dry run leaves in the kernel what an earlier run left there (`sentryd --remove-blocks` lifts it). A reload to `false` applies nothing a dry run imagined and says so ("dry run off: N would-be blocks were not applied"). Nothing leaves the host either: no history-file line (fail2ban reads that file and would ban), and the on-block program runs only with `on-block-in-dry-run`."#),
         Key::new(&["max-blocks"], Integer, "65536",
-            "Blocks active at most per address family (1 to 10,000,000), a sixteenth of it (16 to 64) in one IPv4 /24 or IPv6 /48 from detections; the last quarter is kept for strong evidence (twice `min-ports` ports or more), the last eighth for strong evidence from networks that hold no block. The kernel's block sets are twice as big and 1,024 more. Past it new detections are logged and refused, so a flood of spoofed sources can fill neither the kernel's sets nor the daemon's memory."),
+            "Blocks active at most per address family (1 to 10,000,000), a sixteenth of it (16 to 64) in one IPv4 /24 or IPv6 /48 from detections; the last quarter is kept for strong evidence (twice `min-ports` ports or more), the last eighth for strong evidence from networks that hold no block. The kernel's block sets are twice as big and 1,024 more. Past it new detections are logged and refused, so no flood fills the kernel's sets or the daemon's memory; a forger with sources in many networks can still fill `max-blocks` itself, and a real scanner's detection then waits (up to 30s)."),
         Key::new(&["max-new-blocks-per-second"], Integer, "50",
             "New blocks per second at most, per address family, with a burst of as many (1 to 1,000,000); one IPv4 /24 or IPv6 /48 takes at most an eighth of it a second, and the last quarter is kept for scans of twice `min-ports` ports or more. A detection it refuses waits (256 at most, 4 per /24 or /48, 30 s each) and is blocked as soon as the budget allows, the networks that made fewest blocks in the last minute first."),
         Key::new(&["min-ports"], Integer, "3",
@@ -116,10 +116,12 @@ const RESPOND: Section = Section {
         Key::new(&["protect-for"], Duration, r#""24h""#,
             r#"How long a session of a minute or more protects its peer after it ended (0s to 30 days; `"0s"`: only connections established now). Lower it on hosts whose public clients hold long connections."#),
         Key::new(&["on-block"], Strings, "[]",
-            "A program run on each block: its absolute path, then arguments, run directly (no shell), with `{addr}` (the scanning address), `{source}` (what was blocked: the address or its network), `{kind}` (syn, fin, null, xmas, maimon, odd-flags, udp; joined with +), `{ports}` (22/tcp,53/udp) and `{duration}` (seconds) filled in. It is killed after `on-block-timeout`; a failure is logged and never holds up blocking. Examples for a webhook and a mail are installed in `/usr/share/scansentry/on-block/`, with the unit drop-ins they need in `/usr/share/scansentry/systemd/`.")
+            "A program run on each block: its absolute path, then arguments, run directly (no shell), with `{addr}` (the scanning address), `{source}` (what was blocked: the address or its network), `{kind}` (syn, fin, null, xmas, maimon, odd-flags, udp, ack; joined with +), `{ports}` (22/tcp,53/udp) and `{duration}` (seconds) filled in. It is killed after `on-block-timeout`; a failure is logged and never holds up blocking. Examples for a webhook and a mail are installed in `/usr/share/scansentry/on-block/`, with the unit drop-ins they need in `/usr/share/scansentry/systemd/`.")
             .examples(&[r#"on-block = ["/usr/local/bin/notify-scan", "{addr}", "{kind}", "{ports}"]"#]),
         Key::new(&["on-block-timeout"], Duration, r#""10s""#,
             "How long the program may run before it is killed (100ms to 1h)."),
+        Key::new(&["on-block-in-dry-run"], Bool, "false",
+            "Run the on-block program for what a dry run would block too, with the same placeholders (PortSentry's `BLOCK_TCP=\"2\"`: run the command, block nothing; `sentryctl import-portsentry` sets it). `false`: a dry run runs nothing."),
         Key::new(&["history-file"], Path, r#""""#,
             r#"Append each block to this file in PortSentry's history format (`1763769107 - 11/21/2025 23:51:47 Host: 198.51.100.2/198.51.100.2 Port: 1 TCP Blocked`), for the tools that read it (fail2ban's `portsentry` filter, logwatch). `""` for none; under the systemd unit the file must be in `/var/lib/scansentry`."#)
             .shown(r#"`""` (none)"#)
@@ -169,7 +171,7 @@ const CAPTURE: Section = Section {
             &["immediate"],
             Bool,
             "true",
-            "Hand each frame to the detector at once (microseconds). `false`: in batches, up to 5 ms late, for less than half the CPU per frame under a flood (0.7 µs against 1.6 µs; BENCHMARKS.md).",
+            "Hand each frame to the detector at once (microseconds). `false`: in batches, up to 5 ms late, for less than half the CPU per frame under a flood (0.7 µs against 1.6 µs, `cargo bench --bench flood`).",
         ),
         Key::new(
             &["method"],

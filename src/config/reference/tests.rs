@@ -2,7 +2,7 @@
 //! walking the serde raw types with a deserializer that answers every question with a placeholder
 //! and notes each field's path and what it asked for, so no second key list is written here.
 //!
-//! `UPDATE_REFERENCE=1 cargo test --lib config::reference` rewrites README.md's tables,
+//! `UPDATE_REFERENCE=1 cargo test --lib config::reference` rewrites docs/configuration.md's tables,
 //! man/scansentry.toml.5's SECTIONS AND KEYS and packaging/scansentry.toml from the table.
 
 use std::cell::RefCell;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use super::render::{RenderError, man_page, readme, shipped_file};
+use super::render::{RenderError, docs_page, man_page, shipped_file};
 use super::{SECTIONS, Ty};
 use crate::config::raw::RawConfig;
 use crate::config::{Config, from_toml};
@@ -335,7 +335,10 @@ fn the_markup_keeps_to_what_the_three_texts_can_show() {
             .iter()
             .flat_map(|k| [k.doc, k.shown.unwrap_or("")]);
         for text in std::iter::once(section.intro).chain(texts) {
-            assert!(!text.contains('|'), "a | breaks the README's table: {text}");
+            assert!(
+                !text.contains('|'),
+                "a | breaks the configuration page's table: {text}"
+            );
             assert!(
                 text.chars().all(|c| c.is_ascii() || "–—×µ".contains(c)),
                 "{text}"
@@ -355,12 +358,12 @@ fn roff_is_escaped_and_code_is_bold() {
 }
 
 #[test]
-fn a_readme_without_a_section_s_markers_is_refused_by_name() {
-    let err = readme("# README\n").unwrap_err();
+fn a_page_without_a_section_s_markers_is_refused_by_name() {
+    let err = docs_page("# Configuration\n").unwrap_err();
     assert!(
         matches!(
             err,
-            RenderError::NoReadmeMarker {
+            RenderError::NoDocsMarker {
                 section: "detect",
                 ..
             }
@@ -411,8 +414,8 @@ fn check(file: &str, make: impl Fn(&str) -> Result<String, RenderError>) {
 }
 
 #[test]
-fn the_readme_s_tables_are_made_from_the_reference() {
-    check("README.md", readme);
+fn the_configuration_page_s_tables_are_made_from_the_reference() {
+    check("docs/configuration.md", docs_page);
 }
 
 #[test]
@@ -430,14 +433,17 @@ fn the_shipped_file_is_made_from_the_reference() {
 #[test]
 fn a_default_edited_by_hand_is_made_again_from_the_table() {
     let read = |file: &str| std::fs::read_to_string(root().join(file)).unwrap();
-    let committed = read("README.md");
+    let committed = read("docs/configuration.md");
     let edited = committed.replacen(
         "| `window` | duration | `\"60s\"` |",
         "| `window` | duration | `\"90s\"` |",
         1,
     );
-    assert_ne!(edited, committed, "the README has no [detect] window row");
-    assert_eq!(readme(&edited).unwrap(), readme(&committed).unwrap());
+    assert_ne!(
+        edited, committed,
+        "docs/configuration.md has no [detect] window row"
+    );
+    assert_eq!(docs_page(&edited).unwrap(), docs_page(&committed).unwrap());
     let committed = read("man/scansentry.toml.5");
     let edited = committed.replacen(
         "(duration, default \\fB\"60s\"\\fR)",
