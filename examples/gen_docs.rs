@@ -56,6 +56,7 @@ fn main() -> std::io::Result<()> {
         &[
             ("FILES", FILES),
             ("EXIT STATUS", EXIT_STATUS),
+            ("JSON OUTPUT", JSON_OUTPUT),
             ("EXAMPLES", SENTRYCTL_EXAMPLES),
             ("SEE ALSO", SENTRYCTL_SEE_ALSO),
         ],
@@ -165,6 +166,68 @@ The own-mode table and the attach-mode sets (\fInft/\fR), \fIon-block\fR example
 drop-ins they need (\fIon-block/\fR, \fIsystemd/\fR), a Grafana dashboard (\fIgrafana/\fR).
 "#;
 
+/// sentryctl(1)'s JSON OUTPUT: schema 1, as `packaging/schema/scansentry.schema.json` says
+/// it (the tests check every output against that file).
+const JSON_OUTPUT: &str = r#"With \fB\-\-json\fR, each command prints one JSON object (\fBlist\fR: an array of
+block objects; \fBtop\fR without \fB\-\-once\fR: one object a line), also for an error:
+\fB{"schema":1,"result":"error","message":...}\fR.
+Its keys are described by the JSON Schema \fI/usr/share/scansentry/scansentry.schema.json\fR,
+which also describes the daemon's JSON log lines (\fB[log] format = "json"\fR) and
+\fBsentryd \-\-replay \-\-json\fR.
+.PP
+Every object printed (each block of \fBlist\fR) has \fBschema\fR, the version of this
+format, now \fB1\fR: it changes when a key is removed or changes meaning; keys may be added
+within a version, so a reader should ignore keys it does not know.
+The schema file of a release lists every key of that release and refuses any other (so the
+tests, which check each output against it, catch a key it lacks).
+Every answer but \fBlist\fR has \fBresult\fR: \fBstatus\fR, \fBwhy\fR, \fBblocked\fR, \fBunblocked\fR,
+\fBunblocked\-all\fR, \fBnot\-blocked\fR, \fBnever\-block\fR, \fBtop\fR, \fBreloaded\fR,
+\fBvalidate\fR, \fBaudit\fR, \fBaudit\-changes\fR or \fBerror\fR.
+.PP
+One way for each kind of value:
+.TP
+.B address
+An address or network: a bare address for a single host (\fB203.0.113.7\fR), CIDR otherwise
+(\fB2001:db8::/64\fR). No other key names an address (\fBnetwork\fR in a log line is what
+a decision blocks; \fBprefix\fR in a replay, the source as counted).
+.TP
+.BR *_at ", " timestamp
+A time: RFC 3339, UTC (\fB2026\-11\-21T23:51:47.731914Z\fR).
+.TP
+.BR *_s ", " *_ms ", " *_us
+A duration in whole seconds, milliseconds, microseconds (\fBremaining_s\fR, \fBduration_s\fR,
+\fBuptime_s\fR, \fBidle_s\fR, \fBwindow_ms\fR, \fBround_trip_us\fR).
+.TP
+.B ports
+An array of \fB{"port":22,"proto":"tcp"}\fR.
+.TP
+.BR kinds ", " cause ", " held ", " decision ", " actor
+Words from a closed list: \fBkinds\fR of \fBsyn\fR, \fBfin\fR, \fBnull\fR, \fBxmas\fR,
+\fBmaimon\fR, \fBodd\-flags\fR, \fBack\fR, \fBudp\fR; a block's \fBcause\fR \fBscan\fR,
+\fBmanual\fR, \fBsweep\fR, \fBkernel\fR (added outside sentryd) or \fBunknown\fR; \fBheld\fR
+\fBboth\fR, \fBkernel\-only\fR, \fBdaemon\-only\fR or \fBdry\-run\fR.
+.TP
+.B null
+A value that is absent (a block with no timeout has \fB"remaining_s":null\fR); never \fB"\-"\fR.
+.PP
+A block (\fBlist\fR, \fBwhy\fR): \fBaddress\fR, \fBcause\fR, \fBkinds\fR, \fBports\fR,
+\fBorigin\fR (the fleet host that made it, or null), \fBblocked_at\fR, \fBremaining_s\fR,
+\fBoffence\fR, \fBheld\fR.
+\fBstatus\fR: \fBmode\fR (\fBenforcing\fR or \fBdry\-run\fR), \fBfirewall\fR, \fBuptime_s\fR,
+\fBpackets\fR, \fBprobes\fR, \fBdetections\fR, \fBblocks_active\fR, \fBwould_block\fR,
+\fBmax_blocks\fR, \fBrefused\fR, \fBwaiting\fR, \fBcapture_drops\fR,
+\fBblock_latency_p50_us\fR, \fBblock_latency_p99_us\fR, \fBblock_latency_samples\fR,
+\fBconfig\fR, \fBnot_blocked\fR (counts by rule), \fBprotected_peers\fR, \fBfleet\fR (null
+when fleet mode is off).
+A log line: \fBtimestamp\fR, \fBschema\fR, \fBlevel\fR, \fBmessage\fR, and as the event has
+them \fBdecision\fR, \fBactor\fR (\fBdaemon\fR, \fBsentryctl\fR, \fBsignal\fR, \fBfleet\fR,
+\fBkernel\fR), \fBaddress\fR, \fBnetwork\fR, \fBkinds\fR, \fBports\fR, \fBprobes\fR,
+\fBwindow_ms\fR, \fBduration_s\fR, \fBoffence\fR, \fBreason\fR, \fBcount\fR, \fBfinding\fR,
+\fBuid\fR (of the \fBsentryctl\fR user who asked);
+the journal has the same fields as \fBSCANSENTRY_\fR\fIKEY\fR (\fBports\fR and \fBkinds\fR
+as text there: \fB22/tcp,53/udp\fR, \fBsyn+udp\fR).
+"#;
+
 const EXIT_STATUS: &str = r#".TP
 .B 0
 Success.
@@ -260,7 +323,7 @@ fn blocked_addresses(shell: Shell) -> String {
         Shell::Bash => r#"
 # scansentry: `sentryctl unblock` and `why` complete the addresses blocked now.
 _sentryctl_blocked() {
-    sentryctl list --json 2>/dev/null | sed -n 's/^ *"net": "\([^"]*\)",*$/\1/p' | sed 's|/32$||; s|/128$||'
+    sentryctl list --json 2>/dev/null | sed -n 's/^ *"address": "\([^"]*\)",*$/\1/p'
 }
 _sentryctl_with_blocked() {
     local cur=${COMP_WORDS[COMP_CWORD]} i sub=""
@@ -282,7 +345,7 @@ complete -F _sentryctl_with_blocked -o nosort -o bashdefault -o default sentryct
         Shell::Fish => r#"
 # scansentry: `sentryctl unblock` and `why` complete the addresses blocked now.
 function __sentryctl_blocked
-    sentryctl list --json 2>/dev/null | string match -r -g '"net": "([^"]*)"' | string replace -r '/(32|128)$' ''
+    sentryctl list --json 2>/dev/null | string match -r -g '"address": "([^"]*)"'
 end
 complete -c sentryctl -n "__fish_seen_subcommand_from unblock why" -f -a "(__sentryctl_blocked)"
 "#

@@ -36,6 +36,8 @@ pub fn check_config(program: &str, path: Option<&std::path::Path>, json: bool) -
     let verdict = |valid: bool, config: String, warnings: &[String], error: Option<String>| {
         if json {
             let v = serde_json::json!({
+                "schema": crate::ctl::json::SCHEMA,
+                "result": "validate",
                 "valid": valid,
                 "config": config,
                 "warnings": warnings,

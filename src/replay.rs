@@ -271,6 +271,7 @@ impl Summary {
                 Effect::Log(Level::Warn, line) => self.warnings.push(line),
                 Effect::Log(..)
                 | Effect::Decision { .. }
+                | Effect::Act(..)
                 | Effect::Blocked { .. }
                 | Effect::History { .. }
                 | Effect::Save(_)
@@ -390,15 +391,16 @@ impl Summary {
         out
     }
 
-    /// The summary as one JSON object.
+    /// The summary as one JSON object (schema [`SCHEMA`](crate::report::SCHEMA)).
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
+            "schema": crate::report::SCHEMA,
             "type": "summary",
             "locals": self.locals.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "locals_inferred": self.inferred,
-            "listeners": self.listeners.iter().map(|(proto, addr, port)| serde_json::json!({"proto": proto.as_str(), "addr": addr.to_string(), "port": port})).collect::<Vec<_>>(),
-            "first_frame": self.span.map(|(a, _)| a.to_string()),
-            "last_frame": self.span.map(|(_, b)| b.to_string()),
+            "listeners": self.listeners.iter().map(|(proto, addr, port)| serde_json::json!({"proto": proto.as_str(), "address": addr.to_string(), "port": port})).collect::<Vec<_>>(),
+            "first_frame_at": self.span.map(|(a, _)| a.to_string()),
+            "last_frame_at": self.span.map(|(_, b)| b.to_string()),
             "counters": self.counters,
             "evicted_sources": self.detector.evicted_sources,
             "evicted_ports": self.detector.evicted_ports,

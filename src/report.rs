@@ -25,9 +25,28 @@ pub enum Mode {
     DryRun,
 }
 
-/// A duration as an administrator reads it: `1h`, `59m 12s`.
+/// A duration as an administrator reads it, and as the configuration and `sentryctl` accept
+/// it: `1h`, `59m 12s`, `1d 2h`, `1y` (365.25 days, as humantime reads it): whole seconds, one
+/// letter a unit (not humantime's `1day`), `0s` for none.
 pub fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    let mut left = d.as_secs();
+    if left == 0 {
+        return "0s".into();
+    }
+    let mut parts = Vec::new();
+    for (unit, secs) in [
+        ("y", 31_557_600),
+        ("d", 86_400),
+        ("h", 3_600),
+        ("m", 60),
+        ("s", 1),
+    ] {
+        if left >= secs {
+            parts.push(format!("{}{unit}", left / secs));
+            left %= secs;
+        }
+    }
+    parts.join(" ")
 }
 
 /// `n` and the noun, `one` for 1 and `many` otherwise: `1 block`, `3 blocks`.
@@ -550,6 +569,15 @@ impl Event {
         self.outcome().word(self.mode)
     }
 
+    /// Field `actor`: the kernel for a block whose element was deleted outside scansentry,
+    /// else the daemon (a detection judged by its rules).
+    pub fn actor(&self) -> Actor {
+        match self.decision {
+            Decision::DeletedOutside { .. } => Actor::Kernel,
+            _ => Actor::Daemon,
+        }
+    }
+
     /// Field `reason`: the word of the rule that kept the detection from a block, if one did.
     pub fn reason(&self) -> Option<&'static str> {
         self.outcome().reason().map(Reason::as_str)
@@ -628,8 +656,9 @@ impl Event {
         }
     }
 
-    /// The object `sentryd --replay --json` prints for it; its `action` is
-    /// [`Outcome::label`] as enforced (a replay's `block` is one it would make).
+    /// The object `sentryd --replay --json` prints for it (schema [`SCHEMA`]): `address` the
+    /// address, `prefix` the source as counted, `network` what is (would be) blocked; its
+    /// `action` is [`Outcome::label`] as enforced (a replay's `block` is one it would make).
     pub fn json(&self) -> serde_json::Value {
         let d = &self.detection;
         let ports: Vec<serde_json::Value> = d
@@ -638,25 +667,199 @@ impl Event {
             .map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port}))
             .collect();
         serde_json::json!({
+            "schema": SCHEMA,
             "type": "detection",
-            "at": d.last_seen.to_string(),
-            "source": d.source.to_string(),
-            "addr": d.addr.to_string(),
+            "detected_at": d.last_seen.to_string(),
+            "address": d.addr.to_string(),
+            "prefix": source_text(&d.source),
             "kinds": d.kinds.names().collect::<Vec<_>>(),
             "ports": ports,
-            "first_seen": d.first_seen.to_string(),
-            "last_seen": d.last_seen.to_string(),
-            "packets": d.packets,
+            "first_seen_at": d.first_seen.to_string(),
+            "last_seen_at": d.last_seen.to_string(),
+            "probes": d.packets,
             "score": d.score,
             "action": self.outcome().label(Mode::Enforcing),
-            "target": self.network().map(|n| n.to_string()),
-            "seconds": self.duration_s(),
+            "network": self.network().map(|n| n.to_string()),
+            "duration_s": self.duration_s(),
             "offence": self.offence(),
             "never_block_reason": match &self.decision {
                 Decision::NeverBlock { reason, .. } => Some(reason.as_str()),
                 _ => None,
             },
         })
+    }
+}
+
+/// The version of scansentry's public JSON (`sentryctl --json`, the JSON log, `sentryd
+/// --replay --json`), the `schema` key of every object; described by
+/// `packaging/schema/scansentry.schema.json`. It grows when a key is removed or changes
+/// meaning; a key added keeps it.
+pub const SCHEMA: u32 = 1;
+
+/// Who did what an event says: its `actor` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// The daemon, on its own rules (a detection's decision, an audit).
+    Daemon,
+    /// An administrator, through `sentryctl` (the control socket).
+    Sentryctl,
+    /// A signal (SIGHUP: a reload).
+    Signal,
+    /// Another host of the fleet.
+    Fleet,
+    /// The kernel: an element of a set changed outside scansentry.
+    Kernel,
+}
+
+impl Actor {
+    /// Its word: `daemon`, `sentryctl`, `signal`, `fleet`, `kernel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Daemon => "daemon",
+            Actor::Sentryctl => "sentryctl",
+            Actor::Signal => "signal",
+            Actor::Fleet => "fleet",
+            Actor::Kernel => "kernel",
+        }
+    }
+}
+
+/// What an [`Act`] did: its `decision` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Did {
+    /// A block (`block`; `would-block` in a dry run).
+    Block,
+    /// A block lifted (`unblock`; `would-unblock` in a dry run).
+    Unblock,
+    /// Every block lifted (`unblock-all`; `would-unblock-all`).
+    UnblockAll,
+    /// The configuration reloaded (`reload`).
+    Reload,
+    /// A reload refused (`reload-refused`).
+    ReloadRefused,
+    /// An audit finding reported (`audit`).
+    Audit,
+}
+
+impl Did {
+    /// Its word in `mode`.
+    pub fn word(self, mode: Mode) -> &'static str {
+        let dry = mode == Mode::DryRun;
+        match self {
+            Did::Block if dry => "would-block",
+            Did::Block => "block",
+            Did::Unblock if dry => "would-unblock",
+            Did::Unblock => "unblock",
+            Did::UnblockAll if dry => "would-unblock-all",
+            Did::UnblockAll => "unblock-all",
+            Did::Reload => "reload",
+            Did::ReloadRefused => "reload-refused",
+            Did::Audit => "audit",
+        }
+    }
+}
+
+/// An event that is no detection's decision: a block or unblock by hand, `unblock --all`, a
+/// reload, an audit finding. Its line is the message; its facts are the same fields as a
+/// decision's ([`Event`]), so that `journalctl SCANSENTRY_ADDRESS=…` and the JSON log find
+/// it: `decision`, `actor`, and when it has them `address`, `duration_s`, `count`, `finding`,
+/// `ports`, `uid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Act {
+    /// What was done.
+    pub did: Did,
+    /// Enforcing, or a dry run.
+    pub mode: Mode,
+    /// Who did it.
+    pub actor: Actor,
+    /// The address or network it is about.
+    pub address: Option<IpNet>,
+    /// How long a block lasts.
+    pub duration_s: Option<u64>,
+    /// How many blocks (`unblock --all`).
+    pub count: Option<u64>,
+    /// The audit finding's word (`new`, `gone`, …).
+    pub finding: Option<&'static str>,
+    /// The ports it is about, as `22/tcp,53/udp`.
+    pub ports: Option<String>,
+    /// The uid of the `sentryctl` user who asked (the control socket's peer credentials).
+    pub uid: Option<u32>,
+    /// The line (the message).
+    pub line: String,
+}
+
+impl Act {
+    /// `did` by `actor`, said in `line`, with no other fact yet.
+    pub fn new(did: Did, mode: Mode, actor: Actor, line: String) -> Act {
+        Act {
+            did,
+            mode,
+            actor,
+            address: None,
+            duration_s: None,
+            count: None,
+            finding: None,
+            ports: None,
+            uid: None,
+            line,
+        }
+    }
+
+    /// Field `decision`.
+    pub fn decision(&self) -> &'static str {
+        self.did.word(self.mode)
+    }
+
+    /// Field `address`: the bare address for a single host, the CIDR otherwise.
+    pub fn address(&self) -> Option<String> {
+        self.address.as_ref().map(source_text)
+    }
+}
+
+/// The public form of an event's fields in a JSON line: `ports` (`22/tcp,53/udp`) as
+/// `[{"port": 22, "proto": "tcp"}, …]`, `kinds` (`syn+udp`) as `["syn", "udp"]`; the rest as
+/// they are.
+pub fn public_fields(
+    mut fields: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    if let Some(serde_json::Value::String(text)) = fields.get("ports") {
+        let ports: Vec<serde_json::Value> = text
+            .split(',')
+            .filter_map(Proto::parse_label)
+            .map(|(proto, port)| serde_json::json!({"port": port, "proto": proto.as_str()}))
+            .collect();
+        fields.insert("ports".into(), ports.into());
+    }
+    if let Some(serde_json::Value::String(text)) = fields.get("kinds") {
+        let kinds: Vec<serde_json::Value> = text
+            .split('+')
+            .filter(|k| !k.is_empty())
+            .map(|k| serde_json::Value::String(k.into()))
+            .collect();
+        fields.insert("kinds".into(), kinds.into());
+    }
+    fields
+}
+
+/// One JSON log line (without its newline): `timestamp` first when there is one (fail2ban's
+/// date pattern looks for it there), then `schema`, `level` and the event's `fields` (its
+/// `message` among them) in their public form, keys in order.
+pub fn json_line(
+    timestamp: Option<&str>,
+    level: &str,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut object = public_fields(fields);
+    object.insert("schema".into(), SCHEMA.into());
+    object.insert("level".into(), level.into());
+    let body = serde_json::Value::Object(object).to_string();
+    match timestamp {
+        Some(at) => format!(
+            "{{\"timestamp\":{},{}",
+            serde_json::Value::from(at),
+            &body[1..]
+        ),
+        None => body,
     }
 }
 
@@ -703,6 +906,43 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_one_way_that_the_parser_reads_back() {
+        for (secs, text) in [
+            (0, "0s"),
+            (59, "59s"),
+            (3600, "1h"),
+            (86_400, "1d"),
+            (93_784, "1d 2h 3m 4s"),
+            (31_557_600, "1y"),
+        ] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(human(d), text);
+            assert_eq!(humantime::parse_duration(text).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn a_json_line_has_its_timestamp_first_its_schema_and_ports_as_an_array() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("message".into(), "blocked 203.0.113.7 for 1h".into());
+        fields.insert("ports".into(), "22/tcp,53/udp".into());
+        fields.insert("kinds".into(), "syn+udp".into());
+        let line = json_line(Some("2026-12-07T06:00:00.000000Z"), "info", fields);
+        assert!(
+            line.starts_with(r#"{"timestamp":"2026-12-07T06:00:00.000000Z","#),
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["schema"], SCHEMA);
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["kinds"], serde_json::json!(["syn", "udp"]));
+        assert_eq!(
+            v["ports"],
+            serde_json::json!([{"port": 22, "proto": "tcp"}, {"port": 53, "proto": "udp"}])
+        );
+    }
 
     fn detection() -> Detection {
         let mut kinds = crate::detect::ScanKinds::of(crate::wire::ProbeKind::Syn);
@@ -961,19 +1201,20 @@ mod tests {
         assert_eq!(
             block,
             serde_json::json!({
+                "schema": 1,
                 "type": "detection",
-                "at": "1970-01-01T00:00:03.500000Z",
-                "source": "2001:db8::/64",
-                "addr": "2001:db8::7",
+                "detected_at": "1970-01-01T00:00:03.500000Z",
+                "prefix": "2001:db8::/64",
+                "address": "2001:db8::7",
                 "kinds": ["syn", "udp"],
                 "ports": [{"proto": "tcp", "port": 22}, {"proto": "udp", "port": 53}],
-                "first_seen": "1970-01-01T00:00:01.000000Z",
-                "last_seen": "1970-01-01T00:00:03.500000Z",
-                "packets": 9,
+                "first_seen_at": "1970-01-01T00:00:01.000000Z",
+                "last_seen_at": "1970-01-01T00:00:03.500000Z",
+                "probes": 9,
                 "score": 21,
                 "action": "block",
-                "target": "2001:db8::/64",
-                "seconds": 7200,
+                "network": "2001:db8::/64",
+                "duration_s": 7200,
                 "offence": 2,
                 "never_block_reason": null,
             })
@@ -983,7 +1224,7 @@ mod tests {
             (
                 &never["action"],
                 &never["never_block_reason"],
-                &never["target"]
+                &never["network"]
             ),
             (
                 &serde_json::json!("never-block"),
@@ -991,9 +1232,11 @@ mod tests {
                 &serde_json::Value::Null
             )
         );
+        crate::ctl::json::check_schema(&block);
+        crate::ctl::json::check_schema(&never);
         let over = Event::of(&d, &decisions()[4], Mode::DryRun).json();
         assert_eq!(
-            (&over["action"], &over["target"]),
+            (&over["action"], &over["network"]),
             (
                 &serde_json::json!("budget"),
                 &serde_json::json!("2001:db8::/64")

@@ -196,7 +196,7 @@ pub fn restorable(
         &too_long,
         format!(
             "ends more than {} from now, the longest a block may be",
-            humantime::format_duration(MAX_BLOCK_FOR)
+            crate::report::human(MAX_BLOCK_FOR)
         ),
     );
     say(&backwards, "ends before it starts".into());
@@ -579,7 +579,7 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "state.json: left out 1 block: ends more than 1year from now, the longest a \
+                "state.json: left out 1 block: ends more than 1y from now, the longest a \
                  block may be (the first: 203.0.113.51/32)",
                 "state.json: left out 1 block: ends before it starts (the first: \
                  203.0.113.2/32)",

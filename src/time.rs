@@ -204,7 +204,7 @@ impl fmt::Display for WallOffset {
         write!(
             f,
             "{way} by {}",
-            humantime::format_duration(Duration::from_secs(secs))
+            crate::report::human(Duration::from_secs(secs))
         )
     }
 }

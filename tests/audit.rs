@@ -15,12 +15,16 @@ use support::netns::{KillOnDrop, Netns, NetnsPair, TempDir, require_root, wait_u
 /// `sentryctl audit ARGS…` inside `ns`, with the history in `dir`.
 fn audit(ns: &str, dir: &Path, args: &[&str]) -> Output {
     let db = dir.join("audit.sqlite");
-    Command::new("ip")
+    let out = Command::new("ip")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sentryctl")])
         .args(["audit", "--db", db.to_str().unwrap()])
         .args(args)
         .output()
-        .expect("sentryctl")
+        .expect("sentryctl");
+    if args.contains(&"--json") {
+        support::netns::schema::check_text(&String::from_utf8_lossy(&out.stdout));
+    }
+    out
 }
 
 fn text(o: &Output) -> String {
@@ -88,7 +92,7 @@ fn the_audit_lists_exactly_the_sockets_with_their_processes_and_follows_changes(
         .map(|s| {
             format!(
                 "{} {}/{} {} {}",
-                s["host"].as_str().unwrap(),
+                s["address"].as_str().unwrap(),
                 s["port"],
                 s["proto"].as_str().unwrap(),
                 s["process"]["user"].as_str().unwrap_or("?"),
@@ -202,7 +206,7 @@ fn the_policy_reports_required_missing_and_leaves_optional_ignored_and_skipped_a
     assert_eq!(ports, [2222, 5353, 6000]);
     assert_eq!(
         report["findings"],
-        serde_json::json!([{ "finding": "missing", "host": null, "rule": "25/tcp" }])
+        serde_json::json!([{ "finding": "missing", "address": null, "rule": "25/tcp" }])
     );
 }
 

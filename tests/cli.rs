@@ -1,5 +1,8 @@
 //! The binaries as an administrator runs them: arguments, output, exit codes.
 
+#[path = "support/schema.rs"]
+mod schema;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,10 +14,15 @@ fn sentryd(args: &[&str]) -> Output {
 }
 
 fn sentryctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sentryctl"))
+    let out = Command::new(env!("CARGO_BIN_EXE_sentryctl"))
         .args(args)
         .output()
-        .expect("run sentryctl")
+        .expect("run sentryctl");
+    if args.contains(&"--json") {
+        // Every `--json` output is checked against the shipped schema.
+        schema::check_text(&String::from_utf8_lossy(&out.stdout));
+    }
+    out
 }
 
 fn stdout(o: &Output) -> String {
@@ -202,9 +210,12 @@ fn replay_json_is_one_object_per_line() {
         .collect();
     assert_eq!(objects.len(), 2);
     assert_eq!(objects[0]["type"], "detection");
-    assert_eq!(objects[0]["target"], "172.31.15.102/32");
+    assert_eq!(objects[0]["network"], "172.31.15.102/32");
     assert_eq!(objects[0]["kinds"], serde_json::json!(["syn"]));
-    assert_eq!(objects[0]["seconds"], 3600);
+    assert_eq!(objects[0]["duration_s"], 3600);
+    for object in &objects {
+        schema::check(object);
+    }
     assert_eq!(objects[1]["type"], "summary");
     assert_eq!(objects[1]["locals_inferred"], false);
     assert_eq!(objects[1]["counters"]["probes"], 999);
@@ -634,7 +645,7 @@ fn a_bad_address_is_claps_error_and_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).starts_with(
-            "error: invalid value '1000y' for '--for <DURATION>': must be at most 1year (the \
+            "error: invalid value '1000y' for '--for <DURATION>': must be at most 1y (the \
              longest block)"
         ),
         "{}",
@@ -800,7 +811,7 @@ fn json_is_kept_for_errors_and_validate() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         json(&o),
-        serde_json::json!({"result": "error", "message": "203.0.113.7 is on the never-block list"})
+        serde_json::json!({"schema": 1, "result": "error", "message": "203.0.113.7 is on the never-block list"})
     );
 }
 

@@ -73,8 +73,9 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
     let list = daemon.ctl(&["list", "--json"]);
     let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(blocks.len(), 1, "{}", text(&list));
-    assert_eq!(blocks[0]["net"], "198.51.100.2/32");
-    assert_eq!(blocks[0]["kind"], "syn");
+    assert_eq!(blocks[0]["address"], "198.51.100.2");
+    assert_eq!(blocks[0]["cause"], "scan");
+    assert_eq!(blocks[0]["kinds"], serde_json::json!(["syn"]));
     assert_eq!(blocks[0]["offence"], 1);
 
     let why = daemon.ctl(&["why", NetnsPair::B4]);
@@ -456,7 +457,8 @@ fn kill_9_and_a_restart_keep_the_blocks() {
     let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(blocks.len(), 1);
     assert_eq!(
-        blocks[0]["kind"], "syn",
+        blocks[0]["kinds"],
+        serde_json::json!(["syn"]),
         "the detection's facts survive too"
     );
 }
@@ -684,7 +686,11 @@ fn issue_24_the_on_block_program_cannot_lift_a_block() {
         assert!(!daemon.out().contains("unblocked"), "{}", daemon.out());
         // Root still drives it.
         let list = daemon.ctl(&["list", "--json"]);
-        assert!(text(&list).contains("198.51.100.2/32"), "{}", text(&list));
+        assert!(
+            text(&list).contains(r#""address": "198.51.100.2""#),
+            "{}",
+            text(&list)
+        );
     }
 }
 
@@ -1051,7 +1057,10 @@ fn twenty_kill_9_restarts_under_running_scans_lose_no_block() {
     let last = Daemon::spawn(&lab.a, &dir.0, "");
     let list = last.ctl(&["list", "--json"]);
     let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
-    let listed: Vec<&str> = blocks.iter().filter_map(|b| b["net"].as_str()).collect();
+    let listed: Vec<&str> = blocks
+        .iter()
+        .filter_map(|b| b["address"].as_str())
+        .collect();
     for addr in &scanners {
         assert!(
             listed.iter().any(|n| n.starts_with(addr.as_str())),
@@ -1526,17 +1535,62 @@ fn issue_16_decisions_are_events_with_fields_in_json_lines_and_the_journal() {
             .starts_with("blocked 198.51.100.2 for 1h: syn scan, "),
         "{v}"
     );
-    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["level"], "info");
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["actor"], "daemon");
     assert_eq!(v["address"], NetnsPair::B4);
     assert_eq!(v["network"], "198.51.100.2/32");
-    assert_eq!(v["kind"], "syn");
+    assert_eq!(v["kinds"], serde_json::json!(["syn"]));
     assert_eq!(
         (v["duration_s"].as_u64(), v["offence"].as_u64()),
         (Some(3600), Some(1))
     );
     assert!(v["probes"].as_u64() >= Some(7), "{v}");
-    assert!(v["ports"].as_str().unwrap().contains("/tcp"), "{v}");
+    assert!(
+        v["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["proto"] == "tcp"),
+        "{v}"
+    );
     assert!(v.get("reason").is_none(), "{v}");
+
+    // Issue 26: a block and an unblock by hand are events with the same fields.
+    for args in [
+        ["block", "203.0.113.9", "--for", "2h"],
+        ["unblock", "203.0.113.9", "", ""],
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let out = daemon.ctl(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let by_hand = |decision: &str| {
+        daemon
+            .out()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["decision"] == decision && v["address"] == "203.0.113.9")
+    };
+    assert!(
+        wait_until(DEADLINE, || by_hand("unblock").is_some()),
+        "{}",
+        daemon.out()
+    );
+    let block = by_hand("block").expect("the block by hand is an event");
+    assert_eq!(
+        (&block["actor"], &block["duration_s"], &block["message"]),
+        (
+            &serde_json::json!("sentryctl"),
+            &serde_json::json!(7200),
+            &serde_json::json!("blocked 203.0.113.9 for 2h by hand")
+        )
+    );
+    assert_eq!(by_hand("unblock").unwrap()["actor"], "sentryctl");
     drop(daemon);
 
     // The journal.
@@ -1646,6 +1700,27 @@ fn issue_16_decisions_are_events_with_fields_in_json_lines_and_the_journal() {
     assert_eq!(entry["SCANSENTRY_DURATION_S"], "3600");
     assert_eq!(entry["PRIORITY"], "6");
     assert_eq!(entry["SYSLOG_IDENTIFIER"], "sentryd");
+
+    // Issue 26: a block by hand is found by its address too.
+    assert!(ctl(&["block", "203.0.113.10"]).status.success());
+    let query = "SCANSENTRY_ADDRESS=203.0.113.10";
+    let by_hand = || -> Option<serde_json::Value> {
+        let out = Command::new("nsenter")
+            .args(["-t", &_journald.0, "-m", "journalctl", "-o", "json", query])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| serde_json::from_str(l).ok())
+    };
+    assert!(
+        wait_until(DEADLINE, || by_hand().is_some()),
+        "journalctl {query} finds nothing in:\n{}",
+        everything()
+    );
+    let entry = by_hand().unwrap();
+    assert_eq!(entry["SCANSENTRY_DECISION"], "block");
+    assert_eq!(entry["SCANSENTRY_ACTOR"], "sentryctl");
 }
 
 /// A systemd-journald the test started, by PID: ended on drop.
@@ -1995,7 +2070,7 @@ fn issue_16_sentryctl_top_shows_the_sources_being_counted() {
         serde_json::from_slice(&daemon.ctl(&["top", "--once", "--json"]).stdout).unwrap();
     assert_eq!(json["result"], "top");
     assert_eq!(json["threshold"], 21);
-    assert_eq!(json["watching"][0]["source"], "198.51.100.2/32");
+    assert_eq!(json["watching"][0]["address"], "198.51.100.2");
     assert_eq!(json["watching"][0]["score"], 9);
     assert_eq!(json["status"]["blocks_active"], 0);
 

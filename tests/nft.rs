@@ -532,7 +532,7 @@ fn issue_13_a_refused_element_never_costs_the_others_of_its_batch() {
         assert!(
             err.to_string().starts_with(
                 "the kernel refused 1 of 21 changes (the others were made): block \
-                 203.0.113.51 for 1000years: nf_tables refused to add elements to set inet \
+                 203.0.113.51 for 1000y: nf_tables refused to add elements to set inet \
                  scansentry blocked4: ERANGE"
             ),
             "{err}"

@@ -86,6 +86,7 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/scansentry/systemd/metrics.conf",
         "./usr/share/scansentry/systemd/fleet.conf",
         "./usr/share/scansentry/grafana/scansentry.json",
+        "./usr/share/scansentry/scansentry.schema.json",
         "./usr/share/scansentry/crowdsec/scansentry-logs.yaml",
         "./usr/share/scansentry/crowdsec/scansentry-block.yaml",
         "./usr/share/scansentry/crowdsec/acquis.yaml",
@@ -174,6 +175,7 @@ fn the_rpm_holds_the_same_files_with_configs_kept_on_upgrade() {
         "/usr/share/man/man5/scansentry.toml.5.gz",
         "/usr/share/man/man7/scansentry.7.gz",
         "/usr/share/bash-completion/completions/sentryctl",
+        "/usr/share/scansentry/scansentry.schema.json",
         "/usr/share/doc/scansentry/README.md",
         "/usr/share/doc/scansentry/docs/admin-guide.md",
         "/usr/share/doc/scansentry/docs/configuration.md",
@@ -546,6 +548,10 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     for (shipped, installed) in [
         ("on-block/webhook", "usr/share/scansentry/on-block/webhook"),
         ("on-block/mail", "usr/share/scansentry/on-block/mail"),
+        (
+            "schema/scansentry.schema.json",
+            "usr/share/scansentry/scansentry.schema.json",
+        ),
         (
             "systemd/webhook.conf",
             "usr/share/scansentry/systemd/webhook.conf",

@@ -194,6 +194,30 @@ pub enum Loudness {
 }
 
 impl Finding {
+    /// Its word, as its `finding` key says it: `new`, `missing`, `restarted`, `moved`,
+    /// `gone`, `not-open`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Finding::New { .. } => "new",
+            Finding::Missing { .. } => "missing",
+            Finding::Restarted { .. } => "restarted",
+            Finding::Moved { .. } => "moved",
+            Finding::Gone { .. } => "gone",
+            Finding::NotOpen { .. } => "not-open",
+        }
+    }
+
+    /// The address and port (`22/tcp`) it is about, when it names them.
+    pub fn about(&self) -> (Option<IpAddr>, Option<String>) {
+        match self {
+            Finding::New { entry }
+            | Finding::Restarted { entry, .. }
+            | Finding::Moved { entry, .. }
+            | Finding::Gone { entry } => (Some(entry.host), Some(entry.port_label())),
+            Finding::Missing { host, .. } | Finding::NotOpen { host, .. } => (*host, None),
+        }
+    }
+
     /// One line for logs: `new: 198.51.100.1 8080/tcp maybe_http-alt (www-data pid 812 /usr/sbin/nginx)`.
     pub fn line(&self) -> String {
         let service = |e: &Entry| {

@@ -1023,14 +1023,14 @@ impl Validator {
             Ok(d) if d < min => {
                 self.problem(format!(
                     "{key} = {text:?}: must be at least {}",
-                    humantime::format_duration(min)
+                    crate::report::human(min)
                 ));
                 min
             }
             Ok(d) if d > max => {
                 self.problem(format!(
                     "{key} = {text:?}: must be at most {}",
-                    humantime::format_duration(max)
+                    crate::report::human(max)
                 ));
                 max
             }

@@ -452,7 +452,7 @@ fn issue_14_trust_keys_are_checked() {
             "[respond] min-ports = 0: must be from 1 to 1024",
             "[respond] reverse-path = \"sometimes\": expected \"strict\", \"loose\", \"off\" or \"kernel\"",
             "[respond] protect = \"maybe\": expected \"established\" or \"none\"",
-            "[respond] protect-for = \"400d\": must be at most 30days",
+            "[respond] protect-for = \"400d\": must be at most 30d",
         ]
     );
     let c = Config::default();
@@ -526,7 +526,7 @@ fn fleet_is_off_by_default_and_checked_when_written() {
             "[fleet] subject-prefix = \"a..b\": NATS subject tokens (letters, digits, '-', '_') \
              separated by '.'",
             "[fleet] share = \"everything\": expected \"blocks\" or \"probes\"",
-            "[fleet] max-block-for = \"2years\": must be at most 1year",
+            "[fleet] max-block-for = \"2years\": must be at most 1y",
             "[fleet] creds-file = \"fleet.creds\": must be an absolute path",
             "[fleet]: one way to log in: user and password-file, creds-file, or nkey-file",
             "[fleet] servers: tls:// needs tls-ca",
@@ -559,7 +559,7 @@ fn fleet_accept_wide_names_hosts_and_refuses_the_old_bool() {
             "{base}accept-wide = [\"admin.1\", \"admin-2\", \"\"]\nmax-block-for = \"2years\"\n"
         )),
         [
-            "[fleet] max-block-for = \"2years\": must be at most 1year",
+            "[fleet] max-block-for = \"2years\": must be at most 1y",
             "[fleet] accept-wide: \"admin.1\": host name \"admin.1\": 1 to 64 letters, digits, '-' \
              or '_' (it is a token of a NATS subject)",
             "[fleet] accept-wide: \"\": host name \"\": 1 to 64 letters, digits, '-' or '_' (it \

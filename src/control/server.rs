@@ -254,7 +254,7 @@ impl Server {
     /// removes the socket file when it stops.
     pub fn spawn(
         self,
-        submit: impl Fn(Request, Sender<Response>) -> bool + Send + Sync + 'static,
+        submit: impl Fn(Request, u32, Sender<Response>) -> bool + Send + Sync + 'static,
     ) -> std::thread::JoinHandle<()> {
         std::thread::Builder::new()
             .name("control".into())
@@ -288,7 +288,7 @@ impl Server {
                     let spawned = std::thread::Builder::new()
                         .name("control-client".into())
                         .spawn(move || {
-                            if let Err(e) = server.serve(stream, &*submit) {
+                            if let Err(e) = server.serve(stream, uid, &*submit) {
                                 tracing::warn!("control connection: {e}");
                             }
                             release();
@@ -304,7 +304,8 @@ impl Server {
     fn serve(
         &self,
         mut stream: UnixStream,
-        submit: &(impl Fn(Request, Sender<Response>) -> bool + ?Sized),
+        uid: u32,
+        submit: &(impl Fn(Request, u32, Sender<Response>) -> bool + ?Sized),
     ) -> io::Result<()> {
         stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
         let mut request = Deadline::new(&stream, REQUEST_DEADLINE);
@@ -328,7 +329,7 @@ impl Server {
                 },
                 Ok(req) => {
                     let (tx, rx) = mpsc::channel();
-                    if !submit(req.body, tx) {
+                    if !submit(req.body, uid, tx) {
                         Response::Error {
                             message: "sentryd is shutting down".into(),
                         }
@@ -579,7 +580,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("control.sock");
         let server = Server::bind(&path).unwrap();
-        server.spawn(|_request, reply| {
+        server.spawn(|_request, _uid, reply| {
             reply
                 .send(Response::Reloaded { config: "x".into() })
                 .is_ok()

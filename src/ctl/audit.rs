@@ -119,13 +119,14 @@ fn print_state(
     findings: &[audit::policy::Finding],
 ) {
     if json {
-        let v = serde_json::json!({
+        let v = super::json::stamp(serde_json::json!({
+            "result": "audit",
             "snapshot": id,
             "baseline": baseline_id,
-            "taken": snapshot.taken,
-            "services": snapshot.entries,
-            "findings": findings,
-        });
+            "taken_at": snapshot.taken,
+            "services": snapshot.entries.iter().map(entry).collect::<Vec<_>>(),
+            "findings": findings.iter().map(finding).collect::<Vec<_>>(),
+        }));
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return;
     }
@@ -206,11 +207,12 @@ fn report_changes(
     };
     let changes: Vec<Change> = audit::diff(before, now);
     if json {
-        let v = serde_json::json!({
+        let v = super::json::stamp(serde_json::json!({
+            "result": "audit-changes",
             "snapshot": id,
             "since": before_id,
-            "changes": changes,
-        });
+            "changes": changes.iter().map(change).collect::<Vec<_>>(),
+        }));
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
     } else {
         match before_id {
@@ -327,5 +329,34 @@ impl Drop for AsDirectoryOwner {
         {
             std::process::abort();
         }
+    }
+}
+
+/// A service in the public JSON: its `host` is `address`, as everywhere in scansentry's JSON.
+fn entry(e: &audit::Entry) -> serde_json::Value {
+    addressed(serde_json::to_value(e).expect("entries serialize"))
+}
+
+/// A finding in the public JSON (its service's and its own `host` as `address`).
+fn finding(f: &audit::policy::Finding) -> serde_json::Value {
+    addressed(serde_json::to_value(f).expect("findings serialize"))
+}
+
+/// A change in the public JSON (its service's and its own `host` as `address`).
+fn change(c: &Change) -> serde_json::Value {
+    addressed(serde_json::to_value(c).expect("changes serialize"))
+}
+
+/// `v` with every `host` key (an address in the audit's records) named `address`.
+fn addressed(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let k = if k == "host" { "address".into() } else { k };
+                (k, addressed(v))
+            })
+            .collect(),
+        other => other,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod import;
+pub mod json;
 mod output;
 
 use std::io::Write;
@@ -191,7 +192,7 @@ fn parse_block_for(text: &str) -> Result<Duration, String> {
     if d > config::MAX_BLOCK_FOR {
         return Err(format!(
             "must be at most {} (the longest block)",
-            humantime::format_duration(config::MAX_BLOCK_FOR)
+            crate::report::human(config::MAX_BLOCK_FOR)
         ));
     }
     Ok(d)
@@ -250,7 +251,7 @@ pub fn main() -> ExitCode {
     match answer(&args, request) {
         Ok(response) => {
             let text = if args.json {
-                serde_json::to_string_pretty(&response).expect("responses serialize")
+                serde_json::to_string_pretty(&json::response(&response)).expect("JSON")
             } else {
                 output::human(&response, &zone(&args))
             };
@@ -288,12 +289,12 @@ fn top(args: &Args, once: bool, every: Duration, limit: usize) -> ExitCode {
         };
         let now = clock.now();
         let frame = if args.json {
-            serde_json::to_string(&Response::Top {
+            json::response(&Response::Top {
                 status: status.clone(),
                 threshold,
                 watching,
             })
-            .expect("responses serialize")
+            .to_string()
         } else {
             let previous = before
                 .as_ref()
@@ -348,7 +349,7 @@ fn list(args: &Args) -> ExitCode {
         }
     }
     let text = if args.json {
-        serde_json::to_string_pretty(&blocks).expect("blocks serialize")
+        serde_json::to_string_pretty(&json::blocks(&blocks)).expect("JSON")
     } else {
         output::blocks(&blocks, &zone(args))
     };
@@ -377,7 +378,7 @@ fn fleet_init(path: Option<&Path>) -> ExitCode {
         Ok(Made::Made(stream)) => print(&format!(
             "made the bucket {bucket} (stream {stream}): one value per key, no rollup, purge or \
              delete, entries kept {}, {} MiB at most",
-            humantime::format_duration(crate::respond::MAX_BLOCK_FOR),
+            crate::report::human(crate::respond::MAX_BLOCK_FOR),
             bucket::BUCKET_BYTES >> 20
         )),
         Ok(Made::AlreadyThere(stream)) => print(&format!(
@@ -476,7 +477,7 @@ fn unexpected(other: &Response) -> ExitCode {
 }
 
 /// The daemon refused: its reason on standard error (and, with `--json`, as
-/// `{"result":"error","message":…}` on standard output); exit 1.
+/// `{"schema":1,"result":"error","message":…}` on standard output); exit 1.
 fn refused(json: bool, message: &str) -> ExitCode {
     eprintln!("sentryctl: error: {message}");
     if json {
@@ -490,10 +491,7 @@ fn print_error_json(message: &str) {
     let error = Response::Error {
         message: message.to_string(),
     };
-    println!(
-        "{}",
-        serde_json::to_string(&error).expect("responses serialize")
-    );
+    println!("{}", json::response(&error));
 }
 
 fn unreachable_daemon(json: bool, e: &ClientError) -> ExitCode {

@@ -133,12 +133,25 @@ fn log(
     baseline: Option<&Snapshot>,
 ) {
     for f in fresh {
-        let line = format!("audit: {}", f.line());
-        match (f.loudness(), severity) {
-            (Loudness::Info, _) | (_, Severity::Info) => tracing::info!("{line}"),
-            (_, Severity::Error) => tracing::error!("{line}"),
-            (_, Severity::Warning) => tracing::warn!("{line}"),
-        }
+        use crate::report::{Act, Actor, Did, Mode};
+        let mut act = Act::new(
+            Did::Audit,
+            Mode::Enforcing,
+            Actor::Daemon,
+            format!("audit: {}", f.line()),
+        );
+        let (address, port) = f.about();
+        act.address = address.map(ipnet::IpNet::from);
+        act.ports = port;
+        act.finding = Some(f.word());
+        super::log::act(
+            &act,
+            match (f.loudness(), severity) {
+                (Loudness::Info, _) | (_, Severity::Info) => tracing::Level::INFO,
+                (_, Severity::Error) => tracing::Level::ERROR,
+                (_, Severity::Warning) => tracing::Level::WARN,
+            },
+        );
     }
     if let Some(baseline) = baseline {
         let rules: Vec<String> = policy::expect_list(baseline)

@@ -38,7 +38,8 @@ mod system;
 
 /// What other threads tell the main loop.
 enum Event {
-    Control(Request, Sender<Response>),
+    /// A request, the uid of the peer that asked it, where to answer.
+    Control(Request, u32, Sender<Response>),
     /// A scrape of the Prometheus endpoint: the exposition in this format, now.
     Metrics(crate::metrics::Format, Sender<String>),
     Reload,
@@ -217,6 +218,13 @@ impl Daemon {
                 Effect::Log(Level::Info, line) => tracing::info!("{line}"),
                 Effect::Log(Level::Warn, line) => tracing::warn!("{line}"),
                 Effect::Decision(event) => super::log::decision(&event),
+                Effect::Act(level, act) => super::log::act(
+                    &act,
+                    match level {
+                        Level::Warn => tracing::Level::WARN,
+                        _ => tracing::Level::INFO,
+                    },
+                ),
                 Effect::Decided { .. } => {}
                 Effect::Blocked {
                     detection,
@@ -264,11 +272,14 @@ impl Daemon {
         let mut deleted = Vec::new();
         while let Ok(event) = events.try_recv() {
             match event {
-                Event::Control(Request::Reload, reply) => {
-                    let _ = reply.send(self.reload(ReloadBy::Request));
-                }
-                Event::Control(request, reply) => {
-                    let _ = reply.send(self.engine.request(request, &self.readings()));
+                Event::Control(request, uid, reply) => {
+                    self.engine.asked_by(Some(uid));
+                    let answer = match request {
+                        Request::Reload => self.reload(ReloadBy::Request),
+                        request => self.engine.request(request, &self.readings()),
+                    };
+                    self.engine.asked_by(None);
+                    let _ = reply.send(answer);
                 }
                 Event::Metrics(format, reply) => {
                     let status = self.engine.status(&self.readings());

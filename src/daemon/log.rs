@@ -26,14 +26,15 @@ pub use crate::config::{LogFormat as Format, LogTarget as Target};
 pub const JOURNAL_PREFIX: &str = "SCANSENTRY";
 
 /// A decision's event: its line as the message, its facts as fields (`address`, `network`,
-/// `kind`, `ports`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
+/// `kinds`, `actor`, `ports`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
 /// as [`Event`](crate::report::Event)'s method of that name says it; the ones a decision does
 /// not name are left out).
 pub fn decision(e: &crate::report::Event) {
     tracing::info!(
         address = %e.address(),
         network = e.network().map(tracing::field::display),
-        kind = e.kind(),
+        kinds = e.kind(),
+        actor = e.actor().as_str(),
         ports = e.ports(),
         probes = e.probes(),
         window_ms = e.window_ms(),
@@ -44,6 +45,34 @@ pub fn decision(e: &crate::report::Event) {
         "{}",
         e.line()
     );
+}
+
+/// An [`Act`](crate::report::Act)'s event: its line as the message, its facts as fields
+/// (`decision`, `actor`, and those it has of `address`, `duration_s`, `count`, `finding`,
+/// `ports`, `uid`): `journalctl SCANSENTRY_ADDRESS=203.0.113.7` finds a block by hand too.
+pub fn act(a: &crate::report::Act, level: tracing::Level) {
+    macro_rules! at {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                decision = a.decision(),
+                actor = a.actor.as_str(),
+                address = a.address(),
+                duration_s = a.duration_s,
+                count = a.count,
+                finding = a.finding,
+                ports = a.ports.as_deref(),
+                uid = a.uid,
+                "{}",
+                a.line
+            )
+        };
+    }
+    match level {
+        tracing::Level::ERROR => at!(tracing::Level::ERROR),
+        tracing::Level::WARN => at!(tracing::Level::WARN),
+        _ => at!(tracing::Level::INFO),
+    }
 }
 
 /// The one writing layer, chosen by target and format.
@@ -225,17 +254,68 @@ where
                 None => Box::new(text.without_time()),
             }
         }
-        (Format::Json, time) => {
-            let json = base
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false);
-            match time {
-                Some(utc) => Box::new(json.with_timer(utc)),
-                None => Box::new(json.without_time()),
-            }
-        }
+        (Format::Json, time) => Box::new(base.event_format(JsonLine { time })),
+    }
+}
+
+/// A JSON log line (schema [`SCHEMA`](crate::report::SCHEMA)): `timestamp` first (when the
+/// line has one: fail2ban's date pattern looks for it there), then `schema`, `level` in lower
+/// case, `message`, and the event's fields in their public form
+/// ([`report::public_fields`](crate::report::public_fields)).
+struct JsonLine {
+    time: Option<Utc>,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let timestamp = self.time.map(|_| {
+            use crate::time::Clock;
+            crate::time::SystemClock.now().to_string()
+        });
+        writeln!(
+            w,
+            "{}",
+            crate::report::json_line(timestamp.as_deref(), &level, fields.0)
+        )
+    }
+}
+
+/// An event's fields as JSON values: numbers and booleans as such, the rest as text.
+#[derive(Default)]
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for Fields {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
     }
 }
 
@@ -413,11 +493,20 @@ mod tests {
             block["message"],
             "blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s"
         );
-        assert_eq!(block["level"], "INFO");
+        assert_eq!(block["level"], "info");
+        assert_eq!(block["schema"], crate::report::SCHEMA);
+        assert_eq!(block["actor"], "daemon");
         assert_eq!(block["address"], "203.0.113.7");
         assert_eq!(block["network"], "203.0.113.7/32");
-        assert_eq!(block["kind"], "syn");
-        assert_eq!(block["ports"], "21/tcp,22/tcp,23/tcp");
+        assert_eq!(block["kinds"], serde_json::json!(["syn"]));
+        assert_eq!(
+            block["ports"],
+            serde_json::json!([
+                {"port": 21, "proto": "tcp"},
+                {"port": 22, "proto": "tcp"},
+                {"port": 23, "proto": "tcp"}
+            ])
+        );
         assert_eq!(block["probes"], 3);
         assert_eq!(block["window_ms"], 12);
         assert_eq!(block["duration_s"], 3600);
@@ -428,8 +517,126 @@ mod tests {
             "a field a decision lacks is left out"
         );
         assert!(humantime::parse_rfc3339(block["timestamp"].as_str().unwrap()).is_ok());
-        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["level"], "warn");
         assert_eq!(lines[1]["message"], "could not save the state");
+        assert!(
+            text.starts_with("{\"timestamp\":"),
+            "fail2ban's date pattern: {text}"
+        );
+        for line in &lines {
+            crate::ctl::json::check_schema(line);
+        }
+    }
+
+    /// Every act: its line and its fields, valid under the shipped schema.
+    fn acts() -> Vec<(crate::report::Act, tracing::Level)> {
+        use crate::report::{Act, Actor, Did, Mode};
+        let net = |s: &str| Some(s.parse::<ipnet::IpNet>().unwrap());
+        let mut block = Act::new(
+            Did::Block,
+            Mode::Enforcing,
+            Actor::Sentryctl,
+            "blocked 198.51.100.9 for 2h by hand".into(),
+        );
+        block.address = net("198.51.100.9/32");
+        block.duration_s = Some(7200);
+        block.uid = Some(0);
+        let mut unblock = Act::new(
+            Did::Unblock,
+            Mode::DryRun,
+            Actor::Sentryctl,
+            "would unblock 198.51.100.9 by hand".into(),
+        );
+        unblock.address = net("198.51.100.9/32");
+        let mut all = Act::new(
+            Did::UnblockAll,
+            Mode::Enforcing,
+            Actor::Sentryctl,
+            "lifted all 2 blocks by hand".into(),
+        );
+        all.count = Some(2);
+        let reload = Act::new(
+            Did::Reload,
+            Mode::Enforcing,
+            Actor::Signal,
+            "reloaded the configuration from x".into(),
+        );
+        let refused = Act::new(
+            Did::ReloadRefused,
+            Mode::Enforcing,
+            Actor::Sentryctl,
+            "reload refused, still running on the previous configuration: x".into(),
+        );
+        let mut audit = Act::new(
+            Did::Audit,
+            Mode::Enforcing,
+            Actor::Daemon,
+            "audit: new: 0.0.0.0 22/tcp".into(),
+        );
+        audit.address = net("0.0.0.0/32");
+        audit.ports = Some("22/tcp".into());
+        audit.finding = Some("new");
+        vec![
+            (block, tracing::Level::INFO),
+            (unblock, tracing::Level::INFO),
+            (all, tracing::Level::INFO),
+            (reload, tracing::Level::INFO),
+            (refused, tracing::Level::WARN),
+            (audit, tracing::Level::WARN),
+        ]
+    }
+
+    #[test]
+    fn acts_are_events_with_fields_in_the_schema() {
+        let buffer = Buffer::default();
+        let subscriber = Registry::default().with(lines(Format::Json, Some(Utc), buffer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            for (a, level) in acts() {
+                act(&a, level);
+            }
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        for line in &lines {
+            crate::ctl::json::check_schema(line);
+        }
+        let words: Vec<&str> = lines
+            .iter()
+            .map(|l| l["decision"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "block",
+                "would-unblock",
+                "unblock-all",
+                "reload",
+                "reload-refused",
+                "audit"
+            ]
+        );
+        assert_eq!(lines[0]["address"], "198.51.100.9");
+        assert_eq!(lines[0]["actor"], "sentryctl");
+        assert_eq!(lines[0]["duration_s"], 7200);
+        assert_eq!(lines[0]["uid"], 0);
+        assert_eq!(lines[0]["message"], "blocked 198.51.100.9 for 2h by hand");
+        assert_eq!(lines[1]["address"], "198.51.100.9");
+        assert_eq!(lines[2]["count"], 2);
+        assert_eq!(lines[3]["actor"], "signal");
+        assert_eq!(lines[4]["level"], "warn");
+        assert_eq!(lines[5]["finding"], "new");
+        assert_eq!(
+            lines[5]["ports"],
+            serde_json::json!([{"port": 22, "proto": "tcp"}])
+        );
+        assert!(
+            lines[3].get("address").is_none(),
+            "a fact an act lacks is left out"
+        );
     }
 
     #[test]

@@ -242,10 +242,15 @@ impl Engine {
         let made = origin.as_ref().map_or_else(String::new, |o| {
             format!(" ({o} made this block: the fleet keeps it until it is lifted there)")
         });
-        self.log(format!(
-            "{verb} {} by hand{across}{covering}{grace}{made}",
-            source_text(&net)
-        ));
+        self.act(
+            Level::Info,
+            (report::Did::Unblock, report::Actor::Sentryctl),
+            (Some(net), None),
+            format!(
+                "{verb} {} by hand{across}{covering}{grace}{made}",
+                source_text(&net)
+            ),
+        );
         Response::Unblocked {
             net,
             lifted,
@@ -324,10 +329,16 @@ impl Engine {
         }
         self.dirty = true;
         let verb = self.verb("lifted", "would lift");
-        self.log(format!(
-            "{verb} all {} by hand",
-            report::count(count as u64, "block", "blocks")
-        ));
+        self.act(
+            Level::Info,
+            (report::Did::UnblockAll, report::Actor::Sentryctl),
+            (None, None),
+            format!(
+                "{verb} all {} by hand",
+                report::count(count as u64, "block", "blocks")
+            ),
+        )
+        .count = Some(count as u64);
         Response::UnblockedAll {
             count,
             dry_run: self.mode == Mode::DryRun,
@@ -431,11 +442,12 @@ impl Engine {
                     Ok(()) => {
                         self.publish_block(net, now);
                         let verb = self.verb("blocked", "would block");
-                        self.log(format!(
-                            "{verb} {} for {} by hand",
-                            source_text(&net),
-                            human(ttl)
-                        ));
+                        self.act(
+                            Level::Info,
+                            (report::Did::Block, report::Actor::Sentryctl),
+                            (Some(net), Some(ttl.as_secs())),
+                            format!("{verb} {} for {} by hand", source_text(&net), human(ttl)),
+                        );
                         Response::Blocked {
                             net,
                             seconds: ttl.as_secs(),

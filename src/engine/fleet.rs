@@ -41,6 +41,7 @@ use crate::fleet::message::{
 use crate::fleet::sweep::{self, Seen, Sweep, Sweeps, Thresholds};
 use crate::fleet::{MEMBER_FOR, ProbeRefusedBy, RefusedBy};
 use crate::pipeline::Tapped;
+use crate::report::{Actor, Did};
 use crate::respond::Held;
 
 /// How often this host's probes go out as summaries (a batch at most this old).
@@ -1013,7 +1014,9 @@ impl Engine {
                 match self.enforce(&decision) {
                     Ok(()) => {
                         let verb = self.verb("blocked", "would block");
-                        self.log(format!("{verb} {net_text} for {}: {what}", human(ttl)));
+                        let line = format!("{verb} {net_text} for {}: {what}", human(ttl));
+                        let facts = (Some(net), Some(ttl.as_secs()));
+                        self.act(Level::Info, (Did::Block, Actor::Daemon), facts, line);
                         self.publish_block(net, now);
                     }
                     Err(e) => self.warn(format!("could not block {net_text} for {what}: {e}")),
@@ -1266,14 +1269,19 @@ impl Engine {
         } else {
             format!(", {}", ports.join(" "))
         };
-        self.log(format!(
-            "{verb} {} for {}: blocked by fleet, detected on {} at {} ({}{ports})",
-            offer.text,
-            human(ttl),
-            offer.origin,
-            offer.at,
-            why.kind,
-        ));
+        self.act(
+            Level::Info,
+            (Did::Block, Actor::Fleet),
+            (Some(offer.net), Some(ttl.as_secs())),
+            format!(
+                "{verb} {} for {}: blocked by fleet, detected on {} at {} ({}{ports})",
+                offer.text,
+                human(ttl),
+                offer.origin,
+                offer.at,
+                why.kind,
+            ),
+        );
     }
 
     /// A block from the fleet refused: counted by its rule, and said when that protects this
@@ -1349,10 +1357,15 @@ impl Engine {
                 self.dirty = true;
                 self.pipeline.forget(block.net);
                 let verb = self.verb("unblocked", "would unblock");
-                self.log(format!(
-                    "{verb} {}: lifted fleet-wide from {origin}",
-                    source_text(&block.net)
-                ));
+                self.act(
+                    Level::Info,
+                    (Did::Unblock, Actor::Fleet),
+                    (Some(block.net), None),
+                    format!(
+                        "{verb} {}: lifted fleet-wide from {origin}",
+                        source_text(&block.net)
+                    ),
+                );
             }
             Err(e) => self.warn(format!(
                 "could not carry out {origin}'s unblock of {}: {e}",

@@ -117,6 +117,9 @@ pub enum Effect {
     },
     /// Say this decision: its line, and its facts as the fields of the event.
     Decision(Box<report::Event>),
+    /// Say this act (a block or unblock by hand, a reload): its line, and its facts as the
+    /// fields of the event.
+    Act(Level, Box<report::Act>),
     /// A block was made: run the on-block program, if one is configured.
     Blocked {
         /// The detection that made it.
@@ -320,6 +323,8 @@ struct Due {
 /// The daemon's decisions: pipeline, responder, host view and firewall, and what follows a
 /// decision.
 pub struct Engine {
+    /// The uid of the `sentryctl` whose request is being answered ([`Engine::asked_by`]).
+    asker: Option<u32>,
     options: Options,
     loaded: Loaded,
     clock: Box<dyn Clock>,
@@ -431,6 +436,7 @@ impl Engine {
             not_blocked: not_blocked::NotBlocked::default(),
             fleet: config.fleet.as_ref().and_then(fleet::Fleet::new),
             effects: Vec::new(),
+            asker: None,
             loaded,
         };
         for w in found.warnings {
@@ -511,7 +517,7 @@ impl Engine {
         let responder = self.in_force();
         let own = matches!(
             self.config().backend,
-            Backend::Nft(crate::firewall::nft::NftConfig::Own { .. })
+            Backend::Nft(crate::config::NftConfig::Own { .. })
         );
         State::new(responder.active(now), responder.offenders(), self.wall)
             .in_table(own && self.mode == Mode::Enforcing)
@@ -556,6 +562,35 @@ impl Engine {
 
     fn say_decision(&mut self, event: report::Event) {
         self.effects.push(Effect::Decision(Box::new(event)));
+    }
+
+    /// Says `did` (by `actor`, in `line`) as an event with fields, `address` and `duration_s`
+    /// when given.
+    fn act(
+        &mut self,
+        level: Level,
+        (did, actor): (report::Did, report::Actor),
+        (address, duration_s): (Option<IpNet>, Option<u64>),
+        line: String,
+    ) -> &mut report::Act {
+        let mut act = report::Act::new(did, self.mode, actor, line);
+        if actor == report::Actor::Sentryctl {
+            act.uid = self.asker;
+        }
+        act.address = address;
+        act.duration_s = duration_s;
+        self.effects.push(Effect::Act(level, Box::new(act)));
+        match self.effects.last_mut() {
+            Some(Effect::Act(_, act)) => act,
+            _ => unreachable!("pushed just now"),
+        }
+    }
+
+    /// The control requests that follow are asked by the peer of uid `uid` (the control
+    /// socket's credentials), until the next call; `None` after them. The events of what they
+    /// do name it (`uid`).
+    pub fn asked_by(&mut self, uid: Option<u32>) {
+        self.asker = uid;
     }
 
     fn log(&mut self, line: impl Into<String>) {
@@ -715,14 +750,19 @@ impl Engine {
             .configuration()
             .map_err(SetupError::Host)
             .and_then(|loaded| self.reconfigure(loaded));
-        let by = match by {
-            ReloadBy::Signal => "",
-            ReloadBy::Request => " (sentryctl reload)",
+        let (by, actor) = match by {
+            ReloadBy::Signal => ("", report::Actor::Signal),
+            ReloadBy::Request => (" (sentryctl reload)", report::Actor::Sentryctl),
         };
         match taken {
             Ok(_) => {
                 let config = self.loaded.origin.to_string();
-                self.log(format!("reloaded the configuration from {config}{by}"));
+                self.act(
+                    Level::Info,
+                    (report::Did::Reload, actor),
+                    (None, None),
+                    format!("reloaded the configuration from {config}{by}"),
+                );
                 Response::Reloaded { config }
             }
             Err(e) => {
@@ -730,7 +770,12 @@ impl Engine {
                 let why = report::chain(&e);
                 // The log line is one line, naming the file, line and key; sentryctl's answer
                 // begins with the same words, and shows a TOML error's report below them.
-                self.warn(format!("{REFUSED}: {}", why.replace('\n', "; ")));
+                self.act(
+                    Level::Warn,
+                    (report::Did::ReloadRefused, actor),
+                    (None, None),
+                    format!("{REFUSED}: {}", why.replace('\n', "; ")),
+                );
                 let report = match &e {
                     SetupError::Host(HostError::Configuration {
                         report: Some(report),

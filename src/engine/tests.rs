@@ -266,6 +266,7 @@ impl Lab {
             .filter_map(|e| match e {
                 Effect::Log(level, line) => Some((level, line)),
                 Effect::Decision(event) => Some((Level::Info, event.line().to_owned())),
+                Effect::Act(level, act) => Some((level, act.line)),
                 _ => None,
             })
             .collect()
@@ -333,6 +334,87 @@ fn a_block_the_kernel_refuses_is_not_recorded() {
         lab.request(Request::Why { addr: ip(SCANNER) }),
         Response::Why { block: None, .. }
     ));
+}
+
+/// Issue 26: a block and an unblock by hand, `unblock --all` and a reload are acts with
+/// fields (`decision`, `actor`, `address`, `duration_s`, `count`, the asker's `uid`), not
+/// bare lines.
+#[test]
+fn manual_actions_and_reloads_are_acts_with_fields() {
+    use crate::report::{Actor, Did};
+    let mut lab = Lab::start(config());
+    let _ = lab.engine.take_effects();
+    let acts = |lab: &mut Lab| -> Vec<crate::report::Act> {
+        lab.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Act(_, act) => Some(*act),
+                _ => None,
+            })
+            .collect()
+    };
+    lab.engine.asked_by(Some(1000));
+    lab.request(Request::Block {
+        net: net(SCANNER),
+        seconds: Some(7200),
+    });
+    let block = acts(&mut lab);
+    assert_eq!(block.len(), 1, "{block:?}");
+    let b = &block[0];
+    assert_eq!(
+        (b.did, b.actor, b.address(), b.duration_s, b.uid),
+        (
+            Did::Block,
+            Actor::Sentryctl,
+            Some(SCANNER.to_string()),
+            Some(7200),
+            Some(1000)
+        )
+    );
+    assert_eq!(b.decision(), "block");
+    assert_eq!(b.line, "blocked 203.0.113.7 for 2h by hand");
+    lab.request(Request::Unblock {
+        net: net(SCANNER),
+        grace: None,
+        local: false,
+    });
+    let unblock = acts(&mut lab);
+    assert_eq!(
+        unblock
+            .iter()
+            .map(|a| (a.decision(), a.address()))
+            .collect::<Vec<_>>(),
+        [("unblock", Some(SCANNER.to_string()))]
+    );
+    lab.request(Request::Block {
+        net: net(SCANNER),
+        seconds: None,
+    });
+    let _ = acts(&mut lab);
+    lab.request(Request::UnblockAll);
+    let all = acts(&mut lab);
+    assert_eq!(
+        all.iter()
+            .map(|a| (a.decision(), a.count))
+            .collect::<Vec<_>>(),
+        [("unblock-all", Some(1))]
+    );
+    lab.engine.asked_by(None);
+    // With nothing to read, the reload is refused; then one is taken.
+    lab.engine.reload(ReloadBy::Signal);
+    lab.reload_to(config());
+    let reload = acts(&mut lab);
+    assert_eq!(
+        reload
+            .iter()
+            .map(|a| (a.decision(), a.actor, a.uid))
+            .collect::<Vec<_>>(),
+        [
+            ("reload-refused", Actor::Signal, None),
+            ("reload", Actor::Signal, None)
+        ]
+    );
 }
 
 #[test]
@@ -1749,7 +1831,7 @@ mod fleet {
         assert!(lab.kernel.holds(net("203.0.113.9")));
         assert_eq!(lab.engine.fleet_info(None).unwrap().refused["shorter"], 1);
         assert!(lab.says(
-            "refused web-3's block of 203.0.113.0/24 for 1day: it would lift the block of \
+            "refused web-3's block of 203.0.113.0/24 for 1d: it would lift the block of \
              203.0.113.7 here (syn), which this host detected"
         ));
     }
@@ -3181,6 +3263,7 @@ fn issue_26_an_element_deleted_by_hand_is_an_unblock_and_its_offences_stay() {
         ("unblock", ip(SCANNER), Some(net(SCANNER)))
     );
     assert_eq!((event.duration_s(), event.offence()), (Some(3540), Some(1)));
+    assert_eq!(event.actor(), report::Actor::Kernel);
     assert_eq!(lab.engine.tally().decisions.get("unblock"), Some(&1));
     // Forgotten: listed nowhere, saved nowhere; its offences stay.
     let state = lab.engine.state();

@@ -2,6 +2,11 @@
 //! only from the documentation ranges. Nothing here touches the root namespace's firewall,
 //! routes or addresses.
 
+/// The shipped JSON Schema, against which [`Daemon::ctl`]'s `--json` outputs and
+/// [`Daemon::out`]'s JSON lines are checked (here, so that the benchmarks' lab has it too).
+#[path = "schema.rs"]
+pub mod schema;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -375,8 +380,16 @@ impl Daemon {
         daemon
     }
 
+    /// What sentryd wrote to standard output; its JSON log lines (`[log] format = "json"`)
+    /// are checked against the shipped schema.
     pub fn out(&self) -> String {
-        read(&self.stdout)
+        let out = read(&self.stdout);
+        for line in out.lines().filter(|l| l.starts_with("{\"timestamp\":")) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                schema::check(&v);
+            }
+        }
+        out
     }
 
     /// sentryd's own PID: the child of the `timeout` we started.
@@ -391,12 +404,17 @@ impl Daemon {
 
     /// Runs `sentryctl --socket SOCKET ARGS…` (from the root namespace: a Unix socket is a file).
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sentryctl"))
+        let out = Command::new(env!("CARGO_BIN_EXE_sentryctl"))
             .arg("--socket")
             .arg(&self.socket)
             .args(args)
             .output()
-            .expect("run sentryctl")
+            .expect("run sentryctl");
+        if args.contains(&"--json") {
+            // Every `--json` output of the suite is checked against the shipped schema.
+            schema::check_text(&String::from_utf8_lossy(&out.stdout));
+        }
+        out
     }
 
     /// Whether the process has ended.

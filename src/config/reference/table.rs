@@ -92,7 +92,7 @@ const RESPOND: Section = Section {
     intro: "How a scanner is blocked, for how long, and within what budget.",
     keys: &[
         Key::new(&["block-for"], Duration, r#""1h""#,
-            "How long a first block lasts (1s to 1 year: humantime's `1year`, 365.25 days, the longest any block may be). The kernel forgets the block by itself when it expires."),
+            "How long a first block lasts (1s to 1 year: `1y`, 365.25 days, the longest any block may be). The kernel forgets the block by itself when it expires."),
         Key::new(&["repeat-factor"], Integer, "2",
             "Each repeat offence multiplies the duration by this (1 to 100): the n-th offence within `remember-offences` is blocked for `block-for` × `repeat-factor`^(n-1), never longer than `max-block-for`."),
         Key::new(&["max-block-for"], Duration, r#""7d""#,

@@ -266,7 +266,7 @@ fn spawn_threads(
         pipe: Arc::new(wake_write),
     };
     let control = wake.clone();
-    server.spawn(move |request, reply| control.send(Event::Control(request, reply)));
+    server.spawn(move |request, uid, reply| control.send(Event::Control(request, uid, reply)));
     if let Some(listen) = &config.metrics {
         let endpoint = crate::daemon::metrics::Endpoint::bind(listen).map_err(failed)?;
         let scrapes = wake.clone();
