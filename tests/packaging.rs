@@ -492,6 +492,17 @@ impl Drop for Root {
     }
 }
 
+/// The .deb through an admin's first two weeks, in one Debian root (one debootstrap), every file
+/// tested as installed and the daemon run from its installed path in a namespace of the test's.
+/// Issue 16: the install, the unit, the example ruleset, the first start with the admin's
+/// session a protected peer, completion, fail2ban and CrowdSec on the real log. Issue 26 ("How
+/// it is proven"), one helper a step: dry run on and off ([`dry_run_on_and_off`]), a block by
+/// hand as an event ([`blocked_by_hand_is_an_event`]), an `nft` deletion taken as an unblock
+/// ([`deleted_with_nft_is_an_unblock`], [`restarted_with_nothing_deleted_put_back`]),
+/// `promtool` ([`metrics_pass_promtool`]), the audit ([`audit_silent_then_loud`]), removal and
+/// reinstall ([`removal_and_reinstall_put_no_block_back`]), the schema
+/// ([`json_matches_the_installed_schema`]); the .rpm's requirements are
+/// [`the_rpm_requires_fedora_package_names_not_debian_sonames`]'s.
 #[test]
 #[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
 fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
@@ -1015,9 +1026,12 @@ impl Workstation {
 }
 
 /// The installed sentryd, started in namespace `ns` as the unit starts it (no arguments: the
-/// shipped configuration, the default socket and state directory), in the Debian root with
-/// /proc and /sys mounted for it. The mounts are made in the mount namespace `ip netns exec`
-/// gives the command, so they end with it. Stopped (SIGTERM, by PID) on drop.
+/// shipped configuration, the default socket and state directory; as user and group
+/// scansentry with only CAP_NET_ADMIN and CAP_NET_RAW, in its runtime directory), in the
+/// Debian root with /proc and /sys mounted for it. The mounts are made in the mount namespace
+/// `ip netns exec` gives the command, so they end with it. Stopped (SIGTERM, by PID) on drop.
+/// (As root, it once made the audit's history a file of root's, which `sentryctl audit`, run
+/// as the state directory's owner, could not write.)
 struct InstalledDaemon {
     _child: KillOnDrop,
     dir: TempDir,
@@ -1030,7 +1044,10 @@ impl InstalledDaemon {
             .args(["netns", "exec", &ns.0, "timeout", "600", "sh", "-c"])
             .arg(
                 "mount -t proc proc \"$1/proc\" && mount -t sysfs sysfs \"$1/sys\" && \
-                 exec chroot \"$1\" /usr/sbin/sentryd",
+                 chroot \"$1\" install -d -o scansentry -g scansentry -m 0750 /run/scansentry && \
+                 exec chroot \"$1\" setpriv --reuid=scansentry --regid=scansentry --init-groups \
+                 --inh-caps=-all,+net_admin,+net_raw --ambient-caps=-all,+net_admin,+net_raw \
+                 --bounding-set=-all,+net_admin,+net_raw /usr/sbin/sentryd",
             )
             .arg("sh")
             .arg(root)
