@@ -1164,8 +1164,9 @@ impl Week<'_> {
         out
     }
 
+    /// Keeps the output of a `--json` command (a poll before the daemon answers says nothing).
     fn keep_json(&self, args: &[&str], out: &Output) {
-        if args.contains(&"--json") {
+        if args.contains(&"--json") && !out.stdout.is_empty() {
             self.json
                 .borrow_mut()
                 .insert(String::from_utf8_lossy(&out.stdout).into_owned());
