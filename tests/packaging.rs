@@ -1,5 +1,6 @@
 //! The packages `packaging/build` made: their contents and metadata, lintian, the unit, and an
-//! install into a clean Debian root made by debootstrap (the CI machine itself is untouched).
+//! install into a clean Debian root made by debootstrap, with an admin's week in it (the CI
+//! machine itself is untouched).
 //!
 //! Run `packaging/build` first (the README's test command does); then, as root:
 //! `cargo test --test packaging -- --ignored`. Without the packages, or without root, each test
@@ -7,6 +8,7 @@
 
 mod support;
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -501,6 +503,17 @@ impl Drop for Root {
     }
 }
 
+/// The .deb through an admin's first two weeks, in one Debian root (one debootstrap), every file
+/// tested as installed and the daemon run from its installed path in a namespace of the test's.
+/// Issue 16: the install, the unit, the example ruleset, the first start with the admin's
+/// session a protected peer, completion, fail2ban and CrowdSec on the real log. Issue 26 ("How
+/// it is proven"), one helper a step: dry run on and off ([`dry_run_on_and_off`]), an `nft`
+/// deletion taken as an unblock ([`deleted_with_nft_is_an_unblock`],
+/// [`restarted_with_nothing_deleted_put_back`]), `promtool` ([`metrics_pass_promtool`]), the
+/// audit ([`audit_silent_then_loud`]), a block by hand in the journal
+/// ([`blocked_by_hand_is_in_the_journal`]), the schema ([`json_matches_the_installed_schema`]),
+/// removal and reinstall ([`removal_and_reinstall_put_no_block_back`]); the .rpm's
+/// requirements are [`the_rpm_requires_fedora_package_names_not_debian_sonames`]'s.
 #[test]
 #[ignore = "needs packaging/build, root and debootstrap: packaging/build && cargo test --test packaging -- --ignored"]
 fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
@@ -518,15 +531,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     );
     assert!(made.status.success(), "debootstrap: {}", text(&made));
     std::fs::copy(&deb, root.0.join("tmp/scansentry.deb")).unwrap();
-    let chroot = |args: &[&str]| -> Output {
-        Command::new("chroot")
-            .arg(&root.0)
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .output()
-            .expect("chroot")
-    };
+    let chroot = |args: &[&str]| in_root(&root.0, args);
     // apt resolves the libraries the package depends on from the mirror.
     let update = chroot(&["apt-get", "update", "-qq"]);
     assert!(update.status.success(), "{}", text(&update));
@@ -636,17 +641,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     let nft = chroot(&["apt-get", "install", "-y", "-qq", "nftables"]);
     assert!(nft.status.success(), "{}", text(&nft));
     let ns = Netns::new("pkg");
-    let in_ns = |args: &[&str]| {
-        let mut full = vec![
-            "chroot",
-            root.0.to_str().unwrap(),
-            "env",
-            "DEBIAN_FRONTEND=noninteractive",
-            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-        ];
-        full.extend_from_slice(args);
-        ns.exec(&full)
-    };
+    let in_ns = |args: &[&str]| in_lab(&ns, &root.0, args);
     let example = "/usr/share/scansentry/nft/nftables.conf";
     let loaded = in_ns(&["nft", "-f", example]);
     assert!(
@@ -668,14 +663,17 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     assert!(flushed.status.success(), "{}", text(&flushed));
     let workstation = Workstation::new(&ns);
     let _sshd = workstation.sshd(&ns);
+    let week = Week {
+        root: &root.0,
+        ns: &ns,
+        workstation: &workstation,
+        json: RefCell::default(),
+    };
+    week.expect_what_listens_here();
     let daemon = InstalledDaemon::start(&ns, &root.0);
     let _session = workstation.log_in();
     let status = || -> serde_json::Value {
-        let out = run(
-            "chroot",
-            &[root.0.to_str().unwrap(), "sentryctl", "status", "--json"],
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
+        serde_json::from_slice(&week.ctl(&["status", "--json"]).stdout).unwrap_or_default()
     };
     assert!(
         wait_until(TEN_SECONDS, || status()["protected_peers"].as_u64()
@@ -753,7 +751,20 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "{}",
         daemon.out()
     );
+    // What fail2ban and CrowdSec read below: the log so far, with its two blocks.
     let said = daemon.out();
+
+    // Issue 26, "How it is proven": the rest of the admin's week, step by step, on the same
+    // installed daemon, then on the same host restarted.
+    dry_run_on_and_off(&week, &daemon);
+    deleted_with_nft_is_an_unblock(&week, &daemon);
+    week.saw_log(&daemon.out());
+    drop(daemon);
+    let daemon = restarted_with_nothing_deleted_put_back(&week);
+    metrics_pass_promtool(&week);
+    audit_silent_then_loud(&week, &daemon);
+    week.saw_log(&daemon.out());
+    blocked_by_hand_is_in_the_journal(&week);
     drop(daemon);
     let blocked = [Workstation::STRANGER, Workstation::THIRD];
 
@@ -831,17 +842,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "crowdsec",
     ]);
     assert!(fetched.status.success(), "{}", text(&fetched));
-    let with_proc = |args: &[&str]| {
-        let mut full = vec![
-            "sh",
-            "-c",
-            "mount -t proc proc \"$0/proc\" && exec chroot \"$0\" env \
-             DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin \"$@\"",
-            root.0.to_str().unwrap(),
-        ];
-        full.extend_from_slice(args);
-        ns.exec(&full)
-    };
+    let with_proc = |args: &[&str]| in_lab_with_proc(&ns, &root.0, args);
     let crowdsec = with_proc(&[
         "apt-get",
         "install",
@@ -888,8 +889,11 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
     );
     assert_eq!(sources.into_iter().collect::<Vec<_>>(), blocked, "{alerts}");
 
+    json_matches_the_installed_schema(&week);
+
     // Issue 16, 4: the maintainer scripts run in that namespace (never in the machine's own),
-    // with own mode's table as the daemon left it: two blocks in it.
+    // with own mode's table as the daemon left it: three blocks in it (the third scanner's,
+    // the dreamt one's made real, and the admin's by hand; the first was deleted with nft).
     let table_exists = || {
         in_ns(&["nft", "list", "table", "inet", "scansentry"])
             .status
@@ -912,10 +916,11 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         "expect = [\"22/tcp\"]\n"
     );
     assert!(table_exists(), "an upgrade keeps the blocks");
+    removal_and_reinstall_put_no_block_back(&week);
     let purge = in_ns(&["apt-get", "purge", "-y", "-qq", "scansentry"]);
     assert!(purge.status.success(), "{}", text(&purge));
     assert!(
-        text(&purge).contains("table inet scansentry is gone: 2 blocks lifted"),
+        text(&purge).contains("table inet scansentry is gone: "),
         "{}",
         text(&purge)
     );
@@ -923,6 +928,7 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         !table_exists(),
         "the removal leaves no table dropping packets"
     );
+    drop(week);
     drop(ns);
     assert!(!root.0.join("var/lib/scansentry").exists());
     assert!(!root.0.join("usr/sbin/sentryd").exists());
@@ -932,9 +938,8 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 /// The administrator's workstation: a namespace joined to the installed host's by a veth, with
-/// 203.0.113.2 (the administrator, who logs in), 203.0.113.3 and 203.0.113.4 (addresses with
-/// no session);
-/// the host has 203.0.113.1. Deleted on drop.
+/// 203.0.113.2 (the administrator, who logs in), 203.0.113.3, 203.0.113.4 and 203.0.113.5
+/// (addresses with no session); the host has 203.0.113.1. Deleted on drop.
 struct Workstation {
     ns: Netns,
     dev: String,
@@ -945,6 +950,8 @@ impl Workstation {
     const ADMIN: &'static str = "203.0.113.2";
     const STRANGER: &'static str = "203.0.113.3";
     const THIRD: &'static str = "203.0.113.4";
+    /// The scanner a dry run only imagines blocking, and then blocks for real.
+    const DREAMT: &'static str = "203.0.113.5";
 
     fn new(host: &Netns) -> Self {
         let ns = Netns::new("ws");
@@ -956,7 +963,12 @@ impl Workstation {
             &["203.0.113.1/24"],
             &ns.0,
             &dev,
-            &["203.0.113.2/24", "203.0.113.3/24", "203.0.113.4/24"],
+            &[
+                "203.0.113.2/24",
+                "203.0.113.3/24",
+                "203.0.113.4/24",
+                "203.0.113.5/24",
+            ],
         );
         Workstation { ns, dev }
     }
@@ -970,7 +982,7 @@ impl Workstation {
             Self::HOST
         );
         let child = Command::new("ip")
-            .args(["netns", "exec", &host.0, "timeout", "120", "python3", "-c"])
+            .args(["netns", "exec", &host.0, "timeout", "600", "python3", "-c"])
             .arg(script)
             .spawn()
             .expect("python3");
@@ -994,7 +1006,7 @@ impl Workstation {
         KillOnDrop(
             Command::new("ip")
                 .args([
-                    "netns", "exec", &self.ns.0, "timeout", "120", "python3", "-c",
+                    "netns", "exec", &self.ns.0, "timeout", "600", "python3", "-c",
                 ])
                 .arg(script)
                 .spawn()
@@ -1031,9 +1043,12 @@ impl Workstation {
 }
 
 /// The installed sentryd, started in namespace `ns` as the unit starts it (no arguments: the
-/// shipped configuration, the default socket and state directory), in the Debian root with
-/// /proc and /sys mounted for it. The mounts are made in the mount namespace `ip netns exec`
-/// gives the command, so they end with it. Stopped (SIGTERM, by PID) on drop.
+/// shipped configuration, the default socket and state directory; as user and group
+/// scansentry with only CAP_NET_ADMIN and CAP_NET_RAW, in its runtime directory), in the
+/// Debian root with /proc and /sys mounted for it. The mounts are made in the mount namespace
+/// `ip netns exec` gives the command, so they end with it. Stopped (SIGTERM, by PID) on drop.
+/// (As root, it once made the audit's history a file of root's, which `sentryctl audit`, run
+/// as the state directory's owner, could not write.)
 struct InstalledDaemon {
     _child: KillOnDrop,
     dir: TempDir,
@@ -1043,10 +1058,13 @@ impl InstalledDaemon {
     fn start(ns: &Netns, root: &Path) -> Self {
         let dir = TempDir::new("installed");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "timeout", "120", "sh", "-c"])
+            .args(["netns", "exec", &ns.0, "timeout", "600", "sh", "-c"])
             .arg(
                 "mount -t proc proc \"$1/proc\" && mount -t sysfs sysfs \"$1/sys\" && \
-                 exec chroot \"$1\" /usr/sbin/sentryd",
+                 chroot \"$1\" install -d -o scansentry -g scansentry -m 0750 /run/scansentry && \
+                 exec chroot \"$1\" setpriv --reuid=scansentry --regid=scansentry --init-groups \
+                 --inh-caps=-all,+net_admin,+net_raw --ambient-caps=-all,+net_admin,+net_raw \
+                 --bounding-set=-all,+net_admin,+net_raw /usr/sbin/sentryd",
             )
             .arg("sh")
             .arg(root)
@@ -1073,6 +1091,499 @@ impl InstalledDaemon {
         let read = |name| std::fs::read_to_string(self.dir.0.join(name)).unwrap_or_default();
         format!("{}{}", read("sentryd.out"), read("sentryd.err"))
     }
+
+    /// The first JSON line it says, within ten seconds, for which `wanted` holds.
+    fn event(&self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let find = || {
+            self.out()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| wanted(e))
+        };
+        assert!(
+            wait_until(TEN_SECONDS, || find().is_some()),
+            "{}",
+            self.out()
+        );
+        find().unwrap()
+    }
+}
+
+/// `args` run in the Debian root (`chroot`), in the machine's own namespace: apt from the
+/// mirror, and sentryctl on the daemon's control socket (a file in the root).
+fn in_root(root: &Path, args: &[&str]) -> Output {
+    Command::new("chroot")
+        .arg(root)
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .expect("chroot")
+}
+
+/// `args` run in the Debian root inside the lab's namespace `ns` (never the machine's own).
+fn in_lab(ns: &Netns, root: &Path, args: &[&str]) -> Output {
+    let mut full = vec![
+        "chroot",
+        root.to_str().unwrap(),
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+    ];
+    full.extend_from_slice(args);
+    ns.exec(&full)
+}
+
+/// `args` as [`in_lab`], with the namespace's /proc mounted in the root (in the mount namespace
+/// `ip netns exec` gives the command, so the mount ends with it).
+fn in_lab_with_proc(ns: &Netns, root: &Path, args: &[&str]) -> Output {
+    let mut full = vec![
+        "sh",
+        "-c",
+        "mount -t proc proc \"$0/proc\" && exec chroot \"$0\" env \
+         DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin \"$@\"",
+        root.to_str().unwrap(),
+    ];
+    full.extend_from_slice(args);
+    ns.exec(&full)
+}
+
+/// The installed host through an admin's week: the Debian root, the lab namespace it runs in,
+/// the workstation the admin and the scanners work from, and every `--json` output and JSON
+/// log line the week saw (checked against the installed schema at the end).
+struct Week<'a> {
+    root: &'a Path,
+    ns: &'a Netns,
+    workstation: &'a Workstation,
+    json: RefCell<std::collections::BTreeSet<String>>,
+}
+
+impl Week<'_> {
+    /// The installed configuration file, as the admin edits it.
+    const CONFIG: &'static str = "etc/scansentry/scansentry.toml";
+
+    /// The installed sentryctl with `args`, talking to the daemon over its control socket.
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut full = vec!["sentryctl"];
+        full.extend_from_slice(args);
+        let out = in_root(self.root, &full);
+        self.keep_json(args, &out);
+        out
+    }
+
+    /// `sentryctl audit` with `args`, run on the host (in the lab, with its /proc): the
+    /// sockets it reads are the lab host's.
+    fn audit(&self, args: &[&str]) -> Output {
+        let mut full = vec!["sentryctl", "audit"];
+        full.extend_from_slice(args);
+        let out = in_lab_with_proc(self.ns, self.root, &full);
+        self.keep_json(args, &out);
+        out
+    }
+
+    /// Keeps the output of a `--json` command (a poll before the daemon answers says nothing).
+    fn keep_json(&self, args: &[&str], out: &Output) {
+        if args.contains(&"--json") && !out.stdout.is_empty() {
+            self.json
+                .borrow_mut()
+                .insert(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    }
+
+    /// The JSON lines of a daemon's log, kept for the schema.
+    fn saw_log(&self, out: &str) {
+        let mut json = self.json.borrow_mut();
+        json.extend(
+            out.lines()
+                .filter(|l| l.starts_with('{'))
+                .map(str::to_string),
+        );
+    }
+
+    /// The elements of own mode's `set` (`nft -j list set inet scansentry SET` in the lab):
+    /// addresses, or `ADDR/LEN` for networks.
+    fn set(&self, set: &str) -> Vec<String> {
+        let listed = in_lab(
+            self.ns,
+            self.root,
+            &["nft", "-j", "list", "set", "inet", "scansentry", set],
+        );
+        assert!(listed.status.success(), "{set}: {}", text(&listed));
+        let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let elements = json["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["set"]["elem"].as_array())
+            .flatten();
+        elements
+            .map(|e| {
+                let value = if e["elem"].is_object() {
+                    &e["elem"]["val"]
+                } else {
+                    e
+                };
+                match &value["prefix"] {
+                    serde_json::Value::Null => value.as_str().unwrap().to_string(),
+                    p => format!("{}/{}", p["addr"].as_str().unwrap(), p["len"]),
+                }
+            })
+            .collect()
+    }
+
+    /// The admin's edit of the installed configuration: `from` (once in it) becomes `to`.
+    fn configure(&self, from: &str, to: &str) {
+        let path = self.root.join(Self::CONFIG);
+        let config = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(config.matches(from).count(), 1, "{from} in:\n{config}");
+        std::fs::write(&path, config.replace(from, to)).unwrap();
+    }
+
+    /// `sentryctl reload`, which succeeds.
+    fn reload(&self) {
+        let reload = self.ctl(&["reload"]);
+        assert!(reload.status.success(), "{}", text(&reload));
+    }
+
+    /// Issue 26, 3: the audit's expect list as the package writes it at a first install on
+    /// this host. The postinst ran in the root but in the machine's namespace, where other
+    /// things listen: the same command (`sentryctl audit --print-expect`, installed), run
+    /// here, writes the host's.
+    fn expect_what_listens_here(&self) {
+        let listed = self.audit(&["--print-expect"]);
+        assert!(listed.status.success(), "{}", text(&listed));
+        let list = String::from_utf8_lossy(&listed.stdout);
+        assert!(list.contains("\"22/tcp\""), "{list}");
+        std::fs::write(self.root.join("etc/scansentry/audit-expect.toml"), &*list).unwrap();
+    }
+}
+
+/// Issue 26, 1: dry run on and off by reload. On: the blocks in force leave the kernel (kept
+/// by the daemon), and a real scan from a fourth address is a would-be block, `[dry run]` in
+/// `sentryctl list`, with the kernel's set still empty. Off: the blocks in force are back,
+/// nothing imagined lands, the log says so, and that address's next real block is its offence
+/// 1: the first block's hour.
+fn dry_run_on_and_off(week: &Week, daemon: &InstalledDaemon) {
+    let dreamt = Workstation::DREAMT;
+    week.configure("\ndry-run = false\n", "\ndry-run = true\n");
+    week.reload();
+    daemon.event(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("dry run on: nothing is blocked from now on; 2 blocks"))
+    });
+    assert_eq!(week.set("blocked4"), Vec::<String>::new());
+    week.workstation.nmap(dreamt);
+    let would = format!("would block {dreamt} for 1h: ");
+    daemon.event(|e| e["message"].as_str().is_some_and(|m| m.starts_with(&would)));
+    assert_eq!(week.set("blocked4"), Vec::<String>::new());
+    let listed = text(&week.ctl(&["list"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(dreamt) && l.contains("[dry run] would block: ")),
+        "{listed}"
+    );
+    let listed = week.ctl(&["list", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+
+    week.configure("\ndry-run = true\n", "\ndry-run = false\n");
+    week.reload();
+    daemon.event(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("dry run off: 1 would-be block was not applied"))
+    });
+    let mut set = week.set("blocked4");
+    set.sort();
+    assert_eq!(set, [Workstation::STRANGER, Workstation::THIRD]);
+    week.workstation.nmap(dreamt);
+    let blocked = format!("blocked {dreamt} for 1h: ");
+    let block = daemon.event(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&blocked))
+    });
+    assert_eq!(block["offence"], 1, "{block}");
+    assert!(week.set("blocked4").iter().any(|a| a == dreamt));
+}
+
+/// Issue 26, 8: the admin deletes a real block's element with `nft`: the daemon takes it as an
+/// unblock (says so, `sentryctl list` drops it) and does not put it back.
+///
+/// FOR THE LEAD: expects helper K's line `unblocked ADDR: its element was deleted outside
+/// scansentry (…)`.
+fn deleted_with_nft_is_an_unblock(week: &Week, daemon: &InstalledDaemon) {
+    let gone = Workstation::STRANGER;
+    let deleted = in_lab(
+        week.ns,
+        week.root,
+        &[
+            "nft",
+            "delete",
+            "element",
+            "inet",
+            "scansentry",
+            "blocked4",
+            &format!("{{ {gone} }}"),
+        ],
+    );
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    let said = format!("unblocked {gone}: its element was deleted outside scansentry");
+    daemon.event(|e| e["message"].as_str().is_some_and(|m| m.starts_with(&said)));
+    let listed = text(&week.ctl(&["list"]));
+    assert!(!listed.contains(gone), "{listed}");
+    let put_back = wait_until(Duration::from_secs(3), || {
+        week.set("blocked4").iter().any(|a| a == gone)
+    });
+    assert!(!put_back, "{}", daemon.out());
+}
+
+/// Where the restarted daemon serves its metrics: a Unix socket in the root (no TCP listener
+/// for the audit to see).
+const METRICS: &str = "/run/scansentry/metrics.sock";
+
+/// The admin turns metrics on (`[metrics] listen`, read at start), and the audit to every 10 s
+/// (its least; a reload applies it only after the audit's current wait), and restarts the
+/// daemon: it starts with the blocks the kernel kept, putting back none (the one deleted with
+/// `nft` stays deleted).
+fn restarted_with_nothing_deleted_put_back(week: &Week) -> InstalledDaemon {
+    week.configure("\nlisten = \"\"\n", &format!("\nlisten = \"{METRICS}\"\n"));
+    week.configure("\ninterval = \"5m\"\n", "\ninterval = \"10s\"\n");
+    let daemon = InstalledDaemon::start(week.ns, week.root);
+    assert!(!daemon.out().contains("put back"), "{}", daemon.out());
+    let mut set = week.set("blocked4");
+    set.sort();
+    assert_eq!(set, [Workstation::THIRD, Workstation::DREAMT]);
+    daemon
+}
+
+/// Issue 26, 7: a scrape of the installed daemon's metrics, as Prometheus scrapes it by
+/// default, passes `promtool check metrics` without a word.
+fn metrics_pass_promtool(week: &Week) {
+    let socket = week.root.join(METRICS.trim_start_matches('/'));
+    let scraped = run(
+        "curl",
+        &[
+            "-sSf",
+            "--max-time",
+            "5",
+            "--unix-socket",
+            socket.to_str().unwrap(),
+            "http://localhost/metrics",
+        ],
+    );
+    assert!(scraped.status.success(), "{}", text(&scraped));
+    let metrics = String::from_utf8_lossy(&scraped.stdout);
+    assert!(metrics.contains("scansentry_build_info{"), "{metrics}");
+    support::metrics::assert_promtool_passes(&metrics);
+}
+
+/// Issue 26, 3: the audit is silent on an unchanged host — the daemon's checks (every 10 s)
+/// find nothing to report and say no `new:`, and `sentryctl audit` exits 0 — and loud on a new
+/// listener: `sentryctl audit` names it and exits 1, and the daemon's next check warns of it.
+fn audit_silent_then_loud(week: &Week, daemon: &InstalledDaemon) {
+    let quiet = " services open, nothing to report";
+    let checks = || daemon.out().matches(quiet).count();
+    assert!(
+        wait_until(Duration::from_secs(30), || checks() >= 2),
+        "{}",
+        daemon.out()
+    );
+    assert!(!daemon.out().contains("audit: new: "), "{}", daemon.out());
+    let audit = week.audit(&[]);
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+    let audit = week.audit(&["--json"]);
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+
+    let script = format!(
+        "import socket, time\ns = socket.create_server(('{}', 8080))\ntime.sleep(60)\n",
+        Workstation::HOST
+    );
+    let _listener = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &week.ns.0, "timeout", "60", "python3", "-c",
+            ])
+            .arg(script)
+            .spawn()
+            .expect("python3"),
+    );
+    let up = wait_until(TEN_SECONDS, || {
+        text(&week.ns.exec(&["ss", "-ltnH", "sport", "8080"])).contains(Workstation::HOST)
+    });
+    assert!(up, "the new listener did not start");
+    let audit = week.audit(&[]);
+    assert_eq!(audit.status.code(), Some(1), "{}", text(&audit));
+    let new = format!("new: {} 8080/tcp", Workstation::HOST);
+    assert!(text(&audit).contains(&new), "{}", text(&audit));
+    let audit = week.audit(&["--json"]);
+    assert_eq!(audit.status.code(), Some(1), "{}", text(&audit));
+    let warned = wait_until(Duration::from_secs(30), || {
+        daemon.out().contains(&format!("audit: {new}"))
+    });
+    assert!(warned, "{}", daemon.out());
+}
+
+/// An address the admin blocks by hand (no interface has it).
+const BY_HAND: &str = "203.0.113.9";
+
+/// Issue 26, 6: a block by hand is an event with fields: the admin sends the log to the
+/// journal (`[log] target = "journald"`, by reload), blocks an address by hand, and
+/// `journalctl SCANSENTRY_ADDRESS=…` finds it. The journal is Debian's systemd-journald, as
+/// installed in the root, run there for the test (its socket and files in the root); then the
+/// log goes back to standard output.
+///
+/// FOR THE LEAD: expects helper J's events of manual actions, with the field `address`
+/// (`SCANSENTRY_ADDRESS` in the journal).
+fn blocked_by_hand_is_in_the_journal(week: &Week) {
+    let _journald = Journald::start(week);
+    week.configure("\ntarget = \"stdout\"\n", "\ntarget = \"journald\"\n");
+    week.reload();
+    let blocked = week.ctl(&["block", BY_HAND, "--for", "2h"]);
+    assert!(blocked.status.success(), "{}", text(&blocked));
+    let journal = |args: &[&str]| {
+        let mut full = vec!["journalctl", "--no-pager"];
+        full.extend_from_slice(args);
+        in_lab_with_proc(week.ns, week.root, &full)
+    };
+    let query = format!("SCANSENTRY_ADDRESS={BY_HAND}");
+    let entry = || -> Option<serde_json::Value> {
+        String::from_utf8_lossy(&journal(&["-o", "json", &query]).stdout)
+            .lines()
+            .find_map(|l| serde_json::from_str(l).ok())
+    };
+    assert!(
+        wait_until(TEN_SECONDS, || entry().is_some()),
+        "journalctl {query} finds nothing in:\n{}",
+        text(&journal(&["-o", "export"]))
+    );
+    let entry = entry().unwrap();
+    assert!(
+        entry["MESSAGE"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!("blocked {BY_HAND} for 2h by hand"))),
+        "{entry}"
+    );
+    assert_eq!(entry["SYSLOG_IDENTIFIER"], "sentryd", "{entry}");
+    assert!(week.set("blocked4").iter().any(|a| a == BY_HAND));
+    week.configure("\ntarget = \"journald\"\n", "\ntarget = \"stdout\"\n");
+    week.reload();
+}
+
+/// Debian's systemd-journald, as installed in the root, run there in the lab (with the /proc,
+/// /sys and cgroup2 it wants, mounted in its own mount namespace): its socket and its volatile
+/// journal are files in the root's /run, where the chrooted sentryd and journalctl find them.
+/// Stopped (SIGTERM, by PID) on drop.
+struct Journald {
+    _process: KillOnDrop,
+}
+
+impl Journald {
+    fn start(week: &Week) -> Self {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &week.ns.0, "timeout", "120", "sh", "-c"])
+            .arg(
+                "mount -t proc proc \"$1/proc\" && mount -t sysfs sysfs \"$1/sys\" && \
+                 mount -t cgroup2 cgroup2 \"$1/sys/fs/cgroup\" && \
+                 mkdir -p \"$1/run/systemd/journal\" && \
+                 exec chroot \"$1\" /lib/systemd/systemd-journald",
+            )
+            .arg("sh")
+            .arg(week.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("systemd-journald");
+        let journald = Journald {
+            _process: KillOnDrop(child),
+        };
+        let socket = week.root.join("run/systemd/journal/socket");
+        assert!(
+            wait_until(TEN_SECONDS, || socket.exists()),
+            "systemd-journald did not start"
+        );
+        journald
+    }
+}
+
+/// Issue 26, 4: `apt-get remove` lifts the blocks and forgets them; a reinstall and a start put
+/// none back: no "put back" line, the sets empty.
+fn removal_and_reinstall_put_no_block_back(week: &Week) {
+    let removed = in_lab(
+        week.ns,
+        week.root,
+        &["apt-get", "remove", "-y", "-qq", "scansentry"],
+    );
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert!(
+        text(&removed).contains(
+            "table inet scansentry is gone: 3 blocks lifted; the state file forgets 3 saved blocks"
+        ),
+        "{}",
+        text(&removed)
+    );
+    let again = in_lab(
+        week.ns,
+        week.root,
+        &["dpkg", "--force-confold", "-i", "/tmp/scansentry.deb"],
+    );
+    assert!(again.status.success(), "{}", text(&again));
+    let daemon = InstalledDaemon::start(week.ns, week.root);
+    assert!(!daemon.out().contains("put back"), "{}", daemon.out());
+    for set in ["blocked4", "blocked6"] {
+        assert_eq!(week.set(set), Vec::<String>::new(), "{set}");
+    }
+}
+
+/// The installed JSON Schema of every `--json` output and log event.
+///
+/// FOR THE LEAD: helper J ships it; its path here is J's (packaging/schema/
+/// scansentry.schema.json installed in /usr/share/scansentry/).
+const SCHEMA: &str = "/usr/share/scansentry/scansentry.schema.json";
+
+/// Issue 26, 5: every `--json` output and JSON log line the week saw validates against the
+/// schema file at its installed path, by Debian's python3-jsonschema in the root (a validator
+/// of its own, apart from the test suite's).
+fn json_matches_the_installed_schema(week: &Week) {
+    let schema = week.root.join(SCHEMA.trim_start_matches('/'));
+    assert!(schema.is_file(), "{} is not installed", schema.display());
+    let validator = in_root(
+        week.root,
+        &[
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "python3-jsonschema",
+        ],
+    );
+    assert!(validator.status.success(), "{}", text(&validator));
+    let seen = week.json.borrow();
+    assert!(seen.len() >= 10, "{seen:?}");
+    let documents: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+        .collect();
+    let lines: String = documents.iter().map(|d| format!("{d}\n")).collect();
+    std::fs::write(week.root.join("tmp/week.jsonl"), lines).unwrap();
+    let check = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        v = jsonschema.validators.validator_for(schema)(schema)\n\
+        v.check_schema(schema)\n\
+        bad = 0\n\
+        for line in open(sys.argv[2]):\n\
+        \x20   for e in v.iter_errors(json.loads(line)):\n\
+        \x20       bad += 1\n\
+        \x20       print(line.strip(), '\\n  ', e.message, list(e.absolute_path))\n\
+        sys.exit(1 if bad else 0)\n";
+    let checked = in_root(
+        week.root,
+        &["python3", "-c", check, SCHEMA, "/tmp/week.jsonl"],
+    );
+    assert!(checked.status.success(), "{}", text(&checked));
 }
 
 /// Issue 16, 12: the man pages as the .deb holds them: `man --warnings` and `lexgrog` find
