@@ -510,3 +510,38 @@ fn a_service_restarted_on_the_same_port_is_reported() {
         text(&out)
     );
 }
+
+/// Issue 26 (the admin's week): a history left by a `sentryd` run by hand as root belongs to
+/// root; `sentryctl audit` as root acts as the state directory's owner (the unit's user), which
+/// SQLite lets only read it. The audit says so at once, naming whose file it is and how to
+/// give it back, rather than "attempt to write a readonly database" at its first change.
+#[test]
+#[ignore = "needs root + netns: cargo test --test audit -- --ignored"]
+fn a_history_left_by_root_is_named_with_whose_it_is() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require_root();
+    let ns = Netns::new("audit");
+    let dir = TempDir::new("audit");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Root's history (the directory still root's, so root writes it as itself).
+    let first = audit(&ns.0, &dir.0, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let db = dir.0.join("audit.sqlite");
+    assert_eq!(std::fs::metadata(&db).unwrap().uid(), 0);
+    // The directory given to the unit's user (here nobody): the history stays root's.
+    const NOBODY: u32 = 65534;
+    std::os::unix::fs::chown(&dir.0, Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = audit(&ns.0, &dir.0, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "audit.sqlite: it can only be read by uid {NOBODY}: the file belongs to uid 0"
+        )) && err.contains(&format!("`chown {NOBODY}` the file")),
+        "{err}"
+    );
+    // Given back, the audit runs again.
+    std::os::unix::fs::chown(&db, Some(NOBODY), Some(NOBODY)).unwrap();
+    let again = audit(&ns.0, &dir.0, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}

@@ -41,9 +41,29 @@ const BASELINE_TABLE: &str = "CREATE TABLE baseline (
 pub struct StoreError {
     /// The database file.
     pub path: PathBuf,
-    /// What SQLite said.
+    /// What was wrong.
     #[source]
-    pub source: rusqlite::Error,
+    pub source: Fault,
+}
+
+/// What was wrong with a history database.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    /// What SQLite said.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// SQLite could open it only to read: its file belongs to another user (typically root,
+    /// after `sentryd` was run by hand as root, while the unit runs as `scansentry`).
+    #[error(
+        "it can only be read by uid {uid}: the file belongs to uid {owner} (was sentryd run by \
+         hand as another user?); `chown {uid}` the file to give it back"
+    )]
+    ReadOnly {
+        /// This process's effective uid.
+        uid: u32,
+        /// The file's owner.
+        owner: u32,
+    },
 }
 
 /// An open history.
@@ -63,9 +83,9 @@ impl Store {
     ///
     /// When the file cannot be opened or is not a history of this version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError {
+        let err = |source: rusqlite::Error| StoreError {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         };
         // No link anywhere in the path: a history in a directory another user writes must not
         // lead root's `sentryctl audit` to a file elsewhere.
@@ -73,6 +93,19 @@ impl Store {
         let db = Connection::open_with_flags(path, flags).map_err(err)?;
         db.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        // SQLite opens a file it may not write read-only and fails only at the first write:
+        // say at once whose it is, and how to give it back.
+        if db.is_readonly(rusqlite::DatabaseName::Main).map_err(err)? {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(path).map(|m| m.uid()).unwrap_or(u32::MAX);
+            return Err(StoreError {
+                path: path.to_path_buf(),
+                source: Fault::ReadOnly {
+                    uid: nix::unistd::geteuid().as_raw(),
+                    owner,
+                },
+            });
+        }
         let version: i64 = db
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
@@ -121,7 +154,7 @@ impl Store {
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
     }
 
@@ -142,7 +175,7 @@ impl Store {
         let hosts = serde_json::to_string(&snapshot.hosts).expect("addresses serialise");
         let tx = self.db.transaction().map_err(|e| StoreError {
             path: self.path.clone(),
-            source: e,
+            source: e.into(),
         })?;
         let id = {
             tx.execute(
@@ -155,7 +188,7 @@ impl Store {
             )
             .map_err(|e| StoreError {
                 path: self.path.clone(),
-                source: e,
+                source: e.into(),
             })?;
             let id = tx.last_insert_rowid();
             let mut insert = tx
@@ -165,7 +198,7 @@ impl Store {
                 )
                 .map_err(|e| StoreError {
                     path: self.path.clone(),
-                    source: e,
+                    source: e.into(),
                 })?;
             for e in &snapshot.entries {
                 insert
@@ -182,7 +215,7 @@ impl Store {
                     ])
                     .map_err(|e| StoreError {
                         path: self.path.clone(),
-                        source: e,
+                        source: e.into(),
                     })?;
             }
             if snapshot.source == Source::Local {
@@ -192,7 +225,7 @@ impl Store {
                 )
                 .map_err(|e| StoreError {
                     path: self.path.clone(),
-                    source: e,
+                    source: e.into(),
                 })?;
             }
             // Bounded history: the oldest of this source go, but for the baseline.
@@ -204,7 +237,7 @@ impl Store {
             )
             .map_err(|e| StoreError {
                 path: self.path.clone(),
-                source: e,
+                source: e.into(),
             })?;
             id
         };
