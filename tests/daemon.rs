@@ -2305,19 +2305,7 @@ fn saved(dir: &std::path::Path) -> (Vec<String>, Vec<(String, u64)>) {
 fn issue_26_an_element_deleted_with_nft_is_an_unblock_that_a_restart_keeps() {
     let Blocked(lab, dir, _web, daemon) = scanned_and_blocked();
     assert!(wait_until(DEADLINE, || saved(&dir.0).0 == ["198.51.100.2/32"]));
-    let deleted = lab.exec(
-        &lab.a,
-        &[
-            "nft",
-            "delete",
-            "element",
-            "inet",
-            "scansentry",
-            "blocked4",
-            "{ 198.51.100.2 }",
-        ],
-    );
-    assert!(deleted.status.success(), "{deleted:?}");
+    lab.delete_element("blocked4", "198.51.100.2");
     assert!(
         wait_until(DEADLINE, || daemon.out().contains(
             "unblocked 198.51.100.2: its element was deleted outside scansentry ("
@@ -2369,19 +2357,7 @@ fn issue_26_an_element_deleted_while_stopped_is_not_put_back() {
     let Blocked(lab, dir, _web, daemon) = scanned_and_blocked();
     assert!(wait_until(DEADLINE, || saved(&dir.0).0 == ["198.51.100.2/32"]));
     drop(daemon);
-    let deleted = lab.exec(
-        &lab.a,
-        &[
-            "nft",
-            "delete",
-            "element",
-            "inet",
-            "scansentry",
-            "blocked4",
-            "{ 198.51.100.2 }",
-        ],
-    );
-    assert!(deleted.status.success(), "{deleted:?}");
+    lab.delete_element("blocked4", "198.51.100.2");
     let again = Daemon::spawn(&lab.a, &dir.0, "");
     assert!(
         wait_until(DEADLINE, || again.out().contains(
@@ -2477,19 +2453,7 @@ fn issue_26_why_on_an_element_the_kernel_lost_says_not_blocked() {
     assert!(reload.status.success(), "{}", text(&reload));
     scan(&lab, NetnsPair::B4);
     assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.out());
-    let deleted = lab.exec(
-        &lab.a,
-        &[
-            "nft",
-            "delete",
-            "element",
-            "inet",
-            "scansentry",
-            "blocked4",
-            "{ 198.51.100.2 }",
-        ],
-    );
-    assert!(deleted.status.success(), "{deleted:?}");
+    lab.delete_element("blocked4", "198.51.100.2");
     let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
     assert!(
         why.starts_with(
@@ -2540,19 +2504,7 @@ fn issue_26_a_flushed_set_is_an_unblock_of_each_block() {
     );
     let out = daemon.ctl(&["block", "203.0.113.128/28", "--for", "1h"]);
     assert!(out.status.success(), "{out:?}");
-    let deleted = lab.exec(
-        &lab.a,
-        &[
-            "nft",
-            "delete",
-            "element",
-            "inet",
-            "scansentry",
-            "blocked4_net",
-            "{ 203.0.113.128/28 }",
-        ],
-    );
-    assert!(deleted.status.success(), "{deleted:?}");
+    lab.delete_element("blocked4_net", "203.0.113.128/28");
     assert!(
         wait_until(DEADLINE, || daemon.out().contains(
             "unblocked 203.0.113.128/28: its element was deleted outside scansentry ("

@@ -145,6 +145,24 @@ impl NetnsPair {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `nft delete element inet scansentry SET { ELEMENT }` in the victim's namespace, as an
+    /// administrator deletes a block by hand; panics when nft refuses.
+    pub fn delete_element(&self, set: &str, element: &str) {
+        let out = self.exec(
+            &self.a,
+            &[
+                "nft",
+                "delete",
+                "element",
+                "inet",
+                "scansentry",
+                set,
+                &format!("{{ {element} }}"),
+            ],
+        );
+        assert!(out.status.success(), "nft delete element: {out:?}");
+    }
+
     /// Sends Ethernet frames from the scanner's end of the veth, as they are but for their MAC
     /// addresses (set to the two ends'), through libpcap: what a forger on that link sends,
     /// whatever addresses the frames claim.
