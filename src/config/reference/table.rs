@@ -100,7 +100,7 @@ const RESPOND: Section = Section {
         Key::new(&["remember-offences"], Duration, r#""30d""#,
             r#"How long offences count towards escalation (`"0s"`: never escalate)."#),
         Key::new(&["refresh"], Bool, "false",
-            "Set the block of a source detected again while blocked to the full duration again (takes effect in the kernel from Linux 6.12); `false` leaves it as it is."),
+            "Set the block of a source detected again while blocked to the full duration again (takes effect in the kernel from Linux 6.12; tested on 6.18 by `tests/nft.rs`'s `blocking_again_refreshes_and_unblocking_removes`); `false` leaves it as it is."),
         Key::new(&["dry-run"], Bool, "false",
             r#"Decide as usual but block nothing: the log says "would block", events `would-block`, and what a dry run would block is kept apart from the blocks in force: in no kernel set, not in the state file, not an offence (the next real block of an address is its offence 1), shown as `[dry run] would block` by `sentryctl list`, `why` and `status` and counted by `scansentry_dry_run_would_block`, under the same `max-blocks`. Blocks in force when it begins by a reload are lifted from the kernel and kept (saved, still counted in force), and put back when it ends if still due; a start in a dry run leaves in the kernel what an earlier run left there (`sentryd --remove-blocks` lifts it). A reload to `false` applies nothing a dry run imagined and says so ("dry run off: N would-be blocks were not applied"). Nothing leaves the host either: no history-file line (fail2ban reads that file and would ban), and the on-block program runs only with `on-block-in-dry-run`."#),
         Key::new(&["max-blocks"], Integer, "65536",
