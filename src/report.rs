@@ -527,6 +527,7 @@ impl Event {
             score: 0,
             several_addresses: false,
             arrived_on: None,
+            tripwire: None,
         };
         Event {
             line: head(&decision, Mode::Enforcing),
@@ -958,6 +959,7 @@ mod tests {
             score: 21,
             several_addresses: false,
             arrived_on: None,
+            tripwire: None,
         }
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::detect::traps::{PortSet, TrapMode, Traps};
+use crate::detect::traps::{PortSet, TrapMode, Traps, Tripwires};
 use crate::detect::{DetectorConfig, Weights};
 use raw::{
     RawCapture, RawConfig, RawDetect, RawFirewall, RawLog, RawNeverBlock, RawPort, RawRespond,
@@ -648,7 +648,41 @@ impl Validator {
             max_ports_per_source: usize::try_from(max_ports).unwrap_or(usize::MAX),
             ipv4_prefix: u8::try_from(ipv4_prefix).unwrap_or(32),
             ipv6_prefix: u8::try_from(ipv6_prefix).unwrap_or(128),
+            tripwire: v.tripwires(d),
         }
+    }
+
+    /// `[detect] tripwire-tcp` and `tripwire-udp`: valid ports, none of them excluded (an
+    /// excluded port is never a trap, so its tripwire could never fire), nor a UDP one in an
+    /// explicit `ephemeral-udp` range.
+    fn tripwires(&mut self, d: &RawDetect) -> Tripwires {
+        let v = self;
+        let tcp = v.ports("[detect] tripwire-tcp", &d.tripwire_tcp);
+        let udp = v.ports("[detect] tripwire-udp", &d.tripwire_udp);
+        // Their own problems are said where they are read (`traps`).
+        let exclude_tcp = valid_ports(&d.exclude_tcp);
+        let exclude_udp = valid_ports(&d.exclude_udp);
+        let ephemeral = ports::parse_port_spec(&RawPort::Text(d.ephemeral_udp.clone())).ok();
+        for (key, set, excluded, exclude_key) in [
+            ("tripwire-tcp", &tcp, &exclude_tcp, "exclude-tcp"),
+            ("tripwire-udp", &udp, &exclude_udp, "exclude-udp"),
+        ] {
+            if let Some(port) = set.iter().find(|&p| excluded.contains(p)) {
+                v.problem(format!(
+                    "[detect] {key}: port {port} is also in {exclude_key}, where it is never a trap"
+                ));
+            }
+        }
+        if let Some(range) = &ephemeral
+            && let Some(port) = udp.iter().find(|p| range.contains(p))
+        {
+            v.problem(format!(
+                "[detect] tripwire-udp: port {port} is in ephemeral-udp = {:?}, where it is \
+                 never a trap",
+                d.ephemeral_udp
+            ));
+        }
+        Tripwires { tcp, udp }
     }
 
     /// `[detect]`'s trap ports.
@@ -679,6 +713,14 @@ impl Validator {
                     )),
                     None => {}
                 }
+                // A tripwire is a trap too: its one probe must reach the detector.
+                // (Their problems are said where they are read: `tripwires`.)
+                valid_ports(&d.tripwire_tcp)
+                    .iter()
+                    .for_each(|p| tcp.insert(p));
+                valid_ports(&d.tripwire_udp)
+                    .iter()
+                    .for_each(|p| udp.insert(p));
                 if v.ok() && tcp.is_empty() && udp.is_empty() {
                     v.problem(
                         "[detect] mode = \"listed\": no trap ports; set tcp-ports, udp-ports \
@@ -1333,6 +1375,17 @@ impl Validator {
         }
         set
     }
+}
+
+/// The valid ports of `specs`, silently: for a second reading of a key whose problems the
+/// first reading said.
+fn valid_ports(specs: &[RawPort]) -> PortSet {
+    let mut set = PortSet::new();
+    specs
+        .iter()
+        .filter_map(|spec| ports::parse_port_spec(spec).ok())
+        .for_each(|range| range.for_each(|p| set.insert(p)));
+    set
 }
 
 #[cfg(test)]

@@ -275,6 +275,12 @@ pub struct RawDetect {
     /// UDP ports exempt as the local ephemeral range: `"auto"`, `"none"` or `"lo-hi"`.
     #[serde(default = "default_ephemeral_udp")]
     pub ephemeral_udp: String,
+    /// TCP tripwire ports: one probe makes a detection.
+    #[serde(default)]
+    pub tripwire_tcp: Vec<RawPort>,
+    /// UDP tripwire ports.
+    #[serde(default)]
+    pub tripwire_udp: Vec<RawPort>,
     /// Score at which a source is a scanner.
     #[serde(default = "default_threshold")]
     pub threshold: i64,
@@ -311,6 +317,8 @@ impl Default for RawDetect {
             exclude_tcp: default_exclude_tcp(),
             exclude_udp: default_exclude_udp(),
             ephemeral_udp: default_ephemeral_udp(),
+            tripwire_tcp: Vec::new(),
+            tripwire_udp: Vec::new(),
             threshold: default_threshold(),
             window: default_window(),
             max_sources: default_max_sources(),

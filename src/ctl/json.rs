@@ -44,6 +44,7 @@ pub fn block(b: &BlockInfo) -> Value {
     let (cause, kinds) = match b.kind.as_str() {
         "manual" => ("manual", json!([])),
         "sweep" => ("sweep", json!([])),
+        crate::respond::TRIPWIRE => ("tripwire", json!([])),
         "unknown" => ("unknown", json!([])),
         k if k.starts_with("added outside") => ("kernel", json!([])),
         k => ("scan", self::kinds(k)),
@@ -325,6 +326,18 @@ mod tests {
             offence: 0,
             held: Held::KernelOnly,
         }
+    }
+
+    /// Issue 27: a tripwire block is its own cause, with its one port, valid under the schema.
+    #[test]
+    fn a_tripwire_block_is_cause_tripwire_with_its_port() {
+        let mut b = kernel_block(crate::respond::TRIPWIRE);
+        b.ports = vec!["2323/tcp".into()];
+        let v = block(&b);
+        assert_eq!(v["cause"], "tripwire");
+        assert_eq!(v["kinds"], json!([]));
+        assert_eq!(v["ports"], json!([{"port": 2323, "proto": "tcp"}]));
+        check_schema(&stamp(v));
     }
 
     #[test]

@@ -216,6 +216,7 @@ fn what_was_done(b: &BlockInfo) -> String {
     match b.kind.as_str() {
         "manual" => "blocked by hand".into(),
         "sweep" => format!("a sweep across hosts of {}", b.ports.join(", ")),
+        crate::respond::TRIPWIRE => format!("one probe to tripwire port {}", b.ports.join(", ")),
         "unknown" => "found in the kernel's set".into(),
         kind if b.ports.is_empty() => format!("{kind} scan"),
         kind => format!(
@@ -770,6 +771,26 @@ mod tests {
              203.0.113.7  syn   21/tcp,22/tcp  2026-11-21T23:51:47.731914Z  59m 12s    2"
         );
         assert_eq!(blocks(&[], &Zone::Utc), "no blocks in force");
+    }
+
+    /// Issue 27: `why` names the tripwire and its one probe.
+    #[test]
+    fn why_names_the_tripwire() {
+        let r = Response::Why {
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(BlockInfo {
+                kind: crate::respond::TRIPWIRE.into(),
+                ports: vec!["2323/tcp".into()],
+                ..block()
+            }),
+            never_block: vec![],
+            refused: None,
+        };
+        assert_eq!(
+            human(&r, &Zone::Utc),
+            "203.0.113.7 is blocked for 59m 12s more: one probe to tripwire port 2323/tcp, \
+             offence 2, since 2026-11-21T23:51:47.731914Z"
+        );
     }
 
     #[test]

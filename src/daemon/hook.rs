@@ -138,6 +138,7 @@ mod tests {
             score: 21,
             several_addresses: false,
             arrived_on: None,
+            tripwire: None,
         };
         let template: Vec<String> = [
             "/usr/local/bin/notify",

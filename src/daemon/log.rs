@@ -440,6 +440,7 @@ mod tests {
             score: 21,
             several_addresses: false,
             arrived_on: None,
+            tripwire: None,
         };
         let decision = crate::respond::Decision::Block {
             net: "203.0.113.7/32".parse().unwrap(),

@@ -107,6 +107,8 @@ pub struct DetectorConfig {
     pub ipv4_prefix: u8,
     /// IPv6 sources are counted per prefix of this length (64 by default).
     pub ipv6_prefix: u8,
+    /// Ports where one probe makes a detection, whatever the score (none by default).
+    pub tripwire: traps::Tripwires,
 }
 
 impl Default for DetectorConfig {
@@ -119,6 +121,7 @@ impl Default for DetectorConfig {
             max_ports_per_source: 64,
             ipv4_prefix: 32,
             ipv6_prefix: 64,
+            tripwire: traps::Tripwires::default(),
         }
     }
 }
@@ -227,6 +230,10 @@ pub struct Detection {
     /// The interface the probe that crossed the threshold came in on, when the capture says
     /// (set by the pipeline): what the reverse-path check compares the route back with.
     pub arrived_on: Option<u32>,
+    /// The tripwire port (`[detect] tripwire-tcp`/`-udp`) the probe that made the detection
+    /// reached, if it did: one probe there is enough, whatever the score, and the responder
+    /// does not ask for `min-ports` ports.
+    pub tripwire: Option<(Proto, u16)>,
 }
 
 /// A source that crossed the threshold, before the second look at the socket table that makes
@@ -252,11 +259,15 @@ impl Candidate {
 }
 
 impl Detection {
-    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`.
+    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`, or
+    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`.
     pub fn summary(&self) -> String {
+        let tripwire = self.tripwire.map_or_else(String::new, |(proto, port)| {
+            format!("tripwire {}, ", proto.label(port))
+        });
         let span = self.last_seen.saturating_since(self.first_seen);
         format!(
-            "{} scan, {} port{} in {:.1}s",
+            "{tripwire}{} scan, {} port{} in {:.1}s",
             self.kinds,
             self.ports.len(),
             if self.ports.len() == 1 { "" } else { "s" },
@@ -372,6 +383,10 @@ impl Detector {
             .of(probe.dst_port, probe.kind.evidence());
         let window = self.config.window;
         let max_ports = self.config.max_ports_per_source;
+        // A bare ACK is what a connection that ended leaves behind, not a probe that opens one.
+        let tripped = probe.kind != ProbeKind::Ack
+            && !self.config.tripwire.is_empty()
+            && self.config.tripwire.contains(probe.proto, probe.dst_port);
 
         let max_sources = self.config.max_sources;
         let source = if self.sources.contains_key(&key) {
@@ -447,7 +462,9 @@ impl Detector {
         // Capture timestamps may step back a little; never move last_seen backwards.
         source.last_seen = source.last_seen.max(probe.at);
 
-        if source.score < u64::from(self.config.threshold) || probe.at < source.quiet_until {
+        if (source.score < u64::from(self.config.threshold) && !tripped)
+            || probe.at < source.quiet_until
+        {
             return None;
         }
         source.quiet_until = probe.at.saturating_add(window);
@@ -469,6 +486,7 @@ impl Detector {
             score: source.score,
             several_addresses: source.several,
             arrived_on: None,
+            tripwire: tripped.then_some((probe.proto, probe.dst_port)),
         };
         source.packets = 0;
         Some(Candidate(detection))
@@ -513,9 +531,10 @@ impl Detector {
 
     /// Settles `candidate` with a second look at the socket table, the only way to a
     /// detection: hits on ports where `listens` now finds a socket (a service that started after
-    /// the table was last read) are taken back. Returns the detection (counted, with those
-    /// ports gone from it) if its source still crosses the threshold without them, else `None`,
-    /// and then the source may be detected at its next probe, as if this one had not counted.
+    /// the table was last read) are taken back, and so is a tripwire with a listener now.
+    /// Returns the detection (counted, with those ports gone from it) if its source still
+    /// crosses the threshold without them or still reached a tripwire, else `None`, and then
+    /// the source may be detected at its next probe, as if this one had not counted.
     pub fn settle(
         &mut self,
         candidate: Candidate,
@@ -527,6 +546,12 @@ impl Detector {
             .iter()
             .any(|&(proto, port)| listens(proto, port))
         {
+            if detection
+                .tripwire
+                .is_some_and(|(proto, port)| listens(proto, port))
+            {
+                detection.tripwire = None;
+            }
             detection
                 .ports
                 .retain(|&(proto, port)| !listens(proto, port));
@@ -540,7 +565,7 @@ impl Detector {
                     !open
                 });
                 detection.score = source.score;
-                if source.score < threshold {
+                if source.score < threshold && detection.tripwire.is_none() {
                     source.quiet_until = Timestamp::ZERO;
                     return None;
                 }

@@ -502,3 +502,76 @@ fn leaders_are_the_highest_scores_now() {
     );
     assert!(d.leaders(0).is_empty());
 }
+
+/// A detector with tripwires on 2323/tcp and 31337/udp.
+fn with_tripwires() -> Detector {
+    Detector::new(DetectorConfig {
+        tripwire: traps::Tripwires {
+            tcp: traps::PortSet::from_ranges(&[2323..=2323]),
+            udp: traps::PortSet::from_ranges(&[31337..=31337]),
+        },
+        ..DetectorConfig::default()
+    })
+}
+
+/// Issue 27: one probe of a tripwire port is a detection, whatever the score, and says so.
+#[test]
+fn one_probe_of_a_tripwire_is_a_detection() {
+    let mut d = with_tripwires();
+    let (at, found) = feed(&mut d, "203.0.113.9", [(0, 2323, ProbeKind::Syn)]);
+    assert_eq!(at, vec![0]);
+    assert_eq!(found[0].tripwire, Some((Proto::Tcp, 2323)));
+    assert_eq!(found[0].ports, vec![(Proto::Tcp, 2323)]);
+    assert!(found[0].score < 21, "the score did not make it");
+    assert!(
+        found[0]
+            .summary()
+            .starts_with("tripwire 2323/tcp, syn scan, 1 port"),
+        "{}",
+        found[0].summary()
+    );
+    let (at, found) = feed(&mut d, "203.0.113.10", [(0, 31337, ProbeKind::Udp)]);
+    assert_eq!(
+        (at, found[0].tripwire),
+        (vec![0], Some((Proto::Udp, 31337)))
+    );
+}
+
+/// A tripwire is per protocol, a bare ACK does not trip it, other ports still need the score,
+/// and the detection is not repeated within the window.
+#[test]
+fn tripwires_are_per_protocol_and_opening_probes_only() {
+    let mut d = with_tripwires();
+    let (at, _) = feed(
+        &mut d,
+        "203.0.113.9",
+        [
+            (0, 2324, ProbeKind::Syn),
+            (1, 2323, ProbeKind::Ack),
+            (2, 31337, ProbeKind::Syn),
+        ],
+    );
+    assert!(at.is_empty(), "{at:?}");
+    let (at, _) = feed(
+        &mut d,
+        "203.0.113.9",
+        [(3, 2323, ProbeKind::Syn), (4, 2323, ProbeKind::Syn)],
+    );
+    assert_eq!(at, vec![0], "once per window");
+    let (at, _) = feed(&mut d, "203.0.113.11", [(0, 23, ProbeKind::Syn)]);
+    assert!(at.is_empty(), "no tripwire: one port is not a detection");
+}
+
+/// A tripwire that has a listener by the time the detection is settled is taken back.
+#[test]
+fn a_tripwire_with_a_listener_now_is_taken_back() {
+    let mut d = with_tripwires();
+    let c = d
+        .observe(&probe(0, "203.0.113.9", 2323, ProbeKind::Syn))
+        .expect("tripped");
+    assert_eq!(
+        d.settle(c, |proto, port| (proto, port) == (Proto::Tcp, 2323)),
+        None
+    );
+    assert_eq!(d.stats().detections, 0);
+}

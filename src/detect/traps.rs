@@ -71,6 +71,44 @@ impl std::fmt::Debug for PortSet {
     }
 }
 
+/// Tripwire ports (`[detect] tripwire-tcp`, `tripwire-udp`): ports where one probe from a
+/// source that passes the trust rules makes a detection, PortSentry's classic behaviour. Empty
+/// by default (off). Plain data, so the kernel's first line can load the same sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tripwires {
+    /// TCP tripwire ports.
+    pub tcp: PortSet,
+    /// UDP tripwire ports.
+    pub udp: PortSet,
+}
+
+impl Tripwires {
+    /// Whether `proto` `port` is a tripwire.
+    pub fn contains(&self, proto: Proto, port: u16) -> bool {
+        match proto {
+            Proto::Tcp => self.tcp.contains(port),
+            Proto::Udp => self.udp.contains(port),
+        }
+    }
+
+    /// Whether there are none (the default: off).
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.udp.is_empty()
+    }
+
+    /// The tripwires on which `listens` finds a listener, as `2323/tcp`, ascending: they are
+    /// not traps while it listens (a port with a listener never is), so they are skipped, and
+    /// the daemon says so.
+    pub fn with_listeners(&self, listens: impl Fn(Proto, u16) -> bool) -> Vec<String> {
+        [(Proto::Tcp, &self.tcp), (Proto::Udp, &self.udp)]
+            .into_iter()
+            .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)))
+            .filter(|&(proto, port)| listens(proto, port))
+            .map(|(proto, port)| proto.label(port))
+            .collect()
+    }
+}
+
 /// How trap ports are chosen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrapMode {

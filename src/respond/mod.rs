@@ -436,10 +436,14 @@ pub fn target(detection: &Detection, ignore: &NeverBlockList) -> IpNet {
 #[error("{0} was not blocked")]
 pub struct NotBlocked(pub IpNet);
 
+/// The [`Why::kind`] of a block made by one probe of a tripwire port (its one port in
+/// [`Why::ports`]).
+pub const TRIPWIRE: &str = "tripwire";
+
 /// Why a source was blocked: what it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Why {
-    /// The scan kinds (`syn+fin`), or `manual` for a block made by hand.
+    /// The scan kinds (`syn+fin`), `manual` for a block made by hand, `sweep`, or [`TRIPWIRE`].
     pub kind: String,
     /// The trap ports of the detection.
     pub ports: Vec<(Proto, u16)>,
@@ -465,11 +469,20 @@ impl Why {
             .collect()
     }
 
+    /// What `d` is blocked for: its scan kinds and trap ports, or, for a tripwire, the one
+    /// port it reached ([`TRIPWIRE`]).
     fn of(d: &Detection) -> Self {
-        Why {
-            kind: d.kinds.to_string(),
-            ports: d.ports.clone(),
-            origin: None,
+        match d.tripwire {
+            Some(port) => Why {
+                kind: TRIPWIRE.into(),
+                ports: vec![port],
+                origin: None,
+            },
+            None => Why {
+                kind: d.kinds.to_string(),
+                ports: d.ports.clone(),
+                origin: None,
+            },
         }
     }
 }
@@ -510,6 +523,9 @@ enum How {
     Detected,
     /// A sweep across the fleet, counted here.
     Sweep,
+    /// A detection here made by one probe of a tripwire port: no `min-ports`, weak evidence
+    /// (one forged packet makes it).
+    Tripwire,
     /// By hand, for this long.
     ByHand(Duration),
 }
@@ -519,7 +535,7 @@ impl How {
     fn manual(self) -> Option<Duration> {
         match self {
             How::ByHand(ttl) => Some(ttl),
-            How::Detected | How::Sweep => None,
+            How::Detected | How::Sweep | How::Tripwire => None,
         }
     }
 }
@@ -774,10 +790,17 @@ impl Responder {
                 remaining: until.saturating_since(now),
             };
         }
-        let decision = self.block(target(detection, ignore), now, Why::of(detection), None);
+        let how = match detection.tripwire {
+            Some(_) => How::Tripwire,
+            None => How::Detected,
+        };
+        let decision = self.block_how(target(detection, ignore), now, Why::of(detection), how);
         match decision {
             Decision::OverBudget { net, budget, .. } if budget.is_rate() => {
-                let evidence = self.evidence(detection.ports.len());
+                let evidence = match how {
+                    How::Tripwire => Evidence::Weak,
+                    _ => self.evidence(detection.ports.len()),
+                };
                 let waits = self.wait(detection, net, evidence, now);
                 Decision::OverBudget { net, budget, waits }
             }
@@ -919,7 +942,7 @@ impl Responder {
         let replaces = self.covered(net);
         let evidence = match how {
             How::ByHand(_) => None,
-            How::Sweep => Some(Evidence::Weak),
+            How::Sweep | How::Tripwire => Some(Evidence::Weak),
             How::Detected => Some(self.evidence(why.ports.len())),
         };
         if let Err(budget) = self.admit_replacing(net, evidence, replaces.len(), now) {
@@ -1290,7 +1313,7 @@ impl Responder {
         let replaces = self.covered(net);
         // A sweep is weak evidence here as on its owner; another block meets the size budget
         // of its family (and the gate's per-origin caps before this).
-        let evidence = (why.kind == "sweep").then_some(Evidence::Weak);
+        let evidence = matches!(why.kind.as_str(), "sweep" | TRIPWIRE).then_some(Evidence::Weak);
         if let Err(budget) = self.admit_replacing(net, evidence, replaces.len(), now) {
             return Decision::OverBudget {
                 net,

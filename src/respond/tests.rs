@@ -15,6 +15,7 @@ fn detection(source: &str, addr: &str) -> Detection {
         score: 21,
         several_addresses: true,
         arrived_on: None,
+        tripwire: None,
     }
 }
 
