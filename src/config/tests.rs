@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::Proto;
 
 fn check(text: &str) -> Result<Config, String> {
     from_toml(text, Path::new("/etc/scansentry/scansentry.toml")).map_err(|e| e.to_string())
@@ -770,5 +771,46 @@ fn issue_26_a_toml_error_in_one_line_names_file_line_and_key() {
                          [respond]; did you mean \"max-blocks\"?"
         ),
         "{shown}"
+    );
+}
+
+/// Issue 27: tripwire ports, off by default; in `listed` mode they are traps too.
+#[test]
+fn tripwires_parse_and_are_traps_in_listed_mode() {
+    assert!(Config::default().detector.tripwire.is_empty());
+    let c = check(
+        "[detect]\nmode = \"listed\"\ntcp-ports = [1]\ntripwire-tcp = [2323, \"6000-6002\"]\n\
+         tripwire-udp = [31337]\n",
+    )
+    .expect("valid");
+    let t = &c.detector.tripwire;
+    assert!(t.contains(Proto::Tcp, 2323) && t.contains(Proto::Tcp, 6002));
+    assert!(t.contains(Proto::Udp, 31337) && !t.contains(Proto::Tcp, 31337));
+    let TrapMode::Listed { tcp, udp } = &c.traps.mode else {
+        panic!("listed")
+    };
+    assert!(tcp.contains(2323) && tcp.contains(6001) && udp.contains(31337));
+}
+
+#[test]
+fn bad_tripwires_are_refused_with_one_line_each() {
+    assert_eq!(
+        problems("[detect]\ntripwire-tcp = [0]\n"),
+        ["[detect] tripwire-tcp: port 0 is not a valid port (1-65535)"]
+    );
+    assert_eq!(
+        problems("[detect]\ntripwire-udp = [\"40-30\"]\n"),
+        ["[detect] tripwire-udp: range \"40-30\" is backwards (write \"30-40\")"]
+    );
+    assert_eq!(
+        problems("[detect]\ntripwire-tcp = [113]\n"),
+        ["[detect] tripwire-tcp: port 113 is also in exclude-tcp, where it is never a trap"]
+    );
+    assert_eq!(
+        problems("[detect]\nephemeral-udp = \"32768-60999\"\ntripwire-udp = [40000]\n"),
+        [
+            "[detect] tripwire-udp: port 40000 is in ephemeral-udp = \"32768-60999\", where it \
+          is never a trap"
+        ]
     );
 }

@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(v["cause"], "tripwire");
         assert_eq!(v["kinds"], json!([]));
         assert_eq!(v["ports"], json!([{"port": 2323, "proto": "tcp"}]));
-        check_schema(&stamp(v));
+        check_schema(&blocks(&[b]));
     }
 
     #[test]

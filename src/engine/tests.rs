@@ -3426,3 +3426,167 @@ fn issue_26_missed_notifications_are_judged_by_what_the_kernel_holds() {
     assert!(lab.says("restored the table and 1 block still due"));
     assert!(lab.kernel.holds(net("203.0.113.9")) && !lab.kernel.holds(net(SCANNER)));
 }
+
+/// Issue 27: tripwire ports, PortSentry's one-probe block, behind every trust rule.
+mod tripwire {
+    use super::*;
+    use crate::detect::traps::{PortSet, Tripwires};
+
+    const TRIPWIRE: u16 = 2323;
+
+    fn lab() -> Lab {
+        let mut c = config();
+        c.detector.tripwire = Tripwires {
+            tcp: PortSet::from_ranges(&[TRIPWIRE..=TRIPWIRE]),
+            udp: PortSet::new(),
+        };
+        let mut lab = Lab::start(c);
+        lab.engine.take_effects();
+        lab
+    }
+
+    /// One SYN from `src` to `port`, arrived on interface 1 as `direction`, with `integrity`.
+    fn syn(lab: &mut Lab, src: &str, port: u16, direction: Direction, integrity: Integrity) {
+        let syn = Packet {
+            direction,
+            ifindex: Some(1),
+            src: ip(src),
+            dst: ip(LOCAL),
+            src_port: 40000,
+            dst_port: port,
+            tcp_flags: Some(TcpFlags::SYN),
+            window: 1024,
+            integrity,
+        };
+        lab.engine.packet(lab.clock.now(), Ok(syn));
+    }
+
+    fn probe(lab: &mut Lab, src: &str, port: u16) {
+        syn(lab, src, port, Direction::Incoming, Integrity::Valid);
+    }
+
+    #[test]
+    fn one_probe_of_a_tripwire_blocks_and_why_names_it() {
+        let mut lab = lab();
+        probe(&mut lab, SCANNER, TRIPWIRE);
+        assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
+        assert!(lab.says("tripwire 2323/tcp"));
+        let Response::Why {
+            block: Some(block), ..
+        } = lab.request(Request::Why { addr: ip(SCANNER) })
+        else {
+            panic!("why says no block")
+        };
+        assert_eq!(
+            (block.kind.as_str(), block.ports),
+            (crate::respond::TRIPWIRE, vec!["2323/tcp".to_string()])
+        );
+    }
+
+    #[test]
+    fn one_probe_of_another_port_still_does_not_block() {
+        let mut lab = lab();
+        probe(&mut lab, SCANNER, TRIPWIRE + 1);
+        assert!(!lab.kernel.holds(net(SCANNER)));
+    }
+
+    #[test]
+    fn a_forged_or_outgoing_or_bad_checksum_probe_does_not_block() {
+        let mut lab = lab();
+        // Reverse path: the route back leaves by another interface.
+        let forged = "203.0.113.20";
+        lab.machine()
+            .routes_back
+            .insert(ip(forged), RouteBack::Via(2));
+        probe(&mut lab, forged, TRIPWIRE);
+        assert!(!lab.kernel.holds(net(forged)));
+        // Direction and checksum: never evidence.
+        let out = "203.0.113.21";
+        syn(
+            &mut lab,
+            out,
+            TRIPWIRE,
+            Direction::Outgoing,
+            Integrity::Valid,
+        );
+        let bad = "203.0.113.22";
+        syn(
+            &mut lab,
+            bad,
+            TRIPWIRE,
+            Direction::Incoming,
+            Integrity::PseudoOnly,
+        );
+        assert!(!lab.kernel.holds(net(out)) && !lab.kernel.holds(net(bad)));
+        assert!(lab.kernel.elements().is_empty());
+    }
+
+    #[test]
+    fn a_protected_peer_a_never_block_address_and_a_grace_period_are_not_blocked() {
+        let mut lab = lab();
+        let admin = "203.0.113.50";
+        lab.machine().established.push((ip(admin), 22, 51000));
+        lab.advance(EVERY_SECOND);
+        lab.engine.tick();
+        probe(&mut lab, admin, TRIPWIRE);
+        probe(&mut lab, LOCAL, TRIPWIRE);
+        assert!(!lab.kernel.holds(net(admin)) && !lab.kernel.holds(net(LOCAL)));
+        let Response::Why {
+            refused: Some(refused),
+            ..
+        } = lab.request(Request::Why { addr: ip(admin) })
+        else {
+            panic!("why says nothing")
+        };
+        assert_eq!(refused.rule, "protected");
+
+        lab.request(Request::Block {
+            net: net(SCANNER),
+            seconds: Some(60),
+        });
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: Some(600),
+            local: false,
+        });
+        probe(&mut lab, SCANNER, TRIPWIRE);
+        assert!(!lab.kernel.holds(net(SCANNER)), "in its grace period");
+    }
+
+    /// A forged flood of tripwire probes from every address of one /24 blocks at most
+    /// `PREFIX_CAP` of them a minute: one probe is weak evidence.
+    #[test]
+    fn the_budget_per_24_caps_a_flood_of_tripwire_probes() {
+        let mut lab = lab();
+        for host in 1..=254 {
+            probe(&mut lab, &format!("203.0.113.{host}"), TRIPWIRE);
+        }
+        for _ in 0..30 {
+            lab.advance(Duration::from_secs(1));
+            lab.engine.tick();
+            probe(&mut lab, "203.0.113.255", TRIPWIRE);
+        }
+        let blocked = lab.kernel.elements().len();
+        assert_eq!(blocked, crate::respond::PREFIX_CAP as usize);
+    }
+
+    /// `max-blocks` still bounds them.
+    #[test]
+    fn max_blocks_bounds_tripwire_blocks() {
+        let mut c = config();
+        c.detector.tripwire.tcp = PortSet::from_ranges(&[TRIPWIRE..=TRIPWIRE]);
+        c.respond.max_blocks = 20;
+        let mut lab = Lab::start(c);
+        for net24 in 0..10 {
+            for host in 1..=10 {
+                probe(&mut lab, &format!("198.18.{net24}.{host}"), TRIPWIRE);
+            }
+            lab.advance(Duration::from_secs(1));
+        }
+        assert!(
+            lab.kernel.elements().len() <= 20,
+            "{}",
+            lab.kernel.elements().len()
+        );
+    }
+}
