@@ -567,6 +567,11 @@ impl Pipeline {
         self.detector.forget(net);
     }
 
+    /// The local listening sockets as last read.
+    pub fn listeners(&self) -> &crate::detect::traps::Listeners {
+        self.traps.listeners()
+    }
+
     /// Replaces the set of local listening sockets.
     pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
         self.traps.set_listeners(listeners);

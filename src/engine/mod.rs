@@ -323,6 +323,8 @@ struct Due {
 /// The daemon's decisions: pipeline, responder, host view and firewall, and what follows a
 /// decision.
 pub struct Engine {
+    /// The tripwire ports found with a listener when last looked ([`Engine::check_tripwires`]).
+    tripwires_listening: Vec<String>,
     /// The uid of the `sentryctl` whose request is being answered ([`Engine::asked_by`]).
     asker: Option<u32>,
     options: Options,
@@ -438,7 +440,9 @@ impl Engine {
             effects: Vec::new(),
             asker: None,
             loaded,
+            tripwires_listening: Vec::new(),
         };
+        engine.check_tripwires();
         for w in found.warnings {
             engine.warn(w);
         }
@@ -593,6 +597,32 @@ impl Engine {
         self.asker = uid;
     }
 
+    /// Says which tripwire ports have a listener, when that changes: such a port is not a trap
+    /// while something listens on it (no port with a listener ever is), so its tripwire is
+    /// skipped, not refused: a service may start on it at any time, and a refused reload or
+    /// start would leave the host unwatched over one port.
+    fn check_tripwires(&mut self) {
+        let tripwires = &self.loaded.config.detector.tripwire;
+        if tripwires.is_empty() && self.tripwires_listening.is_empty() {
+            return;
+        }
+        let listeners = self.pipeline.listeners();
+        let now = tripwires.with_listeners(|proto, port| listeners.on_any_address(proto, port));
+        if now == self.tripwires_listening {
+            return;
+        }
+        if now.is_empty() {
+            self.log("tripwire ports: none has a listener now; all are armed");
+        } else {
+            self.warn(format!(
+                "tripwire port{} with a listener, skipped while it listens: {}",
+                if now.len() == 1 { "" } else { "s" },
+                now.join(", ")
+            ));
+        }
+        self.tripwires_listening = now;
+    }
+
     fn log(&mut self, line: impl Into<String>) {
         self.say(Level::Info, line);
     }
@@ -635,6 +665,7 @@ impl Engine {
                 Ok(listeners) => {
                     self.pipeline.set_listeners(listeners);
                     self.listeners_read = now;
+                    self.check_tripwires();
                 }
                 Err(e) => self.warn(format!("cannot refresh listening sockets: {e}")),
             }
@@ -843,6 +874,7 @@ impl Engine {
         self.peers.set_protect_for(new.respond.protect_for, now);
         let at_start = restart::at_start(&self.loaded.config, &loaded.config);
         self.loaded = loaded;
+        self.check_tripwires();
         self.lift_never_block();
         for what in &at_start {
             self.warn(what.line());

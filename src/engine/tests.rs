@@ -3590,3 +3590,27 @@ mod tripwire {
         );
     }
 }
+
+/// Issue 27: a tripwire port with a listener is skipped and said, at start and when a service
+/// starts on it later; it is armed again (and said) when the service stops.
+#[test]
+fn issue_27_a_tripwire_with_a_listener_is_skipped_and_said() {
+    let mut c = config();
+    c.detector.tripwire.tcp = crate::detect::traps::PortSet::from_ranges(&[2323..=2324]);
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_800_000_000_000_000,
+    )));
+    let mut lab = Lab::start_with(c, clock.clone(), Memory::new(clock), None, |m| {
+        m.listeners.insert(Proto::Tcp, None, 2323);
+    });
+    assert!(lab.says("tripwire port with a listener, skipped while it listens: 2323/tcp"));
+    lab.scan(SCANNER, 2323..=2323);
+    assert!(!lab.kernel.holds(net(SCANNER)));
+    lab.machine().listeners = Listeners::new();
+    lab.machine().listeners.insert(Proto::Udp, None, 2324);
+    lab.advance(EVERY_SECOND);
+    lab.engine.tick();
+    assert!(lab.says("tripwire ports: none has a listener now; all are armed"));
+    lab.scan(SCANNER, 2323..=2323);
+    assert!(lab.kernel.holds(net(SCANNER)));
+}
