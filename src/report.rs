@@ -624,6 +624,13 @@ impl Event {
         ports.join(",")
     }
 
+    /// Field `tripwire`: the tripwire port whose one probe made the detection, as `2323/tcp`.
+    pub fn tripwire(&self) -> Option<String> {
+        self.detection
+            .tripwire
+            .map(|(proto, port)| proto.label(port))
+    }
+
     /// Field `probes`: probes counted from the source.
     pub fn probes(&self) -> u64 {
         self.detection.packets
@@ -675,6 +682,7 @@ impl Event {
             "prefix": source_text(&d.source),
             "kinds": d.kinds.names().collect::<Vec<_>>(),
             "ports": ports,
+            "tripwire": d.tripwire.map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port})),
             "first_seen_at": d.first_seen.to_string(),
             "last_seen_at": d.last_seen.to_string(),
             "probes": d.packets,
@@ -818,8 +826,8 @@ impl Act {
 }
 
 /// The public form of an event's fields in a JSON line: `ports` (`22/tcp,53/udp`) as
-/// `[{"port": 22, "proto": "tcp"}, …]`, `kinds` (`syn+udp`) as `["syn", "udp"]`; the rest as
-/// they are.
+/// `[{"port": 22, "proto": "tcp"}, …]`, `tripwire` (`2323/tcp`) as `{"port": 2323, "proto":
+/// "tcp"}`, `kinds` (`syn+udp`) as `["syn", "udp"]`; the rest as they are.
 pub fn public_fields(
     mut fields: serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Map<String, serde_json::Value> {
@@ -830,6 +838,12 @@ pub fn public_fields(
             .map(|(proto, port)| serde_json::json!({"port": port, "proto": proto.as_str()}))
             .collect();
         fields.insert("ports".into(), ports.into());
+    }
+    if let Some(serde_json::Value::String(text)) = fields.get("tripwire")
+        && let Some((proto, port)) = Proto::parse_label(text)
+    {
+        let port = serde_json::json!({"port": port, "proto": proto.as_str()});
+        fields.insert("tripwire".into(), port);
     }
     if let Some(serde_json::Value::String(text)) = fields.get("kinds") {
         let kinds: Vec<serde_json::Value> = text
@@ -1195,6 +1209,29 @@ mod tests {
         );
     }
 
+    /// Issue 27: a tripwire detection names its port in the line and the replay's JSON.
+    #[test]
+    fn a_tripwire_detection_names_its_port() {
+        let d = Detection {
+            ports: vec![(Proto::Tcp, 2323)],
+            tripwire: Some((Proto::Tcp, 2323)),
+            ..detection()
+        };
+        let event = Event::of(&d, &decisions()[1], Mode::Enforcing);
+        assert_eq!(
+            event.line(),
+            "blocked 2001:db8::/64 for 2h: tripwire 2323/tcp, syn+udp scan, 1 port in 2.5s \
+             (offence 2)"
+        );
+        assert_eq!(event.tripwire().as_deref(), Some("2323/tcp"));
+        let json = event.json();
+        assert_eq!(
+            json["tripwire"],
+            serde_json::json!({"port": 2323, "proto": "tcp"})
+        );
+        crate::ctl::json::check_schema(&json);
+    }
+
     /// The object `--replay --json` prints for a block and for a refusal.
     #[test]
     fn the_replay_json_of_a_block_and_a_refusal() {
@@ -1210,6 +1247,7 @@ mod tests {
                 "address": "2001:db8::7",
                 "kinds": ["syn", "udp"],
                 "ports": [{"proto": "tcp", "port": 22}, {"proto": "udp", "port": 53}],
+                "tripwire": null,
                 "first_seen_at": "1970-01-01T00:00:01.000000Z",
                 "last_seen_at": "1970-01-01T00:00:03.500000Z",
                 "probes": 9,

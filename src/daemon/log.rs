@@ -26,7 +26,7 @@ pub use crate::config::{LogFormat as Format, LogTarget as Target};
 pub const JOURNAL_PREFIX: &str = "SCANSENTRY";
 
 /// A decision's event: its line as the message, its facts as fields (`address`, `network`,
-/// `kinds`, `actor`, `ports`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
+/// `kinds`, `actor`, `ports`, `tripwire`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
 /// as [`Event`](crate::report::Event)'s method of that name says it; the ones a decision does
 /// not name are left out).
 pub fn decision(e: &crate::report::Event) {
@@ -36,6 +36,7 @@ pub fn decision(e: &crate::report::Event) {
         kinds = e.kind(),
         actor = e.actor().as_str(),
         ports = e.ports(),
+        tripwire = e.tripwire(),
         probes = e.probes(),
         window_ms = e.window_ms(),
         duration_s = e.duration_s(),
@@ -449,6 +450,38 @@ mod tests {
             replaces: Vec::new(),
         };
         Event::of(&d, &decision, Mode::Enforcing)
+    }
+
+    /// Issue 27: a tripwire block's JSON line carries its port as `tripwire`, in the schema.
+    #[test]
+    fn a_tripwire_blocks_json_line_names_its_port() {
+        let mut d = block().detection().clone();
+        d.tripwire = Some((crate::wire::Proto::Tcp, 2323));
+        let decision = crate::respond::Decision::Block {
+            net: "203.0.113.7/32".parse().unwrap(),
+            ttl: std::time::Duration::from_secs(3600),
+            offence: 1,
+            replaces: Vec::new(),
+        };
+        let buffer = Buffer::default();
+        let subscriber = Registry::default().with(lines(Format::Json, Some(Utc), buffer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            super::decision(&Event::of(&d, &decision, Mode::Enforcing));
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(
+            line["tripwire"],
+            serde_json::json!({"port": 2323, "proto": "tcp"})
+        );
+        assert!(
+            line["message"]
+                .as_str()
+                .unwrap()
+                .contains(": tripwire 2323/tcp, syn scan"),
+            "{line}"
+        );
+        crate::ctl::json::check_schema(&line);
     }
 
     /// The lines `layer` writes for a block and a warning.

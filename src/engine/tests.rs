@@ -3470,7 +3470,9 @@ mod tripwire {
         let mut lab = lab();
         probe(&mut lab, SCANNER, TRIPWIRE);
         assert_eq!(lab.remaining(&lab.kernel, SCANNER), Some(Some(HOUR)));
-        assert!(lab.says("tripwire 2323/tcp"));
+        assert!(
+            lab.says("blocked 203.0.113.7 for 1h: tripwire 2323/tcp, syn scan, 1 port in 0.0s")
+        );
         let Response::Why {
             block: Some(block), ..
         } = lab.request(Request::Why { addr: ip(SCANNER) })
