@@ -2596,3 +2596,31 @@ fn issue_26_a_reload_tries_the_journal_again() {
     // From then on the daemon's lines go there.
     assert!(!daemon.out().contains("logging to the journal again"));
 }
+
+/// Issue 27: with `[detect] tripwire-tcp = [2323]`, one real `nmap -sS -p 2323` from the lab
+/// peer (one SYN, a retry at most) is blocked, and `sentryctl why` names the tripwire. (Without
+/// the key the same scan is not blocked: one port is fewer than `min-ports`.)
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn one_syn_to_a_tripwire_port_is_blocked_and_why_names_it() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "[detect]\ntripwire-tcp = [2323]\n");
+    lab.nmap(&["-sS", "-e", &lab.veth_b, "-p", "2323", NetnsPair::A4]);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    assert!(
+        daemon.out().contains("tripwire 2323/tcp, syn scan, 1 port"),
+        "{}",
+        daemon.out()
+    );
+    let why = daemon.ctl(&["why", NetnsPair::B4]);
+    assert!(
+        text(&why).contains("one probe to tripwire port 2323/tcp"),
+        "{}",
+        text(&why)
+    );
+    let list = daemon.ctl(&["list", "--json"]);
+    let blocks: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(blocks[0]["cause"], "tripwire", "{}", text(&list));
+}
