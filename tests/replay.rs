@@ -172,6 +172,24 @@ fn one_way_flag_capture_makes_its_sender_a_stealth_scanner_but_one_port_blocks_n
     assert!(matches!(found[0].1, Decision::Block { .. }));
 }
 
+/// Issue 27: the replay honours tripwires (the same engine): with the capture's one port a
+/// tripwire, its first probe is a block of the tripwire's, and the replay's JSON says so.
+#[test]
+fn a_replay_blocks_at_the_first_probe_of_a_tripwire_port() {
+    let (found, _) = replay(&shared("one_way_all_flags.pcap"), &[]);
+    let (_, port) = found[0].0.ports[0];
+    let mut config = Config::default();
+    config.detector.tripwire.tcp.insert(port);
+    let (found, summary) = replay_with(&shared("one_way_all_flags.pcap"), config, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0].0.tripwire,
+        Some((scansentry::wire::Proto::Tcp, port))
+    );
+    assert!(matches!(found[0].1, Decision::Block { .. }));
+    assert_eq!(summary.blocks, 1);
+}
+
 /// What a TCP segment is by its flags alone: `None` for conversation traffic, else the scan
 /// name and the strength of the evidence.
 type Class = Option<(&'static str, Evidence)>;
