@@ -1285,3 +1285,38 @@ fn issue_24_a_token_back_within_the_pause_goes_to_the_waiting_scanner_first() {
     assert_eq!(due.detection.addr, scanner.addr);
     assert!(blocked(&r.on_detection(&due.detection, &none, at(1_500))));
 }
+
+/// Issue 27: a tripwire detection (one port) is blocked whatever `min-ports`, as weak evidence:
+/// a forged flood of them from every /64 of one IPv6 /48 (or every address of one IPv4 /24)
+/// is blocked at most [`PREFIX_CAP`] times a minute.
+#[test]
+fn tripwire_detections_skip_min_ports_and_are_capped_per_48_and_per_24() {
+    let (mut r, ignore) = budgeted(1000);
+    let now = Timestamp::from_micros(1_000_000_000);
+    let tripwire = |addr: String| Detection {
+        ports: vec![(Proto::Tcp, 2323)],
+        tripwire: Some((Proto::Tcp, 2323)),
+        ..host(&addr)
+    };
+    for (first, format) in [(1, "2001:db8:7:{}::1"), (1, "203.0.113.{}")] {
+        let made = (first..=200)
+            .map(|i| format.replace("{}", &i.to_string()))
+            .filter(|addr| {
+                matches!(
+                    r.on_detection(&tripwire(addr.clone()), &ignore, now),
+                    Decision::Block { .. }
+                )
+            })
+            .count();
+        assert_eq!(made, PREFIX_CAP as usize, "{format}");
+    }
+    // Without the tripwire, one port is fewer than min-ports.
+    let one_port = Detection {
+        tripwire: None,
+        ..tripwire("198.51.100.9".into())
+    };
+    assert!(matches!(
+        r.on_detection(&one_port, &ignore, now),
+        Decision::TooFewPorts { .. }
+    ));
+}
