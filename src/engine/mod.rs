@@ -600,10 +600,12 @@ impl Engine {
     /// Says which tripwire ports have a listener, when that changes: such a port is not a trap
     /// while something listens on it (no port with a listener ever is), so its tripwire is
     /// skipped, not refused: a service may start on it at any time, and a refused reload or
-    /// start would leave the host unwatched over one port.
+    /// start would leave the host unwatched over one port. In connect mode the trap ports'
+    /// listeners are the daemon's own sockets: nothing to say.
     fn check_tripwires(&mut self) {
         let tripwires = &self.loaded.config.detector.tripwire;
-        if tripwires.is_empty() && self.tripwires_listening.is_empty() {
+        let connect = self.loaded.config.capture.method == config::Method::Connect;
+        if connect || (tripwires.is_empty() && self.tripwires_listening.is_empty()) {
             return;
         }
         let listeners = self.pipeline.listeners();

@@ -3615,4 +3615,20 @@ fn issue_27_a_tripwire_with_a_listener_is_skipped_and_said() {
     assert!(lab.says("tripwire ports: none has a listener now; all are armed"));
     lab.scan(SCANNER, 2323..=2323);
     assert!(lab.kernel.holds(net(SCANNER)));
+
+    // In connect mode the listener on a tripwire is the daemon's own socket: nothing is said.
+    let mut c = config();
+    c.capture.method = crate::config::Method::Connect;
+    c.detector.tripwire.tcp = crate::detect::traps::PortSet::from_ranges(&[2323..=2323]);
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_800_000_000_000_000,
+    )));
+    let mut lab = Lab::start_with(c, clock.clone(), Memory::new(clock), None, |m| {
+        m.listeners.insert(Proto::Tcp, None, 2323);
+    });
+    let said = lab.said();
+    assert!(
+        !said.iter().any(|(_, line)| line.contains("tripwire")),
+        "{said:#?}"
+    );
 }
