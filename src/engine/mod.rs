@@ -144,6 +144,10 @@ pub enum Effect {
     },
     /// Write this state, then tell the engine how that went ([`Engine::saved`]).
     Save(State),
+    /// Another firewall may be in force (a reload changed it; the one before was retired):
+    /// watch the ruleset for the one in force now ([`Engine::firewall`]), which changes the
+    /// kernel through a socket of its own.
+    Watch,
     /// Tell the fleet (fleet mode): the shell's link sends it as this host's message, to every
     /// host, or to `to` only (probe summaries, to the owner of their count).
     Fleet {
@@ -871,6 +875,12 @@ impl Engine {
     fn change_firewall(&mut self, new: &Config, allow: &[IpNet]) -> Result<(), SetupError> {
         self.kernel_read = None;
         let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
+        // From here the kernel changes through the new firewall's socket, which the old one's
+        // watcher would take for another program's (its allow sets rebuilt: a restore, which
+        // rebuilds them again). It stops; the firewall in force at the end, whichever it is,
+        // is watched anew.
+        self.firewall.retire();
+        self.effects.push(Effect::Watch);
         firewall.ensure_ready(allow)?;
         let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
         firewall.apply(&due)?;

@@ -771,7 +771,8 @@ fn issue_25_a_reload_says_each_change_that_waits_for_the_next_start() {
             with(&|c| c.daemon.state_dir = "/var/lib/other".into()),
             vec![AtStart::AuditHistory],
         ),
-        (dry.clone(), config(), vec![AtStart::RulesetWatch]),
+        // The ruleset's watcher follows the firewall now (red team of issue 26).
+        (dry.clone(), config(), vec![]),
         (config(), dry, vec![]),
     ];
     for (old, new, expected) in cases {
@@ -3001,6 +3002,27 @@ fn issue_26_red_scrapes_and_list_pages_read_the_kernel_once_a_second() {
         local: true,
     });
     assert!(!lab.kernel.holds(network), "{answer:?}");
+}
+
+/// Red team of issue 26: the ruleset watcher knows the firewall it watches by its socket; a
+/// reload that puts another firewall in force (a dry run begun or ended, new sets) asks the
+/// shell to watch that one, and one that keeps the firewall does not.
+#[test]
+fn issue_26_red_a_reload_to_another_firewall_asks_for_its_watcher() {
+    let mut lab = Lab::start(config());
+    lab.engine.take_effects();
+    let watches = |effects: Vec<Effect>| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Watch))
+            .count()
+    };
+    lab.reload_to(config());
+    assert_eq!(watches(lab.engine.take_effects()), 0);
+    lab.reload_to(dry_config());
+    assert_eq!(watches(lab.engine.take_effects()), 1);
+    lab.reload_to(config());
+    assert_eq!(watches(lab.engine.take_effects()), 1);
 }
 
 /// Issue 26, 1: a dry run's decisions are kept apart: not in the kernel, not among the blocks

@@ -9,6 +9,8 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -287,7 +289,8 @@ pub fn is_foreign_deletion(m: &Message<'_>, own: u32, family: u32, table: &str) 
 /// [`Seen::Lost`]; or, when nothing of that kind came, deletes elements from a set of it:
 /// [`Seen::Elements`]; or notifications were lost: [`Seen::Missed`]. (An element that
 /// times out is deleted without a notification; a table or set deleted whole sends none per
-/// element: both measured on Linux 6.18.)
+/// element: both measured on Linux 6.18.) Once `retired` is set, the thread reports nothing
+/// more and ends at the next notification.
 ///
 /// # Errors
 ///
@@ -296,6 +299,7 @@ pub fn watch(
     own: u32,
     family: u32,
     table: String,
+    retired: Arc<AtomicBool>,
     mut seen: Box<dyn FnMut(Seen<'_>) + Send>,
 ) -> io::Result<()> {
     // The socket is made on the thread that uses it (libmnl's handle is not Send); whether it
@@ -327,7 +331,11 @@ pub fn watch(
             let mut buf = vec![0u8; 1 << 16];
             loop {
                 let fd = sys::socket_fd(&socket);
-                match recv(fd_raw(&fd), &mut buf, MsgFlags::empty()) {
+                let received = recv(fd_raw(&fd), &mut buf, MsgFlags::empty());
+                if retired.load(Ordering::Relaxed) {
+                    return;
+                }
+                match received {
                     Ok(n) => {
                         let read = &buf[..n];
                         if messages(read).any(|m| is_foreign_deletion(&m, own, family, &table)) {
