@@ -2725,3 +2725,47 @@ fn deleted_by_hand_is_an_unblock(lab: &NetnsPair, daemon: &Daemon, addr: &str) {
         daemon.err()
     );
 }
+
+/// Red team of issue 26: an element deleted in the same transaction as a rule of our table
+/// (`nft -f` of both) was dropped by the watcher, which read both notifications at once and
+/// reported only the loss: the restore put the element back, undoing the administrator's
+/// unblock without a word. The deletion is an unblock, and the rules are restored.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_26_red_an_element_deleted_with_a_rule_in_one_transaction_is_an_unblock() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("one-transaction");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let out = daemon.ctl(&["block", "203.0.113.12", "--for", "1h"]);
+    assert!(out.status.success(), "{out:?}");
+    let script = dir.0.join("both.nft");
+    std::fs::write(
+        &script,
+        "flush chain inet scansentry input\n\
+         delete element inet scansentry blocked4 { 203.0.113.12 }\n",
+    )
+    .unwrap();
+    let done = lab.exec(&lab.a, &["nft", "-f", script.to_str().unwrap()]);
+    assert!(done.status.success(), "{done:?}");
+    assert!(
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("the ruleset changed under us: restored the table")),
+        "{}{}",
+        daemon.out(),
+        daemon.err()
+    );
+    assert!(
+        daemon
+            .out()
+            .contains("unblocked 203.0.113.12: its element was deleted outside scansentry ("),
+        "{}",
+        daemon.out()
+    );
+    assert!(
+        !lab.set_text("blocked4").contains("203.0.113.12"),
+        "{}",
+        lab.set_text("blocked4")
+    );
+}

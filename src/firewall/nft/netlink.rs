@@ -285,9 +285,9 @@ pub fn is_foreign_deletion(m: &Message<'_>, own: u32, family: u32, table: &str) 
 }
 
 /// Listens to nf_tables notifications on a thread of its own and calls `seen` whenever
-/// someone else than port `own` deletes table `table` of `family` or a chain, rule or set of it:
-/// [`Seen::Lost`]; or, when nothing of that kind came, deletes elements from a set of it:
-/// [`Seen::Elements`]; or notifications were lost: [`Seen::Missed`]. (An element that
+/// someone else than port `own` deletes elements from a set of table `table` of `family`:
+/// [`Seen::Elements`]; then, when the same read has it, deletes the table or a chain, rule or
+/// set of it: [`Seen::Lost`]; or notifications were lost: [`Seen::Missed`]. (An element that
 /// times out is deleted without a notification; a table or set deleted whole sends none per
 /// element: both measured on Linux 6.18.) Once `retired` is set, the thread reports nothing
 /// more and ends at the next notification.
@@ -338,10 +338,8 @@ pub fn watch(
                 match received {
                     Ok(n) => {
                         let read = &buf[..n];
-                        if messages(read).any(|m| is_foreign_deletion(&m, own, family, &table)) {
-                            seen(Seen::Lost);
-                            continue;
-                        }
+                        // Elements first: deleted in the same read as a rule (one `nft -f`),
+                        // they are unblocks all the same, judged before the restore.
                         let elements: Vec<Message<'_>> = messages(read)
                             .filter(|m| {
                                 m.pid != own
@@ -352,6 +350,9 @@ pub fn watch(
                             .collect();
                         if !elements.is_empty() {
                             seen(Seen::Elements(&elements));
+                        }
+                        if messages(read).any(|m| is_foreign_deletion(&m, own, family, &table)) {
+                            seen(Seen::Lost);
                         }
                     }
                     Err(Errno::ENOBUFS) => seen(Seen::Missed),
