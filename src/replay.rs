@@ -275,6 +275,7 @@ impl Summary {
                 | Effect::Blocked { .. }
                 | Effect::History { .. }
                 | Effect::Save(_)
+                | Effect::Watch
                 | Effect::Fleet { .. } => {}
             }
         }

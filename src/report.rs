@@ -906,6 +906,23 @@ pub fn history_line(at: Timestamp, addr: std::net::IpAddr, proto: Proto, port: u
     format!("{secs} - {m}/{d}/{y} {time} Host: {addr}/{addr} Port: {port} {proto} Blocked")
 }
 
+/// `text` as one line of a log or a terminal: each control character (a newline, a carriage
+/// return, an escape) written as Rust writes it escaped (`\n`, `\u{1b}`). What comes from
+/// outside the daemon (the path of a listener's program, which its user chooses) then begins
+/// no line of its own in the journal, which splits standard output at newlines, nor moves a
+/// terminal's cursor.
+pub fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
 /// The error and its causes, `: `-separated.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();
@@ -921,6 +938,18 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_escapes_every_control_character_and_nothing_else() {
+        assert_eq!(
+            one_line("/tmp/x\nblocked 203.0.113.9 for 1h: \r\u{1b}[2K\u{85}\t"),
+            r"/tmp/x\nblocked 203.0.113.9 for 1h: \r\u{1b}[2K\u{85}\t"
+        );
+        assert_eq!(
+            one_line("blocked \"é\" 203.0.113.9"),
+            "blocked \"é\" 203.0.113.9"
+        );
+    }
 
     #[test]
     fn durations_are_written_one_way_that_the_parser_reads_back() {

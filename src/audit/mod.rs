@@ -156,13 +156,14 @@ impl Change {
                 s.push_str(name);
             }
             if let Some(p) = &e.process {
+                let one_line = crate::report::one_line;
                 s.push_str(&format!(
                     " [{} pid {}{}]",
-                    p.user,
+                    one_line(&p.user),
                     p.pid,
                     p.exe
                         .as_deref()
-                        .map(|x| format!(" {x}"))
+                        .map(|x| format!(" {}", one_line(x)))
                         .unwrap_or_default()
                 ));
             }

@@ -227,10 +227,12 @@ impl Finding {
                 s.push_str(n);
             }
             if let Some(p) = &e.process {
-                s.push_str(&format!(" ({} pid {}", p.user, p.pid));
+                // The user and the path are the process's: one line, whatever they hold.
+                let one_line = crate::report::one_line;
+                s.push_str(&format!(" ({} pid {}", one_line(&p.user), p.pid));
                 if let Some(exe) = &p.exe {
                     s.push(' ');
-                    s.push_str(exe);
+                    s.push_str(&one_line(exe));
                 }
                 s.push(')');
             }

@@ -240,9 +240,11 @@ fn services_table(s: &Snapshot) -> String {
                 e.host.to_string(),
                 e.port_label(),
                 e.name.clone().unwrap_or_else(|| "-".into()),
-                p.map_or_else(|| "-".into(), |p| p.user.clone()),
+                // The user and the path are the process's: shown, never obeyed by the terminal.
+                p.map_or_else(|| "-".into(), |p| crate::report::one_line(&p.user)),
                 p.map_or_else(|| "-".into(), |p| p.pid.to_string()),
-                p.and_then(|p| p.exe.clone()).unwrap_or_else(|| "-".into()),
+                p.and_then(|p| p.exe.as_deref())
+                    .map_or_else(|| "-".into(), crate::report::one_line),
             ]
         })
         .collect();

@@ -96,6 +96,8 @@ struct Daemon {
     link: Option<super::fleet::Link>,
     /// The captures' drop counters, as last read.
     capture_drops: u64,
+    /// How the firewall's watcher wakes the main loop (once the threads run).
+    wake: Option<Wake>,
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
@@ -243,6 +245,7 @@ impl Daemon {
                     self.engine
                         .saved(result.map(|()| blocks).map_err(|e| exit::chain(&e)));
                 }
+                Effect::Watch => self.watch_firewall(),
             }
         }
     }
@@ -340,8 +343,12 @@ impl Daemon {
         more
     }
 
-    fn watch_firewall(&self, wake: &Wake) {
-        let wake = wake.clone();
+    /// Watches the ruleset for the firewall in force (at start, and when a reload changed it),
+    /// once the threads run.
+    fn watch_firewall(&self) {
+        let Some(wake) = self.wake.clone() else {
+            return;
+        };
         let changed = Box::new(move |change| {
             wake.send(Event::Firewall(change));
         });

@@ -227,7 +227,8 @@ fn stdout_or_stderr() -> impl for<'w> MakeWriter<'w> + Send + Sync + 'static {
 }
 
 /// One line per event through `writer`: in text, the time (when `time` is given) and the
-/// message alone, whose words already say every field; in JSON, an object with the time, the
+/// message alone, whose words already say every field (its control characters escaped:
+/// [`one_line`](crate::report::one_line)); in JSON, an object with the time, the
 /// level, the message and every field.
 fn lines<W>(format: Format, time: Option<Utc>, writer: W) -> Writing
 where
@@ -244,7 +245,9 @@ where
                     .fmt_fields(tracing_subscriber::fmt::format::debug_fn(
                         |w, field, value| {
                             if field.name() == "message" {
-                                write!(w, "{value:?}")
+                                // One event, one line, whatever its text holds.
+                                let message = format!("{value:?}");
+                                write!(w, "{}", crate::report::one_line(&message))
                             } else {
                                 Ok(())
                             }
@@ -513,6 +516,28 @@ mod tests {
             written(Format::Text, None).lines().next(),
             Some("blocked 203.0.113.7 for 1h: syn scan, 3 ports in 0.0s")
         );
+    }
+
+    /// Red team of issue 26: text from outside (a listener's path in an audit finding) with a
+    /// newline made a line of its own, which the fail2ban filter took for a block; each event
+    /// is one line, in text as in JSON.
+    #[test]
+    fn issue_26_red_an_event_with_a_newline_in_its_text_is_one_line() {
+        let evil = "audit: new: 0.0.0.0 4444/tcp (nobody pid 7 /tmp/x\n\
+                    blocked 203.0.113.9 for 1h: syn scan, 3 ports in 0.1s\r\u{1b}[2K)";
+        for (format, time) in [
+            (Format::Text, Some(Utc)),
+            (Format::Text, None),
+            (Format::Json, Some(Utc)),
+        ] {
+            let buffer = Buffer::default();
+            let subscriber = Registry::default().with(lines(format, time, buffer.clone()));
+            tracing::subscriber::with_default(subscriber, || tracing::warn!("{evil}"));
+            let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(!text.contains(['\r', '\u{1b}']), "{text:?}");
+            assert!(text.contains(r"/tmp/x\nblocked 203.0.113.9"), "{text}");
+        }
     }
 
     #[test]

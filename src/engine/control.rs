@@ -138,15 +138,24 @@ impl Engine {
         }
     }
 
-    /// What the kernel's sets hold, for `list`, `why` and `unblock` (the kernel, not the
-    /// daemon's memory, decides what is dropped); `None` in a dry run, or when they cannot be
-    /// read (said).
+    /// What the kernel's sets hold, for `list`, `why`, `status` and `unblock` (the kernel, not
+    /// the daemon's memory, decides what is dropped), as read at most [`KERNEL_READ_FOR`] ago;
+    /// `None` in a dry run, or when they cannot be read (said).
     pub(super) fn in_kernel(&mut self) -> Option<Vec<Blocked>> {
         if self.mode == Mode::DryRun {
             return None;
         }
+        let now = self.clock.now();
+        if let Some((at, read)) = &self.kernel_read
+            && now.saturating_since(*at) < KERNEL_READ_FOR
+        {
+            return Some(read.clone());
+        }
         match self.firewall.list() {
-            Ok(blocks) => Some(blocks),
+            Ok(blocks) => {
+                self.kernel_read = Some((now, blocks.clone()));
+                Some(blocks)
+            }
             Err(e) => {
                 self.warn(format!("cannot read the blocks in the kernel: {e}"));
                 None
@@ -154,10 +163,16 @@ impl Engine {
         }
     }
 
-    /// The daemon's block `b`, marked when the kernel (as `kernel` read it) does not hold it.
-    fn held_info(&self, b: &ActiveBlock, kernel: Option<&[Blocked]>, now: Timestamp) -> BlockInfo {
+    /// The daemon's block `b`, marked when the kernel (the networks `kernel` read there) does
+    /// not hold it.
+    fn held_info(
+        &self,
+        b: &ActiveBlock,
+        kernel: Option<&HashSet<IpNet>>,
+        now: Timestamp,
+    ) -> BlockInfo {
         let mut info = self.block_info(b, now);
-        if kernel.is_some_and(|k| !k.iter().any(|e| e.net == b.net)) {
+        if kernel.is_some_and(|k| !k.contains(&b.net)) {
             info.held = Held::DaemonOnly;
         }
         info
@@ -167,6 +182,10 @@ impl Engine {
     /// dry run, the blocks in force when it began, then those it imagines (marked so).
     pub(super) fn list(&mut self, offset: usize, limit: usize, now: Timestamp) -> Response {
         let kernel = self.in_kernel();
+        // Looked up by network: a flood's sets hold a hundred thousand elements or more, and
+        // the main loop answers while nothing else turns.
+        let held: Option<HashSet<IpNet>> =
+            kernel.as_ref().map(|k| k.iter().map(|e| e.net).collect());
         let mut all: Vec<BlockInfo> = match &self.set_aside {
             Some(in_force) => in_force
                 .active(now)
@@ -180,11 +199,12 @@ impl Engine {
             None => self
                 .responder
                 .active(now)
-                .map(|b| self.held_info(&b, kernel.as_deref(), now))
+                .map(|b| self.held_info(&b, held.as_ref(), now))
                 .collect(),
         };
+        let mut listed: HashSet<IpNet> = all.iter().map(|b| b.net).collect();
         for e in kernel.iter().flatten() {
-            if !all.iter().any(|b| b.net == e.net) {
+            if listed.insert(e.net) {
                 all.push(kernel_only(e));
             }
         }
@@ -279,6 +299,8 @@ impl Engine {
         }
         let holds =
             |e: &&Blocked| e.net.contains(&net.addr()) && e.net.prefix_len() <= net.prefix_len();
+        // What is lifted is what the kernel holds now.
+        self.kernel_read = None;
         for e in self.in_kernel().iter().flatten().filter(holds) {
             if !lifted.contains(&e.net) {
                 lifted.push(e.net);
@@ -307,8 +329,10 @@ impl Engine {
     /// in the kernel, lifted.
     pub(super) fn unblock_all(&mut self, now: Timestamp) -> Response {
         let mut nets: Vec<IpNet> = self.responder.active(now).map(|b| b.net).collect();
+        let mut named: HashSet<IpNet> = nets.iter().copied().collect();
+        self.kernel_read = None;
         for e in self.in_kernel().into_iter().flatten() {
-            if !nets.contains(&e.net) {
+            if named.insert(e.net) {
                 nets.push(e.net);
             }
         }
@@ -356,7 +380,11 @@ impl Engine {
         let block = match (in_force, self.responder.block_of(IpNet::from(addr), now)) {
             (Some(b), _) => Some(self.block_info(&b, now)),
             (None, Some(b)) if self.set_aside.is_some() => Some(self.decided_info(&b, now)),
-            (None, Some(b)) => Some(self.held_info(&b, kernel.as_deref(), now)),
+            (None, Some(b)) => {
+                let held: Option<HashSet<IpNet>> =
+                    kernel.as_ref().map(|k| k.iter().map(|e| e.net).collect());
+                Some(self.held_info(&b, held.as_ref(), now))
+            }
             (None, None) => kernel
                 .iter()
                 .flatten()

@@ -49,6 +49,7 @@ impl Engine {
     /// A block the kernel refused is forgotten (it is not in force, and putting it back later
     /// would only fail again), each refusal said with why.
     pub(super) fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
+        self.kernel_read = None;
         let mut result = self.firewall.apply(actions);
         if let Err(FirewallError::Missing { what }) = &result {
             let what = what.clone();
@@ -206,6 +207,7 @@ impl Engine {
     /// kernel is read once to confirm (a block made again since is still there). Nothing in a
     /// dry run, which keeps no element in the kernel.
     pub fn elements_deleted(&mut self, nets: &[IpNet]) {
+        self.kernel_read = None;
         let now = self.clock.now();
         if self.mode == Mode::DryRun {
             return;
@@ -233,6 +235,7 @@ impl Engine {
     /// outside scansentry (lifted, said); gone, or a firewall that cannot tell, restored as
     /// after a flush.
     pub fn notifications_missed(&mut self) {
+        self.kernel_read = None;
         if self.mode == Mode::DryRun {
             return;
         }
@@ -330,6 +333,7 @@ impl Engine {
     /// The ruleset lost something (the firewall's watcher says so): the table is restored
     /// [`RESTORE_SETTLE`] later, or when the pace allows.
     pub fn firewall_changed(&mut self) {
+        self.kernel_read = None;
         let settled = self.clock.now().saturating_add(RESTORE_SETTLE);
         if !self.restore.pending {
             self.restore.pending = true;
@@ -369,6 +373,7 @@ impl Engine {
     /// Makes the firewall ready again and puts back every block still due that it lacks
     /// (what is left in the sets, all of it when only a rule went, stays); returns how many.
     fn restore_table(&mut self) -> Result<usize, FirewallError> {
+        self.kernel_read = None;
         let allow = allow_list(self.pipeline.never_block());
         self.firewall.ensure_ready(&allow)?;
         let present: HashSet<IpNet> = self.firewall.list()?.into_iter().map(|b| b.net).collect();

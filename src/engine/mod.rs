@@ -66,6 +66,12 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 pub const RESTORE_SETTLE: Duration = Duration::from_millis(50);
 /// Capture-to-kernel latencies kept for `status`.
 pub const LATENCY_SAMPLES: usize = 1024;
+/// How long one reading of the kernel's block sets answers `status`, the metrics, `list`'s
+/// pages and `why`: a flood of scrapes, or `sentryctl list` paging through the hundred
+/// thousand elements of a flood's sets, reads them once in it, not once a request (each read
+/// holds the main loop). Any change the daemon makes to the firewall, and any the watcher
+/// reports, reads them anew.
+pub const KERNEL_READ_FOR: Duration = Duration::from_secs(1);
 
 /// How much the daemon says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -138,6 +144,10 @@ pub enum Effect {
     },
     /// Write this state, then tell the engine how that went ([`Engine::saved`]).
     Save(State),
+    /// Another firewall may be in force (a reload changed it; the one before was retired):
+    /// watch the ruleset for the one in force now ([`Engine::firewall`]), which changes the
+    /// kernel through a socket of its own.
+    Watch,
     /// Tell the fleet (fleet mode): the shell's link sends it as this host's message, to every
     /// host, or to `to` only (probe summaries, to the owner of their count).
     Fleet {
@@ -370,6 +380,9 @@ pub struct Engine {
     not_blocked: not_blocked::NotBlocked,
     /// Fleet mode's side, when it is on.
     fleet: Option<fleet::Fleet>,
+    /// The last reading of the kernel's block sets, and when it was made
+    /// ([`KERNEL_READ_FOR`]).
+    kernel_read: Option<(Timestamp, Vec<Blocked>)>,
     effects: Vec<Effect>,
 }
 
@@ -437,6 +450,7 @@ impl Engine {
             fold: report::Fold::default(),
             not_blocked: not_blocked::NotBlocked::default(),
             fleet: config.fleet.as_ref().and_then(fleet::Fleet::new),
+            kernel_read: None,
             effects: Vec::new(),
             asker: None,
             loaded,
@@ -893,7 +907,14 @@ impl Engine {
     /// elsewhere (routes, another table), leaves none behind: they are lifted there, kept, and
     /// given to the next enforcing firewall if still due.
     fn change_firewall(&mut self, new: &Config, allow: &[IpNet]) -> Result<(), SetupError> {
+        self.kernel_read = None;
         let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
+        // From here the kernel changes through the new firewall's socket, which the old one's
+        // watcher would take for another program's (its allow sets rebuilt: a restore, which
+        // rebuilds them again). It stops; the firewall in force at the end, whichever it is,
+        // is watched anew.
+        self.firewall.retire();
+        self.effects.push(Effect::Watch);
         firewall.ensure_ready(allow)?;
         let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
         firewall.apply(&due)?;

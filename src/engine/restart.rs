@@ -6,7 +6,7 @@
 //! and accepts, the log's target and format, the audit's settings, the on-block program, and
 //! where the state is saved.
 
-use crate::config::{Backend, Config, Method};
+use crate::config::{Config, Method};
 
 /// A setting that takes effect only at the next start of sentryd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,9 +26,6 @@ pub enum AtStart {
     /// `[daemon] state-dir`: the audit's history is opened at start (the state itself is
     /// saved in the new directory at once).
     AuditHistory,
-    /// A firewall changed to nftables (backend, or dry run off): the watch for changes to the
-    /// ruleset is set at start, on the firewall of then.
-    RulesetWatch,
 }
 
 impl AtStart {
@@ -59,11 +56,6 @@ impl AtStart {
                 "[daemon] state-dir changed: the state is saved there now; the audit's history \
                  moves at the next start of sentryd"
             }
-            AtStart::RulesetWatch => {
-                "[firewall] now blocking in nftables: changes to the ruleset are watched from \
-                 the next start of sentryd (until then, a removed table is noticed at the next \
-                 block)"
-            }
         }
     }
 }
@@ -83,8 +75,6 @@ pub fn at_start(old: &Config, new: &Config) -> Vec<AtStart> {
         _ => true,
     };
     let connect = old.capture.method == Method::Connect;
-    let nft = |c: &Config| !c.respond.dry_run && matches!(c.backend, Backend::Nft(_));
-    let firewall_changed = old.backend != new.backend || old.respond.dry_run != new.respond.dry_run;
     [
         (AtStart::Metrics, old.metrics != new.metrics),
         (AtStart::FleetLink, relink),
@@ -101,7 +91,6 @@ pub fn at_start(old: &Config, new: &Config) -> Vec<AtStart> {
             AtStart::AuditHistory,
             old.daemon.state_dir != new.daemon.state_dir,
         ),
-        (AtStart::RulesetWatch, firewall_changed && nft(new)),
     ]
     .into_iter()
     .filter_map(|(what, changed)| changed.then_some(what))

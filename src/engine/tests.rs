@@ -771,7 +771,8 @@ fn issue_25_a_reload_says_each_change_that_waits_for_the_next_start() {
             with(&|c| c.daemon.state_dir = "/var/lib/other".into()),
             vec![AtStart::AuditHistory],
         ),
-        (dry.clone(), config(), vec![AtStart::RulesetWatch]),
+        // The ruleset's watcher follows the firewall now (red team of issue 26).
+        (dry.clone(), config(), vec![]),
         (config(), dry, vec![]),
     ];
     for (old, new, expected) in cases {
@@ -1166,9 +1167,11 @@ fn issue_16_why_list_and_unblock_read_the_kernel() {
         panic!()
     };
     assert_eq!(blocks[0].held, Held::DaemonOnly);
-    // An element added by hand: blocked, says `why`; `unblock` lifts it.
+    // An element added by hand: blocked, says `why` (once the last reading of the kernel
+    // is a second old); `unblock` lifts it.
     let by_hand = "203.0.113.60";
     lab.kernel.add_by_hand(net(by_hand), None);
+    lab.advance(KERNEL_READ_FOR);
     let Response::Why {
         block: Some(block), ..
     } = lab.request(Request::Why { addr: ip(by_hand) })
@@ -2963,6 +2966,65 @@ impl Lab {
     }
 }
 
+/// Red team of issue 26 (a forger of packets, and anyone who reaches the metrics endpoint):
+/// `status`, each scrape and each page of `list` read the kernel's block sets in the main loop,
+/// once a request; with a flood's sets full that is a hundred thousand elements a read. A
+/// reading answers for a second: a hundred scrapes read once; the daemon's own change, or the
+/// next second, reads anew, and an unblock by hand reads what the kernel holds now.
+#[test]
+fn issue_26_red_scrapes_and_list_pages_read_the_kernel_once_a_second() {
+    let mut lab = Lab::start(config());
+    lab.kernel.add_by_hand(net("203.0.113.50"), None);
+    let lists = lab.kernel.lists();
+    for _ in 0..100 {
+        let status = lab.engine.status(&Readings::default());
+        assert_eq!(status.blocks_kernel_only, 1);
+        lab.listed();
+    }
+    assert_eq!(lab.kernel.lists(), lists + 1);
+    lab.advance(KERNEL_READ_FOR);
+    lab.engine.status(&Readings::default());
+    assert_eq!(lab.kernel.lists(), lists + 2);
+    // A block by hand changes the kernel: the next status reads it anew and counts it.
+    let answer = lab.request(Request::Block {
+        net: net("203.0.113.8"),
+        seconds: Some(60),
+    });
+    assert!(matches!(answer, Response::Blocked { .. }), "{answer:?}");
+    let status = lab.engine.status(&Readings::default());
+    assert_eq!((status.blocks_active, status.blocks_kernel_only), (2, 1));
+    // An element added outside since the last reading is found by an unblock.
+    let network: IpNet = "198.51.100.0/24".parse().unwrap();
+    lab.kernel.add_by_hand(network, None);
+    let answer = lab.request(Request::Unblock {
+        net: net("198.51.100.7"),
+        grace: None,
+        local: true,
+    });
+    assert!(!lab.kernel.holds(network), "{answer:?}");
+}
+
+/// Red team of issue 26: the ruleset watcher knows the firewall it watches by its socket; a
+/// reload that puts another firewall in force (a dry run begun or ended, new sets) asks the
+/// shell to watch that one, and one that keeps the firewall does not.
+#[test]
+fn issue_26_red_a_reload_to_another_firewall_asks_for_its_watcher() {
+    let mut lab = Lab::start(config());
+    lab.engine.take_effects();
+    let watches = |effects: Vec<Effect>| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Watch))
+            .count()
+    };
+    lab.reload_to(config());
+    assert_eq!(watches(lab.engine.take_effects()), 0);
+    lab.reload_to(dry_config());
+    assert_eq!(watches(lab.engine.take_effects()), 1);
+    lab.reload_to(config());
+    assert_eq!(watches(lab.engine.take_effects()), 1);
+}
+
 /// Issue 26, 1: a dry run's decisions are kept apart: not in the kernel, not among the blocks
 /// active, not in the state (blocks or offences); `list`, `why`, `status`, the metrics and
 /// the event say "dry run" / "would block".
@@ -3385,8 +3447,10 @@ fn issue_26_status_counts_the_kernels_elements_and_why_says_what_was_lost() {
         metrics.contains("scansentry_blocks_kernel_only 2\n"),
         "{metrics}"
     );
-    // Lost without a word from the watcher: the kernel's count goes down; `why` says so.
+    // Lost without a word from the watcher: the kernel's count goes down (from the next
+    // reading, a second later); `why` says so.
     lab.kernel.delete_by_hand(net(SCANNER));
+    lab.advance(KERNEL_READ_FOR);
     let status = lab.engine.status(&Readings::default());
     assert_eq!((status.blocks_active, status.blocks_kernel_only), (2, 2));
     let Response::Why {

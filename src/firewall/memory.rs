@@ -30,6 +30,8 @@ struct Kernel {
     down: bool,
     /// Batches sent.
     batches: usize,
+    /// Listings asked for.
+    lists: usize,
 }
 
 /// An in-memory firewall whose elements end by the time of a [`Clock`].
@@ -88,6 +90,11 @@ impl Memory {
     /// Batches the firewall was handed.
     pub fn batches(&self) -> usize {
         self.kernel().batches
+    }
+
+    /// Listings it was asked for.
+    pub fn lists(&self) -> usize {
+        self.kernel().lists
     }
 
     /// An element added by someone else (`ttl`: `None` for no timeout).
@@ -176,7 +183,8 @@ impl Firewall for Memory {
 
     fn list(&mut self) -> Result<Vec<Blocked>, FirewallError> {
         let now = self.clock.now();
-        let k = self.kernel();
+        let mut k = self.kernel();
+        k.lists += 1;
         if k.down {
             return Err(FirewallError::Permission);
         }

@@ -224,6 +224,12 @@ pub trait Firewall {
         Ok(())
     }
 
+    /// Stops the watcher [`Firewall::watch`] started: it reports nothing more. For a firewall
+    /// about to be replaced (a reload): the next one changes the kernel through a socket of
+    /// its own, which this one's watcher would take for another program's. The default has
+    /// no watcher to stop.
+    fn retire(&self) {}
+
     /// What is blocked now, with the time left.
     ///
     /// # Errors

@@ -183,20 +183,10 @@ pub(super) fn start(
         Box::new(System::new(config_path)),
         saved,
     )?;
-    let auditor = match crate::daemon::audit::Auditor::spawn(
-        config.audit.clone(),
-        crate::audit::store::default_path(&config.daemon.state_dir),
-    ) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::warn!("cannot start the audit: {e}");
-            None
-        }
-    };
     let mut daemon = Daemon {
         engine,
         clock,
-        auditor,
+        auditor: spawn_audit(&config),
         hooks: Hooks::new(
             config.respond.on_block.clone(),
             config.respond.on_block_timeout,
@@ -205,12 +195,13 @@ pub(super) fn start(
         reloads: crate::metrics::Reloads::default(),
         link: None,
         capture_drops: 0,
+        wake: None,
     };
     daemon.carry_out();
 
     let traps_bound = bind_traps(&daemon, &config)?;
     let captures = open_captures(&config)?;
-    let (wake_read, events, link) = spawn_threads(&daemon, &config)?;
+    let (wake_read, events, link) = spawn_threads(&mut daemon, &config)?;
     daemon.link = link;
     daemon.tell_addresses();
     say_watching(&daemon, &config, &captures, traps_bound.as_ref());
@@ -224,6 +215,20 @@ pub(super) fn start(
         socket_path: config.daemon.socket.clone(),
         _pidfile: pidfile,
     })
+}
+
+/// The periodic audit's thread, or `None` (said) when it cannot start.
+fn spawn_audit(config: &Config) -> Option<crate::daemon::audit::Auditor> {
+    match crate::daemon::audit::Auditor::spawn(
+        config.audit.clone(),
+        crate::audit::store::default_path(&config.daemon.state_dir),
+    ) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!("cannot start the audit: {e}");
+            None
+        }
+    }
 }
 
 /// Under the unit, CAP_NET_ADMIN and CAP_NET_RAW come as ambient (and inheritable)
@@ -253,7 +258,7 @@ fn saved_state(config: &Config) -> Option<state::State> {
 /// the host watchers, and the fleet's link; returns the read end of their wake-up pipe, their
 /// events and the link.
 fn spawn_threads(
-    daemon: &Daemon,
+    daemon: &mut Daemon,
     config: &Config,
 ) -> Result<(OwnedFd, Receiver<Event>, Option<Link>), StartError> {
     let server = Server::bind(&config.daemon.socket).map_err(failed)?;
@@ -279,7 +284,8 @@ fn spawn_threads(
             .map_err(failed)?;
     }
     spawn_signals(wake.clone()).map_err(failed)?;
-    daemon.watch_firewall(&wake);
+    daemon.wake = Some(wake.clone());
+    daemon.watch_firewall();
     let host_wake = wake.clone();
     if let Err(e) = host::watch(Box::new(move || {
         host_wake.send(Event::HostChanged);

@@ -31,6 +31,8 @@ mod netlink;
 mod sys;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -299,6 +301,15 @@ pub struct NftFirewall {
     netlink: Netlink,
     /// The never-block list last loaded, to rebuild the table with if it vanishes.
     allow: Vec<IpNet>,
+    /// Set when the watcher started last ([`Firewall::watch`]) is to stop
+    /// ([`Firewall::retire`], or this firewall dropped).
+    retired: std::sync::Mutex<Arc<AtomicBool>>,
+}
+
+impl Drop for NftFirewall {
+    fn drop(&mut self) {
+        self.retire();
+    }
 }
 
 impl NftFirewall {
@@ -312,6 +323,7 @@ impl NftFirewall {
             config,
             netlink: Netlink::open().map_err(FirewallError::Socket)?,
             allow: Vec::new(),
+            retired: std::sync::Mutex::default(),
         })
     }
 
@@ -700,6 +712,10 @@ fn own_rules<'a>(chain: &'a Chain<'_>, table: &Table) -> Vec<Rule<'a>> {
 
 impl Firewall for NftFirewall {
     fn watch(&self, changed: Box<dyn Fn(RulesetChange) + Send>) -> std::io::Result<()> {
+        // One watcher at a time: the one before stops.
+        self.retire();
+        let retired = Arc::new(AtomicBool::new(false));
+        *self.retired.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&retired);
         let table = self.config.table().as_str().to_string();
         let config = self.config.clone();
         let seen = move |seen: netlink::Seen<'_>| match seen {
@@ -716,8 +732,16 @@ impl Firewall for NftFirewall {
             self.netlink.portid(),
             self.config.family(),
             table,
+            retired,
             Box::new(seen),
         )
+    }
+
+    fn retire(&self) {
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .store(true, Ordering::Relaxed);
     }
 
     fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {

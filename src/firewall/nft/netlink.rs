@@ -9,6 +9,8 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -283,11 +285,12 @@ pub fn is_foreign_deletion(m: &Message<'_>, own: u32, family: u32, table: &str) 
 }
 
 /// Listens to nf_tables notifications on a thread of its own and calls `seen` whenever
-/// someone else than port `own` deletes table `table` of `family` or a chain, rule or set of it:
-/// [`Seen::Lost`]; or, when nothing of that kind came, deletes elements from a set of it:
-/// [`Seen::Elements`]; or notifications were lost: [`Seen::Missed`]. (An element that
+/// someone else than port `own` deletes elements from a set of table `table` of `family`:
+/// [`Seen::Elements`]; then, when the same read has it, deletes the table or a chain, rule or
+/// set of it: [`Seen::Lost`]; or notifications were lost: [`Seen::Missed`]. (An element that
 /// times out is deleted without a notification; a table or set deleted whole sends none per
-/// element: both measured on Linux 6.18.)
+/// element: both measured on Linux 6.18.) Once `retired` is set, the thread reports nothing
+/// more and ends at the next notification.
 ///
 /// # Errors
 ///
@@ -296,6 +299,7 @@ pub fn watch(
     own: u32,
     family: u32,
     table: String,
+    retired: Arc<AtomicBool>,
     mut seen: Box<dyn FnMut(Seen<'_>) + Send>,
 ) -> io::Result<()> {
     // The socket is made on the thread that uses it (libmnl's handle is not Send); whether it
@@ -327,13 +331,15 @@ pub fn watch(
             let mut buf = vec![0u8; 1 << 16];
             loop {
                 let fd = sys::socket_fd(&socket);
-                match recv(fd_raw(&fd), &mut buf, MsgFlags::empty()) {
+                let received = recv(fd_raw(&fd), &mut buf, MsgFlags::empty());
+                if retired.load(Ordering::Relaxed) {
+                    return;
+                }
+                match received {
                     Ok(n) => {
                         let read = &buf[..n];
-                        if messages(read).any(|m| is_foreign_deletion(&m, own, family, &table)) {
-                            seen(Seen::Lost);
-                            continue;
-                        }
+                        // Elements first: deleted in the same read as a rule (one `nft -f`),
+                        // they are unblocks all the same, judged before the restore.
                         let elements: Vec<Message<'_>> = messages(read)
                             .filter(|m| {
                                 m.pid != own
@@ -344,6 +350,9 @@ pub fn watch(
                             .collect();
                         if !elements.is_empty() {
                             seen(Seen::Elements(&elements));
+                        }
+                        if messages(read).any(|m| is_foreign_deletion(&m, own, family, &table)) {
+                            seen(Seen::Lost);
                         }
                     }
                     Err(Errno::ENOBUFS) => seen(Seen::Missed),
