@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::fleet::{FleetLab, NATS, SCANNER, Server, block_on_in, host_addr, scanner_addr};
 use support::metrics::assert_promtool_passes;
-use support::netns::{full_scale, require_root, wait_until};
+use support::netns::{TempDir, full_scale, require_root, wait_until};
 
 /// A scan of one host of 16 is blocked on all 16, and `why` on another names the host that
 /// detected it; an unblock on the host that detected it lifts it everywhere, on another host
@@ -32,6 +32,16 @@ fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
     lab.scan(SCANNER, 1, "1-100");
     let missing = lab.missing(SCANNER, Duration::from_secs(5));
     assert!(missing.is_empty(), "not blocked on {missing:?}");
+    // fail2ban, with the shipped filter, bans the scanner from the log of the host that
+    // detected it (its line as it is, and as syslog shows it), never from the fleet's word on
+    // another host: a member's block is bounded by the fleet's caps and lifted by its unblock,
+    // a ban of fail2ban's own would escape both.
+    let logs = TempDir::new("fleet-fail2ban");
+    let web1 = lab.hosts[0].daemon().out();
+    assert_eq!(support::fail2ban::bans(&logs.0, &web1), [SCANNER, SCANNER], "{web1}");
+    let web12 = lab.hosts[11].daemon().out();
+    assert!(web12.contains("blocked by fleet, detected on web-1"), "{web12}");
+    assert!(support::fail2ban::bans(&logs.0, &web12).is_empty(), "{web12}");
     let why = lab.hosts[11].ctl(&["why", SCANNER, "--utc"]);
     assert!(
         why.contains("blocked by fleet: detected on web-1 at ") && why.contains("syn scan"),
