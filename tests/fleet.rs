@@ -38,10 +38,20 @@ fn a_scan_of_one_host_is_blocked_on_all_sixteen_and_lifted_fleet_wide() {
     // a ban of fail2ban's own would escape both.
     let logs = TempDir::new("fleet-fail2ban");
     let web1 = lab.hosts[0].daemon().out();
-    assert_eq!(support::fail2ban::bans(&logs.0, &web1), [SCANNER, SCANNER], "{web1}");
+    assert_eq!(
+        support::fail2ban::bans(&logs.0, &web1),
+        [SCANNER, SCANNER],
+        "{web1}"
+    );
     let web12 = lab.hosts[11].daemon().out();
-    assert!(web12.contains("blocked by fleet, detected on web-1"), "{web12}");
-    assert!(support::fail2ban::bans(&logs.0, &web12).is_empty(), "{web12}");
+    assert!(
+        web12.contains("blocked by fleet, detected on web-1"),
+        "{web12}"
+    );
+    assert!(
+        support::fail2ban::bans(&logs.0, &web12).is_empty(),
+        "{web12}"
+    );
     let why = lab.hosts[11].ctl(&["why", SCANNER, "--utc"]);
     assert!(
         why.contains("blocked by fleet: detected on web-1 at ") && why.contains("syn scan"),

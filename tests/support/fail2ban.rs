@@ -66,7 +66,11 @@ pub fn bans(dir: &Path, log: &str) -> Vec<String> {
             .output()
             .expect("fail2ban-regex");
         assert!(matched.status.success(), "{matched:?}");
-        found.extend(String::from_utf8_lossy(&matched.stdout).lines().map(str::to_owned));
+        found.extend(
+            String::from_utf8_lossy(&matched.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
     }
     found
 }
