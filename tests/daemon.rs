@@ -91,8 +91,7 @@ fn sentryctl_sees_the_block_and_unblock_lets_the_scanner_back_in() {
         text(&why)
     );
 
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(s["blocks_active"], 1);
     assert_eq!(s["mode"], "enforcing");
 
@@ -219,8 +218,7 @@ fn issue_26_a_dry_run_is_dry_and_ending_it_blocks_nothing_it_imagined() {
         why.starts_with("[dry run] would block 198.51.100.2 for 59m"),
         "{why}"
     );
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(
         (&s["blocks_active"], &s["would_block"]),
         (&0.into(), &1.into())
@@ -2181,8 +2179,7 @@ fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
     std::fs::write(&config, format!("[respond]\ndry-run = true\n{enforcing}")).unwrap();
     let reload = daemon.ctl(&["reload"]);
     assert!(reload.status.success(), "{}", daemon.err());
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(s["mode"], "dry-run");
     assert!(
         !lab.set_text("blocked4").contains(NetnsPair::B4),
@@ -2323,8 +2320,7 @@ fn issue_26_an_element_deleted_with_nft_is_an_unblock_that_a_restart_keeps() {
         saved(&dir.0)
     );
     assert_eq!(saved(&dir.0).1, [("198.51.100.2/32".to_string(), 1)]);
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(s["blocks_active"], 0);
 
     // A restart puts nothing back.
@@ -2399,8 +2395,7 @@ fn issue_26_an_element_added_with_nft_counts_in_status_and_metrics() {
         );
         assert!(added.status.success(), "{added:?}");
     }
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(
         (&s["blocks_active"], &s["blocks_kernel_only"]),
         (&3.into(), &2.into()),
@@ -2480,8 +2475,7 @@ fn issue_26_why_on_an_element_the_kernel_lost_says_not_blocked() {
     let why = daemon.ctl(&["why", "--json", NetnsPair::B4]);
     let v: serde_json::Value = serde_json::from_slice(&why.stdout).unwrap();
     assert_eq!(v["block"]["held"], "daemon-only", "{v}");
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(s["blocks_active"], 0, "{s}");
 }
 
@@ -2531,8 +2525,7 @@ fn issue_26_a_flushed_set_is_an_unblock_of_each_block() {
     assert!(!lab.set_text("blocked4").contains("203.0.113."));
     assert!(!lab.set_text("blocked4_net").contains("203.0.113."));
     assert!(!daemon.out().contains("put back"), "{}", daemon.out());
-    let status = daemon.ctl(&["status", "--json"]);
-    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let s = daemon.json(&["status"]);
     assert_eq!(s["blocks_active"], 0, "{s}");
 }
 

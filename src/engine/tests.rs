@@ -2947,6 +2947,16 @@ fn dry_config() -> Config {
 }
 
 impl Lab {
+    /// The metrics as a scrape in Prometheus' text format shows them, for `status`.
+    fn metrics(&self, status: &StatusInfo) -> String {
+        crate::metrics::exposition(
+            status,
+            self.engine.tally(),
+            crate::metrics::Reloads::default(),
+            crate::metrics::Format::Text,
+        )
+    }
+
     /// A reload that reads `config`, as SIGHUP makes one.
     fn reload_to(&mut self, config: Config) {
         self.machine().configuration = Some(Ok(config));
@@ -3083,12 +3093,7 @@ fn issue_26_a_dry_run_keeps_what_it_would_block_apart() {
     };
     assert_eq!((b.held, b.remaining), (Held::DryRun, HOUR.as_secs()));
 
-    let metrics = crate::metrics::exposition(
-        &status,
-        lab.engine.tally(),
-        crate::metrics::Reloads::default(),
-        crate::metrics::Format::Text,
-    );
+    let metrics = lab.metrics(&status);
     assert!(
         metrics.contains("\nscansentry_blocks_active 0\n"),
         "{metrics}"
@@ -3433,12 +3438,7 @@ fn issue_26_status_counts_the_kernels_elements_and_why_says_what_was_lost() {
     lab.kernel.add_by_hand(net("203.0.113.21"), None);
     let status = lab.engine.status(&Readings::default());
     assert_eq!((status.blocks_active, status.blocks_kernel_only), (3, 2));
-    let metrics = crate::metrics::exposition(
-        &status,
-        lab.engine.tally(),
-        crate::metrics::Reloads::default(),
-        crate::metrics::Format::Text,
-    );
+    let metrics = lab.metrics(&status);
     assert!(
         metrics.contains("scansentry_blocks_active 3\n"),
         "{metrics}"

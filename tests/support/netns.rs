@@ -435,6 +435,16 @@ impl Daemon {
         out
     }
 
+    /// `sentryctl ARGS… --json`, its answer parsed (and checked against the schema, as every
+    /// `--json` output is).
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.ctl(&args);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("sentryctl {args:?}: {e}: {out:?}"))
+    }
+
     /// Whether the process has ended.
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
