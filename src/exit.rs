@@ -19,7 +19,7 @@ pub fn report(program: &str, err: &dyn Error) {
     eprintln!("{program}: error: {}", chain(err));
 }
 
-pub use crate::report::chain;
+pub use crate::text::chain;
 
 /// `code` as a process exit code.
 pub fn code(code: u8) -> ExitCode {

@@ -58,6 +58,7 @@ pub mod replay;
 pub mod report;
 pub mod respond;
 pub mod state;
+pub mod text;
 pub mod time;
 pub mod trust;
 pub mod wire;

@@ -196,7 +196,7 @@ pub fn restorable(
         &too_long,
         format!(
             "ends more than {} from now, the longest a block may be",
-            crate::report::human(MAX_BLOCK_FOR)
+            crate::text::human(MAX_BLOCK_FOR)
         ),
     );
     say(&backwards, "ends before it starts".into());

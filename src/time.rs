@@ -204,7 +204,7 @@ impl fmt::Display for WallOffset {
         write!(
             f,
             "{way} by {}",
-            crate::report::human(Duration::from_secs(secs))
+            crate::text::human(Duration::from_secs(secs))
         )
     }
 }

@@ -22,7 +22,7 @@ use proc_macro2::{Spacing, TokenStream, TokenTree};
 use syn::visit::{self, Visit};
 
 /// The pure core: modules of the crate (`a::b` for a submodule), with everything inside them.
-const PURE: [&str; 14] = [
+const PURE: [&str; 15] = [
     "engine",
     // The fleet's messages, the receiver's gate, the sweep count; the NATS link is the shell's
     // (`daemon::fleet`).
@@ -36,6 +36,8 @@ const PURE: [&str; 14] = [
     "respond",
     "trust",
     "report",
+    // How words are written: durations, error chains, one line.
+    "text",
     "netlink",
     "never_block",
     "config",

@@ -156,7 +156,7 @@ impl Change {
                 s.push_str(name);
             }
             if let Some(p) = &e.process {
-                let one_line = crate::report::one_line;
+                let one_line = crate::text::one_line;
                 s.push_str(&format!(
                     " [{} pid {}{}]",
                     one_line(&p.user),

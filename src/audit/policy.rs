@@ -228,7 +228,7 @@ impl Finding {
             }
             if let Some(p) = &e.process {
                 // The user and the path are the process's: one line, whatever they hold.
-                let one_line = crate::report::one_line;
+                let one_line = crate::text::one_line;
                 s.push_str(&format!(" ({} pid {}", one_line(&p.user), p.pid));
                 if let Some(exe) = &p.exe {
                     s.push(' ');

@@ -359,7 +359,7 @@ impl ConfigError {
     /// validate` shows toml's report above the same words).
     pub fn one_line(&self) -> String {
         match self {
-            ConfigError::Read { .. } => crate::report::chain(self),
+            ConfigError::Read { .. } => crate::text::chain(self),
             ConfigError::Parse { path, summary, .. } => {
                 format!("invalid configuration: {}: {summary}", path.display())
             }
@@ -1065,14 +1065,14 @@ impl Validator {
             Ok(d) if d < min => {
                 self.problem(format!(
                     "{key} = {text:?}: must be at least {}",
-                    crate::report::human(min)
+                    crate::text::human(min)
                 ));
                 min
             }
             Ok(d) if d > max => {
                 self.problem(format!(
                     "{key} = {text:?}: must be at most {}",
-                    crate::report::human(max)
+                    crate::text::human(max)
                 ));
                 max
             }

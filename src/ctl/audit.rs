@@ -241,10 +241,10 @@ fn services_table(s: &Snapshot) -> String {
                 e.port_label(),
                 e.name.clone().unwrap_or_else(|| "-".into()),
                 // The user and the path are the process's: shown, never obeyed by the terminal.
-                p.map_or_else(|| "-".into(), |p| crate::report::one_line(&p.user)),
+                p.map_or_else(|| "-".into(), |p| crate::text::one_line(&p.user)),
                 p.map_or_else(|| "-".into(), |p| p.pid.to_string()),
                 p.and_then(|p| p.exe.as_deref())
-                    .map_or_else(|| "-".into(), crate::report::one_line),
+                    .map_or_else(|| "-".into(), crate::text::one_line),
             ]
         })
         .collect();

@@ -192,7 +192,7 @@ fn parse_block_for(text: &str) -> Result<Duration, String> {
     if d > config::MAX_BLOCK_FOR {
         return Err(format!(
             "must be at most {} (the longest block)",
-            crate::report::human(config::MAX_BLOCK_FOR)
+            crate::text::human(config::MAX_BLOCK_FOR)
         ));
     }
     Ok(d)
@@ -378,7 +378,7 @@ fn fleet_init(path: Option<&Path>) -> ExitCode {
         Ok(Made::Made(stream)) => print(&format!(
             "made the bucket {bucket} (stream {stream}): one value per key, no rollup, purge or \
              delete, entries kept {}, {} MiB at most",
-            crate::report::human(crate::respond::MAX_BLOCK_FOR),
+            crate::text::human(crate::respond::MAX_BLOCK_FOR),
             bucket::BUCKET_BYTES >> 20
         )),
         Ok(Made::AlreadyThere(stream)) => print(&format!(

@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::control::protocol::{
     BlockInfo, FleetInfo, Held, NeverBlockInfo, RefusalInfo, Response, StatusInfo, WatchedInfo,
 };
-use crate::report::{human as duration, source_text};
+use crate::report::source_text;
+use crate::text::human as duration;
 
 /// How times are shown: UTC as the daemon writes them (`--utc`), or in a time zone (the
 /// system's, by default).

@@ -228,7 +228,7 @@ fn stdout_or_stderr() -> impl for<'w> MakeWriter<'w> + Send + Sync + 'static {
 
 /// One line per event through `writer`: in text, the time (when `time` is given) and the
 /// message alone, whose words already say every field (its control characters escaped:
-/// [`one_line`](crate::report::one_line)); in JSON, an object with the time, the
+/// [`one_line`](crate::text::one_line)); in JSON, an object with the time, the
 /// level, the message and every field.
 fn lines<W>(format: Format, time: Option<Utc>, writer: W) -> Writing
 where
@@ -247,7 +247,7 @@ where
                             if field.name() == "message" {
                                 // One event, one line, whatever its text holds.
                                 let message = format!("{value:?}");
-                                write!(w, "{}", crate::report::one_line(&message))
+                                write!(w, "{}", crate::text::one_line(&message))
                             } else {
                                 Ok(())
                             }

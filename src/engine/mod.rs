@@ -36,9 +36,10 @@ use crate::firewall::{Action, Blocked, DryRun, Firewall, FirewallError};
 use crate::never_block::discover::{HostState, discover};
 use crate::never_block::{NeverBlockFileError, NeverBlockList};
 use crate::pipeline::Pipeline;
-use crate::report::{self, Mode, human, source_text};
+use crate::report::{self, Mode, source_text};
 use crate::respond::{ActiveBlock, Decision, Distrust, MAX_BLOCK_FOR, Responder, SourceView, Why};
 use crate::state::{self, State};
+use crate::text::human;
 use crate::time::{Clock, Timestamp, WallOffset};
 use crate::trust::{Peers, Protect, ReversePath, RouteBack};
 use crate::wire::{Packet, Proto, Skip};
@@ -757,7 +758,7 @@ impl Engine {
                 self.warn(format!(
                     "could not rebuild the never-block list after a host change ({}); \
                      keeping the old one",
-                    report::chain(&e)
+                    crate::text::chain(&e)
                 ));
                 return;
             }
@@ -814,7 +815,7 @@ impl Engine {
             }
             Err(e) => {
                 const REFUSED: &str = "reload refused, still running on the previous configuration";
-                let why = report::chain(&e);
+                let why = crate::text::chain(&e);
                 // The log line is one line, naming the file, line and key; sentryctl's answer
                 // begins with the same words, and shows a TOML error's report below them.
                 self.act(

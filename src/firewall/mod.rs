@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::report::{human, source_text};
+use crate::report::source_text;
 pub use crate::respond::Action;
+use crate::text::human;
 
 /// An address or network the firewall blocks, and for how much longer.
 #[derive(Clone, Debug, PartialEq, Eq)]
