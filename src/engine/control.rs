@@ -353,7 +353,7 @@ impl Engine {
         }
         self.dirty = true;
         let verb = self.verb("lifted", "would lift");
-        self.act(
+        self.act_with(
             Level::Info,
             (report::Did::UnblockAll, report::Actor::Sentryctl),
             (None, None),
@@ -361,8 +361,8 @@ impl Engine {
                 "{verb} all {} by hand",
                 report::count(count as u64, "block", "blocks")
             ),
-        )
-        .count = Some(count as u64);
+            |act| act.count = Some(count as u64),
+        );
         Response::UnblockedAll {
             count,
             dry_run: self.mode == Mode::DryRun,

@@ -591,18 +591,27 @@ impl Engine {
         (did, actor): (report::Did, report::Actor),
         (address, duration_s): (Option<IpNet>, Option<u64>),
         line: String,
-    ) -> &mut report::Act {
+    ) {
+        self.act_with(level, (did, actor), (address, duration_s), line, |_| {});
+    }
+
+    /// [`Engine::act`], with `extra` setting the facts only some acts have (`count`, …).
+    fn act_with(
+        &mut self,
+        level: Level,
+        (did, actor): (report::Did, report::Actor),
+        (address, duration_s): (Option<IpNet>, Option<u64>),
+        line: String,
+        extra: impl FnOnce(&mut report::Act),
+    ) {
         let mut act = report::Act::new(did, self.mode, actor, line);
         if actor == report::Actor::Sentryctl {
             act.uid = self.asker;
         }
         act.address = address;
         act.duration_s = duration_s;
+        extra(&mut act);
         self.effects.push(Effect::Act(level, Box::new(act)));
-        match self.effects.last_mut() {
-            Some(Effect::Act(_, act)) => act,
-            _ => unreachable!("pushed just now"),
-        }
     }
 
     /// The control requests that follow are asked by the peer of uid `uid` (the control
