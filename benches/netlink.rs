@@ -94,6 +94,7 @@ fn main() {
         hook: Hook::Input,
         priority: -10,
         set_size: size,
+        first_line: None,
     })
     .expect("netlink socket");
     fw.ensure_ready(&[]).expect("table");

@@ -24,6 +24,7 @@ fn own() -> NftConfig {
         hook: Hook::Input,
         priority: -10,
         set_size: 1000,
+        first_line: None,
     }
 }
 
@@ -178,6 +179,7 @@ fn a_full_set_is_reported_as_full() {
             hook: Hook::Input,
             priority: -10,
             set_size: 10,
+            first_line: None,
         })
         .unwrap();
         fw.ensure_ready(&[]).unwrap();
@@ -234,6 +236,7 @@ fn issue_24_a_set_sized_for_max_blocks_takes_new_blocks_while_ended_ones_await_c
                     hook: Hook::Input,
                     priority: -10,
                     set_size: size,
+                    first_line: None,
                 })
                 .unwrap();
                 fw.ensure_ready(&[]).unwrap();
@@ -495,6 +498,7 @@ fn own_mode_builds_exactly_the_shipped_ruleset() {
             hook: Hook::Input,
             priority: -10,
             set_size: scansentry::config::nft::set_size(65536),
+            first_line: None,
         })
         .unwrap();
         fw.ensure_ready(&[]).unwrap();

@@ -1126,6 +1126,7 @@ impl Validator {
                     forward: true,
                     priority: -10,
                     set_size,
+                    first_line: None,
                 }
             }
         }
@@ -1173,6 +1174,7 @@ impl Validator {
             forward: hook == Hook::Input && raw.forward.unwrap_or(true),
             priority,
             set_size,
+            first_line: None,
         }
     }
 

@@ -24,6 +24,18 @@ pub enum Family {
     Ip6,
 }
 
+/// The kernel's first line, as `[firewall] first-line` configures it: rules in own mode's table
+/// that count, per source, probes of ports with no listener and hold a source that crosses the
+/// kernel's threshold in a short-lived set, before the daemon has seen a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstLine {
+    /// How long a hold lasts unless the daemon lifts it or blocks the source first
+    /// (`first-line-hold`).
+    pub hold: std::time::Duration,
+    /// The nfnetlink_log group the kernel reports each hold to (`first-line-log-group`).
+    pub log_group: u16,
+}
+
 /// How the backend uses nftables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NftConfig {
@@ -39,6 +51,8 @@ pub enum NftConfig {
         /// The `size` of the block sets: how many blocks they hold (an interval's end element
         /// does not count); [`set_size`] of `max-blocks`.
         set_size: u32,
+        /// The kernel's first line (`[firewall] first-line`), when on.
+        first_line: Option<FirstLine>,
     },
     /// scansentry only adds and removes elements of the administrator's sets.
     Attach {
@@ -156,6 +170,7 @@ mod tests {
             forward: false,
             priority,
             set_size: 1024,
+            first_line: None,
         };
         let attach = |family, table: &str, set4: &str| NftConfig::Attach {
             family,

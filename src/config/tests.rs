@@ -247,7 +247,8 @@ fn firewall_own_mode_hooks_and_priorities() {
             forward: false,
             hook: Hook::Prerouting,
             priority: -300,
-            set_size: 2 * 65536 + 1024
+            set_size: 2 * 65536 + 1024,
+            first_line: None,
         })
     );
     let c = check("[firewall]\npriority = -150\n[respond]\nmax-blocks = 1000\n").unwrap();
@@ -257,7 +258,8 @@ fn firewall_own_mode_hooks_and_priorities() {
             forward: true,
             hook: Hook::Input,
             priority: -150,
-            set_size: 3024
+            set_size: 3024,
+            first_line: None,
         })
     );
     let c = check(

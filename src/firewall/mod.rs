@@ -9,12 +9,16 @@ pub mod memory;
 pub mod nft;
 pub mod route;
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use crate::report::source_text;
 pub use crate::respond::Action;
+use crate::wire::Proto;
 use crate::text::human;
 
 /// An address or network the firewall blocks, and for how much longer.
@@ -37,6 +41,48 @@ pub enum RulesetChange {
     /// These elements were deleted from our block sets (`nft delete element`, `nft flush
     /// set`).
     ElementsDeleted(Vec<IpNet>),
+}
+
+/// A hold the kernel's first line made, as the kernel reported it (one report per hold): the
+/// source, and the probe that crossed the kernel's threshold. Facts, which the engine judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelHold {
+    /// The source held (an IPv6 source is counted by its /64, but held alone).
+    pub source: IpAddr,
+    /// The probe's protocol and destination port.
+    pub proto: Proto,
+    /// The probe's destination port.
+    pub port: u16,
+    /// The probe's TCP flags (none for UDP).
+    pub tcp_flags: Option<u8>,
+    /// The interface it arrived on, when the kernel said.
+    pub ifindex: Option<u32>,
+}
+
+/// What the kernel's first line must know of the host to count only what the daemon would:
+/// the daemon keeps it in the first line's sets, whole, each time it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstLineFacts {
+    /// Ports something listens on (a port bound to one address counts for all: fewer trap
+    /// ports, which fails safe).
+    pub listening: BTreeSet<(Proto, u16)>,
+    /// Tripwire ports (`[detect] tripwire-tcp/udp`): one probe holds.
+    pub tripwires: BTreeSet<(Proto, u16)>,
+    /// Protected peers: never counted, never held.
+    pub peers: Vec<IpNet>,
+    /// The ports the kernel hands out to outgoing connections: UDP to them is never counted
+    /// (late replies).
+    pub ephemeral: RangeInclusive<u16>,
+}
+
+/// The first line's own counters, read from the kernel: what it could not do because a set was
+/// full (it then fails open: the probe is not counted, or the hold not made).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FirstLineCounters {
+    /// Probes not counted because the pairs or score sets were full.
+    pub score_full: u64,
+    /// Holds not made because the hold sets were full.
+    pub hold_full: u64,
 }
 
 /// Why the firewall could not do what was asked.
@@ -265,6 +311,68 @@ pub trait Firewall {
     /// When the blocks cannot be listed or lifted.
     fn remove_all(&mut self) -> Result<usize, FirewallError> {
         lift_every_block(self)
+    }
+
+    /// Whether this firewall keeps the kernel's first line (own mode with `first-line` on).
+    /// Without one, the first line's methods below do nothing.
+    fn has_first_line(&self) -> bool {
+        false
+    }
+
+    /// Loads `facts` into the first line's sets, replacing what they held, in one batch.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses.
+    fn set_first_line_facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
+        let _ = facts;
+        Ok(())
+    }
+
+    /// Lifts the first line's holds of `sources` (fine when one has already ended).
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses.
+    fn lift_holds(&mut self, sources: &[IpAddr]) -> Result<(), FirewallError> {
+        let _ = sources;
+        Ok(())
+    }
+
+    /// Keeps the first line from counting or holding sources in `nets` for `ttl`: their
+    /// partition has spent its budget of holds.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses.
+    fn spare(&mut self, nets: &[IpNet], ttl: Duration) -> Result<(), FirewallError> {
+        let _ = (nets, ttl);
+        Ok(())
+    }
+
+    /// The first line's holds in force, with the time left.
+    ///
+    /// # Errors
+    ///
+    /// When the sets cannot be read.
+    fn holds(&mut self) -> Result<Vec<Blocked>, FirewallError> {
+        Ok(Vec::new())
+    }
+
+    /// The first line's counters; `None` without a first line or when they cannot be read.
+    fn first_line_counters(&mut self) -> Option<FirstLineCounters> {
+        None
+    }
+
+    /// Calls `held` (from another thread) for each hold the first line makes, as the kernel
+    /// reports it, until [`Firewall::retire`]. The default watches nothing.
+    ///
+    /// # Errors
+    ///
+    /// When watching cannot start.
+    fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
+        let _ = held;
+        Ok(())
     }
 }
 

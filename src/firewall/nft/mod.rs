@@ -752,6 +752,7 @@ impl Firewall for NftFirewall {
                 forward,
                 priority,
                 set_size,
+                first_line: _,
             } => self.build_own(OwnLayout {
                 hook,
                 forward,
@@ -1176,6 +1177,7 @@ mod tests {
                 forward,
                 priority: layout.priority,
                 set_size: layout.set_size,
+                first_line: None,
             };
             let (batch, doing) = own_batch(&config, layout, &allow).unwrap();
             let bytes: Vec<u8> = batch.iter().flatten().copied().collect();

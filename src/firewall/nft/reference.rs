@@ -161,6 +161,7 @@ fn ours(actions: &[Action]) -> Vec<Msg> {
         hook: super::Hook::Input,
         priority: -10,
         set_size: 65_536,
+        first_line: None,
     };
     let (batch, _) = element_batch(&config, actions).unwrap().expect("a batch");
     let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
