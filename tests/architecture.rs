@@ -22,7 +22,7 @@ use proc_macro2::{Spacing, TokenStream, TokenTree};
 use syn::visit::{self, Visit};
 
 /// The pure core: modules of the crate (`a::b` for a submodule), with everything inside them.
-const PURE: [&str; 15] = [
+const PURE: [&str; 16] = [
     "engine",
     // The fleet's messages, the receiver's gate, the sweep count; the NATS link is the shell's
     // (`daemon::fleet`).
@@ -33,6 +33,8 @@ const PURE: [&str; 15] = [
     "wire",
     "detect",
     "pipeline",
+    // The kernel's first line, modelled for replay.
+    "first_line",
     "respond",
     "trust",
     "report",
@@ -90,6 +92,8 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("engine", "crate::firewall::FirewallError", "what the port answers"),
     ("engine", "crate::firewall::Action", "a change to the firewall: plain data"),
     ("engine", "crate::firewall::Blocked", "what the firewall holds: plain data"),
+    ("first_line", "crate::firewall::FirstLineFacts", "what the kernel's first line is fed: plain data"),
+    ("first_line", "crate::firewall::KernelHold", "what the kernel reports of a hold: plain data"),
     ("engine", "crate::firewall::DryRun", "the dry-run firewall, which the engine is to choose (issue 25)"),
     ("engine", "crate::state::State", "the state's format, which the shell writes"),
     ("engine", "crate::control::protocol::Request", "a control request: plain data"),
