@@ -175,6 +175,77 @@ pub struct Hold {
     pub counted: u32,
 }
 
+impl Hold {
+    /// The crossing probe's flags as a word (`SYN`, `FIN|ACK`), or `udp`.
+    fn probe_text(&self) -> String {
+        self.probe.tcp_flags.map_or_else(
+            || "udp".to_string(),
+            |f| TcpFlags::from_bits(u16::from(f)).to_string(),
+        )
+    }
+
+    /// What a replay says of it: `would hold 203.0.113.9 for 5s at 902/tcp (SYN), 3 trap
+    /// ports counted: 900/tcp 901/tcp 902/tcp`; a tripwire says so; an IPv6 source its /64.
+    pub fn line(&self) -> String {
+        let ports = |ports: &[(Proto, u16)]| {
+            ports
+                .iter()
+                .map(|&(proto, port)| proto.label(port))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let prefix = if self.counted_as.prefix_len() < self.counted_as.max_prefix_len() {
+            format!(" (counted as {})", self.counted_as)
+        } else {
+            String::new()
+        };
+        let why = if self.tripwire {
+            "tripwire ".to_string()
+        } else {
+            String::new()
+        };
+        let kept = if u32::try_from(self.ports.len()).unwrap_or(u32::MAX) < self.counted {
+            "the latest "
+        } else {
+            ""
+        };
+        format!(
+            "first line would hold {}{prefix} for {} at {why}{} ({}), {} trap port{} counted: \
+             {kept}{}",
+            self.probe.source,
+            crate::text::human(self.until.saturating_since(self.at)),
+            self.probe.proto.label(self.probe.port),
+            self.probe_text(),
+            self.counted,
+            if self.counted == 1 { "" } else { "s" },
+            ports(&self.ports),
+        )
+    }
+
+    /// The object `sentryd --replay --json` prints for it (type `hold`).
+    pub fn json(&self) -> serde_json::Value {
+        let ports: Vec<serde_json::Value> = self
+            .ports
+            .iter()
+            .map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port}))
+            .collect();
+        serde_json::json!({
+            "schema": crate::report::SCHEMA,
+            "type": "hold",
+            "held_at": self.at.to_string(),
+            "until_at": self.until.to_string(),
+            "hold_s": self.until.saturating_since(self.at).as_secs(),
+            "address": self.probe.source.to_string(),
+            "prefix": crate::report::source_text(&self.counted_as),
+            "probe": {"proto": self.probe.proto.as_str(), "port": self.probe.port},
+            "flags": self.probe_text(),
+            "tripwire": self.tripwire,
+            "ports": ports,
+            "ports_counted": self.counted,
+        })
+    }
+}
+
 /// What the first line did, since the model started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
