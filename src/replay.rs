@@ -289,30 +289,10 @@ pub fn run_all(
         Box::new(host),
         None,
     )?;
-    let mut summary = Summary {
-        locals,
-        inferred: was_inferred,
-        listeners: listened,
-        span: None,
-        counters: Counters::default(),
-        detector: DetectorStats::default(),
-        blocks: 0,
-        already_blocked: 0,
-        never_block: 0,
-        over_budget: 0,
-        too_few_ports: 0,
-        warnings: Vec::new(),
-        first_line: None,
-    };
+    let mut summary = Summary::new(locals, was_inferred, listened);
     let mut line = first_line_of(&options.config).map(|(hold, blocked)| {
-        let sizes = first_line::Sizes {
-            blocked,
-            ..first_line::Sizes::KERNEL
-        };
         let allow = engine.pipeline().never_block().clone();
-        let locals = summary.locals.iter().copied();
-        let model = FirstLineModel::new(hold, sizes, locals, allow, &facts, REPLAY_SEED);
-        (model, hold, BTreeSet::new())
+        Line::new(hold, blocked, &summary.locals, allow, &facts)
     });
     summary.take(engine.take_effects(), Timestamp::ZERO, None, &mut report);
 
@@ -325,27 +305,66 @@ pub fn run_all(
         });
         clock.set(frame.at);
         let parsed = wire::parse(link, frame.data);
-        if let (Some((model, _, held)), Ok(p)) = (&mut line, &parsed)
-            && let Outcome::Held(hold) = model.packet(frame.at, p)
-        {
-            // Distinct sources held, counted up to a bound (a forged flood makes many).
-            if held.len() < HELD_KEPT {
-                held.insert(hold.probe.source);
-            }
-            report(Found::Held(&hold));
+        // The kernel acts on the packet before the daemon reads it.
+        if let (Some(line), Ok(p)) = (&mut line, &parsed) {
+            line.packet(frame.at, p, &mut report);
         }
         engine.packet(frame.at, parsed);
-        let model = line.as_mut().map(|(model, _, _)| model);
+        let model = line.as_mut().map(|line| &mut line.model);
         summary.take(engine.take_effects(), frame.at, model, &mut report);
     }
     summary.counters = *engine.pipeline().counters();
     summary.detector = engine.pipeline().detector_stats();
-    summary.first_line = line.map(|(model, hold, held)| FirstLineSummary {
-        hold,
-        counters: *model.counters(),
-        sources_held: held.len() as u64,
-    });
+    summary.first_line = line.map(Line::summary);
     Ok(summary)
+}
+
+/// The kernel's first line in a replay: its model, and the sources it held.
+struct Line {
+    model: FirstLineModel,
+    hold: Duration,
+    held: BTreeSet<IpAddr>,
+}
+
+impl Line {
+    /// The model with the kernel's set sizes (the block sets `blocked`), on the capture's host.
+    fn new(
+        hold: Duration,
+        blocked: usize,
+        locals: &[IpAddr],
+        allow: crate::never_block::NeverBlockList,
+        facts: &FirstLineFacts,
+    ) -> Self {
+        let sizes = first_line::Sizes {
+            blocked,
+            ..first_line::Sizes::KERNEL
+        };
+        let locals = locals.iter().copied();
+        Line {
+            model: FirstLineModel::new(hold, sizes, locals, allow, facts, REPLAY_SEED),
+            hold,
+            held: BTreeSet::new(),
+        }
+    }
+
+    /// One packet through the model; a hold is reported.
+    fn packet(&mut self, at: Timestamp, p: &wire::Packet, report: &mut impl FnMut(Found<'_>)) {
+        if let Outcome::Held(hold) = self.model.packet(at, p) {
+            // Distinct sources held, counted up to a bound (a forged flood makes many).
+            if self.held.len() < HELD_KEPT {
+                self.held.insert(hold.probe.source);
+            }
+            report(Found::Held(&hold));
+        }
+    }
+
+    fn summary(self) -> FirstLineSummary {
+        FirstLineSummary {
+            hold: self.hold,
+            counters: *self.model.counters(),
+            sources_held: self.held.len() as u64,
+        }
+    }
 }
 
 /// How many distinct held sources a replay remembers, to count them (a forged flood makes
@@ -353,6 +372,25 @@ pub fn run_all(
 const HELD_KEPT: usize = 65_536;
 
 impl Summary {
+    /// Nothing found yet, on a host with `locals` (`inferred` or given) and `listeners`.
+    fn new(locals: Vec<IpAddr>, inferred: bool, listeners: Vec<(Proto, IpAddr, u16)>) -> Self {
+        Summary {
+            locals,
+            inferred,
+            listeners,
+            span: None,
+            counters: Counters::default(),
+            detector: DetectorStats::default(),
+            blocks: 0,
+            already_blocked: 0,
+            never_block: 0,
+            over_budget: 0,
+            too_few_ports: 0,
+            warnings: Vec::new(),
+            first_line: None,
+        }
+    }
+
     /// Counts the engine's decisions (each handed to `report`) and keeps its warnings; the
     /// rest (log lines, the on-block program, history, state) a replay does not carry out.
     /// A block (or a block set again) is in the first line's block sets from `now` on.
