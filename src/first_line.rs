@@ -3,27 +3,28 @@
 //! packet of a capture. **Pure**: packets and time in, outcomes out; `sentryd --replay` runs it
 //! beside the engine to say which sources the kernel would have held, and when.
 //!
-//! The rules it follows (the lead's decisions of issue 27, design.md §1 "config W"), in order:
+//! The rules it follows (the lead's decisions of issue 27, design.md §1 "config W"; chain
+//! `first_line` of `nft/scansentry.nft` as helper K wrote it), in order:
 //! 1. what the input hook never sees: packets sent by the host, packets for another host or a
 //!    broadcast, sources the kernel's routing drops before any hook (IPv4 `0/8`, `127/8`,
 //!    multicast and broadcast; IPv6 multicast and `::1`);
 //! 2. the block sets (own mode's `input` chain): a blocked source is dropped before this line;
-//! 3. the allow sets (the never-block list): skipped (the `input` chain's accept does not stop
+//! 3. established or related: skipped;
+//! 4. the allow sets (the never-block list): skipped (the `input` chain's accept does not stop
 //!    this base chain, which skips them itself);
-//! 4. a held source (`hold4`/`hold6`, the full address): dropped, unless the packet is of an
-//!    established or related connection;
-//! 5. skipped: RST, bare ACK (ACK without SYN, FIN or RST), established or related, protected
-//!    peers, `spare` sets, a listening proto . port, UDP to the ephemeral range, and the
-//!    reverse-path check (`fib saddr . iif oif missing`);
-//! 6. a tripwire proto . port: held at once;
-//! 7. the pair source . proto . port (an IPv6 source by its /64) already counted within its
+//! 5. a held source (`hold4`/`hold6`, the full address): dropped;
+//! 6. skipped: a bare ACK (ACK without SYN, FIN or RST), RST, protected peers, `spare` sets, a
+//!    listening proto . port, UDP to the ephemeral range, and the reverse-path check
+//!    (`fib saddr . iif oif missing`);
+//! 7. a tripwire proto . port: held at once;
+//! 8. the pair source . proto . port (an IPv6 source by its /64) already counted within its
 //!    60 s (an `add` does not refresh it): not counted again; a new pair is added, or, with the
 //!    pairs set full, the probe is not counted (`score_full`: fail open);
-//! 8. the source's token bucket (the /64 for IPv6; `limit rate over 1/minute burst 5 packets`,
+//! 9. the source's token bucket (the /64 for IPv6; `limit rate over 1/minute burst 5 packets`,
 //!    created full, refilled continuously at one token a minute, its element kept 60 s after
 //!    its last draw) is drawn twice for a privileged port (< 1024) or a TCP probe without SYN,
 //!    once otherwise; with the score set full, each draw fails open (`score_full`);
-//! 9. the first draw that finds no token holds the source for `first-line-hold` (not refreshed
+//! 10. the first draw that finds no token holds the source for `first-line-hold` (not refreshed
 //!    by its later packets); with the hold set full, the probe is dropped and its pair deleted
 //!    (`hold_full`), so that its retry is counted again.
 //!
@@ -46,7 +47,10 @@
 //!   line does not skip): the model takes every packet the capture shows as the kernel would
 //!   take a wrong transport checksum (it counts);
 //! - **timing**: a block the daemon decides is in force from the next packet on (live, a
-//!   millisecond or so later).
+//!   millisecond or so later);
+//! - **broadcast and multicast**: the input hook sees them (`meta pkttype != host` skips them
+//!   after the hold's drop); the model takes only packets to the host's own addresses, so it
+//!   neither counts those (as the kernel does not) nor counts them dropped while held.
 //!
 //! Memory is bounded whatever the packets: each set has the kernel's size (or a smaller one for
 //! tests, [`Sizes`]), the conversation table is fixed, and a hold reports at most
@@ -781,20 +785,24 @@ impl FirstLineModel {
     /// The chain `first_line` and those it jumps to, for a packet from `src` the input hook
     /// sees.
     fn judge(&mut self, at: Timestamp, p: &Packet, src: IpAddr, ct: CtState) -> Outcome {
+        if ct == CtState::Established {
+            self.counters.established += 1;
+            return Outcome::Skipped(Skip::Established);
+        }
         if self.allow.contains(src) {
             self.counters.allowed += 1;
             return Outcome::Skipped(Skip::Allowed);
         }
-        if ct != CtState::Established && self.is_held(src, at) {
+        if self.is_held(src, at) {
             self.counters.dropped += 1;
             return Outcome::Dropped;
         }
         let proto = p.proto();
         let port = p.dst_port;
         let skip = match p.tcp_flags.map(|f| f.bits()) {
+            // `tcp flags & (fin | syn | rst | ack) == ack`, then `tcp flags & rst == rst`.
+            Some(f) if f & 0x17 == TcpFlags::ACK.bits() => Some(Skip::BareAck),
             Some(f) if f & TcpFlags::RST.bits() != 0 => Some(Skip::Rst),
-            Some(f) if f & 0x13 == TcpFlags::ACK.bits() => Some(Skip::BareAck),
-            _ if ct == CtState::Established => Some(Skip::Established),
             _ if self.peers.contains(src, at) => Some(Skip::Peer),
             _ if self.spare.contains(src, at) => Some(Skip::Spared),
             _ if self.listening(proto, port) => Some(Skip::Listening),
@@ -806,10 +814,9 @@ impl FirstLineModel {
             let c = &mut self.counters;
             match skip {
                 Skip::Rst | Skip::BareAck => c.rst_or_ack += 1,
-                Skip::Established => c.established += 1,
                 Skip::Peer | Skip::Spared => c.peer_or_spared += 1,
                 Skip::Listening | Skip::EphemeralUdp => c.not_trap += 1,
-                Skip::Allowed => c.allowed += 1,
+                Skip::Established | Skip::Allowed => {}
             }
             return Outcome::Skipped(skip);
         }
