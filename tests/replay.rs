@@ -634,49 +634,39 @@ fn issue_27_a_replay_says_each_hold_in_text_and_json() {
 
 /// The kernel's holds, as its log group showed them (`tcpdump -i nflog:N`, read back as text):
 /// (source, protocol, port) of each crossing probe, in order.
-fn nflog_holds(file: &Path) -> Vec<(IpAddr, Proto, u16)> {
-    let out = std::process::Command::new("tcpdump")
-        .args(["-nn", "-r"])
-        .arg(file)
-        .output()
-        .expect("tcpdump");
+fn nflog_holds(text: &str) -> Vec<(IpAddr, Proto, u16)> {
     let split = |end: &str| -> Option<(IpAddr, u16)> {
         let (addr, port) = end.trim_end_matches(':').rsplit_once('.')?;
         Some((addr.parse().ok()?, port.parse().ok()?))
     };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    text.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace().skip_while(|w| !w.starts_with("IP"));
             words.next()?;
             let (src, _) = split(words.next()?)?;
             let _arrow = words.next()?;
             let (_, port) = split(words.next()?)?;
-            let proto = if line.contains(" UDP") || line.contains("udp") {
-                Proto::Udp
-            } else {
+            let proto = if line.contains("Flags [") {
                 Proto::Tcp
+            } else {
+                Proto::Udp
             };
             Some((src, proto, port))
         })
         .collect()
 }
 
-/// Issue 27: the model against the kernel. The first line is built by the product's own
-/// firewall in the victim's namespace and fed the lab's facts; a real `nmap -sS` runs while the
-/// victim captures it and the kernel's log group (every hold) is recorded; the model, run on
-/// that capture with the same facts, holds the same source at the same probe, and makes no
-/// other hold.
-#[test]
-#[ignore = "needs root + netns: cargo test --test replay -- --ignored"]
-fn issue_27_the_model_holds_where_the_kernel_held() {
+/// One real nmap scan (`args`) of the product's first line, built by its own firewall in a
+/// fresh lab's victim and fed the lab's facts, captured on the victim while the kernel's log
+/// group (one message a hold) is recorded: the kernel's holds and the model's on that capture,
+/// with the same facts, as (source, protocol, port) of each crossing probe.
+fn model_and_kernel(args: &[&str]) -> (Vec<(IpAddr, Proto, u16)>, Vec<(IpAddr, Proto, u16)>) {
     use scansentry::config::nft::{FirstLine, Hook, NftConfig};
     use scansentry::firewall::nft::NftFirewall;
     use scansentry::firewall::{Firewall, FirstLineFacts};
     use scansentry::first_line::{FirstLineModel, Outcome, Sizes};
-    use support::netns::{NetnsPair, TempDir, enter_and_run, require_root, wait_until};
+    use support::netns::{KillOnDrop, NetnsPair, TempDir, enter_and_run, terminate, wait_until};
 
-    require_root();
     const OPEN: [u16; 5] = [22, 80, 443, 3306, 8080];
     let lab = NetnsPair::new();
     let config = NftConfig::Own {
@@ -702,10 +692,7 @@ fn issue_27_the_model_holds_where_the_kernel_held() {
         fw.set_first_line_facts(&fed).expect("the facts");
         fw.has_first_line()
     });
-    assert!(
-        built,
-        "this build has no kernel first line (helper K's rules)"
-    );
+    assert!(built, "this build has no kernel first line");
     let _server = lab.listen(&OPEN, 120);
 
     let dir = TempDir::new("first-line-model");
@@ -713,7 +700,7 @@ fn issue_27_the_model_holds_where_the_kernel_held() {
     let logged = dir.0.join("holds.pcap");
     let record = |args: &[&str], file: &Path| {
         let child = std::process::Command::new("ip")
-            .args(["netns", "exec", &lab.a, "tcpdump", "-U", "-s", "128", "-w"])
+            .args(["netns", "exec", &lab.a, "tcpdump", "-U", "-w"])
             .arg(file)
             .args(args)
             .stdout(std::process::Stdio::null())
@@ -724,32 +711,32 @@ fn issue_27_the_model_holds_where_the_kernel_held() {
             std::fs::metadata(file).is_ok_and(|m| m.len() >= 24)
         });
         assert!(started, "tcpdump {args:?} did not start");
-        support::netns::KillOnDrop(child)
+        KillOnDrop(child)
     };
     let mut scan = record(&["-i", "any", "-y", "LINUX_SLL2", "tcp or udp"], &capture);
     let mut holds = record(&["-i", "nflog:2701"], &logged);
-    let out = lab.nmap(&["-sS", "--min-rate", "500", NetnsPair::A4]);
+    let out = lab.nmap(args);
     // Whatever the packets still in flight, a quarter second more is plenty on a veth.
     std::thread::sleep(Duration::from_millis(250));
-    support::netns::terminate(&mut scan.0);
-    support::netns::terminate(&mut holds.0);
-
-    let kernel = nflog_holds(&logged);
+    terminate(&mut scan.0);
+    terminate(&mut holds.0);
+    let text = std::process::Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&logged)
+        .output()
+        .expect("tcpdump");
+    let kernel = nflog_holds(&String::from_utf8_lossy(&text.stdout));
     assert!(
         !kernel.is_empty(),
-        "the kernel held nothing: {}",
-        String::from_utf8_lossy(&out.stdout)
+        "the kernel held nothing: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&text.stdout),
     );
+
     let allow = scansentry::never_block::NeverBlockList::default();
     let locals = [ip(NetnsPair::A4), ip(NetnsPair::A6)];
-    let mut model = FirstLineModel::new(
-        Duration::from_secs(5),
-        Sizes::KERNEL,
-        locals,
-        allow,
-        &facts,
-        1,
-    );
+    let hold = Duration::from_secs(5);
+    let mut model = FirstLineModel::new(hold, Sizes::KERNEL, locals, allow, &facts, 1);
     let mut file = PcapFile::open(&capture).unwrap();
     let link = file.link();
     let mut modelled = Vec::new();
@@ -760,5 +747,29 @@ fn issue_27_the_model_holds_where_the_kernel_held() {
             modelled.push((h.probe.source, h.probe.proto, h.probe.port));
         }
     }
-    assert_eq!(modelled, kernel, "the model's holds, then the kernel's");
+    (modelled, kernel)
+}
+
+/// Issue 27: the model against the kernel. Real nmap scans (SYN over IPv4 and IPv6, FIN, UDP)
+/// of the product's first line; the model, run on each capture with the same facts, holds the
+/// same source at the same probe, and makes no other hold.
+#[test]
+#[ignore = "needs root + netns: cargo test --test replay -- --ignored"]
+fn issue_27_the_model_holds_where_the_kernel_held() {
+    support::netns::require_root();
+    let a4 = support::netns::NetnsPair::A4;
+    let a6 = support::netns::NetnsPair::A6;
+    for args in [
+        &["-sS", "--min-rate", "500", a4][..],
+        &["-6", "-sS", "--min-rate", "500", a6],
+        &["-sF", "--min-rate", "500", a4],
+        &["-sU", "-p", "1-200", "--min-rate", "500", a4],
+    ] {
+        let (model, kernel) = model_and_kernel(args);
+        eprintln!("nmap {args:?}: held by the kernel {kernel:?}, by the model {model:?}");
+        assert_eq!(
+            model, kernel,
+            "nmap {args:?}: the model's holds, then the kernel's"
+        );
+    }
 }
