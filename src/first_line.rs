@@ -25,8 +25,8 @@
 //!    its last draw) is drawn twice for a privileged port (< 1024) or a TCP probe without SYN,
 //!    once otherwise; with the score set full, each draw fails open (`score_full`);
 //! 10. the first draw that finds no token holds the source for `first-line-hold` (not refreshed
-//!    by its later packets); with the hold set full, the probe is dropped and its pair deleted
-//!    (`hold_full`), so that its retry is counted again.
+//!     by its later packets); with the hold set full, the probe is dropped and its pair deleted
+//!     (`hold_full`), so that its retry is counted again.
 //!
 //! What a capture cannot tell is approximated, each way stated where it is done:
 //! - **conntrack**: a conversation is remembered from the packets of the capture (both ways),
