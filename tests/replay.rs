@@ -632,9 +632,12 @@ fn issue_27_a_replay_says_each_hold_in_text_and_json() {
     ));
 }
 
+/// A hold's crossing probe: its source, protocol and port.
+type Crossed = (IpAddr, Proto, u16);
+
 /// The kernel's holds, as its log group showed them (`tcpdump -i nflog:N`, read back as text):
 /// (source, protocol, port) of each crossing probe, in order.
-fn nflog_holds(text: &str) -> Vec<(IpAddr, Proto, u16)> {
+fn nflog_holds(text: &str) -> Vec<Crossed> {
     let split = |end: &str| -> Option<(IpAddr, u16)> {
         let (addr, port) = end.trim_end_matches(':').rsplit_once('.')?;
         Some((addr.parse().ok()?, port.parse().ok()?))
@@ -660,7 +663,7 @@ fn nflog_holds(text: &str) -> Vec<(IpAddr, Proto, u16)> {
 /// fresh lab's victim and fed the lab's facts, captured on the victim while the kernel's log
 /// group (one message a hold) is recorded: the kernel's holds and the model's on that capture,
 /// with the same facts, as (source, protocol, port) of each crossing probe.
-fn model_and_kernel(args: &[&str]) -> (Vec<(IpAddr, Proto, u16)>, Vec<(IpAddr, Proto, u16)>) {
+fn model_and_kernel(args: &[&str]) -> (Vec<Crossed>, Vec<Crossed>) {
     use scansentry::config::nft::{FirstLine, Hook, NftConfig};
     use scansentry::firewall::nft::NftFirewall;
     use scansentry::firewall::{Firewall, FirstLineFacts};
