@@ -53,8 +53,10 @@
 //!   neither counts those (as the kernel does not) nor counts them dropped while held.
 //!
 //! Memory is bounded whatever the packets: each set has the kernel's size (or a smaller one for
-//! tests, [`Sizes`]), the conversation table is fixed, and a hold reports at most
-//! [`PORTS_KEPT`] ports.
+//! tests, [`Sizes`]), the conversation table is fixed (2^16 slots, 2 MiB), and a hold reports
+//! at most [`PORTS_KEPT`] ports. With every set full at the kernel's sizes (2 × 262,144 pairs,
+//! 2 × 65,536 buckets, 2 × 4,096 holds) that is about 60 MB of hash tables, as the kernel's own
+//! sets then take about 100 MB (design.md §3); a replay of a forged flood reaches it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};

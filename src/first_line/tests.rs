@@ -654,3 +654,53 @@ mod property {
         }
     }
 }
+
+/// design.md §3, measured: 100,000 forged /64s, 3 privileged probes each, filled score6 at
+/// 65,536 and pairs6 to 238,560, and a real scanner from a fresh /64 right after was not
+/// counted at all, for up to the score timeout. The model, at the kernel's sizes, ends with
+/// the same counts, is as blind, and as bounded; a minute on, the sweep has made room and the
+/// scanner is held again.
+#[test]
+fn a_flood_of_forged_64s_fills_the_score_set_and_blinds_the_line_for_a_minute() {
+    let mut m = model();
+    let mut t = 0;
+    for i in 0..100_000u128 {
+        let src = Ipv6Addr::from_bits(0x2001_0db8_8000_u128 << 80 | i << 64 | 1);
+        for port in [900, 901, 902] {
+            let p = Packet {
+                src: IpAddr::V6(src),
+                ..packet(HOST6, 40000, port, SYN)
+            };
+            m.packet(at(t / 100), &p);
+        }
+        t += 3;
+    }
+    let (pairs, score, hold) = m.elements();
+    assert_eq!(score, 65_536);
+    assert_eq!(hold, 4096);
+    // As the kernel counted them (design.md §3: "pairs6 reached 238560"): 4,096 sources held
+    // with their 3 pairs, 61,440 whose hold found the set full and lost the crossing pair,
+    // 34,464 with no room for a score element, never crossing.
+    assert_eq!(pairs, 4096 * 3 + 61_440 * 2 + 34_464 * 3);
+    assert_eq!(pairs, 238_560);
+    assert!(m.counters().score_full > 0 && m.counters().hold_full > 0);
+    // 3 s in: a real scanner from a fresh /64 is not counted at all.
+    let scanner = "2001:db8:99::5";
+    let now = t / 100;
+    for port in 1..=20 {
+        assert_eq!(
+            m.packet(at(now), &syn(scanner, port)),
+            counted(2, 0),
+            "{port}"
+        );
+    }
+    assert!(!m.is_held(ip(scanner), at(now)));
+    // A minute after the flood, its elements are reclaimed: the scanner is counted and held.
+    let later = now + 61_000;
+    m.packet(at(later), &syn(scanner, 100));
+    m.packet(at(later), &syn(scanner, 101));
+    assert!(matches!(
+        m.packet(at(later), &syn(scanner, 102)),
+        Outcome::Held(_)
+    ));
+}
