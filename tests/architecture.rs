@@ -92,8 +92,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("engine", "crate::firewall::FirewallError", "what the port answers"),
     ("engine", "crate::firewall::Action", "a change to the firewall: plain data"),
     ("engine", "crate::firewall::Blocked", "what the firewall holds: plain data"),
-    ("first_line", "crate::firewall::FirstLineFacts", "what the kernel's first line is fed: plain data"),
-    ("first_line", "crate::firewall::KernelHold", "what the kernel reports of a hold: plain data"),
     ("engine", "crate::firewall::DryRun", "the dry-run firewall, which the engine is to choose (issue 25)"),
     ("engine", "crate::state::State", "the state's format, which the shell writes"),
     ("engine", "crate::control::protocol::Request", "a control request: plain data"),
@@ -114,6 +112,8 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("audit::policy", "crate::audit::Entry", "a listening socket as the audit records it"),
     ("audit::policy", "crate::audit::Snapshot", "the audit's listeners: plain data"),
     ("config::nft", "std::ffi::CString", "a set's name as libnftnl takes it: plain data"),
+    ("first_line", "crate::firewall::FirstLineFacts", "what the kernel's first line is fed: plain data"),
+    ("first_line", "crate::firewall::KernelHold", "what the kernel reports of a hold: plain data"),
 ];
 
 /// Methods that reach the system whatever value they are called on (a parser does not know
