@@ -34,8 +34,10 @@
 //!   picked up mid-stream; none for a packet this line drops); a packet is established when its
 //!   conversation has been seen both ways. Timeouts are conntrack's defaults, simplified
 //!   (TCP: 120 s unanswered, 5 days answered, 10 s after a RST, 120 s after a FIN; UDP: 30 s,
-//!   120 s answered). The table is direct-mapped (2^16 conversations): a collision forgets the
-//!   older one, whose next packets look new (the kernel's table has a bound too);
+//!   120 s answered). Window tracking is not modelled: a segment conntrack would find out of
+//!   its window (invalid, so counted) is established here. The table is direct-mapped (2^16
+//!   conversations): a collision forgets the older one, whose next packets look new (the
+//!   kernel's table has a bound too);
 //! - **fib**: a replay has no routes, so the reverse-path check passes every source;
 //! - **peers, spare sets**: what the daemon feeds ([`FirstLineModel::set_facts`],
 //!   [`FirstLineModel::spare`]); a replay has no peers;
