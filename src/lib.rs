@@ -11,6 +11,7 @@
 //! | [`never_block`] | yes | the never-block list: CIDR lookup with a reason per entry |
 //! | [`detect`] | yes | trap ports, per-source scoring over a sliding window, bounded memory |
 //! | [`pipeline`] | yes | packet → (local? reply? never-block?) → detector, with counters |
+//! | [`first_line`] | yes | the kernel's first line as a model: what its rules would hold, for replay |
 //! | [`respond`] | yes | detections → block decisions and firewall `Action`s |
 //! | [`engine`] | yes (drives the ports it is handed: clock, host, firewall) | everything the daemon decides: inputs as values, effects out |
 //! | [`fleet`] | yes | fleet mode's messages, the floor, the receiver's gate, the sweep count |
@@ -47,6 +48,7 @@ pub mod detect;
 pub mod engine;
 pub mod exit;
 pub mod firewall;
+pub mod first_line;
 pub mod fleet;
 pub mod host;
 pub mod metrics;

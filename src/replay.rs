@@ -8,6 +8,14 @@
 //! inferred in a first pass: the destinations of probe-shaped packets that answer nothing.
 //! Listening ports are inferred the same way, from SYN+ACKs and UDP answers sent by those
 //! addresses, so that a service in the capture is not mistaken for a trap.
+//!
+//! When the configuration has the kernel's first line (`[firewall] first-line`, own mode), the
+//! replay also runs its model ([`crate::first_line`]) over every frame, before the engine sees
+//! it (the kernel acts on a probe before the daemon has read it), and says each hold the
+//! kernel would have made, beside the daemon's decisions. The model is fed what the daemon
+//! would feed the kernel: the listening ports inferred, the tripwires, the never-block list as
+//! the allow sets, no protected peers (a capture shows no socket table), and the blocks the
+//! engine decides (the block chain drops those sources before the first line).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -18,11 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture::{CaptureError, PcapFile};
+use crate::config::nft::NftConfig;
 use crate::config::{self, Backend, Config, LINUX_EPHEMERAL_PORTS};
 use crate::detect::traps::Listeners;
 use crate::detect::{Detection, DetectorStats};
 use crate::engine::{Effect, Engine, Host, HostError, Level, Options, SetupError};
-use crate::firewall::{Firewall, FirewallError};
+use crate::firewall::{Firewall, FirewallError, FirstLineFacts};
+use crate::first_line::{self, FirstLineModel, Hold, Outcome};
 use crate::never_block::{self, discover::HostState};
 use crate::pipeline::{Counters, RecentFlows};
 use crate::respond::Decision;
@@ -128,6 +138,26 @@ impl Host for CaptureHost {
     }
 }
 
+/// What a replay reports as it goes, in capture order.
+#[derive(Clone, Copy, Debug)]
+pub enum Found<'a> {
+    /// A detection, with the engine's decision.
+    Decided(&'a Detection, &'a Decision),
+    /// A hold the kernel's first line would have made.
+    Held(&'a Hold),
+}
+
+/// What the kernel's first line would have done over the capture (its model's counters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstLineSummary {
+    /// How long a hold lasts (`first-line-hold`).
+    pub hold: Duration,
+    /// The model's counters.
+    pub counters: first_line::Counters,
+    /// Distinct sources held.
+    pub sources_held: u64,
+}
+
 /// What a replay found, besides the detections it reported as it went.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -155,6 +185,8 @@ pub struct Summary {
     pub too_few_ports: u64,
     /// Warnings (bad lines of the never-block file).
     pub warnings: Vec<String>,
+    /// The kernel's first line, when the configuration has one.
+    pub first_line: Option<FirstLineSummary>,
 }
 
 /// Runs the replay, calling `report` for every detection with the decision taken.
@@ -165,6 +197,53 @@ pub struct Summary {
 pub fn run(
     options: &ReplayOptions,
     mut report: impl FnMut(&Detection, &Decision),
+) -> Result<Summary, ReplayError> {
+    run_all(options, |found| {
+        if let Found::Decided(detection, decision) = found {
+            report(detection, decision);
+        }
+    })
+}
+
+/// The kernel's first line of `config`, if it has one: own mode with `first-line` on.
+fn first_line_of(config: &Config) -> Option<(Duration, usize)> {
+    match &config.backend {
+        Backend::Nft(NftConfig::Own {
+            first_line: Some(line),
+            set_size,
+            ..
+        }) => Some((line.hold, usize::try_from(*set_size).unwrap_or(usize::MAX))),
+        _ => None,
+    }
+}
+
+/// The facts the daemon would load into the first line's sets, as far as a capture shows
+/// them: listening ports on any address, the tripwires, no peers, Linux's ephemeral range.
+fn first_line_facts(config: &Config, listened: &[(Proto, IpAddr, u16)]) -> FirstLineFacts {
+    let tripwire = &config.detector.tripwire;
+    FirstLineFacts {
+        listening: listened
+            .iter()
+            .map(|&(proto, _, port)| (proto, port))
+            .collect(),
+        tripwires: [(Proto::Tcp, &tripwire.tcp), (Proto::Udp, &tripwire.udp)]
+            .into_iter()
+            .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)))
+            .collect(),
+        peers: Vec::new(),
+        ephemeral: LINUX_EPHEMERAL_PORTS,
+    }
+}
+
+/// Runs the replay, calling `report` for every detection with the decision taken and for
+/// every hold the kernel's first line would have made, in capture order.
+///
+/// # Errors
+///
+/// When the capture or the never-block file cannot be read.
+pub fn run_all(
+    options: &ReplayOptions,
+    mut report: impl FnMut(Found<'_>),
 ) -> Result<Summary, ReplayError> {
     let config = &options.config;
     let inferred = infer(&options.capture)?;
@@ -183,6 +262,7 @@ pub fn run(
     for &(proto, addr, port) in &listened {
         listeners.insert(proto, Some(addr), port);
     }
+    let facts = first_line_facts(config, &listened);
     let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
     let host = CaptureHost {
         locals: locals.clone(),
@@ -209,21 +289,12 @@ pub fn run(
         Box::new(host),
         None,
     )?;
-    let mut summary = Summary {
-        locals,
-        inferred: was_inferred,
-        listeners: listened,
-        span: None,
-        counters: Counters::default(),
-        detector: DetectorStats::default(),
-        blocks: 0,
-        already_blocked: 0,
-        never_block: 0,
-        over_budget: 0,
-        too_few_ports: 0,
-        warnings: Vec::new(),
-    };
-    summary.take(engine.take_effects(), &mut report);
+    let mut summary = Summary::new(locals, was_inferred, listened);
+    let mut line = first_line_of(&options.config).map(|(hold, blocked)| {
+        let allow = engine.pipeline().never_block().clone();
+        Line::new(hold, blocked, &summary.locals, allow, &facts)
+    });
+    summary.take(engine.take_effects(), Timestamp::ZERO, None, &mut report);
 
     let mut file = PcapFile::open(&options.capture)?;
     let link = file.link();
@@ -233,29 +304,121 @@ pub fn run(
             Some((first, _)) => (first, frame.at),
         });
         clock.set(frame.at);
-        engine.packet(frame.at, wire::parse(link, frame.data));
-        summary.take(engine.take_effects(), &mut report);
+        let parsed = wire::parse(link, frame.data);
+        // The kernel acts on the packet before the daemon reads it.
+        if let (Some(line), Ok(p)) = (&mut line, &parsed) {
+            line.packet(frame.at, p, &mut report);
+        }
+        engine.packet(frame.at, parsed);
+        let model = line.as_mut().map(|line| &mut line.model);
+        summary.take(engine.take_effects(), frame.at, model, &mut report);
     }
     summary.counters = *engine.pipeline().counters();
     summary.detector = engine.pipeline().detector_stats();
+    summary.first_line = line.map(Line::summary);
     Ok(summary)
 }
 
+/// The kernel's first line in a replay: its model, and the sources it held.
+struct Line {
+    model: FirstLineModel,
+    hold: Duration,
+    held: BTreeSet<IpAddr>,
+}
+
+impl Line {
+    /// The model with the kernel's set sizes (the block sets `blocked`), on the capture's host.
+    fn new(
+        hold: Duration,
+        blocked: usize,
+        locals: &[IpAddr],
+        allow: crate::never_block::NeverBlockList,
+        facts: &FirstLineFacts,
+    ) -> Self {
+        let sizes = first_line::Sizes {
+            blocked,
+            ..first_line::Sizes::KERNEL
+        };
+        let locals = locals.iter().copied();
+        Line {
+            model: FirstLineModel::new(hold, sizes, locals, allow, facts, REPLAY_SEED),
+            hold,
+            held: BTreeSet::new(),
+        }
+    }
+
+    /// One packet through the model; a hold is reported.
+    fn packet(&mut self, at: Timestamp, p: &wire::Packet, report: &mut impl FnMut(Found<'_>)) {
+        if let Outcome::Held(hold) = self.model.packet(at, p) {
+            // Distinct sources held, counted up to a bound (a forged flood makes many).
+            if self.held.len() < HELD_KEPT {
+                self.held.insert(hold.probe.source);
+            }
+            report(Found::Held(&hold));
+        }
+    }
+
+    fn summary(self) -> FirstLineSummary {
+        FirstLineSummary {
+            hold: self.hold,
+            counters: *self.model.counters(),
+            sources_held: self.held.len() as u64,
+        }
+    }
+}
+
+/// How many distinct held sources a replay remembers, to count them (a forged flood makes
+/// many; past this, the count says "at least").
+const HELD_KEPT: usize = 65_536;
+
 impl Summary {
+    /// Nothing found yet, on a host with `locals` (`inferred` or given) and `listeners`.
+    fn new(locals: Vec<IpAddr>, inferred: bool, listeners: Vec<(Proto, IpAddr, u16)>) -> Self {
+        Summary {
+            locals,
+            inferred,
+            listeners,
+            span: None,
+            counters: Counters::default(),
+            detector: DetectorStats::default(),
+            blocks: 0,
+            already_blocked: 0,
+            never_block: 0,
+            over_budget: 0,
+            too_few_ports: 0,
+            warnings: Vec::new(),
+            first_line: None,
+        }
+    }
+
     /// Counts the engine's decisions (each handed to `report`) and keeps its warnings; the
     /// rest (log lines, the on-block program, history, state) a replay does not carry out.
-    fn take(&mut self, effects: Vec<Effect>, report: &mut impl FnMut(&Detection, &Decision)) {
+    /// A block (or a block set again) is in the first line's block sets from `now` on.
+    fn take(
+        &mut self,
+        effects: Vec<Effect>,
+        now: Timestamp,
+        mut line: Option<&mut FirstLineModel>,
+        report: &mut impl FnMut(Found<'_>),
+    ) {
         for effect in effects {
             match effect {
                 Effect::Decided {
                     detection,
                     decision,
                 } => {
-                    match decision {
-                        Decision::Block { .. } => self.blocks += 1,
-                        Decision::AlreadyBlocked { .. } | Decision::Refresh { .. } => {
-                            self.already_blocked += 1;
+                    match &decision {
+                        Decision::Block { net, ttl, .. } | Decision::Refresh { net, ttl } => {
+                            if let Some(model) = line.as_deref_mut() {
+                                model.block(*net, now.saturating_add(*ttl), now);
+                            }
+                            if matches!(decision, Decision::Block { .. }) {
+                                self.blocks += 1;
+                            } else {
+                                self.already_blocked += 1;
+                            }
                         }
+                        Decision::AlreadyBlocked { .. } => self.already_blocked += 1,
                         Decision::NeverBlock { .. } | Decision::InGrace { .. } => {
                             self.never_block += 1;
                         }
@@ -266,7 +429,7 @@ impl Summary {
                         | Decision::Protected { .. }
                         | Decision::DeletedOutside { .. } => {}
                     }
-                    report(&detection, &decision);
+                    report(Found::Decided(&detection, &decision));
                 }
                 Effect::Log(Level::Warn, line) => self.warnings.push(line),
                 Effect::Log(..)
@@ -383,6 +546,10 @@ impl Summary {
             self.over_budget,
             self.too_few_ports,
         );
+        if let Some(line) = &self.first_line {
+            out.push('\n');
+            out.push_str(&line.text());
+        }
         if self.detector.evicted_sources > 0 || self.detector.evicted_ports > 0 {
             out.push_str(&format!(
                 "\ndetector memory: {} sources evicted, {} ports evicted",
@@ -410,6 +577,49 @@ impl Summary {
             "never_block": self.never_block,
             "over_budget": self.over_budget,
             "too_few_ports": self.too_few_ports,
+            "first_line": self.first_line.as_ref().map(FirstLineSummary::json),
+        })
+    }
+}
+
+impl FirstLineSummary {
+    /// The summary's line for the first line.
+    fn text(&self) -> String {
+        let c = &self.counters;
+        format!(
+            "kernel's first line (modelled): {} holds of {}{} sources for {} each ({} at a \
+             tripwire), {} probes dropped while held; {} probes counted, {} repeated; skipped: \
+             {} allowed, {} RST or bare ACK, {} established, {} peers or spared, {} listening \
+             or ephemeral; {} blocked before it; score_full {}, hold_full {}",
+            c.holds,
+            if self.sources_held >= HELD_KEPT as u64 {
+                "at least "
+            } else {
+                ""
+            },
+            self.sources_held,
+            crate::text::human(self.hold),
+            c.tripwire_holds,
+            c.dropped,
+            c.counted,
+            c.repeats,
+            c.allowed,
+            c.rst_or_ack,
+            c.established,
+            c.peer_or_spared,
+            c.not_trap,
+            c.blocked,
+            c.score_full,
+            c.hold_full,
+        )
+    }
+
+    /// The summary's `first_line` object.
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "hold_s": self.hold.as_secs(),
+            "sources_held": self.sources_held,
+            "counters": self.counters,
         })
     }
 }

@@ -22,7 +22,7 @@ use proc_macro2::{Spacing, TokenStream, TokenTree};
 use syn::visit::{self, Visit};
 
 /// The pure core: modules of the crate (`a::b` for a submodule), with everything inside them.
-const PURE: [&str; 15] = [
+const PURE: [&str; 16] = [
     "engine",
     // The fleet's messages, the receiver's gate, the sweep count; the NATS link is the shell's
     // (`daemon::fleet`).
@@ -33,6 +33,8 @@ const PURE: [&str; 15] = [
     "wire",
     "detect",
     "pipeline",
+    // The kernel's first line, modelled for replay.
+    "first_line",
     "respond",
     "trust",
     "report",
@@ -110,6 +112,8 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("audit::policy", "crate::audit::Entry", "a listening socket as the audit records it"),
     ("audit::policy", "crate::audit::Snapshot", "the audit's listeners: plain data"),
     ("config::nft", "std::ffi::CString", "a set's name as libnftnl takes it: plain data"),
+    ("first_line", "crate::firewall::FirstLineFacts", "what the kernel's first line is fed: plain data"),
+    ("first_line", "crate::firewall::KernelHold", "what the kernel reports of a hold: plain data"),
 ];
 
 /// Methods that reach the system whatever value they are called on (a parser does not know

@@ -188,12 +188,18 @@ fn run_replay(options: ReplayOptions, json: bool) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut write_failed = false;
-    let result = replay::run(&options, |detection, decision| {
-        let event = report::Event::of(detection, decision, report::Mode::DryRun);
-        let text = if json {
-            event.json().to_string()
-        } else {
-            format!("{} {}", detection.last_seen, event.line())
+    let result = replay::run_all(&options, |found| {
+        let text = match found {
+            replay::Found::Decided(detection, decision) => {
+                let event = report::Event::of(detection, decision, report::Mode::DryRun);
+                if json {
+                    event.json().to_string()
+                } else {
+                    format!("{} {}", detection.last_seen, event.line())
+                }
+            }
+            replay::Found::Held(hold) if json => hold.json().to_string(),
+            replay::Found::Held(hold) => format!("{} {}", hold.at, hold.line()),
         };
         write_failed |= writeln!(out, "{text}").is_err();
     });
