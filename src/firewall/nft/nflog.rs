@@ -493,11 +493,11 @@ fn refusal(group: u16, errno: Errno) -> NflogError {
     }
 }
 
-/// The netlink port that holds `group` in this network namespace, as
-/// `/proc/net/netfilter/nfnetlink_log` lists it (group, port, …); None when it is not listed
-/// or cannot be read.
+/// The netlink port that holds `group` in this thread's network namespace, as
+/// `/proc/thread-self/net/netfilter/nfnetlink_log` lists it (group, port, …); None when it is
+/// not listed or cannot be read. (`/proc/net` is the main thread's namespace's.)
 fn holder(group: u16) -> Option<u32> {
-    let table = std::fs::read_to_string("/proc/net/netfilter/nfnetlink_log").ok()?;
+    let table = std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_log").ok()?;
     holder_in(&table, group)
 }
 
