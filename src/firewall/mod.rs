@@ -87,14 +87,16 @@ pub struct FirstLineCounters {
 
 /// How the kernel's reports of the first line's holds fared ([`Firewall::watch_holds`]): a
 /// report lost is a hold the daemon did not hear of, which it finds in the hold sets
-/// ([`Firewall::holds`]).
+/// ([`Firewall::holds`]). `overruns` grows as soon as the reader finds its socket overflowed;
+/// `lost` says how many reports that cost once the next one arrives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HoldReports {
     /// Holds reported.
     pub reported: u64,
-    /// Reports the kernel dropped because the reader's socket was full.
+    /// Reports the kernel dropped because the reader's socket was full (from the gaps in its
+    /// sequence numbers).
     pub lost: u64,
-    /// Times the socket was full (each lost one report or more).
+    /// Times the socket was found overflowed (each lost one report or more).
     pub overruns: u64,
     /// Reports of a hold whose packet could not be read (extension headers past what the
     /// kernel copies, a later fragment): the hold was made, its source and port are unknown.
