@@ -240,6 +240,16 @@ fn a_second_watcher_is_told_the_group_is_taken_and_retire_frees_it_at_once() {
         first.watch_holds(held).unwrap();
         lab.inject(&[udp_frame(b4, a4, 40000, 1001)]);
         assert_eq!(next(&rx1).port, 1001);
+        // Nothing the daemon runs inherits the socket (close-on-exec).
+        let fds = std::process::Command::new("ls")
+            .args(["-l", "/proc/self/fd"])
+            .output()
+            .unwrap();
+        let fds = String::from_utf8_lossy(&fds.stdout);
+        assert!(
+            !fds.contains("socket:"),
+            "a child inherited a socket: {fds}"
+        );
 
         let second = NftFirewall::new(config()).unwrap();
         let (held, rx2) = reporting();
