@@ -85,6 +85,24 @@ pub struct FirstLineCounters {
     pub hold_full: u64,
 }
 
+/// How the kernel's reports of the first line's holds fared ([`Firewall::watch_holds`]): a
+/// report lost is a hold the daemon did not hear of, which it finds in the hold sets
+/// ([`Firewall::holds`]). `overruns` grows as soon as the reader finds its socket overflowed;
+/// `lost` says how many reports that cost once the next one arrives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HoldReports {
+    /// Holds reported.
+    pub reported: u64,
+    /// Reports the kernel dropped because the reader's socket was full (from the gaps in its
+    /// sequence numbers).
+    pub lost: u64,
+    /// Times the socket was found overflowed (each lost one report or more).
+    pub overruns: u64,
+    /// Reports of a hold whose packet could not be read (extension headers past what the
+    /// kernel copies, a later fragment): the hold was made, its source and port are unknown.
+    pub unreadable: u64,
+}
+
 /// Why the firewall could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -271,10 +289,11 @@ pub trait Firewall {
         Ok(())
     }
 
-    /// Stops the watcher [`Firewall::watch`] started: it reports nothing more. For a firewall
-    /// about to be replaced (a reload): the next one changes the kernel through a socket of
-    /// its own, which this one's watcher would take for another program's. The default has
-    /// no watcher to stop.
+    /// Stops the watchers [`Firewall::watch`] and [`Firewall::watch_holds`] started: they
+    /// report nothing more. For a firewall about to be replaced (a reload): the next one
+    /// changes the kernel through a socket of its own, which this one's watcher would take for
+    /// another program's, and binds the first line's log group, which this one frees. The
+    /// default has no watcher to stop.
     fn retire(&self) {}
 
     /// What is blocked now, with the time left.
@@ -373,6 +392,13 @@ pub trait Firewall {
     fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
         let _ = held;
         Ok(())
+    }
+
+    /// How the reports of holds fared since this firewall began watching them: when `lost`
+    /// grows, holds were made that [`Firewall::watch_holds`] did not report. The default:
+    /// nothing reported.
+    fn hold_reports(&self) -> HoldReports {
+        HoldReports::default()
     }
 }
 

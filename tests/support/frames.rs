@@ -77,6 +77,20 @@ pub fn pseudo_header_only(mut frame: Vec<u8>) -> Vec<u8> {
     frame
 }
 
+/// `frame` (Ethernet, IPv6) with a destination options header (8 bytes: one PadN option)
+/// between the IPv6 header and what followed it. The transport checksum does not cover
+/// extension headers, so it stays right.
+pub fn with_destination_options(mut frame: Vec<u8>) -> Vec<u8> {
+    const DESTINATION_OPTIONS: u8 = 60;
+    let ip = 14;
+    assert_eq!(frame[ip] >> 4, 6, "an IPv6 frame");
+    let next = std::mem::replace(&mut frame[ip + 6], DESTINATION_OPTIONS);
+    let payload = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]) + 8;
+    frame[ip + 4..ip + 6].copy_from_slice(&payload.to_be_bytes());
+    frame.splice(ip + 40..ip + 40, [next, 0, 1, 4, 0, 0, 0, 0]);
+    frame
+}
+
 /// Writes Ethernet frames with their capture times (microseconds since the epoch) as a pcap file.
 pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");

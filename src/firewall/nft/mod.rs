@@ -28,6 +28,7 @@
 //! fine when it is already gone.
 
 mod netlink;
+pub mod nflog;
 mod sys;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -40,7 +41,7 @@ use nftnl::{Batch, Chain, FinalizedBatch, MsgType, ProtoFamily, Rule, Table, nft
 use nftnl_sys::libc;
 use nix::errno::Errno;
 
-use super::{Action, Blocked, Firewall, FirewallError, RulesetChange};
+use super::{Action, Blocked, Firewall, FirewallError, HoldReports, KernelHold, RulesetChange};
 pub use crate::config::nft::{BadName, Family, Hook, NftConfig, NftName};
 use netlink::{Netlink, NetlinkError};
 pub use sys::TooManyElements;
@@ -304,6 +305,8 @@ pub struct NftFirewall {
     /// Set when the watcher started last ([`Firewall::watch`]) is to stop
     /// ([`Firewall::retire`], or this firewall dropped).
     retired: std::sync::Mutex<Arc<AtomicBool>>,
+    /// The first line's reader ([`Firewall::watch_holds`]).
+    holds: nflog::HoldWatch,
 }
 
 impl Drop for NftFirewall {
@@ -324,7 +327,16 @@ impl NftFirewall {
             netlink: Netlink::open().map_err(FirewallError::Socket)?,
             allow: Vec::new(),
             retired: std::sync::Mutex::default(),
+            holds: nflog::HoldWatch::default(),
         })
+    }
+
+    /// Stops the ruleset watcher ([`Firewall::watch`]).
+    fn retire_watch(&self) {
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .store(true, Ordering::Relaxed);
     }
 
     /// Sends `batch`; maps a refusal to the message it concerned (`doing[i]` describes the
@@ -713,7 +725,7 @@ fn own_rules<'a>(chain: &'a Chain<'_>, table: &Table) -> Vec<Rule<'a>> {
 impl Firewall for NftFirewall {
     fn watch(&self, changed: Box<dyn Fn(RulesetChange) + Send>) -> std::io::Result<()> {
         // One watcher at a time: the one before stops.
-        self.retire();
+        self.retire_watch();
         let retired = Arc::new(AtomicBool::new(false));
         *self.retired.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&retired);
         let table = self.config.table().as_str().to_string();
@@ -738,10 +750,22 @@ impl Firewall for NftFirewall {
     }
 
     fn retire(&self) {
-        self.retired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .store(true, Ordering::Relaxed);
+        self.retire_watch();
+        self.holds.retire();
+    }
+
+    fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
+        match &self.config {
+            NftConfig::Own {
+                first_line: Some(first_line),
+                ..
+            } => Ok(self.holds.start(first_line.log_group, held)?),
+            _ => Ok(()),
+        }
+    }
+
+    fn hold_reports(&self) -> HoldReports {
+        self.holds.reports()
     }
 
     fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
