@@ -333,6 +333,15 @@ fn no_false_hold_from_clients_retries_or_late_replies() {
     let held = holds(&lab, &config);
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(!lab.connects(NetnsPair::B4, 22), "held");
+    // An unblock of the address lets it in: its hold goes with it.
+    in_victim(&lab, &config, |fw| {
+        fw.apply(&[Action::Unblock {
+            net: format!("{}/32", NetnsPair::B4).parse().unwrap(),
+        }])
+        .unwrap();
+    });
+    assert_eq!(holds(&lab, &config), []);
+    assert!(lab.connects(NetnsPair::B4, 22), "unblocked");
 }
 
 /// (e) A full hold set fails open and is counted: 4,200 forged IPv6 sources (each in a /64 of
@@ -381,4 +390,66 @@ fn a_full_hold_set_fails_open_and_counts_it() {
     // Nobody who did not probe is held: the lab's real client still connects.
     assert!(lab.connects(NetnsPair::B6, 22));
     assert!(lab.connects(NetnsPair::B4, 22));
+}
+
+/// The facts are replaced whole (the same peers twice, then fewer listeners), and a spared
+/// network is neither counted nor held while a source outside it is.
+#[test]
+#[ignore = "needs root + netns: cargo test --test first_line -- --ignored"]
+fn facts_are_replaced_whole_and_a_spared_network_is_not_counted() {
+    require_root();
+    let (lab, config, _server) = lab(Duration::from_secs(5));
+    let mut fewer = facts();
+    fewer.peers = vec![
+        "203.0.113.0/24".parse().unwrap(),
+        "2001:db8:5::/48".parse().unwrap(),
+    ];
+    in_victim(&lab, &config, |fw| {
+        fw.set_first_line_facts(&fewer).unwrap();
+        fw.set_first_line_facts(&fewer).unwrap();
+        fewer.listening = [(Proto::Tcp, 22), (Proto::Udp, 53)].into_iter().collect();
+        fw.set_first_line_facts(&fewer).unwrap();
+    });
+    let listed = |set: &str| {
+        let out = lab.exec(&lab.a, &["nft", "list", "set", "inet", "scansentry", set]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listen = listed("listen");
+    assert!(
+        listen.contains("tcp . 22") && listen.contains("udp . 53") && !listen.contains("80"),
+        "{listen}"
+    );
+    assert!(listed("peers4").contains("elements = { 203.0.113.0/24 }"));
+    assert!(listed("peers6").contains("elements = { 2001:db8:5::/48 }"));
+    assert!(listed("udp_replies").contains("elements = { 32768-60999 }"));
+
+    let spared: ipnet::IpNet = format!("{}/32", NetnsPair::B4).parse().unwrap();
+    in_victim(&lab, &config, |fw| {
+        fw.spare(&[spared], Duration::from_secs(600)).unwrap();
+        // Sparing it again refreshes it.
+        fw.spare(&[spared], Duration::from_secs(600)).unwrap();
+    });
+    let spare4 = listed("spare4");
+    assert!(spare4.contains("198.51.100.2 timeout 10m"), "{spare4}");
+    let probe = |from: &str| {
+        python(
+            &lab,
+            &format!(
+                "import socket\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 s.bind(('{from}', 0))\n\
+                 for p in range(20000, 20006): s.sendto(b'probe', ('{a}', p))\n",
+                a = NetnsPair::A4
+            ),
+        );
+    };
+    probe(NetnsPair::B4);
+    assert_eq!(holds(&lab, &config), [], "spared");
+    assert_eq!(elements(&lab, "pairs4"), 0, "not even counted");
+    probe(NetnsPair::B4_SECOND);
+    let held = holds(&lab, &config);
+    assert_eq!(
+        held.iter().map(|b| b.net.to_string()).collect::<Vec<_>>(),
+        [format!("{}/32", NetnsPair::B4_SECOND)]
+    );
 }

@@ -494,20 +494,29 @@ fn with(mut exprs: Vec<RawExpr>, more: impl IntoIterator<Item = RawExpr>) -> Vec
 
 /// Each chain's rules, as expression lists, in [`CHAINS`]' order; `log_group` is
 /// `first-line-log-group`.
-#[allow(
-    clippy::too_many_lines,
-    reason = "the ruleset, one rule a line, as the shipped file lists it"
-)]
 pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
-    let sources = |set4: &str, set6: &str, then: fn() -> Vec<RawExpr>| {
-        [(false, set4), (true, set6)].map(|(v6, set)| {
-            with(
-                source(v6, false),
-                [lookup(set, false)].into_iter().chain(then()),
-            )
-        })
-    };
-    let mut first_line = vec![vec![
+    [
+        base_rules(),
+        weigh_rules(),
+        count_rules(),
+        hold_rules(log_group),
+    ]
+}
+
+/// For the IPv4 and the IPv6 set of a pair: the source in `@set`, then `then`.
+fn by_source(set4: &str, set6: &str, then: fn() -> Vec<RawExpr>) -> [Vec<RawExpr>; 2] {
+    [(false, set4), (true, set6)].map(|(v6, set)| {
+        with(
+            source(v6, false),
+            [lookup(set, false)].into_iter().chain(then()),
+        )
+    })
+}
+
+/// `first_line`: what passes, what is dropped as held, what holds at once, and the first probe
+/// of each pair on to `weigh`.
+fn base_rules() -> Vec<Vec<RawExpr>> {
+    let mut rules = vec![vec![
         expr(
             "ct",
             vec![
@@ -519,9 +528,9 @@ pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
         cmp(CMP_NEQ, &[0; 4]),
         accept(),
     ]];
-    first_line.extend(sources("allow4", "allow6", || vec![accept()]));
-    first_line.extend(sources("hold4", "hold6", || vec![counter(), drop_()]));
-    first_line.push(vec![
+    rules.extend(by_source("allow4", "allow6", || vec![accept()]));
+    rules.extend(by_source("hold4", "hold6", || vec![counter(), drop_()]));
+    rules.push(vec![
         meta(NFT_META_L4PROTO, REG_1),
         cmp(CMP_NEQ, &[IPPROTO_TCP]),
         meta(NFT_META_L4PROTO, REG_1),
@@ -529,25 +538,25 @@ pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
         accept(),
     ]);
     // PACKET_HOST is 0.
-    first_line.push(vec![
+    rules.push(vec![
         meta(NFT_META_PKTTYPE, REG_1),
         cmp(CMP_NEQ, &[0]),
         accept(),
     ]);
     let bare_ack = TH_FIN | TH_SYN | TH_RST | TH_ACK;
-    first_line.push(with(tcp_flags(bare_ack, TH_ACK), [accept()]));
-    first_line.push(with(tcp_flags(TH_RST, TH_RST), [accept()]));
-    first_line.extend(sources("peers4", "peers6", || vec![accept()]));
-    first_line.extend(sources("spare4", "spare6", || vec![accept()]));
-    first_line.push(with(proto_port(), [lookup("listen", false), accept()]));
-    first_line.push(vec![
+    rules.push(with(tcp_flags(bare_ack, TH_ACK), [accept()]));
+    rules.push(with(tcp_flags(TH_RST, TH_RST), [accept()]));
+    rules.extend(by_source("peers4", "peers6", || vec![accept()]));
+    rules.extend(by_source("spare4", "spare6", || vec![accept()]));
+    rules.push(with(proto_port(), [lookup("listen", false), accept()]));
+    rules.push(vec![
         meta(NFT_META_L4PROTO, REG_1),
         cmp(CMP_EQ, &[IPPROTO_UDP]),
         payload(PAYLOAD_TRANSPORT, 2, 2, REG_1),
         lookup("udp_replies", false),
         accept(),
     ]);
-    first_line.push(vec![
+    rules.push(vec![
         expr(
             "fib",
             vec![
@@ -562,15 +571,15 @@ pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
         cmp(CMP_EQ, &[0; 4]),
         accept(),
     ]);
-    first_line.push(with(
+    rules.push(with(
         proto_port(),
         [lookup("tripwire", false), verdict(NFT_GOTO, Some("hold"))],
     ));
     for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
-        first_line.push(with(pair(v6), [lookup(set, false), accept()]));
+        rules.push(with(pair(v6), [lookup(set, false), accept()]));
     }
     for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
-        first_line.push(with(
+        rules.push(with(
             pair(v6),
             [
                 dynset(DYNSET_ADD, set, None),
@@ -578,21 +587,28 @@ pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
             ],
         ));
     }
-    first_line.push(vec![named_counter(SCORE_FULL)]);
+    rules.push(vec![named_counter(SCORE_FULL)]);
+    rules
+}
 
+/// `weigh`: a probe draws from the bucket twice for a privileged port or no SYN, once else.
+fn weigh_rules() -> Vec<Vec<RawExpr>> {
     let jump_count = || verdict(NFT_JUMP, Some("count"));
-    let weigh = vec![
+    vec![
         with(dport_vs_1024(CMP_LT), [jump_count()]),
         with(
             tcp_flags(TH_SYN, 0),
             dport_vs_1024(CMP_GTE).into_iter().chain([jump_count()]),
         ),
         vec![jump_count()],
-    ];
+    ]
+}
 
-    let mut count = Vec::new();
+/// `count`: one draw; the draw that finds the bucket empty holds; a full score set is counted.
+fn count_rules() -> Vec<Vec<RawExpr>> {
+    let mut rules = Vec::new();
     for (v6, set) in [(false, "score4"), (true, "score6")] {
-        count.push(with(
+        rules.push(with(
             source(v6, true),
             [
                 dynset(DYNSET_UPDATE, set, Some(bucket())),
@@ -601,12 +617,17 @@ pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
         ));
     }
     for (v6, set) in [(false, "score4"), (true, "score6")] {
-        count.push(with(
+        rules.push(with(
             source(v6, true),
             [lookup(set, true), named_counter(SCORE_FULL)],
         ));
     }
+    rules
+}
 
+/// `hold`: the source into the hold set, reported to `log_group`, the probe dropped; a full
+/// hold set is counted, and the probe dropped with its pair forgotten (its retry counts again).
+fn hold_rules(log_group: u16) -> Vec<Vec<RawExpr>> {
     let log = || {
         expr(
             "log",
@@ -620,18 +641,18 @@ pub fn rule_exprs(log_group: u16) -> [Vec<Vec<RawExpr>>; 4] {
             ],
         )
     };
-    let mut hold = Vec::new();
+    let mut rules = Vec::new();
     for (v6, set) in [(false, "hold4"), (true, "hold6")] {
-        hold.push(with(
+        rules.push(with(
             source(v6, false),
             [dynset(DYNSET_ADD, set, None), log(), drop_()],
         ));
     }
-    hold.push(vec![named_counter(HOLD_FULL)]);
+    rules.push(vec![named_counter(HOLD_FULL)]);
     for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
-        hold.push(with(pair(v6), [dynset(DYNSET_DELETE, set, None), drop_()]));
+        rules.push(with(pair(v6), [dynset(DYNSET_DELETE, set, None), drop_()]));
     }
-    [first_line, weigh, count, hold]
+    rules
 }
 
 /// The rules of `chains` ([`chains`]' order), each with the index of its chain.

@@ -495,6 +495,31 @@ fn element_batch(
             }
         }
     }
+    // An unblocked address is let in: the first line's hold of it, if any, goes too (a hold
+    // lasts a few seconds; nothing else would lift it before it ends).
+    if let NftConfig::Own {
+        first_line: Some(_),
+        ..
+    } = config
+    {
+        for (name, v6) in [("hold4", false), ("hold6", true)] {
+            let lifted: Vec<Entry> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Unblock { net }
+                        if net.addr().is_ipv6() == v6
+                            && net.prefix_len() == net.max_prefix_len() =>
+                    {
+                        Some(Entry::of(*net, false, None))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for handle in config.pack(&own_name(name), &lifted) {
+                messages.push((handle, SetMsgKind::DestroyElements, own_name(name)));
+            }
+        }
+    }
     if messages.is_empty() {
         return Ok(None);
     }
@@ -1486,6 +1511,54 @@ mod tests {
                 "{doing:?}"
             );
         }
+    }
+
+    /// An unblocked address is let in by the first line too: the same batch destroys its hold
+    /// element (a network's unblock, or a firewall without a first line, adds nothing).
+    #[test]
+    fn an_unblock_lifts_the_first_lines_hold_of_the_address_in_the_same_batch() {
+        let config = |first_line| NftConfig::Own {
+            hook: Hook::Input,
+            forward: true,
+            priority: -10,
+            set_size: 2048,
+            first_line,
+        };
+        let on = config(Some(FirstLine {
+            hold: Duration::from_secs(5),
+            log_group: 2701,
+        }));
+        let actions = [
+            Action::Unblock {
+                net: net("203.0.113.7/32"),
+            },
+            Action::Unblock {
+                net: net("2001:db8::7/128"),
+            },
+            Action::Unblock {
+                net: net("2001:db8:1::/64"),
+            },
+        ];
+        let (_, doing) = element_batch(&on, &actions).unwrap().unwrap();
+        let about: Vec<&str> = doing.iter().map(|(what, _)| what.as_str()).collect();
+        assert_eq!(
+            about,
+            [
+                "remove elements from set inet scansentry blocked4",
+                "remove elements from set inet scansentry blocked6",
+                "remove elements from set inet scansentry blocked6_net",
+                "remove elements from set inet scansentry hold4",
+                "remove elements from set inet scansentry hold6",
+            ]
+        );
+        let (_, doing) = element_batch(&config(None), &actions).unwrap().unwrap();
+        assert_eq!(doing.len(), 3, "{doing:?}");
+        let block = [Action::Block {
+            net: net("203.0.113.7/32"),
+            ttl: Duration::from_secs(60),
+        }];
+        let (_, doing) = element_batch(&on, &block).unwrap().unwrap();
+        assert_eq!(doing.len(), 1, "a block lifts no hold: {doing:?}");
     }
 
     #[test]

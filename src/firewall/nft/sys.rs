@@ -834,12 +834,6 @@ impl RawExpr {
         })
     }
 
-    /// The expression's name.
-    #[cfg(test)]
-    pub fn name(&self) -> &str {
-        self.name.to_str().unwrap_or("")
-    }
-
     /// A new libnftnl expression with these attributes; the caller owns it (a rule, or the
     /// dynset it is nested in, frees it).
     fn build(&self) -> NonNull<sys::nftnl_expr> {
