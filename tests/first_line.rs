@@ -186,6 +186,21 @@ fn a_reload_removes_the_first_line_and_restores_it_and_blocks_stay() {
         &["nft", "list", "set", "inet", "scansentry", "listen"],
     );
     assert_eq!(String::from_utf8_lossy(&again.stdout), listen);
+
+    // A reload with another first-line-hold: the hold sets take it, their elements kept.
+    let hold4 = |lab: &NetnsPair| {
+        let out = lab.exec(
+            &lab.a,
+            &["nft", "list", "set", "inet", "scansentry", "hold4"],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(hold4(&lab).contains("timeout 5s"), "{}", hold4(&lab));
+    in_victim(&lab, &config(Some(Duration::from_secs(20))), |fw| {
+        fw.ensure_ready(&[]).unwrap();
+        assert_eq!(fw.list().unwrap().len(), 1, "the block is kept");
+    });
+    assert!(hold4(&lab).contains("timeout 20s"), "{}", hold4(&lab));
 }
 
 /// (c) A real `nmap -sS -T4 --min-rate 500` of the top 1000 ports against the first line alone
