@@ -1,7 +1,8 @@
 //! The kernel's first line in own mode's table, as `nft/scansentry.nft` shows it: the sets it
 //! keeps, its two named counters, its four chains and their rules, written as nft 1.0.6
-//! compiles that file (`nft --debug=netlink` printed the bytecode copied here; the privileged
-//! test `tests/first_line.rs` lists both and compares them).
+//! compiles that file (`nft --debug=netlink` and `--debug=mnl` printed the bytecode and the
+//! attributes copied here; the privileged test `own_mode_builds_exactly_the_shipped_ruleset` in
+//! `tests/nft.rs` lists both tables and compares them).
 //!
 //! The base chain `first_line` hooks input at priority filter - 5, after conntrack and after
 //! own mode's block chain (filter - 10), so it sees only what the block sets let through. It

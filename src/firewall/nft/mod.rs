@@ -11,6 +11,13 @@
 //! set (measured: 63% of the time of a single add went to `rb_next`), while a hash set update
 //! is O(1); single addresses are most blocks, so they get the fast path.
 //!
+//! With `[firewall] first-line` on (the default), the table also holds the kernel's first line
+//! (`first_line.rs`): a base chain after the input chain that holds a source probing ports
+//! nothing listens on, before the daemon has seen a packet, with the sets the daemon keeps
+//! filled (listeners, tripwires, peers, the ephemeral range), the dynamic sets the rules fill
+//! (pairs, token buckets, holds) and two named counters. An unblock of an address also lifts
+//! its hold.
+//!
 //! [`Firewall::ensure_ready`] sends all of it in one atomic batch: table, sets and chain are
 //! created only if missing (so blocks still due are kept), the chain is flushed and its rules
 //! written again (so starting twice leaves one copy of each), and the allow sets are made anew
@@ -45,6 +52,7 @@ use super::{
     Action, Blocked, Firewall, FirewallError, FirstLineCounters, FirstLineFacts, RulesetChange,
 };
 pub use crate::config::nft::{BadName, Family, FirstLine, Hook, NftConfig, NftName};
+pub use first_line::LOG_PREFIX as FIRST_LINE_LOG_PREFIX;
 use netlink::{Netlink, NetlinkError};
 pub use sys::TooManyElements;
 use sys::{CounterObj, ElemInfo, Key, ObjMsg, Request, SetHandle, SetMsg, SetMsgKind};

@@ -5,7 +5,9 @@
 //! which [`fork`](crate::process::fork) refuses unless it counts one thread right before it),
 //! the only `unsafe` in scansentry; each block says why it holds, and where an invariant matters beyond
 //! one block, a constructor enforces it: [`SetMsg::new`] refuses a message that would overrun
-//! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL.
+//! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL,
+//! [`RawExpr::new`] refuses an expression or attribute libnftnl would read at another width,
+//! data longer than a register and strings with a NUL or too long.
 //!
 //! Invariants the rest of the module relies on:
 //! - every libnftnl object is owned by exactly one wrapper whose `Drop` frees it;
