@@ -8,7 +8,8 @@
 //! own mode's block chain (filter - 10), so it sees only what the block sets let through. It
 //! accepts established and related traffic, the never-block sets, and drops the sources held
 //! (`hold4`/`hold6`). Of the rest, a TCP or UDP packet to this host that is not a RST, not a
-//! bare ACK, not from a protected peer or a spared network, not to a listening proto . port,
+//! bare ACK, not a UDP datagram or SYN conntrack found invalid (a wrong checksum), not from a
+//! protected peer or a spared network, not to a listening proto . port,
 //! not UDP to the ephemeral range and whose source has a route back through the interface it
 //! came in on, is a probe of a trap port: a tripwire holds at once; otherwise the first probe
 //! of each source . proto . port (an IPv6 source by its /64) draws once from the source's
@@ -276,8 +277,9 @@ const NFT_GOTO: i32 = -4;
 const DYNSET_ADD: u32 = 0;
 const DYNSET_UPDATE: u32 = 1;
 const DYNSET_DELETE: u32 = 2;
-/// `IP_CT_ESTABLISHED` and `IP_CT_RELATED` as `ct state` bits.
+/// `IP_CT_ESTABLISHED` and `IP_CT_RELATED` as `ct state` bits; `invalid` (no conntrack entry).
 const CT_ESTABLISHED_RELATED: u32 = (1 << 1) | (1 << 2);
+const CT_INVALID: u32 = 1;
 /// `NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT`, and `NFT_FIB_RESULT_OIF`.
 const FIB_SADDR_IIF_PRESENT: u32 = 0x1 | 0x8 | 0x20;
 const FIB_RESULT_OIF: u32 = 1;
@@ -469,6 +471,21 @@ fn proto_port() -> Vec<RawExpr> {
     ]
 }
 
+/// `ct state` has one of the bits of `mask`.
+fn ct_state(mask: u32) -> Vec<RawExpr> {
+    vec![
+        expr(
+            "ct",
+            vec![
+                (sys::NFTNL_EXPR_CT_KEY, AttrValue::U32(0)),
+                (sys::NFTNL_EXPR_CT_DREG, AttrValue::U32(REG_1)),
+            ],
+        ),
+        and(&mask.to_ne_bytes()),
+        cmp(CMP_NEQ, &[0; 4]),
+    ]
+}
+
 /// `tcp flags & mask == value` (with `meta l4proto tcp` before, as nft adds it).
 fn tcp_flags(mask: u8, value: u8) -> Vec<RawExpr> {
     vec![
@@ -517,18 +534,7 @@ fn by_source(set4: &str, set6: &str, then: fn() -> Vec<RawExpr>) -> [Vec<RawExpr
 /// `first_line`: what passes, what is dropped as held, what holds at once, and the first probe
 /// of each pair on to `weigh`.
 fn base_rules() -> Vec<Vec<RawExpr>> {
-    let mut rules = vec![vec![
-        expr(
-            "ct",
-            vec![
-                (sys::NFTNL_EXPR_CT_KEY, AttrValue::U32(0)),
-                (sys::NFTNL_EXPR_CT_DREG, AttrValue::U32(REG_1)),
-            ],
-        ),
-        and(&CT_ESTABLISHED_RELATED.to_ne_bytes()),
-        cmp(CMP_NEQ, &[0; 4]),
-        accept(),
-    ]];
+    let mut rules = vec![with(ct_state(CT_ESTABLISHED_RELATED), [accept()])];
     rules.extend(by_source("allow4", "allow6", || vec![accept()]));
     rules.extend(by_source("hold4", "hold6", || vec![counter(), drop_()]));
     rules.push(vec![
@@ -547,6 +553,23 @@ fn base_rules() -> Vec<Vec<RawExpr>> {
     let bare_ack = TH_FIN | TH_SYN | TH_RST | TH_ACK;
     rules.push(with(tcp_flags(bare_ack, TH_ACK), [accept()]));
     rules.push(with(tcp_flags(TH_RST, TH_RST), [accept()]));
+    // What conntrack found invalid and cannot be a stealth probe: a UDP datagram or a SYN whose
+    // checksum is wrong (conntrack checks it on the way in), which the host drops and the
+    // daemon does not count either.
+    rules.push(with(
+        ct_state(CT_INVALID),
+        [
+            meta(NFT_META_L4PROTO, REG_1),
+            cmp(CMP_EQ, &[IPPROTO_UDP]),
+            accept(),
+        ],
+    ));
+    rules.push(with(
+        ct_state(CT_INVALID),
+        tcp_flags(TH_SYN | TH_ACK, TH_SYN)
+            .into_iter()
+            .chain([accept()]),
+    ));
     rules.extend(by_source("peers4", "peers6", || vec![accept()]));
     rules.extend(by_source("spare4", "spare6", || vec![accept()]));
     rules.push(with(proto_port(), [lookup("listen", false), accept()]));
@@ -735,7 +758,7 @@ mod tests {
     fn every_rule_is_built_and_set_ids_are_unique() {
         let rules = rule_exprs(2701);
         let counts: Vec<usize> = rules.iter().map(Vec::len).collect();
-        assert_eq!(counts, [22, 3, 4, 5]);
+        assert_eq!(counts, [24, 3, 4, 5]);
         let mut ids: Vec<u32> = SETS.iter().map(|s| s.id).collect();
         ids.sort_unstable();
         ids.dedup();

@@ -1477,7 +1477,7 @@ mod tests {
                 expected.push(del_chain);
             }
             if first {
-                expected.extend([rule; 22 + 3 + 4 + 5]);
+                expected.extend([rule; 24 + 3 + 4 + 5]);
             } else {
                 expected.extend([del_chain; 4]);
             }
