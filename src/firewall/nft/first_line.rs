@@ -537,6 +537,32 @@ fn base_rules() -> Vec<Vec<RawExpr>> {
     let mut rules = vec![with(ct_state(CT_ESTABLISHED_RELATED), [accept()])];
     rules.extend(by_source("allow4", "allow6", || vec![accept()]));
     rules.extend(by_source("hold4", "hold6", || vec![counter(), drop_()]));
+    rules.extend(skip_rules());
+    rules.push(with(
+        proto_port(),
+        [lookup("tripwire", false), verdict(NFT_GOTO, Some("hold"))],
+    ));
+    for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
+        rules.push(with(pair(v6), [lookup(set, false), accept()]));
+    }
+    for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
+        rules.push(with(
+            pair(v6),
+            [
+                dynset(DYNSET_ADD, set, None),
+                verdict(NFT_GOTO, Some("weigh")),
+            ],
+        ));
+    }
+    rules.push(vec![named_counter(SCORE_FULL)]);
+    rules
+}
+
+/// What `first_line` lets pass uncounted: not TCP or UDP, not for this host, a RST or bare
+/// ACK, a wrong checksum, a peer's, a spared network's, to a listener, a late UDP reply, from a
+/// source with no route back through its interface.
+fn skip_rules() -> Vec<Vec<RawExpr>> {
+    let mut rules = Vec::new();
     rules.push(vec![
         meta(NFT_META_L4PROTO, REG_1),
         cmp(CMP_NEQ, &[IPPROTO_TCP]),
@@ -595,23 +621,6 @@ fn base_rules() -> Vec<Vec<RawExpr>> {
         cmp(CMP_EQ, &[0; 4]),
         accept(),
     ]);
-    rules.push(with(
-        proto_port(),
-        [lookup("tripwire", false), verdict(NFT_GOTO, Some("hold"))],
-    ));
-    for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
-        rules.push(with(pair(v6), [lookup(set, false), accept()]));
-    }
-    for (v6, set) in [(false, "pairs4"), (true, "pairs6")] {
-        rules.push(with(
-            pair(v6),
-            [
-                dynset(DYNSET_ADD, set, None),
-                verdict(NFT_GOTO, Some("weigh")),
-            ],
-        ));
-    }
-    rules.push(vec![named_counter(SCORE_FULL)]);
     rules
 }
 
