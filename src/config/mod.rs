@@ -18,7 +18,7 @@ mod suggest;
 pub mod fleet;
 pub mod nft;
 
-pub use nft::{Family, Hook, NftConfig, NftName};
+pub use nft::{Family, FirstLine, Hook, NftConfig, NftName};
 
 use std::fmt;
 use std::io;
@@ -916,6 +916,14 @@ impl Validator {
                         ));
                     }
                 }
+                if f.first_line == Some(true) {
+                    v.problem(
+                        "[firewall] first-line = true: the kernel's first line needs nftables \
+                         (backend = \"nft\")"
+                            .into(),
+                    );
+                }
+                v.first_line(f);
                 Backend::Route
             }
             other => {
@@ -1115,6 +1123,14 @@ impl Validator {
             }
             "attach" => {
                 self.misplaced(&own_only, "own");
+                if raw.first_line == Some(true) {
+                    self.problem(
+                        "[firewall] first-line = true: the kernel's first line needs own mode's \
+                         table (mode = \"own\")"
+                            .into(),
+                    );
+                }
+                self.first_line(raw);
                 self.attach_firewall(raw)
             }
             other => {
@@ -1169,12 +1185,35 @@ impl Validator {
                     .into(),
             );
         }
+        let first_line = self.first_line(raw);
         NftConfig::Own {
             hook,
             forward: hook == Hook::Input && raw.forward.unwrap_or(true),
             priority,
             set_size,
-            first_line: None,
+            first_line: raw.first_line.unwrap_or(true).then_some(first_line),
+        }
+    }
+
+    /// `[firewall] first-line-hold` and `first-line-log-group` (checked whether the first line
+    /// is on or not, so that turning it on later meets no new problem).
+    fn first_line(&mut self, raw: &raw::RawFirewall) -> FirstLine {
+        let hold = self.duration(
+            "[firewall] first-line-hold",
+            &raw.first_line_hold,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        let group = self.integer(
+            "[firewall] first-line-log-group",
+            raw.first_line_log_group,
+            0,
+            65535,
+        );
+        FirstLine {
+            hold,
+            // `integer` clamps to the range, so the value fits.
+            log_group: u16::try_from(group).unwrap_or(2701),
         }
     }
 

@@ -471,6 +471,15 @@ pub struct RawFirewall {
     /// Own mode: the chain's priority.
     #[serde(default)]
     pub priority: Option<i64>,
+    /// Own mode: the kernel's first line (on by default).
+    #[serde(default)]
+    pub first_line: Option<bool>,
+    /// How long the first line holds a source.
+    #[serde(default = "default_first_line_hold")]
+    pub first_line_hold: String,
+    /// The nfnetlink_log group the first line reports holds to.
+    #[serde(default = "default_first_line_log_group")]
+    pub first_line_log_group: i64,
     /// Attach mode: the table's family.
     #[serde(default)]
     pub family: Option<String>,
@@ -493,6 +502,9 @@ impl Default for RawFirewall {
             hook: None,
             forward: None,
             priority: None,
+            first_line: None,
+            first_line_hold: default_first_line_hold(),
+            first_line_log_group: default_first_line_log_group(),
             family: None,
             table: None,
             set4: None,
@@ -528,6 +540,14 @@ fn default_ignore_file() -> String {
 
 fn default_backend() -> String {
     "nft".into()
+}
+
+fn default_first_line_hold() -> String {
+    "5s".into()
+}
+
+fn default_first_line_log_group() -> i64 {
+    2701
 }
 
 fn default_mode() -> String {

@@ -248,7 +248,7 @@ fn firewall_own_mode_hooks_and_priorities() {
             hook: Hook::Prerouting,
             priority: -300,
             set_size: 2 * 65536 + 1024,
-            first_line: None,
+            first_line: Some(FIRST_LINE),
         })
     );
     let c = check("[firewall]\npriority = -150\n[respond]\nmax-blocks = 1000\n").unwrap();
@@ -259,7 +259,7 @@ fn firewall_own_mode_hooks_and_priorities() {
             hook: Hook::Input,
             priority: -150,
             set_size: 3024,
-            first_line: None,
+            first_line: Some(FIRST_LINE),
         })
     );
     let c = check(
@@ -282,6 +282,66 @@ hook = \"prerouting\"\nforward = true\n"
           forwarded traffic too)"
         ]
     );
+}
+
+/// The first line's defaults.
+const FIRST_LINE: crate::config::FirstLine = crate::config::FirstLine {
+    hold: std::time::Duration::from_secs(5),
+    log_group: 2701,
+};
+
+/// Issue 27: the kernel's first line is on by default in own mode, off elsewhere, and
+/// `first-line = true` where it cannot be is refused with why.
+#[test]
+fn the_first_line_is_on_in_own_mode_and_refused_where_it_cannot_be() {
+    let own = |text: &str| match check(text).unwrap().backend {
+        crate::config::Backend::Nft(NftConfig::Own { first_line, .. }) => first_line,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(own(""), Some(FIRST_LINE));
+    assert_eq!(own("[firewall]\nfirst-line = false\n"), None);
+    assert_eq!(
+        own("[firewall]\nfirst-line-hold = \"60s\"\nfirst-line-log-group = 0\n"),
+        Some(crate::config::FirstLine {
+            hold: std::time::Duration::from_secs(60),
+            log_group: 0
+        })
+    );
+    assert_eq!(
+        problems("[firewall]\nfirst-line-hold = \"500ms\"\nfirst-line-log-group = 65536\n"),
+        [
+            "[firewall] first-line-hold = \"500ms\": must be at least 1s",
+            "[firewall] first-line-log-group = 65536: must be from 0 to 65535",
+        ]
+    );
+    assert_eq!(
+        problems("[firewall]\nfirst-line-hold = \"61s\"\n"),
+        ["[firewall] first-line-hold = \"61s\": must be at most 1m"]
+    );
+    // Attach mode and the route backend have no first line; asking for one is an error.
+    assert!(matches!(
+        check("[firewall]\nmode = \"attach\"\ntable = \"filter\"\nset4 = \"s\"\n")
+            .unwrap()
+            .backend,
+        crate::config::Backend::Nft(NftConfig::Attach { .. })
+    ));
+    assert_eq!(
+        problems(
+            "[firewall]\nmode = \"attach\"\ntable = \"filter\"\nset4 = \"s\"\nfirst-line = true\n"
+        ),
+        [
+            "[firewall] first-line = true: the kernel's first line needs own mode's table \
+             (mode = \"own\")"
+        ]
+    );
+    assert_eq!(
+        problems("[firewall]\nbackend = \"route\"\nfirst-line = true\n"),
+        [
+            "[firewall] first-line = true: the kernel's first line needs nftables \
+             (backend = \"nft\")"
+        ]
+    );
+    assert!(check("[firewall]\nbackend = \"route\"\nfirst-line = false\n").is_ok());
 }
 
 #[test]

@@ -9,3 +9,4 @@ pub mod fleet;
 pub mod frames;
 pub mod metrics;
 pub mod netns;
+pub mod nmap;

@@ -148,6 +148,12 @@ const FIREWALL: Section = Section {
         Key::new(&["priority"], Integer, "-10",
             "Own mode: the chain's priority (-1000 to 1000); lower runs earlier.")
             .shown("`-10` (`-300` on prerouting)"),
+        Key::new(&["first-line"], Bool, "true",
+            "Own mode: the kernel's first line, a chain of the table (on input, after connection tracking and after the block chain) that holds a source at packet speed once it has probed at least 3 distinct ports nothing listens on (6 unprivileged ones by SYN; one tripwire port, `[detect] tripwire-tcp`/`tripwire-udp`), before the daemon has seen a packet; the daemon then blocks it or lifts the hold. It skips the never-block list, protected peers, listening ports, RSTs, bare ACKs, UDP to the ephemeral ports and sources with no route back through their interface. `false`: only the daemon blocks. Needs own mode and nftables."),
+        Key::new(&["first-line-hold"], Duration, r#""5s""#,
+            "How long the first line holds a source unless the daemon blocks it or lifts the hold first (1 s to 60 s); the source's packets do not make it longer. Without a daemon, this is the most a hold costs a client."),
+        Key::new(&["first-line-log-group"], Integer, "2701",
+            "The nfnetlink_log group the first line reports each hold to, the packet with it (0 to 65535), which the daemon listens on; pick another if a program of yours uses 2701."),
         Key::unset(&["family"], Str, r#"`"inet"`"#,
             r#"Attach mode: the table's family, `"inet"`, `"ip"` or `"ip6"`."#)
             .examples(&[r#"family = "inet""#]),

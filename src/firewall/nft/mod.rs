@@ -11,6 +11,13 @@
 //! set (measured: 63% of the time of a single add went to `rb_next`), while a hash set update
 //! is O(1); single addresses are most blocks, so they get the fast path.
 //!
+//! With `[firewall] first-line` on (the default), the table also holds the kernel's first line
+//! (`first_line.rs`): a base chain after the input chain that holds a source probing ports
+//! nothing listens on, before the daemon has seen a packet, with the sets the daemon keeps
+//! filled (listeners, tripwires, peers, the ephemeral range), the dynamic sets the rules fill
+//! (pairs, token buckets, holds) and two named counters. An unblock of an address also lifts
+//! its hold.
+//!
 //! [`Firewall::ensure_ready`] sends all of it in one atomic batch: table, sets and chain are
 //! created only if missing (so blocks still due are kept), the chain is flushed and its rules
 //! written again (so starting twice leaves one copy of each), and the allow sets are made anew
@@ -27,6 +34,7 @@
 //! old expiry), which is how a block is refreshed. Unblocking destroys the element, which is
 //! fine when it is already gone.
 
+mod first_line;
 mod netlink;
 pub mod nflog;
 mod sys;
@@ -41,11 +49,15 @@ use nftnl::{Batch, Chain, FinalizedBatch, MsgType, ProtoFamily, Rule, Table, nft
 use nftnl_sys::libc;
 use nix::errno::Errno;
 
-use super::{Action, Blocked, Firewall, FirewallError, HoldReports, KernelHold, RulesetChange};
-pub use crate::config::nft::{BadName, Family, Hook, NftConfig, NftName};
+use super::{
+    Action, Blocked, Firewall, FirewallError, FirstLineCounters, FirstLineFacts, HoldReports,
+    KernelHold, RulesetChange,
+};
+pub use crate::config::nft::{BadName, Family, FirstLine, Hook, NftConfig, NftName};
+pub use first_line::LOG_PREFIX as FIRST_LINE_LOG_PREFIX;
 use netlink::{Netlink, NetlinkError};
 pub use sys::TooManyElements;
-use sys::{ElemInfo, Key, Request, SetHandle, SetMsg, SetMsgKind};
+use sys::{CounterObj, ElemInfo, Key, ObjMsg, Request, SetHandle, SetMsg, SetMsgKind};
 
 /// `NFT_SET_INTERVAL`.
 const SET_INTERVAL: u32 = 0x4;
@@ -302,6 +314,9 @@ pub struct NftFirewall {
     netlink: Netlink,
     /// The never-block list last loaded, to rebuild the table with if it vanishes.
     allow: Vec<IpNet>,
+    /// The first line's facts last loaded, to rebuild its sets with; none before the first
+    /// [`Firewall::set_first_line_facts`] (the sets are then left as they are).
+    facts: Option<FirstLineFacts>,
     /// Set when the watcher started last ([`Firewall::watch`]) is to stop
     /// ([`Firewall::retire`], or this firewall dropped).
     retired: std::sync::Mutex<Arc<AtomicBool>>,
@@ -326,6 +341,7 @@ impl NftFirewall {
             config,
             netlink: Netlink::open().map_err(FirewallError::Socket)?,
             allow: Vec::new(),
+            facts: None,
             retired: std::sync::Mutex::default(),
             holds: nflog::HoldWatch::default(),
         })
@@ -365,7 +381,7 @@ impl NftFirewall {
 
     /// Own mode's skeleton and allow sets, in one batch.
     fn build_own(&mut self, layout: OwnLayout) -> Result<(), FirewallError> {
-        let (batch, doing) = own_batch(&self.config, layout, &self.allow)?;
+        let (batch, doing) = own_batch(&self.config, layout, &self.allow, self.facts.as_ref())?;
         self.execute(&batch, &doing)
     }
 
@@ -500,6 +516,31 @@ fn element_batch(
             }
         }
     }
+    // An unblocked address is let in: the first line's hold of it, if any, goes too (a hold
+    // lasts a few seconds; nothing else would lift it before it ends).
+    if let NftConfig::Own {
+        first_line: Some(_),
+        ..
+    } = config
+    {
+        for (name, v6) in [("hold4", false), ("hold6", true)] {
+            let lifted: Vec<Entry> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Unblock { net }
+                        if net.addr().is_ipv6() == v6
+                            && net.prefix_len() == net.max_prefix_len() =>
+                    {
+                        Some(Entry::of(*net, false, None))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for handle in config.pack(&own_name(name), &lifted) {
+                messages.push((handle, SetMsgKind::DestroyElements, own_name(name)));
+            }
+        }
+    }
     if messages.is_empty() {
         return Ok(None);
     }
@@ -525,6 +566,7 @@ struct OwnLayout {
     forward: bool,
     priority: i32,
     set_size: u32,
+    first_line: Option<FirstLine>,
 }
 
 /// A batch being written, with what each message does (for the error when one is refused).
@@ -610,6 +652,61 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
+    /// Creates the first line's sets (if missing: their elements are kept) and counters, or,
+    /// when `first_line` is none, deletes them (the chains that used them were emptied before);
+    /// then, with `facts`, empties the fact sets and fills them.
+    fn first_line_sets(
+        &mut self,
+        first_line: Option<FirstLine>,
+        facts: Option<&FirstLineFacts>,
+    ) -> Result<(), FirewallError> {
+        let family = self.config.family();
+        let table = self.config.table();
+        let hold = first_line.map_or(Duration::from_secs(5), |f| f.hold);
+        for (name, handle) in first_line::set_handles(family, &table, hold) {
+            let (kind, msg_type, verb) = if first_line.is_some() {
+                (SetMsgKind::CreateSet, MsgType::Add, "create")
+            } else {
+                (SetMsgKind::DestroySet, MsgType::Del, "delete")
+            };
+            let msg = SetMsg::new(&handle, kind)?;
+            self.add(&msg, msg_type, format!("{verb} set {name}"), Some(name));
+        }
+        for name in [first_line::SCORE_FULL, first_line::HOLD_FULL] {
+            let obj = CounterObj::new(family, &table, &own_name(name));
+            let create = first_line.is_some();
+            let verb = if create { "create" } else { "delete" };
+            let msg_type = if create { MsgType::Add } else { MsgType::Del };
+            self.add(
+                &ObjMsg { obj: &obj, create },
+                msg_type,
+                format!("{verb} counter {name}"),
+                None,
+            );
+        }
+        if let (Some(_), Some(facts)) = (first_line, facts) {
+            self.facts(facts)?;
+        }
+        Ok(())
+    }
+
+    /// Empties each fact set and fills it with `facts`.
+    fn facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
+        let family = self.config.family();
+        let table = self.config.table();
+        for (name, entries) in first_line::fact_entries(facts) {
+            // A handle without elements: the message empties the set.
+            let all = SetHandle::new(family, &table, &own_name(name));
+            let msg = SetMsg::new(&all, SetMsgKind::DestroyElements)?;
+            self.add(&msg, MsgType::Del, format!("empty set {name}"), Some(name));
+            for fill in self.config.pack(&own_name(name), &entries) {
+                let msg = SetMsg::new(&fill, SetMsgKind::AddElements)?;
+                self.add(&msg, MsgType::Add, format!("fill set {name}"), Some(name));
+            }
+        }
+        Ok(())
+    }
+
     fn finish(self) -> (FinalizedBatch, Doing) {
         (self.batch.finalize(), self.doing)
     }
@@ -663,6 +760,7 @@ fn own_batch(
     config: &NftConfig,
     layout: OwnLayout,
     allow: &[IpNet],
+    facts: Option<&FirstLineFacts>,
 ) -> Result<(FinalizedBatch, Doing), FirewallError> {
     let table = Table::new(own_name(OWN_TABLE).to_c(), ProtoFamily::Inet);
     let mut w = Writer::new(config);
@@ -682,9 +780,34 @@ fn own_batch(
     let forward = own_chain(&table, c"forward", nftnl::Hook::Forward, layout.priority);
     w.empty_chain(&input, "input");
     w.empty_chain(&forward, "forward");
+    // The kernel's first line: its chains emptied like the others, then written anew, or
+    // deleted with its sets and counters when it is off.
+    let first_chains = first_line::chains(&table);
+    for (chain, name) in first_chains.iter().zip(first_line::CHAINS) {
+        w.empty_chain(chain, name);
+    }
     w.sets(&own_set_handles(layout.set_size), allow)?;
+    w.first_line_sets(layout.first_line, facts)?;
     w.fill_chain(&input, &table, "input", true);
     w.fill_chain(&forward, &table, "forward", layout.forward);
+    match layout.first_line {
+        Some(first) => {
+            for (i, rule) in first_line::rules(&first_chains, first.log_group) {
+                let name = first_line::CHAINS[i];
+                w.add(
+                    &rule,
+                    MsgType::Add,
+                    format!("add a rule to chain {name}"),
+                    None,
+                );
+            }
+        }
+        None => {
+            for (chain, name) in first_chains.iter().zip(first_line::CHAINS) {
+                w.add(chain, MsgType::Del, format!("delete chain {name}"), None);
+            }
+        }
+    }
     Ok(w.finish())
 }
 
@@ -776,12 +899,13 @@ impl Firewall for NftFirewall {
                 forward,
                 priority,
                 set_size,
-                first_line: _,
+                first_line,
             } => self.build_own(OwnLayout {
                 hook,
                 forward,
                 priority,
                 set_size,
+                first_line,
             }),
             NftConfig::Attach { .. } => self.check_attached(),
         }
@@ -846,6 +970,139 @@ impl Firewall for NftFirewall {
             }
         }
         Ok(out)
+    }
+
+    fn has_first_line(&self) -> bool {
+        matches!(
+            self.config,
+            NftConfig::Own {
+                first_line: Some(_),
+                ..
+            }
+        )
+    }
+
+    fn set_first_line_facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
+        self.facts = Some(facts.clone());
+        if !self.has_first_line() {
+            return Ok(());
+        }
+        let mut w = Writer::new(&self.config);
+        w.facts(facts)?;
+        let (batch, doing) = w.finish();
+        self.execute(&batch, &doing)
+    }
+
+    fn lift_holds(&mut self, sources: &[IpAddr]) -> Result<(), FirewallError> {
+        let entries = |v6: bool| -> Vec<Entry> {
+            sources
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| Entry::of(IpNet::from(*a), false, None))
+                .collect()
+        };
+        self.first_line_elements(&[
+            ("hold4", SetMsgKind::DestroyElements, entries(false)),
+            ("hold6", SetMsgKind::DestroyElements, entries(true)),
+        ])
+    }
+
+    fn spare(&mut self, nets: &[IpNet], ttl: Duration) -> Result<(), FirewallError> {
+        let merged = merge_nets(nets);
+        let entries = |v6: bool| -> Vec<Entry> {
+            merged
+                .iter()
+                .filter(|n| n.addr().is_ipv6() == v6)
+                .map(|n| Entry::of(*n, true, Some(ttl)))
+                .collect()
+        };
+        self.first_line_elements(&[
+            ("spare4", SetMsgKind::AddElements, entries(false)),
+            ("spare6", SetMsgKind::AddElements, entries(true)),
+        ])
+    }
+
+    fn holds(&mut self) -> Result<Vec<Blocked>, FirewallError> {
+        if !self.has_first_line() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (name, v6) in [("hold4", false), ("hold6", true)] {
+            let elements = self.read_elements(&own_name(name))?;
+            out.extend(elements.iter().filter_map(|e| host_block(e, v6)));
+        }
+        Ok(out)
+    }
+
+    fn first_line_counters(&mut self) -> Option<FirstLineCounters> {
+        if !self.has_first_line() {
+            return None;
+        }
+        let mut read = |name: &str| -> Option<u64> {
+            let name = own_name(name);
+            let request =
+                sys::counter_request(self.config.family(), &self.config.table(), &name, 1);
+            let mut obj = CounterObj::new(self.config.family(), &self.config.table(), &name);
+            let mut packets = None;
+            self.netlink
+                .query(&request, |m| {
+                    packets = packets.or(obj.parse_packets(m.bytes));
+                })
+                .ok()?;
+            packets
+        };
+        Some(FirstLineCounters {
+            score_full: read(first_line::SCORE_FULL)?,
+            hold_full: read(first_line::HOLD_FULL)?,
+        })
+    }
+}
+
+impl NftFirewall {
+    /// Carries out `changes` to the first line's sets in one batch; nothing without a first
+    /// line, or when there is nothing to change.
+    fn first_line_elements(
+        &mut self,
+        changes: &[(&str, SetMsgKind, Vec<Entry>)],
+    ) -> Result<(), FirewallError> {
+        if !self.has_first_line() || changes.iter().all(|(_, _, e)| e.is_empty()) {
+            return Ok(());
+        }
+        let mut w = Writer::new(&self.config);
+        for (name, kind, entries) in changes {
+            let verb = if *kind == SetMsgKind::AddElements {
+                "add elements to"
+            } else {
+                "remove elements from"
+            };
+            let msg_type = if *kind == SetMsgKind::AddElements {
+                MsgType::Add
+            } else {
+                MsgType::Del
+            };
+            for handle in self.config.pack(&own_name(name), entries) {
+                let msg = SetMsg::new(&handle, *kind)?;
+                w.add(&msg, msg_type, format!("{verb} set {name}"), Some(name));
+            }
+        }
+        let (batch, doing) = w.finish();
+        self.execute(&batch, &doing)
+    }
+
+    /// The elements of set `name` of our table.
+    fn read_elements(&mut self, name: &NftName) -> Result<Vec<ElemInfo>, FirewallError> {
+        let request = sys::request(
+            &Request::SetElements(self.config.family(), &self.config.table(), name),
+            1,
+        );
+        let mut parsed = self.config.set_handle(name);
+        let described = self.config.describe_set(name);
+        self.netlink
+            .query(&request, |m| {
+                parsed.parse_elems(m.bytes);
+            })
+            .map_err(|e| failed(e, format!("list {described}"), described))?;
+        Ok(parsed.elements())
     }
 }
 
@@ -1178,55 +1435,97 @@ mod tests {
     }
 
     /// Own mode's batch, read back without root: the message types in order, and what each
-    /// change does at the sequence number a refusal would name.
+    /// change does at the sequence number a refusal would name; with the first line on (its
+    /// sets, counters, facts and rules) and off (all of it deleted in the same batch).
     #[test]
     fn own_batch_creates_writes_and_fills_in_one_batch() {
         const NFT: u16 = 10 << 8;
         let (table, set, chain, del_chain) = (NFT, NFT | 9, NFT | 3, NFT | 5);
         let (rule, flush_chain, fill, destroy_set) = (NFT | 6, NFT | 8, NFT | 12, NFT | 29);
+        let (new_obj, destroy_obj, empty_set) = (NFT | 18, NFT | 31, NFT | 30);
         let allow = [
             net("198.51.100.0/24"),
             net("2001:db8::/32"),
             net("203.0.113.5/32"),
         ];
-        for forward in [false, true] {
+        let mut facts = FirstLineFacts {
+            listening: std::collections::BTreeSet::new(),
+            tripwires: std::collections::BTreeSet::new(),
+            peers: Vec::new(),
+            ephemeral: 32768..=60999,
+        };
+        facts.listening.insert((crate::wire::Proto::Tcp, 22));
+        for (forward, first) in [(false, false), (true, false), (false, true), (true, true)] {
+            let first_line = first.then_some(FirstLine {
+                hold: Duration::from_secs(5),
+                log_group: 2701,
+            });
             let layout = OwnLayout {
                 hook: Hook::Input,
                 forward,
                 priority: -10,
                 set_size: 2048,
+                first_line,
             };
             let config = NftConfig::Own {
                 hook: layout.hook,
                 forward,
                 priority: layout.priority,
                 set_size: layout.set_size,
-                first_line: None,
+                first_line,
             };
-            let (batch, doing) = own_batch(&config, layout, &allow).unwrap();
+            let (batch, doing) = own_batch(&config, layout, &allow, Some(&facts)).unwrap();
             let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
             let messages: Vec<_> = crate::netlink::messages(&bytes).collect();
-            let mut expected = vec![table, chain, flush_chain, chain, flush_chain];
+            let mut expected = vec![table];
+            for _ in 0..6 {
+                expected.extend([chain, flush_chain]);
+            }
             expected.extend([destroy_set; 2]);
             expected.extend([set; 6]);
             expected.extend([fill; 2]);
+            if first {
+                expected.extend([set; 13]);
+                expected.extend([new_obj; 2]);
+                // listen . tripwire . peers4 . peers6 . udp_replies: emptied, then filled with
+                // what there is (tcp . 22; the ephemeral range).
+                expected.extend([empty_set, fill, empty_set, empty_set, empty_set]);
+                expected.extend([empty_set, fill]);
+            } else {
+                expected.extend([destroy_set; 13]);
+                expected.extend([destroy_obj; 2]);
+            }
             expected.extend([rule; 6]);
             if forward {
                 expected.extend([rule; 6]);
             } else {
                 expected.push(del_chain);
             }
+            if first {
+                expected.extend([rule; 24 + 3 + 4 + 5]);
+            } else {
+                expected.extend([del_chain; 4]);
+            }
             let kinds: Vec<u16> = messages.iter().map(|m| m.kind).collect();
             assert_eq!(kinds.first(), Some(&16), "batch begin");
             assert_eq!(kinds.last(), Some(&17), "batch end");
-            assert_eq!(kinds[1..kinds.len() - 1], expected[..], "forward {forward}");
+            assert_eq!(
+                kinds[1..kinds.len() - 1],
+                expected[..],
+                "forward {forward}, first line {first}"
+            );
             assert_eq!(doing.len(), expected.len());
-            let first = batch.sequence_numbers().start + 1;
+            let first_seq = batch.sequence_numbers().start + 1;
             for (i, m) in messages[1..messages.len() - 1].iter().enumerate() {
-                assert_eq!(m.seq, first + u32::try_from(i).unwrap(), "{:?}", doing[i]);
+                assert_eq!(
+                    m.seq,
+                    first_seq + u32::try_from(i).unwrap(),
+                    "{:?}",
+                    doing[i]
+                );
             }
             assert_eq!(doing[0].0, "create table inet scansentry");
-            let fill6 = expected.iter().rposition(|&k| k == fill).unwrap();
+            let fill6 = 1 + 12 + 2 + 6 + 1;
             assert_eq!(
                 doing[fill6],
                 (
@@ -1234,7 +1533,65 @@ mod tests {
                     Some("set inet scansentry allow6".to_string())
                 )
             );
+            let hold = if first {
+                "create set hold6"
+            } else {
+                "delete set hold6"
+            };
+            assert!(
+                doing.iter().any(|(what, set)| what == hold
+                    && set.as_deref() == Some("set inet scansentry hold6")),
+                "{doing:?}"
+            );
         }
+    }
+
+    /// An unblocked address is let in by the first line too: the same batch destroys its hold
+    /// element (a network's unblock, or a firewall without a first line, adds nothing).
+    #[test]
+    fn an_unblock_lifts_the_first_lines_hold_of_the_address_in_the_same_batch() {
+        let config = |first_line| NftConfig::Own {
+            hook: Hook::Input,
+            forward: true,
+            priority: -10,
+            set_size: 2048,
+            first_line,
+        };
+        let on = config(Some(FirstLine {
+            hold: Duration::from_secs(5),
+            log_group: 2701,
+        }));
+        let actions = [
+            Action::Unblock {
+                net: net("203.0.113.7/32"),
+            },
+            Action::Unblock {
+                net: net("2001:db8::7/128"),
+            },
+            Action::Unblock {
+                net: net("2001:db8:1::/64"),
+            },
+        ];
+        let (_, doing) = element_batch(&on, &actions).unwrap().unwrap();
+        let about: Vec<&str> = doing.iter().map(|(what, _)| what.as_str()).collect();
+        assert_eq!(
+            about,
+            [
+                "remove elements from set inet scansentry blocked4",
+                "remove elements from set inet scansentry blocked6",
+                "remove elements from set inet scansentry blocked6_net",
+                "remove elements from set inet scansentry hold4",
+                "remove elements from set inet scansentry hold6",
+            ]
+        );
+        let (_, doing) = element_batch(&config(None), &actions).unwrap().unwrap();
+        assert_eq!(doing.len(), 3, "{doing:?}");
+        let block = [Action::Block {
+            net: net("203.0.113.7/32"),
+            ttl: Duration::from_secs(60),
+        }];
+        let (_, doing) = element_batch(&on, &block).unwrap().unwrap();
+        assert_eq!(doing.len(), 1, "a block lifts no hold: {doing:?}");
     }
 
     #[test]

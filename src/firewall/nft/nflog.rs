@@ -40,7 +40,7 @@ use crate::wire::Proto;
 
 /// The prefix of the first line's log messages (what its `hold` rules write, and the only
 /// messages of the group reported as holds).
-pub const HOLD_PREFIX: &str = "scansentry hold ";
+pub const HOLD_PREFIX: &str = super::first_line::LOG_PREFIX;
 
 /// How much of each held packet the kernel copies, from its network header on: 256 bytes hold
 /// the largest IPv4 header (60) and a TCP header with every option (60), or an IPv6 header

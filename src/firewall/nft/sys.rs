@@ -5,7 +5,9 @@
 //! which [`fork`](crate::process::fork) refuses unless it counts one thread right before it),
 //! the only `unsafe` in scansentry; each block says why it holds, and where an invariant matters beyond
 //! one block, a constructor enforces it: [`SetMsg::new`] refuses a message that would overrun
-//! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL.
+//! the batch buffer, [`Key`] cannot be longer than 16 bytes, [`NftName`] holds no NUL,
+//! [`RawExpr::new`] refuses an expression or attribute libnftnl would read at another width,
+//! data longer than a register and strings with a NUL or too long.
 //!
 //! Invariants the rest of the module relies on:
 //! - every libnftnl object is owned by exactly one wrapper whose `Drop` frees it;
@@ -22,7 +24,7 @@
     reason = "libnftnl takes its small u32 attribute and message constants as u16"
 )]
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -36,14 +38,20 @@ use crate::config::nft::NftName;
 /// NEWSETELEM/DELSETELEM), or what the kernel said about it (after parsing).
 pub struct SetHandle(NonNull<sys::nftnl_set>);
 
-/// The key of an element of one of our sets: an IPv4 or IPv6 address in network order. At most
-/// 16 bytes by construction, well within the 64-byte data register libnftnl copies keys into.
+/// The key of an element of one of our sets, in network order: an address, a port, or a
+/// protocol and a port. At most 16 bytes by construction, well within the 64-byte data register
+/// libnftnl copies keys into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
     /// An `ipv4_addr` key.
     V4([u8; 4]),
     /// An `ipv6_addr` key.
     V6([u8; 16]),
+    /// An `inet_service` key: a port.
+    Service([u8; 2]),
+    /// An `inet_proto . inet_service` key: each field in a 32-bit register of its own, as the
+    /// kernel concatenates them (the protocol's byte, then the port's two, each zero-padded).
+    ProtoService([u8; 8]),
 }
 
 impl Key {
@@ -52,7 +60,20 @@ impl Key {
         match self {
             Key::V4(b) => b,
             Key::V6(b) => b,
+            Key::Service(b) => b,
+            Key::ProtoService(b) => b,
         }
+    }
+
+    /// `inet_service` `port`.
+    pub fn service(port: u16) -> Self {
+        Key::Service(port.to_be_bytes())
+    }
+
+    /// `inet_proto . inet_service`: IP protocol number `proto`, `port`.
+    pub fn proto_service(proto: u8, port: u16) -> Self {
+        let [hi, lo] = port.to_be_bytes();
+        Key::ProtoService([proto, 0, 0, 0, hi, lo, 0, 0])
     }
 }
 
@@ -110,6 +131,28 @@ impl SetHandle {
     pub fn set_u32(&mut self, attr: u32, value: u32) {
         // SAFETY: valid owned set; u32 attributes are copied by value.
         unsafe { sys::nftnl_set_set_u32(self.0.as_ptr(), attr as u16, value) }
+    }
+
+    /// Sets the set's user data (`NFTNL_SET_USERDATA`): what nft stores there to print the
+    /// set's type back (a key's byte order; a concatenation's marker).
+    pub fn set_userdata(&mut self, data: &[u8]) {
+        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        // SAFETY: valid owned set; libnftnl copies `len` bytes from `data`, which is that long
+        // (a slice longer than u32::MAX cannot be one of ours: they are a few bytes).
+        unsafe {
+            sys::nftnl_set_set_data(
+                self.0.as_ptr(),
+                sys::NFTNL_SET_USERDATA as u16,
+                data.as_ptr().cast(),
+                len,
+            );
+        }
+    }
+
+    /// Sets a `u64` attribute (`NFTNL_SET_TIMEOUT`, in milliseconds).
+    pub fn set_u64(&mut self, attr: u32, value: u64) {
+        // SAFETY: valid owned set; u64 attributes are copied by value.
+        unsafe { sys::nftnl_set_set_u64(self.0.as_ptr(), attr as u16, value) }
     }
 
     /// A `u32` attribute, if the kernel (or we) set it.
@@ -501,6 +544,447 @@ pub fn parse_chain(msg: &[u8]) -> Option<ChainInfo> {
     .flatten()
 }
 
+/// The kind of value an expression's attribute takes, as libnftnl reads it: a setter of the
+/// wrong width would make libnftnl read past the value, so every attribute written is looked up
+/// in [`EXPR_ATTRS`] and must be given with its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrKind {
+    /// `nftnl_expr_set_u16`.
+    U16,
+    /// `nftnl_expr_set_u32` (registers, operators, flags, verdicts).
+    U32,
+    /// `nftnl_expr_set_u64` (rates, units, timeouts).
+    U64,
+    /// `nftnl_expr_set` with a length (compared data, masks): at most [`MAX_EXPR_DATA`] bytes.
+    Data,
+    /// `nftnl_expr_set_str`: no NUL, at most [`MAX_EXPR_STR`] bytes.
+    Str,
+    /// `nftnl_expr_add_expr`: a nested expression (dynset's stateful expression).
+    Expr,
+}
+
+/// An attribute's value, of one of the [`AttrKind`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttrValue {
+    /// 16 bits (libnftnl turns them to network order where the kernel wants it).
+    U16(u16),
+    /// 32 bits.
+    U32(u32),
+    /// 64 bits.
+    U64(u64),
+    /// Bytes, as they go to the kernel.
+    Data(Vec<u8>),
+    /// A string (a set's or chain's name, a log prefix).
+    Str(String),
+    /// A nested expression.
+    Expr(Box<RawExpr>),
+}
+
+impl AttrValue {
+    fn kind(&self) -> AttrKind {
+        match self {
+            AttrValue::U16(_) => AttrKind::U16,
+            AttrValue::U32(_) => AttrKind::U32,
+            AttrValue::U64(_) => AttrKind::U64,
+            AttrValue::Data(_) => AttrKind::Data,
+            AttrValue::Str(_) => AttrKind::Str,
+            AttrValue::Expr(_) => AttrKind::Expr,
+        }
+    }
+}
+
+/// The most bytes of data an attribute carries: a 16-byte register (an IPv6 address, a mask).
+pub const MAX_EXPR_DATA: usize = 16;
+/// The longest string an attribute carries: nft's log prefix limit (127), which also covers our
+/// set and chain names.
+pub const MAX_EXPR_STR: usize = 127;
+/// The longest expression name (the kernel's `NFT_EXPR_MAXNAMELEN` is 16 with the NUL).
+pub const MAX_EXPR_NAME: usize = 15;
+
+/// The expressions scansentry writes with [`RawExpr`], and each attribute it may set on them
+/// with its kind, as libnftnl 1.2's setters read them.
+pub const EXPR_ATTRS: &[(&str, &[(u32, AttrKind)])] = {
+    use AttrKind::{Data, Expr, Str, U16, U32, U64};
+    &[
+        (
+            "meta",
+            &[
+                (sys::NFTNL_EXPR_META_KEY, U32),
+                (sys::NFTNL_EXPR_META_DREG, U32),
+            ],
+        ),
+        (
+            "cmp",
+            &[
+                (sys::NFTNL_EXPR_CMP_SREG, U32),
+                (sys::NFTNL_EXPR_CMP_OP, U32),
+                (sys::NFTNL_EXPR_CMP_DATA, Data),
+            ],
+        ),
+        (
+            "payload",
+            &[
+                (sys::NFTNL_EXPR_PAYLOAD_DREG, U32),
+                (sys::NFTNL_EXPR_PAYLOAD_BASE, U32),
+                (sys::NFTNL_EXPR_PAYLOAD_OFFSET, U32),
+                (sys::NFTNL_EXPR_PAYLOAD_LEN, U32),
+            ],
+        ),
+        (
+            "bitwise",
+            &[
+                (sys::NFTNL_EXPR_BITWISE_SREG, U32),
+                (sys::NFTNL_EXPR_BITWISE_DREG, U32),
+                (sys::NFTNL_EXPR_BITWISE_OP, U32),
+                (sys::NFTNL_EXPR_BITWISE_LEN, U32),
+                (sys::NFTNL_EXPR_BITWISE_MASK, Data),
+                (sys::NFTNL_EXPR_BITWISE_XOR, Data),
+            ],
+        ),
+        (
+            "ct",
+            &[
+                (sys::NFTNL_EXPR_CT_KEY, U32),
+                (sys::NFTNL_EXPR_CT_DREG, U32),
+            ],
+        ),
+        (
+            "lookup",
+            &[
+                (sys::NFTNL_EXPR_LOOKUP_SREG, U32),
+                (sys::NFTNL_EXPR_LOOKUP_SET, Str),
+                (sys::NFTNL_EXPR_LOOKUP_SET_ID, U32),
+                (sys::NFTNL_EXPR_LOOKUP_FLAGS, U32),
+            ],
+        ),
+        (
+            "dynset",
+            &[
+                (sys::NFTNL_EXPR_DYNSET_SREG_KEY, U32),
+                (sys::NFTNL_EXPR_DYNSET_OP, U32),
+                (sys::NFTNL_EXPR_DYNSET_TIMEOUT, U64),
+                (sys::NFTNL_EXPR_DYNSET_SET_NAME, Str),
+                (sys::NFTNL_EXPR_DYNSET_SET_ID, U32),
+                (sys::NFTNL_EXPR_DYNSET_EXPRESSIONS, Expr),
+            ],
+        ),
+        (
+            "limit",
+            &[
+                (sys::NFTNL_EXPR_LIMIT_RATE, U64),
+                (sys::NFTNL_EXPR_LIMIT_UNIT, U64),
+                (sys::NFTNL_EXPR_LIMIT_BURST, U32),
+                (sys::NFTNL_EXPR_LIMIT_TYPE, U32),
+                (sys::NFTNL_EXPR_LIMIT_FLAGS, U32),
+            ],
+        ),
+        (
+            "log",
+            &[
+                (sys::NFTNL_EXPR_LOG_PREFIX, Str),
+                (sys::NFTNL_EXPR_LOG_GROUP, U16),
+                (sys::NFTNL_EXPR_LOG_QTHRESHOLD, U16),
+            ],
+        ),
+        (
+            "fib",
+            &[
+                (sys::NFTNL_EXPR_FIB_DREG, U32),
+                (sys::NFTNL_EXPR_FIB_RESULT, U32),
+                (sys::NFTNL_EXPR_FIB_FLAGS, U32),
+            ],
+        ),
+        (
+            "objref",
+            &[
+                (sys::NFTNL_EXPR_OBJREF_IMM_TYPE, U32),
+                (sys::NFTNL_EXPR_OBJREF_IMM_NAME, Str),
+            ],
+        ),
+        (
+            "immediate",
+            &[
+                (sys::NFTNL_EXPR_IMM_DREG, U32),
+                (sys::NFTNL_EXPR_IMM_VERDICT, U32),
+                (sys::NFTNL_EXPR_IMM_CHAIN, Str),
+            ],
+        ),
+        ("counter", &[]),
+    ]
+};
+
+/// An expression [`RawExpr::new`] refused to write.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadExpr {
+    /// Not an expression of [`EXPR_ATTRS`].
+    #[error("expression {0:?} is not one scansentry writes")]
+    Unknown(String),
+    /// An attribute [`EXPR_ATTRS`] does not list for this expression.
+    #[error("expression {expr}: attribute {attr} is not one scansentry sets")]
+    UnknownAttr {
+        /// The expression.
+        expr: String,
+        /// libnftnl's attribute number.
+        attr: u32,
+    },
+    /// An attribute given with a value of the wrong kind.
+    #[error("expression {expr}: attribute {attr} takes {expected:?}, not {given:?}")]
+    WrongKind {
+        /// The expression.
+        expr: String,
+        /// libnftnl's attribute number.
+        attr: u32,
+        /// What libnftnl reads.
+        expected: AttrKind,
+        /// What was given.
+        given: AttrKind,
+    },
+    /// Data longer than a register.
+    #[error("expression {expr}: {len} bytes of data (at most {MAX_EXPR_DATA})")]
+    DataTooLong {
+        /// The expression.
+        expr: String,
+        /// The data's length.
+        len: usize,
+    },
+    /// A string with a NUL, or too long.
+    #[error(
+        "expression {expr}: string {text:?} holds a NUL or is longer than {MAX_EXPR_STR} bytes"
+    )]
+    BadStr {
+        /// The expression.
+        expr: String,
+        /// The string.
+        text: String,
+    },
+}
+
+/// One nf_tables expression the safe `nftnl` API does not offer (dynset, limit, log, fib,
+/// objref; lookups with flags; loads into the 32-bit registers concatenations use): its name
+/// and attributes, checked when made ([`RawExpr::new`]), written by libnftnl when a rule takes
+/// it ([`nftnl::expr::Expression`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawExpr {
+    name: CString,
+    attrs: Vec<(u16, RawAttr)>,
+}
+
+/// An attribute as it will be written: strings already C strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RawAttr {
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    Data(Vec<u8>),
+    Str(CString),
+    Expr(Box<RawExpr>),
+}
+
+impl RawExpr {
+    /// Expression `name` with `attrs` (libnftnl's attribute numbers and values).
+    ///
+    /// # Errors
+    ///
+    /// [`BadExpr`] when `name` is not in [`EXPR_ATTRS`], an attribute is not listed for it or
+    /// has a value of another kind, data is longer than [`MAX_EXPR_DATA`] bytes, or a string
+    /// holds a NUL or is longer than [`MAX_EXPR_STR`] bytes. This is what keeps the writes of
+    /// [`RawExpr::build`] within what libnftnl reads.
+    pub fn new(name: &str, attrs: Vec<(u32, AttrValue)>) -> Result<Self, BadExpr> {
+        let known = EXPR_ATTRS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .filter(|_| name.len() <= MAX_EXPR_NAME)
+            .ok_or_else(|| BadExpr::Unknown(name.to_string()))?;
+        let expr = || name.to_string();
+        let mut out = Vec::with_capacity(attrs.len());
+        for (attr, value) in attrs {
+            let Some(&(_, expected)) = known.iter().find(|(a, _)| *a == attr) else {
+                return Err(BadExpr::UnknownAttr { expr: expr(), attr });
+            };
+            if value.kind() != expected {
+                return Err(BadExpr::WrongKind {
+                    expr: expr(),
+                    attr,
+                    expected,
+                    given: value.kind(),
+                });
+            }
+            let raw = match value {
+                AttrValue::U16(v) => RawAttr::U16(v),
+                AttrValue::U32(v) => RawAttr::U32(v),
+                AttrValue::U64(v) => RawAttr::U64(v),
+                AttrValue::Data(d) if d.len() > MAX_EXPR_DATA => {
+                    return Err(BadExpr::DataTooLong {
+                        expr: expr(),
+                        len: d.len(),
+                    });
+                }
+                AttrValue::Data(d) => RawAttr::Data(d),
+                AttrValue::Str(text) => match CString::new(text.clone()) {
+                    Ok(c) if text.len() <= MAX_EXPR_STR => RawAttr::Str(c),
+                    _ => return Err(BadExpr::BadStr { expr: expr(), text }),
+                },
+                AttrValue::Expr(e) => RawAttr::Expr(e),
+            };
+            // libnftnl's attribute numbers are small (under 16): the u16 it takes holds them.
+            out.push((attr as u16, raw));
+        }
+        Ok(RawExpr {
+            name: CString::new(name).map_err(|_| BadExpr::Unknown(name.to_string()))?,
+            attrs: out,
+        })
+    }
+
+    /// A new libnftnl expression with these attributes; the caller owns it (a rule, or the
+    /// dynset it is nested in, frees it).
+    fn build(&self) -> NonNull<sys::nftnl_expr> {
+        // SAFETY: the name is a NUL-terminated string of EXPR_ATTRS, which libnftnl knows; a
+        // null return (out of memory) aborts, as elsewhere.
+        let raw = unsafe { sys::nftnl_expr_alloc(self.name.as_ptr()) };
+        let e = NonNull::new(raw).unwrap_or_else(|| std::process::abort());
+        for (attr, value) in &self.attrs {
+            // SAFETY: `e` is a valid expression we own; RawExpr::new checked that each attribute
+            // belongs to this expression and has the width libnftnl's setter for it reads; data
+            // is at most 16 bytes (libnftnl copies it into a 64-byte register) and passed with
+            // its length; strings are NUL-terminated and copied (strdup); a nested expression
+            // is a fresh one whose ownership passes to `e` (freed with it).
+            unsafe {
+                let p = e.as_ptr();
+                match value {
+                    RawAttr::U16(v) => sys::nftnl_expr_set_u16(p, *attr, *v),
+                    RawAttr::U32(v) => sys::nftnl_expr_set_u32(p, *attr, *v),
+                    RawAttr::U64(v) => sys::nftnl_expr_set_u64(p, *attr, *v),
+                    RawAttr::Data(d) => {
+                        let len = u32::try_from(d.len()).unwrap_or(0);
+                        sys::nftnl_expr_set(p, *attr, d.as_ptr().cast(), len);
+                    }
+                    RawAttr::Str(s) => {
+                        sys::nftnl_expr_set_str(p, *attr, s.as_ptr());
+                    }
+                    RawAttr::Expr(inner) => {
+                        sys::nftnl_expr_add_expr(p, u32::from(*attr), inner.build().as_ptr());
+                    }
+                }
+            }
+        }
+        e
+    }
+}
+
+impl nftnl::expr::Expression for RawExpr {
+    fn to_expr(&self, _rule: &nftnl::Rule<'_>) -> NonNull<sys::nftnl_expr> {
+        self.build()
+    }
+}
+
+/// A named counter object (`counter score_full {}`): to create or destroy it in a batch, or to
+/// read its packets back.
+pub struct CounterObj(NonNull<sys::nftnl_obj>);
+
+/// `NFT_OBJECT_COUNTER`.
+const OBJECT_COUNTER: u32 = 1;
+/// `NFT_MSG_DESTROYOBJ` (kernel ≥ 6.3: a missing object is fine).
+const NFT_MSG_DESTROYOBJ: u16 = 31;
+
+impl CounterObj {
+    /// Counter `name` of `table` in `family`, at zero.
+    pub fn new(family: u32, table: &NftName, name: &NftName) -> Self {
+        let (table, name) = (table.to_c(), name.to_c());
+        // SAFETY: nftnl_obj_alloc has no preconditions (null aborts, as above).
+        let raw = unsafe { sys::nftnl_obj_alloc() };
+        let obj = NonNull::new(raw).unwrap_or_else(|| std::process::abort());
+        // SAFETY: valid owned object; strings are copied (strdup), integers by value.
+        unsafe {
+            let o = obj.as_ptr();
+            sys::nftnl_obj_set_u32(o, sys::NFTNL_OBJ_FAMILY as u16, family);
+            sys::nftnl_obj_set_str(o, sys::NFTNL_OBJ_TABLE as u16, table.as_ptr());
+            sys::nftnl_obj_set_str(o, sys::NFTNL_OBJ_NAME as u16, name.as_ptr());
+            sys::nftnl_obj_set_u32(o, sys::NFTNL_OBJ_TYPE as u16, OBJECT_COUNTER);
+            sys::nftnl_obj_set_u64(o, sys::NFTNL_OBJ_CTR_PKTS as u16, 0);
+            sys::nftnl_obj_set_u64(o, sys::NFTNL_OBJ_CTR_BYTES as u16, 0);
+        }
+        CounterObj(obj)
+    }
+
+    /// Parses a NEWOBJ message (a GETOBJ reply) into this object; its packets.
+    pub fn parse_packets(&mut self, msg: &[u8]) -> Option<u64> {
+        with_aligned(msg, |nlh| {
+            // SAFETY: `nlh` is aligned and length-checked; the object is valid and owned.
+            unsafe {
+                (sys::nftnl_obj_nlmsg_parse(nlh, self.0.as_ptr()) >= 0).then(|| {
+                    sys::nftnl_obj_get_u64(self.0.as_ptr(), sys::NFTNL_OBJ_CTR_PKTS as u16)
+                })
+            }
+        })
+        .flatten()
+    }
+}
+
+impl Drop for CounterObj {
+    fn drop(&mut self) {
+        // SAFETY: we own the object; it is freed exactly once.
+        unsafe { sys::nftnl_obj_free(self.0.as_ptr()) }
+    }
+}
+
+/// A counter object message for a batch: NEWOBJ with CREATE and without EXCL (an existing
+/// counter keeps its count), or DESTROYOBJ.
+pub struct ObjMsg<'a> {
+    /// The counter.
+    pub obj: &'a CounterObj,
+    /// Create it (or leave it be), or destroy it.
+    pub create: bool,
+}
+
+// SAFETY: `write` builds one message into `buf`, which nftnl's Batch guarantees holds
+// nft_nlmsg_maxsize() (64 KiB) bytes; a counter object carries two names of at most 255 bytes,
+// its type and two counts: under 700 bytes.
+unsafe impl nftnl::NlMsg for ObjMsg<'_> {
+    unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
+        let (msg_type, flags) = if self.create {
+            (
+                libc::NFT_MSG_NEWOBJ as u16,
+                (libc::NLM_F_CREATE | libc::NLM_F_ACK) as u16,
+            )
+        } else {
+            (NFT_MSG_DESTROYOBJ, libc::NLM_F_ACK as u16)
+        };
+        let obj = self.obj.0.as_ptr();
+        // SAFETY: as above; the object outlives this call and its family was set when made.
+        unsafe {
+            let family = sys::nftnl_obj_get_u32(obj, sys::NFTNL_OBJ_FAMILY as u16) as u16;
+            let nlh =
+                sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), msg_type, family, flags, seq);
+            sys::nftnl_obj_nlmsg_build_payload(nlh, obj);
+        }
+    }
+}
+
+/// A GETOBJ request for counter `name` of `table` (a single reply, then the ACK).
+pub fn counter_request(family: u32, table: &NftName, name: &NftName, seq: u32) -> Vec<u8> {
+    let size = nftnl::nft_nlmsg_maxsize() as usize;
+    let mut buf = vec![0u32; size.div_ceil(4)];
+    let obj = CounterObj::new(family, table, name);
+    // SAFETY: `buf` is u32-aligned and nft_nlmsg_maxsize() bytes long; the object holds two
+    // names of at most 255 bytes, far below that; nlmsg_len is written by libnftnl.
+    let len = unsafe {
+        let nlh = sys::nftnl_nlmsg_build_hdr(
+            buf.as_mut_ptr().cast::<c_char>(),
+            libc::NFT_MSG_GETOBJ as u16,
+            family as u16,
+            libc::NLM_F_ACK as u16,
+            seq,
+        );
+        sys::nftnl_obj_nlmsg_build_payload(nlh, obj.0.as_ptr());
+        (*nlh).nlmsg_len as usize
+    };
+    buf.iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .take(len.min(size))
+        .collect()
+}
+
 /// Copies a string owned by a libnftnl object.
 ///
 /// # Safety
@@ -595,5 +1079,92 @@ mod tests {
             bytes < nftnl::nft_nlmsg_maxsize() as usize,
             "{bytes} bytes for {MAX_ELEMENTS_PER_MSG} elements"
         );
+    }
+
+    /// The raw expression builder's constructor refuses what libnftnl would read past or the
+    /// kernel would refuse: each limit, one step past it.
+    #[test]
+    fn a_raw_expression_refuses_each_limit_one_past_it() {
+        let cmp = |data: Vec<u8>| {
+            RawExpr::new(
+                "cmp",
+                vec![
+                    (sys::NFTNL_EXPR_CMP_SREG, AttrValue::U32(1)),
+                    (sys::NFTNL_EXPR_CMP_DATA, AttrValue::Data(data)),
+                ],
+            )
+        };
+        assert!(cmp(vec![0xff; MAX_EXPR_DATA]).is_ok());
+        assert_eq!(
+            cmp(vec![0xff; MAX_EXPR_DATA + 1]),
+            Err(BadExpr::DataTooLong {
+                expr: "cmp".into(),
+                len: MAX_EXPR_DATA + 1
+            })
+        );
+        let log = |prefix: String| {
+            RawExpr::new(
+                "log",
+                vec![(sys::NFTNL_EXPR_LOG_PREFIX, AttrValue::Str(prefix))],
+            )
+        };
+        assert!(log("a".repeat(MAX_EXPR_STR)).is_ok());
+        assert!(matches!(
+            log("a".repeat(MAX_EXPR_STR + 1)),
+            Err(BadExpr::BadStr { .. })
+        ));
+        assert!(matches!(log("a\0b".into()), Err(BadExpr::BadStr { .. })));
+        // An expression or attribute not in the table, a value of another width.
+        assert_eq!(
+            RawExpr::new("queue", vec![]),
+            Err(BadExpr::Unknown("queue".into()))
+        );
+        assert_eq!(
+            RawExpr::new(&"x".repeat(MAX_EXPR_NAME + 1), vec![]),
+            Err(BadExpr::Unknown("x".repeat(MAX_EXPR_NAME + 1)))
+        );
+        assert_eq!(
+            RawExpr::new("meta", vec![(sys::NFTNL_EXPR_META_SREG, AttrValue::U32(1))]),
+            Err(BadExpr::UnknownAttr {
+                expr: "meta".into(),
+                attr: sys::NFTNL_EXPR_META_SREG
+            })
+        );
+        assert_eq!(
+            RawExpr::new(
+                "log",
+                vec![(sys::NFTNL_EXPR_LOG_GROUP, AttrValue::U32(2701))]
+            ),
+            Err(BadExpr::WrongKind {
+                expr: "log".into(),
+                attr: sys::NFTNL_EXPR_LOG_GROUP,
+                expected: AttrKind::U16,
+                given: AttrKind::U32
+            })
+        );
+        // A nested expression is checked when it is made, and only dynset takes one.
+        let limit = RawExpr::new(
+            "limit",
+            vec![(sys::NFTNL_EXPR_LIMIT_RATE, AttrValue::U64(1))],
+        )
+        .unwrap();
+        let nested = |name: &str, attr| {
+            RawExpr::new(name, vec![(attr, AttrValue::Expr(Box::new(limit.clone())))])
+        };
+        assert!(nested("dynset", sys::NFTNL_EXPR_DYNSET_EXPRESSIONS).is_ok());
+        assert!(matches!(
+            nested("lookup", sys::NFTNL_EXPR_LOOKUP_SET),
+            Err(BadExpr::WrongKind { .. })
+        ));
+        // What the constructor took, a rule takes whole: libnftnl writes it back as made.
+        let table = nftnl::Table::new(c"scansentry", nftnl::ProtoFamily::Inet);
+        let chain = nftnl::Chain::new(c"count", &table);
+        let mut rule = nftnl::Rule::new(&chain);
+        rule.add_expr(&nested("dynset", sys::NFTNL_EXPR_DYNSET_EXPRESSIONS).unwrap());
+        rule.add_expr(&cmp(vec![0xff; MAX_EXPR_DATA]).unwrap());
+        let mut batch = nftnl::Batch::new();
+        batch.add(&rule, MsgType::Add);
+        let bytes: usize = batch.finalize().iter().map(<[u8]>::len).sum();
+        assert!(bytes > 100, "{bytes}");
     }
 }
