@@ -505,6 +505,7 @@ impl TryFrom<RawConfig> for Config {
         let set_size = nft::set_size(respond.max_blocks);
         let backend = v.backend(&raw.firewall, set_size);
         let capture = v.capture(&raw.capture, &raw.detect.mode);
+        let backend = v.first_line_fits(backend, &traps, &capture, raw.firewall.first_line);
         let log = v.log(&raw.log);
         let audit = v.audit(&raw.audit);
         let daemon = DaemonConfig {
@@ -1192,6 +1193,49 @@ impl Validator {
             priority,
             set_size,
             first_line: raw.first_line.unwrap_or(true).then_some(first_line),
+        }
+    }
+
+    /// The first line counts every port nothing listens on: it does not fit `[detect] mode =
+    /// "listed"` (only the listed ports are traps) nor `[capture] method = "connect"` (whose
+    /// trap ports are the daemon's own listeners). There it is off by default, and asking for
+    /// it is a problem.
+    fn first_line_fits(
+        &mut self,
+        backend: Backend,
+        traps: &TrapsConfig,
+        capture: &CaptureConfig,
+        asked: Option<bool>,
+    ) -> Backend {
+        let unfit = if capture.method == Method::Connect {
+            Some("[capture] method = \"connect\" (its trap ports are sentryd's own listeners)")
+        } else if matches!(traps.mode, TrapMode::Listed { .. }) {
+            Some("[detect] mode = \"listed\" (only the listed ports are traps)")
+        } else {
+            None
+        };
+        let Some(unfit) = unfit else { return backend };
+        if asked == Some(true) {
+            self.problem(format!(
+                "[firewall] first-line = true: the kernel's first line counts every port \
+                 nothing listens on, which does not fit {unfit}"
+            ));
+        }
+        match backend {
+            Backend::Nft(NftConfig::Own {
+                hook,
+                forward,
+                priority,
+                set_size,
+                first_line: _,
+            }) => Backend::Nft(NftConfig::Own {
+                hook,
+                forward,
+                priority,
+                set_size,
+                first_line: None,
+            }),
+            other => other,
         }
     }
 

@@ -344,6 +344,41 @@ fn the_first_line_is_on_in_own_mode_and_refused_where_it_cannot_be() {
     assert!(check("[firewall]\nbackend = \"route\"\nfirst-line = false\n").is_ok());
 }
 
+/// Issue 27: the first line counts every port nothing listens on, so with listed trap ports
+/// (and in connect mode, whose traps are sentryd's own listeners) it is off unless asked for,
+/// and asking for it is refused with why.
+#[test]
+fn the_first_line_is_off_with_listed_traps_and_in_connect_mode() {
+    let first_line = |text: &str| match check(text).unwrap().backend {
+        crate::config::Backend::Nft(NftConfig::Own { first_line, .. }) => first_line,
+        other => panic!("{other:?}"),
+    };
+    let listed = "[detect]\nmode = \"listed\"\npreset = \"bare-bones\"\n";
+    let connect = format!("{listed}[capture]\nmethod = \"connect\"\n");
+    assert_eq!(first_line(listed), None);
+    assert_eq!(first_line(&connect), None);
+    assert_eq!(
+        first_line(&format!("{listed}[firewall]\nfirst-line = false\n")),
+        None
+    );
+    assert_eq!(
+        problems(&format!("{listed}[firewall]\nfirst-line = true\n")),
+        [
+            "[firewall] first-line = true: the kernel's first line counts every port nothing \
+             listens on, which does not fit [detect] mode = \"listed\" (only the listed ports \
+             are traps)"
+        ]
+    );
+    assert_eq!(
+        problems(&format!("{connect}[firewall]\nfirst-line = true\n")),
+        [
+            "[firewall] first-line = true: the kernel's first line counts every port nothing \
+             listens on, which does not fit [capture] method = \"connect\" (its trap ports \
+             are sentryd's own listeners)"
+        ]
+    );
+}
+
 #[test]
 fn firewall_attach_mode_needs_a_table_and_a_set_and_refuses_own_keys() {
     let c = check(
