@@ -18,8 +18,8 @@ use ipnet::IpNet;
 
 use crate::report::source_text;
 pub use crate::respond::Action;
-use crate::wire::Proto;
 use crate::text::human;
+use crate::wire::Proto;
 
 /// An address or network the firewall blocks, and for how much longer.
 #[derive(Clone, Debug, PartialEq, Eq)]
