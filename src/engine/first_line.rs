@@ -360,6 +360,26 @@ impl Engine {
         }
     }
 
+    /// The shell's queue of holds was full: `missed` reports of the kernel's first line were
+    /// dropped (counted `untracked`; said, folded). Their holds end by themselves within
+    /// `first-line-hold`; their sources are judged from the capture as any other.
+    pub fn holds_missed(&mut self, missed: u64) {
+        *self
+            .first_line
+            .outcomes
+            .entry(HoldOutcome::Untracked.as_str())
+            .or_default() += missed;
+        if self.fold.offer(report::Folded::Held, self.clock.now()) {
+            self.warn(format!(
+                "{} of the kernel's first line not heard (the daemon's queue of them was \
+                 full): they end by themselves within {}, and the daemon judges their sources \
+                 from its capture",
+                report::count(missed, "hold", "holds"),
+                human(self.hold_length())
+            ));
+        }
+    }
+
     /// Why the daemon never lets `source` be held, if it does not: an address of this host
     /// (said so, though the never-block list holds it too), the never-block list, a protected
     /// peer.

@@ -50,11 +50,13 @@ impl Running {
             // The fleet's messages after the captures' frames, a bounded number a turn; when
             // more wait, the loop turns again at once.
             let fleet_waits = self.daemon.take_fleet();
+            // The kernel's holds likewise; a flood of them waits its turn, bounded.
+            let holds_wait = self.daemon.take_holds();
             let next = self.daemon.engine.tick();
             self.daemon.carry_out();
             self.tell_systemd(&mut status_due);
             let mut next = next.min(status_due);
-            if fleet_waits {
+            if fleet_waits || holds_wait {
                 next = clock.now();
             }
             if let Some(every) = watchdog {

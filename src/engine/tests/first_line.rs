@@ -398,3 +398,16 @@ fn issue_27_holds_and_lifts_are_events_with_their_facts() {
     assert_eq!(acts[1].actor, report::Actor::Daemon);
     assert_eq!(acts[1].reason, Some("never-block"));
 }
+
+#[test]
+fn issue_27_holds_the_shell_could_not_queue_are_counted_and_said_once_folded() {
+    let mut lab = lab();
+    lab.engine.holds_missed(300);
+    assert!(lab.says("300 holds of the kernel's first line not heard"));
+    assert_eq!(lab.outcomes().get("untracked"), Some(&300));
+    for _ in 0..20 {
+        lab.engine.holds_missed(1);
+    }
+    assert!(lab.said().len() < 20, "folded");
+    assert_eq!(lab.outcomes().get("untracked"), Some(&320));
+}
