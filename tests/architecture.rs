@@ -111,6 +111,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("engine", "crate::control::protocol::TOP_MAX", "the protocol's longest top list"),
     ("metrics", "crate::control::protocol::StatusInfo", "the status answer the exposition is made from"),
     ("metrics", "crate::control::protocol::FleetInfo", "the fleet line of the status answer"),
+    ("metrics", "crate::control::protocol::FirstLineInfo", "the first line of the status answer"),
     ("metrics", "std::env::consts::ARCH", "the architecture of the build, a constant: build_info"),
     ("audit::policy", "crate::audit::Entry", "a listening socket as the audit records it"),
     ("audit::policy", "crate::audit::Snapshot", "the audit's listeners: plain data"),

@@ -56,11 +56,13 @@ impl PortSet {
     /// The ports in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
         // Word by word: an empty word (most of them) costs one test, not 64.
-        let words = self.0.iter().enumerate().filter(|(_, word)| **word != 0);
+        let words = (0..=u16::MAX >> 6)
+            .zip(self.0.iter())
+            .filter(|(_, word)| **word != 0);
         words.flat_map(|(i, &word)| {
             (0..64u16)
                 .filter(move |bit| word & (1 << bit) != 0)
-                .map(move |bit| ((i as u16) << 6) | bit)
+                .map(move |bit| (i << 6) | bit)
         })
     }
 }

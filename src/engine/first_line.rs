@@ -525,10 +525,9 @@ impl Engine {
         match (&hold.decided, remaining) {
             (None, Some(left)) => line.push_str(&format!(" ({} left)", human(left))),
             (None, None) => line.push_str(" (ended in the kernel)"),
-            (Some((_, at, _)), _) => line.push_str(&format!(
-                ", {} ago",
-                human(now.saturating_since(hold.at).max(now.saturating_since(*at)))
-            )),
+            (Some(_), _) => {
+                line.push_str(&format!(", {} ago", human(now.saturating_since(hold.at))));
+            }
         }
         let outcome = hold
             .decided
