@@ -48,6 +48,7 @@ pub(super) struct Hold {
     until: Timestamp,
     /// The probe that crossed the kernel's threshold, and its TCP flags.
     probe: (Proto, u16),
+    tcp_flags: Option<u8>,
     /// Ports the held source probed, as the capture saw them (the crossing probe's first; at
     /// most [`HOLD_PORTS`]).
     ports: Vec<(Proto, u16)>,
@@ -121,13 +122,14 @@ impl FirstLine {
         (true, spare)
     }
 
-    /// Records a hold; `false` when [`MAX_HOLDS`] are kept and none can go.
+    /// Records a hold, with the ports the capture saw its source probe before it (`before`);
+    /// `false` when [`MAX_HOLDS`] are kept and none can go.
     fn record(
         &mut self,
         source: IpAddr,
         hold: &KernelHold,
-        length: Duration,
-        now: Timestamp,
+        before: Vec<(Proto, u16)>,
+        (length, now): (Duration, Timestamp),
     ) -> bool {
         if !self.holds.contains_key(&source) && self.holds.len() >= MAX_HOLDS {
             self.forget_decided(now, true);
@@ -136,13 +138,20 @@ impl FirstLine {
             return false;
         }
         let probe = (hold.proto, hold.port);
+        let mut ports = vec![probe];
+        for port in before {
+            if ports.len() < HOLD_PORTS && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
         self.holds.insert(
             source,
             Hold {
                 at: now,
                 until: now.saturating_add(length),
                 probe,
-                ports: vec![probe],
+                tcp_flags: hold.tcp_flags,
+                ports,
                 decided: None,
             },
         );
@@ -338,14 +347,12 @@ impl Engine {
             return;
         }
         let length = self.hold_length();
-        if !self.first_line.record(source, &hold, length, now) {
+        let before = self.pipeline.ports_of(source, HOLD_PORTS);
+        if !self.first_line.record(source, &hold, before, (length, now)) {
             self.first_line.count(HoldOutcome::Untracked);
         }
         if self.fold.offer(report::Folded::Held, now) {
-            let flags = hold
-                .tcp_flags
-                .map(|f| format!(" ({})", crate::wire::TcpFlags::from_bits(u16::from(f))))
-                .unwrap_or_default();
+            let flags = flags_text(hold.tcp_flags);
             self.act_with(
                 Level::Info,
                 (report::Did::Hold, report::Actor::Kernel),
@@ -519,8 +526,9 @@ impl Engine {
         let length = hold.until.saturating_since(hold.at);
         let probe = hold.probe.0.label(hold.probe.1);
         let mut line = format!(
-            "held by the kernel's first line for {} after a probe to {probe}",
-            human(length)
+            "held by the kernel's first line for {} after a probe to {probe}{}",
+            human(length),
+            flags_text(hold.tcp_flags)
         );
         match (&hold.decided, remaining) {
             (None, Some(left)) => line.push_str(&format!(" ({} left)", human(left))),
@@ -576,5 +584,14 @@ impl Engine {
             score_full: counters.score_full,
             hold_full: counters.hold_full,
         })
+    }
+}
+
+/// A held probe's TCP flags as a line says them, when they are not a plain SYN (a stealth
+/// probe: ` (FIN|PSH|URG)`); nothing for a SYN or UDP.
+fn flags_text(flags: Option<u8>) -> String {
+    match flags {
+        Some(f) if f != 0x02 => format!(" ({})", crate::wire::TcpFlags::from_bits(u16::from(f))),
+        _ => String::new(),
     }
 }

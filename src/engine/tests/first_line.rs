@@ -142,6 +142,20 @@ fn issue_27_a_hold_of_a_never_block_source_an_own_address_or_a_peer_is_lifted_at
     lab.held(SCANNER, 902);
     assert!(lab.kernel.is_held(ip(SCANNER)));
     assert!(lab.says("the kernel's first line held 203.0.113.7 for 5s after a probe to 902/tcp"));
+    // A stealth probe says its flags, in the event and in why.
+    let fin = lab
+        .kernel
+        .hold(ip("198.51.100.60"), Proto::Tcp, 903, Some(0x29));
+    lab.engine.kernel_held(fin);
+    assert!(lab.says("held 198.51.100.60 for 5s after a probe to 903/tcp (FIN|PSH|URG)"));
+    let hold = lab.hold_of("198.51.100.60").unwrap();
+    assert!(
+        hold.line.starts_with(
+            "held by the kernel's first line for 5s after a probe to 903/tcp (FIN|PSH|URG) ("
+        ),
+        "{}",
+        hold.line
+    );
 }
 
 #[test]
@@ -410,4 +424,18 @@ fn issue_27_holds_the_shell_could_not_queue_are_counted_and_said_once_folded() {
     }
     assert!(lab.said().len() < 20, "folded");
     assert_eq!(lab.outcomes().get("untracked"), Some(&320));
+}
+
+/// design.md §2: held after `900:R 901:R 902:T`, a listener then starts on 900–902; the
+/// client does not try again before the hold is lifted, so the ports it probed before the hold
+/// (the capture's count) must lift it too.
+#[test]
+fn issue_27_a_port_probed_before_the_hold_that_begins_to_listen_lifts_it() {
+    let mut lab = lab();
+    lab.scan(SCANNER, 900..=901);
+    lab.held(SCANNER, 902);
+    lab.machine().listeners.insert(Proto::Tcp, None, 901);
+    lab.second();
+    assert!(!lab.kernel.is_held(ip(SCANNER)));
+    assert!(lab.says("901/tcp, which it probed, has a listener now"));
 }
