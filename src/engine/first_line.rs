@@ -92,11 +92,8 @@ impl FirstLine {
     fn spend(&mut self, source: IpAddr, now: Timestamp) -> (bool, bool) {
         let prefix = crate::respond::prefix_of(source);
         if !self.partitions.contains_key(&prefix) && self.partitions.len() >= MAX_HOLDS {
-            self.partitions
-                .retain(|_, p| now.saturating_since(p.since) < PARTITION_WINDOW);
-        }
-        if !self.partitions.contains_key(&prefix) && self.partitions.len() >= MAX_HOLDS {
-            // As many partitions in a minute as the holds kept: no partition is over.
+            // As many partitions within a minute as the holds kept (those done with are
+            // forgotten each second): this one has had none, so it is not over.
             return (false, false);
         }
         let p = self.partitions.entry(prefix).or_insert(Partition {
@@ -132,7 +129,7 @@ impl FirstLine {
         (length, now): (Duration, Timestamp),
     ) -> bool {
         if !self.holds.contains_key(&source) && self.holds.len() >= MAX_HOLDS {
-            self.forget_decided(now, true);
+            self.make_room();
         }
         if !self.holds.contains_key(&source) && self.holds.len() >= MAX_HOLDS {
             return false;
@@ -158,24 +155,36 @@ impl FirstLine {
         true
     }
 
-    /// Forgets holds decided more than [`KEEP_DECIDED`] ago; with `room`, when none is that
-    /// old, the one decided first.
-    fn forget_decided(&mut self, now: Timestamp, room: bool) {
-        let before = self.holds.len();
+    /// Forgets holds decided more than [`KEEP_DECIDED`] ago, and partitions whose window
+    /// ended and that are not spared (each second).
+    fn forget_done(&mut self, now: Timestamp) {
         self.holds.retain(|_, h| {
             h.decided
                 .as_ref()
                 .is_none_or(|(_, at, _)| now.saturating_since(*at) < KEEP_DECIDED)
         });
-        if room && self.holds.len() == before {
-            let first = self
-                .holds
-                .iter()
-                .filter_map(|(s, h)| h.decided.as_ref().map(|(_, at, _)| (*at, *s)))
-                .min();
-            if let Some((_, source)) = first {
-                self.holds.remove(&source);
-            }
+        self.partitions.retain(|_, p| {
+            now.saturating_since(p.since) < PARTITION_WINDOW
+                || p.spared_until.is_some_and(|t| t > now)
+        });
+    }
+
+    /// [`MAX_HOLDS`] are kept: the eighth of them decided first are forgotten at once (one
+    /// sort for the next thousand holds, not a pass over all for each); none when every hold
+    /// waits for a decision.
+    fn make_room(&mut self) {
+        let mut decided: Vec<(Timestamp, IpAddr)> = self
+            .holds
+            .iter()
+            .filter_map(|(s, h)| h.decided.as_ref().map(|(_, at, _)| (*at, *s)))
+            .collect();
+        let room = (MAX_HOLDS / 8).min(decided.len());
+        if room == 0 {
+            return;
+        }
+        decided.select_nth_unstable(room - 1);
+        for (_, source) in &decided[..room] {
+            self.holds.remove(source);
         }
     }
 
@@ -307,7 +316,7 @@ impl Engine {
         }
         self.sync_first_line(false);
         self.first_line.end(now);
-        self.first_line.forget_decided(now, false);
+        self.first_line.forget_done(now);
     }
 
     /// The kernel's first line held a source ([`KernelHold`]): lifted at once when the daemon

@@ -312,6 +312,7 @@ fn issue_27_why_tells_the_time_left_and_a_hold_that_ends_unconfirmed_is_kept_a_w
 
 #[test]
 fn issue_27_a_forged_flood_of_holds_is_folded_and_bounded() {
+    const MAX: usize = crate::engine::first_line::MAX_HOLDS;
     let mut lab = lab();
     // 10,000 holds within 5 s from sources in as many /48s (no partition is over).
     let mut held = 0;
@@ -330,16 +331,25 @@ fn issue_27_a_forged_flood_of_holds_is_folded_and_bounded() {
         "folded: {} lines",
         said.len()
     );
-    assert!(lab.engine.first_line.holds.len() <= crate::engine::first_line::MAX_HOLDS);
+    assert!(lab.engine.first_line.holds.len() <= MAX);
     let outcomes = lab.outcomes();
     assert_eq!(
         outcomes.get("untracked"),
-        Some(&(10_000 - crate::engine::first_line::MAX_HOLDS as u64)),
+        Some(&(10_000 - MAX as u64)),
         "{outcomes:?}"
     );
     lab.advance(report::Fold::WINDOW);
     lab.engine.tick();
     assert!(lab.says("more holds by the kernel's first line in the last"));
+    // They ended (kept for why); the next holds make room by forgetting the first ended.
+    assert_eq!(lab.outcomes().get("ended"), Some(&(MAX as u64)));
+    lab.held(SCANNER, 902);
+    assert!(lab.hold_of(SCANNER).is_some(), "recorded");
+    assert_eq!(lab.engine.first_line.holds.len(), MAX - MAX / 8 + 1);
+    assert_eq!(
+        lab.outcomes().get("untracked"),
+        Some(&(10_000 - MAX as u64))
+    );
 }
 
 #[test]
