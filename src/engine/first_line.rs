@@ -74,6 +74,12 @@ pub(super) struct FirstLine {
     listening: BTreeSet<(Proto, u16)>,
     /// The holds recorded, by source (at most [`MAX_HOLDS`]).
     pub(super) holds: HashMap<IpAddr, Hold>,
+    /// Of them, those the daemon has not decided on (the capture looks its sources up only
+    /// while there are some).
+    pending: usize,
+    /// The kernel's hold count and counters as last read, and when ([`KERNEL_READ_FOR`]: a
+    /// flood of scrapes reads them once a second).
+    read: Option<(Timestamp, usize, FirstLineCounters)>,
     partitions: HashMap<IpNet, Partition>,
     /// Holds since start, by outcome.
     outcomes: BTreeMap<&'static str, u64>,
@@ -141,6 +147,10 @@ impl FirstLine {
                 ports.push(port);
             }
         }
+        let was_pending = self.holds.get(&source).is_some_and(|h| h.decided.is_none());
+        if !was_pending {
+            self.pending += 1;
+        }
         self.holds.insert(
             source,
             Hold {
@@ -205,6 +215,7 @@ impl FirstLine {
             return false;
         };
         hold.decided = Some((outcome, now, why));
+        self.pending = self.pending.saturating_sub(1);
         self.count(outcome);
         true
     }
@@ -226,6 +237,7 @@ impl FirstLine {
             .outcomes
             .entry(HoldOutcome::Ended.as_str())
             .or_default() += ended as u64;
+        self.pending = self.pending.saturating_sub(ended);
         ended
     }
 
@@ -357,6 +369,7 @@ impl Engine {
         }
         let length = self.hold_length();
         let before = self.pipeline.ports_of(source, HOLD_PORTS);
+        self.first_line.read = None;
         if !self.first_line.record(source, &hold, before, (length, now)) {
             self.first_line.count(HoldOutcome::Untracked);
         }
@@ -429,6 +442,7 @@ impl Engine {
 
     /// Lifts `source`'s hold in the kernel (fine when it has ended); a refusal is said.
     fn lift_in_kernel(&mut self, source: IpAddr) {
+        self.first_line.read = None;
         if let Err(e) = self.firewall.lift_holds(&[source]) {
             self.tally.firewall_errors += 1;
             if self.fold.offer(report::Folded::Refused, self.clock.now()) {
@@ -517,7 +531,7 @@ impl Engine {
     /// Whether any hold waits for the daemon's decision (the capture's probes are then looked
     /// up in them).
     pub(super) fn holds_pending(&self) -> bool {
-        !self.first_line.holds.is_empty()
+        self.first_line.pending > 0
     }
 
     /// `sentryctl why`: the first line's hold of `addr`, with the time the kernel says it has
@@ -574,14 +588,19 @@ impl Engine {
         if !self.firewall.has_first_line() {
             return None;
         }
-        let pending = self
-            .first_line
-            .holds
-            .values()
-            .filter(|h| h.decided.is_none())
-            .count();
-        let active = self.firewall.holds().map_or(pending, |h| h.len());
-        let counters: FirstLineCounters = self.firewall.first_line_counters().unwrap_or_default();
+        let now = self.clock.now();
+        let (active, counters) = match self.first_line.read {
+            Some((at, active, counters)) if now.saturating_since(at) < KERNEL_READ_FOR => {
+                (active, counters)
+            }
+            _ => {
+                let pending = self.first_line.pending;
+                let active = self.firewall.holds().map_or(pending, |h| h.len());
+                let counters = self.firewall.first_line_counters().unwrap_or_default();
+                self.first_line.read = Some((now, active, counters));
+                (active, counters)
+            }
+        };
         Some(crate::control::protocol::FirstLineInfo {
             holds_active: active,
             holds: self
