@@ -85,6 +85,8 @@ pub(super) struct FirstLine {
     outcomes: BTreeMap<&'static str, u64>,
     /// A loading of the facts failed (said once until one works).
     failing: bool,
+    /// Holds went unheard: the hold sets are read at the next second.
+    missed: bool,
 }
 
 impl FirstLine {
@@ -327,6 +329,9 @@ impl Engine {
             }
         }
         self.sync_first_line(false);
+        if std::mem::take(&mut self.first_line.missed) {
+            self.lift_unheard(now);
+        }
         self.first_line.end(now);
         self.first_line.forget_done(now);
     }
@@ -391,8 +396,10 @@ impl Engine {
 
     /// The shell's queue of holds was full: `missed` reports of the kernel's first line were
     /// dropped (counted `untracked`; said, folded). Their holds end by themselves within
-    /// `first-line-hold`; their sources are judged from the capture as any other.
+    /// `first-line-hold`; their sources are judged from the capture as any other; the hold
+    /// sets are read at the next second, and a source never held found there is lifted.
     pub fn holds_missed(&mut self, missed: u64) {
+        self.first_line.missed = true;
         *self
             .first_line
             .outcomes
@@ -406,6 +413,36 @@ impl Engine {
                 report::count(missed, "hold", "holds"),
                 human(self.hold_length())
             ));
+        }
+    }
+
+    /// Holds went unheard: the kernel's hold sets are read (once, at most 8,192 elements),
+    /// and each source in them the daemon never lets be held, and has not lifted, is lifted.
+    fn lift_unheard(&mut self, now: Timestamp) {
+        let held = match self.firewall.holds() {
+            Ok(held) => held,
+            Err(e) => {
+                self.warn(format!("cannot read the kernel's first line's holds: {e}"));
+                return;
+            }
+        };
+        for source in held.iter().map(|h| h.net.addr()) {
+            if self.first_line.pending(source).is_some() {
+                continue;
+            }
+            if let Some((reason, why)) = self.never_held(source, now) {
+                // Counted untracked when it went unheard; lifted, it is counted so instead.
+                if let Some(n) = self
+                    .first_line
+                    .outcomes
+                    .get_mut(HoldOutcome::Untracked.as_str())
+                {
+                    *n = n.saturating_sub(1);
+                }
+                self.first_line.count(HoldOutcome::Lifted(reason));
+                self.say_lift(source, reason, &why, now);
+                self.lift_in_kernel(source);
+            }
         }
     }
 

@@ -449,3 +449,28 @@ fn issue_27_a_port_probed_before_the_hold_that_begins_to_listen_lifts_it() {
     assert!(!lab.kernel.is_held(ip(SCANNER)));
     assert!(lab.says("901/tcp, which it probed, has a listener now"));
 }
+
+/// A hold the daemon did not hear of (its report dropped) is found in the kernel's hold sets
+/// at the next second: one of a source never held is lifted all the same.
+#[test]
+fn issue_27_after_holds_went_unheard_the_hold_sets_are_read_and_never_held_sources_lifted() {
+    let mut c = config();
+    c.never_block.addresses = vec![net("198.51.100.77")];
+    let mut lab = lab_with(c, |_| {});
+    lab.kernel.hold(ip("198.51.100.77"), Proto::Tcp, 22, SYN);
+    lab.kernel.hold(ip(SCANNER), Proto::Tcp, 23, SYN);
+    lab.engine.holds_missed(2);
+    lab.second();
+    assert!(!lab.kernel.is_held(ip("198.51.100.77")));
+    assert!(lab.kernel.is_held(ip(SCANNER)), "a scanner's hold stays");
+    assert!(lab.says(
+        "lifted the kernel's hold of 198.51.100.77: on the never-block list ([never-block] \
+         addresses in the configuration)"
+    ));
+    assert_eq!(lab.outcomes().get("lifted-never-block"), Some(&1));
+    assert_eq!(
+        lab.outcomes().get("untracked"),
+        Some(&1),
+        "each hold counted once"
+    );
+}
