@@ -130,6 +130,19 @@ impl Holds {
             told: 0,
         }
     }
+
+    /// What the first line's watcher calls for each hold (from its thread): the report
+    /// queued and the main loop woken, or, the queue full, counted as dropped.
+    fn sender(&self, wake: Wake) -> Box<dyn Fn(KernelHold) + Send> {
+        let (send, dropped) = (self.send.clone(), self.dropped.clone());
+        Box::new(move |hold| match send.try_send(hold) {
+            Ok(()) => wake.poke(),
+            Err(TrySendError::Full(_)) => {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        })
+    }
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
@@ -394,14 +407,7 @@ impl Daemon {
         if !self.engine.firewall().has_first_line() {
             return;
         }
-        let (send, dropped) = (self.holds.send.clone(), self.holds.dropped.clone());
-        let held = Box::new(move |hold| match send.try_send(hold) {
-            Ok(()) => holds_wake.poke(),
-            Err(TrySendError::Full(_)) => {
-                dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {}
-        });
+        let held = self.holds.sender(holds_wake);
         if let Err(e) = self.engine.firewall().watch_holds(held) {
             tracing::warn!(
                 "cannot hear the holds of the kernel's first line ({e}); each ends by \
@@ -469,5 +475,40 @@ fn append_history(path: &std::path::Path, line: &str) {
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = written {
         tracing::warn!("cannot write the history file {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 27: a flood of holds never grows the daemon's memory: past [`HOLDS_QUEUED`] the
+    /// reports are counted as dropped, and the main loop is woken for those queued.
+    #[test]
+    fn issue_27_the_queue_of_holds_is_bounded_and_counts_what_it_drops() {
+        let (wake_read, wake_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .unwrap();
+        let (events, _events) = std::sync::mpsc::channel();
+        let wake = Wake {
+            events,
+            pipe: Arc::new(wake_write),
+        };
+        let holds = Holds::new();
+        let held = holds.sender(wake);
+        let hold = KernelHold {
+            source: "203.0.113.7".parse().unwrap(),
+            proto: crate::wire::Proto::Tcp,
+            port: 902,
+            tcp_flags: Some(0x02),
+            ifindex: None,
+        };
+        for _ in 0..HOLDS_QUEUED + 100 {
+            held(hold);
+        }
+        assert_eq!(holds.dropped.load(Ordering::Relaxed), 100);
+        assert_eq!(holds.take.try_iter().count(), HOLDS_QUEUED);
+        let mut woken = [0u8; 1];
+        assert_eq!(nix::unistd::read(wake_read.as_fd(), &mut woken), Ok(1));
     }
 }
