@@ -74,10 +74,12 @@ pub fn budget_text(budget: &Budget) -> String {
     }
 }
 
-/// A short time as a log line says it: `3 ms` under a second, `1.2s` under a minute, then
-/// as [`human`] writes it.
+/// A short time as a log line says it: `0.4 ms` under 10 ms, `35 ms` under a second, `1.2s`
+/// under a minute, then as [`human`] writes it.
 pub fn short(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
+    if d < Duration::from_millis(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
     } else if d < Duration::from_secs(60) {
         format!("{:.1}s", d.as_secs_f64())

@@ -36,6 +36,10 @@ impl Running {
         let watchdog = notify::watchdog_every();
         let mut alive_due = now;
         loop {
+            // The kernel's holds first: its first line acted before the capture's frames
+            // reached the daemon, and a hold judged first is one a block can say it confirms
+            // (its source's probes in the frames are then noted with it). Bounded a turn.
+            let holds_wait = self.daemon.take_holds();
             self.take_connections(&mut ready_traps);
             let frames = match self.take_frames() {
                 Ok(frames) => frames,
@@ -50,8 +54,6 @@ impl Running {
             // The fleet's messages after the captures' frames, a bounded number a turn; when
             // more wait, the loop turns again at once.
             let fleet_waits = self.daemon.take_fleet();
-            // The kernel's holds likewise; a flood of them waits its turn, bounded.
-            let holds_wait = self.daemon.take_holds();
             let next = self.daemon.engine.tick();
             self.daemon.carry_out();
             self.tell_systemd(&mut status_due);

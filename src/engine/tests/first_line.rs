@@ -201,14 +201,14 @@ fn issue_27_a_block_of_a_held_source_says_the_kernel_held_it_first() {
     lab.advance(Duration::from_millis(3));
     lab.scan(SCANNER, 1..=10);
     assert!(lab.kernel.holds(net(SCANNER)));
-    assert!(lab.says("(held by the kernel's first line 3 ms before)"));
+    assert!(lab.says("(held by the kernel's first line 3.0 ms before)"));
     assert_eq!(lab.outcomes().get("blocked"), Some(&1));
     let hold = lab.hold_of(SCANNER).expect("why tells of the hold");
     assert_eq!(hold.outcome.as_deref(), Some("blocked"));
     assert!(
         hold.line
             .starts_with("held by the kernel's first line for 5s after a probe to 902/tcp")
-            && hold.line.ends_with("; the daemon blocked it 3 ms later"),
+            && hold.line.ends_with("; the daemon blocked it 3.0 ms later"),
         "{}",
         hold.line
     );
