@@ -344,16 +344,10 @@ impl Engine {
         let now = self.clock.now();
         let source = hold.source.to_canonical();
         let probe = hold.proto.label(hold.port);
-        // The capture was first: its block holds the source already.
+        // The capture was first: its block holds the source already (the kernel held it
+        // before that block, which its rules put first, but reported it after).
         if let Some(b) = self.responder.block_of(IpNet::from(source), now) {
-            self.first_line.count(HoldOutcome::Blocked);
-            if self.options.verbosity >= Verbosity::Verbose {
-                self.log(format!(
-                    "the kernel's first line held {source} after a probe to {probe}; the \
-                     daemon's block of {} holds it already",
-                    source_text(&b.net)
-                ));
-            }
+            self.held_and_blocked(&hold, b, now);
             return;
         }
         if let Some((reason, why)) = self.never_held(source, now) {
@@ -443,6 +437,50 @@ impl Engine {
                 self.say_lift(source, reason, &why, now);
                 self.lift_in_kernel(source);
             }
+        }
+    }
+
+    /// A hold reported of a source the daemon has blocked already (block `b`): counted
+    /// `blocked`; when the block is recent (its report came in after the capture's frames
+    /// that made it), recorded for `why` and said, as a block after a hold is.
+    fn held_and_blocked(&mut self, hold: &KernelHold, b: ActiveBlock, now: Timestamp) {
+        let source = hold.source.to_canonical();
+        let before = now.saturating_since(b.since);
+        if before > EVERY_SECOND {
+            self.first_line.count(HoldOutcome::Blocked);
+            return;
+        }
+        let length = self.hold_length();
+        let why = format!(
+            "the daemon had blocked it from its capture {} before the kernel's report came in",
+            report::short(before)
+        );
+        self.first_line.read = None;
+        if self
+            .first_line
+            .record(source, hold, Vec::new(), (length, now))
+        {
+            self.first_line
+                .decide(source, HoldOutcome::Blocked, why, now);
+        } else {
+            self.first_line.count(HoldOutcome::Blocked);
+        }
+        if self.fold.offer(report::Folded::Held, now) {
+            let probe = hold.proto.label(hold.port);
+            self.act_with(
+                Level::Info,
+                (report::Did::Hold, report::Actor::Kernel),
+                (Some(IpNet::from(source)), Some(length.as_secs())),
+                format!(
+                    "the kernel's first line held {source} after a probe to {probe}{}; the \
+                     daemon's block of {}, made from its capture {} before this report came \
+                     in, confirms it",
+                    flags_text(hold.tcp_flags),
+                    source_text(&b.net),
+                    report::short(before)
+                ),
+                |act| act.ports = Some(probe),
+            );
         }
     }
 

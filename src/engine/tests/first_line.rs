@@ -212,12 +212,33 @@ fn issue_27_a_block_of_a_held_source_says_the_kernel_held_it_first() {
         "{}",
         hold.line
     );
-    // A source blocked first, held after (the capture was first): counted, nothing said.
+    // A source blocked first, its hold reported after (the capture's frames that made the
+    // block came in before the kernel's report): counted and said all the same.
     lab.scan("198.51.100.20", 1..=10);
     lab.engine.take_effects();
+    lab.advance(Duration::from_micros(400));
     lab.held("198.51.100.20", 902);
-    assert!(lab.said().is_empty());
+    assert!(lab.says(
+        "the kernel's first line held 198.51.100.20 after a probe to 902/tcp; the daemon's block \
+         of 198.51.100.20, made from its capture 0.4 ms before this report came in, confirms it"
+    ));
     assert_eq!(lab.outcomes().get("blocked"), Some(&2));
+    let hold = lab.hold_of("198.51.100.20").unwrap();
+    assert_eq!(hold.outcome.as_deref(), Some("blocked"));
+    assert!(
+        hold.line.ends_with(
+            "; the daemon had blocked it from its capture 0.4 ms before the kernel's report came in"
+        ),
+        "{}",
+        hold.line
+    );
+    // A block older than a second: its hold is counted, not told (it is no news).
+    lab.scan("198.51.100.21", 1..=10);
+    lab.advance(Duration::from_secs(2));
+    lab.engine.take_effects();
+    lab.held("198.51.100.21", 902);
+    assert!(lab.said().is_empty());
+    assert_eq!(lab.outcomes().get("blocked"), Some(&3));
 }
 
 #[test]
