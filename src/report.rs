@@ -724,11 +724,17 @@ pub enum LiftReason {
     Budget,
     /// A port it probed has a listener now.
     Listener,
+    /// An administrator unblocked it (`sentryctl unblock`), with a grace period or not.
+    Unblock,
+    /// It was unblocked by hand with a grace period that has not ended.
+    Grace,
+    /// Its probes fail the daemon's reverse-path check.
+    ReversePath,
 }
 
 impl LiftReason {
     /// Its word, as a decision's `reason`: `never-block`, `own-address`, `protected`,
-    /// `budget`, `listener`.
+    /// `budget`, `listener`, `unblock`, `grace`, `reverse-path`.
     pub fn as_str(self) -> &'static str {
         match self {
             LiftReason::NeverBlock => "never-block",
@@ -736,6 +742,9 @@ impl LiftReason {
             LiftReason::Protected => "protected",
             LiftReason::Budget => "budget",
             LiftReason::Listener => "listener",
+            LiftReason::Unblock => "unblock",
+            LiftReason::Grace => "grace",
+            LiftReason::ReversePath => "reverse-path",
         }
     }
 }
@@ -755,19 +764,22 @@ pub enum HoldOutcome {
 
 impl HoldOutcome {
     /// Every outcome, in the order of their words.
-    pub const ALL: [HoldOutcome; 8] = [
+    pub const ALL: [HoldOutcome; 11] = [
         HoldOutcome::Blocked,
         HoldOutcome::Lifted(LiftReason::NeverBlock),
         HoldOutcome::Lifted(LiftReason::OwnAddress),
         HoldOutcome::Lifted(LiftReason::Protected),
         HoldOutcome::Lifted(LiftReason::Budget),
         HoldOutcome::Lifted(LiftReason::Listener),
+        HoldOutcome::Lifted(LiftReason::Unblock),
+        HoldOutcome::Lifted(LiftReason::Grace),
+        HoldOutcome::Lifted(LiftReason::ReversePath),
         HoldOutcome::Ended,
         HoldOutcome::Untracked,
     ];
 
-    /// Its word: `blocked`, `lifted-never-block`, `lifted-own-address`, `lifted-protected`,
-    /// `lifted-budget`, `lifted-listener`, `ended`, `untracked`.
+    /// Its word: `blocked`, `lifted-` and the [`LiftReason`]'s word (`lifted-never-block`,
+    /// `lifted-listener`, …), `ended`, `untracked`.
     pub fn as_str(self) -> &'static str {
         match self {
             HoldOutcome::Blocked => "blocked",
@@ -776,6 +788,9 @@ impl HoldOutcome {
             HoldOutcome::Lifted(LiftReason::Protected) => "lifted-protected",
             HoldOutcome::Lifted(LiftReason::Budget) => "lifted-budget",
             HoldOutcome::Lifted(LiftReason::Listener) => "lifted-listener",
+            HoldOutcome::Lifted(LiftReason::Unblock) => "lifted-unblock",
+            HoldOutcome::Lifted(LiftReason::Grace) => "lifted-grace",
+            HoldOutcome::Lifted(LiftReason::ReversePath) => "lifted-reverse-path",
             HoldOutcome::Ended => "ended",
             HoldOutcome::Untracked => "untracked",
         }

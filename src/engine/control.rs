@@ -246,7 +246,8 @@ impl Engine {
             }
         };
         let fleet = self.lifted_here(net, !local);
-        if lifted.is_empty() {
+        let held = self.unblocked_held(net, now);
+        if lifted.is_empty() && !held {
             return Response::NotBlocked { net, fleet };
         }
         lifted.retain(|&n| n != net);

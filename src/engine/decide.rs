@@ -107,6 +107,8 @@ impl Engine {
         }
         if matches!(decision, Decision::Block { .. }) && self.holds_pending() {
             event = self.block_of_held(d, event);
+        } else if self.holds_pending() {
+            self.judged_held(d, &decision);
         }
         self.count(d, &event);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })

@@ -501,7 +501,60 @@ impl Engine {
             let why = format!("a protected peer (a conversation on port {})", c.port);
             return Some((LiftReason::Protected, why));
         }
+        if let Some(left) = self.responder.grace_left(IpNet::from(source), now) {
+            return Some((LiftReason::Grace, grace_text(left)));
+        }
         None
+    }
+
+    /// The daemon decided not to block `d`'s source for a rule that a hold must follow too
+    /// (never-block, a protected peer, a grace period, the reverse-path check): its hold, if
+    /// one waits, is lifted and said. Not for the budget or too few ports: the kernel's
+    /// count, of trap ports the daemon's capture may not have seen yet, stands until the hold
+    /// ends.
+    pub(super) fn judged_held(&mut self, d: &Detection, decision: &Decision) {
+        let (reason, why) = match decision {
+            Decision::NeverBlock { reason, .. } => (
+                LiftReason::NeverBlock,
+                format!("on the never-block list ({reason})"),
+            ),
+            Decision::Protected { port, .. } => (
+                LiftReason::Protected,
+                format!("a protected peer (a conversation on port {port})"),
+            ),
+            Decision::InGrace { remaining, .. } => (LiftReason::Grace, grace_text(*remaining)),
+            Decision::ReversePath { .. } => (
+                LiftReason::ReversePath,
+                "its probes fail the reverse-path check (a forged source, most likely)".into(),
+            ),
+            _ => return,
+        };
+        let now = self.clock.now();
+        self.lift_hold(d.addr, reason, why, now);
+    }
+
+    /// `sentryctl unblock` of `net`: the first line's holds of sources in it are lifted
+    /// (said); whether there were any the daemon knew of. Of a single address, the kernel is
+    /// asked to lift its hold even when the daemon did not hear of one.
+    pub(super) fn unblocked_held(&mut self, net: IpNet, now: Timestamp) -> bool {
+        if !self.firewall.has_first_line() {
+            return false;
+        }
+        let mut held: Vec<IpAddr> = self
+            .first_line
+            .holds
+            .iter()
+            .filter(|(s, h)| h.decided.is_none() && net.contains(*s))
+            .map(|(s, _)| *s)
+            .collect();
+        held.sort_unstable();
+        for &source in &held {
+            self.lift_hold(source, LiftReason::Unblock, "unblocked by hand".into(), now);
+        }
+        if held.is_empty() && net.prefix_len() == net.max_prefix_len() {
+            self.lift_in_kernel(net.addr());
+        }
+        !held.is_empty()
     }
 
     /// How long the kernel's holds last, as configured.
@@ -697,4 +750,13 @@ fn flags_text(flags: Option<u8>) -> String {
         Some(f) if f != 0x02 => format!(" ({})", crate::wire::TcpFlags::from_bits(u16::from(f))),
         _ => String::new(),
     }
+}
+
+/// Why a hold of a source in a grace period is lifted: `unblocked by hand, in a grace period
+/// for 10m more`.
+fn grace_text(left: Duration) -> String {
+    format!(
+        "unblocked by hand, in a grace period for {} more",
+        human(left)
+    )
 }

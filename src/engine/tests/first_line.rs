@@ -495,3 +495,75 @@ fn issue_27_after_holds_went_unheard_the_hold_sets_are_read_and_never_held_sourc
         "each hold counted once"
     );
 }
+
+/// The daemon's own judgement lifts a hold when it will not block the source for a rule of
+/// trust or an administrator's word: a grace period after an unblock by hand (at the hold's
+/// report, or at the detection that follows it), a source whose probes fail the reverse-path
+/// check. (tests/daemon.rs: a scanner unblocked with a grace period connects again at once.)
+#[test]
+fn issue_27_a_grace_period_or_a_failed_reverse_path_lifts_the_hold() {
+    let mut lab = lab();
+    lab.scan(SCANNER, 1..=10);
+    assert!(matches!(
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: Some(600),
+            local: false,
+        }),
+        Response::Unblocked { .. }
+    ));
+    lab.engine.take_effects();
+    // Reported after the unblock: lifted at once.
+    lab.held(SCANNER, 902);
+    assert!(!lab.kernel.is_held(ip(SCANNER)));
+    assert!(lab.says(
+        "lifted the kernel's hold of 203.0.113.7: unblocked by hand, in a grace period for 10m \
+         more"
+    ));
+    // A source whose probes fail the reverse-path check: lifted at its detection.
+    let forged = "198.51.100.50";
+    lab.machine()
+        .routes_back
+        .insert(ip(forged), RouteBack::Via(2));
+    lab.held(forged, 902);
+    assert!(lab.kernel.is_held(ip(forged)));
+    lab.scan(forged, 1..=10);
+    assert!(!lab.kernel.is_held(ip(forged)));
+    assert!(
+        lab.says(
+            "lifted the kernel's hold of 198.51.100.50: its probes fail the reverse-path check"
+        )
+    );
+    let outcomes = lab.outcomes();
+    assert_eq!(outcomes.get("lifted-grace"), Some(&1), "{outcomes:?}");
+    assert_eq!(
+        outcomes.get("lifted-reverse-path"),
+        Some(&1),
+        "{outcomes:?}"
+    );
+}
+
+/// `sentryctl unblock` of a source the kernel's first line holds (and the daemon has not
+/// blocked) lifts the hold: the administrator's word is the daemon's.
+#[test]
+fn issue_27_an_unblock_by_hand_lifts_the_hold_of_a_source_not_blocked() {
+    let mut lab = lab();
+    lab.held(SCANNER, 902);
+    lab.engine.take_effects();
+    let answer = lab.request(Request::Unblock {
+        net: net(SCANNER),
+        grace: None,
+        local: false,
+    });
+    assert!(matches!(answer, Response::Unblocked { .. }), "{answer:?}");
+    assert!(!lab.kernel.is_held(ip(SCANNER)));
+    assert!(lab.says("lifted the kernel's hold of 203.0.113.7: unblocked by hand"));
+    assert_eq!(lab.outcomes().get("lifted-unblock"), Some(&1));
+    // A source neither blocked nor held: nothing to do, as before.
+    let answer = lab.request(Request::Unblock {
+        net: net("198.51.100.99"),
+        grace: None,
+        local: false,
+    });
+    assert!(matches!(answer, Response::NotBlocked { .. }), "{answer:?}");
+}
