@@ -105,10 +105,8 @@ impl Engine {
         if let Some(since) = waited {
             event = event.after_waiting(now.saturating_since(since));
         }
-        if matches!(decision, Decision::Block { .. }) && self.holds_pending() {
-            event = self.block_of_held(d, event);
-        } else if self.holds_pending() {
-            self.judged_held(d, &decision);
+        if self.holds_pending() {
+            event = self.judged_held(d, &decision, event);
         }
         self.count(d, &event);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })

@@ -507,13 +507,19 @@ impl Engine {
         None
     }
 
-    /// The daemon decided not to block `d`'s source for a rule that a hold must follow too
-    /// (never-block, a protected peer, a grace period, the reverse-path check): its hold, if
-    /// one waits, is lifted and said. Not for the budget or too few ports: the kernel's
-    /// count, of trap ports the daemon's capture may not have seen yet, stands until the hold
-    /// ends.
-    pub(super) fn judged_held(&mut self, d: &Detection, decision: &Decision) {
+    /// The daemon decided on `d` (`decision`, said by `event`): a block of a held source says
+    /// so ([`Engine::block_of_held`]); a decision not to block it for a rule that a hold must
+    /// follow too (never-block, a protected peer, a grace period, the reverse-path check)
+    /// lifts its hold, said. Not the budget or too few ports: the kernel's count, of trap
+    /// ports the daemon's capture may not have seen yet, stands until the hold ends.
+    pub(super) fn judged_held(
+        &mut self,
+        d: &Detection,
+        decision: &Decision,
+        event: report::Event,
+    ) -> report::Event {
         let (reason, why) = match decision {
+            Decision::Block { .. } => return self.block_of_held(d, event),
             Decision::NeverBlock { reason, .. } => (
                 LiftReason::NeverBlock,
                 format!("on the never-block list ({reason})"),
@@ -527,10 +533,11 @@ impl Engine {
                 LiftReason::ReversePath,
                 "its probes fail the reverse-path check (a forged source, most likely)".into(),
             ),
-            _ => return,
+            _ => return event,
         };
         let now = self.clock.now();
         self.lift_hold(d.addr, reason, why, now);
+        event
     }
 
     /// `sentryctl unblock` of `net`: the first line's holds of sources in it are lifted
