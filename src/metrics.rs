@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::control::protocol::{FleetInfo, StatusInfo};
+use crate::control::protocol::{FirstLineInfo, FleetInfo, StatusInfo};
 use crate::detect::ScanKinds;
 use crate::fleet::{ProbeRefusedBy, RefusedBy};
-use crate::report::{Mode, NotCounted, Outcome};
+use crate::report::{HoldOutcome, Mode, NotCounted, Outcome};
 
 /// The upper bounds of the block latency histogram's buckets, microseconds: from the capture of
 /// the probe that made a detection to the kernel's acknowledgement of its block.
@@ -323,6 +323,36 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
     ]
 }
 
+/// The metric families of the kernel's first line, when the firewall keeps one.
+fn first_line_rows(f: &FirstLineInfo) -> Vec<Row> {
+    vec![
+        gauge(
+            "first_line_holds_active",
+            "Sources the kernel's first line holds now.",
+            f.holds_active,
+        ),
+        by_label(
+            "first_line_holds",
+            "Holds of the kernel's first line since start, by what became of them: blocked \
+             by the daemon, lifted (by the rule that lifted it), ended without a block, or \
+             untracked (past the holds the daemon keeps).",
+            "outcome",
+            HoldOutcome::ALL.map(HoldOutcome::as_str),
+            &f.holds,
+        ),
+        counter(
+            "first_line_score_full",
+            "Probes the kernel's first line did not count: its pairs or score sets were full.",
+            f.score_full,
+        ),
+        counter(
+            "first_line_hold_full",
+            "Holds the kernel's first line did not make: its hold sets were full.",
+            f.hold_full,
+        ),
+    ]
+}
+
 /// The metric families of fleet mode.
 fn fleet_rows(fleet: &FleetInfo) -> Vec<Row> {
     vec![
@@ -479,8 +509,17 @@ fn escape_label(value: &str) -> String {
 /// [`rows`], and in fleet mode the fleet's; OpenMetrics ends with `# EOF`.
 pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads, format: Format) -> String {
     let fleet = status.fleet.as_ref().map(fleet_rows).unwrap_or_default();
+    let first_line = status
+        .first_line
+        .as_ref()
+        .map(first_line_rows)
+        .unwrap_or_default();
     let mut text = String::new();
-    for row in rows(status, tally, reloads).iter().chain(&fleet) {
+    for row in rows(status, tally, reloads)
+        .iter()
+        .chain(&fleet)
+        .chain(&first_line)
+    {
         write_row(&mut text, format, row);
     }
     if format == Format::OpenMetrics {

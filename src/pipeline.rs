@@ -587,6 +587,11 @@ impl Pipeline {
         self.detector.leaders(n)
     }
 
+    /// The trap ports `src` probed within its window, oldest first, at most `n`.
+    pub fn ports_of(&self, src: IpAddr, n: usize) -> Vec<(Proto, u16)> {
+        self.detector.ports_of(src, n)
+    }
+
     /// The detector's memory counters.
     pub fn detector_stats(&self) -> DetectorStats {
         self.detector.stats()

@@ -74,6 +74,20 @@ pub fn budget_text(budget: &Budget) -> String {
     }
 }
 
+/// A short time as a log line says it: `0.4 ms` under 10 ms, `35 ms` under a second, `1.2s`
+/// under a minute, then as [`human`] writes it.
+pub fn short(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        human(d)
+    }
+}
+
 /// One log line for a detection and its decision (without a timestamp: the logger adds one,
 /// and replays prefix the capture time): what was decided, then the detection's summary.
 pub fn line(d: &Detection, decision: &Decision, mode: Mode) -> String {
@@ -220,10 +234,14 @@ pub enum Folded {
     Refused,
     /// A block from another host of the fleet refused by this host's own rules.
     Fleet,
+    /// A hold of the kernel's first line.
+    Held,
+    /// A hold of the kernel's first line lifted.
+    HoldLifted,
 }
 
 impl Folded {
-    const ALL: [Folded; 9] = [
+    const ALL: [Folded; 11] = [
         Folded::Protected,
         Folded::Budget,
         Folded::NeverBlock,
@@ -233,6 +251,8 @@ impl Folded {
         Folded::AlreadyBlocked,
         Folded::Refused,
         Folded::Fleet,
+        Folded::Held,
+        Folded::HoldLifted,
     ];
 
     /// The kind of line a decision makes, if it is one that is folded.
@@ -262,6 +282,8 @@ impl Folded {
             Folded::AlreadyBlocked => "still scanning while blocked",
             Folded::Refused => "changes refused by the kernel",
             Folded::Fleet => "blocks from the fleet refused",
+            Folded::Held => "holds by the kernel's first line",
+            Folded::HoldLifted => "holds of the kernel's first line lifted",
         }
     }
 }
@@ -527,6 +549,19 @@ impl Event {
         self
     }
 
+    /// The same event, a block's line saying that the kernel's first line held the source
+    /// `before` it (`… (held by the kernel's first line 3 ms before)`).
+    pub fn after_hold(mut self, before: Duration) -> Event {
+        if matches!(self.decision, Decision::Block { .. }) {
+            self.line = format!(
+                "{} (held by the kernel's first line {} before)",
+                self.line,
+                short(before)
+            );
+        }
+        self
+    }
+
     /// The log line, as [`line`] words it.
     pub fn line(&self) -> &str {
         &self.line
@@ -676,6 +711,92 @@ impl Event {
     }
 }
 
+/// Why the daemon lifted a hold of the kernel's first line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LiftReason {
+    /// The source is on the never-block list.
+    NeverBlock,
+    /// The source is an address of this host.
+    OwnAddress,
+    /// The source is a protected peer.
+    Protected,
+    /// Its IPv4 /24 or IPv6 /48 had more than the first line's partition budget (16) holds within a minute.
+    Budget,
+    /// A port it probed has a listener now.
+    Listener,
+    /// An administrator unblocked it (`sentryctl unblock`), with a grace period or not.
+    Unblock,
+    /// It was unblocked by hand with a grace period that has not ended.
+    Grace,
+    /// Its probes fail the daemon's reverse-path check.
+    ReversePath,
+}
+
+impl LiftReason {
+    /// Its word, as a decision's `reason`: `never-block`, `own-address`, `protected`,
+    /// `budget`, `listener`, `unblock`, `grace`, `reverse-path`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiftReason::NeverBlock => "never-block",
+            LiftReason::OwnAddress => "own-address",
+            LiftReason::Protected => "protected",
+            LiftReason::Budget => "budget",
+            LiftReason::Listener => "listener",
+            LiftReason::Unblock => "unblock",
+            LiftReason::Grace => "grace",
+            LiftReason::ReversePath => "reverse-path",
+        }
+    }
+}
+
+/// What became of a hold: the `outcome` label of `scansentry_first_line_holds_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HoldOutcome {
+    /// The daemon blocked the source.
+    Blocked,
+    /// The daemon lifted the hold, by this rule.
+    Lifted(LiftReason),
+    /// The hold ended without a block.
+    Ended,
+    /// Not recorded: the engine kept the holds the engine keeps (8,192) already.
+    Untracked,
+}
+
+impl HoldOutcome {
+    /// Every outcome, in the order of their words.
+    pub const ALL: [HoldOutcome; 11] = [
+        HoldOutcome::Blocked,
+        HoldOutcome::Lifted(LiftReason::NeverBlock),
+        HoldOutcome::Lifted(LiftReason::OwnAddress),
+        HoldOutcome::Lifted(LiftReason::Protected),
+        HoldOutcome::Lifted(LiftReason::Budget),
+        HoldOutcome::Lifted(LiftReason::Listener),
+        HoldOutcome::Lifted(LiftReason::Unblock),
+        HoldOutcome::Lifted(LiftReason::Grace),
+        HoldOutcome::Lifted(LiftReason::ReversePath),
+        HoldOutcome::Ended,
+        HoldOutcome::Untracked,
+    ];
+
+    /// Its word: `blocked`, `lifted-` and the [`LiftReason`]'s word (`lifted-never-block`,
+    /// `lifted-listener`, …), `ended`, `untracked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldOutcome::Blocked => "blocked",
+            HoldOutcome::Lifted(LiftReason::NeverBlock) => "lifted-never-block",
+            HoldOutcome::Lifted(LiftReason::OwnAddress) => "lifted-own-address",
+            HoldOutcome::Lifted(LiftReason::Protected) => "lifted-protected",
+            HoldOutcome::Lifted(LiftReason::Budget) => "lifted-budget",
+            HoldOutcome::Lifted(LiftReason::Listener) => "lifted-listener",
+            HoldOutcome::Lifted(LiftReason::Unblock) => "lifted-unblock",
+            HoldOutcome::Lifted(LiftReason::Grace) => "lifted-grace",
+            HoldOutcome::Lifted(LiftReason::ReversePath) => "lifted-reverse-path",
+            HoldOutcome::Ended => "ended",
+            HoldOutcome::Untracked => "untracked",
+        }
+    }
+}
+
 /// The version of scansentry's public JSON (`sentryctl --json`, the JSON log, `sentryd
 /// --replay --json`), the `schema` key of every object; described by
 /// `packaging/schema/scansentry.schema.json`. It grows when a key is removed or changes
@@ -725,6 +846,10 @@ pub enum Did {
     ReloadRefused,
     /// An audit finding reported (`audit`).
     Audit,
+    /// The kernel's first line held a source (`first-line-hold`).
+    Hold,
+    /// The daemon lifted a hold of the kernel's first line (`first-line-lift`).
+    LiftHold,
 }
 
 impl Did {
@@ -741,6 +866,8 @@ impl Did {
             Did::Reload => "reload",
             Did::ReloadRefused => "reload-refused",
             Did::Audit => "audit",
+            Did::Hold => "first-line-hold",
+            Did::LiftHold => "first-line-lift",
         }
     }
 }
@@ -770,6 +897,9 @@ pub struct Act {
     pub ports: Option<String>,
     /// The uid of the `sentryctl` user who asked (the control socket's peer credentials).
     pub uid: Option<u32>,
+    /// The rule it followed, as a decision's `reason` (a hold of the first line lifted:
+    /// `never-block`, `own-address`, `protected`, `budget`, `listener`).
+    pub reason: Option<&'static str>,
     /// The line (the message).
     pub line: String,
 }
@@ -787,6 +917,7 @@ impl Act {
             finding: None,
             ports: None,
             uid: None,
+            reason: None,
             line,
         }
     }

@@ -350,7 +350,8 @@ mod fake_daemon {
 
 use fake_daemon::FakeDaemon;
 use scansentry::control::protocol::{
-    BlockInfo, FleetInfo, NeverBlockInfo, RefusalInfo, Request, Response, StatusInfo,
+    BlockInfo, FirstLineInfo, FleetInfo, HoldInfo, NeverBlockInfo, RefusalInfo, Request, Response,
+    StatusInfo,
 };
 
 fn ctl(daemon: &FakeDaemon, args: &[&str]) -> Output {
@@ -423,6 +424,17 @@ fn status_prints_the_counters() {
                     "the stream KV_scansentry-blocks is unsafe: it allows rollups".into(),
                 ),
             }),
+            first_line: Some(FirstLineInfo {
+                holds_active: 2,
+                holds: [
+                    ("blocked".to_string(), 14),
+                    ("lifted-listener".to_string(), 1),
+                ]
+                .into_iter()
+                .collect(),
+                score_full: 0,
+                hold_full: 0,
+            }),
         })
     });
     let o = ctl(&d, &["status"]);
@@ -445,7 +457,9 @@ fn status_prints_the_counters() {
          0 queued, 2 dropped (2 of theirs: 2 over its origin's cap); 14 sent, 30 received, \
          1 block taken, refused 1 never-block; 120 probes told, 0 dropped, refused 16 \
          reverse-path, 1 sweep found; catch-up off: the stream KV_scansentry-blocks is unsafe: \
-         it allows rollups\n"
+         it allows rollups\n\
+         first line         2 holds now; since start 14 blocked, 1 lifted-listener; not counted \
+         (sets full) 0, not held (hold set full) 0\n"
     );
     let o = ctl(&d, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -550,11 +564,22 @@ fn why_and_ignore_explain() {
             block: Some(a_block(7)),
             never_block: vec![],
             refused: None,
+            first_line: Some(HoldInfo {
+                held_at: "2026-11-21T23:51:46Z".into(),
+                probe: "902/tcp".into(),
+                hold_s: 5,
+                remaining_s: None,
+                outcome: Some("blocked".into()),
+                line: "held by the kernel's first line for 5s after a probe to 902/tcp, 1m ago; \
+                       the daemon blocked it 3 ms later"
+                    .into(),
+            }),
         },
         Request::Why { addr } => Response::Why {
             addr: *addr,
             block: None,
             never_block: vec![],
+            first_line: None,
             refused: Some(RefusalInfo {
                 at: "2026-11-29T16:00:00Z".into(),
                 rule: "reverse-path".into(),
@@ -576,7 +601,9 @@ fn why_and_ignore_explain() {
     let o = ctl(&d, &["--utc", "why", "203.0.113.7"]);
     assert_eq!(
         stdout(&o),
-        "203.0.113.7 is blocked for 1m more: syn scan of 1 port (22/tcp), offence 1, since 2026-11-21T23:51:47Z\n"
+        "203.0.113.7 is blocked for 1m more: syn scan of 1 port (22/tcp), offence 1, since 2026-11-21T23:51:47Z\n\
+         203.0.113.7 was held by the kernel's first line for 5s after a probe to 902/tcp, 1m ago; \
+         the daemon blocked it 3 ms later\n"
     );
     // Issue 16, 15: in the local time zone unless --utc.
     let o = Command::new(env!("CARGO_BIN_EXE_sentryctl"))
@@ -586,7 +613,7 @@ fn why_and_ignore_explain() {
         .output()
         .unwrap();
     assert!(
-        stdout(&o).ends_with(", since 2026-11-22 00:51:47 CET\n"),
+        stdout(&o).contains(", since 2026-11-22 00:51:47 CET\n"),
         "{}",
         stdout(&o)
     );

@@ -217,6 +217,9 @@ pub struct StatusInfo {
     /// The link to the fleet, when fleet mode is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetInfo>,
+    /// The kernel's first line, when the firewall keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_line: Option<FirstLineInfo>,
 }
 
 /// The link to the fleet's NATS servers, as `status` shows it.
@@ -282,6 +285,39 @@ pub struct RefusalInfo {
     pub rule: String,
     /// The daemon's log line for it.
     pub line: String,
+}
+
+/// A hold of the kernel's first line, as `why` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldInfo {
+    /// When the kernel reported it (RFC 3339).
+    pub held_at: String,
+    /// The probe that crossed the kernel's threshold, as `902/tcp`.
+    pub probe: String,
+    /// How long the hold lasts.
+    pub hold_s: u64,
+    /// The time the kernel says it has left (none once ended or lifted).
+    pub remaining_s: Option<u64>,
+    /// What the daemon made of it (`blocked`, `lifted-…`, `ended`); none while it waits.
+    pub outcome: Option<String>,
+    /// The whole story in one line: `held by the kernel's first line for 5s after a probe to
+    /// 902/tcp (3s left); …`.
+    pub line: String,
+}
+
+/// The kernel's first line, as `status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstLineInfo {
+    /// Holds in force now (the kernel's hold sets).
+    pub holds_active: usize,
+    /// Holds since start, by what became of them (`blocked`, `lifted-never-block`,
+    /// `lifted-own-address`, `lifted-protected`, `lifted-budget`, `lifted-listener`, `ended`,
+    /// `untracked`).
+    pub holds: std::collections::BTreeMap<String, u64>,
+    /// Probes the kernel did not count because its pairs or score sets were full.
+    pub score_full: u64,
+    /// Holds the kernel did not make because its hold sets were full.
+    pub hold_full: u64,
 }
 
 /// What `sentryd` answers.
@@ -353,6 +389,9 @@ pub enum Response {
         /// Its last detection that was not blocked, and why (of the last 1,024 such sources).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         refused: Option<RefusalInfo>,
+        /// The kernel's first line's last hold of it, and what the daemon made of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_line: Option<HoldInfo>,
     },
     /// For `never-block`.
     #[serde(alias = "ignore")]

@@ -142,6 +142,7 @@ fn why(r: &Response) -> Value {
         block,
         never_block,
         refused,
+        first_line,
     } = r
     else {
         return Value::Null;
@@ -156,6 +157,15 @@ fn why(r: &Response) -> Value {
         "refused": refused.as_ref().map(|r| json!({
             "refused_at": r.at, "rule": r.rule, "message": r.line,
         })),
+        "first_line": first_line.as_ref().map(|h| json!({
+            "held_at": h.held_at,
+            "probe": crate::wire::Proto::parse_label(&h.probe)
+                .map(|(proto, port)| json!({"port": port, "proto": proto.as_str()})),
+            "hold_s": h.hold_s,
+            "remaining_s": h.remaining_s,
+            "outcome": h.outcome,
+            "message": h.line,
+        })),
     })
 }
 
@@ -165,6 +175,7 @@ fn status(s: &crate::control::protocol::StatusInfo) -> Value {
     if let Value::Object(map) = &mut v {
         rename(map, "uptime", "uptime_s");
         map.entry("fleet").or_insert(Value::Null);
+        map.entry("first_line").or_insert(Value::Null);
     }
     v
 }
@@ -259,6 +270,7 @@ mod tests {
             },
             Response::NotBlocked { net, fleet: false },
             Response::Why {
+                first_line: None,
                 addr: "203.0.113.7".parse().unwrap(),
                 block: Some(scan.clone()),
                 never_block: vec![entry.clone()],
@@ -269,6 +281,7 @@ mod tests {
                 }),
             },
             Response::Why {
+                first_line: None,
                 addr: "2001:db8::7".parse().unwrap(),
                 block: None,
                 never_block: Vec::new(),

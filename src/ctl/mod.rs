@@ -4,7 +4,7 @@
 pub mod audit;
 pub mod import;
 pub mod json;
-mod output;
+pub(crate) mod output;
 
 use std::io::Write;
 use std::net::IpAddr;

@@ -78,7 +78,14 @@ pub fn human(response: &Response, zone: &Zone) -> String {
             block,
             never_block,
             refused,
-        } => why(*addr, block.as_ref(), never_block, refused.as_ref(), zone),
+            first_line,
+        } => {
+            let mut text = why(*addr, block.as_ref(), never_block, refused.as_ref(), zone);
+            if let Some(hold) = first_line {
+                text.push_str(&format!("\n{addr} was {}", hold.line));
+            }
+            text
+        }
         Response::NeverBlock { entries } => never_block(entries),
         Response::Reloaded { config } => format!("reloaded the configuration from {config}"),
         Response::Error { message } => format!("error: {message}"),
@@ -377,7 +384,26 @@ fn status(s: &StatusInfo) -> String {
     if let Some(fleet) = &s.fleet {
         rows.push(vec!["fleet".into(), fleet_line(fleet)]);
     }
+    if let Some(first) = &s.first_line {
+        rows.push(vec!["first line".into(), first_line(first)]);
+    }
     table(&[], &rows)
+}
+
+/// `2 holds now; since start 14 blocked, 1 lifted-listener; kernel sets full: 0 score, 0 hold`
+fn first_line(f: &crate::control::protocol::FirstLineInfo) -> String {
+    let since = if f.holds.is_empty() {
+        "none since start".to_string()
+    } else {
+        let outcomes: Vec<String> = f.holds.iter().map(|(o, n)| format!("{n} {o}")).collect();
+        format!("since start {}", outcomes.join(", "))
+    };
+    format!(
+        "{} now; {since}; not counted (sets full) {}, not held (hold set full) {}",
+        crate::report::count(f.holds_active as u64, "hold", "holds"),
+        f.score_full,
+        f.hold_full
+    )
 }
 
 /// `web-1: connected to nats://…, 3 members, round trip 0.21 ms, 0 queued, 0 dropped; …`
@@ -630,6 +656,7 @@ mod tests {
     #[test]
     fn why_on_a_lost_block_and_status_with_kernel_only_elements() {
         let why = human_utc(&Response::Why {
+            first_line: None,
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(BlockInfo {
                 held: Held::DaemonOnly,
@@ -671,6 +698,7 @@ mod tests {
         let table = blocks(std::slice::from_ref(&imagined), &Zone::Utc);
         assert!(table.contains("[dry run] would block: syn"), "{table}");
         let why = human_utc(&Response::Why {
+            first_line: None,
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(imagined),
             never_block: vec![],
@@ -729,6 +757,7 @@ mod tests {
         );
         assert!(table.contains("syn [not in kernel]"), "{table}");
         let why = human_utc(&Response::Why {
+            first_line: None,
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(kernel_only),
             never_block: vec![],
@@ -778,6 +807,7 @@ mod tests {
     #[test]
     fn why_names_the_tripwire() {
         let r = Response::Why {
+            first_line: None,
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(BlockInfo {
                 kind: crate::respond::TRIPWIRE.into(),
@@ -797,6 +827,7 @@ mod tests {
     #[test]
     fn why_explains_blocks_and_never_block_entries() {
         let r = Response::Why {
+            first_line: None,
             addr: "203.0.113.7".parse().unwrap(),
             block: Some(block()),
             never_block: vec![],
@@ -808,6 +839,7 @@ mod tests {
              offence 2, since 2026-11-21T23:51:47.731914Z"
         );
         let r = Response::Why {
+            first_line: None,
             addr: "198.51.100.1".parse().unwrap(),
             block: None,
             never_block: vec![NeverBlockInfo {

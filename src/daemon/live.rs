@@ -16,7 +16,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 
 use super::hook::Hooks;
 use super::log::Logger;
@@ -25,7 +26,7 @@ use crate::config::{self, Loaded};
 use crate::control::protocol::{Request, Response};
 use crate::engine::{Effect, Engine, Level, Readings, ReloadBy};
 use crate::exit;
-use crate::firewall::RulesetChange;
+use crate::firewall::{KernelHold, RulesetChange};
 use crate::state;
 use crate::time::SteadyClock;
 
@@ -78,6 +79,13 @@ const FLEET_BLOCKS_PER_TURN: usize = 256;
 /// Probe summaries and heartbeats from the fleet the main loop takes in one turn at most: a
 /// flood of valid summaries cannot delay a local capture's block by more than a few.
 const FLEET_OTHERS_PER_TURN: usize = 16;
+/// Holds of the kernel's first line waiting for the main loop, at most: 4,096 reports of a
+/// few dozen bytes (about 160 KiB), as many as the kernel's hold set of one family holds. Past
+/// it a report is dropped and counted; its hold ends by itself within `first-line-hold`, and
+/// the daemon still judges its source from the capture.
+const HOLDS_QUEUED: usize = 4096;
+/// Holds the main loop takes in one turn at most (before the captures' frames again).
+const HOLDS_PER_TURN: usize = 1024;
 /// How often systemd hears the counters.
 const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -98,6 +106,43 @@ struct Daemon {
     capture_drops: u64,
     /// How the firewall's watcher wakes the main loop (once the threads run).
     wake: Option<Wake>,
+    /// The holds the kernel's first line reports, on their way to the main loop.
+    holds: Holds,
+}
+
+/// The bounded queue of the first line's holds ([`HOLDS_QUEUED`]): the watcher's thread
+/// sends, the main loop takes; what a full queue drops is counted.
+struct Holds {
+    send: SyncSender<KernelHold>,
+    take: Receiver<KernelHold>,
+    dropped: Arc<AtomicU64>,
+    /// `dropped` as the engine was last told.
+    told: u64,
+}
+
+impl Holds {
+    fn new() -> Self {
+        let (send, take) = std::sync::mpsc::sync_channel(HOLDS_QUEUED);
+        Holds {
+            send,
+            take,
+            dropped: Arc::default(),
+            told: 0,
+        }
+    }
+
+    /// What the first line's watcher calls for each hold (from its thread): the report
+    /// queued and the main loop woken, or, the queue full, counted as dropped.
+    fn sender(&self, wake: Wake) -> Box<dyn Fn(KernelHold) + Send> {
+        let (send, dropped) = (self.send.clone(), self.dropped.clone());
+        Box::new(move |hold| match send.try_send(hold) {
+            Ok(()) => wake.poke(),
+            Err(TrySendError::Full(_)) => {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        })
+    }
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
@@ -349,6 +394,7 @@ impl Daemon {
         let Some(wake) = self.wake.clone() else {
             return;
         };
+        let holds_wake = wake.clone();
         let changed = Box::new(move |change| {
             wake.send(Event::Firewall(change));
         });
@@ -358,6 +404,36 @@ impl Daemon {
                  that removes the table is only noticed at the next block"
             );
         }
+        if !self.engine.firewall().has_first_line() {
+            return;
+        }
+        let held = self.holds.sender(holds_wake);
+        if let Err(e) = self.engine.firewall().watch_holds(held) {
+            tracing::warn!(
+                "cannot hear the holds of the kernel's first line ({e}); each ends by \
+                 itself after first-line-hold, and the daemon still judges every source \
+                 from its capture"
+            );
+        }
+    }
+
+    /// Takes at most [`HOLDS_PER_TURN`] holds of the kernel's first line to the engine, and
+    /// tells it how many a full queue dropped since the last look; returns whether more wait.
+    fn take_holds(&mut self) -> bool {
+        let dropped = self.holds.dropped.load(Ordering::Relaxed);
+        if dropped > self.holds.told {
+            self.engine.holds_missed(dropped - self.holds.told);
+            self.holds.told = dropped;
+            self.carry_out();
+        }
+        for _ in 0..HOLDS_PER_TURN {
+            let Ok(hold) = self.holds.take.try_recv() else {
+                return false;
+            };
+            self.engine.kernel_held(hold);
+            self.carry_out();
+        }
+        true
     }
 
     /// A reload, by SIGHUP or `sentryctl reload`: the engine reads the configuration again
@@ -399,5 +475,40 @@ fn append_history(path: &std::path::Path, line: &str) {
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = written {
         tracing::warn!("cannot write the history file {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 27: a flood of holds never grows the daemon's memory: past [`HOLDS_QUEUED`] the
+    /// reports are counted as dropped, and the main loop is woken for those queued.
+    #[test]
+    fn issue_27_the_queue_of_holds_is_bounded_and_counts_what_it_drops() {
+        let (wake_read, wake_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .unwrap();
+        let (events, _events) = std::sync::mpsc::channel();
+        let wake = Wake {
+            events,
+            pipe: Arc::new(wake_write),
+        };
+        let holds = Holds::new();
+        let held = holds.sender(wake);
+        let hold = KernelHold {
+            source: "203.0.113.7".parse().unwrap(),
+            proto: crate::wire::Proto::Tcp,
+            port: 902,
+            tcp_flags: Some(0x02),
+            ifindex: None,
+        };
+        for _ in 0..HOLDS_QUEUED + 100 {
+            held(hold);
+        }
+        assert_eq!(holds.dropped.load(Ordering::Relaxed), 100);
+        assert_eq!(holds.take.try_iter().count(), HOLDS_QUEUED);
+        let mut woken = [0u8; 1];
+        assert_eq!(nix::unistd::read(wake_read.as_fd(), &mut woken), Ok(1));
     }
 }

@@ -64,6 +64,7 @@ pub fn act(a: &crate::report::Act, level: tracing::Level) {
                 finding = a.finding,
                 ports = a.ports.as_deref(),
                 uid = a.uid,
+                reason = a.reason,
                 "{}",
                 a.line
             )
@@ -635,6 +636,26 @@ mod tests {
         audit.address = net("0.0.0.0/32");
         audit.ports = Some("22/tcp".into());
         audit.finding = Some("new");
+        // Issue 27: the kernel's first line held a source; the daemon lifted a hold.
+        let mut hold = Act::new(
+            Did::Hold,
+            Mode::Enforcing,
+            Actor::Kernel,
+            "the kernel's first line held 203.0.113.7 for 5s after a probe to 902/tcp (SYN)".into(),
+        );
+        hold.address = net("203.0.113.7/32");
+        hold.ports = Some("902/tcp".into());
+        hold.duration_s = Some(5);
+        let mut lift = Act::new(
+            Did::LiftHold,
+            Mode::Enforcing,
+            Actor::Daemon,
+            "lifted the kernel's hold of 203.0.113.8: 902/tcp, which it probed, has a \
+             listener now"
+                .into(),
+        );
+        lift.address = net("203.0.113.8/32");
+        lift.reason = Some("listener");
         vec![
             (block, tracing::Level::INFO),
             (unblock, tracing::Level::INFO),
@@ -642,6 +663,8 @@ mod tests {
             (reload, tracing::Level::INFO),
             (refused, tracing::Level::WARN),
             (audit, tracing::Level::WARN),
+            (hold, tracing::Level::INFO),
+            (lift, tracing::Level::INFO),
         ]
     }
 
@@ -659,7 +682,7 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines.len(), 8, "{text}");
         for line in &lines {
             crate::ctl::json::check_schema(line);
         }
@@ -675,8 +698,19 @@ mod tests {
                 "unblock-all",
                 "reload",
                 "reload-refused",
-                "audit"
+                "audit",
+                "first-line-hold",
+                "first-line-lift"
             ]
+        );
+        assert_eq!(lines[6]["actor"], "kernel");
+        assert_eq!(
+            lines[6]["ports"],
+            serde_json::json!([{"port": 902, "proto": "tcp"}])
+        );
+        assert_eq!(
+            (&lines[7]["actor"], &lines[7]["reason"]),
+            (&"daemon".into(), &"listener".into())
         );
         assert_eq!(lines[0]["address"], "198.51.100.9");
         assert_eq!(lines[0]["actor"], "sentryctl");

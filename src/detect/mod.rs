@@ -610,6 +610,16 @@ impl Detector {
         leaders
     }
 
+    /// The trap ports `src` (as it is counted: its address or prefix) probed within its
+    /// window, oldest first, at most `n`.
+    pub fn ports_of(&self, src: IpAddr, n: usize) -> Vec<(Proto, u16)> {
+        let key = self.key(src);
+        let source = self.sources.get(&key).or_else(|| self.probation.get(&key));
+        source
+            .map(|s| s.hits.iter().take(n).map(|h| (h.proto, h.port)).collect())
+            .unwrap_or_default()
+    }
+
     /// Counters, and the number of sources tracked now.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {

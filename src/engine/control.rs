@@ -66,6 +66,7 @@ impl Engine {
             status.blocks_active = held;
             status.blocks_kernel_only = only;
         }
+        status.first_line = self.first_line_info();
         status
     }
 
@@ -111,6 +112,7 @@ impl Engine {
                 .collect(),
             protected_peers: self.peers.len(),
             fleet: self.fleet_info(readings.link.as_ref()),
+            first_line: None,
         }
     }
 
@@ -244,7 +246,8 @@ impl Engine {
             }
         };
         let fleet = self.lifted_here(net, !local);
-        if lifted.is_empty() {
+        let held = self.unblocked_held(net, now);
+        if lifted.is_empty() && !held {
             return Response::NotBlocked { net, fleet };
         }
         lifted.retain(|&n| n != net);
@@ -406,6 +409,7 @@ impl Engine {
             addr,
             block,
             refused,
+            first_line: self.hold_info(addr.to_canonical(), now),
             never_block: self
                 .pipeline
                 .never_block()

@@ -13,6 +13,17 @@ impl Engine {
         let src = verbose
             .then(|| packet.as_ref().ok().map(|p| p.src))
             .flatten();
+        if self.holds_pending()
+            && let Ok(p) = &packet
+            && p.direction != crate::wire::Direction::Outgoing
+        {
+            let proto = if p.tcp_flags.is_some() {
+                Proto::Tcp
+            } else {
+                Proto::Udp
+            };
+            self.held_probe(p.src.to_canonical(), proto, p.dst_port);
+        }
         let withdrawn = self.pipeline.counters().withdrawn;
         let (host, clock, effects) = (&mut self.host, &self.clock, &mut self.effects);
         let listeners_read = &mut self.listeners_read;
@@ -93,6 +104,9 @@ impl Engine {
         let mut event = report::Event::of(d, &decision, self.mode);
         if let Some(since) = waited {
             event = event.after_waiting(now.saturating_since(since));
+        }
+        if self.holds_pending() {
+            event = self.judged_held(d, &decision, event);
         }
         self.count(d, &event);
         let quiet = matches!(decision, Decision::AlreadyBlocked { .. })

@@ -376,6 +376,7 @@ impl Engine {
         self.kernel_read = None;
         let allow = allow_list(self.pipeline.never_block());
         self.firewall.ensure_ready(&allow)?;
+        self.sync_first_line(true);
         let present: HashSet<IpNet> = self.firewall.list()?.into_iter().map(|b| b.net).collect();
         let now = self.clock.now();
         let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;

@@ -46,6 +46,7 @@ use crate::wire::{Packet, Proto, Skip};
 
 mod control;
 mod decide;
+mod first_line;
 mod fleet;
 mod kernel;
 mod not_blocked;
@@ -384,6 +385,8 @@ pub struct Engine {
     /// The last reading of the kernel's block sets, and when it was made
     /// ([`KERNEL_READ_FOR`]).
     kernel_read: Option<(Timestamp, Vec<Blocked>)>,
+    /// The kernel's first line: the facts it was given, the holds it reported.
+    first_line: first_line::FirstLine,
     effects: Vec<Effect>,
 }
 
@@ -452,6 +455,7 @@ impl Engine {
             not_blocked: not_blocked::NotBlocked::default(),
             fleet: config.fleet.as_ref().and_then(fleet::Fleet::new),
             kernel_read: None,
+            first_line: first_line::FirstLine::default(),
             effects: Vec::new(),
             asker: None,
             loaded,
@@ -467,6 +471,7 @@ impl Engine {
             engine.begin_dry_run();
         }
         engine.read_peers();
+        engine.first_line_started();
         Ok(engine)
     }
 
@@ -696,6 +701,7 @@ impl Engine {
                 Err(e) => self.warn(format!("cannot refresh listening sockets: {e}")),
             }
             self.read_peers();
+            self.first_line_second();
         }
         if self.restore.pending && now >= self.restore.not_before {
             self.restore_paced();
@@ -792,6 +798,7 @@ impl Engine {
             )),
             Err(e) => self.warn(format!("could not load the new never-block list: {e}")),
         }
+        self.sync_first_line(true);
         self.lift_never_block();
     }
 
@@ -901,6 +908,7 @@ impl Engine {
         let at_start = restart::at_start(&self.loaded.config, &loaded.config);
         self.loaded = loaded;
         self.check_tripwires();
+        self.sync_first_line(true);
         self.lift_never_block();
         for what in &at_start {
             self.warn(what.line());

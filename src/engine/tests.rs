@@ -3696,3 +3696,6 @@ fn issue_27_a_tripwire_with_a_listener_is_skipped_and_said() {
         "{said:#?}"
     );
 }
+
+/// Issue 27: the kernel's first line, as the engine drives it.
+mod first_line;

@@ -7,13 +7,55 @@
 //! element by hand), and to make the kernel refuse a change or fail altogether.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{Action, Blocked, Firewall, FirewallError, apply_each};
+use super::{
+    Action, Blocked, Firewall, FirewallError, FirstLineCounters, FirstLineFacts, KernelHold,
+    apply_each,
+};
 use crate::time::{Clock, Timestamp};
+use crate::wire::Proto;
+
+/// What a test's kernel hands the first line's watcher: the callback `watch_holds` was given.
+type Held = Box<dyn Fn(KernelHold) + Send>;
+
+/// The kernel's first line in memory: the facts last loaded, the holds in force and when they
+/// end, what was lifted and spared.
+#[derive(Default)]
+struct FirstLine {
+    /// Whether this firewall keeps one.
+    on: bool,
+    /// How long a hold lasts.
+    hold: Duration,
+    /// The facts as last loaded, and how many times they were loaded.
+    facts: Option<FirstLineFacts>,
+    loads: usize,
+    /// The holds in force, and when each ends.
+    holds: BTreeMap<IpAddr, Timestamp>,
+    /// Every source whose hold was lifted, in order.
+    lifted: Vec<IpAddr>,
+    /// The networks spared, and until when.
+    spared: BTreeMap<IpNet, Timestamp>,
+    /// The kernel's counters.
+    counters: FirstLineCounters,
+    /// The watcher of holds, when one was started.
+    watcher: Option<Held>,
+}
+
+impl std::fmt::Debug for FirstLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstLine")
+            .field("on", &self.on)
+            .field("holds", &self.holds)
+            .field("spared", &self.spared)
+            .field("watched", &self.watcher.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// The shared kernel of [`Memory`] handles.
 #[derive(Debug, Default)]
@@ -32,6 +74,8 @@ struct Kernel {
     batches: usize,
     /// Listings asked for.
     lists: usize,
+    /// The kernel's first line.
+    first_line: FirstLine,
 }
 
 /// An in-memory firewall whose elements end by the time of a [`Clock`].
@@ -64,7 +108,80 @@ impl Memory {
         let mut k = self.kernel.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.clock.now();
         k.elements.retain(|_, until| until.is_none_or(|t| t > now));
+        k.first_line.holds.retain(|_, until| *until > now);
+        k.first_line.spared.retain(|_, until| *until > now);
         k
+    }
+
+    /// This firewall keeps the kernel's first line, whose holds last `hold`.
+    pub fn with_first_line(self, hold: Duration) -> Self {
+        {
+            let mut k = self.kernel();
+            k.first_line.on = true;
+            k.first_line.hold = hold;
+        }
+        self
+    }
+
+    /// The kernel's first line holds `source` after a probe to `proto` `port` with
+    /// `tcp_flags`, as the kernel would: in its hold set for the hold's length, reported to
+    /// the watcher if one runs; the report, for a test to hand the engine itself.
+    pub fn hold(
+        &self,
+        source: IpAddr,
+        proto: Proto,
+        port: u16,
+        tcp_flags: Option<u8>,
+    ) -> KernelHold {
+        let report = KernelHold {
+            source,
+            proto,
+            port,
+            tcp_flags,
+            ifindex: Some(1),
+        };
+        let until = self
+            .clock
+            .now()
+            .saturating_add(self.kernel().first_line.hold);
+        let mut k = self.kernel();
+        k.first_line.holds.insert(source, until);
+        if let Some(watcher) = &k.first_line.watcher {
+            watcher(report);
+        }
+        report
+    }
+
+    /// The first line's facts as last loaded, and how many times they were loaded.
+    pub fn first_line_facts(&self) -> (Option<FirstLineFacts>, usize) {
+        let k = self.kernel();
+        (k.first_line.facts.clone(), k.first_line.loads)
+    }
+
+    /// Whether the first line holds `source` now.
+    pub fn is_held(&self, source: IpAddr) -> bool {
+        self.kernel().first_line.holds.contains_key(&source)
+    }
+
+    /// Every source whose hold was lifted, in order (one already ended among them).
+    pub fn lifted_holds(&self) -> Vec<IpAddr> {
+        self.kernel().first_line.lifted.clone()
+    }
+
+    /// The networks spared now, with the time left.
+    pub fn spared(&self) -> Vec<(IpNet, Duration)> {
+        let now = self.clock.now();
+        self.kernel()
+            .first_line
+            .spared
+            .iter()
+            .map(|(net, until)| (*net, until.saturating_since(now)))
+            .collect()
+    }
+
+    /// Sets the first line's counters, as the kernel would count.
+    pub fn set_first_line_counters(&self, counters: FirstLineCounters) {
+        self.kernel().first_line.counters = counters;
     }
 
     /// What is blocked now, with the time left (`None`: no timeout).
@@ -199,6 +316,70 @@ impl Firewall for Memory {
 
     fn expires_by_itself(&self) -> bool {
         self.expires
+    }
+
+    fn has_first_line(&self) -> bool {
+        self.kernel().first_line.on
+    }
+
+    fn set_first_line_facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
+        let mut k = self.kernel();
+        if k.down {
+            return Err(FirewallError::Permission);
+        }
+        k.first_line.facts = Some(facts.clone());
+        k.first_line.loads += 1;
+        Ok(())
+    }
+
+    fn lift_holds(&mut self, sources: &[IpAddr]) -> Result<(), FirewallError> {
+        let mut k = self.kernel();
+        if k.down {
+            return Err(FirewallError::Permission);
+        }
+        for source in sources {
+            k.first_line.holds.remove(source);
+            k.first_line.lifted.push(*source);
+        }
+        Ok(())
+    }
+
+    fn spare(&mut self, nets: &[IpNet], ttl: Duration) -> Result<(), FirewallError> {
+        let until = self.clock.now().saturating_add(ttl);
+        let mut k = self.kernel();
+        if k.down {
+            return Err(FirewallError::Permission);
+        }
+        for net in nets {
+            k.first_line.spared.insert(*net, until);
+        }
+        Ok(())
+    }
+
+    fn holds(&mut self) -> Result<Vec<Blocked>, FirewallError> {
+        let now = self.clock.now();
+        let k = self.kernel();
+        if k.down {
+            return Err(FirewallError::Permission);
+        }
+        Ok(k.first_line
+            .holds
+            .iter()
+            .map(|(source, until)| Blocked {
+                net: IpNet::from(*source),
+                remaining: Some(until.saturating_since(now)),
+            })
+            .collect())
+    }
+
+    fn first_line_counters(&mut self) -> Option<FirstLineCounters> {
+        let k = self.kernel();
+        k.first_line.on.then_some(k.first_line.counters)
+    }
+
+    fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
+        self.kernel().first_line.watcher = Some(held);
+        Ok(())
     }
 
     /// Like own mode's table: what it holds when it was made ready before (and holds

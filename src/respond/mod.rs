@@ -837,6 +837,15 @@ impl Responder {
         self.block_how(net, now, why, How::Sweep)
     }
 
+    /// The time left of a grace period that holds `net` (or part of it) off at `now`, if one
+    /// does (an unblock by hand with `--grace`).
+    pub fn grace_left(&self, net: IpNet, now: Timestamp) -> Option<Duration> {
+        match self.in_grace(net, now) {
+            Some(Decision::InGrace { remaining, .. }) => Some(remaining),
+            _ => None,
+        }
+    }
+
     /// The grace period that holds `net` (or part of it) off at `now`, as the decision.
     fn in_grace(&self, net: IpNet, now: Timestamp) -> Option<Decision> {
         self.grace

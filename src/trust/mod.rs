@@ -268,6 +268,11 @@ impl Peers {
             .copied()
     }
 
+    /// The peers protected now, ascending (the kernel's first line never counts them).
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.index.iter().map(|c| c.peer)
+    }
+
     /// How many peers are protected now (their earliest conversation open or remembered).
     pub fn len(&self) -> usize {
         self.index.len()

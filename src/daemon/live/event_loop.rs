@@ -36,6 +36,10 @@ impl Running {
         let watchdog = notify::watchdog_every();
         let mut alive_due = now;
         loop {
+            // The kernel's holds first: its first line acted before the capture's frames
+            // reached the daemon, and a hold judged first is one a block can say it confirms
+            // (its source's probes in the frames are then noted with it). Bounded a turn.
+            let holds_wait = self.daemon.take_holds();
             self.take_connections(&mut ready_traps);
             let frames = match self.take_frames() {
                 Ok(frames) => frames,
@@ -54,7 +58,7 @@ impl Running {
             self.daemon.carry_out();
             self.tell_systemd(&mut status_due);
             let mut next = next.min(status_due);
-            if fleet_waits {
+            if fleet_waits || holds_wait {
                 next = clock.now();
             }
             if let Some(every) = watchdog {

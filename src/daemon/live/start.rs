@@ -196,6 +196,7 @@ pub(super) fn start(
         link: None,
         capture_drops: 0,
         wake: None,
+        holds: super::Holds::new(),
     };
     daemon.carry_out();
 
