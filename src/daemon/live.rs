@@ -118,6 +118,8 @@ struct Holds {
     dropped: Arc<AtomicU64>,
     /// `dropped` as the engine was last told.
     told: u64,
+    /// The firewall's count of reports the kernel lost, as the engine was last told.
+    lost_told: u64,
 }
 
 impl Holds {
@@ -128,6 +130,7 @@ impl Holds {
             take,
             dropped: Arc::default(),
             told: 0,
+            lost_told: 0,
         }
     }
 
@@ -424,6 +427,17 @@ impl Daemon {
         if dropped > self.holds.told {
             self.engine.holds_missed(dropped - self.holds.told);
             self.holds.told = dropped;
+            self.carry_out();
+        }
+        // Reports the kernel could not hand the reader (its socket was full): a firewall a
+        // reload opened counts from zero again.
+        let lost = self.engine.firewall().hold_reports().lost;
+        if lost < self.holds.lost_told {
+            self.holds.lost_told = 0;
+        }
+        if lost > self.holds.lost_told {
+            self.engine.holds_missed(lost - self.holds.lost_told);
+            self.holds.lost_told = lost;
             self.carry_out();
         }
         for _ in 0..HOLDS_PER_TURN {

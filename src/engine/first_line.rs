@@ -263,19 +263,35 @@ impl Engine {
         self.sync_first_line(true);
     }
 
-    /// The first line's facts now: the listening ports as last read, the tripwire ports, the
-    /// protected peers, the ephemeral range.
+    /// The first line's facts now: the listening ports as last read with the excluded ones, the
+    /// tripwire ports, the protected peers, the ephemeral range as configured.
     fn first_line_facts(&self) -> FirstLineFacts {
         let tripwires = &self.config().detector.tripwire;
         let tripwires = [(Proto::Tcp, &tripwires.tcp), (Proto::Udp, &tripwires.udp)]
             .into_iter()
             .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)))
             .collect();
+        // Ports the daemon never counts are never counted by the kernel either: the excluded
+        // ones go with the listening ones, and UDP's ephemeral range is the configured one.
+        let traps = &self.config().traps;
+        let mut listening = self.pipeline.listeners().ports();
+        for (proto, set) in [
+            (Proto::Tcp, &traps.exclude_tcp),
+            (Proto::Udp, &traps.exclude_udp),
+        ] {
+            listening.extend(set.iter().map(|port| (proto, port)));
+        }
+        let ephemeral = match &traps.ephemeral_udp {
+            crate::config::EphemeralUdp::Auto => self.host.local_port_range(),
+            crate::config::EphemeralUdp::Range(range) => range.clone(),
+            // An empty range: UDP to any port may count.
+            crate::config::EphemeralUdp::None => 1..=0,
+        };
         FirstLineFacts {
-            listening: self.pipeline.listeners().ports(),
+            listening,
             tripwires,
             peers: self.peers.addresses().map(IpNet::from).collect(),
-            ephemeral: self.host.local_port_range(),
+            ephemeral,
         }
     }
 
@@ -388,8 +404,8 @@ impl Engine {
         }
     }
 
-    /// The shell's queue of holds was full: `missed` reports of the kernel's first line were
-    /// dropped (counted `untracked`; said, folded). Their holds end by themselves within
+    /// The shell's queue of holds, or the kernel's socket to it, was full: `missed` reports of
+    /// the kernel's first line were dropped (counted `untracked`; said, folded). Their holds end by themselves within
     /// `first-line-hold`; their sources are judged from the capture as any other; the hold
     /// sets are read at the next second, and a source never held found there is lifted.
     pub fn holds_missed(&mut self, missed: u64) {
@@ -401,8 +417,8 @@ impl Engine {
             .or_default() += missed;
         if self.fold.offer(report::Folded::Held, self.clock.now()) {
             self.warn(format!(
-                "{} of the kernel's first line not heard (the daemon's queue of them was \
-                 full): they end by themselves within {}, and the daemon judges their sources \
+                "{} of the kernel's first line not heard (the daemon's queue of them, or its \
+                 socket, was full): they end by themselves within {}, and the daemon judges their sources \
                  from its capture",
                 report::count(missed, "hold", "holds"),
                 human(self.hold_length())

@@ -63,15 +63,16 @@ pub struct KernelHold {
 /// the daemon keeps it in the first line's sets, whole, each time it changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FirstLineFacts {
-    /// Ports something listens on (a port bound to one address counts for all: fewer trap
-    /// ports, which fails safe).
+    /// Ports never counted: those something listens on (a port bound to one address counts for
+    /// all: fewer trap ports, which fails safe), and those `[detect] exclude-tcp`/`exclude-udp`
+    /// name.
     pub listening: BTreeSet<(Proto, u16)>,
     /// Tripwire ports (`[detect] tripwire-tcp/udp`): one probe holds.
     pub tripwires: BTreeSet<(Proto, u16)>,
     /// Protected peers: never counted, never held.
     pub peers: Vec<IpNet>,
-    /// The ports the kernel hands out to outgoing connections: UDP to them is never counted
-    /// (late replies).
+    /// The ports the kernel hands out to outgoing connections (`[detect] ephemeral-udp`): UDP to
+    /// them is never counted (late replies). Empty when the exemption is off.
     pub ephemeral: RangeInclusive<u16>,
 }
 

@@ -61,9 +61,21 @@ fn issue_27_the_facts_are_loaded_at_start_and_again_only_when_they_change() {
     let (facts, loads) = lab.kernel.first_line_facts();
     let facts = facts.expect("loaded at start");
     assert_eq!(loads, 1);
+    // The listeners, and the ports the daemon never counts (`exclude-tcp`/`exclude-udp`'s
+    // defaults: ident, NetBIOS, DHCP, RIP), which the kernel must not count either.
     assert_eq!(
         facts.listening.into_iter().collect::<Vec<_>>(),
-        [(Proto::Tcp, 22), (Proto::Udp, 53)]
+        [
+            (Proto::Tcp, 22),
+            (Proto::Tcp, 113),
+            (Proto::Tcp, 139),
+            (Proto::Udp, 53),
+            (Proto::Udp, 67),
+            (Proto::Udp, 68),
+            (Proto::Udp, 137),
+            (Proto::Udp, 138),
+            (Proto::Udp, 520)
+        ]
     );
     assert_eq!(
         facts.tripwires.into_iter().collect::<Vec<_>>(),
