@@ -73,6 +73,42 @@ use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
 use crate::wire::{Direction, Packet, Proto, TcpFlags};
 
+/// The facts the daemon loads into the first line's sets, from `config` and what the host
+/// shows, so that the kernel never counts what the daemon never counts: the ports something
+/// `listening` on with the excluded ones (`[detect] exclude-tcp`/`exclude-udp`), the
+/// tripwires, the protected `peers`, and UDP's ephemeral range as configured (`local_range`,
+/// the kernel's, for `auto`).
+pub fn facts(
+    config: &crate::config::Config,
+    mut listening: BTreeSet<(Proto, u16)>,
+    peers: Vec<IpNet>,
+    local_range: RangeInclusive<u16>,
+) -> FirstLineFacts {
+    let traps = &config.traps;
+    for (proto, set) in [
+        (Proto::Tcp, &traps.exclude_tcp),
+        (Proto::Udp, &traps.exclude_udp),
+    ] {
+        listening.extend(set.iter().map(|port| (proto, port)));
+    }
+    let tripwire = &config.detector.tripwire;
+    let tripwires = [(Proto::Tcp, &tripwire.tcp), (Proto::Udp, &tripwire.udp)]
+        .into_iter()
+        .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)))
+        .collect();
+    let ephemeral = match &traps.ephemeral_udp {
+        crate::config::EphemeralUdp::Auto => Some(local_range),
+        crate::config::EphemeralUdp::Range(range) => Some(range.clone()),
+        crate::config::EphemeralUdp::None => None,
+    };
+    FirstLineFacts {
+        listening,
+        tripwires,
+        peers,
+        ephemeral,
+    }
+}
+
 /// How long a pair, and a score element after its last draw, last (`timeout 60s`).
 pub const COUNT_FOR: Duration = Duration::from_secs(60);
 /// The bucket's burst: how many draws a fresh source passes (`burst 5 packets`).
@@ -618,7 +654,7 @@ pub struct FirstLineModel {
     listening_udp: PortSet,
     tripwire_tcp: PortSet,
     tripwire_udp: PortSet,
-    ephemeral: RangeInclusive<u16>,
+    ephemeral: Option<RangeInclusive<u16>>,
     peers: NetSet,
     spare: NetSet,
     blocked: NetSet,
@@ -810,7 +846,9 @@ impl FirstLineModel {
             _ if self.peers.contains(src, at) => Some(Skip::Peer),
             _ if self.spare.contains(src, at) => Some(Skip::Spared),
             _ if self.listening(proto, port) => Some(Skip::Listening),
-            None if self.ephemeral.contains(&port) => Some(Skip::EphemeralUdp),
+            None if self.ephemeral.as_ref().is_some_and(|r| r.contains(&port)) => {
+                Some(Skip::EphemeralUdp)
+            }
             // `fib saddr . iif oif missing`: a replay has no routes; every source passes.
             _ => None,
         };

@@ -218,21 +218,13 @@ fn first_line_of(config: &Config) -> Option<(Duration, usize)> {
 }
 
 /// The facts the daemon would load into the first line's sets, as far as a capture shows
-/// them: listening ports on any address, the tripwires, no peers, Linux's ephemeral range.
+/// them: listening ports on any address, no peers, Linux's ephemeral range for `auto`.
 fn first_line_facts(config: &Config, listened: &[(Proto, IpAddr, u16)]) -> FirstLineFacts {
-    let tripwire = &config.detector.tripwire;
-    FirstLineFacts {
-        listening: listened
-            .iter()
-            .map(|&(proto, _, port)| (proto, port))
-            .collect(),
-        tripwires: [(Proto::Tcp, &tripwire.tcp), (Proto::Udp, &tripwire.udp)]
-            .into_iter()
-            .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)))
-            .collect(),
-        peers: Vec::new(),
-        ephemeral: LINUX_EPHEMERAL_PORTS,
-    }
+    let listening = listened
+        .iter()
+        .map(|&(proto, _, port)| (proto, port))
+        .collect();
+    crate::first_line::facts(config, listening, Vec::new(), LINUX_EPHEMERAL_PORTS)
 }
 
 /// Runs the replay, calling `report` for every detection with the decision taken and for

@@ -39,7 +39,7 @@ fn facts() -> FirstLineFacts {
         listening: OPEN.iter().map(|&p| (Proto::Tcp, p)).collect(),
         tripwires: BTreeSet::new(),
         peers: Vec::new(),
-        ephemeral: 32768..=60999,
+        ephemeral: Some(32768..=60999),
     }
 }
 

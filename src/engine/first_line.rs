@@ -263,36 +263,15 @@ impl Engine {
         self.sync_first_line(true);
     }
 
-    /// The first line's facts now: the listening ports as last read with the excluded ones, the
-    /// tripwire ports, the protected peers, the ephemeral range as configured.
+    /// The first line's facts now: the listening ports as last read, the protected peers, and
+    /// what the configuration says ([`crate::first_line::facts`]).
     fn first_line_facts(&self) -> FirstLineFacts {
-        let tripwires = &self.config().detector.tripwire;
-        let tripwires = [(Proto::Tcp, &tripwires.tcp), (Proto::Udp, &tripwires.udp)]
-            .into_iter()
-            .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)))
-            .collect();
-        // Ports the daemon never counts are never counted by the kernel either: the excluded
-        // ones go with the listening ones, and UDP's ephemeral range is the configured one.
-        let traps = &self.config().traps;
-        let mut listening = self.pipeline.listeners().ports();
-        for (proto, set) in [
-            (Proto::Tcp, &traps.exclude_tcp),
-            (Proto::Udp, &traps.exclude_udp),
-        ] {
-            listening.extend(set.iter().map(|port| (proto, port)));
-        }
-        let ephemeral = match &traps.ephemeral_udp {
-            crate::config::EphemeralUdp::Auto => self.host.local_port_range(),
-            crate::config::EphemeralUdp::Range(range) => range.clone(),
-            // An empty range: UDP to any port may count.
-            crate::config::EphemeralUdp::None => 1..=0,
-        };
-        FirstLineFacts {
-            listening,
-            tripwires,
-            peers: self.peers.addresses().map(IpNet::from).collect(),
-            ephemeral,
-        }
+        crate::first_line::facts(
+            self.config(),
+            self.pipeline.listeners().ports(),
+            self.peers.addresses().map(IpNet::from).collect(),
+            self.host.local_port_range(),
+        )
     }
 
     /// Keeps the first line's sets true: loads the facts when they changed since the last

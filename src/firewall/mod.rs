@@ -72,8 +72,8 @@ pub struct FirstLineFacts {
     /// Protected peers: never counted, never held.
     pub peers: Vec<IpNet>,
     /// The ports the kernel hands out to outgoing connections (`[detect] ephemeral-udp`): UDP to
-    /// them is never counted (late replies). Empty when the exemption is off.
-    pub ephemeral: RangeInclusive<u16>,
+    /// them is never counted (late replies). None when the exemption is off.
+    pub ephemeral: Option<RangeInclusive<u16>>,
 }
 
 /// The first line's own counters, read from the kernel: what it could not do because a set was

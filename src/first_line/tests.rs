@@ -23,7 +23,7 @@ fn facts() -> FirstLineFacts {
         listening: BTreeSet::from([(Proto::Tcp, 22), (Proto::Tcp, 80), (Proto::Udp, 53)]),
         tripwires: BTreeSet::new(),
         peers: Vec::new(),
-        ephemeral: 32768..=60999,
+        ephemeral: Some(32768..=60999),
     }
 }
 

@@ -81,7 +81,7 @@ fn issue_27_the_facts_are_loaded_at_start_and_again_only_when_they_change() {
         facts.tripwires.into_iter().collect::<Vec<_>>(),
         [(Proto::Tcp, 2323)]
     );
-    assert_eq!(facts.ephemeral, crate::config::LINUX_EPHEMERAL_PORTS);
+    assert_eq!(facts.ephemeral, Some(crate::config::LINUX_EPHEMERAL_PORTS));
     assert!(facts.peers.is_empty());
     // Nothing changed: nothing is sent, however many seconds go by.
     for _ in 0..5 {

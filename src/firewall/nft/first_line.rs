@@ -727,16 +727,16 @@ pub fn fact_entries(facts: &FirstLineFacts) -> Vec<(&'static str, Vec<Entry>)> {
             .map(|n| Entry::of(n, true, None))
             .collect()
     };
-    let (lo, hi) = (*facts.ephemeral.start(), *facts.ephemeral.end());
-    let replies = if lo <= hi {
-        vec![Entry {
-            start: Key::service(lo),
-            end: hi.checked_add(1).map(Key::service),
+    let replies = facts
+        .ephemeral
+        .iter()
+        .filter(|r| r.start() <= r.end())
+        .map(|r| Entry {
+            start: Key::service(*r.start()),
+            end: r.end().checked_add(1).map(Key::service),
             ttl: None,
-        }]
-    } else {
-        Vec::new()
-    };
+        })
+        .collect();
     vec![
         ("listen", ports(&facts.listening)),
         ("tripwire", ports(&facts.tripwires)),
@@ -783,7 +783,7 @@ mod tests {
             listening: std::collections::BTreeSet::new(),
             tripwires: std::collections::BTreeSet::new(),
             peers: Vec::new(),
-            ephemeral: 32768..=60999,
+            ephemeral: Some(32768..=60999),
         };
         facts.listening.insert((Proto::Tcp, 22));
         facts.listening.insert((Proto::Udp, 53));
@@ -792,7 +792,7 @@ mod tests {
             "198.51.100.7/32".parse().unwrap(),
             "2001:db8::/48".parse().unwrap(),
         ];
-        facts.ephemeral = 32768..=65535;
+        facts.ephemeral = Some(32768..=65535);
         let entries = fact_entries(&facts);
         let names: Vec<&str> = entries.iter().map(|(n, _)| *n).collect();
         assert_eq!(

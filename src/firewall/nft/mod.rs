@@ -1452,7 +1452,7 @@ mod tests {
             listening: std::collections::BTreeSet::new(),
             tripwires: std::collections::BTreeSet::new(),
             peers: Vec::new(),
-            ephemeral: 32768..=60999,
+            ephemeral: Some(32768..=60999),
         };
         facts.listening.insert((crate::wire::Proto::Tcp, 22));
         for (forward, first) in [(false, false), (true, false), (false, true), (true, true)] {
