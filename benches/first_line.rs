@@ -7,7 +7,7 @@
 //! round is a fresh lab and a fresh daemon. For each scan: the ports nmap got an answer from
 //! (open, closed or unfiltered; for UDP, closed means an ICMP port unreachable came back) and
 //! the open ports it saw. nmap runs as issue 27's table ran it: `-n -Pn -T4 --min-rate 500
-//! --max-retries 1` (the full-range scan at `--min-rate 2000`, so that five rounds fit in
+//! --max-retries 1` (the full-range scan at `--min-rate 5000`, so that five rounds fit in
 //! minutes: a scanner cut off waits for every probe's timeout).
 //!
 //! Run: `cargo bench --bench first_line` (as root). `FIRST_LINE_ROUNDS=5` (the default),
@@ -36,7 +36,7 @@ const OPEN: [u16; 5] = [22, 80, 443, 3306, 8080];
 /// (label, nmap's arguments before the target, IPv6)
 const SCANS: [(&str, &[&str], bool); 6] = [
     ("-sS", &["-sS", "--min-rate", "500"], false),
-    ("-sS -p-", &["-sS", "-p-", "--min-rate", "2000"], false),
+    ("-sS -p-", &["-sS", "-p-", "--min-rate", "5000"], false),
     ("-sT", &["-sT", "--min-rate", "500"], false),
     ("-sU", &["-sU", "-p", "1-1024", "--min-rate", "500"], false),
     (
