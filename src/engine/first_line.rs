@@ -349,6 +349,11 @@ impl Engine {
             self.first_line.count(HoldOutcome::Lifted(reason));
             self.say_lift(source, reason, &why, now);
             self.lift_in_kernel(source);
+            if let Some(left) = self.responder.grace_left(IpNet::from(source), now) {
+                // A grace period the kernel's spare sets lost (made anew): spared again, so
+                // that its next probes are not held and lifted one by one.
+                self.spare_graced(IpNet::from(source), left);
+            }
             return;
         }
         let (over, spare) = self.first_line.spend(source, now);
@@ -557,6 +562,25 @@ impl Engine {
             self.lift_in_kernel(net.addr());
         }
         !held.is_empty()
+    }
+
+    /// `net` has a grace period of `grace` (`sentryctl unblock --grace`): the daemon does not
+    /// block it, so the kernel's first line spares it as long (its token bucket may be empty
+    /// still: unspared, each of its next probes of a closed port would be held, then lifted).
+    /// A refusal is said, folded.
+    pub(super) fn spare_graced(&mut self, net: IpNet, grace: Duration) {
+        if !self.firewall.has_first_line() || grace.is_zero() {
+            return;
+        }
+        if let Err(e) = self.firewall.spare(&[net], grace) {
+            self.tally.firewall_errors += 1;
+            if self.fold.offer(report::Folded::Refused, self.clock.now()) {
+                self.warn(format!(
+                    "could not spare {} from the kernel's first line for its grace period: {e}",
+                    source_text(&net)
+                ));
+            }
+        }
     }
 
     /// How long the kernel's holds last, as configured.

@@ -579,3 +579,37 @@ fn issue_27_an_unblock_by_hand_lifts_the_hold_of_a_source_not_blocked() {
     });
     assert!(matches!(answer, Response::NotBlocked { .. }), "{answer:?}");
 }
+
+/// Red team of issue 27: a source in a grace period is one the daemon does not block, so the
+/// kernel must not hold it either. Its bucket is still empty after the unblock: without a
+/// spare, each of its next probes of a closed port (a forger's, one a packet, or the real
+/// client's) is held, heard, and lifted, a netlink transaction each, and the real client's
+/// SYN is dropped (retried a second later) each time.
+#[test]
+fn issue_27_red_a_grace_period_spares_the_source_in_the_kernel_for_its_length() {
+    let mut lab = lab();
+    lab.scan(SCANNER, 1..=10);
+    assert!(matches!(
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: Some(600),
+            local: false,
+        }),
+        Response::Unblocked { .. }
+    ));
+    // Spared at the unblock, for the grace period: the kernel never holds it in it.
+    assert_eq!(
+        lab.kernel.spared(),
+        [(net(SCANNER), Duration::from_secs(600))]
+    );
+    // A grace period the kernel lost (its sets made anew): spared again at the first hold
+    // heard, for what is left of it, not lifted packet by packet.
+    lab.advance(Duration::from_secs(100));
+    lab.kernel.clear_spared();
+    lab.held(SCANNER, 902);
+    assert!(!lab.kernel.is_held(ip(SCANNER)));
+    assert_eq!(
+        lab.kernel.spared(),
+        [(net(SCANNER), Duration::from_secs(500))]
+    );
+}
