@@ -323,12 +323,37 @@ impl Engine {
                 self.lift_hold(source, LiftReason::Listener, why, now);
             }
         }
+        self.lift_new_peers(now);
         self.sync_first_line(false);
         if std::mem::take(&mut self.first_line.missed) {
             self.lift_unheard(now);
         }
         self.first_line.end(now);
         self.first_line.forget_done(now);
+    }
+
+    /// The pending holds of sources that this reading made protected peers (a conversation
+    /// the kernel's peers set did not have yet when it held them: forged probes within the
+    /// second after the administrator connected) are lifted, as a hold reported now would be.
+    fn lift_new_peers(&mut self, now: Timestamp) {
+        if self.first_line.pending == 0 || self.config().respond.protect == Protect::None {
+            return;
+        }
+        let mut peers: Vec<(IpAddr, u16)> = self
+            .first_line
+            .holds
+            .iter()
+            .filter(|(_, h)| h.decided.is_none())
+            .filter_map(|(s, _)| {
+                let c = self.peers.protecting(IpNet::from(*s), now)?;
+                Some((*s, c.port))
+            })
+            .collect();
+        peers.sort_unstable();
+        for (source, port) in peers {
+            let why = format!("a protected peer (a conversation on port {port})");
+            self.lift_hold(source, LiftReason::Protected, why, now);
+        }
     }
 
     /// The kernel's first line held a source ([`KernelHold`]): lifted at once when the daemon

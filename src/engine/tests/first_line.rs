@@ -613,3 +613,33 @@ fn issue_27_red_a_grace_period_spares_the_source_in_the_kernel_for_its_length() 
         [(net(SCANNER), Duration::from_secs(500))]
     );
 }
+
+/// Red team of issue 27: the administrator's SSH connection is established, and within the
+/// second before the daemon reads it, forged probes from the administrator's address get it
+/// held. The hold spares the established session, but not a second one: once the next reading
+/// makes the administrator a protected peer (and the kernel's peers set skips it), its hold
+/// is lifted too, not left to run its 5 s.
+#[test]
+fn issue_27_red_a_hold_of_a_source_that_becomes_a_protected_peer_is_lifted_at_the_reading() {
+    let admin = "203.0.113.50";
+    let mut lab = lab();
+    // The connection is up; the daemon has not read it yet.
+    lab.machine().established.push((ip(admin), 22, 51000));
+    lab.held(admin, 902);
+    assert!(lab.kernel.is_held(ip(admin)), "not known as a peer yet");
+    lab.engine.take_effects();
+    lab.second();
+    let (facts, _) = lab.kernel.first_line_facts();
+    assert_eq!(facts.unwrap().peers, [net(admin)]);
+    assert!(
+        !lab.kernel.is_held(ip(admin)),
+        "lifted at the reading that made it a peer"
+    );
+    assert!(lab.says(&format!(
+        "lifted the kernel's hold of {admin}: a protected peer (a conversation on port 22)"
+    )));
+    // A scanner's hold, no peer, stays.
+    lab.held(SCANNER, 902);
+    lab.second();
+    assert!(lab.kernel.is_held(ip(SCANNER)));
+}
