@@ -435,6 +435,30 @@ impl Engine {
         }
     }
 
+    /// The reader heard `unreadable` holds of the kernel's first line whose packet it could
+    /// not read (IPv6 extension headers past the bytes the kernel copies, which the kernel
+    /// walks whole): their sources are unknown. Counted `untracked` and said (folded); the
+    /// hold sets are read at the next second, and a source never held found there is lifted,
+    /// as after holds that went unheard.
+    pub fn holds_unreadable(&mut self, unreadable: u64) {
+        self.first_line.missed = true;
+        *self
+            .first_line
+            .outcomes
+            .entry(HoldOutcome::Untracked.as_str())
+            .or_default() += unreadable;
+        if self.fold.offer(report::Folded::Held, self.clock.now()) {
+            self.warn(format!(
+                "{} of the kernel's first line whose packet could not be read (extension \
+                 headers past the bytes the kernel copies): the hold sets are read at the \
+                 next second; each ends by itself within {}, and the daemon judges its source \
+                 from its capture",
+                report::count(unreadable, "hold", "holds"),
+                human(self.hold_length())
+            ));
+        }
+    }
+
     /// Holds went unheard: the kernel's hold sets are read (once, at most 8,192 elements),
     /// and each source in them the daemon never lets be held, and has not lifted, is lifted.
     fn lift_unheard(&mut self, now: Timestamp) {

@@ -643,3 +643,28 @@ fn issue_27_red_a_hold_of_a_source_that_becomes_a_protected_peer_is_lifted_at_th
     lab.second();
     assert!(lab.kernel.is_held(ip(SCANNER)));
 }
+
+/// Red team of issue 27: a hold whose packet the reader cannot read (IPv6 extension headers
+/// past the 256 bytes the kernel copies: the kernel walks them all to the TCP header) was
+/// counted by the reader and nothing else: the daemon never said it, and never lifted it, even
+/// of a source it never lets be held. Such holds are said, folded, and the hold sets are read
+/// at the next second, as for holds that went unheard.
+#[test]
+fn issue_27_red_holds_whose_packet_cannot_be_read_are_said_and_the_hold_sets_read() {
+    let admin = "203.0.113.50";
+    let mut lab = lab();
+    lab.machine().established.push((ip(admin), 22, 51000));
+    // Forged in the second before the reading that makes the administrator a peer.
+    lab.kernel.hold(ip(admin), Proto::Tcp, 902, SYN);
+    lab.kernel.hold(ip(SCANNER), Proto::Tcp, 903, SYN);
+    lab.engine.holds_unreadable(2);
+    assert!(lab.says("2 holds of the kernel's first line whose packet could not be read"));
+    lab.second();
+    assert!(!lab.kernel.is_held(ip(admin)), "a protected peer is lifted");
+    assert!(lab.kernel.is_held(ip(SCANNER)), "a scanner's hold stays");
+    assert!(lab.says(&format!(
+        "lifted the kernel's hold of {admin}: a protected peer (a conversation on port 22)"
+    )));
+    assert_eq!(lab.outcomes().get("untracked"), Some(&1));
+    assert_eq!(lab.outcomes().get("lifted-protected"), Some(&1));
+}
