@@ -37,6 +37,9 @@ pub const SPARE_FOR: Duration = Duration::from_secs(60);
 pub const KEEP_DECIDED: Duration = Duration::from_secs(600);
 /// Ports a held source probed, kept per hold (the crossing probe's first).
 pub const HOLD_PORTS: usize = 16;
+/// How long the first line's counters of full sets must not grow before the daemon says that
+/// it counts again (the score set's timeout: what filled it has gone by then).
+pub const FULL_QUIET: Duration = Duration::from_secs(60);
 /// A hold's length when the configuration does not say (the kernel's default).
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(5);
 
@@ -87,6 +90,10 @@ pub(super) struct FirstLine {
     failing: bool,
     /// Holds went unheard: the hold sets are read at the next second.
     missed: bool,
+    /// The kernel's counters as read at the last second, and since when they have not grown
+    /// while the line is said to be full (`None`: not said full).
+    counters: Option<FirstLineCounters>,
+    full_since_growth: Option<Timestamp>,
 }
 
 impl FirstLine {
@@ -330,6 +337,43 @@ impl Engine {
         }
         self.first_line.end(now);
         self.first_line.forget_done(now);
+        self.watch_full(now);
+    }
+
+    /// Reads the kernel's counters of probes not counted and holds not made for full sets
+    /// (each second): their growth (a flood of forged sources has blinded the line, which
+    /// fails open) is said once, and [`FULL_QUIET`] without growth, that the line counts
+    /// again. The first reading is the baseline (a table kept from before counts on).
+    fn watch_full(&mut self, now: Timestamp) {
+        let Some(c) = self.firewall.first_line_counters() else {
+            return;
+        };
+        let Some(last) = self.first_line.counters.replace(c) else {
+            return;
+        };
+        let (score, hold) = (
+            c.score_full.saturating_sub(last.score_full),
+            c.hold_full.saturating_sub(last.hold_full),
+        );
+        if score > 0 || hold > 0 {
+            if self.first_line.full_since_growth.replace(now).is_none() {
+                self.warn(format!(
+                    "the kernel's first line is full: {} not counted, {} not made (a flood of \
+                     forged sources, most likely); it lets probes pass until its sets empty, \
+                     and the daemon still judges every source from its capture",
+                    report::count(score, "probe", "probes"),
+                    report::count(hold, "hold", "holds")
+                ));
+            }
+        } else if let Some(since) = self.first_line.full_since_growth
+            && now.saturating_since(since) >= FULL_QUIET
+        {
+            self.first_line.full_since_growth = None;
+            self.log(format!(
+                "the kernel's first line counts again: nothing lost to full sets for {}",
+                human(FULL_QUIET)
+            ));
+        }
     }
 
     /// The pending holds of sources that this reading made protected peers (a conversation

@@ -668,3 +668,45 @@ fn issue_27_red_holds_whose_packet_cannot_be_read_are_said_and_the_hold_sets_rea
     assert_eq!(lab.outcomes().get("untracked"), Some(&1));
     assert_eq!(lab.outcomes().get("lifted-protected"), Some(&1));
 }
+
+/// Red team of issue 27: a flood of forged sources fills the first line's score or hold sets,
+/// and the line fails open (design.md §3: blind for up to a minute after 65,536 new /64s).
+/// The daemon still blocks a real scan from its capture, but it only showed the full sets in
+/// `status` and metrics: nothing in the log said that the kernel had stopped counting. The
+/// counters are read each second; their growth is said once, and the end of it a minute later.
+#[test]
+fn issue_27_red_a_first_line_blinded_by_full_sets_is_said_once_and_its_end() {
+    let mut lab = lab();
+    lab.second();
+    lab.engine.take_effects();
+    lab.kernel.set_first_line_counters(FirstLineCounters {
+        score_full: 5000,
+        hold_full: 0,
+    });
+    lab.second();
+    assert!(lab.says(
+        "the kernel's first line is full: 5000 probes not counted, 0 holds not made (a flood \
+         of forged sources, most likely)"
+    ));
+    // The flood goes on: not said again.
+    let mut said = Vec::new();
+    for n in 1..=30 {
+        lab.kernel.set_first_line_counters(FirstLineCounters {
+            score_full: 5000 + n * 100,
+            hold_full: n,
+        });
+        lab.second();
+        said.extend(lab.said());
+    }
+    // A minute without growth: said that it counts again.
+    for _ in 0..59 {
+        lab.second();
+        said.extend(lab.said());
+    }
+    assert!(
+        !said.iter().any(|(_, l)| l.contains("first line")),
+        "{said:#?}"
+    );
+    lab.second();
+    assert!(lab.says("the kernel's first line counts again"));
+}
