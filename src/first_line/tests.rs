@@ -735,3 +735,29 @@ fn red_a_forger_renews_a_hold_with_one_probe_at_each_holds_end() {
     // Ten minutes held, for 123 packets.
     assert_eq!(sent, 123);
 }
+
+/// Red team of issue 27: a link-local source (169.254.0.0/16, fe80::/10) is one the daemon
+/// never counts (`trust::sources_no_scanner_can_have_are_never_blocked`), and its route back
+/// through the interface it came in on always exists, so the kernel held it where the daemon
+/// never would (a neighbour forging a neighbour's link-local address; measured in the lab,
+/// `first_line::link_local_sources_are_never_counted`). The first line skips them.
+#[test]
+fn red_link_local_sources_are_never_counted() {
+    let mut m = model();
+    for src in ["169.254.7.7", "fe80::7", "febf:ffff::1"] {
+        for port in 900..910 {
+            assert_eq!(
+                m.packet(at(0), &syn(src, port)),
+                Outcome::Skipped(Skip::LinkLocal),
+                "{src}"
+            );
+        }
+        assert!(!m.is_held(ip(src), at(1)));
+    }
+    assert_eq!(m.counters().counted, 0);
+    // Just outside: counted.
+    assert!(matches!(
+        m.packet(at(0), &syn("fec0::7", 900)),
+        Outcome::Counted { .. }
+    ));
+}
