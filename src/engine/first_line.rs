@@ -330,8 +330,9 @@ impl Engine {
                 self.lift_hold(source, LiftReason::Listener, why, now);
             }
         }
-        self.lift_new_peers(now);
+        // The peers set first, so that a peer's hold lifted is not made again.
         self.sync_first_line(false);
+        self.lift_new_peers(now);
         if std::mem::take(&mut self.first_line.missed) {
             self.lift_unheard(now);
         }
