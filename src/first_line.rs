@@ -163,6 +163,8 @@ pub enum Skip {
     Peer,
     /// A source of the `spare` sets.
     Spared,
+    /// A link-local source (169.254.0.0/16, fe80::/10), which the daemon never counts.
+    LinkLocal,
     /// To a proto . port something listens on.
     Listening,
     /// UDP to the ephemeral range (late replies).
@@ -299,7 +301,7 @@ pub struct Counters {
     pub blocked: u64,
     /// Dropped because their source was held.
     pub dropped: u64,
-    /// Skipped: an allow-set source.
+    /// Skipped: an allow-set source, or a link-local one.
     pub allowed: u64,
     /// Skipped: RST, or a bare ACK.
     pub rst_or_ack: u64,
@@ -644,6 +646,14 @@ fn martian(src: IpAddr) -> bool {
     }
 }
 
+/// `ip saddr 169.254.0.0/16`, `ip6 saddr fe80::/10`: the first line's link-local sources.
+fn link_local(src: IpAddr) -> bool {
+    match src {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.is_unicast_link_local(),
+    }
+}
+
 /// The kernel's first line, modelled.
 #[derive(Debug)]
 pub struct FirstLineModel {
@@ -845,6 +855,7 @@ impl FirstLineModel {
             Some(f) if f & TcpFlags::RST.bits() != 0 => Some(Skip::Rst),
             _ if self.peers.contains(src, at) => Some(Skip::Peer),
             _ if self.spare.contains(src, at) => Some(Skip::Spared),
+            _ if link_local(src) => Some(Skip::LinkLocal),
             _ if self.listening(proto, port) => Some(Skip::Listening),
             None if self.ephemeral.as_ref().is_some_and(|r| r.contains(&port)) => {
                 Some(Skip::EphemeralUdp)
@@ -858,6 +869,7 @@ impl FirstLineModel {
                 Skip::Rst | Skip::BareAck => c.rst_or_ack += 1,
                 Skip::Peer | Skip::Spared => c.peer_or_spared += 1,
                 Skip::Listening | Skip::EphemeralUdp => c.not_trap += 1,
+                Skip::LinkLocal => c.allowed += 1,
                 Skip::Established | Skip::Allowed => {}
             }
             return Outcome::Skipped(skip);

@@ -120,6 +120,9 @@ struct Holds {
     told: u64,
     /// The firewall's count of reports the kernel lost, as the engine was last told.
     lost_told: u64,
+    /// The firewall's count of holds whose packet could not be read, as the engine was last
+    /// told.
+    unreadable_told: u64,
 }
 
 impl Holds {
@@ -131,6 +134,7 @@ impl Holds {
             dropped: Arc::default(),
             told: 0,
             lost_told: 0,
+            unreadable_told: 0,
         }
     }
 
@@ -431,13 +435,25 @@ impl Daemon {
         }
         // Reports the kernel could not hand the reader (its socket was full): a firewall a
         // reload opened counts from zero again.
-        let lost = self.engine.firewall().hold_reports().lost;
+        let reports = self.engine.firewall().hold_reports();
+        let lost = reports.lost;
         if lost < self.holds.lost_told {
             self.holds.lost_told = 0;
         }
         if lost > self.holds.lost_told {
             self.engine.holds_missed(lost - self.holds.lost_told);
             self.holds.lost_told = lost;
+            self.carry_out();
+        }
+        // Holds whose packet the reader could not read: their sources are unknown, so the
+        // engine reads the hold sets.
+        if reports.unreadable < self.holds.unreadable_told {
+            self.holds.unreadable_told = 0;
+        }
+        if reports.unreadable > self.holds.unreadable_told {
+            self.engine
+                .holds_unreadable(reports.unreadable - self.holds.unreadable_told);
+            self.holds.unreadable_told = reports.unreadable;
             self.carry_out();
         }
         for _ in 0..HOLDS_PER_TURN {

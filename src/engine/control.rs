@@ -247,6 +247,9 @@ impl Engine {
         };
         let fleet = self.lifted_here(net, !local);
         let held = self.unblocked_held(net, now);
+        if let Some(g) = grace {
+            self.spare_graced(net, Duration::from_secs(g));
+        }
         if lifted.is_empty() && !held {
             return Response::NotBlocked { net, fleet };
         }

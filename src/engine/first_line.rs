@@ -37,6 +37,9 @@ pub const SPARE_FOR: Duration = Duration::from_secs(60);
 pub const KEEP_DECIDED: Duration = Duration::from_secs(600);
 /// Ports a held source probed, kept per hold (the crossing probe's first).
 pub const HOLD_PORTS: usize = 16;
+/// How long the first line's counters of full sets must not grow before the daemon says that
+/// it counts again (the score set's timeout: what filled it has gone by then).
+pub const FULL_QUIET: Duration = Duration::from_secs(60);
 /// A hold's length when the configuration does not say (the kernel's default).
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(5);
 
@@ -87,6 +90,10 @@ pub(super) struct FirstLine {
     failing: bool,
     /// Holds went unheard: the hold sets are read at the next second.
     missed: bool,
+    /// The kernel's counters as read at the last second, and since when they have not grown
+    /// while the line is said to be full (`None`: not said full).
+    counters: Option<FirstLineCounters>,
+    full_since_growth: Option<Timestamp>,
 }
 
 impl FirstLine {
@@ -323,12 +330,75 @@ impl Engine {
                 self.lift_hold(source, LiftReason::Listener, why, now);
             }
         }
+        // The peers set first, so that a peer's hold lifted is not made again.
         self.sync_first_line(false);
+        self.lift_new_peers(now);
         if std::mem::take(&mut self.first_line.missed) {
             self.lift_unheard(now);
         }
         self.first_line.end(now);
         self.first_line.forget_done(now);
+        self.watch_full(now);
+    }
+
+    /// Reads the kernel's counters of probes not counted and holds not made for full sets
+    /// (each second): their growth (a flood of forged sources has blinded the line, which
+    /// fails open) is said once, and [`FULL_QUIET`] without growth, that the line counts
+    /// again. The first reading is the baseline (a table kept from before counts on).
+    fn watch_full(&mut self, now: Timestamp) {
+        let Some(c) = self.firewall.first_line_counters() else {
+            return;
+        };
+        let Some(last) = self.first_line.counters.replace(c) else {
+            return;
+        };
+        let (score, hold) = (
+            c.score_full.saturating_sub(last.score_full),
+            c.hold_full.saturating_sub(last.hold_full),
+        );
+        if score > 0 || hold > 0 {
+            if self.first_line.full_since_growth.replace(now).is_none() {
+                self.warn(format!(
+                    "the kernel's first line is full: {} not counted, {} not made (a flood of \
+                     forged sources, most likely); it lets probes pass until its sets empty, \
+                     and the daemon still judges every source from its capture",
+                    report::count(score, "probe", "probes"),
+                    report::count(hold, "hold", "holds")
+                ));
+            }
+        } else if let Some(since) = self.first_line.full_since_growth
+            && now.saturating_since(since) >= FULL_QUIET
+        {
+            self.first_line.full_since_growth = None;
+            self.log(format!(
+                "the kernel's first line counts again: nothing lost to full sets for {}",
+                human(FULL_QUIET)
+            ));
+        }
+    }
+
+    /// The pending holds of sources that this reading made protected peers (a conversation
+    /// the kernel's peers set did not have yet when it held them: forged probes within the
+    /// second after the administrator connected) are lifted, as a hold reported now would be.
+    fn lift_new_peers(&mut self, now: Timestamp) {
+        if self.first_line.pending == 0 || self.config().respond.protect == Protect::None {
+            return;
+        }
+        let mut peers: Vec<(IpAddr, u16)> = self
+            .first_line
+            .holds
+            .iter()
+            .filter(|(_, h)| h.decided.is_none())
+            .filter_map(|(s, _)| {
+                let c = self.peers.protecting(IpNet::from(*s), now)?;
+                Some((*s, c.port))
+            })
+            .collect();
+        peers.sort_unstable();
+        for (source, port) in peers {
+            let why = format!("a protected peer (a conversation on port {port})");
+            self.lift_hold(source, LiftReason::Protected, why, now);
+        }
     }
 
     /// The kernel's first line held a source ([`KernelHold`]): lifted at once when the daemon
@@ -349,6 +419,11 @@ impl Engine {
             self.first_line.count(HoldOutcome::Lifted(reason));
             self.say_lift(source, reason, &why, now);
             self.lift_in_kernel(source);
+            if let Some(left) = self.responder.grace_left(IpNet::from(source), now) {
+                // A grace period the kernel's spare sets lost (made anew): spared again, so
+                // that its next probes are not held and lifted one by one.
+                self.spare_graced(IpNet::from(source), left);
+            }
             return;
         }
         let (over, spare) = self.first_line.spend(source, now);
@@ -400,6 +475,30 @@ impl Engine {
                  socket, was full): they end by themselves within {}, and the daemon judges their sources \
                  from its capture",
                 report::count(missed, "hold", "holds"),
+                human(self.hold_length())
+            ));
+        }
+    }
+
+    /// The reader heard `unreadable` holds of the kernel's first line whose packet it could
+    /// not read (IPv6 extension headers past the bytes the kernel copies, which the kernel
+    /// walks whole): their sources are unknown. Counted `untracked` and said (folded); the
+    /// hold sets are read at the next second, and a source never held found there is lifted,
+    /// as after holds that went unheard.
+    pub fn holds_unreadable(&mut self, unreadable: u64) {
+        self.first_line.missed = true;
+        *self
+            .first_line
+            .outcomes
+            .entry(HoldOutcome::Untracked.as_str())
+            .or_default() += unreadable;
+        if self.fold.offer(report::Folded::Held, self.clock.now()) {
+            self.warn(format!(
+                "{} of the kernel's first line whose packet could not be read (extension \
+                 headers past the bytes the kernel copies): the hold sets are read at the \
+                 next second; each ends by itself within {}, and the daemon judges its source \
+                 from its capture",
+                report::count(unreadable, "hold", "holds"),
                 human(self.hold_length())
             ));
         }
@@ -557,6 +656,25 @@ impl Engine {
             self.lift_in_kernel(net.addr());
         }
         !held.is_empty()
+    }
+
+    /// `net` has a grace period of `grace` (`sentryctl unblock --grace`): the daemon does not
+    /// block it, so the kernel's first line spares it as long (its token bucket may be empty
+    /// still: unspared, each of its next probes of a closed port would be held, then lifted).
+    /// A refusal is said, folded.
+    pub(super) fn spare_graced(&mut self, net: IpNet, grace: Duration) {
+        if !self.firewall.has_first_line() || grace.is_zero() {
+            return;
+        }
+        if let Err(e) = self.firewall.spare(&[net], grace) {
+            self.tally.firewall_errors += 1;
+            if self.fold.offer(report::Folded::Refused, self.clock.now()) {
+                self.warn(format!(
+                    "could not spare {} from the kernel's first line for its grace period: {e}",
+                    source_text(&net)
+                ));
+            }
+        }
     }
 
     /// How long the kernel's holds last, as configured.

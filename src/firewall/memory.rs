@@ -179,6 +179,11 @@ impl Memory {
             .collect()
     }
 
+    /// Empties the first line's spare sets, as a table made anew would have them.
+    pub fn clear_spared(&self) {
+        self.kernel().first_line.spared.clear();
+    }
+
     /// Sets the first line's counters, as the kernel would count.
     pub fn set_first_line_counters(&self, counters: FirstLineCounters) {
         self.kernel().first_line.counters = counters;

@@ -704,3 +704,60 @@ fn a_flood_of_forged_64s_fills_the_score_set_and_blinds_the_line_for_a_minute() 
         Outcome::Held(_)
     ));
 }
+
+/// Red team of issue 27 (the threat model's off-path forger): after a hold the source's bucket
+/// is empty, so one forged probe of a new trap port at each hold's end holds it again: 12
+/// packets a minute keep an address held (its new connections dropped; its established ones
+/// pass) for as long as the forger sends. What bounds it is the daemon: the same probes are 12
+/// trap ports a minute in its capture, which it judges as any scan (blocked, or refused by a
+/// rule of trust, which lifts the hold), and the partition's 16 holds a minute.
+#[test]
+fn red_a_forger_renews_a_hold_with_one_probe_at_each_holds_end() {
+    let mut m = model();
+    for port in 900..903 {
+        m.packet(at(0), &syn(SCANNER, port));
+    }
+    assert!(m.is_held(ip(SCANNER), at(1)));
+    let mut sent = 3;
+    for k in 1..=120u64 {
+        let t = k * 5000;
+        assert!(!m.is_held(ip(SCANNER), at(t)), "the hold ends at {t} ms");
+        let port = 903 + u16::try_from(k).unwrap();
+        assert!(
+            matches!(m.packet(at(t), &syn(SCANNER, port)), Outcome::Held(_)),
+            "held again at {t} ms"
+        );
+        sent += 1;
+        for ms in [1, 2500, 4999] {
+            assert!(m.is_held(ip(SCANNER), at(t + ms)));
+        }
+    }
+    // Ten minutes held, for 123 packets.
+    assert_eq!(sent, 123);
+}
+
+/// Red team of issue 27: a link-local source (169.254.0.0/16, fe80::/10) is one the daemon
+/// never counts (`trust::sources_no_scanner_can_have_are_never_blocked`), and its route back
+/// through the interface it came in on always exists, so the kernel held it where the daemon
+/// never would (a neighbour forging a neighbour's link-local address; measured in the lab,
+/// `first_line::link_local_sources_are_never_counted`). The first line skips them.
+#[test]
+fn red_link_local_sources_are_never_counted() {
+    let mut m = model();
+    for src in ["169.254.7.7", "fe80::7", "febf:ffff::1"] {
+        for port in 900..910 {
+            assert_eq!(
+                m.packet(at(0), &syn(src, port)),
+                Outcome::Skipped(Skip::LinkLocal),
+                "{src}"
+            );
+        }
+        assert!(!m.is_held(ip(src), at(1)));
+    }
+    assert_eq!(m.counters().counted, 0);
+    // Just outside: counted.
+    assert!(matches!(
+        m.packet(at(0), &syn("fec0::7", 900)),
+        Outcome::Counted { .. }
+    ));
+}

@@ -579,3 +579,134 @@ fn issue_27_an_unblock_by_hand_lifts_the_hold_of_a_source_not_blocked() {
     });
     assert!(matches!(answer, Response::NotBlocked { .. }), "{answer:?}");
 }
+
+/// Red team of issue 27: a source in a grace period is one the daemon does not block, so the
+/// kernel must not hold it either. Its bucket is still empty after the unblock: without a
+/// spare, each of its next probes of a closed port (a forger's, one a packet, or the real
+/// client's) is held, heard, and lifted, a netlink transaction each, and the real client's
+/// SYN is dropped (retried a second later) each time.
+#[test]
+fn issue_27_red_a_grace_period_spares_the_source_in_the_kernel_for_its_length() {
+    let mut lab = lab();
+    lab.scan(SCANNER, 1..=10);
+    assert!(matches!(
+        lab.request(Request::Unblock {
+            net: net(SCANNER),
+            grace: Some(600),
+            local: false,
+        }),
+        Response::Unblocked { .. }
+    ));
+    // Spared at the unblock, for the grace period: the kernel never holds it in it.
+    assert_eq!(
+        lab.kernel.spared(),
+        [(net(SCANNER), Duration::from_secs(600))]
+    );
+    // A grace period the kernel lost (its sets made anew): spared again at the first hold
+    // heard, for what is left of it, not lifted packet by packet.
+    lab.advance(Duration::from_secs(100));
+    lab.kernel.clear_spared();
+    lab.held(SCANNER, 902);
+    assert!(!lab.kernel.is_held(ip(SCANNER)));
+    assert_eq!(
+        lab.kernel.spared(),
+        [(net(SCANNER), Duration::from_secs(500))]
+    );
+}
+
+/// Red team of issue 27: the administrator's SSH connection is established, and within the
+/// second before the daemon reads it, forged probes from the administrator's address get it
+/// held. The hold spares the established session, but not a second one: once the next reading
+/// makes the administrator a protected peer (and the kernel's peers set skips it), its hold
+/// is lifted too, not left to run its 5 s.
+#[test]
+fn issue_27_red_a_hold_of_a_source_that_becomes_a_protected_peer_is_lifted_at_the_reading() {
+    let admin = "203.0.113.50";
+    let mut lab = lab();
+    // The connection is up; the daemon has not read it yet.
+    lab.machine().established.push((ip(admin), 22, 51000));
+    lab.held(admin, 902);
+    assert!(lab.kernel.is_held(ip(admin)), "not known as a peer yet");
+    lab.engine.take_effects();
+    lab.second();
+    let (facts, _) = lab.kernel.first_line_facts();
+    assert_eq!(facts.unwrap().peers, [net(admin)]);
+    assert!(
+        !lab.kernel.is_held(ip(admin)),
+        "lifted at the reading that made it a peer"
+    );
+    assert!(lab.says(&format!(
+        "lifted the kernel's hold of {admin}: a protected peer (a conversation on port 22)"
+    )));
+    // A scanner's hold, no peer, stays.
+    lab.held(SCANNER, 902);
+    lab.second();
+    assert!(lab.kernel.is_held(ip(SCANNER)));
+}
+
+/// Red team of issue 27: a hold whose packet the reader cannot read (IPv6 extension headers
+/// past the 256 bytes the kernel copies: the kernel walks them all to the TCP header) was
+/// counted by the reader and nothing else: the daemon never said it, and never lifted it, even
+/// of a source it never lets be held. Such holds are said, folded, and the hold sets are read
+/// at the next second, as for holds that went unheard.
+#[test]
+fn issue_27_red_holds_whose_packet_cannot_be_read_are_said_and_the_hold_sets_read() {
+    let admin = "203.0.113.50";
+    let mut lab = lab();
+    lab.machine().established.push((ip(admin), 22, 51000));
+    // Forged in the second before the reading that makes the administrator a peer.
+    lab.kernel.hold(ip(admin), Proto::Tcp, 902, SYN);
+    lab.kernel.hold(ip(SCANNER), Proto::Tcp, 903, SYN);
+    lab.engine.holds_unreadable(2);
+    assert!(lab.says("2 holds of the kernel's first line whose packet could not be read"));
+    lab.second();
+    assert!(!lab.kernel.is_held(ip(admin)), "a protected peer is lifted");
+    assert!(lab.kernel.is_held(ip(SCANNER)), "a scanner's hold stays");
+    assert!(lab.says(&format!(
+        "lifted the kernel's hold of {admin}: a protected peer (a conversation on port 22)"
+    )));
+    assert_eq!(lab.outcomes().get("untracked"), Some(&1));
+    assert_eq!(lab.outcomes().get("lifted-protected"), Some(&1));
+}
+
+/// Red team of issue 27: a flood of forged sources fills the first line's score or hold sets,
+/// and the line fails open (design.md §3: blind for up to a minute after 65,536 new /64s).
+/// The daemon still blocks a real scan from its capture, but it only showed the full sets in
+/// `status` and metrics: nothing in the log said that the kernel had stopped counting. The
+/// counters are read each second; their growth is said once, and the end of it a minute later.
+#[test]
+fn issue_27_red_a_first_line_blinded_by_full_sets_is_said_once_and_its_end() {
+    let mut lab = lab();
+    lab.second();
+    lab.engine.take_effects();
+    lab.kernel.set_first_line_counters(FirstLineCounters {
+        score_full: 5000,
+        hold_full: 0,
+    });
+    lab.second();
+    assert!(lab.says(
+        "the kernel's first line is full: 5000 probes not counted, 0 holds not made (a flood \
+         of forged sources, most likely)"
+    ));
+    // The flood goes on: not said again.
+    let mut said = Vec::new();
+    for n in 1..=30 {
+        lab.kernel.set_first_line_counters(FirstLineCounters {
+            score_full: 5000 + n * 100,
+            hold_full: n,
+        });
+        lab.second();
+        said.extend(lab.said());
+    }
+    // A minute without growth: said that it counts again.
+    for _ in 0..59 {
+        lab.second();
+        said.extend(lab.said());
+    }
+    assert!(
+        !said.iter().any(|(_, l)| l.contains("first line")),
+        "{said:#?}"
+    );
+    lab.second();
+    assert!(lab.says("the kernel's first line counts again"));
+}

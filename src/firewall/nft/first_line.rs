@@ -9,7 +9,7 @@
 //! accepts established and related traffic, the never-block sets, and drops the sources held
 //! (`hold4`/`hold6`). Of the rest, a TCP or UDP packet to this host that is not a RST, not a
 //! bare ACK, not a UDP datagram or SYN conntrack found invalid (a wrong checksum), not from a
-//! protected peer or a spared network, not to a listening proto . port,
+//! protected peer, a spared network or a link-local address, not to a listening proto . port,
 //! not UDP to the ephemeral range and whose source has a route back through the interface it
 //! came in on, is a probe of a trap port: a tripwire holds at once; otherwise the first probe
 //! of each source . proto . port (an IPv6 source by its /64) draws once from the source's
@@ -559,8 +559,8 @@ fn base_rules() -> Vec<Vec<RawExpr>> {
 }
 
 /// What `first_line` lets pass uncounted: not TCP or UDP, not for this host, a RST or bare
-/// ACK, a wrong checksum, a peer's, a spared network's, to a listener, a late UDP reply, from a
-/// source with no route back through its interface.
+/// ACK, a wrong checksum, a peer's, a spared network's, a link-local source's, to a listener, a
+/// late UDP reply, from a source with no route back through its interface.
 fn skip_rules() -> Vec<Vec<RawExpr>> {
     let mut rules = Vec::new();
     rules.push(vec![
@@ -598,6 +598,7 @@ fn skip_rules() -> Vec<Vec<RawExpr>> {
     ));
     rules.extend(by_source("peers4", "peers6", || vec![accept()]));
     rules.extend(by_source("spare4", "spare6", || vec![accept()]));
+    rules.extend(link_local_rules());
     rules.push(with(proto_port(), [lookup("listen", false), accept()]));
     rules.push(vec![
         meta(NFT_META_L4PROTO, REG_1),
@@ -622,6 +623,34 @@ fn skip_rules() -> Vec<Vec<RawExpr>> {
         accept(),
     ]);
     rules
+}
+
+/// `ip saddr 169.254.0.0/16 accept`, `ip6 saddr fe80::/10 accept`: a link-local source, which
+/// the daemon never counts (any neighbour on the link can claim one, and the route back
+/// through the interface it came in on always exists), as nft 1.0.6 compiles them (the /16 as
+/// a 2-byte load; the /10 as the address masked).
+fn link_local_rules() -> [Vec<RawExpr>; 2] {
+    let mut mask6 = [0u8; 16];
+    mask6[..2].copy_from_slice(&[0xff, 0xc0]);
+    let mut fe80 = [0u8; 16];
+    fe80[..2].copy_from_slice(&[0xfe, 0x80]);
+    [
+        vec![
+            meta(NFT_META_NFPROTO, REG_1),
+            cmp(CMP_EQ, &[2]),
+            payload(PAYLOAD_NETWORK, 12, 2, REG_1),
+            cmp(CMP_EQ, &[169, 254]),
+            accept(),
+        ],
+        vec![
+            meta(NFT_META_NFPROTO, REG_1),
+            cmp(CMP_EQ, &[10]),
+            payload(PAYLOAD_NETWORK, 8, 16, REG_1),
+            and(&mask6),
+            cmp(CMP_EQ, &fe80),
+            accept(),
+        ],
+    ]
 }
 
 /// `weigh`: a probe draws from the bucket twice for a privileged port or no SYN, once else.
@@ -767,7 +796,7 @@ mod tests {
     fn every_rule_is_built_and_set_ids_are_unique() {
         let rules = rule_exprs(2701);
         let counts: Vec<usize> = rules.iter().map(Vec::len).collect();
-        assert_eq!(counts, [24, 3, 4, 5]);
+        assert_eq!(counts, [26, 3, 4, 5]);
         let mut ids: Vec<u32> = SETS.iter().map(|s| s.id).collect();
         ids.sort_unstable();
         ids.dedup();

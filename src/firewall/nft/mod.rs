@@ -1502,7 +1502,7 @@ mod tests {
                 expected.push(del_chain);
             }
             if first {
-                expected.extend([rule; 24 + 3 + 4 + 5]);
+                expected.extend([rule; 26 + 3 + 4 + 5]);
             } else {
                 expected.extend([del_chain; 4]);
             }
