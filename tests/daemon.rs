@@ -2176,6 +2176,12 @@ fn issue_16_systemd_hears_ready_the_watchdog_reloads_and_the_stop() {
 fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
     let Blocked(lab, dir, _web, daemon) = scanned_and_blocked();
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+    // The kernel's first line (issue 27) is part of what a dry run must not leave working.
+    let first_line = || {
+        let table = lab.exec(&lab.a, &["nft", "list", "table", "inet", "scansentry"]);
+        String::from_utf8_lossy(&table.stdout).contains("chain first_line")
+    };
+    assert!(first_line());
 
     let config = dir.0.join("scansentry.toml");
     let enforcing = std::fs::read_to_string(&config).unwrap();
@@ -2189,11 +2195,16 @@ fn issue_25_a_reload_into_dry_run_lifts_the_blocks_from_the_kernel() {
         "still in the kernel in a dry run: {}",
         lab.set_text("blocked4")
     );
+    assert!(
+        !first_line(),
+        "the first line still holds sources in a dry run"
+    );
     assert!(lab.connects(NetnsPair::B4, 8080));
 
     std::fs::write(&config, enforcing).unwrap();
     assert!(daemon.ctl(&["reload"]).status.success(), "{}", daemon.err());
     assert!(lab.set_text("blocked4").contains(NetnsPair::B4));
+    assert!(first_line());
     assert!(!lab.connects(NetnsPair::B4, 8080));
 }
 

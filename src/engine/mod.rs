@@ -942,13 +942,19 @@ impl Engine {
             (Backend::Route, Backend::Route) => false,
             _ => true,
         };
-        if self.mode == Mode::Enforcing
-            && (mode == Mode::DryRun || elsewhere)
-            && let Err(e) = lift_all(&mut *old, &due)
-        {
-            self.warn(format!(
-                "could not lift the blocks of the firewall no longer in force: {e}"
-            ));
+        if self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere) {
+            if let Err(e) = lift_all(&mut *old, &due) {
+                self.warn(format!(
+                    "could not lift the blocks of the firewall no longer in force: {e}"
+                ));
+            }
+            // Its first line would go on holding sources, unheard: it goes with its blocks.
+            if let Err(e) = old.remove_first_line() {
+                self.warn(format!(
+                    "could not take the kernel's first line out of the firewall no longer in \
+                     force: {e}"
+                ));
+            }
         }
         self.mode = mode;
         match mode {

@@ -327,6 +327,18 @@ impl Firewall for Memory {
         self.kernel().first_line.on
     }
 
+    fn remove_first_line(&mut self) -> Result<(), FirewallError> {
+        let mut k = self.kernel();
+        if k.down {
+            return Err(FirewallError::Permission);
+        }
+        k.first_line.on = false;
+        k.first_line.holds.clear();
+        k.first_line.spared.clear();
+        k.first_line.facts = None;
+        Ok(())
+    }
+
     fn set_first_line_facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
         let mut k = self.kernel();
         if k.down {

@@ -339,6 +339,17 @@ pub trait Firewall {
         false
     }
 
+    /// Takes the first line out of the kernel (its chains, sets and counters; blocks stay), for
+    /// a firewall no longer in force: a dry run holds nobody, and another table or backend
+    /// has no first line of this one's. Nothing without a first line.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses.
+    fn remove_first_line(&mut self) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
     /// Loads `facts` into the first line's sets, replacing what they held, in one batch.
     ///
     /// # Errors

@@ -710,3 +710,27 @@ fn issue_27_red_a_first_line_blinded_by_full_sets_is_said_once_and_its_end() {
     lab.second();
     assert!(lab.says("the kernel's first line counts again"));
 }
+
+/// Red team of issue 27 (finding A): a reload into dry run lifted the blocks from the kernel
+/// but left the first line holding sources, unheard, with facts going stale: a dry run must
+/// hold nobody. So does a move to another firewall (routes, attach mode).
+#[test]
+fn issue_27_red_a_reload_into_dry_run_or_to_routes_takes_the_first_line_out() {
+    for into in ["dry run", "routes"] {
+        let mut lab = lab();
+        assert!(lab.kernel.has_first_line());
+        lab.held("203.0.113.9", 902);
+        let mut c = config();
+        if into == "dry run" {
+            c.respond.dry_run = true;
+        } else {
+            c.backend = Backend::Route;
+        }
+        lab.engine.reconfigure(loaded(c, "/etc/new.toml")).unwrap();
+        assert!(!lab.kernel.has_first_line(), "{into}: the first line stays");
+        assert!(
+            !lab.kernel.is_held(ip("203.0.113.9")),
+            "{into}: a hold stays"
+        );
+    }
+}

@@ -911,6 +911,22 @@ impl Firewall for NftFirewall {
         }
     }
 
+    fn remove_first_line(&mut self) -> Result<(), FirewallError> {
+        let NftConfig::Own {
+            first_line: first_line @ Some(_),
+            ..
+        } = &mut self.config
+        else {
+            return Ok(());
+        };
+        // Own mode's batch with the first line off deletes its chains, sets and counters and
+        // keeps the rest as it is: this firewall's table stays, with what its block sets hold.
+        *first_line = None;
+        self.holds.retire();
+        let allow = self.allow.clone();
+        self.ensure_ready(&allow)
+    }
+
     fn apply(&mut self, actions: &[Action]) -> Result<(), FirewallError> {
         // Batches of at most 1,000 actions: each stays a few pages, well within the socket's
         // buffers and quick for the kernel.
