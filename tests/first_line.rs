@@ -267,16 +267,8 @@ fn python(lab: &NetnsPair, script: &str) -> String {
 
 /// The elements of `set` in the victim's table, as nft lists them.
 fn elements(lab: &NetnsPair, set: &str) -> usize {
-    let text = lab.set_text(set);
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|o| o.get("set"))
-        .and_then(|s| s.get("elem"))
-        .and_then(|e| e.as_array())
-        .map_or(0, Vec::len)
+    let v: serde_json::Value = serde_json::from_str(&lab.set_text(set)).unwrap();
+    support::netns::set_elements(&v).len()
 }
 
 /// (d) No false hold: 50 parallel connections to the open ports, a client retrying one closed

@@ -29,16 +29,7 @@ fn own() -> NftConfig {
 }
 
 fn elements(ns: &Netns, set: &str) -> Vec<serde_json::Value> {
-    let v = ns.nft_json(&["list", "set", "inet", "scansentry", set]);
-    v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|o| o.get("set"))
-        .and_then(|s| s.get("elem"))
-        .and_then(|e| e.as_array())
-        .cloned()
-        .unwrap_or_default()
+    support::netns::set_elements(&ns.nft_json(&["list", "set", "inet", "scansentry", set]))
 }
 
 /// The rules of own mode's chain `chain`.

@@ -30,15 +30,7 @@ fn try_set_elements(lab: &NetnsPair, set: &str) -> Option<Vec<String>> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let elements = v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|o| o.get("set"))
-        .and_then(|s| s.get("elem"))
-        .and_then(|e| e.as_array())
-        .cloned()
-        .unwrap_or_default();
+    let elements = support::netns::set_elements(&v);
     Some(
         elements
             .iter()

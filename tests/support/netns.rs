@@ -608,6 +608,20 @@ impl Netns {
     }
 }
 
+/// The elements of the set in `listing`, what `nft -j list set …` prints: each as nft writes it
+/// (an address, `{"elem": {"val": …, "expires": …}}`, `{"prefix": …}`, a concatenation).
+pub fn set_elements(listing: &serde_json::Value) -> Vec<serde_json::Value> {
+    listing["nftables"]
+        .as_array()
+        .expect("nft -j prints an nftables array")
+        .iter()
+        .find_map(|o| o.get("set"))
+        .and_then(|s| s.get("elem"))
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();

@@ -24,6 +24,19 @@ fn lab() -> Lab {
 }
 
 impl Lab {
+    /// `src` scans, is blocked, then unblocked by hand with a grace period of `grace` seconds.
+    fn scanned_then_unblocked_with_grace(&mut self, src: &str, grace: u64) {
+        self.scan(src, 1..=10);
+        assert!(matches!(
+            self.request(Request::Unblock {
+                net: net(src),
+                grace: Some(grace),
+                local: false,
+            }),
+            Response::Unblocked { .. }
+        ));
+    }
+
     /// The kernel holds `src` after a SYN to `port`/tcp; the engine hears of it.
     fn held(&mut self, src: &str, port: u16) -> KernelHold {
         let hold = self.kernel.hold(ip(src), Proto::Tcp, port, SYN);
@@ -515,15 +528,7 @@ fn issue_27_after_holds_went_unheard_the_hold_sets_are_read_and_never_held_sourc
 #[test]
 fn issue_27_a_grace_period_or_a_failed_reverse_path_lifts_the_hold() {
     let mut lab = lab();
-    lab.scan(SCANNER, 1..=10);
-    assert!(matches!(
-        lab.request(Request::Unblock {
-            net: net(SCANNER),
-            grace: Some(600),
-            local: false,
-        }),
-        Response::Unblocked { .. }
-    ));
+    lab.scanned_then_unblocked_with_grace(SCANNER, 600);
     lab.engine.take_effects();
     // Reported after the unblock: lifted at once.
     lab.held(SCANNER, 902);
@@ -588,15 +593,7 @@ fn issue_27_an_unblock_by_hand_lifts_the_hold_of_a_source_not_blocked() {
 #[test]
 fn issue_27_red_a_grace_period_spares_the_source_in_the_kernel_for_its_length() {
     let mut lab = lab();
-    lab.scan(SCANNER, 1..=10);
-    assert!(matches!(
-        lab.request(Request::Unblock {
-            net: net(SCANNER),
-            grace: Some(600),
-            local: false,
-        }),
-        Response::Unblocked { .. }
-    ));
+    lab.scanned_then_unblocked_with_grace(SCANNER, 600);
     // Spared at the unblock, for the grace period: the kernel never holds it in it.
     assert_eq!(
         lab.kernel.spared(),
