@@ -22,8 +22,9 @@
 //!    pairs set full, the probe is not counted (`score_full`: fail open);
 //! 9. the source's token bucket (the /64 for IPv6; `limit rate over 1/minute burst 5 packets`,
 //!    created full, refilled continuously at one token a minute, its element kept 60 s after
-//!    its last draw) is drawn twice for a privileged port (< 1024) or a TCP probe without SYN,
-//!    once otherwise; with the score set full, each draw fails open (`score_full`);
+//!    its last draw) is drawn once, once more for a privileged port (< 1024) or a TCP probe
+//!    without SYN, and once more for a TCP port scanners probe first ([`SCANNERS_FIRST`]); with
+//!    the score set full, each draw fails open (`score_full`);
 //! 10. the first draw that finds no token holds the source for `first-line-hold` (not refreshed
 //!     by its later packets); with the hold set full, the probe is dropped and its pair deleted
 //!     (`hold_full`), so that its retry is counted again.
@@ -104,9 +105,29 @@ pub fn facts(
     FirstLineFacts {
         listening,
         tripwires,
+        scanners_first: scanners_first(),
         peers,
         ephemeral,
     }
+}
+
+/// The TCP ports scanners probe before any other, which a probe of draws once more: nmap moves
+/// the ports most often found open (its `random_port_cheat`, 28 ports) to the front of every
+/// port list it scans, shuffled among themselves, so a scan's first probes are these, open and
+/// closed mixed. Left out: 135, 139 and 445, which a Windows client tries by itself on a host
+/// it browses, and 113 (ident), which a mail or IRC server calls back on. Two of the
+/// privileged ones that nothing listens on hold a source; a listening one is never counted.
+pub const SCANNERS_FIRST: [u16; 24] = [
+    21, 22, 23, 25, 53, 80, 110, 111, 143, 199, 256, 443, 554, 587, 993, 995, 1025, 1720, 1723,
+    3306, 3389, 5900, 8080, 8888,
+];
+
+/// [`SCANNERS_FIRST`] as the first line's set holds them: TCP . port.
+pub fn scanners_first() -> BTreeSet<(Proto, u16)> {
+    SCANNERS_FIRST
+        .iter()
+        .map(|&port| (Proto::Tcp, port))
+        .collect()
 }
 
 /// How long a pair, and a score element after its last draw, last (`timeout 60s`).
@@ -187,7 +208,7 @@ pub enum Outcome {
     Repeat,
     /// Counted: `weight` tokens drawn, `tokens_left` whole tokens left.
     Counted {
-        /// Tokens drawn (1 or 2).
+        /// Tokens drawn (1 to 3).
         weight: u8,
         /// Whole tokens left in the source's bucket.
         tokens_left: u64,
@@ -664,6 +685,7 @@ pub struct FirstLineModel {
     listening_udp: PortSet,
     tripwire_tcp: PortSet,
     tripwire_udp: PortSet,
+    scanners_first: PortSet,
     ephemeral: Option<RangeInclusive<u16>>,
     peers: NetSet,
     spare: NetSet,
@@ -702,6 +724,7 @@ impl FirstLineModel {
             listening_udp: PortSet::new(),
             tripwire_tcp: PortSet::new(),
             tripwire_udp: PortSet::new(),
+            scanners_first: PortSet::new(),
             ephemeral: facts.ephemeral.clone(),
             peers: NetSet::new(usize::MAX),
             spare: NetSet::new(sizes.spare),
@@ -730,8 +753,8 @@ impl FirstLineModel {
         self.allow = allow;
     }
 
-    /// Replaces the fact sets whole, as the daemon does: listening ports, tripwires, peers and
-    /// the ephemeral range.
+    /// Replaces the fact sets whole, as the daemon does: listening ports, tripwires, the ports
+    /// scanners probe first, peers and the ephemeral range.
     pub fn set_facts(&mut self, facts: &FirstLineFacts) {
         let ports = |set: &BTreeSet<(Proto, u16)>, proto: Proto| {
             let mut ports = PortSet::new();
@@ -746,6 +769,7 @@ impl FirstLineModel {
         self.listening_udp = ports(&facts.listening, Proto::Udp);
         self.tripwire_tcp = ports(&facts.tripwires, Proto::Tcp);
         self.tripwire_udp = ports(&facts.tripwires, Proto::Udp);
+        self.scanners_first = ports(&facts.scanners_first, Proto::Tcp);
         self.ephemeral = facts.ephemeral.clone();
         self.peers = NetSet::new(usize::MAX);
         for &net in &facts.peers {
@@ -893,11 +917,13 @@ impl FirstLineModel {
             return Outcome::SetFull;
         }
         self.counters.counted += 1;
-        // Weigh: twice for a privileged port or a TCP probe without SYN, once otherwise.
+        // Weigh (chain `weigh`): once, once more for a privileged port or a TCP probe without
+        // SYN, once more for a TCP port scanners probe first.
         let stealth = p
             .tcp_flags
             .is_some_and(|f| f.bits() & TcpFlags::SYN.bits() == 0);
-        let weight: u8 = if port < 1024 || stealth { 2 } else { 1 };
+        let first = proto == Proto::Tcp && self.scanners_first.contains(port);
+        let weight = 1 + u8::from(port < 1024 || stealth) + u8::from(first);
         self.count(at, p, src, pair, weight)
     }
 

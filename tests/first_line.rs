@@ -38,6 +38,7 @@ fn facts() -> FirstLineFacts {
     FirstLineFacts {
         listening: OPEN.iter().map(|&p| (Proto::Tcp, p)).collect(),
         tripwires: BTreeSet::new(),
+        scanners_first: scansentry::first_line::scanners_first(),
         peers: Vec::new(),
         ephemeral: Some(32768..=60999),
     }
@@ -504,6 +505,61 @@ fn stealth_probes_weigh_twice_and_wrong_checksums_do_not_count() {
         .map(|b| b.net.to_string())
         .collect();
     assert_eq!(held, [format!("{}/32", NetnsPair::B4_SECOND)]);
+}
+
+/// The ports scanners probe first draw once more: two closed privileged ones hold a source
+/// (23 and 25); a Windows client's own tries (445 and 139, left out of the set) draw as other
+/// privileged ports do and do not hold; over IPv6, two unprivileged ones (3389, 8888: two
+/// draws each) and one other port pass, and a sixth token held.
+#[test]
+#[ignore = "needs root + netns: cargo test --test first_line -- --ignored"]
+fn ports_scanners_probe_first_weigh_once_more() {
+    require_root();
+    let (lab, config, _server) = lab(Duration::from_secs(5));
+    let listed = String::from_utf8_lossy(
+        &lab.exec(
+            &lab.a,
+            &["nft", "list", "set", "inet", "scansentry", "scanners_first"],
+        )
+        .stdout,
+    )
+    .into_owned();
+    for port in ["23", "3389", "8888"] {
+        assert!(listed.contains(&format!("tcp . {port}")), "{listed}");
+    }
+    assert!(!listed.contains("tcp . 445"), "{listed}");
+    let victim: IpAddr = NetnsPair::A4.parse().unwrap();
+    let held = || -> Vec<String> {
+        holds(&lab, &config)
+            .iter()
+            .map(|b| b.net.addr().to_string())
+            .collect()
+    };
+    let windows: IpAddr = NetnsPair::B4_SECOND.parse().unwrap();
+    let syn = |from, port| support::frames::tcp_frame(from, victim, 40003, port, 0x02);
+    lab.inject(&[syn(windows, 445), syn(windows, 139)]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(held().is_empty(), "445 and 139 draw 4 of 5 tokens");
+
+    let scanner: IpAddr = NetnsPair::B4.parse().unwrap();
+    lab.inject(&[syn(scanner, 23)]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(held().is_empty(), "23 draws 3 of 5 tokens");
+    lab.inject(&[syn(scanner, 25)]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(held(), [NetnsPair::B4]);
+
+    let victim6: IpAddr = NetnsPair::A6.parse().unwrap();
+    let scanner6: IpAddr = NetnsPair::B6.parse().unwrap();
+    let syn6 = |port| support::frames::tcp_frame(scanner6, victim6, 40004, port, 0x02);
+    lab.inject(&[syn6(3389), syn6(8888), syn6(2000)]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(held(), [NetnsPair::B4], "3389, 8888, 2000 draw 5 tokens");
+    lab.inject(&[syn6(2001)]);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut now = held();
+    now.sort();
+    assert_eq!(now, [NetnsPair::B4, NetnsPair::B6]);
 }
 
 /// Red team: a link-local source (fe80::/10, 169.254.0.0/16 with a default route) passed every

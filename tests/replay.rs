@@ -418,15 +418,14 @@ fn tcp_ports(ports: &[u16]) -> Vec<(Proto, u16)> {
 }
 
 /// Issue 27, design.md §2: `nmap -sS -T4 --min-rate 500` of the top 1000 ports. The first line
-/// holds the scanner at its fourth trap port (1720 one token; 111 and 135 privileged, two
-/// each; 445 finds none; 139 is not counted: `exclude-tcp` has it, for the kernel as for the
-/// daemon): seven ports answered, three of them open, because nmap put 443, 8080 and 80 among
-/// its first probes in this run. The lab's kernel alone gave 3, 3, 4 answered and
-/// 1, 0, 1 open: nmap moves its popular ports to the front in a different order each run, so
-/// which open ports precede the crossing trap port is a lottery; the hold itself comes at
-/// the same count (six tokens).
+/// holds the scanner at its third trap port (1720, a port scanners probe first, two tokens;
+/// 111, privileged and one of them, three; 135 finds none; 139 is not counted: `exclude-tcp`
+/// has it, for the kernel as for the daemon): six ports answered, three of them open, because
+/// nmap put 443, 8080 and 80 among its first probes in this run. nmap moves its popular ports
+/// to the front in a different order each run, so which open ports precede the crossing trap
+/// port is a lottery; the hold itself comes at the same count (six tokens).
 #[test]
-fn issue_27_an_nmap_syn_scan_is_held_at_its_fourth_trap_port() {
+fn issue_27_an_nmap_syn_scan_is_held_at_its_third_trap_port() {
     let capture = data("nmap_syn_top1000.pcap");
     let (holds, found, summary) = replay_first_line(&capture, Config::default());
     assert_eq!(holds.len(), 1, "{holds:#?}");
@@ -434,30 +433,30 @@ fn issue_27_an_nmap_syn_scan_is_held_at_its_fourth_trap_port() {
     assert_eq!(h.probe.source, ip("198.51.100.2"));
     assert_eq!(
         (h.probe.proto, h.probe.port, h.probe.tcp_flags),
-        (Proto::Tcp, 445, Some(0x02))
+        (Proto::Tcp, 135, Some(0x02))
     );
-    assert_eq!(h.ports, tcp_ports(&[1720, 111, 135, 445]));
+    assert_eq!(h.ports, tcp_ports(&[1720, 111, 135]));
     let before = probed_before(&capture, h.probe.source, h.at);
-    assert_eq!(before, [443, 139, 1720, 8080, 111, 80, 135]);
+    assert_eq!(before, [443, 139, 1720, 8080, 111, 80]);
     assert_eq!(open_of(&before), [443, 8080, 80]);
     // The daemon blocks 0.1 ms later (at its seventh port); from then on the block set drops
     // the scanner before the first line.
     assert!(matches!(found[0].1, Decision::Block { .. }));
     assert!(found[0].0.last_seen > h.at);
     let line = summary.first_line.expect("the first line is on");
-    assert_eq!((line.counters.holds, line.counters.counted), (1, 4));
+    assert_eq!((line.counters.holds, line.counters.counted), (1, 3));
     assert_eq!(
         (line.counters.dropped, line.counters.blocked),
-        (6, 136),
+        (7, 136),
         "{line:?}"
     );
 }
 
 /// design.md §2: `-6 -sS` of the top 1000: 3, 2, 2 answered, none open, in the lab. Here 110
-/// and 25 (two tokens each) and 1720 (one) pass, 1025 is held: 3 answered, none open. The
-/// source is counted by its /64, held alone.
+/// (three tokens: privileged, and a port scanners probe first) passes, 25 is held: 1 answered,
+/// none open. The source is counted by its /64, held alone.
 #[test]
-fn issue_27_an_ipv6_syn_scan_is_held_by_its_64_at_its_fourth_trap_port() {
+fn issue_27_an_ipv6_syn_scan_is_held_by_its_64_at_its_second_trap_port() {
     let capture = data("nmap_syn6_top1000.pcap");
     let (holds, _, _) = replay_first_line(&capture, Config::default());
     assert_eq!(holds.len(), 1, "{holds:#?}");
@@ -467,26 +466,27 @@ fn issue_27_an_ipv6_syn_scan_is_held_by_its_64_at_its_fourth_trap_port() {
         h.counted_as,
         "2001:db8:0:1::/64".parse::<ipnet::IpNet>().unwrap()
     );
-    assert_eq!(h.probe.port, 1025);
-    assert_eq!(h.ports, tcp_ports(&[110, 25, 1720, 1025]));
+    assert_eq!(h.probe.port, 25);
+    assert_eq!(h.ports, tcp_ports(&[110, 25]));
     let before = probed_before(&capture, h.probe.source, h.at);
-    assert_eq!(before, [110, 25, 1720]);
+    assert_eq!(before, [110]);
     assert_eq!(open_of(&before), [0u16; 0]);
 }
 
 /// design.md §2: the slow `-sS -T2 --max-retries 0` scan: 5, 6, 4 answered and 3, 4, 2 open in
-/// the lab, "2 trap ports answered before the hold". Here too: 23 and 25 pass, 21 is held,
-/// 2 s before the daemon would block; 5 answered, 3 open (22, 443, 8080 came first).
+/// the lab, "2 trap ports answered before the hold". Here 23 passes and 25 is held (both
+/// privileged ports scanners probe first), 2 s before the daemon would block; 4 answered, 3
+/// open (22, 443, 8080 came between them): the fifth probe is the first dropped.
 #[test]
-fn issue_27_a_slow_scan_is_held_at_its_third_privileged_trap_port() {
+fn issue_27_a_slow_scan_is_held_at_its_second_privileged_trap_port() {
     let capture = data("nmap_syn_t2_slow.pcap");
     let (holds, found, _) = replay_first_line(&capture, Config::default());
     assert_eq!(holds.len(), 1, "{holds:#?}");
     let h = &holds[0];
-    assert_eq!(h.probe.port, 21);
-    assert_eq!(h.ports, tcp_ports(&[23, 25, 21]));
+    assert_eq!(h.probe.port, 25);
+    assert_eq!(h.ports, tcp_ports(&[23, 25]));
     let before = probed_before(&capture, h.probe.source, h.at);
-    assert_eq!(before, [23, 22, 443, 8080, 25]);
+    assert_eq!(before, [23, 22, 443, 8080]);
     assert_eq!(open_of(&before), [22, 443, 8080]);
     let block = found[0].0.last_seen.saturating_since(h.at);
     assert!(
@@ -513,16 +513,16 @@ fn issue_27_a_udp_scan_is_held_at_its_third_privileged_port() {
     );
 }
 
-/// A FIN scan (not in the lab's table): a probe without SYN draws twice, whatever its port;
-/// the third is held.
+/// A FIN scan (not in the lab's table): a probe without SYN draws twice, whatever its port,
+/// and once more at a port scanners probe first (143, 554): the second is held.
 #[test]
-fn issue_27_a_fin_scan_is_held_at_its_third_trap_port() {
+fn issue_27_a_fin_scan_is_held_at_its_second_trap_port() {
     let capture = data("nmap_fin_top1000.pcap");
     let (holds, _, _) = replay_first_line(&capture, Config::default());
     assert_eq!(holds.len(), 1, "{holds:#?}");
     let h = &holds[0];
-    assert_eq!((h.probe.port, h.probe.tcp_flags), (993, Some(0x01)));
-    assert_eq!(h.ports, tcp_ports(&[143, 554, 993]));
+    assert_eq!((h.probe.port, h.probe.tcp_flags), (554, Some(0x01)));
+    assert_eq!(h.ports, tcp_ports(&[143, 554]));
 }
 
 /// masscan over ports 0-1000 (real traffic): held at its third privileged port.
@@ -612,7 +612,7 @@ fn issue_27_a_replay_says_each_hold_in_text_and_json() {
     assert_eq!(
         holds[0].line(),
         "first line would hold 2001:db8:0:1::2 (counted as 2001:db8:0:1::/64) for 5s at \
-         1025/tcp (SYN), 4 trap ports counted: 110/tcp 25/tcp 1720/tcp 1025/tcp"
+         25/tcp (SYN), 2 trap ports counted: 110/tcp 25/tcp"
     );
     let json = holds[0].json();
     support::netns::schema::check(&json);
@@ -621,10 +621,10 @@ fn issue_27_a_replay_says_each_hold_in_text_and_json() {
     assert_eq!(json["prefix"], "2001:db8:0:1::/64");
     assert_eq!(
         json["probe"],
-        serde_json::json!({"proto": "tcp", "port": 1025})
+        serde_json::json!({"proto": "tcp", "port": 25})
     );
     assert_eq!(json["hold_s"], 5);
-    assert_eq!(json["ports_counted"], 4);
+    assert_eq!(json["ports_counted"], 2);
     let json = summary.json();
     support::netns::schema::check(&json);
     assert_eq!(json["first_line"]["counters"]["holds"], 1);
@@ -686,6 +686,7 @@ fn model_and_kernel(args: &[&str]) -> (Vec<Crossed>, Vec<Crossed>) {
     let facts = FirstLineFacts {
         listening: OPEN.iter().map(|&p| (Proto::Tcp, p)).collect(),
         tripwires: BTreeSet::new(),
+        scanners_first: scansentry::first_line::scanners_first(),
         peers: Vec::new(),
         ephemeral: Some(32768..=60999),
     };

@@ -69,6 +69,9 @@ pub struct FirstLineFacts {
     pub listening: BTreeSet<(Proto, u16)>,
     /// Tripwire ports (`[detect] tripwire-tcp/udp`): one probe holds.
     pub tripwires: BTreeSet<(Proto, u16)>,
+    /// The ports scanners probe first (`crate::first_line::SCANNERS_FIRST`): a probe of one
+    /// draws once more.
+    pub scanners_first: BTreeSet<(Proto, u16)>,
     /// Protected peers: never counted, never held.
     pub peers: Vec<IpNet>,
     /// The ports the kernel hands out to outgoing connections (`[detect] ephemeral-udp`): UDP to

@@ -22,6 +22,7 @@ fn facts() -> FirstLineFacts {
     FirstLineFacts {
         listening: BTreeSet::from([(Proto::Tcp, 22), (Proto::Tcp, 80), (Proto::Udp, 53)]),
         tripwires: BTreeSet::new(),
+        scanners_first: crate::first_line::scanners_first(),
         peers: Vec::new(),
         ephemeral: Some(32768..=60999),
     }
@@ -128,6 +129,39 @@ fn a_privileged_port_draws_twice_held_at_the_third() {
         held(&o).ports,
         [(Proto::Tcp, 900), (Proto::Tcp, 901), (Proto::Tcp, 902)]
     );
+}
+
+/// nmap's first probes go to the ports it finds open most often: a closed privileged one of
+/// them draws three times, so the second holds; an unprivileged one twice; UDP to one of their
+/// numbers and an open one are weighed as any other port.
+#[test]
+fn a_port_scanners_probe_first_draws_once_more_the_second_privileged_one_holds() {
+    let mut m = model();
+    assert_eq!(m.packet(at(0), &syn(SCANNER, 23)), counted(3, 2));
+    let o = m.packet(at(0), &syn(SCANNER, 25));
+    assert_eq!(held(&o).ports, [(Proto::Tcp, 23), (Proto::Tcp, 25)]);
+    let mut m = model();
+    assert_eq!(m.packet(at(0), &syn(SCANNER, 3389)), counted(2, 3));
+    assert_eq!(m.packet(at(0), &syn(SCANNER, 8888)), counted(2, 1));
+    // 22 and 80 listen: never counted, whatever their rank.
+    assert_eq!(
+        m.packet(at(0), &syn(SCANNER, 22)),
+        Outcome::Skipped(Skip::Listening)
+    );
+    let mut m = model();
+    assert_eq!(m.packet(at(0), &packet(SCANNER, 1, 23, UDP)), counted(2, 3));
+    // Windows clients' own tries (135, 139, 445) and ident (113) are ordinary privileged ports.
+    let mut m = model();
+    assert_eq!(m.packet(at(0), &syn(SCANNER, 445)), counted(2, 3));
+    assert_eq!(m.packet(at(0), &syn(SCANNER, 139)), counted(2, 1));
+    assert!(matches!(
+        m.packet(at(0), &syn(SCANNER, 135)),
+        Outcome::Held(_)
+    ));
+    assert!(!SCANNERS_FIRST.contains(&113));
+    // A stealth probe of one: three draws too (privileged or not SYN count once).
+    let mut m = model();
+    assert_eq!(m.packet(at(0), &packet(SCANNER, 1, 21, FIN)), counted(3, 2));
 }
 
 #[test]
@@ -426,8 +460,8 @@ fn allow_sets_peers_spared_sources_and_listening_ports_are_skipped() {
         m.packet(at(0), &packet(SCANNER, 1, 53, UDP)),
         Outcome::Skipped(Skip::Listening)
     );
-    // TCP 53 has no listener: a trap.
-    assert_eq!(m.packet(at(0), &syn(SCANNER, 53)), counted(2, 3));
+    // TCP 53 has no listener: a trap, privileged and one scanners probe first (three draws).
+    assert_eq!(m.packet(at(0), &syn(SCANNER, 53)), counted(3, 2));
     // Spared for 60 s: skipped, then counted again.
     m.spare(
         &["203.0.113.0/24".parse().unwrap()],

@@ -13,10 +13,11 @@
 //! not UDP to the ephemeral range and whose source has a route back through the interface it
 //! came in on, is a probe of a trap port: a tripwire holds at once; otherwise the first probe
 //! of each source . proto . port (an IPv6 source by its /64) draws once from the source's
-//! token bucket (5 tokens, 1 back a minute), twice for a privileged port or a probe without
-//! SYN, and the draw that finds it empty holds the source for `first-line-hold`. A hold is
-//! reported to nfnetlink_log group `first-line-log-group`, the packet with it. A set that is
-//! full fails open and counts in `score_full` or `hold_full`.
+//! token bucket (5 tokens, 1 back a minute), once more for a privileged port or a probe
+//! without SYN, once more for a port scanners probe first (`scanners_first`), and the draw that
+//! finds it empty holds the source for `first-line-hold`. A hold is reported to nfnetlink_log
+//! group `first-line-log-group`, the packet with it. A set that is full fails open and counts
+//! in `score_full` or `hold_full`.
 
 use std::time::Duration;
 
@@ -159,12 +160,13 @@ const fn set(
 }
 
 /// The first line's sets, as the shipped file declares them.
-const SETS: [FirstLineSet; 15] = {
+const SETS: [FirstLineSet; 16] = {
     use KeyOf::{ProtoService, Service, V4, V4Pair, V6, V6Pair};
     const DYN: u32 = SET_EVAL | SET_TIMEOUT;
     [
         set("listen", 7, ProtoService, 0, Timeout::None, 0),
         set("tripwire", 8, ProtoService, 0, Timeout::None, 0),
+        set("scanners_first", 20, ProtoService, 0, Timeout::None, 0),
         set("peers4", 9, V4, SET_INTERVAL, Timeout::None, 0),
         set("peers6", 10, V6, SET_INTERVAL, Timeout::None, 0),
         set(
@@ -653,10 +655,15 @@ fn link_local_rules() -> [Vec<RawExpr>; 2] {
     ]
 }
 
-/// `weigh`: a probe draws from the bucket twice for a privileged port or no SYN, once else.
+/// `weigh`: a probe draws from the bucket once, once more for a port scanners probe first,
+/// once more for a privileged port or no SYN.
 fn weigh_rules() -> Vec<Vec<RawExpr>> {
     let jump_count = || verdict(NFT_JUMP, Some("count"));
     vec![
+        with(
+            proto_port(),
+            [lookup("scanners_first", false), jump_count()],
+        ),
         with(dport_vs_1024(CMP_LT), [jump_count()]),
         with(
             tcp_flags(TH_SYN, 0),
@@ -769,6 +776,7 @@ pub fn fact_entries(facts: &FirstLineFacts) -> Vec<(&'static str, Vec<Entry>)> {
     vec![
         ("listen", ports(&facts.listening)),
         ("tripwire", ports(&facts.tripwires)),
+        ("scanners_first", ports(&facts.scanners_first)),
         ("peers4", peers(true)),
         ("peers6", peers(false)),
         ("udp_replies", replies),
@@ -796,7 +804,7 @@ mod tests {
     fn every_rule_is_built_and_set_ids_are_unique() {
         let rules = rule_exprs(2701);
         let counts: Vec<usize> = rules.iter().map(Vec::len).collect();
-        assert_eq!(counts, [26, 3, 4, 5]);
+        assert_eq!(counts, [26, 4, 4, 5]);
         let mut ids: Vec<u32> = SETS.iter().map(|s| s.id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -811,6 +819,7 @@ mod tests {
         let mut facts = FirstLineFacts {
             listening: std::collections::BTreeSet::new(),
             tripwires: std::collections::BTreeSet::new(),
+            scanners_first: std::collections::BTreeSet::from([(Proto::Tcp, 80)]),
             peers: Vec::new(),
             ephemeral: Some(32768..=60999),
         };
@@ -826,13 +835,21 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["listen", "tripwire", "peers4", "peers6", "udp_replies"]
+            [
+                "listen",
+                "tripwire",
+                "scanners_first",
+                "peers4",
+                "peers6",
+                "udp_replies"
+            ]
         );
         assert_eq!(entries[0].1.len(), 2);
         assert!(entries[1].1.is_empty());
-        assert_eq!(entries[2].1.len(), 1, "nested peers merged");
-        assert_eq!(entries[3].1.len(), 1);
-        let replies = &entries[4].1[0];
+        assert_eq!(entries[2].1.len(), 1);
+        assert_eq!(entries[3].1.len(), 1, "nested peers merged");
+        assert_eq!(entries[4].1.len(), 1);
+        let replies = &entries[5].1[0];
         assert_eq!(replies.start, Key::service(32768));
         assert_eq!(replies.end, None, "open at the top");
     }

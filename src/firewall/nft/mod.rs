@@ -1467,6 +1467,7 @@ mod tests {
         let mut facts = FirstLineFacts {
             listening: std::collections::BTreeSet::new(),
             tripwires: std::collections::BTreeSet::new(),
+            scanners_first: std::collections::BTreeSet::new(),
             peers: Vec::new(),
             ephemeral: Some(32768..=60999),
         };
@@ -1501,14 +1502,14 @@ mod tests {
             expected.extend([set; 6]);
             expected.extend([fill; 2]);
             if first {
-                expected.extend([set; 13]);
+                expected.extend([set; 14]);
                 expected.extend([new_obj; 2]);
-                // listen . tripwire . peers4 . peers6 . udp_replies: emptied, then filled with
-                // what there is (tcp . 22; the ephemeral range).
-                expected.extend([empty_set, fill, empty_set, empty_set, empty_set]);
+                // listen . tripwire . scanners_first . peers4 . peers6 . udp_replies: emptied,
+                // then filled with what there is (tcp . 22; none; the ephemeral range).
+                expected.extend([empty_set, fill, empty_set, empty_set, empty_set, empty_set]);
                 expected.extend([empty_set, fill]);
             } else {
-                expected.extend([destroy_set; 13]);
+                expected.extend([destroy_set; 14]);
                 expected.extend([destroy_obj; 2]);
             }
             expected.extend([rule; 6]);
@@ -1518,7 +1519,7 @@ mod tests {
                 expected.push(del_chain);
             }
             if first {
-                expected.extend([rule; 26 + 3 + 4 + 5]);
+                expected.extend([rule; 26 + 4 + 4 + 5]);
             } else {
                 expected.extend([del_chain; 4]);
             }
