@@ -352,6 +352,73 @@ fn no_false_hold_from_clients_retries_or_late_replies() {
     assert!(lab.connects(NetnsPair::B4, 22), "unblocked");
 }
 
+/// (d) No false hold, continued: a monitoring check of every open port twice a second, and the
+/// host's own outbound checks — TCP to a port open on the other side and to ten closed ones
+/// (whose RSTs come back), DNS queries answered and NTP queries to no one (an ICMP error back).
+/// Nothing is counted, nobody held.
+#[test]
+#[ignore = "needs root + netns: cargo test --test first_line -- --ignored"]
+fn no_false_hold_from_monitoring_or_the_hosts_own_checks() {
+    require_root();
+    let (lab, config, _server) = lab(Duration::from_secs(5));
+    // The other side: TCP 7000 and a DNS-like UDP 53 that answers, for at most 20 s.
+    let peer = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.b, "timeout", "20", "python3", "-c"])
+        .arg(
+            "import socket, threading\n\
+             t = socket.create_server(('0.0.0.0', 7000))\n\
+             def accept():\n\
+             \x20   while True: t.accept()[0].close()\n\
+             threading.Thread(target=accept, daemon=True).start()\n\
+             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 53))\n\
+             while True:\n\
+             \x20   data, peer = u.recvfrom(512); u.sendto(data, peer)\n",
+        )
+        .spawn()
+        .expect("python3");
+    let _peer = support::netns::KillOnDrop(peer);
+    let checks = format!(
+        "import socket, time\n\
+         for i in range(50):\n\
+         \x20   try: socket.create_connection(('{b}', 7000), timeout=0.2).close(); break\n\
+         \x20   except OSError: time.sleep(0.1)\n\
+         else: raise SystemExit('no peer')\n\
+         refused = 0\n\
+         for p in range(7001, 7011):\n\
+         \x20   try: socket.create_connection(('{b}', p), timeout=1)\n\
+         \x20   except ConnectionRefusedError: refused += 1\n\
+         answered = 0\n\
+         for i in range(5):\n\
+         \x20   u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(1)\n\
+         \x20   u.sendto(b'query', ('{b}', 53)); answered += u.recv(512) == b'query'\n\
+         \x20   n = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); n.sendto(b'ntp', ('{b}', 123))\n\
+         print(refused, answered)\n",
+        b = NetnsPair::B4
+    );
+    let out = lab.exec(&lab.a, &["timeout", "30", "python3", "-c", &checks]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "10 5");
+    let monitored = python(
+        &lab,
+        &format!(
+            "import socket, time\n\
+             ok = 0\n\
+             for i in range(6):\n\
+             \x20   for p in {open:?}:\n\
+             \x20       socket.create_connection(('{a}', p), timeout=1).close(); ok += 1\n\
+             \x20   time.sleep(0.5)\n\
+             print(ok)\n",
+            a = NetnsPair::A4,
+            open = OPEN
+        ),
+    );
+    assert_eq!(monitored.trim(), "30");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(holds(&lab, &config), [], "no hold");
+    assert_eq!(elements(&lab, "pairs4"), 0, "nothing counted");
+    assert!(lab.connects(NetnsPair::B4, 22));
+}
+
 /// (e) A full hold set fails open and is counted: 4,200 forged IPv6 sources (each in a /64 of
 /// its own, routed back through the scanner, so the reverse-path check passes) probe 3
 /// privileged closed ports each; the first 4,096 are held, each of the others' third probe is
