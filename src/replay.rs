@@ -205,16 +205,19 @@ pub fn run(
     })
 }
 
-/// The kernel's first line of `config`, if it has one: own mode with `first-line` on.
+/// The kernel's first line of `config`, if it has one (`first-line` on, in own or attach
+/// mode), and the size of the block sets (attach mode's are the administrator's: the size
+/// own mode would give them).
 fn first_line_of(config: &Config) -> Option<(Duration, usize)> {
-    match &config.backend {
-        Backend::Nft(NftConfig::Own {
-            first_line: Some(line),
-            set_size,
-            ..
-        }) => Some((line.hold, usize::try_from(*set_size).unwrap_or(usize::MAX))),
-        _ => None,
-    }
+    let Backend::Nft(nft) = &config.backend else {
+        return None;
+    };
+    let line = nft.first_line()?;
+    let set_size = match nft {
+        NftConfig::Own { set_size, .. } => *set_size,
+        NftConfig::Attach { .. } => config::nft::set_size(config.respond.max_blocks),
+    };
+    Some((line.hold, usize::try_from(set_size).unwrap_or(usize::MAX)))
 }
 
 /// The facts the daemon would load into the first line's sets, as far as a capture shows

@@ -942,6 +942,26 @@ impl Engine {
             (Backend::Route, Backend::Route) => false,
             _ => true,
         };
+        // Attach mode's first line is the administrator's rules, which the new firewall of the
+        // same table, without a first line, leaves as they are: the old one takes it out of
+        // service, or it would hold sources no daemon hears of.
+        let attached_left = !self.firewall.has_first_line()
+            && matches!(
+                &self.config().backend,
+                Backend::Nft(config::NftConfig::Attach {
+                    first_line: Some(_),
+                    ..
+                })
+            );
+        if attached_left && !(self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere))
+        {
+            if let Err(e) = old.remove_first_line() {
+                self.warn(format!(
+                    "could not take the kernel's first line out of service in the attached \
+                     table: {e}"
+                ));
+            }
+        }
         if self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere) {
             if let Err(e) = lift_all(&mut *old, &due) {
                 self.warn(format!(

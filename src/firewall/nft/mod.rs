@@ -26,7 +26,15 @@
 //!
 //! **Attach mode** leaves the ruleset to the administrator: it checks that the configured sets
 //! exist with the right type and flags, and that a rule in a base chain of their table looks
-//! each one up, then only adds and removes elements.
+//! each one up, then only adds and removes elements. With `first-line = true` the
+//! administrator has included the shipped snippet `nft/first-line.nft` (own mode's first line:
+//! the same sets, counters, chains and rules) in the table, an inet one; the daemon checks that
+//! its sets, counters and chains are there (the hold sets' timeout `first-line-hold`, the hold
+//! chain's log group `first-line-log-group`), fills the never-block sets `allow4`/`allow6` with
+//! the never-block list as own mode does (emptied and filled, never made anew: they are the
+//! administrator's), and then does all own mode does with the first line, by elements only. A
+//! reload that turns it off (or to another table, or into a dry run) puts `0.0.0.0/0` and
+//! `::/0` into the never-block sets and empties the hold sets: the rules stay, and hold no one.
 //!
 //! A block is an element with its own timeout and expiry, so the kernel forgets it by itself;
 //! in an interval set it is a start key and an end key one past the last address. Adding an
@@ -82,6 +90,9 @@ const BATCH_PAGE: u32 = 48 * 1024;
 
 /// The table of own mode.
 pub const OWN_TABLE: &str = "scansentry";
+
+/// Where the packages install the first line's snippet for attach mode (`nft/first-line.nft`).
+pub const FIRST_LINE_SNIPPET: &str = "/usr/share/scansentry/nft/first-line.nft";
 
 /// The family's number in netlink messages.
 impl Family {
@@ -393,7 +404,7 @@ impl NftFirewall {
             table,
             set4,
             set6,
-            ..
+            first_line,
         } = self.config.clone()
         else {
             return Ok(());
@@ -414,7 +425,7 @@ impl NftFirewall {
         for (name, key) in [(set4, KeyType::V4), (set6, KeyType::V6)] {
             let Some(name) = name else { continue };
             let described = self.config.describe_set(&name);
-            let found = self.read_set(&table, &name, &described)?;
+            let found = self.read_set(&table, &name, &described, "declare it as nft/attach.nft shows")?;
             check_set_shape(&found, key, &described)?;
             if !looked_up(&rules, &chains, table.as_str(), name.as_str()) {
                 return Err(FirewallError::Attach(format!(
@@ -424,15 +435,146 @@ impl NftFirewall {
                 )));
             }
         }
-        Ok(())
+        match first_line {
+            Some(first_line) => self.check_first_line(first_line, &rules, &chains),
+            None => Ok(()),
+        }
     }
 
-    /// The kernel's description of set `name` of `table` (`described`, for the errors).
+    /// Attach mode's first line: each of the snippet's sets is in the table with its type and
+    /// flags (the hold sets' timeout first-line-hold), its counters and chains are (the base
+    /// chain a base chain, looking up the hold sets), and its hold chain logs to
+    /// first-line-log-group. The configuration allows it in an inet table only.
+    fn check_first_line(
+        &mut self,
+        first_line: FirstLine,
+        rules: &[sys::RuleInfo],
+        chains: &[sys::ChainInfo],
+    ) -> Result<(), FirewallError> {
+        let table = self.config.table();
+        let include = format!(
+            "include {FIRST_LINE_SNIPPET} in table inet {table}, as its first lines show \
+             ([firewall] first-line = true)"
+        );
+        for (name, key_type, key_len, flags, holds) in first_line::expected_sets() {
+            let name = own_name(name);
+            let described = self.config.describe_set(&name);
+            let found = self.read_set(&table, &name, &described, &include)?;
+            let mask = SET_INTERVAL | SET_TIMEOUT | first_line::SET_EVAL;
+            if found.get_u32(nftnl_sys::NFTNL_SET_KEY_TYPE) != Some(key_type)
+                || found.get_u32(nftnl_sys::NFTNL_SET_KEY_LEN) != Some(key_len)
+                || found.get_u32(nftnl_sys::NFTNL_SET_FLAGS).unwrap_or(0) & mask != flags
+            {
+                return Err(FirewallError::Attach(format!(
+                    "{described} has another type or other flags than in {FIRST_LINE_SNIPPET}; \
+                     {include}, and keep sets of your own under other names"
+                )));
+            }
+            let hold_ms = u64::try_from(first_line.hold.as_millis()).unwrap_or(u64::MAX);
+            let timeout = found.get_u64(nftnl_sys::NFTNL_SET_TIMEOUT);
+            if holds && timeout != Some(hold_ms) {
+                let theirs = timeout.map_or("no timeout".to_string(), |ms| {
+                    format!("timeout {}", human_ms(ms))
+                });
+                return Err(FirewallError::Attach(format!(
+                    "{described} has {theirs}, but [firewall] first-line-hold is {}: make them \
+                     the same (the timeout of hold4 and hold6 in the included snippet)",
+                    crate::text::human(first_line.hold)
+                )));
+            }
+        }
+        for name in [first_line::SCORE_FULL, first_line::HOLD_FULL] {
+            let name = own_name(name);
+            let request = sys::counter_request(self.config.family(), &table, &name, 1);
+            let described = format!("counter inet {table} {name}");
+            match self.netlink.query(&request, |_| {}) {
+                Ok(()) => {}
+                Err(NetlinkError::Refused {
+                    errno: Errno::ENOENT,
+                    ..
+                }) => {
+                    return Err(FirewallError::Attach(format!(
+                        "{described} does not exist; {include}"
+                    )));
+                }
+                Err(e) => return Err(failed(e, format!("read {described}"), described)),
+            }
+        }
+        for (i, name) in first_line::CHAINS.into_iter().enumerate() {
+            let found = chains
+                .iter()
+                .find(|c| c.table == table.as_str() && c.name == name);
+            let described = format!("chain inet {table} {name}");
+            match found {
+                None => {
+                    return Err(FirewallError::Attach(format!(
+                        "{described} does not exist; {include}"
+                    )));
+                }
+                Some(c) if (i == 0) != c.base => {
+                    return Err(FirewallError::Attach(format!(
+                        "{described} is not as in {FIRST_LINE_SNIPPET}; {include}"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if !looked_up(rules, chains, table.as_str(), "hold4") {
+            return Err(FirewallError::Attach(format!(
+                "chain inet {table} first_line has not the rules of {FIRST_LINE_SNIPPET}; \
+                 {include}"
+            )));
+        }
+        let groups: Vec<u16> = rules
+            .iter()
+            .filter(|r| r.table == table.as_str() && r.chain == "hold")
+            .flat_map(|r| r.log_groups.iter().copied())
+            .collect();
+        let wanted = first_line.log_group;
+        match groups.iter().find(|g| **g != wanted) {
+            _ if groups.is_empty() => Err(FirewallError::Attach(format!(
+                "chain inet {table} hold reports no hold (no log rule); {include}"
+            ))),
+            Some(other) => Err(FirewallError::Attach(format!(
+                "chain inet {table} hold logs to group {other}, but [firewall] \
+                 first-line-log-group is {wanted}: make them the same (the group of the log \
+                 rules in the included snippet)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Attach mode's first line made ready: the never-block sets emptied and filled with the
+    /// never-block list, and the fact sets with the facts last loaded, in one batch.
+    fn fill_attached(&mut self) -> Result<(), FirewallError> {
+        if !self.has_first_line() {
+            return Ok(());
+        }
+        let merged = merge_nets(&self.allow);
+        let mut w = Writer::new(&self.config);
+        for (name, v4) in [("allow4", true), ("allow6", false)] {
+            let entries: Vec<Entry> = merged
+                .iter()
+                .filter(|net| net.addr().is_ipv4() == v4)
+                .map(|net| Entry::of(*net, true, None))
+                .collect();
+            w.refill(name, &entries)?;
+        }
+        if let Some(facts) = &self.facts {
+            w.facts(facts)?;
+        }
+        let (batch, doing) = w.finish();
+        self.execute(&batch, &doing)
+    }
+
+    /// The kernel's description of set `name` of `table` (`described`, for the errors; `fix`
+    /// says what to do when it is missing).
     fn read_set(
         &mut self,
         table: &NftName,
         name: &NftName,
         described: &str,
+        fix: &str,
     ) -> Result<SetHandle, FirewallError> {
         let request = sys::request(&Request::Set(self.config.family(), table, name), 1);
         let mut found = SetHandle::empty();
@@ -446,7 +588,7 @@ impl NftFirewall {
                 ..
             }) => {
                 return Err(FirewallError::Attach(format!(
-                    "{described} does not exist; declare it as nft/attach.nft shows"
+                    "{described} does not exist; {fix}"
                 )));
             }
             Err(e) => {
@@ -518,11 +660,7 @@ fn element_batch(
     }
     // An unblocked address is let in: the first line's hold of it, if any, goes too (a hold
     // lasts a few seconds; nothing else would lift it before it ends).
-    if let NftConfig::Own {
-        first_line: Some(_),
-        ..
-    } = config
-    {
+    if config.first_line().is_some() {
         for (name, v6) in [("hold4", false), ("hold6", true)] {
             let lifted: Vec<Entry> = actions
                 .iter()
@@ -692,18 +830,28 @@ impl<'c> Writer<'c> {
 
     /// Empties each fact set and fills it with `facts`.
     fn facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
-        let family = self.config.family();
-        let table = self.config.table();
         for (name, entries) in first_line::fact_entries(facts) {
-            // A handle without elements: the message empties the set.
-            let all = SetHandle::new(family, &table, &own_name(name));
-            let msg = SetMsg::new(&all, SetMsgKind::DestroyElements)?;
-            self.add(&msg, MsgType::Del, format!("empty set {name}"), Some(name));
-            for fill in self.config.pack(&own_name(name), &entries) {
-                let msg = SetMsg::new(&fill, SetMsgKind::AddElements)?;
-                self.add(&msg, MsgType::Add, format!("fill set {name}"), Some(name));
-            }
+            self.refill(name, &entries)?;
         }
+        Ok(())
+    }
+
+    /// Empties set `name` of the first line and fills it with `entries`.
+    fn refill(&mut self, name: &str, entries: &[Entry]) -> Result<(), FirewallError> {
+        self.empty(name)?;
+        for fill in self.config.pack(&own_name(name), entries) {
+            let msg = SetMsg::new(&fill, SetMsgKind::AddElements)?;
+            self.add(&msg, MsgType::Add, format!("fill set {name}"), Some(name));
+        }
+        Ok(())
+    }
+
+    /// Empties set `name` of the first line.
+    fn empty(&mut self, name: &str) -> Result<(), FirewallError> {
+        // A handle without elements: the message empties the set.
+        let all = SetHandle::new(self.config.family(), &self.config.table(), &own_name(name));
+        let msg = SetMsg::new(&all, SetMsgKind::DestroyElements)?;
+        self.add(&msg, MsgType::Del, format!("empty set {name}"), Some(name));
         Ok(())
     }
 
@@ -878,12 +1026,9 @@ impl Firewall for NftFirewall {
     }
 
     fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
-        match &self.config {
-            NftConfig::Own {
-                first_line: Some(first_line),
-                ..
-            } => Ok(self.holds.start(first_line.log_group, held)?),
-            _ => Ok(()),
+        match self.config.first_line() {
+            Some(first_line) => Ok(self.holds.start(first_line.log_group, held)?),
+            None => Ok(()),
         }
     }
 
@@ -907,11 +1052,21 @@ impl Firewall for NftFirewall {
                 set_size,
                 first_line,
             }),
-            NftConfig::Attach { .. } => self.check_attached(),
+            NftConfig::Attach { .. } => {
+                self.check_attached()?;
+                self.fill_attached()
+            }
         }
     }
 
     fn remove_first_line(&mut self) -> Result<(), FirewallError> {
+        if let NftConfig::Attach {
+            first_line: Some(_),
+            ..
+        } = &self.config
+        {
+            return self.disarm_attached();
+        }
         let NftConfig::Own {
             first_line: first_line @ Some(_),
             ..
@@ -989,13 +1144,7 @@ impl Firewall for NftFirewall {
     }
 
     fn has_first_line(&self) -> bool {
-        matches!(
-            self.config,
-            NftConfig::Own {
-                first_line: Some(_),
-                ..
-            }
-        )
+        self.config.first_line().is_some()
     }
 
     fn set_first_line_facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
@@ -1075,6 +1224,26 @@ impl Firewall for NftFirewall {
 }
 
 impl NftFirewall {
+    /// Attach mode's first line taken out of service without touching the administrator's
+    /// chains or sets: every address into the never-block sets (the base chain accepts them
+    /// before it counts or holds), the hold sets emptied, in one batch; the reader stopped.
+    /// The next start with it on fills the never-block sets with the list again.
+    fn disarm_attached(&mut self) -> Result<(), FirewallError> {
+        let all = |net: &str| Entry::of(net.parse().expect("a network"), true, None);
+        let mut w = Writer::new(&self.config);
+        w.refill("allow4", &[all("0.0.0.0/0")])?;
+        w.refill("allow6", &[all("::/0")])?;
+        w.empty("hold4")?;
+        w.empty("hold6")?;
+        let (batch, doing) = w.finish();
+        self.execute(&batch, &doing)?;
+        if let NftConfig::Attach { first_line, .. } = &mut self.config {
+            *first_line = None;
+        }
+        self.holds.retire();
+        Ok(())
+    }
+
     /// Carries out `changes` to the first line's sets in one batch; nothing without a first
     /// line, or when there is nothing to change.
     fn first_line_elements(
@@ -1174,6 +1343,16 @@ fn looked_up(rules: &[sys::RuleInfo], chains: &[sys::ChainInfo], table: &str, na
                 .iter()
                 .any(|c| c.table == table && c.name == r.chain && c.base)
     })
+}
+
+/// `ms` milliseconds as [`crate::text::human`] writes them, or in ms below a second or off
+/// the second.
+fn human_ms(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        crate::text::human(Duration::from_millis(ms))
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 /// A netlink exchange that failed while `doing`, which concerns `what` (a set or the table).
@@ -1635,6 +1814,7 @@ mod tests {
             table: "filter".into(),
             chain: chain.into(),
             lookups: vec!["scanners".into()],
+            log_groups: Vec::new(),
         };
         let chains = [chain("input", true), chain("helper", false)];
         assert!(looked_up(&[rule("input")], &chains, "filter", "scanners"));
