@@ -656,27 +656,6 @@ fn issue_27_the_first_line_snippet_is_own_modes_first_line_word_for_word() {
     assert!(snippet.contains_key("chain first_line") && snippet.contains_key("set hold4"));
 }
 
-/// An administrator's ruleset for attach mode with the first line: the shipped sets and the
-/// shipped first line from this checkout, in `table inet filter`, and a block chain of theirs
-/// before the first line, accepting the rest. Without the include when `!first_line`.
-fn admin_ruleset(first_line: bool) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let include = if first_line {
-        format!(
-            "\tinclude \"{}\"\n",
-            root.join("nft/first-line.nft").display()
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "include \"{}\"\ntable inet filter {{\n{include}\tchain input {{\n\t\t\
-         type filter hook input priority filter - 10; policy accept;\n\t\t\
-         ip saddr @scansentry4 counter drop\n\t\tip6 saddr @scansentry6 counter drop\n\t}}\n}}\n",
-        root.join("nft/attach.nft").display()
-    )
-}
-
 fn attach_with_first_line(hold: Duration, log_group: u16) -> NftConfig {
     match attach() {
         NftConfig::Attach {
@@ -749,7 +728,7 @@ fn first_line_objects(ns: &Netns, table: &str) -> Vec<serde_json::Value> {
 fn issue_27_attach_mode_feeds_the_included_first_line_by_elements_only() {
     require_root();
     let ns = Netns::new("attachfl");
-    load(&ns, &admin_ruleset(true));
+    load(&ns, &support::netns::attach_ruleset(true));
     let config = attach_with_first_line(Duration::from_secs(5), 2701);
     let own_ns = Netns::new("ownfl");
     own_ns.run(|| {
@@ -860,14 +839,14 @@ fn issue_27_attach_mode_refuses_a_missing_or_different_first_line_and_names_both
     require_root();
     let five = attach_with_first_line(Duration::from_secs(5), 2701);
     assert_eq!(
-        first_line_error(&admin_ruleset(false), five.clone()),
+        first_line_error(&support::netns::attach_ruleset(false), five.clone()),
         "attach mode: set inet filter listen does not exist; include \
          /usr/share/scansentry/nft/first-line.nft in table inet filter, as its first lines \
          show ([firewall] first-line = true)"
     );
     assert_eq!(
         first_line_error(
-            &admin_ruleset(true),
+            &support::netns::attach_ruleset(true),
             attach_with_first_line(Duration::from_secs(10), 2701)
         ),
         "attach mode: set inet filter hold4 has timeout 5s, but [firewall] first-line-hold is \
@@ -875,7 +854,7 @@ fn issue_27_attach_mode_refuses_a_missing_or_different_first_line_and_names_both
     );
     assert_eq!(
         first_line_error(
-            &admin_ruleset(true),
+            &support::netns::attach_ruleset(true),
             attach_with_first_line(Duration::from_secs(5), 7)
         ),
         "attach mode: chain inet filter hold logs to group 2701, but [firewall] \
@@ -883,7 +862,7 @@ fn issue_27_attach_mode_refuses_a_missing_or_different_first_line_and_names_both
          included snippet)"
     );
     // A set of the administrator's own by one of the snippet's names.
-    let clash = admin_ruleset(true).replace(
+    let clash = support::netns::attach_ruleset(true).replace(
         "\tchain input {",
         "\tset allow6 {\n\t\ttype ipv4_addr\n\t}\n\tchain input {",
     );
