@@ -2959,3 +2959,57 @@ fn issue_27_attach_mode_with_the_first_line_refuses_to_start_without_the_snippet
         before
     );
 }
+
+/// Issue 27: a reload to `first-line = false` in attach mode leaves the administrator's chains
+/// and sets, and takes the first line out of service by elements: every address in its
+/// never-block sets, so that it holds no one unheard (a scan is then not held, though the
+/// daemon still blocks it); a reload back to `true` fills them with the never-block list again.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_27_a_reload_turns_the_attached_first_line_off_by_elements_and_on_again() {
+    require_root();
+    let lab = NetnsPair::new();
+    lab.load_ruleset(&support::netns::attach_ruleset(true));
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
+    let listed = |set: &str| {
+        text(&lab.exec(
+            &lab.a,
+            &["nft", "-j", "list", "set", "inet", "filter", set],
+        ))
+    };
+    let everyone = "\"0.0.0.0\"";
+    assert!(
+        listed("allow4").contains(NetnsPair::A4) && !listed("allow4").contains(everyone),
+        "{}",
+        listed("allow4")
+    );
+    let chains = || text(&lab.exec(&lab.a, &["nft", "-t", "list", "table", "inet", "filter"]));
+    let before = chains();
+    let config = dir.0.join("scansentry.toml");
+    let on = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        on.replace("first-line = true", "first-line = false"),
+    )
+    .unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", daemon.err());
+    assert!(listed("allow4").contains(everyone), "{}", listed("allow4"));
+    assert!(listed("allow6").contains("\"::\""), "{}", listed("allow6"));
+    assert_eq!(chains(), before, "the admin's table as it was");
+    // Not held: the daemon alone blocks, on its own threshold.
+    scan(&lab, NetnsPair::B4);
+    assert!(blocked(&daemon, NetnsPair::B4), "{}", daemon.err());
+    let held = support::netns::set_elements(&serde_json::from_str(&listed("hold4")).unwrap());
+    assert!(held.is_empty(), "{held:?}");
+    assert!(!daemon.out().contains("the kernel's first line held"));
+    std::fs::write(&config, on).unwrap();
+    let reload = daemon.ctl(&["reload"]);
+    assert!(reload.status.success(), "{}", daemon.err());
+    assert!(
+        listed("allow4").contains(NetnsPair::A4) && !listed("allow4").contains(everyone),
+        "{}",
+        listed("allow4")
+    );
+}
