@@ -3013,3 +3013,41 @@ fn issue_27_a_reload_turns_the_attached_first_line_off_by_elements_and_on_again(
         listed("allow4")
     );
 }
+
+/// Issue 27: `systemctl reload nftables` (the administrator's ruleset loaded again, beginning
+/// with `flush ruleset`) empties the first line's sets with the rest; the daemon fills the
+/// never-block and fact sets again, as it puts back the blocks still due.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_27_a_flushed_ruleset_gets_the_attached_first_lines_sets_filled_again() {
+    require_root();
+    let lab = NetnsPair::new();
+    let ruleset = support::netns::attach_ruleset(true);
+    lab.load_ruleset(&ruleset);
+    let dir = TempDir::new("daemon");
+    let _web = lab.listen(&[8080], 120);
+    let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
+    let blocked = daemon.ctl(&["block", "203.0.113.9"]);
+    assert!(blocked.status.success(), "{}", text(&blocked));
+    let listed = |set: &str| {
+        text(&lab.exec(
+            &lab.a,
+            &["nft", "-j", "list", "set", "inet", "filter", set],
+        ))
+    };
+    let filled = || {
+        listed("listen").contains("8080")
+            && listed("allow4").contains(NetnsPair::A4)
+            && listed("scansentry4").contains("203.0.113.9")
+    };
+    assert!(wait_until(DEADLINE, filled), "{}", daemon.out());
+    lab.load_ruleset(&format!("flush ruleset\n{ruleset}"));
+    assert!(!listed("listen").contains("8080"), "flushed");
+    assert!(
+        wait_until(DEADLINE, filled),
+        "{}\n{}\n{}",
+        listed("listen"),
+        listed("allow4"),
+        daemon.out()
+    );
+}
