@@ -1787,6 +1787,26 @@ mod tests {
         }];
         let (_, doing) = element_batch(&on, &block).unwrap().unwrap();
         assert_eq!(doing.len(), 1, "a block lifts no hold: {doing:?}");
+        // Attach mode's first line: the hold sets of the administrator's table.
+        let attached = NftConfig::Attach {
+            family: Family::Inet,
+            table: NftName::new("filter").unwrap(),
+            set4: Some(NftName::new("s4").unwrap()),
+            set6: None,
+            first_line: Some(FirstLine {
+                hold: Duration::from_secs(5),
+                log_group: 2701,
+            }),
+        };
+        let (_, doing) = element_batch(&attached, &actions[..1]).unwrap().unwrap();
+        let about: Vec<&str> = doing.iter().map(|(what, _)| what.as_str()).collect();
+        assert_eq!(
+            about,
+            [
+                "remove elements from set inet filter s4",
+                "remove elements from set inet filter hold4",
+            ]
+        );
     }
 
     #[test]
