@@ -2859,20 +2859,15 @@ const ATTACH_FIRST_LINE: &str = "[firewall]\nmode = \"attach\"\nfamily = \"inet\
 /// sets and chains in place (it made none of its own).
 #[test]
 #[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
-fn issue_27_attach_mode_with_the_shipped_first_line_holds_a_scan_and_blocks_it_in_the_admins_set()
-{
+fn issue_27_attach_mode_with_the_shipped_first_line_holds_a_scan_and_blocks_it_in_the_admins_set() {
     require_root();
     let lab = NetnsPair::new();
     lab.load_ruleset(&support::netns::attach_ruleset(true));
     let dir = TempDir::new("daemon");
     let _web = lab.listen(&[8080], 120);
     let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
-    let listed = |set: &str| {
-        text(&lab.exec(
-            &lab.a,
-            &["nft", "-j", "list", "set", "inet", "filter", set],
-        ))
-    };
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
     assert!(
         wait_until(DEADLINE, || listed("listen").contains("8080")),
         "{}\n{}",
@@ -2950,14 +2945,13 @@ fn issue_27_attach_mode_with_the_first_line_refuses_to_start_without_the_snippet
     assert_eq!(failed.status.code(), Some(78), "{said}");
     assert_eq!(said.trim_end().lines().count(), 1, "{said}");
     assert!(
-        said.contains("set inet filter listen does not exist; include \
-                       /usr/share/scansentry/nft/first-line.nft in table inet filter"),
+        said.contains(
+            "set inet filter listen does not exist; include \
+                       /usr/share/scansentry/nft/first-line.nft in table inet filter"
+        ),
         "{said}"
     );
-    assert_eq!(
-        text(&lab.exec(&lab.a, &["nft", "list", "ruleset"])),
-        before
-    );
+    assert_eq!(text(&lab.exec(&lab.a, &["nft", "list", "ruleset"])), before);
 }
 
 /// Issue 27: a reload to `first-line = false` in attach mode leaves the administrator's chains
@@ -2972,12 +2966,8 @@ fn issue_27_a_reload_turns_the_attached_first_line_off_by_elements_and_on_again(
     lab.load_ruleset(&support::netns::attach_ruleset(true));
     let dir = TempDir::new("daemon");
     let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
-    let listed = |set: &str| {
-        text(&lab.exec(
-            &lab.a,
-            &["nft", "-j", "list", "set", "inet", "filter", set],
-        ))
-    };
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
     let everyone = "\"0.0.0.0\"";
     assert!(
         listed("allow4").contains(NetnsPair::A4) && !listed("allow4").contains(everyone),
@@ -3029,12 +3019,8 @@ fn issue_27_a_flushed_ruleset_gets_the_attached_first_lines_sets_filled_again() 
     let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
     let blocked = daemon.ctl(&["block", "203.0.113.9"]);
     assert!(blocked.status.success(), "{}", text(&blocked));
-    let listed = |set: &str| {
-        text(&lab.exec(
-            &lab.a,
-            &["nft", "-j", "list", "set", "inet", "filter", set],
-        ))
-    };
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
     let filled = || {
         listed("listen").contains("8080")
             && listed("allow4").contains(NetnsPair::A4)

@@ -769,9 +769,7 @@ fn issue_27_attach_mode_feeds_the_included_first_line_by_elements_only() {
             peers: Vec::new(),
             ephemeral: Some(32768..=60999),
         };
-        facts
-            .listening
-            .insert((scansentry::wire::Proto::Tcp, 22));
+        facts.listening.insert((scansentry::wire::Proto::Tcp, 22));
         fw.set_first_line_facts(&facts).unwrap();
         fw.spare(&[net("203.0.113.0/24")], Duration::from_secs(60))
             .unwrap();

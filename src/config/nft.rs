@@ -89,9 +89,7 @@ impl NftConfig {
     /// The kernel's first line, when on (own mode's, or the attached snippet's).
     pub fn first_line(&self) -> Option<FirstLine> {
         match self {
-            NftConfig::Own { first_line, .. } | NftConfig::Attach { first_line, .. } => {
-                *first_line
-            }
+            NftConfig::Own { first_line, .. } | NftConfig::Attach { first_line, .. } => *first_line,
         }
     }
 }

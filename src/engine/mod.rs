@@ -953,16 +953,17 @@ impl Engine {
                     ..
                 })
             );
-        if attached_left && !(self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere))
+        let lift_old = self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere);
+        if attached_left
+            && !lift_old
+            && let Err(e) = old.remove_first_line()
         {
-            if let Err(e) = old.remove_first_line() {
-                self.warn(format!(
-                    "could not take the kernel's first line out of service in the attached \
-                     table: {e}"
-                ));
-            }
+            self.warn(format!(
+                "could not take the kernel's first line out of service in the attached table: \
+                 {e}"
+            ));
         }
-        if self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere) {
+        if lift_old {
             if let Err(e) = lift_all(&mut *old, &due) {
                 self.warn(format!(
                     "could not lift the blocks of the firewall no longer in force: {e}"

@@ -211,7 +211,13 @@ fn id_of(name: &str) -> u32 {
 pub fn expected_sets() -> impl Iterator<Item = (&'static str, u32, u32, u32, bool)> {
     SETS.iter().map(|s| {
         let (key_type, key_len) = s.key.type_and_len();
-        (s.name, key_type, key_len, s.flags, s.timeout == Timeout::Hold)
+        (
+            s.name,
+            key_type,
+            key_len,
+            s.flags,
+            s.timeout == Timeout::Hold,
+        )
     })
 }
 

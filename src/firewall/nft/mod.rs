@@ -425,7 +425,12 @@ impl NftFirewall {
         for (name, key) in [(set4, KeyType::V4), (set6, KeyType::V6)] {
             let Some(name) = name else { continue };
             let described = self.config.describe_set(&name);
-            let found = self.read_set(&table, &name, &described, "declare it as nft/attach.nft shows")?;
+            let found = self.read_set(
+                &table,
+                &name,
+                &described,
+                "declare it as nft/attach.nft shows",
+            )?;
             check_set_shape(&found, key, &described)?;
             if !looked_up(&rules, &chains, table.as_str(), name.as_str()) {
                 return Err(FirewallError::Attach(format!(
@@ -456,10 +461,39 @@ impl NftFirewall {
             "include {FIRST_LINE_SNIPPET} in table inet {table}, as its first lines show \
              ([firewall] first-line = true)"
         );
+        self.check_first_line_sets(first_line, &include)?;
+        for name in [first_line::SCORE_FULL, first_line::HOLD_FULL] {
+            let name = own_name(name);
+            let request = sys::counter_request(self.config.family(), &table, &name, 1);
+            let described = format!("counter inet {table} {name}");
+            match self.netlink.query(&request, |_| {}) {
+                Ok(()) => {}
+                Err(NetlinkError::Refused {
+                    errno: Errno::ENOENT,
+                    ..
+                }) => {
+                    return Err(FirewallError::Attach(format!(
+                        "{described} does not exist; {include}"
+                    )));
+                }
+                Err(e) => return Err(failed(e, format!("read {described}"), described)),
+            }
+        }
+        check_first_line_rules(first_line, rules, chains, table.as_str(), &include)
+    }
+
+    /// [`Self::check_first_line`]'s sets: each there, with the snippet's type and flags, and
+    /// the hold sets with a timeout of first-line-hold.
+    fn check_first_line_sets(
+        &mut self,
+        first_line: FirstLine,
+        include: &str,
+    ) -> Result<(), FirewallError> {
+        let table = self.config.table();
         for (name, key_type, key_len, flags, holds) in first_line::expected_sets() {
             let name = own_name(name);
             let described = self.config.describe_set(&name);
-            let found = self.read_set(&table, &name, &described, &include)?;
+            let found = self.read_set(&table, &name, &described, include)?;
             let mask = SET_INTERVAL | SET_TIMEOUT | first_line::SET_EVAL;
             if found.get_u32(nftnl_sys::NFTNL_SET_KEY_TYPE) != Some(key_type)
                 || found.get_u32(nftnl_sys::NFTNL_SET_KEY_LEN) != Some(key_len)
@@ -483,65 +517,7 @@ impl NftFirewall {
                 )));
             }
         }
-        for name in [first_line::SCORE_FULL, first_line::HOLD_FULL] {
-            let name = own_name(name);
-            let request = sys::counter_request(self.config.family(), &table, &name, 1);
-            let described = format!("counter inet {table} {name}");
-            match self.netlink.query(&request, |_| {}) {
-                Ok(()) => {}
-                Err(NetlinkError::Refused {
-                    errno: Errno::ENOENT,
-                    ..
-                }) => {
-                    return Err(FirewallError::Attach(format!(
-                        "{described} does not exist; {include}"
-                    )));
-                }
-                Err(e) => return Err(failed(e, format!("read {described}"), described)),
-            }
-        }
-        for (i, name) in first_line::CHAINS.into_iter().enumerate() {
-            let found = chains
-                .iter()
-                .find(|c| c.table == table.as_str() && c.name == name);
-            let described = format!("chain inet {table} {name}");
-            match found {
-                None => {
-                    return Err(FirewallError::Attach(format!(
-                        "{described} does not exist; {include}"
-                    )));
-                }
-                Some(c) if (i == 0) != c.base => {
-                    return Err(FirewallError::Attach(format!(
-                        "{described} is not as in {FIRST_LINE_SNIPPET}; {include}"
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        if !looked_up(rules, chains, table.as_str(), "hold4") {
-            return Err(FirewallError::Attach(format!(
-                "chain inet {table} first_line has not the rules of {FIRST_LINE_SNIPPET}; \
-                 {include}"
-            )));
-        }
-        let groups: Vec<u16> = rules
-            .iter()
-            .filter(|r| r.table == table.as_str() && r.chain == "hold")
-            .flat_map(|r| r.log_groups.iter().copied())
-            .collect();
-        let wanted = first_line.log_group;
-        match groups.iter().find(|g| **g != wanted) {
-            _ if groups.is_empty() => Err(FirewallError::Attach(format!(
-                "chain inet {table} hold reports no hold (no log rule); {include}"
-            ))),
-            Some(other) => Err(FirewallError::Attach(format!(
-                "chain inet {table} hold logs to group {other}, but [firewall] \
-                 first-line-log-group is {wanted}: make them the same (the group of the log \
-                 rules in the included snippet)"
-            ))),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Attach mode's first line made ready: the never-block sets emptied and filled with the
@@ -1308,6 +1284,58 @@ impl KeyType {
     }
 }
 
+/// Attach mode's first line as the rule and chain dumps show it: the snippet's chains in
+/// `table`, the first a base chain looking up the hold sets, and the hold chain's log rules
+/// sending to first-line-log-group (`include` says how to mend it).
+fn check_first_line_rules(
+    first_line: FirstLine,
+    rules: &[sys::RuleInfo],
+    chains: &[sys::ChainInfo],
+    table: &str,
+    include: &str,
+) -> Result<(), FirewallError> {
+    for (i, name) in first_line::CHAINS.into_iter().enumerate() {
+        let found = chains.iter().find(|c| c.table == table && c.name == name);
+        let described = format!("chain inet {table} {name}");
+        match found {
+            None => {
+                return Err(FirewallError::Attach(format!(
+                    "{described} does not exist; {include}"
+                )));
+            }
+            Some(c) if (i == 0) != c.base => {
+                return Err(FirewallError::Attach(format!(
+                    "{described} is not as in {FIRST_LINE_SNIPPET}; {include}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if !looked_up(rules, chains, table, "hold4") {
+        return Err(FirewallError::Attach(format!(
+            "chain inet {table} first_line has not the rules of {FIRST_LINE_SNIPPET}; \
+             {include}"
+        )));
+    }
+    let groups: Vec<u16> = rules
+        .iter()
+        .filter(|r| r.table == table && r.chain == "hold")
+        .flat_map(|r| r.log_groups.iter().copied())
+        .collect();
+    let wanted = first_line.log_group;
+    match groups.iter().find(|g| **g != wanted) {
+        _ if groups.is_empty() => Err(FirewallError::Attach(format!(
+            "chain inet {table} hold reports no hold (no log rule); {include}"
+        ))),
+        Some(other) => Err(FirewallError::Attach(format!(
+            "chain inet {table} hold logs to group {other}, but [firewall] \
+             first-line-log-group is {wanted}: make them the same (the group of the log \
+             rules in the included snippet)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Whether `found` (`described`) has the type of `key` and `flags interval, timeout`.
 fn check_set_shape(found: &SetHandle, key: KeyType, described: &str) -> Result<(), FirewallError> {
     let (key_type, key_len, what) = key.describe();
@@ -1348,7 +1376,7 @@ fn looked_up(rules: &[sys::RuleInfo], chains: &[sys::ChainInfo], table: &str, na
 /// `ms` milliseconds as [`crate::text::human`] writes them, or in ms below a second or off
 /// the second.
 fn human_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         crate::text::human(Duration::from_millis(ms))
     } else {
         format!("{ms}ms")
@@ -1841,6 +1869,74 @@ mod tests {
         assert!(!looked_up(&[rule("helper")], &chains, "filter", "scanners"));
         assert!(!looked_up(&[rule("input")], &chains, "other", "scanners"));
         assert!(!looked_up(&[rule("input")], &chains, "filter", "others"));
+    }
+
+    /// Issue 27: attach mode's first line as the chain and rule dumps show it.
+    #[test]
+    fn an_attached_first_line_needs_its_chains_and_its_log_group() {
+        let chain = |name: &str, base| sys::ChainInfo {
+            table: "filter".into(),
+            name: name.into(),
+            base,
+        };
+        let rule = |chain: &str, lookups: &[&str], log_groups: &[u16]| sys::RuleInfo {
+            table: "filter".into(),
+            chain: chain.into(),
+            lookups: lookups.iter().map(|s| s.to_string()).collect(),
+            log_groups: log_groups.to_vec(),
+        };
+        let first = FirstLine {
+            hold: Duration::from_secs(5),
+            log_group: 2701,
+        };
+        let chains = [
+            chain("first_line", true),
+            chain("weigh", false),
+            chain("count", false),
+            chain("hold", false),
+        ];
+        let rules = [
+            rule("first_line", &["hold4"], &[]),
+            rule("hold", &[], &[2701]),
+            rule("hold", &[], &[2701]),
+        ];
+        let check = |chains: &[sys::ChainInfo], rules: &[sys::RuleInfo], first| {
+            check_first_line_rules(first, rules, chains, "filter", "include it")
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&chains, &rules, first), Ok(()));
+        assert_eq!(
+            check(&chains[..2], &rules, first),
+            Err("attach mode: chain inet filter count does not exist; include it".into())
+        );
+        let mut not_base = chains.clone();
+        not_base[0].base = false;
+        assert!(check(&not_base, &rules, first).is_err());
+        assert!(
+            check(&chains, &rules[1..], first)
+                .unwrap_err()
+                .contains("first_line has not the rules")
+        );
+        assert_eq!(
+            check(&chains, &rules[..1], first),
+            Err(
+                "attach mode: chain inet filter hold reports no hold (no log rule); include it"
+                    .into()
+            )
+        );
+        let seven = FirstLine {
+            log_group: 7,
+            ..first
+        };
+        assert_eq!(
+            check(&chains, &rules, seven),
+            Err(
+                "attach mode: chain inet filter hold logs to group 2701, but [firewall] \
+                 first-line-log-group is 7: make them the same (the group of the log rules in \
+                 the included snippet)"
+                    .into()
+            )
+        );
     }
 
     #[test]
