@@ -814,6 +814,24 @@ fn issue_27_attach_mode_feeds_the_included_first_line_by_elements_only() {
         allow4.contains("198.51.100.0") && !allow4.contains("0.0.0.0"),
         "{allow4}"
     );
+    // `sentryd --remove-blocks` (the package's removal): the blocks go, and the first line is
+    // taken out of service as at a reload, the administrator's table left as it was.
+    ns.run(|| {
+        let mut fw = NftFirewall::new(config.clone()).unwrap();
+        fw.apply(&[Action::Block {
+            net: net("203.0.113.7/32"),
+            ttl: Duration::from_secs(60),
+        }])
+        .unwrap();
+        assert_eq!(fw.remove_all().unwrap(), 1);
+        assert!(fw.list().unwrap().is_empty());
+    });
+    let allow4 = serde_json::to_string(&listed("allow4")).unwrap();
+    assert!(allow4.contains("0.0.0.0"), "{allow4}");
+    assert_eq!(
+        ns.nft_json(&["-t", "list", "table", "inet", "filter"]),
+        before
+    );
 }
 
 fn first_line_error(ruleset: &str, config: NftConfig) -> String {

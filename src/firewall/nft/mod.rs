@@ -1068,8 +1068,17 @@ impl Firewall for NftFirewall {
 
     fn remove_all(&mut self) -> Result<usize, FirewallError> {
         if !self.config.is_own() {
-            // Attach mode: the sets are the administrator's; only the blocks go.
-            return super::lift_every_block(self);
+            // Attach mode: the sets are the administrator's; only the blocks go, and the first
+            // line, if any, is taken out of service (no daemon will hear of its holds). Already
+            // gone from the table is fine.
+            let lifted = super::lift_every_block(self)?;
+            if self.has_first_line() {
+                match self.disarm_attached() {
+                    Ok(()) | Err(FirewallError::Missing { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(lifted);
         }
         // Own mode: the table goes, with its chain, its sets and every block in them.
         let blocks = match self.list() {
