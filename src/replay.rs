@@ -9,13 +9,13 @@
 //! Listening ports are inferred the same way, from SYN+ACKs and UDP answers sent by those
 //! addresses, so that a service in the capture is not mistaken for a trap.
 //!
-//! When the configuration has the kernel's first line (`[firewall] first-line`, own mode), the
-//! replay also runs its model ([`crate::first_line`]) over every frame, before the engine sees
-//! it (the kernel acts on a probe before the daemon has read it), and says each hold the
-//! kernel would have made, beside the daemon's decisions. The model is fed what the daemon
-//! would feed the kernel: the listening ports inferred, the tripwires, the never-block list as
-//! the allow sets, no protected peers (a capture shows no socket table), and the blocks the
-//! engine decides (the block chain drops those sources before the first line).
+//! When the configuration has the kernel's first line (`[firewall] first-line`, own or attach
+//! mode), the replay also runs its model ([`crate::first_line`]) over every frame, before the
+//! engine sees it (the kernel acts on a probe before the daemon has read it), and says each
+//! hold the kernel would have made, beside the daemon's decisions. The model is fed what the
+//! daemon would feed the kernel: the listening ports inferred, the tripwires, the never-block
+//! list as the allow sets, no protected peers (a capture shows no socket table), and the blocks
+//! the engine decides (the block chain drops those sources before the first line).
 
 use std::collections::BTreeSet;
 use std::io;
