@@ -3037,3 +3037,33 @@ fn issue_27_a_flushed_ruleset_gets_the_attached_first_lines_sets_filled_again() 
         daemon.out()
     );
 }
+
+/// Issue 27: a daemon started in a dry run neither feeds the attached first line nor hears its
+/// holds: it takes it out of service at its start (every address in its never-block sets), so
+/// that it holds no one.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn issue_27_a_dry_run_start_takes_the_attached_first_line_out_of_service() {
+    require_root();
+    let lab = NetnsPair::new();
+    lab.load_ruleset(&support::netns::attach_ruleset(true));
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!("[respond]\ndry-run = true\n{ATTACH_FIRST_LINE}"),
+    );
+    let allow4 = text(&lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "filter", "allow4"],
+    ));
+    assert!(allow4.contains("\"0.0.0.0\""), "{allow4}\n{}", daemon.out());
+    // Three closed privileged ports, which hold a source when the first line is in service
+    // (`issue_27_a_service_starting_on_a_probed_port_lifts_the_hold_within_a_second`).
+    lab.nmap(&["-sS", "--max-retries", "0", "-p", "900-902", NetnsPair::A4]);
+    let held = text(&lab.exec(
+        &lab.a,
+        &["nft", "-j", "list", "set", "inet", "filter", "hold4"],
+    ));
+    assert!(!held.contains(NetnsPair::B4), "{held}");
+}

@@ -1042,6 +1042,19 @@ fn open_firewall(
     config: &Config,
 ) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
     if config.respond.dry_run {
+        // Attach mode's first line is the administrator's rules, which a dry run neither feeds
+        // nor hears: taken out of service (by elements; none to take when the table lacks it),
+        // as a reload into a dry run does.
+        if let Backend::Nft(config::NftConfig::Attach {
+            first_line: Some(_),
+            ..
+        }) = &config.backend
+        {
+            match host.firewall(&config.backend)?.remove_first_line() {
+                Ok(()) | Err(FirewallError::Missing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         return Ok((Mode::DryRun, Box::new(DryRun)));
     }
     Ok((Mode::Enforcing, host.firewall(&config.backend)?))
