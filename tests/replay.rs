@@ -581,7 +581,7 @@ fn issue_27_a_tripwire_port_is_held_at_its_first_probe() {
     );
 }
 
-/// Without a first line (attach mode, the route backend, `first-line` off) a replay says
+/// Without a first line (the route backend, `first-line` off: attach mode's default) a replay says
 /// nothing of one.
 #[test]
 fn issue_27_without_a_first_line_a_replay_reports_no_hold() {

@@ -148,9 +148,9 @@ const FIREWALL: Section = Section {
         Key::new(&["priority"], Integer, "-10",
             "Own mode: the chain's priority (-1000 to 1000); lower runs earlier.")
             .shown("`-10` (`-300` on prerouting)"),
-        Key::new(&["first-line"], Bool, "true",
+        Key::unset(&["first-line"], Bool, "`true` (`false` in attach mode)",
             "The kernel's first line, a chain of the table (on input, after connection tracking and after own mode's block chain) that holds a source at packet speed once it has probed at least 3 distinct ports nothing listens on (6 unprivileged ones by SYN; one tripwire port, `[detect] tripwire-tcp`/`tripwire-udp`), before the daemon has seen a packet; the daemon then blocks it or lifts the hold. It skips the never-block list, protected peers, listening ports, RSTs, bare ACKs, UDP to the ephemeral ports and sources with no route back through their interface. `false`: only the daemon blocks. Attach mode (off by default there): include `/usr/share/scansentry/nft/first-line.nft` in your table, an `inet` one, first; sentryd refuses to start unless its sets, counters and chains are there, with `first-line-hold` and `first-line-log-group` as the file has them, and only changes its sets' elements. Needs nftables; off with `[detect] mode = \"listed\"` and `[capture] method = \"connect\"`, where it would count ports that are not traps.")
-            .shown("`true` (`false` in attach mode)"),
+            .examples(&["first-line = true"]),
         Key::new(&["first-line-hold"], Duration, r#""5s""#,
             "How long the first line holds a source unless the daemon blocks it or lifts the hold first (1 s to 60 s); the source's packets do not make it longer. Without a daemon, this is the most a hold costs a client. Attach mode: must be the `timeout` of `hold4` and `hold6` in the included snippet (sentryd checks at start)."),
         Key::new(&["first-line-log-group"], Integer, "2701",
