@@ -1044,13 +1044,15 @@ fn open_firewall(
     if config.respond.dry_run {
         // Attach mode's first line is the administrator's rules, which a dry run neither feeds
         // nor hears: taken out of service (by elements; none to take when the table lacks it),
-        // as a reload into a dry run does.
+        // as a reload into a dry run does. A host that gives no firewall (a replay) has no
+        // kernel to change.
         if let Backend::Nft(config::NftConfig::Attach {
             first_line: Some(_),
             ..
         }) = &config.backend
+            && let Ok(mut attached) = host.firewall(&config.backend)
         {
-            match host.firewall(&config.backend)?.remove_first_line() {
+            match attached.remove_first_line() {
                 Ok(()) | Err(FirewallError::Missing { .. }) => {}
                 Err(e) => return Err(e),
             }
