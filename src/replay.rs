@@ -9,13 +9,13 @@
 //! Listening ports are inferred the same way, from SYN+ACKs and UDP answers sent by those
 //! addresses, so that a service in the capture is not mistaken for a trap.
 //!
-//! When the configuration has the kernel's first line (`[firewall] first-line`, own mode), the
-//! replay also runs its model ([`crate::first_line`]) over every frame, before the engine sees
-//! it (the kernel acts on a probe before the daemon has read it), and says each hold the
-//! kernel would have made, beside the daemon's decisions. The model is fed what the daemon
-//! would feed the kernel: the listening ports inferred, the tripwires, the never-block list as
-//! the allow sets, no protected peers (a capture shows no socket table), and the blocks the
-//! engine decides (the block chain drops those sources before the first line).
+//! When the configuration has the kernel's first line (`[firewall] first-line`, own or attach
+//! mode), the replay also runs its model ([`crate::first_line`]) over every frame, before the
+//! engine sees it (the kernel acts on a probe before the daemon has read it), and says each
+//! hold the kernel would have made, beside the daemon's decisions. The model is fed what the
+//! daemon would feed the kernel: the listening ports inferred, the tripwires, the never-block
+//! list as the allow sets, no protected peers (a capture shows no socket table), and the blocks
+//! the engine decides (the block chain drops those sources before the first line).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -205,16 +205,19 @@ pub fn run(
     })
 }
 
-/// The kernel's first line of `config`, if it has one: own mode with `first-line` on.
+/// The kernel's first line of `config`, if it has one (`first-line` on, in own or attach
+/// mode), and the size of the block sets (attach mode's are the administrator's: the size
+/// own mode would give them).
 fn first_line_of(config: &Config) -> Option<(Duration, usize)> {
-    match &config.backend {
-        Backend::Nft(NftConfig::Own {
-            first_line: Some(line),
-            set_size,
-            ..
-        }) => Some((line.hold, usize::try_from(*set_size).unwrap_or(usize::MAX))),
-        _ => None,
-    }
+    let Backend::Nft(nft) = &config.backend else {
+        return None;
+    };
+    let line = nft.first_line()?;
+    let set_size = match nft {
+        NftConfig::Own { set_size, .. } => *set_size,
+        NftConfig::Attach { .. } => config::nft::set_size(config.respond.max_blocks),
+    };
+    Some((line.hold, usize::try_from(set_size).unwrap_or(usize::MAX)))
 }
 
 /// The facts the daemon would load into the first line's sets, as far as a capture shows

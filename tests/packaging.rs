@@ -75,6 +75,7 @@ fn the_deb_holds_the_binaries_configs_unit_man_pages_and_completions() {
         "./usr/share/fish/vendor_completions.d/sentryctl.fish",
         "./usr/share/scansentry/nft/scansentry.nft",
         "./usr/share/scansentry/nft/attach.nft",
+        "./usr/share/scansentry/nft/first-line.nft",
         "./usr/share/doc/scansentry/copyright",
         "./usr/share/doc/scansentry/README.md.gz",
         "./usr/share/doc/scansentry/README.Debian",
@@ -653,6 +654,22 @@ fn the_deb_installs_into_a_clean_debian_and_runs_from_the_installed_paths() {
         let listed = in_ns(&["nft", "list", "set", "inet", "filter", set]);
         assert!(listed.status.success(), "{set}: {}", text(&listed));
     }
+    // Issue 27: the first line's snippet, as installed, loads inside an administrator's inet
+    // table, as its comment says to include it.
+    let with_first_line = "/tmp/first-line-example.nft";
+    std::fs::write(
+        root.0.join(with_first_line.trim_start_matches('/')),
+        "table inet filter {\n\tinclude \"/usr/share/scansentry/nft/first-line.nft\"\n}\n",
+    )
+    .unwrap();
+    let loaded = in_ns(&["nft", "-f", with_first_line]);
+    assert!(
+        loaded.status.success(),
+        "nft -f {with_first_line}: {}",
+        text(&loaded)
+    );
+    let chain = in_ns(&["nft", "list", "chain", "inet", "filter", "first_line"]);
+    assert!(chain.status.success(), "{}", text(&chain));
 
     // Issue 16, 1: the first start of a fresh install, as the unit starts it: the installed
     // sentryd on the shipped configuration, enforcing. The administrator is logged in from a

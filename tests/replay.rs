@@ -352,8 +352,10 @@ fn a_truncated_capture_is_an_error_not_a_panic() {
 /// Issue 27: the configuration with the kernel's first line on (own mode), as the default
 /// will be.
 fn first_line_on(mut config: Config) -> Config {
-    if let config::Backend::Nft(config::nft::NftConfig::Own { first_line, .. }) =
-        &mut config.backend
+    if let config::Backend::Nft(
+        config::nft::NftConfig::Own { first_line, .. }
+        | config::nft::NftConfig::Attach { first_line, .. },
+    ) = &mut config.backend
     {
         *first_line = Some(config::nft::FirstLine {
             hold: Duration::from_secs(5),
@@ -361,6 +363,27 @@ fn first_line_on(mut config: Config) -> Config {
         });
     }
     config
+}
+
+/// Attach mode's first line is the shipped snippet, own mode's rules word for word: a replay
+/// models it as own mode's.
+#[test]
+fn issue_27_attach_modes_first_line_replays_as_own_modes() {
+    let capture = data("nmap_syn_top1000.pcap");
+    let (own, _, _) = replay_first_line(&capture, Config::default());
+    let mut config = Config::default();
+    let name = |n: &str| config::nft::NftName::new(n).unwrap();
+    config.backend = config::Backend::Nft(config::nft::NftConfig::Attach {
+        family: config::nft::Family::Inet,
+        table: name("filter"),
+        set4: Some(name("scansentry4")),
+        set6: Some(name("scansentry6")),
+        first_line: None,
+    });
+    let (attached, _, summary) = replay_first_line(&capture, config);
+    assert!(!own.is_empty());
+    assert_eq!(format!("{attached:?}"), format!("{own:?}"));
+    assert!(summary.first_line.is_some());
 }
 
 /// A replay with the first line on: the holds and detections it reported, in order, and its
@@ -581,7 +604,7 @@ fn issue_27_a_tripwire_port_is_held_at_its_first_probe() {
     );
 }
 
-/// Without a first line (attach mode, the route backend, `first-line` off) a replay says
+/// Without a first line (the route backend, `first-line` off: attach mode's default) a replay says
 /// nothing of one.
 #[test]
 fn issue_27_without_a_first_line_a_replay_reports_no_hold() {

@@ -1124,14 +1124,6 @@ impl Validator {
             }
             "attach" => {
                 self.misplaced(&own_only, "own");
-                if raw.first_line == Some(true) {
-                    self.problem(
-                        "[firewall] first-line = true: the kernel's first line needs own mode's \
-                         table (mode = \"own\")"
-                            .into(),
-                    );
-                }
-                self.first_line(raw);
                 self.attach_firewall(raw)
             }
             other => {
@@ -1235,6 +1227,19 @@ impl Validator {
                 set_size,
                 first_line: None,
             }),
+            Backend::Nft(NftConfig::Attach {
+                family,
+                table,
+                set4,
+                set6,
+                first_line: _,
+            }) => Backend::Nft(NftConfig::Attach {
+                family,
+                table,
+                set4,
+                set6,
+                first_line: None,
+            }),
             other => other,
         }
     }
@@ -1261,7 +1266,8 @@ impl Validator {
         }
     }
 
-    /// `[firewall] mode = "attach"`: family, table, set4 and set6.
+    /// `[firewall] mode = "attach"`: family, table, set4 and set6, and the first line (off
+    /// unless asked; an inet table only).
     fn attach_firewall(&mut self, raw: &raw::RawFirewall) -> NftConfig {
         let family = self.choice(
             "[firewall] family",
@@ -1303,11 +1309,22 @@ impl Validator {
         if family == Family::Ip && set6.is_some() {
             self.problem("[firewall] set6: an ip table holds no IPv6 set".into());
         }
+        // Off by default here: the administrator's firewall gets no rules they did not include.
+        let first_line = self.first_line(raw);
+        let first_line = raw.first_line.unwrap_or(false).then_some(first_line);
+        if first_line.is_some() && family != Family::Inet {
+            self.problem(format!(
+                "[firewall] first-line = true: the kernel's first line needs an inet table \
+                 (family = \"inet\", not {:?}): its rules look at IPv4 and IPv6 alike",
+                family.as_str()
+            ));
+        }
         NftConfig::Attach {
             family,
             table,
             set4,
             set6,
+            first_line,
         }
     }
 

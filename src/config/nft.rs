@@ -25,8 +25,10 @@ pub enum Family {
 }
 
 /// The kernel's first line, as `[firewall] first-line` configures it: rules in own mode's table
-/// that count, per source, probes of ports with no listener and hold a source that crosses the
-/// kernel's threshold in a short-lived set, before the daemon has seen a packet.
+/// (or, in attach mode, the administrator's inet table, from the shipped snippet
+/// `nft/first-line.nft`) that count, per source, probes of ports with no listener and hold a
+/// source that crosses the kernel's threshold in a short-lived set, before the daemon has seen
+/// a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FirstLine {
     /// How long a hold lasts unless the daemon lifts it or blocks the source first
@@ -64,6 +66,10 @@ pub enum NftConfig {
         set4: Option<NftName>,
         /// The IPv6 block set.
         set6: Option<NftName>,
+        /// The kernel's first line (`[firewall] first-line`), when on: the administrator
+        /// included `nft/first-line.nft` in the table (an inet one), and the daemon only adds
+        /// and removes its sets' elements.
+        first_line: Option<FirstLine>,
     },
 }
 
@@ -78,6 +84,13 @@ impl NftConfig {
             NftConfig::Attach { family, table, .. } => (*family, table.as_str().to_string()),
         };
         place(self) == place(other)
+    }
+
+    /// The kernel's first line, when on (own mode's, or the attached snippet's).
+    pub fn first_line(&self) -> Option<FirstLine> {
+        match self {
+            NftConfig::Own { first_line, .. } | NftConfig::Attach { first_line, .. } => *first_line,
+        }
     }
 }
 
@@ -177,6 +190,7 @@ mod tests {
             table: NftName::new(table).unwrap(),
             set4: Some(NftName::new(set4).unwrap()),
             set6: None,
+            first_line: None,
         };
         assert!(own(0).may_share_sets(&own(-300)));
         assert!(!own(0).may_share_sets(&attach(Family::Inet, "adm", "s4")));
@@ -184,5 +198,16 @@ mod tests {
         assert!(!own(0).may_share_sets(&attach(Family::Ip, "scansentry", "s4")));
         assert!(attach(Family::Ip, "t", "a").may_share_sets(&attach(Family::Ip, "t", "b")));
         assert!(!attach(Family::Ip, "t", "a").may_share_sets(&attach(Family::Ip, "u", "a")));
+        // The first line's sets are in the same table as the block sets: on or off, the place
+        // is the same.
+        let mut with_first_line = attach(Family::Inet, "filter", "s4");
+        if let NftConfig::Attach { first_line, .. } = &mut with_first_line {
+            *first_line = Some(FirstLine {
+                hold: std::time::Duration::from_secs(5),
+                log_group: 2701,
+            });
+        }
+        assert!(with_first_line.may_share_sets(&attach(Family::Inet, "filter", "s4")));
+        assert!(!with_first_line.may_share_sets(&own(-10)));
     }
 }

@@ -318,22 +318,8 @@ fn the_first_line_is_on_in_own_mode_and_refused_where_it_cannot_be() {
         problems("[firewall]\nfirst-line-hold = \"61s\"\n"),
         ["[firewall] first-line-hold = \"61s\": must be at most 1m"]
     );
-    // Attach mode and the route backend have no first line; asking for one is an error.
-    assert!(matches!(
-        check("[firewall]\nmode = \"attach\"\ntable = \"filter\"\nset4 = \"s\"\n")
-            .unwrap()
-            .backend,
-        crate::config::Backend::Nft(NftConfig::Attach { .. })
-    ));
-    assert_eq!(
-        problems(
-            "[firewall]\nmode = \"attach\"\ntable = \"filter\"\nset4 = \"s\"\nfirst-line = true\n"
-        ),
-        [
-            "[firewall] first-line = true: the kernel's first line needs own mode's table \
-             (mode = \"own\")"
-        ]
-    );
+    // The route backend has no first line; asking for one is an error. Attach mode's is off
+    // unless asked for (tested below).
     assert_eq!(
         problems("[firewall]\nbackend = \"route\"\nfirst-line = true\n"),
         [
@@ -379,6 +365,65 @@ fn the_first_line_is_off_with_listed_traps_and_in_connect_mode() {
     );
 }
 
+/// Issue 27: attach mode's first line (the shipped snippet in the administrator's inet table)
+/// is off unless asked for; on, it takes first-line-hold and first-line-log-group as own mode
+/// does; an ip or ip6 table cannot hold it.
+#[test]
+fn the_first_line_in_attach_mode_is_off_by_default_and_needs_an_inet_table() {
+    let attach = "[firewall]\nmode = \"attach\"\ntable = \"filter\"\nset4 = \"s\"\n";
+    let first_line = |text: &str| match check(text).unwrap().backend {
+        crate::config::Backend::Nft(NftConfig::Attach { first_line, .. }) => first_line,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first_line(attach), None);
+    assert_eq!(first_line(&format!("{attach}first-line = false\n")), None);
+    assert_eq!(
+        first_line(&format!("{attach}first-line = true\n")),
+        Some(FIRST_LINE)
+    );
+    assert_eq!(
+        first_line(&format!(
+            "{attach}first-line = true\nfirst-line-hold = \"10s\"\nfirst-line-log-group = 7\n"
+        )),
+        Some(crate::config::FirstLine {
+            hold: std::time::Duration::from_secs(10),
+            log_group: 7
+        })
+    );
+    assert_eq!(
+        problems(&format!("{attach}first-line-hold = \"0s\"\n")),
+        ["[firewall] first-line-hold = \"0s\": must be at least 1s"],
+        "checked even while off"
+    );
+    assert_eq!(
+        problems(
+            "[firewall]\nmode = \"attach\"\nfamily = \"ip\"\ntable = \"filter\"\nset4 = \"s\"\n\
+             first-line = true\n"
+        ),
+        [
+            "[firewall] first-line = true: the kernel's first line needs an inet table \
+             (family = \"inet\", not \"ip\"): its rules look at IPv4 and IPv6 alike"
+        ]
+    );
+    assert!(
+        check(
+            "[firewall]\nmode = \"attach\"\nfamily = \"ip6\"\ntable = \"filter\"\n\
+             set6 = \"s\"\nfirst-line = false\n"
+        )
+        .is_ok()
+    );
+    // Where the first line does not fit the traps, it does not in attach mode either.
+    let listed = "[detect]\nmode = \"listed\"\npreset = \"bare-bones\"\n";
+    assert_eq!(
+        problems(&format!("{listed}{attach}first-line = true\n")),
+        [
+            "[firewall] first-line = true: the kernel's first line counts every port nothing \
+             listens on, which does not fit [detect] mode = \"listed\" (only the listed ports \
+             are traps)"
+        ]
+    );
+}
+
 #[test]
 fn firewall_attach_mode_needs_a_table_and_a_set_and_refuses_own_keys() {
     let c = check(
@@ -391,7 +436,8 @@ fn firewall_attach_mode_needs_a_table_and_a_set_and_refuses_own_keys() {
             family: Family::Ip6,
             table: NftName::new("filter").unwrap(),
             set4: None,
-            set6: Some(NftName::new("scanners").unwrap())
+            set6: Some(NftName::new("scanners").unwrap()),
+            first_line: None,
         })
     );
     assert_eq!(

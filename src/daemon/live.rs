@@ -215,6 +215,10 @@ pub fn remove_blocks(config: &config::Config) -> ExitCode {
                 config::Backend::Nft(crate::firewall::nft::NftConfig::Own { .. }) => {
                     "table inet scansentry is gone"
                 }
+                config::Backend::Nft(nft) if nft.first_line().is_some() => {
+                    "lifted the blocks in the attach-mode sets and took the kernel's first line \
+                     out of service (every address in allow4/allow6)"
+                }
                 config::Backend::Nft(_) => "lifted the blocks in the attach-mode sets",
                 config::Backend::Route => "lifted the blackhole routes",
             };

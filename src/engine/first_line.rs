@@ -680,11 +680,8 @@ impl Engine {
     /// How long the kernel's holds last, as configured.
     fn hold_length(&self) -> Duration {
         match &self.config().backend {
-            Backend::Nft(config::NftConfig::Own {
-                first_line: Some(f),
-                ..
-            }) => f.hold,
-            _ => DEFAULT_HOLD,
+            Backend::Nft(nft) => nft.first_line().map_or(DEFAULT_HOLD, |f| f.hold),
+            Backend::Route => DEFAULT_HOLD,
         }
     }
 

@@ -942,7 +942,28 @@ impl Engine {
             (Backend::Route, Backend::Route) => false,
             _ => true,
         };
-        if self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere) {
+        // Attach mode's first line is the administrator's rules, which the new firewall of the
+        // same table, without a first line, leaves as they are: the old one takes it out of
+        // service, or it would hold sources no daemon hears of.
+        let attached_left = !self.firewall.has_first_line()
+            && matches!(
+                &self.config().backend,
+                Backend::Nft(config::NftConfig::Attach {
+                    first_line: Some(_),
+                    ..
+                })
+            );
+        let lift_old = self.mode == Mode::Enforcing && (mode == Mode::DryRun || elsewhere);
+        if attached_left
+            && !lift_old
+            && let Err(e) = old.remove_first_line()
+        {
+            self.warn(format!(
+                "could not take the kernel's first line out of service in the attached table: \
+                 {e}"
+            ));
+        }
+        if lift_old {
             if let Err(e) = lift_all(&mut *old, &due) {
                 self.warn(format!(
                     "could not lift the blocks of the firewall no longer in force: {e}"
@@ -1021,6 +1042,21 @@ fn open_firewall(
     config: &Config,
 ) -> Result<(Mode, Box<dyn Firewall>), FirewallError> {
     if config.respond.dry_run {
+        // Attach mode's first line is the administrator's rules, which a dry run neither feeds
+        // nor hears: taken out of service (by elements; none to take when the table lacks it),
+        // as a reload into a dry run does. A host that gives no firewall (a replay) has no
+        // kernel to change.
+        if let Backend::Nft(config::NftConfig::Attach {
+            first_line: Some(_),
+            ..
+        }) = &config.backend
+            && let Ok(mut attached) = host.firewall(&config.backend)
+        {
+            match attached.remove_first_line() {
+                Ok(()) | Err(FirewallError::Missing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         return Ok((Mode::DryRun, Box::new(DryRun)));
     }
     Ok((Mode::Enforcing, host.firewall(&config.backend)?))

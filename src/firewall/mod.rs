@@ -336,8 +336,8 @@ pub trait Firewall {
         lift_every_block(self)
     }
 
-    /// Whether this firewall keeps the kernel's first line (own mode with `first-line` on).
-    /// Without one, the first line's methods below do nothing.
+    /// Whether this firewall keeps the kernel's first line (`first-line` on: own mode's, or the
+    /// snippet attach mode feeds). Without one, the first line's methods below do nothing.
     fn has_first_line(&self) -> bool {
         false
     }

@@ -200,6 +200,19 @@ impl NetnsPair {
         });
     }
 
+    /// Loads `ruleset` into the victim's namespace with `nft -f`; panics when nft refuses.
+    pub fn load_ruleset(&self, ruleset: &str) {
+        let path = std::env::temp_dir().join(format!("{}.nft", self.a));
+        std::fs::write(&path, ruleset).unwrap();
+        let out = self.exec(&self.a, &["nft", "-f", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "nft -f: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs a command in namespace `ns` and waits for it.
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
         Command::new("ip")
@@ -641,4 +654,26 @@ pub fn enter_and_run<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
         .join()
         .expect("the namespace thread panicked")
     })
+}
+
+/// An administrator's ruleset for attach mode: the shipped sets (`nft/attach.nft`) and, when
+/// `first_line`, the shipped first line (`nft/first-line.nft`), both from this checkout, in
+/// `table inet filter`, with a block chain of theirs before the first line (priority filter -
+/// 10) that accepts the rest.
+pub fn attach_ruleset(first_line: bool) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let include = if first_line {
+        format!(
+            "\tinclude \"{}\"\n",
+            root.join("nft/first-line.nft").display()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "include \"{}\"\ntable inet filter {{\n{include}\tchain input {{\n\t\t\
+         type filter hook input priority filter - 10; policy accept;\n\t\t\
+         ip saddr @scansentry4 counter drop\n\t\tip6 saddr @scansentry6 counter drop\n\t}}\n}}\n",
+        root.join("nft/attach.nft").display()
+    )
 }

@@ -31,7 +31,7 @@ use crate::firewall::FirstLineFacts;
 use crate::wire::Proto;
 
 /// `NFT_SET_EVAL`: a set rules add to (`flags dynamic`).
-const SET_EVAL: u32 = 0x20;
+pub(super) const SET_EVAL: u32 = 0x20;
 /// nft's data type numbers for `inet_proto` and `inet_service`, and how a concatenation's type
 /// is made of its fields' (each shifted by 6 bits, the first field highest).
 const TYPE_INET_PROTO: u32 = 12;
@@ -205,6 +205,22 @@ fn own_sets() -> impl Iterator<Item = &'static FirstLineSet> {
 
 fn id_of(name: &str) -> u32 {
     SETS.iter().find(|s| s.name == name).map_or(0, |s| s.id)
+}
+
+/// What attach mode checks of each of the first line's sets in the administrator's table (the
+/// never-block sets included): `(name, key type, key length, flags, whether its timeout is
+/// first-line-hold)`.
+pub fn expected_sets() -> impl Iterator<Item = (&'static str, u32, u32, u32, bool)> {
+    SETS.iter().map(|s| {
+        let (key_type, key_len) = s.key.type_and_len();
+        (
+            s.name,
+            key_type,
+            key_len,
+            s.flags,
+            s.timeout == Timeout::Hold,
+        )
+    })
 }
 
 /// The creation messages' descriptions of the first line's sets, `hold` their hold sets'

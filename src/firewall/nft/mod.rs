@@ -26,7 +26,15 @@
 //!
 //! **Attach mode** leaves the ruleset to the administrator: it checks that the configured sets
 //! exist with the right type and flags, and that a rule in a base chain of their table looks
-//! each one up, then only adds and removes elements.
+//! each one up, then only adds and removes elements. With `first-line = true` the
+//! administrator has included the shipped snippet `nft/first-line.nft` (own mode's first line:
+//! the same sets, counters, chains and rules) in the table, an inet one; the daemon checks that
+//! its sets, counters and chains are there (the hold sets' timeout `first-line-hold`, the hold
+//! chain's log group `first-line-log-group`), fills the never-block sets `allow4`/`allow6` with
+//! the never-block list as own mode does (emptied and filled, never made anew: they are the
+//! administrator's), and then does all own mode does with the first line, by elements only. A
+//! reload that turns it off (or to another table, or into a dry run) puts `0.0.0.0/0` and
+//! `::/0` into the never-block sets and empties the hold sets: the rules stay, and hold no one.
 //!
 //! A block is an element with its own timeout and expiry, so the kernel forgets it by itself;
 //! in an interval set it is a start key and an end key one past the last address. Adding an
@@ -82,6 +90,9 @@ const BATCH_PAGE: u32 = 48 * 1024;
 
 /// The table of own mode.
 pub const OWN_TABLE: &str = "scansentry";
+
+/// Where the packages install the first line's snippet for attach mode (`nft/first-line.nft`).
+pub const FIRST_LINE_SNIPPET: &str = "/usr/share/scansentry/nft/first-line.nft";
 
 /// The family's number in netlink messages.
 impl Family {
@@ -393,7 +404,7 @@ impl NftFirewall {
             table,
             set4,
             set6,
-            ..
+            first_line,
         } = self.config.clone()
         else {
             return Ok(());
@@ -414,7 +425,12 @@ impl NftFirewall {
         for (name, key) in [(set4, KeyType::V4), (set6, KeyType::V6)] {
             let Some(name) = name else { continue };
             let described = self.config.describe_set(&name);
-            let found = self.read_set(&table, &name, &described)?;
+            let found = self.read_set(
+                &table,
+                &name,
+                &described,
+                "declare it as nft/attach.nft shows",
+            )?;
             check_set_shape(&found, key, &described)?;
             if !looked_up(&rules, &chains, table.as_str(), name.as_str()) {
                 return Err(FirewallError::Attach(format!(
@@ -424,15 +440,117 @@ impl NftFirewall {
                 )));
             }
         }
+        match first_line {
+            Some(first_line) => self.check_first_line(first_line, &rules, &chains),
+            None => Ok(()),
+        }
+    }
+
+    /// Attach mode's first line: each of the snippet's sets is in the table with its type and
+    /// flags (the hold sets' timeout first-line-hold), its counters and chains are (the base
+    /// chain a base chain, looking up the hold sets), and its hold chain logs to
+    /// first-line-log-group. The configuration allows it in an inet table only.
+    fn check_first_line(
+        &mut self,
+        first_line: FirstLine,
+        rules: &[sys::RuleInfo],
+        chains: &[sys::ChainInfo],
+    ) -> Result<(), FirewallError> {
+        let table = self.config.table();
+        let include = format!(
+            "include {FIRST_LINE_SNIPPET} in table inet {table}, as its first lines show \
+             ([firewall] first-line = true)"
+        );
+        self.check_first_line_sets(first_line, &include)?;
+        for name in [first_line::SCORE_FULL, first_line::HOLD_FULL] {
+            let name = own_name(name);
+            let request = sys::counter_request(self.config.family(), &table, &name, 1);
+            let described = format!("counter inet {table} {name}");
+            match self.netlink.query(&request, |_| {}) {
+                Ok(()) => {}
+                Err(NetlinkError::Refused {
+                    errno: Errno::ENOENT,
+                    ..
+                }) => {
+                    return Err(FirewallError::Attach(format!(
+                        "{described} does not exist; {include}"
+                    )));
+                }
+                Err(e) => return Err(failed(e, format!("read {described}"), described)),
+            }
+        }
+        check_first_line_rules(first_line, rules, chains, table.as_str(), &include)
+    }
+
+    /// [`Self::check_first_line`]'s sets: each there, with the snippet's type and flags, and
+    /// the hold sets with a timeout of first-line-hold.
+    fn check_first_line_sets(
+        &mut self,
+        first_line: FirstLine,
+        include: &str,
+    ) -> Result<(), FirewallError> {
+        let table = self.config.table();
+        for (name, key_type, key_len, flags, holds) in first_line::expected_sets() {
+            let name = own_name(name);
+            let described = self.config.describe_set(&name);
+            let found = self.read_set(&table, &name, &described, include)?;
+            let mask = SET_INTERVAL | SET_TIMEOUT | first_line::SET_EVAL;
+            if found.get_u32(nftnl_sys::NFTNL_SET_KEY_TYPE) != Some(key_type)
+                || found.get_u32(nftnl_sys::NFTNL_SET_KEY_LEN) != Some(key_len)
+                || found.get_u32(nftnl_sys::NFTNL_SET_FLAGS).unwrap_or(0) & mask != flags
+            {
+                return Err(FirewallError::Attach(format!(
+                    "{described} has another type or other flags than in {FIRST_LINE_SNIPPET}; \
+                     {include}, and keep sets of your own under other names"
+                )));
+            }
+            let hold_ms = u64::try_from(first_line.hold.as_millis()).unwrap_or(u64::MAX);
+            let timeout = found.get_u64(nftnl_sys::NFTNL_SET_TIMEOUT);
+            if holds && timeout != Some(hold_ms) {
+                let theirs = timeout.map_or("no timeout".to_string(), |ms| {
+                    format!("timeout {}", human_ms(ms))
+                });
+                return Err(FirewallError::Attach(format!(
+                    "{described} has {theirs}, but [firewall] first-line-hold is {}: make them \
+                     the same (the timeout of hold4 and hold6 in the included snippet)",
+                    crate::text::human(first_line.hold)
+                )));
+            }
+        }
         Ok(())
     }
 
-    /// The kernel's description of set `name` of `table` (`described`, for the errors).
+    /// Attach mode's first line made ready: the never-block sets emptied and filled with the
+    /// never-block list, and the fact sets with the facts last loaded, in one batch.
+    fn fill_attached(&mut self) -> Result<(), FirewallError> {
+        if !self.has_first_line() {
+            return Ok(());
+        }
+        let merged = merge_nets(&self.allow);
+        let mut w = Writer::new(&self.config);
+        for (name, v4) in [("allow4", true), ("allow6", false)] {
+            let entries: Vec<Entry> = merged
+                .iter()
+                .filter(|net| net.addr().is_ipv4() == v4)
+                .map(|net| Entry::of(*net, true, None))
+                .collect();
+            w.refill(name, &entries)?;
+        }
+        if let Some(facts) = &self.facts {
+            w.facts(facts)?;
+        }
+        let (batch, doing) = w.finish();
+        self.execute(&batch, &doing)
+    }
+
+    /// The kernel's description of set `name` of `table` (`described`, for the errors; `fix`
+    /// says what to do when it is missing).
     fn read_set(
         &mut self,
         table: &NftName,
         name: &NftName,
         described: &str,
+        fix: &str,
     ) -> Result<SetHandle, FirewallError> {
         let request = sys::request(&Request::Set(self.config.family(), table, name), 1);
         let mut found = SetHandle::empty();
@@ -446,7 +564,7 @@ impl NftFirewall {
                 ..
             }) => {
                 return Err(FirewallError::Attach(format!(
-                    "{described} does not exist; declare it as nft/attach.nft shows"
+                    "{described} does not exist; {fix}"
                 )));
             }
             Err(e) => {
@@ -518,11 +636,7 @@ fn element_batch(
     }
     // An unblocked address is let in: the first line's hold of it, if any, goes too (a hold
     // lasts a few seconds; nothing else would lift it before it ends).
-    if let NftConfig::Own {
-        first_line: Some(_),
-        ..
-    } = config
-    {
+    if config.first_line().is_some() {
         for (name, v6) in [("hold4", false), ("hold6", true)] {
             let lifted: Vec<Entry> = actions
                 .iter()
@@ -692,18 +806,28 @@ impl<'c> Writer<'c> {
 
     /// Empties each fact set and fills it with `facts`.
     fn facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
-        let family = self.config.family();
-        let table = self.config.table();
         for (name, entries) in first_line::fact_entries(facts) {
-            // A handle without elements: the message empties the set.
-            let all = SetHandle::new(family, &table, &own_name(name));
-            let msg = SetMsg::new(&all, SetMsgKind::DestroyElements)?;
-            self.add(&msg, MsgType::Del, format!("empty set {name}"), Some(name));
-            for fill in self.config.pack(&own_name(name), &entries) {
-                let msg = SetMsg::new(&fill, SetMsgKind::AddElements)?;
-                self.add(&msg, MsgType::Add, format!("fill set {name}"), Some(name));
-            }
+            self.refill(name, &entries)?;
         }
+        Ok(())
+    }
+
+    /// Empties set `name` of the first line and fills it with `entries`.
+    fn refill(&mut self, name: &str, entries: &[Entry]) -> Result<(), FirewallError> {
+        self.empty(name)?;
+        for fill in self.config.pack(&own_name(name), entries) {
+            let msg = SetMsg::new(&fill, SetMsgKind::AddElements)?;
+            self.add(&msg, MsgType::Add, format!("fill set {name}"), Some(name));
+        }
+        Ok(())
+    }
+
+    /// Empties set `name` of the first line.
+    fn empty(&mut self, name: &str) -> Result<(), FirewallError> {
+        // A handle without elements: the message empties the set.
+        let all = SetHandle::new(self.config.family(), &self.config.table(), &own_name(name));
+        let msg = SetMsg::new(&all, SetMsgKind::DestroyElements)?;
+        self.add(&msg, MsgType::Del, format!("empty set {name}"), Some(name));
         Ok(())
     }
 
@@ -878,12 +1002,9 @@ impl Firewall for NftFirewall {
     }
 
     fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
-        match &self.config {
-            NftConfig::Own {
-                first_line: Some(first_line),
-                ..
-            } => Ok(self.holds.start(first_line.log_group, held)?),
-            _ => Ok(()),
+        match self.config.first_line() {
+            Some(first_line) => Ok(self.holds.start(first_line.log_group, held)?),
+            None => Ok(()),
         }
     }
 
@@ -907,11 +1028,21 @@ impl Firewall for NftFirewall {
                 set_size,
                 first_line,
             }),
-            NftConfig::Attach { .. } => self.check_attached(),
+            NftConfig::Attach { .. } => {
+                self.check_attached()?;
+                self.fill_attached()
+            }
         }
     }
 
     fn remove_first_line(&mut self) -> Result<(), FirewallError> {
+        if let NftConfig::Attach {
+            first_line: Some(_),
+            ..
+        } = &self.config
+        {
+            return self.disarm_attached();
+        }
         let NftConfig::Own {
             first_line: first_line @ Some(_),
             ..
@@ -937,8 +1068,17 @@ impl Firewall for NftFirewall {
 
     fn remove_all(&mut self) -> Result<usize, FirewallError> {
         if !self.config.is_own() {
-            // Attach mode: the sets are the administrator's; only the blocks go.
-            return super::lift_every_block(self);
+            // Attach mode: the sets are the administrator's; only the blocks go, and the first
+            // line, if any, is taken out of service (no daemon will hear of its holds). Already
+            // gone from the table is fine.
+            let lifted = super::lift_every_block(self)?;
+            if self.has_first_line() {
+                match self.disarm_attached() {
+                    Ok(()) | Err(FirewallError::Missing { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(lifted);
         }
         // Own mode: the table goes, with its chain, its sets and every block in them.
         let blocks = match self.list() {
@@ -989,13 +1129,7 @@ impl Firewall for NftFirewall {
     }
 
     fn has_first_line(&self) -> bool {
-        matches!(
-            self.config,
-            NftConfig::Own {
-                first_line: Some(_),
-                ..
-            }
-        )
+        self.config.first_line().is_some()
     }
 
     fn set_first_line_facts(&mut self, facts: &FirstLineFacts) -> Result<(), FirewallError> {
@@ -1075,6 +1209,26 @@ impl Firewall for NftFirewall {
 }
 
 impl NftFirewall {
+    /// Attach mode's first line taken out of service without touching the administrator's
+    /// chains or sets: every address into the never-block sets (the base chain accepts them
+    /// before it counts or holds), the hold sets emptied, in one batch; the reader stopped.
+    /// The next start with it on fills the never-block sets with the list again.
+    fn disarm_attached(&mut self) -> Result<(), FirewallError> {
+        let all = |net: &str| Entry::of(net.parse().expect("a network"), true, None);
+        let mut w = Writer::new(&self.config);
+        w.refill("allow4", &[all("0.0.0.0/0")])?;
+        w.refill("allow6", &[all("::/0")])?;
+        w.empty("hold4")?;
+        w.empty("hold6")?;
+        let (batch, doing) = w.finish();
+        self.execute(&batch, &doing)?;
+        if let NftConfig::Attach { first_line, .. } = &mut self.config {
+            *first_line = None;
+        }
+        self.holds.retire();
+        Ok(())
+    }
+
     /// Carries out `changes` to the first line's sets in one batch; nothing without a first
     /// line, or when there is nothing to change.
     fn first_line_elements(
@@ -1139,6 +1293,58 @@ impl KeyType {
     }
 }
 
+/// Attach mode's first line as the rule and chain dumps show it: the snippet's chains in
+/// `table`, the first a base chain looking up the hold sets, and the hold chain's log rules
+/// sending to first-line-log-group (`include` says how to mend it).
+fn check_first_line_rules(
+    first_line: FirstLine,
+    rules: &[sys::RuleInfo],
+    chains: &[sys::ChainInfo],
+    table: &str,
+    include: &str,
+) -> Result<(), FirewallError> {
+    for (i, name) in first_line::CHAINS.into_iter().enumerate() {
+        let found = chains.iter().find(|c| c.table == table && c.name == name);
+        let described = format!("chain inet {table} {name}");
+        match found {
+            None => {
+                return Err(FirewallError::Attach(format!(
+                    "{described} does not exist; {include}"
+                )));
+            }
+            Some(c) if (i == 0) != c.base => {
+                return Err(FirewallError::Attach(format!(
+                    "{described} is not as in {FIRST_LINE_SNIPPET}; {include}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if !looked_up(rules, chains, table, "hold4") {
+        return Err(FirewallError::Attach(format!(
+            "chain inet {table} first_line has not the rules of {FIRST_LINE_SNIPPET}; \
+             {include}"
+        )));
+    }
+    let groups: Vec<u16> = rules
+        .iter()
+        .filter(|r| r.table == table && r.chain == "hold")
+        .flat_map(|r| r.log_groups.iter().copied())
+        .collect();
+    let wanted = first_line.log_group;
+    match groups.iter().find(|g| **g != wanted) {
+        _ if groups.is_empty() => Err(FirewallError::Attach(format!(
+            "chain inet {table} hold reports no hold (no log rule); {include}"
+        ))),
+        Some(other) => Err(FirewallError::Attach(format!(
+            "chain inet {table} hold logs to group {other}, but [firewall] \
+             first-line-log-group is {wanted}: make them the same (the group of the log \
+             rules in the included snippet)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Whether `found` (`described`) has the type of `key` and `flags interval, timeout`.
 fn check_set_shape(found: &SetHandle, key: KeyType, described: &str) -> Result<(), FirewallError> {
     let (key_type, key_len, what) = key.describe();
@@ -1174,6 +1380,16 @@ fn looked_up(rules: &[sys::RuleInfo], chains: &[sys::ChainInfo], table: &str, na
                 .iter()
                 .any(|c| c.table == table && c.name == r.chain && c.base)
     })
+}
+
+/// `ms` milliseconds as [`crate::text::human`] writes them, or in ms below a second or off
+/// the second.
+fn human_ms(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        crate::text::human(Duration::from_millis(ms))
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 /// A netlink exchange that failed while `doing`, which concerns `what` (a set or the table).
@@ -1609,6 +1825,26 @@ mod tests {
         }];
         let (_, doing) = element_batch(&on, &block).unwrap().unwrap();
         assert_eq!(doing.len(), 1, "a block lifts no hold: {doing:?}");
+        // Attach mode's first line: the hold sets of the administrator's table.
+        let attached = NftConfig::Attach {
+            family: Family::Inet,
+            table: NftName::new("filter").unwrap(),
+            set4: Some(NftName::new("s4").unwrap()),
+            set6: None,
+            first_line: Some(FirstLine {
+                hold: Duration::from_secs(5),
+                log_group: 2701,
+            }),
+        };
+        let (_, doing) = element_batch(&attached, &actions[..1]).unwrap().unwrap();
+        let about: Vec<&str> = doing.iter().map(|(what, _)| what.as_str()).collect();
+        assert_eq!(
+            about,
+            [
+                "remove elements from set inet filter s4",
+                "remove elements from set inet filter hold4",
+            ]
+        );
     }
 
     #[test]
@@ -1636,12 +1872,81 @@ mod tests {
             table: "filter".into(),
             chain: chain.into(),
             lookups: vec!["scanners".into()],
+            log_groups: Vec::new(),
         };
         let chains = [chain("input", true), chain("helper", false)];
         assert!(looked_up(&[rule("input")], &chains, "filter", "scanners"));
         assert!(!looked_up(&[rule("helper")], &chains, "filter", "scanners"));
         assert!(!looked_up(&[rule("input")], &chains, "other", "scanners"));
         assert!(!looked_up(&[rule("input")], &chains, "filter", "others"));
+    }
+
+    /// Issue 27: attach mode's first line as the chain and rule dumps show it.
+    #[test]
+    fn an_attached_first_line_needs_its_chains_and_its_log_group() {
+        let chain = |name: &str, base| sys::ChainInfo {
+            table: "filter".into(),
+            name: name.into(),
+            base,
+        };
+        let rule = |chain: &str, lookups: &[&str], log_groups: &[u16]| sys::RuleInfo {
+            table: "filter".into(),
+            chain: chain.into(),
+            lookups: lookups.iter().map(|s| s.to_string()).collect(),
+            log_groups: log_groups.to_vec(),
+        };
+        let first = FirstLine {
+            hold: Duration::from_secs(5),
+            log_group: 2701,
+        };
+        let chains = [
+            chain("first_line", true),
+            chain("weigh", false),
+            chain("count", false),
+            chain("hold", false),
+        ];
+        let rules = [
+            rule("first_line", &["hold4"], &[]),
+            rule("hold", &[], &[2701]),
+            rule("hold", &[], &[2701]),
+        ];
+        let check = |chains: &[sys::ChainInfo], rules: &[sys::RuleInfo], first| {
+            check_first_line_rules(first, rules, chains, "filter", "include it")
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&chains, &rules, first), Ok(()));
+        assert_eq!(
+            check(&chains[..2], &rules, first),
+            Err("attach mode: chain inet filter count does not exist; include it".into())
+        );
+        let mut not_base = chains.clone();
+        not_base[0].base = false;
+        assert!(check(&not_base, &rules, first).is_err());
+        assert!(
+            check(&chains, &rules[1..], first)
+                .unwrap_err()
+                .contains("first_line has not the rules")
+        );
+        assert_eq!(
+            check(&chains, &rules[..1], first),
+            Err(
+                "attach mode: chain inet filter hold reports no hold (no log rule); include it"
+                    .into()
+            )
+        );
+        let seven = FirstLine {
+            log_group: 7,
+            ..first
+        };
+        assert_eq!(
+            check(&chains, &rules, seven),
+            Err(
+                "attach mode: chain inet filter hold logs to group 2701, but [firewall] \
+                 first-line-log-group is 7: make them the same (the group of the log rules in \
+                 the included snippet)"
+                    .into()
+            )
+        );
     }
 
     #[test]

@@ -164,6 +164,15 @@ impl SetHandle {
         }
     }
 
+    /// A `u64` attribute (a set's default timeout, in ms), if the kernel (or we) set it.
+    pub fn get_u64(&self, attr: u32) -> Option<u64> {
+        // SAFETY: valid owned set; is_set/get_u64 only read it.
+        unsafe {
+            sys::nftnl_set_is_set(self.0.as_ptr(), attr as u16)
+                .then(|| sys::nftnl_set_get_u64(self.0.as_ptr(), attr as u16))
+        }
+    }
+
     /// Adds an element: its key; `flags` (e.g. `NFT_SET_ELEM_INTERVAL_END`); its own timeout
     /// and expiry. A zero timeout is never sent: the kernel reads it as "permanent".
     ///
@@ -452,6 +461,8 @@ pub struct RuleInfo {
     pub chain: String,
     /// Names of the sets its `lookup` expressions use.
     pub lookups: Vec<String>,
+    /// The nfnetlink_log groups its `log` expressions send to.
+    pub log_groups: Vec<u16>,
 }
 
 /// Parses a NEWRULE message (part of a GETRULE dump).
@@ -469,17 +480,26 @@ pub fn parse_rule(msg: &[u8]) -> Option<RuleInfo> {
                 let table = cstr(sys::nftnl_rule_get_str(rule, sys::NFTNL_RULE_TABLE as u16));
                 let chain = cstr(sys::nftnl_rule_get_str(rule, sys::NFTNL_RULE_CHAIN as u16));
                 let mut lookups = Vec::new();
+                let mut log_groups = Vec::new();
                 let iter = sys::nftnl_expr_iter_create(rule);
                 if !iter.is_null() {
                     let mut e = sys::nftnl_expr_iter_next(iter);
                     while !e.is_null() {
-                        if cstr(sys::nftnl_expr_get_str(e, sys::NFTNL_EXPR_NAME as u16)).as_deref()
-                            == Some("lookup")
-                        {
-                            lookups.extend(cstr(sys::nftnl_expr_get_str(
+                        let name = cstr(sys::nftnl_expr_get_str(e, sys::NFTNL_EXPR_NAME as u16));
+                        match name.as_deref() {
+                            Some("lookup") => lookups.extend(cstr(sys::nftnl_expr_get_str(
                                 e,
                                 sys::NFTNL_EXPR_LOOKUP_SET as u16,
-                            )));
+                            ))),
+                            Some("log")
+                                if sys::nftnl_expr_is_set(e, sys::NFTNL_EXPR_LOG_GROUP as u16) =>
+                            {
+                                log_groups.push(sys::nftnl_expr_get_u16(
+                                    e,
+                                    sys::NFTNL_EXPR_LOG_GROUP as u16,
+                                ));
+                            }
+                            _ => {}
                         }
                         e = sys::nftnl_expr_iter_next(iter);
                     }
@@ -489,6 +509,7 @@ pub fn parse_rule(msg: &[u8]) -> Option<RuleInfo> {
                     table,
                     chain,
                     lookups,
+                    log_groups,
                 })
             } else {
                 None
