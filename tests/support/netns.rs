@@ -173,31 +173,54 @@ impl NetnsPair {
     /// As [`NetnsPair::inject`], `chunk` frames at a time with a `pause` after each chunk (a
     /// flood at a rate, roughly; the interface is opened once).
     pub fn inject_paced(&self, frames: &[Vec<u8>], chunk: usize, pause: Duration) {
-        let mac = |ns: &str, dev: &str| -> Vec<u8> {
+        let chunk = chunk.max(1);
+        self.inject_each(frames.len(), |i| {
+            if i > 0 && i % chunk == 0 && !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+            frames[i].clone()
+        });
+    }
+
+    /// As [`NetnsPair::inject`], `count` frames made one at a time by `frame(i)` as they are
+    /// sent (a flood of a million needs no million frames in memory).
+    pub fn inject_each(&self, count: usize, mut frame: impl FnMut(usize) -> Vec<u8> + Send) {
+        let (to, from) = self.macs();
+        enter_and_run(&self.b, || {
+            let mut out = self.scanner_interface();
+            for i in 0..count {
+                let mut f = frame(i);
+                f[..6].copy_from_slice(&to);
+                f[6..12].copy_from_slice(&from);
+                out.sendpacket(f).expect("send a frame");
+            }
+        });
+    }
+
+    /// The MAC addresses of the victim's and the scanner's ends of the veth pair.
+    pub fn macs(&self) -> ([u8; 6], [u8; 6]) {
+        let mac = |ns: &str, dev: &str| -> [u8; 6] {
             let out = self.exec(ns, &["cat", &format!("/sys/class/net/{dev}/address")]);
-            String::from_utf8_lossy(&out.stdout)
+            let bytes: Vec<u8> = String::from_utf8_lossy(&out.stdout)
                 .trim()
                 .split(':')
                 .map(|b| u8::from_str_radix(b, 16).expect("a MAC address"))
-                .collect()
+                .collect();
+            bytes.try_into().expect("six bytes")
         };
-        let (to, from) = (mac(&self.a, &self.veth_a()), mac(&self.b, &self.veth_b));
-        enter_and_run(&self.b, || {
-            let mut out = pcap::Capture::from_device(self.veth_b.as_str())
-                .and_then(pcap::Capture::open)
-                .expect("open the scanner's interface");
-            for frames in frames.chunks(chunk.max(1)) {
-                for f in frames {
-                    let mut f = f.clone();
-                    f[..6].copy_from_slice(&to);
-                    f[6..12].copy_from_slice(&from);
-                    out.sendpacket(f).expect("send a frame");
-                }
-                if !pause.is_zero() {
-                    std::thread::sleep(pause);
-                }
-            }
-        });
+        (mac(&self.a, &self.veth_a()), mac(&self.b, &self.veth_b))
+    }
+
+    /// The scanner's end of the veth pair opened with libpcap for sending, from a thread that
+    /// is in the scanner's namespace ([`enter_and_run`]). It receives nothing: the victim's
+    /// answers would only fill its buffer.
+    pub fn scanner_interface(&self) -> pcap::Capture<pcap::Active> {
+        let mut out = pcap::Capture::from_device(self.veth_b.as_str())
+            .and_then(pcap::Capture::open)
+            .expect("open the scanner's interface");
+        out.filter("ether proto 0x88b5", true)
+            .expect("a filter that matches nothing here");
+        out
     }
 
     /// Loads `ruleset` into the victim's namespace with `nft -f`; panics when nft refuses.
