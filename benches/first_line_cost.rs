@@ -151,6 +151,7 @@ fn facts() -> FirstLineFacts {
     FirstLineFacts {
         listening,
         tripwires: BTreeSet::new(),
+        scanners_first: scansentry::first_line::scanners_first(),
         peers: Vec::new(),
         ephemeral: Some(32768..=60999),
     }
