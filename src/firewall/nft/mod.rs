@@ -1326,6 +1326,24 @@ fn check_first_line_rules(
              {include}"
         )));
     }
+    // The daemon empties and fills the snippet's sets, and takes the line out of service by
+    // putting every address into allow4/allow6: a rule of the administrator's that looks one
+    // up (a set of theirs by the same name, merged by the include) would accept every address.
+    let shared = rules.iter().find_map(|r| {
+        let theirs = r.table == table && !first_line::CHAINS.contains(&r.chain.as_str());
+        let set = r
+            .lookups
+            .iter()
+            .find(|l| first_line::expected_sets().any(|(name, ..)| name == l.as_str()))?;
+        theirs.then(|| (r.chain.as_str(), set.as_str()))
+    });
+    if let Some((chain, set)) = shared {
+        return Err(FirewallError::Attach(format!(
+            "chain inet {table} {chain} looks up set {set}, which is the first line's (the \
+             daemon fills and empties it, and puts every address into allow4/allow6 when it \
+             takes the line out of service): give your set another name"
+        )));
+    }
     let groups: Vec<u16> = rules
         .iter()
         .filter(|r| r.table == table && r.chain == "hold")
@@ -1947,6 +1965,70 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    /// Red team of issue 27 (attach mode): a set of the administrator's own by a snippet name
+    /// (`allow4`, declared as the snippet does, so that the include merges the two) looked up
+    /// by a rule of theirs. The daemon empties it and fills it with the never-block list, and
+    /// takes the first line out of service by putting 0.0.0.0/0 into it: their `ip saddr
+    /// @allow4 accept` would then accept every address. Refused at start, naming the rule's
+    /// chain and the set.
+    #[test]
+    fn red_a_snippet_set_looked_up_by_a_rule_of_the_administrators_is_refused() {
+        let chain = |name: &str, base| sys::ChainInfo {
+            table: "filter".into(),
+            name: name.into(),
+            base,
+        };
+        let rule = |chain: &str, lookups: &[&str], log_groups: &[u16]| sys::RuleInfo {
+            table: "filter".into(),
+            chain: chain.into(),
+            lookups: lookups.iter().map(|s| s.to_string()).collect(),
+            log_groups: log_groups.to_vec(),
+        };
+        let first = FirstLine {
+            hold: Duration::from_secs(5),
+            log_group: 2701,
+        };
+        let chains = [
+            chain("first_line", true),
+            chain("weigh", false),
+            chain("count", false),
+            chain("hold", false),
+            chain("input", true),
+            chain("trusted", false),
+        ];
+        let mut rules = vec![
+            rule("first_line", &["allow4", "allow6", "hold4", "listen"], &[]),
+            rule("weigh", &["scanners_first"], &[]),
+            rule("count", &["score4"], &[]),
+            rule("hold", &[], &[2701]),
+            // The administrator's own rules: their block sets, and a set of their own.
+            rule("input", &["scansentry4", "scansentry6", "admins"], &[]),
+        ];
+        let check = |rules: &[sys::RuleInfo]| {
+            check_first_line_rules(first, rules, &chains, "filter", "include it")
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&rules), Ok(()));
+        for (chain, set) in [
+            ("input", "allow4"),
+            ("trusted", "allow6"),
+            ("input", "listen"),
+        ] {
+            rules.push(rule(chain, &[set], &[]));
+            let refused = check(&rules).unwrap_err();
+            assert!(
+                refused.contains(&format!("chain inet filter {chain} looks up set {set}")),
+                "{refused}"
+            );
+            rules.pop();
+        }
+        // The same names in another table are none of the snippet's.
+        let mut elsewhere = rule("input", &["allow4"], &[]);
+        elsewhere.table = "other".into();
+        rules.push(elsewhere);
+        assert_eq!(check(&rules), Ok(()));
     }
 
     #[test]
