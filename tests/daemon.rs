@@ -3067,3 +3067,45 @@ fn issue_27_a_dry_run_start_takes_the_attached_first_line_out_of_service() {
     ));
     assert!(!held.contains(NetnsPair::B4), "{held}");
 }
+
+/// Red team of issue 27: a second sentryd started on a running one's configuration with
+/// `dry-run = true` (an administrator trying a change in the foreground) took the attached
+/// first line out of service (every address into allow4/allow6) before it found the control
+/// socket taken and gave up, while the running daemon went on saying its first line was on.
+/// The second start now stops at the socket, before it touches the kernel.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn red_issue_27_a_second_sentryd_in_a_dry_run_leaves_the_running_ones_first_line_in_service() {
+    require_root();
+    let lab = NetnsPair::new();
+    lab.load_ruleset(&support::netns::attach_ruleset(true));
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
+    assert!(
+        wait_until(DEADLINE, || listed("allow4").contains(NetnsPair::A4)),
+        "{}\n{}",
+        listed("allow4"),
+        daemon.out()
+    );
+    let running = std::fs::read_to_string(dir.0.join("scansentry.toml")).unwrap();
+    let trial = dir.0.join("trial.toml");
+    std::fs::write(&trial, format!("{running}\n[respond]\ndry-run = true\n")).unwrap();
+    let sentryd = env!("CARGO_BIN_EXE_sentryd");
+    let second = lab.exec(
+        &lab.a,
+        &["timeout", "20", sentryd, "-c", trial.to_str().unwrap()],
+    );
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(said.contains("another sentryd"), "{said}");
+    let allow4 = listed("allow4");
+    assert!(
+        allow4.contains(NetnsPair::A4) && !allow4.contains("\"0.0.0.0\""),
+        "the running daemon's first line taken out of service: {allow4}"
+    );
+    assert!(!listed("allow6").contains("\"::\""), "{}", listed("allow6"));
+    let status = daemon.json(&["status"]);
+    assert!(status["first_line"].is_object(), "{status}");
+}
