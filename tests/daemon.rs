@@ -3109,3 +3109,46 @@ fn red_issue_27_a_second_sentryd_in_a_dry_run_leaves_the_running_ones_first_line
     let status = daemon.json(&["status"]);
     assert!(status["first_line"].is_object(), "{status}");
 }
+
+/// Red team of issue 27: another program (a second sentryd started in a dry run on its own
+/// socket, or an administrator's `nft flush set`) empties the attached first line's never-block
+/// or fact sets: the running daemon hears of the deleted elements and fills them again, so
+/// that its first line does not stay out of service, or count every port, while it says it is
+/// on.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn red_issue_27_the_attached_first_lines_sets_emptied_by_another_are_filled_again() {
+    require_root();
+    let lab = NetnsPair::new();
+    lab.load_ruleset(&support::netns::attach_ruleset(true));
+    let dir = TempDir::new("daemon");
+    let _web = lab.listen(&[8080], 120);
+    let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
+    let fed = || {
+        let allow4 = listed("allow4");
+        allow4.contains(NetnsPair::A4)
+            && !allow4.contains("\"0.0.0.0\"")
+            && !listed("allow6").contains("\"::\"")
+            && listed("listen").contains("8080")
+    };
+    assert!(wait_until(DEADLINE, fed), "{}", daemon.out());
+    // What a dry run's start does to the attached first line, by another socket than the
+    // daemon's; then the listening ports flushed by hand.
+    for commands in [
+        "flush set inet filter allow4; add element inet filter allow4 { 0.0.0.0/0 }; \
+         flush set inet filter allow6; add element inet filter allow6 { ::/0 }",
+        "flush set inet filter listen",
+    ] {
+        let out = lab.exec(&lab.a, &["nft", commands]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            wait_until(DEADLINE, fed),
+            "not filled again after {commands}: {}\n{}\n{}",
+            listed("allow4"),
+            listed("listen"),
+            daemon.out()
+        );
+    }
+}

@@ -91,6 +91,19 @@ const BATCH_PAGE: u32 = 48 * 1024;
 /// The table of own mode.
 pub const OWN_TABLE: &str = "scansentry";
 
+/// The first line's sets the daemon fills whole (the never-block and fact sets): elements
+/// another program deletes from one are put back by a restore.
+const FILLED_SETS: [&str; 8] = [
+    "allow4",
+    "allow6",
+    "listen",
+    "tripwire",
+    "scanners_first",
+    "peers4",
+    "peers6",
+    "udp_replies",
+];
+
 /// Where the packages install the first line's snippet for attach mode (`nft/first-line.nft`).
 pub const FIRST_LINE_SNIPPET: &str = "/usr/share/scansentry/nft/first-line.nft";
 
@@ -247,6 +260,15 @@ impl NftConfig {
                 })
                 .collect(),
         }
+    }
+
+    /// Whether another program deleted elements of `set`, one of the first line's sets the
+    /// daemon fills (the never-block sets, the fact sets), which a restore fills again: a set
+    /// flushed by hand, or a second sentryd's start in a dry run putting every address into
+    /// allow4/allow6, would leave the line holding the never-block list, or no one, while the
+    /// daemon says it is on.
+    fn first_line_set_emptied(&self, set: &str) -> bool {
+        self.first_line().is_some() && FILLED_SETS.contains(&set)
     }
 
     /// The blocks whose elements the element deletions `messages` took from our block sets
@@ -984,6 +1006,13 @@ impl Firewall for NftFirewall {
                 let nets = config.deleted_blocks(messages);
                 if !nets.is_empty() {
                     changed(RulesetChange::ElementsDeleted(nets));
+                }
+                let emptied = messages.iter().any(|m| {
+                    netlink::elements_deleted_from(m)
+                        .is_some_and(|(_, _, set)| config.first_line_set_emptied(set))
+                });
+                if emptied {
+                    changed(RulesetChange::Lost);
                 }
             }
         };
@@ -1965,6 +1994,34 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    /// Red team of issue 27: elements another program deletes from a set the daemon fills
+    /// whole (never-block, facts) call for a restore, with a first line; not from the sets the
+    /// rules fill or the daemon lifts from (holds, spares), nor without a first line.
+    #[test]
+    fn red_a_never_block_or_fact_set_emptied_by_another_is_filled_again() {
+        let on = NftConfig::Attach {
+            family: Family::Inet,
+            table: NftName::new("filter").unwrap(),
+            set4: Some(NftName::new("s4").unwrap()),
+            set6: None,
+            first_line: Some(FirstLine {
+                hold: Duration::from_secs(5),
+                log_group: 2701,
+            }),
+        };
+        for set in ["allow4", "allow6", "listen", "scanners_first", "peers6"] {
+            assert!(on.first_line_set_emptied(set), "{set}");
+        }
+        for set in ["hold4", "spare4", "pairs4", "score6", "s4"] {
+            assert!(!on.first_line_set_emptied(set), "{set}");
+        }
+        let mut off = on.clone();
+        if let NftConfig::Attach { first_line, .. } = &mut off {
+            *first_line = None;
+        }
+        assert!(!off.first_line_set_emptied("allow4"));
     }
 
     /// Red team of issue 27 (attach mode): a set of the administrator's own by a snippet name
