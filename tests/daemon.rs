@@ -3152,3 +3152,40 @@ fn red_issue_27_the_attached_first_lines_sets_emptied_by_another_are_filled_agai
         );
     }
 }
+
+/// Red team of issue 27: in attach mode with the first line, the administrator loads their
+/// ruleset anew without the snippet's include while sentryd runs: their block sets are back,
+/// empty, and the blocks still due go back into them, while the daemon says why its firewall
+/// is not whole (before, the first line's check stopped the restore, and every block stayed
+/// out of the kernel).
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn red_issue_27_blocks_go_back_after_a_reload_without_the_first_lines_include() {
+    require_root();
+    let lab = NetnsPair::new();
+    lab.load_ruleset(&support::netns::attach_ruleset(true));
+    let dir = TempDir::new("daemon");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, ATTACH_FIRST_LINE);
+    let out = daemon.ctl(&["block", "203.0.113.9", "--for", "10m"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
+    assert!(listed("scansentry4").contains("203.0.113.9"));
+    lab.load_ruleset(&format!(
+        "flush ruleset\n{}",
+        support::netns::attach_ruleset(false)
+    ));
+    assert!(
+        wait_until(DEADLINE, || listed("scansentry4").contains("203.0.113.9")),
+        "block not put back: {}\n{}",
+        listed("scansentry4"),
+        daemon.err()
+    );
+    assert!(
+        daemon
+            .err()
+            .contains("could not restore the firewall: attach mode: set inet filter listen"),
+        "{}",
+        daemon.err()
+    );
+}

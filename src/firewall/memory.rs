@@ -70,6 +70,9 @@ struct Kernel {
     refuse: Vec<IpNet>,
     /// Every call fails as if the netlink socket were gone.
     down: bool,
+    /// `ensure_ready` fails with this attach-mode error, the sets left as they are (the first
+    /// line's snippet gone from the administrator's table, their block sets still there).
+    unready: Option<String>,
     /// Batches sent.
     batches: usize,
     /// Listings asked for.
@@ -238,6 +241,19 @@ impl Memory {
         k.ready = false;
     }
 
+    /// The administrator's ruleset loaded anew: their sets are there again, empty.
+    pub fn empty_sets(&self) {
+        let mut k = self.kernel();
+        k.elements.clear();
+        k.allow.clear();
+    }
+
+    /// From now on, making the firewall ready fails with attach mode's error `why` (`None`:
+    /// works again); the sets stay as they are.
+    pub fn refuse_ready(&self, why: Option<&str>) {
+        self.kernel().unready = why.map(str::to_string);
+    }
+
     /// From now on, blocks of `net` are refused.
     pub fn refuse(&self, net: IpNet) {
         self.kernel().refuse.push(net);
@@ -259,6 +275,9 @@ impl Firewall for Memory {
         let mut k = self.kernel();
         if k.down {
             return Err(FirewallError::Permission);
+        }
+        if let Some(why) = &k.unready {
+            return Err(FirewallError::Attach(why.clone()));
         }
         k.ready = true;
         k.allow = allow.to_vec();
