@@ -436,14 +436,7 @@ impl NftFirewall {
                 "no set configured (set4, set6)".into(),
             ));
         }
-        let mut chains = Vec::new();
-        self.query(&sys::request(&Request::Chains(family.nfproto()), 1), |m| {
-            chains.extend(sys::parse_chain(m));
-        })?;
-        let mut rules = Vec::new();
-        self.query(&sys::request(&Request::Rules(family.nfproto()), 1), |m| {
-            rules.extend(sys::parse_rule(m));
-        })?;
+        let (chains, rules) = self.chains_and_rules(family)?;
         for (name, key) in [(set4, KeyType::V4), (set6, KeyType::V6)] {
             let Some(name) = name else { continue };
             let described = self.config.describe_set(&name);
@@ -466,6 +459,50 @@ impl NftFirewall {
             Some(first_line) => self.check_first_line(first_line, &rules, &chains),
             None => Ok(()),
         }
+    }
+
+    /// The chains and rules of every table of `family`, as the kernel lists them.
+    fn chains_and_rules(
+        &mut self,
+        family: Family,
+    ) -> Result<(Vec<sys::ChainInfo>, Vec<sys::RuleInfo>), FirewallError> {
+        let mut chains = Vec::new();
+        self.query(&sys::request(&Request::Chains(family.nfproto()), 1), |m| {
+            chains.extend(sys::parse_chain(m));
+        })?;
+        let mut rules = Vec::new();
+        self.query(&sys::request(&Request::Rules(family.nfproto()), 1), |m| {
+            rules.extend(sys::parse_rule(m));
+        })?;
+        Ok((chains, rules))
+    }
+
+    /// Before attach mode's first line is taken out of service (which puts every address into
+    /// allow4/allow6) without the firewall made ready (a dry run's start, `--remove-blocks`):
+    /// the table holds the snippet as a start checks it, and no rule of the administrator's
+    /// looks up its sets, or every address could reach a rule of theirs. Without the snippet's
+    /// base chain there is nothing to take out of service: [`FirewallError::Missing`].
+    fn check_disarm(&mut self) -> Result<(), FirewallError> {
+        let NftConfig::Attach {
+            family,
+            first_line: Some(first_line),
+            ..
+        } = self.config.clone()
+        else {
+            return Ok(());
+        };
+        let (chains, rules) = self.chains_and_rules(family)?;
+        let table = self.config.table();
+        let base = own_name(first_line::CHAINS[0]);
+        if !chains
+            .iter()
+            .any(|c| c.table == table.as_str() && c.name == base.as_str())
+        {
+            return Err(FirewallError::Missing {
+                what: format!("chain inet {table} {base}"),
+            });
+        }
+        self.check_first_line(first_line, &rules, &chains)
     }
 
     /// Attach mode's first line: each of the snippet's sets is in the table with its type and
@@ -1243,6 +1280,7 @@ impl NftFirewall {
     /// before it counts or holds), the hold sets emptied, in one batch; the reader stopped.
     /// The next start with it on fills the never-block sets with the list again.
     fn disarm_attached(&mut self) -> Result<(), FirewallError> {
+        self.check_disarm()?;
         let all = |net: &str| Entry::of(net.parse().expect("a network"), true, None);
         let mut w = Writer::new(&self.config);
         w.refill("allow4", &[all("0.0.0.0/0")])?;
