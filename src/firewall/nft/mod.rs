@@ -1402,7 +1402,7 @@ fn check_first_line_rules(
             .lookups
             .iter()
             .find(|l| first_line::expected_sets().any(|(name, ..)| name == l.as_str()))?;
-        theirs.then(|| (r.chain.as_str(), set.as_str()))
+        theirs.then_some((r.chain.as_str(), set.as_str()))
     });
     if let Some((chain, set)) = shared {
         return Err(FirewallError::Attach(format!(
