@@ -926,13 +926,14 @@ impl Engine {
     /// given to the next enforcing firewall if still due.
     fn change_firewall(&mut self, new: &Config, allow: &[IpNet]) -> Result<(), SetupError> {
         self.kernel_read = None;
-        let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
-        // From here the kernel changes through the new firewall's socket, which the old one's
-        // watcher would take for another program's (its allow sets rebuilt: a restore, which
-        // rebuilds them again). It stops; the firewall in force at the end, whichever it is,
-        // is watched anew.
+        // From here the kernel changes through the new firewall's socket (and, into a dry run,
+        // through the one that takes attach mode's first line out of service), which the old
+        // one's watcher would take for another program's (its allow sets rebuilt: a restore,
+        // which rebuilds them again). It stops first; the firewall in force at the end,
+        // whichever it is, is watched anew.
         self.firewall.retire();
         self.effects.push(Effect::Watch);
+        let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
         firewall.ensure_ready(allow)?;
         let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
         firewall.apply(&due)?;
