@@ -479,13 +479,14 @@ impl NftFirewall {
 
     /// Before attach mode's first line is taken out of service (which puts every address into
     /// allow4/allow6) without the firewall made ready (a dry run's start, `--remove-blocks`):
-    /// the table holds the snippet as a start checks it, and no rule of the administrator's
-    /// looks up its sets, or every address could reach a rule of theirs. Without the snippet's
-    /// base chain there is nothing to take out of service: [`FirewallError::Missing`].
+    /// no rule of the administrator's looks up the snippet's sets, or every address could
+    /// reach a rule of theirs (a hold or log group other than the configuration's does not
+    /// matter here). Without the snippet's base chain there is nothing to take out of
+    /// service: [`FirewallError::Missing`].
     fn check_disarm(&mut self) -> Result<(), FirewallError> {
         let NftConfig::Attach {
             family,
-            first_line: Some(first_line),
+            first_line: Some(_),
             ..
         } = self.config.clone()
         else {
@@ -502,7 +503,7 @@ impl NftFirewall {
                 what: format!("chain inet {table} {base}"),
             });
         }
-        self.check_first_line(first_line, &rules, &chains)
+        none_of_theirs_looks_up_the_snippets_sets(&rules, table.as_str())
     }
 
     /// Attach mode's first line: each of the snippet's sets is in the table with its type and
@@ -1393,24 +1394,6 @@ fn check_first_line_rules(
              {include}"
         )));
     }
-    // The daemon empties and fills the snippet's sets, and takes the line out of service by
-    // putting every address into allow4/allow6: a rule of the administrator's that looks one
-    // up (a set of theirs by the same name, merged by the include) would accept every address.
-    let shared = rules.iter().find_map(|r| {
-        let theirs = r.table == table && !first_line::CHAINS.contains(&r.chain.as_str());
-        let set = r
-            .lookups
-            .iter()
-            .find(|l| first_line::expected_sets().any(|(name, ..)| name == l.as_str()))?;
-        theirs.then_some((r.chain.as_str(), set.as_str()))
-    });
-    if let Some((chain, set)) = shared {
-        return Err(FirewallError::Attach(format!(
-            "chain inet {table} {chain} looks up set {set}, which is the first line's (the \
-             daemon fills and empties it, and puts every address into allow4/allow6 when it \
-             takes the line out of service): give your set another name"
-        )));
-    }
     let groups: Vec<u16> = rules
         .iter()
         .filter(|r| r.table == table && r.chain == "hold")
@@ -1426,8 +1409,34 @@ fn check_first_line_rules(
              first-line-log-group is {wanted}: make them the same (the group of the log \
              rules in the included snippet)"
         ))),
-        None => Ok(()),
+        None => none_of_theirs_looks_up_the_snippets_sets(rules, table),
     }
+}
+
+/// The daemon empties and fills the snippet's sets, and takes the line out of service by
+/// putting every address into allow4/allow6: a rule of the administrator's (outside the
+/// snippet's chains of `table`) that looks one up, a set of theirs by the same name merged by
+/// the include, would accept every address. Refused, naming the chain and the set.
+fn none_of_theirs_looks_up_the_snippets_sets(
+    rules: &[sys::RuleInfo],
+    table: &str,
+) -> Result<(), FirewallError> {
+    let shared = rules.iter().find_map(|r| {
+        let theirs = r.table == table && !first_line::CHAINS.contains(&r.chain.as_str());
+        let set = r
+            .lookups
+            .iter()
+            .find(|l| first_line::expected_sets().any(|(name, ..)| name == l.as_str()))?;
+        theirs.then_some((r.chain.as_str(), set.as_str()))
+    });
+    if let Some((chain, set)) = shared {
+        return Err(FirewallError::Attach(format!(
+            "chain inet {table} {chain} looks up set {set}, which is the first line's (the \
+             daemon fills and empties it, and puts every address into allow4/allow6 when it \
+             takes the line out of service): give your set another name"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `found` (`described`) has the type of `key` and `flags interval, timeout`.
