@@ -484,12 +484,7 @@ impl NftFirewall {
     /// matter here). Without the snippet's base chain there is nothing to take out of
     /// service: [`FirewallError::Missing`].
     fn check_disarm(&mut self) -> Result<(), FirewallError> {
-        let NftConfig::Attach {
-            family,
-            first_line: Some(_),
-            ..
-        } = self.config.clone()
-        else {
+        let NftConfig::Attach { family, .. } = self.config.clone() else {
             return Ok(());
         };
         let (chains, rules) = self.chains_and_rules(family)?;
@@ -1095,6 +1090,20 @@ impl Firewall for NftFirewall {
                 set_size,
                 first_line,
             }),
+            NftConfig::Attach {
+                first_line: None, ..
+            } => {
+                self.check_attached()?;
+                // The snippet included with first-line off (attach mode's default): its rules
+                // would count and hold on empty sets, unfed and unheard; taken out of service,
+                // unless a rule of the administrator's looks up its sets (left as they are).
+                match self.disarm_attached() {
+                    Ok(()) | Err(FirewallError::Missing { .. } | FirewallError::Attach(_)) => {
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             NftConfig::Attach { .. } => {
                 self.check_attached()?;
                 self.fill_attached()
