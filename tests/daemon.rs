@@ -3223,3 +3223,40 @@ fn red_issue_27_an_included_first_line_with_first_line_off_is_taken_out_of_servi
         daemon.err()
     );
 }
+
+/// Red team of issue 27: sentryd in a dry run with attach mode's first line takes it out of
+/// service at its start; an `nft -f` of the administrator's ruleset then brought the snippet
+/// back on its empty sets, unfed and unheard, and a client of three of the host's open
+/// services (25, 80, 443) was held 5 s, in a dry run. The dry run now watches the attached
+/// table and takes the first line out of service again at each restore.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn red_issue_27_a_dry_run_keeps_the_attached_first_line_out_of_service_after_a_reload() {
+    require_root();
+    let lab = NetnsPair::new();
+    let ruleset = support::netns::attach_ruleset(true);
+    lab.load_ruleset(&ruleset);
+    let dir = TempDir::new("daemon");
+    let _services = lab.listen(&[25, 80, 443], 60);
+    let daemon = Daemon::spawn(
+        &lab.a,
+        &dir.0,
+        &format!("{ATTACH_FIRST_LINE}[respond]\ndry-run = true\n"),
+    );
+    let listed =
+        |set: &str| text(&lab.exec(&lab.a, &["nft", "-j", "list", "set", "inet", "filter", set]));
+    let out_of_service =
+        || listed("allow4").contains("\"0.0.0.0\"") && listed("allow6").contains("\"::\"");
+    assert!(wait_until(DEADLINE, out_of_service), "{}", daemon.err());
+    lab.load_ruleset(&format!("flush ruleset\n{ruleset}"));
+    assert!(
+        wait_until(DEADLINE, out_of_service),
+        "after the reload: {}\n{}",
+        listed("allow4"),
+        daemon.err()
+    );
+    for port in [80, 443, 25, 80] {
+        assert!(lab.connects(NetnsPair::B4_SECOND, port), "{port}/tcp");
+    }
+    assert!(!listed("hold4").contains("elem"), "{}", listed("hold4"));
+}

@@ -361,6 +361,17 @@ impl Engine {
     }
 
     fn restore_said(&mut self) {
+        if self.mode == Mode::DryRun {
+            // Only a dry run that keeps attach mode's first line out of service watches.
+            match self.firewall.ensure_ready(&[]) {
+                Ok(()) => self.log(
+                    "the ruleset changed under us: the attached table's first line is out of \
+                     service again (a dry run puts no block back)",
+                ),
+                Err(e) => self.warn(format!("could not restore the firewall: {e}")),
+            }
+            return;
+        }
         match self.restore_table() {
             Ok(restored) => self.log(format!(
                 "the ruleset changed under us: restored the table and {} still due",

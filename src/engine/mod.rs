@@ -1047,6 +1047,8 @@ fn open_firewall(
         // nor hears: taken out of service (by elements; none to take when the table lacks it),
         // as a reload into a dry run does. A host that gives no firewall (a replay) has no
         // kernel to change.
+        // It stays out: the dry run watches that table, and each restore (the administrator's
+        // ruleset loaded anew brings the snippet back on empty sets) takes it out again.
         if let Backend::Nft(config::NftConfig::Attach {
             first_line: Some(_),
             ..
@@ -1054,11 +1056,14 @@ fn open_firewall(
             && let Ok(mut attached) = host.firewall(&config.backend)
         {
             match attached.remove_first_line() {
-                Ok(()) | Err(FirewallError::Missing { .. }) => {}
+                Ok(()) => {
+                    return Ok((Mode::DryRun, Box::new(DryRun::keeping_out(attached))));
+                }
+                Err(FirewallError::Missing { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        return Ok((Mode::DryRun, Box::new(DryRun)));
+        return Ok((Mode::DryRun, Box::new(DryRun::default())));
     }
     Ok((Mode::Enforcing, host.firewall(&config.backend)?))
 }

@@ -1093,16 +1093,15 @@ impl Firewall for NftFirewall {
             NftConfig::Attach {
                 first_line: None, ..
             } => {
-                self.check_attached()?;
-                // The snippet included with first-line off (attach mode's default): its rules
-                // would count and hold on empty sets, unfed and unheard; taken out of service,
-                // unless a rule of the administrator's looks up its sets (left as they are).
+                // The snippet included with first-line off (attach mode's default, or a dry
+                // run's): its rules would count and hold on empty sets, unfed and unheard;
+                // taken out of service, unless a rule of the administrator's looks up its sets
+                // (left as they are).
                 match self.disarm_attached() {
-                    Ok(()) | Err(FirewallError::Missing { .. } | FirewallError::Attach(_)) => {
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
+                    Ok(()) | Err(FirewallError::Missing { .. } | FirewallError::Attach(_)) => {}
+                    Err(e) => return Err(e),
                 }
+                self.check_attached()
             }
             NftConfig::Attach { .. } => {
                 self.check_attached()?;
