@@ -13,7 +13,8 @@
 //! 4. the allow sets (the never-block list): skipped (the `input` chain's accept does not stop
 //!    this base chain, which skips them itself);
 //! 5. a held source (`hold4`/`hold6`, the full address): dropped;
-//! 6. skipped: a bare ACK (ACK without SYN, FIN or RST), RST, protected peers, `spare` sets, a
+//! 6. skipped: a bare ACK (ACK without SYN, FIN or RST), RST, a SYN (without FIN, RST or ACK)
+//!    that conntrack finds invalid, protected peers, `spare` sets, a
 //!    listening proto . port, UDP to the ephemeral range, and the reverse-path check
 //!    (`fib saddr . iif oif missing`);
 //! 7. a tripwire proto . port: held at once;
@@ -190,6 +191,9 @@ pub enum Skip {
     Listening,
     /// UDP to the ephemeral range (late replies).
     EphemeralUdp,
+    /// A SYN (without FIN, RST or ACK) that conntrack finds invalid: the kernel's rule for SYNs
+    /// with a wrong checksum lets it pass.
+    Invalid,
 }
 
 /// What the first line did with one packet.
@@ -324,7 +328,7 @@ pub struct Counters {
     pub dropped: u64,
     /// Skipped: an allow-set source, or a link-local one.
     pub allowed: u64,
-    /// Skipped: RST, or a bare ACK.
+    /// Skipped: RST, a bare ACK, or a SYN conntrack finds invalid.
     pub rst_or_ack: u64,
     /// Skipped: established or related.
     pub established: u64,
@@ -877,6 +881,12 @@ impl FirstLineModel {
             // `tcp flags & (fin | syn | rst | ack) == ack`, then `tcp flags & rst == rst`.
             Some(f) if f & 0x17 == TcpFlags::ACK.bits() => Some(Skip::BareAck),
             Some(f) if f & TcpFlags::RST.bits() != 0 => Some(Skip::Rst),
+            // `ct state invalid tcp flags & (fin | syn | rst | ack) == syn`: a SYN conntrack
+            // finds invalid is one with a wrong checksum, which a capture cannot tell; a SYN
+            // with FIN (invalid by its flags) is counted.
+            Some(f) if ct == CtState::Invalid && f & 0x17 == TcpFlags::SYN.bits() => {
+                Some(Skip::Invalid)
+            }
             _ if self.peers.contains(src, at) => Some(Skip::Peer),
             _ if self.spare.contains(src, at) => Some(Skip::Spared),
             _ if link_local(src) => Some(Skip::LinkLocal),
@@ -890,7 +900,7 @@ impl FirstLineModel {
         if let Some(skip) = skip {
             let c = &mut self.counters;
             match skip {
-                Skip::Rst | Skip::BareAck => c.rst_or_ack += 1,
+                Skip::Rst | Skip::BareAck | Skip::Invalid => c.rst_or_ack += 1,
                 Skip::Peer | Skip::Spared => c.peer_or_spared += 1,
                 Skip::Listening | Skip::EphemeralUdp => c.not_trap += 1,
                 Skip::LinkLocal => c.allowed += 1,

@@ -894,3 +894,90 @@ fn issue_27_attach_mode_refuses_a_missing_or_different_first_line_and_names_both
         "nft itself refuses a second allow6 of another type"
     );
 }
+
+/// Red team of issue 27: a set of the administrator's own by one of the snippet's names,
+/// declared as the snippet declares it (nft merges the two without a word), and looked up by a
+/// rule of theirs. Filled with the never-block list, or with every address when the daemon
+/// takes the first line out of service, it would open their rule to the world: the start is
+/// refused, naming the chain and the set, and their set keeps its elements.
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn red_issue_27_a_rule_of_the_administrators_on_a_snippet_set_refuses_the_start() {
+    require_root();
+    let theirs = support::netns::attach_ruleset(true).replace(
+        "\tchain input {",
+        "\tset allow4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\t\
+         elements = { 203.0.113.7 }\n\t}\n\tchain input {",
+    );
+    let theirs = theirs.replace(
+        "ip6 saddr @scansentry6 counter drop\n",
+        "ip6 saddr @scansentry6 counter drop\n\t\tip saddr @allow4 tcp dport 22 accept\n",
+    );
+    let ns = Netns::new("attachfl");
+    load(&ns, &theirs);
+    let refused = ns.run(|| {
+        NftFirewall::new(attach_with_first_line(Duration::from_secs(5), 2701))
+            .unwrap()
+            .ensure_ready(&[net("198.51.100.0/24")])
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        refused.contains("chain inet filter input looks up set allow4"),
+        "{refused}"
+    );
+    let allow4 =
+        support::netns::set_elements(&ns.nft_json(&["list", "set", "inet", "filter", "allow4"]));
+    assert_eq!(
+        serde_json::to_string(&allow4).unwrap(),
+        "[\"203.0.113.7\"]",
+        "their set as they made it"
+    );
+}
+
+/// Red team of issue 27: the same table (a set `allow4` of the administrator's, merged with
+/// the snippet's, looked up by a rule of theirs) and a start in a dry run, or `sentryd
+/// --remove-blocks`, which take the first line out of service without making the firewall
+/// ready: they put 0.0.0.0/0 into that set, and the rule accepted every address. Taking it
+/// out of service is refused as the start is, the set left as it is; a table without the
+/// snippet's base chain has nothing to take (Missing, which those callers pass over).
+#[test]
+#[ignore = "needs root + netns: cargo test --test nft -- --ignored"]
+fn red_issue_27_out_of_service_never_fills_a_set_an_administrators_rule_looks_up() {
+    require_root();
+    let theirs = support::netns::attach_ruleset(true)
+        .replace(
+            "\tchain input {",
+            "\tset allow4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\t\
+             elements = { 203.0.113.7 }\n\t}\n\tchain input {",
+        )
+        .replace(
+            "ip6 saddr @scansentry6 counter drop\n",
+            "ip6 saddr @scansentry6 counter drop\n\t\tip saddr @allow4 tcp dport 22 accept\n",
+        );
+    let ns = Netns::new("attachfl");
+    load(&ns, &theirs);
+    let config = attach_with_first_line(Duration::from_secs(5), 2701);
+    let refused = ns.run(|| {
+        let mut fw = NftFirewall::new(config.clone()).unwrap();
+        fw.remove_first_line().unwrap_err().to_string()
+    });
+    assert!(
+        refused.contains("chain inet filter input looks up set allow4"),
+        "{refused}"
+    );
+    let allow4 =
+        support::netns::set_elements(&ns.nft_json(&["list", "set", "inet", "filter", "allow4"]));
+    assert_eq!(serde_json::to_string(&allow4).unwrap(), "[\"203.0.113.7\"]");
+    // No snippet in the table: nothing to take out of service.
+    let bare = Netns::new("attachfl");
+    load(&bare, &support::netns::attach_ruleset(false));
+    let missing = bare.run(|| {
+        let mut fw = NftFirewall::new(config.clone()).unwrap();
+        matches!(
+            fw.remove_first_line(),
+            Err(scansentry::firewall::FirewallError::Missing { .. })
+        )
+    });
+    assert!(missing);
+}

@@ -361,6 +361,17 @@ impl Engine {
     }
 
     fn restore_said(&mut self) {
+        if self.mode == Mode::DryRun {
+            // Only a dry run that keeps attach mode's first line out of service watches.
+            match self.firewall.ensure_ready(&[]) {
+                Ok(()) => self.log(
+                    "the ruleset changed under us: the attached table's first line is out of \
+                     service again (a dry run puts no block back)",
+                ),
+                Err(e) => self.warn(format!("could not restore the firewall: {e}")),
+            }
+            return;
+        }
         match self.restore_table() {
             Ok(restored) => self.log(format!(
                 "the ruleset changed under us: restored the table and {} still due",
@@ -372,16 +383,28 @@ impl Engine {
 
     /// Makes the firewall ready again and puts back every block still due that it lacks
     /// (what is left in the sets, all of it when only a rule went, stays); returns how many.
+    ///
+    /// A firewall that cannot be made ready (attach mode: the first line's snippet gone from
+    /// the administrator's table, their block sets still there) still gets its blocks back in
+    /// the sets that are there; the error returned is then why it is not whole.
     fn restore_table(&mut self) -> Result<usize, FirewallError> {
         self.kernel_read = None;
         let allow = allow_list(self.pipeline.never_block());
-        self.firewall.ensure_ready(&allow)?;
-        self.sync_first_line(true);
-        let present: HashSet<IpNet> = self.firewall.list()?.into_iter().map(|b| b.net).collect();
+        let ready = self.firewall.ensure_ready(&allow);
+        if ready.is_ok() {
+            self.sync_first_line(true);
+        }
+        let unready = |e: FirewallError, ready: Result<(), FirewallError>| ready.err().unwrap_or(e);
+        let present: HashSet<IpNet> = match self.firewall.list() {
+            Ok(listed) => listed.into_iter().map(|b| b.net).collect(),
+            Err(e) => return Err(unready(e, ready)),
+        };
         let now = self.clock.now();
         let missing = crate::respond::reconcile(self.responder.due(now), &present).missing;
-        self.firewall.apply(&missing)?;
-        Ok(missing.len())
+        if let Err(e) = self.firewall.apply(&missing) {
+            return Err(unready(e, ready));
+        }
+        ready.map(|()| missing.len())
     }
 }
 

@@ -926,13 +926,14 @@ impl Engine {
     /// given to the next enforcing firewall if still due.
     fn change_firewall(&mut self, new: &Config, allow: &[IpNet]) -> Result<(), SetupError> {
         self.kernel_read = None;
-        let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
-        // From here the kernel changes through the new firewall's socket, which the old one's
-        // watcher would take for another program's (its allow sets rebuilt: a restore, which
-        // rebuilds them again). It stops; the firewall in force at the end, whichever it is,
-        // is watched anew.
+        // From here the kernel changes through the new firewall's socket (and, into a dry run,
+        // through the one that takes attach mode's first line out of service), which the old
+        // one's watcher would take for another program's (its allow sets rebuilt: a restore,
+        // which rebuilds them again). It stops first; the firewall in force at the end,
+        // whichever it is, is watched anew.
         self.firewall.retire();
         self.effects.push(Effect::Watch);
+        let (mode, mut firewall) = open_firewall(&mut *self.host, new)?;
         firewall.ensure_ready(allow)?;
         let due: Vec<Action> = self.in_force().due(self.clock.now()).collect();
         firewall.apply(&due)?;
@@ -1046,6 +1047,8 @@ fn open_firewall(
         // nor hears: taken out of service (by elements; none to take when the table lacks it),
         // as a reload into a dry run does. A host that gives no firewall (a replay) has no
         // kernel to change.
+        // It stays out: the dry run watches that table, and each restore (the administrator's
+        // ruleset loaded anew brings the snippet back on empty sets) takes it out again.
         if let Backend::Nft(config::NftConfig::Attach {
             first_line: Some(_),
             ..
@@ -1053,11 +1056,14 @@ fn open_firewall(
             && let Ok(mut attached) = host.firewall(&config.backend)
         {
             match attached.remove_first_line() {
-                Ok(()) | Err(FirewallError::Missing { .. }) => {}
+                Ok(()) => {
+                    return Ok((Mode::DryRun, Box::new(DryRun::keeping_out(attached))));
+                }
+                Err(FirewallError::Missing { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        return Ok((Mode::DryRun, Box::new(DryRun)));
+        return Ok((Mode::DryRun, Box::new(DryRun::default())));
     }
     Ok((Mode::Enforcing, host.firewall(&config.backend)?))
 }

@@ -620,6 +620,34 @@ fn a_flushed_table_is_restored_with_the_blocks_still_due_and_fights_are_spaced_o
     assert_eq!(fights, 1);
 }
 
+/// Red team of issue 27: attach mode with the first line, and the administrator's ruleset
+/// loaded anew without the snippet (`nft -f` of a file without its include): their block sets
+/// are there again, empty, but the firewall cannot be made ready. The blocks still due go back
+/// into the sets all the same, and why the firewall is not whole is said; before, the restore
+/// stopped at the first line's check and every block stayed out of the kernel.
+#[test]
+fn red_issue_27_blocks_go_back_when_the_first_line_cannot_be_made_ready() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    assert!(lab.kernel.holds(net(SCANNER)));
+    lab.kernel.empty_sets();
+    lab.kernel
+        .refuse_ready(Some("set inet filter listen does not exist"));
+    lab.engine.firewall_changed();
+    lab.advance(RESTORE_SETTLE);
+    lab.engine.tick();
+    assert!(lab.kernel.holds(net(SCANNER)), "the block put back");
+    assert!(lab.says(
+        "could not restore the firewall: attach mode: set inet filter listen does not exist"
+    ));
+    // The snippet included again: the next restore makes it whole.
+    lab.kernel.refuse_ready(None);
+    lab.engine.firewall_changed();
+    lab.advance(Duration::from_secs(1));
+    lab.engine.tick();
+    assert!(lab.says("restored the table and 0 blocks still due"));
+}
+
 /// A flush the watcher has not reported yet: the next block finds the table gone, and the
 /// engine rebuilds it with every block still due, the new one among them (one repair, the same
 /// as after a reported flush; the nftables backend has none of its own any more).

@@ -70,6 +70,14 @@ struct Kernel {
     refuse: Vec<IpNet>,
     /// Every call fails as if the netlink socket were gone.
     down: bool,
+    /// A ruleset watcher runs ([`Firewall::watch`], until [`Firewall::retire`]).
+    watching: bool,
+    /// The first line was taken out of while a watcher ran: through another socket (a
+    /// firewall opened anew shares this kernel), its changes were another program's to it.
+    removed_while_watched: bool,
+    /// `ensure_ready` fails with this attach-mode error, the sets left as they are (the first
+    /// line's snippet gone from the administrator's table, their block sets still there).
+    unready: Option<String>,
     /// Batches sent.
     batches: usize,
     /// Listings asked for.
@@ -238,6 +246,24 @@ impl Memory {
         k.ready = false;
     }
 
+    /// Whether the first line was taken out while a ruleset watcher ran.
+    pub fn removed_while_watched(&self) -> bool {
+        self.kernel().removed_while_watched
+    }
+
+    /// The administrator's ruleset loaded anew: their sets are there again, empty.
+    pub fn empty_sets(&self) {
+        let mut k = self.kernel();
+        k.elements.clear();
+        k.allow.clear();
+    }
+
+    /// From now on, making the firewall ready fails with attach mode's error `why` (`None`:
+    /// works again); the sets stay as they are.
+    pub fn refuse_ready(&self, why: Option<&str>) {
+        self.kernel().unready = why.map(str::to_string);
+    }
+
     /// From now on, blocks of `net` are refused.
     pub fn refuse(&self, net: IpNet) {
         self.kernel().refuse.push(net);
@@ -259,6 +285,9 @@ impl Firewall for Memory {
         let mut k = self.kernel();
         if k.down {
             return Err(FirewallError::Permission);
+        }
+        if let Some(why) = &k.unready {
+            return Err(FirewallError::Attach(why.clone()));
         }
         k.ready = true;
         k.allow = allow.to_vec();
@@ -332,6 +361,7 @@ impl Firewall for Memory {
         if k.down {
             return Err(FirewallError::Permission);
         }
+        k.removed_while_watched |= k.watching;
         k.first_line.on = false;
         k.first_line.holds.clear();
         k.first_line.spared.clear();
@@ -397,6 +427,16 @@ impl Firewall for Memory {
     fn watch_holds(&self, held: Box<dyn Fn(KernelHold) + Send>) -> std::io::Result<()> {
         self.kernel().first_line.watcher = Some(held);
         Ok(())
+    }
+
+    fn watch(&self, changed: Box<dyn Fn(super::RulesetChange) + Send>) -> std::io::Result<()> {
+        let _ = changed;
+        self.kernel().watching = true;
+        Ok(())
+    }
+
+    fn retire(&self) {
+        self.kernel().watching = false;
     }
 
     /// Like own mode's table: what it holds when it was made ready before (and holds

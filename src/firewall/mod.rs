@@ -434,13 +434,64 @@ pub fn lift_every_block<F: Firewall + ?Sized>(firewall: &mut F) -> Result<usize,
     Ok(lifted.len())
 }
 
-/// `dry-run = true`: touches nothing; the daemon logs "would block".
-#[derive(Debug, Default)]
-pub struct DryRun;
+/// `dry-run = true`: touches nothing; the daemon logs "would block". With attach mode's first
+/// line configured, it keeps that first line out of service: the administrator's table
+/// (`attached`, whose first line was taken out of service at the start) is watched, and each
+/// restore (their ruleset loaded anew brings the snippet back on empty sets) takes it out again;
+/// nothing else of theirs is touched.
+#[derive(Default)]
+pub struct DryRun {
+    attached: Option<Box<dyn Firewall>>,
+}
+
+impl std::fmt::Debug for DryRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DryRun")
+            .field("attached", &self.attached.is_some())
+            .finish()
+    }
+}
+
+impl DryRun {
+    /// A dry run that keeps the first line of `attached` (attach mode's firewall, its first
+    /// line out of service already) out of service.
+    pub fn keeping_out(attached: Box<dyn Firewall>) -> Self {
+        DryRun {
+            attached: Some(attached),
+        }
+    }
+}
 
 impl Firewall for DryRun {
-    fn ensure_ready(&mut self, _allow: &[IpNet]) -> Result<(), FirewallError> {
-        Ok(())
+    fn ensure_ready(&mut self, allow: &[IpNet]) -> Result<(), FirewallError> {
+        match self.attached.as_mut() {
+            // Attach mode without a first line of its own takes an included one out of
+            // service when it is made ready; what else it finds wrong is not a dry run's.
+            Some(attached) => match attached.ensure_ready(allow) {
+                Ok(()) | Err(FirewallError::Attach(_) | FirewallError::Missing { .. }) => Ok(()),
+                Err(e) => Err(e),
+            },
+            None => Ok(()),
+        }
+    }
+
+    fn watch(&self, changed: Box<dyn Fn(RulesetChange) + Send>) -> std::io::Result<()> {
+        match &self.attached {
+            // Only what calls for a restore: element deletions from the block sets are no
+            // dry run's (its blocks are in no set).
+            Some(attached) => attached.watch(Box::new(move |change| {
+                if matches!(change, RulesetChange::Lost | RulesetChange::Missed) {
+                    changed(change);
+                }
+            })),
+            None => Ok(()),
+        }
+    }
+
+    fn retire(&self) {
+        if let Some(attached) = &self.attached {
+            attached.retire();
+        }
     }
 
     fn apply(&mut self, _actions: &[Action]) -> Result<(), FirewallError> {

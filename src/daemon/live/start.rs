@@ -176,6 +176,10 @@ pub(super) fn start(
         .map_err(|e| StartError::new(exit::CONFIG, e))?;
     let config = loaded.config.clone();
     let saved = saved_state(&config);
+    // Another daemon answering on the control socket stops this start before it touches the
+    // kernel (its first line taken out of service by a dry run, its sets filled anew), not
+    // only when the socket is bound after the firewall is made ready.
+    crate::control::server::clear_stale_socket(&config.daemon.socket).map_err(failed)?;
     let engine = Engine::start(
         loaded,
         options,

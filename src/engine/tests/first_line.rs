@@ -708,6 +708,35 @@ fn issue_27_red_a_first_line_blinded_by_full_sets_is_said_once_and_its_end() {
     assert!(lab.says("the kernel's first line counts again"));
 }
 
+/// Red team of issue 27 (third slice): a reload into a dry run takes attach mode's first line
+/// out of service through a firewall opened for it, whose socket is not the old firewall's;
+/// the old one's watcher, still running, took that for another program's deletion of the
+/// never-block sets (which it now restores) and said "the ruleset changed under us" in the
+/// dry run. The old watcher stops before the kernel changes.
+#[test]
+fn issue_27_red_a_reload_into_a_dry_run_stops_the_old_watcher_before_it_changes_the_kernel() {
+    let attach = || {
+        Backend::Nft(crate::config::nft::NftConfig::Attach {
+            family: crate::config::nft::Family::Inet,
+            table: crate::config::nft::NftName::new("filter").unwrap(),
+            set4: Some(crate::config::nft::NftName::new("scansentry4").unwrap()),
+            set6: None,
+            first_line: Some(crate::config::nft::FirstLine {
+                hold: HOLD,
+                log_group: 2701,
+            }),
+        })
+    };
+    let mut c = config();
+    c.backend = attach();
+    let mut lab = lab_with(c.clone(), |_| {});
+    lab.engine.firewall().watch(Box::new(|_| {})).unwrap();
+    c.respond.dry_run = true;
+    lab.engine.reconfigure(loaded(c, "/etc/new.toml")).unwrap();
+    assert!(!lab.kernel.has_first_line());
+    assert!(!lab.kernel.removed_while_watched());
+}
+
 /// Red team of issue 27 (finding A): a reload into dry run lifted the blocks from the kernel
 /// but left the first line holding sources, unheard, with facts going stale: a dry run must
 /// hold nobody. So does a move to another firewall (routes, attach mode).

@@ -597,9 +597,10 @@ fn skip_rules() -> Vec<Vec<RawExpr>> {
     let bare_ack = TH_FIN | TH_SYN | TH_RST | TH_ACK;
     rules.push(with(tcp_flags(bare_ack, TH_ACK), [accept()]));
     rules.push(with(tcp_flags(TH_RST, TH_RST), [accept()]));
-    // What conntrack found invalid and cannot be a stealth probe: a UDP datagram or a SYN whose
-    // checksum is wrong (conntrack checks it on the way in), which the host drops and the
-    // daemon does not count either.
+    // What conntrack found invalid and cannot be a stealth probe: a UDP datagram or a SYN (no
+    // FIN, RST or ACK with it) whose checksum is wrong (conntrack checks it on the way in),
+    // which the host drops and the daemon does not count either. A SYN with FIN is invalid by
+    // its flags and counted: the daemon weighs it as impossible.
     rules.push(with(
         ct_state(CT_INVALID),
         [
@@ -610,9 +611,7 @@ fn skip_rules() -> Vec<Vec<RawExpr>> {
     ));
     rules.push(with(
         ct_state(CT_INVALID),
-        tcp_flags(TH_SYN | TH_ACK, TH_SYN)
-            .into_iter()
-            .chain([accept()]),
+        tcp_flags(bare_ack, TH_SYN).into_iter().chain([accept()]),
     ));
     rules.extend(by_source("peers4", "peers6", || vec![accept()]));
     rules.extend(by_source("spare4", "spare6", || vec![accept()]));

@@ -91,6 +91,19 @@ const BATCH_PAGE: u32 = 48 * 1024;
 /// The table of own mode.
 pub const OWN_TABLE: &str = "scansentry";
 
+/// The first line's sets the daemon fills whole (the never-block and fact sets): elements
+/// another program deletes from one are put back by a restore.
+const FILLED_SETS: [&str; 8] = [
+    "allow4",
+    "allow6",
+    "listen",
+    "tripwire",
+    "scanners_first",
+    "peers4",
+    "peers6",
+    "udp_replies",
+];
+
 /// Where the packages install the first line's snippet for attach mode (`nft/first-line.nft`).
 pub const FIRST_LINE_SNIPPET: &str = "/usr/share/scansentry/nft/first-line.nft";
 
@@ -247,6 +260,15 @@ impl NftConfig {
                 })
                 .collect(),
         }
+    }
+
+    /// Whether another program deleted elements of `set`, one of the first line's sets the
+    /// daemon fills (the never-block sets, the fact sets), which a restore fills again: a set
+    /// flushed by hand, or a second sentryd's start in a dry run putting every address into
+    /// allow4/allow6, would leave the line holding the never-block list, or no one, while the
+    /// daemon says it is on.
+    fn first_line_set_emptied(&self, set: &str) -> bool {
+        self.first_line().is_some() && FILLED_SETS.contains(&set)
     }
 
     /// The blocks whose elements the element deletions `messages` took from our block sets
@@ -414,14 +436,7 @@ impl NftFirewall {
                 "no set configured (set4, set6)".into(),
             ));
         }
-        let mut chains = Vec::new();
-        self.query(&sys::request(&Request::Chains(family.nfproto()), 1), |m| {
-            chains.extend(sys::parse_chain(m));
-        })?;
-        let mut rules = Vec::new();
-        self.query(&sys::request(&Request::Rules(family.nfproto()), 1), |m| {
-            rules.extend(sys::parse_rule(m));
-        })?;
+        let (chains, rules) = self.chains_and_rules(family)?;
         for (name, key) in [(set4, KeyType::V4), (set6, KeyType::V6)] {
             let Some(name) = name else { continue };
             let described = self.config.describe_set(&name);
@@ -444,6 +459,46 @@ impl NftFirewall {
             Some(first_line) => self.check_first_line(first_line, &rules, &chains),
             None => Ok(()),
         }
+    }
+
+    /// The chains and rules of every table of `family`, as the kernel lists them.
+    fn chains_and_rules(
+        &mut self,
+        family: Family,
+    ) -> Result<(Vec<sys::ChainInfo>, Vec<sys::RuleInfo>), FirewallError> {
+        let mut chains = Vec::new();
+        self.query(&sys::request(&Request::Chains(family.nfproto()), 1), |m| {
+            chains.extend(sys::parse_chain(m));
+        })?;
+        let mut rules = Vec::new();
+        self.query(&sys::request(&Request::Rules(family.nfproto()), 1), |m| {
+            rules.extend(sys::parse_rule(m));
+        })?;
+        Ok((chains, rules))
+    }
+
+    /// Before attach mode's first line is taken out of service (which puts every address into
+    /// allow4/allow6) without the firewall made ready (a dry run's start, `--remove-blocks`):
+    /// no rule of the administrator's looks up the snippet's sets, or every address could
+    /// reach a rule of theirs (a hold or log group other than the configuration's does not
+    /// matter here). Without the snippet's base chain there is nothing to take out of
+    /// service: [`FirewallError::Missing`].
+    fn check_disarm(&mut self) -> Result<(), FirewallError> {
+        let NftConfig::Attach { family, .. } = self.config.clone() else {
+            return Ok(());
+        };
+        let (chains, rules) = self.chains_and_rules(family)?;
+        let table = self.config.table();
+        let base = own_name(first_line::CHAINS[0]);
+        if !chains
+            .iter()
+            .any(|c| c.table == table.as_str() && c.name == base.as_str())
+        {
+            return Err(FirewallError::Missing {
+                what: format!("chain inet {table} {base}"),
+            });
+        }
+        none_of_theirs_looks_up_the_snippets_sets(&rules, table.as_str())
     }
 
     /// Attach mode's first line: each of the snippet's sets is in the table with its type and
@@ -985,6 +1040,13 @@ impl Firewall for NftFirewall {
                 if !nets.is_empty() {
                     changed(RulesetChange::ElementsDeleted(nets));
                 }
+                let emptied = messages.iter().any(|m| {
+                    netlink::elements_deleted_from(m)
+                        .is_some_and(|(_, _, set)| config.first_line_set_emptied(set))
+                });
+                if emptied {
+                    changed(RulesetChange::Lost);
+                }
             }
         };
         netlink::watch(
@@ -1028,6 +1090,19 @@ impl Firewall for NftFirewall {
                 set_size,
                 first_line,
             }),
+            NftConfig::Attach {
+                first_line: None, ..
+            } => {
+                // The snippet included with first-line off (attach mode's default, or a dry
+                // run's): its rules would count and hold on empty sets, unfed and unheard;
+                // taken out of service, unless a rule of the administrator's looks up its sets
+                // (left as they are).
+                match self.disarm_attached() {
+                    Ok(()) | Err(FirewallError::Missing { .. } | FirewallError::Attach(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                self.check_attached()
+            }
             NftConfig::Attach { .. } => {
                 self.check_attached()?;
                 self.fill_attached()
@@ -1214,6 +1289,7 @@ impl NftFirewall {
     /// before it counts or holds), the hold sets emptied, in one batch; the reader stopped.
     /// The next start with it on fills the never-block sets with the list again.
     fn disarm_attached(&mut self) -> Result<(), FirewallError> {
+        self.check_disarm()?;
         let all = |net: &str| Entry::of(net.parse().expect("a network"), true, None);
         let mut w = Writer::new(&self.config);
         w.refill("allow4", &[all("0.0.0.0/0")])?;
@@ -1341,8 +1417,34 @@ fn check_first_line_rules(
              first-line-log-group is {wanted}: make them the same (the group of the log \
              rules in the included snippet)"
         ))),
-        None => Ok(()),
+        None => none_of_theirs_looks_up_the_snippets_sets(rules, table),
     }
+}
+
+/// The daemon empties and fills the snippet's sets, and takes the line out of service by
+/// putting every address into allow4/allow6: a rule of the administrator's (outside the
+/// snippet's chains of `table`) that looks one up, a set of theirs by the same name merged by
+/// the include, would accept every address. Refused, naming the chain and the set.
+fn none_of_theirs_looks_up_the_snippets_sets(
+    rules: &[sys::RuleInfo],
+    table: &str,
+) -> Result<(), FirewallError> {
+    let shared = rules.iter().find_map(|r| {
+        let theirs = r.table == table && !first_line::CHAINS.contains(&r.chain.as_str());
+        let set = r
+            .lookups
+            .iter()
+            .find(|l| first_line::expected_sets().any(|(name, ..)| name == l.as_str()))?;
+        theirs.then_some((r.chain.as_str(), set.as_str()))
+    });
+    if let Some((chain, set)) = shared {
+        return Err(FirewallError::Attach(format!(
+            "chain inet {table} {chain} looks up set {set}, which is the first line's (the \
+             daemon fills and empties it, and puts every address into allow4/allow6 when it \
+             takes the line out of service): give your set another name"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `found` (`described`) has the type of `key` and `flags interval, timeout`.
@@ -1947,6 +2049,98 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    /// Red team of issue 27: elements another program deletes from a set the daemon fills
+    /// whole (never-block, facts) call for a restore, with a first line; not from the sets the
+    /// rules fill or the daemon lifts from (holds, spares), nor without a first line.
+    #[test]
+    fn red_a_never_block_or_fact_set_emptied_by_another_is_filled_again() {
+        let on = NftConfig::Attach {
+            family: Family::Inet,
+            table: NftName::new("filter").unwrap(),
+            set4: Some(NftName::new("s4").unwrap()),
+            set6: None,
+            first_line: Some(FirstLine {
+                hold: Duration::from_secs(5),
+                log_group: 2701,
+            }),
+        };
+        for set in ["allow4", "allow6", "listen", "scanners_first", "peers6"] {
+            assert!(on.first_line_set_emptied(set), "{set}");
+        }
+        for set in ["hold4", "spare4", "pairs4", "score6", "s4"] {
+            assert!(!on.first_line_set_emptied(set), "{set}");
+        }
+        let mut off = on.clone();
+        if let NftConfig::Attach { first_line, .. } = &mut off {
+            *first_line = None;
+        }
+        assert!(!off.first_line_set_emptied("allow4"));
+    }
+
+    /// Red team of issue 27 (attach mode): a set of the administrator's own by a snippet name
+    /// (`allow4`, declared as the snippet does, so that the include merges the two) looked up
+    /// by a rule of theirs. The daemon empties it and fills it with the never-block list, and
+    /// takes the first line out of service by putting 0.0.0.0/0 into it: their `ip saddr
+    /// @allow4 accept` would then accept every address. Refused at start, naming the rule's
+    /// chain and the set.
+    #[test]
+    fn red_a_snippet_set_looked_up_by_a_rule_of_the_administrators_is_refused() {
+        let chain = |name: &str, base| sys::ChainInfo {
+            table: "filter".into(),
+            name: name.into(),
+            base,
+        };
+        let rule = |chain: &str, lookups: &[&str], log_groups: &[u16]| sys::RuleInfo {
+            table: "filter".into(),
+            chain: chain.into(),
+            lookups: lookups.iter().map(|s| s.to_string()).collect(),
+            log_groups: log_groups.to_vec(),
+        };
+        let first = FirstLine {
+            hold: Duration::from_secs(5),
+            log_group: 2701,
+        };
+        let chains = [
+            chain("first_line", true),
+            chain("weigh", false),
+            chain("count", false),
+            chain("hold", false),
+            chain("input", true),
+            chain("trusted", false),
+        ];
+        let mut rules = vec![
+            rule("first_line", &["allow4", "allow6", "hold4", "listen"], &[]),
+            rule("weigh", &["scanners_first"], &[]),
+            rule("count", &["score4"], &[]),
+            rule("hold", &[], &[2701]),
+            // The administrator's own rules: their block sets, and a set of their own.
+            rule("input", &["scansentry4", "scansentry6", "admins"], &[]),
+        ];
+        let check = |rules: &[sys::RuleInfo]| {
+            check_first_line_rules(first, rules, &chains, "filter", "include it")
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&rules), Ok(()));
+        for (chain, set) in [
+            ("input", "allow4"),
+            ("trusted", "allow6"),
+            ("input", "listen"),
+        ] {
+            rules.push(rule(chain, &[set], &[]));
+            let refused = check(&rules).unwrap_err();
+            assert!(
+                refused.contains(&format!("chain inet filter {chain} looks up set {set}")),
+                "{refused}"
+            );
+            rules.pop();
+        }
+        // The same names in another table are none of the snippet's.
+        let mut elsewhere = rule("input", &["allow4"], &[]);
+        elsewhere.table = "other".into();
+        rules.push(elsewhere);
+        assert_eq!(check(&rules), Ok(()));
     }
 
     #[test]
