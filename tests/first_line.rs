@@ -419,16 +419,9 @@ fn no_false_hold_from_monitoring_or_the_hosts_own_checks() {
     assert!(lab.connects(NetnsPair::B4, 22));
 }
 
-/// (e) A full hold set fails open and is counted: 4,200 forged IPv6 sources (each in a /64 of
-/// its own, routed back through the scanner, so the reverse-path check passes) probe 3
-/// privileged closed ports each; the first 4,096 are held, each of the others' third probe is
-/// dropped and counted in `hold_full`, and no one else is held.
-#[test]
-#[ignore = "needs root + netns: cargo test --test first_line -- --ignored"]
-fn a_full_hold_set_fails_open_and_counts_it() {
-    require_root();
-    let (lab, config, _server) = lab(Duration::from_secs(60));
-    // The victim routes the forged range through the scanner, like a default route.
+/// The victim routes 2001:db8:100::/40, the forged sources' range, through the scanner, like a
+/// default route: their reverse-path check passes.
+fn route_forged_range(lab: &NetnsPair) {
     support::netns::ip(&[
         "-n",
         &lab.a,
@@ -438,6 +431,18 @@ fn a_full_hold_set_fails_open_and_counts_it() {
         "via",
         NetnsPair::B6,
     ]);
+}
+
+/// (e) A full hold set fails open and is counted: 4,200 forged IPv6 sources (each in a /64 of
+/// its own, routed back through the scanner, so the reverse-path check passes) probe 3
+/// privileged closed ports each; the first 4,096 are held, each of the others' third probe is
+/// dropped and counted in `hold_full`, and no one else is held.
+#[test]
+#[ignore = "needs root + netns: cargo test --test first_line -- --ignored"]
+fn a_full_hold_set_fails_open_and_counts_it() {
+    require_root();
+    let (lab, config, _server) = lab(Duration::from_secs(60));
+    route_forged_range(&lab);
     const SOURCES: u16 = 4200;
     let to: IpAddr = NetnsPair::A6.parse().unwrap();
     let mut frames = Vec::new();
@@ -780,15 +785,7 @@ fn a_million_forged_syns_with_no_route_back_are_never_counted() {
 fn a_million_forged_syns_routed_back_fill_the_sets_to_their_size_and_no_further() {
     require_root();
     let (lab, config, _server) = lab(Duration::from_secs(60));
-    support::netns::ip(&[
-        "-n",
-        &lab.a,
-        "route",
-        "add",
-        "2001:db8:100::/40",
-        "via",
-        NetnsPair::B6,
-    ]);
+    route_forged_range(&lab);
     let base = 0x2001_0db8_0100_u128 << 80;
     let counters = || in_victim(&lab, &config, |fw| fw.first_line_counters()).unwrap();
 

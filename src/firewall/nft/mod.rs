@@ -1983,24 +1983,38 @@ mod tests {
         assert!(!looked_up(&[rule("input")], &chains, "filter", "others"));
     }
 
-    /// Issue 27: attach mode's first line as the chain and rule dumps show it.
-    #[test]
-    fn an_attached_first_line_needs_its_chains_and_its_log_group() {
-        let chain = |name: &str, base| sys::ChainInfo {
+    /// A chain of table `filter` as the chain dump shows it.
+    fn dumped_chain(name: &str, base: bool) -> sys::ChainInfo {
+        sys::ChainInfo {
             table: "filter".into(),
             name: name.into(),
             base,
-        };
-        let rule = |chain: &str, lookups: &[&str], log_groups: &[u16]| sys::RuleInfo {
+        }
+    }
+
+    /// A rule of table `filter`'s `chain` as the rule dump shows it: the sets it looks up and
+    /// the log groups it logs to.
+    fn dumped_rule(chain: &str, lookups: &[&str], log_groups: &[u16]) -> sys::RuleInfo {
+        sys::RuleInfo {
             table: "filter".into(),
             chain: chain.into(),
             lookups: lookups.iter().map(|s| s.to_string()).collect(),
             log_groups: log_groups.to_vec(),
-        };
-        let first = FirstLine {
+        }
+    }
+
+    /// The first line as the defaults make it.
+    fn default_first_line() -> FirstLine {
+        FirstLine {
             hold: Duration::from_secs(5),
             log_group: 2701,
-        };
+        }
+    }
+
+    /// Issue 27: attach mode's first line as the chain and rule dumps show it.
+    #[test]
+    fn an_attached_first_line_needs_its_chains_and_its_log_group() {
+        let (chain, rule, first) = (dumped_chain, dumped_rule, default_first_line());
         let chains = [
             chain("first_line", true),
             chain("weigh", false),
@@ -2087,21 +2101,7 @@ mod tests {
     /// chain and the set.
     #[test]
     fn red_a_snippet_set_looked_up_by_a_rule_of_the_administrators_is_refused() {
-        let chain = |name: &str, base| sys::ChainInfo {
-            table: "filter".into(),
-            name: name.into(),
-            base,
-        };
-        let rule = |chain: &str, lookups: &[&str], log_groups: &[u16]| sys::RuleInfo {
-            table: "filter".into(),
-            chain: chain.into(),
-            lookups: lookups.iter().map(|s| s.to_string()).collect(),
-            log_groups: log_groups.to_vec(),
-        };
-        let first = FirstLine {
-            hold: Duration::from_secs(5),
-            log_group: 2701,
-        };
+        let (chain, rule, first) = (dumped_chain, dumped_rule, default_first_line());
         let chains = [
             chain("first_line", true),
             chain("weigh", false),
