@@ -25,7 +25,8 @@
 //! `MODES=plain,fifo,nice ROUNDS=5` (with `stage-trace`): a side-by-side run instead. Each
 //! round starts one sentryd per mode in turn — `plain`, `fifo` (under `chrt -f 10`:
 //! SCHED_FIFO, as `CPUSchedulingPolicy=fifo` would run it), `nice` (under `nice -n -10`),
-//! `before` (the sentryd at `SENTRYD_BEFORE`, another build with `stage-trace`) — and
+//! `before` (the sentryd at `SENTRYD_BEFORE`, another build with `stage-trace`; or any build
+//! by its absolute path as the mode's name) — and
 //! runs `SCANS` scans (default 10) against it, each stopped 4 s after its start
 //! (`--host-timeout`: the block comes within milliseconds of the first probes); then each
 //! mode's blocks pooled (capture to kernel, and the daemon's wake-up: from the capture of the
@@ -162,6 +163,10 @@ fn scans(lab: &NetnsPair, scans: u8) -> (Vec<usize>, usize) {
 
 /// The wake-up delays of a bare thread, µs: another thread writes to a pipe every 2 ms, with
 /// the time it wrote, and this one, blocked in `read`, notes how late it woke; until `stop`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wake-ups with the monotonic clock"
+)]
 fn wake_probe(stop: &std::sync::atomic::AtomicBool) -> Vec<u64> {
     use std::io::{Read, Write};
     use std::sync::atomic::Ordering;
@@ -252,6 +257,13 @@ fn wrapper(mode: &str) -> &'static [&'static str] {
             "shift; exec \"$SENTRYD_BEFORE\" \"$@\"",
             "before",
         ],
+        // Another build's sentryd, by its path, in place of this one's.
+        path if path.starts_with('/') => Vec::leak(vec![
+            "sh",
+            "-c",
+            "shift; exec \"$0\" \"$@\"",
+            String::leak(path.to_string()),
+        ]),
         other => panic!("unknown mode {other:?}: plain, fifo or nice"),
     }
 }

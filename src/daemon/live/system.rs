@@ -32,6 +32,11 @@ pub(super) struct System {
 type Peer = (IpAddr, u16, u16);
 /// How the established connections are read.
 type ReadPeers = std::sync::Arc<dyn Fn() -> io::Result<Vec<Peer>> + Send + Sync>;
+/// How the main loop asks the reading thread for a reading, and how it answers.
+type PeersThread = (
+    std::sync::mpsc::SyncSender<()>,
+    std::sync::mpsc::Receiver<io::Result<Vec<Peer>>>,
+);
 
 /// The established connections, read off the main loop. A dump of them walks the kernel's
 /// whole connection table, whatever the namespace holds (0.9 ms median, 3.6 ms at the 90th
@@ -43,10 +48,7 @@ type ReadPeers = std::sync::Arc<dyn Fn() -> io::Result<Vec<Peer>> + Send + Sync>
 struct Established {
     read: ReadPeers,
     /// Asks the thread for a reading; its answers. `None` until the first call.
-    thread: Option<(
-        std::sync::mpsc::SyncSender<()>,
-        std::sync::mpsc::Receiver<io::Result<Vec<Peer>>>,
-    )>,
+    thread: Option<PeersThread>,
     /// The last reading handed over, for a call that comes before the next one is made.
     last: Vec<Peer>,
 }
@@ -85,16 +87,7 @@ impl Established {
 
     /// The reading thread, asked for its first reading; `None` (every reading then made in
     /// place) when no thread can be started.
-    #[expect(
-        clippy::type_complexity,
-        reason = "the two ends of the thread's channels"
-    )]
-    fn spawn(
-        &self,
-    ) -> Option<(
-        std::sync::mpsc::SyncSender<()>,
-        std::sync::mpsc::Receiver<io::Result<Vec<Peer>>>,
-    )> {
+    fn spawn(&self) -> Option<PeersThread> {
         let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
         let (answer, answers) = std::sync::mpsc::sync_channel(1);
         let read = self.read.clone();
@@ -276,9 +269,12 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::thread::ThreadId;
 
+    /// The readings made: their numbers and threads.
+    type Made = Arc<Mutex<Vec<(u16, ThreadId)>>>;
+
     /// A reader that numbers its readings (the number in the reading's peer port), notes the
     /// thread of each, and fails the readings `fails` names.
-    fn numbered(fails: &'static [u16]) -> (ReadPeers, Arc<Mutex<Vec<(u16, ThreadId)>>>) {
+    fn numbered(fails: &'static [u16]) -> (ReadPeers, Made) {
         let made = Arc::new(Mutex::new(Vec::new()));
         let read: ReadPeers = {
             let made = made.clone();
