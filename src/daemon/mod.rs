@@ -8,6 +8,7 @@ mod live;
 mod log;
 mod metrics;
 mod notify;
+pub(crate) mod stages;
 
 use std::io::Write;
 use std::net::IpAddr;

@@ -709,6 +709,9 @@ impl Engine {
         if now >= self.due.save {
             self.due.save = now.saturating_add(SAVE_EVERY);
             if self.dirty {
+                // Clean from here: a change while the save is being written (the daemon
+                // writes it on a thread of its own) makes it dirty again; a failed save too.
+                self.dirty = false;
                 let state = self.state();
                 self.effects.push(Effect::Save(state));
             }
@@ -736,7 +739,6 @@ impl Engine {
     pub fn saved(&mut self, result: Result<usize, String>) {
         match result {
             Ok(blocks) => {
-                self.dirty = false;
                 if std::mem::take(&mut self.save_failing) {
                     self.log(format!(
                         "saved the state again ({})",
@@ -752,6 +754,7 @@ impl Engine {
             // Said once per failure streak. The state stays dirty, so the save is tried again
             // every SAVE_EVERY until it works; the firewall keeps working regardless.
             Err(e) => {
+                self.dirty = true;
                 if !std::mem::replace(&mut self.save_failing, true) {
                     self.warn(format!(
                         "could not save the state (blocks still work; trying again every {} s): {e}",

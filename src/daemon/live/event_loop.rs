@@ -12,7 +12,7 @@ use super::{FRAMES_PER_TURN, STATUS_EVERY};
 use crate::capture::coalesce::Coalesce;
 use crate::capture::connect::TrapSockets;
 use crate::config::Method;
-use crate::daemon::notify;
+use crate::daemon::{notify, stages};
 use crate::exit;
 use crate::time::{Clock, Timestamp};
 
@@ -40,6 +40,7 @@ impl Running {
             // reached the daemon, and a hold judged first is one a block can say it confirms
             // (its source's probes in the frames are then noted with it). Bounded a turn.
             let holds_wait = self.daemon.take_holds();
+            stages::mark("holds");
             self.take_connections(&mut ready_traps);
             let frames = match self.take_frames() {
                 Ok(frames) => frames,
@@ -54,7 +55,9 @@ impl Running {
             // The fleet's messages after the captures' frames, a bounded number a turn; when
             // more wait, the loop turns again at once.
             let fleet_waits = self.daemon.take_fleet();
+            stages::mark("tick");
             let next = self.daemon.engine.tick();
+            stages::mark("ticked");
             self.daemon.carry_out();
             self.tell_systemd(&mut status_due);
             let mut next = next.min(status_due);
@@ -103,6 +106,7 @@ impl Running {
                 match capture.next_frame() {
                     Ok(Some(frame)) => {
                         frames += 1;
+                        stages::frame(frame.at.as_micros());
                         let at = offset.from_wall(frame.at);
                         let packet = crate::wire::parse_with(
                             link,
@@ -175,7 +179,10 @@ impl Running {
             )
             .collect();
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
+        stages::polling();
+        let polled = poll(&mut fds, timeout);
+        stages::woke();
+        match polled {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 exit::report("sentryd", &e);

@@ -201,6 +201,7 @@ pub(super) fn start(
         capture_drops: 0,
         wake: None,
         holds: super::Holds::new(),
+        saver: super::Saver::default(),
     };
     daemon.carry_out();
 

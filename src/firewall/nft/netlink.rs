@@ -126,7 +126,9 @@ impl Netlink {
         let bytes: Vec<u8> = batch.iter().flatten().copied().collect();
         self.fit(bytes.len(), batch.sequence_numbers().len());
         self.drain();
+        crate::daemon::stages::mark("send");
         let sent = self.socket.send(&bytes).map_err(NetlinkError::Socket)?;
+        crate::daemon::stages::mark("sent");
         if sent < bytes.len() {
             return Err(NetlinkError::Socket(io::Error::other(
                 "the batch was sent in part",
@@ -150,6 +152,7 @@ impl Netlink {
                 Err(e) => return Err(e.into()),
             }
         }
+        crate::daemon::stages::acknowledged();
         first_refusal.map_or(Ok(()), Err)
     }
 
@@ -166,6 +169,7 @@ impl Netlink {
         mut each: impl FnMut(&Message<'_>),
     ) -> Result<(), NetlinkError> {
         self.drain();
+        crate::daemon::stages::mark("query");
         self.socket.send(request).map_err(NetlinkError::Socket)?;
         loop {
             let fd = sys::socket_fd(&self.socket);
