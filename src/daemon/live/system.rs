@@ -5,6 +5,7 @@ use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::{Backend, Loaded};
 use crate::daemon::stages;
@@ -15,6 +16,7 @@ use crate::firewall::route::RouteFirewall;
 use crate::firewall::{Firewall, FirewallError};
 use crate::host::{self, fib::Fib};
 use crate::never_block::discover::{self, HostState};
+use crate::time::{Clock, SteadyClock, Timestamp};
 use crate::trust::{ReversePath, RouteBack};
 
 /// This machine, as the kernel shows it.
@@ -51,36 +53,73 @@ struct Established {
     thread: Option<PeersThread>,
     /// The last reading handed over, for a call that comes before the next one is made.
     last: Vec<Peer>,
+    /// The clock the readings' age is told by.
+    clock: std::sync::Arc<dyn Clock + Send + Sync>,
+    /// When the last reading was handed over (or failed).
+    answered: Timestamp,
+    /// How long the last reading stands in for the next one ([`STALE_AFTER`]).
+    stale_after: Duration,
 }
 
+/// How long, at most, the thread's last reading stands in for a next one it has not made: past
+/// it, a call fails (the engine says so once and counts no connection, as for a failed
+/// reading), so a stuck or stopped thread never leaves an old reading protecting its peers.
+/// Three of the engine's readings; a dump takes milliseconds, and each of sock_diag's reads
+/// gives up after a second.
+const STALE_AFTER: Duration = Duration::from_secs(3);
+
 impl Established {
-    fn new(read: ReadPeers) -> Self {
+    fn new(read: ReadPeers, clock: std::sync::Arc<dyn Clock + Send + Sync>) -> Self {
         Established {
             read,
             thread: None,
             last: Vec::new(),
+            answered: clock.now(),
+            clock,
+            stale_after: STALE_AFTER,
         }
     }
 
-    /// The newest reading (see the type).
+    /// The newest reading (see the type); a failure when the thread has made none for
+    /// [`STALE_AFTER`].
     fn take(&mut self) -> io::Result<Vec<Peer>> {
         let Some((ask, answers)) = &self.thread else {
             let first = (self.read)();
             self.thread = self.spawn();
-            if let Ok(peers) = &first {
-                self.last.clone_from(peers);
-            }
+            self.answered = self.clock.now();
+            self.last = first.as_ref().map(Clone::clone).unwrap_or_default();
             return first;
         };
-        let newest = answers.try_iter().last();
+        let mut newest = None;
+        let stopped = loop {
+            match answers.try_recv() {
+                Ok(answer) => newest = Some(answer),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break false,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break true,
+            }
+        };
         // One request at a time: a full channel means the thread has one already.
         let _ = ask.try_send(());
+        let now = self.clock.now();
         match newest {
-            Some(Ok(peers)) => {
-                self.last.clone_from(&peers);
-                Ok(peers)
+            Some(answer) => {
+                self.answered = now;
+                // After a failure, no connection until the next reading (the engine ended them).
+                self.last = answer.as_ref().map(Clone::clone).unwrap_or_default();
+                answer
             }
-            Some(Err(e)) => Err(e),
+            None if stopped => {
+                // The thread stopped (a panic, where panics unwind): read here, start another.
+                self.thread = None;
+                self.take()
+            }
+            None if now.saturating_since(self.answered) > self.stale_after => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no reading of the established connections for {} s",
+                    now.saturating_since(self.answered).as_secs()
+                ),
+            )),
             None => Ok(self.last.clone()),
         }
     }
@@ -128,7 +167,10 @@ impl System {
     pub(super) fn new(config_path: Option<PathBuf>) -> Self {
         System {
             config_path,
-            established: Established::new(std::sync::Arc::new(read_established)),
+            established: Established::new(
+                std::sync::Arc::new(read_established),
+                std::sync::Arc::new(SteadyClock::new()),
+            ),
             fib: match Fib::open() {
                 Ok(fib) => Some(fib),
                 Err(e) => {
@@ -144,7 +186,10 @@ impl System {
         System {
             fib: None,
             config_path: None,
-            established: Established::new(std::sync::Arc::new(read_established)),
+            established: Established::new(
+                std::sync::Arc::new(read_established),
+                std::sync::Arc::new(SteadyClock::new()),
+            ),
         }
     }
 }
@@ -313,7 +358,7 @@ mod tests {
     #[test]
     fn issue_27_established_connections_are_read_off_the_main_loop_after_the_first() {
         let (read, made) = numbered(&[]);
-        let mut established = Established::new(read);
+        let mut established = Established::new(read, Arc::new(SteadyClock::new()));
         let main = std::thread::current().id();
 
         assert_eq!(established.take().unwrap()[0].2, 1);
@@ -332,11 +377,102 @@ mod tests {
     #[test]
     fn a_failed_reading_is_handed_over() {
         let (read, _) = numbered(&[2]);
-        let mut established = Established::new(read);
+        let mut established = Established::new(read, Arc::new(SteadyClock::new()));
         assert!(established.take().is_ok());
         let failed = take_until(&mut established, io::Result::is_err);
         assert_eq!(failed.unwrap_err().to_string(), "sock_diag: gone");
-        let next = take_until(&mut established, |r| r.as_ref().is_ok_and(|p| p[0].2 >= 3));
+        let next = take_until(&mut established, |r| {
+            r.as_ref()
+                .is_ok_and(|p| p.first().is_some_and(|c| c.2 >= 3))
+        });
         assert_eq!(next.unwrap()[0].1, 22);
+    }
+
+    /// A reader whose first reading is made, and whose later ones wait until the test ends
+    /// (a thread stuck in its reading); the second reading fails when `fail_second`.
+    fn stuck_after_the_first(fail_second: bool) -> (ReadPeers, std::sync::mpsc::Sender<()>) {
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let stuck = Mutex::new(stuck);
+        let made = Mutex::new(0u16);
+        let read: ReadPeers = Arc::new(move || {
+            let n = {
+                let mut made = made.lock().unwrap();
+                *made += 1;
+                *made
+            };
+            if n == 2 && fail_second {
+                return Err(io::Error::other("sock_diag: gone"));
+            }
+            if n > 1 {
+                let _ = stuck.lock().unwrap().recv();
+            }
+            Ok(vec![("198.51.100.7".parse().unwrap(), 22, n)])
+        });
+        (read, release)
+    }
+
+    /// Review: a thread that makes no reading (stuck) never leaves its last one standing in
+    /// for a new one for long: past [`STALE_AFTER`] without an answer the call fails, as a
+    /// failed reading does (the engine says it once and counts no connection), and the peers
+    /// of connections that have ended since stop being protected.
+    #[test]
+    fn a_reading_the_thread_does_not_make_is_a_failure_past_stale_after() {
+        let (read, release) = stuck_after_the_first(false);
+        let clock = Arc::new(crate::time::ManualClock::new(Timestamp::from_micros(
+            1_000_000_000,
+        )));
+        let mut established = Established::new(read, clock.clone());
+        assert_eq!(established.take().unwrap()[0].2, 1);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            established.take().unwrap()[0].2,
+            1,
+            "the last, within STALE_AFTER"
+        );
+        clock.advance(STALE_AFTER);
+        let stale = established.take();
+        assert_eq!(
+            stale.as_ref().map_err(io::Error::kind).err(),
+            Some(io::ErrorKind::TimedOut),
+            "{stale:?}"
+        );
+        drop(release);
+    }
+
+    /// Review: after a failed reading, the reading before it is never handed over again as
+    /// the newest (the engine ended its connections at the failure).
+    #[test]
+    fn after_a_failed_reading_the_one_before_is_not_handed_over_again() {
+        let (read, release) = stuck_after_the_first(true);
+        let mut established = Established::new(read, Arc::new(SteadyClock::new()));
+        assert_eq!(established.take().unwrap()[0].2, 1);
+        assert!(take_until(&mut established, io::Result::is_err).is_err());
+        // The thread is now stuck in its third reading.
+        let next = established.take();
+        assert!(next.as_ref().is_ok_and(Vec::is_empty), "{next:?}");
+        drop(release);
+    }
+
+    /// Review: a reading thread that stopped (a panic in a build that unwinds) is replaced:
+    /// the reading is made in place and a new thread started, never the last one again.
+    #[test]
+    fn a_stopped_reading_thread_is_replaced() {
+        let made = Arc::new(Mutex::new(0u16));
+        let read: ReadPeers = {
+            let made = made.clone();
+            Arc::new(move || {
+                let n = {
+                    let mut made = made.lock().unwrap();
+                    *made += 1;
+                    *made
+                };
+                assert_ne!(n, 2, "the reading thread stops");
+                Ok(vec![("198.51.100.7".parse().unwrap(), 22, n)])
+            })
+        };
+        let mut established = Established::new(read, Arc::new(SteadyClock::new()));
+        assert_eq!(established.take().unwrap()[0].2, 1);
+        let later = take_until(&mut established, |r| r.as_ref().unwrap()[0].2 >= 3);
+        assert!(later.is_ok());
     }
 }
