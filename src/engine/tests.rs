@@ -966,6 +966,38 @@ fn a_failed_save_is_said_once_and_tried_again_every_second() {
     assert!(saves(&mut lab).is_empty(), "nothing new to save");
 }
 
+/// Review of issue 27: the daemon writes the state on a thread of its own, so the engine is
+/// clean from the moment it hands a state over; a block made before that save's outcome comes
+/// back is saved the next time, whatever the outcome says.
+#[test]
+fn a_change_while_a_save_is_written_is_saved_the_next_time() {
+    let mut lab = Lab::start(config());
+    lab.scan(SCANNER, 1..=10);
+    let saves = |lab: &mut Lab| {
+        lab.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Save(state) => Some(state.blocks.len()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    lab.advance(SAVE_EVERY);
+    lab.engine.tick();
+    assert_eq!(saves(&mut lab), [1]);
+    // Being written: another block meanwhile, then the first save's outcome.
+    lab.scan("203.0.113.8", 1..=10);
+    lab.engine.saved(Ok(1));
+    lab.advance(SAVE_EVERY);
+    lab.engine.tick();
+    assert_eq!(saves(&mut lab), [2], "the block made while writing");
+    lab.engine.saved(Ok(2));
+    lab.advance(SAVE_EVERY);
+    lab.engine.tick();
+    assert!(saves(&mut lab).is_empty(), "nothing new to save");
+}
+
 #[test]
 fn a_new_never_block_address_of_the_host_lifts_its_block() {
     let mut lab = Lab::start(config());
