@@ -57,6 +57,8 @@ struct Established {
     clock: std::sync::Arc<dyn Clock + Send + Sync>,
     /// When the last reading was handed over (or failed).
     answered: Timestamp,
+    /// When the request the thread answers next was made (its reading is no older).
+    asked: Timestamp,
     /// How long the last reading stands in for the next one ([`STALE_AFTER`]).
     stale_after: Duration,
 }
@@ -75,6 +77,7 @@ impl Established {
             thread: None,
             last: Vec::new(),
             answered: clock.now(),
+            asked: clock.now(),
             clock,
             stale_after: STALE_AFTER,
         }
@@ -83,11 +86,11 @@ impl Established {
     /// The newest reading (see the type); a failure when the thread has made none for
     /// [`STALE_AFTER`].
     fn take(&mut self) -> io::Result<Vec<Peer>> {
+        let now = self.clock.now();
         let Some((ask, answers)) = &self.thread else {
-            let first = (self.read)();
+            let first = self.read_here(now);
             self.thread = self.spawn();
-            self.answered = self.clock.now();
-            self.last = first.as_ref().map(Clone::clone).unwrap_or_default();
+            self.asked = now;
             return first;
         };
         let mut newest = None;
@@ -99,9 +102,14 @@ impl Established {
             }
         };
         // One request at a time: a full channel means the thread has one already.
-        let _ = ask.try_send(());
-        let now = self.clock.now();
+        let asked = self.asked;
+        if ask.try_send(()).is_ok() {
+            self.asked = now;
+        }
         match newest {
+            // Asked for before a pause in the calls (a reload to `protect = "none"` and back):
+            // as old as that; made afresh here, as the first reading is.
+            Some(_) if now.saturating_since(asked) > self.stale_after => self.read_here(now),
             Some(answer) => {
                 self.answered = now;
                 // After a failure, no connection until the next reading (the engine ended them).
@@ -122,6 +130,14 @@ impl Established {
             )),
             None => Ok(self.last.clone()),
         }
+    }
+
+    /// A reading made on this thread, at `now`.
+    fn read_here(&mut self, now: Timestamp) -> io::Result<Vec<Peer>> {
+        let reading = (self.read)();
+        self.answered = now;
+        self.last = reading.as_ref().map(Clone::clone).unwrap_or_default();
+        reading
     }
 
     /// The reading thread, asked for its first reading; `None` (every reading then made in
@@ -474,5 +490,35 @@ mod tests {
         assert_eq!(established.take().unwrap()[0].2, 1);
         let later = take_until(&mut established, |r| r.as_ref().unwrap()[0].2 >= 3);
         assert!(later.is_ok());
+    }
+
+    /// Review: a reading the thread made long ago (asked for before a pause in the calls: a
+    /// reload to `protect = "none"` and back) is not handed over as the newest; the reading
+    /// is made afresh in place, as the first one is.
+    #[test]
+    fn a_reading_asked_for_long_ago_is_made_again_in_place() {
+        let (read, made) = numbered(&[]);
+        let clock = Arc::new(crate::time::ManualClock::new(Timestamp::from_micros(
+            1_000_000_000,
+        )));
+        let mut established = Established::new(read, clock.clone());
+        assert_eq!(established.take().unwrap()[0].2, 1);
+        // The thread makes its reading, which waits to be taken.
+        for _ in 0..10_000_000 {
+            if made.lock().unwrap().len() == 2 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert_eq!(made.lock().unwrap().len(), 2);
+        clock.advance(Duration::from_secs(600));
+        let now = established.take().unwrap()[0].2;
+        assert!(
+            now > 2,
+            "a reading made now, not the one of ten minutes ago"
+        );
+        let made = made.lock().unwrap();
+        let on = made.iter().find(|(n, _)| *n == now).unwrap().1;
+        assert_eq!(on, std::thread::current().id(), "{made:?}");
     }
 }
