@@ -45,8 +45,12 @@ type PeersThread = (
 /// percentile on the lab's host, every second): on the main loop, a probe that arrived
 /// meanwhile waited for it. The first reading is made in place (the engine's start needs
 /// it); from then on each call hands over the reading a thread made since the last call and
-/// asks it for the next one, so the engine's once-a-second reading is at most about a second
-/// old (it was up to a second old between readings before).
+/// asks it for the next one. The reading handed over was made about a second before, and
+/// stands until the next: up to two seconds old at its use, where one made in place was up to
+/// one (a peer that has just connected is protected up to a second later than before). The
+/// engine stamps it with the time it is handed over, later than the connections in it
+/// opened, so a connection opened during a scan still protects nothing. The last reading
+/// stands in for one the thread has not made for [`STALE_AFTER`] at most (see there).
 struct Established {
     read: ReadPeers,
     /// Asks the thread for a reading; its answers. `None` until the first call.
