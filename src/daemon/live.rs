@@ -125,7 +125,6 @@ struct Saver {
     shared: Arc<SaverShared>,
 }
 
-#[derive(Default)]
 struct SaverShared {
     /// The state waiting for the thread, its number and directory.
     pending: std::sync::Mutex<Option<(u64, PathBuf, state::State)>>,
@@ -136,28 +135,82 @@ struct SaverShared {
     issued: AtomicU64,
     /// Whether the thread runs.
     started: std::sync::atomic::AtomicBool,
+    /// How long a save in place waits for the thread's write in progress ([`STOP_WAIT`]).
+    wait: std::time::Duration,
+}
+
+/// How long a stop's save waits for the saver's write in progress at most: storage that hangs
+/// never holds the stop until systemd kills it (90 s by default), and the state could not be
+/// written there anyway.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Default for SaverShared {
+    fn default() -> Self {
+        SaverShared {
+            pending: std::sync::Mutex::default(),
+            ready: std::sync::Condvar::default(),
+            written: std::sync::Mutex::default(),
+            issued: AtomicU64::default(),
+            started: std::sync::atomic::AtomicBool::default(),
+            wait: STOP_WAIT,
+        }
+    }
 }
 
 impl Saver {
-    /// Writes `state` in `dir` now, unless a newer state was written already (`None`); the
-    /// blocks it held, or why it could not.
+    /// Writes `state` in `dir` now, unless a newer state was written already; the blocks it
+    /// held, or why it could not. A write of the thread in progress is waited for, at most
+    /// [`STOP_WAIT`].
     fn write_now(&self, dir: &std::path::Path, state: &state::State) -> Result<usize, String> {
         let seq = self.shared.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        self.write(seq, dir, state)
-            .unwrap_or(Ok(state.blocks.len()))
+        let step = std::time::Duration::from_millis(10);
+        let tries = self.shared.wait.as_millis() / step.as_millis() + 1;
+        for _ in 0..tries {
+            match self.shared.written.try_lock() {
+                Ok(written) => {
+                    return self
+                        .write_locked(written, seq, dir, state)
+                        .unwrap_or(Ok(state.blocks.len()));
+                }
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    return self
+                        .write_locked(e.into_inner(), seq, dir, state)
+                        .unwrap_or(Ok(state.blocks.len()));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::sleep(step),
+            }
+        }
+        Err(format!(
+            "{}: the previous save has not finished in {} s",
+            dir.join(state::FILE).display(),
+            self.shared.wait.as_secs()
+        ))
     }
 
+    /// Writes `state` (number `seq`) in `dir`, unless a newer state was written already
+    /// (`None`).
     fn write(
         &self,
         seq: u64,
         dir: &std::path::Path,
         state: &state::State,
     ) -> Option<Result<usize, String>> {
-        let mut written = self
+        let written = self
             .shared
             .written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.write_locked(written, seq, dir, state)
+    }
+
+    /// [`Saver::write`], the last number written held.
+    fn write_locked(
+        &self,
+        mut written: std::sync::MutexGuard<'_, u64>,
+        seq: u64,
+        dir: &std::path::Path,
+        state: &state::State,
+    ) -> Option<Result<usize, String>> {
         if *written > seq {
             return None;
         }
@@ -674,6 +727,38 @@ mod tests {
         assert_eq!(saver.write(3, &dir, &state), Some(Ok(0)));
         assert_eq!(saver.write(2, &dir, &state), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Review: a stop's save waits for a write of the saver's thread that hangs (storage that
+    /// does not answer) a bounded time, then says it could not save, instead of holding the
+    /// stop until systemd kills the daemon.
+    #[test]
+    fn a_save_in_place_waits_for_a_hung_write_a_bounded_time() {
+        let saver = Saver {
+            shared: Arc::new(SaverShared {
+                wait: std::time::Duration::from_millis(50),
+                ..SaverShared::default()
+            }),
+        };
+        let dir = std::env::temp_dir().join(format!("scansentry-hung-{}", std::process::id()));
+        // The thread's write in progress, hung.
+        let hung = saver.shared.written.lock().unwrap();
+        let (outcome, outcomes) = std::sync::mpsc::channel();
+        {
+            let saver = saver.clone();
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let _ = outcome.send(saver.write_now(&dir, &state::State::default()));
+            });
+        }
+        let result = outcomes.recv_timeout(std::time::Duration::from_secs(10));
+        drop(hung);
+        let error = result.expect("the save in place waited on").unwrap_err();
+        assert!(
+            error.contains("the previous save has not finished in"),
+            "{error}"
+        );
+        assert!(!dir.join(state::FILE).exists());
     }
 
     /// Issue 27: a flood of holds never grows the daemon's memory: past [`HOLDS_QUEUED`] the
