@@ -133,8 +133,8 @@ struct SaverShared {
     written: std::sync::Mutex<u64>,
     /// The last number handed out.
     issued: AtomicU64,
-    /// Whether the thread runs.
-    started: std::sync::atomic::AtomicBool,
+    /// The thread, once started (one that has stopped is replaced at the next hand-over).
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// How long a save in place waits for the thread's write in progress ([`STOP_WAIT`]).
     wait: std::time::Duration,
 }
@@ -151,7 +151,7 @@ impl Default for SaverShared {
             ready: std::sync::Condvar::default(),
             written: std::sync::Mutex::default(),
             issued: AtomicU64::default(),
-            started: std::sync::atomic::AtomicBool::default(),
+            thread: std::sync::Mutex::default(),
             wait: STOP_WAIT,
         }
     }
@@ -229,7 +229,15 @@ impl Saver {
         state: state::State,
         wake: Option<&Wake>,
     ) -> Result<(), state::State> {
-        if !self.shared.started.load(Ordering::SeqCst) {
+        let mut thread = self
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if thread
+            .as_ref()
+            .is_none_or(std::thread::JoinHandle::is_finished)
+        {
             let Some(wake) = wake else {
                 return Err(state);
             };
@@ -238,11 +246,12 @@ impl Saver {
             let spawned = std::thread::Builder::new()
                 .name("saver".into())
                 .spawn(move || saver.serve(&wake));
-            if spawned.is_err() {
-                return Err(state);
+            match spawned {
+                Ok(spawned) => *thread = Some(spawned),
+                Err(_) => return Err(state),
             }
-            self.shared.started.store(true, Ordering::SeqCst);
         }
+        drop(thread);
         let seq = self.shared.issued.fetch_add(1, Ordering::SeqCst) + 1;
         *self
             .shared
@@ -759,6 +768,55 @@ mod tests {
             "{error}"
         );
         assert!(!dir.join(state::FILE).exists());
+    }
+
+    /// Review: a saver's thread that has stopped (its main loop's end of the events gone, or
+    /// a panic where panics unwind) is replaced at the next hand-over, not left holding every
+    /// state after it unwritten and unsaid.
+    #[test]
+    fn a_stopped_saver_thread_is_replaced() {
+        let wake = |events| {
+            let (read, write) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                    .unwrap();
+            let wake = Wake {
+                events,
+                pipe: Arc::new(write),
+            };
+            (wake, read)
+        };
+        let dir = std::env::temp_dir().join(format!("scansentry-restart-{}", std::process::id()));
+        let saver = Saver::default();
+        let state = state::State::default();
+        // A thread whose outcome cannot be told: it stops after its first write.
+        let (gone, gone_outcomes) = std::sync::mpsc::channel();
+        drop(gone_outcomes);
+        let (gone, pipe) = wake(gone);
+        assert!(
+            saver
+                .hand_over(dir.clone(), state.clone(), Some(&gone))
+                .is_ok()
+        );
+        drop(gone);
+        // The pipe's end of file: the thread has dropped its end of it, it is stopping.
+        let mut byte = [0u8; 1];
+        for _ in 0..1000 {
+            if nix::unistd::read(pipe.as_fd(), &mut byte) == Ok(0) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (events, outcomes) = std::sync::mpsc::channel();
+        let (events, _pipe) = wake(events);
+        assert!(saver.hand_over(dir.clone(), state, Some(&events)).is_ok());
+        drop(events);
+        let outcome = outcomes.recv_timeout(std::time::Duration::from_secs(10));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            matches!(outcome, Ok(Event::Saved(Ok(0)))),
+            "no outcome: the state was left to a stopped thread"
+        );
     }
 
     /// Issue 27: a flood of holds never grows the daemon's memory: past [`HOLDS_QUEUED`] the
