@@ -2306,6 +2306,24 @@ fn saved(dir: &std::path::Path) -> (Vec<String>, Vec<(String, u64)>) {
     )
 }
 
+/// Review of issue 27 (the state file written by a thread of its own): an unblock right
+/// before a stop is in the state the stop leaves, whatever the saver's thread was doing; the
+/// restart puts nothing back.
+#[test]
+#[ignore = "needs root + netns: cargo test --test daemon -- --ignored"]
+fn an_unblock_right_before_a_stop_is_kept_by_the_restart() {
+    let Blocked(lab, dir, _web, daemon) = scanned_and_blocked();
+    assert!(wait_until(DEADLINE, || saved(&dir.0).0 == ["198.51.100.2/32"]));
+    let out = daemon.ctl(&["unblock", NetnsPair::B4]);
+    assert_eq!(text(&out), "unblocked 198.51.100.2\n");
+    drop(daemon);
+    assert!(saved(&dir.0).0.is_empty(), "{:?}", saved(&dir.0));
+    let again = Daemon::spawn(&lab.a, &dir.0, "");
+    assert!(!again.out().contains("put back"), "{}", again.out());
+    assert!(!lab.set_text("blocked4").contains("198.51.100.2"));
+    assert!(lab.connects(NetnsPair::B4, 8080));
+}
+
 /// Issue 26, 8: an element an administrator deletes with `nft delete element` is an unblock:
 /// the log names the address, `sentryctl list` no longer shows it, the state file forgets
 /// it, a restart does not put it back, and its offences are kept (the next block is its
