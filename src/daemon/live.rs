@@ -137,7 +137,14 @@ struct SaverShared {
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// How long a save in place waits for the thread's write in progress ([`STOP_WAIT`]).
     wait: std::time::Duration,
+    /// Hand-overs in a row that found the state before still waiting for the thread.
+    waiting: std::sync::atomic::AtomicU32,
 }
+
+/// Hand-overs in a row that find the state before still waiting, past which the thread's
+/// write is said to hang (the engine warns once, as for a failed save): 30 s of saves at one
+/// a second, where a save takes milliseconds.
+const WAITING_AT_MOST: u32 = 30;
 
 /// How long a stop's save waits for the saver's write in progress at most: storage that hangs
 /// never holds the stop until systemd kills it (90 s by default), and the state could not be
@@ -153,6 +160,7 @@ impl Default for SaverShared {
             issued: AtomicU64::default(),
             thread: std::sync::Mutex::default(),
             wait: STOP_WAIT,
+            waiting: std::sync::atomic::AtomicU32::default(),
         }
     }
 }
@@ -253,13 +261,29 @@ impl Saver {
         }
         drop(thread);
         let seq = self.shared.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        *self
+        let mut pending = self
             .shared
             .pending
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((seq, dir, state));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.replace((seq, dir, state)).is_some() {
+            self.shared.waiting.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.shared.waiting.store(0, Ordering::SeqCst);
+        }
+        drop(pending);
         self.shared.ready.notify_one();
         Ok(())
+    }
+
+    /// Why the thread's write is said to hang ([`WAITING_AT_MOST`]), if it is.
+    fn hung(&self, dir: &std::path::Path) -> Option<String> {
+        (self.shared.waiting.load(Ordering::SeqCst) >= WAITING_AT_MOST).then(|| {
+            format!(
+                "{}: the previous save has not finished in {WAITING_AT_MOST} s",
+                dir.join(state::FILE).display()
+            )
+        })
     }
 
     /// The thread: each state handed over, written, its outcome told to the main loop.
@@ -273,6 +297,7 @@ impl Saver {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 loop {
                     if let Some(next) = pending.take() {
+                        self.shared.waiting.store(0, Ordering::SeqCst);
                         break next;
                     }
                     pending = self
@@ -482,6 +507,9 @@ impl Daemon {
                     {
                         let result = self.saver.write_now(&dir, &state);
                         self.engine.saved(result);
+                    } else if let Some(hung) = self.saver.hung(&dir) {
+                        // Said once, as a failed save; the thread's outcome says when it works.
+                        self.engine.saved(Err(hung));
                     }
                 }
                 Effect::Watch => self.watch_firewall(),
@@ -817,6 +845,62 @@ mod tests {
             matches!(outcome, Ok(Event::Saved(Ok(0)))),
             "no outcome: the state was left to a stopped thread"
         );
+    }
+
+    /// Review: a write of the saver's thread that hangs (storage that does not answer) is
+    /// said, as a failed save is, once the states handed over have waited behind it for
+    /// [`WAITING_AT_MOST`] hand-overs; not silent until the stop.
+    #[test]
+    fn a_hung_write_of_the_saver_is_said() {
+        let (_wake_read, wake_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .unwrap();
+        let (events, outcomes) = std::sync::mpsc::channel();
+        let wake = Wake {
+            events,
+            pipe: Arc::new(wake_write),
+        };
+        let dir = std::env::temp_dir().join(format!("scansentry-hung-save-{}", std::process::id()));
+        let saver = Saver::default();
+        let state = state::State::default();
+        // The thread takes the first state, and its write hangs.
+        let hang = saver.shared.written.lock().unwrap();
+        assert!(
+            saver
+                .hand_over(dir.clone(), state.clone(), Some(&wake))
+                .is_ok()
+        );
+        for _ in 0..1000 {
+            if saver.shared.pending.lock().unwrap().is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            saver
+                .hand_over(dir.clone(), state.clone(), Some(&wake))
+                .is_ok()
+        );
+        assert_eq!(saver.hung(&dir), None, "one state waiting is no hang");
+        for _ in 0..WAITING_AT_MOST + 1 {
+            assert!(
+                saver
+                    .hand_over(dir.clone(), state.clone(), Some(&wake))
+                    .is_ok()
+            );
+        }
+        let hung = saver.hung(&dir).expect("the hang is said");
+        assert!(
+            hung.contains("the previous save has not finished in 30 s"),
+            "{hung}"
+        );
+        // It answers again: the waiting state is written, and no hang is said any more.
+        drop(hang);
+        let outcome = outcomes.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(matches!(outcome, Ok(Event::Saved(Ok(0)))));
+        let _ = outcomes.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(saver.hung(&dir), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Issue 27: a flood of holds never grows the daemon's memory: past [`HOLDS_QUEUED`] the
