@@ -128,7 +128,7 @@ impl Established {
             None if now.saturating_since(self.answered) > self.stale_after => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "no reading of the established connections for {} s",
+                    "sock_diag: no reading made for {} s (its thread is stuck)",
                     now.saturating_since(self.answered).as_secs()
                 ),
             )),
