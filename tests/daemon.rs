@@ -1188,8 +1188,11 @@ fn a_full_state_directory_keeps_the_last_state_and_is_written_once_there_is_room
         "the state was not written once there was room: {}",
         daemon.err()
     );
+    // The saver's thread writes the file, then tells the main loop, which says so.
     assert!(
-        daemon.out().contains("saved the state again (2 blocks)"),
+        wait_until(DEADLINE, || daemon
+            .out()
+            .contains("saved the state again (2 blocks)")),
         "{}",
         daemon.out()
     );
