@@ -905,17 +905,11 @@ fn connect_mode_says_so_when_the_open_files_limit_is_too_low() {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("daemon");
-    let config = dir.0.join("scansentry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[detect]\nmode = \"listed\"\ntcp-ports = [\"1-1000\"]\n[capture]\nmethod = \"connect\"\n\
-             [daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
-            dir.0.join("control.sock").display(),
-            dir.0.join("state").display()
-        ),
-    )
-    .unwrap();
+    let config = Daemon::write_config(
+        &dir.0,
+        "scansentry.toml",
+        "[detect]\nmode = \"listed\"\ntcp-ports = [\"1-1000\"]\n[capture]\nmethod = \"connect\"",
+    );
     let out = lab.exec(
         &lab.a,
         &[
@@ -1293,16 +1287,7 @@ fn issue_16_minus_d_reports_a_failed_start_and_detaches_only_a_started_daemon() 
     let lab = NetnsPair::new();
     let dir = TempDir::new("detach");
     let config = |name: &str, extra: &str| {
-        let path = dir.0.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "{extra}\n[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
-                dir.0.join("control.sock").display(),
-                dir.0.join("state").display()
-            ),
-        )
-        .unwrap();
+        let path = Daemon::write_config(&dir.0, name, extra);
         path.to_str().unwrap().to_string()
     };
     let sentryd = env!("CARGO_BIN_EXE_sentryd");
@@ -1596,16 +1581,7 @@ fn issue_16_decisions_are_events_with_fields_in_json_lines_and_the_journal() {
 
     // The journal.
     let jdir = TempDir::new("journal");
-    let config = jdir.0.join("scansentry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[log]\ntarget = \"journald\"\n[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
-            jdir.0.join("control.sock").display(),
-            jdir.0.join("state").display()
-        ),
-    )
-    .unwrap();
+    let config = Daemon::write_config(&jdir.0, "scansentry.toml", "[log]\ntarget = \"journald\"");
     let journald_pid = jdir.0.join("journald.pid");
     let script = format!(
         "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal && \
@@ -2946,16 +2922,7 @@ fn issue_27_attach_mode_with_the_first_line_refuses_to_start_without_the_snippet
     lab.load_ruleset(&support::netns::attach_ruleset(false));
     let before = text(&lab.exec(&lab.a, &["nft", "list", "ruleset"]));
     let dir = TempDir::new("daemon");
-    let config = dir.0.join("scansentry.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{ATTACH_FIRST_LINE}[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
-            dir.0.join("control.sock").display(),
-            dir.0.join("state").display()
-        ),
-    )
-    .unwrap();
+    let config = Daemon::write_config(&dir.0, "scansentry.toml", ATTACH_FIRST_LINE);
     let sentryd = env!("CARGO_BIN_EXE_sentryd");
     let failed = lab.exec(
         &lab.a,

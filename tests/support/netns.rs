@@ -391,16 +391,12 @@ impl Daemon {
         Self::start(ns, dir, config, &how)
     }
 
-    fn start(ns: &str, dir: &Path, config: &str, how: &How) -> Self {
-        let How {
-            seconds,
-            wrapper,
-            args,
-            ready,
-        } = *how;
-        let config_path = dir.join("scansentry.toml");
+    /// Writes `config` to `dir`/`name` with a `[daemon]` section that keeps the daemon's
+    /// control socket and state in `dir`; the file's path.
+    pub fn write_config(dir: &Path, name: &str, config: &str) -> PathBuf {
+        let path = dir.join(name);
         std::fs::write(
-            &config_path,
+            &path,
             format!(
                 "{config}\n[daemon]\nsocket = \"{}\"\nstate-dir = \"{}\"\n",
                 dir.join("control.sock").display(),
@@ -408,6 +404,17 @@ impl Daemon {
             ),
         )
         .unwrap();
+        path
+    }
+
+    fn start(ns: &str, dir: &Path, config: &str, how: &How) -> Self {
+        let How {
+            seconds,
+            wrapper,
+            args,
+            ready,
+        } = *how;
+        let config_path = Self::write_config(dir, "scansentry.toml", config);
         let stdout = dir.join("sentryd.out");
         let stderr = dir.join("sentryd.err");
         let child = Command::new("ip")
