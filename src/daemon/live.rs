@@ -729,19 +729,25 @@ fn append_history(path: &std::path::Path, line: &str) {
 mod tests {
     use super::*;
 
+    /// A `Wake` of `events`, and the read end of its pipe.
+    fn wake_of(events: std::sync::mpsc::Sender<Event>) -> (Wake, std::os::fd::OwnedFd) {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .unwrap();
+        let wake = Wake {
+            events,
+            pipe: Arc::new(write),
+        };
+        (wake, read)
+    }
+
     /// Issue 27: the state is written by the saver's thread, its outcome sent to the main
     /// loop; a state older than one written is never written over it (a stop's save in place
     /// wins over a thread that was late).
     #[test]
     fn issue_27_the_state_is_saved_off_the_main_loop_and_never_by_an_older_one() {
-        let (wake_read, wake_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-                .unwrap();
         let (events, outcomes) = std::sync::mpsc::channel();
-        let wake = Wake {
-            events,
-            pipe: Arc::new(wake_write),
-        };
+        let (wake, wake_read) = wake_of(events);
         let dir = std::env::temp_dir().join(format!("scansentry-saver-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let saver = Saver::default();
@@ -803,23 +809,13 @@ mod tests {
     /// state after it unwritten and unsaid.
     #[test]
     fn a_stopped_saver_thread_is_replaced() {
-        let wake = |events| {
-            let (read, write) =
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-                    .unwrap();
-            let wake = Wake {
-                events,
-                pipe: Arc::new(write),
-            };
-            (wake, read)
-        };
         let dir = std::env::temp_dir().join(format!("scansentry-restart-{}", std::process::id()));
         let saver = Saver::default();
         let state = state::State::default();
         // A thread whose outcome cannot be told: it stops after its first write.
         let (gone, gone_outcomes) = std::sync::mpsc::channel();
         drop(gone_outcomes);
-        let (gone, pipe) = wake(gone);
+        let (gone, pipe) = wake_of(gone);
         assert!(
             saver
                 .hand_over(dir.clone(), state.clone(), Some(&gone))
@@ -836,7 +832,7 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         let (events, outcomes) = std::sync::mpsc::channel();
-        let (events, _pipe) = wake(events);
+        let (events, _pipe) = wake_of(events);
         assert!(saver.hand_over(dir.clone(), state, Some(&events)).is_ok());
         drop(events);
         let outcome = outcomes.recv_timeout(std::time::Duration::from_secs(10));
@@ -852,14 +848,8 @@ mod tests {
     /// [`WAITING_AT_MOST`] hand-overs; not silent until the stop.
     #[test]
     fn a_hung_write_of_the_saver_is_said() {
-        let (_wake_read, wake_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-                .unwrap();
         let (events, outcomes) = std::sync::mpsc::channel();
-        let wake = Wake {
-            events,
-            pipe: Arc::new(wake_write),
-        };
+        let (wake, _wake_read) = wake_of(events);
         let dir = std::env::temp_dir().join(format!("scansentry-hung-save-{}", std::process::id()));
         let saver = Saver::default();
         let state = state::State::default();
@@ -907,14 +897,8 @@ mod tests {
     /// reports are counted as dropped, and the main loop is woken for those queued.
     #[test]
     fn issue_27_the_queue_of_holds_is_bounded_and_counts_what_it_drops() {
-        let (wake_read, wake_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-                .unwrap();
         let (events, _events) = std::sync::mpsc::channel();
-        let wake = Wake {
-            events,
-            pipe: Arc::new(wake_write),
-        };
+        let (wake, wake_read) = wake_of(events);
         let holds = Holds::new();
         let held = holds.sender(wake);
         let hold = KernelHold {
