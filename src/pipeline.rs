@@ -650,6 +650,7 @@ mod tests {
             tcp_flags: Some(flags),
             window: 0,
             integrity: wire::Integrity::Valid,
+            shape: crate::wire::Shape::default(),
         }
     }
 
@@ -923,6 +924,7 @@ mod tests {
             tcp_flags: None,
             window: 0,
             integrity: wire::Integrity::Valid,
+            shape: crate::wire::Shape::default(),
         };
         p.process(at(400), Ok(query));
         let reply = Packet {
@@ -935,6 +937,7 @@ mod tests {
             tcp_flags: None,
             window: 0,
             integrity: wire::Integrity::Valid,
+            shape: crate::wire::Shape::default(),
         };
         p.process(at(400), Ok(reply));
         assert_eq!(p.counters().replies, 2);
@@ -1130,6 +1133,7 @@ mod tests {
                         tcp_flags: Some(TcpFlags::from_bits(flags)),
                         window: 1024,
                         integrity: wire::Integrity::Valid,
+                        shape: crate::wire::Shape::default(),
                     };
                     if let Some(d) = p.process(now, Ok(packet)) {
                         let decision = r.on_detection(&d, p.never_block(), now);

@@ -128,7 +128,7 @@ impl Default for DetectorConfig {
 
 /// A set of scan kinds, as seen in one source's probes.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ScanKinds(u8);
+pub struct ScanKinds(u16);
 
 impl ScanKinds {
     /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
@@ -145,7 +145,7 @@ impl ScanKinds {
 
     /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
     /// a test holds the two together).
-    fn bit(kind: ProbeKind) -> u8 {
+    fn bit(kind: ProbeKind) -> u16 {
         match kind {
             ProbeKind::Syn => 1,
             ProbeKind::Fin => 1 << 1,
@@ -158,8 +158,8 @@ impl ScanKinds {
         }
     }
 
-    /// Every kind there is (a bit for each, all eight set).
-    pub const ALL: ScanKinds = ScanKinds(u8::MAX);
+    /// Every kind there is (a bit for each).
+    pub const ALL: ScanKinds = ScanKinds((1 << Self::KINDS.len()) - 1);
 
     /// The set holding `kind`.
     pub fn of(kind: ProbeKind) -> Self {

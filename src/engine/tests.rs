@@ -249,6 +249,7 @@ impl Lab {
                 tcp_flags: Some(TcpFlags::SYN),
                 window: 1024,
                 integrity: Integrity::Valid,
+                shape: crate::wire::Shape::default(),
             };
             self.engine.packet(self.clock.now(), Ok(syn));
         }
@@ -3581,6 +3582,7 @@ mod tripwire {
             tcp_flags: Some(TcpFlags::SYN),
             window: 1024,
             integrity,
+            shape: crate::wire::Shape::default(),
         };
         lab.engine.packet(lab.clock.now(), Ok(syn));
     }

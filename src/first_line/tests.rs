@@ -60,6 +60,7 @@ fn packet(src: &str, sport: u16, dport: u16, flags: Option<u16>) -> Packet {
         tcp_flags: flags.map(TcpFlags::from_bits),
         window: 1024,
         integrity: Integrity::Valid,
+        shape: crate::wire::Shape::default(),
     }
 }
 

@@ -15,9 +15,11 @@
 
 mod checksum;
 mod flags;
+pub mod shape;
 
 pub use checksum::Integrity;
 pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
+pub use shape::Shape;
 
 use std::net::IpAddr;
 
@@ -144,6 +146,8 @@ pub struct Packet {
     pub window: u16,
     /// Whether its checksums say the kernel would take it ([`Integrity`]).
     pub integrity: Integrity,
+    /// The other header fields and the payload's first bytes ([`Shape`]).
+    pub shape: Shape,
 }
 
 /// What a capture knew of a frame apart from its bytes (the raw method's socket address):
@@ -398,6 +402,11 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
         return Err(Skip::Truncated);
     }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    let (mut shape, ip_total) = shape::ip_fields(bytes);
+    // Where the transport header starts in `bytes` (after IPv6 extension headers), and so how
+    // long the transport segment is as the IP header declares it.
+    let transport_at = (payload.payload.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
+    let declared = ip_total.saturating_sub(transport_at);
     let header_ok = ip
         .ipv4()
         .is_none_or(|v4| checksum::ipv4_header_ok(v4.header().slice()));
@@ -414,6 +423,10 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
                 etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
             })?;
+            shape::tcp_fields(&mut shape, tcp.slice());
+            let header_len = tcp.slice().len();
+            shape.payload_len = clamp16(declared.saturating_sub(header_len));
+            shape.head = shape::Head::new(payload.payload.get(header_len..).unwrap_or_default());
             Ok(Packet {
                 direction: Direction::Unknown,
                 ifindex: None,
@@ -424,10 +437,14 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 tcp_flags: Some(TcpFlags::from_header(tcp.slice())),
                 window: tcp.window_size(),
                 integrity: integrity(checksum::TCP),
+                shape,
             })
         }
         IpNumber::UDP => {
             let udp = UdpHeaderSlice::from_slice(payload.payload).map_err(|_| Skip::Truncated)?;
+            shape.payload_len = clamp16(declared.saturating_sub(UDP_HEADER_LEN));
+            shape.head =
+                shape::Head::new(payload.payload.get(UDP_HEADER_LEN..).unwrap_or_default());
             Ok(Packet {
                 direction: Direction::Unknown,
                 ifindex: None,
@@ -438,10 +455,19 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 tcp_flags: None,
                 window: 0,
                 integrity: integrity(checksum::UDP),
+                shape,
             })
         }
         _ => Err(Skip::OtherProtocol),
     }
+}
+
+/// The length of a UDP header.
+const UDP_HEADER_LEN: usize = 8;
+
+/// A length as a `u16` (IP lengths are; a larger one is saturated).
+fn clamp16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }
 
 #[cfg(test)]

@@ -573,3 +573,33 @@ fn issue_25_a_packet_shorter_than_its_ip_header_says_is_truncated_when_captured_
         );
     }
 }
+
+/// Issue 28: the header fields tool fingerprints read come out as they were on the wire.
+#[test]
+fn issue_28_the_shape_of_a_packet_is_read_from_its_headers() {
+    let linux = parse(LinkType::LinuxSll2, &hex(SLL2_SYN)).expect("parses");
+    let s = linux.shape;
+    assert_eq!((s.ttl, s.ip_id, s.dont_fragment), (64, 0xc161, true));
+    assert_eq!((s.seq, s.ack, s.urgent, s.reserved), (0x6806_30db, 0, 0, 0));
+    assert_eq!(
+        s.options.as_bytes(),
+        hex("0204 ffd7 0402 080a 9afd c2f0 0000 0000 0103 030a").as_slice()
+    );
+    assert_eq!((s.payload_len, s.head.as_bytes()), (0, &[][..]));
+
+    let masscan = parse(LinkType::Ethernet, &hex(MASSCAN_SYN)).expect("parses");
+    let s = masscan.shape;
+    assert_eq!((s.ttl, s.ip_id, s.dont_fragment), (252, 0x9c44, false));
+    assert_eq!((masscan.window, s.seq), (1024, 0x7dba_06f2));
+    assert!(s.options.as_bytes().is_empty());
+    // The Ethernet trailer's padding is not payload: the IP header says how long it is.
+    assert_eq!(s.payload_len, 0);
+
+    let six = parse(LinkType::LinuxSll, &hex(SLL_SYN6)).expect("parses");
+    assert_eq!((six.shape.ttl, six.shape.flow_label), (64, 0xd785b));
+
+    let udp = built(false, true, b"GET / HTTP/1.0\r\n\r\n");
+    let p = parse(LinkType::RawIp, &udp).expect("parses");
+    assert_eq!(p.shape.payload_len, 18);
+    assert_eq!(p.shape.head.as_bytes(), b"GET / HTTP/1.0\r\n\r\n");
+}

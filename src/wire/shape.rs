@@ -1,0 +1,169 @@
+//! The header fields of a packet beyond its addresses, ports and flags: what a tool's probe
+//! shape is recognised by (window, TCP options, IP ID, TTL, urgent pointer, reserved bits), and
+//! the first bytes of its payload, which a version probe is recognised by. **Pure**, fixed
+//! size, no allocation: a [`Shape`] is copied with its [`super::Packet`].
+
+/// The most TCP option bytes a header holds (a data offset of 15 words, less the 20 fixed bytes).
+pub const MAX_OPTIONS: usize = 40;
+/// How many payload bytes are kept: enough to tell nmap's service probes and a scanner's fixed
+/// payloads apart by their beginning; what follows is not looked at.
+pub const HEAD_LEN: usize = 32;
+
+/// Header fields read from the IP and transport headers of one packet, as they were on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// IPv4 type of service or IPv6 traffic class (DSCP and ECN bits).
+    pub tos: u8,
+    /// IPv4 identification (0 for IPv6).
+    pub ip_id: u16,
+    /// IPv4 "don't fragment" bit (false for IPv6).
+    pub dont_fragment: bool,
+    /// IPv6 flow label (0 for IPv4).
+    pub flow_label: u32,
+    /// TCP sequence number (0 for UDP).
+    pub seq: u32,
+    /// TCP acknowledgment number, whatever the ACK flag says (0 for UDP).
+    pub ack: u32,
+    /// TCP urgent pointer, whatever the URG flag says (0 for UDP).
+    pub urgent: u16,
+    /// The three reserved bits of the TCP header (byte 12, bits 3..1), shifted down (0-7).
+    pub reserved: u8,
+    /// The TCP options, as they were on the wire (none for UDP).
+    pub options: TcpOptions,
+    /// The transport payload's length as the IP header declares it (whatever the capture cut).
+    pub payload_len: u16,
+    /// The payload's first bytes, as far as the capture holds them.
+    pub head: Head,
+}
+
+/// TCP option bytes, as they were on the wire (at most [`MAX_OPTIONS`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptions {
+    len: u8,
+    bytes: [u8; MAX_OPTIONS],
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        TcpOptions {
+            len: 0,
+            bytes: [0; MAX_OPTIONS],
+        }
+    }
+}
+
+impl TcpOptions {
+    /// The options of `raw` (at most [`MAX_OPTIONS`] bytes are kept).
+    pub fn new(raw: &[u8]) -> Self {
+        let mut options = TcpOptions::default();
+        let n = raw.len().min(MAX_OPTIONS);
+        options.bytes[..n].copy_from_slice(&raw[..n]);
+        options.len = u8::try_from(n).expect("at most 40");
+        options
+    }
+
+    /// The option bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for TcpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TcpOptions(")?;
+        for b in self.as_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// The first payload bytes of a packet (at most [`HEAD_LEN`]; fewer when the payload is shorter
+/// or the capture's snap length cut it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    len: u8,
+    bytes: [u8; HEAD_LEN],
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            len: 0,
+            bytes: [0; HEAD_LEN],
+        }
+    }
+}
+
+impl Head {
+    /// The first bytes of `payload` (at most [`HEAD_LEN`]).
+    pub fn new(payload: &[u8]) -> Self {
+        let mut head = Head::default();
+        let n = payload.len().min(HEAD_LEN);
+        head.bytes[..n].copy_from_slice(&payload[..n]);
+        head.len = u8::try_from(n).expect("at most 32");
+        head
+    }
+
+    /// The bytes kept.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Head({:?})", self.as_bytes().escape_ascii().to_string())
+    }
+}
+
+/// The IP header fields of a [`Shape`], from the start of an IPv4 or IPv6 header (whose
+/// version and length the caller has checked): TTL, TOS, IP ID, DF, flow label, and the total
+/// length the header declares (IPv4 total length; IPv6 40 + payload length).
+pub(super) fn ip_fields(header: &[u8]) -> (Shape, usize) {
+    let byte = |i: usize| header.get(i).copied().unwrap_or(0);
+    let word = |i: usize| u16::from_be_bytes([byte(i), byte(i + 1)]);
+    let mut shape = Shape::default();
+    if byte(0) >> 4 == 4 {
+        shape.tos = byte(1);
+        shape.ip_id = word(4);
+        shape.dont_fragment = byte(6) & 0x40 != 0;
+        shape.ttl = byte(8);
+        (shape, usize::from(word(2)))
+    } else {
+        shape.tos = (byte(0) << 4) | (byte(1) >> 4);
+        shape.flow_label =
+            (u32::from(byte(1) & 0x0f) << 16) | (u32::from(byte(2)) << 8) | u32::from(byte(3));
+        shape.ttl = byte(7);
+        (shape, 40 + usize::from(word(4)))
+    }
+}
+
+/// Adds the TCP fields of a whole TCP header (`tcp`, options included) to `shape`.
+pub(super) fn tcp_fields(shape: &mut Shape, tcp: &[u8]) {
+    let byte = |i: usize| tcp.get(i).copied().unwrap_or(0);
+    let long = |i: usize| u32::from_be_bytes([byte(i), byte(i + 1), byte(i + 2), byte(i + 3)]);
+    shape.seq = long(4);
+    shape.ack = long(8);
+    shape.reserved = (byte(12) >> 1) & 0x07;
+    shape.urgent = u16::from_be_bytes([byte(18), byte(19)]);
+    shape.options = TcpOptions::new(tcp.get(20..).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_and_heads_keep_at_most_their_size() {
+        assert_eq!(TcpOptions::new(&[1; 60]).as_bytes().len(), MAX_OPTIONS);
+        assert_eq!(Head::new(&[b'C'; 300]).as_bytes(), &[b'C'; HEAD_LEN]);
+        assert_eq!(Head::new(b"GET").as_bytes(), b"GET");
+        assert_eq!(
+            format!("{:?}", Head::new(b"A\r\n")),
+            "Head(\"A\\\\r\\\\n\")"
+        );
+    }
+}
