@@ -527,6 +527,7 @@ impl Event {
             several_addresses: false,
             arrived_on: None,
             tripwire: None,
+            signature: None,
         };
         Event {
             line: head(&decision, Mode::Enforcing),
@@ -1054,6 +1055,7 @@ mod tests {
             several_addresses: false,
             arrived_on: None,
             tripwire: None,
+            signature: None,
         }
     }
 
@@ -1295,6 +1297,7 @@ mod tests {
         let d = Detection {
             ports: vec![(Proto::Tcp, 2323)],
             tripwire: Some((Proto::Tcp, 2323)),
+            signature: None,
             ..detection()
         };
         let event = Event::of(&d, &decisions()[1], Mode::Enforcing);

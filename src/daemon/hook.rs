@@ -139,6 +139,7 @@ mod tests {
             several_addresses: false,
             arrived_on: None,
             tripwire: None,
+            signature: None,
         };
         let template: Vec<String> = [
             "/usr/local/bin/notify",

@@ -446,6 +446,7 @@ mod tests {
             several_addresses: false,
             arrived_on: None,
             tripwire: None,
+            signature: None,
         };
         let decision = crate::respond::Decision::Block {
             net: "203.0.113.7/32".parse().unwrap(),

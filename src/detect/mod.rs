@@ -234,6 +234,26 @@ pub struct Detection {
     /// reached, if it did: one probe there is enough, whatever the score, and the responder
     /// does not ask for `min-ports` ports.
     pub tripwire: Option<(Proto, u16)>,
+    /// The tool its probes look like, when their shapes or payloads say (issue 28): strong
+    /// evidence however few trap ports they touched.
+    pub signature: Option<Signature>,
+}
+
+/// The tool a source's probes look like, and which of its probes were recognised: what
+/// `sentryctl why` and the events say ("nmap OS detection: T2, T3, ECN").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// The tool and what it was doing, as an administrator reads it: `nmap OS detection`.
+    pub tool: &'static str,
+    /// The names of the probes recognised, in the order first seen (at most a handful).
+    pub probes: Vec<&'static str>,
+}
+
+impl fmt::Display for Signature {
+    /// `nmap OS detection (T2, T3, ECN)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.tool, self.probes.join(", "))
+    }
 }
 
 /// A source that crossed the threshold, before the second look at the socket table that makes
@@ -487,6 +507,7 @@ impl Detector {
             several_addresses: source.several,
             arrived_on: None,
             tripwire: tripped.then_some((probe.proto, probe.dst_port)),
+            signature: None,
         };
         source.packets = 0;
         Some(Candidate(detection))

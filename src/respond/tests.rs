@@ -16,6 +16,7 @@ fn detection(source: &str, addr: &str) -> Detection {
         several_addresses: true,
         arrived_on: None,
         tripwire: None,
+        signature: None,
     }
 }
 
@@ -1296,6 +1297,7 @@ fn tripwire_detections_skip_min_ports_and_are_capped_per_48_and_per_24() {
     let tripwire = |addr: String| Detection {
         ports: vec![(Proto::Tcp, 2323)],
         tripwire: Some((Proto::Tcp, 2323)),
+        signature: None,
         ..host(&addr)
     };
     for (first, format) in [(1, "2001:db8:7:{}::1"), (1, "203.0.113.{}")] {
@@ -1313,6 +1315,7 @@ fn tripwire_detections_skip_min_ports_and_are_capped_per_48_and_per_24() {
     // Without the tripwire, one port is fewer than min-ports.
     let one_port = Detection {
         tripwire: None,
+        signature: None,
         ..tripwire("198.51.100.9".into())
     };
     assert!(matches!(
