@@ -43,10 +43,10 @@ pub enum Integrity {
 /// A running ones'-complement sum, 32 bits at a time into 64 (folded at the end: the sum of
 /// 32-bit words folds to the sum of 16-bit words, RFC 1071 §2).
 #[derive(Clone, Copy, Debug, Default)]
-struct Sum(u64);
+pub(super) struct Sum(u64);
 
 impl Sum {
-    fn add(self, bytes: &[u8]) -> Sum {
+    pub(super) fn add(self, bytes: &[u8]) -> Sum {
         let mut acc = self.0;
         let mut words = bytes.chunks_exact(4);
         for w in &mut words {
@@ -62,8 +62,14 @@ impl Sum {
         Sum(self.0 + u64::from(value))
     }
 
+    /// Two running sums as one (their bytes started at offsets a multiple of 4 apart, as IP
+    /// fragments do: offsets are multiples of 8).
+    pub(super) fn join(self, other: Sum) -> Sum {
+        Sum(self.0.saturating_add(other.0))
+    }
+
     /// Folded to 16 bits, end-around carry; never 0 for a non-zero sum.
-    fn fold(self) -> u16 {
+    pub(super) fn fold(self) -> u16 {
         let mut s = self.0;
         while s > 0xffff {
             s = (s & 0xffff) + (s >> 16);
@@ -133,18 +139,7 @@ pub(crate) fn transport(
     let Ok(len32) = u32::try_from(len) else {
         return Integrity::Bad;
     };
-    let pseudo = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => Sum::default()
-            .add(&s.octets())
-            .add(&d.octets())
-            .add_u32(u32::from(proto))
-            .add_u32(len32),
-        (s, d) => Sum::default()
-            .add(&octets16(s))
-            .add(&octets16(d))
-            .add_u32(len32)
-            .add_u32(u32::from(proto)),
-    };
+    let pseudo = pseudo(src, dst, proto, len32);
     let total = pseudo.add(&segment[..len]);
     if total.fold() == 0xffff {
         Integrity::Valid
@@ -152,6 +147,22 @@ pub(crate) fn transport(
         Integrity::Offloaded
     } else {
         Integrity::Bad
+    }
+}
+
+/// The pseudo-header's sum (RFC 768, RFC 793; RFC 8200 §8.1 for IPv6).
+pub(super) fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Sum {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Sum::default()
+            .add(&s.octets())
+            .add(&d.octets())
+            .add_u32(u32::from(proto))
+            .add_u32(len),
+        (s, d) => Sum::default()
+            .add(&octets16(s))
+            .add(&octets16(d))
+            .add_u32(len)
+            .add_u32(u32::from(proto)),
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod checksum;
 mod flags;
+pub mod reassembly;
 pub mod shape;
 
 pub use checksum::Integrity;
@@ -267,6 +268,44 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
 pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
+    let layer = ip_layer(link, frame, seen)?;
+    packet_from_ip(layer.ip, seen.whole).map(|p| layer.finish(p))
+}
+
+/// A frame down to its IP header, with what its link layer and the capture said of it.
+#[derive(Clone, Copy, Debug)]
+struct IpLayer<'a> {
+    /// From the start of the IP header.
+    ip: &'a [u8],
+    /// Which way it went: the capture's word, else the cooked header's.
+    direction: Direction,
+    /// The interface, when the capture or the cooked header says.
+    ifindex: Option<u32>,
+    /// Whether it came over a loopback device, as far as anything says.
+    loopback: bool,
+}
+
+impl IpLayer<'_> {
+    /// `p`, read from this layer's IP bytes, with the layer's direction and interface, and
+    /// its integrity as the kernel judges a frame that arrived ([`parse_with`]).
+    fn finish(&self, p: Packet) -> Packet {
+        let arrived = !matches!(self.direction, Direction::Outgoing | Direction::Unknown);
+        let integrity = if p.integrity == Integrity::Offloaded && arrived && !self.loopback {
+            Integrity::PseudoOnly
+        } else {
+            p.integrity
+        };
+        Packet {
+            direction: self.direction,
+            ifindex: self.ifindex,
+            integrity,
+            ..p
+        }
+    }
+}
+
+/// Slices the link layer of `frame` off: its IP bytes, direction, interface and device type.
+fn ip_layer(link: LinkType, frame: &[u8], seen: Metadata) -> Result<IpLayer<'_>, Skip> {
     let mut ifindex = None;
     // The device type of a cooked header, read only when it matters.
     let hatype = |at: usize| {
@@ -310,29 +349,18 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
     } else {
         seen.direction
     };
-    packet_from_ip(ip, seen.whole).map(|p| {
-        let arrived = !matches!(direction, Direction::Outgoing | Direction::Unknown);
-        let integrity = if p.integrity == Integrity::Offloaded && arrived && !seen.loopback {
-            let loopback = match link {
-                // Cooked v1: the device type at offset 2; v2: at offset 8.
-                LinkType::LinuxSll => hatype(2) == Some(ARPHRD_LOOPBACK),
-                LinkType::LinuxSll2 => hatype(8) == Some(ARPHRD_LOOPBACK),
-                LinkType::Ethernet | LinkType::RawIp | LinkType::Loopback => false,
-            };
-            if loopback {
-                Integrity::Offloaded
-            } else {
-                Integrity::PseudoOnly
-            }
-        } else {
-            p.integrity
+    let loopback = seen.loopback
+        || match link {
+            // Cooked v1: the device type at offset 2; v2: at offset 8.
+            LinkType::LinuxSll => hatype(2) == Some(ARPHRD_LOOPBACK),
+            LinkType::LinuxSll2 => hatype(8) == Some(ARPHRD_LOOPBACK),
+            LinkType::Ethernet | LinkType::RawIp | LinkType::Loopback => false,
         };
-        Packet {
-            direction,
-            ifindex: seen.ifindex.or(ifindex),
-            integrity,
-            ..p
-        }
+    Ok(IpLayer {
+        ip,
+        direction,
+        ifindex: seen.ifindex.or(ifindex),
+        loopback,
     })
 }
 

@@ -91,6 +91,83 @@ pub fn with_destination_options(mut frame: Vec<u8>) -> Vec<u8> {
     frame
 }
 
+/// An Ethernet frame holding a UDP datagram with `payload`.
+pub fn udp_frame_with(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + payload.len());
+    let eth = PacketBuilder::ethernet2(MAC_A, MAC_B);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .udp(sport, dport)
+            .write(&mut out, payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .udp(sport, dport)
+            .write(&mut out, payload),
+        _ => panic!("mixed address families"),
+    }
+    .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// `frame` (Ethernet, IPv4 or IPv6 without extension headers) split into IP fragments of
+/// `size` bytes of payload each (a multiple of 8; the last one shorter), in order, with the
+/// identification `id`, as `nmap -f` (8) and `--mtu 16` (16) send them.
+pub fn fragments(frame: &[u8], size: usize, id: u32) -> Vec<Vec<u8>> {
+    assert!(
+        size > 0 && size.is_multiple_of(8),
+        "fragments hold multiples of 8 bytes"
+    );
+    let (eth, ip) = frame.split_at(14);
+    let v6 = ip[0] >> 4 == 6;
+    let header_len = if v6 {
+        40
+    } else {
+        usize::from(ip[0] & 0x0f) * 4
+    };
+    let (header, payload) = ip.split_at(header_len);
+    let chunks: Vec<&[u8]> = payload.chunks(size).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let more = i + 1 < chunks.len();
+            let offset = u16::try_from(i * size).expect("a datagram under 64 KiB");
+            let mut out = eth.to_vec();
+            let mut h = header.to_vec();
+            if v6 {
+                let next = std::mem::replace(&mut h[6], 44);
+                let len = u16::try_from(8 + chunk.len()).expect("small");
+                h[4..6].copy_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&h);
+                out.extend_from_slice(&[next, 0]);
+                out.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+                out.extend_from_slice(&id.to_be_bytes());
+            } else {
+                let total = u16::try_from(header_len + chunk.len()).expect("small");
+                h[2..4].copy_from_slice(&total.to_be_bytes());
+                h[4..6]
+                    .copy_from_slice(&u16::try_from(id & 0xffff).expect("16 bits").to_be_bytes());
+                let flags = (offset / 8) | if more { 0x2000 } else { 0 };
+                h[6..8].copy_from_slice(&flags.to_be_bytes());
+                h[10..12].copy_from_slice(&[0, 0]);
+                let mut sum: u32 = h
+                    .chunks(2)
+                    .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                    .sum();
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                let sum = !u16::try_from(sum).expect("folded");
+                h[10..12].copy_from_slice(&sum.to_be_bytes());
+                out.extend_from_slice(&h);
+            }
+            out.extend_from_slice(chunk);
+            out
+        })
+        .collect()
+}
+
 /// Writes Ethernet frames with their capture times (microseconds since the epoch) as a pcap file.
 pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
