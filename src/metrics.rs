@@ -817,12 +817,14 @@ mod tests {
             "odd-flags",
             "udp",
             "ack",
+            "tiny-fragment",
+            "fragment-overlap",
         ] {
             zero("detections_by_kind", "kind", kind);
         }
         assert_eq!(
             text.matches("scansentry_detections_by_kind_total{").count(),
-            8,
+            10,
             "{text}"
         );
         for reason in ["unroutable-source", "bad-checksum"] {

@@ -28,7 +28,8 @@ use crate::detect::traps::{Listeners, Traps};
 use crate::detect::{Candidate, Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
-use crate::wire::{self, Direction, LinkType, Packet, ProbeKind, Proto, Skip};
+use crate::wire::reassembly::{self, Note, Outcome, Reassembler};
+use crate::wire::{self, Direction, LinkType, Metadata, Packet, ProbeKind, Proto, Skip};
 
 /// What happened to the packets seen so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -70,6 +71,18 @@ pub struct Counters {
     /// Detections taken back when a fresh look at the socket table found a service on enough
     /// of their ports.
     pub withdrawn: u64,
+    /// IP datagrams reassembled whole from fragments ([`wire::reassembly`]), then judged as
+    /// any packet.
+    pub reassembled: u64,
+    /// Fragmented datagrams that did not arrive whole in time (30 s IPv4, 60 s IPv6).
+    pub fragments_timed_out: u64,
+    /// Fragmented datagrams discarded because their fragments overlapped.
+    pub fragment_overlaps: u64,
+    /// Fragmented datagrams dropped for a bound of the reassembler (evicted by newer ones,
+    /// too many fragments).
+    pub fragments_dropped: u64,
+    /// TCP datagrams whose first fragment cut the TCP header (tiny fragments).
+    pub tiny_fragments: u64,
 }
 
 impl Counters {
@@ -215,6 +228,8 @@ pub struct Pipeline {
     tap: Option<Vec<Tapped>>,
     /// Probes the tap had no room for.
     tap_dropped: u64,
+    /// Datagrams whose fragments are arriving.
+    reassembly: Reassembler,
 }
 
 /// Probes the tap keeps between two takes at most (the engine takes them every 100 ms).
@@ -252,6 +267,7 @@ impl Pipeline {
             local_check: true,
             tap: None,
             tap_dropped: 0,
+            reassembly: Reassembler::new(reassembly::Limits::default()),
         }
     }
 
@@ -291,7 +307,12 @@ impl Pipeline {
         link: LinkType,
         frame: &[u8],
     ) -> Option<Detection> {
-        self.process(at, wire::parse(link, frame))
+        match wire::parse(link, frame) {
+            Err(Skip::Fragment) => {
+                self.process_fragment_looking(at, link, frame, Metadata::default(), || None)
+            }
+            parsed => self.process(at, parsed),
+        }
     }
 
     /// Processes one parsed frame (or the reason it did not parse), with no fresh reading of
@@ -310,7 +331,105 @@ impl Pipeline {
         parsed: Result<Packet, Skip>,
         look: impl FnOnce() -> Option<Listeners>,
     ) -> Option<Detection> {
-        let candidate = self.candidate(at, parsed)?;
+        let candidate = self.candidate(at, parsed, None)?;
+        self.settle(candidate, look)
+    }
+
+    /// An IP fragment ([`Skip::Fragment`] by [`wire::parse_with`]) that arrived at `at`: kept
+    /// until its datagram is whole, which is then judged as any packet, with what its
+    /// fragments said (a tiny first fragment, overlaps) as the kind of its probe. Nothing of
+    /// it is kept from a source the trust rules refuse (not to us, unroutable, never-block).
+    pub fn process_fragment_looking(
+        &mut self,
+        at: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        seen: Metadata,
+        look: impl FnOnce() -> Option<Listeners>,
+    ) -> Option<Detection> {
+        self.tick(at);
+        self.counters.fragments += 1;
+        let (packet, note) = self.reassemble(at, link, frame, seen)?;
+        let candidate = self.candidate(at, Ok(packet), Some(note))?;
+        self.settle(candidate, look)
+    }
+
+    /// A fragment to the reassembler, after the checks that come before any state: the
+    /// datagram when it is whole (or the first fragment of an overlap).
+    fn reassemble(
+        &mut self,
+        at: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        seen: Metadata,
+    ) -> Option<(Packet, Note)> {
+        let f = match reassembly::fragment_of(link, frame, seen) {
+            Ok(f) => f,
+            Err(reason) => {
+                self.counters.skipped(reason);
+                return None;
+            }
+        };
+        let c = &mut self.counters;
+        let from_us = match f.direction() {
+            Direction::Outgoing => true,
+            Direction::Incoming => false,
+            Direction::Elsewhere => {
+                c.not_local += 1;
+                return None;
+            }
+            Direction::Unknown => self.locals.contains(f.src()),
+        };
+        if from_us {
+            // This host's own stack made it: its first fragment holds the transport header,
+            // read alone for the conversation memory.
+            return self.reassembly.lone(&f).map(|p| (p, Note::default()));
+        }
+        let src = f.src();
+        if !self.locals.contains(f.dst()) {
+            c.not_local += 1;
+            return None;
+        }
+        if crate::trust::Unroutable::of(src).is_some() {
+            c.unroutable += 1;
+            return None;
+        }
+        if self.never_block.contains(src) && (self.local_check || !self.locals.contains(src)) {
+            c.never_block += 1;
+            return None;
+        }
+        let outcome = self.reassembly.insert(at, &f);
+        self.fragment_counters();
+        match outcome {
+            Outcome::Complete(packet, note) => Some((packet, note)),
+            Outcome::Overlap(Some(packet)) => Some((
+                packet,
+                Note {
+                    overlap: true,
+                    ..Note::default()
+                },
+            )),
+            Outcome::Overlap(None) | Outcome::Pending | Outcome::Dropped => None,
+        }
+    }
+
+    /// The reassembler's counters, into the pipeline's.
+    fn fragment_counters(&mut self) {
+        let r = self.reassembly.counters();
+        let c = &mut self.counters;
+        c.reassembled = r.reassembled;
+        c.fragments_timed_out = r.timed_out;
+        c.fragment_overlaps = r.overlapping;
+        c.fragments_dropped = r.dropped;
+        c.tiny_fragments = r.tiny;
+    }
+
+    /// A candidate settled against the socket table (read afresh by `look`, when it can).
+    fn settle(
+        &mut self,
+        candidate: Candidate,
+        look: impl FnOnce() -> Option<Listeners>,
+    ) -> Option<Detection> {
         if let Some(fresh) = look() {
             self.traps.set_listeners(fresh);
         }
@@ -326,9 +445,17 @@ impl Pipeline {
     }
 
     /// A frame through every check to the detector: a candidate when its source crosses the
-    /// threshold.
-    fn candidate(&mut self, at: Timestamp, parsed: Result<Packet, Skip>) -> Option<Candidate> {
-        self.tick(at);
+    /// threshold. `fragments`: the packet is a datagram reassembled from fragments (whose
+    /// frames were counted), and what they said.
+    fn candidate(
+        &mut self,
+        at: Timestamp,
+        parsed: Result<Packet, Skip>,
+        fragments: Option<Note>,
+    ) -> Option<Candidate> {
+        if fragments.is_none() {
+            self.tick(at);
+        }
         let c = &mut self.counters;
         let p = match parsed {
             Ok(p) => p,
@@ -410,6 +537,12 @@ impl Pipeline {
             c.conversation += 1;
             return None;
         };
+        // What its fragments said is stronger evidence than its flags (RFC 1858, RFC 3128).
+        let kind = match fragments {
+            Some(Note { overlap: true, .. }) => ProbeKind::FragmentOverlap,
+            Some(Note { tiny: true, .. }) if p.tcp_flags.is_some() => ProbeKind::TinyFragment,
+            _ => kind,
+        };
         if p.integrity == wire::Integrity::PseudoOnly {
             // Arrived with a sum the kernel checks and finds wrong (judged for candidate
             // probes only: a conversation's frames are not counted here).
@@ -472,6 +605,8 @@ impl Pipeline {
         self.counters.frames += 1;
         if at >= self.next_expire {
             self.detector.expire(at);
+            self.reassembly.expire(at);
+            self.fragment_counters();
             self.next_expire = at.saturating_add(EXPIRE_EVERY);
         }
     }
@@ -607,6 +742,10 @@ impl Pipeline {
         &self.traps
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline/fragment_tests.rs"]
+mod fragment_tests;
 
 #[cfg(test)]
 mod tests {

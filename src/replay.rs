@@ -38,6 +38,7 @@ use crate::pipeline::{Counters, RecentFlows};
 use crate::respond::Decision;
 use crate::time::{ManualClock, Timestamp};
 use crate::trust::{ReversePath, RouteBack};
+use crate::wire::reassembly::{self, Reassembler};
 use crate::wire::{self, Proto, TcpFlags};
 
 /// The hash seed of a replay's conversation memory: fixed, so that replays repeat exactly.
@@ -304,7 +305,12 @@ pub fn run_all(
         if let (Some(line), Ok(p)) = (&mut line, &parsed) {
             line.packet(frame.at, p, &mut report);
         }
-        engine.packet(frame.at, parsed);
+        match parsed {
+            Err(wire::Skip::Fragment) => {
+                engine.fragment(frame.at, link, frame.data, wire::Metadata::default());
+            }
+            parsed => engine.packet(frame.at, parsed),
+        }
         let model = line.as_mut().map(|line| &mut line.model);
         summary.take(engine.take_effects(), frame.at, model, &mut report);
     }
@@ -447,7 +453,7 @@ struct Inferred {
     listeners: BTreeSet<(Proto, IpAddr, u16)>,
 }
 
-/// The first pass: every packet is remembered as a flow; a probe-shaped packet that answers
+/// The first pass: every packet (datagrams in fragments once whole) is remembered as a flow; a probe-shaped packet that answers
 /// no earlier flow makes its destination local; a SYN+ACK or UDP datagram that answers one
 /// shows a listening socket at its source.
 fn infer(path: &Path) -> Result<Inferred, CaptureError> {
@@ -455,9 +461,20 @@ fn infer(path: &Path) -> Result<Inferred, CaptureError> {
     let link = file.link();
     let mut flows = RecentFlows::new(16, Duration::from_secs(300), REPLAY_SEED);
     let mut found = Inferred::default();
+    let mut fragments = Reassembler::new(reassembly::Limits::default());
     while let Some(frame) = file.next_frame()? {
-        let Ok(p) = wire::parse(link, frame.data) else {
-            continue;
+        let p = match wire::parse(link, frame.data) {
+            Ok(p) => p,
+            // A datagram in fragments, read once whole.
+            Err(wire::Skip::Fragment) => {
+                match reassembly::fragment_of(link, frame.data, wire::Metadata::default())
+                    .map(|f| fragments.insert(frame.at, &f))
+                {
+                    Ok(reassembly::Outcome::Complete(p, _)) => p,
+                    _ => continue,
+                }
+            }
+            Err(_) => continue,
         };
         if flows.is_answer(frame.at, &p) {
             let opens = match p.tcp_flags {
@@ -509,7 +526,9 @@ impl Summary {
              probes counted: {}; not traps: {}; answers to local traffic: {}; conversation: {}; \
              never-block sources: {}; unroutable sources: {}; bad checksums: {}; outbound: {}; \
              to other hosts: {}\n\
-             skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols, {} fragments\n\
+             skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols\n\
+             fragments: {} (datagrams reassembled {}, tiny {}, overlapping {}, timed out {}, \
+             dropped for a bound {})\n\
              detections: {} (would block {}, already blocked {}, never-block {}, over budget {}, \
              too few ports {})",
             capture.display(),
@@ -534,6 +553,11 @@ impl Summary {
             c.not_ip,
             c.other_protocol,
             c.fragments,
+            c.reassembled,
+            c.tiny_fragments,
+            c.fragment_overlaps,
+            c.fragments_timed_out,
+            c.fragments_dropped,
             c.detections,
             self.blocks,
             self.already_blocked,

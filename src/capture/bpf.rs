@@ -7,6 +7,12 @@
 //! segments with ACK and neither SYN nor FIN, RSTs of established connections, ICMP — stays in
 //! the kernel.
 //!
+//! IPv4 fragments pass whatever they hold (MF or an offset: `ip[6:2] & 0x3fff`), tested
+//! first: pcap's `tcp[…]` matches only a first fragment, and a load past the end of a tiny
+//! one ends the whole program with a refusal; the reassembler needs every fragment of a
+//! datagram; IPv6 fragments pass as a next header
+//! other than TCP, UDP and ICMPv6 (44).
+//!
 //! pcap's `tcp[tcpflags]` only works for IPv4 (its compiled code checks for EtherType 0x0800),
 //! so IPv6 TCP is matched on the fixed header: next header at byte 6, flags at byte 40 + 13.
 
@@ -17,7 +23,8 @@ const ARPHRD_LOOPBACK: u16 = 772;
 
 /// What the kernel keeps, whatever the link: the pcap method compiles it for its device's link
 /// type, the raw method for raw IP ([`crate::capture::raw::filter`]).
-pub const PROBES: &str = "(ip and tcp and (tcp[tcpflags] & tcp-ack == 0 or tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)) \
+pub const PROBES: &str = "(ip and ip[6:2] & 0x3fff != 0) \
+     or (ip and tcp and (tcp[tcpflags] & tcp-ack == 0 or tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)) \
      or (ip6 and ip6[6] == 6 and (ip6[53] & 0x10 == 0 or ip6[53] & 0x03 != 0)) \
      or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
      or udp";
@@ -111,6 +118,22 @@ mod tests {
         let ip = 14;
         frame[ip + 6] = u8::from(IpNumber::IPV6_HEADER_HOP_BY_HOP);
         assert!(passes(&filter(&Interfaces::All), &frame));
+    }
+
+    #[test]
+    fn every_fragment_passes() {
+        let f = filter(&Interfaces::All);
+        for (frame, size) in [(tcp4(0x02), 8), (tcp4(0x10), 8), (tcp6(0x02), 8)] {
+            for (i, fragment) in frames::fragments(&frame, size, 1).iter().enumerate() {
+                assert!(passes(&f, fragment), "fragment {i} of {frame:02x?}");
+            }
+        }
+        let big = frames::udp_frame_with(ip("203.0.113.7"), ip("198.51.100.1"), 1, 2, &[0; 3000]);
+        for fragment in frames::fragments(&big, 1480, 2) {
+            assert!(passes(&f, &fragment));
+        }
+        // An ACK whole is still left in the kernel.
+        assert!(!passes(&f, &tcp4(0x10)));
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub struct ScanKinds(u16);
 
 impl ScanKinds {
     /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
-    const KINDS: [ProbeKind; 8] = [
+    const KINDS: [ProbeKind; 10] = [
         ProbeKind::Syn,
         ProbeKind::Fin,
         ProbeKind::Null,
@@ -141,6 +141,8 @@ impl ScanKinds {
         ProbeKind::Odd(TcpFlags::URG),
         ProbeKind::Udp,
         ProbeKind::Ack,
+        ProbeKind::TinyFragment,
+        ProbeKind::FragmentOverlap,
     ];
 
     /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
@@ -155,6 +157,8 @@ impl ScanKinds {
             ProbeKind::Odd(_) => 1 << 5,
             ProbeKind::Udp => 1 << 6,
             ProbeKind::Ack => 1 << 7,
+            ProbeKind::TinyFragment => 1 << 8,
+            ProbeKind::FragmentOverlap => 1 << 9,
         }
     }
 

@@ -25,9 +25,48 @@ impl Engine {
             self.held_probe(p.src.to_canonical(), proto, p.dst_port);
         }
         let withdrawn = self.pipeline.counters().withdrawn;
+        let detection = self.looking(|pipeline, look| pipeline.process_looking(at, packet, look));
+        if let Some(d) = detection {
+            self.on_detection(&d);
+        } else if verbose && self.pipeline.counters().withdrawn > withdrawn {
+            self.log(format!(
+                "not a scan after all: {} crossed the threshold with ports where services have \
+                 just started",
+                src.map_or_else(String::new, |s| s.to_string())
+            ));
+        }
+    }
+
+    /// A captured IP fragment (one that [`crate::wire::parse_with`] found to be
+    /// [`Skip::Fragment`]), that arrived at `at` (engine time): to the pipeline's reassembler;
+    /// the datagram it completes is judged as [`Engine::packet`] judges a packet.
+    pub fn fragment(
+        &mut self,
+        at: Timestamp,
+        link: crate::wire::LinkType,
+        frame: &[u8],
+        seen: crate::wire::Metadata,
+    ) {
+        let detection = self.looking(|pipeline, look| {
+            pipeline.process_fragment_looking(at, link, frame, seen, look)
+        });
+        if let Some(d) = detection {
+            self.on_detection(&d);
+        }
+    }
+
+    /// Runs `judge` on the pipeline with the socket table's second look: read afresh for a
+    /// source that crosses the threshold, unless it was read a moment ago.
+    fn looking(
+        &mut self,
+        judge: impl FnOnce(
+            &mut crate::pipeline::Pipeline,
+            &mut dyn FnMut() -> Option<crate::detect::traps::Listeners>,
+        ) -> Option<Detection>,
+    ) -> Option<Detection> {
         let (host, clock, effects) = (&mut self.host, &self.clock, &mut self.effects);
         let listeners_read = &mut self.listeners_read;
-        let detection = self.pipeline.process_looking(at, packet, || {
+        let mut look = || {
             let now = clock.now();
             if now.saturating_since(*listeners_read) <= LISTENERS_FRESH {
                 return None;
@@ -43,16 +82,8 @@ impl Engine {
                     None
                 }
             }
-        });
-        if let Some(d) = detection {
-            self.on_detection(&d);
-        } else if verbose && self.pipeline.counters().withdrawn > withdrawn {
-            self.log(format!(
-                "not a scan after all: {} crossed the threshold with ports where services have \
-                 just started",
-                src.map_or_else(String::new, |s| s.to_string())
-            ));
-        }
+        };
+        judge(&mut self.pipeline, &mut look)
     }
 
     /// Connect mode: a connection or datagram on a trap port of the daemon's own. The trap

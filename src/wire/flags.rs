@@ -133,6 +133,12 @@ pub enum ProbeKind {
     Ack,
     /// A UDP datagram.
     Udp,
+    /// A TCP probe whose first IP fragment did not hold its whole TCP header (RFC 1858 §3.1's
+    /// tiny fragment: `nmap -f`, `--mtu 16`), reassembled whole by the kernel.
+    TinyFragment,
+    /// A probe whose IP fragments overlapped (RFC 1858 §3.2, RFC 3128): the kernel discards
+    /// the datagram (RFC 5722); its first fragment named the port.
+    FragmentOverlap,
 }
 
 impl ProbeKind {
@@ -142,6 +148,9 @@ impl ProbeKind {
             ProbeKind::Syn | ProbeKind::Udp => Evidence::Ordinary,
             ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack => Evidence::Stealth,
             ProbeKind::Null | ProbeKind::Xmas => Evidence::Impossible,
+            // No TCP/IP stack cuts its own TCP header in IP fragments (Linux sets DF on TCP and
+            // never fragments below 68 bytes, IPv6 below 1,280) nor overlaps its fragments.
+            ProbeKind::TinyFragment | ProbeKind::FragmentOverlap => Evidence::Impossible,
             ProbeKind::Odd(flags) => {
                 if flags.contains(TcpFlags::SYN)
                     && (flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST))
@@ -155,7 +164,7 @@ impl ProbeKind {
     }
 
     /// The scan name an administrator knows: `syn`, `fin`, `null`, `xmas`, `maimon`,
-    /// `odd-flags`, `ack`, `udp`.
+    /// `odd-flags`, `ack`, `udp`, `tiny-fragment`, `fragment-overlap`.
     pub fn scan_name(self) -> &'static str {
         match self {
             ProbeKind::Syn => "syn",
@@ -166,6 +175,8 @@ impl ProbeKind {
             ProbeKind::Odd(_) => "odd-flags",
             ProbeKind::Ack => "ack",
             ProbeKind::Udp => "udp",
+            ProbeKind::TinyFragment => "tiny-fragment",
+            ProbeKind::FragmentOverlap => "fragment-overlap",
         }
     }
 }

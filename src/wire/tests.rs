@@ -316,6 +316,8 @@ fn spec_char(kind: Option<ProbeKind>) -> char {
         Some(ProbeKind::Odd(_)) => 'o',
         Some(ProbeKind::Udp) => 'U',
         Some(ProbeKind::Ack) => 'A',
+        // Never a classification of flags: what fragments say.
+        Some(ProbeKind::TinyFragment | ProbeKind::FragmentOverlap) => 'f',
     }
 }
 

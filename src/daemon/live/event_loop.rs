@@ -108,17 +108,18 @@ impl Running {
                         frames += 1;
                         stages::frame(frame.at.as_micros());
                         let at = offset.from_wall(frame.at);
-                        let packet = crate::wire::parse_with(
-                            link,
-                            frame.data,
-                            crate::wire::Metadata {
-                                direction: frame.direction,
-                                ifindex: frame.ifindex,
-                                loopback: frame.loopback,
-                                whole: frame.whole,
-                            },
-                        );
-                        self.daemon.engine.packet(at, packet);
+                        let seen = crate::wire::Metadata {
+                            direction: frame.direction,
+                            ifindex: frame.ifindex,
+                            loopback: frame.loopback,
+                            whole: frame.whole,
+                        };
+                        match crate::wire::parse_with(link, frame.data, seen) {
+                            Err(crate::wire::Skip::Fragment) => {
+                                self.daemon.engine.fragment(at, link, frame.data, seen);
+                            }
+                            packet => self.daemon.engine.packet(at, packet),
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {
