@@ -469,6 +469,8 @@ mod tests {
             ProbeKind::Odd(TcpFlags::SYN),
             ProbeKind::Ack,
             ProbeKind::Udp,
+            ProbeKind::TinyFragment,
+            ProbeKind::FragmentOverlap,
         ] {
             all.insert(ScanKinds::of(kind));
         }
