@@ -314,6 +314,15 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
             "Reloads refused (the old configuration stayed).",
             reloads.refused,
         ),
+        by_label(
+            "fragments",
+            "IP fragments since start, by what became of their datagrams: reassembled whole, \
+             tiny (a first fragment that cut the TCP header), overlapping (discarded), \
+             timed-out, dropped (for a bound of the reassembler).",
+            "outcome",
+            crate::pipeline::FRAGMENT_OUTCOMES,
+            &status.fragments,
+        ),
         gauge(
             "protected_peers",
             "Addresses kept from automatic blocks as protected peers.",
@@ -779,6 +788,29 @@ mod tests {
     /// decision for each outcome of the daemon's mode, a detection for each kind of probe,
     /// each reason a probe is not counted, in fleet mode each rule of the fleet's refusals;
     /// and `build_info` says the version.
+    /// Issue 28: the fragment counters, each outcome at zero from the first scrape, then as
+    /// the status says.
+    #[test]
+    fn issue_28_fragments_are_counted_by_outcome() {
+        let name = |outcome: &str| format!("scansentry_fragments_total{{outcome=\"{outcome}\"}}");
+        let text = exposition(
+            &StatusInfo::default(),
+            &Tally::default(),
+            Reloads::default(),
+            Format::Text,
+        );
+        for outcome in crate::pipeline::FRAGMENT_OUTCOMES {
+            assert_eq!(sample(&text, &name(outcome)), Some(0.0), "{text}");
+        }
+        let mut status = StatusInfo::default();
+        status.fragments.insert("reassembled".into(), 300);
+        status.fragments.insert("tiny".into(), 100);
+        let text = exposition(&status, &Tally::default(), Reloads::default(), Format::Text);
+        assert_eq!(sample(&text, &name("reassembled")), Some(300.0));
+        assert_eq!(sample(&text, &name("tiny")), Some(100.0));
+        assert_eq!(sample(&text, &name("overlapping")), Some(0.0));
+    }
+
     #[test]
     fn issue_26_every_labelled_counter_is_there_at_zero_from_the_first_scrape() {
         let text = exposition(

@@ -97,6 +97,13 @@ impl Counters {
     }
 }
 
+/// The words that name the fragment counters (the status's `fragments`, the metric's
+/// `outcome` label), in the order they are said: [`Counters::reassembled`],
+/// [`Counters::tiny_fragments`], [`Counters::fragment_overlaps`],
+/// [`Counters::fragments_timed_out`], [`Counters::fragments_dropped`].
+pub const FRAGMENT_OUTCOMES: [&str; 5] =
+    ["reassembled", "tiny", "overlapping", "timed-out", "dropped"];
+
 /// Conversation memory: which 4-tuples local addresses sent from, recently.
 ///
 /// A direct-mapped table of `2^bits` slots holding a 64-bit fingerprint and a time: O(1), no

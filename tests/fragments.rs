@@ -127,7 +127,9 @@ fn blocked_with(evasion: &[&str]) {
         String::from_utf8_lossy(&report.stdout)
     );
     let status = daemon.json(&["status"]);
-    assert!(status["packets"].as_u64().unwrap() > 0, "{status}");
+    let fragments = &status["fragments"];
+    assert!(fragments["tiny"].as_u64().unwrap_or(0) >= 3, "{status}");
+    assert_eq!(fragments["tiny"], fragments["reassembled"], "{status}");
 }
 
 #[test]

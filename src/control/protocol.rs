@@ -220,6 +220,11 @@ pub struct StatusInfo {
     /// The kernel's first line, when the firewall keeps one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_line: Option<FirstLineInfo>,
+    /// IP fragments since start, by what became of their datagrams ([`crate::pipeline::FRAGMENT_OUTCOMES`]):
+    /// `reassembled` whole, `tiny` (a first fragment that cut the TCP header), `overlapping`
+    /// (discarded), `timed-out`, `dropped` (for a bound of the reassembler). Only those not 0.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fragments: std::collections::BTreeMap<String, u64>,
 }
 
 /// The link to the fleet's NATS servers, as `status` shows it.

@@ -347,6 +347,18 @@ fn status(s: &StatusInfo) -> String {
             },
         ),
         ("protected peers", s.protected_peers.to_string()),
+        (
+            "fragments",
+            if s.fragments.is_empty() {
+                "none".to_string()
+            } else {
+                crate::pipeline::FRAGMENT_OUTCOMES
+                    .iter()
+                    .filter_map(|word| s.fragments.get(*word).map(|n| format!("{n} {word}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
         ("capture drops", s.capture_drops.to_string()),
         (
             "block latency",

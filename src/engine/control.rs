@@ -111,6 +111,18 @@ impl Engine {
                 )
                 .collect(),
             protected_peers: self.peers.len(),
+            fragments: crate::pipeline::FRAGMENT_OUTCOMES
+                .into_iter()
+                .zip([
+                    c.reassembled,
+                    c.tiny_fragments,
+                    c.fragment_overlaps,
+                    c.fragments_timed_out,
+                    c.fragments_dropped,
+                ])
+                .filter(|&(_, n)| n > 0)
+                .map(|(word, n)| (word.to_string(), n))
+                .collect(),
             fleet: self.fleet_info(readings.link.as_ref()),
             first_line: None,
         }
