@@ -314,15 +314,6 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
             "Reloads refused (the old configuration stayed).",
             reloads.refused,
         ),
-        by_label(
-            "fragments",
-            "IP fragments since start, by what became of their datagrams: reassembled whole, \
-             tiny (a first fragment that cut the TCP header), overlapping (discarded), \
-             timed-out, dropped (for a bound of the reassembler).",
-            "outcome",
-            crate::pipeline::FRAGMENT_OUTCOMES,
-            &status.fragments,
-        ),
         gauge(
             "protected_peers",
             "Addresses kept from automatic blocks as protected peers.",
@@ -330,6 +321,19 @@ fn rows(status: &StatusInfo, tally: &Tally, reloads: Reloads) -> Vec<Row> {
         ),
         counter("uptime_seconds", "Seconds since start.", status.uptime),
     ]
+}
+
+/// The fragment counters (issue 28): one family, by outcome.
+fn fragment_row(status: &StatusInfo) -> Row {
+    by_label(
+        "fragments",
+        "IP fragments since start, by what became of their datagrams: reassembled whole, \
+         tiny (a first fragment that cut the TCP header), overlapping (discarded), \
+         timed-out, dropped (for a bound of the reassembler).",
+        "outcome",
+        crate::pipeline::FRAGMENT_OUTCOMES,
+        &status.fragments,
+    )
 }
 
 /// The metric families of the kernel's first line, when the firewall keeps one.
@@ -515,7 +519,7 @@ fn escape_label(value: &str) -> String {
 }
 
 /// The exposition of the daemon's counters (`scansentry_*`) in `format`: the table of
-/// [`rows`], and in fleet mode the fleet's; OpenMetrics ends with `# EOF`.
+/// [`rows`], the fragments' ([`fragment_row`]), and in fleet mode the fleet's; OpenMetrics ends with `# EOF`.
 pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads, format: Format) -> String {
     let fleet = status.fleet.as_ref().map(fleet_rows).unwrap_or_default();
     let first_line = status
@@ -523,9 +527,11 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads, format: 
         .as_ref()
         .map(first_line_rows)
         .unwrap_or_default();
+    let fragments = [fragment_row(status)];
     let mut text = String::new();
     for row in rows(status, tally, reloads)
         .iter()
+        .chain(&fragments)
         .chain(&fleet)
         .chain(&first_line)
     {

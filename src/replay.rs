@@ -305,12 +305,7 @@ pub fn run_all(
         if let (Some(line), Ok(p)) = (&mut line, &parsed) {
             line.packet(frame.at, p, &mut report);
         }
-        match parsed {
-            Err(wire::Skip::Fragment) => {
-                engine.fragment(frame.at, link, frame.data, wire::Metadata::default());
-            }
-            parsed => engine.packet(frame.at, parsed),
-        }
+        hand_over(&mut engine, frame.at, link, frame.data, parsed);
         let model = line.as_mut().map(|line| &mut line.model);
         summary.take(engine.take_effects(), frame.at, model, &mut report);
     }
@@ -318,6 +313,20 @@ pub fn run_all(
     summary.detector = engine.pipeline().detector_stats();
     summary.first_line = line.map(Line::summary);
     Ok(summary)
+}
+
+/// A frame to the engine: a fragment to its reassembler, any other as parsed.
+fn hand_over(
+    engine: &mut Engine,
+    at: Timestamp,
+    link: wire::LinkType,
+    frame: &[u8],
+    parsed: Result<wire::Packet, wire::Skip>,
+) {
+    match parsed {
+        Err(wire::Skip::Fragment) => engine.fragment(at, link, frame, wire::Metadata::default()),
+        parsed => engine.packet(at, parsed),
+    }
 }
 
 /// The kernel's first line in a replay: its model, and the sources it held.
@@ -527,8 +536,7 @@ impl Summary {
              never-block sources: {}; unroutable sources: {}; bad checksums: {}; outbound: {}; \
              to other hosts: {}\n\
              skipped frames: {} truncated, {} malformed, {} not IP, {} other protocols\n\
-             fragments: {} (datagrams reassembled {}, tiny {}, overlapping {}, timed out {}, \
-             dropped for a bound {})\n\
+             fragments: {} (reassembled {}, tiny {}, overlapping {}, timed out {}, dropped {})\n\
              detections: {} (would block {}, already blocked {}, never-block {}, over budget {}, \
              too few ports {})",
             capture.display(),

@@ -401,6 +401,7 @@ fn status_prints_the_counters() {
             .into_iter()
             .collect(),
             protected_peers: 1,
+            fragments: std::collections::BTreeMap::new(),
             fleet: Some(FleetInfo {
                 host: "web-1".into(),
                 connected: true,

@@ -313,6 +313,18 @@ pub fn top(
     out
 }
 
+/// The status's fragment counters, in their order: `300 reassembled, 100 tiny`, or `none`.
+fn fragments(s: &StatusInfo) -> String {
+    if s.fragments.is_empty() {
+        return "none".to_string();
+    }
+    crate::pipeline::FRAGMENT_OUTCOMES
+        .iter()
+        .filter_map(|word| s.fragments.get(*word).map(|n| format!("{n} {word}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn status(s: &StatusInfo) -> String {
     let rows = [
         ("mode", format!("{} (firewall: {})", s.mode, s.firewall)),
@@ -347,18 +359,7 @@ fn status(s: &StatusInfo) -> String {
             },
         ),
         ("protected peers", s.protected_peers.to_string()),
-        (
-            "fragments",
-            if s.fragments.is_empty() {
-                "none".to_string()
-            } else {
-                crate::pipeline::FRAGMENT_OUTCOMES
-                    .iter()
-                    .filter_map(|word| s.fragments.get(*word).map(|n| format!("{n} {word}")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        ),
+        ("fragments", fragments(s)),
         ("capture drops", s.capture_drops.to_string()),
         (
             "block latency",
