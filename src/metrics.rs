@@ -711,6 +711,7 @@ mod tests {
         tally.decisions.insert("block", 1);
         let rows: Vec<Row> = rows(&status, &tally, Reloads::default())
             .into_iter()
+            .chain([fragment_row(&status)])
             .chain(fleet_rows(&fleet))
             .collect();
         let names: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0).collect();
