@@ -9,7 +9,8 @@
 //! `net/ipv4/inet_fragment.c` `inet_frag_queue_insert`, as of Linux 6.x):
 //!
 //! - **Key**: source, destination, identification and protocol (IPv4, 16-bit ID); source,
-//!   destination and the 32-bit identification (IPv6, whose key has no protocol).
+//!   destination and the 32-bit identification (IPv6, whose key has no protocol); and, ours,
+//!   the interface the capture says each fragment came in on (see `Key`).
 //! - **Timeout**: from the datagram's first fragment, never extended by later ones: 30 s for
 //!   IPv4 (`ipfrag_time`), 60 s for IPv6 (`ip6frag_time`).
 //! - **Ends**: a last fragment (no MF) ending before bytes already seen, or a second last
@@ -292,7 +293,12 @@ fn v6_fragment(ip: &[u8]) -> Result<Fragment<'_>, Skip> {
     Err(Skip::Malformed)
 }
 
-/// A datagram's identity (Linux's `frag_v4_compare_key`, `frag_v6_compare_key`).
+/// A datagram's identity (Linux's `frag_v4_compare_key`, `frag_v6_compare_key`), and the
+/// interface its fragments came in on: the kernel checks each fragment's reverse path before
+/// reassembly, so with `rp_filter` strict, fragments of one datagram that came over two links
+/// never make it whole; here they never do (a forger on another link can neither complete
+/// nor spoil a datagram that came over the scanner's, and the reverse-path check of the
+/// datagram is that of every fragment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
     src: IpAddr,
@@ -300,6 +306,7 @@ struct Key {
     id: u32,
     /// IPv4's protocol; 0 for IPv6, whose key has none.
     proto: u8,
+    ifindex: Option<u32>,
 }
 
 /// A source prefix: IPv4 /24, IPv6 /48, as the bits of an IPv6 address.
@@ -369,6 +376,7 @@ impl Slot {
                 dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 id: 0,
                 proto: 0,
+                ifindex: None,
             },
             prefix: 0,
             born: Timestamp::ZERO,
@@ -634,6 +642,7 @@ impl Reassembler {
             dst: f.dst,
             id: f.id,
             proto: if f.is_v6() { 0 } else { f.proto },
+            ifindex: f.ifindex,
         };
         if let Some(&i) = self.index.get(&key) {
             if !self.timed_out(i, at) {

@@ -416,3 +416,28 @@ mod property {
         }
     }
 }
+
+#[test]
+fn fragments_from_two_interfaces_never_make_one_datagram() {
+    let frags = frames::fragments(&syn(SCANNER, LOCAL, 22), 8, 11);
+    let on = |i: u32| Metadata {
+        direction: Direction::Incoming,
+        ifindex: Some(i),
+        ..Metadata::default()
+    };
+    let mut r = Reassembler::new(Limits::default());
+    let f0 = fragment_of(LinkType::Ethernet, &frags[0], on(2)).unwrap();
+    let f1 = fragment_of(LinkType::Ethernet, &frags[1], on(2)).unwrap();
+    let forged = fragment_of(LinkType::Ethernet, &frags[2], on(3)).unwrap();
+    assert_eq!(r.insert(at(0), &f0), Outcome::Pending);
+    assert_eq!(r.insert(at(0), &f1), Outcome::Pending);
+    assert_eq!(
+        r.insert(at(0), &forged),
+        Outcome::Pending,
+        "a datagram of its own"
+    );
+    assert_eq!(r.in_progress(), 2);
+    let last = fragment_of(LinkType::Ethernet, &frags[2], on(2)).unwrap();
+    let (p, _) = complete(r.insert(at(0), &last));
+    assert_eq!((p.ifindex, p.direction), (Some(2), Direction::Incoming));
+}
