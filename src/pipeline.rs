@@ -16,6 +16,10 @@
 //! 7. probes of ports that are not traps do not count;
 //! 8. what is left is a [`Probe`] for the [`Detector`].
 //!
+//! A packet whose header is a known tool's probe ([`fingerprint`]) goes through the same
+//! checks; nmap's OS-detection probes (decisive marks) count even as conversation traffic (its
+//! T4 and T6 are ACKs) and on a port that is not a trap (they go to the open port).
+//!
 //! Memory: the conversation memory is a fixed, direct-mapped table ([`RecentFlows`]); the
 //! detector bounds its own.
 
@@ -24,6 +28,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::detect::fingerprint;
 use crate::detect::traps::{Listeners, Traps};
 use crate::detect::{Candidate, Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::never_block::NeverBlockList;
@@ -70,6 +75,9 @@ pub struct Counters {
     /// Detections taken back when a fresh look at the socket table found a service on enough
     /// of their ports.
     pub withdrawn: u64,
+    /// Packets whose header is a known tool's probe ([`crate::detect::fingerprint`]), counted
+    /// after the checks every probe goes through.
+    pub fingerprinted: u64,
 }
 
 impl Counters {
@@ -381,8 +389,8 @@ impl Pipeline {
                     p.src,
                     Proto::Tcp,
                     p.src_port,
-                    ProbeKind::Ack,
-                    (ProbedPort::Captured, None),
+                    Some(ProbeKind::Ack),
+                    (ProbedPort::Captured, None, None),
                 );
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
@@ -406,10 +414,14 @@ impl Pipeline {
             return None;
         }
         let c = &mut self.counters;
-        let Some(kind) = p.probe_kind() else {
+        // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
+        // conversation) is judged like a probe, but needs no trap port when it is decisive.
+        let mark = fingerprint::recognise(&p);
+        let kind = p.probe_kind();
+        if kind.is_none() && !mark.is_some_and(fingerprint::Mark::decisive) {
             c.conversation += 1;
             return None;
-        };
+        }
         if p.integrity == wire::Integrity::PseudoOnly {
             // Arrived with a sum the kernel checks and finds wrong (judged for candidate
             // probes only: a conversation's frames are not counted here).
@@ -427,7 +439,7 @@ impl Pipeline {
             p.proto(),
             p.dst_port,
             kind,
-            (ProbedPort::Captured, p.ifindex),
+            (ProbedPort::Captured, p.ifindex, mark),
         )
         .map(|c| c.arrived_on(p.ifindex))
     }
@@ -458,8 +470,8 @@ impl Pipeline {
             dst,
             proto,
             dst_port,
-            kind,
-            (ProbedPort::OwnTrap, None),
+            Some(kind),
+            (ProbedPort::OwnTrap, None, None),
         )?;
         // The trap port is the daemon's own socket, listed as listening: nothing to look at.
         let detection = self.detector.settle(candidate, |_, _| false);
@@ -477,7 +489,9 @@ impl Pipeline {
     }
 
     /// The checks every probe goes through, from the never-block list on, then the detector.
-    /// `port` says where the probed port comes from, and the interface the probe came in on.
+    /// `port` says where the probed port comes from, the interface the probe came in on, and
+    /// the tool's probe its header is, if it is one: a decisive mark ([`fingerprint`]) is
+    /// counted without a trap port, and a packet with no probe kind only for its mark.
     #[expect(
         clippy::too_many_arguments,
         reason = "a probe's fields, passed apart: the hot path builds no struct it may not need"
@@ -489,8 +503,8 @@ impl Pipeline {
         dst: IpAddr,
         proto: Proto,
         dst_port: u16,
-        kind: ProbeKind,
-        (port, arrived_on): (ProbedPort, Option<u32>),
+        kind: Option<ProbeKind>,
+        (port, arrived_on, mark): (ProbedPort, Option<u32>, Option<fingerprint::Mark>),
     ) -> Option<Candidate> {
         let c = &mut self.counters;
         // A source no scanner can have: forged, or noise of the local link. Never counted,
@@ -505,11 +519,21 @@ impl Pipeline {
             c.never_block += 1;
             return None;
         }
-        if port == ProbedPort::Captured && !self.traps.is_trap(proto, dst, dst_port) {
-            c.not_trap += 1;
-            return None;
-        }
+        let trap = port == ProbedPort::OwnTrap || self.traps.is_trap(proto, dst, dst_port);
+        let (true, Some(kind)) = (trap, kind) else {
+            return match mark.filter(|m| m.decisive()) {
+                Some(mark) => {
+                    c.fingerprinted += 1;
+                    self.detector.mark(at, src, mark, kind)
+                }
+                None => {
+                    c.not_trap += 1;
+                    None
+                }
+            };
+        };
         c.probes += 1;
+        c.fingerprinted += u64::from(mark.is_some());
         let probe = Probe {
             at,
             src,
@@ -525,7 +549,7 @@ impl Pipeline {
                 self.tap_dropped += 1;
             }
         }
-        self.detector.observe(&probe)
+        self.detector.observe_marked(&probe, mark)
     }
 
     /// Takes a new configuration (on reload): the detector starts afresh only if its settings

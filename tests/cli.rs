@@ -370,6 +370,7 @@ fn a_block(i: u8) -> BlockInfo {
         offence: 1,
         held: Default::default(),
         origin: None,
+        signature: None,
     }
 }
 
@@ -469,7 +470,7 @@ fn status_prints_the_counters() {
 
 #[test]
 fn list_pages_through_every_block() {
-    // 1,200 blocks: pages of at most LIST_PAGE (56), so 22 requests.
+    // 1,200 blocks: pages of at most LIST_PAGE (50), so 24 requests.
     let d = FakeDaemon::start("list", |req| match req {
         Request::List { offset, limit } => Response::Blocks {
             blocks: (*offset..(*offset + *limit).min(1200))

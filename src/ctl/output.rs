@@ -221,6 +221,14 @@ fn what(b: &BlockInfo) -> String {
 }
 
 fn what_was_done(b: &BlockInfo) -> String {
+    let done = what_was_seen(b);
+    match &b.signature {
+        Some(signature) => format!("{signature}, {done}"),
+        None => done,
+    }
+}
+
+fn what_was_seen(b: &BlockInfo) -> String {
     match b.kind.as_str() {
         "manual" => "blocked by hand".into(),
         "sweep" => format!("a sweep across hosts of {}", b.ports.join(", ")),
@@ -647,6 +655,7 @@ mod tests {
             remaining: 3552,
             offence: 2,
             held: Held::Both,
+            signature: None,
             origin: None,
         }
     }

@@ -628,6 +628,7 @@ impl Engine {
                     kind,
                     ports: ports.iter().filter_map(|p| Proto::parse_label(p)).collect(),
                     origin: Some(message.origin),
+                    signature: None,
                 };
                 self.block_from_fleet(net, why, at, until);
             }
@@ -1006,6 +1007,7 @@ impl Engine {
                 .filter_map(|p| Proto::parse_label(p))
                 .collect(),
             origin: None,
+            signature: None,
         };
         let decision = self.responder.block_sweep(net, why, now);
         match &decision {

@@ -750,6 +750,7 @@ fn distrust_applies_the_reverse_path_then_the_protection_of_peers() {
 
 fn from(origin: &str, kind: &str) -> Why {
     Why {
+        signature: None,
         kind: kind.into(),
         ports: vec![(Proto::Tcp, 22)],
         origin: Some(HostName::new(origin).unwrap()),
