@@ -741,6 +741,77 @@ mod tests {
         }
     }
 
+    /// nmap's T2, T3 and T4 OS probes, as nmap 7.93 sent them to the open port 22.
+    fn nmap_t2_t4(src: &str) -> [Packet; 3] {
+        let options = [
+            3, 3, 10, 1, 2, 4, 1, 9, 8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 2,
+        ];
+        let probe = |flags: TcpFlags, window: u16| Packet {
+            window,
+            shape: crate::wire::Shape {
+                options: crate::wire::shape::TcpOptions::new(&options),
+                ..crate::wire::Shape::default()
+            },
+            ..tcp(src, 40000, LOCAL, 22, flags)
+        };
+        [
+            probe(TcpFlags::from_bits(0), 128),
+            probe(
+                TcpFlags::SYN | TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG,
+                256,
+            ),
+            probe(TcpFlags::ACK, 1024),
+        ]
+    }
+
+    /// Issue 28: nmap's OS probes to the open port (no trap; T4 is an ACK, conversation for
+    /// any other packet) make a detection after the checks every probe goes through: not
+    /// from a never-block or unroutable source, not with a bad checksum, not as an answer.
+    #[test]
+    fn nmap_os_probes_to_the_open_port_are_judged_like_probes() {
+        let mut p = pipeline(&[]);
+        let found: Vec<Detection> = nmap_t2_t4(SCANNER)
+            .into_iter()
+            .filter_map(|probe| p.process(at(0), Ok(probe)))
+            .collect();
+        assert_eq!(found.len(), 1, "{:?}", p.counters());
+        assert_eq!(
+            found[0].signature.as_ref().unwrap().to_string(),
+            "nmap OS detection (T2, T3, T4)"
+        );
+        assert_eq!((p.counters().fingerprinted, p.counters().probes), (3, 0));
+
+        let refused = |p: &mut Pipeline, src: &str, integrity: wire::Integrity| {
+            nmap_t2_t4(src)
+                .into_iter()
+                .filter_map(|probe| p.process(at(0), Ok(Packet { integrity, ..probe })))
+                .count()
+        };
+        let mut p = pipeline(&["203.0.113.0/24"]);
+        assert_eq!(refused(&mut p, SCANNER, wire::Integrity::Valid), 0);
+        assert_eq!(p.counters().never_block, 3);
+        assert_eq!(refused(&mut p, "0.0.0.7", wire::Integrity::Valid), 0);
+        assert_eq!(p.counters().unroutable, 3);
+        assert_eq!(refused(&mut p, "198.51.100.77", wire::Integrity::Bad), 0);
+        assert_eq!(
+            refused(&mut p, "198.51.100.78", wire::Integrity::PseudoOnly),
+            0
+        );
+        assert_eq!(p.counters().bad_checksum, 6);
+        assert_eq!(p.counters().fingerprinted, 0);
+        // Answers to a conversation the host started are not probes, whatever they look like.
+        let mut p = pipeline(&[]);
+        p.process(
+            at(0),
+            seen(
+                tcp(LOCAL, 22, SCANNER, 40000, TcpFlags::ACK),
+                Direction::Outgoing,
+            ),
+        );
+        assert_eq!(refused(&mut p, SCANNER, wire::Integrity::Valid), 0);
+        assert_eq!(p.counters().replies, 3);
+    }
+
     #[test]
     fn frames_for_others_and_forwarded_frames_are_not_ours() {
         let mut p = pipeline(&[]);

@@ -67,8 +67,7 @@ fn probes_of(marks: &[(IpAddr, Tool, &'static str)], tool: Tool) -> BTreeSet<&'s
 }
 
 const ALL_OS_PROBES: [&str; 14] = [
-    "ECN", "SEQ1", "SEQ2", "SEQ3", "SEQ4", "SEQ5", "SEQ6", "T2", "T3", "T4", "T5", "T6", "T7",
-    "U1",
+    "ECN", "SEQ1", "SEQ2", "SEQ3", "SEQ4", "SEQ5", "SEQ6", "T2", "T3", "T4", "T5", "T6", "T7", "U1",
 ];
 
 /// `nmap -O -p22` of a host whose one open port is 22 (IPv4 and IPv6): every one of nmap's
@@ -89,7 +88,10 @@ fn every_nmap_os_probe_of_a_real_scan_is_recognised() {
         ("nmap6_os_one_open.pcap", "2001:db8:0:1::2", v6),
     ] {
         let marks = marks(&data(capture));
-        assert!(marks.iter().all(|(src, ..)| *src == ip(scanner)), "{marks:?}");
+        assert!(
+            marks.iter().all(|(src, ..)| *src == ip(scanner)),
+            "{marks:?}"
+        );
         assert_eq!(probes_of(&marks, Tool::NmapOs), probes, "{capture}");
         // Its SYN scan of the one port before the OS probes.
         assert_eq!(
@@ -137,7 +139,10 @@ fn nmap_os_detection_of_one_open_port_is_blocked_at_its_third_probe() {
             matches!(decision, Decision::Block { net: n, .. } if n.to_string() == net),
             "{capture}: {decision:?}"
         );
-        assert!(d.summary().starts_with("nmap OS detection (SEQ1, SEQ2, SEQ3), syn scan"));
+        assert!(
+            d.summary()
+                .starts_with("nmap OS detection (SEQ1, SEQ2, SEQ3), syn scan")
+        );
         assert!(summary.counters.fingerprinted >= 3);
     }
 }
@@ -171,14 +176,21 @@ fn masscan_is_recognised_and_its_scan_named() {
     let marks = marks(&capture);
     let syns = marks.iter().filter(|(_, t, _)| *t == Tool::Masscan).count();
     assert!(syns >= 100, "{syns} of masscan's 100 SYNs");
-    assert!(marks.iter().all(|(_, t, _)| *t == Tool::Masscan), "{marks:?}");
+    assert!(
+        marks.iter().all(|(_, t, _)| *t == Tool::Masscan),
+        "{marks:?}"
+    );
     let (found, _) = replay(&capture);
     let (d, _) = found.first().expect("a detection");
     assert_eq!(
         d.signature.as_ref().map(ToString::to_string).as_deref(),
         Some("masscan (SYN)")
     );
-    assert!(d.summary().starts_with("masscan (SYN), syn scan, "), "{}", d.summary());
+    assert!(
+        d.summary().starts_with("masscan (SYN), syn scan, "),
+        "{}",
+        d.summary()
+    );
 }
 
 /// zmap 2.1.1 (`-p 80`, three probes of one port): each is recognised; one port is no scan.
@@ -187,7 +199,11 @@ fn zmap_probes_are_recognised() {
     let capture = data("zmap_p80.pcap");
     let marks = marks(&capture);
     assert_eq!(marks.len(), 3, "{marks:?}");
-    assert!(marks.iter().all(|(_, t, p)| *t == Tool::Zmap && *p == "SYN"));
+    assert!(
+        marks
+            .iter()
+            .all(|(_, t, p)| *t == Tool::Zmap && *p == "SYN")
+    );
     let (found, _) = replay(&capture);
     assert_eq!(found, []);
 }
@@ -232,7 +248,10 @@ fn nmap_os_detection_of_one_open_port_is_blocked_live() {
         daemon.out(),
         daemon.err()
     );
-    assert!(!lab.connects(NetnsPair::B4, 22), "blocked: the open port no longer answers");
+    assert!(
+        !lab.connects(NetnsPair::B4, 22),
+        "blocked: the open port no longer answers"
+    );
     let why = daemon.ctl(&["why", NetnsPair::B4]);
     let text = String::from_utf8_lossy(&why.stdout);
     assert!(
@@ -241,8 +260,7 @@ fn nmap_os_detection_of_one_open_port_is_blocked_live() {
     );
     let json = daemon.json(&["why", NetnsPair::B4]);
     assert_eq!(
-        json["block"]["signature"],
-        "nmap OS detection (SEQ1, SEQ2, SEQ3)",
+        json["block"]["signature"], "nmap OS detection (SEQ1, SEQ2, SEQ3)",
         "{json}"
     );
 }

@@ -101,6 +101,12 @@ pub struct Mark(u8);
 impl Mark {
     const U1: Mark = Mark(13);
 
+    /// The mark of the table's `index`th probe, if there is one (for tests and tools that
+    /// list them).
+    pub fn from_index(index: u8) -> Option<Mark> {
+        (usize::from(index) < PROBES.len()).then_some(Mark(index))
+    }
+
     /// The tool it belongs to.
     pub fn tool(self) -> Tool {
         PROBES[usize::from(self.0)].0
@@ -153,10 +159,15 @@ impl Marks {
     /// tool with the most distinct probes (the first in the table on a tie), with its probes
     /// in table order. `None` for an empty set.
     pub fn signature(self) -> Option<Signature> {
-        let tool = [Tool::NmapOs, Tool::NmapScan, Tool::Masscan, Tool::Zmap]
-            .into_iter()
-            .filter(|&t| self.count(t) > 0)
-            .max_by_key(|&t| (t == Tool::NmapOs, self.count(t), std::cmp::Reverse(t as u8)))?;
+        let mut best: Option<(Tool, u32)> = None;
+        for tool in [Tool::NmapOs, Tool::NmapScan, Tool::Masscan, Tool::Zmap] {
+            let count = self.count(tool);
+            let better = best.is_none_or(|(t, n)| count > n && t != Tool::NmapOs);
+            if count > 0 && better {
+                best = Some((tool, count));
+            }
+        }
+        let (tool, _) = best?;
         Some(Signature {
             tool: tool.name(),
             probes: self

@@ -999,13 +999,10 @@ impl Engine {
             ));
             return;
         }
+        let ports = sweep.ports.iter().filter_map(|p| Proto::parse_label(p));
         let why = Why {
             kind: "sweep".into(),
-            ports: sweep
-                .ports
-                .iter()
-                .filter_map(|p| Proto::parse_label(p))
-                .collect(),
+            ports: ports.collect(),
             origin: None,
             signature: None,
         };

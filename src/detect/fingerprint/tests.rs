@@ -170,7 +170,7 @@ fn no_ordinary_client_stack_matches() {
         t
     };
     let cat = |parts: &[&[u8]]| parts.concat();
-    let mss = |m: u16| vec![2, 4, (m >> 8) as u8, m as u8];
+    let mss = |m: u16| [&[2u8, 4][..], &m.to_be_bytes()].concat();
     let clients: Vec<(&str, u16, Vec<u8>)> = vec![
         // Linux 3.x-6.x (and Android): MSS, SACK, TS, NOP, WScale 7-10.
         (
