@@ -190,8 +190,8 @@ fn replay_prints_one_line_per_detection_then_a_summary() {
     // Issue 28: masscan's SYNs carry its IP ID relation, and the detection names it.
     assert_eq!(
         lines[0],
-        "2019-08-21T18:16:47.946644Z would block 172.31.15.102 for 1h: masscan (SYN), syn scan, \
-         7 ports in 0.1s"
+        "2019-08-21T18:16:47.946644Z would block 172.31.15.102 for 1h: syn scan, 7 ports in \
+         0.1s, masscan (SYN)"
     );
     assert!(lines[1].starts_with("replayed "), "{out}");
     assert!(

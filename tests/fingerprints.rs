@@ -139,9 +139,9 @@ fn nmap_os_detection_of_one_open_port_is_blocked_at_its_third_probe() {
             matches!(decision, Decision::Block { net: n, .. } if n.to_string() == net),
             "{capture}: {decision:?}"
         );
-        assert!(
-            d.summary()
-                .starts_with("nmap OS detection (SEQ1, SEQ2, SEQ3), syn scan")
+        assert_eq!(
+            d.summary(),
+            "syn scan, 0 ports in 0.2s, nmap OS detection (SEQ1, SEQ2, SEQ3)"
         );
         assert!(summary.counters.fingerprinted >= 3);
     }
@@ -187,7 +187,7 @@ fn masscan_is_recognised_and_its_scan_named() {
         Some("masscan (SYN)")
     );
     assert!(
-        d.summary().starts_with("masscan (SYN), syn scan, "),
+        d.summary().starts_with("syn scan, ") && d.summary().ends_with(", masscan (SYN)"),
         "{}",
         d.summary()
     );
@@ -241,7 +241,8 @@ fn nmap_os_detection_of_one_open_port_is_blocked_live() {
     let daemon = Daemon::spawn(&lab.a, &dir.0, "");
     assert!(lab.connects(NetnsPair::B4, 22), "the open port answers");
     lab.nmap(&["-O", "-p", "22", NetnsPair::A4]);
-    let line = "blocked 198.51.100.2 for 1h: nmap OS detection (SEQ1, SEQ2, SEQ3), syn scan";
+    let line = "blocked 198.51.100.2 for 1h: syn scan, 0 ports in 0.2s, nmap OS detection (SEQ1, \
+                SEQ2, SEQ3)";
     assert!(
         wait_until(Duration::from_secs(10), || daemon.out().contains(line)),
         "{}\n{}",
@@ -263,4 +264,45 @@ fn nmap_os_detection_of_one_open_port_is_blocked_live() {
         json["block"]["signature"], "nmap OS detection (SEQ1, SEQ2, SEQ3)",
         "{json}"
     );
+}
+
+/// Live, default configuration: masscan (Debian's 1.3.2) sweeping 100 ports is blocked, and
+/// the block is named for it.
+#[test]
+#[ignore = "needs root + netns: cargo test --test fingerprints -- --ignored --test-threads=1"]
+fn a_masscan_sweep_is_blocked_and_named_live() {
+    require_root();
+    let lab = NetnsPair::new();
+    let dir = TempDir::new("fingerprints");
+    let daemon = Daemon::spawn(&lab.a, &dir.0, "");
+    let (victim_mac, _) = lab.macs();
+    let mac: Vec<String> = victim_mac.iter().map(|b| format!("{b:02x}")).collect();
+    // masscan keeps waiting for answers after its last probe: `timeout` ends it.
+    lab.exec(
+        &lab.b,
+        &[
+            "timeout",
+            "8",
+            "masscan",
+            "-p1-100",
+            NetnsPair::A4,
+            "--rate",
+            "500",
+            "-e",
+            &lab.veth_b,
+            "--router-mac",
+            &mac.join(":"),
+            "--wait",
+            "1",
+        ],
+    );
+    let line = ", masscan (SYN)";
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon.out().contains(line)),
+        "{}\n{}",
+        daemon.out(),
+        daemon.err()
+    );
+    let json = daemon.json(&["why", NetnsPair::B4]);
+    assert_eq!(json["block"]["signature"], "masscan (SYN)", "{json}");
 }

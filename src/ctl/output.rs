@@ -223,7 +223,7 @@ fn what(b: &BlockInfo) -> String {
 fn what_was_done(b: &BlockInfo) -> String {
     let done = what_was_seen(b);
     match &b.signature {
-        Some(signature) => format!("{signature}, {done}"),
+        Some(signature) => format!("{done}, {signature}"),
         None => done,
     }
 }
@@ -831,6 +831,33 @@ mod tests {
             "203.0.113.7 is blocked for 59m 12s more: one probe to tripwire port 2323/tcp, \
              offence 2, since 2026-11-21T23:51:47.731914Z"
         );
+    }
+
+    /// Issue 28: `why` names the tool the probes looked like, text and JSON.
+    #[test]
+    fn why_names_the_tool() {
+        let r = Response::Why {
+            first_line: None,
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(BlockInfo {
+                ports: vec![],
+                signature: Some("nmap OS detection (SEQ1, SEQ2, SEQ3)".into()),
+                ..block()
+            }),
+            never_block: vec![],
+            refused: None,
+        };
+        assert_eq!(
+            human(&r, &Zone::Utc),
+            "203.0.113.7 is blocked for 59m 12s more: syn scan, nmap OS detection (SEQ1, SEQ2, \
+             SEQ3), offence 2, since 2026-11-21T23:51:47.731914Z"
+        );
+        let json = crate::ctl::json::response(&r);
+        assert_eq!(
+            json["block"]["signature"],
+            "nmap OS detection (SEQ1, SEQ2, SEQ3)"
+        );
+        crate::ctl::json::check_schema(&json);
     }
 
     #[test]

@@ -281,18 +281,19 @@ impl Candidate {
 
 impl Detection {
     /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`, or
-    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`.
+    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`, and the tool the probes looked like
+    /// last: `syn scan, 0 ports in 0.2s, nmap OS detection (SEQ1, SEQ2, SEQ3)`.
     pub fn summary(&self) -> String {
         let tripwire = self.tripwire.map_or_else(String::new, |(proto, port)| {
             format!("tripwire {}, ", proto.label(port))
         });
-        let tripwire = match &self.signature {
-            Some(signature) => format!("{signature}, {tripwire}"),
-            None => tripwire,
-        };
+        let signature = self
+            .signature
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", {s}"));
         let span = self.last_seen.saturating_since(self.first_seen);
         format!(
-            "{tripwire}{} scan, {} port{} in {:.1}s",
+            "{tripwire}{} scan, {} port{} in {:.1}s{signature}",
             self.kinds,
             self.ports.len(),
             if self.ports.len() == 1 { "" } else { "s" },
