@@ -68,6 +68,12 @@ impl Tool {
 /// than a tripwire's one (the responder counts such a block as weak evidence).
 pub const OS_PROBES: u32 = 3;
 
+/// How many marked packets from one source a tool's name needs before it is attached to a
+/// detection, when its marks are not decisive (masscan's, zmap's, nmap's port scans): three.
+/// The responder admits a detection with a signature without `[respond] min-ports` (3 by
+/// default), so a name must cost a forger as many packets as the ports it spares him.
+pub const LABEL_PACKETS: u16 = 3;
+
 /// The probes recognised, one bit each in [`Marks`]: the tool, and the probe's name.
 const PROBES: [(Tool, &str); 22] = [
     (Tool::NmapOs, "SEQ1"),
@@ -191,6 +197,8 @@ pub fn decisive(signature: &Signature) -> bool {
 pub(super) struct Seen {
     pub(super) marks: Marks,
     kinds: ScanKinds,
+    /// Marked packets in the window (saturating).
+    packets: u16,
     pub(super) since: Timestamp,
     until: Timestamp,
 }
@@ -213,6 +221,7 @@ impl Seen {
             };
         }
         self.marks.insert(mark);
+        self.packets = self.packets.saturating_add(1);
         if let Some(kind) = kind {
             self.kinds.insert(ScanKinds::of(kind));
         }
@@ -227,9 +236,11 @@ impl Seen {
         }
     }
 
-    /// The signature of the marks still in the window at `at`.
+    /// The signature of the marks still in the window at `at`: decisive marks, or at least
+    /// [`LABEL_PACKETS`] marked packets.
     pub(super) fn signature_at(&self, at: Timestamp) -> Option<Signature> {
-        if at > self.until {
+        let enough = self.marks.decisive() || self.packets >= LABEL_PACKETS;
+        if at > self.until || !enough {
             None
         } else {
             self.marks.signature()

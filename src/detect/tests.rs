@@ -665,3 +665,21 @@ fn marks_from_a_million_sources_stay_within_the_source_capacity() {
 fn mark_of(i: u8) -> fingerprint::Mark {
     fingerprint::Mark::from_index(i).expect("an index of the table")
 }
+
+/// Issue 28: a detection with a signature is blocked without `min-ports`, so a tool's name
+/// needs three marked packets: one forged packet with masscan's IP ID and an impossible flag
+/// set (a detection on its own at a privileged port) is no named detection.
+#[test]
+fn one_marked_packet_names_nothing() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let masscan = (0..22u8)
+        .map(mark_of)
+        .find(|m| m.tool() == fingerprint::Tool::Masscan)
+        .unwrap();
+    let p = probe(0, "203.0.113.10", 22, ProbeKind::Null);
+    let found = d
+        .observe_marked(&p, Some(masscan))
+        .and_then(|c| d.settle(c, |_, _| false))
+        .expect("an impossible flag set on a privileged port");
+    assert_eq!(found.signature, None);
+}
