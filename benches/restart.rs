@@ -45,6 +45,7 @@ fn main() {
             kind: "syn".into(),
             ports: vec!["22/tcp".into()],
             origin: None,
+            signature: None,
         })
         .collect();
     let state = State {

@@ -16,6 +16,10 @@
 //! 7. probes of ports that are not traps do not count;
 //! 8. what is left is a [`Probe`] for the [`Detector`].
 //!
+//! A packet whose header is a known tool's probe ([`fingerprint`]) goes through the same
+//! checks; nmap's OS-detection probes (decisive marks) count even as conversation traffic (its
+//! T4 and T6 are ACKs) and on a port that is not a trap (they go to the open port).
+//!
 //! Memory: the conversation memory is a fixed, direct-mapped table ([`RecentFlows`]); the
 //! detector bounds its own.
 
@@ -24,6 +28,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::detect::fingerprint;
 use crate::detect::traps::{Listeners, Traps};
 use crate::detect::{Candidate, Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::never_block::NeverBlockList;
@@ -83,6 +88,9 @@ pub struct Counters {
     pub fragments_dropped: u64,
     /// TCP datagrams whose first fragment cut the TCP header (tiny fragments).
     pub tiny_fragments: u64,
+    /// Packets whose header is a known tool's probe ([`crate::detect::fingerprint`]), counted
+    /// after the checks every probe goes through.
+    pub fingerprinted: u64,
 }
 
 impl Counters {
@@ -515,8 +523,8 @@ impl Pipeline {
                     p.src,
                     Proto::Tcp,
                     p.src_port,
-                    ProbeKind::Ack,
-                    (ProbedPort::Captured, None),
+                    Some(ProbeKind::Ack),
+                    (ProbedPort::Captured, None, None),
                 );
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
@@ -540,14 +548,18 @@ impl Pipeline {
             return None;
         }
         let c = &mut self.counters;
-        let Some(kind) = p.probe_kind() else {
+        // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
+        // conversation) is judged like a probe, but needs no trap port when it is decisive.
+        let mark = fingerprint::recognise(&p);
+        let kind = p.probe_kind();
+        if kind.is_none() && !mark.is_some_and(fingerprint::Mark::decisive) {
             c.conversation += 1;
             return None;
-        };
+        }
         // What its fragments said is stronger evidence than its flags (RFC 1858, RFC 3128).
         let kind = match fragments {
-            Some(Note { overlap: true, .. }) => ProbeKind::FragmentOverlap,
-            Some(Note { tiny: true, .. }) if p.tcp_flags.is_some() => ProbeKind::TinyFragment,
+            Some(Note { overlap: true, .. }) => Some(ProbeKind::FragmentOverlap),
+            Some(Note { tiny: true, .. }) if p.tcp_flags.is_some() => Some(ProbeKind::TinyFragment),
             _ => kind,
         };
         if p.integrity == wire::Integrity::PseudoOnly {
@@ -567,7 +579,7 @@ impl Pipeline {
             p.proto(),
             p.dst_port,
             kind,
-            (ProbedPort::Captured, p.ifindex),
+            (ProbedPort::Captured, p.ifindex, mark),
         )
         .map(|c| c.arrived_on(p.ifindex))
     }
@@ -598,8 +610,8 @@ impl Pipeline {
             dst,
             proto,
             dst_port,
-            kind,
-            (ProbedPort::OwnTrap, None),
+            Some(kind),
+            (ProbedPort::OwnTrap, None, None),
         )?;
         // The trap port is the daemon's own socket, listed as listening: nothing to look at.
         let detection = self.detector.settle(candidate, |_, _| false);
@@ -619,7 +631,9 @@ impl Pipeline {
     }
 
     /// The checks every probe goes through, from the never-block list on, then the detector.
-    /// `port` says where the probed port comes from, and the interface the probe came in on.
+    /// `port` says where the probed port comes from, the interface the probe came in on, and
+    /// the tool's probe its header is, if it is one: a decisive mark ([`fingerprint`]) is
+    /// counted without a trap port, and a packet with no probe kind only for its mark.
     #[expect(
         clippy::too_many_arguments,
         reason = "a probe's fields, passed apart: the hot path builds no struct it may not need"
@@ -631,8 +645,8 @@ impl Pipeline {
         dst: IpAddr,
         proto: Proto,
         dst_port: u16,
-        kind: ProbeKind,
-        (port, arrived_on): (ProbedPort, Option<u32>),
+        kind: Option<ProbeKind>,
+        (port, arrived_on, mark): (ProbedPort, Option<u32>, Option<fingerprint::Mark>),
     ) -> Option<Candidate> {
         let c = &mut self.counters;
         // A source no scanner can have: forged, or noise of the local link. Never counted,
@@ -647,11 +661,21 @@ impl Pipeline {
             c.never_block += 1;
             return None;
         }
-        if port == ProbedPort::Captured && !self.traps.is_trap(proto, dst, dst_port) {
-            c.not_trap += 1;
-            return None;
-        }
+        let trap = port == ProbedPort::OwnTrap || self.traps.is_trap(proto, dst, dst_port);
+        let (true, Some(kind)) = (trap, kind) else {
+            return match mark.filter(|m| m.decisive()) {
+                Some(mark) => {
+                    c.fingerprinted += 1;
+                    self.detector.mark(at, src, mark, kind)
+                }
+                None => {
+                    c.not_trap += 1;
+                    None
+                }
+            };
+        };
         c.probes += 1;
+        c.fingerprinted += u64::from(mark.is_some());
         let probe = Probe {
             at,
             src,
@@ -667,7 +691,7 @@ impl Pipeline {
                 self.tap_dropped += 1;
             }
         }
-        self.detector.observe(&probe)
+        self.detector.observe_marked(&probe, mark)
     }
 
     /// Takes a new configuration (on reload): the detector starts afresh only if its settings
@@ -861,6 +885,77 @@ mod tests {
             );
             assert_eq!(c.probes, if counted { 10 } else { 0 }, "{integrity:?}");
         }
+    }
+
+    /// nmap's T2, T3 and T4 OS probes, as nmap 7.93 sent them to the open port 22.
+    fn nmap_t2_t4(src: &str) -> [Packet; 3] {
+        let options = [
+            3, 3, 10, 1, 2, 4, 1, 9, 8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 2,
+        ];
+        let probe = |flags: TcpFlags, window: u16| Packet {
+            window,
+            shape: crate::wire::Shape {
+                options: crate::wire::shape::TcpOptions::new(&options),
+                ..crate::wire::Shape::default()
+            },
+            ..tcp(src, 40000, LOCAL, 22, flags)
+        };
+        [
+            probe(TcpFlags::from_bits(0), 128),
+            probe(
+                TcpFlags::SYN | TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG,
+                256,
+            ),
+            probe(TcpFlags::ACK, 1024),
+        ]
+    }
+
+    /// Issue 28: nmap's OS probes to the open port (no trap; T4 is an ACK, conversation for
+    /// any other packet) make a detection after the checks every probe goes through: not
+    /// from a never-block or unroutable source, not with a bad checksum, not as an answer.
+    #[test]
+    fn nmap_os_probes_to_the_open_port_are_judged_like_probes() {
+        let mut p = pipeline(&[]);
+        let found: Vec<Detection> = nmap_t2_t4(SCANNER)
+            .into_iter()
+            .filter_map(|probe| p.process(at(0), Ok(probe)))
+            .collect();
+        assert_eq!(found.len(), 1, "{:?}", p.counters());
+        assert_eq!(
+            found[0].signature.as_ref().unwrap().to_string(),
+            "nmap OS detection (T2, T3, T4)"
+        );
+        assert_eq!((p.counters().fingerprinted, p.counters().probes), (3, 0));
+
+        let refused = |p: &mut Pipeline, src: &str, integrity: wire::Integrity| {
+            nmap_t2_t4(src)
+                .into_iter()
+                .filter_map(|probe| p.process(at(0), Ok(Packet { integrity, ..probe })))
+                .count()
+        };
+        let mut p = pipeline(&["203.0.113.0/24"]);
+        assert_eq!(refused(&mut p, SCANNER, wire::Integrity::Valid), 0);
+        assert_eq!(p.counters().never_block, 3);
+        assert_eq!(refused(&mut p, "0.0.0.7", wire::Integrity::Valid), 0);
+        assert_eq!(p.counters().unroutable, 3);
+        assert_eq!(refused(&mut p, "198.51.100.77", wire::Integrity::Bad), 0);
+        assert_eq!(
+            refused(&mut p, "198.51.100.78", wire::Integrity::PseudoOnly),
+            0
+        );
+        assert_eq!(p.counters().bad_checksum, 6);
+        assert_eq!(p.counters().fingerprinted, 0);
+        // Answers to a conversation the host started are not probes, whatever they look like.
+        let mut p = pipeline(&[]);
+        p.process(
+            at(0),
+            seen(
+                tcp(LOCAL, 22, SCANNER, 40000, TcpFlags::ACK),
+                Direction::Outgoing,
+            ),
+        );
+        assert_eq!(refused(&mut p, SCANNER, wire::Integrity::Valid), 0);
+        assert_eq!(p.counters().replies, 3);
     }
 
     #[test]

@@ -644,6 +644,12 @@ impl Event {
             .map(|(proto, port)| proto.label(port))
     }
 
+    /// Field `signature`: the tool the probes looked like, as `nmap OS detection (SEQ1, SEQ2,
+    /// SEQ3)` ([`Detection::signature`]), when they did.
+    pub fn signature(&self) -> Option<String> {
+        self.detection.signature.as_ref().map(ToString::to_string)
+    }
+
     /// Field `probes`: probes counted from the source.
     pub fn probes(&self) -> u64 {
         self.detection.packets
@@ -696,6 +702,7 @@ impl Event {
             "kinds": d.kinds.names().collect::<Vec<_>>(),
             "ports": ports,
             "tripwire": d.tripwire.map(|(proto, port)| serde_json::json!({"proto": proto.as_str(), "port": port})),
+            "signature": self.signature(),
             "first_seen_at": d.first_seen.to_string(),
             "last_seen_at": d.last_seen.to_string(),
             "probes": d.packets,
@@ -1331,6 +1338,7 @@ mod tests {
                 "kinds": ["syn", "udp"],
                 "ports": [{"proto": "tcp", "port": 22}, {"proto": "udp", "port": 53}],
                 "tripwire": null,
+                "signature": null,
                 "first_seen_at": "1970-01-01T00:00:01.000000Z",
                 "last_seen_at": "1970-01-01T00:00:03.500000Z",
                 "probes": 9,

@@ -56,6 +56,9 @@ pub struct SavedBlock {
     /// The host of the fleet that detected it, for a block taken from the fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<HostName>,
+    /// The tool its probes looked like (`nmap OS detection (SEQ1, SEQ2, SEQ3)`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// One offender.
@@ -90,6 +93,7 @@ impl State {
                     ports: b.why.port_labels(),
                     kind: b.why.kind,
                     origin: b.why.origin,
+                    signature: b.why.signature,
                 })
                 .collect(),
             offenders: offenders
@@ -127,6 +131,7 @@ impl State {
                     .filter_map(|p| Proto::parse_label(p))
                     .collect(),
                 origin: b.origin.clone(),
+                signature: b.signature.clone(),
             },
         })
     }
@@ -151,6 +156,9 @@ impl State {
 const MAX_SAVED_PORTS: usize = 1024;
 /// A restored block's kind longer than this, or with control characters, is `unknown`.
 const MAX_KIND: usize = 64;
+/// A restored block's signature longer than this (a sentryd writes at most 87 bytes: every nmap
+/// OS probe's name), or with control characters, is dropped.
+pub const MAX_SIGNATURE: usize = 96;
 
 /// The restored blocks a sentryd could have written, in steady time at `now`: none that ends
 /// more than [`MAX_BLOCK_FOR`] from now (the kernel would refuse it, or keep it for ages), none
@@ -179,6 +187,13 @@ pub fn restorable(
                 b.why.kind = "unknown".into();
             }
             b.why.ports.truncate(MAX_SAVED_PORTS);
+            if b.why
+                .signature
+                .as_ref()
+                .is_some_and(|s| s.len() > MAX_SIGNATURE || s.chars().any(char::is_control))
+            {
+                b.why.signature = None;
+            }
             kept.push(b);
         }
     }
@@ -477,6 +492,7 @@ mod tests {
                 ports: vec![(Proto::Tcp, 22), (Proto::Udp, 53)],
                 // Taken from the fleet: its origin is kept too.
                 origin: Some(HostName::new("web-3").unwrap()),
+                signature: Some("nmap OS detection (SEQ1, SEQ2, SEQ3)".into()),
             },
         };
         let offender = (
@@ -551,6 +567,7 @@ mod tests {
                 kind: kind.into(),
                 ports: vec![(Proto::Tcp, 22); 2000],
                 origin: None,
+                signature: Some("x".repeat(5000)),
             },
         };
         let (kept, warnings) = restorable(
@@ -576,6 +593,8 @@ mod tests {
         let nets: Vec<String> = kept.iter().map(|b| b.net.to_string()).collect();
         assert_eq!(nets, ["203.0.113.9/32", "203.0.113.1/32"]);
         assert!(kept.iter().all(|b| b.why.ports.len() == MAX_SAVED_PORTS));
+        // A signature longer than any sentryd writes is dropped (issue 28).
+        assert!(kept.iter().all(|b| b.why.signature.is_none()));
         assert_eq!(
             warnings,
             [

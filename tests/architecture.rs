@@ -155,7 +155,7 @@ const HOT_PATH: &[(&str, &str)] = &[
         "every captured frame: local? reply? never-block? trusted? in order, to the detector",
     ),
     (
-        "detect::Detector::observe",
+        "detect::Detector::observe_marked",
         "every probe: the source's window, its ports and weights, the threshold",
     ),
 ];

@@ -187,9 +187,11 @@ fn replay_prints_one_line_per_detection_then_a_summary() {
              (SYN), 3 trap ports counted: 697/tcp 217/tcp 398/tcp"
         );
     }
+    // Issue 28: masscan's SYNs carry its IP ID relation, and the detection names it.
     assert_eq!(
         lines[0],
-        "2019-08-21T18:16:47.946644Z would block 172.31.15.102 for 1h: syn scan, 7 ports in 0.1s"
+        "2019-08-21T18:16:47.946644Z would block 172.31.15.102 for 1h: syn scan, 7 ports in \
+         0.1s, masscan (SYN)"
     );
     assert!(lines[1].starts_with("replayed "), "{out}");
     assert!(
@@ -370,6 +372,7 @@ fn a_block(i: u8) -> BlockInfo {
         offence: 1,
         held: Default::default(),
         origin: None,
+        signature: None,
     }
 }
 
@@ -451,6 +454,7 @@ fn status_prints_the_counters() {
          refused by budget  3 (2 waiting for it now)\n\
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\
+         fragments          none\n\
          capture drops      0\n\
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n\
@@ -470,7 +474,7 @@ fn status_prints_the_counters() {
 
 #[test]
 fn list_pages_through_every_block() {
-    // 1,200 blocks: pages of at most LIST_PAGE (56), so 22 requests.
+    // 1,200 blocks: pages of at most LIST_PAGE (50), so 24 requests.
     let d = FakeDaemon::start("list", |req| match req {
         Request::List { offset, limit } => Response::Blocks {
             blocks: (*offset..(*offset + *limit).min(1200))

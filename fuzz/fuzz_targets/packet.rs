@@ -1,5 +1,6 @@
 //! Any bytes, as a frame of each link type, through the parser: a packet or a reason to skip
-//! it, never a panic and never a read past the end.
+//! it, never a panic and never a read past the end; a packet through the tool-fingerprint
+//! rules (issue 28), never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
         LinkType::RawIp,
         LinkType::Loopback,
     ] {
-        let _ = wire::parse(link, data);
+        if let Ok(p) = wire::parse(link, data) {
+            let _ = scansentry::detect::fingerprint::recognise(&p);
+        }
     }
 });

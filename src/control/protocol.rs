@@ -19,8 +19,8 @@ pub const VERSION: u32 = 1;
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Blocks per `list` answer at most (a page of the largest blocks, with the longest ports and
-/// fleet origin, fits in [`MAX_MESSAGE`]: a unit test says so).
-pub const LIST_PAGE: usize = 56;
+/// fleet origin and signature, fits in [`MAX_MESSAGE`]: a unit test says so).
+pub const LIST_PAGE: usize = 50;
 /// Ports per block in a `list` or `why` answer at most (the rest are left out), so that a page
 /// always fits in [`MAX_MESSAGE`].
 pub const LIST_PORTS: usize = 64;
@@ -126,6 +126,9 @@ pub struct BlockInfo {
     /// Where the block is held: the kernel's sets are read for `list` and `why`.
     #[serde(default, skip_serializing_if = "Held::is_both")]
     pub held: Held,
+    /// The tool the probes looked like (`nmap OS detection (SEQ1, SEQ2, SEQ3)`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Where a block is held, as `list` and `why` found it.
@@ -562,6 +565,8 @@ mod tests {
             remaining: u64::MAX,
             offence: u32::MAX,
             held: Held::DaemonOnly,
+            // The longest a restored state file may hold (state.rs, MAX_SIGNATURE).
+            signature: Some("s".repeat(crate::state::MAX_SIGNATURE)),
             origin: Some("a".repeat(64)),
         };
         let page = Envelope {

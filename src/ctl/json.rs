@@ -55,6 +55,7 @@ pub fn block(b: &BlockInfo) -> Value {
         "kinds": kinds,
         "ports": ports(&b.ports),
         "origin": b.origin,
+        "signature": b.signature,
         "blocked_at": if b.blocked_at == "-" { None } else { Some(&b.blocked_at) },
         "remaining_s": if no_timeout { None } else { Some(b.remaining) },
         "offence": b.offence,
@@ -338,6 +339,7 @@ mod tests {
             remaining: 0,
             offence: 0,
             held: Held::KernelOnly,
+            signature: None,
         }
     }
 

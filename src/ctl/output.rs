@@ -221,6 +221,14 @@ fn what(b: &BlockInfo) -> String {
 }
 
 fn what_was_done(b: &BlockInfo) -> String {
+    let done = what_was_seen(b);
+    match &b.signature {
+        Some(signature) => format!("{done}, {signature}"),
+        None => done,
+    }
+}
+
+fn what_was_seen(b: &BlockInfo) -> String {
     match b.kind.as_str() {
         "manual" => "blocked by hand".into(),
         "sweep" => format!("a sweep across hosts of {}", b.ports.join(", ")),
@@ -660,6 +668,7 @@ mod tests {
             remaining: 3552,
             offence: 2,
             held: Held::Both,
+            signature: None,
             origin: None,
         }
     }
@@ -835,6 +844,33 @@ mod tests {
             "203.0.113.7 is blocked for 59m 12s more: one probe to tripwire port 2323/tcp, \
              offence 2, since 2026-11-21T23:51:47.731914Z"
         );
+    }
+
+    /// Issue 28: `why` names the tool the probes looked like, text and JSON.
+    #[test]
+    fn why_names_the_tool() {
+        let r = Response::Why {
+            first_line: None,
+            addr: "203.0.113.7".parse().unwrap(),
+            block: Some(BlockInfo {
+                ports: vec![],
+                signature: Some("nmap OS detection (SEQ1, SEQ2, SEQ3)".into()),
+                ..block()
+            }),
+            never_block: vec![],
+            refused: None,
+        };
+        assert_eq!(
+            human(&r, &Zone::Utc),
+            "203.0.113.7 is blocked for 59m 12s more: syn scan, nmap OS detection (SEQ1, SEQ2, \
+             SEQ3), offence 2, since 2026-11-21T23:51:47.731914Z"
+        );
+        let json = crate::ctl::json::response(&r);
+        assert_eq!(
+            json["block"]["signature"],
+            "nmap OS detection (SEQ1, SEQ2, SEQ3)"
+        );
+        crate::ctl::json::check_schema(&json);
     }
 
     #[test]

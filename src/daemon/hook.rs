@@ -15,7 +15,8 @@ const MAX_RUNNING: usize = 16;
 
 /// The program's arguments with the placeholders filled: `{addr}` (the scanning address),
 /// `{source}` (what was blocked), `{kind}` (`syn`, `syn+udp`, …), `{ports}` (`22/tcp,53/udp`),
-/// `{duration}` (seconds).
+/// `{duration}` (seconds), `{signature}` (the tool the probes looked like, `nmap OS detection
+/// (SEQ1, SEQ2, SEQ3)`, or empty).
 pub fn argv(template: &[String], d: &Detection, net: IpNet, ttl: Duration) -> Vec<String> {
     let ports = d
         .ports
@@ -23,6 +24,10 @@ pub fn argv(template: &[String], d: &Detection, net: IpNet, ttl: Duration) -> Ve
         .map(|(proto, port)| proto.label(*port))
         .collect::<Vec<_>>()
         .join(",");
+    let signature = d
+        .signature
+        .as_ref()
+        .map_or_else(String::new, ToString::to_string);
     template
         .iter()
         .map(|arg| {
@@ -31,6 +36,7 @@ pub fn argv(template: &[String], d: &Detection, net: IpNet, ttl: Duration) -> Ve
                 .replace("{kind}", &d.kinds.to_string())
                 .replace("{ports}", &ports)
                 .replace("{duration}", &ttl.as_secs().to_string())
+                .replace("{signature}", &signature)
         })
         .collect()
 }
@@ -149,6 +155,7 @@ mod tests {
             "{ports}",
             "{duration}",
             "$HOME;rm",
+            "{signature}",
         ]
         .map(String::from)
         .to_vec();
@@ -161,8 +168,20 @@ mod tests {
                 "syn+udp",
                 "22/tcp,53/udp",
                 "3600",
-                "$HOME;rm"
+                "$HOME;rm",
+                ""
             ]
+        );
+        let d = Detection {
+            signature: Some(crate::detect::Signature {
+                tool: "nmap OS detection",
+                probes: vec!["SEQ1", "SEQ2", "SEQ3"],
+            }),
+            ..d
+        };
+        assert_eq!(
+            argv(&template, &d, d.source, Duration::from_secs(1))[7],
+            "nmap OS detection (SEQ1, SEQ2, SEQ3)"
         );
     }
 }

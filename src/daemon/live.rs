@@ -764,6 +764,16 @@ mod tests {
             _ => panic!("not the saver's outcome"),
         }
         assert!(dir.join(state::FILE).exists());
+        // The outcome is sent, then the main loop woken: wait for the wake-up (bounded).
+        let mut fds = [nix::poll::PollFd::new(
+            wake_read.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        assert_eq!(
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)),
+            Ok(1),
+            "the main loop is woken"
+        );
         let mut woken = [0u8; 1];
         assert_eq!(nix::unistd::read(wake_read.as_fd(), &mut woken), Ok(1));
         // A newer state written in place (number 3), then the thread's older one (2): skipped.

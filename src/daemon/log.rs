@@ -26,7 +26,7 @@ pub use crate::config::{LogFormat as Format, LogTarget as Target};
 pub const JOURNAL_PREFIX: &str = "SCANSENTRY";
 
 /// A decision's event: its line as the message, its facts as fields (`address`, `network`,
-/// `kinds`, `actor`, `ports`, `tripwire`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
+/// `kinds`, `actor`, `ports`, `tripwire`, `signature`, `probes`, `window_ms`, `duration_s`, `offence`, `decision`, `reason`, each
 /// as [`Event`](crate::report::Event)'s method of that name says it; the ones a decision does
 /// not name are left out).
 pub fn decision(e: &crate::report::Event) {
@@ -37,6 +37,7 @@ pub fn decision(e: &crate::report::Event) {
         actor = e.actor().as_str(),
         ports = e.ports(),
         tripwire = e.tripwire(),
+        signature = e.signature(),
         probes = e.probes(),
         window_ms = e.window_ms(),
         duration_s = e.duration_s(),

@@ -18,6 +18,7 @@
 //! counters of both. Worst case ≈ `max_sources × (2 × 200 + 16 × max_ports_per_source)` bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
+pub mod fingerprint;
 pub mod traps;
 
 use std::collections::VecDeque;
@@ -284,14 +285,19 @@ impl Candidate {
 
 impl Detection {
     /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`, or
-    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`.
+    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`, and the tool the probes looked like
+    /// last: `syn scan, 0 ports in 0.2s, nmap OS detection (SEQ1, SEQ2, SEQ3)`.
     pub fn summary(&self) -> String {
         let tripwire = self.tripwire.map_or_else(String::new, |(proto, port)| {
             format!("tripwire {}, ", proto.label(port))
         });
+        let signature = self
+            .signature
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", {s}"));
         let span = self.last_seen.saturating_since(self.first_seen);
         format!(
-            "{tripwire}{} scan, {} port{} in {:.1}s",
+            "{tripwire}{} scan, {} port{} in {:.1}s{signature}",
             self.kinds,
             self.ports.len(),
             if self.ports.len() == 1 { "" } else { "s" },
@@ -354,6 +360,49 @@ struct Source {
     /// The first address of the prefix that probed, and whether another one did since.
     first: IpAddr,
     several: bool,
+    /// The tool fingerprints of its packets in the window ([`fingerprint`]).
+    seen: fingerprint::Seen,
+}
+
+impl Source {
+    /// The detection this source makes now (`src` at `at`), with the counts since the last
+    /// one, which start again.
+    fn detection(
+        &mut self,
+        net: IpNet,
+        src: IpAddr,
+        at: Timestamp,
+        tripwire: Option<(Proto, u16)>,
+    ) -> Detection {
+        let mut kinds = self.seen.kinds_at(at);
+        let mut ports: Vec<(Proto, u16)> = Vec::with_capacity(self.hits.len());
+        for h in &self.hits {
+            kinds.insert(h.kinds);
+            ports.push((h.proto, h.port));
+        }
+        ports.sort_unstable();
+        let first_hit = self.hits.front().map_or(at, |h| h.at);
+        let signature = self.seen.signature_at(at);
+        let first_seen = match signature {
+            Some(_) => first_hit.min(self.seen.since),
+            None => first_hit,
+        };
+        let packets = std::mem::take(&mut self.packets);
+        Detection {
+            source: net,
+            addr: src,
+            kinds,
+            ports,
+            first_seen,
+            last_seen: at,
+            packets,
+            score: self.score,
+            several_addresses: self.several,
+            arrived_on: None,
+            tripwire,
+            signature,
+        }
+    }
 }
 
 /// The detector: a bounded table of sources and their windows.
@@ -399,6 +448,16 @@ impl Detector {
     /// Counts one probe; returns a candidate when its source crosses the threshold, which
     /// [`Detector::settle`] makes a detection or takes back.
     pub fn observe(&mut self, probe: &Probe) -> Option<Candidate> {
+        self.observe_marked(probe, None)
+    }
+
+    /// [`Detector::observe`], for a probe whose header is also a tool's ([`fingerprint`]):
+    /// the mark is kept with the source's, and a detection names the tool.
+    pub fn observe_marked(
+        &mut self,
+        probe: &Probe,
+        mark: Option<fingerprint::Mark>,
+    ) -> Option<Candidate> {
         let key = self.key(probe.src);
         let prefix_len = self.prefix_len(key);
         let weight = self
@@ -412,32 +471,16 @@ impl Detector {
             && !self.config.tripwire.is_empty()
             && self.config.tripwire.contains(probe.proto, probe.dst_port);
 
-        let max_sources = self.config.max_sources;
-        let source = if self.sources.contains_key(&key) {
-            self.sources.to_back(&key).expect("present")
-        } else if let Some(promoted) = self.probation.remove(&key) {
-            // Its second probe: off probation, into the main table.
-            if self.sources.len() >= max_sources {
-                self.sources.pop_front();
-                self.stats.evicted_sources += 1;
-            }
-            self.sources.entry(key).or_insert(promoted)
-        } else {
-            if self.probation.len() >= max_sources {
-                self.probation.pop_front();
-                self.stats.evicted_sources += 1;
-            }
-            self.probation.entry(key).or_insert(Source {
-                hits: VecDeque::new(),
-
-                score: 0,
-                last_seen: probe.at,
-                packets: 0,
-                quiet_until: Timestamp::ZERO,
-                first: probe.src,
-                several: false,
-            })
-        };
+        let threshold = u64::from(self.config.threshold);
+        let source = entry(
+            (&mut self.sources, &mut self.probation),
+            &mut self.stats,
+            self.config.max_sources,
+            (key, probe.src, probe.at),
+        );
+        if let Some(mark) = mark {
+            source.seen.insert(mark, Some(probe.kind), probe.at, window);
+        }
 
         // Slide the window: ports first probed more than a window ago stop counting.
         let horizon = probe.at.saturating_sub(window);
@@ -486,35 +529,47 @@ impl Detector {
         // Capture timestamps may step back a little; never move last_seen backwards.
         source.last_seen = source.last_seen.max(probe.at);
 
-        if (source.score < u64::from(self.config.threshold) && !tripped)
-            || probe.at < source.quiet_until
-        {
+        if (source.score < threshold && !tripped) || probe.at < source.quiet_until {
             return None;
         }
         source.quiet_until = probe.at.saturating_add(window);
-        let mut kinds = ScanKinds::default();
-        let mut ports: Vec<(Proto, u16)> = Vec::with_capacity(source.hits.len());
-        for h in &source.hits {
-            kinds.insert(h.kinds);
-            ports.push((h.proto, h.port));
+        let net = IpNet::new(key, prefix_len).expect("prefix lengths are validated");
+        let tripwire = tripped.then_some((probe.proto, probe.dst_port));
+        Some(Candidate(
+            source.detection(net, probe.src, probe.at, tripwire),
+        ))
+    }
+
+    /// Counts one packet of a tool's decisive probes ([`fingerprint::Mark::decisive`], nmap OS
+    /// detection) that reached no trap port (they go to the open port): its mark is kept with
+    /// the source's, and a candidate is returned when the source's marks make a detection on
+    /// their own ([`fingerprint::OS_PROBES`] distinct probes in a window). The caller has made
+    /// every check a probe goes through but the trap port's.
+    pub fn mark(
+        &mut self,
+        at: Timestamp,
+        src: IpAddr,
+        mark: fingerprint::Mark,
+        kind: Option<ProbeKind>,
+    ) -> Option<Candidate> {
+        let key = self.key(src);
+        let net = IpNet::new(key, self.prefix_len(key)).expect("prefix lengths are validated");
+        let window = self.config.window;
+        let source = entry(
+            (&mut self.sources, &mut self.probation),
+            &mut self.stats,
+            self.config.max_sources,
+            (key, src, at),
+        );
+        source.seen.insert(mark, kind, at, window);
+        source.packets += 1;
+        source.several |= src != source.first;
+        source.last_seen = source.last_seen.max(at);
+        if !source.seen.marks.decisive() || at < source.quiet_until {
+            return None;
         }
-        ports.sort_unstable();
-        let detection = Detection {
-            source: IpNet::new(key, prefix_len).expect("prefix lengths are validated"),
-            addr: probe.src,
-            kinds,
-            ports,
-            first_seen: source.hits.front().map_or(probe.at, |h| h.at),
-            last_seen: probe.at,
-            packets: source.packets,
-            score: source.score,
-            several_addresses: source.several,
-            arrived_on: None,
-            tripwire: tripped.then_some((probe.proto, probe.dst_port)),
-            signature: None,
-        };
-        source.packets = 0;
-        Some(Candidate(detection))
+        source.quiet_until = at.saturating_add(window);
+        Some(Candidate(source.detection(net, src, at, None)))
     }
 
     /// Lets the source of `detection` be detected again at its next probe: nothing was done
@@ -590,7 +645,11 @@ impl Detector {
                     !open
                 });
                 detection.score = source.score;
-                if source.score < threshold && detection.tripwire.is_none() {
+                let decisive = detection
+                    .signature
+                    .as_ref()
+                    .is_some_and(fingerprint::decisive);
+                if source.score < threshold && detection.tripwire.is_none() && !decisive {
                     source.quiet_until = Timestamp::ZERO;
                     return None;
                 }
@@ -683,6 +742,44 @@ impl Detector {
         }
     }
 }
+
+/// The state of the source counted under `key` (`src` probing at `at`), made on probation if
+/// there is none, promoted to the main table at its second packet; the least recently active of
+/// a full table gives way.
+fn entry<'a>(
+    (sources, probation): (&'a mut Table, &'a mut Table),
+    stats: &mut DetectorStats,
+    max_sources: usize,
+    (key, src, at): (IpAddr, IpAddr, Timestamp),
+) -> &'a mut Source {
+    if sources.contains_key(&key) {
+        sources.to_back(&key).expect("present")
+    } else if let Some(promoted) = probation.remove(&key) {
+        // Its second probe: off probation, into the main table.
+        if sources.len() >= max_sources {
+            sources.pop_front();
+            stats.evicted_sources += 1;
+        }
+        sources.entry(key).or_insert(promoted)
+    } else {
+        if probation.len() >= max_sources {
+            probation.pop_front();
+            stats.evicted_sources += 1;
+        }
+        probation.entry(key).or_insert(Source {
+            hits: VecDeque::new(),
+            score: 0,
+            last_seen: at,
+            packets: 0,
+            quiet_until: Timestamp::ZERO,
+            first: src,
+            several: false,
+            seen: fingerprint::Seen::default(),
+        })
+    }
+}
+
+type Table = LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>;
 
 /// The IPv4 network mask of a prefix length (0-32).
 fn mask4(len: u8) -> u32 {

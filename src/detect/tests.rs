@@ -575,3 +575,111 @@ fn a_tripwire_with_a_listener_now_is_taken_back() {
     );
     assert_eq!(d.stats().detections, 0);
 }
+
+/// Issue 28: nmap's OS probes go to the open port, where no trap is: three distinct ones from
+/// a source make a detection named for them, the same probe again adds nothing, and marks
+/// older than a window are forgotten.
+#[test]
+fn three_distinct_nmap_os_probes_make_a_named_detection() {
+    use fingerprint::Mark;
+    let mut d = Detector::new(DetectorConfig::default());
+    let os = |name: &str| {
+        (0..22u8)
+            .map(mark_of)
+            .find(|m: &Mark| m.tool() == fingerprint::Tool::NmapOs && m.probe() == name)
+            .unwrap()
+    };
+    let src: IpAddr = "203.0.113.7".parse().unwrap();
+    let mark = |d: &mut Detector, at: u64, name: &str| {
+        d.mark(ms(at), src, os(name), Some(ProbeKind::Syn))
+            .and_then(|c| d.settle(c, |_, _| true))
+    };
+    assert_eq!(mark(&mut d, 0, "SEQ1"), None);
+    assert_eq!(mark(&mut d, 100, "SEQ2"), None);
+    assert_eq!(mark(&mut d, 150, "SEQ2"), None, "the same probe again");
+    // A window later the first two are forgotten.
+    assert_eq!(mark(&mut d, 61_000, "SEQ3"), None);
+    assert_eq!(mark(&mut d, 61_100, "SEQ4"), None);
+    let found = mark(&mut d, 61_200, "SEQ5").expect("three in a window");
+    // Settled with every port listening: the detection stands on its marks.
+    assert_eq!(
+        found.signature.as_ref().unwrap().to_string(),
+        "nmap OS detection (SEQ3, SEQ4, SEQ5)"
+    );
+    assert_eq!(found.kinds.to_string(), "syn");
+    assert_eq!(found.ports, []);
+    assert_eq!(found.first_seen, ms(61_000));
+    assert!(
+        found
+            .summary()
+            .ends_with("0.2s, nmap OS detection (SEQ3, SEQ4, SEQ5)"),
+        "{}",
+        found.summary()
+    );
+    // Reported again at most once a window, like any detection.
+    assert_eq!(mark(&mut d, 61_300, "SEQ6"), None);
+}
+
+/// Issue 28: a mark of a tool that sends one packet shape (masscan) makes no detection by
+/// itself, however often; on a scan of trap ports it names the tool.
+#[test]
+fn a_lone_mark_names_a_port_scan_and_detects_nothing_alone() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let masscan = (0..22u8)
+        .map(mark_of)
+        .find(|m| m.tool() == fingerprint::Tool::Masscan)
+        .unwrap();
+    assert!(!masscan.decisive());
+    let src: IpAddr = "203.0.113.8".parse().unwrap();
+    for i in 0..100 {
+        assert!(d.mark(ms(i), src, masscan, Some(ProbeKind::Syn)).is_none());
+    }
+    let mut found = None;
+    for port in 1..=7u16 {
+        let p = probe(200 + u64::from(port), "203.0.113.9", port, ProbeKind::Syn);
+        found = found.or(d
+            .observe_marked(&p, Some(masscan))
+            .and_then(|c| d.settle(c, |_, _| false)));
+    }
+    let found = found.expect("seven privileged ports");
+    assert_eq!(found.signature.unwrap().to_string(), "masscan (SYN)");
+}
+
+/// Issue 28: marks live in the detector's per-source state, so a flood of marked packets from
+/// forged sources is bounded like any other (the probation table's `max_sources`).
+#[test]
+fn marks_from_a_million_sources_stay_within_the_source_capacity() {
+    let mut d = Detector::new(DetectorConfig {
+        max_sources: 1000,
+        ..DetectorConfig::default()
+    });
+    let seq1 = mark_of(0);
+    for i in 0..1_000_000u32 {
+        let src = IpAddr::V4(std::net::Ipv4Addr::from(0xcb00_7100_u32.wrapping_add(i)));
+        assert!(d.mark(ms(u64::from(i / 1000)), src, seq1, None).is_none());
+    }
+    assert!(d.stats().tracked <= 2000, "{:?}", d.stats());
+}
+
+/// The mark with index `i` of the fingerprint table.
+fn mark_of(i: u8) -> fingerprint::Mark {
+    fingerprint::Mark::from_index(i).expect("an index of the table")
+}
+
+/// Issue 28: a detection with a signature is blocked without `min-ports`, so a tool's name
+/// needs three marked packets: one forged packet with masscan's IP ID and an impossible flag
+/// set (a detection on its own at a privileged port) is no named detection.
+#[test]
+fn one_marked_packet_names_nothing() {
+    let mut d = Detector::new(DetectorConfig::default());
+    let masscan = (0..22u8)
+        .map(mark_of)
+        .find(|m| m.tool() == fingerprint::Tool::Masscan)
+        .unwrap();
+    let p = probe(0, "203.0.113.10", 22, ProbeKind::Null);
+    let found = d
+        .observe_marked(&p, Some(masscan))
+        .and_then(|c| d.settle(c, |_, _| false))
+        .expect("an impossible flag set on a privileged port");
+    assert_eq!(found.signature, None);
+}

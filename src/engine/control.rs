@@ -149,6 +149,7 @@ impl Engine {
             offence: b.offence,
             held: Held::Both,
             origin: b.why.origin.as_ref().map(ToString::to_string),
+            signature: b.why.signature.clone(),
         }
     }
 
@@ -564,6 +565,7 @@ fn kernel_only(e: &Blocked) -> BlockInfo {
         remaining: e.remaining.map_or(0, |r| r.as_secs()),
         offence: 0,
         held: Held::KernelOnly,
+        signature: None,
         origin: None,
     }
 }

@@ -628,6 +628,7 @@ impl Engine {
                     kind,
                     ports: ports.iter().filter_map(|p| Proto::parse_label(p)).collect(),
                     origin: Some(message.origin),
+                    signature: None,
                 };
                 self.block_from_fleet(net, why, at, until);
             }
@@ -998,14 +999,12 @@ impl Engine {
             ));
             return;
         }
+        let ports = sweep.ports.iter().filter_map(|p| Proto::parse_label(p));
         let why = Why {
             kind: "sweep".into(),
-            ports: sweep
-                .ports
-                .iter()
-                .filter_map(|p| Proto::parse_label(p))
-                .collect(),
+            ports: ports.collect(),
             origin: None,
+            signature: None,
         };
         let decision = self.responder.block_sweep(net, why, now);
         match &decision {

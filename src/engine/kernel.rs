@@ -144,6 +144,7 @@ impl Engine {
                     kind: "unknown".into(),
                     ports: Vec::new(),
                     origin: None,
+                    signature: None,
                 };
                 let block = ActiveBlock {
                     net: b.net,

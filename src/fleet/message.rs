@@ -295,10 +295,13 @@ fn canonical_port(p: &str) -> bool {
     })
 }
 
+/// The longest scan kind a message may name: every kind the detector has, joined, fits.
+const MAX_KIND_LEN: usize = 160;
+
 /// A scan kind as the detector names it: `syn`, `odd-flags`, `syn+udp`; `manual`.
 fn scan_word(w: &str) -> bool {
     !w.is_empty()
-        && w.len() <= 64
+        && w.len() <= MAX_KIND_LEN
         && w.bytes()
             .all(|b| b.is_ascii_lowercase() || b == b'+' || b == b'-')
 }

@@ -449,6 +449,9 @@ pub struct Why {
     pub ports: Vec<(Proto, u16)>,
     /// The host of the fleet that detected it, for a block taken from the fleet.
     pub origin: Option<HostName>,
+    /// The tool its probes looked like ([`Detection::signature`]), as `sentryctl why` shows
+    /// it: `nmap OS detection (SEQ1, SEQ2, SEQ3)`.
+    pub signature: Option<String>,
 }
 
 impl Why {
@@ -458,6 +461,7 @@ impl Why {
             kind: "manual".into(),
             ports: Vec::new(),
             origin: None,
+            signature: None,
         }
     }
 
@@ -472,16 +476,19 @@ impl Why {
     /// What `d` is blocked for: its scan kinds and trap ports, or, for a tripwire, the one
     /// port it reached ([`TRIPWIRE`]).
     fn of(d: &Detection) -> Self {
+        let signature = d.signature.as_ref().map(ToString::to_string);
         match d.tripwire {
             Some(port) => Why {
                 kind: TRIPWIRE.into(),
                 ports: vec![port],
                 origin: None,
+                signature,
             },
             None => Why {
                 kind: d.kinds.to_string(),
                 ports: d.ports.clone(),
                 origin: None,
+                signature,
             },
         }
     }
@@ -526,6 +533,10 @@ enum How {
     /// A detection here made by one probe of a tripwire port: no `min-ports`, weak evidence
     /// (one forged packet makes it).
     Tripwire,
+    /// A detection here whose probes are a known tool's ([`Detection::signature`]): no
+    /// `min-ports` (nmap's OS probes go to the open port), weak evidence (three forged packets
+    /// make it).
+    Signature,
     /// By hand, for this long.
     ByHand(Duration),
 }
@@ -535,7 +546,7 @@ impl How {
     fn manual(self) -> Option<Duration> {
         match self {
             How::ByHand(ttl) => Some(ttl),
-            How::Detected | How::Sweep | How::Tripwire => None,
+            How::Detected | How::Sweep | How::Tripwire | How::Signature => None,
         }
     }
 }
@@ -790,15 +801,16 @@ impl Responder {
                 remaining: until.saturating_since(now),
             };
         }
-        let how = match detection.tripwire {
-            Some(_) => How::Tripwire,
-            None => How::Detected,
+        let how = match (detection.tripwire, &detection.signature) {
+            (Some(_), _) => How::Tripwire,
+            (None, Some(_)) => How::Signature,
+            (None, None) => How::Detected,
         };
         let decision = self.block_how(target(detection, ignore), now, Why::of(detection), how);
         match decision {
             Decision::OverBudget { net, budget, .. } if budget.is_rate() => {
                 let evidence = match how {
-                    How::Tripwire => Evidence::Weak,
+                    How::Tripwire | How::Signature => Evidence::Weak,
                     _ => self.evidence(detection.ports.len()),
                 };
                 let waits = self.wait(detection, net, evidence, now);
@@ -951,7 +963,7 @@ impl Responder {
         let replaces = self.covered(net);
         let evidence = match how {
             How::ByHand(_) => None,
-            How::Sweep | How::Tripwire => Some(Evidence::Weak),
+            How::Sweep | How::Tripwire | How::Signature => Some(Evidence::Weak),
             How::Detected => Some(self.evidence(why.ports.len())),
         };
         if let Err(budget) = self.admit_replacing(net, evidence, replaces.len(), now) {

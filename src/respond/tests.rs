@@ -750,6 +750,7 @@ fn distrust_applies_the_reverse_path_then_the_protection_of_peers() {
 
 fn from(origin: &str, kind: &str) -> Why {
     Why {
+        signature: None,
         kind: kind.into(),
         ports: vec![(Proto::Tcp, 22)],
         origin: Some(HostName::new(origin).unwrap()),
@@ -1320,6 +1321,52 @@ fn tripwire_detections_skip_min_ports_and_are_capped_per_48_and_per_24() {
     };
     assert!(matches!(
         r.on_detection(&one_port, &ignore, now),
+        Decision::TooFewPorts { .. }
+    ));
+}
+
+/// Issue 28: a detection with a signature (nmap's OS probes, which go to the open port) is
+/// blocked whatever `min-ports`, as weak evidence, like a tripwire's; every other rule holds.
+#[test]
+fn signature_detections_skip_min_ports_as_weak_evidence() {
+    let (mut r, ignore) = budgeted(1000);
+    let now = Timestamp::from_micros(1_000_000_000);
+    let named = |addr: String| Detection {
+        ports: vec![],
+        signature: Some(crate::detect::Signature {
+            tool: "nmap OS detection",
+            probes: vec!["SEQ1", "SEQ2", "SEQ3"],
+        }),
+        ..host(&addr)
+    };
+    let made = (1..=200)
+        .map(|i| format!("203.0.113.{i}"))
+        .filter(|addr| {
+            matches!(
+                r.on_detection(&named(addr.clone()), &ignore, now),
+                Decision::Block { .. }
+            )
+        })
+        .count();
+    assert_eq!(made, PREFIX_CAP as usize, "capped per /24 as weak evidence");
+    let blocked = r.active(now).next().unwrap();
+    assert_eq!(
+        blocked.why.signature.as_deref(),
+        Some("nmap OS detection (SEQ1, SEQ2, SEQ3)")
+    );
+    // The never-block list still wins.
+    let ignore = never_block_list(&["198.51.100.9/32"]);
+    assert!(matches!(
+        r.on_detection(&named("198.51.100.9".into()), &ignore, now),
+        Decision::NeverBlock { .. }
+    ));
+    // Without the signature, no port is fewer than min-ports.
+    let plain = Detection {
+        signature: None,
+        ..named("198.51.100.10".into())
+    };
+    assert!(matches!(
+        r.on_detection(&plain, &ignore, now),
         Decision::TooFewPorts { .. }
     ));
 }
