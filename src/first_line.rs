@@ -1045,6 +1045,8 @@ impl FirstLineModel {
         match proto {
             Proto::Tcp => self.listening_tcp.contains(port),
             Proto::Udp => self.listening_udp.contains(port),
+            // The first line sees TCP and UDP only.
+            Proto::Sctp | Proto::Ip => false,
         }
     }
 
@@ -1052,6 +1054,7 @@ impl FirstLineModel {
         match proto {
             Proto::Tcp => self.tripwire_tcp.contains(port),
             Proto::Udp => self.tripwire_udp.contains(port),
+            Proto::Sctp | Proto::Ip => false,
         }
     }
 

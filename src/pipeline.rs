@@ -451,6 +451,8 @@ impl Pipeline {
         let kind = match proto {
             Proto::Tcp => ProbeKind::Syn,
             Proto::Udp => ProbeKind::Udp,
+            // Connect mode binds TCP and UDP traps only: no such connection exists.
+            Proto::Sctp | Proto::Ip => return None,
         };
         let candidate = self.count(
             at,

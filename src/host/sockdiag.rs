@@ -72,6 +72,9 @@ pub fn request(seq: u32, family: u8, proto: Proto, states: u32) -> Vec<u8> {
     req[1] = match proto {
         Proto::Tcp => 6,
         Proto::Udp => 17,
+        Proto::Sctp => 132,
+        // IPPROTO_RAW: raw sockets, the only sockets of other IP protocols.
+        Proto::Ip => 255,
     };
     // No extensions (byte 2), padding (3).
     req[4..8].copy_from_slice(&states.to_ne_bytes());

@@ -68,20 +68,38 @@ pub enum Proto {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP (IP protocol 132; RFC 9260): its ports are SCTP ports.
+    Sctp,
+    /// Any other IP protocol, as an IP protocol scan (`nmap -sO`) probes it: its "port" is the
+    /// IP protocol number (0-255), so each distinct protocol a source sends counts as one
+    /// distinct trap, as each distinct port does for TCP.
+    Ip,
 }
 
 impl Proto {
-    /// `"tcp"` or `"udp"`.
+    /// Every protocol, in order.
+    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Ip];
+
+    /// `"tcp"`, `"udp"`, `"sctp"` or `"ip"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+            Proto::Ip => "ip",
         }
     }
 
-    /// A port as administrators write it: `22/tcp`.
+    /// A port as administrators write it: `22/tcp`, `38412/sctp`; an IP protocol number as
+    /// `47/ip` (protocol 47, GRE).
     pub fn label(self, port: u16) -> String {
         format!("{port}/{}", self.as_str())
+    }
+
+    /// Whether it has ports the kernel's first line, the audit and the nft sets know of (TCP
+    /// and UDP): SCTP and IP protocol numbers are judged by the pipeline only.
+    pub fn has_nft_ports(self) -> bool {
+        matches!(self, Proto::Tcp | Proto::Udp)
     }
 
     /// A port as [`Proto::label`] writes it, read back.
@@ -90,9 +108,13 @@ impl Proto {
         let proto = match proto {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
+            "sctp" => Proto::Sctp,
+            "ip" => Proto::Ip,
             _ => return None,
         };
-        Some((proto, port.parse().ok()?))
+        let port: u16 = port.parse().ok()?;
+        // An IP protocol number is one byte.
+        (proto != Proto::Ip || port <= 255).then_some((proto, port))
     }
 }
 

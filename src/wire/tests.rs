@@ -603,3 +603,24 @@ fn issue_28_the_shape_of_a_packet_is_read_from_its_headers() {
     assert_eq!(p.shape.payload_len, 18);
     assert_eq!(p.shape.head.as_bytes(), b"GET / HTTP/1.0\r\n\r\n");
 }
+
+/// Issue 28: SCTP ports and IP protocol numbers have labels that read back; an IP protocol
+/// number above 255 or another protocol's name does not.
+#[test]
+fn labels_of_every_protocol_read_back() {
+    for (proto, port, text) in [
+        (Proto::Tcp, 22, "22/tcp"),
+        (Proto::Udp, 53, "53/udp"),
+        (Proto::Sctp, 38412, "38412/sctp"),
+        (Proto::Ip, 47, "47/ip"),
+        (Proto::Ip, 255, "255/ip"),
+    ] {
+        assert_eq!(proto.label(port), text);
+        assert_eq!(Proto::parse_label(text), Some((proto, port)), "{text}");
+    }
+    for text in ["256/ip", "1/icmp", "x/sctp", "22"] {
+        assert_eq!(Proto::parse_label(text), None, "{text}");
+    }
+    assert!(Proto::Tcp.has_nft_ports() && Proto::Udp.has_nft_ports());
+    assert!(!Proto::Sctp.has_nft_ports() && !Proto::Ip.has_nft_ports());
+}
