@@ -117,7 +117,7 @@ impl RecentFlows {
         src_port: u16,
         dst: IpAddr,
         dst_port: u16,
-        tcp: bool,
+        proto: Proto,
     ) -> u64 {
         let a = match src.to_canonical() {
             IpAddr::V4(v4) => u128::from(v4.to_bits()),
@@ -127,7 +127,7 @@ impl RecentFlows {
             IpAddr::V4(v4) => u128::from(v4.to_bits()),
             IpAddr::V6(v6) => v6.to_bits(),
         };
-        self.hasher.hash_one((a, b, src_port, dst_port, tcp))
+        self.hasher.hash_one((a, b, src_port, dst_port, proto))
     }
 
     fn slot(&self, fp: u64) -> usize {
@@ -137,7 +137,7 @@ impl RecentFlows {
     /// Records that `p` was sent (by a local address) at `at`; returns whether its flow, in
     /// this direction, was already remembered within the last `ttl`.
     pub fn remember(&mut self, at: Timestamp, p: &Packet) -> bool {
-        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
+        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.proto());
         let i = self.slot(fp);
         let (stored, when) = self.slots[i];
         self.slots[i] = (fp, at);
@@ -146,7 +146,7 @@ impl RecentFlows {
 
     /// Whether `p` travels the reverse way of a flow remembered within the last `ttl`.
     pub fn is_answer(&self, at: Timestamp, p: &Packet) -> bool {
-        let fp = self.fingerprint(p.dst, p.dst_port, p.src, p.src_port, p.tcp_flags.is_some());
+        let fp = self.fingerprint(p.dst, p.dst_port, p.src, p.src_port, p.proto());
         let (stored, when) = self.slots[self.slot(fp)];
         stored == fp && when != Timestamp::ZERO && at.saturating_since(when) <= self.ttl
     }
@@ -391,6 +391,13 @@ impl Pipeline {
             if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == syn_ack) {
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
+            }
+            // An SCTP INIT ACK leaving us is the same answer for SCTP (issue 28): an endpoint
+            // listens on the port, whatever the socket table said (the sctp module's sock_diag
+            // may be missing).
+            if crate::wire::sctp::is_init_ack(&p) {
+                self.traps.learn_listener(Proto::Sctp, p.src, p.src_port);
+                self.detector.retract(p.dst, Proto::Sctp, p.src_port);
             }
             if self.local_check || !self.locals.contains(p.dst) {
                 return None;
@@ -653,6 +660,7 @@ mod tests {
             window: 0,
             integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape::default(),
+            other: None,
         }
     }
 
@@ -927,6 +935,7 @@ mod tests {
             window: 0,
             integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape::default(),
+            other: None,
         };
         p.process(at(400), Ok(query));
         let reply = Packet {
@@ -940,6 +949,7 @@ mod tests {
             window: 0,
             integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape::default(),
+            other: None,
         };
         p.process(at(400), Ok(reply));
         assert_eq!(p.counters().replies, 2);
@@ -1136,6 +1146,7 @@ mod tests {
                         window: 1024,
                         integrity: wire::Integrity::Valid,
                         shape: crate::wire::Shape::default(),
+                        other: None,
                     };
                     if let Some(d) = p.process(now, Ok(packet)) {
                         let decision = r.on_detection(&d, p.never_block(), now);

@@ -132,7 +132,7 @@ pub struct ScanKinds(u16);
 
 impl ScanKinds {
     /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
-    const KINDS: [ProbeKind; 8] = [
+    const KINDS: [ProbeKind; 11] = [
         ProbeKind::Syn,
         ProbeKind::Fin,
         ProbeKind::Null,
@@ -141,6 +141,9 @@ impl ScanKinds {
         ProbeKind::Odd(TcpFlags::URG),
         ProbeKind::Udp,
         ProbeKind::Ack,
+        ProbeKind::SctpInit,
+        ProbeKind::SctpCookieEcho,
+        ProbeKind::IpProtocol,
     ];
 
     /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
@@ -155,6 +158,9 @@ impl ScanKinds {
             ProbeKind::Odd(_) => 1 << 5,
             ProbeKind::Udp => 1 << 6,
             ProbeKind::Ack => 1 << 7,
+            ProbeKind::SctpInit => 1 << 8,
+            ProbeKind::SctpCookieEcho => 1 << 9,
+            ProbeKind::IpProtocol => 1 << 10,
         }
     }
 
@@ -279,18 +285,26 @@ impl Candidate {
 }
 
 impl Detection {
-    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`, or
-    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`.
+    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`,
+    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`, or `ip-protocol scan, 7 IP protocols in
+    /// 0.0s`.
     pub fn summary(&self) -> String {
         let tripwire = self.tripwire.map_or_else(String::new, |(proto, port)| {
             format!("tripwire {}, ", proto.label(port))
         });
         let span = self.last_seen.saturating_since(self.first_seen);
+        // IP protocol numbers are no ports (issue 28): `ip-protocol scan, 7 IP protocols`.
+        let protocols = self.ports.iter().filter(|(p, _)| *p == Proto::Ip).count();
+        let ports = self.ports.len() - protocols;
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let counted = match (ports, protocols) {
+            (n, 0) => format!("{n} port{}", plural(n)),
+            (0, m) => format!("{m} IP protocol{}", plural(m)),
+            (n, m) => format!("{n} port{} and {m} IP protocol{}", plural(n), plural(m)),
+        };
         format!(
-            "{tripwire}{} scan, {} port{} in {:.1}s",
+            "{tripwire}{} scan, {counted} in {:.1}s",
             self.kinds,
-            self.ports.len(),
-            if self.ports.len() == 1 { "" } else { "s" },
             span.as_secs_f64()
         )
     }

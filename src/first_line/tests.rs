@@ -61,6 +61,7 @@ fn packet(src: &str, sport: u16, dport: u16, flags: Option<u16>) -> Packet {
         window: 1024,
         integrity: Integrity::Valid,
         shape: crate::wire::Shape::default(),
+        other: None,
     }
 }
 

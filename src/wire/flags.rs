@@ -133,14 +133,29 @@ pub enum ProbeKind {
     Ack,
     /// A UDP datagram.
     Udp,
+    /// An SCTP INIT (verification tag 0) to a port: nmap `-sY`, or a real client. Issue 28.
+    SctpInit,
+    /// An SCTP COOKIE ECHO with no INIT ACK of ours before it: nmap `-sZ`.
+    SctpCookieEcho,
+    /// A packet of an IP protocol other than TCP, UDP, SCTP and ICMP: one probe of an IP
+    /// protocol scan (nmap `-sO`), whose "port" is the protocol number.
+    IpProtocol,
 }
 
 impl ProbeKind {
     /// How much one probe of this kind says about intent.
     pub fn evidence(self) -> Evidence {
         match self {
-            ProbeKind::Syn | ProbeKind::Udp => Evidence::Ordinary,
-            ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack => Evidence::Stealth,
+            // An INIT is what an SCTP client sends; one packet of a protocol is what a peer
+            // speaking it sends: what marks a scan is how many ports or protocols.
+            ProbeKind::Syn | ProbeKind::Udp | ProbeKind::SctpInit | ProbeKind::IpProtocol => {
+                Evidence::Ordinary
+            }
+            // No client sends a COOKIE ECHO that no INIT ACK asked for, as none sends a FIN
+            // on no connection.
+            ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack | ProbeKind::SctpCookieEcho => {
+                Evidence::Stealth
+            }
             ProbeKind::Null | ProbeKind::Xmas => Evidence::Impossible,
             ProbeKind::Odd(flags) => {
                 if flags.contains(TcpFlags::SYN)
@@ -155,7 +170,7 @@ impl ProbeKind {
     }
 
     /// The scan name an administrator knows: `syn`, `fin`, `null`, `xmas`, `maimon`,
-    /// `odd-flags`, `ack`, `udp`.
+    /// `odd-flags`, `ack`, `udp`, `sctp-init`, `sctp-cookie-echo`, `ip-protocol`.
     pub fn scan_name(self) -> &'static str {
         match self {
             ProbeKind::Syn => "syn",
@@ -166,6 +181,9 @@ impl ProbeKind {
             ProbeKind::Odd(_) => "odd-flags",
             ProbeKind::Ack => "ack",
             ProbeKind::Udp => "udp",
+            ProbeKind::SctpInit => "sctp-init",
+            ProbeKind::SctpCookieEcho => "sctp-cookie-echo",
+            ProbeKind::IpProtocol => "ip-protocol",
         }
     }
 }

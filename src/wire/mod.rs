@@ -15,10 +15,12 @@
 
 mod checksum;
 mod flags;
+pub mod sctp;
 pub mod shape;
 
 pub use checksum::Integrity;
 pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
+pub use sctp::{ChunkType, Sctp};
 pub use shape::Shape;
 
 use std::net::IpAddr;
@@ -170,6 +172,19 @@ pub struct Packet {
     pub integrity: Integrity,
     /// The other header fields and the payload's first bytes ([`Shape`]).
     pub shape: Shape,
+    /// For a packet of neither TCP nor UDP, what it was ([`Other`]); `None` for TCP and UDP.
+    pub other: Option<Other>,
+}
+
+/// A packet of neither TCP nor UDP that the pipeline still judges (issue 28).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Other {
+    /// SCTP (its ports are the packet's `src_port` and `dst_port`): the first chunk.
+    Sctp(sctp::Sctp),
+    /// Another IP protocol (not ICMP or ICMPv6, which are skipped), by number. The number is
+    /// also the packet's `src_port` and `dst_port`, so that a protocol this host speaks to a
+    /// peer makes a conversation both ways, as a port pair does.
+    Ip(u8),
 }
 
 /// What a capture knew of a frame apart from its bytes (the raw method's socket address):
@@ -204,20 +219,29 @@ const ARPHRD_LOOPBACK: u16 = 772;
 impl Packet {
     /// The transport protocol.
     pub fn proto(&self) -> Proto {
-        if self.tcp_flags.is_some() {
-            Proto::Tcp
-        } else {
-            Proto::Udp
+        match (self.tcp_flags, self.other) {
+            (Some(_), _) => Proto::Tcp,
+            (None, None) => Proto::Udp,
+            (None, Some(Other::Sctp(_))) => Proto::Sctp,
+            (None, Some(Other::Ip(_))) => Proto::Ip,
         }
     }
 
     /// What kind of probe this packet would be if nobody had asked for it, or `None` for the
-    /// traffic of ordinary conversations (SYN+ACK, ACK, RST, PSH+ACK, …). Every UDP datagram is
-    /// a candidate; whether it is unsolicited is for the caller to decide.
+    /// traffic of ordinary conversations (SYN+ACK, ACK, RST, PSH+ACK, …; an SCTP chunk other
+    /// than INIT and COOKIE ECHO; an INIT with a verification tag, which the kernel discards).
+    /// Every UDP datagram and every packet of another IP protocol is a candidate; whether it is
+    /// unsolicited is for the caller to decide.
     pub fn probe_kind(&self) -> Option<ProbeKind> {
-        match self.tcp_flags {
-            Some(flags) => classify_tcp(flags),
-            None => Some(ProbeKind::Udp),
+        match (self.tcp_flags, self.other) {
+            (Some(flags), _) => classify_tcp(flags),
+            (None, None) => Some(ProbeKind::Udp),
+            (None, Some(Other::Sctp(s))) => match s.chunk {
+                sctp::ChunkType::INIT if s.zero_tag => Some(ProbeKind::SctpInit),
+                sctp::ChunkType::COOKIE_ECHO => Some(ProbeKind::SctpCookieEcho),
+                _ => None,
+            },
+            (None, Some(Other::Ip(_))) => Some(ProbeKind::IpProtocol),
         }
     }
 }
@@ -231,7 +255,8 @@ pub enum Skip {
     Malformed,
     /// Not IPv4 or IPv6 (ARP, LLDP, …).
     NotIp,
-    /// IP, but neither TCP nor UDP (ICMP, …), or an unknown IPv6 extension header.
+    /// ICMP or ICMPv6 (judged by the kernel, not here), or an SCTP packet too short for its
+    /// common header and a chunk.
     OtherProtocol,
     /// An IP fragment: its transport header is not (wholly) in this frame.
     Fragment,
@@ -460,6 +485,7 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 window: tcp.window_size(),
                 integrity: integrity(checksum::TCP),
                 shape,
+                other: None,
             })
         }
         IpNumber::UDP => {
@@ -478,9 +504,69 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 window: 0,
                 integrity: integrity(checksum::UDP),
                 shape,
+                other: None,
             })
         }
-        _ => Err(Skip::OtherProtocol),
+        IpNumber::SCTP => {
+            let (src_port, dst_port, chunk) =
+                sctp::parse(payload.payload).map_err(|_| Skip::OtherProtocol)?;
+            let integrity = if !header_ok {
+                Integrity::Bad
+            } else if payload.incomplete {
+                // Cut by the capture: the CRC32c cannot be summed.
+                Integrity::Unverified
+            } else if sctp::checksum_ok(payload.payload) {
+                Integrity::Valid
+            } else {
+                Integrity::Bad
+            };
+            shape.payload_len = clamp16(declared.saturating_sub(sctp::COMMON_HEADER_LEN));
+            shape.head = shape::Head::new(
+                payload
+                    .payload
+                    .get(sctp::COMMON_HEADER_LEN..)
+                    .unwrap_or_default(),
+            );
+            Ok(Packet {
+                direction: Direction::Unknown,
+                ifindex: None,
+                src,
+                dst,
+                src_port,
+                dst_port,
+                tcp_flags: None,
+                window: 0,
+                integrity,
+                shape,
+                other: Some(Other::Sctp(chunk)),
+            })
+        }
+        // ICMP stays the kernel's: it answers it, and a ping is no scan of ports.
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => Err(Skip::OtherProtocol),
+        IpNumber(protocol) => {
+            shape.payload_len = clamp16(declared);
+            shape.head = shape::Head::new(payload.payload);
+            Ok(Packet {
+                direction: Direction::Unknown,
+                ifindex: None,
+                src,
+                dst,
+                src_port: u16::from(protocol),
+                dst_port: u16::from(protocol),
+                tcp_flags: None,
+                window: 0,
+                // No transport checksum is known for the protocol: the kernel checks the IPv4
+                // header's only before it hands the packet on (or answers "protocol
+                // unreachable").
+                integrity: if header_ok {
+                    Integrity::Valid
+                } else {
+                    Integrity::Bad
+                },
+                shape,
+                other: Some(Other::Ip(protocol)),
+            })
+        }
     }
 }
 
