@@ -817,12 +817,15 @@ mod tests {
             "odd-flags",
             "udp",
             "ack",
+            "sctp-init",
+            "sctp-cookie-echo",
+            "ip-protocol",
         ] {
             zero("detections_by_kind", "kind", kind);
         }
         assert_eq!(
             text.matches("scansentry_detections_by_kind_total{").count(),
-            8,
+            11,
             "{text}"
         );
         for reason in ["unroutable-source", "bad-checksum"] {

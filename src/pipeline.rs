@@ -1001,6 +1001,9 @@ mod tests {
         assert_eq!(p.counters().probes, 0);
     }
 
+    /// Issue 28's SCTP and IP protocol probes.
+    mod other_protocols;
+
     #[test]
     fn a_syn_answered_with_syn_ack_was_no_probe() {
         let mut p = pipeline(&[]);

@@ -133,8 +133,16 @@ mod tests {
                 ("ABORT", sctp(6), false),
                 ("GRE", frames::ip_frame(src, dst, 47, &[0; 4]), true),
                 ("ESP", frames::ip_frame(src, dst, 50, &[0; 16]), true),
-                ("empty protocol 253", frames::ip_frame(src, dst, 253, &[]), true),
-                ("ICMP", frames::ip_frame(src, dst, icmp, &[8, 0, 0, 0]), false),
+                (
+                    "empty protocol 253",
+                    frames::ip_frame(src, dst, 253, &[]),
+                    true,
+                ),
+                (
+                    "ICMP",
+                    frames::ip_frame(src, dst, icmp, &[8, 0, 0, 0]),
+                    false,
+                ),
             ] {
                 assert_eq!(passes(&f, &frame), expected, "{what} from {src}");
             }

@@ -634,8 +634,14 @@ fn labels_of_every_protocol_read_back() {
 fn sctp_packets_read_with_their_chunk_and_checksum() {
     use crate::capture::bpf::frames;
     for (src, dst) in [
-        ("203.0.113.7".parse().unwrap(), "198.51.100.1".parse().unwrap()),
-        ("2001:db8::7".parse().unwrap(), "2001:db8::1".parse().unwrap()),
+        (
+            "203.0.113.7".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+        ),
+        (
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ),
     ] {
         let frame = |chunk, tag| frames::sctp_frame(src, dst, 40000, 38412, chunk, tag);
         let init = parse(LinkType::Ethernet, &frame(1, 0)).unwrap();
@@ -652,12 +658,18 @@ fn sctp_packets_read_with_their_chunk_and_checksum() {
             let p = parse(LinkType::Ethernet, &frame(chunk, tag)).unwrap();
             assert_eq!(p.probe_kind(), None, "chunk {chunk} tag {tag}");
         }
-        assert!(sctp::is_init_ack(&parse(LinkType::Ethernet, &frame(2, 7)).unwrap()));
+        assert!(sctp::is_init_ack(
+            &parse(LinkType::Ethernet, &frame(2, 7)).unwrap()
+        ));
         let mut spoilt = frame(1, 0);
         let last = spoilt.len() - 1;
         spoilt[last] ^= 0x40;
         let p = parse(LinkType::Ethernet, &spoilt).unwrap();
-        assert_eq!(p.integrity, Integrity::Bad, "a wrong CRC32c: the kernel drops it");
+        assert_eq!(
+            p.integrity,
+            Integrity::Bad,
+            "a wrong CRC32c: the kernel drops it"
+        );
         // Cut by the capture after the chunk's header: read, not verified.
         let cut = parse(LinkType::Ethernet, &frame(1, 0)[..frame(1, 0).len() - 8]).unwrap();
         assert_eq!(cut.integrity, Integrity::Unverified);
@@ -676,12 +688,23 @@ fn sctp_packets_read_with_their_chunk_and_checksum() {
 fn other_ip_protocols_read_as_their_number_icmp_is_skipped() {
     use crate::capture::bpf::frames;
     for (src, dst, icmp) in [
-        ("203.0.113.7".parse().unwrap(), "198.51.100.1".parse().unwrap(), 1),
-        ("2001:db8::7".parse().unwrap(), "2001:db8::1".parse().unwrap(), 58),
+        (
+            "203.0.113.7".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+            1,
+        ),
+        (
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            58,
+        ),
     ] {
         for protocol in [47u8, 50, 4, 253, 255] {
-            let p = parse(LinkType::Ethernet, &frames::ip_frame(src, dst, protocol, &[0; 8]))
-                .unwrap();
+            let p = parse(
+                LinkType::Ethernet,
+                &frames::ip_frame(src, dst, protocol, &[0; 8]),
+            )
+            .unwrap();
             assert_eq!(p.proto(), Proto::Ip);
             assert_eq!((p.src_port, p.dst_port), (protocol.into(), protocol.into()));
             assert_eq!(p.probe_kind(), Some(ProbeKind::IpProtocol));

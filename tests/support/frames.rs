@@ -63,14 +63,12 @@ pub fn ip_frame(src: IpAddr, dst: IpAddr, protocol: u8, payload: &[u8]) -> Vec<u
     let eth = PacketBuilder::ethernet2(MAC_A, MAC_B);
     let protocol = etherparse::IpNumber(protocol);
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            eth.ipv4(s.octets(), d.octets(), 64)
-                .write(&mut out, protocol, payload)
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            eth.ipv6(s.octets(), d.octets(), 64)
-                .write(&mut out, protocol, payload)
-        }
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .write(&mut out, protocol, payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .write(&mut out, protocol, payload),
         _ => panic!("mixed address families"),
     }
     .expect("writing to a Vec cannot fail");
@@ -80,7 +78,14 @@ pub fn ip_frame(src: IpAddr, dst: IpAddr, protocol: u8, payload: &[u8]) -> Vec<u
 /// An Ethernet frame holding an SCTP packet (RFC 9260) whose one chunk is of type `chunk` (1
 /// INIT, 2 INIT ACK, 6 ABORT, 10 COOKIE ECHO) with 16 bytes of value, verification tag `tag`,
 /// and its CRC32c computed here, bit by bit (apart from the parser's table).
-pub fn sctp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, chunk: u8, tag: u32) -> Vec<u8> {
+pub fn sctp_frame(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    chunk: u8,
+    tag: u32,
+) -> Vec<u8> {
     let mut p = Vec::with_capacity(32);
     p.extend_from_slice(&sport.to_be_bytes());
     p.extend_from_slice(&dport.to_be_bytes());
@@ -92,7 +97,11 @@ pub fn sctp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, chunk: u8, t
     for &b in &p {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     p[8..12].copy_from_slice(&(!crc).to_le_bytes());
