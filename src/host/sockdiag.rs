@@ -262,6 +262,9 @@ mod tests {
         let r = request(1, AF_INET, Proto::Tcp, state::only(state::LISTEN));
         assert_eq!((r[16], r[17]), (2, 6));
         assert_eq!(u32::from_ne_bytes(word(&r, 20)), 1 << 10);
+        // Issue 28: SCTP's listening endpoints (sctp_diag), IPPROTO_SCTP.
+        let r = request(2, AF_INET6, Proto::Sctp, state::only(state::LISTEN));
+        assert_eq!((r[16], r[17]), (10, 132));
     }
 
     #[test]
