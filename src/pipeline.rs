@@ -41,7 +41,8 @@ pub struct Counters {
     pub malformed: u64,
     /// Frames that were not IPv4 or IPv6.
     pub not_ip: u64,
-    /// IP packets that were neither TCP nor UDP.
+    /// IP packets the pipeline does not judge: ICMP, ICMPv6, SCTP too short for its headers
+    /// (SCTP and other IP protocols are judged since issue 28).
     pub other_protocol: u64,
     /// IP fragments.
     pub fragments: u64,

@@ -9,9 +9,13 @@
 //! [`classify_tcp`]: a validating TCP parser would reject or normalise exactly the odd flag sets
 //! that betray a scanner.
 //!
+//! SCTP (issue 28) is read to its first chunk's type and its CRC32c checked ([`sctp`]); a
+//! packet of any other IP protocol but ICMP is read as that protocol's number ([`Other::Ip`]),
+//! what an IP protocol scan probes.
+//!
 //! Invariants callers rely on: [`parse`] never panics and never allocates, whatever the bytes;
-//! every frame that does not yield a TCP or UDP packet is reported as one [`Skip`] reason so the
-//! caller can count it.
+//! every frame that does not yield a packet is reported as one [`Skip`] reason so the caller
+//! can count it.
 
 mod checksum;
 mod flags;
@@ -295,7 +299,8 @@ const MAX_VLAN_TAGS: usize = 3;
 ///
 /// # Errors
 ///
-/// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
+/// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
+/// ICMP.
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
     parse_with(link, frame, Metadata::default())
 }
@@ -312,7 +317,8 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
 ///
 /// # Errors
 ///
-/// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
+/// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
+/// ICMP.
 pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
     let mut ifindex = None;
     // The device type of a cooked header, read only when it matters.
@@ -457,12 +463,9 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
     let header_ok = ip
         .ipv4()
         .is_none_or(|v4| checksum::ipv4_header_ok(v4.header().slice()));
-    let integrity = |proto| {
-        if header_ok {
-            checksum::transport(src, dst, proto, payload.payload, !payload.incomplete)
-        } else {
-            Integrity::Bad
-        }
+    let integrity = |proto| match header_ok {
+        true => checksum::transport(src, dst, proto, payload.payload, !payload.incomplete),
+        false => Integrity::Bad,
     };
     match payload.ip_number {
         IpNumber::TCP => {
@@ -507,6 +510,34 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 other: None,
             })
         }
+        other => other_protocol(other, (src, dst), shape, header_ok, payload, declared),
+    }
+}
+
+/// A packet of neither TCP nor UDP (issue 28): SCTP read to its first chunk with its CRC32c
+/// checked, ICMP skipped (the kernel's), any other protocol read as its number.
+fn other_protocol(
+    protocol: IpNumber,
+    (src, dst): (IpAddr, IpAddr),
+    mut shape: Shape,
+    header_ok: bool,
+    payload: &etherparse::LaxIpPayloadSlice<'_>,
+    declared: usize,
+) -> Result<Packet, Skip> {
+    let packet = |src_port, dst_port, integrity, shape, other| Packet {
+        direction: Direction::Unknown,
+        ifindex: None,
+        src,
+        dst,
+        src_port,
+        dst_port,
+        tcp_flags: None,
+        window: 0,
+        integrity,
+        shape,
+        other: Some(other),
+    };
+    match protocol {
         IpNumber::SCTP => {
             let (src_port, dst_port, chunk) =
                 sctp::parse(payload.payload).map_err(|_| Skip::OtherProtocol)?;
@@ -521,51 +552,30 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 Integrity::Bad
             };
             shape.payload_len = clamp16(declared.saturating_sub(sctp::COMMON_HEADER_LEN));
-            shape.head = shape::Head::new(
-                payload
-                    .payload
-                    .get(sctp::COMMON_HEADER_LEN..)
-                    .unwrap_or_default(),
-            );
-            Ok(Packet {
-                direction: Direction::Unknown,
-                ifindex: None,
-                src,
-                dst,
+            let chunks = payload.payload.get(sctp::COMMON_HEADER_LEN..);
+            shape.head = shape::Head::new(chunks.unwrap_or_default());
+            Ok(packet(
                 src_port,
                 dst_port,
-                tcp_flags: None,
-                window: 0,
                 integrity,
                 shape,
-                other: Some(Other::Sctp(chunk)),
-            })
+                Other::Sctp(chunk),
+            ))
         }
         // ICMP stays the kernel's: it answers it, and a ping is no scan of ports.
         IpNumber::ICMP | IpNumber::IPV6_ICMP => Err(Skip::OtherProtocol),
-        IpNumber(protocol) => {
+        IpNumber(number) => {
             shape.payload_len = clamp16(declared);
             shape.head = shape::Head::new(payload.payload);
-            Ok(Packet {
-                direction: Direction::Unknown,
-                ifindex: None,
-                src,
-                dst,
-                src_port: u16::from(protocol),
-                dst_port: u16::from(protocol),
-                tcp_flags: None,
-                window: 0,
-                // No transport checksum is known for the protocol: the kernel checks the IPv4
-                // header's only before it hands the packet on (or answers "protocol
-                // unreachable").
-                integrity: if header_ok {
-                    Integrity::Valid
-                } else {
-                    Integrity::Bad
-                },
-                shape,
-                other: Some(Other::Ip(protocol)),
-            })
+            // No transport checksum is known for the protocol: the kernel checks the IPv4
+            // header's only before it hands the packet on (or answers "protocol unreachable").
+            let integrity = if header_ok {
+                Integrity::Valid
+            } else {
+                Integrity::Bad
+            };
+            let port = u16::from(number);
+            Ok(packet(port, port, integrity, shape, Other::Ip(number)))
         }
     }
 }

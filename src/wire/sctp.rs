@@ -90,7 +90,7 @@ fn crc32c(segment: &[u8]) -> u32 {
     let mut crc = !0u32;
     for (i, &b) in segment.iter().enumerate() {
         let b = if (8..12).contains(&i) { 0 } else { b };
-        crc = CRC32C[usize::from((crc as u8) ^ b)] ^ (crc >> 8);
+        crc = CRC32C[usize::from(crc.to_le_bytes()[0] ^ b)] ^ (crc >> 8);
     }
     !crc
 }
@@ -99,9 +99,9 @@ fn crc32c(segment: &[u8]) -> u32 {
 /// probes are a few dozen bytes, so a table of 1 KiB is enough.
 const CRC32C: [u32; 256] = {
     let mut table = [0u32; 256];
-    let mut i = 0;
+    let (mut i, mut n) = (0usize, 0u32);
     while i < 256 {
-        let mut c = i as u32;
+        let mut c = n;
         let mut k = 0;
         while k < 8 {
             c = if c & 1 != 0 {
@@ -113,6 +113,7 @@ const CRC32C: [u32; 256] = {
         }
         table[i] = c;
         i += 1;
+        n += 1;
     }
     table
 };
