@@ -194,6 +194,8 @@ pub enum Skip {
     /// A SYN (without FIN, RST or ACK) that conntrack finds invalid: the kernel's rule for SYNs
     /// with a wrong checksum lets it pass.
     Invalid,
+    /// Neither TCP nor UDP (SCTP, another IP protocol): the line judges those two only.
+    OtherProtocol,
 }
 
 /// What the first line did with one packet.
@@ -875,6 +877,11 @@ impl FirstLineModel {
             self.counters.dropped += 1;
             return Outcome::Dropped;
         }
+        if !p.proto().has_nft_ports() {
+            // `meta l4proto != tcp meta l4proto != udp accept`: SCTP and other IP protocols
+            // (issue 28) are the daemon's to judge, not this line's.
+            return Outcome::Skipped(Skip::OtherProtocol);
+        }
         let proto = p.proto();
         let port = p.dst_port;
         let skip = match p.tcp_flags.map(|f| f.bits()) {
@@ -904,7 +911,7 @@ impl FirstLineModel {
                 Skip::Peer | Skip::Spared => c.peer_or_spared += 1,
                 Skip::Listening | Skip::EphemeralUdp => c.not_trap += 1,
                 Skip::LinkLocal => c.allowed += 1,
-                Skip::Established | Skip::Allowed => {}
+                Skip::Established | Skip::Allowed | Skip::OtherProtocol => {}
             }
             return Outcome::Skipped(skip);
         }
@@ -1045,6 +1052,8 @@ impl FirstLineModel {
         match proto {
             Proto::Tcp => self.listening_tcp.contains(port),
             Proto::Udp => self.listening_udp.contains(port),
+            // The first line sees TCP and UDP only.
+            Proto::Sctp | Proto::Ip => false,
         }
     }
 
@@ -1052,6 +1061,7 @@ impl FirstLineModel {
         match proto {
             Proto::Tcp => self.tripwire_tcp.contains(port),
             Proto::Udp => self.tripwire_udp.contains(port),
+            Proto::Sctp | Proto::Ip => false,
         }
     }
 

@@ -858,12 +858,15 @@ mod tests {
             "ack",
             "tiny-fragment",
             "fragment-overlap",
+            "sctp-init",
+            "sctp-cookie-echo",
+            "ip-protocol",
         ] {
             zero("detections_by_kind", "kind", kind);
         }
         assert_eq!(
             text.matches("scansentry_detections_by_kind_total{").count(),
-            10,
+            13,
             "{text}"
         );
         for reason in ["unroutable-source", "bad-checksum"] {

@@ -47,7 +47,8 @@ pub struct Counters {
     pub malformed: u64,
     /// Frames that were not IPv4 or IPv6.
     pub not_ip: u64,
-    /// IP packets that were neither TCP nor UDP.
+    /// IP packets the pipeline does not judge: ICMP, ICMPv6, SCTP too short for its headers
+    /// (SCTP and other IP protocols are judged since issue 28).
     pub other_protocol: u64,
     /// IP fragments.
     pub fragments: u64,
@@ -145,7 +146,7 @@ impl RecentFlows {
         src_port: u16,
         dst: IpAddr,
         dst_port: u16,
-        tcp: bool,
+        proto: Proto,
     ) -> u64 {
         let a = match src.to_canonical() {
             IpAddr::V4(v4) => u128::from(v4.to_bits()),
@@ -155,7 +156,7 @@ impl RecentFlows {
             IpAddr::V4(v4) => u128::from(v4.to_bits()),
             IpAddr::V6(v6) => v6.to_bits(),
         };
-        self.hasher.hash_one((a, b, src_port, dst_port, tcp))
+        self.hasher.hash_one((a, b, src_port, dst_port, proto))
     }
 
     fn slot(&self, fp: u64) -> usize {
@@ -165,7 +166,7 @@ impl RecentFlows {
     /// Records that `p` was sent (by a local address) at `at`; returns whether its flow, in
     /// this direction, was already remembered within the last `ttl`.
     pub fn remember(&mut self, at: Timestamp, p: &Packet) -> bool {
-        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.tcp_flags.is_some());
+        let fp = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port, p.proto());
         let i = self.slot(fp);
         let (stored, when) = self.slots[i];
         self.slots[i] = (fp, at);
@@ -174,7 +175,7 @@ impl RecentFlows {
 
     /// Whether `p` travels the reverse way of a flow remembered within the last `ttl`.
     pub fn is_answer(&self, at: Timestamp, p: &Packet) -> bool {
-        let fp = self.fingerprint(p.dst, p.dst_port, p.src, p.src_port, p.tcp_flags.is_some());
+        let fp = self.fingerprint(p.dst, p.dst_port, p.src, p.src_port, p.proto());
         let (stored, when) = self.slots[self.slot(fp)];
         stored == fp && when != Timestamp::ZERO && at.saturating_since(when) <= self.ttl
     }
@@ -534,6 +535,13 @@ impl Pipeline {
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
             }
+            // An SCTP INIT ACK leaving us is the same answer for SCTP (issue 28): an endpoint
+            // listens on the port, whatever the socket table said (the sctp module's sock_diag
+            // may be missing).
+            if crate::wire::sctp::is_init_ack(&p) {
+                self.traps.learn_listener(Proto::Sctp, p.src, p.src_port);
+                self.detector.retract(p.dst, Proto::Sctp, p.src_port);
+            }
             if self.local_check || !self.locals.contains(p.dst) {
                 return None;
             }
@@ -603,6 +611,8 @@ impl Pipeline {
         let kind = match proto {
             Proto::Tcp => ProbeKind::Syn,
             Proto::Udp => ProbeKind::Udp,
+            // Connect mode binds TCP and UDP traps only: no such connection exists.
+            Proto::Sctp | Proto::Ip => return None,
         };
         let candidate = self.count(
             at,
@@ -821,6 +831,7 @@ mod tests {
             window: 0,
             integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape::default(),
+            other: None,
         }
     }
 
@@ -1166,6 +1177,7 @@ mod tests {
             window: 0,
             integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape::default(),
+            other: None,
         };
         p.process(at(400), Ok(query));
         let reply = Packet {
@@ -1179,6 +1191,7 @@ mod tests {
             window: 0,
             integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape::default(),
+            other: None,
         };
         p.process(at(400), Ok(reply));
         assert_eq!(p.counters().replies, 2);
@@ -1229,6 +1242,9 @@ mod tests {
         }
         assert_eq!(p.counters().probes, 0);
     }
+
+    /// Issue 28's SCTP and IP protocol probes.
+    mod other_protocols;
 
     #[test]
     fn a_syn_answered_with_syn_ack_was_no_probe() {
@@ -1375,6 +1391,7 @@ mod tests {
                         window: 1024,
                         integrity: wire::Integrity::Valid,
                         shape: crate::wire::Shape::default(),
+                        other: None,
                     };
                     if let Some(d) = p.process(now, Ok(packet)) {
                         let decision = r.on_detection(&d, p.never_block(), now);

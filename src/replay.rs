@@ -6,8 +6,9 @@
 //!
 //! A capture does not say which addresses were "ours". Unless `--local` names them, they are
 //! inferred in a first pass: the destinations of probe-shaped packets that answer nothing.
-//! Listening ports are inferred the same way, from SYN+ACKs and UDP answers sent by those
-//! addresses, so that a service in the capture is not mistaken for a trap.
+//! Listening ports are inferred the same way, from SYN+ACKs, SCTP INIT ACKs and UDP answers sent
+//! by those addresses (and the IP protocols they answer in), so that a service in the capture
+//! is not mistaken for a trap.
 //!
 //! When the configuration has the kernel's first line (`[firewall] first-line`, own or attach
 //! mode), the replay also runs its model ([`crate::first_line`]) over every frame, before the
@@ -486,9 +487,11 @@ fn infer(path: &Path) -> Result<Inferred, CaptureError> {
             Err(_) => continue,
         };
         if flows.is_answer(frame.at, &p) {
-            let opens = match p.tcp_flags {
-                Some(f) => f.contains(TcpFlags::SYN | TcpFlags::ACK),
-                None => true,
+            let opens = match (p.tcp_flags, p.other) {
+                (Some(f), _) => f.contains(TcpFlags::SYN | TcpFlags::ACK),
+                // SCTP: an INIT ACK, not an ABORT (issue 28).
+                (None, Some(wire::Other::Sctp(_))) => wire::sctp::is_init_ack(&p),
+                (None, _) => true,
             };
             if opens {
                 found

@@ -1018,6 +1018,8 @@ pub fn history_line(at: Timestamp, addr: std::net::IpAddr, proto: Proto, port: u
     let proto = match proto {
         Proto::Tcp => "TCP",
         Proto::Udp => "UDP",
+        Proto::Sctp => "SCTP",
+        Proto::Ip => "IP",
     };
     format!("{secs} - {m}/{d}/{y} {time} Host: {addr}/{addr} Port: {port} {proto} Blocked")
 }

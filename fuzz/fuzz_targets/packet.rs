@@ -1,6 +1,8 @@
 //! Any bytes, as a frame of each link type, through the parser: a packet or a reason to skip
 //! it, never a panic and never a read past the end; a packet through the tool-fingerprint
-//! rules (issue 28), never a panic.
+//! rules (issue 28), never a panic. The same bytes as an SCTP packet (issue 28: its common
+//! header, first chunk and CRC32c), and, read as raw IP, a packet's protocol and probe kind
+//! agree (an IP protocol's number, its "port", is one byte).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,6 +18,18 @@ fuzz_target!(|data: &[u8]| {
     ] {
         if let Ok(p) = wire::parse(link, data) {
             let _ = scansentry::detect::fingerprint::recognise(&p);
+        }
+    }
+    let _ = wire::sctp::parse(data);
+    let _ = wire::sctp::checksum_ok(data);
+    if let Ok(p) = wire::parse(LinkType::RawIp, data) {
+        match p.proto() {
+            wire::Proto::Ip => {
+                assert!(p.dst_port <= 255 && p.src_port == p.dst_port);
+                assert_eq!(p.probe_kind(), Some(wire::ProbeKind::IpProtocol));
+            }
+            wire::Proto::Sctp => assert!(p.tcp_flags.is_none()),
+            wire::Proto::Tcp | wire::Proto::Udp => assert!(p.other.is_none()),
         }
     }
 });

@@ -340,6 +340,8 @@ impl Policy {
         let proto_on = match e.proto {
             Proto::Tcp => self.tcp,
             Proto::Udp => self.udp,
+            // The audit lists TCP and UDP services only.
+            Proto::Sctp | Proto::Ip => false,
         };
         proto_on
             && self.ports.contains(&e.port)

@@ -2,10 +2,15 @@
 //!
 //! The kernel hands over only what the pipeline can use: TCP segments that open or close a
 //! conversation or carry no ACK (every probe kind, and the handshakes and closes the
-//! conversation memory needs), UDP, and IPv6 packets whose next header is neither TCP, UDP nor
-//! ICMPv6 (extension headers, which userspace walks). The bulk of a busy host's traffic —
-//! segments with ACK and neither SYN nor FIN, RSTs of established connections, ICMP — stays in
-//! the kernel.
+//! conversation memory needs), UDP, SCTP packets whose first chunk is an INIT, INIT ACK or
+//! COOKIE ECHO (the probes of `nmap -sY` and `-sZ`, and a listener's answer), packets of every
+//! other IP protocol but ICMP (the probes of an IP protocol scan, `nmap -sO`, and the packets
+//! of a tunnel this host speaks, which make them conversations), and IPv6 packets whose next
+//! header is none of TCP, UDP, ICMPv6 and SCTP (extension headers, which userspace walks; the
+//! other IP protocols). The bulk of a busy host's traffic — segments with ACK and neither SYN
+//! nor FIN, RSTs of established connections, SCTP DATA and SACK, ICMP — stays in the kernel.
+//! A tunnel's packets (GRE, ESP, IP in IP) do not: like UDP, they cost a copy each, never
+//! memory.
 //!
 //! IPv4 fragments pass whatever they hold (MF or an offset: `ip[6:2] & 0x3fff`), tested
 //! first: pcap's `tcp[…]` matches only a first fragment, and a load past the end of a tiny
@@ -26,8 +31,12 @@ const ARPHRD_LOOPBACK: u16 = 772;
 pub const PROBES: &str = "(ip and ip[6:2] & 0x3fff != 0) \
      or (ip and tcp and (tcp[tcpflags] & tcp-ack == 0 or tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)) \
      or (ip6 and ip6[6] == 6 and (ip6[53] & 0x10 == 0 or ip6[53] & 0x03 != 0)) \
-     or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
-     or udp";
+     or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58 and ip6[6] != 132) \
+     or udp \
+     or (ip and ip proto 132 and (ip[((ip[0] & 0xf) << 2) + 12] == 1 \
+         or ip[((ip[0] & 0xf) << 2) + 12] == 2 or ip[((ip[0] & 0xf) << 2) + 12] == 10)) \
+     or (ip6 and ip6[6] == 132 and (ip6[52] == 1 or ip6[52] == 2 or ip6[52] == 10)) \
+     or (ip and not tcp and not udp and not icmp and not ip proto 132)";
 
 /// The pcap method's filter for a capture on `device` (`any` or an interface): [`PROBES`], and
 /// on `any` without loopback, a test of the cooked header's hardware type.
@@ -108,6 +117,42 @@ mod tests {
             ("IPv6 PSH+ACK", tcp6(0x18), false),
         ] {
             assert_eq!(passes(&f, &frame), expected, "{what}");
+        }
+    }
+
+    /// Issue 28: SCTP's INIT, INIT ACK and COOKIE ECHO and the packets of other IP protocols
+    /// pass, both families; SCTP's association traffic and ICMP stay in the kernel.
+    #[test]
+    fn sctp_handshakes_and_other_protocols_pass_icmp_and_sctp_data_do_not() {
+        let f = filter(&Interfaces::All);
+        for (src, dst) in [
+            (ip("203.0.113.7"), ip("198.51.100.1")),
+            (ip("2001:db8::7"), ip("2001:db8::1")),
+        ] {
+            let sctp = |chunk| frames::sctp_frame(src, dst, 40000, 38412, chunk, 0);
+            let icmp = if src.is_ipv4() { 1 } else { 58 };
+            for (what, frame, expected) in [
+                ("INIT", sctp(1), true),
+                ("INIT ACK", sctp(2), true),
+                ("COOKIE ECHO", sctp(10), true),
+                ("DATA", sctp(0), false),
+                ("SACK", sctp(3), false),
+                ("ABORT", sctp(6), false),
+                ("GRE", frames::ip_frame(src, dst, 47, &[0; 4]), true),
+                ("ESP", frames::ip_frame(src, dst, 50, &[0; 16]), true),
+                (
+                    "empty protocol 253",
+                    frames::ip_frame(src, dst, 253, &[]),
+                    true,
+                ),
+                (
+                    "ICMP",
+                    frames::ip_frame(src, dst, icmp, &[8, 0, 0, 0]),
+                    false,
+                ),
+            ] {
+                assert_eq!(passes(&f, &frame), expected, "{what} from {src}");
+            }
         }
     }
 

@@ -223,6 +223,13 @@ fn bind(proto: Proto, port: u16) -> io::Result<Socket> {
             udp.set_nonblocking(true)?;
             Socket::Udp(udp)
         }
+        // Connect mode binds TCP and UDP traps only ([`Traps::bound_ports`] names no other).
+        Proto::Sctp | Proto::Ip => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("connect mode binds no {} trap", proto.as_str()),
+            ));
+        }
     })
 }
 

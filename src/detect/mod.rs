@@ -133,7 +133,7 @@ pub struct ScanKinds(u16);
 
 impl ScanKinds {
     /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
-    const KINDS: [ProbeKind; 10] = [
+    const KINDS: [ProbeKind; 13] = [
         ProbeKind::Syn,
         ProbeKind::Fin,
         ProbeKind::Null,
@@ -144,6 +144,9 @@ impl ScanKinds {
         ProbeKind::Ack,
         ProbeKind::TinyFragment,
         ProbeKind::FragmentOverlap,
+        ProbeKind::SctpInit,
+        ProbeKind::SctpCookieEcho,
+        ProbeKind::IpProtocol,
     ];
 
     /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
@@ -160,6 +163,9 @@ impl ScanKinds {
             ProbeKind::Ack => 1 << 7,
             ProbeKind::TinyFragment => 1 << 8,
             ProbeKind::FragmentOverlap => 1 << 9,
+            ProbeKind::SctpInit => 1 << 10,
+            ProbeKind::SctpCookieEcho => 1 << 11,
+            ProbeKind::IpProtocol => 1 << 12,
         }
     }
 
@@ -284,9 +290,10 @@ impl Candidate {
 }
 
 impl Detection {
-    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`, or
-    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`, and the tool the probes looked like
-    /// last: `syn scan, 0 ports in 0.2s, nmap OS detection (SEQ1, SEQ2, SEQ3)`.
+    /// What an administrator reads in a log line: `syn scan, 25 ports in 3.0s`,
+    /// `tripwire 2323/tcp, syn scan, 1 port in 0.0s`, `ip-protocol scan, 7 IP protocols in
+    /// 0.0s`, and the tool the probes looked like last: `syn scan, 0 ports in 0.2s, nmap OS
+    /// detection (SEQ1, SEQ2, SEQ3)`.
     pub fn summary(&self) -> String {
         let tripwire = self.tripwire.map_or_else(String::new, |(proto, port)| {
             format!("tripwire {}, ", proto.label(port))
@@ -296,11 +303,18 @@ impl Detection {
             .as_ref()
             .map_or_else(String::new, |s| format!(", {s}"));
         let span = self.last_seen.saturating_since(self.first_seen);
+        // IP protocol numbers are no ports (issue 28): `ip-protocol scan, 7 IP protocols`.
+        let protocols = self.ports.iter().filter(|(p, _)| *p == Proto::Ip).count();
+        let ports = self.ports.len() - protocols;
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let counted = match (ports, protocols) {
+            (n, 0) => format!("{n} port{}", plural(n)),
+            (0, m) => format!("{m} IP protocol{}", plural(m)),
+            (n, m) => format!("{n} port{} and {m} IP protocol{}", plural(n), plural(m)),
+        };
         format!(
-            "{tripwire}{} scan, {} port{} in {:.1}s{signature}",
+            "{tripwire}{} scan, {counted} in {:.1}s{signature}",
             self.kinds,
-            self.ports.len(),
-            if self.ports.len() == 1 { "" } else { "s" },
             span.as_secs_f64()
         )
     }

@@ -96,6 +96,8 @@ impl Tripwires {
         match proto {
             Proto::Tcp => self.tcp.contains(port),
             Proto::Udp => self.udp.contains(port),
+            // Tripwires are TCP and UDP ports only.
+            Proto::Sctp | Proto::Ip => false,
         }
     }
 
@@ -131,7 +133,9 @@ pub enum TrapMode {
     Unused,
 }
 
-/// The local sockets that accept traffic: TCP listeners and bound UDP sockets.
+/// The local sockets that accept traffic: TCP listeners, bound UDP sockets, SCTP listeners
+/// (when the kernel has SCTP, and as the host's INIT-ACKs show them), and IP protocols the host
+/// was seen to speak (none unless a caller records them).
 ///
 /// A socket bound to the wildcard address listens on every local address; one bound to a
 /// specific address only on that one.
@@ -139,6 +143,8 @@ pub enum TrapMode {
 pub struct Listeners {
     any_tcp: PortSet,
     any_udp: PortSet,
+    any_sctp: PortSet,
+    any_ip: PortSet,
     specific: HashSet<(Proto, IpAddr, u16)>,
 }
 
@@ -154,20 +160,32 @@ impl Listeners {
             Some(a) if !a.is_unspecified() => {
                 self.specific.insert((proto, a.to_canonical(), port));
             }
-            _ => match proto {
-                Proto::Tcp => self.any_tcp.insert(port),
-                Proto::Udp => self.any_udp.insert(port),
-            },
+            _ => self.any_mut(proto).insert(port),
+        }
+    }
+
+    /// The wildcard listeners of `proto`.
+    fn any(&self, proto: Proto) -> &PortSet {
+        match proto {
+            Proto::Tcp => &self.any_tcp,
+            Proto::Udp => &self.any_udp,
+            Proto::Sctp => &self.any_sctp,
+            Proto::Ip => &self.any_ip,
+        }
+    }
+
+    fn any_mut(&mut self, proto: Proto) -> &mut PortSet {
+        match proto {
+            Proto::Tcp => &mut self.any_tcp,
+            Proto::Udp => &mut self.any_udp,
+            Proto::Sctp => &mut self.any_sctp,
+            Proto::Ip => &mut self.any_ip,
         }
     }
 
     /// Whether something listens on `proto` `dst`:`port`.
     pub fn contains(&self, proto: Proto, dst: IpAddr, port: u16) -> bool {
-        let any = match proto {
-            Proto::Tcp => &self.any_tcp,
-            Proto::Udp => &self.any_udp,
-        };
-        any.contains(port)
+        self.any(proto).contains(port)
             || (!self.specific.is_empty()
                 && self.specific.contains(&(proto, dst.to_canonical(), port)))
     }
@@ -176,8 +194,9 @@ impl Listeners {
     /// kernel's first line keeps them in its `listen` set: a port bound to one address counts
     /// for all, which makes fewer trap ports and so fails safe).
     pub fn ports(&self) -> std::collections::BTreeSet<(Proto, u16)> {
-        let any = [(Proto::Tcp, &self.any_tcp), (Proto::Udp, &self.any_udp)]
+        let any = Proto::ALL
             .into_iter()
+            .map(|proto| (proto, self.any(proto)))
             .flat_map(|(proto, set)| set.iter().map(move |port| (proto, port)));
         any.chain(self.specific.iter().map(|&(proto, _, port)| (proto, port)))
             .collect()
@@ -185,11 +204,7 @@ impl Listeners {
 
     /// Whether something listens on `proto` `port` on any local address.
     pub fn on_any_address(&self, proto: Proto, port: u16) -> bool {
-        let any = match proto {
-            Proto::Tcp => &self.any_tcp,
-            Proto::Udp => &self.any_udp,
-        };
-        any.contains(port)
+        self.any(proto).contains(port)
             || self
                 .specific
                 .iter()
@@ -245,7 +260,8 @@ impl Traps {
         let (listed, excluded) = match (proto, &self.mode) {
             (Proto::Tcp, TrapMode::Listed { tcp, .. }) => (tcp, &self.exclude_tcp),
             (Proto::Udp, TrapMode::Listed { udp, .. }) => (udp, &self.exclude_udp),
-            (_, TrapMode::Unused) => return Vec::new(),
+            // Connect mode binds TCP and UDP sockets only.
+            (Proto::Sctp | Proto::Ip, _) | (_, TrapMode::Unused) => return Vec::new(),
         };
         listed
             .iter()
@@ -257,12 +273,20 @@ impl Traps {
     }
 
     /// Whether a probe to `proto` `dst`:`port` reaches a trap.
+    ///
+    /// SCTP ports and IP protocol numbers are traps in either mode when nothing is known to
+    /// listen there (the lists and excludes of `listed` mode name TCP and UDP ports only): an
+    /// SCTP INIT to a port without an SCTP listener, or a packet of a protocol the host is not
+    /// known to speak, is unsolicited wherever it lands.
     pub fn is_trap(&self, proto: Proto, dst: IpAddr, port: u16) -> bool {
         let (excluded, listed) = match (proto, &self.mode) {
             (Proto::Tcp, TrapMode::Listed { tcp, .. }) => (&self.exclude_tcp, tcp.contains(port)),
             (Proto::Udp, TrapMode::Listed { udp, .. }) => (&self.exclude_udp, udp.contains(port)),
             (Proto::Tcp, TrapMode::Unused) => (&self.exclude_tcp, true),
             (Proto::Udp, TrapMode::Unused) => (&self.exclude_udp, true),
+            (Proto::Sctp | Proto::Ip, _) => {
+                return !self.listeners.contains(proto, dst, port);
+            }
         };
         let ephemeral = proto == Proto::Udp
             && self
@@ -355,5 +379,47 @@ mod tests {
             !t.is_trap(Proto::Tcp, a, 6667),
             "a started service is never a trap"
         );
+    }
+
+    /// Issue 28: SCTP ports and IP protocol numbers are traps in either mode unless something
+    /// is known to listen there; their listeners are kept apart from TCP's and UDP's.
+    #[test]
+    fn sctp_ports_and_ip_protocols_are_traps_without_a_listener_in_either_mode() {
+        let a = ip("198.51.100.1");
+        for mode in [
+            TrapMode::Unused,
+            TrapMode::Listed {
+                tcp: PortSet::from_ranges(&[1..=1]),
+                udp: PortSet::new(),
+            },
+        ] {
+            let mut t = Traps::new(
+                mode,
+                PortSet::from_ranges(&[38412..=38412]),
+                PortSet::new(),
+                None,
+            );
+            let mut l = Listeners::new();
+            l.insert(Proto::Sctp, None, 2905);
+            l.insert(Proto::Tcp, None, 38412);
+            t.set_listeners(l);
+            assert!(
+                t.is_trap(Proto::Sctp, a, 38412),
+                "TCP excludes and listeners do not apply"
+            );
+            assert!(!t.is_trap(Proto::Sctp, a, 2905), "an SCTP listener");
+            assert!(
+                !t.listeners().contains(Proto::Tcp, a, 2905),
+                "SCTP listeners do not touch TCP"
+            );
+            assert!(t.is_trap(Proto::Ip, a, 47));
+            t.learn_listener(Proto::Sctp, a, 38412);
+            assert!(
+                !t.is_trap(Proto::Sctp, a, 38412),
+                "learned from an INIT-ACK"
+            );
+            assert!(t.bound_ports(Proto::Sctp).is_empty() && t.bound_ports(Proto::Ip).is_empty());
+            assert!(t.listeners().ports().contains(&(Proto::Sctp, 2905)));
+        }
     }
 }

@@ -250,6 +250,7 @@ impl Lab {
                 window: 1024,
                 integrity: Integrity::Valid,
                 shape: crate::wire::Shape::default(),
+                other: None,
             };
             self.engine.packet(self.clock.now(), Ok(syn));
         }
@@ -3583,6 +3584,7 @@ mod tripwire {
             window: 1024,
             integrity,
             shape: crate::wire::Shape::default(),
+            other: None,
         };
         lab.engine.packet(lab.clock.now(), Ok(syn));
     }

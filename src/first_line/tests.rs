@@ -61,6 +61,7 @@ fn packet(src: &str, sport: u16, dport: u16, flags: Option<u16>) -> Packet {
         window: 1024,
         integrity: Integrity::Valid,
         shape: crate::wire::Shape::default(),
+        other: None,
     }
 }
 
@@ -981,4 +982,38 @@ fn red_a_forger_holds_with_two_probes_of_ports_scanners_probe_first() {
     }
     assert!(m.is_held(ip(SCANNER), at(59_999)));
     assert_eq!(sent, 13);
+}
+
+/// Issue 28: the line judges TCP and UDP only (`meta l4proto != tcp meta l4proto != udp
+/// accept`, after the hold's drop): SCTP and other IP protocols pass uncounted, but a held
+/// source's are dropped like the rest of its traffic.
+#[test]
+fn sctp_and_other_protocols_pass_uncounted_unless_the_source_is_held() {
+    let mut m = model();
+    let sctp = |port| Packet {
+        other: Some(crate::wire::Other::Sctp(crate::wire::Sctp {
+            chunk: crate::wire::ChunkType::INIT,
+            zero_tag: true,
+        })),
+        ..packet(SCANNER, 40000, port, UDP)
+    };
+    let gre = Packet {
+        other: Some(crate::wire::Other::Ip(47)),
+        ..packet(SCANNER, 47, 47, UDP)
+    };
+    for port in 1..=20 {
+        assert_eq!(
+            m.packet(at(0), &sctp(port)),
+            Outcome::Skipped(Skip::OtherProtocol)
+        );
+    }
+    assert_eq!(m.packet(at(0), &gre), Outcome::Skipped(Skip::OtherProtocol));
+    assert_eq!(m.counters().counted, 0);
+    // Held by a TCP scan: its SCTP and GRE packets are dropped too.
+    let held_at = (900..910)
+        .find(|&port| matches!(m.packet(at(0), &syn(SCANNER, port)), Outcome::Held(_)))
+        .expect("held");
+    assert!(held_at <= 902);
+    assert_eq!(m.packet(at(1), &sctp(9)), Outcome::Dropped);
+    assert_eq!(m.packet(at(1), &gre), Outcome::Dropped);
 }

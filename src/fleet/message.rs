@@ -287,12 +287,11 @@ impl Message {
     }
 }
 
-/// A port written one way only (`22/tcp`; not `022/tcp`, `+22/tcp`): each way would be another
-/// key in the owner's sweep count, as long as the message allows.
+/// A port written one way only (`22/tcp`, `38412/sctp`, `47/ip`; not `022/tcp`, `+22/tcp`,
+/// `300/ip`): each way would be another key in the owner's sweep count, as long as the message
+/// allows.
 fn canonical_port(p: &str) -> bool {
-    p.split_once('/').is_some_and(|(n, proto)| {
-        n.parse::<u16>().is_ok_and(|v| v.to_string() == n) && matches!(proto, "tcp" | "udp")
-    })
+    crate::wire::Proto::parse_label(p).is_some_and(|(proto, port)| proto.label(port) == p)
 }
 
 /// The longest scan kind a message may name: every kind the detector has, joined, fits.
@@ -549,7 +548,7 @@ mod tests {
             ("\"kind\":\"syn\"", "\"kind\":\"syn\",\"extra\":1"),
             ("\"origin\":\"web-3\"", "\"origin\":\"web.3\""),
             ("203.0.113.7/32", "203.0.113.7/24"),
-            ("\"22/tcp\"", "\"22/sctp\""),
+            ("\"22/tcp\"", "\"22/icmp\""),
             ("\"kind\":\"syn\"", "\"kind\":\"SYN; rm\""),
         ] {
             let bad = String::from_utf8(ok.clone()).unwrap().replace(from, to);
@@ -612,6 +611,12 @@ mod tests {
         }
         assert!(summary("0/udp").encode().is_ok());
         assert!(summary("65535/tcp").encode().is_ok());
+        // Issue 28: SCTP ports and IP protocol numbers travel as their labels, one way each.
+        assert!(summary("38412/sctp").encode().is_ok());
+        assert!(summary("47/ip").encode().is_ok());
+        for port in ["047/ip", "256/ip", "1/icmp", "38412/SCTP"] {
+            assert!(summary(port).encode().is_err(), "{port} was taken");
+        }
         let ok = block("203.0.113.7/32").encode().unwrap();
         let bad = String::from_utf8(ok)
             .unwrap()

@@ -116,19 +116,24 @@ fn parse_proc_addr(hex: &str) -> Option<IpAddr> {
 }
 
 /// The sockets that accept traffic in the current network namespace, from sock_diag: TCP
-/// listeners and UDP sockets bound to a port, IPv4 and IPv6.
+/// listeners, UDP sockets bound to a port, and SCTP listening endpoints, IPv4 and IPv6.
 ///
 /// # Errors
 ///
 /// When the kernel cannot be asked (see [`sockdiag::SockDiag::dump`]). An IPv6 stack that is
-/// turned off is no error.
+/// turned off is no error, nor a kernel without SCTP (no `sctp` module, or no `sctp_diag`:
+/// the request fails with `ENOENT`): then no SCTP listener is read, and the host's own INIT
+/// ACKs still show one (`pipeline`), while without SCTP in the kernel nothing can listen.
 pub fn listening_sockets() -> io::Result<Vec<sockdiag::Socket>> {
     use sockdiag::state;
     let mut sockets = dump_both_families(&[
         (Proto::Tcp, state::only(state::LISTEN)),
         (Proto::Udp, state::ALL),
+        (Proto::Sctp, state::only(state::LISTEN)),
     ])?;
-    sockets.retain(|s| s.port != 0);
+    // sctp_diag dumps every endpoint for LISTEN: keep the listening ones (SCTP_SS_LISTENING
+    // is TCP_LISTEN's number).
+    sockets.retain(|s| s.port != 0 && (s.proto != Proto::Sctp || s.state == state::LISTEN));
     Ok(sockets)
 }
 
@@ -172,6 +177,11 @@ fn dump_both_families(wanted: &[(Proto, u32)]) -> io::Result<Vec<sockdiag::Socke
         for &(proto, states) in wanted {
             match diag.dump(family, proto, states, &mut sockets) {
                 Ok(()) => {}
+                // No SCTP in this kernel (issue 28): no SCTP socket either.
+                Err(e)
+                    if proto == Proto::Sctp
+                        && e.raw_os_error().map(nix::errno::Errno::from_raw)
+                            == Some(nix::errno::Errno::ENOENT) => {}
                 Err(e)
                     if family == AF_INET6
                         && matches!(

@@ -72,6 +72,9 @@ pub fn request(seq: u32, family: u8, proto: Proto, states: u32) -> Vec<u8> {
     req[1] = match proto {
         Proto::Tcp => 6,
         Proto::Udp => 17,
+        Proto::Sctp => 132,
+        // IPPROTO_RAW: raw sockets, the only sockets of other IP protocols.
+        Proto::Ip => 255,
     };
     // No extensions (byte 2), padding (3).
     req[4..8].copy_from_slice(&states.to_ne_bytes());
@@ -259,6 +262,9 @@ mod tests {
         let r = request(1, AF_INET, Proto::Tcp, state::only(state::LISTEN));
         assert_eq!((r[16], r[17]), (2, 6));
         assert_eq!(u32::from_ne_bytes(word(&r, 20)), 1 << 10);
+        // Issue 28: SCTP's listening endpoints (sctp_diag), IPPROTO_SCTP.
+        let r = request(2, AF_INET6, Proto::Sctp, state::only(state::LISTEN));
+        assert_eq!((r[16], r[17]), (10, 132));
     }
 
     #[test]

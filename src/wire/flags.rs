@@ -139,14 +139,29 @@ pub enum ProbeKind {
     /// A probe whose IP fragments overlapped (RFC 1858 §3.2, RFC 3128): the kernel discards
     /// the datagram (RFC 5722); its first fragment named the port.
     FragmentOverlap,
+    /// An SCTP INIT (verification tag 0) to a port: nmap `-sY`, or a real client. Issue 28.
+    SctpInit,
+    /// An SCTP COOKIE ECHO with no INIT ACK of ours before it: nmap `-sZ`.
+    SctpCookieEcho,
+    /// A packet of an IP protocol other than TCP, UDP, SCTP and ICMP: one probe of an IP
+    /// protocol scan (nmap `-sO`), whose "port" is the protocol number.
+    IpProtocol,
 }
 
 impl ProbeKind {
     /// How much one probe of this kind says about intent.
     pub fn evidence(self) -> Evidence {
         match self {
-            ProbeKind::Syn | ProbeKind::Udp => Evidence::Ordinary,
-            ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack => Evidence::Stealth,
+            // An INIT is what an SCTP client sends; one packet of a protocol is what a peer
+            // speaking it sends: what marks a scan is how many ports or protocols.
+            ProbeKind::Syn | ProbeKind::Udp | ProbeKind::SctpInit | ProbeKind::IpProtocol => {
+                Evidence::Ordinary
+            }
+            // No client sends a COOKIE ECHO that no INIT ACK asked for, as none sends a FIN
+            // on no connection.
+            ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack | ProbeKind::SctpCookieEcho => {
+                Evidence::Stealth
+            }
             ProbeKind::Null | ProbeKind::Xmas => Evidence::Impossible,
             // No TCP/IP stack cuts its own TCP header in IP fragments (Linux sets DF on TCP and
             // never fragments below 68 bytes, IPv6 below 1,280) nor overlaps its fragments.
@@ -164,7 +179,8 @@ impl ProbeKind {
     }
 
     /// The scan name an administrator knows: `syn`, `fin`, `null`, `xmas`, `maimon`,
-    /// `odd-flags`, `ack`, `udp`, `tiny-fragment`, `fragment-overlap`.
+    /// `odd-flags`, `ack`, `udp`, `tiny-fragment`, `fragment-overlap`, `sctp-init`,
+    /// `sctp-cookie-echo`, `ip-protocol`.
     pub fn scan_name(self) -> &'static str {
         match self {
             ProbeKind::Syn => "syn",
@@ -177,6 +193,9 @@ impl ProbeKind {
             ProbeKind::Udp => "udp",
             ProbeKind::TinyFragment => "tiny-fragment",
             ProbeKind::FragmentOverlap => "fragment-overlap",
+            ProbeKind::SctpInit => "sctp-init",
+            ProbeKind::SctpCookieEcho => "sctp-cookie-echo",
+            ProbeKind::IpProtocol => "ip-protocol",
         }
     }
 }

@@ -9,17 +9,23 @@
 //! [`classify_tcp`]: a validating TCP parser would reject or normalise exactly the odd flag sets
 //! that betray a scanner.
 //!
+//! SCTP (issue 28) is read to its first chunk's type and its CRC32c checked ([`sctp`]); a
+//! packet of any other IP protocol but ICMP is read as that protocol's number ([`Other::Ip`]),
+//! what an IP protocol scan probes.
+//!
 //! Invariants callers rely on: [`parse`] never panics and never allocates, whatever the bytes;
-//! every frame that does not yield a TCP or UDP packet is reported as one [`Skip`] reason so the
-//! caller can count it.
+//! every frame that does not yield a packet is reported as one [`Skip`] reason so the caller
+//! can count it.
 
 mod checksum;
 mod flags;
 pub mod reassembly;
+pub mod sctp;
 pub mod shape;
 
 pub use checksum::Integrity;
 pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
+pub use sctp::{ChunkType, Sctp};
 pub use shape::Shape;
 
 use std::net::IpAddr;
@@ -69,20 +75,38 @@ pub enum Proto {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP (IP protocol 132; RFC 9260): its ports are SCTP ports.
+    Sctp,
+    /// Any other IP protocol, as an IP protocol scan (`nmap -sO`) probes it: its "port" is the
+    /// IP protocol number (0-255), so each distinct protocol a source sends counts as one
+    /// distinct trap, as each distinct port does for TCP.
+    Ip,
 }
 
 impl Proto {
-    /// `"tcp"` or `"udp"`.
+    /// Every protocol, in order.
+    pub const ALL: [Proto; 4] = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Ip];
+
+    /// `"tcp"`, `"udp"`, `"sctp"` or `"ip"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+            Proto::Ip => "ip",
         }
     }
 
-    /// A port as administrators write it: `22/tcp`.
+    /// A port as administrators write it: `22/tcp`, `38412/sctp`; an IP protocol number as
+    /// `47/ip` (protocol 47, GRE).
     pub fn label(self, port: u16) -> String {
         format!("{port}/{}", self.as_str())
+    }
+
+    /// Whether it has ports the kernel's first line, the audit and the nft sets know of (TCP
+    /// and UDP): SCTP and IP protocol numbers are judged by the pipeline only.
+    pub fn has_nft_ports(self) -> bool {
+        matches!(self, Proto::Tcp | Proto::Udp)
     }
 
     /// A port as [`Proto::label`] writes it, read back.
@@ -91,9 +115,13 @@ impl Proto {
         let proto = match proto {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
+            "sctp" => Proto::Sctp,
+            "ip" => Proto::Ip,
             _ => return None,
         };
-        Some((proto, port.parse().ok()?))
+        let port: u16 = port.parse().ok()?;
+        // An IP protocol number is one byte.
+        (proto != Proto::Ip || port <= 255).then_some((proto, port))
     }
 }
 
@@ -149,6 +177,19 @@ pub struct Packet {
     pub integrity: Integrity,
     /// The other header fields and the payload's first bytes ([`Shape`]).
     pub shape: Shape,
+    /// For a packet of neither TCP nor UDP, what it was ([`Other`]); `None` for TCP and UDP.
+    pub other: Option<Other>,
+}
+
+/// A packet of neither TCP nor UDP that the pipeline still judges (issue 28).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Other {
+    /// SCTP (its ports are the packet's `src_port` and `dst_port`): the first chunk.
+    Sctp(sctp::Sctp),
+    /// Another IP protocol (not ICMP or ICMPv6, which are skipped), by number. The number is
+    /// also the packet's `src_port` and `dst_port`, so that a protocol this host speaks to a
+    /// peer makes a conversation both ways, as a port pair does.
+    Ip(u8),
 }
 
 /// What a capture knew of a frame apart from its bytes (the raw method's socket address):
@@ -183,20 +224,29 @@ const ARPHRD_LOOPBACK: u16 = 772;
 impl Packet {
     /// The transport protocol.
     pub fn proto(&self) -> Proto {
-        if self.tcp_flags.is_some() {
-            Proto::Tcp
-        } else {
-            Proto::Udp
+        match (self.tcp_flags, self.other) {
+            (Some(_), _) => Proto::Tcp,
+            (None, None) => Proto::Udp,
+            (None, Some(Other::Sctp(_))) => Proto::Sctp,
+            (None, Some(Other::Ip(_))) => Proto::Ip,
         }
     }
 
     /// What kind of probe this packet would be if nobody had asked for it, or `None` for the
-    /// traffic of ordinary conversations (SYN+ACK, ACK, RST, PSH+ACK, …). Every UDP datagram is
-    /// a candidate; whether it is unsolicited is for the caller to decide.
+    /// traffic of ordinary conversations (SYN+ACK, ACK, RST, PSH+ACK, …; an SCTP chunk other
+    /// than INIT and COOKIE ECHO; an INIT with a verification tag, which the kernel discards).
+    /// Every UDP datagram and every packet of another IP protocol is a candidate; whether it is
+    /// unsolicited is for the caller to decide.
     pub fn probe_kind(&self) -> Option<ProbeKind> {
-        match self.tcp_flags {
-            Some(flags) => classify_tcp(flags),
-            None => Some(ProbeKind::Udp),
+        match (self.tcp_flags, self.other) {
+            (Some(flags), _) => classify_tcp(flags),
+            (None, None) => Some(ProbeKind::Udp),
+            (None, Some(Other::Sctp(s))) => match s.chunk {
+                sctp::ChunkType::INIT if s.zero_tag => Some(ProbeKind::SctpInit),
+                sctp::ChunkType::COOKIE_ECHO => Some(ProbeKind::SctpCookieEcho),
+                _ => None,
+            },
+            (None, Some(Other::Ip(_))) => Some(ProbeKind::IpProtocol),
         }
     }
 }
@@ -210,7 +260,8 @@ pub enum Skip {
     Malformed,
     /// Not IPv4 or IPv6 (ARP, LLDP, …).
     NotIp,
-    /// IP, but neither TCP nor UDP (ICMP, …), or an unknown IPv6 extension header.
+    /// ICMP or ICMPv6 (judged by the kernel, not here), or an SCTP packet too short for its
+    /// common header and a chunk.
     OtherProtocol,
     /// An IP fragment: its transport header is not (wholly) in this frame.
     Fragment,
@@ -249,7 +300,8 @@ const MAX_VLAN_TAGS: usize = 3;
 ///
 /// # Errors
 ///
-/// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
+/// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
+/// ICMP.
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
     parse_with(link, frame, Metadata::default())
 }
@@ -266,7 +318,8 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
 ///
 /// # Errors
 ///
-/// Returns the [`Skip`] reason when the frame holds no complete TCP or UDP header.
+/// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
+/// ICMP.
 pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
     let layer = ip_layer(link, frame, seen)?;
     packet_from_ip(layer.ip, seen.whole).map(|p| layer.finish(p))
@@ -438,12 +491,9 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
     let header_ok = ip
         .ipv4()
         .is_none_or(|v4| checksum::ipv4_header_ok(v4.header().slice()));
-    let integrity = |proto| {
-        if header_ok {
-            checksum::transport(src, dst, proto, payload.payload, !payload.incomplete)
-        } else {
-            Integrity::Bad
-        }
+    let integrity = |proto| match header_ok {
+        true => checksum::transport(src, dst, proto, payload.payload, !payload.incomplete),
+        false => Integrity::Bad,
     };
     match payload.ip_number {
         IpNumber::TCP => {
@@ -466,6 +516,7 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 window: tcp.window_size(),
                 integrity: integrity(checksum::TCP),
                 shape,
+                other: None,
             })
         }
         IpNumber::UDP => {
@@ -484,9 +535,76 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
                 window: 0,
                 integrity: integrity(checksum::UDP),
                 shape,
+                other: None,
             })
         }
-        _ => Err(Skip::OtherProtocol),
+        other => other_protocol(other, (src, dst), shape, header_ok, payload, declared),
+    }
+}
+
+/// A packet of neither TCP nor UDP (issue 28): SCTP read to its first chunk with its CRC32c
+/// checked, ICMP skipped (the kernel's), any other protocol read as its number.
+fn other_protocol(
+    protocol: IpNumber,
+    (src, dst): (IpAddr, IpAddr),
+    mut shape: Shape,
+    header_ok: bool,
+    payload: &etherparse::LaxIpPayloadSlice<'_>,
+    declared: usize,
+) -> Result<Packet, Skip> {
+    let packet = |src_port, dst_port, integrity, shape, other| Packet {
+        direction: Direction::Unknown,
+        ifindex: None,
+        src,
+        dst,
+        src_port,
+        dst_port,
+        tcp_flags: None,
+        window: 0,
+        integrity,
+        shape,
+        other: Some(other),
+    };
+    match protocol {
+        IpNumber::SCTP => {
+            let (src_port, dst_port, chunk) =
+                sctp::parse(payload.payload).map_err(|_| Skip::OtherProtocol)?;
+            let integrity = if !header_ok {
+                Integrity::Bad
+            } else if payload.incomplete {
+                // Cut by the capture: the CRC32c cannot be summed.
+                Integrity::Unverified
+            } else if sctp::checksum_ok(payload.payload) {
+                Integrity::Valid
+            } else {
+                Integrity::Bad
+            };
+            shape.payload_len = clamp16(declared.saturating_sub(sctp::COMMON_HEADER_LEN));
+            let chunks = payload.payload.get(sctp::COMMON_HEADER_LEN..);
+            shape.head = shape::Head::new(chunks.unwrap_or_default());
+            Ok(packet(
+                src_port,
+                dst_port,
+                integrity,
+                shape,
+                Other::Sctp(chunk),
+            ))
+        }
+        // ICMP stays the kernel's: it answers it, and a ping is no scan of ports.
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => Err(Skip::OtherProtocol),
+        IpNumber(number) => {
+            shape.payload_len = clamp16(declared);
+            shape.head = shape::Head::new(payload.payload);
+            // No transport checksum is known for the protocol: the kernel checks the IPv4
+            // header's only before it hands the packet on (or answers "protocol unreachable").
+            let integrity = if header_ok {
+                Integrity::Valid
+            } else {
+                Integrity::Bad
+            };
+            let port = u16::from(number);
+            Ok(packet(port, port, integrity, shape, Other::Ip(number)))
+        }
     }
 }
 

@@ -318,6 +318,8 @@ fn spec_char(kind: Option<ProbeKind>) -> char {
         Some(ProbeKind::Ack) => 'A',
         // Never a classification of flags: what fragments say.
         Some(ProbeKind::TinyFragment | ProbeKind::FragmentOverlap) => 'f',
+        // Never a TCP flag set's kind.
+        Some(ProbeKind::SctpInit | ProbeKind::SctpCookieEcho | ProbeKind::IpProtocol) => '?',
     }
 }
 
@@ -604,4 +606,126 @@ fn issue_28_the_shape_of_a_packet_is_read_from_its_headers() {
     let p = parse(LinkType::RawIp, &udp).expect("parses");
     assert_eq!(p.shape.payload_len, 18);
     assert_eq!(p.shape.head.as_bytes(), b"GET / HTTP/1.0\r\n\r\n");
+}
+
+/// Issue 28: SCTP ports and IP protocol numbers have labels that read back; an IP protocol
+/// number above 255 or another protocol's name does not.
+#[test]
+fn labels_of_every_protocol_read_back() {
+    for (proto, port, text) in [
+        (Proto::Tcp, 22, "22/tcp"),
+        (Proto::Udp, 53, "53/udp"),
+        (Proto::Sctp, 38412, "38412/sctp"),
+        (Proto::Ip, 47, "47/ip"),
+        (Proto::Ip, 255, "255/ip"),
+    ] {
+        assert_eq!(proto.label(port), text);
+        assert_eq!(Proto::parse_label(text), Some((proto, port)), "{text}");
+    }
+    for text in ["256/ip", "1/icmp", "x/sctp", "22"] {
+        assert_eq!(Proto::parse_label(text), None, "{text}");
+    }
+    assert!(Proto::Tcp.has_nft_ports() && Proto::Udp.has_nft_ports());
+    assert!(!Proto::Sctp.has_nft_ports() && !Proto::Ip.has_nft_ports());
+}
+
+/// Issue 28: an SCTP INIT is read with its ports, chunk and CRC32c; a spoilt CRC is `Bad`; a
+/// COOKIE ECHO is its own kind; an INIT ACK, an ABORT and an INIT with a verification tag are
+/// no probe.
+#[test]
+fn sctp_packets_read_with_their_chunk_and_checksum() {
+    use crate::capture::bpf::frames;
+    for (src, dst) in [
+        (
+            "203.0.113.7".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+        ),
+        (
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ),
+    ] {
+        let frame = |chunk, tag| frames::sctp_frame(src, dst, 40000, 38412, chunk, tag);
+        let init = parse(LinkType::Ethernet, &frame(1, 0)).unwrap();
+        assert_eq!(
+            (init.proto(), init.src_port, init.dst_port),
+            (Proto::Sctp, 40000, 38412)
+        );
+        assert_eq!(init.probe_kind(), Some(ProbeKind::SctpInit));
+        assert_eq!(init.integrity, Integrity::Valid, "{src}");
+        assert_eq!(init.shape.payload_len, 20, "the chunk");
+        let cookie = parse(LinkType::Ethernet, &frame(10, 7)).unwrap();
+        assert_eq!(cookie.probe_kind(), Some(ProbeKind::SctpCookieEcho));
+        for (chunk, tag) in [(2, 7), (6, 7), (0, 7), (1, 7)] {
+            let p = parse(LinkType::Ethernet, &frame(chunk, tag)).unwrap();
+            assert_eq!(p.probe_kind(), None, "chunk {chunk} tag {tag}");
+        }
+        assert!(sctp::is_init_ack(
+            &parse(LinkType::Ethernet, &frame(2, 7)).unwrap()
+        ));
+        let mut spoilt = frame(1, 0);
+        let last = spoilt.len() - 1;
+        spoilt[last] ^= 0x40;
+        let p = parse(LinkType::Ethernet, &spoilt).unwrap();
+        assert_eq!(
+            p.integrity,
+            Integrity::Bad,
+            "a wrong CRC32c: the kernel drops it"
+        );
+        // Cut by the capture after the chunk's header: read, not verified.
+        let cut = parse(LinkType::Ethernet, &frame(1, 0)[..frame(1, 0).len() - 8]).unwrap();
+        assert_eq!(cut.integrity, Integrity::Unverified);
+        // Shorter than the common header and a chunk header: skipped.
+        let head = if src.is_ipv4() { 14 + 20 } else { 14 + 40 };
+        assert_eq!(
+            parse(LinkType::Ethernet, &frame(1, 0)[..head + 15]),
+            Err(Skip::OtherProtocol)
+        );
+    }
+}
+
+/// Issue 28: a packet of another IP protocol is a probe of that protocol number (as both
+/// ports); ICMP and ICMPv6 stay skipped.
+#[test]
+fn other_ip_protocols_read_as_their_number_icmp_is_skipped() {
+    use crate::capture::bpf::frames;
+    for (src, dst, icmp) in [
+        (
+            "203.0.113.7".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+            1,
+        ),
+        (
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            58,
+        ),
+    ] {
+        for protocol in [47u8, 50, 4, 253, 255] {
+            let p = parse(
+                LinkType::Ethernet,
+                &frames::ip_frame(src, dst, protocol, &[0; 8]),
+            )
+            .unwrap();
+            assert_eq!(p.proto(), Proto::Ip);
+            assert_eq!((p.src_port, p.dst_port), (protocol.into(), protocol.into()));
+            assert_eq!(p.probe_kind(), Some(ProbeKind::IpProtocol));
+            assert_eq!(p.other, Some(Other::Ip(protocol)));
+            assert_eq!(p.integrity, Integrity::Valid);
+        }
+        let ping = frames::ip_frame(src, dst, icmp, &[8, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(parse(LinkType::Ethernet, &ping), Err(Skip::OtherProtocol));
+    }
+    // A wrong IPv4 header checksum: the kernel drops the packet before any protocol sees it.
+    let mut gre = frames::ip_frame(
+        "203.0.113.7".parse().unwrap(),
+        "198.51.100.1".parse().unwrap(),
+        47,
+        &[0; 4],
+    );
+    gre[14 + 10] ^= 1;
+    assert_eq!(
+        parse(LinkType::Ethernet, &gre).unwrap().integrity,
+        Integrity::Bad
+    );
 }

@@ -56,6 +56,58 @@ pub fn udp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
     out
 }
 
+/// An Ethernet frame holding an IP packet of `protocol` with `payload` (issue 28: SCTP, GRE,
+/// ESP, an IP protocol scan's empty packets).
+pub fn ip_frame(src: IpAddr, dst: IpAddr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + payload.len());
+    let eth = PacketBuilder::ethernet2(MAC_A, MAC_B);
+    let protocol = etherparse::IpNumber(protocol);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .write(&mut out, protocol, payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .write(&mut out, protocol, payload),
+        _ => panic!("mixed address families"),
+    }
+    .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// An Ethernet frame holding an SCTP packet (RFC 9260) whose one chunk is of type `chunk` (1
+/// INIT, 2 INIT ACK, 6 ABORT, 10 COOKIE ECHO) with 16 bytes of value, verification tag `tag`,
+/// and its CRC32c computed here, bit by bit (apart from the parser's table).
+pub fn sctp_frame(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    chunk: u8,
+    tag: u32,
+) -> Vec<u8> {
+    let mut p = Vec::with_capacity(32);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&tag.to_be_bytes());
+    p.extend_from_slice(&[0; 4]);
+    p.extend_from_slice(&[chunk, 0, 0, 20]);
+    p.extend_from_slice(&[0x12, 0x34, 0x56, 0x78, 0, 1, 0, 0, 0, 10, 0, 10, 0, 0, 0, 1]);
+    let mut crc = !0u32;
+    for &b in &p {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    p[8..12].copy_from_slice(&(!crc).to_le_bytes());
+    ip_frame(src, dst, 132, &p)
+}
+
 /// `frame` (Ethernet, IPv4, TCP or UDP) with its transport checksum replaced by the sum of
 /// the pseudo-header alone, as a sender's stack leaves it for the card to finish (checksum
 /// offload): what a veth peer's stack sends, and what a forger can send from anywhere.

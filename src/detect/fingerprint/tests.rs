@@ -25,6 +25,7 @@ fn tcp(flags: TcpFlags, window: u16, options: &[u8], df: bool) -> Packet {
             options: TcpOptions::new(options),
             ..Shape::default()
         },
+        other: None,
     }
 }
 

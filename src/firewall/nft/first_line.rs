@@ -759,11 +759,13 @@ pub fn rules<'a>(chains: &'a [Chain<'_>], log_group: u16) -> Vec<(usize, Rule<'a
 /// one is emptied).
 pub fn fact_entries(facts: &FirstLineFacts) -> Vec<(&'static str, Vec<Entry>)> {
     let proto_number = |p: Proto| match p {
-        Proto::Tcp => IPPROTO_TCP,
         Proto::Udp => IPPROTO_UDP,
+        // Filtered out below: the first line's sets hold TCP and UDP ports only.
+        Proto::Tcp | Proto::Sctp | Proto::Ip => IPPROTO_TCP,
     };
     let ports = |set: &std::collections::BTreeSet<(Proto, u16)>| -> Vec<Entry> {
         set.iter()
+            .filter(|(p, _)| p.has_nft_ports())
             .map(|&(p, port)| Entry {
                 start: Key::proto_service(proto_number(p), port),
                 end: None,
@@ -840,6 +842,10 @@ mod tests {
         };
         facts.listening.insert((Proto::Tcp, 22));
         facts.listening.insert((Proto::Udp, 53));
+        // Issue 28: an SCTP listener (learned from an INIT-ACK) and an IP protocol are no
+        // proto . port element of the first line's sets, which hold TCP and UDP only.
+        facts.listening.insert((Proto::Sctp, 38412));
+        facts.listening.insert((Proto::Ip, 47));
         facts.peers = vec![
             "198.51.100.0/24".parse().unwrap(),
             "198.51.100.7/32".parse().unwrap(),
@@ -859,7 +865,7 @@ mod tests {
                 "udp_replies"
             ]
         );
-        assert_eq!(entries[0].1.len(), 2);
+        assert_eq!(entries[0].1.len(), 2, "TCP and UDP listeners only");
         assert!(entries[1].1.is_empty());
         assert_eq!(entries[2].1.len(), 1);
         assert_eq!(entries[3].1.len(), 1, "nested peers merged");
