@@ -817,12 +817,13 @@ mod tests {
             "odd-flags",
             "udp",
             "ack",
+            "version",
         ] {
             zero("detections_by_kind", "kind", kind);
         }
         assert_eq!(
             text.matches("scansentry_detections_by_kind_total{").count(),
-            8,
+            9,
             "{text}"
         );
         for reason in ["unroutable-source", "bad-checksum"] {

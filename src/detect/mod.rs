@@ -18,7 +18,9 @@
 //! counters of both. Worst case ≈ `max_sources × (2 × 200 + 16 × max_ports_per_source)` bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
+pub mod service_probes;
 pub mod traps;
+pub mod version;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -132,7 +134,7 @@ pub struct ScanKinds(u16);
 
 impl ScanKinds {
     /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
-    const KINDS: [ProbeKind; 8] = [
+    const KINDS: [ProbeKind; 9] = [
         ProbeKind::Syn,
         ProbeKind::Fin,
         ProbeKind::Null,
@@ -141,6 +143,7 @@ impl ScanKinds {
         ProbeKind::Odd(TcpFlags::URG),
         ProbeKind::Udp,
         ProbeKind::Ack,
+        ProbeKind::Version,
     ];
 
     /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
@@ -155,6 +158,7 @@ impl ScanKinds {
             ProbeKind::Odd(_) => 1 << 5,
             ProbeKind::Udp => 1 << 6,
             ProbeKind::Ack => 1 << 7,
+            ProbeKind::Version => 1 << 8,
         }
     }
 

@@ -133,13 +133,16 @@ pub enum ProbeKind {
     Ack,
     /// A UDP datagram.
     Udp,
+    /// nmap's service probes, as the first bytes of connections the host accepted (nmap
+    /// `-sV`; [`crate::detect::version`]). Never scored by trap port.
+    Version,
 }
 
 impl ProbeKind {
     /// How much one probe of this kind says about intent.
     pub fn evidence(self) -> Evidence {
         match self {
-            ProbeKind::Syn | ProbeKind::Udp => Evidence::Ordinary,
+            ProbeKind::Syn | ProbeKind::Udp | ProbeKind::Version => Evidence::Ordinary,
             ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack => Evidence::Stealth,
             ProbeKind::Null | ProbeKind::Xmas => Evidence::Impossible,
             ProbeKind::Odd(flags) => {
@@ -155,7 +158,7 @@ impl ProbeKind {
     }
 
     /// The scan name an administrator knows: `syn`, `fin`, `null`, `xmas`, `maimon`,
-    /// `odd-flags`, `ack`, `udp`.
+    /// `odd-flags`, `ack`, `udp`, `version`.
     pub fn scan_name(self) -> &'static str {
         match self {
             ProbeKind::Syn => "syn",
@@ -166,6 +169,7 @@ impl ProbeKind {
             ProbeKind::Odd(_) => "odd-flags",
             ProbeKind::Ack => "ack",
             ProbeKind::Udp => "udp",
+            ProbeKind::Version => "version",
         }
     }
 }

@@ -316,6 +316,7 @@ fn spec_char(kind: Option<ProbeKind>) -> char {
         Some(ProbeKind::Odd(_)) => 'o',
         Some(ProbeKind::Udp) => 'U',
         Some(ProbeKind::Ack) => 'A',
+        Some(ProbeKind::Version) => 'V',
     }
 }
 
