@@ -790,9 +790,11 @@ impl Responder {
                 remaining: until.saturating_since(now),
             };
         }
-        let how = match detection.tripwire {
-            Some(_) => How::Tripwire,
-            None => How::Detected,
+        // A tripwire, or probes a tool's signature names (issue 28: a version scan touches
+        // only open ports), is evidence without `min-ports`.
+        let how = match (detection.tripwire, &detection.signature) {
+            (Some(_), _) | (None, Some(_)) => How::Tripwire,
+            (None, None) => How::Detected,
         };
         let decision = self.block_how(target(detection, ignore), now, Why::of(detection), how);
         match decision {
