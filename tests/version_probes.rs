@@ -77,7 +77,9 @@ fn nmap_sv_of_three_open_ports_is_a_version_scan_blocked_with_the_default_config
     ] {
         let (found, summary) = replay(&capture);
         let what = capture.display();
-        let (d, decision) = found.first().unwrap_or_else(|| panic!("{what}: {summary:?}"));
+        let (d, decision) = found
+            .first()
+            .unwrap_or_else(|| panic!("{what}: {summary:?}"));
         assert_eq!(d.addr, ip("198.51.100.2"), "{what}");
         assert_eq!(d.kinds.to_string(), "version", "{what}");
         assert_eq!(d.ports, tcp(&[80, 8080]), "{what}");
@@ -136,5 +138,50 @@ fn ordinary_clients_of_the_same_services_are_no_version_scan() {
         // The plain probes among them (the health checks, the minimal GET) were recognised,
         // and are not enough: one name each, 1 point each.
         assert!(summary.counters.version_probes >= 2, "{summary:?}");
+    }
+}
+
+mod live {
+    use super::support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
+    use super::support::services;
+    use std::time::Duration;
+
+    fn text(o: &std::process::Output) -> String {
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// With the default config, ordinary clients of the lab services (from one address) are
+    /// not blocked; `nmap -sV` of three open ports (from another) is, and `why` names it.
+    #[test]
+    #[ignore = "needs root + netns: cargo test --test version_probes -- --ignored"]
+    fn nmap_sv_is_blocked_live_and_ordinary_clients_are_not() {
+        require_root();
+        let lab = NetnsPair::new();
+        let dir = TempDir::new("version");
+        let _services = services::start(&lab, 90);
+        let daemon = Daemon::spawn_for(&lab.a, &dir.0, "", 90);
+
+        services::ordinary_clients(&lab, NetnsPair::B4_SECOND, NetnsPair::A4);
+        // The scanner: nmap -sV of the SSH banner and the two web ports.
+        let report = lab.nmap(&["-sV", "-p", "22,80,8080", NetnsPair::A4]);
+        let report = String::from_utf8_lossy(&report.stdout).into_owned();
+        let blocked = wait_until(Duration::from_secs(10), || {
+            daemon.out().contains("blocked 198.51.100.2 for")
+        });
+        assert!(blocked, "{report}\n{}\n{}", daemon.out(), daemon.err());
+        assert!(
+            !lab.connects(NetnsPair::B4, 80),
+            "the scanner still gets in"
+        );
+
+        let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
+        assert!(why.starts_with("198.51.100.2 is blocked for 59m"), "{why}");
+        assert!(why.contains("version"), "{why}");
+        // The clients' address was never blocked, nor reported.
+        let out = daemon.out();
+        assert!(!out.contains(NetnsPair::B4_SECOND), "{out}");
+        assert!(lab.connects(NetnsPair::B4_SECOND, 80));
+        let status = daemon.json(&["status"]);
+        assert_eq!(status["blocks_active"], 1, "{status}");
     }
 }
