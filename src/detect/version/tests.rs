@@ -401,3 +401,57 @@ fn memory_is_bounded_per_source_and_in_all() {
     }
     assert_eq!(first.slots.len(), 4);
 }
+
+/// A version scanner completes handshakes, and the daemon may find its connections established
+/// (nmap holds the NULL probe's open for up to 6 s): they began with the scan, so they do not
+/// protect it. An administrator's session found established before the scan began does,
+/// whatever the address then sends (reported, never blocked automatically).
+#[test]
+fn a_version_scanners_own_connections_do_not_protect_it_an_earlier_session_does() {
+    use crate::respond::{Distrust, SourceView, distrust};
+    use crate::trust::{Peers, ReversePath};
+    let mut p = pipeline(&[]);
+    let start = 600_000;
+    for (i, name) in ["GetRequest", "HTTPOptions", "RTSPRequest"]
+        .into_iter()
+        .enumerate()
+    {
+        let i = u16::try_from(i).unwrap();
+        let found = connect_and_send(
+            &mut p,
+            start + 6_000 * u64::from(i),
+            SCANNER,
+            40001 + i,
+            80,
+            &payload(name),
+        );
+        if i == 2 {
+            let d = found.expect("a version scan");
+            assert_eq!(d.first_seen, at(start));
+            let judge = |peers: &Peers| {
+                let view = SourceView {
+                    reverse_path: ReversePath::Off,
+                    route_back: None,
+                    peers: Some(peers),
+                };
+                distrust(&d, &view, p.never_block())
+            };
+            // Readings each second of the scan find its connections established.
+            let mut scanner_only = Peers::new(Duration::from_secs(3600));
+            for s in 0..14 {
+                let conns = [(ip(SCANNER), 80, 40001 + (s / 6) as u16)];
+                scanner_only.observe(at(start + 1 + s * 1_000), conns);
+            }
+            assert_eq!(judge(&scanner_only), None, "blockable");
+            // An SSH session of the same address, found established ten minutes before.
+            let mut admin = Peers::new(Duration::from_secs(3600));
+            let session = (ip(SCANNER), 22, 50000);
+            admin.observe(at(0), [session]);
+            admin.observe(at(start + 1), [session, (ip(SCANNER), 80, 40001)]);
+            let Some(Distrust::Protected(c)) = judge(&admin) else {
+                panic!("the session protects its peer");
+            };
+            assert_eq!((c.peer, c.port, c.since), (ip(SCANNER), 22, at(0)));
+        }
+    }
+}
