@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(get.origin, Plain);
         // What curl sends: the same start, more after it.
         let curl = b"GET / HTTP/1.0\r\nHost: 198.51.100.1\r\nUser-Agent: curl/7.88.1\r\n\r\n";
-        assert_eq!(recognise(Tcp, &curl[..HEAD_LEN], curl.len() as u16), None);
+        assert_eq!(
+            recognise(Tcp, &curl[..HEAD_LEN], u16::try_from(curl.len()).unwrap()),
+            None
+        );
         assert_eq!(recognise(Tcp, b"GET / HTTP/1.1\r\n", 78), None);
         // The same bytes over UDP are no TCP probe, and nothing is no probe.
         assert_eq!(recognise(Udp, b"GET / HTTP/1.0\r\n\r\n", 18), None);

@@ -180,7 +180,7 @@ impl Record {
             .probes
             .iter()
             .flatten()
-            .any(|p| std::ptr::eq(*p, probe))
+            .any(|p| p.name == probe.name && p.proto == probe.proto)
             && let Some(free) = self.probes.iter_mut().find(|p| p.is_none())
         {
             *free = Some(probe);

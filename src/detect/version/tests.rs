@@ -439,7 +439,7 @@ fn a_version_scanners_own_connections_do_not_protect_it_an_earlier_session_does(
             // Readings each second of the scan find its connections established.
             let mut scanner_only = Peers::new(Duration::from_secs(3600));
             for s in 0..14 {
-                let conns = [(ip(SCANNER), 80, 40001 + (s / 6) as u16)];
+                let conns = [(ip(SCANNER), 80, 40001 + u16::try_from(s / 6).unwrap())];
                 scanner_only.observe(at(start + 1 + s * 1_000), conns);
             }
             assert_eq!(judge(&scanner_only), None, "blockable");
