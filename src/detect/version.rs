@@ -4,18 +4,19 @@
 //!
 //! - [`FirstSegments`] remembers the connections the host accepted (its SYN+ACK went out) and
 //!   the sequence number their first data segment must carry (the SYN+ACK's acknowledgment
-//!   number: the client's ISN + 1). Only that segment is looked at, once: what follows on the
-//!   connection is never examined. A segment there proves the sender completed the handshake,
-//!   so its address is its own (an off-path forger never sees the SYN+ACK it would need to
-//!   answer).
+//!   number: the client's ISN + 1) and the acknowledgment it must carry (this host's ISN + 1).
+//!   Only that segment is looked at, once: what follows on the connection is never examined.
+//!   A segment there proves the sender completed the handshake, so its address is its own
+//!   (an off-path forger never sees the SYN+ACK whose sequence number it would have to
+//!   acknowledge).
 //! - [`VersionScans`] counts, per source, the distinct probes recognised within
 //!   `window` of one another: a probe only ordinary software would never send
 //!   ([`super::service_probes::Origin::NmapOnly`]) weighs 2, one a client may send weighs 1,
 //!   each *name* once, however many ports or connections repeat it. A source reaching
 //!   [`THRESHOLD`] with two probes or more, at least one of them on a connection it completed,
-//!   is a version scan: a [`Detection`] with its [`Signature`]. UDP probes join a source a TCP
-//!   probe already put in the table and never start one, since a datagram's source address
-//!   may be forged.
+//!   is a version scan: a [`Detection`] with its [`Signature`]. UDP probes are named with a
+//!   source a TCP probe already put in the table, and never start one nor add to its score:
+//!   a datagram's source address may be forged.
 //!
 //! Why 3: one probe is what a health check or a curious client sends (HAProxy's
 //! `OPTIONS / HTTP/1.0`, a `GET / HTTP/1.0` typed by hand); nmap against a web server and a
@@ -60,8 +61,11 @@ pub struct FirstSegments {
 struct Accepted {
     /// The 4-tuple's fingerprint; 0 for an empty slot.
     fingerprint: u64,
-    /// The sequence number the first data segment carries.
+    /// The sequence number the first data segment carries (the client's ISN + 1).
     seq: u32,
+    /// The acknowledgment number it carries (this host's ISN + 1, which only a client that
+    /// received the SYN+ACK knows).
+    ack: u32,
     /// When the SYN+ACK went out.
     at: Timestamp,
 }
@@ -76,6 +80,7 @@ impl FirstSegments {
                 Accepted {
                     fingerprint: 0,
                     seq: 0,
+                    ack: 0,
                     at: Timestamp::ZERO,
                 };
                 len
@@ -111,20 +116,29 @@ impl FirstSegments {
         self.slots[i] = Accepted {
             fingerprint,
             seq: syn_ack.shape.ack,
+            ack: syn_ack.shape.seq.wrapping_add(1),
             at,
         };
     }
 
     /// Whether `segment`, arriving at `at`, is the first data segment of a connection accepted
-    /// within the last `ttl`: then when it was accepted, and the connection is forgotten (no
-    /// later segment of it is ever looked at).
+    /// within the last `ttl` (its sequence number the client's ISN + 1, its ACK this host's
+    /// ISN + 1: the handshake completed by whoever got the SYN+ACK): then when it was
+    /// accepted, and the connection is forgotten (no later segment of it is ever looked at).
     pub fn first(&mut self, at: Timestamp, segment: &Packet) -> Option<Timestamp> {
+        if !segment
+            .tcp_flags
+            .is_some_and(|f| f.contains(crate::wire::TcpFlags::ACK))
+        {
+            return None;
+        }
         let fingerprint =
             self.fingerprint(segment.src, segment.src_port, segment.dst, segment.dst_port);
         let i = self.slot(fingerprint);
         let slot = self.slots[i];
         if slot.fingerprint != fingerprint
             || slot.seq != segment.shape.seq
+            || slot.ack != segment.shape.ack
             || at.saturating_since(slot.at) > self.ttl
         {
             return None;
@@ -175,16 +189,23 @@ impl Record {
     };
 
     /// Adds `probe` to `port`: a new name adds its weight, a new port is kept (up to the caps).
+    /// A TCP probe adds its weight; a UDP one (whose source may be forged) is only named, and
+    /// takes at most half the names, so that datagrams never crowd out connections' probes.
     fn add(&mut self, probe: &'static ServiceProbe, port: u16) {
-        if !self
-            .probes
-            .iter()
-            .flatten()
-            .any(|p| p.name == probe.name && p.proto == probe.proto)
+        let udp_names = self.probes.iter().flatten().count() - self.tcp_names();
+        let room = probe.proto == Proto::Tcp || udp_names < MAX_PROBES / 2;
+        if room
+            && !self
+                .probes
+                .iter()
+                .flatten()
+                .any(|p| p.name == probe.name && p.proto == probe.proto)
             && let Some(free) = self.probes.iter_mut().find(|p| p.is_none())
         {
             *free = Some(probe);
-            self.score = self.score.saturating_add(probe.weight());
+            if probe.proto == Proto::Tcp {
+                self.score = self.score.saturating_add(probe.weight());
+            }
         }
         let len = usize::from(self.ports_len);
         if len < MAX_PORTS && !self.ports[..len].contains(&(probe.proto, port)) {
@@ -194,8 +215,12 @@ impl Record {
         self.packets += 1;
     }
 
-    fn names(&self) -> usize {
-        self.probes.iter().flatten().count()
+    fn tcp_names(&self) -> usize {
+        self.probes
+            .iter()
+            .flatten()
+            .filter(|p| p.proto == Proto::Tcp)
+            .count()
     }
 }
 
@@ -267,7 +292,7 @@ impl VersionScans {
             record.first_seen = record.first_seen.min(started);
         }
         if record.score < THRESHOLD
-            || record.names() < 2
+            || record.tcp_names() < 2
             || !record.handshake
             || at < record.quiet_until
         {

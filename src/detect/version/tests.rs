@@ -40,10 +40,14 @@ fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet 
     }
 }
 
+/// The host's ISN in every test connection.
+const SERVER_ISN: u32 = 0x5eed_0000;
+
 /// The host's SYN+ACK accepting `src`'s connection from `sport` to `dport`, whose SYN had the
 /// sequence number `isn`.
 fn syn_ack(src: &str, sport: u16, dport: u16, isn: u32) -> Packet {
     let mut p = tcp(LOCAL, dport, src, sport, TcpFlags::SYN | TcpFlags::ACK);
+    p.shape.seq = SERVER_ISN;
     p.shape.ack = isn.wrapping_add(1);
     p
 }
@@ -53,6 +57,7 @@ fn syn_ack(src: &str, sport: u16, dport: u16, isn: u32) -> Packet {
 fn data(src: &str, sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Packet {
     let mut p = tcp(src, sport, LOCAL, dport, TcpFlags::PSH | TcpFlags::ACK);
     p.shape.seq = seq;
+    p.shape.ack = SERVER_ISN + 1;
     p.shape.payload_len = u16::try_from(payload.len()).unwrap();
     p.shape.head = Head::new(payload);
     p
@@ -138,6 +143,14 @@ fn only_the_first_segment_of_an_accepted_connection_is_looked_at() {
         first.first(at(1), &data("203.0.113.8", 40000, 80, 100, b"x")),
         None
     );
+    // The right sequence number, but not the acknowledgment of the host's ISN: a forger that
+    // sent the SYN from another's address and never saw the SYN+ACK. Nor without ACK.
+    let mut blind = get;
+    blind.shape.ack = 12345;
+    assert_eq!(first.first(at(1), &blind), None);
+    let mut no_ack = get;
+    no_ack.tcp_flags = Some(TcpFlags::PSH);
+    assert_eq!(first.first(at(1), &no_ack), None);
     assert_eq!(first.first(at(1), &get), Some(at(0)));
     assert_eq!(first.first(at(2), &get), None, "looked at once");
     // Awaited for the TTL only.
@@ -283,7 +296,7 @@ fn probes_without_a_handshake_are_not_counted() {
 }
 
 #[test]
-fn udp_probes_join_a_version_scan_and_never_start_one() {
+fn udp_probes_are_named_with_a_version_scan_and_never_make_one() {
     let mut p = pipeline(&[]);
     // Datagrams alone (their source may be forged): no state at all.
     for name in [
@@ -303,19 +316,43 @@ fn udp_probes_join_a_version_scan_and_never_start_one() {
         0,
         "datagrams to a listener are not traps"
     );
-    // After a probe on a connection, they count with it.
+    // After a probe on a connection (a health check's, say), forged datagrams from its
+    // address add nothing to its score: no detection, however many.
     assert_eq!(
         connect_and_send(&mut p, 10, SCANNER, 40001, 80, &payload("GetRequest")),
         None
     );
-    let d = p
-        .process(
-            at(20),
-            Ok(datagram(SCANNER, 53, &payload("DNSVersionBindReq"))),
-        )
-        .expect("1 + 2");
+    for name in [
+        "DNSVersionBindReq",
+        "DNSStatusRequest",
+        "SNMPv3GetRequest",
+        "SNMPv1public",
+    ] {
+        assert_eq!(
+            p.process(at(20), Ok(datagram(SCANNER, 53, &payload(name)))),
+            None
+        );
+    }
+    // Nor do they crowd out the connections' probes: half the names at most.
+    for name in ["RPCCheck", "NTPRequest", "Sqlping", "Help", "NBTStat"] {
+        assert_eq!(
+            p.process(at(25), Ok(datagram(SCANNER, 53, &payload(name)))),
+            None
+        );
+    }
+    // They are named when its connections make a version scan.
+    assert_eq!(
+        connect_and_send(&mut p, 30, SCANNER, 40002, 80, &payload("HTTPOptions")),
+        None
+    );
+    let d = connect_and_send(&mut p, 40, SCANNER, 40003, 80, &payload("RTSPRequest"))
+        .expect("1 + 1 + 2 on connections");
     let signature = d.signature.unwrap();
-    assert_eq!(signature.probes, ["GetRequest", "DNSVersionBindReq"]);
+    assert_eq!(
+        signature.probes[..3],
+        ["GetRequest", "DNSVersionBindReq", "DNSStatusRequest"]
+    );
+    assert!(signature.probes.contains(&"RTSPRequest"));
     assert_eq!(d.ports, [(Proto::Tcp, 80), (Proto::Udp, 53)]);
 }
 
