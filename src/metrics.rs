@@ -861,12 +861,13 @@ mod tests {
             "sctp-init",
             "sctp-cookie-echo",
             "ip-protocol",
+            "version",
         ] {
             zero("detections_by_kind", "kind", kind);
         }
         assert_eq!(
             text.matches("scansentry_detections_by_kind_total{").count(),
-            13,
+            14,
             "{text}"
         );
         for reason in ["unroutable-source", "bad-checksum"] {

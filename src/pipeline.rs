@@ -22,6 +22,11 @@
 //!
 //! Memory: the conversation memory is a fixed, direct-mapped table ([`RecentFlows`]); the
 //! detector bounds its own.
+//!
+//! Version scans go beside the trap ports: the first data segment of a connection the host
+//! accepted (and any datagram) is compared with nmap's service probes, after the same checks
+//! (direction, checksums, unroutable sources, the never-block list), and counted apart
+//! ([`crate::detect::version`]): their ports are open, not traps.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -30,6 +35,7 @@ use std::time::Duration;
 
 use crate::detect::fingerprint;
 use crate::detect::traps::{Listeners, Traps};
+use crate::detect::version::{FirstSegments, VersionScans};
 use crate::detect::{Candidate, Detection, Detector, DetectorConfig, DetectorStats, Probe};
 use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
@@ -92,6 +98,9 @@ pub struct Counters {
     /// Packets whose header is a known tool's probe ([`crate::detect::fingerprint`]), counted
     /// after the checks every probe goes through.
     pub fingerprinted: u64,
+    /// nmap service probes recognised (the first segment of an accepted connection, or a
+    /// datagram), counted towards a version scan ([`crate::detect::version`]).
+    pub version_probes: u64,
 }
 
 impl Counters {
@@ -214,6 +223,13 @@ impl Locals {
 
 /// Size of the conversation memory: 2^16 flows, 1 MiB.
 const FLOW_BITS: u8 = 16;
+/// Connections accepted whose first data segment is awaited: 2^15, 768 KiB.
+const FIRST_SEGMENT_BITS: u8 = 15;
+/// How long an accepted connection's first segment is awaited (nmap waits up to 6 s for a
+/// banner before it sends its first probe on the connection).
+const FIRST_SEGMENT_TTL: Duration = Duration::from_secs(30);
+/// Sources with version-probe evidence: 2^12 records of about 200 bytes.
+const VERSION_BITS: u8 = 12;
 /// How long a flow we started is remembered after its last outbound packet.
 const FLOW_TTL: Duration = Duration::from_secs(300);
 /// How often idle sources are expired, in capture time.
@@ -246,6 +262,17 @@ pub struct Pipeline {
     tap_dropped: u64,
     /// Datagrams whose fragments are arriving.
     reassembly: Reassembler,
+    /// Accepted connections awaiting their first data segment.
+    first_segments: FirstSegments,
+    /// Version-probe evidence per source.
+    versions: VersionScans,
+}
+
+/// What a packet made of its source: a candidate of the trap-port count (settled against the
+/// socket table), or a version scan (on open ports by nature: nothing to settle).
+enum Found {
+    Threshold(Candidate),
+    Version(Detection),
 }
 
 /// Probes the tap keeps between two takes at most (the engine takes them every 100 ms).
@@ -273,6 +300,8 @@ impl Pipeline {
         seed: u64,
     ) -> Self {
         Pipeline {
+            first_segments: FirstSegments::new(FIRST_SEGMENT_BITS, FIRST_SEGMENT_TTL, seed),
+            versions: VersionScans::new(VERSION_BITS, detector.window, seed),
             locals: Locals::new(locals),
             flows: RecentFlows::new(FLOW_BITS, FLOW_TTL, seed),
             never_block,
@@ -347,8 +376,8 @@ impl Pipeline {
         parsed: Result<Packet, Skip>,
         look: impl FnOnce() -> Option<Listeners>,
     ) -> Option<Detection> {
-        let candidate = self.candidate(at, parsed, None)?;
-        self.settle(candidate, look)
+        let found = self.candidate(at, parsed, None)?;
+        self.settle_found(found, look)
     }
 
     /// An IP fragment ([`Skip::Fragment`] by [`wire::parse_with`]) that arrived at `at`: kept
@@ -366,8 +395,8 @@ impl Pipeline {
         self.tick(at);
         self.counters.fragments += 1;
         let (packet, note) = self.reassemble(at, link, frame, seen)?;
-        let candidate = self.candidate(at, Ok(packet), Some(note))?;
-        self.settle(candidate, look)
+        let found = self.candidate(at, Ok(packet), Some(note))?;
+        self.settle_found(found, look)
     }
 
     /// A fragment to the reassembler, after the checks that come before any state: the
@@ -440,6 +469,22 @@ impl Pipeline {
         c.tiny_fragments = r.tiny;
     }
 
+    /// What a packet made of its source, final: a version scan as it is (its ports are open by
+    /// nature), a candidate settled against the socket table.
+    fn settle_found(
+        &mut self,
+        found: Found,
+        look: impl FnOnce() -> Option<Listeners>,
+    ) -> Option<Detection> {
+        match found {
+            Found::Threshold(candidate) => self.settle(candidate, look),
+            Found::Version(detection) => {
+                self.counters.detections += 1;
+                Some(detection)
+            }
+        }
+    }
+
     /// A candidate settled against the socket table (read afresh by `look`, when it can).
     fn settle(
         &mut self,
@@ -468,7 +513,7 @@ impl Pipeline {
         at: Timestamp,
         parsed: Result<Packet, Skip>,
         fragments: Option<Note>,
-    ) -> Option<Candidate> {
+    ) -> Option<Found> {
         if fragments.is_none() {
             self.tick(at);
         }
@@ -518,20 +563,23 @@ impl Pipeline {
                 .is_some_and(|f| f.bits() & 0x3f == crate::wire::TcpFlags::RST.bits());
             let known = self.flows.remember(at, &p);
             if bare_rst && p.window == 0 && !known && !self.locals.contains(p.dst) {
-                return self.count(
-                    at,
-                    p.dst,
-                    p.src,
-                    Proto::Tcp,
-                    p.src_port,
-                    Some(ProbeKind::Ack),
-                    (ProbedPort::Captured, None, None),
-                );
+                return self
+                    .count(
+                        at,
+                        p.dst,
+                        p.src,
+                        Proto::Tcp,
+                        p.src_port,
+                        Some(ProbeKind::Ack),
+                        (ProbedPort::Captured, None, None),
+                    )
+                    .map(Found::Threshold);
             }
             // A SYN+ACK leaving us: the kernel accepted the SYN, so the port has a listener now,
             // even one started after the socket table was last read. The SYN was no probe.
             let syn_ack = crate::wire::TcpFlags::SYN.bits() | crate::wire::TcpFlags::ACK.bits();
             if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == syn_ack) {
+                self.first_segments.accepted(at, &p);
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
             }
@@ -554,6 +602,9 @@ impl Pipeline {
         if p.integrity == wire::Integrity::Bad {
             self.counters.bad_checksum += 1;
             return None;
+        }
+        if let Some(detection) = self.version_probe(at, &p) {
+            return Some(Found::Version(detection));
         }
         let c = &mut self.counters;
         // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
@@ -589,7 +640,39 @@ impl Pipeline {
             kind,
             (ProbedPort::Captured, p.ifindex, mark),
         )
-        .map(|c| c.arrived_on(p.ifindex))
+        .map(|c| Found::Threshold(c.arrived_on(p.ifindex)))
+    }
+
+    /// A packet to this host that carries one of nmap's service probes: the first data segment
+    /// of a connection the host accepted (TCP), or a datagram (UDP, which only adds to a source
+    /// a connection put in the table). Checked as any probe (checksums, unroutable sources,
+    /// the never-block list before any state) and counted towards a version scan.
+    fn version_probe(&mut self, at: Timestamp, p: &Packet) -> Option<Detection> {
+        // The cheap test first: most payloads are no probe, and are not looked at further.
+        let probe = crate::detect::version::recognise(p)?;
+        if p.integrity == wire::Integrity::PseudoOnly {
+            return None;
+        }
+        let accepted = match p.proto() {
+            Proto::Tcp => Some(self.first_segments.first(at, p)?),
+            Proto::Udp => None,
+            Proto::Sctp | Proto::Ip => return None,
+        };
+        if crate::trust::Unroutable::of(p.src).is_some()
+            || (self.never_block.contains(p.src)
+                && (self.local_check || !self.locals.contains(p.src)))
+        {
+            return None;
+        }
+        self.counters.version_probes += 1;
+        let source = self.detector.source_of(p.src);
+        let detection = self
+            .versions
+            .observe(at, p.src, source, probe, p.dst_port, accepted)?;
+        Some(Detection {
+            arrived_on: p.ifindex,
+            ..detection
+        })
     }
 
     /// A connection accepted (TCP, a completed handshake) or a datagram received (UDP) on a
@@ -736,11 +819,13 @@ impl Pipeline {
     /// its source may be detected again at its next probe.
     pub fn reconsider(&mut self, detection: &Detection) {
         self.detector.reconsider(detection);
+        self.versions.reconsider(detection.source);
     }
 
     /// Forgets what the detector knows of the sources in `net`.
     pub fn forget(&mut self, net: ipnet::IpNet) {
         self.detector.forget(net);
+        self.versions.forget(net);
     }
 
     /// The local listening sockets as last read.

@@ -18,6 +18,12 @@
 //! datagram; IPv6 fragments pass as a next header
 //! other than TCP, UDP and ICMPv6 (44).
 //!
+//! Of the segments with ACK, the kernel also hands over those whose first four payload bytes
+//! begin one of nmap's service probes ([`crate::detect::service_probes::tcp_prefixes`]): the
+//! first segment of a version scan's connections, which is all [`crate::detect::version`]
+//! looks at. An ordinary request that begins the same way (`GET `, `OPTI`, a TLS record
+//! header `16 03 00 00`) passes too, and is told apart in userspace by its length and bytes.
+//!
 //! pcap's `tcp[tcpflags]` only works for IPv4 (its compiled code checks for EtherType 0x0800),
 //! so IPv6 TCP is matched on the fixed header: next header at byte 6, flags at byte 40 + 13.
 
@@ -36,7 +42,35 @@ pub const PROBES: &str = "(ip and ip[6:2] & 0x3fff != 0) \
      or (ip and ip proto 132 and (ip[((ip[0] & 0xf) << 2) + 12] == 1 \
          or ip[((ip[0] & 0xf) << 2) + 12] == 2 or ip[((ip[0] & 0xf) << 2) + 12] == 10)) \
      or (ip6 and ip6[6] == 132 and (ip6[52] == 1 or ip6[52] == 2 or ip6[52] == 10)) \
-     or (ip and not tcp and not udp and not icmp and not ip proto 132)";
+     or (ip and not tcp and not udp and not icmp and not ip proto 132) \
+     or (ip and tcp and (tcp[((tcp[12] & 0xf0) >> 2):4] = 0x00000071 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x000000a4 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x00030001 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x000c0000 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x001e0006 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x005a0000 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x010000fd or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x01646566 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x0300000b or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x0300002a \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x04010016 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x05040001 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x0d0a0d0a or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x12010034 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x16030000 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x300c0201 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x30840000 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x3a000000 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x446d6454 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x47455420 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x47494f50 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x48454c50 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x4a524d49 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x4f505449 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x544e4d50 or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x6c000b00 \
+     or tcp[((tcp[12] & 0xf0) >> 2):4] = 0x80000028)) \
+     or (ip6 and ip6[6] == 6 and (ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x00000071 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x000000a4 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x00030001 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x000c0000 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x001e0006 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x005a0000 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x010000fd or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x01646566 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x0300000b or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x0300002a \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x04010016 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x05040001 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x0d0a0d0a or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x12010034 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x16030000 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x300c0201 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x30840000 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x3a000000 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x446d6454 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x47455420 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x47494f50 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x48454c50 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x4a524d49 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x4f505449 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x544e4d50 or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x6c000b00 \
+     or ip6[40 + ((ip6[52] & 0xf0) >> 2):4] = 0x80000028))";
 
 /// The pcap method's filter for a capture on `device` (`any` or an interface): [`PROBES`], and
 /// on `any` without loopback, a test of the cooked header's hardware type.
@@ -196,5 +230,101 @@ mod tests {
             devices(&Interfaces::Named(vec!["eth0".into(), "eth1".into()])),
             ["eth0", "eth1"]
         );
+    }
+
+    /// A PSH+ACK data segment carrying `payload`, with the timestamp option real stacks send
+    /// (the payload's offset depends on the header's length).
+    fn data(src: &str, payload: &[u8]) -> Vec<u8> {
+        use etherparse::{PacketBuilder, TcpOptionElement};
+        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let options = [
+            TcpOptionElement::Noop,
+            TcpOptionElement::Noop,
+            TcpOptionElement::Timestamp(1, 2),
+        ];
+        let mut out = Vec::new();
+        match (
+            ip(src),
+            ip(if src.contains(':') {
+                "2001:db8::1"
+            } else {
+                "198.51.100.1"
+            }),
+        ) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth
+                .ipv4(s.octets(), d.octets(), 64)
+                .tcp(40000, 80, 1, 502)
+                .ack(1)
+                .psh()
+                .options(&options)
+                .unwrap()
+                .write(&mut out, payload),
+            (IpAddr::V6(s), IpAddr::V6(d)) => eth
+                .ipv6(s.octets(), d.octets(), 64)
+                .tcp(40000, 80, 1, 502)
+                .ack(1)
+                .psh()
+                .options(&options)
+                .unwrap()
+                .write(&mut out, payload),
+            _ => unreachable!(),
+        }
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn data_segments_pass_only_when_they_begin_like_one_of_nmaps_service_probes() {
+        use crate::detect::service_probes::{TCP, tcp_prefixes};
+        let f = filter(&Interfaces::All);
+        for src in ["203.0.113.7", "2001:db8::7"] {
+            for probe in TCP {
+                assert!(passes(&f, &data(src, probe.head)), "{src} {}", probe.name);
+            }
+            for (what, payload, expected) in [
+                // Begins like GetRequest: passes, and userspace tells it apart.
+                (
+                    "HTTP/1.1 request",
+                    &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+                    true,
+                ),
+                ("POST", b"POST /api HTTP/1.1\r\n", false),
+                (
+                    "TLS 1.2 client hello",
+                    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                    false,
+                ),
+                ("SSH banner", b"SSH-2.0-OpenSSH_9.2p1\r\n", false),
+                ("three bytes", b"GET", false),
+                ("no payload", b"", false),
+            ] {
+                assert_eq!(passes(&f, &data(src, payload)), expected, "{src} {what}");
+            }
+        }
+        // The filter's words are the table's, every one of them.
+        for word in tcp_prefixes() {
+            assert!(PROBES.contains(&format!("{word:#010x}")), "{word:#010x}");
+        }
+        assert_eq!(
+            PROBES.matches("tcp[((tcp[12] & 0xf0) >> 2):4]").count(),
+            tcp_prefixes().len()
+        );
+        // The raw method's program (raw IP) keeps the same, well under the kernel's limit.
+        let raw = crate::capture::raw::filter::program().expect("it compiles for raw IP");
+        assert!(
+            raw.instructions().len() < 200,
+            "{}",
+            raw.instructions().len()
+        );
+        let dead = pcap::Capture::dead(pcap::Linktype(12)).unwrap();
+        let raw = dead.compile(PROBES, true).unwrap();
+        for src in ["203.0.113.7", "2001:db8::7"] {
+            for (payload, expected) in [
+                (&b"OPTIONS / RTSP/1.0\r\n\r\n"[..], true),
+                (b"POST /", false),
+            ] {
+                assert_eq!(raw.filter(&data(src, payload)[14..]), expected, "{src}");
+            }
+        }
     }
 }

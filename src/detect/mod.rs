@@ -19,7 +19,9 @@
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
 pub mod fingerprint;
+pub mod service_probes;
 pub mod traps;
+pub mod version;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -133,7 +135,7 @@ pub struct ScanKinds(u16);
 
 impl ScanKinds {
     /// One kind for each bit, in bit order (`Odd` stands for any odd flag set).
-    const KINDS: [ProbeKind; 13] = [
+    const KINDS: [ProbeKind; 14] = [
         ProbeKind::Syn,
         ProbeKind::Fin,
         ProbeKind::Null,
@@ -147,6 +149,7 @@ impl ScanKinds {
         ProbeKind::SctpInit,
         ProbeKind::SctpCookieEcho,
         ProbeKind::IpProtocol,
+        ProbeKind::Version,
     ];
 
     /// The bit of `kind`: its place in [`ScanKinds::KINDS`] (a match, on the per-probe path;
@@ -166,6 +169,7 @@ impl ScanKinds {
             ProbeKind::SctpInit => 1 << 10,
             ProbeKind::SctpCookieEcho => 1 << 11,
             ProbeKind::IpProtocol => 1 << 12,
+            ProbeKind::Version => 1 << 13,
         }
     }
 

@@ -146,6 +146,9 @@ pub enum ProbeKind {
     /// A packet of an IP protocol other than TCP, UDP, SCTP and ICMP: one probe of an IP
     /// protocol scan (nmap `-sO`), whose "port" is the protocol number.
     IpProtocol,
+    /// nmap's service probes, as the first bytes of connections the host accepted (nmap
+    /// `-sV`; [`crate::detect::version`]). Never scored by trap port.
+    Version,
 }
 
 impl ProbeKind {
@@ -154,9 +157,11 @@ impl ProbeKind {
         match self {
             // An INIT is what an SCTP client sends; one packet of a protocol is what a peer
             // speaking it sends: what marks a scan is how many ports or protocols.
-            ProbeKind::Syn | ProbeKind::Udp | ProbeKind::SctpInit | ProbeKind::IpProtocol => {
-                Evidence::Ordinary
-            }
+            ProbeKind::Syn
+            | ProbeKind::Udp
+            | ProbeKind::SctpInit
+            | ProbeKind::IpProtocol
+            | ProbeKind::Version => Evidence::Ordinary,
             // No client sends a COOKIE ECHO that no INIT ACK asked for, as none sends a FIN
             // on no connection.
             ProbeKind::Fin | ProbeKind::Maimon | ProbeKind::Ack | ProbeKind::SctpCookieEcho => {
@@ -180,7 +185,7 @@ impl ProbeKind {
 
     /// The scan name an administrator knows: `syn`, `fin`, `null`, `xmas`, `maimon`,
     /// `odd-flags`, `ack`, `udp`, `tiny-fragment`, `fragment-overlap`, `sctp-init`,
-    /// `sctp-cookie-echo`, `ip-protocol`.
+    /// `sctp-cookie-echo`, `ip-protocol`, `version`.
     pub fn scan_name(self) -> &'static str {
         match self {
             ProbeKind::Syn => "syn",
@@ -196,6 +201,7 @@ impl ProbeKind {
             ProbeKind::SctpInit => "sctp-init",
             ProbeKind::SctpCookieEcho => "sctp-cookie-echo",
             ProbeKind::IpProtocol => "ip-protocol",
+            ProbeKind::Version => "version",
         }
     }
 }

@@ -320,6 +320,7 @@ fn spec_char(kind: Option<ProbeKind>) -> char {
         Some(ProbeKind::TinyFragment | ProbeKind::FragmentOverlap) => 'f',
         // Never a TCP flag set's kind.
         Some(ProbeKind::SctpInit | ProbeKind::SctpCookieEcho | ProbeKind::IpProtocol) => '?',
+        Some(ProbeKind::Version) => 'V',
     }
 }
 

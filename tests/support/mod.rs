@@ -10,3 +10,4 @@ pub mod frames;
 pub mod metrics;
 pub mod netns;
 pub mod nmap;
+pub mod services;
