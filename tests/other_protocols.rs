@@ -184,3 +184,26 @@ fn a_peer_speaking_gre_esp_and_icmp_is_not_flagged_live() {
     );
     assert!(!lab.set_text("blocked4").contains("198.51.100.2 "));
 }
+
+/// IPv6: `nmap -6 -sY`, then `-sO` (protocols 0-60) from the same address: blocked at the INIT
+/// scan; the IP protocol probes then join its detection's kinds and protocols.
+#[test]
+fn an_ipv6_sctp_init_then_ip_protocol_scan_is_blocked_and_says_both() {
+    let (found, summary) = replay(&data("nmap6_sctp_init_then_ip_protocol.pcap"));
+    let (first, decision) = &found[0];
+    assert_eq!(first.addr, ip(NetnsPair::B6));
+    assert_eq!(first.kinds.to_string(), "sctp-init");
+    assert!(matches!(decision, Decision::Block { .. }), "{decision:?}");
+    assert!(
+        found[1..]
+            .iter()
+            .all(|(_, d)| matches!(d, Decision::AlreadyBlocked { .. })),
+        "{found:#?}"
+    );
+    let last = &found.last().unwrap().0;
+    // nmap -sO probes protocol 6 with a TCP ACK, which the host's bare RST shows as an ACK
+    // probe (nmap -sA's).
+    assert_eq!(last.kinds.to_string(), "ack+sctp-init+ip-protocol");
+    assert!(last.ports.iter().any(|&(p, _)| p == Proto::Ip));
+    assert_eq!(summary.counters.bad_checksum, 0);
+}
