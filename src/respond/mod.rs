@@ -534,8 +534,8 @@ enum How {
     /// (one forged packet makes it).
     Tripwire,
     /// A detection here whose probes are a known tool's ([`Detection::signature`]): no
-    /// `min-ports` (nmap's OS probes go to the open port), weak evidence (three forged packets
-    /// make it).
+    /// `min-ports` (nmap's OS probes go to the open port); as strong as its trap ports, so weak
+    /// with fewer than twice `min-ports` (three forged packets make one with none).
     Signature,
     /// By hand, for this long.
     ByHand(Duration),
@@ -810,7 +810,7 @@ impl Responder {
         match decision {
             Decision::OverBudget { net, budget, .. } if budget.is_rate() => {
                 let evidence = match how {
-                    How::Tripwire | How::Signature => Evidence::Weak,
+                    How::Tripwire => Evidence::Weak,
                     _ => self.evidence(detection.ports.len()),
                 };
                 let waits = self.wait(detection, net, evidence, now);
@@ -963,8 +963,10 @@ impl Responder {
         let replaces = self.covered(net);
         let evidence = match how {
             How::ByHand(_) => None,
-            How::Sweep | How::Tripwire | How::Signature => Some(Evidence::Weak),
-            How::Detected => Some(self.evidence(why.ports.len())),
+            How::Sweep | How::Tripwire => Some(Evidence::Weak),
+            // A named detection is spared min-ports, not judged stronger: its trap ports say
+            // how strong it is (none, for nmap's OS probes: weak).
+            How::Detected | How::Signature => Some(self.evidence(why.ports.len())),
         };
         if let Err(budget) = self.admit_replacing(net, evidence, replaces.len(), now) {
             return Decision::OverBudget {

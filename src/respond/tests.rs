@@ -1370,3 +1370,36 @@ fn signature_detections_skip_min_ports_as_weak_evidence() {
         Decision::TooFewPorts { .. }
     ));
 }
+
+/// Issue 28: a name spares a detection `min-ports`, and takes nothing from a real scan's
+/// strength: a named scan of twice `min-ports` ports is strong evidence, as without the name.
+#[test]
+fn a_named_scan_of_many_ports_is_still_strong_evidence() {
+    let (mut r, ignore) = budgeted(1000);
+    assert_eq!(r.evidence(6), Evidence::Strong);
+    let now = Timestamp::from_micros(1_000_000_000);
+    // Spend the /24's share of weak evidence, then a named scan of six ports still blocks.
+    for i in 1..=200u8 {
+        let d = Detection {
+            ports: vec![],
+            signature: Some(crate::detect::Signature {
+                tool: "nmap OS detection",
+                probes: vec!["SEQ1", "SEQ2", "SEQ3"],
+            }),
+            ..host(&format!("203.0.113.{i}"))
+        };
+        r.on_detection(&d, &ignore, now);
+    }
+    let named = Detection {
+        ports: (1..=6).map(|p| (Proto::Tcp, p)).collect(),
+        signature: Some(crate::detect::Signature {
+            tool: "nmap port scan",
+            probes: vec!["SYN"],
+        }),
+        ..host("203.0.113.250")
+    };
+    assert!(
+        matches!(r.on_detection(&named, &ignore, now), Decision::Block { .. }),
+        "strong evidence has its own reserve"
+    );
+}
