@@ -404,7 +404,9 @@ fn status_prints_the_counters() {
             .into_iter()
             .collect(),
             protected_peers: 1,
-            fragments: std::collections::BTreeMap::new(),
+            fragments: [("reassembled".to_string(), 300), ("tiny".to_string(), 100)]
+                .into_iter()
+                .collect(),
             fleet: Some(FleetInfo {
                 host: "web-1".into(),
                 connected: true,
@@ -454,7 +456,7 @@ fn status_prints_the_counters() {
          refused by budget  3 (2 waiting for it now)\n\
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\
-         fragments          none\n\
+         fragments          300 reassembled, 100 tiny\n\
          capture drops      0\n\
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n\

@@ -103,11 +103,16 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// The daemon on the default configuration in the victim's namespace, `nmap -sS` with
 /// `evasion` from the scanner's: blocked, and nmap then sees nothing more.
 fn blocked_with(evasion: &[&str]) {
+    blocked_on("", evasion);
+}
+
+/// [`blocked_with`] on `config`.
+fn blocked_on(config: &str, evasion: &[&str]) {
     require_root();
     let lab = NetnsPair::new();
     let dir = TempDir::new("fragments");
     let _web = lab.listen(&[22, 80], 60);
-    let daemon = Daemon::spawn_for(&lab.a, &dir.0, "", 60);
+    let daemon = Daemon::spawn_for(&lab.a, &dir.0, config, 60);
     let mut args = vec!["-sS", "-p", "1-200"];
     args.extend_from_slice(evasion);
     args.push(NetnsPair::A4);
@@ -142,6 +147,12 @@ fn nmap_syn_scan_in_8_byte_fragments_is_blocked_live() {
 #[ignore = "needs root + netns: cargo test --test fragments -- --ignored"]
 fn nmap_syn_scan_with_mtu_16_is_blocked_live() {
     blocked_with(&["--mtu", "16"]);
+}
+
+#[test]
+#[ignore = "needs root + netns: cargo test --test fragments -- --ignored"]
+fn nmap_syn_scan_in_8_byte_fragments_is_blocked_by_the_raw_method_too() {
+    blocked_on("[capture]\nmethod = \"raw\"\n", &["-f"]);
 }
 
 #[test]
