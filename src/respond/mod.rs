@@ -1685,5 +1685,7 @@ impl Responder {
     }
 }
 
+mod decoy;
+pub use decoy::DECOY_HOLD;
 #[cfg(test)]
 mod tests;
