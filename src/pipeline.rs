@@ -861,6 +861,12 @@ impl Pipeline {
         self.decoys.take_verdicts()
     }
 
+    /// Judges the SYN+ACKs unanswered by `at` when no packet came to do it (the engine calls
+    /// it once a second): a decoy's verdict does not wait for the next packet.
+    pub fn sweep_decoys(&mut self, at: Timestamp) {
+        self.decoys.sweep(at);
+    }
+
     /// The counters so far.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -200,9 +200,8 @@ impl Decoys {
     /// (the same 4-tuple, its sequence number the SYN+ACK's acknowledgment), that SYN+ACK is
     /// answered.
     pub fn arrived(&mut self, at: Timestamp, p: &Packet) {
-        if !p
-            .tcp_flags
-            .is_some_and(|f| f.bits() & 0x3f == TcpFlags::RST.bits())
+        if p.tcp_flags
+            .is_none_or(|f| f.bits() & 0x3f != TcpFlags::RST.bits())
         {
             return;
         }
@@ -231,10 +230,10 @@ impl Decoys {
                 continue;
             }
             self.pending[i].fingerprint = 0;
-            if let Some(s) = self.source(slot.remote, at, false) {
-                if s.ports & (1 << (slot.local_port % 64)) != 0 {
-                    s.unanswered = s.unanswered.saturating_add(1);
-                }
+            if let Some(s) = self.source(slot.remote, at, false)
+                && s.ports & (1 << (slot.local_port % 64)) != 0
+            {
+                s.unanswered = s.unanswered.saturating_add(1);
             }
         }
         for i in 0..self.sources.len() {

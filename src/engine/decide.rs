@@ -35,6 +35,7 @@ impl Engine {
                 src.map_or_else(String::new, |s| s.to_string())
             ));
         }
+        self.decoys();
     }
 
     /// A captured IP fragment (one that [`crate::wire::parse_with`] found to be

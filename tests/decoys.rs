@@ -1,0 +1,89 @@
+//! Issue 28, decoys: a real `nmap -sS -D 198.51.100.77,198.51.100.78,ME` capture replayed
+//! (`tests/data/README` says how it was made): the real scanner is blocked for the full
+//! duration, the decoys (which do not exist, so never answer the host's SYN+ACKs) are named
+//! as likely decoys and held for a minute only; and captures of ordinary clients name no decoy.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use scansentry::config::Config;
+use scansentry::detect::decoy::Verdict;
+use scansentry::replay::{self, Found, ReplayOptions};
+use scansentry::respond::{DECOY_HOLD, Decision};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The blocks (address, duration) and the decoy verdicts (with their hold) of a replay.
+#[allow(clippy::type_complexity)]
+fn replay(capture: &Path) -> (Vec<(IpAddr, Duration)>, Vec<(Verdict, Option<Duration>)>) {
+    let (mut blocks, mut decoys) = (Vec::new(), Vec::new());
+    replay::run_all(
+        &ReplayOptions {
+            capture: capture.to_path_buf(),
+            config: Config::default(),
+            locals: Vec::new(),
+            disable_local_check: false,
+        },
+        |found| match found {
+            Found::Decided(d, Decision::Block { ttl, .. }) => blocks.push((d.addr, *ttl)),
+            Found::Decoy(v, ttl) => decoys.push((*v, ttl)),
+            Found::Decided(..) | Found::Held(_) => {}
+        },
+    )
+    .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));
+    (blocks, decoys)
+}
+
+#[test]
+fn nmap_decoy_scan_blocks_the_scanner_and_holds_the_decoys_short() {
+    let (blocks, decoys) = replay(&data("nmap_syn_decoys_1_100.pcap"));
+    let full = Config::default().respond.block_for;
+    assert!(full > DECOY_HOLD);
+    let mut blocked: Vec<_> = blocks.iter().map(|b| b.0).collect();
+    blocked.sort();
+    assert_eq!(
+        blocked,
+        vec![ip("198.51.100.2"), ip("198.51.100.77"), ip("198.51.100.78")],
+        "every source of the scan crosses the threshold alike"
+    );
+    assert!(blocks.iter().all(|b| b.1 == full), "{blocks:?}");
+    let mut named: Vec<_> = decoys.iter().map(|(v, _)| v.decoy).collect();
+    named.sort();
+    assert_eq!(named, vec![ip("198.51.100.77"), ip("198.51.100.78")]);
+    for (v, ttl) in &decoys {
+        assert_eq!(v.answered_by, ip("198.51.100.2"), "{v:?}");
+        assert_eq!(
+            v.unanswered, 2,
+            "one SYN+ACK from each open port (22, 80): {v:?}"
+        );
+        assert_eq!(*ttl, Some(DECOY_HOLD), "{v:?}");
+        assert_eq!(
+            v.to_string(),
+            "likely decoy: no answer to 2 SYN+ACKs while 198.51.100.2 answered"
+        );
+    }
+}
+
+#[test]
+fn ordinary_clients_and_plain_scans_name_no_decoy() {
+    for capture in [
+        "clients_http_tls_dns_ssh.pcap",
+        "linux_clients.pcap",
+        "nmap_sv_3_open.pcap",
+        "nmap_sS_sV_O.pcap",
+        "nmap_syn_top1000.pcap",
+        "nmap_os_one_open.pcap",
+    ] {
+        let (_, decoys) = replay(&data(capture));
+        assert!(decoys.is_empty(), "{capture}: {decoys:?}");
+    }
+}
