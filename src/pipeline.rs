@@ -861,6 +861,12 @@ impl Pipeline {
         self.decoys.take_verdicts()
     }
 
+    /// The decoy verdict reached on `addr` earlier, if any: a detection of a likely decoy that
+    /// comes after its verdict is cut short as it is made.
+    pub fn decoy_verdict(&self, addr: IpAddr) -> Option<decoy::Verdict> {
+        self.decoys.verdict(addr)
+    }
+
     /// Judges the SYN+ACKs unanswered by `at` when no packet came to do it (the engine calls
     /// it once a second): a decoy's verdict does not wait for the next packet.
     pub fn sweep_decoys(&mut self, at: Timestamp) {

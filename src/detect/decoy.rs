@@ -85,7 +85,8 @@ struct Source {
     ports: u64,
     answered: u8,
     unanswered: u8,
-    judged: bool,
+    /// The verdict reached, kept for a detection that comes after it.
+    judged: Option<Verdict>,
 }
 
 impl Source {
@@ -96,7 +97,7 @@ impl Source {
         ports: 0,
         answered: 0,
         unanswered: 0,
-        judged: false,
+        judged: None,
     };
 }
 
@@ -240,7 +241,7 @@ impl Decoys {
             let Some(verdict) = self.verdict_of(i, at) else {
                 continue;
             };
-            self.sources[i].judged = true;
+            self.sources[i].judged = Some(verdict);
             if self.verdicts.len() < VERDICTS_MAX {
                 self.verdicts.push(verdict);
             } else {
@@ -252,7 +253,7 @@ impl Decoys {
     fn verdict_of(&self, i: usize, at: Timestamp) -> Option<Verdict> {
         let s = self.sources[i];
         let decoy = s.addr?;
-        if s.judged || s.unanswered == 0 || s.answered > 0 {
+        if s.judged.is_some() || s.unanswered == 0 || s.answered > 0 {
             return None;
         }
         let partner = self.sources.iter().find(|o| {
@@ -270,6 +271,16 @@ impl Decoys {
             answered_by: partner.addr?,
             at,
         })
+    }
+
+    /// The verdict reached on `addr`, if any (and its record was not evicted since): for a
+    /// detection that comes after its verdict.
+    pub fn verdict(&self, addr: IpAddr) -> Option<Verdict> {
+        let s = self.sources[self.source_slot(addr)];
+        if s.addr != Some(addr) {
+            return None;
+        }
+        s.judged
     }
 
     /// The verdicts reached since the last take, and how many found no room since start.

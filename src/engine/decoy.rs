@@ -11,28 +11,42 @@ impl Engine {
     pub(super) fn decoys(&mut self) {
         let (verdicts, _) = self.pipeline.take_decoys();
         for verdict in verdicts {
-            let now = self.clock.now();
-            let held = self.responder.decoy(&verdict, now);
-            let ttl = match held {
-                Some(actions) => match self.apply(&actions) {
-                    Ok(()) => {
-                        self.dirty = true;
-                        Some(crate::respond::DECOY_HOLD)
-                    }
-                    Err(e) => {
-                        self.warn(format!(
-                            "could not shorten the block of {}: {e}",
-                            verdict.decoy
-                        ));
-                        None
-                    }
-                },
-                None => None,
-            };
-            self.log(decoy_line(&verdict, ttl));
-            if self.options.decisions {
-                self.effects.push(Effect::Decoy { verdict, ttl });
-            }
+            self.decoy(verdict, true);
+        }
+    }
+
+    /// A detection of `addr` just judged: when the pipeline named it a likely decoy before (a
+    /// scan of the open ports before the others), its block is cut short at once, and said.
+    pub(super) fn decoy_detected(&mut self, addr: std::net::IpAddr) {
+        if let Some(verdict) = self.pipeline.decoy_verdict(addr) {
+            self.decoy(verdict, false);
+        }
+    }
+
+    /// One verdict to the responder: the block cut short, carried out, and said (the verdict
+    /// said even when nothing was cut, with `always`).
+    fn decoy(&mut self, verdict: Verdict, always: bool) {
+        let now = self.clock.now();
+        let ttl = match self.responder.decoy(&verdict, now) {
+            Some(actions) => match self.apply(&actions) {
+                Ok(()) => {
+                    self.dirty = true;
+                    Some(crate::respond::DECOY_HOLD)
+                }
+                Err(e) => {
+                    let line = format!("could not shorten the block of {}: {e}", verdict.decoy);
+                    self.warn(line);
+                    None
+                }
+            },
+            None => None,
+        };
+        if ttl.is_none() && !always {
+            return;
+        }
+        self.log(decoy_line(&verdict, ttl));
+        if self.options.decisions {
+            self.effects.push(Effect::Decoy { verdict, ttl });
         }
     }
 }

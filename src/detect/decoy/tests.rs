@@ -83,6 +83,8 @@ fn a_silent_source_beside_one_that_answered_is_a_decoy_once_the_wait_is_over() {
     );
     d.sweep(at(3_500));
     assert!(d.take_verdicts().0.is_empty(), "judged once");
+    assert_eq!(d.verdict(ip(DECOY)), Some(verdicts[0]), "and remembered");
+    assert_eq!(d.verdict(ip(REAL)), None);
 }
 
 #[test]
