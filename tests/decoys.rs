@@ -96,3 +96,73 @@ fn ordinary_clients_and_plain_scans_name_no_decoy() {
         assert!(decoys.is_empty(), "{capture}: {decoys:?}");
     }
 }
+
+mod live {
+    use super::support::netns::{Daemon, NetnsPair, TempDir, ip, require_root, wait_until};
+    use std::time::Duration;
+
+    fn text(o: &std::process::Output) -> String {
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// With the default config: `nmap -D` of the two open ports (SYN+ACKs to every source;
+    /// the scanner's kernel RSTs its own, the decoys, which do not exist, answer nothing),
+    /// then of ports 1-100. The scanner is blocked for the hour; each decoy, named as one,
+    /// for a minute. (The kernel's first line holds every source after two trap ports: the
+    /// open ports are told apart only when they are probed before.)
+    #[test]
+    #[ignore = "needs root + netns: cargo test --test decoys -- --ignored"]
+    fn nmap_decoys_are_held_a_minute_and_the_scanner_an_hour() {
+        require_root();
+        let lab = NetnsPair::new();
+        let dir = TempDir::new("decoys");
+        let _listening = lab.listen(&[22, 80], 60);
+        // The SYN+ACKs to the decoys leave (to the scanner's MAC), whose kernel drops them.
+        let (_, mac) = lab.macs();
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        for decoy in ["198.51.100.77", "198.51.100.78"] {
+            ip(&[
+                "-n",
+                &lab.a,
+                "neigh",
+                "replace",
+                decoy,
+                "lladdr",
+                &mac,
+                "dev",
+                &lab.veth_a(),
+                "nud",
+                "permanent",
+            ]);
+        }
+        let daemon = Daemon::spawn_for(&lab.a, &dir.0, "", 60);
+        let decoys = "198.51.100.77,198.51.100.78,ME";
+        lab.nmap(&["-sS", "-D", decoys, "-p", "22,80", NetnsPair::A4]);
+        let named = wait_until(Duration::from_secs(10), || {
+            let out = daemon.out();
+            out.contains("198.51.100.77: likely decoy")
+                && out.contains("198.51.100.78: likely decoy")
+        });
+        assert!(named, "{}\n{}", daemon.out(), daemon.err());
+        lab.nmap(&["-sS", "-D", decoys, "-p", "1-100", NetnsPair::A4]);
+        let held = wait_until(Duration::from_secs(10), || {
+            let out = daemon.out();
+            out.contains("blocked 198.51.100.2 for")
+                && out.matches("; blocked for 1m only").count() == 2
+        });
+        assert!(held, "{}\n{}", daemon.out(), daemon.err());
+
+        let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
+        assert!(why.starts_with("198.51.100.2 is blocked for 59m"), "{why}");
+        assert!(!why.contains("decoy"), "{why}");
+        for decoy in ["198.51.100.77", "198.51.100.78"] {
+            let why = text(&daemon.ctl(&["why", decoy]));
+            assert!(why.starts_with(&format!("{decoy} is blocked for")), "{why}");
+            assert!(!why.contains("for 59m"), "{why}");
+            assert!(
+                why.contains("likely decoy: no answer to 2 SYN+ACKs while 198.51.100.2 answered"),
+                "{why}"
+            );
+        }
+    }
+}
