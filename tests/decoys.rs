@@ -98,7 +98,9 @@ fn ordinary_clients_and_plain_scans_name_no_decoy() {
 }
 
 mod live {
-    use super::support::netns::{Daemon, NetnsPair, TempDir, ip, require_root, wait_until};
+    use super::support::netns::{
+        Daemon, NetnsPair, TempDir, ip, require_root, set_elements, wait_until,
+    };
     use std::time::Duration;
 
     fn text(o: &std::process::Output) -> String {
@@ -151,6 +153,19 @@ mod live {
                 && out.matches("; blocked for 1m only").count() == 2
         });
         assert!(held, "{}\n{}", daemon.out(), daemon.err());
+
+        // In the kernel: the decoys' elements put back with a minute's timeout.
+        let listing: serde_json::Value = serde_json::from_str(&lab.set_text("blocked4")).unwrap();
+        let timeout = |addr: &str| {
+            set_elements(&listing)
+                .iter()
+                .find(|e| e["elem"]["val"] == addr)
+                .and_then(|e| e["elem"]["timeout"].as_u64())
+                .unwrap_or_else(|| panic!("{addr} in {listing}"))
+        };
+        assert_eq!(timeout(NetnsPair::B4), 3600, "{listing}");
+        assert_eq!(timeout("198.51.100.77"), 60, "{listing}");
+        assert_eq!(timeout("198.51.100.78"), 60, "{listing}");
 
         let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
         assert!(why.starts_with("198.51.100.2 is blocked for 59m"), "{why}");
