@@ -2,8 +2,10 @@
 //! ([`crate::detect::decoy::Verdict`]) keeps only a short hold. The verdict comes at least
 //! [`crate::detect::decoy::ANSWER_WITHIN`] after the scan's SYN+ACKs, so usually after the
 //! source was blocked with the full duration: that block is cut to [`DECOY_HOLD`] (never
-//! lengthened), its offence taken back (a decoy's next detection is not a repeat), and its
-//! reason says why. **Pure**: time is an argument.
+//! lengthened) and its reason says why. Only a first offence is cut: the offence stays
+//! counted, so a source named a decoy again within `remember-offences` is blocked as a repeat
+//! offender (see RELIABILITY.md: a scanner that forges its decoys' RSTs). **Pure**: time is an
+//! argument.
 
 use std::time::Duration;
 
@@ -25,8 +27,10 @@ impl Responder {
     pub fn decoy(&mut self, verdict: &Verdict, now: Timestamp) -> Option<Vec<Action>> {
         let net = IpNet::from(verdict.decoy.to_canonical());
         let active = self.blocked.get_mut(&net)?;
-        if active.offence == 0 || active.why.origin.is_some() {
+        if active.offence != 1 || active.why.origin.is_some() {
             // By hand, restored from elsewhere, or taken from the fleet: not this host's call.
+            // A repeat offence is not cut: a scanner that drops its own RSTs and forges them
+            // from its decoys is held short once per `remember-offences`, not at every scan.
             return None;
         }
         let ttl = DECOY_HOLD;
@@ -39,9 +43,6 @@ impl Responder {
             Some(tool) => format!("{tool}; {said}"),
             None => said,
         });
-        if let Some(o) = self.offenders.get_mut(&net) {
-            o.count = o.count.saturating_sub(1);
-        }
         // The element is taken out and put back with the shorter timeout, in one batch: adding
         // an element that exists does not change its timeout.
         Some(vec![Action::Unblock { net }, Action::Block { net, ttl }])
@@ -76,9 +77,9 @@ mod tests {
         Responder::new(&config)
     }
 
-    fn detected(r: &mut Responder, addr: &str) -> Decision {
+    fn detection(addr: &str) -> Detection {
         let addr: IpAddr = addr.parse().unwrap();
-        let d = Detection {
+        Detection {
             source: IpNet::from(addr),
             addr,
             kinds: ScanKinds::of(ProbeKind::Syn),
@@ -91,7 +92,11 @@ mod tests {
             arrived_on: None,
             tripwire: None,
             signature: None,
-        };
+        }
+    }
+
+    fn detected(r: &mut Responder, addr: &str) -> Decision {
+        let d = detection(addr);
         r.on_detection(&d, &NeverBlockList::default(), at(0))
     }
 
@@ -134,6 +139,26 @@ mod tests {
             r.decoy(&verdict("198.51.100.77"), at(4)).is_none(),
             "never lengthened"
         );
+    }
+
+    #[test]
+    fn a_repeat_offender_named_a_decoy_again_is_not_cut() {
+        let mut r = responder();
+        detected(&mut r, "198.51.100.77");
+        assert!(r.decoy(&verdict("198.51.100.77"), at(3)).is_some());
+        // The hold ends; the same source scans again, named a decoy again.
+        let later = at(3 + 120);
+        let d = Detection {
+            first_seen: later,
+            last_seen: later,
+            ..detection("198.51.100.77")
+        };
+        let again = r.on_detection(&d, &NeverBlockList::default(), later);
+        let Decision::Block { ttl, .. } = again else {
+            panic!("{again:?}")
+        };
+        assert!(ttl > Duration::from_secs(3600), "a repeat: {ttl:?}");
+        assert!(r.decoy(&verdict("198.51.100.77"), later).is_none());
     }
 
     #[test]
