@@ -33,6 +33,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::detect::decoy::{self, Decoys};
 use crate::detect::fingerprint;
 use crate::detect::traps::{Listeners, Traps};
 use crate::detect::version::{FirstSegments, VersionScans};
@@ -228,6 +229,10 @@ const FIRST_SEGMENT_BITS: u8 = 15;
 /// How long an accepted connection's first segment is awaited (nmap waits up to 6 s for a
 /// banner before it sends its first probe on the connection).
 const FIRST_SEGMENT_TTL: Duration = Duration::from_secs(30);
+/// SYN+ACKs awaiting their answer (decoy scans): 2^12 slots of 48 bytes, walked once a
+/// second. A decoy scan's SYN+ACKs are one per open port and source.
+const DECOY_BITS: u8 = 12;
+
 /// Sources with version-probe evidence: 2^12 records of about 200 bytes.
 const VERSION_BITS: u8 = 12;
 /// How long a flow we started is remembered after its last outbound packet.
@@ -266,6 +271,8 @@ pub struct Pipeline {
     first_segments: FirstSegments,
     /// Version-probe evidence per source.
     versions: VersionScans,
+    /// The answers to this host's SYN+ACKs, per source: decoy scans (`nmap -D`).
+    decoys: Decoys,
 }
 
 /// What a packet made of its source: a candidate of the trap-port count (settled against the
@@ -302,6 +309,7 @@ impl Pipeline {
         Pipeline {
             first_segments: FirstSegments::new(FIRST_SEGMENT_BITS, FIRST_SEGMENT_TTL, seed),
             versions: VersionScans::new(VERSION_BITS, detector.window, seed),
+            decoys: Decoys::new(DECOY_BITS, seed),
             locals: Locals::new(locals),
             flows: RecentFlows::new(FLOW_BITS, FLOW_TTL, seed),
             never_block,
@@ -580,6 +588,7 @@ impl Pipeline {
             let syn_ack = crate::wire::TcpFlags::SYN.bits() | crate::wire::TcpFlags::ACK.bits();
             if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == syn_ack) {
                 self.first_segments.accepted(at, &p);
+                self.decoys.sent(at, &p);
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
             }
@@ -602,6 +611,11 @@ impl Pipeline {
         if p.integrity == wire::Integrity::Bad {
             self.counters.bad_checksum += 1;
             return None;
+        }
+        if p.integrity == wire::Integrity::Valid {
+            // A RST answering one of our SYN+ACKs (decoy scans); a sum the kernel finds wrong
+            // answers nothing.
+            self.decoys.arrived(at, &p);
         }
         if let Some(detection) = self.version_probe(at, &p) {
             return Some(Found::Version(detection));
@@ -718,6 +732,7 @@ impl Pipeline {
         if at >= self.next_expire {
             self.detector.expire(at);
             self.reassembly.expire(at);
+            self.decoys.sweep(at);
             self.fragment_counters();
             self.next_expire = at.saturating_add(EXPIRE_EVERY);
         }
@@ -836,6 +851,26 @@ impl Pipeline {
     /// Replaces the set of local listening sockets.
     pub fn set_listeners(&mut self, listeners: crate::detect::traps::Listeners) {
         self.traps.set_listeners(listeners);
+    }
+
+    /// The sources judged likely decoys since the last take ([`crate::detect::decoy`]), and
+    /// how many verdicts found no room since start. The verdicts come at least
+    /// [`decoy::ANSWER_WITHIN`] after the SYN+ACKs they judge, so after the detections of the
+    /// same scan: the responder shortens the blocks they name.
+    pub fn take_decoys(&mut self) -> (Vec<decoy::Verdict>, u64) {
+        self.decoys.take_verdicts()
+    }
+
+    /// The decoy verdict reached on `addr` earlier, if any: a detection of a likely decoy that
+    /// comes after its verdict is cut short as it is made.
+    pub fn decoy_verdict(&self, addr: IpAddr) -> Option<decoy::Verdict> {
+        self.decoys.verdict(addr)
+    }
+
+    /// Judges the SYN+ACKs unanswered by `at` when no packet came to do it (the engine calls
+    /// it once a second): a decoy's verdict does not wait for the next packet.
+    pub fn sweep_decoys(&mut self, at: Timestamp) {
+        self.decoys.sweep(at);
     }
 
     /// The counters so far.

@@ -147,6 +147,8 @@ pub enum Found<'a> {
     Decided(&'a Detection, &'a Decision),
     /// A hold the kernel's first line would have made.
     Held(&'a Hold),
+    /// A likely decoy (`nmap -D`), and the short hold its block was cut to.
+    Decoy(&'a crate::detect::decoy::Verdict, Option<Duration>),
 }
 
 /// What the kernel's first line would have done over the capture (its model's counters).
@@ -442,6 +444,7 @@ impl Summary {
                     }
                     report(Found::Decided(&detection, &decision));
                 }
+                Effect::Decoy { verdict, ttl } => report(Found::Decoy(&verdict, ttl)),
                 Effect::Log(Level::Warn, line) => self.warnings.push(line),
                 Effect::Log(..)
                 | Effect::Decision { .. }

@@ -404,6 +404,7 @@ fn replay_first_line(
         |f| match f {
             Found::Held(h) => holds.push(h.clone()),
             Found::Decided(d, decision) => found.push((d.clone(), decision.clone())),
+            Found::Decoy(..) => {}
         },
     )
     .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));

@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::captures::filtered;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -42,24 +44,6 @@ fn replay(capture: &Path) -> (Vec<(Detection, Decision)>, Summary) {
     )
     .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));
     (found, summary)
-}
-
-/// `capture` as the kernel would hand it over with the daemon's capture filter: a copy with
-/// only the frames [`scansentry::capture::bpf::PROBES`] passes, compiled for its link type.
-fn filtered(capture: &Path) -> PathBuf {
-    let mut input = pcap::Capture::from_file(capture).unwrap();
-    input
-        .filter(scansentry::capture::bpf::PROBES, true)
-        .expect("the filter compiles for the capture's link type");
-    let dir = std::env::temp_dir().join(format!("scansentry-version-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(capture.file_name().unwrap());
-    let mut save = input.savefile(&out).unwrap();
-    while let Ok(packet) = input.next_packet() {
-        save.write(&packet);
-    }
-    save.flush().unwrap();
-    out
 }
 
 fn tcp(ports: &[u16]) -> Vec<(Proto, u16)> {

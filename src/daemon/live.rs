@@ -489,7 +489,7 @@ impl Daemon {
                         _ => tracing::Level::INFO,
                     },
                 ),
-                Effect::Decided { .. } => {}
+                Effect::Decided { .. } | Effect::Decoy { .. } => {}
                 Effect::Blocked {
                     detection,
                     net,

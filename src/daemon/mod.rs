@@ -201,6 +201,16 @@ fn run_replay(options: ReplayOptions, json: bool) -> ExitCode {
             }
             replay::Found::Held(hold) if json => hold.json().to_string(),
             replay::Found::Held(hold) => format!("{} {}", hold.at, hold.line()),
+            replay::Found::Decoy(verdict, ttl) if json => serde_json::json!({
+                "decoy": verdict.decoy,
+                "unanswered": verdict.unanswered,
+                "answered_by": verdict.answered_by,
+                "held_for_secs": ttl.map(|t| t.as_secs()),
+            })
+            .to_string(),
+            replay::Found::Decoy(verdict, ttl) => {
+                format!("{} {}", verdict.at, crate::engine::decoy_line(verdict, ttl))
+            }
         };
         write_failed |= writeln!(out, "{text}").is_err();
     });

@@ -18,6 +18,7 @@
 //! counters of both. Worst case ≈ `max_sources × (2 × 200 + 16 × max_ports_per_source)` bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
+pub mod decoy;
 pub mod fingerprint;
 pub mod service_probes;
 pub mod traps;

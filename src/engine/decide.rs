@@ -35,6 +35,7 @@ impl Engine {
                 src.map_or_else(String::new, |s| s.to_string())
             ));
         }
+        self.decoys();
     }
 
     /// A captured IP fragment (one that [`crate::wire::parse_with`] found to be
@@ -102,6 +103,7 @@ impl Engine {
     pub(super) fn on_detection(&mut self, d: &Detection) {
         self.settle_waiting();
         self.judge(d, None);
+        self.decoy_detected(d.addr);
     }
 
     /// The detections refused by the rate budget that the budget allows now, the prefixes

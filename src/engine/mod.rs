@@ -46,6 +46,8 @@ use crate::wire::{Packet, Proto, Skip};
 
 mod control;
 mod decide;
+mod decoy;
+pub use decoy::decoy_line;
 mod first_line;
 mod fleet;
 mod kernel;
@@ -116,6 +118,14 @@ pub enum Level {
 pub enum Effect {
     /// Say this.
     Log(Level, String),
+    /// A likely decoy (only with [`Options::decisions`]), and the short hold its block was
+    /// cut to (`None`: it was not blocked for longer).
+    Decoy {
+        /// What the SYN+ACKs to it showed.
+        verdict: crate::detect::decoy::Verdict,
+        /// The hold, when a block was cut.
+        ttl: Option<Duration>,
+    },
     /// A detection and the decision taken (only with [`Options::decisions`]).
     Decided {
         /// What was detected.
@@ -702,6 +712,7 @@ impl Engine {
             }
             self.read_peers();
             self.first_line_second();
+            self.pipeline.sweep_decoys(now);
         }
         if self.restore.pending && now >= self.restore.not_before {
             self.restore_paced();
@@ -717,6 +728,7 @@ impl Engine {
             }
         }
         self.settle_waiting();
+        self.decoys();
         if self.fleet.is_some() && now >= self.due.probes {
             self.due.probes = now.saturating_add(fleet::PROBES_EVERY);
             self.fleet_probes(now);

@@ -1687,5 +1687,7 @@ impl Responder {
     }
 }
 
+mod decoy;
+pub use decoy::DECOY_HOLD;
 #[cfg(test)]
 mod tests;

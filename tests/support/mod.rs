@@ -4,6 +4,7 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
+pub mod captures;
 pub mod fail2ban;
 pub mod fleet;
 pub mod frames;

@@ -1,0 +1,293 @@
+//! Decoy scans (`nmap -D d1,d2,ME`): every probe is sent from the real address and from each
+//! decoy, so every source crosses the threshold alike. What tells them apart is the answer to
+//! this host's SYN+ACK: the real scanner's kernel (nmap sends from raw sockets) answers it with
+//! a bare RST whose sequence number is the SYN+ACK's acknowledgment number; a decoy that does
+//! not exist answers nothing. A decoy that exists also answers with a RST and is not told apart
+//! (it is then blocked like the scanner: its stack took part in the scan's handshakes).
+//!
+//! **Pure**; time is each packet's capture timestamp. Two fixed-size tables, allocated once,
+//! nothing per packet:
+//!
+//! - the SYN+ACKs sent and not yet answered: a direct-mapped table keyed by a seeded hash of
+//!   the 4-tuple, holding the sequence number the answering RST must carry. A collision evicts
+//!   the older SYN+ACK, which then counts neither way (evidence missed, never invented);
+//! - per source address, how many SYN+ACKs went unanswered for [`ANSWER_WITHIN`], how many a
+//!   matching RST answered, which of this host's open ports they came from (a 64-bit mask of
+//!   the ports modulo 64) and when the first one went out.
+//!
+//! A source is a *likely decoy* ([`Decoys::verdict`]) when at least one SYN+ACK to it went
+//! unanswered and none was answered, while another source, whose SYN+ACKs came from the same
+//! ports within [`SAME_SCAN`] of its own, answered with RSTs: a decoy scan's sources probe
+//! identical port sets within milliseconds.
+//!
+//! Why 2 s: a raw-socket scanner's kernel answers a SYN+ACK one round trip after it left; a
+//! round trip over a geostationary satellite link is about 600 ms, across the world on fibre
+//! under 400 ms. Linux retransmits an unanswered SYN+ACK after 1 s, and the retransmission is
+//! the same connection here (kept, not counted twice).
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::time::Timestamp;
+use crate::wire::{Packet, TcpFlags};
+
+/// How long a SYN+ACK waits for its RST before it counts as unanswered.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+/// How far apart the first SYN+ACKs of two sources of one decoy scan may be.
+pub const SAME_SCAN: Duration = Duration::from_secs(1);
+/// Sources remembered at most (a collision evicts the older).
+pub const SOURCES: usize = 256;
+/// Verdicts kept between two takes ([`Decoys::take_verdicts`]); more are dropped, counted.
+pub const VERDICTS_MAX: usize = 64;
+
+/// Why a source is taken for a decoy: what the SYN+ACKs to it showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The likely decoy.
+    pub decoy: IpAddr,
+    /// How many SYN+ACKs to it went unanswered.
+    pub unanswered: u8,
+    /// The source of the same scan that answered its SYN+ACKs with RSTs.
+    pub answered_by: IpAddr,
+    /// When the verdict was reached.
+    pub at: Timestamp,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "likely decoy: no answer to {} SYN+ACK{} while {} answered",
+            self.unanswered,
+            if self.unanswered == 1 { "" } else { "s" },
+            self.answered_by
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    /// The 4-tuple's fingerprint; 0 for an empty slot.
+    fingerprint: u64,
+    remote: IpAddr,
+    local_port: u16,
+    /// The sequence number the answering RST carries (the SYN+ACK's acknowledgment number).
+    rst_seq: u32,
+    at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Source {
+    addr: Option<IpAddr>,
+    first: Timestamp,
+    last: Timestamp,
+    ports: u64,
+    answered: u8,
+    unanswered: u8,
+    /// The verdict reached, kept for a detection that comes after it.
+    judged: Option<Verdict>,
+}
+
+impl Source {
+    const EMPTY: Source = Source {
+        addr: None,
+        first: Timestamp::ZERO,
+        last: Timestamp::ZERO,
+        ports: 0,
+        answered: 0,
+        unanswered: 0,
+        judged: None,
+    };
+}
+
+/// The answers to this host's SYN+ACKs, per source, and the decoy verdicts they lead to.
+#[derive(Debug)]
+pub struct Decoys {
+    pending: Box<[Pending]>,
+    mask: u64,
+    sources: Box<[Source]>,
+    verdicts: Vec<Verdict>,
+    dropped: u64,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Decoys {
+    /// Tables of `2^bits` pending SYN+ACKs (at most 2^20) and [`SOURCES`] sources; `seed` keys
+    /// the hash, so that remote parties cannot aim collisions.
+    pub fn new(bits: u8, seed: u64) -> Self {
+        let len = 1usize << bits.min(20);
+        Decoys {
+            pending: vec![
+                Pending {
+                    fingerprint: 0,
+                    remote: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    local_port: 0,
+                    rst_seq: 0,
+                    at: Timestamp::ZERO,
+                };
+                len
+            ]
+            .into_boxed_slice(),
+            mask: (len as u64) - 1,
+            sources: vec![Source::EMPTY; SOURCES].into_boxed_slice(),
+            verdicts: Vec::with_capacity(VERDICTS_MAX),
+            dropped: 0,
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+        }
+    }
+
+    fn fingerprint(&self, remote: IpAddr, remote_port: u16, local: IpAddr, local_port: u16) -> u64 {
+        self.hasher
+            .hash_one((
+                remote.to_canonical(),
+                local.to_canonical(),
+                remote_port,
+                local_port,
+            ))
+            .max(1)
+    }
+
+    fn slot(&self, fingerprint: u64) -> usize {
+        usize::try_from(fingerprint & self.mask).expect("the mask fits the table length")
+    }
+
+    fn source_slot(&self, addr: IpAddr) -> usize {
+        usize::try_from(self.hasher.hash_one(addr.to_canonical()) % SOURCES as u64)
+            .expect("SOURCES fits a usize")
+    }
+
+    /// The record of `addr`, made (evicting another) when `make`.
+    fn source(&mut self, addr: IpAddr, at: Timestamp, make: bool) -> Option<&mut Source> {
+        let i = self.source_slot(addr);
+        let s = &mut self.sources[i];
+        if s.addr != Some(addr) {
+            if !make {
+                return None;
+            }
+            *s = Source {
+                addr: Some(addr),
+                first: at,
+                last: at,
+                ..Source::EMPTY
+            };
+        }
+        Some(s)
+    }
+
+    /// A SYN+ACK this host sent (`syn_ack`, from a local address, at `at`). A retransmission
+    /// of one still waiting changes nothing.
+    pub fn sent(&mut self, at: Timestamp, syn_ack: &Packet) {
+        let fingerprint =
+            self.fingerprint(syn_ack.dst, syn_ack.dst_port, syn_ack.src, syn_ack.src_port);
+        let i = self.slot(fingerprint);
+        if self.pending[i].fingerprint == fingerprint {
+            return;
+        }
+        self.pending[i] = Pending {
+            fingerprint,
+            remote: syn_ack.dst,
+            local_port: syn_ack.src_port,
+            rst_seq: syn_ack.shape.ack,
+            at,
+        };
+        if let Some(s) = self.source(syn_ack.dst, at, true) {
+            s.ports |= 1 << (syn_ack.src_port % 64);
+            s.last = at;
+        }
+    }
+
+    /// A packet to this host: when it is a bare RST (no ACK) answering a SYN+ACK still waiting
+    /// (the same 4-tuple, its sequence number the SYN+ACK's acknowledgment), that SYN+ACK is
+    /// answered.
+    pub fn arrived(&mut self, at: Timestamp, p: &Packet) {
+        if p.tcp_flags
+            .is_none_or(|f| f.bits() & 0x3f != TcpFlags::RST.bits())
+        {
+            return;
+        }
+        let fingerprint = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port);
+        let i = self.slot(fingerprint);
+        let slot = self.pending[i];
+        if slot.fingerprint != fingerprint
+            || slot.rst_seq != p.shape.seq
+            || at.saturating_since(slot.at) > ANSWER_WITHIN
+        {
+            return;
+        }
+        self.pending[i].fingerprint = 0;
+        if let Some(s) = self.source(p.src, at, false) {
+            s.answered = s.answered.saturating_add(1);
+        }
+    }
+
+    /// Counts the SYN+ACKs unanswered for [`ANSWER_WITHIN`] at `at`, then judges the sources
+    /// they went to: the new verdicts are kept for [`Decoys::take_verdicts`]. Walks the whole
+    /// table: call it once a second, not per packet.
+    pub fn sweep(&mut self, at: Timestamp) {
+        for i in 0..self.pending.len() {
+            let slot = self.pending[i];
+            if slot.fingerprint == 0 || at.saturating_since(slot.at) <= ANSWER_WITHIN {
+                continue;
+            }
+            self.pending[i].fingerprint = 0;
+            if let Some(s) = self.source(slot.remote, at, false)
+                && s.ports & (1 << (slot.local_port % 64)) != 0
+            {
+                s.unanswered = s.unanswered.saturating_add(1);
+            }
+        }
+        for i in 0..self.sources.len() {
+            let Some(verdict) = self.verdict_of(i, at) else {
+                continue;
+            };
+            self.sources[i].judged = Some(verdict);
+            if self.verdicts.len() < VERDICTS_MAX {
+                self.verdicts.push(verdict);
+            } else {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    fn verdict_of(&self, i: usize, at: Timestamp) -> Option<Verdict> {
+        let s = self.sources[i];
+        let decoy = s.addr?;
+        if s.judged.is_some() || s.unanswered == 0 || s.answered > 0 {
+            return None;
+        }
+        let partner = self.sources.iter().find(|o| {
+            o.addr.is_some_and(|a| a != decoy)
+                && o.answered > 0
+                && o.ports == s.ports
+                && o.first
+                    .saturating_since(s.first)
+                    .max(s.first.saturating_since(o.first))
+                    <= SAME_SCAN
+        })?;
+        Some(Verdict {
+            decoy,
+            unanswered: s.unanswered,
+            answered_by: partner.addr?,
+            at,
+        })
+    }
+
+    /// The verdict reached on `addr`, if any (and its record was not evicted since): for a
+    /// detection that comes after its verdict.
+    pub fn verdict(&self, addr: IpAddr) -> Option<Verdict> {
+        let s = self.sources[self.source_slot(addr)];
+        if s.addr != Some(addr) {
+            return None;
+        }
+        s.judged
+    }
+
+    /// The verdicts reached since the last take, and how many found no room since start.
+    pub fn take_verdicts(&mut self) -> (Vec<Verdict>, u64) {
+        (std::mem::take(&mut self.verdicts), self.dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests;
