@@ -1403,3 +1403,55 @@ fn a_named_scan_of_many_ports_is_still_strong_evidence() {
         "strong evidence has its own reserve"
     );
 }
+
+/// Issue 28, red team: a version scan is made only of first segments of connections the
+/// host accepted, each acknowledging the host's ISN: no off-path forger makes one. It was
+/// judged by its trap ports (none: weak evidence), so forged nmap OS-probe triplets (three
+/// packets each, no handshake) from many /24s spent the weak budget, and a real `nmap -sV`
+/// of three open ports waited behind them. Its evidence is now strong: the flood cannot
+/// choose it.
+#[test]
+fn issue_28_red_forged_os_probe_detections_do_not_delay_a_real_version_scan() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 50;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    let forged_os = |addr: String| Detection {
+        ports: vec![],
+        kinds: ScanKinds::of(ProbeKind::Syn),
+        signature: Some(crate::detect::Signature {
+            tool: "nmap OS detection",
+            probes: vec!["SEQ1", "SEQ2", "SEQ3"],
+        }),
+        ..host(&addr)
+    };
+    let version = |addr: &str| Detection {
+        ports: vec![(Proto::Tcp, 22), (Proto::Tcp, 80), (Proto::Tcp, 443)],
+        kinds: ScanKinds::of(ProbeKind::Version),
+        signature: Some(crate::detect::Signature {
+            tool: crate::detect::version::TOOL,
+            probes: vec!["GetRequest", "TLSSessionReq"],
+        }),
+        ..host(addr)
+    };
+    let mut forged = 0;
+    for tick in 0..500u64 {
+        let at = t(0).saturating_add(Duration::from_millis(tick * 10));
+        // Four forged detections every 10 ms, each from a /24 of its own (any the forger likes).
+        for k in 0..4 {
+            let i = tick * 4 + k;
+            let addr = format!("10.{}.{}.1", (i / 256) % 256, i % 256);
+            forged += usize::from(blocked(&r.on_detection(&forged_os(addr), &none, at)));
+        }
+        if tick == 100 || tick == 300 {
+            let scanner = format!("192.0.2.{}", tick / 100);
+            let d = r.on_detection(&version(&scanner), &none, at);
+            assert!(blocked(&d), "at tick {tick}: {d:?}");
+        }
+    }
+    assert!(
+        forged >= 100,
+        "{forged} forged blocks: the flood spent the weak budget"
+    );
+}
