@@ -533,7 +533,8 @@ enum How {
     /// A detection here made by one probe of a tripwire port: no `min-ports`, weak evidence
     /// (one forged packet makes it).
     Tripwire,
-    /// A detection here whose probes are a known tool's ([`Detection::signature`]): no
+    /// A detection here whose probes are a decisive set of nmap's OS probes
+    /// ([`crate::detect::fingerprint::decisive`]; another tool's name only names): no
     /// `min-ports` (nmap's OS probes go to the open port); as strong as its trap ports, so weak
     /// with fewer than twice `min-ports` (three forged packets make one with none).
     Signature,
@@ -812,8 +813,11 @@ impl Responder {
             (None, Some(_)) if detection.kinds.contains(crate::wire::ProbeKind::Version) => {
                 How::Handshake
             }
-            (None, Some(_)) => How::Signature,
-            (None, None) => How::Detected,
+            // Only a decisive set of nmap's OS probes stands on its own: a name that header
+            // fields alone give (nmap's port-scan shape, masscan's, zmap's) names the tool
+            // and spares nothing, since a forger picks those fields at will.
+            (None, Some(s)) if crate::detect::fingerprint::decisive(s) => How::Signature,
+            (None, _) => How::Detected,
         };
         let decision = self.block_how(target(detection, ignore), now, Why::of(detection), how);
         match decision {

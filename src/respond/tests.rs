@@ -1455,3 +1455,31 @@ fn issue_28_red_forged_os_probe_detections_do_not_delay_a_real_version_scan() {
         "{forged} forged blocks: the flood spent the weak budget"
     );
 }
+
+/// Issue 28, red team: a tool's name that header fields alone give (nmap's port-scan shape,
+/// masscan's, zmap's: a forger picks a window or an IP ID at will) spared `min-ports` as an
+/// nmap OS-probe set does. Three copies of one forged NULL probe in nmap's shape (window
+/// 1024, no option) to one privileged trap port (21 points, three marked packets) were a
+/// block of one port, which `min-ports` exists to refuse. Such a name now only names: only
+/// a decisive set of OS probes (and a version scan) is spared `min-ports`.
+#[test]
+fn issue_28_red_a_named_scan_of_one_port_is_fewer_than_min_ports() {
+    let (mut r, ignore) = budgeted(1000);
+    let now = Timestamp::from_micros(1_000_000_000);
+    let named = |tool: &'static str, probes: Vec<&'static str>| Detection {
+        kinds: ScanKinds::of(ProbeKind::Null),
+        ports: vec![(Proto::Tcp, 23)],
+        signature: Some(crate::detect::Signature { tool, probes }),
+        ..host("203.0.113.5")
+    };
+    for tool in ["nmap port scan", "masscan", "zmap"] {
+        let d = r.on_detection(&named(tool, vec!["NULL"]), &ignore, now);
+        assert!(matches!(d, Decision::TooFewPorts { .. }), "{tool}: {d:?}");
+    }
+    // nmap's OS probes stand on their own, and still need no trap port.
+    let os = named("nmap OS detection", vec!["T2", "T3", "T4"]);
+    assert!(matches!(
+        r.on_detection(&os, &ignore, now),
+        Decision::Block { .. }
+    ));
+}
