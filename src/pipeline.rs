@@ -1089,6 +1089,33 @@ mod tests {
         assert_eq!(p.counters().replies, 3);
     }
 
+    /// Issue 28, red team: three copies of one forged NULL probe in nmap's port-scan shape
+    /// (window 1024, no option) to one privileged trap port, each detection given back as the
+    /// engine does when nothing was done about it: the third carries the tool's name, with
+    /// one port (the responder then refuses it for `min-ports`:
+    /// `respond::tests::issue_28_red_a_named_scan_of_one_port_is_fewer_than_min_ports`).
+    #[test]
+    fn issue_28_red_three_copies_of_one_shaped_probe_are_named_with_one_port() {
+        let mut p = pipeline(&[]);
+        let mut last = None;
+        for _ in 0..3 {
+            let null = Packet {
+                window: 1024,
+                ..tcp(SCANNER, 40000, LOCAL, 23, TcpFlags::from_bits(0))
+            };
+            if let Some(d) = p.process(at(0), seen(null, Direction::Incoming)) {
+                p.reconsider(&d);
+                last = Some(d);
+            }
+        }
+        let d = last.expect("one NULL probe of a privileged port reaches the threshold");
+        assert_eq!(d.ports, [(Proto::Tcp, 23)]);
+        assert_eq!(
+            d.signature.map(|s| s.to_string()).as_deref(),
+            Some("nmap port scan (NULL)")
+        );
+    }
+
     #[test]
     fn frames_for_others_and_forwarded_frames_are_not_ours() {
         let mut p = pipeline(&[]);

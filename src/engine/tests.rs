@@ -3763,3 +3763,117 @@ fn issue_27_a_tripwire_with_a_listener_is_skipped_and_said() {
 
 /// Issue 27: the kernel's first line, as the engine drives it.
 mod first_line;
+
+/// Issue 28, red team: the new evidence forged from the administrator's address, while it
+/// holds a session with the host: three of nmap's OS probes to the open port (a detection with
+/// no trap port), overlapping fragments to three privileged trap ports (impossible evidence)
+/// and SCTP INITs to three ports. Each is a detection, judged by the same trust rules as any:
+/// reported as a protected peer, never blocked. The same probes from another address block it.
+mod issue_28_red {
+    use super::*;
+    use crate::capture::bpf::frames;
+    use crate::wire::{LinkType, Metadata};
+
+    const ADMIN: &str = "203.0.113.50";
+
+    /// nmap's T2, T3 and T4 OS probes (flags, window and options as nmap 7.93 sends them).
+    fn os_probes(lab: &mut Lab, src: &str) {
+        let options = [
+            3, 3, 10, 1, 2, 4, 1, 9, 8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 2,
+        ];
+        let t2_t4 = [
+            (TcpFlags::from_bits(0), 128),
+            (
+                TcpFlags::SYN | TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG,
+                256,
+            ),
+            (TcpFlags::ACK, 1024),
+        ];
+        for (flags, window) in t2_t4 {
+            let probe = Packet {
+                direction: Direction::Incoming,
+                ifindex: Some(1),
+                src: ip(src),
+                dst: ip(LOCAL),
+                src_port: 40000,
+                dst_port: 22,
+                tcp_flags: Some(flags),
+                window,
+                integrity: Integrity::Valid,
+                shape: crate::wire::Shape {
+                    options: crate::wire::shape::TcpOptions::new(&options),
+                    ..crate::wire::Shape::default()
+                },
+                other: None,
+            };
+            lab.engine.packet(lab.clock.now(), Ok(probe));
+        }
+    }
+
+    /// A SYN to `port` in two overlapping IPv4 fragments (bytes 0-15, then 8-19).
+    fn overlapping(src: &str, port: u16) -> [Vec<u8>; 2] {
+        let frame = frames::tcp_frame(ip(src), ip(LOCAL), 40000, port, 0x02);
+        let sixteen = frames::fragments(&frame, 16, u32::from(port));
+        let eight = frames::fragments(&frame, 8, u32::from(port));
+        let mut across = eight[1].clone();
+        across.extend_from_slice(&sixteen[1][34..]);
+        let total = u16::from_be_bytes([across[16], across[17]]) + 4;
+        across[16..18].copy_from_slice(&total.to_be_bytes());
+        across[20..22].copy_from_slice(&1u16.to_be_bytes());
+        across[24..26].copy_from_slice(&[0, 0]);
+        let mut sum: u32 = across[14..34]
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        across[24..26].copy_from_slice(&(!u16::try_from(sum).unwrap()).to_be_bytes());
+        [sixteen[0].clone(), across]
+    }
+
+    fn overlaps(lab: &mut Lab, src: &str) {
+        let seen = Metadata {
+            direction: Direction::Incoming,
+            ifindex: Some(1),
+            ..Metadata::default()
+        };
+        for port in [21, 23, 25] {
+            for f in overlapping(src, port) {
+                lab.engine
+                    .fragment(lab.clock.now(), LinkType::Ethernet, &f, seen);
+            }
+        }
+    }
+
+    fn refused_rule(lab: &mut Lab, addr: &str) -> Option<String> {
+        match lab.request(Request::Why { addr: ip(addr) }) {
+            Response::Why { refused, .. } => refused.map(|r| r.rule.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn forged_os_probes_and_overlapping_fragments_from_a_protected_peer_block_nobody() {
+        type Forge = fn(&mut Lab, &str);
+        for (what, forge) in [
+            ("os probes", os_probes as Forge),
+            ("overlapping fragments", overlaps as Forge),
+        ] {
+            let mut lab = Lab::start(config());
+            lab.machine().established.push((ip(ADMIN), 22, 51000));
+            lab.advance(EVERY_SECOND);
+            lab.engine.tick();
+            forge(&mut lab, ADMIN);
+            assert!(!lab.kernel.holds(net(ADMIN)), "{what}");
+            assert_eq!(
+                refused_rule(&mut lab, ADMIN).as_deref(),
+                Some("protected"),
+                "{what}"
+            );
+            // The same from an address in no conversation: blocked.
+            forge(&mut lab, SCANNER);
+            assert!(lab.kernel.holds(net(SCANNER)), "{what}");
+        }
+    }
+}

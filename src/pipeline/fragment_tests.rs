@@ -228,3 +228,37 @@ fn our_own_fragments_are_remembered_as_conversations() {
     assert_eq!(p.counters().replies, 1);
     assert_eq!(p.counters().probes, 0);
 }
+
+/// Issue 28, red team: a flood of first fragments that never complete, from sources in 64
+/// /24s (a forger picks any), fills the reassembler (256 datagrams) and keeps evicting; a
+/// real `nmap -f` scan among it, a hundred forged fragments between any two of its own (1 ms
+/// at 100,000 frames a second; nmap sends a probe's fragments back to back), is still
+/// reassembled and detected, and the reassembler holds no more than its bounds. Frames of one
+/// burst share their capture microsecond (one NAPI poll): the oldest datagram is the one that
+/// came first, not the first slot among equals, which was often the scanner's newest (it was
+/// reassembled 1 time in 7).
+#[test]
+fn a_flood_of_fragments_that_never_complete_cannot_hide_nmap_f() {
+    for step in [10, 0] {
+        let us = |n: u32| Timestamp::from_micros(1_000_000_000 + step * u64::from(n));
+        let mut p = pipeline(&[]);
+        let mut n = 0u32;
+        let mut found = Vec::new();
+        for f in scan(SCANNER, LOCAL, 1..8, 0x02, 8) {
+            for _ in 0..100 {
+                n += 1;
+                let src = format!("192.0.{}.{}", n % 64, n % 200 + 1);
+                let frame = frames::tcp_frame(ip(&src), ip(LOCAL), 40000, 80, 0x02);
+                let first = frames::fragments(&frame, 8, 10_000 + n % 50_000)[0].clone();
+                found.extend(feed(&mut p, &[first], us(n)));
+            }
+            found.extend(feed(&mut p, &[f], us(n)));
+        }
+        assert_eq!(found.len(), 1, "{step} µs: {:?}", p.counters());
+        assert_eq!(found[0].addr, ip(SCANNER));
+        assert_eq!(found[0].kinds.to_string(), "tiny-fragment");
+        assert_eq!(p.counters().reassembled, 7, "{step} µs a frame");
+        assert!(p.reassembly.in_progress() <= 256);
+        assert!(p.counters().fragments_dropped > 1_000);
+    }
+}

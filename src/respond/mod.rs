@@ -533,10 +533,17 @@ enum How {
     /// A detection here made by one probe of a tripwire port: no `min-ports`, weak evidence
     /// (one forged packet makes it).
     Tripwire,
-    /// A detection here whose probes are a known tool's ([`Detection::signature`]): no
+    /// A detection here whose probes are a decisive set of nmap's OS probes
+    /// ([`crate::detect::fingerprint::decisive`]; another tool's name only names): no
     /// `min-ports` (nmap's OS probes go to the open port); as strong as its trap ports, so weak
     /// with fewer than twice `min-ports` (three forged packets make one with none).
     Signature,
+    /// A version scan ([`crate::detect::version`]): named, so no `min-ports` (its ports are
+    /// open), and strong evidence however few ports, since each of its probes came on a
+    /// connection whose handshake the source completed (it acknowledged the host's ISN): an
+    /// off-path forger makes none, so a flood of forgeable weak evidence cannot spend its
+    /// budget (issue 28, red team).
+    Handshake,
     /// By hand, for this long.
     ByHand(Duration),
 }
@@ -546,7 +553,7 @@ impl How {
     fn manual(self) -> Option<Duration> {
         match self {
             How::ByHand(ttl) => Some(ttl),
-            How::Detected | How::Sweep | How::Tripwire | How::Signature => None,
+            How::Detected | How::Sweep | How::Tripwire | How::Signature | How::Handshake => None,
         }
     }
 }
@@ -803,14 +810,21 @@ impl Responder {
         }
         let how = match (detection.tripwire, &detection.signature) {
             (Some(_), _) => How::Tripwire,
-            (None, Some(_)) => How::Signature,
-            (None, None) => How::Detected,
+            (None, Some(_)) if detection.kinds.contains(crate::wire::ProbeKind::Version) => {
+                How::Handshake
+            }
+            // Only a decisive set of nmap's OS probes stands on its own: a name that header
+            // fields alone give (nmap's port-scan shape, masscan's, zmap's) names the tool
+            // and spares nothing, since a forger picks those fields at will.
+            (None, Some(s)) if crate::detect::fingerprint::decisive(s) => How::Signature,
+            (None, _) => How::Detected,
         };
         let decision = self.block_how(target(detection, ignore), now, Why::of(detection), how);
         match decision {
             Decision::OverBudget { net, budget, .. } if budget.is_rate() => {
                 let evidence = match how {
                     How::Tripwire => Evidence::Weak,
+                    How::Handshake => Evidence::Strong,
                     _ => self.evidence(detection.ports.len()),
                 };
                 let waits = self.wait(detection, net, evidence, now);
@@ -964,6 +978,7 @@ impl Responder {
         let evidence = match how {
             How::ByHand(_) => None,
             How::Sweep | How::Tripwire => Some(Evidence::Weak),
+            How::Handshake => Some(Evidence::Strong),
             // A named detection is spared min-ports, not judged stronger: its trap ports say
             // how strong it is (none, for nmap's OS probes: weak).
             How::Detected | How::Signature => Some(self.evidence(why.ports.len())),

@@ -1403,3 +1403,83 @@ fn a_named_scan_of_many_ports_is_still_strong_evidence() {
         "strong evidence has its own reserve"
     );
 }
+
+/// Issue 28, red team: a version scan is made only of first segments of connections the
+/// host accepted, each acknowledging the host's ISN: no off-path forger makes one. It was
+/// judged by its trap ports (none: weak evidence), so forged nmap OS-probe triplets (three
+/// packets each, no handshake) from many /24s spent the weak budget, and a real `nmap -sV`
+/// of three open ports waited behind them. Its evidence is now strong: the flood cannot
+/// choose it.
+#[test]
+fn issue_28_red_forged_os_probe_detections_do_not_delay_a_real_version_scan() {
+    let mut c = config();
+    c.min_ports = 3;
+    c.max_new_blocks_per_second = 50;
+    let mut r = Responder::new(&c);
+    let none = never_block_list(&[]);
+    let forged_os = |addr: String| Detection {
+        ports: vec![],
+        kinds: ScanKinds::of(ProbeKind::Syn),
+        signature: Some(crate::detect::Signature {
+            tool: "nmap OS detection",
+            probes: vec!["SEQ1", "SEQ2", "SEQ3"],
+        }),
+        ..host(&addr)
+    };
+    let version = |addr: &str| Detection {
+        ports: vec![(Proto::Tcp, 22), (Proto::Tcp, 80), (Proto::Tcp, 443)],
+        kinds: ScanKinds::of(ProbeKind::Version),
+        signature: Some(crate::detect::Signature {
+            tool: crate::detect::version::TOOL,
+            probes: vec!["GetRequest", "TLSSessionReq"],
+        }),
+        ..host(addr)
+    };
+    let mut forged = 0;
+    for tick in 0..500u64 {
+        let at = t(0).saturating_add(Duration::from_millis(tick * 10));
+        // Four forged detections every 10 ms, each from a /24 of its own (any the forger likes).
+        for k in 0..4 {
+            let i = tick * 4 + k;
+            let addr = format!("10.{}.{}.1", (i / 256) % 256, i % 256);
+            forged += usize::from(blocked(&r.on_detection(&forged_os(addr), &none, at)));
+        }
+        if tick == 100 || tick == 300 {
+            let scanner = format!("192.0.2.{}", tick / 100);
+            let d = r.on_detection(&version(&scanner), &none, at);
+            assert!(blocked(&d), "at tick {tick}: {d:?}");
+        }
+    }
+    assert!(
+        forged >= 100,
+        "{forged} forged blocks: the flood spent the weak budget"
+    );
+}
+
+/// Issue 28, red team: a tool's name that header fields alone give (nmap's port-scan shape,
+/// masscan's, zmap's: a forger picks a window or an IP ID at will) spared `min-ports` as an
+/// nmap OS-probe set does. Three copies of one forged NULL probe in nmap's shape (window
+/// 1024, no option) to one privileged trap port (21 points, three marked packets) were a
+/// block of one port, which `min-ports` exists to refuse. Such a name now only names: only
+/// a decisive set of OS probes (and a version scan) is spared `min-ports`.
+#[test]
+fn issue_28_red_a_named_scan_of_one_port_is_fewer_than_min_ports() {
+    let (mut r, ignore) = budgeted(1000);
+    let now = Timestamp::from_micros(1_000_000_000);
+    let named = |tool: &'static str, probes: Vec<&'static str>| Detection {
+        kinds: ScanKinds::of(ProbeKind::Null),
+        ports: vec![(Proto::Tcp, 23)],
+        signature: Some(crate::detect::Signature { tool, probes }),
+        ..host("203.0.113.5")
+    };
+    for tool in ["nmap port scan", "masscan", "zmap"] {
+        let d = r.on_detection(&named(tool, vec!["NULL"]), &ignore, now);
+        assert!(matches!(d, Decision::TooFewPorts { .. }), "{tool}: {d:?}");
+    }
+    // nmap's OS probes stand on their own, and still need no trap port.
+    let os = named("nmap OS detection", vec!["T2", "T3", "T4"]);
+    assert!(matches!(
+        r.on_detection(&os, &ignore, now),
+        Decision::Block { .. }
+    ));
+}

@@ -338,6 +338,10 @@ struct Slot {
     key: Key,
     prefix: u128,
     born: Timestamp,
+    /// The how-manieth datagram it is since the reassembler was made: the oldest is the one
+    /// begun first, also among datagrams born in the same capture microsecond (one burst of
+    /// the kernel's), where comparing `born` picked the first slot, often the newest.
+    order: u64,
     direction: Direction,
     ifindex: Option<u32>,
     /// The first fragment's IP header.
@@ -380,6 +384,7 @@ impl Slot {
             },
             prefix: 0,
             born: Timestamp::ZERO,
+            order: 0,
             direction: Direction::Unknown,
             ifindex: None,
             header: [0; MAX_IP_HEADER],
@@ -564,6 +569,8 @@ pub struct Reassembler {
     per_prefix: HashMap<u128, usize, foldhash::fast::RandomState>,
     counters: Counters,
     scratch: Box<[u8; MAX_IP_HEADER + KEEP]>,
+    /// Datagrams begun so far (each slot's [`Slot::order`]).
+    begun: u64,
 }
 
 impl Reassembler {
@@ -586,6 +593,7 @@ impl Reassembler {
             ),
             counters: Counters::default(),
             scratch: Box::new([0; MAX_IP_HEADER + KEEP]),
+            begun: 0,
             limits,
         }
     }
@@ -658,7 +666,7 @@ impl Reassembler {
             let oldest = (0..self.slots.len())
                 .filter(|&i| self.slots[i].used)
                 .filter(|&i| !full_prefix || self.slots[i].prefix == prefix)
-                .min_by_key(|&i| self.slots[i].born);
+                .min_by_key(|&i| self.slots[i].order);
             if let Some(i) = oldest {
                 self.counters.dropped += 1;
                 self.release(i);
@@ -667,6 +675,8 @@ impl Reassembler {
         // A slot was freed above when none was (every slot in use is in the index).
         let i = self.free.pop()?;
         self.slots[i].reset(at, key, f);
+        self.begun += 1;
+        self.slots[i].order = self.begun;
         self.index.insert(key, i);
         *self.per_prefix.entry(prefix).or_default() += 1;
         Some(i)

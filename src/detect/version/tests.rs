@@ -493,3 +493,48 @@ fn a_version_scanners_own_connections_do_not_protect_it_an_earlier_session_does(
         }
     }
 }
+
+/// Issue 28, red team: a SYN flood from forged sources makes the host send a SYN+ACK for each
+/// (SYN cookies or not), and every one takes a slot of the accepted connections' table: the
+/// flood evicts the slots of a real `nmap -sV`'s connections before their first segments.
+/// nmap's first probe of a service with no banner (`GetRequest`) comes 6 s after its
+/// connection (the NULL probe's wait, `tests/data/nmap_sv_3_open.pcap`): at 10,000 forged SYNs
+/// a second, 60,000 SYN+ACKs go out meanwhile, and that probe is most likely lost. Its next
+/// probes follow their connections within milliseconds, and still make the version scan.
+#[test]
+fn a_syn_flood_cannot_hide_a_real_version_scan() {
+    let mut p = pipeline(&[]);
+    let mut flooded = 0u32;
+    let mut flood = |p: &mut Pipeline, ms: u64, n: u32| {
+        for _ in 0..n {
+            flooded += 1;
+            let forged = format!("192.0.2.{}", flooded % 250 + 1);
+            let sport = u16::try_from(1024 + flooded % 60_000).unwrap();
+            p.process(at(ms), Ok(syn_ack(&forged, sport, 80, flooded)));
+        }
+    };
+    // The NULL probe's connection, then six seconds of flood, then GetRequest on it.
+    let isn = 77_000;
+    p.process(at(0), Ok(syn_ack(SCANNER, 41000, 80, isn)));
+    flood(&mut p, 3_000, 60_000);
+    let get = data(SCANNER, 41000, 80, isn + 1, &payload("GetRequest"));
+    assert_eq!(p.process(at(6_000), Ok(get)), None);
+    // nmap's next probes, each on a new connection, ten forged SYN+ACKs between each
+    // SYN+ACK and its segment (10,000 a second, a millisecond apart).
+    let mut found = None;
+    for (i, name) in ["HTTPOptions", "RTSPRequest", "FourOhFourRequest"]
+        .into_iter()
+        .enumerate()
+    {
+        let sport = 41001 + u16::try_from(i).unwrap();
+        let ms = 6_010 + 10 * u64::try_from(i).unwrap();
+        let isn = 1_000 * u32::from(sport);
+        p.process(at(ms), Ok(syn_ack(SCANNER, sport, 80, isn)));
+        flood(&mut p, ms, 10);
+        let segment = data(SCANNER, sport, 80, isn + 1, &payload(name));
+        found = found.or(p.process(at(ms + 1), Ok(segment)));
+    }
+    let d = found.expect("the version scan is seen through the flood");
+    assert_eq!(d.addr, ip(SCANNER));
+    assert_eq!(d.signature.unwrap().tool, TOOL);
+}
