@@ -4,43 +4,21 @@
 
 mod support;
 
+use support::captures::{data, replay};
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use scansentry::capture::PcapFile;
-use scansentry::config::Config;
-use scansentry::detect::Detection;
 use scansentry::detect::fingerprint::{self, Tool};
-use scansentry::replay::{self, ReplayOptions, Summary};
 use scansentry::respond::Decision;
 use scansentry::wire;
 use support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn replay(capture: &Path) -> (Vec<(Detection, Decision)>, Summary) {
-    let mut found = Vec::new();
-    let summary = replay::run(
-        &ReplayOptions {
-            capture: capture.to_path_buf(),
-            config: Config::default(),
-            locals: Vec::new(),
-            disable_local_check: false,
-        },
-        |d, decision| found.push((d.clone(), decision.clone())),
-    )
-    .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));
-    (found, summary)
 }
 
 /// Every packet of `capture` that a rule recognises: (source, tool, probe name).

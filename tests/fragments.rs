@@ -7,39 +7,17 @@
 
 mod support;
 
+use support::captures::{data, replay};
+
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use scansentry::config::Config;
 use scansentry::detect::Detection;
-use scansentry::replay::{self, ReplayOptions, Summary};
 use scansentry::respond::Decision;
 use support::netns::{Daemon, NetnsPair, TempDir, require_root, wait_until};
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn replay(capture: &Path) -> (Vec<(Detection, Decision)>, Summary) {
-    let mut found = Vec::new();
-    let summary = replay::run(
-        &ReplayOptions {
-            capture: capture.to_path_buf(),
-            config: Config::default(),
-            locals: Vec::new(),
-            disable_local_check: false,
-        },
-        |d, decision| found.push((d.clone(), decision.clone())),
-    )
-    .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));
-    (found, summary)
 }
 
 /// The first block of a replay, and the detections before it.

@@ -19,3 +19,32 @@ pub fn filtered(capture: &Path) -> PathBuf {
     save.flush().unwrap();
     out
 }
+
+/// A capture of `tests/data` (see its README for how each was made).
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// What `sentryd --replay` finds in `capture` with the built-in default configuration: each
+/// detection with the responder's decision, and the summary.
+pub fn replay(
+    capture: &Path,
+) -> (
+    Vec<(scansentry::detect::Detection, scansentry::respond::Decision)>,
+    scansentry::replay::Summary,
+) {
+    let mut found = Vec::new();
+    let summary = scansentry::replay::run(
+        &scansentry::replay::ReplayOptions {
+            capture: capture.to_path_buf(),
+            config: scansentry::config::Config::default(),
+            locals: Vec::new(),
+            disable_local_check: false,
+        },
+        |d, decision| found.push((d.clone(), decision.clone())),
+    )
+    .unwrap_or_else(|e| panic!("replay of {} failed: {e}", capture.display()));
+    (found, summary)
+}
