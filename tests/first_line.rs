@@ -361,16 +361,18 @@ fn no_false_hold_from_clients_retries_or_late_replies() {
 fn no_false_hold_from_monitoring_or_the_hosts_own_checks() {
     require_root();
     let (lab, config, _server) = lab(Duration::from_secs(5));
-    // The other side: TCP 7000 and a DNS-like UDP 53 that answers, for at most 20 s.
+    // The other side: TCP 7000 and a DNS-like UDP 53 that answers, for at most 20 s. The UDP
+    // socket is bound before the TCP one listens, since the checks wait for the TCP one only
+    // (bound after, a query could meet a closed port under load, and wait out its timeout).
     let peer = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.b, "timeout", "20", "python3", "-c"])
         .arg(
             "import socket, threading\n\
+             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 53))\n\
              t = socket.create_server(('0.0.0.0', 7000))\n\
              def accept():\n\
              \x20   while True: t.accept()[0].close()\n\
              threading.Thread(target=accept, daemon=True).start()\n\
-             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 53))\n\
              while True:\n\
              \x20   data, peer = u.recvfrom(512); u.sendto(data, peer)\n",
         )
