@@ -791,6 +791,7 @@ fn a_million_forged_syns_routed_back_fill_the_sets_to_their_size_and_no_further(
     let base = 0x2001_0db8_0100_u128 << 80;
     let counters = || in_victim(&lab, &config, |fw| fw.first_line_counters()).unwrap();
 
+    let flood_began = std::time::Instant::now();
     forged_flood(&lab, base, false, 0..65_536);
     let sets = dynamic_sets(&lab);
     eprintln!("after 65,536 sources: {sets:?}, {:?}", counters());
@@ -834,7 +835,13 @@ fn a_million_forged_syns_routed_back_fill_the_sets_to_their_size_and_no_further(
     );
 
     let held = holds(&lab, &config);
-    assert!(!held.is_empty() && held.len() <= 4_096);
+    // The first holds end 60 s after the flood began: on a host loaded by other work the
+    // flood may outlast them (it takes about 40 s alone).
+    assert!(
+        !held.is_empty() || flood_began.elapsed() >= Duration::from_secs(60),
+        "holds while they last"
+    );
+    assert!(held.len() <= 4_096);
     let forged: ipnet::IpNet = "2001:db8:100::/40".parse().unwrap();
     assert!(
         held.iter().all(|b| forged.contains(&b.net)),

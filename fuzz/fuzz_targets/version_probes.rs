@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
                     window: 64240,
                     integrity: Integrity::Valid,
                     shape,
+                    other: None,
                 }
             }
             op => {
@@ -73,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
                     window: 64240,
                     integrity: Integrity::Valid,
                     shape,
+                    other: None,
                 }
             }
         };
