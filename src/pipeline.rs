@@ -384,7 +384,8 @@ impl Pipeline {
         parsed: Result<Packet, Skip>,
         look: impl FnOnce() -> Option<Listeners>,
     ) -> Option<Detection> {
-        let found = self.candidate(at, parsed, None)?;
+        // By reference from here: a packet is some 170 bytes, and is not copied again.
+        let found = self.candidate(at, parsed.as_ref().map_err(|&skip| skip), None)?;
         self.settle_found(found, look)
     }
 
@@ -403,7 +404,7 @@ impl Pipeline {
         self.tick(at);
         self.counters.fragments += 1;
         let (packet, note) = self.reassemble(at, link, frame, seen)?;
-        let found = self.candidate(at, Ok(packet), Some(note))?;
+        let found = self.candidate(at, Ok(&packet), Some(note))?;
         self.settle_found(found, look)
     }
 
@@ -519,7 +520,7 @@ impl Pipeline {
     fn candidate(
         &mut self,
         at: Timestamp,
-        parsed: Result<Packet, Skip>,
+        parsed: Result<&Packet, Skip>,
         fragments: Option<Note>,
     ) -> Option<Found> {
         if fragments.is_none() {
@@ -569,7 +570,7 @@ impl Pipeline {
             let bare_rst = p
                 .tcp_flags
                 .is_some_and(|f| f.bits() & 0x3f == crate::wire::TcpFlags::RST.bits());
-            let known = self.flows.remember(at, &p);
+            let known = self.flows.remember(at, p);
             if bare_rst && p.window == 0 && !known && !self.locals.contains(p.dst) {
                 return self
                     .count(
@@ -587,15 +588,15 @@ impl Pipeline {
             // even one started after the socket table was last read. The SYN was no probe.
             let syn_ack = crate::wire::TcpFlags::SYN.bits() | crate::wire::TcpFlags::ACK.bits();
             if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == syn_ack) {
-                self.first_segments.accepted(at, &p);
-                self.decoys.sent(at, &p);
+                self.first_segments.accepted(at, p);
+                self.decoys.sent(at, p);
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
             }
             // An SCTP INIT ACK leaving us is the same answer for SCTP (issue 28): an endpoint
             // listens on the port, whatever the socket table said (the sctp module's sock_diag
             // may be missing).
-            if crate::wire::sctp::is_init_ack(&p) {
+            if crate::wire::sctp::is_init_ack(p) {
                 self.traps.learn_listener(Proto::Sctp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Sctp, p.src_port);
             }
@@ -615,15 +616,15 @@ impl Pipeline {
         if p.integrity == wire::Integrity::Valid {
             // A RST answering one of our SYN+ACKs (decoy scans); a sum the kernel finds wrong
             // answers nothing.
-            self.decoys.arrived(at, &p);
+            self.decoys.arrived(at, p);
         }
-        if let Some(detection) = self.version_probe(at, &p) {
+        if let Some(detection) = self.version_probe(at, p) {
             return Some(Found::Version(detection));
         }
         let c = &mut self.counters;
         // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
         // conversation) is judged like a probe, but needs no trap port when it is decisive.
-        let mark = fingerprint::recognise(&p);
+        let mark = fingerprint::recognise(p);
         let kind = p.probe_kind();
         if kind.is_none() && !mark.is_some_and(fingerprint::Mark::decisive) {
             c.conversation += 1;
@@ -641,7 +642,7 @@ impl Pipeline {
             c.bad_checksum += 1;
             return None;
         }
-        if self.flows.is_answer(at, &p) {
+        if self.flows.is_answer(at, p) {
             c.replies += 1;
             return None;
         }

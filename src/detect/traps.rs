@@ -48,7 +48,8 @@ impl PortSet {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
     }
 
-    /// Whether the set is empty.
+    /// Whether the set is empty. Reads all 8 KiB of the set: for configuration and reports,
+    /// never per packet ([`PortSet::contains`] reads one word).
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
     }
