@@ -139,13 +139,19 @@ mod live {
         }
         let daemon = Daemon::spawn_for(&lab.a, &dir.0, "", 60);
         let decoys = "198.51.100.77,198.51.100.78,ME";
-        lab.nmap(&["-sS", "-D", decoys, "-p", "22,80", NetnsPair::A4]);
+        let scan = lab.nmap(&["-sS", "-D", decoys, "-p", "22,80", NetnsPair::A4]);
         let named = wait_until(Duration::from_secs(10), || {
             let out = daemon.out();
             out.contains("198.51.100.77: likely decoy")
                 && out.contains("198.51.100.78: likely decoy")
         });
-        assert!(named, "{}\n{}", daemon.out(), daemon.err());
+        assert!(
+            named,
+            "{}\n{}\nnmap: {}",
+            daemon.out(),
+            daemon.err(),
+            text(&scan)
+        );
         lab.nmap(&["-sS", "-D", decoys, "-p", "1-100", NetnsPair::A4]);
         let held = wait_until(Duration::from_secs(10), || {
             let out = daemon.out();

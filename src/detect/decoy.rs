@@ -8,12 +8,19 @@
 //! **Pure**; time is each packet's capture timestamp. Two fixed-size tables, allocated once,
 //! nothing per packet:
 //!
-//! - the SYN+ACKs sent and not yet answered: a direct-mapped table keyed by a seeded hash of
-//!   the 4-tuple, holding the sequence number the answering RST must carry. A collision evicts
-//!   the older SYN+ACK, which then counts neither way (evidence missed, never invented);
+//! - the SYN+ACKs sent and not yet answered: a table keyed by a seeded hash of the 4-tuple, in
+//!   buckets of [`WAYS`] slots, holding the sequence number the answering RST must carry. A full
+//!   bucket evicts its oldest SYN+ACK, which then counts neither way (evidence missed, never
+//!   invented);
 //! - per source address, how many SYN+ACKs went unanswered for [`ANSWER_WITHIN`], how many a
 //!   matching RST answered, which of this host's open ports they came from (a 64-bit mask of
-//!   the ports modulo 64) and when the first one went out.
+//!   the ports modulo 64) and when the first one went out; in buckets of [`WAYS`] too, a full
+//!   bucket giving way to the newcomer by its least recently active source.
+//!
+//! Buckets rather than one slot per hash: with one slot, two sources of one scan shared a slot
+//! about once in a hundred scans (three sources in 256 slots), and the one evicted took its
+//! evidence with it; with four, a scan's sources keep their records unless five of them hash
+//! to one bucket.
 //!
 //! A source is a *likely decoy* ([`Decoys::verdict`]) when at least one SYN+ACK to it went
 //! unanswered and none was answered, while another source, whose SYN+ACKs came from the same
@@ -40,6 +47,9 @@ pub const SAME_SCAN: Duration = Duration::from_secs(1);
 pub const SOURCES: usize = 256;
 /// Verdicts kept between two takes ([`Decoys::take_verdicts`]); more are dropped, counted.
 pub const VERDICTS_MAX: usize = 64;
+/// Slots in a bucket of either table: a record goes to any slot of its bucket.
+pub const WAYS: usize = 4;
+const _: () = assert!(SOURCES.is_multiple_of(WAYS));
 
 /// Why a source is taken for a decoy: what the SYN+ACKs to it showed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,10 +123,10 @@ pub struct Decoys {
 }
 
 impl Decoys {
-    /// Tables of `2^bits` pending SYN+ACKs (at most 2^20) and [`SOURCES`] sources; `seed` keys
-    /// the hash, so that remote parties cannot aim collisions.
+    /// Tables of `2^bits` pending SYN+ACKs (at least [`WAYS`], at most 2^20) and [`SOURCES`]
+    /// sources; `seed` keys the hash, so that remote parties cannot aim collisions.
     pub fn new(bits: u8, seed: u64) -> Self {
-        let len = 1usize << bits.min(20);
+        let len = (1usize << bits.min(20)).max(WAYS);
         Decoys {
             pending: vec![
                 Pending {
@@ -148,31 +158,54 @@ impl Decoys {
             .max(1)
     }
 
-    fn slot(&self, fingerprint: u64) -> usize {
-        usize::try_from(fingerprint & self.mask).expect("the mask fits the table length")
+    /// The first slot of the bucket of `fingerprint` in the pending table.
+    fn bucket(&self, fingerprint: u64) -> usize {
+        let i = usize::try_from(fingerprint & self.mask).expect("the mask fits the table length");
+        i - i % WAYS
     }
 
-    fn source_slot(&self, addr: IpAddr) -> usize {
-        usize::try_from(self.hasher.hash_one(addr.to_canonical()) % SOURCES as u64)
-            .expect("SOURCES fits a usize")
+    /// The slot of the SYN+ACK with `fingerprint`, if it is still pending.
+    fn pending_slot(&self, fingerprint: u64) -> Option<usize> {
+        let b = self.bucket(fingerprint);
+        (b..b + WAYS).find(|&i| self.pending[i].fingerprint == fingerprint)
     }
 
-    /// The record of `addr`, made (evicting another) when `make`.
+    /// The first slot of the bucket of `addr` in the source table.
+    fn source_bucket(&self, addr: IpAddr) -> usize {
+        let i = usize::try_from(self.hasher.hash_one(addr.to_canonical()) % SOURCES as u64)
+            .expect("SOURCES fits a usize");
+        i - i % WAYS
+    }
+
+    /// The slot of `addr`'s record, if it has one.
+    fn source_slot(&self, addr: IpAddr) -> Option<usize> {
+        let b = self.source_bucket(addr);
+        (b..b + WAYS).find(|&i| self.sources[i].addr == Some(addr))
+    }
+
+    /// The record of `addr`, made when `make` (in an empty slot of its bucket, else in place of
+    /// the bucket's least recently active source).
     fn source(&mut self, addr: IpAddr, at: Timestamp, make: bool) -> Option<&mut Source> {
-        let i = self.source_slot(addr);
-        let s = &mut self.sources[i];
-        if s.addr != Some(addr) {
-            if !make {
-                return None;
-            }
-            *s = Source {
-                addr: Some(addr),
-                first: at,
-                last: at,
-                ..Source::EMPTY
-            };
+        if let Some(i) = self.source_slot(addr) {
+            return Some(&mut self.sources[i]);
         }
-        Some(s)
+        if !make {
+            return None;
+        }
+        let b = self.source_bucket(addr);
+        let i = (b..b + WAYS)
+            .min_by_key(|&i| {
+                let s = &self.sources[i];
+                (s.addr.is_some(), s.last)
+            })
+            .expect("a bucket has slots");
+        self.sources[i] = Source {
+            addr: Some(addr),
+            first: at,
+            last: at,
+            ..Source::EMPTY
+        };
+        Some(&mut self.sources[i])
     }
 
     /// A SYN+ACK this host sent (`syn_ack`, from a local address, at `at`). A retransmission
@@ -180,10 +213,17 @@ impl Decoys {
     pub fn sent(&mut self, at: Timestamp, syn_ack: &Packet) {
         let fingerprint =
             self.fingerprint(syn_ack.dst, syn_ack.dst_port, syn_ack.src, syn_ack.src_port);
-        let i = self.slot(fingerprint);
-        if self.pending[i].fingerprint == fingerprint {
+        if self.pending_slot(fingerprint).is_some() {
             return;
         }
+        // An empty slot of the bucket, else its oldest SYN+ACK gives way.
+        let b = self.bucket(fingerprint);
+        let i = (b..b + WAYS)
+            .min_by_key(|&i| {
+                let slot = &self.pending[i];
+                (slot.fingerprint != 0, slot.at)
+            })
+            .expect("a bucket has slots");
         self.pending[i] = Pending {
             fingerprint,
             remote: syn_ack.dst,
@@ -207,12 +247,11 @@ impl Decoys {
             return;
         }
         let fingerprint = self.fingerprint(p.src, p.src_port, p.dst, p.dst_port);
-        let i = self.slot(fingerprint);
+        let Some(i) = self.pending_slot(fingerprint) else {
+            return;
+        };
         let slot = self.pending[i];
-        if slot.fingerprint != fingerprint
-            || slot.rst_seq != p.shape.seq
-            || at.saturating_since(slot.at) > ANSWER_WITHIN
-        {
+        if slot.rst_seq != p.shape.seq || at.saturating_since(slot.at) > ANSWER_WITHIN {
             return;
         }
         self.pending[i].fingerprint = 0;
@@ -276,11 +315,7 @@ impl Decoys {
     /// The verdict reached on `addr`, if any (and its record was not evicted since): for a
     /// detection that comes after its verdict.
     pub fn verdict(&self, addr: IpAddr) -> Option<Verdict> {
-        let s = self.sources[self.source_slot(addr)];
-        if s.addr != Some(addr) {
-            return None;
-        }
-        s.judged
+        self.sources[self.source_slot(addr)?].judged
     }
 
     /// The verdicts reached since the last take, and how many found no room since start.
