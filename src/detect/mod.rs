@@ -21,16 +21,19 @@
 pub mod decoy;
 pub mod fingerprint;
 pub mod service_probes;
+mod table;
 pub mod traps;
 pub mod version;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use hashlink::LinkedHashMap;
 use ipnet::IpNet;
+
+use table::Table;
 
 use crate::time::Timestamp;
 use crate::wire::{Evidence, ProbeKind, Proto, TcpFlags};
@@ -367,10 +370,103 @@ struct Hit {
     weight: u32,
 }
 
+/// A source's distinct ports in the window, oldest first: the first inline, so that a source
+/// on probation (one probe, one port) costs no allocation (issue 29); more on the heap.
+#[derive(Debug)]
+enum Hits {
+    Inline(Option<Hit>),
+    Heap(VecDeque<Hit>),
+}
+
+impl Default for Hits {
+    fn default() -> Self {
+        Hits::Inline(None)
+    }
+}
+
+impl Hits {
+    fn len(&self) -> usize {
+        match self {
+            Hits::Inline(hit) => usize::from(hit.is_some()),
+            Hits::Heap(hits) => hits.len(),
+        }
+    }
+
+    fn front(&self) -> Option<&Hit> {
+        match self {
+            Hits::Inline(hit) => hit.as_ref(),
+            Hits::Heap(hits) => hits.front(),
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Hit> {
+        match self {
+            Hits::Inline(hit) => hit.take(),
+            Hits::Heap(hits) => hits.pop_front(),
+        }
+    }
+
+    fn push_back(&mut self, new: Hit) {
+        match self {
+            Hits::Inline(None) => *self = Hits::Inline(Some(new)),
+            Hits::Inline(Some(first)) => {
+                let mut hits = VecDeque::with_capacity(4);
+                hits.push_back(*first);
+                hits.push_back(new);
+                *self = Hits::Heap(hits);
+            }
+            Hits::Heap(hits) => hits.push_back(new),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Hit> {
+        let (a, b) = match self {
+            Hits::Inline(hit) => (hit.as_slice(), &[][..]),
+            Hits::Heap(hits) => hits.as_slices(),
+        };
+        a.iter().chain(b)
+    }
+
+    /// The hit on `proto` `port`.
+    fn find_mut(&mut self, proto: Proto, port: u16) -> Option<&mut Hit> {
+        let (a, b) = match self {
+            Hits::Inline(hit) => (hit.as_mut_slice(), &mut [][..]),
+            Hits::Heap(hits) => hits.as_mut_slices(),
+        };
+        a.iter_mut()
+            .chain(b)
+            .find(|h| h.port == port && h.proto == proto)
+    }
+
+    /// The place of the hit on `proto` `port`, oldest first.
+    fn position(&self, proto: Proto, port: u16) -> Option<usize> {
+        self.iter().position(|h| h.port == port && h.proto == proto)
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Hit> {
+        match self {
+            Hits::Inline(hit) if i == 0 => hit.take(),
+            Hits::Inline(_) => None,
+            Hits::Heap(hits) => hits.remove(i),
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Hit) -> bool) {
+        match self {
+            Hits::Inline(hit) => {
+                if hit.as_ref().is_some_and(|h| !keep(h)) {
+                    *hit = None;
+                }
+            }
+            Hits::Heap(hits) => hits.retain(|h| keep(h)),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Source {
     /// Distinct ports in the window, oldest first.
-    hits: VecDeque<Hit>,
+    hits: Hits,
     score: u64,
     last_seen: Timestamp,
     packets: u64,
@@ -395,7 +491,7 @@ impl Source {
     ) -> Detection {
         let mut kinds = self.seen.kinds_at(at);
         let mut ports: Vec<(Proto, u16)> = Vec::with_capacity(self.hits.len());
-        for h in &self.hits {
+        for h in self.hits.iter() {
             kinds.insert(h.kinds);
             ports.push((h.proto, h.port));
         }
@@ -429,9 +525,10 @@ impl Source {
 pub struct Detector {
     config: DetectorConfig,
     /// Sources with two probes or more, least recently active first.
-    sources: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
-    /// Sources with one probe so far, least recently active first.
-    probation: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
+    sources: Table<Source>,
+    /// Sources with one probe so far, least recently active first (of one seed with
+    /// `sources`: a key's hash serves both).
+    probation: Table<Source>,
     stats: DetectorStats,
     mask4: u32,
     mask6: u128,
@@ -449,9 +546,11 @@ impl Detector {
             config.max_ports_per_source > 0,
             "max_ports_per_source must be positive"
         );
+        // A random seed, so that remote parties cannot aim collisions at the tables.
+        let seed = foldhash::fast::RandomState::default().hash_one(0x5eed_u64);
         Detector {
-            sources: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
-            probation: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
+            sources: Table::new(seed),
+            probation: Table::new(seed),
             mask4: mask4(config.ipv4_prefix),
             mask6: mask6(config.ipv6_prefix),
             config,
@@ -510,11 +609,7 @@ impl Detector {
         }
 
         let kinds = ScanKinds::of(probe.kind);
-        match source
-            .hits
-            .iter_mut()
-            .find(|h| h.port == probe.dst_port && h.proto == probe.proto)
-        {
+        match source.hits.find_mut(probe.proto, probe.dst_port) {
             Some(hit) => {
                 // A port probed already: an ACK seen through the kernel's answer is that probe's
                 // own echo (a Maimon FIN+ACK gets the same bare RST), not another scan kind.
@@ -618,10 +713,7 @@ impl Detector {
     pub fn retract(&mut self, src: IpAddr, proto: Proto, port: u16) {
         let key = self.key(src);
         if let Some(source) = self.source_mut(&key)
-            && let Some(i) = source
-                .hits
-                .iter()
-                .position(|h| h.port == port && h.proto == proto)
+            && let Some(i) = source.hits.position(proto, port)
             && let Some(hit) = source.hits.remove(i)
         {
             source.score -= u64::from(hit.weight);
@@ -694,7 +786,7 @@ impl Detector {
                 continue;
             }
             let mut kinds = ScanKinds::default();
-            for hit in &s.hits {
+            for hit in s.hits.iter() {
                 kinds.insert(hit.kinds);
             }
             let watched = Watched {
@@ -733,10 +825,9 @@ impl Detector {
 
     /// The source counted under `key`, in either table.
     fn source_mut(&mut self, key: &IpAddr) -> Option<&mut Source> {
-        if self.sources.contains_key(key) {
-            self.sources.get_mut(key)
-        } else {
-            self.probation.get_mut(key)
+        match self.sources.get_mut(key) {
+            Some(source) => Some(source),
+            None => self.probation.get_mut(key),
         }
     }
 
@@ -766,39 +857,44 @@ impl Detector {
 /// there is none, promoted to the main table at its second packet; the least recently active of
 /// a full table gives way.
 fn entry<'a>(
-    (sources, probation): (&'a mut Table, &'a mut Table),
+    (sources, probation): (&'a mut Table<Source>, &'a mut Table<Source>),
     stats: &mut DetectorStats,
     max_sources: usize,
     (key, src, at): (IpAddr, IpAddr, Timestamp),
 ) -> &'a mut Source {
-    if sources.contains_key(&key) {
-        sources.to_back(&key).expect("present")
-    } else if let Some(promoted) = probation.remove(&key) {
+    // One hash for both tables (they share a seed).
+    let hash = sources.hash(&key);
+    if let Some(slot) = sources.find(hash, &key) {
+        sources.touch(slot)
+    } else if let Some(slot) = probation.find(hash, &key) {
         // Its second probe: off probation, into the main table.
+        let promoted = probation.remove(slot);
         if sources.len() >= max_sources {
             sources.pop_front();
             stats.evicted_sources += 1;
         }
-        sources.entry(key).or_insert(promoted)
+        sources.push_back(hash, key, promoted)
     } else {
         if probation.len() >= max_sources {
             probation.pop_front();
             stats.evicted_sources += 1;
         }
-        probation.entry(key).or_insert(Source {
-            hits: VecDeque::new(),
-            score: 0,
-            last_seen: at,
-            packets: 0,
-            quiet_until: Timestamp::ZERO,
-            first: src,
-            several: false,
-            seen: fingerprint::Seen::default(),
-        })
+        probation.push_back(
+            hash,
+            key,
+            Source {
+                hits: Hits::default(),
+                score: 0,
+                last_seen: at,
+                packets: 0,
+                quiet_until: Timestamp::ZERO,
+                first: src,
+                several: false,
+                seen: fingerprint::Seen::default(),
+            },
+        )
     }
 }
-
-type Table = LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>;
 
 /// The IPv4 network mask of a prefix length (0-32).
 fn mask4(len: u8) -> u32 {
