@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use table::Table;
+use table::{List, Table};
 
 use crate::time::Timestamp;
 use crate::wire::{Evidence, ProbeKind, Proto, TcpFlags};
@@ -524,11 +524,9 @@ impl Source {
 #[derive(Debug)]
 pub struct Detector {
     config: DetectorConfig,
-    /// Sources with two probes or more, least recently active first.
+    /// Sources with two probes or more ([`List::Main`]) and sources with one probe so far
+    /// ([`List::Probation`]), each least recently active first: one index for both.
     sources: Table<Source>,
-    /// Sources with one probe so far, least recently active first (of one seed with
-    /// `sources`: a key's hash serves both).
-    probation: Table<Source>,
     stats: DetectorStats,
     mask4: u32,
     mask6: u128,
@@ -550,7 +548,6 @@ impl Detector {
         let seed = foldhash::fast::RandomState::default().hash_one(0x5eed_u64);
         Detector {
             sources: Table::new(seed),
-            probation: Table::new(seed),
             mask4: mask4(config.ipv4_prefix),
             mask6: mask6(config.ipv6_prefix),
             config,
@@ -591,7 +588,7 @@ impl Detector {
 
         let threshold = u64::from(self.config.threshold);
         let source = entry(
-            (&mut self.sources, &mut self.probation),
+            &mut self.sources,
             &mut self.stats,
             self.config.max_sources,
             (key, probe.src, probe.at),
@@ -670,7 +667,7 @@ impl Detector {
         let net = IpNet::new(key, self.prefix_len(key)).expect("prefix lengths are validated");
         let window = self.config.window;
         let source = entry(
-            (&mut self.sources, &mut self.probation),
+            &mut self.sources,
             &mut self.stats,
             self.config.max_sources,
             (key, src, at),
@@ -700,9 +697,13 @@ impl Detector {
     /// last activity, so only the expired ones are visited.
     pub fn expire(&mut self, now: Timestamp) {
         let horizon = now.saturating_sub(self.config.window);
-        for table in [&mut self.sources, &mut self.probation] {
-            while table.front().is_some_and(|(_, s)| s.last_seen < horizon) {
-                table.pop_front();
+        for list in [List::Main, List::Probation] {
+            while self
+                .sources
+                .front(list)
+                .is_some_and(|(_, s)| s.last_seen < horizon)
+            {
+                self.sources.pop_front(list);
                 self.stats.expired_sources += 1;
             }
         }
@@ -773,15 +774,16 @@ impl Detector {
     /// Forgets every source inside `net`, so that its next probes are judged afresh (after an
     /// administrator lifts its block).
     pub fn forget(&mut self, net: ipnet::IpNet) {
-        self.sources.retain(|key, _| !net.contains(key));
-        self.probation.retain(|key, _| !net.contains(key));
+        self.sources.retain(List::Main, |key, _| !net.contains(key));
+        self.sources
+            .retain(List::Probation, |key, _| !net.contains(key));
     }
 
     /// The `n` sources with the highest scores in their windows now (of those with two probes
     /// or more), highest first: who is scanning, for `sentryctl top`. One pass over the table.
     pub fn leaders(&self, n: usize) -> Vec<Watched> {
         let mut leaders: Vec<Watched> = Vec::with_capacity(n + 1);
-        for (key, s) in self.sources.iter() {
+        for (key, s) in self.sources.iter(List::Main) {
             if leaders.len() == n && leaders.last().is_some_and(|w| w.score >= s.score) {
                 continue;
             }
@@ -809,7 +811,7 @@ impl Detector {
     /// window, oldest first, at most `n`.
     pub fn ports_of(&self, src: IpAddr, n: usize) -> Vec<(Proto, u16)> {
         let key = self.key(src);
-        let source = self.sources.get(&key).or_else(|| self.probation.get(&key));
+        let source = self.sources.get(&key);
         source
             .map(|s| s.hits.iter().take(n).map(|h| (h.proto, h.port)).collect())
             .unwrap_or_default()
@@ -818,17 +820,14 @@ impl Detector {
     /// Counters, and the number of sources tracked now.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
-            tracked: self.sources.len() + self.probation.len(),
+            tracked: self.sources.len(List::Main) + self.sources.len(List::Probation),
             ..self.stats
         }
     }
 
     /// The source counted under `key`, in either table.
     fn source_mut(&mut self, key: &IpAddr) -> Option<&mut Source> {
-        match self.sources.get_mut(key) {
-            Some(source) => Some(source),
-            None => self.probation.get_mut(key),
-        }
+        self.sources.get_mut(key)
     }
 
     /// The key a source is counted under: its address, masked to the configured prefix.
@@ -857,42 +856,44 @@ impl Detector {
 /// there is none, promoted to the main table at its second packet; the least recently active of
 /// a full table gives way.
 fn entry<'a>(
-    (sources, probation): (&'a mut Table<Source>, &'a mut Table<Source>),
+    tables: &'a mut Table<Source>,
     stats: &mut DetectorStats,
     max_sources: usize,
     (key, src, at): (IpAddr, IpAddr, Timestamp),
 ) -> &'a mut Source {
-    // One hash for both tables (they share a seed).
-    let hash = sources.hash(&key);
-    if let Some(slot) = sources.find(hash, &key) {
-        sources.touch(slot)
-    } else if let Some(slot) = probation.find(hash, &key) {
-        // Its second probe: off probation, into the main table.
-        let promoted = probation.remove(slot);
-        if sources.len() >= max_sources {
-            sources.pop_front();
-            stats.evicted_sources += 1;
+    // One lookup for both lists.
+    let hash = tables.hash(&key);
+    match tables.find(hash, &key) {
+        Some(slot) if slot.list == List::Main => tables.touch(slot, List::Main),
+        Some(slot) => {
+            // Its second probe: off probation, into the main table.
+            if tables.len(List::Main) >= max_sources {
+                tables.pop_front(List::Main);
+                stats.evicted_sources += 1;
+            }
+            tables.touch(slot, List::Main)
         }
-        sources.push_back(hash, key, promoted)
-    } else {
-        if probation.len() >= max_sources {
-            probation.pop_front();
-            stats.evicted_sources += 1;
+        None => {
+            if tables.len(List::Probation) >= max_sources {
+                tables.pop_front(List::Probation);
+                stats.evicted_sources += 1;
+            }
+            tables.push_back(
+                List::Probation,
+                hash,
+                key,
+                Source {
+                    hits: Hits::default(),
+                    score: 0,
+                    last_seen: at,
+                    packets: 0,
+                    quiet_until: Timestamp::ZERO,
+                    first: src,
+                    several: false,
+                    seen: fingerprint::Seen::default(),
+                },
+            )
         }
-        probation.push_back(
-            hash,
-            key,
-            Source {
-                hits: Hits::default(),
-                score: 0,
-                last_seen: at,
-                packets: 0,
-                quiet_until: Timestamp::ZERO,
-                first: src,
-                several: false,
-                seen: fingerprint::Seen::default(),
-            },
-        )
     }
 }
 
