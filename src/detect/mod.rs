@@ -15,7 +15,10 @@
 //! table: a source with several probes is never evicted by it, and a slow scanner survives a
 //! one-packet-per-source flood as long as fewer than `max_sources` new sources arrive between
 //! two of its probes. At most `max_ports_per_source` ports each (the oldest is dropped), with
-//! counters of both. Worst case ≈ `max_sources × (2 × 200 + 16 × max_ports_per_source)` bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
+//! counters of both. Worst case ≈ `max_sources × (2 × 160 + 24 × max_ports_per_source)` bytes
+//! (a slot of 144 bytes and its index entry per source, 24 bytes a port past the first, which
+//! is kept in the slot); the slots stay allocated once made, so a full table is reused, never
+//! reallocated (`detect::table`). Callers check the never-block list and the trap ports *before* [`Detector::observe`],
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
 pub mod decoy;
@@ -360,7 +363,7 @@ pub struct DetectorStats {
     pub detections: u64,
 }
 
-/// One distinct trap port of a source. 16 bytes.
+/// One distinct trap port of a source. 24 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     at: Timestamp,
