@@ -78,6 +78,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("*", "thiserror", "crate: error enums"),
     ("*", "hashlink", "crate: the detector's ordered map"),
     ("*", "foldhash", "crate: its hasher"),
+    ("*", "hashbrown", "crate: the detector's source tables (issue 29)"),
     ("*", "etherparse", "crate: zero-copy header slices"),
     ("*", "humantime", "crate: durations and dates as text"),
     ("*", "toml", "crate: the configuration's syntax"),

@@ -15,22 +15,28 @@
 //! table: a source with several probes is never evicted by it, and a slow scanner survives a
 //! one-packet-per-source flood as long as fewer than `max_sources` new sources arrive between
 //! two of its probes. At most `max_ports_per_source` ports each (the oldest is dropped), with
-//! counters of both. Worst case ≈ `max_sources × (2 × 200 + 16 × max_ports_per_source)` bytes. Callers check the never-block list and the trap ports *before* [`Detector::observe`],
+//! counters of both. Worst case ≈ `max_sources × (2 × 160 + 24 × max_ports_per_source)` bytes
+//! (a slot of 144 bytes and its index entry per source, 24 bytes a port past the first, which
+//! is kept in the slot); the slots stay allocated once made, so a full table is reused, never
+//! reallocated (`detect::table`). Callers check the never-block list and the trap ports *before* [`Detector::observe`],
 //! so neither ignored sources nor ordinary traffic ever create state here.
 
 pub mod decoy;
 pub mod fingerprint;
 pub mod service_probes;
+mod table;
 pub mod traps;
 pub mod version;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use hashlink::LinkedHashMap;
 use ipnet::IpNet;
+
+use table::{List, Table};
 
 use crate::time::Timestamp;
 use crate::wire::{Evidence, ProbeKind, Proto, TcpFlags};
@@ -357,7 +363,7 @@ pub struct DetectorStats {
     pub detections: u64,
 }
 
-/// One distinct trap port of a source. 16 bytes.
+/// One distinct trap port of a source. 24 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     at: Timestamp,
@@ -367,10 +373,103 @@ struct Hit {
     weight: u32,
 }
 
+/// A source's distinct ports in the window, oldest first: the first inline, so that a source
+/// on probation (one probe, one port) costs no allocation (issue 29); more on the heap.
+#[derive(Debug)]
+enum Hits {
+    Inline(Option<Hit>),
+    Heap(VecDeque<Hit>),
+}
+
+impl Default for Hits {
+    fn default() -> Self {
+        Hits::Inline(None)
+    }
+}
+
+impl Hits {
+    fn len(&self) -> usize {
+        match self {
+            Hits::Inline(hit) => usize::from(hit.is_some()),
+            Hits::Heap(hits) => hits.len(),
+        }
+    }
+
+    fn front(&self) -> Option<&Hit> {
+        match self {
+            Hits::Inline(hit) => hit.as_ref(),
+            Hits::Heap(hits) => hits.front(),
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Hit> {
+        match self {
+            Hits::Inline(hit) => hit.take(),
+            Hits::Heap(hits) => hits.pop_front(),
+        }
+    }
+
+    fn push_back(&mut self, new: Hit) {
+        match self {
+            Hits::Inline(None) => *self = Hits::Inline(Some(new)),
+            Hits::Inline(Some(first)) => {
+                let mut hits = VecDeque::with_capacity(4);
+                hits.push_back(*first);
+                hits.push_back(new);
+                *self = Hits::Heap(hits);
+            }
+            Hits::Heap(hits) => hits.push_back(new),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Hit> {
+        let (a, b) = match self {
+            Hits::Inline(hit) => (hit.as_slice(), &[][..]),
+            Hits::Heap(hits) => hits.as_slices(),
+        };
+        a.iter().chain(b)
+    }
+
+    /// The hit on `proto` `port`.
+    fn find_mut(&mut self, proto: Proto, port: u16) -> Option<&mut Hit> {
+        let (a, b) = match self {
+            Hits::Inline(hit) => (hit.as_mut_slice(), &mut [][..]),
+            Hits::Heap(hits) => hits.as_mut_slices(),
+        };
+        a.iter_mut()
+            .chain(b)
+            .find(|h| h.port == port && h.proto == proto)
+    }
+
+    /// The place of the hit on `proto` `port`, oldest first.
+    fn position(&self, proto: Proto, port: u16) -> Option<usize> {
+        self.iter().position(|h| h.port == port && h.proto == proto)
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Hit> {
+        match self {
+            Hits::Inline(hit) if i == 0 => hit.take(),
+            Hits::Inline(_) => None,
+            Hits::Heap(hits) => hits.remove(i),
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Hit) -> bool) {
+        match self {
+            Hits::Inline(hit) => {
+                if hit.as_ref().is_some_and(|h| !keep(h)) {
+                    *hit = None;
+                }
+            }
+            Hits::Heap(hits) => hits.retain(|h| keep(h)),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Source {
     /// Distinct ports in the window, oldest first.
-    hits: VecDeque<Hit>,
+    hits: Hits,
     score: u64,
     last_seen: Timestamp,
     packets: u64,
@@ -395,7 +494,7 @@ impl Source {
     ) -> Detection {
         let mut kinds = self.seen.kinds_at(at);
         let mut ports: Vec<(Proto, u16)> = Vec::with_capacity(self.hits.len());
-        for h in &self.hits {
+        for h in self.hits.iter() {
             kinds.insert(h.kinds);
             ports.push((h.proto, h.port));
         }
@@ -428,10 +527,9 @@ impl Source {
 #[derive(Debug)]
 pub struct Detector {
     config: DetectorConfig,
-    /// Sources with two probes or more, least recently active first.
-    sources: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
-    /// Sources with one probe so far, least recently active first.
-    probation: LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>,
+    /// Sources with two probes or more ([`List::Main`]) and sources with one probe so far
+    /// ([`List::Probation`]), each least recently active first: one index for both.
+    sources: Table<Source>,
     stats: DetectorStats,
     mask4: u32,
     mask6: u128,
@@ -449,9 +547,10 @@ impl Detector {
             config.max_ports_per_source > 0,
             "max_ports_per_source must be positive"
         );
+        // A random seed, so that remote parties cannot aim collisions at the tables.
+        let seed = foldhash::fast::RandomState::default().hash_one(0x5eed_u64);
         Detector {
-            sources: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
-            probation: LinkedHashMap::with_hasher(foldhash::fast::RandomState::default()),
+            sources: Table::new(seed),
             mask4: mask4(config.ipv4_prefix),
             mask6: mask6(config.ipv6_prefix),
             config,
@@ -492,7 +591,7 @@ impl Detector {
 
         let threshold = u64::from(self.config.threshold);
         let source = entry(
-            (&mut self.sources, &mut self.probation),
+            &mut self.sources,
             &mut self.stats,
             self.config.max_sources,
             (key, probe.src, probe.at),
@@ -510,11 +609,7 @@ impl Detector {
         }
 
         let kinds = ScanKinds::of(probe.kind);
-        match source
-            .hits
-            .iter_mut()
-            .find(|h| h.port == probe.dst_port && h.proto == probe.proto)
-        {
+        match source.hits.find_mut(probe.proto, probe.dst_port) {
             Some(hit) => {
                 // A port probed already: an ACK seen through the kernel's answer is that probe's
                 // own echo (a Maimon FIN+ACK gets the same bare RST), not another scan kind.
@@ -575,7 +670,7 @@ impl Detector {
         let net = IpNet::new(key, self.prefix_len(key)).expect("prefix lengths are validated");
         let window = self.config.window;
         let source = entry(
-            (&mut self.sources, &mut self.probation),
+            &mut self.sources,
             &mut self.stats,
             self.config.max_sources,
             (key, src, at),
@@ -605,9 +700,13 @@ impl Detector {
     /// last activity, so only the expired ones are visited.
     pub fn expire(&mut self, now: Timestamp) {
         let horizon = now.saturating_sub(self.config.window);
-        for table in [&mut self.sources, &mut self.probation] {
-            while table.front().is_some_and(|(_, s)| s.last_seen < horizon) {
-                table.pop_front();
+        for list in [List::Main, List::Probation] {
+            while self
+                .sources
+                .front(list)
+                .is_some_and(|(_, s)| s.last_seen < horizon)
+            {
+                self.sources.pop_front(list);
                 self.stats.expired_sources += 1;
             }
         }
@@ -618,10 +717,7 @@ impl Detector {
     pub fn retract(&mut self, src: IpAddr, proto: Proto, port: u16) {
         let key = self.key(src);
         if let Some(source) = self.source_mut(&key)
-            && let Some(i) = source
-                .hits
-                .iter()
-                .position(|h| h.port == port && h.proto == proto)
+            && let Some(i) = source.hits.position(proto, port)
             && let Some(hit) = source.hits.remove(i)
         {
             source.score -= u64::from(hit.weight);
@@ -681,20 +777,21 @@ impl Detector {
     /// Forgets every source inside `net`, so that its next probes are judged afresh (after an
     /// administrator lifts its block).
     pub fn forget(&mut self, net: ipnet::IpNet) {
-        self.sources.retain(|key, _| !net.contains(key));
-        self.probation.retain(|key, _| !net.contains(key));
+        self.sources.retain(List::Main, |key, _| !net.contains(key));
+        self.sources
+            .retain(List::Probation, |key, _| !net.contains(key));
     }
 
     /// The `n` sources with the highest scores in their windows now (of those with two probes
     /// or more), highest first: who is scanning, for `sentryctl top`. One pass over the table.
     pub fn leaders(&self, n: usize) -> Vec<Watched> {
         let mut leaders: Vec<Watched> = Vec::with_capacity(n + 1);
-        for (key, s) in self.sources.iter() {
+        for (key, s) in self.sources.iter(List::Main) {
             if leaders.len() == n && leaders.last().is_some_and(|w| w.score >= s.score) {
                 continue;
             }
             let mut kinds = ScanKinds::default();
-            for hit in &s.hits {
+            for hit in s.hits.iter() {
                 kinds.insert(hit.kinds);
             }
             let watched = Watched {
@@ -717,7 +814,7 @@ impl Detector {
     /// window, oldest first, at most `n`.
     pub fn ports_of(&self, src: IpAddr, n: usize) -> Vec<(Proto, u16)> {
         let key = self.key(src);
-        let source = self.sources.get(&key).or_else(|| self.probation.get(&key));
+        let source = self.sources.get(&key);
         source
             .map(|s| s.hits.iter().take(n).map(|h| (h.proto, h.port)).collect())
             .unwrap_or_default()
@@ -726,18 +823,14 @@ impl Detector {
     /// Counters, and the number of sources tracked now.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
-            tracked: self.sources.len() + self.probation.len(),
+            tracked: self.sources.len(List::Main) + self.sources.len(List::Probation),
             ..self.stats
         }
     }
 
     /// The source counted under `key`, in either table.
     fn source_mut(&mut self, key: &IpAddr) -> Option<&mut Source> {
-        if self.sources.contains_key(key) {
-            self.sources.get_mut(key)
-        } else {
-            self.probation.get_mut(key)
-        }
+        self.sources.get_mut(key)
     }
 
     /// The key a source is counted under: its address, masked to the configured prefix.
@@ -766,39 +859,46 @@ impl Detector {
 /// there is none, promoted to the main table at its second packet; the least recently active of
 /// a full table gives way.
 fn entry<'a>(
-    (sources, probation): (&'a mut Table, &'a mut Table),
+    tables: &'a mut Table<Source>,
     stats: &mut DetectorStats,
     max_sources: usize,
     (key, src, at): (IpAddr, IpAddr, Timestamp),
 ) -> &'a mut Source {
-    if sources.contains_key(&key) {
-        sources.to_back(&key).expect("present")
-    } else if let Some(promoted) = probation.remove(&key) {
-        // Its second probe: off probation, into the main table.
-        if sources.len() >= max_sources {
-            sources.pop_front();
-            stats.evicted_sources += 1;
+    // One lookup for both lists.
+    let hash = tables.hash(&key);
+    match tables.find(hash, &key) {
+        Some(slot) if slot.list == List::Main => tables.touch(slot, List::Main),
+        Some(slot) => {
+            // Its second probe: off probation, into the main table.
+            if tables.len(List::Main) >= max_sources {
+                tables.pop_front(List::Main);
+                stats.evicted_sources += 1;
+            }
+            tables.touch(slot, List::Main)
         }
-        sources.entry(key).or_insert(promoted)
-    } else {
-        if probation.len() >= max_sources {
-            probation.pop_front();
-            stats.evicted_sources += 1;
+        None => {
+            if tables.len(List::Probation) >= max_sources {
+                tables.pop_front(List::Probation);
+                stats.evicted_sources += 1;
+            }
+            tables.push_back(
+                List::Probation,
+                hash,
+                key,
+                Source {
+                    hits: Hits::default(),
+                    score: 0,
+                    last_seen: at,
+                    packets: 0,
+                    quiet_until: Timestamp::ZERO,
+                    first: src,
+                    several: false,
+                    seen: fingerprint::Seen::default(),
+                },
+            )
         }
-        probation.entry(key).or_insert(Source {
-            hits: VecDeque::new(),
-            score: 0,
-            last_seen: at,
-            packets: 0,
-            quiet_until: Timestamp::ZERO,
-            first: src,
-            several: false,
-            seen: fingerprint::Seen::default(),
-        })
     }
 }
-
-type Table = LinkedHashMap<IpAddr, Source, foldhash::fast::RandomState>;
 
 /// The IPv4 network mask of a prefix length (0-32).
 fn mask4(len: u8) -> u32 {
