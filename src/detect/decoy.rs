@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::time::Timestamp;
-use crate::wire::{Packet, TcpFlags};
+use crate::wire::{Packet, Shape, TcpFlags};
 
 /// How long a SYN+ACK waits for its RST before it counts as unanswered.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
@@ -175,9 +175,10 @@ impl Decoys {
         Some(s)
     }
 
-    /// A SYN+ACK this host sent (`syn_ack`, from a local address, at `at`). A retransmission
+    /// A SYN+ACK this host sent (`syn_ack`, from a local address, at `at`; its other fields
+    /// `shape`). A retransmission
     /// of one still waiting changes nothing.
-    pub fn sent(&mut self, at: Timestamp, syn_ack: &Packet) {
+    pub fn sent(&mut self, at: Timestamp, syn_ack: &Packet, shape: &Shape) {
         let fingerprint =
             self.fingerprint(syn_ack.dst, syn_ack.dst_port, syn_ack.src, syn_ack.src_port);
         let i = self.slot(fingerprint);
@@ -188,7 +189,7 @@ impl Decoys {
             fingerprint,
             remote: syn_ack.dst,
             local_port: syn_ack.src_port,
-            rst_seq: syn_ack.shape.ack,
+            rst_seq: shape.ack,
             at,
         };
         if let Some(s) = self.source(syn_ack.dst, at, true) {
@@ -197,10 +198,10 @@ impl Decoys {
         }
     }
 
-    /// A packet to this host: when it is a bare RST (no ACK) answering a SYN+ACK still waiting
+    /// A packet to this host (its other fields `shape`): when it is a bare RST (no ACK) answering a SYN+ACK still waiting
     /// (the same 4-tuple, its sequence number the SYN+ACK's acknowledgment), that SYN+ACK is
     /// answered.
-    pub fn arrived(&mut self, at: Timestamp, p: &Packet) {
+    pub fn arrived(&mut self, at: Timestamp, p: &Packet, shape: &Shape) {
         if p.tcp_flags
             .is_none_or(|f| f.bits() & 0x3f != TcpFlags::RST.bits())
         {
@@ -210,7 +211,7 @@ impl Decoys {
         let i = self.slot(fingerprint);
         let slot = self.pending[i];
         if slot.fingerprint != fingerprint
-            || slot.rst_seq != p.shape.seq
+            || slot.rst_seq != shape.seq
             || at.saturating_since(slot.at) > ANSWER_WITHIN
         {
             return;
