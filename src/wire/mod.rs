@@ -304,6 +304,7 @@ const MAX_VLAN_TAGS: usize = 3;
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
 /// ICMP.
+#[inline]
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
     read(link, frame, Metadata::default()).map(|seen| seen.packet)
 }
@@ -316,6 +317,7 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
 /// ICMP.
+#[inline]
 pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
     read(link, frame, seen).map(|seen| seen.packet)
 }
@@ -336,6 +338,7 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
 /// ICMP.
+#[inline]
 pub fn read(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Seen<'_>, Skip> {
     let layer = ip_layer(link, frame, seen)?;
     let (packet, mut at) = packet_from_ip(layer.ip, seen.whole)?;
@@ -640,6 +643,7 @@ struct IpLayer<'a> {
 }
 
 /// Slices the link layer of `frame` off: its IP bytes, direction, interface and device type.
+#[inline]
 fn ip_layer(link: LinkType, frame: &[u8], seen: Metadata) -> Result<IpLayer<'_>, Skip> {
     let mut ifindex = None;
     // The device type of a cooked header, read only when it matters.
@@ -700,6 +704,7 @@ fn ip_layer(link: LinkType, frame: &[u8], seen: Metadata) -> Result<IpLayer<'_>,
 }
 
 /// Walks VLAN tags (802.1Q, 802.1ad, the old QinQ 0x9100) to the IP header.
+#[inline]
 fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8], Skip> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ether_type {
@@ -720,6 +725,7 @@ fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8],
 
 /// `payload` when its IP version is the one its link-layer protocol names: the kernel drops
 /// an IPv4 packet in an IPv6 frame, and the reverse, so neither is a probe.
+#[inline]
 fn ip_of_its_version(ether_type: EtherType, payload: &[u8]) -> Result<&[u8], Skip> {
     let version = payload.first().ok_or(Skip::Truncated)? >> 4;
     match (ether_type, version) {
@@ -732,6 +738,7 @@ fn ip_of_its_version(ether_type: EtherType, payload: &[u8]) -> Result<&[u8], Ski
 /// big-endian field and nothing else we need; the hardware type is deliberately not checked,
 /// since `any` captures include loopback (ARPHRD 772) and tunnels. A protocol field that is not
 /// an IP EtherType (netlink, for instance) comes out as [`Skip::NotIp`].
+#[inline]
 fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Skip> {
     let (Some(proto), Some(payload)) = (frame.get(proto_at..proto_at + 2), frame.get(header_len..))
     else {
@@ -745,6 +752,7 @@ fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Ski
 /// rest when asked). IPv6 extension headers are walked by etherparse; a payload cut short by
 /// the snap length is fine as long as the transport header is whole, but not one shorter than
 /// its header says when the capture holds the `whole` frame.
+#[inline]
 fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
     let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
