@@ -25,7 +25,7 @@ use scansentry::detect::fingerprint;
 use scansentry::never_block::NeverBlockList;
 use scansentry::pipeline::Pipeline;
 use scansentry::time::Timestamp;
-use scansentry::wire::{self, LinkType};
+use scansentry::wire::{self, LinkType, Metadata};
 
 const SOURCES: u32 = 100_000;
 const PORTS_PER_SOURCE: u32 = 30;
@@ -145,8 +145,13 @@ fn main() {
             let t = Instant::now();
             let mut marked = 0u64;
             for f in &capture.frames {
-                if let Ok(p) = wire::parse(LinkType::Ethernet, black_box(frame(f))) {
-                    marked += u64::from(fingerprint::recognise(black_box(&p)).is_some());
+                // As the pipeline does: the fields the rules read, from the frame.
+                let seen = wire::read(LinkType::Ethernet, black_box(frame(f)), Metadata::default());
+                if let Ok(seen) = seen {
+                    let shape = seen.shape();
+                    marked += u64::from(
+                        fingerprint::recognise(black_box(&seen.packet), &shape).is_some(),
+                    );
                 }
             }
             black_box(marked);

@@ -41,7 +41,7 @@ use crate::detect::{Candidate, Detection, Detector, DetectorConfig, DetectorStat
 use crate::never_block::NeverBlockList;
 use crate::time::Timestamp;
 use crate::wire::reassembly::{self, Note, Outcome, Reassembler};
-use crate::wire::{self, Direction, LinkType, Metadata, Packet, ProbeKind, Proto, Skip};
+use crate::wire::{self, Direction, Lazy, LinkType, Metadata, Packet, ProbeKind, Proto, Skip};
 
 /// What happened to the packets seen so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -360,7 +360,7 @@ impl Pipeline {
         link: LinkType,
         frame: &[u8],
     ) -> Option<Detection> {
-        match wire::parse(link, frame) {
+        match wire::read(link, frame, Metadata::default()) {
             Err(Skip::Fragment) => {
                 self.process_fragment_looking(at, link, frame, Metadata::default(), || None)
             }
@@ -369,8 +369,14 @@ impl Pipeline {
     }
 
     /// Processes one parsed frame (or the reason it did not parse), with no fresh reading of
-    /// the socket table (the one in use is looked at again).
-    pub fn process(&mut self, at: Timestamp, parsed: Result<Packet, Skip>) -> Option<Detection> {
+    /// the socket table (the one in use is looked at again). A frame is given as
+    /// [`wire::read`] gives it, its details in it, or as anything else a [`Lazy`] is made
+    /// from.
+    pub fn process<'a>(
+        &mut self,
+        at: Timestamp,
+        parsed: Result<impl Into<Lazy<'a>>, Skip>,
+    ) -> Option<Detection> {
         self.process_looking(at, parsed, || None)
     }
 
@@ -378,13 +384,13 @@ impl Pipeline {
     /// threshold, `look` is asked for a fresh reading of the listening sockets (`None`: keep
     /// the one in use) and the candidate is settled against it: the detection returned is
     /// final, and counted once.
-    pub fn process_looking(
+    pub fn process_looking<'a>(
         &mut self,
         at: Timestamp,
-        parsed: Result<Packet, Skip>,
+        parsed: Result<impl Into<Lazy<'a>>, Skip>,
         look: impl FnOnce() -> Option<Listeners>,
     ) -> Option<Detection> {
-        // By reference from here: a packet is some 170 bytes, and is not copied again.
+        let parsed = parsed.map(Into::into);
         let found = self.candidate(at, parsed.as_ref().map_err(|&skip| skip), None)?;
         self.settle_found(found, look)
     }
@@ -404,7 +410,7 @@ impl Pipeline {
         self.tick(at);
         self.counters.fragments += 1;
         let (packet, note) = self.reassemble(at, link, frame, seen)?;
-        let found = self.candidate(at, Ok(&packet), Some(note))?;
+        let found = self.candidate(at, Ok(&Lazy::from(packet)), Some(note))?;
         self.settle_found(found, look)
     }
 
@@ -416,7 +422,7 @@ impl Pipeline {
         link: LinkType,
         frame: &[u8],
         seen: Metadata,
-    ) -> Option<(Packet, Note)> {
+    ) -> Option<(wire::Full, Note)> {
         let f = match reassembly::fragment_of(link, frame, seen) {
             Ok(f) => f,
             Err(reason) => {
@@ -520,20 +526,23 @@ impl Pipeline {
     fn candidate(
         &mut self,
         at: Timestamp,
-        parsed: Result<&Packet, Skip>,
+        parsed: Result<&Lazy<'_>, Skip>,
         fragments: Option<Note>,
     ) -> Option<Found> {
         if fragments.is_none() {
             self.tick(at);
         }
         let c = &mut self.counters;
-        let p = match parsed {
-            Ok(p) => p,
+        // The packet's checksums and other fields (`d`) are read from its frame only where a
+        // decision needs them, once: most packets are classified without them.
+        let d = match parsed {
+            Ok(d) => d,
             Err(reason) => {
                 c.skipped(reason);
                 return None;
             }
         };
+        let p = d.packet();
         // Which way the packet went: the capture's packet type when it has one, so that a
         // frame forged "from" this host is neither taken for one of its replies nor remembered
         // as a conversation of its own; the addresses only when the capture does not say.
@@ -588,8 +597,8 @@ impl Pipeline {
             // even one started after the socket table was last read. The SYN was no probe.
             let syn_ack = crate::wire::TcpFlags::SYN.bits() | crate::wire::TcpFlags::ACK.bits();
             if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == syn_ack) {
-                self.first_segments.accepted(at, p);
-                self.decoys.sent(at, p);
+                self.first_segments.accepted(at, p, d.shape());
+                self.decoys.sent(at, p, d.shape());
                 self.traps.learn_listener(Proto::Tcp, p.src, p.src_port);
                 self.detector.retract(p.dst, Proto::Tcp, p.src_port);
             }
@@ -609,22 +618,21 @@ impl Pipeline {
             self.counters.not_local += 1;
             return None;
         }
-        if p.integrity == wire::Integrity::Bad {
-            self.counters.bad_checksum += 1;
-            return None;
-        }
-        if p.integrity == wire::Integrity::Valid {
+        let rst = crate::wire::TcpFlags::RST.bits();
+        if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == rst)
+            && d.integrity() == wire::Integrity::Valid
+        {
             // A RST answering one of our SYN+ACKs (decoy scans); a sum the kernel finds wrong
             // answers nothing.
-            self.decoys.arrived(at, p);
+            self.decoys.arrived(at, p, d.shape());
         }
-        if let Some(detection) = self.version_probe(at, p) {
+        if let Some(detection) = self.version_probe(at, d) {
             return Some(Found::Version(detection));
         }
         let c = &mut self.counters;
         // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
         // conversation) is judged like a probe, but needs no trap port when it is decisive.
-        let mark = fingerprint::recognise(p);
+        let mark = fingerprint::recognise(p, d.shape());
         let kind = p.probe_kind();
         if kind.is_none() && !mark.is_some_and(fingerprint::Mark::decisive) {
             c.conversation += 1;
@@ -636,9 +644,13 @@ impl Pipeline {
             Some(Note { tiny: true, .. }) if p.tcp_flags.is_some() => Some(ProbeKind::TinyFragment),
             _ => kind,
         };
-        if p.integrity == wire::Integrity::PseudoOnly {
-            // Arrived with a sum the kernel checks and finds wrong (judged for candidate
-            // probes only: a conversation's frames are not counted here).
+        if matches!(
+            d.integrity(),
+            wire::Integrity::Bad | wire::Integrity::PseudoOnly
+        ) {
+            // A sum wrong, or one the kernel checks and finds wrong on arrival: the kernel
+            // drops it (summed for candidate probes only: a conversation's frames are not,
+            // and are not counted here).
             c.bad_checksum += 1;
             return None;
         }
@@ -662,14 +674,18 @@ impl Pipeline {
     /// of a connection the host accepted (TCP), or a datagram (UDP, which only adds to a source
     /// a connection put in the table). Checked as any probe (checksums, unroutable sources,
     /// the never-block list before any state) and counted towards a version scan.
-    fn version_probe(&mut self, at: Timestamp, p: &Packet) -> Option<Detection> {
+    fn version_probe(&mut self, at: Timestamp, d: &Lazy<'_>) -> Option<Detection> {
+        let p = d.packet();
         // The cheap test first: most payloads are no probe, and are not looked at further.
-        let probe = crate::detect::version::recognise(p)?;
-        if p.integrity == wire::Integrity::PseudoOnly {
+        let probe = crate::detect::version::recognise(p, d.shape())?;
+        if matches!(
+            d.integrity(),
+            wire::Integrity::Bad | wire::Integrity::PseudoOnly
+        ) {
             return None;
         }
         let accepted = match p.proto() {
-            Proto::Tcp => Some(self.first_segments.first(at, p)?),
+            Proto::Tcp => Some(self.first_segments.first(at, p, d.shape())?),
             Proto::Udp => None,
             Proto::Sctp | Proto::Ip => return None,
         };
@@ -950,8 +966,6 @@ mod tests {
             dst_port: dport,
             tcp_flags: Some(flags),
             window: 0,
-            integrity: wire::Integrity::Valid,
-            shape: crate::wire::Shape::default(),
             other: None,
         }
     }
@@ -1002,11 +1016,15 @@ mod tests {
             let mut p = pipeline(&[]);
             let mut found = false;
             for port in 1..=10 {
-                let syn = Packet {
+                let syn = crate::wire::Full {
+                    packet: Packet {
+                        direction: Direction::Incoming,
+                        ..tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN)
+                    },
                     integrity,
-                    ..tcp(SCANNER, 40000, LOCAL, port, TcpFlags::SYN)
+                    shape: crate::wire::Shape::default(),
                 };
-                found |= p.process(at(0), seen(syn, Direction::Incoming)).is_some();
+                found |= p.process(at(0), Ok(syn)).is_some();
             }
             assert_eq!(found, counted, "{integrity:?}");
             let c = p.counters();
@@ -1020,17 +1038,20 @@ mod tests {
     }
 
     /// nmap's T2, T3 and T4 OS probes, as nmap 7.93 sent them to the open port 22.
-    fn nmap_t2_t4(src: &str) -> [Packet; 3] {
+    fn nmap_t2_t4(src: &str) -> [crate::wire::Full; 3] {
         let options = [
             3, 3, 10, 1, 2, 4, 1, 9, 8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 2,
         ];
-        let probe = |flags: TcpFlags, window: u16| Packet {
-            window,
+        let probe = |flags: TcpFlags, window: u16| crate::wire::Full {
+            packet: Packet {
+                window,
+                ..tcp(src, 40000, LOCAL, 22, flags)
+            },
+            integrity: wire::Integrity::Valid,
             shape: crate::wire::Shape {
                 options: crate::wire::shape::TcpOptions::new(&options),
                 ..crate::wire::Shape::default()
             },
-            ..tcp(src, 40000, LOCAL, 22, flags)
         };
         [
             probe(TcpFlags::from_bits(0), 128),
@@ -1062,7 +1083,7 @@ mod tests {
         let refused = |p: &mut Pipeline, src: &str, integrity: wire::Integrity| {
             nmap_t2_t4(src)
                 .into_iter()
-                .filter_map(|probe| p.process(at(0), Ok(Packet { integrity, ..probe })))
+                .filter_map(|probe| p.process(at(0), Ok(crate::wire::Full { integrity, ..probe })))
                 .count()
         };
         let mut p = pipeline(&["203.0.113.0/24"]);
@@ -1286,7 +1307,7 @@ mod tests {
         p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 23, TcpFlags::ACK)));
         p.process(at(0), Ok(tcp(SCANNER, 1, LOCAL, 23, TcpFlags::RST)));
         assert_eq!(c(&p).conversation, 2);
-        p.process(at(0), Err(Skip::Truncated));
+        p.process(at(0), Err::<Packet, _>(Skip::Truncated));
         assert_eq!(c(&p).truncated, 1);
         assert_eq!(c(&p).probes, 0);
         assert_eq!(c(&p).frames, 6);
@@ -1323,8 +1344,6 @@ mod tests {
             dst_port: 53,
             tcp_flags: None,
             window: 0,
-            integrity: wire::Integrity::Valid,
-            shape: crate::wire::Shape::default(),
             other: None,
         };
         p.process(at(400), Ok(query));
@@ -1337,8 +1356,6 @@ mod tests {
             dst_port: 5353,
             tcp_flags: None,
             window: 0,
-            integrity: wire::Integrity::Valid,
-            shape: crate::wire::Shape::default(),
             other: None,
         };
         p.process(at(400), Ok(reply));
@@ -1490,83 +1507,81 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(128))]
+                    #![proptest_config(ProptestConfig::with_cases(128))]
 
-            /// Whatever the probe stream: no block ever holds a never-block address, the
-            /// detector never tracks more sources than its capacity, and the responder never
-            /// holds more blocks than its size budget nor makes more than its rate allows.
-            #[test]
-            fn never_block_capacity_and_budgets_hold_for_any_stream(
-                never in proptest::collection::vec(arb_never(), 1..5),
-                probes in proptest::collection::vec(arb_probe(), 1..1500),
-            ) {
-                let ignore = NeverBlockList::new(
-                    never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect(),
-                );
-                let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
-                traps.set_listeners(Listeners::new());
-                let detector = DetectorConfig {
-                    max_sources: 16,
-                    max_ports_per_source: 8,
-                    ..DetectorConfig::default()
-                };
-                let mut p = Pipeline::new(
-                    detector,
-                    traps,
-                    ignore.clone(),
-                    [ip(LOCAL), ip("2001:db8::1")],
-                    7,
-                );
-                let mut respond = crate::config::Config::default().respond;
-                respond.max_blocks = 12;
-                respond.max_new_blocks_per_second = 3;
-                let mut r = Responder::new(&respond);
-                let start = at(0);
-                let mut now = start;
-                // New blocks per address family: each has its own bucket.
-                let mut new_blocks = [0u64; 2];
-                for (src, port, flags, step_us) in probes {
-                    now = now.saturating_add(Duration::from_micros(step_us));
-                    let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
-                    let packet = Packet {
-                        direction: Direction::Unknown,
-                        ifindex: None,
-                        src,
-                        dst,
-                        src_port: 40000,
-                        dst_port: port,
-                        tcp_flags: Some(TcpFlags::from_bits(flags)),
-                        window: 1024,
-                        integrity: wire::Integrity::Valid,
-                        shape: crate::wire::Shape::default(),
-                        other: None,
-                    };
-                    if let Some(d) = p.process(now, Ok(packet)) {
-                        let decision = r.on_detection(&d, p.never_block(), now);
-                        for action in decision.actions() {
-                            if let Action::Block { net, .. } = action {
-                                prop_assert!(
-                                    !ignore.overlaps(net),
-                                    "blocked {net}, which holds a never-block address of {never:?}"
-                                );
-                                new_blocks[usize::from(net.addr().is_ipv6())] += 1;
+                    /// Whatever the probe stream: no block ever holds a never-block address, the
+                    /// detector never tracks more sources than its capacity, and the responder never
+                    /// holds more blocks than its size budget nor makes more than its rate allows.
+                    #[test]
+                    fn never_block_capacity_and_budgets_hold_for_any_stream(
+                        never in proptest::collection::vec(arb_never(), 1..5),
+                        probes in proptest::collection::vec(arb_probe(), 1..1500),
+                    ) {
+                        let ignore = NeverBlockList::new(
+                            never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect(),
+                        );
+                        let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
+                        traps.set_listeners(Listeners::new());
+                        let detector = DetectorConfig {
+                            max_sources: 16,
+                            max_ports_per_source: 8,
+                            ..DetectorConfig::default()
+                        };
+                        let mut p = Pipeline::new(
+                            detector,
+                            traps,
+                            ignore.clone(),
+                            [ip(LOCAL), ip("2001:db8::1")],
+                            7,
+                        );
+                        let mut respond = crate::config::Config::default().respond;
+                        respond.max_blocks = 12;
+                        respond.max_new_blocks_per_second = 3;
+                        let mut r = Responder::new(&respond);
+                        let start = at(0);
+                        let mut now = start;
+                        // New blocks per address family: each has its own bucket.
+                        let mut new_blocks = [0u64; 2];
+                        for (src, port, flags, step_us) in probes {
+                            now = now.saturating_add(Duration::from_micros(step_us));
+                            let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
+                            let packet = Packet {
+                                direction: Direction::Unknown,
+                                ifindex: None,
+                                src,
+                                dst,
+                                src_port: 40000,
+                                dst_port: port,
+                                tcp_flags: Some(TcpFlags::from_bits(flags)),
+                                window: 1024,
+                                other: None,
+        };
+                            if let Some(d) = p.process(now, Ok(packet)) {
+                                let decision = r.on_detection(&d, p.never_block(), now);
+                                for action in decision.actions() {
+                                    if let Action::Block { net, .. } = action {
+                                        prop_assert!(
+                                            !ignore.overlaps(net),
+                                            "blocked {net}, which holds a never-block address of {never:?}"
+                                        );
+                                        new_blocks[usize::from(net.addr().is_ipv6())] += 1;
+                                    }
+                                }
                             }
+                            prop_assert!(p.detector_stats().tracked <= 2 * 16, "the main table and probation");
+                            // The size budget is per address family.
+                            let v4 = r.active(now).filter(|b| b.net.addr().is_ipv4()).count();
+                            prop_assert!(v4 <= 12 && r.active_count() - v4 <= 12);
+                        }
+                        // A token bucket of 3 a second with a burst of 3, per family.
+                        let seconds = now.saturating_since(start).as_secs_f64();
+                        for n in new_blocks {
+                            prop_assert!(
+                                n as f64 <= 3.0 + 3.0 * seconds.ceil(),
+                                "{n} blocks of one family in {seconds:.1}s"
+                            );
                         }
                     }
-                    prop_assert!(p.detector_stats().tracked <= 2 * 16, "the main table and probation");
-                    // The size budget is per address family.
-                    let v4 = r.active(now).filter(|b| b.net.addr().is_ipv4()).count();
-                    prop_assert!(v4 <= 12 && r.active_count() - v4 <= 12);
                 }
-                // A token bucket of 3 a second with a burst of 3, per family.
-                let seconds = now.saturating_since(start).as_secs_f64();
-                for n in new_blocks {
-                    prop_assert!(
-                        n as f64 <= 3.0 + 3.0 * seconds.ceil(),
-                        "{n} blocks of one family in {seconds:.1}s"
-                    );
-                }
-            }
-        }
     }
 }

@@ -303,10 +303,10 @@ pub fn run_all(
             Some((first, _)) => (first, frame.at),
         });
         clock.set(frame.at);
-        let parsed = wire::parse(link, frame.data);
+        let parsed = wire::read(link, frame.data, wire::Metadata::default());
         // The kernel acts on the packet before the daemon reads it.
-        if let (Some(line), Ok(p)) = (&mut line, &parsed) {
-            line.packet(frame.at, p, &mut report);
+        if let (Some(line), Ok(seen)) = (&mut line, &parsed) {
+            line.packet(frame.at, &seen.packet, &mut report);
         }
         hand_over(&mut engine, frame.at, link, frame.data, parsed);
         let model = line.as_mut().map(|line| &mut line.model);
@@ -324,7 +324,7 @@ fn hand_over(
     at: Timestamp,
     link: wire::LinkType,
     frame: &[u8],
-    parsed: Result<wire::Packet, wire::Skip>,
+    parsed: Result<wire::Seen<'_>, wire::Skip>,
 ) {
     match parsed {
         Err(wire::Skip::Fragment) => engine.fragment(at, link, frame, wire::Metadata::default()),
@@ -483,7 +483,7 @@ fn infer(path: &Path) -> Result<Inferred, CaptureError> {
                 match reassembly::fragment_of(link, frame.data, wire::Metadata::default())
                     .map(|f| fragments.insert(frame.at, &f))
                 {
-                    Ok(reassembly::Outcome::Complete(p, _)) => p,
+                    Ok(reassembly::Outcome::Complete(p, _)) => p.packet,
                     _ => continue,
                 }
             }

@@ -88,6 +88,9 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("time", "std::time::UNIX_EPOCH", "SystemClock's origin"),
     ("time", "std::sync::Mutex", "ManualClock, shared by a test and the engine"),
     ("report", "std::time::UNIX_EPOCH", "history_line: the epoch plus a timestamp, no clock read"),
+    // A packet's details, read from its frame at most once, when first asked (issue 29).
+    ("wire", "std::cell::OnceCell", "Lazy: a packet's other fields, read once"),
+    ("wire", "std::cell::Cell", "Lazy: a packet's checksums' verdict, summed once"),
     // The shell's items the core is handed or answers with: ports and plain data.
     ("engine", "crate::firewall::Firewall", "the port the engine drives"),
     ("engine", "crate::firewall::FirewallError", "what the port answers"),

@@ -27,8 +27,8 @@ fn marks(capture: &Path) -> Vec<(IpAddr, Tool, &'static str)> {
     let link = file.link();
     let mut marks = Vec::new();
     while let Some(frame) = file.next_frame().unwrap() {
-        if let Ok(p) = wire::parse(link, frame.data)
-            && let Some(mark) = fingerprint::recognise(&p)
+        if let Ok(p) = wire::parse_full(link, frame.data)
+            && let Some(mark) = fingerprint::recognise(&p, &p.shape)
         {
             marks.push((p.src, mark.tool(), mark.probe()));
         }

@@ -7,7 +7,9 @@ use scansentry::fleet::message::Message;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = Message::decode(data, "web-3") {
-        let again = message.encode().expect("a message taken is one this host could send");
+        let again = message
+            .encode()
+            .expect("a message taken is one this host could send");
         assert_eq!(Message::decode(&again, "web-3").as_ref(), Ok(&message));
     }
 });

@@ -16,8 +16,13 @@ fuzz_target!(|data: &[u8]| {
         LinkType::RawIp,
         LinkType::Loopback,
     ] {
-        if let Ok(p) = wire::parse(link, data) {
-            let _ = scansentry::detect::fingerprint::recognise(&p);
+        if let Ok(seen) = wire::read(link, data, wire::Metadata::default()) {
+            let _ = scansentry::detect::fingerprint::recognise(&seen.packet, &seen.shape());
+            // The details read lazily are the ones read at once.
+            let lazy = wire::Lazy::from(seen);
+            assert_eq!(lazy.integrity(), seen.integrity());
+            assert_eq!(*lazy.shape(), seen.shape());
+            assert_eq!(wire::parse(link, data), Ok(seen.packet));
         }
     }
     let _ = wire::sctp::parse(data);

@@ -14,7 +14,7 @@ use scansentry::never_block::NeverBlockList;
 use scansentry::pipeline::Pipeline;
 use scansentry::time::Timestamp;
 use scansentry::wire::shape::Head;
-use scansentry::wire::{Direction, Integrity, Packet, Shape, TcpFlags};
+use scansentry::wire::{Direction, Full, Integrity, Packet, Shape, TcpFlags};
 
 const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1));
 
@@ -47,34 +47,38 @@ fuzz_target!(|data: &[u8]| {
         let packet = match fixed[0] & 3 {
             0 => {
                 shape.ack = seq;
-                Packet {
-                    direction: Direction::Outgoing,
-                    ifindex: None,
-                    src: LOCAL,
-                    dst: remote,
-                    src_port: port,
-                    dst_port: 40000,
-                    tcp_flags: Some(TcpFlags::SYN | TcpFlags::ACK),
-                    window: 64240,
+                Full {
+                    packet: Packet {
+                        direction: Direction::Outgoing,
+                        ifindex: None,
+                        src: LOCAL,
+                        dst: remote,
+                        src_port: port,
+                        dst_port: 40000,
+                        tcp_flags: Some(TcpFlags::SYN | TcpFlags::ACK),
+                        window: 64240,
+                        other: None,
+                    },
                     integrity: Integrity::Valid,
                     shape,
-                    other: None,
                 }
             }
             op => {
                 shape.seq = seq;
-                Packet {
-                    direction: Direction::Incoming,
-                    ifindex: None,
-                    src: remote,
-                    dst: LOCAL,
-                    src_port: 40000,
-                    dst_port: port,
-                    tcp_flags: (op != 2).then_some(TcpFlags::PSH | TcpFlags::ACK),
-                    window: 64240,
+                Full {
+                    packet: Packet {
+                        direction: Direction::Incoming,
+                        ifindex: None,
+                        src: remote,
+                        dst: LOCAL,
+                        src_port: 40000,
+                        dst_port: port,
+                        tcp_flags: (op != 2).then_some(TcpFlags::PSH | TcpFlags::ACK),
+                        window: 64240,
+                        other: None,
+                    },
                     integrity: Integrity::Valid,
                     shape,
-                    other: None,
                 }
             }
         };

@@ -37,7 +37,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::time::Timestamp;
-use crate::wire::{Packet, TcpFlags};
+use crate::wire::{Packet, Shape, TcpFlags};
 
 /// How long a SYN+ACK waits for its RST before it counts as unanswered.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
@@ -208,9 +208,9 @@ impl Decoys {
         Some(&mut self.sources[i])
     }
 
-    /// A SYN+ACK this host sent (`syn_ack`, from a local address, at `at`). A retransmission
-    /// of one still waiting changes nothing.
-    pub fn sent(&mut self, at: Timestamp, syn_ack: &Packet) {
+    /// A SYN+ACK this host sent (`syn_ack`, from a local address, at `at`; its other fields
+    /// `shape`). A retransmission of one still waiting changes nothing.
+    pub fn sent(&mut self, at: Timestamp, syn_ack: &Packet, shape: &Shape) {
         let fingerprint =
             self.fingerprint(syn_ack.dst, syn_ack.dst_port, syn_ack.src, syn_ack.src_port);
         if self.pending_slot(fingerprint).is_some() {
@@ -228,7 +228,7 @@ impl Decoys {
             fingerprint,
             remote: syn_ack.dst,
             local_port: syn_ack.src_port,
-            rst_seq: syn_ack.shape.ack,
+            rst_seq: shape.ack,
             at,
         };
         if let Some(s) = self.source(syn_ack.dst, at, true) {
@@ -237,10 +237,10 @@ impl Decoys {
         }
     }
 
-    /// A packet to this host: when it is a bare RST (no ACK) answering a SYN+ACK still waiting
-    /// (the same 4-tuple, its sequence number the SYN+ACK's acknowledgment), that SYN+ACK is
-    /// answered.
-    pub fn arrived(&mut self, at: Timestamp, p: &Packet) {
+    /// A packet to this host (its other fields `shape`): when it is a bare RST (no ACK)
+    /// answering a SYN+ACK still waiting (the same 4-tuple, its sequence number the SYN+ACK's
+    /// acknowledgment), that SYN+ACK is answered.
+    pub fn arrived(&mut self, at: Timestamp, p: &Packet, shape: &Shape) {
         if p.tcp_flags
             .is_none_or(|f| f.bits() & 0x3f != TcpFlags::RST.bits())
         {
@@ -251,7 +251,7 @@ impl Decoys {
             return;
         };
         let slot = self.pending[i];
-        if slot.rst_seq != p.shape.seq || at.saturating_since(slot.at) > ANSWER_WITHIN {
+        if slot.rst_seq != shape.seq || at.saturating_since(slot.at) > ANSWER_WITHIN {
             return;
         }
         self.pending[i].fingerprint = 0;

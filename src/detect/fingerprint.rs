@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use super::{ScanKinds, Signature};
 use crate::time::Timestamp;
-use crate::wire::{Packet, ProbeKind, TcpFlags};
+use crate::wire::{Packet, ProbeKind, Shape, TcpFlags};
 
 /// A tool whose probes are recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,22 +328,22 @@ const NMAP_OS_TCP: [(u16, u16, &[u8], Mark); 13] = {
     ]
 };
 
-/// The probe `p` looks like, if its header is one of a known tool's (see the module's
-/// documentation for each rule and its source).
-pub fn recognise(p: &Packet) -> Option<Mark> {
+/// The probe `p` looks like, if its header (its other fields `s`) is one of a known tool's
+/// (see the module's documentation for each rule and its source).
+pub fn recognise(p: &Packet, s: &Shape) -> Option<Mark> {
     match p.tcp_flags {
-        Some(flags) => nmap_os_tcp(p, flags)
-            .or_else(|| zmap(p))
-            .or_else(|| masscan(p, flags))
-            .or_else(|| nmap_scan(p)),
-        None => nmap_os_udp(p).or_else(|| zmap(p)),
+        Some(flags) => nmap_os_tcp(p, s, flags)
+            .or_else(|| zmap(p, s))
+            .or_else(|| masscan(p, s, flags))
+            .or_else(|| nmap_scan(p, s)),
+        None => nmap_os_udp(p, s).or_else(|| zmap(p, s)),
     }
 }
 
 /// nmap's SEQ, ECN and T2–T7 probes: flags, window and option bytes exactly as nmap writes
 /// them. Options are looked at only when they carry nmap's timestamp (0xFFFFFFFF, echo 0).
-fn nmap_os_tcp(p: &Packet, flags: TcpFlags) -> Option<Mark> {
-    let options = p.shape.options.as_bytes();
+fn nmap_os_tcp(p: &Packet, s: &Shape, flags: TcpFlags) -> Option<Mark> {
+    let options = s.options.as_bytes();
     if !options.windows(TS_PROBE.len()).any(|w| w == TS_PROBE) && p.window != 3 {
         return None;
     }
@@ -355,16 +355,16 @@ fn nmap_os_tcp(p: &Packet, flags: TcpFlags) -> Option<Mark> {
 }
 
 /// nmap's U1: 300 bytes of `C` to a closed UDP port; over IPv4 its IP ID is 0x1042.
-fn nmap_os_udp(p: &Packet) -> Option<Mark> {
-    let head = p.shape.head.as_bytes();
-    let v4_id = !p.dst.is_ipv4() || p.shape.ip_id == 0x1042;
-    (p.shape.payload_len == 300 && !head.is_empty() && head.iter().all(|&b| b == b'C') && v4_id)
+fn nmap_os_udp(p: &Packet, s: &Shape) -> Option<Mark> {
+    let head = s.head.as_bytes();
+    let v4_id = !p.dst.is_ipv4() || s.ip_id == 0x1042;
+    (s.payload_len == 300 && !head.is_empty() && head.iter().all(|&b| b == b'C') && v4_id)
         .then_some(Mark::U1)
 }
 
 /// zmap: IP ID 54321 and no DF over IPv4; a TCP probe is a SYN with window 65535.
-fn zmap(p: &Packet) -> Option<Mark> {
-    if !p.dst.is_ipv4() || p.shape.ip_id != 54321 || p.shape.dont_fragment {
+fn zmap(p: &Packet, s: &Shape) -> Option<Mark> {
+    if !p.dst.is_ipv4() || s.ip_id != 54321 || s.dont_fragment {
         return None;
     }
     match p.tcp_flags {
@@ -377,24 +377,22 @@ fn zmap(p: &Packet) -> Option<Mark> {
 
 /// masscan: a SYN without DF whose IP ID is `target address ^ target port ^ sequence number`
 /// (low 16 bits), over IPv4.
-fn masscan(p: &Packet, flags: TcpFlags) -> Option<Mark> {
+fn masscan(p: &Packet, s: &Shape, flags: TcpFlags) -> Option<Mark> {
     let IpAddr::V4(dst) = p.dst else {
         return None;
     };
-    let id = (dst.to_bits() ^ u32::from(p.dst_port) ^ p.shape.seq) & 0xffff;
-    (flags.bits() & 0x3f == TcpFlags::SYN.bits()
-        && !p.shape.dont_fragment
-        && u32::from(p.shape.ip_id) == id)
+    let id = (dst.to_bits() ^ u32::from(p.dst_port) ^ s.seq) & 0xffff;
+    (flags.bits() & 0x3f == TcpFlags::SYN.bits() && !s.dont_fragment && u32::from(s.ip_id) == id)
         .then_some(Mark(19))
 }
 
 /// nmap's raw port-scan probes: window 1024, no DF (over IPv4); a SYN with the lone option MSS
 /// 1460, the FIN, NULL, XMAS and Maimon probes with no option.
-fn nmap_scan(p: &Packet) -> Option<Mark> {
-    if p.window != 1024 || p.shape.dont_fragment {
+fn nmap_scan(p: &Packet, s: &Shape) -> Option<Mark> {
+    if p.window != 1024 || s.dont_fragment {
         return None;
     }
-    let options = p.shape.options.as_bytes();
+    let options = s.options.as_bytes();
     let mark = match p.probe_kind()? {
         ProbeKind::Syn if options == [2, 4, 5, 0xb4] => 14,
         ProbeKind::Fin if options.is_empty() => 15,

@@ -34,7 +34,7 @@ use ipnet::IpNet;
 use super::service_probes::{self, ServiceProbe};
 use super::{Detection, ScanKinds, Signature};
 use crate::time::Timestamp;
-use crate::wire::{Packet, ProbeKind, Proto};
+use crate::wire::{Packet, ProbeKind, Proto, Shape};
 
 /// The score at which a source is a version scan.
 pub const THRESHOLD: u8 = 3;
@@ -107,25 +107,26 @@ impl FirstSegments {
         usize::try_from(fingerprint & self.mask).expect("the mask fits the table length")
     }
 
-    /// A SYN+ACK this host sent (`syn_ack`, from a local address): the connection it accepts,
+    /// A SYN+ACK this host sent (`syn_ack`, from a local address; its other fields `shape`):
+    /// the connection it accepts,
     /// whose first data segment will carry the SYN+ACK's acknowledgment number.
-    pub fn accepted(&mut self, at: Timestamp, syn_ack: &Packet) {
+    pub fn accepted(&mut self, at: Timestamp, syn_ack: &Packet, shape: &Shape) {
         let fingerprint =
             self.fingerprint(syn_ack.dst, syn_ack.dst_port, syn_ack.src, syn_ack.src_port);
         let i = self.slot(fingerprint);
         self.slots[i] = Accepted {
             fingerprint,
-            seq: syn_ack.shape.ack,
-            ack: syn_ack.shape.seq.wrapping_add(1),
+            seq: shape.ack,
+            ack: shape.seq.wrapping_add(1),
             at,
         };
     }
 
-    /// Whether `segment`, arriving at `at`, is the first data segment of a connection accepted
+    /// Whether `segment` (its other fields `shape`), arriving at `at`, is the first data segment of a connection accepted
     /// within the last `ttl` (its sequence number the client's ISN + 1, its ACK this host's
     /// ISN + 1: the handshake completed by whoever got the SYN+ACK): then when it was
     /// accepted, and the connection is forgotten (no later segment of it is ever looked at).
-    pub fn first(&mut self, at: Timestamp, segment: &Packet) -> Option<Timestamp> {
+    pub fn first(&mut self, at: Timestamp, segment: &Packet, shape: &Shape) -> Option<Timestamp> {
         if !segment
             .tcp_flags
             .is_some_and(|f| f.contains(crate::wire::TcpFlags::ACK))
@@ -137,8 +138,8 @@ impl FirstSegments {
         let i = self.slot(fingerprint);
         let slot = self.slots[i];
         if slot.fingerprint != fingerprint
-            || slot.seq != segment.shape.seq
-            || slot.ack != segment.shape.ack
+            || slot.seq != shape.seq
+            || slot.ack != shape.ack
             || at.saturating_since(slot.at) > self.ttl
         {
             return None;
@@ -345,12 +346,13 @@ impl VersionScans {
     }
 }
 
-/// The service probe `p` carries, if it is one: its payload's first bytes and declared length.
-pub fn recognise(p: &Packet) -> Option<&'static ServiceProbe> {
-    if p.shape.payload_len == 0 {
+/// The service probe `p` carries, if it is one: its payload's first bytes and declared length
+/// (from its other fields, `shape`).
+pub fn recognise(p: &Packet, shape: &Shape) -> Option<&'static ServiceProbe> {
+    if shape.payload_len == 0 {
         return None;
     }
-    service_probes::recognise(p.proto(), p.shape.head.as_bytes(), p.shape.payload_len)
+    service_probes::recognise(p.proto(), shape.head.as_bytes(), shape.payload_len)
 }
 
 #[cfg(test)]

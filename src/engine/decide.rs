@@ -6,15 +6,19 @@ use super::*;
 impl Engine {
     /// A captured frame, parsed, that arrived at `at` (engine time). A source that crosses the
     /// threshold is settled against the socket table read afresh (unless it was read a moment
-    /// ago), so that a service started a moment ago is never counted as a trap.
-    pub fn packet(&mut self, at: Timestamp, packet: Result<Packet, Skip>) {
+    /// ago), so that a service started a moment ago is never counted as a trap. The packet is
+    /// given as [`crate::wire::read`] gives it (or as [`Pipeline::process`] takes it).
+    ///
+    /// [`Pipeline::process`]: crate::pipeline::Pipeline::process
+    pub fn packet<'a>(&mut self, at: Timestamp, packet: Result<impl Into<Lazy<'a>>, Skip>) {
+        let packet: Result<Lazy<'a>, Skip> = packet.map(Into::into);
         // Kept only to be said (`-v`): the packet goes to the pipeline.
         let verbose = self.options.verbosity >= Verbosity::Verbose;
         let src = verbose
-            .then(|| packet.as_ref().ok().map(|p| p.src))
+            .then(|| packet.as_ref().ok().map(|p| p.packet().src))
             .flatten();
         if self.holds_pending()
-            && let Ok(p) = &packet
+            && let Ok(p) = packet.as_ref().map(Lazy::packet)
             && p.direction != crate::wire::Direction::Outgoing
         {
             let proto = if p.tcp_flags.is_some() {

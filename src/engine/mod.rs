@@ -42,7 +42,7 @@ use crate::state::{self, State};
 use crate::text::human;
 use crate::time::{Clock, Timestamp, WallOffset};
 use crate::trust::{Peers, Protect, ReversePath, RouteBack};
-use crate::wire::{Packet, Proto, Skip};
+use crate::wire::{Lazy, Proto, Skip};
 
 mod control;
 mod decide;

@@ -15,7 +15,7 @@ use crate::control::protocol::Held;
 use crate::firewall::memory::Memory;
 use crate::respond::Why;
 use crate::time::ManualClock;
-use crate::wire::{Direction, Integrity, TcpFlags};
+use crate::wire::{Direction, Integrity, Packet, TcpFlags};
 
 const LOCAL: &str = "198.51.100.1";
 const SCANNER: &str = "203.0.113.7";
@@ -248,8 +248,6 @@ impl Lab {
                 dst_port: port,
                 tcp_flags: Some(TcpFlags::SYN),
                 window: 1024,
-                integrity: Integrity::Valid,
-                shape: crate::wire::Shape::default(),
                 other: None,
             };
             self.engine.packet(self.clock.now(), Ok(syn));
@@ -3573,18 +3571,20 @@ mod tripwire {
 
     /// One SYN from `src` to `port`, arrived on interface 1 as `direction`, with `integrity`.
     fn syn(lab: &mut Lab, src: &str, port: u16, direction: Direction, integrity: Integrity) {
-        let syn = Packet {
-            direction,
-            ifindex: Some(1),
-            src: ip(src),
-            dst: ip(LOCAL),
-            src_port: 40000,
-            dst_port: port,
-            tcp_flags: Some(TcpFlags::SYN),
-            window: 1024,
+        let syn = crate::wire::Full {
+            packet: Packet {
+                direction,
+                ifindex: Some(1),
+                src: ip(src),
+                dst: ip(LOCAL),
+                src_port: 40000,
+                dst_port: port,
+                tcp_flags: Some(TcpFlags::SYN),
+                window: 1024,
+                other: None,
+            },
             integrity,
             shape: crate::wire::Shape::default(),
-            other: None,
         };
         lab.engine.packet(lab.clock.now(), Ok(syn));
     }
@@ -3790,21 +3790,23 @@ mod issue_28_red {
             (TcpFlags::ACK, 1024),
         ];
         for (flags, window) in t2_t4 {
-            let probe = Packet {
-                direction: Direction::Incoming,
-                ifindex: Some(1),
-                src: ip(src),
-                dst: ip(LOCAL),
-                src_port: 40000,
-                dst_port: 22,
-                tcp_flags: Some(flags),
-                window,
+            let probe = crate::wire::Full {
+                packet: Packet {
+                    direction: Direction::Incoming,
+                    ifindex: Some(1),
+                    src: ip(src),
+                    dst: ip(LOCAL),
+                    src_port: 40000,
+                    dst_port: 22,
+                    tcp_flags: Some(flags),
+                    window,
+                    other: None,
+                },
                 integrity: Integrity::Valid,
                 shape: crate::wire::Shape {
                     options: crate::wire::shape::TcpOptions::new(&options),
                     ..crate::wire::Shape::default()
                 },
-                other: None,
             };
             lab.engine.packet(lab.clock.now(), Ok(probe));
         }

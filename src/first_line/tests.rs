@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::never_block::{Entry, Reason};
-use crate::wire::Integrity;
 
 const HOST: &str = "198.51.100.1";
 const HOST6: &str = "2001:db8::1";
@@ -59,8 +58,6 @@ fn packet(src: &str, sport: u16, dport: u16, flags: Option<u16>) -> Packet {
         dst_port: dport,
         tcp_flags: flags.map(TcpFlags::from_bits),
         window: 1024,
-        integrity: Integrity::Valid,
-        shape: crate::wire::Shape::default(),
         other: None,
     }
 }

@@ -13,6 +13,11 @@
 //! packet of any other IP protocol but ICMP is read as that protocol's number ([`Other::Ip`]),
 //! what an IP protocol scan probes.
 //!
+//! A [`Packet`] holds what every packet is judged by (direction, interface, addresses, ports,
+//! flags, window), and is small; what only some need (the checksums' verdict, [`Integrity`];
+//! the other header fields and the payload's first bytes, [`Shape`]) stays in the frame, read
+//! when asked through a [`Seen`] ([`read`]), at most once through a [`Lazy`].
+//!
 //! Invariants callers rely on: [`parse`] never panics and never allocates, whatever the bytes;
 //! every frame that does not yield a packet is reported as one [`Skip`] reason so the caller
 //! can count it.
@@ -173,10 +178,6 @@ pub struct Packet {
     pub tcp_flags: Option<TcpFlags>,
     /// The TCP window (0 for UDP).
     pub window: u16,
-    /// Whether its checksums say the kernel would take it ([`Integrity`]).
-    pub integrity: Integrity,
-    /// The other header fields and the payload's first bytes ([`Shape`]).
-    pub shape: Shape,
     /// For a packet of neither TCP nor UDP, what it was ([`Other`]); `None` for TCP and UDP.
     pub other: Option<Other>,
 }
@@ -296,18 +297,35 @@ const SLL2_HEADER_LEN: usize = 20;
 /// At most this many VLAN tags are walked (QinQ and one more).
 const MAX_VLAN_TAGS: usize = 3;
 
-/// Parses one captured frame, with nothing known of it but its bytes.
+/// Parses one captured frame, with nothing known of it but its bytes: the [`Packet`] alone
+/// (its checksums and other header fields are not read: [`parse_full`] reads them).
 ///
 /// # Errors
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
 /// ICMP.
+#[inline]
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
-    parse_with(link, frame, Metadata::default())
+    read(link, frame, Metadata::default()).map(|seen| seen.packet)
 }
 
 /// Parses one captured frame, with what the capture knew of it apart from its bytes (`seen`:
-/// its direction, interface and device type, taken over the frame's own header where known).
+/// its direction, interface and device type, taken over the frame's own header where known):
+/// the [`Packet`] alone, as [`parse`] does.
+///
+/// # Errors
+///
+/// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
+/// ICMP.
+#[inline]
+pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
+    read(link, frame, seen).map(|seen| seen.packet)
+}
+
+/// Parses one captured frame as [`parse_with`] does, and keeps where the rest of its headers
+/// are: a [`Seen`], which reads its checksums ([`Integrity`]) and other fields ([`Shape`]) from
+/// the frame only when asked. What the daemon's per-packet path uses: most packets are
+/// classified without them.
 ///
 /// A transport checksum that holds only the pseudo-header's sum is [`Integrity::PseudoOnly`]
 /// when the capture says the frame arrived (a packet type other than outgoing) over a device
@@ -320,9 +338,295 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
 ///
 /// Returns the [`Skip`] reason when the frame holds no complete TCP, UDP or SCTP header, or is
 /// ICMP.
-pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet, Skip> {
+#[inline]
+pub fn read(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Seen<'_>, Skip> {
     let layer = ip_layer(link, frame, seen)?;
-    packet_from_ip(layer.ip, seen.whole).map(|p| layer.finish(p))
+    let (packet, mut at) = packet_from_ip(layer.ip, seen.whole)?;
+    at.kernel_checks =
+        !matches!(layer.direction, Direction::Outgoing | Direction::Unknown) && !layer.loopback;
+    Ok(Seen {
+        packet: Packet {
+            direction: layer.direction,
+            ifindex: layer.ifindex,
+            ..packet
+        },
+        source: Source::Frame(at),
+    })
+}
+
+/// Parses one captured frame with all its details read: its checksums and other header fields
+/// beside the [`Packet`] (for tests, tools, and a replay's first look).
+///
+/// # Errors
+///
+/// As [`parse`].
+pub fn parse_full(link: LinkType, frame: &[u8]) -> Result<Full, Skip> {
+    parse_full_with(link, frame, Metadata::default())
+}
+
+/// [`parse_full`], with what the capture knew of the frame ([`parse_with`]).
+///
+/// # Errors
+///
+/// As [`parse`].
+pub fn parse_full_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Full, Skip> {
+    read(link, frame, seen).map(|seen| seen.full())
+}
+
+/// A packet with all its details read ([`parse_full`]): the [`Packet`] (its fields read
+/// through it, by `Deref`), its checksums' verdict and its other header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full {
+    /// Addresses, ports, flags.
+    pub packet: Packet,
+    /// Whether its checksums say the kernel would take it ([`Integrity`]).
+    pub integrity: Integrity,
+    /// The other header fields and the payload's first bytes ([`Shape`]).
+    pub shape: Shape,
+}
+
+impl std::ops::Deref for Full {
+    type Target = Packet;
+    fn deref(&self) -> &Packet {
+        &self.packet
+    }
+}
+
+impl std::ops::DerefMut for Full {
+    fn deref_mut(&mut self) -> &mut Packet {
+        &mut self.packet
+    }
+}
+
+/// A parsed [`Packet`] and where the rest of its details are: in its frame, read when asked
+/// ([`read`]), or already known (a datagram reassembled from fragments, a test's packet).
+/// Small and `Copy`: it borrows the frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen<'a> {
+    /// Addresses, ports, flags.
+    pub packet: Packet,
+    source: Source<'a>,
+}
+
+/// Where a [`Seen`]'s details are.
+#[derive(Clone, Copy, Debug)]
+enum Source<'a> {
+    /// In the frame.
+    Frame(InFrame<'a>),
+    /// Known already.
+    Known(Integrity, &'a Shape),
+}
+
+/// Where a packet's headers are in its frame, and how its checksums are judged.
+#[derive(Clone, Copy, Debug)]
+struct InFrame<'a> {
+    /// From the start of the IP header.
+    ip: &'a [u8],
+    /// Where the transport header starts in `ip` (after IPv6 extension headers).
+    transport: u32,
+    /// Where the transport segment ends in `ip`: its declared end, or the capture's.
+    end: u32,
+    /// Whether the capture cut the segment short of what the IP header declares.
+    incomplete: bool,
+    /// Whether the kernel checks the transport sum of this frame before any socket sees it
+    /// (it arrived, over a device other than loopback): then a sum of the pseudo-header alone
+    /// is [`Integrity::PseudoOnly`].
+    kernel_checks: bool,
+}
+
+impl InFrame<'_> {
+    /// The transport segment, as far as the capture holds it.
+    fn segment(&self) -> &[u8] {
+        let (from, to) = (self.transport as usize, self.end as usize);
+        self.ip.get(from..to).unwrap_or_default()
+    }
+
+    /// What the checksums of `p` (read from this frame) say.
+    fn integrity(&self, p: &Packet) -> Integrity {
+        let ihl = usize::from(self.ip.first().copied().unwrap_or(0) & 0x0f) * 4;
+        let header_ok = p.src.is_ipv6() || self.ip.get(..ihl).is_some_and(checksum::ipv4_header_ok);
+        if !header_ok {
+            return Integrity::Bad;
+        }
+        let segment = self.segment();
+        let integrity = match p.proto() {
+            Proto::Tcp => {
+                checksum::transport(p.src, p.dst, checksum::TCP, segment, !self.incomplete)
+            }
+            Proto::Udp => {
+                checksum::transport(p.src, p.dst, checksum::UDP, segment, !self.incomplete)
+            }
+            // Cut by the capture: the CRC32c cannot be summed.
+            Proto::Sctp if self.incomplete => Integrity::Unverified,
+            Proto::Sctp if sctp::checksum_ok(segment) => Integrity::Valid,
+            Proto::Sctp => Integrity::Bad,
+            // No transport checksum is known for the protocol: the kernel checks the IPv4
+            // header's only before it hands the packet on (or answers "protocol unreachable").
+            Proto::Ip => Integrity::Valid,
+        };
+        if integrity == Integrity::Offloaded && self.kernel_checks {
+            Integrity::PseudoOnly
+        } else {
+            integrity
+        }
+    }
+
+    /// The other header fields of `p` (read from this frame), and its payload's first bytes.
+    fn shape(&self, p: &Packet) -> Shape {
+        let (mut shape, ip_total) = shape::ip_fields(self.ip);
+        // How long the transport segment is as the IP header declares it.
+        let declared = ip_total.saturating_sub(self.transport as usize);
+        let segment = self.segment();
+        let header_len = match p.proto() {
+            Proto::Tcp => {
+                // The parse checked the header whole, its data offset at least 5 words.
+                let len = usize::from(segment.get(12).copied().unwrap_or(0) >> 4) * 4;
+                let header = segment.get(..len).unwrap_or(segment);
+                shape::tcp_fields(&mut shape, header);
+                header.len()
+            }
+            Proto::Udp => UDP_HEADER_LEN,
+            Proto::Sctp => sctp::COMMON_HEADER_LEN,
+            Proto::Ip => 0,
+        };
+        shape.payload_len = clamp16(declared.saturating_sub(header_len));
+        shape.head = shape::Head::new(segment.get(header_len..).unwrap_or_default());
+        shape
+    }
+}
+
+impl<'a> Seen<'a> {
+    /// A packet whose details are known already.
+    pub fn known(packet: Packet, integrity: Integrity, shape: &'a Shape) -> Self {
+        Seen {
+            packet,
+            source: Source::Known(integrity, shape),
+        }
+    }
+
+    /// What its checksums say (summed from the frame on each call: see [`Lazy`]).
+    pub fn integrity(&self) -> Integrity {
+        match &self.source {
+            Source::Frame(at) => at.integrity(&self.packet),
+            Source::Known(integrity, _) => *integrity,
+        }
+    }
+
+    /// Its other header fields (read from the frame on each call: see [`Lazy`]).
+    pub fn shape(&self) -> Shape {
+        match &self.source {
+            Source::Frame(at) => at.shape(&self.packet),
+            Source::Known(_, shape) => **shape,
+        }
+    }
+
+    /// All of it.
+    pub fn full(&self) -> Full {
+        Full {
+            packet: self.packet,
+            integrity: self.integrity(),
+            shape: self.shape(),
+        }
+    }
+}
+
+impl<'a> From<&'a Full> for Seen<'a> {
+    fn from(full: &'a Full) -> Self {
+        Seen::known(full.packet, full.integrity, &full.shape)
+    }
+}
+
+/// A packet whose details are read at most once, when first asked for: what the pipeline
+/// judges a packet with, asking for the checksums and other fields only where a decision
+/// needs them. Made from a [`Seen`] (read from its frame when asked), a [`Full`] (known), or a
+/// bare [`Packet`] (valid checksums, no other field set: a synthetic packet; never one parsed
+/// from a frame, whose details are in it).
+#[derive(Debug)]
+pub struct Lazy<'a> {
+    packet: Packet,
+    frame: Option<InFrame<'a>>,
+    shape: std::cell::OnceCell<Shape>,
+    integrity: std::cell::Cell<Option<Integrity>>,
+}
+
+impl Lazy<'_> {
+    /// The packet.
+    pub fn packet(&self) -> &Packet {
+        &self.packet
+    }
+
+    /// What its checksums say, summed on the first call.
+    pub fn integrity(&self) -> Integrity {
+        if let Some(known) = self.integrity.get() {
+            return known;
+        }
+        let integrity = self
+            .frame
+            .as_ref()
+            .map_or(Integrity::Valid, |at| at.integrity(&self.packet));
+        self.integrity.set(Some(integrity));
+        integrity
+    }
+
+    /// Its other header fields, read on the first call.
+    pub fn shape(&self) -> &Shape {
+        self.shape.get_or_init(|| {
+            self.frame
+                .as_ref()
+                .map_or(Shape::EMPTY, |at| at.shape(&self.packet))
+        })
+    }
+
+    /// All of it.
+    fn known(full: Full) -> Self {
+        Lazy {
+            packet: full.packet,
+            frame: None,
+            shape: std::cell::OnceCell::from(full.shape),
+            integrity: std::cell::Cell::new(Some(full.integrity)),
+        }
+    }
+}
+
+impl<'a> From<Seen<'a>> for Lazy<'a> {
+    fn from(seen: Seen<'a>) -> Self {
+        match seen.source {
+            Source::Frame(at) => Lazy {
+                packet: seen.packet,
+                frame: Some(at),
+                shape: std::cell::OnceCell::new(),
+                integrity: std::cell::Cell::new(None),
+            },
+            Source::Known(integrity, shape) => Lazy::known(Full {
+                packet: seen.packet,
+                integrity,
+                shape: *shape,
+            }),
+        }
+    }
+}
+
+impl From<Full> for Lazy<'_> {
+    fn from(full: Full) -> Self {
+        Lazy::known(full)
+    }
+}
+
+impl From<&Full> for Lazy<'_> {
+    fn from(full: &Full) -> Self {
+        Lazy::known(*full)
+    }
+}
+
+impl From<Packet> for Lazy<'_> {
+    fn from(packet: Packet) -> Self {
+        Lazy {
+            packet,
+            frame: None,
+            shape: std::cell::OnceCell::new(),
+            integrity: std::cell::Cell::new(None),
+        }
+    }
 }
 
 /// A frame down to its IP header, with what its link layer and the capture said of it.
@@ -338,26 +642,8 @@ struct IpLayer<'a> {
     loopback: bool,
 }
 
-impl IpLayer<'_> {
-    /// `p`, read from this layer's IP bytes, with the layer's direction and interface, and
-    /// its integrity as the kernel judges a frame that arrived ([`parse_with`]).
-    fn finish(&self, p: Packet) -> Packet {
-        let arrived = !matches!(self.direction, Direction::Outgoing | Direction::Unknown);
-        let integrity = if p.integrity == Integrity::Offloaded && arrived && !self.loopback {
-            Integrity::PseudoOnly
-        } else {
-            p.integrity
-        };
-        Packet {
-            direction: self.direction,
-            ifindex: self.ifindex,
-            integrity,
-            ..p
-        }
-    }
-}
-
 /// Slices the link layer of `frame` off: its IP bytes, direction, interface and device type.
+#[inline]
 fn ip_layer(link: LinkType, frame: &[u8], seen: Metadata) -> Result<IpLayer<'_>, Skip> {
     let mut ifindex = None;
     // The device type of a cooked header, read only when it matters.
@@ -418,6 +704,7 @@ fn ip_layer(link: LinkType, frame: &[u8], seen: Metadata) -> Result<IpLayer<'_>,
 }
 
 /// Walks VLAN tags (802.1Q, 802.1ad, the old QinQ 0x9100) to the IP header.
+#[inline]
 fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8], Skip> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ether_type {
@@ -438,6 +725,7 @@ fn ether_payload(mut ether_type: EtherType, mut payload: &[u8]) -> Result<&[u8],
 
 /// `payload` when its IP version is the one its link-layer protocol names: the kernel drops
 /// an IPv4 packet in an IPv6 frame, and the reverse, so neither is a probe.
+#[inline]
 fn ip_of_its_version(ether_type: EtherType, payload: &[u8]) -> Result<&[u8], Skip> {
     let version = payload.first().ok_or(Skip::Truncated)? >> 4;
     match (ether_type, version) {
@@ -450,6 +738,7 @@ fn ip_of_its_version(ether_type: EtherType, payload: &[u8]) -> Result<&[u8], Ski
 /// big-endian field and nothing else we need; the hardware type is deliberately not checked,
 /// since `any` captures include loopback (ARPHRD 772) and tunnels. A protocol field that is not
 /// an IP EtherType (netlink, for instance) comes out as [`Skip::NotIp`].
+#[inline]
 fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Skip> {
     let (Some(proto), Some(payload)) = (frame.get(proto_at..proto_at + 2), frame.get(header_len..))
     else {
@@ -458,11 +747,13 @@ fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Ski
     ether_payload(EtherType(u16::from_be_bytes([proto[0], proto[1]])), payload)
 }
 
-/// From the start of the IP header: addresses, then the TCP or UDP header. IPv6 extension
-/// headers are walked by etherparse; a payload cut short by the snap length is fine as long as
-/// the transport header is whole, but not one shorter than its header says when the capture
-/// holds the `whole` frame.
-fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
+/// From the start of the IP header: addresses, then the TCP, UDP or SCTP header's ports and
+/// flags, and where the transport segment is (nothing else is read: [`InFrame`] reads the
+/// rest when asked). IPv6 extension headers are walked by etherparse; a payload cut short by
+/// the snap length is fine as long as the transport header is whole, but not one shorter than
+/// its header says when the capture holds the `whole` frame.
+#[inline]
+fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
     let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
         LaxHeaderSliceError::Len(_) => Skip::Truncated,
@@ -483,129 +774,59 @@ fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<Packet, Skip> {
         return Err(Skip::Truncated);
     }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
-    let (mut shape, ip_total) = shape::ip_fields(bytes);
-    // Where the transport header starts in `bytes` (after IPv6 extension headers), and so how
-    // long the transport segment is as the IP header declares it.
-    let transport_at = (payload.payload.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
-    let declared = ip_total.saturating_sub(transport_at);
-    let header_ok = ip
-        .ipv4()
-        .is_none_or(|v4| checksum::ipv4_header_ok(v4.header().slice()));
-    let integrity = |proto| match header_ok {
-        true => checksum::transport(src, dst, proto, payload.payload, !payload.incomplete),
-        false => Integrity::Bad,
+    // Where the transport header starts in `bytes` (after IPv6 extension headers).
+    let transport = (payload.payload.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
+    let at = InFrame {
+        ip: bytes,
+        transport: u32::try_from(transport).unwrap_or(u32::MAX),
+        end: u32::try_from(transport + payload.payload.len()).unwrap_or(u32::MAX),
+        incomplete: payload.incomplete,
+        kernel_checks: false,
     };
-    match payload.ip_number {
-        IpNumber::TCP => {
-            let tcp = TcpHeaderSlice::from_slice(payload.payload).map_err(|e| match e {
-                etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
-                etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
-            })?;
-            shape::tcp_fields(&mut shape, tcp.slice());
-            let header_len = tcp.slice().len();
-            shape.payload_len = clamp16(declared.saturating_sub(header_len));
-            shape.head = shape::Head::new(payload.payload.get(header_len..).unwrap_or_default());
-            Ok(Packet {
-                direction: Direction::Unknown,
-                ifindex: None,
-                src,
-                dst,
-                src_port: tcp.source_port(),
-                dst_port: tcp.destination_port(),
-                tcp_flags: Some(TcpFlags::from_header(tcp.slice())),
-                window: tcp.window_size(),
-                integrity: integrity(checksum::TCP),
-                shape,
-                other: None,
-            })
-        }
-        IpNumber::UDP => {
-            let udp = UdpHeaderSlice::from_slice(payload.payload).map_err(|_| Skip::Truncated)?;
-            shape.payload_len = clamp16(declared.saturating_sub(UDP_HEADER_LEN));
-            shape.head =
-                shape::Head::new(payload.payload.get(UDP_HEADER_LEN..).unwrap_or_default());
-            Ok(Packet {
-                direction: Direction::Unknown,
-                ifindex: None,
-                src,
-                dst,
-                src_port: udp.source_port(),
-                dst_port: udp.destination_port(),
-                tcp_flags: None,
-                window: 0,
-                integrity: integrity(checksum::UDP),
-                shape,
-                other: None,
-            })
-        }
-        other => other_protocol(other, (src, dst), shape, header_ok, payload, declared),
-    }
-}
-
-/// A packet of neither TCP nor UDP (issue 28): SCTP read to its first chunk with its CRC32c
-/// checked, ICMP skipped (the kernel's), any other protocol read as its number.
-fn other_protocol(
-    protocol: IpNumber,
-    (src, dst): (IpAddr, IpAddr),
-    mut shape: Shape,
-    header_ok: bool,
-    payload: &etherparse::LaxIpPayloadSlice<'_>,
-    declared: usize,
-) -> Result<Packet, Skip> {
-    let packet = |src_port, dst_port, integrity, shape, other| Packet {
+    let packet = |src_port, dst_port, tcp_flags, window, other| Packet {
         direction: Direction::Unknown,
         ifindex: None,
         src,
         dst,
         src_port,
         dst_port,
-        tcp_flags: None,
-        window: 0,
-        integrity,
-        shape,
-        other: Some(other),
+        tcp_flags,
+        window,
+        other,
     };
-    match protocol {
+    let packet = match payload.ip_number {
+        IpNumber::TCP => {
+            let tcp = TcpHeaderSlice::from_slice(payload.payload).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::Malformed,
+            })?;
+            packet(
+                tcp.source_port(),
+                tcp.destination_port(),
+                Some(TcpFlags::from_header(tcp.slice())),
+                tcp.window_size(),
+                None,
+            )
+        }
+        IpNumber::UDP => {
+            let udp = UdpHeaderSlice::from_slice(payload.payload).map_err(|_| Skip::Truncated)?;
+            packet(udp.source_port(), udp.destination_port(), None, 0, None)
+        }
+        // SCTP (issue 28): read to its first chunk (its CRC32c is checked when asked).
         IpNumber::SCTP => {
             let (src_port, dst_port, chunk) =
                 sctp::parse(payload.payload).map_err(|_| Skip::OtherProtocol)?;
-            let integrity = if !header_ok {
-                Integrity::Bad
-            } else if payload.incomplete {
-                // Cut by the capture: the CRC32c cannot be summed.
-                Integrity::Unverified
-            } else if sctp::checksum_ok(payload.payload) {
-                Integrity::Valid
-            } else {
-                Integrity::Bad
-            };
-            shape.payload_len = clamp16(declared.saturating_sub(sctp::COMMON_HEADER_LEN));
-            let chunks = payload.payload.get(sctp::COMMON_HEADER_LEN..);
-            shape.head = shape::Head::new(chunks.unwrap_or_default());
-            Ok(packet(
-                src_port,
-                dst_port,
-                integrity,
-                shape,
-                Other::Sctp(chunk),
-            ))
+            packet(src_port, dst_port, None, 0, Some(Other::Sctp(chunk)))
         }
         // ICMP stays the kernel's: it answers it, and a ping is no scan of ports.
-        IpNumber::ICMP | IpNumber::IPV6_ICMP => Err(Skip::OtherProtocol),
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => return Err(Skip::OtherProtocol),
+        // Any other protocol is read as its number.
         IpNumber(number) => {
-            shape.payload_len = clamp16(declared);
-            shape.head = shape::Head::new(payload.payload);
-            // No transport checksum is known for the protocol: the kernel checks the IPv4
-            // header's only before it hands the packet on (or answers "protocol unreachable").
-            let integrity = if header_ok {
-                Integrity::Valid
-            } else {
-                Integrity::Bad
-            };
             let port = u16::from(number);
-            Ok(packet(port, port, integrity, shape, Other::Ip(number)))
+            packet(port, port, None, 0, Some(Other::Ip(number)))
         }
-    }
+    };
+    Ok((packet, at))
 }
 
 /// The length of a UDP header.

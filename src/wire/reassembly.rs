@@ -52,7 +52,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::checksum::{self, Sum};
-use super::{Direction, Integrity, LinkType, Metadata, Packet, Skip};
+use super::{Direction, Full, Integrity, LinkType, Metadata, Packet, Skip};
 use crate::time::Timestamp;
 
 /// How many bytes of each datagram's fragmentable part are kept: the transport header (60
@@ -132,10 +132,10 @@ pub enum Outcome {
     /// Kept: its datagram is not whole yet.
     Pending,
     /// Its datagram is whole: the packet read from it, and what its fragments said.
-    Complete(Packet, Note),
+    Complete(Full, Note),
     /// It overlapped another: its datagram was discarded. The packet its first fragment made
     /// when that had arrived and held the transport header.
-    Overlap(Option<Packet>),
+    Overlap(Option<Full>),
     /// Dropped (with its datagram or alone), or its datagram could not be read.
     Dropped,
 }
@@ -784,15 +784,17 @@ impl Reassembler {
     }
 
     /// The datagram of slot `i`, `len` bytes long, read as a packet, with its note.
-    fn read(&mut self, i: usize, len: u32) -> Option<(Packet, Note)> {
+    fn read(&mut self, i: usize, len: u32) -> Option<(Full, Note)> {
         let s = &self.slots[i];
         let usable = usize_of(len.min(s.cut_at)).min(KEEP);
         let n = s.datagram(len, usable, &mut self.scratch);
-        let mut packet = super::packet_from_ip(&self.scratch[..n], false).ok()?;
         let proto = s.proto;
-        packet.integrity = s.integrity(proto);
-        packet.direction = s.direction;
-        packet.ifindex = s.ifindex;
+        let packet = full(
+            &self.scratch[..n],
+            s.integrity(proto),
+            s.direction,
+            s.ifindex,
+        )?;
         let tcp_header = if packet.tcp_flags.is_some() && proto == checksum::TCP {
             (u32::from(s.kept[12] >> 4) * 4).max(20)
         } else {
@@ -808,7 +810,7 @@ impl Reassembler {
     /// What the first fragment of slot `i` says, when it came and held the transport header:
     /// the packet of an overlap's evidence (its integrity unverified: the datagram is not
     /// whole).
-    fn first_packet(&mut self, i: usize) -> Option<Packet> {
+    fn first_packet(&mut self, i: usize) -> Option<Full> {
         let s = &self.slots[i];
         if !s.first_in {
             return None;
@@ -829,16 +831,17 @@ impl Reassembler {
             self.scratch[hl + 12] = 0x50;
             n = hl + 20;
         }
-        let mut packet = super::packet_from_ip(&self.scratch[..n], false).ok()?;
-        packet.integrity = Integrity::Unverified;
-        packet.direction = s.direction;
-        packet.ifindex = s.ifindex;
-        Some(packet)
+        full(
+            &self.scratch[..n],
+            Integrity::Unverified,
+            s.direction,
+            s.ifindex,
+        )
     }
 
     /// A fragment this host sent: its first fragment read alone (the host's own stack made
     /// it, with its transport header whole), for the conversation memory; no state kept.
-    pub fn lone(&mut self, f: &Fragment<'_>) -> Option<Packet> {
+    pub fn lone(&mut self, f: &Fragment<'_>) -> Option<Full> {
         if f.offset != 0 || f.header.len() > MAX_IP_HEADER {
             return None;
         }
@@ -854,12 +857,33 @@ impl Reassembler {
             out[6] &= 0x40;
             out[7] = 0;
         }
-        let mut packet = super::packet_from_ip(&self.scratch[..hl + usable], false).ok()?;
-        packet.integrity = Integrity::Unverified;
-        packet.direction = f.direction;
-        packet.ifindex = f.ifindex;
-        Some(packet)
+        full(
+            &self.scratch[..hl + usable],
+            Integrity::Unverified,
+            f.direction,
+            f.ifindex,
+        )
     }
+}
+
+/// The datagram in `ip` read with all its details, its checksums' verdict `integrity` (from
+/// the fragments' sums), and the direction and interface its fragments came with.
+fn full(
+    ip: &[u8],
+    integrity: Integrity,
+    direction: Direction,
+    ifindex: Option<u32>,
+) -> Option<Full> {
+    let (packet, at) = super::packet_from_ip(ip, false).ok()?;
+    Some(Full {
+        packet: Packet {
+            direction,
+            ifindex,
+            ..packet
+        },
+        integrity,
+        shape: at.shape(&packet),
+    })
 }
 
 /// The bytes of a transport header a first IPv6 fragment must hold (`ipv6frag_thdr_truncated`).

@@ -1,7 +1,8 @@
 //! The header fields of a packet beyond its addresses, ports and flags: what a tool's probe
 //! shape is recognised by (window, TCP options, IP ID, TTL, urgent pointer, reserved bits), and
 //! the first bytes of its payload, which a version probe is recognised by. **Pure**, fixed
-//! size, no allocation: a [`Shape`] is copied with its [`super::Packet`].
+//! size, no allocation: a [`Shape`] is read from the frame only when a decision needs it
+//! ([`super::Lazy`]).
 
 /// The most TCP option bytes a header holds (a data offset of 15 words, less the 20 fixed bytes).
 pub const MAX_OPTIONS: usize = 40;
@@ -36,6 +37,30 @@ pub struct Shape {
     pub payload_len: u16,
     /// The payload's first bytes, as far as the capture holds them.
     pub head: Head,
+}
+
+impl Shape {
+    /// No field set, no options, no payload (what [`Shape::default`] gives, as a constant).
+    pub const EMPTY: Shape = Shape {
+        ttl: 0,
+        tos: 0,
+        ip_id: 0,
+        dont_fragment: false,
+        flow_label: 0,
+        seq: 0,
+        ack: 0,
+        urgent: 0,
+        reserved: 0,
+        options: TcpOptions {
+            len: 0,
+            bytes: [0; MAX_OPTIONS],
+        },
+        payload_len: 0,
+        head: Head {
+            len: 0,
+            bytes: [0; HEAD_LEN],
+        },
+    };
 }
 
 /// TCP option bytes, as they were on the wire (at most [`MAX_OPTIONS`]).

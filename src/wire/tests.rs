@@ -385,7 +385,9 @@ fn built(v6: bool, udp: bool, payload: &[u8]) -> Vec<u8> {
 }
 
 fn integrity(bytes: &[u8]) -> Integrity {
-    parse(LinkType::RawIp, bytes).expect("parses").integrity
+    parse_full(LinkType::RawIp, bytes)
+        .expect("parses")
+        .integrity
 }
 
 /// Issue 14: a capture sees frames the kernel then drops for a wrong checksum; they must not
@@ -435,18 +437,20 @@ fn issue_14_checksums_are_checked_as_the_kernel_would() {
 #[test]
 fn issue_14_offloaded_checksums_are_told_apart() {
     assert_eq!(
-        parse(LinkType::LinuxSll2, &hex(SLL2_SYN))
+        parse_full(LinkType::LinuxSll2, &hex(SLL2_SYN))
             .unwrap()
             .integrity,
         Integrity::Offloaded
     );
     assert_eq!(
-        parse(LinkType::LinuxSll, &hex(SLL_SYN6)).unwrap().integrity,
+        parse_full(LinkType::LinuxSll, &hex(SLL_SYN6))
+            .unwrap()
+            .integrity,
         Integrity::Offloaded
     );
     // A SYN from the wire, captured on the masscan host's uplink.
     assert_eq!(
-        parse(LinkType::Ethernet, &hex(MASSCAN_SYN))
+        parse_full(LinkType::Ethernet, &hex(MASSCAN_SYN))
             .unwrap()
             .integrity,
         Integrity::Valid
@@ -462,7 +466,7 @@ fn issue_14_offloaded_checksums_are_told_apart() {
         ..Metadata::default()
     };
     assert_eq!(
-        parse_with(LinkType::RawIp, &partial, outgoing)
+        parse_full_with(LinkType::RawIp, &partial, outgoing)
             .unwrap()
             .integrity,
         Integrity::Offloaded
@@ -479,7 +483,7 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
     // card (device type 1, Ethernet), arriving and leaving.
     let sll2 = hex(SLL2_SYN);
     let sll = hex(SLL_SYN6);
-    let judged = |link, frame: &[u8]| parse(link, frame).unwrap().integrity;
+    let judged = |link, frame: &[u8]| parse_full(link, frame).unwrap().integrity;
     let mut card2 = sll2.clone();
     card2[8..10].copy_from_slice(&1u16.to_be_bytes());
     let mut card = sll.clone();
@@ -509,7 +513,7 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
         (seen(Direction::Outgoing, false), Integrity::Offloaded),
     ] {
         assert_eq!(
-            parse_with(LinkType::RawIp, &partial, meta)
+            parse_full_with(LinkType::RawIp, &partial, meta)
                 .unwrap()
                 .integrity,
             expected,
@@ -520,13 +524,17 @@ fn issue_24_pseudo_header_only_checksums_count_only_outgoing_or_over_loopback() 
     let good = built(false, false, b"");
     for meta in [Metadata::default(), seen(Direction::Outgoing, true)] {
         assert_eq!(
-            parse_with(LinkType::RawIp, &good, meta).unwrap().integrity,
+            parse_full_with(LinkType::RawIp, &good, meta)
+                .unwrap()
+                .integrity,
             Integrity::Valid
         );
         let mut bad = good.clone();
         bad[36] ^= 1;
         assert_eq!(
-            parse_with(LinkType::RawIp, &bad, meta).unwrap().integrity,
+            parse_full_with(LinkType::RawIp, &bad, meta)
+                .unwrap()
+                .integrity,
             Integrity::Bad
         );
     }
@@ -562,7 +570,7 @@ fn issue_25_a_packet_shorter_than_its_ip_header_says_is_truncated_when_captured_
             ..Metadata::default()
         };
         assert_eq!(
-            parse_with(LinkType::RawIp, &liar, whole),
+            parse_full_with(LinkType::RawIp, &liar, whole),
             Err(Skip::Truncated),
             "v6: {v6}"
         );
@@ -571,7 +579,7 @@ fn issue_25_a_packet_shorter_than_its_ip_header_says_is_truncated_when_captured_
         // The same packet whole and honest is valid.
         let honest = built(v6, false, b"");
         assert_eq!(
-            parse_with(LinkType::RawIp, &honest, whole)
+            parse_full_with(LinkType::RawIp, &honest, whole)
                 .unwrap()
                 .integrity,
             Integrity::Valid
@@ -582,7 +590,7 @@ fn issue_25_a_packet_shorter_than_its_ip_header_says_is_truncated_when_captured_
 /// Issue 28: the header fields tool fingerprints read come out as they were on the wire.
 #[test]
 fn issue_28_the_shape_of_a_packet_is_read_from_its_headers() {
-    let linux = parse(LinkType::LinuxSll2, &hex(SLL2_SYN)).expect("parses");
+    let linux = parse_full(LinkType::LinuxSll2, &hex(SLL2_SYN)).expect("parses");
     let s = linux.shape;
     assert_eq!((s.ttl, s.ip_id, s.dont_fragment), (64, 0xc161, true));
     assert_eq!((s.seq, s.ack, s.urgent, s.reserved), (0x6806_30db, 0, 0, 0));
@@ -592,7 +600,7 @@ fn issue_28_the_shape_of_a_packet_is_read_from_its_headers() {
     );
     assert_eq!((s.payload_len, s.head.as_bytes()), (0, &[][..]));
 
-    let masscan = parse(LinkType::Ethernet, &hex(MASSCAN_SYN)).expect("parses");
+    let masscan = parse_full(LinkType::Ethernet, &hex(MASSCAN_SYN)).expect("parses");
     let s = masscan.shape;
     assert_eq!((s.ttl, s.ip_id, s.dont_fragment), (252, 0x9c44, false));
     assert_eq!((masscan.window, s.seq), (1024, 0x7dba_06f2));
@@ -600,11 +608,11 @@ fn issue_28_the_shape_of_a_packet_is_read_from_its_headers() {
     // The Ethernet trailer's padding is not payload: the IP header says how long it is.
     assert_eq!(s.payload_len, 0);
 
-    let six = parse(LinkType::LinuxSll, &hex(SLL_SYN6)).expect("parses");
+    let six = parse_full(LinkType::LinuxSll, &hex(SLL_SYN6)).expect("parses");
     assert_eq!((six.shape.ttl, six.shape.flow_label), (64, 0xd785b));
 
     let udp = built(false, true, b"GET / HTTP/1.0\r\n\r\n");
-    let p = parse(LinkType::RawIp, &udp).expect("parses");
+    let p = parse_full(LinkType::RawIp, &udp).expect("parses");
     assert_eq!(p.shape.payload_len, 18);
     assert_eq!(p.shape.head.as_bytes(), b"GET / HTTP/1.0\r\n\r\n");
 }
@@ -647,7 +655,7 @@ fn sctp_packets_read_with_their_chunk_and_checksum() {
         ),
     ] {
         let frame = |chunk, tag| frames::sctp_frame(src, dst, 40000, 38412, chunk, tag);
-        let init = parse(LinkType::Ethernet, &frame(1, 0)).unwrap();
+        let init = parse_full(LinkType::Ethernet, &frame(1, 0)).unwrap();
         assert_eq!(
             (init.proto(), init.src_port, init.dst_port),
             (Proto::Sctp, 40000, 38412)
@@ -655,31 +663,31 @@ fn sctp_packets_read_with_their_chunk_and_checksum() {
         assert_eq!(init.probe_kind(), Some(ProbeKind::SctpInit));
         assert_eq!(init.integrity, Integrity::Valid, "{src}");
         assert_eq!(init.shape.payload_len, 20, "the chunk");
-        let cookie = parse(LinkType::Ethernet, &frame(10, 7)).unwrap();
+        let cookie = parse_full(LinkType::Ethernet, &frame(10, 7)).unwrap();
         assert_eq!(cookie.probe_kind(), Some(ProbeKind::SctpCookieEcho));
         for (chunk, tag) in [(2, 7), (6, 7), (0, 7), (1, 7)] {
-            let p = parse(LinkType::Ethernet, &frame(chunk, tag)).unwrap();
+            let p = parse_full(LinkType::Ethernet, &frame(chunk, tag)).unwrap();
             assert_eq!(p.probe_kind(), None, "chunk {chunk} tag {tag}");
         }
         assert!(sctp::is_init_ack(
-            &parse(LinkType::Ethernet, &frame(2, 7)).unwrap()
+            &parse_full(LinkType::Ethernet, &frame(2, 7)).unwrap()
         ));
         let mut spoilt = frame(1, 0);
         let last = spoilt.len() - 1;
         spoilt[last] ^= 0x40;
-        let p = parse(LinkType::Ethernet, &spoilt).unwrap();
+        let p = parse_full(LinkType::Ethernet, &spoilt).unwrap();
         assert_eq!(
             p.integrity,
             Integrity::Bad,
             "a wrong CRC32c: the kernel drops it"
         );
         // Cut by the capture after the chunk's header: read, not verified.
-        let cut = parse(LinkType::Ethernet, &frame(1, 0)[..frame(1, 0).len() - 8]).unwrap();
+        let cut = parse_full(LinkType::Ethernet, &frame(1, 0)[..frame(1, 0).len() - 8]).unwrap();
         assert_eq!(cut.integrity, Integrity::Unverified);
         // Shorter than the common header and a chunk header: skipped.
         let head = if src.is_ipv4() { 14 + 20 } else { 14 + 40 };
         assert_eq!(
-            parse(LinkType::Ethernet, &frame(1, 0)[..head + 15]),
+            parse_full(LinkType::Ethernet, &frame(1, 0)[..head + 15]),
             Err(Skip::OtherProtocol)
         );
     }
@@ -703,7 +711,7 @@ fn other_ip_protocols_read_as_their_number_icmp_is_skipped() {
         ),
     ] {
         for protocol in [47u8, 50, 4, 253, 255] {
-            let p = parse(
+            let p = parse_full(
                 LinkType::Ethernet,
                 &frames::ip_frame(src, dst, protocol, &[0; 8]),
             )
@@ -715,7 +723,10 @@ fn other_ip_protocols_read_as_their_number_icmp_is_skipped() {
             assert_eq!(p.integrity, Integrity::Valid);
         }
         let ping = frames::ip_frame(src, dst, icmp, &[8, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(parse(LinkType::Ethernet, &ping), Err(Skip::OtherProtocol));
+        assert_eq!(
+            parse_full(LinkType::Ethernet, &ping),
+            Err(Skip::OtherProtocol)
+        );
     }
     // A wrong IPv4 header checksum: the kernel drops the packet before any protocol sees it.
     let mut gre = frames::ip_frame(
@@ -726,7 +737,61 @@ fn other_ip_protocols_read_as_their_number_icmp_is_skipped() {
     );
     gre[14 + 10] ^= 1;
     assert_eq!(
-        parse(LinkType::Ethernet, &gre).unwrap().integrity,
+        parse_full(LinkType::Ethernet, &gre).unwrap().integrity,
         Integrity::Bad
+    );
+}
+
+/// Issue 29: the cheap parse reads the same packet as the full one, its details left in the
+/// frame and read from it when asked, the same whether read at once or lazily; and the packet
+/// the per-packet path moves is small.
+#[test]
+fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
+    let frames = [
+        (LinkType::Ethernet, hex(MASSCAN_SYN)),
+        (LinkType::LinuxSll2, hex(SLL2_SYN)),
+        (LinkType::LinuxSll, hex(SLL_SYN6)),
+        (LinkType::LinuxSll, hex(SLL_RSTACK6)),
+        (LinkType::RawIp, hex(RAW6_EXT_FIN)),
+        (LinkType::Loopback, hex(NULL_UDP)),
+    ];
+    for (link, frame) in &frames {
+        let full = parse_full(*link, frame).expect("parses");
+        assert_eq!(parse(*link, frame), Ok(full.packet));
+        let seen = read(*link, frame, Metadata::default()).expect("parses");
+        assert_eq!(seen.full(), full);
+        let lazy = Lazy::from(seen);
+        assert_eq!(
+            (*lazy.shape(), lazy.integrity()),
+            (full.shape, full.integrity)
+        );
+        // Asked again: the same, read once.
+        assert_eq!(
+            (*lazy.shape(), lazy.integrity()),
+            (full.shape, full.integrity)
+        );
+        let known = Lazy::from(Seen::from(&full));
+        assert_eq!(
+            (*known.shape(), known.integrity()),
+            (full.shape, full.integrity)
+        );
+    }
+    // An Ethernet frame the capture says arrived: its checksums judged with the capture's
+    // word, lazily as at once.
+    let pseudo = Metadata {
+        direction: Direction::Incoming,
+        ..Metadata::default()
+    };
+    let (link, frame) = &frames[0];
+    assert_eq!(
+        read(*link, frame, pseudo).unwrap().full(),
+        parse_full_with(*link, frame, pseudo).unwrap()
+    );
+    // Addresses, ports, flags, window, direction, interface and the protocol's own: no more
+    // than a cache line (it was 176 bytes with the details in it).
+    assert!(
+        std::mem::size_of::<Packet>() <= 64,
+        "{}",
+        std::mem::size_of::<Packet>()
     );
 }

@@ -114,7 +114,7 @@ impl Running {
                             loopback: frame.loopback,
                             whole: frame.whole,
                         };
-                        match crate::wire::parse_with(link, frame.data, seen) {
+                        match crate::wire::read(link, frame.data, seen) {
                             Err(crate::wire::Skip::Fragment) => {
                                 self.daemon.engine.fragment(at, link, frame.data, seen);
                             }

@@ -1,5 +1,14 @@
 use super::*;
-use crate::wire::{Direction, Integrity, Shape};
+use crate::wire::{Direction, Full, Integrity, Shape};
+
+impl Decoys {
+    fn sent_full(&mut self, at: Timestamp, p: &Full) {
+        self.sent(at, p, &p.shape);
+    }
+    fn arrived_full(&mut self, at: Timestamp, p: &Full) {
+        self.arrived(at, p, &p.shape);
+    }
+}
 
 const LOCAL: &str = "198.51.100.1";
 const REAL: &str = "198.51.100.2";
@@ -13,24 +22,26 @@ fn at(ms: u64) -> Timestamp {
     Timestamp::from_micros(1_700_000_000_000_000 + ms * 1_000)
 }
 
-fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet {
-    Packet {
-        direction: Direction::Unknown,
-        ifindex: None,
-        src: ip(src),
-        dst: ip(dst),
-        src_port: sport,
-        dst_port: dport,
-        tcp_flags: Some(flags),
-        window: 0,
+fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Full {
+    Full {
+        packet: Packet {
+            direction: Direction::Unknown,
+            ifindex: None,
+            src: ip(src),
+            dst: ip(dst),
+            src_port: sport,
+            dst_port: dport,
+            tcp_flags: Some(flags),
+            window: 0,
+            other: None,
+        },
         integrity: Integrity::Valid,
         shape: Shape::default(),
-        other: None,
     }
 }
 
 /// The host's SYN+ACK from `port` to `to`'s port 41014, acknowledging ISN `isn`.
-fn syn_ack(to: &str, port: u16, isn: u32) -> Packet {
+fn syn_ack(to: &str, port: u16, isn: u32) -> Full {
     let mut p = tcp(LOCAL, port, to, 41014, TcpFlags::SYN | TcpFlags::ACK);
     p.shape.seq = 0x5eed;
     p.shape.ack = isn.wrapping_add(1);
@@ -38,20 +49,20 @@ fn syn_ack(to: &str, port: u16, isn: u32) -> Packet {
 }
 
 /// A bare RST from `from`'s port 41014 to `port`, with sequence number `seq`.
-fn rst(from: &str, port: u16, seq: u32) -> Packet {
+fn rst(from: &str, port: u16, seq: u32) -> Full {
     let mut p = tcp(from, 41014, LOCAL, port, TcpFlags::RST);
     p.shape.seq = seq;
     p
 }
 
 /// nmap -D: the same SYN+ACKs to the real scanner and the decoy, the real one answering.
-fn decoy_scan(d: &mut Decoys, answer: impl Fn(u16) -> Option<Packet>) {
+fn decoy_scan(d: &mut Decoys, answer: impl Fn(u16) -> Option<Full>) {
     for (i, port) in [22u16, 80].into_iter().enumerate() {
         let t = at(i as u64);
-        d.sent(t, &syn_ack(DECOY, port, 1000));
-        d.sent(t, &syn_ack(REAL, port, 1000));
+        d.sent_full(t, &syn_ack(DECOY, port, 1000));
+        d.sent_full(t, &syn_ack(REAL, port, 1000));
         if let Some(r) = answer(port) {
-            d.arrived(at(i as u64 + 1), &r);
+            d.arrived_full(at(i as u64 + 1), &r);
         }
     }
 }
@@ -105,9 +116,9 @@ fn a_rst_with_the_wrong_sequence_number_or_late_answers_nothing() {
         "neither answered: both silent"
     );
     let mut d = Decoys::new(8, 1);
-    d.sent(at(0), &syn_ack(REAL, 22, 1000));
-    d.sent(at(0), &syn_ack(DECOY, 22, 1000));
-    d.arrived(at(2_100), &rst(REAL, 22, 1001));
+    d.sent_full(at(0), &syn_ack(REAL, 22, 1000));
+    d.sent_full(at(0), &syn_ack(DECOY, 22, 1000));
+    d.arrived_full(at(2_100), &rst(REAL, 22, 1001));
     d.sweep(at(5_000));
     assert!(d.take_verdicts().0.is_empty(), "a late RST is no answer");
 }
@@ -116,7 +127,7 @@ fn a_rst_with_the_wrong_sequence_number_or_late_answers_nothing() {
 fn a_decoy_that_exists_and_answers_is_not_told_apart() {
     let mut d = Decoys::new(8, 1);
     decoy_scan(&mut d, |port| Some(rst(REAL, port, 1001)));
-    d.arrived(at(3), &rst(DECOY, 22, 1001));
+    d.arrived_full(at(3), &rst(DECOY, 22, 1001));
     d.sweep(at(5_000));
     assert!(d.take_verdicts().0.is_empty());
 }
@@ -125,17 +136,17 @@ fn a_decoy_that_exists_and_answers_is_not_told_apart() {
 fn sources_of_other_ports_or_another_time_are_not_one_scan() {
     // A client that went away (its SYN+ACK unanswered) while a scanner probed other ports.
     let mut d = Decoys::new(8, 1);
-    d.sent(at(0), &syn_ack(DECOY, 443, 1000));
-    d.sent(at(0), &syn_ack(REAL, 22, 1000));
-    d.arrived(at(1), &rst(REAL, 22, 1001));
+    d.sent_full(at(0), &syn_ack(DECOY, 443, 1000));
+    d.sent_full(at(0), &syn_ack(REAL, 22, 1000));
+    d.arrived_full(at(1), &rst(REAL, 22, 1001));
     d.sweep(at(5_000));
     assert!(d.take_verdicts().0.is_empty(), "other ports");
     // The same port, a minute apart.
     let mut d = Decoys::new(8, 1);
-    d.sent(at(0), &syn_ack(DECOY, 22, 1000));
+    d.sent_full(at(0), &syn_ack(DECOY, 22, 1000));
     d.sweep(at(5_000));
-    d.sent(at(60_000), &syn_ack(REAL, 22, 1000));
-    d.arrived(at(60_001), &rst(REAL, 22, 1001));
+    d.sent_full(at(60_000), &syn_ack(REAL, 22, 1000));
+    d.arrived_full(at(60_001), &rst(REAL, 22, 1001));
     d.sweep(at(65_000));
     assert!(d.take_verdicts().0.is_empty(), "another time");
 }
@@ -144,7 +155,7 @@ fn sources_of_other_ports_or_another_time_are_not_one_scan() {
 fn a_retransmitted_syn_ack_counts_once() {
     let mut d = Decoys::new(8, 1);
     decoy_scan(&mut d, |port| Some(rst(REAL, port, 1001)));
-    d.sent(at(1_000), &syn_ack(DECOY, 22, 1000));
+    d.sent_full(at(1_000), &syn_ack(DECOY, 22, 1000));
     d.sweep(at(2_500));
     assert_eq!(d.take_verdicts().0[0].unanswered, 2);
 }
@@ -155,10 +166,10 @@ fn verdicts_past_their_bound_are_dropped_and_counted() {
     // Many silent sources beside one that answered, all on port 22.
     for i in 0..=255u8 {
         let decoy = format!("203.0.113.{i}");
-        d.sent(at(0), &syn_ack(&decoy, 22, 1000));
+        d.sent_full(at(0), &syn_ack(&decoy, 22, 1000));
     }
-    d.sent(at(0), &syn_ack(REAL, 22, 1000));
-    d.arrived(at(1), &rst(REAL, 22, 1001));
+    d.sent_full(at(0), &syn_ack(REAL, 22, 1000));
+    d.arrived_full(at(1), &rst(REAL, 22, 1001));
     d.sweep(at(5_000));
     let (verdicts, dropped) = d.take_verdicts();
     assert_eq!(verdicts.len(), VERDICTS_MAX);
@@ -170,7 +181,7 @@ fn the_source_table_is_bounded() {
     let mut d = Decoys::new(4, 1);
     for i in 0..10_000u32 {
         let a = std::net::Ipv4Addr::from(0xcb00_7100 + (i % 256) + (i << 8)).to_string();
-        d.sent(at(u64::from(i)), &syn_ack(&a, 22, i));
+        d.sent_full(at(u64::from(i)), &syn_ack(&a, 22, i));
     }
     assert_eq!(d.sources.len(), SOURCES);
     assert_eq!(d.pending.len(), 16);
@@ -188,10 +199,10 @@ fn a_scans_sources_keep_their_records_whatever_the_seed() {
         let mut d = Decoys::new(12, seed);
         for (i, port) in [22u16, 80].into_iter().enumerate() {
             let t = at(i as u64);
-            d.sent(t, &syn_ack(DECOY, port, 1000));
-            d.sent(t, &syn_ack(DECOY2, port, 1000));
-            d.sent(t, &syn_ack(REAL, port, 1000));
-            d.arrived(at(i as u64 + 1), &rst(REAL, port, 1001));
+            d.sent_full(t, &syn_ack(DECOY, port, 1000));
+            d.sent_full(t, &syn_ack(DECOY2, port, 1000));
+            d.sent_full(t, &syn_ack(REAL, port, 1000));
+            d.arrived_full(at(i as u64 + 1), &rst(REAL, port, 1001));
         }
         d.sweep(at(2_500));
         let mut named: Vec<IpAddr> = d.take_verdicts().0.iter().map(|v| v.decoy).collect();
@@ -205,7 +216,7 @@ fn a_full_bucket_gives_way_by_its_least_recently_active_source() {
     let mut d = Decoys::new(4, 7);
     // Sources until one bucket holds WAYS of them and one more arrives.
     let bucket = d.source_bucket(ip(REAL));
-    d.sent(at(0), &syn_ack(REAL, 22, 1000));
+    d.sent_full(at(0), &syn_ack(REAL, 22, 1000));
     let mut same = Vec::new();
     for i in 0..=u16::MAX {
         let a = std::net::Ipv4Addr::from(0xcb00_7100u32 + u32::from(i)).to_string();
@@ -217,7 +228,7 @@ fn a_full_bucket_gives_way_by_its_least_recently_active_source() {
         }
     }
     for (n, a) in same.iter().enumerate() {
-        d.sent(at(10 + n as u64), &syn_ack(a, 22, 1000));
+        d.sent_full(at(10 + n as u64), &syn_ack(a, 22, 1000));
     }
     // REAL was the least recently active: it gave way to the last; the others kept theirs.
     assert!(d.source_slot(ip(REAL)).is_none());

@@ -1,21 +1,29 @@
 use super::*;
 use crate::wire::shape::{Head, TcpOptions};
-use crate::wire::{Direction, Integrity, Shape};
+use crate::wire::{Direction, Full, Integrity, Shape};
 
-fn syn(window: u16, options: &[u8], df: bool) -> Packet {
+/// The probe `p` looks like ([`super::recognise`] with its shape).
+fn recognise(p: &Full) -> Option<Mark> {
+    super::recognise(p, &p.shape)
+}
+
+fn syn(window: u16, options: &[u8], df: bool) -> Full {
     tcp(TcpFlags::SYN, window, options, df)
 }
 
-fn tcp(flags: TcpFlags, window: u16, options: &[u8], df: bool) -> Packet {
-    Packet {
-        direction: Direction::Incoming,
-        ifindex: None,
-        src: "203.0.113.7".parse().unwrap(),
-        dst: "198.51.100.1".parse().unwrap(),
-        src_port: 40000,
-        dst_port: 22,
-        tcp_flags: Some(flags),
-        window,
+fn tcp(flags: TcpFlags, window: u16, options: &[u8], df: bool) -> Full {
+    Full {
+        packet: Packet {
+            direction: Direction::Incoming,
+            ifindex: None,
+            src: "203.0.113.7".parse().unwrap(),
+            dst: "198.51.100.1".parse().unwrap(),
+            src_port: 40000,
+            dst_port: 22,
+            tcp_flags: Some(flags),
+            window,
+            other: None,
+        },
         integrity: Integrity::Valid,
         shape: Shape {
             ttl: 64,
@@ -25,25 +33,27 @@ fn tcp(flags: TcpFlags, window: u16, options: &[u8], df: bool) -> Packet {
             options: TcpOptions::new(options),
             ..Shape::default()
         },
-        other: None,
     }
 }
 
-fn udp(payload: &[u8], declared: u16, ip_id: u16) -> Packet {
-    Packet {
-        tcp_flags: None,
-        window: 0,
+fn udp(payload: &[u8], declared: u16, ip_id: u16) -> Full {
+    Full {
+        packet: Packet {
+            tcp_flags: None,
+            window: 0,
+            ..tcp(TcpFlags::SYN, 0, &[], false).packet
+        },
+        integrity: Integrity::Valid,
         shape: Shape {
             ip_id,
             payload_len: declared,
             head: Head::new(payload),
             ..Shape::default()
         },
-        ..tcp(TcpFlags::SYN, 0, &[], false)
     }
 }
 
-fn names(p: &Packet) -> Option<(&'static str, &'static str)> {
+fn names(p: &Full) -> Option<(&'static str, &'static str)> {
     recognise(p).map(|m| (m.tool().name(), m.probe()))
 }
 

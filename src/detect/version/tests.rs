@@ -4,7 +4,16 @@ use crate::detect::traps::{Listeners, PortSet, TrapMode, Traps};
 use crate::never_block::{Entry, NeverBlockList, Reason};
 use crate::pipeline::Pipeline;
 use crate::wire::shape::Head;
-use crate::wire::{Direction, Integrity, Shape, TcpFlags};
+use crate::wire::{Direction, Full, Integrity, Shape, TcpFlags};
+
+impl FirstSegments {
+    fn accepted_full(&mut self, at: Timestamp, p: &Full) {
+        self.accepted(at, p, &p.shape);
+    }
+    fn first_full(&mut self, at: Timestamp, p: &Full) -> Option<Timestamp> {
+        self.first(at, p, &p.shape)
+    }
+}
 
 const LOCAL: &str = "198.51.100.1";
 const SCANNER: &str = "203.0.113.7";
@@ -25,19 +34,21 @@ fn probe(name: &str) -> &'static ServiceProbe {
         .expect(name)
 }
 
-fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet {
-    Packet {
-        direction: Direction::Unknown,
-        ifindex: None,
-        src: ip(src),
-        dst: ip(dst),
-        src_port: sport,
-        dst_port: dport,
-        tcp_flags: Some(flags),
-        window: 64240,
+fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Full {
+    Full {
+        packet: Packet {
+            direction: Direction::Unknown,
+            ifindex: None,
+            src: ip(src),
+            dst: ip(dst),
+            src_port: sport,
+            dst_port: dport,
+            tcp_flags: Some(flags),
+            window: 64240,
+            other: None,
+        },
         integrity: Integrity::Valid,
         shape: Shape::default(),
-        other: None,
     }
 }
 
@@ -46,7 +57,7 @@ const SERVER_ISN: u32 = 0x5eed_0000;
 
 /// The host's SYN+ACK accepting `src`'s connection from `sport` to `dport`, whose SYN had the
 /// sequence number `isn`.
-fn syn_ack(src: &str, sport: u16, dport: u16, isn: u32) -> Packet {
+fn syn_ack(src: &str, sport: u16, dport: u16, isn: u32) -> Full {
     let mut p = tcp(LOCAL, dport, src, sport, TcpFlags::SYN | TcpFlags::ACK);
     p.shape.seq = SERVER_ISN;
     p.shape.ack = isn.wrapping_add(1);
@@ -55,7 +66,7 @@ fn syn_ack(src: &str, sport: u16, dport: u16, isn: u32) -> Packet {
 
 /// A data segment from `src` with sequence number `seq` carrying `payload` (its first 32
 /// bytes kept, as the parser keeps them).
-fn data(src: &str, sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Packet {
+fn data(src: &str, sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Full {
     let mut p = tcp(src, sport, LOCAL, dport, TcpFlags::PSH | TcpFlags::ACK);
     p.shape.seq = seq;
     p.shape.ack = SERVER_ISN + 1;
@@ -64,7 +75,7 @@ fn data(src: &str, sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Packet {
     p
 }
 
-fn datagram(src: &str, dport: u16, payload: &[u8]) -> Packet {
+fn datagram(src: &str, dport: u16, payload: &[u8]) -> Full {
     let mut p = tcp(src, 40000, LOCAL, dport, TcpFlags::default());
     p.tcp_flags = None;
     p.window = 0;
@@ -129,38 +140,38 @@ fn connect_and_send(
 #[test]
 fn only_the_first_segment_of_an_accepted_connection_is_looked_at() {
     let mut first = FirstSegments::new(4, Duration::from_secs(30), 1);
-    first.accepted(at(0), &syn_ack(SCANNER, 40000, 80, 99));
+    first.accepted_full(at(0), &syn_ack(SCANNER, 40000, 80, 99));
     let get = data(SCANNER, 40000, 80, 100, b"GET / HTTP/1.0\r\n\r\n");
     // Another sequence number (a later segment), another port, another address: not it.
     assert_eq!(
-        first.first(at(1), &data(SCANNER, 40000, 80, 118, b"x")),
+        first.first_full(at(1), &data(SCANNER, 40000, 80, 118, b"x")),
         None
     );
     assert_eq!(
-        first.first(at(1), &data(SCANNER, 40001, 80, 100, b"x")),
+        first.first_full(at(1), &data(SCANNER, 40001, 80, 100, b"x")),
         None
     );
     assert_eq!(
-        first.first(at(1), &data("203.0.113.8", 40000, 80, 100, b"x")),
+        first.first_full(at(1), &data("203.0.113.8", 40000, 80, 100, b"x")),
         None
     );
     // The right sequence number, but not the acknowledgment of the host's ISN: a forger that
     // sent the SYN from another's address and never saw the SYN+ACK. Nor without ACK.
     let mut blind = get;
     blind.shape.ack = 12345;
-    assert_eq!(first.first(at(1), &blind), None);
+    assert_eq!(first.first_full(at(1), &blind), None);
     let mut no_ack = get;
     no_ack.tcp_flags = Some(TcpFlags::PSH);
-    assert_eq!(first.first(at(1), &no_ack), None);
-    assert_eq!(first.first(at(1), &get), Some(at(0)));
-    assert_eq!(first.first(at(2), &get), None, "looked at once");
+    assert_eq!(first.first_full(at(1), &no_ack), None);
+    assert_eq!(first.first_full(at(1), &get), Some(at(0)));
+    assert_eq!(first.first_full(at(2), &get), None, "looked at once");
     // Awaited for the TTL only.
-    first.accepted(at(0), &syn_ack(SCANNER, 40002, 80, 7));
+    first.accepted_full(at(0), &syn_ack(SCANNER, 40002, 80, 7));
     let late = data(SCANNER, 40002, 80, 8, b"x");
-    assert_eq!(first.first(at(30_001), &late), None);
+    assert_eq!(first.first_full(at(30_001), &late), None);
     // No SYN+ACK, no first segment: a segment forged on a connection the host never accepted.
     let mut none = FirstSegments::new(4, Duration::from_secs(30), 1);
-    assert_eq!(none.first(at(0), &get), None);
+    assert_eq!(none.first_full(at(0), &get), None);
 }
 
 #[test]
@@ -435,7 +446,7 @@ fn memory_is_bounded_per_source_and_in_all() {
     // And the first-segment table never grows.
     let mut first = FirstSegments::new(2, Duration::from_secs(30), 1);
     for i in 0..10_000u16 {
-        first.accepted(at(0), &syn_ack(SCANNER, i, 80, 0));
+        first.accepted_full(at(0), &syn_ack(SCANNER, i, 80, 0));
     }
     assert_eq!(first.slots.len(), 4);
 }

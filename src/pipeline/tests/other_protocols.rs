@@ -4,8 +4,11 @@
 use super::*;
 use crate::capture::bpf::frames;
 
-fn parsed(frame: &[u8], direction: Direction) -> Result<Packet, Skip> {
-    wire::parse(LinkType::Ethernet, frame).map(|p| Packet { direction, ..p })
+fn parsed(frame: &[u8], direction: Direction) -> Result<wire::Full, Skip> {
+    wire::parse_full(LinkType::Ethernet, frame).map(|mut p| {
+        p.direction = direction;
+        p
+    })
 }
 
 fn init(port: u16) -> Vec<u8> {

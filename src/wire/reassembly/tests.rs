@@ -31,7 +31,7 @@ fn all(r: &mut Reassembler, t: Timestamp, fragments: &[Vec<u8>]) -> Outcome {
     last
 }
 
-fn complete(outcome: Outcome) -> (Packet, Note) {
+fn complete(outcome: Outcome) -> (crate::wire::Full, Note) {
     match outcome {
         Outcome::Complete(p, note) => (p, note),
         other => panic!("not whole: {other:?}"),
