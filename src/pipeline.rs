@@ -632,7 +632,11 @@ impl Pipeline {
         let c = &mut self.counters;
         // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
         // conversation) is judged like a probe, but needs no trap port when it is decisive.
-        let mark = fingerprint::recognise(p, d.shape());
+        // Only where a rule may match are the other header fields read (issue 29): not for
+        // a conversation's segments.
+        let mark = fingerprint::may_match(p)
+            .then(|| fingerprint::recognise(p, d.shape()))
+            .flatten();
         let kind = p.probe_kind();
         if kind.is_none() && !mark.is_some_and(fingerprint::Mark::decisive) {
             c.conversation += 1;
@@ -676,7 +680,11 @@ impl Pipeline {
     /// the never-block list before any state) and counted towards a version scan.
     fn version_probe(&mut self, at: Timestamp, d: &Lazy<'_>) -> Option<Detection> {
         let p = d.packet();
-        // The cheap test first: most payloads are no probe, and are not looked at further.
+        // The cheap tests first: most packets carry no payload (three header fields say so,
+        // and the rest of the header is not read), most payloads are no probe.
+        if d.payload_len() == 0 {
+            return None;
+        }
         let probe = crate::detect::version::recognise(p, d.shape())?;
         if matches!(
             d.integrity(),

@@ -328,6 +328,23 @@ const NMAP_OS_TCP: [(u16, u16, &[u8], Mark); 13] = {
     ]
 };
 
+/// Whether any rule could match `p`, from its flags and window alone (issue 29): `false` is
+/// certain ([`recognise`] then finds nothing, whatever the rest of the header), so that a
+/// conversation's packets are judged without their other fields read from the frame. Every
+/// packet but TCP, and every SYN, may match; any other TCP segment only with a window one of
+/// nmap's probes uses with its flags.
+pub fn may_match(p: &Packet) -> bool {
+    let Some(flags) = p.tcp_flags else {
+        return true;
+    };
+    let bits = flags.bits() & 0xff;
+    flags.bits() & 0x3f == TcpFlags::SYN.bits()
+        || (p.window == 1024 && p.probe_kind().is_some())
+        || NMAP_OS_TCP
+            .iter()
+            .any(|&(f, window, ..)| f == bits && window == p.window)
+}
+
 /// The probe `p` looks like, if its header (its other fields `s`) is one of a known tool's
 /// (see the module's documentation for each rule and its source).
 pub fn recognise(p: &Packet, s: &Shape) -> Option<Mark> {

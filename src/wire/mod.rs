@@ -473,25 +473,37 @@ impl InFrame<'_> {
 
     /// The other header fields of `p` (read from this frame), and its payload's first bytes.
     fn shape(&self, p: &Packet) -> Shape {
-        let (mut shape, ip_total) = shape::ip_fields(self.ip);
-        // How long the transport segment is as the IP header declares it.
-        let declared = ip_total.saturating_sub(self.transport as usize);
+        let (mut shape, _) = shape::ip_fields(self.ip);
         let segment = self.segment();
-        let header_len = match p.proto() {
+        let header_len = self.header_len(p);
+        if p.proto() == Proto::Tcp {
+            shape::tcp_fields(&mut shape, segment.get(..header_len).unwrap_or(segment));
+        }
+        shape.payload_len = self.payload_len(p);
+        shape.head = shape::Head::new(segment.get(header_len..).unwrap_or_default());
+        shape
+    }
+
+    /// The length of `p`'s transport header in this frame (TCP: its data offset, which the
+    /// parse checked whole and at least 5 words; cut to what the capture holds).
+    fn header_len(&self, p: &Packet) -> usize {
+        match p.proto() {
             Proto::Tcp => {
-                // The parse checked the header whole, its data offset at least 5 words.
+                let segment = self.segment();
                 let len = usize::from(segment.get(12).copied().unwrap_or(0) >> 4) * 4;
-                let header = segment.get(..len).unwrap_or(segment);
-                shape::tcp_fields(&mut shape, header);
-                header.len()
+                len.min(segment.len())
             }
             Proto::Udp => UDP_HEADER_LEN,
             Proto::Sctp => sctp::COMMON_HEADER_LEN,
             Proto::Ip => 0,
-        };
-        shape.payload_len = clamp16(declared.saturating_sub(header_len));
-        shape.head = shape::Head::new(segment.get(header_len..).unwrap_or_default());
-        shape
+        }
+    }
+
+    /// The payload's length as the IP header declares it (whatever the capture cut): three
+    /// header fields read, nothing copied.
+    fn payload_len(&self, p: &Packet) -> u16 {
+        let declared = shape::ip_total(self.ip).saturating_sub(self.transport as usize);
+        clamp16(declared.saturating_sub(self.header_len(p)))
     }
 }
 
@@ -575,6 +587,17 @@ impl Lazy<'_> {
                 .as_ref()
                 .map_or(Shape::EMPTY, |at| at.shape(&self.packet))
         })
+    }
+
+    /// Its payload's length as the IP header declares it ([`Shape::payload_len`]), without
+    /// the rest of the shape read (0 for a synthetic packet).
+    pub fn payload_len(&self) -> u16 {
+        if let Some(shape) = self.shape.get() {
+            return shape.payload_len;
+        }
+        self.frame
+            .as_ref()
+            .map_or(0, |at| at.payload_len(&self.packet))
     }
 
     /// All of it.

@@ -148,6 +148,7 @@ impl std::fmt::Debug for Head {
 /// version and length the caller has checked): TTL, TOS, IP ID, DF, flow label, and the total
 /// length the header declares (IPv4 total length; IPv6 40 + payload length).
 pub(super) fn ip_fields(header: &[u8]) -> (Shape, usize) {
+    let total = ip_total(header);
     let byte = |i: usize| header.get(i).copied().unwrap_or(0);
     let word = |i: usize| u16::from_be_bytes([byte(i), byte(i + 1)]);
     let mut shape = Shape::default();
@@ -156,13 +157,29 @@ pub(super) fn ip_fields(header: &[u8]) -> (Shape, usize) {
         shape.ip_id = word(4);
         shape.dont_fragment = byte(6) & 0x40 != 0;
         shape.ttl = byte(8);
-        (shape, usize::from(word(2)))
+        (shape, total)
     } else {
         shape.tos = (byte(0) << 4) | (byte(1) >> 4);
         shape.flow_label =
             (u32::from(byte(1) & 0x0f) << 16) | (u32::from(byte(2)) << 8) | u32::from(byte(3));
         shape.ttl = byte(7);
-        (shape, 40 + usize::from(word(4)))
+        (shape, total)
+    }
+}
+
+/// The total length an IPv4 or IPv6 header (`header`, from its start) declares: IPv4 total
+/// length; IPv6 40 + payload length.
+pub(super) fn ip_total(header: &[u8]) -> usize {
+    let word = |i: usize| {
+        usize::from(u16::from_be_bytes([
+            header.get(i).copied().unwrap_or(0),
+            header.get(i + 1).copied().unwrap_or(0),
+        ]))
+    };
+    if header.first().copied().unwrap_or(0) >> 4 == 4 {
+        word(2)
+    } else {
+        40 + word(4)
     }
 }
 

@@ -754,6 +754,11 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
         (LinkType::LinuxSll, hex(SLL_RSTACK6)),
         (LinkType::RawIp, hex(RAW6_EXT_FIN)),
         (LinkType::Loopback, hex(NULL_UDP)),
+        (
+            LinkType::Ethernet,
+            with_payload(true, b"GET / HTTP/1.0\r\n\r\n"),
+        ),
+        (LinkType::Ethernet, with_payload(false, &[b'C'; 300])),
     ];
     for (link, frame) in &frames {
         let full = parse_full(*link, frame).expect("parses");
@@ -761,10 +766,13 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
         let seen = read(*link, frame, Metadata::default()).expect("parses");
         assert_eq!(seen.full(), full);
         let lazy = Lazy::from(seen);
+        // The payload's length, read alone before the shape, is the shape's.
+        assert_eq!(lazy.payload_len(), full.shape.payload_len);
         assert_eq!(
             (*lazy.shape(), lazy.integrity()),
             (full.shape, full.integrity)
         );
+        assert_eq!(lazy.payload_len(), full.shape.payload_len);
         // Asked again: the same, read once.
         assert_eq!(
             (*lazy.shape(), lazy.integrity()),
@@ -794,4 +802,29 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
         "{}",
         std::mem::size_of::<Packet>()
     );
+}
+
+/// An Ethernet frame of a TCP segment (PSH+ACK, timestamps) or a UDP datagram carrying
+/// `payload`, built by etherparse.
+fn with_payload(tcp: bool, payload: &[u8]) -> Vec<u8> {
+    let ip = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(
+        [203, 0, 113, 7],
+        [198, 51, 100, 1],
+        64,
+    );
+    let mut frame = Vec::new();
+    if tcp {
+        let b = ip
+            .tcp(40000, 80, 1000, 64240)
+            .psh()
+            .ack(77)
+            .options(&[etherparse::TcpOptionElement::Timestamp(1, 2)])
+            .expect("options fit");
+        b.write(&mut frame, payload).expect("writes");
+    } else {
+        ip.udp(40000, 53)
+            .write(&mut frame, payload)
+            .expect("writes");
+    }
+    frame
 }

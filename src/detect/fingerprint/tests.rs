@@ -267,3 +267,70 @@ fn signatures_name_the_tool_and_its_probes_in_order() {
         probes: vec!["T2", "T3"],
     }));
 }
+
+mod may_match {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Windows the rules name, and others.
+    fn window() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            prop::sample::select(vec![
+                1u16, 3, 4, 16, 63, 128, 256, 512, 1024, 31337, 32768, 65535
+            ]),
+            any::<u16>(),
+        ]
+    }
+
+    /// Option sets the rules name, and others.
+    fn options() -> impl Strategy<Value = Vec<u8>> {
+        let named: Vec<Vec<u8>> = NMAP_OS_TCP
+            .iter()
+            .map(|(_, _, o, _)| o.to_vec())
+            .chain([vec![2, 4, 5, 0xb4], Vec::new(), TS_PROBE.to_vec()])
+            .collect();
+        prop_oneof![
+            prop::sample::select(named),
+            prop::collection::vec(any::<u8>(), 0..40)
+        ]
+    }
+
+    proptest! {
+        /// `may_match` is never wrong when it says no: whatever the rest of the header,
+        /// `recognise` finds nothing then.
+        #[test]
+        fn a_packet_no_rule_may_match_is_recognised_by_none(
+            flags in 0u16..0x200,
+            window in window(),
+            options in options(),
+            ip_id in prop_oneof![Just(54321u16), Just(0x1042u16), any::<u16>()],
+            df in any::<bool>(),
+            seq in any::<u32>(),
+        ) {
+            let mut p = tcp(TcpFlags::from_bits(flags), window, &options, df);
+            p.shape.ip_id = ip_id;
+            p.shape.seq = seq;
+            if !super::super::may_match(&p) {
+                prop_assert_eq!(recognise(&p), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_conversations_ack_needs_no_shape_and_every_tool_probe_may_match() {
+        // An established connection's segments: ACK and PSH+ACK with an ordinary window.
+        for flags in [
+            TcpFlags::ACK,
+            TcpFlags::PSH | TcpFlags::ACK,
+            TcpFlags::FIN | TcpFlags::ACK,
+        ] {
+            assert!(!super::super::may_match(&tcp(flags, 501, &[], true)));
+        }
+        // Every probe the rules name may match.
+        for &(f, window, options, _) in &NMAP_OS_TCP {
+            let p = tcp(TcpFlags::from_bits(f), window, options, false);
+            assert!(super::super::may_match(&p), "{p:?}");
+        }
+        assert!(super::super::may_match(&udp(&[b'C'; 300], 300, 0x1042)));
+    }
+}
