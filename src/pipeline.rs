@@ -965,17 +965,7 @@ mod tests {
     }
 
     fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Packet {
-        Packet {
-            direction: Direction::Unknown,
-            ifindex: None,
-            src: ip(src),
-            dst: ip(dst),
-            src_port: sport,
-            dst_port: dport,
-            tcp_flags: Some(flags),
-            window: 0,
-            other: None,
-        }
+        Packet::tcp(ip(src), sport, ip(dst), dport, flags)
     }
 
     fn at(s: u64) -> Timestamp {

@@ -242,13 +242,8 @@ impl Lab {
             let syn = Packet {
                 direction: Direction::Incoming,
                 ifindex: Some(1),
-                src: ip(src),
-                dst: ip(LOCAL),
-                src_port: 40000,
-                dst_port: port,
-                tcp_flags: Some(TcpFlags::SYN),
                 window: 1024,
-                other: None,
+                ..Packet::tcp(ip(src), 40000, ip(LOCAL), port, TcpFlags::SYN)
             };
             self.engine.packet(self.clock.now(), Ok(syn));
         }
@@ -3572,19 +3567,13 @@ mod tripwire {
     /// One SYN from `src` to `port`, arrived on interface 1 as `direction`, with `integrity`.
     fn syn(lab: &mut Lab, src: &str, port: u16, direction: Direction, integrity: Integrity) {
         let syn = crate::wire::Full {
-            packet: Packet {
+            integrity,
+            ..crate::wire::Full::valid(Packet {
                 direction,
                 ifindex: Some(1),
-                src: ip(src),
-                dst: ip(LOCAL),
-                src_port: 40000,
-                dst_port: port,
-                tcp_flags: Some(TcpFlags::SYN),
                 window: 1024,
-                other: None,
-            },
-            integrity,
-            shape: crate::wire::Shape::default(),
+                ..Packet::tcp(ip(src), 40000, ip(LOCAL), port, TcpFlags::SYN)
+            })
         };
         lab.engine.packet(lab.clock.now(), Ok(syn));
     }

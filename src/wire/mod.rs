@@ -223,6 +223,23 @@ impl Default for Metadata {
 const ARPHRD_LOOPBACK: u16 = 772;
 
 impl Packet {
+    /// A TCP segment from `src`:`src_port` to `dst`:`dst_port` with `flags` and a zero window,
+    /// its direction and interface unknown: what tests and tools build a packet from, with
+    /// struct update syntax for the rest.
+    pub fn tcp(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, flags: TcpFlags) -> Self {
+        Packet {
+            direction: Direction::Unknown,
+            ifindex: None,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            tcp_flags: Some(flags),
+            window: 0,
+            other: None,
+        }
+    }
+
     /// The transport protocol.
     pub fn proto(&self) -> Proto {
         match (self.tcp_flags, self.other) {
@@ -383,6 +400,17 @@ pub struct Full {
     pub integrity: Integrity,
     /// The other header fields and the payload's first bytes ([`Shape`]).
     pub shape: Shape,
+}
+
+impl Full {
+    /// `packet` with valid checksums and no other field set: a test's or a tool's packet.
+    pub fn valid(packet: Packet) -> Self {
+        Full {
+            packet,
+            integrity: Integrity::Valid,
+            shape: Shape::default(),
+        }
+    }
 }
 
 impl std::ops::Deref for Full {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::wire::{Direction, Full, Integrity, Shape};
+use crate::wire::Full;
 
 impl Decoys {
     fn sent_full(&mut self, at: Timestamp, p: &Full) {
@@ -23,21 +23,7 @@ fn at(ms: u64) -> Timestamp {
 }
 
 fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Full {
-    Full {
-        packet: Packet {
-            direction: Direction::Unknown,
-            ifindex: None,
-            src: ip(src),
-            dst: ip(dst),
-            src_port: sport,
-            dst_port: dport,
-            tcp_flags: Some(flags),
-            window: 0,
-            other: None,
-        },
-        integrity: Integrity::Valid,
-        shape: Shape::default(),
-    }
+    Full::valid(Packet::tcp(ip(src), sport, ip(dst), dport, flags))
 }
 
 /// The host's SYN+ACK from `port` to `to`'s port 41014, acknowledging ISN `isn`.

@@ -4,7 +4,7 @@ use crate::detect::traps::{Listeners, PortSet, TrapMode, Traps};
 use crate::never_block::{Entry, NeverBlockList, Reason};
 use crate::pipeline::Pipeline;
 use crate::wire::shape::Head;
-use crate::wire::{Direction, Full, Integrity, Shape, TcpFlags};
+use crate::wire::{Full, TcpFlags};
 
 impl FirstSegments {
     fn accepted_full(&mut self, at: Timestamp, p: &Full) {
@@ -35,21 +35,10 @@ fn probe(name: &str) -> &'static ServiceProbe {
 }
 
 fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: TcpFlags) -> Full {
-    Full {
-        packet: Packet {
-            direction: Direction::Unknown,
-            ifindex: None,
-            src: ip(src),
-            dst: ip(dst),
-            src_port: sport,
-            dst_port: dport,
-            tcp_flags: Some(flags),
-            window: 64240,
-            other: None,
-        },
-        integrity: Integrity::Valid,
-        shape: Shape::default(),
-    }
+    Full::valid(Packet {
+        window: 64240,
+        ..Packet::tcp(ip(src), sport, ip(dst), dport, flags)
+    })
 }
 
 /// The host's ISN in every test connection.
