@@ -749,12 +749,9 @@ mod issue_29_red {
             (0u32..4, 0u32..12).prop_map(|(net, host)| IpAddr::V4(Ipv4Addr::from(
                 0xcb00_7100 + (net << 8) + host
             ))),
-            (0u32..12).prop_map(|host| IpAddr::V6(Ipv6Addr::from(
-                u128::from(0xcb00_7100 + host)
-            ))),
-            (0u128..12).prop_map(|net| IpAddr::V6(Ipv6Addr::from(
-                (0x2001_0db8_u128 << 96) + (net << 64)
-            ))),
+            (0u32..12).prop_map(|host| IpAddr::V6(Ipv6Addr::from(u128::from(0xcb00_7100 + host)))),
+            (0u128..12)
+                .prop_map(|net| IpAddr::V6(Ipv6Addr::from((0x2001_0db8_u128 << 96) + (net << 64)))),
         ]
     }
 
@@ -837,7 +834,9 @@ mod issue_29_red {
             let src = if i % 2 == 0 {
                 IpAddr::V4(Ipv4Addr::from(0xcb00_7100 ^ i.rotate_left(8)))
             } else {
-                IpAddr::V6(Ipv6Addr::from((0x2001_0db8_u128 << 96) | (u128::from(i) << 64)))
+                IpAddr::V6(Ipv6Addr::from(
+                    (0x2001_0db8_u128 << 96) | (u128::from(i) << 64),
+                ))
             };
             // Half the sources probe twice: off probation, into the main table.
             for n in 0..1 + u16::from(i % 4 < 2) {
@@ -854,7 +853,7 @@ mod issue_29_red {
         assert!(d.sources.slots() <= 2 * max, "{} slots", d.sources.slots());
         assert_eq!(d.stats().tracked, 2 * max);
         index_bytes.push(d.sources.index_bytes());
-                // It grew once more when the slots its removals leave ran out (after 100,000 to
+        // It grew once more when the slots its removals leave ran out (after 100,000 to
         // 200,000 sources, as the seed falls), then held through the last 250,000, at 20 bytes
         // a source (4 of slot number, 1 of control, in 32,768 buckets): 163,856 bytes for
         // 8,192 sources.

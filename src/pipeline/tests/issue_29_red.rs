@@ -28,7 +28,10 @@ enum Sum {
 const FORGED: [Sum; 3] = [Sum::BadTcp, Sum::BadIp, Sum::PseudoOnly];
 
 /// A TCP segment in an Ethernet frame, its fields as given, its sums as `sum` says.
-#[allow(clippy::too_many_arguments, reason = "a segment's fields, named at each call")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a segment's fields, named at each call"
+)]
 fn segment(
     (src, sport): (&str, u16),
     (dst, dport): (&str, u16),
@@ -128,9 +131,17 @@ fn issue_29_red_a_syn_scan_with_forged_sums_read_from_its_frames_is_no_evidence(
             })
             .count();
         let c = p.counters();
-        assert_eq!(found, usize::from(sum == Sum::Valid), "{src} {sum:?}: {c:?}");
+        assert_eq!(
+            found,
+            usize::from(sum == Sum::Valid),
+            "{src} {sum:?}: {c:?}"
+        );
         let forged = if sum == Sum::Valid { 0 } else { 10 };
-        assert_eq!((c.bad_checksum, c.probes), (forged, 10 - forged), "{src} {sum:?}");
+        assert_eq!(
+            (c.bad_checksum, c.probes),
+            (forged, 10 - forged),
+            "{src} {sum:?}"
+        );
     }
 }
 
@@ -277,7 +288,12 @@ fn issue_29_red_version_probes_with_forged_sums_read_from_their_frames_count_not
             .chain([(13, 40003, "RTSPRequest")])
             .filter(|&(ms, sport, name)| version_probe(&mut p, ms, sport, name, sum))
             .count();
-        assert_eq!(found, usize::from(sum == Sum::Valid), "{sum:?}: {:?}", p.counters());
+        assert_eq!(
+            found,
+            usize::from(sum == Sum::Valid),
+            "{sum:?}: {:?}",
+            p.counters()
+        );
     }
 }
 
@@ -337,8 +353,12 @@ fn arb_forged() -> impl Strategy<Value = Forged> {
 
 impl Forged {
     fn frame(&self) -> Vec<u8> {
-        let remote = ["203.0.113.2", "203.0.113.77", "198.51.100.9", "2001:db8:7::7"]
-            [usize::from(self.src)];
+        let remote = [
+            "203.0.113.2",
+            "203.0.113.77",
+            "198.51.100.9",
+            "2001:db8:7::7",
+        ][usize::from(self.src)];
         let local = if remote.contains(':') {
             "2001:db8::1"
         } else {
@@ -373,7 +393,11 @@ impl Forged {
             options,
             payload,
             // IPv6 has no header checksum; the helper sums IPv4 pseudo-headers only.
-            if remote.contains(':') { Sum::Valid } else { self.sum },
+            if remote.contains(':') {
+                Sum::Valid
+            } else {
+                self.sum
+            },
         );
         for &(at, xor) in &self.changes {
             let len = frame.len();
