@@ -1409,6 +1409,9 @@ mod tests {
     /// Issue 28's SCTP and IP protocol probes.
     mod other_protocols;
 
+    /// Issue 29's red team: forged sums read lazily from the frame.
+    mod issue_29_red;
+
     #[test]
     fn a_syn_answered_with_syn_ack_was_no_probe() {
         let mut p = pipeline(&[]);

@@ -93,6 +93,18 @@ impl<V> Table<V> {
         hash_with(&self.hasher, key)
     }
 
+    /// Slots allocated, in use or free: what the slab weighs (tests of its bound).
+    #[cfg(test)]
+    pub(super) fn slots(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes the index has allocated (tests of its bound).
+    #[cfg(test)]
+    pub(super) fn index_bytes(&self) -> usize {
+        self.index.allocation_size()
+    }
+
     /// Entries of `list`.
     pub(super) fn len(&self, list: List) -> usize {
         self.lists[list as usize].len

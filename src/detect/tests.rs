@@ -683,3 +683,187 @@ fn one_marked_packet_names_nothing() {
         .expect("an impossible flag set on a privileged port");
     assert_eq!(found.signature, None);
 }
+
+/// Issue 29, red team: the detector's two tables in one slab ([`table`]) evict, promote,
+/// expire and forget exactly as f81156a's two `LinkedHashMap`s did, whatever the stream
+/// (floods of one-probe and two-probe sources, in many /24s and in IPv6, IPv4-compatible
+/// IPv6 twins, expiries, forgets): a flood evicts a real scanner no sooner than before; and
+/// the slab never holds more than the two lists' bound.
+mod issue_29_red {
+    use super::*;
+    use hashlink::LinkedHashMap;
+    use proptest::prelude::*;
+
+    const MAX: usize = 8;
+
+    /// f81156a's tables: sources with two probes or more, and those on probation, each least
+    /// recently active first, and its `entry`, `expire` and `forget`.
+    #[derive(Default)]
+    struct Model {
+        main: LinkedHashMap<IpAddr, Timestamp>,
+        probation: LinkedHashMap<IpAddr, Timestamp>,
+        evicted: u64,
+        expired: u64,
+    }
+
+    impl Model {
+        fn probe(&mut self, key: IpAddr, at: Timestamp) {
+            let last = if self.main.contains_key(&key) {
+                self.main.to_back(&key).unwrap()
+            } else if let Some(promoted) = self.probation.remove(&key) {
+                if self.main.len() >= MAX {
+                    self.main.pop_front();
+                    self.evicted += 1;
+                }
+                self.main.entry(key).or_insert(promoted)
+            } else {
+                if self.probation.len() >= MAX {
+                    self.probation.pop_front();
+                    self.evicted += 1;
+                }
+                self.probation.entry(key).or_insert(at)
+            };
+            *last = (*last).max(at);
+        }
+
+        fn expire(&mut self, horizon: Timestamp) {
+            for table in [&mut self.main, &mut self.probation] {
+                while table.front().is_some_and(|(_, &t)| t < horizon) {
+                    table.pop_front();
+                    self.expired += 1;
+                }
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Probe(IpAddr, u64),
+        Expire(u64),
+        Forget(IpNet),
+    }
+
+    /// Sources in a few IPv4 /24s, their IPv4-compatible IPv6 twins, and IPv6 /64s.
+    fn arb_key() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            (0u32..4, 0u32..12).prop_map(|(net, host)| IpAddr::V4(Ipv4Addr::from(
+                0xcb00_7100 + (net << 8) + host
+            ))),
+            (0u32..12).prop_map(|host| IpAddr::V6(Ipv6Addr::from(u128::from(0xcb00_7100 + host)))),
+            (0u128..12)
+                .prop_map(|net| IpAddr::V6(Ipv6Addr::from((0x2001_0db8_u128 << 96) + (net << 64)))),
+        ]
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            30 => (arb_key(), 0u64..300).prop_map(|(k, step)| Op::Probe(k, step)),
+            1 => (0u64..120_000).prop_map(Op::Expire),
+            1 => prop_oneof![
+                Just("203.0.113.0/24".parse().unwrap()),
+                Just("203.0.114.0/23".parse().unwrap()),
+                Just("2001:db8::/32".parse().unwrap()),
+                Just("::/96".parse().unwrap()),
+            ]
+            .prop_map(Op::Forget),
+        ]
+    }
+
+    fn keys(d: &Detector, list: List) -> Vec<IpAddr> {
+        d.sources.iter(list).map(|(k, _)| *k).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_slab_keeps_f81156as_order_and_bound_for_any_stream(
+            ops in proptest::collection::vec(arb_op(), 1..400),
+        ) {
+            let config = DetectorConfig {
+                max_sources: MAX,
+                window: Duration::from_secs(60),
+                ..DetectorConfig::default()
+            };
+            let mut d = Detector::new(config);
+            let mut model = Model::default();
+            let mut now = ms(0);
+            for op in ops {
+                match op {
+                    Op::Probe(key, step) => {
+                        now = now.saturating_add(Duration::from_millis(step));
+                        let source = entry(&mut d.sources, &mut d.stats, MAX, (key, key, now));
+                        source.last_seen = source.last_seen.max(now);
+                        model.probe(key, now);
+                    }
+                    Op::Expire(later) => {
+                        let at = now.saturating_add(Duration::from_millis(later));
+                        d.expire(at);
+                        model.expire(at.saturating_sub(Duration::from_secs(60)));
+                    }
+                    Op::Forget(net) => {
+                        d.forget(net);
+                        model.main.retain(|k, _| !net.contains(k));
+                        model.probation.retain(|k, _| !net.contains(k));
+                    }
+                }
+                let main: Vec<IpAddr> = model.main.keys().copied().collect();
+                let probation: Vec<IpAddr> = model.probation.keys().copied().collect();
+                prop_assert_eq!(keys(&d, List::Main), main);
+                prop_assert_eq!(keys(&d, List::Probation), probation);
+                prop_assert_eq!(d.stats.evicted_sources, model.evicted);
+                prop_assert_eq!(d.stats.expired_sources, model.expired);
+                prop_assert!(d.sources.slots() <= 2 * MAX, "{} slots", d.sources.slots());
+            }
+        }
+    }
+
+    /// A flood of half a million forged sources (one probe each, or two each: promoted, through
+    /// the main table), over IPv4 /24s and IPv6 /64s alike: the slab stops at both lists'
+    /// bound, and the index at four buckets a source (hashbrown grows once more when the
+    /// slots its removals leave run out, then rehashes in place).
+    #[test]
+    fn a_flood_of_one_and_two_probe_sources_stays_within_the_slabs_bound() {
+        let max = 4096;
+        let mut d = Detector::new(DetectorConfig {
+            max_sources: max,
+            ..DetectorConfig::default()
+        });
+        let mut index_bytes = Vec::new();
+        for i in 0..500_000u32 {
+            let src = if i % 2 == 0 {
+                IpAddr::V4(Ipv4Addr::from(0xcb00_7100 ^ i.rotate_left(8)))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(
+                    (0x2001_0db8_u128 << 96) | (u128::from(i) << 64),
+                ))
+            };
+            // Half the sources probe twice: off probation, into the main table.
+            for n in 0..1 + u16::from(i % 4 < 2) {
+                let p = Probe {
+                    src,
+                    ..probe(u64::from(i / 1000), "203.0.113.1", 1000 + n, SYN)
+                };
+                assert_eq!(settled(&mut d, &p), None);
+            }
+            if i % 50_000 == 0 {
+                index_bytes.push(d.sources.index_bytes());
+            }
+        }
+        assert!(d.sources.slots() <= 2 * max, "{} slots", d.sources.slots());
+        assert_eq!(d.stats().tracked, 2 * max);
+        index_bytes.push(d.sources.index_bytes());
+        // It grew once more when the slots its removals leave ran out (after 100,000 to
+        // 200,000 sources, as the seed falls), then held through the last 250,000, at 20 bytes
+        // a source (4 of slot number, 1 of control, in 32,768 buckets): 163,856 bytes for
+        // 8,192 sources.
+        assert!(
+            index_bytes[5..].iter().all(|&b| b == index_bytes[5]),
+            "{index_bytes:?}"
+        );
+        assert!(
+            index_bytes.iter().all(|&b| b <= 2 * max * 20 + 64),
+            "{index_bytes:?}"
+        );
+    }
+}
