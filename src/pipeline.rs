@@ -1508,81 +1508,81 @@ mod tests {
         }
 
         proptest! {
-                    #![proptest_config(ProptestConfig::with_cases(128))]
+            #![proptest_config(ProptestConfig::with_cases(128))]
 
-                    /// Whatever the probe stream: no block ever holds a never-block address, the
-                    /// detector never tracks more sources than its capacity, and the responder never
-                    /// holds more blocks than its size budget nor makes more than its rate allows.
-                    #[test]
-                    fn never_block_capacity_and_budgets_hold_for_any_stream(
-                        never in proptest::collection::vec(arb_never(), 1..5),
-                        probes in proptest::collection::vec(arb_probe(), 1..1500),
-                    ) {
-                        let ignore = NeverBlockList::new(
-                            never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect(),
-                        );
-                        let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
-                        traps.set_listeners(Listeners::new());
-                        let detector = DetectorConfig {
-                            max_sources: 16,
-                            max_ports_per_source: 8,
-                            ..DetectorConfig::default()
-                        };
-                        let mut p = Pipeline::new(
-                            detector,
-                            traps,
-                            ignore.clone(),
-                            [ip(LOCAL), ip("2001:db8::1")],
-                            7,
-                        );
-                        let mut respond = crate::config::Config::default().respond;
-                        respond.max_blocks = 12;
-                        respond.max_new_blocks_per_second = 3;
-                        let mut r = Responder::new(&respond);
-                        let start = at(0);
-                        let mut now = start;
-                        // New blocks per address family: each has its own bucket.
-                        let mut new_blocks = [0u64; 2];
-                        for (src, port, flags, step_us) in probes {
-                            now = now.saturating_add(Duration::from_micros(step_us));
-                            let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
-                            let packet = Packet {
-                                direction: Direction::Unknown,
-                                ifindex: None,
-                                src,
-                                dst,
-                                src_port: 40000,
-                                dst_port: port,
-                                tcp_flags: Some(TcpFlags::from_bits(flags)),
-                                window: 1024,
-                                other: None,
+            /// Whatever the probe stream: no block ever holds a never-block address, the
+            /// detector never tracks more sources than its capacity, and the responder never
+            /// holds more blocks than its size budget nor makes more than its rate allows.
+            #[test]
+            fn never_block_capacity_and_budgets_hold_for_any_stream(
+                never in proptest::collection::vec(arb_never(), 1..5),
+                probes in proptest::collection::vec(arb_probe(), 1..1500),
+            ) {
+                let ignore = NeverBlockList::new(
+                    never.iter().map(|&net| Entry { net, reason: Reason::Config }).collect(),
+                );
+                let mut traps = Traps::new(TrapMode::Unused, PortSet::new(), PortSet::new(), None);
+                traps.set_listeners(Listeners::new());
+                let detector = DetectorConfig {
+                    max_sources: 16,
+                    max_ports_per_source: 8,
+                    ..DetectorConfig::default()
+                };
+                let mut p = Pipeline::new(
+                    detector,
+                    traps,
+                    ignore.clone(),
+                    [ip(LOCAL), ip("2001:db8::1")],
+                    7,
+                );
+                let mut respond = crate::config::Config::default().respond;
+                respond.max_blocks = 12;
+                respond.max_new_blocks_per_second = 3;
+                let mut r = Responder::new(&respond);
+                let start = at(0);
+                let mut now = start;
+                // New blocks per address family: each has its own bucket.
+                let mut new_blocks = [0u64; 2];
+                for (src, port, flags, step_us) in probes {
+                    now = now.saturating_add(Duration::from_micros(step_us));
+                    let dst = if src.is_ipv4() { ip(LOCAL) } else { ip("2001:db8::1") };
+                    let packet = Packet {
+                        direction: Direction::Unknown,
+                        ifindex: None,
+                        src,
+                        dst,
+                        src_port: 40000,
+                        dst_port: port,
+                        tcp_flags: Some(TcpFlags::from_bits(flags)),
+                        window: 1024,
+                        other: None,
         };
-                            if let Some(d) = p.process(now, Ok(packet)) {
-                                let decision = r.on_detection(&d, p.never_block(), now);
-                                for action in decision.actions() {
-                                    if let Action::Block { net, .. } = action {
-                                        prop_assert!(
-                                            !ignore.overlaps(net),
-                                            "blocked {net}, which holds a never-block address of {never:?}"
-                                        );
-                                        new_blocks[usize::from(net.addr().is_ipv6())] += 1;
-                                    }
-                                }
+                    if let Some(d) = p.process(now, Ok(packet)) {
+                        let decision = r.on_detection(&d, p.never_block(), now);
+                        for action in decision.actions() {
+                            if let Action::Block { net, .. } = action {
+                                prop_assert!(
+                                    !ignore.overlaps(net),
+                                    "blocked {net}, which holds a never-block address of {never:?}"
+                                );
+                                new_blocks[usize::from(net.addr().is_ipv6())] += 1;
                             }
-                            prop_assert!(p.detector_stats().tracked <= 2 * 16, "the main table and probation");
-                            // The size budget is per address family.
-                            let v4 = r.active(now).filter(|b| b.net.addr().is_ipv4()).count();
-                            prop_assert!(v4 <= 12 && r.active_count() - v4 <= 12);
-                        }
-                        // A token bucket of 3 a second with a burst of 3, per family.
-                        let seconds = now.saturating_since(start).as_secs_f64();
-                        for n in new_blocks {
-                            prop_assert!(
-                                n as f64 <= 3.0 + 3.0 * seconds.ceil(),
-                                "{n} blocks of one family in {seconds:.1}s"
-                            );
                         }
                     }
+                    prop_assert!(p.detector_stats().tracked <= 2 * 16, "the main table and probation");
+                    // The size budget is per address family.
+                    let v4 = r.active(now).filter(|b| b.net.addr().is_ipv4()).count();
+                    prop_assert!(v4 <= 12 && r.active_count() - v4 <= 12);
                 }
+                // A token bucket of 3 a second with a burst of 3, per family.
+                let seconds = now.saturating_since(start).as_secs_f64();
+                for n in new_blocks {
+                    prop_assert!(
+                        n as f64 <= 3.0 + 3.0 * seconds.ceil(),
+                        "{n} blocks of one family in {seconds:.1}s"
+                    );
+                }
+            }
+        }
     }
 }
