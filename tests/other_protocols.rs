@@ -86,15 +86,11 @@ fn an_nmap_ip_protocol_scan_is_one_blocked_detection_of_protocols() {
 #[ignore = "needs root + netns: cargo test --test other_protocols -- --ignored --test-threads=1"]
 fn nmap_sctp_init_and_ip_protocol_scans_are_blocked_live() {
     require_root();
-    for (args, line) in [
-        (
-            &["-sY", "--top-ports", "100"][..],
-            "blocked 198.51.100.2 for 1h: sctp-init scan",
-        ),
-        (
-            &["-sO", "-p", "0-100"][..],
-            "blocked 198.51.100.2 for 1h: ip-protocol scan, ",
-        ),
+    // nmap sends its probes in a random order, and `-sO` probes protocol 6 with a TCP ACK: when
+    // that one comes before the block, the detection is "ack+ip-protocol".
+    for (args, kind) in [
+        (&["-sY", "--top-ports", "100"][..], "sctp-init"),
+        (&["-sO", "-p", "0-100"][..], "ip-protocol"),
     ] {
         let lab = NetnsPair::new();
         let dir = TempDir::new("other-protocols");
@@ -108,7 +104,11 @@ fn nmap_sctp_init_and_ip_protocol_scans_are_blocked_live() {
         full.push(NetnsPair::A4);
         lab.nmap(&full);
         assert!(
-            wait_until(Duration::from_secs(10), || daemon.out().contains(line)),
+            wait_until(Duration::from_secs(10), || blocked_as(
+                &daemon.out(),
+                NetnsPair::B4,
+                kind
+            )),
             "no block for nmap {args:?}; sentryd said:\n{}\n{}",
             daemon.out(),
             daemon.err()
@@ -119,6 +119,32 @@ fn nmap_sctp_init_and_ip_protocol_scans_are_blocked_live() {
             "the scanner still connects after its block"
         );
     }
+}
+
+/// Whether `out` has a line "blocked `addr` for 1h: <kinds> scan, ..." whose kinds (joined by
+/// `+`) include `kind`.
+fn blocked_as(out: &str, addr: &str, kind: &str) -> bool {
+    let head = format!("blocked {addr} for 1h: ");
+    out.lines().any(|line| {
+        line.split_once(head.as_str())
+            .and_then(|(_, rest)| rest.split_once(" scan, "))
+            .is_some_and(|(kinds, _)| kinds.split('+').any(|k| k == kind))
+    })
+}
+
+#[test]
+fn blocked_as_reads_the_kinds_of_a_block_line() {
+    let line = "2026-12-07T21:59:18.630305Z blocked 198.51.100.2 for 1h: ack+ip-protocol scan, \
+                1 port and 5 IP protocols in 0.0s";
+    assert!(blocked_as(line, "198.51.100.2", "ip-protocol"));
+    assert!(blocked_as(line, "198.51.100.2", "ack"));
+    assert!(!blocked_as(line, "198.51.100.2", "sctp-init"));
+    assert!(!blocked_as(line, "198.51.100.3", "ip-protocol"));
+    assert!(!blocked_as(
+        "blocked 198.51.100.2 for 1h: ip-protocols scan, 1 port",
+        "198.51.100.2",
+        "ip-protocol"
+    ));
 }
 
 /// A peer that sends GRE, ESP, IP in IP and ICMP to the host for a while (frames from the
