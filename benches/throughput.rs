@@ -5,7 +5,8 @@
 //! [`Order`]), then the whole pipeline — parse, locality, conversation memory, never-block
 //! lookup, trap decision, detector — runs over it on one thread.
 //!
-//! Run: `cargo bench --bench throughput` (add `-- --quick` for one round). Results go in
+//! Run: `cargo bench --bench throughput` (add `-- --quick` for one round, `-- --only bursts`
+//! or `-- --only interleaved` for one capture, as a profile wants). Results go in
 //! BENCHMARKS.md.
 #![expect(
     clippy::disallowed_methods,
@@ -108,6 +109,12 @@ fn main() {
     } else {
         5
     };
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
     let default = Config::default();
     let mut roomy = Config::default();
     roomy.detector.max_sources = 131_072;
@@ -118,6 +125,9 @@ fn main() {
         ("interleaved", Order::Interleaved),
         ("bursts", Order::Bursts),
     ] {
+        if only.is_some_and(|o| o != order_name) {
+            continue;
+        }
         let capture = synthesize(order);
         let n = capture.frames.len() as f64;
         let frame = |&(_, offset, len): &(Timestamp, u32, u32)| {
@@ -148,9 +158,8 @@ fn main() {
                 // As the pipeline does: the fields the rules read, from the frame.
                 let seen = wire::read(LinkType::Ethernet, black_box(frame(f)), Metadata::default());
                 if let Ok(seen) = seen {
-                    let shape = seen.shape();
                     marked += u64::from(
-                        fingerprint::recognise(black_box(&seen.packet), &shape).is_some(),
+                        fingerprint::recognise(black_box(&seen.packet), &seen.fields()).is_some(),
                     );
                 }
             }

@@ -158,15 +158,21 @@ impl RecentFlows {
         dst_port: u16,
         proto: Proto,
     ) -> u64 {
-        let a = match src.to_canonical() {
-            IpAddr::V4(v4) => u128::from(v4.to_bits()),
-            IpAddr::V6(v6) => v6.to_bits(),
-        };
-        let b = match dst.to_canonical() {
-            IpAddr::V4(v4) => u128::from(v4.to_bits()),
-            IpAddr::V6(v6) => v6.to_bits(),
-        };
-        self.hasher.hash_one((a, b, src_port, dst_port, proto))
+        let ports = (u32::from(src_port) << 16) | u32::from(dst_port);
+        match (src.to_canonical(), dst.to_canonical()) {
+            // Most flows: both addresses in one word (issue 29: a third of the hashing).
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let pair = (u64::from(a.to_bits()) << 32) | u64::from(b.to_bits());
+                self.hasher.hash_one((pair, ports, proto))
+            }
+            (a, b) => {
+                let wide = |addr: IpAddr| match addr {
+                    IpAddr::V4(v4) => u128::from(v4.to_bits()),
+                    IpAddr::V6(v6) => v6.to_bits(),
+                };
+                self.hasher.hash_one((wide(a), wide(b), ports, proto))
+            }
+        }
     }
 
     fn slot(&self, fp: u64) -> usize {
@@ -618,6 +624,11 @@ impl Pipeline {
             self.counters.not_local += 1;
             return None;
         }
+        // Whether a probe answers a flow of ours is asked here, and judged after the other
+        // checks: the conversation memory is large, and its slot is fetched meanwhile (issue
+        // 29). A packet with no probe kind asks only if a tool's mark makes it count.
+        let kind = p.probe_kind();
+        let answer = kind.map(|_| self.flows.is_answer(at, p));
         let rst = crate::wire::TcpFlags::RST.bits();
         if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == rst)
             && d.integrity() == wire::Integrity::Valid
@@ -632,12 +643,11 @@ impl Pipeline {
         let c = &mut self.counters;
         // A tool's probe shape (nmap's OS probes include ACKs, which are otherwise
         // conversation) is judged like a probe, but needs no trap port when it is decisive.
-        // Only where a rule may match are the other header fields read (issue 29): not for
-        // a conversation's segments.
+        // Only where a rule may match are the other header fields read, and then only those
+        // the rules ask for (issue 29): none for a conversation's segments.
         let mark = fingerprint::may_match(p)
-            .then(|| fingerprint::recognise(p, d.shape()))
+            .then(|| fingerprint::recognise(p, &d.fields()))
             .flatten();
-        let kind = p.probe_kind();
         if kind.is_none() && !mark.is_some_and(fingerprint::Mark::decisive) {
             c.conversation += 1;
             return None;
@@ -658,7 +668,7 @@ impl Pipeline {
             c.bad_checksum += 1;
             return None;
         }
-        if self.flows.is_answer(at, p) {
+        if answer.unwrap_or_else(|| self.flows.is_answer(at, p)) {
             c.replies += 1;
             return None;
         }
@@ -685,7 +695,7 @@ impl Pipeline {
         if d.payload_len() == 0 {
             return None;
         }
-        let probe = crate::detect::version::recognise(p, d.shape())?;
+        let probe = crate::detect::version::recognise(p, &d.fields())?;
         if matches!(
             d.integrity(),
             wire::Integrity::Bad | wire::Integrity::PseudoOnly

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use super::{ScanKinds, Signature};
 use crate::time::Timestamp;
-use crate::wire::{Packet, ProbeKind, Shape, TcpFlags};
+use crate::wire::{Fields, Packet, ProbeKind, TcpFlags};
 
 /// A tool whose probes are recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,8 +248,6 @@ impl Seen {
     }
 }
 
-const TS_PROBE: [u8; 10] = [8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
-
 /// The options of T2–T6: WScale 10, NOP, MSS 265, timestamp, SACK permitted.
 const T_OPTIONS: [u8; 20] = [
     3, 3, 10, 1, 2, 4, 1, 9, 8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 2,
@@ -346,8 +344,11 @@ pub fn may_match(p: &Packet) -> bool {
 }
 
 /// The probe `p` looks like, if its header (its other fields `s`) is one of a known tool's
-/// (see the module's documentation for each rule and its source).
-pub fn recognise(p: &Packet, s: &Shape) -> Option<Mark> {
+/// (see the module's documentation for each rule and its source). Each rule asks first for
+/// what [`Packet`] holds (flags, window), then for the fewest other fields it needs: read from
+/// the frame ([`crate::wire::Lazy::fields`]), an ordinary SYN costs its IP ID, DF bit and
+/// sequence number, not a copy of its whole header.
+pub fn recognise(p: &Packet, s: &impl Fields) -> Option<Mark> {
     match p.tcp_flags {
         Some(flags) => nmap_os_tcp(p, s, flags)
             .or_else(|| zmap(p, s))
@@ -358,30 +359,33 @@ pub fn recognise(p: &Packet, s: &Shape) -> Option<Mark> {
 }
 
 /// nmap's SEQ, ECN and T2–T7 probes: flags, window and option bytes exactly as nmap writes
-/// them. Options are looked at only when they carry nmap's timestamp (0xFFFFFFFF, echo 0).
-fn nmap_os_tcp(p: &Packet, s: &Shape, flags: TcpFlags) -> Option<Mark> {
-    let options = s.options.as_bytes();
-    if !options.windows(TS_PROBE.len()).any(|w| w == TS_PROBE) && p.window != 3 {
-        return None;
-    }
+/// them. The options are read only when the flags and window are one of the probes'.
+fn nmap_os_tcp(p: &Packet, s: &impl Fields, flags: TcpFlags) -> Option<Mark> {
     let bits = flags.bits() & 0xff;
-    NMAP_OS_TCP
+    let mut probes = NMAP_OS_TCP
         .iter()
-        .find(|(f, window, opts, _)| *f == bits && *window == p.window && *opts == options)
+        .filter(|&&(f, window, ..)| f == bits && window == p.window)
+        .peekable();
+    probes.peek()?;
+    let options = s.options();
+    probes
+        .find(|(.., opts, _)| *opts == options)
         .map(|&(.., mark)| mark)
 }
 
 /// nmap's U1: 300 bytes of `C` to a closed UDP port; over IPv4 its IP ID is 0x1042.
-fn nmap_os_udp(p: &Packet, s: &Shape) -> Option<Mark> {
-    let head = s.head.as_bytes();
-    let v4_id = !p.dst.is_ipv4() || s.ip_id == 0x1042;
-    (s.payload_len == 300 && !head.is_empty() && head.iter().all(|&b| b == b'C') && v4_id)
-        .then_some(Mark::U1)
+fn nmap_os_udp(p: &Packet, s: &impl Fields) -> Option<Mark> {
+    if s.payload_len() != 300 {
+        return None;
+    }
+    let head = s.head();
+    let v4_id = !p.dst.is_ipv4() || s.ip_id() == 0x1042;
+    (!head.is_empty() && head.iter().all(|&b| b == b'C') && v4_id).then_some(Mark::U1)
 }
 
 /// zmap: IP ID 54321 and no DF over IPv4; a TCP probe is a SYN with window 65535.
-fn zmap(p: &Packet, s: &Shape) -> Option<Mark> {
-    if !p.dst.is_ipv4() || s.ip_id != 54321 || s.dont_fragment {
+fn zmap(p: &Packet, s: &impl Fields) -> Option<Mark> {
+    if !p.dst.is_ipv4() || s.ip_id() != 54321 || s.dont_fragment() {
         return None;
     }
     match p.tcp_flags {
@@ -394,22 +398,24 @@ fn zmap(p: &Packet, s: &Shape) -> Option<Mark> {
 
 /// masscan: a SYN without DF whose IP ID is `target address ^ target port ^ sequence number`
 /// (low 16 bits), over IPv4.
-fn masscan(p: &Packet, s: &Shape, flags: TcpFlags) -> Option<Mark> {
+fn masscan(p: &Packet, s: &impl Fields, flags: TcpFlags) -> Option<Mark> {
     let IpAddr::V4(dst) = p.dst else {
         return None;
     };
-    let id = (dst.to_bits() ^ u32::from(p.dst_port) ^ s.seq) & 0xffff;
-    (flags.bits() & 0x3f == TcpFlags::SYN.bits() && !s.dont_fragment && u32::from(s.ip_id) == id)
-        .then_some(Mark(19))
+    if flags.bits() & 0x3f != TcpFlags::SYN.bits() {
+        return None;
+    }
+    let id = (dst.to_bits() ^ u32::from(p.dst_port) ^ s.seq()) & 0xffff;
+    (u32::from(s.ip_id()) == id && !s.dont_fragment()).then_some(Mark(19))
 }
 
 /// nmap's raw port-scan probes: window 1024, no DF (over IPv4); a SYN with the lone option MSS
 /// 1460, the FIN, NULL, XMAS and Maimon probes with no option.
-fn nmap_scan(p: &Packet, s: &Shape) -> Option<Mark> {
-    if p.window != 1024 || s.dont_fragment {
+fn nmap_scan(p: &Packet, s: &impl Fields) -> Option<Mark> {
+    if p.window != 1024 || s.dont_fragment() {
         return None;
     }
-    let options = s.options.as_bytes();
+    let options = s.options();
     let mark = match p.probe_kind()? {
         ProbeKind::Syn if options == [2, 4, 5, 0xb4] => 14,
         ProbeKind::Fin if options.is_empty() => 15,

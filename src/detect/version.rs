@@ -34,7 +34,7 @@ use ipnet::IpNet;
 use super::service_probes::{self, ServiceProbe};
 use super::{Detection, ScanKinds, Signature};
 use crate::time::Timestamp;
-use crate::wire::{Packet, ProbeKind, Proto, Shape};
+use crate::wire::{Fields, Packet, ProbeKind, Proto, Shape};
 
 /// The score at which a source is a version scan.
 pub const THRESHOLD: u8 = 3;
@@ -347,12 +347,13 @@ impl VersionScans {
 }
 
 /// The service probe `p` carries, if it is one: its payload's first bytes and declared length
-/// (from its other fields, `shape`).
-pub fn recognise(p: &Packet, shape: &Shape) -> Option<&'static ServiceProbe> {
-    if shape.payload_len == 0 {
+/// (from its other fields, `fields`).
+pub fn recognise(p: &Packet, fields: &impl Fields) -> Option<&'static ServiceProbe> {
+    let payload_len = fields.payload_len();
+    if payload_len == 0 {
         return None;
     }
-    service_probes::recognise(p.proto(), shape.head.as_bytes(), shape.payload_len)
+    service_probes::recognise(p.proto(), fields.head(), payload_len)
 }
 
 #[cfg(test)]

@@ -31,7 +31,8 @@ pub mod shape;
 pub use checksum::Integrity;
 pub use flags::{Evidence, ProbeKind, TcpFlags, classify_tcp};
 pub use sctp::{ChunkType, Sctp};
-pub use shape::Shape;
+use shape::InHeaders;
+pub use shape::{Fields, Shape};
 
 use std::net::IpAddr;
 
@@ -358,15 +359,19 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
 #[inline]
 pub fn read(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Seen<'_>, Skip> {
     let layer = ip_layer(link, frame, seen)?;
-    let (packet, mut at) = packet_from_ip(layer.ip, seen.whole)?;
-    at.kernel_checks =
+    let kernel_checks =
         !matches!(layer.direction, Direction::Outgoing | Direction::Unknown) && !layer.loopback;
+    // The common packet built where it is returned: a packet built, then copied whole, is read
+    // with wide loads of what was just stored narrow, which stalls (issue 29).
+    if let Some(seen) = ipv4_tcp_udp(layer.ip, layer.direction, layer.ifindex, kernel_checks) {
+        return Ok(seen);
+    }
+    let (mut packet, mut at) = packet_from_any_ip(layer.ip, seen.whole)?;
+    at.kernel_checks = kernel_checks;
+    packet.direction = layer.direction;
+    packet.ifindex = layer.ifindex;
     Ok(Seen {
-        packet: Packet {
-            direction: layer.direction,
-            ifindex: layer.ifindex,
-            ..packet
-        },
+        packet,
         source: Source::Frame(at),
     })
 }
@@ -446,7 +451,7 @@ enum Source<'a> {
 }
 
 /// Where a packet's headers are in its frame, and how its checksums are judged.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct InFrame<'a> {
     /// From the start of the IP header.
     ip: &'a [u8],
@@ -462,7 +467,7 @@ struct InFrame<'a> {
     kernel_checks: bool,
 }
 
-impl InFrame<'_> {
+impl<'a> InFrame<'a> {
     /// The transport segment, as far as the capture holds it.
     fn segment(&self) -> &[u8] {
         let (from, to) = (self.transport as usize, self.end as usize);
@@ -512,6 +517,23 @@ impl InFrame<'_> {
         shape
     }
 
+    /// Where the fields a [`Shape`] holds are, to be read one at a time ([`Fields`]).
+    fn headers(&self, p: &Packet) -> InHeaders<'a> {
+        let (from, to) = (self.transport as usize, self.end as usize);
+        let segment = self.ip.get(from..to).unwrap_or_default();
+        let header_len = self.header_len(p);
+        InHeaders {
+            ip: self.ip,
+            tcp: if p.proto() == Proto::Tcp {
+                segment.get(..header_len).unwrap_or(segment)
+            } else {
+                &[]
+            },
+            payload: segment.get(header_len..).unwrap_or_default(),
+            payload_len: self.payload_len(p),
+        }
+    }
+
     /// The length of `p`'s transport header in this frame (TCP: its data offset, which the
     /// parse checked whole and at least 5 words; cut to what the capture holds).
     fn header_len(&self, p: &Packet) -> usize {
@@ -557,6 +579,14 @@ impl<'a> Seen<'a> {
         match &self.source {
             Source::Frame(at) => at.shape(&self.packet),
             Source::Known(_, shape) => **shape,
+        }
+    }
+
+    /// Its other header fields, each read from the frame when asked ([`Fields`]).
+    pub fn fields(&self) -> impl Fields + '_ {
+        match &self.source {
+            Source::Frame(at) => Either::Frame(at.headers(&self.packet)),
+            Source::Known(_, shape) => Either::Read(shape),
         }
     }
 
@@ -615,6 +645,16 @@ impl Lazy<'_> {
                 .as_ref()
                 .map_or(Shape::EMPTY, |at| at.shape(&self.packet))
         })
+    }
+
+    /// Its other header fields, each read when asked ([`Fields`]): from the shape if it was
+    /// read already, else from the frame, one field at a time (no [`Shape`] is built).
+    pub fn fields(&self) -> impl Fields + '_ {
+        match (self.shape.get(), &self.frame) {
+            (None, Some(at)) => Either::Frame(at.headers(&self.packet)),
+            (Some(shape), _) => Either::Read(shape),
+            (None, None) => Either::Read(&Shape::EMPTY),
+        }
     }
 
     /// Its payload's length as the IP header declares it ([`Shape::payload_len`]), without
@@ -676,6 +716,51 @@ impl From<Packet> for Lazy<'_> {
             frame: None,
             shape: std::cell::OnceCell::new(),
             integrity: std::cell::Cell::new(None),
+        }
+    }
+}
+
+/// A packet's [`Fields`]: read already, or in its frame.
+enum Either<'a> {
+    Read(&'a Shape),
+    Frame(InHeaders<'a>),
+}
+
+impl Fields for Either<'_> {
+    fn ip_id(&self) -> u16 {
+        match self {
+            Either::Read(s) => s.ip_id(),
+            Either::Frame(h) => h.ip_id(),
+        }
+    }
+    fn dont_fragment(&self) -> bool {
+        match self {
+            Either::Read(s) => s.dont_fragment(),
+            Either::Frame(h) => h.dont_fragment(),
+        }
+    }
+    fn seq(&self) -> u32 {
+        match self {
+            Either::Read(s) => s.seq(),
+            Either::Frame(h) => h.seq(),
+        }
+    }
+    fn options(&self) -> &[u8] {
+        match self {
+            Either::Read(s) => s.options(),
+            Either::Frame(h) => h.options(),
+        }
+    }
+    fn payload_len(&self) -> u16 {
+        match self {
+            Either::Read(s) => s.payload_len(),
+            Either::Frame(h) => h.payload_len(),
+        }
+    }
+    fn head(&self) -> &[u8] {
+        match self {
+            Either::Read(s) => s.head(),
+            Either::Frame(h) => h.head(),
         }
     }
 }
@@ -805,6 +890,101 @@ fn cooked(frame: &[u8], proto_at: usize, header_len: usize) -> Result<&[u8], Ski
 /// its header says when the capture holds the `whole` frame.
 #[inline]
 fn packet_from_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
+    match ipv4_tcp_udp(bytes, Direction::Unknown, None, false) {
+        Some(seen) => match seen.source {
+            Source::Frame(at) => Ok((seen.packet, at)),
+            Source::Known(..) => unreachable!("the fast path reads from the frame"),
+        },
+        None => packet_from_any_ip(bytes, whole),
+    }
+}
+
+/// [`packet_from_ip`] for the packets most of a capture is (issue 29): an IPv4 datagram held
+/// whole by the capture, not a fragment, carrying a TCP segment whose header is whole or a UDP
+/// datagram, read field by field. Anything else (IPv6, options past the capture, a total
+/// length the capture cuts or the header does not fit, a fragment, another protocol, a cut
+/// transport header: every case with an error or a choice to make) is `None`, and
+/// [`packet_from_any_ip`] reads it. Where this reads a packet it is the one
+/// [`packet_from_any_ip`] reads (tested on changed frames, and by the `packet` fuzz target).
+#[inline(always)]
+fn ipv4_tcp_udp(
+    bytes: &[u8],
+    direction: Direction,
+    ifindex: Option<u32>,
+    kernel_checks: bool,
+) -> Option<Seen<'_>> {
+    let word = |i: usize| Some(u16::from_be_bytes([*bytes.get(i)?, *bytes.get(i + 1)?]));
+    let first = *bytes.first()?;
+    let header_len = usize::from(first & 0x0f) * 4;
+    let total = usize::from(word(2)?);
+    // Version 4, a header of 20 bytes or more, the whole datagram captured (the padding of a
+    // short Ethernet frame after it), no fragment (neither more fragments nor an offset).
+    if first >> 4 != 4 || header_len < 20 || total < header_len || total > bytes.len() {
+        return None;
+    }
+    if word(6)? & 0x3fff != 0 {
+        return None;
+    }
+    let address = |i: usize| -> Option<IpAddr> {
+        let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
+        Some(IpAddr::V4(std::net::Ipv4Addr::from(b)))
+    };
+    let (src, dst) = (address(12)?, address(16)?);
+    let segment = bytes.get(header_len..total)?;
+    let port = |i: usize| Some(u16::from_be_bytes([*segment.get(i)?, *segment.get(i + 1)?]));
+    let (tcp_flags, window) = match *bytes.get(9)? {
+        6 => {
+            let offset = usize::from(*segment.get(12)? >> 4) * 4;
+            if offset < 20 || offset > segment.len() {
+                return None;
+            }
+            (Some(TcpFlags::from_header(segment)), port(14)?)
+        }
+        17 if segment.len() >= UDP_HEADER_LEN => (None, 0),
+        _ => return None,
+    };
+    let (src_port, dst_port) = (port(0)?, port(2)?);
+    Some(Seen {
+        packet: Packet {
+            direction,
+            ifindex,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            tcp_flags,
+            window,
+            other: None,
+        },
+        source: Source::Frame(InFrame {
+            ip: bytes,
+            transport: u32::try_from(header_len).ok()?,
+            end: u32::try_from(total).ok()?,
+            incomplete: false,
+            kernel_checks,
+        }),
+    })
+}
+
+/// Whether the IPv4 fast path, where it reads `frame`, reads what etherparse reads (always
+/// true; what the `packet` fuzz target holds it to, with bytes no test wrote).
+#[doc(hidden)]
+pub fn fast_path_agrees(link: LinkType, frame: &[u8]) -> bool {
+    let Ok(layer) = ip_layer(link, frame, Metadata::default()) else {
+        return true;
+    };
+    ipv4_tcp_udp(layer.ip, Direction::Unknown, None, false).is_none_or(|seen| {
+        let Source::Frame(at) = seen.source else {
+            return false;
+        };
+        [false, true]
+            .iter()
+            .all(|&whole| packet_from_any_ip(layer.ip, whole) == Ok((seen.packet, at)))
+    })
+}
+
+/// [`packet_from_ip`] for any IP packet, by etherparse's lax slices.
+fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
     let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
         LaxHeaderSliceError::Len(_) => Skip::Truncated,

@@ -144,6 +144,95 @@ impl std::fmt::Debug for Head {
     }
 }
 
+/// The fields of a packet's header that a rule reads ([`crate::detect::fingerprint`],
+/// [`crate::detect::version`]), wherever they are: in a [`Shape`] read before, or still in the
+/// frame ([`InHeaders`]), where each is read only when a rule asks for it (issue 29: a scan's
+/// SYN is judged by its flags, its window and two or three of these, not by a copy of the whole
+/// header and payload head). Both give the same values for the same frame (tested).
+pub trait Fields {
+    /// [`Shape::ip_id`].
+    fn ip_id(&self) -> u16;
+    /// [`Shape::dont_fragment`].
+    fn dont_fragment(&self) -> bool;
+    /// [`Shape::seq`].
+    fn seq(&self) -> u32;
+    /// [`Shape::options`], as bytes.
+    fn options(&self) -> &[u8];
+    /// [`Shape::payload_len`].
+    fn payload_len(&self) -> u16;
+    /// [`Shape::head`], as bytes.
+    fn head(&self) -> &[u8];
+}
+
+impl Fields for Shape {
+    fn ip_id(&self) -> u16 {
+        self.ip_id
+    }
+    fn dont_fragment(&self) -> bool {
+        self.dont_fragment
+    }
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+    fn options(&self) -> &[u8] {
+        self.options.as_bytes()
+    }
+    fn payload_len(&self) -> u16 {
+        self.payload_len
+    }
+    fn head(&self) -> &[u8] {
+        self.head.as_bytes()
+    }
+}
+
+/// A packet's header fields where they are in its frame, read one at a time as asked
+/// ([`Fields`]); what [`Shape`] would copy out of the same bytes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct InHeaders<'a> {
+    /// From the start of the IP header.
+    pub(super) ip: &'a [u8],
+    /// The whole TCP header, options included, as far as the capture holds it (empty for any
+    /// other protocol).
+    pub(super) tcp: &'a [u8],
+    /// The transport payload, as far as the capture holds it.
+    pub(super) payload: &'a [u8],
+    /// The payload's length as the IP header declares it.
+    pub(super) payload_len: u16,
+}
+
+impl InHeaders<'_> {
+    fn byte(bytes: &[u8], i: usize) -> u8 {
+        bytes.get(i).copied().unwrap_or(0)
+    }
+}
+
+impl Fields for InHeaders<'_> {
+    fn ip_id(&self) -> u16 {
+        if Self::byte(self.ip, 0) >> 4 == 4 {
+            u16::from_be_bytes([Self::byte(self.ip, 4), Self::byte(self.ip, 5)])
+        } else {
+            0
+        }
+    }
+    fn dont_fragment(&self) -> bool {
+        Self::byte(self.ip, 0) >> 4 == 4 && Self::byte(self.ip, 6) & 0x40 != 0
+    }
+    fn seq(&self) -> u32 {
+        let b = |i| Self::byte(self.tcp, i);
+        u32::from_be_bytes([b(4), b(5), b(6), b(7)])
+    }
+    fn options(&self) -> &[u8] {
+        let options = self.tcp.get(20..).unwrap_or_default();
+        &options[..options.len().min(MAX_OPTIONS)]
+    }
+    fn payload_len(&self) -> u16 {
+        self.payload_len
+    }
+    fn head(&self) -> &[u8] {
+        &self.payload[..self.payload.len().min(HEAD_LEN)]
+    }
+}
+
 /// The IP header fields of a [`Shape`], from the start of an IPv4 or IPv6 header (whose
 /// version and length the caller has checked): TTL, TOS, IP ID, DF, flow label, and the total
 /// length the header declares (IPv4 total length; IPv6 40 + payload length).

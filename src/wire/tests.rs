@@ -765,7 +765,10 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
         assert_eq!(parse(*link, frame), Ok(full.packet));
         let seen = read(*link, frame, Metadata::default()).expect("parses");
         assert_eq!(seen.full(), full);
+        // The fields the rules read one at a time from the frame are the shape's.
+        assert_eq!(fields_of(&seen.fields()), fields_of(&full.shape));
         let lazy = Lazy::from(seen);
+        assert_eq!(fields_of(&lazy.fields()), fields_of(&full.shape));
         // The payload's length, read alone before the shape, is the shape's.
         assert_eq!(lazy.payload_len(), full.shape.payload_len);
         assert_eq!(
@@ -773,11 +776,12 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
             (full.shape, full.integrity)
         );
         assert_eq!(lazy.payload_len(), full.shape.payload_len);
-        // Asked again: the same, read once.
+        // Asked again: the same, read once; the fields now from the shape read.
         assert_eq!(
             (*lazy.shape(), lazy.integrity()),
             (full.shape, full.integrity)
         );
+        assert_eq!(fields_of(&lazy.fields()), fields_of(&full.shape));
         let known = Lazy::from(Seen::from(&full));
         assert_eq!(
             (*known.shape(), known.integrity()),
@@ -802,6 +806,132 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
         "{}",
         std::mem::size_of::<Packet>()
     );
+}
+
+/// Issue 29: the fields the rules read one at a time from a frame are the ones its shape
+/// copies, whatever its bytes (frames of every kind with random bytes changed: options cut by
+/// the capture, data offsets past the end, payloads declared longer than captured).
+#[test]
+fn fields_read_one_at_a_time_are_the_shapes_whatever_the_bytes() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % 1_000_003).expect("small")
+    };
+    let frames = [
+        (LinkType::Ethernet, hex(MASSCAN_SYN)),
+        (LinkType::LinuxSll2, hex(SLL2_SYN)),
+        (LinkType::LinuxSll, hex(SLL_SYN6)),
+        (LinkType::RawIp, hex(RAW6_EXT_FIN)),
+        (LinkType::Loopback, hex(NULL_UDP)),
+        (
+            LinkType::Ethernet,
+            with_payload(true, b"GET / HTTP/1.0\r\n\r\n"),
+        ),
+        (LinkType::Ethernet, with_payload(false, &[b'C'; 300])),
+    ];
+    let mut read_ok = 0;
+    for (link, frame) in &frames {
+        for _ in 0..3_000 {
+            let mut bytes = frame.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % bytes.len();
+                bytes[at] = u8::try_from(next() % 256).expect("a byte");
+            }
+            bytes.truncate(bytes.len() - next() % 8);
+            if let Ok(seen) = read(*link, &bytes, Metadata::default()) {
+                read_ok += 1;
+                assert_eq!(
+                    fields_of(&seen.fields()),
+                    fields_of(&seen.shape()),
+                    "{bytes:02x?}"
+                );
+            }
+        }
+    }
+    // Many changed frames still parse (about 9,000): the comparison ran on them.
+    assert!(read_ok > 5_000, "{read_ok}");
+}
+
+/// Issue 29: where the IPv4 fast path reads a packet, it reads what etherparse's lax slices
+/// read, to the byte (frames of IPv4 TCP and UDP, with and without payload and options, with
+/// Ethernet padding, with random bytes changed and cut short); and it reads most of them.
+#[test]
+fn the_ipv4_fast_path_reads_what_etherparse_reads() {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % 1_000_003).expect("small")
+    };
+    let frames = [
+        (LinkType::Ethernet, hex(MASSCAN_SYN)),
+        (LinkType::RawIp, built(false, false, b"")),
+        (LinkType::RawIp, built(false, true, b"")),
+        (
+            LinkType::RawIp,
+            built(false, true, b"GET / HTTP/1.0\r\n\r\n"),
+        ),
+        (
+            LinkType::Ethernet,
+            with_payload(true, b"GET / HTTP/1.0\r\n\r\n"),
+        ),
+        (LinkType::Ethernet, with_payload(false, &[b'C'; 300])),
+    ];
+    let (mut fast, mut all) = (0, 0);
+    for (link, frame) in &frames {
+        for round in 0..4_000 {
+            let mut bytes = frame.clone();
+            // The first round of each frame unchanged, then one to three bytes changed (in the
+            // first 80: the headers) and, one time in four, the end cut.
+            if round > 0 {
+                for _ in 0..1 + next() % 3 {
+                    let at = next() % bytes.len().min(80);
+                    bytes[at] = u8::try_from(next() % 256).expect("a byte");
+                }
+                if next() % 4 == 0 {
+                    bytes.truncate(bytes.len() - next() % 12);
+                }
+            }
+            let Ok(layer) = ip_layer(*link, &bytes, Metadata::default()) else {
+                continue;
+            };
+            all += 1;
+            if let Some(seen) = ipv4_tcp_udp(layer.ip, Direction::Unknown, None, false) {
+                fast += 1;
+                let Source::Frame(at) = seen.source else {
+                    panic!("the fast path reads from the frame");
+                };
+                for whole in [false, true] {
+                    assert_eq!(
+                        Ok((seen.packet, at)),
+                        packet_from_any_ip(layer.ip, whole),
+                        "{bytes:02x?}"
+                    );
+                }
+            } else if round == 0 {
+                panic!("an unchanged IPv4 TCP or UDP frame is read by the fast path");
+            }
+        }
+    }
+    // The changed frames the fast path leaves to etherparse are a minority.
+    assert!(fast * 2 > all, "{fast} of {all}");
+}
+
+/// Every field of a [`Fields`], to compare two sources of them.
+fn fields_of(f: &impl Fields) -> (u16, bool, u32, Vec<u8>, u16, Vec<u8>) {
+    let (options, head) = (f.options().to_vec(), f.head().to_vec());
+    (
+        f.ip_id(),
+        f.dont_fragment(),
+        f.seq(),
+        options,
+        f.payload_len(),
+        head,
+    )
 }
 
 /// An Ethernet frame of a TCP segment (PSH+ACK, timestamps) or a UDP datagram carrying

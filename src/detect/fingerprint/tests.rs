@@ -282,6 +282,9 @@ mod may_match {
         ]
     }
 
+    /// nmap's timestamp option (value 0xFFFFFFFF, echo 0), alone.
+    const TS_PROBE: [u8; 10] = [8, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+
     /// Option sets the rules name, and others.
     fn options() -> impl Strategy<Value = Vec<u8>> {
         let named: Vec<Vec<u8>> = NMAP_OS_TCP
