@@ -336,6 +336,19 @@ fn fragment_row(status: &StatusInfo) -> Row {
     )
 }
 
+/// Issue 28's evidence beyond trap ports: one family, by kind.
+fn evidence_row(status: &StatusInfo) -> Row {
+    by_label(
+        "evidence",
+        "Evidence beyond trap ports since start, by kind: probes recognised as a known \
+         tool's (tool-fingerprint), nmap service probes (version-probe), sources named \
+         likely decoys of a scan (decoy-verdict).",
+        "kind",
+        crate::pipeline::EVIDENCE_KINDS,
+        &status.evidence,
+    )
+}
+
 /// The metric families of the kernel's first line, when the firewall keeps one.
 fn first_line_rows(f: &FirstLineInfo) -> Vec<Row> {
     vec![
@@ -519,7 +532,8 @@ fn escape_label(value: &str) -> String {
 }
 
 /// The exposition of the daemon's counters (`scansentry_*`) in `format`: the table of
-/// [`rows`], the fragments' ([`fragment_row`]), and in fleet mode the fleet's; OpenMetrics ends with `# EOF`.
+/// [`rows`], the fragments' ([`fragment_row`]) and the evidence's ([`evidence_row`]), and in
+/// fleet mode the fleet's; OpenMetrics ends with `# EOF`.
 pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads, format: Format) -> String {
     let fleet = status.fleet.as_ref().map(fleet_rows).unwrap_or_default();
     let first_line = status
@@ -527,7 +541,7 @@ pub fn exposition(status: &StatusInfo, tally: &Tally, reloads: Reloads, format: 
         .as_ref()
         .map(first_line_rows)
         .unwrap_or_default();
-    let fragments = [fragment_row(status)];
+    let fragments = [fragment_row(status), evidence_row(status)];
     let mut text = String::new();
     for row in rows(status, tally, reloads)
         .iter()
@@ -711,7 +725,7 @@ mod tests {
         tally.decisions.insert("block", 1);
         let rows: Vec<Row> = rows(&status, &tally, Reloads::default())
             .into_iter()
-            .chain([fragment_row(&status)])
+            .chain([fragment_row(&status), evidence_row(&status)])
             .chain(fleet_rows(&fleet))
             .collect();
         let names: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0).collect();
@@ -816,6 +830,29 @@ mod tests {
         assert_eq!(sample(&text, &name("reassembled")), Some(300.0));
         assert_eq!(sample(&text, &name("tiny")), Some(100.0));
         assert_eq!(sample(&text, &name("overlapping")), Some(0.0));
+    }
+
+    /// Issue 28: the evidence beyond trap ports, each kind at zero from the first scrape,
+    /// then as the status says.
+    #[test]
+    fn issue_28_evidence_is_counted_by_kind() {
+        let name = |kind: &str| format!("scansentry_evidence_total{{kind=\"{kind}\"}}");
+        let text = exposition(
+            &StatusInfo::default(),
+            &Tally::default(),
+            Reloads::default(),
+            Format::Text,
+        );
+        for kind in crate::pipeline::EVIDENCE_KINDS {
+            assert_eq!(sample(&text, &name(kind)), Some(0.0), "{text}");
+        }
+        let mut status = StatusInfo::default();
+        status.evidence.insert("tool-fingerprint".into(), 42);
+        status.evidence.insert("decoy-verdict".into(), 3);
+        let text = exposition(&status, &Tally::default(), Reloads::default(), Format::Text);
+        assert_eq!(sample(&text, &name("tool-fingerprint")), Some(42.0));
+        assert_eq!(sample(&text, &name("version-probe")), Some(0.0));
+        assert_eq!(sample(&text, &name("decoy-verdict")), Some(3.0));
     }
 
     #[test]

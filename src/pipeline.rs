@@ -102,6 +102,8 @@ pub struct Counters {
     /// nmap service probes recognised (the first segment of an accepted connection, or a
     /// datagram), counted towards a version scan ([`crate::detect::version`]).
     pub version_probes: u64,
+    /// Sources named likely decoys of a scan (`nmap -D`, [`decoy`]), as the verdicts are taken.
+    pub decoy_verdicts: u64,
 }
 
 impl Counters {
@@ -122,6 +124,11 @@ impl Counters {
 /// [`Counters::fragments_timed_out`], [`Counters::fragments_dropped`].
 pub const FRAGMENT_OUTCOMES: [&str; 5] =
     ["reassembled", "tiny", "overlapping", "timed-out", "dropped"];
+
+/// The kinds of issue 28's evidence beyond trap ports, as `status` and the metrics name them
+/// (the `kind` label), in the order they are said: [`Counters::fingerprinted`],
+/// [`Counters::version_probes`], [`Counters::decoy_verdicts`].
+pub const EVIDENCE_KINDS: [&str; 3] = ["tool-fingerprint", "version-probe", "decoy-verdict"];
 
 /// Conversation memory: which 4-tuples local addresses sent from, recently.
 ///
@@ -893,7 +900,9 @@ impl Pipeline {
     /// [`decoy::ANSWER_WITHIN`] after the SYN+ACKs they judge, so after the detections of the
     /// same scan: the responder shortens the blocks they name.
     pub fn take_decoys(&mut self) -> (Vec<decoy::Verdict>, u64) {
-        self.decoys.take_verdicts()
+        let (verdicts, no_room) = self.decoys.take_verdicts();
+        self.counters.decoy_verdicts += verdicts.len() as u64;
+        (verdicts, no_room)
     }
 
     /// The decoy verdict reached on `addr` earlier, if any: a detection of a likely decoy that

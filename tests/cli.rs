@@ -407,6 +407,12 @@ fn status_prints_the_counters() {
             fragments: [("reassembled".to_string(), 300), ("tiny".to_string(), 100)]
                 .into_iter()
                 .collect(),
+            evidence: [
+                ("tool-fingerprint".to_string(), 12),
+                ("version-probe".to_string(), 4),
+            ]
+            .into_iter()
+            .collect(),
             fleet: Some(FleetInfo {
                 host: "web-1".into(),
                 connected: true,
@@ -457,6 +463,7 @@ fn status_prints_the_counters() {
          not blocked        3 min-ports, 2 reverse-path\n\
          protected peers    1\n\
          fragments          300 reassembled, 100 tiny\n\
+         evidence           12 tool-fingerprint, 4 version-probe\n\
          capture drops      0\n\
          block latency      1.25 ms median, 3.40 ms p99 (capture to kernel, last 1 block)\n\
          configuration      /etc/scansentry/scansentry.toml\n\

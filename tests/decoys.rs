@@ -172,6 +172,9 @@ mod live {
         assert_eq!(timeout(NetnsPair::B4), 3600, "{listing}");
         assert_eq!(timeout("198.51.100.77"), 60, "{listing}");
         assert_eq!(timeout("198.51.100.78"), 60, "{listing}");
+        let status = daemon.json(&["status"]);
+        let verdicts = status["evidence"]["decoy-verdict"].as_u64().unwrap_or(0);
+        assert!(verdicts >= 2, "{status}");
 
         let why = text(&daemon.ctl(&["why", NetnsPair::B4]));
         assert!(why.starts_with("198.51.100.2 is blocked for 59m"), "{why}");

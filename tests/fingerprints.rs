@@ -242,6 +242,10 @@ fn nmap_os_detection_of_one_open_port_is_blocked_live() {
         json["block"]["signature"], "nmap OS detection (SEQ1, SEQ2, SEQ3)",
         "{json}"
     );
+    // Counted as evidence beyond trap ports (`status`, the metrics).
+    let status = daemon.json(&["status"]);
+    let marked = status["evidence"]["tool-fingerprint"].as_u64().unwrap_or(0);
+    assert!(marked >= 3, "{status}");
 }
 
 /// Live, default configuration: masscan (Debian's 1.3.2) sweeping 100 ports is blocked, and

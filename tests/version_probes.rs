@@ -142,5 +142,7 @@ mod live {
         assert!(lab.connects(NetnsPair::B4_SECOND, 80));
         let status = daemon.json(&["status"]);
         assert_eq!(status["blocks_active"], 1, "{status}");
+        let probes = status["evidence"]["version-probe"].as_u64().unwrap_or(0);
+        assert!(probes >= 2, "{status}");
     }
 }

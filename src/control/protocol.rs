@@ -228,6 +228,11 @@ pub struct StatusInfo {
     /// (discarded), `timed-out`, `dropped` (for a bound of the reassembler). Only those not 0.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub fragments: std::collections::BTreeMap<String, u64>,
+    /// Evidence beyond trap ports since start ([`crate::pipeline::EVIDENCE_KINDS`]): probes
+    /// recognised as a known tool's (`tool-fingerprint`), nmap service probes
+    /// (`version-probe`), sources named likely decoys (`decoy-verdict`). Only those not 0.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub evidence: std::collections::BTreeMap<String, u64>,
 }
 
 /// The link to the fleet's NATS servers, as `status` shows it.

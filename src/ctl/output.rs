@@ -321,14 +321,14 @@ pub fn top(
     out
 }
 
-/// The status's fragment counters, in their order: `300 reassembled, 100 tiny`, or `none`.
-fn fragments(s: &StatusInfo) -> String {
-    if s.fragments.is_empty() {
+/// Counters by word, in the order of `words`: `300 reassembled, 100 tiny`, or `none`.
+fn counted(words: &[&str], counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
         return "none".to_string();
     }
-    crate::pipeline::FRAGMENT_OUTCOMES
+    words
         .iter()
-        .filter_map(|word| s.fragments.get(*word).map(|n| format!("{n} {word}")))
+        .filter_map(|word| counts.get(*word).map(|n| format!("{n} {word}")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -367,7 +367,14 @@ fn status(s: &StatusInfo) -> String {
             },
         ),
         ("protected peers", s.protected_peers.to_string()),
-        ("fragments", fragments(s)),
+        (
+            "fragments",
+            counted(&crate::pipeline::FRAGMENT_OUTCOMES, &s.fragments),
+        ),
+        (
+            "evidence",
+            counted(&crate::pipeline::EVIDENCE_KINDS, &s.evidence),
+        ),
         ("capture drops", s.capture_drops.to_string()),
         (
             "block latency",

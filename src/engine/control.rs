@@ -123,6 +123,12 @@ impl Engine {
                 .filter(|&(_, n)| n > 0)
                 .map(|(word, n)| (word.to_string(), n))
                 .collect(),
+            evidence: crate::pipeline::EVIDENCE_KINDS
+                .into_iter()
+                .zip([c.fingerprinted, c.version_probes, c.decoy_verdicts])
+                .filter(|&(_, n)| n > 0)
+                .map(|(word, n)| (word.to_string(), n))
+                .collect(),
             fleet: self.fleet_info(readings.link.as_ref()),
             first_line: None,
         }
