@@ -376,6 +376,26 @@ pub fn read(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Seen<'_>, Sk
     })
 }
 
+/// [`read`] without the IPv4 fast path: etherparse's lax slices for every packet, as before
+/// issue 29 (the red team's tests compare the two on forged frames).
+#[cfg(test)]
+pub(crate) fn read_by_etherparse(
+    link: LinkType,
+    frame: &[u8],
+    seen: Metadata,
+) -> Result<Seen<'_>, Skip> {
+    let layer = ip_layer(link, frame, seen)?;
+    let (mut packet, mut at) = packet_from_any_ip(layer.ip, seen.whole)?;
+    at.kernel_checks =
+        !matches!(layer.direction, Direction::Outgoing | Direction::Unknown) && !layer.loopback;
+    packet.direction = layer.direction;
+    packet.ifindex = layer.ifindex;
+    Ok(Seen {
+        packet,
+        source: Source::Frame(at),
+    })
+}
+
 /// Parses one captured frame with all its details read: its checksums and other header fields
 /// beside the [`Packet`] (for tests, tools, and a replay's first look).
 ///
