@@ -1089,4 +1089,4 @@ fn clamp16(n: usize) -> u16 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

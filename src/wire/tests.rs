@@ -965,30 +965,34 @@ fn with_payload(tcp: bool, payload: &[u8]) -> Vec<u8> {
 /// the capture, the fragment bits (and the reserved bit), the protocol, the TCP data offset and
 /// options, the UDP length field, the sums, the capture's cut and Ethernet's padding.
 #[derive(Clone, Debug)]
-struct ForgedV4 {
-    version: u8,
-    ihl: u8,
-    total: Total,
-    id: u16,
-    frag: u16,
-    proto: u8,
-    ip_sum_right: bool,
-    ip_options: Vec<u8>,
-    doff: u8,
-    tcp_flags: u16,
-    window: u16,
-    seq: u32,
-    tcp_options: Vec<u8>,
-    udp_len: Option<u16>,
-    l4_sum_right: bool,
-    payload: Vec<u8>,
-    cut: usize,
-    pad: usize,
+pub(crate) struct ForgedV4 {
+    pub(crate) version: u8,
+    pub(crate) ihl: u8,
+    pub(crate) total: Total,
+    pub(crate) id: u16,
+    pub(crate) frag: u16,
+    pub(crate) proto: u8,
+    pub(crate) ip_sum_right: bool,
+    pub(crate) ip_options: Vec<u8>,
+    pub(crate) doff: u8,
+    pub(crate) tcp_flags: u16,
+    pub(crate) window: u16,
+    pub(crate) seq: u32,
+    pub(crate) tcp_options: Vec<u8>,
+    pub(crate) udp_len: Option<u16>,
+    pub(crate) l4_sum_right: bool,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) cut: usize,
+    pub(crate) pad: usize,
+    /// The port probed (TCP, UDP).
+    pub(crate) port: u16,
+    /// From the host to the remote end (its ports swapped too).
+    pub(crate) reverse: bool,
 }
 
 /// The total length a [`ForgedV4`] declares.
 #[derive(Clone, Copy, Debug)]
-enum Total {
+pub(crate) enum Total {
     /// The bytes written.
     Exact,
     /// Its header's length (no segment).
@@ -1016,8 +1020,17 @@ impl ForgedV4 {
     const SRC: [u8; 4] = [203, 0, 113, 7];
     const DST: [u8; 4] = [198, 51, 100, 1];
 
+    /// Its source and destination.
+    fn addresses(&self) -> ([u8; 4], [u8; 4]) {
+        if self.reverse {
+            (Self::DST, Self::SRC)
+        } else {
+            (Self::SRC, Self::DST)
+        }
+    }
+
     /// The datagram, from its IP header (the capture's cut and padding applied).
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let header_len = usize::from(self.ihl) * 4;
         let mut ip = vec![0u8; header_len.max(20)];
         ip[0] = (self.version << 4) | self.ihl;
@@ -1025,16 +1038,22 @@ impl ForgedV4 {
         ip[6..8].copy_from_slice(&self.frag.to_be_bytes());
         ip[8] = 64;
         ip[9] = self.proto;
-        ip[12..16].copy_from_slice(&Self::SRC);
-        ip[16..20].copy_from_slice(&Self::DST);
+        let (src, dst) = self.addresses();
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        let (sport, dport) = if self.reverse {
+            (self.port, 40000u16)
+        } else {
+            (40000, self.port)
+        };
         for (i, b) in ip.iter_mut().skip(20).enumerate() {
             *b = self.ip_options.get(i).copied().unwrap_or(1);
         }
         let mut segment = Vec::new();
         match self.proto {
             6 => {
-                segment.extend_from_slice(&40000u16.to_be_bytes());
-                segment.extend_from_slice(&22u16.to_be_bytes());
+                segment.extend_from_slice(&sport.to_be_bytes());
+                segment.extend_from_slice(&dport.to_be_bytes());
                 segment.extend_from_slice(&self.seq.to_be_bytes());
                 segment.extend_from_slice(&0u32.to_be_bytes());
                 let offset_flags = (u16::from(self.doff) << 12) | (self.tcp_flags & 0x1ff);
@@ -1044,8 +1063,8 @@ impl ForgedV4 {
                 segment.extend_from_slice(&self.tcp_options);
             }
             17 => {
-                segment.extend_from_slice(&40000u16.to_be_bytes());
-                segment.extend_from_slice(&53u16.to_be_bytes());
+                segment.extend_from_slice(&sport.to_be_bytes());
+                segment.extend_from_slice(&dport.to_be_bytes());
                 let len = self
                     .udp_len
                     .unwrap_or_else(|| clamp16(8 + self.payload.len()));
@@ -1066,11 +1085,17 @@ impl ForgedV4 {
         ip[2..4].copy_from_slice(&clamp16(total).to_be_bytes());
         if self.l4_sum_right && matches!(self.proto, 6 | 17) {
             // Summed over the segment as the total length declares it, where it can be.
-            let declared = total.saturating_sub(ip.len()).min(segment.len());
+            // (Under the header's length, the lax parse reads the rest of the slice: summed
+            // over all of it.)
+            let declared = if total < ip.len() {
+                segment.len()
+            } else {
+                (total - ip.len()).min(segment.len())
+            };
             let at = if self.proto == 6 { 16 } else { 6 };
             if segment.len() >= at + 2 {
                 let mut pseudo = 0u32;
-                for pair in Self::SRC.chunks(2).chain(Self::DST.chunks(2)) {
+                for pair in src.chunks(2).chain(dst.chunks(2)) {
                     pseudo += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
                 }
                 pseudo += u32::from(self.proto) + u32::try_from(declared).expect("small");
@@ -1121,7 +1146,7 @@ impl ForgedV4 {
     }
 
     /// An ordinary SYN (window 1024, no options), its sums right, held whole.
-    fn syn() -> Self {
+    pub(crate) fn syn() -> Self {
         ForgedV4 {
             version: 4,
             ihl: 5,
@@ -1141,6 +1166,8 @@ impl ForgedV4 {
             payload: Vec::new(),
             cut: 0,
             pad: 0,
+            port: 22,
+            reverse: false,
         }
     }
 }
@@ -1495,7 +1522,7 @@ fn issue_29_red_b_each_edge_of_the_fast_path_reads_as_etherparse_does() {
     }
 }
 
-fn arb_forged_v4() -> impl Strategy<Value = ForgedV4> {
+pub(crate) fn arb_forged_v4() -> impl Strategy<Value = ForgedV4> {
     let total = prop_oneof![
         6 => Just(Total::Exact),
         1 => Just(Total::Header),
@@ -1594,6 +1621,8 @@ fn arb_forged_v4() -> impl Strategy<Value = ForgedV4> {
                     payload,
                     cut,
                     pad,
+                    port: 22,
+                    reverse: false,
                 }
             },
         )
