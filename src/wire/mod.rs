@@ -1024,6 +1024,17 @@ fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>)
     if payload.incomplete && whole {
         return Err(Skip::Truncated);
     }
+    // An IPv4 total length under the header's length: the kernel drops it (`ip_rcv_core`),
+    // where the lax slice reads the rest of the frame as its payload (issue 29, red team). A
+    // total length 0 is left to it where it may be a BIG TCP packet GRO built (over 64 KiB, or
+    // cut by the capture).
+    if let LaxIpSlice::Ipv4(v4) = &ip {
+        let header = v4.header();
+        let total = usize::from(header.total_len());
+        if total < header.slice().len() && (total != 0 || (whole && bytes.len() <= 0xffff)) {
+            return Err(Skip::Malformed);
+        }
+    }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
     // Where the transport header starts in `bytes` (after IPv6 extension headers).
     let transport = (payload.payload.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
