@@ -469,6 +469,9 @@ fn ten_syns(forge: impl Fn(u16) -> ForgedV4, whole: bool) -> (usize, Counters) {
     (found, *lazy.counters())
 }
 
+/// How a SYN to a port is forged.
+type Forge = Box<dyn Fn(u16) -> ForgedV4>;
+
 /// A SYN scan forged at each edge of the fast path's checks: counted where the kernel takes
 /// the SYN (IP options, DF, the reserved bit, Ethernet padding, a data offset covering
 /// options), and nowhere where the kernel drops it (IPv4 header sum wrong, a fragment, a total
@@ -476,11 +479,13 @@ fn ten_syns(forge: impl Fn(u16) -> ForgedV4, whole: bool) -> (usize, Counters) {
 /// etherparse alone judges it.
 #[test]
 fn issue_29_red_b_a_syn_scan_forged_at_the_fast_paths_edges_counts_where_the_kernel_takes_it() {
-    let syn = |port| ForgedV4 {
-        port,
-        ..ForgedV4::syn()
-    };
-    let taken: [(&str, Box<dyn Fn(u16) -> ForgedV4>); 6] = [
+    fn syn(port: u16) -> ForgedV4 {
+        ForgedV4 {
+            port,
+            ..ForgedV4::syn()
+        }
+    }
+    let taken: [(&str, Forge); 6] = [
         ("plain", Box::new(syn)),
         ("IHL 15", Box::new(|p| ForgedV4 { ihl: 15, ..syn(p) })),
         (
@@ -513,7 +518,7 @@ fn issue_29_red_b_a_syn_scan_forged_at_the_fast_paths_edges_counts_where_the_ker
             assert_eq!((found, c.probes), (1, 10), "{name} whole {whole}: {c:?}");
         }
     }
-    let dropped: [(&str, Box<dyn Fn(u16) -> ForgedV4>); 5] = [
+    let dropped: [(&str, Forge); 5] = [
         (
             "IP sum wrong",
             Box::new(|p| ForgedV4 {
