@@ -1641,3 +1641,51 @@ proptest::proptest! {
         }
     }
 }
+
+/// The red team's fix (b): an IPv4 total length under the header's length is one the kernel
+/// drops, read as malformed on every link type; a total length 0 stays etherparse's lax read
+/// (the rest of the frame) where the capture cut the frame, or where it is over 64 KiB (BIG
+/// TCP's GRO packets declare 0), and the fast path leaves all of them to etherparse.
+#[test]
+fn issue_29_red_b_a_total_length_under_the_header_is_malformed_unless_it_may_be_big_tcp() {
+    let whole = Metadata {
+        whole: true,
+        ..Metadata::default()
+    };
+    let cut = Metadata::default();
+    for total in [0u16, 1, 19, 20 * 3 - 1] {
+        for ihl in [5u8, 15] {
+            let forged = ForgedV4 {
+                total: Total::Any(total),
+                ihl,
+                ..ForgedV4::syn()
+            };
+            for (link, frame) in forged.frames() {
+                assert!(!fast(link, &frame), "{total} {ihl} {link:?}");
+                let header_short = usize::from(total) < usize::from(ihl) * 4;
+                if header_short {
+                    assert_eq!(
+                        read(link, &frame, whole).map(|s| s.packet),
+                        Err(Skip::Malformed),
+                        "{total} {ihl} {link:?}"
+                    );
+                }
+                assert_eq!(
+                    read(link, &frame, cut).is_ok(),
+                    total == 0 || !header_short,
+                    "{total} {ihl} {link:?}"
+                );
+            }
+        }
+    }
+    // A BIG TCP packet (total length 0, over 64 KiB) captured whole: read by the lax slice.
+    let big = ForgedV4 {
+        total: Total::Any(0),
+        tcp_flags: 0x010,
+        payload: vec![0; 70_000],
+        ..ForgedV4::syn()
+    };
+    let bytes = big.bytes();
+    let seen = read(LinkType::RawIp, &bytes, whole).expect("read");
+    assert_eq!(seen.packet.dst_port, 22);
+}
