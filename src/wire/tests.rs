@@ -1689,3 +1689,48 @@ fn issue_29_red_b_a_total_length_under_the_header_is_malformed_unless_it_may_be_
     let seen = read(LinkType::RawIp, &bytes, whole).expect("read");
     assert_eq!(seen.packet.dst_port, 22);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// Any bytes after an IPv4 header's first byte (0x45–0x4f, so that most reach the fast
+    /// path's checks), as a frame of every link type: the fast path and [`read`] read what
+    /// etherparse alone reads (the `packet` fuzz target asserts this for Ethernet and raw IP
+    /// only).
+    #[test]
+    fn issue_29_red_b_any_bytes_after_an_ipv4_start_read_as_etherparse_reads(
+        first in 0x40u8..0x50,
+        rest in proptest::collection::vec(any::<u8>(), 0..120),
+        proto in prop_oneof![Just(6u8), Just(17u8), any::<u8>()],
+        frag in prop_oneof![Just(0u16), Just(0x4000u16), any::<u16>()],
+    ) {
+        let mut ip = vec![first];
+        ip.extend_from_slice(&rest);
+        if ip.len() > 9 {
+            ip[9] = proto;
+        }
+        if ip.len() > 7 {
+            ip[6..8].copy_from_slice(&frag.to_be_bytes());
+        }
+        // The total length mostly what was written, or under it (Ethernet padding).
+        if ip.len() > 3 && rest.first().is_some_and(|b| b & 1 == 0) {
+            let len = clamp16(ip.len().saturating_sub(usize::from(rest[0] % 8)));
+            ip[2..4].copy_from_slice(&len.to_be_bytes());
+        }
+        let forged = ip;
+        for (link, head) in [
+            (LinkType::RawIp, &[][..]),
+            (LinkType::Ethernet, &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0][..]),
+            (LinkType::LinuxSll, &[0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0, 8, 0][..]),
+            (
+                LinkType::LinuxSll2,
+                &[8, 0, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0][..],
+            ),
+            (LinkType::Loopback, &[2, 0, 0, 0][..]),
+        ] {
+            let mut frame = head.to_vec();
+            frame.extend_from_slice(&forged);
+            let _ = assert_as_etherparse_reads(link, &frame);
+        }
+    }
+}
