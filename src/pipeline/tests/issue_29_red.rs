@@ -651,3 +651,48 @@ fn issue_29_red_b_a_syn_scan_declaring_less_than_its_ip_header_counts_nowhere() 
     );
     assert_eq!((found, c.probes), (0, 0), "{c:?}");
 }
+
+/// The conversation memory's IPv4 fingerprint (issue 29: both addresses in one word): a flow
+/// remembered going out is answered only by its exact reverse (addresses and ports each the
+/// other way), over IPv4 and IPv4-mapped IPv6 alike, never by the same flow again, the
+/// addresses or ports swapped alone, the other protocol, or a flow whose fields trade bits
+/// between the address pair and the ports.
+#[test]
+fn issue_29_red_b_the_conversation_memory_answers_only_a_flows_exact_reverse() {
+    let mut flows = RecentFlows::new(16, Duration::from_secs(60), 7);
+    let tcp = |src: &str, sport, dst: &str, dport| {
+        Packet::tcp(ip(src), sport, ip(dst), dport, TcpFlags::SYN)
+    };
+    let udp = |src: &str, sport, dst: &str, dport| Packet {
+        tcp_flags: None,
+        window: 0,
+        ..tcp(src, sport, dst, dport)
+    };
+    assert!(!flows.remember(at(0), &tcp(LOCAL, 5000, SCANNER, 80)));
+    assert!(!flows.remember(at(0), &udp(LOCAL, 5353, SCANNER, 53)));
+    let answers = [
+        (tcp(SCANNER, 80, LOCAL, 5000), true),
+        (
+            tcp("::ffff:203.0.113.7", 80, "::ffff:198.51.100.1", 5000),
+            true,
+        ),
+        (udp(SCANNER, 53, LOCAL, 5353), true),
+        (tcp(LOCAL, 5000, SCANNER, 80), false),
+        (tcp(SCANNER, 5000, LOCAL, 80), false),
+        (tcp(LOCAL, 80, SCANNER, 5000), false),
+        (udp(SCANNER, 80, LOCAL, 5000), false),
+        (tcp(SCANNER, 53, LOCAL, 5353), false),
+        (tcp("203.0.113.7", 80, "198.51.100.2", 5000), false),
+        (
+            tcp("2001:db8::cb00:7107", 80, "2001:db8::c633:6401", 5000),
+            false,
+        ),
+        (tcp("::203.0.113.7", 80, "::198.51.100.1", 5000), false),
+        (tcp("0.0.0.0", 80, "198.51.100.1", 5000), false),
+    ];
+    for (p, answer) in &answers {
+        assert_eq!(flows.is_answer(at(1), p), *answer, "{p:?}");
+    }
+    // Past its time, nothing answers it.
+    assert!(!flows.is_answer(at(61), &answers[0].0));
+}
