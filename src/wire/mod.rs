@@ -945,6 +945,9 @@ fn ipv4_tcp_udp(
     if word(6)? & 0x3fff != 0 {
         return None;
     }
+    if header_len > 20 && !ipv4_options_parse(bytes.get(20..header_len)?) {
+        return None;
+    }
     let address = |i: usize| -> Option<IpAddr> {
         let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
         Some(IpAddr::V4(std::net::Ipv4Addr::from(b)))
@@ -1003,6 +1006,26 @@ pub fn fast_path_agrees(link: LinkType, frame: &[u8]) -> bool {
     })
 }
 
+/// Whether IPv4 `options` (the header's bytes past its first 20) can be walked as the kernel
+/// walks them on arrival (`ip_options_compile`): after an end-of-list option nothing counts; a
+/// no-operation is one byte; any other option has a length byte of at least 2 that stays within
+/// the options. The kernel drops a datagram whose options it cannot walk (red team, issue 29);
+/// what each known option's own fields must hold, and the source routes its settings refuse,
+/// are not judged here.
+fn ipv4_options_parse(options: &[u8]) -> bool {
+    let mut rest = options;
+    loop {
+        match rest {
+            [] | [0, ..] => return true,
+            [1, tail @ ..] => rest = tail,
+            [_, len, ..] if *len >= 2 && usize::from(*len) <= rest.len() => {
+                rest = &rest[usize::from(*len)..];
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// [`packet_from_ip`] for any IP packet, by etherparse's lax slices.
 fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
@@ -1032,6 +1055,10 @@ fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>)
         let header = v4.header();
         let total = usize::from(header.total_len());
         if total < header.slice().len() && (total != 0 || (whole && bytes.len() <= 0xffff)) {
+            return Err(Skip::Malformed);
+        }
+        // Options the kernel cannot walk: it drops the datagram (`ip_options_compile`).
+        if !ipv4_options_parse(header.options()) {
             return Err(Skip::Malformed);
         }
     }
