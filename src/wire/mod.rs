@@ -376,6 +376,26 @@ pub fn read(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Seen<'_>, Sk
     })
 }
 
+/// [`read`] without the IPv4 fast path: etherparse's lax slices for every packet, as before
+/// issue 29 (the red team's tests compare the two on forged frames).
+#[cfg(test)]
+pub(crate) fn read_by_etherparse(
+    link: LinkType,
+    frame: &[u8],
+    seen: Metadata,
+) -> Result<Seen<'_>, Skip> {
+    let layer = ip_layer(link, frame, seen)?;
+    let (mut packet, mut at) = packet_from_any_ip(layer.ip, seen.whole)?;
+    at.kernel_checks =
+        !matches!(layer.direction, Direction::Outgoing | Direction::Unknown) && !layer.loopback;
+    packet.direction = layer.direction;
+    packet.ifindex = layer.ifindex;
+    Ok(Seen {
+        packet,
+        source: Source::Frame(at),
+    })
+}
+
 /// Parses one captured frame with all its details read: its checksums and other header fields
 /// beside the [`Packet`] (for tests, tools, and a replay's first look).
 ///
@@ -925,6 +945,9 @@ fn ipv4_tcp_udp(
     if word(6)? & 0x3fff != 0 {
         return None;
     }
+    if header_len > 20 && !ipv4_options_parse(bytes.get(20..header_len)?) {
+        return None;
+    }
     let address = |i: usize| -> Option<IpAddr> {
         let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
         Some(IpAddr::V4(std::net::Ipv4Addr::from(b)))
@@ -983,6 +1006,26 @@ pub fn fast_path_agrees(link: LinkType, frame: &[u8]) -> bool {
     })
 }
 
+/// Whether IPv4 `options` (the header's bytes past its first 20) can be walked as the kernel
+/// walks them on arrival (`ip_options_compile`): after an end-of-list option nothing counts; a
+/// no-operation is one byte; any other option has a length byte of at least 2 that stays within
+/// the options. The kernel drops a datagram whose options it cannot walk (red team, issue 29);
+/// what each known option's own fields must hold, and the source routes its settings refuse,
+/// are not judged here.
+fn ipv4_options_parse(options: &[u8]) -> bool {
+    let mut rest = options;
+    loop {
+        match rest {
+            [] | [0, ..] => return true,
+            [1, tail @ ..] => rest = tail,
+            [_, len, ..] if *len >= 2 && usize::from(*len) <= rest.len() => {
+                rest = &rest[usize::from(*len)..];
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// [`packet_from_ip`] for any IP packet, by etherparse's lax slices.
 fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
@@ -1003,6 +1046,21 @@ fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>)
     // Shorter than its header says, with nothing cut by the capture: the kernel drops it.
     if payload.incomplete && whole {
         return Err(Skip::Truncated);
+    }
+    // An IPv4 total length under the header's length: the kernel drops it (`ip_rcv_core`),
+    // where the lax slice reads the rest of the frame as its payload (issue 29, red team). A
+    // total length 0 is left to it where it may be a BIG TCP packet GRO built (over 64 KiB, or
+    // cut by the capture).
+    if let LaxIpSlice::Ipv4(v4) = &ip {
+        let header = v4.header();
+        let total = usize::from(header.total_len());
+        if total < header.slice().len() && (total != 0 || (whole && bytes.len() <= 0xffff)) {
+            return Err(Skip::Malformed);
+        }
+        // Options the kernel cannot walk: it drops the datagram (`ip_options_compile`).
+        if !ipv4_options_parse(header.options()) {
+            return Err(Skip::Malformed);
+        }
     }
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
     // Where the transport header starts in `bytes` (after IPv6 extension headers).
@@ -1069,4 +1127,4 @@ fn clamp16(n: usize) -> u16 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

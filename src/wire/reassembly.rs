@@ -229,6 +229,10 @@ fn v4_fragment(ip: &[u8]) -> Result<Fragment<'_>, Skip> {
     if total < ihl {
         return Err(Skip::Malformed);
     }
+    // Options the kernel cannot walk: it drops the fragment before reassembly.
+    if !super::ipv4_options_parse(&header[20..]) {
+        return Err(Skip::Malformed);
+    }
     let flags = word(ip, 6).ok_or(Skip::Truncated)?;
     let data = &ip[ihl..ip.len().min(total)];
     Ok(Fragment {

@@ -441,3 +441,46 @@ fn fragments_from_two_interfaces_never_make_one_datagram() {
     let (p, _) = complete(r.insert(at(0), &last));
     assert_eq!((p.ifindex, p.direction), (Some(2), Direction::Incoming));
 }
+
+/// `frame` (Ethernet, IPv4 without options) with IPv4 `options` (a whole number of words)
+/// inserted after its header, the lengths and header sum fixed.
+fn with_ip_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    let mut out = frame[..34].to_vec();
+    out.extend_from_slice(options);
+    out.extend_from_slice(&frame[34..]);
+    let words = u8::try_from(options.len() / 4).unwrap();
+    out[14] = 0x45 + words;
+    let total = u16::from_be_bytes([out[16], out[17]]) + u16::from(words) * 4;
+    out[16..18].copy_from_slice(&total.to_be_bytes());
+    let hl = 20 + options.len();
+    out[24] = 0;
+    out[25] = 0;
+    let sum = !Sum::default().add(&out[14..14 + hl]).fold();
+    out[24..26].copy_from_slice(&sum.to_be_bytes());
+    out
+}
+
+/// Red team (b), issue 29: a fragment whose IPv4 options the kernel cannot walk
+/// (`ip_options_compile`: a timestamp option of length 1) is dropped before reassembly, so a
+/// SYN in fragments, one of them so forged, is never whole; with options the kernel walks (four
+/// no-ops) it is.
+#[test]
+fn issue_29_red_b_a_fragment_with_options_the_kernel_cannot_walk_makes_no_datagram() {
+    for (options, whole) in [([1u8, 1, 1, 1], true), ([0x44, 0x01, 0, 0], false)] {
+        let mut frags = frames::fragments(&syn(SCANNER, LOCAL, 22), 8, 0x1234);
+        frags[1] = with_ip_options(&frags[1], &options);
+        let mut r = Reassembler::new(Limits::default());
+        let mut last = Outcome::Dropped;
+        for f in &frags {
+            match fragment_of(LinkType::Ethernet, f, Metadata::default()) {
+                Ok(fragment) => last = r.insert(at(0), &fragment),
+                Err(e) => assert_eq!((e, whole), (Skip::Malformed, false), "{options:02x?}"),
+            }
+        }
+        assert_eq!(
+            matches!(last, Outcome::Complete(..)),
+            whole,
+            "{options:02x?}: {last:?}"
+        );
+    }
+}
