@@ -746,43 +746,29 @@ enum Either<'a> {
     Frame(InHeaders<'a>),
 }
 
+/// Each field from where it is.
+macro_rules! either {
+    ($($field:ident -> $ty:ty),* $(,)?) => {
+        $(
+            fn $field(&self) -> $ty {
+                match self {
+                    Either::Read(s) => s.$field(),
+                    Either::Frame(h) => h.$field(),
+                }
+            }
+        )*
+    };
+}
+
 impl Fields for Either<'_> {
-    fn ip_id(&self) -> u16 {
-        match self {
-            Either::Read(s) => s.ip_id(),
-            Either::Frame(h) => h.ip_id(),
-        }
-    }
-    fn dont_fragment(&self) -> bool {
-        match self {
-            Either::Read(s) => s.dont_fragment(),
-            Either::Frame(h) => h.dont_fragment(),
-        }
-    }
-    fn seq(&self) -> u32 {
-        match self {
-            Either::Read(s) => s.seq(),
-            Either::Frame(h) => h.seq(),
-        }
-    }
-    fn options(&self) -> &[u8] {
-        match self {
-            Either::Read(s) => s.options(),
-            Either::Frame(h) => h.options(),
-        }
-    }
-    fn payload_len(&self) -> u16 {
-        match self {
-            Either::Read(s) => s.payload_len(),
-            Either::Frame(h) => h.payload_len(),
-        }
-    }
-    fn head(&self) -> &[u8] {
-        match self {
-            Either::Read(s) => s.head(),
-            Either::Frame(h) => h.head(),
-        }
-    }
+    either!(
+        ip_id -> u16,
+        dont_fragment -> bool,
+        seq -> u32,
+        options -> &[u8],
+        payload_len -> u16,
+        head -> &[u8],
+    );
 }
 
 /// A frame down to its IP header, with what its link layer and the capture said of it.

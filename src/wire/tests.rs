@@ -202,13 +202,7 @@ fn every_prefix_of_a_frame_is_skipped_as_truncated_and_never_panics() {
 #[test]
 fn garbage_never_panics() {
     // A deterministic xorshift stream, so a failure reproduces.
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut buf = [0u8; 128];
     for round in 0..20_000 {
         for b in buf.iter_mut() {
@@ -814,13 +808,7 @@ fn the_cheap_parse_leaves_the_details_in_the_frame_and_reads_them_the_same() {
 /// the capture, data offsets past the end, payloads declared longer than captured).
 #[test]
 fn fields_read_one_at_a_time_are_the_shapes_whatever_the_bytes() {
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        usize::try_from(state % 1_000_003).expect("small")
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let frames = [
         (LinkType::Ethernet, hex(MASSCAN_SYN)),
         (LinkType::LinuxSll2, hex(SLL2_SYN)),
@@ -835,13 +823,8 @@ fn fields_read_one_at_a_time_are_the_shapes_whatever_the_bytes() {
     ];
     let mut read_ok = 0;
     for (link, frame) in &frames {
-        for _ in 0..3_000 {
-            let mut bytes = frame.clone();
-            for _ in 0..1 + next() % 3 {
-                let at = next() % bytes.len();
-                bytes[at] = u8::try_from(next() % 256).expect("a byte");
-            }
-            bytes.truncate(bytes.len() - next() % 8);
+        for round in 0..3_000 {
+            let bytes = changed(frame, round, &mut next);
             if let Ok(seen) = read(*link, &bytes, Metadata::default()) {
                 read_ok += 1;
                 assert_eq!(
@@ -861,13 +844,7 @@ fn fields_read_one_at_a_time_are_the_shapes_whatever_the_bytes() {
 /// Ethernet padding, with random bytes changed and cut short); and it reads most of them.
 #[test]
 fn the_ipv4_fast_path_reads_what_etherparse_reads() {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        usize::try_from(state % 1_000_003).expect("small")
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let frames = [
         (LinkType::Ethernet, hex(MASSCAN_SYN)),
         (LinkType::RawIp, built(false, false, b"")),
@@ -885,18 +862,7 @@ fn the_ipv4_fast_path_reads_what_etherparse_reads() {
     let (mut fast, mut all) = (0, 0);
     for (link, frame) in &frames {
         for round in 0..4_000 {
-            let mut bytes = frame.clone();
-            // The first round of each frame unchanged, then one to three bytes changed (in the
-            // first 80: the headers) and, one time in four, the end cut.
-            if round > 0 {
-                for _ in 0..1 + next() % 3 {
-                    let at = next() % bytes.len().min(80);
-                    bytes[at] = u8::try_from(next() % 256).expect("a byte");
-                }
-                if next() % 4 == 0 {
-                    bytes.truncate(bytes.len() - next() % 12);
-                }
-            }
+            let bytes = changed(frame, round, &mut next);
             let Ok(layer) = ip_layer(*link, &bytes, Metadata::default()) else {
                 continue;
             };
@@ -920,6 +886,35 @@ fn the_ipv4_fast_path_reads_what_etherparse_reads() {
     }
     // The changed frames the fast path leaves to etherparse are a minority.
     assert!(fast * 2 > all, "{fast} of {all}");
+}
+
+/// A deterministic xorshift stream (a failure reproduces), as `u64`s.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+/// `frame` as round `round` of a test changes it: unchanged in round 0, then one to three
+/// bytes changed in its first 80 (the headers) and, one time in four, its end cut by up to 11.
+fn changed(frame: &[u8], round: usize, next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    let mut bytes = frame.to_vec();
+    if round == 0 {
+        return bytes;
+    }
+    let mut below = |n: usize| usize::try_from(next() % n as u64).expect("under n");
+    for _ in 0..1 + below(3) {
+        let at = below(bytes.len().min(80));
+        bytes[at] = u8::try_from(below(256)).expect("a byte");
+    }
+    if below(4) == 0 {
+        let cut = below(12);
+        bytes.truncate(bytes.len() - cut);
+    }
+    bytes
 }
 
 /// Every field of a [`Fields`], to compare two sources of them.
