@@ -359,15 +359,19 @@ pub fn parse_with(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Packet
 #[inline]
 pub fn read(link: LinkType, frame: &[u8], seen: Metadata) -> Result<Seen<'_>, Skip> {
     let layer = ip_layer(link, frame, seen)?;
-    let kernel_checks =
-        !matches!(layer.direction, Direction::Outgoing | Direction::Unknown) && !layer.loopback;
     // The common packet built where it is returned: a packet built, then copied whole, is read
     // with wide loads of what was just stored narrow, which stalls (issue 29).
+    let kernel_checks = layer.kernel_checks();
     if let Some(seen) = ipv4_tcp_udp(layer.ip, layer.direction, layer.ifindex, kernel_checks) {
         return Ok(seen);
     }
-    let (mut packet, mut at) = packet_from_any_ip(layer.ip, seen.whole)?;
-    at.kernel_checks = kernel_checks;
+    read_any(&layer, seen.whole)
+}
+
+/// [`read`] of a packet the fast path leaves (or, in tests, of any): etherparse's lax slices.
+fn read_any<'a>(layer: &IpLayer<'a>, whole: bool) -> Result<Seen<'a>, Skip> {
+    let (mut packet, mut at) = packet_from_any_ip(layer.ip, whole)?;
+    at.kernel_checks = layer.kernel_checks();
     packet.direction = layer.direction;
     packet.ifindex = layer.ifindex;
     Ok(Seen {
@@ -384,16 +388,7 @@ pub(crate) fn read_by_etherparse(
     frame: &[u8],
     seen: Metadata,
 ) -> Result<Seen<'_>, Skip> {
-    let layer = ip_layer(link, frame, seen)?;
-    let (mut packet, mut at) = packet_from_any_ip(layer.ip, seen.whole)?;
-    at.kernel_checks =
-        !matches!(layer.direction, Direction::Outgoing | Direction::Unknown) && !layer.loopback;
-    packet.direction = layer.direction;
-    packet.ifindex = layer.ifindex;
-    Ok(Seen {
-        packet,
-        source: Source::Frame(at),
-    })
+    read_any(&ip_layer(link, frame, seen)?, seen.whole)
 }
 
 /// Parses one captured frame with all its details read: its checksums and other header fields
@@ -782,6 +777,14 @@ struct IpLayer<'a> {
     ifindex: Option<u32>,
     /// Whether it came over a loopback device, as far as anything says.
     loopback: bool,
+}
+
+impl IpLayer<'_> {
+    /// Whether the kernel checks its transport sum before any socket sees it: it arrived (the
+    /// capture says so) over a device other than loopback ([`InFrame::kernel_checks`]).
+    fn kernel_checks(&self) -> bool {
+        !matches!(self.direction, Direction::Outgoing | Direction::Unknown) && !self.loopback
+    }
 }
 
 /// Slices the link layer of `frame` off: its IP bytes, direction, interface and device type.
