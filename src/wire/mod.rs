@@ -1015,8 +1015,10 @@ fn ipv4_options_parse(options: &[u8]) -> bool {
     }
 }
 
-/// [`packet_from_ip`] for any IP packet, by etherparse's lax slices.
-fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
+/// `bytes` as etherparse's lax IP slice, if the kernel would take the datagram whole on
+/// arrival (not a fragment, not cut short where the capture holds the `whole` frame, an IPv4
+/// header whose total length and options hold), else why not.
+fn ip_the_kernel_takes(bytes: &[u8], whole: bool) -> Result<LaxIpSlice<'_>, Skip> {
     use etherparse::err::ip::LaxHeaderSliceError;
     let (ip, ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| match e {
         LaxHeaderSliceError::Len(_) => Skip::Truncated,
@@ -1051,6 +1053,13 @@ fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>)
             return Err(Skip::Malformed);
         }
     }
+    Ok(ip)
+}
+
+/// [`packet_from_ip`] for any IP packet, by etherparse's lax slices.
+fn packet_from_any_ip(bytes: &[u8], whole: bool) -> Result<(Packet, InFrame<'_>), Skip> {
+    let ip = ip_the_kernel_takes(bytes, whole)?;
+    let payload = ip.payload();
     let (src, dst) = (ip.source_addr(), ip.destination_addr());
     // Where the transport header starts in `bytes` (after IPv6 extension headers).
     let transport = (payload.payload.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
