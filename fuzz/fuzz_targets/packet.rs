@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             // The fields the rules read one at a time from the frame are the shape's.
             let (fields, shape) = (seen.fields(), seen.shape());
             assert_eq!(same_fields(&fields), same_fields(&shape));
-            let recognise = scansentry::detect::fingerprint::recognise;
+            use scansentry::detect::fingerprint::recognise;
             assert_eq!(recognise(&seen.packet, &fields), recognise(&seen.packet, &shape));
             // The details read lazily are the ones read at once.
             let lazy = wire::Lazy::from(seen);
