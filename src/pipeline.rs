@@ -631,11 +631,7 @@ impl Pipeline {
             self.counters.not_local += 1;
             return None;
         }
-        // Whether a probe answers a flow of ours is asked here, and judged after the other
-        // checks: the conversation memory is large, and its slot is fetched meanwhile (issue
-        // 29). A packet with no probe kind asks only if a tool's mark makes it count.
         let kind = p.probe_kind();
-        let answer = kind.map(|_| self.flows.is_answer(at, p));
         let rst = crate::wire::TcpFlags::RST.bits();
         if p.tcp_flags.is_some_and(|f| f.bits() & 0x3f == rst)
             && d.integrity() == wire::Integrity::Valid
@@ -675,7 +671,7 @@ impl Pipeline {
             c.bad_checksum += 1;
             return None;
         }
-        if answer.unwrap_or_else(|| self.flows.is_answer(at, p)) {
+        if self.flows.is_answer(at, p) {
             c.replies += 1;
             return None;
         }

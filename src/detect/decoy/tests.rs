@@ -43,9 +43,16 @@ fn rst(from: &str, port: u16, seq: u32) -> Full {
 
 /// nmap -D: the same SYN+ACKs to the real scanner and the decoy, the real one answering.
 fn decoy_scan(d: &mut Decoys, answer: impl Fn(u16) -> Option<Full>) {
+    decoy_scan_with(d, &[DECOY], answer);
+}
+
+/// [`decoy_scan`] with `decoys` (in that order, before the real scanner).
+fn decoy_scan_with(d: &mut Decoys, decoys: &[&str], answer: impl Fn(u16) -> Option<Full>) {
     for (i, port) in [22u16, 80].into_iter().enumerate() {
         let t = at(i as u64);
-        d.sent_full(t, &syn_ack(DECOY, port, 1000));
+        for decoy in decoys {
+            d.sent_full(t, &syn_ack(decoy, port, 1000));
+        }
         d.sent_full(t, &syn_ack(REAL, port, 1000));
         if let Some(r) = answer(port) {
             d.arrived_full(at(i as u64 + 1), &r);
@@ -183,13 +190,7 @@ fn a_scans_sources_keep_their_records_whatever_the_seed() {
         // three addresses apart).
         let seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut d = Decoys::new(12, seed);
-        for (i, port) in [22u16, 80].into_iter().enumerate() {
-            let t = at(i as u64);
-            d.sent_full(t, &syn_ack(DECOY, port, 1000));
-            d.sent_full(t, &syn_ack(DECOY2, port, 1000));
-            d.sent_full(t, &syn_ack(REAL, port, 1000));
-            d.arrived_full(at(i as u64 + 1), &rst(REAL, port, 1001));
-        }
+        decoy_scan_with(&mut d, &[DECOY, DECOY2], |port| Some(rst(REAL, port, 1001)));
         d.sweep(at(2_500));
         let mut named: Vec<IpAddr> = d.take_verdicts().0.iter().map(|v| v.decoy).collect();
         named.sort();
@@ -229,13 +230,7 @@ fn named_despite_a_flood(flood: u32) -> usize {
     (1..=200u64)
         .filter(|&i| {
             let mut d = Decoys::new(12, i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            for (i, port) in [22u16, 80].into_iter().enumerate() {
-                let t = at(i as u64);
-                d.sent_full(t, &syn_ack(DECOY, port, 1000));
-                d.sent_full(t, &syn_ack(DECOY2, port, 1000));
-                d.sent_full(t, &syn_ack(REAL, port, 1000));
-                d.arrived_full(at(i as u64 + 1), &rst(REAL, port, 1001));
-            }
+            decoy_scan_with(&mut d, &[DECOY, DECOY2], |port| Some(rst(REAL, port, 1001)));
             for n in 0..flood {
                 let forged = std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | u128::from(n));
                 let t = at(10 + u64::from(n) * 1_890 / u64::from(flood.max(1)));
